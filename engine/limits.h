@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * limits.h — every bound of the Pomai engine and of its wire format, in one place.
+ *
+ * Each limit is a named constant whose name carries its unit (_BYTES, _MS, _COUNT …)
+ * and whose comment says why it has that value. Overridable defaults use #ifndef so a
+ * build can change them (-DPM_K_MAX=2048); hard relationships between limits are
+ * checked with _Static_assert at the bottom so an override cannot break them.
+ *
+ * A request that breaks any of these gets an error status (see status.h); nothing is
+ * allocated for it and no other client is affected.
+ */
+#ifndef POMAI_ENGINE_LIMITS_H
+#define POMAI_ENGINE_LIMITS_H
+
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- wire format */
+
+/* One frame must fit one UDP datagram over IPv4: 65535 - 20 (IP) - 8 (UDP). */
+#ifndef PM_FRAME_BYTES_MAX
+#define PM_FRAME_BYTES_MAX 65507u
+#endif
+
+/* Fixed frame header, see docs/protocol.md. */
+#define PM_FRAME_HEADER_BYTES 24u
+
+/* Keys are identifiers, not payloads: 1 KiB keeps key compares cheap and lets a
+ * whole KNN reply page hold many results. */
+#ifndef PM_KEY_BYTES_MAX
+#define PM_KEY_BYTES_MAX 1024u
+#endif
+
+/* Values: 60 KiB, so that header + largest key + largest value + TTL still fit one
+ * frame (checked below). Larger objects belong in a blob store, not a UDP cache. */
+#ifndef PM_VALUE_BYTES_MAX
+#define PM_VALUE_BYTES_MAX 61440u
+#endif
+
+/* Vector dimension: 4096 f32 components = 16 KiB, above every common embedding
+ * size (384, 768, 1024, 1536, 3072). */
+#ifndef PM_DIM_MAX
+#define PM_DIM_MAX 4096u
+#endif
+
+/* Neighbours per KNN query. A reply larger than one frame is split into several
+ * frames flagged MORE (docs/protocol.md), so k is bounded by work, not by MTU. */
+#ifndef PM_K_MAX
+#define PM_K_MAX 1024u
+#endif
+
+/* Search breadth for approximate search (HNSW ef); bounds per-query work. */
+#ifndef PM_EF_MAX
+#define PM_EF_MAX 4096u
+#endif
+
+/* Collection names: short human-chosen identifiers. */
+#ifndef PM_COLLECTION_NAME_BYTES_MAX
+#define PM_COLLECTION_NAME_BYTES_MAX 64u
+#endif
+
+/* INFO section names ("memory", "keyspace", …). */
+#define PM_INFO_SECTION_BYTES_MAX 32u
+
+/* Largest INFO reply text: must fit one frame with its header and length field. */
+#define PM_INFO_TEXT_BYTES_MAX 8192u
+
+/* TTL: 2^40 ms is about 34.8 years; expiry times are stored in 48 bits of ms. */
+#define PM_TTL_MS_MAX (UINT64_C(1) << 40)
+
+/* ---------------------------------------------------------------- one shard */
+
+/* Collections per shard: the seed stores a collection id in 16 bits, and the
+ * name lookup is a scan, so keep the table small. */
+#ifndef PM_COLLECTIONS_MAX
+#define PM_COLLECTIONS_MAX 256u
+#endif
+
+/* Seed slot size: one cache line. 16 bytes of header + 48 bytes inline data. */
+#define PM_SEED_BYTES 64u
+#define PM_SEED_HEADER_BYTES 16u
+#define PM_SEED_INLINE_BYTES (PM_SEED_BYTES - PM_SEED_HEADER_BYTES)
+
+/* Seeds per shard: seed indexes are 32-bit and UINT32_MAX means "none". */
+#define PM_SEEDS_MAX (UINT32_MAX - 1u)
+
+/* Arena bounds. The minimum leaves room for the seed map, a few seeds and a blob
+ * of each size class; the maximum is the 48-bit offset space seeds can address. */
+#define PM_ARENA_BYTES_MIN (UINT64_C(1) << 20)
+#define PM_ARENA_BYTES_MAX (UINT64_C(1) << 46)
+
+/* Blob size classes: 8-byte steps from 24 to 64 bytes, then four classes per power
+ * of two up to 1 MiB, so the worst internal waste of any class is below 20 % for
+ * every request of at least 20 bytes (the engine never asks for less; see arena.c). */
+#define PM_BLOB_BYTES_MIN 24u
+#define PM_BLOB_REQUEST_BYTES_MIN 20u
+#define PM_BLOB_BYTES_MAX (1u << 20)
+
+/* Active expiry: seed slots inspected per expiry cycle, so a cycle costs a bounded,
+ * small amount of time between polling bursts (~tens of microseconds). */
+#ifndef PM_EXPIRE_SCAN_SEEDS_MAX
+#define PM_EXPIRE_SCAN_SEEDS_MAX 1024u
+#endif
+
+/* ---------------------------------------------------------------- sanity */
+
+_Static_assert(PM_FRAME_HEADER_BYTES + 4 + PM_KEY_BYTES_MAX + 4 + PM_VALUE_BYTES_MAX + 8
+                   <= PM_FRAME_BYTES_MAX,
+               "largest SET must fit one frame");
+_Static_assert(PM_FRAME_HEADER_BYTES + 1 + 4 + PM_KEY_BYTES_MAX + 4 + 4 * PM_DIM_MAX + 8 + 4 +
+                       PM_COLLECTION_NAME_BYTES_MAX <=
+                   PM_FRAME_BYTES_MAX,
+               "largest vector add must fit one frame");
+_Static_assert(PM_FRAME_HEADER_BYTES + 4 + 4 + PM_KEY_BYTES_MAX + 4 <= PM_FRAME_BYTES_MAX,
+               "one KNN result must fit one reply frame");
+_Static_assert(PM_FRAME_HEADER_BYTES + 4 + PM_INFO_TEXT_BYTES_MAX <= PM_FRAME_BYTES_MAX,
+               "INFO text must fit one frame");
+_Static_assert(PM_COLLECTIONS_MAX <= 65535u, "collection ids are 16-bit");
+_Static_assert(PM_SEED_BYTES % 64u == 0, "seed slots are whole cache lines");
+_Static_assert(32u + 4u * PM_DIM_MAX <= PM_BLOB_BYTES_MAX, "largest vector fits a blob");
+_Static_assert(PM_KEY_BYTES_MAX + PM_VALUE_BYTES_MAX <= PM_BLOB_BYTES_MAX,
+               "largest key+value fits a blob");
+_Static_assert(PM_EF_MAX >= PM_K_MAX, "ef must be able to reach k");
+
+#endif

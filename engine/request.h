@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * request.h — a decoded request and the reply the shard produces for it.
+ *
+ * The frame decoder (dataplane/codec.c) fills a struct pm_request whose pointers
+ * point into the received frame (zero copy; byte arrays may be unaligned). The
+ * shard (shard.c) applies it and fills a struct pm_reply whose pointers point into
+ * the shard's arena or its scratch space; they stay valid until the next call that
+ * mutates the shard. The encoder then writes the reply frame.
+ */
+#ifndef POMAI_ENGINE_REQUEST_H
+#define POMAI_ENGINE_REQUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "status.h"
+
+enum pm_op {
+	PM_OP_NONE = 0,
+	PM_OP_SET,
+	PM_OP_GET,
+	PM_OP_DEL,
+	PM_OP_INFO,
+	PM_OP_VADD,     /* 'V' 'A' */
+	PM_OP_VGET,     /* 'V' 'G' */
+	PM_OP_VDEL,     /* 'V' 'D' */
+	PM_OP_VQUERY,   /* 'V' 'Q' */
+	PM_OP_CCREATE,  /* 'V' 'C' */
+	PM_OP_CDROP,    /* 'V' 'X' */
+	PM_OP_CLIST,    /* 'V' 'L' */
+	PM_OP_COUNT
+};
+
+enum pm_metric {
+	PM_METRIC_L2 = 0, /* squared Euclidean distance (the default) */
+	PM_METRIC_IP = 1, /* 1 - dot(a, b) */
+	PM_METRIC_COSINE = 2, /* 1 - dot(a, b) / (|a| |b|) */
+	PM_METRIC_COUNT
+};
+
+enum pm_dtype {
+	PM_DTYPE_F32 = 0, /* the only type stored today; f16 = 1, i8 = 2 reserved */
+	PM_DTYPE_COUNT
+};
+
+enum pm_index_kind {
+	PM_INDEX_FLAT = 0, /* exact scan */
+	PM_INDEX_HNSW = 1, /* approximate graph index (parameters kept; see docs) */
+	PM_INDEX_COUNT
+};
+
+struct pm_collection_params {
+	uint32_t dim;
+	uint8_t metric;     /* enum pm_metric */
+	uint8_t index;      /* enum pm_index_kind */
+	uint16_t hnsw_m;    /* HNSW links per node; 0 = default */
+	uint32_t ef_construction; /* 0 = default */
+	uint32_t ef_search;       /* 0 = default */
+};
+
+struct pm_bytes {
+	const uint8_t *ptr;
+	uint32_t len;
+};
+
+struct pm_request {
+	uint8_t op;          /* enum pm_op */
+	uint64_t id;         /* request id, echoed in the reply */
+	struct pm_bytes key;
+	struct pm_bytes value;      /* SET */
+	struct pm_bytes collection; /* vector ops; len 0 = default collection */
+	struct pm_bytes section;    /* INFO */
+	const uint8_t *vec;  /* little-endian f32 components, possibly unaligned */
+	uint32_t dim;
+	uint32_t k;
+	uint32_t ef;         /* 0 = collection default */
+	uint64_t ttl_ms;     /* 0 = no TTL */
+	bool has_ttl;
+	bool exact;          /* VQUERY: force exact (flat) search */
+	struct pm_collection_params params; /* CCREATE */
+};
+
+struct pm_knn_hit {
+	uint32_t seed;  /* seed index in the shard (for the key) */
+	float dist;     /* the metric's distance; smaller is nearer */
+};
+
+struct pm_coll_info {
+	struct pm_bytes name;
+	struct pm_collection_params params;
+	uint64_t count;  /* vectors in the collection */
+	uint64_t bytes;  /* arena bytes of its vector blobs */
+};
+
+struct pm_reply {
+	enum pm_status status;
+	uint8_t op;
+	uint64_t id;
+	uint32_t removed;         /* DEL, VDEL, CDROP: 0 or 1 */
+	struct pm_bytes value;    /* GET value; VGET raw f32 bytes; INFO text */
+	uint32_t dim;             /* VGET */
+	struct pm_bytes collection; /* VGET: the vector's collection name */
+	/* VQUERY: hits sorted by (dist, key); keys[i] is the key of hits[i]. */
+	const struct pm_knn_hit *hits;
+	const struct pm_bytes *keys;
+	uint32_t nhits;
+	/* CLIST */
+	const struct pm_coll_info *colls;
+	uint32_t ncolls;
+};
+
+#endif

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * cu_main.h — the shared CUnit runner: each test file lists its tests in a
+ * static CU_TestInfo array and calls pm_cu_run(suite_name, tests).
+ * Exit codes follow meson: 0 pass, 1 fail, 77 skip.
+ */
+#ifndef POMAI_TESTS_CU_MAIN_H
+#define POMAI_TESTS_CU_MAIN_H
+
+#include <CUnit/Basic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define PM_TEST_SKIP 77
+
+static inline int pm_cu_run(const char *suite_name, CU_TestInfo *tests)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_SuiteInfo suites[] = {
+		{ suite_name, NULL, NULL, NULL, NULL, tests },
+		CU_SUITE_INFO_NULL,
+	};
+	if (CU_register_suites(suites) != CUE_SUCCESS) {
+		fprintf(stderr, "CU_register_suites: %s\n", CU_get_error_msg());
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	unsigned ran = CU_get_number_of_tests_run();
+	CU_cleanup_registry();
+	if (ran == 0)
+		return 1;
+	return failed ? 1 : 0;
+}
+
+/* Deterministic test RNG (splitmix64): tests print their seed on failure paths. */
+static inline uint64_t pm_test_rand(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+#endif
