@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * info.c — a shard's INFO text: Redis-like "# Section" headers and
+ * "field:value\r\n" lines, bounded by the caller's buffer (never more than
+ * PM_INFO_TEXT_BYTES_MAX). Sections: keyspace, memory, vectors, stats.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "shard.h"
+
+struct text {
+	char *buf;
+	uint32_t len, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+	if (t->len >= t->cap)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->len = PM_MIN(t->cap - 1, t->len + (uint32_t)n); /* keep what fitted */
+}
+
+static void sec_keyspace(struct pm_shard *sh, struct text *t)
+{
+	put(t, "# Keyspace\r\nkeys:%llu\r\nvectors:%llu\r\nseeds_used:%u\r\nseeds_capacity:%u\r\n",
+	    (unsigned long long)sh->stats.keys, (unsigned long long)sh->stats.vectors,
+	    sh->arena.seeds_used, sh->arena.seed_capacity);
+	put(t, "expired_lazy:%llu\r\nexpired_active:%llu\r\n",
+	    (unsigned long long)sh->stats.expired_lazy, (unsigned long long)sh->stats.expired_active);
+}
+
+static void sec_memory(struct pm_shard *sh, struct text *t)
+{
+	struct pm_arena_stats st;
+	pm_arena_stats(&sh->arena, &st);
+	put(t, "# Memory\r\narena_bytes:%llu\r\narena_hugepages:%d\r\nseed_bytes:%llu\r\n"
+	       "static_bytes:%llu\r\nblob_bytes_used:%llu\r\nblob_bytes_requested:%llu\r\n"
+	       "blob_bytes_free:%llu\r\nblob_bytes_unused:%llu\r\n",
+	    (unsigned long long)st.bytes_total, sh->arena.hugepages,
+	    (unsigned long long)st.seed_bytes, (unsigned long long)st.static_bytes,
+	    (unsigned long long)st.blob_bytes_used, (unsigned long long)st.blob_bytes_requested,
+	    (unsigned long long)st.blob_bytes_free, (unsigned long long)st.blob_bytes_unused);
+}
+
+static void sec_vectors(struct pm_shard *sh, struct text *t)
+{
+	put(t, "# Vectors\r\ncollections:%u\r\nknn_queries:%llu\r\nknn_scanned:%llu\r\n",
+	    sh->ncolls, (unsigned long long)sh->stats.knn_queries,
+	    (unsigned long long)sh->stats.knn_scanned);
+	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
+		const struct pm_collection *c = &sh->colls[i];
+		if (!c->live)
+			continue;
+		put(t, "collection:name=%.*s,default=%d,dim=%u,metric=%u,count=%llu,bytes=%llu\r\n",
+		    (int)c->name_len, (const char *)c->name, c->is_default, c->params.dim,
+		    c->params.metric, (unsigned long long)c->count, (unsigned long long)c->bytes);
+	}
+}
+
+static void sec_stats(struct pm_shard *sh, struct text *t)
+{
+	static const char *const op_names[PM_OP_COUNT] = {
+		"none", "set", "get", "del", "info", "vadd", "vget", "vdel", "vquery",
+		"ccreate", "cdrop", "clist",
+	};
+	put(t, "# Stats\r\nhits:%llu\r\nmisses:%llu\r\n", (unsigned long long)sh->stats.hits,
+	    (unsigned long long)sh->stats.misses);
+	for (unsigned i = 1; i < PM_OP_COUNT; i++)
+		put(t, "ops_%s:%llu\r\n", op_names[i], (unsigned long long)sh->stats.ops[i]);
+	uint64_t errors = 0;
+	for (unsigned i = 0; i < PM_STATUS_COUNT; i++)
+		errors += sh->stats.errors[i];
+	put(t, "errors:%llu\r\n", (unsigned long long)errors);
+}
+
+static bool wants(const char *section, uint32_t len, const char *name)
+{
+	return len == 0 || (strlen(name) == len && strncasecmp(section, name, len) == 0);
+}
+
+uint32_t pm_shard_info(struct pm_shard *sh, const char *section, uint32_t section_len,
+		       char *out, uint32_t cap)
+{
+	struct text t = { .buf = out, .len = 0, .cap = PM_MIN(cap, PM_INFO_TEXT_BYTES_MAX) };
+	if (t.cap == 0)
+		return 0;
+	out[0] = '\0';
+	if (!section)
+		section_len = 0;
+	if (wants(section, section_len, "keyspace"))
+		sec_keyspace(sh, &t);
+	if (wants(section, section_len, "memory"))
+		sec_memory(sh, &t);
+	if (wants(section, section_len, "vectors"))
+		sec_vectors(sh, &t);
+	if (wants(section, section_len, "stats"))
+		sec_stats(sh, &t);
+	return t.len;
+}

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * kv.c — keyspace lookups with lazy expiry, deletes, and SET / GET / DEL
+ * (layouts in kv.h).
+ */
+#include <string.h>
+
+#include "common.h"
+#include "kv.h"
+#include "vector.h"
+
+#define KEY_INLINE_KLEN_MAX (PM_SEED_INLINE_BYTES - sizeof(uint64_t)) /* 40 */
+#define KEY_INLINE_VLEN_MIN PM_BLOB_BYTES_MIN                          /* 24 */
+
+/* ---------------------------------------------------------------- keyspace */
+
+static inline bool expired(const struct pm_seed *s, uint64_t now_ms)
+{
+	uint64_t at = pm_seed_expiry(s);
+	return at != 0 && at <= now_ms;
+}
+
+uint32_t pm_ks_find(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+		    uint64_t now_ms)
+{
+	uint32_t idx = pm_seedmap_find(&sh->map, &sh->arena, key, klen, hash);
+	if (idx != PM_SEED_NONE && unlikely(expired(pm_seed_at(&sh->arena, idx), now_ms))) {
+		pm_ks_delete(sh, idx, hash);
+		sh->stats.expired_lazy++;
+		return PM_SEED_NONE;
+	}
+	return idx;
+}
+
+static uint32_t kv_blob_bytes(const struct pm_seed *s)
+{
+	switch (s->layout) {
+	case PM_LAYOUT_KEY_INLINE:
+		return s->vlen;
+	case PM_LAYOUT_BLOB:
+		return s->klen + s->vlen;
+	default:
+		return 0;
+	}
+}
+
+void pm_ks_delete(struct pm_shard *sh, uint32_t idx, uint64_t hash)
+{
+	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	pm_seedmap_remove(&sh->map, &sh->arena, hash, idx);
+	if (s->kind == PM_SEED_VECTOR) {
+		pm_vec_unlink(sh, idx);
+		sh->stats.vectors--;
+	} else {
+		PM_ASSERT(s->kind == PM_SEED_KV);
+		if (s->layout != PM_LAYOUT_INLINE)
+			pm_blob_free(&sh->arena, pm_seed_blob(s), kv_blob_bytes(s));
+		sh->stats.keys--;
+	}
+	pm_seed_free(&sh->arena, idx);
+}
+
+/* ---------------------------------------------------------------- SET */
+
+static uint8_t kv_layout(uint32_t klen, uint32_t vlen)
+{
+	if (klen + vlen <= PM_SEED_INLINE_BYTES)
+		return PM_LAYOUT_INLINE;
+	if (klen <= KEY_INLINE_KLEN_MAX && vlen >= KEY_INLINE_VLEN_MIN)
+		return PM_LAYOUT_KEY_INLINE;
+	return PM_LAYOUT_BLOB;
+}
+
+static uint32_t layout_blob_bytes(uint8_t layout, uint32_t klen, uint32_t vlen)
+{
+	return layout == PM_LAYOUT_INLINE ? 0 : layout == PM_LAYOUT_KEY_INLINE ? vlen : klen + vlen;
+}
+
+/* Write key and value into a seed whose blob (if its layout has one) is `off`. */
+static void kv_fill(struct pm_shard *sh, struct pm_seed *s, uint8_t layout, uint64_t off,
+		    const uint8_t *key, uint32_t klen, const uint8_t *val, uint32_t vlen)
+{
+	s->kind = PM_SEED_KV;
+	s->layout = layout;
+	s->klen = (uint16_t)klen;
+	s->vlen = vlen;
+	s->coll = 0;
+	if (layout == PM_LAYOUT_INLINE) {
+		memcpy(s->data, key, klen);
+		memcpy(s->data + klen, val, vlen);
+		return;
+	}
+	memcpy(s->data, &off, sizeof(off));
+	uint8_t *blob = pm_at(&sh->arena, off);
+	if (layout == PM_LAYOUT_KEY_INLINE) {
+		memcpy(s->data + sizeof(off), key, klen);
+		memcpy(blob, val, vlen);
+	} else {
+		memcpy(blob, key, klen);
+		memcpy(blob + klen, val, vlen);
+	}
+}
+
+/* Overwrite an existing KV seed, reusing its blob when the class matches. */
+static enum pm_status kv_overwrite(struct pm_shard *sh, struct pm_seed *s, const uint8_t *key,
+				  uint32_t klen, const uint8_t *val, uint32_t vlen)
+{
+	uint8_t layout = kv_layout(klen, vlen);
+	uint32_t need = layout_blob_bytes(layout, klen, vlen);
+	uint32_t have = kv_blob_bytes(s);
+	uint64_t off = s->layout == PM_LAYOUT_INLINE ? 0 : pm_seed_blob(s);
+
+	if (need && have && layout == s->layout && pm_blob_fits(have, need)) {
+		pm_blob_resize(&sh->arena, have, need);
+	} else {
+		uint64_t fresh = 0;
+		if (need && !(fresh = pm_blob_alloc(&sh->arena, need)))
+			return PM_E_NOMEM; /* old value untouched */
+		if (have)
+			pm_blob_free(&sh->arena, off, have);
+		off = fresh;
+	}
+	kv_fill(sh, s, layout, off, key, klen, val, vlen);
+	return PM_OK;
+}
+
+static enum pm_status kv_insert(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
+				uint64_t hash, const uint8_t *val, uint32_t vlen, uint64_t at)
+{
+	uint8_t layout = kv_layout(klen, vlen);
+	uint32_t need = layout_blob_bytes(layout, klen, vlen);
+	uint64_t off = 0;
+	if (need && !(off = pm_blob_alloc(&sh->arena, need)))
+		return PM_E_NOMEM;
+	uint32_t idx = pm_seed_alloc(&sh->arena);
+	if (idx == PM_SEED_NONE) {
+		if (off)
+			pm_blob_free(&sh->arena, off, need);
+		return PM_E_NOMEM;
+	}
+	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	kv_fill(sh, s, layout, off, key, klen, val, vlen);
+	pm_seed_set_expiry(s, at);
+	pm_seedmap_insert(&sh->map, &sh->arena, hash, idx);
+	sh->stats.keys++;
+	return PM_OK;
+}
+
+enum pm_status pm_kv_set(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			 const uint8_t *val, uint32_t vlen, uint64_t expire_at_ms, uint64_t now_ms)
+{
+	if (klen == 0 || klen > PM_KEY_BYTES_MAX)
+		return PM_E_KEY_LEN;
+	if (vlen > PM_VALUE_BYTES_MAX)
+		return PM_E_VALUE_LEN;
+	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
+	if (idx == PM_SEED_NONE)
+		return kv_insert(sh, key, klen, hash, val, vlen, expire_at_ms);
+	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	if (s->kind != PM_SEED_KV)
+		return PM_E_WRONGTYPE;
+	enum pm_status st = kv_overwrite(sh, s, key, klen, val, vlen);
+	if (st == PM_OK)
+		pm_seed_set_expiry(s, expire_at_ms);
+	return st;
+}
+
+/* ---------------------------------------------------------------- GET / DEL */
+
+enum pm_status pm_kv_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			 uint64_t now_ms, struct pm_bytes *val)
+{
+	if (klen == 0 || klen > PM_KEY_BYTES_MAX)
+		return PM_E_KEY_LEN;
+	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
+	if (idx == PM_SEED_NONE)
+		return PM_NOT_FOUND;
+	const struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	if (s->kind != PM_SEED_KV)
+		return PM_E_WRONGTYPE;
+	val->len = s->vlen;
+	switch (s->layout) {
+	case PM_LAYOUT_INLINE:
+		val->ptr = s->data + s->klen;
+		break;
+	case PM_LAYOUT_KEY_INLINE:
+		val->ptr = pm_at(&sh->arena, pm_seed_blob(s));
+		break;
+	default:
+		val->ptr = (const uint8_t *)pm_at(&sh->arena, pm_seed_blob(s)) + s->klen;
+	}
+	return PM_OK;
+}
+
+enum pm_status pm_kv_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			 uint64_t now_ms)
+{
+	if (klen == 0 || klen > PM_KEY_BYTES_MAX)
+		return PM_E_KEY_LEN;
+	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
+	if (idx == PM_SEED_NONE)
+		return PM_NOT_FOUND;
+	pm_ks_delete(sh, idx, hash);
+	return PM_OK;
+}

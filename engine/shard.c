@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * shard.c — set-up of a shard and pm_shard_apply, the one entry point that turns
+ * a decoded request into a reply. Validation that the decoder already did is
+ * repeated here (cheaply) because the engine is also called directly, by tests,
+ * benchmarks and recovery, and must refuse bad input on every path.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "hash.h"
+#include "knn.h"
+#include "kv.h"
+#include "shard.h"
+#include "vector.h"
+
+/* ---------------------------------------------------------------- set-up */
+
+void pm_shard_config_default(struct pm_shard_config *cfg)
+{
+	cfg->arena_bytes = PM_SHARD_ARENA_BYTES_DEFAULT;
+	cfg->seed_capacity = PM_SHARD_SEEDS_DEFAULT;
+	cfg->hugepages = true;
+}
+
+static void *reserve(struct pm_shard *sh, uint64_t bytes)
+{
+	uint64_t off = pm_arena_reserve(&sh->arena, bytes);
+	return off ? pm_at(&sh->arena, off) : NULL;
+}
+
+enum pm_status pm_shard_init(struct pm_shard *sh, const struct pm_shard_config *cfg)
+{
+	memset(sh, 0, sizeof(*sh));
+	enum pm_status st = pm_arena_init(&sh->arena, cfg->arena_bytes, cfg->seed_capacity,
+					  cfg->hugepages);
+	if (st != PM_OK)
+		return st;
+	if ((st = pm_seedmap_init(&sh->map, &sh->arena, cfg->seed_capacity)) != PM_OK)
+		goto fail;
+	sh->colls = reserve(sh, PM_COLLECTIONS_MAX * sizeof(*sh->colls));
+	sh->query = reserve(sh, PM_DIM_MAX * sizeof(float));
+	sh->hits = reserve(sh, PM_K_MAX * sizeof(*sh->hits));
+	sh->keys = reserve(sh, PM_K_MAX * sizeof(*sh->keys));
+	sh->cinfo = reserve(sh, PM_COLLECTIONS_MAX * sizeof(*sh->cinfo));
+	sh->text = reserve(sh, PM_INFO_TEXT_BYTES_MAX);
+	if (!sh->colls || !sh->query || !sh->hits || !sh->keys || !sh->cinfo || !sh->text) {
+		st = PM_E_PARAM; /* arena too small for its own seed map and tables */
+		goto fail;
+	}
+	sh->kern = pm_kernels_best();
+	return PM_OK;
+fail:
+	pm_arena_destroy(&sh->arena);
+	return st;
+}
+
+void pm_shard_destroy(struct pm_shard *sh)
+{
+	pm_arena_destroy(&sh->arena);
+	memset(sh, 0, sizeof(*sh));
+}
+
+/* ---------------------------------------------------------------- expiry */
+
+uint32_t pm_shard_expire(struct pm_shard *sh, uint64_t now_ms, uint32_t max_seeds)
+{
+	struct pm_arena *a = &sh->arena;
+	uint32_t deleted = 0;
+	max_seeds = PM_MIN(PM_MIN(max_seeds, PM_EXPIRE_SCAN_SEEDS_MAX), a->seed_high);
+	for (uint32_t n = 0; n < max_seeds; n++) {
+		if (sh->expire_cursor >= a->seed_high)
+			sh->expire_cursor = 0;
+		uint32_t idx = sh->expire_cursor++;
+		const struct pm_seed *s = pm_seed_at(a, idx);
+		uint64_t at = pm_seed_expiry(s);
+		if (s->kind == PM_SEED_FREE || at == 0 || at > now_ms)
+			continue;
+		pm_ks_delete(sh, idx, pm_hash(pm_seed_key(a, s), s->klen));
+		deleted++;
+	}
+	sh->stats.expired_active += deleted;
+	return deleted;
+}
+
+/* ---------------------------------------------------------------- vector query */
+
+static enum pm_status query_collection(struct pm_shard *sh, const struct pm_request *req,
+				       const struct pm_collection **out)
+{
+	const struct pm_bytes *n = &req->collection;
+	if (n->len > PM_COLLECTION_NAME_BYTES_MAX)
+		return PM_E_COLLECTION_NAME;
+	const struct pm_collection *c = n->len ? pm_coll_find(sh, n->ptr, n->len)
+					       : pm_coll_default(sh, req->dim);
+	if (!c && n->len)
+		return PM_NOT_FOUND;
+	if (c && c->params.dim != req->dim)
+		return PM_E_DIM;
+	*out = c; /* NULL: no default collection of this dimension yet, so no hits */
+	return PM_OK;
+}
+
+static enum pm_status do_vquery(struct pm_shard *sh, const struct pm_request *req,
+				struct pm_reply *rep)
+{
+	if (req->k == 0 || req->k > PM_K_MAX)
+		return PM_E_K;
+	if (req->ef > PM_EF_MAX || (req->ef && req->ef < req->k))
+		return PM_E_EF;
+	if (req->dim == 0 || req->dim > PM_DIM_MAX)
+		return PM_E_DIM;
+	const struct pm_collection *c;
+	enum pm_status st = query_collection(sh, req, &c);
+	if (st == PM_OK)
+		st = pm_vec_load(sh->query, req->vec, req->dim);
+	if (st != PM_OK)
+		return st;
+	if (c && c->params.metric == PM_METRIC_COSINE && !(pm_norm(sh->query, req->dim) > 0.0f))
+		return PM_E_ZERO_VECTOR;
+	/* Every collection answers exactly for now: the HNSW index arrives with its
+	 * parameters already stored, and req->exact / req->ef will select it. */
+	rep->nhits = c ? pm_knn_flat(sh, c, sh->query, req->k, sh->hits) : 0;
+	for (uint32_t i = 0; i < rep->nhits; i++) {
+		const struct pm_seed *s = pm_seed_at(&sh->arena, sh->hits[i].seed);
+		sh->keys[i].ptr = pm_seed_key(&sh->arena, s);
+		sh->keys[i].len = s->klen;
+	}
+	rep->hits = sh->hits;
+	rep->keys = sh->keys;
+	sh->stats.knn_queries++;
+	sh->stats.knn_scanned += c ? c->count : 0;
+	return PM_OK;
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static enum pm_status do_vget(struct pm_shard *sh, const struct pm_request *req, uint64_t hash,
+			      uint64_t now_ms, struct pm_reply *rep)
+{
+	const struct pm_vec_header *h;
+	enum pm_status st = pm_vec_get(sh, req->key.ptr, req->key.len, hash, now_ms, &h,
+				       &rep->collection);
+	if (st == PM_OK) {
+		rep->dim = h->dim;
+		rep->value.ptr = (const uint8_t *)pm_vec_data(h);
+		rep->value.len = (uint32_t)h->payload_len;
+	}
+	return st;
+}
+
+static enum pm_status removed(enum pm_status st, struct pm_reply *rep)
+{
+	rep->removed = st == PM_OK;
+	return st == PM_NOT_FOUND ? PM_OK : st;
+}
+
+static enum pm_status dispatch(struct pm_shard *sh, const struct pm_request *req, uint64_t hash,
+			       uint64_t now_ms, struct pm_reply *rep)
+{
+	const uint8_t *key = req->key.ptr;
+	const uint32_t klen = req->key.len;
+	const uint64_t at = pm_expiry_at(now_ms, req->has_ttl ? req->ttl_ms : 0);
+
+	if (req->has_ttl && (req->ttl_ms == 0 || req->ttl_ms > PM_TTL_MS_MAX))
+		return PM_E_TTL;
+	switch (req->op) {
+	case PM_OP_SET:
+		return pm_kv_set(sh, key, klen, hash, req->value.ptr, req->value.len, at, now_ms);
+	case PM_OP_GET:
+		return pm_kv_get(sh, key, klen, hash, now_ms, &rep->value);
+	case PM_OP_DEL:
+		return removed(pm_kv_del(sh, key, klen, hash, now_ms), rep);
+	case PM_OP_INFO:
+		rep->value.ptr = (const uint8_t *)sh->text;
+		rep->value.len = pm_shard_info(sh, (const char *)req->section.ptr, req->section.len,
+					       sh->text, PM_INFO_TEXT_BYTES_MAX);
+		return PM_OK;
+	case PM_OP_VADD:
+		return pm_vec_put(sh, key, klen, hash, req->collection.ptr, req->collection.len,
+				  req->vec, req->dim, at, now_ms);
+	case PM_OP_VGET:
+		return do_vget(sh, req, hash, now_ms, rep);
+	case PM_OP_VDEL:
+		return removed(pm_vec_del(sh, key, klen, hash, now_ms), rep);
+	case PM_OP_VQUERY:
+		return do_vquery(sh, req, rep);
+	case PM_OP_CCREATE:
+		return pm_coll_create(sh, req->collection.ptr, req->collection.len, &req->params);
+	case PM_OP_CDROP:
+		return removed(pm_coll_drop(sh, req->collection.ptr, req->collection.len), rep);
+	case PM_OP_CLIST:
+		rep->ncolls = pm_coll_list(sh, sh->cinfo);
+		rep->colls = sh->cinfo;
+		return PM_OK;
+	default:
+		return PM_E_FRAME_OPCODE;
+	}
+}
+
+static inline uint64_t request_hash(const struct pm_request *req)
+{
+	return req->key.len ? pm_hash(req->key.ptr, req->key.len) : 0;
+}
+
+static void apply_hashed(struct pm_shard *sh, const struct pm_request *req, uint64_t hash,
+			 uint64_t now_ms, struct pm_reply *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	rep->op = req->op;
+	rep->id = req->id;
+	rep->status = dispatch(sh, req, hash, now_ms, rep);
+	sh->stats.ops[req->op < PM_OP_COUNT ? req->op : PM_OP_NONE]++;
+	if (rep->status == PM_OK && (req->op == PM_OP_GET || req->op == PM_OP_VGET))
+		sh->stats.hits++;
+	else if (rep->status == PM_NOT_FOUND)
+		sh->stats.misses++;
+	else if (rep->status != PM_OK)
+		sh->stats.errors[rep->status]++;
+}
+
+void pm_shard_apply(struct pm_shard *sh, const struct pm_request *req, uint64_t now_ms,
+		    struct pm_reply *rep)
+{
+	apply_hashed(sh, req, request_hash(req), now_ms, rep);
+}
+
+/* Three passes over the burst so that its cache misses overlap instead of queueing
+ * one after another: hash and prefetch every home bucket; then, with the buckets
+ * in cache, prefetch the seeds whose tags match; then execute in order. */
+void pm_shard_apply_burst(struct pm_shard *sh, const struct pm_request *reqs, uint32_t n,
+			  uint64_t now_ms, pm_reply_fn emit, void *ctx)
+{
+	uint64_t hash[PM_BURST_MAX];
+	struct pm_reply rep;
+	PM_ASSERT(n <= PM_BURST_MAX);
+	for (uint32_t i = 0; i < n; i++) {
+		hash[i] = request_hash(&reqs[i]);
+		pm_seedmap_prefetch(&sh->map, &sh->arena, hash[i]);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (reqs[i].key.len)
+			pm_seedmap_prefetch_seeds(&sh->map, &sh->arena, hash[i]);
+	for (uint32_t i = 0; i < n; i++) {
+		apply_hashed(sh, &reqs[i], hash[i], now_ms, &rep);
+		emit(ctx, &reqs[i], &rep);
+	}
+}

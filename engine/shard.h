@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * shard.h — one shard: arena, seed map, collections; and the single entry point
+ * that applies a decoded request to it.
+ *
+ * A shard belongs to exactly one thread (its worker); nothing here locks. Time is
+ * passed in (now_ms), never read here, so the engine is deterministic under test.
+ * Every byte a shard uses after pm_shard_init comes from its arena: the seed map,
+ * the collection table and the per-request scratch space are start-up
+ * reservations, keys, values, vectors and member lists are blobs.
+ */
+#ifndef POMAI_ENGINE_SHARD_H
+#define POMAI_ENGINE_SHARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "distance.h"
+#include "limits.h"
+#include "request.h"
+#include "seedmap.h"
+
+/* Defaults an embedded shard gets (the daemon's config overrides them). */
+#define PM_SHARD_ARENA_BYTES_DEFAULT (UINT64_C(256) << 20)
+#define PM_SHARD_SEEDS_DEFAULT (1u << 20)
+
+/* Members of a collection are kept in chunks of this many blob offsets (32 KiB),
+ * so the list grows without ever copying more than its small chunk directory. */
+#define PM_MEMBER_CHUNK_ENTRIES 4096u
+
+/* HNSW parameter defaults and bounds, stored per collection (index: issue 3). */
+#define PM_HNSW_M_DEFAULT 16u
+#define PM_HNSW_M_MIN 2u
+#define PM_HNSW_M_MAX 128u
+#define PM_HNSW_EF_CONSTRUCTION_DEFAULT 200u
+#define PM_HNSW_EF_SEARCH_DEFAULT 64u
+
+struct pm_shard_config {
+	uint64_t arena_bytes;   /* size of the shard's region */
+	uint32_t seed_capacity; /* keys + vectors the shard can hold */
+	bool hugepages;         /* try explicit / transparent hugepages */
+};
+
+struct pm_collection {
+	bool live;
+	bool is_default;          /* implicit collection of its dimension (no name) */
+	uint8_t name_len;
+	uint8_t name[PM_COLLECTION_NAME_BYTES_MAX];
+	struct pm_collection_params params;
+	uint64_t count;           /* vectors */
+	uint64_t bytes;           /* class bytes of their blobs */
+	uint64_t dir_off;         /* blob: array of chunk offsets */
+	uint32_t dir_cap;         /* chunk slots in the directory */
+	uint32_t nchunks;         /* chunks allocated (at most one beyond those in use) */
+};
+
+struct pm_shard_stats {
+	uint64_t ops[PM_OP_COUNT];
+	uint64_t errors[PM_STATUS_COUNT];
+	uint64_t hits, misses;
+	uint64_t expired_lazy, expired_active;
+	uint64_t knn_queries, knn_scanned;
+	uint64_t keys, vectors;
+};
+
+struct pm_shard {
+	struct pm_arena arena;
+	struct pm_seedmap map;
+	struct pm_collection *colls; /* PM_COLLECTIONS_MAX entries, in the arena */
+	uint32_t ncolls;
+	uint32_t expire_cursor;      /* next seed slot the active expiry looks at */
+	const struct pm_kernels *kern;
+	struct pm_shard_stats stats;
+	/* scratch for one request's reply, in the arena */
+	float *query;                /* PM_DIM_MAX floats, 64-byte aligned */
+	struct pm_knn_hit *hits;     /* PM_K_MAX */
+	struct pm_bytes *keys;       /* PM_K_MAX */
+	struct pm_coll_info *cinfo;  /* PM_COLLECTIONS_MAX */
+	char *text;                  /* PM_INFO_TEXT_BYTES_MAX */
+};
+
+void pm_shard_config_default(struct pm_shard_config *cfg);
+enum pm_status pm_shard_init(struct pm_shard *sh, const struct pm_shard_config *cfg);
+void pm_shard_destroy(struct pm_shard *sh);
+
+/* Apply one decoded request; fills *rep (pointers valid until the next mutation). */
+void pm_shard_apply(struct pm_shard *sh, const struct pm_request *req, uint64_t now_ms,
+		    struct pm_reply *rep);
+
+/* Requests per burst (pm_shard_apply_burst): the dataplane's RX burst size. */
+#define PM_BURST_MAX 64u
+
+typedef void (*pm_reply_fn)(void *ctx, const struct pm_request *req, const struct pm_reply *rep);
+
+/* Apply up to PM_BURST_MAX requests in order, overlapping their memory accesses
+ * (prefetch passes); emit(ctx, req, rep) is called after each one, before the
+ * next is applied, so reply pointers are valid inside emit. */
+void pm_shard_apply_burst(struct pm_shard *sh, const struct pm_request *reqs, uint32_t n,
+			  uint64_t now_ms, pm_reply_fn emit, void *ctx);
+
+/* Active expiry: look at up to max_seeds slots (<= PM_EXPIRE_SCAN_SEEDS_MAX) from
+ * a rotating cursor and delete the expired ones. Returns how many were deleted. */
+uint32_t pm_shard_expire(struct pm_shard *sh, uint64_t now_ms, uint32_t max_seeds);
+
+/* INFO text (Redis-like "field:value\r\n" lines) for a section or all (NULL). */
+uint32_t pm_shard_info(struct pm_shard *sh, const char *section, uint32_t section_len,
+		       char *out, uint32_t cap);
+
+#endif

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * vector.c — collections, their member lists, and vector put / get / delete
+ * (layout in vector.h).
+ *
+ * Every mutation acquires what it needs (blob, collection slot, member slot)
+ * before it changes anything, so a request refused for lack of memory leaves the
+ * shard exactly as it was.
+ */
+#include <string.h>
+
+#include "common.h"
+#include "hash.h"
+#include "kv.h"
+#include "vector.h"
+
+#define KEY_INLINE_KLEN_MAX (PM_SEED_INLINE_BYTES - sizeof(uint64_t)) /* 40 */
+#define DIR_CAP_INITIAL 8u
+#define CHUNK_BYTES (PM_MEMBER_CHUNK_ENTRIES * sizeof(uint64_t))
+
+static inline struct pm_vec_header *vec_header(const struct pm_shard *sh, uint64_t off)
+{
+	return pm_at(&sh->arena, off);
+}
+
+static inline uint32_t vec_blob_bytes(const struct pm_seed *s)
+{
+	return s->vlen + (s->layout == PM_LAYOUT_BLOB ? s->klen : 0);
+}
+
+/* ---------------------------------------------------------------- parameters */
+
+enum pm_status pm_coll_params_check(struct pm_collection_params *p)
+{
+	if (p->dim == 0 || p->dim > PM_DIM_MAX)
+		return PM_E_DIM;
+	if (p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT)
+		return PM_E_PARAM;
+	if (p->hnsw_m == 0)
+		p->hnsw_m = PM_HNSW_M_DEFAULT;
+	if (p->ef_construction == 0)
+		p->ef_construction = PM_HNSW_EF_CONSTRUCTION_DEFAULT;
+	if (p->ef_search == 0)
+		p->ef_search = PM_HNSW_EF_SEARCH_DEFAULT;
+	if (p->hnsw_m < PM_HNSW_M_MIN || p->hnsw_m > PM_HNSW_M_MAX)
+		return PM_E_PARAM;
+	if (p->ef_construction > PM_EF_MAX || p->ef_search > PM_EF_MAX)
+		return PM_E_EF;
+	return PM_OK;
+}
+
+/* ---------------------------------------------------------------- collections */
+
+struct pm_collection *pm_coll_find(struct pm_shard *sh, const uint8_t *name, uint32_t nlen)
+{
+	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
+		struct pm_collection *c = &sh->colls[i];
+		if (c->live && !c->is_default && c->name_len == nlen && !memcmp(c->name, name, nlen))
+			return c;
+	}
+	return NULL;
+}
+
+struct pm_collection *pm_coll_default(struct pm_shard *sh, uint32_t dim)
+{
+	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
+		struct pm_collection *c = &sh->colls[i];
+		if (c->live && c->is_default && c->params.dim == dim)
+			return c;
+	}
+	return NULL;
+}
+
+static struct pm_collection *coll_claim(struct pm_shard *sh)
+{
+	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
+		struct pm_collection *c = &sh->colls[i];
+		if (!c->live) {
+			memset(c, 0, sizeof(*c));
+			c->live = true;
+			sh->ncolls++;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static void coll_release(struct pm_shard *sh, struct pm_collection *c)
+{
+	PM_ASSERT(c->count == 0);
+	const uint64_t *dir = c->dir_off ? pm_at(&sh->arena, c->dir_off) : NULL;
+	for (uint32_t i = 0; i < c->nchunks; i++)
+		pm_blob_free(&sh->arena, dir[i], CHUNK_BYTES);
+	if (c->dir_off)
+		pm_blob_free(&sh->arena, c->dir_off, c->dir_cap * sizeof(uint64_t));
+	memset(c, 0, sizeof(*c));
+	sh->ncolls--;
+}
+
+enum pm_status pm_coll_create(struct pm_shard *sh, const uint8_t *name, uint32_t nlen,
+			      const struct pm_collection_params *p)
+{
+	if (nlen == 0 || nlen > PM_COLLECTION_NAME_BYTES_MAX)
+		return PM_E_COLLECTION_NAME;
+	struct pm_collection_params q = *p;
+	enum pm_status st = pm_coll_params_check(&q);
+	if (st != PM_OK)
+		return st;
+	struct pm_collection *c = pm_coll_find(sh, name, nlen);
+	if (c)
+		return memcmp(&c->params, &q, sizeof(q)) ? PM_E_EXISTS : PM_OK;
+	if (!(c = coll_claim(sh)))
+		return PM_E_COLLECTIONS_FULL;
+	c->name_len = (uint8_t)nlen;
+	memcpy(c->name, name, nlen);
+	c->params = q;
+	return PM_OK;
+}
+
+static uint64_t seed_hash(const struct pm_shard *sh, uint32_t idx)
+{
+	const struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	return pm_hash(pm_seed_key(&sh->arena, s), s->klen);
+}
+
+enum pm_status pm_coll_drop(struct pm_shard *sh, const uint8_t *name, uint32_t nlen)
+{
+	if (nlen == 0 || nlen > PM_COLLECTION_NAME_BYTES_MAX)
+		return PM_E_COLLECTION_NAME;
+	struct pm_collection *c = pm_coll_find(sh, name, nlen);
+	if (!c)
+		return PM_NOT_FOUND;
+	while (c->count) {
+		uint64_t off = pm_coll_member(sh, c, c->count - 1);
+		uint32_t idx = vec_header(sh, off)->seed;
+		pm_ks_delete(sh, idx, seed_hash(sh, idx));
+	}
+	coll_release(sh, c);
+	return PM_OK;
+}
+
+uint32_t pm_coll_list(const struct pm_shard *sh, struct pm_coll_info *out)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
+		const struct pm_collection *c = &sh->colls[i];
+		if (!c->live)
+			continue;
+		out[n].name.ptr = c->name;
+		out[n].name.len = c->name_len;
+		out[n].params = c->params;
+		out[n].count = c->count;
+		out[n].bytes = c->bytes;
+		n++;
+	}
+	return n;
+}
+
+/* ---------------------------------------------------------------- member lists */
+
+static bool dir_grow(struct pm_shard *sh, struct pm_collection *c)
+{
+	uint32_t cap = c->dir_cap ? c->dir_cap * 2 : DIR_CAP_INITIAL;
+	uint64_t off = pm_blob_alloc(&sh->arena, cap * sizeof(uint64_t));
+	if (!off)
+		return false;
+	if (c->dir_off) {
+		memcpy(pm_at(&sh->arena, off), pm_at(&sh->arena, c->dir_off),
+		       c->nchunks * sizeof(uint64_t));
+		pm_blob_free(&sh->arena, c->dir_off, c->dir_cap * sizeof(uint64_t));
+	}
+	c->dir_off = off;
+	c->dir_cap = cap;
+	return true;
+}
+
+/* Make room for one more member; false (nothing changed) when out of memory. */
+static bool members_reserve(struct pm_shard *sh, struct pm_collection *c)
+{
+	if (c->count < (uint64_t)c->nchunks * PM_MEMBER_CHUNK_ENTRIES)
+		return true;
+	if (c->nchunks == c->dir_cap && !dir_grow(sh, c))
+		return false;
+	uint64_t chunk = pm_blob_alloc(&sh->arena, CHUNK_BYTES);
+	if (!chunk)
+		return false;
+	uint64_t *dir = pm_at(&sh->arena, c->dir_off);
+	dir[c->nchunks++] = chunk;
+	return true;
+}
+
+static void member_set(struct pm_shard *sh, struct pm_collection *c, uint64_t i, uint64_t off)
+{
+	const uint64_t *dir = pm_at(&sh->arena, c->dir_off);
+	uint64_t *chunk = pm_at(&sh->arena, dir[i / PM_MEMBER_CHUNK_ENTRIES]);
+	chunk[i % PM_MEMBER_CHUNK_ENTRIES] = off;
+	vec_header(sh, off)->member = (uint32_t)i;
+}
+
+/* Swap-remove member i; keep at most one spare chunk. */
+static void member_remove(struct pm_shard *sh, struct pm_collection *c, uint64_t i)
+{
+	uint64_t last = c->count - 1;
+	if (i != last)
+		member_set(sh, c, i, pm_coll_member(sh, c, last));
+	c->count = last;
+	uint32_t in_use = (uint32_t)((c->count + PM_MEMBER_CHUNK_ENTRIES - 1) / PM_MEMBER_CHUNK_ENTRIES);
+	uint64_t *dir = pm_at(&sh->arena, c->dir_off);
+	while (c->nchunks > in_use + 1)
+		pm_blob_free(&sh->arena, dir[--c->nchunks], CHUNK_BYTES);
+}
+
+/* ---------------------------------------------------------------- vectors */
+
+enum pm_status pm_vec_load(float *dst, const uint8_t *src, uint32_t dim)
+{
+	for (uint32_t i = 0; i < dim; i++) {
+		uint32_t bits;
+		memcpy(&bits, src + 4 * (size_t)i, 4);
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+		bits = __builtin_bswap32(bits);
+#endif
+		if ((bits & 0x7F800000u) == 0x7F800000u) /* exponent all ones: NaN or Inf */
+			return PM_E_NAN;
+		memcpy(&dst[i], &bits, 4);
+	}
+	return PM_OK;
+}
+
+void pm_vec_unlink(struct pm_shard *sh, uint32_t idx)
+{
+	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	PM_ASSERT(s->kind == PM_SEED_VECTOR);
+	uint64_t off = pm_seed_blob(s);
+	uint32_t bytes = vec_blob_bytes(s);
+	struct pm_collection *c = &sh->colls[s->coll];
+	PM_ASSERT(c->live && vec_header(sh, off)->seed == idx);
+	member_remove(sh, c, vec_header(sh, off)->member);
+	c->bytes -= pm_blob_class_bytes(pm_blob_class(bytes));
+	pm_blob_free(&sh->arena, off, bytes);
+	if (c->is_default && c->count == 0)
+		coll_release(sh, c);
+}
+
+/* Find the target collection; a default one is created on demand. */
+static enum pm_status coll_for_put(struct pm_shard *sh, const uint8_t *name, uint32_t nlen,
+				   uint32_t dim, struct pm_collection **out)
+{
+	struct pm_collection *c = nlen ? pm_coll_find(sh, name, nlen) : pm_coll_default(sh, dim);
+	if (!c && nlen)
+		return PM_NOT_FOUND;
+	if (!c) {
+		if (!(c = coll_claim(sh)))
+			return PM_E_COLLECTIONS_FULL;
+		c->is_default = true;
+		c->params = (struct pm_collection_params){ .dim = dim };
+		(void)pm_coll_params_check(&c->params);
+	}
+	if (c->params.dim != dim)
+		return PM_E_DIM;
+	*out = c;
+	return PM_OK;
+}
+
+/* Drop a default collection that a failed put created and left empty. */
+static void coll_abandon(struct pm_shard *sh, struct pm_collection *c)
+{
+	if (c->is_default && c->count == 0)
+		coll_release(sh, c);
+}
+
+/* Point seed idx at blob off, write header and payload (from sh->query), append
+ * the blob to c's member list (room was reserved). */
+static void vec_link(struct pm_shard *sh, uint32_t idx, uint64_t off, struct pm_collection *c,
+		     const uint8_t *key, uint32_t klen, uint32_t dim, float norm)
+{
+	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	s->kind = PM_SEED_VECTOR;
+	s->klen = (uint16_t)klen;
+	s->vlen = PM_VEC_HEADER_BYTES + dim * (uint32_t)sizeof(float);
+	s->layout = klen <= KEY_INLINE_KLEN_MAX ? PM_LAYOUT_KEY_INLINE : PM_LAYOUT_BLOB;
+	s->coll = (uint16_t)(c - sh->colls);
+	memcpy(s->data, &off, sizeof(off));
+	struct pm_vec_header *h = vec_header(sh, off);
+	*h = (struct pm_vec_header){
+		.payload_len = (uint64_t)dim * sizeof(float),
+		.dim = dim,
+		.dtype = PM_DTYPE_F32,
+		.coll = s->coll,
+		.seed = idx,
+		.norm = norm,
+		.node = PM_VEC_NODE_NONE,
+	};
+	memcpy(h + 1, sh->query, h->payload_len);
+	if (s->layout == PM_LAYOUT_KEY_INLINE)
+		memcpy(s->data + sizeof(off), key, klen);
+	else
+		memcpy((uint8_t *)h + s->vlen, key, klen);
+	member_set(sh, c, c->count++, off);
+	c->bytes += pm_blob_class_bytes(pm_blob_class(vec_blob_bytes(s)));
+}
+
+/* A new vector seed, or an existing one moving to another collection. */
+static enum pm_status vec_insert(struct pm_shard *sh, uint32_t *idxp, const uint8_t *key,
+				 uint32_t klen, uint64_t hash, struct pm_collection *c,
+				 uint32_t dim, float norm)
+{
+	uint32_t need = PM_VEC_HEADER_BYTES + dim * (uint32_t)sizeof(float) +
+			(klen > KEY_INLINE_KLEN_MAX ? klen : 0);
+	uint32_t idx = *idxp;
+	uint64_t off = pm_blob_alloc(&sh->arena, need);
+	if (!off || !members_reserve(sh, c))
+		goto nomem;
+	if (idx != PM_SEED_NONE) {
+		pm_vec_unlink(sh, idx);
+	} else {
+		if ((idx = pm_seed_alloc(&sh->arena)) == PM_SEED_NONE)
+			goto nomem;
+		pm_seedmap_insert(&sh->map, &sh->arena, hash, idx);
+		sh->stats.vectors++;
+	}
+	vec_link(sh, idx, off, c, key, klen, dim, norm);
+	*idxp = idx;
+	return PM_OK;
+nomem:
+	if (off)
+		pm_blob_free(&sh->arena, off, need);
+	coll_abandon(sh, c);
+	return PM_E_NOMEM;
+}
+
+enum pm_status pm_vec_put(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			  const uint8_t *name, uint32_t nlen, const uint8_t *vec, uint32_t dim,
+			  uint64_t expire_at_ms, uint64_t now_ms)
+{
+	if (klen == 0 || klen > PM_KEY_BYTES_MAX)
+		return PM_E_KEY_LEN;
+	if (nlen > PM_COLLECTION_NAME_BYTES_MAX)
+		return PM_E_COLLECTION_NAME;
+	if (dim == 0 || dim > PM_DIM_MAX)
+		return PM_E_DIM;
+	enum pm_status st = pm_vec_load(sh->query, vec, dim);
+	if (st != PM_OK)
+		return st;
+	float norm = pm_norm(sh->query, dim);
+	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
+	if (idx != PM_SEED_NONE && pm_seed_at(&sh->arena, idx)->kind != PM_SEED_VECTOR)
+		return PM_E_WRONGTYPE;
+	struct pm_collection *c;
+	if ((st = coll_for_put(sh, name, nlen, dim, &c)) != PM_OK)
+		return st;
+	if (c->params.metric == PM_METRIC_COSINE && !(norm > 0.0f))
+		return PM_E_ZERO_VECTOR;
+	struct pm_seed *s = idx == PM_SEED_NONE ? NULL : pm_seed_at(&sh->arena, idx);
+	if (s && &sh->colls[s->coll] == c) { /* same collection: update in place */
+		struct pm_vec_header *h = vec_header(sh, pm_seed_blob(s));
+		memcpy(h + 1, sh->query, h->payload_len);
+		h->norm = norm;
+	} else if ((st = vec_insert(sh, &idx, key, klen, hash, c, dim, norm)) != PM_OK) {
+		return st;
+	}
+	pm_seed_set_expiry(pm_seed_at(&sh->arena, idx), expire_at_ms);
+	return PM_OK;
+}
+
+enum pm_status pm_vec_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			  uint64_t now_ms, const struct pm_vec_header **hdr, struct pm_bytes *coll)
+{
+	if (klen == 0 || klen > PM_KEY_BYTES_MAX)
+		return PM_E_KEY_LEN;
+	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
+	if (idx == PM_SEED_NONE)
+		return PM_NOT_FOUND;
+	const struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	if (s->kind != PM_SEED_VECTOR)
+		return PM_E_WRONGTYPE;
+	const struct pm_collection *c = &sh->colls[s->coll];
+	*hdr = vec_header(sh, pm_seed_blob(s));
+	coll->ptr = c->name;
+	coll->len = c->is_default ? 0 : c->name_len;
+	return PM_OK;
+}
+
+enum pm_status pm_vec_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			  uint64_t now_ms)
+{
+	if (klen == 0 || klen > PM_KEY_BYTES_MAX)
+		return PM_E_KEY_LEN;
+	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
+	if (idx == PM_SEED_NONE)
+		return PM_NOT_FOUND;
+	if (pm_seed_at(&sh->arena, idx)->kind != PM_SEED_VECTOR)
+		return PM_E_WRONGTYPE;
+	pm_ks_delete(sh, idx, hash);
+	return PM_OK;
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * vector.h — vectors and collections of one shard.
+ *
+ * A vector is a seed of kind VECTOR whose blob is
+ *
+ *   [ 32-byte header | dim x f32 payload | key, when klen > 40 ]
+ *
+ * The header follows the seed plan's `payload_len, dim, dtype` and adds what the
+ * shard needs to find its way back: the collection id, the owning seed, the
+ * vector's position in the collection's member list, its L2 norm (cosine) and the
+ * HNSW node id (reserved for the index). Keys of up to 40 bytes stay inline in the
+ * seed (layout KEY_INLINE), longer ones follow the payload (layout BLOB).
+ *
+ * A collection is a named set of vectors with one dimension, one metric and index
+ * parameters. A vector sent without a collection name goes to the implicit
+ * default collection of its dimension (L2, flat), created on first use and
+ * released when it empties. Collections list their members (blob offsets) in
+ * chunks of PM_MEMBER_CHUNK_ENTRIES, so an exact scan walks dense arrays and a
+ * delete is a swap with the last member.
+ */
+#ifndef POMAI_ENGINE_VECTOR_H
+#define POMAI_ENGINE_VECTOR_H
+
+#include <stdint.h>
+
+#include "shard.h"
+
+#define PM_VEC_HEADER_BYTES 32u
+#define PM_VEC_NODE_NONE UINT32_MAX
+
+struct pm_vec_header {
+	uint64_t payload_len; /* bytes of vector data */
+	uint32_t dim;
+	uint8_t dtype;        /* enum pm_dtype */
+	uint8_t flags;        /* reserved, 0 */
+	uint16_t coll;        /* collection id */
+	uint32_t seed;        /* owning seed */
+	uint32_t member;      /* position in the collection's member list */
+	float norm;           /* L2 norm of the vector */
+	uint32_t node;        /* HNSW node, PM_VEC_NODE_NONE if not indexed */
+};
+_Static_assert(sizeof(struct pm_vec_header) == PM_VEC_HEADER_BYTES, "vector header size");
+
+static inline const float *pm_vec_data(const struct pm_vec_header *h)
+{
+	return (const float *)(h + 1);
+}
+
+/* ---------------------------------------------------------------- collections */
+
+/* Named collection, or NULL. */
+struct pm_collection *pm_coll_find(struct pm_shard *sh, const uint8_t *name, uint32_t nlen);
+/* Default collection of a dimension, or NULL. */
+struct pm_collection *pm_coll_default(struct pm_shard *sh, uint32_t dim);
+/* Create a named collection; creating one that exists with the same parameters
+ * is OK (idempotent), with other parameters PM_E_EXISTS. */
+enum pm_status pm_coll_create(struct pm_shard *sh, const uint8_t *name, uint32_t nlen,
+			      const struct pm_collection_params *p);
+/* Drop a named collection and every vector in it. */
+enum pm_status pm_coll_drop(struct pm_shard *sh, const uint8_t *name, uint32_t nlen);
+/* Fill out[] (PM_COLLECTIONS_MAX entries) with the live collections. */
+uint32_t pm_coll_list(const struct pm_shard *sh, struct pm_coll_info *out);
+/* Validate (and fill defaults into) collection parameters. */
+enum pm_status pm_coll_params_check(struct pm_collection_params *p);
+
+/* Blob offset of member i (i < count). */
+static inline uint64_t pm_coll_member(const struct pm_shard *sh, const struct pm_collection *c,
+				      uint64_t i)
+{
+	const uint64_t *dir = pm_at(&sh->arena, c->dir_off);
+	const uint64_t *chunk = pm_at(&sh->arena, dir[i / PM_MEMBER_CHUNK_ENTRIES]);
+	return chunk[i % PM_MEMBER_CHUNK_ENTRIES];
+}
+
+/* ---------------------------------------------------------------- vectors */
+
+/* Put a vector (raw little-endian f32 bytes, possibly unaligned) under key, into
+ * the named collection (nlen > 0) or the default one of its dimension. */
+enum pm_status pm_vec_put(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			  const uint8_t *name, uint32_t nlen, const uint8_t *vec, uint32_t dim,
+			  uint64_t expire_at_ms, uint64_t now_ms);
+/* The stored vector of key, its dimension and collection name (len 0: default). */
+enum pm_status pm_vec_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			  uint64_t now_ms, const struct pm_vec_header **hdr, struct pm_bytes *coll);
+enum pm_status pm_vec_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			  uint64_t now_ms);
+
+/* Remove a vector seed's blob and membership (the seed slot itself stays). */
+void pm_vec_unlink(struct pm_shard *sh, uint32_t idx);
+
+/* Copy raw little-endian f32 bytes into dst, refusing NaN and infinities. */
+enum pm_status pm_vec_load(float *dst, const uint8_t *src, uint32_t dim);
+
+#endif
