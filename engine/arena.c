@@ -17,6 +17,10 @@
 #define HUGEPAGE_BYTES (UINT64_C(2) << 20)
 #define POISON_BYTE 0xDB
 #define SMALL_CLASSES 6u   /* 24..64 in 8-byte steps */
+/* Classes from 256 bytes up are multiples of 64 and are cut 64-byte aligned, so
+ * large blobs (vectors) start on a cache line; the skipped bytes (< 64 per
+ * switch from a smaller class) are counted as gap. */
+#define ALIGNED_CLASS_BYTES_MIN 256u
 
 /* ---------------------------------------------------------------- size classes */
 
@@ -58,6 +62,7 @@ static enum pm_status layout(struct pm_arena *a, uint64_t bytes, uint32_t seed_c
 	a->blob_start = seed_bytes;
 	a->bump = seed_bytes;
 	a->bytes_requested = 0;
+	a->gap_bytes = 0;
 	for (unsigned c = 0; c < PM_BLOB_CLASS_COUNT; c++) {
 		a->free_head[c] = 0;
 		a->class_live[c] = 0;
@@ -197,10 +202,12 @@ uint64_t pm_blob_alloc(struct pm_arena *a, uint32_t bytes)
 		check_poison(p + 8, cb - 8);
 		a->class_free[cls]--;
 	} else {
-		if (cb > a->bytes - a->bump)
+		uint64_t at = cb >= ALIGNED_CLASS_BYTES_MIN ? pm_align_up(a->bump, 64) : a->bump;
+		if (at > a->bytes || cb > a->bytes - at)
 			return 0;
-		off = a->bump;
-		a->bump += cb;
+		a->gap_bytes += at - a->bump;
+		off = at;
+		a->bump = at + cb;
 	}
 	a->class_live[cls]++;
 	a->bytes_requested += bytes;
@@ -235,6 +242,7 @@ void pm_arena_stats(const struct pm_arena *a, struct pm_arena_stats *st)
 	st->static_bytes = a->blob_start - a->static_start;
 	st->blob_bytes_requested = a->bytes_requested;
 	st->blob_bytes_unused = a->bytes - a->bump;
+	st->blob_bytes_gap = a->gap_bytes;
 	st->seeds_used = a->seeds_used;
 	st->seeds_capacity = a->seed_capacity;
 	for (unsigned c = 0; c < PM_BLOB_CLASS_COUNT; c++) {

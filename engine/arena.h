@@ -13,7 +13,7 @@
  *   at start-up and never freed.
  * - Blobs come in size classes (see limits.h): each class has its own free list
  *   (threaded through the first 8 bytes of each free blob); otherwise blobs are cut
- *   from the bump pointer. A blob's size is not stored with it: its owner (the seed)
+ *   from the bump pointer. Classes of 256 bytes and more are cut 64-byte aligned. A blob's size is not stored with it: its owner (the seed)
  *   knows it and passes it back on free. Blobs of different classes do not coalesce;
  *   a shard whose value sizes drift keeps freed blobs of the old classes for reuse.
  * - Everything is addressed by offset from the base, never by pointer, so the
@@ -72,6 +72,7 @@ struct pm_arena_stats {
 	uint64_t blob_bytes_requested; /* bytes asked for by live blobs */
 	uint64_t blob_bytes_free; /* class bytes waiting in free lists */
 	uint64_t blob_bytes_unused; /* never-cut space between bump and end */
+	uint64_t blob_bytes_gap;  /* skipped to align blobs >= 256 B to 64 B */
 	uint32_t seeds_used;
 	uint32_t seeds_capacity;
 	uint64_t class_live[PM_BLOB_CLASS_COUNT];
@@ -97,6 +98,7 @@ struct pm_arena {
 	uint64_t class_live[PM_BLOB_CLASS_COUNT];
 	uint64_t class_free[PM_BLOB_CLASS_COUNT];
 	uint64_t bytes_requested;
+	uint64_t gap_bytes;
 };
 
 /* Map a region of `bytes` and lay out `seed_capacity` slots. With try_hugepages,

@@ -2,7 +2,8 @@
  *
  * info.c — a shard's INFO text: Redis-like "# Section" headers and
  * "field:value\r\n" lines, bounded by the caller's buffer (never more than
- * PM_INFO_TEXT_BYTES_MAX). Sections: keyspace, memory, vectors, stats.
+ * PM_INFO_TEXT_BYTES_MAX); when the buffer fills, the text ends at the last
+ * whole line. Sections: keyspace, memory, vectors, stats.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,8 +25,12 @@ __attribute__((format(printf, 2, 3))) static void put(struct text *t, const char
 	va_start(ap, fmt);
 	int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
 	va_end(ap);
-	if (n > 0)
-		t->len = PM_MIN(t->cap - 1, t->len + (uint32_t)n); /* keep what fitted */
+	if (n < 0 || (uint32_t)n >= t->cap - t->len) {
+		t->buf[t->len] = '\0'; /* drop the line that did not fit, and all after it */
+		t->len = t->cap;
+		return;
+	}
+	t->len += (uint32_t)n;
 }
 
 static void sec_keyspace(struct pm_shard *sh, struct text *t)
@@ -103,5 +108,5 @@ uint32_t pm_shard_info(struct pm_shard *sh, const char *section, uint32_t sectio
 		sec_vectors(sh, &t);
 	if (wants(section, section_len, "stats"))
 		sec_stats(sh, &t);
-	return t.len;
+	return (uint32_t)strlen(out); /* t.len is cap once a line was dropped */
 }

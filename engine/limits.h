@@ -117,7 +117,7 @@ _Static_assert(PM_FRAME_HEADER_BYTES + 4 + PM_INFO_TEXT_BYTES_MAX <= PM_FRAME_BY
                "INFO text must fit one frame");
 _Static_assert(PM_COLLECTIONS_MAX <= 65535u, "collection ids are 16-bit");
 _Static_assert(PM_SEED_BYTES % 64u == 0, "seed slots are whole cache lines");
-_Static_assert(32u + 4u * PM_DIM_MAX <= PM_BLOB_BYTES_MAX, "largest vector fits a blob");
+_Static_assert(64u + 4u * PM_DIM_MAX + PM_KEY_BYTES_MAX <= PM_BLOB_BYTES_MAX, "largest vector fits a blob");
 _Static_assert(PM_KEY_BYTES_MAX + PM_VALUE_BYTES_MAX <= PM_BLOB_BYTES_MAX,
                "largest key+value fits a blob");
 _Static_assert(PM_EF_MAX >= PM_K_MAX, "ef must be able to reach k");

@@ -134,7 +134,7 @@ uint32_t pm_seedmap_find(const struct pm_seedmap *m, const struct pm_arena *a, c
 
 void pm_seedmap_insert(struct pm_seedmap *m, struct pm_arena *a, uint64_t hash, uint32_t seed)
 {
-	PM_ASSERT(m->count <= m->mask * PM_SEEDMAP_SLOTS);
+	PM_ASSERT(m->count < (m->mask + 1) * PM_SEEDMAP_SLOTS); /* never: sized from seed capacity */
 	uint64_t b = home_bucket(m, hash);
 	for (;;) {
 		struct pm_bucket *bk = bucket_at(m, a, b);

@@ -4,13 +4,16 @@
  *
  * A vector is a seed of kind VECTOR whose blob is
  *
- *   [ 32-byte header | dim x f32 payload | key, when klen > 40 ]
+ *   [ 64-byte header | dim x f32 payload | key, when klen > 40 ]
  *
  * The header follows the seed plan's `payload_len, dim, dtype` and adds what the
  * shard needs to find its way back: the collection id, the owning seed, the
  * vector's position in the collection's member list, its L2 norm (cosine) and the
- * HNSW node id (reserved for the index). Keys of up to 40 bytes stay inline in the
- * seed (layout KEY_INLINE), longer ones follow the payload (layout BLOB).
+ * HNSW node id (reserved for the index). The header is a whole cache line so the
+ * payload starts 64-byte aligned (the arena aligns blobs of 256 bytes and more),
+ * which the SIMD kernels need to stream without split loads. Keys of up to 40
+ * bytes stay inline in the seed (layout KEY_INLINE), longer ones follow the
+ * payload (layout BLOB).
  *
  * A collection is a named set of vectors with one dimension, one metric and index
  * parameters. A vector sent without a collection name goes to the implicit
@@ -26,7 +29,7 @@
 
 #include "shard.h"
 
-#define PM_VEC_HEADER_BYTES 32u
+#define PM_VEC_HEADER_BYTES 64u
 #define PM_VEC_NODE_NONE UINT32_MAX
 
 struct pm_vec_header {
@@ -39,6 +42,7 @@ struct pm_vec_header {
 	uint32_t member;      /* position in the collection's member list */
 	float norm;           /* L2 norm of the vector */
 	uint32_t node;        /* HNSW node, PM_VEC_NODE_NONE if not indexed */
+	uint8_t reserved[32]; /* zero; room for index / quantisation metadata */
 };
 _Static_assert(sizeof(struct pm_vec_header) == PM_VEC_HEADER_BYTES, "vector header size");
 

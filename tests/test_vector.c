@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_vector.c — vectors and collections: put/get across many dimensions and
+ * binary keys, in-place update, default collections per dimension, named
+ * collections and their parameters, moves between collections, refusal of bad
+ * vectors (wrong dimension, NaN/Inf, zero under cosine), drop, TTL, and churn
+ * back to the memory baseline.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "vector.h"
+
+#define MIB (UINT64_C(1) << 20)
+
+static struct pm_shard sh;
+
+static void rand_vec(float *v, uint32_t dim, uint64_t *rng)
+{
+	for (uint32_t i = 0; i < dim; i++)
+		v[i] = (float)(pm_test_rand(rng) % 2001) / 1000.0f - 1.0f;
+}
+
+static enum pm_status vget(struct pm_bytes k, struct pm_reply *rep)
+{
+	struct pm_request r = { .op = PM_OP_VGET, .key = k };
+	pm_shard_apply(&sh, &r, 0, rep);
+	return rep->status;
+}
+
+static enum pm_status ccreate(const char *name, uint32_t dim, uint8_t metric)
+{
+	struct pm_request r = { .op = PM_OP_CCREATE, .collection = fx_s(name),
+				.params = { .dim = dim, .metric = metric } };
+	struct pm_reply rep;
+	pm_shard_apply(&sh, &r, 0, &rep);
+	return rep.status;
+}
+
+static void test_put_get_dims(void)
+{
+	fx_shard(&sh, 128 * MIB, 4096);
+	static float v[PM_DIM_MAX];
+	uint64_t rng = 1;
+	const uint32_t dims[] = { 1, 2, 3, 7, 16, 17, 100, 128, 768, 784, 1536, PM_DIM_MAX };
+	uint8_t key[64];
+	for (size_t d = 0; d < sizeof(dims) / sizeof(dims[0]); d++)
+		for (uint32_t klen = 1; klen <= 64; klen += 21) { /* 1, 22, 43, 64: both layouts */
+			memset(key, 0, sizeof(key));
+			key[0] = (uint8_t)d;
+			rand_vec(v, dims[d], &rng);
+			CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_b(key, klen), NULL, v, dims[d], 0, 0), PM_OK);
+			struct pm_reply rep;
+			CU_ASSERT_EQUAL_FATAL(vget(fx_b(key, klen), &rep), PM_OK);
+			CU_ASSERT_EQUAL(rep.dim, dims[d]);
+			CU_ASSERT_EQUAL(rep.value.len, dims[d] * 4);
+			CU_ASSERT(memcmp(rep.value.ptr, v, dims[d] * 4) == 0);
+			CU_ASSERT_EQUAL(rep.collection.len, 0);
+			if (dims[d] >= 48) /* blobs >= 256 B: payload on a cache line */
+				CU_ASSERT_EQUAL((uintptr_t)rep.value.ptr % 64, 0);
+		}
+	/* one default collection per dimension */
+	CU_ASSERT_EQUAL(sh.ncolls, sizeof(dims) / sizeof(dims[0]));
+	/* keys of different lengths and dims did not clobber each other */
+	struct pm_reply rep;
+	key[0] = 0;
+	memset(key + 1, 0, 63);
+	CU_ASSERT_EQUAL(vget(fx_b(key, 1), &rep), PM_OK);
+	CU_ASSERT_EQUAL(rep.dim, 1);
+	pm_shard_destroy(&sh);
+}
+
+static void test_update_in_place_and_move(void)
+{
+	fx_shard(&sh, 16 * MIB, 64);
+	float a[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, b[8] = { 8, 7, 6, 5, 4, 3, 2, 1 };
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("v"), NULL, a, 8, 0, 0), PM_OK);
+	struct pm_reply r1, r2;
+	vget(fx_s("v"), &r1);
+	uint64_t used = fx_blob_used(&sh);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("v"), NULL, b, 8, 0, 0), PM_OK);
+	vget(fx_s("v"), &r2);
+	CU_ASSERT_PTR_EQUAL(r1.value.ptr, r2.value.ptr); /* same blob */
+	CU_ASSERT(memcmp(r2.value.ptr, b, sizeof(b)) == 0);
+	CU_ASSERT_EQUAL(fx_blob_used(&sh), used);
+	/* another dimension: moves to that dimension's default collection */
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("v"), NULL, a, 4, 0, 0), PM_OK);
+	vget(fx_s("v"), &r2);
+	CU_ASSERT_EQUAL(r2.dim, 4);
+	CU_ASSERT_EQUAL(sh.ncolls, 1); /* the emptied dim-8 default was released */
+	CU_ASSERT_EQUAL(sh.stats.vectors, 1);
+	/* into a named collection */
+	CU_ASSERT_EQUAL(ccreate("named", 4, PM_METRIC_L2), PM_OK);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("v"), "named", b, 4, 0, 0), PM_OK);
+	vget(fx_s("v"), &r2);
+	CU_ASSERT_EQUAL(r2.collection.len, 5);
+	CU_ASSERT(memcmp(r2.collection.ptr, "named", 5) == 0);
+	CU_ASSERT_EQUAL(sh.ncolls, 1);
+	pm_shard_destroy(&sh);
+}
+
+static void test_collections(void)
+{
+	fx_shard(&sh, 16 * MIB, 64);
+	CU_ASSERT_EQUAL(ccreate("c", 3, PM_METRIC_COSINE), PM_OK);
+	CU_ASSERT_EQUAL(ccreate("c", 3, PM_METRIC_COSINE), PM_OK); /* idempotent */
+	CU_ASSERT_EQUAL(ccreate("c", 4, PM_METRIC_COSINE), PM_E_EXISTS);
+	CU_ASSERT_EQUAL(ccreate("c", 3, PM_METRIC_IP), PM_E_EXISTS);
+	CU_ASSERT_EQUAL(ccreate("bad", 3, PM_METRIC_COUNT), PM_E_PARAM);
+	CU_ASSERT_EQUAL(ccreate("bad", 0, PM_METRIC_L2), PM_E_DIM);
+	CU_ASSERT_EQUAL(ccreate("bad", PM_DIM_MAX + 1, PM_METRIC_L2), PM_E_DIM);
+	char name[PM_COLLECTION_NAME_BYTES_MAX + 2];
+	memset(name, 'n', sizeof(name));
+	name[PM_COLLECTION_NAME_BYTES_MAX + 1] = 0;
+	CU_ASSERT_EQUAL(ccreate(name, 3, PM_METRIC_L2), PM_E_COLLECTION_NAME);
+	name[PM_COLLECTION_NAME_BYTES_MAX] = 0;
+	CU_ASSERT_EQUAL(ccreate(name, 3, PM_METRIC_L2), PM_OK);
+	struct pm_request r = { .op = PM_OP_CCREATE, .collection = fx_s("m"),
+				.params = { .dim = 3, .index = PM_INDEX_HNSW, .hnsw_m = 1 } };
+	struct pm_reply rep;
+	pm_shard_apply(&sh, &r, 0, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_E_PARAM);
+	r.params.hnsw_m = PM_HNSW_M_MAX + 1;
+	pm_shard_apply(&sh, &r, 0, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_E_PARAM);
+	r.params.hnsw_m = 0;
+	r.params.ef_search = PM_EF_MAX + 1;
+	pm_shard_apply(&sh, &r, 0, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_E_EF);
+	/* vectors must match the collection */
+	float v3[3] = { 1, 0, 0 }, z3[3] = { 0, 0, 0 };
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("a"), "c", v3, 2, 0, 0), PM_E_DIM);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("a"), "c", z3, 3, 0, 0), PM_E_ZERO_VECTOR);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("a"), "nope", v3, 3, 0, 0), PM_NOT_FOUND);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("a"), "c", v3, 3, 0, 0), PM_OK);
+	/* list */
+	struct pm_request l = { .op = PM_OP_CLIST };
+	pm_shard_apply(&sh, &l, 0, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_OK);
+	CU_ASSERT_EQUAL(rep.ncolls, 2);
+	CU_ASSERT_EQUAL(rep.colls[0].params.metric, PM_METRIC_COSINE);
+	CU_ASSERT_EQUAL(rep.colls[0].count, 1);
+	CU_ASSERT_EQUAL(rep.colls[0].params.hnsw_m, PM_HNSW_M_DEFAULT);
+	pm_shard_destroy(&sh);
+}
+
+static void test_bad_vectors(void)
+{
+	fx_shard(&sh, 16 * MIB, 64);
+	float v[4] = { 1, 2, 3, 4 };
+	const float bad[] = { NAN, INFINITY, -INFINITY };
+	for (int i = 0; i < 3; i++)
+		for (int pos = 0; pos < 4; pos++) {
+			float w[4];
+			memcpy(w, v, sizeof(w));
+			w[pos] = bad[i];
+			CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("x"), NULL, w, 4, 0, 0), PM_E_NAN);
+		}
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("x"), NULL, v, 0, 0, 0), PM_E_DIM);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("x"), NULL, v, PM_DIM_MAX + 1, 0, 0), PM_E_DIM);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_b("x", 0), NULL, v, 4, 0, 0), PM_E_KEY_LEN);
+	CU_ASSERT_EQUAL(sh.arena.seeds_used, 0);
+	CU_ASSERT_EQUAL(sh.ncolls, 0);
+	CU_ASSERT_EQUAL(fx_blob_used(&sh), 0);
+	/* an update with NaN leaves the stored vector as it was */
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("x"), NULL, v, 4, 0, 0), PM_OK);
+	float w[4] = { 9, 9, NAN, 9 };
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("x"), NULL, w, 4, 0, 0), PM_E_NAN);
+	struct pm_reply rep;
+	vget(fx_s("x"), &rep);
+	CU_ASSERT(memcmp(rep.value.ptr, v, sizeof(v)) == 0);
+	/* kinds do not mix */
+	CU_ASSERT_EQUAL(fx_set(&sh, fx_s("x"), fx_s("kv"), 0, 0), PM_E_WRONGTYPE);
+	CU_ASSERT_EQUAL(fx_set(&sh, fx_s("kv"), fx_s("kv"), 0, 0), PM_OK);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("kv"), NULL, v, 4, 0, 0), PM_E_WRONGTYPE);
+	CU_ASSERT_EQUAL(vget(fx_s("kv"), &rep), PM_E_WRONGTYPE);
+	CU_ASSERT_EQUAL(fx_get(&sh, fx_s("x"), 0, NULL), PM_E_WRONGTYPE);
+	pm_shard_destroy(&sh);
+}
+
+static void test_collections_full(void)
+{
+	fx_shard(&sh, 64 * MIB, 1024);
+	float v[1] = { 1 };
+	char k[16];
+	for (uint32_t d = 1; d <= PM_COLLECTIONS_MAX; d++) {
+		snprintf(k, sizeof(k), "d%u", d);
+		static float w[PM_COLLECTIONS_MAX + 1];
+		w[0] = v[0];
+		CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_s(k), NULL, w, d, 0, 0), PM_OK);
+	}
+	static float w[PM_COLLECTIONS_MAX + 1];
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("extra"), NULL, w, PM_COLLECTIONS_MAX + 1, 0, 0),
+			PM_E_COLLECTIONS_FULL);
+	CU_ASSERT_EQUAL(ccreate("named", 3, PM_METRIC_L2), PM_E_COLLECTIONS_FULL);
+	CU_ASSERT_EQUAL(sh.stats.vectors, PM_COLLECTIONS_MAX);
+	pm_shard_destroy(&sh);
+}
+
+static void test_drop(void)
+{
+	fx_shard(&sh, 64 * MIB, 20000);
+	uint64_t base = fx_blob_used(&sh);
+	CU_ASSERT_EQUAL(ccreate("big", 16, PM_METRIC_L2), PM_OK);
+	float v[16];
+	uint64_t rng = 3;
+	char k[32];
+	for (int i = 0; i < 10000; i++) { /* spans several member chunks */
+		snprintf(k, sizeof(k), "big-%d", i);
+		rand_vec(v, 16, &rng);
+		CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_s(k), "big", v, 16, 0, 0), PM_OK);
+	}
+	CU_ASSERT_EQUAL(fx_set(&sh, fx_s("kv"), fx_s("stays"), 0, 0), PM_OK);
+	struct pm_request r = { .op = PM_OP_CDROP, .collection = fx_s("big") };
+	struct pm_reply rep;
+	pm_shard_apply(&sh, &r, 0, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_OK);
+	CU_ASSERT_EQUAL(rep.removed, 1);
+	CU_ASSERT_EQUAL(sh.stats.vectors, 0);
+	CU_ASSERT_EQUAL(sh.ncolls, 0);
+	CU_ASSERT_EQUAL(fx_get(&sh, fx_s("kv"), 0, NULL), PM_OK);
+	CU_ASSERT_EQUAL(vget(fx_s("big-5"), &rep), PM_NOT_FOUND);
+	CU_ASSERT_EQUAL(fx_blob_used(&sh), base); /* the small kv value lives inline */
+	pm_shard_apply(&sh, &r, 0, &rep);
+	CU_ASSERT_EQUAL(rep.removed, 0);
+	pm_shard_destroy(&sh);
+}
+
+static void test_ttl_and_delete(void)
+{
+	fx_shard(&sh, 16 * MIB, 64);
+	float v[2] = { 1, 2 };
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("t"), NULL, v, 2, 100, 1000), PM_OK);
+	struct pm_reply rep;
+	struct pm_request g = { .op = PM_OP_VGET, .key = fx_s("t") };
+	pm_shard_apply(&sh, &g, 1099, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_OK);
+	pm_shard_apply(&sh, &g, 1100, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_NOT_FOUND);
+	CU_ASSERT_EQUAL(sh.ncolls, 0);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("d"), NULL, v, 2, 0, 0), PM_OK);
+	struct pm_request d = { .op = PM_OP_VDEL, .key = fx_s("d") };
+	pm_shard_apply(&sh, &d, 0, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_OK);
+	CU_ASSERT_EQUAL(rep.removed, 1);
+	CU_ASSERT_EQUAL(vget(fx_s("d"), &rep), PM_NOT_FOUND);
+	pm_shard_destroy(&sh);
+}
+
+/* Adds, updates, moves and deletes; after deleting everything the blob bytes
+ * are back at the baseline (the named collection keeps at most one spare chunk
+ * and its directory, which are released when it is dropped). */
+static void test_churn_baseline(void)
+{
+	fx_shard(&sh, 128 * MIB, 20000);
+	uint64_t base = fx_blob_used(&sh);
+	CU_ASSERT_EQUAL(ccreate("n", 32, PM_METRIC_L2), PM_OK);
+	float v[64];
+	uint64_t rng = 11;
+	char k[64];
+	for (int i = 0; i < 60000; i++) {
+		unsigned id = (unsigned)(pm_test_rand(&rng) % 9000);
+		snprintf(k, sizeof(k), "key-%u%s", id, id % 3 ? "" : "-with-a-long-tail-past-forty-bytes");
+		rand_vec(v, 64, &rng);
+		uint64_t what = pm_test_rand(&rng) % 4;
+		if (what == 0) {
+			struct pm_request d = { .op = PM_OP_VDEL, .key = fx_s(k) };
+			struct pm_reply rep;
+			pm_shard_apply(&sh, &d, 0, &rep);
+		} else {
+			uint32_t dim = what == 1 ? 32 : what == 2 ? 64 : 32;
+			CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_s(k), what == 3 ? "n" : NULL, v, dim, 0, 0),
+					      PM_OK);
+		}
+	}
+	for (unsigned id = 0; id < 9000; id++) {
+		snprintf(k, sizeof(k), "key-%u%s", id, id % 3 ? "" : "-with-a-long-tail-past-forty-bytes");
+		struct pm_request d = { .op = PM_OP_VDEL, .key = fx_s(k) };
+		struct pm_reply rep;
+		pm_shard_apply(&sh, &d, 0, &rep);
+	}
+	CU_ASSERT_EQUAL(sh.stats.vectors, 0);
+	CU_ASSERT_EQUAL(sh.ncolls, 1); /* only the named collection remains */
+	struct pm_request drop = { .op = PM_OP_CDROP, .collection = fx_s("n") };
+	struct pm_reply rep;
+	pm_shard_apply(&sh, &drop, 0, &rep);
+	CU_ASSERT_EQUAL(fx_blob_used(&sh), base);
+	CU_ASSERT_EQUAL(sh.arena.seeds_used, 0);
+	pm_shard_destroy(&sh);
+}
+
+int main(void)
+{
+	static CU_TestInfo tests[] = {
+		{ "put/get across dimensions and key layouts", test_put_get_dims },
+		{ "update in place, move between collections", test_update_in_place_and_move },
+		{ "collections and parameters", test_collections },
+		{ "bad vectors refused, nothing changed", test_bad_vectors },
+		{ "collections full", test_collections_full },
+		{ "drop collection", test_drop },
+		{ "TTL and delete", test_ttl_and_delete },
+		{ "churn returns to baseline", test_churn_baseline },
+		CU_TEST_INFO_NULL,
+	};
+	return pm_cu_run("vector", tests);
+}
