@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# deps.sh — install Pomai's build and test dependencies from Debian 12.
+# Sourced by setup-run.sh and setup-test.sh. Uses sudo when not root.
+#
+#   POMAI_DEPS_EXTRA="pkg ..."   more packages for this run (e.g. the dataset)
+set -euo pipefail
+
+POMAI_DEPS=(
+	build-essential pkg-config meson ninja-build python3
+	libxxhash-dev      # XXH3-64: the key hash shared with clients (engine)
+	libcunit1-dev      # unit test framework (tests)
+	zlib1g-dev         # reading the gzipped Fashion-MNIST files (perf/, demo)
+)
+
+pomai_install_deps() {
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	# shellcheck disable=SC2206
+	local extra=(${POMAI_DEPS_EXTRA:-})
+	local missing=()
+	for p in "${POMAI_DEPS[@]}" "${extra[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing+=("$p")
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		echo "deps: all ${#POMAI_DEPS[@]} base packages present"
+		return 0
+	fi
+	echo "deps: installing ${missing[*]}"
+	$sudo apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# setup-test.sh — install, build and run every Pomai test suite, twice: a
+# normal build with warnings as errors, and an ASan+UBSan build. Ends with one
+# line "N passed, N failed, N skipped" totalling both runs. Exits non-zero if
+# any test failed, or (when CI=true) if any test was skipped: CI must run
+# everything this machine can run.
+set -euo pipefail
+cd "$(dirname "$0")"
+. scripts/deps.sh
+pomai_install_deps
+
+configure() { # dir, options...
+	local dir=$1
+	shift
+	if [ -d "$dir/meson-info" ]; then
+		meson setup --reconfigure "$dir" "$@"
+	else
+		meson setup "$dir" "$@"
+	fi
+}
+
+configure build-test -Dwerror=true --buildtype=debugoptimized
+configure build-asan -Dwerror=true --buildtype=debug -Db_sanitize=address,undefined \
+	-Db_lundef=false -Dperf=disabled
+
+status=0
+ninja -C build-test
+meson test -C build-test --print-errorlogs --num-processes 2 || status=1
+ninja -C build-asan
+ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C build-asan --print-errorlogs --num-processes 2 || status=1
+
+python3 scripts/test-totals.py build-test build-asan || status=1
+exit $status
