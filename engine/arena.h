@@ -11,7 +11,7 @@
  *   never been touched, so a large, mostly empty arena costs no resident memory.
  * - Static reservations (the seed map's buckets, collection tables) are carved once
  *   at start-up and never freed.
- * - Blobs come in size classes (see limits.h): each class has its own free list
+ * - Blobs come in size classes (see pm_limits.h): each class has its own free list
  *   (threaded through the first 8 bytes of each free blob); otherwise blobs are cut
  *   from the bump pointer. Classes of 256 bytes and more are cut 64-byte aligned. A blob's size is not stored with it: its owner (the seed)
  *   knows it and passes it back on free. Blobs of different classes do not coalesce;
@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "pm_limits.h"
 #include "status.h"
 
 #define PM_SEED_NONE UINT32_MAX

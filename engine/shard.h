@@ -17,7 +17,7 @@
 
 #include "arena.h"
 #include "distance.h"
-#include "limits.h"
+#include "pm_limits.h"
 #include "request.h"
 #include "seedmap.h"
 

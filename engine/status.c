@@ -33,6 +33,7 @@ static const char *const status_names[PM_STATUS_COUNT] = {
 	[PM_E_FRAME_OPCODE] = "E_FRAME_OPCODE",
 	[PM_E_FRAME_FLAGS] = "E_FRAME_FLAGS",
 	[PM_E_FRAME_LENGTH] = "E_FRAME_LENGTH",
+	[PM_E_INTERNAL] = "E_INTERNAL",
 };
 
 const char *pm_status_name(enum pm_status st)

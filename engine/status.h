@@ -39,6 +39,8 @@ enum pm_status {
 	PM_E_FRAME_FLAGS,      /* flag bits not defined for this opcode, or reserved != 0 */
 	PM_E_FRAME_LENGTH,     /* a length field disagrees with the body */
 
+	PM_E_INTERNAL,         /* unknown wire code, or a result with no code of its own */
+
 	PM_STATUS_COUNT
 };
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * limits.h — every bound of the Pomai engine and of its wire format, in one place.
+ * pm_limits.h — every bound of the Pomai engine and of its wire format, in one place.
  *
  * Each limit is a named constant whose name carries its unit (_BYTES, _MS, _COUNT …)
  * and whose comment says why it has that value. Overridable defaults use #ifndef so a
@@ -10,8 +10,8 @@
  * A request that breaks any of these gets an error status (see status.h); nothing is
  * allocated for it and no other client is affected.
  */
-#ifndef POMAI_ENGINE_LIMITS_H
-#define POMAI_ENGINE_LIMITS_H
+#ifndef POMAI_ENGINE_PM_LIMITS_H
+#define POMAI_ENGINE_PM_LIMITS_H
 
 #include <stdint.h>
 

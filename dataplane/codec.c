@@ -1,0 +1,988 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * codec.c — the Pomai binary frame codec (wire format version 1, docs/protocol.md).
+ *
+ * Decoding walks the body with a bounded reader (struct rd) whose every read
+ * first checks the bytes left, so no input can make it read past the frame; each
+ * length or count is checked against its limit before it is used, and all size
+ * arithmetic is done in 64 bits. Encoding writes through a bounded writer
+ * (struct wr) that stops at the capacity. Both encoders end by decoding what they
+ * wrote, so they can never emit a frame the other side would reject, and the
+ * rules live in one place: the decoders.
+ *
+ * Departure from the seed plan: the seed's frames had no header; here the seed's
+ * opcode and body field order are kept, behind a fixed header that carries a
+ * request id (replies over UDP are matched by id) and the body length (several
+ * frames may share one datagram or stream).
+ */
+#include "codec.h"
+
+#include <string.h>
+
+_Static_assert(sizeof(float) == 4, "wire floats are IEEE-754 binary32");
+_Static_assert(PM_DIM_MAX <= UINT32_MAX / 4u, "dim * 4 fits 32 bits");
+_Static_assert(PM_FRAME_BYTES_MAX <= UINT32_MAX, "frame sizes fit 32 bits");
+_Static_assert(PM_EF_MAX <= UINT32_MAX && PM_K_MAX <= UINT32_MAX, "u32 on the wire");
+
+/* ---------------------------------------------------------------- little endian */
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define PM_LE16(x) __builtin_bswap16(x)
+#define PM_LE32(x) __builtin_bswap32(x)
+#define PM_LE64(x) __builtin_bswap64(x)
+#else
+#define PM_LE16(x) (x)
+#define PM_LE32(x) (x)
+#define PM_LE64(x) (x)
+#endif
+
+static inline uint16_t ld16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, sizeof v);
+	return PM_LE16(v);
+}
+
+static inline uint32_t ld32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, sizeof v);
+	return PM_LE32(v);
+}
+
+static inline uint64_t ld64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof v);
+	return PM_LE64(v);
+}
+
+static inline float ldf32(const uint8_t *p)
+{
+	uint32_t u = ld32(p);
+	float f;
+	memcpy(&f, &u, sizeof f);
+	return f;
+}
+
+static inline void st16(uint8_t *p, uint16_t v)
+{
+	v = PM_LE16(v);
+	memcpy(p, &v, sizeof v);
+}
+
+static inline void st32(uint8_t *p, uint32_t v)
+{
+	v = PM_LE32(v);
+	memcpy(p, &v, sizeof v);
+}
+
+static inline void st64(uint8_t *p, uint64_t v)
+{
+	v = PM_LE64(v);
+	memcpy(p, &v, sizeof v);
+}
+
+/* ---------------------------------------------------------------- opcodes */
+
+struct op_wire {
+	uint8_t opcode;
+	uint8_t subop;     /* 0: not a 'V' op */
+	uint8_t req_flags; /* request flags this op accepts */
+	bool paged;        /* reply may span several frames (MORE) */
+};
+
+static const struct op_wire op_table[PM_OP_COUNT] = {
+	[PM_OP_NONE] = { PM_OPCODE_NONE, 0, 0, false },
+	[PM_OP_SET] = { PM_OPCODE_SET, 0, PM_FLAG_TTL, false },
+	[PM_OP_GET] = { PM_OPCODE_GET, 0, 0, false },
+	[PM_OP_DEL] = { PM_OPCODE_DEL, 0, 0, false },
+	[PM_OP_INFO] = { PM_OPCODE_INFO, 0, 0, false },
+	[PM_OP_VADD] = { PM_OPCODE_VECTOR, PM_VOP_ADD, PM_FLAG_TTL | PM_FLAG_COLL, false },
+	[PM_OP_VGET] = { PM_OPCODE_VECTOR, PM_VOP_GET, 0, false },
+	[PM_OP_VDEL] = { PM_OPCODE_VECTOR, PM_VOP_DEL, 0, false },
+	[PM_OP_VQUERY] = { PM_OPCODE_VECTOR, PM_VOP_QUERY,
+			   PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT, true },
+	[PM_OP_CCREATE] = { PM_OPCODE_VECTOR, PM_VOP_CREATE, 0, false },
+	[PM_OP_CDROP] = { PM_OPCODE_VECTOR, PM_VOP_DROP, 0, false },
+	[PM_OP_CLIST] = { PM_OPCODE_VECTOR, PM_VOP_LIST, 0, true },
+};
+
+bool pm_op_wire(uint8_t op, uint8_t *opcode, uint8_t *subop)
+{
+	if (op == PM_OP_NONE || op >= PM_OP_COUNT)
+		return false;
+	*opcode = op_table[op].opcode;
+	*subop = op_table[op].subop;
+	return true;
+}
+
+/* PM_OP_NONE when (opcode, subop) names no op. */
+static uint8_t op_from_wire(uint8_t opcode, uint8_t subop)
+{
+	if (opcode != PM_OPCODE_VECTOR)
+		subop = 0;
+	for (uint8_t op = PM_OP_NONE + 1; op < PM_OP_COUNT; op++)
+		if (op_table[op].opcode == opcode && op_table[op].subop == subop)
+			return op;
+	return PM_OP_NONE;
+}
+
+/* ---------------------------------------------------------------- bounded reader */
+
+struct rd {
+	const uint8_t *p;
+	uint32_t left;
+};
+
+static bool rd_take(struct rd *r, uint64_t n, const uint8_t **out)
+{
+	if (n > r->left)
+		return false;
+	*out = r->p;
+	r->p += n;
+	r->left -= (uint32_t)n;
+	return true;
+}
+
+static bool rd_u8(struct rd *r, uint8_t *v)
+{
+	const uint8_t *q;
+	if (!rd_take(r, 1, &q))
+		return false;
+	*v = q[0];
+	return true;
+}
+
+static bool rd_u16(struct rd *r, uint16_t *v)
+{
+	const uint8_t *q;
+	if (!rd_take(r, 2, &q))
+		return false;
+	*v = ld16(q);
+	return true;
+}
+
+static bool rd_u32(struct rd *r, uint32_t *v)
+{
+	const uint8_t *q;
+	if (!rd_take(r, 4, &q))
+		return false;
+	*v = ld32(q);
+	return true;
+}
+
+static bool rd_u64(struct rd *r, uint64_t *v)
+{
+	const uint8_t *q;
+	if (!rd_take(r, 8, &q))
+		return false;
+	*v = ld64(q);
+	return true;
+}
+
+/* u32 length + bytes. A length outside [lo, hi] is `bad`; a length or byte run
+ * past the body is PM_E_FRAME_LENGTH. An empty run has ptr NULL. */
+static enum pm_status rd_lenbytes(struct rd *r, uint32_t lo, uint32_t hi, enum pm_status bad,
+				  struct pm_bytes *out)
+{
+	uint32_t n;
+	if (!rd_u32(r, &n))
+		return PM_E_FRAME_LENGTH;
+	if (n < lo || n > hi)
+		return bad;
+	if (!rd_take(r, n, &out->ptr))
+		return PM_E_FRAME_LENGTH;
+	out->len = n;
+	if (n == 0)
+		out->ptr = NULL;
+	return PM_OK;
+}
+
+static enum pm_status rd_key(struct rd *r, struct pm_bytes *key)
+{
+	return rd_lenbytes(r, 1, PM_KEY_BYTES_MAX, PM_E_KEY_LEN, key);
+}
+
+/* A collection name that must be present (COLL trailer, create, drop). */
+static enum pm_status rd_name(struct rd *r, struct pm_bytes *name)
+{
+	return rd_lenbytes(r, 1, PM_COLLECTION_NAME_BYTES_MAX, PM_E_COLLECTION_NAME, name);
+}
+
+/* u32 dim, dim x f32; the components stay raw (NaN is the engine's check). */
+static enum pm_status rd_vector(struct rd *r, uint32_t *dim, const uint8_t **vec)
+{
+	uint32_t d;
+	if (!rd_u32(r, &d))
+		return PM_E_FRAME_LENGTH;
+	if (d == 0 || d > PM_DIM_MAX)
+		return PM_E_DIM;
+	if (!rd_take(r, (uint64_t)d * 4u, vec))
+		return PM_E_FRAME_LENGTH;
+	*dim = d;
+	return PM_OK;
+}
+
+static enum pm_status rd_ttl(struct rd *r, struct pm_request *req)
+{
+	uint64_t t;
+	if (!rd_u64(r, &t))
+		return PM_E_FRAME_LENGTH;
+	if (t == 0 || t > PM_TTL_MS_MAX)
+		return PM_E_TTL;
+	req->ttl_ms = t;
+	req->has_ttl = true;
+	return PM_OK;
+}
+
+/* ---------------------------------------------------------------- header */
+
+bool pm_header_usable(enum pm_status st)
+{
+	return st != PM_E_FRAME_TRUNCATED && st != PM_E_FRAME_MAGIC &&
+	       st != PM_E_FRAME_VERSION && st != PM_E_FRAME_TOO_BIG;
+}
+
+enum pm_status pm_header_decode(const uint8_t *buf, size_t len, struct pm_frame_header *h)
+{
+	memset(h, 0, sizeof *h);
+	if (len < PM_FRAME_HEADER_BYTES)
+		return PM_E_FRAME_TRUNCATED;
+	h->version = buf[2];
+	h->opcode = buf[3];
+	h->flags = buf[4];
+	h->status = buf[5];
+	h->id = ld64(buf + 8);
+	h->body_len = ld32(buf + 16);
+	if (ld16(buf) != PM_FRAME_MAGIC)
+		return PM_E_FRAME_MAGIC;
+	if (h->version != PM_FRAME_VERSION)
+		return PM_E_FRAME_VERSION;
+	if ((uint64_t)PM_FRAME_HEADER_BYTES + h->body_len > PM_FRAME_BYTES_MAX)
+		return PM_E_FRAME_TOO_BIG;
+	if (h->body_len > len - PM_FRAME_HEADER_BYTES)
+		return PM_E_FRAME_TRUNCATED;
+	h->first = ld32(buf + 20);
+	if (ld16(buf + 6) != 0)
+		return PM_E_FRAME_FLAGS;
+	return PM_OK;
+}
+
+void pm_header_encode(const struct pm_frame_header *h, uint8_t out[PM_FRAME_HEADER_BYTES])
+{
+	st16(out, PM_FRAME_MAGIC);
+	out[2] = h->version;
+	out[3] = h->opcode;
+	out[4] = h->flags;
+	out[5] = h->status;
+	st16(out + 6, 0);
+	st64(out + 8, h->id);
+	st32(out + 16, h->body_len);
+	st32(out + 20, h->first);
+}
+
+/* Reads the sub-op of a 'V' frame from the body and names the op. */
+static enum pm_status frame_op(const struct pm_frame_header *h, struct rd *r, uint8_t *op)
+{
+	uint8_t subop = 0;
+	*op = PM_OP_NONE;
+	if (h->opcode == PM_OPCODE_VECTOR && !rd_u8(r, &subop))
+		return PM_E_FRAME_LENGTH;
+	*op = op_from_wire(h->opcode, subop);
+	return *op == PM_OP_NONE ? PM_E_FRAME_OPCODE : PM_OK;
+}
+
+/* ---------------------------------------------------------------- request bodies */
+
+static enum pm_status dec_set(struct rd *r, uint8_t flags, struct pm_request *req)
+{
+	enum pm_status st = rd_key(r, &req->key);
+	if (st == PM_OK)
+		st = rd_lenbytes(r, 0, PM_VALUE_BYTES_MAX, PM_E_VALUE_LEN, &req->value);
+	if (st == PM_OK && (flags & PM_FLAG_TTL))
+		st = rd_ttl(r, req);
+	return st;
+}
+
+static enum pm_status dec_info(struct rd *r, struct pm_request *req)
+{
+	if (r->left == 0)
+		return PM_OK; /* all sections */
+	return rd_lenbytes(r, 1, PM_INFO_SECTION_BYTES_MAX, PM_E_PARAM, &req->section);
+}
+
+static enum pm_status dec_vadd(struct rd *r, uint8_t flags, struct pm_request *req)
+{
+	enum pm_status st = rd_key(r, &req->key);
+	if (st == PM_OK)
+		st = rd_vector(r, &req->dim, &req->vec);
+	if (st == PM_OK && (flags & PM_FLAG_TTL))
+		st = rd_ttl(r, req);
+	if (st == PM_OK && (flags & PM_FLAG_COLL))
+		st = rd_name(r, &req->collection);
+	return st;
+}
+
+static enum pm_status dec_vquery(struct rd *r, uint8_t flags, struct pm_request *req)
+{
+	if (!rd_u32(r, &req->k))
+		return PM_E_FRAME_LENGTH;
+	if (req->k == 0 || req->k > PM_K_MAX)
+		return PM_E_K;
+	enum pm_status st = rd_vector(r, &req->dim, &req->vec);
+	if (st != PM_OK)
+		return st;
+	if (flags & PM_FLAG_EF) {
+		if (!rd_u32(r, &req->ef))
+			return PM_E_FRAME_LENGTH;
+		if (req->ef > PM_EF_MAX || (req->ef != 0 && req->ef < req->k))
+			return PM_E_EF;
+	}
+	if (flags & PM_FLAG_COLL)
+		st = rd_name(r, &req->collection);
+	req->exact = (flags & PM_FLAG_EXACT) != 0;
+	return st;
+}
+
+static enum pm_status dec_ccreate(struct rd *r, struct pm_request *req)
+{
+	struct pm_collection_params *p = &req->params;
+	enum pm_status st = rd_name(r, &req->collection);
+	if (st != PM_OK)
+		return st;
+	if (!rd_u32(r, &p->dim))
+		return PM_E_FRAME_LENGTH;
+	if (p->dim == 0 || p->dim > PM_DIM_MAX)
+		return PM_E_DIM;
+	if (!rd_u8(r, &p->metric) || !rd_u8(r, &p->index))
+		return PM_E_FRAME_LENGTH;
+	if (p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT)
+		return PM_E_PARAM;
+	if (!rd_u16(r, &p->hnsw_m) || !rd_u32(r, &p->ef_construction) ||
+	    !rd_u32(r, &p->ef_search))
+		return PM_E_FRAME_LENGTH;
+	return PM_OK;
+}
+
+static enum pm_status dec_request_body(struct rd *r, uint8_t flags, struct pm_request *req)
+{
+	switch ((enum pm_op)req->op) {
+	case PM_OP_SET:
+		return dec_set(r, flags, req);
+	case PM_OP_GET:
+	case PM_OP_DEL:
+	case PM_OP_VGET:
+	case PM_OP_VDEL:
+		return rd_key(r, &req->key);
+	case PM_OP_INFO:
+		return dec_info(r, req);
+	case PM_OP_VADD:
+		return dec_vadd(r, flags, req);
+	case PM_OP_VQUERY:
+		return dec_vquery(r, flags, req);
+	case PM_OP_CCREATE:
+		return dec_ccreate(r, req);
+	case PM_OP_CDROP:
+		return rd_name(r, &req->collection);
+	case PM_OP_CLIST:
+		return PM_OK;
+	case PM_OP_NONE:
+	case PM_OP_COUNT:
+		break;
+	}
+	return PM_E_FRAME_OPCODE;
+}
+
+enum pm_status pm_request_decode(const uint8_t *buf, size_t len, struct pm_request *req,
+				 size_t *used)
+{
+	struct pm_frame_header h;
+	memset(req, 0, sizeof *req);
+	*used = 0;
+	enum pm_status st = pm_header_decode(buf, len, &h);
+	if (!pm_header_usable(st))
+		return st;
+	*used = PM_FRAME_HEADER_BYTES + (size_t)h.body_len;
+	req->id = h.id;
+	struct rd r = { buf + PM_FRAME_HEADER_BYTES, h.body_len };
+	enum pm_status op_st = frame_op(&h, &r, &req->op);
+	if (st != PM_OK)
+		return st; /* reserved field set */
+	if (h.status != 0 || h.first != 0 || (h.flags & (PM_FLAG_REPLY | PM_FLAG_MORE)))
+		return PM_E_FRAME_FLAGS;
+	if (op_st != PM_OK)
+		return op_st;
+	if (h.flags & ~op_table[req->op].req_flags)
+		return PM_E_FRAME_FLAGS;
+	st = dec_request_body(&r, h.flags, req);
+	if (st == PM_OK && r.left != 0)
+		st = PM_E_FRAME_LENGTH;
+	return st;
+}
+
+/* ---------------------------------------------------------------- bounded writer */
+
+struct wr {
+	uint8_t *p;
+	uint8_t *end;
+	bool ok; /* false once a write did not fit; later writes are ignored */
+};
+
+static size_t wr_room(const struct wr *w)
+{
+	return w->ok ? (size_t)(w->end - w->p) : 0;
+}
+
+static void wr_put(struct wr *w, const void *src, uint64_t n)
+{
+	if (n > wr_room(w) || (src == NULL && n != 0)) {
+		w->ok = false;
+		return;
+	}
+	if (n != 0)
+		memcpy(w->p, src, (size_t)n);
+	w->p += n;
+}
+
+static void wr_u8(struct wr *w, uint8_t v)
+{
+	wr_put(w, &v, 1);
+}
+
+static void wr_u16(struct wr *w, uint16_t v)
+{
+	uint8_t b[2];
+	st16(b, v);
+	wr_put(w, b, sizeof b);
+}
+
+static void wr_u32(struct wr *w, uint32_t v)
+{
+	uint8_t b[4];
+	st32(b, v);
+	wr_put(w, b, sizeof b);
+}
+
+static void wr_u64(struct wr *w, uint64_t v)
+{
+	uint8_t b[8];
+	st64(b, v);
+	wr_put(w, b, sizeof b);
+}
+
+static void wr_f32(struct wr *w, float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof u);
+	wr_u32(w, u);
+}
+
+/* u32 length + bytes. A run longer than max is refused before it is read, so a
+ * wrong length cannot make the encoder read past the caller's buffer. */
+static void wr_bytes(struct wr *w, struct pm_bytes b, uint32_t max)
+{
+	if (b.len > max)
+		w->ok = false;
+	wr_u32(w, b.len);
+	wr_put(w, b.ptr, b.len);
+}
+
+/* u32 dim + dim x f32, refused before it is read when dim is above PM_DIM_MAX. */
+static void wr_vector(struct wr *w, uint32_t dim, const uint8_t *vec)
+{
+	if (dim > PM_DIM_MAX)
+		w->ok = false;
+	wr_u32(w, dim);
+	wr_put(w, vec, (uint64_t)dim * 4u);
+}
+
+static void wr_params(struct wr *w, const struct pm_collection_params *p)
+{
+	wr_u32(w, p->dim);
+	wr_u8(w, p->metric);
+	wr_u8(w, p->index);
+	wr_u16(w, p->hnsw_m);
+	wr_u32(w, p->ef_construction);
+	wr_u32(w, p->ef_search);
+}
+
+/* The writer for the body of a frame at out (header space reserved). */
+static bool wr_frame(struct wr *w, uint8_t *out, size_t cap)
+{
+	if (cap > PM_FRAME_BYTES_MAX)
+		cap = PM_FRAME_BYTES_MAX;
+	w->p = out + PM_FRAME_HEADER_BYTES;
+	w->end = out + cap;
+	w->ok = cap >= PM_FRAME_HEADER_BYTES;
+	return w->ok;
+}
+
+/* ---------------------------------------------------------------- request encoding */
+
+static uint8_t enc_set(const struct pm_request *req, struct wr *w)
+{
+	wr_bytes(w, req->key, PM_KEY_BYTES_MAX);
+	wr_bytes(w, req->value, PM_VALUE_BYTES_MAX);
+	if (!req->has_ttl)
+		return 0;
+	wr_u64(w, req->ttl_ms);
+	return PM_FLAG_TTL;
+}
+
+static uint8_t enc_vadd(const struct pm_request *req, struct wr *w)
+{
+	uint8_t flags = 0;
+	wr_bytes(w, req->key, PM_KEY_BYTES_MAX);
+	wr_vector(w, req->dim, req->vec);
+	if (req->has_ttl) {
+		wr_u64(w, req->ttl_ms);
+		flags |= PM_FLAG_TTL;
+	}
+	if (req->collection.len != 0) {
+		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
+		flags |= PM_FLAG_COLL;
+	}
+	return flags;
+}
+
+static uint8_t enc_vquery(const struct pm_request *req, struct wr *w)
+{
+	uint8_t flags = req->exact ? PM_FLAG_EXACT : 0;
+	wr_u32(w, req->k);
+	wr_vector(w, req->dim, req->vec);
+	if (req->ef != 0) {
+		wr_u32(w, req->ef);
+		flags |= PM_FLAG_EF;
+	}
+	if (req->collection.len != 0) {
+		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
+		flags |= PM_FLAG_COLL;
+	}
+	return flags;
+}
+
+/* Writes the body (after any sub-op byte) and returns the request flags. */
+static uint8_t enc_request_body(const struct pm_request *req, struct wr *w)
+{
+	switch ((enum pm_op)req->op) {
+	case PM_OP_SET:
+		return enc_set(req, w);
+	case PM_OP_GET:
+	case PM_OP_DEL:
+	case PM_OP_VGET:
+	case PM_OP_VDEL:
+		wr_bytes(w, req->key, PM_KEY_BYTES_MAX);
+		return 0;
+	case PM_OP_INFO:
+		if (req->section.len != 0)
+			wr_bytes(w, req->section, PM_INFO_SECTION_BYTES_MAX);
+		return 0;
+	case PM_OP_VADD:
+		return enc_vadd(req, w);
+	case PM_OP_VQUERY:
+		return enc_vquery(req, w);
+	case PM_OP_CCREATE:
+		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
+		wr_params(w, &req->params);
+		return 0;
+	case PM_OP_CDROP:
+		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
+		return 0;
+	case PM_OP_CLIST:
+		return 0;
+	case PM_OP_NONE:
+	case PM_OP_COUNT:
+		break;
+	}
+	w->ok = false;
+	return 0;
+}
+
+size_t pm_request_encode(const struct pm_request *req, uint8_t *out, size_t cap)
+{
+	struct wr w;
+	if (req->op == PM_OP_NONE || req->op >= PM_OP_COUNT || !wr_frame(&w, out, cap))
+		return 0;
+	const struct op_wire *ow = &op_table[req->op];
+	if (ow->subop != 0)
+		wr_u8(&w, ow->subop);
+	uint8_t flags = enc_request_body(req, &w);
+	if (!w.ok)
+		return 0;
+	size_t n = (size_t)(w.p - out);
+	struct pm_frame_header h = {
+		.version = PM_FRAME_VERSION,
+		.opcode = ow->opcode,
+		.flags = flags,
+		.status = 0,
+		.id = req->id,
+		.body_len = (uint32_t)(n - PM_FRAME_HEADER_BYTES),
+	};
+	pm_header_encode(&h, out);
+	/* The decoder holds the rules: refuse what it would refuse. */
+	struct pm_request check;
+	size_t used;
+	if (pm_request_decode(out, n, &check, &used) != PM_OK || used != n)
+		return 0;
+	return n;
+}
+
+/* ---------------------------------------------------------------- reply encoding */
+
+/* Writes hits from *cursor on while they fit; returns MORE if some remain. */
+static uint8_t enc_hits(const struct pm_reply *rep, uint32_t *cursor, struct wr *w)
+{
+	uint8_t *count_at = w->p;
+	uint32_t i = *cursor, n = 0;
+	wr_u32(w, 0);
+	if (i > rep->nhits)
+		w->ok = false;
+	for (; w->ok && i < rep->nhits; i++, n++) {
+		const struct pm_bytes *key = &rep->keys[i];
+		if ((uint64_t)PM_WIRE_HIT_BYTES_FIXED + key->len > wr_room(w))
+			break;
+		wr_bytes(w, *key, PM_KEY_BYTES_MAX);
+		wr_f32(w, rep->hits[i].dist);
+	}
+	if (n == 0 && i < rep->nhits)
+		w->ok = false; /* not even one hit fits */
+	if (!w->ok)
+		return 0;
+	st32(count_at, n);
+	*cursor = i;
+	return i < rep->nhits ? PM_FLAG_MORE : 0;
+}
+
+/* Writes collections from *cursor on while they fit; returns MORE if some remain. */
+static uint8_t enc_colls(const struct pm_reply *rep, uint32_t *cursor, struct wr *w)
+{
+	uint8_t *count_at = w->p;
+	uint32_t i = *cursor, n = 0;
+	wr_u32(w, 0);
+	if (i > rep->ncolls)
+		w->ok = false;
+	for (; w->ok && i < rep->ncolls; i++, n++) {
+		const struct pm_coll_info *c = &rep->colls[i];
+		if ((uint64_t)PM_WIRE_COLL_BYTES_FIXED + c->name.len > wr_room(w))
+			break;
+		wr_bytes(w, c->name, PM_COLLECTION_NAME_BYTES_MAX);
+		wr_params(w, &c->params);
+		wr_u64(w, c->count);
+		wr_u64(w, c->bytes);
+	}
+	if (n == 0 && i < rep->ncolls)
+		w->ok = false; /* not even one collection fits */
+	if (!w->ok)
+		return 0;
+	st32(count_at, n);
+	*cursor = i;
+	return i < rep->ncolls ? PM_FLAG_MORE : 0;
+}
+
+/* Writes a successful reply's body (after any sub-op byte); returns MORE or 0. */
+static uint8_t enc_reply_body(const struct pm_reply *rep, uint32_t *cursor, struct wr *w)
+{
+	switch ((enum pm_op)rep->op) {
+	case PM_OP_SET:
+	case PM_OP_VADD:
+	case PM_OP_CCREATE:
+		return 0;
+	case PM_OP_GET:
+		wr_bytes(w, rep->value, PM_VALUE_BYTES_MAX);
+		return 0;
+	case PM_OP_INFO:
+		wr_bytes(w, rep->value, PM_INFO_TEXT_BYTES_MAX);
+		return 0;
+	case PM_OP_DEL:
+	case PM_OP_VDEL:
+	case PM_OP_CDROP:
+		wr_u32(w, rep->removed);
+		return 0;
+	case PM_OP_VGET:
+		wr_u32(w, rep->dim);
+		wr_u8(w, PM_DTYPE_F32);
+		if (rep->dim > PM_DIM_MAX || rep->dim * 4u != rep->value.len)
+			w->ok = false;
+		wr_put(w, rep->value.ptr, rep->value.len);
+		wr_bytes(w, rep->collection, PM_COLLECTION_NAME_BYTES_MAX);
+		return 0;
+	case PM_OP_VQUERY:
+		return enc_hits(rep, cursor, w);
+	case PM_OP_CLIST:
+		return enc_colls(rep, cursor, w);
+	case PM_OP_NONE:
+	case PM_OP_COUNT:
+		break;
+	}
+	w->ok = false;
+	return 0;
+}
+
+/* Items of a paged reply, so an error reply can move the cursor past them all. */
+static uint32_t reply_items(const struct pm_reply *rep)
+{
+	if (rep->op == PM_OP_VQUERY)
+		return rep->nhits;
+	return rep->op == PM_OP_CLIST ? rep->ncolls : 0;
+}
+
+size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *out, size_t cap)
+{
+	uint32_t local = 0;
+	uint32_t *cur = cursor != NULL ? cursor : &local;
+	uint32_t first = *cur;
+	struct wr w;
+	if (rep->op >= PM_OP_COUNT || !wr_frame(&w, out, cap))
+		return 0;
+	const struct op_wire *ow = &op_table[rep->op];
+	uint8_t flags = PM_FLAG_REPLY;
+	if (ow->subop != 0)
+		wr_u8(&w, ow->subop);
+	if (rep->status == PM_OK)
+		flags |= enc_reply_body(rep, cur, &w);
+	else
+		*cur = reply_items(rep); /* an error reply is one frame */
+	if (!w.ok || (cursor == NULL && (flags & PM_FLAG_MORE))) {
+		*cur = first;
+		return 0;
+	}
+	size_t n = (size_t)(w.p - out);
+	struct pm_frame_header h = {
+		.version = PM_FRAME_VERSION,
+		.opcode = ow->opcode,
+		.flags = flags,
+		.status = pm_wire_status(rep->status),
+		.id = rep->id,
+		.body_len = (uint32_t)(n - PM_FRAME_HEADER_BYTES),
+		.first = rep->status == PM_OK && ow->paged ? first : 0,
+	};
+	pm_header_encode(&h, out);
+	/* The decoder holds the rules: refuse what it would refuse. */
+	struct pm_reply_view check;
+	size_t used;
+	if (pm_reply_decode(out, n, &check, &used) != PM_OK || used != n) {
+		*cur = first;
+		return 0;
+	}
+	return n;
+}
+
+/* ---------------------------------------------------------------- reply decoding */
+
+static enum pm_status dec_removed(struct rd *r, struct pm_reply_view *rv)
+{
+	if (!rd_u32(r, &rv->removed))
+		return PM_E_FRAME_LENGTH;
+	return rv->removed <= 1 ? PM_OK : PM_E_PARAM;
+}
+
+/* u32 dim, u8 dtype, dim x f32, u32 nlen, collection name (0 = default). */
+static enum pm_status dec_vget(struct rd *r, struct pm_reply_view *rv)
+{
+	if (!rd_u32(r, &rv->dim) || !rd_u8(r, &rv->dtype))
+		return PM_E_FRAME_LENGTH;
+	if (rv->dim == 0 || rv->dim > PM_DIM_MAX)
+		return PM_E_DIM;
+	if (rv->dtype != PM_DTYPE_F32)
+		return PM_E_DTYPE;
+	if (!rd_take(r, (uint64_t)rv->dim * 4u, &rv->value.ptr))
+		return PM_E_FRAME_LENGTH;
+	rv->value.len = rv->dim * 4u;
+	return rd_lenbytes(r, 0, PM_COLLECTION_NAME_BYTES_MAX, PM_E_COLLECTION_NAME,
+			   &rv->collection);
+}
+
+/* Checks every hit of a VQUERY page; the iterator reads them again later. */
+static enum pm_status dec_hits(struct rd *r, struct pm_reply_view *rv)
+{
+	struct pm_bytes key;
+	uint32_t dist;
+	if (!rd_u32(r, &rv->count))
+		return PM_E_FRAME_LENGTH;
+	rv->it_pos = r->p;
+	rv->it_left = rv->count;
+	for (uint32_t i = 0; i < rv->count; i++) {
+		enum pm_status st = rd_key(r, &key);
+		if (st != PM_OK)
+			return st;
+		if (!rd_u32(r, &dist))
+			return PM_E_FRAME_LENGTH;
+	}
+	return PM_OK;
+}
+
+static enum pm_status dec_coll_entry(struct rd *r, struct pm_coll_info *ci)
+{
+	struct pm_collection_params *p = &ci->params;
+	enum pm_status st = rd_lenbytes(r, 0, PM_COLLECTION_NAME_BYTES_MAX,
+					PM_E_COLLECTION_NAME, &ci->name);
+	if (st != PM_OK)
+		return st;
+	if (!rd_u32(r, &p->dim) || !rd_u8(r, &p->metric) || !rd_u8(r, &p->index) ||
+	    !rd_u16(r, &p->hnsw_m) || !rd_u32(r, &p->ef_construction) ||
+	    !rd_u32(r, &p->ef_search) || !rd_u64(r, &ci->count) || !rd_u64(r, &ci->bytes))
+		return PM_E_FRAME_LENGTH;
+	if (p->dim > PM_DIM_MAX)
+		return PM_E_DIM;
+	if (p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT)
+		return PM_E_PARAM;
+	return PM_OK;
+}
+
+/* Checks every entry of a CLIST page; the iterator reads them again later. */
+static enum pm_status dec_colls(struct rd *r, struct pm_reply_view *rv)
+{
+	struct pm_coll_info ci;
+	if (!rd_u32(r, &rv->count))
+		return PM_E_FRAME_LENGTH;
+	rv->it_pos = r->p;
+	rv->it_left = rv->count;
+	for (uint32_t i = 0; i < rv->count; i++) {
+		enum pm_status st = dec_coll_entry(r, &ci);
+		if (st != PM_OK)
+			return st;
+	}
+	return PM_OK;
+}
+
+static enum pm_status dec_reply_body(struct rd *r, struct pm_reply_view *rv)
+{
+	switch ((enum pm_op)rv->op) {
+	case PM_OP_SET:
+	case PM_OP_VADD:
+	case PM_OP_CCREATE:
+		return PM_OK;
+	case PM_OP_GET:
+		return rd_lenbytes(r, 0, PM_VALUE_BYTES_MAX, PM_E_VALUE_LEN, &rv->value);
+	case PM_OP_INFO:
+		return rd_lenbytes(r, 0, PM_INFO_TEXT_BYTES_MAX, PM_E_VALUE_LEN, &rv->value);
+	case PM_OP_DEL:
+	case PM_OP_VDEL:
+	case PM_OP_CDROP:
+		return dec_removed(r, rv);
+	case PM_OP_VGET:
+		return dec_vget(r, rv);
+	case PM_OP_VQUERY:
+		return dec_hits(r, rv);
+	case PM_OP_CLIST:
+		return dec_colls(r, rv);
+	case PM_OP_NONE:
+	case PM_OP_COUNT:
+		break;
+	}
+	return PM_E_FRAME_OPCODE;
+}
+
+/* Header rules of a reply: REPLY set, no request flags, MORE only on a paged
+ * success. (A success reply with opcode 0 fails in dec_reply_body().) */
+static enum pm_status check_reply_header(const struct pm_frame_header *h,
+					 const struct pm_reply_view *rv)
+{
+	if (!(h->flags & PM_FLAG_REPLY) || (h->flags & ~(PM_FLAG_REPLY | PM_FLAG_MORE)))
+		return PM_E_FRAME_FLAGS;
+	if ((rv->more || h->first) && (rv->status != PM_OK || !op_table[rv->op].paged))
+		return PM_E_FRAME_FLAGS;
+	return PM_OK;
+}
+
+enum pm_status pm_reply_decode(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
+			       size_t *used)
+{
+	struct pm_frame_header h;
+	memset(rv, 0, sizeof *rv);
+	*used = 0;
+	enum pm_status st = pm_header_decode(buf, len, &h);
+	if (!pm_header_usable(st))
+		return st;
+	*used = PM_FRAME_HEADER_BYTES + (size_t)h.body_len;
+	rv->id = h.id;
+	rv->status = pm_status_from_wire(h.status);
+	rv->more = (h.flags & PM_FLAG_MORE) != 0;
+	rv->first = h.first;
+	struct rd r = { buf + PM_FRAME_HEADER_BYTES, h.body_len };
+	enum pm_status op_st = PM_OK;
+	if (h.opcode != PM_OPCODE_NONE)
+		op_st = frame_op(&h, &r, &rv->op);
+	if (st == PM_OK)
+		st = check_reply_header(&h, rv);
+	if (st == PM_OK)
+		st = op_st;
+	if (st == PM_OK && rv->status == PM_OK)
+		st = dec_reply_body(&r, rv);
+	if (st == PM_OK && r.left != 0)
+		st = PM_E_FRAME_LENGTH;
+	if (st != PM_OK)
+		rv->it_left = 0; /* iterators yield nothing on a rejected frame */
+	return st;
+}
+
+bool pm_reply_next_hit(struct pm_reply_view *rv, struct pm_bytes *key, float *dist)
+{
+	if (rv->op != PM_OP_VQUERY || rv->it_left == 0)
+		return false;
+	key->len = ld32(rv->it_pos);
+	key->ptr = rv->it_pos + 4;
+	*dist = ldf32(key->ptr + key->len);
+	rv->it_pos = key->ptr + key->len + 4;
+	rv->it_left--;
+	return true;
+}
+
+bool pm_reply_next_coll(struct pm_reply_view *rv, struct pm_coll_info *ci)
+{
+	if (rv->op != PM_OP_CLIST || rv->it_left == 0)
+		return false;
+	/* Already validated by dec_colls(): re-reading cannot fail or run past. */
+	struct rd r = { rv->it_pos, UINT32_MAX };
+	(void)dec_coll_entry(&r, ci);
+	rv->it_pos = r.p;
+	rv->it_left--;
+	return true;
+}
+
+/* ---------------------------------------------------------------- status codes */
+
+uint8_t pm_wire_status(enum pm_status st)
+{
+	switch (st) {
+	case PM_OK: return 0;
+	case PM_NOT_FOUND: return 1;
+	case PM_E_WRONGTYPE: return 2;
+	case PM_E_NOMEM: return 3;
+	case PM_E_EXISTS: return 4;
+	case PM_E_KEY_LEN: return 16;
+	case PM_E_VALUE_LEN: return 17;
+	case PM_E_DIM: return 18;
+	case PM_E_NAN: return 19;
+	case PM_E_ZERO_VECTOR: return 20;
+	case PM_E_K: return 21;
+	case PM_E_EF: return 22;
+	case PM_E_TTL: return 23;
+	case PM_E_COLLECTION_NAME: return 24;
+	case PM_E_COLLECTIONS_FULL: return 25;
+	case PM_E_PARAM: return 26;
+	case PM_E_DTYPE: return 27;
+	case PM_E_FRAME_TRUNCATED: return 32;
+	case PM_E_FRAME_TOO_BIG: return 33;
+	case PM_E_FRAME_MAGIC: return 34;
+	case PM_E_FRAME_VERSION: return 35;
+	case PM_E_FRAME_OPCODE: return 36;
+	case PM_E_FRAME_FLAGS: return 37;
+	case PM_E_FRAME_LENGTH: return 38;
+	case PM_E_INTERNAL: return PM_WIRE_STATUS_UNKNOWN;
+	case PM_STATUS_COUNT: break;
+	}
+	return PM_WIRE_STATUS_UNKNOWN;
+}
+
+/* The inverse of the one switch above, so the table is written once. */
+enum pm_status pm_status_from_wire(uint8_t code)
+{
+	if (code == PM_WIRE_STATUS_UNKNOWN)
+		return PM_E_INTERNAL;
+	for (int st = PM_OK; st < PM_E_INTERNAL; st++)
+		if (pm_wire_status((enum pm_status)st) == code)
+			return (enum pm_status)st;
+	return PM_E_INTERNAL;
+}

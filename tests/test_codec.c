@@ -1,0 +1,1474 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_codec.c — CUnit suite of the frame codec (dataplane/codec.c).
+ *
+ * Frames with broken fields are built here byte by byte with the test's own
+ * little-endian writer (struct fb), independent of the codec's helpers, so the
+ * tests pin the wire layout of docs/protocol.md rather than the code's idea of it.
+ * The fuzz tests copy every input into a malloc'd buffer of exactly its length,
+ * so that an over-read is caught by ASan in sanitizer builds.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "cu_main.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static struct pm_bytes B(const char *s)
+{
+	return (struct pm_bytes){ (const uint8_t *)s, (uint32_t)strlen(s) };
+}
+
+static bool bytes_eq(struct pm_bytes a, struct pm_bytes b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/* Little-endian f32 components 0.5 * i - 3, for dims up to PM_DIM_MAX. */
+static uint8_t vecbytes[PM_DIM_MAX * 4];
+/* A filler of PM_VALUE_BYTES_MAX + 1 bytes for keys, values and names. */
+static uint8_t filler[PM_VALUE_BYTES_MAX + 1];
+
+static void init_data(void)
+{
+	for (uint32_t i = 0; i < PM_DIM_MAX; i++) {
+		float f = 0.5f * (float)i - 3.0f;
+		uint32_t u;
+		memcpy(&u, &f, 4);
+		for (int b = 0; b < 4; b++)
+			vecbytes[4 * i + b] = (uint8_t)(u >> (8 * b));
+	}
+	for (size_t i = 0; i < sizeof filler; i++)
+		filler[i] = (uint8_t)('a' + i % 26);
+}
+
+static struct pm_bytes fill(uint32_t len)
+{
+	return (struct pm_bytes){ filler, len };
+}
+
+#define CHECK_FIELD(cond)                                                  \
+	do {                                                                   \
+		if (!(cond)) {                                                     \
+			fprintf(stderr, "\n  mismatch: %s\n", #cond);                  \
+			return false;                                                  \
+		}                                                                  \
+	} while (0)
+
+static bool params_eq(const struct pm_collection_params *a,
+		      const struct pm_collection_params *b)
+{
+	CHECK_FIELD(a->dim == b->dim && a->metric == b->metric && a->index == b->index);
+	CHECK_FIELD(a->hnsw_m == b->hnsw_m && a->ef_construction == b->ef_construction);
+	CHECK_FIELD(a->ef_search == b->ef_search);
+	return true;
+}
+
+static bool req_eq(const struct pm_request *a, const struct pm_request *b)
+{
+	CHECK_FIELD(a->op == b->op && a->id == b->id);
+	CHECK_FIELD(bytes_eq(a->key, b->key) && bytes_eq(a->value, b->value));
+	CHECK_FIELD(bytes_eq(a->collection, b->collection) && bytes_eq(a->section, b->section));
+	CHECK_FIELD(a->dim == b->dim && a->k == b->k && a->ef == b->ef);
+	CHECK_FIELD(a->dim == 0 || memcmp(a->vec, b->vec, (size_t)a->dim * 4) == 0);
+	CHECK_FIELD(a->has_ttl == b->has_ttl && a->ttl_ms == b->ttl_ms && a->exact == b->exact);
+	return params_eq(&a->params, &b->params);
+}
+
+static uint8_t *dup_exact(const uint8_t *src, size_t len)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	CU_ASSERT_FATAL(p != NULL);
+	if (len)
+		memcpy(p, src, len);
+	return p;
+}
+
+/* ---------------------------------------------------------------- raw frame builder */
+
+static struct fb {
+	uint8_t buf[2 * PM_FRAME_BYTES_MAX];
+	size_t n;
+} F;
+
+static void fb_le(uint64_t v, int bytes)
+{
+	for (int i = 0; i < bytes; i++)
+		F.buf[F.n++] = (uint8_t)(v >> (8 * i));
+}
+
+static void fb_start(uint8_t opcode, uint8_t flags, uint64_t id)
+{
+	F.n = 0;
+	F.buf[F.n++] = 'P';
+	F.buf[F.n++] = 'M';
+	F.buf[F.n++] = 1;
+	F.buf[F.n++] = opcode;
+	F.buf[F.n++] = flags;
+	F.buf[F.n++] = 0;   /* status */
+	fb_le(0, 2);        /* reserved */
+	fb_le(id, 8);
+	fb_le(0, 4);        /* body_len, patched by fb_end */
+	fb_le(0, 4);        /* reserved */
+}
+
+static void fb_zero(size_t n)
+{
+	memset(F.buf + F.n, 0, n);
+	F.n += n;
+}
+
+static void fb_put(const void *p, size_t n)
+{
+	memcpy(F.buf + F.n, p, n);
+	F.n += n;
+}
+
+static void fb_str(struct pm_bytes b)
+{
+	fb_le(b.len, 4);
+	fb_put(b.ptr, b.len);
+}
+
+static void fb_vec(uint32_t dim)
+{
+	fb_le(dim, 4);
+	fb_put(vecbytes, (size_t)(dim <= PM_DIM_MAX ? dim : PM_DIM_MAX) * 4);
+}
+
+static size_t fb_end(void)
+{
+	uint32_t body = (uint32_t)(F.n - PM_FRAME_HEADER_BYTES);
+	for (int i = 0; i < 4; i++)
+		F.buf[16 + i] = (uint8_t)(body >> (8 * i));
+	return F.n;
+}
+
+static enum pm_status decode_fb(struct pm_request *req, size_t *used)
+{
+	size_t n = fb_end();
+	uint8_t *copy = dup_exact(F.buf, n);
+	enum pm_status st = pm_request_decode(copy, n, req, used);
+	free(copy);
+	return st;
+}
+
+static enum pm_status fb_status(void)
+{
+	struct pm_request req;
+	size_t used;
+	return decode_fb(&req, &used);
+}
+
+/* ---------------------------------------------------------------- request round trips */
+
+static uint8_t out[PM_FRAME_BYTES_MAX];
+
+static void roundtrip_req(const struct pm_request *in, uint8_t want_flags)
+{
+	size_t n = pm_request_encode(in, out, sizeof out);
+	CU_ASSERT_FATAL(n >= PM_FRAME_HEADER_BYTES);
+	CU_ASSERT_EQUAL(out[4], want_flags);
+	uint8_t *copy = dup_exact(out, n);
+	struct pm_request got;
+	size_t used = 0;
+	CU_ASSERT_EQUAL(pm_request_decode(copy, n, &got, &used), PM_OK);
+	CU_ASSERT_EQUAL(used, n);
+	CU_ASSERT(req_eq(in, &got));
+	/* one byte less than needed does not fit */
+	CU_ASSERT_EQUAL(pm_request_encode(in, out, n - 1), 0);
+	free(copy);
+}
+
+static void test_request_roundtrip_kv(void)
+{
+	struct pm_request r = { .op = PM_OP_SET, .id = 1, .key = B("k"), .value = B("v") };
+	roundtrip_req(&r, 0);
+	r.value = (struct pm_bytes){ NULL, 0 };
+	roundtrip_req(&r, 0); /* empty value */
+	r = (struct pm_request){ .op = PM_OP_SET, .id = UINT64_MAX, .key = B("key"),
+				 .value = B("value"), .has_ttl = true, .ttl_ms = 1500 };
+	roundtrip_req(&r, PM_FLAG_TTL);
+	r = (struct pm_request){ .op = PM_OP_GET, .id = 2, .key = B("some key") };
+	roundtrip_req(&r, 0);
+	r.op = PM_OP_DEL;
+	roundtrip_req(&r, 0);
+	r = (struct pm_request){ .op = PM_OP_INFO, .id = 3 };
+	roundtrip_req(&r, 0);
+	r.section = B("memory");
+	roundtrip_req(&r, 0);
+}
+
+static void test_request_roundtrip_vector(void)
+{
+	struct pm_request r = { .op = PM_OP_VADD, .id = 10, .key = B("v1"), .dim = 3,
+				.vec = vecbytes };
+	roundtrip_req(&r, 0);
+	r.has_ttl = true;
+	r.ttl_ms = 99;
+	roundtrip_req(&r, PM_FLAG_TTL);
+	r.collection = B("images");
+	roundtrip_req(&r, PM_FLAG_TTL | PM_FLAG_COLL);
+	r.has_ttl = false;
+	r.ttl_ms = 0;
+	roundtrip_req(&r, PM_FLAG_COLL);
+
+	r = (struct pm_request){ .op = PM_OP_VGET, .id = 11, .key = B("v1") };
+	roundtrip_req(&r, 0);
+	r.op = PM_OP_VDEL;
+	roundtrip_req(&r, 0);
+
+	r = (struct pm_request){ .op = PM_OP_VQUERY, .id = 12, .k = 5, .dim = 7, .vec = vecbytes };
+	roundtrip_req(&r, 0);
+	r.ef = 64;
+	roundtrip_req(&r, PM_FLAG_EF);
+	r.collection = B("c");
+	roundtrip_req(&r, PM_FLAG_EF | PM_FLAG_COLL);
+	r.exact = true;
+	roundtrip_req(&r, PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT);
+	r.ef = 0;
+	r.collection = (struct pm_bytes){ NULL, 0 };
+	roundtrip_req(&r, PM_FLAG_EXACT);
+}
+
+static void test_request_roundtrip_collections(void)
+{
+	struct pm_request r = {
+		.op = PM_OP_CCREATE, .id = 20, .collection = B("faces"),
+		.params = { .dim = 512, .metric = PM_METRIC_COSINE, .index = PM_INDEX_HNSW,
+			    .hnsw_m = 16, .ef_construction = 200, .ef_search = 50 },
+	};
+	roundtrip_req(&r, 0);
+	r.params = (struct pm_collection_params){ .dim = 1, .metric = PM_METRIC_L2,
+						  .index = PM_INDEX_FLAT };
+	roundtrip_req(&r, 0);
+	r = (struct pm_request){ .op = PM_OP_CDROP, .id = 21, .collection = B("faces") };
+	roundtrip_req(&r, 0);
+	r = (struct pm_request){ .op = PM_OP_CLIST, .id = 22 };
+	roundtrip_req(&r, 0);
+	r.op = PM_OP_NONE;
+	CU_ASSERT_EQUAL(pm_request_encode(&r, out, sizeof out), 0);
+	r.op = PM_OP_COUNT;
+	CU_ASSERT_EQUAL(pm_request_encode(&r, out, sizeof out), 0);
+}
+
+/* The bytes of docs/protocol.md's example: SET "hello" = "world", TTL 60 s, id 7. */
+static void test_protocol_doc_example(void)
+{
+	static const uint8_t want_req[] = {
+		0x50, 0x4d, 0x01, 0x53, 0x01, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x00, 0x1a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x05, 0x00, 0x00, 0x00, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x05, 0x00, 0x00,
+		0x00, 0x77, 0x6f, 0x72, 0x6c, 0x64, 0x60, 0xea, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00,
+	};
+	static const uint8_t want_rep[] = {
+		0x50, 0x4d, 0x01, 0x53, 0x80, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	};
+	struct pm_request r = { .op = PM_OP_SET, .id = 7, .key = B("hello"), .value = B("world"),
+				.has_ttl = true, .ttl_ms = 60000 };
+	CU_ASSERT_EQUAL_FATAL(pm_request_encode(&r, out, sizeof out), sizeof want_req);
+	CU_ASSERT(memcmp(out, want_req, sizeof want_req) == 0);
+	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_SET, .id = 7 };
+	CU_ASSERT_EQUAL_FATAL(pm_reply_encode(&rep, NULL, out, sizeof out), sizeof want_rep);
+	CU_ASSERT(memcmp(out, want_rep, sizeof want_rep) == 0);
+}
+
+/* ---------------------------------------------------------------- reply round trips */
+
+static void encode_view(const struct pm_reply *rep, struct pm_reply_view *rv)
+{
+	static uint8_t copy[PM_FRAME_BYTES_MAX];
+	size_t n = pm_reply_encode(rep, NULL, out, sizeof out);
+	size_t used = 0;
+	CU_ASSERT_FATAL(n >= PM_FRAME_HEADER_BYTES);
+	CU_ASSERT(out[4] & PM_FLAG_REPLY);
+	memcpy(copy, out, n); /* the view stays valid while the test looks at it */
+	CU_ASSERT_EQUAL(pm_reply_decode(copy, n, rv, &used), PM_OK);
+	CU_ASSERT_EQUAL(used, n);
+	CU_ASSERT_EQUAL(rv->id, rep->id);
+	CU_ASSERT_EQUAL(rv->op, rep->op);
+	CU_ASSERT_EQUAL(rv->status, rep->status);
+	CU_ASSERT_FALSE(rv->more);
+}
+
+static void test_reply_roundtrip_simple(void)
+{
+	static const uint8_t empty_ops[] = { PM_OP_SET, PM_OP_VADD, PM_OP_CCREATE };
+	struct pm_reply_view rv;
+	for (size_t i = 0; i < sizeof empty_ops; i++) {
+		struct pm_reply rep = { .status = PM_OK, .op = empty_ops[i], .id = 100 + i };
+		encode_view(&rep, &rv);
+	}
+	static const uint8_t removed_ops[] = { PM_OP_DEL, PM_OP_VDEL, PM_OP_CDROP };
+	for (size_t i = 0; i < sizeof removed_ops; i++) {
+		for (uint32_t removed = 0; removed <= 1; removed++) {
+			struct pm_reply rep = { .status = PM_OK, .op = removed_ops[i],
+						.id = 7, .removed = removed };
+			encode_view(&rep, &rv);
+			CU_ASSERT_EQUAL(rv.removed, removed);
+		}
+	}
+	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_GET, .id = 9,
+				.value = fill(PM_VALUE_BYTES_MAX) };
+	encode_view(&rep, &rv);
+	CU_ASSERT(bytes_eq(rv.value, rep.value));
+	rep.value = (struct pm_bytes){ NULL, 0 };
+	encode_view(&rep, &rv);
+	CU_ASSERT_EQUAL(rv.value.len, 0);
+	rep = (struct pm_reply){ .status = PM_OK, .op = PM_OP_INFO, .id = 10,
+				 .value = B("# memory\r\nused_bytes:123\r\n") };
+	encode_view(&rep, &rv);
+	CU_ASSERT(bytes_eq(rv.value, rep.value));
+}
+
+static void test_reply_roundtrip_vget(void)
+{
+	struct pm_reply_view rv;
+	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_VGET, .id = 11, .dim = 5,
+				.value = { vecbytes, 20 }, .collection = B("images") };
+	encode_view(&rep, &rv);
+	CU_ASSERT_EQUAL(rv.dim, 5);
+	CU_ASSERT_EQUAL(rv.dtype, PM_DTYPE_F32);
+	CU_ASSERT(bytes_eq(rv.value, rep.value));
+	CU_ASSERT(bytes_eq(rv.collection, rep.collection));
+	rep.collection = (struct pm_bytes){ NULL, 0 };
+	rep.dim = PM_DIM_MAX;
+	rep.value = (struct pm_bytes){ vecbytes, PM_DIM_MAX * 4 };
+	encode_view(&rep, &rv);
+	CU_ASSERT_EQUAL(rv.dim, PM_DIM_MAX);
+	CU_ASSERT(bytes_eq(rv.value, rep.value));
+	CU_ASSERT_EQUAL(rv.collection.len, 0);
+	/* value bytes that disagree with dim are refused */
+	rep.dim = 4;
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, NULL, out, sizeof out), 0);
+}
+
+static void test_reply_roundtrip_lists(void)
+{
+	struct pm_knn_hit hits[3] = { { 1, 0.25f }, { 2, 1.5f }, { 3, -0.0f } };
+	struct pm_bytes keys[3] = { B("a"), B("bb"), fill(PM_KEY_BYTES_MAX) };
+	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_VQUERY, .id = 12,
+				.hits = hits, .keys = keys, .nhits = 3 };
+	struct pm_reply_view rv;
+	struct pm_bytes key;
+	float dist;
+	encode_view(&rep, &rv);
+	CU_ASSERT_EQUAL(rv.count, 3);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_FATAL(pm_reply_next_hit(&rv, &key, &dist));
+		CU_ASSERT(bytes_eq(key, keys[i]));
+		CU_ASSERT(memcmp(&dist, &hits[i].dist, sizeof dist) == 0);
+	}
+	CU_ASSERT_FALSE(pm_reply_next_hit(&rv, &key, &dist));
+	struct pm_coll_info ci;
+	CU_ASSERT_FALSE(pm_reply_next_coll(&rv, &ci)); /* not a CLIST view */
+
+	struct pm_coll_info colls[2] = {
+		{ { NULL, 0 }, { 0, PM_METRIC_L2, PM_INDEX_FLAT, 0, 0, 0 }, 0, 0 },
+		{ B("faces"), { 512, PM_METRIC_IP, PM_INDEX_HNSW, 16, 200, 64 }, 1000, 2048000 },
+	};
+	rep = (struct pm_reply){ .status = PM_OK, .op = PM_OP_CLIST, .id = 13,
+				 .colls = colls, .ncolls = 2 };
+	encode_view(&rep, &rv);
+	CU_ASSERT_EQUAL(rv.count, 2);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_FATAL(pm_reply_next_coll(&rv, &ci));
+		CU_ASSERT(bytes_eq(ci.name, colls[i].name));
+		CU_ASSERT(params_eq(&ci.params, &colls[i].params));
+		CU_ASSERT_EQUAL(ci.count, colls[i].count);
+		CU_ASSERT_EQUAL(ci.bytes, colls[i].bytes);
+	}
+	CU_ASSERT_FALSE(pm_reply_next_coll(&rv, &ci));
+	CU_ASSERT_FALSE(pm_reply_next_hit(&rv, &key, &dist));
+	rep.ncolls = 0;
+	encode_view(&rep, &rv);
+	CU_ASSERT_EQUAL(rv.count, 0);
+	CU_ASSERT_FALSE(pm_reply_next_coll(&rv, &ci));
+}
+
+static void test_reply_errors_roundtrip(void)
+{
+	struct pm_reply_view rv;
+	struct pm_bytes keys[2] = { B("a"), B("b") };
+	struct pm_knn_hit hits[2] = { { 0, 1 }, { 0, 2 } };
+	for (uint8_t op = PM_OP_NONE; op < PM_OP_COUNT; op++) {
+		struct pm_reply rep = { .status = PM_E_DIM, .op = op, .id = 1000 + op,
+					.value = B("ignored"), .hits = hits, .keys = keys,
+					.nhits = op == PM_OP_VQUERY ? 2 : 0 };
+		uint32_t cursor = 0;
+		size_t n = pm_reply_encode(&rep, &cursor, out, sizeof out);
+		uint8_t opcode = 0, subop = 0;
+		bool has_op = pm_op_wire(op, &opcode, &subop);
+		CU_ASSERT_EQUAL(n, PM_FRAME_HEADER_BYTES + (subop ? 1u : 0u));
+		CU_ASSERT_EQUAL(has_op, op != PM_OP_NONE);
+		CU_ASSERT_EQUAL(out[3], opcode);
+		CU_ASSERT_EQUAL(cursor, rep.nhits); /* an error ends the paging loop */
+		size_t used;
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+		CU_ASSERT_EQUAL(rv.status, PM_E_DIM);
+		CU_ASSERT_EQUAL(rv.op, op);
+		CU_ASSERT_EQUAL(rv.id, 1000u + op);
+		CU_ASSERT_EQUAL(rv.count, 0);
+		CU_ASSERT_EQUAL(rv.value.len, 0);
+	}
+	/* a success reply needs an op */
+	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_NONE };
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, NULL, out, sizeof out), 0);
+	rep.op = PM_OP_COUNT;
+	rep.status = PM_E_DIM;
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, NULL, out, sizeof out), 0);
+	/* an unknown engine status travels as 255 and comes back as unknown */
+	rep = (struct pm_reply){ .status = PM_STATUS_COUNT, .op = PM_OP_GET, .id = 5 };
+	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out), used;
+	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES);
+	CU_ASSERT_EQUAL(out[5], PM_WIRE_STATUS_UNKNOWN);
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+	CU_ASSERT_EQUAL(rv.status, PM_E_INTERNAL);
+}
+
+/* ---------------------------------------------------------------- paging */
+
+#define PAGE_HITS 300u
+
+static void test_vquery_paging(void)
+{
+	static struct pm_knn_hit hits[PAGE_HITS];
+	static struct pm_bytes keys[PAGE_HITS];
+	static uint8_t keybuf[PAGE_HITS][PM_KEY_BYTES_MAX];
+	uint8_t *all = malloc(8 * (size_t)PM_FRAME_BYTES_MAX);
+	CU_ASSERT_FATAL(all != NULL);
+	for (uint32_t i = 0; i < PAGE_HITS; i++) {
+		uint32_t len = 1 + (i * 389u) % PM_KEY_BYTES_MAX;
+		for (uint32_t j = 0; j < len; j++)
+			keybuf[i][j] = (uint8_t)(i * 7 + j);
+		keys[i] = (struct pm_bytes){ keybuf[i], len };
+		hits[i] = (struct pm_knn_hit){ i, 0.125f * (float)i };
+	}
+	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_VQUERY, .id = 77,
+				.hits = hits, .keys = keys, .nhits = PAGE_HITS };
+	uint32_t cursor = 0, frames = 0, seen = 0;
+	size_t total = 0;
+	do {
+		size_t n = pm_reply_encode(&rep, &cursor, all + total, PM_FRAME_BYTES_MAX);
+		CU_ASSERT_FATAL(n > PM_FRAME_HEADER_BYTES && n <= PM_FRAME_BYTES_MAX);
+		CU_ASSERT_FATAL(frames < 8);
+		total += n;
+		frames++;
+	} while (cursor < PAGE_HITS);
+	uint64_t item_bytes = 0;
+	for (uint32_t i = 0; i < PAGE_HITS; i++)
+		item_bytes += PM_WIRE_HIT_BYTES_FIXED + keys[i].len;
+	uint64_t per_frame = PM_FRAME_BYTES_MAX - PM_FRAME_HEADER_BYTES - 1 - 4;
+	CU_ASSERT(item_bytes > per_frame); /* the test needs more than one frame */
+	CU_ASSERT(frames >= (item_bytes + per_frame - 1) / per_frame);
+	CU_ASSERT(pm_reply_encode(&rep, NULL, out, sizeof out) == 0); /* needs paging */
+
+	/* the frames, concatenated, decode one after another */
+	uint8_t *copy = dup_exact(all, total);
+	size_t off = 0;
+	for (uint32_t f = 0; f < frames; f++) {
+		struct pm_reply_view rv;
+		struct pm_bytes key;
+		float dist;
+		size_t used = 0;
+		CU_ASSERT_EQUAL_FATAL(pm_reply_decode(copy + off, total - off, &rv, &used), PM_OK);
+		CU_ASSERT_EQUAL(rv.id, 77);
+		CU_ASSERT_EQUAL(rv.more, f + 1 < frames);
+		CU_ASSERT(rv.count > 0);
+		while (pm_reply_next_hit(&rv, &key, &dist)) {
+			CU_ASSERT_FATAL(seen < PAGE_HITS);
+			CU_ASSERT(bytes_eq(key, keys[seen]));
+			CU_ASSERT_EQUAL(dist, hits[seen].dist);
+			seen++;
+		}
+		off += used;
+	}
+	CU_ASSERT_EQUAL(off, total);
+	CU_ASSERT_EQUAL(seen, PAGE_HITS);
+	free(copy);
+	free(all);
+}
+
+static void test_paging_small_cap(void)
+{
+	struct pm_bytes keys[3] = { fill(PM_KEY_BYTES_MAX), fill(PM_KEY_BYTES_MAX), B("z") };
+	struct pm_knn_hit hits[3] = { { 0, 1 }, { 0, 2 }, { 0, 3 } };
+	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_VQUERY, .id = 1,
+				.hits = hits, .keys = keys, .nhits = 3 };
+	size_t one = PM_FRAME_HEADER_BYTES + 1 + 4 + PM_WIRE_HIT_BYTES_FIXED + PM_KEY_BYTES_MAX;
+	uint32_t cursor = 0;
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, one - 1), 0);
+	CU_ASSERT_EQUAL(cursor, 0);
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, one), one);
+	CU_ASSERT_EQUAL(cursor, 1);
+	CU_ASSERT(out[4] & PM_FLAG_MORE);
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, one), one);
+	CU_ASSERT_EQUAL(cursor, 2);
+	CU_ASSERT(out[4] & PM_FLAG_MORE);
+	{ /* every page says where it starts, so a client sees a lost middle page */
+		struct pm_reply_view rv;
+		size_t used;
+		CU_ASSERT_EQUAL(pm_reply_decode(out, one, &rv, &used), PM_OK);
+		CU_ASSERT_EQUAL(rv.first, 1);
+		CU_ASSERT_EQUAL(out[20], 1);
+		/* a request, or a non-paged reply, carrying a first index is refused */
+		struct pm_request q;
+		uint8_t bad[64];
+		struct pm_request g = { .op = PM_OP_GET, .id = 3, .key = B("k") };
+		size_t n = pm_request_encode(&g, bad, sizeof bad);
+		CU_ASSERT_FATAL(n > 0);
+		bad[20] = 1;
+		CU_ASSERT_EQUAL(pm_request_decode(bad, n, &q, &used), PM_E_FRAME_FLAGS);
+		struct pm_reply gr = { .status = PM_OK, .op = PM_OP_GET, .id = 3, .value = B("v") };
+		n = pm_reply_encode(&gr, NULL, bad, sizeof bad);
+		CU_ASSERT_FATAL(n > 0);
+		CU_ASSERT_EQUAL(bad[20], 0);
+		bad[20] = 1;
+		CU_ASSERT_EQUAL(pm_reply_decode(bad, n, &rv, &used), PM_E_FRAME_FLAGS);
+	}
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, one), one - PM_KEY_BYTES_MAX + 1);
+	CU_ASSERT_EQUAL(cursor, 3);
+	CU_ASSERT_FALSE(out[4] & PM_FLAG_MORE);
+	cursor = 4; /* past the end */
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, sizeof out), 0);
+	CU_ASSERT_EQUAL(cursor, 4);
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, NULL, out, PM_FRAME_HEADER_BYTES - 1), 0);
+
+	/* CLIST pages the same way */
+	struct pm_coll_info colls[20];
+	for (uint32_t i = 0; i < 20; i++)
+		colls[i] = (struct pm_coll_info){ fill(1 + (i * 3) % PM_COLLECTION_NAME_BYTES_MAX),
+						  { i + 1, PM_METRIC_L2, PM_INDEX_FLAT, 0, 0, 0 },
+						  i, 100 * i };
+	rep = (struct pm_reply){ .status = PM_OK, .op = PM_OP_CLIST, .id = 2,
+				 .colls = colls, .ncolls = 20 };
+	cursor = 0;
+	uint32_t seen = 0, frames = 0;
+	while (cursor < 20 && frames < 40) {
+		size_t n = pm_reply_encode(&rep, &cursor, out, 300), used;
+		struct pm_reply_view rv;
+		struct pm_coll_info ci;
+		CU_ASSERT_FATAL(n > 0 && n <= 300);
+		CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+		CU_ASSERT_EQUAL(rv.more, cursor < 20);
+		while (pm_reply_next_coll(&rv, &ci)) {
+			CU_ASSERT(bytes_eq(ci.name, colls[seen].name));
+			CU_ASSERT_EQUAL(ci.params.dim, seen + 1);
+			CU_ASSERT_EQUAL(ci.bytes, 100u * seen);
+			seen++;
+		}
+		frames++;
+	}
+	CU_ASSERT_EQUAL(seen, 20);
+	CU_ASSERT(frames > 1);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+/* Each broken request: the encoder refuses it and a hand-built frame of it decodes
+ * to the specific status. */
+static void expect_encode_refused(const struct pm_request *r)
+{
+	CU_ASSERT_EQUAL(pm_request_encode(r, out, sizeof out), 0);
+}
+
+static enum pm_status set_frame(uint32_t klen, uint32_t vlen, bool ttl, uint64_t ttl_ms)
+{
+	fb_start('S', ttl ? PM_FLAG_TTL : 0, 1);
+	fb_str(fill(klen));
+	fb_str(fill(vlen));
+	if (ttl)
+		fb_le(ttl_ms, 8);
+	return fb_status();
+}
+
+static void test_limits_kv(void)
+{
+	CU_ASSERT_EQUAL(set_frame(0, 1, false, 0), PM_E_KEY_LEN);
+	CU_ASSERT_EQUAL(set_frame(PM_KEY_BYTES_MAX + 1, 1, false, 0), PM_E_KEY_LEN);
+	CU_ASSERT_EQUAL(set_frame(1, PM_VALUE_BYTES_MAX + 1, false, 0), PM_E_VALUE_LEN);
+	CU_ASSERT_EQUAL(set_frame(1, 1, true, 0), PM_E_TTL);
+	CU_ASSERT_EQUAL(set_frame(1, 1, true, PM_TTL_MS_MAX + 1), PM_E_TTL);
+	CU_ASSERT_EQUAL(set_frame(PM_KEY_BYTES_MAX, PM_VALUE_BYTES_MAX, true, PM_TTL_MS_MAX),
+			PM_OK);
+	CU_ASSERT_EQUAL(set_frame(1, 0, true, 1), PM_OK);
+	fb_start('G', 0, 1);
+	fb_str(fill(0));
+	CU_ASSERT_EQUAL(fb_status(), PM_E_KEY_LEN);
+	fb_start('D', 0, 1);
+	fb_str(fill(PM_KEY_BYTES_MAX + 1));
+	CU_ASSERT_EQUAL(fb_status(), PM_E_KEY_LEN);
+	fb_start('I', 0, 1);
+	fb_str(fill(PM_INFO_SECTION_BYTES_MAX + 1));
+	CU_ASSERT_EQUAL(fb_status(), PM_E_PARAM);
+	fb_start('I', 0, 1);
+	fb_str(fill(0));
+	CU_ASSERT_EQUAL(fb_status(), PM_E_PARAM);
+	fb_start('I', 0, 1);
+	fb_str(fill(PM_INFO_SECTION_BYTES_MAX));
+	CU_ASSERT_EQUAL(fb_status(), PM_OK);
+
+	struct pm_request r = { .op = PM_OP_SET, .key = fill(0), .value = B("v") };
+	expect_encode_refused(&r);
+	r.key = fill(PM_KEY_BYTES_MAX + 1);
+	expect_encode_refused(&r);
+	r.key = fill(PM_KEY_BYTES_MAX);
+	r.value = fill(PM_VALUE_BYTES_MAX + 1);
+	expect_encode_refused(&r);
+	r.value = fill(PM_VALUE_BYTES_MAX);
+	r.has_ttl = true;
+	r.ttl_ms = PM_TTL_MS_MAX;
+	roundtrip_req(&r, PM_FLAG_TTL); /* everything at its maximum */
+	r.ttl_ms = 0;
+	expect_encode_refused(&r);
+	r.ttl_ms = PM_TTL_MS_MAX + 1;
+	expect_encode_refused(&r);
+	r = (struct pm_request){ .op = PM_OP_INFO, .section = fill(PM_INFO_SECTION_BYTES_MAX + 1) };
+	expect_encode_refused(&r);
+}
+
+static enum pm_status vadd_frame(uint32_t klen, uint32_t dim, uint8_t flags, uint64_t ttl,
+				 uint32_t nlen)
+{
+	fb_start('V', flags, 2);
+	fb_le('A', 1);
+	fb_str(fill(klen));
+	fb_vec(dim);
+	if (flags & PM_FLAG_TTL)
+		fb_le(ttl, 8);
+	if (flags & PM_FLAG_COLL)
+		fb_str(fill(nlen));
+	return fb_status();
+}
+
+static enum pm_status vquery_frame(uint32_t k, uint32_t dim, uint8_t flags, uint32_t ef,
+				   uint32_t nlen)
+{
+	fb_start('V', flags, 3);
+	fb_le('Q', 1);
+	fb_le(k, 4);
+	fb_vec(dim);
+	if (flags & PM_FLAG_EF)
+		fb_le(ef, 4);
+	if (flags & PM_FLAG_COLL)
+		fb_str(fill(nlen));
+	return fb_status();
+}
+
+static void test_limits_vector(void)
+{
+	const uint8_t tc = PM_FLAG_TTL | PM_FLAG_COLL, ec = PM_FLAG_EF | PM_FLAG_COLL;
+	const uint32_t nmax = PM_COLLECTION_NAME_BYTES_MAX;
+	CU_ASSERT_EQUAL(vadd_frame(PM_KEY_BYTES_MAX, PM_DIM_MAX, tc, PM_TTL_MS_MAX, nmax), PM_OK);
+	CU_ASSERT_EQUAL(vadd_frame(0, 4, 0, 0, 0), PM_E_KEY_LEN);
+	CU_ASSERT_EQUAL(vadd_frame(PM_KEY_BYTES_MAX + 1, 4, 0, 0, 0), PM_E_KEY_LEN);
+	CU_ASSERT_EQUAL(vadd_frame(1, 0, 0, 0, 0), PM_E_DIM);
+	CU_ASSERT_EQUAL(vadd_frame(1, PM_DIM_MAX + 1, 0, 0, 0), PM_E_DIM);
+	CU_ASSERT_EQUAL(vadd_frame(1, 4, tc, 0, 3), PM_E_TTL);
+	CU_ASSERT_EQUAL(vadd_frame(1, 4, tc, PM_TTL_MS_MAX + 1, 3), PM_E_TTL);
+	CU_ASSERT_EQUAL(vadd_frame(1, 4, tc, 5, 0), PM_E_COLLECTION_NAME);
+	CU_ASSERT_EQUAL(vadd_frame(1, 4, tc, 5, nmax + 1), PM_E_COLLECTION_NAME);
+
+	CU_ASSERT_EQUAL(vquery_frame(PM_K_MAX, PM_DIM_MAX, ec, PM_EF_MAX, nmax), PM_OK);
+	CU_ASSERT_EQUAL(vquery_frame(10, 4, PM_FLAG_EF, 10, 0), PM_OK); /* ef == k */
+	CU_ASSERT_EQUAL(vquery_frame(10, 4, PM_FLAG_EF, 0, 0), PM_OK);  /* 0 = default */
+	CU_ASSERT_EQUAL(vquery_frame(0, 4, 0, 0, 0), PM_E_K);
+	CU_ASSERT_EQUAL(vquery_frame(PM_K_MAX + 1, 4, 0, 0, 0), PM_E_K);
+	CU_ASSERT_EQUAL(vquery_frame(10, 0, 0, 0, 0), PM_E_DIM);
+	CU_ASSERT_EQUAL(vquery_frame(10, PM_DIM_MAX + 1, 0, 0, 0), PM_E_DIM);
+	CU_ASSERT_EQUAL(vquery_frame(10, 4, PM_FLAG_EF, PM_EF_MAX + 1, 0), PM_E_EF);
+	CU_ASSERT_EQUAL(vquery_frame(10, 4, PM_FLAG_EF, 9, 0), PM_E_EF);
+	CU_ASSERT_EQUAL(vquery_frame(10, 4, ec, 10, 0), PM_E_COLLECTION_NAME);
+	CU_ASSERT_EQUAL(vquery_frame(10, 4, ec, 10, nmax + 1), PM_E_COLLECTION_NAME);
+
+	struct pm_request r = { .op = PM_OP_VADD, .key = B("k"), .vec = vecbytes, .dim = 0 };
+	expect_encode_refused(&r);
+	r.dim = PM_DIM_MAX + 1;
+	expect_encode_refused(&r);
+	r.dim = 4;
+	r.collection = fill(nmax + 1);
+	expect_encode_refused(&r);
+	r = (struct pm_request){ .op = PM_OP_VQUERY, .k = 0, .dim = 4, .vec = vecbytes };
+	expect_encode_refused(&r);
+	r.k = PM_K_MAX + 1;
+	expect_encode_refused(&r);
+	r.k = PM_K_MAX;
+	r.ef = PM_EF_MAX + 1;
+	expect_encode_refused(&r);
+	r.ef = PM_K_MAX - 1;
+	expect_encode_refused(&r);
+	r.ef = PM_EF_MAX;
+	r.dim = PM_DIM_MAX;
+	r.collection = fill(nmax);
+	roundtrip_req(&r, PM_FLAG_EF | PM_FLAG_COLL);
+}
+
+static enum pm_status ccreate_frame(uint32_t nlen, uint32_t dim, uint8_t metric, uint8_t index)
+{
+	fb_start('V', 0, 4);
+	fb_le('C', 1);
+	fb_str(fill(nlen));
+	fb_le(dim, 4);
+	fb_le(metric, 1);
+	fb_le(index, 1);
+	fb_le(16, 2);
+	fb_le(200, 4);
+	fb_le(50, 4);
+	return fb_status();
+}
+
+static void test_limits_collections(void)
+{
+	const uint32_t nmax = PM_COLLECTION_NAME_BYTES_MAX;
+	CU_ASSERT_EQUAL(ccreate_frame(nmax, PM_DIM_MAX, PM_METRIC_COUNT - 1, PM_INDEX_COUNT - 1),
+			PM_OK);
+	CU_ASSERT_EQUAL(ccreate_frame(0, 4, 0, 0), PM_E_COLLECTION_NAME);
+	CU_ASSERT_EQUAL(ccreate_frame(nmax + 1, 4, 0, 0), PM_E_COLLECTION_NAME);
+	CU_ASSERT_EQUAL(ccreate_frame(1, 0, 0, 0), PM_E_DIM);
+	CU_ASSERT_EQUAL(ccreate_frame(1, PM_DIM_MAX + 1, 0, 0), PM_E_DIM);
+	CU_ASSERT_EQUAL(ccreate_frame(1, 4, PM_METRIC_COUNT, 0), PM_E_PARAM);
+	CU_ASSERT_EQUAL(ccreate_frame(1, 4, 0, PM_INDEX_COUNT), PM_E_PARAM);
+	CU_ASSERT_EQUAL(ccreate_frame(1, 4, 255, 255), PM_E_PARAM);
+	fb_start('V', 0, 5);
+	fb_le('X', 1);
+	fb_str(fill(0));
+	CU_ASSERT_EQUAL(fb_status(), PM_E_COLLECTION_NAME);
+	fb_start('V', 0, 5);
+	fb_le('X', 1);
+	fb_str(fill(nmax + 1));
+	CU_ASSERT_EQUAL(fb_status(), PM_E_COLLECTION_NAME);
+
+	struct pm_request r = { .op = PM_OP_CCREATE, .collection = B("c"),
+				.params = { .dim = 4, .metric = PM_METRIC_COUNT } };
+	expect_encode_refused(&r);
+	r.params.metric = 0;
+	r.params.index = PM_INDEX_COUNT;
+	expect_encode_refused(&r);
+	r.params.index = 0;
+	r.params.dim = 0;
+	expect_encode_refused(&r);
+	r.params.dim = 4;
+	r.collection = fill(0);
+	expect_encode_refused(&r);
+	r.op = PM_OP_CDROP;
+	expect_encode_refused(&r);
+}
+
+/* A length above its limit is refused before the bytes are read: the buffers
+ * here are as short as ASan can check, and lie about their length. */
+static void test_encode_refuses_before_reading(void)
+{
+	uint8_t *small = dup_exact(filler, 8);
+	struct pm_bytes liar = { small, PM_KEY_BYTES_MAX + 1 };
+	struct pm_request r = { .op = PM_OP_GET, .key = liar };
+	expect_encode_refused(&r);
+	r = (struct pm_request){ .op = PM_OP_SET, .key = B("k"),
+				 .value = { small, PM_VALUE_BYTES_MAX + 1 } };
+	expect_encode_refused(&r);
+	r = (struct pm_request){ .op = PM_OP_VADD, .key = B("k"), .vec = small,
+				 .dim = PM_DIM_MAX + 1 };
+	expect_encode_refused(&r);
+	r = (struct pm_request){ .op = PM_OP_CDROP,
+				 .collection = { small, PM_COLLECTION_NAME_BYTES_MAX + 1 } };
+	expect_encode_refused(&r);
+	r = (struct pm_request){ .op = PM_OP_INFO,
+				 .section = { small, PM_INFO_SECTION_BYTES_MAX + 1 } };
+	expect_encode_refused(&r);
+	struct pm_reply rep = { .op = PM_OP_GET, .value = { small, PM_VALUE_BYTES_MAX + 1 } };
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, NULL, out, sizeof out), 0);
+	rep = (struct pm_reply){ .op = PM_OP_INFO, .value = { small, PM_INFO_TEXT_BYTES_MAX + 1 } };
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, NULL, out, sizeof out), 0);
+	struct pm_knn_hit hit = { 0, 1 };
+	rep = (struct pm_reply){ .op = PM_OP_VQUERY, .hits = &hit, .keys = &liar, .nhits = 1 };
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, NULL, out, sizeof out), 0);
+	free(small);
+}
+
+/* Replies that break a limit are refused, and the cursor does not move. */
+static void test_reply_encode_refused(void)
+{
+	struct pm_knn_hit hits[2] = { { 0, 1 }, { 0, 2 } };
+	struct pm_bytes keys[2] = { B("a"), { NULL, 0 } }; /* an empty key */
+	struct pm_reply rep = { .op = PM_OP_VQUERY, .hits = hits, .keys = keys, .nhits = 2 };
+	uint32_t cursor = 0;
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, sizeof out), 0);
+	CU_ASSERT_EQUAL(cursor, 0);
+	struct pm_coll_info coll = { B("c"), { PM_DIM_MAX + 1, 0, 0, 0, 0, 0 }, 0, 0 };
+	rep = (struct pm_reply){ .op = PM_OP_CLIST, .colls = &coll, .ncolls = 1 };
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, sizeof out), 0);
+	coll.params.dim = PM_DIM_MAX;
+	coll.params.metric = PM_METRIC_COUNT;
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, sizeof out), 0);
+	coll.params.metric = 0;
+	coll.params.index = PM_INDEX_COUNT;
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, sizeof out), 0);
+	CU_ASSERT_EQUAL(cursor, 0);
+	coll.params.index = 0;
+	CU_ASSERT(pm_reply_encode(&rep, &cursor, out, sizeof out) > 0);
+	CU_ASSERT_EQUAL(cursor, 1);
+	rep = (struct pm_reply){ .op = PM_OP_DEL, .removed = 2 };
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, NULL, out, sizeof out), 0);
+	rep = (struct pm_reply){ .op = PM_OP_VGET, .dim = PM_DIM_MAX + 1,
+				 .value = { vecbytes, 4 } };
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, NULL, out, sizeof out), 0);
+}
+
+/* ---------------------------------------------------------------- header and framing */
+
+static void set_hello(uint8_t flags, uint64_t id)
+{
+	fb_start('S', flags, id);
+	fb_str(B("hello"));
+	fb_str(B("world"));
+}
+
+static void expect_header(enum pm_status want, size_t want_used)
+{
+	struct pm_request req;
+	size_t used = 12345;
+	CU_ASSERT_EQUAL(decode_fb(&req, &used), want);
+	CU_ASSERT_EQUAL(used, want_used);
+}
+
+static void test_header_errors(void)
+{
+	struct pm_request req;
+	size_t used, n;
+	for (size_t len = 0; len < PM_FRAME_HEADER_BYTES; len++) {
+		set_hello(0, 1);
+		n = fb_end();
+		uint8_t *copy = dup_exact(F.buf, len);
+		used = 99;
+		CU_ASSERT_EQUAL(pm_request_decode(copy, len, &req, &used), PM_E_FRAME_TRUNCATED);
+		CU_ASSERT_EQUAL(used, 0);
+		free(copy);
+	}
+	set_hello(0, 1);
+	F.buf[0] = 'X';
+	expect_header(PM_E_FRAME_MAGIC, 0);
+	set_hello(0, 1);
+	F.buf[2] = 2;
+	expect_header(PM_E_FRAME_VERSION, 0);
+	set_hello(0, 1);
+	n = fb_end() - 1; /* body one byte short */
+	uint8_t *copy = dup_exact(F.buf, n);
+	CU_ASSERT_EQUAL(pm_request_decode(copy, n, &req, &used), PM_E_FRAME_TRUNCATED);
+	CU_ASSERT_EQUAL(used, 0);
+	free(copy);
+	/* body_len past the frame limit, whatever follows */
+	fb_start('S', 0, 1);
+	fb_zero(PM_FRAME_BYTES_MAX - PM_FRAME_HEADER_BYTES); /* exactly the largest frame */
+	expect_header(PM_E_KEY_LEN, PM_FRAME_BYTES_MAX);
+	fb_start('S', 0, 1);
+	fb_zero(PM_FRAME_BYTES_MAX - PM_FRAME_HEADER_BYTES + 1);
+	expect_header(PM_E_FRAME_TOO_BIG, 0);
+	set_hello(0, 1);
+	fb_end();
+	F.buf[19] = 0xff; /* body_len near 4 GiB, and a short buffer */
+	n = F.n;
+	copy = dup_exact(F.buf, n);
+	CU_ASSERT_EQUAL(pm_request_decode(copy, n, &req, &used), PM_E_FRAME_TOO_BIG);
+	CU_ASSERT_EQUAL(used, 0);
+	free(copy);
+}
+
+static void test_header_flags(void)
+{
+	const size_t hello = PM_FRAME_HEADER_BYTES + 18;
+	set_hello(0, 1);
+	expect_header(PM_OK, hello);
+	for (int off = 6; off < 24; off++) {
+		if (off >= 8 && off < 20)
+			continue; /* id and body_len */
+		set_hello(0, 1);
+		F.buf[off] = 1;
+		expect_header(PM_E_FRAME_FLAGS, hello);
+	}
+	set_hello(0, 1);
+	F.buf[5] = 1; /* status in a request */
+	expect_header(PM_E_FRAME_FLAGS, hello);
+	set_hello(PM_FLAG_REPLY, 1);
+	expect_header(PM_E_FRAME_FLAGS, hello);
+	set_hello(PM_FLAG_MORE, 1);
+	expect_header(PM_E_FRAME_FLAGS, hello);
+	for (int bit = 1; bit < 6; bit++) { /* every flag but TTL is foreign to SET */
+		set_hello((uint8_t)(1u << bit), 1);
+		expect_header(PM_E_FRAME_FLAGS, hello);
+	}
+	fb_start('G', PM_FLAG_TTL, 1);
+	fb_str(B("k"));
+	expect_header(PM_E_FRAME_FLAGS, PM_FRAME_HEADER_BYTES + 5);
+	CU_ASSERT_EQUAL(vadd_frame(1, 4, PM_FLAG_EXACT, 0, 0), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(vadd_frame(1, 4, PM_FLAG_EF, 0, 0), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(vquery_frame(1, 4, PM_FLAG_TTL, 0, 0), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(vquery_frame(1, 4, 0x10, 0, 0), PM_E_FRAME_FLAGS);
+	fb_start('V', PM_FLAG_COLL, 1);
+	fb_le('L', 1);
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_FLAGS);
+}
+
+static void test_header_opcodes(void)
+{
+	struct pm_request req;
+	size_t used;
+	fb_start('Z', 0, 42);
+	fb_str(B("k"));
+	CU_ASSERT_EQUAL(decode_fb(&req, &used), PM_E_FRAME_OPCODE);
+	CU_ASSERT_EQUAL(used, PM_FRAME_HEADER_BYTES + 5);
+	CU_ASSERT_EQUAL(req.id, 42);
+	CU_ASSERT_EQUAL(req.op, PM_OP_NONE);
+	fb_start('V', 0, 43);
+	fb_le('Z', 1);
+	CU_ASSERT_EQUAL(decode_fb(&req, &used), PM_E_FRAME_OPCODE);
+	CU_ASSERT_EQUAL(req.id, 43);
+	CU_ASSERT_EQUAL(used, PM_FRAME_HEADER_BYTES + 1);
+	fb_start('V', 0, 44); /* no sub-op byte */
+	CU_ASSERT_EQUAL(decode_fb(&req, &used), PM_E_FRAME_LENGTH);
+	CU_ASSERT_EQUAL(used, PM_FRAME_HEADER_BYTES);
+	/* id and op are known even when the body is bad */
+	fb_start('V', 0, 45);
+	fb_le('Q', 1);
+	fb_le(0, 4);
+	fb_vec(4);
+	CU_ASSERT_EQUAL(decode_fb(&req, &used), PM_E_K);
+	CU_ASSERT_EQUAL(req.id, 45);
+	CU_ASSERT_EQUAL(req.op, PM_OP_VQUERY);
+	CU_ASSERT_EQUAL(used, F.n);
+	fb_start('G', PM_FLAG_REPLY, 46);
+	CU_ASSERT_EQUAL(decode_fb(&req, &used), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(req.id, 46);
+	CU_ASSERT_EQUAL(req.op, PM_OP_GET);
+}
+
+static void test_body_lengths(void)
+{
+	/* klen says 10, five bytes follow */
+	fb_start('G', 0, 1);
+	fb_le(10, 4);
+	fb_put("abcde", 5);
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	/* vlen runs past the body */
+	fb_start('S', 0, 1);
+	fb_str(B("k"));
+	fb_le(3, 4);
+	fb_put("ab", 2);
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	/* vlen field itself missing, partial */
+	fb_start('S', 0, 1);
+	fb_str(B("k"));
+	fb_le(0, 3);
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	/* TTL flag without its trailer, and a trailer cut short */
+	set_hello(PM_FLAG_TTL, 1);
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	set_hello(PM_FLAG_TTL, 1);
+	fb_le(5, 7);
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	/* trailing bytes */
+	set_hello(0, 1);
+	fb_le(0, 1);
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	fb_start('V', 0, 1);
+	fb_le('L', 1);
+	fb_le(0, 4);
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	/* dim says 8 components, 7 follow */
+	fb_start('V', 0, 1);
+	fb_le('A', 1);
+	fb_str(B("k"));
+	fb_le(8, 4);
+	fb_put(vecbytes, 28);
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	/* create cut inside its parameters */
+	ccreate_frame(1, 4, 0, 0);
+	F.n -= 2;
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	/* the header's body_len disagrees with the body: smaller (leaves a tail) */
+	set_hello(0, 1);
+	fb_end();
+	F.buf[16] = 17;
+	struct pm_request req;
+	size_t used;
+	CU_ASSERT_EQUAL(pm_request_decode(F.buf, F.n, &req, &used), PM_E_FRAME_LENGTH);
+	CU_ASSERT_EQUAL(used, PM_FRAME_HEADER_BYTES + 17);
+}
+
+static void test_concatenated_frames(void)
+{
+	struct pm_request a = { .op = PM_OP_SET, .id = 1, .key = B("k1"), .value = B("v1") };
+	struct pm_request b = { .op = PM_OP_VQUERY, .id = 2, .k = 3, .dim = 2, .vec = vecbytes,
+				.exact = true };
+	struct pm_request c = { .op = PM_OP_GET, .id = 3, .key = B("k1") };
+	size_t na = pm_request_encode(&a, out, sizeof out);
+	size_t nb = pm_request_encode(&b, out + na, sizeof out - na);
+	size_t nc = pm_request_encode(&c, out + na + nb, sizeof out - na - nb);
+	CU_ASSERT_FATAL(na && nb && nc);
+	size_t total = na + nb + nc, off = 0, used;
+	uint8_t *copy = dup_exact(out, total);
+	const struct pm_request *want[3] = { &a, &b, &c };
+	for (int i = 0; i < 3; i++) {
+		struct pm_request got;
+		CU_ASSERT_EQUAL_FATAL(pm_request_decode(copy + off, total - off, &got, &used), PM_OK);
+		CU_ASSERT(req_eq(want[i], &got));
+		off += used;
+	}
+	CU_ASSERT_EQUAL(off, total);
+	struct pm_request got;
+	CU_ASSERT_EQUAL(pm_request_decode(copy + off, 0, &got, &used), PM_E_FRAME_TRUNCATED);
+	free(copy);
+	/* a bad frame in the middle is skipped by its used, the next one still decodes */
+	memcpy(F.buf, out, total);
+	F.buf[na + 6] = 1; /* reserved field of b */
+	CU_ASSERT_EQUAL(pm_request_decode(F.buf + na, total - na, &got, &used), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(used, nb);
+	CU_ASSERT_EQUAL(pm_request_decode(F.buf + na + used, nc, &got, &used), PM_OK);
+	CU_ASSERT(req_eq(&c, &got));
+}
+
+static void test_header_decode_fields(void)
+{
+	struct pm_frame_header h = { .version = 1, .opcode = 'V', .flags = 0x42, .status = 38,
+				     .id = 0x0102030405060708ull, .body_len = 0 };
+	uint8_t buf[PM_FRAME_HEADER_BYTES];
+	pm_header_encode(&h, buf);
+	CU_ASSERT_EQUAL(buf[0], 'P');
+	CU_ASSERT_EQUAL(buf[1], 'M');
+	CU_ASSERT_EQUAL(buf[8], 0x08);
+	CU_ASSERT_EQUAL(buf[15], 0x01);
+	struct pm_frame_header g;
+	CU_ASSERT_EQUAL(pm_header_decode(buf, sizeof buf, &g), PM_OK);
+	CU_ASSERT(g.version == h.version && g.opcode == h.opcode && g.flags == h.flags);
+	CU_ASSERT(g.status == h.status && g.id == h.id && g.body_len == 0);
+	CU_ASSERT(pm_header_usable(PM_E_FRAME_FLAGS));
+	CU_ASSERT_FALSE(pm_header_usable(PM_E_FRAME_MAGIC));
+}
+
+/* ---------------------------------------------------------------- reply header rules */
+
+static enum pm_status reply_status_of(uint8_t *buf, size_t n)
+{
+	struct pm_reply_view rv;
+	size_t used;
+	return pm_reply_decode(buf, n, &rv, &used);
+}
+
+static void test_reply_decode_header_errors(void)
+{
+	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_DEL, .id = 1, .removed = 1 };
+	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES + 4);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_OK);
+	out[4] = 0; /* no REPLY */
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	out[4] = PM_FLAG_REPLY | PM_FLAG_MORE; /* MORE on a DEL */
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	out[4] = PM_FLAG_REPLY | PM_FLAG_TTL;
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	out[4] = PM_FLAG_REPLY;
+	out[24] = 2; /* removed is 0 or 1 */
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_PARAM);
+	out[24] = 1;
+	out[5] = pm_wire_status(PM_NOT_FOUND); /* error with a body */
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_LENGTH);
+	CU_ASSERT_EQUAL(reply_status_of(out, PM_FRAME_HEADER_BYTES + 3), PM_E_FRAME_TRUNCATED);
+
+	rep = (struct pm_reply){ .status = PM_E_KEY_LEN, .op = PM_OP_NONE, .id = 2 };
+	n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_OK);
+	out[5] = 0; /* opcode 0 must carry an error */
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_OPCODE);
+
+	rep = (struct pm_reply){ .status = PM_NOT_FOUND, .op = PM_OP_VQUERY, .id = 3 };
+	n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES + 1);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_OK);
+	out[4] |= PM_FLAG_MORE; /* MORE on an error */
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	out[4] = PM_FLAG_REPLY;
+	out[24] = 'Z';
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_OPCODE);
+
+}
+
+static void test_reply_decode_body_errors(void)
+{
+	/* a VGET reply with an element type this version does not know */
+	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_VGET, .id = 5, .dim = 2,
+				 .value = { vecbytes, 8 } };
+	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES + 1 + 4 + 1 + 8 + 4);
+	CU_ASSERT_EQUAL(out[29], PM_DTYPE_F32);
+	out[29] = 1;
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_DTYPE);
+	out[29] = PM_DTYPE_F32;
+	out[25] = 0; /* dim 0 */
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_DIM);
+
+	/* a VQUERY page whose count promises more hits than the body holds */
+	struct pm_knn_hit hit = { 0, 1 };
+	struct pm_bytes key = B("key");
+	rep = (struct pm_reply){ .status = PM_OK, .op = PM_OP_VQUERY, .id = 4, .hits = &hit,
+				 .keys = &key, .nhits = 1 };
+	n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_FATAL(n > 0);
+	out[25] = 2;
+	struct pm_reply_view rv;
+	size_t used;
+	struct pm_bytes k;
+	float d;
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_E_FRAME_LENGTH);
+	CU_ASSERT_FALSE(pm_reply_next_hit(&rv, &k, &d));
+}
+
+/* ---------------------------------------------------------------- fuzz */
+
+#define FUZZ_RANDOM 50000
+#define FUZZ_MUTATIONS 50000
+#define CORPUS_MAX 64
+
+static struct corpus {
+	uint8_t *frame[CORPUS_MAX];
+	size_t len[CORPUS_MAX];
+	int n;
+} C;
+
+static void corpus_add(size_t n)
+{
+	CU_ASSERT_FATAL(n > 0 && C.n < CORPUS_MAX);
+	C.frame[C.n] = dup_exact(out, n);
+	C.len[C.n++] = n;
+}
+
+static void corpus_requests(void)
+{
+	const struct pm_collection_params p = { 8, PM_METRIC_IP, PM_INDEX_HNSW, 16, 100, 40 };
+	const struct pm_request reqs[] = {
+		{ .op = PM_OP_SET, .id = 1, .key = B("key"), .value = B("value") },
+		{ .op = PM_OP_SET, .id = 2, .key = B("k"), .value = fill(200), .has_ttl = true,
+		  .ttl_ms = 1000 },
+		{ .op = PM_OP_GET, .id = 3, .key = B("key") },
+		{ .op = PM_OP_DEL, .id = 4, .key = B("key") },
+		{ .op = PM_OP_INFO, .id = 5 },
+		{ .op = PM_OP_INFO, .id = 6, .section = B("stats") },
+		{ .op = PM_OP_VADD, .id = 7, .key = B("v"), .dim = 8, .vec = vecbytes },
+		{ .op = PM_OP_VADD, .id = 8, .key = B("v"), .dim = 3, .vec = vecbytes,
+		  .has_ttl = true, .ttl_ms = 5, .collection = B("col") },
+		{ .op = PM_OP_VGET, .id = 9, .key = B("v") },
+		{ .op = PM_OP_VDEL, .id = 10, .key = B("v") },
+		{ .op = PM_OP_VQUERY, .id = 11, .k = 4, .dim = 4, .vec = vecbytes },
+		{ .op = PM_OP_VQUERY, .id = 12, .k = 4, .dim = 4, .vec = vecbytes, .ef = 16,
+		  .collection = B("col"), .exact = true },
+		{ .op = PM_OP_CCREATE, .id = 13, .collection = B("col"), .params = p },
+		{ .op = PM_OP_CDROP, .id = 14, .collection = B("col") },
+		{ .op = PM_OP_CLIST, .id = 15 },
+	};
+	for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
+		corpus_add(pm_request_encode(&reqs[i], out, sizeof out));
+}
+
+static void corpus_replies(void)
+{
+	static struct pm_knn_hit hits[3] = { { 0, 0.5f }, { 1, 1.0f }, { 2, 2.0f } };
+	static struct pm_bytes keys[3];
+	static struct pm_coll_info colls[2];
+	keys[0] = B("a");
+	keys[1] = B("bcd");
+	keys[2] = fill(40);
+	colls[0] = (struct pm_coll_info){ { NULL, 0 }, { 4, 0, 0, 0, 0, 0 }, 3, 48 };
+	colls[1] = (struct pm_coll_info){ B("xy"), { 8, 2, 1, 16, 100, 40 }, 9, 999 };
+	const struct pm_reply reps[] = {
+		{ .op = PM_OP_SET, .id = 1 },
+		{ .op = PM_OP_GET, .id = 2, .value = B("hello world") },
+		{ .op = PM_OP_DEL, .id = 3, .removed = 1 },
+		{ .op = PM_OP_INFO, .id = 4, .value = B("# stats\nx:1\n") },
+		{ .op = PM_OP_VADD, .id = 5 },
+		{ .op = PM_OP_VGET, .id = 6, .dim = 4, .value = { vecbytes, 16 },
+		  .collection = B("col") },
+		{ .op = PM_OP_VDEL, .id = 7 },
+		{ .op = PM_OP_VQUERY, .id = 8, .hits = hits, .keys = keys, .nhits = 3 },
+		{ .op = PM_OP_CCREATE, .id = 9 },
+		{ .op = PM_OP_CDROP, .id = 10, .removed = 1 },
+		{ .op = PM_OP_CLIST, .id = 11, .colls = colls, .ncolls = 2 },
+		{ .status = PM_NOT_FOUND, .op = PM_OP_VGET, .id = 12 },
+		{ .status = PM_E_FRAME_OPCODE, .op = PM_OP_NONE, .id = 13 },
+	};
+	for (size_t i = 0; i < sizeof reps / sizeof reps[0]; i++)
+		corpus_add(pm_reply_encode(&reps[i], NULL, out, sizeof out));
+	/* a paged VQUERY frame with MORE */
+	uint32_t cursor = 0;
+	struct pm_reply paged = { .op = PM_OP_VQUERY, .id = 14, .hits = hits, .keys = keys,
+				  .nhits = 3 };
+	corpus_add(pm_reply_encode(&paged, &cursor, out, PM_FRAME_HEADER_BYTES + 1 + 4 + 9 + 11));
+	CU_ASSERT_EQUAL(cursor, 2);
+}
+
+static void corpus_free(void)
+{
+	for (int i = 0; i < C.n; i++)
+		free(C.frame[i]);
+	C.n = 0;
+}
+
+static bool inside(const uint8_t *buf, size_t used, const uint8_t *p, uint64_t len)
+{
+	if (len == 0)
+		return true;
+	return p != NULL && p >= buf && p <= buf + used && len <= (uint64_t)(buf + used - p);
+}
+
+/* Invariants of a request the decoder accepted. */
+static bool request_ok(const uint8_t *buf, size_t used, const struct pm_request *r)
+{
+	CHECK_FIELD(used >= PM_FRAME_HEADER_BYTES);
+	CHECK_FIELD(r->op > PM_OP_NONE && r->op < PM_OP_COUNT);
+	CHECK_FIELD(inside(buf, used, r->key.ptr, r->key.len));
+	CHECK_FIELD(inside(buf, used, r->value.ptr, r->value.len));
+	CHECK_FIELD(inside(buf, used, r->collection.ptr, r->collection.len));
+	CHECK_FIELD(inside(buf, used, r->section.ptr, r->section.len));
+	CHECK_FIELD(inside(buf, used, r->vec, (uint64_t)r->dim * 4));
+	CHECK_FIELD(r->key.len <= PM_KEY_BYTES_MAX && r->value.len <= PM_VALUE_BYTES_MAX);
+	CHECK_FIELD(r->collection.len <= PM_COLLECTION_NAME_BYTES_MAX);
+	CHECK_FIELD(r->section.len <= PM_INFO_SECTION_BYTES_MAX);
+	CHECK_FIELD(r->dim <= PM_DIM_MAX && r->k <= PM_K_MAX && r->ef <= PM_EF_MAX);
+	CHECK_FIELD(r->ef == 0 || r->ef >= r->k);
+	CHECK_FIELD(r->has_ttl == (r->ttl_ms != 0) && r->ttl_ms <= PM_TTL_MS_MAX);
+	CHECK_FIELD(r->params.dim <= PM_DIM_MAX && r->params.metric < PM_METRIC_COUNT);
+	CHECK_FIELD(r->params.index < PM_INDEX_COUNT);
+	/* what the decoder accepts, the encoder writes back */
+	static uint8_t again[PM_FRAME_BYTES_MAX];
+	struct pm_request r2;
+	size_t n = pm_request_encode(r, again, sizeof again), used2;
+	CHECK_FIELD(n > 0);
+	CHECK_FIELD(pm_request_decode(again, n, &r2, &used2) == PM_OK);
+	return req_eq(r, &r2);
+}
+
+/* Invariants of a reply the decoder accepted; walks the iterators. */
+static bool reply_ok(const uint8_t *buf, size_t used, struct pm_reply_view *rv)
+{
+	CHECK_FIELD(used >= PM_FRAME_HEADER_BYTES && rv->op < PM_OP_COUNT);
+	CHECK_FIELD(inside(buf, used, rv->value.ptr, rv->value.len));
+	CHECK_FIELD(inside(buf, used, rv->collection.ptr, rv->collection.len));
+	CHECK_FIELD(rv->value.len <= PM_VALUE_BYTES_MAX && rv->dim <= PM_DIM_MAX);
+	CHECK_FIELD(rv->collection.len <= PM_COLLECTION_NAME_BYTES_MAX);
+	CHECK_FIELD(rv->status <= PM_E_INTERNAL);
+	uint32_t items = 0;
+	struct pm_bytes key;
+	float dist;
+	while (pm_reply_next_hit(rv, &key, &dist)) {
+		CHECK_FIELD(key.len >= 1 && key.len <= PM_KEY_BYTES_MAX);
+		CHECK_FIELD(inside(buf, used, key.ptr, key.len + 4u));
+		items++;
+	}
+	struct pm_coll_info ci;
+	while (pm_reply_next_coll(rv, &ci)) {
+		CHECK_FIELD(ci.name.len <= PM_COLLECTION_NAME_BYTES_MAX);
+		CHECK_FIELD(inside(buf, used, ci.name.ptr, ci.name.len));
+		CHECK_FIELD(ci.params.metric < PM_METRIC_COUNT && ci.params.index < PM_INDEX_COUNT);
+		items++;
+	}
+	CHECK_FIELD(items == rv->count);
+	return true;
+}
+
+struct fuzz_stats {
+	unsigned bad;
+	unsigned req_ok;
+	unsigned rep_ok;
+};
+
+/* Feeds one input, copied to a buffer of exactly its length, to both decoders. */
+static void fuzz_one(const uint8_t *in, size_t len, struct fuzz_stats *fs, uint64_t iter)
+{
+	uint8_t *buf = dup_exact(in, len);
+	struct pm_request req;
+	struct pm_reply_view rv;
+	size_t used = SIZE_MAX;
+	bool good = true;
+	enum pm_status st = pm_request_decode(buf, len, &req, &used);
+	good &= st < PM_STATUS_COUNT && used <= len && (used == 0 || used >= PM_FRAME_HEADER_BYTES);
+	if (good && st == PM_OK) {
+		good &= request_ok(buf, used, &req);
+		fs->req_ok++;
+	}
+	used = SIZE_MAX;
+	st = pm_reply_decode(buf, len, &rv, &used);
+	good &= st < PM_STATUS_COUNT && used <= len && (used == 0 || used >= PM_FRAME_HEADER_BYTES);
+	if (good && st == PM_OK) {
+		good &= reply_ok(buf, used, &rv);
+		fs->rep_ok++;
+	}
+	if (!good && fs->bad++ == 0)
+		fprintf(stderr, "\n  fuzz: first bad input at iteration %llu (len %zu)\n",
+			(unsigned long long)iter, len);
+	free(buf);
+}
+
+static uint8_t fuzzbuf[4096];
+
+static void test_fuzz_random(void)
+{
+	uint64_t seed = 0x5eed0001;
+	struct fuzz_stats fs = { 0, 0, 0 };
+	for (uint64_t it = 0; it < FUZZ_RANDOM; it++) {
+		size_t len = pm_test_rand(&seed) % 160;
+		for (size_t i = 0; i < len; i++)
+			fuzzbuf[i] = (uint8_t)pm_test_rand(&seed);
+		if (len >= PM_FRAME_HEADER_BYTES && (it & 1)) {
+			/* a plausible header so the body parsers see random input */
+			static const uint8_t opcodes[] = "SGDIV";
+			fuzzbuf[0] = 'P';
+			fuzzbuf[1] = 'M';
+			fuzzbuf[2] = 1;
+			fuzzbuf[3] = opcodes[pm_test_rand(&seed) % 5];
+			fuzzbuf[4] &= (it & 2) ? 0x0f : 0xc0;
+			fuzzbuf[5] = (it & 4) ? fuzzbuf[5] : 0;
+			memset(fuzzbuf + 6, 0, 2);
+			memset(fuzzbuf + 20, 0, 4);
+			uint32_t body = (uint32_t)(len - PM_FRAME_HEADER_BYTES);
+			for (int b = 0; b < 4; b++)
+				fuzzbuf[16 + b] = (uint8_t)(body >> (8 * b));
+		}
+		fuzz_one(fuzzbuf, len, &fs, it);
+	}
+	CU_ASSERT_EQUAL(fs.bad, 0);
+	CU_ASSERT(fs.req_ok + fs.rep_ok > 0); /* some random bodies get through */
+}
+
+static size_t mutate(uint8_t *buf, size_t len, uint64_t *seed)
+{
+	int rounds = 1 + (int)(pm_test_rand(seed) % 3);
+	for (int r = 0; r < rounds && len > 0; r++) {
+		uint64_t x = pm_test_rand(seed);
+		size_t at = (size_t)(x >> 8) % len;
+		static const uint32_t edits[] = { 0, 1, 2, 3, 4, 7, 8, 64, 1024, 1025,
+						  4096, 65535, 0x7fffffff, 0xffffffff };
+		uint32_t v = edits[(x >> 40) % (sizeof edits / sizeof edits[0])];
+		switch (x % 6) {
+		case 0: buf[at] ^= (uint8_t)(1u << ((x >> 4) % 8)); break;
+		case 1: buf[at] = (uint8_t)(x >> 32); break;
+		case 2: len = at; break; /* truncate */
+		case 3: /* a length field somewhere in the body */
+			if (len >= at + 4)
+				memcpy(buf + at, &v, 4); /* tests run on little-endian hosts */
+			break;
+		case 4: /* the header's body_len, near its true value */
+			if (len >= 20) {
+				uint32_t body = (uint32_t)(len - 24) + (uint32_t)((x >> 16) % 9) - 4;
+				memcpy(buf + 16, (x & 0x100) ? &body : &v, 4);
+			}
+			break;
+		default: /* append a few bytes */
+			if (len + 4 <= sizeof fuzzbuf) {
+				memcpy(buf + len, &x, 4);
+				len += 4;
+			}
+			break;
+		}
+	}
+	return len;
+}
+
+static void test_fuzz_mutations(void)
+{
+	uint64_t seed = 0x5eed0002;
+	struct fuzz_stats fs = { 0, 0, 0 };
+	unsigned changed_ok = 0;
+	corpus_requests();
+	corpus_replies();
+	for (int i = 0; i < C.n; i++) /* unmutated, every corpus frame decodes as one side */
+		fuzz_one(C.frame[i], C.len[i], &fs, 0);
+	CU_ASSERT_EQUAL(fs.req_ok + fs.rep_ok, (unsigned)C.n);
+	for (uint64_t it = 0; it < FUZZ_MUTATIONS; it++) {
+		int pick = (int)(pm_test_rand(&seed) % (uint64_t)C.n);
+		size_t len = C.len[pick];
+		CU_ASSERT_FATAL(len <= sizeof fuzzbuf - 16);
+		memcpy(fuzzbuf, C.frame[pick], len);
+		len = mutate(fuzzbuf, len, &seed);
+		unsigned before = fs.req_ok + fs.rep_ok;
+		fuzz_one(fuzzbuf, len, &fs, it);
+		if (fs.req_ok + fs.rep_ok > before &&
+		    (len != C.len[pick] || memcmp(fuzzbuf, C.frame[pick], len) != 0))
+			changed_ok++;
+	}
+	corpus_free();
+	CU_ASSERT_EQUAL(fs.bad, 0);
+	CU_ASSERT(changed_ok > 0); /* mutated frames still reach the body checks */
+}
+
+/* ---------------------------------------------------------------- status codes */
+
+static void test_wire_status(void)
+{
+	/* The table is part of the protocol: pin every code. */
+	static const uint8_t want[PM_STATUS_COUNT] = {
+		[PM_OK] = 0, [PM_NOT_FOUND] = 1, [PM_E_WRONGTYPE] = 2, [PM_E_NOMEM] = 3,
+		[PM_E_EXISTS] = 4, [PM_E_KEY_LEN] = 16, [PM_E_VALUE_LEN] = 17, [PM_E_DIM] = 18,
+		[PM_E_NAN] = 19, [PM_E_ZERO_VECTOR] = 20, [PM_E_K] = 21, [PM_E_EF] = 22,
+		[PM_E_TTL] = 23, [PM_E_COLLECTION_NAME] = 24, [PM_E_COLLECTIONS_FULL] = 25,
+		[PM_E_PARAM] = 26, [PM_E_DTYPE] = 27, [PM_E_FRAME_TRUNCATED] = 32,
+		[PM_E_FRAME_TOO_BIG] = 33, [PM_E_FRAME_MAGIC] = 34, [PM_E_FRAME_VERSION] = 35,
+		[PM_E_FRAME_OPCODE] = 36, [PM_E_FRAME_FLAGS] = 37, [PM_E_FRAME_LENGTH] = 38,
+	};
+	bool taken[256] = { false };
+	CU_ASSERT_EQUAL(pm_wire_status(PM_E_INTERNAL), PM_WIRE_STATUS_UNKNOWN);
+	CU_ASSERT_EQUAL(pm_status_from_wire(PM_WIRE_STATUS_UNKNOWN), PM_E_INTERNAL);
+	taken[PM_WIRE_STATUS_UNKNOWN] = true;
+	for (int st = PM_OK; st < PM_E_INTERNAL; st++) {
+		uint8_t code = pm_wire_status((enum pm_status)st);
+		CU_ASSERT_EQUAL(code, want[st]);
+		CU_ASSERT_NOT_EQUAL(code, PM_WIRE_STATUS_UNKNOWN);
+		CU_ASSERT_FALSE(taken[code]);
+		taken[code] = true;
+		CU_ASSERT_EQUAL((int)pm_status_from_wire(code), st);
+	}
+	CU_ASSERT_EQUAL(pm_wire_status(PM_STATUS_COUNT), PM_WIRE_STATUS_UNKNOWN);
+	CU_ASSERT_EQUAL(pm_wire_status((enum pm_status)1000), PM_WIRE_STATUS_UNKNOWN);
+	for (int code = 0; code < 256; code++)
+		if (!taken[code])
+			CU_ASSERT_EQUAL(pm_status_from_wire((uint8_t)code), PM_E_INTERNAL);
+}
+
+static CU_TestInfo tests[] = {
+	{ "request round trip: kv", test_request_roundtrip_kv },
+	{ "request round trip: vector", test_request_roundtrip_vector },
+	{ "request round trip: collections", test_request_roundtrip_collections },
+	{ "protocol.md hex example", test_protocol_doc_example },
+	{ "reply round trip: simple", test_reply_roundtrip_simple },
+	{ "reply round trip: vget", test_reply_roundtrip_vget },
+	{ "reply round trip: lists", test_reply_roundtrip_lists },
+	{ "reply round trip: errors", test_reply_errors_roundtrip },
+	{ "vquery reply paging", test_vquery_paging },
+	{ "paging with small cap, clist", test_paging_small_cap },
+	{ "limits: kv", test_limits_kv },
+	{ "limits: vector", test_limits_vector },
+	{ "limits: collections", test_limits_collections },
+	{ "encoders refuse before reading", test_encode_refuses_before_reading },
+	{ "reply encode refused", test_reply_encode_refused },
+	{ "header errors", test_header_errors },
+	{ "header flags", test_header_flags },
+	{ "header opcodes", test_header_opcodes },
+	{ "body lengths", test_body_lengths },
+	{ "concatenated frames", test_concatenated_frames },
+	{ "header encode/decode", test_header_decode_fields },
+	{ "reply decode: header errors", test_reply_decode_header_errors },
+	{ "reply decode: body errors", test_reply_decode_body_errors },
+	{ "fuzz: random buffers", test_fuzz_random },
+	{ "fuzz: mutated frames", test_fuzz_mutations },
+	{ "wire status table", test_wire_status },
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	init_data();
+	return pm_cu_run("codec", tests);
+}
