@@ -35,8 +35,9 @@
 
 #define PM_SEED_NONE UINT32_MAX
 
-/* 6 classes of 8-byte steps (24..64), then 4 per power of two from 64 to 1 MiB. */
-#define PM_BLOB_CLASS_COUNT 62u
+/* 6 classes of 8-byte steps (24..64), 4 per power of two from 64 B to 1 KiB,
+ * 8 per power of two from 1 KiB to 1 MiB. */
+#define PM_BLOB_CLASS_COUNT 102u
 
 enum pm_seed_kind {
 	PM_SEED_FREE = 0,

@@ -43,6 +43,10 @@ static void test_class_waste_bound(void)
 			worst = waste;
 	}
 	printf("\n  worst class waste: %.1f %%\n", worst * 100);
+	for (uint32_t n = 1025; n <= PM_BLOB_BYTES_MAX; n++) {
+		uint32_t cb = pm_blob_class_bytes(pm_blob_class(n));
+		CU_ASSERT_FATAL((double)(cb - n) / cb < 0.12); /* vector-sized blobs */
+	}
 	CU_ASSERT(worst <= 0.25);
 	CU_ASSERT(worst < 0.22); /* 25 -> 32 is the worst case: 7/32 */
 }
