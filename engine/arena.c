@@ -23,7 +23,7 @@
 /* Classes from 256 bytes up are multiples of 64 and are cut 64-byte aligned, so
  * large blobs (vectors) start on a cache line; the skipped bytes (< 64 per
  * switch from a smaller class) are counted as gap. */
-#define ALIGNED_CLASS_BYTES_MIN 256u
+#define ALIGNED_CLASS_BYTES_MIN PM_BLOB_ALIGNED_BYTES_MIN
 
 /* ---------------------------------------------------------------- size classes */
 

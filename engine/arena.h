@@ -135,6 +135,15 @@ static inline void *pm_at(const struct pm_arena *a, uint64_t off)
 unsigned pm_blob_class(uint32_t bytes);
 uint32_t pm_blob_class_bytes(unsigned cls);
 
+/* Blobs of at least this many bytes start on a 64-byte boundary. */
+#define PM_BLOB_ALIGNED_BYTES_MIN 256u
+
+/* Is a seed slot available (pm_seed_alloc will not fail)? */
+static inline bool pm_seed_available(const struct pm_arena *a)
+{
+	return a->seed_free != PM_SEED_NONE || a->seed_high < a->seed_capacity;
+}
+
 /* A blob of at least `bytes`; returns its offset, or 0 when the arena is full. */
 uint64_t pm_blob_alloc(struct pm_arena *a, uint32_t bytes);
 /* Return a blob; `bytes` must be what was passed to pm_blob_alloc. */

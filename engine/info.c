@@ -57,16 +57,22 @@ static void sec_memory(struct pm_shard *sh, struct text *t)
 
 static void sec_vectors(struct pm_shard *sh, struct text *t)
 {
-	put(t, "# Vectors\r\ncollections:%u\r\nknn_queries:%llu\r\nknn_scanned:%llu\r\n",
+	put(t, "# Vectors\r\ncollections:%u\r\nknn_queries:%llu\r\nknn_graph_queries:%llu\r\n"
+	       "knn_scanned:%llu\r\n",
 	    sh->ncolls, (unsigned long long)sh->stats.knn_queries,
-	    (unsigned long long)sh->stats.knn_scanned);
+	    (unsigned long long)sh->stats.knn_graph, (unsigned long long)sh->stats.knn_scanned);
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		const struct pm_collection *c = &sh->colls[i];
 		if (!c->live)
 			continue;
-		put(t, "collection:name=%.*s,default=%d,dim=%u,metric=%u,count=%llu,bytes=%llu\r\n",
+		put(t, "collection:name=%.*s,default=%d,dim=%u,metric=%u,count=%llu,bytes=%llu",
 		    (int)c->name_len, (const char *)c->name, c->is_default, c->params.dim,
 		    c->params.metric, (unsigned long long)c->count, (unsigned long long)c->bytes);
+		if (c->params.index == PM_INDEX_HNSW)
+			put(t, ",index=hnsw,m=%u,ef_search=%u,levels=%d,tombstones=%u,upper_bytes=%llu",
+			    c->hnsw.m, c->params.ef_search, c->hnsw.max_level + 1, c->hnsw.tombstones,
+			    (unsigned long long)c->hnsw.upper_bytes);
+		put(t, "\r\n");
 	}
 }
 

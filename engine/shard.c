@@ -45,7 +45,10 @@ enum pm_status pm_shard_init(struct pm_shard *sh, const struct pm_shard_config *
 	sh->keys = reserve(sh, PM_K_MAX * sizeof(*sh->keys));
 	sh->cinfo = reserve(sh, PM_COLLECTIONS_MAX * sizeof(*sh->cinfo));
 	sh->text = reserve(sh, PM_INFO_TEXT_BYTES_MAX);
-	if (!sh->colls || !sh->query || !sh->hits || !sh->keys || !sh->cinfo || !sh->text) {
+	sh->beam = reserve(sh, PM_EF_MAX * sizeof(*sh->beam));
+	sh->cands = reserve(sh, PM_HNSW_CANDIDATES_MAX * sizeof(*sh->cands));
+	if (!sh->colls || !sh->query || !sh->hits || !sh->keys || !sh->cinfo || !sh->text ||
+	    !sh->beam || !sh->cands) {
 		st = PM_E_PARAM; /* arena too small for its own seed map and tables */
 		goto fail;
 	}
@@ -84,6 +87,24 @@ uint32_t pm_shard_expire(struct pm_shard *sh, uint64_t now_ms, uint32_t max_seed
 	return deleted;
 }
 
+/* ---------------------------------------------------------------- maintenance */
+
+static bool sweep_due(const struct pm_hnsw *h)
+{
+	return h->sweeping || h->tombstones >= PM_MAX(PM_HNSW_TOMBSTONES_SWEEP_MIN, h->live / 16);
+}
+
+bool pm_shard_maintain(struct pm_shard *sh, uint64_t now_ms, uint32_t budget)
+{
+	bool more = pm_shard_expire(sh, now_ms, PM_EXPIRE_SCAN_SEEDS_MAX) > 0;
+	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
+		struct pm_collection *c = &sh->colls[i];
+		if (c->live && c->params.index == PM_INDEX_HNSW && sweep_due(&c->hnsw))
+			more |= pm_hnsw_maintain(sh, c, budget);
+	}
+	return more;
+}
+
 /* ---------------------------------------------------------------- vector query */
 
 static enum pm_status query_collection(struct pm_shard *sh, const struct pm_request *req,
@@ -119,9 +140,17 @@ static enum pm_status do_vquery(struct pm_shard *sh, const struct pm_request *re
 		return st;
 	if (c && c->params.metric == PM_METRIC_COSINE && !(pm_norm(sh->query, req->dim) > 0.0f))
 		return PM_E_ZERO_VECTOR;
-	/* Every collection answers exactly for now: the HNSW index arrives with its
-	 * parameters already stored, and req->exact / req->ef will select it. */
-	rep->nhits = c ? pm_knn_flat(sh, c, sh->query, req->k, sh->hits) : 0;
+	/* The graph answers unless the client asked for exact results or the
+	 * collection is small enough that a scan is as fast (PM_HNSW_FLAT_BELOW). */
+	bool graph = c && c->params.index == PM_INDEX_HNSW && !req->exact &&
+		     c->count >= PM_HNSW_FLAT_BELOW;
+	if (!c)
+		rep->nhits = 0;
+	else if (graph)
+		rep->nhits = pm_hnsw_search(sh, c, sh->query, req->k,
+					    req->ef ? req->ef : c->params.ef_search, sh->hits);
+	else
+		rep->nhits = pm_knn_flat(sh, c, sh->query, req->k, sh->hits);
 	for (uint32_t i = 0; i < rep->nhits; i++) {
 		const struct pm_seed *s = pm_seed_at(&sh->arena, sh->hits[i].seed);
 		sh->keys[i].ptr = pm_seed_key(&sh->arena, s);
@@ -130,7 +159,8 @@ static enum pm_status do_vquery(struct pm_shard *sh, const struct pm_request *re
 	rep->hits = sh->hits;
 	rep->keys = sh->keys;
 	sh->stats.knn_queries++;
-	sh->stats.knn_scanned += c ? c->count : 0;
+	sh->stats.knn_scanned += c && !graph ? c->count : 0;
+	sh->stats.knn_graph += graph;
 	return PM_OK;
 }
 

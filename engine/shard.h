@@ -17,6 +17,7 @@
 
 #include "arena.h"
 #include "distance.h"
+#include "hnsw.h"
 #include "pm_limits.h"
 #include "request.h"
 #include "seedmap.h"
@@ -53,6 +54,7 @@ struct pm_collection {
 	uint64_t dir_off;         /* blob: array of chunk offsets */
 	uint32_t dir_cap;         /* chunk slots in the directory */
 	uint32_t nchunks;         /* chunks allocated (at most one beyond those in use) */
+	struct pm_hnsw hnsw;      /* index state when params.index == PM_INDEX_HNSW */
 };
 
 struct pm_shard_stats {
@@ -60,7 +62,7 @@ struct pm_shard_stats {
 	uint64_t errors[PM_STATUS_COUNT];
 	uint64_t hits, misses;
 	uint64_t expired_lazy, expired_active;
-	uint64_t knn_queries, knn_scanned;
+	uint64_t knn_queries, knn_scanned, knn_graph;
 	uint64_t keys, vectors;
 };
 
@@ -78,6 +80,12 @@ struct pm_shard {
 	struct pm_bytes *keys;       /* PM_K_MAX */
 	struct pm_coll_info *cinfo;  /* PM_COLLECTIONS_MAX */
 	char *text;                  /* PM_INFO_TEXT_BYTES_MAX */
+	/* HNSW scratch: one search or repair at a time */
+	struct pm_hnsw_cand *beam;   /* PM_EF_MAX */
+	struct pm_hnsw_cand *cands;  /* PM_HNSW_CANDIDATES_MAX */
+	uint64_t visit_dir_off;      /* chunked u16 visited marks, one per node id */
+	uint32_t visit_dir_cap, visit_chunks;
+	uint16_t visit_epoch;
 };
 
 void pm_shard_config_default(struct pm_shard_config *cfg);
@@ -102,6 +110,12 @@ void pm_shard_apply_burst(struct pm_shard *sh, const struct pm_request *reqs, ui
 /* Active expiry: look at up to max_seeds slots (<= PM_EXPIRE_SCAN_SEEDS_MAX) from
  * a rotating cursor and delete the expired ones. Returns how many were deleted. */
 uint32_t pm_shard_expire(struct pm_shard *sh, uint64_t now_ms, uint32_t max_seeds);
+
+/* Background work between bursts: bounded active expiry, and a slice of at
+ * most `budget` nodes (0: default) of the tombstone sweep of each HNSW
+ * collection that has enough tombstones (max(PM_HNSW_TOMBSTONES_SWEEP_MIN,
+ * live / 16)) or a sweep running. Returns true while work remains. */
+bool pm_shard_maintain(struct pm_shard *sh, uint64_t now_ms, uint32_t budget);
 
 /* INFO text (Redis-like "field:value\r\n" lines) for a section or all (NULL). */
 uint32_t pm_shard_info(struct pm_shard *sh, const char *section, uint32_t section_len,

@@ -23,9 +23,9 @@ static inline struct pm_vec_header *vec_header(const struct pm_shard *sh, uint64
 	return pm_at(&sh->arena, off);
 }
 
-static inline uint32_t vec_blob_bytes(const struct pm_seed *s)
+static inline uint32_t vec_blob_bytes(const struct pm_shard *sh, const struct pm_seed *s)
 {
-	return s->vlen + (s->layout == PM_LAYOUT_BLOB ? s->klen : 0);
+	return vec_header(sh, pm_seed_blob(s))->blob_bytes;
 }
 
 /* ---------------------------------------------------------------- parameters */
@@ -88,6 +88,8 @@ static struct pm_collection *coll_claim(struct pm_shard *sh)
 static void coll_release(struct pm_shard *sh, struct pm_collection *c)
 {
 	PM_ASSERT(c->count == 0);
+	if (c->params.index == PM_INDEX_HNSW)
+		pm_hnsw_destroy(sh, c);
 	const uint64_t *dir = c->dir_off ? pm_at(&sh->arena, c->dir_off) : NULL;
 	for (uint32_t i = 0; i < c->nchunks; i++)
 		pm_blob_free(&sh->arena, dir[i], CHUNK_BYTES);
@@ -114,6 +116,8 @@ enum pm_status pm_coll_create(struct pm_shard *sh, const uint8_t *name, uint32_t
 	c->name_len = (uint8_t)nlen;
 	memcpy(c->name, name, nlen);
 	c->params = q;
+	if (q.index == PM_INDEX_HNSW)
+		pm_hnsw_init(&c->hnsw, &q);
 	return PM_OK;
 }
 
@@ -232,12 +236,15 @@ void pm_vec_unlink(struct pm_shard *sh, uint32_t idx)
 	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
 	PM_ASSERT(s->kind == PM_SEED_VECTOR);
 	uint64_t off = pm_seed_blob(s);
-	uint32_t bytes = vec_blob_bytes(s);
+	uint32_t bytes = vec_blob_bytes(sh, s);
 	struct pm_collection *c = &sh->colls[s->coll];
 	PM_ASSERT(c->live && vec_header(sh, off)->seed == idx);
 	member_remove(sh, c, vec_header(sh, off)->member);
 	c->bytes -= pm_blob_class_bytes(pm_blob_class(bytes));
-	pm_blob_free(&sh->arena, off, bytes);
+	if (c->params.index == PM_INDEX_HNSW)
+		pm_hnsw_remove(sh, c, off); /* the index frees the blob once unlinked */
+	else
+		pm_blob_free(&sh->arena, off, bytes);
 	if (c->is_default && c->count == 0)
 		coll_release(sh, c);
 }
@@ -269,57 +276,79 @@ static void coll_abandon(struct pm_shard *sh, struct pm_collection *c)
 		coll_release(sh, c);
 }
 
-/* Point seed idx at blob off, write header and payload (from sh->query), append
- * the blob to c's member list (room was reserved). */
-static void vec_link(struct pm_shard *sh, uint32_t idx, uint64_t off, struct pm_collection *c,
-		     const uint8_t *key, uint32_t klen, uint32_t dim, float norm)
+/* Bytes of a vector blob in c: header, payload, level-0 links (HNSW). */
+static uint32_t vec_vlen(const struct pm_collection *c, uint32_t dim)
 {
-	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
-	s->kind = PM_SEED_VECTOR;
-	s->klen = (uint16_t)klen;
-	s->vlen = PM_VEC_HEADER_BYTES + dim * (uint32_t)sizeof(float);
-	s->layout = klen <= KEY_INLINE_KLEN_MAX ? PM_LAYOUT_KEY_INLINE : PM_LAYOUT_BLOB;
-	s->coll = (uint16_t)(c - sh->colls);
-	memcpy(s->data, &off, sizeof(off));
+	uint32_t links = c->params.index == PM_INDEX_HNSW ? pm_hnsw_links0_bytes(c->hnsw.m0) : 0;
+	return PM_VEC_HEADER_BYTES + dim * (uint32_t)sizeof(float) + links;
+}
+
+/* Write header and payload (from sh->query) into a fresh blob. */
+static void vec_fill(struct pm_shard *sh, uint64_t off, const struct pm_collection *c,
+		     uint32_t dim, float norm, uint32_t blob_bytes)
+{
 	struct pm_vec_header *h = vec_header(sh, off);
 	*h = (struct pm_vec_header){
 		.payload_len = (uint64_t)dim * sizeof(float),
 		.dim = dim,
 		.dtype = PM_DTYPE_F32,
-		.coll = s->coll,
-		.seed = idx,
+		.coll = (uint16_t)(c - sh->colls),
+		.seed = PM_SEED_NONE,
 		.norm = norm,
 		.node = PM_VEC_NODE_NONE,
+		.blob_bytes = blob_bytes,
 	};
 	memcpy(h + 1, sh->query, h->payload_len);
+}
+
+/* Point seed idx at the filled blob off and append it to c's members (room was
+ * reserved). */
+static void vec_link(struct pm_shard *sh, uint32_t idx, uint64_t off, struct pm_collection *c,
+		     const uint8_t *key, uint32_t klen, uint32_t vlen)
+{
+	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	s->kind = PM_SEED_VECTOR;
+	s->klen = (uint16_t)klen;
+	s->vlen = vlen;
+	s->layout = klen <= KEY_INLINE_KLEN_MAX ? PM_LAYOUT_KEY_INLINE : PM_LAYOUT_BLOB;
+	s->coll = (uint16_t)(c - sh->colls);
+	memcpy(s->data, &off, sizeof(off));
+	struct pm_vec_header *h = vec_header(sh, off);
+	h->seed = idx;
 	if (s->layout == PM_LAYOUT_KEY_INLINE)
 		memcpy(s->data + sizeof(off), key, klen);
 	else
-		memcpy((uint8_t *)h + s->vlen, key, klen);
+		memcpy((uint8_t *)h + vlen, key, klen);
 	member_set(sh, c, c->count++, off);
-	c->bytes += pm_blob_class_bytes(pm_blob_class(vec_blob_bytes(s)));
+	c->bytes += pm_blob_class_bytes(pm_blob_class(h->blob_bytes));
 }
 
-/* A new vector seed, or an existing one moving to another collection. */
+/* A new vector seed, or an existing one moving to another collection. Every
+ * resource is secured before the first change, so a refusal changes nothing. */
 static enum pm_status vec_insert(struct pm_shard *sh, uint32_t *idxp, const uint8_t *key,
 				 uint32_t klen, uint64_t hash, struct pm_collection *c,
 				 uint32_t dim, float norm)
 {
-	uint32_t need = PM_VEC_HEADER_BYTES + dim * (uint32_t)sizeof(float) +
-			(klen > KEY_INLINE_KLEN_MAX ? klen : 0);
+	const bool hnsw = c->params.index == PM_INDEX_HNSW;
+	uint32_t vlen = vec_vlen(c, dim);
+	uint32_t need = vlen + (klen > KEY_INLINE_KLEN_MAX ? klen : 0);
+	if (hnsw) /* graph nodes are addressed in 64-byte units */
+		need = PM_MAX(need, PM_BLOB_ALIGNED_BYTES_MIN);
 	uint32_t idx = *idxp;
 	uint64_t off = pm_blob_alloc(&sh->arena, need);
-	if (!off || !members_reserve(sh, c))
+	if (!off || !members_reserve(sh, c) || (idx == PM_SEED_NONE && !pm_seed_available(&sh->arena)))
+		goto nomem;
+	vec_fill(sh, off, c, dim, norm, need);
+	if (hnsw && pm_hnsw_insert(sh, c, off) != PM_OK)
 		goto nomem;
 	if (idx != PM_SEED_NONE) {
 		pm_vec_unlink(sh, idx);
 	} else {
-		if ((idx = pm_seed_alloc(&sh->arena)) == PM_SEED_NONE)
-			goto nomem;
+		idx = pm_seed_alloc(&sh->arena);
 		pm_seedmap_insert(&sh->map, &sh->arena, hash, idx);
 		sh->stats.vectors++;
 	}
-	vec_link(sh, idx, off, c, key, klen, dim, norm);
+	vec_link(sh, idx, off, c, key, klen, vlen);
 	*idxp = idx;
 	return PM_OK;
 nomem:
@@ -356,6 +385,8 @@ enum pm_status pm_vec_put(struct pm_shard *sh, const uint8_t *key, uint32_t klen
 		struct pm_vec_header *h = vec_header(sh, pm_seed_blob(s));
 		memcpy(h + 1, sh->query, h->payload_len);
 		h->norm = norm;
+		if (c->params.index == PM_INDEX_HNSW)
+			pm_hnsw_update(sh, c, pm_seed_blob(s));
 	} else if ((st = vec_insert(sh, &idx, key, klen, hash, c, dim, norm)) != PM_OK) {
 		return st;
 	}

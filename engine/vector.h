@@ -42,7 +42,9 @@ struct pm_vec_header {
 	uint32_t member;      /* position in the collection's member list */
 	float norm;           /* L2 norm of the vector */
 	uint32_t node;        /* HNSW node, PM_VEC_NODE_NONE if not indexed */
-	uint8_t reserved[32]; /* zero; room for index / quantisation metadata */
+	uint64_t upper_off;   /* HNSW: blob of the links at levels >= 1, 0 if none */
+	uint32_t blob_bytes;  /* the size this blob was allocated with */
+	uint8_t reserved[20]; /* zero; room for quantisation metadata */
 };
 _Static_assert(sizeof(struct pm_vec_header) == PM_VEC_HEADER_BYTES, "vector header size");
 

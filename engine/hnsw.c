@@ -1,0 +1,1003 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hnsw.c — the HNSW index (design and departures from the paper in hnsw.h).
+ *
+ * Sections: node table; links; distances; visited marks; beam search;
+ * neighbour selection; insert / update; delete and sweep; search; checkers.
+ *
+ * Memory: the node table and the visited marks are chunked blobs; a node's
+ * level-0 links sit in its vector blob after the payload; its upper links are
+ * one blob of level x (4 + 4 M) bytes. Scratch (beam, candidate lists) is the
+ * shard's start-up reservation. Nothing is allocated while searching.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "hnsw.h"
+#include "knn.h"
+#include "shard.h"
+#include "vector.h"
+
+#define EXPANDED 0x80000000u /* beam entry flag, in the id */
+#define ID_MASK 0x7FFFFFFFu
+#define INDEG_SATURATED UINT16_MAX
+#define DIR_CAP_INITIAL 8u
+#define LEVEL_SEED 0x9E3779B97F4A7C15ull
+/* Vectors ahead whose first lines are prefetched while distances are computed. */
+#define PREFETCH_LINES 4u
+
+/* ---------------------------------------------------------------- node table */
+
+static inline struct pm_hnsw_node *node_at(const struct pm_shard *sh, const struct pm_hnsw *h,
+					   uint32_t id)
+{
+	const uint64_t *dir = pm_at(&sh->arena, h->dir_off);
+	struct pm_hnsw_node *chunk = pm_at(&sh->arena, dir[id / PM_HNSW_CHUNK_NODES]);
+	return &chunk[id % PM_HNSW_CHUNK_NODES];
+}
+
+static inline struct pm_vec_header *unit_hdr(const struct pm_shard *sh, uint32_t unit)
+{
+	return pm_at(&sh->arena, (uint64_t)unit << 6);
+}
+
+static inline struct pm_vec_header *node_hdr(const struct pm_shard *sh, const struct pm_hnsw *h,
+					     uint32_t id)
+{
+	return unit_hdr(sh, node_at(sh, h, id)->unit);
+}
+
+static bool grow_dir(struct pm_shard *sh, uint64_t *dir_off, uint32_t *dir_cap, uint32_t used)
+{
+	uint32_t cap = *dir_cap ? *dir_cap * 2 : DIR_CAP_INITIAL;
+	uint64_t off = pm_blob_alloc(&sh->arena, cap * (uint32_t)sizeof(uint64_t));
+	if (!off)
+		return false;
+	if (*dir_off) {
+		memcpy(pm_at(&sh->arena, off), pm_at(&sh->arena, *dir_off), used * sizeof(uint64_t));
+		pm_blob_free(&sh->arena, *dir_off, *dir_cap * (uint32_t)sizeof(uint64_t));
+	}
+	*dir_off = off;
+	*dir_cap = cap;
+	return true;
+}
+
+/* Append a zeroed chunk of `bytes` to a chunk directory; false if out of memory. */
+static bool add_chunk(struct pm_shard *sh, uint64_t *dir_off, uint32_t *dir_cap, uint32_t *n,
+		      uint32_t bytes)
+{
+	if (*n == *dir_cap && !grow_dir(sh, dir_off, dir_cap, *n))
+		return false;
+	uint64_t chunk = pm_blob_alloc(&sh->arena, bytes);
+	if (!chunk)
+		return false;
+	memset(pm_at(&sh->arena, chunk), 0, bytes);
+	((uint64_t *)pm_at(&sh->arena, *dir_off))[(*n)++] = chunk;
+	return true;
+}
+
+static void free_chunks(struct pm_shard *sh, uint64_t *dir_off, uint32_t *dir_cap, uint32_t *n,
+			uint32_t bytes)
+{
+	const uint64_t *dir = *dir_off ? pm_at(&sh->arena, *dir_off) : NULL;
+	for (uint32_t i = 0; i < *n; i++)
+		pm_blob_free(&sh->arena, dir[i], bytes);
+	if (*dir_off)
+		pm_blob_free(&sh->arena, *dir_off, *dir_cap * (uint32_t)sizeof(uint64_t));
+	*dir_off = 0;
+	*dir_cap = 0;
+	*n = 0;
+}
+
+/* Visited marks are per shard (one search at a time) and cover every id. */
+static bool visited_reserve(struct pm_shard *sh, uint32_t ids)
+{
+	while ((uint64_t)sh->visit_chunks * PM_HNSW_CHUNK_NODES < ids)
+		if (!add_chunk(sh, &sh->visit_dir_off, &sh->visit_dir_cap, &sh->visit_chunks,
+			       PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(uint16_t)))
+			return false;
+	return true;
+}
+
+/* Reserve an id (and visited room for it) without taking it. */
+static uint32_t node_peek(struct pm_shard *sh, struct pm_hnsw *h)
+{
+	if (h->free_head != PM_HNSW_NODE_NONE)
+		return h->free_head;
+	if (h->high == ID_MASK)
+		return PM_HNSW_NODE_NONE;
+	if (h->high >= h->nchunks * PM_HNSW_CHUNK_NODES &&
+	    !add_chunk(sh, &h->dir_off, &h->dir_cap, &h->nchunks,
+		       PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(struct pm_hnsw_node)))
+		return PM_HNSW_NODE_NONE;
+	if (!visited_reserve(sh, h->high + 1))
+		return PM_HNSW_NODE_NONE;
+	return h->high;
+}
+
+static void node_take(struct pm_shard *sh, struct pm_hnsw *h, uint32_t id)
+{
+	if (id == h->free_head)
+		h->free_head = node_at(sh, h, id)->next_free;
+	else
+		h->high++;
+}
+
+static void node_release(struct pm_shard *sh, struct pm_hnsw *h, uint32_t id)
+{
+	struct pm_hnsw_node *n = node_at(sh, h, id);
+	n->unit = 0;
+	n->next_free = h->free_head;
+	h->free_head = id;
+}
+
+/* ---------------------------------------------------------------- links */
+
+uint32_t pm_hnsw_links0_bytes(uint16_t m0)
+{
+	return (uint32_t)sizeof(uint32_t) * (1u + m0);
+}
+
+static inline uint32_t upper_bytes(const struct pm_hnsw *h, unsigned level)
+{
+	return level * (uint32_t)sizeof(uint32_t) * (1u + h->m);
+}
+
+/* A node's list at a level: [count, ids...]. */
+static inline uint32_t *links_of(const struct pm_shard *sh, const struct pm_collection *c,
+				 const struct pm_vec_header *hdr, unsigned lev)
+{
+	if (lev == 0)
+		return (uint32_t *)((uint8_t *)(hdr + 1) + (size_t)c->params.dim * sizeof(float));
+	uint32_t *up = pm_at(&sh->arena, hdr->upper_off);
+	return up + (size_t)(lev - 1) * (1u + c->hnsw.m);
+}
+
+static inline uint32_t *links_at(const struct pm_shard *sh, const struct pm_collection *c,
+				 uint32_t id, unsigned lev)
+{
+	return links_of(sh, c, node_hdr(sh, &c->hnsw, id), lev);
+}
+
+static inline unsigned max_links(const struct pm_hnsw *h, unsigned lev)
+{
+	return lev ? h->m : h->m0;
+}
+
+static inline bool is_tomb(const struct pm_shard *sh, const struct pm_hnsw *h, uint32_t id)
+{
+	return node_at(sh, h, id)->flags & PM_HNSW_TOMBSTONE;
+}
+
+static inline void indeg_add(const struct pm_shard *sh, const struct pm_hnsw *h, uint32_t id,
+			     int delta)
+{
+	struct pm_hnsw_node *n = node_at(sh, h, id);
+	if (n->indeg != INDEG_SATURATED)
+		n->indeg = (uint16_t)(n->indeg + delta);
+}
+
+/* ---------------------------------------------------------------- distances */
+
+struct query {
+	const float *v;
+	float norm;
+};
+
+static inline float dist_hdr(const struct pm_shard *sh, const struct pm_collection *c,
+			     const struct query *q, const struct pm_vec_header *hdr)
+{
+	return pm_knn_distance(sh->kern, c->params.metric, q->v, q->norm, pm_vec_data(hdr), hdr->norm,
+			       c->params.dim);
+}
+
+static inline struct query node_query(const struct pm_shard *sh, const struct pm_collection *c,
+				      uint32_t id)
+{
+	const struct pm_vec_header *hdr = node_hdr(sh, &c->hnsw, id);
+	return (struct query){ pm_vec_data(hdr), hdr->norm };
+}
+
+/* ---------------------------------------------------------------- visited marks */
+
+static void visited_begin(struct pm_shard *sh)
+{
+	if (++sh->visit_epoch != 0)
+		return;
+	const uint64_t *dir = pm_at(&sh->arena, sh->visit_dir_off);
+	for (uint32_t i = 0; i < sh->visit_chunks; i++)
+		memset(pm_at(&sh->arena, dir[i]), 0, PM_HNSW_CHUNK_NODES * sizeof(uint16_t));
+	sh->visit_epoch = 1;
+}
+
+/* Mark id visited; true if it already was. */
+static inline bool visit(struct pm_shard *sh, uint32_t id)
+{
+	const uint64_t *dir = pm_at(&sh->arena, sh->visit_dir_off);
+	uint16_t *chunk = pm_at(&sh->arena, dir[id / PM_HNSW_CHUNK_NODES]);
+	uint16_t *m = &chunk[id % PM_HNSW_CHUNK_NODES];
+	if (*m == sh->visit_epoch)
+		return true;
+	*m = sh->visit_epoch;
+	return false;
+}
+
+/* ---------------------------------------------------------------- beam search */
+
+struct beam {
+	struct pm_hnsw_cand *e; /* sorted by d, ascending */
+	uint32_t n, cap;
+	uint32_t next;          /* lowest index that may be unexpanded */
+};
+
+/* Insert (d, id) if it is among the cap best; returns its position or cap. */
+static uint32_t beam_insert(struct beam *b, float d, uint32_t id)
+{
+	if (b->n == b->cap && !(d < b->e[b->n - 1].d))
+		return b->cap;
+	uint32_t lo = 0, hi = b->n;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (b->e[mid].d <= d)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uint32_t n = b->n < b->cap ? b->n : b->cap - 1;
+	memmove(&b->e[lo + 1], &b->e[lo], (n - lo) * sizeof(b->e[0]));
+	b->e[lo] = (struct pm_hnsw_cand){ d, id };
+	b->n = n + 1;
+	return lo;
+}
+
+/* Score the unvisited neighbours of one node into the beam. */
+static void expand(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
+		   const uint32_t *list, struct beam *b)
+{
+	uint32_t units[PM_HNSW_M_MAX * 2], ids[PM_HNSW_M_MAX * 2], n = 0;
+	for (uint32_t i = 0; i < list[0]; i++) {
+		uint32_t id = list[1 + i];
+		if (visit(sh, id))
+			continue;
+		units[n] = node_at(sh, &c->hnsw, id)->unit;
+		ids[n] = id;
+		__builtin_prefetch(unit_hdr(sh, units[n]) + 1);
+		n++;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (i + PREFETCH_LINES < n)
+			__builtin_prefetch((const uint8_t *)(unit_hdr(sh, units[i + PREFETCH_LINES]) + 1) + 64);
+		float d = dist_hdr(sh, c, q, unit_hdr(sh, units[i]));
+		uint32_t pos = beam_insert(b, d, ids[i]);
+		if (pos < b->next)
+			b->next = pos;
+	}
+}
+
+/* Beam search at one level from the entries already in b. */
+static void beam_run(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
+		     unsigned lev, struct beam *b)
+{
+	while (b->next < b->n) {
+		struct pm_hnsw_cand *e = &b->e[b->next];
+		if (e->id & EXPANDED) {
+			b->next++;
+			continue;
+		}
+		e->id |= EXPANDED;
+		uint32_t id = e->id & ID_MASK;
+		b->next++;
+		expand(sh, c, q, links_at(sh, c, id, lev), b);
+	}
+	for (uint32_t i = 0; i < b->n; i++)
+		b->e[i].id &= ID_MASK;
+}
+
+/* Greedy descent (beam of one) from *ep at one level. */
+static void greedy(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
+		   unsigned lev, uint32_t *ep, float *dep)
+{
+	for (bool moved = true; moved;) {
+		moved = false;
+		const uint32_t *list = links_at(sh, c, *ep, lev);
+		for (uint32_t i = 0; i < list[0]; i++) {
+			float d = dist_hdr(sh, c, q, node_hdr(sh, &c->hnsw, list[1 + i]));
+			if (d < *dep) {
+				*dep = d;
+				*ep = list[1 + i];
+				moved = true;
+			}
+		}
+	}
+}
+
+/* From the entry point down to level `to` + 1 greedily, then a beam of width
+ * ef at level `to`; the beam is left in sh->beam. */
+static void descend(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
+		    unsigned to, uint32_t ef, struct beam *b)
+{
+	const struct pm_hnsw *h = &c->hnsw;
+	uint32_t ep = h->entry;
+	float dep = dist_hdr(sh, c, q, node_hdr(sh, h, ep));
+	for (int lev = h->max_level; lev > (int)to; lev--)
+		greedy(sh, c, q, (unsigned)lev, &ep, &dep);
+	*b = (struct beam){ .e = sh->beam, .n = 0, .cap = ef, .next = 0 };
+	visited_begin(sh);
+	visit(sh, ep);
+	beam_insert(b, dep, ep);
+}
+
+/* ---------------------------------------------------------------- selection */
+
+/* The paper's heuristic (algorithm 4): walk candidates by distance to the base
+ * node and keep one unless it is nearer to an already kept one than to the base.
+ * Protected candidates (whose only in-link this list holds) are kept first.
+ * cand is sorted ascending; writes up to max ids to out; returns how many. */
+static uint32_t select_heuristic(struct pm_shard *sh, const struct pm_collection *c,
+				 const struct pm_hnsw_cand *cand, uint32_t n, const bool *protect,
+				 uint32_t max, uint32_t *out, bool fill)
+{
+	uint32_t kept = 0;
+	for (uint32_t i = 0; protect && i < n && kept < max; i++)
+		if (protect[i])
+			out[kept++] = cand[i].id;
+	/* Inner product is not a metric (a vector need not be its own nearest), and
+	 * the pruning rule strands small-norm vectors: keep the nearest instead, as
+	 * ip-NSW does. */
+	const bool diverse = c->params.metric != PM_METRIC_IP;
+	for (uint32_t i = 0; i < n && kept < max; i++) {
+		if (protect && protect[i])
+			continue;
+		if (!diverse) {
+			out[kept++] = cand[i].id;
+			continue;
+		}
+		struct query qi = node_query(sh, c, cand[i].id);
+		bool good = true;
+		for (uint32_t j = 0; j < kept && good; j++)
+			good = dist_hdr(sh, c, &qi, node_hdr(sh, &c->hnsw, out[j])) >= cand[i].d;
+		if (good)
+			out[kept++] = cand[i].id;
+	}
+	/* fill: top the list up with the nearest of the pruned candidates (the
+	 * paper's keepPrunedConnections), used when repairing after deletes */
+	for (uint32_t i = 0; fill && i < n && kept < max; i++) {
+		bool in = false;
+		for (uint32_t j = 0; j < kept && !in; j++)
+			in = out[j] == cand[i].id;
+		if (!in)
+			out[kept++] = cand[i].id;
+	}
+	return kept;
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct pm_hnsw_cand *x = a, *y = b;
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Replace the list of `base` at `lev` with a selection from cand[0..n) (any
+ * order, no tombstones, no base), keeping in-degree counts exact. */
+static void rewrite_list(struct pm_shard *sh, struct pm_collection *c, uint32_t base, unsigned lev,
+			 struct pm_hnsw_cand *cand, uint32_t n, uint32_t max, bool fill)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	uint32_t *list = links_at(sh, c, base, lev);
+	bool protect[PM_HNSW_CANDIDATES_MAX];
+	uint32_t sel[PM_HNSW_M_MAX * 2];
+	qsort(cand, n, sizeof(cand[0]), cand_cmp);
+	for (uint32_t i = 0; i < n; i++) {
+		bool linked = false;
+		for (uint32_t j = 0; j < list[0] && !linked; j++)
+			linked = list[1 + j] == cand[i].id;
+		protect[i] = lev == 0 && node_at(sh, h, cand[i].id)->indeg == (linked ? 1 : 0);
+	}
+	uint32_t k = select_heuristic(sh, c, cand, n, lev == 0 ? protect : NULL, max, sel, fill);
+	if (lev == 0) {
+		for (uint32_t j = 0; j < list[0]; j++)
+			indeg_add(sh, h, list[1 + j], -1);
+		for (uint32_t j = 0; j < k; j++)
+			indeg_add(sh, h, sel[j], +1);
+	}
+	list[0] = k;
+	memcpy(list + 1, sel, k * sizeof(uint32_t));
+}
+
+/* Add the link base -> id at lev, pruning base's list if it is full. */
+static void add_link(struct pm_shard *sh, struct pm_collection *c, uint32_t base, uint32_t id,
+		     unsigned lev)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	uint32_t *list = links_at(sh, c, base, lev);
+	for (uint32_t j = 0; j < list[0]; j++)
+		if (list[1 + j] == id)
+			return; /* an update may re-find a neighbour that links to it */
+	if (list[0] < max_links(h, lev)) {
+		list[1 + list[0]++] = id;
+		if (lev == 0)
+			indeg_add(sh, h, id, +1);
+		return;
+	}
+	struct query qb = node_query(sh, c, base);
+	struct pm_hnsw_cand *cand = sh->cands;
+	uint32_t n = 0;
+	for (uint32_t j = 0; j < list[0]; j++)
+		if (!is_tomb(sh, h, list[1 + j]))
+			cand[n++] = (struct pm_hnsw_cand){
+				dist_hdr(sh, c, &qb, node_hdr(sh, h, list[1 + j])), list[1 + j] };
+	cand[n++] = (struct pm_hnsw_cand){ dist_hdr(sh, c, &qb, node_hdr(sh, h, id)), id };
+	rewrite_list(sh, c, base, lev, cand, n, max_links(h, lev), false);
+}
+
+/* ---------------------------------------------------------------- insert / update */
+
+static unsigned draw_level(struct pm_hnsw *h)
+{
+	uint64_t z = (h->rng += LEVEL_SEED);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	z ^= z >> 31;
+	double u = ((double)(z >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
+	double l = -log(u) * h->level_mult;
+	return l >= PM_HNSW_LEVEL_MAX ? PM_HNSW_LEVEL_MAX : (unsigned)l;
+}
+
+void pm_hnsw_init(struct pm_hnsw *h, const struct pm_collection_params *p)
+{
+	memset(h, 0, sizeof(*h));
+	h->m = p->hnsw_m;
+	h->m0 = (uint16_t)(2 * p->hnsw_m);
+	h->ef_construction = p->ef_construction;
+	h->ef_search = p->ef_search;
+	h->entry = PM_HNSW_NODE_NONE;
+	h->max_level = -1;
+	h->rng = LEVEL_SEED ^ p->dim;
+	h->level_mult = 1.0 / log((double)p->hnsw_m);
+	h->free_head = PM_HNSW_NODE_NONE;
+	h->tomb_head = PM_HNSW_NODE_NONE;
+	h->doomed_head = PM_HNSW_NODE_NONE;
+}
+
+enum connect_mode {
+	CONNECT_NEW,       /* a new node: write its (empty) lists */
+	CONNECT_MOVED,     /* its vector changed: rebuild its lists from old + found */
+	CONNECT_STRANDED,  /* it lost every in-link: only make found nodes link to it */
+};
+
+/* Add the node's current live links at lev to cand[0..n) (no duplicates). */
+static uint32_t add_old_links(struct pm_shard *sh, struct pm_collection *c, uint32_t id,
+			      unsigned lev, const struct query *q, uint32_t n)
+{
+	const uint32_t *list = links_at(sh, c, id, lev);
+	for (uint32_t j = 0; j < list[0] && n < PM_HNSW_CANDIDATES_MAX; j++) {
+		uint32_t x = list[1 + j];
+		bool dup = is_tomb(sh, &c->hnsw, x);
+		for (uint32_t i = 0; i < n && !dup; i++)
+			dup = sh->cands[i].id == x;
+		if (!dup)
+			sh->cands[n++] = (struct pm_hnsw_cand){
+				dist_hdr(sh, c, q, node_hdr(sh, &c->hnsw, x)), x };
+	}
+	return n;
+}
+
+/* Search for node id's neighbours at levels min(top, max_level) .. 0 and link
+ * it in, as the mode says. */
+static void connect(struct pm_shard *sh, struct pm_collection *c, uint32_t id, unsigned top,
+		    enum connect_mode mode)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	struct query q = node_query(sh, c, id);
+	struct beam b;
+	unsigned from = PM_MIN(top, (unsigned)h->max_level);
+	descend(sh, c, &q, from, h->ef_construction, &b);
+	for (int lev = (int)from; lev >= 0; lev--) {
+		if (lev < (int)from) { /* continue from the previous level's beam */
+			visited_begin(sh);
+			for (uint32_t i = 0; i < b.n; i++)
+				visit(sh, b.e[i].id);
+			b.next = 0;
+		}
+		beam_run(sh, c, &q, (unsigned)lev, &b);
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < b.n; i++)
+			if (b.e[i].id != id && !is_tomb(sh, h, b.e[i].id))
+				sh->cands[n++] = b.e[i];
+		uint32_t sel[PM_HNSW_M_MAX * 2], k;
+		if (mode == CONNECT_MOVED) {
+			n = add_old_links(sh, c, id, (unsigned)lev, &q, n);
+			rewrite_list(sh, c, id, (unsigned)lev, sh->cands, n, h->m, false);
+			const uint32_t *list = links_at(sh, c, id, (unsigned)lev);
+			k = list[0];
+			memcpy(sel, list + 1, k * sizeof(uint32_t));
+		} else {
+			k = select_heuristic(sh, c, sh->cands, n, NULL, h->m, sel, false);
+		}
+		if (mode == CONNECT_NEW) {
+			uint32_t *list = links_at(sh, c, id, (unsigned)lev);
+			list[0] = k;
+			memcpy(list + 1, sel, k * sizeof(uint32_t));
+			for (uint32_t j = 0; j < k && lev == 0; j++)
+				indeg_add(sh, h, sel[j], +1);
+		}
+		for (uint32_t j = 0; j < k; j++)
+			add_link(sh, c, sel[j], id, (unsigned)lev);
+	}
+}
+
+enum pm_status pm_hnsw_insert(struct pm_shard *sh, struct pm_collection *c, uint64_t off)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
+	PM_ASSERT(off % 64 == 0);
+	uint64_t rng = h->rng;
+	unsigned level = draw_level(h);
+	uint64_t up = 0;
+	if (level && !(up = pm_blob_alloc(&sh->arena, upper_bytes(h, level))))
+		goto nomem;
+	uint32_t id = node_peek(sh, h);
+	if (id == PM_HNSW_NODE_NONE) {
+		if (up)
+			pm_blob_free(&sh->arena, up, upper_bytes(h, level));
+		goto nomem;
+	}
+	node_take(sh, h, id);
+	*node_at(sh, h, id) = (struct pm_hnsw_node){ .unit = (uint32_t)(off >> 6), .level = (uint8_t)level };
+	hdr->node = id;
+	hdr->upper_off = up;
+	h->upper_bytes += up ? upper_bytes(h, level) : 0;
+	for (unsigned lev = 0; lev <= level; lev++)
+		links_of(sh, c, hdr, lev)[0] = 0;
+	h->live++;
+	if (h->entry == PM_HNSW_NODE_NONE) {
+		h->entry = id;
+		h->max_level = (int32_t)level;
+		return PM_OK;
+	}
+	connect(sh, c, id, level, CONNECT_NEW);
+	if ((int32_t)level > h->max_level) {
+		h->entry = id;
+		h->max_level = (int32_t)level;
+	}
+	return PM_OK;
+nomem:
+	h->rng = rng; /* the same insert retried draws the same level */
+	return PM_E_NOMEM;
+}
+
+enum pm_status pm_hnsw_update(struct pm_shard *sh, struct pm_collection *c, uint64_t off)
+{
+	const struct pm_vec_header *hdr = pm_at(&sh->arena, off);
+	struct pm_hnsw *h = &c->hnsw;
+	if (h->live > 1)
+		connect(sh, c, hdr->node, node_at(sh, h, hdr->node)->level, CONNECT_MOVED);
+	return PM_OK;
+}
+
+/* ---------------------------------------------------------------- delete and sweep */
+
+/* A live node of the highest level, or NONE: the new entry point. */
+static uint32_t pick_entry(const struct pm_shard *sh, const struct pm_hnsw *h)
+{
+	uint32_t best = PM_HNSW_NODE_NONE;
+	int best_level = -1;
+	for (uint32_t id = 0; id < h->high && best_level < h->max_level; id++) {
+		const struct pm_hnsw_node *n = node_at(sh, h, id);
+		if (n->unit && !(n->flags & PM_HNSW_TOMBSTONE) && (int)n->level > best_level) {
+			best = id;
+			best_level = n->level;
+		}
+	}
+	return best;
+}
+
+void pm_hnsw_remove(struct pm_shard *sh, struct pm_collection *c, uint64_t off)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
+	uint32_t id = hdr->node;
+	struct pm_hnsw_node *n = node_at(sh, h, id);
+	PM_ASSERT(n->unit == off >> 6 && !(n->flags & PM_HNSW_TOMBSTONE));
+	n->flags |= PM_HNSW_TOMBSTONE;
+	hdr->seed = h->tomb_head; /* the seed is gone; thread the tombstone list */
+	h->tomb_head = id;
+	h->live--;
+	h->tombstones++;
+	if (id == h->entry) {
+		h->entry = pick_entry(sh, h);
+		h->max_level = h->entry == PM_HNSW_NODE_NONE ? -1 : node_at(sh, h, h->entry)->level;
+	}
+}
+
+/* Rebuild the list of live node id at lev without tombstones: candidates are its
+ * live links and the live links of the tombstones it linked to. */
+static void repair(struct pm_shard *sh, struct pm_collection *c, uint32_t id, unsigned lev)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	const uint32_t *list = links_at(sh, c, id, lev);
+	struct query q = node_query(sh, c, id);
+	uint32_t n = 0;
+	visited_begin(sh);
+	visit(sh, id);
+	for (uint32_t j = 0; j < list[0] && n < PM_HNSW_CANDIDATES_MAX; j++) {
+		uint32_t x = list[1 + j];
+		const uint32_t *via = &x;
+		uint32_t nvia = 1;
+		if (is_tomb(sh, h, x)) {
+			const uint32_t *xl = links_at(sh, c, x, lev);
+			via = xl + 1;
+			nvia = xl[0];
+		}
+		for (uint32_t i = 0; i < nvia && n < PM_HNSW_CANDIDATES_MAX; i++) {
+			uint32_t y = via[i];
+			if (is_tomb(sh, h, y) || visit(sh, y))
+				continue;
+			sh->cands[n++] = (struct pm_hnsw_cand){ dist_hdr(sh, c, &q, node_hdr(sh, h, y)), y };
+		}
+	}
+	rewrite_list(sh, c, id, lev, sh->cands, n, max_links(&c->hnsw, lev), true);
+}
+
+static bool links_tomb(const struct pm_shard *sh, const struct pm_hnsw *h, const uint32_t *list)
+{
+	for (uint32_t j = 0; j < list[0]; j++)
+		if (is_tomb(sh, h, list[1 + j]))
+			return true;
+	return false;
+}
+
+/* Drop links to doomed nodes from a tombstone that is not itself doomed (it
+ * still guides searches, but must not point at freed ids). */
+static void strip_doomed(struct pm_shard *sh, struct pm_collection *c, uint32_t id, unsigned lev)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	uint32_t *list = links_at(sh, c, id, lev), k = 0;
+	for (uint32_t j = 0; j < list[0]; j++) {
+		uint32_t x = list[1 + j];
+		if (node_at(sh, h, x)->flags & PM_HNSW_DOOMED) {
+			if (lev == 0)
+				indeg_add(sh, h, x, -1);
+			continue;
+		}
+		list[1 + k++] = x;
+	}
+	list[0] = k;
+}
+
+static void sweep_node(struct pm_shard *sh, struct pm_collection *c, uint32_t id)
+{
+	const struct pm_hnsw_node *n = node_at(sh, &c->hnsw, id);
+	if (!n->unit || (n->flags & PM_HNSW_DOOMED))
+		return;
+	for (unsigned lev = 0; lev <= n->level; lev++) {
+		if (n->flags & PM_HNSW_TOMBSTONE)
+			strip_doomed(sh, c, id, lev);
+		else if (links_tomb(sh, &c->hnsw, links_at(sh, c, id, lev)))
+			repair(sh, c, id, lev);
+	}
+}
+
+static void free_node(struct pm_shard *sh, struct pm_collection *c, uint32_t id)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	uint64_t off = (uint64_t)node_at(sh, h, id)->unit << 6;
+	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
+	unsigned level = node_at(sh, h, id)->level;
+	const uint32_t *l0 = links_of(sh, c, hdr, 0);
+	for (uint32_t j = 0; j < l0[0]; j++) {
+		/* doomed targets go too: either freed already (unit 0, and the
+		 * flags are then the free-list link) or about to be */
+		const struct pm_hnsw_node *t = node_at(sh, h, l0[1 + j]);
+		if (t->unit && !(t->flags & PM_HNSW_DOOMED))
+			indeg_add(sh, h, l0[1 + j], -1);
+	}
+	if (hdr->upper_off) {
+		pm_blob_free(&sh->arena, hdr->upper_off, upper_bytes(h, level));
+		h->upper_bytes -= upper_bytes(h, level);
+	}
+	node_release(sh, h, id);
+	pm_blob_free(&sh->arena, off, hdr->blob_bytes);
+}
+
+/* A chunked u32 array in the arena, for breadth-first walks. */
+struct idlist {
+	uint64_t dir_off;
+	uint32_t dir_cap, nchunks, n;
+};
+
+static inline uint32_t *idlist_at(const struct pm_shard *sh, const struct idlist *l, uint32_t i)
+{
+	const uint64_t *dir = pm_at(&sh->arena, l->dir_off);
+	return (uint32_t *)pm_at(&sh->arena, dir[i / PM_HNSW_CHUNK_NODES]) + i % PM_HNSW_CHUNK_NODES;
+}
+
+static bool idlist_push(struct pm_shard *sh, struct idlist *l, uint32_t id)
+{
+	if (l->n == l->nchunks * PM_HNSW_CHUNK_NODES &&
+	    !add_chunk(sh, &l->dir_off, &l->dir_cap, &l->nchunks,
+		       PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(uint32_t)))
+		return false;
+	*idlist_at(sh, l, l->n++) = id;
+	return true;
+}
+
+static inline bool visited_peek(const struct pm_shard *sh, uint32_t id)
+{
+	const uint64_t *dir = pm_at(&sh->arena, sh->visit_dir_off);
+	const uint16_t *chunk = pm_at(&sh->arena, dir[id / PM_HNSW_CHUNK_NODES]);
+	return chunk[id % PM_HNSW_CHUNK_NODES] == sh->visit_epoch;
+}
+
+/* Live nodes the entry point cannot reach at level 0 (an island whose in-links
+ * all came through freed tombstones): walk the graph, list them, then link each
+ * in as if it were inserted again (found neighbours link to it). If the arena
+ * cannot hold the walk's queue the repair is skipped; the next sweep retries. */
+static void reconnect_unreachable(struct pm_shard *sh, struct pm_collection *c)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	struct idlist q = { 0 };
+	if (h->entry == PM_HNSW_NODE_NONE)
+		return;
+	visited_begin(sh);
+	visit(sh, h->entry);
+	bool ok = idlist_push(sh, &q, h->entry);
+	for (uint32_t head = 0; ok && head < q.n; head++) {
+		const uint32_t *list = links_at(sh, c, *idlist_at(sh, &q, head), 0);
+		for (uint32_t j = 0; ok && j < list[0]; j++)
+			if (!visit(sh, list[1 + j]))
+				ok = idlist_push(sh, &q, list[1 + j]);
+	}
+	q.n = 0; /* the walk is done: reuse the list for the stranded ids */
+	for (uint32_t id = 0; ok && id < h->high; id++) {
+		const struct pm_hnsw_node *n = node_at(sh, h, id);
+		if (n->unit && !(n->flags & PM_HNSW_TOMBSTONE) && !visited_peek(sh, id))
+			ok = idlist_push(sh, &q, id);
+	}
+	for (uint32_t i = 0; ok && i < q.n; i++) {
+		uint32_t id = *idlist_at(sh, &q, i);
+		connect(sh, c, id, node_at(sh, h, id)->level, CONNECT_STRANDED);
+	}
+	h->reconnected += ok ? q.n : 0;
+	free_chunks(sh, &q.dir_off, &q.dir_cap, &q.nchunks,
+		    PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(uint32_t));
+}
+
+/* Free every doomed node; their in-links are gone (the sweep saw every node). */
+static void sweep_finish(struct pm_shard *sh, struct pm_collection *c)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	uint32_t id = h->doomed_head;
+	while (id != PM_HNSW_NODE_NONE) {
+		uint32_t next = node_hdr(sh, h, id)->seed;
+		free_node(sh, c, id);
+		h->tombstones--;
+		id = next;
+	}
+	h->doomed_head = PM_HNSW_NODE_NONE;
+	h->sweeping = false;
+	reconnect_unreachable(sh, c);
+}
+
+static void sweep_start(struct pm_shard *sh, struct pm_hnsw *h)
+{
+	for (uint32_t id = h->tomb_head; id != PM_HNSW_NODE_NONE; id = node_hdr(sh, h, id)->seed)
+		node_at(sh, h, id)->flags |= PM_HNSW_DOOMED;
+	h->doomed_head = h->tomb_head;
+	h->tomb_head = PM_HNSW_NODE_NONE;
+	h->sweep_cursor = 0;
+	h->sweeping = true;
+}
+
+bool pm_hnsw_maintain(struct pm_shard *sh, struct pm_collection *c, uint32_t nodes)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	if (!h->sweeping) {
+		if (h->tomb_head == PM_HNSW_NODE_NONE)
+			return false;
+		sweep_start(sh, h);
+	}
+	if (nodes == 0)
+		nodes = PM_HNSW_MAINTAIN_NODES_DEFAULT;
+	for (uint32_t i = 0; i < nodes && h->sweep_cursor < h->high; i++)
+		sweep_node(sh, c, h->sweep_cursor++);
+	if (h->sweep_cursor >= h->high)
+		sweep_finish(sh, c);
+	return h->sweeping || h->tomb_head != PM_HNSW_NODE_NONE;
+}
+
+void pm_hnsw_destroy(struct pm_shard *sh, struct pm_collection *c)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	PM_ASSERT(h->live == 0); /* the collection's vectors were deleted first */
+	for (uint32_t id = 0; id < h->high; id++) {
+		struct pm_hnsw_node *n = node_at(sh, h, id);
+		if (!n->unit)
+			continue;
+		struct pm_vec_header *hdr = unit_hdr(sh, n->unit);
+		if (hdr->upper_off)
+			pm_blob_free(&sh->arena, hdr->upper_off, upper_bytes(h, n->level));
+		pm_blob_free(&sh->arena, (uint64_t)n->unit << 6, hdr->blob_bytes);
+	}
+	free_chunks(sh, &h->dir_off, &h->dir_cap, &h->nchunks,
+		    PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(struct pm_hnsw_node));
+	memset(h, 0, sizeof(*h));
+	h->entry = PM_HNSW_NODE_NONE;
+}
+
+/* ---------------------------------------------------------------- search */
+
+/* Runs of equal distance are ordered by key, as pm_knn_flat orders them. */
+static void order_ties(const struct pm_shard *sh, struct pm_knn_hit *hit, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++) {
+		struct pm_knn_hit x = hit[i];
+		uint32_t j = i;
+		while (j > 0 && hit[j - 1].dist == x.dist && pm_knn_hit_cmp(sh, &hit[j - 1], &x) > 0) {
+			hit[j] = hit[j - 1];
+			j--;
+		}
+		hit[j] = x;
+	}
+}
+
+uint32_t pm_hnsw_search(struct pm_shard *sh, const struct pm_collection *c, const float *qv,
+			uint32_t k, uint32_t ef, struct pm_knn_hit *out)
+{
+	const struct pm_hnsw *h = &c->hnsw;
+	if (h->entry == PM_HNSW_NODE_NONE)
+		return 0;
+	struct query q = { qv, c->params.metric == PM_METRIC_COSINE ? pm_norm(qv, c->params.dim) : 0 };
+	struct beam b;
+	descend(sh, c, &q, 0, PM_MAX(ef, k), &b);
+	beam_run(sh, c, &q, 0, &b);
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < b.n; i++) {
+		const struct pm_hnsw_node *nd = node_at(sh, h, b.e[i].id);
+		if (nd->flags & PM_HNSW_TOMBSTONE)
+			continue;
+		/* collect one past k so a tie at the k-th place is ordered by key */
+		if (n >= k && b.e[i].d != out[n - 1].dist)
+			break;
+		if (n == PM_K_MAX)
+			break;
+		out[n++] = (struct pm_knn_hit){ .seed = unit_hdr(sh, nd->unit)->seed, .dist = b.e[i].d };
+	}
+	order_ties(sh, out, n);
+	return PM_MIN(n, k);
+}
+
+/* ---------------------------------------------------------------- checkers */
+
+__attribute__((format(printf, 2, 3))) static enum pm_status broken(struct pm_hnsw_report *rep,
+								   const char *fmt, ...)
+{
+	if (rep->why[0] == '\0') {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(rep->why, sizeof(rep->why), fmt, ap);
+		va_end(ap);
+	}
+	return PM_E_INTERNAL;
+}
+
+/* Per-list rules; counts level-0 in-links into indeg[]. */
+static enum pm_status check_list(const struct pm_shard *sh, const struct pm_collection *c,
+				 uint32_t id, unsigned lev, uint32_t *indeg,
+				 struct pm_hnsw_report *rep)
+{
+	const struct pm_hnsw *h = &c->hnsw;
+	const uint32_t *list = links_at(sh, c, id, lev);
+	if (list[0] > max_links(h, lev))
+		return broken(rep, "node %u level %u: %u links > %u", id, lev, list[0], max_links(h, lev));
+	for (uint32_t j = 0; j < list[0]; j++) {
+		uint32_t x = list[1 + j];
+		if (x == id || x >= h->high || !node_at(sh, h, x)->unit) {
+			rep->dangling++;
+			return broken(rep, "node %u level %u: link to %s %u", id, lev,
+				      x == id ? "itself" : "free id", x);
+		}
+		if (node_at(sh, h, x)->level < lev)
+			return broken(rep, "node %u level %u: target %u has no level %u", id, lev, x, lev);
+		if (is_tomb(sh, h, x) && h->tombstones == 0)
+			return broken(rep, "node %u: link to tombstone %u with none pending", id, x);
+		for (uint32_t i = 0; i < j; i++)
+			if (list[1 + i] == x)
+				return broken(rep, "node %u level %u: duplicate link %u", id, lev, x);
+		if (lev == 0)
+			indeg[x]++;
+		rep->links++;
+	}
+	return PM_OK;
+}
+
+/* Breadth-first from the entry point at level 0 over live nodes and tombstones
+ * (searches walk through both); counts live nodes never reached. */
+static uint32_t unreachable(struct pm_shard *sh, const struct pm_collection *c, uint32_t *queue)
+{
+	const struct pm_hnsw *h = &c->hnsw;
+	uint32_t head = 0, tail = 0, reached = 0;
+	visited_begin(sh);
+	visit(sh, h->entry);
+	queue[tail++] = h->entry;
+	while (head < tail) {
+		uint32_t id = queue[head++];
+		reached += !is_tomb(sh, h, id);
+		const uint32_t *list = links_at(sh, c, id, 0);
+		for (uint32_t j = 0; j < list[0]; j++)
+			if (!visit(sh, list[1 + j]))
+				queue[tail++] = list[1 + j];
+	}
+	return h->live - reached;
+}
+
+enum pm_status pm_hnsw_validate(struct pm_shard *sh, const struct pm_collection *c,
+				uint32_t *scratch, struct pm_hnsw_report *rep)
+{
+	const struct pm_hnsw *h = &c->hnsw;
+	memset(rep, 0, sizeof(*rep));
+	memset(scratch, 0, (size_t)h->high * sizeof(uint32_t));
+	int top = -1;
+	for (uint32_t id = 0; id < h->high; id++) {
+		const struct pm_hnsw_node *n = node_at(sh, h, id);
+		if (!n->unit)
+			continue;
+		if (n->flags & PM_HNSW_TOMBSTONE)
+			rep->tombstones++;
+		else
+			rep->live++;
+		if (unit_hdr(sh, n->unit)->node != id)
+			return broken(rep, "node %u: its blob names node %u", id, unit_hdr(sh, n->unit)->node);
+		if (!(n->flags & PM_HNSW_TOMBSTONE) && n->level > top)
+			top = n->level;
+		for (unsigned lev = 0; lev <= n->level; lev++)
+			if (check_list(sh, c, id, lev, scratch, rep) != PM_OK)
+				return PM_E_INTERNAL;
+	}
+	if (rep->live != h->live || rep->tombstones != h->tombstones)
+		return broken(rep, "counts: %u live / %u tombstones, index says %u / %u", rep->live,
+			      rep->tombstones, h->live, h->tombstones);
+	for (uint32_t id = 0; id < h->high; id++) {
+		const struct pm_hnsw_node *n = node_at(sh, h, id);
+		if (n->unit && !(n->flags & PM_HNSW_TOMBSTONE) && n->indeg != INDEG_SATURATED &&
+		    n->indeg != scratch[id])
+			return broken(rep, "node %u: in-degree %u, counted %u", id, n->indeg, scratch[id]);
+	}
+	if (h->live == 0)
+		return h->entry == PM_HNSW_NODE_NONE ? PM_OK : broken(rep, "empty index has an entry");
+	if (h->entry >= h->high || is_tomb(sh, h, h->entry) || !node_at(sh, h, h->entry)->unit)
+		return broken(rep, "entry point %u is not a live node", h->entry);
+	if (node_at(sh, h, h->entry)->level != top || h->max_level != top)
+		return broken(rep, "entry level %u / max level %d, top live level %d",
+			      node_at(sh, h, h->entry)->level, h->max_level, top);
+	rep->unreachable = unreachable(sh, c, scratch);
+	if (rep->unreachable)
+		return broken(rep, "%u live nodes unreachable from the entry point", rep->unreachable);
+	return PM_OK;
+}
+
+double pm_hnsw_recall(struct pm_shard *sh, const struct pm_collection *c, const float *queries,
+		      uint32_t nq, uint32_t k, uint32_t ef)
+{
+	struct pm_knn_hit exact[PM_K_MAX], approx[PM_K_MAX];
+	uint64_t found = 0, wanted = 0;
+	for (uint32_t i = 0; i < nq; i++) {
+		const float *q = queries + (size_t)i * c->params.dim;
+		uint32_t ne = pm_knn_flat(sh, c, q, k, exact);
+		uint32_t na = pm_hnsw_search(sh, c, q, k, ef, approx);
+		for (uint32_t a = 0; a < na; a++)
+			for (uint32_t e = 0; e < ne; e++)
+				if (approx[a].seed == exact[e].seed) {
+					found++;
+					break;
+				}
+		wanted += ne;
+	}
+	return wanted ? (double)found / (double)wanted : 1.0;
+}

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hnsw.h — a Hierarchical Navigable Small World index per collection, living in
+ * the shard's arena (Malkov & Yashunin, 2016/2018).
+ *
+ * Where this departs from the paper and from hnswlib:
+ *  1. Nodes do not own a copy of the vector. A node IS the vector's blob: the
+ *     blob of a vector in an HNSW collection is
+ *        [ 64-byte header | payload | level-0 links | long key ]
+ *     so the vector and its level-0 links arrive together, as in hnswlib's
+ *     level-0 block, without a second copy. Links hold node ids; a dense node
+ *     table maps an id to its blob (4 bytes) and carries the level and flags.
+ *  2. Search uses one sorted beam of at most ef entries (closest first, each
+ *     marked expanded or not) instead of two heaps: every candidate that can
+ *     still matter is in the result set, so one bounded array is enough.
+ *  3. Deletion is real, in two steps. Deleting a vector makes its node a
+ *     tombstone at once (it is never returned and never linked to again, but
+ *     searches may still walk through it). pm_hnsw_maintain() then sweeps the
+ *     node table in bounded slices: every live node that links to a tombstone
+ *     gets its list rebuilt from its other links and the tombstone's links
+ *     (the heuristic of the paper's algorithm 4 picks among them), and once a
+ *     sweep has passed over the whole table, the tombstones it started with are
+ *     freed — blob, upper links, node id — and their memory is reused. This is
+ *     FreshDiskANN's delete consolidation, adapted to HNSW's layers.
+ *  4. Every node keeps at least one in-link at level 0: a node's in-degree is
+ *     counted, and pruning never drops a node's last in-link, so pruning alone
+ *     cannot strand a node (the validator checks reachability from the entry).
+ *  5. Levels are drawn from a per-collection seeded RNG, so a build is a pure
+ *     function of its inserts.
+ *
+ * Links are directed; the validator's rules: no self links, no duplicates, no
+ * links to free node ids, every target exists at the link's level, list sizes
+ * within bounds, in-degree counts exact, entry point live at the top level, and
+ * every live node reachable from the entry point at level 0. Links to
+ * tombstones are allowed only while tombstones are pending.
+ */
+#ifndef POMAI_ENGINE_HNSW_H
+#define POMAI_ENGINE_HNSW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "request.h"
+#include "status.h"
+
+struct pm_shard;
+struct pm_collection;
+
+/* Levels above 0 a node may have: with M >= 2 the chance of more is < 2^-16. */
+#define PM_HNSW_LEVEL_MAX 16u
+/* Collections smaller than this answer queries by exact scan: below it a flat
+ * scan is as fast as the graph and exact. */
+#define PM_HNSW_FLAT_BELOW 256u
+/* Node ids per node-table chunk (8 bytes each: 32 KiB chunks). */
+#define PM_HNSW_CHUNK_NODES 4096u
+/* Nodes examined per pm_hnsw_maintain step when the caller gives no budget. */
+#define PM_HNSW_MAINTAIN_NODES_DEFAULT 1024u
+/* Tombstones that make pm_shard_* trigger a sweep: max(this, live / 16). */
+#define PM_HNSW_TOMBSTONES_SWEEP_MIN 64u
+
+#define PM_HNSW_NODE_NONE UINT32_MAX
+
+/* One node-table entry (8 bytes). */
+struct pm_hnsw_node {
+	uint32_t unit;            /* blob offset / 64; 0 = free id */
+	union {
+		struct {
+			uint8_t level;    /* top level of the node */
+			uint8_t flags;    /* PM_HNSW_TOMBSTONE, PM_HNSW_DOOMED */
+			uint16_t indeg;   /* level-0 in-links, saturating */
+		};
+		uint32_t next_free;   /* free ids: the next free id */
+	};
+};
+#define PM_HNSW_TOMBSTONE 0x01u
+#define PM_HNSW_DOOMED 0x02u /* tombstone the running sweep will free */
+
+/* A beam / candidate entry: distance and node id (bit 31: expanded). */
+struct pm_hnsw_cand {
+	float d;
+	uint32_t id;
+};
+/* Candidates a list repair or prune considers (own links + a tombstone's). */
+#define PM_HNSW_CANDIDATES_MAX 1024u
+
+/* Index state, embedded in struct pm_collection (so: in the arena). */
+struct pm_hnsw {
+	uint16_t m;              /* links per node at levels >= 1 */
+	uint16_t m0;             /* links per node at level 0 (2 M) */
+	uint32_t ef_construction;
+	uint32_t ef_search;
+	uint32_t entry;          /* entry point, PM_HNSW_NODE_NONE when empty */
+	int32_t max_level;       /* -1 when empty */
+	uint64_t rng;            /* level RNG state */
+	double level_mult;       /* 1 / ln(M) */
+	uint64_t dir_off;        /* blob: node-table chunk offsets */
+	uint32_t dir_cap;
+	uint32_t nchunks;
+	uint32_t high;           /* ids [0, high) have been handed out */
+	uint32_t free_head;      /* freed ids, threaded through unit */
+	uint32_t live;           /* nodes that are not tombstones */
+	uint32_t tombstones;     /* pending, including doomed ones */
+	uint32_t tomb_head;      /* tombstones not yet doomed, threaded through hdr->seed */
+	uint32_t doomed_head;    /* tombstones the running sweep frees at its end */
+	uint32_t sweep_cursor;   /* next id the sweep looks at */
+	bool sweeping;
+	uint64_t upper_bytes;    /* bytes of upper-level link blobs */
+	uint64_t reconnected;    /* nodes relinked after a sweep left them unreachable */
+};
+
+/* Bytes a vector blob of an HNSW collection reserves for level-0 links. */
+uint32_t pm_hnsw_links0_bytes(uint16_t m0);
+
+void pm_hnsw_init(struct pm_hnsw *h, const struct pm_collection_params *p);
+
+/* Add the vector whose blob is at `off` (its header already written). Fails
+ * only for memory (PM_E_NOMEM), leaving the index unchanged. */
+enum pm_status pm_hnsw_insert(struct pm_shard *sh, struct pm_collection *c, uint64_t off);
+/* The vector at `off` changed in place: find it new neighbours. */
+enum pm_status pm_hnsw_update(struct pm_shard *sh, struct pm_collection *c, uint64_t off);
+/* The vector at `off` is deleted: its node becomes a tombstone. The blob now
+ * belongs to the index, which frees it (pm_blob_free with blob_bytes from the
+ * header) when the tombstone is reclaimed. */
+void pm_hnsw_remove(struct pm_shard *sh, struct pm_collection *c, uint64_t off);
+/* Release everything (the collection is dropped): all node blobs and tables. */
+void pm_hnsw_destroy(struct pm_shard *sh, struct pm_collection *c);
+
+/* Sweep up to `nodes` node-table entries; returns true while work remains. */
+bool pm_hnsw_maintain(struct pm_shard *sh, struct pm_collection *c, uint32_t nodes);
+
+/* The k nearest live vectors to q with beam width max(ef, k), sorted by
+ * (distance, key) like pm_knn_flat. out must hold PM_K_MAX hits (a tie at the
+ * k-th place is ordered by key before the list is cut). The shard is written:
+ * its visited marks and beam are the search's scratch. */
+uint32_t pm_hnsw_search(struct pm_shard *sh, const struct pm_collection *c, const float *q,
+			uint32_t k, uint32_t ef, struct pm_knn_hit *out);
+
+/* ------------------------------------------------------------ checkers */
+
+struct pm_hnsw_report {
+	uint32_t live, tombstones, unreachable, links, dangling;
+	char why[160];  /* first broken rule, "" when valid */
+};
+/* Check every rule in the header comment; returns PM_OK or PM_E_INTERNAL with
+ * the first broken rule in rep->why. scratch holds c->hnsw.high u32s. */
+enum pm_status pm_hnsw_validate(struct pm_shard *sh, const struct pm_collection *c,
+				uint32_t *scratch, struct pm_hnsw_report *rep);
+/* Mean recall@k of pm_hnsw_search against pm_knn_flat over nq queries (dim
+ * floats each, contiguous): the same arguments as the search, plus the count. */
+double pm_hnsw_recall(struct pm_shard *sh, const struct pm_collection *c, const float *queries,
+		      uint32_t nq, uint32_t k, uint32_t ef);
+
+#endif
