@@ -139,7 +139,7 @@ static void node_release(struct pm_shard *sh, struct pm_hnsw *h, uint32_t id)
 
 uint32_t pm_hnsw_links0_bytes(uint16_t m0)
 {
-	return (uint32_t)sizeof(uint32_t) * (1u + m0);
+	return (uint32_t)sizeof(uint32_t) * m0;
 }
 
 static inline uint32_t upper_bytes(const struct pm_hnsw *h, unsigned level)
@@ -147,18 +147,29 @@ static inline uint32_t upper_bytes(const struct pm_hnsw *h, unsigned level)
 	return level * (uint32_t)sizeof(uint32_t) * (1u + h->m);
 }
 
-/* A node's list at a level: [count, ids...]. */
-static inline uint32_t *links_of(const struct pm_shard *sh, const struct pm_collection *c,
-				 const struct pm_vec_header *hdr, unsigned lev)
+/* A node's list at one level: its count and its ids. Level 0 keeps the count
+ * in the vector header and the ids right after the payload (so a 784-d node is
+ * 64 + 3136 + 128 = 3328 bytes, exactly a size class); upper levels are
+ * [count, ids...] records in the node's upper blob. */
+struct lst {
+	uint32_t *n;
+	uint32_t *id;
+};
+
+static inline struct lst links_of(const struct pm_shard *sh, const struct pm_collection *c,
+				  struct pm_vec_header *hdr, unsigned lev)
 {
 	if (lev == 0)
-		return (uint32_t *)((uint8_t *)(hdr + 1) + (size_t)c->params.dim * sizeof(float));
-	uint32_t *up = pm_at(&sh->arena, hdr->upper_off);
-	return up + (size_t)(lev - 1) * (1u + c->hnsw.m);
+		return (struct lst){ &hdr->links0,
+				     (uint32_t *)((uint8_t *)(hdr + 1) +
+						  (size_t)c->params.dim * sizeof(float)) };
+	uint32_t *up = (uint32_t *)pm_at(&sh->arena, hdr->upper_off) +
+		       (size_t)(lev - 1) * (1u + c->hnsw.m);
+	return (struct lst){ up, up + 1 };
 }
 
-static inline uint32_t *links_at(const struct pm_shard *sh, const struct pm_collection *c,
-				 uint32_t id, unsigned lev)
+static inline struct lst links_at(const struct pm_shard *sh, const struct pm_collection *c,
+				  uint32_t id, unsigned lev)
 {
 	return links_of(sh, c, node_hdr(sh, &c->hnsw, id), lev);
 }
@@ -256,11 +267,11 @@ static uint32_t beam_insert(struct beam *b, float d, uint32_t id)
 
 /* Score the unvisited neighbours of one node into the beam. */
 static void expand(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
-		   const uint32_t *list, struct beam *b)
+		   struct lst list, struct beam *b)
 {
 	uint32_t units[PM_HNSW_M_MAX * 2], ids[PM_HNSW_M_MAX * 2], n = 0;
-	for (uint32_t i = 0; i < list[0]; i++) {
-		uint32_t id = list[1 + i];
+	for (uint32_t i = 0; i < *list.n; i++) {
+		uint32_t id = list.id[i];
 		if (visit(sh, id))
 			continue;
 		units[n] = node_at(sh, &c->hnsw, id)->unit;
@@ -303,12 +314,12 @@ static void greedy(struct pm_shard *sh, const struct pm_collection *c, const str
 {
 	for (bool moved = true; moved;) {
 		moved = false;
-		const uint32_t *list = links_at(sh, c, *ep, lev);
-		for (uint32_t i = 0; i < list[0]; i++) {
-			float d = dist_hdr(sh, c, q, node_hdr(sh, &c->hnsw, list[1 + i]));
+		struct lst list = links_at(sh, c, *ep, lev);
+		for (uint32_t i = 0; i < *list.n; i++) {
+			float d = dist_hdr(sh, c, q, node_hdr(sh, &c->hnsw, list.id[i]));
 			if (d < *dep) {
 				*dep = d;
-				*ep = list[1 + i];
+				*ep = list.id[i];
 				moved = true;
 			}
 		}
@@ -389,25 +400,25 @@ static void rewrite_list(struct pm_shard *sh, struct pm_collection *c, uint32_t 
 			 struct pm_hnsw_cand *cand, uint32_t n, uint32_t max, bool fill)
 {
 	struct pm_hnsw *h = &c->hnsw;
-	uint32_t *list = links_at(sh, c, base, lev);
+	struct lst list = links_at(sh, c, base, lev);
 	bool protect[PM_HNSW_CANDIDATES_MAX];
 	uint32_t sel[PM_HNSW_M_MAX * 2];
 	qsort(cand, n, sizeof(cand[0]), cand_cmp);
 	for (uint32_t i = 0; i < n; i++) {
 		bool linked = false;
-		for (uint32_t j = 0; j < list[0] && !linked; j++)
-			linked = list[1 + j] == cand[i].id;
+		for (uint32_t j = 0; j < *list.n && !linked; j++)
+			linked = list.id[j] == cand[i].id;
 		protect[i] = lev == 0 && node_at(sh, h, cand[i].id)->indeg == (linked ? 1 : 0);
 	}
 	uint32_t k = select_heuristic(sh, c, cand, n, lev == 0 ? protect : NULL, max, sel, fill);
 	if (lev == 0) {
-		for (uint32_t j = 0; j < list[0]; j++)
-			indeg_add(sh, h, list[1 + j], -1);
+		for (uint32_t j = 0; j < *list.n; j++)
+			indeg_add(sh, h, list.id[j], -1);
 		for (uint32_t j = 0; j < k; j++)
 			indeg_add(sh, h, sel[j], +1);
 	}
-	list[0] = k;
-	memcpy(list + 1, sel, k * sizeof(uint32_t));
+	*list.n = k;
+	memcpy(list.id, sel, k * sizeof(uint32_t));
 }
 
 /* Add the link base -> id at lev, pruning base's list if it is full. */
@@ -415,12 +426,12 @@ static void add_link(struct pm_shard *sh, struct pm_collection *c, uint32_t base
 		     unsigned lev)
 {
 	struct pm_hnsw *h = &c->hnsw;
-	uint32_t *list = links_at(sh, c, base, lev);
-	for (uint32_t j = 0; j < list[0]; j++)
-		if (list[1 + j] == id)
+	struct lst list = links_at(sh, c, base, lev);
+	for (uint32_t j = 0; j < *list.n; j++)
+		if (list.id[j] == id)
 			return; /* an update may re-find a neighbour that links to it */
-	if (list[0] < max_links(h, lev)) {
-		list[1 + list[0]++] = id;
+	if (*list.n < max_links(h, lev)) {
+		list.id[(*list.n)++] = id;
 		if (lev == 0)
 			indeg_add(sh, h, id, +1);
 		return;
@@ -428,10 +439,10 @@ static void add_link(struct pm_shard *sh, struct pm_collection *c, uint32_t base
 	struct query qb = node_query(sh, c, base);
 	struct pm_hnsw_cand *cand = sh->cands;
 	uint32_t n = 0;
-	for (uint32_t j = 0; j < list[0]; j++)
-		if (!is_tomb(sh, h, list[1 + j]))
+	for (uint32_t j = 0; j < *list.n; j++)
+		if (!is_tomb(sh, h, list.id[j]))
 			cand[n++] = (struct pm_hnsw_cand){
-				dist_hdr(sh, c, &qb, node_hdr(sh, h, list[1 + j])), list[1 + j] };
+				dist_hdr(sh, c, &qb, node_hdr(sh, h, list.id[j])), list.id[j] };
 	cand[n++] = (struct pm_hnsw_cand){ dist_hdr(sh, c, &qb, node_hdr(sh, h, id)), id };
 	rewrite_list(sh, c, base, lev, cand, n, max_links(h, lev), false);
 }
@@ -475,9 +486,9 @@ enum connect_mode {
 static uint32_t add_old_links(struct pm_shard *sh, struct pm_collection *c, uint32_t id,
 			      unsigned lev, const struct query *q, uint32_t n)
 {
-	const uint32_t *list = links_at(sh, c, id, lev);
-	for (uint32_t j = 0; j < list[0] && n < PM_HNSW_CANDIDATES_MAX; j++) {
-		uint32_t x = list[1 + j];
+	struct lst list = links_at(sh, c, id, lev);
+	for (uint32_t j = 0; j < *list.n && n < PM_HNSW_CANDIDATES_MAX; j++) {
+		uint32_t x = list.id[j];
 		bool dup = is_tomb(sh, &c->hnsw, x);
 		for (uint32_t i = 0; i < n && !dup; i++)
 			dup = sh->cands[i].id == x;
@@ -514,16 +525,16 @@ static void connect(struct pm_shard *sh, struct pm_collection *c, uint32_t id, u
 		if (mode == CONNECT_MOVED) {
 			n = add_old_links(sh, c, id, (unsigned)lev, &q, n);
 			rewrite_list(sh, c, id, (unsigned)lev, sh->cands, n, h->m, false);
-			const uint32_t *list = links_at(sh, c, id, (unsigned)lev);
-			k = list[0];
-			memcpy(sel, list + 1, k * sizeof(uint32_t));
+			struct lst list = links_at(sh, c, id, (unsigned)lev);
+			k = *list.n;
+			memcpy(sel, list.id, k * sizeof(uint32_t));
 		} else {
 			k = select_heuristic(sh, c, sh->cands, n, NULL, h->m, sel, false);
 		}
 		if (mode == CONNECT_NEW) {
-			uint32_t *list = links_at(sh, c, id, (unsigned)lev);
-			list[0] = k;
-			memcpy(list + 1, sel, k * sizeof(uint32_t));
+			struct lst list = links_at(sh, c, id, (unsigned)lev);
+			*list.n = k;
+			memcpy(list.id, sel, k * sizeof(uint32_t));
 			for (uint32_t j = 0; j < k && lev == 0; j++)
 				indeg_add(sh, h, sel[j], +1);
 		}
@@ -554,7 +565,7 @@ enum pm_status pm_hnsw_insert(struct pm_shard *sh, struct pm_collection *c, uint
 	hdr->upper_off = up;
 	h->upper_bytes += up ? upper_bytes(h, level) : 0;
 	for (unsigned lev = 0; lev <= level; lev++)
-		links_of(sh, c, hdr, lev)[0] = 0;
+		*links_of(sh, c, hdr, lev).n = 0;
 	h->live++;
 	if (h->entry == PM_HNSW_NODE_NONE) {
 		h->entry = id;
@@ -621,19 +632,19 @@ void pm_hnsw_remove(struct pm_shard *sh, struct pm_collection *c, uint64_t off)
 static void repair(struct pm_shard *sh, struct pm_collection *c, uint32_t id, unsigned lev)
 {
 	struct pm_hnsw *h = &c->hnsw;
-	const uint32_t *list = links_at(sh, c, id, lev);
+	struct lst list = links_at(sh, c, id, lev);
 	struct query q = node_query(sh, c, id);
 	uint32_t n = 0;
 	visited_begin(sh);
 	visit(sh, id);
-	for (uint32_t j = 0; j < list[0] && n < PM_HNSW_CANDIDATES_MAX; j++) {
-		uint32_t x = list[1 + j];
+	for (uint32_t j = 0; j < *list.n && n < PM_HNSW_CANDIDATES_MAX; j++) {
+		uint32_t x = list.id[j];
 		const uint32_t *via = &x;
 		uint32_t nvia = 1;
 		if (is_tomb(sh, h, x)) {
-			const uint32_t *xl = links_at(sh, c, x, lev);
-			via = xl + 1;
-			nvia = xl[0];
+			struct lst xl = links_at(sh, c, x, lev);
+			via = xl.id;
+			nvia = *xl.n;
 		}
 		for (uint32_t i = 0; i < nvia && n < PM_HNSW_CANDIDATES_MAX; i++) {
 			uint32_t y = via[i];
@@ -645,10 +656,10 @@ static void repair(struct pm_shard *sh, struct pm_collection *c, uint32_t id, un
 	rewrite_list(sh, c, id, lev, sh->cands, n, max_links(&c->hnsw, lev), true);
 }
 
-static bool links_tomb(const struct pm_shard *sh, const struct pm_hnsw *h, const uint32_t *list)
+static bool links_tomb(const struct pm_shard *sh, const struct pm_hnsw *h, struct lst list)
 {
-	for (uint32_t j = 0; j < list[0]; j++)
-		if (is_tomb(sh, h, list[1 + j]))
+	for (uint32_t j = 0; j < *list.n; j++)
+		if (is_tomb(sh, h, list.id[j]))
 			return true;
 	return false;
 }
@@ -658,17 +669,18 @@ static bool links_tomb(const struct pm_shard *sh, const struct pm_hnsw *h, const
 static void strip_doomed(struct pm_shard *sh, struct pm_collection *c, uint32_t id, unsigned lev)
 {
 	struct pm_hnsw *h = &c->hnsw;
-	uint32_t *list = links_at(sh, c, id, lev), k = 0;
-	for (uint32_t j = 0; j < list[0]; j++) {
-		uint32_t x = list[1 + j];
+	struct lst list = links_at(sh, c, id, lev);
+	uint32_t k = 0;
+	for (uint32_t j = 0; j < *list.n; j++) {
+		uint32_t x = list.id[j];
 		if (node_at(sh, h, x)->flags & PM_HNSW_DOOMED) {
 			if (lev == 0)
 				indeg_add(sh, h, x, -1);
 			continue;
 		}
-		list[1 + k++] = x;
+		list.id[k++] = x;
 	}
-	list[0] = k;
+	*list.n = k;
 }
 
 static void sweep_node(struct pm_shard *sh, struct pm_collection *c, uint32_t id)
@@ -690,13 +702,13 @@ static void free_node(struct pm_shard *sh, struct pm_collection *c, uint32_t id)
 	uint64_t off = (uint64_t)node_at(sh, h, id)->unit << 6;
 	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
 	unsigned level = node_at(sh, h, id)->level;
-	const uint32_t *l0 = links_of(sh, c, hdr, 0);
-	for (uint32_t j = 0; j < l0[0]; j++) {
+	struct lst l0 = links_of(sh, c, hdr, 0);
+	for (uint32_t j = 0; j < *l0.n; j++) {
 		/* doomed targets go too: either freed already (unit 0, and the
 		 * flags are then the free-list link) or about to be */
-		const struct pm_hnsw_node *t = node_at(sh, h, l0[1 + j]);
+		const struct pm_hnsw_node *t = node_at(sh, h, l0.id[j]);
 		if (t->unit && !(t->flags & PM_HNSW_DOOMED))
-			indeg_add(sh, h, l0[1 + j], -1);
+			indeg_add(sh, h, l0.id[j], -1);
 	}
 	if (hdr->upper_off) {
 		pm_blob_free(&sh->arena, hdr->upper_off, upper_bytes(h, level));
@@ -749,10 +761,10 @@ static void reconnect_unreachable(struct pm_shard *sh, struct pm_collection *c)
 	visit(sh, h->entry);
 	bool ok = idlist_push(sh, &q, h->entry);
 	for (uint32_t head = 0; ok && head < q.n; head++) {
-		const uint32_t *list = links_at(sh, c, *idlist_at(sh, &q, head), 0);
-		for (uint32_t j = 0; ok && j < list[0]; j++)
-			if (!visit(sh, list[1 + j]))
-				ok = idlist_push(sh, &q, list[1 + j]);
+		struct lst list = links_at(sh, c, *idlist_at(sh, &q, head), 0);
+		for (uint32_t j = 0; ok && j < *list.n; j++)
+			if (!visit(sh, list.id[j]))
+				ok = idlist_push(sh, &q, list.id[j]);
 	}
 	q.n = 0; /* the walk is done: reuse the list for the stranded ids */
 	for (uint32_t id = 0; ok && id < h->high; id++) {
@@ -893,11 +905,11 @@ static enum pm_status check_list(const struct pm_shard *sh, const struct pm_coll
 				 struct pm_hnsw_report *rep)
 {
 	const struct pm_hnsw *h = &c->hnsw;
-	const uint32_t *list = links_at(sh, c, id, lev);
-	if (list[0] > max_links(h, lev))
-		return broken(rep, "node %u level %u: %u links > %u", id, lev, list[0], max_links(h, lev));
-	for (uint32_t j = 0; j < list[0]; j++) {
-		uint32_t x = list[1 + j];
+	struct lst list = links_at(sh, c, id, lev);
+	if (*list.n > max_links(h, lev))
+		return broken(rep, "node %u level %u: %u links > %u", id, lev, *list.n, max_links(h, lev));
+	for (uint32_t j = 0; j < *list.n; j++) {
+		uint32_t x = list.id[j];
 		if (x == id || x >= h->high || !node_at(sh, h, x)->unit) {
 			rep->dangling++;
 			return broken(rep, "node %u level %u: link to %s %u", id, lev,
@@ -908,7 +920,7 @@ static enum pm_status check_list(const struct pm_shard *sh, const struct pm_coll
 		if (is_tomb(sh, h, x) && h->tombstones == 0)
 			return broken(rep, "node %u: link to tombstone %u with none pending", id, x);
 		for (uint32_t i = 0; i < j; i++)
-			if (list[1 + i] == x)
+			if (list.id[i] == x)
 				return broken(rep, "node %u level %u: duplicate link %u", id, lev, x);
 		if (lev == 0)
 			indeg[x]++;
@@ -929,10 +941,10 @@ static uint32_t unreachable(struct pm_shard *sh, const struct pm_collection *c, 
 	while (head < tail) {
 		uint32_t id = queue[head++];
 		reached += !is_tomb(sh, h, id);
-		const uint32_t *list = links_at(sh, c, id, 0);
-		for (uint32_t j = 0; j < list[0]; j++)
-			if (!visit(sh, list[1 + j]))
-				queue[tail++] = list[1 + j];
+		struct lst list = links_at(sh, c, id, 0);
+		for (uint32_t j = 0; j < *list.n; j++)
+			if (!visit(sh, list.id[j]))
+				queue[tail++] = list.id[j];
 	}
 	return h->live - reached;
 }

@@ -4,7 +4,7 @@
  *
  * A vector is a seed of kind VECTOR whose blob is
  *
- *   [ 64-byte header | dim x f32 payload | key, when klen > 40 ]
+ *   [ 64-byte header | dim x f32 payload | HNSW level-0 link ids | long key ]
  *
  * The header follows the seed plan's `payload_len, dim, dtype` and adds what the
  * shard needs to find its way back: the collection id, the owning seed, the
@@ -44,7 +44,8 @@ struct pm_vec_header {
 	uint32_t node;        /* HNSW node, PM_VEC_NODE_NONE if not indexed */
 	uint64_t upper_off;   /* HNSW: blob of the links at levels >= 1, 0 if none */
 	uint32_t blob_bytes;  /* the size this blob was allocated with */
-	uint8_t reserved[20]; /* zero; room for quantisation metadata */
+	uint32_t links0;      /* HNSW: level-0 links (their ids follow the payload) */
+	uint8_t reserved[16]; /* zero; room for quantisation metadata */
 };
 _Static_assert(sizeof(struct pm_vec_header) == PM_VEC_HEADER_BYTES, "vector header size");
 
