@@ -66,10 +66,13 @@ static enum pm_status layout(struct pm_arena *a, uint64_t bytes, uint32_t seed_c
 	a->seed_capacity = seed_capacity;
 	a->seeds_used = 0;
 	a->seed_high = 0;
-	a->seed_free = PM_SEED_NONE;
+	a->seed_nfree = 0;
+	a->seed_stack = seed_bytes; /* seed_bytes is a multiple of 64 */
 	a->static_start = seed_bytes;
-	a->blob_start = seed_bytes;
-	a->bump = seed_bytes;
+	a->blob_start = pm_align_up(seed_bytes + (uint64_t)seed_capacity * sizeof(uint32_t), 64);
+	a->bump = a->blob_start;
+	if (a->blob_start >= bytes)
+		return PM_E_PARAM;
 	a->bytes_requested = 0;
 	a->gap_bytes = 0;
 	for (unsigned c = 0; c < PM_BLOB_CLASS_COUNT; c++) {
@@ -169,12 +172,10 @@ static void check_poison(const void *p, size_t n)
 uint32_t pm_seed_alloc(struct pm_arena *a)
 {
 	uint32_t idx;
-	if (a->seed_free != PM_SEED_NONE) {
-		idx = a->seed_free;
-		struct pm_seed *s = pm_seed_at(a, idx);
-		PM_ASSERT(s->kind == PM_SEED_FREE);
-		memcpy(&a->seed_free, s->data, sizeof(uint32_t));
-		check_poison(s->data + 4, sizeof(s->data) - 4);
+	if (a->seed_nfree) {
+		idx = ((const uint32_t *)pm_at(a, a->seed_stack))[--a->seed_nfree];
+		PM_DEBUG_ASSERT(pm_seed_at(a, idx)->kind == PM_SEED_FREE);
+		check_poison(pm_seed_at(a, idx)->data, PM_SEED_INLINE_BYTES);
 	} else if (a->seed_high < a->seed_capacity) {
 		idx = a->seed_high++;
 	} else {
@@ -192,8 +193,7 @@ void pm_seed_free(struct pm_arena *a, uint32_t idx)
 	PM_ASSERT(s->kind != PM_SEED_FREE);
 	poison(s, PM_SEED_BYTES);
 	s->kind = PM_SEED_FREE;
-	memcpy(s->data, &a->seed_free, sizeof(uint32_t));
-	a->seed_free = idx;
+	((uint32_t *)pm_at(a, a->seed_stack))[a->seed_nfree++] = idx;
 	a->seeds_used--;
 }
 
@@ -248,7 +248,7 @@ void pm_arena_stats(const struct pm_arena *a, struct pm_arena_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->bytes_total = a->bytes;
 	st->seed_bytes = a->static_start;
-	st->static_bytes = a->blob_start - a->static_start;
+	st->static_bytes = a->blob_start - a->static_start; /* free-seed stack + reservations */
 	st->blob_bytes_requested = a->bytes_requested;
 	st->blob_bytes_unused = a->bytes - a->bump;
 	st->blob_bytes_gap = a->gap_bytes;

@@ -6,9 +6,12 @@
  *
  *   [ seed slots: seed_capacity x 64 B ][ static reservations ][ blobs -> bump ... end ]
  *
- * - Seeds are fixed 64-byte slots (one cache line) addressed by a 32-bit index, with
- *   a free list threaded through freed slots. Slots above the high-water mark have
- *   never been touched, so a large, mostly empty arena costs no resident memory.
+ * - Seeds are fixed 64-byte slots (one cache line) addressed by a 32-bit index.
+ *   Freed slots go on a stack of indexes (4 bytes per slot, a start-up
+ *   reservation), not a list threaded through the slots: popping one never waits
+ *   on a cold slot, and a burst can prefetch the slots it will take. Slots above
+ *   the high-water mark have never been touched, so a large, mostly empty arena
+ *   costs no resident memory.
  * - Static reservations (the seed map's buckets, collection tables) are carved once
  *   at start-up and never freed.
  * - Blobs come in size classes (see pm_limits.h): each class has its own free list
@@ -89,7 +92,8 @@ struct pm_arena {
 	uint32_t seed_capacity;
 	uint32_t seeds_used;
 	uint32_t seed_high;       /* slots [0, seed_high) have been handed out at least once */
-	uint32_t seed_free;       /* head of the freed-slot list, PM_SEED_NONE if empty */
+	uint32_t seed_nfree;      /* freed slots on the stack */
+	uint64_t seed_stack;      /* offset of the stack of freed slot indexes */
 
 	uint64_t static_start;    /* first byte after the seed slots */
 	uint64_t blob_start;      /* first byte after static reservations */
@@ -141,7 +145,15 @@ uint32_t pm_blob_class_bytes(unsigned cls);
 /* Is a seed slot available (pm_seed_alloc will not fail)? */
 static inline bool pm_seed_available(const struct pm_arena *a)
 {
-	return a->seed_free != PM_SEED_NONE || a->seed_high < a->seed_capacity;
+	return a->seed_nfree != 0 || a->seed_high < a->seed_capacity;
+}
+
+/* Prefetch (for writing) the next n slots pm_seed_alloc will hand out. */
+static inline void pm_seed_prefetch_next(const struct pm_arena *a, uint32_t n)
+{
+	const uint32_t *stack = (const uint32_t *)(a->base + a->seed_stack);
+	for (uint32_t i = 0; i < n && i < a->seed_nfree; i++)
+		__builtin_prefetch(a->base + (uint64_t)stack[a->seed_nfree - 1 - i] * PM_SEED_BYTES, 1);
 }
 
 /* A blob of at least `bytes`; returns its offset, or 0 when the arena is full. */

@@ -37,8 +37,10 @@ enum pm_status pm_shard_init(struct pm_shard *sh, const struct pm_shard_config *
 					  cfg->hugepages);
 	if (st != PM_OK)
 		return st;
-	if ((st = pm_seedmap_init(&sh->map, &sh->arena, cfg->seed_capacity)) != PM_OK)
+	if (pm_seedmap_init(&sh->map, &sh->arena, cfg->seed_capacity) != PM_OK) {
+		st = PM_E_PARAM; /* arena too small for its own seed map */
 		goto fail;
+	}
 	sh->colls = reserve(sh, PM_COLLECTIONS_MAX * sizeof(*sh->colls));
 	sh->query = reserve(sh, PM_DIM_MAX * sizeof(float));
 	sh->hits = reserve(sh, PM_K_MAX * sizeof(*sh->hits));
@@ -272,6 +274,7 @@ void pm_shard_apply_burst(struct pm_shard *sh, const struct pm_request *reqs, ui
 	for (uint32_t i = 0; i < n; i++)
 		if (reqs[i].key.len)
 			pm_seedmap_prefetch_seeds(&sh->map, &sh->arena, hash[i]);
+	pm_seed_prefetch_next(&sh->arena, n); /* slots that inserts will take */
 	for (uint32_t i = 0; i < n; i++) {
 		apply_hashed(sh, &reqs[i], hash[i], now_ms, &rep);
 		emit(ctx, &reqs[i], &rep);
