@@ -517,8 +517,8 @@ static void connect(struct pm_shard *sh, struct pm_collection *c, uint32_t id, u
 			b.next = 0;
 		}
 		beam_run(sh, c, &q, (unsigned)lev, &b);
-		uint32_t n = 0;
-		for (uint32_t i = 0; i < b.n; i++)
+		uint32_t n = 0; /* the beam is sorted: keep its nearest candidates */
+		for (uint32_t i = 0; i < b.n && n < PM_HNSW_CANDIDATES_MAX; i++)
 			if (b.e[i].id != id && !is_tomb(sh, h, b.e[i].id))
 				sh->cands[n++] = b.e[i];
 		uint32_t sel[PM_HNSW_M_MAX * 2], k;
@@ -867,7 +867,8 @@ uint32_t pm_hnsw_search(struct pm_shard *sh, const struct pm_collection *c, cons
 		return 0;
 	struct query q = { qv, c->params.metric == PM_METRIC_COSINE ? pm_norm(qv, c->params.dim) : 0 };
 	struct beam b;
-	descend(sh, c, &q, 0, PM_MAX(ef, k), &b);
+	PM_ASSERT(k >= 1 && k <= PM_K_MAX);
+	descend(sh, c, &q, 0, PM_MIN(PM_MAX(ef, k), PM_EF_MAX), &b); /* the beam holds PM_EF_MAX */
 	beam_run(sh, c, &q, 0, &b);
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < b.n; i++) {

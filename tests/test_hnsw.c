@@ -343,6 +343,26 @@ static void test_bad_input(void)
 	pm_shard_destroy(&sh);
 }
 
+/* The largest ef_construction: beams wider than the candidate scratch. */
+static void test_widest_beam(void)
+{
+	make_data(9);
+	fx_shard(&sh, 64 * MIB, 2 * N);
+	struct pm_request r = { .op = PM_OP_CCREATE, .collection = fx_s("w"),
+				.params = { .dim = DIM, .index = PM_INDEX_HNSW, .hnsw_m = 4,
+					    .ef_construction = PM_EF_MAX } };
+	struct pm_reply rep;
+	pm_shard_apply(&sh, &r, 0, &rep);
+	CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
+	for (int i = 0; i < (int)PM_HNSW_CANDIDATES_MAX + 300; i++)
+		add("w", i);
+	expect_valid("w");
+	struct pm_knn_hit hits[PM_K_MAX];
+	CU_ASSERT_EQUAL(pm_hnsw_search(&sh, coll("w"), queries[0], PM_K_MAX, PM_EF_MAX, hits),
+			PM_K_MAX);
+	pm_shard_destroy(&sh);
+}
+
 /* An arena that runs out mid-build refuses inserts cleanly; the graph stays valid. */
 static void test_out_of_memory(void)
 {
@@ -375,6 +395,7 @@ int main(void)
 		{ "update in place", test_update_in_place },
 		{ "deterministic", test_deterministic },
 		{ "bad input", test_bad_input },
+		{ "widest beam", test_widest_beam },
 		{ "out of memory", test_out_of_memory },
 		CU_TEST_INFO_NULL,
 	};
