@@ -951,6 +951,8 @@ uint8_t pm_wire_status(enum pm_status st)
 	case PM_E_WRONGTYPE: return 2;
 	case PM_E_NOMEM: return 3;
 	case PM_E_EXISTS: return 4;
+	case PM_E_TIMEOUT: return 5;
+	case PM_E_BUSY: return 6;
 	case PM_E_KEY_LEN: return 16;
 	case PM_E_VALUE_LEN: return 17;
 	case PM_E_DIM: return 18;

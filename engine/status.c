@@ -33,6 +33,8 @@ static const char *const status_names[PM_STATUS_COUNT] = {
 	[PM_E_FRAME_OPCODE] = "E_FRAME_OPCODE",
 	[PM_E_FRAME_FLAGS] = "E_FRAME_FLAGS",
 	[PM_E_FRAME_LENGTH] = "E_FRAME_LENGTH",
+	[PM_E_TIMEOUT] = "E_TIMEOUT",
+	[PM_E_BUSY] = "E_BUSY",
 	[PM_E_INTERNAL] = "E_INTERNAL",
 };
 

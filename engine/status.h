@@ -39,6 +39,10 @@ enum pm_status {
 	PM_E_FRAME_FLAGS,      /* flag bits not defined for this opcode, or reserved != 0 */
 	PM_E_FRAME_LENGTH,     /* a length field disagrees with the body */
 
+	/* Dataplane results: the request was valid but the appliance could not serve it now. */
+	PM_E_TIMEOUT,          /* a shard did not answer a fan-out in time */
+	PM_E_BUSY,             /* a ring or pending table was full; retry with back-off */
+
 	PM_E_INTERNAL,         /* unknown wire code, or a result with no code of its own */
 
 	PM_STATUS_COUNT
