@@ -11,7 +11,8 @@ POMAI_DEPS=(
 	build-essential pkg-config meson ninja-build python3
 	libxxhash-dev      # XXH3-64: the key hash shared with clients (engine)
 	libcunit1-dev      # unit test framework (tests)
-	zlib1g-dev         # reading the gzipped Fashion-MNIST files (perf/, demo)
+	zlib1g-dev         # reading the gzipped Fashion-MNIST files (perf/, demo, pomai-cli load)
+	libhwloc-dev       # placing shard workers on cores and NUMA nodes (pomaid)
 )
 
 pomai_install_deps() {

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * config.c — the key table and its parsers (see config.h). Adding a key is one
+ * row in `keys`: its name, kind, where it lives, its bounds and what it means.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "config.h"
+#include "pm_limits.h"
+
+enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES };
+
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t off;
+	uint64_t min, max;
+	const char *unit;
+	const char *doc;
+};
+
+#define OFF(f) offsetof(struct pm_config, f)
+
+static const struct key keys[] = {
+	{ "bind", K_ADDR, OFF(bind), 0, 0, "IPv4", "address the UDP ports listen on" },
+	{ "base_port", K_U32, OFF(base_port), 1, 65535, "port",
+	  "UDP port of shard 0; shard i listens on base_port + i" },
+	{ "shards", K_U32, OFF(shards), 0, PM_SHARDS_MAX, "count",
+	  "shard workers, one per core; 0 = min(cores, 4)" },
+	{ "cores", K_CORES, OFF(cores), 0, 0, "list",
+	  "CPUs for the workers: auto (one per physical core) or a list like 2,3" },
+	{ "polling", K_POLLING, OFF(polling), 0, 0, "mode",
+	  "adaptive (spin, then yield, then sleep when idle) or busy (never sleep)" },
+	{ "idle_sleep_us", K_U32, OFF(idle_sleep_us), 10, 1000000, "us",
+	  "longest sleep of an idle adaptive worker; bounds the wake-up latency" },
+	{ "arena_bytes", K_BYTES, OFF(arena_bytes), PM_ARENA_BYTES_MIN, PM_ARENA_BYTES_MAX, "bytes",
+	  "memory of each shard (suffixes K, M, G); reserved, touched as it is used" },
+	{ "seeds", K_U32, OFF(seeds), 16, PM_SEEDS_MAX, "count",
+	  "keys + vectors each shard can hold (64 B each, from the arena)" },
+	{ "hugepages", K_BOOL, OFF(hugepages), 0, 1, "bool",
+	  "try explicit 2 MiB pages for the arenas, then transparent hugepages" },
+	{ "data_dir", K_STRING, OFF(data_dir), 0, 0, "path", "directory for the daemon's files" },
+	{ "knn_timeout_ms", K_U32, OFF(knn_timeout_ms), 1, 60000, "ms",
+	  "deadline for the shards' answers to a fan-out (KNN, collection ops, INFO)" },
+	{ "maintain_nodes", K_U32, OFF(maintain_nodes), 16, 1u << 20, "nodes",
+	  "HNSW tombstone-sweep slice a worker runs between bursts" },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+void pm_config_defaults(struct pm_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	strcpy(c->bind, "127.0.0.1");
+	c->base_port = 7700;
+	c->shards = 0;
+	strcpy(c->cores, "auto");
+	c->polling = PM_POLL_ADAPTIVE;
+	c->idle_sleep_us = 1000;
+	c->arena_bytes = UINT64_C(256) << 20;
+	c->seeds = 1u << 20;
+	c->hugepages = true;
+	strcpy(c->data_dir, "./var/pomai");
+	c->knn_timeout_ms = 100;
+	c->maintain_nodes = 1024;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---------------------------------------------------------------- values */
+
+static int parse_u64(const char *v, bool suffixes, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!isdigit((unsigned char)v[0]))
+		return -1;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno)
+		return -1;
+	unsigned shift = 0;
+	if (suffixes && *end) {
+		const char *units = "KMGT";
+		const char *u = strchr(units, toupper((unsigned char)*end));
+		if (!u || end[1] != '\0')
+			return -1;
+		shift = 10u * (unsigned)(u - units + 1);
+		end++;
+	}
+	if (*end || (shift && x > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)x << shift;
+	return 0;
+}
+
+static int parse_cores(const char *v)
+{
+	if (!strcmp(v, "auto"))
+		return 0;
+	for (const char *p = v; *p;) {
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		while (isdigit((unsigned char)*p))
+			p++;
+		if (*p == ',')
+			p++;
+		else if (*p)
+			return -1;
+	}
+	return 0;
+}
+
+static int set_value(struct pm_config *c, const struct key *k, const char *v, char *err, size_t n)
+{
+	void *dst = (char *)c + k->off;
+	uint64_t x = 0;
+	struct in_addr a;
+	switch (k->kind) {
+	case K_U32:
+	case K_BYTES:
+		if (parse_u64(v, k->kind == K_BYTES, &x) != 0 || x < k->min || x > k->max)
+			return fail(err, n, "%s = '%s': want %s %llu..%llu%s", k->name, v, k->unit,
+				    (unsigned long long)k->min, (unsigned long long)k->max,
+				    k->kind == K_BYTES ? " (suffix K, M, G or T allowed)" : "");
+		if (k->kind == K_BYTES && x % 4096)
+			return fail(err, n, "%s = '%s': must be a multiple of 4096 bytes", k->name, v);
+		if (k->kind == K_U32)
+			*(uint32_t *)dst = (uint32_t)x;
+		else
+			*(uint64_t *)dst = x;
+		return 0;
+	case K_BOOL:
+		if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+			*(bool *)dst = true;
+		else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+			*(bool *)dst = false;
+		else
+			return fail(err, n, "%s = '%s': want yes or no", k->name, v);
+		return 0;
+	case K_POLLING:
+		if (strcmp(v, "adaptive") && strcmp(v, "busy"))
+			return fail(err, n, "%s = '%s': want adaptive or busy", k->name, v);
+		*(uint32_t *)dst = !strcmp(v, "busy") ? PM_POLL_BUSY : PM_POLL_ADAPTIVE;
+		return 0;
+	case K_ADDR:
+		if (inet_pton(AF_INET, v, &a) != 1)
+			return fail(err, n, "%s = '%s': want an IPv4 address like 127.0.0.1", k->name, v);
+		break;
+	case K_CORES:
+		if (parse_cores(v) != 0)
+			return fail(err, n, "%s = '%s': want auto or CPU numbers like 2,3", k->name, v);
+		break;
+	case K_STRING:
+		break;
+	}
+	if (strlen(v) >= PM_CONFIG_STRING_BYTES || !*v)
+		return fail(err, n, "%s: want 1..%u characters", k->name, PM_CONFIG_STRING_BYTES - 1);
+	strcpy(dst, v);
+	return 0;
+}
+
+int pm_config_set(struct pm_config *c, const char *key, const char *value, char *err,
+		  size_t errlen)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i].name, key))
+			return set_value(c, &keys[i], value, err, errlen);
+	return fail(err, errlen, "unknown key '%s' (pomaid --help lists them)", key);
+}
+
+/* ---------------------------------------------------------------- files */
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int pm_config_load(struct pm_config *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return fail(err, errlen, "%s: %s", path, strerror(errno));
+	char line[PM_CONFIG_LINE_BYTES], msg[PM_CONFIG_ERR_BYTES];
+	int rc = 0;
+	for (unsigned no = 1; rc == 0 && fgets(line, sizeof(line), f); no++) {
+		if (!strchr(line, '\n') && !feof(f)) {
+			rc = fail(err, errlen, "%s:%u: line longer than %u bytes", path, no,
+				  PM_CONFIG_LINE_BYTES - 2);
+			break;
+		}
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *s = trim(line);
+		if (!*s)
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			rc = fail(err, errlen, "%s:%u: want key = value", path, no);
+			break;
+		}
+		*eq = '\0';
+		if (pm_config_set(c, trim(s), trim(eq + 1), msg, sizeof(msg)) != 0)
+			rc = fail(err, errlen, "%s:%u: %s", path, no, msg);
+	}
+	fclose(f);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- printing */
+
+static void value_text(const struct pm_config *c, const struct key *k, char *out, size_t n)
+{
+	const void *p = (const char *)c + k->off;
+	switch (k->kind) {
+	case K_U32:
+		snprintf(out, n, "%u", *(const uint32_t *)p);
+		break;
+	case K_BYTES:
+		snprintf(out, n, "%llu", (unsigned long long)*(const uint64_t *)p);
+		break;
+	case K_BOOL:
+		snprintf(out, n, "%s", *(const bool *)p ? "yes" : "no");
+		break;
+	case K_POLLING:
+		snprintf(out, n, "%s", *(const uint32_t *)p == PM_POLL_BUSY ? "busy" : "adaptive");
+		break;
+	default:
+		snprintf(out, n, "%s", (const char *)p);
+	}
+}
+
+void pm_config_print(const struct pm_config *c, FILE *f)
+{
+	char v[PM_CONFIG_STRING_BYTES];
+	for (size_t i = 0; i < NKEYS; i++) {
+		value_text(c, &keys[i], v, sizeof(v));
+		fprintf(f, "%s = %s  # %s: %s\n", keys[i].name, v, keys[i].unit, keys[i].doc);
+	}
+}
+
+void pm_config_usage(FILE *f)
+{
+	struct pm_config d;
+	char v[PM_CONFIG_STRING_BYTES], flag[64];
+	pm_config_defaults(&d);
+	for (size_t i = 0; i < NKEYS; i++) {
+		snprintf(flag, sizeof(flag), "--%s", keys[i].name);
+		for (char *p = flag; *p; p++)
+			*p = *p == '_' ? '-' : *p;
+		value_text(&d, &keys[i], v, sizeof(v));
+		fprintf(f, "  %-18s %s (%s; default %s)\n", flag, keys[i].doc, keys[i].unit, v);
+	}
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * daemon.h — pomaid's workers: one per shard, pinned to its own core, owning
+ * its shard outright. A worker reaches another only through the SPSC ring that
+ * joins them (ring.h); nothing on the data path locks.
+ *
+ * The backend boundary: a backend delivers bursts of datagrams (each holding
+ * one or more frames, with the sender's address) to a worker and takes bursts
+ * of reply datagrams. The kernel backend (udp.c) does this with recvmmsg /
+ * sendmmsg on one UDP socket per worker; the DPDK backend will fill the same
+ * struct pm_rx_burst / queue into the same pm_tx.
+ */
+#ifndef POMAI_DATAPLANE_DAEMON_H
+#define POMAI_DATAPLANE_DAEMON_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ring.h"
+#include "shard.h"
+
+/* Datagrams a worker takes from its backend per burst. */
+#define PM_RX_BURST 32u
+/* Reply datagrams a worker queues before it must flush (sendmmsg batch). */
+#define PM_TX_BURST 64u
+/* Bytes of reply datagrams a worker queues before it must flush. */
+#define PM_TX_BYTES (1u << 20)
+/* Fan-outs (KNN, collection ops, INFO) one worker coordinates at once. */
+#define PM_PENDING_MAX 32u
+/* Key bytes a KNN merge keeps per fan-out (kept hits' keys; compacted when full). */
+#define PM_KNN_MERGE_BYTES (256u << 10)
+/* Adaptive polling: idle turns spent spinning, then yielding, before sleeping. */
+#define PM_IDLE_SPIN_TURNS 2000u
+#define PM_IDLE_YIELD_TURNS 2100u
+/* Turns between two slices of background maintenance while busy. */
+#define PM_MAINTAIN_EVERY_TURNS 64u
+
+enum pm_msg_type {
+	PM_MSG_FORWARD = 1,  /* a key frame for its owner; the owner replies to the client */
+	PM_MSG_FANOUT,       /* a frame every shard applies; reply frames go back */
+	PM_MSG_FANOUT_REPLY, /* encoded reply frames of one shard for a fan-out */
+};
+
+/* Ring message header; the frame (or reply frames) follows. */
+struct pm_msg {
+	uint32_t origin;           /* worker that coordinates / received the frame */
+	uint32_t seq;              /* fan-out sequence number at the origin */
+	uint32_t shard;            /* the shard that answered (FANOUT_REPLY) */
+	uint32_t reserved;
+	struct sockaddr_in client; /* where the final reply goes */
+};
+
+/* One reply datagram waiting for sendmmsg. */
+struct pm_tx {
+	uint32_t n;      /* datagrams queued */
+	uint32_t bytes;  /* bytes used in buf */
+	struct sockaddr_in to[PM_TX_BURST];
+	uint32_t off[PM_TX_BURST], len[PM_TX_BURST];
+	uint8_t *buf;    /* PM_TX_BYTES */
+};
+
+struct pm_hit_ref {
+	float dist;
+	uint32_t off, len; /* key bytes in the pending entry's key buffer */
+};
+
+/* A fan-out this worker coordinates. */
+struct pm_pending {
+	bool live;
+	uint8_t op;                /* enum pm_op */
+	uint32_t seq;
+	uint64_t id;               /* client's request id */
+	struct sockaddr_in client;
+	uint64_t start_ns, deadline_ns;
+	uint32_t want, got;        /* shard answers expected / received */
+	enum pm_status status;     /* first failure, or PM_OK */
+	uint32_t removed;          /* CDROP: any shard removed */
+	uint32_t k;                /* VQUERY */
+	uint32_t nhits;
+	struct pm_hit_ref *hits;   /* PM_K_MAX */
+	uint8_t *keys;             /* PM_KNN_MERGE_BYTES: hit keys, INFO text, CLIST names */
+	uint32_t keys_used;
+	struct pm_coll_info *colls; /* CLIST: PM_COLLECTIONS_MAX */
+	uint32_t ncolls;
+};
+
+struct pm_worker_stats {
+	uint64_t rx_datagrams, rx_frames, tx_datagrams, tx_errors;
+	uint64_t forwarded_out, forwarded_in;
+	uint64_t dropped_malformed;   /* datagrams whose header could not be read */
+	uint64_t dropped_ring_full;   /* forwards / fan-outs that found a ring full */
+	uint64_t dropped_tx_full;     /* replies that found the TX queue full */
+	uint64_t fanouts, fanout_timeouts;
+	uint64_t knn_latency_us[16];  /* log2 buckets: [i] counts latencies < 2^i us */
+};
+
+struct pm_daemon;
+
+struct pm_worker {
+	alignas(64) uint32_t id;
+	struct pm_daemon *d;
+	pthread_t thread;
+	int cpu;                   /* OS CPU number it is pinned to, -1 if unpinned */
+	int fd;                    /* UDP socket */
+	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
+	_Atomic bool sleeping;
+	enum pm_status init_status;
+	struct pm_shard shard;
+	uint64_t now_ms;           /* wall clock for TTLs, read once per turn */
+	uint64_t now_ns;           /* monotonic, for deadlines */
+	uint32_t next_seq;
+	struct pm_tx tx;
+	uint8_t *rx_buf;           /* PM_RX_BURST x PM_FRAME_BYTES_MAX */
+	uint8_t *scratch;          /* PM_RING_PAYLOAD_MAX: outgoing message / reply frames */
+	struct pm_pending pending[PM_PENDING_MAX];
+	struct pm_worker_stats stats;
+};
+
+struct pm_daemon {
+	struct pm_config cfg;
+	uint32_t nshards;
+	struct pm_worker *workers;       /* nshards */
+	struct pm_ring *rings;           /* nshards x nshards: [from * n + to] */
+	atomic_int quit;                 /* set by the first SIGTERM / SIGINT */
+	pthread_barrier_t ready;
+};
+
+static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from, uint32_t to)
+{
+	return &d->rings[(size_t)from * d->nshards + to];
+}
+
+/* worker.c */
+void *pm_worker_main(void *arg);
+int pm_worker_alloc(struct pm_worker *w);
+void pm_worker_free(struct pm_worker *w);
+/* Queue a reply datagram; false (counted) when the TX queue is full. */
+bool pm_tx_queue(struct pm_worker *w, const struct sockaddr_in *to, const uint8_t *p,
+		 uint32_t len);
+/* Encode a reply (every page of it) into reply datagrams to `to`. */
+void pm_send_reply(struct pm_worker *w, const struct sockaddr_in *to, const struct pm_reply *rep);
+/* Post a message to another worker's ring and wake it if it sleeps. */
+bool pm_post(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
+	     const uint8_t *body, uint32_t len);
+
+/* fanout.c */
+bool pm_is_fanout(uint8_t op);
+void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
+		     uint32_t len, const struct sockaddr_in *client);
+void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frame,
+		     uint32_t len);
+void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frames,
+		       uint32_t len);
+void pm_fanout_expire(struct pm_worker *w);
+/* This worker's dataplane counters as INFO lines. */
+uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap);
+
+/* udp.c: the kernel backend */
+int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t errlen);
+uint32_t pm_udp_rx(struct pm_worker *w, uint32_t *len, struct sockaddr_in *from);
+void pm_udp_flush(struct pm_worker *w);
+
+#endif

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * fanout.c — requests that every shard must see: KNN (scatter/gather), the
+ * collection ops (a collection exists in every shard) and INFO.
+ *
+ * The worker that receives one coordinates it: it takes a slot in its bounded
+ * pending table (full: BUSY), posts the frame to every other shard's ring,
+ * answers its own part at once, and merges the parts as they arrive. Every
+ * shard answers with ordinary encoded reply frames, so one decoder and one
+ * merge serve the local part and the remote ones. A fan-out that is not
+ * complete by its deadline (knn_timeout_ms) is answered TIMEOUT and its late
+ * parts are ignored (their sequence number no longer matches) — a shard that
+ * does not answer costs the client a timeout, never a hang.
+ *
+ * Merges: KNN keeps the k best (distance, key) across shards, ordered as a
+ * single shard orders them; CCREATE / CDROP report the first failure (DROP:
+ * removed if any shard removed); CLIST sums counts and bytes per collection;
+ * INFO sums every numeric field into a "Total" section and adds one line per
+ * shard.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "codec.h"
+#include "common.h"
+#include "daemon.h"
+
+/* INFO: distinct numeric fields summed across shards, and their name length. */
+#define INFO_FIELDS_MAX 128u
+#define INFO_FIELD_BYTES 48u
+
+bool pm_is_fanout(uint8_t op)
+{
+	return op == PM_OP_VQUERY || op == PM_OP_CCREATE || op == PM_OP_CDROP ||
+	       op == PM_OP_CLIST || op == PM_OP_INFO;
+}
+
+/* ---------------------------------------------------------------- one shard's part */
+
+/* Engine INFO text followed by this worker's dataplane counters. */
+static uint32_t shard_info(struct pm_worker *w, const struct pm_request *req, char *out)
+{
+	const char *sec = (const char *)req->section.ptr;
+	uint32_t n = pm_shard_info(&w->shard, sec, req->section.len, out, PM_INFO_TEXT_BYTES_MAX);
+	if (req->section.len == 0 || (req->section.len == 9 && !strncasecmp(sec, "dataplane", 9)))
+		n += pm_worker_info(w, out + n, PM_INFO_TEXT_BYTES_MAX - n);
+	return n;
+}
+
+/* Apply req to this worker's shard; write its reply as frames into out.
+ * Returns the bytes written (0: the part does not fit, and must be refused). */
+static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req, uint8_t *out,
+			    uint32_t cap)
+{
+	static _Thread_local char text[PM_INFO_TEXT_BYTES_MAX];
+	struct pm_reply rep;
+	if (req->op == PM_OP_INFO) {
+		rep = (struct pm_reply){ .status = PM_OK, .op = req->op, .id = req->id };
+		rep.value = (struct pm_bytes){ (const uint8_t *)text, shard_info(w, req, text) };
+	} else {
+		pm_shard_apply(&w->shard, req, w->now_ms, &rep);
+	}
+	bool paged = rep.status == PM_OK && (req->op == PM_OP_VQUERY || req->op == PM_OP_CLIST);
+	uint32_t total = req->op == PM_OP_VQUERY ? rep.nhits : rep.ncolls, cursor = 0, used = 0;
+	do {
+		size_t n = pm_reply_encode(&rep, paged ? &cursor : NULL, out + used,
+					   PM_MIN(cap - used, PM_FRAME_BYTES_MAX));
+		if (n == 0)
+			return 0;
+		used += (uint32_t)n;
+	} while (paged && cursor < total);
+	return used;
+}
+
+/* ---------------------------------------------------------------- merging */
+
+static int hit_cmp(const struct pm_pending *p, float d, const uint8_t *key, uint32_t klen,
+		   const struct pm_hit_ref *h)
+{
+	if (d != h->dist)
+		return d < h->dist ? -1 : 1;
+	int c = memcmp(key, p->keys + h->off, PM_MIN(klen, h->len));
+	return c ? c : (int)klen - (int)h->len;
+}
+
+/* Move the kept keys to the front of the key buffer. */
+static void compact_keys(struct pm_pending *p)
+{
+	uint32_t order[PM_K_MAX], n = p->nhits, at = 0;
+	for (uint32_t i = 0; i < n; i++) { /* hits by key offset, insertion sort */
+		uint32_t j = i;
+		for (; j > 0 && p->hits[order[j - 1]].off > p->hits[i].off; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct pm_hit_ref *h = &p->hits[order[i]];
+		memmove(p->keys + at, p->keys + h->off, h->len);
+		h->off = at;
+		at += h->len;
+	}
+	p->keys_used = at;
+}
+
+static bool merge_hit(struct pm_pending *p, const struct pm_bytes *key, float dist)
+{
+	uint32_t pos = p->nhits;
+	while (pos > 0 && hit_cmp(p, dist, key->ptr, key->len, &p->hits[pos - 1]) < 0)
+		pos--;
+	if (pos >= p->k)
+		return true; /* not among the k best */
+	if (p->keys_used + key->len > PM_KNN_MERGE_BYTES)
+		compact_keys(p);
+	if (p->keys_used + key->len > PM_KNN_MERGE_BYTES)
+		return false;
+	uint32_t n = PM_MIN(p->nhits, p->k - 1);
+	memmove(&p->hits[pos + 1], &p->hits[pos], (n - pos) * sizeof(p->hits[0]));
+	memcpy(p->keys + p->keys_used, key->ptr, key->len);
+	p->hits[pos] = (struct pm_hit_ref){ dist, p->keys_used, key->len };
+	p->keys_used += key->len;
+	p->nhits = n + 1;
+	return true;
+}
+
+static void merge_coll(struct pm_pending *p, const struct pm_coll_info *ci)
+{
+	for (uint32_t i = 0; i < p->ncolls; i++) {
+		struct pm_coll_info *c = &p->colls[i];
+		if (c->name.len == ci->name.len && c->params.dim == ci->params.dim &&
+		    !memcmp(c->name.ptr, ci->name.ptr, ci->name.len)) {
+			c->count += ci->count;
+			c->bytes += ci->bytes;
+			return;
+		}
+	}
+	if (p->ncolls == PM_COLLECTIONS_MAX || p->keys_used + ci->name.len > PM_KNN_MERGE_BYTES)
+		return; /* every shard has the same named collections; cannot overflow */
+	struct pm_coll_info *c = &p->colls[p->ncolls++];
+	*c = *ci;
+	memcpy(p->keys + p->keys_used, ci->name.ptr, ci->name.len);
+	c->name.ptr = p->keys + p->keys_used;
+	p->keys_used += ci->name.len;
+}
+
+static void merge_info(struct pm_pending *p, uint32_t shard, const struct pm_bytes *text)
+{
+	int n = snprintf((char *)p->keys + p->keys_used, PM_KNN_MERGE_BYTES - p->keys_used,
+			 "@shard:%u\r\n%.*s", shard, (int)text->len, (const char *)text->ptr);
+	if (n > 0 && p->keys_used + (uint32_t)n < PM_KNN_MERGE_BYTES)
+		p->keys_used += (uint32_t)n;
+}
+
+/* Merge one shard's reply frames into the fan-out. */
+static void merge_part(struct pm_pending *p, uint32_t shard, const uint8_t *buf, uint32_t len)
+{
+	for (uint32_t off = 0; off < len;) {
+		struct pm_reply_view rv;
+		size_t used;
+		enum pm_status st = pm_reply_decode(buf + off, len - off, &rv, &used);
+		if (st != PM_OK || used == 0) {
+			p->status = p->status ? p->status : PM_E_INTERNAL;
+			return;
+		}
+		off += (uint32_t)used;
+		if (rv.status != PM_OK) {
+			p->status = p->status ? p->status : rv.status;
+			continue;
+		}
+		struct pm_bytes key;
+		struct pm_coll_info ci;
+		float dist;
+		while (p->op == PM_OP_VQUERY && pm_reply_next_hit(&rv, &key, &dist))
+			if (!merge_hit(p, &key, dist))
+				p->status = PM_E_K; /* keys too long for the merge buffer */
+		while (p->op == PM_OP_CLIST && pm_reply_next_coll(&rv, &ci))
+			merge_coll(p, &ci);
+		if (p->op == PM_OP_CDROP)
+			p->removed |= rv.removed;
+		if (p->op == PM_OP_INFO)
+			merge_info(p, shard, &rv.value);
+	}
+}
+
+/* ---------------------------------------------------------------- INFO totals */
+
+struct field {
+	char name[INFO_FIELD_BYTES];
+	unsigned long long sum;
+};
+
+static void add_field(struct field *f, uint32_t *nf, const char *name, size_t len,
+		      unsigned long long v)
+{
+	for (uint32_t i = 0; i < *nf; i++)
+		if (strlen(f[i].name) == len && !memcmp(f[i].name, name, len)) {
+			f[i].sum += v;
+			return;
+		}
+	if (*nf == INFO_FIELDS_MAX || len >= INFO_FIELD_BYTES)
+		return;
+	memcpy(f[*nf].name, name, len);
+	f[*nf].name[len] = '\0';
+	f[(*nf)++].sum = v;
+}
+
+/* Sum every "name:digits" line of the shards' texts. */
+static uint32_t sum_fields(const char *t, uint32_t len, struct field *f)
+{
+	uint32_t nf = 0;
+	for (const char *line = t, *end = t + len; line < end;) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		eol = eol ? eol : end;
+		const char *colon = memchr(line, ':', (size_t)(eol - line));
+		if (colon && line[0] != '#' && line[0] != '@' && colon + 1 < eol) {
+			char *stop;
+			unsigned long long v = strtoull(colon + 1, &stop, 10);
+			if (stop > colon + 1 && (*stop == '\r' || stop == eol))
+				add_field(f, &nf, line, (size_t)(colon - line), v);
+		}
+		line = eol + 1;
+	}
+	return nf;
+}
+
+/* The final INFO text: totals, then the shards' own sections. Ends at the last
+ * whole line that fits PM_INFO_TEXT_BYTES_MAX. */
+static uint32_t info_text(struct pm_worker *w, const struct pm_pending *p, char *out)
+{
+	static _Thread_local struct field f[INFO_FIELDS_MAX];
+	uint32_t nf = sum_fields((const char *)p->keys, p->keys_used, f), len = 0;
+	uint32_t cap = PM_INFO_TEXT_BYTES_MAX;
+	int n = snprintf(out, cap, "# Cluster\r\nshards:%u\r\nshards_answered:%u\r\n# Total\r\n",
+			 w->d->nshards, p->got);
+	len = (uint32_t)n;
+	for (uint32_t i = 0; i < nf && len < cap; i++) {
+		n = snprintf(out + len, cap - len, "%s:%llu\r\n", f[i].name, f[i].sum);
+		if (n < 0 || (uint32_t)n >= cap - len)
+			return len;
+		len += (uint32_t)n;
+	}
+	uint32_t rest = PM_MIN(p->keys_used, cap - len);
+	memcpy(out + len, p->keys, rest);
+	len += rest;
+	while (rest < p->keys_used && len > 0 && out[len - 1] != '\n')
+		len--; /* cut back to a whole line */
+	return len;
+}
+
+/* ---------------------------------------------------------------- completion */
+
+static void latency(struct pm_worker *w, const struct pm_pending *p)
+{
+	uint64_t us = (w->now_ns - p->start_ns) / 1000u;
+	unsigned b = us ? 64u - (unsigned)__builtin_clzll(us) : 0;
+	w->stats.knn_latency_us[PM_MIN(b, 15u)]++;
+}
+
+static void finish(struct pm_worker *w, struct pm_pending *p)
+{
+	static _Thread_local char text[PM_INFO_TEXT_BYTES_MAX];
+	struct pm_reply rep = { .status = p->status, .op = p->op, .id = p->id };
+	if (p->status == PM_OK && p->op == PM_OP_VQUERY) {
+		for (uint32_t i = 0; i < p->nhits; i++) {
+			w->shard.hits[i] = (struct pm_knn_hit){ .seed = 0, .dist = p->hits[i].dist };
+			w->shard.keys[i] = (struct pm_bytes){ p->keys + p->hits[i].off, p->hits[i].len };
+		}
+		rep.hits = w->shard.hits;
+		rep.keys = w->shard.keys;
+		rep.nhits = p->nhits;
+		latency(w, p);
+	}
+	if (p->status == PM_OK && p->op == PM_OP_CLIST) {
+		rep.colls = p->colls;
+		rep.ncolls = p->ncolls;
+	}
+	if (p->status == PM_OK && p->op == PM_OP_INFO)
+		rep.value = (struct pm_bytes){ (const uint8_t *)text, info_text(w, p, text) };
+	rep.removed = p->removed;
+	pm_send_reply(w, &p->client, &rep);
+	p->live = false;
+}
+
+static struct pm_pending *find(struct pm_worker *w, uint32_t seq)
+{
+	for (uint32_t i = 0; i < PM_PENDING_MAX; i++)
+		if (w->pending[i].live && w->pending[i].seq == seq)
+			return &w->pending[i];
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
+		     uint32_t len, const struct sockaddr_in *client)
+{
+	struct pm_pending *p = NULL;
+	for (uint32_t i = 0; i < PM_PENDING_MAX && !p; i++)
+		p = w->pending[i].live ? NULL : &w->pending[i];
+	if (!p) {
+		struct pm_reply busy = { .status = PM_E_BUSY, .op = req->op, .id = req->id };
+		pm_send_reply(w, client, &busy);
+		return;
+	}
+	*p = (struct pm_pending){ .live = true, .op = req->op, .seq = ++w->next_seq, .id = req->id,
+				  .client = *client, .want = w->d->nshards, .k = req->k,
+				  .hits = p->hits, .keys = p->keys, .colls = p->colls,
+				  .start_ns = w->now_ns, .deadline_ns = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u };
+	w->stats.fanouts++;
+	struct pm_msg m = { .origin = w->id, .seq = p->seq };
+	for (uint32_t s = 0; s < w->d->nshards; s++)
+		if (s != w->id && !pm_post(w, s, PM_MSG_FANOUT, &m, frame, len)) {
+			p->status = p->status ? p->status : PM_E_BUSY;
+			p->want--;
+		}
+	uint32_t n = part_frames(w, req, w->scratch, PM_RING_PAYLOAD_MAX);
+	if (n)
+		merge_part(p, w->id, w->scratch, n);
+	else
+		p->status = p->status ? p->status : PM_E_K;
+	if (++p->got == p->want)
+		finish(w, p);
+}
+
+void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frame,
+		     uint32_t len)
+{
+	struct pm_request req;
+	size_t used;
+	struct pm_msg r = { .origin = m->origin, .seq = m->seq, .shard = w->id };
+	uint32_t cap = PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(r), n = 0;
+	if (pm_request_decode(frame, len, &req, &used) == PM_OK)
+		n = part_frames(w, &req, w->scratch, cap);
+	if (n == 0) { /* the part does not fit a message: say so in one error frame */
+		struct pm_reply e = { .status = PM_E_K, .op = req.op, .id = req.id };
+		n = (uint32_t)pm_reply_encode(&e, NULL, w->scratch, cap);
+	}
+	pm_post(w, m->origin, PM_MSG_FANOUT_REPLY, &r, w->scratch, n);
+}
+
+void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frames,
+		       uint32_t len)
+{
+	struct pm_pending *p = find(w, m->seq);
+	if (!p)
+		return; /* answered already (timed out) */
+	merge_part(p, m->shard, frames, len);
+	if (++p->got == p->want)
+		finish(w, p);
+}
+
+void pm_fanout_expire(struct pm_worker *w)
+{
+	for (uint32_t i = 0; i < PM_PENDING_MAX; i++) {
+		struct pm_pending *p = &w->pending[i];
+		if (p->live && w->now_ns > p->deadline_ns) {
+			w->stats.fanout_timeouts++;
+			p->status = PM_E_TIMEOUT;
+			finish(w, p);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- counters */
+
+uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
+{
+	const struct pm_worker_stats *s = &w->stats;
+	int n = snprintf(out, cap,
+			 "# Dataplane\r\nworker_cpu:%d\r\nrx_datagrams:%llu\r\nrx_frames:%llu\r\n"
+			 "tx_datagrams:%llu\r\ntx_errors:%llu\r\nforwarded_out:%llu\r\n"
+			 "forwarded_in:%llu\r\ndropped_malformed:%llu\r\ndropped_ring_full:%llu\r\n"
+			 "dropped_tx_full:%llu\r\nfanouts:%llu\r\nfanout_timeouts:%llu\r\n",
+			 w->cpu, (unsigned long long)s->rx_datagrams, (unsigned long long)s->rx_frames,
+			 (unsigned long long)s->tx_datagrams, (unsigned long long)s->tx_errors,
+			 (unsigned long long)s->forwarded_out, (unsigned long long)s->forwarded_in,
+			 (unsigned long long)s->dropped_malformed,
+			 (unsigned long long)s->dropped_ring_full,
+			 (unsigned long long)s->dropped_tx_full, (unsigned long long)s->fanouts,
+			 (unsigned long long)s->fanout_timeouts);
+	if (n < 0 || (uint32_t)n >= cap)
+		return 0;
+	uint32_t len = (uint32_t)n;
+	for (unsigned b = 0; b < 16 && len < cap; b++) {
+		n = snprintf(out + len, cap - len, "knn_latency_us_lt_%u:%llu\r\n", 1u << b,
+			     (unsigned long long)s->knn_latency_us[b]);
+		if (n < 0 || (uint32_t)n >= cap - len)
+			break;
+		len += (uint32_t)n;
+	}
+	return len;
+}

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * pomaid.c — the dataplane daemon: read the configuration, place one worker per
+ * shard on its own core (hwloc), bind each shard's arena to that core's NUMA
+ * node, open the sockets, start the workers, and stop them on SIGTERM/SIGINT.
+ *
+ * Everything that can fail is done before the first worker starts, with a
+ * message naming what failed: a daemon that says "ready" has all its ports,
+ * memory and cores. The first SIGTERM/SIGINT asks the workers to drain and
+ * stop; a second one exits at once.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <hwloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "daemon.h"
+
+#define POMAID_VERSION "0.1.0"
+#define ERR_BYTES 512u
+
+static struct pm_daemon daemon_state;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (atomic_exchange(&daemon_state.quit, 1))
+		_exit(130); /* second signal: stop now */
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pomaid [--config FILE] [--KEY VALUE ...] [--print-config] [--version]\n"
+		   "Pomai dataplane daemon. Every configuration key can be given as a flag\n"
+		   "(flags override the file; see config/pomai.conf):\n");
+	pm_config_usage(f);
+}
+
+/* --config first, then every other flag over it. */
+static int parse_args(int argc, char **argv, struct pm_config *c, bool *print)
+{
+	char err[ERR_BYTES], key[64];
+	pm_config_defaults(c);
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "--config") && pm_config_load(c, argv[i + 1], err, sizeof(err))) {
+			fprintf(stderr, "pomaid: %s\n", err);
+			return -1;
+		}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			exit(0);
+		}
+		if (!strcmp(a, "--version")) {
+			printf("pomaid %s\n", POMAID_VERSION);
+			exit(0);
+		}
+		if (!strcmp(a, "--print-config")) {
+			*print = true;
+			continue;
+		}
+		if (strncmp(a, "--", 2) || i + 1 >= argc || strlen(a) - 2 >= sizeof(key)) {
+			fprintf(stderr, "pomaid: unexpected argument '%s' (try --help)\n", a);
+			return -1;
+		}
+		snprintf(key, sizeof(key), "%s", a + 2);
+		for (char *p = key; *p; p++)
+			*p = *p == '-' ? '_' : *p;
+		if (strcmp(key, "config") && pm_config_set(c, key, argv[i + 1], err, sizeof(err))) {
+			fprintf(stderr, "pomaid: %s\n", err);
+			return -1;
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- placement */
+
+/* The cpusets the workers get: one physical core each (auto), or the listed
+ * CPUs. Refuses to put two pollers on one core. */
+static int place_workers(hwloc_topology_t topo, struct pm_config *c, hwloc_bitmap_t *sets)
+{
+	int ncores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+	if (strcmp(c->cores, "auto") != 0) {
+		uint32_t n = 0;
+		for (const char *p = c->cores; *p && n < PM_SHARDS_MAX; n++) {
+			unsigned cpu = (unsigned)strtoul(p, (char **)&p, 10);
+			hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(topo, cpu);
+			if (!pu) {
+				fprintf(stderr, "pomaid: cores: CPU %u does not exist here\n", cpu);
+				return -1;
+			}
+			sets[n] = hwloc_bitmap_dup(pu->cpuset);
+			p += *p == ',';
+		}
+		if (c->shards == 0)
+			c->shards = n;
+		if (c->shards != n) {
+			fprintf(stderr, "pomaid: %u shards but %u CPUs in 'cores'\n", c->shards, n);
+			return -1;
+		}
+		return 0;
+	}
+	if (c->shards == 0)
+		c->shards = (uint32_t)PM_MIN(ncores, (int)PM_SHARDS_DEFAULT_MAX);
+	if ((int)c->shards > ncores) {
+		fprintf(stderr, "pomaid: %u shards need %u cores; this machine has %d "
+				"(one polling worker per core; lower 'shards')\n",
+			c->shards, c->shards, ncores);
+		return -1;
+	}
+	for (uint32_t i = 0; i < c->shards; i++) {
+		hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, i);
+		sets[i] = hwloc_bitmap_dup(core->cpuset);
+		hwloc_bitmap_singlify(sets[i]); /* one PU of the core */
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+static int mkdirs(const char *path)
+{
+	char buf[PM_CONFIG_STRING_BYTES];
+	if (strlen(path) >= sizeof(buf))
+		return -1;
+	memcpy(buf, path, strlen(path) + 1);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0750) && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(buf, 0750) && errno != EEXIST ? -1 : 0;
+}
+
+static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t set, uint32_t i)
+{
+	struct pm_worker *w = &d->workers[i];
+	char err[ERR_BYTES];
+	w->id = i;
+	w->d = d;
+	w->fd = -1;
+	w->cpu = hwloc_bitmap_first(set);
+	if (pm_worker_alloc(w) != 0) {
+		fprintf(stderr, "pomaid: shard %u: out of memory for its buffers\n", i);
+		return -1;
+	}
+	if ((w->fd = pm_udp_open(&d->cfg, i, err, sizeof(err))) < 0) {
+		fprintf(stderr, "pomaid: %s\n", err);
+		return -1;
+	}
+	struct pm_shard_config sc = { .arena_bytes = d->cfg.arena_bytes,
+				      .seed_capacity = d->cfg.seeds,
+				      .hugepages = d->cfg.hugepages };
+	enum pm_status st = pm_shard_init(&w->shard, &sc);
+	if (st != PM_OK) {
+		fprintf(stderr, "pomaid: shard %u: arena of %llu bytes with %u seeds: %s\n", i,
+			(unsigned long long)sc.arena_bytes, sc.seed_capacity, pm_status_name(st));
+		return -1;
+	}
+	/* pages are touched only as the shard fills: bind them to the core's node first */
+	hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(topo, (unsigned)w->cpu);
+	if (pu && pu->nodeset && hwloc_bitmap_weight(hwloc_topology_get_topology_nodeset(topo)) > 1)
+		if (hwloc_set_area_membind(topo, w->shard.arena.base, w->shard.arena.bytes, pu->nodeset,
+					   HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_BYNODESET) != 0)
+			fprintf(stderr, "pomaid: shard %u: NUMA binding failed (%s); continuing\n", i,
+				strerror(errno));
+	return 0;
+}
+
+static int open_daemon(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t *sets)
+{
+	uint32_t n = d->nshards = d->cfg.shards;
+	d->workers = calloc(n, sizeof(*d->workers));
+	d->rings = calloc((size_t)n * n, sizeof(*d->rings));
+	if (!d->workers || !d->rings)
+		return -1;
+	for (uint32_t i = 0; i < n * n; i++)
+		if (i / n != i % n && !(d->rings[i].buf = malloc(PM_RING_BYTES))) {
+			fprintf(stderr, "pomaid: out of memory for %u rings of %u bytes\n", n * n,
+				PM_RING_BYTES);
+			return -1;
+		}
+	for (uint32_t i = 0; i < n; i++) {
+		d->workers[i].wake_fd = -1;
+		d->workers[i].fd = -1;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (open_shard(d, topo, sets[i], i) != 0)
+			return -1;
+	return 0;
+}
+
+static void close_daemon(struct pm_daemon *d)
+{
+	for (uint32_t i = 0; d->workers && i < d->nshards; i++) {
+		pm_shard_destroy(&d->workers[i].shard);
+		pm_worker_free(&d->workers[i]);
+	}
+	for (uint32_t i = 0; d->rings && i < d->nshards * d->nshards; i++)
+		free(d->rings[i].buf);
+	free(d->workers);
+	free(d->rings);
+}
+
+static int start_workers(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t *sets)
+{
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		struct pm_worker *w = &d->workers[i];
+		int rc = pthread_create(&w->thread, NULL, pm_worker_main, w);
+		if (rc != 0) {
+			fprintf(stderr, "pomaid: worker %u: %s\n", i, strerror(rc));
+			atomic_store(&d->quit, 1);
+			for (uint32_t j = 0; j < i; j++)
+				pthread_join(d->workers[j].thread, NULL);
+			return -1;
+		}
+		if (hwloc_set_thread_cpubind(topo, w->thread, sets[i], HWLOC_CPUBIND_THREAD) != 0)
+			fprintf(stderr, "pomaid: worker %u: pinning to CPU %d failed: %s\n", i, w->cpu,
+				strerror(errno));
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct pm_daemon *d = &daemon_state;
+	bool print = false;
+	if (parse_args(argc, argv, &d->cfg, &print) != 0)
+		return 2;
+	hwloc_topology_t topo;
+	hwloc_bitmap_t sets[PM_SHARDS_MAX] = { 0 };
+	if (hwloc_topology_init(&topo) || hwloc_topology_load(topo)) {
+		fprintf(stderr, "pomaid: cannot read the machine topology (hwloc)\n");
+		return 1;
+	}
+	int rc = 1;
+	if (place_workers(topo, &d->cfg, sets) != 0)
+		goto out;
+	if (print) {
+		pm_config_print(&d->cfg, stdout);
+		rc = 0;
+		goto out;
+	}
+	if (mkdirs(d->cfg.data_dir) != 0) {
+		fprintf(stderr, "pomaid: data_dir %s: %s\n", d->cfg.data_dir, strerror(errno));
+		goto out;
+	}
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (open_daemon(d, topo, sets) != 0 || start_workers(d, topo, sets) != 0)
+		goto close;
+	printf("pomaid: ready: %u shards on %s udp %u-%u, polling %s, cpus", d->nshards, d->cfg.bind,
+	       d->cfg.base_port, d->cfg.base_port + d->nshards - 1,
+	       d->cfg.polling == PM_POLL_BUSY ? "busy" : "adaptive");
+	for (uint32_t i = 0; i < d->nshards; i++)
+		printf(" %d", d->workers[i].cpu);
+	printf("\n");
+	fflush(stdout);
+	for (uint32_t i = 0; i < d->nshards; i++)
+		pthread_join(d->workers[i].thread, NULL);
+	printf("pomaid: stopped\n");
+	rc = 0;
+close:
+	close_daemon(d);
+out:
+	for (uint32_t i = 0; i < PM_SHARDS_MAX; i++)
+		if (sets[i])
+			hwloc_bitmap_free(sets[i]);
+	hwloc_topology_destroy(topo);
+	return rc;
+}

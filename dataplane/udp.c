@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * udp.c — the kernel-socket backend: one non-blocking UDP socket per worker on
+ * base_port + shard; bursts in with recvmmsg, bursts out with sendmmsg. A reply
+ * the kernel will not take (EAGAIN: the socket buffer is full) is dropped and
+ * counted — UDP clients retry; the worker never blocks on a send.
+ */
+#define _GNU_SOURCE /* recvmmsg, sendmmsg */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+/* Socket buffers asked for (the kernel may cap them at net.core.*mem_max). */
+#define UDP_SOCKBUF_BYTES (4 << 20)
+
+int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t errlen)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)(cfg->base_port + shard)) };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	int buf = UDP_SOCKBUF_BYTES;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	inet_pton(AF_INET, cfg->bind, &a.sin_addr);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		snprintf(err, errlen, "bind %s:%u (shard %u): %s", cfg->bind,
+			 cfg->base_port + shard, shard, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Receive up to PM_RX_BURST datagrams into the worker's RX slots. */
+uint32_t pm_udp_rx(struct pm_worker *w, uint32_t *len, struct sockaddr_in *from)
+{
+	struct mmsghdr msgs[PM_RX_BURST];
+	struct iovec iov[PM_RX_BURST];
+	for (uint32_t i = 0; i < PM_RX_BURST; i++) {
+		iov[i] = (struct iovec){ w->rx_buf + (size_t)i * PM_FRAME_BYTES_MAX, PM_FRAME_BYTES_MAX };
+		msgs[i].msg_hdr = (struct msghdr){ .msg_name = &from[i], .msg_namelen = sizeof(from[i]),
+						   .msg_iov = &iov[i], .msg_iovlen = 1 };
+	}
+	int n = recvmmsg(w->fd, msgs, PM_RX_BURST, MSG_DONTWAIT, NULL);
+	if (n <= 0)
+		return 0;
+	for (int i = 0; i < n; i++)
+		len[i] = msgs[i].msg_len;
+	w->stats.rx_datagrams += (uint64_t)n;
+	return (uint32_t)n;
+}
+
+void pm_udp_flush(struct pm_worker *w)
+{
+	struct pm_tx *t = &w->tx;
+	struct mmsghdr msgs[PM_TX_BURST];
+	struct iovec iov[PM_TX_BURST];
+	for (uint32_t i = 0; i < t->n; i++) {
+		iov[i] = (struct iovec){ t->buf + t->off[i], t->len[i] };
+		msgs[i].msg_hdr = (struct msghdr){ .msg_name = &t->to[i], .msg_namelen = sizeof(t->to[i]),
+						   .msg_iov = &iov[i], .msg_iovlen = 1 };
+	}
+	uint32_t done = 0;
+	while (done < t->n) {
+		int r = sendmmsg(w->fd, msgs + done, t->n - done, MSG_DONTWAIT);
+		if (r > 0) {
+			done += (uint32_t)r;
+			w->stats.tx_datagrams += (uint64_t)r;
+		} else if (r < 0 && errno != EINTR) {
+			done++; /* this datagram fails (EAGAIN, unreachable peer): drop it */
+			w->stats.tx_errors++;
+		}
+	}
+	t->n = 0;
+	t->bytes = 0;
+}

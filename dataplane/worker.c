@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * worker.c — the per-core loop of pomaid, in the shape of DPDK's l3fwd: set-up
+ * before the loop, then `while (!quit)`: poll a burst, decode every frame,
+ * execute what this shard owns (in one pm_shard_apply_burst), forward the rest
+ * to its owner's ring, start fan-outs, serve the rings, flush replies in one
+ * sendmmsg. Slow paths (malformed frames, full rings, full TX queues) drop and
+ * count; nothing here blocks except the bounded sleep of an idle adaptive
+ * worker.
+ *
+ * Adaptive polling: a worker that found no work spins (pause) for
+ * PM_IDLE_SPIN_TURNS turns, yields for a while, then sleeps in ppoll() on its
+ * socket and its wake-up eventfd for at most idle_sleep_us. Producers that post
+ * to a sleeping worker's ring write its eventfd; the sleeping flag and the ring
+ * are checked in Dekker order (store, fence, load) on both sides, so a message
+ * never waits for the timeout.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "common.h"
+#include "daemon.h"
+#include "hash.h"
+
+/* Ring messages one turn takes from one ring at most (fairness with RX). */
+#define RING_TURN_MESSAGES 64u
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void clock_turn(struct pm_worker *w)
+{
+	struct timespec rt, mono;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	w->now_ms = (uint64_t)rt.tv_sec * 1000u + (uint64_t)rt.tv_nsec / 1000000u;
+	w->now_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+int pm_worker_alloc(struct pm_worker *w)
+{
+	w->rx_buf = malloc((size_t)PM_RX_BURST * PM_FRAME_BYTES_MAX);
+	w->tx.buf = malloc(PM_TX_BYTES);
+	w->scratch = malloc(PM_RING_PAYLOAD_MAX);
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->wake_fd >= 0;
+	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
+		struct pm_pending *p = &w->pending[i];
+		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
+		p->keys = malloc(PM_KNN_MERGE_BYTES);
+		p->colls = calloc(PM_COLLECTIONS_MAX, sizeof(*p->colls));
+		ok = p->hits && p->keys && p->colls;
+	}
+	return ok ? 0 : -ENOMEM;
+}
+
+void pm_worker_free(struct pm_worker *w)
+{
+	for (uint32_t i = 0; i < PM_PENDING_MAX; i++) {
+		free(w->pending[i].hits);
+		free(w->pending[i].keys);
+		free(w->pending[i].colls);
+	}
+	free(w->rx_buf);
+	free(w->tx.buf);
+	free(w->scratch);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	if (w->fd >= 0)
+		close(w->fd);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+bool pm_tx_queue(struct pm_worker *w, const struct sockaddr_in *to, const uint8_t *p,
+		 uint32_t len)
+{
+	struct pm_tx *t = &w->tx;
+	if (t->n == PM_TX_BURST || t->bytes + len > PM_TX_BYTES)
+		pm_udp_flush(w);
+	if (len > PM_TX_BYTES) {
+		w->stats.dropped_tx_full++;
+		return false;
+	}
+	memcpy(t->buf + t->bytes, p, len);
+	t->to[t->n] = *to;
+	t->off[t->n] = t->bytes;
+	t->len[t->n] = len;
+	t->n++;
+	t->bytes += len;
+	return true;
+}
+
+/* Room for one frame at the end of the TX buffer, flushing first if needed. */
+static uint8_t *tx_room(struct pm_worker *w)
+{
+	struct pm_tx *t = &w->tx;
+	if (t->n == PM_TX_BURST || t->bytes + PM_FRAME_BYTES_MAX > PM_TX_BYTES)
+		pm_udp_flush(w);
+	return t->buf + t->bytes;
+}
+
+static void tx_commit(struct pm_worker *w, const struct sockaddr_in *to, uint32_t len)
+{
+	struct pm_tx *t = &w->tx;
+	t->to[t->n] = *to;
+	t->off[t->n] = t->bytes;
+	t->len[t->n] = len;
+	t->n++;
+	t->bytes += len;
+}
+
+void pm_send_reply(struct pm_worker *w, const struct sockaddr_in *to, const struct pm_reply *rep)
+{
+	bool paged = rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST);
+	uint32_t total = rep->op == PM_OP_VQUERY ? rep->nhits : rep->ncolls, cursor = 0;
+	do {
+		uint8_t *out = tx_room(w);
+		size_t n = pm_reply_encode(rep, paged ? &cursor : NULL, out, PM_FRAME_BYTES_MAX);
+		if (n == 0) { /* cannot happen for replies the engine built; never loop */
+			w->stats.dropped_tx_full++;
+			return;
+		}
+		tx_commit(w, to, (uint32_t)n);
+	} while (paged && cursor < total);
+}
+
+static void send_error(struct pm_worker *w, const struct sockaddr_in *to, uint64_t id, uint8_t op,
+		       enum pm_status st)
+{
+	struct pm_reply rep = { .status = st, .op = op, .id = id };
+	pm_send_reply(w, to, &rep);
+}
+
+/* ---------------------------------------------------------------- rings */
+
+bool pm_post(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
+	     const uint8_t *body, uint32_t len)
+{
+	struct pm_daemon *d = w->d;
+	struct pm_ring *r = pm_ring_between(d, w->id, to);
+	uint8_t *dst = pm_ring_reserve(r, type, (uint32_t)sizeof(*m) + len);
+	if (!dst) {
+		w->stats.dropped_ring_full++;
+		return false;
+	}
+	memcpy(dst, m, sizeof(*m));
+	memcpy(dst + sizeof(*m), body, len);
+	pm_ring_commit(r);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&d->workers[to].sleeping, memory_order_relaxed)) {
+		uint64_t one = 1;
+		ssize_t n = write(d->workers[to].wake_fd, &one, sizeof(one));
+		(void)n; /* a full eventfd counter already wakes it */
+	}
+	return true;
+}
+
+/* A forwarded key frame: apply it here and reply to the client from here. */
+static void serve_forward(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frame,
+			  uint32_t len)
+{
+	struct pm_request req;
+	struct pm_reply rep;
+	size_t used;
+	w->stats.forwarded_in++;
+	if (pm_request_decode(frame, len, &req, &used) != PM_OK)
+		return; /* it decoded at the receiving worker; cannot happen */
+	pm_shard_apply(&w->shard, &req, w->now_ms, &rep);
+	pm_send_reply(w, &m->client, &rep);
+}
+
+static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
+{
+	struct pm_ring *r = pm_ring_between(w->d, from, w->id);
+	uint32_t n = 0, type, len;
+	const uint8_t *p;
+	while (n < RING_TURN_MESSAGES && (p = pm_ring_peek(r, &type, &len)) != NULL) {
+		const struct pm_msg *m = (const struct pm_msg *)p;
+		const uint8_t *body = p + sizeof(*m);
+		uint32_t blen = len - (uint32_t)sizeof(*m);
+		if (type == PM_MSG_FORWARD)
+			serve_forward(w, m, body, blen);
+		else if (type == PM_MSG_FANOUT)
+			pm_fanout_serve(w, m, body, blen);
+		else if (type == PM_MSG_FANOUT_REPLY)
+			pm_fanout_collect(w, m, body, blen);
+		pm_ring_pop(r, len);
+		n++;
+	}
+	return n;
+}
+
+static uint32_t serve_rings(struct pm_worker *w)
+{
+	uint32_t n = 0;
+	for (uint32_t from = 0; from < w->d->nshards; from++)
+		if (from != w->id)
+			n += serve_ring(w, from);
+	return n;
+}
+
+static bool rings_empty(struct pm_worker *w)
+{
+	for (uint32_t from = 0; from < w->d->nshards; from++) {
+		struct pm_ring *r = pm_ring_between(w->d, from, w->id);
+		if (from != w->id && atomic_load_explicit(&r->head, memory_order_acquire) !=
+					     atomic_load_explicit(&r->tail, memory_order_relaxed))
+			return false;
+	}
+	return true;
+}
+
+/* ---------------------------------------------------------------- bursts */
+
+struct batch {
+	struct pm_worker *w;
+	uint32_t n;
+	struct pm_request req[PM_BURST_MAX];
+	const struct sockaddr_in *to[PM_BURST_MAX];
+};
+
+static void emit(void *ctx, const struct pm_request *req, const struct pm_reply *rep)
+{
+	struct batch *b = ctx;
+	pm_send_reply(b->w, b->to[req - b->req], rep);
+}
+
+static void batch_flush(struct batch *b)
+{
+	if (b->n)
+		pm_shard_apply_burst(&b->w->shard, b->req, b->n, b->w->now_ms, emit, b);
+	b->n = 0;
+}
+
+/* Route one decoded frame: here, to its owner's ring, or out to every shard. */
+static void route(struct pm_worker *w, struct batch *b, const struct pm_request *req,
+		  const uint8_t *frame, uint32_t len, const struct sockaddr_in *from)
+{
+	if (pm_is_fanout(req->op)) {
+		pm_fanout_start(w, req, frame, len, from);
+		return;
+	}
+	uint32_t owner = pm_shard_of(pm_hash(req->key.ptr, req->key.len), w->d->nshards);
+	if (owner == w->id) {
+		b->req[b->n] = *req;
+		b->to[b->n] = from;
+		if (++b->n == PM_BURST_MAX)
+			batch_flush(b);
+		return;
+	}
+	struct pm_msg m = { .origin = w->id, .client = *from };
+	if (pm_post(w, owner, PM_MSG_FORWARD, &m, frame, len))
+		w->stats.forwarded_out++;
+	else
+		send_error(w, from, req->id, req->op, PM_E_BUSY);
+}
+
+/* Every frame of one datagram. A frame whose header cannot be read ends the
+ * datagram (the rest cannot be delimited) and is never answered: answering
+ * unauthenticated garbage would make the daemon a reflector. */
+static void serve_datagram(struct pm_worker *w, struct batch *b, const uint8_t *buf,
+			   uint32_t len, const struct sockaddr_in *from)
+{
+	for (uint32_t off = 0; off < len;) {
+		struct pm_request req;
+		size_t used;
+		enum pm_status st = pm_request_decode(buf + off, len - off, &req, &used);
+		if (used == 0) {
+			w->stats.dropped_malformed++;
+			return;
+		}
+		w->stats.rx_frames++;
+		if (st == PM_OK)
+			route(w, b, &req, buf + off, (uint32_t)used, from);
+		else
+			send_error(w, from, req.id, req.op, st);
+		off += (uint32_t)used;
+	}
+}
+
+static uint32_t serve_rx(struct pm_worker *w)
+{
+	static _Thread_local struct batch b;
+	uint32_t len[PM_RX_BURST];
+	struct sockaddr_in from[PM_RX_BURST];
+	uint32_t n = pm_udp_rx(w, len, from);
+	b.w = w;
+	b.n = 0;
+	for (uint32_t i = 0; i < n; i++)
+		serve_datagram(w, &b, w->rx_buf + (size_t)i * PM_FRAME_BYTES_MAX, len[i], &from[i]);
+	batch_flush(&b); /* before the RX slots are reused */
+	return n;
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+static void sleep_idle(struct pm_worker *w)
+{
+	atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (rings_empty(w) && !atomic_load(&w->d->quit)) {
+		struct pollfd fds[2] = { { .fd = w->fd, .events = POLLIN },
+					 { .fd = w->wake_fd, .events = POLLIN } };
+		uint32_t us = w->d->cfg.idle_sleep_us;
+		struct timespec ts = { us / 1000000u, (long)(us % 1000000u) * 1000 };
+		(void)ppoll(fds, 2, &ts, NULL);
+		uint64_t v;
+		ssize_t r = read(w->wake_fd, &v, sizeof(v));
+		(void)r;
+	}
+	atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
+}
+
+/* One turn: returns how much work it found. */
+static uint32_t turn(struct pm_worker *w)
+{
+	clock_turn(w);
+	uint32_t work = serve_rx(w) + serve_rings(w);
+	pm_fanout_expire(w);
+	if (w->tx.n)
+		pm_udp_flush(w);
+	return work;
+}
+
+void *pm_worker_main(void *arg)
+{
+	struct pm_worker *w = arg;
+	const struct pm_config *cfg = &w->d->cfg;
+	uint32_t idle = 0, turns = 0;
+	while (!atomic_load_explicit(&w->d->quit, memory_order_relaxed)) {
+		if (turn(w)) {
+			idle = 0;
+			if (++turns % PM_MAINTAIN_EVERY_TURNS == 0)
+				pm_shard_maintain(&w->shard, w->now_ms, cfg->maintain_nodes);
+			continue;
+		}
+		if (pm_shard_maintain(&w->shard, w->now_ms, cfg->maintain_nodes)) {
+			idle = 0; /* background work done while idle */
+			continue;
+		}
+		idle++;
+		if (cfg->polling == PM_POLL_BUSY || idle < PM_IDLE_SPIN_TURNS)
+			cpu_relax();
+		else if (idle < PM_IDLE_YIELD_TURNS)
+			sched_yield();
+		else
+			sleep_idle(w);
+	}
+	/* drain: answer what the rings still hold, then send everything queued */
+	for (uint32_t i = 0; i < 16 && turn(w); i++)
+		;
+	return NULL;
+}

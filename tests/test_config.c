@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_config.c — pomaid's configuration: the shipped config/pomai.conf parses,
+ * equals the embedded defaults and documents every key; every kind of bad
+ * value is refused with a message naming the key.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cu_main.h"
+
+static const char *conf_path;
+
+static void test_shipped_file(void)
+{
+	struct pm_config def, c;
+	char err[PM_CONFIG_ERR_BYTES];
+	pm_config_defaults(&def);
+	pm_config_defaults(&c);
+	int rc = pm_config_load(&c, conf_path, err, sizeof(err));
+	if (rc)
+		printf("\n  %s\n", err);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	CU_ASSERT(memcmp(&c, &def, sizeof(c)) == 0); /* the file states the defaults */
+	/* every key pm_config_print knows appears in the file as "key = " */
+	char *printed = NULL, *file = NULL;
+	size_t plen = 0, flen = 0;
+	FILE *p = open_memstream(&printed, &plen);
+	pm_config_print(&c, p);
+	fclose(p);
+	FILE *f = fopen(conf_path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	FILE *m = open_memstream(&file, &flen);
+	for (int ch; (ch = fgetc(f)) != EOF;)
+		fputc(ch, m);
+	fclose(m);
+	fclose(f);
+	int keys = 0, missing = 0;
+	for (char *line = strtok(printed, "\n"); line; line = strtok(NULL, "\n")) {
+		char want[96];
+		snprintf(want, sizeof(want), "\n%.*s = ", (int)strcspn(line, " "), line);
+		keys++;
+		if (!strstr(file, want)) {
+			printf("\n  undocumented key: %s", want + 1);
+			missing++;
+		}
+	}
+	CU_ASSERT(keys >= 12);
+	CU_ASSERT_EQUAL(missing, 0);
+	free(printed);
+	free(file);
+}
+
+static void expect_bad(const char *key, const char *value)
+{
+	struct pm_config c;
+	char err[PM_CONFIG_ERR_BYTES] = "";
+	pm_config_defaults(&c);
+	CU_ASSERT_EQUAL(pm_config_set(&c, key, value, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, key));
+}
+
+static void test_bad_values(void)
+{
+	expect_bad("base_port", "0");
+	expect_bad("base_port", "65536");
+	expect_bad("base_port", "-1");
+	expect_bad("base_port", "12ab");
+	expect_bad("shards", "33");
+	expect_bad("arena_bytes", "1000");       /* below the minimum */
+	expect_bad("arena_bytes", "1048577");    /* not a multiple of 4096 */
+	expect_bad("arena_bytes", "99999999T");  /* overflows */
+	expect_bad("arena_bytes", "4Q");
+	expect_bad("bind", "localhost");
+	expect_bad("bind", "300.1.1.1");
+	expect_bad("polling", "sometimes");
+	expect_bad("hugepages", "maybe");
+	expect_bad("cores", "1,x");
+	expect_bad("knn_timeout_ms", "0");
+	expect_bad("idle_sleep_us", "5");
+	struct pm_config c;
+	char err[PM_CONFIG_ERR_BYTES];
+	pm_config_defaults(&c);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "no_such_key", "1", err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "no_such_key"));
+	/* good values with units */
+	CU_ASSERT_EQUAL(pm_config_set(&c, "arena_bytes", "2G", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.arena_bytes, UINT64_C(2) << 30);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "polling", "busy", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.polling, PM_POLL_BUSY);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "cores", "2,3", err, sizeof(err)), 0);
+}
+
+static void test_bad_files(void)
+{
+	struct pm_config c;
+	char err[PM_CONFIG_ERR_BYTES];
+	pm_config_defaults(&c);
+	CU_ASSERT_EQUAL(pm_config_load(&c, "/nonexistent/pomai.conf", err, sizeof(err)), -1);
+	char path[] = "/tmp/pomai-conf-XXXXXX";
+	int fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fprintf(f, "# fine\nbase_port = 9000\nthis line has no equals sign\n");
+	fclose(f);
+	CU_ASSERT_EQUAL(pm_config_load(&c, path, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, ":3:"));
+	CU_ASSERT_EQUAL(c.base_port, 9000);
+	f = fopen(path, "w");
+	for (unsigned i = 0; i < PM_CONFIG_LINE_BYTES; i++)
+		fputc('x', f);
+	fputc('\n', f);
+	fclose(f);
+	CU_ASSERT_EQUAL(pm_config_load(&c, path, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "longer than"));
+	unlink(path);
+}
+
+int main(int argc, char **argv)
+{
+	conf_path = argc > 1 ? argv[1] : "config/pomai.conf";
+	static CU_TestInfo tests[] = {
+		{ "config/pomai.conf: defaults, every key documented", test_shipped_file },
+		{ "bad values", test_bad_values },
+		{ "bad files", test_bad_files },
+		CU_TEST_INFO_NULL,
+	};
+	return pm_cu_run("config", tests);
+}

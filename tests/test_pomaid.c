@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_pomaid.c — integration suite: starts a real pomaid (path in argv[1])
+ * with 2 shards on free loopback ports and talks to it over UDP with the frame
+ * codec: every KV and vector op, binary keys, TTL, misrouted frames, KNN across
+ * shards against a single in-process shard holding the same data, collections
+ * and INFO fanned out, bad datagrams, concurrent clients with every reply
+ * checked, and shutdown / restart on the same ports.
+ *
+ * The daemon is waited for by reading its "ready" line, never by sleeping.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "fixture.h"
+#include "hash.h"
+#include "knn.h"
+#include "vector.h"
+
+#define SHARDS 2u
+#define REPLY_TIMEOUT_MS 2000
+#define RETRIES 5
+
+static const char *pomaid_path;
+static pid_t daemon_pid = -1;
+static uint16_t base_port;
+
+/* ---------------------------------------------------------------- the daemon */
+
+static bool ports_free(uint16_t base)
+{
+	bool ok = true;
+	for (uint16_t i = 0; i < SHARDS && ok; i++) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base + i),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(fd);
+	}
+	return ok;
+}
+
+/* Start pomaid and wait for its ready line; false if it did not come. */
+static bool start_daemon(uint16_t base)
+{
+	int out[2];
+	if (pipe(out) != 0)
+		return false;
+	char port[16];
+	snprintf(port, sizeof(port), "%u", base);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		execl(pomaid_path, "pomaid", "--shards", "2", "--base-port", port, "--arena-bytes",
+		      "64M", "--seeds", "65536", "--data-dir", "/tmp/pomai-test", "--knn-timeout-ms",
+		      "2000", (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	char buf[512] = { 0 };
+	size_t n = 0;
+	struct pollfd pfd = { .fd = out[0], .events = POLLIN };
+	while (n < sizeof(buf) - 1 && !strstr(buf, "\n") && poll(&pfd, 1, 10000) > 0) {
+		ssize_t r = read(out[0], buf + n, sizeof(buf) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(out[0]);
+	daemon_pid = pid;
+	return strstr(buf, "pomaid: ready") != NULL;
+}
+
+static int stop_daemon(void)
+{
+	int status = -1;
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, &status, 0);
+		daemon_pid = -1;
+	}
+	return status;
+}
+
+static int suite_init(void)
+{
+	uint64_t seed = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL);
+	for (int attempt = 0; attempt < 20; attempt++) {
+		uint16_t base = (uint16_t)(20000 + pm_test_rand(&seed) % 40000);
+		if (!ports_free(base))
+			continue;
+		if (start_daemon(base)) {
+			base_port = base;
+			return 0;
+		}
+		stop_daemon();
+	}
+	return -1;
+}
+
+static int suite_clean(void)
+{
+	stop_daemon();
+	return 0;
+}
+
+/* ---------------------------------------------------------------- a UDP client */
+
+struct client {
+	int fd;
+	uint64_t next_id;
+	uint8_t buf[PM_FRAME_BYTES_MAX];
+	uint8_t in[PM_FRAME_BYTES_MAX];
+	uint32_t in_len;
+};
+
+static void client_open(struct client *c, uint64_t first_id)
+{
+	c->fd = socket(AF_INET, SOCK_DGRAM, 0);
+	c->next_id = first_id;
+	struct timeval tv = { REPLY_TIMEOUT_MS / 1000, 0 };
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+static void send_to(struct client *c, uint32_t shard, const void *p, size_t n)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port + shard),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	sendto(c->fd, p, n, 0, (struct sockaddr *)&a, sizeof(a));
+}
+
+/* Send req to `shard` and wait for the reply frame with its id (collecting all
+ * pages of a paged reply into c->in is left to callers that need them). */
+static bool call(struct client *c, struct pm_request *req, uint32_t shard, struct pm_reply_view *rv)
+{
+	req->id = c->next_id++;
+	size_t n = pm_request_encode(req, c->buf, sizeof(c->buf));
+	CU_ASSERT_FATAL(n > 0);
+	for (int attempt = 0; attempt < RETRIES; attempt++) {
+		send_to(c, shard, c->buf, n);
+		for (;;) {
+			ssize_t r = recv(c->fd, c->in, sizeof(c->in), 0);
+			if (r < 0)
+				break; /* timeout: send again */
+			size_t used;
+			if (pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_OK && rv->id == req->id) {
+				c->in_len = (uint32_t)r;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+static uint32_t owner(const void *key, size_t len)
+{
+	return pm_shard_of(pm_hash(key, len), SHARDS);
+}
+
+static enum pm_status kv(struct client *c, uint8_t op, struct pm_bytes k, struct pm_bytes v,
+			 uint64_t ttl, uint32_t shard, struct pm_reply_view *rv)
+{
+	struct pm_request r = { .op = op, .key = k, .value = v, .ttl_ms = ttl, .has_ttl = ttl != 0 };
+	CU_ASSERT_FATAL(call(c, &r, shard, rv));
+	return rv->status;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_kv_ops(void)
+{
+	struct client c;
+	struct pm_reply_view rv;
+	client_open(&c, 1);
+	const uint8_t key[] = { 'k', 0, 1, 0, 'x' };
+	struct pm_bytes k = fx_b(key, sizeof(key)), v = fx_s("value\0with nul");
+	uint32_t o = owner(key, sizeof(key));
+	CU_ASSERT_EQUAL(kv(&c, PM_OP_SET, k, v, 0, o, &rv), PM_OK);
+	CU_ASSERT_EQUAL(kv(&c, PM_OP_GET, k, fx_b(NULL, 0), 0, o, &rv), PM_OK);
+	CU_ASSERT(rv.value.len == v.len && !memcmp(rv.value.ptr, v.ptr, v.len));
+	/* misrouted: the other shard forwards it to the owner */
+	CU_ASSERT_EQUAL(kv(&c, PM_OP_GET, k, fx_b(NULL, 0), 0, 1 - o, &rv), PM_OK);
+	CU_ASSERT(rv.value.len == v.len && !memcmp(rv.value.ptr, v.ptr, v.len));
+	CU_ASSERT_EQUAL(kv(&c, PM_OP_DEL, k, fx_b(NULL, 0), 0, 1 - o, &rv), PM_OK);
+	CU_ASSERT_EQUAL(rv.removed, 1);
+	CU_ASSERT_EQUAL(kv(&c, PM_OP_GET, k, fx_b(NULL, 0), 0, o, &rv), PM_NOT_FOUND);
+	/* TTL: present at once, gone once it has passed (checked, bounded) */
+	CU_ASSERT_EQUAL(kv(&c, PM_OP_SET, fx_s("ttl"), fx_s("v"), 300, owner("ttl", 3), &rv), PM_OK);
+	enum pm_status st0 = kv(&c, PM_OP_GET, fx_s("ttl"), fx_b(NULL, 0), 0, 0, &rv);
+	if (st0 != PM_OK)
+		printf("\n  GET after SET with TTL: %s\n", pm_status_name(st0));
+	CU_ASSERT_EQUAL(st0, PM_OK);
+	enum pm_status st = PM_OK;
+	for (int i = 0; i < 400 && st == PM_OK; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL); /* waiting for wall time to pass, not for a thread */
+		st = kv(&c, PM_OP_GET, fx_s("ttl"), fx_b(NULL, 0), 0, 0, &rv);
+	}
+	CU_ASSERT_EQUAL(st, PM_NOT_FOUND);
+	close(c.fd);
+}
+
+static void test_vectors_and_knn(void)
+{
+	enum { N = 600, DIM = 12, Q = 20, K = 10 };
+	static float base[N][DIM];
+	struct client c;
+	struct pm_reply_view rv;
+	struct pm_shard ref;
+	client_open(&c, 100000);
+	fx_shard(&ref, 32u << 20, 4096);
+	uint64_t rng = 5;
+	char key[32];
+	for (int i = 0; i < N; i++) {
+		for (int j = 0; j < DIM; j++)
+			base[i][j] = (float)(pm_test_rand(&rng) % 100);
+		int kl = snprintf(key, sizeof(key), "vec-%d", i);
+		struct pm_request r = { .op = PM_OP_VADD, .key = fx_b(key, (size_t)kl),
+					.vec = (const uint8_t *)base[i], .dim = DIM };
+		CU_ASSERT_FATAL(call(&c, &r, owner(key, (size_t)kl), &rv));
+		CU_ASSERT_EQUAL_FATAL(rv.status, PM_OK);
+		CU_ASSERT_EQUAL_FATAL(fx_vadd(&ref, fx_b(key, (size_t)kl), NULL, base[i], DIM, 0, 0), PM_OK);
+	}
+	struct pm_request g = { .op = PM_OP_VGET, .key = fx_s("vec-7") };
+	CU_ASSERT_FATAL(call(&c, &g, 0, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_OK);
+	CU_ASSERT(rv.dim == DIM && !memcmp(rv.value.ptr, base[7], sizeof(base[7])));
+	int mismatches = 0;
+	for (int q = 0; q < Q; q++) {
+		float qv[DIM];
+		for (int j = 0; j < DIM; j++)
+			qv[j] = (float)(pm_test_rand(&rng) % 100);
+		struct pm_request r = { .op = PM_OP_VQUERY, .vec = (const uint8_t *)qv, .dim = DIM, .k = K };
+		CU_ASSERT_FATAL(call(&c, &r, (uint32_t)q % SHARDS, &rv));
+		CU_ASSERT_EQUAL_FATAL(rv.status, PM_OK);
+		struct pm_reply local;
+		pm_shard_apply(&ref, &r, 0, &local);
+		CU_ASSERT_EQUAL_FATAL(rv.count, local.nhits);
+		struct pm_bytes hk;
+		float d;
+		for (uint32_t i = 0; pm_reply_next_hit(&rv, &hk, &d); i++)
+			mismatches += d != local.hits[i].dist || hk.len != local.keys[i].len ||
+				      memcmp(hk.ptr, local.keys[i].ptr, hk.len);
+	}
+	CU_ASSERT_EQUAL(mismatches, 0);
+	pm_shard_destroy(&ref);
+	close(c.fd);
+}
+
+static void test_collections_and_info(void)
+{
+	struct client c;
+	struct pm_reply_view rv;
+	client_open(&c, 200000);
+	struct pm_request cr = { .op = PM_OP_CCREATE, .collection = fx_s("coll"),
+				 .params = { .dim = 3, .metric = PM_METRIC_COSINE } };
+	CU_ASSERT_FATAL(call(&c, &cr, 1, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_OK);
+	float v[3] = { 1, 2, 3 };
+	char key[16];
+	for (int i = 0; i < 20; i++) { /* lands on both shards: the collection is on both */
+		int kl = snprintf(key, sizeof(key), "c%d", i);
+		struct pm_request r = { .op = PM_OP_VADD, .key = fx_b(key, (size_t)kl),
+					.vec = (const uint8_t *)v, .dim = 3, .collection = fx_s("coll") };
+		CU_ASSERT_FATAL(call(&c, &r, 0, &rv));
+		CU_ASSERT_EQUAL(rv.status, PM_OK);
+	}
+	struct pm_request l = { .op = PM_OP_CLIST };
+	CU_ASSERT_FATAL(call(&c, &l, 0, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_OK);
+	struct pm_coll_info ci;
+	bool seen = false;
+	while (pm_reply_next_coll(&rv, &ci))
+		if (ci.name.len == 4 && !memcmp(ci.name.ptr, "coll", 4)) {
+			seen = true;
+			CU_ASSERT_EQUAL(ci.count, 20); /* summed over the shards */
+		}
+	CU_ASSERT(seen);
+	struct pm_request info = { .op = PM_OP_INFO };
+	CU_ASSERT_FATAL(call(&c, &info, 1, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_OK);
+	CU_ASSERT(memmem(rv.value.ptr, rv.value.len, "shards:2\r\n", 10) != NULL);
+	CU_ASSERT(memmem(rv.value.ptr, rv.value.len, "shards_answered:2\r\n", 19) != NULL);
+	CU_ASSERT(memmem(rv.value.ptr, rv.value.len, "forwarded_in:", 13) != NULL);
+	struct pm_request drop = { .op = PM_OP_CDROP, .collection = fx_s("coll") };
+	CU_ASSERT_FATAL(call(&c, &drop, 0, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_OK);
+	CU_ASSERT_EQUAL(rv.removed, 1);
+	struct pm_request q = { .op = PM_OP_VQUERY, .vec = (const uint8_t *)v, .dim = 3, .k = 1,
+				.collection = fx_s("coll") };
+	CU_ASSERT_FATAL(call(&c, &q, 0, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_NOT_FOUND);
+	close(c.fd);
+}
+
+/* Garbage and broken frames: never a crash, an error status where the frame can
+ * be delimited, and well-formed requests keep being served. */
+static void test_bad_traffic(void)
+{
+	struct client c;
+	struct pm_reply_view rv;
+	client_open(&c, 300000);
+	uint64_t rng = 77;
+	uint8_t junk[2048];
+	for (int i = 0; i < 3000; i++) {
+		size_t n = 1 + pm_test_rand(&rng) % sizeof(junk);
+		for (size_t j = 0; j < n; j++)
+			junk[j] = (uint8_t)pm_test_rand(&rng);
+		if (i % 3 == 0) { /* a valid header with a broken body */
+			struct pm_request g = { .op = PM_OP_GET, .key = fx_s("x"), .id = 5 };
+			size_t hn = pm_request_encode(&g, junk, sizeof(junk));
+			junk[hn - 1] ^= 0xff;
+			n = n < hn ? hn : n;
+		}
+		send_to(&c, (uint32_t)i % SHARDS, junk, n);
+		if (i % 500 == 0) { /* still serving */
+			CU_ASSERT_EQUAL(kv(&c, PM_OP_SET, fx_s("alive"), fx_s("yes"), 0, 0, &rv), PM_OK);
+		}
+	}
+	/* a frame with a bad body gets an error reply with its id */
+	struct pm_request g = { .op = PM_OP_GET, .key = fx_s("abc") };
+	g.id = 424242;
+	size_t n = pm_request_encode(&g, c.buf, sizeof(c.buf));
+	c.buf[24] = 0xff; /* key length now runs past the body */
+	send_to(&c, 0, c.buf, n);
+	bool got = false;
+	for (int i = 0; i < 1000 && !got; i++) {
+		ssize_t r = recv(c.fd, c.in, sizeof(c.in), 0);
+		if (r < 0)
+			break;
+		size_t used;
+		got = pm_reply_decode(c.in, (size_t)r, &rv, &used) == PM_OK && rv.id == 424242;
+	}
+	CU_ASSERT(got);
+	CU_ASSERT(rv.status == PM_E_KEY_LEN || rv.status == PM_E_FRAME_LENGTH);
+	CU_ASSERT_EQUAL(kv(&c, PM_OP_GET, fx_s("alive"), fx_b(NULL, 0), 0, 1, &rv), PM_OK);
+	close(c.fd);
+}
+
+struct mixed {
+	int id;
+	int bad;
+};
+
+static void *mixed_client(void *arg)
+{
+	struct mixed *m = arg;
+	struct client c;
+	struct pm_reply_view rv;
+	client_open(&c, (uint64_t)(m->id + 1) << 40);
+	char key[32], val[64];
+	uint64_t rng = (uint64_t)m->id;
+	for (int i = 0; i < 1500; i++) {
+		int kn = snprintf(key, sizeof(key), "t%d-%d", m->id, i % 100);
+		int vn = snprintf(val, sizeof(val), "v%d-%d", m->id, i);
+		uint32_t shard = (uint32_t)(pm_test_rand(&rng) % SHARDS); /* half misrouted */
+		struct pm_request s = { .op = PM_OP_SET, .key = fx_b(key, (size_t)kn),
+					.value = fx_b(val, (size_t)vn) };
+		if (!call(&c, &s, shard, &rv) || rv.status != PM_OK) {
+			m->bad++;
+			continue;
+		}
+		struct pm_request g = { .op = PM_OP_GET, .key = fx_b(key, (size_t)kn) };
+		if (!call(&c, &g, 1 - shard, &rv) || rv.status != PM_OK || rv.value.len != (uint32_t)vn ||
+		    memcmp(rv.value.ptr, val, (size_t)vn))
+			m->bad++;
+	}
+	close(c.fd);
+	return NULL;
+}
+
+static void test_concurrent_clients(void)
+{
+	pthread_t t[4];
+	struct mixed m[4];
+	for (int i = 0; i < 4; i++) {
+		m[i] = (struct mixed){ .id = i };
+		pthread_create(&t[i], NULL, mixed_client, &m[i]);
+	}
+	int bad = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		bad += m[i].bad;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+}
+
+static void test_shutdown_restart(void)
+{
+	int status = stop_daemon();
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT(ports_free(base_port)); /* released */
+	CU_ASSERT_FATAL(start_daemon(base_port));
+	struct client c;
+	struct pm_reply_view rv;
+	client_open(&c, 400000);
+	CU_ASSERT_EQUAL(kv(&c, PM_OP_SET, fx_s("after"), fx_s("restart"), 0, 0, &rv), PM_OK);
+	close(c.fd);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: test_pomaid PATH-TO-POMAID\n");
+		return 1;
+	}
+	pomaid_path = argv[1];
+	static CU_TestInfo tests[] = {
+		{ "KV ops, binary keys, misrouting, TTL", test_kv_ops },
+		{ "vectors; KNN across shards equals one shard", test_vectors_and_knn },
+		{ "collections and INFO fanned out", test_collections_and_info },
+		{ "bad traffic", test_bad_traffic },
+		{ "4 concurrent clients, every reply checked", test_concurrent_clients },
+		{ "shutdown and restart on the same ports", test_shutdown_restart },
+		CU_TEST_INFO_NULL,
+	};
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_SuiteInfo suites[] = { { "pomaid", suite_init, suite_clean, NULL, NULL, tests },
+				  CU_SUITE_INFO_NULL };
+	CU_register_suites(suites);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+			  CU_get_number_of_suites_failed();
+	unsigned ran = CU_get_number_of_tests_run();
+	CU_cleanup_registry();
+	return failed || ran == 0 ? 1 : 0;
+}
