@@ -37,7 +37,8 @@ static const struct key keys[] = {
 	{ "polling", K_POLLING, OFF(polling), 0, 0, "mode",
 	  "adaptive (spin, then yield, then sleep when idle) or busy (never sleep)" },
 	{ "idle_sleep_us", K_U32, OFF(idle_sleep_us), 10, 1000000, "us",
-	  "longest sleep of an idle adaptive worker; bounds the wake-up latency" },
+	  "longest sleep of an idle adaptive worker (a datagram or ring message wakes it at"
+	  " once); how late background work (TTL expiry, HNSW sweeps) may run when idle" },
 	{ "arena_bytes", K_BYTES, OFF(arena_bytes), PM_ARENA_BYTES_MIN, PM_ARENA_BYTES_MAX, "bytes",
 	  "memory of each shard (suffixes K, M, G); reserved, touched as it is used" },
 	{ "seeds", K_U32, OFF(seeds), 16, PM_SEEDS_MAX, "count",
@@ -61,7 +62,7 @@ void pm_config_defaults(struct pm_config *c)
 	c->shards = 0;
 	strcpy(c->cores, "auto");
 	c->polling = PM_POLL_ADAPTIVE;
-	c->idle_sleep_us = 1000;
+	c->idle_sleep_us = 100000;
 	c->arena_bytes = UINT64_C(256) << 20;
 	c->seeds = 1u << 20;
 	c->hugepages = true;
