@@ -30,6 +30,8 @@ static const struct key keys[] = {
 	{ "bind", K_ADDR, OFF(bind), 0, 0, "IPv4", "address the UDP ports listen on" },
 	{ "base_port", K_U32, OFF(base_port), 1, 65535, "port",
 	  "UDP port of shard 0; shard i listens on base_port + i" },
+	{ "tcp_port", K_U32, OFF(tcp_port), 0, 65535, "port",
+	  "TCP port for clients that want a stream of frames; 0 = no TCP" },
 	{ "shards", K_U32, OFF(shards), 0, PM_SHARDS_MAX, "count",
 	  "shard workers, one per core; 0 = min(cores, 4)" },
 	{ "cores", K_CORES, OFF(cores), 0, 0, "list",
@@ -59,6 +61,7 @@ void pm_config_defaults(struct pm_config *c)
 	memset(c, 0, sizeof(*c));
 	strcpy(c->bind, "127.0.0.1");
 	c->base_port = 7700;
+	c->tcp_port = 7699;
 	c->shards = 0;
 	strcpy(c->cores, "auto");
 	c->polling = PM_POLL_ADAPTIVE;

@@ -31,6 +31,7 @@ enum pm_polling {
 struct pm_config {
 	char bind[PM_CONFIG_STRING_BYTES];     /* IPv4 address to listen on */
 	uint32_t base_port;                    /* UDP port of shard 0; shard i: base + i */
+	uint32_t tcp_port;                     /* stream port; 0 = no TCP */
 	uint32_t shards;                       /* 0 = min(cores, PM_SHARDS_DEFAULT_MAX) */
 	char cores[PM_CONFIG_STRING_BYTES];    /* "auto" or a list of CPU numbers "2,3,4" */
 	uint32_t polling;                      /* enum pm_polling */

@@ -37,6 +37,20 @@
 /* Adaptive polling: idle turns spent spinning, then yielding, before sleeping. */
 #define PM_IDLE_SPIN_TURNS 2000u
 #define PM_IDLE_YIELD_TURNS 2100u
+/* TCP: connections one worker serves, their buffers, and when a connection
+ * that makes no progress (a half-sent frame, replies it does not read) is
+ * closed. Output room kept free before another frame is executed: one reply
+ * page. */
+#define PM_TCP_CONNS_MAX 256u
+#define PM_TCP_RX_BYTES (2u * PM_FRAME_BYTES_MAX)
+#define PM_TCP_TX_BYTES (1u << 20)
+#define PM_TCP_TX_RESERVE_BYTES (4u * PM_FRAME_BYTES_MAX)
+#define PM_TCP_STALL_MS 10000u
+/* Frames of one connection forwarded to other shards and not answered yet: a
+ * connection past this waits, so one client cannot fill the rings that every
+ * client's forwarded frames share. */
+#define PM_TCP_INFLIGHT_MAX 64u
+#define PM_TCP_ACCEPT_BURST 16u
 /* Turns between two slices of background maintenance while busy. */
 #define PM_MAINTAIN_EVERY_TURNS 64u
 
@@ -44,6 +58,17 @@ enum pm_msg_type {
 	PM_MSG_FORWARD = 1,  /* a key frame for its owner; the owner replies to the client */
 	PM_MSG_FANOUT,       /* a frame every shard applies; reply frames go back */
 	PM_MSG_FANOUT_REPLY, /* encoded reply frames of one shard for a fan-out */
+	PM_MSG_TCP_REPLY,    /* reply frames for a TCP connection of the receiving worker */
+};
+
+#define PM_CONN_NONE UINT32_MAX
+
+/* Where a reply goes: a UDP address, or a TCP connection of one worker. */
+struct pm_dest {
+	struct sockaddr_in addr;   /* UDP: the sender */
+	uint32_t worker;           /* TCP: the worker that owns the connection */
+	uint32_t conn;             /* TCP: its slot there; PM_CONN_NONE for UDP */
+	uint32_t gen;              /* TCP: the slot's generation (a reused slot differs) */
 };
 
 /* Ring message header; the frame (or reply frames) follows. */
@@ -52,7 +77,7 @@ struct pm_msg {
 	uint32_t seq;              /* fan-out sequence number at the origin */
 	uint32_t shard;            /* the shard that answered (FANOUT_REPLY) */
 	uint32_t reserved;
-	struct sockaddr_in client; /* where the final reply goes */
+	struct pm_dest dest;       /* where the final reply goes */
 };
 
 /* One reply datagram waiting for sendmmsg. */
@@ -75,7 +100,7 @@ struct pm_pending {
 	uint8_t op;                /* enum pm_op */
 	uint32_t seq;
 	uint64_t id;               /* client's request id */
-	struct sockaddr_in client;
+	struct pm_dest dest;
 	uint64_t start_ns, deadline_ns;
 	uint32_t want, got;        /* shard answers expected / received */
 	enum pm_status status;     /* first failure, or PM_OK */
@@ -89,6 +114,17 @@ struct pm_pending {
 	uint32_t ncolls;
 };
 
+struct pm_conn {
+	int fd;                    /* -1: free slot */
+	uint32_t gen;              /* bumped when the slot is freed */
+	uint8_t *rx;               /* PM_TCP_RX_BYTES */
+	uint32_t rx_len;
+	uint8_t *tx;               /* PM_TCP_TX_BYTES */
+	uint32_t tx_off, tx_len;
+	uint32_t inflight;         /* frames forwarded, replies not back yet */
+	uint64_t last_ms;          /* last read or write progress */
+};
+
 struct pm_worker_stats {
 	uint64_t rx_datagrams, rx_frames, tx_datagrams, tx_errors;
 	uint64_t forwarded_out, forwarded_in;
@@ -96,6 +132,7 @@ struct pm_worker_stats {
 	uint64_t dropped_ring_full;   /* forwards / fan-outs that found a ring full */
 	uint64_t dropped_tx_full;     /* replies that found the TX queue full */
 	uint64_t fanouts, fanout_timeouts;
+	uint64_t tcp_accepted, tcp_closed, tcp_refused, tcp_stalled;
 	uint64_t knn_latency_us[16];  /* log2 buckets: [i] counts latencies < 2^i us */
 };
 
@@ -108,6 +145,8 @@ struct pm_worker {
 	int cpu;                   /* OS CPU number it is pinned to, -1 if unpinned */
 	int fd;                    /* UDP socket */
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
+	int ep;                    /* epoll: the TCP listener and this worker's connections */
+	struct pm_conn *conns;     /* PM_TCP_CONNS_MAX */
 	_Atomic bool sleeping;
 	enum pm_status init_status;
 	struct pm_shard shard;
@@ -127,6 +166,7 @@ struct pm_daemon {
 	struct pm_worker *workers;       /* nshards */
 	struct pm_ring *rings;           /* nshards x nshards: [from * n + to] */
 	atomic_int quit;                 /* set by the first SIGTERM / SIGINT */
+	int listen_fd;                   /* TCP, -1 when tcp_port = 0 */
 	pthread_barrier_t ready;
 };
 
@@ -142,8 +182,12 @@ void pm_worker_free(struct pm_worker *w);
 /* Queue a reply datagram; false (counted) when the TX queue is full. */
 bool pm_tx_queue(struct pm_worker *w, const struct sockaddr_in *to, const uint8_t *p,
 		 uint32_t len);
-/* Encode a reply (every page of it) into reply datagrams to `to`. */
-void pm_send_reply(struct pm_worker *w, const struct sockaddr_in *to, const struct pm_reply *rep);
+/* Encode a reply (every page of it) for its destination: UDP datagrams, this
+ * worker's TCP connection, or a message to the worker owning the connection. */
+void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep);
+/* Decode and execute the frames of one datagram or stream chunk (worker.c). */
+void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
+		    uint32_t len, const struct pm_dest *from);
 /* Post a message to another worker's ring and wake it if it sleeps. */
 bool pm_post(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
 	     const uint8_t *body, uint32_t len);
@@ -151,7 +195,7 @@ bool pm_post(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_ms
 /* fanout.c */
 bool pm_is_fanout(uint8_t op);
 void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
-		     uint32_t len, const struct sockaddr_in *client);
+		     uint32_t len, const struct pm_dest *client);
 void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frame,
 		     uint32_t len);
 void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frames,
@@ -159,6 +203,15 @@ void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_
 void pm_fanout_expire(struct pm_worker *w);
 /* This worker's dataplane counters as INFO lines. */
 uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap);
+
+/* tcp.c: the stream side of the kernel backend */
+int pm_tcp_listen(const struct pm_config *cfg, char *err, size_t errlen);
+int pm_tcp_worker_open(struct pm_worker *w, int listen_fd);
+void pm_tcp_worker_close(struct pm_worker *w);
+uint32_t pm_tcp_turn(struct pm_worker *w);
+void pm_tcp_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep);
+void pm_tcp_deliver(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+		    uint32_t len);
 
 /* udp.c: the kernel backend */
 int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t errlen);

@@ -129,7 +129,7 @@ static void merge_coll(struct pm_pending *p, const struct pm_coll_info *ci)
 	for (uint32_t i = 0; i < p->ncolls; i++) {
 		struct pm_coll_info *c = &p->colls[i];
 		if (c->name.len == ci->name.len && c->params.dim == ci->params.dim &&
-		    !memcmp(c->name.ptr, ci->name.ptr, ci->name.len)) {
+		    (!ci->name.len || !memcmp(c->name.ptr, ci->name.ptr, ci->name.len))) {
 			c->count += ci->count;
 			c->bytes += ci->bytes;
 			return;
@@ -139,7 +139,8 @@ static void merge_coll(struct pm_pending *p, const struct pm_coll_info *ci)
 		return; /* every shard has the same named collections; cannot overflow */
 	struct pm_coll_info *c = &p->colls[p->ncolls++];
 	*c = *ci;
-	memcpy(p->keys + p->keys_used, ci->name.ptr, ci->name.len);
+	if (ci->name.len) /* a default collection has no name (and maybe no pointer) */
+		memcpy(p->keys + p->keys_used, ci->name.ptr, ci->name.len);
 	c->name.ptr = p->keys + p->keys_used;
 	p->keys_used += ci->name.len;
 }
@@ -278,7 +279,7 @@ static void finish(struct pm_worker *w, struct pm_pending *p)
 	if (p->status == PM_OK && p->op == PM_OP_INFO)
 		rep.value = (struct pm_bytes){ (const uint8_t *)text, info_text(w, p, text) };
 	rep.removed = p->removed;
-	pm_send_reply(w, &p->client, &rep);
+	pm_send_reply(w, &p->dest, &rep);
 	p->live = false;
 }
 
@@ -293,7 +294,7 @@ static struct pm_pending *find(struct pm_worker *w, uint32_t seq)
 /* ---------------------------------------------------------------- entry points */
 
 void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
-		     uint32_t len, const struct sockaddr_in *client)
+		     uint32_t len, const struct pm_dest *client)
 {
 	struct pm_pending *p = NULL;
 	for (uint32_t i = 0; i < PM_PENDING_MAX && !p; i++)
@@ -304,7 +305,7 @@ void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const ui
 		return;
 	}
 	*p = (struct pm_pending){ .live = true, .op = req->op, .seq = ++w->next_seq, .id = req->id,
-				  .client = *client, .want = w->d->nshards, .k = req->k,
+				  .dest = *client, .want = w->d->nshards, .k = req->k,
 				  .hits = p->hits, .keys = p->keys, .colls = p->colls,
 				  .start_ns = w->now_ns, .deadline_ns = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u };
 	w->stats.fanouts++;
@@ -371,14 +372,18 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "# Dataplane\r\nworker_cpu:%d\r\nrx_datagrams:%llu\r\nrx_frames:%llu\r\n"
 			 "tx_datagrams:%llu\r\ntx_errors:%llu\r\nforwarded_out:%llu\r\n"
 			 "forwarded_in:%llu\r\ndropped_malformed:%llu\r\ndropped_ring_full:%llu\r\n"
-			 "dropped_tx_full:%llu\r\nfanouts:%llu\r\nfanout_timeouts:%llu\r\n",
+			 "dropped_tx_full:%llu\r\nfanouts:%llu\r\nfanout_timeouts:%llu\r\n"
+			 "tcp_accepted:%llu\r\ntcp_closed:%llu\r\ntcp_refused:%llu\r\n"
+			 "tcp_stalled:%llu\r\n",
 			 w->cpu, (unsigned long long)s->rx_datagrams, (unsigned long long)s->rx_frames,
 			 (unsigned long long)s->tx_datagrams, (unsigned long long)s->tx_errors,
 			 (unsigned long long)s->forwarded_out, (unsigned long long)s->forwarded_in,
 			 (unsigned long long)s->dropped_malformed,
 			 (unsigned long long)s->dropped_ring_full,
 			 (unsigned long long)s->dropped_tx_full, (unsigned long long)s->fanouts,
-			 (unsigned long long)s->fanout_timeouts);
+			 (unsigned long long)s->fanout_timeouts, (unsigned long long)s->tcp_accepted,
+			 (unsigned long long)s->tcp_closed, (unsigned long long)s->tcp_refused,
+			 (unsigned long long)s->tcp_stalled);
 	if (n < 0 || (uint32_t)n >= cap)
 		return 0;
 	uint32_t len = (uint32_t)n;

@@ -194,6 +194,7 @@ static int open_daemon(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_
 	for (uint32_t i = 0; i < n; i++) {
 		d->workers[i].wake_fd = -1;
 		d->workers[i].fd = -1;
+		d->workers[i].ep = -1;
 	}
 	for (uint32_t i = 0; i < n; i++)
 		if (open_shard(d, topo, sets[i], i) != 0)
@@ -261,10 +262,16 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	char err[ERR_BYTES];
+	d->listen_fd = -1;
+	if (d->cfg.tcp_port && (d->listen_fd = pm_tcp_listen(&d->cfg, err, sizeof(err))) < 0) {
+		fprintf(stderr, "pomaid: %s\n", err);
+		goto out;
+	}
 	if (open_daemon(d, topo, sets) != 0 || start_workers(d, topo, sets) != 0)
 		goto close;
-	printf("pomaid: ready: %u shards on %s udp %u-%u, polling %s, cpus", d->nshards, d->cfg.bind,
-	       d->cfg.base_port, d->cfg.base_port + d->nshards - 1,
+	printf("pomaid: ready: %u shards on %s udp %u-%u tcp %u, polling %s, cpus", d->nshards,
+	       d->cfg.bind, d->cfg.base_port, d->cfg.base_port + d->nshards - 1, d->cfg.tcp_port,
 	       d->cfg.polling == PM_POLL_BUSY ? "busy" : "adaptive");
 	for (uint32_t i = 0; i < d->nshards; i++)
 		printf(" %d", d->workers[i].cpu);
@@ -276,6 +283,8 @@ int main(int argc, char **argv)
 	rc = 0;
 close:
 	close_daemon(d);
+	if (d->listen_fd >= 0)
+		close(d->listen_fd);
 out:
 	for (uint32_t i = 0; i < PM_SHARDS_MAX; i++)
 		if (sets[i])

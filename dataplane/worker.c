@@ -57,7 +57,8 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->tx.buf = malloc(PM_TX_BYTES);
 	w->scratch = malloc(PM_RING_PAYLOAD_MAX);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->wake_fd >= 0;
+	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->wake_fd >= 0 &&
+		  pm_tcp_worker_open(w, w->d->listen_fd) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -75,6 +76,7 @@ void pm_worker_free(struct pm_worker *w)
 		free(w->pending[i].keys);
 		free(w->pending[i].colls);
 	}
+	pm_tcp_worker_close(w);
 	free(w->rx_buf);
 	free(w->tx.buf);
 	free(w->scratch);
@@ -124,7 +126,22 @@ static void tx_commit(struct pm_worker *w, const struct sockaddr_in *to, uint32_
 	t->bytes += len;
 }
 
-void pm_send_reply(struct pm_worker *w, const struct sockaddr_in *to, const struct pm_reply *rep)
+/* Every page of a reply, as frames into out; returns the bytes (0: no room). */
+static uint32_t reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
+{
+	bool paged = rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST);
+	uint32_t total = rep->op == PM_OP_VQUERY ? rep->nhits : rep->ncolls, cursor = 0, used = 0;
+	do {
+		size_t n = pm_reply_encode(rep, paged ? &cursor : NULL, out + used,
+					   PM_MIN(cap - used, PM_FRAME_BYTES_MAX));
+		if (n == 0)
+			return 0;
+		used += (uint32_t)n;
+	} while (paged && cursor < total);
+	return used;
+}
+
+static void udp_reply(struct pm_worker *w, const struct sockaddr_in *to, const struct pm_reply *rep)
 {
 	bool paged = rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST);
 	uint32_t total = rep->op == PM_OP_VQUERY ? rep->nhits : rep->ncolls, cursor = 0;
@@ -139,7 +156,21 @@ void pm_send_reply(struct pm_worker *w, const struct sockaddr_in *to, const stru
 	} while (paged && cursor < total);
 }
 
-static void send_error(struct pm_worker *w, const struct sockaddr_in *to, uint64_t id, uint8_t op,
+void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
+{
+	if (to->conn == PM_CONN_NONE) {
+		udp_reply(w, &to->addr, rep);
+	} else if (to->worker == w->id) {
+		pm_tcp_reply(w, to, rep);
+	} else { /* a forwarded frame from another worker's connection: send it back */
+		struct pm_msg m = { .origin = w->id, .dest = *to };
+		uint32_t n = reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m));
+		if (n)
+			pm_post(w, to->worker, PM_MSG_TCP_REPLY, &m, w->scratch, n);
+	}
+}
+
+static void send_error(struct pm_worker *w, const struct pm_dest *to, uint64_t id, uint8_t op,
 		       enum pm_status st)
 {
 	struct pm_reply rep = { .status = st, .op = op, .id = id };
@@ -181,7 +212,7 @@ static void serve_forward(struct pm_worker *w, const struct pm_msg *m, const uin
 	if (pm_request_decode(frame, len, &req, &used) != PM_OK)
 		return; /* it decoded at the receiving worker; cannot happen */
 	pm_shard_apply(&w->shard, &req, w->now_ms, &rep);
-	pm_send_reply(w, &m->client, &rep);
+	pm_send_reply(w, &m->dest, &rep);
 }
 
 static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
@@ -199,6 +230,8 @@ static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
 			pm_fanout_serve(w, m, body, blen);
 		else if (type == PM_MSG_FANOUT_REPLY)
 			pm_fanout_collect(w, m, body, blen);
+		else if (type == PM_MSG_TCP_REPLY)
+			pm_tcp_deliver(w, &m->dest, body, blen);
 		pm_ring_pop(r, len);
 		n++;
 	}
@@ -231,7 +264,7 @@ struct batch {
 	struct pm_worker *w;
 	uint32_t n;
 	struct pm_request req[PM_BURST_MAX];
-	const struct sockaddr_in *to[PM_BURST_MAX];
+	const struct pm_dest *to[PM_BURST_MAX];
 };
 
 static void emit(void *ctx, const struct pm_request *req, const struct pm_reply *rep)
@@ -247,34 +280,49 @@ static void batch_flush(struct batch *b)
 	b->n = 0;
 }
 
-/* Route one decoded frame: here, to its owner's ring, or out to every shard. */
+/* Route one decoded frame: here (batched into the burst when b is given), to
+ * its owner's ring, or out to every shard. */
 static void route(struct pm_worker *w, struct batch *b, const struct pm_request *req,
-		  const uint8_t *frame, uint32_t len, const struct sockaddr_in *from)
+		  const uint8_t *frame, uint32_t len, const struct pm_dest *from)
 {
 	if (pm_is_fanout(req->op)) {
 		pm_fanout_start(w, req, frame, len, from);
 		return;
 	}
 	uint32_t owner = pm_shard_of(pm_hash(req->key.ptr, req->key.len), w->d->nshards);
-	if (owner == w->id) {
+	if (owner == w->id && b) {
 		b->req[b->n] = *req;
 		b->to[b->n] = from;
 		if (++b->n == PM_BURST_MAX)
 			batch_flush(b);
 		return;
 	}
-	struct pm_msg m = { .origin = w->id, .client = *from };
-	if (pm_post(w, owner, PM_MSG_FORWARD, &m, frame, len))
+	if (owner == w->id) {
+		struct pm_reply rep;
+		pm_shard_apply(&w->shard, req, w->now_ms, &rep);
+		pm_send_reply(w, from, &rep);
+		return;
+	}
+	struct pm_msg m = { .origin = w->id, .dest = *from };
+	if (pm_post(w, owner, PM_MSG_FORWARD, &m, frame, len)) {
 		w->stats.forwarded_out++;
-	else
+		if (from->conn != PM_CONN_NONE)
+			w->conns[from->conn].inflight++;
+	} else
 		send_error(w, from, req->id, req->op, PM_E_BUSY);
 }
 
 /* Every frame of one datagram. A frame whose header cannot be read ends the
  * datagram (the rest cannot be delimited) and is never answered: answering
  * unauthenticated garbage would make the daemon a reflector. */
+void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
+		    uint32_t len, const struct pm_dest *from)
+{
+	route(w, NULL, req, frame, len, from);
+}
+
 static void serve_datagram(struct pm_worker *w, struct batch *b, const uint8_t *buf,
-			   uint32_t len, const struct sockaddr_in *from)
+			   uint32_t len, const struct pm_dest *from)
 {
 	for (uint32_t off = 0; off < len;) {
 		struct pm_request req;
@@ -298,11 +346,14 @@ static uint32_t serve_rx(struct pm_worker *w)
 	static _Thread_local struct batch b;
 	uint32_t len[PM_RX_BURST];
 	struct sockaddr_in from[PM_RX_BURST];
+	struct pm_dest dest[PM_RX_BURST];
 	uint32_t n = pm_udp_rx(w, len, from);
 	b.w = w;
 	b.n = 0;
-	for (uint32_t i = 0; i < n; i++)
-		serve_datagram(w, &b, w->rx_buf + (size_t)i * PM_FRAME_BYTES_MAX, len[i], &from[i]);
+	for (uint32_t i = 0; i < n; i++) {
+		dest[i] = (struct pm_dest){ .addr = from[i], .conn = PM_CONN_NONE };
+		serve_datagram(w, &b, w->rx_buf + (size_t)i * PM_FRAME_BYTES_MAX, len[i], &dest[i]);
+	}
 	batch_flush(&b); /* before the RX slots are reused */
 	return n;
 }
@@ -314,11 +365,12 @@ static void sleep_idle(struct pm_worker *w)
 	atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (rings_empty(w) && !atomic_load(&w->d->quit)) {
-		struct pollfd fds[2] = { { .fd = w->fd, .events = POLLIN },
-					 { .fd = w->wake_fd, .events = POLLIN } };
+		struct pollfd fds[3] = { { .fd = w->fd, .events = POLLIN },
+					 { .fd = w->wake_fd, .events = POLLIN },
+					 { .fd = w->ep, .events = POLLIN } };
 		uint32_t us = w->d->cfg.idle_sleep_us;
 		struct timespec ts = { us / 1000000u, (long)(us % 1000000u) * 1000 };
-		(void)ppoll(fds, 2, &ts, NULL);
+		(void)ppoll(fds, 3, &ts, NULL);
 		uint64_t v;
 		ssize_t r = read(w->wake_fd, &v, sizeof(v));
 		(void)r;
@@ -330,7 +382,7 @@ static void sleep_idle(struct pm_worker *w)
 static uint32_t turn(struct pm_worker *w)
 {
 	clock_turn(w);
-	uint32_t work = serve_rx(w) + serve_rings(w);
+	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
 	pm_fanout_expire(w);
 	if (w->tx.n)
 		pm_udp_flush(w);

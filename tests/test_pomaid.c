@@ -5,7 +5,8 @@
  * codec: every KV and vector op, binary keys, TTL, misrouted frames, KNN across
  * shards against a single in-process shard holding the same data, collections
  * and INFO fanned out, bad datagrams, concurrent clients with every reply
- * checked, and shutdown / restart on the same ports.
+ * checked, TCP streams (pipelined, half-sent frames, clients that never read),
+ * and shutdown / restart on the same ports.
  *
  * The daemon is waited for by reading its "ready" line, never by sleeping.
  */
@@ -40,7 +41,12 @@ static uint16_t base_port;
 
 static bool ports_free(uint16_t base)
 {
-	bool ok = true;
+	int t = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	struct sockaddr_in ta = { .sin_family = AF_INET, .sin_port = htons(base - 1),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	bool ok = bind(t, (struct sockaddr *)&ta, sizeof(ta)) == 0;
+	close(t);
 	for (uint16_t i = 0; i < SHARDS && ok; i++) {
 		int fd = socket(AF_INET, SOCK_DGRAM, 0);
 		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base + i),
@@ -57,13 +63,15 @@ static bool start_daemon(uint16_t base)
 	int out[2];
 	if (pipe(out) != 0)
 		return false;
-	char port[16];
+	char port[16], tport[16];
 	snprintf(port, sizeof(port), "%u", base);
+	snprintf(tport, sizeof(tport), "%u", base - 1u);
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(out[1], 1);
 		close(out[0]);
-		execl(pomaid_path, "pomaid", "--shards", "2", "--base-port", port, "--arena-bytes",
+		execl(pomaid_path, "pomaid", "--shards", "2", "--base-port", port, "--tcp-port", tport,
+		      "--arena-bytes",
 		      "64M", "--seeds", "65536", "--data-dir", "/tmp/pomai-test", "--knn-timeout-ms",
 		      "2000", (char *)NULL);
 		_exit(127);
@@ -116,6 +124,21 @@ static int suite_clean(void)
 	return 0;
 }
 
+/* Is the daemon still running (not exited, not a zombie)? Safe from any thread:
+ * it does not reap. */
+static bool daemon_alive(void)
+{
+	char path[64], stat[256] = "";
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)daemon_pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	const char *paren = memrchr(stat, ')', n);
+	return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+}
+
 /* ---------------------------------------------------------------- a UDP client */
 
 struct client {
@@ -152,6 +175,8 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 		send_to(c, shard, c->buf, n);
 		for (;;) {
 			ssize_t r = recv(c->fd, c->in, sizeof(c->in), 0);
+			if (r < 0 && !daemon_alive())
+				return false; /* no point retrying: fail fast */
 			if (r < 0)
 				break; /* timeout: send again */
 			size_t used;
@@ -397,6 +422,113 @@ static void test_concurrent_clients(void)
 	CU_ASSERT_EQUAL(bad, 0);
 }
 
+/* ---------------------------------------------------------------- TCP */
+
+static int tcp_connect(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port - 1),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tv = { REPLY_TIMEOUT_MS / 1000, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	return fd;
+}
+
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* Many frames in one stream, replies matched by id (they may come in any order). */
+static void test_tcp_pipelined(void)
+{
+	enum { N = 400 };
+	static uint8_t out[N * 128], in[1 << 20];
+	static bool seen[N];
+	int fd = tcp_connect();
+	size_t len = 0;
+	char key[32], val[32];
+	for (int i = 0; i < N; i++) { /* SET then GET of the same key, owners on both shards */
+		int kn = snprintf(key, sizeof(key), "tcp-%d", i / 2);
+		int vn = snprintf(val, sizeof(val), "val-%d", i / 2);
+		struct pm_request r = { .op = i % 2 ? PM_OP_GET : PM_OP_SET, .id = (uint64_t)i,
+					.key = fx_b(key, (size_t)kn), .value = fx_b(val, (size_t)vn) };
+		len += pm_request_encode(&r, out + len, sizeof(out) - len);
+	}
+	CU_ASSERT_FATAL(write_all(fd, out, len));
+	size_t have = 0;
+	int replies = 0, bad = 0;
+	while (replies < N) {
+		ssize_t r = recv(fd, in + have, sizeof(in) - have, 0);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		size_t off = 0, used;
+		struct pm_reply_view rv;
+		while (pm_reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
+			uint64_t id = rv.id;
+			bad += id >= N || seen[id] || rv.status != PM_OK;
+			if (id < N && id % 2) {
+				int vn = snprintf(val, sizeof(val), "val-%d", (int)id / 2);
+				bad += rv.value.len != (uint32_t)vn || memcmp(rv.value.ptr, val, (size_t)vn);
+			}
+			if (id < N)
+				seen[id] = true;
+			replies++;
+			off += used;
+		}
+		memmove(in, in + off, have - off);
+		have -= off;
+	}
+	CU_ASSERT_EQUAL(replies, N);
+	CU_ASSERT_EQUAL(bad, 0);
+	close(fd);
+}
+
+/* A client that sends half a frame and stalls, and one that never reads its
+ * replies, hold no worker: others keep being served on UDP and TCP. */
+static void test_tcp_stalled_clients(void)
+{
+	int half = tcp_connect(), deaf = tcp_connect();
+	struct pm_request g = { .op = PM_OP_GET, .id = 1, .key = fx_s("alive") };
+	uint8_t frame[128], flood[64 * 1024];
+	size_t n = pm_request_encode(&g, frame, sizeof(frame));
+	CU_ASSERT_FATAL(write_all(half, frame, n / 2));
+	size_t fl = 0;
+	while (fl + n <= sizeof(flood)) {
+		memcpy(flood + fl, frame, n);
+		fl += n;
+	}
+	int fl_flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+	for (int i = 0; i < 64; i++) /* never read: fill its reply buffers */
+		if (send(deaf, flood, fl, fl_flags) < 0)
+			break;
+	struct client c;
+	struct pm_reply_view rv;
+	client_open(&c, 500000);
+	for (int i = 0; i < 50; i++)
+		CU_ASSERT_EQUAL(kv(&c, PM_OP_SET, fx_s("alive"), fx_s("yes"), 0, (uint32_t)i % SHARDS, &rv),
+				PM_OK);
+	int ok = tcp_connect();
+	CU_ASSERT_FATAL(write_all(ok, frame, n));
+	uint8_t in[256];
+	ssize_t r = recv(ok, in, sizeof(in), 0);
+	size_t used;
+	CU_ASSERT(r > 0 && pm_reply_decode(in, (size_t)r, &rv, &used) == PM_OK && rv.status == PM_OK);
+	close(ok);
+	close(half);
+	close(deaf);
+	close(c.fd);
+}
+
 static void test_shutdown_restart(void)
 {
 	int status = stop_daemon();
@@ -423,6 +555,8 @@ int main(int argc, char **argv)
 		{ "collections and INFO fanned out", test_collections_and_info },
 		{ "bad traffic", test_bad_traffic },
 		{ "4 concurrent clients, every reply checked", test_concurrent_clients },
+		{ "TCP: pipelined frames", test_tcp_pipelined },
+		{ "TCP: stalled clients hold nothing", test_tcp_stalled_clients },
 		{ "shutdown and restart on the same ports", test_shutdown_restart },
 		CU_TEST_INFO_NULL,
 	};
