@@ -185,7 +185,10 @@ bool pm_tx_queue(struct pm_worker *w, const struct sockaddr_in *to, const uint8_
 /* Encode a reply (every page of it) for its destination: UDP datagrams, this
  * worker's TCP connection, or a message to the worker owning the connection. */
 void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep);
-/* Decode and execute the frames of one datagram or stream chunk (worker.c). */
+/* Every page of a reply as consecutive frames in out; the bytes written, or 0
+ * when they do not all fit in cap. */
+uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap);
+/* Execute one decoded frame received from `from` (worker.c). */
 void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		    uint32_t len, const struct pm_dest *from);
 /* Post a message to another worker's ring and wake it if it sleeps. */

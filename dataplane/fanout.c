@@ -62,16 +62,7 @@ static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req, u
 	} else {
 		pm_shard_apply(&w->shard, req, w->now_ms, &rep);
 	}
-	bool paged = rep.status == PM_OK && (req->op == PM_OP_VQUERY || req->op == PM_OP_CLIST);
-	uint32_t total = req->op == PM_OP_VQUERY ? rep.nhits : rep.ncolls, cursor = 0, used = 0;
-	do {
-		size_t n = pm_reply_encode(&rep, paged ? &cursor : NULL, out + used,
-					   PM_MIN(cap - used, PM_FRAME_BYTES_MAX));
-		if (n == 0)
-			return 0;
-		used += (uint32_t)n;
-	} while (paged && cursor < total);
-	return used;
+	return pm_reply_frames(&rep, out, cap);
 }
 
 /* ---------------------------------------------------------------- merging */

@@ -132,20 +132,16 @@ static struct pm_conn *dest_conn(struct pm_worker *w, const struct pm_dest *to)
 void pm_tcp_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
 	struct pm_conn *c = dest_conn(w, to);
-	bool paged = rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST);
-	uint32_t total = rep->op == PM_OP_VQUERY ? rep->nhits : rep->ncolls, cursor = 0;
-	while (c) {
-		if (!tx_room(c, PM_FRAME_BYTES_MAX)) {
-			w->stats.dropped_tx_full++; /* the client does not read: give up on it */
-			conn_close(w, to->conn);
-			return;
-		}
-		size_t n = pm_reply_encode(rep, paged ? &cursor : NULL, c->tx + c->tx_len,
-					   PM_FRAME_BYTES_MAX);
-		c->tx_len += (uint32_t)n;
-		if (n == 0 || !paged || cursor >= total)
-			return;
+	if (!c)
+		return;
+	(void)tx_room(c, PM_TCP_TX_BYTES); /* compact: all the room there is */
+	uint32_t n = pm_reply_frames(rep, c->tx + c->tx_len, PM_TCP_TX_BYTES - c->tx_len);
+	if (n == 0) {
+		w->stats.dropped_tx_full++; /* the client does not read: give up on it */
+		conn_close(w, to->conn);
+		return;
 	}
+	c->tx_len += n;
 }
 
 void pm_tcp_deliver(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,

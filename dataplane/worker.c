@@ -126,8 +126,7 @@ static void tx_commit(struct pm_worker *w, const struct sockaddr_in *to, uint32_
 	t->bytes += len;
 }
 
-/* Every page of a reply, as frames into out; returns the bytes (0: no room). */
-static uint32_t reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
+uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
 {
 	bool paged = rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST);
 	uint32_t total = rep->op == PM_OP_VQUERY ? rep->nhits : rep->ncolls, cursor = 0, used = 0;
@@ -164,7 +163,7 @@ void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct p
 		pm_tcp_reply(w, to, rep);
 	} else { /* a forwarded frame from another worker's connection: send it back */
 		struct pm_msg m = { .origin = w->id, .dest = *to };
-		uint32_t n = reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m));
+		uint32_t n = pm_reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m));
 		if (n)
 			pm_post(w, to->worker, PM_MSG_TCP_REPLY, &m, w->scratch, n);
 	}
