@@ -87,7 +87,8 @@ static void kv_fill(struct pm_shard *sh, struct pm_seed *s, uint8_t layout, uint
 	s->coll = 0;
 	if (layout == PM_LAYOUT_INLINE) {
 		memcpy(s->data, key, klen);
-		memcpy(s->data + klen, val, vlen);
+		if (vlen) /* an empty value may come with no pointer at all */
+			memcpy(s->data + klen, val, vlen);
 		return;
 	}
 	memcpy(s->data, &off, sizeof(off));

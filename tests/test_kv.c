@@ -124,6 +124,11 @@ static void test_delete(void)
 	CU_ASSERT_EQUAL(rep.removed, 0);
 	CU_ASSERT_EQUAL(fx_get(&sh, fx_s("x"), 0, NULL), PM_NOT_FOUND);
 	CU_ASSERT_EQUAL(sh.stats.keys, 0);
+	/* an empty value arrives from the decoder with no pointer at all */
+	CU_ASSERT_EQUAL(fx_set(&sh, fx_s("empty"), fx_b(NULL, 0), 0, 0), PM_OK);
+	struct pm_bytes v;
+	CU_ASSERT_EQUAL(fx_get(&sh, fx_s("empty"), 0, &v), PM_OK);
+	CU_ASSERT_EQUAL(v.len, 0);
 	pm_shard_destroy(&sh);
 }
 

@@ -1,0 +1,571 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * client.c — libpomai's configuration, set-up, slots and request submission.
+ *
+ * pm_client_open() allocates every buffer the client will ever use: the slot
+ * table, one frame buffer per slot (max_in_flight of frame_bytes, plus
+ * PM_CLIENT_LARGE_SLOTS of the largest frame), the receive buffer and the
+ * per-shard send queues. Submission checks a request's fields against the
+ * protocol limits (so a bad request fails here, with the status the server
+ * would give), encodes it once into its slot, and queues it for its shard;
+ * the frame stays in the slot until the request completes, for resends.
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_impl.h"
+#include "hash.h"
+
+_Static_assert(PM_CLIENT_KEY_BYTES_MAX == PM_KEY_BYTES_MAX, "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_VALUE_BYTES_MAX == PM_VALUE_BYTES_MAX, "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_DIM_MAX == PM_DIM_MAX, "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_K_MAX == PM_K_MAX, "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_EF_MAX == PM_EF_MAX, "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_COLLECTION_NAME_BYTES_MAX == PM_COLLECTION_NAME_BYTES_MAX,
+	       "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_INFO_SECTION_BYTES_MAX == PM_INFO_SECTION_BYTES_MAX,
+	       "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_INFO_TEXT_BYTES_MAX == PM_INFO_TEXT_BYTES_MAX,
+	       "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_TTL_MS_MAX == PM_TTL_MS_MAX, "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_COLLECTIONS_MAX == PM_COLLECTIONS_MAX, "pomai.h matches pm_limits.h");
+_Static_assert((int)PM_CLIENT_SET == PM_OP_SET && (int)PM_CLIENT_CLIST == PM_OP_CLIST &&
+		       (int)PM_CLIENT_KNN == PM_OP_VQUERY,
+	       "client ops are the engine's op numbers");
+
+/* Frame buffers of all small slots together: keeps a typo in max_in_flight or
+ * frame_bytes from asking for gigabytes. */
+#define PMC_SLOT_MEMORY_BYTES_MAX (UINT64_C(256) << 20)
+
+/* The messages of pm_client_config_check() quote these values. */
+_Static_assert(PM_CLIENT_SHARDS_MAX == 1024u, "message says 1..1024");
+_Static_assert(PM_CLIENT_TIMEOUT_MS_MAX == 60000u, "message says 1..60000");
+_Static_assert(PM_CLIENT_RETRIES_MAX == 10u, "message says 0..10");
+_Static_assert(PM_CLIENT_IN_FLIGHT_MAX == 16384u, "message says 1..16384");
+_Static_assert(PM_CLIENT_FRAME_BYTES_MIN == 256u && PM_FRAME_BYTES_MAX == 65507u,
+	       "message says 256..65507");
+
+/* ---------------------------------------------------------------- time, backoff */
+
+uint64_t pmc_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* How long attempt n (1-based) waits: timeout doubled per earlier attempt, up
+ * to 2^PMC_BACKOFF_SHIFT_MAX times, plus jitter so that clients that lost the
+ * same burst do not resend in lockstep. Over TCP: the whole budget, once. */
+uint64_t pmc_attempt_wait_ms(struct pm_client *c, uint32_t attempt)
+{
+	uint64_t base = c->cfg.timeout_ms;
+	if (c->tcp)
+		return base * (1u + c->cfg.retries);
+	uint32_t shift = attempt - 1u < PMC_BACKOFF_SHIFT_MAX ? attempt - 1u : PMC_BACKOFF_SHIFT_MAX;
+	base <<= shift;
+	return base + rng_next(&c->rng) % (base / PMC_JITTER_DIV + 1u);
+}
+
+/* ---------------------------------------------------------------- configuration */
+
+void pm_client_config_default(struct pm_client_config *cfg)
+{
+	*cfg = (struct pm_client_config){
+		.host = PM_CLIENT_HOST_DEFAULT,
+		.base_port = PM_CLIENT_BASE_PORT_DEFAULT,
+		.shards = 1,
+		.transport = PM_CLIENT_UDP,
+		.timeout_ms = PM_CLIENT_TIMEOUT_MS_DEFAULT,
+		.retries = PM_CLIENT_RETRIES_DEFAULT,
+		.max_in_flight = PM_CLIENT_IN_FLIGHT_DEFAULT,
+		.frame_bytes = PM_CLIENT_FRAME_BYTES_DEFAULT,
+	};
+}
+
+static bool parse_host(const char *host, struct in_addr *a)
+{
+	if (host == NULL)
+		host = PM_CLIENT_HOST_DEFAULT;
+	if (strcmp(host, "localhost") == 0)
+		host = "127.0.0.1";
+	return inet_pton(AF_INET, host, a) == 1;
+}
+
+static uint32_t frame_bytes_of(const struct pm_client_config *cfg)
+{
+	return cfg->frame_bytes ? cfg->frame_bytes : PM_CLIENT_FRAME_BYTES_DEFAULT;
+}
+
+/* The first broken rule, or NULL. */
+static const char *config_problem(const struct pm_client_config *cfg)
+{
+	struct in_addr a;
+	if (cfg == NULL)
+		return "no configuration given";
+	if (!parse_host(cfg->host, &a))
+		return "host must be an IPv4 address such as 127.0.0.1";
+	if (cfg->shards == 0 || cfg->shards > PM_CLIENT_SHARDS_MAX)
+		return "shards must be 1..1024";
+	if (cfg->transport != PM_CLIENT_UDP && cfg->transport != PM_CLIENT_TCP)
+		return "transport must be PM_CLIENT_UDP or PM_CLIENT_TCP";
+	if (cfg->base_port == 0 || (uint64_t)cfg->base_port + cfg->shards - 1u > 65535u)
+		return "base_port must be 1..65535, and base_port + shards - 1 at most 65535";
+	if (cfg->tcp_port > 65535u)
+		return "tcp_port must be 0 (base_port - 1) or 1..65535";
+	if (cfg->transport == PM_CLIENT_TCP && cfg->tcp_port == 0 && cfg->base_port < 2)
+		return "TCP with tcp_port 0 needs base_port >= 2 (the stream port is base_port - 1)";
+	if (cfg->timeout_ms == 0 || cfg->timeout_ms > PM_CLIENT_TIMEOUT_MS_MAX)
+		return "timeout_ms must be 1..60000";
+	if (cfg->retries > PM_CLIENT_RETRIES_MAX)
+		return "retries must be 0..10";
+	if (cfg->max_in_flight == 0 || cfg->max_in_flight > PM_CLIENT_IN_FLIGHT_MAX)
+		return "max_in_flight must be 1..16384";
+	uint32_t fb = frame_bytes_of(cfg);
+	if (fb < PM_CLIENT_FRAME_BYTES_MIN || fb > PM_FRAME_BYTES_MAX)
+		return "frame_bytes must be 0 (default) or 256..65507";
+	if ((uint64_t)fb * cfg->max_in_flight > PMC_SLOT_MEMORY_BYTES_MAX)
+		return "max_in_flight * frame_bytes must be at most 256 MiB";
+	return NULL;
+}
+
+enum pm_client_status pm_client_config_check(const struct pm_client_config *cfg,
+					     const char **why)
+{
+	const char *problem = config_problem(cfg);
+	if (why)
+		*why = problem ? problem : "ok";
+	return problem ? PM_CLIENT_E_CONFIG : PM_CLIENT_OK;
+}
+
+/* ---------------------------------------------------------------- open, close */
+
+static void free_lists_init(struct pm_client *c)
+{
+	uint32_t small = c->cfg.max_in_flight;
+	c->free_small = PMC_NIL;
+	c->free_large = PMC_NIL;
+	for (uint32_t i = c->nslots; i-- > 0;) {
+		struct pmc_slot *s = &c->slots[i];
+		s->large = i >= small;
+		s->cap = s->large ? PM_FRAME_BYTES_MAX : c->cfg.frame_bytes;
+		s->buf = s->large ? c->large_bufs + (size_t)(i - small) * PM_FRAME_BYTES_MAX
+				  : c->small_bufs + (size_t)i * c->cfg.frame_bytes;
+		s->prev = s->next = PMC_NIL;
+		uint32_t *list = s->large ? &c->free_large : &c->free_small;
+		s->free_next = *list;
+		*list = i;
+	}
+}
+
+static bool alloc_all(struct pm_client *c)
+{
+	c->nqueues = c->tcp ? 1u : c->cfg.shards;
+	c->nslots = c->cfg.max_in_flight + PM_CLIENT_LARGE_SLOTS;
+	c->rx_cap = c->tcp ? PMC_TCP_RX_BYTES : PM_FRAME_BYTES_MAX + 1u;
+	c->slots = calloc(c->nslots, sizeof *c->slots);
+	c->small_bufs = malloc((size_t)c->cfg.max_in_flight * c->cfg.frame_bytes);
+	c->large_bufs = malloc((size_t)PM_CLIENT_LARGE_SLOTS * PM_FRAME_BYTES_MAX);
+	c->rx = malloc(c->rx_cap);
+	c->addrs = calloc(c->nqueues, sizeof *c->addrs);
+	c->queues = calloc(c->nqueues, sizeof *c->queues);
+	c->dirty = calloc(c->nqueues, sizeof *c->dirty);
+	c->vscratch = malloc(PM_DIM_MAX * sizeof(float));
+	c->vec_le = malloc(PM_DIM_MAX * sizeof(float));
+	if (!c->slots || !c->small_bufs || !c->large_bufs || !c->rx || !c->addrs || !c->queues ||
+	    !c->dirty || !c->vscratch || !c->vec_le)
+		return false;
+	free_lists_init(c);
+	return true;
+}
+
+static void addrs_init(struct pm_client *c)
+{
+	struct in_addr ip;
+	(void)parse_host(c->cfg.host, &ip); /* checked by config_problem */
+	for (uint32_t i = 0; i < c->nqueues; i++) {
+		uint32_t port = !c->tcp ? c->cfg.base_port + i
+				: c->cfg.tcp_port ? c->cfg.tcp_port : c->cfg.base_port - 1u;
+		c->addrs[i] = (struct sockaddr_in){ .sin_family = AF_INET,
+						    .sin_port = htons((uint16_t)port),
+						    .sin_addr = ip };
+		c->queues[i] = (struct pmc_queue){ .head = PMC_NIL, .tail = PMC_NIL };
+	}
+}
+
+enum pm_client_status pm_client_open(const struct pm_client_config *cfg, struct pm_client **out)
+{
+	if (out == NULL)
+		return PM_CLIENT_E_ARG;
+	*out = NULL;
+	if (config_problem(cfg) != NULL)
+		return PM_CLIENT_E_CONFIG;
+	struct pm_client *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return PM_CLIENT_E_ALLOC;
+	c->cfg = *cfg;
+	c->cfg.frame_bytes = frame_bytes_of(cfg);
+	c->tcp = cfg->transport == PM_CLIENT_TCP;
+	c->fd = -1;
+	c->next_deadline_ms = UINT64_MAX;
+	c->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+	if (!alloc_all(c)) {
+		pm_client_close(c);
+		return PM_CLIENT_E_ALLOC;
+	}
+	addrs_init(c);
+	c->cfg.host = NULL; /* the caller's string is not kept */
+	enum pm_client_status st = pmc_connect(c);
+	if (st != PM_CLIENT_OK) {
+		pm_client_close(c);
+		return st;
+	}
+	*out = c;
+	return PM_CLIENT_OK;
+}
+
+void pm_client_close(struct pm_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->slots);
+	free(c->small_bufs);
+	free(c->large_bufs);
+	free(c->rx);
+	free(c->addrs);
+	free(c->queues);
+	free(c->dirty);
+	free(c->vscratch);
+	free(c->vec_le);
+	free(c);
+}
+
+/* ---------------------------------------------------------------- slots */
+
+struct pmc_slot *pmc_slot_by_id(struct pm_client *c, uint64_t id)
+{
+	uint64_t i = id & PMC_SLOT_MASK;
+	if (i >= c->nslots)
+		return NULL;
+	struct pmc_slot *s = &c->slots[i];
+	return s->state == PMC_WAIT && s->id == id ? s : NULL;
+}
+
+static struct pmc_slot *slot_take(struct pm_client *c, bool large)
+{
+	uint32_t *list = large ? &c->free_large : &c->free_small;
+	if (*list == PMC_NIL)
+		return NULL;
+	struct pmc_slot *s = &c->slots[*list];
+	*list = s->free_next;
+	s->free_next = PMC_NIL;
+	return s;
+}
+
+/* A free slot of the kind, polling (and so completing others) until one is. */
+static enum pm_client_status slot_wait(struct pm_client *c, bool large, struct pmc_slot **out)
+{
+	while ((*out = slot_take(c, large)) == NULL) {
+		if (c->in_cb)
+			return PM_CLIENT_E_WOULD_BLOCK;
+		(void)pm_client_poll(c, PMC_POLL_SLICE_MS);
+	}
+	return PM_CLIENT_OK;
+}
+
+static void free_push(struct pm_client *c, struct pmc_slot *s)
+{
+	uint32_t *list = s->large ? &c->free_large : &c->free_small;
+	s->state = PMC_FREE;
+	s->id = 0;
+	s->cb = NULL;
+	s->knn = NULL;
+	s->colls = NULL;
+	s->free_next = *list;
+	*list = (uint32_t)(s - c->slots);
+}
+
+void pmc_slot_free_unused(struct pm_client *c, struct pmc_slot *s)
+{
+	PMC_ASSERT(s->state == PMC_FREE && !s->queued);
+	free_push(c, s);
+}
+
+void pmc_slot_release(struct pm_client *c, struct pmc_slot *s)
+{
+	PMC_ASSERT(s->state == PMC_WAIT);
+	if (s->queued)
+		pmc_unlink(c, s);
+	PMC_ASSERT(c->busy > 0);
+	c->busy--;
+	free_push(c, s);
+}
+
+void pmc_complete(struct pm_client *c, struct pmc_slot *s, struct pm_client_result *res)
+{
+	pm_client_cb cb = s->cb;
+	void *arg = s->arg;
+	res->id = s->id;
+	res->op = (enum pm_client_op)s->op;
+	res->attempts = s->attempts;
+	res->knn = s->knn;
+	res->colls = s->colls;
+	pmc_slot_release(c, s); /* before the callback, which may submit into it */
+	c->stats.completed++;
+	c->stats.timeouts += res->status == PM_CLIENT_E_TIMEOUT;
+	c->completed_turn++;
+	if (cb == NULL)
+		return;
+	bool outer = c->in_cb;
+	c->in_cb = true;
+	cb(arg, res);
+	c->in_cb = outer;
+}
+
+void pmc_fail(struct pm_client *c, struct pmc_slot *s, enum pm_client_status st)
+{
+	struct pm_client_result res = { .status = st };
+	pmc_complete(c, s, &res);
+}
+
+uint32_t pm_client_in_flight(const struct pm_client *c)
+{
+	return c ? c->busy : 0;
+}
+
+void pm_client_stats(const struct pm_client *c, struct pm_client_stats *out)
+{
+	if (c && out)
+		*out = c->stats;
+}
+
+uint32_t pm_client_shard_of(const struct pm_client *c, const void *key, size_t klen)
+{
+	return pm_shard_of(pm_hash(key, klen), c->cfg.shards);
+}
+
+/* ---------------------------------------------------------------- request checks */
+
+static bool op_keyed(enum pm_client_op op)
+{
+	return op == PM_CLIENT_SET || op == PM_CLIENT_GET || op == PM_CLIENT_DEL ||
+	       op == PM_CLIENT_VADD || op == PM_CLIENT_VGET || op == PM_CLIENT_VDEL;
+}
+
+static enum pm_client_status check_vector(const struct pm_client_req *r)
+{
+	if (r->dim == 0 || r->dim > PM_DIM_MAX)
+		return PM_CLIENT_E_DIM;
+	if (r->vec == NULL || (r->name_len && r->name == NULL))
+		return PM_CLIENT_E_ARG;
+	return r->name_len > PM_COLLECTION_NAME_BYTES_MAX ? PM_CLIENT_E_COLLECTION_NAME
+							  : PM_CLIENT_OK;
+}
+
+static enum pm_client_status check_knn(const struct pm_client_req *r)
+{
+	if (r->k == 0 || r->k > PM_K_MAX)
+		return PM_CLIENT_E_K;
+	if (r->ef > PM_EF_MAX || (r->ef != 0 && r->ef < r->k))
+		return PM_CLIENT_E_EF;
+	const struct pm_client_knn_result *k = r->knn;
+	if (k == NULL || k->hits == NULL || k->hits_cap < r->k || (k->keys == NULL && k->keys_cap))
+		return PM_CLIENT_E_ARG;
+	return check_vector(r);
+}
+
+static enum pm_client_status check_named(const struct pm_client_req *r)
+{
+	if (r->name_len == 0 || r->name_len > PM_COLLECTION_NAME_BYTES_MAX)
+		return PM_CLIENT_E_COLLECTION_NAME;
+	if (r->name == NULL)
+		return PM_CLIENT_E_ARG;
+	if (r->op != PM_CLIENT_CCREATE)
+		return PM_CLIENT_OK;
+	const struct pm_client_coll_params *p = &r->params;
+	if (p->dim == 0 || p->dim > PM_DIM_MAX)
+		return PM_CLIENT_E_DIM;
+	return p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT ? PM_CLIENT_E_PARAM
+									 : PM_CLIENT_OK;
+}
+
+/* The status the server would give, found before anything is sent. */
+static enum pm_client_status check_req(const struct pm_client_req *r)
+{
+	if (op_keyed(r->op)) {
+		if (r->klen == 0 || r->klen > PM_KEY_BYTES_MAX)
+			return PM_CLIENT_E_KEY_LEN;
+		if (r->key == NULL)
+			return PM_CLIENT_E_ARG;
+	}
+	if ((r->op == PM_CLIENT_SET || r->op == PM_CLIENT_VADD) && r->ttl_ms > PM_TTL_MS_MAX)
+		return PM_CLIENT_E_TTL;
+	switch (r->op) {
+	case PM_CLIENT_SET:
+		if (r->vlen > PM_VALUE_BYTES_MAX)
+			return PM_CLIENT_E_VALUE_LEN;
+		return r->vlen && r->value == NULL ? PM_CLIENT_E_ARG : PM_CLIENT_OK;
+	case PM_CLIENT_GET: case PM_CLIENT_DEL: case PM_CLIENT_VGET: case PM_CLIENT_VDEL:
+		return PM_CLIENT_OK;
+	case PM_CLIENT_INFO:
+		if (r->name_len > PM_INFO_SECTION_BYTES_MAX)
+			return PM_CLIENT_E_PARAM;
+		return r->name_len && r->name == NULL ? PM_CLIENT_E_ARG : PM_CLIENT_OK;
+	case PM_CLIENT_VADD:
+		return check_vector(r);
+	case PM_CLIENT_KNN:
+		return check_knn(r);
+	case PM_CLIENT_CCREATE: case PM_CLIENT_CDROP:
+		return check_named(r);
+	case PM_CLIENT_CLIST:
+		return r->colls && (r->colls->items || r->colls->cap == 0) ? PM_CLIENT_OK
+									  : PM_CLIENT_E_ARG;
+	}
+	return PM_CLIENT_E_ARG;
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+/* An upper bound of the encoded frame, to pick a small or a large slot. */
+static uint64_t frame_bound(const struct pm_client_req *r)
+{
+	uint64_t n = PM_FRAME_HEADER_BYTES + 1u + 4u + 4u + 8u + 4u + 4u + 16u;
+	if (op_keyed(r->op))
+		n += 4u + r->klen;
+	if (r->op == PM_CLIENT_SET)
+		n += 4u + r->vlen;
+	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN)
+		n += 4u + (uint64_t)r->dim * 4u;
+	return n + 4u + r->name_len;
+}
+
+/* Vector components as little-endian f32 bytes (a copy only on big endian). */
+static const uint8_t *vec_le(struct pm_client *c, const float *v, uint32_t dim)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	for (uint32_t i = 0; i < dim; i++) {
+		uint32_t u;
+		memcpy(&u, &v[i], 4);
+		u = __builtin_bswap32(u);
+		memcpy(&c->vec_le[i], &u, 4);
+	}
+	return (const uint8_t *)c->vec_le;
+#else
+	(void)c;
+	(void)dim;
+	return (const uint8_t *)v;
+#endif
+}
+
+static struct pm_bytes bytes(const void *p, uint32_t n)
+{
+	return (struct pm_bytes){ .ptr = n ? p : NULL, .len = n };
+}
+
+static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct pmc_slot *s)
+{
+	struct pm_request q = {
+		.op = (uint8_t)r->op,
+		.id = s->id,
+		.key = bytes(r->key, r->klen),
+		.value = bytes(r->value, r->vlen),
+		.dim = r->dim,
+		.k = r->k,
+		.ef = r->ef,
+		.exact = r->exact,
+		.has_ttl = r->ttl_ms != 0,
+		.ttl_ms = r->ttl_ms,
+	};
+	if (r->op == PM_CLIENT_INFO)
+		q.section = bytes(r->name, r->name_len);
+	else
+		q.collection = bytes(r->name, r->name_len);
+	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN)
+		q.vec = vec_le(c, r->vec, r->dim);
+	if (r->op == PM_CLIENT_CCREATE)
+		q.params = (struct pm_collection_params){
+			.dim = r->params.dim, .metric = r->params.metric, .index = r->params.index,
+			.hnsw_m = r->params.hnsw_m, .ef_construction = r->params.ef_construction,
+			.ef_search = r->params.ef_search };
+	return pm_request_encode(&q, s->buf, s->cap);
+}
+
+/* ---------------------------------------------------------------- submission */
+
+/* UDP destination: the key's shard; KNN round-robin; collection ops and INFO
+ * shard 0 (the server applies them everywhere itself). */
+static uint32_t route(struct pm_client *c, const struct pm_client_req *r)
+{
+	if (c->tcp)
+		return 0;
+	if (op_keyed(r->op))
+		return pm_client_shard_of(c, r->key, r->klen);
+	if (r->op == PM_CLIENT_KNN)
+		return (uint32_t)(c->seq % c->cfg.shards);
+	return 0;
+}
+
+static void slot_start(struct pm_client *c, const struct pm_client_req *r, struct pmc_slot *s)
+{
+	s->op = (uint8_t)r->op;
+	s->state = PMC_WAIT;
+	s->last_status = 0;
+	s->attempts = 1;
+	s->got = 0;
+	s->gap_resent = false;
+	s->tx_off = 0;
+	s->dest = route(c, r);
+	s->cb = r->cb;
+	s->arg = r->arg;
+	s->knn = r->op == PM_CLIENT_KNN ? r->knn : NULL;
+	s->colls = r->op == PM_CLIENT_CLIST ? r->colls : NULL;
+	pmc_reset_items(s);
+	s->deadline_ms = pmc_now_ms() + pmc_attempt_wait_ms(c, 1);
+	if (s->deadline_ms < c->next_deadline_ms)
+		c->next_deadline_ms = s->deadline_ms;
+	c->busy++;
+	c->stats.requests++;
+}
+
+enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_client_req *req,
+				       uint64_t *id)
+{
+	if (c == NULL || req == NULL)
+		return PM_CLIENT_E_ARG;
+	enum pm_client_status st = check_req(req);
+	struct pmc_slot *s = NULL;
+	if (st == PM_CLIENT_OK)
+		st = slot_wait(c, frame_bound(req) > c->cfg.frame_bytes, &s);
+	if (st == PM_CLIENT_OK && c->fd < 0)
+		st = pmc_connect(c); /* TCP: the stream was lost; reconnect */
+	if (st != PM_CLIENT_OK) {
+		if (s)
+			pmc_slot_free_unused(c, s);
+		return st;
+	}
+	c->seq++;
+	s->id = (c->seq << PMC_SLOT_BITS) | (uint64_t)(s - c->slots);
+	s->len = (uint32_t)encode(c, req, s);
+	if (s->len == 0) {
+		pmc_slot_free_unused(c, s);
+		return PM_CLIENT_E_ARG; /* a limit the checks above do not know */
+	}
+	slot_start(c, req, s);
+	if (id)
+		*id = s->id;
+	pmc_enqueue(c, s);
+	return PM_CLIENT_OK;
+}

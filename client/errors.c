@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * errors.c — libpomai's statuses: their names and sentences, and the one
+ * switch that maps the server's statuses (decoded from the wire by the codec's
+ * pm_status_from_wire) to the client's. The frame errors collapse into one
+ * status, E_FRAME: all of them mean that client and server disagree about the
+ * protocol, and a caller can do nothing different about any one of them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "client_impl.h"
+
+struct status_text {
+	const char *name;
+	const char *text;
+};
+
+static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
+	[PM_CLIENT_OK] = { "OK", "success" },
+	[PM_CLIENT_NOT_FOUND] = { "NOT_FOUND", "not found (absent or expired)" },
+	[PM_CLIENT_E_WRONGTYPE] = { "E_WRONGTYPE", "the key holds the other kind (KV vs vector)" },
+	[PM_CLIENT_E_SERVER_NOMEM] = { "E_SERVER_NOMEM", "the server's shard is out of memory" },
+	[PM_CLIENT_E_EXISTS] = { "E_EXISTS", "the collection exists with other parameters" },
+	[PM_CLIENT_E_KEY_LEN] = { "E_KEY_LEN", "key empty or longer than 1024 bytes" },
+	[PM_CLIENT_E_VALUE_LEN] = { "E_VALUE_LEN", "value longer than 61440 bytes" },
+	[PM_CLIENT_E_DIM] = { "E_DIM",
+			      "dimension 0, above 4096, or not the collection's dimension" },
+	[PM_CLIENT_E_NAN] = { "E_NAN", "a vector component is NaN or infinite" },
+	[PM_CLIENT_E_ZERO_VECTOR] = { "E_ZERO_VECTOR", "all-zero vector in a cosine collection" },
+	[PM_CLIENT_E_K] = { "E_K", "k must be 1..1024" },
+	[PM_CLIENT_E_EF] = { "E_EF", "ef must be 0 or k..4096" },
+	[PM_CLIENT_E_TTL] = { "E_TTL", "TTL above 2^40 ms" },
+	[PM_CLIENT_E_COLLECTION_NAME] = { "E_COLLECTION_NAME",
+					  "collection name empty or longer than 64 bytes" },
+	[PM_CLIENT_E_COLLECTIONS_FULL] = { "E_COLLECTIONS_FULL",
+					   "the server holds its maximum of collections" },
+	[PM_CLIENT_E_PARAM] = { "E_PARAM",
+				"invalid metric, index kind, HNSW parameter or INFO section" },
+	[PM_CLIENT_E_DTYPE] = { "E_DTYPE", "vector element type not supported" },
+	[PM_CLIENT_E_FRAME] = { "E_FRAME",
+				"the server could not decode the frame (protocol mismatch)" },
+	[PM_CLIENT_E_SERVER_TIMEOUT] = { "E_SERVER_TIMEOUT",
+					 "a server shard did not answer in time" },
+	[PM_CLIENT_E_BUSY] = { "E_BUSY", "the server was busy; retry later" },
+	[PM_CLIENT_E_SERVER] = { "E_SERVER", "internal or unknown server error" },
+	[PM_CLIENT_E_TIMEOUT] = { "E_TIMEOUT", "no reply from the server (timed out)" },
+	[PM_CLIENT_E_CONNECTION] = { "E_CONNECTION", "connection failed or lost" },
+	[PM_CLIENT_E_CONFIG] = { "E_CONFIG", "invalid client configuration" },
+	[PM_CLIENT_E_ARG] = { "E_ARG", "invalid argument" },
+	[PM_CLIENT_E_NOSPACE] = { "E_NOSPACE", "the result does not fit the buffer given" },
+	[PM_CLIENT_E_PROTOCOL] = { "E_PROTOCOL", "the server's reply broke the protocol" },
+	[PM_CLIENT_E_WOULD_BLOCK] = { "E_WOULD_BLOCK",
+				      "every request slot is busy and waiting is not allowed here" },
+	[PM_CLIENT_E_ALLOC] = { "E_ALLOC", "out of memory in the client" },
+};
+
+const char *pm_client_strerror(enum pm_client_status st)
+{
+	if ((unsigned)st >= PM_CLIENT_STATUS_COUNT || texts[st].text == NULL)
+		return "unknown status";
+	return texts[st].text;
+}
+
+const char *pm_client_status_name(enum pm_client_status st)
+{
+	if ((unsigned)st >= PM_CLIENT_STATUS_COUNT || texts[st].name == NULL)
+		return "E_UNKNOWN";
+	return texts[st].name;
+}
+
+enum pm_client_status pmc_from_engine(enum pm_status st)
+{
+	switch (st) {
+	case PM_OK: return PM_CLIENT_OK;
+	case PM_NOT_FOUND: return PM_CLIENT_NOT_FOUND;
+	case PM_E_WRONGTYPE: return PM_CLIENT_E_WRONGTYPE;
+	case PM_E_NOMEM: return PM_CLIENT_E_SERVER_NOMEM;
+	case PM_E_EXISTS: return PM_CLIENT_E_EXISTS;
+	case PM_E_KEY_LEN: return PM_CLIENT_E_KEY_LEN;
+	case PM_E_VALUE_LEN: return PM_CLIENT_E_VALUE_LEN;
+	case PM_E_DIM: return PM_CLIENT_E_DIM;
+	case PM_E_NAN: return PM_CLIENT_E_NAN;
+	case PM_E_ZERO_VECTOR: return PM_CLIENT_E_ZERO_VECTOR;
+	case PM_E_K: return PM_CLIENT_E_K;
+	case PM_E_EF: return PM_CLIENT_E_EF;
+	case PM_E_TTL: return PM_CLIENT_E_TTL;
+	case PM_E_COLLECTION_NAME: return PM_CLIENT_E_COLLECTION_NAME;
+	case PM_E_COLLECTIONS_FULL: return PM_CLIENT_E_COLLECTIONS_FULL;
+	case PM_E_PARAM: return PM_CLIENT_E_PARAM;
+	case PM_E_DTYPE: return PM_CLIENT_E_DTYPE;
+	case PM_E_FRAME_TRUNCATED:
+	case PM_E_FRAME_TOO_BIG:
+	case PM_E_FRAME_MAGIC:
+	case PM_E_FRAME_VERSION:
+	case PM_E_FRAME_OPCODE:
+	case PM_E_FRAME_FLAGS:
+	case PM_E_FRAME_LENGTH: return PM_CLIENT_E_FRAME;
+	case PM_E_TIMEOUT: return PM_CLIENT_E_SERVER_TIMEOUT;
+	case PM_E_BUSY: return PM_CLIENT_E_BUSY;
+	default: return PM_CLIENT_E_SERVER; /* PM_E_INTERNAL, and codes newer than us */
+	}
+}
+
+void pmc_panic(const char *file, int line, const char *what)
+{
+	fprintf(stderr, "libpomai: invariant broken at %s:%d: %s\n", file, line, what);
+	fflush(stderr);
+	abort();
+}

@@ -1,0 +1,745 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * pomai-cli.c — the data command line of Pomai, built on libpomai.
+ *
+ *   pomai-cli [--host H] [--port P] [--shards N] [--tcp] [--timeout MS] COMMAND …
+ *
+ * Options are long options only ("--name VALUE" or "--name=VALUE") and may
+ * appear anywhere; every other argument is positional, so a vector such as
+ * "-1.5,2" is never mistaken for an option ("--" ends the options). Keys and
+ * values given as arguments are used as their bytes.
+ *
+ * Exit codes: 0 ok, 1 not found (GET/VGET miss, DEL/VDEL/drop removed nothing),
+ * 2 usage error, 3 an error status (from the server, or the same check done
+ * locally), 4 timeout or connection failure.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_data.h"
+#include "pomai.h"
+
+#define EXIT_NOT_FOUND 1
+#define EXIT_USAGE 2
+#define EXIT_SERVER 3
+#define EXIT_TIMEOUT 4
+
+/* Positional arguments a command takes at most ("collection create NAME"). */
+#define CLI_POSITIONAL_MAX 8
+/* Progress bar: redrawn at most this often, this many cells wide. */
+#define CLI_PROGRESS_MS 100u
+#define CLI_PROGRESS_CELLS 30u
+/* Default neighbours for knn. */
+#define CLI_K_DEFAULT 10u
+
+/* ---------------------------------------------------------------- commands */
+
+enum cmd { C_SET, C_GET, C_DEL, C_VADD, C_VGET, C_VDEL, C_KNN, C_COLL, C_INFO, C_LOAD,
+	   C_COUNT };
+
+#define M(c) (1u << (c))
+#define M_ALL ((1u << C_COUNT) - 1u)
+
+struct cmd_def {
+	const char *name;
+	const char *usage;
+};
+
+static const struct cmd_def cmds[C_COUNT] = {
+	[C_SET] = { "set", "set KEY VALUE [--ttl MS]\n  Store VALUE under KEY; prints OK." },
+	[C_GET] = { "get", "get KEY [--hex]\n  Print the value of KEY as raw bytes (or hex)." },
+	[C_DEL] = { "del", "del KEY\n  Delete KEY; prints 1 if it existed, else 0 (exit 1)." },
+	[C_VADD] = { "vadd", "vadd KEY v1,v2,... [--collection C] [--ttl MS]\n"
+			     "  Store a vector under KEY (default collection of its dimension)." },
+	[C_VGET] = { "vget", "vget KEY\n  Print the vector of KEY as v1,v2,..." },
+	[C_VDEL] = { "vdel", "vdel KEY\n  Delete vector KEY; prints 1 or 0 (exit 1)." },
+	[C_KNN] = { "knn", "knn v1,v2,...|--file F [--row N] [--k K] [--ef EF] [--exact]\n"
+			   "    [--collection C] [--hex]\n"
+			   "  Print the K nearest keys, one \"KEY<TAB>DISTANCE\" line each, nearest\n"
+			   "  first. --file reads record N (default 0) of a .fvecs, IDX or CSV\n"
+			   "  file, or a text file holding v1,v2,..." },
+	[C_COLL] = { "collection",
+		     "collection create NAME --dim D [--metric l2|ip|cosine] [--index flat|hnsw]\n"
+		     "                  [--m M] [--ef-construction N] [--ef-search N]\n"
+		     "collection list\n"
+		     "collection drop NAME\n"
+		     "  Create, list or drop vector collections." },
+	[C_INFO] = { "info", "info [SECTION]\n  Print the server's INFO text." },
+	[C_LOAD] = { "load", "load FILE [--collection C] [--prefix P] [--ttl MS] [--limit N]\n"
+			     "    [--inflight N]\n"
+			     "  Bulk-add the vectors of FILE (.fvecs, Fashion-MNIST IDX .gz or plain\n"
+			     "  IDX, or CSV key,v1,v2,...). Keys are P + row number (P + key for\n"
+			     "  CSV). Prints a progress bar on a terminal and a summary." },
+};
+
+/* ---------------------------------------------------------------- options */
+
+enum opt { O_HOST, O_PORT, O_SHARDS, O_TCP, O_TCP_PORT, O_TIMEOUT, O_RETRIES, O_HELP, O_TTL,
+	   O_COLLECTION, O_HEX, O_K, O_EF, O_EXACT, O_FILE, O_ROW, O_DIM, O_METRIC, O_INDEX, O_M, O_EFC,
+	   O_EFS, O_PREFIX, O_LIMIT, O_INFLIGHT, O_COUNT };
+
+struct opt_def {
+	const char *name;
+	bool arg;
+	uint32_t cmds; /* commands that accept it */
+};
+
+static const struct opt_def opts[O_COUNT] = {
+	[O_HOST] = { "host", true, M_ALL },
+	[O_PORT] = { "port", true, M_ALL },
+	[O_SHARDS] = { "shards", true, M_ALL },
+	[O_TCP] = { "tcp", false, M_ALL },
+	[O_TCP_PORT] = { "tcp-port", true, M_ALL },
+	[O_TIMEOUT] = { "timeout", true, M_ALL },
+	[O_RETRIES] = { "retries", true, M_ALL },
+	[O_HELP] = { "help", false, M_ALL },
+	[O_TTL] = { "ttl", true, M(C_SET) | M(C_VADD) | M(C_LOAD) },
+	[O_COLLECTION] = { "collection", true, M(C_VADD) | M(C_KNN) | M(C_LOAD) },
+	[O_HEX] = { "hex", false, M(C_GET) | M(C_KNN) },
+	[O_K] = { "k", true, M(C_KNN) },
+	[O_EF] = { "ef", true, M(C_KNN) },
+	[O_EXACT] = { "exact", false, M(C_KNN) },
+	[O_FILE] = { "file", true, M(C_KNN) },
+	[O_ROW] = { "row", true, M(C_KNN) },
+	[O_DIM] = { "dim", true, M(C_COLL) },
+	[O_METRIC] = { "metric", true, M(C_COLL) },
+	[O_INDEX] = { "index", true, M(C_COLL) },
+	[O_M] = { "m", true, M(C_COLL) },
+	[O_EFC] = { "ef-construction", true, M(C_COLL) },
+	[O_EFS] = { "ef-search", true, M(C_COLL) },
+	[O_PREFIX] = { "prefix", true, M(C_LOAD) },
+	[O_LIMIT] = { "limit", true, M(C_LOAD) },
+	[O_INFLIGHT] = { "inflight", true, M(C_LOAD) },
+};
+
+struct cli {
+	const char *val[O_COUNT];
+	bool has[O_COUNT];
+	const char *pos[CLI_POSITIONAL_MAX];
+	int npos;
+	int cmd; /* enum cmd, or -1 */
+	struct pm_client_config cfg;
+	struct pm_client *c;
+};
+
+static const char global_usage[] =
+	"usage: pomai-cli [OPTIONS] COMMAND [ARGS]\n"
+	"\n"
+	"commands: set get del vadd vget vdel knn collection info load\n"
+	"          (pomai-cli COMMAND --help for each)\n"
+	"\n"
+	"options:\n"
+	"  --host H       server IPv4 address (env POMAI_HOST; default 127.0.0.1)\n"
+	"  --port P       base port: shard i on UDP P+i, TCP on P-1 (env POMAI_PORT; 7700)\n"
+	"  --shards N     shards the server runs (env POMAI_SHARDS; default 1, always\n"
+	"                 correct; the right number saves the server a forward)\n"
+	"  --tcp          use the TCP stream instead of UDP\n"
+	"  --tcp-port T   the server's TCP port (env POMAI_TCP_PORT; default P-1)\n"
+	"  --timeout MS   first reply timeout (default 250; doubles per retry)\n"
+	"  --retries N    UDP resends (default 3)\n"
+	"  --help         this text\n"
+	"\n"
+	"exit codes: 0 ok, 1 not found, 2 usage error, 3 error status, 4 timeout or\n"
+	"connection failure\n";
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("pomai-cli: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs(" (try --help)\n", stderr);
+	va_end(ap);
+	return EXIT_USAGE;
+}
+
+static int find_cmd(const char *name)
+{
+	for (int i = 0; i < C_COUNT; i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* One "--name[=value]" argument; *i advances past a separate value. */
+static int parse_opt(struct cli *cl, int argc, char **argv, int *i)
+{
+	const char *name = argv[*i] + 2;
+	const char *eq = strchr(name, '=');
+	size_t n = eq ? (size_t)(eq - name) : strlen(name);
+	for (int o = 0; o < O_COUNT; o++) {
+		if (strlen(opts[o].name) != n || strncmp(opts[o].name, name, n) != 0)
+			continue;
+		if (opts[o].arg && !eq && *i + 1 >= argc)
+			return usage_error("--%s needs a value", opts[o].name);
+		if (!opts[o].arg && eq)
+			return usage_error("--%s takes no value", opts[o].name);
+		cl->has[o] = true;
+		cl->val[o] = eq ? eq + 1 : opts[o].arg ? argv[++*i] : NULL;
+		return -1;
+	}
+	return usage_error("unknown option %s", argv[*i]);
+}
+
+/* Returns -1 to go on, or an exit code. */
+static int parse_args(struct cli *cl, int argc, char **argv)
+{
+	bool only_pos = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int rc = -1;
+		if (!only_pos && strcmp(a, "--") == 0)
+			only_pos = true;
+		else if (!only_pos && strcmp(a, "-h") == 0)
+			cl->has[O_HELP] = true;
+		else if (!only_pos && strncmp(a, "--", 2) == 0)
+			rc = parse_opt(cl, argc, argv, &i);
+		else if (cl->npos < CLI_POSITIONAL_MAX)
+			cl->pos[cl->npos++] = a;
+		else
+			rc = usage_error("too many arguments");
+		if (rc >= 0)
+			return rc;
+	}
+	cl->cmd = cl->npos ? find_cmd(cl->pos[0]) : -1;
+	if (cl->npos && cl->cmd < 0)
+		return usage_error("unknown command '%s'", cl->pos[0]);
+	for (int o = 0; o < O_COUNT && cl->cmd >= 0; o++)
+		if (cl->has[o] && !(opts[o].cmds & M(cl->cmd)))
+			return usage_error("%s does not take --%s", cmds[cl->cmd].name, opts[o].name);
+	return -1;
+}
+
+/* ---------------------------------------------------------------- values */
+
+static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	if (s == NULL || *s == '\0' || *s == '-')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end != '\0' || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* The numeric option o in [lo, hi] into *out (left as is when absent). */
+static bool opt_u64(const struct cli *cl, enum opt o, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	if (!cl->has[o])
+		return true;
+	if (parse_u64(cl->val[o], lo, hi, out))
+		return true;
+	usage_error("--%s must be a number in %" PRIu64 "..%" PRIu64, opts[o].name, lo, hi);
+	return false;
+}
+
+static bool opt_u32(const struct cli *cl, enum opt o, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	uint64_t v = *out;
+	if (!opt_u64(cl, o, lo, hi, &v))
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+static int exit_of(enum pm_client_status st)
+{
+	switch (st) {
+	case PM_CLIENT_OK: return 0;
+	case PM_CLIENT_NOT_FOUND: return EXIT_NOT_FOUND;
+	case PM_CLIENT_E_TIMEOUT:
+	case PM_CLIENT_E_CONNECTION: return EXIT_TIMEOUT;
+	case PM_CLIENT_E_CONFIG:
+	case PM_CLIENT_E_ARG: return EXIT_USAGE;
+	default: return EXIT_SERVER;
+	}
+}
+
+static int report(const char *what, enum pm_client_status st)
+{
+	if (st != PM_CLIENT_OK && st != PM_CLIENT_NOT_FOUND)
+		fprintf(stderr, "pomai-cli: %s: %s: %s\n", what, pm_client_status_name(st),
+			pm_client_strerror(st));
+	else if (st == PM_CLIENT_NOT_FOUND)
+		fprintf(stderr, "(not found)\n");
+	return exit_of(st);
+}
+
+static void print_hex(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", p[i]);
+}
+
+static bool vector_arg(const char *s, float *out, uint32_t *dim)
+{
+	*dim = cli_parse_vector(s, out, PM_CLIENT_DIM_MAX);
+	if (*dim == 0)
+		usage_error("bad vector '%.40s': want v1,v2,... (1..%u numbers)", s,
+			    PM_CLIENT_DIM_MAX);
+	return *dim != 0;
+}
+
+static bool want_pos(const struct cli *cl, int n, const char *what)
+{
+	if (cl->npos == n)
+		return true;
+	usage_error("%s: want %s", cmds[cl->cmd].name, what);
+	return false;
+}
+
+/* ---------------------------------------------------------------- key-value */
+
+static int cmd_set(struct cli *cl)
+{
+	uint64_t ttl = 0;
+	if (!want_pos(cl, 3, "KEY VALUE") || !opt_u64(cl, O_TTL, 1, PM_CLIENT_TTL_MS_MAX, &ttl))
+		return EXIT_USAGE;
+	const char *k = cl->pos[1], *v = cl->pos[2];
+	enum pm_client_status st = pm_client_set(cl->c, k, strlen(k), v, strlen(v), ttl);
+	if (st == PM_CLIENT_OK)
+		puts("OK");
+	return report("set", st);
+}
+
+static int cmd_get(struct cli *cl)
+{
+	static uint8_t buf[PM_CLIENT_VALUE_BYTES_MAX];
+	if (!want_pos(cl, 2, "KEY"))
+		return EXIT_USAGE;
+	size_t n = 0;
+	const char *k = cl->pos[1];
+	enum pm_client_status st = pm_client_get(cl->c, k, strlen(k), buf, sizeof buf, &n);
+	if (st == PM_CLIENT_OK && cl->has[O_HEX]) {
+		print_hex(buf, n);
+		putchar('\n');
+	} else if (st == PM_CLIENT_OK) {
+		fwrite(buf, 1, n, stdout);
+		if (isatty(STDOUT_FILENO))
+			putchar('\n');
+	}
+	return report("get", st);
+}
+
+static int cmd_del(struct cli *cl)
+{
+	if (!want_pos(cl, 2, "KEY"))
+		return EXIT_USAGE;
+	bool removed = false;
+	const char *k = cl->pos[1];
+	enum pm_client_status st = cl->cmd == C_DEL ? pm_client_del(cl->c, k, strlen(k), &removed)
+						    : pm_client_vdel(cl->c, k, strlen(k), &removed);
+	if (st != PM_CLIENT_OK)
+		return report(cmds[cl->cmd].name, st);
+	puts(removed ? "1" : "0");
+	return removed ? 0 : EXIT_NOT_FOUND;
+}
+
+/* ---------------------------------------------------------------- vectors */
+
+static float vecbuf[PM_CLIENT_DIM_MAX];
+
+static int cmd_vadd(struct cli *cl)
+{
+	uint64_t ttl = 0;
+	uint32_t dim;
+	if (!want_pos(cl, 3, "KEY v1,v2,...") || !opt_u64(cl, O_TTL, 1, PM_CLIENT_TTL_MS_MAX, &ttl) ||
+	    !vector_arg(cl->pos[2], vecbuf, &dim))
+		return EXIT_USAGE;
+	const char *k = cl->pos[1];
+	enum pm_client_status st =
+		pm_client_vadd(cl->c, k, strlen(k), vecbuf, dim, cl->val[O_COLLECTION], ttl);
+	if (st == PM_CLIENT_OK)
+		puts("OK");
+	return report("vadd", st);
+}
+
+static int cmd_vget(struct cli *cl)
+{
+	if (!want_pos(cl, 2, "KEY"))
+		return EXIT_USAGE;
+	struct pm_client_vector v = { .vec = vecbuf, .cap = PM_CLIENT_DIM_MAX };
+	const char *k = cl->pos[1];
+	enum pm_client_status st = pm_client_vget(cl->c, k, strlen(k), &v);
+	for (uint32_t i = 0; st == PM_CLIENT_OK && i < v.dim; i++)
+		printf("%s%.9g", i ? "," : "", (double)v.vec[i]);
+	if (st == PM_CLIENT_OK)
+		putchar('\n');
+	return report("vget", st);
+}
+
+/* Record `row` of a vector file, or a text file holding one vector. */
+static bool vector_file(const struct cli *cl, float *out, uint32_t *dim)
+{
+	uint64_t row = 0;
+	if (!opt_u64(cl, O_ROW, 0, UINT32_MAX, &row))
+		return false;
+	struct cli_reader r;
+	const char *path = cl->val[O_FILE];
+	bool text = false;
+	int rc = cli_reader_open(&r, path);
+	if (rc != 0 && r.fmt == CLI_IDX && r.gz) { /* not IDX: a text vector? */
+		gzrewind(r.gz);
+		text = gzgets(r.gz, r.line, (int)CLI_CSV_LINE_BYTES_MAX + 1) != NULL &&
+		       (*dim = cli_parse_vector(r.line, out, PM_CLIENT_DIM_MAX)) != 0;
+		rc = text && row == 0 ? 0 : -1;
+	}
+	for (uint64_t i = 0; rc == 0 && !text && i <= row; i++)
+		rc = cli_reader_next(&r) == 1 ? 0 : -1;
+	if (rc == 0 && !text) {
+		memcpy(out, r.vec, (size_t)r.dim * sizeof(float));
+		*dim = r.dim;
+	}
+	if (rc != 0)
+		fprintf(stderr, "pomai-cli: %s: %s\n", path, r.err[0] ? r.err : "no such record");
+	cli_reader_close(&r);
+	return rc == 0;
+}
+
+static void print_hits(const struct cli *cl, const struct pm_client_knn_result *res)
+{
+	for (uint32_t i = 0; i < res->count; i++) {
+		const struct pm_client_hit *h = &res->hits[i];
+		if (cl->has[O_HEX])
+			print_hex(h->key, h->klen);
+		else
+			fwrite(h->key, 1, h->klen, stdout);
+		printf("\t%.6g\n", (double)h->dist);
+	}
+}
+
+static int cmd_knn(struct cli *cl)
+{
+	static struct pm_client_hit hits[PM_CLIENT_K_MAX];
+	static uint8_t keys[PM_CLIENT_KNN_KEY_BYTES_MAX];
+	struct pm_client_knn_opts o = { .k = CLI_K_DEFAULT, .exact = cl->has[O_EXACT],
+					.collection = cl->val[O_COLLECTION] };
+	uint32_t dim = 0;
+	if (!opt_u32(cl, O_K, 1, PM_CLIENT_K_MAX, &o.k) || !opt_u32(cl, O_EF, 0, PM_CLIENT_EF_MAX, &o.ef))
+		return EXIT_USAGE;
+	if (cl->has[O_FILE] ? cl->npos != 1 : cl->npos != 2)
+		return usage_error("knn: want one vector: v1,v2,... or --file F");
+	if (cl->has[O_FILE] ? !vector_file(cl, vecbuf, &dim) : !vector_arg(cl->pos[1], vecbuf, &dim))
+		return EXIT_USAGE;
+	struct pm_client_knn_result res = { .hits = hits, .hits_cap = PM_CLIENT_K_MAX,
+					    .keys = keys, .keys_cap = sizeof keys };
+	enum pm_client_status st = pm_client_knn(cl->c, vecbuf, dim, &o, &res);
+	if (st == PM_CLIENT_OK)
+		print_hits(cl, &res);
+	return report("knn", st);
+}
+
+/* ---------------------------------------------------------------- collections */
+
+static const char *const metric_names[] = { "l2", "ip", "cosine" };
+static const char *const index_names[] = { "flat", "hnsw" };
+
+static bool pick(const char *s, const char *const *names, uint8_t n, uint8_t *out)
+{
+	for (uint8_t i = 0; i < n; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = i;
+			return true;
+		}
+	return false;
+}
+
+static int coll_create(struct cli *cl)
+{
+	struct pm_client_coll_params p = { 0 };
+	uint32_t m = 0;
+	if (!want_pos(cl, 3, "create NAME --dim D"))
+		return EXIT_USAGE;
+	if (!cl->has[O_DIM])
+		return usage_error("collection create: --dim is required");
+	if (!opt_u32(cl, O_DIM, 1, PM_CLIENT_DIM_MAX, &p.dim) || !opt_u32(cl, O_M, 0, 65535, &m) ||
+	    !opt_u32(cl, O_EFC, 0, PM_CLIENT_EF_MAX, &p.ef_construction) ||
+	    !opt_u32(cl, O_EFS, 0, PM_CLIENT_EF_MAX, &p.ef_search))
+		return EXIT_USAGE;
+	p.hnsw_m = (uint16_t)m;
+	if (cl->has[O_METRIC] && !pick(cl->val[O_METRIC], metric_names, 3, &p.metric))
+		return usage_error("--metric must be l2, ip or cosine");
+	if (cl->has[O_INDEX] && !pick(cl->val[O_INDEX], index_names, 2, &p.index))
+		return usage_error("--index must be flat or hnsw");
+	enum pm_client_status st = pm_client_collection_create(cl->c, cl->pos[2], &p);
+	if (st == PM_CLIENT_OK)
+		puts("OK");
+	return report("collection create", st);
+}
+
+static int coll_list(struct cli *cl)
+{
+	static struct pm_client_coll_info items[PM_CLIENT_COLLECTIONS_MAX];
+	struct pm_client_coll_list l = { .items = items, .cap = PM_CLIENT_COLLECTIONS_MAX };
+	if (!want_pos(cl, 2, "list"))
+		return EXIT_USAGE;
+	enum pm_client_status st = pm_client_collection_list(cl->c, &l);
+	if (st != PM_CLIENT_OK)
+		return report("collection list", st);
+	printf("%-24s %6s %-6s %-5s %4s %8s %8s %12s %14s\n", "NAME", "DIM", "METRIC", "INDEX",
+	       "M", "EF_CONS", "EF_SRCH", "VECTORS", "BYTES");
+	for (uint32_t i = 0; i < l.count; i++) {
+		const struct pm_client_coll_info *c = &l.items[i];
+		const struct pm_client_coll_params *p = &c->params;
+		if (c->name_len)
+			printf("%-24.*s", (int)c->name_len, (const char *)c->name);
+		else
+			printf("%-24s", "(default)");
+		printf(" %6u %-6s %-5s %4u %8u %8u %12" PRIu64 " %14" PRIu64 "\n", p->dim,
+		       metric_names[p->metric % 3], index_names[p->index % 2], p->hnsw_m,
+		       p->ef_construction, p->ef_search, c->count, c->bytes);
+	}
+	return 0;
+}
+
+static int coll_drop(struct cli *cl)
+{
+	bool removed = false;
+	if (!want_pos(cl, 3, "drop NAME"))
+		return EXIT_USAGE;
+	enum pm_client_status st = pm_client_collection_drop(cl->c, cl->pos[2], &removed);
+	if (st != PM_CLIENT_OK)
+		return report("collection drop", st);
+	puts(removed ? "1" : "0");
+	return removed ? 0 : EXIT_NOT_FOUND;
+}
+
+static int cmd_coll(struct cli *cl)
+{
+	const char *sub = cl->npos > 1 ? cl->pos[1] : "";
+	bool create = strcmp(sub, "create") == 0;
+	if (!create && (cl->has[O_DIM] || cl->has[O_METRIC] || cl->has[O_INDEX] || cl->has[O_M] ||
+			cl->has[O_EFC] || cl->has[O_EFS]))
+		return usage_error("collection %s takes no collection parameters", sub);
+	if (create)
+		return coll_create(cl);
+	if (strcmp(sub, "list") == 0)
+		return coll_list(cl);
+	if (strcmp(sub, "drop") == 0)
+		return coll_drop(cl);
+	return usage_error("collection: want create, list or drop");
+}
+
+static int cmd_info(struct cli *cl)
+{
+	static char text[PM_CLIENT_INFO_TEXT_BYTES_MAX];
+	if (cl->npos > 2)
+		return usage_error("info: want at most one SECTION");
+	size_t n = 0;
+	enum pm_client_status st =
+		pm_client_info(cl->c, cl->npos == 2 ? cl->pos[1] : NULL, text, sizeof text, &n);
+	if (st == PM_CLIENT_OK) {
+		fwrite(text, 1, n, stdout);
+		if (n == 0 || text[n - 1] != '\n')
+			putchar('\n');
+	}
+	return report("info", st);
+}
+
+/* ---------------------------------------------------------------- load */
+
+struct load {
+	uint64_t ok, failed;
+	uint64_t by_status[PM_CLIENT_STATUS_COUNT];
+	uint64_t limit;
+	uint64_t ttl;
+	const char *prefix;
+	size_t prefix_len;
+	uint8_t key[PM_CLIENT_KEY_BYTES_MAX + 1];
+	double t0, last_draw;
+	bool tty;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void load_cb(void *arg, const struct pm_client_result *res)
+{
+	struct load *l = arg;
+	if (res->status == PM_CLIENT_OK) {
+		l->ok++;
+		return;
+	}
+	l->failed++;
+	l->by_status[res->status]++;
+}
+
+static void draw_progress(struct load *l, const struct cli_reader *r, bool final)
+{
+	double t = now_s();
+	if (!l->tty || (!final && (t - l->last_draw) * 1000.0 < CLI_PROGRESS_MS))
+		return;
+	l->last_draw = t;
+	double f = final ? 1.0 : cli_reader_progress(r);
+	uint32_t cells = (uint32_t)(f * CLI_PROGRESS_CELLS);
+	char bar[CLI_PROGRESS_CELLS + 1];
+	for (uint32_t i = 0; i < CLI_PROGRESS_CELLS; i++)
+		bar[i] = i < cells ? '#' : '.';
+	bar[CLI_PROGRESS_CELLS] = '\0';
+	double dt = t - l->t0;
+	printf("\r[%s] %5.1f%% %10" PRIu64 " items %10.0f items/s", bar, f * 100.0, r->row,
+	       dt > 0 ? (double)r->row / dt : 0.0);
+	if (final)
+		putchar('\n');
+	fflush(stdout);
+}
+
+/* The key of the current record: prefix + CSV key, or prefix + row number. */
+static size_t load_key(struct load *l, const struct cli_reader *r)
+{
+	size_t room = sizeof l->key - l->prefix_len;
+	memcpy(l->key, l->prefix, l->prefix_len);
+	if (r->key) {
+		size_t n = r->klen < room ? r->klen : room;
+		memcpy(l->key + l->prefix_len, r->key, n);
+		return l->prefix_len + n;
+	}
+	int n = snprintf((char *)l->key + l->prefix_len, room, "%" PRIu64, r->row - 1);
+	return l->prefix_len + (n < 0 ? 0 : (size_t)n >= room ? room - 1 : (size_t)n);
+}
+
+static int load_loop(struct cli *cl, struct load *l, struct cli_reader *r)
+{
+	const char *coll = cl->val[O_COLLECTION];
+	struct pm_client_req q = { .op = PM_CLIENT_VADD, .name = coll,
+				   .name_len = coll ? (uint32_t)strlen(coll) : 0,
+				   .ttl_ms = l->ttl, .cb = load_cb, .arg = l };
+	int rc;
+	while ((l->limit == 0 || r->row < l->limit) && (rc = cli_reader_next(r)) == 1) {
+		size_t klen = load_key(l, r);
+		q.key = l->key;
+		q.klen = klen > PM_CLIENT_KEY_BYTES_MAX ? PM_CLIENT_KEY_BYTES_MAX + 1 : (uint32_t)klen;
+		q.vec = r->vec;
+		q.dim = r->dim;
+		enum pm_client_status st = pm_client_submit(cl->c, &q, NULL);
+		if (st != PM_CLIENT_OK) { /* refused before sending: count it like a reply */
+			struct pm_client_result res = { .status = st };
+			load_cb(l, &res);
+		}
+		draw_progress(l, r, false);
+	}
+	pm_client_drain(cl->c);
+	draw_progress(l, r, true);
+	if (rc < 0)
+		fprintf(stderr, "pomai-cli: load: %s\n", r->err);
+	return rc < 0 ? EXIT_USAGE : 0;
+}
+
+static int load_summary(const struct load *l)
+{
+	double dt = now_s() - l->t0;
+	printf("loaded %" PRIu64 " vectors in %.2f s (%.0f items/s)", l->ok, dt,
+	       dt > 0 ? (double)(l->ok + l->failed) / dt : 0.0);
+	if (l->failed == 0) {
+		putchar('\n');
+		return 0;
+	}
+	int rc = EXIT_SERVER;
+	printf(", %" PRIu64 " failed:", l->failed);
+	for (int s = 0; s < PM_CLIENT_STATUS_COUNT; s++) {
+		if (l->by_status[s] == 0)
+			continue;
+		printf(" %s %" PRIu64, pm_client_status_name((enum pm_client_status)s), l->by_status[s]);
+		if (exit_of((enum pm_client_status)s) == EXIT_TIMEOUT)
+			rc = EXIT_TIMEOUT;
+	}
+	putchar('\n');
+	return rc;
+}
+
+static int cmd_load(struct cli *cl)
+{
+	static struct load l;
+	struct cli_reader r;
+	if (!want_pos(cl, 2, "FILE") || !opt_u64(cl, O_TTL, 1, PM_CLIENT_TTL_MS_MAX, &l.ttl) ||
+	    !opt_u64(cl, O_LIMIT, 0, UINT64_MAX, &l.limit))
+		return EXIT_USAGE;
+	l.prefix = cl->has[O_PREFIX] ? cl->val[O_PREFIX] : "";
+	l.prefix_len = strlen(l.prefix);
+	if (l.prefix_len > PM_CLIENT_KEY_BYTES_MAX - 1)
+		return usage_error("--prefix is longer than a key may be");
+	if (cli_reader_open(&r, cl->pos[1]) != 0) {
+		fprintf(stderr, "pomai-cli: load: %s: %s\n", cl->pos[1], r.err);
+		cli_reader_close(&r);
+		return EXIT_USAGE;
+	}
+	l.tty = isatty(STDOUT_FILENO);
+	l.t0 = now_s();
+	int rc = load_loop(cl, &l, &r);
+	cli_reader_close(&r);
+	int sum = load_summary(&l);
+	return rc ? rc : sum;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int (*const runners[C_COUNT])(struct cli *) = {
+	[C_SET] = cmd_set, [C_GET] = cmd_get, [C_DEL] = cmd_del, [C_VADD] = cmd_vadd,
+	[C_VGET] = cmd_vget, [C_VDEL] = cmd_del, [C_KNN] = cmd_knn, [C_COLL] = cmd_coll,
+	[C_INFO] = cmd_info, [C_LOAD] = cmd_load,
+};
+
+/* Environment defaults, then options, into cl->cfg. */
+static bool configure(struct cli *cl)
+{
+	pm_client_config_default(&cl->cfg);
+	struct pm_client_config *c = &cl->cfg;
+	const char *env;
+	uint64_t v;
+	if ((env = getenv("POMAI_HOST")) && *env)
+		c->host = env;
+	if ((env = getenv("POMAI_PORT")) && parse_u64(env, 1, 65535, &v))
+		c->base_port = (uint32_t)v;
+	if ((env = getenv("POMAI_SHARDS")) && parse_u64(env, 1, PM_CLIENT_SHARDS_MAX, &v))
+		c->shards = (uint32_t)v;
+	if ((env = getenv("POMAI_TCP_PORT")) && parse_u64(env, 1, 65535, &v))
+		c->tcp_port = (uint32_t)v;
+	if (cl->has[O_HOST])
+		c->host = cl->val[O_HOST];
+	c->transport = cl->has[O_TCP] ? PM_CLIENT_TCP : PM_CLIENT_UDP;
+	return opt_u32(cl, O_PORT, 1, 65535, &c->base_port) &&
+	       opt_u32(cl, O_TCP_PORT, 1, 65535, &c->tcp_port) &&
+	       opt_u32(cl, O_SHARDS, 1, PM_CLIENT_SHARDS_MAX, &c->shards) &&
+	       opt_u32(cl, O_TIMEOUT, 1, PM_CLIENT_TIMEOUT_MS_MAX, &c->timeout_ms) &&
+	       opt_u32(cl, O_RETRIES, 0, PM_CLIENT_RETRIES_MAX, &c->retries) &&
+	       opt_u32(cl, O_INFLIGHT, 1, PM_CLIENT_IN_FLIGHT_MAX, &c->max_in_flight);
+}
+
+int main(int argc, char **argv)
+{
+	static struct cli cl;
+	int rc = parse_args(&cl, argc, argv);
+	if (rc >= 0)
+		return rc;
+	if (cl.has[O_HELP] || cl.cmd < 0) {
+		if (cl.cmd >= 0)
+			printf("usage: pomai-cli [OPTIONS] %s\n", cmds[cl.cmd].usage);
+		else
+			fputs(global_usage, stdout);
+		return cl.has[O_HELP] ? 0 : EXIT_USAGE;
+	}
+	if (!configure(&cl))
+		return EXIT_USAGE;
+	const char *why;
+	if (pm_client_config_check(&cl.cfg, &why) != PM_CLIENT_OK)
+		return usage_error("%s", why);
+	enum pm_client_status st = pm_client_open(&cl.cfg, &cl.c);
+	if (st != PM_CLIENT_OK)
+		return report("connect", st);
+	rc = runners[cl.cmd](&cl);
+	pm_client_close(cl.c);
+	return rc;
+}

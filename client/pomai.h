@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * pomai.h — libpomai, the C client of the Pomai key-value and vector store.
+ *
+ * A client talks to one pomaid over UDP (one socket; shard i listens on
+ * base_port + i) or over one TCP connection (tcp_port, by default
+ * base_port - 1). Keys are routed to their shard with the server's hash
+ * (XXH3-64 % shards, docs/protocol.md §2.1).
+ *
+ * Two ways to call it, usable together on one client:
+ *  - synchronous calls (pm_client_set, pm_client_get, …) that return when the
+ *    reply has arrived, the request timed out, or it failed;
+ *  - pipelined calls: pm_client_submit() queues a request (several frames share
+ *    one datagram per shard) and pm_client_poll() / pm_client_drain() deliver
+ *    completions to the request's callback.
+ *
+ * Invariants: every request completes exactly once (callback or synchronous
+ * return), after at most 1 + retries attempts over UDP or one deadline over TCP;
+ * replies are matched by request id, and late or duplicate replies are dropped.
+ * All memory is allocated by pm_client_open() and bounded by the configuration:
+ * nothing grows afterwards. A client is not thread-safe: use one per thread.
+ *
+ * Byte strings (keys, values, collection names) are binary-safe: a pointer and
+ * a length, no terminator. The synchronous helpers take collection names and
+ * INFO sections as C strings for convenience; the pipelined request takes them
+ * as bytes.
+ */
+#ifndef POMAI_CLIENT_POMAI_H
+#define POMAI_CLIENT_POMAI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- wire limits */
+
+/* The limits of protocol version 1 (docs/protocol.md §8), for sizing buffers.
+ * libpomai checks at compile time that they equal the server's pm_limits.h. */
+#define PM_CLIENT_KEY_BYTES_MAX 1024u
+#define PM_CLIENT_VALUE_BYTES_MAX 61440u
+#define PM_CLIENT_DIM_MAX 4096u
+#define PM_CLIENT_K_MAX 1024u
+#define PM_CLIENT_EF_MAX 4096u
+#define PM_CLIENT_COLLECTION_NAME_BYTES_MAX 64u
+#define PM_CLIENT_INFO_SECTION_BYTES_MAX 32u
+#define PM_CLIENT_INFO_TEXT_BYTES_MAX 8192u
+#define PM_CLIENT_TTL_MS_MAX (UINT64_C(1) << 40)
+#define PM_CLIENT_COLLECTIONS_MAX 256u
+/* Key bytes a KNN result may need at most (every hit with a longest key). */
+#define PM_CLIENT_KNN_KEY_BYTES_MAX ((size_t)PM_CLIENT_K_MAX * PM_CLIENT_KEY_BYTES_MAX)
+
+/* ---------------------------------------------------------------- configuration */
+
+#define PM_CLIENT_HOST_DEFAULT "127.0.0.1"
+#define PM_CLIENT_BASE_PORT_DEFAULT 7700u
+/* Shards a client can address: one sockaddr each, kept small on purpose. */
+#define PM_CLIENT_SHARDS_MAX 1024u
+/* First wait for a reply; each retry doubles it (plus up to 25 % jitter). */
+#define PM_CLIENT_TIMEOUT_MS_DEFAULT 250u
+#define PM_CLIENT_TIMEOUT_MS_MAX 60000u
+/* Resends after the first attempt (UDP); over TCP the one attempt gets
+ * timeout_ms * (1 + retries). Bounded so a request cannot wait for hours. */
+#define PM_CLIENT_RETRIES_DEFAULT 3u
+#define PM_CLIENT_RETRIES_MAX 10u
+/* Requests outstanding at once (each holds a frame buffer of frame_bytes). */
+#define PM_CLIENT_IN_FLIGHT_DEFAULT 256u
+#define PM_CLIENT_IN_FLIGHT_MAX 16384u
+/* Frame buffer per in-flight request: holds a SET of ~8 KB or a VADD of ~2000
+ * dimensions. Larger requests take one of PM_CLIENT_LARGE_SLOTS buffers of the
+ * largest frame size (65507 bytes). */
+#define PM_CLIENT_FRAME_BYTES_DEFAULT 8192u
+#define PM_CLIENT_FRAME_BYTES_MIN 256u
+#define PM_CLIENT_LARGE_SLOTS 4u
+
+enum pm_client_transport {
+	PM_CLIENT_UDP = 0, /* one datagram socket, retries on timeout */
+	PM_CLIENT_TCP = 1, /* one stream to tcp_port, no resends */
+};
+
+struct pm_client_config {
+	const char *host;        /* IPv4 address ("localhost" is 127.0.0.1); NULL: default */
+	uint32_t base_port;      /* shard i is on UDP base_port + i */
+	uint32_t shards;         /* shards the server runs (1 is always correct, but slower) */
+	enum pm_client_transport transport;
+	uint32_t tcp_port;       /* the server's TCP port; 0: base_port - 1 (its default) */
+	uint32_t timeout_ms;     /* first attempt's wait, 1..PM_CLIENT_TIMEOUT_MS_MAX */
+	uint32_t retries;        /* 0..PM_CLIENT_RETRIES_MAX */
+	uint32_t max_in_flight;  /* 1..PM_CLIENT_IN_FLIGHT_MAX */
+	uint32_t frame_bytes;    /* PM_CLIENT_FRAME_BYTES_MIN..65507; 0: default */
+};
+
+/* ---------------------------------------------------------------- results */
+
+enum pm_client_status {
+	PM_CLIENT_OK = 0,
+	PM_CLIENT_NOT_FOUND,          /* key or collection absent, or expired */
+	/* The server's answers (docs/protocol.md §7). */
+	PM_CLIENT_E_WRONGTYPE,        /* key holds the other kind (KV vs vector) */
+	PM_CLIENT_E_SERVER_NOMEM,     /* the shard's memory is full */
+	PM_CLIENT_E_EXISTS,           /* collection exists with other parameters */
+	PM_CLIENT_E_KEY_LEN,          /* key empty or above PM_CLIENT_KEY_BYTES_MAX */
+	PM_CLIENT_E_VALUE_LEN,        /* value above PM_CLIENT_VALUE_BYTES_MAX */
+	PM_CLIENT_E_DIM,              /* dimension 0, too large, or not the collection's */
+	PM_CLIENT_E_NAN,              /* a vector component is NaN or infinite */
+	PM_CLIENT_E_ZERO_VECTOR,      /* all-zero vector in a cosine collection */
+	PM_CLIENT_E_K,                /* k is 0 or above PM_CLIENT_K_MAX */
+	PM_CLIENT_E_EF,               /* ef above PM_CLIENT_EF_MAX or below k */
+	PM_CLIENT_E_TTL,              /* TTL above PM_CLIENT_TTL_MS_MAX */
+	PM_CLIENT_E_COLLECTION_NAME,  /* collection name empty or too long */
+	PM_CLIENT_E_COLLECTIONS_FULL, /* the server has its maximum of collections */
+	PM_CLIENT_E_PARAM,            /* metric, index, HNSW parameter or section invalid */
+	PM_CLIENT_E_DTYPE,            /* vector element type not supported */
+	PM_CLIENT_E_FRAME,            /* the server could not decode the frame */
+	PM_CLIENT_E_SERVER_TIMEOUT,   /* a shard did not answer the server's fan-out */
+	PM_CLIENT_E_BUSY,             /* the server was busy through every attempt */
+	PM_CLIENT_E_SERVER,           /* internal or unknown server error */
+	/* The client's own. */
+	PM_CLIENT_E_TIMEOUT,          /* no complete reply after every attempt */
+	PM_CLIENT_E_CONNECTION,       /* socket error, or the TCP connection was lost */
+	PM_CLIENT_E_CONFIG,           /* invalid configuration (pm_client_config_check) */
+	PM_CLIENT_E_ARG,              /* invalid argument (NULL pointer, missing field) */
+	PM_CLIENT_E_NOSPACE,          /* the result does not fit the caller's buffer */
+	PM_CLIENT_E_PROTOCOL,         /* the server's reply broke the protocol */
+	PM_CLIENT_E_WOULD_BLOCK,      /* every slot is in flight and waiting is not allowed */
+	PM_CLIENT_E_ALLOC,            /* pm_client_open could not allocate */
+	PM_CLIENT_STATUS_COUNT
+};
+
+/* One sentence saying what happened; never NULL. */
+const char *pm_client_strerror(enum pm_client_status st);
+/* Short stable name ("NOT_FOUND", "E_TIMEOUT", …); never NULL. */
+const char *pm_client_status_name(enum pm_client_status st);
+
+/* ---------------------------------------------------------------- data types */
+
+enum pm_client_op {
+	PM_CLIENT_SET = 1,
+	PM_CLIENT_GET,
+	PM_CLIENT_DEL,
+	PM_CLIENT_INFO,
+	PM_CLIENT_VADD,
+	PM_CLIENT_VGET,
+	PM_CLIENT_VDEL,
+	PM_CLIENT_KNN,
+	PM_CLIENT_CCREATE,
+	PM_CLIENT_CDROP,
+	PM_CLIENT_CLIST,
+};
+
+enum pm_client_metric { PM_CLIENT_L2 = 0, PM_CLIENT_IP = 1, PM_CLIENT_COSINE = 2 };
+enum pm_client_index { PM_CLIENT_FLAT = 0, PM_CLIENT_HNSW = 1 };
+
+struct pm_client_coll_params {
+	uint32_t dim;             /* 1..PM_CLIENT_DIM_MAX */
+	uint8_t metric;           /* enum pm_client_metric */
+	uint8_t index;            /* enum pm_client_index */
+	uint16_t hnsw_m;          /* 0: server default */
+	uint32_t ef_construction; /* 0: server default */
+	uint32_t ef_search;       /* 0: server default */
+};
+
+struct pm_client_coll_info {
+	uint8_t name[PM_CLIENT_COLLECTION_NAME_BYTES_MAX];
+	uint32_t name_len; /* 0: the default collection of its dimension */
+	struct pm_client_coll_params params;
+	uint64_t count;    /* vectors */
+	uint64_t bytes;    /* server memory of their blobs */
+};
+
+/* Where a collection list goes (caller's memory). */
+struct pm_client_coll_list {
+	struct pm_client_coll_info *items;
+	uint32_t cap;   /* entries items can hold; PM_CLIENT_COLLECTIONS_MAX always suffices */
+	uint32_t count; /* out */
+};
+
+struct pm_client_hit {
+	const uint8_t *key; /* into the result's keys buffer */
+	uint32_t klen;
+	float dist;         /* the metric's distance; smaller is nearer */
+};
+
+/* Where KNN hits go (caller's memory), nearest first. */
+struct pm_client_knn_result {
+	struct pm_client_hit *hits;
+	uint32_t hits_cap;  /* must be >= k */
+	uint8_t *keys;      /* key bytes of the hits */
+	size_t keys_cap;    /* PM_CLIENT_KNN_KEY_BYTES_MAX always suffices */
+	uint32_t count;     /* out: hits */
+	size_t keys_used;   /* out: bytes of keys used */
+};
+
+/* A vector read back (caller's memory). */
+struct pm_client_vector {
+	float *vec;
+	uint32_t cap;       /* floats vec can hold */
+	uint32_t dim;       /* out; set even when it exceeds cap (E_NOSPACE) */
+	uint8_t collection[PM_CLIENT_COLLECTION_NAME_BYTES_MAX];
+	uint32_t collection_len; /* out; 0: the default collection */
+};
+
+/* ---------------------------------------------------------------- pipelined API */
+
+/* What a completed request delivers to its callback. Pointers are valid only
+ * during the callback. */
+struct pm_client_result {
+	enum pm_client_status status;
+	enum pm_client_op op;
+	uint64_t id;
+	uint32_t attempts;          /* sends of this request (1 + resends) */
+	const uint8_t *value;       /* GET value, INFO text */
+	uint32_t vlen;
+	const float *vec;           /* VGET */
+	uint32_t dim;
+	const uint8_t *collection;  /* VGET: the vector's collection (len 0: default) */
+	uint32_t collection_len;
+	bool removed;               /* DEL, VDEL, CDROP: something was removed */
+	struct pm_client_knn_result *knn;   /* KNN: the request's result, filled */
+	struct pm_client_coll_list *colls;  /* CLIST: idem */
+};
+
+typedef void (*pm_client_cb)(void *arg, const struct pm_client_result *res);
+
+/* One request. Every pointer except knn / colls / arg only needs to be valid
+ * during pm_client_submit() (the frame is encoded at once). */
+struct pm_client_req {
+	enum pm_client_op op;
+	const void *key;        /* SET GET DEL VADD VGET VDEL */
+	uint32_t klen;
+	const void *value;      /* SET */
+	uint32_t vlen;
+	const float *vec;       /* VADD, KNN: dim floats */
+	uint32_t dim;
+	const void *name;       /* collection (VADD, KNN: optional; CCREATE, CDROP);
+				   INFO: section (optional) */
+	uint32_t name_len;
+	uint64_t ttl_ms;        /* SET, VADD: 0 = no expiry */
+	uint32_t k;             /* KNN */
+	uint32_t ef;            /* KNN: 0 = collection default */
+	bool exact;             /* KNN: exact (flat) search */
+	struct pm_client_coll_params params;  /* CCREATE */
+	struct pm_client_knn_result *knn;     /* KNN: must outlive the request */
+	struct pm_client_coll_list *colls;    /* CLIST: must outlive the request */
+	pm_client_cb cb;        /* may be NULL */
+	void *arg;
+};
+
+struct pm_client;
+
+struct pm_client_stats {
+	uint64_t requests;      /* submitted */
+	uint64_t completed;
+	uint64_t datagrams_out; /* UDP datagrams sent (TCP: writes) */
+	uint64_t frames_out;    /* frames sent, resends included */
+	uint64_t frames_in;     /* reply frames received */
+	uint64_t resends;       /* retries after a timeout, a gap or BUSY */
+	uint64_t timeouts;      /* requests completed with E_TIMEOUT */
+	uint64_t stale;         /* replies matching no request: late or duplicate */
+	uint64_t page_gaps;     /* paged replies restarted because a page was missing */
+};
+
+/* Fills *cfg with the defaults (127.0.0.1:7700, 1 shard, UDP, 250 ms, 3 retries). */
+void pm_client_config_default(struct pm_client_config *cfg);
+
+/* PM_CLIENT_OK, or PM_CLIENT_E_CONFIG with *why (if why) set to a sentence
+ * naming the field and its allowed range. */
+enum pm_client_status pm_client_config_check(const struct pm_client_config *cfg,
+					     const char **why);
+
+/* Check cfg, allocate everything, open the socket (TCP: connect within
+ * timeout_ms). E_CONFIG, E_ALLOC or E_CONNECTION on failure (*out = NULL). */
+enum pm_client_status pm_client_open(const struct pm_client_config *cfg, struct pm_client **out);
+
+/* Close the socket and free everything. Requests still in flight are dropped
+ * without their callbacks (call pm_client_drain first to finish them). */
+void pm_client_close(struct pm_client *c);
+
+/* Queue one request. Argument errors are returned at once (and the callback
+ * is not called). When every slot is in flight, waits for one by polling
+ * (callbacks of other requests run meanwhile); inside a callback it returns
+ * E_WOULD_BLOCK instead. *id (if id) receives the request id. */
+enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_client_req *req,
+				       uint64_t *id);
+
+/* Send every queued frame now (submit batches them into datagrams). */
+void pm_client_flush(struct pm_client *c);
+
+/* Flush, wait up to wait_ms for replies, handle timeouts and retries, and run
+ * the callbacks of completed requests. Returns how many completed. */
+uint32_t pm_client_poll(struct pm_client *c, uint32_t wait_ms);
+
+/* Poll until no request is in flight (each one ends by its deadline). */
+void pm_client_drain(struct pm_client *c);
+
+/* Requests submitted and not yet completed. */
+uint32_t pm_client_in_flight(const struct pm_client *c);
+
+void pm_client_stats(const struct pm_client *c, struct pm_client_stats *out);
+
+/* The shard that owns a key (what the client routes by). */
+uint32_t pm_client_shard_of(const struct pm_client *c, const void *key, size_t klen);
+
+/* ---------------------------------------------------------------- synchronous API */
+
+/* Each call submits one request and waits for its completion; other pipelined
+ * requests progress meanwhile. Not callable from a callback (E_WOULD_BLOCK). */
+
+enum pm_client_status pm_client_set(struct pm_client *c, const void *key, size_t klen,
+				    const void *val, size_t vlen, uint64_t ttl_ms);
+
+/* Copies the value into buf; *vlen gets its length (also when it exceeds cap:
+ * E_NOSPACE, nothing copied). */
+enum pm_client_status pm_client_get(struct pm_client *c, const void *key, size_t klen,
+				    void *buf, size_t cap, size_t *vlen);
+
+/* *removed (if removed) tells whether the key existed. */
+enum pm_client_status pm_client_del(struct pm_client *c, const void *key, size_t klen,
+				    bool *removed);
+
+/* collection: NULL or "" for the default collection of the vector's dimension. */
+enum pm_client_status pm_client_vadd(struct pm_client *c, const void *key, size_t klen,
+				     const float *vec, uint32_t dim, const char *collection,
+				     uint64_t ttl_ms);
+
+enum pm_client_status pm_client_vget(struct pm_client *c, const void *key, size_t klen,
+				     struct pm_client_vector *out);
+
+enum pm_client_status pm_client_vdel(struct pm_client *c, const void *key, size_t klen,
+				     bool *removed);
+
+struct pm_client_knn_opts {
+	uint32_t k;             /* neighbours wanted, 1..PM_CLIENT_K_MAX */
+	uint32_t ef;            /* 0: collection default */
+	bool exact;
+	const char *collection; /* NULL or "": default collection of dim */
+};
+
+/* res->hits_cap must be >= k; res->count and res->keys_used are set. */
+enum pm_client_status pm_client_knn(struct pm_client *c, const float *vec, uint32_t dim,
+				    const struct pm_client_knn_opts *opts,
+				    struct pm_client_knn_result *res);
+
+enum pm_client_status pm_client_collection_create(struct pm_client *c, const char *name,
+						  const struct pm_client_coll_params *params);
+
+enum pm_client_status pm_client_collection_drop(struct pm_client *c, const char *name,
+						bool *removed);
+
+enum pm_client_status pm_client_collection_list(struct pm_client *c,
+						struct pm_client_coll_list *out);
+
+/* section: NULL for every section. Copies the text into buf (not terminated);
+ * *len gets its length (E_NOSPACE when it exceeds cap). */
+enum pm_client_status pm_client_info(struct pm_client *c, const char *section, char *buf,
+				     size_t cap, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
