@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# setup-run.sh — install, build and run Pomai on its embedded default.
+# setup-run.sh — install, build and run Pomai on its embedded default: pomaid
+# in the foreground, kernel-socket backend on 127.0.0.1 (UDP 7700 + shard,
+# TCP 7699), shards = min(cores, 4), adaptive polling, files under ./var/pomai.
+# Stop it with Ctrl-C. Extra arguments go to pomaid (try --help).
 #
-# Until the pomaid daemon lands, "running Pomai" is the embedded demo: one shard
-# in this process loads Fashion-MNIST (60,000 x 784) from Debian's
-# dataset-fashion-mnist package, answers KNN queries, and prints recall against
-# an exact search it computes itself, queries/s, and the shard's memory INFO.
+# Also installs Debian's dataset-fashion-mnist, which the README's next
+# commands load with pomai-cli, and builds ./build/perf/pomai-demo (the same
+# data in one in-process shard, exact and HNSW search checked against an
+# independent exact search).
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/deps.sh
@@ -18,4 +21,4 @@ else
 	meson setup build --buildtype=release
 fi
 ninja -C build
-exec ./build/perf/pomai-demo "$@"
+exec ./build/dataplane/pomaid "$@"
