@@ -90,6 +90,10 @@ static void sec_stats(struct pm_shard *sh, struct text *t)
 	for (unsigned i = 0; i < PM_STATUS_COUNT; i++)
 		errors += sh->stats.errors[i];
 	put(t, "errors:%llu\r\n", (unsigned long long)errors);
+	for (unsigned i = 0; i < PM_STATUS_COUNT; i++) /* by status, those that happened */
+		if (sh->stats.errors[i])
+			put(t, "errors_%s:%llu\r\n", pm_status_name((enum pm_status)i),
+			    (unsigned long long)sh->stats.errors[i]);
 }
 
 static bool wants(const char *section, uint32_t len, const char *name)

@@ -25,6 +25,7 @@
 
 #include "codec.h"
 #include "fixture.h"
+#include "pomai.h"
 #include "hash.h"
 #include "knn.h"
 #include "vector.h"
@@ -529,6 +530,102 @@ static void test_tcp_stalled_clients(void)
 	close(c.fd);
 }
 
+/* ---------------------------------------------------------------- libpomai */
+
+static struct pm_client *lib_open(enum pm_client_transport t)
+{
+	struct pm_client_config cfg;
+	pm_client_config_default(&cfg);
+	cfg.base_port = base_port;
+	cfg.shards = SHARDS;
+	cfg.transport = t;
+	cfg.timeout_ms = 500;
+	struct pm_client *c = NULL;
+	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+	return c;
+}
+
+static void lib_every_op(struct pm_client *c, const char *tag)
+{
+	char key[32], coll[32], buf[256];
+	size_t n;
+	bool removed;
+	memset(key, 0, sizeof(key));
+	memcpy(key, tag, 3); /* "udp"/"tcp", then NUL bytes: a binary key of 12 bytes */
+	key[7] = 'k';
+	CU_ASSERT_EQUAL(pm_client_set(c, key, 12, "v\0v", 3, 0), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(pm_client_get(c, key, 12, buf, sizeof(buf), &n), PM_CLIENT_OK);
+	CU_ASSERT(n == 3 && !memcmp(buf, "v\0v", 3));
+	CU_ASSERT_EQUAL(pm_client_del(c, key, 12, &removed), PM_CLIENT_OK);
+	CU_ASSERT(removed);
+	CU_ASSERT_EQUAL(pm_client_get(c, key, 12, buf, sizeof(buf), &n), PM_CLIENT_NOT_FOUND);
+	snprintf(coll, sizeof(coll), "lib-%s", tag);
+	struct pm_client_coll_params p = { .dim = 4, .metric = PM_CLIENT_L2, .index = PM_CLIENT_HNSW };
+	CU_ASSERT_EQUAL(pm_client_collection_create(c, coll, &p), PM_CLIENT_OK);
+	float v[4] = { 1, 2, 3, 4 }, back[4];
+	for (int i = 0; i < 50; i++) {
+		int kl = snprintf(key, sizeof(key), "%s-v%d", tag, i);
+		v[0] = (float)i;
+		CU_ASSERT_EQUAL(pm_client_vadd(c, key, (size_t)kl, v, 4, coll, 0), PM_CLIENT_OK);
+	}
+	struct pm_client_vector out = { .vec = back, .cap = 4 };
+	int kl = snprintf(key, sizeof(key), "%s-v7", tag);
+	CU_ASSERT_EQUAL(pm_client_vget(c, key, (size_t)kl, &out), PM_CLIENT_OK);
+	CU_ASSERT(out.dim == 4 && back[0] == 7.0f && out.collection_len == strlen(coll));
+	struct pm_client_hit hits[5];
+	uint8_t keys[512];
+	struct pm_client_knn_result res = { .hits = hits, .hits_cap = 5, .keys = keys,
+					    .keys_cap = sizeof(keys) };
+	struct pm_client_knn_opts o = { .k = 5, .collection = coll };
+	v[0] = 7.2f;
+	CU_ASSERT_EQUAL(pm_client_knn(c, v, 4, &o, &res), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(res.count, 5);
+	CU_ASSERT(res.count > 0 && hits[0].klen == (uint32_t)kl && !memcmp(hits[0].key, key, (size_t)kl));
+	CU_ASSERT_EQUAL(pm_client_vdel(c, key, (size_t)kl, &removed), PM_CLIENT_OK);
+	CU_ASSERT(removed);
+	static char info[PM_INFO_TEXT_BYTES_MAX];
+	CU_ASSERT_EQUAL(pm_client_info(c, NULL, info, sizeof(info), &n), PM_CLIENT_OK);
+	CU_ASSERT(memmem(info, n, "shards:2", 8) != NULL);
+	CU_ASSERT_EQUAL(pm_client_collection_drop(c, coll, &removed), PM_CLIENT_OK);
+	CU_ASSERT(removed);
+}
+
+struct lib_check {
+	int done, bad;
+};
+
+static void lib_cb(void *arg, const struct pm_client_result *r)
+{
+	struct lib_check *k = arg;
+	k->done++;
+	k->bad += r->status != PM_CLIENT_OK;
+}
+
+/* Every op through libpomai over UDP and TCP, then 5,000 pipelined SETs. */
+static void test_libpomai(void)
+{
+	struct pm_client *u = lib_open(PM_CLIENT_UDP), *t = lib_open(PM_CLIENT_TCP);
+	lib_every_op(u, "udp");
+	lib_every_op(t, "tcp");
+	struct lib_check k = { 0 };
+	char key[32];
+	for (int i = 0; i < 5000; i++) {
+		int kl = snprintf(key, sizeof(key), "pipe-%d", i);
+		struct pm_client_req r = { .op = PM_CLIENT_SET, .key = key, .klen = (uint32_t)kl,
+					   .value = key, .vlen = (uint32_t)kl, .cb = lib_cb, .arg = &k };
+		CU_ASSERT_EQUAL_FATAL(pm_client_submit(u, &r, NULL), PM_CLIENT_OK);
+	}
+	pm_client_drain(u);
+	CU_ASSERT_EQUAL(k.done, 5000);
+	CU_ASSERT_EQUAL(k.bad, 0);
+	char buf[64];
+	size_t n;
+	CU_ASSERT_EQUAL(pm_client_get(t, "pipe-4321", 9, buf, sizeof(buf), &n), PM_CLIENT_OK);
+	CU_ASSERT(n == 9 && !memcmp(buf, "pipe-4321", 9));
+	pm_client_close(u);
+	pm_client_close(t);
+}
+
 static void test_shutdown_restart(void)
 {
 	int status = stop_daemon();
@@ -557,6 +654,7 @@ int main(int argc, char **argv)
 		{ "4 concurrent clients, every reply checked", test_concurrent_clients },
 		{ "TCP: pipelined frames", test_tcp_pipelined },
 		{ "TCP: stalled clients hold nothing", test_tcp_stalled_clients },
+		{ "libpomai: every op over UDP and TCP, pipelined", test_libpomai },
 		{ "shutdown and restart on the same ports", test_shutdown_restart },
 		CU_TEST_INFO_NULL,
 	};

@@ -177,6 +177,10 @@ static void test_info(void)
 	CU_ASSERT(has(t, len, "# Memory\r\n"));
 	CU_ASSERT(has(t, len, "collection:name=,default=1,dim=2,"));
 	CU_ASSERT(has(t, len, "ops_set:1\r\n"));
+	CU_ASSERT(!has(t, len, "errors_E_KEY_LEN"));
+	CU_ASSERT_EQUAL(fx_set(&sh, fx_b("k", 0), fx_s("v"), 0, 0), PM_E_KEY_LEN);
+	t = info("stats", &len);
+	CU_ASSERT(has(t, len, "errors:1\r\nerrors_E_KEY_LEN:1\r\n"));
 	t = info("MEMORY", &len); /* case-insensitive, one section only */
 	CU_ASSERT(has(t, len, "arena_bytes:16777216\r\n"));
 	CU_ASSERT(!has(t, len, "# Keyspace"));
