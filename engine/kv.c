@@ -193,14 +193,22 @@ enum pm_status pm_kv_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
 	return PM_OK;
 }
 
-enum pm_status pm_kv_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
-			 uint64_t now_ms)
+enum pm_status pm_ks_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			 uint64_t now_ms, uint8_t kind)
 {
 	if (klen == 0 || klen > PM_KEY_BYTES_MAX)
 		return PM_E_KEY_LEN;
 	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
 	if (idx == PM_SEED_NONE)
 		return PM_NOT_FOUND;
+	if (kind != PM_SEED_FREE && pm_seed_at(&sh->arena, idx)->kind != kind)
+		return PM_E_WRONGTYPE;
 	pm_ks_delete(sh, idx, hash);
 	return PM_OK;
+}
+
+enum pm_status pm_kv_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			 uint64_t now_ms)
+{
+	return pm_ks_del(sh, key, klen, hash, now_ms, PM_SEED_FREE); /* DEL removes any kind */
 }

@@ -48,6 +48,9 @@ uint32_t pm_ks_find(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint
 		    uint64_t now_ms);
 /* Delete a live seed of any kind: blobs, collection membership, map entry, slot. */
 void pm_ks_delete(struct pm_shard *sh, uint32_t idx, uint64_t hash);
+/* Look up and delete key if it holds `kind` (PM_SEED_FREE: any kind). */
+enum pm_status pm_ks_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			 uint64_t now_ms, uint8_t kind);
 
 enum pm_status pm_kv_set(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
 			 const uint8_t *val, uint32_t vlen, uint64_t expire_at_ms, uint64_t now_ms);
