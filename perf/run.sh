@@ -4,13 +4,16 @@
 # perf/run.sh — reproduce perf/RESULTS.md: build Pomai in release mode into
 # build-perf (configured once, with -Dperf=enabled so a missing FAISS is an error
 # rather than a silently skipped benchmark), then run the embedded demo,
-# bench_kv and bench_knn with their default settings, printing everything.
+# bench_kv, bench_knn and bench_hnsw with their default settings, printing
+# everything; then redraw perf/hnsw_recall_qps.png from bench_hnsw's data file
+# (if gnuplot is installed).
 #
 #   BUILD_DIR=dir   build directory (default: <repo>/build-perf)
-#   Any arguments are passed to both benchmarks (e.g. --cpu 1).
+#   Any arguments are passed to the three benchmarks (e.g. --cpu 1).
 #
-# Takes about 4 minutes: the demo ~10 s, bench_kv ~40 s, bench_knn ~3 min (FAISS
-# as built by Debian is the slow half).
+# Takes about 13 minutes: the demo ~10 s, bench_kv ~40 s, bench_knn ~3 min (FAISS
+# as built by Debian is the slow half), bench_hnsw ~9 min (FAISS's HNSW build
+# ~1.5 min, the hnswlib churn runs ~3.5 min).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +24,7 @@ if [ -d "$build/meson-info" ]; then
 else
 	meson setup "$build" "$root" --buildtype=release -Dperf=enabled
 fi
-ninja -C "$build" perf/pomai-demo perf/bench_kv perf/bench_knn
+ninja -C "$build" perf/pomai-demo perf/bench_kv perf/bench_knn perf/bench_hnsw
 
 echo "== source: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)"
 echo "== build:  $build (release)"
@@ -32,3 +35,21 @@ echo
 "$build/perf/bench_kv" "$@"
 echo
 "$build/perf/bench_knn" "$@"
+echo
+status=0 # 3: a pm_hnsw_validate failure, reported above; plot anyway
+"$build/perf/bench_hnsw" "$@" --dat "$build/bench_hnsw.dat" || status=$?
+if [ -s "$build/bench_hnsw.dat" ] && command -v gnuplot >/dev/null; then
+	gnuplot -e "dat='$build/bench_hnsw.dat'; out='$root/perf/hnsw_recall_qps.png'" \
+		"$root/perf/plot_hnsw.gp"
+	echo "== plot:   $root/perf/hnsw_recall_qps.png"
+fi
+# pomaid over loopback against redis-server, and KNN over a two-shard pomaid
+# (perf/redis_vs_pomai.sh, about 5 minutes; needs redis-server and redis-tools).
+echo
+if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
+	ninja -C "$build" dataplane/pomaid perf/pomai-bench
+	BUILD_DIR="$build" "$root/perf/redis_vs_pomai.sh" --knn || status=$?
+else
+	echo "== redis_vs_pomai.sh skipped: apt-get install redis-server redis-tools"
+fi
+exit $status
