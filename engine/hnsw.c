@@ -567,6 +567,7 @@ enum pm_status pm_hnsw_insert(struct pm_shard *sh, struct pm_collection *c, uint
 	for (unsigned lev = 0; lev <= level; lev++)
 		*links_of(sh, c, hdr, lev).n = 0;
 	h->live++;
+	h->inserts_since_walk++;
 	if (h->entry == PM_HNSW_NODE_NONE) {
 		h->entry = id;
 		h->max_level = (int32_t)level;
@@ -777,6 +778,7 @@ static void reconnect_unreachable(struct pm_shard *sh, struct pm_collection *c)
 		connect(sh, c, id, node_at(sh, h, id)->level, CONNECT_STRANDED);
 	}
 	h->reconnected += ok ? q.n : 0;
+	h->inserts_since_walk = 0;
 	free_chunks(sh, &q.dir_off, &q.dir_cap, &q.nchunks,
 		    PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(uint32_t));
 }
@@ -811,8 +813,11 @@ bool pm_hnsw_maintain(struct pm_shard *sh, struct pm_collection *c, uint32_t nod
 {
 	struct pm_hnsw *h = &c->hnsw;
 	if (!h->sweeping) {
-		if (h->tomb_head == PM_HNSW_NODE_NONE)
+		if (h->tomb_head == PM_HNSW_NODE_NONE) {
+			if (pm_hnsw_walk_due(h))
+				reconnect_unreachable(sh, c);
 			return false;
+		}
 		sweep_start(sh, h);
 	}
 	if (nodes == 0)

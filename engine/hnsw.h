@@ -55,6 +55,10 @@ struct pm_collection;
 #define PM_HNSW_CHUNK_NODES 4096u
 /* Nodes examined per pm_hnsw_maintain step when the caller gives no budget. */
 #define PM_HNSW_MAINTAIN_NODES_DEFAULT 1024u
+/* Inserts after which maintenance walks the graph from the entry point and
+ * relinks unreachable nodes (pruning during inserts can strand a few):
+ * max(this, live / 4), so the walk costs O(1) per insert amortised. */
+#define PM_HNSW_WALK_INSERTS_MIN 1024u
 /* Tombstones that make pm_shard_* trigger a sweep: max(this, live / 16). */
 #define PM_HNSW_TOMBSTONES_SWEEP_MIN 64u
 
@@ -106,6 +110,7 @@ struct pm_hnsw {
 	bool sweeping;
 	uint64_t upper_bytes;    /* bytes of upper-level link blobs */
 	uint64_t reconnected;    /* nodes relinked after a sweep left them unreachable */
+	uint32_t inserts_since_walk; /* inserts since the last reachability walk */
 };
 
 /* Bytes a vector blob of an HNSW collection reserves for level-0 links. */
@@ -125,8 +130,16 @@ void pm_hnsw_remove(struct pm_shard *sh, struct pm_collection *c, uint64_t off);
 /* Release everything (the collection is dropped): all node blobs and tables. */
 void pm_hnsw_destroy(struct pm_shard *sh, struct pm_collection *c);
 
-/* Sweep up to `nodes` node-table entries; returns true while work remains. */
+/* Sweep up to `nodes` node-table entries; returns true while work remains.
+ * With no tombstones, walks the graph and relinks unreachable nodes once
+ * enough inserts have happened since the last walk. */
 bool pm_hnsw_maintain(struct pm_shard *sh, struct pm_collection *c, uint32_t nodes);
+
+static inline bool pm_hnsw_walk_due(const struct pm_hnsw *h)
+{
+	uint32_t due = h->live / 4 > PM_HNSW_WALK_INSERTS_MIN ? h->live / 4 : PM_HNSW_WALK_INSERTS_MIN;
+	return h->inserts_since_walk >= due;
+}
 
 /* The k nearest live vectors to q with beam width max(ef, k), sorted by
  * (distance, key) like pm_knn_flat. out must hold PM_K_MAX hits (a tie at the

@@ -93,7 +93,8 @@ uint32_t pm_shard_expire(struct pm_shard *sh, uint64_t now_ms, uint32_t max_seed
 
 static bool sweep_due(const struct pm_hnsw *h)
 {
-	return h->sweeping || h->tombstones >= PM_MAX(PM_HNSW_TOMBSTONES_SWEEP_MIN, h->live / 16);
+	return h->sweeping || h->tombstones >= PM_MAX(PM_HNSW_TOMBSTONES_SWEEP_MIN, h->live / 16) ||
+	       (h->tombstones == 0 && pm_hnsw_walk_due(h));
 }
 
 bool pm_shard_maintain(struct pm_shard *sh, uint64_t now_ms, uint32_t budget)

@@ -149,6 +149,12 @@ static void test_query_paths(void)
 	CU_ASSERT_EQUAL(rep.status, PM_OK);
 	CU_ASSERT_EQUAL(rep.nhits, 10);
 	CU_ASSERT_EQUAL(sh.stats.knn_graph, 1);
+	/* enough inserts: maintenance walks the graph once (and then is idle) */
+	CU_ASSERT(pm_hnsw_walk_due(&coll("c")->hnsw));
+	while (pm_shard_maintain(&sh, 0, 0))
+		;
+	CU_ASSERT_EQUAL(coll("c")->hnsw.inserts_since_walk, 0);
+	expect_valid("c");
 	q.exact = true;
 	pm_shard_apply(&sh, &q, 0, &rep);
 	CU_ASSERT_EQUAL(sh.stats.knn_graph, 1); /* exact asked: scan */
