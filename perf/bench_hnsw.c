@@ -30,6 +30,11 @@
  *    hnswlib_anchor.h), and plain hnswlib, which cannot reuse slots and must
  *    grow max_elements. FAISS's HNSW cannot delete. Then recall, queries/s and
  *    memory again, against the fresh build.
+ * Every engine's vectors sit on transparent hugepages: Pomai's arena asks for
+ * them, and the anchors' wrappers advise theirs (--anchors-4k: do not).
+ * After the build and after each round's re-adds, pm_shard_maintain also runs
+ * until it is done (the engine's periodic reachability walk), as a server runs
+ * it between bursts; it is timed apart from the build and the re-adds.
  * pm_hnsw_validate checks Pomai's graph after the build and, in each churn
  * round, after the sweep and after the re-adds; a broken rule is printed and
  * makes the exit status 3, but the run goes on (it is a finding, not a reason
@@ -500,6 +505,49 @@ static bool pomai_validate(struct bench *b, const char *when)
 	return st == PM_OK;
 }
 
+/* Calls of pm_shard_maintain one sweep may take before it is called stuck. */
+#define HB_SWEEP_CALLS_MAX 100000u
+
+struct sweep_stats {
+	uint32_t calls, longest_at; /* longest_at: 1-based call number */
+	double longest_ms, median_ms, last_ms;
+};
+
+/* Run pm_shard_maintain (default budget) until it has nothing left. */
+static int pomai_sweep(struct bench *b, struct sweep_stats *st)
+{
+	static double ms[HB_SWEEP_CALLS_MAX];
+	bool more = true;
+	*st = (struct sweep_stats){ 0 };
+	while (more && st->calls < HB_SWEEP_CALLS_MAX) {
+		uint64_t t0 = bu_now_ns();
+		more = pm_shard_maintain(&b->sh, 0, 0);
+		double t = (double)(bu_now_ns() - t0) / 1e6;
+		if (t > st->longest_ms) {
+			st->longest_ms = t;
+			st->longest_at = st->calls + 1;
+		}
+		ms[st->calls++] = t;
+	}
+	st->last_ms = ms[st->calls - 1];
+	st->median_ms = bu_median(ms, st->calls);
+	return more ? -1 : 0;
+}
+
+/* Maintenance after a batch of inserts, as a server runs it between bursts:
+ * with no tombstones it is the periodic reachability walk, which relinks nodes
+ * that pruning stranded. */
+static void pomai_after_inserts(struct bench *b, const char *when)
+{
+	struct sweep_stats sw;
+	uint64_t before = b->coll->hnsw.reconnected, t0 = bu_now_ns();
+	int rc = pomai_sweep(b, &sw);
+	printf("pomai:    maintenance %s: %u pm_shard_maintain calls, %.1f ms in all (longest "
+	       "%.1f ms)%s, %llu nodes relinked\n",
+	       when, sw.calls, (double)(bu_now_ns() - t0) / 1e6, sw.longest_ms,
+	       rc ? " NOT FINISHED" : "", (unsigned long long)(b->coll->hnsw.reconnected - before));
+}
+
 static int pomai_build(struct bench *b)
 {
 	struct pomai_acct before;
@@ -516,7 +564,8 @@ static int pomai_build(struct bench *b)
 	       b->n, b->build_s[S_POMAI], b->n / b->build_s[S_POMAI], b->sh.kern->name,
 	       b->coll->hnsw.upper_bytes / MIB, (double)(thp_bytes() - thp0) / MIB);
 	fflush(stdout);
-	pomai_validate(b, "after build");
+	pomai_after_inserts(b, "after the build");
+	pomai_validate(b, "after the build and its maintenance");
 	return pomai_map_seeds(b);
 }
 
@@ -854,35 +903,6 @@ static int make_picks(struct bench *b)
 	return 0;
 }
 
-/* Calls of pm_shard_maintain one sweep may take before it is called stuck. */
-#define HB_SWEEP_CALLS_MAX 100000u
-
-struct sweep_stats {
-	uint32_t calls, longest_at; /* longest_at: 1-based call number */
-	double longest_ms, median_ms, last_ms;
-};
-
-/* Run pm_shard_maintain (default budget) until it has nothing left. */
-static int pomai_sweep(struct bench *b, struct sweep_stats *st)
-{
-	static double ms[HB_SWEEP_CALLS_MAX];
-	bool more = true;
-	*st = (struct sweep_stats){ 0 };
-	while (more && st->calls < HB_SWEEP_CALLS_MAX) {
-		uint64_t t0 = bu_now_ns();
-		more = pm_shard_maintain(&b->sh, 0, 0);
-		double t = (double)(bu_now_ns() - t0) / 1e6;
-		if (t > st->longest_ms) {
-			st->longest_ms = t;
-			st->longest_at = st->calls + 1;
-		}
-		ms[st->calls++] = t;
-	}
-	st->last_ms = ms[st->calls - 1];
-	st->median_ms = bu_median(ms, st->calls);
-	return more ? -1 : 0;
-}
-
 static int pomai_churn(struct bench *b, const struct pomai_acct *before)
 {
 	const uint32_t half = b->n / 2;
@@ -915,7 +935,10 @@ static int pomai_churn(struct bench *b, const struct pomai_acct *before)
 		       "%.1f ms); %u VADD %.2f s; in use %.1f MiB, arena footprint %.1f MiB\n",
 		       r + 1, half, del_s, tombs, sweep_s, sw.calls, sw.median_ms, sw.longest_ms,
 		       sw.longest_at, sw.last_ms, half, add_s, m.total / MIB, m.footprint / MIB);
-		snprintf(when, sizeof(when), "churn round %u, after the re-adds", r + 1);
+		snprintf(when, sizeof(when), "after churn round %u's re-adds", r + 1);
+		pomai_after_inserts(b, when);
+		snprintf(when, sizeof(when), "churn round %u, after the re-adds and maintenance",
+			 r + 1);
 		pomai_validate(b, when);
 	}
 	pomai_mem(b, before, &b->mem[S_POMAI_CHURN]);

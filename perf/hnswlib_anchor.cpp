@@ -6,7 +6,7 @@
  * Nothing of hnswlib's algorithm is changed or tuned: the index is built and
  * searched through its public API, one query per searchKnn call, one thread.
  * The one thing done to it: with hugepages, its level-0 block (vectors and
- * level-0 links, 97 % of its memory) is advised onto transparent hugepages, as
+ * level-0 links, 96 % of its memory) is advised onto transparent hugepages, as
  * Pomai's arena is, so both engines read their vectors through the same page
  * size. This is
  * the only file that includes hnswlib.h (it defines non-inline functions).

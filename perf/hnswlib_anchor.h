@@ -38,10 +38,10 @@ const char *ph_simd(void);
 /* The flags this wrapper (and so hnswlib) was compiled with. */
 const char *ph_cxxflags(void);
 
-/* hugepages: put the level-0 block (vectors + level-0 links, ~all of the
+/* hugepages: put the level-0 block (vectors + level-0 links, 96 % of the
  * index) on transparent hugepages with madvise(MADV_HUGEPAGE), as Pomai's
- * arena does for itself; glibc's malloc would give it 4 KiB pages, and a TLB
- * miss on most vector reads is not what the benchmark compares. */
+ * arena does for itself (glibc's malloc would leave it on 4 KiB pages), so
+ * that both engines read their vectors through the same page size. */
 struct ph_index *ph_new(uint32_t dim, uint32_t max_elements, uint32_t m, uint32_t ef_construction,
 			uint32_t seed, bool hugepages, char *err, size_t errlen);
 void ph_free(struct ph_index *h);

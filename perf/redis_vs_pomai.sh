@@ -37,7 +37,7 @@
 #   SERVER_CPU=1 CLIENT_CPU=0
 #   KEYS=1000000       key space (both servers are preloaded with all of it)
 #   N1=100000 N16=1000000   requests per cell without / with pipelining
-#   KNN_EF=20,40,80,160     ef values of the KNN stage
+#   KNN_EF=10,20,40,80,160  ef values of the KNN stage
 #   KNN_DEPTHS="1 8"        queries in flight (one client thread) of the KNN stage
 set -euo pipefail
 
@@ -48,7 +48,7 @@ client_cpu=${CLIENT_CPU:-0}
 keys=${KEYS:-1000000}
 n1=${N1:-100000}
 n16=${N16:-1000000}
-knn_ef=${KNN_EF:-20,40,80,160}
+knn_ef=${KNN_EF:-10,20,40,80,160}
 knn_depths=${KNN_DEPTHS:-1 8}
 do_knn=0
 for a in "$@"; do
