@@ -108,7 +108,8 @@ static uint32_t frame_bytes_of(const struct pm_client_config *cfg)
 	return cfg->frame_bytes ? cfg->frame_bytes : PM_CLIENT_FRAME_BYTES_DEFAULT;
 }
 
-/* The first broken rule, or NULL. */
+/* The first broken rule, or NULL. PM_CLIENT_MEMIF is valid here; only
+ * pm_client_memif_open() can open it. */
 static const char *config_problem(const struct pm_client_config *cfg)
 {
 	struct in_addr a;
@@ -118,8 +119,9 @@ static const char *config_problem(const struct pm_client_config *cfg)
 		return "host must be an IPv4 address such as 127.0.0.1";
 	if (cfg->shards == 0 || cfg->shards > PM_CLIENT_SHARDS_MAX)
 		return "shards must be 1..1024";
-	if (cfg->transport != PM_CLIENT_UDP && cfg->transport != PM_CLIENT_TCP)
-		return "transport must be PM_CLIENT_UDP or PM_CLIENT_TCP";
+	if (cfg->transport != PM_CLIENT_UDP && cfg->transport != PM_CLIENT_TCP &&
+	    cfg->transport != PM_CLIENT_MEMIF)
+		return "transport must be PM_CLIENT_UDP, PM_CLIENT_TCP or PM_CLIENT_MEMIF";
 	if (cfg->base_port == 0 || (uint64_t)cfg->base_port + cfg->shards - 1u > 65535u)
 		return "base_port must be 1..65535, and base_port + shards - 1 at most 65535";
 	if (cfg->tcp_port > 65535u)
@@ -204,16 +206,25 @@ static void addrs_init(struct pm_client *c)
 	}
 }
 
-enum pm_client_status pm_client_open(const struct pm_client_config *cfg, struct pm_client **out)
+/* Checks, allocates and connects; hooks (if any) own state from here on. */
+enum pm_client_status pmc_open(const struct pm_client_config *cfg, const struct pmc_hooks *hooks,
+			       void *state, struct pm_client **out)
 {
+	enum pm_client_status st = PM_CLIENT_OK;
 	if (out == NULL)
-		return PM_CLIENT_E_ARG;
-	*out = NULL;
-	if (config_problem(cfg) != NULL)
-		return PM_CLIENT_E_CONFIG;
-	struct pm_client *c = calloc(1, sizeof *c);
-	if (c == NULL)
-		return PM_CLIENT_E_ALLOC;
+		st = PM_CLIENT_E_ARG;
+	else if (config_problem(cfg) != NULL || (cfg->transport == PM_CLIENT_MEMIF && !hooks))
+		st = PM_CLIENT_E_CONFIG; /* memif: pm_client_memif_open() */
+	struct pm_client *c = st == PM_CLIENT_OK ? calloc(1, sizeof *c) : NULL;
+	if (out)
+		*out = NULL;
+	if (c == NULL) {
+		if (hooks)
+			hooks->close(state);
+		return st != PM_CLIENT_OK ? st : PM_CLIENT_E_ALLOC;
+	}
+	c->hooks = hooks;
+	c->hook_state = state;
 	c->cfg = *cfg;
 	c->cfg.frame_bytes = frame_bytes_of(cfg);
 	c->tcp = cfg->transport == PM_CLIENT_TCP;
@@ -226,7 +237,7 @@ enum pm_client_status pm_client_open(const struct pm_client_config *cfg, struct 
 	}
 	addrs_init(c);
 	c->cfg.host = NULL; /* the caller's string is not kept */
-	enum pm_client_status st = pmc_connect(c);
+	st = pmc_connect(c);
 	if (st != PM_CLIENT_OK) {
 		pm_client_close(c);
 		return st;
@@ -235,12 +246,19 @@ enum pm_client_status pm_client_open(const struct pm_client_config *cfg, struct 
 	return PM_CLIENT_OK;
 }
 
+enum pm_client_status pm_client_open(const struct pm_client_config *cfg, struct pm_client **out)
+{
+	return pmc_open(cfg, NULL, NULL, out);
+}
+
 void pm_client_close(struct pm_client *c)
 {
 	if (c == NULL)
 		return;
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->hooks)
+		c->hooks->close(c->hook_state);
 	free(c->slots);
 	free(c->small_bufs);
 	free(c->large_bufs);
@@ -549,7 +567,7 @@ enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_clie
 	struct pmc_slot *s = NULL;
 	if (st == PM_CLIENT_OK)
 		st = slot_wait(c, frame_bound(req) > c->cfg.frame_bytes, &s);
-	if (st == PM_CLIENT_OK && c->fd < 0)
+	if (st == PM_CLIENT_OK && !pmc_is_open(c))
 		st = pmc_connect(c); /* TCP: the stream was lost; reconnect */
 	if (st != PM_CLIENT_OK) {
 		if (s)

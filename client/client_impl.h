@@ -16,6 +16,11 @@
  * only the head of the queue can be partly written; a request that times out
  * in that state means the server stopped reading, and the stream is closed
  * (a frame cannot be taken back out of a stream).
+ *
+ * A transport other than the sockets (libpomai_memif) plugs in through struct
+ * pmc_hooks: the queues, batching, retries and reply handling stay the same,
+ * and the hooks replace connect / sendmsg / recv / poll. libpomai itself never
+ * links such a transport; its open function passes the hooks to pmc_open().
  */
 #ifndef POMAI_CLIENT_IMPL_H
 #define POMAI_CLIENT_IMPL_H
@@ -23,6 +28,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "codec.h"
 #include "pomai.h"
@@ -89,9 +95,38 @@ struct pmc_queue {
 	bool dirty;             /* listed in c->dirty */
 };
 
+/* What a hook transport did with one datagram. */
+enum pmc_send_result {
+	PMC_SENT = 0,   /* handed to the device */
+	PMC_SEND_FULL,  /* nothing sent, the device is full: keep it queued, try again */
+	PMC_SEND_LOST,  /* dropped (counted by the transport); the request's timer recovers */
+};
+
+/* A transport outside libpomai. It owns c->hook_state from pmc_open() on
+ * (close frees it, also when pmc_open fails). */
+struct pmc_hooks {
+	/* Bring the device up (at open, and at a submit after a disconnect). */
+	enum pm_client_status (*connect)(struct pm_client *c);
+	/* Take it down (pmc_disconnect); the state stays until close. */
+	void (*disconnect)(struct pm_client *c);
+	/* Free the state (device up or not). */
+	void (*close)(void *state);
+	/* One datagram: n frames, total bytes, to shard dest (c->addrs[dest]). */
+	enum pmc_send_result (*send)(struct pm_client *c, uint32_t dest, const struct iovec *iov,
+				     uint32_t n, size_t total);
+	/* Handle what has arrived, without waiting. */
+	void (*receive)(struct pm_client *c);
+	/* Wait at most wait_ms for replies (handling them); pmc_flush_all when a
+	 * send waits for room (c->want_write). */
+	void (*wait)(struct pm_client *c, uint32_t wait_ms);
+};
+
 struct pm_client {
 	struct pm_client_config cfg;
 	int fd;
+	const struct pmc_hooks *hooks; /* NULL: the sockets */
+	void *hook_state;
+	bool hook_up;              /* hooks: the device is connected */
 	bool tcp;
 	uint32_t stream_gen;       /* TCP: incremented when the stream is closed */
 	struct sockaddr_in *addrs; /* UDP: one per shard; TCP: [0] */
@@ -118,6 +153,10 @@ struct pm_client {
 };
 
 /* client.c */
+/* pm_client_open with a hook transport (hooks NULL: the sockets). The client
+ * owns state from here on, also on failure (hooks->close frees it). */
+enum pm_client_status pmc_open(const struct pm_client_config *cfg, const struct pmc_hooks *hooks,
+			       void *state, struct pm_client **out);
 uint64_t pmc_now_ms(void);
 uint64_t pmc_attempt_wait_ms(struct pm_client *c, uint32_t attempt);
 struct pmc_slot *pmc_slot_by_id(struct pm_client *c, uint64_t id);
@@ -138,6 +177,14 @@ void pmc_enqueue(struct pm_client *c, struct pmc_slot *s);
 void pmc_unlink(struct pm_client *c, struct pmc_slot *s);
 void pmc_flush_all(struct pm_client *c);
 void pmc_receive(struct pm_client *c);
+/* Hand every frame of one received datagram to pmc_on_frame. */
+void pmc_on_datagram(struct pm_client *c, const uint8_t *p, size_t len);
+
+/* Whether the transport is open: the socket, or a hook transport's device. */
+static inline bool pmc_is_open(const struct pm_client *c)
+{
+	return c->hooks ? c->hook_up : c->fd >= 0;
+}
 
 /* reply.c */
 /* Handle the reply frame at p; returns its length, 0 if its header is unusable. */

@@ -4,7 +4,10 @@
  *
  * A client talks to one pomaid over UDP (one socket; shard i listens on
  * base_port + i) or over one TCP connection (tcp_port, by default
- * base_port - 1). Keys are routed to their shard with the server's hash
+ * base_port - 1). A third transport, UDP in Ethernet frames over a DPDK memif
+ * shared-memory interface to a pomaid on the same machine, lives in the
+ * separate library libpomai_memif (pomai_memif.h), so that programs which do
+ * not use it do not link DPDK. Keys are routed to their shard with the server's hash
  * (XXH3-64 % shards, docs/protocol.md §2.1).
  *
  * Two ways to call it, usable together on one client:
@@ -79,6 +82,10 @@ extern "C" {
 enum pm_client_transport {
 	PM_CLIENT_UDP = 0, /* one datagram socket, retries on timeout */
 	PM_CLIENT_TCP = 1, /* one stream to tcp_port, no resends */
+	/* UDP over a DPDK memif port, kernel bypassed; behaves as UDP (routing,
+	 * batching, retries). Opened only by pm_client_memif_open() of
+	 * libpomai_memif (pomai_memif.h); pm_client_open() refuses it. */
+	PM_CLIENT_MEMIF = 2,
 };
 
 struct pm_client_config {
@@ -272,7 +279,8 @@ enum pm_client_status pm_client_config_check(const struct pm_client_config *cfg,
 					     const char **why);
 
 /* Check cfg, allocate everything, open the socket (TCP: connect within
- * timeout_ms). E_CONFIG, E_ALLOC or E_CONNECTION on failure (*out = NULL). */
+ * timeout_ms). E_CONFIG, E_ALLOC or E_CONNECTION on failure (*out = NULL).
+ * PM_CLIENT_MEMIF is E_CONFIG here: use pm_client_memif_open(). */
 enum pm_client_status pm_client_open(const struct pm_client_config *cfg, struct pm_client **out);
 
 /* Close the socket and free everything. Requests still in flight are dropped

@@ -16,6 +16,9 @@
  * buffer of two largest frames. A header that cannot be parsed, the peer
  * closing, or any socket error ends the stream: every request on it fails
  * with E_CONNECTION and the next submit reconnects.
+ *
+ * A hook transport (c->hooks, client_impl.h) takes the place of the socket
+ * calls; everything above them is shared.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,8 +68,14 @@ static int tcp_connect(struct pm_client *c)
 
 enum pm_client_status pmc_connect(struct pm_client *c)
 {
-	if (c->fd >= 0)
+	if (pmc_is_open(c))
 		return PM_CLIENT_OK;
+	c->want_write = false;
+	if (c->hooks) {
+		enum pm_client_status st = c->hooks->connect(c);
+		c->hook_up = st == PM_CLIENT_OK;
+		return st;
+	}
 	if (c->tcp) {
 		c->fd = tcp_connect(c);
 		c->rx_len = 0;
@@ -75,7 +84,6 @@ enum pm_client_status pmc_connect(struct pm_client *c)
 		if (c->fd >= 0)
 			set_bufs(c->fd);
 	}
-	c->want_write = false;
 	return c->fd >= 0 ? PM_CLIENT_OK : PM_CLIENT_E_CONNECTION;
 }
 
@@ -84,6 +92,9 @@ void pmc_disconnect(struct pm_client *c, enum pm_client_status why)
 {
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->hooks && c->hook_up)
+		c->hooks->disconnect(c);
+	c->hook_up = false;
 	c->fd = -1;
 	c->rx_len = 0;
 	c->stream_gen++;
@@ -207,6 +218,20 @@ static void advance(struct pm_client *c, struct pmc_queue *q, size_t sent)
 	}
 }
 
+/* A hook transport's send; false when the queue must wait for room. */
+static bool hook_send(struct pm_client *c, uint32_t qi, const struct iovec *iov, uint32_t n,
+		      size_t total)
+{
+	enum pmc_send_result r = c->hooks->send(c, qi, iov, n, total);
+	if (r == PMC_SEND_FULL) {
+		c->want_write = true;
+		return false;
+	}
+	c->stats.datagrams_out++;
+	advance(c, &c->queues[qi], total); /* sent, or lost */
+	return true;
+}
+
 /* One sendmsg. Returns false when the queue must wait (socket full, or gone). */
 static bool send_once(struct pm_client *c, uint32_t qi)
 {
@@ -214,6 +239,8 @@ static bool send_once(struct pm_client *c, uint32_t qi)
 	struct iovec iov[PMC_BATCH_FRAMES_MAX];
 	size_t total;
 	uint32_t n = gather(c, q, iov, &total);
+	if (c->hooks)
+		return hook_send(c, qi, iov, n, total);
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
 	if (!c->tcp) {
 		m.msg_name = &c->addrs[qi];
@@ -237,7 +264,7 @@ static bool send_once(struct pm_client *c, uint32_t qi)
 
 static void flush_queue(struct pm_client *c, uint32_t qi)
 {
-	while (c->fd >= 0 && c->queues[qi].head != PMC_NIL)
+	while (pmc_is_open(c) && c->queues[qi].head != PMC_NIL)
 		if (!send_once(c, qi))
 			return;
 }
@@ -267,6 +294,13 @@ void pm_client_flush(struct pm_client *c)
 
 /* ---------------------------------------------------------------- receiving */
 
+void pmc_on_datagram(struct pm_client *c, const uint8_t *p, size_t len)
+{
+	size_t off = 0, used;
+	while (off < len && (used = pmc_on_frame(c, p + off, len - off)))
+		off += used;
+}
+
 static void udp_receive(struct pm_client *c)
 {
 	for (uint32_t n = 0; n < PMC_RX_BURST && c->fd >= 0; n++) {
@@ -275,9 +309,7 @@ static void udp_receive(struct pm_client *c)
 			continue;
 		if (r < 0)
 			return; /* EAGAIN, or an ICMP error for an earlier send */
-		size_t off = 0, used;
-		while (off < (size_t)r && (used = pmc_on_frame(c, c->rx + off, (size_t)r - off)))
-			off += used;
+		pmc_on_datagram(c, c->rx, (size_t)r);
 	}
 }
 
@@ -328,7 +360,9 @@ static void tcp_receive(struct pm_client *c)
 
 void pmc_receive(struct pm_client *c)
 {
-	if (c->tcp)
+	if (c->hooks)
+		c->hooks->receive(c);
+	else if (c->tcp)
 		tcp_receive(c);
 	else
 		udp_receive(c);
@@ -345,6 +379,10 @@ static void wait_io(struct pm_client *c, uint32_t wait_ms)
 		return;
 	if (c->next_deadline_ms - now < wait_ms)
 		wait_ms = (uint32_t)(c->next_deadline_ms - now);
+	if (c->hooks) {
+		c->hooks->wait(c, wait_ms);
+		return;
+	}
 	struct pollfd p = { .fd = c->fd, .events = POLLIN };
 	if (c->want_write)
 		p.events |= POLLOUT;
@@ -360,10 +398,10 @@ uint32_t pm_client_poll(struct pm_client *c, uint32_t wait_ms)
 		return 0;
 	c->completed_turn = 0;
 	pmc_flush_all(c);
-	if (c->fd >= 0)
+	if (pmc_is_open(c))
 		pmc_receive(c);
 	pmc_check_timeouts(c, pmc_now_ms());
-	if (c->completed_turn == 0 && c->busy > 0 && c->fd >= 0 && wait_ms > 0) {
+	if (c->completed_turn == 0 && c->busy > 0 && pmc_is_open(c) && wait_ms > 0) {
 		wait_io(c, wait_ms);
 		pmc_receive(c);
 		pmc_check_timeouts(c, pmc_now_ms());
