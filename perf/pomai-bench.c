@@ -3,7 +3,8 @@
  * pomai-bench.c — a load generator for pomaid, over libpomai.
  *
  * KV mode (the default). --threads T threads, each with its own client (one UDP
- * socket, or one TCP connection), keep --depth D requests in flight through the
+ * socket, one TCP connection, or with --memif one DPDK memif port: kernel
+ * bypassed end to end, libpomai_memif, one thread), keep --depth D requests in flight through the
  * pipelined API (pm_client_submit, then pm_client_poll runs the callbacks). By
  * default the window slides: a completed request is replaced at once. --batch
  * instead sends D requests, waits for all D replies, then sends the next D —
@@ -63,6 +64,9 @@
 #include "fmnist.h"
 #include "gtcache.h"
 #include "pomai.h"
+#ifdef POMAI_BENCH_MEMIF
+#include "pomai_memif.h"
+#endif
 
 /* ---------------------------------------------------------------- limits */
 
@@ -87,6 +91,14 @@
 #define PB_VALUE_SALT UINT64_C(0x706f6d6169763031)
 #define PB_ERR_BYTES 512u
 #define PB_NS_PER_MS UINT64_C(1000000)
+/* Whether --memif is available (the build found DPDK). */
+#ifdef POMAI_BENCH_MEMIF
+#define PB_MEMIF 1
+#define PB_MEMIF_BUILT "built in"
+#else
+#define PB_MEMIF 0
+#define PB_MEMIF_BUILT "not in this build: no DPDK"
+#endif
 
 _Static_assert(sizeof(PB_KEY_PREFIX) - 1 + PB_KEY_DIGITS == PB_KEY_BYTES_MIN, "key layout");
 
@@ -128,6 +140,8 @@ struct opts {
 	uint32_t cpus[PB_THREADS_MAX], ncpus;
 	bool batch, preload, preload_only, expect_hits;
 	bool knn, reload;
+	const char *memif_eal, *memif_ip, *memif_port; /* --memif: EAL args, our address */
+	uint32_t memif_mtu;
 	const char *dir, *collection;
 	uint32_t base, queries, k, efs[PB_KNN_EFS_MAX], nefs;
 };
@@ -567,7 +581,27 @@ static double run_phase(struct bench *b, const struct phase *ph, struct tally *s
 
 static const char *transport_name(const struct opts *o)
 {
-	return o->cfg.transport == PM_CLIENT_TCP ? "tcp" : "udp";
+	return o->cfg.transport == PM_CLIENT_MEMIF ? "memif"
+	       : o->cfg.transport == PM_CLIENT_TCP ? "tcp"
+						    : "udp";
+}
+
+/* The memif transport's own counters (one thread), after a phase. */
+static void print_memif(const struct bench *b)
+{
+#ifdef POMAI_BENCH_MEMIF
+	struct pm_client_memif_stats m;
+	if (b->o.cfg.transport != PM_CLIENT_MEMIF)
+		return;
+	pm_client_memif_stats(b->w[0].c, &m);
+	printf("  memif: %" PRIu64 " frames out, %" PRIu64 " in; TX ring full %" PRIu64
+	       ", TX dropped %" PRIu64 ", RX dropped %" PRIu64 "; fragments %" PRIu64
+	       " out, %" PRIu64 " in, %" PRIu64 " reassembled, %" PRIu64 " given up\n",
+	       m.tx_packets, m.rx_packets, m.tx_full, m.tx_dropped, m.rx_dropped, m.frags_out,
+	       m.frags_in, m.reassembled, m.reasm_dropped);
+#else
+	(void)b;
+#endif
 }
 
 static void print_latency_row(const char *name, const uint64_t *h, uint64_t max_ns)
@@ -615,6 +649,7 @@ static void report(struct bench *b, const struct phase *ph, const struct tally *
 	       " stale replies, %" PRIu64 " page gaps\n",
 	       cs->datagrams_out ? (double)cs->frames_out / (double)cs->datagrams_out : 0.0,
 	       cs->resends, cs->stale, cs->page_gaps);
+	print_memif(b);
 	printf("RESULT phase=%s transport=%s threads=%u depth=%u batch=%d ef=%u ops_s=%.0f "
 	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f replies=%" PRIu64
 	       " wrong=%" PRIu64 " miss=%" PRIu64 " timeouts=%" PRIu64 " errors=%" PRIu64
@@ -645,11 +680,18 @@ static void usage(FILE *f)
 		"usage: pomai-bench [options]            KV load (GET/SET)\n"
 		"       pomai-bench --knn [options]      KNN load on Fashion-MNIST\n"
 		"server:\n"
-		"  --host H            IPv4 address (default %s)\n"
+		"  --host H            IPv4 address (default %s; also --server-ip)\n"
 		"  --port P            UDP port of shard 0 (default %u)\n"
 		"  --shards N          shards the server runs (default 1)\n"
 		"  --tcp               one TCP connection per thread instead of UDP\n"
 		"  --tcp-port P        the server's TCP port (default port - 1)\n"
+		"  --memif EAL_ARGS    over a DPDK memif port instead (one thread; %s), e.g.\n"
+		"                      \"-l 1 --no-huge --no-pci -m 512 --file-prefix=bench\n"
+		"                      --vdev=net_memif0,role=client,socket=PATH,socket-abstract=no\"\n"
+		"  --memif-ip A[/LEN]  this end's IPv4 address on the memif link (required);\n"
+		"                      --host (or --server-ip) is pomaid's there\n"
+		"  --memif-port NAME   the ethdev (default: the first)\n"
+		"  --memif-mtu N       link MTU, 576..9000 (default 1500, as pomaid's)\n"
 		"  --timeout MS        first wait for a reply (default %u)\n"
 		"  --retries N         UDP resends (default %u)\n"
 		"load:\n"
@@ -679,8 +721,9 @@ static void usage(FILE *f)
 		"  --queries N         first N test images, 1..%u (default %u)\n"
 		"  --k K               neighbours (default %u)\n"
 		"  --ef LIST           ef values, e.g. 40,80,160 (default %u)\n",
-		PM_CLIENT_HOST_DEFAULT, PM_CLIENT_BASE_PORT_DEFAULT, PM_CLIENT_TIMEOUT_MS_DEFAULT,
-		PM_CLIENT_RETRIES_DEFAULT, PB_THREADS_MAX, PB_DEPTH_MAX, PB_DEPTH_DEFAULT,
+		PM_CLIENT_HOST_DEFAULT, PM_CLIENT_BASE_PORT_DEFAULT, PB_MEMIF_BUILT,
+		PM_CLIENT_TIMEOUT_MS_DEFAULT, PM_CLIENT_RETRIES_DEFAULT, PB_THREADS_MAX, PB_DEPTH_MAX,
+		PB_DEPTH_DEFAULT,
 		PB_DURATION_MS_DEFAULT / 1e3, PB_WARMUP_MS_DEFAULT / 1e3, PB_SEED_DEFAULT,
 		PB_KEYS_DEFAULT, PB_KEY_BYTES_MIN, PM_CLIENT_KEY_BYTES_MAX, PB_KEY_BYTES_MIN,
 		PM_CLIENT_VALUE_BYTES_MAX, PB_VALUE_BYTES_DEFAULT, FMNIST_DIR_DEFAULT,
@@ -759,8 +802,16 @@ static bool parse_flag(const char *a, struct opts *o)
 static int parse_server(const char *a, const char *v, struct opts *o)
 {
 	struct pm_client_config *c = &o->cfg;
-	if (!strcmp(a, "--host"))
+	if (!strcmp(a, "--host") || !strcmp(a, "--server-ip"))
 		return c->host = v, 0;
+	if (!strcmp(a, "--memif"))
+		return c->transport = PM_CLIENT_MEMIF, o->memif_eal = v, 0;
+	if (!strcmp(a, "--memif-ip"))
+		return o->memif_ip = v, 0;
+	if (!strcmp(a, "--memif-port"))
+		return o->memif_port = v, 0;
+	if (!strcmp(a, "--memif-mtu"))
+		return bu_parse_u32(v, 65535, &o->memif_mtu);
 	if (!strcmp(a, "--port"))
 		return bu_parse_u32(v, 65535, &c->base_port);
 	if (!strcmp(a, "--shards"))
@@ -851,6 +902,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		fprintf(stderr, "pomai-bench: inconsistent options (try --help)\n");
 		return -EINVAL;
 	}
+	if (o->cfg.transport == PM_CLIENT_MEMIF && (!PB_MEMIF || o->threads != 1 || !o->memif_ip)) {
+		fprintf(stderr, "pomai-bench: --memif needs %s\n",
+			!PB_MEMIF ? "a build with DPDK (libpomai_memif)"
+				  : "--memif-ip and one thread (a port serves one client)");
+		return -EINVAL;
+	}
 	for (uint32_t e = 0; e < o->nefs; e++)
 		if (o->efs[e] && o->efs[e] < o->k) {
 			fprintf(stderr, "pomai-bench: ef %u is below k %u\n", o->efs[e], o->k);
@@ -860,6 +917,29 @@ static int parse_args(int argc, char **argv, struct opts *o)
 }
 
 /* ---------------------------------------------------------------- set-up */
+
+/* One client of the chosen transport; *why says what failed. */
+static enum pm_client_status client_open(const struct opts *o, const struct pm_client_config *cfg,
+					 struct pm_client **c, const char **why)
+{
+#ifdef POMAI_BENCH_MEMIF
+	if (cfg->transport == PM_CLIENT_MEMIF) {
+		struct pm_client_memif m;
+		pm_client_memif_default(&m);
+		m.eal_args = o->memif_eal;
+		m.local_ip = o->memif_ip;
+		m.port = o->memif_port;
+		m.mtu = o->memif_mtu;
+		return pm_client_memif_open(cfg, &m, c, why);
+	}
+#else
+	(void)o;
+#endif
+	enum pm_client_status st = pm_client_open(cfg, c);
+	if (st != PM_CLIENT_OK)
+		(void)pm_client_config_check(cfg, why);
+	return st;
+}
 
 static int open_clients(struct bench *b)
 {
@@ -871,9 +951,8 @@ static int open_clients(struct bench *b)
 		cfg.frame_bytes = frame < 65507u ? frame : 65507u;
 	for (uint32_t i = 0; i < o->threads; i++) {
 		const char *why = "";
-		enum pm_client_status st = pm_client_open(&cfg, &b->w[i].c);
+		enum pm_client_status st = client_open(o, &cfg, &b->w[i].c, &why);
 		if (st != PM_CLIENT_OK) {
-			(void)pm_client_config_check(&cfg, &why);
 			fprintf(stderr, "pomai-bench: client %u: %s (%s)\n", i, pm_client_strerror(st),
 				why);
 			return -1;
@@ -943,6 +1022,9 @@ static void print_setup(const struct bench *b)
 	       o->cfg.shards);
 	if (o->cfg.transport == PM_CLIENT_TCP)
 		printf(", tcp port %u", o->cfg.tcp_port ? o->cfg.tcp_port : o->cfg.base_port - 1u);
+	if (o->cfg.transport == PM_CLIENT_MEMIF)
+		printf(", from %s on %s (MTU %u)", o->memif_ip, o->memif_port ? o->memif_port : "port 0",
+		       o->memif_mtu ? o->memif_mtu : 1500u);
 	printf("; timeout %u ms, %u retries\n", o->cfg.timeout_ms, o->cfg.retries);
 	printf("load:     %u thread(s) x depth %u%s, ", o->threads, o->depth,
 	       o->batch ? " (batched)" : " (sliding)");
