@@ -39,6 +39,7 @@
 /* ---------------------------------------------------------------- wire constants */
 
 #define MAC_BYTES 6u
+#define IPV4_ADDR_BYTES 4u
 #define MAC_GROUP_BIT 0x01u        /* first octet: multicast / broadcast */
 #define ETH_OFF_DST 0u
 #define ETH_OFF_SRC 6u
@@ -76,6 +77,7 @@
 #define IP_OFF_SRC 12u
 #define IP_OFF_DST 16u
 #define IP_VERSION 4u
+#define IP_VERSION_SHIFT 4u        /* version in the high nibble of octet 0 */
 #define IP_IHL_MASK 0x0fu
 #define IP_IHL_UNIT_BYTES 4u       /* IHL counts 32-bit words */
 #define IP_VIHL_NO_OPTIONS 0x45u   /* version 4, IHL 5 */
@@ -101,6 +103,11 @@
 #define UDP_OFF_LEN 4u
 #define UDP_OFF_CSUM 6u
 #define UDP_PSEUDO_BYTES 12u       /* source, destination, zero, protocol, length */
+#define PSEUDO_OFF_SRC 0u
+#define PSEUDO_OFF_DST 4u
+#define PSEUDO_OFF_ZERO 8u
+#define PSEUDO_OFF_PROTO 9u
+#define PSEUDO_OFF_LEN 10u
 
 #define ICMP_OFF_TYPE 0u
 #define ICMP_OFF_CODE 1u
@@ -114,7 +121,7 @@
 
 _Static_assert(PM_NET_ETH_BYTES == ETH_OFF_TYPE + 2u, "Ethernet header layout");
 _Static_assert(PM_NET_ETH_BYTES + PM_NET_VLAN_BYTES == VLAN_OFF_TYPE + 2u, "802.1Q layout");
-_Static_assert(PM_NET_ARP_BYTES == ARP_OFF_TPA + 4u, "ARP payload layout");
+_Static_assert(PM_NET_ARP_BYTES == ARP_OFF_TPA + IPV4_ADDR_BYTES, "ARP payload layout");
 _Static_assert(PM_NET_ETH_BYTES + PM_NET_VLAN_BYTES + PM_NET_ARP_BYTES <= PM_NET_FRAME_BYTES_MIN,
 	       "an ARP frame is padded, never cut");
 _Static_assert(PM_NET_UDP_PAYLOAD_BYTES_MAX + PM_NET_IPV4_BYTES + PM_NET_UDP_BYTES == 0xffffu,
@@ -244,24 +251,24 @@ uint32_t pm_net_sum(const void *p, uint32_t len, uint32_t sum)
 {
 	const uint8_t *b = p;
 	uint64_t acc = sum;
-	for (; len >= 8u; b += 8, len -= 8u) {
+	for (; len >= sizeof(uint64_t); b += sizeof(uint64_t), len -= sizeof(uint64_t)) {
 		uint64_t w;
 		memcpy(&w, b, sizeof w);
 		acc = add_carry(acc, w);
 	}
-	if (len >= 4u) {
+	if (len >= sizeof(uint32_t)) {
 		uint32_t w;
 		memcpy(&w, b, sizeof w);
 		acc = add_carry(acc, w);
-		b += 4;
-		len -= 4u;
+		b += sizeof w;
+		len -= sizeof w;
 	}
-	if (len >= 2u) {
+	if (len >= sizeof(uint16_t)) {
 		uint16_t w;
 		memcpy(&w, b, sizeof w);
 		acc = add_carry(acc, w);
-		b += 2;
-		len -= 2u;
+		b += sizeof w;
+		len -= sizeof w;
 	}
 	if (len) { /* the odd byte, padded with a zero byte (RFC 1071) */
 		const uint8_t last[2] = { b[0], 0 };
@@ -283,11 +290,11 @@ uint16_t pm_net_fold(uint32_t sum)
 static uint32_t pseudo_sum(uint32_t src_be, uint32_t dst_be, uint32_t udp_len)
 {
 	uint8_t ph[UDP_PSEUDO_BYTES];
-	memcpy(ph, &src_be, 4);
-	memcpy(ph + 4, &dst_be, 4);
-	ph[8] = 0;
-	ph[9] = IP_PROTO_UDP;
-	put16(ph + 10, udp_len);
+	memcpy(ph + PSEUDO_OFF_SRC, &src_be, IPV4_ADDR_BYTES);
+	memcpy(ph + PSEUDO_OFF_DST, &dst_be, IPV4_ADDR_BYTES);
+	ph[PSEUDO_OFF_ZERO] = 0;
+	ph[PSEUDO_OFF_PROTO] = IP_PROTO_UDP;
+	put16(ph + PSEUDO_OFF_LEN, udp_len);
 	return pm_net_sum(ph, sizeof ph, 0);
 }
 
@@ -369,7 +376,7 @@ static enum pm_net_drop ipv4_check(const struct pm_net_local *l, const uint8_t *
 	if (avail < PM_NET_IPV4_BYTES)
 		return PM_NET_DROP_SHORT;
 	uint32_t ihl = ihl_bytes(ip), tot = get16(ip + IP_OFF_TOTLEN);
-	if (ip[IP_OFF_VIHL] >> 4 != IP_VERSION || ihl < PM_NET_IPV4_BYTES || ihl > avail ||
+	if (ip[IP_OFF_VIHL] >> IP_VERSION_SHIFT != IP_VERSION || ihl < PM_NET_IPV4_BYTES || ihl > avail ||
 	    tot < ihl || tot > avail || (get16(ip + IP_OFF_FRAG) & IP_FLAG_RESERVED) ||
 	    ip[IP_OFF_TTL] == 0)
 		return PM_NET_DROP_IP_HEADER;
@@ -496,7 +503,7 @@ uint32_t pm_net_arp_answer(const struct pm_net_local *l, uint8_t *frame, uint32_
 	NF_ASSERT(len >= PM_NET_ETH_BYTES);
 	uint32_t l2 = frame_l2(frame), end = l2 + PM_NET_ARP_BYTES;
 	NF_ASSERT(len >= end);
-	uint8_t *a = frame + l2, who_mac[MAC_BYTES], who_ip[4];
+	uint8_t *a = frame + l2, who_mac[MAC_BYTES], who_ip[IPV4_ADDR_BYTES];
 	NF_ASSERT(get16(a + ARP_OFF_OP) == ARP_OP_REQUEST);
 	memcpy(who_mac, a + ARP_OFF_SHA, MAC_BYTES);
 	memcpy(who_ip, a + ARP_OFF_SPA, sizeof who_ip);
@@ -504,7 +511,7 @@ uint32_t pm_net_arp_answer(const struct pm_net_local *l, uint8_t *frame, uint32_
 	memcpy(frame + ETH_OFF_SRC, l->mac, MAC_BYTES);
 	put16(a + ARP_OFF_OP, ARP_OP_REPLY);
 	memcpy(a + ARP_OFF_SHA, l->mac, MAC_BYTES);
-	memcpy(a + ARP_OFF_SPA, &l->ip_be, 4);
+	memcpy(a + ARP_OFF_SPA, &l->ip_be, IPV4_ADDR_BYTES);
 	memcpy(a + ARP_OFF_THA, who_mac, MAC_BYTES);
 	memcpy(a + ARP_OFF_TPA, who_ip, sizeof who_ip);
 	/* the reply is the minimum frame (or the request's length when shorter);
@@ -527,8 +534,8 @@ uint32_t pm_net_icmp_answer(const struct pm_net_local *l, uint8_t *frame, uint32
 	uint8_t *icmp = ip + ihl;
 	memcpy(frame + ETH_OFF_DST, frame + ETH_OFF_SRC, MAC_BYTES);
 	memcpy(frame + ETH_OFF_SRC, l->mac, MAC_BYTES);
-	memcpy(ip + IP_OFF_DST, ip + IP_OFF_SRC, 4);
-	memcpy(ip + IP_OFF_SRC, &l->ip_be, 4);
+	memcpy(ip + IP_OFF_DST, ip + IP_OFF_SRC, IPV4_ADDR_BYTES);
+	memcpy(ip + IP_OFF_SRC, &l->ip_be, IPV4_ADDR_BYTES);
 	ip[IP_OFF_TTL] = PM_NET_TTL;
 	write_csum(ip, ihl, IP_OFF_CSUM);
 	icmp[ICMP_OFF_TYPE] = ICMP_ECHO_REPLY;
@@ -547,9 +554,9 @@ uint32_t pm_net_arp_request(const struct pm_net_local *l, uint32_t target_be, ui
 	a[ARP_OFF_PLEN] = ARP_PLEN_IPV4;
 	put16(a + ARP_OFF_OP, ARP_OP_REQUEST);
 	memcpy(a + ARP_OFF_SHA, l->mac, MAC_BYTES);
-	memcpy(a + ARP_OFF_SPA, &l->ip_be, 4);
+	memcpy(a + ARP_OFF_SPA, &l->ip_be, IPV4_ADDR_BYTES);
 	memset(a + ARP_OFF_THA, 0, MAC_BYTES);
-	memcpy(a + ARP_OFF_TPA, &target_be, 4);
+	memcpy(a + ARP_OFF_TPA, &target_be, IPV4_ADDR_BYTES);
 	memset(a + PM_NET_ARP_BYTES, 0, PM_NET_FRAME_BYTES_MIN - (l2 + PM_NET_ARP_BYTES));
 	return PM_NET_FRAME_BYTES_MIN;
 }
@@ -586,8 +593,8 @@ uint32_t pm_net_ipv4_udp_write(const struct pm_net_local *l, uint32_t dst_be, ui
 	put16(ip + IP_OFF_FRAG, 0); /* DF clear: the datagram may be fragmented */
 	ip[IP_OFF_TTL] = PM_NET_TTL;
 	ip[IP_OFF_PROTO] = IP_PROTO_UDP;
-	memcpy(ip + IP_OFF_SRC, &l->ip_be, 4);
-	memcpy(ip + IP_OFF_DST, &dst_be, 4);
+	memcpy(ip + IP_OFF_SRC, &l->ip_be, IPV4_ADDR_BYTES);
+	memcpy(ip + IP_OFF_DST, &dst_be, IPV4_ADDR_BYTES);
 	write_csum(ip, PM_NET_IPV4_BYTES, IP_OFF_CSUM);
 	uint8_t *u = ip + PM_NET_IPV4_BYTES;
 	put16(u + UDP_OFF_SPORT, src_port);
