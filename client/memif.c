@@ -103,8 +103,11 @@ _Static_assert((PMC_MEMIF_IP_PAYLOAD_BYTES_MAX +
 	       "a largest datagram fits PMC_MEMIF_FRAGS_MAX fragments at the smallest MTU");
 _Static_assert(PM_NET_IPV4_BYTES + PM_NET_UDP_BYTES + PM_FRAME_BYTES_MAX <= PMC_MEMIF_IP_BYTES_MAX,
 	       "a largest frame fits one IPv4 datagram");
-_Static_assert(RTE_PKTMBUF_HEADROOM + PMC_MEMIF_L2_BYTES_MAX + PM_CLIENT_MEMIF_MTU_MAX <= UINT16_MAX,
+_Static_assert(RTE_PKTMBUF_HEADROOM + PMC_MEMIF_L2_BYTES_MAX + PM_CLIENT_MEMIF_MTU_MAX <=
+		       UINT16_MAX,
 	       "an MTU-sized frame fits one mbuf");
+_Static_assert(PM_NET_DROP_REASONS <= PM_CLIENT_MEMIF_DROP_REASONS,
+	       "every front-end drop reason has a counter");
 _Static_assert(PMC_MEMIF_RX_BURST * PMC_MEMIF_RX_BURSTS_MAX + PMC_MEMIF_FRAGS_MAX +
 			       PMC_MEMIF_MBUF_CACHE * 2u < PMC_MEMIF_MBUFS,
 	       "the pool covers a burst of fragments, the RX bursts and a cache");
@@ -146,6 +149,7 @@ struct pmc_memif {
 static struct {
 	pthread_mutex_t lock;
 	bool eal_up;
+	bool eal_failed; /* rte_eal_init failed: it cannot be called again */
 	char args[PM_CLIENT_MEMIF_EAL_ARGS_BYTES_MAX];
 	char *argv[PM_CLIENT_MEMIF_EAL_ARGS_MAX + 2u];
 	bool ports[RTE_MAX_ETHPORTS];
@@ -241,13 +245,17 @@ static const char *eal_up_locked(const char *args)
 		g.eal_up = true; /* initialised before: reuse it */
 		return NULL;
 	}
+	if (g.eal_failed)
+		return "rte_eal_init failed earlier in this process (it cannot be retried)";
 	if (args == NULL || args[0] == '\0')
 		return "the EAL is not initialised and eal_args is empty";
 	int argc;
 	if (!split_args(args, &argc))
 		return "eal_args has more than 64 words";
-	if (rte_eal_init(argc, g.argv) < 0 && rte_errno != EALREADY)
+	if (rte_eal_init(argc, g.argv) < 0 && rte_errno != EALREADY) {
+		g.eal_failed = true;
 		return "rte_eal_init failed (DPDK's log on stderr says why)";
+	}
 	g.eal_up = true;
 	return NULL;
 }
@@ -461,7 +469,8 @@ static enum pmc_send_result memif_send(struct pm_client *c, uint32_t dest, const
 				       uint32_t n, size_t total)
 {
 	struct pmc_memif *m = c->hook_state;
-	PMC_ASSERT(m->have_mac && total <= PM_FRAME_BYTES_MAX);
+	PMC_ASSERT(m->have_mac);
+	PMC_ASSERT(total <= PM_FRAME_BYTES_MAX);
 	arp_refresh(m);
 	if (PM_NET_IPV4_BYTES + PM_NET_UDP_BYTES + total <= m->mtu)
 		return send_whole(c, m, dest, iov, n, total);
@@ -469,6 +478,12 @@ static enum pmc_send_result memif_send(struct pm_client *c, uint32_t dest, const
 }
 
 /* ---------------------------------------------------------------- RX */
+
+static void rx_drop(struct pmc_memif *m, enum pm_net_drop why)
+{
+	m->st.rx_dropped++;
+	m->st.rx_drops[why < PM_NET_DROP_REASONS ? why : PM_NET_DROP_NONE]++;
+}
 
 /* The daemon's MAC from its ARP request or reply (unless configured). */
 static void learn(struct pmc_memif *m, const struct pm_net_pkt *pkt)
@@ -548,7 +563,7 @@ static void reasm_done(struct pm_client *c, struct pmc_memif *m, struct pmc_reas
 	if (pm_net_parse_ipv4(&m->local, ip, PM_NET_IPV4_BYTES + r->total, &pkt) == PM_NET_UDP)
 		deliver(c, m, ip, &pkt);
 	else
-		m->st.rx_dropped++;
+		rx_drop(m, pkt.drop);
 	reasm_free(m, r, false);
 }
 
@@ -648,7 +663,7 @@ static void rx_one(struct pm_client *c, struct pmc_memif *m, struct rte_mbuf *mb
 		}
 		break;
 	case PM_NET_DROP:
-		m->st.rx_dropped++;
+		rx_drop(m, frame ? pkt.drop : PM_NET_DROP_SHORT);
 		break;
 	}
 	rte_pktmbuf_free(mb);
@@ -875,6 +890,12 @@ enum pm_client_status pm_client_memif_open(const struct pm_client_config *cfg,
 	else if (why && strcmp(*why, "ok") == 0)
 		*why = pm_client_strerror(st);
 	return st;
+}
+
+const char *pm_client_memif_drop_name(uint32_t reason)
+{
+	return reason < PM_NET_DROP_REASONS ? pm_net_drop_name((enum pm_net_drop)reason)
+					    : "unknown";
 }
 
 void pm_client_memif_stats(const struct pm_client *c, struct pm_client_memif_stats *out)

@@ -52,6 +52,8 @@ extern "C" {
 #define PM_CLIENT_MEMIF_EAL_ARGS_MAX 64u
 /* A learned MAC is asked again this often while requests are sent. */
 #define PM_CLIENT_MEMIF_ARP_REFRESH_MS 5000u
+/* Reasons a received frame is dropped (pm_client_memif_drop_name). */
+#define PM_CLIENT_MEMIF_DROP_REASONS 24u
 
 struct pm_client_memif {
 	/* EAL command line, words split at blanks (no quoting), e.g.
@@ -80,6 +82,7 @@ struct pm_client_memif_stats {
 	uint64_t reassembled;   /* datagrams reassembled */
 	uint64_t reasm_dropped; /* partial datagrams given up (evicted, timed out, invalid) */
 	uint64_t rx_dropped;    /* frames the front end refused (bad header, not ours, ...) */
+	uint64_t rx_drops[PM_CLIENT_MEMIF_DROP_REASONS]; /* rx_dropped by reason */
 	uint64_t rx_foreign;    /* valid datagrams not from the daemon's shard ports */
 	uint64_t arp_sent;      /* requests for the daemon's MAC */
 	uint64_t arp_answered;  /* requests for ours */
@@ -105,6 +108,10 @@ enum pm_client_status pm_client_memif_open(const struct pm_client_config *cfg,
 
 /* The transport's counters; zeros for a client of another transport. */
 void pm_client_memif_stats(const struct pm_client *c, struct pm_client_memif_stats *out);
+
+/* Short name of drop reason i ("ip_cksum", "udp_port", ...; those of the
+ * daemon's INFO), "unknown" past the last. */
+const char *pm_client_memif_drop_name(uint32_t reason);
 
 #ifdef __cplusplus
 }

@@ -599,6 +599,10 @@ static void print_memif(const struct bench *b)
 	       " out, %" PRIu64 " in, %" PRIu64 " reassembled, %" PRIu64 " given up\n",
 	       m.tx_packets, m.rx_packets, m.tx_full, m.tx_dropped, m.rx_dropped, m.frags_out,
 	       m.frags_in, m.reassembled, m.reasm_dropped);
+	for (uint32_t r = 0; r < PM_CLIENT_MEMIF_DROP_REASONS; r++)
+		if (m.rx_drops[r])
+			printf("  memif: RX dropped %" PRIu64 " as %s\n", m.rx_drops[r],
+			       pm_client_memif_drop_name(r));
 #else
 	(void)b;
 #endif
