@@ -64,7 +64,8 @@
 static const uint8_t server_mac[6] = { 2, 0, 0, 0, 0, 2 };
 #define T_BASE_PORT 7700u
 #define T_MTU 1500u
-#define T_EAL_COMMON "--no-huge --no-pci -m 512 --no-telemetry --log-level=lib.eal:warning"
+#define T_EAL_COMMON \
+	"--no-huge --no-pci -m 512 --no-shconf --no-telemetry --log-level=lib.eal:warning"
 #define T_ARGS_BYTES 1024u
 /* The child's start-up (EAL, port) and the whole run. */
 #define T_READY_MS 15000
@@ -532,7 +533,7 @@ static void test_config(void)
 	struct pm_client_config cfg;
 	pm_client_config_default(&cfg);
 	cfg.transport = PM_CLIENT_MEMIF;
-	struct pm_client *c = (struct pm_client *)&cfg;
+	struct pm_client *c = (struct pm_client *)&cfg; /* any non-NULL: open must clear it */
 	CU_ASSERT_EQUAL(pm_client_open(&cfg, &c), PM_CLIENT_E_CONFIG);
 	CU_ASSERT_PTR_NULL(c);
 	CU_ASSERT_EQUAL(open_memif(1, T_TIMEOUT_MS, 0, false, &c, &why), PM_CLIENT_E_CONNECTION);
@@ -797,6 +798,19 @@ static void stop_server(void)
 	rmdir(tmpdir);
 }
 
+/* --no-shconf leaves each EAL's runtime directory empty: remove both. */
+static void remove_runtime_dirs(void)
+{
+	char dir[256];
+	snprintf(dir, sizeof dir, "%s", rte_eal_get_runtime_dir());
+	(void)rmdir(dir);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return;
+	snprintf(slash + 1, sizeof dir - (size_t)(slash + 1 - dir), "pomai-memif-s%d", (int)getpid());
+	(void)rmdir(dir);
+}
+
 int main(void)
 {
 	const char *ci = getenv(T_CI_ENV);
@@ -831,5 +845,6 @@ int main(void)
 	int rc = pm_cu_run("memif", tests);
 	pm_client_close(C);
 	stop_server();
+	remove_runtime_dirs();
 	return rc;
 }
