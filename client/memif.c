@@ -92,7 +92,6 @@
 #define PMC_IP_OFF_SRC 12u
 #define PMC_IP_OFF_DST 16u
 #define PMC_IP_FLAG_MF 0x2000u
-#define PMC_IP_FLAG_DF 0x4000u
 #define PMC_IP_FRAG_OFF_MASK 0x1fffu
 #define PMC_ETHERTYPE_IPV4 0x0800u
 
@@ -202,8 +201,9 @@ static const char *memif_problem(const struct pm_client_memif *m)
 		return "mtu must be 0 (1500) or 576..9000";
 	if (m->eal_args && strlen(m->eal_args) >= PM_CLIENT_MEMIF_EAL_ARGS_BYTES_MAX)
 		return "eal_args must be shorter than 4096 bytes";
-	if (m->has_peer_mac && (m->peer_mac[0] & 1u))
-		return "peer_mac must be a unicast MAC";
+	static const uint8_t zero[6];
+	if (m->has_peer_mac && ((m->peer_mac[0] & 1u) || memcmp(m->peer_mac, zero, 6) == 0))
+		return "peer_mac must be a unicast MAC, not zero";
 	return NULL;
 }
 
@@ -403,8 +403,9 @@ static enum pmc_send_result send_whole(struct pm_client *c, struct pmc_memif *m,
 	return tx_burst(m, &mb, 1);
 }
 
-/* Fragment i of the staged datagram: Ethernet, the IPv4 header with its own
- * length, offset and checksum, and its slice of the payload. */
+/* One fragment of the staged datagram: Ethernet, the IPv4 header with its
+ * own length, offset and checksum, and its slice [off, off + len) of the
+ * IP payload. */
 static struct rte_mbuf *fragment(struct pmc_memif *m, uint32_t off, uint32_t len, bool more)
 {
 	uint32_t l2 = pm_net_l2_bytes(&m->local);
