@@ -13,7 +13,8 @@
 #include "config.h"
 #include "pm_limits.h"
 
-enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES };
+enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
+	    K_EAL, K_CIDRS, K_GATEWAYS };
 
 struct key {
 	const char *name;
@@ -52,6 +53,34 @@ static const struct key keys[] = {
 	  "deadline for the shards' answers to a fan-out (KNN, collection ops, INFO)" },
 	{ "maintain_nodes", K_U32, OFF(maintain_nodes), 16, 1u << 20, "nodes",
 	  "HNSW tombstone-sweep slice a worker runs between bursts" },
+	{ "backend", K_BACKEND, OFF(backend), 0, 0, "mode",
+	  "kernel (UDP sockets) or dpdk (frames straight from NIC queues; the dpdk_* keys)" },
+	{ "dpdk_eal_args", K_EAL, OFF(dpdk_eal_args), 0, 0, "flags",
+	  "DPDK EAL arguments: devices (-a PCI, --vdev), memory (-m, --no-huge), --file-prefix;"
+	  " pomaid adds the lcore list itself" },
+	{ "dpdk_addrs", K_CIDRS, OFF(dpdk_addrs), 0, 0, "list",
+	  "IPv4 address/prefix of each DPDK port, in port order: 10.0.0.2/24,10.0.1.2/24" },
+	{ "dpdk_gateways", K_GATEWAYS, OFF(dpdk_gateways), 0, 0, "list",
+	  "next hop of each port for peers outside its subnet (none = reply on-link only)" },
+	{ "dpdk_steering", K_STEERING, OFF(dpdk_steering), 0, 0, "mode",
+	  "auto (flow, then rss, then single), flow, rss or single (how frames reach their"
+	  " shard's worker)" },
+	{ "dpdk_mtu", K_U32, OFF(dpdk_mtu), 576, 9000, "bytes",
+	  "IP MTU of the DPDK ports; larger datagrams travel as IP fragments" },
+	{ "dpdk_vlan", K_U32, OFF(dpdk_vlan), 0, 4094, "id", "802.1Q VLAN of the ports, 0 = untagged" },
+	{ "dpdk_rx_desc", K_U32, OFF(dpdk_rx_desc), 64, 16384, "descriptors",
+	  "RX ring size of each queue" },
+	{ "dpdk_tx_desc", K_U32, OFF(dpdk_tx_desc), 64, 16384, "descriptors",
+	  "TX ring size of each queue" },
+	{ "dpdk_mbufs", K_U32, OFF(dpdk_mbufs), 1023, 1u << 20, "mbufs",
+	  "packet buffers in each worker's pool (must cover its RX rings, TX rings and"
+	  " fragments in reassembly)" },
+	{ "dpdk_tx_drain_us", K_U32, OFF(dpdk_tx_drain_us), 1, 10000, "us",
+	  "longest time a reply waits to fill a TX burst while RX bursts come in full" },
+	{ "dpdk_frag_flows", K_U32, OFF(dpdk_frag_flows), 16, 65536, "datagrams",
+	  "fragmented datagrams each port reassembles at once (more are dropped and counted)" },
+	{ "dpdk_frag_ms", K_U32, OFF(dpdk_frag_ms), 10, 60000, "ms",
+	  "how long a datagram's fragments wait for the rest" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -72,6 +101,20 @@ void pm_config_defaults(struct pm_config *c)
 	strcpy(c->data_dir, "./var/pomai");
 	c->knn_timeout_ms = 100;
 	c->maintain_nodes = 1024;
+	c->backend = PM_BACKEND_KERNEL;
+	strcpy(c->dpdk_eal_args, "--no-pci --vdev=net_tap0,iface=pomai0 --no-huge -m 512"
+				 " --file-prefix=pomaid");
+	strcpy(c->dpdk_addrs, "10.77.0.2/24");
+	strcpy(c->dpdk_gateways, "none");
+	c->dpdk_steering = PM_STEER_AUTO;
+	c->dpdk_mtu = 1500;
+	c->dpdk_vlan = 0;
+	c->dpdk_rx_desc = 1024;
+	c->dpdk_tx_desc = 1024;
+	c->dpdk_mbufs = 8191;
+	c->dpdk_tx_drain_us = 100;
+	c->dpdk_frag_flows = 1024;
+	c->dpdk_frag_ms = 1000;
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t n, const char *fmt, ...)
@@ -126,6 +169,57 @@ static int parse_cores(const char *v)
 	return 0;
 }
 
+static const char *const backend_names[] = { "kernel", "dpdk" };
+static const char *const steering_names[] = { "auto", "flow", "rss", "single" };
+
+static int name_index(const char *const *names, size_t n, const char *v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(names[i], v))
+			return (int)i;
+	return -1;
+}
+
+/* One address of a comma list: a.b.c.d, with /prefix when cidr. */
+static int parse_addr_item(const char *p, size_t len, bool cidr)
+{
+	char buf[32];
+	struct in_addr a;
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, p, len);
+	buf[len] = '\0';
+	char *slash = strchr(buf, '/');
+	if (cidr != (slash != NULL))
+		return -1;
+	if (slash) {
+		*slash = '\0';
+		char *end;
+		unsigned long bits = strtoul(slash + 1, &end, 10);
+		if (!isdigit((unsigned char)slash[1]) || *end || bits < 1 || bits > 32)
+			return -1;
+	}
+	return inet_pton(AF_INET, buf, &a) == 1 ? 0 : -1;
+}
+
+/* A comma list of at most PM_DPDK_PORTS_MAX addresses ("none" for gateways). */
+static int parse_addr_list(const char *v, bool cidr)
+{
+	uint32_t n = 0;
+	if (!cidr && !strcmp(v, "none"))
+		return 0;
+	for (const char *p = v;; n++) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		bool none = !cidr && len == 4 && !strncmp(p, "none", 4);
+		if (n == PM_DPDK_PORTS_MAX || (!none && parse_addr_item(p, len, cidr) != 0))
+			return -1;
+		if (!comma)
+			return 0;
+		p = comma + 1;
+	}
+}
+
 static int set_value(struct pm_config *c, const struct key *k, const char *v, char *err, size_t n)
 {
 	void *dst = (char *)c + k->off;
@@ -166,6 +260,30 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 		if (parse_cores(v) != 0)
 			return fail(err, n, "%s = '%s': want auto or CPU numbers like 2,3", k->name, v);
 		break;
+	case K_BACKEND:
+	case K_STEERING: {
+		bool be = k->kind == K_BACKEND;
+		int i = be ? name_index(backend_names, 2, v) : name_index(steering_names, 4, v);
+		if (i < 0)
+			return fail(err, n, "%s = '%s': want %s", k->name, v,
+				    be ? "kernel or dpdk" : "auto, flow, rss or single");
+		*(uint32_t *)dst = (uint32_t)i;
+		return 0;
+	}
+	case K_CIDRS:
+	case K_GATEWAYS:
+		if (parse_addr_list(v, k->kind == K_CIDRS) != 0)
+			return fail(err, n, "%s = '%s': want at most %u comma-separated %s", k->name, v,
+				    PM_DPDK_PORTS_MAX,
+				    k->kind == K_CIDRS ? "IPv4 address/prefix like 10.0.0.2/24"
+						       : "IPv4 addresses or none");
+		break;
+	case K_EAL:
+		if (strlen(v) >= PM_CONFIG_EAL_BYTES)
+			return fail(err, n, "%s: want at most %u characters", k->name,
+				    PM_CONFIG_EAL_BYTES - 1);
+		strcpy(dst, v);
+		return 0;
 	case K_STRING:
 		break;
 	}
@@ -246,6 +364,12 @@ static void value_text(const struct pm_config *c, const struct key *k, char *out
 	case K_POLLING:
 		snprintf(out, n, "%s", *(const uint32_t *)p == PM_POLL_BUSY ? "busy" : "adaptive");
 		break;
+	case K_BACKEND:
+		snprintf(out, n, "%s", backend_names[*(const uint32_t *)p]);
+		break;
+	case K_STEERING:
+		snprintf(out, n, "%s", steering_names[*(const uint32_t *)p]);
+		break;
 	default:
 		snprintf(out, n, "%s", (const char *)p);
 	}
@@ -253,7 +377,7 @@ static void value_text(const struct pm_config *c, const struct key *k, char *out
 
 void pm_config_print(const struct pm_config *c, FILE *f)
 {
-	char v[PM_CONFIG_STRING_BYTES];
+	char v[PM_CONFIG_EAL_BYTES];
 	for (size_t i = 0; i < NKEYS; i++) {
 		value_text(c, &keys[i], v, sizeof(v));
 		fprintf(f, "%s = %s  # %s: %s\n", keys[i].name, v, keys[i].unit, keys[i].doc);
@@ -263,7 +387,7 @@ void pm_config_print(const struct pm_config *c, FILE *f)
 void pm_config_usage(FILE *f)
 {
 	struct pm_config d;
-	char v[PM_CONFIG_STRING_BYTES], flag[64];
+	char v[PM_CONFIG_EAL_BYTES], flag[64];
 	pm_config_defaults(&d);
 	for (size_t i = 0; i < NKEYS; i++) {
 		snprintf(flag, sizeof(flag), "--%s", keys[i].name);

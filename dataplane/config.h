@@ -20,8 +20,26 @@
 /* Shards the embedded default starts at most (shards = min(cores, this)). */
 #define PM_SHARDS_DEFAULT_MAX 4u
 #define PM_CONFIG_STRING_BYTES 256u
-#define PM_CONFIG_LINE_BYTES 1024u
+#define PM_CONFIG_LINE_BYTES 2048u /* > "dpdk_eal_args = " + PM_CONFIG_EAL_BYTES */
 #define PM_CONFIG_ERR_BYTES 512u
+
+/* EAL arguments pomaid passes to DPDK (dpdk_eal_args). */
+#define PM_CONFIG_EAL_BYTES 1024u
+/* DPDK ports one daemon serves (NICs and memif), each with its own address. */
+#define PM_DPDK_PORTS_MAX 4u
+
+enum pm_backend {
+	PM_BACKEND_KERNEL = 0, /* UDP sockets (recvmmsg / sendmmsg) */
+	PM_BACKEND_DPDK = 1,   /* frames straight from NIC queues (dpdk_* keys) */
+};
+
+/* How frames reach the worker that owns their shard on a DPDK port. */
+enum pm_steering {
+	PM_STEER_AUTO = 0, /* flow, then rss, then single */
+	PM_STEER_FLOW,     /* one rte_flow rule per worker: UDP dst base_port + i -> queue i */
+	PM_STEER_RSS,      /* the device hashes flows over the workers' queues */
+	PM_STEER_SINGLE,   /* one queue; its worker hands frames to their owners by ring */
+};
 
 enum pm_polling {
 	PM_POLL_ADAPTIVE = 0, /* spin while busy, then pause, yield, and sleep in poll() */
@@ -42,6 +60,18 @@ struct pm_config {
 	char data_dir[PM_CONFIG_STRING_BYTES];
 	uint32_t knn_timeout_ms;               /* fan-out deadline */
 	uint32_t maintain_nodes;               /* HNSW sweep slice per idle turn */
+	uint32_t backend;                      /* enum pm_backend */
+	char dpdk_eal_args[PM_CONFIG_EAL_BYTES]; /* EAL flags: --vdev, --file-prefix, -m ... */
+	char dpdk_addrs[PM_CONFIG_STRING_BYTES]; /* "10.0.0.2/24,..." one per port */
+	char dpdk_gateways[PM_CONFIG_STRING_BYTES]; /* "10.0.0.1,..." or "none" */
+	uint32_t dpdk_steering;                /* enum pm_steering */
+	uint32_t dpdk_mtu;                     /* bytes of IP datagram per frame */
+	uint32_t dpdk_vlan;                    /* 802.1Q id, 0 = untagged */
+	uint32_t dpdk_rx_desc, dpdk_tx_desc;   /* descriptors per queue */
+	uint32_t dpdk_mbufs;                   /* mbufs per worker pool */
+	uint32_t dpdk_tx_drain_us;             /* longest wait of a queued reply under load */
+	uint32_t dpdk_frag_flows;              /* datagrams being reassembled per port */
+	uint32_t dpdk_frag_ms;                 /* reassembly timeout */
 };
 
 void pm_config_defaults(struct pm_config *c);

@@ -5,10 +5,11 @@
  * joins them (ring.h); nothing on the data path locks.
  *
  * The backend boundary: a backend delivers bursts of datagrams (each holding
- * one or more frames, with the sender's address) to a worker and takes bursts
- * of reply datagrams. The kernel backend (udp.c) does this with recvmmsg /
- * sendmmsg on one UDP socket per worker; the DPDK backend will fill the same
- * struct pm_rx_burst / queue into the same pm_tx.
+ * one or more frames, with the sender's address) to a worker — rx_ptr, rx_len,
+ * rx_from — and takes bursts of reply datagrams from its pm_tx queue. The
+ * kernel backend (udp.c) does this with recvmmsg / sendmmsg on one UDP socket
+ * per worker; the DPDK backend (dpdk.h) points rx_ptr into the mbufs it
+ * received and turns pm_tx entries into Ethernet/IPv4/UDP frames.
  */
 #ifndef POMAI_DATAPLANE_DAEMON_H
 #define POMAI_DATAPLANE_DAEMON_H
@@ -26,6 +27,9 @@
 
 /* Datagrams a worker takes from its backend per burst. */
 #define PM_RX_BURST 32u
+/* Bytes of one RX slot: any UDP payload (kernel backend), or any whole IPv4
+ * datagram (a reassembled one, DPDK backend). */
+#define PM_RX_SLOT_BYTES 65536u
 /* Reply datagrams a worker queues before it must flush (sendmmsg batch). */
 #define PM_TX_BURST 64u
 /* Bytes of reply datagrams a worker queues before it must flush. */
@@ -59,16 +63,20 @@ enum pm_msg_type {
 	PM_MSG_FANOUT,       /* a frame every shard applies; reply frames go back */
 	PM_MSG_FANOUT_REPLY, /* encoded reply frames of one shard for a fan-out */
 	PM_MSG_TCP_REPLY,    /* reply frames for a TCP connection of the receiving worker */
+	PM_MSG_DGRAM_REPLY,  /* reply frames for a DPDK port only the receiving worker can send on */
 };
 
 #define PM_CONN_NONE UINT32_MAX
+#define PM_PORT_KERNEL UINT32_MAX
 
 /* Where a reply goes: a UDP address, or a TCP connection of one worker. */
 struct pm_dest {
 	struct sockaddr_in addr;   /* UDP: the sender */
-	uint32_t worker;           /* TCP: the worker that owns the connection */
+	uint32_t worker;           /* TCP: the worker that owns the connection; DPDK: the
+				    * worker that received the request */
 	uint32_t conn;             /* TCP: its slot there; PM_CONN_NONE for UDP */
 	uint32_t gen;              /* TCP: the slot's generation (a reused slot differs) */
+	uint32_t port;             /* UDP: the DPDK port it came in on, or PM_PORT_KERNEL */
 };
 
 /* Ring message header; the frame (or reply frames) follows. */
@@ -85,6 +93,7 @@ struct pm_tx {
 	uint32_t n;      /* datagrams queued */
 	uint32_t bytes;  /* bytes used in buf */
 	struct sockaddr_in to[PM_TX_BURST];
+	uint32_t port[PM_TX_BURST]; /* DPDK port, or PM_PORT_KERNEL */
 	uint32_t off[PM_TX_BURST], len[PM_TX_BURST];
 	uint8_t *buf;    /* PM_TX_BYTES */
 };
@@ -137,24 +146,33 @@ struct pm_worker_stats {
 };
 
 struct pm_daemon;
+struct pm_dpdk_worker;
+struct pm_dpdk;
 
 struct pm_worker {
 	alignas(64) uint32_t id;
 	struct pm_daemon *d;
 	pthread_t thread;
 	int cpu;                   /* OS CPU number it is pinned to, -1 if unpinned */
-	int fd;                    /* UDP socket */
+	int fd;                    /* UDP socket (kernel backend), -1 with DPDK */
+	struct pm_dpdk_worker *dp; /* DPDK backend state, NULL with the kernel one */
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
 	int ep;                    /* epoll: the TCP listener and this worker's connections */
 	struct pm_conn *conns;     /* PM_TCP_CONNS_MAX */
 	_Atomic bool sleeping;
 	enum pm_status init_status;
 	struct pm_shard shard;
+	void *arena_mem;           /* the shard's arena when it came from DPDK hugepages */
 	uint64_t now_ms;           /* wall clock for TTLs, read once per turn */
 	uint64_t now_ns;           /* monotonic, for deadlines */
 	uint32_t next_seq;
 	struct pm_tx tx;
-	uint8_t *rx_buf;           /* PM_RX_BURST x PM_FRAME_BYTES_MAX */
+	uint8_t *rx_buf;           /* PM_RX_BURST x PM_RX_SLOT_BYTES */
+	/* the RX burst a backend delivered: datagrams and their senders */
+	uint32_t rx_n;
+	const uint8_t *rx_ptr[PM_RX_BURST];
+	uint32_t rx_len[PM_RX_BURST];
+	struct pm_dest rx_from[PM_RX_BURST];
 	uint8_t *scratch;          /* PM_RING_PAYLOAD_MAX: outgoing message / reply frames */
 	struct pm_pending pending[PM_PENDING_MAX];
 	struct pm_worker_stats stats;
@@ -167,6 +185,7 @@ struct pm_daemon {
 	struct pm_ring *rings;           /* nshards x nshards: [from * n + to] */
 	atomic_int quit;                 /* set by the first SIGTERM / SIGINT */
 	int listen_fd;                   /* TCP, -1 when tcp_port = 0 */
+	struct pm_dpdk *dpdk;            /* DPDK backend, NULL with the kernel one */
 	pthread_barrier_t ready;
 };
 
@@ -180,8 +199,9 @@ void *pm_worker_main(void *arg);
 int pm_worker_alloc(struct pm_worker *w);
 void pm_worker_free(struct pm_worker *w);
 /* Queue a reply datagram; false (counted) when the TX queue is full. */
-bool pm_tx_queue(struct pm_worker *w, const struct sockaddr_in *to, const uint8_t *p,
-		 uint32_t len);
+bool pm_tx_queue(struct pm_worker *w, const struct pm_dest *to, const uint8_t *p, uint32_t len);
+/* Hand the queued reply datagrams to the backend. */
+void pm_tx_flush(struct pm_worker *w);
 /* Encode a reply (every page of it) for its destination: UDP datagrams, this
  * worker's TCP connection, or a message to the worker owning the connection. */
 void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep);
@@ -218,7 +238,7 @@ void pm_tcp_deliver(struct pm_worker *w, const struct pm_dest *to, const uint8_t
 
 /* udp.c: the kernel backend */
 int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t errlen);
-uint32_t pm_udp_rx(struct pm_worker *w, uint32_t *len, struct sockaddr_in *from);
+uint32_t pm_udp_rx(struct pm_worker *w);
 void pm_udp_flush(struct pm_worker *w);
 
 #endif

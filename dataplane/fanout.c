@@ -26,9 +26,10 @@
 #include "codec.h"
 #include "common.h"
 #include "daemon.h"
+#include "dpdk.h"
 
 /* INFO: distinct numeric fields summed across shards, and their name length. */
-#define INFO_FIELDS_MAX 128u
+#define INFO_FIELDS_MAX 256u
 #define INFO_FIELD_BYTES 48u
 
 bool pm_is_fanout(uint8_t op)
@@ -385,5 +386,7 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 			break;
 		len += (uint32_t)n;
 	}
+	if (w->dp)
+		len += pm_dpdk_info(w, out + len, cap - len);
 	return len;
 }

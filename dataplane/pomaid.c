@@ -19,8 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <hwloc/glibc-sched.h>
+
 #include "common.h"
 #include "daemon.h"
+#include "dpdk.h"
 
 #define POMAID_VERSION "0.1.0"
 #define ERR_BYTES 512u
@@ -125,6 +128,22 @@ static int place_workers(hwloc_topology_t topo, struct pm_config *c, hwloc_bitma
 	return 0;
 }
 
+/* The EAL's main lcore: a CPU no worker polls on if there is one (the main
+ * thread only waits), else the first worker's. */
+static int main_cpu(hwloc_topology_t topo, hwloc_bitmap_t *sets, uint32_t n)
+{
+	hwloc_bitmap_t used = hwloc_bitmap_alloc();
+	for (uint32_t i = 0; i < n; i++)
+		hwloc_bitmap_or(used, used, sets[i]);
+	hwloc_bitmap_t free_cpus = hwloc_bitmap_dup(hwloc_topology_get_allowed_cpuset(topo));
+	hwloc_bitmap_andnot(free_cpus, free_cpus, used);
+	int cpu = hwloc_bitmap_iszero(free_cpus) ? hwloc_bitmap_first(sets[0])
+						 : hwloc_bitmap_first(free_cpus);
+	hwloc_bitmap_free(used);
+	hwloc_bitmap_free(free_cpus);
+	return cpu;
+}
+
 /* ---------------------------------------------------------------- set-up */
 
 static int mkdirs(const char *path)
@@ -155,13 +174,17 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 		fprintf(stderr, "pomaid: shard %u: out of memory for its buffers\n", i);
 		return -1;
 	}
-	if ((w->fd = pm_udp_open(&d->cfg, i, err, sizeof(err))) < 0) {
+	bool dpdk = d->cfg.backend == PM_BACKEND_DPDK;
+	if (!dpdk && (w->fd = pm_udp_open(&d->cfg, i, err, sizeof(err))) < 0) {
 		fprintf(stderr, "pomaid: %s\n", err);
 		return -1;
 	}
+	if (dpdk && d->cfg.hugepages)
+		w->arena_mem = pm_dpdk_arena(d, d->cfg.arena_bytes);
 	struct pm_shard_config sc = { .arena_bytes = d->cfg.arena_bytes,
 				      .seed_capacity = d->cfg.seeds,
-				      .hugepages = d->cfg.hugepages };
+				      .hugepages = d->cfg.hugepages,
+				      .mem = w->arena_mem };
 	enum pm_status st = pm_shard_init(&w->shard, &sc);
 	if (st != PM_OK) {
 		fprintf(stderr, "pomaid: shard %u: arena of %llu bytes with %u seeds: %s\n", i,
@@ -207,6 +230,8 @@ static void close_daemon(struct pm_daemon *d)
 	for (uint32_t i = 0; d->workers && i < d->nshards; i++) {
 		pm_shard_destroy(&d->workers[i].shard);
 		pm_worker_free(&d->workers[i]);
+		if (d->workers[i].arena_mem)
+			pm_dpdk_arena_free(d->workers[i].arena_mem);
 	}
 	for (uint32_t i = 0; d->rings && i < d->nshards * d->nshards; i++)
 		free(d->rings[i].buf);
@@ -214,11 +239,19 @@ static void close_daemon(struct pm_daemon *d)
 	free(d->rings);
 }
 
+/* Each worker starts on its own CPU (the thread attribute, so that a DPDK
+ * worker registers as an EAL lcore with the right CPU and NUMA node). */
 static int start_workers(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t *sets)
 {
 	for (uint32_t i = 0; i < d->nshards; i++) {
 		struct pm_worker *w = &d->workers[i];
-		int rc = pthread_create(&w->thread, NULL, pm_worker_main, w);
+		pthread_attr_t attr;
+		cpu_set_t cpus;
+		pthread_attr_init(&attr);
+		if (hwloc_cpuset_to_glibc_sched_affinity(topo, sets[i], &cpus, sizeof(cpus)) == 0)
+			pthread_attr_setaffinity_np(&attr, sizeof(cpus), &cpus);
+		int rc = pthread_create(&w->thread, &attr, pm_worker_main, w);
+		pthread_attr_destroy(&attr);
 		if (rc != 0) {
 			fprintf(stderr, "pomaid: worker %u: %s\n", i, strerror(rc));
 			atomic_store(&d->quit, 1);
@@ -268,10 +301,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pomaid: %s\n", err);
 		goto out;
 	}
-	if (open_daemon(d, topo, sets) != 0 || start_workers(d, topo, sets) != 0)
+	if (d->cfg.backend == PM_BACKEND_DPDK &&
+	    pm_dpdk_init(d, main_cpu(topo, sets, d->cfg.shards), err, sizeof(err)) != 0) {
+		fprintf(stderr, "pomaid: %s\n", err);
 		goto close;
+	}
+	if (open_daemon(d, topo, sets) != 0)
+		goto close;
+	if (d->dpdk && pm_dpdk_open(d, err, sizeof(err)) != 0) {
+		fprintf(stderr, "pomaid: %s\n", err);
+		goto close;
+	}
+	if (start_workers(d, topo, sets) != 0)
+		goto close;
+	char ports[PM_CONFIG_EAL_BYTES];
 	printf("pomaid: ready: %u shards on %s udp %u-%u tcp %u, polling %s, cpus", d->nshards,
-	       d->cfg.bind, d->cfg.base_port, d->cfg.base_port + d->nshards - 1, d->cfg.tcp_port,
+	       d->dpdk ? pm_dpdk_describe(d, ports, sizeof(ports)) : d->cfg.bind, d->cfg.base_port,
+	       d->cfg.base_port + d->nshards - 1, d->cfg.tcp_port,
 	       d->cfg.polling == PM_POLL_BUSY ? "busy" : "adaptive");
 	for (uint32_t i = 0; i < d->nshards; i++)
 		printf(" %d", d->workers[i].cpu);
@@ -283,6 +329,7 @@ int main(int argc, char **argv)
 	rc = 0;
 close:
 	close_daemon(d);
+	pm_dpdk_close(d);
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);
 out:

@@ -240,6 +240,8 @@ static void conn_read(struct pm_worker *w, uint32_t i)
 uint32_t pm_tcp_turn(struct pm_worker *w)
 {
 	struct epoll_event ev[EVENTS_PER_TURN];
+	if (w->d->listen_fd < 0)
+		return 0; /* tcp_port = 0: no connections, and no system call per turn */
 	int n = epoll_wait(w->ep, ev, EVENTS_PER_TURN, 0);
 	for (int e = 0; e < n; e++) {
 		if (ev[e].data.u32 == LISTEN_TOKEN)

@@ -42,20 +42,25 @@ int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t e
 }
 
 /* Receive up to PM_RX_BURST datagrams into the worker's RX slots. */
-uint32_t pm_udp_rx(struct pm_worker *w, uint32_t *len, struct sockaddr_in *from)
+uint32_t pm_udp_rx(struct pm_worker *w)
 {
+	struct sockaddr_in from[PM_RX_BURST];
 	struct mmsghdr msgs[PM_RX_BURST];
 	struct iovec iov[PM_RX_BURST];
 	for (uint32_t i = 0; i < PM_RX_BURST; i++) {
-		iov[i] = (struct iovec){ w->rx_buf + (size_t)i * PM_FRAME_BYTES_MAX, PM_FRAME_BYTES_MAX };
+		iov[i] = (struct iovec){ w->rx_buf + (size_t)i * PM_RX_SLOT_BYTES, PM_FRAME_BYTES_MAX };
 		msgs[i].msg_hdr = (struct msghdr){ .msg_name = &from[i], .msg_namelen = sizeof(from[i]),
 						   .msg_iov = &iov[i], .msg_iovlen = 1 };
 	}
 	int n = recvmmsg(w->fd, msgs, PM_RX_BURST, MSG_DONTWAIT, NULL);
 	if (n <= 0)
 		return 0;
-	for (int i = 0; i < n; i++)
-		len[i] = msgs[i].msg_len;
+	for (int i = 0; i < n; i++) {
+		w->rx_ptr[i] = w->rx_buf + (size_t)i * PM_RX_SLOT_BYTES;
+		w->rx_len[i] = msgs[i].msg_len;
+		w->rx_from[i] = (struct pm_dest){ .addr = from[i], .worker = w->id,
+						  .conn = PM_CONN_NONE, .port = PM_PORT_KERNEL };
+	}
 	w->stats.rx_datagrams += (uint64_t)n;
 	return (uint32_t)n;
 }

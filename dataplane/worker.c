@@ -28,6 +28,7 @@
 #include "codec.h"
 #include "common.h"
 #include "daemon.h"
+#include "dpdk.h"
 #include "hash.h"
 
 /* Ring messages one turn takes from one ring at most (fairness with RX). */
@@ -53,7 +54,7 @@ static void clock_turn(struct pm_worker *w)
 
 int pm_worker_alloc(struct pm_worker *w)
 {
-	w->rx_buf = malloc((size_t)PM_RX_BURST * PM_FRAME_BYTES_MAX);
+	w->rx_buf = malloc((size_t)PM_RX_BURST * PM_RX_SLOT_BYTES);
 	w->tx.buf = malloc(PM_TX_BYTES);
 	w->scratch = malloc(PM_RING_PAYLOAD_MAX);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -88,22 +89,36 @@ void pm_worker_free(struct pm_worker *w)
 
 /* ---------------------------------------------------------------- replies */
 
-bool pm_tx_queue(struct pm_worker *w, const struct sockaddr_in *to, const uint8_t *p,
-		 uint32_t len)
+void pm_tx_flush(struct pm_worker *w)
+{
+	if (w->dp)
+		pm_dpdk_flush(w, false);
+	else
+		pm_udp_flush(w);
+}
+
+static void tx_commit(struct pm_worker *w, const struct pm_dest *to, uint32_t len)
+{
+	struct pm_tx *t = &w->tx;
+	t->to[t->n] = to->addr;
+	t->port[t->n] = to->port;
+	t->off[t->n] = t->bytes;
+	t->len[t->n] = len;
+	t->n++;
+	t->bytes += len;
+}
+
+bool pm_tx_queue(struct pm_worker *w, const struct pm_dest *to, const uint8_t *p, uint32_t len)
 {
 	struct pm_tx *t = &w->tx;
 	if (t->n == PM_TX_BURST || t->bytes + len > PM_TX_BYTES)
-		pm_udp_flush(w);
+		pm_tx_flush(w);
 	if (len > PM_TX_BYTES) {
 		w->stats.dropped_tx_full++;
 		return false;
 	}
 	memcpy(t->buf + t->bytes, p, len);
-	t->to[t->n] = *to;
-	t->off[t->n] = t->bytes;
-	t->len[t->n] = len;
-	t->n++;
-	t->bytes += len;
+	tx_commit(w, to, len);
 	return true;
 }
 
@@ -112,18 +127,8 @@ static uint8_t *tx_room(struct pm_worker *w)
 {
 	struct pm_tx *t = &w->tx;
 	if (t->n == PM_TX_BURST || t->bytes + PM_FRAME_BYTES_MAX > PM_TX_BYTES)
-		pm_udp_flush(w);
+		pm_tx_flush(w);
 	return t->buf + t->bytes;
-}
-
-static void tx_commit(struct pm_worker *w, const struct sockaddr_in *to, uint32_t len)
-{
-	struct pm_tx *t = &w->tx;
-	t->to[t->n] = *to;
-	t->off[t->n] = t->bytes;
-	t->len[t->n] = len;
-	t->n++;
-	t->bytes += len;
 }
 
 uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
@@ -140,7 +145,7 @@ uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
 	return used;
 }
 
-static void udp_reply(struct pm_worker *w, const struct sockaddr_in *to, const struct pm_reply *rep)
+static void udp_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
 	bool paged = rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST);
 	uint32_t total = rep->op == PM_OP_VQUERY ? rep->nhits : rep->ncolls, cursor = 0;
@@ -155,17 +160,44 @@ static void udp_reply(struct pm_worker *w, const struct sockaddr_in *to, const s
 	} while (paged && cursor < total);
 }
 
+/* A datagram reply only the receiving worker can send (its DPDK port has no
+ * queue for this worker), or one for another worker's TCP connection. */
+static void reply_via(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
+		      uint32_t type)
+{
+	struct pm_msg m = { .origin = w->id, .dest = *to };
+	uint32_t n = pm_reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m));
+	if (n)
+		pm_post(w, to->worker, type, &m, w->scratch, n);
+}
+
 void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
 	if (to->conn == PM_CONN_NONE) {
-		udp_reply(w, &to->addr, rep);
+		if (to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port))
+			udp_reply(w, to, rep);
+		else
+			reply_via(w, to, rep, PM_MSG_DGRAM_REPLY);
 	} else if (to->worker == w->id) {
 		pm_tcp_reply(w, to, rep);
 	} else { /* a forwarded frame from another worker's connection: send it back */
-		struct pm_msg m = { .origin = w->id, .dest = *to };
-		uint32_t n = pm_reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m));
-		if (n)
-			pm_post(w, to->worker, PM_MSG_TCP_REPLY, &m, w->scratch, n);
+		reply_via(w, to, rep, PM_MSG_TCP_REPLY);
+	}
+}
+
+/* Reply frames another worker encoded for a port only this one sends on: one
+ * datagram per frame, as udp_reply would have queued them. */
+static void deliver_dgrams(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+			   uint32_t len)
+{
+	struct pm_frame_header h;
+	for (uint32_t off = 0; off + PM_FRAME_HEADER_BYTES <= len;) {
+		(void)pm_header_decode(frames + off, len - off, &h);
+		uint32_t n = PM_FRAME_HEADER_BYTES + h.body_len;
+		if (n > len - off)
+			return; /* encoded by a worker: cannot happen */
+		pm_tx_queue(w, to, frames + off, n);
+		off += n;
 	}
 }
 
@@ -231,6 +263,8 @@ static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
 			pm_fanout_collect(w, m, body, blen);
 		else if (type == PM_MSG_TCP_REPLY)
 			pm_tcp_deliver(w, &m->dest, body, blen);
+		else if (type == PM_MSG_DGRAM_REPLY)
+			deliver_dgrams(w, &m->dest, body, blen);
 		pm_ring_pop(r, len);
 		n++;
 	}
@@ -340,41 +374,60 @@ static void serve_datagram(struct pm_worker *w, struct batch *b, const uint8_t *
 	}
 }
 
+/* One RX burst from the backend; returns how much work it found (datagrams
+ * plus, for DPDK, packets the front end handled itself). */
 static uint32_t serve_rx(struct pm_worker *w)
 {
 	static _Thread_local struct batch b;
-	uint32_t len[PM_RX_BURST];
-	struct sockaddr_in from[PM_RX_BURST];
-	struct pm_dest dest[PM_RX_BURST];
-	uint32_t n = pm_udp_rx(w, len, from);
+	uint32_t work = 0;
+	uint32_t n = w->dp ? pm_dpdk_rx(w, &work) : pm_udp_rx(w);
 	b.w = w;
 	b.n = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		dest[i] = (struct pm_dest){ .addr = from[i], .conn = PM_CONN_NONE };
-		serve_datagram(w, &b, w->rx_buf + (size_t)i * PM_FRAME_BYTES_MAX, len[i], &dest[i]);
-	}
-	batch_flush(&b); /* before the RX slots are reused */
-	return n;
+	for (uint32_t i = 0; i < n; i++)
+		serve_datagram(w, &b, w->rx_ptr[i], w->rx_len[i], &w->rx_from[i]);
+	batch_flush(&b); /* before the RX slots (or mbufs) are reused */
+	if (w->dp)
+		pm_dpdk_rx_done(w);
+	return n + work;
 }
 
 /* ---------------------------------------------------------------- the loop */
 
+/* File descriptors an idle worker sleeps on. */
+#define SLEEP_FDS_MAX 16u
+
 static void sleep_idle(struct pm_worker *w)
 {
+	struct pollfd fds[SLEEP_FDS_MAX];
+	int raw[SLEEP_FDS_MAX];
+	uint32_t us = w->d->cfg.idle_sleep_us, n = 0;
+	if (w->dp) {
+		/* armed first, then one more look: a packet that came before the
+		 * interrupt was armed is served now, not after the sleep */
+		n = pm_dpdk_arm(w, raw, SLEEP_FDS_MAX - 2, &us);
+		if (serve_rx(w)) {
+			pm_dpdk_disarm(w);
+			return;
+		}
+	} else {
+		raw[n++] = w->fd;
+	}
+	raw[n++] = w->wake_fd;
+	raw[n++] = w->ep;
+	for (uint32_t i = 0; i < n; i++)
+		fds[i] = (struct pollfd){ .fd = raw[i], .events = POLLIN };
 	atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (rings_empty(w) && !atomic_load(&w->d->quit)) {
-		struct pollfd fds[3] = { { .fd = w->fd, .events = POLLIN },
-					 { .fd = w->wake_fd, .events = POLLIN },
-					 { .fd = w->ep, .events = POLLIN } };
-		uint32_t us = w->d->cfg.idle_sleep_us;
 		struct timespec ts = { us / 1000000u, (long)(us % 1000000u) * 1000 };
-		(void)ppoll(fds, 3, &ts, NULL);
+		(void)ppoll(fds, n, &ts, NULL);
 		uint64_t v;
 		ssize_t r = read(w->wake_fd, &v, sizeof(v));
 		(void)r;
 	}
 	atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
+	if (w->dp)
+		pm_dpdk_disarm(w);
 }
 
 /* One turn: returns how much work it found. */
@@ -383,7 +436,9 @@ static uint32_t turn(struct pm_worker *w)
 	clock_turn(w);
 	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
 	pm_fanout_expire(w);
-	if (w->tx.n)
+	if (w->dp)
+		pm_dpdk_flush(w, work < PM_RX_BURST); /* ran out of work: send now */
+	else if (w->tx.n)
 		pm_udp_flush(w);
 	return work;
 }
@@ -393,6 +448,8 @@ void *pm_worker_main(void *arg)
 	struct pm_worker *w = arg;
 	const struct pm_config *cfg = &w->d->cfg;
 	uint32_t idle = 0, turns = 0;
+	if (w->dp && pm_dpdk_worker_enter(w) != 0)
+		return NULL; /* cannot happen: registration was checked at start-up */
 	while (!atomic_load_explicit(&w->d->quit, memory_order_relaxed)) {
 		if (turn(w)) {
 			idle = 0;
@@ -415,5 +472,9 @@ void *pm_worker_main(void *arg)
 	/* drain: answer what the rings still hold, then send everything queued */
 	for (uint32_t i = 0; i < 16 && turn(w); i++)
 		;
+	if (w->dp) {
+		pm_dpdk_flush(w, true);
+		pm_dpdk_worker_leave(w);
+	}
 	return NULL;
 }

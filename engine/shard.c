@@ -22,6 +22,7 @@ void pm_shard_config_default(struct pm_shard_config *cfg)
 	cfg->arena_bytes = PM_SHARD_ARENA_BYTES_DEFAULT;
 	cfg->seed_capacity = PM_SHARD_SEEDS_DEFAULT;
 	cfg->hugepages = true;
+	cfg->mem = NULL;
 }
 
 static void *reserve(struct pm_shard *sh, uint64_t bytes)
@@ -33,8 +34,10 @@ static void *reserve(struct pm_shard *sh, uint64_t bytes)
 enum pm_status pm_shard_init(struct pm_shard *sh, const struct pm_shard_config *cfg)
 {
 	memset(sh, 0, sizeof(*sh));
-	enum pm_status st = pm_arena_init(&sh->arena, cfg->arena_bytes, cfg->seed_capacity,
-					  cfg->hugepages);
+	enum pm_status st = cfg->mem ? pm_arena_init_mem(&sh->arena, cfg->mem, cfg->arena_bytes,
+							 cfg->seed_capacity)
+				     : pm_arena_init(&sh->arena, cfg->arena_bytes, cfg->seed_capacity,
+						     cfg->hugepages);
 	if (st != PM_OK)
 		return st;
 	if (pm_seedmap_init(&sh->map, &sh->arena, cfg->seed_capacity) != PM_OK) {

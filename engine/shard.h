@@ -41,6 +41,8 @@ struct pm_shard_config {
 	uint64_t arena_bytes;   /* size of the shard's region */
 	uint32_t seed_capacity; /* keys + vectors the shard can hold */
 	bool hugepages;         /* try explicit / transparent hugepages */
+	void *mem;              /* NULL, or arena_bytes of zeroed, 64-byte aligned memory the
+				 * caller owns (DPDK hugepages on the port's NUMA node) */
 };
 
 struct pm_collection {

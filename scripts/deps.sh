@@ -13,6 +13,7 @@ POMAI_DEPS=(
 	libcunit1-dev      # unit test framework (tests)
 	zlib1g-dev         # reading the gzipped Fashion-MNIST files (perf/, demo, pomai-cli load)
 	libhwloc-dev       # placing shard workers on cores and NUMA nodes (pomaid)
+	libdpdk-dev        # the DPDK backend (pomaid) and libpomai's memif transport; pulls the PMDs
 )
 
 pomai_install_deps() {

@@ -81,6 +81,21 @@ static void test_bad_values(void)
 	expect_bad("cores", "1,x");
 	expect_bad("knn_timeout_ms", "0");
 	expect_bad("idle_sleep_us", "5");
+	expect_bad("backend", "xdp");
+	expect_bad("dpdk_steering", "magic");
+	expect_bad("dpdk_addrs", "10.0.0.2");          /* no prefix */
+	expect_bad("dpdk_addrs", "10.0.0.2/33");
+	expect_bad("dpdk_addrs", "10.0.0.2/24,");
+	expect_bad("dpdk_addrs", "1.1.1.1/8,2.2.2.2/8,3.3.3.3/8,4.4.4.4/8,5.5.5.5/8"); /* > ports max */
+	expect_bad("dpdk_gateways", "10.0.0.1/24");
+	expect_bad("dpdk_mtu", "575");
+	expect_bad("dpdk_mtu", "9001");
+	expect_bad("dpdk_vlan", "4095");
+	expect_bad("dpdk_mbufs", "100");
+	char big[PM_CONFIG_EAL_BYTES + 1];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	expect_bad("dpdk_eal_args", big);
 	struct pm_config c;
 	char err[PM_CONFIG_ERR_BYTES];
 	pm_config_defaults(&c);
@@ -92,6 +107,13 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(pm_config_set(&c, "polling", "busy", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.polling, PM_POLL_BUSY);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "cores", "2,3", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "backend", "dpdk", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.backend, PM_BACKEND_DPDK);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "dpdk_steering", "rss", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.dpdk_steering, PM_STEER_RSS);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "dpdk_addrs", "10.0.0.2/24,10.0.1.2/24", err,
+				      sizeof(err)), 0);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "dpdk_gateways", "10.0.0.1,none", err, sizeof(err)), 0);
 }
 
 static void test_bad_files(void)

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * dpdk.h — pomaid's DPDK backend: frames straight from NIC (or memif) queues
+ * into the shard workers, behind the same boundary as the kernel backend
+ * (daemon.h): RX fills the worker's datagram burst, replies leave from its
+ * pm_tx queue.
+ *
+ * Set-up (dpdk.c): the EAL is initialised from dpdk_eal_args plus the lcore
+ * list pomaid derives from its hwloc placement; every port the EAL probed is
+ * served, each with the address of its position in dpdk_addrs. A port gets
+ * one RX/TX queue pair per worker when it has that many; steering is an
+ * rte_flow rule per worker (UDP destination base_port + i -> queue i: the
+ * client picks the core), else the device's RSS, else one queue whose worker
+ * forwards frames to their owners through the rings (the slow path, counted
+ * as forwards). Workers without a queue on a port send their replies for it
+ * through the worker that received the request.
+ *
+ * Data path (dpdk_io.c): the L2/L3 front end is netfe.c; ARP and ICMP echo are
+ * answered in the request's own mbuf; UDP payloads are served in place from
+ * single-segment mbufs; fragments are reassembled with DPDK's ip_frag library
+ * in a per-port table under a spin lock (fragments of one datagram may land on
+ * different queues: steering matches UDP ports, which only the first fragment
+ * carries). Replies are written into mbufs (recycled RX mbufs first), larger
+ * ones fragmented with rte_ipv4_fragment_packet, and sent in bursts: at once
+ * when the worker runs out of work, at most dpdk_tx_drain_us later under load
+ * (an interval computed from the TSC frequency).
+ */
+#ifndef POMAI_DATAPLANE_DPDK_H
+#define POMAI_DATAPLANE_DPDK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "netfe.h"
+
+struct pm_worker;
+struct pm_daemon;
+struct pm_config;
+
+/* Packets a worker takes from one queue per burst. */
+#define PM_DPDK_RX_BURST 32u
+/* Packets a worker gathers before rte_eth_tx_burst. */
+#define PM_DPDK_TX_BURST 64u
+/* Reply packets waiting for their next hop's ARP answer, per worker; they are
+ * dropped (counted as no_route) after PM_DPDK_HOLD_MS. */
+#define PM_DPDK_HOLD_MAX 64u
+#define PM_DPDK_HOLD_MS 3000u
+/* Fragments one reply may become: 65,507 bytes over the smallest MTU (576). */
+#define PM_DPDK_FRAGS_MAX 128u
+/* Fragments a request may arrive in: DPDK's ip_frag limit. */
+#define PM_DPDK_REASM_FRAGS_MAX 8u
+/* Per-lcore mempool cache. */
+#define PM_DPDK_MBUF_CACHE 256u
+/* Data room of an mbuf: one MTU-sized frame plus headroom. */
+#define PM_DPDK_MBUF_DATA_BYTES (2048u + 128u)
+/* A worker whose queues cannot wake it (no RX interrupt) sleeps at most this
+ * long when idle, so a request waits at most this long after an idle spell. */
+#define PM_DPDK_NOINTR_SLEEP_US 1000u
+
+/* Per-port counters kept by one worker (single writer; INFO sums them). */
+struct pm_dpdk_counters {
+	uint64_t rx_pkts, tx_pkts, tx_dropped;
+	uint64_t arp_answered, arp_learned, arp_asked, icmp_answered;
+	uint64_t frags_in, reassembled, frags_out;
+	uint64_t drops[PM_NET_DROP_REASONS];
+};
+
+/* Start the EAL with dpdk_eal_args and main lcore main_cpu (before the shards
+ * are opened). 0, or -1 with a message. */
+int pm_dpdk_init(struct pm_daemon *d, int main_cpu, char *err, size_t errlen);
+/* Pools, ports, queues, flows, and every worker's state (after the workers
+ * exist, before they start). 0, or -1 with a message. */
+int pm_dpdk_open(struct pm_daemon *d, char *err, size_t errlen);
+void pm_dpdk_close(struct pm_daemon *d);
+/* A shard's arena from the EAL's hugepages on the first port's NUMA node
+ * (zeroed, 2 MiB aligned), or NULL when the EAL has no hugepages (--no-huge)
+ * or not enough: the shard then maps its own. */
+void *pm_dpdk_arena(struct pm_daemon *d, uint64_t bytes);
+void pm_dpdk_arena_free(void *mem);
+/* Called first on the worker's thread: registers it as an EAL lcore. */
+int pm_dpdk_worker_enter(struct pm_worker *w);
+void pm_dpdk_worker_leave(struct pm_worker *w);
+
+/* One RX turn: front end, reassembly; datagrams for the shard workers are put
+ * in the worker's RX burst (rx_ptr/rx_len/rx_from); returns their count.
+ * pm_dpdk_rx_done releases the burst's mbufs once the frames are served. */
+uint32_t pm_dpdk_rx(struct pm_worker *w, uint32_t *work);
+void pm_dpdk_rx_done(struct pm_worker *w);
+/* Send the worker's queued reply datagrams (pm_tx), and the TX burst when
+ * `now` or the drain interval says so. */
+void pm_dpdk_flush(struct pm_worker *w, bool now);
+/* Whether this worker has a TX queue on port (else replies go through the
+ * worker that received the request). */
+bool pm_dpdk_has_txq(const struct pm_worker *w, uint32_t port);
+/* Idle: arm RX interrupts; fill fds with what to poll (their count). */
+uint32_t pm_dpdk_arm(struct pm_worker *w, int *fds, uint32_t cap, uint32_t *sleep_us);
+void pm_dpdk_disarm(struct pm_worker *w);
+/* The backend's INFO lines (ports, queues, drops by reason); worker 0 adds the
+ * port-wide rte_eth_stats. */
+uint32_t pm_dpdk_info(const struct pm_worker *w, char *out, uint32_t cap);
+/* Steering mode chosen, for the ready line. */
+const char *pm_dpdk_describe(const struct pm_daemon *d, char *buf, size_t len);
+
+#endif

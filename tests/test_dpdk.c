@@ -1,0 +1,583 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_dpdk.c — the DPDK suite: pomaid (argv[1]) with backend = dpdk on DPDK's
+ * net_tap driver (--no-huge --no-pci), inside a network namespace this test
+ * creates (unshare(CLONE_NEWNET)): every packet stays in that namespace. The
+ * tap interface gets 10.77.0.1/24 on the kernel side; pomaid serves
+ * 10.77.0.2 with two shards on two queues. Through libpomai's UDP client:
+ * ARP resolved for real (the kernel's neighbour table holds pomaid's MAC), KV
+ * and vector ops, KNN fan-out against a brute-force answer, a request and a
+ * reply larger than the MTU (IP fragments both ways), one beyond the
+ * reassembly bound (dropped, counted). Raw frames from an AF_PACKET socket:
+ * bad IP/UDP headers and checksums, truncated frames, martian sources, other
+ * protocols and ports, each dropped and counted under its reason while the
+ * daemon keeps serving. Ping. Steering: both queues receive, and the
+ * backend's per-queue counters agree with the device's.
+ *
+ * Runs as root with /dev/net/tun (CI); exits 77 elsewhere. The daemon is
+ * waited for by its ready line, never by sleeping.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "cu_main.h"
+#include "netfe.h"
+#include "pomai.h"
+
+#define IFACE "pmtap0"
+#define HOST_IP "10.77.0.1"
+#define POMAI_IP "10.77.0.2"
+#define BASE_PORT 7700u
+#define SHARDS 2u
+#define READY_TIMEOUT_MS 60000
+#define REPLY_TIMEOUT_MS 2000
+/* Largest request pomaid reassembles: 8 fragments of an MTU of 1500. */
+#define REASM_PAYLOAD_MAX (8u * 1480u - 8u)
+
+static const char *pomaid_path;
+static pid_t daemon_pid = -1;
+static uint8_t pomai_mac[6];
+static struct pm_client *cli;
+static char conf_path[64];
+
+/* ---------------------------------------------------------------- set-up */
+
+static int ifreq_ioctl(unsigned long req, struct ifreq *ifr)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	int rc = fd >= 0 ? ioctl(fd, req, ifr) : -1;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static int iface_addr(const char *name, const char *ip, const char *mask)
+{
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
+	a->sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &a->sin_addr);
+	if (ifreq_ioctl(SIOCSIFADDR, &ifr) != 0)
+		return -1;
+	inet_pton(AF_INET, mask, &a->sin_addr);
+	return ifreq_ioctl(SIOCSIFNETMASK, &ifr);
+}
+
+static int iface_up(const char *name)
+{
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	if (ifreq_ioctl(SIOCGIFFLAGS, &ifr) != 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	return ifreq_ioctl(SIOCSIFFLAGS, &ifr);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	if (fd >= 0) {
+		ssize_t n = write(fd, text, strlen(text));
+		(void)n;
+		close(fd);
+	}
+}
+
+/* The config file the daemon starts from: backend = dpdk from a file. */
+static int write_config(void)
+{
+	snprintf(conf_path, sizeof(conf_path), "/tmp/pomai-dpdk-%d.conf", (int)getpid());
+	FILE *f = fopen(conf_path, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "backend = dpdk\n"
+		   "dpdk_eal_args = --no-pci --no-huge -m 512 --vdev=net_tap0,iface=" IFACE
+		   " --file-prefix=pmtest%d --log-level=lib.eal:error\n"
+		   "dpdk_addrs = " POMAI_IP "/24\n"
+		   "shards = %u\nbase_port = %u\ntcp_port = 0\narena_bytes = 64M\nseeds = 65536\n"
+		   "hugepages = no\ndata_dir = /tmp/pomai-dpdk-test\nknn_timeout_ms = 2000\n"
+		   "dpdk_mbufs = 4095\n",
+		   (int)getpid(), SHARDS, BASE_PORT);
+	return fclose(f);
+}
+
+static bool parse_mac(const char *line)
+{
+	const char *p = strstr(line, POMAI_IP " ");
+	unsigned m[6];
+	if (!p || sscanf(p + strlen(POMAI_IP " "), "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3],
+			 &m[4], &m[5]) != 6)
+		return false;
+	for (int i = 0; i < 6; i++)
+		pomai_mac[i] = (uint8_t)m[i];
+	return true;
+}
+
+static bool start_daemon(void)
+{
+	int out[2];
+	if (pipe(out) != 0)
+		return false;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		execl(pomaid_path, "pomaid", "--config", conf_path, (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	daemon_pid = pid;
+	char buf[2048] = { 0 };
+	size_t n = 0;
+	struct pollfd pfd = { .fd = out[0], .events = POLLIN };
+	while (n < sizeof(buf) - 1 && !strstr(buf, "ready") && poll(&pfd, 1, READY_TIMEOUT_MS) > 0) {
+		ssize_t r = read(out[0], buf + n, sizeof(buf) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	while (n < sizeof(buf) - 1 && strstr(buf, "ready") && !strchr(strstr(buf, "ready"), '\n') &&
+	       poll(&pfd, 1, READY_TIMEOUT_MS) > 0) {
+		ssize_t r = read(out[0], buf + n, sizeof(buf) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(out[0]);
+	printf("\n  %s", buf);
+	return strstr(buf, "pomaid: ready") && parse_mac(buf);
+}
+
+static int suite_init(void)
+{
+	if (write_config() != 0 || !start_daemon())
+		return -1;
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", IFACE);
+	write_file(path, "1"); /* no router solicitations or MLD reports in the counters */
+	if (iface_addr(IFACE, HOST_IP, "255.255.255.0") != 0 || iface_up(IFACE) != 0)
+		return -1;
+	struct pm_client_config cfg;
+	pm_client_config_default(&cfg);
+	cfg.host = POMAI_IP;
+	cfg.base_port = BASE_PORT;
+	cfg.shards = SHARDS;
+	cfg.timeout_ms = REPLY_TIMEOUT_MS;
+	cfg.retries = 2;
+	return pm_client_open(&cfg, &cli) == PM_CLIENT_OK ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+	if (cli)
+		pm_client_close(cli);
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+	}
+	unlink(conf_path);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+/* A numeric field of the INFO "Total" section (the first occurrence). */
+static long long info_field(const char *name)
+{
+	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
+	size_t n = 0;
+	if (pm_client_info(cli, "dataplane", text, sizeof(text) - 1, &n) != PM_CLIENT_OK)
+		return -1;
+	text[n] = '\0';
+	char want[96];
+	snprintf(want, sizeof(want), "\n%s:", name);
+	const char *p = strstr(text, want);
+	return p ? atoll(p + strlen(want)) : -1;
+}
+
+static void drop_field(const char *reason, char *out, size_t n)
+{
+	snprintf(out, n, "dpdk_p0_drop_%s", reason);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_arp_and_kv(void)
+{
+	char v[64];
+	size_t vlen = 0;
+	CU_ASSERT_EQUAL_FATAL(pm_client_set(cli, "alpha", 5, "one", 3, 0), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(pm_client_get(cli, "alpha", 5, v, sizeof(v), &vlen), PM_CLIENT_OK);
+	CU_ASSERT(vlen == 3 && memcmp(v, "one", 3) == 0);
+	bool removed = false;
+	CU_ASSERT_EQUAL(pm_client_del(cli, "alpha", 5, &removed), PM_CLIENT_OK);
+	CU_ASSERT(removed);
+	CU_ASSERT_EQUAL(pm_client_get(cli, "alpha", 5, v, sizeof(v), &vlen), PM_CLIENT_NOT_FOUND);
+	for (int i = 0; i < 200; i++) { /* keys on both shards */
+		char k[16], val[16];
+		int kl = snprintf(k, sizeof(k), "k%d", i), vl = snprintf(val, sizeof(val), "v%d", i);
+		CU_ASSERT_EQUAL(pm_client_set(cli, k, (size_t)kl, val, (size_t)vl, 0), PM_CLIENT_OK);
+	}
+	for (int i = 0; i < 200; i++) {
+		char k[16], val[16];
+		int kl = snprintf(k, sizeof(k), "k%d", i), vl = snprintf(val, sizeof(val), "v%d", i);
+		CU_ASSERT_EQUAL(pm_client_get(cli, k, (size_t)kl, v, sizeof(v), &vlen), PM_CLIENT_OK);
+		CU_ASSERT(vlen == (size_t)vl && memcmp(v, val, vlen) == 0);
+	}
+	/* the kernel resolved 10.77.0.2 by ARP, and got pomaid's MAC */
+	FILE *f = fopen("/proc/net/arp", "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	char line[256], mac[32];
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", pomai_mac[0], pomai_mac[1],
+		 pomai_mac[2], pomai_mac[3], pomai_mac[4], pomai_mac[5]);
+	bool found = false;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, POMAI_IP " ", strlen(POMAI_IP " ")) && strstr(line, " 0x2 ") &&
+		    strstr(line, mac))
+			found = true;
+	fclose(f);
+	CU_ASSERT(found);
+	CU_ASSERT(info_field("dpdk_p0_arp_answered") >= 1);
+	CU_ASSERT(info_field("dpdk_p0_arp_learned") >= 1);
+}
+
+static uint16_t icmp_sum(const void *p, size_t n)
+{
+	return (uint16_t)~pm_net_fold(pm_net_sum(p, (uint32_t)n, 0));
+}
+
+static void test_ping(void)
+{
+	int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+	CU_ASSERT_FATAL(fd >= 0);
+	uint8_t req[64] = { ICMP_ECHO, 0 }, buf[256];
+	req[4] = 0x12, req[5] = 0x34, req[7] = 7; /* id 0x1234, seq 7 */
+	for (size_t i = 8; i < sizeof(req); i++)
+		req[i] = (uint8_t)i;
+	uint16_t s = icmp_sum(req, sizeof(req));
+	memcpy(req + 2, &s, 2);
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	inet_pton(AF_INET, POMAI_IP, &to.sin_addr);
+	CU_ASSERT_EQUAL(sendto(fd, req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to)),
+			(ssize_t)sizeof(req));
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	bool answered = false;
+	while (!answered && poll(&p, 1, REPLY_TIMEOUT_MS) == 1) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 20)
+			break;
+		uint32_t ihl = (buf[0] & 0xfu) * 4u;
+		const uint8_t *icmp = buf + ihl;
+		answered = (size_t)n == ihl + sizeof(req) && icmp[0] == ICMP_ECHOREPLY &&
+			   !memcmp(icmp + 4, req + 4, sizeof(req) - 4) && icmp_sum(icmp, sizeof(req)) == 0;
+	}
+	close(fd);
+	CU_ASSERT(answered);
+	CU_ASSERT(info_field("dpdk_p0_icmp_answered") >= 1);
+}
+
+#define VDIM 16u
+#define NVEC 300u
+#define KNN_K 10u
+
+static void test_vectors_knn(void)
+{
+	static float vecs[NVEC][VDIM];
+	uint64_t seed = 42;
+	for (uint32_t i = 0; i < NVEC; i++) {
+		for (uint32_t d = 0; d < VDIM; d++)
+			vecs[i][d] = (float)(pm_test_rand(&seed) % 10000) / 100.0f;
+		char k[16];
+		int kl = snprintf(k, sizeof(k), "vec%u", i);
+		CU_ASSERT_EQUAL(pm_client_vadd(cli, k, (size_t)kl, vecs[i], VDIM, NULL, 0), PM_CLIENT_OK);
+	}
+	float back[VDIM];
+	struct pm_client_vector out = { .vec = back, .cap = VDIM };
+	CU_ASSERT_EQUAL(pm_client_vget(cli, "vec7", 4, &out), PM_CLIENT_OK);
+	CU_ASSERT(memcmp(back, vecs[7], sizeof(back)) == 0);
+	/* exact KNN across both shards == brute force here */
+	const float *q = vecs[3];
+	float best[KNN_K];
+	uint32_t bi[KNN_K], nb = 0;
+	for (uint32_t i = 0; i < NVEC; i++) {
+		float dd = 0;
+		for (uint32_t d = 0; d < VDIM; d++)
+			dd += (vecs[i][d] - q[d]) * (vecs[i][d] - q[d]);
+		uint32_t j = nb < KNN_K ? nb++ : KNN_K;
+		for (; j > 0 && best[j - 1] > dd; j--)
+			if (j < KNN_K)
+				best[j] = best[j - 1], bi[j] = bi[j - 1];
+		if (j < KNN_K)
+			best[j] = dd, bi[j] = i;
+	}
+	struct pm_client_hit hits[KNN_K];
+	static uint8_t keys[PM_CLIENT_KNN_KEY_BYTES_MAX];
+	struct pm_client_knn_result res = { .hits = hits, .hits_cap = KNN_K, .keys = keys,
+					    .keys_cap = sizeof(keys) };
+	struct pm_client_knn_opts o = { .k = KNN_K, .exact = true };
+	CU_ASSERT_EQUAL_FATAL(pm_client_knn(cli, q, VDIM, &o, &res), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL_FATAL(res.count, KNN_K);
+	for (uint32_t i = 0; i < KNN_K; i++) {
+		char k[16];
+		int kl = snprintf(k, sizeof(k), "vec%u", bi[i]);
+		CU_ASSERT(hits[i].klen == (uint32_t)kl && !memcmp(hits[i].key, k, (size_t)kl));
+	}
+	bool removed = false;
+	CU_ASSERT_EQUAL(pm_client_vdel(cli, "vec7", 4, &removed), PM_CLIENT_OK);
+	CU_ASSERT(removed);
+}
+
+#define BIG_DIM 1024u /* a 4 KiB vector: its frame is three IP fragments */
+
+static void test_fragments(void)
+{
+	static float v[BIG_DIM], back[BIG_DIM];
+	for (uint32_t i = 0; i < BIG_DIM; i++)
+		v[i] = (float)i * 0.25f - 100.0f;
+	long long in0 = info_field("dpdk_p0_reassembled"), out0 = info_field("dpdk_p0_frags_out");
+	CU_ASSERT_EQUAL_FATAL(pm_client_vadd(cli, "bigvec", 6, v, BIG_DIM, NULL, 0), PM_CLIENT_OK);
+	struct pm_client_vector out = { .vec = back, .cap = BIG_DIM };
+	CU_ASSERT_EQUAL_FATAL(pm_client_vget(cli, "bigvec", 6, &out), PM_CLIENT_OK);
+	CU_ASSERT(memcmp(v, back, sizeof(v)) == 0);
+	/* a value just under the reassembly bound, and its read back */
+	static uint8_t val[REASM_PAYLOAD_MAX - 64], got[REASM_PAYLOAD_MAX];
+	for (size_t i = 0; i < sizeof(val); i++)
+		val[i] = (uint8_t)(i * 7u);
+	size_t glen = 0;
+	CU_ASSERT_EQUAL(pm_client_set(cli, "bigval", 6, val, sizeof(val), 0), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(pm_client_get(cli, "bigval", 6, got, sizeof(got), &glen), PM_CLIENT_OK);
+	CU_ASSERT(glen == sizeof(val) && memcmp(got, val, glen) == 0);
+	CU_ASSERT(info_field("dpdk_p0_reassembled") >= in0 + 2);
+	CU_ASSERT(info_field("dpdk_p0_frags_out") >= out0 + 3 + 8);
+}
+
+/* A request past the reassembly bound (more than 8 fragments) is dropped and
+ * counted; the client times out; the daemon keeps serving. */
+static void test_reassembly_bound(void)
+{
+	struct pm_client_config cfg;
+	struct pm_client *c;
+	pm_client_config_default(&cfg);
+	cfg.host = POMAI_IP;
+	cfg.base_port = BASE_PORT;
+	cfg.shards = SHARDS;
+	cfg.timeout_ms = 300;
+	cfg.retries = 0;
+	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+	static uint8_t val[REASM_PAYLOAD_MAX + 4096];
+	memset(val, 0xab, sizeof(val));
+	long long before = info_field("dpdk_p0_drop_frag");
+	CU_ASSERT_EQUAL(pm_client_set(c, "toolong", 7, val, sizeof(val), 0), PM_CLIENT_E_TIMEOUT);
+	pm_client_close(c);
+	CU_ASSERT(info_field("dpdk_p0_drop_frag") >= before + 1);
+	char v[16];
+	size_t vlen;
+	CU_ASSERT_EQUAL(pm_client_get(cli, "toolong", 7, v, sizeof(v), &vlen), PM_CLIENT_NOT_FOUND);
+	CU_ASSERT_EQUAL(pm_client_set(cli, "after", 5, "ok", 2, 0), PM_CLIENT_OK);
+}
+
+/* ---------------------------------------------------------------- bad packets */
+
+struct rawctx {
+	int fd;               /* AF_PACKET on the tap */
+	struct sockaddr_ll to;
+	struct pm_net_local host; /* the kernel side, for the builders */
+	uint8_t good[256];
+	uint32_t good_len, ip_off;
+};
+
+/* A valid GET request frame from the host to shard 0. */
+static void raw_open(struct rawctx *r, uint16_t sport)
+{
+	r->fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+	CU_ASSERT_FATAL(r->fd >= 0);
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", IFACE);
+	CU_ASSERT_FATAL(ifreq_ioctl(SIOCGIFINDEX, &ifr) == 0);
+	r->to = (struct sockaddr_ll){ .sll_family = AF_PACKET, .sll_ifindex = ifr.ifr_ifindex,
+				      .sll_halen = 6 };
+	memcpy(r->to.sll_addr, pomai_mac, 6);
+	CU_ASSERT_FATAL(ifreq_ioctl(SIOCGIFHWADDR, &ifr) == 0);
+	memset(&r->host, 0, sizeof(r->host));
+	memcpy(r->host.mac, ifr.ifr_hwaddr.sa_data, 6);
+	inet_pton(AF_INET, HOST_IP, &r->host.ip_be);
+	inet_pton(AF_INET, "255.255.255.0", &r->host.mask_be);
+	uint8_t frame[PM_FRAME_HEADER_BYTES + 16];
+	struct pm_request req = { .op = PM_OP_GET, .id = 99, .key = { (const uint8_t *)"k1", 2 } };
+	uint32_t flen = (uint32_t)pm_request_encode(&req, frame, sizeof(frame));
+	CU_ASSERT_FATAL(flen > 0);
+	uint32_t dst;
+	inet_pton(AF_INET, POMAI_IP, &dst);
+	r->ip_off = pm_net_eth_write(&r->host, pomai_mac, 0x0800, r->good);
+	memcpy(r->good + r->ip_off + 28, frame, flen);
+	pm_net_ipv4_udp_write(&r->host, dst, sport, BASE_PORT, 1, r->good + r->ip_off, flen);
+	r->good_len = r->ip_off + 28 + flen;
+}
+
+static void raw_send(struct rawctx *r, const uint8_t *f, uint32_t len)
+{
+	CU_ASSERT_EQUAL(sendto(r->fd, f, len, 0, (struct sockaddr *)&r->to, sizeof(r->to)),
+			(ssize_t)len);
+}
+
+/* Rewrite the IP header checksum of frame f after a change. */
+static void fix_ip_sum(struct rawctx *r, uint8_t *f)
+{
+	uint8_t *ip = f + r->ip_off;
+	ip[10] = ip[11] = 0;
+	uint16_t s = (uint16_t)~pm_net_fold(pm_net_sum(ip, (ip[0] & 0xfu) * 4u, 0));
+	memcpy(ip + 10, &s, 2);
+}
+
+struct bad_case {
+	const char *reason;
+	int which;
+};
+
+/* Mutate the good frame into bad case `which`; the length to send. */
+static uint32_t make_bad(struct rawctx *r, int which, uint8_t *f)
+{
+	memcpy(f, r->good, r->good_len);
+	uint8_t *ip = f + r->ip_off, *udp = ip + 20;
+	uint32_t len = r->good_len;
+	switch (which) {
+	case 0: ip[10] ^= 0x5a; break;                                  /* ip_cksum */
+	case 1: udp[6] ^= 0x5a; if (!udp[6] && !udp[7]) udp[7] = 1; break; /* udp_cksum */
+	case 2: ip[0] = 0x44; fix_ip_sum(r, f); break;                  /* IHL 4: ip header */
+	case 3: ip[0] = 0x65; fix_ip_sum(r, f); break;                  /* version 6 */
+	case 4: ip[3] = (uint8_t)(ip[3] + 40); fix_ip_sum(r, f); break;  /* total > frame */
+	case 5: len = r->ip_off + 10; break;                             /* truncated header */
+	case 6: ip[12] = 127; ip[13] = 0; ip[14] = 0; ip[15] = 1; fix_ip_sum(r, f); break; /* src */
+	case 7: ip[9] = 47; fix_ip_sum(r, f); break;                     /* GRE: protocol */
+	case 8: udp[2] = (uint8_t)((BASE_PORT + 50) >> 8); udp[3] = (uint8_t)(BASE_PORT + 50);
+		udp[6] = udp[7] = 0; break;                                /* port (no checksum) */
+	case 9: udp[5] = (uint8_t)(udp[5] + 3); udp[6] = udp[7] = 0; break; /* udp length */
+	case 10: f[12] = 0x86; f[13] = 0xdd; break;                      /* IPv6 ethertype */
+	case 11: ip[16] = 10; ip[17] = 77; ip[18] = 0; ip[19] = 9; fix_ip_sum(r, f); break; /* dst */
+	}
+	return len;
+}
+
+static void test_bad_packets(void)
+{
+	static const struct bad_case cases[] = {
+		{ "ip_cksum", 0 }, { "udp_cksum", 1 }, { "ip_header", 2 }, { "ip_header", 3 },
+		{ "ip_header", 4 }, { "short", 5 }, { "ip_src", 6 }, { "ip_proto", 7 },
+		{ "udp_port", 8 }, { "udp_header", 9 }, { "ethertype", 10 }, { "ip_dst", 11 },
+	};
+	struct rawctx r;
+	int rx = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(40001) };
+	inet_pton(AF_INET, HOST_IP, &me.sin_addr);
+	CU_ASSERT_FATAL(bind(rx, (struct sockaddr *)&me, sizeof(me)) == 0);
+	raw_open(&r, 40001);
+	uint8_t f[256];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char field[64];
+		drop_field(cases[i].reason, field, sizeof(field));
+		long long before = info_field(field);
+		raw_send(&r, f, make_bad(&r, cases[i].which, f));
+		long long after = info_field(field); /* INFO travels after the bad frame */
+		if (after != before + 1)
+			printf("\n  case %d (%s): %lld -> %lld", cases[i].which, field, before, after);
+		CU_ASSERT_EQUAL(after, before + 1);
+	}
+	/* the untouched frame is served: its reply comes back to our socket */
+	raw_send(&r, r.good, r.good_len);
+	struct pollfd p = { .fd = rx, .events = POLLIN };
+	uint8_t buf[512];
+	CU_ASSERT_FATAL(poll(&p, 1, REPLY_TIMEOUT_MS) == 1);
+	ssize_t n = recv(rx, buf, sizeof(buf), 0);
+	struct pm_reply_view rv;
+	size_t used = 0;
+	CU_ASSERT(n > 0 && pm_reply_decode(buf, (size_t)n, &rv, &used) == PM_OK && rv.id == 99);
+	close(r.fd);
+	close(rx);
+	CU_ASSERT_EQUAL(pm_client_set(cli, "still", 5, "serving", 7, 0), PM_CLIENT_OK);
+}
+
+/* ---------------------------------------------------------------- steering */
+
+static void test_two_queues(void)
+{
+	CU_ASSERT_EQUAL(info_field("dpdk_p0_queues"), 2);
+	/* many flows (source ports): the device spreads them over both queues */
+	for (int i = 0; i < 64; i++) {
+		struct pm_client_config cfg;
+		struct pm_client *c;
+		pm_client_config_default(&cfg);
+		cfg.host = POMAI_IP;
+		cfg.base_port = BASE_PORT;
+		cfg.shards = SHARDS;
+		cfg.timeout_ms = REPLY_TIMEOUT_MS;
+		CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+		char k[16];
+		int kl = snprintf(k, sizeof(k), "flow%d", i);
+		CU_ASSERT_EQUAL(pm_client_set(c, k, (size_t)kl, "x", 1, 0), PM_CLIENT_OK);
+		pm_client_close(c);
+	}
+	long long q0 = info_field("dpdk_p0_q0_rx_pkts"), q1 = info_field("dpdk_p0_q1_rx_pkts");
+	long long d0 = info_field("dpdk_p0_dev_q0_ipackets"), d1 = info_field("dpdk_p0_dev_q1_ipackets");
+	printf("\n  queue 0: %lld packets (device %lld), queue 1: %lld (device %lld)", q0, d0, q1, d1);
+	CU_ASSERT(q0 > 0 && q1 > 0);
+	CU_ASSERT(d0 >= q0 && d1 >= q1); /* the device counted at least what the workers saw */
+	CU_ASSERT(d0 > 0 && d1 > 0);
+}
+
+int main(int argc, char **argv)
+{
+	pomaid_path = argc > 1 ? argv[1] : "./dataplane/pomaid";
+	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0) {
+		printf("test_dpdk: needs root and /dev/net/tun: skipped\n");
+		return PM_TEST_SKIP;
+	}
+	if (unshare(CLONE_NEWNET) != 0) {
+		printf("test_dpdk: cannot create a network namespace (%s): skipped\n",
+		       strerror(errno));
+		return PM_TEST_SKIP;
+	}
+	if (iface_up("lo") != 0)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	static CU_TestInfo tests[] = {
+		{ "ARP resolved, KV round trips", test_arp_and_kv },
+		{ "ping", test_ping },
+		{ "vectors, KNN fan-out == brute force", test_vectors_knn },
+		{ "fragmented requests and replies", test_fragments },
+		{ "request beyond the reassembly bound", test_reassembly_bound },
+		{ "bad packets dropped and counted", test_bad_packets },
+		{ "two queues: steering by per-queue counters", test_two_queues },
+		CU_TEST_INFO_NULL,
+	};
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("dpdk", suite_init, suite_clean);
+	for (CU_TestInfo *t = tests; t->pName; t++)
+		CU_add_test(s, t->pName, t->pTestFunc);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+			  CU_get_number_of_suites_failed();
+	unsigned ran = CU_get_number_of_tests_run();
+	CU_cleanup_registry();
+	return failed || ran == 0 ? 1 : 0;
+}
