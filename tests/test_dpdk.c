@@ -41,10 +41,16 @@
 #include "cu_main.h"
 #include "netfe.h"
 #include "pomai.h"
+#include "pomai_memif.h"
 
 #define IFACE "pmtap0"
 #define HOST_IP "10.77.0.1"
 #define POMAI_IP "10.77.0.2"
+/* The memif link: pomaid is its server, a child of this test its client. */
+#define MEMIF_POMAI_IP "10.88.0.2"
+#define MEMIF_CLIENT_IP "10.88.0.1"
+#define MEMIF_POMAI_MAC "02:00:00:00:88:02"
+#define MEMIF_CLIENT_MAC "02:00:00:00:88:01"
 #define BASE_PORT 7700u
 #define SHARDS 2u
 #define READY_TIMEOUT_MS 60000
@@ -57,6 +63,7 @@ static pid_t daemon_pid = -1;
 static uint8_t pomai_mac[6];
 static struct pm_client *cli;
 static char conf_path[64];
+static char memif_sock[64];
 
 /* ---------------------------------------------------------------- set-up */
 
@@ -106,17 +113,20 @@ static void write_file(const char *path, const char *text)
 static int write_config(void)
 {
 	snprintf(conf_path, sizeof(conf_path), "/tmp/pomai-dpdk-%d.conf", (int)getpid());
+	snprintf(memif_sock, sizeof(memif_sock), "/tmp/pomai-dpdk-%d.sock", (int)getpid());
 	FILE *f = fopen(conf_path, "w");
 	if (!f)
 		return -1;
+	/* two ports: the tap (port 0) and a memif server (port 1) */
 	fprintf(f, "backend = dpdk\n"
 		   "dpdk_eal_args = --no-pci --no-huge -m 512 --vdev=net_tap0,iface=" IFACE
+		   " --vdev=net_memif0,role=server,socket=%s,socket-abstract=no,mac=" MEMIF_POMAI_MAC
 		   " --file-prefix=pmtest%d --log-level=lib.eal:error\n"
-		   "dpdk_addrs = " POMAI_IP "/24\n"
+		   "dpdk_addrs = " POMAI_IP "/24," MEMIF_POMAI_IP "/24\n"
 		   "shards = %u\nbase_port = %u\ntcp_port = 0\narena_bytes = 64M\nseeds = 65536\n"
 		   "hugepages = no\ndata_dir = /tmp/pomai-dpdk-test\nknn_timeout_ms = 2000\n"
 		   "dpdk_mbufs = 4095\n",
-		   (int)getpid(), SHARDS, BASE_PORT);
+		   memif_sock, (int)getpid(), SHARDS, BASE_PORT);
 	return fclose(f);
 }
 
@@ -195,6 +205,7 @@ static int suite_clean(void)
 		waitpid(daemon_pid, NULL, 0);
 	}
 	unlink(conf_path);
+	unlink(memif_sock);
 	return 0;
 }
 
@@ -299,13 +310,58 @@ static void test_ping(void)
 #define NVEC 300u
 #define KNN_K 10u
 
+/* The KNN_K nearest of n vectors of VDIM to q by L2, brute force, into idx. */
+static void brute_knn(const float (*vecs)[VDIM], uint32_t n, const float *q, uint32_t *idx)
+{
+	float best[KNN_K];
+	uint32_t nb = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		float dd = 0;
+		for (uint32_t d = 0; d < VDIM; d++)
+			dd += (vecs[i][d] - q[d]) * (vecs[i][d] - q[d]);
+		uint32_t j = nb < KNN_K ? nb++ : KNN_K;
+		for (; j > 0 && best[j - 1] > dd; j--)
+			if (j < KNN_K)
+				best[j] = best[j - 1], idx[j] = idx[j - 1];
+		if (j < KNN_K)
+			best[j] = dd, idx[j] = i;
+	}
+}
+
+static void random_vectors(float (*vecs)[VDIM], uint32_t n, uint64_t seed)
+{
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t d = 0; d < VDIM; d++)
+			vecs[i][d] = (float)(pm_test_rand(&seed) % 10000) / 100.0f;
+}
+
+/* KNN through client c equals brute force: the hits are prefix + index. */
+static bool knn_matches(struct pm_client *c, const float (*vecs)[VDIM], uint32_t n,
+			const char *prefix, uint32_t qi, const char *collection)
+{
+	uint32_t bi[KNN_K];
+	brute_knn(vecs, n, vecs[qi], bi);
+	struct pm_client_hit hits[KNN_K];
+	static uint8_t keys[PM_CLIENT_KNN_KEY_BYTES_MAX];
+	struct pm_client_knn_result res = { .hits = hits, .hits_cap = KNN_K, .keys = keys,
+					    .keys_cap = sizeof(keys) };
+	struct pm_client_knn_opts o = { .k = KNN_K, .exact = true, .collection = collection };
+	if (pm_client_knn(c, vecs[qi], VDIM, &o, &res) != PM_CLIENT_OK || res.count != KNN_K)
+		return false;
+	for (uint32_t i = 0; i < KNN_K; i++) {
+		char k[32];
+		int kl = snprintf(k, sizeof(k), "%s%u", prefix, bi[i]);
+		if (hits[i].klen != (uint32_t)kl || memcmp(hits[i].key, k, (size_t)kl))
+			return false;
+	}
+	return true;
+}
+
 static void test_vectors_knn(void)
 {
 	static float vecs[NVEC][VDIM];
-	uint64_t seed = 42;
+	random_vectors(vecs, NVEC, 42);
 	for (uint32_t i = 0; i < NVEC; i++) {
-		for (uint32_t d = 0; d < VDIM; d++)
-			vecs[i][d] = (float)(pm_test_rand(&seed) % 10000) / 100.0f;
 		char k[16];
 		int kl = snprintf(k, sizeof(k), "vec%u", i);
 		CU_ASSERT_EQUAL(pm_client_vadd(cli, k, (size_t)kl, vecs[i], VDIM, NULL, 0), PM_CLIENT_OK);
@@ -315,32 +371,7 @@ static void test_vectors_knn(void)
 	CU_ASSERT_EQUAL(pm_client_vget(cli, "vec7", 4, &out), PM_CLIENT_OK);
 	CU_ASSERT(memcmp(back, vecs[7], sizeof(back)) == 0);
 	/* exact KNN across both shards == brute force here */
-	const float *q = vecs[3];
-	float best[KNN_K];
-	uint32_t bi[KNN_K], nb = 0;
-	for (uint32_t i = 0; i < NVEC; i++) {
-		float dd = 0;
-		for (uint32_t d = 0; d < VDIM; d++)
-			dd += (vecs[i][d] - q[d]) * (vecs[i][d] - q[d]);
-		uint32_t j = nb < KNN_K ? nb++ : KNN_K;
-		for (; j > 0 && best[j - 1] > dd; j--)
-			if (j < KNN_K)
-				best[j] = best[j - 1], bi[j] = bi[j - 1];
-		if (j < KNN_K)
-			best[j] = dd, bi[j] = i;
-	}
-	struct pm_client_hit hits[KNN_K];
-	static uint8_t keys[PM_CLIENT_KNN_KEY_BYTES_MAX];
-	struct pm_client_knn_result res = { .hits = hits, .hits_cap = KNN_K, .keys = keys,
-					    .keys_cap = sizeof(keys) };
-	struct pm_client_knn_opts o = { .k = KNN_K, .exact = true };
-	CU_ASSERT_EQUAL_FATAL(pm_client_knn(cli, q, VDIM, &o, &res), PM_CLIENT_OK);
-	CU_ASSERT_EQUAL_FATAL(res.count, KNN_K);
-	for (uint32_t i = 0; i < KNN_K; i++) {
-		char k[16];
-		int kl = snprintf(k, sizeof(k), "vec%u", bi[i]);
-		CU_ASSERT(hits[i].klen == (uint32_t)kl && !memcmp(hits[i].key, k, (size_t)kl));
-	}
+	CU_ASSERT(knn_matches(cli, (const float (*)[VDIM])vecs, NVEC, "vec", 3, NULL));
 	bool removed = false;
 	CU_ASSERT_EQUAL(pm_client_vdel(cli, "vec7", 4, &removed), PM_CLIENT_OK);
 	CU_ASSERT(removed);
@@ -543,6 +574,80 @@ static void test_two_queues(void)
 	CU_ASSERT(d0 > 0 && d1 > 0);
 }
 
+/* ---------------------------------------------------------------- memif */
+
+#define MEMIF_KEYS 100u
+#define MEMIF_NVEC 200u
+
+/* The memif client's part, in a child process (its own EAL): KV and KNN round
+ * trips; NULL, or what failed. */
+static const char *memif_client(void)
+{
+	static char eal[512];
+	snprintf(eal, sizeof(eal), "-l 0 --no-huge --no-pci -m 256 --no-shconf --file-prefix=pmtestc%d"
+		 " --log-level=lib.eal:error --vdev=net_memif0,role=client,socket=%s,"
+		 "socket-abstract=no,mac=" MEMIF_CLIENT_MAC, (int)getpid(), memif_sock);
+	struct pm_client_config cfg;
+	struct pm_client_memif m;
+	struct pm_client *c;
+	const char *why = NULL;
+	pm_client_config_default(&cfg);
+	cfg.host = MEMIF_POMAI_IP;
+	cfg.base_port = BASE_PORT;
+	cfg.shards = SHARDS;
+	cfg.timeout_ms = REPLY_TIMEOUT_MS;
+	pm_client_memif_default(&m);
+	m.eal_args = eal;
+	m.local_ip = MEMIF_CLIENT_IP "/24";
+	if (pm_client_memif_open(&cfg, &m, &c, &why) != PM_CLIENT_OK)
+		return why ? why : "memif open";
+	for (uint32_t i = 0; i < MEMIF_KEYS; i++) { /* keys of both shards */
+		char k[16], v[16], got[16];
+		size_t gl = 0;
+		int kl = snprintf(k, sizeof(k), "mk%u", i), vl = snprintf(v, sizeof(v), "mv%u", i);
+		if (pm_client_set(c, k, (size_t)kl, v, (size_t)vl, 0) != PM_CLIENT_OK)
+			return "SET over memif";
+		if (pm_client_get(c, k, (size_t)kl, got, sizeof(got), &gl) != PM_CLIENT_OK ||
+		    gl != (size_t)vl || memcmp(got, v, gl))
+			return "GET over memif";
+	}
+	static float vecs[MEMIF_NVEC][VDIM];
+	random_vectors(vecs, MEMIF_NVEC, 7);
+	struct pm_client_coll_params cp = { .dim = VDIM, .metric = PM_CLIENT_L2 };
+	if (pm_client_collection_create(c, "memifc", &cp) != PM_CLIENT_OK)
+		return "collection create over memif";
+	for (uint32_t i = 0; i < MEMIF_NVEC; i++) {
+		char k[16];
+		int kl = snprintf(k, sizeof(k), "mvec%u", i);
+		if (pm_client_vadd(c, k, (size_t)kl, vecs[i], VDIM, "memifc", 0) != PM_CLIENT_OK)
+			return "VADD over memif";
+	}
+	if (!knn_matches(c, (const float (*)[VDIM])vecs, MEMIF_NVEC, "mvec", 11, "memifc"))
+		return "KNN over memif differs from brute force";
+	pm_client_close(c);
+	return NULL;
+}
+
+static void test_memif(void)
+{
+	long long rx0 = info_field("dpdk_p1_rx_pkts"), fwd0 = info_field("forwarded_out");
+	CU_ASSERT_EQUAL(info_field("dpdk_p1_queues"), 1); /* memif: one ring pair, steering single */
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		const char *err = memif_client();
+		if (err)
+			fprintf(stderr, "memif client: %s\n", err);
+		_exit(err ? 1 : 0);
+	}
+	int status = -1;
+	CU_ASSERT_FATAL(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT(info_field("dpdk_p1_rx_pkts") >= rx0 + (long long)(2 * MEMIF_KEYS + MEMIF_NVEC));
+	/* one queue, two shards: the frames of shard 1 went through the rings */
+	CU_ASSERT(info_field("forwarded_out") > fwd0);
+}
+
 int main(int argc, char **argv)
 {
 	pomaid_path = argc > 1 ? argv[1] : "./dataplane/pomaid";
@@ -566,6 +671,7 @@ int main(int argc, char **argv)
 		{ "request beyond the reassembly bound", test_reassembly_bound },
 		{ "bad packets dropped and counted", test_bad_packets },
 		{ "two queues: steering by per-queue counters", test_two_queues },
+		{ "memif: KV and KNN through libpomai_memif", test_memif },
 		CU_TEST_INFO_NULL,
 	};
 	if (CU_initialize_registry() != CUE_SUCCESS)
