@@ -73,8 +73,8 @@ static const struct key keys[] = {
 	{ "dpdk_tx_desc", K_U32, OFF(dpdk_tx_desc), 64, 16384, "descriptors",
 	  "TX ring size of each queue" },
 	{ "dpdk_mbufs", K_U32, OFF(dpdk_mbufs), 1023, 1u << 20, "mbufs",
-	  "packet buffers in each worker's pool (must cover its RX rings, TX rings and"
-	  " fragments in reassembly)" },
+	  "packet buffers in each worker's pool: at least ports x (dpdk_rx_desc + dpdk_tx_desc)"
+	  " + 7 x dpdk_frag_flows + 416 (checked at start)" },
 	{ "dpdk_tx_drain_us", K_U32, OFF(dpdk_tx_drain_us), 1, 10000, "us",
 	  "longest time a reply waits to fill a TX burst while RX bursts come in full" },
 	{ "dpdk_frag_flows", K_U32, OFF(dpdk_frag_flows), 16, 65536, "datagrams",
@@ -113,7 +113,7 @@ void pm_config_defaults(struct pm_config *c)
 	c->dpdk_tx_desc = 1024;
 	c->dpdk_mbufs = 8191;
 	c->dpdk_tx_drain_us = 100;
-	c->dpdk_frag_flows = 1024;
+	c->dpdk_frag_flows = 256;
 	c->dpdk_frag_ms = 1000;
 }
 

@@ -349,6 +349,16 @@ int pm_dpdk_open(struct pm_daemon *d, char *err, size_t errlen)
 	if (have != want)
 		return fail(err, errlen, "DPDK found %u port(s) but dpdk_addrs gives %u address(es):"
 			    " one per port, in port order", have, want);
+	/* a pool must fill every RX ring, sit in every TX ring, and hold the
+	 * fragments waiting in reassembly, with room for the bursts in flight */
+	uint64_t need = (uint64_t)have * (d->cfg.dpdk_rx_desc + d->cfg.dpdk_tx_desc) +
+			(uint64_t)d->cfg.dpdk_frag_flows * (PM_DPDK_REASM_FRAGS_MAX - 1) +
+			PM_DPDK_MBUF_SLACK;
+	if (d->cfg.dpdk_mbufs < need)
+		return fail(err, errlen, "dpdk_mbufs = %u is too few for %u port(s) of %u RX + %u TX"
+			    " descriptors and %u datagrams in reassembly: want at least %llu",
+			    d->cfg.dpdk_mbufs, have, d->cfg.dpdk_rx_desc, d->cfg.dpdk_tx_desc,
+			    d->cfg.dpdk_frag_flows, (unsigned long long)need);
 	dp->wk = calloc(d->nshards, sizeof(*dp->wk));
 	if (!dp->wk || make_pools(d, err, errlen) != 0)
 		return -1;

@@ -50,6 +50,12 @@ struct pm_config;
 #define PM_DPDK_FRAGS_MAX 128u
 /* Fragments a request may arrive in: DPDK's ip_frag limit. */
 #define PM_DPDK_REASM_FRAGS_MAX 8u
+/* How often a worker returns the fragments of timed-out datagrams. */
+#define PM_DPDK_FRAG_EXPIRE_EVERY_MS 100u
+/* mbufs a pool needs beyond its rings and reassembly: the RX burst held
+ * while served, the recycled ones, held replies and the per-lcore cache. */
+#define PM_DPDK_MBUF_SLACK (PM_DPDK_RX_BURST + PM_DPDK_TX_BURST + PM_DPDK_HOLD_MAX + \
+			    PM_DPDK_MBUF_CACHE)
 /* Per-lcore mempool cache. */
 #define PM_DPDK_MBUF_CACHE 256u
 /* Data room of an mbuf: one MTU-sized frame plus headroom. */

@@ -55,6 +55,8 @@ struct pm_dpdk_worker {
 	uint32_t ntx[PM_DPDK_PORTS_MAX];
 	struct rte_mbuf *tx[PM_DPDK_PORTS_MAX][PM_DPDK_TX_BURST];
 	uint64_t last_tx_tsc;
+	uint64_t frag_expired_ms;      /* last sweep of the reassembly tables */
+	uint32_t next_port;            /* the port polled first next turn */
 	uint32_t nhold;
 	struct pm_dpdk_held hold[PM_DPDK_HOLD_MAX];
 	struct rte_ip_frag_death_row dr;

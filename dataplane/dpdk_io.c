@@ -20,6 +20,7 @@
 
 /* Prefetch depth when freeing the reassembly death row. */
 #define DEATH_ROW_PREFETCH 3u
+_Static_assert(PM_DPDK_RX_BURST == PM_RX_BURST, "the held RX burst is the worker's");
 /* RX slot bytes: one whole IPv4 datagram (header included) fits. */
 _Static_assert(PM_RX_SLOT_BYTES >= 65535u, "an RX slot holds any IPv4 datagram");
 
@@ -307,6 +308,24 @@ static void rx_fragment(struct pm_worker *w, uint32_t port, struct rte_mbuf *m,
 	rte_pktmbuf_free(dg);
 }
 
+/* Fragments of datagrams that timed out go back to their pools now, not
+ * only when a later fragment happens to meet their table entry. */
+static void frag_expire(struct pm_worker *w)
+{
+	struct pm_dpdk_worker *k = w->dp;
+	uint64_t tsc = rte_rdtsc();
+	k->frag_expired_ms = w->now_ms;
+	for (uint32_t port = 0; port < k->dp->nports; port++) {
+		struct pm_dpdk_port *p = &k->dp->ports[port];
+		if (k->q >= p->nq || !rte_spinlock_trylock(&p->frag_lock))
+			continue; /* another worker is at it */
+		rte_ip_frag_table_del_expired_entries(p->frag, &k->dr, tsc);
+		rte_spinlock_unlock(&p->frag_lock);
+		k->c[port].drops[PM_NET_DROP_FRAG] += k->dr.cnt;
+		rte_ip_frag_free_death_row(&k->dr, DEATH_ROW_PREFETCH);
+	}
+}
+
 /* Keep m until the burst is served (its payload is referenced in place). */
 static void rx_hold(struct pm_dpdk_worker *k, struct rte_mbuf *m)
 {
@@ -320,18 +339,24 @@ static void rx_packet(struct pm_worker *w, uint32_t port, struct rte_mbuf *m)
 	struct pm_net_pkt pkt;
 	uint8_t *d = rte_pktmbuf_mtod(m, uint8_t *);
 	uint32_t len = m->pkt_len;
+	k->c[port].rx_pkts++;
 	if (m->nb_segs > 1) { /* scattered (jumbo): linearise into the next RX slot */
 		uint8_t *slot = w->rx_buf + (size_t)w->rx_n * PM_RX_SLOT_BYTES;
-		d = (uint8_t *)rte_pktmbuf_read(m, 0, PM_MIN(len, PM_RX_SLOT_BYTES), slot);
+		d = len <= PM_RX_SLOT_BYTES ? (uint8_t *)rte_pktmbuf_read(m, 0, len, slot) : NULL;
+		if (!d) {
+			k->c[port].drops[PM_NET_DROP_SHORT]++;
+			rte_pktmbuf_free(m);
+			return;
+		}
 	}
-	k->c[port].rx_pkts++;
 	switch (pm_net_parse(&p->local, d, len, offload_flags(m), &pkt)) {
 	case PM_NET_UDP:
 		rx_deliver(w, port, d + pkt.payload_off, pkt.payload_len, &pkt);
 		rx_hold(k, m);
 		return;
 	case PM_NET_FRAGMENT:
-		if (m->nb_segs == 1) {
+		/* a scattered (jumbo) fragment is fine if its headers are in the first segment */
+		if (m->nb_segs == 1 || rte_pktmbuf_data_len(m) >= pkt.l3_off + PM_NET_IPV4_BYTES_MAX) {
 			rx_fragment(w, port, m, &pkt);
 			return;
 		}
@@ -368,21 +393,25 @@ uint32_t pm_dpdk_rx(struct pm_worker *w, uint32_t *work)
 {
 	struct pm_dpdk_worker *k = w->dp;
 	struct rte_mbuf *pkts[PM_RX_BURST];
+	uint32_t nports = k->dp->nports;
 	w->rx_n = 0;
 	*work = 0;
-	if (k->q == PM_DPDK_NO_QUEUE)
-		return 0;
-	for (uint32_t port = 0; port < k->dp->nports; port++) {
+	/* the first port polled rotates, so a saturated port cannot starve the others */
+	k->next_port = (k->next_port + 1) % nports;
+	for (uint32_t i = 0; i < nports; i++) {
+		uint32_t port = (k->next_port + i) % nports;
 		const struct pm_dpdk_port *p = &k->dp->ports[port];
 		uint32_t room = PM_RX_BURST - PM_MAX(w->rx_n, k->nheld);
 		if (k->q >= p->nq || room == 0)
 			continue;
 		uint16_t n = rte_eth_rx_burst(p->id, k->q, pkts, (uint16_t)room);
-		for (uint16_t i = 0; i < n; i++)
-			rx_packet(w, port, pkts[i]);
+		for (uint16_t j = 0; j < n; j++)
+			rx_packet(w, port, pkts[j]);
 		*work += n;
 	}
 	*work -= PM_MIN(*work, w->rx_n);
+	if (w->now_ms - k->frag_expired_ms >= PM_DPDK_FRAG_EXPIRE_EVERY_MS)
+		frag_expire(w);
 	return w->rx_n;
 }
 

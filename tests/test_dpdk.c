@@ -125,7 +125,7 @@ static int write_config(void)
 		   "dpdk_addrs = " POMAI_IP "/24," MEMIF_POMAI_IP "/24\n"
 		   "shards = %u\nbase_port = %u\ntcp_port = 0\narena_bytes = 64M\nseeds = 65536\n"
 		   "hugepages = no\ndata_dir = /tmp/pomai-dpdk-test\nknn_timeout_ms = 2000\n"
-		   "dpdk_mbufs = 4095\n",
+		   "dpdk_mbufs = 8191\n",
 		   memif_sock, (int)getpid(), SHARDS, BASE_PORT);
 	return fclose(f);
 }
@@ -574,6 +574,60 @@ static void test_two_queues(void)
 	CU_ASSERT(d0 > 0 && d1 > 0);
 }
 
+/* ---------------------------------------------------------------- start-up bounds */
+
+/* Run pomaid with extra flags; its exit status and the start of its stderr. */
+static int run_pomaid(char *err, size_t cap, const char *const *extra)
+{
+	int e[2];
+	if (pipe(e) != 0)
+		return -1;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		const char *argv[32] = { "pomaid", "--config", conf_path };
+		int n = 3;
+		for (; extra[n - 3] && n < 31; n++)
+			argv[n] = extra[n - 3];
+		argv[n] = NULL;
+		dup2(e[1], 2);
+		close(e[0]);
+		execv(pomaid_path, (char *const *)argv);
+		_exit(127);
+	}
+	close(e[1]);
+	size_t n = 0;
+	for (ssize_t r; n < cap - 1 && (r = read(e[0], err + n, cap - 1 - n)) > 0;)
+		n += (size_t)r;
+	err[n] = '\0';
+	close(e[0]);
+	int status = -1;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A packet pool too small for the rings and reassembly: refused at start-up,
+ * with a message naming the key; and an EAL flag that is pomaid's to set. */
+static void test_startup_bounds(void)
+{
+	static char err[8192];
+	char prefix[160];
+	snprintf(prefix, sizeof(prefix), "--no-pci --no-huge -m 256 --vdev=net_tap1,iface=pmtap9"
+		 " --file-prefix=pmtestb%d", (int)getpid());
+	const char *small[] = { "--dpdk-eal-args", prefix, "--dpdk-addrs", "10.99.0.2/24",
+				"--dpdk-mbufs", "2047", NULL };
+	CU_ASSERT_NOT_EQUAL(run_pomaid(err, sizeof(err), small), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "dpdk_mbufs = 2047 is too few"));
+	const char *lcores[] = { "--dpdk-eal-args", "--no-huge -l 0", NULL };
+	CU_ASSERT_NOT_EQUAL(run_pomaid(err, sizeof(err), lcores), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "'-l' is pomaid's to set"));
+	const char *addrs[] = { "--dpdk-eal-args", prefix, "--dpdk-addrs", "10.99.0.2/24,10.98.0.2/24",
+				NULL };
+	CU_ASSERT_NOT_EQUAL(run_pomaid(err, sizeof(err), addrs), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "found 1 port(s) but dpdk_addrs gives 2"));
+	CU_ASSERT_EQUAL(pm_client_set(cli, "alive", 5, "yes", 3, 0), PM_CLIENT_OK);
+}
+
 /* ---------------------------------------------------------------- memif */
 
 #define MEMIF_KEYS 100u
@@ -672,6 +726,7 @@ int main(int argc, char **argv)
 		{ "bad packets dropped and counted", test_bad_packets },
 		{ "two queues: steering by per-queue counters", test_two_queues },
 		{ "memif: KV and KNN through libpomai_memif", test_memif },
+		{ "start-up refuses a small pool, lcore flags, missing addresses", test_startup_bounds },
 		CU_TEST_INFO_NULL,
 	};
 	if (CU_initialize_registry() != CUE_SUCCESS)

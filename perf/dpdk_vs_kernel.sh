@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# perf/dpdk_vs_kernel.sh — pomaid's three paths on one machine, same load, one
+# run: the kernel backend (UDP sockets over loopback), the DPDK backend on a
+# net_tap device, and the DPDK backend serving a net_memif port to a
+# libpomai_memif client (kernel bypass at both ends).
+#
+# Everything runs inside a network namespace this script makes (it re-executes
+# itself under `unshare --net`): loopback, the tap and the memif socket exist
+# only there, and no packet leaves it.
+#
+# Fairness, by construction: one shard, its worker pinned to SERVER_CPU and
+# busy-polling in all three cases; one client thread pinned to CLIENT_CPU
+# (pomai-bench --cpus for UDP, the EAL's -l for memif); KEYS keys of 16 bytes
+# with 32-byte values preloaded; then GET at depth 1 (light load: latency) and
+# GET at depth DEPTH (throughput), each for DURATION seconds after a warm-up.
+# Every reply is checked byte for byte by pomai-bench.
+#
+# What the tap numbers mean: net_tap moves every frame through the kernel's
+# tun driver (a read and a write system call per burst on pomaid's side, the
+# whole kernel UDP stack on the client's), so it measures the DPDK backend's
+# own cost plus a kernel crossing — not a NIC. memif is the kernel-bypass
+# figure on this machine: shared-memory rings between two DPDK processes.
+#
+#   sudo perf/dpdk_vs_kernel.sh [--quick]
+#   BUILD_DIR=dir   build directory (default <repo>/build-perf)
+#   SERVER_CPU=1 CLIENT_CPU=0 KEYS=100000 DEPTH=32 DURATION=5
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${POMAI_IN_NETNS:-}" ]; then
+	[ "$(id -u)" = 0 ] || { echo "$0: needs root (network namespace, tap, EAL)" >&2; exit 2; }
+	POMAI_IN_NETNS=1 exec unshare --net "$0" "$@"
+fi
+
+build=${BUILD_DIR:-$root/build-perf}
+server_cpu=${SERVER_CPU:-1}
+client_cpu=${CLIENT_CPU:-0}
+keys=${KEYS:-100000}
+depth=${DEPTH:-32}
+duration=${DURATION:-5}
+[ "${1:-}" = --quick ] && { keys=20000; duration=2; }
+pomaid=$build/dataplane/pomaid
+bench=$build/perf/pomai-bench
+[ -x "$pomaid" ] && [ -x "$bench" ] ||
+	{ echo "$0: build first: ninja -C $build dataplane/pomaid perf/pomai-bench" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/dpdk_vs_kernel.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work" /var/run/dpdk/pmbench*
+}
+trap cleanup EXIT
+ip link set lo up
+
+echo "command: $0 $*"
+echo "date:    $(date -u +%FT%TZ)"
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
+echo "load:    1 shard on CPU $server_cpu (busy polling), 1 client thread on CPU $client_cpu," \
+	"$keys keys x 32 B, GET depth 1 and $depth, ${duration} s each"
+echo
+
+start_pomaid() { # args... -> pomaid_pid
+	"$pomaid" --shards 1 --cores "$server_cpu" --polling busy --tcp-port 0 \
+		--arena-bytes 256M --hugepages no --data-dir "$work/var" "$@" >"$work/pomaid.log" 2>&1 &
+	pomaid_pid=$!
+	pids+=("$pomaid_pid")
+	for _ in $(seq 300); do
+		grep -q ready "$work/pomaid.log" && { grep ready "$work/pomaid.log"; return; }
+		kill -0 "$pomaid_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "$0: pomaid did not start:" >&2; cat "$work/pomaid.log" >&2; exit 2
+}
+
+stop_pomaid() {
+	kill "$pomaid_pid" 2>/dev/null || true
+	wait "$pomaid_pid" 2>/dev/null || true
+}
+
+# One path: preload, GET depth 1, GET depth $depth. $1 = label; the rest are
+# pomai-bench's transport arguments.
+measure() {
+	local label=$1
+	shift
+	"$bench" "$@" --keys "$keys" --value-size 32 --preload-only >/dev/null
+	for d in 1 "$depth"; do
+		"$bench" "$@" --keys "$keys" --value-size 32 --get-only --expect-hits --depth "$d" \
+			--duration "$duration" --warmup 1 | grep '^RESULT' |
+			sed "s/^RESULT /RESULT path=$label /" | tee -a "$work/results"
+	done
+}
+
+# ---------------------------------------------------------------- kernel
+start_pomaid --backend kernel --bind 127.0.0.1 --base-port 7700
+measure kernel --host 127.0.0.1 --port 7700 --cpus "$client_cpu"
+stop_pomaid
+
+# ---------------------------------------------------------------- DPDK, net_tap
+start_pomaid --backend dpdk --base-port 7700 --dpdk-addrs 10.77.0.2/24 \
+	--dpdk-eal-args "--no-pci --no-huge -m 512 --vdev=net_tap0,iface=pmbench0 --file-prefix=pmbenchd --log-level=lib.eal:error"
+ip addr add 10.77.0.1/24 dev pmbench0
+ip link set pmbench0 up
+measure dpdk-tap --host 10.77.0.2 --port 7700 --cpus "$client_cpu"
+stop_pomaid
+
+# ---------------------------------------------------------------- DPDK, net_memif
+sock=$work/memif.sock
+start_pomaid --backend dpdk --base-port 7700 --dpdk-addrs 10.88.0.2/24 \
+	--dpdk-eal-args "--no-pci --no-huge -m 512 --file-prefix=pmbenchd --log-level=lib.eal:error --vdev=net_memif0,role=server,socket=$sock,socket-abstract=no,mac=02:00:00:00:88:02"
+memif_eal="-l $client_cpu --no-huge --no-pci -m 256 --file-prefix=pmbenchc --log-level=lib.eal:error --vdev=net_memif0,role=client,socket=$sock,socket-abstract=no,mac=02:00:00:00:88:01"
+measure dpdk-memif --host 10.88.0.2 --port 7700 --memif "$memif_eal" --memif-ip 10.88.0.1/24
+stop_pomaid
+
+echo
+echo "| path | depth | GET/s | p50 us | p99 us | p99.9 us |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+while read -r line; do
+	get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+	printf "| %s | %s | %.0f | %s | %s | %s |\n" "$(get path)" "$(get depth)" "$(get ops_s)" \
+		"$(get p50_us)" "$(get p99_us)" "$(get p999_us)"
+done <"$work/results"
