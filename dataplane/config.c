@@ -117,7 +117,7 @@ void pm_config_defaults(struct pm_config *c)
 	c->dpdk_frag_ms = 1000;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t n, const char *fmt, ...)
+int pm_errf(char *err, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -229,11 +229,11 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 	case K_U32:
 	case K_BYTES:
 		if (parse_u64(v, k->kind == K_BYTES, &x) != 0 || x < k->min || x > k->max)
-			return fail(err, n, "%s = '%s': want %s %llu..%llu%s", k->name, v, k->unit,
+			return pm_errf(err, n, "%s = '%s': want %s %llu..%llu%s", k->name, v, k->unit,
 				    (unsigned long long)k->min, (unsigned long long)k->max,
 				    k->kind == K_BYTES ? " (suffix K, M, G or T allowed)" : "");
 		if (k->kind == K_BYTES && x % 4096)
-			return fail(err, n, "%s = '%s': must be a multiple of 4096 bytes", k->name, v);
+			return pm_errf(err, n, "%s = '%s': must be a multiple of 4096 bytes", k->name, v);
 		if (k->kind == K_U32)
 			*(uint32_t *)dst = (uint32_t)x;
 		else
@@ -245,27 +245,27 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 		else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
 			*(bool *)dst = false;
 		else
-			return fail(err, n, "%s = '%s': want yes or no", k->name, v);
+			return pm_errf(err, n, "%s = '%s': want yes or no", k->name, v);
 		return 0;
 	case K_POLLING:
 		if (strcmp(v, "adaptive") && strcmp(v, "busy"))
-			return fail(err, n, "%s = '%s': want adaptive or busy", k->name, v);
+			return pm_errf(err, n, "%s = '%s': want adaptive or busy", k->name, v);
 		*(uint32_t *)dst = !strcmp(v, "busy") ? PM_POLL_BUSY : PM_POLL_ADAPTIVE;
 		return 0;
 	case K_ADDR:
 		if (inet_pton(AF_INET, v, &a) != 1)
-			return fail(err, n, "%s = '%s': want an IPv4 address like 127.0.0.1", k->name, v);
+			return pm_errf(err, n, "%s = '%s': want an IPv4 address like 127.0.0.1", k->name, v);
 		break;
 	case K_CORES:
 		if (parse_cores(v) != 0)
-			return fail(err, n, "%s = '%s': want auto or CPU numbers like 2,3", k->name, v);
+			return pm_errf(err, n, "%s = '%s': want auto or CPU numbers like 2,3", k->name, v);
 		break;
 	case K_BACKEND:
 	case K_STEERING: {
 		bool be = k->kind == K_BACKEND;
 		int i = be ? name_index(backend_names, 2, v) : name_index(steering_names, 4, v);
 		if (i < 0)
-			return fail(err, n, "%s = '%s': want %s", k->name, v,
+			return pm_errf(err, n, "%s = '%s': want %s", k->name, v,
 				    be ? "kernel or dpdk" : "auto, flow, rss or single");
 		*(uint32_t *)dst = (uint32_t)i;
 		return 0;
@@ -273,14 +273,14 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 	case K_CIDRS:
 	case K_GATEWAYS:
 		if (parse_addr_list(v, k->kind == K_CIDRS) != 0)
-			return fail(err, n, "%s = '%s': want at most %u comma-separated %s", k->name, v,
+			return pm_errf(err, n, "%s = '%s': want at most %u comma-separated %s", k->name, v,
 				    PM_DPDK_PORTS_MAX,
 				    k->kind == K_CIDRS ? "IPv4 address/prefix like 10.0.0.2/24"
 						       : "IPv4 addresses or none");
 		break;
 	case K_EAL:
 		if (strlen(v) >= PM_CONFIG_EAL_BYTES)
-			return fail(err, n, "%s: want at most %u characters", k->name,
+			return pm_errf(err, n, "%s: want at most %u characters", k->name,
 				    PM_CONFIG_EAL_BYTES - 1);
 		strcpy(dst, v);
 		return 0;
@@ -288,7 +288,7 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 		break;
 	}
 	if (strlen(v) >= PM_CONFIG_STRING_BYTES || !*v)
-		return fail(err, n, "%s: want 1..%u characters", k->name, PM_CONFIG_STRING_BYTES - 1);
+		return pm_errf(err, n, "%s: want 1..%u characters", k->name, PM_CONFIG_STRING_BYTES - 1);
 	strcpy(dst, v);
 	return 0;
 }
@@ -299,7 +299,7 @@ int pm_config_set(struct pm_config *c, const char *key, const char *value, char 
 	for (size_t i = 0; i < NKEYS; i++)
 		if (!strcmp(keys[i].name, key))
 			return set_value(c, &keys[i], value, err, errlen);
-	return fail(err, errlen, "unknown key '%s' (pomaid --help lists them)", key);
+	return pm_errf(err, errlen, "unknown key '%s' (pomaid --help lists them)", key);
 }
 
 /* ---------------------------------------------------------------- files */
@@ -318,12 +318,12 @@ int pm_config_load(struct pm_config *c, const char *path, char *err, size_t errl
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
+		return pm_errf(err, errlen, "%s: %s", path, strerror(errno));
 	char line[PM_CONFIG_LINE_BYTES], msg[PM_CONFIG_ERR_BYTES];
 	int rc = 0;
 	for (unsigned no = 1; rc == 0 && fgets(line, sizeof(line), f); no++) {
 		if (!strchr(line, '\n') && !feof(f)) {
-			rc = fail(err, errlen, "%s:%u: line longer than %u bytes", path, no,
+			rc = pm_errf(err, errlen, "%s:%u: line longer than %u bytes", path, no,
 				  PM_CONFIG_LINE_BYTES - 2);
 			break;
 		}
@@ -335,12 +335,12 @@ int pm_config_load(struct pm_config *c, const char *path, char *err, size_t errl
 			continue;
 		char *eq = strchr(s, '=');
 		if (!eq) {
-			rc = fail(err, errlen, "%s:%u: want key = value", path, no);
+			rc = pm_errf(err, errlen, "%s:%u: want key = value", path, no);
 			break;
 		}
 		*eq = '\0';
 		if (pm_config_set(c, trim(s), trim(eq + 1), msg, sizeof(msg)) != 0)
-			rc = fail(err, errlen, "%s:%u: %s", path, no, msg);
+			rc = pm_errf(err, errlen, "%s:%u: %s", path, no, msg);
 	}
 	fclose(f);
 	return rc;

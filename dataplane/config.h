@@ -75,6 +75,9 @@ struct pm_config {
 };
 
 void pm_config_defaults(struct pm_config *c);
+/* Format a start-up error into err (n bytes); returns -1, for `return
+ * pm_errf(...)` in set-up code. */
+__attribute__((format(printf, 3, 4))) int pm_errf(char *err, size_t n, const char *fmt, ...);
 /* Read a config file; 0 or -1 with a message in err. */
 int pm_config_load(struct pm_config *c, const char *path, char *err, size_t errlen);
 /* Set one key from text ("arena_bytes", "512M"); 0 or -1 with a message. */

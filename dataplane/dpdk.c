@@ -9,7 +9,6 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,15 +27,6 @@
  * maximum is 16, a power of two). */
 #define FRAG_BUCKET_ENTRIES 16u
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* ---------------------------------------------------------------- EAL */
 
 /* Split dpdk_eal_args on blanks into argv (no quoting: EAL values have none).
@@ -51,10 +41,10 @@ static int eal_argv(const struct pm_config *cfg, int main_cpu, char *buf, char *
 	for (char *save = NULL, *t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
 		if (!strcmp(t, "-l") || !strcmp(t, "-c") || !strncmp(t, "--lcores", 8) ||
 		    !strncmp(t, "--main-lcore", 12))
-			return fail(err, errlen, "dpdk_eal_args: '%s' is pomaid's to set (from 'cores');"
+			return pm_errf(err, errlen, "dpdk_eal_args: '%s' is pomaid's to set (from 'cores');"
 				    " remove it", t);
 		if (argc >= (int)EAL_ARGS_MAX - 3)
-			return fail(err, errlen, "dpdk_eal_args: more than %u arguments",
+			return pm_errf(err, errlen, "dpdk_eal_args: more than %u arguments",
 				    EAL_ARGS_MAX - 3);
 		argv[argc++] = t;
 	}
@@ -73,11 +63,11 @@ int pm_dpdk_init(struct pm_daemon *d, int main_cpu, char *err, size_t errlen)
 	if (argc < 0)
 		return -1;
 	if (rte_eal_init(argc, argv) < 0)
-		return fail(err, errlen, "DPDK EAL start failed: %s (dpdk_eal_args = %s)",
+		return pm_errf(err, errlen, "DPDK EAL start failed: %s (dpdk_eal_args = %s)",
 			    rte_strerror(rte_errno), d->cfg.dpdk_eal_args);
 	d->dpdk = calloc(1, sizeof(*d->dpdk));
 	if (!d->dpdk)
-		return fail(err, errlen, "out of memory");
+		return pm_errf(err, errlen, "out of memory");
 	d->dpdk->tsc_hz = rte_get_tsc_hz();
 	/* the drain interval in TSC cycles, rounded up (l3fwd's BURST_TX_DRAIN_US) */
 	d->dpdk->drain_tsc = (d->dpdk->tsc_hz + 999999u) / 1000000u * d->cfg.dpdk_tx_drain_us;
@@ -136,13 +126,13 @@ static int port_local(const struct pm_daemon *d, uint32_t i, struct pm_net_local
 	list_item(d->cfg.dpdk_gateways, i, g, sizeof(g));
 	char *slash = strchr(a, '/');
 	if (!slash)
-		return fail(err, errlen, "dpdk_addrs: port %u has no address/prefix", i);
+		return pm_errf(err, errlen, "dpdk_addrs: port %u has no address/prefix", i);
 	*slash = '\0';
 	uint32_t bits = (uint32_t)atoi(slash + 1);
 	struct in_addr ip, gw = { 0 };
 	if (inet_pton(AF_INET, a, &ip) != 1 || (g[0] && strcmp(g, "none") &&
 						 inet_pton(AF_INET, g, &gw) != 1))
-		return fail(err, errlen, "dpdk_addrs/dpdk_gateways: port %u: bad address", i);
+		return pm_errf(err, errlen, "dpdk_addrs/dpdk_gateways: port %u: bad address", i);
 	l->ip_be = ip.s_addr;
 	l->mask_be = htonl(bits >= 32 ? UINT32_MAX : ~(UINT32_MAX >> bits));
 	l->gateway_be = gw.s_addr;
@@ -171,7 +161,7 @@ static int make_pools(struct pm_daemon *d, char *err, size_t errlen)
 						      socket);
 		k->big = rte_malloc_socket("pm_big", PM_DPDK_BIG_BYTES, RTE_CACHE_LINE_SIZE, socket);
 		if (!k->pool || !k->indirect || !k->big)
-			return fail(err, errlen, "worker %u: %u mbufs: %s (raise -m in dpdk_eal_args or"
+			return pm_errf(err, errlen, "worker %u: %u mbufs: %s (raise -m in dpdk_eal_args or"
 				    " lower dpdk_mbufs)", i, d->cfg.dpdk_mbufs, rte_strerror(rte_errno));
 		k->dp = dp;
 		k->ip_id = (uint16_t)(i << 12);
@@ -216,7 +206,7 @@ static int port_queues(struct pm_daemon *d, struct pm_dpdk_port *p, const struct
 		if (rc == 0)
 			rc = rte_eth_tx_queue_setup(p->id, q, txd, (unsigned)socket, &txc);
 		if (rc != 0)
-			return fail(err, errlen, "port %s: queue %u: %s", p->name, q, rte_strerror(-rc));
+			return pm_errf(err, errlen, "port %s: queue %u: %s", p->name, q, rte_strerror(-rc));
 	}
 	return 0;
 }
@@ -271,7 +261,7 @@ static int port_steering(struct pm_daemon *d, struct pm_dpdk_port *p, char *err,
 		rte_flow_flush(p->id, NULL);
 		p->nflows = 0;
 		if (want == PM_STEER_FLOW)
-			return fail(err, errlen, "port %s refuses rte_flow rules: %s (use dpdk_steering ="
+			return pm_errf(err, errlen, "port %s refuses rte_flow rules: %s (use dpdk_steering ="
 				    " rss or auto)", p->name, fe.message ? fe.message : "unknown");
 	}
 	p->steering = PM_STEER_RSS;
@@ -289,7 +279,7 @@ static int port_frag(struct pm_daemon *d, struct pm_dpdk_port *p, char *err, siz
 	p->frag = rte_ip_frag_table_create(buckets, FRAG_BUCKET_ENTRIES, flows, cycles,
 					   rte_eth_dev_socket_id(p->id));
 	if (!p->frag)
-		return fail(err, errlen, "port %s: reassembly table of %u datagrams: %s", p->name,
+		return pm_errf(err, errlen, "port %s: reassembly table of %u datagrams: %s", p->name,
 			    flows, rte_strerror(rte_errno));
 	return 0;
 }
@@ -304,7 +294,7 @@ static int port_open(struct pm_daemon *d, uint16_t pid, uint32_t idx, char *err,
 	rte_eth_dev_get_name_by_port(pid, p->name);
 	int rc = rte_eth_dev_info_get(pid, &di);
 	if (rc != 0)
-		return fail(err, errlen, "port %u: %s", pid, rte_strerror(-rc));
+		return pm_errf(err, errlen, "port %u: %s", pid, rte_strerror(-rc));
 	if (port_local(d, idx, &p->local, err, errlen) != 0)
 		return -1;
 	p->nq = (uint16_t)PM_MIN(PM_MIN(d->nshards, di.max_rx_queues), di.max_tx_queues);
@@ -321,13 +311,13 @@ static int port_open(struct pm_daemon *d, uint16_t pid, uint32_t idx, char *err,
 		p->rx_intr = false;
 		port_conf(d, &di, p->nq, false, &conf);
 		if ((rc = rte_eth_dev_configure(pid, p->nq, p->nq, &conf)) != 0)
-			return fail(err, errlen, "port %s: configure %u queues, MTU %u: %s", p->name,
+			return pm_errf(err, errlen, "port %s: configure %u queues, MTU %u: %s", p->name,
 				    p->nq, p->mtu, rte_strerror(-rc));
 	}
 	if (port_queues(d, p, &di, &conf, err, errlen) != 0)
 		return -1;
 	if ((rc = rte_eth_dev_start(pid)) != 0)
-		return fail(err, errlen, "port %s: start: %s", p->name, rte_strerror(-rc));
+		return pm_errf(err, errlen, "port %s: start: %s", p->name, rte_strerror(-rc));
 	struct rte_ether_addr mac;
 	rte_eth_macaddr_get(pid, &mac);
 	memcpy(p->local.mac, mac.addr_bytes, 6);
@@ -344,10 +334,10 @@ int pm_dpdk_open(struct pm_daemon *d, char *err, size_t errlen)
 	struct pm_dpdk *dp = d->dpdk;
 	uint32_t have = rte_eth_dev_count_avail(), want = list_count(d->cfg.dpdk_addrs);
 	if (have == 0)
-		return fail(err, errlen, "DPDK found no port: name one in dpdk_eal_args (-a PCI"
+		return pm_errf(err, errlen, "DPDK found no port: name one in dpdk_eal_args (-a PCI"
 			    " address of a NIC bound to vfio-pci, or --vdev)");
 	if (have != want)
-		return fail(err, errlen, "DPDK found %u port(s) but dpdk_addrs gives %u address(es):"
+		return pm_errf(err, errlen, "DPDK found %u port(s) but dpdk_addrs gives %u address(es):"
 			    " one per port, in port order", have, want);
 	/* a pool must fill every RX ring, sit in every TX ring, and hold the
 	 * fragments waiting in reassembly, with room for the bursts in flight */
@@ -355,7 +345,7 @@ int pm_dpdk_open(struct pm_daemon *d, char *err, size_t errlen)
 			(uint64_t)d->cfg.dpdk_frag_flows * (PM_DPDK_REASM_FRAGS_MAX - 1) +
 			PM_DPDK_MBUF_SLACK;
 	if (d->cfg.dpdk_mbufs < need)
-		return fail(err, errlen, "dpdk_mbufs = %u is too few for %u port(s) of %u RX + %u TX"
+		return pm_errf(err, errlen, "dpdk_mbufs = %u is too few for %u port(s) of %u RX + %u TX"
 			    " descriptors and %u datagrams in reassembly: want at least %llu",
 			    d->cfg.dpdk_mbufs, have, d->cfg.dpdk_rx_desc, d->cfg.dpdk_tx_desc,
 			    d->cfg.dpdk_frag_flows, (unsigned long long)need);

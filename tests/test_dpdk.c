@@ -177,6 +177,20 @@ static bool start_daemon(void)
 	return strstr(buf, "pomaid: ready") && parse_mac(buf);
 }
 
+/* A UDP client of the daemon on the tap. */
+static struct pm_client *open_client(uint32_t timeout_ms, uint32_t retries)
+{
+	struct pm_client_config cfg;
+	struct pm_client *c = NULL;
+	pm_client_config_default(&cfg);
+	cfg.host = POMAI_IP;
+	cfg.base_port = BASE_PORT;
+	cfg.shards = SHARDS;
+	cfg.timeout_ms = timeout_ms;
+	cfg.retries = retries;
+	return pm_client_open(&cfg, &c) == PM_CLIENT_OK ? c : NULL;
+}
+
 static int suite_init(void)
 {
 	if (write_config() != 0 || !start_daemon())
@@ -186,14 +200,8 @@ static int suite_init(void)
 	write_file(path, "1"); /* no router solicitations or MLD reports in the counters */
 	if (iface_addr(IFACE, HOST_IP, "255.255.255.0") != 0 || iface_up(IFACE) != 0)
 		return -1;
-	struct pm_client_config cfg;
-	pm_client_config_default(&cfg);
-	cfg.host = POMAI_IP;
-	cfg.base_port = BASE_PORT;
-	cfg.shards = SHARDS;
-	cfg.timeout_ms = REPLY_TIMEOUT_MS;
-	cfg.retries = 2;
-	return pm_client_open(&cfg, &cli) == PM_CLIENT_OK ? 0 : -1;
+	cli = open_client(REPLY_TIMEOUT_MS, 2);
+	return cli ? 0 : -1;
 }
 
 static int suite_clean(void)
@@ -417,15 +425,8 @@ static void test_fragments(void)
  * counted; the client times out; the daemon keeps serving. */
 static void test_reassembly_bound(void)
 {
-	struct pm_client_config cfg;
-	struct pm_client *c;
-	pm_client_config_default(&cfg);
-	cfg.host = POMAI_IP;
-	cfg.base_port = BASE_PORT;
-	cfg.shards = SHARDS;
-	cfg.timeout_ms = 300;
-	cfg.retries = 0;
-	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+	struct pm_client *c = open_client(300, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	static uint8_t val[REASM_PAYLOAD_MAX + 4096];
 	memset(val, 0xab, sizeof(val));
 	long long before = info_field("dpdk_p0_drop_frag");
@@ -604,14 +605,8 @@ static void test_two_queues(void)
 	CU_ASSERT_EQUAL(info_field("dpdk_p0_queues"), 2);
 	/* many flows (source ports): the device spreads them over both queues */
 	for (int i = 0; i < 64; i++) {
-		struct pm_client_config cfg;
-		struct pm_client *c;
-		pm_client_config_default(&cfg);
-		cfg.host = POMAI_IP;
-		cfg.base_port = BASE_PORT;
-		cfg.shards = SHARDS;
-		cfg.timeout_ms = REPLY_TIMEOUT_MS;
-		CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+		struct pm_client *c = open_client(REPLY_TIMEOUT_MS, 2);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 		char k[16];
 		int kl = snprintf(k, sizeof(k), "flow%d", i);
 		CU_ASSERT_EQUAL(pm_client_set(c, k, (size_t)kl, "x", 1, 0), PM_CLIENT_OK);
