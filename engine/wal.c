@@ -86,6 +86,7 @@
 
 _Static_assert(PM_WAL_RECORD_HEADER_BYTES == REC_RESERVED_OFF + REC_RESERVED_BYTES,
 	       "record header layout");
+_Static_assert(SEG_PAD_OFF == SEG_FIRST_LSN_OFF + U64_BYTES, "segment header layout");
 _Static_assert(PM_WAL_SEGMENT_HEADER_BYTES == SEG_CRC_OFF + U32_BYTES, "segment header layout");
 _Static_assert(sizeof(PM_WAL_MAGIC) - 1 == SEG_MAGIC_BYTES, "magic is 8 bytes");
 _Static_assert(PM_COLLECTION_NAME_BYTES_MAX <= UINT8_MAX, "names carry a u8 length");
@@ -580,7 +581,7 @@ enum pm_wal_scan_result pm_wal_scan_next(const uint8_t *buf, size_t len, uint64_
 void pm_wal_segment_header_encode(const struct pm_wal_segment_header *h,
 				  uint8_t out[PM_WAL_SEGMENT_HEADER_BYTES])
 {
-	memset(out, 0, PM_WAL_SEGMENT_HEADER_BYTES);
+	memset(out, 0, PM_WAL_SEGMENT_HEADER_BYTES); /* the padding SEG_PAD_OFF..SEG_CRC_OFF */
 	memcpy(out + SEG_MAGIC_OFF, PM_WAL_MAGIC, SEG_MAGIC_BYTES);
 	put_u32(out + SEG_VERSION_OFF, h->version);
 	put_u32(out + SEG_SHARD_OFF, h->shard);
