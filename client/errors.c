@@ -43,6 +43,10 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 	[PM_CLIENT_E_SERVER_TIMEOUT] = { "E_SERVER_TIMEOUT",
 					 "a server shard did not answer in time" },
 	[PM_CLIENT_E_BUSY] = { "E_BUSY", "the server was busy; retry later" },
+	[PM_CLIENT_E_DISK_FULL] = { "E_DISK_FULL",
+				    "the server's log disk is full: writes refused, reads work" },
+	[PM_CLIENT_E_LOG_FAILED] = { "E_LOG_FAILED",
+				     "the server's log failed (I/O error): writes refused" },
 	[PM_CLIENT_E_SERVER] = { "E_SERVER", "internal or unknown server error" },
 	[PM_CLIENT_E_TIMEOUT] = { "E_TIMEOUT", "no reply from the server (timed out)" },
 	[PM_CLIENT_E_CONNECTION] = { "E_CONNECTION", "connection failed or lost" },
@@ -98,6 +102,8 @@ enum pm_client_status pmc_from_engine(enum pm_status st)
 	case PM_E_FRAME_LENGTH: return PM_CLIENT_E_FRAME;
 	case PM_E_TIMEOUT: return PM_CLIENT_E_SERVER_TIMEOUT;
 	case PM_E_BUSY: return PM_CLIENT_E_BUSY;
+	case PM_E_DISK_FULL: return PM_CLIENT_E_DISK_FULL;
+	case PM_E_LOG_FAILED: return PM_CLIENT_E_LOG_FAILED;
 	default: return PM_CLIENT_E_SERVER; /* PM_E_INTERNAL, and codes newer than us */
 	}
 }

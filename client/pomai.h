@@ -124,6 +124,8 @@ enum pm_client_status {
 	PM_CLIENT_E_FRAME,            /* the server could not decode the frame */
 	PM_CLIENT_E_SERVER_TIMEOUT,   /* a shard did not answer the server's fan-out */
 	PM_CLIENT_E_BUSY,             /* the server was busy through every attempt */
+	PM_CLIENT_E_DISK_FULL,        /* the shard's log disk is full: writes refused, reads work */
+	PM_CLIENT_E_LOG_FAILED,       /* the shard's log failed (I/O error): writes refused */
 	PM_CLIENT_E_SERVER,           /* internal or unknown server error */
 	/* The client's own. */
 	PM_CLIENT_E_TIMEOUT,          /* no complete reply after every attempt */

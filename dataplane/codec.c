@@ -953,6 +953,8 @@ uint8_t pm_wire_status(enum pm_status st)
 	case PM_E_EXISTS: return 4;
 	case PM_E_TIMEOUT: return 5;
 	case PM_E_BUSY: return 6;
+	case PM_E_DISK_FULL: return 7;
+	case PM_E_LOG_FAILED: return 8;
 	case PM_E_KEY_LEN: return 16;
 	case PM_E_VALUE_LEN: return 17;
 	case PM_E_DIM: return 18;

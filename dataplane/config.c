@@ -14,7 +14,7 @@
 #include "pm_limits.h"
 
 enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
-	    K_EAL, K_CIDRS, K_GATEWAYS };
+	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL };
 
 struct key {
 	const char *name;
@@ -81,6 +81,15 @@ static const struct key keys[] = {
 	  "fragmented datagrams each port reassembles at once (more are dropped and counted)" },
 	{ "dpdk_frag_ms", K_U32, OFF(dpdk_frag_ms), 10, 60000, "ms",
 	  "how long a datagram's fragments wait for the rest" },
+	{ "wal", K_WAL, OFF(wal), 0, 0, "mode",
+	  "write-ahead log: sync (a write is acknowledged once on disk), batch (fsync every"
+	  " wal_batch_ms), none" },
+	{ "wal_batch_ms", K_U32, OFF(wal_batch_ms), 1, 60000, "ms",
+	  "batch mode: fsync interval, the most acknowledged writes a machine crash can lose" },
+	{ "wal_segment_bytes", K_BYTES, OFF(wal_segment_bytes), 16u << 20, 4ull << 30, "bytes",
+	  "size of a log segment file (preallocated)" },
+	{ "wal_truncate_corrupt", K_BOOL, OFF(wal_truncate_corrupt), 0, 1, "bool",
+	  "at start, drop the log from a corrupt record on instead of refusing to start" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -115,6 +124,10 @@ void pm_config_defaults(struct pm_config *c)
 	c->dpdk_tx_drain_us = 100;
 	c->dpdk_frag_flows = 256;
 	c->dpdk_frag_ms = 1000;
+	c->wal = 1; /* batch */
+	c->wal_batch_ms = 10;
+	c->wal_segment_bytes = UINT64_C(64) << 20;
+	c->wal_truncate_corrupt = false;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)
@@ -171,6 +184,7 @@ static int parse_cores(const char *v)
 
 static const char *const backend_names[] = { "kernel", "dpdk" };
 static const char *const steering_names[] = { "auto", "flow", "rss", "single" };
+static const char *const wal_names[] = { "none", "batch", "sync" };
 
 static int name_index(const char *const *names, size_t n, const char *v)
 {
@@ -260,6 +274,11 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 		if (parse_cores(v) != 0)
 			return pm_errf(err, n, "%s = '%s': want auto or CPU numbers like 2,3", k->name, v);
 		break;
+	case K_WAL:
+		if (name_index(wal_names, 3, v) < 0)
+			return pm_errf(err, n, "%s = '%s': want sync, batch or none", k->name, v);
+		*(uint32_t *)dst = (uint32_t)name_index(wal_names, 3, v);
+		return 0;
 	case K_BACKEND:
 	case K_STEERING: {
 		bool be = k->kind == K_BACKEND;
@@ -369,6 +388,9 @@ static void value_text(const struct pm_config *c, const struct key *k, char *out
 		break;
 	case K_STEERING:
 		snprintf(out, n, "%s", steering_names[*(const uint32_t *)p]);
+		break;
+	case K_WAL:
+		snprintf(out, n, "%s", wal_names[*(const uint32_t *)p]);
 		break;
 	default:
 		snprintf(out, n, "%s", (const char *)p);

@@ -72,6 +72,10 @@ struct pm_config {
 	uint32_t dpdk_tx_drain_us;             /* longest wait of a queued reply under load */
 	uint32_t dpdk_frag_flows;              /* datagrams being reassembled per port */
 	uint32_t dpdk_frag_ms;                 /* reassembly timeout */
+	uint32_t wal;                          /* enum pm_wal_mode (wal_io.h) */
+	uint32_t wal_batch_ms;                 /* batch mode: fsync interval */
+	uint64_t wal_segment_bytes;            /* size of a log segment */
+	bool wal_truncate_corrupt;             /* drop the log from a corrupt record on */
 };
 
 void pm_config_defaults(struct pm_config *c);

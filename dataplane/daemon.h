@@ -148,6 +148,7 @@ struct pm_worker_stats {
 struct pm_daemon;
 struct pm_dpdk_worker;
 struct pm_dpdk;
+struct pm_wal;
 
 struct pm_worker {
 	alignas(64) uint32_t id;
@@ -156,6 +157,7 @@ struct pm_worker {
 	int cpu;                   /* OS CPU number it is pinned to, -1 if unpinned */
 	int fd;                    /* UDP socket (kernel backend), -1 with DPDK */
 	struct pm_dpdk_worker *dp; /* DPDK backend state, NULL with the kernel one */
+	struct pm_wal *wal;        /* write-ahead log, NULL with wal = none */
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
 	int ep;                    /* epoll: the TCP listener and this worker's connections */
 	struct pm_conn *conns;     /* PM_TCP_CONNS_MAX */
@@ -208,6 +210,13 @@ void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct p
 /* Every page of a reply as consecutive frames in out; the bytes written, or 0
  * when they do not all fit in cap. */
 uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap);
+/* Reply frames encoded earlier (held for the log, or from another worker)
+ * to their destination: datagrams, or a TCP connection here or elsewhere. */
+void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+		       uint32_t len);
+/* Apply a request to this worker's shard through the log: refused when the
+ * log cannot take a write, logged when it changed the shard. */
+void pm_apply_logged(struct pm_worker *w, const struct pm_request *req, struct pm_reply *rep);
 /* Execute one decoded frame received from `from` (worker.c). */
 void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		    uint32_t len, const struct pm_dest *from);

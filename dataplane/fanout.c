@@ -27,6 +27,7 @@
 #include "common.h"
 #include "daemon.h"
 #include "dpdk.h"
+#include "wal_io.h"
 
 /* INFO: distinct numeric fields summed across shards, and their name length. */
 #define INFO_FIELDS_MAX 256u
@@ -61,7 +62,7 @@ static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req, u
 		rep = (struct pm_reply){ .status = PM_OK, .op = req->op, .id = req->id };
 		rep.value = (struct pm_bytes){ (const uint8_t *)text, shard_info(w, req, text) };
 	} else {
-		pm_shard_apply(&w->shard, req, w->now_ms, &rep);
+		pm_apply_logged(w, req, &rep);
 	}
 	return pm_reply_frames(&rep, out, cap);
 }
@@ -329,7 +330,10 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 		struct pm_reply e = { .status = PM_E_K, .op = req.op, .id = req.id };
 		n = (uint32_t)pm_reply_encode(&e, NULL, w->scratch, cap);
 	}
-	pm_post(w, m->origin, PM_MSG_FANOUT_REPLY, &r, w->scratch, n);
+	if (pm_wal_must_hold(w, req.op)) /* a collection op: once it is on disk here */
+		pm_wal_hold_msg(w, m->origin, PM_MSG_FANOUT_REPLY, &r, w->scratch, n);
+	else
+		pm_post(w, m->origin, PM_MSG_FANOUT_REPLY, &r, w->scratch, n);
 }
 
 void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frames,
@@ -388,5 +392,6 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 	}
 	if (w->dp)
 		len += pm_dpdk_info(w, out + len, cap - len);
+	len += pm_wal_info(w, out + len, cap - len);
 	return len;
 }

@@ -11,11 +11,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <hwloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@
 #include "common.h"
 #include "daemon.h"
 #include "dpdk.h"
+#include "wal_io.h"
 
 #define POMAID_VERSION "0.1.0"
 #define ERR_BYTES 512u
@@ -128,6 +131,23 @@ static int place_workers(hwloc_topology_t topo, struct pm_config *c, hwloc_bitma
 	return 0;
 }
 
+/* One daemon per data_dir: two would replay and append to the same logs. The
+ * lock (flock on data_dir/LOCK) lasts as long as the process. */
+static int lock_data_dir(const char *dir)
+{
+	char path[PM_CONFIG_STRING_BYTES + 8];
+	snprintf(path, sizeof(path), "%s/LOCK", dir);
+	int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0640);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		fprintf(stderr, "pomaid: data_dir %s: %s\n", dir,
+			errno == EWOULDBLOCK ? "in use by another pomaid" : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return 0; /* fd stays open: the lock is held until exit */
+}
+
 /* The EAL's main lcore: a CPU no worker polls on if there is one (the main
  * thread only waits), else the first worker's. */
 static int main_cpu(hwloc_topology_t topo, hwloc_bitmap_t *sets, uint32_t n)
@@ -191,6 +211,10 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 			(unsigned long long)sc.arena_bytes, sc.seed_capacity, pm_status_name(st));
 		return -1;
 	}
+	if (pm_wal_open(w, err, sizeof(err)) != 0) { /* replays the shard's log */
+		fprintf(stderr, "pomaid: shard %u: %s\n", i, err);
+		return -1;
+	}
 	/* pages are touched only as the shard fills: bind them to the core's node first */
 	hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(topo, (unsigned)w->cpu);
 	if (pu && pu->nodeset && hwloc_bitmap_weight(hwloc_topology_get_topology_nodeset(topo)) > 1)
@@ -228,6 +252,7 @@ static int open_daemon(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_
 static void close_daemon(struct pm_daemon *d)
 {
 	for (uint32_t i = 0; d->workers && i < d->nshards; i++) {
+		pm_wal_close(&d->workers[i]);
 		pm_shard_destroy(&d->workers[i].shard);
 		pm_worker_free(&d->workers[i]);
 		if (d->workers[i].arena_mem)
@@ -290,6 +315,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pomaid: data_dir %s: %s\n", d->cfg.data_dir, strerror(errno));
 		goto out;
 	}
+	if (lock_data_dir(d->cfg.data_dir) != 0)
+		goto out;
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);

@@ -30,6 +30,7 @@
 #include "daemon.h"
 #include "dpdk.h"
 #include "hash.h"
+#include "wal_io.h"
 
 /* Ring messages one turn takes from one ring at most (fairness with RX). */
 #define RING_TURN_MESSAGES 64u
@@ -171,8 +172,19 @@ static void reply_via(struct pm_worker *w, const struct pm_dest *to, const struc
 		pm_post(w, to->worker, type, &m, w->scratch, n);
 }
 
+/* Bytes of a mutation's reply held for the log (one small frame). */
+#define HOLD_FRAME_BYTES 1024u
+
 void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
+	if (pm_wal_must_hold(w, rep->op)) { /* sync WAL: after what was logged is on disk */
+		uint8_t frame[HOLD_FRAME_BYTES];
+		uint32_t n = pm_reply_frames(rep, frame, sizeof(frame));
+		if (n) {
+			pm_wal_hold_reply(w, to, frame, n);
+			return;
+		}
+	}
 	if (to->conn == PM_CONN_NONE) {
 		if (to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port))
 			udp_reply(w, to, rep);
@@ -183,6 +195,34 @@ void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct p
 	} else { /* a forwarded frame from another worker's connection: send it back */
 		reply_via(w, to, rep, PM_MSG_TCP_REPLY);
 	}
+}
+
+static void deliver_dgrams(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+			   uint32_t len);
+
+void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+		       uint32_t len)
+{
+	struct pm_msg m = { .origin = w->id, .dest = *to };
+	if (to->conn != PM_CONN_NONE && to->worker == w->id)
+		pm_tcp_deliver(w, to, frames, len);
+	else if (to->conn != PM_CONN_NONE)
+		pm_post(w, to->worker, PM_MSG_TCP_REPLY, &m, frames, len);
+	else if (to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port))
+		deliver_dgrams(w, to, frames, len);
+	else
+		pm_post(w, to->worker, PM_MSG_DGRAM_REPLY, &m, frames, len);
+}
+
+void pm_apply_logged(struct pm_worker *w, const struct pm_request *req, struct pm_reply *rep)
+{
+	enum pm_status st = pm_wal_admit(w, req);
+	if (st != PM_OK) {
+		*rep = (struct pm_reply){ .status = st, .op = req->op, .id = req->id };
+		return;
+	}
+	pm_shard_apply(&w->shard, req, w->now_ms, rep);
+	pm_wal_note(w, req, rep);
 }
 
 /* Reply frames another worker encoded for a port only this one sends on: one
@@ -242,7 +282,7 @@ static void serve_forward(struct pm_worker *w, const struct pm_msg *m, const uin
 	w->stats.forwarded_in++;
 	if (pm_request_decode(frame, len, &req, &used) != PM_OK)
 		return; /* it decoded at the receiving worker; cannot happen */
-	pm_shard_apply(&w->shard, &req, w->now_ms, &rep);
+	pm_apply_logged(w, &req, &rep);
 	pm_send_reply(w, &m->dest, &rep);
 }
 
@@ -303,6 +343,7 @@ struct batch {
 static void emit(void *ctx, const struct pm_request *req, const struct pm_reply *rep)
 {
 	struct batch *b = ctx;
+	pm_wal_note(b->w, req, rep); /* admitted in route() */
 	pm_send_reply(b->w, b->to[req - b->req], rep);
 }
 
@@ -324,6 +365,11 @@ static void route(struct pm_worker *w, struct batch *b, const struct pm_request 
 	}
 	uint32_t owner = pm_shard_of(pm_hash(req->key.ptr, req->key.len), w->d->nshards);
 	if (owner == w->id && b) {
+		enum pm_status st = pm_wal_admit(w, req);
+		if (st != PM_OK) {
+			send_error(w, from, req->id, req->op, st);
+			return;
+		}
 		b->req[b->n] = *req;
 		b->to[b->n] = from;
 		if (++b->n == PM_BURST_MAX)
@@ -332,7 +378,7 @@ static void route(struct pm_worker *w, struct batch *b, const struct pm_request 
 	}
 	if (owner == w->id) {
 		struct pm_reply rep;
-		pm_shard_apply(&w->shard, req, w->now_ms, &rep);
+		pm_apply_logged(w, req, &rep);
 		pm_send_reply(w, from, &rep);
 		return;
 	}
@@ -414,6 +460,8 @@ static void sleep_idle(struct pm_worker *w)
 	}
 	raw[n++] = w->wake_fd;
 	raw[n++] = w->ep;
+	if (pm_wal_wake_fd(w) >= 0)
+		raw[n++] = pm_wal_wake_fd(w); /* a log completion releases held replies */
 	for (uint32_t i = 0; i < n; i++)
 		fds[i] = (struct pollfd){ .fd = raw[i], .events = POLLIN };
 	atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
@@ -435,6 +483,7 @@ static uint32_t turn(struct pm_worker *w)
 {
 	clock_turn(w);
 	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
+	work += pm_wal_turn(w); /* this turn's writes become one log write */
 	pm_fanout_expire(w);
 	if (w->dp)
 		pm_dpdk_flush(w, work < PM_RX_BURST); /* ran out of work: send now */
@@ -472,6 +521,9 @@ void *pm_worker_main(void *arg)
 	/* drain: answer what the rings still hold, then send everything queued */
 	for (uint32_t i = 0; i < 16 && turn(w); i++)
 		;
+	pm_wal_drain(w); /* what is logged reaches the disk; held replies leave */
+	if (w->tx.n && !w->dp)
+		pm_udp_flush(w);
 	if (w->dp) {
 		pm_dpdk_flush(w, true);
 		pm_dpdk_worker_leave(w);

@@ -35,6 +35,8 @@ static const char *const status_names[PM_STATUS_COUNT] = {
 	[PM_E_FRAME_LENGTH] = "E_FRAME_LENGTH",
 	[PM_E_TIMEOUT] = "E_TIMEOUT",
 	[PM_E_BUSY] = "E_BUSY",
+	[PM_E_DISK_FULL] = "E_DISK_FULL",
+	[PM_E_LOG_FAILED] = "E_LOG_FAILED",
 	[PM_E_INTERNAL] = "E_INTERNAL",
 };
 

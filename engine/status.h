@@ -42,6 +42,8 @@ enum pm_status {
 	/* Dataplane results: the request was valid but the appliance could not serve it now. */
 	PM_E_TIMEOUT,          /* a shard did not answer a fan-out in time */
 	PM_E_BUSY,             /* a ring or pending table was full; retry with back-off */
+	PM_E_DISK_FULL,        /* the shard's log disk is full: writes refused, reads go on */
+	PM_E_LOG_FAILED,       /* the shard's log hit an I/O error: writes refused until restart */
 
 	PM_E_INTERNAL,         /* unknown wire code, or a result with no code of its own */
 

@@ -14,6 +14,7 @@ POMAI_DEPS=(
 	zlib1g-dev         # reading the gzipped Fashion-MNIST files (perf/, demo, pomai-cli load)
 	libhwloc-dev       # placing shard workers on cores and NUMA nodes (pomaid)
 	libdpdk-dev        # the DPDK backend (pomaid) and libpomai's memif transport; pulls the PMDs
+	liburing-dev       # the write-ahead log's I/O (pomaid)
 )
 
 pomai_install_deps() {

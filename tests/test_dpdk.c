@@ -124,9 +124,9 @@ static int write_config(void)
 		   " --file-prefix=pmtest%d --log-level=lib.eal:error\n"
 		   "dpdk_addrs = " POMAI_IP "/24," MEMIF_POMAI_IP "/24\n"
 		   "shards = %u\nbase_port = %u\ntcp_port = 0\narena_bytes = 64M\nseeds = 65536\n"
-		   "hugepages = no\ndata_dir = /tmp/pomai-dpdk-test\nknn_timeout_ms = 2000\n"
+		   "hugepages = no\ndata_dir = /tmp/pomai-dpdk-test-%d\nknn_timeout_ms = 2000\n"
 		   "dpdk_mbufs = 8191\n",
-		   memif_sock, (int)getpid(), SHARDS, BASE_PORT);
+		   memif_sock, (int)getpid(), SHARDS, BASE_PORT, (int)getpid());
 	return fclose(f);
 }
 
@@ -214,6 +214,11 @@ static int suite_clean(void)
 	}
 	unlink(conf_path);
 	unlink(memif_sock);
+	char rm[96];
+	snprintf(rm, sizeof(rm), "rm -rf /tmp/pomai-dpdk-test-%d /tmp/pomai-dpdk-bounds-%d", (int)getpid(),
+		 (int)getpid());
+	if (system(rm) != 0)
+		fprintf(stderr, "could not remove the test's data dirs\n");
 	return 0;
 }
 
@@ -631,10 +636,13 @@ static int run_pomaid(char *err, size_t cap, const char *const *extra)
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
-		const char *argv[32] = { "pomaid", "--config", conf_path };
-		int n = 3;
-		for (; extra[n - 3] && n < 31; n++)
-			argv[n] = extra[n - 3];
+		/* its own data_dir: the suite's daemon holds the lock on its own */
+		char dir[64];
+		snprintf(dir, sizeof(dir), "/tmp/pomai-dpdk-bounds-%d", (int)getppid());
+		const char *argv[32] = { "pomaid", "--config", conf_path, "--data-dir", dir };
+		int n = 5;
+		for (; extra[n - 5] && n < 31; n++)
+			argv[n] = extra[n - 5];
 		argv[n] = NULL;
 		dup2(e[1], 2);
 		close(e[0]);

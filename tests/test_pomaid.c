@@ -35,6 +35,7 @@
 #define RETRIES 5
 
 static const char *pomaid_path;
+static char data_dir[] = "/tmp/pomai-test-XXXXXX"; /* fresh per run: the WAL lives there */
 static pid_t daemon_pid = -1;
 static uint16_t base_port;
 
@@ -73,7 +74,7 @@ static bool start_daemon(uint16_t base)
 		close(out[0]);
 		execl(pomaid_path, "pomaid", "--shards", "2", "--base-port", port, "--tcp-port", tport,
 		      "--arena-bytes",
-		      "64M", "--seeds", "65536", "--data-dir", "/tmp/pomai-test", "--knn-timeout-ms",
+		      "64M", "--seeds", "65536", "--data-dir", data_dir, "--knn-timeout-ms",
 		      "2000", (char *)NULL);
 		_exit(127);
 	}
@@ -636,6 +637,9 @@ static void test_shutdown_restart(void)
 	struct pm_reply_view rv;
 	client_open(&c, 400000);
 	CU_ASSERT_EQUAL(kv(&c, PM_OP_SET, fx_s("after"), fx_s("restart"), 0, 0, &rv), PM_OK);
+	/* what was written before the stop came back from the log (wal = batch) */
+	CU_ASSERT_EQUAL(kv(&c, PM_OP_GET, fx_s("pipe-4321"), fx_s(""), 0, 0, &rv), PM_OK);
+	CU_ASSERT(rv.value.len == 9 && !memcmp(rv.value.ptr, "pipe-4321", 9));
 	close(c.fd);
 }
 
@@ -646,6 +650,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pomaid_path = argv[1];
+	if (!mkdtemp(data_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
 	static CU_TestInfo tests[] = {
 		{ "KV ops, binary keys, misrouting, TTL", test_kv_ops },
 		{ "vectors; KNN across shards equals one shard", test_vectors_and_knn },
@@ -669,5 +677,9 @@ int main(int argc, char **argv)
 			  CU_get_number_of_suites_failed();
 	unsigned ran = CU_get_number_of_tests_run();
 	CU_cleanup_registry();
+	char rm[96];
+	snprintf(rm, sizeof(rm), "rm -rf '%s'", data_dir); /* the name mkdtemp made */
+	if (system(rm) != 0)
+		fprintf(stderr, "could not remove %s\n", data_dir);
 	return failed || ran == 0 ? 1 : 0;
 }

@@ -1,0 +1,763 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * wal_io.c — a worker's write-ahead log (see wal_io.h): batches, segments,
+ * io_uring submission and completion, held replies, recovery.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "common.h"
+#include "daemon.h"
+#include "shard.h"
+#include "wal.h"
+#include "wal_io.h"
+
+/* user_data of a completion: batch sequence number << 2 | what it was. */
+#define OP_WRITE 1u
+#define OP_FSYNC 2u
+#define OP_BFSYNC 3u
+#define OP_MASK 3u
+/* Bytes zeroed per write when a torn tail is cleared. */
+#define ZERO_CHUNK_BYTES (1u << 20)
+#define PATH_BYTES 512u
+
+enum wal_state { WAL_OK = 0, WAL_FULL, WAL_FAILED };
+
+struct batch {
+	uint8_t *buf;
+	uint32_t len;
+	uint64_t seq;
+};
+
+struct held {
+	uint64_t seq;              /* the batch that must be durable first */
+	uint32_t to_worker, type;  /* type 0: a client reply to dest; else a ring message */
+	struct pm_dest dest;
+	struct pm_msg msg;
+	uint32_t off, len;         /* bytes in held_buf */
+};
+
+struct pm_wal {
+	enum pm_wal_mode mode;
+	enum wal_state state;
+	bool uring;
+	struct io_uring ring;
+	int efd;                   /* eventfd registered with the ring */
+	char dir[PATH_BYTES - 32]; /* room for "/<20 digits>.wal" */
+	int fd;                    /* current segment, -1 before the first */
+	uint64_t seg_off, seg_bytes;
+	uint64_t next_lsn;
+	struct batch b[2];
+	uint32_t fill;             /* index of the batch being filled */
+	uint32_t reserved;         /* batch bytes admitted mutations may still write */
+	uint32_t reserved_held;    /* replies admitted mutations may still hold */
+	/* the batch in flight */
+	bool inflight;
+	uint32_t written, cqes_left;
+	int err;
+	bool fsync_ok;
+	uint64_t durable_seq;
+	uint64_t next_seq;         /* seq of the batch being filled */
+	/* batch mode */
+	bool bfsync_inflight, dirty;
+	uint64_t last_fsync_ms, retry_ms;
+	/* held replies, FIFO */
+	struct held *held;
+	uint32_t held_head, held_tail;
+	uint8_t *held_buf;
+	uint32_t held_used;
+	struct pm_wal_stats st;
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+/* ---------------------------------------------------------------- segments */
+
+static void seg_path(const struct pm_wal *l, uint64_t first_lsn, char *out)
+{
+	snprintf(out, PATH_BYTES, "%s/%020" PRIu64 ".wal", l->dir, first_lsn);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+/* A new segment for records from first_lsn: preallocated, header written,
+ * its directory entry durable. 0 or -errno. */
+static int seg_create(struct pm_worker *w, uint64_t first_lsn)
+{
+	struct pm_wal *l = w->wal;
+	char path[PATH_BYTES];
+	uint8_t hdr[PM_WAL_SEGMENT_HEADER_BYTES];
+	if (l->fd >= 0) {
+		if (l->mode == PM_WAL_BATCH && fdatasync(l->fd) != 0)
+			return -errno;
+		close(l->fd);
+		l->fd = -1;
+	}
+	seg_path(l, first_lsn, path);
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	struct pm_wal_segment_header h = { .version = PM_WAL_VERSION, .shard = w->id,
+					   .first_lsn = first_lsn };
+	pm_wal_segment_header_encode(&h, hdr);
+	int rc = 0;
+	if (fallocate(fd, 0, 0, (off_t)l->seg_bytes) != 0 ||
+	    pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fdatasync(fd) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir(l->dir);
+	if (rc != 0) {
+		close(fd);
+		unlink(path);
+		return rc;
+	}
+	l->fd = fd;
+	l->seg_off = PM_WAL_SEGMENT_HEADER_BYTES;
+	l->st.segments++;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- held replies */
+
+static bool held_room(const struct pm_wal *l, uint32_t len)
+{
+	return l->held_tail - l->held_head < PM_WAL_HELD_MAX && l->held_used + len <= PM_WAL_HELD_BYTES;
+}
+
+/* Room for one more admitted mutation's reply beyond those reserved. */
+static bool held_room_reserved(const struct pm_wal *l)
+{
+	uint32_t n = l->reserved_held + 1;
+	return l->held_tail - l->held_head + n <= PM_WAL_HELD_MAX &&
+	       l->held_used + n * PM_WAL_REPLY_BYTES_MAX <= PM_WAL_HELD_BYTES;
+}
+
+static struct held *held_push(struct pm_wal *l, const uint8_t *bytes, uint32_t len)
+{
+	struct held *h = &l->held[l->held_tail++ % PM_WAL_HELD_MAX];
+	uint64_t tag = l->b[l->fill].len ? l->next_seq : l->next_seq - 1; /* filling, or in flight */
+	*h = (struct held){ .seq = tag, .off = l->held_used, .len = len };
+	memcpy(l->held_buf + l->held_used, bytes, len);
+	l->held_used += len;
+	l->st.held++;
+	l->st.held_max = PM_MAX(l->st.held_max, l->held_tail - l->held_head);
+	return h;
+}
+
+/* Send one held item; with st != PM_OK its frames say so instead. */
+static void held_send(struct pm_worker *w, struct held *h, enum pm_status st)
+{
+	struct pm_wal *l = w->wal;
+	uint8_t *p = l->held_buf + h->off;
+	if (st != PM_OK && h->len >= PM_FRAME_HEADER_BYTES)
+		p[3] = pm_wire_status(st); /* the header's status byte */
+	if (h->type)
+		pm_post(w, h->to_worker, h->type, &h->msg, p, h->len);
+	else
+		pm_deliver_frames(w, &h->dest, p, h->len);
+}
+
+/* Release every held item whose batch is durable (all of them with st != OK). */
+static uint32_t held_release(struct pm_worker *w, enum pm_status st)
+{
+	struct pm_wal *l = w->wal;
+	uint32_t n = 0;
+	while (l->held_head != l->held_tail) {
+		struct held *h = &l->held[l->held_head % PM_WAL_HELD_MAX];
+		if (st == PM_OK && h->seq > l->durable_seq)
+			break;
+		held_send(w, h, st);
+		l->held_head++;
+		l->st.held--;
+		n++;
+	}
+	if (l->held_head == l->held_tail)
+		l->held_used = 0; /* FIFO drained: the buffer starts over */
+	return n;
+}
+
+bool pm_wal_must_hold(const struct pm_worker *w, uint8_t op)
+{
+	const struct pm_wal *l = w->wal;
+	return l && l->mode == PM_WAL_SYNC && pm_wal_logs(op) && (l->b[l->fill].len || l->inflight);
+}
+
+void pm_wal_hold_reply(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+		       uint32_t len)
+{
+	struct pm_wal *l = w->wal;
+	if (!held_room(l, len)) { /* admit() keeps this from happening; never send early */
+		l->st.refused_busy++;
+		return;
+	}
+	held_push(l, frames, len)->dest = *to;
+}
+
+void pm_wal_hold_msg(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
+		     const uint8_t *body, uint32_t len)
+{
+	struct pm_wal *l = w->wal;
+	if (!held_room(l, len)) {
+		l->st.refused_busy++;
+		return;
+	}
+	struct held *h = held_push(l, body, len);
+	h->to_worker = to;
+	h->type = type;
+	h->msg = *m;
+}
+
+/* ---------------------------------------------------------------- logging */
+
+enum pm_status pm_wal_admit(struct pm_worker *w, const struct pm_request *req)
+{
+	struct pm_wal *l = w->wal;
+	if (!l || l->mode == PM_WAL_NONE || !pm_wal_logs(req->op))
+		return PM_OK;
+	if (l->state == WAL_FULL) {
+		l->st.refused_full++;
+		return PM_E_DISK_FULL;
+	}
+	if (l->state == WAL_FAILED) {
+		l->st.refused_failed++;
+		return PM_E_LOG_FAILED;
+	}
+	uint32_t n = (uint32_t)pm_wal_record_bytes(req);
+	if (l->b[l->fill].len + l->reserved + n > PM_WAL_BATCH_BYTES || !held_room_reserved(l)) {
+		l->st.refused_busy++;
+		return PM_E_BUSY;
+	}
+	l->reserved += n;
+	l->reserved_held++;
+	return PM_OK;
+}
+
+void pm_wal_note(struct pm_worker *w, const struct pm_request *req, const struct pm_reply *rep)
+{
+	struct pm_wal *l = w->wal;
+	if (!l || l->mode == PM_WAL_NONE || !pm_wal_logs(req->op))
+		return;
+	uint32_t want = (uint32_t)pm_wal_record_bytes(req);
+	l->reserved -= PM_MIN(l->reserved, want);
+	l->reserved_held -= l->reserved_held > 0;
+	if (rep->status != PM_OK)
+		return;
+	if ((req->op == PM_OP_DEL || req->op == PM_OP_VDEL || req->op == PM_OP_CDROP) &&
+	    !rep->removed)
+		return; /* nothing changed */
+	struct batch *b = &l->b[l->fill];
+	size_t n = pm_wal_encode(req, w->now_ms, l->next_lsn, b->buf + b->len,
+				 PM_WAL_BATCH_BYTES - b->len);
+	if (n == 0) { /* admit() made room for the largest record: cannot happen */
+		fprintf(stderr, "pomaid: shard %u: WAL record of op %u did not fit its batch\n", w->id,
+			req->op);
+		l->state = WAL_FAILED;
+		return;
+	}
+	b->len += (uint32_t)n;
+	l->next_lsn++;
+	l->st.records++;
+}
+
+/* ---------------------------------------------------------------- submission */
+
+static void submit_write(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	struct batch *b = &l->b[l->fill ^ 1];
+	const uint8_t *p = b->buf + l->written;
+	uint32_t n = b->len - l->written;
+	uint64_t off = l->seg_off + l->written;
+	bool sync = l->mode == PM_WAL_SYNC;
+	l->err = 0;
+	l->fsync_ok = !sync;
+	if (!l->uring) { /* the documented fallback: on this thread */
+		ssize_t r = pwrite(l->fd, p, n, (off_t)off);
+		l->written += r > 0 ? (uint32_t)r : 0;
+		l->err = r < 0 ? -errno : 0;
+		if (sync && r == (ssize_t)n)
+			l->fsync_ok = fdatasync(l->fd) == 0, l->err = l->fsync_ok ? 0 : -errno;
+		l->cqes_left = 0;
+		return;
+	}
+	struct io_uring_sqe *s = io_uring_get_sqe(&l->ring);
+	io_uring_prep_write(s, l->fd, p, n, off);
+	io_uring_sqe_set_data64(s, b->seq << 2 | OP_WRITE);
+	l->cqes_left = 1;
+	if (sync) {
+		s->flags |= IOSQE_IO_LINK;
+		s = io_uring_get_sqe(&l->ring);
+		io_uring_prep_fsync(s, l->fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(s, b->seq << 2 | OP_FSYNC);
+		l->cqes_left = 2;
+	}
+	io_uring_submit(&l->ring);
+}
+
+/* Start writing the filled batch (the queue depth holds one write + fsync
+ * and one batch fsync, so a SQE is always there). */
+static void start_batch(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	struct batch *b = &l->b[l->fill];
+	if (l->fd < 0 || l->seg_off + b->len > l->seg_bytes) {
+		struct pm_wal_record rec;
+		size_t used;
+		(void)pm_wal_scan_next(b->buf, b->len, 0, &rec, &used);
+		int rc = seg_create(w, rec.lsn);
+		if (rc != 0) {
+			l->state = rc == -ENOSPC || rc == -EDQUOT ? WAL_FULL : WAL_FAILED;
+			l->retry_ms = w->now_ms + PM_WAL_RETRY_MS;
+			fprintf(stderr, "pomaid: shard %u: WAL segment: %s%s\n", w->id, strerror(-rc),
+				l->state == WAL_FULL ? " (writes refused until there is room)"
+						     : " (writes refused until restart)");
+			return;
+		}
+	}
+	b->seq = l->next_seq++;
+	l->fill ^= 1;
+	l->inflight = true;
+	l->written = 0;
+	submit_write(w);
+}
+
+/* The batch in flight has every completion: done, again, or an error. */
+static uint32_t finish_batch(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	struct batch *b = &l->b[l->fill ^ 1];
+	if (l->err == -ENOSPC || l->err == -EDQUOT) {
+		if (l->state != WAL_FULL)
+			fprintf(stderr, "pomaid: shard %u: WAL disk full: writes refused, reads go on;"
+					" retrying every %u ms\n", w->id, PM_WAL_RETRY_MS);
+		l->state = WAL_FULL;
+		l->retry_ms = w->now_ms + PM_WAL_RETRY_MS;
+		return 0;
+	}
+	if (l->err && l->err != -EAGAIN && l->err != -EINTR && l->err != -ECANCELED) {
+		fprintf(stderr, "pomaid: shard %u: WAL %s FAILED: %s — writes on this shard are"
+				" refused until restart; replies held for it get E_LOG_FAILED\n",
+			w->id, l->fsync_ok ? "write" : "fsync", strerror(-l->err));
+		l->state = WAL_FAILED;
+		l->inflight = false;
+		return held_release(w, PM_E_LOG_FAILED);
+	}
+	if (l->written < b->len || !l->fsync_ok) { /* short write, EAGAIN, cancelled fsync */
+		l->st.resubmits++;
+		submit_write(w);
+		return 1;
+	}
+	l->state = WAL_OK;
+	l->seg_off += b->len;
+	l->st.bytes += b->len;
+	l->st.batches++;
+	l->st.fsyncs += l->mode == PM_WAL_SYNC;
+	l->dirty = l->mode == PM_WAL_BATCH;
+	l->durable_seq = b->seq;
+	b->len = 0;
+	l->inflight = false;
+	return 1 + held_release(w, PM_OK);
+}
+
+/* One completion, consumed. */
+static void on_cqe(struct pm_worker *w, struct io_uring_cqe *cqe)
+{
+	struct pm_wal *l = w->wal;
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	int res = cqe->res;
+	io_uring_cqe_seen(&l->ring, cqe);
+	if ((ud & OP_MASK) == OP_BFSYNC) {
+		l->bfsync_inflight = false;
+		l->st.fsyncs += res == 0;
+		if (res < 0 && l->state == WAL_OK) {
+			fprintf(stderr, "pomaid: shard %u: WAL fsync FAILED: %s — writes on this shard"
+					" are refused until restart\n", w->id, strerror(-res));
+			l->state = WAL_FAILED;
+		}
+		return;
+	}
+	l->cqes_left--;
+	if ((ud & OP_MASK) == OP_WRITE && res > 0)
+		l->written += (uint32_t)res;
+	else if ((ud & OP_MASK) == OP_FSYNC && res == 0)
+		l->fsync_ok = true;
+	if (res < 0 && (l->err == 0 || l->err == -ECANCELED))
+		l->err = res;
+}
+
+static void reap(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	struct io_uring_cqe *cqe;
+	if (!l->uring)
+		return;
+	uint64_t v;
+	ssize_t r = read(l->efd, &v, sizeof(v));
+	(void)r;
+	while (io_uring_peek_cqe(&l->ring, &cqe) == 0)
+		on_cqe(w, cqe);
+}
+
+uint32_t pm_wal_turn(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	uint32_t work = 0;
+	if (!l || l->mode == PM_WAL_NONE)
+		return 0;
+	reap(w);
+	if (l->inflight && l->cqes_left == 0 && l->state != WAL_FULL)
+		work += finish_batch(w);
+	if (l->state == WAL_FULL && w->now_ms >= l->retry_ms) { /* try again */
+		l->retry_ms = w->now_ms + PM_WAL_RETRY_MS;
+		if (l->inflight)
+			submit_write(w);
+		else
+			l->state = WAL_OK;
+	}
+	if (!l->inflight && l->state == WAL_OK && l->b[l->fill].len)
+		start_batch(w), work++;
+	if (l->mode == PM_WAL_BATCH && l->dirty && !l->bfsync_inflight && l->uring &&
+	    w->now_ms - l->last_fsync_ms >= w->d->cfg.wal_batch_ms) {
+		struct io_uring_sqe *s = io_uring_get_sqe(&l->ring);
+		io_uring_prep_fsync(s, l->fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(s, OP_BFSYNC);
+		io_uring_submit(&l->ring);
+		l->bfsync_inflight = true;
+		l->dirty = false;
+		l->last_fsync_ms = w->now_ms;
+	} else if (l->mode == PM_WAL_BATCH && l->dirty && !l->uring &&
+		   w->now_ms - l->last_fsync_ms >= w->d->cfg.wal_batch_ms) {
+		l->st.fsyncs += fdatasync(l->fd) == 0;
+		l->dirty = false;
+		l->last_fsync_ms = w->now_ms;
+	}
+	return work;
+}
+
+int pm_wal_wake_fd(const struct pm_worker *w)
+{
+	return w->wal && w->wal->uring ? w->wal->efd : -1;
+}
+
+void pm_wal_drain(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	for (int i = 0; l && l->mode != PM_WAL_NONE && i < 1000 && l->state == WAL_OK &&
+			(l->inflight || l->b[l->fill].len); i++) {
+		struct io_uring_cqe *cqe;
+		if (l->uring && (l->inflight || l->bfsync_inflight) &&
+		    io_uring_wait_cqe(&l->ring, &cqe) == 0)
+			on_cqe(w, cqe);
+		pm_wal_turn(w);
+	}
+	if (l && l->fd >= 0)
+		(void)fdatasync(l->fd);
+}
+
+/* ---------------------------------------------------------------- recovery */
+
+static int lsn_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The first LSNs of the segments in dir, sorted; their count (or -1). */
+static int list_segments(const char *dir, uint64_t *out, int cap)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		char *end;
+		uint64_t lsn = strtoull(e->d_name, &end, 10);
+		if (end != e->d_name && !strcmp(end, ".wal") && n < cap)
+			out[n++] = lsn;
+	}
+	closedir(d);
+	qsort(out, (size_t)n, sizeof(*out), lsn_cmp);
+	return n;
+}
+
+/* Zero [off, the last non-zero byte] of a segment: a torn tail or a cut. */
+static int zero_from(const char *path, const uint8_t *buf, size_t size, size_t off)
+{
+	size_t end = size;
+	while (end > off && buf[end - 1] == 0)
+		end--;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	static const uint8_t zeros[ZERO_CHUNK_BYTES];
+	int rc = fd < 0 ? -errno : 0;
+	for (size_t p = off; rc == 0 && p < end; p += ZERO_CHUNK_BYTES) {
+		size_t n = PM_MIN(end - p, (size_t)ZERO_CHUNK_BYTES);
+		if (pwrite(fd, zeros, n, (off_t)p) != (ssize_t)n)
+			rc = -errno;
+	}
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static void replay(struct pm_worker *w, const struct pm_wal_record *rec, uint64_t now)
+{
+	struct pm_request req;
+	struct pm_reply rep;
+	bool expired = false;
+	pm_wal_to_request(rec, now, &req, &expired);
+	if (expired) { /* the key must not come back with its older value */
+		req.op = rec->type == PM_WAL_SET ? PM_OP_DEL : PM_OP_VDEL;
+		req.has_ttl = false;
+	}
+	pm_shard_apply(&w->shard, &req, now, &rep);
+	w->wal->st.recovered_records++;
+}
+
+struct scan_ctx {
+	uint64_t want;      /* the next LSN */
+	size_t end;         /* where writing resumes in the last segment */
+	bool cut;           /* an operator-approved cut: later segments go */
+};
+
+/* Replay one segment file; 0, or -1 with a message. */
+static int replay_segment(struct pm_worker *w, uint64_t first, struct scan_ctx *c, char *err,
+			  size_t errlen)
+{
+	struct pm_wal *l = w->wal;
+	char path[PATH_BYTES];
+	seg_path(l, first, path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0)
+		return pm_errf(err, errlen, "%s: %s", path, strerror(errno));
+	/* mapped, not read: only the written part of a preallocated segment is touched */
+	size_t size = (size_t)sb.st_size;
+	uint8_t *buf = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+	close(fd);
+	struct pm_wal_segment_header h;
+	if (buf == MAP_FAILED)
+		return pm_errf(err, errlen, "%s: empty or unreadable", path);
+	madvise(buf, size, MADV_SEQUENTIAL);
+	if (pm_wal_segment_header_decode(buf, size, &h) != PM_OK || h.shard != w->id ||
+	    (c->want && h.first_lsn != c->want) || h.first_lsn != first) {
+		munmap(buf, size);
+		return pm_errf(err, errlen, "%s: not a WAL segment of shard %u starting at LSN %" PRIu64
+			       " (bad header, or a gap before it)", path, w->id, c->want ? c->want : first);
+	}
+	c->want = h.first_lsn;
+	uint64_t now = wall_ms();
+	size_t off = PM_WAL_SEGMENT_HEADER_BYTES;
+	for (;;) {
+		struct pm_wal_record rec;
+		size_t used = 0;
+		enum pm_wal_scan_result r = pm_wal_scan_next(buf + off, size - off, c->want, &rec, &used);
+		if (r == PM_WAL_RECORD) {
+			replay(w, &rec, now);
+			c->want++;
+			off += used;
+			continue;
+		}
+		if (r == PM_WAL_CORRUPT && !w->d->cfg.wal_truncate_corrupt) {
+			munmap(buf, size);
+			return pm_errf(err, errlen, "%s: corrupt record at offset %zu (expected LSN %" PRIu64
+				       "): refusing to start; wal_truncate_corrupt = yes drops the log"
+				       " from there", path, off, c->want);
+		}
+		if (r != PM_WAL_END) {
+			fprintf(stderr, "pomaid: shard %u: %s: %s at offset %zu (LSN %" PRIu64 "):"
+					" truncated there\n", w->id, path,
+				r == PM_WAL_TORN ? "torn tail" : "corruption", off, c->want);
+			l->st.torn_truncated++;
+			c->cut = r == PM_WAL_CORRUPT;
+			if (zero_from(path, buf, size, off) != 0) {
+				munmap(buf, size);
+				return pm_errf(err, errlen, "%s: cannot clear its tail: %s", path,
+					       strerror(errno));
+			}
+		}
+		break;
+	}
+	munmap(buf, size);
+	c->end = off;
+	return 0;
+}
+
+/* Segments of at most this many per shard are recovered. */
+#define SEGMENTS_MAX 65536
+
+static int recover(struct pm_worker *w, char *err, size_t errlen)
+{
+	struct pm_wal *l = w->wal;
+	static uint64_t firsts[SEGMENTS_MAX];
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int n = list_segments(l->dir, firsts, SEGMENTS_MAX);
+	struct scan_ctx c = { 0 };
+	int last = -1;
+	for (int i = 0; i < n; i++) {
+		char path[PATH_BYTES];
+		if (c.cut) { /* after an approved cut nothing later is trusted */
+			seg_path(l, firsts[i], path);
+			fprintf(stderr, "pomaid: shard %u: %s removed (after the cut)\n", w->id, path);
+			unlink(path);
+			continue;
+		}
+		if (replay_segment(w, firsts[i], &c, err, errlen) != 0)
+			return -1;
+		last = i;
+	}
+	l->next_lsn = c.want ? c.want : 1;
+	if (last >= 0) {
+		char path[PATH_BYTES];
+		seg_path(l, firsts[last], path);
+		l->fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (l->fd < 0)
+			return pm_errf(err, errlen, "%s: %s", path, strerror(errno));
+		struct stat sb;
+		fstat(l->fd, &sb);
+		l->seg_bytes = PM_MAX(l->seg_bytes, (uint64_t)sb.st_size);
+		l->seg_off = c.end;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	l->st.recovery_ms = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000u +
+			    (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000000;
+	if (n > 0)
+		printf("pomaid: shard %u: recovered %" PRIu64 " records from %d segment(s) in %" PRIu64
+		       " ms\n", w->id, l->st.recovered_records, n, l->st.recovery_ms);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- open, close */
+
+static int mkdir_p(char *path)
+{
+	for (char *p = path + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			int rc = mkdir(path, 0750) && errno != EEXIST;
+			*p = '/';
+			if (rc)
+				return -1;
+		}
+	return mkdir(path, 0750) && errno != EEXIST ? -1 : 0;
+}
+
+static int open_ring(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	int rc = io_uring_queue_init(PM_WAL_QUEUE_DEPTH, &l->ring, 0);
+	if (rc != 0) {
+		if (w->id == 0)
+			fprintf(stderr, "pomaid: io_uring unavailable (%s): WAL writes and fsyncs run on"
+					" the worker threads (pwrite + fdatasync), which then wait for"
+					" the disk\n", strerror(-rc));
+		return 0;
+	}
+	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->efd < 0 || io_uring_register_eventfd(&l->ring, l->efd) != 0) {
+		io_uring_queue_exit(&l->ring);
+		return -1;
+	}
+	l->uring = true;
+	return 0;
+}
+
+int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
+{
+	const struct pm_config *cfg = &w->d->cfg;
+	if (cfg->wal == PM_WAL_NONE)
+		return 0;
+	struct pm_wal *l = calloc(1, sizeof(*l));
+	if (!l)
+		return pm_errf(err, errlen, "out of memory");
+	w->wal = l;
+	l->mode = (enum pm_wal_mode)cfg->wal;
+	l->fd = l->efd = -1;
+	l->seg_bytes = cfg->wal_segment_bytes;
+	l->next_seq = 1;
+	l->b[0].buf = malloc(PM_WAL_BATCH_BYTES);
+	l->b[1].buf = malloc(PM_WAL_BATCH_BYTES);
+	l->held = calloc(PM_WAL_HELD_MAX, sizeof(*l->held));
+	l->held_buf = malloc(PM_WAL_HELD_BYTES);
+	if (!l->b[0].buf || !l->b[1].buf || !l->held || !l->held_buf)
+		return pm_errf(err, errlen, "out of memory for the WAL buffers");
+	snprintf(l->dir, sizeof(l->dir), "%s/wal/shard-%u", cfg->data_dir, w->id);
+	if (mkdir_p(l->dir) != 0)
+		return pm_errf(err, errlen, "%s: %s", l->dir, strerror(errno));
+	if (recover(w, err, errlen) != 0)
+		return -1;
+	if (open_ring(w) != 0)
+		return pm_errf(err, errlen, "shard %u: io_uring eventfd: %s", w->id, strerror(errno));
+	l->last_fsync_ms = wall_ms();
+	return 0;
+}
+
+void pm_wal_close(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	if (!l)
+		return;
+	if (l->uring) {
+		io_uring_queue_exit(&l->ring);
+		close(l->efd);
+	}
+	if (l->fd >= 0)
+		close(l->fd);
+	free(l->b[0].buf);
+	free(l->b[1].buf);
+	free(l->held);
+	free(l->held_buf);
+	free(l);
+	w->wal = NULL;
+}
+
+uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
+{
+	const struct pm_wal *l = w->wal;
+	if (!l)
+		return 0;
+	static const char *const modes[] = { "none", "batch", "sync" };
+	static const char *const states[] = { "ok", "disk_full", "failed" };
+	const struct pm_wal_stats *s = &l->st;
+	int n = snprintf(out, cap,
+			 "# WAL\r\nwal_mode:%s\r\nwal_state:%s\r\nwal_io:%s\r\nwal_next_lsn:%" PRIu64
+			 "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64 "\r\nwal_batches:%" PRIu64
+			 "\r\nwal_fsyncs:%" PRIu64 "\r\nwal_resubmits:%" PRIu64 "\r\nwal_held:%" PRIu64
+			 "\r\nwal_held_max:%" PRIu64 "\r\nwal_refused_disk_full:%" PRIu64
+			 "\r\nwal_refused_failed:%" PRIu64 "\r\nwal_refused_busy:%" PRIu64
+			 "\r\nwal_segments_created:%" PRIu64 "\r\nwal_recovered_records:%" PRIu64
+			 "\r\nwal_recovery_ms:%" PRIu64 "\r\nwal_torn_truncated:%" PRIu64 "\r\n",
+			 modes[l->mode], states[l->state], l->uring ? "io_uring" : "pwrite",
+			 l->next_lsn, s->records, s->bytes, s->batches, s->fsyncs, s->resubmits, s->held,
+			 s->held_max, s->refused_full, s->refused_failed, s->refused_busy, s->segments,
+			 s->recovered_records, s->recovery_ms, s->torn_truncated);
+	return n < 0 || (uint32_t)n >= cap ? 0 : (uint32_t)n;
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * wal_io.h — a worker's write-ahead log: the I/O around engine/wal.h's format.
+ *
+ * Each worker logs its own shard into segments under
+ * data_dir/wal/shard-<i>/<first LSN, 20 digits>.wal, each preallocated
+ * (fallocate) to wal_segment_bytes. Every mutation the worker applies
+ * successfully is encoded into the batch being filled; at the end of the
+ * worker's turn that batch becomes one write (group commit), through the
+ * worker's own io_uring — in `sync` mode linked to an fdatasync — while the
+ * next turn's mutations fill the other buffer. The poller never waits for the
+ * disk: at most one batch is in flight per worker (plus one fsync in `batch`
+ * mode), and completions are reaped every turn.
+ *
+ * Modes (wal = ...):
+ *   sync   a reply to a mutation leaves only when everything logged before it
+ *          is on disk (write + fdatasync completed): nothing acknowledged is lost.
+ *   batch  replies leave at once; the log is written every turn and fsynced
+ *          every wal_batch_ms: a crash of the machine loses at most the last
+ *          wal_batch_ms of acknowledged writes (a crash of pomaid alone loses
+ *          none that reached the kernel, i.e. nothing older than one turn).
+ *   none   no log; a restart starts empty.
+ *
+ * Errors: ENOSPC (creating a segment or writing) keeps the batch and its held
+ * replies, refuses new mutations with E_DISK_FULL (reads go on) and retries
+ * every PM_WAL_RETRY_MS; once space is back the batch is written and the
+ * replies leave. An fsync or write I/O error is fatal for writes on that
+ * shard: held replies and new mutations get E_LOG_FAILED, logged loudly.
+ * Without io_uring (ENOSYS, EPERM in some containers) the same batches are
+ * written with pwrite + fdatasync on the worker thread, said at start-up.
+ *
+ * Recovery (pm_wal_recover, before the workers start): the shard's segments
+ * in LSN order, every record applied; a torn tail is zeroed and reported;
+ * corruption before the tail stops start-up naming the segment and offset,
+ * unless wal_truncate_corrupt = yes drops everything from there.
+ */
+#ifndef POMAI_DATAPLANE_WAL_IO_H
+#define POMAI_DATAPLANE_WAL_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "request.h"
+
+struct pm_worker;
+struct pm_daemon;
+struct pm_dest;
+struct pm_msg;
+
+/* Bytes of one batch buffer (two per worker): mutations past it in one turn
+ * are refused BUSY until the batch in flight completes. */
+#define PM_WAL_BATCH_BYTES (4u << 20)
+/* io_uring submission queue entries per worker: a write, its fsync, a batch
+ * fsync, a resubmission. */
+#define PM_WAL_QUEUE_DEPTH 8u
+/* Replies held for durability per worker, and their bytes. */
+#define PM_WAL_HELD_MAX 4096u
+#define PM_WAL_HELD_BYTES (2u << 20)
+/* How often a shard whose disk was full tries its batch again. */
+#define PM_WAL_RETRY_MS 1000u
+/* Bytes reserved in the held-reply buffer per admitted mutation: its reply
+ * is one small frame (status, and for deletes whether something was removed). */
+#define PM_WAL_REPLY_BYTES_MAX 128u
+
+enum pm_wal_mode { PM_WAL_NONE = 0, PM_WAL_BATCH = 1, PM_WAL_SYNC = 2 };
+
+struct pm_wal_stats {
+	uint64_t records, bytes, batches, fsyncs, resubmits;
+	uint64_t held, held_max;       /* replies held now, most ever */
+	uint64_t refused_full, refused_failed, refused_busy;
+	uint64_t segments;             /* segments created by this run */
+	uint64_t recovered_records, recovery_ms, torn_truncated;
+};
+
+struct pm_wal;
+
+/* Open (and recover into) worker w's log: replays its segments into w->shard.
+ * 0, or -1 with a message. Called before the workers start. */
+int pm_wal_open(struct pm_worker *w, char *err, size_t errlen);
+void pm_wal_close(struct pm_worker *w);
+
+/* Before applying a mutation: PM_OK (room for its record and its held reply
+ * is reserved), or the status to refuse it with. */
+enum pm_status pm_wal_admit(struct pm_worker *w, const struct pm_request *req);
+/* After applying an admitted req with result rep: log it if it changed the
+ * shard; the reservation is released either way. */
+void pm_wal_note(struct pm_worker *w, const struct pm_request *req, const struct pm_reply *rep);
+/* Whether a reply for op must wait for the log (sync mode, a batch pending). */
+bool pm_wal_must_hold(const struct pm_worker *w, uint8_t op);
+/* Hold encoded reply frames for dest (a client), or a ring message (type,
+ * m, body) — released when everything logged so far is durable. */
+void pm_wal_hold_reply(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+		       uint32_t len);
+void pm_wal_hold_msg(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
+		     const uint8_t *body, uint32_t len);
+/* End of a turn: submit the filled batch if none is in flight, reap
+ * completions, release held replies, fsync in batch mode. Returns work done. */
+uint32_t pm_wal_turn(struct pm_worker *w);
+/* File descriptor that becomes readable on a completion (-1: none). */
+int pm_wal_wake_fd(const struct pm_worker *w);
+/* Drain at shutdown: wait for what is in flight, write and sync the rest. */
+void pm_wal_drain(struct pm_worker *w);
+uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap);
+
+#endif
