@@ -88,6 +88,9 @@ static const struct key keys[] = {
 	  "batch mode: fsync interval, the most acknowledged writes a machine crash can lose" },
 	{ "wal_segment_bytes", K_BYTES, OFF(wal_segment_bytes), 16u << 20, 4ull << 30, "bytes",
 	  "size of a log segment file (preallocated)" },
+	{ "wal_io_uring", K_BOOL, OFF(wal_uring), 0, 1, "bool",
+	  "log I/O through each worker's io_uring (yes), or pwrite + fdatasync on the worker"
+	  " thread (no: better where no core is free for io_uring's kernel workers)" },
 	{ "wal_truncate_corrupt", K_BOOL, OFF(wal_truncate_corrupt), 0, 1, "bool",
 	  "at start, drop the log from a corrupt record on instead of refusing to start" },
 };
@@ -128,6 +131,7 @@ void pm_config_defaults(struct pm_config *c)
 	c->wal_batch_ms = 10;
 	c->wal_segment_bytes = UINT64_C(64) << 20;
 	c->wal_truncate_corrupt = false;
+	c->wal_uring = true;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)

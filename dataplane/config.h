@@ -76,6 +76,7 @@ struct pm_config {
 	uint32_t wal_batch_ms;                 /* batch mode: fsync interval */
 	uint64_t wal_segment_bytes;            /* size of a log segment */
 	bool wal_truncate_corrupt;             /* drop the log from a corrupt record on */
+	bool wal_uring;                        /* wal_io: io_uring (yes) or pwrite on the worker */
 };
 
 void pm_config_defaults(struct pm_config *c);

@@ -537,6 +537,8 @@ static void replay(struct pm_worker *w, const struct pm_wal_record *rec, uint64_
 		req.op = rec->type == PM_WAL_SET ? PM_OP_DEL : PM_OP_VDEL;
 		req.has_ttl = false;
 	}
+	if (req.has_ttl && req.ttl_ms > PM_TTL_MS_MAX)
+		req.ttl_ms = PM_TTL_MS_MAX; /* the clock went back since: keep the key, bounded */
 	pm_shard_apply(&w->shard, &req, now, &rep);
 	w->wal->st.recovered_records++;
 }
@@ -673,6 +675,11 @@ static int mkdir_p(char *path)
 static int open_ring(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
+	if (!w->d->cfg.wal_uring) {
+		if (w->id == 0)
+			printf("pomaid: wal_io = pwrite: log writes and fsyncs run on the worker threads\n");
+		return 0;
+	}
 	int rc = io_uring_queue_init(PM_WAL_QUEUE_DEPTH, &l->ring, 0);
 	if (rc != 0) {
 		if (w->id == 0)
