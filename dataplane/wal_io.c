@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <liburing.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -672,6 +673,18 @@ static int mkdir_p(char *path)
 	return mkdir(path, 0750) && errno != EEXIST ? -1 : 0;
 }
 
+/* io_uring's kernel workers (which do the blocking write and fsync) run
+ * anywhere but on this worker's own CPU: a polling worker would starve them. */
+static void iowq_affinity(struct pm_worker *w)
+{
+	cpu_set_t cpus;
+	if (w->cpu < 0 || sched_getaffinity(0, sizeof(cpus), &cpus) != 0)
+		return;
+	CPU_CLR(w->cpu, &cpus);
+	if (CPU_COUNT(&cpus) > 0)
+		(void)io_uring_register_iowq_aff(&w->wal->ring, sizeof(cpus), &cpus);
+}
+
 static int open_ring(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
@@ -694,6 +707,7 @@ static int open_ring(struct pm_worker *w)
 		return -1;
 	}
 	l->uring = true;
+	iowq_affinity(w);
 	return 0;
 }
 
