@@ -416,13 +416,19 @@ static void reap(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct io_uring_cqe *cqe;
-	if (!l->uring)
-		return;
-	uint64_t v;
-	ssize_t r = read(l->efd, &v, sizeof(v));
-	(void)r;
-	while (io_uring_peek_cqe(&l->ring, &cqe) == 0)
-		on_cqe(w, cqe);
+	if (!l->uring || (!l->inflight && !l->bfsync_inflight))
+		return; /* nothing can complete: no system call on the turn */
+	bool any = false;
+	while (io_uring_peek_cqe(&l->ring, &cqe) == 0) /* shared memory, no system call */
+		on_cqe(w, cqe), any = true;
+	if (any) { /* the eventfd counted them: clear it, or an idle worker would not sleep */
+		uint64_t v;
+		ssize_t r = read(l->efd, &v, sizeof(v));
+		(void)r;
+		/* one that completed before the read was cleared with it: take it now */
+		while (io_uring_peek_cqe(&l->ring, &cqe) == 0)
+			on_cqe(w, cqe);
+	}
 }
 
 uint32_t pm_wal_turn(struct pm_worker *w)
