@@ -252,7 +252,7 @@ enum pm_status pm_header_decode(const uint8_t *buf, size_t len, struct pm_frame_
 	h->version = buf[2];
 	h->opcode = buf[3];
 	h->flags = buf[4];
-	h->status = buf[5];
+	h->status = buf[PM_FRAME_STATUS_OFFSET];
 	h->id = ld64(buf + 8);
 	h->body_len = ld32(buf + 16);
 	if (ld16(buf) != PM_FRAME_MAGIC)
@@ -275,7 +275,7 @@ void pm_header_encode(const struct pm_frame_header *h, uint8_t out[PM_FRAME_HEAD
 	out[2] = h->version;
 	out[3] = h->opcode;
 	out[4] = h->flags;
-	out[5] = h->status;
+	out[PM_FRAME_STATUS_OFFSET] = h->status;
 	st16(out + 6, 0);
 	st64(out + 8, h->id);
 	st32(out + 16, h->body_len);

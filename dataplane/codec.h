@@ -32,6 +32,8 @@
 
 #define PM_FRAME_MAGIC 0x4D50u /* bytes 'P' 'M' on the wire */
 #define PM_FRAME_VERSION 1u
+/* Byte of the header holding a reply's wire status (docs/protocol.md §3). */
+#define PM_FRAME_STATUS_OFFSET 5u
 
 /* Header opcodes (byte 3). PM_OPCODE_NONE only appears in an error reply to a
  * request whose opcode or sub-op could not be decoded. */

@@ -330,7 +330,8 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 		struct pm_reply e = { .status = PM_E_K, .op = req.op, .id = req.id };
 		n = (uint32_t)pm_reply_encode(&e, NULL, w->scratch, cap);
 	}
-	if (pm_wal_must_hold(w, req.op)) /* a collection op: once it is on disk here */
+	/* a collection op: once it is on disk here (a refusal leaves at once) */
+	if (pm_wal_must_hold(w, req.op) && w->scratch[PM_FRAME_STATUS_OFFSET] == pm_wire_status(PM_OK))
 		pm_wal_hold_msg(w, m->origin, PM_MSG_FANOUT_REPLY, &r, w->scratch, n);
 	else
 		pm_post(w, m->origin, PM_MSG_FANOUT_REPLY, &r, w->scratch, n);

@@ -1419,6 +1419,11 @@ static void test_wire_status(void)
 		[PM_E_FRAME_OPCODE] = 36, [PM_E_FRAME_FLAGS] = 37, [PM_E_FRAME_LENGTH] = 38,
 	};
 	bool taken[256] = { false };
+	/* the status byte sits where PM_FRAME_STATUS_OFFSET says (the WAL patches it) */
+	uint8_t f[64];
+	struct pm_reply nf = { .status = PM_NOT_FOUND, .op = PM_OP_GET, .id = 5 };
+	CU_ASSERT_FATAL(pm_reply_encode(&nf, NULL, f, sizeof(f)) >= PM_FRAME_HEADER_BYTES);
+	CU_ASSERT_EQUAL(f[PM_FRAME_STATUS_OFFSET], pm_wire_status(PM_NOT_FOUND));
 	CU_ASSERT_EQUAL(pm_wire_status(PM_E_INTERNAL), PM_WIRE_STATUS_UNKNOWN);
 	CU_ASSERT_EQUAL(pm_status_from_wire(PM_WIRE_STATUS_UNKNOWN), PM_E_INTERNAL);
 	taken[PM_WIRE_STATUS_UNKNOWN] = true;
