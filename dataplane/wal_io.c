@@ -41,6 +41,7 @@ struct batch {
 	uint8_t *buf;
 	uint32_t len;
 	uint64_t seq;
+	uint64_t first_lsn;        /* LSN of its first record (a new segment is named by it) */
 };
 
 struct held {
@@ -281,6 +282,8 @@ void pm_wal_note(struct pm_worker *w, const struct pm_request *req, const struct
 		l->state = WAL_FAILED;
 		return;
 	}
+	if (b->len == 0)
+		b->first_lsn = l->next_lsn;
 	b->len += (uint32_t)n;
 	l->next_lsn++;
 	l->st.records++;
@@ -328,10 +331,7 @@ static void start_batch(struct pm_worker *w)
 	struct pm_wal *l = w->wal;
 	struct batch *b = &l->b[l->fill];
 	if (l->fd < 0 || l->seg_off + b->len > l->seg_bytes) {
-		struct pm_wal_record rec;
-		size_t used;
-		(void)pm_wal_scan_next(b->buf, b->len, 0, &rec, &used);
-		int rc = seg_create(w, rec.lsn);
+		int rc = seg_create(w, b->first_lsn);
 		if (rc != 0) {
 			l->state = rc == -ENOSPC || rc == -EDQUOT ? WAL_FULL : WAL_FAILED;
 			l->retry_ms = w->now_ms + PM_WAL_RETRY_MS;
