@@ -63,6 +63,7 @@
 
 #include "cu_main.h"
 #include "pomai.h"
+#include "ports.h"
 
 #define SHARDS 2u
 #define WRITERS 4u
@@ -182,24 +183,6 @@ struct daemon {
 	uint64_t recovered;  /* records its shards said they replayed at start */
 };
 
-static bool ports_free(uint16_t base)
-{
-	int t = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-	struct sockaddr_in ta = { .sin_family = AF_INET, .sin_port = htons(base - 1),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	bool ok = bind(t, (struct sockaddr *)&ta, sizeof(ta)) == 0;
-	close(t);
-	for (uint16_t i = 0; i < SHARDS && ok; i++) {
-		int fd = socket(AF_INET, SOCK_DGRAM, 0);
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base + i),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-		close(fd);
-	}
-	return ok;
-}
-
 static void daemon_exec(const struct daemon *d, int out[2])
 {
 	char port[16], tport[16];
@@ -287,7 +270,7 @@ static bool daemon_start_fresh(struct daemon *d)
 	uint64_t rng = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL) + now_ms();
 	for (int attempt = 0; attempt < 20; attempt++) {
 		d->base = (uint16_t)(20000 + pm_test_rand(&rng) % 40000);
-		if (ports_free(d->base) && daemon_start(d))
+		if (pm_test_ports_free(d->base, SHARDS) && daemon_start(d))
 			return true;
 	}
 	return false;

@@ -26,6 +26,7 @@
 #include "codec.h"
 #include "fixture.h"
 #include "pomai.h"
+#include "ports.h"
 #include "hash.h"
 #include "knn.h"
 #include "vector.h"
@@ -40,24 +41,6 @@ static pid_t daemon_pid = -1;
 static uint16_t base_port;
 
 /* ---------------------------------------------------------------- the daemon */
-
-static bool ports_free(uint16_t base)
-{
-	int t = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-	struct sockaddr_in ta = { .sin_family = AF_INET, .sin_port = htons(base - 1),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	bool ok = bind(t, (struct sockaddr *)&ta, sizeof(ta)) == 0;
-	close(t);
-	for (uint16_t i = 0; i < SHARDS && ok; i++) {
-		int fd = socket(AF_INET, SOCK_DGRAM, 0);
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base + i),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-		close(fd);
-	}
-	return ok;
-}
 
 /* Start pomaid and wait for its ready line; false if it did not come. */
 static bool start_daemon(uint16_t base)
@@ -109,7 +92,7 @@ static int suite_init(void)
 	uint64_t seed = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL);
 	for (int attempt = 0; attempt < 20; attempt++) {
 		uint16_t base = (uint16_t)(20000 + pm_test_rand(&seed) % 40000);
-		if (!ports_free(base))
+		if (!pm_test_ports_free(base, SHARDS))
 			continue;
 		if (start_daemon(base)) {
 			base_port = base;
@@ -636,7 +619,7 @@ static void test_shutdown_restart(void)
 {
 	int status = stop_daemon();
 	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	CU_ASSERT(ports_free(base_port)); /* released */
+	CU_ASSERT(pm_test_ports_free(base_port, SHARDS)); /* released */
 	CU_ASSERT_FATAL(start_daemon(base_port));
 	struct client c;
 	struct pm_reply_view rv;
