@@ -330,8 +330,8 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 		struct pm_reply e = { .status = PM_E_K, .op = req.op, .id = req.id };
 		n = (uint32_t)pm_reply_encode(&e, NULL, w->scratch, cap);
 	}
-	/* a collection op: once it is on disk here (a refusal leaves at once) */
-	if (pm_wal_must_hold(w, req.op) && w->scratch[PM_FRAME_STATUS_OFFSET] == pm_wire_status(PM_OK))
+	/* a collection op: once it is on disk here, by the same rule as replies */
+	if (pm_wal_must_hold(w, req.op, pm_status_from_wire(w->scratch[PM_FRAME_STATUS_OFFSET])))
 		pm_wal_hold_msg(w, m->origin, PM_MSG_FANOUT_REPLY, &r, w->scratch, n);
 	else
 		pm_post(w, m->origin, PM_MSG_FANOUT_REPLY, &r, w->scratch, n);

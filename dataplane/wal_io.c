@@ -204,10 +204,12 @@ static uint32_t held_release(struct pm_worker *w, enum pm_status st)
 	return n;
 }
 
-bool pm_wal_must_hold(const struct pm_worker *w, uint8_t op)
+bool pm_wal_must_hold(const struct pm_worker *w, uint8_t op, enum pm_status st)
 {
 	const struct pm_wal *l = w->wal;
-	return l && l->mode == PM_WAL_SYNC && pm_wal_logs(op) && (l->b[l->fill].len || l->inflight);
+	bool refused = st == PM_E_DISK_FULL || st == PM_E_LOG_FAILED || st == PM_E_BUSY;
+	return l && l->mode == PM_WAL_SYNC && pm_wal_logs(op) && !refused &&
+	       (l->b[l->fill].len || l->inflight);
 }
 
 void pm_wal_hold_reply(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,

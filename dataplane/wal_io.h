@@ -86,8 +86,10 @@ enum pm_status pm_wal_admit(struct pm_worker *w, const struct pm_request *req);
 /* After applying an admitted req with result rep: log it if it changed the
  * shard; the reservation is released either way. */
 void pm_wal_note(struct pm_worker *w, const struct pm_request *req, const struct pm_reply *rep);
-/* Whether a reply for op must wait for the log (sync mode, a batch pending). */
-bool pm_wal_must_hold(const struct pm_worker *w, uint8_t op);
+/* Whether a reply (op, status) must wait for the log: sync mode, a batch
+ * pending, a mutation — unless it was refused (DISK_FULL, LOG_FAILED, BUSY:
+ * nothing was applied), which leaves at once. */
+bool pm_wal_must_hold(const struct pm_worker *w, uint8_t op, enum pm_status st);
 /* Hold encoded reply frames for dest (a client), or a ring message (type,
  * m, body) — released when everything logged so far is durable. */
 void pm_wal_hold_reply(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,

@@ -177,11 +177,7 @@ static void reply_via(struct pm_worker *w, const struct pm_dest *to, const struc
 
 void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
-	/* sync WAL: after what was logged is on disk — but a refusal (the log is
-	 * full, failed or busy: nothing was applied) leaves at once */
-	bool refused = rep->status == PM_E_DISK_FULL || rep->status == PM_E_LOG_FAILED ||
-		       rep->status == PM_E_BUSY;
-	if (!refused && pm_wal_must_hold(w, rep->op)) {
+	if (pm_wal_must_hold(w, rep->op, rep->status)) { /* sync WAL: once logged work is on disk */
 		uint8_t frame[HOLD_FRAME_BYTES];
 		uint32_t n = pm_reply_frames(rep, frame, sizeof(frame));
 		if (n) {
