@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * snap_io.h — a worker's snapshots: the I/O around engine/snapshot.h's format.
+ *
+ * A snapshot of shard i is written to data_dir/snap/shard-<i>/<start LSN, 20
+ * digits>.snap.tmp in slices of PM_SNAP_SLICE_BYTES, each filled between two
+ * polling turns and written through the worker's own io_uring (the WAL's ring;
+ * pwrite on the worker thread without io_uring). The worker goes on serving
+ * while it runs: the snapshot is fuzzy, and recovery replays the log from its
+ * start LSN over it. Once every slice is written and the log is durable past
+ * the last record applied while it ran, the file is fsynced, renamed to
+ * <start LSN>.snap and its directory fsynced (atomic publish); then older
+ * snapshots and the WAL segments wholly before its start LSN are deleted.
+ *
+ * Started by the SNAPSHOT request (every shard) and by the schedule
+ * (snapshot_interval_s, snapshot_wal_bytes). Snapshots need the log: with
+ * wal = none a SNAPSHOT request is refused E_PARAM.
+ *
+ * Recovery (pm_wal_open) loads the newest published snapshot, then replays the
+ * log from its start LSN; the HNSW graphs are restored from it, not rebuilt.
+ */
+#ifndef POMAI_DATAPLANE_SNAP_IO_H
+#define POMAI_DATAPLANE_SNAP_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+struct pm_worker;
+
+/* Bytes of one snapshot slice buffer (two per worker while a snapshot runs):
+ * the most a worker copies between two polling turns. */
+#define PM_SNAP_SLICE_BYTES (1u << 20)
+/* Seed slots and HNSW node ids one slice looks at, at most (empty ones are
+ * cheap but not free). */
+#define PM_SNAP_SLICE_ITEMS 16384u
+
+struct pm_snap_stats {
+	uint64_t started, completed, failed;
+	uint64_t bytes;                /* written by the running (or last) snapshot */
+	uint64_t slices;
+	uint64_t last_lsn;             /* start LSN of the newest published snapshot */
+	uint64_t last_ms;              /* how long it took */
+	uint64_t last_bytes;
+	uint64_t last_end_wall_ms;     /* when it was published (wall clock) */
+	uint64_t segments_deleted;
+	/* recovery */
+	uint64_t loaded_lsn, loaded_items, loaded_nodes, load_ms;
+};
+
+/* Start a snapshot of w's shard now (PM_OK also when one is running), or
+ * PM_E_PARAM when the log is off. */
+enum pm_status pm_snap_request(struct pm_worker *w);
+/* Between turns: the schedule, the next slice, completions, the publish.
+ * Returns work done. Called from pm_wal_turn's owner (the worker loop). */
+uint32_t pm_snap_turn(struct pm_worker *w);
+/* A completion of the shared ring that belongs to the snapshot. */
+void pm_snap_on_cqe(struct pm_worker *w, uint64_t user_data, int res);
+bool pm_snap_inflight(const struct pm_worker *w);
+/* Recovery: load the newest snapshot of w's shard into it; *lsn is its start
+ * LSN (0: none). 0, or -1 with a message. Called from pm_wal_open. */
+int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen);
+/* Stop a running snapshot (shutdown): its temporary file is removed. */
+void pm_snap_close(struct pm_worker *w);
+uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap);
+
+#endif
