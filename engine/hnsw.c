@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "common.h"
 #include "hnsw.h"
 #include "knn.h"
@@ -846,6 +847,152 @@ void pm_hnsw_destroy(struct pm_shard *sh, struct pm_collection *c)
 		    PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(struct pm_hnsw_node));
 	memset(h, 0, sizeof(*h));
 	h->entry = PM_HNSW_NODE_NONE;
+}
+
+/* ---------------------------------------------------------------- save (snapshots) */
+
+const struct pm_hnsw_node *pm_hnsw_node_get(const struct pm_shard *sh,
+					    const struct pm_collection *c, uint32_t id)
+{
+	if (id >= c->hnsw.high)
+		return NULL;
+	const struct pm_hnsw_node *n = node_at(sh, &c->hnsw, id);
+	return n->unit ? n : NULL;
+}
+
+size_t pm_hnsw_links_save(const struct pm_shard *sh, const struct pm_collection *c, uint32_t id,
+			  uint8_t *out, size_t cap)
+{
+	const struct pm_hnsw_node *n = node_at(sh, &c->hnsw, id);
+	struct pm_vec_header *hdr = unit_hdr(sh, n->unit);
+	size_t need = 0;
+	for (unsigned lev = 0; lev <= n->level; lev++)
+		need += U32_BYTES * (1 + (size_t)*links_of(sh, c, hdr, lev).n);
+	if (need > cap)
+		return 0;
+	for (unsigned lev = 0; lev <= n->level; lev++) {
+		struct lst list = links_of(sh, c, hdr, lev);
+		put_u32(out, *list.n);
+		out += U32_BYTES;
+		for (uint32_t j = 0; j < *list.n; j++, out += U32_BYTES)
+			put_u32(out, list.id[j]);
+	}
+	return need;
+}
+
+/* ---------------------------------------------------------------- restore */
+
+enum pm_status pm_hnsw_restore_begin(struct pm_shard *sh, struct pm_collection *c, uint32_t high)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	PM_ASSERT(h->high == 0 && h->live == 0);
+	if (high > ID_MASK)
+		return PM_E_PARAM;
+	while ((uint64_t)h->nchunks * PM_HNSW_CHUNK_NODES < high)
+		if (!add_chunk(sh, &h->dir_off, &h->dir_cap, &h->nchunks,
+			       PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(struct pm_hnsw_node)))
+			return PM_E_NOMEM;
+	if (!visited_reserve(sh, high))
+		return PM_E_NOMEM;
+	h->high = high; /* chunks are zeroed: every id is free (unit 0) until restored */
+	return PM_OK;
+}
+
+enum pm_status pm_hnsw_restore_node(struct pm_shard *sh, struct pm_collection *c, uint32_t id,
+				    unsigned level, bool tomb, uint64_t off, const uint8_t *links,
+				    size_t len)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
+	if (id >= h->high || node_at(sh, h, id)->unit || level > PM_HNSW_LEVEL_MAX || off % 64)
+		return PM_E_PARAM;
+	uint64_t up = 0;
+	if (level && !(up = pm_blob_alloc(&sh->arena, upper_bytes(h, level))))
+		return PM_E_NOMEM;
+	*node_at(sh, h, id) = (struct pm_hnsw_node){ .unit = (uint32_t)(off >> 6),
+						     .level = (uint8_t)level,
+						     .flags = tomb ? PM_HNSW_TOMBSTONE : 0 };
+	hdr->node = id;
+	hdr->upper_off = up;
+	h->upper_bytes += up ? upper_bytes(h, level) : 0;
+	size_t at = 0;
+	for (unsigned lev = 0; lev <= level; lev++) {
+		struct lst list = links_of(sh, c, hdr, lev);
+		uint32_t n = at + U32_BYTES <= len ? get_u32(links + at) : UINT32_MAX;
+		if (n > max_links(h, lev) || len - at - U32_BYTES < (size_t)n * U32_BYTES)
+			return PM_E_PARAM;
+		at += U32_BYTES;
+		*list.n = n;
+		for (uint32_t j = 0; j < n; j++, at += U32_BYTES)
+			list.id[j] = get_u32(links + at);
+	}
+	if (at != len)
+		return PM_E_PARAM;
+	if (tomb) {
+		hdr->seed = h->tomb_head;
+		h->tomb_head = id;
+		h->tombstones++;
+	} else {
+		h->live++;
+	}
+	return PM_OK;
+}
+
+/* Drop the links of a restored list that this graph cannot hold (to free ids,
+ * to itself, to nodes without the level, duplicates); returns how many. */
+static uint32_t restore_clean_list(struct pm_shard *sh, struct pm_collection *c, uint32_t id,
+				   unsigned lev)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	struct lst list = links_at(sh, c, id, lev);
+	uint32_t kept = 0, n = *list.n;
+	for (uint32_t j = 0; j < n; j++) {
+		uint32_t x = list.id[j];
+		bool ok = x != id && x < h->high && node_at(sh, h, x)->unit &&
+			  node_at(sh, h, x)->level >= lev;
+		for (uint32_t i = 0; i < kept && ok; i++)
+			ok = list.id[i] != x;
+		if (ok)
+			list.id[kept++] = x;
+	}
+	*list.n = kept;
+	return n - kept;
+}
+
+uint32_t pm_hnsw_restore_end(struct pm_shard *sh, struct pm_collection *c, uint32_t entry,
+			     uint64_t rng)
+{
+	struct pm_hnsw *h = &c->hnsw;
+	uint32_t dropped = 0;
+	int top = -1;
+	for (uint32_t id = h->high; id-- > 0;) {
+		struct pm_hnsw_node *n = node_at(sh, h, id);
+		if (!n->unit) { /* lowest ids first on the free list */
+			node_release(sh, h, id);
+			continue;
+		}
+		n->indeg = 0;
+		if (!(n->flags & PM_HNSW_TOMBSTONE) && n->level > top)
+			top = n->level;
+	}
+	for (uint32_t id = 0; id < h->high; id++) {
+		const struct pm_hnsw_node *n = node_at(sh, h, id);
+		for (unsigned lev = 0; n->unit && lev <= n->level; lev++)
+			dropped += restore_clean_list(sh, c, id, lev);
+		struct lst l0 = n->unit ? links_at(sh, c, id, 0) : (struct lst){ 0 };
+		for (uint32_t j = 0; n->unit && j < *l0.n; j++)
+			indeg_add(sh, h, l0.id[j], +1);
+	}
+	h->max_level = top;
+	h->entry = entry;
+	if (entry >= h->high || !node_at(sh, h, entry)->unit || is_tomb(sh, h, entry) ||
+	    node_at(sh, h, entry)->level != top)
+		h->entry = pick_entry(sh, h);
+	h->rng = rng;
+	h->inserts_since_walk = 0;
+	if (dropped) /* links lost to a fuzzy snapshot may have stranded nodes */
+		reconnect_unreachable(sh, c);
+	return dropped;
 }
 
 /* ---------------------------------------------------------------- search */

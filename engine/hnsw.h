@@ -38,6 +38,7 @@
 #define POMAI_ENGINE_HNSW_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "request.h"
@@ -147,6 +148,31 @@ static inline bool pm_hnsw_walk_due(const struct pm_hnsw *h)
  * its visited marks and beam are the search's scratch. */
 uint32_t pm_hnsw_search(struct pm_shard *sh, const struct pm_collection *c, const float *q,
 			uint32_t k, uint32_t ef, struct pm_knn_hit *out);
+
+/* ------------------------------------------------------------ save and restore (snapshots) */
+
+/* Node id's table entry, or NULL for a free id or one at or above high. */
+const struct pm_hnsw_node *pm_hnsw_node_get(const struct pm_shard *sh,
+					    const struct pm_collection *c, uint32_t id);
+/* Write node id's link lists (levels 0..level: LE u32 count, then ids) into
+ * out; the bytes written, 0 if they exceed cap. */
+size_t pm_hnsw_links_save(const struct pm_shard *sh, const struct pm_collection *c, uint32_t id,
+			  uint8_t *out, size_t cap);
+
+/* Restoring a saved graph with its node ids and links as they were: begin
+ * with the id bound `high` (every id free), restore each node whose blob
+ * pm_vec_restore built (links: for levels 0..level, LE u32 count then ids),
+ * then end: free ids are listed, links the restored graph cannot hold are
+ * dropped (a fuzzy snapshot can have some), in-degrees counted, the entry
+ * point checked (else the highest live node), the level RNG set. Returns the
+ * links dropped; when there were any, the graph is walked and nodes they
+ * stranded are linked in again. */
+enum pm_status pm_hnsw_restore_begin(struct pm_shard *sh, struct pm_collection *c, uint32_t high);
+enum pm_status pm_hnsw_restore_node(struct pm_shard *sh, struct pm_collection *c, uint32_t id,
+				    unsigned level, bool tomb, uint64_t off, const uint8_t *links,
+				    size_t len);
+uint32_t pm_hnsw_restore_end(struct pm_shard *sh, struct pm_collection *c, uint32_t entry,
+			     uint64_t rng);
 
 /* ------------------------------------------------------------ checkers */
 

@@ -179,18 +179,24 @@ enum pm_status pm_kv_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
 	const struct pm_seed *s = pm_seed_at(&sh->arena, idx);
 	if (s->kind != PM_SEED_KV)
 		return PM_E_WRONGTYPE;
-	val->len = s->vlen;
+	*val = pm_kv_value(&sh->arena, s);
+	return PM_OK;
+}
+
+struct pm_bytes pm_kv_value(const struct pm_arena *a, const struct pm_seed *s)
+{
+	struct pm_bytes v = { .len = s->vlen };
 	switch (s->layout) {
 	case PM_LAYOUT_INLINE:
-		val->ptr = s->data + s->klen;
+		v.ptr = s->data + s->klen;
 		break;
 	case PM_LAYOUT_KEY_INLINE:
-		val->ptr = pm_at(&sh->arena, pm_seed_blob(s));
+		v.ptr = pm_at(a, pm_seed_blob(s));
 		break;
 	default:
-		val->ptr = (const uint8_t *)pm_at(&sh->arena, pm_seed_blob(s)) + s->klen;
+		v.ptr = (const uint8_t *)pm_at(a, pm_seed_blob(s)) + s->klen;
 	}
-	return PM_OK;
+	return v;
 }
 
 enum pm_status pm_ks_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,

@@ -57,6 +57,8 @@ struct pm_collection {
 	uint32_t dir_cap;         /* chunk slots in the directory */
 	uint32_t nchunks;         /* chunks allocated (at most one beyond those in use) */
 	struct pm_hnsw hnsw;      /* index state when params.index == PM_INDEX_HNSW */
+	uint32_t gen;             /* which collection this slot holds (never 0 while live):
+				   * a snapshot tells a dropped and re-created one apart */
 };
 
 struct pm_shard_stats {
@@ -73,6 +75,7 @@ struct pm_shard {
 	struct pm_seedmap map;
 	struct pm_collection *colls; /* PM_COLLECTIONS_MAX entries, in the arena */
 	uint32_t ncolls;
+	uint32_t coll_gen;           /* the last collection generation handed out */
 	uint32_t expire_cursor;      /* next seed slot the active expiry looks at */
 	const struct pm_kernels *kern;
 	struct pm_shard_stats stats;

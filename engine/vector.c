@@ -78,6 +78,9 @@ static struct pm_collection *coll_claim(struct pm_shard *sh)
 		if (!c->live) {
 			memset(c, 0, sizeof(*c));
 			c->live = true;
+			if (++sh->coll_gen == 0)
+				sh->coll_gen = 1;
+			c->gen = sh->coll_gen;
 			sh->ncolls++;
 			return c;
 		}
@@ -356,6 +359,35 @@ nomem:
 		pm_blob_free(&sh->arena, off, need);
 	coll_abandon(sh, c);
 	return PM_E_NOMEM;
+}
+
+enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, const uint8_t *key,
+			      uint32_t klen, uint64_t hash, const uint8_t *vec, uint64_t expire_at_ms,
+			      uint64_t *offp)
+{
+	uint32_t dim = c->params.dim;
+	enum pm_status st = pm_vec_load(sh->query, vec, dim);
+	if (st != PM_OK)
+		return st;
+	uint32_t vlen = vec_vlen(c, dim);
+	uint32_t need = PM_MAX(vlen + (klen > KEY_INLINE_KLEN_MAX ? klen : 0),
+			       PM_BLOB_ALIGNED_BYTES_MIN);
+	uint64_t off = pm_blob_alloc(&sh->arena, need);
+	if (!off || (klen && (!members_reserve(sh, c) || !pm_seed_available(&sh->arena)))) {
+		if (off)
+			pm_blob_free(&sh->arena, off, need);
+		return PM_E_NOMEM;
+	}
+	vec_fill(sh, off, c, dim, pm_norm(sh->query, dim), need);
+	if (klen) {
+		uint32_t idx = pm_seed_alloc(&sh->arena);
+		pm_seedmap_insert(&sh->map, &sh->arena, hash, idx);
+		sh->stats.vectors++;
+		vec_link(sh, idx, off, c, key, klen, vlen);
+		pm_seed_set_expiry(pm_seed_at(&sh->arena, idx), expire_at_ms);
+	}
+	*offp = off;
+	return PM_OK;
 }
 
 enum pm_status pm_vec_put(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,

@@ -93,6 +93,15 @@ enum pm_status pm_vec_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen
 enum pm_status pm_vec_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
 			  uint64_t now_ms);
 
+/* Restore a node of HNSW collection c from a snapshot: a blob laid out as
+ * pm_vec_put lays it out, its payload from vec (LE f32, c's dimension), and —
+ * unless klen is 0 (a tombstone: no key, no seed, not a member) — a new seed
+ * for key (which must not be in the shard) with its expiry. The caller then
+ * hands the blob at *off to pm_hnsw_restore_node. */
+enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, const uint8_t *key,
+			      uint32_t klen, uint64_t hash, const uint8_t *vec, uint64_t expire_at_ms,
+			      uint64_t *off);
+
 /* Remove a vector seed's blob and membership (the seed slot itself stays). */
 void pm_vec_unlink(struct pm_shard *sh, uint32_t idx);
 

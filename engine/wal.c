@@ -44,6 +44,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "common.h"
 #include "pm_limits.h"
 
@@ -68,9 +69,6 @@
 
 /* Payload field sizes. */
 #define U8_BYTES 1u
-#define U16_BYTES 2u
-#define U32_BYTES 4u
-#define U64_BYTES 8u
 #define F32_BYTES 4u
 #define NAME_LEN_BYTES U8_BYTES  /* names are at most 255 bytes */
 #define BLOB_LEN_BYTES U32_BYTES /* keys and values */
@@ -94,41 +92,6 @@ _Static_assert(SET_PAYLOAD_BYTES_MAX <= PM_WAL_PAYLOAD_BYTES_MAX, "largest SET f
 _Static_assert(VADD_PAYLOAD_BYTES_MAX <= PM_WAL_PAYLOAD_BYTES_MAX, "largest VADD fits a record");
 _Static_assert(PM_WAL_PAYLOAD_BYTES_MAX <= UINT32_MAX - PM_WAL_RECORD_HEADER_BYTES,
 	       "record sizes fit 32 bits");
-
-/* ---------------------------------------------------------------- byte order */
-
-static inline void put_u16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void put_u32(uint8_t *p, uint32_t v)
-{
-	for (unsigned i = 0; i < U32_BYTES; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void put_u64(uint8_t *p, uint64_t v)
-{
-	for (unsigned i = 0; i < U64_BYTES; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint16_t get_u16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (unsigned)p[1] << 8);
-}
-
-static inline uint32_t get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t get_u64(const uint8_t *p)
-{
-	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + U32_BYTES) << 32;
-}
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
