@@ -33,7 +33,8 @@ _Static_assert(PM_CLIENT_INFO_TEXT_BYTES_MAX == PM_INFO_TEXT_BYTES_MAX,
 _Static_assert(PM_CLIENT_TTL_MS_MAX == PM_TTL_MS_MAX, "pomai.h matches pm_limits.h");
 _Static_assert(PM_CLIENT_COLLECTIONS_MAX == PM_COLLECTIONS_MAX, "pomai.h matches pm_limits.h");
 _Static_assert((int)PM_CLIENT_SET == PM_OP_SET && (int)PM_CLIENT_CLIST == PM_OP_CLIST &&
-		       (int)PM_CLIENT_KNN == PM_OP_VQUERY,
+		       (int)PM_CLIENT_KNN == PM_OP_VQUERY &&
+		       (int)PM_CLIENT_SNAPSHOT == PM_OP_SNAPSHOT,
 	       "client ops are the engine's op numbers");
 
 /* Frame buffers of all small slots together: keeps a typo in max_in_flight or
@@ -451,6 +452,8 @@ static enum pm_client_status check_req(const struct pm_client_req *r)
 	case PM_CLIENT_CLIST:
 		return r->colls && (r->colls->items || r->colls->cap == 0) ? PM_CLIENT_OK
 									  : PM_CLIENT_E_ARG;
+	case PM_CLIENT_SNAPSHOT:
+		return PM_CLIENT_OK; /* no fields */
 	}
 	return PM_CLIENT_E_ARG;
 }
@@ -523,8 +526,8 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 
 /* ---------------------------------------------------------------- submission */
 
-/* UDP destination: the key's shard; KNN round-robin; collection ops and INFO
- * shard 0 (the server applies them everywhere itself). */
+/* UDP destination: the key's shard; KNN round-robin; collection ops, INFO and
+ * SNAPSHOT shard 0 (the server applies them everywhere itself). */
 static uint32_t route(struct pm_client *c, const struct pm_client_req *r)
 {
 	if (c->tcp)

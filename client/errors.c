@@ -36,7 +36,8 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 	[PM_CLIENT_E_COLLECTIONS_FULL] = { "E_COLLECTIONS_FULL",
 					   "the server holds its maximum of collections" },
 	[PM_CLIENT_E_PARAM] = { "E_PARAM",
-				"invalid metric, index kind, HNSW parameter or INFO section" },
+				"invalid metric, index kind, HNSW parameter or INFO section "
+				"(snapshot: the server's log is off)" },
 	[PM_CLIENT_E_DTYPE] = { "E_DTYPE", "vector element type not supported" },
 	[PM_CLIENT_E_FRAME] = { "E_FRAME",
 				"the server could not decode the frame (protocol mismatch)" },

@@ -41,7 +41,7 @@
 /* ---------------------------------------------------------------- commands */
 
 enum cmd { C_SET, C_GET, C_DEL, C_VADD, C_VGET, C_VDEL, C_KNN, C_COLL, C_INFO, C_LOAD,
-	   C_COUNT };
+	   C_SNAPSHOT, C_COUNT };
 
 #define M(c) (1u << (c))
 #define M_ALL ((1u << C_COUNT) - 1u)
@@ -76,6 +76,11 @@ static const struct cmd_def cmds[C_COUNT] = {
 			     "  Bulk-add the vectors of FILE (.fvecs, Fashion-MNIST IDX .gz or plain\n"
 			     "  IDX, or CSV key,v1,v2,...). Keys are P + row number (P + key for\n"
 			     "  CSV). Prints a progress bar on a terminal and a summary." },
+	[C_SNAPSHOT] = { "snapshot",
+			 "snapshot\n"
+			 "  Ask every shard to start a snapshot (it runs in the background);\n"
+			 "  prints OK. Refused (E_PARAM, exit 3) when the server's log is off\n"
+			 "  (wal = none)." },
 };
 
 /* ---------------------------------------------------------------- options */
@@ -131,7 +136,7 @@ struct cli {
 static const char global_usage[] =
 	"usage: pomai-cli [OPTIONS] COMMAND [ARGS]\n"
 	"\n"
-	"commands: set get del vadd vget vdel knn collection info load\n"
+	"commands: set get del vadd vget vdel knn collection info load snapshot\n"
 	"          (pomai-cli COMMAND --help for each)\n"
 	"\n"
 	"options:\n"
@@ -545,6 +550,22 @@ static int cmd_info(struct cli *cl)
 	return report("info", st);
 }
 
+/* ---------------------------------------------------------------- snapshot */
+
+static int cmd_snapshot(struct cli *cl)
+{
+	if (cl->npos != 1)
+		return usage_error("snapshot: takes no arguments");
+	enum pm_client_status st = pm_client_snapshot(cl->c);
+	if (st == PM_CLIENT_OK)
+		puts("OK");
+	if (st != PM_CLIENT_E_PARAM)
+		return report("snapshot", st);
+	fprintf(stderr, "pomai-cli: snapshot: %s: the server's log is off (wal = none); "
+			"snapshots need it\n", pm_client_status_name(st));
+	return exit_of(st);
+}
+
 /* ---------------------------------------------------------------- load */
 
 struct load {
@@ -689,7 +710,7 @@ static int cmd_load(struct cli *cl)
 static int (*const runners[C_COUNT])(struct cli *) = {
 	[C_SET] = cmd_set, [C_GET] = cmd_get, [C_DEL] = cmd_del, [C_VADD] = cmd_vadd,
 	[C_VGET] = cmd_vget, [C_VDEL] = cmd_del, [C_KNN] = cmd_knn, [C_COLL] = cmd_coll,
-	[C_INFO] = cmd_info, [C_LOAD] = cmd_load,
+	[C_INFO] = cmd_info, [C_LOAD] = cmd_load, [C_SNAPSHOT] = cmd_snapshot,
 };
 
 /* Environment defaults, then options, into cl->cfg. */

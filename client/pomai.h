@@ -119,7 +119,8 @@ enum pm_client_status {
 	PM_CLIENT_E_TTL,              /* TTL above PM_CLIENT_TTL_MS_MAX */
 	PM_CLIENT_E_COLLECTION_NAME,  /* collection name empty or too long */
 	PM_CLIENT_E_COLLECTIONS_FULL, /* the server has its maximum of collections */
-	PM_CLIENT_E_PARAM,            /* metric, index, HNSW parameter or section invalid */
+	PM_CLIENT_E_PARAM,            /* metric, index, HNSW parameter or section invalid;
+				         SNAPSHOT: the server's log is off (wal = none) */
 	PM_CLIENT_E_DTYPE,            /* vector element type not supported */
 	PM_CLIENT_E_FRAME,            /* the server could not decode the frame */
 	PM_CLIENT_E_SERVER_TIMEOUT,   /* a shard did not answer the server's fan-out */
@@ -158,6 +159,7 @@ enum pm_client_op {
 	PM_CLIENT_CCREATE,
 	PM_CLIENT_CDROP,
 	PM_CLIENT_CLIST,
+	PM_CLIENT_SNAPSHOT,
 };
 
 enum pm_client_metric { PM_CLIENT_L2 = 0, PM_CLIENT_IP = 1, PM_CLIENT_COSINE = 2 };
@@ -367,6 +369,13 @@ enum pm_client_status pm_client_collection_list(struct pm_client *c,
  * *len gets its length (E_NOSPACE when it exceeds cap). */
 enum pm_client_status pm_client_info(struct pm_client *c, const char *section, char *buf,
 				     size_t cap, size_t *len);
+
+/* Ask every shard of the server to start a snapshot. OK: one was started on
+ * every shard, or was already running there; it completes in the background
+ * (the call does not wait for it). E_PARAM: the server's write-ahead log is
+ * off (wal = none), and snapshots need it. Otherwise the first failure of a
+ * shard (E_SERVER_TIMEOUT when one did not answer in time). */
+enum pm_client_status pm_client_snapshot(struct pm_client *c);
 
 #ifdef __cplusplus
 }

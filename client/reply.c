@@ -208,7 +208,7 @@ static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_
 		take_vector(c, rv, &res);
 		break;
 	default:
-		break; /* SET, VADD, CCREATE: nothing to return */
+		break; /* SET, VADD, CCREATE, SNAPSHOT: nothing to return */
 	}
 	pmc_complete(c, s, &res);
 }

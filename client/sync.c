@@ -195,3 +195,10 @@ enum pm_client_status pm_client_info(struct pm_client *c, const char *section, c
 	struct sync_call call = { .buf = buf, .cap = buf ? cap : 0, .len = len };
 	return run(c, &r, &call);
 }
+
+enum pm_client_status pm_client_snapshot(struct pm_client *c)
+{
+	struct pm_client_req r = { .op = PM_CLIENT_SNAPSHOT };
+	struct sync_call call = { 0 };
+	return run(c, &r, &call);
+}

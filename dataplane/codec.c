@@ -106,6 +106,7 @@ static const struct op_wire op_table[PM_OP_COUNT] = {
 	[PM_OP_CCREATE] = { PM_OPCODE_VECTOR, PM_VOP_CREATE, 0, false },
 	[PM_OP_CDROP] = { PM_OPCODE_VECTOR, PM_VOP_DROP, 0, false },
 	[PM_OP_CLIST] = { PM_OPCODE_VECTOR, PM_VOP_LIST, 0, true },
+	[PM_OP_SNAPSHOT] = { PM_OPCODE_SNAPSHOT, 0, 0, false },
 };
 
 bool pm_op_wire(uint8_t op, uint8_t *opcode, uint8_t *subop)
@@ -386,7 +387,8 @@ static enum pm_status dec_request_body(struct rd *r, uint8_t flags, struct pm_re
 	case PM_OP_CDROP:
 		return rd_name(r, &req->collection);
 	case PM_OP_CLIST:
-		return PM_OK;
+	case PM_OP_SNAPSHOT:
+		return PM_OK; /* nothing after the sub-op / header; a tail is FRAME_LENGTH */
 	case PM_OP_NONE:
 	case PM_OP_COUNT:
 		break;
@@ -590,6 +592,7 @@ static uint8_t enc_request_body(const struct pm_request *req, struct wr *w)
 		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
 		return 0;
 	case PM_OP_CLIST:
+	case PM_OP_SNAPSHOT:
 		return 0;
 	case PM_OP_NONE:
 	case PM_OP_COUNT:
@@ -687,6 +690,7 @@ static uint8_t enc_reply_body(const struct pm_reply *rep, uint32_t *cursor, stru
 	case PM_OP_SET:
 	case PM_OP_VADD:
 	case PM_OP_CCREATE:
+	case PM_OP_SNAPSHOT:
 		return 0;
 	case PM_OP_GET:
 		wr_bytes(w, rep->value, PM_VALUE_BYTES_MAX);
@@ -852,6 +856,7 @@ static enum pm_status dec_reply_body(struct rd *r, struct pm_reply_view *rv)
 	case PM_OP_SET:
 	case PM_OP_VADD:
 	case PM_OP_CCREATE:
+	case PM_OP_SNAPSHOT:
 		return PM_OK;
 	case PM_OP_GET:
 		return rd_lenbytes(r, 0, PM_VALUE_BYTES_MAX, PM_E_VALUE_LEN, &rv->value);

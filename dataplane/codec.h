@@ -42,6 +42,7 @@
 #define PM_OPCODE_GET 'G'
 #define PM_OPCODE_DEL 'D'
 #define PM_OPCODE_INFO 'I'
+#define PM_OPCODE_SNAPSHOT 'P' /* empty body; the reply is its status only */
 #define PM_OPCODE_VECTOR 'V'
 
 /* Sub-ops: the first body byte of every 'V' request and reply. */

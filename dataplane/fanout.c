@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * fanout.c — requests that every shard must see: KNN (scatter/gather), the
- * collection ops (a collection exists in every shard) and INFO.
+ * collection ops (a collection exists in every shard), INFO and SNAPSHOT.
  *
  * The worker that receives one coordinates it: it takes a slot in its bounded
  * pending table (full: BUSY), posts the frame to every other shard's ring,
@@ -16,7 +16,11 @@
  * single shard orders them; CCREATE / CDROP report the first failure (DROP:
  * removed if any shard removed); CLIST sums counts and bytes per collection;
  * INFO sums every numeric field into a "Total" section and adds one line per
- * shard.
+ * shard; SNAPSHOT reports the first failure, like CCREATE.
+ *
+ * SNAPSHOT's part is no engine call and no logged mutation: it asks this
+ * worker's snapshot I/O to start one (snap_io.h), so it is never admitted to
+ * nor held by the WAL (pm_wal_logs() does not list it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@
 #include "common.h"
 #include "daemon.h"
 #include "dpdk.h"
+#include "snap_io.h"
 #include "wal_io.h"
 
 /* INFO: distinct numeric fields summed across shards, and their name length. */
@@ -36,7 +41,7 @@
 bool pm_is_fanout(uint8_t op)
 {
 	return op == PM_OP_VQUERY || op == PM_OP_CCREATE || op == PM_OP_CDROP ||
-	       op == PM_OP_CLIST || op == PM_OP_INFO;
+	       op == PM_OP_CLIST || op == PM_OP_INFO || op == PM_OP_SNAPSHOT;
 }
 
 /* ---------------------------------------------------------------- one shard's part */
@@ -61,6 +66,10 @@ static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req, u
 	if (req->op == PM_OP_INFO) {
 		rep = (struct pm_reply){ .status = PM_OK, .op = req->op, .id = req->id };
 		rep.value = (struct pm_bytes){ (const uint8_t *)text, shard_info(w, req, text) };
+	} else if (req->op == PM_OP_SNAPSHOT) {
+		w->shard.stats.ops[PM_OP_SNAPSHOT]++; /* the engine never sees it */
+		rep = (struct pm_reply){ .op = req->op, .id = req->id };
+		rep.status = pm_snap_request(w);
 	} else {
 		pm_apply_logged(w, req, &rep);
 	}

@@ -29,6 +29,7 @@ enum pm_op {
 	PM_OP_CCREATE,  /* 'V' 'C' */
 	PM_OP_CDROP,    /* 'V' 'X' */
 	PM_OP_CLIST,    /* 'V' 'L' */
+	PM_OP_SNAPSHOT, /* 'P': every shard starts a snapshot (dataplane only) */
 	PM_OP_COUNT
 };
 

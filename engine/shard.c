@@ -230,6 +230,7 @@ static enum pm_status dispatch(struct pm_shard *sh, const struct pm_request *req
 		rep->ncolls = pm_coll_list(sh, sh->cinfo);
 		rep->colls = sh->cinfo;
 		return PM_OK;
+	case PM_OP_SNAPSHOT: /* the dataplane's (snap_io.c), never the engine's */
 	default:
 		return PM_E_FRAME_OPCODE;
 	}

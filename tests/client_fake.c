@@ -154,10 +154,14 @@ static size_t serve_frame(struct fake *f, struct sink *k, uint32_t shard, const 
 		check_route(f, &req, shard);
 	struct pm_reply rep = { .status = st, .op = req.op, .id = req.id };
 	pthread_mutex_lock(&f->mu);
-	if (st == PM_OK && f->requests++ < f->o.busy_first)
+	if (st == PM_OK && f->requests++ < f->o.busy_first) {
 		rep.status = PM_E_BUSY;
-	else if (st == PM_OK)
+	} else if (st == PM_OK && req.op == PM_OP_SNAPSHOT) { /* pomaid's, not the engine's */
+		rep.status = f->o.snapshot_status;
+		atomic_fetch_add(&f->snapshots, 1);
+	} else if (st == PM_OK) {
 		pm_shard_apply(&f->shard, &req, atomic_load(&f->now_ms), &rep);
+	}
 	answer(f, k, &rep); /* reply pointers are valid until the next apply */
 	pthread_mutex_unlock(&f->mu);
 	return used;

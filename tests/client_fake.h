@@ -7,9 +7,11 @@
  * frame is decoded with pm_request_decode, applied to ONE real engine shard
  * (under a mutex) at the fake's injected clock, and answered with
  * pm_reply_encode (paged replies with the cursor loop), several reply frames
- * per datagram as the daemon may. It checks the client's routing: a keyed
- * frame must arrive on its key's shard port, INFO and collection ops on shard
- * 0 (KNN anywhere); every other arrival is counted in `misroutes`.
+ * per datagram as the daemon may. SNAPSHOT, which the engine does not apply,
+ * is answered with fake_opts.snapshot_status and counted in `snapshots`. It
+ * checks the client's routing: a keyed frame must arrive on its key's shard
+ * port, INFO, SNAPSHOT and collection ops on shard 0 (KNN anywhere); every
+ * other arrival is counted in `misroutes`.
  *
  * Faults it can inject (set in fake_opts before fake_start): drop every Nth
  * request or reply datagram, send every reply datagram twice, never answer,
@@ -46,6 +48,7 @@ struct fake_opts {
 	uint32_t busy_first;      /* answer the first N requests with BUSY */
 	uint32_t page_bytes;      /* cap of one paged reply frame; 0: largest frame */
 	bool lose_page1_once;     /* drop page 1 of the first reply of >= 2 pages */
+	enum pm_status snapshot_status; /* the answer to SNAPSHOT (PM_OK: started) */
 };
 
 struct fake_conn {
@@ -67,6 +70,7 @@ struct fake {
 	struct pm_shard shard;
 	_Atomic uint64_t now_ms;  /* the shard's clock: tests advance it */
 	_Atomic uint64_t misroutes, frames, rx_datagrams, rx_dropped, tx_dropped;
+	_Atomic uint64_t snapshots; /* SNAPSHOT requests answered (not BUSY) */
 	uint64_t rx_count, tx_count, requests; /* server thread only */
 	bool page1_lost;
 	uint8_t *out;             /* reply datagram being built */

@@ -11,8 +11,9 @@
  * dropped; a server that never answers (E_TIMEOUT, with the backoff schedule's
  * duration); a TCP stream closed by the server (requests fail, the next one
  * reconnects); BUSY retried; a KNN reply paged over ~10 frames, also with a
- * page lost; local argument checks; and the pomai-cli binary (its path is
- * argv[1], given by meson) for every command and its exit codes.
+ * page lost; local argument checks; SNAPSHOT's OK and PARAM answers through
+ * the library and the CLI; and the pomai-cli binary (its path is argv[1],
+ * given by meson) for every command and its exit codes.
  */
 #define _GNU_SOURCE /* mkstemps */
 #include <fcntl.h>
@@ -881,6 +882,46 @@ static void test_cli(void)
 	fake_stop(&F);
 }
 
+/* ---------------------------------------------------------------- snapshot */
+
+/* F answers SNAPSHOT OK (started), F2 PARAM (a server without its log). */
+static void test_snapshot(void)
+{
+	CU_ASSERT_EQUAL(pm_client_snapshot(NULL), PM_CLIENT_E_ARG);
+	start(&F, (struct fake_opts){ .shards = 4 });
+	start(&F2, (struct fake_opts){ .shards = 2, .snapshot_status = PM_E_PARAM });
+	static const enum pm_client_transport ts[] = { PM_CLIENT_UDP, PM_CLIENT_TCP };
+	for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+		struct pm_client *c = open_client(&F, ts[i], T_TIMEOUT_MS, 3);
+		CU_ASSERT_EQUAL(pm_client_snapshot(c), PM_CLIENT_OK);
+		CU_ASSERT_EQUAL(pm_client_in_flight(c), 0);
+		pm_client_close(c);
+		c = open_client(&F2, ts[i], T_TIMEOUT_MS, 3);
+		CU_ASSERT_EQUAL(pm_client_snapshot(c), PM_CLIENT_E_PARAM);
+		pm_client_close(c);
+	}
+	CU_ASSERT_EQUAL(atomic_load(&F.snapshots), 2);
+	CU_ASSERT_EQUAL(atomic_load(&F2.snapshots), 2);
+	CU_ASSERT_PTR_NOT_NULL(cli_path);
+	if (cli_path) {
+		CLI(&F, 0, "snapshot");
+		CU_ASSERT_STRING_EQUAL(cli_out, "OK\n");
+		CLI(&F, 0, "--tcp", "snapshot");
+		CLI(&F, 2, "snapshot", "now");
+		CLI(&F, 2, "snapshot", "--k", "3");
+		CLI(&F2, 3, "snapshot");
+		CU_ASSERT_STRING_EQUAL(cli_out, "");
+		CLI(&F, 0, "snapshot", "--help");
+		CU_ASSERT_PTR_NOT_NULL(strstr(cli_out, "wal = none"));
+		CLI(&F, 0, "--help");
+		CU_ASSERT_PTR_NOT_NULL(strstr(cli_out, "snapshot"));
+		CU_ASSERT_EQUAL(atomic_load(&F.snapshots), 4);
+	}
+	CU_ASSERT_EQUAL(atomic_load(&F.misroutes) + atomic_load(&F2.misroutes), 0);
+	fake_stop(&F2);
+	fake_stop(&F);
+}
+
 /* ---------------------------------------------------------------- main */
 
 static CU_TestInfo tests[] = {
@@ -899,6 +940,7 @@ static CU_TestInfo tests[] = {
 	{ "knn_paged", test_knn_paged },
 	{ "args", test_args },
 	{ "cli", test_cli },
+	{ "snapshot", test_snapshot },
 	CU_TEST_INFO_NULL,
 };
 

@@ -257,6 +257,62 @@ static void test_request_roundtrip_collections(void)
 	CU_ASSERT_EQUAL(pm_request_encode(&r, out, sizeof out), 0);
 }
 
+/* SNAPSHOT: opcode 'P', an empty body and no flags, both ways; the reply is its
+ * status only. A body byte is refused like any other tail (FRAME_LENGTH), a
+ * flag like any flag the opcode does not define. */
+static void test_snapshot(void)
+{
+	struct pm_request r = { .op = PM_OP_SNAPSHOT, .id = 30 };
+	roundtrip_req(&r, 0);
+	CU_ASSERT_EQUAL_FATAL(pm_request_encode(&r, out, sizeof out), PM_FRAME_HEADER_BYTES);
+	CU_ASSERT_EQUAL(out[3], 'P');
+	CU_ASSERT_EQUAL(out[3], PM_OPCODE_SNAPSHOT);
+	r.collection = B("ignored"); /* fields the op does not use are not sent */
+	CU_ASSERT_EQUAL(pm_request_encode(&r, out, sizeof out), PM_FRAME_HEADER_BYTES);
+
+	struct pm_request req;
+	size_t used;
+	fb_start('P', 0, 31);
+	fb_le(0, 1);
+	CU_ASSERT_EQUAL(decode_fb(&req, &used), PM_E_FRAME_LENGTH);
+	CU_ASSERT_EQUAL(used, PM_FRAME_HEADER_BYTES + 1);
+	CU_ASSERT_EQUAL(req.op, PM_OP_SNAPSHOT); /* known, so the error reply names it */
+	CU_ASSERT_EQUAL(req.id, 31);
+	fb_start('P', 0, 32);
+	fb_str(B("x"));
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	for (int bit = 0; bit < 6; bit++) {
+		fb_start('P', (uint8_t)(1u << bit), 33);
+		CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_FLAGS);
+	}
+	fb_start('P', 0, 34);
+	CU_ASSERT_EQUAL(fb_status(), PM_OK);
+
+	static const enum pm_status results[] = { PM_OK, PM_E_PARAM, PM_E_TIMEOUT };
+	for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
+		struct pm_reply rep = { .status = results[i], .op = PM_OP_SNAPSHOT, .id = 40 + i };
+		size_t n = pm_reply_encode(&rep, NULL, out, sizeof out);
+		CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES);
+		CU_ASSERT_EQUAL(out[3], 'P');
+		struct pm_reply_view rv;
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+		CU_ASSERT(rv.op == PM_OP_SNAPSHOT && rv.id == 40 + i && rv.status == results[i]);
+		CU_ASSERT(used == n && !rv.more && rv.value.len == 0);
+	}
+	/* a reply with a body, success or not, is refused */
+	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_SNAPSHOT, .id = 50 };
+	struct pm_reply_view rv;
+	CU_ASSERT_EQUAL_FATAL(pm_reply_encode(&rep, NULL, out, sizeof out), PM_FRAME_HEADER_BYTES);
+	out[16] = 1; /* body_len 1 */
+	out[PM_FRAME_HEADER_BYTES] = 0;
+	CU_ASSERT_EQUAL(pm_reply_decode(out, PM_FRAME_HEADER_BYTES + 1, &rv, &used),
+			PM_E_FRAME_LENGTH);
+	out[PM_FRAME_STATUS_OFFSET] = pm_wire_status(PM_E_PARAM);
+	CU_ASSERT_EQUAL(pm_reply_decode(out, PM_FRAME_HEADER_BYTES + 1, &rv, &used),
+			PM_E_FRAME_LENGTH);
+	CU_ASSERT_EQUAL(used, PM_FRAME_HEADER_BYTES + 1);
+}
+
 /* The bytes of docs/protocol.md's example: SET "hello" = "world", TTL 60 s, id 7. */
 static void test_protocol_doc_example(void)
 {
@@ -1169,6 +1225,7 @@ static void corpus_requests(void)
 		{ .op = PM_OP_CCREATE, .id = 13, .collection = B("col"), .params = p },
 		{ .op = PM_OP_CDROP, .id = 14, .collection = B("col") },
 		{ .op = PM_OP_CLIST, .id = 15 },
+		{ .op = PM_OP_SNAPSHOT, .id = 16 },
 	};
 	for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
 		corpus_add(pm_request_encode(&reqs[i], out, sizeof out));
@@ -1199,6 +1256,8 @@ static void corpus_replies(void)
 		{ .op = PM_OP_CLIST, .id = 11, .colls = colls, .ncolls = 2 },
 		{ .status = PM_NOT_FOUND, .op = PM_OP_VGET, .id = 12 },
 		{ .status = PM_E_FRAME_OPCODE, .op = PM_OP_NONE, .id = 13 },
+		{ .op = PM_OP_SNAPSHOT, .id = 15 },
+		{ .status = PM_E_PARAM, .op = PM_OP_SNAPSHOT, .id = 16 },
 	};
 	for (size_t i = 0; i < sizeof reps / sizeof reps[0]; i++)
 		corpus_add(pm_reply_encode(&reps[i], NULL, out, sizeof out));
@@ -1324,11 +1383,11 @@ static void test_fuzz_random(void)
 			fuzzbuf[i] = (uint8_t)pm_test_rand(&seed);
 		if (len >= PM_FRAME_HEADER_BYTES && (it & 1)) {
 			/* a plausible header so the body parsers see random input */
-			static const uint8_t opcodes[] = "SGDIV";
+			static const uint8_t opcodes[] = "SGDIPV";
 			fuzzbuf[0] = 'P';
 			fuzzbuf[1] = 'M';
 			fuzzbuf[2] = 1;
-			fuzzbuf[3] = opcodes[pm_test_rand(&seed) % 5];
+			fuzzbuf[3] = opcodes[pm_test_rand(&seed) % (sizeof opcodes - 1)];
 			fuzzbuf[4] &= (it & 2) ? 0x0f : 0xc0;
 			fuzzbuf[5] = (it & 4) ? fuzzbuf[5] : 0;
 			memset(fuzzbuf + 6, 0, 2);
@@ -1446,6 +1505,7 @@ static CU_TestInfo tests[] = {
 	{ "request round trip: kv", test_request_roundtrip_kv },
 	{ "request round trip: vector", test_request_roundtrip_vector },
 	{ "request round trip: collections", test_request_roundtrip_collections },
+	{ "request/reply round trip: snapshot", test_snapshot },
 	{ "protocol.md hex example", test_protocol_doc_example },
 	{ "reply round trip: simple", test_reply_roundtrip_simple },
 	{ "reply round trip: vget", test_reply_roundtrip_vget },

@@ -86,6 +86,10 @@ static void test_every_op(void)
 	CU_ASSERT_EQUAL(rep.status, PM_E_FRAME_OPCODE);
 	CU_ASSERT_EQUAL(rep.id, 77);
 	CU_ASSERT_EQUAL(sh.stats.errors[PM_E_FRAME_OPCODE], 1);
+	struct pm_request snap = { .op = PM_OP_SNAPSHOT, .id = 78 }; /* the dataplane's op */
+	pm_shard_apply(&sh, &snap, 0, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_E_FRAME_OPCODE);
+	CU_ASSERT_EQUAL(rep.op, PM_OP_SNAPSHOT);
 	pm_shard_destroy(&sh);
 }
 
