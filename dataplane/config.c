@@ -93,6 +93,11 @@ static const struct key keys[] = {
 	  " thread (no: better where no core is free for io_uring's kernel workers)" },
 	{ "wal_truncate_corrupt", K_BOOL, OFF(wal_truncate_corrupt), 0, 1, "bool",
 	  "at start, drop the log from a corrupt record on instead of refusing to start" },
+	{ "snapshot_interval_s", K_U32, OFF(snapshot_interval_s), 0, 604800, "s",
+	  "start a snapshot of every shard this often (0: not on a timer)" },
+	{ "snapshot_wal_bytes", K_BYTES, OFF(snapshot_wal_bytes), 0, 1ull << 40, "bytes",
+	  "start a snapshot of a shard once its log has grown this much since the last one"
+	  " (0: never for this reason)" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -132,6 +137,8 @@ void pm_config_defaults(struct pm_config *c)
 	c->wal_segment_bytes = UINT64_C(64) << 20;
 	c->wal_truncate_corrupt = false;
 	c->wal_uring = true;
+	c->snapshot_interval_s = 3600;
+	c->snapshot_wal_bytes = UINT64_C(1) << 30;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)

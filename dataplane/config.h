@@ -77,6 +77,8 @@ struct pm_config {
 	uint64_t wal_segment_bytes;            /* size of a log segment */
 	bool wal_truncate_corrupt;             /* drop the log from a corrupt record on */
 	bool wal_uring;                        /* wal_io: io_uring (yes) or pwrite on the worker */
+	uint32_t snapshot_interval_s;          /* snapshot schedule: every this many s (0: off) */
+	uint64_t snapshot_wal_bytes;           /* ... or once the log grew this much (0: off) */
 };
 
 void pm_config_defaults(struct pm_config *c);

@@ -24,67 +24,11 @@
 #include "daemon.h"
 #include "shard.h"
 #include "wal.h"
+#include "snap_io.h"
+#include "wal_impl.h"
 #include "wal_io.h"
 
-/* user_data of a completion: batch sequence number << 2 | what it was. */
-#define OP_WRITE 1u
-#define OP_FSYNC 2u
-#define OP_BFSYNC 3u
-#define OP_MASK 3u
-/* Bytes zeroed per write when a torn tail is cleared. */
-#define ZERO_CHUNK_BYTES (1u << 20)
-#define PATH_BYTES 512u
-
-enum wal_state { WAL_OK = 0, WAL_FULL, WAL_FAILED };
-
-struct batch {
-	uint8_t *buf;
-	uint32_t len;
-	uint64_t seq;
-	uint64_t first_lsn;        /* LSN of its first record (a new segment is named by it) */
-};
-
-struct held {
-	uint64_t seq;              /* the batch that must be durable first */
-	uint32_t to_worker, type;  /* type 0: a client reply to dest; else a ring message */
-	struct pm_dest dest;
-	struct pm_msg msg;
-	uint32_t off, len;         /* bytes in held_buf */
-};
-
-struct pm_wal {
-	enum pm_wal_mode mode;
-	enum wal_state state;
-	bool uring;
-	struct io_uring ring;
-	int efd;                   /* eventfd registered with the ring */
-	char dir[PATH_BYTES - 32]; /* room for "/<20 digits>.wal" */
-	int fd;                    /* current segment, -1 before the first */
-	uint64_t seg_off, seg_bytes;
-	uint64_t next_lsn;
-	struct batch b[2];
-	uint32_t fill;             /* index of the batch being filled */
-	uint32_t reserved;         /* batch bytes admitted mutations may still write */
-	uint32_t reserved_held;    /* replies admitted mutations may still hold */
-	/* the batch in flight */
-	bool inflight;
-	uint32_t written, cqes_left;
-	int err;
-	bool fsync_ok;
-	uint64_t durable_seq;
-	uint64_t next_seq;         /* seq of the batch being filled */
-	/* batch mode */
-	bool bfsync_inflight, dirty;
-	uint64_t last_fsync_ms, retry_ms;
-	/* held replies, FIFO */
-	struct held *held;
-	uint32_t held_head, held_tail;
-	uint8_t *held_buf;
-	uint32_t held_used;
-	struct pm_wal_stats st;
-};
-
-static uint64_t wall_ms(void)
+uint64_t pm_wall_ms(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_REALTIME, &t);
@@ -98,7 +42,7 @@ static void seg_path(const struct pm_wal *l, uint64_t first_lsn, char *out)
 	snprintf(out, PATH_BYTES, "%s/%020" PRIu64 ".wal", l->dir, first_lsn);
 }
 
-static int fsync_dir(const char *dir)
+int pm_fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -133,7 +77,7 @@ static int seg_create(struct pm_worker *w, uint64_t first_lsn)
 	    pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fdatasync(fd) != 0)
 		rc = -errno;
 	if (rc == 0)
-		rc = fsync_dir(l->dir);
+		rc = pm_fsync_dir(l->dir);
 	if (rc != 0) {
 		close(fd);
 		unlink(path);
@@ -344,6 +288,7 @@ static void start_batch(struct pm_worker *w)
 		}
 	}
 	b->seq = l->next_seq++;
+	b->last_lsn = l->next_lsn - 1;
 	l->fill ^= 1;
 	l->inflight = true;
 	l->written = 0;
@@ -383,6 +328,7 @@ static uint32_t finish_batch(struct pm_worker *w)
 	l->st.fsyncs += l->mode == PM_WAL_SYNC;
 	l->dirty = l->mode == PM_WAL_BATCH;
 	l->durable_seq = b->seq;
+	l->durable_lsn = b->last_lsn;
 	b->len = 0;
 	l->inflight = false;
 	return 1 + held_release(w, PM_OK);
@@ -395,6 +341,10 @@ static void on_cqe(struct pm_worker *w, struct io_uring_cqe *cqe)
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
 	int res = cqe->res;
 	io_uring_cqe_seen(&l->ring, cqe);
+	if ((ud & OP_MASK) == OP_SNAP) {
+		pm_snap_on_cqe(w, ud, res);
+		return;
+	}
 	if ((ud & OP_MASK) == OP_BFSYNC) {
 		l->bfsync_inflight = false;
 		l->st.fsyncs += res == 0;
@@ -418,7 +368,7 @@ static void reap(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct io_uring_cqe *cqe;
-	if (!l->uring || (!l->inflight && !l->bfsync_inflight))
+	if (!l->uring || (!l->inflight && !l->bfsync_inflight && !pm_snap_inflight(w)))
 		return; /* nothing can complete: no system call on the turn */
 	bool any = false;
 	while (io_uring_peek_cqe(&l->ring, &cqe) == 0) /* shared memory, no system call */
@@ -466,7 +416,7 @@ uint32_t pm_wal_turn(struct pm_worker *w)
 		l->dirty = false;
 		l->last_fsync_ms = w->now_ms;
 	}
-	return work;
+	return work + pm_snap_turn(w);
 }
 
 int pm_wal_wake_fd(const struct pm_worker *w)
@@ -497,8 +447,7 @@ static int lsn_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The first LSNs of the segments in dir, sorted; their count (or -1). */
-static int list_segments(const char *dir, uint64_t *out, int cap)
+int pm_wal_list_segments(const char *dir, uint64_t *out, int cap)
 {
 	DIR *d = opendir(dir);
 	if (!d)
@@ -553,6 +502,7 @@ static void replay(struct pm_worker *w, const struct pm_wal_record *rec, uint64_
 }
 
 struct scan_ctx {
+	uint64_t skip;      /* records up to this LSN are in the snapshot loaded */
 	uint64_t want;      /* the next LSN */
 	size_t end;         /* where writing resumes in the last segment */
 	bool cut;           /* an operator-approved cut: later segments go */
@@ -584,14 +534,15 @@ static int replay_segment(struct pm_worker *w, uint64_t first, struct scan_ctx *
 			       " (bad header, or a gap before it)", path, w->id, c->want ? c->want : first);
 	}
 	c->want = h.first_lsn;
-	uint64_t now = wall_ms();
+	uint64_t now = pm_wall_ms();
 	size_t off = PM_WAL_SEGMENT_HEADER_BYTES;
 	for (;;) {
 		struct pm_wal_record rec;
 		size_t used = 0;
 		enum pm_wal_scan_result r = pm_wal_scan_next(buf + off, size - off, c->want, &rec, &used);
 		if (r == PM_WAL_RECORD) {
-			replay(w, &rec, now);
+			if (rec.lsn > c->skip)
+				replay(w, &rec, now);
 			c->want++;
 			off += used;
 			continue;
@@ -624,28 +575,43 @@ static int replay_segment(struct pm_worker *w, uint64_t first, struct scan_ctx *
 /* Segments of at most this many per shard are recovered. */
 #define SEGMENTS_MAX 65536
 
-static int recover(struct pm_worker *w, char *err, size_t errlen)
+/* Replay the log after the snapshot loaded (its start LSN: snap_lsn, 0 for
+ * none); segments wholly before it are deleted. */
+static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t errlen)
 {
 	struct pm_wal *l = w->wal;
 	static uint64_t firsts[SEGMENTS_MAX];
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int n = list_segments(l->dir, firsts, SEGMENTS_MAX);
-	struct scan_ctx c = { 0 };
+	int n = pm_wal_list_segments(l->dir, firsts, SEGMENTS_MAX);
+	struct scan_ctx c = { .skip = snap_lsn };
 	int last = -1;
 	for (int i = 0; i < n; i++) {
 		char path[PATH_BYTES];
+		seg_path(l, firsts[i], path);
 		if (c.cut) { /* after an approved cut nothing later is trusted */
-			seg_path(l, firsts[i], path);
 			fprintf(stderr, "pomaid: shard %u: %s removed (after the cut)\n", w->id, path);
 			unlink(path);
 			continue;
 		}
+		if (i + 1 < n && firsts[i + 1] <= snap_lsn + 1) { /* wholly in the snapshot */
+			unlink(path);
+			continue;
+		}
+		if (last < 0 && firsts[i] > snap_lsn + 1)
+			return pm_errf(err, errlen, "%s: the log starts at LSN %" PRIu64 " but the snapshot"
+				       " ends at %" PRIu64 ": records in between are missing", path,
+				       firsts[i], snap_lsn);
 		if (replay_segment(w, firsts[i], &c, err, errlen) != 0)
 			return -1;
 		last = i;
 	}
-	l->next_lsn = c.want ? c.want : 1;
+	l->next_lsn = PM_MAX(c.want ? c.want : 1, snap_lsn + 1);
+	if (last >= 0 && c.want <= snap_lsn) {
+		/* the log ends inside the snapshot (a batch-mode machine crash lost its
+		 * last unsynced writes): new records start a new segment after it */
+		last = -1;
+	}
 	if (last >= 0) {
 		char path[PATH_BYTES];
 		seg_path(l, firsts[last], path);
@@ -668,7 +634,7 @@ static int recover(struct pm_worker *w, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- open, close */
 
-static int mkdir_p(char *path)
+int pm_mkdir_p(char *path)
 {
 	for (char *p = path + 1; *p; p++)
 		if (*p == '/') {
@@ -739,13 +705,15 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 	if (!l->b[0].buf || !l->b[1].buf || !l->held || !l->held_buf)
 		return pm_errf(err, errlen, "out of memory for the WAL buffers");
 	snprintf(l->dir, sizeof(l->dir), "%s/wal/shard-%u", cfg->data_dir, w->id);
-	if (mkdir_p(l->dir) != 0)
+	if (pm_mkdir_p(l->dir) != 0)
 		return pm_errf(err, errlen, "%s: %s", l->dir, strerror(errno));
-	if (recover(w, err, errlen) != 0)
+	uint64_t snap_lsn = 0;
+	if (pm_snap_recover(w, &snap_lsn, err, errlen) != 0 || recover(w, snap_lsn, err, errlen) != 0)
 		return -1;
+	l->durable_lsn = l->next_lsn - 1;
 	if (open_ring(w) != 0)
 		return pm_errf(err, errlen, "shard %u: io_uring eventfd: %s", w->id, strerror(errno));
-	l->last_fsync_ms = wall_ms();
+	l->last_fsync_ms = pm_wall_ms();
 	return 0;
 }
 
@@ -754,6 +722,7 @@ void pm_wal_close(struct pm_worker *w)
 	struct pm_wal *l = w->wal;
 	if (!l)
 		return;
+	pm_snap_close(w);
 	if (l->uring) {
 		io_uring_queue_exit(&l->ring);
 		close(l->efd);
@@ -788,5 +757,7 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 l->next_lsn, s->records, s->bytes, s->batches, s->fsyncs, s->resubmits, s->held,
 			 s->held_max, s->refused_full, s->refused_failed, s->refused_busy, s->segments,
 			 s->recovered_records, s->recovery_ms, s->torn_truncated);
-	return n < 0 || (uint32_t)n >= cap ? 0 : (uint32_t)n;
+	if (n < 0 || (uint32_t)n >= cap)
+		return 0;
+	return (uint32_t)n + pm_snap_info(w, out + n, cap - (uint32_t)n);
 }

@@ -83,6 +83,11 @@
 #define ROUNDS_DEFAULT 20u
 #define ACKS_MIN 1000u
 #define ACKS_MAX 6000u
+/* Test 2: rounds (even ones snapshot while the writers run, odd ones kill
+ * right after a snapshot starts), and how long a snapshot may take. */
+#define SNAP_ROUNDS 8u
+#define SNAP_WAIT_MS 30000
+#define SNAP_POLL_MS 10
 /* Test 4. */
 #define BATCH_ROUNDS 3u
 #define BATCH_ACKS 2000u
@@ -181,6 +186,7 @@ struct daemon {
 	const char *wal;     /* "sync" or "batch" */
 	char dir[PATH_MAX];
 	uint64_t recovered;  /* records its shards said they replayed at start */
+	unsigned snap_tmp_at_kill; /* snapshots being written when it was last killed */
 };
 
 static void daemon_exec(const struct daemon *d, int out[2])
@@ -369,6 +375,46 @@ static uint64_t info_field(const struct daemon *d, const char *field)
 	return v;
 }
 
+/* SNAPSHOT to every shard; true once each has started one. */
+static bool request_snapshot(const struct daemon *d)
+{
+	struct pm_client *c = client_open(d);
+	bool ok = c && pm_client_snapshot(c) == PM_CLIENT_OK;
+	pm_client_close(c);
+	return ok;
+}
+
+/* Snapshot files of every shard in d's directory: published, or (tmp) being
+ * written. */
+static unsigned snapshots_in(const char *data_dir, bool tmp)
+{
+	unsigned n = 0;
+	const char *suffix = tmp ? ".snap.tmp" : ".snap";
+	for (unsigned i = 0; i < SHARDS; i++) {
+		char path[PATH_MAX + 32];
+		snprintf(path, sizeof(path), "%s/snap/shard-%u", data_dir, i);
+		DIR *d = opendir(path);
+		for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+			const char *dot = strchr(e->d_name, '.');
+			n += dot && !strcmp(dot, suffix);
+		}
+		if (d)
+			closedir(d);
+	}
+	return n;
+}
+
+/* Poll INFO until `field` (the shards' total) reaches want; false after SNAP_WAIT_MS. */
+static bool info_reaches(const struct daemon *d, const char *field, uint64_t want)
+{
+	for (uint64_t t0 = now_ms(); now_ms() - t0 < SNAP_WAIT_MS; pause_ms(SNAP_POLL_MS)) {
+		uint64_t v = info_field(d, field);
+		if (v != UINT64_MAX && v >= want)
+			return true;
+	}
+	return false;
+}
+
 /* ---------------------------------------------------------------- keys and values */
 
 struct kstate {
@@ -441,6 +487,7 @@ static struct {
 	unsigned live;
 	const char *test;    /* for messages: which test, which round */
 	unsigned round;
+	bool snap_at_kill;   /* request a snapshot just before the SIGKILL */
 } ctl = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static void ctl_wake(void)
@@ -674,6 +721,8 @@ static bool run_writers(struct writer *ws, uint32_t nw, struct daemon *d, uint64
 		out->target_reached &= touch_shards(d);
 	}
 	if (end == RUN_KILL || end == RUN_QUIET_KILL) {
+		if (ctl.snap_at_kill)
+			request_snapshot(d);
 		out->in_flight_at_kill = atomic_load(&ctl.sent) - atomic_load(&ctl.done);
 		out->killed_ok = daemon_kill(d);
 	}
@@ -831,6 +880,7 @@ static bool crash_round(const char *tag, struct writer *ws, struct daemon *d, un
 	ctl.test = tag;
 	ctl.round = r;
 	CU_ASSERT_FATAL(run_writers(ws, WRITERS, d, target, end, suite_seed + 1000003u * r, &rr));
+	d->snap_tmp_at_kill = snapshots_in(d->dir, true);
 	bool restarted = daemon_start(d);
 	uint64_t bad = restarted ? check_all(ws, WRITERS, d, true, &keys) : 0;
 	uint64_t info_rec = restarted ? info_field(d, "wal_recovered_records") : 0;
@@ -899,8 +949,58 @@ static void test_sync_crash_loop(void)
 	writers_free(ws);
 }
 
-/* Test 2 — a kill while a snapshot is being written: snapshots are not built
- * yet, so there is nothing to test. Add it with them. */
+/* Test 2. Snapshots under the same load: in even rounds one starts as the
+ * writers start (a fuzzy snapshot of a shard that keeps changing) and is
+ * published before the kill, so the restart loads it and replays the log
+ * after it; in odd rounds one is requested right before the SIGKILL, so the
+ * kill lands while it is being written (its temporary file is there after
+ * the kill) and the restart ignores it. Every acknowledged write survives. */
+static void test_snapshot_crash_loop(void)
+{
+	static struct writer ws[WRITERS];
+	struct daemon d = { .wal = "sync" };
+	uint64_t rng = suite_seed ^ 0x5a4907ull, unused = 0;
+	unsigned tmp_at_kill = 0, loaded = 0, published = 0;
+	cleanup_leftovers();
+	for (uint32_t i = 0; i < WRITERS; i++)
+		writer_init(&ws[i], i, VALUE_BYTES_MAX);
+	CU_ASSERT_FATAL(dir_make(d.dir));
+	CU_ASSERT_FATAL(daemon_start_fresh(&d));
+	bool ok = true;
+	for (unsigned r = 0; r < SNAP_ROUNDS && ok; r++) {
+		uint64_t target = ACKS_MIN + pm_test_rand(&rng) % (ACKS_MAX - ACKS_MIN + 1);
+		uint64_t done = info_field(&d, "snapshots_completed");
+		ctl.snap_at_kill = r % 2 == 1;
+		if (r % 2 == 0)
+			CU_ASSERT(request_snapshot(&d));
+		if (r % 2 == 0) { /* the writers run while it is written; it must complete */
+			struct run_result rr;
+			ctl.test = "snapshot";
+			ctl.round = r;
+			CU_ASSERT_FATAL(run_writers(ws, WRITERS, &d, target, RUN_QUIET, suite_seed + 7u * r, &rr));
+			CU_ASSERT_EQUAL(rr.failed, 0);
+			CU_ASSERT(info_reaches(&d, "snapshots_completed", done + SHARDS));
+			published += snapshots_in(d.dir, false) == SHARDS;
+		}
+		/* the kill, with writes in flight (and in odd rounds a snapshot) */
+		ok = crash_round("snapshot", ws, &d, r, target, RUN_KILL, &unused);
+		loaded += info_field(&d, "recovery_snapshot_lsn") > 0;
+		tmp_at_kill += d.snap_tmp_at_kill > 0;
+	}
+	ctl.snap_at_kill = false;
+	printf("\n  %u rounds published snapshots before the kill, %u kills caught one being"
+	       " written, %u restarts loaded one", published, tmp_at_kill, loaded);
+	CU_ASSERT(published >= SNAP_ROUNDS / 2);
+	CU_ASSERT(tmp_at_kill >= 1);
+	CU_ASSERT(loaded >= SNAP_ROUNDS / 2);
+	if (ok)
+		clean_restart_check(ws, &d);
+	else
+		daemon_stop(&d);
+	if (ok && !CU_get_number_of_failures())
+		dir_remove(d.dir);
+	writers_free(ws);
+}
 
 /* Test 4. In batch mode a reply leaves before its write reaches the log;
  * wal_io.h promises that a crash of pomaid alone — SIGKILL, not a crash of the
@@ -948,7 +1048,9 @@ static void knn_take(struct pm_client *c, const float *q, const char *coll, stru
 	uint8_t keys[VEC_K * 32];
 	struct pm_client_knn_result res = { .hits = hits, .hits_cap = VEC_K, .keys = keys,
 					    .keys_cap = sizeof(keys) };
-	struct pm_client_knn_opts o = { .k = VEC_K, .exact = true, .collection = coll };
+	/* the HNSW collection is asked through its graph: the restored graph must
+	 * answer as the one before the kill did */
+	struct pm_client_knn_opts o = { .k = VEC_K, .exact = coll == NULL, .collection = coll };
 	memset(s, 0, sizeof(*s));
 	CU_ASSERT_EQUAL_FATAL(pm_client_knn(c, q, VEC_DIM, &o, &res), PM_CLIENT_OK);
 	s->count = res.count;
@@ -987,6 +1089,32 @@ static void knn_all(struct pm_client *c, const float (*q)[VEC_DIM], struct knn_s
 	}
 }
 
+/* Flip one byte in the middle of shard 0's snapshot (twice: back as it was). */
+static bool snapshot_flip(const char *data_dir)
+{
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/snap/shard-0", data_dir);
+	DIR *d = opendir(path);
+	struct dirent *e = NULL;
+	while (d && (e = readdir(d)) != NULL && !strstr(e->d_name, ".snap"))
+		;
+	bool ok = false;
+	if (e) {
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s", e->d_name);
+		int fd = open(path, O_RDWR);
+		struct stat sb;
+		uint8_t b;
+		ok = fd >= 0 && fstat(fd, &sb) == 0 && pread(fd, &b, 1, sb.st_size / 2) == 1;
+		b ^= 0x10;
+		ok = ok && pwrite(fd, &b, 1, sb.st_size / 2) == 1;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (d)
+		closedir(d);
+	return ok;
+}
+
 /* Test 3. */
 static void test_vectors_survive(void)
 {
@@ -1007,9 +1135,17 @@ static void test_vectors_survive(void)
 		for (uint32_t j = 0; j < VEC_DIM; j++)
 			q[i][j] = rand_unit(&rng);
 	knn_all(c, (const float(*)[VEC_DIM])q, before);
+	/* a snapshot holds all of it: the restart loads the graph, replays nothing */
+	CU_ASSERT_EQUAL(pm_client_snapshot(c), PM_CLIENT_OK);
+	CU_ASSERT(info_reaches(&d, "snapshots_completed", SHARDS));
 	pm_client_close(c);
 	CU_ASSERT_FATAL(daemon_kill(&d));
 	CU_ASSERT_FATAL(daemon_start(&d));
+	uint64_t nodes = info_field(&d, "recovery_snapshot_nodes");
+	printf("\n  restart: %" PRIu64 " HNSW nodes loaded from the snapshot, %" PRIu64
+	       " log records replayed", nodes, info_field(&d, "wal_recovered_records"));
+	CU_ASSERT_EQUAL(nodes, VEC_COLL_N);
+	CU_ASSERT_EQUAL(info_field(&d, "wal_recovered_records"), 0);
 	c = client_open(&d);
 	CU_ASSERT_FATAL(c != NULL);
 	knn_all(c, (const float(*)[VEC_DIM])q, after);
@@ -1027,6 +1163,12 @@ static void test_vectors_survive(void)
 	CU_ASSERT(out.collection_len == 7 && !memcmp(out.collection, "durable", 7));
 	CU_ASSERT_EQUAL(pm_client_vget(c, "v7", 2, &out), PM_CLIENT_NOT_FOUND); /* deleted */
 	pm_client_close(c);
+	CU_ASSERT(daemon_stop(&d));
+	/* a damaged snapshot stops the start-up; repaired, it starts again */
+	CU_ASSERT(snapshot_flip(d.dir));
+	CU_ASSERT(!daemon_start(&d));
+	CU_ASSERT(snapshot_flip(d.dir));
+	CU_ASSERT_FATAL(daemon_start(&d));
 	CU_ASSERT(daemon_stop(&d));
 	dir_remove(d.dir);
 }
@@ -1212,6 +1354,7 @@ int main(int argc, char **argv)
 	static CU_TestInfo tests[] = {
 		{ "1. sync: SIGKILL under load, every acknowledged write recovered",
 		  test_sync_crash_loop },
+		{ "2. sync: SIGKILL with snapshots running and published", test_snapshot_crash_loop },
 		{ "3. vectors and a collection: KNN identical after SIGKILL", test_vectors_survive },
 		{ "4. batch: acknowledged writes survive a crash of pomaid", test_batch_mode },
 		{ "5. ENOSPC: refused, reads go on, resumes, nothing lost", test_disk_full },

@@ -62,10 +62,12 @@ static bool start_daemon(uint16_t base)
 		_exit(127);
 	}
 	close(out[1]);
-	char buf[512] = { 0 };
+	char buf[4096] = { 0 };
 	size_t n = 0;
 	struct pollfd pfd = { .fd = out[0], .events = POLLIN };
-	while (n < sizeof(buf) - 1 && !strstr(buf, "\n") && poll(&pfd, 1, 10000) > 0) {
+	const char *ready; /* recovery lines (snapshot loaded, log replayed) come first */
+	while (n < sizeof(buf) - 1 && (!(ready = strstr(buf, "pomaid: ready")) || !strchr(ready, '\n')) &&
+	       poll(&pfd, 1, 10000) > 0) {
 		ssize_t r = read(out[0], buf + n, sizeof(buf) - 1 - n);
 		if (r <= 0)
 			break;
@@ -575,6 +577,8 @@ static void lib_every_op(struct pm_client *c, const char *tag)
 	static char info[PM_INFO_TEXT_BYTES_MAX];
 	CU_ASSERT_EQUAL(pm_client_info(c, NULL, info, sizeof(info), &n), PM_CLIENT_OK);
 	CU_ASSERT(memmem(info, n, "shards:2", 8) != NULL);
+	/* every shard starts a snapshot (wal = batch), or goes on with its own */
+	CU_ASSERT_EQUAL(pm_client_snapshot(c), PM_CLIENT_OK);
 	CU_ASSERT_EQUAL(pm_client_collection_drop(c, coll, &removed), PM_CLIENT_OK);
 	CU_ASSERT(removed);
 }
