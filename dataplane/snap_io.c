@@ -122,11 +122,8 @@ static void published(struct pm_worker *w)
 	s->st.last_end_wall_ms = pm_wall_ms();
 	unlink_older(s->dir, ".snap", lsn);
 	int n = pm_wal_list_segments(w->wal->dir, firsts, SNAP_SEGMENTS_MAX);
-	for (int i = 0; i + 1 < n && firsts[i + 1] <= lsn + 1; i++) {
-		char path[PATH_BYTES];
-		snprintf(path, sizeof(path), "%s/%020" PRIu64 ".wal", w->wal->dir, firsts[i]);
-		s->st.segments_deleted += unlink(path) == 0;
-	}
+	for (int i = 0; i + 1 < n && firsts[i + 1] <= lsn + 1; i++)
+		pm_wal_retire(w, firsts[i]);
 	fflush(stdout);
 	printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " published: %" PRIu64 " records, %" PRIu64
 	       " bytes in %" PRIu64 " ms\n", w->id, lsn, s->wr.records, s->file_off, s->st.last_ms);
@@ -453,12 +450,11 @@ uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nsnapshots_started:%" PRIu64 "\r\nsnapshots_completed:%" PRIu64
 			 "\r\nsnapshots_failed:%" PRIu64 "\r\nsnapshot_last_lsn:%" PRIu64
 			 "\r\nsnapshot_last_ms:%" PRIu64 "\r\nsnapshot_last_bytes:%" PRIu64
-			 "\r\nsnapshot_last_unix_ms:%" PRIu64 "\r\nwal_segments_deleted:%" PRIu64
+			 "\r\nsnapshot_last_unix_ms:%" PRIu64
 			 "\r\nrecovery_snapshot_lsn:%" PRIu64 "\r\nrecovery_snapshot_items:%" PRIu64
 			 "\r\nrecovery_snapshot_nodes:%" PRIu64 "\r\nrecovery_snapshot_ms:%" PRIu64 "\r\n",
 			 s->stage != S_IDLE, stages[s->stage], s->stage ? s->wr.start_lsn : 0,
 			 s->wr.records, t->bytes, t->slices, t->started, t->completed, t->failed,
-			 t->last_lsn, t->last_ms, t->last_bytes, t->last_end_wall_ms,
-			 t->segments_deleted, t->loaded_lsn, t->loaded_items, t->loaded_nodes, t->load_ms);
+			 t->last_lsn, t->last_ms, t->last_bytes, t->last_end_wall_ms, t->loaded_lsn, t->loaded_items, t->loaded_nodes, t->load_ms);
 	return n < 0 || (uint32_t)n >= cap ? 0 : (uint32_t)n;
 }

@@ -45,7 +45,6 @@ struct pm_snap_stats {
 	uint64_t last_ms;              /* how long it took */
 	uint64_t last_bytes;
 	uint64_t last_end_wall_ms;     /* when it was published (wall clock) */
-	uint64_t segments_deleted;
 	/* recovery */
 	uint64_t loaded_lsn, loaded_items, loaded_nodes, load_ms;
 };

@@ -82,6 +82,8 @@ struct pm_wal {
 /* The first LSNs of the segments in dir, sorted; their count (or -1). */
 int pm_wal_list_segments(const char *dir, uint64_t *out, int cap);
 int pm_fsync_dir(const char *dir);
+/* A segment a snapshot covers: kept as a spare (PM_WAL_SPARE_SEGMENTS) or deleted. */
+void pm_wal_retire(struct pm_worker *w, uint64_t first_lsn);
 int pm_mkdir_p(char *path);
 uint64_t pm_wall_ms(void);
 

@@ -52,13 +52,63 @@ int pm_fsync_dir(const char *dir)
 	return rc;
 }
 
-/* A new segment for records from first_lsn: preallocated, header written,
- * its directory entry durable. 0 or -errno. */
+/* Spare segments in dir: their count, and the path of one (if any). */
+static unsigned spares(const char *dir, char *one)
+{
+	DIR *d = opendir(dir);
+	unsigned n = 0;
+	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+		const char *dot = strrchr(e->d_name, '.');
+		if (!dot || strcmp(dot, ".spare"))
+			continue;
+		if (n++ == 0 && one)
+			snprintf(one, PATH_BYTES, "%s/%s", dir, e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+void pm_wal_retire(struct pm_worker *w, uint64_t first_lsn)
+{
+	struct pm_wal *l = w->wal;
+	char path[PATH_BYTES], spare[PATH_BYTES];
+	seg_path(l, first_lsn, path);
+	snprintf(spare, sizeof(spare), "%s/%020" PRIu64 ".spare", l->dir, first_lsn);
+	if (spares(l->dir, NULL) < PM_WAL_SPARE_SEGMENTS && rename(path, spare) == 0)
+		l->st.retired++;
+	else if (unlink(path) == 0)
+		l->st.deleted++;
+}
+
+/* Make fd (a spare, or a new file) a segment for records from first_lsn:
+ * seg_bytes of zeros (a spare's old records must read as the end of the log)
+ * after the header, on disk. 0 or -errno. */
+static int seg_prepare(const struct pm_wal *l, uint32_t shard, int fd, uint64_t first_lsn,
+		       bool recycled)
+{
+	uint8_t hdr[PM_WAL_SEGMENT_HEADER_BYTES];
+	struct pm_wal_segment_header h = { .version = PM_WAL_VERSION, .shard = shard,
+					   .first_lsn = first_lsn };
+	pm_wal_segment_header_encode(&h, hdr);
+	off_t size = (off_t)l->seg_bytes;
+	bool zeroed = recycled && ftruncate(fd, size) == 0 &&
+		      fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, size) == 0;
+	if (!zeroed && (ftruncate(fd, 0) != 0 || fallocate(fd, 0, 0, size) != 0))
+		return -errno;
+	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fdatasync(fd) != 0)
+		return -errno;
+	return 0;
+}
+
+/* A new segment for records from first_lsn: a spare one reused (zeroed and
+ * given its header before it gets its new name, so a crash never leaves a
+ * segment with stale records under a live name), else a new file;
+ * preallocated, its directory entry durable. 0 or -errno. */
 static int seg_create(struct pm_worker *w, uint64_t first_lsn)
 {
 	struct pm_wal *l = w->wal;
-	char path[PATH_BYTES];
-	uint8_t hdr[PM_WAL_SEGMENT_HEADER_BYTES];
+	char path[PATH_BYTES], spare[PATH_BYTES];
 	if (l->fd >= 0) {
 		if (l->mode == PM_WAL_BATCH && fdatasync(l->fd) != 0)
 			return -errno;
@@ -66,26 +116,25 @@ static int seg_create(struct pm_worker *w, uint64_t first_lsn)
 		l->fd = -1;
 	}
 	seg_path(l, first_lsn, path);
-	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
+	bool recycled = spares(l->dir, spare) > 0;
+	const char *at = recycled ? spare : path;
+	int fd = open(at, O_CREAT | O_WRONLY | O_CLOEXEC | (recycled ? 0 : O_TRUNC), 0640);
 	if (fd < 0)
 		return -errno;
-	struct pm_wal_segment_header h = { .version = PM_WAL_VERSION, .shard = w->id,
-					   .first_lsn = first_lsn };
-	pm_wal_segment_header_encode(&h, hdr);
-	int rc = 0;
-	if (fallocate(fd, 0, 0, (off_t)l->seg_bytes) != 0 ||
-	    pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fdatasync(fd) != 0)
+	int rc = seg_prepare(l, w->id, fd, first_lsn, recycled);
+	if (rc == 0 && recycled && rename(spare, path) != 0)
 		rc = -errno;
 	if (rc == 0)
 		rc = pm_fsync_dir(l->dir);
 	if (rc != 0) {
 		close(fd);
-		unlink(path);
+		unlink(recycled ? spare : path);
 		return rc;
 	}
 	l->fd = fd;
 	l->seg_off = PM_WAL_SEGMENT_HEADER_BYTES;
 	l->st.segments++;
+	l->st.recycled += recycled;
 	return 0;
 }
 
@@ -595,7 +644,7 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 			continue;
 		}
 		if (i + 1 < n && firsts[i + 1] <= snap_lsn + 1) { /* wholly in the snapshot */
-			unlink(path);
+			pm_wal_retire(w, firsts[i]);
 			continue;
 		}
 		if (last < 0 && firsts[i] > snap_lsn + 1)
@@ -751,11 +800,14 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nwal_fsyncs:%" PRIu64 "\r\nwal_resubmits:%" PRIu64 "\r\nwal_held:%" PRIu64
 			 "\r\nwal_held_max:%" PRIu64 "\r\nwal_refused_disk_full:%" PRIu64
 			 "\r\nwal_refused_failed:%" PRIu64 "\r\nwal_refused_busy:%" PRIu64
-			 "\r\nwal_segments_created:%" PRIu64 "\r\nwal_recovered_records:%" PRIu64
+			 "\r\nwal_segments_created:%" PRIu64 "\r\nwal_segments_recycled:%" PRIu64
+			 "\r\nwal_segments_retired:%" PRIu64 "\r\nwal_segments_deleted:%" PRIu64
+			 "\r\nwal_recovered_records:%" PRIu64
 			 "\r\nwal_recovery_ms:%" PRIu64 "\r\nwal_torn_truncated:%" PRIu64 "\r\n",
 			 modes[l->mode], states[l->state], l->uring ? "io_uring" : "pwrite",
 			 l->next_lsn, s->records, s->bytes, s->batches, s->fsyncs, s->resubmits, s->held,
 			 s->held_max, s->refused_full, s->refused_failed, s->refused_busy, s->segments,
+			 s->recycled, s->retired, s->deleted,
 			 s->recovered_records, s->recovery_ms, s->torn_truncated);
 	if (n < 0 || (uint32_t)n >= cap)
 		return 0;

@@ -57,6 +57,9 @@ struct pm_msg;
 /* Replies held for durability per worker, and their bytes. */
 #define PM_WAL_HELD_MAX 4096u
 #define PM_WAL_HELD_BYTES (2u << 20)
+/* Segments a snapshot made unnecessary that a shard keeps (renamed
+ * <LSN>.spare) to reuse as its next segments instead of allocating new ones. */
+#define PM_WAL_SPARE_SEGMENTS 2u
 /* How often a shard whose disk was full tries its batch again. */
 #define PM_WAL_RETRY_MS 1000u
 /* Bytes reserved in the held-reply buffer per admitted mutation: its reply
@@ -70,6 +73,8 @@ struct pm_wal_stats {
 	uint64_t held, held_max;       /* replies held now, most ever */
 	uint64_t refused_full, refused_failed, refused_busy;
 	uint64_t segments;             /* segments created by this run */
+	uint64_t recycled;             /* ... of them made from a spare */
+	uint64_t retired, deleted;     /* covered by a snapshot: kept as spares, deleted */
 	uint64_t recovered_records, recovery_ms, torn_truncated;
 };
 

@@ -88,6 +88,10 @@
 #define SNAP_ROUNDS 8u
 #define SNAP_WAIT_MS 30000
 #define SNAP_POLL_MS 10
+/* Test 2, spare segments: writes per run while the log rolls over (about 2
+ * MB each), and runs at most. */
+#define RECYCLE_ACKS 4000u
+#define RECYCLE_RUNS_MAX 200u
 /* Test 4. */
 #define BATCH_ROUNDS 3u
 #define BATCH_ACKS 2000u
@@ -176,6 +180,26 @@ static unsigned segments_in(const char *data_dir)
 			closedir(d);
 	}
 	return n;
+}
+
+/* The fewest files ending in suffix that any shard has in data_dir/sub/shard-<i>. */
+static unsigned files_min(const char *data_dir, const char *sub, const char *suffix)
+{
+	unsigned least = UINT32_MAX;
+	for (unsigned i = 0; i < SHARDS; i++) {
+		char path[PATH_MAX + 32];
+		unsigned n = 0;
+		snprintf(path, sizeof(path), "%s/%s/shard-%u", data_dir, sub, i);
+		DIR *d = opendir(path);
+		for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+			const char *dot = strrchr(e->d_name, '.');
+			n += dot && !strcmp(dot, suffix);
+		}
+		if (d)
+			closedir(d);
+		least = n < least ? n : least;
+	}
+	return least;
 }
 
 /* ---------------------------------------------------------------- the daemon */
@@ -949,6 +973,45 @@ static void test_sync_crash_loop(void)
 	writers_free(ws);
 }
 
+/* Write (quietly) until every shard's log has rolled over to n segments, at
+ * most `runs` runs of RECYCLE_ACKS writes; true once it has. */
+static bool roll_over(struct writer *ws, struct daemon *d, unsigned n, const char *field,
+		      uint64_t want)
+{
+	for (unsigned run = 0; run < RECYCLE_RUNS_MAX; run++) {
+		if (field ? info_field(d, field) >= want : files_min(d->dir, "wal", ".wal") >= n)
+			return true;
+		struct run_result rr;
+		if (!run_writers(ws, WRITERS, d, RECYCLE_ACKS, RUN_QUIET, suite_seed + 31u * run, &rr) ||
+		    rr.failed)
+			return false;
+	}
+	return false;
+}
+
+/* Segments a snapshot covers become spares (at most PM_WAL_SPARE_SEGMENTS
+ * per shard, the rest deleted), the next segments are made from them, and a
+ * kill after that still loses nothing acknowledged. */
+static bool segments_recycle(struct writer *ws, struct daemon *d)
+{
+	uint64_t unused = 0, done = info_field(d, "snapshots_completed");
+	CU_ASSERT_FATAL(roll_over(ws, d, 3, NULL, 0));
+	CU_ASSERT(request_snapshot(d));
+	CU_ASSERT_FATAL(info_reaches(d, "snapshots_completed", done + SHARDS));
+	uint64_t retired = info_field(d, "wal_segments_retired");
+	uint64_t deleted = info_field(d, "wal_segments_deleted");
+	unsigned spares = files_min(d->dir, "wal", ".spare");
+	printf("\n  after the snapshot: %" PRIu64 " segments kept as spares, %" PRIu64 " deleted;"
+	       " %u spares per shard at least", retired, deleted, spares);
+	CU_ASSERT(retired >= SHARDS && retired <= 2 * SHARDS);
+	CU_ASSERT(retired + deleted >= 2 * SHARDS);
+	CU_ASSERT(spares >= 1 && spares <= 2);
+	CU_ASSERT_FATAL(roll_over(ws, d, 0, "wal_segments_recycled", SHARDS));
+	printf("; then %" PRIu64 " new segments made from spares",
+	       info_field(d, "wal_segments_recycled"));
+	return crash_round("recycled", ws, d, 0, ACKS_MIN, RUN_KILL, &unused);
+}
+
 /* Test 2. Snapshots under the same load: in even rounds one starts as the
  * writers start (a fuzzy snapshot of a shard that keeps changing) and is
  * published before the kill, so the restart loads it and replays the log
@@ -988,6 +1051,8 @@ static void test_snapshot_crash_loop(void)
 		tmp_at_kill += d.snap_tmp_at_kill > 0;
 	}
 	ctl.snap_at_kill = false;
+	if (ok)
+		ok = segments_recycle(ws, &d);
 	printf("\n  %u rounds published snapshots before the kill, %u kills caught one being"
 	       " written, %u restarts loaded one", published, tmp_at_kill, loaded);
 	CU_ASSERT(published >= SNAP_ROUNDS / 2);
