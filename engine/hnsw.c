@@ -885,9 +885,8 @@ size_t pm_hnsw_links_save(const struct pm_shard *sh, const struct pm_collection 
 enum pm_status pm_hnsw_restore_begin(struct pm_shard *sh, struct pm_collection *c, uint32_t high)
 {
 	struct pm_hnsw *h = &c->hnsw;
-	PM_ASSERT(h->high == 0 && h->live == 0);
-	if (high > ID_MASK)
-		return PM_E_PARAM;
+	if (h->high || h->live || h->tombstones || high > ID_MASK)
+		return PM_E_PARAM; /* restored twice (a damaged snapshot), or too many ids */
 	while ((uint64_t)h->nchunks * PM_HNSW_CHUNK_NODES < high)
 		if (!add_chunk(sh, &h->dir_off, &h->dir_cap, &h->nchunks,
 			       PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(struct pm_hnsw_node)))
