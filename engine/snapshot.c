@@ -498,12 +498,16 @@ static enum pm_status load_coll(struct loader *L, struct rd *r)
 	return PM_OK;
 }
 
-/* Make room for a key's captured copy: an older copy (the key changed while
- * the snapshot ran) goes; the log sets the key right. */
-static void drop_copy(struct loader *L, const uint8_t *key, uint32_t klen, uint64_t hash)
+/* Whether an item is loaded: not if its deadline has passed (skipped). If
+ * it is, room is made for it: another copy of its key (the key changed while
+ * the snapshot ran) goes, and the log sets the key right. */
+static bool take_item(struct loader *L, const uint8_t *key, uint32_t klen, uint64_t hash,
+		      uint64_t at)
 {
-	if (pm_ks_del(L->sh, key, klen, hash, L->now_ms, PM_SEED_FREE) == PM_OK)
+	if (expired_at(at, L->now_ms) ||
+	    pm_ks_del(L->sh, key, klen, hash, L->now_ms, PM_SEED_FREE) == PM_OK)
 		L->info->skipped++;
+	return !expired_at(at, L->now_ms);
 }
 
 static enum pm_status load_kv(struct loader *L, struct rd *r)
@@ -516,12 +520,9 @@ static enum pm_status load_kv(struct loader *L, struct rd *r)
 	if (!klen || klen > PM_KEY_BYTES_MAX || vlen > PM_VALUE_BYTES_MAX || !(key = take(r, klen)) ||
 	    !(val = take(r, vlen)))
 		return bad(L, "bad KV item");
-	if (expired_at(at, L->now_ms)) {
-		L->info->skipped++;
-		return PM_OK;
-	}
 	uint64_t hash = pm_hash(key, klen);
-	drop_copy(L, key, klen, hash);
+	if (!take_item(L, key, klen, hash, at))
+		return PM_OK;
 	enum pm_status st = pm_kv_set(L->sh, key, klen, hash, val, vlen, at, L->now_ms);
 	return st == PM_OK ? PM_OK : failed(L, "KV item", st);
 }
@@ -540,13 +541,10 @@ static enum pm_status load_vec(struct loader *L, struct rd *r)
 	if (!klen || klen > PM_KEY_BYTES_MAX || !(key = take(r, klen)) ||
 	    !(vec = take(r, (size_t)dim * sizeof(float))))
 		return bad(L, "bad vector item");
-	if (expired_at(at, L->now_ms)) {
-		L->info->skipped++;
-		return PM_OK;
-	}
 	const struct pm_collection *c = L->slot[slot].c;
 	uint64_t hash = pm_hash(key, klen);
-	drop_copy(L, key, klen, hash);
+	if (!take_item(L, key, klen, hash, at))
+		return PM_OK;
 	enum pm_status st = pm_vec_put(L->sh, key, klen, hash, c ? c->name : NULL,
 				       c ? c->name_len : 0, vec, dim, at, L->now_ms);
 	return st == PM_OK ? PM_OK : failed(L, "vector item", st);

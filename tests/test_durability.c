@@ -12,9 +12,15 @@
  *     byte, a write sent but never acknowledged may or may not be, and no key
  *     that was never sent exists. The data directory is carried over, so each
  *     restart replays a longer log over more 16 MiB segments.
- *  2. (A kill in the middle of a snapshot: snapshots are not built yet.)
- *  3. Vectors of the default collection and of a named one: exact KNN gives the
- *     same keys and distances before a SIGKILL and after the restart.
+ *  2. The same with snapshots (snap_io.h): some published while the writers
+ *     run (the restart loads one and replays the log after it), some killed
+ *     while being written; then the log rolls over, a snapshot retires the
+ *     old segments as spares, new segments are made from them, and a kill
+ *     still loses nothing acknowledged.
+ *  3. Vectors of the default collection (exact KNN) and of a named HNSW one
+ *     (KNN through the graph) give the same keys and distances before a
+ *     SIGKILL and after the restart, which loads the graph from a snapshot
+ *     and replays nothing; a damaged snapshot stops the start-up.
  *  4. wal = batch: acknowledged writes survive a crash of pomaid (killed once
  *     the writers have their replies; see the test for why).
  *  5. ENOSPC on a tmpfs (root; a mount namespace of the test's own): writes
@@ -164,41 +170,40 @@ static void dir_remove(const char *dir)
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Log segments (data_dir/wal/shard-<i>/<lsn>.wal) of every shard. */
-static unsigned segments_in(const char *data_dir)
+/* Files named <number><suffix> in data_dir/sub/shard-<i>: over all shards,
+ * and (*least) the fewest any shard has. */
+static unsigned files_in(const char *data_dir, const char *sub, const char *suffix,
+			 unsigned *least)
 {
-	unsigned n = 0;
-	for (unsigned i = 0; i < SHARDS; i++) {
-		char path[PATH_MAX + 32];
-		snprintf(path, sizeof(path), "%s/wal/shard-%u", data_dir, i);
-		DIR *d = opendir(path);
-		for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-			size_t len = strlen(e->d_name);
-			n += len > 4 && !strcmp(e->d_name + len - 4, ".wal");
-		}
-		if (d)
-			closedir(d);
-	}
-	return n;
-}
-
-/* The fewest files ending in suffix that any shard has in data_dir/sub/shard-<i>. */
-static unsigned files_min(const char *data_dir, const char *sub, const char *suffix)
-{
-	unsigned least = UINT32_MAX;
+	unsigned total = 0, min = UINT32_MAX;
 	for (unsigned i = 0; i < SHARDS; i++) {
 		char path[PATH_MAX + 32];
 		unsigned n = 0;
 		snprintf(path, sizeof(path), "%s/%s/shard-%u", data_dir, sub, i);
 		DIR *d = opendir(path);
 		for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-			const char *dot = strrchr(e->d_name, '.');
+			const char *dot = strchr(e->d_name, '.');
 			n += dot && !strcmp(dot, suffix);
 		}
 		if (d)
 			closedir(d);
-		least = n < least ? n : least;
+		total += n;
+		min = n < min ? n : min;
 	}
+	if (least)
+		*least = min;
+	return total;
+}
+
+static unsigned segments_in(const char *data_dir)
+{
+	return files_in(data_dir, "wal", ".wal", NULL);
+}
+
+static unsigned files_min(const char *data_dir, const char *sub, const char *suffix)
+{
+	unsigned least;
+	files_in(data_dir, sub, suffix, &least);
 	return least;
 }
 
@@ -408,24 +413,10 @@ static bool request_snapshot(const struct daemon *d)
 	return ok;
 }
 
-/* Snapshot files of every shard in d's directory: published, or (tmp) being
- * written. */
+/* Snapshot files of every shard: published, or (tmp) being written. */
 static unsigned snapshots_in(const char *data_dir, bool tmp)
 {
-	unsigned n = 0;
-	const char *suffix = tmp ? ".snap.tmp" : ".snap";
-	for (unsigned i = 0; i < SHARDS; i++) {
-		char path[PATH_MAX + 32];
-		snprintf(path, sizeof(path), "%s/snap/shard-%u", data_dir, i);
-		DIR *d = opendir(path);
-		for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-			const char *dot = strchr(e->d_name, '.');
-			n += dot && !strcmp(dot, suffix);
-		}
-		if (d)
-			closedir(d);
-	}
-	return n;
+	return files_in(data_dir, "snap", tmp ? ".snap.tmp" : ".snap", NULL);
 }
 
 /* Poll INFO until `field` (the shards' total) reaches want; false after SNAP_WAIT_MS. */
@@ -939,17 +930,38 @@ static void clean_restart_check(struct writer *ws, struct daemon *d)
 	CU_ASSERT(daemon_stop(d));
 }
 
+/* A fresh data directory and daemon for a test with writers. */
+static void writers_setup(struct writer *ws, struct daemon *d)
+{
+	cleanup_leftovers();
+	for (uint32_t i = 0; i < WRITERS; i++)
+		writer_init(&ws[i], i, VALUE_BYTES_MAX);
+	CU_ASSERT_FATAL(dir_make(d->dir));
+	CU_ASSERT_FATAL(daemon_start_fresh(d));
+}
+
+/* After the rounds: if they went well, a clean restart recovers the same
+ * state; the directory goes unless something failed. */
+static void writers_finish(struct writer *ws, struct daemon *d, bool ok)
+{
+	if (ok)
+		clean_restart_check(ws, d);
+	else
+		daemon_stop(d);
+	if (ok && !CU_get_number_of_failures())
+		dir_remove(d->dir);
+	else
+		printf("\n  data dir kept for inspection: %s", d->dir);
+	writers_free(ws);
+}
+
 /* Test 1. */
 static void test_sync_crash_loop(void)
 {
 	static struct writer ws[WRITERS];
 	struct daemon d = { .wal = "sync" };
 	uint64_t rng = suite_seed ^ 0x51c0ffeeull, in_flight_kills = 0, t0 = now_ms();
-	cleanup_leftovers();
-	for (uint32_t i = 0; i < WRITERS; i++)
-		writer_init(&ws[i], i, VALUE_BYTES_MAX);
-	CU_ASSERT_FATAL(dir_make(d.dir));
-	CU_ASSERT_FATAL(daemon_start_fresh(&d));
+	writers_setup(ws, &d);
 	printf("\n  data dir %s, %u rounds", d.dir, rounds);
 	bool ok = true;
 	unsigned r;
@@ -962,15 +974,7 @@ static void test_sync_crash_loop(void)
 	CU_ASSERT(in_flight_kills * 2 >= r); /* the kills did catch writes in flight */
 	if (rounds >= ROUNDS_DEFAULT) /* the log rolled over to new segments */
 		CU_ASSERT(segments_in(d.dir) >= 2 * SHARDS);
-	if (ok)
-		clean_restart_check(ws, &d);
-	else
-		daemon_stop(&d);
-	if (ok && !CU_get_number_of_failures())
-		dir_remove(d.dir);
-	else
-		printf("\n  data dir kept for inspection: %s", d.dir);
-	writers_free(ws);
+	writers_finish(ws, &d, ok);
 }
 
 /* Write (quietly) until every shard's log has rolled over to n segments, at
@@ -1024,11 +1028,7 @@ static void test_snapshot_crash_loop(void)
 	struct daemon d = { .wal = "sync" };
 	uint64_t rng = suite_seed ^ 0x5a4907ull, unused = 0;
 	unsigned tmp_at_kill = 0, loaded = 0, published = 0;
-	cleanup_leftovers();
-	for (uint32_t i = 0; i < WRITERS; i++)
-		writer_init(&ws[i], i, VALUE_BYTES_MAX);
-	CU_ASSERT_FATAL(dir_make(d.dir));
-	CU_ASSERT_FATAL(daemon_start_fresh(&d));
+	writers_setup(ws, &d);
 	bool ok = true;
 	for (unsigned r = 0; r < SNAP_ROUNDS && ok; r++) {
 		uint64_t target = ACKS_MIN + pm_test_rand(&rng) % (ACKS_MAX - ACKS_MIN + 1);
@@ -1058,13 +1058,7 @@ static void test_snapshot_crash_loop(void)
 	CU_ASSERT(published >= SNAP_ROUNDS / 2);
 	CU_ASSERT(tmp_at_kill >= 1);
 	CU_ASSERT(loaded >= SNAP_ROUNDS / 2);
-	if (ok)
-		clean_restart_check(ws, &d);
-	else
-		daemon_stop(&d);
-	if (ok && !CU_get_number_of_failures())
-		dir_remove(d.dir);
-	writers_free(ws);
+	writers_finish(ws, &d, ok);
 }
 
 /* Test 4. In batch mode a reply leaves before its write reaches the log;
@@ -1079,18 +1073,11 @@ static void test_batch_mode(void)
 	static struct writer ws[WRITERS];
 	struct daemon d = { .wal = "batch" };
 	uint64_t unused = 0;
-	cleanup_leftovers();
-	for (uint32_t i = 0; i < WRITERS; i++)
-		writer_init(&ws[i], i, VALUE_BYTES_MAX);
-	CU_ASSERT_FATAL(dir_make(d.dir));
-	CU_ASSERT_FATAL(daemon_start_fresh(&d));
+	writers_setup(ws, &d);
 	bool ok = true;
 	for (unsigned r = 0; r < BATCH_ROUNDS && ok; r++)
 		ok = crash_round("batch", ws, &d, r, BATCH_ACKS, RUN_QUIET_KILL, &unused);
-	CU_ASSERT(daemon_stop(&d));
-	if (ok)
-		dir_remove(d.dir);
-	writers_free(ws);
+	writers_finish(ws, &d, ok);
 }
 
 /* ---------------------------------------------------------------- vectors */
