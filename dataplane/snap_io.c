@@ -445,6 +445,7 @@ uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap)
 	const struct pm_snap_stats *t = &s->st;
 	int n = snprintf(out, cap,
 			 "# Snapshot\r\nsnapshot_in_progress:%d\r\nsnapshot_stage:%s\r\n"
+			 "snapshot_progress_pct:%u\r\n"
 			 "snapshot_start_lsn:%" PRIu64 "\r\nsnapshot_records:%" PRIu64
 			 "\r\nsnapshot_bytes:%" PRIu64 "\r\nsnapshot_slices:%" PRIu64
 			 "\r\nsnapshots_started:%" PRIu64 "\r\nsnapshots_completed:%" PRIu64
@@ -453,7 +454,8 @@ uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nsnapshot_last_unix_ms:%" PRIu64
 			 "\r\nrecovery_snapshot_lsn:%" PRIu64 "\r\nrecovery_snapshot_items:%" PRIu64
 			 "\r\nrecovery_snapshot_nodes:%" PRIu64 "\r\nrecovery_snapshot_ms:%" PRIu64 "\r\n",
-			 s->stage != S_IDLE, stages[s->stage], s->stage ? s->wr.start_lsn : 0,
+			 s->stage != S_IDLE, stages[s->stage], s->stage ? pm_snap_progress(&s->wr) : 0,
+			 s->stage ? s->wr.start_lsn : 0,
 			 s->wr.records, t->bytes, t->slices, t->started, t->completed, t->failed,
 			 t->last_lsn, t->last_ms, t->last_bytes, t->last_end_wall_ms, t->loaded_lsn, t->loaded_items, t->loaded_nodes, t->load_ms);
 	return n < 0 || (uint32_t)n >= cap ? 0 : (uint32_t)n;

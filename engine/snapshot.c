@@ -331,6 +331,22 @@ size_t pm_snap_fill(struct pm_snap_writer *w, struct pm_shard *sh, uint64_t now_
 	return o.len;
 }
 
+unsigned pm_snap_progress(const struct pm_snap_writer *w)
+{
+	uint64_t total = w->seed_end, done = 0;
+	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
+		total += w->high[i];
+		done += w->phase == PM_SNAP_NODES && i < w->coll ? w->high[i] : 0;
+	}
+	if (w->phase >= PM_SNAP_TAIL)
+		return 100;
+	if (w->phase == PM_SNAP_SEEDS)
+		done = w->cursor;
+	else if (w->phase == PM_SNAP_NODES)
+		done += w->seed_end + w->cursor;
+	return total ? (unsigned)(done * 100 / total) : 0;
+}
+
 /* ---------------------------------------------------------------- checking */
 
 static enum pm_status fault(char *why, size_t whylen, const char *fmt, ...)

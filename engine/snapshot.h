@@ -102,6 +102,9 @@ void pm_snap_writer_init(struct pm_snap_writer *w, const struct pm_shard *sh, ui
 size_t pm_snap_fill(struct pm_snap_writer *w, struct pm_shard *sh, uint64_t now_ms, uint8_t *out,
 		    size_t cap, uint32_t max_items);
 
+/* How far a writer is, in percent of the seed slots and node ids it walks. */
+unsigned pm_snap_progress(const struct pm_snap_writer *w);
+
 struct pm_snap_info {
 	uint32_t shard;
 	uint64_t start_lsn, start_ms;

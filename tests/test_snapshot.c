@@ -63,16 +63,20 @@ static void snapshot(struct pm_shard *sh, uint64_t lsn, uint32_t items,
 {
 	static struct pm_snap_writer w;
 	pm_snap_writer_init(&w, sh, 3, lsn, NOW0);
+	CU_ASSERT_EQUAL(pm_snap_progress(&w), 0);
 	image_len = 0;
 	for (uint32_t i = 0;; i++) {
 		if (i && between)
 			between(sh, i);
 		CU_ASSERT_FATAL(image_len + PM_SNAP_FILL_BYTES_MIN <= IMAGE_BYTES);
+		unsigned pct = pm_snap_progress(&w);
 		size_t n = pm_snap_fill(&w, sh, NOW0, image + image_len, PM_SNAP_FILL_BYTES_MIN, items);
+		CU_ASSERT(pm_snap_progress(&w) >= pct && pm_snap_progress(&w) <= 100);
 		if (n == 0)
 			break;
 		image_len += n;
 	}
+	CU_ASSERT_EQUAL(pm_snap_progress(&w), 100);
 }
 
 /* ---------------------------------------------------------------- comparing */
