@@ -48,7 +48,7 @@ static const struct key keys[] = {
 	  "keys + vectors each shard can hold (64 B each, from the arena)" },
 	{ "hugepages", K_BOOL, OFF(hugepages), 0, 1, "bool",
 	  "try explicit 2 MiB pages for the arenas, then transparent hugepages" },
-	{ "data_dir", K_STRING, OFF(data_dir), 0, 0, "path", "directory for the daemon's files" },
+	{ "data_dir", K_STRING, OFF(data_dir), 1, 0, "path", "directory for the daemon's files" },
 	{ "knn_timeout_ms", K_U32, OFF(knn_timeout_ms), 1, 60000, "ms",
 	  "deadline for the shards' answers to a fan-out (KNN, collection ops, INFO)" },
 	{ "maintain_nodes", K_U32, OFF(maintain_nodes), 16, 1u << 20, "nodes",
@@ -93,6 +93,9 @@ static const struct key keys[] = {
 	  " thread (no: better where no core is free for io_uring's kernel workers)" },
 	{ "wal_truncate_corrupt", K_BOOL, OFF(wal_truncate_corrupt), 0, 1, "bool",
 	  "at start, drop the log from a corrupt record on instead of refusing to start" },
+	{ "admin_socket", K_STRING, OFF(admin_socket), 0, 0, "path",
+	  "the admin socket (mode 0600) pomaictl and pomai-control talk to; empty:"
+	  " data_dir/admin.sock" },
 	{ "snapshot_interval_s", K_U32, OFF(snapshot_interval_s), 0, 604800, "s",
 	  "start a snapshot of every shard this often (0: not on a timer)" },
 	{ "snapshot_wal_bytes", K_BYTES, OFF(snapshot_wal_bytes), 0, 1ull << 40, "bytes",
@@ -317,8 +320,10 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 	case K_STRING:
 		break;
 	}
-	if (strlen(v) >= PM_CONFIG_STRING_BYTES || !*v)
-		return pm_errf(err, n, "%s: want 1..%u characters", k->name, PM_CONFIG_STRING_BYTES - 1);
+	/* a string key's min is the fewest characters it takes (admin_socket: 0) */
+	if (strlen(v) >= PM_CONFIG_STRING_BYTES || strlen(v) < k->min)
+		return pm_errf(err, n, "%s: want %u..%u characters", k->name, (unsigned)k->min,
+			    PM_CONFIG_STRING_BYTES - 1);
 	strcpy(dst, v);
 	return 0;
 }
@@ -415,6 +420,51 @@ void pm_config_print(const struct pm_config *c, FILE *f)
 		value_text(c, &keys[i], v, sizeof(v));
 		fprintf(f, "%s = %s  # %s: %s\n", keys[i].name, v, keys[i].unit, keys[i].doc);
 	}
+}
+
+static const struct key *key_named(const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
+int pm_config_get(const struct pm_config *c, const char *key, char *out, size_t n)
+{
+	const struct key *k = key_named(key);
+	if (!k)
+		return -1;
+	value_text(c, k, out, n);
+	return 0;
+}
+
+/* Keys a running pomaid reads afresh each time it uses them. */
+static const char *const live_keys[] = { "snapshot_interval_s", "snapshot_wal_bytes",
+					 "knn_timeout_ms", "maintain_nodes", "idle_sleep_us" };
+
+int pm_config_set_live(struct pm_config *c, const char *key, const char *value, char *err,
+		       size_t errlen)
+{
+	const struct key *k = key_named(key);
+	bool live = false;
+	for (size_t i = 0; k && i < sizeof(live_keys) / sizeof(live_keys[0]); i++)
+		live |= !strcmp(live_keys[i], key);
+	if (!k)
+		return pm_errf(err, errlen, "%s: no such key", key);
+	if (!live)
+		return pm_errf(err, errlen, "%s cannot change while pomaid runs: set it in the"
+				" config file and restart", key);
+	struct pm_config tmp = *c;
+	if (pm_config_set(&tmp, key, value, err, errlen) != 0)
+		return -1;
+	void *dst = (char *)c + k->off;
+	const void *src = (const char *)&tmp + k->off;
+	if (k->kind == K_U32) /* one store: the workers read it without a lock */
+		__atomic_store_n((uint32_t *)dst, *(const uint32_t *)src, __ATOMIC_RELAXED);
+	else
+		__atomic_store_n((uint64_t *)dst, *(const uint64_t *)src, __ATOMIC_RELAXED);
+	return 0;
 }
 
 void pm_config_usage(FILE *f)

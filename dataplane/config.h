@@ -77,6 +77,7 @@ struct pm_config {
 	uint64_t wal_segment_bytes;            /* size of a log segment */
 	bool wal_truncate_corrupt;             /* drop the log from a corrupt record on */
 	bool wal_uring;                        /* wal_io: io_uring (yes) or pwrite on the worker */
+	char admin_socket[PM_CONFIG_STRING_BYTES]; /* "" = data_dir/admin.sock */
 	uint32_t snapshot_interval_s;          /* snapshot schedule: every this many s (0: off) */
 	uint64_t snapshot_wal_bytes;           /* ... or once the log grew this much (0: off) */
 };
@@ -92,6 +93,14 @@ int pm_config_set(struct pm_config *c, const char *key, const char *value, char 
 		  size_t errlen);
 /* Print every key as `key = value`, with its unit and meaning as a comment. */
 void pm_config_print(const struct pm_config *c, FILE *f);
+/* One key's value as text; 0, or -1 for an unknown key. */
+int pm_config_get(const struct pm_config *c, const char *key, char *out, size_t n);
+/* Change a key of a running daemon: only keys pomaid reads afresh each time
+ * (the snapshot schedule, knn_timeout_ms, maintain_nodes, idle_sleep_us); 0,
+ * or -1 with a message (an unknown key, a bad value, or one that needs a
+ * restart). */
+int pm_config_set_live(struct pm_config *c, const char *key, const char *value, char *err,
+		       size_t errlen);
 /* Print the flags (--key value) with their defaults, for --help. */
 void pm_config_usage(FILE *f);
 

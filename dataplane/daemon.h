@@ -24,6 +24,7 @@
 #include "config.h"
 #include "ring.h"
 #include "shard.h"
+#include "stats.h"
 
 /* Datagrams a worker takes from its backend per burst. */
 #define PM_RX_BURST 32u
@@ -55,6 +56,9 @@
  * client's forwarded frames share. */
 #define PM_TCP_INFLIGHT_MAX 64u
 #define PM_TCP_ACCEPT_BURST 16u
+/* Service-time clock: ticks are converted to nanoseconds once they have been
+ * compared with the monotonic clock over at least this long. */
+#define PM_TICKS_CALIBRATE_NS (100u * 1000u * 1000u)
 /* Turns between two slices of background maintenance while busy. */
 #define PM_MAINTAIN_EVERY_TURNS 64u
 
@@ -64,9 +68,20 @@ enum pm_msg_type {
 	PM_MSG_FANOUT_REPLY, /* encoded reply frames of one shard for a fan-out */
 	PM_MSG_TCP_REPLY,    /* reply frames for a TCP connection of the receiving worker */
 	PM_MSG_DGRAM_REPLY,  /* reply frames for a DPDK port only the receiving worker can send on */
+	PM_MSG_ADMIN_FRAME,  /* admin -> worker: a request frame to serve as a client's */
+	PM_MSG_ADMIN_REPLY,  /* worker -> admin: its reply frames (dest.gen: the call's tag) */
 };
 
+/* The admin socket (admin.c): connections served at once, bytes of one
+ * reply's text, how long a command waits for the workers, and how often the
+ * admin thread looks at the quit flag while idle. */
+#define PM_ADMIN_CONNS_MAX 8u
+#define PM_ADMIN_TEXT_BYTES (256u << 10)
+#define PM_ADMIN_REPLY_MS 5000u
+#define PM_ADMIN_POLL_MS 100
+
 #define PM_CONN_NONE UINT32_MAX
+#define PM_CONN_ADMIN (UINT32_MAX - 1) /* the reply goes to the admin thread */
 #define PM_PORT_KERNEL UINT32_MAX
 
 /* Where a reply goes: a UDP address, or a TCP connection of one worker. */
@@ -146,6 +161,7 @@ struct pm_worker_stats {
 };
 
 struct pm_daemon;
+struct pm_admin;
 struct pm_dpdk_worker;
 struct pm_dpdk;
 struct pm_wal;
@@ -155,6 +171,7 @@ struct pm_worker {
 	struct pm_daemon *d;
 	pthread_t thread;
 	int cpu;                   /* OS CPU number it is pinned to, -1 if unpinned */
+	int numa;                  /* its NUMA node, -1 if unknown */
 	int fd;                    /* UDP socket (kernel backend), -1 with DPDK */
 	struct pm_dpdk_worker *dp; /* DPDK backend state, NULL with the kernel one */
 	struct pm_wal *wal;        /* write-ahead log, NULL with wal = none */
@@ -178,6 +195,10 @@ struct pm_worker {
 	uint8_t *scratch;          /* PM_RING_PAYLOAD_MAX: outgoing message / reply frames */
 	struct pm_pending pending[PM_PENDING_MAX];
 	struct pm_worker_stats stats;
+	/* the stats segment: service-time histograms, the tick clock, publishing */
+	struct pm_hist lat_kv, lat_knn;
+	uint64_t tick0, tick0_ns, last_tick, stats_pub_ms;
+	double ns_per_tick;        /* 0 until calibrated */
 };
 
 struct pm_daemon {
@@ -189,12 +210,33 @@ struct pm_daemon {
 	int listen_fd;                   /* TCP, -1 when tcp_port = 0 */
 	struct pm_dpdk *dpdk;            /* DPDK backend, NULL with the kernel one */
 	pthread_barrier_t ready;
+	void *stats_base;                /* the stats segment (control/stats.h) */
+	size_t stats_bytes;
+	struct pm_ring *admin_in;        /* nshards: admin -> worker i */
+	struct pm_ring *admin_out;       /* nshards: worker i -> admin */
+	int admin_efd;                   /* a worker writes it after an admin reply */
+	struct pm_admin *admin;
 };
 
 static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from, uint32_t to)
 {
 	return &d->rings[(size_t)from * d->nshards + to];
 }
+
+/* admin.c: the admin socket, served by the main thread until the daemon stops */
+int pm_admin_open(struct pm_daemon *d, char *err, size_t errlen);
+void pm_admin_run(struct pm_daemon *d);
+void pm_admin_close(struct pm_daemon *d);
+
+/* stats_pub.c: the stats segment (created before the workers start) */
+int pm_stats_create(struct pm_daemon *d, char *err, size_t errlen);
+void pm_stats_destroy(struct pm_daemon *d);
+void pm_stats_publish(struct pm_worker *w);
+uint64_t pm_ticks(void);
+void pm_ticks_calibrate(struct pm_worker *w);
+/* One KV request served since tick `since`: its service time into lat_kv;
+ * w->last_tick becomes now (the next request of a burst starts there). */
+void pm_lat_kv(struct pm_worker *w, uint64_t since);
 
 /* worker.c */
 void *pm_worker_main(void *arg);

@@ -503,3 +503,17 @@ uint32_t pm_dpdk_info(const struct pm_worker *w, char *out, uint32_t cap)
 	}
 	return n;
 }
+
+void pm_dpdk_counters(const struct pm_worker *w, struct pm_stats_shard *s)
+{
+	if (!w->dp)
+		return;
+	for (uint32_t i = 0; i < w->dp->dp->nports; i++) {
+		const struct pm_dpdk_counters *c = &w->dp->c[i];
+		s->nic_rx_packets += c->rx_pkts;
+		s->nic_tx_packets += c->tx_pkts;
+		s->nic_tx_dropped += c->tx_dropped;
+		for (unsigned r = 0; r < PM_NET_DROP_REASONS; r++)
+			s->nic_rx_dropped += c->drops[r];
+	}
+}

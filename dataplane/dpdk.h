@@ -105,6 +105,9 @@ void pm_dpdk_disarm(struct pm_worker *w);
 /* The backend's INFO lines (ports, queues, drops by reason); worker 0 adds the
  * port-wide rte_eth_stats. */
 uint32_t pm_dpdk_info(const struct pm_worker *w, char *out, uint32_t cap);
+struct pm_stats_shard;
+/* This worker's queues' packet counters (all ports) in a stats block. */
+void pm_dpdk_counters(const struct pm_worker *w, struct pm_stats_shard *s);
 /* Steering mode chosen, for the ready line. */
 const char *pm_dpdk_describe(const struct pm_daemon *d, char *buf, size_t len);
 

@@ -105,3 +105,9 @@ const char *pm_dpdk_describe(const struct pm_daemon *d, char *buf, size_t len)
 	snprintf(buf, len, "(no DPDK)");
 	return buf;
 }
+
+void pm_dpdk_counters(const struct pm_worker *w, struct pm_stats_shard *s)
+{
+	(void)w;
+	(void)s; /* no DPDK queues: the kernel's counters are the NIC's */
+}

@@ -258,6 +258,7 @@ static void latency(struct pm_worker *w, const struct pm_pending *p)
 	uint64_t us = (w->now_ns - p->start_ns) / 1000u;
 	unsigned b = us ? 64u - (unsigned)__builtin_clzll(us) : 0;
 	w->stats.knn_latency_us[PM_MIN(b, 15u)]++;
+	pm_hist_add(&w->lat_knn, w->now_ns - p->start_ns);
 }
 
 static void finish(struct pm_worker *w, struct pm_pending *p)

@@ -190,6 +190,9 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 	w->d = d;
 	w->fd = -1;
 	w->cpu = hwloc_bitmap_first(set);
+	hwloc_obj_t node = hwloc_get_next_obj_covering_cpuset_by_type(topo, set, HWLOC_OBJ_NUMANODE,
+								     NULL);
+	w->numa = node ? (int)node->os_index : -1;
 	if (pm_worker_alloc(w) != 0) {
 		fprintf(stderr, "pomaid: shard %u: out of memory for its buffers\n", i);
 		return -1;
@@ -339,6 +342,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pomaid: %s\n", err);
 		goto close;
 	}
+	if (pm_stats_create(d, err, sizeof(err)) != 0 || pm_admin_open(d, err, sizeof(err)) != 0) {
+		fprintf(stderr, "pomaid: %s\n", err);
+		goto close;
+	}
 	if (start_workers(d, topo, sets) != 0)
 		goto close;
 	char ports[PM_CONFIG_EAL_BYTES];
@@ -350,12 +357,15 @@ int main(int argc, char **argv)
 		printf(" %d", d->workers[i].cpu);
 	printf("\n");
 	fflush(stdout);
+	pm_admin_run(d); /* this thread serves the admin socket until the daemon stops */
 	for (uint32_t i = 0; i < d->nshards; i++)
 		pthread_join(d->workers[i].thread, NULL);
 	printf("pomaid: stopped\n");
 	rc = 0;
 close:
+	pm_admin_close(d);
 	close_daemon(d);
+	pm_stats_destroy(d);
 	pm_dpdk_close(d);
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);

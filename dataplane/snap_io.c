@@ -460,3 +460,16 @@ uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 t->last_lsn, t->last_ms, t->last_bytes, t->last_end_wall_ms, t->loaded_lsn, t->loaded_items, t->loaded_nodes, t->load_ms);
 	return n < 0 || (uint32_t)n >= cap ? 0 : (uint32_t)n;
 }
+
+void pm_snap_counters(const struct pm_worker *w, struct pm_stats_shard *s)
+{
+	const struct pm_snap *p = w->wal ? w->wal->snap : NULL;
+	if (!p)
+		return;
+	s->snapshot_running = p->stage != S_IDLE;
+	s->snapshot_progress_pct = p->stage != S_IDLE ? pm_snap_progress(&p->wr) : 0;
+	s->snapshots_completed = p->st.completed;
+	s->snapshots_failed = p->st.failed;
+	s->snapshot_last_lsn = p->st.last_lsn;
+	s->snapshot_last_unix_ms = p->st.last_end_wall_ms;
+}

@@ -64,5 +64,7 @@ int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen
 /* Stop a running snapshot (shutdown): its temporary file is removed. */
 void pm_snap_close(struct pm_worker *w);
 uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap);
+struct pm_stats_shard;
+void pm_snap_counters(const struct pm_worker *w, struct pm_stats_shard *s);
 
 #endif

@@ -813,3 +813,15 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 		return 0;
 	return (uint32_t)n + pm_snap_info(w, out + n, cap - (uint32_t)n);
 }
+
+void pm_wal_counters(const struct pm_worker *w, struct pm_stats_shard *s)
+{
+	const struct pm_wal *l = w->wal;
+	if (!l)
+		return;
+	s->wal_records = l->st.records;
+	s->wal_bytes = l->st.bytes;
+	s->wal_fsyncs = l->st.fsyncs;
+	s->wal_lag_records = l->next_lsn - 1 - l->durable_lsn;
+	s->wal_held = l->st.held;
+}

@@ -109,5 +109,8 @@ int pm_wal_wake_fd(const struct pm_worker *w);
 /* Drain at shutdown: wait for what is in flight, write and sync the rest. */
 void pm_wal_drain(struct pm_worker *w);
 uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap);
+struct pm_stats_shard;
+/* The log's counters in a stats block (zeros with wal = none). */
+void pm_wal_counters(const struct pm_worker *w, struct pm_stats_shard *s);
 
 #endif

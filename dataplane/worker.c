@@ -175,6 +175,26 @@ static void reply_via(struct pm_worker *w, const struct pm_dest *to, const struc
 /* Bytes of a mutation's reply held for the log (one small frame). */
 #define HOLD_FRAME_BYTES 1024u
 
+/* Reply frames for the admin thread: into this worker's admin-out ring. */
+static void admin_reply(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+			uint32_t len)
+{
+	struct pm_daemon *d = w->d;
+	struct pm_msg m = { .origin = w->id, .dest = *to };
+	struct pm_ring *r = &d->admin_out[w->id];
+	uint8_t *dst = pm_ring_reserve(r, PM_MSG_ADMIN_REPLY, (uint32_t)sizeof(m) + len);
+	if (!dst) {
+		w->stats.dropped_ring_full++; /* the admin command times out */
+		return;
+	}
+	memcpy(dst, &m, sizeof(m));
+	memcpy(dst + sizeof(m), frames, len);
+	pm_ring_commit(r);
+	uint64_t one = 1;
+	ssize_t n = write(d->admin_efd, &one, sizeof(one));
+	(void)n;
+}
+
 void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
 	if (pm_wal_must_hold(w, rep->op, rep->status)) { /* sync WAL: once logged work is on disk */
@@ -185,7 +205,11 @@ void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct p
 			return;
 		}
 	}
-	if (to->conn == PM_CONN_NONE) {
+	if (to->conn == PM_CONN_ADMIN) {
+		uint32_t n = pm_reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - 64u);
+		if (n)
+			admin_reply(w, to, w->scratch, n);
+	} else if (to->conn == PM_CONN_NONE) {
 		if (to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port))
 			udp_reply(w, to, rep);
 		else
@@ -204,7 +228,9 @@ void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint
 		       uint32_t len)
 {
 	struct pm_msg m = { .origin = w->id, .dest = *to };
-	if (to->conn != PM_CONN_NONE && to->worker == w->id)
+	if (to->conn == PM_CONN_ADMIN)
+		admin_reply(w, to, frames, len);
+	else if (to->conn != PM_CONN_NONE && to->worker == w->id)
 		pm_tcp_deliver(w, to, frames, len);
 	else if (to->conn != PM_CONN_NONE)
 		pm_post(w, to->worker, PM_MSG_TCP_REPLY, &m, frames, len);
@@ -282,7 +308,9 @@ static void serve_forward(struct pm_worker *w, const struct pm_msg *m, const uin
 	w->stats.forwarded_in++;
 	if (pm_request_decode(frame, len, &req, &used) != PM_OK)
 		return; /* it decoded at the receiving worker; cannot happen */
+	uint64_t t0 = pm_ticks();
 	pm_apply_logged(w, &req, &rep);
+	pm_lat_kv(w, t0);
 	pm_send_reply(w, &m->dest, &rep);
 }
 
@@ -311,9 +339,36 @@ static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
 	return n;
 }
 
+struct batch;
+static void route(struct pm_worker *w, struct batch *b, const struct pm_request *req,
+		  const uint8_t *frame, uint32_t len, const struct pm_dest *from);
+
+/* Frames the admin thread sent: served as a client's, replies back to it. */
+static uint32_t serve_admin(struct pm_worker *w)
+{
+	struct pm_ring *r = &w->d->admin_in[w->id];
+	uint32_t n = 0, type, len;
+	const uint8_t *p;
+	while (n < RING_TURN_MESSAGES && (p = pm_ring_peek(r, &type, &len)) != NULL) {
+		const struct pm_msg *m = (const struct pm_msg *)p;
+		const uint8_t *body = p + sizeof(*m);
+		uint32_t blen = len - (uint32_t)sizeof(*m);
+		struct pm_request req;
+		size_t used;
+		enum pm_status st = pm_request_decode(body, blen, &req, &used);
+		if (type == PM_MSG_ADMIN_FRAME && st == PM_OK)
+			route(w, NULL, &req, body, (uint32_t)used, &m->dest);
+		else if (type == PM_MSG_ADMIN_FRAME)
+			send_error(w, &m->dest, req.id, req.op, st);
+		pm_ring_pop(r, len);
+		n++;
+	}
+	return n;
+}
+
 static uint32_t serve_rings(struct pm_worker *w)
 {
-	uint32_t n = 0;
+	uint32_t n = w->d->admin_in ? serve_admin(w) : 0;
 	for (uint32_t from = 0; from < w->d->nshards; from++)
 		if (from != w->id)
 			n += serve_ring(w, from);
@@ -322,6 +377,10 @@ static uint32_t serve_rings(struct pm_worker *w)
 
 static bool rings_empty(struct pm_worker *w)
 {
+	struct pm_ring *a = w->d->admin_in ? &w->d->admin_in[w->id] : NULL;
+	if (a && atomic_load_explicit(&a->head, memory_order_acquire) !=
+		     atomic_load_explicit(&a->tail, memory_order_relaxed))
+		return false;
 	for (uint32_t from = 0; from < w->d->nshards; from++) {
 		struct pm_ring *r = pm_ring_between(w->d, from, w->id);
 		if (from != w->id && atomic_load_explicit(&r->head, memory_order_acquire) !=
@@ -344,13 +403,16 @@ static void emit(void *ctx, const struct pm_request *req, const struct pm_reply 
 {
 	struct batch *b = ctx;
 	pm_wal_note(b->w, req, rep); /* admitted in route() */
+	pm_lat_kv(b->w, b->w->last_tick); /* the burst's requests are served one after another */
 	pm_send_reply(b->w, b->to[req - b->req], rep);
 }
 
 static void batch_flush(struct batch *b)
 {
-	if (b->n)
+	if (b->n) {
+		b->w->last_tick = pm_ticks();
 		pm_shard_apply_burst(&b->w->shard, b->req, b->n, b->w->now_ms, emit, b);
+	}
 	b->n = 0;
 }
 
@@ -378,14 +440,16 @@ static void route(struct pm_worker *w, struct batch *b, const struct pm_request 
 	}
 	if (owner == w->id) {
 		struct pm_reply rep;
+		uint64_t t0 = pm_ticks();
 		pm_apply_logged(w, req, &rep);
+		pm_lat_kv(w, t0);
 		pm_send_reply(w, from, &rep);
 		return;
 	}
 	struct pm_msg m = { .origin = w->id, .dest = *from };
 	if (pm_post(w, owner, PM_MSG_FORWARD, &m, frame, len)) {
 		w->stats.forwarded_out++;
-		if (from->conn != PM_CONN_NONE)
+		if (from->conn < PM_TCP_CONNS_MAX)
 			w->conns[from->conn].inflight++;
 	} else
 		send_error(w, from, req->id, req->op, PM_E_BUSY);
@@ -485,6 +549,11 @@ static uint32_t turn(struct pm_worker *w)
 	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
 	work += pm_wal_turn(w); /* this turn's writes become one log write */
 	pm_fanout_expire(w);
+	if (w->now_ms - w->stats_pub_ms >= PM_STATS_PUBLISH_MS) {
+		w->stats_pub_ms = w->now_ms;
+		pm_ticks_calibrate(w);
+		pm_stats_publish(w);
+	}
 	if (w->dp)
 		pm_dpdk_flush(w, work < PM_RX_BURST); /* ran out of work: send now */
 	else if (w->tx.n)
@@ -522,6 +591,7 @@ void *pm_worker_main(void *arg)
 	for (uint32_t i = 0; i < 16 && turn(w); i++)
 		;
 	pm_wal_drain(w); /* what is logged reaches the disk; held replies leave */
+	pm_stats_publish(w);
 	if (w->tx.n && !w->dp)
 		pm_udp_flush(w);
 	if (w->dp) {

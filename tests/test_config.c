@@ -25,7 +25,7 @@ static void test_shipped_file(void)
 		printf("\n  %s\n", err);
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 	CU_ASSERT(memcmp(&c, &def, sizeof(c)) == 0); /* the file states the defaults */
-	/* every key pm_config_print knows appears in the file as "key = " */
+	/* every key pm_config_print knows appears in the file as "key =" */
 	char *printed = NULL, *file = NULL;
 	size_t plen = 0, flen = 0;
 	FILE *p = open_memstream(&printed, &plen);
@@ -41,7 +41,7 @@ static void test_shipped_file(void)
 	int keys = 0, missing = 0;
 	for (char *line = strtok(printed, "\n"); line; line = strtok(NULL, "\n")) {
 		char want[96];
-		snprintf(want, sizeof(want), "\n%.*s = ", (int)strcspn(line, " "), line);
+		snprintf(want, sizeof(want), "\n%.*s =", (int)strcspn(line, " "), line);
 		keys++;
 		if (!strstr(file, want)) {
 			printf("\n  undocumented key: %s", want + 1);

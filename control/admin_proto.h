@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * admin_proto.h — the admin protocol: what pomaictl (and pomai-control) say
+ * to pomaid over its Unix-domain admin socket (docs/admin.md).
+ *
+ * Every message is a u32 little-endian length, then that many bytes:
+ *
+ *   request  u8 version (1), u8 argc (1..PM_ADMIN_ARGS_MAX), then argc times
+ *            u16 LE length + bytes: the command and its arguments
+ *            ("INFO", "memory"), binary-safe
+ *   reply    u8 version (1), u8 status (enum pm_admin_status), then text:
+ *            "field:value" lines under "# Section" headers, or a message
+ *
+ * One request at a time per connection; the reply comes before the next
+ * request is read. Access control is the socket file's mode (0600: its owner).
+ */
+#ifndef POMAI_CONTROL_ADMIN_PROTO_H
+#define POMAI_CONTROL_ADMIN_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PM_ADMIN_VERSION 1u
+/* Bytes of one message after its length prefix, at most. */
+#define PM_ADMIN_MESSAGE_BYTES_MAX (1u << 20)
+/* Arguments of a request (the command included), and bytes of one. */
+#define PM_ADMIN_ARGS_MAX 16u
+#define PM_ADMIN_ARG_BYTES_MAX 4096u
+#define PM_ADMIN_LEN_BYTES 4u
+
+enum pm_admin_status {
+	PM_ADMIN_OK = 0,
+	PM_ADMIN_ERROR = 1,       /* the command failed; the text says why */
+	PM_ADMIN_USAGE = 2,       /* unknown command or bad arguments */
+	PM_ADMIN_UNAVAILABLE = 3, /* the daemon could not answer in time (a shard busy) */
+};
+
+struct pm_admin_req {
+	uint32_t argc;
+	struct {
+		const uint8_t *p;
+		uint32_t len;
+	} arg[PM_ADMIN_ARGS_MAX];
+};
+
+/* A request (length prefix included) into out; its bytes, 0 if it breaks a bound. */
+size_t pm_admin_req_encode(uint32_t argc, const char *const *argv, uint8_t *out, size_t cap);
+/* A request's payload (after the prefix); 0, or -1 for a malformed one. */
+int pm_admin_req_decode(const uint8_t *p, size_t len, struct pm_admin_req *r);
+/* Whether argument i is the word w (case-insensitive). */
+bool pm_admin_arg_is(const struct pm_admin_req *r, uint32_t i, const char *w);
+
+/* A reply (length prefix included) into out; its bytes, 0 if it does not fit. */
+size_t pm_admin_reply_encode(uint8_t status, const char *text, size_t tlen, uint8_t *out,
+			     size_t cap);
+/* A reply's payload; 0, or -1 for a malformed one. */
+int pm_admin_reply_decode(const uint8_t *p, size_t len, uint8_t *status, const char **text,
+			  size_t *tlen);
+
+/* Client side, blocking: connect to the socket (fd, or -errno); send one
+ * request and read its reply into buf (status, text pointing into buf) within
+ * timeout_ms. 0, or -errno (-ETIMEDOUT, -EPROTO for a malformed reply). */
+int pm_admin_connect(const char *path);
+int pm_admin_call(int fd, uint32_t argc, const char *const *argv, uint8_t *buf, size_t cap,
+		  int timeout_ms, uint8_t *status, const char **text, size_t *tlen);
+
+#endif

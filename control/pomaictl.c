@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * pomaictl — the operator's CLI: one command to pomaid's admin socket (or to
+ * pomai-control's, which speaks the same protocol: control/admin_proto.h),
+ * its answer printed as text or, with --json, as one JSON object.
+ *
+ * Exit codes scripts can rely on: 0 done; 1 the daemon refused or the command
+ * failed (its message on stderr); 2 usage (here or as the daemon judged it);
+ * 3 the daemon could not be reached or did not answer in time.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin_proto.h"
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+#define TIMEOUT_MS_DEFAULT 10000
+#define SOCKET_DEFAULT "./var/pomai/admin.sock"
+
+struct sub {
+	const char *name;
+	uint32_t min_args, max_args; /* after the subcommand's name */
+	const char *usage, *help;
+};
+
+static const struct sub subs[] = {
+	{ "info", 0, 1, "info [SECTION]", "INFO text of every shard, summed in a Total section" },
+	{ "snapshot", 0, 1, "snapshot [now|status]",
+	  "now (default): every shard starts a snapshot; status: progress and the last one" },
+	{ "config", 2, 3, "config get KEY | config set KEY VALUE",
+	  "read a key; change one the daemon reads afresh (others need a restart: exit 1)" },
+	{ "collection", 1, 16, "collection list | create NAME --dim D [--metric l2|ip|cosine]"
+	  " [--index flat|hnsw] [--m M] [--ef-construction N] [--ef-search N] | drop NAME",
+	  "list, create or drop vector collections (on every shard)" },
+	{ "shards", 0, 0, "shards", "per shard: CPU, NUMA node, queue, keys, vectors, bytes, latency" },
+	{ "clients", 0, 1, "clients [N]", "the top talkers (needs quotas in the daemon)" },
+	{ "quota", 1, 5, "quota set ADDR RPS BPS | get ADDR | list | del ADDR",
+	  "per-client request and byte rates" },
+	{ "ping", 0, 0, "ping", "is the daemon there" },
+	{ "shutdown", 0, 0, "shutdown", "stop the daemon (as SIGTERM does)" },
+};
+#define NSUBS (sizeof(subs) / sizeof(subs[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pomaictl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]\n\n"
+		   "  --socket PATH  the admin socket (env POMAI_ADMIN_SOCKET; default %s)\n"
+		   "  --json         print the answer as one JSON object\n"
+		   "  --timeout MS   how long to wait for the answer (default %d)\n\ncommands:\n",
+		SOCKET_DEFAULT, TIMEOUT_MS_DEFAULT);
+	for (size_t i = 0; i < NSUBS; i++)
+		fprintf(f, "  %-12s %s\n", subs[i].name, subs[i].help);
+	fprintf(f, "\n'pomaictl COMMAND --help' for each. Exit: 0 ok, 1 failed, 2 usage,"
+		   " 3 unreachable.\n");
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+static void json_string(const char *p, size_t n)
+{
+	putchar('"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static bool is_number(const char *p, size_t n)
+{
+	size_t i = n && p[0] == '-';
+	if (i == n)
+		return false;
+	for (; i < n; i++)
+		if (!isdigit((unsigned char)p[i]) && p[i] != '.')
+			return false;
+	return p[n - 1] != '.' && !(n > 1 && p[0] == '0' && isdigit((unsigned char)p[1]));
+}
+
+/* "# Section" lines open objects; "field:value" lines are members; other
+ * lines are collected as "message". */
+static void print_json(uint8_t status, const char *t, size_t n)
+{
+	bool in_sec = false, first = true, sec_first = true;
+	printf("{\"status\":\"%s\"", status == PM_ADMIN_OK ? "ok" : "error");
+	for (size_t at = 0; at < n;) {
+		size_t end = at;
+		while (end < n && t[end] != '\n')
+			end++;
+		size_t len = end - at;
+		if (len && t[at + len - 1] == '\r')
+			len--;
+		const char *line = t + at, *colon = memchr(line, ':', len);
+		at = end + 1;
+		if (len == 0)
+			continue;
+		if (len > 2 && line[0] == '#' && line[1] == ' ') {
+			printf("%s,", in_sec ? "}" : "");
+			json_string(line + 2, len - 2);
+			printf(":{");
+			in_sec = true, sec_first = true;
+		} else if (colon && colon != line && !memchr(line, ' ', (size_t)(colon - line))) {
+			printf("%s", in_sec ? (sec_first ? "" : ",") : ",");
+			json_string(line, (size_t)(colon - line));
+			putchar(':');
+			size_t vlen = len - (size_t)(colon - line) - 1;
+			if (is_number(colon + 1, vlen))
+				printf("%.*s", (int)vlen, colon + 1);
+			else
+				json_string(colon + 1, vlen);
+			sec_first = false;
+		} else {
+			printf("%s%s\"message\":", in_sec ? "}" : "", ",");
+			json_string(line, len);
+			in_sec = false;
+		}
+		first = false;
+	}
+	(void)first;
+	printf("%s}\n", in_sec ? "}" : "");
+}
+
+/* ---------------------------------------------------------------- commands */
+
+static char *upper(const char *s, char *buf, size_t n)
+{
+	size_t i = 0;
+	for (; s[i] && i + 1 < n; i++)
+		buf[i] = (char)toupper((unsigned char)s[i]);
+	buf[i] = '\0';
+	return buf;
+}
+
+/* collection create NAME --dim D ...: into "key=value" admin arguments. */
+static int collection_create(int argc, char **argv, const char **out, uint32_t *n,
+			     char (*kv)[128])
+{
+	static const char *const opts[][2] = { { "--dim", "dim" }, { "--metric", "metric" },
+					       { "--index", "index" }, { "--m", "m" },
+					       { "--ef-construction", "ef_construction" },
+					       { "--ef-search", "ef_search" } };
+	bool dim = false;
+	for (int i = 0; i < argc; i += 2) {
+		size_t o = 0;
+		while (o < sizeof(opts) / sizeof(opts[0]) && strcmp(argv[i], opts[o][0]))
+			o++;
+		if (o == sizeof(opts) / sizeof(opts[0]) || i + 1 >= argc ||
+		    *n >= PM_ADMIN_ARGS_MAX)
+			return -1;
+		snprintf(kv[i / 2], sizeof(kv[0]), "%s=%s", opts[o][1], argv[i + 1]);
+		out[(*n)++] = kv[i / 2];
+		dim |= o == 0;
+	}
+	return dim ? 0 : -1;
+}
+
+/* The admin request for a subcommand and its arguments; -1: usage. */
+static int build(const struct sub *s, int argc, char **argv, const char **out, uint32_t *n)
+{
+	static char words[4][32], kv[8][128];
+	if ((uint32_t)argc < s->min_args || (uint32_t)argc > s->max_args)
+		return -1;
+	*n = 0;
+	out[(*n)++] = upper(s->name, words[0], sizeof(words[0]));
+	bool coll = !strcmp(s->name, "collection");
+	if (coll && !strcmp(argv[0], "create")) {
+		if (argc < 2)
+			return -1;
+		out[(*n)++] = "CREATE";
+		out[(*n)++] = argv[1];
+		return collection_create(argc - 2, argv + 2, out, n, kv);
+	}
+	if (coll && !(!strcmp(argv[0], "list") ? argc == 1 : !strcmp(argv[0], "drop") && argc == 2))
+		return -1;
+	if (!strcmp(s->name, "config") &&
+	    !(!strcmp(argv[0], "get") ? argc == 2 : !strcmp(argv[0], "set") && argc == 3))
+		return -1;
+	for (int i = 0; i < argc; i++)
+		out[(*n)++] = i == 0 && (coll || !strcmp(s->name, "config") || !strcmp(s->name, "quota"))
+				      ? upper(argv[0], words[1], sizeof(words[1]))
+				      : argv[i];
+	return 0;
+}
+
+static int call(const char *sock, int timeout_ms, bool json, uint32_t n, const char **args)
+{
+	static uint8_t buf[PM_ADMIN_LEN_BYTES + PM_ADMIN_MESSAGE_BYTES_MAX];
+	int fd = pm_admin_connect(sock);
+	if (fd < 0) {
+		fprintf(stderr, "pomaictl: %s: %s\n", sock, strerror(-fd));
+		return EXIT_UNREACHABLE;
+	}
+	uint8_t status;
+	const char *text;
+	size_t tlen;
+	int rc = pm_admin_call(fd, n, args, buf, sizeof(buf), timeout_ms, &status, &text, &tlen);
+	close(fd);
+	if (rc != 0) {
+		fprintf(stderr, "pomaictl: %s: %s\n", sock, strerror(-rc));
+		return EXIT_UNREACHABLE;
+	}
+	if (json)
+		print_json(status, text, tlen);
+	else
+		fwrite(text, 1, tlen, status == PM_ADMIN_OK ? stdout : stderr);
+	return status == PM_ADMIN_OK ? 0
+	       : status == PM_ADMIN_USAGE ? EXIT_USAGE
+	       : status == PM_ADMIN_UNAVAILABLE ? EXIT_UNREACHABLE : EXIT_FAILED;
+}
+
+int main(int argc, char **argv)
+{
+	const char *sock = getenv("POMAI_ADMIN_SOCKET");
+	int timeout_ms = TIMEOUT_MS_DEFAULT, i = 1;
+	bool json = false;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--socket") && i + 1 < argc)
+			sock = argv[++i];
+		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc && atoi(argv[i + 1]) > 0)
+			timeout_ms = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const struct sub *s = NULL;
+	for (size_t k = 0; k < NSUBS; k++)
+		s = !strcmp(argv[i], subs[k].name) ? &subs[k] : s;
+	if (!s) {
+		fprintf(stderr, "pomaictl: %s: no such command\n", argv[i]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (i + 1 < argc && !strcmp(argv[i + 1], "--help")) {
+		printf("usage: pomaictl [OPTIONS] %s\n  %s\n", s->usage, s->help);
+		return 0;
+	}
+	const char *args[PM_ADMIN_ARGS_MAX];
+	uint32_t n = 0;
+	if (build(s, argc - i - 1, argv + i + 1, args, &n) != 0) {
+		fprintf(stderr, "usage: pomaictl [OPTIONS] %s\n", s->usage);
+		return EXIT_USAGE;
+	}
+	return call(sock ? sock : SOCKET_DEFAULT, timeout_ms, json, n, args);
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * stats.c — the stats segment's layout, histograms, and the lock-free reader
+ * (see stats.h).
+ */
+#include "stats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HEADER_BYTES 64u
+#define ALIGN_BYTES 64u
+
+_Static_assert(sizeof(struct pm_stats_header) <= HEADER_BYTES, "header fits its line");
+_Static_assert(sizeof(struct pm_stats_shard) % ALIGN_BYTES == 0, "shard blocks are whole lines");
+_Static_assert(sizeof(struct pm_stats_global) % ALIGN_BYTES == 0, "global block is whole lines");
+
+/* ---------------------------------------------------------------- histograms */
+
+unsigned pm_hist_bucket(uint64_t ns)
+{
+	if (ns < PM_HIST_SUB)
+		return (unsigned)ns;
+	unsigned e = 63u - (unsigned)__builtin_clzll(ns); /* >= PM_HIST_SUB_BITS */
+	if (e >= PM_HIST_TOP_BITS)
+		return PM_HIST_BUCKETS - 1;
+	unsigned sub = (unsigned)(ns >> (e - PM_HIST_SUB_BITS)) & (PM_HIST_SUB - 1);
+	return (e - PM_HIST_SUB_BITS + 1) * PM_HIST_SUB + sub;
+}
+
+uint64_t pm_hist_floor(unsigned bucket)
+{
+	if (bucket < PM_HIST_SUB)
+		return bucket;
+	unsigned e = bucket / PM_HIST_SUB + PM_HIST_SUB_BITS - 1, sub = bucket % PM_HIST_SUB;
+	return (uint64_t)(PM_HIST_SUB + sub) << (e - PM_HIST_SUB_BITS);
+}
+
+void pm_hist_add(struct pm_hist *h, uint64_t ns)
+{
+	h->count++;
+	h->sum += ns;
+	h->max = ns > h->max ? ns : h->max;
+	h->b[pm_hist_bucket(ns)]++;
+}
+
+uint64_t pm_hist_quantile(const struct pm_hist *h, double q)
+{
+	if (h->count == 0)
+		return 0;
+	uint64_t rank = (uint64_t)(q * (double)h->count + 0.999999);
+	rank = rank ? rank : 1;
+	uint64_t seen = 0;
+	for (unsigned b = 0; b < PM_HIST_BUCKETS - 1; b++) {
+		seen += h->b[b];
+		if (seen >= rank) {
+			uint64_t edge = pm_hist_floor(b + 1) - 1;
+			return edge < h->max ? edge : h->max;
+		}
+	}
+	return h->max;
+}
+
+/* ---------------------------------------------------------------- layout */
+
+size_t pm_stats_file_bytes(uint32_t nshards)
+{
+	return HEADER_BYTES + sizeof(struct pm_stats_global) +
+	       (size_t)nshards * sizeof(struct pm_stats_shard);
+}
+
+void pm_stats_format(void *base, uint32_t nshards)
+{
+	struct pm_stats_header *h = base;
+	memcpy(h->magic, PM_STATS_MAGIC, sizeof(h->magic));
+	h->version = PM_STATS_VERSION;
+	h->nshards = nshards;
+	h->header_bytes = HEADER_BYTES;
+	h->global_bytes = sizeof(struct pm_stats_global);
+	h->shard_bytes = sizeof(struct pm_stats_shard);
+	h->global_off = HEADER_BYTES;
+	h->shards_off = HEADER_BYTES + sizeof(struct pm_stats_global);
+	h->file_bytes = pm_stats_file_bytes(nshards);
+}
+
+/* ---------------------------------------------------------------- reading */
+
+bool pm_stats_read(const void *src, void *dst, size_t bytes)
+{
+	_Atomic uint64_t *seq = (_Atomic uint64_t *)src;
+	for (unsigned i = 0; i < PM_STATS_READ_TRIES; i++) {
+		if (i >= PM_STATS_READ_SPINS)
+			sched_yield(); /* the writer may have been preempted mid-write */
+		uint64_t a = atomic_load_explicit(seq, memory_order_acquire);
+		if (a & 1u)
+			continue;
+		/* byte copy through volatile: the writer may be changing it, and
+		 * the sequence check below throws such a copy away */
+		const volatile uint8_t *s = src;
+		uint8_t *d = dst;
+		for (size_t k = 0; k < bytes; k++)
+			d[k] = s[k];
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(seq, memory_order_relaxed) == a)
+			return true;
+	}
+	return false;
+}
+
+int pm_stats_open(const char *path, struct pm_stats_map *m, char *why, size_t whylen)
+{
+	memset(m, 0, sizeof(*m));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		int e = errno;
+		snprintf(why, whylen, "%s: %s", path, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return -e;
+	}
+	void *base = sb.st_size >= (off_t)HEADER_BYTES
+			     ? mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0)
+			     : MAP_FAILED;
+	close(fd);
+	if (base == MAP_FAILED) {
+		snprintf(why, whylen, "%s: too short, or cannot be mapped", path);
+		return -EINVAL;
+	}
+	const struct pm_stats_header *h = base;
+	if (memcmp(h->magic, PM_STATS_MAGIC, sizeof(h->magic)) || h->version != PM_STATS_VERSION ||
+	    h->shard_bytes != sizeof(struct pm_stats_shard) ||
+	    h->global_bytes != sizeof(struct pm_stats_global) || h->nshards == 0 ||
+	    h->nshards > PM_STATS_SHARDS_MAX || h->file_bytes != pm_stats_file_bytes(h->nshards) ||
+	    (size_t)sb.st_size < h->file_bytes) {
+		snprintf(why, whylen, "%s: not a stats segment of this version (%u)", path,
+			 PM_STATS_VERSION);
+		munmap(base, (size_t)sb.st_size);
+		return -EINVAL;
+	}
+	m->base = base;
+	m->bytes = (size_t)sb.st_size;
+	m->nshards = h->nshards;
+	return 0;
+}
+
+void pm_stats_close(struct pm_stats_map *m)
+{
+	if (m->base)
+		munmap(m->base, m->bytes);
+	memset(m, 0, sizeof(*m));
+}

@@ -1,0 +1,592 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * admin.c — pomaid's admin socket (control/admin_proto.h, docs/admin.md),
+ * served by the daemon's main thread once the workers run.
+ *
+ * The admin thread never touches a shard. What needs one goes to the workers
+ * through their rings: a wire request (INFO, SNAPSHOT, the collection ops) is
+ * posted to worker 0's admin ring as if a client had sent it, with a reply
+ * destination that means "the admin" (PM_CONN_ADMIN, tagged); whichever
+ * worker answers puts the reply frames in its own admin-out ring and wakes
+ * this thread. What the workers publish anyway (shards, snapshot progress) is
+ * read from the stats segment. The socket is created mode 0600 — the access
+ * control — and serves at most PM_ADMIN_CONNS_MAX connections at once.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin_proto.h"
+#include "bytes.h"
+#include "codec.h"
+#include "common.h"
+#include "daemon.h"
+
+struct admin_conn {
+	int fd;             /* -1: free */
+	uint32_t len;       /* bytes of the request read so far */
+	uint8_t buf[PM_ADMIN_LEN_BYTES + PM_ADMIN_MESSAGE_BYTES_MAX];
+};
+
+struct pm_admin {
+	int lfd, efd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	uint32_t tag;
+	struct admin_conn conns[PM_ADMIN_CONNS_MAX];
+	uint8_t frames[PM_RING_PAYLOAD_MAX]; /* a wire reply */
+	uint32_t frames_len;
+	char text[PM_ADMIN_TEXT_BYTES];      /* a reply's text */
+	size_t text_len;
+	uint8_t out[PM_ADMIN_LEN_BYTES + PM_ADMIN_MESSAGE_BYTES_MAX];
+};
+
+/* ---------------------------------------------------------------- set-up */
+
+int pm_admin_open(struct pm_daemon *d, char *err, size_t errlen)
+{
+	struct pm_admin *a = calloc(1, sizeof(*a));
+	uint32_t n = d->nshards;
+	d->admin_in = calloc(n, sizeof(*d->admin_in));
+	d->admin_out = calloc(n, sizeof(*d->admin_out));
+	if (!a || !d->admin_in || !d->admin_out)
+		return pm_errf(err, errlen, "out of memory for the admin socket");
+	d->admin = a;
+	a->lfd = a->efd = -1;
+	for (uint32_t i = 0; i < PM_ADMIN_CONNS_MAX; i++)
+		a->conns[i].fd = -1;
+	for (uint32_t i = 0; i < n; i++)
+		if (!(d->admin_in[i].buf = malloc(PM_RING_BYTES)) ||
+		    !(d->admin_out[i].buf = malloc(PM_RING_BYTES)))
+			return pm_errf(err, errlen, "out of memory for the admin rings");
+	if ((a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		return pm_errf(err, errlen, "admin eventfd: %s", strerror(errno));
+	d->admin_efd = a->efd;
+	const char *path = d->cfg.admin_socket;
+	char def[PM_CONFIG_STRING_BYTES + 16];
+	if (!path[0]) {
+		snprintf(def, sizeof(def), "%s/admin.sock", d->cfg.data_dir);
+		path = def;
+	}
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return pm_errf(err, errlen, "admin socket %s: path too long", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	memcpy(a->path, path, strlen(path) + 1);
+	unlink(path); /* a stale one (the data_dir lock is ours) */
+	mode_t old = umask(0177);  /* created 0600: only its owner may talk to pomaid */
+	a->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int rc = a->lfd < 0 || bind(a->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+		 listen(a->lfd, PM_ADMIN_CONNS_MAX) != 0;
+	umask(old);
+	if (rc)
+		return pm_errf(err, errlen, "admin socket %s: %s", path, strerror(errno));
+	return 0;
+}
+
+void pm_admin_close(struct pm_daemon *d)
+{
+	struct pm_admin *a = d->admin;
+	for (uint32_t i = 0; d->admin_in && i < d->nshards; i++) {
+		free(d->admin_in[i].buf);
+		free(d->admin_out[i].buf);
+	}
+	free(d->admin_in);
+	free(d->admin_out);
+	d->admin_in = d->admin_out = NULL;
+	if (!a)
+		return;
+	for (uint32_t i = 0; i < PM_ADMIN_CONNS_MAX; i++)
+		if (a->conns[i].fd >= 0)
+			close(a->conns[i].fd);
+	if (a->lfd >= 0) {
+		close(a->lfd);
+		unlink(a->path);
+	}
+	if (a->efd >= 0)
+		close(a->efd);
+	free(a);
+	d->admin = NULL;
+}
+
+/* ---------------------------------------------------------------- reply text */
+
+__attribute__((format(printf, 2, 3))) static void say(struct pm_admin *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	size_t room = sizeof(a->text) - a->text_len;
+	int n = vsnprintf(a->text + a->text_len, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		a->text_len += (size_t)n < room ? (size_t)n : room - 1;
+}
+
+/* ---------------------------------------------------------------- wire requests */
+
+/* Post to worker `to`'s admin ring and wake it if it sleeps. */
+static bool admin_post(struct pm_daemon *d, uint32_t to, const struct pm_msg *m,
+		       const uint8_t *body, uint32_t len)
+{
+	struct pm_ring *r = &d->admin_in[to];
+	uint8_t *dst = pm_ring_reserve(r, PM_MSG_ADMIN_FRAME, (uint32_t)sizeof(*m) + len);
+	if (!dst)
+		return false;
+	memcpy(dst, m, sizeof(*m));
+	memcpy(dst + sizeof(*m), body, len);
+	pm_ring_commit(r);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&d->workers[to].sleeping, memory_order_relaxed)) {
+		uint64_t one = 1;
+		ssize_t n = write(d->workers[to].wake_fd, &one, sizeof(one));
+		(void)n;
+	}
+	return true;
+}
+
+/* Take every reply the workers left; keep the one tagged `tag`. */
+static bool collect(struct pm_daemon *d, uint32_t tag)
+{
+	struct pm_admin *a = d->admin;
+	bool got = false;
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		struct pm_ring *r = &d->admin_out[i];
+		uint32_t type, len;
+		const uint8_t *p;
+		while ((p = pm_ring_peek(r, &type, &len)) != NULL) {
+			const struct pm_msg *m = (const struct pm_msg *)p;
+			uint32_t blen = len - (uint32_t)sizeof(*m);
+			if (m->dest.gen == tag && blen <= sizeof(a->frames)) {
+				memcpy(a->frames, p + sizeof(*m), blen);
+				a->frames_len = blen;
+				got = true;
+			}
+			pm_ring_pop(r, len);
+		}
+	}
+	return got;
+}
+
+/* Send req through worker 0 and wait for its reply frames (a->frames). */
+static enum pm_admin_status wire(struct pm_daemon *d, struct pm_request *req)
+{
+	struct pm_admin *a = d->admin;
+	uint8_t frame[PM_FRAME_BYTES_MAX];
+	req->id = ++a->tag;
+	size_t n = pm_request_encode(req, frame, sizeof(frame));
+	struct pm_msg m = { .origin = 0,
+			    .dest = { .worker = 0, .conn = PM_CONN_ADMIN, .gen = a->tag,
+				      .port = PM_PORT_KERNEL } };
+	if (n == 0) {
+		say(a, "request too large\n");
+		return PM_ADMIN_USAGE;
+	}
+	if (!admin_post(d, 0, &m, frame, (uint32_t)n)) {
+		say(a, "worker 0 is busy: its admin ring is full\n");
+		return PM_ADMIN_UNAVAILABLE;
+	}
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if (collect(d, a->tag))
+			return PM_ADMIN_OK;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= (long)PM_ADMIN_REPLY_MS || atomic_load(&d->quit)) {
+			say(a, "no answer from the workers in %u ms\n", PM_ADMIN_REPLY_MS);
+			return PM_ADMIN_UNAVAILABLE;
+		}
+		struct pollfd pf = { .fd = a->efd, .events = POLLIN };
+		if (poll(&pf, 1, (int)(PM_ADMIN_REPLY_MS - ms)) > 0) {
+			uint64_t v;
+			ssize_t r = read(a->efd, &v, sizeof(v));
+			(void)r;
+		}
+	}
+}
+
+/* The first reply frame's status as the command's: OK, or the status name. */
+static enum pm_admin_status wire_status(struct pm_admin *a, struct pm_reply_view *rv)
+{
+	size_t used;
+	if (pm_reply_decode(a->frames, a->frames_len, rv, &used) != PM_OK) {
+		say(a, "undecodable reply\n");
+		return PM_ADMIN_ERROR;
+	}
+	if (rv->status != PM_OK && rv->status != PM_NOT_FOUND) {
+		say(a, "%s\n", pm_status_name(rv->status));
+		return PM_ADMIN_ERROR;
+	}
+	return PM_ADMIN_OK;
+}
+
+/* ---------------------------------------------------------------- commands */
+
+typedef enum pm_admin_status (*admin_fn)(struct pm_daemon *d, const struct pm_admin_req *r);
+
+/* Argument i as a NUL-terminated string (empty when absent or too long). */
+static const char *arg(const struct pm_admin_req *r, uint32_t i, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	if (i < r->argc && r->arg[i].len < n) {
+		memcpy(buf, r->arg[i].p, r->arg[i].len);
+		buf[r->arg[i].len] = '\0';
+	}
+	return buf;
+}
+
+static enum pm_admin_status cmd_ping(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	(void)r;
+	say(d->admin, "PONG\n");
+	return PM_ADMIN_OK;
+}
+
+static enum pm_admin_status cmd_info(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_request req = { .op = PM_OP_INFO };
+	if (r->argc > 1)
+		req.section = (struct pm_bytes){ r->arg[1].p, r->arg[1].len };
+	struct pm_reply_view rv;
+	enum pm_admin_status st = wire(d, &req);
+	if (st == PM_ADMIN_OK && (st = wire_status(a, &rv)) == PM_ADMIN_OK)
+		say(a, "%.*s", (int)rv.value.len, (const char *)rv.value.ptr);
+	return st;
+}
+
+/* A consistent copy of shard i's stats block; false if it could not be read. */
+static bool shard_stats(struct pm_daemon *d, uint32_t i, struct pm_stats_shard *s)
+{
+	return d->stats_base && pm_stats_read(pm_stats_shard_at(d->stats_base, i), s, sizeof(*s));
+}
+
+static enum pm_admin_status cmd_snapshot(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	if (r->argc < 2 || pm_admin_arg_is(r, 1, "now")) {
+		struct pm_request req = { .op = PM_OP_SNAPSHOT };
+		struct pm_reply_view rv;
+		enum pm_admin_status st = wire(d, &req);
+		if (st == PM_ADMIN_OK && (st = wire_status(a, &rv)) == PM_ADMIN_OK)
+			say(a, "OK: every shard is writing a snapshot\n");
+		return st;
+	}
+	if (!pm_admin_arg_is(r, 1, "status")) {
+		say(a, "usage: SNAPSHOT [now|status]\n");
+		return PM_ADMIN_USAGE;
+	}
+	static struct pm_stats_shard s;
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		if (!shard_stats(d, i, &s))
+			return PM_ADMIN_UNAVAILABLE;
+		say(a, "# Shard %u\r\nsnapshot_in_progress:%" PRIu64 "\r\nsnapshot_progress_pct:%" PRIu64
+		       "\r\nsnapshots_completed:%" PRIu64 "\r\nsnapshots_failed:%" PRIu64
+		       "\r\nsnapshot_last_lsn:%" PRIu64 "\r\nsnapshot_last_unix_ms:%" PRIu64 "\r\n",
+		    i, s.snapshot_running, s.snapshot_progress_pct, s.snapshots_completed,
+		    s.snapshots_failed, s.snapshot_last_lsn, s.snapshot_last_unix_ms);
+	}
+	return PM_ADMIN_OK;
+}
+
+static enum pm_admin_status cmd_shutdown(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	(void)r;
+	atomic_store(&d->quit, 1);
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		uint64_t one = 1;
+		ssize_t n = write(d->workers[i].wake_fd, &one, sizeof(one));
+		(void)n;
+	}
+	say(d->admin, "OK: stopping\n");
+	return PM_ADMIN_OK;
+}
+
+static enum pm_admin_status cmd_shards(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	(void)r;
+	static struct pm_stats_shard s;
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		if (!shard_stats(d, i, &s))
+			return PM_ADMIN_UNAVAILABLE;
+		uint64_t ops = 0;
+		for (unsigned o = 0; o < PM_STATS_OPS; o++)
+			ops += s.ops[o];
+		say(d->admin, "# Shard %u\r\ncpu:%" PRId64 "\r\nnuma_node:%" PRId64 "\r\n", i, s.cpu,
+		    s.numa_node);
+		if (d->dpdk)
+			say(d->admin, "queue:dpdk\r\n");
+		else
+			say(d->admin, "queue:udp/%u\r\n", d->cfg.base_port + i);
+		say(d->admin, "keys:%" PRIu64 "\r\nvectors:%" PRIu64 "\r\ncollections:%" PRIu64
+			       "\r\narena_bytes:%" PRIu64 "\r\nused_bytes:%" PRIu64 "\r\nops:%" PRIu64
+			       "\r\nkv_p50_ns:%" PRIu64 "\r\nkv_p99_ns:%" PRIu64 "\r\n",
+		    s.keys, s.vectors, s.collections, s.arena_bytes,
+		    s.seeds_used * 64u + s.blob_bytes_used, ops, pm_hist_quantile(&s.lat_kv, 0.5),
+		    pm_hist_quantile(&s.lat_kv, 0.99));
+	}
+	return PM_ADMIN_OK;
+}
+
+static enum pm_admin_status cmd_config(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	char key[64], val[PM_CONFIG_EAL_BYTES], err[256];
+	arg(r, 2, key, sizeof(key));
+	if (pm_admin_arg_is(r, 1, "get") && r->argc == 3) {
+		if (pm_config_get(&d->cfg, key, val, sizeof(val)) != 0) {
+			say(a, "%s: no such key\n", key);
+			return PM_ADMIN_ERROR;
+		}
+		say(a, "%s:%s\r\n", key, val);
+		return PM_ADMIN_OK;
+	}
+	if (pm_admin_arg_is(r, 1, "set") && r->argc == 4) {
+		if (pm_config_set_live(&d->cfg, key, arg(r, 3, val, sizeof(val)), err,
+				       sizeof(err)) != 0) {
+			say(a, "%s\n", err);
+			return PM_ADMIN_ERROR;
+		}
+		say(a, "OK\n");
+		return PM_ADMIN_OK;
+	}
+	say(a, "usage: CONFIG GET key | CONFIG SET key value\n");
+	return PM_ADMIN_USAGE;
+}
+
+static const char *const metric_names[PM_METRIC_COUNT] = { "l2", "ip", "cosine" };
+static const char *const index_names[PM_INDEX_COUNT] = { "flat", "hnsw" };
+
+static enum pm_admin_status coll_list(struct pm_daemon *d)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_request req = { .op = PM_OP_CLIST };
+	enum pm_admin_status st = wire(d, &req);
+	for (size_t off = 0, used; st == PM_ADMIN_OK && off < a->frames_len; off += used) {
+		struct pm_reply_view rv;
+		struct pm_coll_info ci;
+		if (pm_reply_decode(a->frames + off, a->frames_len - off, &rv, &used) != PM_OK ||
+		    rv.status != PM_OK) {
+			say(a, "%s\n", pm_status_name(rv.status));
+			return PM_ADMIN_ERROR;
+		}
+		while (pm_reply_next_coll(&rv, &ci)) {
+			if (ci.name.len)
+				say(a, "# %.*s\r\n", (int)ci.name.len, (const char *)ci.name.ptr);
+			else
+				say(a, "# (default, dim %u)\r\n", ci.params.dim);
+			say(a, "dim:%u\r\nmetric:%s\r\nindex:%s\r\nvectors:%" PRIu64 "\r\nbytes:%" PRIu64
+			       "\r\n", ci.params.dim, metric_names[ci.params.metric % PM_METRIC_COUNT],
+			    index_names[ci.params.index % PM_INDEX_COUNT], ci.count, ci.bytes);
+		}
+	}
+	return st;
+}
+
+/* "key=value" arguments of COLLECTION CREATE into p; false on a bad one. */
+static bool coll_params(struct pm_admin *a, const struct pm_admin_req *r,
+			struct pm_collection_params *p)
+{
+	for (uint32_t i = 3; i < r->argc; i++) {
+		char kv[64], *eq;
+		arg(r, i, kv, sizeof(kv));
+		if (!(eq = strchr(kv, '='))) {
+			say(a, "%s: want key=value\n", kv);
+			return false;
+		}
+		*eq++ = '\0';
+		char *end;
+		unsigned long v = strtoul(eq, &end, 10);
+		bool num = end != eq && !*end && v <= UINT32_MAX;
+		int m = -1;
+		for (int j = 0; j < (int)PM_METRIC_COUNT; j++)
+			m = !strcmp(eq, metric_names[j]) ? j : m;
+		if (!strcmp(kv, "dim") && num)
+			p->dim = (uint32_t)v;
+		else if (!strcmp(kv, "metric") && m >= 0)
+			p->metric = (uint8_t)m;
+		else if (!strcmp(kv, "index") && (!strcmp(eq, "flat") || !strcmp(eq, "hnsw")))
+			p->index = !strcmp(eq, "hnsw") ? PM_INDEX_HNSW : PM_INDEX_FLAT;
+		else if (!strcmp(kv, "m") && num && v <= UINT16_MAX)
+			p->hnsw_m = (uint16_t)v;
+		else if (!strcmp(kv, "ef_construction") && num)
+			p->ef_construction = (uint32_t)v;
+		else if (!strcmp(kv, "ef_search") && num)
+			p->ef_search = (uint32_t)v;
+		else {
+			say(a, "%s=%s: unknown key or bad value\n", kv, eq);
+			return false;
+		}
+	}
+	return true;
+}
+
+static enum pm_admin_status cmd_collection(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	if (pm_admin_arg_is(r, 1, "list") && r->argc == 2)
+		return coll_list(d);
+	bool create = pm_admin_arg_is(r, 1, "create"), drop = pm_admin_arg_is(r, 1, "drop");
+	struct pm_request req = { .op = create ? PM_OP_CCREATE : PM_OP_CDROP };
+	if (r->argc >= 3)
+		req.collection = (struct pm_bytes){ r->arg[2].p, r->arg[2].len };
+	if (!((create && r->argc >= 3 && coll_params(a, r, &req.params)) || (drop && r->argc == 3))) {
+		say(a, "usage: COLLECTION LIST | COLLECTION CREATE name dim=D [metric=l2|ip|cosine]"
+		       " [index=flat|hnsw] [m=M] [ef_construction=N] [ef_search=N] |"
+		       " COLLECTION DROP name\n");
+		return PM_ADMIN_USAGE;
+	}
+	struct pm_reply_view rv;
+	enum pm_admin_status st = wire(d, &req);
+	if (st == PM_ADMIN_OK && (st = wire_status(a, &rv)) == PM_ADMIN_OK)
+		say(a, drop ? "removed:%u\r\n" : "OK\n", rv.status == PM_OK && rv.removed);
+	return st;
+}
+
+static const struct {
+	const char *name;
+	admin_fn fn;
+	const char *help;
+} commands[] = {
+	{ "PING", cmd_ping, "PING" },
+	{ "INFO", cmd_info, "INFO [section]" },
+	{ "SNAPSHOT", cmd_snapshot, "SNAPSHOT [now|status]" },
+	{ "SHARDS", cmd_shards, "SHARDS" },
+	{ "CONFIG", cmd_config, "CONFIG GET key | CONFIG SET key value" },
+	{ "COLLECTION", cmd_collection, "COLLECTION LIST | CREATE name dim=D ... | DROP name" },
+	{ "SHUTDOWN", cmd_shutdown, "SHUTDOWN" },
+};
+
+static enum pm_admin_status dispatch(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (pm_admin_arg_is(r, 0, commands[i].name))
+			return commands[i].fn(d, r);
+	say(d->admin, "unknown command; commands:");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		say(d->admin, "%s %s", i ? "," : "", commands[i].help);
+	say(d->admin, "\n");
+	return PM_ADMIN_USAGE;
+}
+
+/* ---------------------------------------------------------------- connections */
+
+/* Write all of a reply, or give up on a client that does not read it. */
+static bool send_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		struct pollfd pf = { .fd = fd, .events = POLLOUT };
+		if (poll(&pf, 1, PM_ADMIN_REPLY_MS) <= 0)
+			return false;
+		ssize_t r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r < 0 && errno != EAGAIN && errno != EINTR)
+			return false;
+		if (r > 0)
+			p += r, n -= (size_t)r;
+	}
+	return true;
+}
+
+/* Serve the complete request in c; false when the connection must go. */
+static bool serve_request(struct pm_daemon *d, struct admin_conn *c, uint32_t len)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_admin_req r;
+	enum pm_admin_status st;
+	a->text_len = 0;
+	a->text[0] = '\0';
+	struct pm_stats_global *g = d->stats_base ? pm_stats_global_at(d->stats_base) : NULL;
+	if (pm_admin_req_decode(c->buf + PM_ADMIN_LEN_BYTES, len, &r) != 0) {
+		say(a, "malformed request\n");
+		st = PM_ADMIN_USAGE;
+	} else {
+		st = dispatch(d, &r);
+	}
+	if (g) { /* only this thread writes the global block */
+		pm_stats_begin(&g->seq);
+		g->admin_commands++;
+		g->admin_errors += st != PM_ADMIN_OK;
+		pm_stats_end(&g->seq);
+	}
+	size_t n = pm_admin_reply_encode((uint8_t)st, a->text, a->text_len, a->out, sizeof(a->out));
+	c->len = 0;
+	return n && send_all(c->fd, a->out, n);
+}
+
+/* Read what is there; serve a request once it is whole. False: close it. */
+static bool serve_conn(struct pm_daemon *d, struct admin_conn *c)
+{
+	size_t want = c->len < PM_ADMIN_LEN_BYTES
+			      ? PM_ADMIN_LEN_BYTES - c->len
+			      : PM_ADMIN_LEN_BYTES + get_u32(c->buf) - c->len;
+	ssize_t r = recv(c->fd, c->buf + c->len, want, MSG_DONTWAIT);
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+		return false;
+	c->len += r > 0 ? (uint32_t)r : 0;
+	if (c->len < PM_ADMIN_LEN_BYTES)
+		return true;
+	uint32_t len = get_u32(c->buf);
+	if (len > PM_ADMIN_MESSAGE_BYTES_MAX)
+		return false; /* a bound broken: no reply, the connection goes */
+	return c->len < PM_ADMIN_LEN_BYTES + len || serve_request(d, c, len);
+}
+
+static void accept_conns(struct pm_daemon *d)
+{
+	struct pm_admin *a = d->admin;
+	int fd;
+	while ((fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		uint32_t i = 0;
+		while (i < PM_ADMIN_CONNS_MAX && a->conns[i].fd >= 0)
+			i++;
+		if (i == PM_ADMIN_CONNS_MAX) {
+			close(fd); /* full: the client sees the connection closed */
+			continue;
+		}
+		a->conns[i].fd = fd;
+		a->conns[i].len = 0;
+		if (d->stats_base) {
+			struct pm_stats_global *g = pm_stats_global_at(d->stats_base);
+			pm_stats_begin(&g->seq);
+			g->admin_connections++;
+			pm_stats_end(&g->seq);
+		}
+	}
+}
+
+void pm_admin_run(struct pm_daemon *d)
+{
+	struct pm_admin *a = d->admin;
+	struct pollfd pf[PM_ADMIN_CONNS_MAX + 1];
+	while (!atomic_load(&d->quit)) {
+		uint32_t n = 0, idx[PM_ADMIN_CONNS_MAX];
+		pf[n++] = (struct pollfd){ .fd = a->lfd, .events = POLLIN };
+		for (uint32_t i = 0; i < PM_ADMIN_CONNS_MAX; i++)
+			if (a->conns[i].fd >= 0) {
+				idx[n - 1] = i;
+				pf[n++] = (struct pollfd){ .fd = a->conns[i].fd, .events = POLLIN };
+			}
+		if (poll(pf, n, PM_ADMIN_POLL_MS) <= 0)
+			continue;
+		if (pf[0].revents)
+			accept_conns(d);
+		for (uint32_t k = 1; k < n; k++) {
+			struct admin_conn *c = &a->conns[idx[k - 1]];
+			if (pf[k].revents && !serve_conn(d, c)) {
+				close(c->fd);
+				c->fd = -1;
+			}
+		}
+		collect(d, 0); /* late replies of calls that timed out */
+	}
+}

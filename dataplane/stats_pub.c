@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * stats_pub.c — pomaid's side of the stats segment (control/stats.h): the
+ * file is created at start, each worker publishes its own block every
+ * PM_STATS_PUBLISH_MS, the admin thread the global one.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "daemon.h"
+#include "dpdk.h"
+#include "snap_io.h"
+#include "stats.h"
+#include "wal_io.h"
+
+_Static_assert(PM_OP_COUNT <= PM_STATS_OPS, "every op has a counter slot");
+_Static_assert(PM_STATUS_COUNT <= PM_STATS_STATUSES, "every status has a counter slot");
+_Static_assert(PM_BLOB_CLASS_COUNT == PM_STATS_CLASSES, "every size class has a slot");
+_Static_assert(PM_SHARDS_MAX <= PM_STATS_SHARDS_MAX, "every shard has a block");
+
+int pm_stats_create(struct pm_daemon *d, char *err, size_t errlen)
+{
+	char path[PM_CONFIG_STRING_BYTES + 32];
+	snprintf(path, sizeof(path), "%s/pomaid.stats", d->cfg.data_dir);
+	size_t bytes = pm_stats_file_bytes(d->nshards);
+	/* a new file each start: readers of the old one keep their mapping of it */
+	char tmp[sizeof(path) + 8];
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	int fd = open(tmp, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0640);
+	if (fd < 0 || ftruncate(fd, (off_t)bytes) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return pm_errf(err, errlen, "%s: %s", tmp, strerror(e));
+	}
+	void *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (base == MAP_FAILED)
+		return pm_errf(err, errlen, "%s: mmap: %s", tmp, strerror(errno));
+	pm_stats_format(base, d->nshards);
+	struct pm_stats_global *g = pm_stats_global_at(base);
+	g->pid = (uint64_t)getpid();
+	if (rename(tmp, path) != 0) {
+		munmap(base, bytes);
+		return pm_errf(err, errlen, "%s: %s", path, strerror(errno));
+	}
+	d->stats_base = base;
+	d->stats_bytes = bytes;
+	return 0;
+}
+
+void pm_stats_destroy(struct pm_daemon *d)
+{
+	if (d->stats_base)
+		munmap(d->stats_base, d->stats_bytes);
+	d->stats_base = NULL;
+}
+
+/* Engine counters and arena accounting into s. */
+static void shard_part(const struct pm_worker *w, struct pm_stats_shard *s)
+{
+	const struct pm_shard_stats *e = &w->shard.stats;
+	struct pm_arena_stats a;
+	pm_arena_stats(&w->shard.arena, &a);
+	memcpy(s->ops, e->ops, sizeof(e->ops));
+	memcpy(s->errors, e->errors, sizeof(e->errors));
+	s->hits = e->hits;
+	s->misses = e->misses;
+	s->keys = e->keys;
+	s->vectors = e->vectors;
+	s->collections = w->shard.ncolls;
+	s->expired_lazy = e->expired_lazy;
+	s->expired_active = e->expired_active;
+	s->knn_queries = e->knn_queries;
+	s->knn_scanned = e->knn_scanned;
+	s->arena_bytes = a.bytes_total;
+	s->seed_bytes = a.seed_bytes;
+	s->seeds_used = a.seeds_used;
+	s->blob_bytes_used = a.blob_bytes_used;
+	s->blob_bytes_free = a.blob_bytes_free;
+	s->blob_bytes_unused = a.blob_bytes_unused;
+	for (unsigned c = 0; c < PM_BLOB_CLASS_COUNT; c++)
+		s->class_live_bytes[c] = a.class_live[c] * pm_blob_class_bytes(c);
+}
+
+/* Worker counters into s. */
+static void worker_part(const struct pm_worker *w, struct pm_stats_shard *s)
+{
+	const struct pm_worker_stats *t = &w->stats;
+	s->cpu = w->cpu;
+	s->numa_node = w->numa;
+	s->rx_datagrams = t->rx_datagrams;
+	s->rx_frames = t->rx_frames;
+	s->tx_datagrams = t->tx_datagrams;
+	s->tx_errors = t->tx_errors;
+	s->forwarded_out = t->forwarded_out;
+	s->forwarded_in = t->forwarded_in;
+	s->dropped[PM_DROP_MALFORMED] = t->dropped_malformed;
+	s->dropped[PM_DROP_RING_FULL] = t->dropped_ring_full;
+	s->dropped[PM_DROP_TX_FULL] = t->dropped_tx_full;
+	s->fanouts = t->fanouts;
+	s->fanout_timeouts = t->fanout_timeouts;
+	s->tcp_accepted = t->tcp_accepted;
+	s->tcp_closed = t->tcp_closed;
+	s->tcp_refused = t->tcp_refused;
+	s->tcp_stalled = t->tcp_stalled;
+	s->lat_kv = w->lat_kv;
+	s->lat_knn = w->lat_knn;
+}
+
+void pm_stats_publish(struct pm_worker *w)
+{
+	struct pm_daemon *d = w->d;
+	if (!d->stats_base)
+		return;
+	struct pm_stats_shard *s = pm_stats_shard_at(d->stats_base, w->id);
+	pm_stats_begin(&s->seq);
+	s->publish_unix_ms = w->now_ms;
+	s->publishes++;
+	shard_part(w, s);
+	worker_part(w, s);
+	pm_wal_counters(w, s);
+	pm_snap_counters(w, s);
+	pm_dpdk_counters(w, s);
+	pm_stats_end(&s->seq);
+}
+
+/* ---------------------------------------------------------------- service time */
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+static inline uint64_t ticks(void)
+{
+	return __rdtsc();
+}
+#else
+static inline uint64_t ticks(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+#endif
+
+uint64_t pm_ticks(void)
+{
+	return ticks();
+}
+
+/* Ticks per nanosecond, from two readings of ticks and the monotonic clock
+ * at least PM_TICKS_CALIBRATE_NS apart (1.0 until then: on machines without
+ * a TSC the ticks are nanoseconds). */
+void pm_ticks_calibrate(struct pm_worker *w)
+{
+	uint64_t t = ticks();
+	if (w->tick0 == 0) {
+		w->tick0 = t;
+		w->tick0_ns = w->now_ns;
+		return;
+	}
+#if defined(__x86_64__)
+	if (w->now_ns - w->tick0_ns >= PM_TICKS_CALIBRATE_NS && t > w->tick0)
+		w->ns_per_tick = (double)(w->now_ns - w->tick0_ns) / (double)(t - w->tick0);
+#else
+	w->ns_per_tick = 1.0;
+#endif
+}
+
+void pm_lat_kv(struct pm_worker *w, uint64_t since)
+{
+	uint64_t t = ticks();
+	if (w->ns_per_tick > 0.0 && t >= since)
+		pm_hist_add(&w->lat_kv, (uint64_t)((double)(t - since) * w->ns_per_tick));
+	w->last_tick = t;
+}
