@@ -93,12 +93,12 @@ void pm_rate_init(struct pm_rate *r, uint64_t per_s, uint32_t share, uint32_t bu
 	r->cap = cap > UINT64_MAX ? UINT64_MAX : (uint64_t)cap;
 }
 
-void pm_bucket_fill(struct pm_bucket *b, const struct pm_rate *r, uint64_t now_ns)
+void pm_bucket_fill(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t now_ns)
 {
-	*b = (struct pm_bucket){ .level = r->cap, .last_ns = now_ns };
+	*b = (struct pm_token_bucket){ .level = r->cap, .last_ns = now_ns };
 }
 
-void pm_bucket_refill(struct pm_bucket *b, const struct pm_rate *r, uint64_t now_ns)
+void pm_bucket_refill(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t now_ns)
 {
 	if (now_ns <= b->last_ns)
 		return;
@@ -120,7 +120,7 @@ void pm_bucket_refill(struct pm_bucket *b, const struct pm_rate *r, uint64_t now
 	}
 }
 
-uint64_t pm_bucket_wait_ns(const struct pm_bucket *b, const struct pm_rate *r, uint64_t cost)
+uint64_t pm_bucket_wait_ns(const struct pm_token_bucket *b, const struct pm_rate *r, uint64_t cost)
 {
 	u128 need = (u128)cost * PM_QUOTA_NANO;
 	if (r->per_s == 0 || b->level >= need)
@@ -129,7 +129,7 @@ uint64_t pm_bucket_wait_ns(const struct pm_bucket *b, const struct pm_rate *r, u
 	return ns > UINT64_MAX ? UINT64_MAX : (uint64_t)ns;
 }
 
-void pm_bucket_spend(struct pm_bucket *b, const struct pm_rate *r, uint64_t cost)
+void pm_bucket_spend(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t cost)
 {
 	if (r->per_s)
 		b->level -= cost * PM_QUOTA_NANO;
@@ -285,7 +285,7 @@ uint32_t pm_qtable_admit(struct pm_quota_table *t, uint32_t addr_be, uint32_t by
 }
 
 /* Buckets above a (lower) new cap are cut to it. */
-static void clip(struct pm_bucket *b, const struct pm_rate *r)
+static void clip(struct pm_token_bucket *b, const struct pm_rate *r)
 {
 	if (r->per_s && b->level > r->cap)
 		b->level = r->cap;

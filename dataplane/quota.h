@@ -103,7 +103,7 @@ struct pm_rate {
 	uint64_t cap;    /* nano-tokens this worker's bucket holds at most (its burst) */
 };
 
-struct pm_bucket {
+struct pm_token_bucket {
 	uint64_t level;   /* nano-tokens */
 	uint64_t last_ns; /* time of the last refill */
 	uint32_t rem;     /* per_s x ns not yet divided by share (< share) */
@@ -115,14 +115,14 @@ struct pm_bucket {
 void pm_rate_init(struct pm_rate *r, uint64_t per_s, uint32_t share, uint32_t burst_ms,
 		  uint64_t cost_max);
 /* A full bucket at now_ns. */
-void pm_bucket_fill(struct pm_bucket *b, const struct pm_rate *r, uint64_t now_ns);
+void pm_bucket_fill(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t now_ns);
 /* Add what the rate gave since the last refill (up to cap). */
-void pm_bucket_refill(struct pm_bucket *b, const struct pm_rate *r, uint64_t now_ns);
+void pm_bucket_refill(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t now_ns);
 /* Nanoseconds until the (refilled) bucket holds cost tokens; 0 if it does. */
-uint64_t pm_bucket_wait_ns(const struct pm_bucket *b, const struct pm_rate *r, uint64_t cost);
+uint64_t pm_bucket_wait_ns(const struct pm_token_bucket *b, const struct pm_rate *r, uint64_t cost);
 /* Take cost tokens (the caller checked pm_bucket_wait_ns() == 0). */
-void pm_bucket_spend(struct pm_bucket *b, const struct pm_rate *r, uint64_t cost);
-static inline bool pm_bucket_full(const struct pm_bucket *b, const struct pm_rate *r)
+void pm_bucket_spend(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t cost);
+static inline bool pm_bucket_full(const struct pm_token_bucket *b, const struct pm_rate *r)
 {
 	return r->per_s == 0 || b->level >= r->cap;
 }
@@ -157,7 +157,7 @@ struct pm_quota_entry {
 	uint32_t hnext;               /* hash chain */
 	uint32_t prev, next;          /* LRU list (unpinned) or free list (next) */
 	struct pm_rate req_rate, byte_rate; /* the override (pinned only) */
-	struct pm_bucket req, bytes;
+	struct pm_token_bucket req, bytes;
 	uint64_t last_ns;             /* last request seen */
 	uint64_t requests, bytes_in;  /* admitted */
 	uint64_t throttled;           /* refused */

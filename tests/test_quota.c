@@ -77,7 +77,7 @@ static void test_allow_bounds(void)
 /* ---------------------------------------------------------------- token bucket */
 
 /* Offer one request every `every_ns` for `for_ns`; how many were admitted. */
-static uint64_t offer(struct pm_bucket *b, const struct pm_rate *r, uint64_t start, uint64_t every_ns,
+static uint64_t offer(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t start, uint64_t every_ns,
 		      uint64_t for_ns, uint64_t cost)
 {
 	uint64_t ok = 0;
@@ -94,7 +94,7 @@ static uint64_t offer(struct pm_bucket *b, const struct pm_rate *r, uint64_t sta
 static void test_bucket_burst_and_wait(void)
 {
 	struct pm_rate r;
-	struct pm_bucket b;
+	struct pm_token_bucket b;
 	pm_rate_init(&r, 1000, 1, 100, 1); /* 1000/s, 100 ms of burst = 100 tokens */
 	CU_ASSERT_EQUAL(r.cap, 100 * PM_QUOTA_NANO);
 	pm_bucket_fill(&b, &r, 5 * SEC);
@@ -119,7 +119,7 @@ static void test_bucket_burst_and_wait(void)
 static void test_bucket_rate_and_share(void)
 {
 	struct pm_rate r;
-	struct pm_bucket b;
+	struct pm_token_bucket b;
 	/* 1000/s offered 100,000/s for 10 s: the burst, then exactly the rate */
 	pm_rate_init(&r, 1000, 1, 100, 1);
 	pm_bucket_fill(&b, &r, 0);
