@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cu_main.h"
+#include "daemon.h"
 #include "pm_limits.h"
 #include "quota.h"
 
@@ -273,6 +274,48 @@ static void test_table_replacement(void)
 	CU_ASSERT_EQUAL(ok, 100);
 }
 
+/* The worker's API for the control plane (access.c), and its INFO lines. */
+static void test_worker_api(void)
+{
+	static struct pm_daemon d;
+	static struct pm_worker w;
+	static char text[PM_INFO_TEXT_BYTES_MAX];
+	pm_config_defaults(&d.cfg);
+	d.cfg.quota_requests_per_s = 100;
+	d.nshards = 4;
+	w.d = &d;
+	CU_ASSERT_EQUAL_FATAL(pm_access_alloc(&w), 0);
+	CU_ASSERT_EQUAL(w.quota->share, 4); /* each worker enforces rate / shards */
+	CU_ASSERT_EQUAL(w.quota->def_req.per_s, 100);
+	w.now_ns = SEC;
+	uint32_t vip = ip("10.9.0.1"), other = ip("10.9.0.2");
+	CU_ASSERT_EQUAL(pm_quota_set(&w, vip, 1000, 1 << 20), 0);
+	CU_ASSERT_EQUAL(pm_quota_set(&w, vip, PM_QUOTA_RATE_PER_S_MAX + 1, 0), -EINVAL);
+	struct pm_quota_override o[2];
+	CU_ASSERT_EQUAL_FATAL(pm_quota_list(&w, o, 2), 1);
+	CU_ASSERT(o[0].addr_be == vip && o[0].lim.requests_per_s == 1000 &&
+		  o[0].lim.bytes_per_s == 1 << 20);
+	for (int i = 0; i < 3; i++)
+		(void)pm_qtable_admit(w.quota, other, 10, SEC);
+	(void)pm_qtable_admit(w.quota, vip, 10, SEC);
+	struct pm_quota_talker top[2];
+	CU_ASSERT_EQUAL_FATAL(pm_quota_top(&w, top, 2), 2);
+	CU_ASSERT(top[0].addr_be == other && top[1].addr_be == vip && top[1].pinned);
+	uint32_t n = pm_access_info(&w, text, sizeof(text) - 1);
+	text[n] = '\0';
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "quota_clients:2\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "quota_overrides:1\r\n"));
+	/* 100/s over 4 workers, 100 ms of burst: 2.5 tokens here, so 2 of 3 pass */
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "client_10.9.0.2_requests:2\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "client_10.9.0.2_throttled:1\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "client_10.9.0.1_bytes:10\r\n"));
+	CU_ASSERT_EQUAL(pm_access_info(&w, text, 8), 0); /* nothing half-written */
+	CU_ASSERT_EQUAL(pm_quota_del(&w, vip), 0);
+	CU_ASSERT_EQUAL(pm_quota_del(&w, vip), -ENOENT);
+	CU_ASSERT_EQUAL(pm_quota_list(&w, o, 2), 0);
+	pm_access_free(&w);
+}
+
 int main(void)
 {
 	static CU_TestInfo tests[] = {
@@ -283,6 +326,7 @@ int main(void)
 		{ "table: admit, hints, counters, top talkers", test_table_admit_and_top },
 		{ "table: overrides and their bound", test_table_overrides },
 		{ "table: bound and replacement rule", test_table_replacement },
+		{ "worker API: set, del, list, top, INFO", test_worker_api },
 		CU_TEST_INFO_NULL,
 	};
 	return pm_cu_run("quota", tests);
