@@ -264,6 +264,20 @@ static int parse_addr_list(const char *v, bool cidr)
 	}
 }
 
+/* allow_networks: kept as text, checked by the parser pomaid will use. */
+static int set_allow(char *dst, const struct key *k, const char *v, char *err, size_t n)
+{
+	struct pm_allowlist allow;
+	char why[PM_CONFIG_ERR_BYTES / 2];
+	if (strlen(v) >= PM_CONFIG_ALLOW_BYTES)
+		return pm_errf(err, n, "%s: want at most %u characters", k->name,
+			    PM_CONFIG_ALLOW_BYTES - 1);
+	if (pm_allow_parse(&allow, v, why, sizeof(why)) != 0)
+		return pm_errf(err, n, "%s = '%.64s': %s", k->name, v, why);
+	strcpy(dst, v);
+	return 0;
+}
+
 static int set_value(struct pm_config *c, const struct key *k, const char *v, char *err, size_t n)
 {
 	void *dst = (char *)c + k->off;
@@ -328,16 +342,8 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 				    k->kind == K_CIDRS ? "IPv4 address/prefix like 10.0.0.2/24"
 						       : "IPv4 addresses or none");
 		break;
-	case K_ALLOW: {
-		struct pm_allowlist allow;
-		char why[PM_CONFIG_ERR_BYTES / 2];
-		if (strlen(v) >= PM_CONFIG_ALLOW_BYTES ||
-		    pm_allow_parse(&allow, v, why, sizeof(why)) != 0)
-			return pm_errf(err, n, "%s = '%.64s': %s", k->name, v,
-				    strlen(v) >= PM_CONFIG_ALLOW_BYTES ? "too long" : why);
-		strcpy(dst, v);
-		return 0;
-	}
+	case K_ALLOW:
+		return set_allow(dst, k, v, err, n);
 	case K_EAL:
 		if (strlen(v) >= PM_CONFIG_EAL_BYTES)
 			return pm_errf(err, n, "%s: want at most %u characters", k->name,

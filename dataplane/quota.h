@@ -44,6 +44,7 @@
 #ifndef POMAI_DATAPLANE_QUOTA_H
 #define POMAI_DATAPLANE_QUOTA_H
 
+#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,7 +75,7 @@ int pm_allow_parse(struct pm_allowlist *a, const char *text, char *err, size_t e
 /* Is addr_be (network order, as in a sockaddr_in) inside an allowed network? */
 static inline bool pm_allow_match(const struct pm_allowlist *a, uint32_t addr_be)
 {
-	uint32_t h = __builtin_bswap32(addr_be);
+	uint32_t h = ntohl(addr_be);
 	for (uint32_t i = 0; i < a->n; i++)
 		if ((h & a->e[i].mask) == a->e[i].net)
 			return true;

@@ -310,6 +310,18 @@ static void test_worker_api(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "client_10.9.0.2_throttled:1\r\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "client_10.9.0.1_bytes:10\r\n"));
 	CU_ASSERT_EQUAL(pm_access_info(&w, text, 8), 0); /* nothing half-written */
+	/* INFO lists PM_QUOTA_INFO_TOP clients, the busiest */
+	for (uint32_t i = 0; i < PM_QUOTA_INFO_TOP + 2; i++)
+		for (uint32_t j = 0; j <= i; j++)
+			(void)pm_qtable_admit(w.quota, htonl(0x0a0a0000u + i), 1, SEC + j * SEC);
+	n = pm_access_info(&w, text, sizeof(text) - 1);
+	text[n] = '\0';
+	uint32_t listed = 0;
+	for (const char *p = text; (p = strstr(p, "_throttled:")) != NULL; p++)
+		listed++;
+	CU_ASSERT_EQUAL(listed, PM_QUOTA_INFO_TOP);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "client_10.10.0.5_requests:6\r\n")); /* the busiest */
+	CU_ASSERT_PTR_NULL(strstr(text, "client_10.10.0.0_")); /* the least busy */
 	CU_ASSERT_EQUAL(pm_quota_del(&w, vip), 0);
 	CU_ASSERT_EQUAL(pm_quota_del(&w, vip), -ENOENT);
 	CU_ASSERT_EQUAL(pm_quota_list(&w, o, 2), 0);
