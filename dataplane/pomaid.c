@@ -270,6 +270,8 @@ static void close_daemon(struct pm_daemon *d)
 		free(d->rings[i].buf);
 	free(d->workers);
 	free(d->rings);
+	d->workers = NULL; /* pm_dpdk_close runs after this (the arenas need the EAL) */
+	d->rings = NULL;
 }
 
 /* Each worker starts on its own CPU (the thread attribute, so that a DPDK
