@@ -673,8 +673,9 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 		l->seg_off = c.end;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	l->st.recovery_ms = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000u +
-			    (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000000;
+	/* signed: the nanoseconds' difference may be negative */
+	l->st.recovery_ms = (uint64_t)(((int64_t)t1.tv_sec - t0.tv_sec) * 1000 +
+				       ((int64_t)t1.tv_nsec - t0.tv_nsec) / 1000000);
 	if (n > 0)
 		printf("pomaid: shard %u: recovered %" PRIu64 " records from %d segment(s) in %" PRIu64
 		       " ms\n", w->id, l->st.recovered_records, n, l->st.recovery_ms);

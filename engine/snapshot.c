@@ -514,16 +514,23 @@ static enum pm_status load_coll(struct loader *L, struct rd *r)
 	return PM_OK;
 }
 
-/* Whether an item is loaded: not if its deadline has passed (skipped). If
- * it is, room is made for it: another copy of its key (the key changed while
- * the snapshot ran) goes, and the log sets the key right. */
-static bool take_item(struct loader *L, const uint8_t *key, uint32_t klen, uint64_t hash,
-		      uint64_t at)
+/* Whether an item is loaded: not if its deadline has passed (skipped). */
+static bool take_item(struct loader *L, uint64_t at)
 {
-	if (expired_at(at, L->now_ms) ||
-	    pm_ks_del(L->sh, key, klen, hash, L->now_ms, PM_SEED_FREE) == PM_OK)
-		L->info->skipped++;
+	L->info->skipped += expired_at(at, L->now_ms);
 	return !expired_at(at, L->now_ms);
+}
+
+/* A key captured twice (it changed while the snapshot ran) is loaded once:
+ * a copy of the same kind is overwritten by the put, one of the other kind
+ * (E_WRONGTYPE) is deleted first; the log sets the key right either way. */
+static bool other_kind_dropped(struct loader *L, enum pm_status st, const uint8_t *key,
+			       uint32_t klen, uint64_t hash)
+{
+	if (st != PM_E_WRONGTYPE)
+		return false;
+	L->info->skipped++;
+	return pm_ks_del(L->sh, key, klen, hash, L->now_ms, PM_SEED_FREE) == PM_OK;
 }
 
 static enum pm_status load_kv(struct loader *L, struct rd *r)
@@ -536,10 +543,12 @@ static enum pm_status load_kv(struct loader *L, struct rd *r)
 	if (!klen || klen > PM_KEY_BYTES_MAX || vlen > PM_VALUE_BYTES_MAX || !(key = take(r, klen)) ||
 	    !(val = take(r, vlen)))
 		return bad(L, "bad KV item");
-	uint64_t hash = pm_hash(key, klen);
-	if (!take_item(L, key, klen, hash, at))
+	if (!take_item(L, at))
 		return PM_OK;
+	uint64_t hash = pm_hash(key, klen);
 	enum pm_status st = pm_kv_set(L->sh, key, klen, hash, val, vlen, at, L->now_ms);
+	if (other_kind_dropped(L, st, key, klen, hash))
+		st = pm_kv_set(L->sh, key, klen, hash, val, vlen, at, L->now_ms);
 	return st == PM_OK ? PM_OK : failed(L, "KV item", st);
 }
 
@@ -558,11 +567,14 @@ static enum pm_status load_vec(struct loader *L, struct rd *r)
 	    !(vec = take(r, (size_t)dim * sizeof(float))))
 		return bad(L, "bad vector item");
 	const struct pm_collection *c = L->slot[slot].c;
-	uint64_t hash = pm_hash(key, klen);
-	if (!take_item(L, key, klen, hash, at))
+	if (!take_item(L, at))
 		return PM_OK;
-	enum pm_status st = pm_vec_put(L->sh, key, klen, hash, c ? c->name : NULL,
-				       c ? c->name_len : 0, vec, dim, at, L->now_ms);
+	uint64_t hash = pm_hash(key, klen);
+	const uint8_t *name = c ? c->name : NULL;
+	uint32_t nlen = c ? c->name_len : 0;
+	enum pm_status st = pm_vec_put(L->sh, key, klen, hash, name, nlen, vec, dim, at, L->now_ms);
+	if (other_kind_dropped(L, st, key, klen, hash))
+		st = pm_vec_put(L->sh, key, klen, hash, name, nlen, vec, dim, at, L->now_ms);
 	return st == PM_OK ? PM_OK : failed(L, "vector item", st);
 }
 
