@@ -11,10 +11,11 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "evict.h"
 #include "pm_limits.h"
 
 enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
-	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL };
+	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL, K_EVICT };
 
 struct key {
 	const char *name;
@@ -98,6 +99,14 @@ static const struct key keys[] = {
 	{ "snapshot_wal_bytes", K_BYTES, OFF(snapshot_wal_bytes), 0, 1ull << 40, "bytes",
 	  "start a snapshot of a shard once its log has grown this much since the last one"
 	  " (0: never for this reason)" },
+	{ "maxmemory", K_BYTES, OFF(maxmemory), 0, PM_ARENA_BYTES_MAX, "bytes",
+	  "memory limit of each shard's data: seed slots in use x 64 + class bytes of live blobs"
+	  " (docs/operations.md); at it, maxmemory_policy applies; 0 = no limit" },
+	{ "maxmemory_policy", K_EVICT, OFF(maxmemory_policy), 0, 0, "policy",
+	  "noeviction (refuse writes that do not fit: NOMEM), harvest (evict the sampled key of"
+	  " least access frequency per byte freed) or random" },
+	{ "maxmemory_samples", K_U32, OFF(maxmemory_samples), 1, PM_EVICT_SAMPLES_MAX, "seeds",
+	  "keys sampled per eviction: more is closer to the best victim, and slower" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -139,6 +148,9 @@ void pm_config_defaults(struct pm_config *c)
 	c->wal_uring = true;
 	c->snapshot_interval_s = 3600;
 	c->snapshot_wal_bytes = UINT64_C(1) << 30;
+	c->maxmemory = 0;
+	c->maxmemory_policy = PM_EVICT_NOEVICTION;
+	c->maxmemory_samples = PM_EVICT_SAMPLES_DEFAULT;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)
@@ -285,6 +297,15 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 		if (parse_cores(v) != 0)
 			return pm_errf(err, n, "%s = '%s': want auto or CPU numbers like 2,3", k->name, v);
 		break;
+	case K_EVICT: {
+		int i = -1;
+		for (unsigned p = 0; p < PM_EVICT_POLICY_COUNT && i < 0; p++)
+			i = !strcmp(v, pm_evict_policy_name(p)) ? (int)p : -1;
+		if (i < 0)
+			return pm_errf(err, n, "%s = '%s': want noeviction, harvest or random", k->name, v);
+		*(uint32_t *)dst = (uint32_t)i;
+		return 0;
+	}
 	case K_WAL:
 		if (name_index(wal_names, 3, v) < 0)
 			return pm_errf(err, n, "%s = '%s': want sync, batch or none", k->name, v);
@@ -402,6 +423,9 @@ static void value_text(const struct pm_config *c, const struct key *k, char *out
 		break;
 	case K_WAL:
 		snprintf(out, n, "%s", wal_names[*(const uint32_t *)p]);
+		break;
+	case K_EVICT:
+		snprintf(out, n, "%s", pm_evict_policy_name(*(const uint32_t *)p));
 		break;
 	default:
 		snprintf(out, n, "%s", (const char *)p);

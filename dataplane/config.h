@@ -79,6 +79,9 @@ struct pm_config {
 	bool wal_uring;                        /* wal_io: io_uring (yes) or pwrite on the worker */
 	uint32_t snapshot_interval_s;          /* snapshot schedule: every this many s (0: off) */
 	uint64_t snapshot_wal_bytes;           /* ... or once the log grew this much (0: off) */
+	uint64_t maxmemory;                    /* per shard, of pm_shard_mem_used (0: no limit) */
+	uint32_t maxmemory_policy;             /* enum pm_evict_policy (engine/evict.h) */
+	uint32_t maxmemory_samples;            /* seeds sampled per eviction */
 };
 
 void pm_config_defaults(struct pm_config *c);
