@@ -208,6 +208,9 @@ static int parse_cores(const char *v)
 static const char *const backend_names[] = { "kernel", "dpdk" };
 static const char *const steering_names[] = { "auto", "flow", "rss", "single" };
 static const char *const wal_names[] = { "none", "batch", "sync" };
+static const char *const policy_names[] = { "noeviction", "harvest", "random" }; /* evict.h */
+_Static_assert(sizeof(policy_names) / sizeof(policy_names[0]) == PM_EVICT_POLICY_COUNT,
+	       "a name per eviction policy");
 
 static int name_index(const char *const *names, size_t n, const char *v)
 {
@@ -257,6 +260,18 @@ static int parse_addr_list(const char *v, bool cidr)
 	}
 }
 
+/* A key whose value is one of a few names (K_WAL, K_EVICT): stored as its index. */
+static int set_choice(const struct key *k, const char *v, void *dst, char *err, size_t n)
+{
+	bool wal = k->kind == K_WAL;
+	int i = wal ? name_index(wal_names, 3, v) : name_index(policy_names, PM_EVICT_POLICY_COUNT, v);
+	if (i < 0)
+		return pm_errf(err, n, "%s = '%s': want %s", k->name, v,
+			    wal ? "sync, batch or none" : "noeviction, harvest or random");
+	*(uint32_t *)dst = (uint32_t)i;
+	return 0;
+}
+
 static int set_value(struct pm_config *c, const struct key *k, const char *v, char *err, size_t n)
 {
 	void *dst = (char *)c + k->off;
@@ -297,20 +312,9 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 		if (parse_cores(v) != 0)
 			return pm_errf(err, n, "%s = '%s': want auto or CPU numbers like 2,3", k->name, v);
 		break;
-	case K_EVICT: {
-		int i = -1;
-		for (unsigned p = 0; p < PM_EVICT_POLICY_COUNT && i < 0; p++)
-			i = !strcmp(v, pm_evict_policy_name(p)) ? (int)p : -1;
-		if (i < 0)
-			return pm_errf(err, n, "%s = '%s': want noeviction, harvest or random", k->name, v);
-		*(uint32_t *)dst = (uint32_t)i;
-		return 0;
-	}
+	case K_EVICT:
 	case K_WAL:
-		if (name_index(wal_names, 3, v) < 0)
-			return pm_errf(err, n, "%s = '%s': want sync, batch or none", k->name, v);
-		*(uint32_t *)dst = (uint32_t)name_index(wal_names, 3, v);
-		return 0;
+		return set_choice(k, v, dst, err, n);
 	case K_BACKEND:
 	case K_STEERING: {
 		bool be = k->kind == K_BACKEND;
@@ -425,7 +429,7 @@ static void value_text(const struct pm_config *c, const struct key *k, char *out
 		snprintf(out, n, "%s", wal_names[*(const uint32_t *)p]);
 		break;
 	case K_EVICT:
-		snprintf(out, n, "%s", pm_evict_policy_name(*(const uint32_t *)p));
+		snprintf(out, n, "%s", policy_names[*(const uint32_t *)p]);
 		break;
 	default:
 		snprintf(out, n, "%s", (const char *)p);
