@@ -394,6 +394,20 @@ static void test_hnsw_evictable(void)
 	if (st != PM_OK)
 		printf("\n  %s", rep.why);
 	CU_ASSERT_EQUAL(st, PM_OK);
+	/* the graph answers with live vectors of the collection only */
+	static struct pm_knn_hit hits[PM_K_MAX];
+	uint64_t s = 5;
+	for (int q = 0; q < 20; q++) {
+		float v[VDIM];
+		for (uint32_t j = 0; j < VDIM; j++)
+			v[j] = (float)(pm_test_rand(&s) % 1000) / 10.0f;
+		uint32_t n = pm_hnsw_search(&sh, c, v, 10, 32, hits);
+		CU_ASSERT_EQUAL(n, 10);
+		for (uint32_t i = 0; i < n; i++) {
+			const struct pm_seed *hs = pm_seed_at(&sh.arena, hits[i].seed);
+			CU_ASSERT(hs->kind == PM_SEED_VECTOR && &sh.colls[hs->coll] == c);
+		}
+	}
 	pm_shard_destroy(&sh);
 }
 
