@@ -95,9 +95,12 @@ enum pm_evict_policy {
  * refused PM_E_NOMEM. */
 #define PM_EVICT_PROBE_SEEDS_MAX 64u
 #define PM_EVICT_PROBES_MAX 256u
-/* Victims one write may evict at most: the largest value (60 KiB in a 64 KiB
- * class) displaces about 1,000 inline keys of 64 bytes; twice that bounds
- * one write's work. Past it the write is refused PM_E_NOMEM. */
+/* Victims one write may evict at most. Every victim frees at least its 64-byte
+ * seed, so a write within the limit never needs more than about 1,000 (the
+ * largest value, 60 KiB in a 64 KiB class); more are needed only when the
+ * shard is far above its limit (a limit lowered at run time, or a recovery
+ * that ended above it), and then each write evicts at most this many, is
+ * refused PM_E_NOMEM, and the next ones go on. */
 #define PM_EVICT_VICTIMS_PER_WRITE_MAX 2048u
 /* Evicting HNSW vectors makes tombstones, whose bytes come back only at the
  * next sweep; so once tombstones hold what a write needs plus maxmemory / this
