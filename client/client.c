@@ -525,7 +525,8 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 		q.params = (struct pm_collection_params){
 			.dim = r->params.dim, .metric = r->params.metric, .index = r->params.index,
 			.hnsw_m = r->params.hnsw_m, .ef_construction = r->params.ef_construction,
-			.ef_search = r->params.ef_search };
+			.ef_search = r->params.ef_search,
+			.flags = r->params.evictable ? PM_COLL_EVICTABLE : 0 };
 	return pm_request_encode(&q, s->buf, s->cap);
 }
 

@@ -20,7 +20,9 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 	[PM_CLIENT_OK] = { "OK", "success" },
 	[PM_CLIENT_NOT_FOUND] = { "NOT_FOUND", "not found (absent or expired)" },
 	[PM_CLIENT_E_WRONGTYPE] = { "E_WRONGTYPE", "the key holds the other kind (KV vs vector)" },
-	[PM_CLIENT_E_SERVER_NOMEM] = { "E_SERVER_NOMEM", "the server's shard is out of memory" },
+	[PM_CLIENT_E_SERVER_NOMEM] = { "E_SERVER_NOMEM",
+					"the server's shard is out of memory, or at its maxmemory "
+					"and could not evict enough" },
 	[PM_CLIENT_E_EXISTS] = { "E_EXISTS", "the collection exists with other parameters" },
 	[PM_CLIENT_E_KEY_LEN] = { "E_KEY_LEN", "key empty or longer than 1024 bytes" },
 	[PM_CLIENT_E_VALUE_LEN] = { "E_VALUE_LEN", "value longer than 61440 bytes" },

@@ -66,10 +66,11 @@ static const struct cmd_def cmds[C_COUNT] = {
 			   "  file, or a text file holding v1,v2,..." },
 	[C_COLL] = { "collection",
 		     "collection create NAME --dim D [--metric l2|ip|cosine] [--index flat|hnsw]\n"
-		     "                  [--m M] [--ef-construction N] [--ef-search N]\n"
+		     "                  [--m M] [--ef-construction N] [--ef-search N] [--evictable]\n"
 		     "collection list\n"
 		     "collection drop NAME\n"
-		     "  Create, list or drop vector collections." },
+		     "  Create, list or drop vector collections. --evictable: the server may\n"
+		     "  evict its vectors when a shard reaches maxmemory (harvest, random)." },
 	[C_INFO] = { "info", "info [SECTION]\n  Print the server's INFO text." },
 	[C_LOAD] = { "load", "load FILE [--collection C] [--prefix P] [--ttl MS] [--limit N]\n"
 			     "    [--inflight N]\n"
@@ -87,7 +88,7 @@ static const struct cmd_def cmds[C_COUNT] = {
 
 enum opt { O_HOST, O_PORT, O_SHARDS, O_TCP, O_TCP_PORT, O_TIMEOUT, O_RETRIES, O_HELP, O_TTL,
 	   O_COLLECTION, O_HEX, O_K, O_EF, O_EXACT, O_FILE, O_ROW, O_DIM, O_METRIC, O_INDEX, O_M, O_EFC,
-	   O_EFS, O_PREFIX, O_LIMIT, O_INFLIGHT, O_COUNT };
+	   O_EFS, O_EVICTABLE, O_PREFIX, O_LIMIT, O_INFLIGHT, O_COUNT };
 
 struct opt_def {
 	const char *name;
@@ -118,6 +119,7 @@ static const struct opt_def opts[O_COUNT] = {
 	[O_M] = { "m", true, M(C_COLL) },
 	[O_EFC] = { "ef-construction", true, M(C_COLL) },
 	[O_EFS] = { "ef-search", true, M(C_COLL) },
+	[O_EVICTABLE] = { "evictable", false, M(C_COLL) },
 	[O_PREFIX] = { "prefix", true, M(C_LOAD) },
 	[O_LIMIT] = { "limit", true, M(C_LOAD) },
 	[O_INFLIGHT] = { "inflight", true, M(C_LOAD) },
@@ -474,6 +476,7 @@ static int coll_create(struct cli *cl)
 	    !opt_u32(cl, O_EFS, 0, PM_CLIENT_EF_MAX, &p.ef_search))
 		return EXIT_USAGE;
 	p.hnsw_m = (uint16_t)m;
+	p.evictable = cl->has[O_EVICTABLE];
 	if (cl->has[O_METRIC] && !pick(cl->val[O_METRIC], metric_names, 3, &p.metric))
 		return usage_error("--metric must be l2, ip or cosine");
 	if (cl->has[O_INDEX] && !pick(cl->val[O_INDEX], index_names, 2, &p.index))
@@ -493,8 +496,8 @@ static int coll_list(struct cli *cl)
 	enum pm_client_status st = pm_client_collection_list(cl->c, &l);
 	if (st != PM_CLIENT_OK)
 		return report(cl, "collection list", st);
-	printf("%-24s %6s %-6s %-5s %4s %8s %8s %12s %14s\n", "NAME", "DIM", "METRIC", "INDEX",
-	       "M", "EF_CONS", "EF_SRCH", "VECTORS", "BYTES");
+	printf("%-24s %6s %-6s %-5s %4s %8s %8s %5s %12s %14s\n", "NAME", "DIM", "METRIC", "INDEX",
+	       "M", "EF_CONS", "EF_SRCH", "EVICT", "VECTORS", "BYTES");
 	for (uint32_t i = 0; i < l.count; i++) {
 		const struct pm_client_coll_info *c = &l.items[i];
 		const struct pm_client_coll_params *p = &c->params;
@@ -502,9 +505,10 @@ static int coll_list(struct cli *cl)
 			printf("%-24.*s", (int)c->name_len, (const char *)c->name);
 		else
 			printf("%-24s", "(default)");
-		printf(" %6u %-6s %-5s %4u %8u %8u %12" PRIu64 " %14" PRIu64 "\n", p->dim,
+		printf(" %6u %-6s %-5s %4u %8u %8u %5s %12" PRIu64 " %14" PRIu64 "\n", p->dim,
 		       metric_names[p->metric % 3], index_names[p->index % 2], p->hnsw_m,
-		       p->ef_construction, p->ef_search, c->count, c->bytes);
+		       p->ef_construction, p->ef_search, p->evictable ? "yes" : "no", c->count,
+		       c->bytes);
 	}
 	return 0;
 }
@@ -526,7 +530,7 @@ static int cmd_coll(struct cli *cl)
 	const char *sub = cl->npos > 1 ? cl->pos[1] : "";
 	bool create = strcmp(sub, "create") == 0;
 	if (!create && (cl->has[O_DIM] || cl->has[O_METRIC] || cl->has[O_INDEX] || cl->has[O_M] ||
-			cl->has[O_EFC] || cl->has[O_EFS]))
+			cl->has[O_EFC] || cl->has[O_EFS] || cl->has[O_EVICTABLE]))
 		return usage_error("collection %s takes no collection parameters", sub);
 	if (create)
 		return coll_create(cl);

@@ -176,6 +176,8 @@ struct pm_client_coll_params {
 	uint16_t hnsw_m;          /* 0: server default */
 	uint32_t ef_construction; /* 0: server default */
 	uint32_t ef_search;       /* 0: server default */
+	bool evictable;           /* its vectors may be evicted when a shard reaches its
+				   * maxmemory (policy harvest or random); default no */
 };
 
 struct pm_client_coll_info {

@@ -122,7 +122,8 @@ static enum pm_client_status take_colls(struct pm_client_coll_list *l,
 			.dim = ci.params.dim, .metric = ci.params.metric,
 			.index = ci.params.index, .hnsw_m = ci.params.hnsw_m,
 			.ef_construction = ci.params.ef_construction,
-			.ef_search = ci.params.ef_search };
+			.ef_search = ci.params.ef_search,
+			.evictable = (ci.params.flags & PM_COLL_EVICTABLE) != 0 };
 		o->count = ci.count;
 		o->bytes = ci.bytes;
 	}

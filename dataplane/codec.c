@@ -361,8 +361,10 @@ static enum pm_status dec_ccreate(struct rd *r, struct pm_request *req)
 	if (p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT)
 		return PM_E_PARAM;
 	if (!rd_u16(r, &p->hnsw_m) || !rd_u32(r, &p->ef_construction) ||
-	    !rd_u32(r, &p->ef_search))
+	    !rd_u32(r, &p->ef_search) || !rd_u8(r, &p->flags))
 		return PM_E_FRAME_LENGTH;
+	if (p->flags & ~PM_COLL_FLAGS_ALL)
+		return PM_E_PARAM;
 	return PM_OK;
 }
 
@@ -507,6 +509,9 @@ static void wr_params(struct wr *w, const struct pm_collection_params *p)
 	wr_u16(w, p->hnsw_m);
 	wr_u32(w, p->ef_construction);
 	wr_u32(w, p->ef_search);
+	if (p->flags & ~PM_COLL_FLAGS_ALL)
+		w->ok = false;
+	wr_u8(w, p->flags);
 }
 
 /* The writer for the body of a frame at out (header space reserved). */
@@ -841,11 +846,13 @@ static enum pm_status dec_coll_entry(struct rd *r, struct pm_coll_info *ci)
 		return st;
 	if (!rd_u32(r, &p->dim) || !rd_u8(r, &p->metric) || !rd_u8(r, &p->index) ||
 	    !rd_u16(r, &p->hnsw_m) || !rd_u32(r, &p->ef_construction) ||
-	    !rd_u32(r, &p->ef_search) || !rd_u64(r, &ci->count) || !rd_u64(r, &ci->bytes))
+	    !rd_u32(r, &p->ef_search) || !rd_u8(r, &p->flags) || !rd_u64(r, &ci->count) ||
+	    !rd_u64(r, &ci->bytes))
 		return PM_E_FRAME_LENGTH;
 	if (p->dim > PM_DIM_MAX)
 		return PM_E_DIM;
-	if (p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT)
+	if (p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT ||
+	    (p->flags & ~PM_COLL_FLAGS_ALL))
 		return PM_E_PARAM;
 	return PM_OK;
 }

@@ -65,7 +65,7 @@
 
 /* Wire size of one KNN hit and of one CLIST entry, without their names. */
 #define PM_WIRE_HIT_BYTES_FIXED (4u + 4u)
-#define PM_WIRE_COLL_BYTES_FIXED (4u + 4u + 1u + 1u + 2u + 4u + 4u + 8u + 8u)
+#define PM_WIRE_COLL_BYTES_FIXED (4u + 4u + 1u + 1u + 2u + 4u + 4u + 1u + 8u + 8u)
 
 /* Wire status code of an unknown or internal error (and of any enum value that
  * has no code of its own). pm_status_from_wire() maps it to PM_E_INTERNAL. */

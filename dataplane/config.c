@@ -11,10 +11,11 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "evict.h"
 #include "pm_limits.h"
 
 enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
-	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL, K_U64, K_ALLOW };
+	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL, K_U64, K_ALLOW, K_EVICT };
 
 struct key {
 	const char *name;
@@ -115,6 +116,14 @@ static const struct key keys[] = {
 	{ "collection_bytes_max", K_U64, OFF(collection_bytes_max), 0, PM_ARENA_BYTES_MAX, "bytes",
 	  "vector bytes one collection may hold on each shard (suffixes K, M, G); a VADD past it"
 	  " is refused with QUOTA; 0 = no cap" },
+	{ "maxmemory", K_BYTES, OFF(maxmemory), 0, PM_ARENA_BYTES_MAX, "bytes",
+	  "memory limit of each shard's data: seed slots in use x 64 + class bytes of live blobs"
+	  " (docs/operations.md); at it, maxmemory_policy applies; 0 = no limit" },
+	{ "maxmemory_policy", K_EVICT, OFF(maxmemory_policy), 0, 0, "policy",
+	  "noeviction (refuse writes that do not fit: NOMEM), harvest (evict the sampled key of"
+	  " least access frequency per byte freed) or random" },
+	{ "maxmemory_samples", K_U32, OFF(maxmemory_samples), 1, PM_EVICT_SAMPLES_MAX, "seeds",
+	  "keys sampled per eviction: more is closer to the best victim, and slower" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -161,6 +170,9 @@ void pm_config_defaults(struct pm_config *c)
 	c->quota_bytes_per_s = 0;
 	c->quota_burst_ms = 100;
 	c->collection_bytes_max = 0;
+	c->maxmemory = 0;
+	c->maxmemory_policy = PM_EVICT_NOEVICTION;
+	c->maxmemory_samples = PM_EVICT_SAMPLES_DEFAULT;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)
@@ -218,6 +230,9 @@ static int parse_cores(const char *v)
 static const char *const backend_names[] = { "kernel", "dpdk" };
 static const char *const steering_names[] = { "auto", "flow", "rss", "single" };
 static const char *const wal_names[] = { "none", "batch", "sync" };
+static const char *const policy_names[] = { "noeviction", "harvest", "random" }; /* evict.h */
+_Static_assert(sizeof(policy_names) / sizeof(policy_names[0]) == PM_EVICT_POLICY_COUNT,
+	       "a name per eviction policy");
 
 static int name_index(const char *const *names, size_t n, const char *v)
 {
@@ -281,6 +296,18 @@ static int set_allow(char *dst, const struct key *k, const char *v, char *err, s
 	return 0;
 }
 
+/* A key whose value is one of a few names (K_WAL, K_EVICT): stored as its index. */
+static int set_choice(const struct key *k, const char *v, void *dst, char *err, size_t n)
+{
+	bool wal = k->kind == K_WAL;
+	int i = wal ? name_index(wal_names, 3, v) : name_index(policy_names, PM_EVICT_POLICY_COUNT, v);
+	if (i < 0)
+		return pm_errf(err, n, "%s = '%s': want %s", k->name, v,
+			    wal ? "sync, batch or none" : "noeviction, harvest or random");
+	*(uint32_t *)dst = (uint32_t)i;
+	return 0;
+}
+
 static int set_value(struct pm_config *c, const struct key *k, const char *v, char *err, size_t n)
 {
 	void *dst = (char *)c + k->off;
@@ -322,11 +349,9 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 		if (parse_cores(v) != 0)
 			return pm_errf(err, n, "%s = '%s': want auto or CPU numbers like 2,3", k->name, v);
 		break;
+	case K_EVICT:
 	case K_WAL:
-		if (name_index(wal_names, 3, v) < 0)
-			return pm_errf(err, n, "%s = '%s': want sync, batch or none", k->name, v);
-		*(uint32_t *)dst = (uint32_t)name_index(wal_names, 3, v);
-		return 0;
+		return set_choice(k, v, dst, err, n);
 	case K_BACKEND:
 	case K_STEERING: {
 		bool be = k->kind == K_BACKEND;
@@ -444,6 +469,9 @@ static void value_text(const struct pm_config *c, const struct key *k, char *out
 		break;
 	case K_WAL:
 		snprintf(out, n, "%s", wal_names[*(const uint32_t *)p]);
+		break;
+	case K_EVICT:
+		snprintf(out, n, "%s", policy_names[*(const uint32_t *)p]);
 		break;
 	default:
 		snprintf(out, n, "%s", (const char *)p);

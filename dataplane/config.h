@@ -91,6 +91,9 @@ struct pm_config {
 	uint64_t quota_bytes_per_s;            /* request bytes, idem */
 	uint32_t quota_burst_ms;               /* burst: this many ms of the rate */
 	uint64_t collection_bytes_max;         /* per collection and shard; 0 = no cap */
+	uint64_t maxmemory;                    /* per shard, of pm_shard_mem_used (0: no limit) */
+	uint32_t maxmemory_policy;             /* enum pm_evict_policy (engine/evict.h) */
+	uint32_t maxmemory_samples;            /* seeds sampled per eviction */
 };
 
 void pm_config_defaults(struct pm_config *c);

@@ -218,6 +218,21 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 		fprintf(stderr, "pomaid: shard %u: %s\n", i, err);
 		return -1;
 	}
+	/* The limit applies from now: recovery replays the log as it was written
+	 * (its evictions are in it as deletes), never evicting or refusing. */
+	struct pm_evict_config ec = { .maxmemory_bytes = d->cfg.maxmemory,
+				      .policy = (uint8_t)d->cfg.maxmemory_policy,
+				      .samples = d->cfg.maxmemory_samples,
+				      .seed = PM_EVICT_SEED_DEFAULT ^ i };
+	if (pm_shard_set_maxmemory(&w->shard, &ec) != PM_OK) {
+		fprintf(stderr, "pomaid: shard %u: maxmemory %llu is above arena_bytes %llu\n", i,
+			(unsigned long long)d->cfg.maxmemory, (unsigned long long)sc.arena_bytes);
+		return -1;
+	}
+	if (w->wal) { /* every eviction is logged as a DEL before it happens */
+		w->shard.evict_log = pm_wal_evict_log;
+		w->shard.evict_ctx = w;
+	}
 	/* pages are touched only as the shard fills: bind them to the core's node first */
 	hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(topo, (unsigned)w->cpu);
 	if (pu && pu->nodeset && hwloc_bitmap_weight(hwloc_topology_get_topology_nodeset(topo)) > 1)

@@ -78,6 +78,7 @@ static void shard_part(const struct pm_worker *w, struct pm_stats_shard *s)
 	s->collections = w->shard.ncolls;
 	s->expired_lazy = e->expired_lazy;
 	s->expired_active = e->expired_active;
+	s->evicted = e->evicted_keys + e->evicted_vectors;
 	s->knn_queries = e->knn_queries;
 	s->knn_scanned = e->knn_scanned;
 	s->arena_bytes = a.bytes_total;

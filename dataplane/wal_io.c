@@ -284,6 +284,30 @@ void pm_wal_note(struct pm_worker *w, const struct pm_request *req, const struct
 	l->st.records++;
 }
 
+bool pm_wal_evict_log(void *ctx, const uint8_t *key, uint32_t klen)
+{
+	struct pm_worker *w = ctx;
+	struct pm_wal *l = w->wal;
+	if (!l || l->mode == PM_WAL_NONE)
+		return true;
+	struct pm_request del = { .op = PM_OP_DEL, .key = { key, klen } };
+	struct batch *b = &l->b[l->fill];
+	size_t n = pm_wal_record_bytes(&del);
+	if (l->state != WAL_OK || b->len + l->reserved + n > PM_WAL_BATCH_BYTES) {
+		l->st.evict_refused++;
+		return false;
+	}
+	n = pm_wal_encode(&del, w->now_ms, l->next_lsn, b->buf + b->len, PM_WAL_BATCH_BYTES - b->len);
+	PM_ASSERT(n > 0); /* its room was checked */
+	if (b->len == 0)
+		b->first_lsn = l->next_lsn;
+	b->len += (uint32_t)n;
+	l->next_lsn++;
+	l->st.records++;
+	l->st.evictions++;
+	return true;
+}
+
 /* ---------------------------------------------------------------- submission */
 
 static void submit_write(struct pm_worker *w)
@@ -801,13 +825,15 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nwal_fsyncs:%" PRIu64 "\r\nwal_resubmits:%" PRIu64 "\r\nwal_held:%" PRIu64
 			 "\r\nwal_held_max:%" PRIu64 "\r\nwal_refused_disk_full:%" PRIu64
 			 "\r\nwal_refused_failed:%" PRIu64 "\r\nwal_refused_busy:%" PRIu64
+			 "\r\nwal_evictions:%" PRIu64 "\r\nwal_evict_refused:%" PRIu64
 			 "\r\nwal_segments_created:%" PRIu64 "\r\nwal_segments_recycled:%" PRIu64
 			 "\r\nwal_segments_retired:%" PRIu64 "\r\nwal_segments_deleted:%" PRIu64
 			 "\r\nwal_recovered_records:%" PRIu64
 			 "\r\nwal_recovery_ms:%" PRIu64 "\r\nwal_torn_truncated:%" PRIu64 "\r\n",
 			 modes[l->mode], states[l->state], l->uring ? "io_uring" : "pwrite",
 			 l->next_lsn, s->records, s->bytes, s->batches, s->fsyncs, s->resubmits, s->held,
-			 s->held_max, s->refused_full, s->refused_failed, s->refused_busy, s->segments,
+			 s->held_max, s->refused_full, s->refused_failed, s->refused_busy, s->evictions,
+			 s->evict_refused, s->segments,
 			 s->recycled, s->retired, s->deleted,
 			 s->recovered_records, s->recovery_ms, s->torn_truncated);
 	if (n < 0 || (uint32_t)n >= cap)

@@ -72,6 +72,8 @@ struct pm_wal_stats {
 	uint64_t records, bytes, batches, fsyncs, resubmits;
 	uint64_t held, held_max;       /* replies held now, most ever */
 	uint64_t refused_full, refused_failed, refused_busy;
+	uint64_t evictions;            /* DEL records of evictions (evict_log) */
+	uint64_t evict_refused;        /* evictions refused: no room in the batch, or log down */
 	uint64_t segments;             /* segments created by this run */
 	uint64_t recycled;             /* ... of them made from a spare */
 	uint64_t retired, deleted;     /* covered by a snapshot: kept as spares, deleted */
@@ -91,6 +93,11 @@ enum pm_status pm_wal_admit(struct pm_worker *w, const struct pm_request *req);
 /* After applying an admitted req with result rep: log it if it changed the
  * shard; the reservation is released either way. */
 void pm_wal_note(struct pm_worker *w, const struct pm_request *req, const struct pm_reply *rep);
+/* The shard's evict_log hook (engine/evict.h; ctx is the worker): encode a
+ * DEL of key into the batch being filled, ahead of the write that needed the
+ * room, if the batch has room beyond what admitted mutations reserved; false
+ * (the eviction does not happen, the write is refused NOMEM) if not. */
+bool pm_wal_evict_log(void *ctx, const uint8_t *key, uint32_t klen);
 /* Whether a reply (op, status) must wait for the log: sync mode, a batch
  * pending, a mutation — unless it was refused (DISK_FULL, LOG_FAILED, BUSY:
  * nothing was applied), which leaves at once. */

@@ -74,6 +74,7 @@ static enum pm_status layout(struct pm_arena *a, uint64_t bytes, uint32_t seed_c
 	if (a->blob_start >= bytes)
 		return PM_E_PARAM;
 	a->bytes_requested = 0;
+	a->bytes_live = 0;
 	a->gap_bytes = 0;
 	for (unsigned c = 0; c < PM_BLOB_CLASS_COUNT; c++) {
 		a->free_head[c] = 0;
@@ -220,6 +221,7 @@ uint64_t pm_blob_alloc(struct pm_arena *a, uint32_t bytes)
 	}
 	a->class_live[cls]++;
 	a->bytes_requested += bytes;
+	a->bytes_live += cb;
 	return off;
 }
 
@@ -235,6 +237,7 @@ void pm_blob_free(struct pm_arena *a, uint64_t off, uint32_t bytes)
 	a->class_live[cls]--;
 	a->class_free[cls]++;
 	a->bytes_requested -= bytes;
+	a->bytes_live -= pm_blob_class_bytes(cls);
 }
 
 void pm_blob_resize(struct pm_arena *a, uint32_t old_bytes, uint32_t new_bytes)
@@ -261,4 +264,5 @@ void pm_arena_stats(const struct pm_arena *a, struct pm_arena_stats *st)
 		st->blob_bytes_used += cb * a->class_live[c];
 		st->blob_bytes_free += cb * a->class_free[c];
 	}
+	PM_ASSERT(st->blob_bytes_used == a->bytes_live); /* the running count agrees */
 }

@@ -103,6 +103,7 @@ struct pm_arena {
 	uint64_t class_live[PM_BLOB_CLASS_COUNT];
 	uint64_t class_free[PM_BLOB_CLASS_COUNT];
 	uint64_t bytes_requested;
+	uint64_t bytes_live;      /* class bytes of live blobs (kept as they change: O(1) to read) */
 	uint64_t gap_bytes;
 };
 
@@ -138,6 +139,12 @@ static inline void *pm_at(const struct pm_arena *a, uint64_t off)
 /* Size class for a request of `bytes` (1..PM_BLOB_BYTES_MAX), and its size. */
 unsigned pm_blob_class(uint32_t bytes);
 uint32_t pm_blob_class_bytes(unsigned cls);
+
+/* Bytes a blob requested with `bytes` really takes: its class's size. */
+static inline uint32_t pm_blob_footprint(uint32_t bytes)
+{
+	return pm_blob_class_bytes(pm_blob_class(bytes));
+}
 
 /* Blobs of at least this many bytes start on a 64-byte boundary. */
 #define PM_BLOB_ALIGNED_BYTES_MIN 256u

@@ -148,6 +148,20 @@ static inline uint32_t upper_bytes(const struct pm_hnsw *h, unsigned level)
 	return level * (uint32_t)sizeof(uint32_t) * (1u + h->m);
 }
 
+/* Class bytes a node's blobs hold: its vector blob and its upper links. */
+static uint64_t node_footprint(const struct pm_hnsw *h, const struct pm_vec_header *hdr,
+			       unsigned level)
+{
+	uint64_t bytes = pm_blob_footprint(hdr->blob_bytes);
+	return bytes + (hdr->upper_off ? pm_blob_footprint(upper_bytes(h, level)) : 0);
+}
+
+uint64_t pm_hnsw_node_footprint(const struct pm_shard *sh, const struct pm_collection *c,
+				const struct pm_vec_header *hdr)
+{
+	return node_footprint(&c->hnsw, hdr, node_at(sh, &c->hnsw, hdr->node)->level);
+}
+
 /* A node's list at one level: its count and its ids. Level 0 keeps the count
  * in the vector header and the ids right after the payload (so a 784-d node is
  * 64 + 3136 + 128 = 3328 bytes, exactly a size class); upper levels are
@@ -585,6 +599,31 @@ nomem:
 	return PM_E_NOMEM;
 }
 
+/* Class bytes a chunk directory of cap entries takes when it grows. */
+static uint64_t dir_growth(uint32_t cap, uint32_t used)
+{
+	if (used < cap)
+		return 0;
+	return pm_blob_footprint((cap ? cap * 2 : DIR_CAP_INITIAL) * (uint32_t)sizeof(uint64_t));
+}
+
+uint64_t pm_hnsw_insert_bytes(const struct pm_shard *sh, const struct pm_collection *c)
+{
+	const struct pm_hnsw *h = &c->hnsw;
+	struct pm_hnsw peek = *h; /* the level the next insert draws, without drawing it */
+	unsigned level = draw_level(&peek);
+	uint64_t bytes = level ? pm_blob_footprint(upper_bytes(h, level)) : 0;
+	if (h->free_head != PM_HNSW_NODE_NONE)
+		return bytes; /* a freed id: its table entry and visited mark exist */
+	if (h->high >= h->nchunks * PM_HNSW_CHUNK_NODES)
+		bytes += pm_blob_footprint(PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(struct pm_hnsw_node)) +
+			 dir_growth(h->dir_cap, h->nchunks);
+	if ((uint64_t)sh->visit_chunks * PM_HNSW_CHUNK_NODES < (uint64_t)h->high + 1)
+		bytes += pm_blob_footprint(PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(uint16_t)) +
+			 dir_growth(sh->visit_dir_cap, sh->visit_chunks);
+	return bytes;
+}
+
 enum pm_status pm_hnsw_update(struct pm_shard *sh, struct pm_collection *c, uint64_t off)
 {
 	const struct pm_vec_header *hdr = pm_at(&sh->arena, off);
@@ -619,6 +658,7 @@ void pm_hnsw_remove(struct pm_shard *sh, struct pm_collection *c, uint64_t off)
 	struct pm_hnsw_node *n = node_at(sh, h, id);
 	PM_ASSERT(n->unit == off >> 6 && !(n->flags & PM_HNSW_TOMBSTONE));
 	n->flags |= PM_HNSW_TOMBSTONE;
+	sh->tomb_bytes += node_footprint(h, hdr, n->level);
 	hdr->seed = h->tomb_head; /* the seed is gone; thread the tombstone list */
 	h->tomb_head = id;
 	h->live--;
@@ -704,6 +744,8 @@ static void free_node(struct pm_shard *sh, struct pm_collection *c, uint32_t id)
 	uint64_t off = (uint64_t)node_at(sh, h, id)->unit << 6;
 	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
 	unsigned level = node_at(sh, h, id)->level;
+	PM_ASSERT(node_at(sh, h, id)->flags & PM_HNSW_TOMBSTONE);
+	sh->tomb_bytes -= node_footprint(h, hdr, level);
 	struct lst l0 = links_of(sh, c, hdr, 0);
 	for (uint32_t j = 0; j < *l0.n; j++) {
 		/* doomed targets go too: either freed already (unit 0, and the
@@ -839,6 +881,8 @@ void pm_hnsw_destroy(struct pm_shard *sh, struct pm_collection *c)
 		if (!n->unit)
 			continue;
 		struct pm_vec_header *hdr = unit_hdr(sh, n->unit);
+		if (n->flags & PM_HNSW_TOMBSTONE)
+			sh->tomb_bytes -= node_footprint(h, hdr, n->level);
 		if (hdr->upper_off)
 			pm_blob_free(&sh->arena, hdr->upper_off, upper_bytes(h, n->level));
 		pm_blob_free(&sh->arena, (uint64_t)n->unit << 6, hdr->blob_bytes);
@@ -931,6 +975,7 @@ enum pm_status pm_hnsw_restore_node(struct pm_shard *sh, struct pm_collection *c
 		hdr->seed = h->tomb_head;
 		h->tomb_head = id;
 		h->tombstones++;
+		sh->tomb_bytes += node_footprint(h, hdr, level);
 	} else {
 		h->live++;
 	}

@@ -122,6 +122,14 @@ void pm_hnsw_init(struct pm_hnsw *h, const struct pm_collection_params *p);
 /* Add the vector whose blob is at `off` (its header already written). Fails
  * only for memory (PM_E_NOMEM), leaving the index unchanged. */
 enum pm_status pm_hnsw_insert(struct pm_shard *sh, struct pm_collection *c, uint64_t off);
+/* Most class bytes the next pm_hnsw_insert into c can allocate: the upper
+ * links of the level it will draw, and a node-table and a visited-marks chunk
+ * (with their directories) when it will need them. */
+uint64_t pm_hnsw_insert_bytes(const struct pm_shard *sh, const struct pm_collection *c);
+/* Class bytes the node of the vector with header hdr holds (blob + upper links). */
+struct pm_vec_header;
+uint64_t pm_hnsw_node_footprint(const struct pm_shard *sh, const struct pm_collection *c,
+				const struct pm_vec_header *hdr);
 /* The vector at `off` changed in place: find it new neighbours. */
 enum pm_status pm_hnsw_update(struct pm_shard *sh, struct pm_collection *c, uint64_t off);
 /* The vector at `off` is deleted: its node becomes a tombstone. The blob now

@@ -53,6 +53,16 @@ static void sec_memory(struct pm_shard *sh, struct text *t)
 	    (unsigned long long)st.seed_bytes, (unsigned long long)st.static_bytes,
 	    (unsigned long long)st.blob_bytes_used, (unsigned long long)st.blob_bytes_requested,
 	    (unsigned long long)st.blob_bytes_free, (unsigned long long)st.blob_bytes_unused);
+	put(t, "mem_used:%llu\r\nmaxmemory:%llu\r\nmaxmemory_policy:%s\r\n"
+	       "mem_tombstone_bytes:%llu\r\nevicted_keys:%llu\r\nevicted_vectors:%llu\r\n"
+	       "evicted_bytes:%llu\r\nevict_refused:%llu\r\nevict_log_refused:%llu\r\n",
+	    (unsigned long long)pm_shard_mem_used(sh),
+	    (unsigned long long)sh->evict.cfg.maxmemory_bytes,
+	    pm_evict_policy_name(sh->evict.cfg.policy), (unsigned long long)sh->tomb_bytes,
+	    (unsigned long long)sh->stats.evicted_keys,
+	    (unsigned long long)sh->stats.evicted_vectors,
+	    (unsigned long long)sh->stats.evicted_bytes, (unsigned long long)sh->stats.evict_refused,
+	    (unsigned long long)sh->stats.evict_log_refused);
 }
 
 static void sec_vectors(struct pm_shard *sh, struct text *t)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "evict.h"
 #include "kv.h"
 #include "vector.h"
 
@@ -32,7 +33,7 @@ uint32_t pm_ks_find(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint
 	return idx;
 }
 
-static uint32_t kv_blob_bytes(const struct pm_seed *s)
+uint32_t pm_kv_blob_bytes(const struct pm_seed *s)
 {
 	switch (s->layout) {
 	case PM_LAYOUT_KEY_INLINE:
@@ -54,7 +55,7 @@ void pm_ks_delete(struct pm_shard *sh, uint32_t idx, uint64_t hash)
 	} else {
 		PM_ASSERT(s->kind == PM_SEED_KV);
 		if (s->layout != PM_LAYOUT_INLINE)
-			pm_blob_free(&sh->arena, pm_seed_blob(s), kv_blob_bytes(s));
+			pm_blob_free(&sh->arena, pm_seed_blob(s), pm_kv_blob_bytes(s));
 		sh->stats.keys--;
 	}
 	pm_seed_free(&sh->arena, idx);
@@ -83,8 +84,7 @@ static void kv_fill(struct pm_shard *sh, struct pm_seed *s, uint8_t layout, uint
 	s->kind = PM_SEED_KV;
 	s->layout = layout;
 	s->klen = (uint16_t)klen;
-	s->vlen = vlen;
-	s->coll = 0;
+	s->vlen = vlen; /* `coll` is the LFU word (evict.h): an overwrite keeps it */
 	if (layout == PM_LAYOUT_INLINE) {
 		memcpy(s->data, key, klen);
 		if (vlen) /* an empty value may come with no pointer at all */
@@ -108,7 +108,7 @@ static enum pm_status kv_overwrite(struct pm_shard *sh, struct pm_seed *s, const
 {
 	uint8_t layout = kv_layout(klen, vlen);
 	uint32_t need = layout_blob_bytes(layout, klen, vlen);
-	uint32_t have = kv_blob_bytes(s);
+	uint32_t have = pm_kv_blob_bytes(s);
 	uint64_t off = s->layout == PM_LAYOUT_INLINE ? 0 : pm_seed_blob(s);
 
 	if (need && have && layout == s->layout && pm_blob_fits(have, need)) {
@@ -125,12 +125,32 @@ static enum pm_status kv_overwrite(struct pm_shard *sh, struct pm_seed *s, const
 	return PM_OK;
 }
 
+/* Most bytes a SET of klen + vlen adds to pm_shard_mem_used once done: a new
+ * key's slot and blob; an overwrite's new blob less the old one it frees
+ * (nothing when the old blob is kept). */
+static uint64_t kv_growth(const struct pm_seed *s, uint32_t klen, uint32_t vlen)
+{
+	uint8_t layout = kv_layout(klen, vlen);
+	uint32_t need = layout_blob_bytes(layout, klen, vlen);
+	uint64_t fresh = need ? pm_blob_footprint(need) : 0;
+	if (!s)
+		return PM_SEED_BYTES + fresh;
+	uint32_t have = pm_kv_blob_bytes(s);
+	if (need && have && layout == s->layout && pm_blob_fits(have, need))
+		return 0;
+	uint64_t old = have ? pm_blob_footprint(have) : 0;
+	return fresh > old ? fresh - old : 0;
+}
+
 static enum pm_status kv_insert(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
-				uint64_t hash, const uint8_t *val, uint32_t vlen, uint64_t at)
+				uint64_t hash, const uint8_t *val, uint32_t vlen, uint64_t at,
+				uint64_t now_ms)
 {
 	uint8_t layout = kv_layout(klen, vlen);
 	uint32_t need = layout_blob_bytes(layout, klen, vlen);
 	uint64_t off = 0;
+	if (pm_evict_make_room(sh, kv_growth(NULL, klen, vlen), PM_SEED_NONE, now_ms) != PM_OK)
+		return PM_E_NOMEM;
 	if (need && !(off = pm_blob_alloc(&sh->arena, need)))
 		return PM_E_NOMEM;
 	uint32_t idx = pm_seed_alloc(&sh->arena);
@@ -142,6 +162,7 @@ static enum pm_status kv_insert(struct pm_shard *sh, const uint8_t *key, uint32_
 	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
 	kv_fill(sh, s, layout, off, key, klen, val, vlen);
 	pm_seed_set_expiry(s, at);
+	pm_lfu_init(sh, s, now_ms);
 	pm_seedmap_insert(&sh->map, &sh->arena, hash, idx);
 	sh->stats.keys++;
 	return PM_OK;
@@ -156,13 +177,18 @@ enum pm_status pm_kv_set(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
 		return PM_E_VALUE_LEN;
 	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
 	if (idx == PM_SEED_NONE)
-		return kv_insert(sh, key, klen, hash, val, vlen, expire_at_ms);
+		return kv_insert(sh, key, klen, hash, val, vlen, expire_at_ms, now_ms);
 	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
 	if (s->kind != PM_SEED_KV)
 		return PM_E_WRONGTYPE;
+	if (pm_evict_make_room(sh, kv_growth(s, klen, vlen), idx, now_ms) != PM_OK)
+		return PM_E_NOMEM; /* the old value is untouched */
 	enum pm_status st = kv_overwrite(sh, s, key, klen, val, vlen);
-	if (st == PM_OK)
+	if (st == PM_OK) {
 		pm_seed_set_expiry(s, expire_at_ms);
+		if (sh->evict.cfg.maxmemory_bytes)
+			pm_lfu_touch(sh, s, now_ms);
+	}
 	return st;
 }
 
@@ -176,9 +202,11 @@ enum pm_status pm_kv_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
 	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
 	if (idx == PM_SEED_NONE)
 		return PM_NOT_FOUND;
-	const struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
 	if (s->kind != PM_SEED_KV)
 		return PM_E_WRONGTYPE;
+	if (sh->evict.cfg.maxmemory_bytes)
+		pm_lfu_touch(sh, s, now_ms);
 	*val = pm_kv_value(&sh->arena, s);
 	return PM_OK;
 }

@@ -56,6 +56,8 @@ enum pm_status pm_kv_set(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
 			 const uint8_t *val, uint32_t vlen, uint64_t expire_at_ms, uint64_t now_ms);
 enum pm_status pm_kv_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
 			 uint64_t now_ms, struct pm_bytes *val);
+/* Bytes a live KV seed's blob was allocated with (0: INLINE, no blob). */
+uint32_t pm_kv_blob_bytes(const struct pm_seed *s);
 /* The value bytes of a live KV seed, wherever its layout keeps them. */
 struct pm_bytes pm_kv_value(const struct pm_arena *a, const struct pm_seed *s);
 enum pm_status pm_kv_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,

@@ -51,6 +51,10 @@ enum pm_index_kind {
 	PM_INDEX_COUNT
 };
 
+/* Collection flags (struct pm_collection_params.flags). */
+#define PM_COLL_EVICTABLE 0x01u /* its vectors may be evicted under maxmemory */
+#define PM_COLL_FLAGS_ALL PM_COLL_EVICTABLE
+
 struct pm_collection_params {
 	uint32_t dim;
 	uint8_t metric;     /* enum pm_metric */
@@ -58,6 +62,8 @@ struct pm_collection_params {
 	uint16_t hnsw_m;    /* HNSW links per node; 0 = default */
 	uint32_t ef_construction; /* 0 = default */
 	uint32_t ef_search;       /* 0 = default */
+	uint8_t flags;      /* PM_COLL_*; default collections have none */
+	uint8_t reserved[3]; /* zero (pm_coll_params_check clears them: params compare by bytes) */
 };
 
 struct pm_bytes {

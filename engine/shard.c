@@ -94,18 +94,28 @@ uint32_t pm_shard_expire(struct pm_shard *sh, uint64_t now_ms, uint32_t max_seed
 
 /* ---------------------------------------------------------------- maintenance */
 
-static bool sweep_due(const struct pm_hnsw *h)
+/* Near maxmemory (evict.h), every tombstone is worth sweeping: it holds bytes
+ * writes are waiting for. */
+static bool memory_pressure(const struct pm_shard *sh)
+{
+	uint64_t max = sh->evict.cfg.maxmemory_bytes;
+	return max && sh->tomb_bytes &&
+	       pm_shard_mem_used(sh) >= max / 100 * PM_EVICT_SWEEP_PRESSURE_PCT;
+}
+
+static bool sweep_due(const struct pm_hnsw *h, bool pressure)
 {
 	return h->sweeping || h->tombstones >= PM_MAX(PM_HNSW_TOMBSTONES_SWEEP_MIN, h->live / 16) ||
-	       (h->tombstones == 0 && pm_hnsw_walk_due(h));
+	       (pressure && h->tombstones) || (h->tombstones == 0 && pm_hnsw_walk_due(h));
 }
 
 bool pm_shard_maintain(struct pm_shard *sh, uint64_t now_ms, uint32_t budget)
 {
 	bool more = pm_shard_expire(sh, now_ms, PM_EXPIRE_SCAN_SEEDS_MAX) > 0;
+	bool pressure = memory_pressure(sh);
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		struct pm_collection *c = &sh->colls[i];
-		if (c->live && c->params.index == PM_INDEX_HNSW && sweep_due(&c->hnsw))
+		if (c->live && c->params.index == PM_INDEX_HNSW && sweep_due(&c->hnsw, pressure))
 			more |= pm_hnsw_maintain(sh, c, budget);
 	}
 	return more;

@@ -17,6 +17,7 @@
 
 #include "arena.h"
 #include "distance.h"
+#include "evict.h"
 #include "hnsw.h"
 #include "pm_limits.h"
 #include "request.h"
@@ -68,6 +69,10 @@ struct pm_shard_stats {
 	uint64_t expired_lazy, expired_active;
 	uint64_t knn_queries, knn_scanned, knn_graph;
 	uint64_t keys, vectors;
+	uint64_t evicted_keys, evicted_vectors; /* by maxmemory (evict.h) */
+	uint64_t evicted_bytes;   /* bytes their eviction freed (vectors: once swept) */
+	uint64_t evict_refused;   /* writes refused PM_E_NOMEM for maxmemory */
+	uint64_t evict_log_refused; /* evictions the evict_log hook refused */
 };
 
 struct pm_shard {
@@ -79,6 +84,11 @@ struct pm_shard {
 	uint32_t expire_cursor;      /* next seed slot the active expiry looks at */
 	const struct pm_kernels *kern;
 	struct pm_shard_stats stats;
+	struct pm_evict evict;       /* maxmemory, policy, RNG (evict.h) */
+	/* Called before each eviction (evict.h); the dataplane logs a DEL. NULL: allowed. */
+	bool (*evict_log)(void *ctx, const uint8_t *key, uint32_t klen);
+	void *evict_ctx;
+	uint64_t tomb_bytes;         /* class bytes HNSW tombstones hold until swept */
 	/* scratch for one request's reply, in the arena */
 	float *query;                /* PM_DIM_MAX floats, 64-byte aligned */
 	struct pm_knn_hit *hits;     /* PM_K_MAX */

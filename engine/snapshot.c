@@ -38,7 +38,12 @@
 #define REC_NODE 3u
 #define NODE_TOMB 1u
 /* Fixed parts of the records (snapshot.h). */
-#define COLL_FIXED_BYTES (2u + 1u + 1u + 4u + 1u + 1u + 2u + 4u + 4u + 4u + 4u + 8u)
+/* A COLLS record: slot, default, name length (COLL_HEAD_BYTES), the name,
+ * then the parameters, HNSW id bound, entry, RNG and flags (COLL_BODY_BYTES). */
+#define COLL_HEAD_BYTES (2u + 1u + 1u)
+#define COLL_BODY_BYTES (4u + 1u + 1u + 2u + 4u + 4u + 4u + 4u + 8u + 1u)
+#define COLL_FIXED_BYTES (COLL_HEAD_BYTES + COLL_BODY_BYTES)
+#define COLL_FLAGS_OFF 32u
 #define KV_FIXED_BYTES (1u + 2u + 4u + 8u)
 #define VEC_FIXED_BYTES (1u + 2u + 2u + 8u)
 #define NODE_FIXED_BYTES (1u + 1u + 1u + 2u + 2u + 4u + 8u)
@@ -157,7 +162,8 @@ static void write_colls(struct out *o, struct pm_snap_writer *w, const struct pm
 		put_u32(p + 16, w->high[i]);
 		put_u32(p + 20, c->hnsw.entry);
 		put_u64(p + 24, c->hnsw.rng);
-		o->len = (size_t)(p + 32 - o->p);
+		p[COLL_FLAGS_OFF] = c->params.flags;
+		o->len = (size_t)(p + COLL_BODY_BYTES - o->p);
 		o->count++;
 	}
 	sec_close(o, w);
@@ -484,18 +490,19 @@ static enum pm_status failed(struct loader *L, const char *what, enum pm_status 
 
 static enum pm_status load_coll(struct loader *L, struct rd *r)
 {
-	const uint8_t *p = take(r, 4), *name;
+	const uint8_t *p = take(r, COLL_HEAD_BYTES), *name;
 	if (!p)
 		return bad(L, "truncated collection");
 	uint32_t slot = get_u16(p), nlen = p[3];
 	bool is_default = p[2];
 	if (slot >= PM_COLLECTIONS_MAX || L->slot[slot].present || p[2] > 1 ||
-	    !(name = take(r, nlen)) || !(p = take(r, 32)))
+	    !(name = take(r, nlen)) || !(p = take(r, COLL_BODY_BYTES)))
 		return bad(L, "bad collection record");
 	struct pm_collection_params prm = { .dim = get_u32(p), .metric = p[4], .index = p[5],
 					    .hnsw_m = get_u16(p + 6),
 					    .ef_construction = get_u32(p + 8),
-					    .ef_search = get_u32(p + 12) };
+					    .ef_search = get_u32(p + 12),
+					    .flags = p[COLL_FLAGS_OFF] };
 	L->slot[slot].present = true;
 	L->slot[slot].is_default = is_default;
 	L->slot[slot].dim = prm.dim;
@@ -620,7 +627,7 @@ static enum pm_status load_node(struct loader *L, struct rd *r)
 		L->info->skipped++;
 	}
 	uint64_t off;
-	enum pm_status st = pm_vec_restore(L->sh, c, key, klen, hash, vec, at, &off);
+	enum pm_status st = pm_vec_restore(L->sh, c, key, klen, hash, vec, at, L->now_ms, &off);
 	if (st != PM_OK)
 		return failed(L, "node", st);
 	if (pm_hnsw_restore_node(L->sh, c, id, level, tomb, off, links, ll) != PM_OK)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "evict.h"
 #include "hash.h"
 #include "kv.h"
 #include "vector.h"
@@ -46,6 +47,9 @@ enum pm_status pm_coll_params_check(struct pm_collection_params *p)
 		return PM_E_PARAM;
 	if (p->ef_construction > PM_EF_MAX || p->ef_search > PM_EF_MAX)
 		return PM_E_EF;
+	if (p->flags & ~PM_COLL_FLAGS_ALL)
+		return PM_E_PARAM;
+	memset(p->reserved, 0, sizeof(p->reserved));
 	return PM_OK;
 }
 
@@ -326,11 +330,29 @@ static void vec_link(struct pm_shard *sh, uint32_t idx, uint64_t off, struct pm_
 	c->bytes += pm_blob_class_bytes(pm_blob_class(h->blob_bytes));
 }
 
+/* Most bytes an insert of a `need`-byte blob into c adds to mem_used (the
+ * old blob of a vector that moves is not subtracted): the seed of a new key,
+ * the blob, a member-list chunk and directory if due, and what the HNSW
+ * insert can allocate. */
+static uint64_t vec_growth(const struct pm_shard *sh, const struct pm_collection *c,
+			   uint32_t need, bool new_key)
+{
+	uint64_t bytes = (new_key ? PM_SEED_BYTES : 0) + pm_blob_footprint(need);
+	if (c->count >= (uint64_t)c->nchunks * PM_MEMBER_CHUNK_ENTRIES) {
+		bytes += pm_blob_footprint(CHUNK_BYTES);
+		if (c->nchunks == c->dir_cap)
+			bytes += pm_blob_footprint((c->dir_cap ? c->dir_cap * 2 : DIR_CAP_INITIAL) *
+						   (uint32_t)sizeof(uint64_t));
+	}
+	return bytes + (c->params.index == PM_INDEX_HNSW ? pm_hnsw_insert_bytes(sh, c) : 0);
+}
+
 /* A new vector seed, or an existing one moving to another collection. Every
- * resource is secured before the first change, so a refusal changes nothing. */
+ * resource is secured before the first change, so a refusal changes nothing
+ * (but for what was evicted to make room). */
 static enum pm_status vec_insert(struct pm_shard *sh, uint32_t *idxp, const uint8_t *key,
 				 uint32_t klen, uint64_t hash, struct pm_collection *c,
-				 uint32_t dim, float norm)
+				 uint32_t dim, float norm, uint64_t now_ms)
 {
 	const bool hnsw = c->params.index == PM_INDEX_HNSW;
 	uint32_t vlen = vec_vlen(c, dim);
@@ -338,13 +360,17 @@ static enum pm_status vec_insert(struct pm_shard *sh, uint32_t *idxp, const uint
 	if (hnsw) /* graph nodes are addressed in 64-byte units */
 		need = PM_MAX(need, PM_BLOB_ALIGNED_BYTES_MIN);
 	uint32_t idx = *idxp;
-	uint64_t off = pm_blob_alloc(&sh->arena, need);
+	uint64_t off = 0;
+	if (pm_evict_make_room(sh, vec_growth(sh, c, need, idx == PM_SEED_NONE), idx, now_ms) != PM_OK)
+		goto nomem;
+	off = pm_blob_alloc(&sh->arena, need);
 	if (!off || !members_reserve(sh, c) || (idx == PM_SEED_NONE && !pm_seed_available(&sh->arena)))
 		goto nomem;
 	vec_fill(sh, off, c, dim, norm, need);
 	if (hnsw && pm_hnsw_insert(sh, c, off) != PM_OK)
 		goto nomem;
-	if (idx != PM_SEED_NONE) {
+	if (idx != PM_SEED_NONE) { /* a move keeps the key's access frequency */
+		vec_header(sh, off)->lfu = vec_header(sh, pm_seed_blob(pm_seed_at(&sh->arena, idx)))->lfu;
 		pm_vec_unlink(sh, idx);
 	} else {
 		idx = pm_seed_alloc(&sh->arena);
@@ -352,6 +378,8 @@ static enum pm_status vec_insert(struct pm_shard *sh, uint32_t *idxp, const uint
 		sh->stats.vectors++;
 	}
 	vec_link(sh, idx, off, c, key, klen, vlen);
+	if (*idxp == PM_SEED_NONE)
+		pm_lfu_init(sh, pm_seed_at(&sh->arena, idx), now_ms);
 	*idxp = idx;
 	return PM_OK;
 nomem:
@@ -363,7 +391,7 @@ nomem:
 
 enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, const uint8_t *key,
 			      uint32_t klen, uint64_t hash, const uint8_t *vec, uint64_t expire_at_ms,
-			      uint64_t *offp)
+			      uint64_t now_ms, uint64_t *offp)
 {
 	uint32_t dim = c->params.dim;
 	enum pm_status st = pm_vec_load(sh->query, vec, dim);
@@ -385,6 +413,7 @@ enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, cons
 		sh->stats.vectors++;
 		vec_link(sh, idx, off, c, key, klen, vlen);
 		pm_seed_set_expiry(pm_seed_at(&sh->arena, idx), expire_at_ms);
+		pm_lfu_init(sh, pm_seed_at(&sh->arena, idx), now_ms);
 	}
 	*offp = off;
 	return PM_OK;
@@ -413,16 +442,19 @@ enum pm_status pm_vec_put(struct pm_shard *sh, const uint8_t *key, uint32_t klen
 	if (c->params.metric == PM_METRIC_COSINE && !(norm > 0.0f))
 		return PM_E_ZERO_VECTOR;
 	struct pm_seed *s = idx == PM_SEED_NONE ? NULL : pm_seed_at(&sh->arena, idx);
-	if (s && &sh->colls[s->coll] == c) { /* same collection: update in place */
+	if (s && &sh->colls[s->coll] == c) { /* same collection: update in place (no memory) */
 		struct pm_vec_header *h = vec_header(sh, pm_seed_blob(s));
 		memcpy(h + 1, sh->query, h->payload_len);
 		h->norm = norm;
 		if (c->params.index == PM_INDEX_HNSW)
 			pm_hnsw_update(sh, c, pm_seed_blob(s));
-	} else if ((st = vec_insert(sh, &idx, key, klen, hash, c, dim, norm)) != PM_OK) {
+	} else if ((st = vec_insert(sh, &idx, key, klen, hash, c, dim, norm, now_ms)) != PM_OK) {
 		return st;
 	}
-	pm_seed_set_expiry(pm_seed_at(&sh->arena, idx), expire_at_ms);
+	s = pm_seed_at(&sh->arena, idx);
+	pm_seed_set_expiry(s, expire_at_ms);
+	if (sh->evict.cfg.maxmemory_bytes)
+		pm_lfu_touch(sh, s, now_ms);
 	return PM_OK;
 }
 
@@ -434,9 +466,11 @@ enum pm_status pm_vec_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen
 	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
 	if (idx == PM_SEED_NONE)
 		return PM_NOT_FOUND;
-	const struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
 	if (s->kind != PM_SEED_VECTOR)
 		return PM_E_WRONGTYPE;
+	if (sh->evict.cfg.maxmemory_bytes)
+		pm_lfu_touch(sh, s, now_ms);
 	const struct pm_collection *c = &sh->colls[s->coll];
 	*hdr = vec_header(sh, pm_seed_blob(s));
 	coll->ptr = c->name;

@@ -8,10 +8,11 @@
  *
  * The header follows the seed plan's `payload_len, dim, dtype` and adds what the
  * shard needs to find its way back: the collection id, the owning seed, the
- * vector's position in the collection's member list, its L2 norm (cosine) and the
- * HNSW node id (reserved for the index). The header is a whole cache line so the
- * payload starts 64-byte aligned (the arena aligns blobs of 256 bytes and more),
- * which the SIMD kernels need to stream without split loads. Keys of up to 40
+ * vector's position in the collection's member list, its L2 norm (cosine), the
+ * HNSW node id and the vector's access-frequency word (evict.h). The header is
+ * a whole cache line so the payload starts 64-byte aligned (the arena aligns
+ * blobs of 256 bytes and more), which the SIMD kernels need to stream without
+ * split loads. Keys of up to 40
  * bytes stay inline in the seed (layout KEY_INLINE), longer ones follow the
  * payload (layout BLOB).
  *
@@ -45,7 +46,8 @@ struct pm_vec_header {
 	uint64_t upper_off;   /* HNSW: blob of the links at levels >= 1, 0 if none */
 	uint32_t blob_bytes;  /* the size this blob was allocated with */
 	uint32_t links0;      /* HNSW: level-0 links (their ids follow the payload) */
-	uint8_t reserved[16]; /* zero; room for quantisation metadata */
+	uint16_t lfu;         /* access frequency word (evict.h), as a KV seed's `coll` */
+	uint8_t reserved[14]; /* zero; room for quantisation metadata */
 };
 _Static_assert(sizeof(struct pm_vec_header) == PM_VEC_HEADER_BYTES, "vector header size");
 
@@ -100,7 +102,7 @@ enum pm_status pm_vec_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen
  * hands the blob at *off to pm_hnsw_restore_node. */
 enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, const uint8_t *key,
 			      uint32_t klen, uint64_t hash, const uint8_t *vec, uint64_t expire_at_ms,
-			      uint64_t *off);
+			      uint64_t now_ms, uint64_t *off);
 
 /* Remove a vector seed's blob and membership (the seed slot itself stays). */
 void pm_vec_unlink(struct pm_shard *sh, uint32_t idx);

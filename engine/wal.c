@@ -14,7 +14,8 @@
  *            u32 dim, dim * 4 bytes (LE f32, copied as bytes), u64 expire_ms
  *   VDEL     u32 klen, key
  *   CCREATE  u8 nlen, name, u32 dim, u8 metric, u8 index, u16 hnsw_m,
- *            u32 ef_construction, u32 ef_search
+ *            u32 ef_construction, u32 ef_search, u8 flags (PM_COLL_*; since
+ *            version 2)
  *   CDROP    u8 nlen, name
  *
  * Invariants, checked when writing (pm_wal_encode refuses) and when reading
@@ -73,8 +74,9 @@
 #define NAME_LEN_BYTES U8_BYTES  /* names are at most 255 bytes */
 #define BLOB_LEN_BYTES U32_BYTES /* keys and values */
 #define EXPIRE_BYTES U64_BYTES
-/* CCREATE parameters: dim, metric, index, hnsw_m, ef_construction, ef_search. */
-#define PARAMS_BYTES (U32_BYTES + U8_BYTES + U8_BYTES + U16_BYTES + U32_BYTES + U32_BYTES)
+/* CCREATE parameters: dim, metric, index, hnsw_m, ef_construction, ef_search, flags. */
+#define PARAMS_BYTES \
+	(U32_BYTES + U8_BYTES + U8_BYTES + U16_BYTES + U32_BYTES + U32_BYTES + U8_BYTES)
 
 #define SET_PAYLOAD_BYTES_MAX \
 	(BLOB_LEN_BYTES + PM_KEY_BYTES_MAX + BLOB_LEN_BYTES + PM_VALUE_BYTES_MAX + EXPIRE_BYTES)
@@ -290,7 +292,7 @@ static uint8_t *w_params(uint8_t *w, const struct pm_collection_params *p)
 {
 	w = w_u8(w_u8(w_u32(w, p->dim), p->metric), p->index);
 	put_u16(w, p->hnsw_m);
-	return w_u32(w_u32(w + U16_BYTES, p->ef_construction), p->ef_search);
+	return w_u8(w_u32(w_u32(w + U16_BYTES, p->ef_construction), p->ef_search), p->flags);
 }
 
 /* Write the payload (payload_bytes said how long); returns its end. */
@@ -378,6 +380,7 @@ static void r_params(struct reader *r, struct pm_collection_params *p)
 	p->hnsw_m = r_u16(r);
 	p->ef_construction = r_u32(r);
 	p->ef_search = r_u32(r);
+	p->flags = r_u8(r);
 }
 
 /* Parse a payload of `type` from the avail bytes at p into rec; *used is the

@@ -218,6 +218,10 @@ static void vector_ops(struct pm_client *c)
 	CU_ASSERT_EQUAL(pm_client_vadd(c, "v3", 2, v1, 3, "emb", 0), PM_CLIENT_E_DIM);
 	p.dim = 8;
 	CU_ASSERT_EQUAL(pm_client_collection_create(c, "emb", &p), PM_CLIENT_E_EXISTS);
+	p.dim = 4;
+	p.evictable = true; /* the flag is a parameter too */
+	CU_ASSERT_EQUAL(pm_client_collection_create(c, "emb", &p), PM_CLIENT_E_EXISTS);
+	CU_ASSERT_EQUAL(pm_client_collection_create(c, "cache", &p), PM_CLIENT_OK);
 	CU_ASSERT_EQUAL(pm_client_vdel(c, "v2", 2, &removed), PM_CLIENT_OK);
 	CU_ASSERT(removed);
 	CU_ASSERT_EQUAL(pm_client_vget(c, "v2", 2, &vo), PM_CLIENT_NOT_FOUND);
@@ -247,11 +251,14 @@ static void knn_and_collections(struct pm_client *c)
 	struct pm_client_coll_info items[8];
 	struct pm_client_coll_list l = { .items = items, .cap = 8 };
 	CU_ASSERT_EQUAL(pm_client_collection_list(c, &l), PM_CLIENT_OK);
-	bool seen = false;
-	for (uint32_t i = 0; i < l.count; i++)
+	bool seen = false, cache = false;
+	for (uint32_t i = 0; i < l.count; i++) {
 		seen |= items[i].name_len == 3 && memcmp(items[i].name, "emb", 3) == 0 &&
-			items[i].count == 2 && items[i].params.dim == 4;
-	CU_ASSERT(l.count == 2 && seen);
+			items[i].count == 2 && items[i].params.dim == 4 && !items[i].params.evictable;
+		cache |= items[i].name_len == 5 && memcmp(items[i].name, "cache", 5) == 0 &&
+			 items[i].params.evictable;
+	}
+	CU_ASSERT(l.count == 3 && seen && cache);
 	bool removed = false;
 	CU_ASSERT_EQUAL(pm_client_collection_drop(c, "emb", &removed), PM_CLIENT_OK);
 	CU_ASSERT(removed);
@@ -264,7 +271,7 @@ static void knn_and_collections(struct pm_client *c)
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "keys:"));
 	CU_ASSERT_EQUAL(pm_client_info(c, "memory", text, sizeof text - 1, &n), PM_CLIENT_OK);
 	text[n] = '\0';
-	CU_ASSERT(strstr(text, "arena_bytes:") && !strstr(text, "keys:"));
+	CU_ASSERT(strstr(text, "arena_bytes:") && !strstr(text, "# Keyspace")); /* one section */
 	CU_ASSERT_EQUAL(pm_client_info(c, NULL, text, 4, &n), PM_CLIENT_E_NOSPACE);
 }
 

@@ -65,7 +65,7 @@ static bool params_eq(const struct pm_collection_params *a,
 {
 	CHECK_FIELD(a->dim == b->dim && a->metric == b->metric && a->index == b->index);
 	CHECK_FIELD(a->hnsw_m == b->hnsw_m && a->ef_construction == b->ef_construction);
-	CHECK_FIELD(a->ef_search == b->ef_search);
+	CHECK_FIELD(a->ef_search == b->ef_search && a->flags == b->flags);
 	return true;
 }
 
@@ -241,7 +241,8 @@ static void test_request_roundtrip_collections(void)
 	struct pm_request r = {
 		.op = PM_OP_CCREATE, .id = 20, .collection = B("faces"),
 		.params = { .dim = 512, .metric = PM_METRIC_COSINE, .index = PM_INDEX_HNSW,
-			    .hnsw_m = 16, .ef_construction = 200, .ef_search = 50 },
+			    .hnsw_m = 16, .ef_construction = 200, .ef_search = 50,
+			    .flags = PM_COLL_EVICTABLE },
 	};
 	roundtrip_req(&r, 0);
 	r.params = (struct pm_collection_params){ .dim = 1, .metric = PM_METRIC_L2,
@@ -428,7 +429,8 @@ static void test_reply_roundtrip_lists(void)
 
 	struct pm_coll_info colls[2] = {
 		{ { NULL, 0 }, { 0, PM_METRIC_L2, PM_INDEX_FLAT, 0, 0, 0 }, 0, 0 },
-		{ B("faces"), { 512, PM_METRIC_IP, PM_INDEX_HNSW, 16, 200, 64 }, 1000, 2048000 },
+		{ B("faces"), { 512, PM_METRIC_IP, PM_INDEX_HNSW, 16, 200, 64, PM_COLL_EVICTABLE },
+		  1000, 2048000 },
 	};
 	rep = (struct pm_reply){ .status = PM_OK, .op = PM_OP_CLIST, .id = 13,
 				 .colls = colls, .ncolls = 2 };
@@ -799,7 +801,8 @@ static void test_limits_vector(void)
 	roundtrip_req(&r, PM_FLAG_EF | PM_FLAG_COLL);
 }
 
-static enum pm_status ccreate_frame(uint32_t nlen, uint32_t dim, uint8_t metric, uint8_t index)
+static enum pm_status ccreate_frame_flags(uint32_t nlen, uint32_t dim, uint8_t metric,
+					 uint8_t index, uint8_t flags)
 {
 	fb_start('V', 0, 4);
 	fb_le('C', 1);
@@ -810,7 +813,13 @@ static enum pm_status ccreate_frame(uint32_t nlen, uint32_t dim, uint8_t metric,
 	fb_le(16, 2);
 	fb_le(200, 4);
 	fb_le(50, 4);
+	fb_le(flags, 1);
 	return fb_status();
+}
+
+static enum pm_status ccreate_frame(uint32_t nlen, uint32_t dim, uint8_t metric, uint8_t index)
+{
+	return ccreate_frame_flags(nlen, dim, metric, index, 0);
 }
 
 static void test_limits_collections(void)
@@ -825,6 +834,9 @@ static void test_limits_collections(void)
 	CU_ASSERT_EQUAL(ccreate_frame(1, 4, PM_METRIC_COUNT, 0), PM_E_PARAM);
 	CU_ASSERT_EQUAL(ccreate_frame(1, 4, 0, PM_INDEX_COUNT), PM_E_PARAM);
 	CU_ASSERT_EQUAL(ccreate_frame(1, 4, 255, 255), PM_E_PARAM);
+	CU_ASSERT_EQUAL(ccreate_frame_flags(1, 4, 0, 0, PM_COLL_EVICTABLE), PM_OK);
+	CU_ASSERT_EQUAL(ccreate_frame_flags(1, 4, 0, 0, PM_COLL_FLAGS_ALL + 1), PM_E_PARAM);
+	CU_ASSERT_EQUAL(ccreate_frame_flags(1, 4, 0, 0, 0x80), PM_E_PARAM);
 	fb_start('V', 0, 5);
 	fb_le('X', 1);
 	fb_str(fill(0));
@@ -900,6 +912,10 @@ static void test_reply_encode_refused(void)
 	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, sizeof out), 0);
 	CU_ASSERT_EQUAL(cursor, 0);
 	coll.params.index = 0;
+	coll.params.flags = PM_COLL_FLAGS_ALL + 1;
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, sizeof out), 0);
+	CU_ASSERT_EQUAL(cursor, 0);
+	coll.params.flags = PM_COLL_EVICTABLE;
 	CU_ASSERT(pm_reply_encode(&rep, &cursor, out, sizeof out) > 0);
 	CU_ASSERT_EQUAL(cursor, 1);
 	rep = (struct pm_reply){ .op = PM_OP_DEL, .removed = 2 };

@@ -78,6 +78,12 @@ static void test_bad_values(void)
 	expect_bad("bind", "300.1.1.1");
 	expect_bad("polling", "sometimes");
 	expect_bad("hugepages", "maybe");
+	expect_bad("maxmemory", "1000");          /* not a multiple of 4096 */
+	expect_bad("maxmemory", "65T");           /* above the largest arena */
+	expect_bad("maxmemory_policy", "lru");
+	expect_bad("maxmemory_policy", "");
+	expect_bad("maxmemory_samples", "0");
+	expect_bad("maxmemory_samples", "65");    /* PM_EVICT_SAMPLES_MAX + 1 */
 	expect_bad("cores", "1,x");
 	expect_bad("knn_timeout_ms", "0");
 	expect_bad("idle_sleep_us", "5");

@@ -50,7 +50,8 @@ static void ccreate(struct pm_shard *sh, const char *name, uint32_t dim, uint8_t
 {
 	struct pm_request r = { .op = PM_OP_CCREATE, .collection = fx_s(name),
 				.params = { .dim = dim, .index = index, .hnsw_m = 4,
-					    .ef_construction = 32 } };
+					    .ef_construction = 32,
+					    .flags = name[0] == 'h' ? PM_COLL_EVICTABLE : 0 } };
 	struct pm_reply rep;
 	pm_shard_apply(sh, &r, NOW0, &rep);
 	CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
@@ -118,6 +119,7 @@ static void expect_same(struct pm_shard *a, struct pm_shard *b, uint64_t now)
 		const struct pm_collection *ca = &a->colls[s->coll], *cb = &b->colls[t->coll];
 		CU_ASSERT_EQUAL(ca->is_default, cb->is_default);
 		CU_ASSERT(ca->name_len == cb->name_len && !memcmp(ca->name, cb->name, ca->name_len));
+		CU_ASSERT(!memcmp(&ca->params, &cb->params, sizeof(ca->params))); /* flags too */
 	}
 	CU_ASSERT_EQUAL(live, b->stats.keys + b->stats.vectors);
 }
@@ -318,7 +320,8 @@ static void random_op(struct pm_shard *sh)
 		r.op = PM_OP_CCREATE;
 		r.params = (struct pm_collection_params){ .dim = r.collection.ptr[0] == 'h' ? HDIM : FDIM,
 							  .index = r.collection.ptr[0] == 'h',
-							  .hnsw_m = 4, .ef_construction = 32 };
+							  .hnsw_m = 4, .ef_construction = 32,
+							  .flags = r.collection.ptr[0] == 'h' ? PM_COLL_EVICTABLE : 0 };
 	}
 	apply_logged(sh, &r);
 	fuzz_now++;

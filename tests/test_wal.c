@@ -32,7 +32,7 @@ bool pm_crc32c_sse42_used(void);
 #define SEG_MAGIC_BYTES 8u
 #define SEG_PAD_OFF 24u
 #define SEG_CRC_OFF 60u
-#define CCREATE_PARAMS_BYTES 16u /* u32 dim, u8 metric, u8 index, u16 m, u32 efc, u32 efs */
+#define CCREATE_PARAMS_BYTES 17u /* u32 dim, u8 metric, u8 index, u16 m, u32 efc, u32 efs, u8 flags */
 
 /* Random bytes that keys, values, names and vectors point into. */
 #define POOL_BYTES (256u << 10)
@@ -87,7 +87,7 @@ static bool params_eq(const struct pm_collection_params *a, const struct pm_coll
 {
 	return a->dim == b->dim && a->metric == b->metric && a->index == b->index &&
 	       a->hnsw_m == b->hnsw_m && a->ef_construction == b->ef_construction &&
-	       a->ef_search == b->ef_search;
+	       a->ef_search == b->ef_search && a->flags == b->flags;
 }
 
 /* Whether got (from pm_wal_to_request) is the mutation want, with want's TTL
@@ -143,7 +143,7 @@ static struct pm_request random_request(enum size_class sc)
 	case PM_OP_CCREATE:
 		r.params = (struct pm_collection_params){ (uint32_t)pm_test_rand(&rng),
 			(uint8_t)rnd(256), (uint8_t)rnd(256), (uint16_t)rnd(65536),
-			(uint32_t)pm_test_rand(&rng), (uint32_t)pm_test_rand(&rng) };
+			(uint32_t)pm_test_rand(&rng), (uint32_t)pm_test_rand(&rng), (uint8_t)rnd(256) };
 		/* fall through */
 	case PM_OP_CDROP:
 		r.key = (struct pm_bytes){ 0 };
