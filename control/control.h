@@ -42,7 +42,8 @@
  * may be, and how soon a replaced stats segment is noticed. */
 #define CTL_TICK_MS 100
 /* Bytes of one /metrics answer, at most: a segment of PM_STATS_SHARDS_MAX
- * shards needs about 700 KiB (tests/test_control_parts.c renders one). */
+ * shards, every counter 20 digits long, needs about 540 KiB
+ * (tests/test_control_parts.c renders one). */
 #define CTL_METRICS_BYTES_MAX (2u << 20)
 /* HTTP connections the metrics server holds at once, and how long an idle one
  * may stay open. */
