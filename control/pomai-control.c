@@ -383,6 +383,10 @@ static size_t cmd_quota(struct ctl *x, struct client *c, const struct pm_admin_r
 	size_t n = forward(x, c, status);
 	if (set && n && *status == PM_ADMIN_OK)
 		ctl_quota_set(&x->cfg, &q); /* pomaid took it: it is pushed again at each attach */
+	if (set && x->ufd < 0) {        /* pomaid went away meanwhile: as if it had been */
+		ctl_quota_set(&x->cfg, &q);
+		say(x, "the quota is remembered and pushed when pomaid attaches\n");
+	}
 	return n;
 }
 
@@ -509,8 +513,6 @@ static void run(struct ctl *x)
 		int k = poll(pf, n, CTL_TICK_MS);
 		if (k > 0 && pf[1].revents && x->ufd >= 0)
 			detach(x, "it closed its admin socket");
-		if (k > 0 && pf[0].revents)
-			accept_clients(x);
 		for (uint32_t i = 0; k > 0 && i < nc; i++) {
 			struct client *c = &x->clients[idx[i]];
 			if (pf[2 + i].revents && !serve_client(x, c)) {
@@ -518,6 +520,8 @@ static void run(struct ctl *x)
 				c->fd = -1;
 			}
 		}
+		if (k > 0 && pf[0].revents) /* after the clients: their closes free slots */
+			accept_clients(x);
 		tick(x);
 	}
 }
