@@ -360,6 +360,11 @@ void pmc_fail(struct pm_client *c, struct pmc_slot *s, enum pm_client_status st)
 	pmc_complete(c, s, &res);
 }
 
+uint32_t pm_client_retry_ms(const struct pm_client *c)
+{
+	return c ? c->last_retry_ms : 0;
+}
+
 uint32_t pm_client_in_flight(const struct pm_client *c)
 {
 	return c ? c->busy : 0;

@@ -149,6 +149,7 @@ struct pm_client {
 	float *vscratch;           /* PM_DIM_MAX floats: VGET results */
 	float *vec_le;             /* PM_DIM_MAX floats: vectors swapped on big endian */
 	uint32_t completed_turn;   /* completions during the current poll */
+	uint32_t last_retry_ms;    /* hint of the last E_THROTTLED completion */
 	struct pm_client_stats stats;
 };
 

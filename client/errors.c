@@ -58,6 +58,10 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 	[PM_CLIENT_E_WOULD_BLOCK] = { "E_WOULD_BLOCK",
 				      "every request slot is busy and waiting is not allowed here" },
 	[PM_CLIENT_E_ALLOC] = { "E_ALLOC", "out of memory in the client" },
+	[PM_CLIENT_E_THROTTLED] = { "E_THROTTLED",
+				    "over this client's quota on the server: retry after its hint" },
+	[PM_CLIENT_E_QUOTA] = { "E_QUOTA",
+				"the collection holds its byte cap (collection_bytes_max) on that shard" },
 };
 
 const char *pm_client_strerror(enum pm_client_status st)
@@ -105,6 +109,8 @@ enum pm_client_status pmc_from_engine(enum pm_status st)
 	case PM_E_BUSY: return PM_CLIENT_E_BUSY;
 	case PM_E_DISK_FULL: return PM_CLIENT_E_DISK_FULL;
 	case PM_E_LOG_FAILED: return PM_CLIENT_E_LOG_FAILED;
+	case PM_E_THROTTLED: return PM_CLIENT_E_THROTTLED;
+	case PM_E_QUOTA: return PM_CLIENT_E_QUOTA;
 	default: return PM_CLIENT_E_SERVER; /* PM_E_INTERNAL, and codes newer than us */
 	}
 }

@@ -269,9 +269,12 @@ static int exit_of(enum pm_client_status st)
 	}
 }
 
-static int report(const char *what, enum pm_client_status st)
+static int report(const struct cli *cl, const char *what, enum pm_client_status st)
 {
-	if (st != PM_CLIENT_OK && st != PM_CLIENT_NOT_FOUND)
+	if (st == PM_CLIENT_E_THROTTLED)
+		fprintf(stderr, "pomai-cli: %s: %s: %s: retry in %u ms\n", what,
+			pm_client_status_name(st), pm_client_strerror(st), pm_client_retry_ms(cl->c));
+	else if (st != PM_CLIENT_OK && st != PM_CLIENT_NOT_FOUND)
 		fprintf(stderr, "pomai-cli: %s: %s: %s\n", what, pm_client_status_name(st),
 			pm_client_strerror(st));
 	else if (st == PM_CLIENT_NOT_FOUND)
@@ -313,7 +316,7 @@ static int cmd_set(struct cli *cl)
 	enum pm_client_status st = pm_client_set(cl->c, k, strlen(k), v, strlen(v), ttl);
 	if (st == PM_CLIENT_OK)
 		puts("OK");
-	return report("set", st);
+	return report(cl, "set", st);
 }
 
 static int cmd_get(struct cli *cl)
@@ -332,7 +335,7 @@ static int cmd_get(struct cli *cl)
 		if (isatty(STDOUT_FILENO))
 			putchar('\n');
 	}
-	return report("get", st);
+	return report(cl, "get", st);
 }
 
 static int cmd_del(struct cli *cl)
@@ -344,7 +347,7 @@ static int cmd_del(struct cli *cl)
 	enum pm_client_status st = cl->cmd == C_DEL ? pm_client_del(cl->c, k, strlen(k), &removed)
 						    : pm_client_vdel(cl->c, k, strlen(k), &removed);
 	if (st != PM_CLIENT_OK)
-		return report(cmds[cl->cmd].name, st);
+		return report(cl, cmds[cl->cmd].name, st);
 	puts(removed ? "1" : "0");
 	return removed ? 0 : EXIT_NOT_FOUND;
 }
@@ -365,7 +368,7 @@ static int cmd_vadd(struct cli *cl)
 		pm_client_vadd(cl->c, k, strlen(k), vecbuf, dim, cl->val[O_COLLECTION], ttl);
 	if (st == PM_CLIENT_OK)
 		puts("OK");
-	return report("vadd", st);
+	return report(cl, "vadd", st);
 }
 
 static int cmd_vget(struct cli *cl)
@@ -379,7 +382,7 @@ static int cmd_vget(struct cli *cl)
 		printf("%s%.9g", i ? "," : "", (double)v.vec[i]);
 	if (st == PM_CLIENT_OK)
 		putchar('\n');
-	return report("vget", st);
+	return report(cl, "vget", st);
 }
 
 /* Record `row` of a vector file, or a text file holding one vector. */
@@ -440,7 +443,7 @@ static int cmd_knn(struct cli *cl)
 	enum pm_client_status st = pm_client_knn(cl->c, vecbuf, dim, &o, &res);
 	if (st == PM_CLIENT_OK)
 		print_hits(cl, &res);
-	return report("knn", st);
+	return report(cl, "knn", st);
 }
 
 /* ---------------------------------------------------------------- collections */
@@ -478,7 +481,7 @@ static int coll_create(struct cli *cl)
 	enum pm_client_status st = pm_client_collection_create(cl->c, cl->pos[2], &p);
 	if (st == PM_CLIENT_OK)
 		puts("OK");
-	return report("collection create", st);
+	return report(cl, "collection create", st);
 }
 
 static int coll_list(struct cli *cl)
@@ -489,7 +492,7 @@ static int coll_list(struct cli *cl)
 		return EXIT_USAGE;
 	enum pm_client_status st = pm_client_collection_list(cl->c, &l);
 	if (st != PM_CLIENT_OK)
-		return report("collection list", st);
+		return report(cl, "collection list", st);
 	printf("%-24s %6s %-6s %-5s %4s %8s %8s %12s %14s\n", "NAME", "DIM", "METRIC", "INDEX",
 	       "M", "EF_CONS", "EF_SRCH", "VECTORS", "BYTES");
 	for (uint32_t i = 0; i < l.count; i++) {
@@ -513,7 +516,7 @@ static int coll_drop(struct cli *cl)
 		return EXIT_USAGE;
 	enum pm_client_status st = pm_client_collection_drop(cl->c, cl->pos[2], &removed);
 	if (st != PM_CLIENT_OK)
-		return report("collection drop", st);
+		return report(cl, "collection drop", st);
 	puts(removed ? "1" : "0");
 	return removed ? 0 : EXIT_NOT_FOUND;
 }
@@ -547,7 +550,7 @@ static int cmd_info(struct cli *cl)
 		if (n == 0 || text[n - 1] != '\n')
 			putchar('\n');
 	}
-	return report("info", st);
+	return report(cl, "info", st);
 }
 
 /* ---------------------------------------------------------------- snapshot */
@@ -560,7 +563,7 @@ static int cmd_snapshot(struct cli *cl)
 	if (st == PM_CLIENT_OK)
 		puts("OK");
 	if (st != PM_CLIENT_E_PARAM)
-		return report("snapshot", st);
+		return report(cl, "snapshot", st);
 	fprintf(stderr, "pomai-cli: snapshot: %s: the server's log is off (wal = none); "
 			"snapshots need it\n", pm_client_status_name(st));
 	return exit_of(st);
@@ -759,7 +762,7 @@ int main(int argc, char **argv)
 		return usage_error("%s", why);
 	enum pm_client_status st = pm_client_open(&cl.cfg, &cl.c);
 	if (st != PM_CLIENT_OK)
-		return report("connect", st);
+		return report(&cl, "connect", st);
 	rc = runners[cl.cmd](&cl);
 	pm_client_close(cl.c);
 	return rc;

@@ -137,6 +137,10 @@ enum pm_client_status {
 	PM_CLIENT_E_PROTOCOL,         /* the server's reply broke the protocol */
 	PM_CLIENT_E_WOULD_BLOCK,      /* every slot is in flight and waiting is not allowed */
 	PM_CLIENT_E_ALLOC,            /* pm_client_open could not allocate */
+	/* Server answers added later (appended, so that no value above changes). */
+	PM_CLIENT_E_THROTTLED,        /* over this client's quota; nothing was done. Retry after
+					 the server's hint: result.retry_ms, pm_client_retry_ms() */
+	PM_CLIENT_E_QUOTA,            /* the collection is at its byte cap on that shard */
 	PM_CLIENT_STATUS_COUNT
 };
 
@@ -232,6 +236,8 @@ struct pm_client_result {
 	bool removed;               /* DEL, VDEL, CDROP: something was removed */
 	struct pm_client_knn_result *knn;   /* KNN: the request's result, filled */
 	struct pm_client_coll_list *colls;  /* CLIST: idem */
+	uint32_t retry_ms;          /* E_THROTTLED: ms until the server admits this client's
+				       requests again (its hint; 0: none) */
 };
 
 typedef void (*pm_client_cb)(void *arg, const struct pm_client_result *res);
@@ -312,6 +318,12 @@ void pm_client_drain(struct pm_client *c);
 uint32_t pm_client_in_flight(const struct pm_client *c);
 
 void pm_client_stats(const struct pm_client *c, struct pm_client_stats *out);
+
+/* The server's retry hint (milliseconds) of the last request that completed
+ * with E_THROTTLED, for the synchronous calls; 0 before any. libpomai does
+ * not retry a throttled request itself: the quota is the operator's policy,
+ * and the caller decides whether to wait, shed or slow down. */
+uint32_t pm_client_retry_ms(const struct pm_client *c);
 
 /* The shard that owns a key (what the client routes by). */
 uint32_t pm_client_shard_of(const struct pm_client *c, const void *key, size_t klen);

@@ -213,14 +213,17 @@ static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_
 	pmc_complete(c, s, &res);
 }
 
-static void on_error(struct pm_client *c, struct pmc_slot *s, enum pm_status st)
+static void on_error(struct pm_client *c, struct pmc_slot *s, const struct pm_reply_view *rv)
 {
-	enum pm_client_status cs = pmc_from_engine(st);
+	enum pm_client_status cs = pmc_from_engine(rv->status);
 	if ((cs == PM_CLIENT_E_BUSY || cs == PM_CLIENT_E_SERVER_TIMEOUT) && can_resend(c, s)) {
 		s->last_status = (uint8_t)cs; /* the retry timer backs off, then resends */
 		return;
 	}
-	pmc_fail(c, s, cs);
+	struct pm_client_result res = { .status = cs };
+	if (cs == PM_CLIENT_E_THROTTLED) /* not retried here: pomai.h says why */
+		res.retry_ms = c->last_retry_ms = rv->retry_ms;
+	pmc_complete(c, s, &res);
 }
 
 size_t pmc_on_frame(struct pm_client *c, const uint8_t *p, size_t len)
@@ -239,7 +242,7 @@ size_t pmc_on_frame(struct pm_client *c, const uint8_t *p, size_t len)
 	if (dst != PM_OK || (rv.op != PM_OP_NONE && rv.op != s->op))
 		pmc_fail(c, s, PM_CLIENT_E_PROTOCOL);
 	else if (rv.status != PM_OK)
-		on_error(c, s, rv.status);
+		on_error(c, s, &rv);
 	else
 		on_success(c, s, &rv);
 	return used;

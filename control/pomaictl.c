@@ -41,7 +41,7 @@ static const struct sub subs[] = {
 	  " [--index flat|hnsw] [--m M] [--ef-construction N] [--ef-search N] | drop NAME",
 	  "list, create or drop vector collections (on every shard)" },
 	{ "shards", 0, 0, "shards", "per shard: CPU, NUMA node, queue, keys, vectors, bytes, latency" },
-	{ "clients", 0, 1, "clients [N]", "the top talkers (needs quotas in the daemon)" },
+	{ "clients", 0, 1, "clients [N]", "the N busiest clients (default 10): requests, bytes, throttled" },
 	{ "quota", 1, 5, "quota set ADDR RPS BPS | get ADDR | list | del ADDR",
 	  "per-client request and byte rates" },
 	{ "ping", 0, 0, "ping", "is the daemon there" },
@@ -197,7 +197,8 @@ static int build(const struct sub *s, int argc, char **argv, const char **out, u
 	return 0;
 }
 
-static int call(const char *sock, int timeout_ms, bool json, uint32_t n, const char **args)
+static int call(const char *sock, int timeout_ms, bool json, const struct sub *s, uint32_t n,
+		const char **args)
 {
 	static uint8_t buf[PM_ADMIN_LEN_BYTES + PM_ADMIN_MESSAGE_BYTES_MAX];
 	int fd = pm_admin_connect(sock);
@@ -218,6 +219,8 @@ static int call(const char *sock, int timeout_ms, bool json, uint32_t n, const c
 		print_json(status, text, tlen);
 	else
 		fwrite(text, 1, tlen, status == PM_ADMIN_OK ? stdout : stderr);
+	if (status == PM_ADMIN_USAGE && !json) /* the daemon judged the arguments */
+		fprintf(stderr, "usage: pomaictl [OPTIONS] %s\n", s->usage);
 	return status == PM_ADMIN_OK ? 0
 	       : status == PM_ADMIN_USAGE ? EXIT_USAGE
 	       : status == PM_ADMIN_UNAVAILABLE ? EXIT_UNREACHABLE : EXIT_FAILED;
@@ -265,5 +268,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: pomaictl [OPTIONS] %s\n", s->usage);
 		return EXIT_USAGE;
 	}
-	return call(sock ? sock : SOCKET_DEFAULT, timeout_ms, json, n, args);
+	return call(sock ? sock : SOCKET_DEFAULT, timeout_ms, json, s, n, args);
 }

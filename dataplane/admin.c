@@ -13,6 +13,7 @@
  * control — and serves at most PM_ADMIN_CONNS_MAX connections at once.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -135,11 +136,11 @@ __attribute__((format(printf, 2, 3))) static void say(struct pm_admin *a, const 
 /* ---------------------------------------------------------------- wire requests */
 
 /* Post to worker `to`'s admin ring and wake it if it sleeps. */
-static bool admin_post(struct pm_daemon *d, uint32_t to, const struct pm_msg *m,
+static bool admin_post(struct pm_daemon *d, uint32_t to, uint32_t type, const struct pm_msg *m,
 		       const uint8_t *body, uint32_t len)
 {
 	struct pm_ring *r = &d->admin_in[to];
-	uint8_t *dst = pm_ring_reserve(r, PM_MSG_ADMIN_FRAME, (uint32_t)sizeof(*m) + len);
+	uint8_t *dst = pm_ring_reserve(r, type, (uint32_t)sizeof(*m) + len);
 	if (!dst)
 		return false;
 	memcpy(dst, m, sizeof(*m));
@@ -177,22 +178,16 @@ static bool collect(struct pm_daemon *d, uint32_t tag)
 	return got;
 }
 
-/* Send req through worker 0 and wait for its reply frames (a->frames). */
-static enum pm_admin_status wire(struct pm_daemon *d, struct pm_request *req)
+/* Post a message to worker `to` and wait for its answer (a->frames). */
+static enum pm_admin_status post_wait(struct pm_daemon *d, uint32_t to, uint32_t type,
+				      const uint8_t *body, uint32_t n)
 {
 	struct pm_admin *a = d->admin;
-	uint8_t frame[PM_FRAME_BYTES_MAX];
-	req->id = ++a->tag;
-	size_t n = pm_request_encode(req, frame, sizeof(frame));
-	struct pm_msg m = { .origin = 0,
-			    .dest = { .worker = 0, .conn = PM_CONN_ADMIN, .gen = a->tag,
+	struct pm_msg m = { .origin = to,
+			    .dest = { .worker = to, .conn = PM_CONN_ADMIN, .gen = ++a->tag,
 				      .port = PM_PORT_KERNEL } };
-	if (n == 0) {
-		say(a, "request too large\n");
-		return PM_ADMIN_USAGE;
-	}
-	if (!admin_post(d, 0, &m, frame, (uint32_t)n)) {
-		say(a, "worker 0 is busy: its admin ring is full\n");
+	if (!admin_post(d, to, type, &m, body, n)) {
+		say(a, "worker %u is busy: its admin ring is full\n", to);
 		return PM_ADMIN_UNAVAILABLE;
 	}
 	struct timespec t0, t;
@@ -213,6 +208,19 @@ static enum pm_admin_status wire(struct pm_daemon *d, struct pm_request *req)
 			(void)r;
 		}
 	}
+}
+
+/* Send req through worker 0 and wait for its reply frames (a->frames). */
+static enum pm_admin_status wire(struct pm_daemon *d, struct pm_request *req)
+{
+	uint8_t frame[PM_FRAME_BYTES_MAX];
+	req->id = d->admin->tag + 1;
+	size_t n = pm_request_encode(req, frame, sizeof(frame));
+	if (n == 0) {
+		say(d->admin, "request too large\n");
+		return PM_ADMIN_USAGE;
+	}
+	return post_wait(d, 0, PM_MSG_ADMIN_FRAME, frame, (uint32_t)n);
 }
 
 /* The first reply frame's status as the command's: OK, or the status name. */
@@ -453,6 +461,177 @@ static enum pm_admin_status cmd_collection(struct pm_daemon *d, const struct pm_
 	return st;
 }
 
+/* ---------------------------------------------------------------- quotas, clients */
+
+/* Run a call on worker i; its result (and items) in a->frames. */
+static enum pm_admin_status call_worker(struct pm_daemon *d, uint32_t i,
+					const struct pm_admin_call *c, struct pm_admin_result *res)
+{
+	struct pm_admin *a = d->admin;
+	enum pm_admin_status st = post_wait(d, i, PM_MSG_ADMIN_CALL, (const uint8_t *)c,
+					    (uint32_t)sizeof(*c));
+	if (st == PM_ADMIN_OK && a->frames_len < sizeof(*res))
+		st = PM_ADMIN_ERROR;
+	if (st == PM_ADMIN_OK)
+		memcpy(res, a->frames, sizeof(*res));
+	return st;
+}
+
+static bool parse_addr(struct pm_admin *a, const struct pm_admin_req *r, uint32_t i,
+		       uint32_t *addr_be)
+{
+	char text[INET_ADDRSTRLEN + 1];
+	struct in_addr in;
+	if (inet_pton(AF_INET, arg(r, i, text, sizeof(text)), &in) != 1) {
+		say(a, "%s: want an IPv4 address\n", text);
+		return false;
+	}
+	*addr_be = in.s_addr;
+	return true;
+}
+
+static bool parse_rate(struct pm_admin *a, const struct pm_admin_req *r, uint32_t i,
+		       uint64_t *v)
+{
+	char text[32], *end;
+	*v = strtoull(arg(r, i, text, sizeof(text)), &end, 10);
+	if (!text[0] || *end || text[0] == '-') {
+		say(a, "%s: want a rate per second (0: unlimited)\n", text);
+		return false;
+	}
+	return true;
+}
+
+/* QUOTA SET / DEL: the same call on every worker (each holds its share). */
+static enum pm_admin_status quota_change(struct pm_daemon *d, const struct pm_admin_call *c)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_admin_result res;
+	int rc = 0;
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		enum pm_admin_status st = call_worker(d, i, c, &res);
+		if (st != PM_ADMIN_OK)
+			return st;
+		rc = rc ? rc : res.rc;
+	}
+	if (rc == -ENOENT)
+		say(a, "no quota of its own: that client has the default\n");
+	else if (rc == -ENOSPC)
+		say(a, "%u clients have quotas of their own: no more\n", PM_QUOTA_OVERRIDES_MAX);
+	else if (rc)
+		say(a, "rate above %llu per second\n", (unsigned long long)PM_QUOTA_RATE_PER_S_MAX);
+	else
+		say(a, "OK\n");
+	return rc ? PM_ADMIN_ERROR : PM_ADMIN_OK;
+}
+
+/* QUOTA LIST / GET: worker 0's overrides (every worker holds the same ones). */
+static enum pm_admin_status quota_show(struct pm_daemon *d, const uint32_t *only)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_admin_call c = { .op = PM_CALL_QUOTA_LIST, .n = PM_QUOTA_OVERRIDES_MAX };
+	struct pm_admin_result res;
+	enum pm_admin_status st = call_worker(d, 0, &c, &res);
+	const struct pm_quota_override *o = (const void *)(a->frames + sizeof(res));
+	uint32_t shown = 0;
+	for (uint32_t i = 0; st == PM_ADMIN_OK && i < res.n; i++) {
+		char ip[INET_ADDRSTRLEN];
+		if (only && o[i].addr_be != *only)
+			continue;
+		inet_ntop(AF_INET, &o[i].addr_be, ip, sizeof(ip));
+		say(a, "# %s\r\nrequests_per_s:%llu\r\nbytes_per_s:%llu\r\n", ip,
+		    (unsigned long long)o[i].lim.requests_per_s,
+		    (unsigned long long)o[i].lim.bytes_per_s);
+		shown++;
+	}
+	if (st == PM_ADMIN_OK && only && !shown) {
+		say(a, "no quota of its own: that client has the default\n");
+		return PM_ADMIN_ERROR;
+	}
+	return st;
+}
+
+static enum pm_admin_status cmd_quota(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_admin_call c = { 0 };
+	if (pm_admin_arg_is(r, 1, "list") && r->argc == 2)
+		return quota_show(d, NULL);
+	if (pm_admin_arg_is(r, 1, "get") && r->argc == 3)
+		return parse_addr(a, r, 2, &c.addr_be) ? quota_show(d, &c.addr_be) : PM_ADMIN_USAGE;
+	if (pm_admin_arg_is(r, 1, "del") && r->argc == 3) {
+		c.op = PM_CALL_QUOTA_DEL;
+		return parse_addr(a, r, 2, &c.addr_be) ? quota_change(d, &c) : PM_ADMIN_USAGE;
+	}
+	if (pm_admin_arg_is(r, 1, "set") && r->argc == 5) {
+		c.op = PM_CALL_QUOTA_SET;
+		if (!parse_addr(a, r, 2, &c.addr_be) || !parse_rate(a, r, 3, &c.requests_per_s) ||
+		    !parse_rate(a, r, 4, &c.bytes_per_s))
+			return PM_ADMIN_USAGE;
+		return quota_change(d, &c);
+	}
+	say(a, "usage: QUOTA SET addr requests_per_s bytes_per_s | QUOTA GET addr | QUOTA LIST |"
+	       " QUOTA DEL addr\n");
+	return PM_ADMIN_USAGE;
+}
+
+/* Merge one worker's talkers into the running list (by address). */
+static uint32_t merge_talkers(struct pm_quota_talker *all, uint32_t n,
+			      const struct pm_quota_talker *t, uint32_t m)
+{
+	for (uint32_t i = 0; i < m; i++) {
+		uint32_t j = 0;
+		while (j < n && all[j].addr_be != t[i].addr_be)
+			j++;
+		if (j == n && n == PM_ADMIN_TOP_MAX * PM_STATS_SHARDS_MAX)
+			continue;
+		if (j == n)
+			all[n++] = (struct pm_quota_talker){ .addr_be = t[i].addr_be };
+		all[j].requests += t[i].requests;
+		all[j].bytes += t[i].bytes;
+		all[j].throttled += t[i].throttled;
+		all[j].pinned |= t[i].pinned;
+	}
+	return n;
+}
+
+static int talker_cmp(const void *x, const void *y)
+{
+	const struct pm_quota_talker *a = x, *b = y;
+	uint64_t u = a->requests + a->throttled, v = b->requests + b->throttled;
+	return u < v ? 1 : u > v ? -1 : 0;
+}
+
+static enum pm_admin_status cmd_clients(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	static struct pm_quota_talker all[PM_ADMIN_TOP_MAX * PM_STATS_SHARDS_MAX];
+	char text[16];
+	unsigned long want = r->argc > 1 ? strtoul(arg(r, 1, text, sizeof(text)), NULL, 10) : 10;
+	if (r->argc > 2 || want == 0 || want > PM_ADMIN_TOP_MAX) {
+		say(a, "usage: CLIENTS [n]  (n = 1..%u, default 10)\n", PM_ADMIN_TOP_MAX);
+		return PM_ADMIN_USAGE;
+	}
+	struct pm_admin_call c = { .op = PM_CALL_CLIENTS, .n = PM_ADMIN_TOP_MAX };
+	struct pm_admin_result res;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		enum pm_admin_status st = call_worker(d, i, &c, &res);
+		if (st != PM_ADMIN_OK)
+			return st;
+		n = merge_talkers(all, n, (const void *)(a->frames + sizeof(res)), res.n);
+	}
+	qsort(all, n, sizeof(all[0]), talker_cmp);
+	for (uint32_t i = 0; i < n && i < want; i++) {
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &all[i].addr_be, ip, sizeof(ip));
+		say(a, "# %s\r\nrequests:%llu\r\nbytes:%llu\r\nthrottled:%llu\r\nown_quota:%d\r\n",
+		    ip, (unsigned long long)all[i].requests, (unsigned long long)all[i].bytes,
+		    (unsigned long long)all[i].throttled, all[i].pinned);
+	}
+	return PM_ADMIN_OK;
+}
+
 static const struct {
 	const char *name;
 	admin_fn fn;
@@ -464,6 +643,8 @@ static const struct {
 	{ "SHARDS", cmd_shards, "SHARDS" },
 	{ "CONFIG", cmd_config, "CONFIG GET key | CONFIG SET key value" },
 	{ "COLLECTION", cmd_collection, "COLLECTION LIST | CREATE name dim=D ... | DROP name" },
+	{ "QUOTA", cmd_quota, "QUOTA SET addr rps bps | GET addr | LIST | DEL addr" },
+	{ "CLIENTS", cmd_clients, "CLIENTS [n]" },
 	{ "SHUTDOWN", cmd_shutdown, "SHUTDOWN" },
 };
 

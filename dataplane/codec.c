@@ -731,7 +731,9 @@ static uint32_t reply_items(const struct pm_reply *rep)
 	return rep->op == PM_OP_CLIST ? rep->ncolls : 0;
 }
 
-size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *out, size_t cap)
+/* pm_reply_encode(), with the hint a THROTTLED reply carries. */
+static size_t encode_reply(const struct pm_reply *rep, uint32_t *cursor, uint32_t retry_ms,
+			   uint8_t *out, size_t cap)
 {
 	uint32_t local = 0;
 	uint32_t *cur = cursor != NULL ? cursor : &local;
@@ -747,6 +749,8 @@ size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *ou
 		flags |= enc_reply_body(rep, cur, &w);
 	else
 		*cur = reply_items(rep); /* an error reply is one frame */
+	if (rep->status == PM_E_THROTTLED)
+		wr_u32(&w, retry_ms);
 	if (!w.ok || (cursor == NULL && (flags & PM_FLAG_MORE))) {
 		*cur = first;
 		return 0;
@@ -770,6 +774,18 @@ size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *ou
 		return 0;
 	}
 	return n;
+}
+
+size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *out, size_t cap)
+{
+	return encode_reply(rep, cursor, 0, out, cap);
+}
+
+size_t pm_reply_encode_throttled(uint8_t op, uint64_t id, uint32_t retry_ms, uint8_t *out,
+				 size_t cap)
+{
+	struct pm_reply rep = { .status = PM_E_THROTTLED, .op = op, .id = id };
+	return encode_reply(&rep, NULL, retry_ms, out, cap);
 }
 
 /* ---------------------------------------------------------------- reply decoding */
@@ -915,6 +931,8 @@ enum pm_status pm_reply_decode(const uint8_t *buf, size_t len, struct pm_reply_v
 		st = op_st;
 	if (st == PM_OK && rv->status == PM_OK)
 		st = dec_reply_body(&r, rv);
+	if (st == PM_OK && rv->status == PM_E_THROTTLED && !rd_u32(&r, &rv->retry_ms))
+		st = PM_E_FRAME_LENGTH;
 	if (st == PM_OK && r.left != 0)
 		st = PM_E_FRAME_LENGTH;
 	if (st != PM_OK)
@@ -960,6 +978,8 @@ uint8_t pm_wire_status(enum pm_status st)
 	case PM_E_BUSY: return 6;
 	case PM_E_DISK_FULL: return 7;
 	case PM_E_LOG_FAILED: return 8;
+	case PM_E_THROTTLED: return 9;
+	case PM_E_QUOTA: return 10;
 	case PM_E_KEY_LEN: return 16;
 	case PM_E_VALUE_LEN: return 17;
 	case PM_E_DIM: return 18;

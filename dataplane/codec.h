@@ -126,6 +126,13 @@ size_t pm_request_encode(const struct pm_request *req, uint8_t *out, size_t cap)
  * remaining item, or when a field breaks a limit. */
 size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *out, size_t cap);
 
+/* Server side. A THROTTLED reply to op / id: its body (after the sub-op byte
+ * of 'V' ops) is a u32 retry hint, the milliseconds until the client's quota
+ * admits a request again (docs/protocol.md §6.3). pm_reply_encode() writes a
+ * THROTTLED reply with hint 0 (none). Bytes written, or 0 if cap is too small. */
+size_t pm_reply_encode_throttled(uint8_t op, uint64_t id, uint32_t retry_ms, uint8_t *out,
+				 size_t cap);
+
 /* Client side: one decoded reply frame. Pointers point into the frame. The body
  * is validated completely by pm_reply_decode(), so the iterators cannot run past
  * it. */
@@ -141,6 +148,7 @@ struct pm_reply_view {
 	uint8_t dtype;              /* VGET: enum pm_dtype */
 	struct pm_bytes collection; /* VGET: the vector's collection; len 0 = default */
 	uint32_t count;             /* VQUERY hits / CLIST entries in this frame */
+	uint32_t retry_ms;          /* THROTTLED: ms until the quota admits a request; 0 none */
 	/* iterator state; private */
 	const uint8_t *it_pos;
 	uint32_t it_left;

@@ -14,7 +14,7 @@
 #include "pm_limits.h"
 
 enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
-	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL };
+	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL, K_U64, K_ALLOW };
 
 struct key {
 	const char *name;
@@ -101,6 +101,20 @@ static const struct key keys[] = {
 	{ "snapshot_wal_bytes", K_BYTES, OFF(snapshot_wal_bytes), 0, 1ull << 40, "bytes",
 	  "start a snapshot of a shard once its log has grown this much since the last one"
 	  " (0: never for this reason)" },
+	{ "allow_networks", K_ALLOW, OFF(allow_networks), 0, 0, "list",
+	  "IPv4 networks that may send requests (a.b.c.d/bits, comma-separated, at most 64);"
+	  " others are dropped without a reply and counted (dropped_not_allowed)" },
+	{ "quota_requests_per_s", K_U64, OFF(quota_requests_per_s), 0, PM_QUOTA_RATE_PER_S_MAX,
+	  "requests/s", "each client's (source address's) request rate over all shards;"
+	  " 0 = unlimited; above it: THROTTLED with a retry hint" },
+	{ "quota_bytes_per_s", K_U64, OFF(quota_bytes_per_s), 0, PM_QUOTA_RATE_PER_S_MAX,
+	  "bytes/s", "each client's rate of request bytes over all shards (suffixes K, M, G);"
+	  " 0 = unlimited" },
+	{ "quota_burst_ms", K_U32, OFF(quota_burst_ms), PM_QUOTA_BURST_MS_MIN,
+	  PM_QUOTA_BURST_MS_MAX, "ms", "burst a quota allows above its rate, in ms of the rate" },
+	{ "collection_bytes_max", K_U64, OFF(collection_bytes_max), 0, PM_ARENA_BYTES_MAX, "bytes",
+	  "vector bytes one collection may hold on each shard (suffixes K, M, G); a VADD past it"
+	  " is refused with QUOTA; 0 = no cap" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -142,6 +156,11 @@ void pm_config_defaults(struct pm_config *c)
 	c->wal_uring = true;
 	c->snapshot_interval_s = 3600;
 	c->snapshot_wal_bytes = UINT64_C(1) << 30;
+	strcpy(c->allow_networks, "0.0.0.0/0");
+	c->quota_requests_per_s = 0;
+	c->quota_bytes_per_s = 0;
+	c->quota_burst_ms = 100;
+	c->collection_bytes_max = 0;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)
@@ -248,6 +267,20 @@ static int parse_addr_list(const char *v, bool cidr)
 	}
 }
 
+/* allow_networks: kept as text, checked by the parser pomaid will use. */
+static int set_allow(char *dst, const struct key *k, const char *v, char *err, size_t n)
+{
+	struct pm_allowlist allow;
+	char why[PM_CONFIG_ERR_BYTES / 2];
+	if (strlen(v) >= PM_CONFIG_ALLOW_BYTES)
+		return pm_errf(err, n, "%s: want at most %u characters", k->name,
+			    PM_CONFIG_ALLOW_BYTES - 1);
+	if (pm_allow_parse(&allow, v, why, sizeof(why)) != 0)
+		return pm_errf(err, n, "%s = '%.64s': %s", k->name, v, why);
+	strcpy(dst, v);
+	return 0;
+}
+
 static int set_value(struct pm_config *c, const struct key *k, const char *v, char *err, size_t n)
 {
 	void *dst = (char *)c + k->off;
@@ -256,10 +289,11 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 	switch (k->kind) {
 	case K_U32:
 	case K_BYTES:
-		if (parse_u64(v, k->kind == K_BYTES, &x) != 0 || x < k->min || x > k->max)
+	case K_U64:
+		if (parse_u64(v, k->kind != K_U32, &x) != 0 || x < k->min || x > k->max)
 			return pm_errf(err, n, "%s = '%s': want %s %llu..%llu%s", k->name, v, k->unit,
 				    (unsigned long long)k->min, (unsigned long long)k->max,
-				    k->kind == K_BYTES ? " (suffix K, M, G or T allowed)" : "");
+				    k->kind != K_U32 ? " (suffix K, M, G or T allowed)" : "");
 		if (k->kind == K_BYTES && x % 4096)
 			return pm_errf(err, n, "%s = '%s': must be a multiple of 4096 bytes", k->name, v);
 		if (k->kind == K_U32)
@@ -311,6 +345,8 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 				    k->kind == K_CIDRS ? "IPv4 address/prefix like 10.0.0.2/24"
 						       : "IPv4 addresses or none");
 		break;
+	case K_ALLOW:
+		return set_allow(dst, k, v, err, n);
 	case K_EAL:
 		if (strlen(v) >= PM_CONFIG_EAL_BYTES)
 			return pm_errf(err, n, "%s: want at most %u characters", k->name,
@@ -391,6 +427,7 @@ static void value_text(const struct pm_config *c, const struct key *k, char *out
 		snprintf(out, n, "%u", *(const uint32_t *)p);
 		break;
 	case K_BYTES:
+	case K_U64:
 		snprintf(out, n, "%llu", (unsigned long long)*(const uint64_t *)p);
 		break;
 	case K_BOOL:

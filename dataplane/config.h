@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "quota.h"
+
 /* Shards a daemon can run: each has its own core, rings to every other shard
  * (shards^2 rings of PM_RING_BYTES) and a UDP port. */
 #define PM_SHARDS_MAX 32u
@@ -27,6 +29,10 @@
 #define PM_CONFIG_EAL_BYTES 1024u
 /* DPDK ports one daemon serves (NICs and memif), each with its own address. */
 #define PM_DPDK_PORTS_MAX 4u
+/* allow_networks: PM_ALLOW_NETWORKS_MAX networks, each "a.b.c.d/nn,". */
+#define PM_CONFIG_ALLOW_BYTES (PM_ALLOW_NETWORKS_MAX * PM_ALLOW_NETWORK_TEXT_BYTES + 1u)
+_Static_assert(PM_CONFIG_LINE_BYTES > sizeof("allow_networks = ") + PM_CONFIG_ALLOW_BYTES,
+	       "a full allow_networks fits one config line");
 
 enum pm_backend {
 	PM_BACKEND_KERNEL = 0, /* UDP sockets (recvmmsg / sendmmsg) */
@@ -80,6 +86,11 @@ struct pm_config {
 	char admin_socket[PM_CONFIG_STRING_BYTES]; /* "" = data_dir/admin.sock */
 	uint32_t snapshot_interval_s;          /* snapshot schedule: every this many s (0: off) */
 	uint64_t snapshot_wal_bytes;           /* ... or once the log grew this much (0: off) */
+	char allow_networks[PM_CONFIG_ALLOW_BYTES]; /* who may send requests: "10.0.0.0/8,..." */
+	uint64_t quota_requests_per_s;         /* per client over all workers; 0 = unlimited */
+	uint64_t quota_bytes_per_s;            /* request bytes, idem */
+	uint32_t quota_burst_ms;               /* burst: this many ms of the rate */
+	uint64_t collection_bytes_max;         /* per collection and shard; 0 = no cap */
 };
 
 void pm_config_defaults(struct pm_config *c);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "quota.h"
 #include "ring.h"
 #include "shard.h"
 #include "stats.h"
@@ -70,6 +71,7 @@ enum pm_msg_type {
 	PM_MSG_DGRAM_REPLY,  /* reply frames for a DPDK port only the receiving worker can send on */
 	PM_MSG_ADMIN_FRAME,  /* admin -> worker: a request frame to serve as a client's */
 	PM_MSG_ADMIN_REPLY,  /* worker -> admin: its reply frames (dest.gen: the call's tag) */
+	PM_MSG_ADMIN_CALL,   /* admin -> worker: a struct pm_admin_call on its quota table */
 };
 
 /* The admin socket (admin.c): connections served at once, bytes of one
@@ -79,6 +81,23 @@ enum pm_msg_type {
 #define PM_ADMIN_TEXT_BYTES (256u << 10)
 #define PM_ADMIN_REPLY_MS 5000u
 #define PM_ADMIN_POLL_MS 100
+/* Clients a CLIENTS answer lists at most (each worker's top that many, merged). */
+#define PM_ADMIN_TOP_MAX 64u
+
+/* An admin call a worker runs on its own quota table (PM_MSG_ADMIN_CALL); it
+ * answers with a struct pm_admin_result, then its n overrides or talkers. */
+enum pm_admin_call_op { PM_CALL_QUOTA_SET = 1, PM_CALL_QUOTA_DEL, PM_CALL_QUOTA_LIST,
+			PM_CALL_CLIENTS };
+struct pm_admin_call {
+	uint32_t op;       /* enum pm_admin_call_op */
+	uint32_t addr_be;
+	uint64_t requests_per_s, bytes_per_s;
+	uint32_t n;        /* LIST / CLIENTS: at most this many */
+};
+struct pm_admin_result {
+	int32_t rc;        /* 0 or -errno */
+	uint32_t n;
+};
 
 #define PM_CONN_NONE UINT32_MAX
 #define PM_CONN_ADMIN (UINT32_MAX - 1) /* the reply goes to the admin thread */
@@ -147,6 +166,7 @@ struct pm_conn {
 	uint32_t tx_off, tx_len;
 	uint32_t inflight;         /* frames forwarded, replies not back yet */
 	uint64_t last_ms;          /* last read or write progress */
+	struct sockaddr_in peer;   /* the client: its quota is charged per frame */
 };
 
 struct pm_worker_stats {
@@ -157,6 +177,9 @@ struct pm_worker_stats {
 	uint64_t dropped_tx_full;     /* replies that found the TX queue full */
 	uint64_t fanouts, fanout_timeouts;
 	uint64_t tcp_accepted, tcp_closed, tcp_refused, tcp_stalled;
+	uint64_t dropped_not_allowed;   /* datagrams and connections from outside allow_networks */
+	uint64_t throttled_requests;    /* frames answered THROTTLED (over the client's quota) */
+	uint64_t collection_bytes_refused; /* VADDs answered QUOTA (collection_bytes_max) */
 	uint64_t knn_latency_us[16];  /* log2 buckets: [i] counts latencies < 2^i us */
 };
 
@@ -194,6 +217,7 @@ struct pm_worker {
 	struct pm_dest rx_from[PM_RX_BURST];
 	uint8_t *scratch;          /* PM_RING_PAYLOAD_MAX: outgoing message / reply frames */
 	struct pm_pending pending[PM_PENDING_MAX];
+	struct pm_quota_table *quota; /* this worker's clients: quotas and counters (access.c) */
 	struct pm_worker_stats stats;
 	/* the stats segment: service-time histograms, the tick clock, publishing */
 	struct pm_hist lat_kv, lat_knn;
@@ -209,6 +233,7 @@ struct pm_daemon {
 	atomic_int quit;                 /* set by the first SIGTERM / SIGINT */
 	int listen_fd;                   /* TCP, -1 when tcp_port = 0 */
 	struct pm_dpdk *dpdk;            /* DPDK backend, NULL with the kernel one */
+	struct pm_allowlist allow;       /* allow_networks; read-only once workers run */
 	pthread_barrier_t ready;
 	void *stats_base;                /* the stats segment (control/stats.h) */
 	size_t stats_bytes;
@@ -278,6 +303,27 @@ void pm_fanout_expire(struct pm_worker *w);
 /* This worker's dataplane counters as INFO lines. */
 uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap);
 
+/* access.c: the allowlist's counters, quotas and the collection byte cap */
+int pm_access_alloc(struct pm_worker *w);
+void pm_access_free(struct pm_worker *w);
+/* Charge one request frame of len bytes from `from` to its client's quota:
+ * true if admitted; false if it was answered THROTTLED (and counted). */
+bool pm_quota_admit(struct pm_worker *w, const struct pm_request *req, uint32_t len,
+		    const struct pm_dest *from);
+/* PM_E_QUOTA if req is a VADD that could take its collection past
+ * collection_bytes_max on this shard (counted), else PM_OK. */
+enum pm_status pm_collection_cap_check(struct pm_worker *w, const struct pm_request *req);
+/* The control plane's per-client overrides (quota.h: pm_qtable_*). Call on
+ * the worker's own thread: the admin thread will deliver them by ring. */
+int pm_quota_set(struct pm_worker *w, uint32_t addr_be, uint64_t requests_per_s,
+		 uint64_t bytes_per_s);
+int pm_quota_del(struct pm_worker *w, uint32_t addr_be);
+uint32_t pm_quota_list(const struct pm_worker *w, struct pm_quota_override *out, uint32_t n);
+/* The n clients with the most requests on this worker (pomaictl clients). */
+uint32_t pm_quota_top(const struct pm_worker *w, struct pm_quota_talker *out, uint32_t n);
+/* INFO lines: counters and the top talkers. */
+uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap);
+
 /* tcp.c: the stream side of the kernel backend */
 int pm_tcp_listen(const struct pm_config *cfg, char *err, size_t errlen);
 int pm_tcp_worker_open(struct pm_worker *w, int listen_fd);
@@ -286,6 +332,9 @@ uint32_t pm_tcp_turn(struct pm_worker *w);
 void pm_tcp_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep);
 void pm_tcp_deliver(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
 		    uint32_t len);
+/* Append reply frames of this worker's own to a connection (no forward to settle). */
+void pm_tcp_queue(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+		  uint32_t len);
 
 /* udp.c: the kernel backend */
 int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t errlen);

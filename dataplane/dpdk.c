@@ -384,7 +384,8 @@ void pm_dpdk_close(struct pm_daemon *d)
 		rte_mempool_free(dp->wk[i].pool);
 		rte_mempool_free(dp->wk[i].indirect);
 		rte_free(dp->wk[i].big);
-		d->workers[i].dp = NULL;
+		if (d->workers) /* close_daemon may have freed them already */
+			d->workers[i].dp = NULL;
 	}
 	free(dp->wk);
 	free(dp);

@@ -262,10 +262,15 @@ static uint32_t offload_flags(const struct rte_mbuf *m)
 	       (l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD ? PM_NET_OFL_L4_BAD : 0);
 }
 
-/* A datagram for the shard workers: into the RX burst. */
+/* A datagram for the shard workers: into the RX burst, if its source is in
+ * allow_networks (else dropped before it is decoded, and counted). */
 static void rx_deliver(struct pm_worker *w, uint32_t port, const uint8_t *payload, uint32_t len,
 		       const struct pm_net_pkt *pkt)
 {
+	if (!pm_allow_match(&w->d->allow, pkt->src_ip_be)) {
+		w->stats.dropped_not_allowed++;
+		return;
+	}
 	uint32_t i = w->rx_n++;
 	w->rx_ptr[i] = payload;
 	w->rx_len[i] = len;

@@ -401,6 +401,7 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 			break;
 		len += (uint32_t)n;
 	}
+	len += pm_access_info(w, out + len, cap - len);
 	if (w->dp)
 		len += pm_dpdk_info(w, out + len, cap - len);
 	len += pm_wal_info(w, out + len, cap - len);

@@ -231,6 +231,11 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 static int open_daemon(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t *sets)
 {
 	uint32_t n = d->nshards = d->cfg.shards;
+	char err[ERR_BYTES];
+	if (pm_allow_parse(&d->allow, d->cfg.allow_networks, err, sizeof(err)) != 0) {
+		fprintf(stderr, "pomaid: allow_networks: %s\n", err); /* checked at load: cannot happen */
+		return -1;
+	}
 	d->workers = calloc(n, sizeof(*d->workers));
 	d->rings = calloc((size_t)n * n, sizeof(*d->rings));
 	if (!d->workers || !d->rings)
@@ -265,6 +270,8 @@ static void close_daemon(struct pm_daemon *d)
 		free(d->rings[i].buf);
 	free(d->workers);
 	free(d->rings);
+	d->workers = NULL; /* pm_dpdk_close runs after this (the arenas need the EAL) */
+	d->rings = NULL;
 }
 
 /* Each worker starts on its own CPU (the thread attribute, so that a DPDK

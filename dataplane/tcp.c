@@ -87,9 +87,16 @@ static void conn_accept(struct pm_worker *w)
 {
 	int listen_fd = w->d->listen_fd;
 	for (uint32_t n = 0; n < PM_TCP_ACCEPT_BURST; n++) {
-		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_in peer = { 0 };
+		socklen_t plen = sizeof(peer);
+		int fd = accept4(listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
+		if (!pm_allow_match(&w->d->allow, peer.sin_addr.s_addr)) {
+			close(fd); /* outside allow_networks: not one byte is read */
+			w->stats.dropped_not_allowed++;
+			continue;
+		}
 		uint32_t i = 0;
 		while (i < PM_TCP_CONNS_MAX && w->conns[i].fd >= 0)
 			i++;
@@ -105,7 +112,7 @@ static void conn_accept(struct pm_worker *w)
 			continue;
 		}
 		*c = (struct pm_conn){ .fd = fd, .gen = c->gen, .rx = rx, .tx = tx,
-				       .last_ms = w->now_ms };
+				       .last_ms = w->now_ms, .peer = peer };
 		w->stats.tcp_accepted++;
 	}
 }
@@ -151,6 +158,15 @@ void pm_tcp_deliver(struct pm_worker *w, const struct pm_dest *to, const uint8_t
 	if (!c)
 		return; /* closed since: the reply has nowhere to go */
 	c->inflight -= c->inflight > 0;
+	pm_tcp_queue(w, to, frames, len);
+}
+
+void pm_tcp_queue(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+		  uint32_t len)
+{
+	struct pm_conn *c = dest_conn(w, to);
+	if (!c)
+		return;
 	if (!tx_room(c, len)) {
 		w->stats.dropped_tx_full++;
 		conn_close(w, to->conn);
@@ -183,7 +199,7 @@ static void conn_write(struct pm_worker *w, uint32_t i)
 static bool conn_frames(struct pm_worker *w, uint32_t i)
 {
 	struct pm_conn *c = &w->conns[i];
-	struct pm_dest from = { .worker = w->id, .conn = i, .gen = c->gen };
+	struct pm_dest from = { .addr = c->peer, .worker = w->id, .conn = i, .gen = c->gen };
 	uint32_t off = 0;
 	while (c->rx_len - off >= PM_FRAME_HEADER_BYTES && c->inflight < PM_TCP_INFLIGHT_MAX &&
 	       tx_room(c, PM_TCP_TX_RESERVE_BYTES)) {
@@ -198,7 +214,9 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 		size_t used;
 		st = pm_request_decode(c->rx + off, flen, &req, &used);
 		w->stats.rx_frames++;
-		if (st == PM_OK)
+		if (!pm_quota_admit(w, &req, flen, &from))
+			; /* answered THROTTLED */
+		else if (st == PM_OK)
 			pm_serve_frame(w, &req, c->rx + off, flen, &from);
 		else
 			pm_send_reply(w, &from, &(struct pm_reply){ .status = st, .op = req.op,

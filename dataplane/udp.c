@@ -53,16 +53,19 @@ uint32_t pm_udp_rx(struct pm_worker *w)
 						   .msg_iov = &iov[i], .msg_iovlen = 1 };
 	}
 	int n = recvmmsg(w->fd, msgs, PM_RX_BURST, MSG_DONTWAIT, NULL);
-	if (n <= 0)
-		return 0;
+	uint32_t k = 0;
 	for (int i = 0; i < n; i++) {
-		w->rx_ptr[i] = w->rx_buf + (size_t)i * PM_RX_SLOT_BYTES;
-		w->rx_len[i] = msgs[i].msg_len;
-		w->rx_from[i] = (struct pm_dest){ .addr = from[i], .worker = w->id,
-						  .conn = PM_CONN_NONE, .port = PM_PORT_KERNEL };
+		if (!pm_allow_match(&w->d->allow, from[i].sin_addr.s_addr)) {
+			w->stats.dropped_not_allowed++; /* before anything reads it; no reply */
+			continue;
+		}
+		w->rx_ptr[k] = w->rx_buf + (size_t)i * PM_RX_SLOT_BYTES;
+		w->rx_len[k] = msgs[i].msg_len;
+		w->rx_from[k++] = (struct pm_dest){ .addr = from[i], .worker = w->id,
+						    .conn = PM_CONN_NONE, .port = PM_PORT_KERNEL };
 	}
-	w->stats.rx_datagrams += (uint64_t)n;
-	return (uint32_t)n;
+	w->stats.rx_datagrams += k;
+	return k;
 }
 
 void pm_udp_flush(struct pm_worker *w)

@@ -60,7 +60,7 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->scratch = malloc(PM_RING_PAYLOAD_MAX);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->wake_fd >= 0 &&
-		  pm_tcp_worker_open(w, w->d->listen_fd) == 0;
+		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -79,6 +79,7 @@ void pm_worker_free(struct pm_worker *w)
 		free(w->pending[i].colls);
 	}
 	pm_tcp_worker_close(w);
+	pm_access_free(w);
 	free(w->rx_buf);
 	free(w->tx.buf);
 	free(w->scratch);
@@ -240,9 +241,16 @@ void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint
 		pm_post(w, to->worker, PM_MSG_DGRAM_REPLY, &m, frames, len);
 }
 
+/* May this write be applied now? The collection byte cap, then the log. */
+static enum pm_status admit_write(struct pm_worker *w, const struct pm_request *req)
+{
+	enum pm_status st = pm_collection_cap_check(w, req);
+	return st == PM_OK ? pm_wal_admit(w, req) : st;
+}
+
 void pm_apply_logged(struct pm_worker *w, const struct pm_request *req, struct pm_reply *rep)
 {
-	enum pm_status st = pm_wal_admit(w, req);
+	enum pm_status st = admit_write(w, req);
 	if (st != PM_OK) {
 		*rep = (struct pm_reply){ .status = st, .op = req->op, .id = req->id };
 		return;
@@ -343,6 +351,36 @@ struct batch;
 static void route(struct pm_worker *w, struct batch *b, const struct pm_request *req,
 		  const uint8_t *frame, uint32_t len, const struct pm_dest *from);
 
+/* A call on this worker's quota table; the result goes back to the admin. */
+static void admin_call(struct pm_worker *w, const struct pm_msg *m, const uint8_t *body,
+		       uint32_t len)
+{
+	static _Thread_local union {
+		struct pm_quota_override o[PM_QUOTA_OVERRIDES_MAX];
+		struct pm_quota_talker t[PM_ADMIN_TOP_MAX];
+	} items;
+	struct pm_admin_call c;
+	struct pm_admin_result res = { .rc = -EINVAL };
+	size_t item = 0;
+	if (len == sizeof(c)) {
+		memcpy(&c, body, sizeof(c));
+		if (c.op == PM_CALL_QUOTA_SET)
+			res.rc = pm_quota_set(w, c.addr_be, c.requests_per_s, c.bytes_per_s);
+		else if (c.op == PM_CALL_QUOTA_DEL)
+			res.rc = pm_quota_del(w, c.addr_be);
+		else if (c.op == PM_CALL_QUOTA_LIST)
+			res.rc = 0, item = sizeof(items.o[0]),
+			res.n = pm_quota_list(w, items.o, PM_MIN(c.n, PM_QUOTA_OVERRIDES_MAX));
+		else if (c.op == PM_CALL_CLIENTS)
+			res.rc = 0, item = sizeof(items.t[0]),
+			res.n = pm_quota_top(w, items.t, PM_MIN(c.n, PM_ADMIN_TOP_MAX));
+	}
+	uint8_t *out = w->scratch;
+	memcpy(out, &res, sizeof(res));
+	memcpy(out + sizeof(res), &items, res.n * item);
+	admin_reply(w, &m->dest, out, (uint32_t)(sizeof(res) + res.n * item));
+}
+
 /* Frames the admin thread sent: served as a client's, replies back to it. */
 static uint32_t serve_admin(struct pm_worker *w)
 {
@@ -356,7 +394,9 @@ static uint32_t serve_admin(struct pm_worker *w)
 		struct pm_request req;
 		size_t used;
 		enum pm_status st = pm_request_decode(body, blen, &req, &used);
-		if (type == PM_MSG_ADMIN_FRAME && st == PM_OK)
+		if (type == PM_MSG_ADMIN_CALL)
+			admin_call(w, m, body, blen);
+		else if (type == PM_MSG_ADMIN_FRAME && st == PM_OK)
 			route(w, NULL, &req, body, (uint32_t)used, &m->dest);
 		else if (type == PM_MSG_ADMIN_FRAME)
 			send_error(w, &m->dest, req.id, req.op, st);
@@ -427,7 +467,9 @@ static void route(struct pm_worker *w, struct batch *b, const struct pm_request 
 	}
 	uint32_t owner = pm_shard_of(pm_hash(req->key.ptr, req->key.len), w->d->nshards);
 	if (owner == w->id && b) {
-		enum pm_status st = pm_wal_admit(w, req);
+		if (req->op == PM_OP_VADD && w->d->cfg.collection_bytes_max)
+			batch_flush(b); /* the cap is checked against bytes already applied */
+		enum pm_status st = admit_write(w, req);
 		if (st != PM_OK) {
 			send_error(w, from, req->id, req->op, st);
 			return;
@@ -476,7 +518,9 @@ static void serve_datagram(struct pm_worker *w, struct batch *b, const uint8_t *
 			return;
 		}
 		w->stats.rx_frames++;
-		if (st == PM_OK)
+		if (!pm_quota_admit(w, &req, (uint32_t)used, from))
+			; /* answered THROTTLED */
+		else if (st == PM_OK)
 			route(w, b, &req, buf + off, (uint32_t)used, from);
 		else
 			send_error(w, from, req.id, req.op, st);

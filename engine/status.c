@@ -37,6 +37,8 @@ static const char *const status_names[PM_STATUS_COUNT] = {
 	[PM_E_BUSY] = "E_BUSY",
 	[PM_E_DISK_FULL] = "E_DISK_FULL",
 	[PM_E_LOG_FAILED] = "E_LOG_FAILED",
+	[PM_E_THROTTLED] = "E_THROTTLED",
+	[PM_E_QUOTA] = "E_QUOTA",
 	[PM_E_INTERNAL] = "E_INTERNAL",
 };
 

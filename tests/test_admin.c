@@ -289,6 +289,15 @@ static void test_pomaictl(void)
 	expect("collection create docs --dim 9", 1, "E_EXISTS"); /* other parameters */
 	expect("collection drop docs", 0, "removed:1");
 	expect("collection drop docs", 0, "removed:0");
+	expect("quota set 127.0.0.9 5000 1000000", 0, "OK");
+	expect("quota get 127.0.0.9", 0, "requests_per_s:5000");
+	expect("quota list", 0, "# 127.0.0.9");
+	expect("quota set 127.0.0.9 99999999999999 0", 1, "rate above");
+	expect("quota del 127.0.0.9", 0, "OK");
+	expect("quota del 127.0.0.9", 1, "default");
+	expect("quota get 127.0.0.9", 1, "default");
+	expect("clients", 0, "# 127.0.0.1"); /* the load test's client */
+	expect("clients 1", 0, "requests:");
 	expect("snapshot", 0, "OK");
 	expect("snapshot now", 0, "OK");
 	uint64_t t0 = now_ms();
@@ -299,8 +308,9 @@ static void test_pomaictl(void)
 	CU_ASSERT_PTR_NULL(strstr(out, "snapshots_completed:0")); /* both shards have one */
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "# Shard 1"));
 	/* JSON: every answer parses, and says ok */
-	static const char *const json[] = { "ping", "info", "info memory", "shards",
-					    "config get wal", "collection list", "snapshot status" };
+	static const char *const json[] = { "ping", "info", "info memory", "shards", "clients",
+					    "config get wal", "collection list", "snapshot status",
+					    "quota list" };
 	for (size_t i = 0; i < sizeof(json) / sizeof(json[0]); i++) {
 		int rc = ctl_json(json[i]);
 		if (rc != 0)
@@ -311,7 +321,9 @@ static void test_pomaictl(void)
 	static const char *const bad[] = { "", "nosuch", "collection", "collection create",
 					   "collection create x", "collection create x --dim",
 					   "collection frob", "config get", "config set k",
-					   "ping extra", "snapshot later", "--bogus ping" };
+					   "ping extra", "snapshot later", "--bogus ping",
+					   "quota", "quota set 1.2.3.4 10", "quota set nohost 1 1",
+					   "quota get", "clients 0", "clients 65" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		expect(bad[i], 2, "usage");
 	static const char *const subs[] = { "info", "snapshot", "config", "collection", "shards",

@@ -489,6 +489,39 @@ static void test_reply_errors_roundtrip(void)
 	CU_ASSERT_EQUAL(rv.status, PM_E_INTERNAL);
 }
 
+/* THROTTLED carries a u32 retry hint after the sub-op byte (protocol.md §6.3). */
+static void test_reply_throttled(void)
+{
+	struct pm_reply_view rv;
+	size_t used;
+	for (uint8_t op = PM_OP_NONE; op < PM_OP_COUNT; op++) {
+		uint8_t opcode = 0, subop = 0;
+		(void)pm_op_wire(op, &opcode, &subop);
+		size_t n = pm_reply_encode_throttled(op, 77u + op, 1234u, out, sizeof out);
+		CU_ASSERT_EQUAL(n, PM_FRAME_HEADER_BYTES + (subop ? 1u : 0u) + 4u);
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+		CU_ASSERT(rv.status == PM_E_THROTTLED && rv.retry_ms == 1234u && rv.op == op);
+		CU_ASSERT_EQUAL(rv.id, 77u + op);
+		CU_ASSERT_EQUAL(used, n);
+		/* without its hint the frame is refused */
+		out[16] = (uint8_t)(out[16] - 4u);
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n - 4u, &rv, &used), PM_E_FRAME_LENGTH);
+	}
+	/* through the generic encoder: hint 0 (none), still a valid frame */
+	struct pm_reply rep = { .status = PM_E_THROTTLED, .op = PM_OP_VADD, .id = 9 };
+	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES + 1u + 4u);
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+	CU_ASSERT(rv.status == PM_E_THROTTLED && rv.retry_ms == 0);
+	/* other errors carry no hint: a body there is still refused */
+	rep.status = PM_E_QUOTA;
+	n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES + 1u);
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+	CU_ASSERT(rv.status == PM_E_QUOTA && rv.retry_ms == 0);
+	CU_ASSERT_EQUAL(pm_reply_encode_throttled(PM_OP_GET, 1, 5, out, PM_FRAME_HEADER_BYTES + 3), 0);
+}
+
 /* ---------------------------------------------------------------- paging */
 
 #define PAGE_HITS 300u
@@ -1470,7 +1503,8 @@ static void test_wire_status(void)
 	/* The table is part of the protocol: pin every code. */
 	static const uint8_t want[PM_STATUS_COUNT] = {
 		[PM_OK] = 0, [PM_NOT_FOUND] = 1, [PM_E_WRONGTYPE] = 2, [PM_E_NOMEM] = 3,
-		[PM_E_EXISTS] = 4, [PM_E_TIMEOUT] = 5, [PM_E_BUSY] = 6, [PM_E_DISK_FULL] = 7, [PM_E_LOG_FAILED] = 8, [PM_E_KEY_LEN] = 16, [PM_E_VALUE_LEN] = 17, [PM_E_DIM] = 18,
+		[PM_E_EXISTS] = 4, [PM_E_TIMEOUT] = 5, [PM_E_BUSY] = 6, [PM_E_DISK_FULL] = 7, [PM_E_LOG_FAILED] = 8,
+		[PM_E_THROTTLED] = 9, [PM_E_QUOTA] = 10, [PM_E_KEY_LEN] = 16, [PM_E_VALUE_LEN] = 17, [PM_E_DIM] = 18,
 		[PM_E_NAN] = 19, [PM_E_ZERO_VECTOR] = 20, [PM_E_K] = 21, [PM_E_EF] = 22,
 		[PM_E_TTL] = 23, [PM_E_COLLECTION_NAME] = 24, [PM_E_COLLECTIONS_FULL] = 25,
 		[PM_E_PARAM] = 26, [PM_E_DTYPE] = 27, [PM_E_FRAME_TRUNCATED] = 32,
@@ -1511,6 +1545,7 @@ static CU_TestInfo tests[] = {
 	{ "reply round trip: vget", test_reply_roundtrip_vget },
 	{ "reply round trip: lists", test_reply_roundtrip_lists },
 	{ "reply round trip: errors", test_reply_errors_roundtrip },
+	{ "reply round trip: THROTTLED and its retry hint", test_reply_throttled },
 	{ "vquery reply paging", test_vquery_paging },
 	{ "paging with small cap, clist", test_paging_small_cap },
 	{ "limits: kv", test_limits_kv },

@@ -96,6 +96,14 @@ static void test_bad_values(void)
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	expect_bad("dpdk_eal_args", big);
+	expect_bad("allow_networks", "10.0.0.5/24");   /* host bits */
+	expect_bad("allow_networks", "10.0.0.0/33");
+	expect_bad("allow_networks", "");
+	expect_bad("quota_requests_per_s", "17179869185"); /* PM_QUOTA_RATE_PER_S_MAX + 1 */
+	expect_bad("quota_bytes_per_s", "17G");
+	expect_bad("quota_burst_ms", "0");
+	expect_bad("quota_burst_ms", "1001");
+	expect_bad("collection_bytes_max", "-1");
 	struct pm_config c;
 	char err[PM_CONFIG_ERR_BYTES];
 	pm_config_defaults(&c);
@@ -114,6 +122,12 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(pm_config_set(&c, "dpdk_addrs", "10.0.0.2/24,10.0.1.2/24", err,
 				      sizeof(err)), 0);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "dpdk_gateways", "10.0.0.1,none", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "allow_networks", "127.0.0.1/32,10.0.0.0/8", err,
+				      sizeof(err)), 0);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "quota_bytes_per_s", "10M", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.quota_bytes_per_s, UINT64_C(10) << 20);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "collection_bytes_max", "1000", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.collection_bytes_max, 1000); /* no multiple-of-4096 rule */
 }
 
 static void test_bad_files(void)

@@ -11,7 +11,7 @@
  * reassembly bound (dropped, counted). Raw frames from an AF_PACKET socket:
  * bad IP/UDP headers and checksums, truncated frames, martian sources, other
  * protocols and ports, each dropped and counted under its reason while the
- * daemon keeps serving. Ping. Steering: both queues receive, and the
+ * daemon keeps serving; a source outside allow_networks dropped and counted. Ping. Steering: both queues receive, and the
  * backend's per-queue counters agree with the device's.
  *
  * Runs as root with /dev/net/tun (CI); exits 77 elsewhere. The daemon is
@@ -125,7 +125,10 @@ static int write_config(void)
 		   "dpdk_addrs = " POMAI_IP "/24," MEMIF_POMAI_IP "/24\n"
 		   "shards = %u\nbase_port = %u\ntcp_port = 0\narena_bytes = 64M\nseeds = 65536\n"
 		   "hugepages = no\ndata_dir = /tmp/pomai-dpdk-test-%d\nknn_timeout_ms = 2000\n"
-		   "dpdk_mbufs = 8191\n",
+		   "dpdk_mbufs = 8191\n"
+		   /* the allowlist: the host, the memif peer and the far peer of
+		    * test_arp_resolve; 10.77.0.128/25 is on the subnet but not allowed */
+		   "allow_networks = 10.77.0.0/25,10.88.0.0/24,10.99.0.0/16\n",
 		   memif_sock, (int)getpid(), SHARDS, BASE_PORT, (int)getpid());
 	return fclose(f);
 }
@@ -603,6 +606,22 @@ static void test_arp_resolve(void)
 	close(r.fd);
 }
 
+/* A datagram from an address on the port's subnet but outside allow_networks:
+ * the front end passes it, the worker drops it before decoding and counts it;
+ * the allowed host is still served. */
+static void test_allowlist(void)
+{
+	long long before = info_field("dropped_not_allowed");
+	struct rawctx r;
+	raw_open(&r, "10.77.0.200", 40005);
+	raw_send(&r, r.good, r.good_len);
+	long long after = info_reaches("dropped_not_allowed", before + 1);
+	CU_ASSERT_EQUAL(after, before + 1);
+	close(r.fd);
+	CU_ASSERT_EQUAL(pm_client_set(cli, "allowed", 7, "yes", 3, 0), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(info_field("dropped_not_allowed"), before + 1);
+}
+
 /* ---------------------------------------------------------------- steering */
 
 static void test_two_queues(void)
@@ -779,6 +798,7 @@ int main(int argc, char **argv)
 		{ "request beyond the reassembly bound", test_reassembly_bound },
 		{ "bad packets dropped and counted", test_bad_packets },
 		{ "ARP: peers resolved for replies; no route dropped", test_arp_resolve },
+		{ "allowlist: a source outside allow_networks dropped and counted", test_allowlist },
 		{ "two queues: steering by per-queue counters", test_two_queues },
 		{ "memif: KV and KNN through libpomai_memif", test_memif },
 		{ "start-up refuses a small pool, lcore flags, missing addresses", test_startup_bounds },

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * access.c — the worker's side of access control and quotas (quota.h has the
+ * rules): the per-worker client table and its API for the control plane, the
+ * admission of each request frame (THROTTLED replies with their retry hint),
+ * the per-collection byte cap checked before a VADD is applied, and the INFO
+ * lines an operator watches. The allowlist itself is checked by the backends
+ * as soon as a source is known (udp.c, tcp.c, dpdk_io.c).
+ *
+ * Everything here runs on the worker's own thread and touches only that
+ * worker's table: no locks, no shared counters. The control plane will reach
+ * pm_quota_set / _del / _list / _top through the worker's ring (a later
+ * issue); they are plain functions so that tests can call them directly.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "codec.h"
+#include "common.h"
+#include "daemon.h"
+#include "hnsw.h"
+#include "vector.h"
+
+/* Bytes of a THROTTLED reply frame: header, sub-op, retry hint. */
+#define THROTTLED_FRAME_BYTES (PM_FRAME_HEADER_BYTES + 1u + 4u)
+
+int pm_access_alloc(struct pm_worker *w)
+{
+	const struct pm_config *cfg = &w->d->cfg;
+	struct pm_quota_limits def = { cfg->quota_requests_per_s, cfg->quota_bytes_per_s };
+	uint64_t seed;
+	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull + w->id;
+	w->quota = malloc(sizeof(*w->quota));
+	if (!w->quota)
+		return -ENOMEM;
+	pm_qtable_init(w->quota, &def, cfg->quota_burst_ms, w->d->nshards, seed);
+	return 0;
+}
+
+void pm_access_free(struct pm_worker *w)
+{
+	free(w->quota);
+	w->quota = NULL;
+}
+
+/* ---------------------------------------------------------------- the control plane's API */
+
+int pm_quota_set(struct pm_worker *w, uint32_t addr_be, uint64_t requests_per_s,
+		 uint64_t bytes_per_s)
+{
+	struct pm_quota_limits lim = { requests_per_s, bytes_per_s };
+	return pm_qtable_set(w->quota, addr_be, &lim, w->now_ns);
+}
+
+int pm_quota_del(struct pm_worker *w, uint32_t addr_be)
+{
+	return pm_qtable_del(w->quota, addr_be);
+}
+
+uint32_t pm_quota_list(const struct pm_worker *w, struct pm_quota_override *out, uint32_t n)
+{
+	return pm_qtable_list(w->quota, out, n);
+}
+
+uint32_t pm_quota_top(const struct pm_worker *w, struct pm_quota_talker *out, uint32_t n)
+{
+	return pm_qtable_top(w->quota, out, n, w->now_ns);
+}
+
+/* ---------------------------------------------------------------- admission */
+
+/* A THROTTLED reply: one small frame, to a UDP or DPDK sender (or the worker
+ * that can send on its port), or to this worker's TCP connection. */
+static void send_throttled(struct pm_worker *w, const struct pm_dest *to, uint8_t op, uint64_t id,
+			   uint32_t retry_ms)
+{
+	uint8_t frame[THROTTLED_FRAME_BYTES];
+	size_t n = pm_reply_encode_throttled(op, id, retry_ms, frame, sizeof(frame));
+	if (n == 0)
+		return; /* cannot happen: the frame is fixed-size */
+	if (to->conn != PM_CONN_NONE)
+		pm_tcp_queue(w, to, frame, (uint32_t)n);
+	else
+		pm_deliver_frames(w, to, frame, (uint32_t)n);
+}
+
+bool pm_quota_admit(struct pm_worker *w, const struct pm_request *req, uint32_t len,
+		    const struct pm_dest *from)
+{
+	uint32_t retry_ms = pm_qtable_admit(w->quota, from->addr.sin_addr.s_addr, len, w->now_ns);
+	if (retry_ms == 0)
+		return true;
+	w->stats.throttled_requests++;
+	send_throttled(w, from, req->op, req->id, retry_ms);
+	return false;
+}
+
+/* The bytes a VADD's blob can take at most in collection c (NULL: a default
+ * collection not created yet): header, payload, key (if not inline), level-0
+ * links of an HNSW node, rounded up to the arena's size class. */
+static uint64_t vadd_bytes_bound(const struct pm_collection *c, const struct pm_request *req)
+{
+	uint32_t need = PM_VEC_HEADER_BYTES + req->dim * (uint32_t)sizeof(float) + req->key.len;
+	if (c && c->params.index == PM_INDEX_HNSW)
+		need = PM_MAX(need + pm_hnsw_links0_bytes(c->hnsw.m0), PM_BLOB_ALIGNED_BYTES_MIN);
+	return pm_blob_class_bytes(pm_blob_class(need));
+}
+
+enum pm_status pm_collection_cap_check(struct pm_worker *w, const struct pm_request *req)
+{
+	uint64_t cap = w->d->cfg.collection_bytes_max;
+	if (cap == 0 || req->op != PM_OP_VADD || req->dim == 0 || req->dim > PM_DIM_MAX)
+		return PM_OK; /* the engine answers a bad dimension itself */
+	const struct pm_collection *c =
+		req->collection.len ? pm_coll_find(&w->shard, req->collection.ptr, req->collection.len)
+				    : pm_coll_default(&w->shard, req->dim);
+	if (!c && req->collection.len)
+		return PM_OK; /* no such collection: the engine says NOT_FOUND */
+	if ((c ? c->bytes : 0) + vadd_bytes_bound(c, req) <= cap)
+		return PM_OK;
+	w->stats.collection_bytes_refused++;
+	return PM_E_QUOTA;
+}
+
+/* ---------------------------------------------------------------- INFO */
+
+/* One "name:value" line; false when it does not fit. */
+static bool line(char *out, uint32_t cap, uint32_t *len, const char *name, const char *suffix,
+		 unsigned long long v)
+{
+	int n = snprintf(out + *len, cap - *len, "%s%s:%llu\r\n", name, suffix, v);
+	if (n < 0 || (uint32_t)n >= cap - *len)
+		return false;
+	*len += (uint32_t)n;
+	return true;
+}
+
+uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap)
+{
+	const struct pm_quota_table *t = w->quota;
+	struct pm_quota_talker top[PM_QUOTA_INFO_TOP];
+	uint32_t len = 0, n = pm_qtable_top(t, top, PM_QUOTA_INFO_TOP, w->now_ns);
+	bool ok = line(out, cap, &len, "dropped_not_allowed", "", w->stats.dropped_not_allowed) &&
+		  line(out, cap, &len, "throttled_requests", "", w->stats.throttled_requests) &&
+		  line(out, cap, &len, "collection_bytes_refused", "",
+		       w->stats.collection_bytes_refused) &&
+		  line(out, cap, &len, "quota_clients", "", t->live) &&
+		  line(out, cap, &len, "quota_overrides", "", t->pinned) &&
+		  line(out, cap, &len, "quota_clients_replaced", "", t->replaced);
+	for (uint32_t i = 0; ok && i < n; i++) { /* summed per address in INFO's Total */
+		char addr[INET_ADDRSTRLEN], name[32];
+		inet_ntop(AF_INET, &top[i].addr_be, addr, sizeof(addr)); /* not inet_ntoa: threads */
+		snprintf(name, sizeof(name), "client_%s", addr);
+		ok = line(out, cap, &len, name, "_requests", top[i].requests) &&
+		     line(out, cap, &len, name, "_bytes", top[i].bytes) &&
+		     line(out, cap, &len, name, "_throttled", top[i].throttled);
+	}
+	return len;
+}

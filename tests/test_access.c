@@ -1,0 +1,667 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_access.c — integration suite for access control and quotas: a real
+ * pomaid (path in argv[1]) with 2 shards on free loopback ports, restarted for
+ * each test with the feature it checks: allow_networks =
+ * 127.0.0.1/32,127.0.0.3/32; a quota of QUOTA_RPS requests/s per client; a
+ * per-collection byte cap. Loopback has every 127/8 address, so a client
+ * picks its source address by binding to it:
+ *  - 127.0.0.2 is outside the allowlist: its datagrams get no reply and are
+ *    counted (dropped_not_allowed), its TCP connection is closed, while
+ *    127.0.0.1 is served;
+ *  - 127.0.0.3 is greedy (10x its quota, many requests in flight): the
+ *    server admits its rate, within 10 %, answers the rest THROTTLED with a
+ *    retry hint, and a polite client on 127.0.0.1 keeps its throughput;
+ *  - VADDs past collection_bytes_max are refused with QUOTA, others proceed.
+ *
+ * The daemon is waited for by its ready line, counters by bounded polls of
+ * INFO, never by sleeping.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "cu_main.h"
+#include "hash.h"
+#include "pomai.h"
+#include "ports.h"
+
+#define SHARDS 2u
+#define REPLY_TIMEOUT_MS 2000
+#define RETRIES 5
+#define ALLOWED "127.0.0.1"
+#define DENIED "127.0.0.2"
+#define GREEDY "127.0.0.3"
+/* Quota of every client, over both shards; the greedy client offers 10x. */
+#define QUOTA_RPS 2000u
+#define GREEDY_RPS (10u * QUOTA_RPS)
+/* Each worker's bucket holds BURST_MS of its share: a worker or the greedy
+ * client descheduled for less than that (a noisy machine) loses no tokens,
+ * so the admitted count still equals the rate. */
+#define BURST_MS 500u
+/* THROTTLED replies seen before the window opens: the greedy client offers
+ * 10x, so this many take about 100 ms of its traffic, well past the time it
+ * needs to spend the burst of both workers (BURST_MS x QUOTA_RPS / 2 tokens
+ * each, at GREEDY_RPS / 2 each: 55 ms). */
+#define GREEDY_WARM_THROTTLED (GREEDY_RPS / 10u)
+/* Vector bytes a collection may hold per shard. */
+#define CAP_BYTES 65536u
+/* INFO polls before a counter must have reached its value. */
+#define INFO_POLLS 200
+/* Keys per shard the load generators cycle through. */
+#define KEYS_PER_SHARD 64u
+
+static const char *pomaid_path, *cli_path;
+static char data_dir[] = "/tmp/pomai-access-XXXXXX";
+static pid_t daemon_pid = -1;
+static uint16_t base_port;
+static char keys[SHARDS][KEYS_PER_SHARD][16]; /* keys owned by each shard */
+
+/* ---------------------------------------------------------------- the daemon */
+
+/* Start pomaid on base_port with these extra flags (NULL-terminated) and
+ * wait for its ready line; false if it did not come. */
+static bool start_daemon(const char *const *extra)
+{
+	int out[2];
+	if (pipe(out) != 0)
+		return false;
+	char port[16], tport[16];
+	snprintf(port, sizeof(port), "%u", base_port);
+	snprintf(tport, sizeof(tport), "%u", base_port - 1u);
+	const char *argv[32] = { "pomaid", "--shards", "2", "--base-port", port, "--tcp-port", tport,
+				 "--arena-bytes", "64M", "--seeds", "65536", "--data-dir", data_dir,
+				 "--knn-timeout-ms", "2000", "--wal", "none" };
+	int n = 17;
+	for (; extra[n - 17] && n < 31; n++)
+		argv[n] = extra[n - 17];
+	argv[n] = NULL;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		execv(pomaid_path, (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	daemon_pid = pid;
+	char buf[4096] = { 0 };
+	size_t got = 0;
+	struct pollfd pfd = { .fd = out[0], .events = POLLIN };
+	const char *ready;
+	while (got < sizeof(buf) - 1 &&
+	       (!(ready = strstr(buf, "pomaid: ready")) || !strchr(ready, '\n')) &&
+	       poll(&pfd, 1, 10000) > 0) {
+		ssize_t r = read(out[0], buf + got, sizeof(buf) - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(out[0]);
+	return strstr(buf, "pomaid: ready") != NULL;
+}
+
+static void stop_daemon(void)
+{
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+		daemon_pid = -1;
+	}
+}
+
+static void make_keys(void)
+{
+	uint32_t have[SHARDS] = { 0 };
+	for (uint32_t i = 0; have[0] < KEYS_PER_SHARD || have[1] < KEYS_PER_SHARD; i++) {
+		char k[16];
+		int n = snprintf(k, sizeof(k), "q%u", i);
+		uint32_t s = pm_shard_of(pm_hash(k, (size_t)n), SHARDS);
+		if (have[s] < KEYS_PER_SHARD)
+			memcpy(keys[s][have[s]++], k, (size_t)n + 1);
+	}
+}
+
+/* Each test runs its own daemon, with the one feature it checks turned on,
+ * on ports chosen once (test_pomaid checks that a stopped daemon frees them). */
+static int suite_init(void)
+{
+	uint64_t seed = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL);
+	make_keys();
+	for (int attempt = 0; attempt < 20; attempt++) {
+		base_port = (uint16_t)(20000 + pm_test_rand(&seed) % 40000);
+		if (pm_test_ports_free(base_port, SHARDS))
+			return 0;
+	}
+	return -1;
+}
+
+static void restart(const char *const *extra)
+{
+	stop_daemon();
+	CU_ASSERT_FATAL(start_daemon(extra));
+}
+
+static int suite_clean(void)
+{
+	stop_daemon();
+	return 0;
+}
+
+/* ---------------------------------------------------------------- a UDP client from a chosen address */
+
+struct client {
+	int fd;
+	uint64_t next_id;
+	uint8_t buf[PM_FRAME_BYTES_MAX];
+	uint8_t in[PM_FRAME_BYTES_MAX];
+};
+
+static void client_open(struct client *c, const char *src, uint64_t first_id)
+{
+	struct sockaddr_in me = { .sin_family = AF_INET };
+	inet_pton(AF_INET, src, &me.sin_addr);
+	c->fd = socket(AF_INET, SOCK_DGRAM, 0);
+	CU_ASSERT_FATAL(c->fd >= 0 && bind(c->fd, (struct sockaddr *)&me, sizeof(me)) == 0);
+	c->next_id = first_id;
+	struct timeval tv = { REPLY_TIMEOUT_MS / 1000, 0 };
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+static void send_to(struct client *c, uint32_t shard, const void *p, size_t n)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port + shard),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	sendto(c->fd, p, n, 0, (struct sockaddr *)&a, sizeof(a));
+}
+
+static bool call(struct client *c, struct pm_request *req, uint32_t shard, struct pm_reply_view *rv)
+{
+	req->id = c->next_id++;
+	size_t n = pm_request_encode(req, c->buf, sizeof(c->buf));
+	CU_ASSERT_FATAL(n > 0);
+	for (int attempt = 0; attempt < RETRIES; attempt++) {
+		send_to(c, shard, c->buf, n);
+		for (;;) {
+			ssize_t r = recv(c->fd, c->in, sizeof(c->in), 0);
+			if (r < 0)
+				break; /* timeout: send again */
+			size_t used;
+			if (pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_OK && rv->id == req->id)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* A field of INFO dataplane's Total section (summed over the shards); -1 if absent. */
+static long long info_total(struct client *c, const char *name)
+{
+	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
+	struct pm_request r = { .op = PM_OP_INFO, .section = { (const uint8_t *)"dataplane", 9 } };
+	struct pm_reply_view rv;
+	if (!call(c, &r, 0, &rv) || rv.status != PM_OK)
+		return -1;
+	memcpy(text, rv.value.ptr, rv.value.len);
+	text[rv.value.len] = '\0';
+	char want[96];
+	snprintf(want, sizeof(want), "\n%s:", name);
+	const char *p = strstr(text, want);
+	return p ? atoll(p + strlen(want)) : -1;
+}
+
+/* A counter a worker bumps on its own turn: asked again until it reaches want. */
+static long long info_reaches(struct client *c, const char *name, long long want)
+{
+	long long v = info_total(c, name);
+	for (int i = 0; i < INFO_POLLS && v < want; i++)
+		v = info_total(c, name);
+	return v;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A GET frame for key i of shard s, id given. */
+static size_t get_frame(uint32_t s, uint32_t i, uint64_t id, uint8_t *out, size_t cap)
+{
+	const char *k = keys[s][i % KEYS_PER_SHARD];
+	struct pm_request g = { .op = PM_OP_GET, .id = id,
+				.key = { (const uint8_t *)k, (uint32_t)strlen(k) } };
+	return pm_request_encode(&g, out, cap);
+}
+
+/* ---------------------------------------------------------------- the allowlist */
+
+static void test_allowlist(void)
+{
+	static const char *const flags[] = { "--allow-networks", ALLOWED "/32," GREEDY "/32", NULL };
+	restart(flags);
+	struct client ok, denied;
+	struct pm_reply_view rv;
+	client_open(&ok, ALLOWED, 1);
+	client_open(&denied, DENIED, 1000);
+	long long before = info_total(&ok, "dropped_not_allowed");
+	CU_ASSERT_FATAL(before >= 0);
+	enum { N = 40 };
+	for (uint32_t i = 0; i < N; i++) {
+		size_t n = get_frame(i % SHARDS, i, 1000 + i, denied.buf, sizeof(denied.buf));
+		send_to(&denied, i % SHARDS, denied.buf, n);
+		/* meanwhile the allowed address is served */
+		struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"a", 1 },
+					.value = { (const uint8_t *)"b", 1 } };
+		CU_ASSERT_FATAL(call(&ok, &s, pm_shard_of(pm_hash("a", 1), SHARDS), &rv));
+		CU_ASSERT_EQUAL(rv.status, PM_OK);
+	}
+	CU_ASSERT_EQUAL(info_reaches(&ok, "dropped_not_allowed", before + N), before + N);
+	/* every datagram was counted before this poll: none of them got a reply */
+	struct pollfd p = { .fd = denied.fd, .events = POLLIN };
+	CU_ASSERT_EQUAL(poll(&p, 1, 200), 0);
+	/* TCP from the denied address: accepted by the kernel, closed by pomaid
+	 * before it reads a byte */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in me = { .sin_family = AF_INET }, to = { .sin_family = AF_INET,
+		.sin_port = htons(base_port - 1), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	inet_pton(AF_INET, DENIED, &me.sin_addr);
+	struct timeval tv = { REPLY_TIMEOUT_MS / 1000, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
+	CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0);
+	uint8_t frame[64], in[64];
+	size_t n = get_frame(0, 0, 7, frame, sizeof(frame));
+	(void)send(fd, frame, n, MSG_NOSIGNAL);
+	ssize_t r = recv(fd, in, sizeof(in), 0);
+	CU_ASSERT(r == 0 || (r < 0 && errno == ECONNRESET)); /* closed, not a timeout */
+	close(fd);
+	CU_ASSERT(info_reaches(&ok, "dropped_not_allowed", before + N + 1) == before + N + 1);
+	close(ok.fd);
+	close(denied.fd);
+}
+
+/* ---------------------------------------------------------------- quotas */
+
+/* The greedy client: open loop at GREEDY_RPS from its own address, both
+ * shards alike, replies drained as they come. */
+struct greedy {
+	atomic_bool stop;
+	atomic_ullong sent, ok, throttled;
+	atomic_uint hint_min, hint_max;
+};
+
+/* Most requests one pass of the greedy loop sends to catch up with its rate. */
+#define GREEDY_CATCH_UP 64u
+
+static void greedy_drain(struct client *c, struct greedy *g)
+{
+	ssize_t r;
+	while ((r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT)) > 0) {
+		struct pm_reply_view rv;
+		size_t used;
+		if (pm_reply_decode(c->in, (size_t)r, &rv, &used) != PM_OK)
+			continue;
+		if (rv.status == PM_E_THROTTLED) {
+			atomic_fetch_add(&g->throttled, 1);
+			if (rv.retry_ms < atomic_load(&g->hint_min))
+				atomic_store(&g->hint_min, rv.retry_ms);
+			if (rv.retry_ms > atomic_load(&g->hint_max))
+				atomic_store(&g->hint_max, rv.retry_ms);
+		} else if (rv.status == PM_OK || rv.status == PM_NOT_FOUND) {
+			atomic_fetch_add(&g->ok, 1);
+		}
+	}
+}
+
+static void *greedy_main(void *arg)
+{
+	struct greedy *g = arg;
+	static struct client c;
+	client_open(&c, GREEDY, 1);
+	uint64_t t0 = now_ns(), sent = 0;
+	while (!atomic_load(&g->stop)) {
+		uint64_t due = (now_ns() - t0) * GREEDY_RPS / 1000000000u;
+		for (uint32_t k = 0; sent < due && k < GREEDY_CATCH_UP; k++, sent++) {
+			size_t n = get_frame(sent % SHARDS, (uint32_t)(sent / SHARDS), sent, c.buf,
+					     sizeof(c.buf));
+			send_to(&c, sent % SHARDS, c.buf, n);
+		}
+		atomic_store(&g->sent, sent);
+		greedy_drain(&c, g);
+		if (sent >= due) { /* pacing the load, not waiting for an event */
+			struct pollfd p = { .fd = c.fd, .events = POLLIN };
+			(void)poll(&p, 1, 1);
+		}
+	}
+	close(c.fd);
+	return NULL;
+}
+
+/* The polite client: POLITE_N GETs at a fixed POLITE_RPS, at most
+ * POLITE_WINDOW in flight; its throughput (replies per second, first send to
+ * last reply). Pacing makes the number measure service, not CPU luck: on a
+ * noisy 2-core machine an unpaced client's rate swings with the scheduler,
+ * while a paced one gets exactly its rate whenever the server answers within
+ * the window (64 x 2.5 ms = 160 ms of slack for scheduling delays). Only a
+ * server that starves it, or throttles it, makes it fall behind. */
+#define POLITE_RPS 400u
+#define POLITE_N 1200u
+#define POLITE_WINDOW 64u
+#define POLITE_DEADLINE_NS (20ull * 1000000000u)
+
+struct polite_result {
+	double per_s;
+	uint32_t done, throttled, bad;
+};
+
+static void polite_drain(struct client *c, uint64_t id0, bool *seen, struct polite_result *res,
+			 uint64_t *last_ns)
+{
+	ssize_t r;
+	while ((r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT)) > 0) {
+		struct pm_reply_view rv;
+		size_t used;
+		if (pm_reply_decode(c->in, (size_t)r, &rv, &used) != PM_OK || rv.id < id0 ||
+		    rv.id >= id0 + POLITE_N || seen[rv.id - id0])
+			continue;
+		seen[rv.id - id0] = true;
+		res->done++;
+		res->throttled += rv.status == PM_E_THROTTLED;
+		res->bad += rv.status != PM_OK && rv.status != PM_NOT_FOUND && rv.status != PM_E_THROTTLED;
+		*last_ns = now_ns();
+	}
+}
+
+static struct polite_result polite_run(struct client *c)
+{
+	static bool seen[POLITE_N];
+	struct polite_result res = { 0 };
+	uint64_t id0 = c->next_id, t0 = now_ns(), last = t0, sent = 0;
+	uint64_t every = 1000000000u / POLITE_RPS;
+	memset(seen, 0, sizeof(seen));
+	c->next_id += POLITE_N;
+	while (res.done < POLITE_N && now_ns() - t0 < POLITE_DEADLINE_NS) {
+		uint64_t now = now_ns(), due = t0 + sent * every;
+		if (sent < POLITE_N && now >= due && sent - res.done < POLITE_WINDOW) {
+			size_t n = get_frame(sent % SHARDS, (uint32_t)sent, id0 + sent, c->buf,
+					     sizeof(c->buf));
+			send_to(c, sent % SHARDS, c->buf, n);
+			sent++;
+			continue;
+		}
+		uint64_t wait = sent < POLITE_N && now < due ? due - now : 1000000u;
+		struct timespec ts = { 0, (long)wait };
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		(void)ppoll(&p, 1, &ts, NULL); /* until a reply or the next send is due */
+		polite_drain(c, id0, seen, &res, &last);
+	}
+	res.per_s = (double)res.done * 1e9 / (double)(last - t0);
+	return res;
+}
+
+/* Round trip under which an INFO answer dates its counters well enough. */
+#define INFO_RTT_NS 5000000ull
+
+/* A Total field and when the server read it: the middle of an INFO round
+ * trip, asked again (at most INFO_POLLS times) until one is shorter than
+ * INFO_RTT_NS, so that a slow answer on a busy machine neither stretches
+ * nor shrinks the measured window. */
+static long long info_at(struct client *c, const char *name, uint64_t *at_ns)
+{
+	long long v = -1;
+	for (int i = 0; i < INFO_POLLS; i++) {
+		uint64_t before = now_ns();
+		v = info_total(c, name);
+		uint64_t after = now_ns();
+		*at_ns = before + (after - before) / 2;
+		if (after - before < INFO_RTT_NS)
+			break;
+	}
+	return v;
+}
+
+static void test_quota(void)
+{
+	char rps[16], burst[16];
+	snprintf(rps, sizeof(rps), "%u", QUOTA_RPS);
+	snprintf(burst, sizeof(burst), "%u", BURST_MS);
+	const char *const flags[] = { "--quota-requests-per-s", rps, "--quota-burst-ms", burst, NULL };
+	restart(flags);
+	struct client polite, info;
+	client_open(&polite, ALLOWED, 1u << 20);
+	client_open(&info, ALLOWED, 1u << 30);
+	struct polite_result alone = polite_run(&polite);
+	CU_ASSERT_EQUAL(alone.done, POLITE_N);
+	static struct greedy g;
+	atomic_store(&g.hint_min, UINT32_MAX);
+	pthread_t t;
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, greedy_main, &g) == 0);
+	/* measure once both workers' bursts are spent (a bounded poll of a counter) */
+	for (uint64_t t0 = now_ns(); atomic_load(&g.throttled) < GREEDY_WARM_THROTTLED &&
+				     now_ns() - t0 < 10000000000u;)
+		(void)poll(NULL, 0, 1);
+	uint64_t t0, t1, s0 = atomic_load(&g.sent);
+	long long a0 = info_at(&info, "client_" GREEDY "_requests", &t0);
+	struct polite_result with = polite_run(&polite);
+	long long a1 = info_at(&info, "client_" GREEDY "_requests", &t1);
+	uint64_t s1 = atomic_load(&g.sent);
+	atomic_store(&g.stop, true);
+	pthread_join(t, NULL);
+	double secs = (double)(t1 - t0) / 1e9, expect = QUOTA_RPS * secs;
+	printf("\n  greedy: offered %.0f/s, admitted %lld in %.3f s = %.0f/s (quota %u/s, %.1f %%);"
+	       " THROTTLED %llu, hints %u..%u ms\n  polite: %.1f/s alone, %.1f/s with the greedy one"
+	       " (%.1f %%), throttled %u\n",
+	       (double)(s1 - s0) / secs, a1 - a0, secs, (double)(a1 - a0) / secs, QUOTA_RPS,
+	       100.0 * (double)(a1 - a0) / expect, (unsigned long long)atomic_load(&g.throttled),
+	       atomic_load(&g.hint_min), atomic_load(&g.hint_max), alone.per_s, with.per_s,
+	       100.0 * with.per_s / alone.per_s, with.throttled);
+	CU_ASSERT(a0 >= 0 && a1 > a0);
+	CU_ASSERT((double)(a1 - a0) >= 0.9 * expect && (double)(a1 - a0) <= 1.1 * expect);
+	CU_ASSERT((double)(s1 - s0) >= 5.0 * expect); /* the greedy one really was greedy */
+	CU_ASSERT(atomic_load(&g.throttled) > 0);
+	CU_ASSERT(atomic_load(&g.hint_min) > 0 && atomic_load(&g.hint_max) <= BURST_MS);
+	CU_ASSERT_EQUAL(with.done, POLITE_N);
+	CU_ASSERT_EQUAL(with.throttled + alone.throttled + with.bad + alone.bad, 0);
+	CU_ASSERT(with.per_s >= 0.9 * alone.per_s);
+	CU_ASSERT(info_total(&info, "throttled_requests") > 0);
+	close(polite.fd);
+	close(info.fd);
+}
+
+/* ---------------------------------------------------------------- the collection byte cap */
+
+static void test_collection_cap(void)
+{
+	enum { DIM = 16, N = 1600 };
+	char cap[16];
+	snprintf(cap, sizeof(cap), "%u", CAP_BYTES);
+	const char *const flags[] = { "--collection-bytes-max", cap, NULL };
+	restart(flags);
+	struct client c;
+	struct pm_reply_view rv;
+	client_open(&c, ALLOWED, 5u << 20);
+	struct pm_request cr = { .op = PM_OP_CCREATE, .collection = { (const uint8_t *)"capped", 6 },
+				 .params = { .dim = DIM } };
+	CU_ASSERT_FATAL(call(&c, &cr, 0, &rv) && rv.status == PM_OK);
+	float v[DIM] = { 1 };
+	char key[32];
+	uint32_t ok = 0, refused = 0, other = 0;
+	for (int i = 0; i < N; i++) {
+		int kl = snprintf(key, sizeof(key), "cap-%d", i);
+		struct pm_request r = { .op = PM_OP_VADD, .key = { (const uint8_t *)key, (uint32_t)kl },
+					.vec = (const uint8_t *)v, .dim = DIM,
+					.collection = { (const uint8_t *)"capped", 6 } };
+		CU_ASSERT_FATAL(call(&c, &r, pm_shard_of(pm_hash(key, (size_t)kl), SHARDS), &rv));
+		ok += rv.status == PM_OK;
+		refused += rv.status == PM_E_QUOTA;
+		other += rv.status != PM_OK && rv.status != PM_E_QUOTA;
+		/* another collection (the default one of its dimension) proceeds */
+		if (i % 100 == 99) {
+			struct pm_request d = r;
+			d.collection = (struct pm_bytes){ NULL, 0 };
+			CU_ASSERT_FATAL(call(&c, &d, pm_shard_of(pm_hash(key, (size_t)kl), SHARDS), &rv));
+			CU_ASSERT_EQUAL(rv.status, PM_OK);
+		}
+	}
+	struct pm_request l = { .op = PM_OP_CLIST };
+	CU_ASSERT_FATAL(call(&c, &l, 0, &rv) && rv.status == PM_OK);
+	struct pm_coll_info ci;
+	uint64_t bytes = 0;
+	while (pm_reply_next_coll(&rv, &ci))
+		if (ci.name.len == 6 && !memcmp(ci.name.ptr, "capped", 6))
+			bytes = ci.bytes;
+	printf("\n  capped: %u added, %u refused (QUOTA), %llu bytes on %u shards (cap %u each)\n", ok,
+	       refused, (unsigned long long)bytes, SHARDS, CAP_BYTES);
+	CU_ASSERT(ok > 0 && refused > 0 && other == 0);
+	CU_ASSERT(bytes <= (uint64_t)SHARDS * CAP_BYTES);
+	CU_ASSERT(bytes >= (uint64_t)SHARDS * (CAP_BYTES - 512u)); /* filled, not refused early */
+	CU_ASSERT(info_total(&c, "collection_bytes_refused") == refused);
+	/* room made by a delete is used again */
+	uint32_t freed = 0, again = 0;
+	for (int i = 0; i < N && !freed; i++) {
+		int kl = snprintf(key, sizeof(key), "cap-%d", i);
+		struct pm_request d = { .op = PM_OP_VDEL, .key = { (const uint8_t *)key, (uint32_t)kl } };
+		uint32_t s = pm_shard_of(pm_hash(key, (size_t)kl), SHARDS);
+		CU_ASSERT_FATAL(call(&c, &d, s, &rv));
+		if (rv.status != PM_OK || rv.removed != 1)
+			continue;
+		freed = 1;
+		for (int j = N; j < 2 * N && !again; j++) { /* a new key on the same shard */
+			kl = snprintf(key, sizeof(key), "cap-%d", j);
+			if (pm_shard_of(pm_hash(key, (size_t)kl), SHARDS) != s)
+				continue;
+			struct pm_request r = { .op = PM_OP_VADD,
+						.key = { (const uint8_t *)key, (uint32_t)kl },
+						.vec = (const uint8_t *)v, .dim = DIM,
+						.collection = { (const uint8_t *)"capped", 6 } };
+			CU_ASSERT_FATAL(call(&c, &r, s, &rv));
+			again = rv.status == PM_OK;
+		}
+	}
+	CU_ASSERT(freed && again);
+	close(c.fd);
+}
+
+/* ---------------------------------------------------------------- libpomai and pomai-cli */
+
+struct throttle_check {
+	uint32_t done, throttled, hinted;
+};
+
+static void throttle_cb(void *arg, const struct pm_client_result *r)
+{
+	struct throttle_check *k = arg;
+	k->done++;
+	k->throttled += r->status == PM_CLIENT_E_THROTTLED;
+	k->hinted += r->status == PM_CLIENT_E_THROTTLED && r->retry_ms > 0;
+}
+
+/* pomai-cli's stderr for one command against the daemon. */
+static void run_cli(const char *cmd, const char *arg, char *err, size_t cap)
+{
+	char port[16];
+	int e[2];
+	snprintf(port, sizeof(port), "%u", base_port);
+	CU_ASSERT_FATAL(pipe(e) == 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(e[1], 2);
+		close(e[0]);
+		execl(cli_path, "pomai-cli", "--port", port, "--shards", "2", cmd, arg, (char *)NULL);
+		_exit(127);
+	}
+	close(e[1]);
+	size_t n = 0;
+	for (ssize_t r; n < cap - 1 && (r = read(e[0], err + n, cap - 1 - n)) > 0;)
+		n += (size_t)r;
+	err[n] = '\0';
+	close(e[0]);
+	waitpid(pid, NULL, 0);
+}
+
+/* A quota of 1 request/s (half a token per second on each worker, a burst of
+ * one request): after one request to a shard, the next ones within two
+ * seconds are THROTTLED, and libpomai and pomai-cli show the hint. */
+static void test_throttled_clients(void)
+{
+	const char *const flags[] = { "--quota-requests-per-s", "1", "--quota-burst-ms", "1", NULL };
+	restart(flags);
+	struct pm_client_config cfg;
+	struct pm_client *c = NULL;
+	pm_client_config_default(&cfg);
+	cfg.base_port = base_port;
+	cfg.shards = SHARDS;
+	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+	const char *k = keys[0][0];
+	CU_ASSERT_EQUAL(pm_client_set(c, k, strlen(k), "v", 1, 0), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(pm_client_retry_ms(c), 0);
+	CU_ASSERT_EQUAL(pm_client_set(c, k, strlen(k), "w", 1, 0), PM_CLIENT_E_THROTTLED);
+	uint32_t hint = pm_client_retry_ms(c);
+	CU_ASSERT(hint > 0 && hint <= 2000); /* 0.5 tokens/s on this worker */
+	struct throttle_check chk = { 0 };
+	for (int i = 0; i < 10; i++) {
+		struct pm_client_req r = { .op = PM_CLIENT_GET, .key = k, .klen = (uint32_t)strlen(k),
+					   .cb = throttle_cb, .arg = &chk };
+		CU_ASSERT_EQUAL(pm_client_submit(c, &r, NULL), PM_CLIENT_OK);
+	}
+	pm_client_drain(c);
+	CU_ASSERT(chk.done == 10 && chk.throttled == 10 && chk.hinted == 10);
+	pm_client_close(c);
+	char err[512];
+	run_cli("get", k, err, sizeof(err));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "E_THROTTLED"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "retry in "));
+	printf("\n  libpomai hint %u ms; pomai-cli: %s", hint, err);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: test_access PATH-TO-POMAID PATH-TO-POMAI-CLI\n");
+		return 1;
+	}
+	pomaid_path = argv[1];
+	cli_path = argv[2];
+	if (!mkdtemp(data_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	static CU_TestInfo tests[] = {
+		{ "allowlist: others dropped silently and counted, TCP closed", test_allowlist },
+		{ "quota: greedy client held to its rate, polite one unaffected", test_quota },
+		{ "collection byte cap: QUOTA past it, others proceed", test_collection_cap },
+		{ "libpomai and pomai-cli: THROTTLED and its retry hint", test_throttled_clients },
+		CU_TEST_INFO_NULL,
+	};
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_SuiteInfo suites[] = { { "access", suite_init, suite_clean, NULL, NULL, tests },
+				  CU_SUITE_INFO_NULL };
+	CU_register_suites(suites);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+			  CU_get_number_of_suites_failed();
+	unsigned ran = CU_get_number_of_tests_run();
+	CU_cleanup_registry();
+	char rm[96];
+	snprintf(rm, sizeof(rm), "rm -rf '%s'", data_dir);
+	if (system(rm) != 0)
+		fprintf(stderr, "could not remove %s\n", data_dir);
+	return failed || ran == 0 ? 1 : 0;
+}
