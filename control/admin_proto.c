@@ -132,8 +132,8 @@ static int io_all(int fd, uint8_t *p, size_t n, bool out, const struct timespec 
 	return 0;
 }
 
-int pm_admin_call(int fd, uint32_t argc, const char *const *argv, uint8_t *buf, size_t cap,
-		  int timeout_ms, uint8_t *status, const char **text, size_t *tlen)
+int pm_admin_call_raw(int fd, const uint8_t *req, size_t n, uint8_t *buf, size_t cap,
+		      int timeout_ms, size_t *len)
 {
 	struct timespec deadline;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -141,17 +141,27 @@ int pm_admin_call(int fd, uint32_t argc, const char *const *argv, uint8_t *buf, 
 	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
 	if (deadline.tv_nsec >= 1000000000)
 		deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
-	size_t n = pm_admin_req_encode(argc, argv, buf, cap);
-	if (n == 0)
-		return -E2BIG;
-	int rc = io_all(fd, buf, n, true, &deadline);
-	if (rc == 0)
-		rc = io_all(fd, buf, PM_ADMIN_LEN_BYTES, false, &deadline);
-	uint32_t len = rc == 0 ? get_u32(buf) : 0;
-	if (rc == 0 && (len > PM_ADMIN_MESSAGE_BYTES_MAX || len > cap))
+	int rc = io_all(fd, (uint8_t *)req, n, true, &deadline);
+	if (rc == 0 && cap < PM_ADMIN_LEN_BYTES)
 		return -EPROTO;
 	if (rc == 0)
-		rc = io_all(fd, buf, len, false, &deadline);
+		rc = io_all(fd, buf, PM_ADMIN_LEN_BYTES, false, &deadline);
+	uint32_t plen = rc == 0 ? get_u32(buf) : 0;
+	if (rc == 0 && (plen > PM_ADMIN_MESSAGE_BYTES_MAX || plen > cap))
+		return -EPROTO;
+	if (rc == 0)
+		rc = io_all(fd, buf, plen, false, &deadline);
+	*len = plen;
+	return rc;
+}
+
+int pm_admin_call(int fd, uint32_t argc, const char *const *argv, uint8_t *buf, size_t cap,
+		  int timeout_ms, uint8_t *status, const char **text, size_t *tlen)
+{
+	size_t n = pm_admin_req_encode(argc, argv, buf, cap), len;
+	if (n == 0)
+		return -E2BIG;
+	int rc = pm_admin_call_raw(fd, buf, n, buf, cap, timeout_ms, &len);
 	if (rc == 0 && pm_admin_reply_decode(buf, len, status, text, tlen) != 0)
 		return -EPROTO;
 	return rc;

@@ -64,5 +64,10 @@ int pm_admin_reply_decode(const uint8_t *p, size_t len, uint8_t *status, const c
 int pm_admin_connect(const char *path);
 int pm_admin_call(int fd, uint32_t argc, const char *const *argv, uint8_t *buf, size_t cap,
 		  int timeout_ms, uint8_t *status, const char **text, size_t *tlen);
+/* The same for a request already encoded (req, n bytes with its prefix; it
+ * may be buf): the reply's payload, without its prefix, into buf, its length
+ * in *len. What pomai-control forwards, byte for byte. 0, or -errno. */
+int pm_admin_call_raw(int fd, const uint8_t *req, size_t n, uint8_t *buf, size_t cap,
+		      int timeout_ms, size_t *len);
 
 #endif

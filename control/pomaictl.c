@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * pomaictl — the operator's CLI: one command to pomaid's admin socket (or to
- * pomai-control's, which speaks the same protocol: control/admin_proto.h),
+ * pomai-control's, which speaks the same protocol, forwards what it does not
+ * answer itself, and adds `control`: control/admin_proto.h),
  * its answer printed as text or, with --json, as one JSON object.
  *
  * Exit codes scripts can rely on: 0 done; 1 the daemon refused or the command
@@ -45,6 +46,8 @@ static const struct sub subs[] = {
 	  "per-client request and byte rates" },
 	{ "ping", 0, 0, "ping", "is the daemon there" },
 	{ "shutdown", 0, 0, "shutdown", "stop the daemon (as SIGTERM does)" },
+	{ "control", 0, 0, "control",
+	  "pomai-control's own state: attached, snapshot schedule, quota table (its socket only)" },
 };
 #define NSUBS (sizeof(subs) / sizeof(subs[0]))
 

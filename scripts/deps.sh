@@ -15,6 +15,8 @@ POMAI_DEPS=(
 	libhwloc-dev       # placing shard workers on cores and NUMA nodes (pomaid)
 	libdpdk-dev        # the DPDK backend (pomaid) and libpomai's memif transport; pulls the PMDs
 	liburing-dev       # the write-ahead log's I/O (pomaid)
+	libmicrohttpd-dev  # pomai-control's /metrics HTTP server (control/metrics_http.c says why a library)
+	prometheus         # promtool: tests check pomai-control's /metrics text with 'promtool check metrics'
 )
 
 pomai_install_deps() {
