@@ -309,8 +309,11 @@ static void test_pomaictl(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "# Shard 1"));
 	/* JSON: every answer parses, and says ok */
 	static const char *const json[] = { "ping", "info", "info memory", "shards", "clients",
-					    "config get wal", "collection list", "snapshot status",
-					    "quota list" };
+					    "config get wal", "config set knn_timeout_ms 2000",
+					    "collection create j --dim 4", "collection list",
+					    "collection drop j", "snapshot", "snapshot status",
+					    "quota set 127.0.0.8 10 1000", "quota get 127.0.0.8",
+					    "quota list", "quota del 127.0.0.8" };
 	for (size_t i = 0; i < sizeof(json) / sizeof(json[0]); i++) {
 		int rc = ctl_json(json[i]);
 		if (rc != 0)
