@@ -282,6 +282,8 @@ uint32_t pm_snap_turn(struct pm_worker *w)
 			submit(w, SNAP_OP_WRITE);
 			return 1;
 		}
+		if (!pm_snap_done(&s->wr))
+			return 1; /* a slice of slots with nothing to write: the next turn goes on */
 		s->end_lsn = l->next_lsn - 1;
 		s->stage = S_WAIT_LOG;
 		/* fall through */

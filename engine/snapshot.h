@@ -99,9 +99,15 @@ void pm_snap_writer_init(struct pm_snap_writer *w, const struct pm_shard *sh, ui
 /* Write the next whole sections into out (cap >= PM_SNAP_FILL_BYTES_MIN),
  * looking at no more than max_items seed slots or node ids; the first call
  * writes the header and the collection table (as of the start). Returns the
- * bytes written; 0 once the END section has been written. */
+ * bytes written — 0 when the slots it looked at held nothing to write (free
+ * slots, HNSW vectors, which go with their graph) or once the END section
+ * has been written: pm_snap_done() tells which. */
 size_t pm_snap_fill(struct pm_snap_writer *w, struct pm_shard *sh, uint64_t now_ms, uint8_t *out,
 		    size_t cap, uint32_t max_items);
+static inline bool pm_snap_done(const struct pm_snap_writer *w)
+{
+	return w->phase == PM_SNAP_DONE;
+}
 
 /* How far a writer is, in percent of the seed slots and node ids it walks. */
 unsigned pm_snap_progress(const struct pm_snap_writer *w);

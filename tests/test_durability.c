@@ -1371,6 +1371,8 @@ static void test_disk_full(void)
 	struct run_result rr;
 	ws[0].full_expected = ws[1].full_expected = false;
 	CU_ASSERT_FATAL(run_writers(ws, 2, &d, FULL_ACKS, RUN_KILL, suite_seed + 13, &rr));
+	if (!(rr.target_reached && rr.killed_ok && rr.failed == 0))
+		print_round("enospc", 1, FULL_ACKS, &rr, &d, 0, 0, 0);
 	CU_ASSERT(rr.target_reached && rr.killed_ok && rr.failed == 0);
 	CU_ASSERT_FATAL(daemon_start(&d));
 	uint64_t bad = check_all(ws, 2, &d, true, &keys);
