@@ -241,16 +241,24 @@ echo "INFO at the end: snapshots_completed $(info snapshots_completed), snapshot
 # it) and check every key is back with its bytes.
 kill -TERM "$ppid"
 wait "$ppid" 2>/dev/null || true
+# (its output through a FIFO this shell blocks on: no polling while it loads)
+mkfifo "$work/out"
 t0=$EPOCHREALTIME
 taskset -c "$server_cpu" stdbuf -oL "$pomaid" --wal batch --shards "$shards" --cores "$server_cpu" \
 	--base-port "$port" --tcp-port $((port - 1)) --arena-bytes "$arena" --seeds "$seeds" \
-	--data-dir "$dir" --snapshot-interval-s 0 --snapshot-wal-bytes 0 >"$work/restart.log" 2>&1 &
+	--data-dir "$dir" --snapshot-interval-s 0 --snapshot-wal-bytes 0 >"$work/out" 2>&1 &
 ppid=$!
-while ! grep -q '^pomaid: ready' "$work/restart.log"; do
-	kill -0 "$ppid" 2>/dev/null || { echo "restart FAILED:"; cat "$work/restart.log"; ppid=; exit 1; }
-	sleep 0.01
+exec 3<"$work/out"
+rline=
+while IFS= read -r -u 3 rline && printf '%s\n' "$rline" >>"$work/restart.log"; do
+	[[ $rline == "pomaid: ready"* ]] && break
 done
-echo "restart: $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s to ready;" \
+t1=$EPOCHREALTIME
+[[ $rline == "pomaid: ready"* ]] || { echo "restart FAILED:"; cat "$work/restart.log"; exit 1; }
+cat <&3 >>"$work/restart.log" &
+tailpid=$!
+exec 3<&-
+echo "restart: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s to ready;" \
 	"$(grep -hE 'loaded:|recovered' "$work/restart.log" | sed 's/^pomaid: //; s/snapshot [^ ]*\/\([0-9]*\.snap\)/snapshot \1/' | paste -sd';')"
 line=$("$bench" --port "$port" --shards "$shards" --cpus "$client_cpu" --keys "$keys" \
 	--value-size "$vsize" --depth 64 --get-only --expect-hits --requests "$keys" --warmup 0 | grep '^RESULT')

@@ -20,7 +20,11 @@
 #      graph restored); check again.
 # Before every restart the data dir's files are synced and dropped from the
 # page cache (`dd iflag=nocache`, only our files), so each start reads them
-# from the disk as after a reboot (the VM's host may still cache them).
+# from the disk as after a reboot (the VM's host may still cache them). The
+# script waits for "ready" blocked on a FIFO of pomaid's output (polling the
+# log would itself take most of a CPU here), and prints with each restart the
+# CPU everything but pomaid used meanwhile: other jobs on the machine show
+# there, and such a run is not a clean one.
 #
 # Pinning: 1 shard -> the whole of pomaid (workers and the main thread, which
 # does recovery) on SERVER_CPU; clients on CLIENT_CPU. 2 shards -> pomaid on
@@ -66,11 +70,12 @@ arena_for() { echo $(((vectors / $1 * 11 / 10 * node_bytes + seeds * 64 + (64 <<
 
 work=$(mktemp -d "${WORK_DIR:-/var/tmp}/snapshot_restart.XXXXXX")
 ppid=
+drain=
 cleanup() {
-	if [ -n "$ppid" ]; then
-		kill "$ppid" 2>/dev/null || true
-		wait "$ppid" 2>/dev/null || true
-	fi
+	for p in $ppid $drain; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -107,24 +112,35 @@ busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 # everything but pomaid used meanwhile (% of one CPU: other processes on the
 # machine, this script); returns 1 if pomaid exited.
 start() {
-	local log=$1 t0 t1 b0 rest
+	local log=$1 t0 t1 b0 rest line=
 	ready_s=
 	others=
 	b0=$(busy_ticks)
 	t0=$EPOCHREALTIME
+	# pomaid's output comes through a FIFO that this shell blocks on: waiting
+	# for "ready" costs no CPU (polling the file would fork 100 times a second
+	# on a 2-core machine); once it is there, cat drains the rest into LOG.
+	rm -f "$work/out"
+	mkfifo "$work/out"
 	taskset -c "$cpus" "$pomaid" --wal batch --shards "$n" --cores "$cpus" --base-port "$port" \
 		--tcp-port $((port - 1)) --arena-bytes "$arena" --seeds "$seeds" --data-dir "$dir" \
-		--snapshot-interval-s 0 --snapshot-wal-bytes 0 >"$log" 2>&1 &
+		--snapshot-interval-s 0 --snapshot-wal-bytes 0 >"$work/out" 2>&1 &
 	ppid=$!
-	while ! grep -q '^pomaid: ready' "$log"; do
-		if ! kill -0 "$ppid" 2>/dev/null; then
-			wait "$ppid" 2>/dev/null || true
-			ppid=
-			return 1
-		fi
-		sleep 0.01
+	exec 3<"$work/out"
+	: >"$log"
+	while IFS= read -r -u 3 line && printf '%s\n' "$line" >>"$log"; do
+		[[ $line == "pomaid: ready"* ]] && break
 	done
 	t1=$EPOCHREALTIME
+	if [[ $line != "pomaid: ready"* ]]; then # end of its output: pomaid exited
+		exec 3<&-
+		wait "$ppid" 2>/dev/null || true
+		ppid=
+		return 1
+	fi
+	cat <&3 >>"$log" &
+	drain=$!
+	exec 3<&-
 	read -r rest <"/proc/$ppid/stat"
 	# shellcheck disable=SC2086
 	set -- ${rest##*) }
@@ -137,6 +153,8 @@ stop() {
 	kill -TERM "$ppid"
 	wait "$ppid" 2>/dev/null || true
 	ppid=
+	wait "$drain" 2>/dev/null || true # cat ends with pomaid's output
+	drain=
 }
 
 # Drop the data dir's files from the page cache (written back first).
@@ -176,7 +194,12 @@ check() {
 }
 
 same() { # same A B: are the KNN answers of check A and check B identical?
-	if cmp -s "$work/ans.$1" "$work/ans.$2"; then echo identical; else echo DIFFERENT; fi
+	if cmp -s "$work/ans.$1" "$work/ans.$2"; then
+		echo identical
+	else
+		echo DIFFERENT
+		diff "$work/ans.$1" "$work/ans.$2" | head -20 | sed 's/^/    /' >&2
+	fi
 }
 
 join() { local IFS=,; echo "$*"; }
