@@ -124,9 +124,9 @@ static void published(struct pm_worker *w)
 	int n = pm_wal_list_segments(w->wal->dir, firsts, SNAP_SEGMENTS_MAX);
 	for (int i = 0; i + 1 < n && firsts[i + 1] <= lsn + 1; i++)
 		pm_wal_retire(w, firsts[i]);
-	fflush(stdout);
 	printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " published: %" PRIu64 " records, %" PRIu64
 	       " bytes in %" PRIu64 " ms\n", w->id, lsn, s->wr.records, s->file_off, s->st.last_ms);
+	fflush(stdout); /* to a file or pipe too: the line is there now */
 }
 
 /* ---------------------------------------------------------------- I/O */
@@ -230,8 +230,8 @@ static int start(struct pm_worker *w, const char *why)
 	s->t0_ns = mono_ns();
 	s->st.started++;
 	s->st.bytes = s->st.slices = 0;
-	fflush(stdout);
 	printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " started (%s)\n", w->id, lsn, why);
+	fflush(stdout); /* to a file or pipe too: the line is there now */
 	return 0;
 }
 
@@ -397,11 +397,11 @@ int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen
 	s->st.loaded_lsn = s->st.last_lsn = info.start_lsn;
 	s->st.loaded_items = info.items;
 	s->st.loaded_nodes = info.nodes;
-	fflush(stdout);
 	printf("pomaid: shard %u: snapshot %s loaded: %" PRIu64 " items, %" PRIu64 " HNSW nodes"
 	       " (restored, %" PRIu64 " links dropped) in %" PRIu64 " ms, %.0f MB/s\n", w->id, path,
 	       info.items, info.nodes, info.links_dropped, s->st.load_ms,
 	       (double)s->st.last_bytes / 1e6 / ((double)PM_MAX(s->st.load_ms, 1u) / 1e3));
+	fflush(stdout); /* to a file or pipe too: the line is there now */
 	unlink_older(s->dir, ".snap", x);
 	*lsn = info.start_lsn;
 	return 0;
@@ -424,9 +424,9 @@ void pm_snap_close(struct pm_worker *w)
 		char path[PATH_BYTES];
 		snap_path(s, s->wr.start_lsn, true, path);
 		unlink(path);
-		fflush(stdout);
 		printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " abandoned at shutdown\n", w->id,
 		       s->wr.start_lsn);
+		fflush(stdout); /* to a file or pipe too: the line is there now */
 	}
 	if (s->fd >= 0)
 		close(s->fd);
