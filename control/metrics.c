@@ -349,7 +349,7 @@ size_t ctl_metrics_render(const struct ctl_scrape *sc, char *out, size_t cap)
 	struct out o = { .p = out, .cap = cap };
 	if (cap == 0)
 		return 0;
-	one(&o, "pomai_up", "gauge", "1 while pomai-control is attached to pomaid.", sc->up, 1);
+	one(&o, "pomai_up", "gauge", "1 while pomai-control is attached to pomaid and has pushed its quotas to it.", sc->up, 1);
 	if (sc->up) {
 		daemon_global(&o, sc);
 		shard_fields(&o, sc);

@@ -68,6 +68,7 @@ struct ctl {
 	/* the attachment: changed by the loop under lock, read by the metrics thread */
 	pthread_mutex_t lock;
 	bool up;
+	bool pushed;        /* the quota table went to this pomaid: pomai_up says 1 from then */
 	struct pm_stats_map map;
 	ino_t ino;
 	uint64_t pid;
@@ -134,6 +135,7 @@ static void detach(struct ctl *x, const char *why)
 	pthread_mutex_lock(&x->lock);
 	bool was = x->up;
 	x->up = false;
+	x->pushed = false;
 	pm_stats_close(&x->map);
 	pthread_mutex_unlock(&x->lock);
 	if (was) {
@@ -250,6 +252,9 @@ static void attach(struct ctl *x)
 	x->last_snap_ms = x->next_snap_try_ms = now_ms();
 	for (uint32_t i = 0; i < x->cfg.nquotas && x->up; i++)
 		push_quota(x, &x->cfg.quotas[i]);
+	pthread_mutex_lock(&x->lock);
+	x->pushed = x->up;
+	pthread_mutex_unlock(&x->lock);
 }
 
 /* While attached: has pomaid been replaced or died without our noticing? */
@@ -533,9 +538,9 @@ static size_t metrics_fill(void *arg, char *out, size_t cap)
 	struct ctl *x = arg;
 	size_t n = 0;
 	pthread_mutex_lock(&x->lock);
-	x->scrape.up = x->up;
+	x->scrape.up = x->up && x->pushed; /* attached and given its quotas */
 	x->scrape.c = &x->c;
-	if (!x->up || ctl_scrape_read(&x->map, &x->scrape))
+	if (!x->scrape.up || ctl_scrape_read(&x->map, &x->scrape))
 		n = ctl_metrics_render(&x->scrape, out, cap);
 	pthread_mutex_unlock(&x->lock);
 	BUMP(x, scrapes);

@@ -759,15 +759,15 @@ void pm_admin_run(struct pm_daemon *d)
 			}
 		if (poll(pf, n, PM_ADMIN_POLL_MS) <= 0)
 			continue;
-		if (pf[0].revents)
-			accept_conns(d);
-		for (uint32_t k = 1; k < n; k++) {
+		for (uint32_t k = 1; k < n; k++) { /* first: a closed one frees its slot */
 			struct admin_conn *c = &a->conns[idx[k - 1]];
 			if (pf[k].revents && !serve_conn(d, c)) {
 				close(c->fd);
 				c->fd = -1;
 			}
 		}
+		if (pf[0].revents)
+			accept_conns(d);
 		collect(d, 0); /* late replies of calls that timed out */
 	}
 }
