@@ -139,19 +139,9 @@ __attribute__((format(printf, 2, 3))) static void say(struct pm_admin *a, const 
 static bool admin_post(struct pm_daemon *d, uint32_t to, uint32_t type, const struct pm_msg *m,
 		       const uint8_t *body, uint32_t len)
 {
-	struct pm_ring *r = &d->admin_in[to];
-	uint8_t *dst = pm_ring_reserve(r, type, (uint32_t)sizeof(*m) + len);
-	if (!dst)
+	if (!pm_ring_send(&d->admin_in[to], type, m, body, len))
 		return false;
-	memcpy(dst, m, sizeof(*m));
-	memcpy(dst + sizeof(*m), body, len);
-	pm_ring_commit(r);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&d->workers[to].sleeping, memory_order_relaxed)) {
-		uint64_t one = 1;
-		ssize_t n = write(d->workers[to].wake_fd, &one, sizeof(one));
-		(void)n;
-	}
+	pm_wake(d, to);
 	return true;
 }
 

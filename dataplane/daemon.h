@@ -287,6 +287,11 @@ void pm_apply_logged(struct pm_worker *w, const struct pm_request *req, struct p
 /* Execute one decoded frame received from `from` (worker.c). */
 void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		    uint32_t len, const struct pm_dest *from);
+/* A ring message: header m, then body; false (nothing queued) when the ring is full. */
+bool pm_ring_send(struct pm_ring *r, uint32_t type, const struct pm_msg *m, const uint8_t *body,
+		  uint32_t len);
+/* Wake worker `to` if it sleeps (after a message was queued for it). */
+void pm_wake(struct pm_daemon *d, uint32_t to);
 /* Post a message to another worker's ring and wake it if it sleeps. */
 bool pm_post(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
 	     const uint8_t *body, uint32_t len);

@@ -182,15 +182,10 @@ static void admin_reply(struct pm_worker *w, const struct pm_dest *to, const uin
 {
 	struct pm_daemon *d = w->d;
 	struct pm_msg m = { .origin = w->id, .dest = *to };
-	struct pm_ring *r = &d->admin_out[w->id];
-	uint8_t *dst = pm_ring_reserve(r, PM_MSG_ADMIN_REPLY, (uint32_t)sizeof(m) + len);
-	if (!dst) {
+	if (!pm_ring_send(&d->admin_out[w->id], PM_MSG_ADMIN_REPLY, &m, frames, len)) {
 		w->stats.dropped_ring_full++; /* the admin command times out */
 		return;
 	}
-	memcpy(dst, &m, sizeof(m));
-	memcpy(dst + sizeof(m), frames, len);
-	pm_ring_commit(r);
 	uint64_t one = 1;
 	ssize_t n = write(d->admin_efd, &one, sizeof(one));
 	(void)n;
@@ -284,25 +279,36 @@ static void send_error(struct pm_worker *w, const struct pm_dest *to, uint64_t i
 
 /* ---------------------------------------------------------------- rings */
 
-bool pm_post(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
-	     const uint8_t *body, uint32_t len)
+bool pm_ring_send(struct pm_ring *r, uint32_t type, const struct pm_msg *m, const uint8_t *body,
+		  uint32_t len)
 {
-	struct pm_daemon *d = w->d;
-	struct pm_ring *r = pm_ring_between(d, w->id, to);
 	uint8_t *dst = pm_ring_reserve(r, type, (uint32_t)sizeof(*m) + len);
-	if (!dst) {
-		w->stats.dropped_ring_full++;
+	if (!dst)
 		return false;
-	}
 	memcpy(dst, m, sizeof(*m));
 	memcpy(dst + sizeof(*m), body, len);
 	pm_ring_commit(r);
-	atomic_thread_fence(memory_order_seq_cst);
+	return true;
+}
+
+void pm_wake(struct pm_daemon *d, uint32_t to)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* the message before the flag's read */
 	if (atomic_load_explicit(&d->workers[to].sleeping, memory_order_relaxed)) {
 		uint64_t one = 1;
 		ssize_t n = write(d->workers[to].wake_fd, &one, sizeof(one));
 		(void)n; /* a full eventfd counter already wakes it */
 	}
+}
+
+bool pm_post(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
+	     const uint8_t *body, uint32_t len)
+{
+	if (!pm_ring_send(pm_ring_between(w->d, w->id, to), type, m, body, len)) {
+		w->stats.dropped_ring_full++;
+		return false;
+	}
+	pm_wake(w->d, to);
 	return true;
 }
 
