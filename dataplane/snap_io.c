@@ -34,6 +34,14 @@
 #define SNAP_OP_WRITE 1u
 #define SNAP_OP_FSYNC 2u
 #define SNAP_OP_DIRSYNC 3u
+#define SNAP_OP_UNLINK 4u
+#define SNAP_OP_BITS 4u /* user_data: slot << 8 | op << 2 | OP_SNAP */
+#define SNAP_SLOT_SHIFT 8u
+/* Deletions in flight at once per shard. Deleting a GB file (an old snapshot,
+ * a segment; with online discard) keeps the filesystem busy for 0.3 s and
+ * more, so it runs in io_uring's workers, not on the worker thread; more than
+ * this many pending (never at one snapshot per publish) fall back to unlink(). */
+#define SNAP_UNLINKS_MAX 8u
 /* Segments looked at when deleting what a snapshot covers. */
 #define SNAP_SEGMENTS_MAX 65536
 
@@ -53,6 +61,9 @@ struct pm_snap {
 	uint64_t last_start_ms, wal_bytes_at_start; /* the schedule */
 	struct pm_snap_writer wr;
 	struct pm_snap_stats st;
+	uint32_t unlink_busy;      /* bit i: unlink_path[i] is in the ring */
+	uint32_t unlink_seg;       /* bit i: it is a log segment (counted as deleted) */
+	char unlink_path[SNAP_UNLINKS_MAX][PATH_BYTES];
 };
 
 static uint64_t mono_ns(void)
@@ -69,7 +80,7 @@ static void snap_path(const struct pm_snap *s, uint64_t lsn, bool tmp, char *out
 
 bool pm_snap_inflight(const struct pm_worker *w)
 {
-	return w->wal && w->wal->snap && w->wal->snap->inflight;
+	return w->wal && w->wal->snap && (w->wal->snap->inflight || w->wal->snap->unlink_busy);
 }
 
 /* ---------------------------------------------------------------- ending */
@@ -89,22 +100,66 @@ static void fail(struct pm_worker *w, int err, const char *what)
 	s->st.failed++;
 }
 
+bool pm_snap_unlink(struct pm_worker *w, const char *path, bool segment)
+{
+	struct pm_wal *l = w->wal;
+	struct pm_snap *s = l ? l->snap : NULL;
+	uint32_t i = 0;
+	for (uint32_t b = s ? s->unlink_busy : 0; b; b &= b - 1) /* already going */
+		if (!strcmp(s->unlink_path[__builtin_ctz(b)], path))
+			return true;
+	while (s && i < SNAP_UNLINKS_MAX && (s->unlink_busy >> i & 1u))
+		i++;
+	struct io_uring_sqe *sqe = s && l->uring && i < SNAP_UNLINKS_MAX ?
+					   io_uring_get_sqe(&l->ring) : NULL;
+	if (!sqe) {
+		bool gone = unlink(path) == 0;
+		if (gone && segment && l)
+			l->st.deleted++;
+		return gone;
+	}
+	snprintf(s->unlink_path[i], PATH_BYTES, "%s", path); /* read by the kernel at submit */
+	io_uring_prep_unlinkat(sqe, AT_FDCWD, s->unlink_path[i], 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)i << SNAP_SLOT_SHIFT | SNAP_OP_UNLINK << 2 | OP_SNAP);
+	io_uring_submit(&l->ring);
+	s->unlink_busy |= 1u << i;
+	s->unlink_seg = (s->unlink_seg & ~(1u << i)) | (uint32_t)segment << i;
+	return true;
+}
+
+/* An unlink's completion: the slot is free again. */
+static void unlinked(struct pm_worker *w, uint64_t user_data, int res)
+{
+	struct pm_snap *s = w->wal->snap;
+	uint32_t i = (uint32_t)(user_data >> SNAP_SLOT_SHIFT) % SNAP_UNLINKS_MAX;
+	if (res < 0 && res != -ENOENT)
+		fprintf(stderr, "pomaid: shard %u: deleting %s: %s\n", w->id, s->unlink_path[i],
+			strerror(-res));
+	if (res == 0 && (s->unlink_seg >> i & 1u))
+		w->wal->st.deleted++;
+	s->unlink_busy &= ~(1u << i);
+}
+
 /* Delete files whose names carry an LSN below `below` in dir: older
- * snapshots (suffix ".snap"). Returns how many went. */
-static uint64_t unlink_older(const char *dir, const char *suffix, uint64_t below)
+ * snapshots (suffix ".snap"); in the background when w is given. */
+static void unlink_older(struct pm_worker *w, const char *dir, const char *suffix,
+			 uint64_t below)
 {
 	DIR *d = opendir(dir);
-	uint64_t n = 0;
 	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-		char *end;
+		char *end, path[PATH_BYTES];
 		uint64_t lsn = strtoull(e->d_name, &end, 10);
-		if (end != e->d_name && !strcmp(end, suffix) && lsn < below &&
-		    unlinkat(dirfd(d), e->d_name, 0) == 0)
-			n++;
+		if (end == e->d_name || strcmp(end, suffix) || lsn >= below)
+			continue;
+		if (!w) {
+			unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		pm_snap_unlink(w, path, false);
 	}
 	if (d)
 		closedir(d);
-	return n;
 }
 
 /* The snapshot is published: older snapshots and the log segments wholly
@@ -120,7 +175,7 @@ static void published(struct pm_worker *w)
 	s->st.last_ms = (mono_ns() - s->t0_ns) / 1000000u;
 	s->st.last_bytes = s->file_off;
 	s->st.last_end_wall_ms = pm_wall_ms();
-	unlink_older(s->dir, ".snap", lsn);
+	unlink_older(w, s->dir, ".snap", lsn);
 	int n = pm_wal_list_segments(w->wal->dir, firsts, SNAP_SEGMENTS_MAX);
 	for (int i = 0; i + 1 < n && firsts[i + 1] <= lsn + 1; i++)
 		pm_wal_retire(w, firsts[i]);
@@ -156,6 +211,8 @@ static void submit(struct pm_worker *w, unsigned op)
 	else
 		io_uring_prep_fsync(sqe, fd, 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)op << 2 | OP_SNAP);
+	_Static_assert(SNAP_OP_UNLINK < (1u << SNAP_OP_BITS) && 2 + SNAP_OP_BITS <= SNAP_SLOT_SHIFT,
+		       "snapshot ops and slots share user_data");
 	io_uring_submit(&l->ring);
 	s->inflight = true;
 }
@@ -198,9 +255,14 @@ static void handle(struct pm_worker *w, unsigned op, int res)
 void pm_snap_on_cqe(struct pm_worker *w, uint64_t user_data, int res)
 {
 	struct pm_snap *s = w->wal->snap;
+	unsigned op = (unsigned)(user_data >> 2) & ((1u << SNAP_OP_BITS) - 1);
+	if (op == SNAP_OP_UNLINK) {
+		unlinked(w, user_data, res);
+		return;
+	}
 	s->inflight = false;
 	if (s->stage != S_IDLE)
-		handle(w, (unsigned)(user_data >> 2), res);
+		handle(w, op, res);
 }
 
 /* ---------------------------------------------------------------- starting */
@@ -402,7 +464,7 @@ int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen
 	       info.items, info.nodes, info.links_dropped, s->st.load_ms,
 	       (double)s->st.last_bytes / 1e6 / ((double)PM_MAX(s->st.load_ms, 1u) / 1e3));
 	fflush(stdout); /* to a file or pipe too: the line is there now */
-	unlink_older(s->dir, ".snap", x);
+	unlink_older(NULL, s->dir, ".snap", x);
 	*lsn = info.start_lsn;
 	return 0;
 }
@@ -416,9 +478,16 @@ void pm_snap_close(struct pm_worker *w)
 	if (!s)
 		return;
 	struct io_uring_cqe *cqe;
-	while (s->inflight && io_uring_wait_cqe(&l->ring, &cqe) == 0) {
-		s->inflight = (io_uring_cqe_get_data64(cqe) & OP_MASK) != OP_SNAP;
+	while ((s->inflight || s->unlink_busy) && io_uring_wait_cqe(&l->ring, &cqe) == 0) {
+		uint64_t ud = io_uring_cqe_get_data64(cqe);
+		int res = cqe->res;
 		io_uring_cqe_seen(&l->ring, cqe);
+		if ((ud & OP_MASK) != OP_SNAP)
+			continue;
+		if ((ud >> 2 & ((1u << SNAP_OP_BITS) - 1)) == SNAP_OP_UNLINK)
+			unlinked(w, ud, res);
+		else
+			s->inflight = false; /* no further I/O: the snapshot is abandoned below */
 	}
 	if (s->stage != S_IDLE && s->stage != S_PUBLISH) { /* unfinished: it goes */
 		char path[PATH_BYTES];

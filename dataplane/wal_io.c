@@ -77,8 +77,8 @@ void pm_wal_retire(struct pm_worker *w, uint64_t first_lsn)
 	snprintf(spare, sizeof(spare), "%s/%020" PRIu64 ".spare", l->dir, first_lsn);
 	if (spares(l->dir, NULL) < PM_WAL_SPARE_SEGMENTS && rename(path, spare) == 0)
 		l->st.retired++;
-	else if (unlink(path) == 0)
-		l->st.deleted++;
+	else
+		pm_snap_unlink(w, path, true); /* counted in deleted when it is gone */
 }
 
 /* Make fd (a spare, or a new file) a segment for records from first_lsn:
