@@ -63,7 +63,7 @@ void ctl_config_defaults(struct ctl_config *c)
 	c->retry_ms = 500;
 }
 
-static int errf(char *err, size_t n, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int errf(char *err, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
