@@ -62,6 +62,8 @@ static void st64(uint8_t *p, uint64_t v)
 static void fix_up(uint8_t *b, size_t len, uint8_t mode)
 {
 	uint64_t records = 0, sections = 0;
+	if (len < PM_SNAP_HEADER_BYTES)
+		return;
 	for (size_t off = PM_SNAP_HEADER_BYTES; len - off >= PM_SNAP_SECTION_HEADER_BYTES;) {
 		uint8_t *h = b + off;
 		uint32_t type = ld32(h), plen = ld32(h + 4), count = ld32(h + 8);

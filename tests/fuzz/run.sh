@@ -14,7 +14,8 @@
 # SECONDS defaults to $POMAI_FUZZ_SECONDS or 60; OUT to a fresh mktemp dir
 # (kept: corpora and crash inputs are there). Targets: frame netfe wal
 # snapshot config admin. Limits: -rss_limit_mb=$FUZZ_RSS_MB (1024),
-# -malloc_limit_mb=$FUZZ_MALLOC_MB (256), -timeout=$FUZZ_TIMEOUT_S (10) per input.
+# -malloc_limit_mb=$FUZZ_MALLOC_MB (256), -timeout=$FUZZ_TIMEOUT_S (30: a loaded CI machine
+# stalls) per input.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,7 +40,7 @@ mkdir -p "$out"
 
 rss_mb=${FUZZ_RSS_MB:-1024}
 malloc_mb=${FUZZ_MALLOC_MB:-256}
-timeout_s=${FUZZ_TIMEOUT_S:-10}
+timeout_s=${FUZZ_TIMEOUT_S:-30}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
