@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 #
 # setup-test.sh — install, build and run every Pomai test suite, twice: a
-# normal build with warnings as errors, and an ASan+UBSan build. Ends with one
-# line "N passed, N failed, N skipped" totalling both runs. Exits non-zero if
+# normal build with warnings as errors, and an ASan+UBSan build; then the fuzz
+# targets for a minute each (build-fuzz). Ends with one line "N passed, N
+# failed, N skipped" totalling the three runs. Exits non-zero if
 # any test failed, or (when CI=true) if any test was skipped: CI must run
 # everything this machine can run.
 set -euo pipefail
@@ -33,5 +34,13 @@ ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --print-errorlogs --num-processes 2 || status=1
 
-python3 scripts/test-totals.py build-test build-asan || status=1
+# Fuzzing (docs/fuzzing.md): the targets under libFuzzer with ASan+UBSan, each
+# for POMAI_FUZZ_SECONDS (default 60), two at a time.
+CC=clang configure build-fuzz -Dfuzz=libfuzzer -Dwerror=true --buildtype=debugoptimized \
+	-Db_sanitize=address,undefined -Db_lundef=false -Dperf=disabled -Ddpdk=disabled
+ninja -C build-fuzz fuzz-targets
+POMAI_FUZZ_SECONDS=${POMAI_FUZZ_SECONDS:-60} meson test -C build-fuzz --no-rebuild \
+	--print-errorlogs --num-processes 2 --suite fuzz || status=1
+
+python3 scripts/test-totals.py build-test build-asan build-fuzz || status=1
 exit $status

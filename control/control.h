@@ -54,6 +54,9 @@
 #define CTL_PATH_BYTES 256u
 #define CTL_LINE_BYTES 1024u
 #define CTL_ERR_BYTES 512u
+/* A config file, at most: CTL_QUOTAS_MAX quota lines of ~60 bytes and the
+ * keys fit in well under this. */
+#define CTL_CONFIG_FILE_BYTES_MAX (1u << 20)
 
 /* ---------------------------------------------------------------- configuration */
 
@@ -82,6 +85,10 @@ int ctl_config_set(struct ctl_config *c, const char *key, const char *value, cha
 		   size_t errlen);
 /* A `key = value` file over c; 0, or -1 with err naming the file and line. */
 int ctl_config_load(struct ctl_config *c, const char *path, char *err, size_t errlen);
+/* The same for len bytes of config text (a NUL byte is an error) whose errors
+ * name `name`: what ctl_config_load uses, and the fuzzer. */
+int ctl_config_parse(struct ctl_config *c, const char *name, const char *text, size_t len,
+		     char *err, size_t errlen);
 /* Every key as `key = value`, quotas last. */
 void ctl_config_print(const struct ctl_config *c, FILE *f);
 void ctl_config_usage(FILE *f);

@@ -63,7 +63,7 @@ void ctl_config_defaults(struct ctl_config *c)
 	c->retry_ms = 500;
 }
 
-static int errf(char *err, size_t n, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int errf(char *err, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -232,32 +232,65 @@ static char *trim(char *s)
 	return s;
 }
 
+/* One line (NUL-terminated, no newline) of a config named name; 0 or -1. */
+static int parse_line(struct ctl_config *c, char *line, const char *name, unsigned no, char *err,
+		      size_t errlen)
+{
+	char msg[CTL_ERR_BYTES];
+	char *hash = strchr(line, '#'), *s, *eq;
+	if (hash)
+		*hash = '\0';
+	if (!*(s = trim(line)))
+		return 0;
+	if (!(eq = strchr(s, '=')))
+		return errf(err, errlen, "%s:%u: want key = value", name, no);
+	*eq = '\0';
+	if (ctl_config_set(c, trim(s), trim(eq + 1), msg, sizeof(msg)) != 0)
+		return errf(err, errlen, "%s:%u: %s", name, no, msg);
+	return 0;
+}
+
+int ctl_config_parse(struct ctl_config *c, const char *name, const char *text, size_t len,
+		     char *err, size_t errlen)
+{
+	char line[CTL_LINE_BYTES];
+	unsigned no = 1;
+	for (size_t at = 0; at < len; no++) {
+		const char *nl = memchr(text + at, '\n', len - at);
+		size_t n = nl ? (size_t)(nl - (text + at)) : len - at;
+		if (n > CTL_LINE_BYTES - 2)
+			return errf(err, errlen, "%s:%u: line longer than %u bytes", name, no,
+				    CTL_LINE_BYTES - 2);
+		if (memchr(text + at, '\0', n))
+			return errf(err, errlen, "%s:%u: NUL byte in line", name, no);
+		memcpy(line, text + at, n);
+		line[n] = '\0';
+		if (parse_line(c, line, name, no, err, errlen) != 0)
+			return -1;
+		at += n + (nl != NULL);
+	}
+	return 0;
+}
+
 int ctl_config_load(struct ctl_config *c, const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return errf(err, errlen, "%s: %s", path, strerror(errno));
-	char line[CTL_LINE_BYTES], msg[CTL_ERR_BYTES];
-	int rc = 0;
-	for (unsigned no = 1; rc == 0 && fgets(line, sizeof(line), f); no++) {
-		if (!strchr(line, '\n') && !feof(f)) {
-			rc = errf(err, errlen, "%s:%u: line longer than %u bytes", path, no,
-				  CTL_LINE_BYTES - 2);
-			break;
-		}
-		char *hash = strchr(line, '#'), *s, *eq;
-		if (hash)
-			*hash = '\0';
-		if (!*(s = trim(line)))
-			continue;
-		if (!(eq = strchr(s, '='))) {
-			rc = errf(err, errlen, "%s:%u: want key = value", path, no);
-			break;
-		}
-		*eq = '\0';
-		if (ctl_config_set(c, trim(s), trim(eq + 1), msg, sizeof(msg)) != 0)
-			rc = errf(err, errlen, "%s:%u: %s", path, no, msg);
+	char *text = malloc(CTL_CONFIG_FILE_BYTES_MAX + 1);
+	if (!text) {
+		fclose(f);
+		return errf(err, errlen, "%s: out of memory", path);
 	}
+	size_t n = fread(text, 1, CTL_CONFIG_FILE_BYTES_MAX + 1, f);
+	int rc;
+	if (ferror(f))
+		rc = errf(err, errlen, "%s: read error", path);
+	else if (n > CTL_CONFIG_FILE_BYTES_MAX)
+		rc = errf(err, errlen, "%s: longer than %u bytes", path, CTL_CONFIG_FILE_BYTES_MAX);
+	else
+		rc = ctl_config_parse(c, path, text, n, err, errlen);
+	free(text);
 	fclose(f);
 	return rc;
 }

@@ -840,6 +840,7 @@ static enum pm_status dec_hits(struct rd *r, struct pm_reply_view *rv)
 static enum pm_status dec_coll_entry(struct rd *r, struct pm_coll_info *ci)
 {
 	struct pm_collection_params *p = &ci->params;
+	memset(ci, 0, sizeof(*ci)); /* params.reserved too: params compare by bytes */
 	enum pm_status st = rd_lenbytes(r, 0, PM_COLLECTION_NAME_BYTES_MAX,
 					PM_E_COLLECTION_NAME, &ci->name);
 	if (st != PM_OK)

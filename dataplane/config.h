@@ -24,6 +24,8 @@
 #define PM_CONFIG_STRING_BYTES 256u
 #define PM_CONFIG_LINE_BYTES 2048u /* > "dpdk_eal_args = " + PM_CONFIG_EAL_BYTES */
 #define PM_CONFIG_ERR_BYTES 512u
+/* A config file, at most: the documented config/pomai.conf is ~12 KiB. */
+#define PM_CONFIG_FILE_BYTES_MAX (1u << 20)
 
 /* EAL arguments pomaid passes to DPDK (dpdk_eal_args). */
 #define PM_CONFIG_EAL_BYTES 1024u
@@ -102,6 +104,10 @@ void pm_config_defaults(struct pm_config *c);
 __attribute__((format(printf, 3, 4))) int pm_errf(char *err, size_t n, const char *fmt, ...);
 /* Read a config file; 0 or -1 with a message in err. */
 int pm_config_load(struct pm_config *c, const char *path, char *err, size_t errlen);
+/* The same for len bytes of config text (not NUL-terminated; a NUL byte is an
+ * error) whose errors name `name`: what pm_config_load uses, and the fuzzer. */
+int pm_config_parse(struct pm_config *c, const char *name, const char *text, size_t len,
+		    char *err, size_t errlen);
 /* Set one key from text ("arena_bytes", "512M"); 0 or -1 with a message. */
 int pm_config_set(struct pm_config *c, const char *key, const char *value, char *err,
 		  size_t errlen);

@@ -355,6 +355,7 @@ unsigned pm_snap_progress(const struct pm_snap_writer *w)
 
 /* ---------------------------------------------------------------- checking */
 
+__attribute__((format(printf, 3, 4)))
 static enum pm_status fault(char *why, size_t whylen, const char *fmt, ...)
 {
 	va_list ap;

@@ -531,7 +531,7 @@ enum pm_wal_scan_result pm_wal_scan_next(const uint8_t *buf, size_t len, uint64_
 		return bad_record(buf, len, plen);
 	/* The CRC is good: anything wrong from here on was written that way. */
 	const uint64_t lsn = get_u64(buf + REC_LSN_OFF);
-	if ((want_lsn && lsn != want_lsn) || !header_sane(buf))
+	if (lsn == 0 || (want_lsn && lsn != want_lsn) || !header_sane(buf)) /* LSNs start at 1 */
 		return PM_WAL_CORRUPT;
 	struct pm_wal_record r = { .lsn = lsn, .type = buf[REC_TYPE_OFF] };
 	size_t n = 0;

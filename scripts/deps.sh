@@ -17,6 +17,10 @@ POMAI_DEPS=(
 	liburing-dev       # the write-ahead log's I/O (pomaid)
 	libmicrohttpd-dev  # pomai-control's /metrics HTTP server (control/metrics_http.c says why a library)
 	prometheus         # promtool: tests check pomai-control's /metrics text with 'promtool check metrics'
+	# fuzzing (tests/fuzz, docs/fuzzing.md): setup-test.sh builds the fuzz
+	# targets with clang and links them with libFuzzer, which Debian ships
+	# in clang's runtime package
+	clang libclang-rt-14-dev
 )
 
 pomai_install_deps() {

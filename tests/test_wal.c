@@ -709,6 +709,23 @@ static void test_lsn_gap(void)
 	free(buf);
 }
 
+/* A record with LSN 0 (LSNs start at 1; no writer makes one) and a good CRC
+ * is CORRUPT even when any LSN is wanted: found by tests/fuzz/fuzz_wal, where
+ * it reached pm_wal_encode's lsn != 0 assertion on re-encoding. */
+static void test_lsn_zero(void)
+{
+	struct pm_request r = { .op = PM_OP_DEL, .key = { pool, 8 } };
+	uint8_t *buf = calloc(1, 4096);
+	size_t n = pm_wal_encode(&r, T0_MS, 1, buf, 4096);
+	CU_ASSERT_FATAL(n > HDR);
+	memset(buf + REC_LSN_OFF, 0, 8);
+	uint32_t crc = pm_crc32c(0, buf + REC_LSN_OFF, n - REC_LSN_OFF);
+	memcpy(buf + REC_CRC_OFF, &crc, 4); /* little-endian host, as the log */
+	CU_ASSERT_EQUAL(scan_one(buf, 4096, 0), PM_WAL_CORRUPT);
+	CU_ASSERT_EQUAL(scan_one(buf, 4096, 1), PM_WAL_CORRUPT);
+	free(buf);
+}
+
 /* Records whose CRC is good but whose content is not a record: CORRUPT. */
 static void test_checksummed_nonsense(void)
 {
@@ -816,6 +833,7 @@ int main(void)
 		{ "torn tail of the largest records", test_torn_tail_largest },
 		{ "flipped bits", test_flipped_bits },
 		{ "lsn gap", test_lsn_gap },
+		{ "lsn 0 is corrupt", test_lsn_zero },
 		{ "checksummed nonsense", test_checksummed_nonsense },
 		{ "bad lengths", test_bad_lengths },
 		CU_TEST_INFO_NULL,

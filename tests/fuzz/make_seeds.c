@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * make_seeds.c — writes the fuzzers' seed corpora from real encoders, so that
+ * every target starts from inputs the code really produces:
+ *
+ *   frame     every request op (pm_request_encode, with each flag), every
+ *             reply (pm_reply_encode: values, hits paged with MORE, CLIST,
+ *             errors, THROTTLED), two frames in one datagram
+ *   netfe     ARP requests, UDP datagrams carrying a frame (untagged and VLAN
+ *             100), ICMP echo, an IPv4 fragment, built with netfe.h
+ *   wal       segments of records of every type (pm_wal_encode), as written
+ *             (mode 0) and with the fix-up bits set
+ *   snapshot  a real snapshot (pm_snap_fill) of a shard with KV, flat and HNSW
+ *             collections, with TTLs and tombstones
+ *   config    config/pomai.conf, config/pomai-control.conf and variations
+ *   admin     a request for every admin command, and replies
+ *
+ * Built by meson, run by hand (docs/fuzzing.md); its output is committed:
+ *   build/tests/fuzz/make_seeds tests/fuzz/corpus config
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "admin_proto.h"
+#include "codec.h"
+#include "netfe.h"
+#include "shard.h"
+#include "snapshot.h"
+#include "wal.h"
+
+/* Largest seed: a snapshot of the small shard below, with room to spare. */
+#define SEED_BYTES_MAX (1u << 20)
+#define SEED_PATH_BYTES 512u
+/* The clock of the WAL and snapshot seeds (fuzz_snapshot.c loads at it). */
+#define SEED_NOW_MS 1000000000ull
+
+static const char *out_dir;
+static uint8_t buf[SEED_BYTES_MAX];
+
+static void die(const char *what)
+{
+	fprintf(stderr, "make_seeds: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void seed(const char *target, const char *name, const void *p, size_t n)
+{
+	char path[SEED_PATH_BYTES];
+	snprintf(path, sizeof(path), "%s/%s", out_dir, target);
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		die(path);
+	snprintf(path, sizeof(path), "%s/%s/%s", out_dir, target, name);
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(p, 1, n, f) != n || fclose(f) != 0)
+		die(path);
+}
+
+static struct pm_bytes s(const char *t)
+{
+	return (struct pm_bytes){ (const uint8_t *)t, (uint32_t)strlen(t) };
+}
+
+static const float vec4[4] = { 0.5f, -1.0f, 2.25f, 3.0f };
+
+/* ---------------------------------------------------------------- frames */
+
+static void request_seeds(void)
+{
+	static const struct { const char *name; struct pm_request r; } reqs[] = {
+		{ "req_set", { .op = PM_OP_SET, .id = 1, .key = { (const uint8_t *)"k", 1 },
+			       .value = { (const uint8_t *)"value", 5 } } },
+		{ "req_set_ttl", { .op = PM_OP_SET, .id = 2, .key = { (const uint8_t *)"k", 1 },
+				   .value = { (const uint8_t *)"v", 1 }, .has_ttl = true,
+				   .ttl_ms = 5000 } },
+		{ "req_get", { .op = PM_OP_GET, .id = 3, .key = { (const uint8_t *)"key", 3 } } },
+		{ "req_del", { .op = PM_OP_DEL, .id = 4, .key = { (const uint8_t *)"key", 3 } } },
+		{ "req_info", { .op = PM_OP_INFO, .id = 5 } },
+		{ "req_info_section", { .op = PM_OP_INFO, .id = 6,
+					.section = { (const uint8_t *)"memory", 6 } } },
+		{ "req_snapshot", { .op = PM_OP_SNAPSHOT, .id = 7 } },
+		{ "req_vadd", { .op = PM_OP_VADD, .id = 8, .key = { (const uint8_t *)"v1", 2 },
+				.vec = (const uint8_t *)vec4, .dim = 4 } },
+		{ "req_vadd_ttl_coll", { .op = PM_OP_VADD, .id = 9, .key = { (const uint8_t *)"v2", 2 },
+					 .vec = (const uint8_t *)vec4, .dim = 4, .has_ttl = true,
+					 .ttl_ms = 1000, .collection = { (const uint8_t *)"c", 1 } } },
+		{ "req_vget", { .op = PM_OP_VGET, .id = 10, .key = { (const uint8_t *)"v1", 2 } } },
+		{ "req_vdel", { .op = PM_OP_VDEL, .id = 11, .key = { (const uint8_t *)"v1", 2 } } },
+		{ "req_vquery", { .op = PM_OP_VQUERY, .id = 12, .k = 3, .vec = (const uint8_t *)vec4,
+				  .dim = 4 } },
+		{ "req_vquery_ef_coll_exact", { .op = PM_OP_VQUERY, .id = 13, .k = 3, .ef = 16,
+						.exact = true, .vec = (const uint8_t *)vec4, .dim = 4,
+						.collection = { (const uint8_t *)"c", 1 } } },
+		{ "req_ccreate", { .op = PM_OP_CCREATE, .id = 14, .collection = { (const uint8_t *)"c", 1 },
+				   .params = { .dim = 4, .metric = PM_METRIC_COSINE,
+					       .index = PM_INDEX_HNSW, .hnsw_m = 8,
+					       .ef_construction = 64, .ef_search = 32,
+					       .flags = PM_COLL_EVICTABLE } } },
+		{ "req_cdrop", { .op = PM_OP_CDROP, .id = 15, .collection = { (const uint8_t *)"c", 1 } } },
+		{ "req_clist", { .op = PM_OP_CLIST, .id = 16 } },
+	};
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		size_t n = pm_request_encode(&reqs[i].r, buf, sizeof(buf));
+		if (n == 0)
+			die(reqs[i].name);
+		seed("frame", reqs[i].name, buf, n);
+		/* and the datagram of every request so far, back to back */
+		size_t m = pm_request_encode(&reqs[i].r, buf + SEED_BYTES_MAX / 2 + total,
+					     SEED_BYTES_MAX / 2 - total);
+		total += m;
+	}
+	seed("frame", "req_all_in_one_datagram", buf + SEED_BYTES_MAX / 2, total);
+}
+
+static void reply_seed(const char *name, const struct pm_reply *rep, size_t cap)
+{
+	uint32_t cursor = 0;
+	size_t n = pm_reply_encode(rep, &cursor, buf, cap);
+	if (n == 0)
+		die(name);
+	seed("frame", name, buf, n);
+}
+
+static void reply_seeds(void)
+{
+	static const struct pm_knn_hit hits[3] = { { 0, 0.25f }, { 1, 1.5f }, { 2, 9.0f } };
+	static const struct pm_bytes keys[3] = { { (const uint8_t *)"a", 1 },
+						 { (const uint8_t *)"bb", 2 },
+						 { (const uint8_t *)"ccc", 3 } };
+	static const struct pm_coll_info colls[2] = {
+		{ .name = { NULL, 0 }, .params = { .dim = 4 }, .count = 7, .bytes = 448 },
+		{ .name = { (const uint8_t *)"c", 1 }, .params = { .dim = 4, .index = PM_INDEX_HNSW,
+			  .hnsw_m = 8, .flags = PM_COLL_EVICTABLE }, .count = 2, .bytes = 128 },
+	};
+	struct pm_reply r = { .status = PM_OK, .op = PM_OP_SET, .id = 1 };
+	reply_seed("rep_set", &r, sizeof(buf));
+	r = (struct pm_reply){ .op = PM_OP_GET, .id = 2, .value = s("value") };
+	reply_seed("rep_get", &r, sizeof(buf));
+	r = (struct pm_reply){ .op = PM_OP_INFO, .id = 3, .value = s("# memory\r\nused:1\r\n") };
+	reply_seed("rep_info", &r, sizeof(buf));
+	r = (struct pm_reply){ .op = PM_OP_DEL, .id = 4, .removed = 1 };
+	reply_seed("rep_del", &r, sizeof(buf));
+	r = (struct pm_reply){ .op = PM_OP_VGET, .id = 5, .dim = 4, .collection = s("c"),
+			       .value = { (const uint8_t *)vec4, sizeof(vec4) } };
+	reply_seed("rep_vget", &r, sizeof(buf));
+	r = (struct pm_reply){ .op = PM_OP_VQUERY, .id = 6, .hits = hits, .keys = keys, .nhits = 3 };
+	reply_seed("rep_vquery", &r, sizeof(buf));
+	/* a page of one hit with MORE: the cap fits the header, count and one hit */
+	reply_seed("rep_vquery_more", &r, PM_FRAME_HEADER_BYTES + 1 + 4 + 8 + 1);
+	r = (struct pm_reply){ .op = PM_OP_CLIST, .id = 7, .colls = colls, .ncolls = 2 };
+	reply_seed("rep_clist", &r, sizeof(buf));
+	r = (struct pm_reply){ .op = PM_OP_CDROP, .id = 8, .removed = 0 };
+	reply_seed("rep_cdrop", &r, sizeof(buf));
+	r = (struct pm_reply){ .status = PM_NOT_FOUND, .op = PM_OP_GET, .id = 9 };
+	reply_seed("rep_get_not_found", &r, sizeof(buf));
+	r = (struct pm_reply){ .status = PM_E_DIM, .op = PM_OP_VQUERY, .id = 10 };
+	reply_seed("rep_vquery_error", &r, sizeof(buf));
+	r = (struct pm_reply){ .status = PM_E_FRAME_OPCODE, .op = PM_OP_NONE, .id = 11 };
+	reply_seed("rep_bad_opcode", &r, sizeof(buf));
+	size_t n = pm_reply_encode_throttled(PM_OP_VADD, 12, 250, buf, sizeof(buf));
+	if (n == 0)
+		die("throttled");
+	seed("frame", "rep_throttled", buf, n);
+}
+
+/* ---------------------------------------------------------------- netfe */
+
+/* a.b.c.d in network order, as a constant expression */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define IP4(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#else
+#define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+#endif
+#define ETHERTYPE_IPV4 0x0800u
+
+/* fuzz_netfe.c's first two ports (untagged, VLAN 100) and a peer. */
+static struct pm_net_local net_local(uint8_t host, uint16_t vlan)
+{
+	return (struct pm_net_local){ .mac = { 0x02, 0, 0, 0, 0, host }, .vlan = vlan,
+				      .ip_be = IP4(10, 0, 0, host),
+				      .mask_be = IP4(255, 255, 255, 0),
+				      .gateway_be = IP4(10, 0, 0, 254), .port_lo = 7700,
+				      .port_hi = 7703 };
+}
+
+/* A UDP datagram from peer to us carrying a GET request; its length. */
+static uint32_t udp_seed(const struct pm_net_local *peer, const struct pm_net_local *us,
+			 uint16_t dport, uint8_t *out)
+{
+	uint32_t l2 = pm_net_l2_bytes(peer);
+	struct pm_request get = { .op = PM_OP_GET, .id = 42, .key = s("key") };
+	size_t plen = pm_request_encode(&get, out + l2 + 28, 2048);
+	pm_net_eth_write(peer, us->mac, ETHERTYPE_IPV4, out);
+	pm_net_ipv4_udp_write(peer, us->ip_be, 40000, dport, 7, out + l2, (uint32_t)plen);
+	return l2 + 28 + (uint32_t)plen;
+}
+
+/* RFC 1071 over big-endian 16-bit words, complemented: what goes on the wire. */
+static void put_csum(uint8_t *p, uint32_t n, uint8_t *at)
+{
+	uint32_t sum = 0;
+	at[0] = at[1] = 0;
+	for (uint32_t i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (n & 1u)
+		sum += (uint32_t)p[n - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xFFFFu) + (sum >> 16);
+	at[0] = (uint8_t)(~sum >> 8);
+	at[1] = (uint8_t)~sum;
+}
+
+/* An ICMP echo request from peer to us with 16 bytes of data; its length. */
+static uint32_t icmp_seed(const struct pm_net_local *peer, const struct pm_net_local *us,
+			  uint8_t *out)
+{
+	const uint32_t data = 16, tot = 20 + 8 + data;
+	uint32_t l2 = pm_net_eth_write(peer, us->mac, ETHERTYPE_IPV4, out);
+	uint8_t *ip = out + l2, *ic = ip + 20;
+	memset(ip, 0, tot);
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)(tot >> 8), ip[3] = (uint8_t)tot;
+	ip[6] = 0x40; /* DF */
+	ip[8] = 64;
+	ip[9] = 1; /* ICMP */
+	memcpy(ip + 12, &peer->ip_be, 4);
+	memcpy(ip + 16, &us->ip_be, 4);
+	put_csum(ip, 20, ip + 10);
+	ic[0] = 8; /* echo request */
+	ic[5] = 0x34, ic[7] = 1;
+	for (uint32_t i = 0; i < data; i++)
+		ic[8 + i] = (uint8_t)i;
+	put_csum(ic, 8 + data, ic + 2);
+	return l2 + tot;
+}
+
+static void netfe_seeds(void)
+{
+	uint8_t *f = buf;
+	for (uint16_t vlan = 0; vlan <= 100; vlan += 100) {
+		struct pm_net_local us = net_local(1, vlan), peer = net_local(9, vlan);
+		char name[64];
+		snprintf(name, sizeof(name), "arp_request_vlan%u", vlan);
+		seed("netfe", name, f, pm_net_arp_request(&peer, us.ip_be, f));
+		snprintf(name, sizeof(name), "arp_reply_vlan%u", vlan);
+		uint32_t n = pm_net_arp_request(&us, peer.ip_be, f);
+		n = pm_net_arp_answer(&peer, f, n); /* the peer's answer to our request */
+		seed("netfe", name, f, n);
+		snprintf(name, sizeof(name), "udp_get_vlan%u", vlan);
+		seed("netfe", name, f, udp_seed(&peer, &us, 7701, f));
+		snprintf(name, sizeof(name), "icmp_echo_vlan%u", vlan);
+		seed("netfe", name, f, icmp_seed(&peer, &us, f));
+	}
+	struct pm_net_local us = net_local(1, 0), peer = net_local(9, 0);
+	/* the first fragment of a datagram: MF set, offset 0 */
+	uint32_t n = udp_seed(&peer, &us, 7700, f);
+	f[PM_NET_ETH_BYTES + 6] = 0x20;
+	put_csum(f + PM_NET_ETH_BYTES, 20, f + PM_NET_ETH_BYTES + 10);
+	seed("netfe", "ipv4_fragment", f, n);
+	/* the bare IPv4 datagram, as reassembly hands it to pm_net_parse_ipv4 */
+	n = udp_seed(&peer, &us, 7702, f);
+	seed("netfe", "ipv4_datagram", f + PM_NET_ETH_BYTES, n - PM_NET_ETH_BYTES);
+}
+
+/* ---------------------------------------------------------------- WAL */
+
+/* One segment: header, then a record of every type from LSN first; bytes. */
+static size_t wal_segment(uint8_t *out, uint64_t first)
+{
+	const struct pm_request muts[] = {
+		{ .op = PM_OP_CCREATE, .collection = s("c"),
+		  .params = { .dim = 4, .index = PM_INDEX_HNSW, .hnsw_m = 8,
+			      .flags = PM_COLL_EVICTABLE } },
+		{ .op = PM_OP_SET, .key = s("k1"), .value = s("value one") },
+		{ .op = PM_OP_SET, .key = s("k2"), .value = s("ttl"), .has_ttl = true, .ttl_ms = 60000 },
+		{ .op = PM_OP_DEL, .key = s("k1") },
+		{ .op = PM_OP_VADD, .key = s("v1"), .vec = (const uint8_t *)vec4, .dim = 4 },
+		{ .op = PM_OP_VADD, .key = s("v2"), .vec = (const uint8_t *)vec4, .dim = 4,
+		  .collection = s("c"), .has_ttl = true, .ttl_ms = 1000 },
+		{ .op = PM_OP_VDEL, .key = s("v1") },
+		{ .op = PM_OP_CDROP, .collection = s("c") },
+	};
+	struct pm_wal_segment_header h = { .version = PM_WAL_VERSION, .shard = 1, .first_lsn = first };
+	pm_wal_segment_header_encode(&h, out);
+	size_t n = PM_WAL_SEGMENT_HEADER_BYTES;
+	for (size_t i = 0; i < sizeof(muts) / sizeof(muts[0]); i++) {
+		size_t m = pm_wal_encode(&muts[i], SEED_NOW_MS, first + i, out + n, SEED_BYTES_MAX - n);
+		if (m == 0)
+			die("pm_wal_encode");
+		n += m;
+	}
+	return n;
+}
+
+static void wal_seeds(void)
+{
+	buf[0] = 0; /* mode: as written */
+	size_t n = wal_segment(buf + 1, 1);
+	seed("wal", "segment_every_type", buf, 1 + n);
+	/* the preallocated tail: zeros after the last record */
+	memset(buf + 1 + n, 0, 64);
+	seed("wal", "segment_zero_tail", buf, 1 + n + 64);
+	/* a torn tail: the last record cut in half */
+	seed("wal", "segment_torn", buf, 1 + n - 7);
+	buf[0] = 3; /* mode: CRCs recomputed */
+	n = wal_segment(buf + 1, 1000);
+	seed("wal", "segment_fixup_mode", buf, 1 + n);
+}
+
+/* ---------------------------------------------------------------- snapshot */
+
+static void shard_apply(struct pm_shard *sh, const struct pm_request *r)
+{
+	struct pm_reply rep;
+	pm_shard_apply(sh, r, SEED_NOW_MS, &rep);
+	if (rep.status != PM_OK)
+		die(pm_status_name(rep.status));
+}
+
+/* A small shard: KV with and without TTL, a flat and an HNSW collection, the
+ * default collection, and HNSW tombstones. */
+static void fill_shard(struct pm_shard *sh)
+{
+	const char *names[2] = { "flat", "hnsw" };
+	for (uint8_t ix = 0; ix < 2; ix++) {
+		struct pm_request c = { .op = PM_OP_CCREATE, .collection = s(names[ix]),
+					.params = { .dim = 4, .index = ix, .hnsw_m = 4,
+						    .ef_construction = 16,
+						    .flags = ix ? PM_COLL_EVICTABLE : 0 } };
+		shard_apply(sh, &c);
+	}
+	char key[32];
+	for (int i = 0; i < 24; i++) {
+		float v[4] = { (float)i, (float)(i % 5), 1.0f, (float)(i * i % 7) };
+		snprintf(key, sizeof(key), "key%d", i);
+		struct pm_request r = { .op = PM_OP_SET, .key = s(key), .value = s(key),
+					.has_ttl = i % 3 == 0, .ttl_ms = i % 3 == 0 ? 60000 : 0 };
+		shard_apply(sh, &r);
+		snprintf(key, sizeof(key), "vec%d", i);
+		r = (struct pm_request){ .op = PM_OP_VADD, .key = s(key), .vec = (const uint8_t *)v,
+					 .dim = 4, .collection = s(names[i % 3 == 2 ? 0 : 1]) };
+		if (i % 4 == 3)
+			r.collection = (struct pm_bytes){ 0 }; /* the default collection */
+		shard_apply(sh, &r);
+	}
+	for (int i = 1; i < 24; i += 6) { /* HNSW tombstones */
+		snprintf(key, sizeof(key), "vec%d", i);
+		struct pm_request r = { .op = PM_OP_VDEL, .key = s(key) };
+		shard_apply(sh, &r);
+	}
+}
+
+/* The whole snapshot of sh into out (after a mode byte); its bytes. */
+static size_t snapshot_of(struct pm_shard *sh, uint8_t *out, size_t cap, uint32_t items)
+{
+	static struct pm_snap_writer w;
+	pm_snap_writer_init(&w, sh, 0, 77, SEED_NOW_MS);
+	size_t n = 0;
+	for (;;) {
+		if (n + PM_SNAP_FILL_BYTES_MIN > cap)
+			die("snapshot too large");
+		size_t m = pm_snap_fill(&w, sh, SEED_NOW_MS, out + n, PM_SNAP_FILL_BYTES_MIN, items);
+		if (m == 0 && pm_snap_done(&w))
+			return n;
+		n += m;
+	}
+}
+
+static void snapshot_seeds(void)
+{
+	static uint8_t image[4u << 20];
+	struct pm_shard sh;
+	struct pm_shard_config cfg;
+	pm_shard_config_default(&cfg);
+	cfg.arena_bytes = 4u << 20;
+	cfg.seed_capacity = 1024;
+	cfg.hugepages = false;
+	if (pm_shard_init(&sh, &cfg) != PM_OK)
+		die("pm_shard_init");
+	image[0] = 0; /* mode: as written */
+	size_t n = snapshot_of(&sh, image + 1, sizeof(image) - 1, 16);
+	seed("snapshot", "empty_shard", image, 1 + n);
+	fill_shard(&sh);
+	n = snapshot_of(&sh, image + 1, sizeof(image) - 1, 16);
+	seed("snapshot", "kv_flat_hnsw", image, 1 + n);
+	image[0] = 7; /* mode: counts and CRCs recomputed */
+	seed("snapshot", "kv_flat_hnsw_fixup_mode", image, 1 + n);
+	pm_shard_destroy(&sh);
+}
+
+/* ---------------------------------------------------------------- config */
+
+static void copy_file(const char *target, const char *name, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		die(path);
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	seed(target, name, buf, n);
+}
+
+static void config_seeds(const char *conf_dir)
+{
+	char path[SEED_PATH_BYTES];
+	snprintf(path, sizeof(path), "%s/pomai.conf", conf_dir);
+	copy_file("config", "pomai.conf", path);
+	snprintf(path, sizeof(path), "%s/pomai-control.conf", conf_dir);
+	copy_file("config", "pomai-control.conf", path);
+	static const struct { const char *name, *text; } v[] = {
+		{ "dpdk", "backend = dpdk\ndpdk_addrs = 10.0.0.2/24,10.0.1.2/24\n"
+			  "dpdk_gateways = 10.0.0.1,none\ndpdk_vlan = 100\ndpdk_steering = rss\n"
+			  "dpdk_eal_args = --no-pci --vdev=net_memif0\n" },
+		{ "memory", "arena_bytes = 1G\nseeds = 4096\nmaxmemory = 512M\n"
+			    "maxmemory_policy = harvest\nmaxmemory_samples = 8\nhugepages = no\n" },
+		{ "quota", "allow_networks = 10.0.0.0/8,192.168.1.0/24\nquota_requests_per_s = 1000\n"
+			   "quota_bytes_per_s = 10M\nquota_burst_ms = 200\n" },
+		{ "wal", "wal = sync\nwal_segment_bytes = 16M\nwal_io_uring = no\n"
+			 "wal_truncate_corrupt = yes\nsnapshot_interval_s = 0\n" },
+		{ "control_quotas", "metrics_listen = off\nquota = 10.0.0.9 100 1000\n"
+				    "quota = 10.0.0.10 0 0\ndaemon_timeout_ms = 100\n" },
+		{ "comments_blank_crlf", "# comment\n\n  cores = 2,3  # inline\r\nshards = 2\n"
+					 "polling = busy" },
+		{ "bad_value", "base_port = 70000\n" },
+		{ "bad_line", "no equals sign here\n" },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		seed("config", v[i].name, v[i].text, strlen(v[i].text));
+}
+
+/* ---------------------------------------------------------------- admin */
+
+static void admin_seed(const char *name, uint32_t argc, const char *const *argv)
+{
+	size_t n = pm_admin_req_encode(argc, argv, buf, sizeof(buf));
+	if (n == 0)
+		die(name);
+	seed("admin", name, buf + PM_ADMIN_LEN_BYTES, n - PM_ADMIN_LEN_BYTES);
+}
+
+static void admin_seeds(void)
+{
+	static const struct { const char *name; uint32_t argc; const char *argv[8]; } cmds[] = {
+		{ "ping", 1, { "PING" } },
+		{ "info", 2, { "INFO", "memory" } },
+		{ "snapshot", 2, { "SNAPSHOT", "now" } },
+		{ "snapshot_status", 2, { "SNAPSHOT", "STATUS" } },
+		{ "shards", 1, { "SHARDS" } },
+		{ "config_get", 3, { "CONFIG", "GET", "knn_timeout_ms" } },
+		{ "config_set", 4, { "CONFIG", "SET", "maintain_nodes", "2048" } },
+		{ "collection_list", 2, { "COLLECTION", "LIST" } },
+		{ "collection_create", 7, { "COLLECTION", "CREATE", "c", "dim=4", "metric=cosine",
+					    "index=hnsw", "m=8" } },
+		{ "collection_drop", 3, { "COLLECTION", "DROP", "c" } },
+		{ "quota_set", 5, { "QUOTA", "SET", "10.0.0.9", "100", "1000" } },
+		{ "quota_get", 3, { "QUOTA", "GET", "10.0.0.9" } },
+		{ "quota_list", 2, { "QUOTA", "LIST" } },
+		{ "quota_del", 3, { "QUOTA", "DEL", "10.0.0.9" } },
+		{ "clients", 2, { "CLIENTS", "5" } },
+		{ "control", 1, { "CONTROL" } },
+		{ "shutdown", 1, { "SHUTDOWN" } },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		admin_seed(cmds[i].name, cmds[i].argc, cmds[i].argv);
+	const char *text = "# Server\nversion:0.1.0\n";
+	size_t n = pm_admin_reply_encode(PM_ADMIN_OK, text, strlen(text), buf, sizeof(buf));
+	seed("admin", "reply_ok", buf + PM_ADMIN_LEN_BYTES, n - PM_ADMIN_LEN_BYTES);
+	n = pm_admin_reply_encode(PM_ADMIN_USAGE, "unknown command\n", 16, buf, sizeof(buf));
+	seed("admin", "reply_usage", buf + PM_ADMIN_LEN_BYTES, n - PM_ADMIN_LEN_BYTES);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: make_seeds CORPUS_DIR CONFIG_DIR\n"
+				"  e.g. build/tests/fuzz/make_seeds tests/fuzz/corpus config\n");
+		return 2;
+	}
+	out_dir = argv[1];
+	if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
+		die(out_dir);
+	request_seeds();
+	reply_seeds();
+	netfe_seeds();
+	wal_seeds();
+	snapshot_seeds();
+	config_seeds(argv[2]);
+	admin_seeds();
+	printf("seeds written under %s\n", out_dir);
+	return 0;
+}
