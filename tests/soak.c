@@ -425,8 +425,13 @@ static bool judge(struct soak *s, const struct soak_sample *x, size_t n, int exi
 	       ops, (double)ops / e->t_s, knn);
 	printf("wrong replies: %" PRIu64 " (cap 0)%s%s\n", e->wrong, s->why[0] ? "; first: " : "",
 	       s->why);
-	printf("transient errors: %" PRIu64 " (cap %" PRIu64 ", %u per million)\n", e->transient,
+	printf("transient errors: %" PRIu64 " (cap %" PRIu64 ", %u per million)", e->transient,
 	       transient_max, SOAK_TRANSIENT_PER_MILLION_MAX);
+	for (int st = 0; st < PM_CLIENT_STATUS_COUNT; st++)
+		if (atomic_load(&s->n.by_status[st]))
+			printf(" %s %" PRIu64, pm_client_status_name((enum pm_client_status)st),
+			       atomic_load(&s->n.by_status[st]));
+	printf("\n");
 	printf("throttled replies: %" PRIu64 " in %" PRIu64 " quota cycles; snapshots: %" PRIu64 "\n",
 	       e->throttled, atomic_load(&s->quota_cycles), e->snapshots);
 	if (atomic_load(&s->quota_cycles) > 0 && e->throttled == 0) {

@@ -58,9 +58,12 @@
  * computed in binary32 by the server and in double by the model). */
 #define SOAK_DIST_TOL_ABS 1e-4
 #define SOAK_DIST_TOL_REL 1e-5
-/* A repair after a transient failure (timeout): DEL or VDEL until the server
- * answers, at most this many times before the run gives up. */
+/* A repair after a transient failure (timeout, BUSY): DEL or VDEL until the
+ * server answers, at most this many times, backing off from
+ * SOAK_REPAIR_BACKOFF_MS doubling up to SOAK_BACKOFF_MS_MAX between tries
+ * (about 15 s in all) before the run gives up on the daemon. */
 #define SOAK_REPAIR_TRIES 20u
+#define SOAK_REPAIR_BACKOFF_MS 10u
 /* The longest back-off taken after THROTTLED, whatever the hint says (ms). */
 #define SOAK_BACKOFF_MS_MAX 1000u
 /* The client's first wait and resends (UDP): 500 ms, 4 resends, 7.5 s in all,
@@ -138,6 +141,7 @@ struct soak_opts {
 /* What the load threads count; read by the sampler. */
 struct soak_counts {
 	_Atomic uint64_t ops, transient, wrong, throttled, knn_hnsw, recall_hits, recall_want;
+	_Atomic uint64_t by_status[PM_CLIENT_STATUS_COUNT]; /* transient failures by status */
 };
 
 /* One tight-quota window: THROTTLED is right for a request that was
@@ -181,6 +185,7 @@ bool soak_throttle_ok(struct soak *s, uint64_t sent_ms, uint64_t done_ms);
 void *soak_load_thread(void *arg);  /* arg: a struct soak_load * (soak_load.c) */
 void *soak_admin_thread(void *arg); /* arg: the struct soak */
 struct soak_load *soak_load_new(struct soak *s, uint32_t id);
+/* Print the thread's client counters (transport, resends, timeouts, stale), then free it. */
 void soak_load_free(struct soak_load *l);
 /* Create the thread's collections (before the clock starts). 0 or -1. */
 int soak_load_setup(struct soak_load *l);

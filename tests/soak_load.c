@@ -25,6 +25,7 @@
  * exact again before the next operation.
  */
 #define _GNU_SOURCE
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,12 @@ static bool transient(enum pm_client_status st)
 
 /* ---------------------------------------------------------------- one request */
 
+static void pause_ms(uint32_t ms) /* a back-off, not synchronisation */
+{
+	struct timespec ts = { ms / 1000u, (long)(ms % 1000u) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
 static void on_done(void *arg, const struct pm_client_result *r)
 {
 	struct soak_call *c = arg;
@@ -214,8 +221,10 @@ static enum pm_client_status call(struct soak_load *l, struct pm_client_req *req
 		atomic_fetch_add(&s->n.ops, 1);
 		if (l->call.status != PM_CLIENT_E_THROTTLED) {
 			record(s, knn, t1 - t0);
-			if (transient(l->call.status))
+			if (transient(l->call.status)) {
 				atomic_fetch_add(&s->n.transient, 1);
+				atomic_fetch_add(&s->n.by_status[l->call.status], 1);
+			}
 			return l->call.status;
 		}
 		atomic_fetch_add(&s->n.throttled, 1);
@@ -224,8 +233,7 @@ static enum pm_client_status call(struct soak_load *l, struct pm_client_req *req
 				  l->id, (int)req->op);
 		uint32_t ms = l->call.retry_ms;
 		ms = ms == 0 ? 1u : ms > SOAK_BACKOFF_MS_MAX ? SOAK_BACKOFF_MS_MAX : ms;
-		struct timespec ts = { ms / 1000u, (long)(ms % 1000u) * 1000000L };
-		nanosleep(&ts, NULL); /* the protocol's back-off, not synchronisation */
+		pause_ms(ms); /* the protocol's back-off */
 		if (atomic_load(&s->stop))
 			return PM_CLIENT_E_THROTTLED;
 	}
@@ -241,6 +249,7 @@ static void repair(struct soak_load *l, int coll, uint32_t n)
 	struct pm_client_req req = { .op = coll < 0 ? PM_CLIENT_DEL : PM_CLIENT_VDEL,
 				     .key = key, .klen = (uint32_t)klen };
 	uint64_t a, b;
+	uint32_t backoff = SOAK_REPAIR_BACKOFF_MS;
 	for (uint32_t i = 0; i < SOAK_REPAIR_TRIES && !atomic_load(&l->s->stop); i++) {
 		enum pm_client_status st = call(l, &req, false, &a, &b);
 		if (st == PM_CLIENT_OK)
@@ -251,7 +260,10 @@ static void repair(struct soak_load *l, int coll, uint32_t n)
 			break;
 		}
 		if (i + 1 == SOAK_REPAIR_TRIES)
-			soak_fail(l->s, "thread %u: %s: no answer after %u repairs", l->id, key, i + 1);
+			soak_fail(l->s, "thread %u: %s: no answer after %u repairs (last %s)", l->id,
+				  key, i + 1, pm_client_status_name(st));
+		pause_ms(backoff);
+		backoff = backoff * 2u < SOAK_BACKOFF_MS_MAX ? backoff * 2u : SOAK_BACKOFF_MS_MAX;
 	}
 	if (coll < 0) {
 		l->kv[n].state = SOAK_ABSENT;
@@ -652,8 +664,14 @@ void soak_load_free(struct soak_load *l)
 {
 	if (!l)
 		return;
-	if (l->c)
+	if (l->c) {
+		struct pm_client_stats st;
+		pm_client_stats(l->c, &st);
+		printf("client %u (%s): %" PRIu64 " requests, %" PRIu64 " resends, %" PRIu64
+		       " timeouts, %" PRIu64 " stale replies\n", l->id, l->id % 2u ? "tcp" : "udp",
+		       st.requests, st.resends, st.timeouts, st.stale);
 		pm_client_close(l->c);
+	}
 	free(l->value);
 	free(l->call.value);
 	free(l);
