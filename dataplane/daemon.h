@@ -284,6 +284,11 @@ void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint
 /* Apply a request to this worker's shard through the log: refused when the
  * log cannot take a write, logged when it changed the shard. */
 void pm_apply_logged(struct pm_worker *w, const struct pm_request *req, struct pm_reply *rep);
+/* A frame whose header is not usable (pm_request_decode's status st, len
+ * bytes from its start): an error reply with opcode 0 for its id when the
+ * header and the magic arrived, else nothing (docs/protocol.md §6.3). */
+void pm_answer_unusable(struct pm_worker *w, const uint8_t *buf, uint32_t len, enum pm_status st,
+			const struct pm_dest *from);
 /* Execute one decoded frame received from `from` (worker.c). */
 void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		    uint32_t len, const struct pm_dest *from);

@@ -8,7 +8,8 @@
  * a client that sends half a frame, or never reads its replies, only fills its
  * own buffers; when it has made no progress for PM_TCP_STALL_MS its connection
  * is closed. A frame whose header cannot be read closes the connection (a
- * stream cannot be resynchronised).
+ * stream cannot be resynchronised), after an error reply for its id when its
+ * header and magic arrived (docs/protocol.md §6.3).
  *
  * Frames are the same as over UDP, concatenated; replies come back in order of
  * completion, matched by request id (a frame forwarded to another shard, or a
@@ -205,8 +206,10 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 	       tx_room(c, PM_TCP_TX_RESERVE_BYTES)) {
 		struct pm_frame_header h;
 		enum pm_status st = pm_header_decode(c->rx + off, c->rx_len - off, &h);
-		if (st != PM_OK && st != PM_E_FRAME_TRUNCATED && !pm_header_usable(st))
+		if (st != PM_OK && st != PM_E_FRAME_TRUNCATED && !pm_header_usable(st)) {
+			pm_answer_unusable(w, c->rx + off, c->rx_len - off, st, &from);
 			return false;
+		}
 		uint32_t flen = PM_FRAME_HEADER_BYTES + h.body_len;
 		if (flen > c->rx_len - off)
 			break; /* the rest of the frame has not arrived */
@@ -230,6 +233,17 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 	return true;
 }
 
+/* The stream lost its framing: what was answered is written if the socket
+ * takes it at once, then the connection is closed (counted). */
+static void conn_broken(struct pm_worker *w, uint32_t i)
+{
+	w->stats.dropped_malformed++;
+	if (w->conns[i].fd >= 0)
+		conn_write(w, i);
+	if (w->conns[i].fd >= 0)
+		conn_close(w, i);
+}
+
 static void conn_read(struct pm_worker *w, uint32_t i)
 {
 	struct pm_conn *c = &w->conns[i];
@@ -244,8 +258,7 @@ static void conn_read(struct pm_worker *w, uint32_t i)
 			c->last_ms = w->now_ms;
 		}
 		if (!conn_frames(w, i)) {
-			w->stats.dropped_malformed++;
-			conn_close(w, i);
+			conn_broken(w, i);
 			return;
 		}
 		if (c->fd < 0 || n < 0)
@@ -274,7 +287,7 @@ uint32_t pm_tcp_turn(struct pm_worker *w)
 		if (c->tx_len)
 			conn_write(w, i);
 		if (c->fd >= 0 && c->rx_len && !conn_frames(w, i)) /* frames held back for room */
-			conn_close(w, i);
+			conn_broken(w, i);
 		if (c->fd >= 0 && (c->rx_len || c->tx_len) && w->now_ms - c->last_ms > PM_TCP_STALL_MS) {
 			w->stats.tcp_stalled++;
 			conn_close(w, i);
