@@ -52,6 +52,10 @@
 #define PM_TCP_TX_BYTES (1u << 20)
 #define PM_TCP_TX_RESERVE_BYTES (4u * PM_FRAME_BYTES_MAX)
 #define PM_TCP_STALL_MS 10000u
+/* A full table gives the slot of its longest-idle connection (no bytes
+ * either way, nothing in flight) to a new one once it has been idle this
+ * long: connections that never send cannot lock clients out. */
+#define PM_TCP_IDLE_EVICT_MS 2000u
 /* Frames of one connection forwarded to other shards and not answered yet: a
  * connection past this waits, so one client cannot fill the rings that every
  * client's forwarded frames share. */
@@ -177,6 +181,7 @@ struct pm_worker_stats {
 	uint64_t dropped_tx_full;     /* replies that found the TX queue full */
 	uint64_t fanouts, fanout_timeouts;
 	uint64_t tcp_accepted, tcp_closed, tcp_refused, tcp_stalled;
+	uint64_t tcp_idle_evicted;      /* idle connections closed for a new one (full table) */
 	uint64_t dropped_not_allowed;   /* datagrams and connections from outside allow_networks */
 	uint64_t throttled_requests;    /* frames answered THROTTLED (over the client's quota) */
 	uint64_t collection_bytes_refused; /* VADDs answered QUOTA (collection_bytes_max) */

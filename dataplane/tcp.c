@@ -7,7 +7,8 @@
  * bounded output buffer and written when the socket takes them. Nothing waits:
  * a client that sends half a frame, or never reads its replies, only fills its
  * own buffers; when it has made no progress for PM_TCP_STALL_MS its connection
- * is closed. A frame whose header cannot be read closes the connection (a
+ * is closed. A client that connects and sends nothing holds a slot only until
+ * the table is full and a new connection needs it (PM_TCP_IDLE_EVICT_MS). A frame whose header cannot be read closes the connection (a
  * stream cannot be resynchronised), after an error reply for its id when its
  * header and magic arrived (docs/protocol.md §6.3).
  *
@@ -84,6 +85,30 @@ void pm_tcp_worker_close(struct pm_worker *w)
 
 /* ---------------------------------------------------------------- accept */
 
+/* A free slot for a new connection, or PM_TCP_CONNS_MAX. In a full table the
+ * connection idle the longest (nothing read or written, nothing in flight)
+ * gives its slot up once it has been idle for PM_TCP_IDLE_EVICT_MS, counted:
+ * connections that never send cannot hold the table, and a client's idle
+ * connection is only closed when a new client needs its slot. */
+static uint32_t conn_slot(struct pm_worker *w)
+{
+	uint32_t victim = PM_TCP_CONNS_MAX;
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++) {
+		const struct pm_conn *c = &w->conns[i];
+		if (c->fd < 0)
+			return i;
+		if (c->rx_len || c->tx_len || c->inflight || w->now_ms - c->last_ms < PM_TCP_IDLE_EVICT_MS)
+			continue;
+		if (victim == PM_TCP_CONNS_MAX || c->last_ms < w->conns[victim].last_ms)
+			victim = i;
+	}
+	if (victim < PM_TCP_CONNS_MAX) {
+		conn_close(w, victim);
+		w->stats.tcp_idle_evicted++;
+	}
+	return victim;
+}
+
 static void conn_accept(struct pm_worker *w)
 {
 	int listen_fd = w->d->listen_fd;
@@ -98,9 +123,7 @@ static void conn_accept(struct pm_worker *w)
 			w->stats.dropped_not_allowed++;
 			continue;
 		}
-		uint32_t i = 0;
-		while (i < PM_TCP_CONNS_MAX && w->conns[i].fd >= 0)
-			i++;
+		uint32_t i = conn_slot(w);
 		struct pm_conn *c = &w->conns[i < PM_TCP_CONNS_MAX ? i : 0];
 		uint8_t *rx = i < PM_TCP_CONNS_MAX ? malloc(PM_TCP_RX_BYTES) : NULL;
 		uint8_t *tx = rx ? malloc(PM_TCP_TX_BYTES) : NULL;

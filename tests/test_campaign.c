@@ -14,7 +14,9 @@
  * PM_TCP_CONNS_MAX is one worker's: half-open connections (half a frame, then
  * silence) and a client that pipelines and never reads fill the table, one more
  * connection is refused, all of them are reaped after PM_TCP_STALL_MS, pomaid's
- * RSS stays bounded, and a new connection is served.
+ * RSS stays bounded, and a new connection is served; then a table of
+ * connections that never send: a new connection takes the oldest's slot once
+ * it has been idle PM_TCP_IDLE_EVICT_MS.
  *
  * --dpdk: pomaid with backend = dpdk on net_tap in a network namespace this
  * test creates (as test_dpdk does); the table over UDP from a kernel socket in
@@ -172,6 +174,7 @@ static void make_marker_keys(void)
 
 struct client {
 	int fd;
+	int timeout_ms;            /* per attempt of call() */
 	uint64_t next_id;
 	uint8_t buf[CAMP_DATAGRAM_BYTES_MAX];
 	uint8_t in[PM_FRAME_BYTES_MAX + 1];
@@ -182,6 +185,7 @@ static bool client_open(struct client *c, const char *src, uint64_t first_id)
 	struct sockaddr_in me = { .sin_family = AF_INET };
 	c->fd = socket(AF_INET, SOCK_DGRAM, 0);
 	c->next_id = first_id;
+	c->timeout_ms = REPLY_TIMEOUT_MS;
 	if (c->fd < 0)
 		return false;
 	int buf = 4 << 20;
@@ -221,7 +225,7 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 		return false;
 	for (int attempt = 0; attempt < RETRIES; attempt++) {
 		send_to(c, shard, c->buf, n);
-		while (recv_reply(c, REPLY_TIMEOUT_MS, rv))
+		while (recv_reply(c, c->timeout_ms, rv))
 			if (rv->id == req->id)
 				return true;
 	}
@@ -261,6 +265,7 @@ static long long info_reaches(struct client *c, const char *name, long long want
 /* ---------------------------------------------------------------- the polite client */
 
 static struct client polite;
+static uint32_t polite_throttled; /* THROTTLED answers the polite client ever got */
 
 static int polite_key(uint32_t i, char *k, size_t cap)
 {
@@ -288,8 +293,10 @@ static bool polite_check(uint32_t i)
 	struct pm_reply_view rv;
 	int n = polite_key(i % POLITE_KEYS, k, sizeof(k));
 	struct pm_request r = { .op = PM_OP_GET, .key = { (const uint8_t *)k, (uint32_t)n } };
-	return call(&polite, &r, i % shards, &rv) && rv.status == PM_OK &&
-	       rv.value.len == (uint32_t)n && !memcmp(rv.value.ptr, k, (size_t)n);
+	bool answered = call(&polite, &r, i % shards, &rv);
+	polite_throttled += answered && rv.status == PM_E_THROTTLED;
+	return answered && rv.status == PM_OK && rv.value.len == (uint32_t)n &&
+	       !memcmp(rv.value.ptr, k, (size_t)n);
 }
 
 /* The keys and collections the rows refer to. */
@@ -582,33 +589,44 @@ static void *flood_main(void *arg)
 	return NULL;
 }
 
-/* Polite requests while a flood runs; how many failed after every retry. */
+/* Polite requests while a flood runs; how many failed after every retry.
+ * The flood fills the kernel's socket buffer in front of a worker, where
+ * pomaid cannot tell one client from another: a polite datagram there can be
+ * lost like any other, and is retried (FLOOD_ATTEMPT_MS per attempt). A lost
+ * request is one whose RETRIES attempts were all lost; at most
+ * POLITE_LOST_MAX of POLITE_ROUNDS may be (the loss is bounded), and none
+ * may be answered wrongly or THROTTLED. */
 #define POLITE_ROUNDS 200u
+#define POLITE_LOST_MAX (POLITE_ROUNDS / 20u)
+#define FLOOD_ATTEMPT_MS 250
 
 static uint32_t polite_during(struct flood *f)
 {
 	pthread_t t;
 	uint32_t bad = 0;
+	polite.timeout_ms = FLOOD_ATTEMPT_MS;
+	polite_throttled = 0;
 	CU_ASSERT_FATAL(pthread_create(&t, NULL, flood_main, f) == 0);
 	for (uint32_t i = 0; i < POLITE_ROUNDS; i++)
 		bad += !polite_check(i);
 	atomic_store(&f->stop, true);
 	pthread_join(t, NULL);
+	polite.timeout_ms = REPLY_TIMEOUT_MS;
 	return bad;
 }
 
 /* Without a quota: the flood takes what the workers give it, the polite
- * client is still served (a lost datagram is retried: loss is bounded by
- * RETRIES), and pomaid lives on. */
+ * client is still served with bounded loss, and pomaid lives on. */
 static void test_flood(void)
 {
 	static struct flood f = { .src = NULL, .read_replies = false };
 	long long rx0 = info_total(&polite, "rx_frames");
 	uint32_t bad = polite_during(&f);
 	long long rx1 = info_total(&polite, "rx_frames");
-	printf("\n  flood: %llu frames sent, %lld received by pomaid; polite failures %u",
-	       (unsigned long long)atomic_load(&f.sent), rx1 - rx0, bad);
-	CU_ASSERT_EQUAL(bad, 0);
+	printf("\n  flood: %llu frames sent, %lld received by pomaid; polite lost %u of %u",
+	       (unsigned long long)atomic_load(&f.sent), rx1 - rx0, bad, POLITE_ROUNDS);
+	CU_ASSERT(bad <= POLITE_LOST_MAX);
+	CU_ASSERT_EQUAL(polite_throttled, 0);
 	CU_ASSERT(rx1 > rx0);
 	CU_ASSERT(polite_set_all());
 }
@@ -629,10 +647,12 @@ static void test_flood_quota(void)
 	uint32_t bad = polite_during(&f);
 	long long throttled = info_reaches(&polite, "throttled_requests", (long long)f.throttled);
 	printf("\n  flood with a quota: %llu sent, %llu served, %llu THROTTLED (%llu with a hint);"
-	       " polite failures %u",
+	       " polite lost %u of %u, THROTTLED %u",
 	       (unsigned long long)f.sent, (unsigned long long)f.ok,
-	       (unsigned long long)f.throttled, (unsigned long long)f.hinted, bad);
-	CU_ASSERT_EQUAL(bad, 0);
+	       (unsigned long long)f.throttled, (unsigned long long)f.hinted, bad, POLITE_ROUNDS,
+	       polite_throttled);
+	CU_ASSERT(bad <= POLITE_LOST_MAX);
+	CU_ASSERT_EQUAL(polite_throttled, 0); /* its own quota is not the flood's */
 	CU_ASSERT(f.throttled > 0);
 	CU_ASSERT_EQUAL(f.hinted, f.throttled); /* every THROTTLED carries retry_ms >= 1 */
 	CU_ASSERT(throttled >= (long long)f.throttled);
@@ -644,9 +664,11 @@ static void test_flood_quota(void)
  * stalled connections: the buffers of one connection that never reads
  * (PM_TCP_RX_BYTES + PM_TCP_TX_BYTES) and pages the others touched. */
 #define RSS_GROWTH_MAX_KIB (32u << 10)
-/* How long the stalled connections may take to be reaped: the stall limit and
- * a margin for a loaded machine. */
-#define REAP_WAIT_MS (PM_TCP_STALL_MS + 5000u)
+/* Margin on top of a time bound of pomaid's for a loaded machine (a worker
+ * may be starved of CPU for seconds by other jobs on a small box). */
+#define LOADED_MARGIN_MS 30000u
+/* How long the stalled connections may take to be reaped. */
+#define REAP_WAIT_MS (PM_TCP_STALL_MS + LOADED_MARGIN_MS)
 
 /* A client that pipelines GETs of a large value and never reads: until the
  * socket takes no more. */
@@ -790,6 +812,50 @@ static void test_tcp_table(void)
 	CU_ASSERT(tcp_served());
 }
 
+/* Between two attempts of a new connection while the table's silent ones age:
+ * the pace of a bounded poll on a condition. */
+#define IDLE_RETRY_MS 50
+
+/* A table of connections that connect and never send: refused while they
+ * are young, then a new connection takes the oldest's slot once it has been
+ * idle PM_TCP_IDLE_EVICT_MS (before the bound, they held the table forever). */
+static void test_tcp_idle(void)
+{
+	static int fds[PM_TCP_CONNS_MAX];
+	long long evicted0 = info_total(&polite, "tcp_idle_evicted");
+	long long accepted0 = info_total(&polite, "tcp_accepted");
+	uint64_t t0 = mono_ms();
+	uint32_t opened = 0;
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
+		opened += (fds[i] = tcp_connect()) >= 0;
+	CU_ASSERT_EQUAL_FATAL(opened, PM_TCP_CONNS_MAX);
+	CU_ASSERT(info_reaches(&polite, "tcp_accepted", accepted0 + PM_TCP_CONNS_MAX) ==
+		  accepted0 + PM_TCP_CONNS_MAX);
+	int early = tcp_connect();
+	bool young = mono_ms() - t0 < PM_TCP_IDLE_EVICT_MS / 2; /* a slow machine proves nothing */
+	CU_ASSERT(early >= 0 && (!young || closed_by_server(early, REPLY_TIMEOUT_MS)));
+	if (early >= 0)
+		close(early);
+	bool served = false;
+	uint64_t deadline = t0 + PM_TCP_IDLE_EVICT_MS + LOADED_MARGIN_MS;
+	while (!served && mono_ms() < deadline) {
+		served = tcp_served();
+		if (!served)
+			(void)poll(NULL, 0, IDLE_RETRY_MS);
+	}
+	long long evicted = info_reaches(&polite, "tcp_idle_evicted", evicted0 + 1);
+	uint32_t closed = 0;
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
+		closed += closed_by_server(fds[i], i == 0 ? REPLY_TIMEOUT_MS : 0);
+	printf("\n  %u silent connections: a new one served after %llu ms, %lld evicted",
+	       PM_TCP_CONNS_MAX, (unsigned long long)(mono_ms() - t0), evicted - evicted0);
+	CU_ASSERT(served);
+	CU_ASSERT_EQUAL(evicted, evicted0 + 1);
+	CU_ASSERT_EQUAL(closed, 1); /* the oldest, fds[0], and only it */
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
+		close(fds[i]);
+}
+
 /* ---------------------------------------------------------------- set-up and main */
 
 static int suite_init_kernel(void)
@@ -872,6 +938,7 @@ static int run(void)
 		{ "one-client flood, no quota: polite client served", test_flood },
 		{ "one-client flood with a quota: THROTTLED with a hint", test_flood_quota },
 		{ "TCP table: half-open and deaf clients, refused at the cap, reaped", test_tcp_table },
+		{ "TCP table: silent connections give their slot up when idle", test_tcp_idle },
 		CU_TEST_INFO_NULL,
 	};
 	static CU_TestInfo dpdk_tests[] = {
@@ -879,11 +946,20 @@ static int run(void)
 		{ "one-client flood on the DPDK backend", test_flood },
 		CU_TEST_INFO_NULL,
 	};
+	/* CAMPAIGN_ONLY=text: only the tests whose name holds it (for a quick rerun) */
+	const char *only = getenv("CAMPAIGN_ONLY");
+	CU_TestInfo *all = dpdk_mode ? dpdk_tests : kernel_tests;
+	static CU_TestInfo chosen[8];
+	size_t n = 0;
+	for (CU_TestInfo *t = all; t->pName && n + 1 < sizeof(chosen) / sizeof(chosen[0]); t++)
+		if (!only || strstr(t->pName, only))
+			chosen[n++] = *t;
+	chosen[n] = (CU_TestInfo)CU_TEST_INFO_NULL;
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	CU_SuiteInfo suites[] = {
 		{ dpdk_mode ? "campaign-dpdk" : "campaign", dpdk_mode ? suite_init_dpdk : suite_init_kernel,
-		  suite_clean, NULL, NULL, dpdk_mode ? dpdk_tests : kernel_tests },
+		  suite_clean, NULL, NULL, chosen },
 		CU_SUITE_INFO_NULL,
 	};
 	CU_register_suites(suites);
