@@ -88,6 +88,8 @@ struct camp_case {
 	enum camp_expect expect;
 	enum pm_status status;
 	enum camp_stream stream;
+	bool reads_big;      /* reads what a row larger than the DPDK backend reassembles
+			      * wrote: NOT_FOUND there */
 };
 
 extern const struct camp_case campaign_cases[];
