@@ -52,6 +52,10 @@
 #define PM_TCP_TX_BYTES (1u << 20)
 #define PM_TCP_TX_RESERVE_BYTES (4u * PM_FRAME_BYTES_MAX)
 #define PM_TCP_STALL_MS 10000u
+/* A full table gives the slot of its longest-idle connection (no bytes
+ * either way, nothing in flight) to a new one once it has been idle this
+ * long: connections that never send cannot lock clients out. */
+#define PM_TCP_IDLE_EVICT_MS 2000u
 /* Frames of one connection forwarded to other shards and not answered yet: a
  * connection past this waits, so one client cannot fill the rings that every
  * client's forwarded frames share. */
@@ -177,6 +181,7 @@ struct pm_worker_stats {
 	uint64_t dropped_tx_full;     /* replies that found the TX queue full */
 	uint64_t fanouts, fanout_timeouts;
 	uint64_t tcp_accepted, tcp_closed, tcp_refused, tcp_stalled;
+	uint64_t tcp_idle_evicted;      /* idle connections closed for a new one (full table) */
 	uint64_t dropped_not_allowed;   /* datagrams and connections from outside allow_networks */
 	uint64_t throttled_requests;    /* frames answered THROTTLED (over the client's quota) */
 	uint64_t collection_bytes_refused; /* VADDs answered QUOTA (collection_bytes_max) */
@@ -284,6 +289,11 @@ void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint
 /* Apply a request to this worker's shard through the log: refused when the
  * log cannot take a write, logged when it changed the shard. */
 void pm_apply_logged(struct pm_worker *w, const struct pm_request *req, struct pm_reply *rep);
+/* A frame whose header is not usable (pm_request_decode's status st, len
+ * bytes from its start): an error reply with opcode 0 for its id when the
+ * header and the magic arrived, else nothing (docs/protocol.md §6.3). */
+void pm_answer_unusable(struct pm_worker *w, const uint8_t *buf, uint32_t len, enum pm_status st,
+			const struct pm_dest *from);
 /* Execute one decoded frame received from `from` (worker.c). */
 void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		    uint32_t len, const struct pm_dest *from);

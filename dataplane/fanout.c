@@ -381,7 +381,7 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "forwarded_in:%llu\r\ndropped_malformed:%llu\r\ndropped_ring_full:%llu\r\n"
 			 "dropped_tx_full:%llu\r\nfanouts:%llu\r\nfanout_timeouts:%llu\r\n"
 			 "tcp_accepted:%llu\r\ntcp_closed:%llu\r\ntcp_refused:%llu\r\n"
-			 "tcp_stalled:%llu\r\n",
+			 "tcp_stalled:%llu\r\ntcp_idle_evicted:%llu\r\n",
 			 w->cpu, (unsigned long long)s->rx_datagrams, (unsigned long long)s->rx_frames,
 			 (unsigned long long)s->tx_datagrams, (unsigned long long)s->tx_errors,
 			 (unsigned long long)s->forwarded_out, (unsigned long long)s->forwarded_in,
@@ -390,7 +390,7 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 (unsigned long long)s->dropped_tx_full, (unsigned long long)s->fanouts,
 			 (unsigned long long)s->fanout_timeouts, (unsigned long long)s->tcp_accepted,
 			 (unsigned long long)s->tcp_closed, (unsigned long long)s->tcp_refused,
-			 (unsigned long long)s->tcp_stalled);
+			 (unsigned long long)s->tcp_stalled, (unsigned long long)s->tcp_idle_evicted);
 	if (n < 0 || (uint32_t)n >= cap)
 		return 0;
 	uint32_t len = (uint32_t)n;

@@ -7,8 +7,10 @@
  * bounded output buffer and written when the socket takes them. Nothing waits:
  * a client that sends half a frame, or never reads its replies, only fills its
  * own buffers; when it has made no progress for PM_TCP_STALL_MS its connection
- * is closed. A frame whose header cannot be read closes the connection (a
- * stream cannot be resynchronised).
+ * is closed. A client that connects and sends nothing holds a slot only until
+ * the table is full and a new connection needs it (PM_TCP_IDLE_EVICT_MS). A frame whose header cannot be read closes the connection (a
+ * stream cannot be resynchronised), after an error reply for its id when its
+ * header and magic arrived (docs/protocol.md §6.3).
  *
  * Frames are the same as over UDP, concatenated; replies come back in order of
  * completion, matched by request id (a frame forwarded to another shard, or a
@@ -83,6 +85,30 @@ void pm_tcp_worker_close(struct pm_worker *w)
 
 /* ---------------------------------------------------------------- accept */
 
+/* A free slot for a new connection, or PM_TCP_CONNS_MAX. In a full table the
+ * connection idle the longest (nothing read or written, nothing in flight)
+ * gives its slot up once it has been idle for PM_TCP_IDLE_EVICT_MS, counted:
+ * connections that never send cannot hold the table, and a client's idle
+ * connection is only closed when a new client needs its slot. */
+static uint32_t conn_slot(struct pm_worker *w)
+{
+	uint32_t victim = PM_TCP_CONNS_MAX;
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++) {
+		const struct pm_conn *c = &w->conns[i];
+		if (c->fd < 0)
+			return i;
+		if (c->rx_len || c->tx_len || c->inflight || w->now_ms - c->last_ms < PM_TCP_IDLE_EVICT_MS)
+			continue;
+		if (victim == PM_TCP_CONNS_MAX || c->last_ms < w->conns[victim].last_ms)
+			victim = i;
+	}
+	if (victim < PM_TCP_CONNS_MAX) {
+		conn_close(w, victim);
+		w->stats.tcp_idle_evicted++;
+	}
+	return victim;
+}
+
 static void conn_accept(struct pm_worker *w)
 {
 	int listen_fd = w->d->listen_fd;
@@ -97,9 +123,7 @@ static void conn_accept(struct pm_worker *w)
 			w->stats.dropped_not_allowed++;
 			continue;
 		}
-		uint32_t i = 0;
-		while (i < PM_TCP_CONNS_MAX && w->conns[i].fd >= 0)
-			i++;
+		uint32_t i = conn_slot(w);
 		struct pm_conn *c = &w->conns[i < PM_TCP_CONNS_MAX ? i : 0];
 		uint8_t *rx = i < PM_TCP_CONNS_MAX ? malloc(PM_TCP_RX_BYTES) : NULL;
 		uint8_t *tx = rx ? malloc(PM_TCP_TX_BYTES) : NULL;
@@ -205,8 +229,10 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 	       tx_room(c, PM_TCP_TX_RESERVE_BYTES)) {
 		struct pm_frame_header h;
 		enum pm_status st = pm_header_decode(c->rx + off, c->rx_len - off, &h);
-		if (st != PM_OK && st != PM_E_FRAME_TRUNCATED && !pm_header_usable(st))
+		if (st != PM_OK && st != PM_E_FRAME_TRUNCATED && !pm_header_usable(st)) {
+			pm_answer_unusable(w, c->rx + off, c->rx_len - off, st, &from);
 			return false;
+		}
 		uint32_t flen = PM_FRAME_HEADER_BYTES + h.body_len;
 		if (flen > c->rx_len - off)
 			break; /* the rest of the frame has not arrived */
@@ -230,6 +256,17 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 	return true;
 }
 
+/* The stream lost its framing: what was answered is written if the socket
+ * takes it at once, then the connection is closed (counted). */
+static void conn_broken(struct pm_worker *w, uint32_t i)
+{
+	w->stats.dropped_malformed++;
+	if (w->conns[i].fd >= 0)
+		conn_write(w, i);
+	if (w->conns[i].fd >= 0)
+		conn_close(w, i);
+}
+
 static void conn_read(struct pm_worker *w, uint32_t i)
 {
 	struct pm_conn *c = &w->conns[i];
@@ -244,8 +281,7 @@ static void conn_read(struct pm_worker *w, uint32_t i)
 			c->last_ms = w->now_ms;
 		}
 		if (!conn_frames(w, i)) {
-			w->stats.dropped_malformed++;
-			conn_close(w, i);
+			conn_broken(w, i);
 			return;
 		}
 		if (c->fd < 0 || n < 0)
@@ -274,7 +310,7 @@ uint32_t pm_tcp_turn(struct pm_worker *w)
 		if (c->tx_len)
 			conn_write(w, i);
 		if (c->fd >= 0 && c->rx_len && !conn_frames(w, i)) /* frames held back for room */
-			conn_close(w, i);
+			conn_broken(w, i);
 		if (c->fd >= 0 && (c->rx_len || c->tx_len) && w->now_ms - c->last_ms > PM_TCP_STALL_MS) {
 			w->stats.tcp_stalled++;
 			conn_close(w, i);

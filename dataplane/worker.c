@@ -504,23 +504,44 @@ static void route(struct pm_worker *w, struct batch *b, const struct pm_request 
 }
 
 /* Every frame of one datagram. A frame whose header cannot be read ends the
- * datagram (the rest cannot be delimited) and is never answered: answering
- * unauthenticated garbage would make the daemon a reflector. */
+ * datagram (the rest cannot be delimited); it is answered only when its header
+ * and magic arrived (pm_answer_unusable). */
 void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		    uint32_t len, const struct pm_dest *from)
 {
 	route(w, NULL, req, frame, len, from);
 }
 
+/* A frame whose extent is unknown (FRAME_TRUNCATED, _VERSION, _TOO_BIG) is
+ * still answered, with opcode 0, when its 24 header bytes and the magic
+ * arrived (docs/protocol.md §6.3): its id is known, and a 24-byte reply to a
+ * datagram of at least 24 bytes amplifies nothing. Without the magic it is
+ * not answered: the daemon must not reflect other protocols' traffic. The
+ * reply is charged to the client's quota like any other. */
+void pm_answer_unusable(struct pm_worker *w, const uint8_t *buf, uint32_t len, enum pm_status st,
+			const struct pm_dest *from)
+{
+	struct pm_frame_header h;
+	if (st == PM_E_FRAME_MAGIC || len < PM_FRAME_HEADER_BYTES)
+		return;
+	(void)pm_header_decode(buf, len, &h); /* fills h.id even when it fails */
+	struct pm_request req = { .op = PM_OP_NONE, .id = h.id };
+	if (pm_quota_admit(w, &req, len, from))
+		send_error(w, from, h.id, PM_OP_NONE, st);
+}
+
 static void serve_datagram(struct pm_worker *w, struct batch *b, const uint8_t *buf,
 			   uint32_t len, const struct pm_dest *from)
 {
+	if (len == 0)
+		w->stats.dropped_malformed++; /* an empty datagram holds no frame */
 	for (uint32_t off = 0; off < len;) {
 		struct pm_request req;
 		size_t used;
 		enum pm_status st = pm_request_decode(buf + off, len - off, &req, &used);
 		if (used == 0) {
 			w->stats.dropped_malformed++;
+			pm_answer_unusable(w, buf + off, len - off, st, from);
 			return;
 		}
 		w->stats.rx_frames++;

@@ -40,6 +40,7 @@
 #include "codec.h"
 #include "cu_main.h"
 #include "netfe.h"
+#include "netns.h"
 #include "pomai.h"
 #include "pomai_memif.h"
 
@@ -66,48 +67,6 @@ static char conf_path[64];
 static char memif_sock[64];
 
 /* ---------------------------------------------------------------- set-up */
-
-static int ifreq_ioctl(unsigned long req, struct ifreq *ifr)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	int rc = fd >= 0 ? ioctl(fd, req, ifr) : -1;
-	if (fd >= 0)
-		close(fd);
-	return rc;
-}
-
-static int iface_addr(const char *name, const char *ip, const char *mask)
-{
-	struct ifreq ifr = { 0 };
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
-	struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
-	a->sin_family = AF_INET;
-	inet_pton(AF_INET, ip, &a->sin_addr);
-	if (ifreq_ioctl(SIOCSIFADDR, &ifr) != 0)
-		return -1;
-	inet_pton(AF_INET, mask, &a->sin_addr);
-	return ifreq_ioctl(SIOCSIFNETMASK, &ifr);
-}
-
-static int iface_up(const char *name)
-{
-	struct ifreq ifr = { 0 };
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
-	if (ifreq_ioctl(SIOCGIFFLAGS, &ifr) != 0)
-		return -1;
-	ifr.ifr_flags |= IFF_UP;
-	return ifreq_ioctl(SIOCSIFFLAGS, &ifr);
-}
-
-static void write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY);
-	if (fd >= 0) {
-		ssize_t n = write(fd, text, strlen(text));
-		(void)n;
-		close(fd);
-	}
-}
 
 /* The config file the daemon starts from: backend = dpdk from a file. */
 static int write_config(void)
@@ -200,8 +159,8 @@ static int suite_init(void)
 		return -1;
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", IFACE);
-	write_file(path, "1"); /* no router solicitations or MLD reports in the counters */
-	if (iface_addr(IFACE, HOST_IP, "255.255.255.0") != 0 || iface_up(IFACE) != 0)
+	pm_ns_write_file(path, "1"); /* no router solicitations or MLD reports in the counters */
+	if (pm_ns_iface_addr(IFACE, HOST_IP, "255.255.255.0") != 0 || pm_ns_iface_up(IFACE) != 0)
 		return -1;
 	cli = open_client(REPLY_TIMEOUT_MS, 2);
 	return cli ? 0 : -1;
@@ -464,11 +423,11 @@ static void raw_open(struct rawctx *r, const char *src_ip, uint16_t sport)
 	CU_ASSERT_FATAL(r->fd >= 0);
 	struct ifreq ifr = { 0 };
 	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", IFACE);
-	CU_ASSERT_FATAL(ifreq_ioctl(SIOCGIFINDEX, &ifr) == 0);
+	CU_ASSERT_FATAL(pm_ns_ifreq_ioctl(SIOCGIFINDEX, &ifr) == 0);
 	r->to = (struct sockaddr_ll){ .sll_family = AF_PACKET, .sll_ifindex = ifr.ifr_ifindex,
 				      .sll_halen = 6 };
 	memcpy(r->to.sll_addr, pomai_mac, 6);
-	CU_ASSERT_FATAL(ifreq_ioctl(SIOCGIFHWADDR, &ifr) == 0);
+	CU_ASSERT_FATAL(pm_ns_ifreq_ioctl(SIOCGIFHWADDR, &ifr) == 0);
 	memset(&r->host, 0, sizeof(r->host));
 	memcpy(r->host.mac, ifr.ifr_hwaddr.sa_data, 6);
 	inet_pton(AF_INET, src_ip, &r->host.ip_be);
@@ -577,7 +536,7 @@ static void test_arp_resolve(void)
 	struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
 	a->sin_family = AF_INET;
 	inet_pton(AF_INET, "10.77.0.50", &a->sin_addr);
-	CU_ASSERT_FATAL(ifreq_ioctl(SIOCSIFADDR, &ifr) == 0);
+	CU_ASSERT_FATAL(pm_ns_ifreq_ioctl(SIOCSIFADDR, &ifr) == 0);
 	int rx = socket(AF_INET, SOCK_DGRAM, 0);
 	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(40002) };
 	inet_pton(AF_INET, "10.77.0.50", &me.sin_addr);
@@ -787,7 +746,7 @@ int main(int argc, char **argv)
 		       strerror(errno));
 		return PM_TEST_SKIP;
 	}
-	if (iface_up("lo") != 0)
+	if (pm_ns_iface_up("lo") != 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	static CU_TestInfo tests[] = {

@@ -1,0 +1,1051 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_campaign.c — the bad-input campaign over the wire (issue 8). Every row
+ * of campaign_cases.c is sent to a real pomaid (argv[1]) and its outcome
+ * checked: the reply's status for the frame's id, or no reply and one more
+ * dropped_malformed (INFO), or both; over a stream, a frame whose header is
+ * not usable closes the connection. After every row a polite client checks
+ * that its own keys are intact and that it is served.
+ *
+ * Kernel backend (default): pomaid with 2 shards on free loopback ports; the
+ * table over UDP and over TCP; a one-client flood without a quota (the polite
+ * client is served, loss bounded by its retries) and with one (THROTTLED with a
+ * retry hint, the polite client unaffected); then pomaid with 1 shard, so that
+ * PM_TCP_CONNS_MAX is one worker's: half-open connections (half a frame, then
+ * silence) and a client that pipelines and never reads fill the table, one more
+ * connection is refused, all of them are reaped after PM_TCP_STALL_MS, pomaid's
+ * RSS stays bounded, and a new connection is served; then a table of
+ * connections that never send: a new connection takes the oldest's slot once
+ * it has been idle PM_TCP_IDLE_EVICT_MS.
+ *
+ * --dpdk: pomaid with backend = dpdk on net_tap in a network namespace this
+ * test creates (as test_dpdk does); the table over UDP from a kernel socket in
+ * the namespace, and the flood. A row whose datagram is beyond what pomaid
+ * reassembles there (8 fragments) is dropped by the front end and counted
+ * instead. Needs root and /dev/net/tun; exits 77 without them, failing under
+ * CI=true (test_dpdk covers malformed Ethernet / IPv4 / UDP headers).
+ *
+ * Daemons are waited for by their ready line, counters by bounded polls of
+ * INFO; the only waits on time are bounded polls of a condition.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "campaign_cases.h"
+#include "codec.h"
+#include "cu_main.h"
+#include "daemon.h"
+#include "hash.h"
+#include "netns.h"
+#include "ports.h"
+
+#define REPLY_TIMEOUT_MS 2000
+#define RETRIES 5
+#define READY_TIMEOUT_MS 60000
+/* INFO polls before a counter must have reached its value. */
+#define INFO_POLLS 200
+/* Keys the polite client owns and checks after every row. */
+#define POLITE_KEYS 16u
+#define LOOPBACK "127.0.0.1"
+#define GREEDY_SRC "127.0.0.3"
+/* The DPDK namespace: as test_dpdk, another interface name and subnet. */
+#define IFACE "pmcamp0"
+#define HOST_IP "10.78.0.1"
+#define POMAI_IP "10.78.0.2"
+#define DPDK_BASE_PORT 7700u
+/* A stream loses nothing: its replies are waited for longer than a
+ * datagram's (one wait, no resend), for sanitizer builds on a loaded machine.
+ * A row that closes the stream ends the wait at once. */
+#define STREAM_REPLY_TIMEOUT_MS 15000
+/* Bytes one stream read buffers: the largest reply pages of a row. */
+#define STREAM_BUF_BYTES (1u << 20)
+
+static const char *pomaid_path;
+static bool dpdk_mode;
+static char data_dir[] = "/tmp/pomai-campaign-XXXXXX";
+static char conf_path[96];
+static pid_t daemon_pid = -1;
+static uint32_t shards = 2;
+static uint16_t base_port;          /* UDP base port; TCP is base_port - 1 */
+static char server_ip[32] = LOOPBACK;
+static char marker_key[2][16];      /* a key owned by shard 0 and one by shard 1 */
+
+/* ---------------------------------------------------------------- the daemon */
+
+static bool read_ready(int fd)
+{
+	char buf[4096] = { 0 };
+	size_t n = 0;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	const char *ready;
+	while (n < sizeof(buf) - 1 && (!(ready = strstr(buf, "pomaid: ready")) || !strchr(ready, '\n')) &&
+	       poll(&pfd, 1, READY_TIMEOUT_MS) > 0) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	return strstr(buf, "pomaid: ready") != NULL;
+}
+
+/* Start pomaid with argv (NULL-terminated) and wait for its ready line. */
+static bool start_argv(const char *const *argv)
+{
+	int out[2];
+	if (pipe(out) != 0)
+		return false;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		execv(pomaid_path, (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	daemon_pid = pid;
+	bool ok = read_ready(out[0]);
+	close(out[0]);
+	return ok;
+}
+
+/* The kernel backend on base_port with `n` shards and extra flags. */
+static bool start_kernel(uint32_t n, const char *const *extra)
+{
+	char port[16], tport[16], ns[16];
+	snprintf(port, sizeof(port), "%u", base_port);
+	snprintf(tport, sizeof(tport), "%u", base_port - 1u);
+	snprintf(ns, sizeof(ns), "%u", n);
+	const char *argv[32] = { "pomaid", "--shards", ns, "--base-port", port, "--tcp-port", tport,
+				 "--arena-bytes", "64M", "--seeds", "65536", "--data-dir", data_dir,
+				 "--knn-timeout-ms", "2000", "--wal", "none" };
+	int a = 17;
+	for (; extra && extra[a - 17] && a < 31; a++)
+		argv[a] = extra[a - 17];
+	argv[a] = NULL;
+	shards = n;
+	return start_argv(argv);
+}
+
+/* True while pomaid runs (not exited, not a zombie); never reaps it. */
+static bool daemon_alive(void)
+{
+	siginfo_t si = { 0 };
+	return daemon_pid > 0 &&
+	       waitid(P_PID, (id_t)daemon_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
+}
+
+static void stop_daemon(void)
+{
+	int status = 0;
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			printf("\n  pomaid ended abnormally: status 0x%x", (unsigned)status);
+		daemon_pid = -1;
+	}
+}
+
+/* pomaid's resident set in KiB, or -1. */
+static long daemon_rss_kib(void)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)daemon_pid);
+	FILE *f = fopen(path, "r");
+	long kib = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			kib = atol(line + 6);
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static void make_marker_keys(void)
+{
+	bool have[2] = { false, false };
+	for (uint32_t i = 0; !have[0] || !have[1]; i++) {
+		char k[16];
+		int n = snprintf(k, sizeof(k), "mark%u", i);
+		uint32_t s = pm_shard_of(pm_hash(k, (size_t)n), 2);
+		if (!have[s])
+			memcpy(marker_key[s], k, (size_t)n + 1), have[s] = true;
+	}
+}
+
+/* ---------------------------------------------------------------- a UDP client */
+
+struct client {
+	int fd;
+	int timeout_ms;            /* per attempt of call() */
+	uint64_t next_id;
+	uint8_t buf[CAMP_DATAGRAM_BYTES_MAX];
+	uint8_t in[PM_FRAME_BYTES_MAX + 1];
+};
+
+static bool client_open(struct client *c, const char *src, uint64_t first_id)
+{
+	struct sockaddr_in me = { .sin_family = AF_INET };
+	c->fd = socket(AF_INET, SOCK_DGRAM, 0);
+	c->next_id = first_id;
+	c->timeout_ms = REPLY_TIMEOUT_MS;
+	if (c->fd < 0)
+		return false;
+	int buf = 4 << 20;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	if (!src)
+		return true;
+	inet_pton(AF_INET, src, &me.sin_addr);
+	return bind(c->fd, (struct sockaddr *)&me, sizeof(me)) == 0;
+}
+
+static void send_to(struct client *c, uint32_t shard, const void *p, size_t n)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port + shard) };
+	inet_pton(AF_INET, server_ip, &a.sin_addr);
+	(void)sendto(c->fd, p, n, 0, (struct sockaddr *)&a, sizeof(a));
+}
+
+/* The next reply frame (first frame of a datagram) within ms; false on timeout. */
+static bool recv_reply(struct client *c, int ms, struct pm_reply_view *rv)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	while (poll(&p, 1, ms) == 1) {
+		ssize_t r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
+		size_t used;
+		if (r > 0 && pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_OK)
+			return true;
+	}
+	return false;
+}
+
+/* A request and its reply (the first frame of it), resent on a timeout. */
+static bool call(struct client *c, struct pm_request *req, uint32_t shard, struct pm_reply_view *rv)
+{
+	req->id = c->next_id++;
+	size_t n = pm_request_encode(req, c->buf, sizeof(c->buf));
+	if (n == 0)
+		return false;
+	for (int attempt = 0; attempt < RETRIES; attempt++) {
+		send_to(c, shard, c->buf, n);
+		while (recv_reply(c, c->timeout_ms, rv))
+			if (rv->id == req->id)
+				return true;
+	}
+	return false;
+}
+
+static uint32_t owner(const char *key)
+{
+	return pm_shard_of(pm_hash(key, strlen(key)), shards);
+}
+
+/* A field of INFO dataplane's Total section (summed over the shards); -1 if absent. */
+static long long info_total(struct client *c, const char *name)
+{
+	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
+	struct pm_request r = { .op = PM_OP_INFO, .section = { (const uint8_t *)"dataplane", 9 } };
+	struct pm_reply_view rv;
+	if (!call(c, &r, 0, &rv) || rv.status != PM_OK)
+		return -1;
+	memcpy(text, rv.value.ptr, rv.value.len);
+	text[rv.value.len] = '\0';
+	char want[96];
+	snprintf(want, sizeof(want), "\n%s:", name);
+	const char *p = strstr(text, want);
+	return p ? atoll(p + strlen(want)) : -1;
+}
+
+/* A counter a worker bumps on its own turn: asked again until it reaches want. */
+static long long info_reaches(struct client *c, const char *name, long long want)
+{
+	long long v = info_total(c, name);
+	for (int i = 0; i < INFO_POLLS && v < want; i++)
+		v = info_total(c, name);
+	return v;
+}
+
+/* ---------------------------------------------------------------- the polite client */
+
+static struct client polite;
+static uint32_t polite_throttled; /* THROTTLED answers the polite client ever got */
+
+static int polite_key(uint32_t i, char *k, size_t cap)
+{
+	return snprintf(k, cap, "polite-%u", i);
+}
+
+static bool polite_set_all(void)
+{
+	char k[32];
+	struct pm_reply_view rv;
+	for (uint32_t i = 0; i < POLITE_KEYS; i++) {
+		int n = polite_key(i, k, sizeof(k));
+		struct pm_request r = { .op = PM_OP_SET, .key = { (const uint8_t *)k, (uint32_t)n },
+					.value = { (const uint8_t *)k, (uint32_t)n } };
+		if (!call(&polite, &r, owner(k), &rv) || rv.status != PM_OK)
+			return false;
+	}
+	return true;
+}
+
+/* One of the polite keys read back: served, and the value it set. */
+static bool polite_check(uint32_t i)
+{
+	char k[32];
+	struct pm_reply_view rv;
+	int n = polite_key(i % POLITE_KEYS, k, sizeof(k));
+	struct pm_request r = { .op = PM_OP_GET, .key = { (const uint8_t *)k, (uint32_t)n } };
+	bool answered = call(&polite, &r, i % shards, &rv);
+	polite_throttled += answered && rv.status == PM_E_THROTTLED;
+	return answered && rv.status == PM_OK && rv.value.len == (uint32_t)n &&
+	       !memcmp(rv.value.ptr, k, (size_t)n);
+}
+
+/* The keys and collections the rows refer to. */
+static bool make_state(void)
+{
+	struct pm_reply_view rv;
+	float v4[CAMP_VEC_DIM] = { 1, 2, 3, 4 };
+	struct pm_request rq[] = {
+		{ .op = PM_OP_CCREATE, .collection = { (const uint8_t *)CAMP_COS, sizeof(CAMP_COS) - 1 },
+		  .params = { .dim = 3, .metric = PM_METRIC_COSINE } },
+		{ .op = PM_OP_CCREATE, .collection = { (const uint8_t *)CAMP_HNSW, sizeof(CAMP_HNSW) - 1 },
+		  .params = { .dim = CAMP_VEC_DIM, .index = PM_INDEX_HNSW } },
+		{ .op = PM_OP_SET, .key = { (const uint8_t *)CAMP_KV_KEY, sizeof(CAMP_KV_KEY) - 1 },
+		  .value = { (const uint8_t *)"v", 1 } },
+		{ .op = PM_OP_VADD, .key = { (const uint8_t *)CAMP_VEC_KEY, sizeof(CAMP_VEC_KEY) - 1 },
+		  .vec = (const uint8_t *)v4, .dim = CAMP_VEC_DIM },
+	};
+	for (size_t i = 0; i < sizeof(rq) / sizeof(rq[0]); i++)
+		if (!call(&polite, &rq[i], 0, &rv) || rv.status != PM_OK)
+			return false;
+	return polite_set_all();
+}
+
+/* ---------------------------------------------------------------- one row's outcome */
+
+struct outcome {
+	uint32_t replies;          /* frames without MORE for the row's id */
+	enum pm_status status;     /* of the first of them */
+	uint8_t op;
+	bool got_next;             /* then_get: the following frame's reply */
+	bool got_marker;
+	bool closed;               /* TCP: the server closed the connection */
+};
+
+static void note_reply(struct outcome *o, const struct pm_reply_view *rv, uint64_t id,
+		       uint64_t marker)
+{
+	if (rv->id == id && !rv->more) {
+		if (o->replies++ == 0)
+			o->status = rv->status, o->op = rv->op;
+	} else if (rv->id == id + 1) {
+		o->got_next = true;
+	} else if (rv->id == marker) {
+		o->got_marker = true;
+	}
+}
+
+/* Everything the row waits for has come: the marker's reply, the row's (when
+ * it has one), and the reply to the frame after it (then_get rows). */
+static bool collected(const struct camp_case *k, const struct outcome *o)
+{
+	return o->got_marker && (k->expect == CX_DROP || o->replies) && (!k->then_get || o->got_next);
+}
+
+/* The row's outcome against its expectation; prints and counts a mismatch. */
+static bool judge(const struct camp_case *k, const struct outcome *o, bool stream,
+		  long long drops, long long drops_want)
+{
+	bool reply = k->expect != CX_DROP, ok = true;
+	if (reply)
+		ok = o->replies == 1 && o->status == k->status;
+	else
+		ok = o->replies == 0;
+	if (ok && k->status == PM_E_FRAME_OPCODE)
+		ok = o->op == PM_OP_NONE; /* not understood: opcode 0 */
+	if (k->then_get)
+		ok = ok && o->got_next;
+	if (stream && k->expect != CX_REPLY)
+		ok = ok && o->closed && !o->got_marker;
+	else
+		ok = ok && o->got_marker;
+	ok = ok && drops == drops_want;
+	if (!ok)
+		printf("\n  MISMATCH %s [%s]: want %s %s; got %u replies (%s), marker %d, closed %d,"
+		       " dropped_malformed %lld/%lld",
+		       k->name, stream ? "tcp" : "udp", k->expect == CX_DROP ? "no reply" : "reply",
+		       pm_status_name(k->status), o->replies, pm_status_name(o->status),
+		       o->got_marker, o->closed, drops, drops_want);
+	return ok;
+}
+
+/* judge() with dropped_malformed read after the row: one more than before
+ * when the row drops something, else the same; *drops becomes what INFO
+ * said, so that a row that drops too much or too little fails alone. */
+static bool judge_drops(const struct camp_case *k, const struct outcome *o, bool stream,
+			struct client *c, long long *drops)
+{
+	long long want = *drops + (k->expect != CX_REPLY);
+	long long got = info_reaches(c, "dropped_malformed", want);
+	*drops = got;
+	return judge(k, o, stream, got, want);
+}
+
+/* ---------------------------------------------------------------- the table over UDP */
+
+static size_t marker_frame(uint32_t shard, uint64_t id, uint8_t *out, size_t cap)
+{
+	const char *k = marker_key[shards == 1 ? 0 : shard];
+	struct pm_request g = { .op = PM_OP_GET, .id = id,
+				.key = { (const uint8_t *)k, (uint32_t)strlen(k) } };
+	return pm_request_encode(&g, out, cap);
+}
+
+/* Replies until the marker's (and the row's, and then_get's, when expected). */
+static void udp_collect(struct client *c, const struct camp_case *k, uint64_t id, uint64_t marker,
+			uint32_t shard, struct outcome *o)
+{
+	uint8_t m[64];
+	size_t mn = marker_frame(shard, marker, m, sizeof(m));
+	for (int attempt = 0; attempt < RETRIES; attempt++) {
+		send_to(c, shard, m, mn);
+		struct pm_reply_view rv;
+		while (recv_reply(c, REPLY_TIMEOUT_MS, &rv)) {
+			note_reply(o, &rv, id, marker);
+			if (collected(k, o))
+				return;
+		}
+	}
+}
+
+/* On the DPDK backend a datagram of more than DPDK_REASM_PAYLOAD_MAX bytes
+ * (8 fragments of an MTU of 1500, as test_dpdk) is beyond what pomaid
+ * reassembles: no reply, counted under dpdk_p0_drop_frag, whatever the row. */
+#define DPDK_REASM_PAYLOAD_MAX (8u * 1480u - 8u)
+
+static bool dpdk_oversize_row(struct client *c, const struct camp_case *k, uint64_t id,
+			      uint32_t shard, size_t n)
+{
+	struct camp_case dropped = { .name = k->name, .expect = CX_DROP };
+	long long before = info_total(c, "dpdk_p0_drop_frag");
+	send_to(c, shard, c->buf, n);
+	struct outcome o = { 0 };
+	udp_collect(c, &dropped, id, id + 2, shard, &o);
+	long long after = info_reaches(c, "dpdk_p0_drop_frag", before + 1);
+	bool ok = o.replies == 0 && o.got_marker && before >= 0 && after >= before + 1;
+	if (!ok)
+		printf("\n  MISMATCH %s [dpdk, %zu bytes]: want no reply, dpdk_p0_drop_frag + 1;"
+		       " got %u replies, marker %d, drop_frag %lld -> %lld",
+		       k->name, n, o.replies, o.got_marker, before, after);
+	return ok;
+}
+
+static bool udp_row(struct client *c, const struct camp_case *k, uint32_t shard, long long *drops)
+{
+	uint64_t id = c->next_id;
+	c->next_id += 3;
+	size_t n = campaign_build(k, id, c->buf);
+	if (dpdk_mode && n > DPDK_REASM_PAYLOAD_MAX)
+		return dpdk_oversize_row(c, k, id, shard, n);
+	struct camp_case absent;
+	if (dpdk_mode && k->reads_big) { /* what it reads was never stored there */
+		absent = *k;
+		absent.status = PM_NOT_FOUND;
+		k = &absent;
+	}
+	send_to(c, shard, c->buf, n);
+	struct outcome o = { 0 };
+	udp_collect(c, k, id, id + 2, shard, &o);
+	return judge_drops(k, &o, false, c, drops);
+}
+
+static void test_table_udp(void)
+{
+	struct client c;
+	CU_ASSERT_FATAL(client_open(&c, NULL, 1u << 20));
+	long long drops = info_total(&c, "dropped_malformed");
+	CU_ASSERT_FATAL(drops >= 0);
+	uint32_t bad = 0, impolite = 0;
+	for (size_t i = 0; i < campaign_cases_count; i++) {
+		bad += !udp_row(&c, &campaign_cases[i], (uint32_t)i % shards, &drops);
+		impolite += !polite_check((uint32_t)i);
+	}
+	printf("\n  %zu rows over UDP (%s backend), %u mismatched", campaign_cases_count,
+	       dpdk_mode ? "dpdk" : "kernel", bad);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(impolite, 0);
+	close(c.fd);
+}
+
+/* ---------------------------------------------------------------- the table over TCP */
+
+static int tcp_connect(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port - 1) };
+	inet_pton(AF_INET, server_ip, &a.sin_addr);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* Reads the stream until the marker's reply, or until the server closes it. */
+static void tcp_collect(int fd, const struct camp_case *k, uint64_t id, uint64_t marker,
+			struct outcome *o)
+{
+	static uint8_t in[STREAM_BUF_BYTES];
+	size_t have = 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	while (!collected(k, o) && !o->closed && have < sizeof(in) &&
+	       poll(&p, 1, STREAM_REPLY_TIMEOUT_MS) == 1) {
+		ssize_t r = recv(fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
+		if (r <= 0) {
+			o->closed = r == 0 || errno == ECONNRESET;
+			continue;
+		}
+		have += (size_t)r;
+		size_t off = 0, used;
+		struct pm_reply_view rv;
+		while (pm_reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
+			note_reply(o, &rv, id, marker);
+			off += used;
+		}
+		memmove(in, in + off, have - off);
+		have -= off;
+	}
+}
+
+static bool tcp_row(const struct camp_case *k, uint64_t id, long long *drops, struct client *c)
+{
+	static uint8_t out[CAMP_DATAGRAM_BYTES_MAX + 64];
+	int fd = tcp_connect();
+	if (fd < 0)
+		return false;
+	size_t n = campaign_build(k, id, out);
+	n += marker_frame(0, id + 2, out + n, sizeof(out) - n);
+	struct outcome o = { 0 };
+	if (write_all(fd, out, n))
+		tcp_collect(fd, k, id, id + 2, &o);
+	close(fd);
+	return judge_drops(k, &o, true, c, drops);
+}
+
+static void test_table_tcp(void)
+{
+	struct client c;
+	CU_ASSERT_FATAL(client_open(&c, NULL, 1u << 21));
+	long long drops = info_total(&c, "dropped_malformed");
+	CU_ASSERT_FATAL(drops >= 0);
+	uint32_t bad = 0, impolite = 0, rows = 0;
+	for (size_t i = 0; i < campaign_cases_count; i++) {
+		if (campaign_cases[i].stream == CS_SKIP)
+			continue;
+		bad += !tcp_row(&campaign_cases[i], (uint64_t)(1u << 22) + 4 * i, &drops, &c);
+		impolite += !polite_check((uint32_t)i);
+		rows++;
+	}
+	printf("\n  %u rows over TCP, %u mismatched", rows, bad);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(impolite, 0);
+	close(c.fd);
+}
+
+/* ---------------------------------------------------------------- floods */
+
+/* A flood from one client: FLOOD_FRAMES GETs, FLOOD_PER_DATAGRAM to a datagram,
+ * sent as fast as the socket takes them; replies read or not. */
+#define FLOOD_FRAMES 200000u
+#define FLOOD_PER_DATAGRAM 8u
+
+struct flood {
+	const char *src;
+	bool read_replies;
+	atomic_bool stop;
+	atomic_ullong sent, throttled, hinted, ok;
+};
+
+static void flood_drain(struct client *c, struct flood *f)
+{
+	struct pm_reply_view rv;
+	ssize_t r;
+	while ((r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT)) > 0) {
+		size_t off = 0, used;
+		while (pm_reply_decode(c->in + off, (size_t)r - off, &rv, &used) == PM_OK) {
+			atomic_fetch_add(&f->throttled, rv.status == PM_E_THROTTLED);
+			atomic_fetch_add(&f->hinted, rv.status == PM_E_THROTTLED && rv.retry_ms >= 1);
+			atomic_fetch_add(&f->ok, rv.status == PM_OK || rv.status == PM_NOT_FOUND);
+			off += used;
+		}
+	}
+}
+
+static void *flood_main(void *arg)
+{
+	struct flood *f = arg;
+	static struct client c;
+	if (!client_open(&c, f->src, 1))
+		return NULL;
+	size_t n = 0;
+	for (uint32_t i = 0; i < FLOOD_PER_DATAGRAM; i++) {
+		struct pm_request g = { .op = PM_OP_GET, .id = i,
+					.key = { (const uint8_t *)"flood", 5 } };
+		n += pm_request_encode(&g, c.buf + n, sizeof(c.buf) - n);
+	}
+	for (uint64_t s = 0; s < FLOOD_FRAMES && !atomic_load(&f->stop); s += FLOOD_PER_DATAGRAM) {
+		send_to(&c, (uint32_t)(s / FLOOD_PER_DATAGRAM) % shards, c.buf, n);
+		atomic_store(&f->sent, s + FLOOD_PER_DATAGRAM);
+		if (f->read_replies)
+			flood_drain(&c, f);
+	}
+	if (f->read_replies) { /* the last replies: until a quiet REPLY_TIMEOUT_MS */
+		struct pollfd p = { .fd = c.fd, .events = POLLIN };
+		while (poll(&p, 1, REPLY_TIMEOUT_MS) == 1)
+			flood_drain(&c, f);
+	}
+	close(c.fd);
+	return NULL;
+}
+
+/* Polite requests while a flood runs; how many failed after every retry.
+ * The flood fills the kernel's socket buffer in front of a worker, where
+ * pomaid cannot tell one client from another: a polite datagram there can be
+ * lost like any other, and is retried (FLOOD_ATTEMPT_MS per attempt). A lost
+ * request is one whose RETRIES attempts were all lost; at most
+ * POLITE_LOST_MAX of POLITE_ROUNDS may be (the loss is bounded), and none
+ * may be answered wrongly or THROTTLED. */
+#define POLITE_ROUNDS 200u
+#define POLITE_LOST_MAX (POLITE_ROUNDS / 4u) /* the flooder shares the test's CPUs */
+#define FLOOD_ATTEMPT_MS 250
+
+static uint32_t polite_during(struct flood *f)
+{
+	pthread_t t;
+	uint32_t bad = 0;
+	polite.timeout_ms = FLOOD_ATTEMPT_MS;
+	polite_throttled = 0;
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, flood_main, f) == 0);
+	for (uint32_t i = 0; i < POLITE_ROUNDS; i++)
+		bad += !polite_check(i);
+	atomic_store(&f->stop, true);
+	pthread_join(t, NULL);
+	polite.timeout_ms = REPLY_TIMEOUT_MS;
+	return bad;
+}
+
+/* Without a quota: the flood takes what the workers give it, the polite
+ * client is still served with bounded loss, and pomaid lives on. */
+static void test_flood(void)
+{
+	static struct flood f = { .src = NULL, .read_replies = false };
+	long long rx0 = info_total(&polite, "rx_frames");
+	uint32_t bad = polite_during(&f);
+	long long rx1 = info_total(&polite, "rx_frames");
+	printf("\n  flood: %llu frames sent, %lld received by pomaid; polite lost %u of %u",
+	       (unsigned long long)atomic_load(&f.sent), rx1 - rx0, bad, POLITE_ROUNDS);
+	CU_ASSERT(daemon_alive());
+	CU_ASSERT(bad <= POLITE_LOST_MAX);
+	CU_ASSERT_EQUAL(polite_throttled, 0);
+	CU_ASSERT(rx1 > rx0);
+	CU_ASSERT(polite_set_all());
+}
+
+/* With a quota: the flooding client (its own address) is answered THROTTLED
+ * with a retry hint, and the polite client, under its own quota, never is. */
+#define QUOTA_RPS "2000"
+#define QUOTA_BURST_MS "1000"
+
+static void test_flood_quota(void)
+{
+	static const char *const flags[] = { "--quota-requests-per-s", QUOTA_RPS, "--quota-burst-ms",
+					     QUOTA_BURST_MS, NULL };
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(2, flags));
+	CU_ASSERT_FATAL(polite_set_all());
+	static struct flood f = { .src = GREEDY_SRC, .read_replies = true };
+	uint32_t bad = polite_during(&f);
+	long long throttled = info_reaches(&polite, "throttled_requests", (long long)f.throttled);
+	printf("\n  flood with a quota: %llu sent, %llu served, %llu THROTTLED (%llu with a hint);"
+	       " polite lost %u of %u, THROTTLED %u",
+	       (unsigned long long)f.sent, (unsigned long long)f.ok,
+	       (unsigned long long)f.throttled, (unsigned long long)f.hinted, bad, POLITE_ROUNDS,
+	       polite_throttled);
+	CU_ASSERT(bad <= POLITE_LOST_MAX);
+	CU_ASSERT_EQUAL(polite_throttled, 0); /* its own quota is not the flood's */
+	CU_ASSERT(f.throttled > 0);
+	CU_ASSERT_EQUAL(f.hinted, f.throttled); /* every THROTTLED carries retry_ms >= 1 */
+	CU_ASSERT(throttled >= (long long)f.throttled);
+}
+
+/* ---------------------------------------------------------------- TCP: the connection table */
+
+/* pomaid's RSS may grow by this much while its connection table is full of
+ * stalled connections: every connection's buffers (PM_TCP_RX_BYTES +
+ * PM_TCP_TX_BYTES; all touched when malloc perturbs, as under meson test) and
+ * a margin, however much the deaf client sends. */
+#define RSS_MARGIN_KIB (32u << 10)
+#define RSS_GROWTH_MAX_KIB                                                                        \
+	((uint64_t)PM_TCP_CONNS_MAX * (PM_TCP_RX_BYTES + PM_TCP_TX_BYTES) / 1024u + RSS_MARGIN_KIB)
+/* Margin on top of a time bound of pomaid's for a loaded machine (a worker
+ * may be starved of CPU for seconds by other jobs on a small box). */
+#define LOADED_MARGIN_MS 30000u
+/* How long the stalled connections may take to be reaped. */
+#define REAP_WAIT_MS (PM_TCP_STALL_MS + LOADED_MARGIN_MS)
+
+/* A client that pipelines GETs of a large value and never reads: until the
+ * socket takes no more. */
+static int deaf_client(void)
+{
+	static uint8_t out[1u << 16];
+	int fd = tcp_connect();
+	if (fd < 0)
+		return -1;
+	struct pm_request g = { .op = PM_OP_GET, .key = { (const uint8_t *)"smax", 4 } };
+	size_t n = 0, one = pm_request_encode(&g, out, sizeof(out));
+	for (; n + one <= sizeof(out); n += one)
+		memcpy(out + n, out, one);
+	for (int i = 0; i < 4096; i++) /* bounded: the buffers fill long before */
+		if (send(fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			break;
+	return fd;
+}
+
+/* Half a frame, then silence. */
+static int half_open_client(void)
+{
+	uint8_t out[64];
+	int fd = tcp_connect();
+	struct pm_request g = { .op = PM_OP_GET, .key = { (const uint8_t *)"half", 4 } };
+	size_t n = pm_request_encode(&g, out, sizeof(out));
+	if (fd >= 0 && !write_all(fd, out, n / 2)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* True when the server closes fd within ms (EOF or reset). */
+static bool closed_by_server(int fd, int ms)
+{
+	uint8_t b[4096];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	while (poll(&p, 1, ms) == 1) {
+		ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return true;
+	}
+	return false;
+}
+
+/* A GET over a fresh connection is answered. */
+static bool tcp_served(void)
+{
+	uint8_t out[64];
+	int fd = tcp_connect();
+	struct outcome o = { 0 };
+	size_t n = marker_frame(0, 99, out, sizeof(out));
+	static const struct camp_case marker_only = { .expect = CX_DROP };
+	if (fd >= 0 && write_all(fd, out, n))
+		tcp_collect(fd, &marker_only, 0, 99, &o);
+	if (fd >= 0)
+		close(fd);
+	return o.got_marker;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Fill the table: one deaf client and PM_TCP_CONNS_MAX - 1 half-open ones. */
+static void fill_table(int *fds)
+{
+	fds[0] = deaf_client();
+	for (uint32_t i = 1; i < PM_TCP_CONNS_MAX; i++)
+		fds[i] = half_open_client();
+	uint32_t opened = 0;
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
+		opened += fds[i] >= 0;
+	CU_ASSERT_EQUAL_FATAL(opened, PM_TCP_CONNS_MAX);
+}
+
+/* True when the server resets or closes fd within ms, seen without reading
+ * it: reading would let a client that never reads make progress. pomaid
+ * closes a socket with unread input, so the peer sees a reset. */
+static bool reset_by_server(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	return poll(&p, 1, ms) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Every connection of the table closed by the server within REAP_WAIT_MS:
+ * the half-open ones (fds[1..]) and, without reading it, the deaf one. */
+static uint32_t await_reaped(const int *fds)
+{
+	uint64_t deadline = mono_ms() + REAP_WAIT_MS;
+	uint32_t closed = 0;
+	for (uint32_t i = 1; i <= PM_TCP_CONNS_MAX; i++) {
+		uint64_t now = mono_ms();
+		int left = now < deadline ? (int)(deadline - now) : 0;
+		uint32_t at = i % PM_TCP_CONNS_MAX;
+		closed += at ? closed_by_server(fds[at], left) : reset_by_server(fds[at], left);
+		close(fds[at]);
+	}
+	return closed;
+}
+
+static void test_tcp_table(void)
+{
+	static int fds[PM_TCP_CONNS_MAX];
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(1, NULL)); /* one worker: its table is the whole table */
+	CU_ASSERT_FATAL(polite_set_all());
+	static uint8_t big[PM_VALUE_BYTES_MAX];
+	struct pm_reply_view rv;
+	struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"smax", 4 },
+				.value = { big, sizeof(big) } };
+	CU_ASSERT_FATAL(call(&polite, &s, 0, &rv) && rv.status == PM_OK);
+	long long refused0 = info_total(&polite, "tcp_refused");
+	long long stalled0 = info_total(&polite, "tcp_stalled");
+	long long accepted0 = info_total(&polite, "tcp_accepted");
+	long rss0 = daemon_rss_kib();
+	fill_table(fds);
+	CU_ASSERT(info_reaches(&polite, "tcp_accepted", accepted0 + PM_TCP_CONNS_MAX) ==
+		  accepted0 + PM_TCP_CONNS_MAX);
+	int extra = tcp_connect(); /* one past the cap: accepted by the kernel, closed by pomaid */
+	CU_ASSERT(extra >= 0 && closed_by_server(extra, REPLY_TIMEOUT_MS));
+	if (extra >= 0)
+		close(extra);
+	CU_ASSERT(info_reaches(&polite, "tcp_refused", refused0 + 1) >= refused0 + 1);
+	uint32_t impolite = 0;
+	for (uint32_t i = 0; i < POLITE_ROUNDS; i++) /* UDP is served all along */
+		impolite += !polite_check(i);
+	long rss1 = daemon_rss_kib();
+	uint32_t closed = await_reaped(fds);
+	long long stalled = info_reaches(&polite, "tcp_stalled", stalled0 + PM_TCP_CONNS_MAX);
+	printf("\n  table of %u: one more refused; reaped %u, tcp_stalled +%lld; RSS %ld -> %ld KiB",
+	       PM_TCP_CONNS_MAX, closed, stalled - stalled0, rss0, rss1);
+	CU_ASSERT_EQUAL(impolite, 0);
+	CU_ASSERT_EQUAL(closed, PM_TCP_CONNS_MAX);
+	CU_ASSERT(stalled >= stalled0 + PM_TCP_CONNS_MAX);
+	CU_ASSERT(rss0 > 0 && rss1 > 0 && rss1 - rss0 < (long)RSS_GROWTH_MAX_KIB);
+	CU_ASSERT(tcp_served());
+}
+
+/* Between two attempts of a new connection while the table's silent ones age:
+ * the pace of a bounded poll on a condition. */
+#define IDLE_RETRY_MS 50
+
+/* A table of connections that connect and never send: refused while they
+ * are young, then a new connection takes the oldest's slot once it has been
+ * idle PM_TCP_IDLE_EVICT_MS (before the bound, they held the table forever). */
+static void test_tcp_idle(void)
+{
+	static int fds[PM_TCP_CONNS_MAX];
+	long long evicted0 = info_total(&polite, "tcp_idle_evicted");
+	long long accepted0 = info_total(&polite, "tcp_accepted");
+	uint64_t t0 = mono_ms();
+	uint32_t opened = 0;
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
+		opened += (fds[i] = tcp_connect()) >= 0;
+	CU_ASSERT_EQUAL_FATAL(opened, PM_TCP_CONNS_MAX);
+	CU_ASSERT(info_reaches(&polite, "tcp_accepted", accepted0 + PM_TCP_CONNS_MAX) ==
+		  accepted0 + PM_TCP_CONNS_MAX);
+	int early = tcp_connect();
+	bool young = mono_ms() - t0 < PM_TCP_IDLE_EVICT_MS / 2; /* a slow machine proves nothing */
+	CU_ASSERT(early >= 0 && (!young || closed_by_server(early, REPLY_TIMEOUT_MS)));
+	if (early >= 0)
+		close(early);
+	bool served = false;
+	uint64_t deadline = t0 + PM_TCP_IDLE_EVICT_MS + LOADED_MARGIN_MS;
+	while (!served && mono_ms() < deadline) {
+		served = tcp_served();
+		if (!served)
+			(void)poll(NULL, 0, IDLE_RETRY_MS);
+	}
+	long long evicted = info_reaches(&polite, "tcp_idle_evicted", evicted0 + 1);
+	uint32_t closed = 0;
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
+		closed += closed_by_server(fds[i], i == 0 ? REPLY_TIMEOUT_MS : 0);
+	printf("\n  %u silent connections: a new one served after %llu ms, %lld evicted",
+	       PM_TCP_CONNS_MAX, (unsigned long long)(mono_ms() - t0), evicted - evicted0);
+	CU_ASSERT(served);
+	CU_ASSERT_EQUAL(evicted, evicted0 + 1);
+	CU_ASSERT_EQUAL(closed, 1); /* the oldest, fds[0], and only it */
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
+		close(fds[i]);
+}
+
+/* ---------------------------------------------------------------- set-up and main */
+
+static int suite_init_kernel(void)
+{
+	uint64_t seed = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL);
+	for (int attempt = 0; attempt < 20; attempt++) {
+		base_port = (uint16_t)(20000 + pm_test_rand(&seed) % 40000);
+		if (!pm_test_ports_free(base_port, 2))
+			continue;
+		if (start_kernel(2, NULL))
+			break;
+		stop_daemon();
+	}
+	if (daemon_pid < 0 || !client_open(&polite, NULL, 1))
+		return -1;
+	return make_state() ? 0 : -1;
+}
+
+static int write_dpdk_config(void)
+{
+	snprintf(conf_path, sizeof(conf_path), "/tmp/pomai-campaign-%d.conf", (int)getpid());
+	FILE *f = fopen(conf_path, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "backend = dpdk\n"
+		   "dpdk_eal_args = --no-pci --no-huge -m 512 --vdev=net_tap0,iface=" IFACE
+		   " --file-prefix=pmcamp%d --log-level=lib.eal:error\n"
+		   "dpdk_addrs = " POMAI_IP "/24\n"
+		   "shards = 2\nbase_port = %u\ntcp_port = 0\narena_bytes = 64M\nseeds = 65536\n"
+		   "hugepages = no\ndata_dir = %s\nknn_timeout_ms = 2000\nwal = none\n"
+		   "dpdk_mbufs = 8191\n",
+		   (int)getpid(), DPDK_BASE_PORT, data_dir);
+	return fclose(f);
+}
+
+static int suite_init_dpdk(void)
+{
+	static const char *const argv[] = { "pomaid", "--config", conf_path, NULL };
+	base_port = DPDK_BASE_PORT;
+	snprintf(server_ip, sizeof(server_ip), "%s", POMAI_IP);
+	if (write_dpdk_config() != 0 || !start_argv(argv))
+		return -1;
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", IFACE);
+	(void)pm_ns_write_file(path, "1");
+	if (pm_ns_iface_addr(IFACE, HOST_IP, "255.255.255.0") != 0 || pm_ns_iface_up(IFACE) != 0 ||
+	    !client_open(&polite, NULL, 1))
+		return -1;
+	return make_state() ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+	stop_daemon();
+	if (polite.fd > 0)
+		close(polite.fd);
+	if (conf_path[0])
+		unlink(conf_path);
+	return 0;
+}
+
+/* Root, /dev/net/tun and a namespace of our own, or 77 (never under CI=true). */
+static int enter_namespace(void)
+{
+	const char *ci = getenv("CI");
+	bool must = ci && !strcmp(ci, "true");
+	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0 || unshare(CLONE_NEWNET) != 0) {
+		printf("test_campaign --dpdk: needs root, /dev/net/tun and a network namespace (%s)%s\n",
+		       strerror(errno), must ? ": CI=true, failing" : ": skipped");
+		return must ? 1 : PM_TEST_SKIP;
+	}
+	return pm_ns_iface_up("lo") == 0 ? 0 : 1;
+}
+
+static int run(void)
+{
+	static CU_TestInfo kernel_tests[] = {
+		{ "every row over UDP", test_table_udp },
+		{ "every row over TCP", test_table_tcp },
+		{ "one-client flood, no quota: polite client served", test_flood },
+		{ "one-client flood with a quota: THROTTLED with a hint", test_flood_quota },
+		{ "TCP table: half-open and deaf clients, refused at the cap, reaped", test_tcp_table },
+		{ "TCP table: silent connections give their slot up when idle", test_tcp_idle },
+		CU_TEST_INFO_NULL,
+	};
+	static CU_TestInfo dpdk_tests[] = {
+		{ "every row over UDP on the DPDK backend", test_table_udp },
+		{ "one-client flood on the DPDK backend", test_flood },
+		CU_TEST_INFO_NULL,
+	};
+	/* CAMPAIGN_ONLY=text: only the tests whose name holds it (for a quick rerun) */
+	const char *only = getenv("CAMPAIGN_ONLY");
+	CU_TestInfo *all = dpdk_mode ? dpdk_tests : kernel_tests;
+	static CU_TestInfo chosen[8];
+	size_t n = 0;
+	for (CU_TestInfo *t = all; t->pName && n + 1 < sizeof(chosen) / sizeof(chosen[0]); t++)
+		if (!only || strstr(t->pName, only))
+			chosen[n++] = *t;
+	chosen[n] = (CU_TestInfo)CU_TEST_INFO_NULL;
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_SuiteInfo suites[] = {
+		{ dpdk_mode ? "campaign-dpdk" : "campaign", dpdk_mode ? suite_init_dpdk : suite_init_kernel,
+		  suite_clean, NULL, NULL, chosen },
+		CU_SUITE_INFO_NULL,
+	};
+	CU_register_suites(suites);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+			  CU_get_number_of_suites_failed();
+	unsigned ran = CU_get_number_of_tests_run();
+	CU_cleanup_registry();
+	return failed || ran == 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: test_campaign PATH-TO-POMAID [--dpdk]\n");
+		return 1;
+	}
+	pomaid_path = argv[1];
+	dpdk_mode = argc > 2 && !strcmp(argv[2], "--dpdk");
+	signal(SIGPIPE, SIG_IGN);
+	make_marker_keys();
+	if (dpdk_mode) {
+		int rc = enter_namespace();
+		if (rc != 0)
+			return rc;
+	}
+	if (!mkdtemp(data_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	int rc = run();
+	char rm[96];
+	snprintf(rm, sizeof(rm), "rm -rf '%s'", data_dir);
+	if (system(rm) != 0)
+		fprintf(stderr, "could not remove %s\n", data_dir);
+	return rc;
+}
