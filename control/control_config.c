@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "control.h"
+#include "conftext.h"
 
 enum kind { K_U32, K_BYTES, K_PATH, K_LISTEN, K_QUOTA };
 
@@ -222,77 +223,21 @@ int ctl_config_set(struct ctl_config *c, const char *key, const char *value, cha
 	return errf(err, errlen, "%s: no such key", key);
 }
 
-static char *trim(char *s)
+static int set_one(void *ctx, const char *key, const char *value, char *err, size_t errlen)
 {
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
-/* One line (NUL-terminated, no newline) of a config named name; 0 or -1. */
-static int parse_line(struct ctl_config *c, char *line, const char *name, unsigned no, char *err,
-		      size_t errlen)
-{
-	char msg[CTL_ERR_BYTES];
-	char *hash = strchr(line, '#'), *s, *eq;
-	if (hash)
-		*hash = '\0';
-	if (!*(s = trim(line)))
-		return 0;
-	if (!(eq = strchr(s, '=')))
-		return errf(err, errlen, "%s:%u: want key = value", name, no);
-	*eq = '\0';
-	if (ctl_config_set(c, trim(s), trim(eq + 1), msg, sizeof(msg)) != 0)
-		return errf(err, errlen, "%s:%u: %s", name, no, msg);
-	return 0;
+	return ctl_config_set(ctx, key, value, err, errlen);
 }
 
 int ctl_config_parse(struct ctl_config *c, const char *name, const char *text, size_t len,
 		     char *err, size_t errlen)
 {
-	char line[CTL_LINE_BYTES];
-	unsigned no = 1;
-	for (size_t at = 0; at < len; no++) {
-		const char *nl = memchr(text + at, '\n', len - at);
-		size_t n = nl ? (size_t)(nl - (text + at)) : len - at;
-		if (n > CTL_LINE_BYTES - 2)
-			return errf(err, errlen, "%s:%u: line longer than %u bytes", name, no,
-				    CTL_LINE_BYTES - 2);
-		if (memchr(text + at, '\0', n))
-			return errf(err, errlen, "%s:%u: NUL byte in line", name, no);
-		memcpy(line, text + at, n);
-		line[n] = '\0';
-		if (parse_line(c, line, name, no, err, errlen) != 0)
-			return -1;
-		at += n + (nl != NULL);
-	}
-	return 0;
+	return pm_conf_parse(name, text, len, CTL_LINE_BYTES, set_one, c, err, errlen);
 }
 
 int ctl_config_load(struct ctl_config *c, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return errf(err, errlen, "%s: %s", path, strerror(errno));
-	char *text = malloc(CTL_CONFIG_FILE_BYTES_MAX + 1);
-	if (!text) {
-		fclose(f);
-		return errf(err, errlen, "%s: out of memory", path);
-	}
-	size_t n = fread(text, 1, CTL_CONFIG_FILE_BYTES_MAX + 1, f);
-	int rc;
-	if (ferror(f))
-		rc = errf(err, errlen, "%s: read error", path);
-	else if (n > CTL_CONFIG_FILE_BYTES_MAX)
-		rc = errf(err, errlen, "%s: longer than %u bytes", path, CTL_CONFIG_FILE_BYTES_MAX);
-	else
-		rc = ctl_config_parse(c, path, text, n, err, errlen);
-	free(text);
-	fclose(f);
-	return rc;
+	return pm_conf_load(path, CTL_CONFIG_FILE_BYTES_MAX, CTL_LINE_BYTES, set_one, c, err,
+			    errlen);
 }
 
 /* ---------------------------------------------------------------- printing */

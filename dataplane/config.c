@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "conftext.h"
 #include "evict.h"
 #include "pm_limits.h"
 
@@ -400,79 +401,21 @@ int pm_config_set(struct pm_config *c, const char *key, const char *value, char 
 
 /* ---------------------------------------------------------------- files */
 
-static char *trim(char *s)
+static int set_one(void *ctx, const char *key, const char *value, char *err, size_t errlen)
 {
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
-/* One line (NUL-terminated, no newline) of a config named name; 0 or -1. */
-static int parse_line(struct pm_config *c, char *line, const char *name, unsigned no, char *err,
-		      size_t errlen)
-{
-	char msg[PM_CONFIG_ERR_BYTES];
-	char *hash = strchr(line, '#');
-	if (hash)
-		*hash = '\0';
-	char *s = trim(line);
-	if (!*s)
-		return 0;
-	char *eq = strchr(s, '=');
-	if (!eq)
-		return pm_errf(err, errlen, "%s:%u: want key = value", name, no);
-	*eq = '\0';
-	if (pm_config_set(c, trim(s), trim(eq + 1), msg, sizeof(msg)) != 0)
-		return pm_errf(err, errlen, "%s:%u: %s", name, no, msg);
-	return 0;
+	return pm_config_set(ctx, key, value, err, errlen);
 }
 
 int pm_config_parse(struct pm_config *c, const char *name, const char *text, size_t len,
 		    char *err, size_t errlen)
 {
-	char line[PM_CONFIG_LINE_BYTES];
-	unsigned no = 1;
-	for (size_t at = 0; at < len; no++) {
-		const char *nl = memchr(text + at, '\n', len - at);
-		size_t n = nl ? (size_t)(nl - (text + at)) : len - at;
-		if (n > PM_CONFIG_LINE_BYTES - 2)
-			return pm_errf(err, errlen, "%s:%u: line longer than %u bytes", name, no,
-				    PM_CONFIG_LINE_BYTES - 2);
-		if (memchr(text + at, '\0', n))
-			return pm_errf(err, errlen, "%s:%u: NUL byte in line", name, no);
-		memcpy(line, text + at, n);
-		line[n] = '\0';
-		if (parse_line(c, line, name, no, err, errlen) != 0)
-			return -1;
-		at += n + (nl != NULL);
-	}
-	return 0;
+	return pm_conf_parse(name, text, len, PM_CONFIG_LINE_BYTES, set_one, c, err, errlen);
 }
 
 int pm_config_load(struct pm_config *c, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return pm_errf(err, errlen, "%s: %s", path, strerror(errno));
-	char *text = malloc(PM_CONFIG_FILE_BYTES_MAX + 1);
-	if (!text) {
-		fclose(f);
-		return pm_errf(err, errlen, "%s: out of memory", path);
-	}
-	size_t n = fread(text, 1, PM_CONFIG_FILE_BYTES_MAX + 1, f);
-	int rc;
-	if (ferror(f))
-		rc = pm_errf(err, errlen, "%s: read error", path);
-	else if (n > PM_CONFIG_FILE_BYTES_MAX)
-		rc = pm_errf(err, errlen, "%s: longer than %u bytes", path, PM_CONFIG_FILE_BYTES_MAX);
-	else
-		rc = pm_config_parse(c, path, text, n, err, errlen);
-	free(text);
-	fclose(f);
-	return rc;
+	return pm_conf_load(path, PM_CONFIG_FILE_BYTES_MAX, PM_CONFIG_LINE_BYTES, set_one, c, err,
+			    errlen);
 }
 
 /* ---------------------------------------------------------------- printing */
