@@ -939,6 +939,8 @@ enum pm_status pm_reply_decode(const uint8_t *buf, size_t len, struct pm_reply_v
 		st = op_st;
 	if (st == PM_OK && rv->status == PM_OK)
 		st = dec_reply_body(&r, rv);
+	if (st == PM_OK && rv->more && rv->count == 0)
+		st = PM_E_FRAME_FLAGS; /* MORE with no item: no encoder writes it, no progress */
 	if (st == PM_OK && rv->status == PM_E_THROTTLED && !rd_u32(&r, &rv->retry_ms))
 		st = PM_E_FRAME_LENGTH;
 	if (st == PM_OK && r.left != 0)

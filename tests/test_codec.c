@@ -1201,6 +1201,20 @@ static void test_reply_decode_header_errors(void)
 	out[24] = 'Z';
 	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_OPCODE);
 
+	/* MORE on a page of no items: no encoder writes it, a client would make no
+	 * progress (found by fuzz_frame's 30-minute run; corpus crash-more-no-items) */
+	rep = (struct pm_reply){ .status = PM_OK, .op = PM_OP_VQUERY, .id = 4 };
+	n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES + 5);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_OK);
+	out[4] |= PM_FLAG_MORE;
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	rep.op = PM_OP_CLIST;
+	n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_FATAL(n > PM_FRAME_HEADER_BYTES);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_OK);
+	out[4] |= PM_FLAG_MORE;
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
 }
 
 static void test_reply_decode_body_errors(void)
