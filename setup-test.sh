@@ -28,11 +28,18 @@ configure build-asan -Dwerror=true --buildtype=debug -Db_sanitize=address,undefi
 
 status=0
 ninja -C build-test
-meson test -C build-test --print-errorlogs --num-processes 2 || status=1
+meson test -C build-test --print-errorlogs --num-processes 2 --no-suite soak || status=1
 ninja -C build-asan
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --print-errorlogs --num-processes 2 || status=1
+
+# The soak (docs/soak.md, 180 s) runs beside the fuzz stage: its verdict
+# compares the run with itself (wrong replies, memory growth, the last third's
+# latency against the first's), and the fuzzers load it from start to end, so
+# the 3 minutes need not be spent alone. Its log is meson-logs/soaklog.json.
+meson test -C build-test --no-rebuild --print-errorlogs --suite soak --logbase soaklog &
+soak=$!
 
 # Fuzzing (docs/fuzzing.md): the targets under libFuzzer with ASan+UBSan, each
 # for POMAI_FUZZ_SECONDS (default 60), two at a time.
@@ -41,6 +48,7 @@ CC=clang configure build-fuzz -Dfuzz=libfuzzer -Dwerror=true --buildtype=debugop
 ninja -C build-fuzz fuzz-targets
 POMAI_FUZZ_SECONDS=${POMAI_FUZZ_SECONDS:-60} meson test -C build-fuzz --no-rebuild \
 	--print-errorlogs --num-processes 2 --suite fuzz || status=1
+wait $soak || status=1
 
 python3 scripts/test-totals.py build-test build-asan build-fuzz || status=1
 exit $status
