@@ -8,9 +8,10 @@
  * a client that sends half a frame, or never reads its replies, only fills its
  * own buffers; when it has made no progress for PM_TCP_STALL_MS its connection
  * is closed. A client that connects and sends nothing holds a slot only until
- * the table is full and a new connection needs it (PM_TCP_IDLE_EVICT_MS). A frame whose header cannot be read closes the connection (a
- * stream cannot be resynchronised), after an error reply for its id when its
- * header and magic arrived (docs/protocol.md §6.3).
+ * the table is full and a new connection needs it (PM_TCP_IDLE_EVICT_MS). A
+ * frame whose header cannot be read closes the connection (a stream cannot be
+ * resynchronised), after an error reply for its id when its header and magic
+ * arrived (docs/protocol.md §6.3).
  *
  * Frames are the same as over UDP, concatenated; replies come back in order of
  * completion, matched by request id (a frame forwarded to another shard, or a
