@@ -34,18 +34,19 @@ ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --print-errorlogs --num-processes 2 || status=1
 
+# Fuzzing (docs/fuzzing.md): the targets under libFuzzer with ASan+UBSan, each
+# for POMAI_FUZZ_SECONDS (default 60), two at a time. Built first: the soak
+# below runs beside the fuzzing, not beside a compiler.
+CC=clang configure build-fuzz -Dfuzz=libfuzzer -Dwerror=true --buildtype=debugoptimized \
+	-Db_sanitize=address,undefined -Db_lundef=false -Dperf=disabled -Ddpdk=disabled
+ninja -C build-fuzz fuzz-targets
+
 # The soak (docs/soak.md, 180 s) runs beside the fuzz stage: its verdict
 # compares the run with itself (wrong replies, memory growth, the last third's
 # latency against the first's), and the fuzzers load it from start to end, so
 # the 3 minutes need not be spent alone. Its log is meson-logs/soaklog.json.
 meson test -C build-test --no-rebuild --print-errorlogs --suite soak --logbase soaklog &
 soak=$!
-
-# Fuzzing (docs/fuzzing.md): the targets under libFuzzer with ASan+UBSan, each
-# for POMAI_FUZZ_SECONDS (default 60), two at a time.
-CC=clang configure build-fuzz -Dfuzz=libfuzzer -Dwerror=true --buildtype=debugoptimized \
-	-Db_sanitize=address,undefined -Db_lundef=false -Dperf=disabled -Ddpdk=disabled
-ninja -C build-fuzz fuzz-targets
 POMAI_FUZZ_SECONDS=${POMAI_FUZZ_SECONDS:-60} meson test -C build-fuzz --no-rebuild \
 	--print-errorlogs --num-processes 2 --suite fuzz || status=1
 wait $soak || status=1
