@@ -14,6 +14,19 @@
 
 #define PM_TEST_SKIP 77
 
+/* Run the suites already registered; the exit code (1 when a test or a
+ * suite's set-up failed, or when nothing ran). Cleans the registry up. */
+static inline int pm_cu_run_registered(void)
+{
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+			  CU_get_number_of_suites_failed();
+	unsigned ran = CU_get_number_of_tests_run();
+	CU_cleanup_registry();
+	return failed || ran == 0 ? 1 : 0;
+}
+
 static inline int pm_cu_run(const char *suite_name, CU_TestInfo *tests)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -27,14 +40,7 @@ static inline int pm_cu_run(const char *suite_name, CU_TestInfo *tests)
 		CU_cleanup_registry();
 		return 1;
 	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	unsigned ran = CU_get_number_of_tests_run();
-	CU_cleanup_registry();
-	if (ran == 0)
-		return 1;
-	return failed ? 1 : 0;
+	return pm_cu_run_registered();
 }
 
 /* Deterministic test RNG (splitmix64): tests print their seed on failure paths. */

@@ -1039,13 +1039,7 @@ static int run(void)
 		CU_SUITE_INFO_NULL,
 	};
 	CU_register_suites(suites);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-			  CU_get_number_of_suites_failed();
-	unsigned ran = CU_get_number_of_tests_run();
-	CU_cleanup_registry();
-	return failed || ran == 0 ? 1 : 0;
+	return pm_cu_run_registered();
 }
 
 int main(int argc, char **argv)

@@ -768,11 +768,5 @@ int main(int argc, char **argv)
 	CU_pSuite s = CU_add_suite("dpdk", suite_init, suite_clean);
 	for (CU_TestInfo *t = tests; t->pName; t++)
 		CU_add_test(s, t->pName, t->pTestFunc);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-			  CU_get_number_of_suites_failed();
-	unsigned ran = CU_get_number_of_tests_run();
-	CU_cleanup_registry();
-	return failed || ran == 0 ? 1 : 0;
+	return pm_cu_run_registered();
 }
