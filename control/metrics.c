@@ -154,6 +154,7 @@ _Static_assert(PM_OP_COUNT == PM_OP_SNAPSHOT + 1, "every op has a label (op_name
 static const char *const drop_names[PM_DROP_REASONS] = {
 	[PM_DROP_MALFORMED] = "malformed", [PM_DROP_RING_FULL] = "ring_full",
 	[PM_DROP_TX_FULL] = "tx_full",     [PM_DROP_NOT_ALLOWED] = "not_allowed",
+	[PM_DROP_REPLY] = "reply",         [PM_DROP_SELF] = "self",
 };
 
 static uint64_t field_u64(const struct pm_stats_shard *s, const struct field *f)

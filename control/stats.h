@@ -71,6 +71,8 @@ enum pm_stats_drop {
 	PM_DROP_RING_FULL,     /* a forward or fan-out found a ring full */
 	PM_DROP_TX_FULL,       /* a reply found the TX queue full */
 	PM_DROP_NOT_ALLOWED,   /* the source is outside allow_networks */
+	PM_DROP_REPLY,         /* a reply frame: never answered */
+	PM_DROP_SELF,          /* a datagram claiming the daemon's own address and port */
 	PM_DROP_REASONS = 8
 };
 

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,75 @@
 #include "codec.h"
 #include "common.h"
 #include "daemon.h"
+#include "dpdk.h"
 #include "hnsw.h"
 #include "vector.h"
+
+/* ---------------------------------------------------------------- own sources */
+
+static void self_add(struct pm_self *s, uint32_t addr_be)
+{
+	for (uint32_t i = 0; i < s->naddrs; i++)
+		if (s->addr_be[i] == addr_be)
+			return;
+	if (s->naddrs == PM_SELF_ADDRS_MAX)
+		s->any_addr = true; /* too many to list: the port alone decides */
+	else
+		s->addr_be[s->naddrs++] = addr_be;
+}
+
+/* Every IPv4 address of the host's interfaces (a wildcard bind sends from any). */
+static int self_add_local(struct pm_self *s, char *err, size_t errlen)
+{
+	struct ifaddrs *ifs;
+	if (getifaddrs(&ifs) != 0) {
+		snprintf(err, errlen, "listing the local addresses: %s", strerror(errno));
+		return -1;
+	}
+	for (const struct ifaddrs *i = ifs; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
+			self_add(s, ((const struct sockaddr_in *)(const void *)i->ifa_addr)
+					    ->sin_addr.s_addr);
+	freeifaddrs(ifs);
+	return 0;
+}
+
+int pm_self_init(struct pm_daemon *d, char *err, size_t errlen)
+{
+	struct pm_self *s = &d->self;
+	*s = (struct pm_self){ .port_lo = (uint16_t)d->cfg.base_port,
+			       .port_hi = (uint16_t)(d->cfg.base_port + d->nshards - 1) };
+	if (d->dpdk) {
+		s->naddrs = pm_dpdk_local_addrs(d, s->addr_be, PM_SELF_ADDRS_MAX);
+		return 0;
+	}
+	struct in_addr a;
+	if (inet_pton(AF_INET, d->cfg.bind, &a) != 1) {
+		snprintf(err, errlen, "bind %s: not an IPv4 address", d->cfg.bind);
+		return -1;
+	}
+	if (a.s_addr != htonl(INADDR_ANY)) {
+		self_add(s, a.s_addr);
+		return 0;
+	}
+	return self_add_local(s, err, errlen);
+}
+
+bool pm_from_self(const struct pm_daemon *d, const struct sockaddr_in *from)
+{
+	const struct pm_self *s = &d->self;
+	uint16_t port = ntohs(from->sin_port);
+	if (port < s->port_lo || port > s->port_hi)
+		return false;
+	if (s->any_addr)
+		return true;
+	for (uint32_t i = 0; i < s->naddrs; i++)
+		if (s->addr_be[i] == from->sin_addr.s_addr)
+			return true;
+	return false;
+}
+
+/* ---------------------------------------------------------------- quotas */
 
 /* Bytes of a THROTTLED reply frame: header, sub-op, retry hint. */
 #define THROTTLED_FRAME_BYTES (PM_FRAME_HEADER_BYTES + 1u + 4u)
@@ -148,6 +216,8 @@ uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap)
 	struct pm_quota_talker top[PM_QUOTA_INFO_TOP];
 	uint32_t len = 0, n = pm_qtable_top(t, top, PM_QUOTA_INFO_TOP, w->now_ns);
 	bool ok = line(out, cap, &len, "dropped_not_allowed", "", w->stats.dropped_not_allowed) &&
+		  line(out, cap, &len, "dropped_reply", "", w->stats.dropped_reply) &&
+		  line(out, cap, &len, "dropped_self", "", w->stats.dropped_self) &&
 		  line(out, cap, &len, "throttled_requests", "", w->stats.throttled_requests) &&
 		  line(out, cap, &len, "collection_bytes_refused", "",
 		       w->stats.collection_bytes_refused) &&

@@ -270,6 +270,11 @@ enum pm_status pm_header_decode(const uint8_t *buf, size_t len, struct pm_frame_
 	return PM_OK;
 }
 
+bool pm_frame_is_reply(const uint8_t *buf, size_t len)
+{
+	return len > 4 && ld16(buf) == PM_FRAME_MAGIC && (buf[4] & PM_FLAG_REPLY);
+}
+
 void pm_header_encode(const struct pm_frame_header *h, uint8_t out[PM_FRAME_HEADER_BYTES])
 {
 	st16(out, PM_FRAME_MAGIC);

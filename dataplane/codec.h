@@ -95,6 +95,12 @@ void pm_header_encode(const struct pm_frame_header *h, uint8_t out[PM_FRAME_HEAD
  * (24 + body_len bytes) and go on to the next one. */
 bool pm_header_usable(enum pm_status st);
 
+/* True when the bytes at buf start a frame with the magic and the REPLY flag,
+ * whatever else its header holds (a wrong version, an impossible length): a
+ * server never answers one (docs/protocol.md §6.5), so two servers, or a
+ * server and a spoofed copy of itself, can never keep each other busy. */
+bool pm_frame_is_reply(const uint8_t *buf, size_t len);
+
 /* ---------------------------------------------------------------- requests */
 
 /* Server side. Decode one request frame at the start of buf. *req is zeroed, then

@@ -183,6 +183,8 @@ struct pm_worker_stats {
 	uint64_t tcp_accepted, tcp_closed, tcp_refused, tcp_stalled;
 	uint64_t tcp_idle_evicted;      /* idle connections closed for a new one (full table) */
 	uint64_t dropped_not_allowed;   /* datagrams and connections from outside allow_networks */
+	uint64_t dropped_reply;         /* reply frames received: never answered (protocol §6.5) */
+	uint64_t dropped_self;          /* datagrams claiming one of this daemon's own UDP sources */
 	uint64_t throttled_requests;    /* frames answered THROTTLED (over the client's quota) */
 	uint64_t collection_bytes_refused; /* VADDs answered QUOTA (collection_bytes_max) */
 	uint64_t knn_latency_us[16];  /* log2 buckets: [i] counts latencies < 2^i us */
@@ -230,6 +232,20 @@ struct pm_worker {
 	double ns_per_tick;        /* 0 until calibrated */
 };
 
+/* This daemon's own UDP sources (access.c): every local IPv4 address a
+ * worker may send from, and the worker ports. A datagram that claims one of
+ * them is a spoofed or looped one and is dropped unread: answering it would
+ * be talking to itself. More local addresses than PM_SELF_ADDRS_MAX (a host
+ * with that many is unusual) and every source address counts as local, so
+ * only the port decides. */
+#define PM_SELF_ADDRS_MAX 64u
+struct pm_self {
+	uint32_t naddrs;
+	bool any_addr;
+	uint32_t addr_be[PM_SELF_ADDRS_MAX];
+	uint16_t port_lo, port_hi;       /* host order, inclusive */
+};
+
 struct pm_daemon {
 	struct pm_config cfg;
 	uint32_t nshards;
@@ -239,6 +255,7 @@ struct pm_daemon {
 	int listen_fd;                   /* TCP, -1 when tcp_port = 0 */
 	struct pm_dpdk *dpdk;            /* DPDK backend, NULL with the kernel one */
 	struct pm_allowlist allow;       /* allow_networks; read-only once workers run */
+	struct pm_self self;             /* its own UDP sources; read-only once workers run */
 	pthread_barrier_t ready;
 	void *stats_base;                /* the stats segment (control/stats.h) */
 	size_t stats_bytes;
@@ -294,6 +311,9 @@ void pm_apply_logged(struct pm_worker *w, const struct pm_request *req, struct p
  * header and the magic arrived, else nothing (docs/protocol.md §6.3). */
 void pm_answer_unusable(struct pm_worker *w, const uint8_t *buf, uint32_t len, enum pm_status st,
 			const struct pm_dest *from);
+/* A frame with the REPLY flag (counted in dropped_reply): true when it must
+ * be skipped without an answer of any kind (docs/protocol.md §6.5). */
+bool pm_refuse_reply(struct pm_worker *w, const uint8_t *frame, uint32_t len);
 /* Execute one decoded frame received from `from` (worker.c). */
 void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		    uint32_t len, const struct pm_dest *from);
@@ -319,6 +339,11 @@ void pm_fanout_expire(struct pm_worker *w);
 uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap);
 
 /* access.c: the allowlist's counters, quotas and the collection byte cap */
+/* Fill d->self from the bind address (every local address when it is the
+ * wildcard) or the DPDK ports' addresses; after the backend is open. */
+int pm_self_init(struct pm_daemon *d, char *err, size_t errlen);
+/* True when a datagram's source is one of the daemon's own (d->self). */
+bool pm_from_self(const struct pm_daemon *d, const struct sockaddr_in *from);
 int pm_access_alloc(struct pm_worker *w);
 void pm_access_free(struct pm_worker *w);
 /* Charge one request frame of len bytes from `from` to its client's quota:

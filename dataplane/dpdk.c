@@ -420,6 +420,14 @@ bool pm_dpdk_has_txq(const struct pm_worker *w, uint32_t port)
 
 static const char *const steering_text[] = { "auto", "flow", "rss", "single" };
 
+uint32_t pm_dpdk_local_addrs(const struct pm_daemon *d, uint32_t *out, uint32_t max)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; d->dpdk && i < d->dpdk->nports && n < max; i++)
+		out[n++] = d->dpdk->ports[i].local.ip_be;
+	return n;
+}
+
 const char *pm_dpdk_describe(const struct pm_daemon *d, char *buf, size_t len)
 {
 	size_t n = 0;

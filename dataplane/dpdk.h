@@ -109,6 +109,8 @@ struct pm_stats_shard;
 /* This worker's queues' packet counters (all ports) in a stats block. */
 void pm_dpdk_counters(const struct pm_worker *w, struct pm_stats_shard *s);
 /* Steering mode chosen, for the ready line. */
+/* The ports' own IPv4 addresses (network order) into out; their count. */
+uint32_t pm_dpdk_local_addrs(const struct pm_daemon *d, uint32_t *out, uint32_t max);
 const char *pm_dpdk_describe(const struct pm_daemon *d, char *buf, size_t len);
 
 #endif

@@ -99,6 +99,14 @@ uint32_t pm_dpdk_info(const struct pm_worker *w, char *out, uint32_t cap)
 	return 0;
 }
 
+uint32_t pm_dpdk_local_addrs(const struct pm_daemon *d, uint32_t *out, uint32_t max)
+{
+	(void)d;
+	(void)out;
+	(void)max;
+	return 0;
+}
+
 const char *pm_dpdk_describe(const struct pm_daemon *d, char *buf, size_t len)
 {
 	(void)d;

@@ -360,7 +360,8 @@ int main(int argc, char **argv)
 	}
 	if (open_daemon(d, topo, sets) != 0)
 		goto close;
-	if (d->dpdk && pm_dpdk_open(d, err, sizeof(err)) != 0) {
+	if ((d->dpdk && pm_dpdk_open(d, err, sizeof(err)) != 0) ||
+	    pm_self_init(d, err, sizeof(err)) != 0) {
 		fprintf(stderr, "pomaid: %s\n", err);
 		goto close;
 	}

@@ -107,6 +107,8 @@ static void worker_part(const struct pm_worker *w, struct pm_stats_shard *s)
 	s->dropped[PM_DROP_RING_FULL] = t->dropped_ring_full;
 	s->dropped[PM_DROP_TX_FULL] = t->dropped_tx_full;
 	s->dropped[PM_DROP_NOT_ALLOWED] = t->dropped_not_allowed;
+	s->dropped[PM_DROP_REPLY] = t->dropped_reply;
+	s->dropped[PM_DROP_SELF] = t->dropped_self;
 	s->throttled = t->throttled_requests;
 	s->fanouts = t->fanouts;
 	s->fanout_timeouts = t->fanout_timeouts;

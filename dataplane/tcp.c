@@ -241,7 +241,9 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 		size_t used;
 		st = pm_request_decode(c->rx + off, flen, &req, &used);
 		w->stats.rx_frames++;
-		if (!pm_quota_admit(w, &req, flen, &from))
+		if (pm_refuse_reply(w, c->rx + off, flen))
+			; /* a reply is never answered (protocol §6.5) */
+		else if (!pm_quota_admit(w, &req, flen, &from))
 			; /* answered THROTTLED */
 		else if (st == PM_OK)
 			pm_serve_frame(w, &req, c->rx + off, flen, &from);

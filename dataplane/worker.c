@@ -524,15 +524,34 @@ void pm_answer_unusable(struct pm_worker *w, const uint8_t *buf, uint32_t len, e
 	struct pm_frame_header h;
 	if (st == PM_E_FRAME_MAGIC || len < PM_FRAME_HEADER_BYTES)
 		return;
+	if (pm_frame_is_reply(buf, len)) {
+		w->stats.dropped_reply++; /* never an error reply to a reply (§6.5) */
+		return;
+	}
 	(void)pm_header_decode(buf, len, &h); /* fills h.id even when it fails */
 	struct pm_request req = { .op = PM_OP_NONE, .id = h.id };
 	if (pm_quota_admit(w, &req, len, from))
 		send_error(w, from, h.id, PM_OP_NONE, st);
 }
 
+bool pm_refuse_reply(struct pm_worker *w, const uint8_t *frame, uint32_t len)
+{
+	if (!pm_frame_is_reply(frame, len))
+		return false;
+	w->stats.dropped_reply++;
+	return true;
+}
+
+/* A datagram claiming one of this daemon's own sources is dropped unread: it
+ * is spoofed, or a reply of ours come back, and any answer would go to
+ * ourselves (docs/protocol.md §6.5). */
 static void serve_datagram(struct pm_worker *w, struct batch *b, const uint8_t *buf,
 			   uint32_t len, const struct pm_dest *from)
 {
+	if (unlikely(pm_from_self(w->d, &from->addr))) {
+		w->stats.dropped_self++;
+		return;
+	}
 	if (len == 0)
 		w->stats.dropped_malformed++; /* an empty datagram holds no frame */
 	for (uint32_t off = 0; off < len;) {
@@ -545,7 +564,9 @@ static void serve_datagram(struct pm_worker *w, struct batch *b, const uint8_t *
 			return;
 		}
 		w->stats.rx_frames++;
-		if (!pm_quota_admit(w, &req, (uint32_t)used, from))
+		if (pm_refuse_reply(w, buf + off, (uint32_t)used))
+			; /* a reply is never answered, not even THROTTLED */
+		else if (!pm_quota_admit(w, &req, (uint32_t)used, from))
 			; /* answered THROTTLED */
 		else if (st == PM_OK)
 			route(w, b, &req, buf + off, (uint32_t)used, from);

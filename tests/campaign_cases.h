@@ -68,6 +68,8 @@ enum camp_expect {
 	CX_REPLY = 1,   /* a reply with `status` for the frame's id */
 	CX_DROP,        /* no reply; dropped_malformed + 1 (TCP: the connection is closed) */
 	CX_REPLY_DROP,  /* a reply with `status`, and dropped_malformed + 1 (TCP: then closed) */
+	CX_IGNORE,      /* a reply frame: no reply; dropped_reply + 1; the rest is served
+			 * (TCP: the stream goes on) — docs/protocol.md §6.5 */
 };
 
 /* How the row behaves over a stream, where there is no datagram boundary. */

@@ -1565,7 +1565,29 @@ static void test_wire_status(void)
 			CU_ASSERT_EQUAL(pm_status_from_wire((uint8_t)code), PM_E_INTERNAL);
 }
 
+/* pm_frame_is_reply: the magic and the REPLY flag, whatever else the header
+ * holds; never a request, never bytes without the magic. */
+static void test_frame_is_reply(void)
+{
+	uint8_t buf[256];
+	struct pm_request g = { .op = PM_OP_GET, .id = 9, .key = { (const uint8_t *)"k", 1 } };
+	size_t n = pm_request_encode(&g, buf, sizeof(buf));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_FALSE(pm_frame_is_reply(buf, n));
+	struct pm_reply r = { .op = PM_OP_GET, .id = 9, .status = PM_NOT_FOUND };
+	n = pm_reply_encode(&r, NULL, buf, sizeof(buf));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_TRUE(pm_frame_is_reply(buf, n));
+	CU_ASSERT_TRUE(pm_frame_is_reply(buf, 5)); /* the flag byte is enough */
+	CU_ASSERT_FALSE(pm_frame_is_reply(buf, 4));
+	buf[2] = 99; /* another version: still a reply */
+	CU_ASSERT_TRUE(pm_frame_is_reply(buf, n));
+	buf[0] ^= 0xFF; /* no magic: not ours at all */
+	CU_ASSERT_FALSE(pm_frame_is_reply(buf, n));
+}
+
 static CU_TestInfo tests[] = {
+	{ "pm_frame_is_reply", test_frame_is_reply },
 	{ "request round trip: kv", test_request_roundtrip_kv },
 	{ "request round trip: vector", test_request_roundtrip_vector },
 	{ "request round trip: collections", test_request_roundtrip_collections },
