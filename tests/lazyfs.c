@@ -21,6 +21,8 @@
  *                         default) of the pending pages, sizes and directory
  *                         changes reach the disk all the same, chosen at
  *                         random, as a disk that reorders writes would leave
+ *   crash skip-first      the same, but every pending page of a file reaches
+ *                         the disk except its first (directories: none)
  *   remount               unmount, keep only the durable state (after a
  *                         crash) or everything (without one: a clean
  *                         shutdown), mount again: the kernel's caches start
@@ -314,14 +316,22 @@ static void file_persist(struct node *n)
 	n->dsize = n->size;
 }
 
-/* Power loss: the file reads as its durable state; with keep_pct, that many
- * percent of its pending pages (and, as often, its size) reached the disk. */
-static void file_revert(struct node *n, unsigned keep_pct)
+/* How a crash treats what was pending (`crash` sets it). */
+struct cut {
+	unsigned keep_pct;   /* this many percent of pending pages, sizes, directories reach the disk */
+	bool skip_first;     /* every pending page but each file's first reaches it */
+};
+
+/* Power loss: the file reads as its durable state, plus what c lets through. */
+static void file_revert(struct node *n, const struct cut *c)
 {
+	bool first = true;
 	for (uint64_t i = n->dlo; i < n->dhi && i < n->slots; i++) {
 		if (n->cur[i] == n->dur[i])
 			continue;
-		if (keep_pct && rnd() % 100 < keep_pct) {
+		bool keep = c->skip_first ? !first : c->keep_pct && rnd() % 100 < c->keep_pct;
+		first = false;
+		if (keep) {
 			page_free(n->dur[i]);
 			n->dur[i] = n->cur[i];
 			fs.kept_pages++;
@@ -332,7 +342,7 @@ static void file_revert(struct node *n, unsigned keep_pct)
 		fs.lost_pages++;
 	}
 	n->dlo = n->dhi = 0;
-	if (keep_pct && rnd() % 100 < keep_pct)
+	if (c->skip_first || (c->keep_pct && rnd() % 100 < c->keep_pct))
 		n->dsize = n->size;
 	n->size = n->dsize;
 	/* a size kept shorter than a page kept: the page's bytes past it read as zeros */
@@ -430,21 +440,21 @@ static void reach(struct node *n, uint8_t *seen)
 /* After a crash (keep: as `crash` chose) or at a clean shutdown (everything
  * persists): the current state becomes the durable one; inodes no name
  * reaches go; link counts are counted again. With the fs unmounted. */
-static int settle(bool crashed, unsigned keep_pct)
+static int settle(bool crashed, const struct cut *c)
 {
 	for (uint64_t ino = FUSE_ROOT_ID; ino < fs.next_ino; ino++) {
 		struct node *n = fs.tab[ino];
 		if (!n)
 			continue;
 		if (S_ISDIR(n->mode) && n->dirty) {
-			bool keep = !crashed || (keep_pct && rnd() % 100 < keep_pct);
+			bool keep = !crashed || (c->keep_pct && rnd() % 100 < c->keep_pct);
 			fs.lost_dirs += !keep;
 			if ((keep ? ents_copy(&n->de, &n->ce) : ents_copy(&n->ce, &n->de)) != 0)
 				return -ENOMEM;
 			n->dirty = false;
 		} else if (!S_ISDIR(n->mode)) {
 			if (crashed)
-				file_revert(n, keep_pct);
+				file_revert(n, c);
 			else
 				file_persist(n);
 		}
@@ -1072,16 +1082,17 @@ static bool serve_once(struct fuse_args *args)
 
 /* ---------------------------------------------------------------- commands */
 
-static unsigned keep_pct_at_crash;
+static struct cut cut_at_crash;
 
-static void cmd_crash(unsigned keep_pct)
+static void cmd_crash(struct cut c)
 {
 	pthread_mutex_lock(&fs.mu);
 	if (!fs.crashed) {
 		fs.crashed = true;
 		fs.epoch++;
 		fs.crashes++;
-		keep_pct_at_crash = keep_pct > 100 ? 100 : keep_pct;
+		cut_at_crash = c;
+		cut_at_crash.keep_pct = c.keep_pct > 100 ? 100 : c.keep_pct;
 	}
 	fs.stall = false;
 	pthread_cond_broadcast(&fs.cv);
@@ -1102,9 +1113,8 @@ static void cmd_remount(void)
 	}
 	struct timespec dl = deadline_in(LAZYFS_REMOUNT_WAIT_MS);
 	pthread_mutex_lock(&fs.mu);
-	while (fs.mounts == m && fs.remount_asked &&
-	       pthread_cond_timedwait(&fs.cv, &fs.mu, &dl) != ETIMEDOUT)
-		;
+	while (fs.mounts == m && pthread_cond_timedwait(&fs.cv, &fs.mu, &dl) != ETIMEDOUT)
+		; /* main settles the state and mounts again (or exits, ending stdout) */
 	bool ok = fs.mounts > m;
 	uint64_t lost = fs.lost_pages, dirs = fs.lost_dirs, kept = fs.kept_pages;
 	pthread_mutex_unlock(&fs.mu);
@@ -1157,8 +1167,10 @@ static bool command(const char *line)
 {
 	unsigned a = 0, b = 0;
 	char word[16];
-	if (!strncmp(line, "crash", 5) && (line[5] == '\0' || line[5] == ' ')) {
-		cmd_crash(sscanf(line + 5, "%u", &a) == 1 ? a : 0);
+	if (!strcmp(line, "crash skip-first")) {
+		cmd_crash((struct cut){ .skip_first = true });
+	} else if (!strncmp(line, "crash", 5) && (line[5] == '\0' || line[5] == ' ')) {
+		cmd_crash((struct cut){ .keep_pct = sscanf(line + 5, "%u", &a) == 1 ? a : 0 });
 	} else if (!strcmp(line, "remount")) {
 		cmd_remount();
 	} else if (sscanf(line, "fsync-delay %u %u", &a, &b) == 2 && a <= b &&
@@ -1269,7 +1281,7 @@ int main(int argc, char **argv)
 		}
 		pthread_mutex_lock(&fs.mu);
 		bool quit = fs.quit, asked = fs.remount_asked;
-		int rc = quit || !asked ? 0 : settle(fs.crashed, keep_pct_at_crash);
+		int rc = quit || !asked ? 0 : settle(fs.crashed, &cut_at_crash);
 		fs.crashed = false;
 		fs.remount_asked = false;
 		pthread_mutex_unlock(&fs.mu);
