@@ -1051,8 +1051,11 @@ static struct timespec deadline_in(long ms)
 }
 
 /* Serve one mount until it goes; false if it could not be made. */
-static bool serve_once(struct fuse_args *args)
+static bool serve_once(const char *argv0)
 {
+	/* fresh arguments each time: fuse_session_new may rewrite them */
+	char *fargv[] = { (char *)argv0, "-o", "fsname=lazyfs,subtype=lazyfs", NULL };
+	struct fuse_args fa = FUSE_ARGS_INIT(3, fargv), *args = &fa;
 	struct fuse_session *se = fuse_session_new(args, &ops, sizeof(ops), NULL);
 	if (!se)
 		return false;
@@ -1073,6 +1076,7 @@ static bool serve_once(struct fuse_args *args)
 	fuse_loop_cfg_destroy(cfg);
 	fuse_session_unmount(se);
 	fuse_session_destroy(se);
+	fuse_opt_free_args(args);
 	pthread_mutex_lock(&fs.mu);
 	fs.se = NULL;
 	fs.mounted = false;
@@ -1267,15 +1271,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	root->nlink = 2;
-	char *fargv[] = { argv[0], "-o", "fsname=lazyfs,subtype=lazyfs", NULL };
-	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
 	pthread_t ctl;
 	if (pthread_create(&ctl, NULL, control_main, NULL) != 0) {
 		fprintf(stderr, "lazyfs: cannot start the control thread\n");
 		return 1;
 	}
 	for (;;) {
-		if (!serve_once(&args)) {
+		if (!serve_once(argv[0])) {
 			answer("error cannot mount %s (FUSE: /dev/fuse, root or fusermount3)", fs.mnt);
 			return 1;
 		}

@@ -48,7 +48,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -418,6 +417,10 @@ static bool daemon_stop(struct daemon *d)
 static void cleanup_leftovers(void)
 {
 	int st;
+	if (fs.pid > 0) { /* a killed pomaid waits for an fsync lazyfs holds */
+		fs_cmd("fsync-stall off", NULL, 0);
+		fs_cmd("fsync-fail 0", NULL, 0);
+	}
 	if (live_pid > 0) {
 		kill(live_pid, SIGKILL);
 		waitpid(live_pid, &st, 0);
