@@ -140,7 +140,7 @@ static struct {
 	uint64_t bytes, bytes_max;     /* page bytes held */
 	uint64_t rng;
 	bool crashed;                  /* power is off: EIO, nothing persists */
-	uint64_t epoch;                /* counts crashes: an fsync begun before one persists nothing */
+	uint64_t epoch;                /* crashes and the quit: an fsync begun before one persists nothing */
 	uint32_t delay_min_us, delay_max_us;
 	uint32_t fail_left;
 	bool stall;
@@ -150,8 +150,7 @@ static struct {
 	uint64_t lost_pages, lost_dirs, kept_pages;
 	/* mounting */
 	const char *mnt;
-	struct fuse_session *se;
-	bool mounted, quit, remount_asked;
+	bool quit, remount_asked;
 	uint64_t mounts;
 } fs = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -1064,8 +1063,6 @@ static bool serve_once(const char *argv0)
 		return false;
 	}
 	pthread_mutex_lock(&fs.mu);
-	fs.se = se;
-	fs.mounted = true;
 	fs.mounts++;
 	pthread_cond_broadcast(&fs.cv);
 	pthread_mutex_unlock(&fs.mu);
@@ -1077,10 +1074,6 @@ static bool serve_once(const char *argv0)
 	fuse_session_unmount(se);
 	fuse_session_destroy(se);
 	fuse_opt_free_args(args);
-	pthread_mutex_lock(&fs.mu);
-	fs.se = NULL;
-	fs.mounted = false;
-	pthread_mutex_unlock(&fs.mu);
 	return true;
 }
 
