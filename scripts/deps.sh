@@ -17,6 +17,9 @@ POMAI_DEPS=(
 	liburing-dev       # the write-ahead log's I/O (pomaid)
 	libmicrohttpd-dev  # pomai-control's /metrics HTTP server (control/metrics_http.c says why a library)
 	prometheus         # promtool: tests check pomai-control's /metrics text with 'promtool check metrics'
+	# the power-loss test (tests/lazyfs.c, test_powerloss): a FUSE file system
+	# that drops what no fsync covered; the kernel here has no device-mapper
+	libfuse3-dev fuse3
 	# fuzzing (tests/fuzz, docs/fuzzing.md): setup-test.sh builds the fuzz
 	# targets with clang and links them with libFuzzer, which Debian ships
 	# in clang's runtime package
