@@ -519,8 +519,8 @@ static enum pm_status load_coll(struct loader *L, struct rd *r)
 	L->slot[slot].c = c;
 	if (prm.index != PM_INDEX_HNSW)
 		return PM_OK;
-	/* every id was handed out by an insert that drew a level (never true
-	 * of a saved graph, so the image is damaged) */
+	/* each id was handed out by an insert that drew a level: a saved graph
+	 * never has more ids than its RNG state counts draws */
 	if (get_u32(p + 16) > pm_hnsw_level_draws(L->slot[slot].rng, prm.dim))
 		return bad(L, "HNSW id bound above the inserts its level RNG counts");
 	if ((st = pm_hnsw_restore_begin(L->sh, c, get_u32(p + 16))) != PM_OK)
