@@ -30,9 +30,13 @@
  *
  * Links are directed; the validator's rules: no self links, no duplicates, no
  * links to free node ids, every target exists at the link's level, list sizes
- * within bounds, in-degree counts exact, entry point live at the top level, and
- * every live node reachable from the entry point at level 0. Links to
- * tombstones are allowed only while tombstones are pending.
+ * within bounds, in-degree counts exact, entry point live at the top level,
+ * every live node reachable from the entry point at level 0, and the count of
+ * nodes at each level one the level RNG's draws could give (no fewer ids
+ * handed out than levels drawn; see check_levels in hnsw.c for the bound).
+ * Links to tombstones are allowed only while tombstones are pending. Nodes
+ * the entry point cannot reach at the upper levels are counted, not refused
+ * (pruning there keeps no in-link count; the greedy descent needs only a path).
  */
 #ifndef POMAI_ENGINE_HNSW_H
 #define POMAI_ENGINE_HNSW_H
@@ -118,6 +122,10 @@ struct pm_hnsw {
 uint32_t pm_hnsw_links0_bytes(uint16_t m0);
 
 void pm_hnsw_init(struct pm_hnsw *h, const struct pm_collection_params *p);
+/* Levels drawn by the level RNG of a collection of dimension dim whose state
+ * is rng: the inserts that took since pm_hnsw_init. Each took one id, so a
+ * graph's id bound (high) is never above it. */
+uint64_t pm_hnsw_level_draws(uint64_t rng, uint32_t dim);
 
 /* Add the vector whose blob is at `off` (its header already written). Fails
  * only for memory (PM_E_NOMEM), leaving the index unchanged. */
@@ -184,8 +192,16 @@ uint32_t pm_hnsw_restore_end(struct pm_shard *sh, struct pm_collection *c, uint3
 
 /* ------------------------------------------------------------ checkers */
 
+/* The validator refuses level counts that the level RNG's draws reach with
+ * odds below 2^-this (pm_hnsw_validate, check_levels in hnsw.c). */
+#define PM_HNSW_LEVELS_ODDS_LOG2 40
+
 struct pm_hnsw_report {
 	uint32_t live, tombstones, unreachable, links, dangling;
+	uint32_t upper_unreachable; /* nodes the entry cannot reach at a level >= 1 (summed
+				     * over levels; reported, not a rule) */
+	uint64_t draws;             /* levels the RNG has drawn: inserts that took */
+	bool levels_implausible;    /* the rule broken was the level counts' */
 	char why[160];  /* first broken rule, "" when valid */
 };
 /* Check every rule in the header comment; returns PM_OK or PM_E_INTERNAL with

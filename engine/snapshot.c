@@ -517,7 +517,13 @@ static enum pm_status load_coll(struct loader *L, struct rd *r)
 		return failed(L, "collection", st);
 	struct pm_collection *c = pm_coll_find(L->sh, name, nlen);
 	L->slot[slot].c = c;
-	if (prm.index == PM_INDEX_HNSW && (st = pm_hnsw_restore_begin(L->sh, c, get_u32(p + 16))) != PM_OK)
+	if (prm.index != PM_INDEX_HNSW)
+		return PM_OK;
+	/* each id was handed out by an insert that drew a level: a saved graph
+	 * never has more ids than its RNG state counts draws */
+	if (get_u32(p + 16) > pm_hnsw_level_draws(L->slot[slot].rng, prm.dim))
+		return bad(L, "HNSW id bound above the inserts its level RNG counts");
+	if ((st = pm_hnsw_restore_begin(L->sh, c, get_u32(p + 16))) != PM_OK)
 		return failed(L, "HNSW node table", st);
 	return PM_OK;
 }

@@ -10,7 +10,10 @@
  *    replaying the log written after its start LSN ends exactly in the live
  *    shard's state, with a valid graph, for several seeds;
  *  - every flipped byte and every truncation is refused by pm_snap_check, a
- *    shard too small for the snapshot fails with E_NOMEM and a message.
+ *    shard too small for the snapshot fails with E_NOMEM and a message;
+ *  - an image whose nodes all lost their top level loads (it is well formed)
+ *    and the validator refuses its level counts; an id bound above what the
+ *    level RNG drew is refused by the loader.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -134,17 +137,24 @@ static struct pm_collection *coll(struct pm_shard *sh, const char *name)
 	return pm_coll_find(sh, (const uint8_t *)name, (uint32_t)strlen(name));
 }
 
-static void expect_valid(struct pm_shard *sh, const char *name)
+static enum pm_status validate(struct pm_shard *sh, const char *name, struct pm_hnsw_report *rep)
 {
 	struct pm_collection *c = coll(sh, name);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	uint32_t *scratch = malloc(((size_t)c->hnsw.high + 1) * sizeof(uint32_t));
+	enum pm_status st = pm_hnsw_validate(sh, c, scratch, rep);
+	free(scratch);
+	return st;
+}
+
+static struct pm_hnsw_report expect_valid(struct pm_shard *sh, const char *name)
+{
 	struct pm_hnsw_report rep;
-	enum pm_status st = pm_hnsw_validate(sh, c, scratch, &rep);
+	enum pm_status st = validate(sh, name, &rep);
 	if (st != PM_OK)
 		fprintf(stderr, "%s: %s\n", name, rep.why);
 	CU_ASSERT_EQUAL(st, PM_OK);
-	free(scratch);
+	return rep;
 }
 
 /* Same node ids per key, same link lists, same entry point and RNG. */
@@ -254,7 +264,10 @@ static void test_quiet_round_trip(void)
 	CU_ASSERT_EQUAL(info.links_dropped, 0);
 	expect_same(&a, &b, NOW0);
 	expect_same_graph(&a, &b, "h");
-	expect_valid(&b, "h");
+	struct pm_hnsw_report ra = expect_valid(&a, "h"), rb = expect_valid(&b, "h");
+	CU_ASSERT_EQUAL(rb.draws, 1900); /* 1,500 + 400 inserts, none freed */
+	CU_ASSERT_EQUAL(rb.draws, ra.draws);
+	CU_ASSERT_EQUAL(rb.upper_unreachable, ra.upper_unreachable);
 	expect_valid(&b, "empty");
 	expect_same_knn(&a, &b);
 	/* the restored index goes on like the original: sweep, insert, validate */
@@ -280,6 +293,169 @@ static void test_quiet_round_trip(void)
 	pm_shard_destroy(&a);
 	pm_shard_destroy(&b);
 	pm_shard_destroy(&c);
+}
+
+/* Recompute every section's CRC (after a deliberate change). */
+static void resign(uint8_t *img, size_t len)
+{
+	for (size_t off = PM_SNAP_HEADER_BYTES; off + PM_SNAP_SECTION_HEADER_BYTES <= len;) {
+		uint32_t plen;
+		memcpy(&plen, img + off + 4, 4);
+		if (plen > len - off - PM_SNAP_SECTION_HEADER_BYTES)
+			return;
+		uint32_t crc = pm_crc32c(pm_crc32c(0, img + off, 12),
+					 img + off + PM_SNAP_SECTION_HEADER_BYTES, plen);
+		memcpy(img + off + 12, &crc, 4);
+		off += PM_SNAP_SECTION_HEADER_BYTES + plen;
+	}
+}
+
+/* ---------------------------------------------------------------- levels */
+
+static uint32_t ld32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint16_t ld16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+}
+
+/* Bytes of a COLLS record's body after its name (snapshot.h), and where in
+ * it the id bound and the RNG are. */
+#define COLL_BODY_BYTES 33u
+#define COLL_HIGH_OFF 16u
+#define COLL_RNG_OFF 24u
+/* Bytes of a NODES record before its key (snapshot.h). */
+#define NODE_FIXED_BYTES 19u
+
+/* The body of collection `name`'s COLLS record in an image, or NULL; the
+ * dimension of every slot into dim[] (when dim is not NULL). */
+static uint8_t *coll_body(uint8_t *img, size_t len, const char *name, uint32_t *dim)
+{
+	uint8_t *found = NULL;
+	for (size_t off = PM_SNAP_HEADER_BYTES; off + PM_SNAP_SECTION_HEADER_BYTES <= len;) {
+		uint32_t type = ld32(img + off), plen = ld32(img + off + 4), n = ld32(img + off + 8);
+		uint8_t *p = img + off + PM_SNAP_SECTION_HEADER_BYTES;
+		for (uint32_t r = 0; type == PM_SNAP_SEC_COLLS && r < n; r++) {
+			uint32_t slot = ld16(p), nlen = p[3];
+			if (nlen == strlen(name) && !memcmp(p + 4, name, nlen))
+				found = p + 4 + nlen;
+			if (dim)
+				dim[slot] = ld32(p + 4 + nlen);
+			p += 4 + nlen + COLL_BODY_BYTES;
+		}
+		off += PM_SNAP_SECTION_HEADER_BYTES + plen;
+	}
+	return found;
+}
+
+/* Copy one NODES record from *in to *out one level lower, without the link
+ * list of its top level (a level-0 node is copied as it is). */
+static void node_lower(const uint8_t **in, uint8_t **out, const uint32_t *dim)
+{
+	const uint8_t *p = *in;
+	unsigned level = p[2], lower = level ? level - 1 : 0;
+	size_t head = NODE_FIXED_BYTES + ld16(p + 5) + 4u * dim[ld16(p + 3)];
+	memcpy(*out, p, head);
+	(*out)[2] = (uint8_t)lower;
+	*out += head;
+	p += head;
+	for (unsigned lev = 0; lev <= level; lev++) {
+		size_t bytes = 4u * (1u + ld32(p));
+		if (lev <= lower) {
+			memcpy(*out, p, bytes);
+			*out += bytes;
+		}
+		p += bytes;
+	}
+	*in = p;
+}
+
+/* The image a writer that dropped every node's top level would have written:
+ * NODES records rewritten by node_lower, sections resized and re-signed.
+ * Returns its length. */
+static size_t drop_top_levels(uint8_t *in, size_t len, uint8_t *out)
+{
+	uint32_t dim[PM_COLLECTIONS_MAX] = { 0 };
+	(void)coll_body(in, len, "", dim);
+	memcpy(out, in, PM_SNAP_HEADER_BYTES);
+	uint8_t *o = out + PM_SNAP_HEADER_BYTES;
+	for (size_t off = PM_SNAP_HEADER_BYTES; off < len;) {
+		uint32_t type = ld32(in + off), plen = ld32(in + off + 4), n = ld32(in + off + 8);
+		const uint8_t *p = in + off + PM_SNAP_SECTION_HEADER_BYTES;
+		uint8_t *h = o;
+		memcpy(h, in + off, PM_SNAP_SECTION_HEADER_BYTES);
+		o += PM_SNAP_SECTION_HEADER_BYTES;
+		if (type == PM_SNAP_SEC_NODES) {
+			for (uint32_t r = 0; r < n; r++)
+				node_lower(&p, &o, dim);
+		} else {
+			memcpy(o, p, plen);
+			o += plen;
+		}
+		uint32_t nlen = (uint32_t)(o - h - PM_SNAP_SECTION_HEADER_BYTES);
+		memcpy(h + 4, &nlen, 4);
+		off += PM_SNAP_SECTION_HEADER_BYTES + plen;
+	}
+	resign(out, (size_t)(o - out));
+	return (size_t)(o - out);
+}
+
+/* A snapshot whose nodes all lost their top level is well formed -- the
+ * loader drops the links to levels that are gone, and every structural rule
+ * holds -- but its level counts are not what the level RNG drew: the
+ * validator refuses it. An id bound above the RNG's draws is refused by the
+ * loader. */
+static void test_lost_levels_caught(void)
+{
+	struct pm_shard a, b, c, d;
+	fx_shard(&a, ARENA_BYTES, SEEDS);
+	fill_shard(&a);
+	snapshot(&a, 1, 500, NULL);
+	uint8_t *img = malloc(image_len);
+	size_t len = drop_top_levels(image, image_len, img);
+	CU_ASSERT(len < image_len);
+	struct pm_snap_info info;
+	char why[200] = "";
+	fx_shard(&b, ARENA_BYTES, SEEDS);
+	CU_ASSERT_EQUAL_FATAL(pm_snap_load(&b, img, len, NOW0, &info, why, sizeof(why)), PM_OK);
+	CU_ASSERT(info.links_dropped > 0);
+	CU_ASSERT_EQUAL(coll(&b, "h")->hnsw.max_level + 1, coll(&a, "h")->hnsw.max_level);
+	struct pm_hnsw_report rep;
+	CU_ASSERT_EQUAL(validate(&b, "h", &rep), PM_E_INTERNAL);
+	printf("\n  top levels dropped: %s", rep.why);
+	CU_ASSERT(rep.levels_implausible);
+	CU_ASSERT_EQUAL(rep.unreachable, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(rep.why, "at level >= 1"));
+	/* the image as written loads and validates */
+	fx_shard(&c, ARENA_BYTES, SEEDS);
+	CU_ASSERT_EQUAL(pm_snap_load(&c, image, image_len, NOW0, &info, why, sizeof(why)), PM_OK);
+	CU_ASSERT_FALSE(expect_valid(&c, "h").levels_implausible);
+	/* more ids than levels drawn: no saved graph has that */
+	uint8_t *body = coll_body(image, image_len, "h", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+	uint64_t state;
+	memcpy(&state, body + COLL_RNG_OFF, 8);
+	uint64_t draws = pm_hnsw_level_draws(state, HDIM);
+	CU_ASSERT_EQUAL(draws, 1900);
+	CU_ASSERT_EQUAL(ld32(body + COLL_HIGH_OFF), draws);
+	uint32_t high = (uint32_t)draws + 1;
+	memcpy(body + COLL_HIGH_OFF, &high, 4);
+	resign(image, image_len);
+	fx_shard(&d, ARENA_BYTES, SEEDS);
+	CU_ASSERT_EQUAL(pm_snap_load(&d, image, image_len, NOW0, &info, why, sizeof(why)), PM_E_PARAM);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "level RNG"));
+	free(img);
+	pm_shard_destroy(&a);
+	pm_shard_destroy(&b);
+	pm_shard_destroy(&c);
+	pm_shard_destroy(&d);
 }
 
 /* ---------------------------------------------------------------- a fuzzy snapshot */
@@ -450,26 +626,17 @@ static void test_every_flip_and_cut_refused(void)
 	pm_shard_destroy(&a);
 }
 
-/* Recompute every section's CRC (after a deliberate change). */
-static void resign(uint8_t *img, size_t len)
-{
-	for (size_t off = PM_SNAP_HEADER_BYTES; off + PM_SNAP_SECTION_HEADER_BYTES <= len;) {
-		uint32_t plen;
-		memcpy(&plen, img + off + 4, 4);
-		if (plen > len - off - PM_SNAP_SECTION_HEADER_BYTES)
-			return;
-		uint32_t crc = pm_crc32c(pm_crc32c(0, img + off, 12),
-					 img + off + PM_SNAP_SECTION_HEADER_BYTES, plen);
-		memcpy(img + off + 12, &crc, 4);
-		off += PM_SNAP_SECTION_HEADER_BYTES + plen;
-	}
-}
-
 /* Well-checksummed nonsense: records changed at random with their sections'
  * CRCs made right again. Loading must end with a status (never a crash, never
- * a read past the image: ASan watches), and what it loaded must be valid. */
+ * a read past the image: ASan watches), and what it loaded must hold every
+ * structural rule of the validator. As in fuzz_snapshot, two are not
+ * promised for an image made up this way: that every node is reachable (the
+ * loader relinks what dropped links stranded, and relinking can strand
+ * another) and level counts the level RNG could draw (a changed M or RNG
+ * state, say). */
 static void test_checksummed_nonsense(void)
 {
+	rng = 0x5E115E115Eull; /* whatever the tests before drew */
 	struct pm_shard a;
 	fx_shard(&a, 8u << 20, 1024);
 	ccreate(&a, "h", HDIM, PM_INDEX_HNSW);
@@ -485,7 +652,7 @@ static void test_checksummed_nonsense(void)
 	}
 	snapshot(&a, 7, 50, NULL);
 	uint8_t *copy = malloc(image_len);
-	unsigned ok = 0, refused = 0;
+	unsigned ok = 0, refused = 0, unreachable = 0, levels = 0;
 	for (int round = 0; round < 3000; round++) {
 		memcpy(copy, image, image_len);
 		for (uint32_t n = 1 + rnd(4); n; n--) {
@@ -498,16 +665,23 @@ static void test_checksummed_nonsense(void)
 		char why[200];
 		fx_shard(&b, 8u << 20, 1024);
 		enum pm_status st = pm_snap_load(&b, copy, image_len, NOW0, &info, why, sizeof(why));
+		struct pm_hnsw_report rep;
 		if (st == PM_OK) {
 			ok++;
-			if (coll(&b, "h"))
-				expect_valid(&b, "h");
+			if (coll(&b, "h") && validate(&b, "h", &rep) != PM_OK) {
+				unreachable += rep.unreachable != 0;
+				levels += rep.levels_implausible;
+				if (!rep.unreachable && !rep.levels_implausible)
+					fprintf(stderr, "h: %s\n", rep.why);
+				CU_ASSERT(rep.unreachable || rep.levels_implausible);
+			}
 		} else {
 			refused++;
 		}
 		pm_shard_destroy(&b);
 	}
-	printf("\n  %u loaded, %u refused", ok, refused);
+	printf("\n  %u loaded (%u with nodes unreachable, %u with implausible levels), %u refused",
+	       ok, unreachable, levels, refused);
 	CU_ASSERT(refused > 0);
 	free(copy);
 	pm_shard_destroy(&a);
@@ -536,6 +710,7 @@ int main(void)
 		{ "fuzzy snapshot + replay = live shard", test_fuzzy_then_replay },
 		{ "every flipped byte and cut refused", test_every_flip_and_cut_refused },
 		{ "shard too small: E_NOMEM", test_shard_too_small },
+		{ "nodes that lost their top level: caught", test_lost_levels_caught },
 		{ "well-checksummed nonsense: a status, never a crash", test_checksummed_nonsense },
 		CU_TEST_INFO_NULL,
 	};

@@ -11,9 +11,11 @@
  *
  * Invariants: pm_snap_check and pm_snap_load end with a status, a refusal
  * with a reason; load never accepts what check refused; a load that succeeds
- * leaves a shard whose HNSW graphs pass pm_hnsw_validate, still pass after
- * the maintenance sweeps run to their end, and which answers INFO; nothing
- * leaks (ASan), the shard's memory is its arena (-rss_limit_mb).
+ * leaves a shard whose HNSW graphs pass pm_hnsw_validate (but for nodes left
+ * unreachable and level counts, which a crafted image chooses: see
+ * validate_graphs), still pass after the maintenance sweeps run to their
+ * end, and which answers INFO; nothing leaks (ASan), the shard's memory is
+ * its arena (-rss_limit_mb).
  */
 #include <string.h>
 
@@ -99,10 +101,15 @@ static void validate_graphs(struct pm_shard *sh)
 		/* Structure must hold. Reachability is repaired, not promised: the
 		 * loader links stranded nodes in (pm_hnsw_restore_end), but the links
 		 * an image chose (with its m and its vectors) can keep a few out, as
-		 * pruning can in a live graph; those are found by a later sweep. */
-		if (st != PM_OK && rep.unreachable == 0)
+		 * pruning can in a live graph; those are found by a later sweep.
+		 * Level counts are statistics: an image chooses its nodes' levels
+		 * and its RNG state, and the loader refuses only what no saved graph
+		 * can hold (more ids than the RNG drew levels), so a crafted image
+		 * may load with counts the validator finds implausible. */
+		bool tolerated = rep.unreachable != 0 || rep.levels_implausible;
+		if (st != PM_OK && !tolerated)
 			fprintf(stderr, "collection %u: %s\n", i, rep.why);
-		FUZZ_CHECK(st == PM_OK || rep.unreachable != 0);
+		FUZZ_CHECK(st == PM_OK || tolerated);
 		free(scratch);
 	}
 }
