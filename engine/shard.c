@@ -239,6 +239,7 @@ static enum pm_status dispatch(struct pm_shard *sh, const struct pm_request *req
 	case PM_OP_CLIST:
 		rep->ncolls = pm_coll_list(sh, sh->cinfo);
 		rep->colls = sh->cinfo;
+		rep->list_flags = req->list_flags;
 		return PM_OK;
 	case PM_OP_SNAPSHOT: /* the dataplane's (snap_io.c), never the engine's */
 	default:

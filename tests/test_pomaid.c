@@ -289,7 +289,7 @@ static void test_collections_and_info(void)
 		CU_ASSERT_FATAL(call(&c, &r, 0, &rv));
 		CU_ASSERT_EQUAL(rv.status, PM_OK);
 	}
-	struct pm_request l = { .op = PM_OP_CLIST };
+	struct pm_request l = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS };
 	CU_ASSERT_FATAL(call(&c, &l, 0, &rv));
 	CU_ASSERT_EQUAL(rv.status, PM_OK);
 	struct pm_coll_info ci;
