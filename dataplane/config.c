@@ -54,7 +54,7 @@ static const struct key keys[] = {
 	{ "knn_timeout_ms", K_U32, OFF(knn_timeout_ms), 1, 60000, "ms",
 	  "deadline for the shards' answers to a fan-out (KNN, collection ops, INFO)" },
 	{ "maintain_nodes", K_U32, OFF(maintain_nodes), 16, 1u << 20, "nodes",
-	  "HNSW tombstone-sweep slice a worker runs between bursts" },
+	  "slice of background work a worker runs between bursts: HNSW sweep nodes, or vectors of a dropped collection freed" },
 	{ "backend", K_BACKEND, OFF(backend), 0, 0, "mode",
 	  "kernel (UDP sockets) or dpdk (frames straight from NIC queues; the dpdk_* keys)" },
 	{ "dpdk_eal_args", K_EAL, OFF(dpdk_eal_args), 0, 0, "flags",

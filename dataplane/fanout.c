@@ -78,6 +78,7 @@ static const struct {
 	enum info_merge how;
 } not_summed[] = {
 	{ "collections", INFO_DISTINCT }, /* named ones exist on every shard: count each once */
+	{ "collections_dropping", INFO_MAX }, /* each shard frees its part of the same ones */
 	{ "worker_cpu", INFO_SKIP },      /* a CPU number */
 	{ "arena_hugepages", INFO_MIN },  /* 1 when every shard's arena has them */
 	{ "wal_next_lsn", INFO_SKIP },    /* each shard's log numbers its own records */

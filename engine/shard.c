@@ -115,7 +115,9 @@ bool pm_shard_maintain(struct pm_shard *sh, uint64_t now_ms, uint32_t budget)
 	bool pressure = memory_pressure(sh);
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		struct pm_collection *c = &sh->colls[i];
-		if (c->live && c->params.index == PM_INDEX_HNSW && sweep_due(&c->hnsw, pressure))
+		if (c->live && c->dropping)
+			more |= !pm_coll_drop_slice(sh, c, budget ? budget : PM_HNSW_MAINTAIN_NODES_DEFAULT);
+		else if (c->live && c->params.index == PM_INDEX_HNSW && sweep_due(&c->hnsw, pressure))
 			more |= pm_hnsw_maintain(sh, c, budget);
 	}
 	return more;

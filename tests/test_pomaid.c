@@ -574,7 +574,7 @@ static void lib_every_op(struct pm_client *c, const char *tag)
 	CU_ASSERT(res.count > 0 && hits[0].klen == (uint32_t)kl && !memcmp(hits[0].key, key, (size_t)kl));
 	CU_ASSERT_EQUAL(pm_client_vdel(c, key, (size_t)kl, &removed), PM_CLIENT_OK);
 	CU_ASSERT(removed);
-	static char info[PM_INFO_TEXT_BYTES_MAX];
+	static char info[PM_CLIENT_INFO_REPLY_BYTES_MAX]; /* the whole text, every shard */
 	CU_ASSERT_EQUAL(pm_client_info(c, NULL, info, sizeof(info), &n), PM_CLIENT_OK);
 	CU_ASSERT(memmem(info, n, "shards:2", 8) != NULL);
 	/* every shard starts a snapshot (wal = batch), or goes on with its own */
