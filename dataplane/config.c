@@ -143,7 +143,7 @@ void pm_config_defaults(struct pm_config *c)
 	c->seeds = 1u << 20;
 	c->hugepages = true;
 	strcpy(c->data_dir, "./var/pomai");
-	c->knn_timeout_ms = 100;
+	c->knn_timeout_ms = PM_KNN_TIMEOUT_MS_DEFAULT;
 	c->maintain_nodes = 1024;
 	c->backend = PM_BACKEND_KERNEL;
 	strcpy(c->dpdk_eal_args, "--no-pci --vdev=net_tap0,iface=pomai0 --no-huge -m 512"
