@@ -30,6 +30,8 @@ _Static_assert(PM_CLIENT_INFO_SECTION_BYTES_MAX == PM_INFO_SECTION_BYTES_MAX,
 	       "pomai.h matches pm_limits.h");
 _Static_assert(PM_CLIENT_INFO_TEXT_BYTES_MAX == PM_INFO_TEXT_BYTES_MAX,
 	       "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_INFO_REPLY_BYTES_MAX == PM_INFO_REPLY_BYTES_MAX,
+	       "pomai.h matches pm_limits.h");
 _Static_assert(PM_CLIENT_TTL_MS_MAX == PM_TTL_MS_MAX, "pomai.h matches pm_limits.h");
 _Static_assert(PM_CLIENT_COLLECTIONS_MAX == PM_COLLECTIONS_MAX, "pomai.h matches pm_limits.h");
 _Static_assert((int)PM_CLIENT_SET == PM_OP_SET && (int)PM_CLIENT_CLIST == PM_OP_CLIST &&
@@ -313,6 +315,7 @@ static void free_push(struct pm_client *c, struct pmc_slot *s)
 	s->cb = NULL;
 	s->knn = NULL;
 	s->colls = NULL;
+	s->info = NULL;
 	s->free_next = *list;
 	*list = (uint32_t)(s - c->slots);
 }
@@ -342,6 +345,7 @@ void pmc_complete(struct pm_client *c, struct pmc_slot *s, struct pm_client_resu
 	res->attempts = s->attempts;
 	res->knn = s->knn;
 	res->colls = s->colls;
+	res->info = s->info;
 	pmc_slot_release(c, s); /* before the callback, which may submit into it */
 	c->stats.completed++;
 	c->stats.timeouts += res->status == PM_CLIENT_E_TIMEOUT;
@@ -447,6 +451,8 @@ static enum pm_client_status check_req(const struct pm_client_req *r)
 	case PM_CLIENT_INFO:
 		if (r->name_len > PM_INFO_SECTION_BYTES_MAX)
 			return PM_CLIENT_E_PARAM;
+		if (r->info && !r->info->buf && r->info->cap)
+			return PM_CLIENT_E_ARG;
 		return r->name_len && r->name == NULL ? PM_CLIENT_E_ARG : PM_CLIENT_OK;
 	case PM_CLIENT_VADD:
 		return check_vector(r);
@@ -515,12 +521,15 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 		.has_ttl = r->ttl_ms != 0,
 		.ttl_ms = r->ttl_ms,
 	};
-	if (r->op == PM_CLIENT_INFO)
+	if (r->op == PM_CLIENT_INFO) {
 		q.section = bytes(r->name, r->name_len);
-	else
+		q.info_flags = r->info ? PM_INFO_PAGED : 0; /* pages only into a buffer */
+	} else
 		q.collection = bytes(r->name, r->name_len);
 	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN)
 		q.vec = vec_le(c, r->vec, r->dim);
+	if (r->op == PM_CLIENT_CLIST)
+		q.list_flags = PM_CLIST_COLL_FLAGS; /* entries with their flags (evictable) */
 	if (r->op == PM_CLIENT_CCREATE)
 		q.params = (struct pm_collection_params){
 			.dim = r->params.dim, .metric = r->params.metric, .index = r->params.index,
@@ -559,6 +568,7 @@ static void slot_start(struct pm_client *c, const struct pm_client_req *r, struc
 	s->arg = r->arg;
 	s->knn = r->op == PM_CLIENT_KNN ? r->knn : NULL;
 	s->colls = r->op == PM_CLIENT_CLIST ? r->colls : NULL;
+	s->info = r->op == PM_CLIENT_INFO ? r->info : NULL;
 	pmc_reset_items(s);
 	s->deadline_ms = pmc_now_ms() + pmc_attempt_wait_ms(c, 1);
 	if (s->deadline_ms < c->next_deadline_ms)

@@ -86,6 +86,7 @@ struct pmc_slot {
 	void *arg;
 	struct pm_client_knn_result *knn;
 	struct pm_client_coll_list *colls;
+	struct pm_client_text *info; /* INFO: the text collected over pages (got: its bytes) */
 };
 
 struct pmc_queue {

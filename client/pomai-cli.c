@@ -543,7 +543,7 @@ static int cmd_coll(struct cli *cl)
 
 static int cmd_info(struct cli *cl)
 {
-	static char text[PM_CLIENT_INFO_TEXT_BYTES_MAX];
+	static char text[PM_CLIENT_INFO_REPLY_BYTES_MAX];
 	if (cl->npos > 2)
 		return usage_error("info: want at most one SECTION");
 	size_t n = 0;

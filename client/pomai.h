@@ -51,6 +51,9 @@ extern "C" {
 #define PM_CLIENT_COLLECTION_NAME_BYTES_MAX 64u
 #define PM_CLIENT_INFO_SECTION_BYTES_MAX 32u
 #define PM_CLIENT_INFO_TEXT_BYTES_MAX 8192u
+/* Whole INFO text of a server with up to 32 shards (collected over several
+ * frames: struct pm_client_text). */
+#define PM_CLIENT_INFO_REPLY_BYTES_MAX (280u << 10)
 #define PM_CLIENT_TTL_MS_MAX (UINT64_C(1) << 40)
 #define PM_CLIENT_COLLECTIONS_MAX 256u
 /* Key bytes a KNN result may need at most (every hit with a longest key). */
@@ -211,6 +214,15 @@ struct pm_client_knn_result {
 	size_t keys_used;   /* out: bytes of keys used */
 };
 
+/* Where an INFO text goes (caller's memory). The server's reply may take
+ * several frames; they are collected here. PM_CLIENT_INFO_REPLY_BYTES_MAX
+ * always suffices. */
+struct pm_client_text {
+	char *buf;          /* not NUL-terminated */
+	size_t cap;
+	size_t len;         /* out: bytes received */
+};
+
 /* A vector read back (caller's memory). */
 struct pm_client_vector {
 	float *vec;
@@ -238,6 +250,7 @@ struct pm_client_result {
 	bool removed;               /* DEL, VDEL, CDROP: something was removed */
 	struct pm_client_knn_result *knn;   /* KNN: the request's result, filled */
 	struct pm_client_coll_list *colls;  /* CLIST: idem */
+	struct pm_client_text *info;        /* INFO with a text buffer: idem */
 	uint32_t retry_ms;          /* E_THROTTLED: ms until the server admits this client's
 				       requests again (its hint; 0: none) */
 };
@@ -264,6 +277,11 @@ struct pm_client_req {
 	struct pm_client_coll_params params;  /* CCREATE */
 	struct pm_client_knn_result *knn;     /* KNN: must outlive the request */
 	struct pm_client_coll_list *colls;    /* CLIST: must outlive the request */
+	struct pm_client_text *info;          /* INFO: must outlive the request; the whole
+						 text is collected here (res.value points
+						 to it). NULL: the server sends one frame of
+						 at most PM_CLIENT_INFO_TEXT_BYTES_MAX (cut at
+						 a whole line), res.value points into it */
 	pm_client_cb cb;        /* may be NULL */
 	void *arg;
 };
@@ -379,8 +397,10 @@ enum pm_client_status pm_client_collection_drop(struct pm_client *c, const char 
 enum pm_client_status pm_client_collection_list(struct pm_client *c,
 						struct pm_client_coll_list *out);
 
-/* section: NULL for every section. Copies the text into buf (not terminated);
- * *len gets its length (E_NOSPACE when it exceeds cap). */
+/* section: NULL for every section. Copies the whole text into buf (not
+ * terminated; it may take several reply frames); *len gets the bytes received
+ * (E_NOSPACE when the text exceeds cap; PM_CLIENT_INFO_REPLY_BYTES_MAX always
+ * suffices). */
 enum pm_client_status pm_client_info(struct pm_client *c, const char *section, char *buf,
 				     size_t cap, size_t *len);
 

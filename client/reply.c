@@ -35,6 +35,8 @@ void pmc_reset_items(struct pmc_slot *s)
 	}
 	if (s->colls)
 		s->colls->count = 0;
+	if (s->info)
+		s->info->len = 0;
 }
 
 static bool can_resend(const struct pm_client *c, const struct pmc_slot *s)
@@ -146,6 +148,18 @@ static void on_gap(struct pm_client *c, struct pmc_slot *s)
 	resend(c, s, pmc_now_ms());
 }
 
+/* An INFO page: its bytes at offset rv->first of the text (on_page checked
+ * that it follows the bytes received). */
+static enum pm_client_status take_text(struct pm_client_text *t, const struct pm_reply_view *rv)
+{
+	if (t->len + rv->value.len > t->cap)
+		return PM_CLIENT_E_NOSPACE;
+	if (rv->value.len)
+		memcpy(t->buf + t->len, rv->value.ptr, rv->value.len);
+	t->len += rv->value.len;
+	return PM_CLIENT_OK;
+}
+
 static void on_page(struct pm_client *c, struct pmc_slot *s, struct pm_reply_view *rv)
 {
 	if (rv->first < s->got) {
@@ -157,12 +171,17 @@ static void on_page(struct pm_client *c, struct pmc_slot *s, struct pm_reply_vie
 		return;
 	}
 	s->gap_resent = false;
-	enum pm_client_status st = s->knn ? take_hits(s->knn, rv) : take_colls(s->colls, rv);
+	enum pm_client_status st = s->knn ? take_hits(s->knn, rv)
+				 : s->info ? take_text(s->info, rv) : take_colls(s->colls, rv);
 	s->got += rv->count;
 	if (st != PM_CLIENT_OK)
 		pmc_fail(c, s, st);
 	else if (!rv->more) {
 		struct pm_client_result res = { .status = PM_CLIENT_OK };
+		if (s->info) {
+			res.value = (const uint8_t *)s->info->buf;
+			res.vlen = (uint32_t)s->info->len;
+		}
 		pmc_complete(c, s, &res);
 	}
 }
@@ -195,8 +214,19 @@ static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_
 	case PM_OP_CLIST:
 		on_page(c, s, rv);
 		return;
-	case PM_OP_GET:
 	case PM_OP_INFO:
+		if (s->info) {
+			on_page(c, s, rv);
+			return;
+		}
+		if (rv->more || rv->first) { /* pages we did not ask for */
+			pmc_fail(c, s, PM_CLIENT_E_PROTOCOL);
+			return;
+		}
+		res.value = rv->value.ptr;
+		res.vlen = rv->value.len;
+		break;
+	case PM_OP_GET:
 		res.value = rv->value.ptr;
 		res.vlen = rv->value.len;
 		break;

@@ -41,7 +41,10 @@ static void sync_cb(void *arg, const struct pm_client_result *r)
 	call->removed = r->removed;
 	if (r->status != PM_CLIENT_OK)
 		return;
-	if (r->op == PM_CLIENT_GET || r->op == PM_CLIENT_INFO) {
+	if (r->op == PM_CLIENT_INFO) { /* collected in the caller's buffer already */
+		if (call->len)
+			*call->len = r->info ? r->info->len : 0;
+	} else if (r->op == PM_CLIENT_GET) {
 		if (call->len)
 			*call->len = r->vlen;
 		if (r->vlen > call->cap)
@@ -190,9 +193,10 @@ enum pm_client_status pm_client_collection_list(struct pm_client *c,
 enum pm_client_status pm_client_info(struct pm_client *c, const char *section, char *buf,
 				     size_t cap, size_t *len)
 {
+	struct pm_client_text text = { .buf = buf, .cap = buf ? cap : 0 };
 	struct pm_client_req r = { .op = PM_CLIENT_INFO, .name = section,
-				   .name_len = cstr_len(section) };
-	struct sync_call call = { .buf = buf, .cap = buf ? cap : 0, .len = len };
+				   .name_len = cstr_len(section), .info = &text };
+	struct sync_call call = { .len = len };
 	return run(c, &r, &call);
 }
 

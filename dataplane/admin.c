@@ -250,16 +250,26 @@ static enum pm_admin_status cmd_ping(struct pm_daemon *d, const struct pm_admin_
 	return PM_ADMIN_OK;
 }
 
+_Static_assert(PM_ADMIN_TEXT_BYTES > PM_INFO_REPLY_BYTES_MAX, "a whole INFO text fits");
+
+/* The whole text: every shard's (PAGED: the reply frames, in order). */
 static enum pm_admin_status cmd_info(struct pm_daemon *d, const struct pm_admin_req *r)
 {
 	struct pm_admin *a = d->admin;
-	struct pm_request req = { .op = PM_OP_INFO };
+	struct pm_request req = { .op = PM_OP_INFO, .info_flags = PM_INFO_PAGED };
 	if (r->argc > 1)
 		req.section = (struct pm_bytes){ r->arg[1].p, r->arg[1].len };
 	struct pm_reply_view rv;
 	enum pm_admin_status st = wire(d, &req);
-	if (st == PM_ADMIN_OK && (st = wire_status(a, &rv)) == PM_ADMIN_OK)
+	if (st == PM_ADMIN_OK)
+		st = wire_status(a, &rv);
+	for (size_t off = 0, used; st == PM_ADMIN_OK && off < a->frames_len; off += used) {
+		if (pm_reply_decode(a->frames + off, a->frames_len - off, &rv, &used) != PM_OK) {
+			say(a, "undecodable reply\n");
+			return PM_ADMIN_ERROR;
+		}
 		say(a, "%.*s", (int)rv.value.len, (const char *)rv.value.ptr);
+	}
 	return st;
 }
 
@@ -368,7 +378,7 @@ static const char *const index_names[PM_INDEX_COUNT] = { "flat", "hnsw" };
 static enum pm_admin_status coll_list(struct pm_daemon *d)
 {
 	struct pm_admin *a = d->admin;
-	struct pm_request req = { .op = PM_OP_CLIST };
+	struct pm_request req = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS };
 	enum pm_admin_status st = wire(d, &req);
 	for (size_t off = 0, used; st == PM_ADMIN_OK && off < a->frames_len; off += used) {
 		struct pm_reply_view rv;

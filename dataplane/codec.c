@@ -97,7 +97,7 @@ static const struct op_wire op_table[PM_OP_COUNT] = {
 	[PM_OP_SET] = { PM_OPCODE_SET, 0, PM_FLAG_TTL, false },
 	[PM_OP_GET] = { PM_OPCODE_GET, 0, 0, false },
 	[PM_OP_DEL] = { PM_OPCODE_DEL, 0, 0, false },
-	[PM_OP_INFO] = { PM_OPCODE_INFO, 0, 0, false },
+	[PM_OP_INFO] = { PM_OPCODE_INFO, 0, 0, true },
 	[PM_OP_VADD] = { PM_OPCODE_VECTOR, PM_VOP_ADD, PM_FLAG_TTL | PM_FLAG_COLL, false },
 	[PM_OP_VGET] = { PM_OPCODE_VECTOR, PM_VOP_GET, 0, false },
 	[PM_OP_VDEL] = { PM_OPCODE_VECTOR, PM_VOP_DEL, 0, false },
@@ -311,11 +311,20 @@ static enum pm_status dec_set(struct rd *r, uint8_t flags, struct pm_request *re
 	return st;
 }
 
+/* [u32 len, section], [u8 info_flags]: the section is there when the body
+ * has more than the flags byte; flags added at the end, so a body without
+ * them (every client before paging) reads as flags 0 (docs/protocol.md 10). */
 static enum pm_status dec_info(struct rd *r, struct pm_request *req)
 {
-	if (r->left == 0)
-		return PM_OK; /* all sections */
-	return rd_lenbytes(r, 1, PM_INFO_SECTION_BYTES_MAX, PM_E_PARAM, &req->section);
+	enum pm_status st = PM_OK;
+	if (r->left > 1)
+		st = rd_lenbytes(r, 1, PM_INFO_SECTION_BYTES_MAX, PM_E_PARAM, &req->section);
+	if (st == PM_OK && r->left == 1) {
+		(void)rd_u8(r, &req->info_flags);
+		if (req->info_flags & ~PM_INFO_FLAGS_ALL)
+			return PM_E_PARAM;
+	}
+	return st;
 }
 
 static enum pm_status dec_vadd(struct rd *r, uint8_t flags, struct pm_request *req)
@@ -366,7 +375,11 @@ static enum pm_status dec_ccreate(struct rd *r, struct pm_request *req)
 	if (p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT)
 		return PM_E_PARAM;
 	if (!rd_u16(r, &p->hnsw_m) || !rd_u32(r, &p->ef_construction) ||
-	    !rd_u32(r, &p->ef_search) || !rd_u8(r, &p->flags))
+	    !rd_u32(r, &p->ef_search))
+		return PM_E_FRAME_LENGTH;
+	/* coll_flags came later, at the end: a body without it (a client from
+	 * before) reads as flags 0 (docs/protocol.md 10) */
+	if (r->left != 0 && !rd_u8(r, &p->flags))
 		return PM_E_FRAME_LENGTH;
 	if (p->flags & ~PM_COLL_FLAGS_ALL)
 		return PM_E_PARAM;
@@ -393,9 +406,13 @@ static enum pm_status dec_request_body(struct rd *r, uint8_t flags, struct pm_re
 		return dec_ccreate(r, req);
 	case PM_OP_CDROP:
 		return rd_name(r, &req->collection);
-	case PM_OP_CLIST:
+	case PM_OP_CLIST: /* [u8 list_flags], added at the end: absent is 0 */
+		if (r->left != 0 && rd_u8(r, &req->list_flags) &&
+		    (req->list_flags & ~PM_CLIST_FLAGS_ALL))
+			return PM_E_PARAM;
+		return PM_OK; /* a further byte is FRAME_LENGTH */
 	case PM_OP_SNAPSHOT:
-		return PM_OK; /* nothing after the sub-op / header; a tail is FRAME_LENGTH */
+		return PM_OK; /* nothing after the header; a tail is FRAME_LENGTH */
 	case PM_OP_NONE:
 	case PM_OP_COUNT:
 		break;
@@ -506,7 +523,9 @@ static void wr_vector(struct wr *w, uint32_t dim, const uint8_t *vec)
 	wr_put(w, vec, (uint64_t)dim * 4u);
 }
 
-static void wr_params(struct wr *w, const struct pm_collection_params *p)
+/* Collection parameters; coll_flags only when `flags` (a CLIST entry for a
+ * client from before the field has none). */
+static void wr_params(struct wr *w, const struct pm_collection_params *p, bool flags)
 {
 	wr_u32(w, p->dim);
 	wr_u8(w, p->metric);
@@ -516,7 +535,8 @@ static void wr_params(struct wr *w, const struct pm_collection_params *p)
 	wr_u32(w, p->ef_search);
 	if (p->flags & ~PM_COLL_FLAGS_ALL)
 		w->ok = false;
-	wr_u8(w, p->flags);
+	if (flags)
+		wr_u8(w, p->flags);
 }
 
 /* The writer for the body of a frame at out (header space reserved). */
@@ -589,6 +609,8 @@ static uint8_t enc_request_body(const struct pm_request *req, struct wr *w)
 	case PM_OP_INFO:
 		if (req->section.len != 0)
 			wr_bytes(w, req->section, PM_INFO_SECTION_BYTES_MAX);
+		if (req->info_flags != 0)
+			wr_u8(w, req->info_flags);
 		return 0;
 	case PM_OP_VADD:
 		return enc_vadd(req, w);
@@ -596,12 +618,15 @@ static uint8_t enc_request_body(const struct pm_request *req, struct wr *w)
 		return enc_vquery(req, w);
 	case PM_OP_CCREATE:
 		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
-		wr_params(w, &req->params);
+		wr_params(w, &req->params, true);
 		return 0;
 	case PM_OP_CDROP:
 		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
 		return 0;
 	case PM_OP_CLIST:
+		if (req->list_flags != 0)
+			wr_u8(w, req->list_flags);
+		return 0;
 	case PM_OP_SNAPSHOT:
 		return 0;
 	case PM_OP_NONE:
@@ -680,7 +705,7 @@ static uint8_t enc_colls(const struct pm_reply *rep, uint32_t *cursor, struct wr
 		if ((uint64_t)PM_WIRE_COLL_BYTES_FIXED + c->name.len > wr_room(w))
 			break;
 		wr_bytes(w, c->name, PM_COLLECTION_NAME_BYTES_MAX);
-		wr_params(w, &c->params);
+		wr_params(w, &c->params, rep->list_flags & PM_CLIST_COLL_FLAGS);
 		wr_u64(w, c->count);
 		wr_u64(w, c->bytes);
 	}
@@ -691,6 +716,35 @@ static uint8_t enc_colls(const struct pm_reply *rep, uint32_t *cursor, struct wr
 	st32(count_at, n);
 	*cursor = i;
 	return i < rep->ncolls ? PM_FLAG_MORE : 0;
+}
+
+/* Writes INFO text from byte *cursor on: all of it if it fits, else the whole
+ * lines that fit (bytes up to the room if not even one line does); returns
+ * MORE if some remain. */
+static uint8_t enc_info(const struct pm_reply *rep, uint32_t *cursor, struct wr *w)
+{
+	uint32_t at = *cursor, len = rep->value.len;
+	uint64_t room = wr_room(w) >= 4u ? wr_room(w) - 4u : 0;
+	if (at > len || len > PM_INFO_REPLY_BYTES_MAX) {
+		w->ok = false;
+		return 0;
+	}
+	const uint8_t *t = rep->value.ptr + at;
+	uint32_t n = len - at;
+	if (n > room) {
+		n = (uint32_t)room;
+		while (n > 0 && t[n - 1] != '\n')
+			n--;
+		n = n ? n : (uint32_t)room;
+	}
+	if (n == 0 && at < len)
+		w->ok = false; /* no room for a single byte */
+	wr_u32(w, n);
+	wr_put(w, t, n);
+	if (!w->ok)
+		return 0;
+	*cursor = at + n;
+	return *cursor < len ? PM_FLAG_MORE : 0;
 }
 
 /* Writes a successful reply's body (after any sub-op byte); returns MORE or 0. */
@@ -706,8 +760,7 @@ static uint8_t enc_reply_body(const struct pm_reply *rep, uint32_t *cursor, stru
 		wr_bytes(w, rep->value, PM_VALUE_BYTES_MAX);
 		return 0;
 	case PM_OP_INFO:
-		wr_bytes(w, rep->value, PM_INFO_TEXT_BYTES_MAX);
-		return 0;
+		return enc_info(rep, cursor, w);
 	case PM_OP_DEL:
 	case PM_OP_VDEL:
 	case PM_OP_CDROP:
@@ -733,12 +786,18 @@ static uint8_t enc_reply_body(const struct pm_reply *rep, uint32_t *cursor, stru
 	return 0;
 }
 
-/* Items of a paged reply, so an error reply can move the cursor past them all. */
-static uint32_t reply_items(const struct pm_reply *rep)
+uint32_t pm_reply_items(const struct pm_reply *rep)
 {
 	if (rep->op == PM_OP_VQUERY)
 		return rep->nhits;
+	if (rep->op == PM_OP_INFO)
+		return rep->value.len;
 	return rep->op == PM_OP_CLIST ? rep->ncolls : 0;
+}
+
+bool pm_reply_paged(const struct pm_reply *rep)
+{
+	return rep->status == PM_OK && rep->op < PM_OP_COUNT && op_table[rep->op].paged;
 }
 
 /* pm_reply_encode(), with the hint a THROTTLED reply carries. */
@@ -758,7 +817,7 @@ static size_t encode_reply(const struct pm_reply *rep, uint32_t *cursor, uint32_
 	if (rep->status == PM_OK)
 		flags |= enc_reply_body(rep, cur, &w);
 	else
-		*cur = reply_items(rep); /* an error reply is one frame */
+		*cur = pm_reply_items(rep); /* an error reply is one frame */
 	if (rep->status == PM_E_THROTTLED)
 		wr_u32(&w, retry_ms);
 	if (!w.ok || (cursor == NULL && (flags & PM_FLAG_MORE))) {
@@ -779,7 +838,7 @@ static size_t encode_reply(const struct pm_reply *rep, uint32_t *cursor, uint32_
 	/* The decoder holds the rules: refuse what it would refuse. */
 	struct pm_reply_view check;
 	size_t used;
-	if (pm_reply_decode(out, n, &check, &used) != PM_OK || used != n) {
+	if (pm_reply_decode_list(out, n, rep->list_flags, &check, &used) != PM_OK || used != n) {
 		*cur = first;
 		return 0;
 	}
@@ -842,7 +901,7 @@ static enum pm_status dec_hits(struct rd *r, struct pm_reply_view *rv)
 	return PM_OK;
 }
 
-static enum pm_status dec_coll_entry(struct rd *r, struct pm_coll_info *ci)
+static enum pm_status dec_coll_entry(struct rd *r, uint8_t list_flags, struct pm_coll_info *ci)
 {
 	struct pm_collection_params *p = &ci->params;
 	memset(ci, 0, sizeof(*ci)); /* params.reserved too: params compare by bytes */
@@ -852,8 +911,9 @@ static enum pm_status dec_coll_entry(struct rd *r, struct pm_coll_info *ci)
 		return st;
 	if (!rd_u32(r, &p->dim) || !rd_u8(r, &p->metric) || !rd_u8(r, &p->index) ||
 	    !rd_u16(r, &p->hnsw_m) || !rd_u32(r, &p->ef_construction) ||
-	    !rd_u32(r, &p->ef_search) || !rd_u8(r, &p->flags) || !rd_u64(r, &ci->count) ||
-	    !rd_u64(r, &ci->bytes))
+	    !rd_u32(r, &p->ef_search) ||
+	    ((list_flags & PM_CLIST_COLL_FLAGS) && !rd_u8(r, &p->flags)) ||
+	    !rd_u64(r, &ci->count) || !rd_u64(r, &ci->bytes))
 		return PM_E_FRAME_LENGTH;
 	if (p->dim > PM_DIM_MAX)
 		return PM_E_DIM;
@@ -872,11 +932,22 @@ static enum pm_status dec_colls(struct rd *r, struct pm_reply_view *rv)
 	rv->it_pos = r->p;
 	rv->it_left = rv->count;
 	for (uint32_t i = 0; i < rv->count; i++) {
-		enum pm_status st = dec_coll_entry(r, &ci);
+		enum pm_status st = dec_coll_entry(r, rv->list_flags, &ci);
 		if (st != PM_OK)
 			return st;
 	}
 	return PM_OK;
+}
+
+/* u32 len, text: the part of the whole text from byte `first` on; `count`
+ * is its length (a MORE frame carries at least one byte). */
+static enum pm_status dec_info_text(struct rd *r, struct pm_reply_view *rv)
+{
+	enum pm_status st = rd_lenbytes(r, 0, PM_INFO_REPLY_BYTES_MAX, PM_E_VALUE_LEN, &rv->value);
+	if (st == PM_OK && (uint64_t)rv->first + rv->value.len > PM_INFO_REPLY_BYTES_MAX)
+		st = PM_E_VALUE_LEN;
+	rv->count = rv->value.len;
+	return st;
 }
 
 static enum pm_status dec_reply_body(struct rd *r, struct pm_reply_view *rv)
@@ -890,7 +961,7 @@ static enum pm_status dec_reply_body(struct rd *r, struct pm_reply_view *rv)
 	case PM_OP_GET:
 		return rd_lenbytes(r, 0, PM_VALUE_BYTES_MAX, PM_E_VALUE_LEN, &rv->value);
 	case PM_OP_INFO:
-		return rd_lenbytes(r, 0, PM_INFO_TEXT_BYTES_MAX, PM_E_VALUE_LEN, &rv->value);
+		return dec_info_text(r, rv);
 	case PM_OP_DEL:
 	case PM_OP_VDEL:
 	case PM_OP_CDROP:
@@ -923,8 +994,15 @@ static enum pm_status check_reply_header(const struct pm_frame_header *h,
 enum pm_status pm_reply_decode(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
 			       size_t *used)
 {
+	return pm_reply_decode_list(buf, len, PM_CLIST_COLL_FLAGS, rv, used);
+}
+
+enum pm_status pm_reply_decode_list(const uint8_t *buf, size_t len, uint8_t list_flags,
+				    struct pm_reply_view *rv, size_t *used)
+{
 	struct pm_frame_header h;
 	memset(rv, 0, sizeof *rv);
+	rv->list_flags = list_flags;
 	*used = 0;
 	enum pm_status st = pm_header_decode(buf, len, &h);
 	if (!pm_header_usable(st))
@@ -973,7 +1051,7 @@ bool pm_reply_next_coll(struct pm_reply_view *rv, struct pm_coll_info *ci)
 		return false;
 	/* Already validated by dec_colls(): re-reading cannot fail or run past. */
 	struct rd r = { rv->it_pos, UINT32_MAX };
-	(void)dec_coll_entry(&r, ci);
+	(void)dec_coll_entry(&r, rv->list_flags, ci);
 	rv->it_pos = r.p;
 	rv->it_left--;
 	return true;

@@ -63,7 +63,8 @@
 #define PM_FLAG_MORE 0x40u  /* VQUERY, CLIST: another frame with this id follows */
 #define PM_FLAG_REPLY 0x80u /* set on every reply, never on a request */
 
-/* Wire size of one KNN hit and of one CLIST entry, without their names. */
+/* Wire size of one KNN hit and of one CLIST entry (with coll_flags), without
+ * their names. */
 #define PM_WIRE_HIT_BYTES_FIXED (4u + 4u)
 #define PM_WIRE_COLL_BYTES_FIXED (4u + 4u + 1u + 1u + 2u + 4u + 4u + 1u + 8u + 8u)
 
@@ -122,15 +123,22 @@ size_t pm_request_encode(const struct pm_request *req, uint8_t *out, size_t cap)
 
 /* Server side. Encode one frame of the reply to rep->op / rep->id. A reply whose
  * status is not PM_OK has an empty body (only the sub-op byte for 'V' ops); an
- * error reply to op PM_OP_NONE has opcode PM_OPCODE_NONE. For VQUERY and CLIST,
- * *cursor is the index of the first hit / collection to write; as many as fit are
- * written, *cursor is advanced past them and the frame has MORE unless it holds the
- * last one; call again while *cursor < nhits (ncolls). An error reply is always
- * one frame and sets *cursor to nhits (ncolls), so that loop ends too. cursor may
+ * error reply to op PM_OP_NONE has opcode PM_OPCODE_NONE. For VQUERY, CLIST and
+ * INFO, *cursor is the index of the first hit / collection / text byte to write;
+ * as many as fit are written (INFO: whole lines), *cursor is advanced past them
+ * and the frame has MORE unless it holds the last one; call again while *cursor <
+ * pm_reply_items(). An error reply is always one frame and sets *cursor to
+ * pm_reply_items(), so that loop ends too. cursor may
  * be NULL, in which case everything must fit one frame. Returns bytes written, or
  * 0 (cursor unchanged) when cap is too small for the header and at least one
  * remaining item, or when a field breaks a limit. */
 size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *out, size_t cap);
+
+/* Items a paged reply carries: VQUERY hits, CLIST entries, INFO text bytes. */
+uint32_t pm_reply_items(const struct pm_reply *rep);
+
+/* Whether rep may take several frames (a successful VQUERY, CLIST or INFO). */
+bool pm_reply_paged(const struct pm_reply *rep);
 
 /* Server side. A THROTTLED reply to op / id: its body (after the sub-op byte
  * of 'V' ops) is a u32 retry hint, the milliseconds until the client's quota
@@ -147,23 +155,34 @@ struct pm_reply_view {
 	enum pm_status status;      /* the server's result; PM_E_INTERNAL if unknown */
 	uint8_t op;                 /* enum pm_op; PM_OP_NONE: request was undecodable */
 	bool more;                  /* MORE: the reply continues in the next frame */
-	uint32_t first;             /* VQUERY / CLIST: index of this frame's first item */
+	uint32_t first;             /* VQUERY / CLIST: index of this frame's first item;
+				       INFO: offset of this frame's text in the whole text */
 	uint32_t removed;           /* DEL, VDEL, CDROP */
 	struct pm_bytes value;      /* GET value; INFO text; VGET raw LE f32 bytes */
 	uint32_t dim;               /* VGET */
 	uint8_t dtype;              /* VGET: enum pm_dtype */
 	struct pm_bytes collection; /* VGET: the vector's collection; len 0 = default */
-	uint32_t count;             /* VQUERY hits / CLIST entries in this frame */
+	uint32_t count;             /* VQUERY hits / CLIST entries / INFO text bytes in
+				       this frame */
 	uint32_t retry_ms;          /* THROTTLED: ms until the quota admits a request; 0 none */
 	/* iterator state; private */
+	uint8_t list_flags;         /* CLIST: the entries' layout */
 	const uint8_t *it_pos;
 	uint32_t it_left;
 };
 
 /* Decode one reply frame at the start of buf; *used as for pm_request_decode().
- * Returns the decoding result; the server's result is rv->status. */
+ * Returns the decoding result; the server's result is rv->status. CLIST
+ * entries are read with coll_flags (the reply to a request with
+ * PM_CLIST_COLL_FLAGS, which every request this codec encodes for a client
+ * has). */
 enum pm_status pm_reply_decode(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
 			       size_t *used);
+
+/* pm_reply_decode() of the reply to a CLIST request with list_flags (0: the
+ * entries of clients built before coll_flags; docs/protocol.md 10). */
+enum pm_status pm_reply_decode_list(const uint8_t *buf, size_t len, uint8_t list_flags,
+				    struct pm_reply_view *rv, size_t *used);
 
 /* Next VQUERY hit of this frame (key points into the frame), or false when done. */
 bool pm_reply_next_hit(struct pm_reply_view *rv, struct pm_bytes *key, float *dist);

@@ -54,7 +54,7 @@ static const struct key keys[] = {
 	{ "knn_timeout_ms", K_U32, OFF(knn_timeout_ms), 1, 60000, "ms",
 	  "deadline for the shards' answers to a fan-out (KNN, collection ops, INFO)" },
 	{ "maintain_nodes", K_U32, OFF(maintain_nodes), 16, 1u << 20, "nodes",
-	  "HNSW tombstone-sweep slice a worker runs between bursts" },
+	  "slice of background work a worker runs between bursts: HNSW sweep nodes, or vectors of a dropped collection freed" },
 	{ "backend", K_BACKEND, OFF(backend), 0, 0, "mode",
 	  "kernel (UDP sockets) or dpdk (frames straight from NIC queues; the dpdk_* keys)" },
 	{ "dpdk_eal_args", K_EAL, OFF(dpdk_eal_args), 0, 0, "flags",
@@ -143,7 +143,7 @@ void pm_config_defaults(struct pm_config *c)
 	c->seeds = 1u << 20;
 	c->hugepages = true;
 	strcpy(c->data_dir, "./var/pomai");
-	c->knn_timeout_ms = 100;
+	c->knn_timeout_ms = PM_KNN_TIMEOUT_MS_DEFAULT;
 	c->maintain_nodes = 1024;
 	c->backend = PM_BACKEND_KERNEL;
 	strcpy(c->dpdk_eal_args, "--no-pci --vdev=net_tap0,iface=pomai0 --no-huge -m 512"

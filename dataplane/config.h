@@ -21,6 +21,14 @@
 #define PM_SHARDS_MAX 32u
 /* Shards the embedded default starts at most (shards = min(cores, this)). */
 #define PM_SHARDS_DEFAULT_MAX 4u
+/* Default fan-out deadline (knn_timeout_ms). Measured (perf/RESULTS.md, "Fan-out
+ * latency"): with one shard per core on a busy 2-core machine the slowest of
+ * 1,800 fan-outs took 44 ms, so the old 100 ms kept a margin of 2; with more
+ * shards than cores (4 or 32 on 2, as tests and small VMs run them) p99 was
+ * 0.3-0.7 s and 100 ms timed out 14 % to all of them. 1000 ms is 20 times the
+ * worst with one shard per core and above that p99; what it costs is how long
+ * a client waits to hear that a shard is stuck. */
+#define PM_KNN_TIMEOUT_MS_DEFAULT 1000u
 #define PM_CONFIG_STRING_BYTES 256u
 #define PM_CONFIG_LINE_BYTES 2048u /* > "dpdk_eal_args = " + PM_CONFIG_EAL_BYTES */
 #define PM_CONFIG_ERR_BYTES 512u

@@ -82,7 +82,7 @@ enum pm_msg_type {
  * reply's text, how long a command waits for the workers, and how often the
  * admin thread looks at the quit flag while idle. */
 #define PM_ADMIN_CONNS_MAX 8u
-#define PM_ADMIN_TEXT_BYTES (256u << 10)
+#define PM_ADMIN_TEXT_BYTES (512u << 10)
 #define PM_ADMIN_REPLY_MS 5000u
 #define PM_ADMIN_POLL_MS 100
 /* Clients a CLIENTS answer lists at most (each worker's top that many, merged). */
@@ -122,7 +122,8 @@ struct pm_msg {
 	uint32_t origin;           /* worker that coordinates / received the frame */
 	uint32_t seq;              /* fan-out sequence number at the origin */
 	uint32_t shard;            /* the shard that answered (FANOUT_REPLY) */
-	uint32_t reserved;
+	uint32_t created;          /* FANOUT_REPLY to a CCREATE: 1 if this shard created the
+				    * collection (it did not exist there before) */
 	struct pm_dest dest;       /* where the final reply goes */
 };
 
@@ -159,6 +160,12 @@ struct pm_pending {
 	uint32_t keys_used;
 	struct pm_coll_info *colls; /* CLIST: PM_COLLECTIONS_MAX */
 	uint32_t ncolls;
+	uint8_t info_flags;        /* INFO: the request's PM_INFO_* */
+	uint32_t info_at[PM_INFO_SHARDS_MAX], info_len[PM_INFO_SHARDS_MAX]; /* INFO: each shard's
+				    * text in keys (len 0: not answered), written in shard order */
+	uint8_t list_flags;        /* CLIST: the request's PM_CLIST_* (the reply's layout) */
+	uint32_t created;          /* CCREATE: shards that created the collection (bit per shard) */
+	bool rolling_back;         /* CCREATE failed: waiting for the CDROPs that undo it */
 };
 
 struct pm_conn {
@@ -180,6 +187,8 @@ struct pm_worker_stats {
 	uint64_t dropped_ring_full;   /* forwards / fan-outs that found a ring full */
 	uint64_t dropped_tx_full;     /* replies that found the TX queue full */
 	uint64_t fanouts, fanout_timeouts;
+	uint64_t fanout_rollbacks;     /* failed CCREATEs undone on the shards that made them */
+	uint64_t fanout_rollback_lost; /* ... whose CDROP could not be posted (ring full) */
 	uint64_t tcp_accepted, tcp_closed, tcp_refused, tcp_stalled;
 	uint64_t tcp_idle_evicted;      /* idle connections closed for a new one (full table) */
 	uint64_t dropped_not_allowed;   /* datagrams and connections from outside allow_networks */
@@ -230,6 +239,9 @@ struct pm_worker {
 	struct pm_hist lat_kv, lat_knn;
 	uint64_t tick0, tick0_ns, last_tick, stats_pub_ms;
 	double ns_per_tick;        /* 0 until calibrated */
+	/* INFO merging (fanout.c, pm_fanout_alloc) */
+	char *info_text;           /* PM_INFO_REPLY_BYTES_MAX: a part's or the merged text */
+	struct pm_info_sum *info_sum; /* the Total section's fields */
 };
 
 /* This daemon's own UDP sources (access.c): every local IPv4 address a
@@ -335,6 +347,9 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frames,
 		       uint32_t len);
 void pm_fanout_expire(struct pm_worker *w);
+/* The worker's INFO merge buffers (from pm_worker_alloc / pm_worker_free). */
+int pm_fanout_alloc(struct pm_worker *w);
+void pm_fanout_free(struct pm_worker *w);
 /* This worker's dataplane counters as INFO lines. */
 uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap);
 

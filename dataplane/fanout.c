@@ -15,13 +15,29 @@
  * Merges: KNN keeps the k best (distance, key) across shards, ordered as a
  * single shard orders them; CCREATE / CDROP report the first failure (DROP:
  * removed if any shard removed); CLIST sums counts and bytes per collection;
- * INFO sums every numeric field into a "Total" section and adds one line per
- * shard; SNAPSHOT reports the first failure, like CCREATE.
+ * INFO writes a "Total" section (numeric fields summed, but for the few that
+ * are not additive: see not_summed[]) and then every shard's own text; SNAPSHOT
+ * reports the first failure, like CCREATE.
+ *
+ * A CCREATE that a shard refused (an error status, or its ring was full) is
+ * rolled back: before the client gets the failure, the coordinator sends
+ * CDROP to exactly the shards whose part created the collection (it did not
+ * exist there before; a shard that already had it keeps it and its vectors),
+ * and waits for them like a second fan-out, so no collection is left on some
+ * shards only. A CCREATE that only timed out is not rolled back: the slow
+ * shard is still creating it, and a retry (CCREATE is idempotent) completes it
+ * everywhere; rolling back would leave it on the slow shard alone.
+ *
+ * INFO replies to a request with PM_INFO_PAGED hold every shard's text (up to
+ * PM_INFO_REPLY_BYTES_MAX, several frames); without it, the reply is cut at
+ * the last whole line within PM_INFO_TEXT_BYTES_MAX, as before paging.
  *
  * SNAPSHOT's part is no engine call and no logged mutation: it asks this
  * worker's snapshot I/O to start one (snap_io.h), so it is never admitted to
  * nor held by the WAL (pm_wal_logs() does not list it).
  */
+#define _GNU_SOURCE /* memmem */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +47,73 @@
 #include "common.h"
 #include "daemon.h"
 #include "dpdk.h"
+#include "hash.h"
 #include "snap_io.h"
+#include "vector.h"
 #include "wal_io.h"
 
 /* INFO: distinct numeric fields summed across shards, and their name length. */
 #define INFO_FIELDS_MAX 256u
 #define INFO_FIELD_BYTES 48u
+/* INFO: room a shard's text leaves for the "@shard:N" line that heads it in the
+ * merged text, so that every shard's part fits the merge buffer. */
+#define INFO_SHARD_LINE_BYTES 16u
+/* INFO: collection lines the Total's `collections` tells apart (every line of
+ * every shard's text fits: PM_COLLECTIONS_MAX per shard). */
+#define INFO_COLL_LINES_MAX (PM_INFO_SHARDS_MAX * PM_COLLECTIONS_MAX)
+
+_Static_assert(PM_SHARDS_MAX <= PM_INFO_SHARDS_MAX, "an INFO reply has room for every shard");
+_Static_assert(PM_INFO_SHARDS_MAX * PM_INFO_TEXT_BYTES_MAX <= PM_KNN_MERGE_BYTES,
+	       "every shard's INFO text fits the merge buffer");
+_Static_assert(sizeof("# Cluster\r\nshards:99\r\nshards_answered:99\r\n# Total\r\n") +
+		       INFO_FIELDS_MAX * (INFO_FIELD_BYTES + 24u) <= PM_INFO_TOTAL_BYTES_MAX,
+	       "the Total section fits its bound");
+_Static_assert(PM_SHARDS_MAX <= 32u, "a CCREATE's created shards are a 32-bit mask");
+
+/* How the Total section merges a field; SUM unless not_summed[] says otherwise. */
+enum info_merge { INFO_SUM, INFO_MAX, INFO_MIN, INFO_SKIP, INFO_DISTINCT };
+
+static const struct {
+	const char *name;
+	enum info_merge how;
+} not_summed[] = {
+	{ "collections", INFO_DISTINCT }, /* named ones exist on every shard: count each once */
+	{ "collections_dropping", INFO_MAX }, /* each shard frees its part of the same ones */
+	{ "worker_cpu", INFO_SKIP },      /* a CPU number */
+	{ "arena_hugepages", INFO_MIN },  /* 1 when every shard's arena has them */
+	{ "wal_next_lsn", INFO_SKIP },    /* each shard's log numbers its own records */
+	{ "wal_held_max", INFO_MAX },
+	{ "wal_recovery_ms", INFO_MAX },  /* the shards recover side by side */
+	{ "quota_overrides", INFO_MAX },  /* every worker holds the same configured list */
+};
+
+struct pm_info_field {
+	char name[INFO_FIELD_BYTES];
+	unsigned long long v;
+	uint8_t how;                      /* enum info_merge */
+};
+
+/* A worker's INFO merge space (pm_fanout_alloc): the Total's fields and the
+ * hashes of the collection lines seen. */
+struct pm_info_sum {
+	struct pm_info_field f[INFO_FIELDS_MAX];
+	uint64_t coll[INFO_COLL_LINES_MAX];
+};
+
+int pm_fanout_alloc(struct pm_worker *w)
+{
+	w->info_text = malloc(PM_INFO_REPLY_BYTES_MAX);
+	w->info_sum = malloc(sizeof(*w->info_sum));
+	return w->info_text && w->info_sum ? 0 : -ENOMEM;
+}
+
+void pm_fanout_free(struct pm_worker *w)
+{
+	free(w->info_text);
+	free(w->info_sum);
+	w->info_text = NULL;
+	w->info_sum = NULL;
+}
 
 bool pm_is_fanout(uint8_t op)
 {
@@ -46,32 +123,42 @@ bool pm_is_fanout(uint8_t op)
 
 /* ---------------------------------------------------------------- one shard's part */
 
-/* Engine INFO text followed by this worker's dataplane counters. */
+/* Engine INFO text followed by this worker's dataplane counters, leaving room
+ * for the line that heads it in the merged text. */
 static uint32_t shard_info(struct pm_worker *w, const struct pm_request *req, char *out)
 {
+	const uint32_t cap = PM_INFO_TEXT_BYTES_MAX - INFO_SHARD_LINE_BYTES;
 	const char *sec = (const char *)req->section.ptr;
-	uint32_t n = pm_shard_info(&w->shard, sec, req->section.len, out, PM_INFO_TEXT_BYTES_MAX);
+	uint32_t n = pm_shard_info(&w->shard, sec, req->section.len, out, cap);
 	if (req->section.len == 0 || (req->section.len == 9 && !strncasecmp(sec, "dataplane", 9)))
-		n += pm_worker_info(w, out + n, PM_INFO_TEXT_BYTES_MAX - n);
+		n += pm_worker_info(w, out + n, cap - n);
 	return n;
 }
 
 /* Apply req to this worker's shard; write its reply as frames into out.
- * Returns the bytes written (0: the part does not fit, and must be refused). */
+ * Returns the bytes written (0: the part does not fit, and must be refused).
+ * *created: a CCREATE made the collection here (it did not exist before). */
 static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req, uint8_t *out,
-			    uint32_t cap)
+			    uint32_t cap, bool *created)
 {
-	static _Thread_local char text[PM_INFO_TEXT_BYTES_MAX];
 	struct pm_reply rep;
+	*created = false;
 	if (req->op == PM_OP_INFO) {
+		char *text = w->info_text; /* free: the merged text is built at the end */
 		rep = (struct pm_reply){ .status = PM_OK, .op = req->op, .id = req->id };
 		rep.value = (struct pm_bytes){ (const uint8_t *)text, shard_info(w, req, text) };
+	} else if (req->op == PM_OP_CCREATE) {
+		bool existed = pm_coll_find(&w->shard, req->collection.ptr, req->collection.len);
+		pm_apply_logged(w, req, &rep);
+		*created = rep.status == PM_OK && !existed;
 	} else if (req->op == PM_OP_SNAPSHOT) {
 		w->shard.stats.ops[PM_OP_SNAPSHOT]++; /* the engine never sees it */
 		rep = (struct pm_reply){ .op = req->op, .id = req->id };
 		rep.status = pm_snap_request(w);
 	} else {
 		pm_apply_logged(w, req, &rep);
+		rep.list_flags = PM_CLIST_COLL_FLAGS; /* parts: whole entries; finish() writes the
+						       * client's layout */
 	}
 	return pm_reply_frames(&rep, out, cap);
 }
@@ -147,12 +234,19 @@ static void merge_coll(struct pm_pending *p, const struct pm_coll_info *ci)
 	p->keys_used += ci->name.len;
 }
 
+/* A shard's text, headed by its "@shard:N" line (room for both: shard_info);
+ * where it is, so that the reply lists the shards in order. */
 static void merge_info(struct pm_pending *p, uint32_t shard, const struct pm_bytes *text)
 {
 	int n = snprintf((char *)p->keys + p->keys_used, PM_KNN_MERGE_BYTES - p->keys_used,
-			 "@shard:%u\r\n%.*s", shard, (int)text->len, (const char *)text->ptr);
-	if (n > 0 && p->keys_used + (uint32_t)n < PM_KNN_MERGE_BYTES)
-		p->keys_used += (uint32_t)n;
+			 "@shard:%u\r\n", shard);
+	if (n < 0 || shard >= PM_INFO_SHARDS_MAX ||
+	    p->keys_used + (uint32_t)n + text->len > PM_KNN_MERGE_BYTES)
+		return; /* cannot happen: the static assertions above */
+	memcpy(p->keys + p->keys_used + n, text->ptr, text->len);
+	p->info_at[shard] = p->keys_used;
+	p->info_len[shard] = (uint32_t)n + text->len;
+	p->keys_used += (uint32_t)n + text->len;
 }
 
 /* Merge one shard's reply frames into the fan-out. */
@@ -188,66 +282,112 @@ static void merge_part(struct pm_pending *p, uint32_t shard, const uint8_t *buf,
 
 /* ---------------------------------------------------------------- INFO totals */
 
-struct field {
-	char name[INFO_FIELD_BYTES];
-	unsigned long long sum;
-};
+static enum info_merge merge_rule(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(not_summed) / sizeof(not_summed[0]); i++)
+		if (strlen(not_summed[i].name) == len && !memcmp(not_summed[i].name, name, len))
+			return not_summed[i].how;
+	return INFO_SUM;
+}
 
-static void add_field(struct field *f, uint32_t *nf, const char *name, size_t len,
+static void add_field(struct pm_info_field *f, uint32_t *nf, const char *name, size_t len,
 		      unsigned long long v)
 {
 	for (uint32_t i = 0; i < *nf; i++)
 		if (strlen(f[i].name) == len && !memcmp(f[i].name, name, len)) {
-			f[i].sum += v;
+			if (f[i].how == INFO_SUM)
+				f[i].v += v;
+			else if (f[i].how == INFO_MAX)
+				f[i].v = PM_MAX(f[i].v, v);
+			else if (f[i].how == INFO_MIN)
+				f[i].v = PM_MIN(f[i].v, v);
 			return;
 		}
-	if (*nf == INFO_FIELDS_MAX || len >= INFO_FIELD_BYTES)
+	enum info_merge how = merge_rule(name, len);
+	if (*nf == INFO_FIELDS_MAX || len >= INFO_FIELD_BYTES || how == INFO_SKIP)
 		return;
 	memcpy(f[*nf].name, name, len);
 	f[*nf].name[len] = '\0';
-	f[(*nf)++].sum = v;
+	f[*nf].how = (uint8_t)how;
+	f[(*nf)++].v = v;
 }
 
-/* Sum every "name:digits" line of the shards' texts. */
-static uint32_t sum_fields(const char *t, uint32_t len, struct field *f)
+static int u64_cmp(const void *a, const void *b)
 {
-	uint32_t nf = 0;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* A collection line names its collection up to ",count=" (name, default, dim,
+ * metric: the same on every shard); its hash goes into the list. */
+static void add_coll_line(struct pm_info_sum *sum, uint32_t *nc, const char *line,
+			  const char *eol)
+{
+	size_t n = (size_t)(eol - line);
+	const char *cut = memmem(line, n, ",count=", 7);
+	if (*nc < INFO_COLL_LINES_MAX)
+		sum->coll[(*nc)++] = pm_hash(line, cut ? (size_t)(cut - line) : n);
+}
+
+/* Distinct collections among the nc lines' hashes. */
+static unsigned long long distinct_colls(struct pm_info_sum *sum, uint32_t nc)
+{
+	qsort(sum->coll, nc, sizeof(sum->coll[0]), u64_cmp);
+	unsigned long long d = 0;
+	for (uint32_t i = 0; i < nc; i++)
+		d += i == 0 || sum->coll[i] != sum->coll[i - 1];
+	return d;
+}
+
+/* Merge every "name:digits" line of the shards' texts; returns the fields. */
+static uint32_t sum_fields(const char *t, uint32_t len, struct pm_info_sum *sum)
+{
+	uint32_t nf = 0, nc = 0;
 	for (const char *line = t, *end = t + len; line < end;) {
 		const char *eol = memchr(line, '\n', (size_t)(end - line));
 		eol = eol ? eol : end;
 		const char *colon = memchr(line, ':', (size_t)(eol - line));
+		if (colon && colon - line == 10 && !memcmp(line, "collection", 10))
+			add_coll_line(sum, &nc, colon + 1, eol);
 		if (colon && line[0] != '#' && line[0] != '@' && colon + 1 < eol) {
 			char *stop;
 			unsigned long long v = strtoull(colon + 1, &stop, 10);
 			if (stop > colon + 1 && (*stop == '\r' || stop == eol))
-				add_field(f, &nf, line, (size_t)(colon - line), v);
+				add_field(sum->f, &nf, line, (size_t)(colon - line), v);
 		}
 		line = eol + 1;
 	}
+	for (uint32_t i = 0; i < nf; i++)
+		if (sum->f[i].how == INFO_DISTINCT)
+			sum->f[i].v = distinct_colls(sum, nc);
 	return nf;
 }
 
 /* The final INFO text: totals, then the shards' own sections. Ends at the last
- * whole line that fits PM_INFO_TEXT_BYTES_MAX. */
-static uint32_t info_text(struct pm_worker *w, const struct pm_pending *p, char *out)
+ * whole line that fits cap. */
+static uint32_t info_text(struct pm_worker *w, const struct pm_pending *p, char *out,
+			  uint32_t cap)
 {
-	static _Thread_local struct field f[INFO_FIELDS_MAX];
-	uint32_t nf = sum_fields((const char *)p->keys, p->keys_used, f), len = 0;
-	uint32_t cap = PM_INFO_TEXT_BYTES_MAX;
+	struct pm_info_field *f = w->info_sum->f;
+	uint32_t nf = sum_fields((const char *)p->keys, p->keys_used, w->info_sum);
 	int n = snprintf(out, cap, "# Cluster\r\nshards:%u\r\nshards_answered:%u\r\n# Total\r\n",
 			 w->d->nshards, p->got);
-	len = (uint32_t)n;
+	uint32_t len = (uint32_t)n;
 	for (uint32_t i = 0; i < nf && len < cap; i++) {
-		n = snprintf(out + len, cap - len, "%s:%llu\r\n", f[i].name, f[i].sum);
+		n = snprintf(out + len, cap - len, "%s:%llu\r\n", f[i].name, f[i].v);
 		if (n < 0 || (uint32_t)n >= cap - len)
 			return len;
 		len += (uint32_t)n;
 	}
-	uint32_t rest = PM_MIN(p->keys_used, cap - len);
-	memcpy(out + len, p->keys, rest);
-	len += rest;
-	while (rest < p->keys_used && len > 0 && out[len - 1] != '\n')
-		len--; /* cut back to a whole line */
+	for (uint32_t s = 0; s < PM_INFO_SHARDS_MAX && len < cap; s++) {
+		uint32_t rest = PM_MIN(p->info_len[s], cap - len);
+		memcpy(out + len, p->keys + p->info_at[s], rest);
+		len += rest;
+		while (rest < p->info_len[s] && len > 0 && out[len - 1] != '\n')
+			len--; /* cut back to a whole line */
+		if (rest < p->info_len[s])
+			break;
+	}
 	return len;
 }
 
@@ -263,7 +403,6 @@ static void latency(struct pm_worker *w, const struct pm_pending *p)
 
 static void finish(struct pm_worker *w, struct pm_pending *p)
 {
-	static _Thread_local char text[PM_INFO_TEXT_BYTES_MAX];
 	struct pm_reply rep = { .status = p->status, .op = p->op, .id = p->id };
 	if (p->status == PM_OK && p->op == PM_OP_VQUERY) {
 		for (uint32_t i = 0; i < p->nhits; i++) {
@@ -278,12 +417,62 @@ static void finish(struct pm_worker *w, struct pm_pending *p)
 	if (p->status == PM_OK && p->op == PM_OP_CLIST) {
 		rep.colls = p->colls;
 		rep.ncolls = p->ncolls;
+		rep.list_flags = p->list_flags;
 	}
-	if (p->status == PM_OK && p->op == PM_OP_INFO)
-		rep.value = (struct pm_bytes){ (const uint8_t *)text, info_text(w, p, text) };
+	if (p->status == PM_OK && p->op == PM_OP_INFO) {
+		uint32_t cap = p->info_flags & PM_INFO_PAGED ? PM_INFO_REPLY_BYTES_MAX
+							     : PM_INFO_TEXT_BYTES_MAX;
+		rep.value = (struct pm_bytes){ (const uint8_t *)w->info_text,
+					       info_text(w, p, w->info_text, cap) };
+	}
 	rep.removed = p->removed;
 	pm_send_reply(w, &p->dest, &rep);
 	p->live = false;
+}
+
+/* ---------------------------------------------------------------- CCREATE roll-back */
+
+/* The failed CCREATE's collection is dropped on the shards that created it,
+ * as a second round under a new sequence number (a late CCREATE part is not
+ * taken for a CDROP answer); the client's reply waits for it. Returns false
+ * when nothing is to be dropped. The name is at the start of p->keys. */
+static bool rollback_start(struct pm_worker *w, struct pm_pending *p)
+{
+	struct pm_request drop = { .op = PM_OP_CDROP, .id = p->id,
+				   .collection = { p->keys, p->keys_used } };
+	uint8_t frame[PM_FRAME_HEADER_BYTES + 8u + PM_COLLECTION_NAME_BYTES_MAX];
+	uint32_t len = (uint32_t)pm_request_encode(&drop, frame, sizeof(frame));
+	if (p->created == 0 || p->rolling_back || len == 0)
+		return false;
+	p->rolling_back = true;
+	p->seq = ++w->next_seq;
+	p->want = p->got = 0;
+	p->deadline_ns = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u;
+	struct pm_msg m = { .origin = w->id, .seq = p->seq };
+	for (uint32_t s = 0; s < w->d->nshards; s++) {
+		if (!(p->created & (1u << s)) || s == w->id)
+			continue;
+		if (pm_post(w, s, PM_MSG_FANOUT, &m, frame, len))
+			p->want++;
+		else
+			w->stats.fanout_rollback_lost++;
+	}
+	if (p->created & (1u << w->id)) {
+		struct pm_reply rep;
+		pm_apply_logged(w, &drop, &rep); /* answered below, with the others' */
+	}
+	w->stats.fanout_rollbacks++;
+	return p->want > 0;
+}
+
+/* Every part answered (or the deadline passed): roll back a failed CCREATE
+ * first, then answer the client. */
+static void complete(struct pm_worker *w, struct pm_pending *p)
+{
+	if (p->op == PM_OP_CCREATE && p->status != PM_OK && p->status != PM_E_TIMEOUT &&
+	    rollback_start(w, p))
+		return;
+	finish(w, p);
 }
 
 static struct pm_pending *find(struct pm_worker *w, uint32_t seq)
@@ -309,22 +498,29 @@ void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const ui
 	}
 	*p = (struct pm_pending){ .live = true, .op = req->op, .seq = ++w->next_seq, .id = req->id,
 				  .dest = *client, .want = w->d->nshards, .k = req->k,
+				  .info_flags = req->info_flags, .list_flags = req->list_flags,
 				  .hits = p->hits, .keys = p->keys, .colls = p->colls,
 				  .start_ns = w->now_ns, .deadline_ns = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u };
 	w->stats.fanouts++;
+	if (req->op == PM_OP_CCREATE) { /* the name, for a roll-back */
+		memcpy(p->keys, req->collection.ptr, req->collection.len);
+		p->keys_used = req->collection.len;
+	}
 	struct pm_msg m = { .origin = w->id, .seq = p->seq };
 	for (uint32_t s = 0; s < w->d->nshards; s++)
 		if (s != w->id && !pm_post(w, s, PM_MSG_FANOUT, &m, frame, len)) {
 			p->status = p->status ? p->status : PM_E_BUSY;
 			p->want--;
 		}
-	uint32_t n = part_frames(w, req, w->scratch, PM_RING_PAYLOAD_MAX);
+	bool created;
+	uint32_t n = part_frames(w, req, w->scratch, PM_RING_PAYLOAD_MAX, &created);
 	if (n)
 		merge_part(p, w->id, w->scratch, n);
 	else
 		p->status = p->status ? p->status : PM_E_K;
+	p->created |= (uint32_t)created << w->id;
 	if (++p->got == p->want)
-		finish(w, p);
+		complete(w, p);
 }
 
 void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frame,
@@ -334,8 +530,10 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 	size_t used;
 	struct pm_msg r = { .origin = m->origin, .seq = m->seq, .shard = w->id };
 	uint32_t cap = PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(r), n = 0;
+	bool created = false;
 	if (pm_request_decode(frame, len, &req, &used) == PM_OK)
-		n = part_frames(w, &req, w->scratch, cap);
+		n = part_frames(w, &req, w->scratch, cap, &created);
+	r.created = created;
 	if (n == 0) { /* the part does not fit a message: say so in one error frame */
 		struct pm_reply e = { .status = PM_E_K, .op = req.op, .id = req.id };
 		n = (uint32_t)pm_reply_encode(&e, NULL, w->scratch, cap);
@@ -353,9 +551,12 @@ void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_
 	struct pm_pending *p = find(w, m->seq);
 	if (!p)
 		return; /* answered already (timed out) */
-	merge_part(p, m->shard, frames, len);
+	if (!p->rolling_back) /* a roll-back's CDROP answers only count */
+		merge_part(p, m->shard, frames, len);
+	if (m->created && m->shard < 32u)
+		p->created |= 1u << m->shard;
 	if (++p->got == p->want)
-		finish(w, p);
+		complete(w, p);
 }
 
 void pm_fanout_expire(struct pm_worker *w)
@@ -364,13 +565,25 @@ void pm_fanout_expire(struct pm_worker *w)
 		struct pm_pending *p = &w->pending[i];
 		if (p->live && w->now_ns > p->deadline_ns) {
 			w->stats.fanout_timeouts++;
-			p->status = PM_E_TIMEOUT;
-			finish(w, p);
+			/* a roll-back keeps the failure it undoes; a CCREATE a shard
+			 * refused reports (and undoes) that, not the timeout */
+			if (!p->rolling_back && !(p->op == PM_OP_CCREATE && p->status))
+				p->status = PM_E_TIMEOUT;
+			complete(w, p);
 		}
 	}
 }
 
 /* ---------------------------------------------------------------- counters */
+
+/* The CCREATE roll-back counters (INFO dataplane). */
+static uint32_t rollback_info(const struct pm_worker *w, char *out, uint32_t cap)
+{
+	int n = snprintf(out, cap, "fanout_rollbacks:%llu\r\nfanout_rollback_lost:%llu\r\n",
+			 (unsigned long long)w->stats.fanout_rollbacks,
+			 (unsigned long long)w->stats.fanout_rollback_lost);
+	return n < 0 || (uint32_t)n >= cap ? 0 : (uint32_t)n;
+}
 
 uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 {
@@ -401,6 +614,7 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 			break;
 		len += (uint32_t)n;
 	}
+	len += rollback_info(w, out + len, cap - len);
 	len += pm_access_info(w, out + len, cap - len);
 	if (w->dp)
 		len += pm_dpdk_info(w, out + len, cap - len);

@@ -75,7 +75,7 @@ static void shard_part(const struct pm_worker *w, struct pm_stats_shard *s)
 	s->misses = e->misses;
 	s->keys = e->keys;
 	s->vectors = e->vectors;
-	s->collections = w->shard.ncolls;
+	s->collections = w->shard.ncolls - w->shard.ncolls_dropping;
 	s->expired_lazy = e->expired_lazy;
 	s->expired_active = e->expired_active;
 	s->evicted = e->evicted_keys + e->evicted_vectors;

@@ -60,7 +60,8 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->scratch = malloc(PM_RING_PAYLOAD_MAX);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->wake_fd >= 0 &&
-		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0;
+		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
+		  pm_fanout_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -80,6 +81,7 @@ void pm_worker_free(struct pm_worker *w)
 	}
 	pm_tcp_worker_close(w);
 	pm_access_free(w);
+	pm_fanout_free(w);
 	free(w->rx_buf);
 	free(w->tx.buf);
 	free(w->scratch);
@@ -135,8 +137,8 @@ static uint8_t *tx_room(struct pm_worker *w)
 
 uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
 {
-	bool paged = rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST);
-	uint32_t total = rep->op == PM_OP_VQUERY ? rep->nhits : rep->ncolls, cursor = 0, used = 0;
+	bool paged = pm_reply_paged(rep);
+	uint32_t total = pm_reply_items(rep), cursor = 0, used = 0;
 	do {
 		size_t n = pm_reply_encode(rep, paged ? &cursor : NULL, out + used,
 					   PM_MIN(cap - used, PM_FRAME_BYTES_MAX));
@@ -149,8 +151,8 @@ uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
 
 static void udp_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
-	bool paged = rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST);
-	uint32_t total = rep->op == PM_OP_VQUERY ? rep->nhits : rep->ncolls, cursor = 0;
+	bool paged = pm_reply_paged(rep);
+	uint32_t total = pm_reply_items(rep), cursor = 0;
 	do {
 		uint8_t *out = tx_room(w);
 		size_t n = pm_reply_encode(rep, paged ? &cursor : NULL, out, PM_FRAME_BYTES_MAX);

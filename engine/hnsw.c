@@ -882,12 +882,11 @@ bool pm_hnsw_maintain(struct pm_shard *sh, struct pm_collection *c, uint32_t nod
 	return h->sweeping || h->tomb_head != PM_HNSW_NODE_NONE;
 }
 
-void pm_hnsw_destroy(struct pm_shard *sh, struct pm_collection *c)
+bool pm_hnsw_destroy_slice(struct pm_shard *sh, struct pm_collection *c, uint32_t *budget)
 {
 	struct pm_hnsw *h = &c->hnsw;
-	PM_ASSERT(h->live == 0); /* the collection's vectors were deleted first */
-	for (uint32_t id = 0; id < h->high; id++) {
-		struct pm_hnsw_node *n = node_at(sh, h, id);
+	for (; *budget && h->destroy_next < h->high; h->destroy_next++, (*budget)--) {
+		struct pm_hnsw_node *n = node_at(sh, h, h->destroy_next);
 		if (!n->unit)
 			continue;
 		struct pm_vec_header *hdr = unit_hdr(sh, n->unit);
@@ -896,11 +895,22 @@ void pm_hnsw_destroy(struct pm_shard *sh, struct pm_collection *c)
 		if (hdr->upper_off)
 			pm_blob_free(&sh->arena, hdr->upper_off, upper_bytes(h, n->level));
 		pm_blob_free(&sh->arena, (uint64_t)n->unit << 6, hdr->blob_bytes);
+		n->unit = 0;
 	}
+	if (h->destroy_next < h->high)
+		return false;
 	free_chunks(sh, &h->dir_off, &h->dir_cap, &h->nchunks,
 		    PM_HNSW_CHUNK_NODES * (uint32_t)sizeof(struct pm_hnsw_node));
 	memset(h, 0, sizeof(*h));
 	h->entry = PM_HNSW_NODE_NONE;
+	return true;
+}
+
+void pm_hnsw_destroy(struct pm_shard *sh, struct pm_collection *c)
+{
+	PM_ASSERT(c->hnsw.live == 0); /* its vectors were deleted first */
+	uint32_t all = UINT32_MAX;
+	(void)pm_hnsw_destroy_slice(sh, c, &all);
 }
 
 /* ---------------------------------------------------------------- save (snapshots) */

@@ -116,6 +116,7 @@ struct pm_hnsw {
 	uint64_t upper_bytes;    /* bytes of upper-level link blobs */
 	uint64_t reconnected;    /* nodes relinked after a sweep left them unreachable */
 	uint32_t inserts_since_walk; /* inserts since the last reachability walk */
+	uint32_t destroy_next;   /* a dropped collection's teardown: next id to free */
 };
 
 /* Bytes a vector blob of an HNSW collection reserves for level-0 links. */
@@ -151,6 +152,13 @@ void pm_hnsw_destroy(struct pm_shard *sh, struct pm_collection *c);
  * With no tombstones, walks the graph and relinks unreachable nodes once
  * enough inserts have happened since the last walk. */
 bool pm_hnsw_maintain(struct pm_shard *sh, struct pm_collection *c, uint32_t nodes);
+
+/* Free up to *budget nodes (and their blobs) of a dropped collection's graph,
+ * from where the last call stopped, taking what it used from *budget; true
+ * once the whole graph is freed (then h is as after pm_hnsw_init of nothing).
+ * Its vectors' seeds were deleted first (pm_vec_unlink of a dropping
+ * collection leaves the graph alone), so the graph is never searched again. */
+bool pm_hnsw_destroy_slice(struct pm_shard *sh, struct pm_collection *c, uint32_t *budget);
 
 static inline bool pm_hnsw_walk_due(const struct pm_hnsw *h)
 {

@@ -67,13 +67,14 @@ static void sec_memory(struct pm_shard *sh, struct text *t)
 
 static void sec_vectors(struct pm_shard *sh, struct text *t)
 {
-	put(t, "# Vectors\r\ncollections:%u\r\nknn_queries:%llu\r\nknn_graph_queries:%llu\r\n"
-	       "knn_scanned:%llu\r\n",
-	    sh->ncolls, (unsigned long long)sh->stats.knn_queries,
+	put(t, "# Vectors\r\ncollections:%u\r\ncollections_dropping:%u\r\nknn_queries:%llu\r\n"
+	       "knn_graph_queries:%llu\r\nknn_scanned:%llu\r\n",
+	    sh->ncolls - sh->ncolls_dropping, sh->ncolls_dropping,
+	    (unsigned long long)sh->stats.knn_queries,
 	    (unsigned long long)sh->stats.knn_graph, (unsigned long long)sh->stats.knn_scanned);
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		const struct pm_collection *c = &sh->colls[i];
-		if (!c->live)
+		if (!c->live || c->dropping)
 			continue;
 		put(t, "collection:name=%.*s,default=%d,dim=%u,metric=%u,count=%llu,bytes=%llu",
 		    (int)c->name_len, (const char *)c->name, c->is_default, c->params.dim,

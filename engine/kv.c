@@ -25,9 +25,16 @@ uint32_t pm_ks_find(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint
 		    uint64_t now_ms)
 {
 	uint32_t idx = pm_seedmap_find(&sh->map, &sh->arena, key, klen, hash);
-	if (idx != PM_SEED_NONE && unlikely(expired(pm_seed_at(&sh->arena, idx), now_ms))) {
+	if (idx == PM_SEED_NONE)
+		return idx;
+	const struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	if (unlikely(expired(s, now_ms))) {
 		pm_ks_delete(sh, idx, hash);
 		sh->stats.expired_lazy++;
+		return PM_SEED_NONE;
+	}
+	if (unlikely(s->kind == PM_SEED_VECTOR && sh->colls[s->coll].dropping)) {
+		pm_ks_delete(sh, idx, hash); /* its collection was dropped: gone already */
 		return PM_SEED_NONE;
 	}
 	return idx;

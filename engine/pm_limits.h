@@ -62,8 +62,23 @@
 /* INFO section names ("memory", "keyspace", …). */
 #define PM_INFO_SECTION_BYTES_MAX 32u
 
-/* Largest INFO reply text: must fit one frame with its header and length field. */
+/* One shard's INFO text, and the whole INFO reply to a request without the
+ * PAGED flag (a client that does not ask for pages reads one frame of at most
+ * this, as every client did before paging; docs/protocol.md 6.2). */
 #define PM_INFO_TEXT_BYTES_MAX 8192u
+
+/* The cluster header and the Total section pomaid writes before the shards'
+ * texts: 256 summed fields of at most 48-byte names and 20 digits, and more. */
+#define PM_INFO_TOTAL_BYTES_MAX 24576u
+
+/* Shards whose texts one INFO reply has room for: pomaid's most shards
+ * (PM_SHARDS_MAX, checked where it is defined). */
+#define PM_INFO_SHARDS_MAX 32u
+
+/* Whole text of a paged INFO reply (280 KiB): the totals and every shard's
+ * text at its bound. It travels as several frames (MORE); a client collects
+ * it into a buffer of this size. */
+#define PM_INFO_REPLY_BYTES_MAX (PM_INFO_TOTAL_BYTES_MAX + PM_INFO_SHARDS_MAX * PM_INFO_TEXT_BYTES_MAX)
 
 /* TTL: 2^40 ms is about 34.8 years; expiry times are stored in 48 bits of ms. */
 #define PM_TTL_MS_MAX (UINT64_C(1) << 40)

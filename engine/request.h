@@ -55,6 +55,15 @@ enum pm_index_kind {
 #define PM_COLL_EVICTABLE 0x01u /* its vectors may be evicted under maxmemory */
 #define PM_COLL_FLAGS_ALL PM_COLL_EVICTABLE
 
+/* INFO request flags (struct pm_request.info_flags; a byte at the end of the body). */
+#define PM_INFO_PAGED 0x01u /* the client collects a reply over several frames */
+#define PM_INFO_FLAGS_ALL PM_INFO_PAGED
+
+/* CLIST request flags (struct pm_request.list_flags; a byte at the end of the
+ * body), and the entry layout of the reply (struct pm_reply.list_flags). */
+#define PM_CLIST_COLL_FLAGS 0x01u /* each entry carries coll_flags */
+#define PM_CLIST_FLAGS_ALL PM_CLIST_COLL_FLAGS
+
 struct pm_collection_params {
 	uint32_t dim;
 	uint8_t metric;     /* enum pm_metric */
@@ -78,6 +87,8 @@ struct pm_request {
 	struct pm_bytes value;      /* SET */
 	struct pm_bytes collection; /* vector ops; len 0 = default collection */
 	struct pm_bytes section;    /* INFO */
+	uint8_t info_flags;         /* INFO: PM_INFO_* */
+	uint8_t list_flags;         /* CLIST: PM_CLIST_* */
 	const uint8_t *vec;  /* little-endian f32 components, possibly unaligned */
 	uint32_t dim;
 	uint32_t k;
@@ -115,6 +126,7 @@ struct pm_reply {
 	/* CLIST */
 	const struct pm_coll_info *colls;
 	uint32_t ncolls;
+	uint8_t list_flags;       /* the request's PM_CLIST_*: the entries' layout */
 };
 
 #endif

@@ -115,7 +115,9 @@ bool pm_shard_maintain(struct pm_shard *sh, uint64_t now_ms, uint32_t budget)
 	bool pressure = memory_pressure(sh);
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		struct pm_collection *c = &sh->colls[i];
-		if (c->live && c->params.index == PM_INDEX_HNSW && sweep_due(&c->hnsw, pressure))
+		if (c->live && c->dropping)
+			more |= !pm_coll_drop_slice(sh, c, budget ? budget : PM_HNSW_MAINTAIN_NODES_DEFAULT);
+		else if (c->live && c->params.index == PM_INDEX_HNSW && sweep_due(&c->hnsw, pressure))
 			more |= pm_hnsw_maintain(sh, c, budget);
 	}
 	return more;
@@ -239,6 +241,7 @@ static enum pm_status dispatch(struct pm_shard *sh, const struct pm_request *req
 	case PM_OP_CLIST:
 		rep->ncolls = pm_coll_list(sh, sh->cinfo);
 		rep->colls = sh->cinfo;
+		rep->list_flags = req->list_flags;
 		return PM_OK;
 	case PM_OP_SNAPSHOT: /* the dataplane's (snap_io.c), never the engine's */
 	default:

@@ -60,6 +60,8 @@ struct pm_collection {
 	struct pm_hnsw hnsw;      /* index state when params.index == PM_INDEX_HNSW */
 	uint32_t gen;             /* which collection this slot holds (never 0 while live):
 				   * a snapshot tells a dropped and re-created one apart */
+	bool dropping;            /* CDROP done: no request finds it; pm_shard_maintain
+				   * frees it in slices (pm_coll_drop_slice), then the slot */
 };
 
 struct pm_shard_stats {
@@ -79,7 +81,8 @@ struct pm_shard {
 	struct pm_arena arena;
 	struct pm_seedmap map;
 	struct pm_collection *colls; /* PM_COLLECTIONS_MAX entries, in the arena */
-	uint32_t ncolls;
+	uint32_t ncolls;             /* slots in use, dropping ones included */
+	uint32_t ncolls_dropping;    /* of them, dropped and being freed in slices */
 	uint32_t coll_gen;           /* the last collection generation handed out */
 	uint32_t expire_cursor;      /* next seed slot the active expiry looks at */
 	const struct pm_kernels *kern;
@@ -126,10 +129,11 @@ void pm_shard_apply_burst(struct pm_shard *sh, const struct pm_request *reqs, ui
  * a rotating cursor and delete the expired ones. Returns how many were deleted. */
 uint32_t pm_shard_expire(struct pm_shard *sh, uint64_t now_ms, uint32_t max_seeds);
 
-/* Background work between bursts: bounded active expiry, and a slice of at
- * most `budget` nodes (0: default) of the tombstone sweep of each HNSW
- * collection that has enough tombstones (max(PM_HNSW_TOMBSTONES_SWEEP_MIN,
- * live / 16)) or a sweep running. Returns true while work remains. */
+/* Background work between bursts: bounded active expiry, a slice of at most
+ * `budget` nodes (0: default) of the tombstone sweep of each HNSW collection
+ * that has enough tombstones (max(PM_HNSW_TOMBSTONES_SWEEP_MIN, live / 16)) or
+ * a sweep running, and a slice of `budget` vectors, then graph nodes, of each
+ * dropped collection's teardown. Returns true while work remains. */
 bool pm_shard_maintain(struct pm_shard *sh, uint64_t now_ms, uint32_t budget);
 
 /* INFO text (Redis-like "field:value\r\n" lines) for a section or all (NULL). */

@@ -179,17 +179,20 @@ void pm_snap_writer_init(struct pm_snap_writer *w, const struct pm_shard *sh, ui
 	w->seed_end = sh->arena.seed_high;
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		const struct pm_collection *c = &sh->colls[i];
-		if (!c->live)
+		if (!c->live || c->dropping) /* dropped before the start: not in the image */
 			continue;
 		w->gen[i] = c->gen;
 		w->high[i] = c->params.index == PM_INDEX_HNSW ? c->hnsw.high : 0;
 	}
 }
 
-/* Was this collection slot captured at the start, and does it still hold that collection? */
+/* Was this collection slot captured at the start, and does it still hold that
+ * collection, not dropped since? (A drop after the start is in the log the image
+ * is replayed with; its vectors are being freed and are not read here.) */
 static bool coll_same(const struct pm_snap_writer *w, const struct pm_shard *sh, uint32_t slot)
 {
-	return w->gen[slot] && sh->colls[slot].live && sh->colls[slot].gen == w->gen[slot];
+	return w->gen[slot] && sh->colls[slot].live && !sh->colls[slot].dropping &&
+	       sh->colls[slot].gen == w->gen[slot];
 }
 
 static bool expired_at(uint64_t at, uint64_t now_ms)

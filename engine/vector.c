@@ -59,7 +59,8 @@ struct pm_collection *pm_coll_find(struct pm_shard *sh, const uint8_t *name, uin
 {
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		struct pm_collection *c = &sh->colls[i];
-		if (c->live && !c->is_default && c->name_len == nlen && !memcmp(c->name, name, nlen))
+		if (c->live && !c->is_default && !c->dropping && c->name_len == nlen &&
+		    !memcmp(c->name, name, nlen))
 			return c;
 	}
 	return NULL;
@@ -77,6 +78,10 @@ struct pm_collection *pm_coll_default(struct pm_shard *sh, uint32_t dim)
 
 static struct pm_collection *coll_claim(struct pm_shard *sh)
 {
+	/* the table is full of live and dropped ones: finish a drop now */
+	for (uint32_t i = 0; sh->ncolls == PM_COLLECTIONS_MAX && i < PM_COLLECTIONS_MAX; i++)
+		if (sh->colls[i].live && sh->colls[i].dropping)
+			(void)pm_coll_drop_slice(sh, &sh->colls[i], UINT32_MAX);
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		struct pm_collection *c = &sh->colls[i];
 		if (!c->live) {
@@ -134,6 +139,9 @@ static uint64_t seed_hash(const struct pm_shard *sh, uint32_t idx)
 	return pm_hash(pm_seed_key(&sh->arena, s), s->klen);
 }
 
+/* O(1): the collection is marked; no request finds it or its vectors from
+ * now on (pm_ks_find deletes a dropped collection's vector it meets), and
+ * pm_shard_maintain frees it in slices. */
 enum pm_status pm_coll_drop(struct pm_shard *sh, const uint8_t *name, uint32_t nlen)
 {
 	if (nlen == 0 || nlen > PM_COLLECTION_NAME_BYTES_MAX)
@@ -141,13 +149,24 @@ enum pm_status pm_coll_drop(struct pm_shard *sh, const uint8_t *name, uint32_t n
 	struct pm_collection *c = pm_coll_find(sh, name, nlen);
 	if (!c)
 		return PM_NOT_FOUND;
-	while (c->count) {
+	c->dropping = true;
+	sh->ncolls_dropping++;
+	return PM_OK;
+}
+
+bool pm_coll_drop_slice(struct pm_shard *sh, struct pm_collection *c, uint32_t budget)
+{
+	PM_ASSERT(c->live && c->dropping);
+	for (; budget && c->count; budget--) {
 		uint64_t off = pm_coll_member(sh, c, c->count - 1);
 		uint32_t idx = vec_header(sh, off)->seed;
 		pm_ks_delete(sh, idx, seed_hash(sh, idx));
 	}
+	if (c->count || (c->params.index == PM_INDEX_HNSW && !pm_hnsw_destroy_slice(sh, c, &budget)))
+		return false;
+	sh->ncolls_dropping--;
 	coll_release(sh, c);
-	return PM_OK;
+	return true;
 }
 
 uint32_t pm_coll_list(const struct pm_shard *sh, struct pm_coll_info *out)
@@ -155,7 +174,7 @@ uint32_t pm_coll_list(const struct pm_shard *sh, struct pm_coll_info *out)
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		const struct pm_collection *c = &sh->colls[i];
-		if (!c->live)
+		if (!c->live || c->dropping)
 			continue;
 		out[n].name.ptr = c->name;
 		out[n].name.len = c->name_len;
@@ -248,7 +267,9 @@ void pm_vec_unlink(struct pm_shard *sh, uint32_t idx)
 	PM_ASSERT(c->live && vec_header(sh, off)->seed == idx);
 	member_remove(sh, c, vec_header(sh, off)->member);
 	c->bytes -= pm_blob_class_bytes(pm_blob_class(bytes));
-	if (c->params.index == PM_INDEX_HNSW)
+	if (c->params.index == PM_INDEX_HNSW && c->dropping)
+		; /* the graph goes whole, blobs included (pm_hnsw_destroy_slice) */
+	else if (c->params.index == PM_INDEX_HNSW)
 		pm_hnsw_remove(sh, c, off); /* the index frees the blob once unlinked */
 	else
 		pm_blob_free(&sh->arena, off, bytes);

@@ -67,7 +67,13 @@ struct pm_collection *pm_coll_default(struct pm_shard *sh, uint32_t dim);
 enum pm_status pm_coll_create(struct pm_shard *sh, const uint8_t *name, uint32_t nlen,
 			      const struct pm_collection_params *p);
 /* Drop a named collection and every vector in it. */
+/* Drop a named collection: O(1); it is gone for every request at once, and
+ * its vectors and graph are freed later by pm_coll_drop_slice. */
 enum pm_status pm_coll_drop(struct pm_shard *sh, const uint8_t *name, uint32_t nlen);
+
+/* Free up to `budget` vectors of dropped collection c, then (HNSW) up to the
+ * rest of the budget in graph nodes; true once c is gone and its slot free. */
+bool pm_coll_drop_slice(struct pm_shard *sh, struct pm_collection *c, uint32_t budget);
 /* Fill out[] (PM_COLLECTIONS_MAX entries) with the live collections. */
 uint32_t pm_coll_list(const struct pm_shard *sh, struct pm_coll_info *out);
 /* Validate (and fill defaults into) collection parameters. */

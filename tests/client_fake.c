@@ -99,9 +99,7 @@ static void sink_frame(struct fake *f, struct sink *k, const uint8_t *p, size_t 
 
 static uint32_t paged_items(const struct pm_reply *rep)
 {
-	if (rep->status != PM_OK)
-		return 0;
-	return rep->op == PM_OP_VQUERY ? rep->nhits : rep->op == PM_OP_CLIST ? rep->ncolls : 0;
+	return pm_reply_paged(rep) ? pm_reply_items(rep) : 0;
 }
 
 /* Every frame of a reply, through the cursor loop. */

@@ -517,7 +517,7 @@ static void test_collection_cap(void)
 			CU_ASSERT_EQUAL(rv.status, PM_OK);
 		}
 	}
-	struct pm_request l = { .op = PM_OP_CLIST };
+	struct pm_request l = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS };
 	CU_ASSERT_FATAL(call(&c, &l, 0, &rv) && rv.status == PM_OK);
 	struct pm_coll_info ci;
 	uint64_t bytes = 0;

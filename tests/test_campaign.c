@@ -221,6 +221,18 @@ static void send_to(struct client *c, uint32_t shard, const void *p, size_t n)
 	(void)sendto(c->fd, p, n, 0, (struct sockaddr *)&a, sizeof(a));
 }
 
+/* A reply frame to any request the table sends: a CLIST row without
+ * PM_CLIST_COLL_FLAGS is answered in the entry layout from before coll_flags
+ * (docs/protocol.md 10), which pm_reply_decode() does not read. */
+static enum pm_status reply_decode(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
+				   size_t *used)
+{
+	enum pm_status st = pm_reply_decode(buf, len, rv, used);
+	if (st != PM_OK && rv->op == PM_OP_CLIST)
+		st = pm_reply_decode_list(buf, len, 0, rv, used);
+	return st;
+}
+
 /* The next reply frame (first frame of a datagram) within ms; false on timeout. */
 static bool recv_reply(struct client *c, int ms, struct pm_reply_view *rv)
 {
@@ -228,7 +240,7 @@ static bool recv_reply(struct client *c, int ms, struct pm_reply_view *rv)
 	while (poll(&p, 1, ms) == 1) {
 		ssize_t r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
 		size_t used;
-		if (r > 0 && pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_OK)
+		if (r > 0 && reply_decode(c->in, (size_t)r, rv, &used) == PM_OK)
 			return true;
 	}
 	return false;
@@ -551,7 +563,7 @@ static void tcp_collect(int fd, const struct camp_case *k, uint64_t id, uint64_t
 		have += (size_t)r;
 		size_t off = 0, used;
 		struct pm_reply_view rv;
-		while (pm_reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
+		while (reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
 			note_reply(o, &rv, id, marker);
 			off += used;
 		}

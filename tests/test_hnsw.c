@@ -594,11 +594,18 @@ static void test_sweep_bounded_and_drop(void)
 		;
 	CU_ASSERT_EQUAL(c->hnsw.tombstones, 0);
 	expect_valid("c");
-	/* dropping the collection returns every byte */
+	/* dropping the collection returns every byte, in slices of the budget
+	 * (vectors, then graph nodes) after an O(1) drop */
 	struct pm_request d = { .op = PM_OP_CDROP, .collection = fx_s("c") };
 	struct pm_reply rep;
+	const uint64_t held = fx_blob_used(&sh);
 	pm_shard_apply(&sh, &d, 0, &rep);
 	CU_ASSERT_EQUAL(rep.removed, 1);
+	CU_ASSERT_EQUAL(fx_blob_used(&sh), held);
+	uint32_t slices = 0;
+	while (pm_shard_maintain(&sh, 0, 64))
+		slices++;
+	CU_ASSERT(slices >= (uint32_t)(N - N / 3) / 64); /* the vectors alone take this many */
 	CU_ASSERT_EQUAL(fx_blob_used(&sh) - base_bytes, 
 			(uint64_t)sh.visit_chunks * pm_blob_class_bytes(pm_blob_class(PM_HNSW_CHUNK_NODES * 2)) +
 			(sh.visit_dir_cap ? pm_blob_class_bytes(pm_blob_class(sh.visit_dir_cap * 8)) : 0));

@@ -289,7 +289,7 @@ static void test_collections_and_info(void)
 		CU_ASSERT_FATAL(call(&c, &r, 0, &rv));
 		CU_ASSERT_EQUAL(rv.status, PM_OK);
 	}
-	struct pm_request l = { .op = PM_OP_CLIST };
+	struct pm_request l = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS };
 	CU_ASSERT_FATAL(call(&c, &l, 0, &rv));
 	CU_ASSERT_EQUAL(rv.status, PM_OK);
 	struct pm_coll_info ci;
@@ -574,7 +574,7 @@ static void lib_every_op(struct pm_client *c, const char *tag)
 	CU_ASSERT(res.count > 0 && hits[0].klen == (uint32_t)kl && !memcmp(hits[0].key, key, (size_t)kl));
 	CU_ASSERT_EQUAL(pm_client_vdel(c, key, (size_t)kl, &removed), PM_CLIENT_OK);
 	CU_ASSERT(removed);
-	static char info[PM_INFO_TEXT_BYTES_MAX];
+	static char info[PM_CLIENT_INFO_REPLY_BYTES_MAX]; /* the whole text, every shard */
 	CU_ASSERT_EQUAL(pm_client_info(c, NULL, info, sizeof(info), &n), PM_CLIENT_OK);
 	CU_ASSERT(memmem(info, n, "shards:2", 8) != NULL);
 	/* every shard starts a snapshot (wal = batch), or goes on with its own */

@@ -213,18 +213,77 @@ static void test_drop(void)
 		CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_s(k), "big", v, 16, 0, 0), PM_OK);
 	}
 	CU_ASSERT_EQUAL(fx_set(&sh, fx_s("kv"), fx_s("stays"), 0, 0), PM_OK);
+	const uint64_t full = fx_blob_used(&sh);
+	const uint32_t seeds = sh.arena.seeds_used;
 	struct pm_request r = { .op = PM_OP_CDROP, .collection = fx_s("big") };
 	struct pm_reply rep;
 	pm_shard_apply(&sh, &r, 0, &rep);
 	CU_ASSERT_EQUAL(rep.status, PM_OK);
 	CU_ASSERT_EQUAL(rep.removed, 1);
+	/* O(1): nothing freed yet; but gone for every request */
+	CU_ASSERT_EQUAL(sh.arena.seeds_used, seeds);
+	CU_ASSERT_EQUAL(fx_blob_used(&sh), full);
+	CU_ASSERT_EQUAL(sh.ncolls_dropping, 1);
+	CU_ASSERT_EQUAL(vget(fx_s("big-5"), &rep), PM_NOT_FOUND); /* and freed on the way */
+	CU_ASSERT_EQUAL(sh.arena.seeds_used, seeds - 1);
+	struct pm_request l = { .op = PM_OP_CLIST };
+	pm_shard_apply(&sh, &l, 0, &rep);
+	CU_ASSERT_EQUAL(rep.ncolls, 0);
+	pm_shard_apply(&sh, &r, 0, &rep);
+	CU_ASSERT_EQUAL(rep.removed, 0); /* dropped already */
+	/* the slices: each frees at most its budget; the shard serves in between */
+	const uint32_t budget = 1000;
+	uint32_t slices = 0;
+	for (bool more = true; more; slices++) {
+		uint32_t before = sh.arena.seeds_used;
+		more = pm_shard_maintain(&sh, 0, budget);
+		CU_ASSERT(before - sh.arena.seeds_used <= budget);
+		CU_ASSERT_EQUAL_FATAL(fx_get(&sh, fx_s("kv"), 0, NULL), PM_OK);
+	}
+	CU_ASSERT(slices >= 10000 / budget);
 	CU_ASSERT_EQUAL(sh.stats.vectors, 0);
 	CU_ASSERT_EQUAL(sh.ncolls, 0);
-	CU_ASSERT_EQUAL(fx_get(&sh, fx_s("kv"), 0, NULL), PM_OK);
-	CU_ASSERT_EQUAL(vget(fx_s("big-5"), &rep), PM_NOT_FOUND);
+	CU_ASSERT_EQUAL(sh.ncolls_dropping, 0);
+	CU_ASSERT_EQUAL(sh.arena.seeds_used, 1);
 	CU_ASSERT_EQUAL(fx_blob_used(&sh), base); /* the small kv value lives inline */
+	pm_shard_destroy(&sh);
+}
+
+/* A dropped name can be made again at once, and the old vectors do not leak
+ * into it; a table full of live and dropped collections makes room by
+ * finishing a drop. */
+static void test_drop_recreate(void)
+{
+	fx_shard(&sh, 64 * MIB, 20000);
+	float v[4] = { 1, 2, 3, 4 };
+	CU_ASSERT_EQUAL(ccreate("re", 4, PM_METRIC_L2), PM_OK);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("old"), "re", v, 4, 0, 0), PM_OK);
+	struct pm_request r = { .op = PM_OP_CDROP, .collection = fx_s("re") };
+	struct pm_reply rep;
 	pm_shard_apply(&sh, &r, 0, &rep);
-	CU_ASSERT_EQUAL(rep.removed, 0);
+	CU_ASSERT_EQUAL(ccreate("re", 4, PM_METRIC_L2), PM_OK);
+	CU_ASSERT_EQUAL(fx_vadd(&sh, fx_s("new"), "re", v, 4, 0, 0), PM_OK);
+	struct pm_request q = { .op = PM_OP_VQUERY, .k = 10, .dim = 4,
+				.vec = (const uint8_t *)v, .collection = fx_s("re") };
+	pm_shard_apply(&sh, &q, 0, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_OK);
+	CU_ASSERT_EQUAL(rep.nhits, 1); /* "new" only */
+	CU_ASSERT_EQUAL(vget(fx_s("old"), &rep), PM_NOT_FOUND);
+	CU_ASSERT_EQUAL(vget(fx_s("new"), &rep), PM_OK);
+	while (pm_shard_maintain(&sh, 0, 0))
+		;
+	CU_ASSERT_EQUAL(sh.ncolls_dropping, 0);
+	char name[16];
+	for (uint32_t i = 1; sh.ncolls < PM_COLLECTIONS_MAX; i++) { /* fill the table */
+		snprintf(name, sizeof(name), "f%u", i);
+		CU_ASSERT_EQUAL_FATAL(ccreate(name, 4, PM_METRIC_L2), PM_OK);
+	}
+	r.collection = fx_s("f1");
+	pm_shard_apply(&sh, &r, 0, &rep);
+	CU_ASSERT_EQUAL(sh.ncolls_dropping, 1);
+	CU_ASSERT_EQUAL(ccreate("one-more", 4, PM_METRIC_L2), PM_OK);
+	CU_ASSERT_EQUAL(sh.ncolls_dropping, 0);
+	CU_ASSERT_EQUAL(sh.ncolls, PM_COLLECTIONS_MAX);
 	pm_shard_destroy(&sh);
 }
 
@@ -286,6 +345,8 @@ static void test_churn_baseline(void)
 	struct pm_request drop = { .op = PM_OP_CDROP, .collection = fx_s("n") };
 	struct pm_reply rep;
 	pm_shard_apply(&sh, &drop, 0, &rep);
+	while (pm_shard_maintain(&sh, 0, 0)) /* the drop's slices */
+		;
 	CU_ASSERT_EQUAL(fx_blob_used(&sh), base);
 	CU_ASSERT_EQUAL(sh.arena.seeds_used, 0);
 	pm_shard_destroy(&sh);
@@ -300,6 +361,7 @@ int main(void)
 		{ "bad vectors refused, nothing changed", test_bad_vectors },
 		{ "collections full", test_collections_full },
 		{ "drop collection", test_drop },
+		{ "drop, then the same name again", test_drop_recreate },
 		{ "TTL and delete", test_ttl_and_delete },
 		{ "churn returns to baseline", test_churn_baseline },
 		CU_TEST_INFO_NULL,

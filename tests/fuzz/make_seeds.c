@@ -81,6 +81,10 @@ static void request_seeds(void)
 		{ "req_info", { .op = PM_OP_INFO, .id = 5 } },
 		{ "req_info_section", { .op = PM_OP_INFO, .id = 6,
 					.section = { (const uint8_t *)"memory", 6 } } },
+		{ "req_info_paged", { .op = PM_OP_INFO, .id = 17, .info_flags = PM_INFO_PAGED } },
+		{ "req_info_section_paged", { .op = PM_OP_INFO, .id = 18,
+					      .section = { (const uint8_t *)"memory", 6 },
+					      .info_flags = PM_INFO_PAGED } },
 		{ "req_snapshot", { .op = PM_OP_SNAPSHOT, .id = 7 } },
 		{ "req_vadd", { .op = PM_OP_VADD, .id = 8, .key = { (const uint8_t *)"v1", 2 },
 				.vec = (const uint8_t *)vec4, .dim = 4 } },
@@ -101,6 +105,8 @@ static void request_seeds(void)
 					       .flags = PM_COLL_EVICTABLE } } },
 		{ "req_cdrop", { .op = PM_OP_CDROP, .id = 15, .collection = { (const uint8_t *)"c", 1 } } },
 		{ "req_clist", { .op = PM_OP_CLIST, .id = 16 } },
+		{ "req_clist_coll_flags", { .op = PM_OP_CLIST, .id = 19,
+					    .list_flags = PM_CLIST_COLL_FLAGS } },
 	};
 	size_t total = 0;
 	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
@@ -142,6 +148,8 @@ static void reply_seeds(void)
 	reply_seed("rep_get", &r, sizeof(buf));
 	r = (struct pm_reply){ .op = PM_OP_INFO, .id = 3, .value = s("# memory\r\nused:1\r\n") };
 	reply_seed("rep_info", &r, sizeof(buf));
+	/* a page with MORE: the cap fits the header, length and the first line */
+	reply_seed("rep_info_more", &r, PM_FRAME_HEADER_BYTES + 4 + 10);
 	r = (struct pm_reply){ .op = PM_OP_DEL, .id = 4, .removed = 1 };
 	reply_seed("rep_del", &r, sizeof(buf));
 	r = (struct pm_reply){ .op = PM_OP_VGET, .id = 5, .dim = 4, .collection = s("c"),
@@ -151,7 +159,8 @@ static void reply_seeds(void)
 	reply_seed("rep_vquery", &r, sizeof(buf));
 	/* a page of one hit with MORE: the cap fits the header, count and one hit */
 	reply_seed("rep_vquery_more", &r, PM_FRAME_HEADER_BYTES + 1 + 4 + 8 + 1);
-	r = (struct pm_reply){ .op = PM_OP_CLIST, .id = 7, .colls = colls, .ncolls = 2 };
+	r = (struct pm_reply){ .op = PM_OP_CLIST, .id = 7, .colls = colls, .ncolls = 2,
+			       .list_flags = PM_CLIST_COLL_FLAGS };
 	reply_seed("rep_clist", &r, sizeof(buf));
 	r = (struct pm_reply){ .op = PM_OP_CDROP, .id = 8, .removed = 0 };
 	reply_seed("rep_cdrop", &r, sizeof(buf));

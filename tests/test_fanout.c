@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_fanout.c — integration suite for what every shard takes part in, at
+ * more shards than test_pomaid's two (issue 14, item 7): INFO at 4 shards and
+ * at the most shards pomaid runs (PM_INFO_SHARDS_MAX = PM_SHARDS_MAX = 32),
+ * with every shard's lines and a Total that counts each collection once; a
+ * CCREATE that one shard refuses leaves the collection nowhere; a CDROP of a
+ * large collection answers at once and its memory comes back in slices while
+ * the shard serves other requests.
+ *
+ * pomaid polls one worker per CPU, and refuses more shards than cores with
+ * `cores = auto`; listing the machine's CPUs again and again in `cores` runs
+ * 4 or 32 shards on a 2-core CI machine (idle adaptive workers sleep).
+ *
+ * The daemon is waited for by reading its "ready" line, and every later state
+ * by polling for it with a deadline, never by sleeping.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cu_main.h"
+#include "hash.h"
+#include "pm_limits.h"
+#include "pomai.h"
+#include "ports.h"
+
+#define READY_WAIT_MS 20000
+#define STATE_WAIT_MS 20000
+
+static const char *pomaid_path;
+static char data_dir[] = "/tmp/pomai-cluster-XXXXXX";
+static pid_t daemon_pid = -1;
+static uint16_t base_port;
+static uint32_t nshards;
+static char info[PM_CLIENT_INFO_REPLY_BYTES_MAX + 1];
+
+/* ---------------------------------------------------------------- the daemon */
+
+/* "a,b,a,b,...": n entries from the CPUs this process may run on. */
+static void cores_list(uint32_t n, char *out, size_t cap)
+{
+	cpu_set_t set;
+	int cpus[CPU_SETSIZE], ncpu = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &set))
+				cpus[ncpu++] = i;
+	if (ncpu == 0)
+		cpus[ncpu++] = 0;
+	size_t len = 0;
+	out[0] = '\0';
+	for (uint32_t i = 0; i < n && len < cap; i++)
+		len += (size_t)snprintf(out + len, cap - len, "%s%d", i ? "," : "",
+					cpus[i % (uint32_t)ncpu]);
+}
+
+static bool start_at(uint16_t base, uint32_t shards, const char *maintain_nodes)
+{
+	int out[2];
+	if (pipe(out) != 0)
+		return false;
+	char port[16], tport[16], nsh[16], cores[PM_INFO_SHARDS_MAX * 8];
+	snprintf(port, sizeof(port), "%u", base);
+	snprintf(tport, sizeof(tport), "%u", base - 1u);
+	snprintf(nsh, sizeof(nsh), "%u", shards);
+	cores_list(shards, cores, sizeof(cores));
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		execl(pomaid_path, "pomaid", "--shards", nsh, "--cores", cores, "--base-port", port,
+		      "--tcp-port", tport, "--arena-bytes", "16M", "--seeds", "65536", "--hugepages",
+		      "no", "--wal", "none", "--data-dir", data_dir, "--knn-timeout-ms", "5000",
+		      "--maintain-nodes", maintain_nodes, (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	char buf[8192] = { 0 };
+	size_t n = 0;
+	struct pollfd pfd = { .fd = out[0], .events = POLLIN };
+	while (n < sizeof(buf) - 1 && !strstr(buf, "pomaid: ready") &&
+	       poll(&pfd, 1, READY_WAIT_MS) > 0) {
+		ssize_t r = read(out[0], buf + n, sizeof(buf) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(out[0]);
+	daemon_pid = pid;
+	if (!strstr(buf, "pomaid: ready"))
+		fprintf(stderr, "pomaid did not start: %s\n", buf);
+	return strstr(buf, "pomaid: ready") != NULL;
+}
+
+static void stop_daemon(void)
+{
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+		daemon_pid = -1;
+	}
+}
+
+/* A fresh daemon of `shards` shards on free ports. */
+static bool start_daemon(uint32_t shards, const char *maintain_nodes)
+{
+	stop_daemon();
+	uint64_t seed = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL) + shards;
+	for (int attempt = 0; attempt < 20; attempt++) {
+		uint16_t base = (uint16_t)(20000 + pm_test_rand(&seed) % 40000);
+		if (!pm_test_ports_free(base, shards))
+			continue;
+		if (start_at(base, shards, maintain_nodes)) {
+			base_port = base;
+			nshards = shards;
+			return true;
+		}
+		stop_daemon();
+	}
+	return false;
+}
+
+static struct pm_client *lib_open(void)
+{
+	struct pm_client_config cfg;
+	pm_client_config_default(&cfg);
+	cfg.base_port = base_port;
+	cfg.shards = nshards;
+	cfg.timeout_ms = 1000;
+	cfg.retries = 4;
+	struct pm_client *c = NULL;
+	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+	return c;
+}
+
+/* ---------------------------------------------------------------- INFO text */
+
+/* The whole INFO text (paged), NUL-terminated in info[]. */
+static size_t info_all(struct pm_client *c)
+{
+	size_t n = 0;
+	CU_ASSERT_EQUAL_FATAL(pm_client_info(c, NULL, info, sizeof(info) - 1, &n), PM_CLIENT_OK);
+	info[n] = '\0';
+	return n;
+}
+
+/* The value of field `name` in [from, to), or -1. */
+static long long field_in(const char *from, const char *to, const char *name)
+{
+	size_t len = strlen(name);
+	for (const char *p = from; p && p < to; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, name, len) && p[len] == ':')
+			return strtoll(p + len + 1, NULL, 10);
+	return -1;
+}
+
+/* The Total section: from "# Total" to the first shard's text. */
+static long long total_of(const char *name)
+{
+	const char *from = strstr(info, "# Total\r\n"), *to = strstr(info, "@shard:");
+	return from ? field_in(from, to ? to : from + strlen(from), name) : -1;
+}
+
+/* Shard s's text: [*from, *to). */
+static bool shard_part(uint32_t s, const char **from, const char **to)
+{
+	char head[32], next[32];
+	snprintf(head, sizeof(head), "@shard:%u\r\n", s);
+	snprintf(next, sizeof(next), "@shard:%u\r\n", s + 1);
+	*from = strstr(info, head);
+	if (!*from)
+		return false;
+	*to = s + 1 < nshards ? strstr(*from, next) : *from + strlen(*from);
+	return *to != NULL;
+}
+
+/* Every shard's text is there, in order, and whole: each section, and the
+ * last line a shard writes in this configuration (wal = none, no DPDK). */
+static void expect_every_shard(void)
+{
+	static const char *const parts[] = { "# Keyspace\r\n", "# Memory\r\n", "# Vectors\r\n",
+					     "# Stats\r\n",    "# Dataplane\r\n" };
+	uint32_t whole = 0;
+	for (uint32_t s = 0; s < nshards; s++) {
+		const char *from, *to;
+		if (!shard_part(s, &from, &to))
+			continue;
+		bool ok = field_in(from, to, "quota_clients_replaced") >= 0 && to[-1] == '\n';
+		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+			const char *at = strstr(from, parts[i]);
+			ok &= at != NULL && at < to;
+		}
+		whole += ok;
+	}
+	CU_ASSERT_EQUAL(whole, nshards);
+	CU_ASSERT_EQUAL(total_of("shards"), -1); /* the Cluster section has it */
+	CU_ASSERT(strstr(info, "# Cluster\r\n") == info);
+	char line[48];
+	snprintf(line, sizeof(line), "shards_answered:%u\r\n", nshards);
+	CU_ASSERT(strstr(info, line) != NULL);
+}
+
+/* Named collections, each with a long name (a longer text), and one vector. */
+static void make_collections(struct pm_client *c, int n)
+{
+	struct pm_client_coll_params p = { .dim = 4 };
+	char name[64];
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "a-collection-with-a-rather-long-name-%02d", i);
+		CU_ASSERT_EQUAL(pm_client_collection_create(c, name, &p), PM_CLIENT_OK);
+	}
+	float v[4] = { 1, 2, 3, 4 };
+	CU_ASSERT_EQUAL(pm_client_vadd(c, "one", 3, v, 4, name, 0), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(pm_client_vadd(c, "dflt", 4, v, 4, NULL, 0), PM_CLIENT_OK);
+}
+
+struct old_info {
+	bool done;
+	enum pm_client_status st;
+	size_t len;
+	bool whole_lines;
+};
+
+static void old_info_cb(void *arg, const struct pm_client_result *r)
+{
+	struct old_info *o = arg;
+	o->done = true;
+	o->st = r->status;
+	o->len = r->vlen;
+	o->whole_lines = r->vlen > 0 && r->value[r->vlen - 1] == '\n';
+}
+
+/* A client that does not ask for pages (as every client before them) gets
+ * the single frame it always got: at most PM_INFO_TEXT_BYTES_MAX, whole lines. */
+static void expect_old_client_info(struct pm_client *c)
+{
+	struct old_info o = { 0 };
+	struct pm_client_req r = { .op = PM_CLIENT_INFO, .cb = old_info_cb, .arg = &o };
+	CU_ASSERT_EQUAL_FATAL(pm_client_submit(c, &r, NULL), PM_CLIENT_OK);
+	pm_client_drain(c);
+	CU_ASSERT(o.done);
+	CU_ASSERT_EQUAL(o.st, PM_CLIENT_OK);
+	CU_ASSERT(o.len > 0 && o.len <= PM_INFO_TEXT_BYTES_MAX);
+	CU_ASSERT(o.whole_lines);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+/* At 4 shards the text passed 8 KiB and the last shard's lines were cut; the
+ * Total summed `collections`, counting each named collection once per shard. */
+static void test_info_4_shards(void)
+{
+	CU_ASSERT_FATAL(start_daemon(4, "1024"));
+	struct pm_client *c = lib_open();
+	make_collections(c, 3);
+	size_t n = info_all(c);
+	CU_ASSERT(n > PM_INFO_TEXT_BYTES_MAX);
+	expect_every_shard();
+	CU_ASSERT_EQUAL(total_of("collections"), 3 + 1); /* 3 named, 1 default (dim 4) */
+	CU_ASSERT_EQUAL(total_of("vectors"), 2);          /* additive fields still add up */
+	CU_ASSERT_EQUAL(total_of("worker_cpu"), -1);      /* a CPU number is no total */
+	CU_ASSERT_EQUAL(total_of("arena_hugepages"), 0);
+	expect_old_client_info(c);
+	pm_client_close(c);
+}
+
+/* At the most shards pomaid runs the text takes several frames. */
+static void test_info_max_shards(void)
+{
+	CU_ASSERT_FATAL(start_daemon(PM_INFO_SHARDS_MAX, "1024"));
+	struct pm_client *c = lib_open();
+	make_collections(c, 20);
+	size_t n = info_all(c);
+	CU_ASSERT(n > PM_FRAME_BYTES_MAX); /* more than one frame: paged */
+	expect_every_shard();
+	CU_ASSERT_EQUAL(total_of("collections"), 20 + 1);
+	CU_ASSERT_EQUAL(total_of("shards"), -1);
+	expect_old_client_info(c);
+	pm_client_close(c);
+}
+
+/* A key that lives on shard s. */
+static int key_on(uint32_t s, const char *prefix, uint32_t *next, char *key, size_t cap)
+{
+	for (;; (*next)++) {
+		int n = snprintf(key, cap, "%s-%u", prefix, *next);
+		if (pm_shard_of(pm_hash(key, (size_t)n), nshards) == s) {
+			(*next)++;
+			return n;
+		}
+	}
+}
+
+static bool listed(struct pm_client *c, const char *name)
+{
+	static struct pm_client_coll_info items[PM_CLIENT_COLLECTIONS_MAX];
+	struct pm_client_coll_list l = { .items = items, .cap = PM_CLIENT_COLLECTIONS_MAX };
+	CU_ASSERT_EQUAL_FATAL(pm_client_collection_list(c, &l), PM_CLIENT_OK);
+	for (uint32_t i = 0; i < l.count; i++)
+		if (items[i].name_len == strlen(name) && !memcmp(items[i].name, name, strlen(name)))
+			return true;
+	return false;
+}
+
+/* Shards whose own INFO lines list collection `name`. */
+static uint32_t shards_listing(struct pm_client *c, const char *name)
+{
+	char line[96];
+	snprintf(line, sizeof(line), "collection:name=%s,", name);
+	info_all(c);
+	uint32_t n = 0;
+	for (uint32_t s = 0; s < nshards; s++) {
+		const char *from, *to, *at;
+		n += shard_part(s, &from, &to) && (at = strstr(from, line)) && at < to;
+	}
+	return n;
+}
+
+/* One shard's collection table is made full (PM_COLLECTIONS_MAX default
+ * collections there: one VADD of each dimension 1..256, every key routed to
+ * that shard), so it refuses the CCREATE that the three others accept. The
+ * collection must then be on no shard; once there is room, a retry puts it
+ * on every shard. */
+static void test_ccreate_refused_rolls_back(void)
+{
+	CU_ASSERT_FATAL(start_daemon(4, "1024"));
+	struct pm_client *c = lib_open();
+	const uint32_t full = 2;
+	char key[48], first[48];
+	uint32_t next = 0;
+	float v[PM_COLLECTIONS_MAX];
+	for (uint32_t d = 0; d < PM_COLLECTIONS_MAX; d++)
+		v[d] = 1.0f + (float)d;
+	for (uint32_t dim = 1; dim <= PM_COLLECTIONS_MAX; dim++) {
+		int n = key_on(full, "full", &next, key, sizeof(key));
+		if (dim == 1)
+			memcpy(first, key, (size_t)n + 1);
+		CU_ASSERT_EQUAL_FATAL(pm_client_vadd(c, key, (size_t)n, v, dim, NULL, 0), PM_CLIENT_OK);
+	}
+	struct pm_client_coll_params p = { .dim = 8 };
+	CU_ASSERT_EQUAL(pm_client_collection_create(c, "rolled", &p), PM_CLIENT_E_COLLECTIONS_FULL);
+	CU_ASSERT(!listed(c, "rolled"));
+	CU_ASSERT_EQUAL(shards_listing(c, "rolled"), 0);
+	CU_ASSERT_EQUAL(total_of("fanout_rollbacks"), 1);
+	/* room again on that shard (its dim-1 default collection goes with its only
+	 * vector): the retry creates it everywhere */
+	bool removed = false;
+	CU_ASSERT_EQUAL(pm_client_vdel(c, first, strlen(first), &removed), PM_CLIENT_OK);
+	CU_ASSERT(removed);
+	CU_ASSERT_EQUAL(pm_client_collection_create(c, "rolled", &p), PM_CLIENT_OK);
+	CU_ASSERT(listed(c, "rolled"));
+	CU_ASSERT_EQUAL(shards_listing(c, "rolled"), nshards);
+	pm_client_close(c);
+}
+
+/* INFO total of a field, polled until pred holds or the deadline passes. */
+static long long total_until(struct pm_client *c, const char *name, long long want)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		info_all(c);
+		long long v = total_of(name);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (v == want || ms > STATE_WAIT_MS)
+			return v;
+	}
+}
+
+/* CDROP of a large collection answers at once; its vectors are gone for every
+ * request from then on; its memory comes back in slices of maintain_nodes
+ * (small here) while the shards serve GETs; the name can be made again. */
+static void test_cdrop_large(void)
+{
+	CU_ASSERT_FATAL(start_daemon(2, "64"));
+	struct pm_client *c = lib_open();
+	struct pm_client_coll_params p = { .dim = 8 };
+	CU_ASSERT_EQUAL_FATAL(pm_client_collection_create(c, "big", &p), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(pm_client_set(c, "kv", 2, "value", 5, 0), PM_CLIENT_OK);
+	info_all(c);
+	long long blob0 = total_of("blob_bytes_used");
+	enum { N = 40000 };
+	float v[8] = { 0 };
+	char key[32];
+	for (int i = 0; i < N; i++) { /* pipelined: no reply is waited for one by one */
+		v[0] = (float)i;
+		int n = snprintf(key, sizeof(key), "big-%d", i);
+		struct pm_client_req r = { .op = PM_CLIENT_VADD, .key = key, .klen = (uint32_t)n,
+					   .vec = v, .dim = 8, .name = "big", .name_len = 3 };
+		CU_ASSERT_EQUAL_FATAL(pm_client_submit(c, &r, NULL), PM_CLIENT_OK);
+	}
+	pm_client_drain(c);
+	CU_ASSERT_EQUAL_FATAL(total_until(c, "vectors", N), N);
+	long long blob_full = total_of("blob_bytes_used");
+	CU_ASSERT(blob_full > blob0);
+	bool removed = false;
+	CU_ASSERT_EQUAL(pm_client_collection_drop(c, "big", &removed), PM_CLIENT_OK);
+	CU_ASSERT(removed);
+	/* gone for requests at once, while the slices run */
+	struct pm_client_vector out = { .vec = v, .cap = 8 };
+	CU_ASSERT_EQUAL(pm_client_vget(c, "big-7", 5, &out), PM_CLIENT_NOT_FOUND);
+	CU_ASSERT(!listed(c, "big"));
+	char val[16];
+	size_t vlen = 0;
+	CU_ASSERT_EQUAL(pm_client_get(c, "kv", 2, val, sizeof(val), &vlen), PM_CLIENT_OK);
+	CU_ASSERT(vlen == 5 && !memcmp(val, "value", 5));
+	CU_ASSERT_EQUAL(pm_client_collection_create(c, "big", &p), PM_CLIENT_OK);
+	/* and the memory comes back */
+	CU_ASSERT_EQUAL(total_until(c, "collections_dropping", 0), 0);
+	CU_ASSERT_EQUAL(total_until(c, "vectors", 0), 0);
+	CU_ASSERT(total_of("blob_bytes_used") <= blob0 + 64 * 1024); /* + the new empty "big" */
+	CU_ASSERT_EQUAL(total_of("collections"), 1);
+	pm_client_close(c);
+}
+
+static int suite_clean(void)
+{
+	stop_daemon();
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: test_fanout PATH-TO-POMAID\n");
+		return 1;
+	}
+	pomaid_path = argv[1];
+	if (!mkdtemp(data_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	static CU_TestInfo tests[] = {
+		{ "INFO at 4 shards: every shard, and a Total that adds up", test_info_4_shards },
+		{ "INFO at the most shards: paged, every shard", test_info_max_shards },
+		{ "CCREATE one shard refuses is rolled back", test_ccreate_refused_rolls_back },
+		{ "CDROP of a large collection: at once, reclaimed in slices", test_cdrop_large },
+		CU_TEST_INFO_NULL,
+	};
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_SuiteInfo suites[] = { { "fanout", NULL, suite_clean, NULL, NULL, tests },
+				  CU_SUITE_INFO_NULL };
+	CU_register_suites(suites);
+	int rc = pm_cu_run_registered();
+	char rm[96];
+	snprintf(rm, sizeof(rm), "rm -rf '%s'", data_dir);
+	if (system(rm) != 0)
+		fprintf(stderr, "could not remove %s\n", data_dir);
+	return rc;
+}
