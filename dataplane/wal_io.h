@@ -77,6 +77,7 @@ struct pm_wal_stats {
 	uint64_t segments;             /* segments created by this run */
 	uint64_t recycled;             /* ... of them made from a spare */
 	uint64_t retired, deleted;     /* covered by a snapshot: kept as spares, deleted */
+	uint64_t segment_waits;        /* switches that waited for the next segment's preparation */
 	uint64_t recovered_records, recovery_ms, torn_truncated;
 };
 
