@@ -275,6 +275,7 @@ struct pm_daemon {
 	struct pm_ring *admin_out;       /* nshards: worker i -> admin */
 	int admin_efd;                   /* a worker writes it after an admin reply */
 	struct pm_admin *admin;
+	int data_fd;                     /* data_dir, opened and checked at start-up (datadir.h) */
 };
 
 static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from, uint32_t to)

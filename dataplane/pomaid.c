@@ -25,6 +25,7 @@
 
 #include "common.h"
 #include "daemon.h"
+#include "datadir.h"
 #include "dpdk.h"
 #include "wal_io.h"
 
@@ -132,17 +133,19 @@ static int place_workers(hwloc_topology_t topo, struct pm_config *c, hwloc_bitma
 }
 
 /* One daemon per data_dir: two would replay and append to the same logs. The
- * lock (flock on data_dir/LOCK) lasts as long as the process. */
-static int lock_data_dir(const char *dir)
+ * lock (flock on data_dir/LOCK, never through a link) lasts as long as the
+ * process. */
+static int lock_data_dir(const struct pm_daemon *d)
 {
-	char path[PM_CONFIG_STRING_BYTES + 8];
-	snprintf(path, sizeof(path), "%s/LOCK", dir);
-	int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0640);
-	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		fprintf(stderr, "pomaid: data_dir %s: %s\n", dir,
-			errno == EWOULDBLOCK ? "in use by another pomaid" : strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	int fd = pm_datadir_openat(d->data_fd, "LOCK", O_CREAT | O_RDWR, 0640);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0)
+		fd = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+	if (fd < 0) {
+		fprintf(stderr, "pomaid: data_dir %s: LOCK: %s\n", d->cfg.data_dir,
+			fd == -EWOULDBLOCK ? "in use by another pomaid"
+			: fd == -ELOOP	   ? "a symbolic link: refusing to start (pomaid follows no"
+					     " link inside its data_dir)"
+					   : strerror(-fd));
 		return -1;
 	}
 	return 0; /* fd stays open: the lock is held until exit */
@@ -165,22 +168,6 @@ static int main_cpu(hwloc_topology_t topo, hwloc_bitmap_t *sets, uint32_t n)
 }
 
 /* ---------------------------------------------------------------- set-up */
-
-static int mkdirs(const char *path)
-{
-	char buf[PM_CONFIG_STRING_BYTES];
-	if (strlen(path) >= sizeof(buf))
-		return -1;
-	memcpy(buf, path, strlen(path) + 1);
-	for (char *p = buf + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(buf, 0750) && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	return mkdir(buf, 0750) && errno != EEXIST ? -1 : 0;
-}
 
 static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t set, uint32_t i)
 {
@@ -320,6 +307,7 @@ int main(int argc, char **argv)
 {
 	struct pm_daemon *d = &daemon_state;
 	bool print = false;
+	d->data_fd = -1;
 	if (parse_args(argc, argv, &d->cfg, &print) != 0)
 		return 2;
 	hwloc_topology_t topo;
@@ -336,18 +324,18 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	if (mkdirs(d->cfg.data_dir) != 0) {
-		fprintf(stderr, "pomaid: data_dir %s: %s\n", d->cfg.data_dir, strerror(errno));
+	char err[ERR_BYTES];
+	if ((d->data_fd = pm_datadir_open(d->cfg.data_dir, err, sizeof(err))) < 0) {
+		fprintf(stderr, "pomaid: %s\n", err);
 		goto out;
 	}
-	if (lock_data_dir(d->cfg.data_dir) != 0)
+	if (lock_data_dir(d) != 0)
 		goto out;
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	char err[ERR_BYTES];
 	d->listen_fd = -1;
 	if (d->cfg.tcp_port && (d->listen_fd = pm_tcp_listen(&d->cfg, err, sizeof(err))) < 0) {
 		fprintf(stderr, "pomaid: %s\n", err);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "datadir.h"
 #include "snap_io.h"
 #include "snapshot.h"
 #include "wal_impl.h"
@@ -35,7 +36,7 @@
 #define SNAP_OP_FSYNC 2u
 #define SNAP_OP_DIRSYNC 3u
 #define SNAP_OP_UNLINK 4u
-#define SNAP_OP_BITS 4u /* user_data: slot << 8 | op << 2 | OP_SNAP */
+#define SNAP_OP_BITS 4u /* user_data: slot << 8 | op << OP_BITS | OP_SNAP */
 #define SNAP_SLOT_SHIFT 8u
 /* Deletions in flight at once per shard. Deleting a GB file (an old snapshot,
  * a segment; with online discard) keeps the filesystem busy for 0.3 s and
@@ -48,8 +49,8 @@
 enum stage { S_IDLE = 0, S_WRITING, S_WAIT_LOG, S_FSYNC, S_PUBLISH };
 
 struct pm_snap {
-	char dir[PATH_BYTES - 48]; /* room for "/<20 digits>.snap.tmp" */
-	int dirfd;
+	char dir[PATH_BYTES - 48]; /* data_dir/snap/shard-<i>, for messages */
+	int dirfd;                 /* ... its descriptor: every file is reached through it */
 	enum stage stage;
 	int fd;                    /* the temporary file being written */
 	uint8_t *buf;              /* PM_SNAP_SLICE_BYTES */
@@ -61,9 +62,10 @@ struct pm_snap {
 	uint64_t last_start_ms, wal_bytes_at_start; /* the schedule */
 	struct pm_snap_writer wr;
 	struct pm_snap_stats st;
-	uint32_t unlink_busy;      /* bit i: unlink_path[i] is in the ring */
+	uint32_t unlink_busy;      /* bit i: unlink_name[i] is in the ring */
 	uint32_t unlink_seg;       /* bit i: it is a log segment (counted as deleted) */
-	char unlink_path[SNAP_UNLINKS_MAX][PATH_BYTES];
+	int unlink_dirfd[SNAP_UNLINKS_MAX]; /* ... in this directory (the log's or ours) */
+	char unlink_name[SNAP_UNLINKS_MAX][NAME_BYTES];
 };
 
 static uint64_t mono_ns(void)
@@ -73,9 +75,9 @@ static uint64_t mono_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static void snap_path(const struct pm_snap *s, uint64_t lsn, bool tmp, char *out)
+static void snap_name(uint64_t lsn, bool tmp, char *out)
 {
-	snprintf(out, PATH_BYTES, "%s/%020" PRIu64 ".snap%s", s->dir, lsn, tmp ? ".tmp" : "");
+	snprintf(out, NAME_BYTES, "%020" PRIu64 ".snap%s", lsn, tmp ? ".tmp" : "");
 }
 
 bool pm_snap_inflight(const struct pm_worker *w)
@@ -88,39 +90,42 @@ bool pm_snap_inflight(const struct pm_worker *w)
 static void fail(struct pm_worker *w, int err, const char *what)
 {
 	struct pm_snap *s = w->wal->snap;
-	char path[PATH_BYTES];
+	char name[NAME_BYTES];
 	fprintf(stderr, "pomaid: shard %u: snapshot at LSN %" PRIu64 " FAILED (%s: %s): removed;"
 			" the log is intact, the next snapshot is tried on the schedule\n",
 		w->id, s->wr.start_lsn, what, strerror(err));
 	close(s->fd);
 	s->fd = -1;
-	snap_path(s, s->wr.start_lsn, true, path);
-	unlink(path);
+	snap_name(s->wr.start_lsn, true, name);
+	unlinkat(s->dirfd, name, 0);
 	s->stage = S_IDLE;
 	s->st.failed++;
 }
 
-bool pm_snap_unlink(struct pm_worker *w, const char *path, bool segment)
+bool pm_snap_unlink(struct pm_worker *w, int dirfd, const char *name, bool segment)
 {
 	struct pm_wal *l = w->wal;
 	struct pm_snap *s = l ? l->snap : NULL;
 	uint32_t i = 0;
 	for (uint32_t b = s ? s->unlink_busy : 0; b; b &= b - 1) /* already going */
-		if (!strcmp(s->unlink_path[__builtin_ctz(b)], path))
+		if (s->unlink_dirfd[__builtin_ctz(b)] == dirfd &&
+		    !strcmp(s->unlink_name[__builtin_ctz(b)], name))
 			return true;
 	while (s && i < SNAP_UNLINKS_MAX && (s->unlink_busy >> i & 1u))
 		i++;
 	struct io_uring_sqe *sqe = s && l->uring && i < SNAP_UNLINKS_MAX ?
 					   io_uring_get_sqe(&l->ring) : NULL;
 	if (!sqe) {
-		bool gone = unlink(path) == 0;
+		bool gone = unlinkat(dirfd, name, 0) == 0;
 		if (gone && segment && l)
 			l->st.deleted++;
 		return gone;
 	}
-	snprintf(s->unlink_path[i], PATH_BYTES, "%s", path); /* read by the kernel at submit */
-	io_uring_prep_unlinkat(sqe, AT_FDCWD, s->unlink_path[i], 0);
-	io_uring_sqe_set_data64(sqe, (uint64_t)i << SNAP_SLOT_SHIFT | SNAP_OP_UNLINK << 2 | OP_SNAP);
+	snprintf(s->unlink_name[i], NAME_BYTES, "%s", name); /* read by the kernel at submit */
+	s->unlink_dirfd[i] = dirfd;
+	io_uring_prep_unlinkat(sqe, dirfd, s->unlink_name[i], 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)i << SNAP_SLOT_SHIFT |
+					     SNAP_OP_UNLINK << OP_BITS | OP_SNAP);
 	io_uring_submit(&l->ring);
 	s->unlink_busy |= 1u << i;
 	s->unlink_seg = (s->unlink_seg & ~(1u << i)) | (uint32_t)segment << i;
@@ -133,30 +138,28 @@ static void unlinked(struct pm_worker *w, uint64_t user_data, int res)
 	struct pm_snap *s = w->wal->snap;
 	uint32_t i = (uint32_t)(user_data >> SNAP_SLOT_SHIFT) % SNAP_UNLINKS_MAX;
 	if (res < 0 && res != -ENOENT)
-		fprintf(stderr, "pomaid: shard %u: deleting %s: %s\n", w->id, s->unlink_path[i],
+		fprintf(stderr, "pomaid: shard %u: deleting %s: %s\n", w->id, s->unlink_name[i],
 			strerror(-res));
 	if (res == 0 && (s->unlink_seg >> i & 1u))
 		w->wal->st.deleted++;
 	s->unlink_busy &= ~(1u << i);
 }
 
-/* Delete files whose names carry an LSN below `below` in dir: older
+/* Delete files whose names carry an LSN below `below` in dirfd: older
  * snapshots (suffix ".snap"); in the background when w is given. */
-static void unlink_older(struct pm_worker *w, const char *dir, const char *suffix,
-			 uint64_t below)
+static void unlink_older(struct pm_worker *w, int dirfd, const char *suffix, uint64_t below)
 {
-	DIR *d = opendir(dir);
+	DIR *d = pm_datadir_list(dirfd);
 	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-		char *end, path[PATH_BYTES];
+		char *end;
 		uint64_t lsn = strtoull(e->d_name, &end, 10);
-		if (end == e->d_name || strcmp(end, suffix) || lsn >= below)
+		if (end == e->d_name || strcmp(end, suffix) || lsn >= below ||
+		    strlen(e->d_name) >= NAME_BYTES)
 			continue;
-		if (!w) {
-			unlinkat(dirfd(d), e->d_name, 0);
-			continue;
-		}
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		pm_snap_unlink(w, path, false);
+		if (w)
+			pm_snap_unlink(w, dirfd, e->d_name, false);
+		else
+			unlinkat(dirfd, e->d_name, 0);
 	}
 	if (d)
 		closedir(d);
@@ -175,8 +178,8 @@ static void published(struct pm_worker *w)
 	s->st.last_ms = (mono_ns() - s->t0_ns) / 1000000u;
 	s->st.last_bytes = s->file_off;
 	s->st.last_end_wall_ms = pm_wall_ms();
-	unlink_older(w, s->dir, ".snap", lsn);
-	int n = pm_wal_list_segments(w->wal->dir, firsts, SNAP_SEGMENTS_MAX);
+	unlink_older(w, s->dirfd, ".snap", lsn);
+	int n = pm_wal_list_segments(w->wal->dirfd, firsts, SNAP_SEGMENTS_MAX);
 	for (int i = 0; i + 1 < n && firsts[i + 1] <= lsn + 1; i++)
 		pm_wal_retire(w, firsts[i]);
 	printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " published: %" PRIu64 " records, %" PRIu64
@@ -210,8 +213,9 @@ static void submit(struct pm_worker *w, unsigned op)
 		io_uring_prep_write(sqe, fd, p, n, (uint64_t)off);
 	else
 		io_uring_prep_fsync(sqe, fd, 0);
-	io_uring_sqe_set_data64(sqe, (uint64_t)op << 2 | OP_SNAP);
-	_Static_assert(SNAP_OP_UNLINK < (1u << SNAP_OP_BITS) && 2 + SNAP_OP_BITS <= SNAP_SLOT_SHIFT,
+	io_uring_sqe_set_data64(sqe, (uint64_t)op << OP_BITS | OP_SNAP);
+	_Static_assert(SNAP_OP_UNLINK < (1u << SNAP_OP_BITS) &&
+			       OP_BITS + SNAP_OP_BITS <= SNAP_SLOT_SHIFT,
 		       "snapshot ops and slots share user_data");
 	io_uring_submit(&l->ring);
 	s->inflight = true;
@@ -236,10 +240,10 @@ static void handle(struct pm_worker *w, unsigned op, int res)
 		return;
 	}
 	if (op == SNAP_OP_FSYNC) {
-		char tmp[PATH_BYTES], path[PATH_BYTES];
-		snap_path(s, s->wr.start_lsn, true, tmp);
-		snap_path(s, s->wr.start_lsn, false, path);
-		if (rename(tmp, path) != 0) {
+		char tmp[NAME_BYTES], name[NAME_BYTES];
+		snap_name(s->wr.start_lsn, true, tmp);
+		snap_name(s->wr.start_lsn, false, name);
+		if (renameat(s->dirfd, tmp, s->dirfd, name) != 0) {
 			fail(w, errno, "rename");
 			return;
 		}
@@ -255,7 +259,7 @@ static void handle(struct pm_worker *w, unsigned op, int res)
 void pm_snap_on_cqe(struct pm_worker *w, uint64_t user_data, int res)
 {
 	struct pm_snap *s = w->wal->snap;
-	unsigned op = (unsigned)(user_data >> 2) & ((1u << SNAP_OP_BITS) - 1);
+	unsigned op = (unsigned)(user_data >> OP_BITS) & ((1u << SNAP_OP_BITS) - 1);
 	if (op == SNAP_OP_UNLINK) {
 		unlinked(w, user_data, res);
 		return;
@@ -271,17 +275,19 @@ static int start(struct pm_worker *w, const char *why)
 {
 	struct pm_wal *l = w->wal;
 	struct pm_snap *s = l->snap;
-	char path[PATH_BYTES];
+	char name[NAME_BYTES];
 	uint64_t lsn = l->next_lsn - 1; /* every record up to it is applied to the shard */
 	s->last_start_ms = w->now_ms;
 	s->wal_bytes_at_start = l->st.bytes;
 	if (l->state == WAL_FAILED)
 		return -EIO;
-	snap_path(s, lsn, true, path);
-	s->fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
+	snap_name(lsn, true, name);
+	s->fd = pm_datadir_create(s->dirfd, name, O_WRONLY, 0640); /* never through a link */
 	if (s->fd < 0) {
-		int e = errno;
-		fprintf(stderr, "pomaid: shard %u: snapshot: %s: %s\n", w->id, path, strerror(e));
+		int e = -s->fd;
+		s->fd = -1;
+		fprintf(stderr, "pomaid: shard %u: snapshot: %s/%s: %s\n", w->id, s->dir, name,
+			strerror(e));
 		s->st.failed++;
 		return -e;
 	}
@@ -378,18 +384,25 @@ static int snap_open(struct pm_worker *w, char *err, size_t errlen)
 	w->wal->snap = s;
 	s->fd = s->dirfd = -1;
 	s->last_start_ms = pm_wall_ms();
-	snprintf(s->dir, sizeof(s->dir), "%s/snap/shard-%u", w->d->cfg.data_dir, w->id);
+	const char *data = w->d->cfg.data_dir;
+	char shown[PATH_BYTES], sub[NAME_BYTES];
+	snprintf(s->dir, sizeof(s->dir), "%s/snap/shard-%u", data, w->id);
+	snprintf(shown, sizeof(shown), "%s/snap", data);
+	snprintf(sub, sizeof(sub), "shard-%u", w->id);
 	if (!(s->buf = malloc(PM_SNAP_SLICE_BYTES)))
 		return pm_errf(err, errlen, "out of memory for the snapshot buffer");
-	if (pm_mkdir_p(s->dir) != 0 || (s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return pm_errf(err, errlen, "%s: %s", s->dir, strerror(errno));
-	return 0;
+	int snap = pm_datadir_sub(w->d->data_fd, "snap", shown, err, errlen);
+	if (snap < 0)
+		return -1;
+	s->dirfd = pm_datadir_sub(snap, sub, s->dir, err, errlen);
+	close(snap);
+	return s->dirfd < 0 ? -1 : 0;
 }
 
 /* The newest published snapshot's LSN (0: none); interrupted ones go. */
 static int newest(struct pm_snap *s, uint64_t *lsn)
 {
-	DIR *d = opendir(s->dir);
+	DIR *d = pm_datadir_list(s->dirfd);
 	if (!d)
 		return -1;
 	*lsn = 0;
@@ -400,7 +413,7 @@ static int newest(struct pm_snap *s, uint64_t *lsn)
 		if (end == e->d_name)
 			continue;
 		if (!strcmp(end, ".snap.tmp"))
-			unlinkat(dirfd(d), e->d_name, 0);
+			unlinkat(s->dirfd, e->d_name, 0); /* a link too: removed, not followed */
 		else if (!strcmp(end, ".snap") && (!found || x > *lsn))
 			*lsn = x, found = true;
 	}
@@ -408,11 +421,16 @@ static int newest(struct pm_snap *s, uint64_t *lsn)
 	return found;
 }
 
-static int load(struct pm_worker *w, const char *path, struct pm_snap_info *info, char *err,
+static int load(struct pm_worker *w, const char *name, struct pm_snap_info *info, char *err,
 		size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char path[PATH_BYTES];
+	snprintf(path, sizeof(path), "%s/%s", w->wal->snap->dir, name);
+	int fd = pm_datadir_openat(w->wal->snap->dirfd, name, O_RDONLY, 0);
 	struct stat sb;
+	if (fd == -ELOOP)
+		return pm_errf(err, errlen, "%s: a symbolic link: refusing to start (pomaid follows"
+			       " no link inside its data_dir)", path);
 	if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size == 0) {
 		if (fd >= 0)
 			close(fd);
@@ -449,22 +467,22 @@ int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen
 		return pm_errf(err, errlen, "%s: %s", s->dir, strerror(errno));
 	if (!found)
 		return 0;
-	char path[PATH_BYTES];
-	snap_path(s, x, false, path);
+	char name[NAME_BYTES];
+	snap_name(x, false, name);
 	struct pm_snap_info info;
 	uint64_t t0 = mono_ns();
-	if (load(w, path, &info, err, errlen) != 0)
+	if (load(w, name, &info, err, errlen) != 0)
 		return -1;
 	s->st.load_ms = (mono_ns() - t0) / 1000000u;
 	s->st.loaded_lsn = s->st.last_lsn = info.start_lsn;
 	s->st.loaded_items = info.items;
 	s->st.loaded_nodes = info.nodes;
-	printf("pomaid: shard %u: snapshot %s loaded: %" PRIu64 " items, %" PRIu64 " HNSW nodes"
-	       " (restored, %" PRIu64 " links dropped) in %" PRIu64 " ms, %.0f MB/s\n", w->id, path,
+	printf("pomaid: shard %u: snapshot %s/%s loaded: %" PRIu64 " items, %" PRIu64 " HNSW nodes"
+	       " (restored, %" PRIu64 " links dropped) in %" PRIu64 " ms, %.0f MB/s\n", w->id, s->dir, name,
 	       info.items, info.nodes, info.links_dropped, s->st.load_ms,
 	       (double)s->st.last_bytes / 1e6 / ((double)PM_MAX(s->st.load_ms, 1u) / 1e3));
 	fflush(stdout); /* to a file or pipe too: the line is there now */
-	unlink_older(NULL, s->dir, ".snap", x);
+	unlink_older(NULL, s->dirfd, ".snap", x);
 	*lsn = info.start_lsn;
 	return 0;
 }
@@ -484,15 +502,15 @@ void pm_snap_close(struct pm_worker *w)
 		io_uring_cqe_seen(&l->ring, cqe);
 		if ((ud & OP_MASK) != OP_SNAP)
 			continue;
-		if ((ud >> 2 & ((1u << SNAP_OP_BITS) - 1)) == SNAP_OP_UNLINK)
+		if ((ud >> OP_BITS & ((1u << SNAP_OP_BITS) - 1)) == SNAP_OP_UNLINK)
 			unlinked(w, ud, res);
 		else
 			s->inflight = false; /* no further I/O: the snapshot is abandoned below */
 	}
 	if (s->stage != S_IDLE && s->stage != S_PUBLISH) { /* unfinished: it goes */
-		char path[PATH_BYTES];
-		snap_path(s, s->wr.start_lsn, true, path);
-		unlink(path);
+		char name[NAME_BYTES];
+		snap_name(s->wr.start_lsn, true, name);
+		unlinkat(s->dirfd, name, 0);
 		printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " abandoned at shutdown\n", w->id,
 		       s->wr.start_lsn);
 		fflush(stdout); /* to a file or pipe too: the line is there now */

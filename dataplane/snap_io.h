@@ -58,11 +58,12 @@ uint32_t pm_snap_turn(struct pm_worker *w);
 /* A completion of the shared ring that belongs to the snapshot. */
 void pm_snap_on_cqe(struct pm_worker *w, uint64_t user_data, int res);
 bool pm_snap_inflight(const struct pm_worker *w);
-/* Delete path in io_uring's workers (a GB file can keep the filesystem busy
- * for 0.3 s and more), or here and now without io_uring or a free slot;
- * a log segment is counted in wal_segments_deleted once it is gone.
- * False only when a synchronous unlink failed. */
-bool pm_snap_unlink(struct pm_worker *w, const char *path, bool segment);
+/* Delete file `name` of the directory dirfd (which stays open until it is
+ * gone) in io_uring's workers (a GB file can keep the filesystem busy for
+ * 0.3 s and more), or here and now without io_uring or a free slot; a log
+ * segment is counted in wal_segments_deleted once it is gone. False only
+ * when a synchronous unlink failed. */
+bool pm_snap_unlink(struct pm_worker *w, int dirfd, const char *name, bool segment);
 /* Recovery: load the newest snapshot of w's shard into it; *lsn is its start
  * LSN (0: none). 0, or -1 with a message. Called from pm_wal_open. */
 int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen);

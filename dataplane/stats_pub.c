@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * stats_pub.c — pomaid's side of the stats segment (control/stats.h): the
- * file is created at start, each worker publishes its own block every
+ * file is created at start (through the data_dir's descriptor, datadir.h),
+ * each worker publishes its own block every
  * PM_STATS_PUBLISH_MS, the admin thread the global one.
  */
 #define _GNU_SOURCE
@@ -15,6 +16,7 @@
 
 #include "common.h"
 #include "daemon.h"
+#include "datadir.h"
 #include "dpdk.h"
 #include "snap_io.h"
 #include "stats.h"
@@ -27,29 +29,28 @@ _Static_assert(PM_SHARDS_MAX <= PM_STATS_SHARDS_MAX, "every shard has a block");
 
 int pm_stats_create(struct pm_daemon *d, char *err, size_t errlen)
 {
-	char path[PM_CONFIG_STRING_BYTES + 32];
-	snprintf(path, sizeof(path), "%s/pomaid.stats", d->cfg.data_dir);
+	static const char name[] = "pomaid.stats", tmp[] = "pomaid.stats.new";
 	size_t bytes = pm_stats_file_bytes(d->nshards);
-	/* a new file each start: readers of the old one keep their mapping of it */
-	char tmp[sizeof(path) + 8];
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	int fd = open(tmp, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0640);
+	/* a new file each start: readers of the old one keep their mapping of it.
+	 * Made anew under its temporary name (whatever held that name, a link
+	 * included, is removed, not followed) and renamed over the old one. */
+	int fd = pm_datadir_create(d->data_fd, tmp, O_RDWR, 0640);
 	if (fd < 0 || ftruncate(fd, (off_t)bytes) != 0) {
-		int e = errno;
+		int e = fd < 0 ? -fd : errno;
 		if (fd >= 0)
 			close(fd);
-		return pm_errf(err, errlen, "%s: %s", tmp, strerror(e));
+		return pm_errf(err, errlen, "%s/%s: %s", d->cfg.data_dir, tmp, strerror(e));
 	}
 	void *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (base == MAP_FAILED)
-		return pm_errf(err, errlen, "%s: mmap: %s", tmp, strerror(errno));
+		return pm_errf(err, errlen, "%s/%s: mmap: %s", d->cfg.data_dir, tmp, strerror(errno));
 	pm_stats_format(base, d->nshards);
 	struct pm_stats_global *g = pm_stats_global_at(base);
 	g->pid = (uint64_t)getpid();
-	if (rename(tmp, path) != 0) {
+	if (renameat(d->data_fd, tmp, d->data_fd, name) != 0) {
 		munmap(base, bytes);
-		return pm_errf(err, errlen, "%s: %s", path, strerror(errno));
+		return pm_errf(err, errlen, "%s/%s: %s", d->cfg.data_dir, name, strerror(errno));
 	}
 	d->stats_base = base;
 	d->stats_bytes = bytes;

@@ -14,16 +14,23 @@
 #include "daemon.h"
 #include "wal_io.h"
 
-/* user_data of a completion: batch sequence number << 2 | what it was;
- * 0 in the low bits: a snapshot's (snap_io.c: its op << 2). */
+/* user_data of a completion: what it was in the low OP_BITS; above them the
+ * batch's sequence number (the log's ops) or the snapshot's op and slot
+ * (snap_io.c). */
+#define OP_BITS 3u
+#define OP_MASK ((1u << OP_BITS) - 1)
 #define OP_SNAP 0u
-#define OP_WRITE 1u
-#define OP_FSYNC 2u
-#define OP_BFSYNC 3u
-#define OP_MASK 3u
+#define OP_WRITE 1u     /* a batch's write */
+#define OP_FSYNC 2u     /* its linked fdatasync (sync mode) */
+#define OP_BFSYNC 3u    /* the periodic fdatasync of batch mode */
+#define OP_SEAL 4u      /* the previous segment's fdatasync, first in a new segment's first chain */
+#define OP_DIRSYNC 5u   /* the directory's fsync, last in that chain: the new name is durable */
+#define OP_PREP 6u      /* a step of preparing the next segment (wal_io.c: prep_*) */
 /* Bytes zeroed per write when a torn tail is cleared. */
 #define ZERO_CHUNK_BYTES (1u << 20)
 #define PATH_BYTES 512u
+/* A file name in a shard's directory: "<20 digits>.spare" and the like. */
+#define NAME_BYTES 32u
 
 enum wal_state { WAL_OK = 0, WAL_FULL, WAL_FAILED };
 
@@ -43,6 +50,28 @@ struct held {
 	uint32_t off, len;         /* bytes in held_buf */
 };
 
+/* The next segment, prepared ahead of need, one step at a time (each step a
+ * completion of the worker's ring, or a call on the worker without io_uring):
+ * a spare opened and zeroed, or a new file created and allocated, then
+ * fdatasynced. A switch to it only writes its header and renames it. */
+enum prep_stage { PREP_NONE = 0, PREP_OPEN, PREP_ZERO, PREP_PUNCH, PREP_ALLOC, PREP_SYNC,
+		  PREP_READY };
+
+/* Debug builds (no NDEBUG): POMAI_TEST_FSYNC=stall|fail, read at start-up,
+ * holds back or fails the log's fsync completions (wal_io.c: test hooks). */
+#ifndef NDEBUG
+#define PM_WAL_TEST_HOOKS 1
+#define TEST_HELD_MAX PM_WAL_QUEUE_DEPTH
+enum test_fsync { TEST_FSYNC_OFF = 0, TEST_FSYNC_STALL, TEST_FSYNC_FAIL };
+struct test_hook {
+	enum test_fsync fsync;
+	uint32_t held;             /* completions held back (stall) */
+	uint64_t ud[TEST_HELD_MAX];
+	int res[TEST_HELD_MAX];
+	unsigned releases_seen;    /* of the process's release count (SIGUSR1) */
+};
+#endif
+
 struct pm_snap;
 
 struct pm_wal {
@@ -51,7 +80,8 @@ struct pm_wal {
 	bool uring;
 	struct io_uring ring;
 	int efd;                   /* eventfd registered with the ring */
-	char dir[PATH_BYTES - 32]; /* room for "/<20 digits>.wal" */
+	char dir[PATH_BYTES - 32]; /* data_dir/wal/shard-<i>, for messages */
+	int dirfd;                 /* ... its descriptor: every file is reached through it */
 	int fd;                    /* current segment, -1 before the first */
 	uint64_t seg_off, seg_bytes;
 	uint64_t next_lsn;
@@ -64,9 +94,20 @@ struct pm_wal {
 	bool inflight;
 	uint32_t written, cqes_left;
 	int err;
+	unsigned err_op;           /* OP_* of the first error */
 	bool fsync_ok;
 	uint64_t durable_seq;
 	uint64_t next_seq;         /* seq of the batch being filled */
+	/* a switch of segment, finished by the next batch's chain */
+	int seal_fd;               /* the previous segment until its last writes are synced */
+	bool dirsync;              /* a segment was named since the directory was fsynced */
+	bool seg_waiting;          /* the filled batch waits for the next segment */
+	/* the next segment */
+	enum prep_stage prep;
+	bool prep_inflight, prep_spare;
+	int prep_fd, prep_err;
+	uint64_t prep_bytes, prep_retry_ms;
+	char prep_name[NAME_BYTES];
 	/* batch mode */
 	bool bfsync_inflight, dirty;
 	uint64_t last_fsync_ms, retry_ms;
@@ -77,14 +118,15 @@ struct pm_wal {
 	uint32_t held_used;
 	struct pm_wal_stats st;
 	struct pm_snap *snap;      /* snapshots of this shard (snap_io.c) */
+#ifdef PM_WAL_TEST_HOOKS
+	struct test_hook test;
+#endif
 };
 
-/* The first LSNs of the segments in dir, sorted; their count (or -1). */
-int pm_wal_list_segments(const char *dir, uint64_t *out, int cap);
-int pm_fsync_dir(const char *dir);
+/* The first LSNs of the segments in directory dirfd, sorted; their count (or -1). */
+int pm_wal_list_segments(int dirfd, uint64_t *out, int cap);
 /* A segment a snapshot covers: kept as a spare (PM_WAL_SPARE_SEGMENTS) or deleted. */
 void pm_wal_retire(struct pm_worker *w, uint64_t first_lsn);
-int pm_mkdir_p(char *path);
 uint64_t pm_wall_ms(void);
 
 #endif

@@ -10,6 +10,8 @@
 #include <inttypes.h>
 #include <liburing.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #include "codec.h"
 #include "common.h"
 #include "daemon.h"
+#include "datadir.h"
 #include "shard.h"
 #include "wal.h"
 #include "snap_io.h"
@@ -37,32 +40,33 @@ uint64_t pm_wall_ms(void)
 
 /* ---------------------------------------------------------------- segments */
 
-static void seg_path(const struct pm_wal *l, uint64_t first_lsn, char *out)
+/* The name of the segment whose first record is first_lsn. */
+static void seg_name(uint64_t first_lsn, char *out)
 {
-	snprintf(out, PATH_BYTES, "%s/%020" PRIu64 ".wal", l->dir, first_lsn);
+	snprintf(out, NAME_BYTES, "%020" PRIu64 ".wal", first_lsn);
 }
 
-int pm_fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) ? -errno : 0;
-	close(fd);
-	return rc;
-}
+/* The name a new file is made under until it becomes a segment: a spare. */
+#define NEW_SPARE_NAME "next.spare"
 
-/* Spare segments in dir: their count, and the path of one (if any). */
-static unsigned spares(const char *dir, char *one)
+/* Spare segments (regular files named *.spare) in dirfd: their count, and
+ * the name of one (if any). Something else named NEW_SPARE_NAME (a link, say)
+ * is removed: that name is made with O_EXCL. */
+static unsigned spares(int dirfd, char *one)
 {
-	DIR *d = opendir(dir);
+	DIR *d = pm_datadir_list(dirfd);
 	unsigned n = 0;
 	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
 		const char *dot = strrchr(e->d_name, '.');
-		if (!dot || strcmp(dot, ".spare"))
+		if (!dot || strcmp(dot, ".spare") || strlen(e->d_name) >= NAME_BYTES)
 			continue;
+		if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) {
+			if (!strcmp(e->d_name, NEW_SPARE_NAME))
+				(void)unlinkat(dirfd, e->d_name, 0);
+			continue;
+		}
 		if (n++ == 0 && one)
-			snprintf(one, PATH_BYTES, "%s/%s", dir, e->d_name);
+			snprintf(one, NAME_BYTES, "%s", e->d_name);
 	}
 	if (d)
 		closedir(d);
@@ -72,69 +76,160 @@ static unsigned spares(const char *dir, char *one)
 void pm_wal_retire(struct pm_worker *w, uint64_t first_lsn)
 {
 	struct pm_wal *l = w->wal;
-	char path[PATH_BYTES], spare[PATH_BYTES];
-	seg_path(l, first_lsn, path);
-	snprintf(spare, sizeof(spare), "%s/%020" PRIu64 ".spare", l->dir, first_lsn);
-	if (spares(l->dir, NULL) < PM_WAL_SPARE_SEGMENTS && rename(path, spare) == 0)
+	char name[NAME_BYTES], spare[NAME_BYTES];
+	seg_name(first_lsn, name);
+	snprintf(spare, sizeof(spare), "%020" PRIu64 ".spare", first_lsn);
+	if (spares(l->dirfd, NULL) < PM_WAL_SPARE_SEGMENTS &&
+	    renameat(l->dirfd, name, l->dirfd, spare) == 0)
 		l->st.retired++;
 	else
-		pm_snap_unlink(w, path, true); /* counted in deleted when it is gone */
+		pm_snap_unlink(w, l->dirfd, name, true); /* counted in deleted when it is gone */
 }
 
-/* Make fd (a spare, or a new file) a segment for records from first_lsn:
- * seg_bytes of zeros (a spare's old records must read as the end of the log)
- * after the header, on disk. 0 or -errno. */
-static int seg_prepare(const struct pm_wal *l, uint32_t shard, int fd, uint64_t first_lsn,
-		       bool recycled)
-{
-	uint8_t hdr[PM_WAL_SEGMENT_HEADER_BYTES];
-	struct pm_wal_segment_header h = { .version = PM_WAL_VERSION, .shard = shard,
-					   .first_lsn = first_lsn };
-	pm_wal_segment_header_encode(&h, hdr);
-	off_t size = (off_t)l->seg_bytes;
-	bool zeroed = recycled && ftruncate(fd, size) == 0 &&
-		      fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, size) == 0;
-	if (!zeroed && (ftruncate(fd, 0) != 0 || fallocate(fd, 0, 0, size) != 0))
-		return -errno;
-	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fdatasync(fd) != 0)
-		return -errno;
-	return 0;
-}
+/* ---------------------------------------------------------------- the next segment */
 
-/* A new segment for records from first_lsn: a spare one reused (zeroed and
- * given its header before it gets its new name, so a crash never leaves a
- * segment with stale records under a live name), else a new file;
- * preallocated, its directory entry durable. 0 or -errno. */
-static int seg_create(struct pm_worker *w, uint64_t first_lsn)
+/* The next segment is prepared as soon as the current one is in use, so a
+ * switch never waits for the file system: a spare is zeroed in place
+ * (FALLOC_FL_ZERO_RANGE; where the file system lacks it, its blocks punched
+ * out and allocated again) so that its old records read as the end of the
+ * log, or a new file is created and allocated (fallocate); then fdatasync.
+ * It keeps a .spare name until the switch gives it a segment name, so a
+ * crash never leaves stale records under a live name. With io_uring each step
+ * is a request to the worker's ring (run by its kernel workers, off the
+ * polling CPU) and the next is issued from its completion; without io_uring
+ * they run on the worker thread, as the log's writes then do. */
+
+static void prep_issue(struct pm_worker *w);
+
+/* A step failed: said once (not at every retry), tried again later. A
+ * half-made file keeps its .spare name: the next attempt takes it as a spare. */
+static void prep_fail(struct pm_worker *w, int res)
 {
 	struct pm_wal *l = w->wal;
-	char path[PATH_BYTES], spare[PATH_BYTES];
-	if (l->fd >= 0) {
-		if (l->mode == PM_WAL_BATCH && fdatasync(l->fd) != 0)
-			return -errno;
-		close(l->fd);
-		l->fd = -1;
+	if (res != l->prep_err)
+		fprintf(stderr, "pomaid: shard %u: preparing the next WAL segment (%s/%s): %s;"
+				" tried again every %u ms\n", w->id, l->dir, l->prep_name,
+			strerror(-res), PM_WAL_RETRY_MS);
+	if (l->prep_fd >= 0)
+		close(l->prep_fd);
+	l->prep_fd = -1;
+	l->prep_err = res;
+	l->prep = PREP_NONE;
+	l->prep_retry_ms = w->now_ms + PM_WAL_RETRY_MS;
+}
+
+/* The current step completed with res: on to the next one. */
+static void prep_step(struct pm_worker *w, int res)
+{
+	struct pm_wal *l = w->wal;
+	struct stat sb;
+	l->prep_inflight = false;
+	if (res < 0 && l->prep == PREP_ZERO) { /* no ZERO_RANGE here (tmpfs): punch it out */
+		l->prep = PREP_PUNCH;
+	} else if (res < 0 && l->prep == PREP_PUNCH) { /* nor that: truncate here (rare) */
+		if (ftruncate(l->prep_fd, 0) != 0) {
+			prep_fail(w, -errno);
+			return;
+		}
+		l->prep = PREP_ALLOC;
+	} else if (res < 0) {
+		prep_fail(w, res);
+		return;
+	} else if (l->prep == PREP_OPEN) {
+		l->prep_fd = res;
+		if (fstat(res, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+			prep_fail(w, -EINVAL);
+			return;
+		}
+		/* a spare from a run with larger segments is zeroed whole */
+		l->prep_bytes = PM_MAX(l->seg_bytes, (uint64_t)sb.st_size);
+		l->prep = l->prep_spare ? PREP_ZERO : PREP_ALLOC;
+	} else if (l->prep == PREP_PUNCH) {
+		l->prep = PREP_ALLOC;
+	} else if (l->prep == PREP_ZERO || l->prep == PREP_ALLOC) {
+		l->prep = PREP_SYNC;
+	} else { /* PREP_SYNC */
+		l->prep = PREP_READY;
+		l->prep_err = 0;
+		return;
 	}
-	seg_path(l, first_lsn, path);
-	bool recycled = spares(l->dir, spare) > 0;
-	const char *at = recycled ? spare : path;
-	int fd = open(at, O_CREAT | O_WRONLY | O_CLOEXEC | (recycled ? 0 : O_TRUNC), 0640);
-	if (fd < 0)
+	prep_issue(w);
+}
+
+/* Issue the current step: to the ring, or here and now without io_uring. */
+static void prep_issue(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (l->prep_spare ? 0 : O_CREAT | O_EXCL);
+	int mode = l->prep == PREP_ZERO	 ? FALLOC_FL_ZERO_RANGE
+		   : l->prep == PREP_PUNCH ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+					   : 0;
+	PM_ASSERT(l->prep != PREP_NONE && l->prep != PREP_READY && !l->prep_inflight);
+	if (!l->uring) {
+		int rc = l->prep == PREP_OPEN ? openat(l->dirfd, l->prep_name, flags, 0640)
+			 : l->prep == PREP_SYNC ? fdatasync(l->prep_fd)
+						: fallocate(l->prep_fd, mode, 0, (off_t)l->prep_bytes);
+		prep_step(w, rc < 0 ? -errno : rc);
+		return;
+	}
+	struct io_uring_sqe *s = io_uring_get_sqe(&l->ring);
+	if (!s)
+		return; /* the ring is full: the next turn issues it */
+	if (l->prep == PREP_OPEN)
+		io_uring_prep_openat(s, l->dirfd, l->prep_name, flags, 0640);
+	else if (l->prep == PREP_SYNC)
+		io_uring_prep_fsync(s, l->prep_fd, IORING_FSYNC_DATASYNC);
+	else
+		io_uring_prep_fallocate(s, l->prep_fd, mode, 0, (off_t)l->prep_bytes);
+	io_uring_sqe_set_data64(s, OP_PREP);
+	io_uring_submit(&l->ring);
+	l->prep_inflight = true;
+}
+
+/* Start preparing the next segment: from a spare if there is one. */
+static void prep_start(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	PM_ASSERT(l->prep == PREP_NONE && l->prep_fd < 0);
+	l->prep_spare = spares(l->dirfd, l->prep_name) > 0;
+	if (!l->prep_spare)
+		snprintf(l->prep_name, sizeof(l->prep_name), "%s", NEW_SPARE_NAME);
+	l->prep = PREP_OPEN;
+	prep_issue(w);
+}
+
+/* Make the prepared segment the current one, for records from first_lsn: its
+ * header written (to the page cache) and its segment name given — nothing
+ * here waits for the disk. What makes the switch durable goes first and last
+ * in the chain of the batch's write (submit_write): the previous segment's
+ * last fdatasync (batch mode; sync mode synced it with its last batch), and
+ * the directory's fsync. A crash before the header reaches the disk leaves a
+ * segment without header or records, which recovery removes. 0 or -errno. */
+static int seg_switch(struct pm_worker *w, uint64_t first_lsn)
+{
+	struct pm_wal *l = w->wal;
+	uint8_t hdr[PM_WAL_SEGMENT_HEADER_BYTES];
+	char name[NAME_BYTES];
+	struct pm_wal_segment_header h = { .version = PM_WAL_VERSION, .shard = w->id,
+					   .first_lsn = first_lsn };
+	PM_ASSERT(l->prep == PREP_READY && l->seal_fd < 0 && !l->bfsync_inflight);
+	pm_wal_segment_header_encode(&h, hdr);
+	seg_name(first_lsn, name);
+	if (pwrite(l->prep_fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    renameat(l->dirfd, l->prep_name, l->dirfd, name) != 0)
 		return -errno;
-	int rc = seg_prepare(l, w->id, fd, first_lsn, recycled);
-	if (rc == 0 && recycled && rename(spare, path) != 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = pm_fsync_dir(l->dir);
-	if (rc != 0) {
-		close(fd);
-		unlink(recycled ? spare : path);
-		return rc;
-	}
-	l->fd = fd;
+	if (l->fd >= 0 && l->mode == PM_WAL_BATCH && l->dirty)
+		l->seal_fd = l->fd; /* closed once its fdatasync completes */
+	else if (l->fd >= 0)
+		close(l->fd);
+	l->dirty = false;
+	l->fd = l->prep_fd;
+	l->prep_fd = -1;
+	l->prep = PREP_NONE;
 	l->seg_off = PM_WAL_SEGMENT_HEADER_BYTES;
+	l->dirsync = true;
 	l->st.segments++;
-	l->st.recycled += recycled;
+	l->st.recycled += l->prep_spare;
 	return 0;
 }
 
@@ -308,8 +403,94 @@ bool pm_wal_evict_log(void *ctx, const uint8_t *key, uint32_t klen)
 	return true;
 }
 
+/* ---------------------------------------------------------------- test hooks */
+
+static void complete(struct pm_worker *w, uint64_t ud, int res);
+
+#ifdef PM_WAL_TEST_HOOKS
+/* POMAI_TEST_FSYNC (debug builds only; compiled out under NDEBUG), read at
+ * start-up: "fail" turns every successful fsync completion of the log (a
+ * batch's, batch mode's, a segment switch's) into -EIO; "stall" (io_uring
+ * only) holds each one back, unprocessed, until the process gets SIGUSR1,
+ * which releases every held completion of every shard. Tests use them to see
+ * that no sync-mode reply leaves before its fsync completes. */
+static atomic_uint test_releases;
+
+static void test_on_sigusr1(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&test_releases, 1u);
+}
+
+static void test_open(struct pm_worker *w)
+{
+	struct test_hook *t = &w->wal->test;
+	const char *v = getenv("POMAI_TEST_FSYNC");
+	t->fsync = !v				 ? TEST_FSYNC_OFF
+		   : !strcmp(v, "stall") && w->wal->uring ? TEST_FSYNC_STALL
+		   : !strcmp(v, "fail")		 ? TEST_FSYNC_FAIL
+							 : TEST_FSYNC_OFF;
+	if (v && w->id == 0)
+		printf("pomaid: TEST HOOK POMAI_TEST_FSYNC=%s: %s\n", v,
+		       t->fsync == TEST_FSYNC_STALL ? "the log's fsync completions are held until SIGUSR1"
+		       : t->fsync == TEST_FSYNC_FAIL ? "the log's fsyncs fail with EIO"
+						      : "not understood (stall needs io_uring): ignored");
+	if (t->fsync == TEST_FSYNC_STALL && w->id == 0) {
+		struct sigaction sa = { .sa_handler = test_on_sigusr1, .sa_flags = SA_RESTART };
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGUSR1, &sa, NULL);
+	}
+}
+
+static bool test_is_fsync(unsigned op)
+{
+	return op == OP_FSYNC || op == OP_BFSYNC || op == OP_SEAL || op == OP_DIRSYNC;
+}
+
+/* A completion (or, without io_uring, a call's result): true if the stall
+ * holds it back; with "fail" a success becomes -EIO. */
+static bool test_fsync_hook(struct pm_wal *l, uint64_t ud, int *res)
+{
+	struct test_hook *t = &l->test;
+	if (t->fsync == TEST_FSYNC_OFF || !test_is_fsync((unsigned)(ud & OP_MASK)))
+		return false;
+	if (t->fsync == TEST_FSYNC_FAIL) {
+		*res = *res == 0 ? -EIO : *res;
+		return false;
+	}
+	PM_ASSERT(t->held < TEST_HELD_MAX); /* at most one chain and a batch fsync in flight */
+	t->ud[t->held] = ud;
+	t->res[t->held++] = *res;
+	return true;
+}
+
+/* Process every held completion, as if it had just arrived. */
+static void test_release(struct pm_worker *w)
+{
+	struct test_hook *t = &w->wal->test;
+	uint32_t n = t->held;
+	t->releases_seen = atomic_load(&test_releases);
+	t->held = 0;
+	for (uint32_t i = 0; i < n; i++)
+		complete(w, t->ud[i], t->res[i]);
+}
+#endif
+
 /* ---------------------------------------------------------------- submission */
 
+/* One request of a batch's chain: what (OP_*), on which file; and, without
+ * io_uring, its result. */
+struct link {
+	unsigned op;
+	int fd, res;
+};
+
+static void submit_write_here(struct pm_worker *w, const uint8_t *p, uint32_t n, uint64_t off);
+
+/* Submit the batch in flight (or its rest: written bytes are not written
+ * again) as one chain of linked requests: the previous segment's fdatasync
+ * (after a switch in batch mode), the write, its fdatasync (sync mode), the
+ * directory's fsync (after a switch). A failed link cancels the rest. */
 static void submit_write(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
@@ -321,51 +502,90 @@ static void submit_write(struct pm_worker *w)
 	l->err = 0;
 	l->fsync_ok = !sync;
 	if (!l->uring) { /* the documented fallback: on this thread */
-		ssize_t r = pwrite(l->fd, p, n, (off_t)off);
-		l->written += r > 0 ? (uint32_t)r : 0;
-		l->err = r < 0 ? -errno : 0;
-		if (sync && r == (ssize_t)n)
-			l->fsync_ok = fdatasync(l->fd) == 0, l->err = l->fsync_ok ? 0 : -errno;
-		l->cqes_left = 0;
+		submit_write_here(w, p, n, off);
 		return;
 	}
-	struct io_uring_sqe *s = io_uring_get_sqe(&l->ring);
-	io_uring_prep_write(s, l->fd, p, n, off);
-	io_uring_sqe_set_data64(s, b->seq << 2 | OP_WRITE);
-	l->cqes_left = 1;
-	if (sync) {
-		s->flags |= IOSQE_IO_LINK;
-		s = io_uring_get_sqe(&l->ring);
-		io_uring_prep_fsync(s, l->fd, IORING_FSYNC_DATASYNC);
-		io_uring_sqe_set_data64(s, b->seq << 2 | OP_FSYNC);
-		l->cqes_left = 2;
+	struct link chain[4];
+	uint32_t k = 0;
+	if (l->seal_fd >= 0)
+		chain[k++] = (struct link){ .op = OP_SEAL, .fd = l->seal_fd };
+	chain[k++] = (struct link){ .op = OP_WRITE, .fd = l->fd };
+	if (sync)
+		chain[k++] = (struct link){ .op = OP_FSYNC, .fd = l->fd };
+	if (l->dirsync)
+		chain[k++] = (struct link){ .op = OP_DIRSYNC, .fd = l->dirfd };
+	for (uint32_t i = 0; i < k; i++) {
+		struct io_uring_sqe *s = io_uring_get_sqe(&l->ring);
+		PM_ASSERT(s != NULL); /* the queue depth holds a chain and a batch fsync */
+		if (chain[i].op == OP_WRITE)
+			io_uring_prep_write(s, chain[i].fd, p, n, off);
+		else
+			io_uring_prep_fsync(s, chain[i].fd, chain[i].op == OP_DIRSYNC ? 0
+										 : IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(s, b->seq << OP_BITS | chain[i].op);
+		if (i + 1 < k)
+			s->flags |= IOSQE_IO_LINK;
 	}
+	l->cqes_left = k;
 	io_uring_submit(&l->ring);
 }
 
-/* Start writing the filled batch (the queue depth holds one write + fsync
- * and one batch fsync, so a SQE is always there). */
+/* Take the next segment for the filled batch if it needs one: 0 (go on),
+ * or 1 (the batch waits: the segment is not ready yet, or the log is full). */
+static int take_segment(struct pm_worker *w, struct batch *b)
+{
+	struct pm_wal *l = w->wal;
+	if (l->fd >= 0 && l->seg_off + b->len <= l->seg_bytes)
+		return 0;
+	if (l->prep != PREP_READY) {
+		if (l->prep == PREP_NONE && l->prep_err) { /* it could not be made: say why */
+			l->state = l->prep_err == -ENOSPC || l->prep_err == -EDQUOT ? WAL_FULL : WAL_FAILED;
+			l->retry_ms = l->prep_retry_ms;
+			fprintf(stderr, "pomaid: shard %u: no next WAL segment: %s%s\n", w->id,
+				strerror(-l->prep_err), l->state == WAL_FULL
+								? " (writes refused until there is room)"
+								: " (writes refused until restart)");
+			return 1;
+		}
+		l->st.segment_waits += !l->seg_waiting; /* counted once per switch */
+		l->seg_waiting = true;
+		return 1;
+	}
+	if (l->bfsync_inflight)
+		return 1; /* the segment's fsync goes first; it completes in a turn or two */
+	int rc = seg_switch(w, b->first_lsn);
+	if (rc != 0) {
+		l->state = rc == -ENOSPC || rc == -EDQUOT ? WAL_FULL : WAL_FAILED;
+		l->retry_ms = w->now_ms + PM_WAL_RETRY_MS;
+		fprintf(stderr, "pomaid: shard %u: WAL segment switch: %s%s\n", w->id, strerror(-rc),
+			l->state == WAL_FULL ? " (writes refused until there is room)"
+					     : " (writes refused until restart)");
+		return 1;
+	}
+	l->seg_waiting = false;
+	return 0;
+}
+
+/* Start writing the filled batch (the queue depth holds its chain and one
+ * batch fsync, so an SQE is always there). */
 static void start_batch(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct batch *b = &l->b[l->fill];
-	if (l->fd < 0 || l->seg_off + b->len > l->seg_bytes) {
-		int rc = seg_create(w, b->first_lsn);
-		if (rc != 0) {
-			l->state = rc == -ENOSPC || rc == -EDQUOT ? WAL_FULL : WAL_FAILED;
-			l->retry_ms = w->now_ms + PM_WAL_RETRY_MS;
-			fprintf(stderr, "pomaid: shard %u: WAL segment: %s%s\n", w->id, strerror(-rc),
-				l->state == WAL_FULL ? " (writes refused until there is room)"
-						     : " (writes refused until restart)");
-			return;
-		}
-	}
+	if (take_segment(w, b) != 0)
+		return;
 	b->seq = l->next_seq++;
 	b->last_lsn = l->next_lsn - 1;
 	l->fill ^= 1;
 	l->inflight = true;
 	l->written = 0;
 	submit_write(w);
+}
+
+static const char *op_name(unsigned op)
+{
+	return op == OP_WRITE ? "write" : op == OP_FSYNC ? "fsync" : op == OP_SEAL ?
+	       "fsync of the previous segment" : op == OP_DIRSYNC ? "fsync of its directory" : "I/O";
 }
 
 /* The batch in flight has every completion: done, again, or an error. */
@@ -384,12 +604,13 @@ static uint32_t finish_batch(struct pm_worker *w)
 	if (l->err && l->err != -EAGAIN && l->err != -EINTR && l->err != -ECANCELED) {
 		fprintf(stderr, "pomaid: shard %u: WAL %s FAILED: %s — writes on this shard are"
 				" refused until restart; replies held for it get E_LOG_FAILED\n",
-			w->id, l->fsync_ok ? "write" : "fsync", strerror(-l->err));
+			w->id, op_name(l->err_op), strerror(-l->err));
 		l->state = WAL_FAILED;
 		l->inflight = false;
 		return held_release(w, PM_E_LOG_FAILED);
 	}
-	if (l->written < b->len || !l->fsync_ok) { /* short write, EAGAIN, cancelled fsync */
+	if (l->written < b->len || !l->fsync_ok || l->seal_fd >= 0 || l->dirsync) {
+		/* a short write, EAGAIN, a cancelled link: the rest again */
 		l->st.resubmits++;
 		submit_write(w);
 		return 1;
@@ -407,18 +628,20 @@ static uint32_t finish_batch(struct pm_worker *w)
 	return 1 + held_release(w, PM_OK);
 }
 
-/* One completion, consumed. */
-static void on_cqe(struct pm_worker *w, struct io_uring_cqe *cqe)
+/* A completion of the log (or, without io_uring, a call's result). */
+static void complete(struct pm_worker *w, uint64_t ud, int res)
 {
 	struct pm_wal *l = w->wal;
-	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	int res = cqe->res;
-	io_uring_cqe_seen(&l->ring, cqe);
-	if ((ud & OP_MASK) == OP_SNAP) {
+	unsigned op = (unsigned)(ud & OP_MASK);
+	if (op == OP_SNAP) {
 		pm_snap_on_cqe(w, ud, res);
 		return;
 	}
-	if ((ud & OP_MASK) == OP_BFSYNC) {
+	if (op == OP_PREP) {
+		prep_step(w, res);
+		return;
+	}
+	if (op == OP_BFSYNC) {
 		l->bfsync_inflight = false;
 		l->st.fsyncs += res == 0;
 		if (res < 0 && l->state == WAL_OK) {
@@ -429,19 +652,69 @@ static void on_cqe(struct pm_worker *w, struct io_uring_cqe *cqe)
 		return;
 	}
 	l->cqes_left--;
-	if ((ud & OP_MASK) == OP_WRITE && res > 0)
+	if (op == OP_WRITE && res > 0)
 		l->written += (uint32_t)res;
-	else if ((ud & OP_MASK) == OP_FSYNC && res == 0)
+	else if (op == OP_FSYNC && res == 0)
 		l->fsync_ok = true;
+	else if (op == OP_SEAL && res == 0) /* its last request has completed */
+		close(l->seal_fd), l->seal_fd = -1;
+	else if (op == OP_DIRSYNC && res == 0)
+		l->dirsync = false;
 	if (res < 0 && (l->err == 0 || l->err == -ECANCELED))
-		l->err = res;
+		l->err = res, l->err_op = op;
+}
+
+/* One completion, consumed. */
+static void on_cqe(struct pm_worker *w, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	int res = cqe->res;
+	io_uring_cqe_seen(&w->wal->ring, cqe);
+#ifdef PM_WAL_TEST_HOOKS
+	if (test_fsync_hook(w->wal, ud, &res))
+		return;
+#endif
+	complete(w, ud, res);
+}
+
+/* Without io_uring: the chain submit_write would submit, here and now; a
+ * failure (or a short write) ends it, as a failed link cancels the rest. */
+static void submit_write_here(struct pm_worker *w, const uint8_t *p, uint32_t n, uint64_t off)
+{
+	struct pm_wal *l = w->wal;
+	struct link r[4];
+	uint32_t k = 0;
+	bool ok = true;
+	if (l->seal_fd >= 0) {
+		r[k] = (struct link){ .op = OP_SEAL, .res = fdatasync(l->seal_fd) ? -errno : 0 };
+		ok = r[k++].res == 0;
+	}
+	if (ok) {
+		ssize_t wr = pwrite(l->fd, p, n, (off_t)off);
+		r[k++] = (struct link){ .op = OP_WRITE, .res = wr < 0 ? -errno : (int)wr };
+		ok = wr == (ssize_t)n;
+	}
+	if (ok && l->mode == PM_WAL_SYNC) {
+		r[k] = (struct link){ .op = OP_FSYNC, .res = fdatasync(l->fd) ? -errno : 0 };
+		ok = r[k++].res == 0;
+	}
+	if (ok && l->dirsync)
+		r[k++] = (struct link){ .op = OP_DIRSYNC, .res = fsync(l->dirfd) ? -errno : 0 };
+	l->cqes_left = k;
+	for (uint32_t i = 0; i < k; i++) {
+#ifdef PM_WAL_TEST_HOOKS
+		(void)test_fsync_hook(l, r[i].op, &r[i].res); /* "fail" only: a stall needs io_uring */
+#endif
+		complete(w, r[i].op, r[i].res);
+	}
 }
 
 static void reap(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct io_uring_cqe *cqe;
-	if (!l->uring || (!l->inflight && !l->bfsync_inflight && !pm_snap_inflight(w)))
+	if (!l->uring || (!l->inflight && !l->bfsync_inflight && !l->prep_inflight &&
+			  !pm_snap_inflight(w)))
 		return; /* nothing can complete: no system call on the turn */
 	bool any = false;
 	while (io_uring_peek_cqe(&l->ring, &cqe) == 0) /* shared memory, no system call */
@@ -456,39 +729,62 @@ static void reap(struct pm_worker *w)
 	}
 }
 
+/* Batch mode: fdatasync the segment every wal_batch_ms while it has unsynced writes. */
+static void batch_fsync(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	if (l->mode != PM_WAL_BATCH || !l->dirty || l->bfsync_inflight ||
+	    w->now_ms - l->last_fsync_ms < w->d->cfg.wal_batch_ms)
+		return;
+	l->dirty = false;
+	l->last_fsync_ms = w->now_ms;
+	if (!l->uring) {
+		int rc = fdatasync(l->fd) ? -errno : 0;
+#ifdef PM_WAL_TEST_HOOKS
+		(void)test_fsync_hook(l, OP_BFSYNC, &rc);
+#endif
+		complete(w, OP_BFSYNC, rc);
+		return;
+	}
+	struct io_uring_sqe *s = io_uring_get_sqe(&l->ring);
+	if (!s) { /* cannot happen (see PM_WAL_QUEUE_DEPTH): the next turn tries again */
+		l->dirty = true;
+		return;
+	}
+	io_uring_prep_fsync(s, l->fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(s, OP_BFSYNC);
+	io_uring_submit(&l->ring);
+	l->bfsync_inflight = true;
+}
+
 uint32_t pm_wal_turn(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	uint32_t work = 0;
 	if (!l || l->mode == PM_WAL_NONE)
 		return 0;
+#ifdef PM_WAL_TEST_HOOKS
+	/* each SIGUSR1 releases what is held when it is seen, nothing held later */
+	if (l->test.fsync == TEST_FSYNC_STALL &&
+	    atomic_load(&test_releases) != l->test.releases_seen)
+		test_release(w);
+#endif
 	reap(w);
 	if (l->inflight && l->cqes_left == 0 && l->state != WAL_FULL)
 		work += finish_batch(w);
-	if (l->state == WAL_FULL && w->now_ms >= l->retry_ms) { /* try again */
+	if (l->state == WAL_FULL && l->inflight && w->now_ms >= l->retry_ms) { /* try again */
 		l->retry_ms = w->now_ms + PM_WAL_RETRY_MS;
-		if (l->inflight)
-			submit_write(w);
-		else
-			l->state = WAL_OK;
+		submit_write(w);
 	}
+	if (l->state != WAL_FAILED && l->prep == PREP_NONE && w->now_ms >= l->prep_retry_ms)
+		prep_start(w), work++;
+	else if (l->prep != PREP_NONE && l->prep != PREP_READY && !l->prep_inflight)
+		prep_issue(w); /* the ring was full when its step was due */
+	if (l->state == WAL_FULL && !l->inflight && l->prep == PREP_READY && w->now_ms >= l->retry_ms)
+		l->state = WAL_OK; /* the next segment could be made: there is room again */
 	if (!l->inflight && l->state == WAL_OK && l->b[l->fill].len)
 		start_batch(w), work++;
-	if (l->mode == PM_WAL_BATCH && l->dirty && !l->bfsync_inflight && l->uring &&
-	    w->now_ms - l->last_fsync_ms >= w->d->cfg.wal_batch_ms) {
-		struct io_uring_sqe *s = io_uring_get_sqe(&l->ring);
-		io_uring_prep_fsync(s, l->fd, IORING_FSYNC_DATASYNC);
-		io_uring_sqe_set_data64(s, OP_BFSYNC);
-		io_uring_submit(&l->ring);
-		l->bfsync_inflight = true;
-		l->dirty = false;
-		l->last_fsync_ms = w->now_ms;
-	} else if (l->mode == PM_WAL_BATCH && l->dirty && !l->uring &&
-		   w->now_ms - l->last_fsync_ms >= w->d->cfg.wal_batch_ms) {
-		l->st.fsyncs += fdatasync(l->fd) == 0;
-		l->dirty = false;
-		l->last_fsync_ms = w->now_ms;
-	}
+	batch_fsync(w);
 	return work + pm_snap_turn(w);
 }
 
@@ -500,16 +796,23 @@ int pm_wal_wake_fd(const struct pm_worker *w)
 void pm_wal_drain(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
-	for (int i = 0; l && l->mode != PM_WAL_NONE && i < 1000 && l->state == WAL_OK &&
-			(l->inflight || l->b[l->fill].len); i++) {
+	if (!l || l->mode == PM_WAL_NONE)
+		return;
+#ifdef PM_WAL_TEST_HOOKS
+	test_release(w); /* nothing more is held back: the log drains as usual */
+	l->test.fsync = TEST_FSYNC_OFF;
+#endif
+	for (int i = 0; i < 1000 && l->state == WAL_OK && (l->inflight || l->b[l->fill].len); i++) {
 		struct io_uring_cqe *cqe;
-		if (l->uring && (l->inflight || l->bfsync_inflight) &&
-		    io_uring_wait_cqe(&l->ring, &cqe) == 0)
-			on_cqe(w, cqe);
 		pm_wal_turn(w);
+		bool pending = (l->inflight && l->cqes_left) || l->bfsync_inflight || l->prep_inflight;
+		if (l->uring && pending && io_uring_wait_cqe(&l->ring, &cqe) == 0)
+			on_cqe(w, cqe);
 	}
-	if (l && l->fd >= 0)
+	if (l->fd >= 0)
 		(void)fdatasync(l->fd);
+	if (l->seal_fd >= 0)
+		(void)fdatasync(l->seal_fd);
 }
 
 /* ---------------------------------------------------------------- recovery */
@@ -520,9 +823,9 @@ static int lsn_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int pm_wal_list_segments(const char *dir, uint64_t *out, int cap)
+int pm_wal_list_segments(int dirfd, uint64_t *out, int cap)
 {
-	DIR *d = opendir(dir);
+	DIR *d = pm_datadir_list(dirfd);
 	if (!d)
 		return -1;
 	int n = 0;
@@ -538,14 +841,14 @@ int pm_wal_list_segments(const char *dir, uint64_t *out, int cap)
 }
 
 /* Zero [off, the last non-zero byte] of a segment: a torn tail or a cut. */
-static int zero_from(const char *path, const uint8_t *buf, size_t size, size_t off)
+static int zero_from(int dirfd, const char *name, const uint8_t *buf, size_t size, size_t off)
 {
 	size_t end = size;
 	while (end > off && buf[end - 1] == 0)
 		end--;
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int fd = pm_datadir_openat(dirfd, name, O_WRONLY, 0);
 	static const uint8_t zeros[ZERO_CHUNK_BYTES];
-	int rc = fd < 0 ? -errno : 0;
+	int rc = fd < 0 ? fd : 0;
 	for (size_t p = off; rc == 0 && p < end; p += ZERO_CHUNK_BYTES) {
 		size_t n = PM_MIN(end - p, (size_t)ZERO_CHUNK_BYTES);
 		if (pwrite(fd, zeros, n, (off_t)p) != (ssize_t)n)
@@ -556,6 +859,22 @@ static int zero_from(const char *path, const uint8_t *buf, size_t size, size_t o
 	if (fd >= 0)
 		close(fd);
 	return rc;
+}
+
+/* Bytes at the start of a segment that are all zero when its switch was
+ * interrupted before its header reached the disk: its first page (header and
+ * first records are written together). */
+#define UNBORN_CHECK_BYTES 4096u
+
+/* Whether a segment holds neither a header nor a record: the newest segment
+ * after a crash in the middle of a switch (its name was durable, its header
+ * not yet; see seg_switch). */
+static bool unborn(const uint8_t *buf, size_t size)
+{
+	for (size_t i = 0; i < PM_MIN(size, (size_t)UNBORN_CHECK_BYTES); i++)
+		if (buf[i])
+			return false;
+	return true;
 }
 
 static void replay(struct pm_worker *w, const struct pm_wal_record *rec, uint64_t now)
@@ -581,30 +900,44 @@ struct scan_ctx {
 	bool cut;           /* an operator-approved cut: later segments go */
 };
 
-/* Replay one segment file; 0, or -1 with a message. */
-static int replay_segment(struct pm_worker *w, uint64_t first, struct scan_ctx *c, char *err,
-			  size_t errlen)
+/* Replay one segment file; 0, 1 (the newest one, never born: removed), or -1
+ * with a message. */
+static int replay_segment(struct pm_worker *w, uint64_t first, bool newest, struct scan_ctx *c,
+			  char *err, size_t errlen)
 {
 	struct pm_wal *l = w->wal;
-	char path[PATH_BYTES];
-	seg_path(l, first, path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char name[NAME_BYTES];
+	seg_name(first, name);
+	int fd = pm_datadir_openat(l->dirfd, name, O_RDONLY, 0);
 	struct stat sb;
-	if (fd < 0 || fstat(fd, &sb) != 0)
-		return pm_errf(err, errlen, "%s: %s", path, strerror(errno));
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		int e = fd < 0 ? -fd : errno;
+		return pm_errf(err, errlen, "%s/%s: %s%s", l->dir, name, strerror(e),
+			       e == ELOOP ? " (a symbolic link: pomaid follows no link inside its"
+					    " data_dir; refusing to start)" : "");
+	}
 	/* mapped, not read: only the written part of a preallocated segment is touched */
 	size_t size = (size_t)sb.st_size;
 	uint8_t *buf = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
 	close(fd);
 	struct pm_wal_segment_header h;
+	if (newest && (size == 0 || (buf != MAP_FAILED && unborn(buf, size)))) {
+		fprintf(stderr, "pomaid: shard %u: %s/%s: no header and no records (a crash while"
+				" it was being made): removed\n", w->id, l->dir, name);
+		if (buf != MAP_FAILED)
+			munmap(buf, size);
+		return unlinkat(l->dirfd, name, 0) == 0
+			       ? 1 : pm_errf(err, errlen, "%s/%s: %s", l->dir, name, strerror(errno));
+	}
 	if (buf == MAP_FAILED)
-		return pm_errf(err, errlen, "%s: empty or unreadable", path);
+		return pm_errf(err, errlen, "%s/%s: empty or unreadable", l->dir, name);
 	madvise(buf, size, MADV_SEQUENTIAL);
 	if (pm_wal_segment_header_decode(buf, size, &h) != PM_OK || h.shard != w->id ||
 	    (c->want && h.first_lsn != c->want) || h.first_lsn != first) {
 		munmap(buf, size);
-		return pm_errf(err, errlen, "%s: not a WAL segment of shard %u starting at LSN %" PRIu64
-			       " (bad header, or a gap before it)", path, w->id, c->want ? c->want : first);
+		return pm_errf(err, errlen, "%s/%s: not a WAL segment of shard %u starting at LSN %" PRIu64
+			       " (bad header, or a gap before it)", l->dir, name, w->id,
+			       c->want ? c->want : first);
 	}
 	c->want = h.first_lsn;
 	uint64_t now = pm_wall_ms();
@@ -622,20 +955,21 @@ static int replay_segment(struct pm_worker *w, uint64_t first, struct scan_ctx *
 		}
 		if (r == PM_WAL_CORRUPT && !w->d->cfg.wal_truncate_corrupt) {
 			munmap(buf, size);
-			return pm_errf(err, errlen, "%s: corrupt record at offset %zu (expected LSN %" PRIu64
-				       "): refusing to start; wal_truncate_corrupt = yes drops the log"
-				       " from there", path, off, c->want);
+			return pm_errf(err, errlen, "%s/%s: corrupt record at offset %zu (expected LSN %"
+				       PRIu64 "): refusing to start; wal_truncate_corrupt = yes drops the"
+				       " log from there", l->dir, name, off, c->want);
 		}
 		if (r != PM_WAL_END) {
-			fprintf(stderr, "pomaid: shard %u: %s: %s at offset %zu (LSN %" PRIu64 "):"
-					" truncated there\n", w->id, path,
+			fprintf(stderr, "pomaid: shard %u: %s/%s: %s at offset %zu (LSN %" PRIu64 "):"
+					" truncated there\n", w->id, l->dir, name,
 				r == PM_WAL_TORN ? "torn tail" : "corruption", off, c->want);
 			l->st.torn_truncated++;
 			c->cut = r == PM_WAL_CORRUPT;
-			if (zero_from(path, buf, size, off) != 0) {
+			int rc = zero_from(l->dirfd, name, buf, size, off);
+			if (rc != 0) {
 				munmap(buf, size);
-				return pm_errf(err, errlen, "%s: cannot clear its tail: %s", path,
-					       strerror(errno));
+				return pm_errf(err, errlen, "%s/%s: cannot clear its tail: %s", l->dir, name,
+					       strerror(-rc));
 			}
 		}
 		break;
@@ -656,15 +990,16 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 	static uint64_t firsts[SEGMENTS_MAX];
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int n = pm_wal_list_segments(l->dir, firsts, SEGMENTS_MAX);
+	int n = pm_wal_list_segments(l->dirfd, firsts, SEGMENTS_MAX);
 	struct scan_ctx c = { .skip = snap_lsn };
 	int last = -1;
 	for (int i = 0; i < n; i++) {
-		char path[PATH_BYTES];
-		seg_path(l, firsts[i], path);
+		char name[NAME_BYTES];
+		seg_name(firsts[i], name);
 		if (c.cut) { /* after an approved cut nothing later is trusted */
-			fprintf(stderr, "pomaid: shard %u: %s removed (after the cut)\n", w->id, path);
-			unlink(path);
+			fprintf(stderr, "pomaid: shard %u: %s/%s removed (after the cut)\n", w->id, l->dir,
+				name);
+			unlinkat(l->dirfd, name, 0);
 			continue;
 		}
 		if (i + 1 < n && firsts[i + 1] <= snap_lsn + 1) { /* wholly in the snapshot */
@@ -672,12 +1007,14 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 			continue;
 		}
 		if (last < 0 && firsts[i] > snap_lsn + 1)
-			return pm_errf(err, errlen, "%s: the log starts at LSN %" PRIu64 " but the snapshot"
-				       " ends at %" PRIu64 ": records in between are missing", path,
-				       firsts[i], snap_lsn);
-		if (replay_segment(w, firsts[i], &c, err, errlen) != 0)
+			return pm_errf(err, errlen, "%s/%s: the log starts at LSN %" PRIu64 " but the"
+				       " snapshot ends at %" PRIu64 ": records in between are missing",
+				       l->dir, name, firsts[i], snap_lsn);
+		int rc = replay_segment(w, firsts[i], i + 1 == n, &c, err, errlen);
+		if (rc < 0)
 			return -1;
-		last = i;
+		if (rc == 0)
+			last = i;
 	}
 	l->next_lsn = PM_MAX(c.want ? c.want : 1, snap_lsn + 1);
 	if (last >= 0 && c.want <= snap_lsn) {
@@ -686,11 +1023,11 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 		last = -1;
 	}
 	if (last >= 0) {
-		char path[PATH_BYTES];
-		seg_path(l, firsts[last], path);
-		l->fd = open(path, O_WRONLY | O_CLOEXEC);
+		char name[NAME_BYTES];
+		seg_name(firsts[last], name);
+		l->fd = pm_datadir_openat(l->dirfd, name, O_WRONLY, 0);
 		if (l->fd < 0)
-			return pm_errf(err, errlen, "%s: %s", path, strerror(errno));
+			return pm_errf(err, errlen, "%s/%s: %s", l->dir, name, strerror(-l->fd));
 		struct stat sb;
 		fstat(l->fd, &sb);
 		l->seg_bytes = PM_MAX(l->seg_bytes, (uint64_t)sb.st_size);
@@ -707,19 +1044,6 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 }
 
 /* ---------------------------------------------------------------- open, close */
-
-int pm_mkdir_p(char *path)
-{
-	for (char *p = path + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			int rc = mkdir(path, 0750) && errno != EEXIST;
-			*p = '/';
-			if (rc)
-				return -1;
-		}
-	return mkdir(path, 0750) && errno != EEXIST ? -1 : 0;
-}
 
 /* io_uring's kernel workers (which do the blocking write and fsync) run
  * anywhere but on this worker's own CPU: a polling worker would starve them. */
@@ -759,6 +1083,42 @@ static int open_ring(struct pm_worker *w)
 	return 0;
 }
 
+/* data_dir/wal/shard-<i>, made and checked (datadir.h). 0, or -1 with a message. */
+static int open_dir(struct pm_worker *w, char *err, size_t errlen)
+{
+	struct pm_wal *l = w->wal;
+	char shown[PATH_BYTES], sub[NAME_BYTES];
+	snprintf(l->dir, sizeof(l->dir), "%s/wal/shard-%u", w->d->cfg.data_dir, w->id);
+	snprintf(shown, sizeof(shown), "%s/wal", w->d->cfg.data_dir);
+	snprintf(sub, sizeof(sub), "shard-%u", w->id);
+	int wal = pm_datadir_sub(w->d->data_fd, "wal", shown, err, errlen);
+	if (wal < 0)
+		return -1;
+	l->dirfd = pm_datadir_sub(wal, sub, l->dir, err, errlen);
+	close(wal);
+	return l->dirfd < 0 ? -1 : 0;
+}
+
+/* Before the worker starts (here waiting for the disk costs no request
+ * anything): the first segment, if recovery left none to append to, and the
+ * next one, so that neither the first writes nor the first switch wait for
+ * one. A segment that cannot be prepared (ENOSPC) is said and tried again
+ * once the worker runs; until one is there, writes are refused DISK_FULL. */
+static int first_segments(struct pm_worker *w, char *err, size_t errlen)
+{
+	struct pm_wal *l = w->wal;
+	PM_ASSERT(!l->uring); /* every step runs here and now */
+	if (l->fd < 0) {
+		prep_start(w);
+		int rc = l->prep == PREP_READY ? seg_switch(w, l->next_lsn) : 0;
+		if (rc != 0)
+			return pm_errf(err, errlen, "%s: the first segment: %s", l->dir, strerror(-rc));
+	}
+	if (l->prep == PREP_NONE && l->prep_err == 0)
+		prep_start(w);
+	return 0;
+}
+
 int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 {
 	const struct pm_config *cfg = &w->d->cfg;
@@ -769,7 +1129,7 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 		return pm_errf(err, errlen, "out of memory");
 	w->wal = l;
 	l->mode = (enum pm_wal_mode)cfg->wal;
-	l->fd = l->efd = -1;
+	l->fd = l->efd = l->dirfd = l->seal_fd = l->prep_fd = -1;
 	l->seg_bytes = cfg->wal_segment_bytes;
 	l->next_seq = 1;
 	l->b[0].buf = malloc(PM_WAL_BATCH_BYTES);
@@ -778,15 +1138,19 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 	l->held_buf = malloc(PM_WAL_HELD_BYTES);
 	if (!l->b[0].buf || !l->b[1].buf || !l->held || !l->held_buf)
 		return pm_errf(err, errlen, "out of memory for the WAL buffers");
-	snprintf(l->dir, sizeof(l->dir), "%s/wal/shard-%u", cfg->data_dir, w->id);
-	if (pm_mkdir_p(l->dir) != 0)
-		return pm_errf(err, errlen, "%s: %s", l->dir, strerror(errno));
+	if (open_dir(w, err, errlen) != 0)
+		return -1;
 	uint64_t snap_lsn = 0;
 	if (pm_snap_recover(w, &snap_lsn, err, errlen) != 0 || recover(w, snap_lsn, err, errlen) != 0)
 		return -1;
 	l->durable_lsn = l->next_lsn - 1;
+	if (first_segments(w, err, errlen) != 0)
+		return -1;
 	if (open_ring(w) != 0)
 		return pm_errf(err, errlen, "shard %u: io_uring eventfd: %s", w->id, strerror(errno));
+#ifdef PM_WAL_TEST_HOOKS
+	test_open(w);
+#endif
 	l->last_fsync_ms = pm_wall_ms();
 	return 0;
 }
@@ -801,8 +1165,10 @@ void pm_wal_close(struct pm_worker *w)
 		io_uring_queue_exit(&l->ring);
 		close(l->efd);
 	}
-	if (l->fd >= 0)
-		close(l->fd);
+	int fds[] = { l->fd, l->seal_fd, l->prep_fd, l->dirfd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	free(l->b[0].buf);
 	free(l->b[1].buf);
 	free(l->held);
@@ -828,16 +1194,24 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nwal_evictions:%" PRIu64 "\r\nwal_evict_refused:%" PRIu64
 			 "\r\nwal_segments_created:%" PRIu64 "\r\nwal_segments_recycled:%" PRIu64
 			 "\r\nwal_segments_retired:%" PRIu64 "\r\nwal_segments_deleted:%" PRIu64
+			 "\r\nwal_segments_ready:%u\r\nwal_segment_waits:%" PRIu64
 			 "\r\nwal_recovered_records:%" PRIu64
 			 "\r\nwal_recovery_ms:%" PRIu64 "\r\nwal_torn_truncated:%" PRIu64 "\r\n",
 			 modes[l->mode], states[l->state], l->uring ? "io_uring" : "pwrite",
 			 l->next_lsn, s->records, s->bytes, s->batches, s->fsyncs, s->resubmits, s->held,
 			 s->held_max, s->refused_full, s->refused_failed, s->refused_busy, s->evictions,
 			 s->evict_refused, s->segments,
-			 s->recycled, s->retired, s->deleted,
+			 s->recycled, s->retired, s->deleted, l->prep == PREP_READY, s->segment_waits,
 			 s->recovered_records, s->recovery_ms, s->torn_truncated);
 	if (n < 0 || (uint32_t)n >= cap)
 		return 0;
+#ifdef PM_WAL_TEST_HOOKS
+	int t = l->test.fsync == TEST_FSYNC_OFF ? 0
+		: snprintf(out + n, cap - (uint32_t)n, "wal_test_fsync_held:%u\r\n", l->test.held);
+	if (t < 0 || (uint32_t)(n + t) >= cap)
+		return 0;
+	n += t;
+#endif
 	return (uint32_t)n + pm_snap_info(w, out + n, cap - (uint32_t)n);
 }
 

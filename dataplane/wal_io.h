@@ -4,7 +4,12 @@
  *
  * Each worker logs its own shard into segments under
  * data_dir/wal/shard-<i>/<first LSN, 20 digits>.wal, each preallocated
- * (fallocate) to wal_segment_bytes. Every mutation the worker applies
+ * (fallocate) to wal_segment_bytes. The next segment is always prepared
+ * ahead — a spare zeroed, or a new file allocated, and fdatasynced, as
+ * requests to the worker's io_uring — so that a switch only writes its header
+ * and renames it; the first segment and the next are made at start-up. Every
+ * file is reached through the shard directory's descriptor, never through a
+ * link (datadir.h). Every mutation the worker applies
  * successfully is encoded into the batch being filled; at the end of the
  * worker's turn that batch becomes one write (group commit), through the
  * worker's own io_uring — in `sync` mode linked to an fdatasync — while the
@@ -21,17 +26,20 @@
  *          none that reached the kernel, i.e. nothing older than one turn).
  *   none   no log; a restart starts empty.
  *
- * Errors: ENOSPC (creating a segment or writing) keeps the batch and its held
- * replies, refuses new mutations with E_DISK_FULL (reads go on) and retries
- * every PM_WAL_RETRY_MS; once space is back the batch is written and the
- * replies leave. An fsync or write I/O error is fatal for writes on that
+ * Errors: ENOSPC (writing, or no next segment when one is needed because
+ * preparing it failed) keeps the batch and its held replies, refuses new
+ * mutations with E_DISK_FULL (reads go on) and retries every
+ * PM_WAL_RETRY_MS; once space is back the batch is written and the replies
+ * leave. A next segment still being prepared when it is needed makes the
+ * batch wait a turn or more (counted: wal_segment_waits), refusing nothing. An fsync or write I/O error is fatal for writes on that
  * shard: held replies and new mutations get E_LOG_FAILED, logged loudly.
  * Without io_uring (ENOSYS, EPERM in some containers) the same batches are
  * written with pwrite + fdatasync on the worker thread, said at start-up.
  *
  * Recovery (pm_wal_recover, before the workers start): the shard's segments
- * in LSN order, every record applied; a torn tail is zeroed and reported;
- * corruption before the tail stops start-up naming the segment and offset,
+ * in LSN order, every record applied; a newest segment with neither header
+ * nor records (a crash mid-switch) is removed; a torn tail is zeroed and
+ * reported; corruption before the tail stops start-up naming the segment and offset,
  * unless wal_truncate_corrupt = yes drops everything from there.
  */
 #ifndef POMAI_DATAPLANE_WAL_IO_H
@@ -51,8 +59,10 @@ struct pm_msg;
 /* Bytes of one batch buffer (two per worker): mutations past it in one turn
  * are refused BUSY until the batch in flight completes. */
 #define PM_WAL_BATCH_BYTES (4u << 20)
-/* io_uring submission queue entries per worker: a write, its fsync, a batch
- * fsync, a resubmission. */
+/* io_uring submission queue entries per worker: a batch's chain (the
+ * previous segment's fsync, the write, its fsync, the directory's fsync), a
+ * batch fsync, a step of the next segment's preparation, a snapshot's request
+ * (every SQE is submitted at once: never more than one chain waits). */
 #define PM_WAL_QUEUE_DEPTH 8u
 /* Replies held for durability per worker, and their bytes. */
 #define PM_WAL_HELD_MAX 4096u
@@ -77,6 +87,7 @@ struct pm_wal_stats {
 	uint64_t segments;             /* segments created by this run */
 	uint64_t recycled;             /* ... of them made from a spare */
 	uint64_t retired, deleted;     /* covered by a snapshot: kept as spares, deleted */
+	uint64_t segment_waits;        /* switches that waited for the next segment's preparation */
 	uint64_t recovered_records, recovery_ms, torn_truncated;
 };
 

@@ -113,11 +113,14 @@
  * work is not taken for a hang (a hang still fails, after 31 s). */
 #define CLIENT_TIMEOUT_MS 1000u
 #define CLIENT_RETRIES 4u
-/* Test 5: the tmpfs (two preallocated segments, a third and a fourth after
- * the filler goes), the space the filler leaves, the values that fill a
- * segment quickly, how long writes may take to resume (pomaid retries every
- * PM_WAL_RETRY_MS = 1 s) and how often they are tried meanwhile. */
-#define FULL_TMPFS_OPTS "size=80m"
+/* Test 5: the tmpfs (four 16 MiB segments at the start — each shard's first
+ * and the next one, prepared ahead —, then after the filler goes up to four
+ * more: each shard's next, and the one it prepares once it has switched to
+ * it; mode 0700, as a tmpfs's default 1777 is refused), the space the filler
+ * leaves, the values that fill a segment quickly, how long writes may take to
+ * resume (pomaid retries every PM_WAL_RETRY_MS = 1 s) and how often they are
+ * tried meanwhile. */
+#define FULL_TMPFS_OPTS "size=136m,mode=0700"
 #define FULL_LEFT_BYTES (1u << 20)
 #define FULL_VALUE_BYTES_MAX 6000u
 #define FULL_RESUME_WAIT_MS 15000
@@ -994,16 +997,24 @@ static bool roll_over(struct writer *ws, struct daemon *d, unsigned n, const cha
 }
 
 /* Segments a snapshot covers become spares (at most PM_WAL_SPARE_SEGMENTS
- * per shard, the rest deleted), the next segments are made from them, and a
- * kill after that still loses nothing acknowledged. */
+ * per shard counting the next segment prepared ahead, the rest deleted), the
+ * next segments are made from them, and a kill after that still loses nothing
+ * acknowledged. */
 static bool segments_recycle(struct writer *ws, struct daemon *d)
 {
 	uint64_t unused = 0, done = info_field(d, "snapshots_completed");
 	CU_ASSERT_FATAL(roll_over(ws, d, 3, NULL, 0));
 	CU_ASSERT(request_snapshot(d));
 	CU_ASSERT_FATAL(info_reaches(d, "snapshots_completed", done + SHARDS));
-	uint64_t retired = info_field(d, "wal_segments_retired");
-	uint64_t deleted = info_field(d, "wal_segments_deleted");
+	/* a segment that is not kept is deleted in the background (io_uring's
+	 * workers), and counted once it is gone: polled, with a deadline */
+	uint64_t retired = 0, deleted = 0;
+	for (uint64_t t0 = now_ms(); now_ms() - t0 < SNAP_WAIT_MS; pause_ms(SNAP_POLL_MS)) {
+		retired = info_field(d, "wal_segments_retired");
+		deleted = info_field(d, "wal_segments_deleted");
+		if (retired != UINT64_MAX && deleted != UINT64_MAX && retired + deleted >= 2 * SHARDS)
+			break;
+	}
 	unsigned spares = files_min(d->dir, "wal", ".spare");
 	printf("\n  after the snapshot: %" PRIu64 " segments kept as spares, %" PRIu64 " deleted;"
 	       " %u spares per shard at least", retired, deleted, spares);

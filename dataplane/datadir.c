@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * datadir.c — the data directory rule (see datadir.h): data_dir and every
+ * sub-directory owned by pomaid's user and not writable by others, nothing
+ * in them followed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "config.h"
+#include "datadir.h"
+
+/* The rule for a directory pomaid writes in, checked on its open descriptor
+ * (what was checked is what is used). 0, or -1 with a message. */
+static int check(int fd, const char *shown, char *err, size_t errlen)
+{
+	struct stat sb;
+	if (fstat(fd, &sb) != 0)
+		return pm_errf(err, errlen, "%s: %s", shown, strerror(errno));
+	uid_t me = geteuid();
+	if (sb.st_uid != me)
+		return pm_errf(err, errlen, "%s: owned by uid %u, not by pomaid's user (uid %u):"
+			       " refusing to start — whoever owns it could make pomaid follow a"
+			       " link to another file; chown it to uid %u or run pomaid as its owner",
+			       shown, (unsigned)sb.st_uid, (unsigned)me, (unsigned)me);
+	if (sb.st_mode & (S_IWGRP | S_IWOTH))
+		return pm_errf(err, errlen, "%s: mode %04o lets other users write in it: refusing to"
+			       " start — anyone who can add a name there could make pomaid follow a"
+			       " link to another file; chmod go-w it (pomaid creates it 0700)", shown,
+			       (unsigned)(sb.st_mode & 07777));
+	return 0;
+}
+
+/* mkdir -p of path's parents (not path itself), each PM_DATADIR_PARENT_MODE. */
+static int make_parents(const char *path)
+{
+	char buf[PM_CONFIG_STRING_BYTES];
+	if (strlen(path) >= sizeof(buf))
+		return -1;
+	memcpy(buf, path, strlen(path) + 1);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/' && p[1] != '\0') {
+			*p = '\0';
+			if (mkdir(buf, PM_DATADIR_PARENT_MODE) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return 0;
+}
+
+int pm_datadir_open(const char *path, char *err, size_t errlen)
+{
+	if (make_parents(path) != 0 || (mkdir(path, PM_DATADIR_MODE) != 0 && errno != EEXIST))
+		return pm_errf(err, errlen, "data_dir %s: %s", path, strerror(errno));
+	/* the configured path may be a link the operator made: followed here, once */
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return pm_errf(err, errlen, "data_dir %s: %s", path, strerror(errno));
+	char shown[PM_CONFIG_STRING_BYTES + 16];
+	snprintf(shown, sizeof(shown), "data_dir %s", path);
+	if (check(fd, shown, err, errlen) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int pm_datadir_sub(int dirfd, const char *name, const char *shown, char *err, size_t errlen)
+{
+	if (mkdirat(dirfd, name, PM_DATADIR_MODE) != 0 && errno != EEXIST)
+		return pm_errf(err, errlen, "%s: %s", shown, strerror(errno));
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		struct stat sb;
+		bool link = fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode);
+		return pm_errf(err, errlen, "%s: %s: refusing to start — pomaid follows no link inside"
+			       " its data_dir (to keep this on another disk, mount it there)", shown,
+			       link ? "a symbolic link" : strerror(errno));
+	}
+	if (check(fd, shown, err, errlen) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int pm_datadir_create(int dirfd, const char *name, int flags, mode_t mode)
+{
+	if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT)
+		return -errno; /* a directory there, say: not ours to remove */
+	int fd = openat(dirfd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	return fd < 0 ? -errno : fd;
+}
+
+int pm_datadir_openat(int dirfd, const char *name, int flags, mode_t mode)
+{
+	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	return fd < 0 ? -errno : fd;
+}
+
+DIR *pm_datadir_list(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (fd >= 0 && !d)
+		close(fd);
+	return d;
+}

@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_wal_io.c — what the crash tests (test_durability.c) cannot see of the
+ * log's I/O (dataplane/wal_io.c), against a real pomaid (path in argv[1]):
+ *
+ *  1. sync mode: no reply leaves before its fsync completes. pomaid runs with
+ *     POMAI_TEST_FSYNC=stall (a debug-build hook: the log's fsync completions
+ *     are held back until SIGUSR1). For each SET: once INFO shows its fsync
+ *     held, a GET sent on the same socket to the same shard is answered while
+ *     the SET is not (one worker sends its replies to one socket in order, so
+ *     a SET reply released before the fsync would arrive first); after SIGUSR1
+ *     the SET's reply arrives, OK. Also for SETs sent together in one datagram.
+ *  2. A failed fsync (POMAI_TEST_FSYNC=fail) is never acknowledged: in sync
+ *     mode the write's reply is LOG_FAILED (with io_uring and with pwrite),
+ *     and later writes are refused; in batch mode writes are refused once
+ *     the first batch fsync has failed.
+ *  3. The first writes and the first switch of segment do not wait for a
+ *     segment to be made: when pomaid says it is ready each shard has its first
+ *     segment (header written, space allocated) and the next one prepared;
+ *     after the log rolls over, the next one is prepared again. The first
+ *     writes' latency is printed (one SET at a time, sync mode).
+ *  4. A segment whose switch was cut short by a crash (named, but neither
+ *     header nor records on disk) is removed at start-up, not taken for a
+ *     damaged log.
+ *
+ * Tests 1 and 2 need the hook, compiled into debug builds only (no NDEBUG):
+ * against a release build they are skipped with a notice — under CI=true,
+ * which builds with the hook, they fail instead.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <sys/socket.h>
+
+#include "codec.h"
+#include "pomaid_proc.h"
+#include "wal.h"
+
+/* Test 1: SETs one at a time, then SETs in one datagram. */
+#define STALL_ROUNDS 8u
+#define STALL_BURST 6u
+/* How long a reply, or INFO showing a held fsync, may take. */
+#define WAIT_MS 20000
+/* Test 2: batch mode fsyncs every wal_batch_ms. */
+#define FAIL_BATCH_WRITES_MAX 2000u
+/* Test 3: values that fill a 16 MiB segment quickly, writes in flight, and
+ * the one-at-a-time writes whose latency is printed. */
+#define ROLL_VALUE_BYTES 7000u
+#define SEGMENT_BYTES (16u << 20)
+#define LATENCY_WRITES 3000u
+
+static const char *pomaid_path;
+
+/* ---------------------------------------------------------------- a raw UDP client */
+
+struct raw {
+	int fd;
+	uint16_t base;
+	uint64_t next_id;
+	uint8_t buf[PM_FRAME_BYTES_MAX];
+	uint8_t in[PM_FRAME_BYTES_MAX];
+};
+
+static bool raw_open(struct raw *r, const struct proc *p)
+{
+	r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	r->base = p->base;
+	r->next_id = 1;
+	return r->fd >= 0;
+}
+
+/* Append the frame of req (its id set) to r->buf at *len. */
+static void raw_add(struct raw *r, struct pm_request *req, size_t *len)
+{
+	req->id = r->next_id++;
+	size_t n = pm_request_encode(req, r->buf + *len, sizeof(r->buf) - *len);
+	CU_ASSERT_FATAL(n > 0);
+	*len += n;
+}
+
+static void raw_send(struct raw *r, uint32_t shard, size_t len)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)(r->base + shard)),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	CU_ASSERT(sendto(r->fd, r->buf, len, 0, (struct sockaddr *)&a, sizeof(a)) == (ssize_t)len);
+}
+
+/* Next reply frame (each datagram may hold several: *at walks them); false
+ * after ms. */
+static bool raw_next(struct raw *r, int ms, size_t *at, size_t *have, struct pm_reply_view *rv)
+{
+	for (;;) {
+		size_t used = 0;
+		if (*at < *have && pm_reply_decode(r->in + *at, *have - *at, rv, &used) == PM_OK &&
+		    used > 0) {
+			*at += used;
+			return true;
+		}
+		struct pollfd pf = { .fd = r->fd, .events = POLLIN };
+		if (poll(&pf, 1, ms) <= 0)
+			return false;
+		ssize_t n = recv(r->fd, r->in, sizeof(r->in), 0);
+		*at = 0;
+		*have = n > 0 ? (size_t)n : 0;
+	}
+}
+
+/* A key whose shard is `shard`, numbered from *n on. */
+static int key_on(struct pm_client *c, uint32_t shard, const char *tag, unsigned *n, char *key)
+{
+	int kl;
+	do
+		kl = snprintf(key, 48, "%s-%u", tag, (*n)++);
+	while (pm_client_shard_of(c, key, (size_t)kl) != shard);
+	return kl;
+}
+
+/* Whether pomaid has the hook: it says so when it starts. */
+static bool hook_on(const struct proc *p, const char *mode)
+{
+	char line[96];
+	snprintf(line, sizeof(line), "TEST HOOK POMAI_TEST_FSYNC=%s: the log's fsync", mode);
+	if (strstr(p->out, line))
+		return true;
+	printf("\n  NOTICE: this pomaid has no fsync test hook (a release build?): not run%s",
+	       proc_ci() ? " — but CI=true: failing" : "");
+	CU_ASSERT(!proc_ci());
+	return false;
+}
+
+/* ---------------------------------------------------------------- 1. stalled fsyncs */
+
+/* SETs sent (their ids first_id ..) are held: once an fsync is held, a GET
+ * to the same shard on the same socket is answered before any of them. */
+static void held_until_release(struct proc *p, struct raw *r, uint32_t shard, uint64_t first_id,
+			       uint32_t nsets, const char *key, int kl)
+{
+	struct pm_reply_view rv;
+	size_t at = 0, have = 0, len = 0;
+	CU_ASSERT_FATAL(proc_info_reaches(p, "wal_test_fsync_held", 1, WAIT_MS));
+	struct pm_request get = { .op = PM_OP_GET, .key = { (const uint8_t *)key, (uint32_t)kl } };
+	raw_add(r, &get, &len);
+	raw_send(r, shard, len);
+	uint32_t early = 0;
+	bool got = false;
+	while (!got && raw_next(r, WAIT_MS, &at, &have, &rv)) {
+		got = rv.id == get.id;
+		early += rv.id >= first_id && rv.id < first_id + nsets;
+	}
+	if (early)
+		printf("\n  %u SET replies left while their fsync was held", early);
+	CU_ASSERT(got);
+	CU_ASSERT_EQUAL(early, 0);
+	CU_ASSERT_EQUAL(rv.status, PM_OK); /* reads see the write; they are never held */
+	/* released (one SIGUSR1 releases what is held when pomaid sees it): every
+	 * SET is answered OK; if the SETs took two batches, the second one's fsync
+	 * is held in turn, and released once INFO shows it */
+	uint32_t ok = 0, answered = 0;
+	for (uint32_t release = 0; answered < nsets && release < nsets; release++) {
+		if (release > 0)
+			CU_ASSERT_FATAL(proc_info_reaches(p, "wal_test_fsync_held", 1, WAIT_MS));
+		kill(p->pid, SIGUSR1);
+		uint64_t deadline = proc_now_ms() + WAIT_MS;
+		while (answered < nsets && proc_now_ms() < deadline &&
+		       raw_next(r, answered ? 200 : WAIT_MS, &at, &have, &rv))
+			if (rv.id >= first_id && rv.id < first_id + nsets)
+				answered++, ok += rv.status == PM_OK;
+	}
+	CU_ASSERT_EQUAL(answered, nsets);
+	CU_ASSERT_EQUAL(ok, nsets);
+}
+
+static void test_stalled_fsync(void)
+{
+	proc_cleanup();
+	static const char *const args[] = { "--wal", "sync", NULL };
+	struct proc p = { .pomaid = pomaid_path };
+	struct raw r;
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(proc_start(&p, args, "POMAI_TEST_FSYNC=stall"));
+	if (!hook_on(&p, "stall")) {
+		proc_stop(&p);
+		proc_dir_remove(p.dir);
+		return;
+	}
+	struct pm_client *c = proc_client(&p);
+	CU_ASSERT_FATAL(c != NULL && raw_open(&r, &p));
+	char key[48];
+	unsigned n = 0;
+	uint8_t value[100] = { 0 };
+	for (uint32_t round = 0; round < STALL_ROUNDS + 2; round++) {
+		uint32_t shard = round % PROC_SHARDS;
+		uint32_t sets = round < STALL_ROUNDS ? 1 : STALL_BURST; /* the last rounds: one datagram */
+		size_t len = 0;
+		uint64_t first = r.next_id;
+		int kl = 0;
+		for (uint32_t i = 0; i < sets; i++) {
+			kl = key_on(c, shard, "stall", &n, key);
+			struct pm_request set = { .op = PM_OP_SET, .key = { (uint8_t *)key, (uint32_t)kl },
+						  .value = { value, sizeof(value) } };
+			raw_add(&r, &set, &len);
+		}
+		raw_send(&r, shard, len);
+		held_until_release(&p, &r, shard, first, sets, key, kl);
+	}
+	uint64_t fsyncs = proc_info(&p, "wal_fsyncs");
+	printf("\n  %u SETs, each held until its fsync was released; %" PRIu64 " fsyncs",
+	       STALL_ROUNDS + 2 * STALL_BURST, fsyncs);
+	CU_ASSERT(fsyncs >= STALL_ROUNDS + 2 && fsyncs != UINT64_MAX);
+	pm_client_close(c);
+	close(r.fd);
+	CU_ASSERT(proc_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
+/* ---------------------------------------------------------------- 2. failed fsyncs */
+
+static void failed_sync(const char *io)
+{
+	const char *args[] = { "--wal", "sync", "--wal-io-uring", io, NULL };
+	struct proc p = { .pomaid = pomaid_path };
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(proc_start(&p, args, "POMAI_TEST_FSYNC=fail"));
+	if (hook_on(&p, "fail")) {
+		struct pm_client *c = proc_client(&p);
+		CU_ASSERT_FATAL(c != NULL);
+		/* the write's fsync fails: never OK; later writes are refused */
+		for (uint32_t shard = 0; shard < PROC_SHARDS; shard++) {
+			char key[48];
+			unsigned n = 0;
+			int kl = key_on(c, shard, "fail", &n, key);
+			CU_ASSERT_EQUAL(pm_client_set(c, key, (size_t)kl, "v", 1, 0), PM_CLIENT_E_LOG_FAILED);
+			kl = key_on(c, shard, "fail", &n, key);
+			CU_ASSERT_EQUAL(pm_client_set(c, key, (size_t)kl, "v", 1, 0), PM_CLIENT_E_LOG_FAILED);
+		}
+		pm_client_close(c);
+		printf("\n  wal_io_uring = %s: LOG_FAILED, wal_refused_failed %" PRIu64, io,
+		       proc_info(&p, "wal_refused_failed"));
+	}
+	CU_ASSERT(proc_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
+static void failed_batch(void)
+{
+	static const char *const args[] = { "--wal", "batch", NULL };
+	struct proc p = { .pomaid = pomaid_path };
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(proc_start(&p, args, "POMAI_TEST_FSYNC=fail"));
+	if (hook_on(&p, "fail")) {
+		struct pm_client *c = proc_client(&p);
+		CU_ASSERT_FATAL(c != NULL);
+		enum pm_client_status st = PM_CLIENT_OK;
+		uint32_t i = 0;
+		char key[48];
+		/* acknowledged at once, until the first batch fsync fails */
+		for (; i < FAIL_BATCH_WRITES_MAX && st == PM_CLIENT_OK; i++) {
+			int kl = snprintf(key, sizeof(key), "batch-%u", i);
+			st = pm_client_set(c, key, (size_t)kl, "v", 1, 0);
+			if (st == PM_CLIENT_OK)
+				proc_pause_ms(1); /* the interval of this bounded loop */
+		}
+		printf("\n  batch: LOG_FAILED after %u writes", i);
+		CU_ASSERT_EQUAL(st, PM_CLIENT_E_LOG_FAILED);
+		pm_client_close(c);
+	}
+	CU_ASSERT(proc_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
+static void test_failed_fsync(void)
+{
+	proc_cleanup();
+	failed_sync("yes");
+	failed_sync("no");
+	failed_batch();
+}
+
+/* ---------------------------------------------------------------- 3. segments ahead */
+
+struct seg_count {
+	unsigned wal, spare, spare_ready; /* segments, spares, spares allocated in full */
+};
+
+/* What shard's log directory holds; *bad counts segments that are not whole. */
+static struct seg_count segs_of(const char *data, uint32_t shard, unsigned *bad)
+{
+	struct seg_count n = { 0 };
+	char dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
+	snprintf(dir, sizeof(dir), "%s/wal/shard-%u", data, shard);
+	DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+		const char *dot = strrchr(e->d_name, '.');
+		struct stat sb;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!dot || lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+			continue;
+		bool full = sb.st_size >= SEGMENT_BYTES && (uint64_t)sb.st_blocks * 512u >= SEGMENT_BYTES;
+		if (!strcmp(dot, ".spare")) {
+			n.spare++;
+			n.spare_ready += full;
+		} else if (!strcmp(dot, ".wal")) {
+			uint8_t hdr[PM_WAL_SEGMENT_HEADER_BYTES];
+			struct pm_wal_segment_header h;
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			bool ok = fd >= 0 && read(fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr) &&
+				  pm_wal_segment_header_decode(hdr, sizeof(hdr), &h) == PM_OK &&
+				  h.shard == shard && full;
+			if (fd >= 0)
+				close(fd);
+			n.wal++;
+			*bad += !ok;
+		}
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Every shard: at least `wal` whole segments and a spare allocated in full. */
+static bool segments_ready(const char *data, unsigned wal)
+{
+	bool ok = true;
+	for (uint32_t i = 0; i < PROC_SHARDS; i++) {
+		unsigned bad = 0;
+		struct seg_count n = segs_of(data, i, &bad);
+		if (n.wal < wal || bad || n.spare_ready < 1) {
+			printf("\n  shard %u: %u segments (%u not whole), %u spares (%u allocated)", i,
+			       n.wal, bad, n.spare, n.spare_ready);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* One SET at a time, each timed: printed as the first, median, p99, max. */
+static void first_writes(struct pm_client *c)
+{
+	static uint64_t us[LATENCY_WRITES];
+	char key[48];
+	for (uint32_t i = 0; i < LATENCY_WRITES; i++) {
+		int kl = snprintf(key, sizeof(key), "lat-%u", i);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		CU_ASSERT_EQUAL(pm_client_set(c, key, (size_t)kl, "first", 5, 0), PM_CLIENT_OK);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		us[i] = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+	}
+	uint64_t first = us[0], second = us[1];
+	qsort(us, LATENCY_WRITES, sizeof(us[0]), cmp_u64);
+	printf("\n  first writes (sync, one at a time): 1st %" PRIu64 " us, 2nd %" PRIu64
+	       " us; of %u: median %" PRIu64 " us, p99 %" PRIu64 " us, max %" PRIu64 " us",
+	       first, second, LATENCY_WRITES, us[LATENCY_WRITES / 2], us[LATENCY_WRITES * 99 / 100],
+	       us[LATENCY_WRITES - 1]);
+}
+
+static void on_set(void *arg, const struct pm_client_result *res)
+{
+	uint32_t *failed = arg;
+	*failed += res->status != PM_CLIENT_OK;
+}
+
+/* Pipelined SETs of ROLL_VALUE_BYTES until every shard's log has rolled over. */
+static bool roll_over(const struct proc *p, struct pm_client *c)
+{
+	static uint8_t value[ROLL_VALUE_BYTES];
+	uint32_t failed = 0;
+	char key[48];
+	for (uint32_t i = 0, per_check = (2u * SEGMENT_BYTES) / ROLL_VALUE_BYTES; failed == 0; i++) {
+		if (i % per_check == 0) {
+			pm_client_drain(c);
+			unsigned least = UINT32_MAX, bad = 0;
+			for (uint32_t s = 0; s < PROC_SHARDS; s++) {
+				unsigned n = segs_of(p->dir, s, &bad).wal;
+				least = n < least ? n : least;
+			}
+			if (least >= 2)
+				return true;
+			if (i >= 4 * per_check)
+				return false;
+		}
+		int kl = snprintf(key, sizeof(key), "roll-%u", i);
+		memset(value, (int)i, sizeof(value));
+		struct pm_client_req q = { .op = PM_CLIENT_SET, .key = key, .klen = (uint32_t)kl,
+					   .value = value, .vlen = sizeof(value), .cb = on_set,
+					   .arg = &failed };
+		failed += pm_client_submit(c, &q, NULL) != PM_CLIENT_OK; /* waits for a free slot */
+	}
+	pm_client_drain(c);
+	return false;
+}
+
+static void test_segments_ahead(void)
+{
+	proc_cleanup();
+	static const char *const args[] = { "--wal", "sync", NULL };
+	struct proc p = { .pomaid = pomaid_path };
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(proc_start(&p, args, NULL));
+	/* ready: the first segment and the next one, before any write */
+	CU_ASSERT(segments_ready(p.dir, 1));
+	CU_ASSERT_EQUAL(proc_info(&p, "wal_segments_ready"), PROC_SHARDS);
+	CU_ASSERT_EQUAL(proc_info(&p, "wal_segments_created"), PROC_SHARDS);
+	struct pm_client *c = proc_client(&p);
+	CU_ASSERT_FATAL(c != NULL);
+	first_writes(c);
+	/* the log rolls over into the prepared segment; the next is prepared again */
+	CU_ASSERT_FATAL(roll_over(&p, c));
+	CU_ASSERT(proc_info_reaches(&p, "wal_segments_ready", PROC_SHARDS, WAIT_MS));
+	CU_ASSERT(segments_ready(p.dir, 2));
+	printf("\n  rolled over: %" PRIu64 " segments made, %" PRIu64 " batches waited for one",
+	       proc_info(&p, "wal_segments_created"), proc_info(&p, "wal_segment_waits"));
+	pm_client_close(c);
+	CU_ASSERT(proc_stop(&p));
+	/* a restart appends to the last segment and prepares the next again */
+	CU_ASSERT_FATAL(proc_start(&p, args, NULL));
+	CU_ASSERT(proc_info_reaches(&p, "wal_segments_ready", PROC_SHARDS, WAIT_MS));
+	CU_ASSERT(segments_ready(p.dir, 2));
+	CU_ASSERT(proc_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
+/* ---------------------------------------------------------------- 4. an unborn segment */
+
+static void test_unborn_segment(void)
+{
+	proc_cleanup();
+	static const char *const args[] = { "--wal", "sync", NULL };
+	struct proc p = { .pomaid = pomaid_path };
+	char path[PATH_MAX + 64];
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(proc_start(&p, args, NULL));
+	struct pm_client *c = proc_client(&p);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL(pm_client_set(c, "kept", 4, "v", 1, 0), PM_CLIENT_OK);
+	pm_client_close(c);
+	CU_ASSERT(proc_stop(&p));
+	/* each shard: a segment after its last, named but all zeros (its header
+	 * never reached the disk) */
+	for (uint32_t i = 0; i < PROC_SHARDS; i++) {
+		snprintf(path, sizeof(path), "%s/wal/shard-%u/00000000000000000009.wal", p.dir, i);
+		int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0640);
+		CU_ASSERT_FATAL(fd >= 0);
+		CU_ASSERT(fallocate(fd, 0, 0, SEGMENT_BYTES) == 0);
+		close(fd);
+	}
+	bool started = proc_start(&p, args, NULL);
+	if (!started)
+		printf("\n  refused: %s", p.out);
+	CU_ASSERT_FATAL(started);
+	CU_ASSERT(strstr(p.out, "00000000000000000009.wal: no header and no records") != NULL);
+	for (uint32_t i = 0; i < PROC_SHARDS; i++) {
+		snprintf(path, sizeof(path), "%s/wal/shard-%u/00000000000000000009.wal", p.dir, i);
+		CU_ASSERT(access(path, F_OK) != 0);
+	}
+	c = proc_client(&p);
+	CU_ASSERT_FATAL(c != NULL);
+	char v[8];
+	size_t vlen = 0;
+	CU_ASSERT_EQUAL(pm_client_get(c, "kept", 4, v, sizeof(v), &vlen), PM_CLIENT_OK);
+	pm_client_close(c);
+	CU_ASSERT(proc_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || access(argv[1], X_OK) != 0) {
+		fprintf(stderr, "test_wal_io: no pomaid to run (usage: test_wal_io PATH-TO-POMAID)\n");
+		return PM_TEST_SKIP;
+	}
+	pomaid_path = argv[1];
+	static CU_TestInfo tests[] = {
+		{ "1. sync: no reply before its fsync completes (stalled fsyncs)", test_stalled_fsync },
+		{ "2. a failed fsync is never acknowledged", test_failed_fsync },
+		{ "3. first segment and the next are ready before they are needed", test_segments_ahead },
+		{ "4. a segment cut short by a crash mid-switch is removed at start", test_unborn_segment },
+		CU_TEST_INFO_NULL,
+	};
+	int rc = pm_cu_run("wal_io", tests);
+	proc_cleanup();
+	return rc;
+}
