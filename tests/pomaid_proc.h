@@ -200,7 +200,7 @@ static inline struct pm_client *proc_client(const struct proc *p)
 /* A numeric field of INFO's Total section (UINT64_MAX: INFO failed, or no such field). */
 static inline uint64_t proc_info(const struct proc *p, const char *field)
 {
-	static char text[PM_CLIENT_INFO_TEXT_BYTES_MAX + 1];
+	static char text[PM_CLIENT_INFO_REPLY_BYTES_MAX + 1]; /* every shard's text */
 	struct pm_client *c = proc_client(p);
 	size_t n = 0;
 	uint64_t v = UINT64_MAX;

@@ -392,7 +392,7 @@ static struct pm_client *client_open(const struct daemon *d)
 /* A numeric field of INFO's Total section (UINT64_MAX: INFO failed). */
 static uint64_t info_field(const struct daemon *d, const char *field)
 {
-	static char text[PM_CLIENT_INFO_TEXT_BYTES_MAX + 1];
+	static char text[PM_CLIENT_INFO_REPLY_BYTES_MAX + 1]; /* every shard's text */
 	struct pm_client *c = client_open(d);
 	size_t n = 0;
 	uint64_t v = UINT64_MAX;

@@ -56,7 +56,7 @@
 #define CLIENT_TIMEOUT_MS 1000u
 #define CLIENT_RETRIES 4u
 #define CLIENT_IN_FLIGHT 64u
-#define INFO_TEXT_BYTES (PM_CLIENT_INFO_TEXT_BYTES_MAX + 1)
+#define INFO_TEXT_BYTES (PM_CLIENT_INFO_REPLY_BYTES_MAX + 1)
 
 static const char *pomaid_path;
 static pid_t live_pid = -1;
