@@ -189,7 +189,7 @@ static int suite_clean(void)
 /* A numeric field of the INFO "Total" section (the first occurrence). */
 static long long info_field(const char *name)
 {
-	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
+	static char text[PM_CLIENT_INFO_REPLY_BYTES_MAX + 1]; /* every shard's lines */
 	size_t n = 0;
 	if (pm_client_info(cli, "dataplane", text, sizeof(text) - 1, &n) != PM_CLIENT_OK)
 		return -1;
