@@ -6,7 +6,9 @@
  *
  * Everything that can fail is done before the first worker starts, with a
  * message naming what failed: a daemon that says "ready" has all its ports,
- * memory and cores. The first SIGTERM/SIGINT asks the workers to drain and
+ * memory and cores. The first is data_dir: opened once and refused unless
+ * only pomaid's user can write it (datadir.h); every file in it is then
+ * reached through that descriptor. The first SIGTERM/SIGINT asks the workers to drain and
  * stop; a second one exits at once.
  */
 #define _GNU_SOURCE

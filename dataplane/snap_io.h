@@ -3,7 +3,9 @@
  * snap_io.h — a worker's snapshots: the I/O around engine/snapshot.h's format.
  *
  * A snapshot of shard i is written to data_dir/snap/shard-<i>/<start LSN, 20
- * digits>.snap.tmp in slices of PM_SNAP_SLICE_BYTES, each filled between two
+ * digits>.snap.tmp (made anew, never through a link: datadir.h; every file
+ * here is reached through the directory's descriptor) in slices of
+ * PM_SNAP_SLICE_BYTES, each filled between two
  * polling turns and written through the worker's own io_uring (the WAL's ring;
  * pwrite on the worker thread without io_uring). The worker goes on serving
  * while it runs: the snapshot is fuzzy, and recovery replays the log from its

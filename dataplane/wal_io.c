@@ -58,7 +58,8 @@ static unsigned spares(int dirfd, char *one)
 	unsigned n = 0;
 	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
 		const char *dot = strrchr(e->d_name, '.');
-		if (!dot || strcmp(dot, ".spare") || strlen(e->d_name) >= NAME_BYTES)
+		size_t len = strlen(e->d_name);
+		if (!dot || strcmp(dot, ".spare") || len >= NAME_BYTES)
 			continue;
 		if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) {
 			if (!strcmp(e->d_name, NEW_SPARE_NAME))
@@ -66,7 +67,7 @@ static unsigned spares(int dirfd, char *one)
 			continue;
 		}
 		if (n++ == 0 && one)
-			snprintf(one, NAME_BYTES, "%s", e->d_name);
+			memcpy(one, e->d_name, len + 1); /* len < NAME_BYTES */
 	}
 	if (d)
 		closedir(d);

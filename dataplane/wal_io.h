@@ -68,7 +68,8 @@ struct pm_msg;
 #define PM_WAL_HELD_MAX 4096u
 #define PM_WAL_HELD_BYTES (2u << 20)
 /* Segments a snapshot made unnecessary that a shard keeps (renamed
- * <LSN>.spare) to reuse as its next segments instead of allocating new ones. */
+ * <LSN>.spare) to reuse as its next segments instead of allocating new ones;
+ * the next segment prepared ahead (a .spare too) counts among them. */
 #define PM_WAL_SPARE_SEGMENTS 2u
 /* How often a shard whose disk was full tries its batch again. */
 #define PM_WAL_RETRY_MS 1000u
