@@ -38,6 +38,36 @@ static int check(int fd, const char *shown, char *err, size_t errlen)
 	return 0;
 }
 
+/* A directory made now is durable only once its parent's entry is: fsync
+ * the parent (POSIX promises no more; test_powerloss's lazyfs holds pomaid
+ * to exactly that, and a fresh data_dir lost its whole log to a power cut
+ * before this). dirfd: the parent, or -1 to open path's parent by name. */
+static int sync_parent(int dirfd, const char *path)
+{
+	if (dirfd >= 0)
+		return fsync(dirfd);
+	char buf[PM_CONFIG_STRING_BYTES];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, slash ? path : ".", slash ? n : 1);
+	buf[slash ? (n ? n : 1) : 1] = '\0'; /* "/x": the parent is "/" */
+	int fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = fd >= 0 ? fsync(fd) : -1;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* mkdir(path, mode), made durable in its parent when it was created. */
+static int make_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) != 0)
+		return errno == EEXIST ? 0 : -1;
+	return sync_parent(-1, path);
+}
+
 /* mkdir -p of path's parents (not path itself), each PM_DATADIR_PARENT_MODE. */
 static int make_parents(const char *path)
 {
@@ -48,7 +78,7 @@ static int make_parents(const char *path)
 	for (char *p = buf + 1; *p; p++)
 		if (*p == '/' && p[1] != '\0') {
 			*p = '\0';
-			if (mkdir(buf, PM_DATADIR_PARENT_MODE) != 0 && errno != EEXIST)
+			if (make_dir(buf, PM_DATADIR_PARENT_MODE) != 0)
 				return -1;
 			*p = '/';
 		}
@@ -57,7 +87,7 @@ static int make_parents(const char *path)
 
 int pm_datadir_open(const char *path, char *err, size_t errlen)
 {
-	if (make_parents(path) != 0 || (mkdir(path, PM_DATADIR_MODE) != 0 && errno != EEXIST))
+	if (make_parents(path) != 0 || make_dir(path, PM_DATADIR_MODE) != 0)
 		return pm_errf(err, errlen, "data_dir %s: %s", path, strerror(errno));
 	/* the configured path may be a link the operator made: followed here, once */
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -74,7 +104,8 @@ int pm_datadir_open(const char *path, char *err, size_t errlen)
 
 int pm_datadir_sub(int dirfd, const char *name, const char *shown, char *err, size_t errlen)
 {
-	if (mkdirat(dirfd, name, PM_DATADIR_MODE) != 0 && errno != EEXIST)
+	int made = mkdirat(dirfd, name, PM_DATADIR_MODE);
+	if ((made != 0 && errno != EEXIST) || (made == 0 && sync_parent(dirfd, NULL) != 0))
 		return pm_errf(err, errlen, "%s: %s", shown, strerror(errno));
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
