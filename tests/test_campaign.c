@@ -39,6 +39,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -75,6 +76,8 @@
 #define STREAM_BUF_BYTES (1u << 20)
 
 static const char *pomaid_path;
+static const char *small_ring_path; /* pomaid built with a small PM_RING_BYTES (--small-ring) */
+static const char *daemon_path;     /* what start_argv runs: one of the two */
 static bool dpdk_mode;
 static char data_dir[] = "/tmp/pomai-campaign-XXXXXX";
 static char conf_path[96];
@@ -113,7 +116,7 @@ static bool start_argv(const char *const *argv)
 	if (pid == 0) {
 		dup2(out[1], 1);
 		close(out[0]);
-		execv(pomaid_path, (char *const *)argv);
+		execv(daemon_path, (char *const *)argv);
 		_exit(127);
 	}
 	close(out[1]);
@@ -908,6 +911,502 @@ static void test_tcp_idle(void)
 		close(fds[i]);
 }
 
+/* ---------------------------------------------------------------- TCP: pipelined large replies */
+
+/* A connection from `src` (NULL: any address) to pomaid's TCP port. */
+static int tcp_connect_from(const char *src)
+{
+	if (!src)
+		return tcp_connect();
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in me = { .sin_family = AF_INET };
+	inet_pton(AF_INET, src, &me.sin_addr);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port - 1) };
+	inet_pton(AF_INET, server_ip, &a.sin_addr);
+	if (fd >= 0 && (bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0 ||
+			connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A GET over a fresh connection from src is answered. */
+static bool tcp_served_from(const char *src)
+{
+	uint8_t out[64];
+	int fd = tcp_connect_from(src);
+	struct outcome o = { 0 };
+	size_t n = marker_frame(0, 99, out, sizeof(out));
+	static const struct camp_case marker_only = { .expect = CX_DROP };
+	if (fd >= 0 && write_all(fd, out, n))
+		tcp_collect(fd, &marker_only, 0, 99, &o);
+	if (fd >= 0)
+		close(fd);
+	return o.got_marker;
+}
+
+/* Keys holding values of PM_VALUE_BYTES_MAX bytes, half of them owned by
+ * each shard, so that whichever worker accepts a connection, half of its
+ * GETs are served there and half are forwarded and come back by ring; and as
+ * many keys again that the pipelines overwrite (BIG_KEYS + i). */
+#define BIG_KEYS 8u
+/* Pipeline depths: 1 to 256 across every bound in the way (one frame; more
+ * replies than the 1 MiB output buffer holds, 17; PM_TCP_INFLIGHT_MAX, 64;
+ * the ring's 1 MiB and more). Every depth from 1 to 256 would move 2 GB. */
+static const uint32_t pipe_depths[] = { 1, 2, 3, 8, 16, 17, 20, 40, 63, 64, 65, 128, 200, 256 };
+#define PIPE_DEPTH_MAX 256u
+/* Connections that pipeline at once in the mixed runs (GETs and SETs). */
+#define PIPE_CONNS 4u
+
+static char big_key[2 * BIG_KEYS][16];
+static uint32_t big_owner[2 * BIG_KEYS];
+
+static void big_value(uint32_t k, uint8_t *v)
+{
+	for (uint32_t j = 0; j < PM_VALUE_BYTES_MAX; j++)
+		v[j] = (uint8_t)(k * 131u + j * 7u + (j >> 8));
+}
+
+/* Choose the keys (alternating owners) and store the first BIG_KEYS. */
+static bool big_keys_set(void)
+{
+	static uint8_t v[PM_VALUE_BYTES_MAX];
+	uint32_t found = 0;
+	for (uint32_t i = 0; found < 2 * BIG_KEYS; i++) {
+		char k[16];
+		int n = snprintf(k, sizeof(k), "big%u", i);
+		uint32_t s = pm_shard_of(pm_hash(k, (size_t)n), 2);
+		if (s != found % 2)
+			continue;
+		memcpy(big_key[found], k, (size_t)n + 1);
+		big_owner[found++] = s;
+	}
+	struct pm_reply_view rv;
+	for (uint32_t k = 0; k < BIG_KEYS; k++) {
+		big_value(k, v);
+		struct pm_request r = { .op = PM_OP_SET,
+					.key = { (const uint8_t *)big_key[k], (uint32_t)strlen(big_key[k]) },
+					.value = { v, PM_VALUE_BYTES_MAX } };
+		if (!call(&polite, &r, owner(big_key[k]), &rv) || rv.status != PM_OK)
+			return false;
+	}
+	return true;
+}
+
+/* What one pipeline of a connection saw. */
+struct pipe_tally {
+	uint32_t sent, replies;  /* frames sent, replies received for them */
+	uint32_t bad;            /* a reply with a wrong status or value, or an unknown id */
+	uint32_t dup;            /* a second reply to one id */
+	uint32_t order;          /* a reply of a shard before one that shard owed earlier */
+	bool closed;             /* the server closed the connection */
+};
+
+/* Frame i of a pipeline: a GET of big key i % BIG_KEYS, or with `mixed`,
+ * every third frame a SET of an overwritten key (its reply carries no value). */
+static bool pipe_is_set(bool mixed, uint32_t i)
+{
+	return mixed && i % 3 == 2;
+}
+
+static uint32_t pipe_key(bool mixed, uint32_t i)
+{
+	return pipe_is_set(mixed, i) ? BIG_KEYS + i % BIG_KEYS : i % BIG_KEYS;
+}
+
+static size_t pipe_frames(uint64_t id0, uint32_t depth, bool mixed, uint8_t *out, size_t cap)
+{
+	static _Thread_local uint8_t v[PM_VALUE_BYTES_MAX];
+	size_t n = 0;
+	for (uint32_t i = 0; i < depth; i++) {
+		uint32_t k = pipe_key(mixed, i);
+		struct pm_request r = { .op = pipe_is_set(mixed, i) ? PM_OP_SET : PM_OP_GET,
+					.id = id0 + i,
+					.key = { (const uint8_t *)big_key[k], (uint32_t)strlen(big_key[k]) } };
+		if (r.op == PM_OP_SET) {
+			big_value(k, v);
+			r.value = (struct pm_bytes){ v, PM_VALUE_BYTES_MAX };
+		}
+		n += pm_request_encode(&r, out + n, cap - n);
+	}
+	return n;
+}
+
+static void pipe_note(const struct pm_reply_view *rv, uint64_t id0, uint32_t depth, bool mixed,
+		      bool *seen, uint64_t *last, struct pipe_tally *t)
+{
+	static _Thread_local uint8_t v[PM_VALUE_BYTES_MAX];
+	if (rv->id < id0 || rv->id >= id0 + depth || rv->more) {
+		t->bad++;
+		return;
+	}
+	uint32_t i = (uint32_t)(rv->id - id0), k = pipe_key(mixed, i), s = big_owner[k];
+	t->dup += seen[i];
+	seen[i] = true;
+	t->replies++;
+	t->order += rv->id < last[s];
+	last[s] = rv->id;
+	if (rv->status != PM_OK) {
+		t->bad++;
+		return;
+	}
+	if (pipe_is_set(mixed, i))
+		return;
+	big_value(k, v);
+	t->bad += rv->value.len != PM_VALUE_BYTES_MAX || memcmp(rv->value.ptr, v, PM_VALUE_BYTES_MAX);
+}
+
+/* Decode the whole reply frames at the front of in; returns the bytes used. */
+static size_t pipe_decode(const uint8_t *in, size_t have, uint64_t id0, uint32_t depth, bool mixed,
+			  bool *seen, uint64_t *last, struct pipe_tally *t)
+{
+	size_t off = 0, used;
+	struct pm_reply_view rv;
+	while (pm_reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
+		pipe_note(&rv, id0, depth, mixed, seen, last, t);
+		off += used;
+	}
+	return off;
+}
+
+/* One pipeline: `depth` frames written as fast as the socket takes them
+ * while the replies are read, until every reply came, the server closed the
+ * connection, or nothing moved for STREAM_REPLY_TIMEOUT_MS. */
+static void pipe_run(int fd, uint64_t id0, uint32_t depth, bool mixed, struct pipe_tally *t)
+{
+	static _Thread_local uint8_t in[4 * PM_FRAME_BYTES_MAX];
+	static _Thread_local bool seen[PIPE_DEPTH_MAX];
+	size_t cap = (size_t)depth * (PM_VALUE_BYTES_MAX + 128u);
+	uint8_t *out = malloc(cap);
+	CU_ASSERT_FATAL(out != NULL);
+	size_t n = pipe_frames(id0, depth, mixed, out, cap), sent = 0, have = 0;
+	uint64_t last[2] = { 0, 0 };
+	memset(seen, 0, sizeof(seen));
+	*t = (struct pipe_tally){ .sent = depth };
+	while (t->replies < depth && !t->closed) {
+		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < n ? POLLOUT : 0) };
+		if (poll(&p, 1, STREAM_REPLY_TIMEOUT_MS) != 1)
+			break;
+		if (sent < n && (p.revents & POLLOUT)) {
+			ssize_t w = send(fd, out + sent, n - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+			t->closed = w < 0 && errno != EAGAIN && errno != EINTR;
+			sent += w > 0 ? (size_t)w : 0;
+		}
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		ssize_t r = recv(fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+			t->closed = true;
+			continue;
+		}
+		have += r > 0 ? (size_t)r : 0;
+		size_t off = pipe_decode(in, have, id0, depth, mixed, seen, last, t);
+		memmove(in, in + off, have - off);
+		have -= off;
+	}
+	free(out);
+}
+
+struct pipe_conn {
+	int fd;
+	bool mixed;
+	uint64_t id0;
+	uint32_t runs_short;     /* pipelines that did not get every reply */
+	uint32_t bad, dup, order;
+	bool closed, marker;     /* closed by the server; a GET answered after the pipelines */
+};
+
+/* Every depth on one connection, then one small GET on it. */
+static void *pipe_conn_main(void *arg)
+{
+	struct pipe_conn *pc = arg;
+	uint64_t id = pc->id0;
+	for (size_t d = 0; d < sizeof(pipe_depths) / sizeof(pipe_depths[0]) && !pc->closed; d++) {
+		struct pipe_tally t;
+		pipe_run(pc->fd, id, pipe_depths[d], pc->mixed, &t);
+		id += PIPE_DEPTH_MAX;
+		pc->runs_short += t.replies != t.sent;
+		pc->bad += t.bad;
+		pc->dup += t.dup;
+		pc->order += t.order;
+		pc->closed = t.closed;
+		if (t.replies != t.sent)
+			printf("\n  depth %u: %u of %u replies%s", pipe_depths[d], t.replies, t.sent,
+			       t.closed ? ", closed by the server" : "");
+	}
+	uint8_t m[64];
+	size_t mn = marker_frame(0, id, m, sizeof(m));
+	struct outcome o = { 0 };
+	static const struct camp_case marker_only = { .expect = CX_DROP };
+	if (!pc->closed && write_all(pc->fd, m, mn))
+		tcp_collect(pc->fd, &marker_only, 0, id, &o);
+	pc->marker = o.got_marker;
+	return NULL;
+}
+
+/* `conns` connections pipelining at once; asserts every reply of every
+ * pipeline came, once, right, in each shard's order, and that every
+ * connection is still served. */
+static void pipe_conns(uint32_t conns, bool mixed, const char *label)
+{
+	static struct pipe_conn pc[PIPE_CONNS];
+	pthread_t th[PIPE_CONNS];
+	for (uint32_t i = 0; i < conns; i++) {
+		pc[i] = (struct pipe_conn){ .fd = tcp_connect(), .mixed = mixed,
+					    .id0 = (uint64_t)(i + 1) << 32 };
+		CU_ASSERT_FATAL(pc[i].fd >= 0);
+	}
+	for (uint32_t i = 0; i < conns; i++)
+		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, pipe_conn_main, &pc[i]) == 0);
+	uint32_t shortruns = 0, bad = 0, dup = 0, order = 0, closed = 0, served = 0;
+	for (uint32_t i = 0; i < conns; i++) {
+		pthread_join(th[i], NULL);
+		shortruns += pc[i].runs_short;
+		bad += pc[i].bad;
+		dup += pc[i].dup;
+		order += pc[i].order;
+		closed += pc[i].closed;
+		served += pc[i].marker;
+		close(pc[i].fd);
+	}
+	printf("\n  %s: %u connection(s) x %zu pipelines (depth 1..%u): %u short, %u wrong,"
+	       " %u duplicated, %u out of order, %u closed, %u served after",
+	       label, conns, sizeof(pipe_depths) / sizeof(pipe_depths[0]), PIPE_DEPTH_MAX, shortruns,
+	       bad, dup, order, closed, served);
+	CU_ASSERT_EQUAL(shortruns, 0);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(dup, 0);
+	CU_ASSERT_EQUAL(order, 0);
+	CU_ASSERT_EQUAL(closed, 0);
+	CU_ASSERT_EQUAL(served, conns);
+}
+
+/* Pipelined GETs of the largest values on one connection (issue 14: 17 of
+ * 40 replies came, or the connection was closed, and a connection that had
+ * lost 64 replies executed nothing more): every reply comes, in each shard's
+ * order, at every depth. */
+static void test_tcp_pipelined_big(void)
+{
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(2, NULL));
+	CU_ASSERT_FATAL(polite_set_all());
+	CU_ASSERT_FATAL(big_keys_set());
+	pipe_conns(1, false, "GETs");
+	CU_ASSERT(daemon_alive());
+}
+
+/* The same, and GETs mixed with SETs of the largest values on several
+ * connections at once, against a pomaid whose rings hold 256 KiB: rings are
+ * full again and again (forwards wait for room, replies wait for room), and
+ * no reply is lost, no connection wedged. */
+static void test_tcp_pipelined_small_ring(void)
+{
+	CU_ASSERT_FATAL(small_ring_path != NULL); /* meson passes it: never skipped */
+	stop_daemon();
+	daemon_path = small_ring_path;
+	bool started = start_kernel(2, NULL);
+	daemon_path = pomaid_path;
+	CU_ASSERT_FATAL(started);
+	CU_ASSERT_FATAL(polite_set_all());
+	CU_ASSERT_FATAL(big_keys_set());
+	pipe_conns(1, false, "GETs, small rings");
+	pipe_conns(PIPE_CONNS, true, "GETs and SETs, small rings");
+	long long waits = info_total(&polite, "tcp_ring_waits");
+	long long held = info_total(&polite, "tcp_replies_held");
+	printf("\n  tcp_ring_waits %lld, tcp_replies_held %lld", waits, held);
+	CU_ASSERT(waits > 0); /* the rings were full: the condition was met */
+	CU_ASSERT(held >= 0);
+	CU_ASSERT(daemon_alive());
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(2, NULL));
+	CU_ASSERT_FATAL(polite_set_all());
+}
+
+/* ---------------------------------------------------------------- TCP: slowloris and slow readers */
+
+/* The polite client's TCP connections come from another address than the
+ * attackers', as another host's would. */
+#define POLITE_TCP_SRC "127.0.0.2"
+/* Slowloris: connections from one address, each holding part of a frame
+ * and sending one more byte every SLOW_BYTE_MS (progress, so that the stall
+ * rule alone would never close them), against a pomaid whose whole frames
+ * must arrive within SLOW_FRAME_MS. */
+#define SLOW_CONNS 600u
+#define SLOW_FRAME_MS 2000u
+#define SLOW_BYTE_MS 500
+/* Descriptors the test may need: the slow connections and a margin. */
+#define TEST_FDS_MIN (SLOW_CONNS + 64u)
+
+static void fds_raise(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < TEST_FDS_MIN) {
+		rl.rlim_cur = rl.rlim_max < TEST_FDS_MIN ? rl.rlim_max : TEST_FDS_MIN;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* True once the server closed fd (EOF or reset); never blocks. */
+static bool gone(int fd)
+{
+	uint8_t b[64];
+	ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR);
+}
+
+/* One more byte of the frame on every open slow connection; how many are open. */
+static uint32_t slow_drip(int *fds, uint32_t n, const uint8_t *frame, uint32_t *at)
+{
+	uint32_t open = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (fds[i] < 0)
+			continue;
+		if (gone(fds[i]) || send(fds[i], frame + at[i], 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+			close(fds[i]);
+			fds[i] = -1;
+			continue;
+		}
+		at[i]++;
+		open++;
+	}
+	return open;
+}
+
+static void test_tcp_slowloris(void)
+{
+	static const char *const flags[] = { "--tcp-frame-ms", "2000", NULL };
+	static int fds[SLOW_CONNS];
+	static uint32_t at[SLOW_CONNS];
+	_Static_assert(SLOW_FRAME_MS == 2000u, "the flag above");
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(2, flags));
+	CU_ASSERT_FATAL(polite_set_all());
+	fds_raise();
+	long long refused0 = info_total(&polite, "tcp_addr_refused");
+	long long deadline0 = info_total(&polite, "tcp_frame_deadline");
+	uint8_t frame[64];
+	struct pm_request g = { .op = PM_OP_GET, .id = 5,
+				.key = { (const uint8_t *)"slowloris-key", 13 } };
+	size_t flen = pm_request_encode(&g, frame, sizeof(frame));
+	CU_ASSERT_FATAL(flen * SLOW_BYTE_MS > 4u * SLOW_FRAME_MS); /* never whole in time */
+	uint64_t t0 = mono_ms();
+	uint32_t opened = 0, open = 0, polite_ok = 0, polite_tries = 0;
+	for (uint32_t i = 0; i < SLOW_CONNS; i++) {
+		fds[i] = tcp_connect();
+		at[i] = 0;
+		opened += fds[i] >= 0;
+	}
+	uint64_t deadline = t0 + SLOW_FRAME_MS + LOADED_MARGIN_MS, closed_at = 0;
+	while (mono_ms() < deadline) {
+		open = slow_drip(fds, SLOW_CONNS, frame, at);
+		polite_ok += tcp_served_from(POLITE_TCP_SRC);
+		polite_tries++;
+		if (open == 0) {
+			closed_at = mono_ms();
+			break;
+		}
+		(void)poll(NULL, 0, SLOW_BYTE_MS); /* the attacker's pace, not a wait for pomaid */
+	}
+	long long refused = info_reaches(&polite, "tcp_addr_refused", refused0 + 1);
+	long long expired = info_total(&polite, "tcp_frame_deadline");
+	printf("\n  slowloris: %u connections opened, all closed after %llu ms (%lld refused at"
+	       " the address cap, %lld at the frame deadline); polite TCP served %u of %u",
+	       opened, (unsigned long long)(closed_at ? closed_at - t0 : 0), refused - refused0,
+	       expired - deadline0, polite_ok, polite_tries);
+	for (uint32_t i = 0; i < SLOW_CONNS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	CU_ASSERT_EQUAL(opened, SLOW_CONNS);
+	CU_ASSERT_EQUAL(open, 0);
+	CU_ASSERT(closed_at != 0 && closed_at - t0 <= SLOW_FRAME_MS + LOADED_MARGIN_MS);
+	CU_ASSERT(refused > refused0);
+	CU_ASSERT(expired > deadline0);
+	CU_ASSERT(refused - refused0 + expired - deadline0 >= (long long)SLOW_CONNS);
+	CU_ASSERT_EQUAL(polite_ok, polite_tries);
+	CU_ASSERT(daemon_alive());
+}
+
+/* Slow readers: connections that pipeline GETs of the largest value and
+ * never read, against a pomaid with one worker whose connections may buffer
+ * DEAF_BUDGET bytes in all: the oldest are closed as the budget fills,
+ * pomaid's memory stays within it, and a polite client is served. */
+#define DEAF_CONNS 48u
+#define DEAF_BUDGET_BYTES (8u << 20)
+/* RSS pomaid may gain: the budget, a connection's buffers over it while the
+ * oldest is closed, and a margin (malloc's arenas). Without the budget each
+ * deaf connection holds about PM_TCP_RX_BYTES + PM_TCP_TX_BYTES: 51 MiB. */
+#define DEAF_RSS_MARGIN_KIB (12u << 10)
+#define DEAF_RSS_MAX_KIB                                                                         \
+	((DEAF_BUDGET_BYTES + 2u * (PM_TCP_RX_BYTES + PM_TCP_TX_BYTES)) / 1024u + DEAF_RSS_MARGIN_KIB)
+
+/* Socket buffers of a deaf connection: small, so that 48 of them do not
+ * hold hundreds of MiB of the kernel's memory; pomaid's buffers fill all the
+ * same (its replies are 1000 times its requests). */
+#define DEAF_SOCKBUF_BYTES (64 << 10)
+
+/* deaf_client() on a socket with small buffers. */
+static int deaf_small_client(void)
+{
+	static uint8_t out[1u << 16];
+	int fd = socket(AF_INET, SOCK_STREAM, 0), b = DEAF_SOCKBUF_BYTES;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port - 1) };
+	inet_pton(AF_INET, server_ip, &a.sin_addr);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof(b)) != 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	struct pm_request g = { .op = PM_OP_GET, .key = { (const uint8_t *)"smax", 4 } };
+	size_t n = 0, one = pm_request_encode(&g, out, sizeof(out));
+	for (; n + one <= sizeof(out); n += one)
+		memcpy(out + n, out, one);
+	for (int i = 0; i < 4096; i++) /* bounded: the buffers fill long before */
+		if (send(fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			break;
+	return fd;
+}
+
+static void test_tcp_slow_readers(void)
+{
+	static const char *const flags[] = { "--tcp-buffer-bytes", "8M", "--tcp-conns-per-addr",
+					     "256", NULL };
+	static int fds[DEAF_CONNS];
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(1, flags));
+	CU_ASSERT_FATAL(polite_set_all());
+	static uint8_t big[PM_VALUE_BYTES_MAX];
+	struct pm_reply_view rv;
+	struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"smax", 4 },
+				.value = { big, sizeof(big) } };
+	CU_ASSERT_FATAL(call(&polite, &s, 0, &rv) && rv.status == PM_OK);
+	long long evicted0 = info_total(&polite, "tcp_buffer_evicted");
+	long rss0 = daemon_rss_kib();
+	uint32_t opened = 0;
+	for (uint32_t i = 0; i < DEAF_CONNS; i++)
+		opened += (fds[i] = deaf_small_client()) >= 0;
+	CU_ASSERT_FATAL(opened == DEAF_CONNS);
+	long long evicted = info_reaches(&polite, "tcp_buffer_evicted", evicted0 + 1);
+	bool polite_tcp = tcp_served_from(POLITE_TCP_SRC);
+	bool oldest = reset_by_server(fds[0], REPLY_TIMEOUT_MS);
+	bool newest = reset_by_server(fds[DEAF_CONNS - 1], 0);
+	long rss1 = daemon_rss_kib();
+	printf("\n  %u deaf connections, budget %u MiB: %lld closed over it (oldest %s, newest %s);"
+	       " RSS %ld -> %ld KiB (at most +%u)",
+	       DEAF_CONNS, DEAF_BUDGET_BYTES >> 20, evicted - evicted0, oldest ? "closed" : "open",
+	       newest ? "closed" : "open", rss0, rss1, (unsigned)DEAF_RSS_MAX_KIB);
+	for (uint32_t i = 0; i < DEAF_CONNS; i++)
+		close(fds[i]);
+	CU_ASSERT(evicted > evicted0);
+	CU_ASSERT(oldest);
+	CU_ASSERT(!newest);
+	CU_ASSERT(polite_tcp);
+	CU_ASSERT(rss0 > 0 && rss1 > 0 && rss1 - rss0 <= (long)DEAF_RSS_MAX_KIB);
+	CU_ASSERT(daemon_alive());
+}
+
 /* ---------------------------------------------------------------- set-up and main */
 
 static int suite_init_kernel(void)
@@ -1015,6 +1514,10 @@ static int run(void)
 		{ "one-client flood with a quota: THROTTLED with a hint", test_flood_quota },
 		{ "TCP table: half-open and deaf clients, refused at the cap, reaped", test_tcp_table },
 		{ "TCP table: silent connections give their slot up when idle", test_tcp_idle },
+		{ "TCP: pipelined GETs of the largest values, depth 1..256", test_tcp_pipelined_big },
+		{ "TCP: pipelines through full rings (small-ring pomaid)", test_tcp_pipelined_small_ring },
+		{ "TCP: slowloris from one address, frame deadline and address cap", test_tcp_slowloris },
+		{ "TCP: slow readers over the worker's buffer budget", test_tcp_slow_readers },
 		CU_TEST_INFO_NULL,
 	};
 	static CU_TestInfo dpdk_tests[] = {
@@ -1025,7 +1528,7 @@ static int run(void)
 	/* CAMPAIGN_ONLY=text: only the tests whose name holds it (for a quick rerun) */
 	const char *only = getenv("CAMPAIGN_ONLY");
 	CU_TestInfo *all = dpdk_mode ? dpdk_tests : kernel_tests;
-	static CU_TestInfo chosen[8];
+	static CU_TestInfo chosen[16];
 	size_t n = 0;
 	for (CU_TestInfo *t = all; t->pName && n + 1 < sizeof(chosen) / sizeof(chosen[0]); t++)
 		if (!only || strstr(t->pName, only))
@@ -1045,11 +1548,14 @@ static int run(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: test_campaign PATH-TO-POMAID [--dpdk]\n");
+		fprintf(stderr, "usage: test_campaign PATH-TO-POMAID [--dpdk | --small-ring"
+				" PATH-TO-SMALL-RING-POMAID]\n");
 		return 1;
 	}
-	pomaid_path = argv[1];
+	pomaid_path = daemon_path = argv[1];
 	dpdk_mode = argc > 2 && !strcmp(argv[2], "--dpdk");
+	if (argc > 3 && !strcmp(argv[2], "--small-ring"))
+		small_ring_path = argv[3];
 	signal(SIGPIPE, SIG_IGN);
 	make_marker_keys();
 	if (dpdk_mode) {
