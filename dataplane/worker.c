@@ -32,8 +32,11 @@
 #include "hash.h"
 #include "wal_io.h"
 
-/* Ring messages one turn takes from one ring at most (fairness with RX). */
-#define RING_TURN_MESSAGES 64u
+/* Ring messages one turn takes from one ring at most (fairness with RX). A
+ * test build lowers it to keep rings full (pomaid-small-ring). */
+#ifndef PM_RING_TURN_MESSAGES
+#define PM_RING_TURN_MESSAGES 64u
+#endif
 
 static inline void cpu_relax(void)
 {
@@ -53,6 +56,32 @@ static void clock_turn(struct pm_worker *w)
 
 /* ---------------------------------------------------------------- set-up */
 
+/* With TCP: a ring per other worker for the replies to its connections that
+ * find the ring to it full (untouched, so not resident, until one does). */
+static int reply_wait_alloc(struct pm_worker *w)
+{
+	uint32_t n = w->d->nshards;
+	if (w->d->listen_fd < 0)
+		return 0;
+	w->reply_wait = aligned_alloc(alignof(struct pm_ring),
+				      pm_align_up(n * sizeof(struct pm_ring), alignof(struct pm_ring)));
+	if (!w->reply_wait)
+		return -ENOMEM;
+	memset(w->reply_wait, 0, n * sizeof(struct pm_ring));
+	for (uint32_t i = 0; i < n; i++)
+		if (i != w->id && !(w->reply_wait[i].buf = malloc(PM_RING_BYTES)))
+			return -ENOMEM;
+	return 0;
+}
+
+static void reply_wait_free(struct pm_worker *w)
+{
+	for (uint32_t i = 0; w->reply_wait && i < w->d->nshards; i++)
+		free(w->reply_wait[i].buf);
+	free(w->reply_wait);
+	w->reply_wait = NULL;
+}
+
 int pm_worker_alloc(struct pm_worker *w)
 {
 	w->rx_buf = malloc((size_t)PM_RX_BURST * PM_RX_SLOT_BYTES);
@@ -60,7 +89,8 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->scratch = malloc(PM_RING_PAYLOAD_MAX);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->wake_fd >= 0 &&
-		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0;
+		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
+		  reply_wait_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -79,6 +109,7 @@ void pm_worker_free(struct pm_worker *w)
 		free(w->pending[i].colls);
 	}
 	pm_tcp_worker_close(w);
+	reply_wait_free(w);
 	pm_access_free(w);
 	free(w->rx_buf);
 	free(w->tx.buf);
@@ -162,15 +193,92 @@ static void udp_reply(struct pm_worker *w, const struct pm_dest *to, const struc
 	} while (paged && cursor < total);
 }
 
+/* ---------------------------------------------------------------- replies for other workers' connections */
+
+/* A reply for a connection of worker `to`: into the ring to it, or, when that
+ * is full (or replies wait already: they leave in order), into the ring that
+ * waits for it. That one cannot fill: what waits there is owed to `to`'s
+ * connections, which `to` bounds by PM_TCP_CREDIT_BYTES of credit. */
+static void post_tcp_reply(struct pm_worker *w, uint32_t to, const struct pm_msg *m,
+			   const uint8_t *frames, uint32_t len)
+{
+	struct pm_ring *wait = &w->reply_wait[to];
+	if (pm_ring_empty(wait) &&
+	    pm_ring_send(pm_ring_between(w->d, w->id, to), PM_MSG_TCP_REPLY, m, frames, len)) {
+		pm_wake(w->d, to);
+		return;
+	}
+	if (!pm_ring_send(wait, PM_MSG_TCP_REPLY, m, frames, len)) {
+		w->stats.dropped_ring_full++; /* cannot happen while the credit holds */
+		return;
+	}
+	w->stats.tcp_replies_held++;
+}
+
+uint32_t pm_reply_wait_flush(struct pm_worker *w)
+{
+	uint32_t waiting = 0, type, len;
+	for (uint32_t to = 0; w->reply_wait && to < w->d->nshards; to++) {
+		struct pm_ring *wait = &w->reply_wait[to], *r = pm_ring_between(w->d, w->id, to);
+		const uint8_t *p;
+		bool sent = false;
+		while ((p = pm_ring_peek(wait, &type, &len)) != NULL) {
+			const struct pm_msg *m = (const struct pm_msg *)p;
+			if (!pm_ring_send(r, type, m, p + sizeof(*m), len - (uint32_t)sizeof(*m)))
+				break;
+			pm_ring_pop(wait, len);
+			sent = true;
+		}
+		if (sent)
+			pm_wake(w->d, to);
+		waiting += p != NULL;
+	}
+	return waiting;
+}
+
+/* Credit a reply of `owed` bytes at most takes: its ring record. */
+static uint32_t reply_credit(uint32_t owed)
+{
+	return pm_ring_record_bytes((uint32_t)sizeof(struct pm_msg) + owed);
+}
+
+_Static_assert(PM_FRAME_BYTES_MAX + sizeof(struct pm_msg) + PM_RING_ALIGN + PM_RING_HEADER_BYTES <=
+		       PM_TCP_CREDIT_BYTES,
+	       "the credit holds the largest forwarded reply");
+_Static_assert(2u * PM_TCP_CREDIT_BYTES <= PM_RING_BYTES,
+	       "what may wait fits its ring with the padding before each record");
+
+bool pm_tcp_forward_ready(struct pm_worker *w, const struct pm_request *req, uint32_t len,
+			  uint32_t owed)
+{
+	if (pm_is_fanout(req->op))
+		return true;
+	uint32_t owner = pm_shard_of(pm_hash(req->key.ptr, req->key.len), w->d->nshards);
+	return owner == w->id ||
+	       (w->tcp_credit[owner] + reply_credit(owed) <= PM_TCP_CREDIT_BYTES &&
+		pm_ring_fits(pm_ring_between(w->d, w->id, owner),
+			     (uint32_t)sizeof(struct pm_msg) + len));
+}
+
 /* A datagram reply only the receiving worker can send (its DPDK port has no
- * queue for this worker), or one for another worker's TCP connection. */
+ * queue for this worker), or one for another worker's TCP connection. A TCP
+ * reply always leaves: if its frames do not fit a message (cannot happen for
+ * the key operations that are forwarded), an INTERNAL error for its id. */
 static void reply_via(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
 		      uint32_t type)
 {
 	struct pm_msg m = { .origin = w->id, .dest = *to };
-	uint32_t n = pm_reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m));
-	if (n)
+	uint32_t cap = PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m);
+	uint32_t n = pm_reply_frames(rep, w->scratch, cap);
+	if (n && type == PM_MSG_TCP_REPLY) {
+		post_tcp_reply(w, to->worker, &m, w->scratch, n);
+	} else if (n) {
 		pm_post(w, to->worker, type, &m, w->scratch, n);
+	} else if (type == PM_MSG_TCP_REPLY) {
+		struct pm_reply e = { .status = PM_E_INTERNAL, .op = rep->op, .id = rep->id };
+		n = pm_reply_frames(&e, w->scratch, cap);
+		post_tcp_reply(w, to->worker, &m, w->scratch, n);
+	}
 }
 
 /* Bytes of a mutation's reply held for the log (one small frame). */
@@ -227,9 +335,9 @@ void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint
 	if (to->conn == PM_CONN_ADMIN)
 		admin_reply(w, to, frames, len);
 	else if (to->conn != PM_CONN_NONE && to->worker == w->id)
-		pm_tcp_deliver(w, to, frames, len);
+		pm_tcp_queue(w, to, frames, len); /* held here for the log: no forward to settle */
 	else if (to->conn != PM_CONN_NONE)
-		pm_post(w, to->worker, PM_MSG_TCP_REPLY, &m, frames, len);
+		post_tcp_reply(w, to->worker, &m, frames, len);
 	else if (to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port))
 		deliver_dgrams(w, to, frames, len);
 	else
@@ -320,12 +428,25 @@ static void serve_forward(struct pm_worker *w, const struct pm_msg *m, const uin
 	struct pm_reply rep;
 	size_t used;
 	w->stats.forwarded_in++;
-	if (pm_request_decode(frame, len, &req, &used) != PM_OK)
-		return; /* it decoded at the receiving worker; cannot happen */
+	enum pm_status st = pm_request_decode(frame, len, &req, &used);
+	if (st != PM_OK) { /* it decoded at the receiving worker: cannot happen; never silent */
+		send_error(w, &m->dest, req.id, req.op, st);
+		return;
+	}
 	uint64_t t0 = pm_ticks();
 	pm_apply_logged(w, &req, &rep);
 	pm_lat_kv(w, t0);
 	pm_send_reply(w, &m->dest, &rep);
+}
+
+/* A reply from worker `from` for a connection here: its credit comes back. */
+static void tcp_reply_in(struct pm_worker *w, uint32_t from, const struct pm_msg *m,
+			 const uint8_t *frames, uint32_t len)
+{
+	uint32_t credit = reply_credit(m->dest.owed);
+	PM_DEBUG_ASSERT(w->tcp_credit[from] >= credit);
+	w->tcp_credit[from] -= PM_MIN(w->tcp_credit[from], credit);
+	pm_tcp_deliver(w, &m->dest, frames, len);
 }
 
 static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
@@ -333,7 +454,7 @@ static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
 	struct pm_ring *r = pm_ring_between(w->d, from, w->id);
 	uint32_t n = 0, type, len;
 	const uint8_t *p;
-	while (n < RING_TURN_MESSAGES && (p = pm_ring_peek(r, &type, &len)) != NULL) {
+	while (n < PM_RING_TURN_MESSAGES && (p = pm_ring_peek(r, &type, &len)) != NULL) {
 		const struct pm_msg *m = (const struct pm_msg *)p;
 		const uint8_t *body = p + sizeof(*m);
 		uint32_t blen = len - (uint32_t)sizeof(*m);
@@ -344,7 +465,7 @@ static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
 		else if (type == PM_MSG_FANOUT_REPLY)
 			pm_fanout_collect(w, m, body, blen);
 		else if (type == PM_MSG_TCP_REPLY)
-			pm_tcp_deliver(w, &m->dest, body, blen);
+			tcp_reply_in(w, from, m, body, blen);
 		else if (type == PM_MSG_DGRAM_REPLY)
 			deliver_dgrams(w, &m->dest, body, blen);
 		pm_ring_pop(r, len);
@@ -393,7 +514,7 @@ static uint32_t serve_admin(struct pm_worker *w)
 	struct pm_ring *r = &w->d->admin_in[w->id];
 	uint32_t n = 0, type, len;
 	const uint8_t *p;
-	while (n < RING_TURN_MESSAGES && (p = pm_ring_peek(r, &type, &len)) != NULL) {
+	while (n < PM_RING_TURN_MESSAGES && (p = pm_ring_peek(r, &type, &len)) != NULL) {
 		const struct pm_msg *m = (const struct pm_msg *)p;
 		const uint8_t *body = p + sizeof(*m);
 		uint32_t blen = len - (uint32_t)sizeof(*m);
@@ -497,8 +618,10 @@ static void route(struct pm_worker *w, struct batch *b, const struct pm_request 
 	struct pm_msg m = { .origin = w->id, .dest = *from };
 	if (pm_post(w, owner, PM_MSG_FORWARD, &m, frame, len)) {
 		w->stats.forwarded_out++;
-		if (from->conn < PM_TCP_CONNS_MAX)
+		if (from->conn < PM_TCP_CONNS_MAX) { /* its reply comes back by ring */
 			w->conns[from->conn].inflight++;
+			w->tcp_credit[owner] += reply_credit(from->owed);
+		}
 	} else
 		send_error(w, from, req->id, req->op, PM_E_BUSY);
 }
@@ -619,6 +742,7 @@ static uint32_t turn(struct pm_worker *w)
 	clock_turn(w);
 	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
 	work += pm_wal_turn(w); /* this turn's writes become one log write */
+	work += pm_reply_wait_flush(w); /* what still waits keeps the worker awake */
 	pm_fanout_expire(w);
 	if (w->now_ms - w->stats_pub_ms >= PM_STATS_PUBLISH_MS) {
 		w->stats_pub_ms = w->now_ms;
