@@ -184,7 +184,7 @@ struct pm_worker_stats {
 	uint64_t tcp_frame_deadline;    /* connections closed: a frame not whole in tcp_frame_ms */
 	uint64_t tcp_addr_refused;      /* connections refused: their address at tcp_conns_per_addr */
 	uint64_t tcp_buffer_evicted;    /* connections closed, stalest first, over tcp_buffer_bytes */
-	uint64_t tcp_ring_waits;        /* turns a connection's next frame waited for ring or credit */
+	uint64_t tcp_ring_waits;        /* TCP frames that waited for ring room or reply credit */
 	uint64_t tcp_replies_held;      /* replies for a connection elsewhere that waited for ring room */
 	uint64_t dropped_not_allowed;   /* datagrams and connections from outside allow_networks */
 	uint64_t throttled_requests;    /* frames answered THROTTLED (over the client's quota) */

@@ -426,6 +426,7 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 	struct pm_conn *c = &w->conns[i];
 	struct pm_dest from = { .addr = c->peer, .worker = w->id, .conn = i, .gen = c->gen };
 	uint32_t off = 0;
+	bool waited = c->ring_wait; /* its head frame waited last turn already */
 	c->ring_wait = false;
 	while (c->rx_len - off >= PM_FRAME_HEADER_BYTES && c->inflight < PM_TCP_INFLIGHT_MAX) {
 		const uint8_t *f = c->rx + off;
@@ -445,7 +446,7 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 		if ((c->tx_len - c->tx_off) + (uint64_t)c->owed + owed > PM_TCP_TX_BYTES)
 			break; /* its reply might not fit: wait for the client to read */
 		if (st == PM_OK && !pm_tcp_forward_ready(w, &req, flen, owed)) {
-			w->stats.tcp_ring_waits++;
+			w->stats.tcp_ring_waits += !(waited && off == 0); /* once per frame */
 			c->ring_wait = true; /* tried again next turn */
 			break;
 		}
