@@ -44,13 +44,7 @@
 /* Adaptive polling: idle turns spent spinning, then yielding, before sleeping. */
 #define PM_IDLE_SPIN_TURNS 2000u
 #define PM_IDLE_YIELD_TURNS 2100u
-/* TCP connections: tcp_limits.h. Replies a worker's connections may be owed
- * by one other worker, in ring-record bytes of each reply's worst case: that
- * worker keeps the replies that find its ring full in a ring of its own
- * (pm_worker.reply_wait) until they fit, and credit of half a ring keeps
- * that ring from ever filling (records plus the padding before them take
- * less than twice their bytes). */
-#define PM_TCP_CREDIT_BYTES (PM_RING_BYTES / 2u)
+/* TCP connections: tcp_limits.h. */
 /* Service-time clock: ticks are converted to nanoseconds once they have been
  * compared with the monotonic clock over at least this long. */
 #define PM_TICKS_CALIBRATE_NS (100u * 1000u * 1000u)
@@ -172,6 +166,14 @@ struct pm_conn {
 	uint64_t seq;              /* accept order: the older of two equally stale goes first */
 };
 
+/* Replies for another worker's TCP connections that found the ring to it
+ * full, in order (worker.c): records [u32 bytes, u32 frame bytes, pm_msg, frames]. */
+struct pm_reply_wait {
+	uint8_t *buf;              /* PM_TCP_CREDIT_BYTES, mapped: touched only when used */
+	uint32_t head, tail;       /* the records are buf[head, tail) */
+	uint32_t high;             /* most of buf used since it last drained */
+};
+
 struct pm_worker_stats {
 	uint64_t rx_datagrams, rx_frames, tx_datagrams, tx_errors;
 	uint64_t forwarded_out, forwarded_in;
@@ -211,12 +213,12 @@ struct pm_worker {
 	int ep;                    /* epoll: the TCP listener and this worker's connections */
 	struct pm_conn *conns;     /* PM_TCP_CONNS_MAX */
 	uint64_t tcp_seq;          /* connections accepted */
-	/* reply credit: bytes of replies (worst case, as ring records) that each
-	 * other worker owes this worker's connections; PM_TCP_CREDIT_BYTES each */
+	/* reply credit: bytes of replies (worst case, as they would wait) that
+	 * each other worker owes this worker's connections; PM_TCP_CREDIT_BYTES */
 	uint32_t tcp_credit[PM_SHARDS_MAX];
 	/* nshards (NULL without TCP): replies for worker i's connections that
 	 * found the ring to it full, in order, until they fit */
-	struct pm_ring *reply_wait;
+	struct pm_reply_wait *reply_wait;
 	_Atomic bool sleeping;
 	enum pm_status init_status;
 	struct pm_shard shard;

@@ -70,8 +70,8 @@
  * PM_KNN_MERGE_BYTES (fanout.c); CLIST: every collection. */
 #define VQUERY_REPLY_BYTES_MAX PAGED_BYTES(PM_KNN_MERGE_BYTES + 8u * PM_K_MAX, HIT_BYTES_MAX)
 #define CLIST_REPLY_BYTES_MAX PAGED_BYTES(PM_COLLECTIONS_MAX * COLL_BYTES_MAX, COLL_BYTES_MAX)
-_Static_assert(VQUERY_REPLY_BYTES_MAX + PM_FRAME_BYTES_MAX <= PM_TCP_TX_BYTES,
-	       "the largest reply fits an output buffer beside another");
+_Static_assert(VQUERY_REPLY_BYTES_MAX <= PM_TCP_TX_UNREAD_MAX,
+	       "the largest reply can run on a connection whose client has read everything");
 
 uint32_t pm_tcp_reply_bytes_max(uint8_t op)
 {
@@ -443,8 +443,10 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 		size_t used;
 		st = pm_request_decode(f, flen, &req, &used);
 		uint32_t owed = st == PM_OK ? pm_tcp_reply_bytes_max(req.op) : PM_TCP_REPLY_SMALL_BYTES;
-		if ((c->tx_len - c->tx_off) + (uint64_t)c->owed + owed > PM_TCP_TX_BYTES)
-			break; /* its reply might not fit: wait for the client to read */
+		uint64_t unread = c->tx_len - c->tx_off;
+		if (unread + owed > PM_TCP_TX_UNREAD_MAX ||
+		    unread + c->owed + owed > PM_TCP_TX_BYTES)
+			break; /* its reply might not fit, or the client reads nothing: wait */
 		if (st == PM_OK && !pm_tcp_forward_ready(w, &req, flen, owed)) {
 			w->stats.tcp_ring_waits += !(waited && off == 0); /* once per frame */
 			c->ring_wait = true; /* tried again next turn */

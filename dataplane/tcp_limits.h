@@ -4,7 +4,8 @@
  * place: daemon.h uses them, config.c bounds the tcp_* keys with them, and
  * docs/protocol.md §2.3 lists them with what happens at each.
  *
- * A connection costs at most PM_TCP_RX_BYTES + PM_TCP_TX_BYTES of buffers;
+ * A connection maps PM_TCP_RX_BYTES + PM_TCP_TX_BYTES of buffers and touches
+ * what it uses;
  * all of a worker's connections together hold at most tcp_buffer_bytes of
  * buffer in use (input not executed, output since it last drained; the
  * stalest offenders are closed past it). A frame must arrive whole within
@@ -21,12 +22,24 @@
 /* Input buffered per connection: a whole frame of the largest size and the
  * start of the next; full, pomaid stops reading that socket. */
 #define PM_TCP_RX_BYTES (2u * PM_FRAME_BYTES_MAX)
-/* Replies buffered per connection. A frame is executed only when its reply's
+/* A connection's output buffer. A frame is executed only when its reply's
  * worst case fits beside what is buffered and what every earlier frame's
  * reply may still take (tcp.c, pm_tcp_reply_bytes_max): a reply, local or
- * from another shard, always has room, and a client that does not read
- * stops its own stream, no one else's. */
-#define PM_TCP_TX_BYTES (1u << 20)
+ * from another shard, always has room. 4 MiB holds the replies of
+ * PM_TCP_INFLIGHT_MAX forwarded GETs of the largest value (3.9 MiB), so a
+ * pipeline of GETs is not held back by what they might return. */
+#define PM_TCP_TX_BYTES (4u << 20)
+/* Replies a client has not read (and local replies that would add to them)
+ * past which its frames wait: a client that does not read stops its own
+ * stream, no one else's, holding at most this plus the replies it is owed. */
+#define PM_TCP_TX_UNREAD_MAX (1u << 20)
+/* Reply credit: bytes of replies (each at its worst case, as it would wait:
+ * pm_tcp_reply_bytes_max + a message header) that another worker may owe one
+ * worker's connections at once. Past it, a frame for that worker waits in its
+ * connection's input. The owner keeps a reply that finds the ring back full
+ * in a queue of this size (worker.c), which the credit keeps from
+ * overflowing. 4 MiB: PM_TCP_INFLIGHT_MAX GETs of the largest value. */
+#define PM_TCP_CREDIT_BYTES (4u << 20)
 /* A connection's buffers are one anonymous mapping (unmapped when it
  * closes). When its input or its output drains, the pages past this are
  * given back to the kernel: a connection that once held a megabyte keeps no
@@ -74,8 +87,10 @@
 #define PM_TCP_BUFFER_BYTES_DEFAULT (UINT64_C(32) << 20)
 #define PM_TCP_BUFFER_BYTES_MAX ((uint64_t)PM_TCP_CONNS_MAX * PM_TCP_BUFFER_BYTES_MIN)
 
-_Static_assert(PM_TCP_TX_BYTES >= 4u * PM_FRAME_BYTES_MAX,
-	       "an output buffer holds a few of the largest replies");
+_Static_assert(PM_TCP_TX_BYTES >= PM_TCP_INFLIGHT_MAX * (uint64_t)PM_FRAME_BYTES_MAX,
+	       "an output buffer holds the replies of every frame a connection may forward");
+_Static_assert(PM_TCP_TX_UNREAD_MAX <= PM_TCP_TX_BYTES && PM_TCP_TX_UNREAD_MAX >= 4u * PM_FRAME_BYTES_MAX,
+	       "a client may leave a few of the largest replies unread");
 _Static_assert(PM_TCP_CONNS_PER_ADDR_DEFAULT <= PM_TCP_CONNS_MAX, "the cap is within the table");
 
 #endif

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,28 +57,32 @@ static void clock_turn(struct pm_worker *w)
 
 /* ---------------------------------------------------------------- set-up */
 
-/* With TCP: a ring per other worker for the replies to its connections that
- * find the ring to it full (untouched, so not resident, until one does). */
+/* With TCP: a queue per other worker for the replies to its connections that
+ * find the ring to it full (mapped, so not resident until one does). */
 static int reply_wait_alloc(struct pm_worker *w)
 {
 	uint32_t n = w->d->nshards;
 	if (w->d->listen_fd < 0)
 		return 0;
-	w->reply_wait = aligned_alloc(alignof(struct pm_ring),
-				      pm_align_up(n * sizeof(struct pm_ring), alignof(struct pm_ring)));
+	w->reply_wait = calloc(n, sizeof(*w->reply_wait));
 	if (!w->reply_wait)
 		return -ENOMEM;
-	memset(w->reply_wait, 0, n * sizeof(struct pm_ring));
-	for (uint32_t i = 0; i < n; i++)
-		if (i != w->id && !(w->reply_wait[i].buf = malloc(PM_RING_BYTES)))
+	for (uint32_t i = 0; i < n; i++) {
+		void *p = i == w->id ? NULL
+				     : mmap(NULL, PM_TCP_CREDIT_BYTES, PROT_READ | PROT_WRITE,
+					    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
 			return -ENOMEM;
+		w->reply_wait[i].buf = p;
+	}
 	return 0;
 }
 
 static void reply_wait_free(struct pm_worker *w)
 {
 	for (uint32_t i = 0; w->reply_wait && i < w->d->nshards; i++)
-		free(w->reply_wait[i].buf);
+		if (w->reply_wait[i].buf)
+			munmap(w->reply_wait[i].buf, PM_TCP_CREDIT_BYTES);
 	free(w->reply_wait);
 	w->reply_wait = NULL;
 }
@@ -195,20 +200,67 @@ static void udp_reply(struct pm_worker *w, const struct pm_dest *to, const struc
 
 /* ---------------------------------------------------------------- replies for other workers' connections */
 
+/* A waiting reply: [u32 bytes of the record, u32 bytes of the frames, pm_msg,
+ * frames], 8-aligned. */
+#define WAIT_HEAD_BYTES 8u
+
+/* Bytes of credit a reply of at most `owed` bytes takes: its waiting record. */
+static uint32_t reply_credit(uint32_t owed)
+{
+	return (uint32_t)pm_align_up(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + owed, 8u);
+}
+
+_Static_assert(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + PM_FRAME_BYTES_MAX + 8u <=
+		       PM_TCP_CREDIT_BYTES,
+	       "the credit holds the largest forwarded reply");
+
+/* Queue a reply behind those waiting for the ring to `to`, compacting the
+ * queue first when its end is reached; false if it does not fit, which the
+ * credit rules out: everything in it is owed to `to`'s connections, within
+ * the PM_TCP_CREDIT_BYTES `to` allows. */
+static bool wait_push(struct pm_reply_wait *q, const struct pm_msg *m, const uint8_t *frames,
+		      uint32_t len)
+{
+	uint32_t rec = reply_credit(len);
+	if (PM_TCP_CREDIT_BYTES - q->tail < rec) {
+		memmove(q->buf, q->buf + q->head, q->tail - q->head);
+		q->tail -= q->head;
+		q->head = 0;
+	}
+	if (PM_TCP_CREDIT_BYTES - q->tail < rec)
+		return false;
+	uint32_t head[2] = { rec, len };
+	memcpy(q->buf + q->tail, head, sizeof(head));
+	memcpy(q->buf + q->tail + WAIT_HEAD_BYTES, m, sizeof(*m));
+	memcpy(q->buf + q->tail + WAIT_HEAD_BYTES + sizeof(*m), frames, len);
+	q->tail += rec;
+	q->high = PM_MAX(q->high, q->tail);
+	return true;
+}
+
+/* The queue drained: it starts over, and the pages it used past the first
+ * go back to the kernel (it fills only while a ring is full). */
+static void wait_drained(struct pm_reply_wait *q)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	if (q->high > page)
+		(void)madvise(q->buf + page, pm_align_up(q->high, page) - page, MADV_DONTNEED);
+	q->head = q->tail = q->high = 0;
+}
+
 /* A reply for a connection of worker `to`: into the ring to it, or, when that
- * is full (or replies wait already: they leave in order), into the ring that
- * waits for it. That one cannot fill: what waits there is owed to `to`'s
- * connections, which `to` bounds by PM_TCP_CREDIT_BYTES of credit. */
+ * is full (or replies wait already: they leave in order), into the queue
+ * that waits for it. */
 static void post_tcp_reply(struct pm_worker *w, uint32_t to, const struct pm_msg *m,
 			   const uint8_t *frames, uint32_t len)
 {
-	struct pm_ring *wait = &w->reply_wait[to];
-	if (pm_ring_empty(wait) &&
+	struct pm_reply_wait *q = &w->reply_wait[to];
+	if (q->head == q->tail &&
 	    pm_ring_send(pm_ring_between(w->d, w->id, to), PM_MSG_TCP_REPLY, m, frames, len)) {
 		pm_wake(w->d, to);
 		return;
 	}
-	if (!pm_ring_send(wait, PM_MSG_TCP_REPLY, m, frames, len)) {
+	if (!wait_push(q, m, frames, len)) {
 		w->stats.dropped_ring_full++; /* cannot happen while the credit holds */
 		return;
 	}
@@ -217,36 +269,28 @@ static void post_tcp_reply(struct pm_worker *w, uint32_t to, const struct pm_msg
 
 uint32_t pm_reply_wait_flush(struct pm_worker *w)
 {
-	uint32_t waiting = 0, type, len;
+	uint32_t waiting = 0;
 	for (uint32_t to = 0; w->reply_wait && to < w->d->nshards; to++) {
-		struct pm_ring *wait = &w->reply_wait[to], *r = pm_ring_between(w->d, w->id, to);
-		const uint8_t *p;
-		bool sent = false;
-		while ((p = pm_ring_peek(wait, &type, &len)) != NULL) {
-			const struct pm_msg *m = (const struct pm_msg *)p;
-			if (!pm_ring_send(r, type, m, p + sizeof(*m), len - (uint32_t)sizeof(*m)))
+		struct pm_reply_wait *q = &w->reply_wait[to];
+		struct pm_ring *r = pm_ring_between(w->d, w->id, to);
+		uint32_t sent = 0;
+		while (q->head < q->tail) {
+			uint32_t head[2];
+			memcpy(head, q->buf + q->head, sizeof(head));
+			const struct pm_msg *m = (const struct pm_msg *)(q->buf + q->head + WAIT_HEAD_BYTES);
+			if (!pm_ring_send(r, PM_MSG_TCP_REPLY, m, (const uint8_t *)(m + 1), head[1]))
 				break;
-			pm_ring_pop(wait, len);
-			sent = true;
+			q->head += head[0];
+			sent++;
 		}
 		if (sent)
 			pm_wake(w->d, to);
-		waiting += p != NULL;
+		if (q->head == q->tail && q->high)
+			wait_drained(q);
+		waiting += q->head < q->tail;
 	}
 	return waiting;
 }
-
-/* Credit a reply of `owed` bytes at most takes: its ring record. */
-static uint32_t reply_credit(uint32_t owed)
-{
-	return pm_ring_record_bytes((uint32_t)sizeof(struct pm_msg) + owed);
-}
-
-_Static_assert(PM_FRAME_BYTES_MAX + sizeof(struct pm_msg) + PM_RING_ALIGN + PM_RING_HEADER_BYTES <=
-		       PM_TCP_CREDIT_BYTES,
-	       "the credit holds the largest forwarded reply");
-_Static_assert(2u * PM_TCP_CREDIT_BYTES <= PM_RING_BYTES,
-	       "what may wait fits its ring with the padding before each record");
 
 bool pm_tcp_forward_ready(struct pm_worker *w, const struct pm_request *req, uint32_t len,
 			  uint32_t owed)

@@ -737,12 +737,13 @@ static void test_flood_quota(void)
 /* ---------------------------------------------------------------- TCP: the connection table */
 
 /* pomaid's RSS may grow by this much while its connection table is full of
- * stalled connections: every connection's buffers (PM_TCP_RX_BYTES +
- * PM_TCP_TX_BYTES; all touched when malloc perturbs, as under meson test) and
- * a margin, however much the deaf client sends. */
+ * stalled connections: what tcp_buffer_bytes lets all of them hold, the
+ * pages each keeps of its drained buffers (PM_TCP_KEEP_BYTES each way), and a
+ * margin, however much the deaf client sends. */
 #define RSS_MARGIN_KIB (32u << 10)
 #define RSS_GROWTH_MAX_KIB                                                                        \
-	((uint64_t)PM_TCP_CONNS_MAX * (PM_TCP_RX_BYTES + PM_TCP_TX_BYTES) / 1024u + RSS_MARGIN_KIB)
+	((PM_TCP_BUFFER_BYTES_DEFAULT + 2ull * PM_TCP_CONNS_MAX * PM_TCP_KEEP_BYTES) / 1024u +       \
+	 RSS_MARGIN_KIB)
 /* Margin on top of a time bound of pomaid's for a loaded machine (a worker
  * may be starved of CPU for seconds by other jobs on a small box). */
 #define LOADED_MARGIN_MS 30000u
@@ -1412,12 +1413,13 @@ static void test_tcp_slowloris(void)
 #define DEAF_CONNS 48u
 #define DEAF_BUDGET_BYTES (8u << 20)
 /* RSS pomaid may gain: the budget, a connection's buffers over it while the
- * stalest is closed, and a margin (INFO, the polite client, malloc). Without
- * the budget each deaf connection holds about PM_TCP_RX_BYTES +
- * PM_TCP_TX_BYTES: 53 MiB. */
+ * stalest is closed (its input and its unread replies), and a margin (INFO,
+ * the polite client, malloc). Without the budget each deaf connection holds
+ * about PM_TCP_RX_BYTES + 1 MiB of replies: 53 MiB. */
 #define DEAF_RSS_MARGIN_KIB (8u << 10)
 #define DEAF_RSS_MAX_KIB                                                                         \
-	((DEAF_BUDGET_BYTES + 2u * (PM_TCP_RX_BYTES + PM_TCP_TX_BYTES)) / 1024u + DEAF_RSS_MARGIN_KIB)
+	((DEAF_BUDGET_BYTES + 2u * (PM_TCP_RX_BYTES + PM_TCP_TX_UNREAD_MAX)) / 1024u +             \
+	 DEAF_RSS_MARGIN_KIB)
 
 /* Socket buffers of a deaf connection: small, so that 48 of them do not
  * hold hundreds of MiB of the kernel's memory; pomaid's buffers fill all the
