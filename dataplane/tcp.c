@@ -10,12 +10,14 @@
  * No reply is lost. Before a frame is executed, its reply's worst case
  * (pm_tcp_reply_bytes_max) is kept in the connection's output beside what is
  * buffered and what every earlier frame's reply may still take (c->owed);
- * when that does not fit, the connection's frames wait for its client to read.
- * A frame for another shard also waits, in the input buffer, until the ring to
- * that shard has room and that shard may owe this worker's connections one
- * more reply (reply credit, worker.c); the owner then always has somewhere to
- * put the reply, its ring or, when that is full, a ring of its own that the
- * credit keeps from filling. A reply therefore always fits where it goes.
+ * when that does not fit, or the client has PM_TCP_TX_UNREAD_MAX unread, the
+ * connection's frames wait. A frame for another shard also waits, in the
+ * input buffer, until the ring to that shard has room and that shard may owe
+ * this worker's connections one more reply (reply credit, worker.c); the
+ * owner then always has somewhere to put the reply: the ring back or, when
+ * that is full, a queue the credit keeps from overflowing. A reply therefore
+ * always fits where it goes, and a frame either runs or waits, whole, in the
+ * connection's input.
  *
  * Clients that hold resources: a frame must arrive whole within tcp_frame_ms
  * of its first byte (tcp_frame_deadline); a connection that holds bytes and
@@ -30,9 +32,9 @@
  *
  * Frames are the same as over UDP, concatenated; replies come back in order of
  * completion, matched by request id (a frame forwarded to another shard, or a
- * fan-out, may finish after a later local one); the replies of the frames one
- * shard serves keep the order of their frames, except that in wal = sync a
- * write's reply waits for the disk while later reads go ahead.
+ * fan-out, may finish after a later local one); the replies to the key frames
+ * one shard executes keep the order of those frames, except that in wal =
+ * sync a write's reply waits for the disk while later reads go ahead.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>

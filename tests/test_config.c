@@ -115,7 +115,7 @@ static void test_bad_values(void)
 	expect_bad("tcp_conns_per_addr", "0");
 	expect_bad("tcp_conns_per_addr", "257");       /* PM_TCP_CONNS_MAX + 1 */
 	expect_bad("tcp_buffer_bytes", "1M");          /* below one connection's buffers */
-	expect_bad("tcp_buffer_bytes", "1G");          /* above every connection's */
+	expect_bad("tcp_buffer_bytes", "2G");          /* above every connection's */
 	struct pm_config c;
 	char err[PM_CONFIG_ERR_BYTES];
 	pm_config_defaults(&c);
