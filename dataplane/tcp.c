@@ -147,14 +147,30 @@ static uint8_t *conn_map(void)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* A buffer drained to `live` bytes: its pages past PM_TCP_KEEP_BYTES (and
- * past the live bytes) up to its high-water mark go back to the kernel. */
-static void buf_release(uint8_t *buf, uint32_t live, uint32_t high)
+/* A drained buffer's pages past PM_TCP_KEEP_BYTES, up to its high-water mark,
+ * go back to the kernel. */
+static void buf_release(uint8_t *buf, uint32_t high)
 {
-	uintptr_t from = page_up((uintptr_t)buf + PM_MAX(live, PM_TCP_KEEP_BYTES));
+	uintptr_t from = page_up((uintptr_t)buf + PM_TCP_KEEP_BYTES);
 	uintptr_t to = page_up((uintptr_t)buf + high);
 	if (to > from)
 		(void)madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
+/* Give back the pages of whichever buffer is drained and holds more than
+ * PM_TCP_KEEP_BYTES. Not on every drain: madvise costs a TLB shootdown on
+ * every core the process runs on, so it waits until the connection is quiet
+ * (PM_TCP_RELEASE_MS) or the worker is over its budget. */
+static void conn_release(struct pm_conn *c)
+{
+	if (c->rx_len == 0 && c->rx_high > PM_TCP_KEEP_BYTES) {
+		buf_release(c->rx, c->rx_high);
+		c->rx_high = 0;
+	}
+	if (c->tx_len == 0 && c->tx_high > PM_TCP_KEEP_BYTES) {
+		buf_release(c->tx, c->tx_high);
+		c->tx_high = 0;
+	}
 }
 
 /* Bytes a connection holds for its client: input not executed, output not
@@ -321,7 +337,7 @@ void pm_tcp_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm
 	if (!c)
 		return;
 	settle(c, to);
-	(void)tx_room(c, PM_TCP_TX_BYTES); /* compact: all the room there is */
+	(void)tx_room(c, to->owed ? to->owed : PM_TCP_REPLY_SMALL_BYTES); /* compacts if need be */
 	uint32_t n = pm_reply_frames(rep, c->tx + c->tx_len, PM_TCP_TX_BYTES - c->tx_len);
 	if (n == 0) { /* cannot happen while every reply keeps its room */
 		w->stats.dropped_tx_full++;
@@ -375,8 +391,6 @@ static void conn_write(struct pm_worker *w, uint32_t i)
 		c->last_ms = w->now_ms;
 	}
 	c->tx_off = c->tx_len = 0;
-	buf_release(c->tx, 0, c->tx_high);
-	c->tx_high = 0;
 }
 
 /* ---------------------------------------------------------------- input */
@@ -461,10 +475,6 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 	}
 	memmove(c->rx, c->rx + off, c->rx_len - off);
 	c->rx_len -= off;
-	if (c->rx_len == 0 && c->rx_high > PM_TCP_KEEP_BYTES) {
-		buf_release(c->rx, 0, c->rx_high);
-		c->rx_high = 0;
-	}
 	frame_clock(w, c);
 	return true;
 }
@@ -537,15 +547,24 @@ static void conn_expire(struct pm_worker *w, uint32_t i)
 }
 
 /* All connections together have at most tcp_buffer_bytes of buffer in use:
- * past it, the connections holding some that made progress least recently
- * are closed first (a client that reads its replies has just made progress). */
+ * past it, drained buffers give their pages back first, then the connections
+ * holding bytes that made progress least recently are closed first (a client
+ * that reads its replies has just made progress). */
 static void conn_budget(struct pm_worker *w, uint64_t held)
 {
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX && held > w->d->cfg.tcp_buffer_bytes; i++) {
+		struct pm_conn *c = &w->conns[i];
+		if (c->fd >= 0) {
+			held -= conn_held(c);
+			conn_release(c);
+			held += conn_held(c);
+		}
+	}
 	while (held > w->d->cfg.tcp_buffer_bytes) {
 		uint32_t v = PM_TCP_CONNS_MAX;
 		for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++) {
 			const struct pm_conn *c = &w->conns[i];
-			if (c->fd >= 0 && conn_held(c) &&
+			if (c->fd >= 0 && conn_pending(c) &&
 			    (v == PM_TCP_CONNS_MAX || conn_staler(c, &w->conns[v])))
 				v = i;
 		}
@@ -575,6 +594,8 @@ static uint32_t conn_sweep(struct pm_worker *w)
 			conn_expire(w, i);
 		if (c->fd < 0)
 			continue;
+		if (w->now_ms - c->last_ms >= PM_TCP_RELEASE_MS)
+			conn_release(c);
 		conn_events(w, i);
 		held += conn_held(c);
 		waiting += c->ring_wait;

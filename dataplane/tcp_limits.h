@@ -41,11 +41,14 @@
  * overflowing. 4 MiB: PM_TCP_INFLIGHT_MAX GETs of the largest value. */
 #define PM_TCP_CREDIT_BYTES (4u << 20)
 /* A connection's buffers are one anonymous mapping (unmapped when it
- * closes). When its input or its output drains, the pages past this are
- * given back to the kernel: a connection that once held a megabyte keeps no
- * more resident than this per buffer, so a worker's TCP buffers hold at most
- * tcp_buffer_bytes + PM_TCP_CONNS_MAX x 2 x this (8 MiB) of memory. */
+ * closes). Once a drained buffer has been quiet PM_TCP_RELEASE_MS (or the
+ * worker is over tcp_buffer_bytes), its pages past PM_TCP_KEEP_BYTES go back
+ * to the kernel: a connection that once held a megabyte keeps no more than
+ * this per buffer, so a worker's TCP buffers hold at most tcp_buffer_bytes +
+ * PM_TCP_CONNS_MAX x 2 x PM_TCP_KEEP_BYTES (8 MiB) of memory. Not sooner:
+ * giving pages back costs a TLB shootdown on every core of the process. */
 #define PM_TCP_KEEP_BYTES (16u << 10)
+#define PM_TCP_RELEASE_MS 1000u
 /* A connection that holds part of a frame or replies it does not read, and
  * has made no progress (no byte read or written) for this long, is closed. */
 #define PM_TCP_STALL_MS 10000u
