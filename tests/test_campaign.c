@@ -1410,18 +1410,20 @@ static void test_tcp_slowloris(void)
  * never read, against a pomaid with one worker whose connections may buffer
  * DEAF_BUDGET bytes in all: the oldest are closed as the budget fills,
  * pomaid's memory stays within it, and a polite client is served. */
-#define DEAF_CONNS 48u
+#define DEAF_CONNS 64u
 #define DEAF_BUDGET_BYTES (8u << 20)
 /* RSS pomaid may gain: the budget, a connection's buffers over it while the
- * stalest is closed (its input and its unread replies), and a margin (INFO,
- * the polite client, malloc). Without the budget each deaf connection holds
- * about PM_TCP_RX_BYTES + 1 MiB of replies: 53 MiB. */
-#define DEAF_RSS_MARGIN_KIB (8u << 10)
+ * stalest is closed (its input and its unread replies), and a margin for
+ * what the test's INFO polls and polite requests leave behind (malloc's
+ * arenas; under the sanitizers, their quarantine of freed memory: 11 MiB
+ * seen). Without the budget each deaf connection holds about PM_TCP_RX_BYTES
+ * + 1 MiB of replies: 70 MiB. */
+#define DEAF_RSS_MARGIN_KIB (16u << 10)
 #define DEAF_RSS_MAX_KIB                                                                         \
 	((DEAF_BUDGET_BYTES + 2u * (PM_TCP_RX_BYTES + PM_TCP_TX_UNREAD_MAX)) / 1024u +             \
 	 DEAF_RSS_MARGIN_KIB)
 
-/* Socket buffers of a deaf connection: small, so that 48 of them do not
+/* Socket buffers of a deaf connection: small, so that 64 of them do not
  * hold hundreds of MiB of the kernel's memory; pomaid's buffers fill all the
  * same (its replies are 1000 times its requests). */
 #define DEAF_SOCKBUF_BYTES (64 << 10)
