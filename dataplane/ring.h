@@ -65,13 +65,6 @@ static inline bool pm_ring_fits(struct pm_ring *r, uint32_t len)
 	return head + pad + need - tail <= PM_RING_BYTES;
 }
 
-/* True when the consumer has taken every message. */
-static inline bool pm_ring_empty(struct pm_ring *r)
-{
-	return atomic_load_explicit(&r->head, memory_order_acquire) ==
-	       atomic_load_explicit(&r->tail, memory_order_acquire);
-}
-
 /* Reserve room for a payload of `len` bytes of `type`; returns where to write
  * it, or NULL when the ring is full (nothing is published). Finish with
  * pm_ring_commit. */
