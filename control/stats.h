@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #define PM_STATS_MAGIC "POMAISTA"
-#define PM_STATS_VERSION 1u
+#define PM_STATS_VERSION 2u
 /* How often a worker publishes its block. */
 #define PM_STATS_PUBLISH_MS 10u
 /* Shards a segment describes at most (pomaid's PM_SHARDS_MAX). */
@@ -93,6 +93,9 @@ struct pm_stats_shard {
 	uint64_t forwarded_out, forwarded_in, dropped[PM_DROP_REASONS], throttled;
 	uint64_t fanouts, fanout_timeouts;
 	uint64_t tcp_accepted, tcp_closed, tcp_refused, tcp_stalled;
+	/* version 2: connections closed for a slot (idle), at the frame deadline,
+	 * over the buffer budget; refused at the address cap (issue 14) */
+	uint64_t tcp_idle_evicted, tcp_frame_deadline, tcp_buffer_evicted, tcp_addr_refused;
 	/* its NIC queue (DPDK backend; 0 with kernel sockets) */
 	uint64_t nic_rx_packets, nic_tx_packets, nic_rx_dropped, nic_tx_dropped;
 	/* the log and snapshots */

@@ -125,6 +125,17 @@ static const struct key keys[] = {
 	  " least access frequency per byte freed) or random" },
 	{ "maxmemory_samples", K_U32, OFF(maxmemory_samples), 1, PM_EVICT_SAMPLES_MAX, "seeds",
 	  "keys sampled per eviction: more is closer to the best victim, and slower" },
+	{ "tcp_frame_ms", K_U32, OFF(tcp_frame_ms), PM_TCP_FRAME_MS_MIN, PM_TCP_FRAME_MS_MAX, "ms",
+	  "a TCP frame must arrive whole within this of its first byte, else its connection is"
+	  " closed (tcp_frame_deadline): a slowloris client cannot hold a slot" },
+	{ "tcp_conns_per_addr", K_U32, OFF(tcp_conns_per_addr), 1, PM_TCP_CONNS_MAX, "connections",
+	  "TCP connections one source address may hold on each worker; more are closed at once"
+	  " (tcp_addr_refused)" },
+	{ "tcp_buffer_bytes", K_U64, OFF(tcp_buffer_bytes), PM_TCP_BUFFER_BYTES_MIN,
+	  PM_TCP_BUFFER_BYTES_MAX, "bytes",
+	  "bytes all TCP connections of one worker may buffer (input not executed, replies not"
+	  " written; suffixes K, M, G); past it the connections idle the longest are closed"
+	  " (tcp_buffer_evicted)" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -174,6 +185,9 @@ void pm_config_defaults(struct pm_config *c)
 	c->maxmemory = 0;
 	c->maxmemory_policy = PM_EVICT_NOEVICTION;
 	c->maxmemory_samples = PM_EVICT_SAMPLES_DEFAULT;
+	c->tcp_frame_ms = PM_TCP_FRAME_MS_DEFAULT;
+	c->tcp_conns_per_addr = PM_TCP_CONNS_PER_ADDR_DEFAULT;
+	c->tcp_buffer_bytes = PM_TCP_BUFFER_BYTES_DEFAULT;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)

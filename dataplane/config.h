@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "quota.h"
+#include "tcp_limits.h"
 
 /* Shards a daemon can run: each has its own core, rings to every other shard
  * (shards^2 rings of PM_RING_BYTES) and a UDP port. */
@@ -104,6 +105,9 @@ struct pm_config {
 	uint64_t maxmemory;                    /* per shard, of pm_shard_mem_used (0: no limit) */
 	uint32_t maxmemory_policy;             /* enum pm_evict_policy (engine/evict.h) */
 	uint32_t maxmemory_samples;            /* seeds sampled per eviction */
+	uint32_t tcp_frame_ms;                 /* a TCP frame arrives whole within this */
+	uint32_t tcp_conns_per_addr;           /* a worker's TCP slots one address may hold */
+	uint64_t tcp_buffer_bytes;             /* bytes a worker's TCP connections may buffer */
 };
 
 void pm_config_defaults(struct pm_config *c);

@@ -26,6 +26,7 @@
 #include "ring.h"
 #include "shard.h"
 #include "stats.h"
+#include "tcp_limits.h"
 
 /* Datagrams a worker takes from its backend per burst. */
 #define PM_RX_BURST 32u
@@ -43,24 +44,7 @@
 /* Adaptive polling: idle turns spent spinning, then yielding, before sleeping. */
 #define PM_IDLE_SPIN_TURNS 2000u
 #define PM_IDLE_YIELD_TURNS 2100u
-/* TCP: connections one worker serves, their buffers, and when a connection
- * that makes no progress (a half-sent frame, replies it does not read) is
- * closed. Output room kept free before another frame is executed: one reply
- * page. */
-#define PM_TCP_CONNS_MAX 256u
-#define PM_TCP_RX_BYTES (2u * PM_FRAME_BYTES_MAX)
-#define PM_TCP_TX_BYTES (1u << 20)
-#define PM_TCP_TX_RESERVE_BYTES (4u * PM_FRAME_BYTES_MAX)
-#define PM_TCP_STALL_MS 10000u
-/* A full table gives the slot of its longest-idle connection (no bytes
- * either way, nothing in flight) to a new one once it has been idle this
- * long: connections that never send cannot lock clients out. */
-#define PM_TCP_IDLE_EVICT_MS 2000u
-/* Frames of one connection forwarded to other shards and not answered yet: a
- * connection past this waits, so one client cannot fill the rings that every
- * client's forwarded frames share. */
-#define PM_TCP_INFLIGHT_MAX 64u
-#define PM_TCP_ACCEPT_BURST 16u
+/* TCP connections: tcp_limits.h. */
 /* Service-time clock: ticks are converted to nanoseconds once they have been
  * compared with the monotonic clock over at least this long. */
 #define PM_TICKS_CALIBRATE_NS (100u * 1000u * 1000u)
@@ -115,6 +99,7 @@ struct pm_dest {
 	uint32_t conn;             /* TCP: its slot there; PM_CONN_NONE for UDP */
 	uint32_t gen;              /* TCP: the slot's generation (a reused slot differs) */
 	uint32_t port;             /* UDP: the DPDK port it came in on, or PM_PORT_KERNEL */
+	uint32_t owed;             /* TCP: output bytes the connection keeps for this reply */
 };
 
 /* Ring message header; the frame (or reply frames) follows. */
@@ -171,13 +156,29 @@ struct pm_pending {
 struct pm_conn {
 	int fd;                    /* -1: free slot */
 	uint32_t gen;              /* bumped when the slot is freed */
-	uint8_t *rx;               /* PM_TCP_RX_BYTES */
+	uint8_t *rx;               /* PM_TCP_RX_BYTES, then tx: one mapping (tcp.c) */
 	uint32_t rx_len;
 	uint8_t *tx;               /* PM_TCP_TX_BYTES */
 	uint32_t tx_off, tx_len;
 	uint32_t inflight;         /* frames forwarded, replies not back yet */
 	uint64_t last_ms;          /* last read or write progress */
 	struct sockaddr_in peer;   /* the client: its quota is charged per frame */
+	uint32_t owed;             /* output bytes kept for replies not written yet */
+	uint32_t rx_high, tx_high; /* most bytes each buffer held since it last drained */
+	uint32_t events;           /* the epoll events it is registered for */
+	bool tx_blocked;           /* the socket took no more: written on EPOLLOUT */
+	bool ring_wait;            /* its next frame waits for room in a ring, or credit */
+	bool rx_eof;               /* the client sent FIN: no more reading */
+	uint64_t frame_ms;         /* when the partial frame at the head began; 0: none */
+	uint64_t seq;              /* accept order: the older of two equally stale goes first */
+};
+
+/* Replies for another worker's TCP connections that found the ring to it
+ * full, in order (worker.c): records [u32 bytes, u32 frame bytes, pm_msg, frames]. */
+struct pm_reply_wait {
+	uint8_t *buf;              /* PM_TCP_CREDIT_BYTES, mapped: touched only when used */
+	uint32_t head, tail;       /* the records are buf[head, tail) */
+	uint32_t high;             /* most of buf used since it last drained */
 };
 
 struct pm_worker_stats {
@@ -191,6 +192,11 @@ struct pm_worker_stats {
 	uint64_t fanout_rollback_lost; /* ... whose CDROP could not be posted (ring full) */
 	uint64_t tcp_accepted, tcp_closed, tcp_refused, tcp_stalled;
 	uint64_t tcp_idle_evicted;      /* idle connections closed for a new one (full table) */
+	uint64_t tcp_frame_deadline;    /* connections closed: a frame not whole in tcp_frame_ms */
+	uint64_t tcp_addr_refused;      /* connections refused: their address at tcp_conns_per_addr */
+	uint64_t tcp_buffer_evicted;    /* connections closed, stalest first, over tcp_buffer_bytes */
+	uint64_t tcp_ring_waits;        /* TCP frames that waited for ring room or reply credit */
+	uint64_t tcp_replies_held;      /* replies for a connection elsewhere that waited for ring room */
 	uint64_t dropped_not_allowed;   /* datagrams and connections from outside allow_networks */
 	uint64_t dropped_reply;         /* reply frames received: never answered (protocol §6.5) */
 	uint64_t dropped_self;          /* datagrams claiming one of this daemon's own UDP sources */
@@ -217,6 +223,13 @@ struct pm_worker {
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
 	int ep;                    /* epoll: the TCP listener and this worker's connections */
 	struct pm_conn *conns;     /* PM_TCP_CONNS_MAX */
+	uint64_t tcp_seq;          /* connections accepted */
+	/* reply credit: bytes of replies (worst case, as they would wait) that
+	 * each other worker owes this worker's connections; PM_TCP_CREDIT_BYTES */
+	uint32_t tcp_credit[PM_SHARDS_MAX];
+	/* nshards (NULL without TCP): replies for worker i's connections that
+	 * found the ring to it full, in order, until they fit */
+	struct pm_reply_wait *reply_wait;
 	_Atomic bool sleeping;
 	enum pm_status init_status;
 	struct pm_shard shard;
@@ -330,6 +343,13 @@ bool pm_refuse_reply(struct pm_worker *w, const uint8_t *frame, uint32_t len);
 /* Execute one decoded frame received from `from` (worker.c). */
 void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		    uint32_t len, const struct pm_dest *from);
+/* May a TCP connection's frame be executed now? A frame for another shard
+ * needs room in that shard's ring and reply credit for `owed` bytes (its
+ * reply's worst case); anything else can always go. */
+bool pm_tcp_forward_ready(struct pm_worker *w, const struct pm_request *req, uint32_t len,
+			  uint32_t owed);
+/* Post the replies waiting in reply_wait; how many still wait. */
+uint32_t pm_reply_wait_flush(struct pm_worker *w);
 /* A ring message: header m, then body; false (nothing queued) when the ring is full. */
 bool pm_ring_send(struct pm_ring *r, uint32_t type, const struct pm_msg *m, const uint8_t *body,
 		  uint32_t len);
@@ -385,7 +405,10 @@ int pm_tcp_listen(const struct pm_config *cfg, char *err, size_t errlen);
 int pm_tcp_worker_open(struct pm_worker *w, int listen_fd);
 void pm_tcp_worker_close(struct pm_worker *w);
 uint32_t pm_tcp_turn(struct pm_worker *w);
+/* Output bytes the reply to a frame of op may take at most (every page). */
+uint32_t pm_tcp_reply_bytes_max(uint8_t op);
 void pm_tcp_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep);
+/* Reply frames another worker sent for a connection here (settles a forward). */
 void pm_tcp_deliver(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
 		    uint32_t len);
 /* Append reply frames of this worker's own to a connection (no forward to settle). */

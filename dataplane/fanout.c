@@ -607,6 +607,14 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 	if (n < 0 || (uint32_t)n >= cap)
 		return 0;
 	uint32_t len = (uint32_t)n;
+	n = snprintf(out + len, cap - len, /* issue 14: the TCP bounds (tcp.c) */
+		     "tcp_frame_deadline:%llu\r\ntcp_addr_refused:%llu\r\ntcp_buffer_evicted:%llu\r\n"
+		     "tcp_ring_waits:%llu\r\ntcp_replies_held:%llu\r\n",
+		     (unsigned long long)s->tcp_frame_deadline, (unsigned long long)s->tcp_addr_refused,
+		     (unsigned long long)s->tcp_buffer_evicted, (unsigned long long)s->tcp_ring_waits,
+		     (unsigned long long)s->tcp_replies_held);
+	if (n > 0 && (uint32_t)n < cap - len)
+		len += (uint32_t)n;
 	for (unsigned b = 0; b < 16 && len < cap; b++) {
 		n = snprintf(out + len, cap - len, "knn_latency_us_lt_%u:%llu\r\n", 1u << b,
 			     (unsigned long long)s->knn_latency_us[b]);

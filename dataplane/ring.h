@@ -10,8 +10,9 @@
  * u32 type, payload]; a record never wraps — when it does not fit before the end
  * of the buffer the producer writes a PAD record and starts again at offset 0.
  * The ring's size is fixed at start-up (PM_RING_BYTES): a producer that finds it
- * full gets false and must drop (and count) what it wanted to send — the
- * dataplane never waits for another core.
+ * full gets false and must drop (and count) what it wanted to send, or keep it
+ * and try again on a later turn (pm_ring_fits asks first) — the dataplane
+ * never waits for another core.
  */
 #ifndef POMAI_DATAPLANE_RING_H
 #define POMAI_DATAPLANE_RING_H
@@ -48,6 +49,20 @@ struct pm_ring {
 static inline uint32_t pm_ring_record_bytes(uint32_t payload)
 {
 	return (PM_RING_HEADER_BYTES + payload + PM_RING_ALIGN - 1) & ~(PM_RING_ALIGN - 1);
+}
+
+/* Would pm_ring_reserve find room for a payload of `len` bytes now (producer
+ * side)? Room only grows until the producer writes again. */
+static inline bool pm_ring_fits(struct pm_ring *r, uint32_t len)
+{
+	if (len > PM_RING_PAYLOAD_MAX)
+		return false;
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	uint32_t need = pm_ring_record_bytes(len);
+	uint32_t at = (uint32_t)(head & (PM_RING_BYTES - 1));
+	uint32_t pad = at + need > PM_RING_BYTES ? PM_RING_BYTES - at : 0;
+	return head + pad + need - tail <= PM_RING_BYTES;
 }
 
 /* Reserve room for a payload of `len` bytes of `type`; returns where to write

@@ -117,6 +117,10 @@ static void worker_part(const struct pm_worker *w, struct pm_stats_shard *s)
 	s->tcp_closed = t->tcp_closed;
 	s->tcp_refused = t->tcp_refused;
 	s->tcp_stalled = t->tcp_stalled;
+	s->tcp_idle_evicted = t->tcp_idle_evicted;
+	s->tcp_frame_deadline = t->tcp_frame_deadline;
+	s->tcp_buffer_evicted = t->tcp_buffer_evicted;
+	s->tcp_addr_refused = t->tcp_addr_refused;
 	s->lat_kv = w->lat_kv;
 	s->lat_knn = w->lat_knn;
 }

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,8 +33,11 @@
 #include "hash.h"
 #include "wal_io.h"
 
-/* Ring messages one turn takes from one ring at most (fairness with RX). */
-#define RING_TURN_MESSAGES 64u
+/* Ring messages one turn takes from one ring at most (fairness with RX). A
+ * test build lowers it to keep rings full (pomaid-small-ring). */
+#ifndef PM_RING_TURN_MESSAGES
+#define PM_RING_TURN_MESSAGES 64u
+#endif
 
 static inline void cpu_relax(void)
 {
@@ -53,6 +57,36 @@ static void clock_turn(struct pm_worker *w)
 
 /* ---------------------------------------------------------------- set-up */
 
+/* With TCP: a queue per other worker for the replies to its connections that
+ * find the ring to it full (mapped, so not resident until one does). */
+static int reply_wait_alloc(struct pm_worker *w)
+{
+	uint32_t n = w->d->nshards;
+	if (w->d->listen_fd < 0)
+		return 0;
+	w->reply_wait = calloc(n, sizeof(*w->reply_wait));
+	if (!w->reply_wait)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		void *p = i == w->id ? NULL
+				     : mmap(NULL, PM_TCP_CREDIT_BYTES, PROT_READ | PROT_WRITE,
+					    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+		w->reply_wait[i].buf = p;
+	}
+	return 0;
+}
+
+static void reply_wait_free(struct pm_worker *w)
+{
+	for (uint32_t i = 0; w->reply_wait && i < w->d->nshards; i++)
+		if (w->reply_wait[i].buf)
+			munmap(w->reply_wait[i].buf, PM_TCP_CREDIT_BYTES);
+	free(w->reply_wait);
+	w->reply_wait = NULL;
+}
+
 int pm_worker_alloc(struct pm_worker *w)
 {
 	w->rx_buf = malloc((size_t)PM_RX_BURST * PM_RX_SLOT_BYTES);
@@ -61,7 +95,7 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->wake_fd >= 0 &&
 		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
-		  pm_fanout_alloc(w) == 0;
+		  pm_fanout_alloc(w) == 0 && reply_wait_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -80,6 +114,7 @@ void pm_worker_free(struct pm_worker *w)
 		free(w->pending[i].colls);
 	}
 	pm_tcp_worker_close(w);
+	reply_wait_free(w);
 	pm_access_free(w);
 	pm_fanout_free(w);
 	free(w->rx_buf);
@@ -164,15 +199,131 @@ static void udp_reply(struct pm_worker *w, const struct pm_dest *to, const struc
 	} while (paged && cursor < total);
 }
 
+/* ---------------------------------------------------------------- replies for other workers' connections */
+
+/* A waiting reply: [u32 bytes of the record, u32 bytes of the frames, pm_msg,
+ * frames], 8-aligned. */
+#define WAIT_HEAD_BYTES 8u
+
+/* Bytes of credit a reply of at most `owed` bytes takes: its waiting record. */
+static uint32_t reply_credit(uint32_t owed)
+{
+	return (uint32_t)pm_align_up(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + owed, 8u);
+}
+
+_Static_assert(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + PM_FRAME_BYTES_MAX + 8u <=
+		       PM_TCP_CREDIT_BYTES,
+	       "the credit holds the largest forwarded reply");
+
+/* Queue a reply behind those waiting for the ring to `to`, compacting the
+ * queue first when its end is reached; false if it does not fit, which the
+ * credit rules out: everything in it is owed to `to`'s connections, within
+ * the PM_TCP_CREDIT_BYTES `to` allows. */
+static bool wait_push(struct pm_reply_wait *q, const struct pm_msg *m, const uint8_t *frames,
+		      uint32_t len)
+{
+	uint32_t rec = reply_credit(len);
+	if (PM_TCP_CREDIT_BYTES - q->tail < rec) {
+		memmove(q->buf, q->buf + q->head, q->tail - q->head);
+		q->tail -= q->head;
+		q->head = 0;
+	}
+	if (PM_TCP_CREDIT_BYTES - q->tail < rec)
+		return false;
+	uint32_t head[2] = { rec, len };
+	memcpy(q->buf + q->tail, head, sizeof(head));
+	memcpy(q->buf + q->tail + WAIT_HEAD_BYTES, m, sizeof(*m));
+	memcpy(q->buf + q->tail + WAIT_HEAD_BYTES + sizeof(*m), frames, len);
+	q->tail += rec;
+	q->high = PM_MAX(q->high, q->tail);
+	return true;
+}
+
+/* The queue drained: it starts over, and the pages it used past the first
+ * go back to the kernel (it fills only while a ring is full). */
+static void wait_drained(struct pm_reply_wait *q)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	if (q->high > page)
+		(void)madvise(q->buf + page, pm_align_up(q->high, page) - page, MADV_DONTNEED);
+	q->head = q->tail = q->high = 0;
+}
+
+/* A reply for a connection of worker `to`: into the ring to it, or, when that
+ * is full (or replies wait already: they leave in order), into the queue
+ * that waits for it. */
+static void post_tcp_reply(struct pm_worker *w, uint32_t to, const struct pm_msg *m,
+			   const uint8_t *frames, uint32_t len)
+{
+	struct pm_reply_wait *q = &w->reply_wait[to];
+	if (q->head == q->tail &&
+	    pm_ring_send(pm_ring_between(w->d, w->id, to), PM_MSG_TCP_REPLY, m, frames, len)) {
+		pm_wake(w->d, to);
+		return;
+	}
+	if (!wait_push(q, m, frames, len)) {
+		w->stats.dropped_ring_full++; /* cannot happen while the credit holds */
+		return;
+	}
+	w->stats.tcp_replies_held++;
+}
+
+uint32_t pm_reply_wait_flush(struct pm_worker *w)
+{
+	uint32_t waiting = 0;
+	for (uint32_t to = 0; w->reply_wait && to < w->d->nshards; to++) {
+		struct pm_reply_wait *q = &w->reply_wait[to];
+		struct pm_ring *r = pm_ring_between(w->d, w->id, to);
+		uint32_t sent = 0;
+		while (q->head < q->tail) {
+			uint32_t head[2];
+			memcpy(head, q->buf + q->head, sizeof(head));
+			const struct pm_msg *m = (const struct pm_msg *)(q->buf + q->head + WAIT_HEAD_BYTES);
+			if (!pm_ring_send(r, PM_MSG_TCP_REPLY, m, (const uint8_t *)(m + 1), head[1]))
+				break;
+			q->head += head[0];
+			sent++;
+		}
+		if (sent)
+			pm_wake(w->d, to);
+		if (q->head == q->tail && q->high)
+			wait_drained(q);
+		waiting += q->head < q->tail;
+	}
+	return waiting;
+}
+
+bool pm_tcp_forward_ready(struct pm_worker *w, const struct pm_request *req, uint32_t len,
+			  uint32_t owed)
+{
+	if (pm_is_fanout(req->op))
+		return true;
+	uint32_t owner = pm_shard_of(pm_hash(req->key.ptr, req->key.len), w->d->nshards);
+	return owner == w->id ||
+	       (w->tcp_credit[owner] + reply_credit(owed) <= PM_TCP_CREDIT_BYTES &&
+		pm_ring_fits(pm_ring_between(w->d, w->id, owner),
+			     (uint32_t)sizeof(struct pm_msg) + len));
+}
+
 /* A datagram reply only the receiving worker can send (its DPDK port has no
- * queue for this worker), or one for another worker's TCP connection. */
+ * queue for this worker), or one for another worker's TCP connection. A TCP
+ * reply always leaves: if its frames do not fit a message (cannot happen for
+ * the key operations that are forwarded), an INTERNAL error for its id. */
 static void reply_via(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
 		      uint32_t type)
 {
 	struct pm_msg m = { .origin = w->id, .dest = *to };
-	uint32_t n = pm_reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m));
-	if (n)
+	uint32_t cap = PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m);
+	uint32_t n = pm_reply_frames(rep, w->scratch, cap);
+	if (n && type == PM_MSG_TCP_REPLY) {
+		post_tcp_reply(w, to->worker, &m, w->scratch, n);
+	} else if (n) {
 		pm_post(w, to->worker, type, &m, w->scratch, n);
+	} else if (type == PM_MSG_TCP_REPLY) {
+		struct pm_reply e = { .status = PM_E_INTERNAL, .op = rep->op, .id = rep->id };
+		n = pm_reply_frames(&e, w->scratch, cap);
+		post_tcp_reply(w, to->worker, &m, w->scratch, n);
+	}
 }
 
 /* Bytes of a mutation's reply held for the log (one small frame). */
@@ -229,9 +380,9 @@ void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint
 	if (to->conn == PM_CONN_ADMIN)
 		admin_reply(w, to, frames, len);
 	else if (to->conn != PM_CONN_NONE && to->worker == w->id)
-		pm_tcp_deliver(w, to, frames, len);
+		pm_tcp_queue(w, to, frames, len); /* held here for the log: no forward to settle */
 	else if (to->conn != PM_CONN_NONE)
-		pm_post(w, to->worker, PM_MSG_TCP_REPLY, &m, frames, len);
+		post_tcp_reply(w, to->worker, &m, frames, len);
 	else if (to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port))
 		deliver_dgrams(w, to, frames, len);
 	else
@@ -322,12 +473,25 @@ static void serve_forward(struct pm_worker *w, const struct pm_msg *m, const uin
 	struct pm_reply rep;
 	size_t used;
 	w->stats.forwarded_in++;
-	if (pm_request_decode(frame, len, &req, &used) != PM_OK)
-		return; /* it decoded at the receiving worker; cannot happen */
+	enum pm_status st = pm_request_decode(frame, len, &req, &used);
+	if (st != PM_OK) { /* it decoded at the receiving worker: cannot happen; never silent */
+		send_error(w, &m->dest, req.id, req.op, st);
+		return;
+	}
 	uint64_t t0 = pm_ticks();
 	pm_apply_logged(w, &req, &rep);
 	pm_lat_kv(w, t0);
 	pm_send_reply(w, &m->dest, &rep);
+}
+
+/* A reply from worker `from` for a connection here: its credit comes back. */
+static void tcp_reply_in(struct pm_worker *w, uint32_t from, const struct pm_msg *m,
+			 const uint8_t *frames, uint32_t len)
+{
+	uint32_t credit = reply_credit(m->dest.owed);
+	PM_DEBUG_ASSERT(w->tcp_credit[from] >= credit);
+	w->tcp_credit[from] -= PM_MIN(w->tcp_credit[from], credit);
+	pm_tcp_deliver(w, &m->dest, frames, len);
 }
 
 static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
@@ -335,7 +499,7 @@ static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
 	struct pm_ring *r = pm_ring_between(w->d, from, w->id);
 	uint32_t n = 0, type, len;
 	const uint8_t *p;
-	while (n < RING_TURN_MESSAGES && (p = pm_ring_peek(r, &type, &len)) != NULL) {
+	while (n < PM_RING_TURN_MESSAGES && (p = pm_ring_peek(r, &type, &len)) != NULL) {
 		const struct pm_msg *m = (const struct pm_msg *)p;
 		const uint8_t *body = p + sizeof(*m);
 		uint32_t blen = len - (uint32_t)sizeof(*m);
@@ -346,7 +510,7 @@ static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
 		else if (type == PM_MSG_FANOUT_REPLY)
 			pm_fanout_collect(w, m, body, blen);
 		else if (type == PM_MSG_TCP_REPLY)
-			pm_tcp_deliver(w, &m->dest, body, blen);
+			tcp_reply_in(w, from, m, body, blen);
 		else if (type == PM_MSG_DGRAM_REPLY)
 			deliver_dgrams(w, &m->dest, body, blen);
 		pm_ring_pop(r, len);
@@ -395,7 +559,7 @@ static uint32_t serve_admin(struct pm_worker *w)
 	struct pm_ring *r = &w->d->admin_in[w->id];
 	uint32_t n = 0, type, len;
 	const uint8_t *p;
-	while (n < RING_TURN_MESSAGES && (p = pm_ring_peek(r, &type, &len)) != NULL) {
+	while (n < PM_RING_TURN_MESSAGES && (p = pm_ring_peek(r, &type, &len)) != NULL) {
 		const struct pm_msg *m = (const struct pm_msg *)p;
 		const uint8_t *body = p + sizeof(*m);
 		uint32_t blen = len - (uint32_t)sizeof(*m);
@@ -499,8 +663,10 @@ static void route(struct pm_worker *w, struct batch *b, const struct pm_request 
 	struct pm_msg m = { .origin = w->id, .dest = *from };
 	if (pm_post(w, owner, PM_MSG_FORWARD, &m, frame, len)) {
 		w->stats.forwarded_out++;
-		if (from->conn < PM_TCP_CONNS_MAX)
+		if (from->conn < PM_TCP_CONNS_MAX) { /* its reply comes back by ring */
 			w->conns[from->conn].inflight++;
+			w->tcp_credit[owner] += reply_credit(from->owed);
+		}
 	} else
 		send_error(w, from, req->id, req->op, PM_E_BUSY);
 }
@@ -642,6 +808,7 @@ static uint32_t turn(struct pm_worker *w)
 	clock_turn(w);
 	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
 	work += pm_wal_turn(w); /* this turn's writes become one log write */
+	work += pm_reply_wait_flush(w); /* what still waits keeps the worker awake */
 	pm_fanout_expire(w);
 	if (w->now_ms - w->stats_pub_ms >= PM_STATS_PUBLISH_MS) {
 		w->stats_pub_ms = w->now_ms;

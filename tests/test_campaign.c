@@ -13,10 +13,16 @@
  * retry hint, the polite client unaffected); then pomaid with 1 shard, so that
  * PM_TCP_CONNS_MAX is one worker's: half-open connections (half a frame, then
  * silence) and a client that pipelines and never reads fill the table, one more
- * connection is refused, all of them are reaped after PM_TCP_STALL_MS, pomaid's
- * RSS stays bounded, and a new connection is served; then a table of
- * connections that never send: a new connection takes the oldest's slot once
- * it has been idle PM_TCP_IDLE_EVICT_MS.
+ * connection is refused, all of them are reaped (the half-open ones at the
+ * frame deadline, the deaf one after PM_TCP_STALL_MS), pomaid's RSS stays
+ * bounded, and a new connection is served; then a table of connections that
+ * never send: a new connection takes the oldest's slot once it has been idle
+ * PM_TCP_IDLE_EVICT_MS. Then TCP under pressure (issue 14): pipelines of the
+ * largest replies at depths 1 to 256, on a pomaid whose rings are 256 KiB too
+ * (--small-ring): every reply comes, in each shard's order; slowloris from one
+ * address (the address cap and the frame deadline close it while a client
+ * from elsewhere is served); clients that never read, over the worker's
+ * buffer budget (closed stalest first, pomaid's memory bounded).
  *
  * --dpdk: pomaid with backend = dpdk on net_tap in a network namespace this
  * test creates (as test_dpdk does); the table over UDP from a kernel socket in
@@ -39,6 +45,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -75,6 +82,8 @@
 #define STREAM_BUF_BYTES (1u << 20)
 
 static const char *pomaid_path;
+static const char *small_ring_path; /* pomaid built with a small PM_RING_BYTES (--small-ring) */
+static const char *daemon_path;     /* what start_argv runs: one of the two */
 static bool dpdk_mode;
 static char data_dir[] = "/tmp/pomai-campaign-XXXXXX";
 static char conf_path[96];
@@ -113,7 +122,7 @@ static bool start_argv(const char *const *argv)
 	if (pid == 0) {
 		dup2(out[1], 1);
 		close(out[0]);
-		execv(pomaid_path, (char *const *)argv);
+		execv(daemon_path, (char *const *)argv);
 		_exit(127);
 	}
 	close(out[1]);
@@ -281,6 +290,24 @@ static long long info_total(struct client *c, const char *name)
 	snprintf(want, sizeof(want), "\n%s:", name);
 	const char *p = strstr(text, want);
 	return p ? atoll(p + strlen(want)) : -1;
+}
+
+/* A field of shard `shard`'s own section of INFO dataplane; -1 if absent. */
+static long long info_shard(struct client *c, uint32_t shard, const char *name)
+{
+	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
+	struct pm_request r = { .op = PM_OP_INFO, .section = { (const uint8_t *)"dataplane", 9 } };
+	struct pm_reply_view rv;
+	if (!call(c, &r, 0, &rv) || rv.status != PM_OK)
+		return -1;
+	memcpy(text, rv.value.ptr, rv.value.len);
+	text[rv.value.len] = '\0';
+	char sec[32], want[96];
+	snprintf(sec, sizeof(sec), "@shard:%u\r\n", shard);
+	snprintf(want, sizeof(want), "\n%s:", name);
+	const char *p = strstr(text, sec), *end = p ? strstr(p + 1, "@shard:") : NULL;
+	const char *f = p ? strstr(p, want) : NULL;
+	return f && (!end || f < end) ? atoll(f + strlen(want)) : -1;
 }
 
 /* A counter a worker bumps on its own turn: asked again until it reaches want. */
@@ -830,12 +857,13 @@ static void test_flood_quota(void)
 /* ---------------------------------------------------------------- TCP: the connection table */
 
 /* pomaid's RSS may grow by this much while its connection table is full of
- * stalled connections: every connection's buffers (PM_TCP_RX_BYTES +
- * PM_TCP_TX_BYTES; all touched when malloc perturbs, as under meson test) and
- * a margin, however much the deaf client sends. */
+ * stalled connections: what tcp_buffer_bytes lets all of them hold, the
+ * pages each keeps of its drained buffers (PM_TCP_KEEP_BYTES each way), and a
+ * margin, however much the deaf client sends. */
 #define RSS_MARGIN_KIB (32u << 10)
 #define RSS_GROWTH_MAX_KIB                                                                        \
-	((uint64_t)PM_TCP_CONNS_MAX * (PM_TCP_RX_BYTES + PM_TCP_TX_BYTES) / 1024u + RSS_MARGIN_KIB)
+	((PM_TCP_BUFFER_BYTES_DEFAULT + 2ull * PM_TCP_CONNS_MAX * PM_TCP_KEEP_BYTES) / 1024u +       \
+	 RSS_MARGIN_KIB)
 /* Margin on top of a time bound of pomaid's for a loaded machine (a worker
  * may be starved of CPU for seconds by other jobs on a small box). */
 #define LOADED_MARGIN_MS 30000u
@@ -902,6 +930,43 @@ static bool tcp_served(void)
 	return o.got_marker;
 }
 
+/* The polite client's TCP connections come from another address than the
+ * attackers', as another host's would. */
+#define POLITE_TCP_SRC "127.0.0.2"
+
+/* A connection from `src` (NULL: any address) to pomaid's TCP port. */
+static int tcp_connect_from(const char *src)
+{
+	if (!src)
+		return tcp_connect();
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in me = { .sin_family = AF_INET };
+	inet_pton(AF_INET, src, &me.sin_addr);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port - 1) };
+	inet_pton(AF_INET, server_ip, &a.sin_addr);
+	if (fd >= 0 && (bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0 ||
+			connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A GET over a fresh connection from src is answered. */
+static bool tcp_served_from(const char *src)
+{
+	uint8_t out[64];
+	int fd = tcp_connect_from(src);
+	struct outcome o = { 0 };
+	size_t n = marker_frame(0, 99, out, sizeof(out));
+	static const struct camp_case marker_only = { .expect = CX_DROP };
+	if (fd >= 0 && write_all(fd, out, n))
+		tcp_collect(fd, &marker_only, 0, 99, &o);
+	if (fd >= 0)
+		close(fd);
+	return o.got_marker;
+}
+
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -948,9 +1013,11 @@ static uint32_t await_reaped(const int *fds)
 
 static void test_tcp_table(void)
 {
+	/* one address may fill the table here (tcp_conns_per_addr: test_tcp_slowloris) */
+	static const char *const flags[] = { "--tcp-conns-per-addr", "256", NULL };
 	static int fds[PM_TCP_CONNS_MAX];
 	stop_daemon();
-	CU_ASSERT_FATAL(start_kernel(1, NULL)); /* one worker: its table is the whole table */
+	CU_ASSERT_FATAL(start_kernel(1, flags)); /* one worker: its table is the whole table */
 	CU_ASSERT_FATAL(polite_set_all());
 	static uint8_t big[PM_VALUE_BYTES_MAX];
 	struct pm_reply_view rv;
@@ -959,12 +1026,15 @@ static void test_tcp_table(void)
 	CU_ASSERT_FATAL(call(&polite, &s, 0, &rv) && rv.status == PM_OK);
 	long long refused0 = info_total(&polite, "tcp_refused");
 	long long stalled0 = info_total(&polite, "tcp_stalled");
+	long long expired0 = info_total(&polite, "tcp_frame_deadline");
 	long long accepted0 = info_total(&polite, "tcp_accepted");
 	long rss0 = daemon_rss_kib();
 	fill_table(fds);
 	CU_ASSERT(info_reaches(&polite, "tcp_accepted", accepted0 + PM_TCP_CONNS_MAX) ==
 		  accepted0 + PM_TCP_CONNS_MAX);
-	int extra = tcp_connect(); /* one past the cap: accepted by the kernel, closed by pomaid */
+	/* one past the cap (from another address: the table is full, not the
+	 * address's share): accepted by the kernel, closed by pomaid */
+	int extra = tcp_connect_from(POLITE_TCP_SRC);
 	CU_ASSERT(extra >= 0 && closed_by_server(extra, REPLY_TIMEOUT_MS));
 	if (extra >= 0)
 		close(extra);
@@ -974,12 +1044,16 @@ static void test_tcp_table(void)
 		impolite += !polite_check(i);
 	long rss1 = daemon_rss_kib();
 	uint32_t closed = await_reaped(fds);
-	long long stalled = info_reaches(&polite, "tcp_stalled", stalled0 + PM_TCP_CONNS_MAX);
-	printf("\n  table of %u: one more refused; reaped %u, tcp_stalled +%lld; RSS %ld -> %ld KiB",
-	       PM_TCP_CONNS_MAX, closed, stalled - stalled0, rss0, rss1);
+	long long stalled = info_reaches(&polite, "tcp_stalled", stalled0 + 1);
+	long long expired = info_reaches(&polite, "tcp_frame_deadline",
+					 expired0 + PM_TCP_CONNS_MAX - 1);
+	printf("\n  table of %u: one more refused; reaped %u, tcp_frame_deadline +%lld,"
+	       " tcp_stalled +%lld; RSS %ld -> %ld KiB",
+	       PM_TCP_CONNS_MAX, closed, expired - expired0, stalled - stalled0, rss0, rss1);
 	CU_ASSERT_EQUAL(impolite, 0);
 	CU_ASSERT_EQUAL(closed, PM_TCP_CONNS_MAX);
-	CU_ASSERT(stalled >= stalled0 + PM_TCP_CONNS_MAX);
+	CU_ASSERT(stalled >= stalled0 + 1); /* the deaf one */
+	CU_ASSERT(expired >= expired0 + PM_TCP_CONNS_MAX - 1); /* the half-open ones */
 	CU_ASSERT(rss0 > 0 && rss1 > 0 && rss1 - rss0 < (long)RSS_GROWTH_MAX_KIB);
 	CU_ASSERT(tcp_served());
 }
@@ -1003,7 +1077,7 @@ static void test_tcp_idle(void)
 	CU_ASSERT_EQUAL_FATAL(opened, PM_TCP_CONNS_MAX);
 	CU_ASSERT(info_reaches(&polite, "tcp_accepted", accepted0 + PM_TCP_CONNS_MAX) ==
 		  accepted0 + PM_TCP_CONNS_MAX);
-	int early = tcp_connect();
+	int early = tcp_connect_from(POLITE_TCP_SRC); /* the table is full, not its address's share */
 	bool young = mono_ms() - t0 < PM_TCP_IDLE_EVICT_MS / 2; /* a slow machine proves nothing */
 	CU_ASSERT(early >= 0 && (!young || closed_by_server(early, REPLY_TIMEOUT_MS)));
 	if (early >= 0)
@@ -1011,7 +1085,7 @@ static void test_tcp_idle(void)
 	bool served = false;
 	uint64_t deadline = t0 + PM_TCP_IDLE_EVICT_MS + LOADED_MARGIN_MS;
 	while (!served && mono_ms() < deadline) {
-		served = tcp_served();
+		served = tcp_served_from(POLITE_TCP_SRC);
 		if (!served)
 			(void)poll(NULL, 0, IDLE_RETRY_MS);
 	}
@@ -1026,6 +1100,514 @@ static void test_tcp_idle(void)
 	CU_ASSERT_EQUAL(closed, 1); /* the oldest, fds[0], and only it */
 	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
 		close(fds[i]);
+}
+
+/* ---------------------------------------------------------------- TCP: pipelined large replies */
+
+/* Keys holding values of PM_VALUE_BYTES_MAX bytes, half of them owned by
+ * each shard, so that whichever worker accepts a connection, half of its
+ * GETs are served there and half are forwarded and come back by ring; and as
+ * many keys again that the pipelines overwrite (BIG_KEYS + i). */
+#define BIG_KEYS 8u
+/* Pipeline depths: 1 to 256 across every bound in the way (one frame; more
+ * replies than the 1 MiB output buffer holds, 17; PM_TCP_INFLIGHT_MAX, 64;
+ * the ring's 1 MiB and more). Every depth from 1 to 256 would move 2 GB. */
+static const uint32_t pipe_depths[] = { 1, 2, 3, 8, 16, 17, 20, 40, 63, 64, 65, 128, 200, 256 };
+#define PIPE_DEPTH_MAX 256u
+/* Connections that pipeline at once in the mixed runs (GETs and SETs). */
+#define PIPE_CONNS 4u
+
+static char big_key[2 * BIG_KEYS][16];
+static uint32_t big_owner[2 * BIG_KEYS];
+
+static void big_value(uint32_t k, uint8_t *v)
+{
+	for (uint32_t j = 0; j < PM_VALUE_BYTES_MAX; j++)
+		v[j] = (uint8_t)(k * 131u + j * 7u + (j >> 8));
+}
+
+/* Choose the keys (alternating owners) and store the first BIG_KEYS. */
+static bool big_keys_set(void)
+{
+	static uint8_t v[PM_VALUE_BYTES_MAX];
+	uint32_t found = 0;
+	for (uint32_t i = 0; found < 2 * BIG_KEYS; i++) {
+		char k[16];
+		int n = snprintf(k, sizeof(k), "big%u", i);
+		uint32_t s = pm_shard_of(pm_hash(k, (size_t)n), 2);
+		if (s != found % 2)
+			continue;
+		memcpy(big_key[found], k, (size_t)n + 1);
+		big_owner[found++] = s;
+	}
+	struct pm_reply_view rv;
+	for (uint32_t k = 0; k < BIG_KEYS; k++) {
+		big_value(k, v);
+		struct pm_request r = { .op = PM_OP_SET,
+					.key = { (const uint8_t *)big_key[k], (uint32_t)strlen(big_key[k]) },
+					.value = { v, PM_VALUE_BYTES_MAX } };
+		if (!call(&polite, &r, owner(big_key[k]), &rv) || rv.status != PM_OK)
+			return false;
+	}
+	return true;
+}
+
+/* What one pipeline of a connection saw. */
+struct pipe_tally {
+	uint32_t sent, replies;  /* frames sent, replies received for them */
+	uint32_t bad;            /* a reply with a wrong status or value, or an unknown id */
+	uint32_t dup;            /* a second reply to one id */
+	uint32_t order;          /* a reply of a shard before one that shard owed earlier */
+	bool closed;             /* the server closed the connection */
+};
+
+/* Frame i of a pipeline: a GET of big key i % BIG_KEYS, or with `sets`
+ * (every sets-th frame) a SET of an overwritten key (its reply carries no
+ * value). */
+static bool pipe_is_set(uint32_t sets, uint32_t i)
+{
+	return sets && i % sets == sets - 1;
+}
+
+static uint32_t pipe_key(uint32_t sets, uint32_t i)
+{
+	return pipe_is_set(sets, i) ? BIG_KEYS + i % BIG_KEYS : i % BIG_KEYS;
+}
+
+static size_t pipe_frames(uint64_t id0, uint32_t depth, uint32_t sets, uint8_t *out, size_t cap)
+{
+	static _Thread_local uint8_t v[PM_VALUE_BYTES_MAX];
+	size_t n = 0;
+	for (uint32_t i = 0; i < depth; i++) {
+		uint32_t k = pipe_key(sets, i);
+		struct pm_request r = { .op = pipe_is_set(sets, i) ? PM_OP_SET : PM_OP_GET,
+					.id = id0 + i,
+					.key = { (const uint8_t *)big_key[k], (uint32_t)strlen(big_key[k]) } };
+		if (r.op == PM_OP_SET) {
+			big_value(k, v);
+			r.value = (struct pm_bytes){ v, PM_VALUE_BYTES_MAX };
+		}
+		n += pm_request_encode(&r, out + n, cap - n);
+	}
+	return n;
+}
+
+static void pipe_note(const struct pm_reply_view *rv, uint64_t id0, uint32_t depth, uint32_t sets,
+		      bool *seen, uint64_t *last, struct pipe_tally *t)
+{
+	static _Thread_local uint8_t v[PM_VALUE_BYTES_MAX];
+	if (rv->id < id0 || rv->id >= id0 + depth || rv->more) {
+		t->bad++;
+		return;
+	}
+	uint32_t i = (uint32_t)(rv->id - id0), k = pipe_key(sets, i), s = big_owner[k];
+	t->dup += seen[i];
+	seen[i] = true;
+	t->replies++;
+	t->order += rv->id < last[s];
+	last[s] = rv->id;
+	if (rv->status != PM_OK) {
+		t->bad++;
+		return;
+	}
+	if (pipe_is_set(sets, i))
+		return;
+	big_value(k, v);
+	t->bad += rv->value.len != PM_VALUE_BYTES_MAX || memcmp(rv->value.ptr, v, PM_VALUE_BYTES_MAX);
+}
+
+/* Decode the whole reply frames at the front of in; returns the bytes used. */
+static size_t pipe_decode(const uint8_t *in, size_t have, uint64_t id0, uint32_t depth, uint32_t sets,
+			  bool *seen, uint64_t *last, struct pipe_tally *t)
+{
+	size_t off = 0, used;
+	struct pm_reply_view rv;
+	while (pm_reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
+		pipe_note(&rv, id0, depth, sets, seen, last, t);
+		off += used;
+	}
+	return off;
+}
+
+/* One pipeline: `depth` frames written as fast as the socket takes them
+ * while the replies are read, until every reply came, the server closed the
+ * connection, or nothing moved for STREAM_REPLY_TIMEOUT_MS. */
+static void pipe_run(int fd, uint64_t id0, uint32_t depth, uint32_t sets, struct pipe_tally *t)
+{
+	static _Thread_local uint8_t in[4 * PM_FRAME_BYTES_MAX];
+	static _Thread_local bool seen[PIPE_DEPTH_MAX];
+	size_t cap = (size_t)depth * (PM_VALUE_BYTES_MAX + 128u);
+	uint8_t *out = malloc(cap);
+	CU_ASSERT_FATAL(out != NULL);
+	size_t n = pipe_frames(id0, depth, sets, out, cap), sent = 0, have = 0;
+	uint64_t last[2] = { 0, 0 };
+	memset(seen, 0, sizeof(seen));
+	*t = (struct pipe_tally){ .sent = depth };
+	while (t->replies < depth && !t->closed) {
+		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < n ? POLLOUT : 0) };
+		if (poll(&p, 1, STREAM_REPLY_TIMEOUT_MS) != 1)
+			break;
+		if (sent < n && (p.revents & POLLOUT)) {
+			ssize_t w = send(fd, out + sent, n - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+			t->closed = w < 0 && errno != EAGAIN && errno != EINTR;
+			sent += w > 0 ? (size_t)w : 0;
+		}
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		ssize_t r = recv(fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+			t->closed = true;
+			continue;
+		}
+		have += r > 0 ? (size_t)r : 0;
+		size_t off = pipe_decode(in, have, id0, depth, sets, seen, last, t);
+		memmove(in, in + off, have - off);
+		have -= off;
+	}
+	free(out);
+}
+
+struct pipe_conn {
+	int fd;
+	uint32_t sets;           /* every sets-th frame a SET (0: GETs only) */
+	uint64_t id0;
+	uint32_t runs_short;     /* pipelines that did not get every reply */
+	uint32_t bad, dup, order;
+	bool closed, marker;     /* closed by the server; a GET answered after the pipelines */
+};
+
+/* Every depth on one connection, then one small GET on it. */
+static void *pipe_conn_main(void *arg)
+{
+	struct pipe_conn *pc = arg;
+	uint64_t id = pc->id0;
+	for (size_t d = 0; d < sizeof(pipe_depths) / sizeof(pipe_depths[0]) && !pc->closed; d++) {
+		struct pipe_tally t;
+		pipe_run(pc->fd, id, pipe_depths[d], pc->sets, &t);
+		id += PIPE_DEPTH_MAX;
+		pc->runs_short += t.replies != t.sent;
+		pc->bad += t.bad;
+		pc->dup += t.dup;
+		pc->order += t.order;
+		pc->closed = t.closed;
+		if (t.replies != t.sent)
+			printf("\n  depth %u: %u of %u replies%s", pipe_depths[d], t.replies, t.sent,
+			       t.closed ? ", closed by the server" : "");
+	}
+	uint8_t m[64];
+	size_t mn = marker_frame(0, id, m, sizeof(m));
+	struct outcome o = { 0 };
+	static const struct camp_case marker_only = { .expect = CX_DROP };
+	if (!pc->closed && write_all(pc->fd, m, mn))
+		tcp_collect(pc->fd, &marker_only, 0, id, &o);
+	pc->marker = o.got_marker;
+	return NULL;
+}
+
+/* Connections a placed set may try before one worker has none. */
+#define PLACE_TRIES 64u
+
+/* n connections, the first half accepted by worker 0 and the rest by
+ * worker 1 (a worker takes connections as its turn comes; tcp_accepted of the
+ * shards' INFO sections says which did): new connections until each has n / 2. */
+static bool pipe_place(int *fds, uint32_t n)
+{
+	uint32_t have[2] = { 0, 0 }, got = 0;
+	for (uint32_t i = 0; i < n; i++)
+		fds[i] = -1;
+	long long acc[2] = { info_shard(&polite, 0, "tcp_accepted"),
+			     info_shard(&polite, 1, "tcp_accepted") };
+	for (uint32_t t = 0; t < PLACE_TRIES && got < n; t++) {
+		int fd = tcp_connect();
+		long long now[2];
+		uint32_t polls = 0;
+		do
+			now[0] = info_shard(&polite, 0, "tcp_accepted"),
+			now[1] = info_shard(&polite, 1, "tcp_accepted");
+		while (now[0] + now[1] == acc[0] + acc[1] && ++polls < INFO_POLLS);
+		uint32_t s = now[1] > acc[1];
+		acc[0] = now[0];
+		acc[1] = now[1];
+		if (fd >= 0 && now[0] + now[1] >= 0 && have[s] < n / 2) {
+			fds[s * (n / 2) + have[s]++] = fd;
+			got++;
+		} else if (fd >= 0) {
+			close(fd);
+		}
+	}
+	return got == n;
+}
+
+/* `conns` connections pipelining at once; with `placed`, half on each
+ * worker, those of worker 0 sending GETs only and those of worker 1 a SET
+ * every `sets` frames (so the ring from 1 to 0 fills with SETs of the largest
+ * values while the replies to worker 0's GETs need room in it); without,
+ * wherever they land, every one with a SET every `sets`. Asserts every reply
+ * of every pipeline came, once, right, in each shard's order, and that every
+ * connection is still served. */
+static void pipe_conns(uint32_t conns, uint32_t sets, bool placed, const char *label)
+{
+	static struct pipe_conn pc[PIPE_CONNS];
+	int fds[PIPE_CONNS];
+	pthread_t th[PIPE_CONNS];
+	if (placed)
+		CU_ASSERT_FATAL(pipe_place(fds, conns));
+	for (uint32_t i = 0; i < conns; i++) {
+		pc[i] = (struct pipe_conn){ .fd = placed ? fds[i] : tcp_connect(),
+					    .sets = placed && i < conns / 2 ? 0 : sets,
+					    .id0 = (uint64_t)(i + 1) << 32 };
+		CU_ASSERT_FATAL(pc[i].fd >= 0);
+	}
+	for (uint32_t i = 0; i < conns; i++)
+		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, pipe_conn_main, &pc[i]) == 0);
+	uint32_t shortruns = 0, bad = 0, dup = 0, order = 0, closed = 0, served = 0;
+	for (uint32_t i = 0; i < conns; i++) {
+		pthread_join(th[i], NULL);
+		shortruns += pc[i].runs_short;
+		bad += pc[i].bad;
+		dup += pc[i].dup;
+		order += pc[i].order;
+		closed += pc[i].closed;
+		served += pc[i].marker;
+		close(pc[i].fd);
+	}
+	printf("\n  %s: %u connection(s) x %zu pipelines (depth 1..%u): %u short, %u wrong,"
+	       " %u duplicated, %u out of order, %u closed, %u served after",
+	       label, conns, sizeof(pipe_depths) / sizeof(pipe_depths[0]), PIPE_DEPTH_MAX, shortruns,
+	       bad, dup, order, closed, served);
+	CU_ASSERT_EQUAL(shortruns, 0);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(dup, 0);
+	CU_ASSERT_EQUAL(order, 0);
+	CU_ASSERT_EQUAL(closed, 0);
+	CU_ASSERT_EQUAL(served, conns);
+}
+
+/* Pipelined GETs of the largest values on one connection (issue 14: 17 of
+ * 40 replies came, or the connection was closed, and a connection that had
+ * lost 64 replies executed nothing more): every reply comes, in each shard's
+ * order, at every depth. */
+static void test_tcp_pipelined_big(void)
+{
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(2, NULL));
+	CU_ASSERT_FATAL(polite_set_all());
+	CU_ASSERT_FATAL(big_keys_set());
+	pipe_conns(1, 0, false, "GETs");
+	CU_ASSERT(daemon_alive());
+}
+
+/* The same, then GETs on connections of one worker while connections of
+ * the other send SETs of the largest values, against pomaid-small-ring
+ * (rings of 256 KiB, 2 messages taken per ring and turn): the rings are full
+ * again and again (forwards wait for room or credit, replies wait for room:
+ * both counted), and no reply is lost, no connection wedged. */
+static void test_tcp_pipelined_small_ring(void)
+{
+	CU_ASSERT_FATAL(small_ring_path != NULL); /* meson passes it: never skipped */
+	stop_daemon();
+	daemon_path = small_ring_path;
+	bool started = start_kernel(2, NULL);
+	daemon_path = pomaid_path;
+	CU_ASSERT_FATAL(started);
+	CU_ASSERT_FATAL(polite_set_all());
+	CU_ASSERT_FATAL(big_keys_set());
+	pipe_conns(1, 0, false, "GETs, small rings");
+	pipe_conns(PIPE_CONNS, 1, true, "GETs on one worker, SETs on the other, small rings");
+	long long waits = info_total(&polite, "tcp_ring_waits");
+	long long held = info_total(&polite, "tcp_replies_held");
+	printf("\n  tcp_ring_waits %lld, tcp_replies_held %lld", waits, held);
+	CU_ASSERT(waits > 0); /* forwards waited for a full ring (or credit) */
+	CU_ASSERT(held > 0);  /* replies waited for a full ring */
+	CU_ASSERT(daemon_alive());
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(2, NULL));
+	CU_ASSERT_FATAL(polite_set_all());
+}
+
+/* ---------------------------------------------------------------- TCP: slowloris and slow readers */
+
+/* Slowloris: connections from one address, each holding part of a frame
+ * and sending one more byte every SLOW_BYTE_MS (progress, so that the stall
+ * rule alone would never close them), against a pomaid whose whole frames
+ * must arrive within SLOW_FRAME_MS. */
+#define SLOW_CONNS 600u
+#define SLOW_FRAME_MS 2000u
+#define SLOW_BYTE_MS 500
+/* Descriptors the test may need: the slow connections and a margin. */
+#define TEST_FDS_MIN (SLOW_CONNS + 64u)
+
+static void fds_raise(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < TEST_FDS_MIN) {
+		rl.rlim_cur = rl.rlim_max < TEST_FDS_MIN ? rl.rlim_max : TEST_FDS_MIN;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* True once the server closed fd (EOF or reset); never blocks. */
+static bool gone(int fd)
+{
+	uint8_t b[64];
+	ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR);
+}
+
+/* One more byte of the frame on every open slow connection; how many are open. */
+static uint32_t slow_drip(int *fds, uint32_t n, const uint8_t *frame, uint32_t *at)
+{
+	uint32_t open = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (fds[i] < 0)
+			continue;
+		if (gone(fds[i]) || send(fds[i], frame + at[i], 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+			close(fds[i]);
+			fds[i] = -1;
+			continue;
+		}
+		at[i]++;
+		open++;
+	}
+	return open;
+}
+
+static void test_tcp_slowloris(void)
+{
+	static const char *const flags[] = { "--tcp-frame-ms", "2000", NULL };
+	static int fds[SLOW_CONNS];
+	static uint32_t at[SLOW_CONNS];
+	_Static_assert(SLOW_FRAME_MS == 2000u, "the flag above");
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(2, flags));
+	CU_ASSERT_FATAL(polite_set_all());
+	fds_raise();
+	long long refused0 = info_total(&polite, "tcp_addr_refused");
+	long long deadline0 = info_total(&polite, "tcp_frame_deadline");
+	uint8_t frame[64];
+	struct pm_request g = { .op = PM_OP_GET, .id = 5,
+				.key = { (const uint8_t *)"slowloris-key", 13 } };
+	size_t flen = pm_request_encode(&g, frame, sizeof(frame));
+	CU_ASSERT_FATAL(flen * SLOW_BYTE_MS > 4u * SLOW_FRAME_MS); /* never whole in time */
+	uint64_t t0 = mono_ms();
+	uint32_t opened = 0, open = 0, polite_ok = 0, polite_tries = 0;
+	for (uint32_t i = 0; i < SLOW_CONNS; i++) {
+		fds[i] = tcp_connect();
+		at[i] = 0;
+		opened += fds[i] >= 0;
+	}
+	uint64_t deadline = t0 + SLOW_FRAME_MS + LOADED_MARGIN_MS, closed_at = 0;
+	while (mono_ms() < deadline) {
+		open = slow_drip(fds, SLOW_CONNS, frame, at);
+		polite_ok += tcp_served_from(POLITE_TCP_SRC);
+		polite_tries++;
+		if (open == 0) {
+			closed_at = mono_ms();
+			break;
+		}
+		(void)poll(NULL, 0, SLOW_BYTE_MS); /* the attacker's pace, not a wait for pomaid */
+	}
+	long long refused = info_reaches(&polite, "tcp_addr_refused", refused0 + 1);
+	long long expired = info_total(&polite, "tcp_frame_deadline");
+	printf("\n  slowloris: %u connections opened, all closed after %llu ms (%lld refused at"
+	       " the address cap, %lld at the frame deadline); polite TCP served %u of %u",
+	       opened, (unsigned long long)(closed_at ? closed_at - t0 : 0), refused - refused0,
+	       expired - deadline0, polite_ok, polite_tries);
+	for (uint32_t i = 0; i < SLOW_CONNS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	CU_ASSERT_EQUAL(opened, SLOW_CONNS);
+	CU_ASSERT_EQUAL(open, 0);
+	CU_ASSERT(closed_at != 0 && closed_at - t0 <= SLOW_FRAME_MS + LOADED_MARGIN_MS);
+	CU_ASSERT(refused > refused0);
+	CU_ASSERT(expired > deadline0);
+	CU_ASSERT(refused - refused0 + expired - deadline0 >= (long long)SLOW_CONNS);
+	CU_ASSERT_EQUAL(polite_ok, polite_tries);
+	CU_ASSERT(daemon_alive());
+}
+
+/* Slow readers: connections that pipeline GETs of the largest value and
+ * never read, against a pomaid with one worker whose connections may buffer
+ * DEAF_BUDGET bytes in all: the oldest are closed as the budget fills,
+ * pomaid's memory stays within it, and a polite client is served. */
+#define DEAF_CONNS 64u
+#define DEAF_BUDGET_BYTES (8u << 20)
+/* RSS pomaid may gain: the budget, a connection's buffers over it while the
+ * stalest is closed (its input and its unread replies), and a margin for
+ * what the test's INFO polls and polite requests leave behind (malloc's
+ * arenas; under the sanitizers, their quarantine of freed memory: 11 MiB
+ * seen). Without the budget each deaf connection holds about PM_TCP_RX_BYTES
+ * + 1 MiB of replies: 70 MiB. */
+#define DEAF_RSS_MARGIN_KIB (16u << 10)
+#define DEAF_RSS_MAX_KIB                                                                         \
+	((DEAF_BUDGET_BYTES + 2u * (PM_TCP_RX_BYTES + PM_TCP_TX_UNREAD_MAX)) / 1024u +             \
+	 DEAF_RSS_MARGIN_KIB)
+
+/* Socket buffers of a deaf connection: small, so that 64 of them do not
+ * hold hundreds of MiB of the kernel's memory; pomaid's buffers fill all the
+ * same (its replies are 1000 times its requests). */
+#define DEAF_SOCKBUF_BYTES (64 << 10)
+
+/* deaf_client() on a socket with small buffers. */
+static int deaf_small_client(void)
+{
+	static uint8_t out[1u << 16];
+	int fd = socket(AF_INET, SOCK_STREAM, 0), b = DEAF_SOCKBUF_BYTES;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port - 1) };
+	inet_pton(AF_INET, server_ip, &a.sin_addr);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof(b)) != 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	struct pm_request g = { .op = PM_OP_GET, .key = { (const uint8_t *)"smax", 4 } };
+	size_t n = 0, one = pm_request_encode(&g, out, sizeof(out));
+	for (; n + one <= sizeof(out); n += one)
+		memcpy(out + n, out, one);
+	for (int i = 0; i < 4096; i++) /* bounded: the buffers fill long before */
+		if (send(fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			break;
+	return fd;
+}
+
+static void test_tcp_slow_readers(void)
+{
+	static const char *const flags[] = { "--tcp-buffer-bytes", "8M", "--tcp-conns-per-addr",
+					     "256", NULL };
+	static int fds[DEAF_CONNS];
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(1, flags));
+	CU_ASSERT_FATAL(polite_set_all());
+	static uint8_t big[PM_VALUE_BYTES_MAX];
+	struct pm_reply_view rv;
+	struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"smax", 4 },
+				.value = { big, sizeof(big) } };
+	CU_ASSERT_FATAL(call(&polite, &s, 0, &rv) && rv.status == PM_OK);
+	long long evicted0 = info_total(&polite, "tcp_buffer_evicted");
+	long rss0 = daemon_rss_kib();
+	uint32_t opened = 0;
+	for (uint32_t i = 0; i < DEAF_CONNS; i++)
+		opened += (fds[i] = deaf_small_client()) >= 0;
+	CU_ASSERT_FATAL(opened == DEAF_CONNS);
+	long long evicted = info_reaches(&polite, "tcp_buffer_evicted", evicted0 + 1);
+	bool polite_tcp = tcp_served_from(POLITE_TCP_SRC);
+	bool oldest = reset_by_server(fds[0], REPLY_TIMEOUT_MS);
+	bool newest = reset_by_server(fds[DEAF_CONNS - 1], 0);
+	long rss1 = daemon_rss_kib();
+	printf("\n  %u deaf connections, budget %u MiB: %lld closed over it (oldest %s, newest %s);"
+	       " RSS %ld -> %ld KiB (at most +%u)",
+	       DEAF_CONNS, DEAF_BUDGET_BYTES >> 20, evicted - evicted0, oldest ? "closed" : "open",
+	       newest ? "closed" : "open", rss0, rss1, (unsigned)DEAF_RSS_MAX_KIB);
+	for (uint32_t i = 0; i < DEAF_CONNS; i++)
+		close(fds[i]);
+	CU_ASSERT(evicted > evicted0);
+	CU_ASSERT(oldest);
+	CU_ASSERT(!newest);
+	CU_ASSERT(polite_tcp);
+	CU_ASSERT(rss0 > 0 && rss1 > 0 && rss1 - rss0 <= (long)DEAF_RSS_MAX_KIB);
+	CU_ASSERT(daemon_alive());
 }
 
 /* ---------------------------------------------------------------- set-up and main */
@@ -1136,6 +1718,10 @@ static int run(void)
 		{ "spoofed datagrams from pomaid's own ports: dropped, no reply loop", test_reply_loop },
 		{ "TCP table: half-open and deaf clients, refused at the cap, reaped", test_tcp_table },
 		{ "TCP table: silent connections give their slot up when idle", test_tcp_idle },
+		{ "TCP: pipelined GETs of the largest values, depth 1..256", test_tcp_pipelined_big },
+		{ "TCP: pipelines through full rings (small-ring pomaid)", test_tcp_pipelined_small_ring },
+		{ "TCP: slowloris from one address, frame deadline and address cap", test_tcp_slowloris },
+		{ "TCP: slow readers over the worker's buffer budget", test_tcp_slow_readers },
 		CU_TEST_INFO_NULL,
 	};
 	static CU_TestInfo dpdk_tests[] = {
@@ -1166,11 +1752,14 @@ static int run(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: test_campaign PATH-TO-POMAID [--dpdk]\n");
+		fprintf(stderr, "usage: test_campaign PATH-TO-POMAID [--dpdk | --small-ring"
+				" PATH-TO-SMALL-RING-POMAID]\n");
 		return 1;
 	}
-	pomaid_path = argv[1];
+	pomaid_path = daemon_path = argv[1];
 	dpdk_mode = argc > 2 && !strcmp(argv[2], "--dpdk");
+	if (argc > 3 && !strcmp(argv[2], "--small-ring"))
+		small_ring_path = argv[3];
 	signal(SIGPIPE, SIG_IGN);
 	make_marker_keys();
 	if (dpdk_mode) {

@@ -110,6 +110,12 @@ static void test_bad_values(void)
 	expect_bad("quota_burst_ms", "0");
 	expect_bad("quota_burst_ms", "1001");
 	expect_bad("collection_bytes_max", "-1");
+	expect_bad("tcp_frame_ms", "99");              /* PM_TCP_FRAME_MS_MIN - 1 */
+	expect_bad("tcp_frame_ms", "600001");
+	expect_bad("tcp_conns_per_addr", "0");
+	expect_bad("tcp_conns_per_addr", "257");       /* PM_TCP_CONNS_MAX + 1 */
+	expect_bad("tcp_buffer_bytes", "1M");          /* below one connection's buffers */
+	expect_bad("tcp_buffer_bytes", "2G");          /* above every connection's */
 	struct pm_config c;
 	char err[PM_CONFIG_ERR_BYTES];
 	pm_config_defaults(&c);
@@ -134,6 +140,10 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(c.quota_bytes_per_s, UINT64_C(10) << 20);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "collection_bytes_max", "1000", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.collection_bytes_max, 1000); /* no multiple-of-4096 rule */
+	CU_ASSERT_EQUAL(pm_config_set(&c, "tcp_buffer_bytes", "8M", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.tcp_buffer_bytes, UINT64_C(8) << 20);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "tcp_conns_per_addr", "256", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.tcp_conns_per_addr, PM_TCP_CONNS_MAX);
 }
 
 static void test_bad_files(void)
