@@ -125,6 +125,16 @@ static const struct key keys[] = {
 	  " least access frequency per byte freed) or random" },
 	{ "maxmemory_samples", K_U32, OFF(maxmemory_samples), 1, PM_EVICT_SAMPLES_MAX, "seeds",
 	  "keys sampled per eviction: more is closer to the best victim, and slower" },
+	{ "knn_work_bytes_max", K_U64, OFF(knn_work_bytes_max), 0, PM_ARENA_BYTES_MAX, "bytes",
+	  "KNN work one query may do on one shard, in bytes of vectors read (64 + 4 x dim per"
+	  " distance computed; suffixes K, M, G); past it: WORK_LIMIT; 0 = no cap" },
+	{ "knn_slice_bytes", K_U64, OFF(knn_slice_bytes), 64u << 10, 1u << 30, "bytes",
+	  "KNN work (bytes of vectors read) a worker does between two looks at its sockets and"
+	  " rings; a longer exact scan goes on in the next turn" },
+	{ "quota_work_bytes_per_s", K_U64, OFF(quota_work_bytes_per_s), 0, PM_QUOTA_RATE_PER_S_MAX,
+	  "bytes/s", "each client's KNN work (bytes of vectors its queries read) per second over"
+	  " all shards, charged after each query; a client that owes work gets THROTTLED on its"
+	  " next VQUERY; 0 = unlimited" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -174,6 +184,10 @@ void pm_config_defaults(struct pm_config *c)
 	c->maxmemory = 0;
 	c->maxmemory_policy = PM_EVICT_NOEVICTION;
 	c->maxmemory_samples = PM_EVICT_SAMPLES_DEFAULT;
+	c->knn_work_bytes_max = PM_KNN_WORK_BYTES_MAX_DEFAULT;
+	/* about 0.5 ms of one core's scanning: what a GET may wait behind a KNN scan */
+	c->knn_slice_bytes = UINT64_C(4) << 20;
+	c->quota_work_bytes_per_s = 0; /* like the other quotas: an operator's choice */
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)

@@ -71,6 +71,8 @@ static void sec_vectors(struct pm_shard *sh, struct text *t)
 	       "knn_scanned:%llu\r\n",
 	    sh->ncolls, (unsigned long long)sh->stats.knn_queries,
 	    (unsigned long long)sh->stats.knn_graph, (unsigned long long)sh->stats.knn_scanned);
+	put(t, "knn_work_bytes:%llu\r\nknn_scan_restarts:%llu\r\n",
+	    (unsigned long long)sh->stats.knn_work, (unsigned long long)sh->stats.knn_restarts);
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		const struct pm_collection *c = &sh->colls[i];
 		if (!c->live)

@@ -294,6 +294,15 @@ bool pm_vquery_step(struct pm_shard *sh, struct pm_vquery *v, uint64_t budget)
 	return vquery_end(v, PM_OK);
 }
 
+uint64_t pm_vquery_remaining(const struct pm_shard *sh, const struct pm_vquery *v)
+{
+	if (v->done || v->graph)
+		return 0;
+	const struct pm_collection *c = &sh->colls[v->coll];
+	uint64_t cost = pm_knn_distance_bytes(v->dim);
+	return c->live && c->count > v->scan.next ? (c->count - v->scan.next) * cost : 0;
+}
+
 void pm_vquery_reply(struct pm_shard *sh, const struct pm_vquery *v, struct pm_reply *rep)
 {
 	PM_ASSERT(v->done);

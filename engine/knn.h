@@ -106,6 +106,9 @@ enum pm_status pm_vquery_begin(struct pm_shard *sh, struct pm_vquery *v,
 /* Search on; true when done (v->status, v->hits final). budget: bytes an
  * exact scan may read in this step (UINT64_MAX: to the end). */
 bool pm_vquery_step(struct pm_shard *sh, struct pm_vquery *v, uint64_t budget);
+/* Bytes an exact scan still has to read (its collection as it is now); 0 for
+ * a graph search (not known before it runs) or a query that is done. */
+uint64_t pm_vquery_remaining(const struct pm_shard *sh, const struct pm_vquery *v);
 /* A done query's reply fields (status, hits, their keys in sh->keys, work)
  * and the shard's KNN counters. Valid until the shard next changes. */
 void pm_vquery_reply(struct pm_shard *sh, const struct pm_vquery *v, struct pm_reply *rep);

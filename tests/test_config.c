@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pm_limits.h"
 #include "cu_main.h"
 
 static const char *conf_path;
@@ -110,6 +111,10 @@ static void test_bad_values(void)
 	expect_bad("quota_burst_ms", "0");
 	expect_bad("quota_burst_ms", "1001");
 	expect_bad("collection_bytes_max", "-1");
+	expect_bad("knn_work_bytes_max", "65T");       /* above the largest arena */
+	expect_bad("knn_slice_bytes", "65535");        /* below 64 KiB */
+	expect_bad("knn_slice_bytes", "2G");           /* above 1 GiB */
+	expect_bad("quota_work_bytes_per_s", "17G");   /* PM_QUOTA_RATE_PER_S_MAX is 16 G */
 	struct pm_config c;
 	char err[PM_CONFIG_ERR_BYTES];
 	pm_config_defaults(&c);
@@ -134,6 +139,12 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(c.quota_bytes_per_s, UINT64_C(10) << 20);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "collection_bytes_max", "1000", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.collection_bytes_max, 1000); /* no multiple-of-4096 rule */
+	CU_ASSERT_EQUAL(c.knn_work_bytes_max, PM_KNN_WORK_BYTES_MAX_DEFAULT);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "knn_work_bytes_max", "0", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "knn_slice_bytes", "64K", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.knn_slice_bytes, 65536);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "quota_work_bytes_per_s", "1G", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.quota_work_bytes_per_s, UINT64_C(1) << 30);
 }
 
 static void test_bad_files(void)
