@@ -171,12 +171,12 @@ static uint32_t bucket_of(const struct pm_quota_table *t, uint32_t addr_be)
 	return (uint32_t)(h >> 32) & (PM_QUOTA_HASH_BUCKETS - 1);
 }
 
-/* Nanoseconds a bucket takes to fill up from the most it may owe. */
+/* Nanoseconds an empty bucket takes to fill up. */
 static uint64_t refill_ns(const struct pm_rate *r)
 {
 	if (r->per_s == 0)
 		return 0;
-	u128 ns = (((u128)r->cap + r->debt_max) * r->share + r->per_s - 1) / r->per_s;
+	u128 ns = ((u128)r->cap * r->share + r->per_s - 1) / r->per_s;
 	return ns > UINT64_MAX ? UINT64_MAX : (uint64_t)ns;
 }
 

@@ -46,10 +46,13 @@
  * a third bucket that may go into debt (pm_bucket_charge): a client that owes
  * work has its next VQUERY refused THROTTLED until the debt is repaid at its
  * rate, while its other requests are not (they cost no KNN work). What a
- * bucket may owe is bounded (PM_QUOTA_DEBT_MS_MAX of its rate), and the
- * newcomer rule above counts the time to repay that much, so being evicted
- * still never forgives more than waiting would. Every client has the same work
- * budget (quota_work_bytes_per_s): per-client overrides set requests and bytes.
+ * bucket may owe is bounded (PM_QUOTA_DEBT_MS_MAX of its rate). A client
+ * evicted from the table loses its debt with its entry (a newcomer starts
+ * with none, full or empty by the rule above); that takes PM_QUOTA_CLIENTS_MAX
+ * other addresses active on the worker, each with a work budget of its own,
+ * which an attacker who has them can spend directly: eviction gives nothing
+ * the addresses do not. Every client has the same work budget
+ * (quota_work_bytes_per_s): per-client overrides set requests and bytes.
  */
 #ifndef POMAI_DATAPLANE_QUOTA_H
 #define POMAI_DATAPLANE_QUOTA_H
