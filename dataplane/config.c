@@ -185,7 +185,8 @@ void pm_config_defaults(struct pm_config *c)
 	c->maxmemory_policy = PM_EVICT_NOEVICTION;
 	c->maxmemory_samples = PM_EVICT_SAMPLES_DEFAULT;
 	c->knn_work_bytes_max = PM_KNN_WORK_BYTES_MAX_DEFAULT;
-	/* about 0.5 ms of one core's scanning: what a GET may wait behind a KNN scan */
+	/* a few hundred microseconds of one core's scanning (10-20 GB/s): what a
+	 * GET may wait behind KNN work */
 	c->knn_slice_bytes = UINT64_C(4) << 20;
 	c->quota_work_bytes_per_s = 0; /* like the other quotas: an operator's choice */
 }
