@@ -65,6 +65,12 @@ static void rand_vec(float *v, uint32_t dim, uint64_t *s)
 		v[i] = (float)(rnd(s) % 20001) / 10000.0f - 1.0f;
 }
 
+void flood_vector(uint32_t i, uint32_t dim, float *out)
+{
+	uint64_t seed = 0xF100Du * (i + 1u);
+	rand_vec(out, dim, &seed);
+}
+
 /* ---------------------------------------------------------------- the daemon */
 
 static bool wait_ready(int fd)
@@ -178,12 +184,12 @@ int flood_load(const struct flood_cfg *cfg, const struct flood_daemon *d)
 		return -1;
 	struct pm_client_coll_params p = { .dim = cfg->dim };
 	enum pm_client_status st = pm_client_collection_create(c, COLLECTION, &p);
-	uint64_t failed = st != PM_CLIENT_OK, seed = 42;
+	uint64_t failed = st != PM_CLIENT_OK;
 	float v[1024];
 	char key[32];
 	for (uint32_t i = 0; i < cfg->vectors && !failed; i++) {
-		rand_vec(v, cfg->dim, &seed);
-		int kl = snprintf(key, sizeof(key), "v%u", i);
+		flood_vector(i, cfg->dim, v);
+		int kl = snprintf(key, sizeof(key), FLOOD_KEY_FORMAT, i);
 		struct pm_client_req r = { .op = PM_CLIENT_VADD, .key = key, .klen = (uint32_t)kl,
 					   .vec = v, .dim = cfg->dim, .name = COLLECTION,
 					   .name_len = (uint32_t)strlen(COLLECTION),

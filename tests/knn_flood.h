@@ -62,10 +62,13 @@ struct flood_daemon {
 	char dir[64];
 };
 #define FLOOD_COLLECTION "flood"
+#define FLOOD_KEY_FORMAT "v%u"       /* vector i's key */
 #define FLOOD_POLITE_KEYS 16u    /* KV keys "polite0".. */
 int flood_daemon_start(const struct flood_cfg *cfg, struct flood_daemon *d);
 void flood_daemon_stop(struct flood_daemon *d);
 int flood_load(const struct flood_cfg *cfg, const struct flood_daemon *d);
+/* Vector i of the collection flood_load loads (dim floats into out). */
+void flood_vector(uint32_t i, uint32_t dim, float *out);
 
 /* Run the scenario; 0, or -1 with a message on stderr. */
 int flood_run(const struct flood_cfg *cfg, struct flood_result *res);

@@ -15,7 +15,11 @@
  *    collection and GETs are served and the counter says so;
  *  - the work budget: with quota_work_bytes_per_s, one query puts its client
  *    in debt on the worker it asked: its next query there is THROTTLED with a
- *    retry hint, its GETs are not, and another client's query is served.
+ *    retry hint, its GETs are not, and another client's query is served; over
+ *    TCP too;
+ *  - slices: with the smallest knn_slice_bytes every exact scan runs in tens
+ *    of slices, and k = 1024 answers over both shards equal one shard holding
+ *    every vector (a reference engine in this process).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -29,7 +33,7 @@
 #include <unistd.h>
 
 #include "codec.h"
-#include "cu_main.h"
+#include "fixture.h"
 #include "knn.h"
 #include "knn_flood.h"
 #include "pomai.h"
@@ -69,6 +73,7 @@
 #define REPLY_TIMEOUT_MS 5000
 #define CLIENT_A "127.0.0.3"
 #define CLIENT_B "127.0.0.4"
+#define CLIENT_C "127.0.0.5"
 
 static const char *pomaid_path;
 
@@ -111,6 +116,42 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 		    rv->id == req->id && !rv->more)
 			return true;
 	}
+}
+
+/* One request over a TCP connection from src; the status of its reply's last
+ * frame (PM_E_INTERNAL when none came). */
+static enum pm_status tcp_call(const char *src, uint16_t base, struct pm_request *req)
+{
+	static uint8_t out[PM_FRAME_BYTES_MAX], in[4 * PM_FRAME_BYTES_MAX];
+	struct sockaddr_in me = { .sin_family = AF_INET }, to = { .sin_family = AF_INET,
+		.sin_port = htons(base - 1), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	inet_pton(AF_INET, src, &me.sin_addr);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(fd >= 0 && bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
+	CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0);
+	req->id = 77;
+	size_t n = pm_request_encode(req, out, sizeof(out));
+	CU_ASSERT_FATAL(n > 0 && send(fd, out, n, MSG_NOSIGNAL) == (ssize_t)n);
+	enum pm_status st = PM_E_INTERNAL;
+	size_t have = 0, off = 0;
+	for (bool last = false; !last;) {
+		struct pm_reply_view rv;
+		size_t used = 0;
+		if (have > off && pm_reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
+			off += used;
+			st = rv.status;
+			last = !rv.more;
+			continue;
+		}
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r = poll(&p, 1, REPLY_TIMEOUT_MS) > 0 ? recv(fd, in + have, sizeof(in) - have, 0)
+							       : -1;
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+	}
+	close(fd);
+	return st;
 }
 
 static enum pm_status vquery(struct client *c, const char *coll, uint32_t dim, uint32_t shard,
@@ -223,12 +264,14 @@ static void test_work_cap(void)
 	CU_ASSERT_EQUAL(get(&c, 0), PM_OK);
 	CU_ASSERT_EQUAL(get(&c, 1), PM_OK);
 	CU_ASSERT_EQUAL(info_total(&c, "errors_E_WORK_LIMIT"), 4); /* both shards, twice */
-	/* libpomai names it */
+	/* libpomai names it (over TCP: the part's answer reaches the connection) */
 	struct pm_client_config cc;
 	struct pm_client *pc = NULL;
 	pm_client_config_default(&cc);
 	cc.base_port = d.base;
 	cc.shards = SHARDS;
+	cc.transport = PM_CLIENT_TCP;
+	cc.timeout_ms = REPLY_TIMEOUT_MS;
 	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cc, &pc), PM_CLIENT_OK);
 	float q[WORK_DIM] = { 1 };
 	struct pm_client_hit hits[10];
@@ -275,8 +318,84 @@ static void test_work_budget(void)
 	CU_ASSERT_EQUAL(vquery(&b, FLOOD_COLLECTION, WORK_DIM, 0, &rv), PM_OK);
 	CU_ASSERT(info_total(&a, "client_" CLIENT_A "_throttled") >= 1);
 	CU_ASSERT_EQUAL(info_total(&a, "client_" CLIENT_B "_throttled"), 0);
+	/* in debt on worker 1 too: a query over TCP, whichever worker took the
+	 * connection, waits; a GET over TCP does not */
+	CU_ASSERT_EQUAL(vquery(&a, FLOOD_COLLECTION, WORK_DIM, 1, &rv), PM_OK);
+	CU_ASSERT_EQUAL(vquery(&a, FLOOD_COLLECTION, WORK_DIM, 1, &rv), PM_E_THROTTLED);
+	float q[WORK_DIM] = { 0.5f };
+	struct pm_request tq = { .op = PM_OP_VQUERY, .vec = (const uint8_t *)q, .dim = WORK_DIM,
+				 .k = 10, .collection = { (const uint8_t *)FLOOD_COLLECTION,
+							  sizeof(FLOOD_COLLECTION) - 1 } };
+	CU_ASSERT_EQUAL(tcp_call(CLIENT_A, d.base, &tq), PM_E_THROTTLED);
+	struct pm_request tg = { .op = PM_OP_GET, .key = { (const uint8_t *)"polite1", 7 } };
+	CU_ASSERT_EQUAL(tcp_call(CLIENT_A, d.base, &tg), PM_OK);
+	CU_ASSERT_EQUAL(tcp_call(CLIENT_C, d.base, &tq), PM_OK); /* B owes worker 0 now */
 	close(a.fd);
 	close(b.fd);
+	flood_daemon_stop(&d);
+}
+
+/* ---------------------------------------------------------------- slices */
+
+#define SLICED_QUERIES 6u
+
+static void test_sliced_equals_one_scan(void)
+{
+	const char *const flags[] = { "--knn-slice-bytes", "64K", "--knn-timeout-ms", "5000", NULL };
+	struct flood_cfg cfg = { .pomaid = pomaid_path, .shards = SHARDS, .vectors = WORK_VECTORS,
+				 .dim = WORK_DIM, .flags = flags };
+	struct flood_daemon d;
+	CU_ASSERT_FATAL(flood_daemon_start(&cfg, &d) == 0 && flood_load(&cfg, &d) == 0);
+	static struct pm_shard ref;
+	fx_shard(&ref, 64u << 20, 2 * WORK_VECTORS);
+	struct pm_request cr = { .op = PM_OP_CCREATE, .collection = fx_s(FLOOD_COLLECTION),
+				 .params = { .dim = WORK_DIM } };
+	struct pm_reply rep;
+	pm_shard_apply(&ref, &cr, 0, &rep);
+	CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
+	float v[WORK_DIM];
+	char key[32];
+	for (uint32_t i = 0; i < WORK_VECTORS; i++) {
+		flood_vector(i, WORK_DIM, v);
+		int kl = snprintf(key, sizeof(key), FLOOD_KEY_FORMAT, i);
+		CU_ASSERT_EQUAL_FATAL(fx_vadd(&ref, fx_b(key, (size_t)kl), FLOOD_COLLECTION, v,
+					      WORK_DIM, 0, 0), PM_OK);
+	}
+	struct pm_client_config cc;
+	struct pm_client *pc = NULL;
+	pm_client_config_default(&cc);
+	cc.base_port = d.base;
+	cc.shards = SHARDS;
+	cc.timeout_ms = REPLY_TIMEOUT_MS;
+	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cc, &pc), PM_CLIENT_OK);
+	static struct pm_client_hit hits[PM_K_MAX];
+	static uint8_t keys[PM_K_MAX * 16];
+	uint32_t mismatches = 0;
+	for (uint32_t qi = 0; qi < SLICED_QUERIES; qi++) {
+		float q[WORK_DIM];
+		flood_vector(WORK_VECTORS + qi, WORK_DIM, q);
+		struct pm_client_knn_result kr = { .hits = hits, .hits_cap = PM_K_MAX, .keys = keys,
+						   .keys_cap = sizeof(keys) };
+		struct pm_client_knn_opts o = { .k = PM_K_MAX, .collection = FLOOD_COLLECTION };
+		CU_ASSERT_EQUAL_FATAL(pm_client_knn(pc, q, WORK_DIM, &o, &kr), PM_CLIENT_OK);
+		struct pm_request r = { .op = PM_OP_VQUERY, .vec = (const uint8_t *)q, .dim = WORK_DIM,
+					.k = PM_K_MAX, .collection = fx_s(FLOOD_COLLECTION) };
+		pm_shard_apply(&ref, &r, 0, &rep);
+		CU_ASSERT_EQUAL_FATAL(kr.count, rep.nhits);
+		for (uint32_t i = 0; i < kr.count; i++)
+			mismatches += hits[i].dist != rep.hits[i].dist || hits[i].klen != rep.keys[i].len ||
+				      memcmp(hits[i].key, rep.keys[i].ptr, hits[i].klen) != 0;
+	}
+	CU_ASSERT_EQUAL(mismatches, 0);
+	struct client c;
+	client_open(&c, "127.0.0.1", d.base);
+	/* ~WORK_VECTORS / 2 x 128 bytes per part, 64 KiB a slice: ~20 slices each */
+	long long slices = info_total(&c, "knn_slices");
+	printf("\n  %u queries of k = %u, %lld KNN turns", SLICED_QUERIES, PM_K_MAX, slices);
+	CU_ASSERT(slices >= 10 * (long long)SLICED_QUERIES * SHARDS);
+	close(c.fd);
+	pm_client_close(pc);
+	pm_shard_destroy(&ref);
 	flood_daemon_stop(&d);
 }
 
@@ -291,6 +410,7 @@ int main(int argc, char **argv)
 		{ "KNN flood: a polite client's GETs stay fast", test_flood },
 		{ "work cap: WORK_LIMIT past it, nothing else affected", test_work_cap },
 		{ "work budget: the client in debt THROTTLED, others not", test_work_budget },
+		{ "slices: k = 1024 over two shards in slices equals one scan", test_sliced_equals_one_scan },
 		CU_TEST_INFO_NULL,
 	};
 	return pm_cu_run("work", tests);
