@@ -267,7 +267,7 @@ bool pm_vquery_step(struct pm_shard *sh, struct pm_vquery *v, uint64_t budget)
 	const struct pm_collection *c = &sh->colls[v->coll];
 	if (!c->live || c->gen != v->gen || c->mutations != v->mutations) {
 		v->restarts++; /* the collection changed between two steps: begin again */
-		sh->stats.knn_restarts++;
+		sh->stats.knn_restarts += !v->graph && v->scan.next > 0; /* work lost */
 		enum pm_status st = vquery_find(sh, v, &c);
 		if (st == PM_OK)
 			st = vquery_setup(sh, v, c);

@@ -71,7 +71,8 @@ struct pm_shard_stats {
 	uint64_t expired_lazy, expired_active;
 	uint64_t knn_queries, knn_scanned, knn_graph;
 	uint64_t knn_work;        /* bytes of vectors KNN searches read (knn.h), refused ones too */
-	uint64_t knn_restarts;    /* exact scans begun again: their collection changed */
+	uint64_t knn_restarts;    /* exact scans begun again, after some of their work: their
+				   * collection changed between two steps */
 	uint64_t keys, vectors;
 	uint64_t evicted_keys, evicted_vectors; /* by maxmemory (evict.h) */
 	uint64_t evicted_bytes;   /* bytes their eviction freed (vectors: once swept) */

@@ -27,8 +27,10 @@
 #   perf/knn_flood.sh [--quick]    (--quick: 200,000 vectors, 1 pair of 3 s)
 #   BEFORE=path-to-old-pomaid (required)  AFTER=path (default BUILD_DIR's)
 #   BUILD_DIR=dir (default <repo>/build-perf: pomaid and tests/pomai-knn-flood)
-#   SHARDS=2 VECTORS=1000000 DIM=16 K=1024 FLOOD_QPS=200 POLITE_RPS=500
+#   SHARDS=2 VECTORS=1000000 DIM=16 K=1024 EF=0 FLOOD_QPS=200 POLITE_RPS=500
 #   SECONDS_EACH=5 PAIRS=3 NICE=0
+#   (EF > 0: an HNSW collection, queried at that ef: a graph search is not
+#   sliced, so there the GETs wait behind one whole search at most)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +42,7 @@ shards=${SHARDS:-2}
 vectors=${VECTORS:-1000000}
 dim=${DIM:-16}
 k=${K:-1024}
+ef=${EF:-0}
 qps=${FLOOD_QPS:-200}
 rps=${POLITE_RPS:-500}
 secs=${SECONDS_EACH:-5}
@@ -59,14 +62,15 @@ if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
 fi
 echo "before:  $before"
 echo "after:   $after"
-echo "scenario: $shards shards, $vectors flat vectors of $dim floats, k=$k; polite GETs at $rps/s" \
+echo "scenario: $shards shards, $vectors $([ "$ef" -gt 0 ] && echo "HNSW (ef $ef)" || echo flat) vectors" \
+	"of $dim floats, k=$k; polite GETs at $rps/s" \
 	"for $secs s alone, then under a flood of $qps queries/s"
 echo
 
 run() {
 	echo "== $1 (pair $2): $3"
 	nice -n "$nicev" "$flood" --pomaid "$3" --shards "$shards" --vectors "$vectors" --dim "$dim" \
-		--k "$k" --flood-qps "$qps" --polite-rps "$rps" --seconds "$secs"
+		--k "$k" --ef "$ef" --flood-qps "$qps" --polite-rps "$rps" --seconds "$secs"
 	echo "   load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 

@@ -182,7 +182,8 @@ int flood_load(const struct flood_cfg *cfg, const struct flood_daemon *d)
 	cc.max_in_flight = LOAD_IN_FLIGHT;
 	if (pm_client_open(&cc, &c) != PM_CLIENT_OK)
 		return -1;
-	struct pm_client_coll_params p = { .dim = cfg->dim };
+	struct pm_client_coll_params p = { .dim = cfg->dim,
+					   .index = cfg->ef ? PM_CLIENT_HNSW : PM_CLIENT_FLAT };
 	enum pm_client_status st = pm_client_collection_create(c, COLLECTION, &p);
 	uint64_t failed = st != PM_CLIENT_OK;
 	float v[1024];
@@ -236,7 +237,7 @@ static size_t query_frame(const struct flood_cfg *cfg, uint64_t id, uint64_t *se
 	float v[1024];
 	rand_vec(v, cfg->dim, seed);
 	struct pm_request q = { .op = PM_OP_VQUERY, .id = id, .vec = (const uint8_t *)v,
-				.dim = cfg->dim, .k = cfg->k,
+				.dim = cfg->dim, .k = cfg->k, .ef = cfg->ef,
 				.collection = { (const uint8_t *)COLLECTION, sizeof(COLLECTION) - 1 } };
 	return pm_request_encode(&q, out, cap);
 }
@@ -483,9 +484,12 @@ static void phase_line(const char *name, const struct flood_phase *p)
 
 void flood_print(const struct flood_cfg *cfg, const struct flood_result *res)
 {
-	printf("  %u shards, %u flat vectors of %u floats; one k=%u query alone: %.2f ms (median of"
-	       " %u, %u OK)\n", cfg->shards, cfg->vectors, cfg->dim, cfg->k, res->query_ms,
-	       QUERY_SAMPLES, res->query_ok);
+	char ef[32] = "";
+	if (cfg->ef)
+		snprintf(ef, sizeof(ef), " ef=%u", cfg->ef);
+	printf("  %u shards, %u %s vectors of %u floats; one k=%u%s query alone: %.2f ms (median"
+	       " of %u, %u OK)\n", cfg->shards, cfg->vectors, cfg->ef ? "HNSW" : "flat", cfg->dim,
+	       cfg->k, ef, res->query_ms, QUERY_SAMPLES, res->query_ok);
 	phase_line("polite alone      ", &res->alone);
 	phase_line("polite under flood", &res->flooded);
 	printf("  flood: %u queries/s offered (%.0f bytes/s), %llu sent: %llu OK, %llu TIMEOUT,"

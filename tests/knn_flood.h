@@ -4,8 +4,8 @@
  * pomaid, shared by the integration suite (test_work.c, which asserts on it)
  * and pomai-knn-flood (perf/knn_flood.sh, which records it).
  *
- * The scenario: pomaid on free loopback ports (UDP, no log), one flat
- * collection of `vectors` random vectors of `dim` floats, loaded through
+ * The scenario: pomaid on free loopback ports (UDP, no log), one flat (or,
+ * with ef, HNSW) collection of `vectors` random vectors of `dim` floats, loaded through
  * libpomai, and a few KV keys. Then:
  *  1. the cost of one expensive query alone: `k` nearest neighbours over the
  *     whole collection, QUERY_SAMPLES times one after another, the median
@@ -30,6 +30,7 @@ struct flood_cfg {
 	uint32_t shards;
 	uint32_t vectors, dim;       /* the flat collection */
 	uint32_t k;                  /* neighbours per flood query */
+	uint32_t ef;                 /* 0: a flat collection; else an HNSW one, queried at this ef */
 	uint32_t flood_qps;          /* flood queries per second */
 	uint32_t polite_rps;         /* GETs per second */
 	uint32_t seconds;            /* each polite phase */

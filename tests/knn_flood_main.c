@@ -4,8 +4,10 @@
  * (knn_flood.h) from the command line, for perf/knn_flood.sh:
  *
  *   pomai-knn-flood --pomaid PATH [--shards 2] [--vectors 1000000] [--dim 16]
- *       [--k 1024] [--flood-qps 200] [--polite-rps 500] [--seconds 5]
+ *       [--k 1024] [--ef 0] [--flood-qps 200] [--polite-rps 500] [--seconds 5]
  *       [--lost-ms 1000] [-- more pomaid flags]
+ *
+ * --ef N: an HNSW collection, queried at ef N (0, the default: a flat one).
  *
  * Prints the result; exits 0 when the scenario ran, 1 when it could not.
  */
@@ -18,7 +20,7 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: pomai-knn-flood --pomaid PATH [--shards N] [--vectors N] [--dim N]"
-			" [--k N] [--flood-qps N] [--polite-rps N] [--seconds N] [--lost-ms N]"
+			" [--k N] [--ef N] [--flood-qps N] [--polite-rps N] [--seconds N] [--lost-ms N]"
 			" [-- pomaid flags]\n");
 	exit(1);
 }
@@ -31,6 +33,7 @@ int main(int argc, char **argv)
 	struct { const char *name; uint32_t *v; } nums[] = {
 		{ "--shards", &cfg.shards },         { "--vectors", &cfg.vectors },
 		{ "--dim", &cfg.dim },               { "--k", &cfg.k },
+		{ "--ef", &cfg.ef },
 		{ "--flood-qps", &cfg.flood_qps },   { "--polite-rps", &cfg.polite_rps },
 		{ "--seconds", &cfg.seconds },       { "--lost-ms", &cfg.lost_ms },
 	};
