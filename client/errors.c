@@ -65,8 +65,8 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 	[PM_CLIENT_E_QUOTA] = { "E_QUOTA",
 				"the collection holds its byte cap (collection_bytes_max) on that shard" },
 	[PM_CLIENT_E_WORK_LIMIT] = { "E_WORK_LIMIT",
-				     "the query would read more vectors on a shard than the server's "
-				     "knn_work_bytes_max allows" },
+				     "the query would read more vectors on a shard than the "
+				     "server's knn_work_bytes_max allows" },
 };
 
 const char *pm_client_strerror(enum pm_client_status st)

@@ -96,9 +96,11 @@ static void send_throttled(struct pm_worker *w, const struct pm_dest *to, uint8_
 bool pm_quota_admit(struct pm_worker *w, const struct pm_request *req, uint32_t len,
 		    const struct pm_dest *from)
 {
-	uint32_t addr = from->addr.sin_addr.s_addr;
-	uint32_t retry_ms = req->op == PM_OP_VQUERY ? pm_qtable_admit_knn(w->quota, addr, len, w->now_ns)
-						    : pm_qtable_admit(w->quota, addr, len, w->now_ns);
+	uint32_t addr = from->addr.sin_addr.s_addr, retry_ms;
+	if (req->op == PM_OP_VQUERY) /* also refused while the client owes KNN work */
+		retry_ms = pm_qtable_admit_knn(w->quota, addr, len, w->now_ns);
+	else
+		retry_ms = pm_qtable_admit(w->quota, addr, len, w->now_ns);
 	if (retry_ms == 0)
 		return true;
 	w->stats.throttled_requests++;

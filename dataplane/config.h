@@ -96,9 +96,9 @@ struct pm_config {
 	uint64_t maxmemory;                    /* per shard, of pm_shard_mem_used (0: no limit) */
 	uint32_t maxmemory_policy;             /* enum pm_evict_policy (engine/evict.h) */
 	uint32_t maxmemory_samples;            /* seeds sampled per eviction */
-	uint64_t knn_work_bytes_max;           /* bytes of vectors one KNN search may read per shard */
-	uint64_t knn_slice_bytes;              /* KNN work a worker does between two looks at its I/O */
-	uint64_t quota_work_bytes_per_s;       /* per client: KNN work over all shards; 0 = unlimited */
+	uint64_t knn_work_bytes_max;           /* KNN work of one query on one shard, at most */
+	uint64_t knn_slice_bytes;              /* KNN work between two looks at the sockets */
+	uint64_t quota_work_bytes_per_s;       /* per client, over all shards; 0 = unlimited */
 };
 
 void pm_config_defaults(struct pm_config *c);

@@ -218,9 +218,10 @@ uint32_t pm_knn_turn(struct pm_worker *w)
 		spent += p->q.work - before;
 		if (!done)
 			break; /* the slice is spent: on from here next turn */
-		if (graph) /* an average of the last few graph searches' work */
-			w->knn_graph_bytes = w->knn_graph_bytes - w->knn_graph_bytes / GRAPH_WEIGHT +
-					     p->q.work / GRAPH_WEIGHT;
+		if (graph) { /* an average of the last few graph searches' work */
+			uint64_t avg = w->knn_graph_bytes;
+			w->knn_graph_bytes = avg - avg / GRAPH_WEIGHT + p->q.work / GRAPH_WEIGHT;
+		}
 		part_done(w, p);
 		pop(w);
 		finished++;
@@ -236,7 +237,9 @@ uint32_t pm_knn_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "knn_parts_waiting:%u\r\nknn_parts_refused:%llu\r\nknn_parts_shed:%llu\r\n"
 			 "knn_parts_expired:%llu\r\nknn_slices:%llu\r\nknn_work_charged:%llu\r\n",
 			 w->knn_n, (unsigned long long)s->knn_parts_refused,
-			 (unsigned long long)s->knn_parts_shed, (unsigned long long)s->knn_parts_expired,
-			 (unsigned long long)s->knn_slices, (unsigned long long)s->knn_work_charged);
+			 (unsigned long long)s->knn_parts_shed,
+			 (unsigned long long)s->knn_parts_expired,
+			 (unsigned long long)s->knn_slices,
+			 (unsigned long long)s->knn_work_charged);
 	return n < 0 || (uint32_t)n >= cap ? 0 : (uint32_t)n;
 }

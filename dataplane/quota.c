@@ -182,8 +182,8 @@ static uint64_t refill_ns(const struct pm_rate *r)
 
 static void table_refill_ns(struct pm_quota_table *t)
 {
-	uint64_t rq = refill_ns(&t->def_req), rb = refill_ns(&t->def_bytes), rw = refill_ns(&t->work);
-	t->refill_ns = PM_MAX(PM_MAX(rq, rb), rw);
+	uint64_t rq = refill_ns(&t->def_req), rb = refill_ns(&t->def_bytes);
+	t->refill_ns = PM_MAX(PM_MAX(rq, rb), refill_ns(&t->work));
 }
 
 void pm_qtable_init(struct pm_quota_table *t, const struct pm_quota_limits *def, uint32_t burst_ms,
