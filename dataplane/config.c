@@ -128,9 +128,9 @@ static const struct key keys[] = {
 	{ "knn_work_bytes_max", K_U64, OFF(knn_work_bytes_max), 0, PM_ARENA_BYTES_MAX, "bytes",
 	  "KNN work one query may do on one shard, in bytes of vectors read (64 + 4 x dim per"
 	  " distance computed; suffixes K, M, G); past it: WORK_LIMIT; 0 = no cap" },
-	{ "knn_slice_bytes", K_U64, OFF(knn_slice_bytes), 64u << 10, 1u << 30, "bytes",
-	  "KNN work (bytes of vectors read) a worker does between two looks at its sockets and"
-	  " rings; a longer exact scan goes on in the next turn" },
+	{ "knn_slice_us", K_U32, OFF(knn_slice_us), 10, 100000, "us",
+	  "time a worker spends on KNN work between two looks at its sockets and rings; a"
+	  " longer exact scan goes on in the next turn (a graph search runs whole)" },
 	{ "quota_work_bytes_per_s", K_U64, OFF(quota_work_bytes_per_s), 0, PM_QUOTA_RATE_PER_S_MAX,
 	  "bytes/s", "each client's KNN work (bytes of vectors its queries read) per second over"
 	  " all shards, charged after each query; a client that owes work gets THROTTLED on its"
@@ -185,9 +185,9 @@ void pm_config_defaults(struct pm_config *c)
 	c->maxmemory_policy = PM_EVICT_NOEVICTION;
 	c->maxmemory_samples = PM_EVICT_SAMPLES_DEFAULT;
 	c->knn_work_bytes_max = PM_KNN_WORK_BYTES_MAX_DEFAULT;
-	/* a few hundred microseconds of one core's scanning (10-20 GB/s): what a
-	 * GET may wait behind KNN work */
-	c->knn_slice_bytes = UINT64_C(4) << 20;
+	/* what a GET may wait behind KNN work, about; the rest of a turn takes
+	 * some 10 us, so waiting scans keep ~98 % of the worker */
+	c->knn_slice_us = 500;
 	c->quota_work_bytes_per_s = 0; /* like the other quotas: an operator's choice */
 }
 

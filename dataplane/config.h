@@ -97,7 +97,7 @@ struct pm_config {
 	uint32_t maxmemory_policy;             /* enum pm_evict_policy (engine/evict.h) */
 	uint32_t maxmemory_samples;            /* seeds sampled per eviction */
 	uint64_t knn_work_bytes_max;           /* KNN work of one query on one shard, at most */
-	uint64_t knn_slice_bytes;              /* KNN work between two looks at the sockets */
+	uint32_t knn_slice_us;                 /* KNN work between two looks at the sockets */
 	uint64_t quota_work_bytes_per_s;       /* per client, over all shards; 0 = unlimited */
 };
 

@@ -71,6 +71,10 @@
  * the fan-outs it coordinates (PM_PENDING_MAX) and as many of other workers';
  * past it a part is answered BUSY. */
 #define PM_KNN_PARTS_MAX (2u * PM_PENDING_MAX)
+/* KNN work between two looks at the clock within a slice (knn_slice_us):
+ * 3-6 us of a quiet core's scanning (10-20 GB/s), so a slice ends within a
+ * few microseconds of its time, while the clock's ~30 ns stay below 1 %. */
+#define PM_KNN_STEP_BYTES (64u << 10)
 
 enum pm_msg_type {
 	PM_MSG_FORWARD = 1,  /* a key frame for its owner; the owner replies to the client */
@@ -373,7 +377,7 @@ uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap);
  * quota's work budget. */
 void pm_quota_charge_work(struct pm_worker *w, const struct pm_dest *client, uint64_t work);
 
-/* knn_sched.c: VQUERY parts, run in slices of knn_slice_bytes between turns */
+/* knn_sched.c: VQUERY parts, run in slices of knn_slice_us between turns */
 int pm_knn_alloc(struct pm_worker *w);
 void pm_knn_free(struct pm_worker *w);
 /* This shard's part of a VQUERY fan-out coordinated by `origin` (its number
@@ -382,9 +386,10 @@ void pm_knn_free(struct pm_worker *w);
  * search), else queued for pm_knn_turn. */
 void pm_knn_part_start(struct pm_worker *w, const struct pm_request *req, uint32_t origin,
 		       uint32_t seq, const struct pm_dest *client, uint64_t deadline_ns);
-/* Run queued parts, oldest first, for at most knn_slice_bytes of work (a
- * graph search runs whole); returns the parts it finished plus those still
- * waiting (a worker with parts waiting does not sleep). */
+/* Run queued parts, oldest first, for about knn_slice_us (an exact scan
+ * PM_KNN_STEP_BYTES at a time, the clock read between; a graph search runs
+ * whole); returns the parts it finished plus those still waiting (a worker
+ * with parts waiting does not sleep). */
 uint32_t pm_knn_turn(struct pm_worker *w);
 /* INFO lines: the KNN part counters. */
 uint32_t pm_knn_info(const struct pm_worker *w, char *out, uint32_t cap);

@@ -8,12 +8,14 @@
  * checks the request and finds its collection at once (pm_vquery_begin), and
  * a part that needs no search (an error, nothing to search) is answered at
  * once. The others wait in a FIFO of PM_KNN_PARTS_MAX parts (full: BUSY), and
- * each turn of the worker's loop runs them, oldest first, for at most
- * knn_slice_bytes of work (engine/knn.h: bytes of vectors read): an exact scan
- * a slice at a time, resumed next turn where it stopped; a graph search
- * whole, bounded by knn_work_bytes_max. Between two turns the worker serves
- * its sockets and rings, so a long scan costs the other clients one slice of
- * latency, not the scan.
+ * each turn of the worker's loop runs them, oldest first, for about
+ * knn_slice_us: an exact scan PM_KNN_STEP_BYTES of work at a time (engine/
+ * knn.h: bytes of vectors read), the clock read between, resumed next turn
+ * where it stopped; a graph search whole, bounded by knn_work_bytes_max.
+ * Between two turns the worker serves its sockets and rings, so a long scan
+ * costs the other clients one slice of latency, not the scan. A slice is
+ * time, not bytes, so that this holds on a slow core or build as on a fast
+ * one.
  *
  * Overload: work that finishes after the fan-out's deadline is wasted, so a
  * part that has others waiting ahead of it is refused BUSY on arrival when
@@ -41,10 +43,9 @@
 /* Alignment of a part's query vector: the distance kernels' (shard.h). */
 #define QUERY_ALIGN_BYTES 64u
 /* The rate is sampled over consecutive turns with parts waiting, once they
- * have done at least this much work (a few slices at the smallest
- * knn_slice_bytes), and averaged with weight 1 / RATE_WEIGHT for the newest
- * sample; graph searches' work likewise. */
-#define RATE_SAMPLE_BYTES_MIN (1u << 20)
+ * have done at least this much work (16 steps), and averaged with weight
+ * 1 / RATE_WEIGHT for the newest sample; graph searches' work likewise. */
+#define RATE_SAMPLE_BYTES_MIN (16u * PM_KNN_STEP_BYTES)
 #define RATE_WEIGHT 8.0
 #define GRAPH_WEIGHT 8u
 
@@ -196,17 +197,17 @@ static void measure(struct pm_worker *w, uint64_t bytes)
 
 uint32_t pm_knn_turn(struct pm_worker *w)
 {
-	const uint64_t slice = w->d->cfg.knn_slice_bytes;
-	uint64_t spent = 0;
+	uint64_t spent = 0, now = mono_ns();
+	const uint64_t end = now + (uint64_t)w->d->cfg.knn_slice_us * 1000u;
 	uint32_t finished = 0;
 	if (w->knn_n == 0)
 		return 0;
 	w->stats.knn_slices++;
 	if (w->knn_rate_t0 == 0)
-		w->knn_rate_t0 = mono_ns();
-	while (w->knn_n && spent < slice) {
+		w->knn_rate_t0 = now;
+	while (w->knn_n && now < end) {
 		struct pm_knn_part *p = &w->knn_parts[w->knn_head];
-		if (w->now_ns > p->deadline_ns) {
+		if (now > p->deadline_ns) {
 			w->stats.knn_parts_expired++;
 			part_fail(w, p, PM_E_TIMEOUT);
 			pop(w);
@@ -214,10 +215,11 @@ uint32_t pm_knn_turn(struct pm_worker *w)
 		}
 		uint64_t before = p->q.work;
 		bool graph = p->q.graph;
-		bool done = pm_vquery_step(&w->shard, &p->q, slice - spent);
+		bool done = pm_vquery_step(&w->shard, &p->q, PM_KNN_STEP_BYTES);
 		spent += p->q.work - before;
+		now = mono_ns();
 		if (!done)
-			break; /* the slice is spent: on from here next turn */
+			continue; /* on with this part while the slice lasts, next turn after */
 		if (graph) { /* an average of the last few graph searches' work */
 			uint64_t avg = w->knn_graph_bytes;
 			w->knn_graph_bytes = avg - avg / GRAPH_WEIGHT + p->q.work / GRAPH_WEIGHT;

@@ -17,7 +17,7 @@
 #     collection open loop at FLOOD_QPS, to every shard in turn (it starts
 #     0.5 s before the polite client measures).
 # Every pomaid flag but the scenario's is its default (knn_timeout_ms 100,
-# knn_slice_bytes 4M, knn_work_bytes_max 1G, no quotas). Runs alternate
+# knn_slice_us 500, knn_work_bytes_max 1G, no quotas). Runs alternate
 # BEFORE and AFTER, PAIRS times, each with its own daemon; the order flips
 # every pair. NICE (default 0) runs everything at that nice level: on a
 # machine shared with other jobs, -15 keeps their load out of the numbers.

@@ -112,8 +112,8 @@ static void test_bad_values(void)
 	expect_bad("quota_burst_ms", "1001");
 	expect_bad("collection_bytes_max", "-1");
 	expect_bad("knn_work_bytes_max", "65T");       /* above the largest arena */
-	expect_bad("knn_slice_bytes", "65535");        /* below 64 KiB */
-	expect_bad("knn_slice_bytes", "2G");           /* above 1 GiB */
+	expect_bad("knn_slice_us", "9");               /* below 10 us */
+	expect_bad("knn_slice_us", "100001");          /* above 0.1 s */
 	expect_bad("quota_work_bytes_per_s", "17G");   /* PM_QUOTA_RATE_PER_S_MAX is 16 G */
 	struct pm_config c;
 	char err[PM_CONFIG_ERR_BYTES];
@@ -141,8 +141,9 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(c.collection_bytes_max, 1000); /* no multiple-of-4096 rule */
 	CU_ASSERT_EQUAL(c.knn_work_bytes_max, PM_KNN_WORK_BYTES_MAX_DEFAULT);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "knn_work_bytes_max", "0", err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL(pm_config_set(&c, "knn_slice_bytes", "64K", err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL(c.knn_slice_bytes, 65536);
+	CU_ASSERT_EQUAL(c.knn_slice_us, 500);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "knn_slice_us", "10", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.knn_slice_us, 10);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "quota_work_bytes_per_s", "1G", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.quota_work_bytes_per_s, UINT64_C(1) << 30);
 }
