@@ -72,7 +72,7 @@
  * past it a part is answered BUSY. */
 #define PM_KNN_PARTS_MAX (2u * PM_PENDING_MAX)
 /* KNN work between two looks at the clock within a slice (knn_slice_us):
- * 3-6 us of a quiet core's scanning (10-20 GB/s), so a slice ends within a
+ * 2-6 us of a quiet core's scanning (10-28 GB/s), so a slice ends within a
  * few microseconds of its time, while the clock's ~30 ns stay below 1 %. */
 #define PM_KNN_STEP_BYTES (64u << 10)
 

@@ -13,7 +13,7 @@
  * Work: what a search costs is counted in the bytes of vector blobs it reads,
  * pm_knn_distance_bytes(dim) per distance computation (the 64-byte header and
  * the payload), so that one budget means the same CPU time at dimension 16 and
- * at 4096 (a count of distances would let a 4096-dimension query cost 60 times
+ * at 4096 (a count of distances would let a 4096-dimension query cost 50 times
  * what a 64-dimension one does under the same limit). The scan can stop and
  * resume (pm_knn_scan_*): the dataplane runs a long exact scan in slices and
  * serves other requests between them.

@@ -110,7 +110,7 @@
  * (engine/knn.h: header + payload per distance computed), unless the embedder
  * sets its own (pomaid: knn_work_bytes_max). 1 GiB: an exact scan of 1.8 M
  * 128-dimension vectors, or a graph search at the largest ef on 128-dimension
- * vectors many times over; at the 10-20 GB/s one core scans (perf/RESULTS.md),
+ * vectors many times over; at the 10-28 GB/s one core scans (perf/RESULTS.md),
  * about 0.1 s of it. A search past it is refused (PM_E_WORK_LIMIT), not cut
  * short: a cut scan's hits are an arbitrary subset. */
 #ifndef PM_KNN_WORK_BYTES_MAX_DEFAULT
