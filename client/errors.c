@@ -64,6 +64,9 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 				    "over this client's quota on the server: retry after its hint" },
 	[PM_CLIENT_E_QUOTA] = { "E_QUOTA",
 				"the collection holds its byte cap (collection_bytes_max) on that shard" },
+	[PM_CLIENT_E_WORK_LIMIT] = { "E_WORK_LIMIT",
+				     "the query would read more vectors on a shard than the "
+				     "server's knn_work_bytes_max allows" },
 };
 
 const char *pm_client_strerror(enum pm_client_status st)
@@ -113,6 +116,7 @@ enum pm_client_status pmc_from_engine(enum pm_status st)
 	case PM_E_LOG_FAILED: return PM_CLIENT_E_LOG_FAILED;
 	case PM_E_THROTTLED: return PM_CLIENT_E_THROTTLED;
 	case PM_E_QUOTA: return PM_CLIENT_E_QUOTA;
+	case PM_E_WORK_LIMIT: return PM_CLIENT_E_WORK_LIMIT;
 	default: return PM_CLIENT_E_SERVER; /* PM_E_INTERNAL, and codes newer than us */
 	}
 }

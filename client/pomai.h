@@ -144,6 +144,8 @@ enum pm_client_status {
 	PM_CLIENT_E_THROTTLED,        /* over this client's quota; nothing was done. Retry after
 					 the server's hint: result.retry_ms, pm_client_retry_ms() */
 	PM_CLIENT_E_QUOTA,            /* the collection is at its byte cap on that shard */
+	PM_CLIENT_E_WORK_LIMIT,       /* a KNN query past the server's per-shard work cap
+					 (knn_work_bytes_max): smaller k / ef, or not exact */
 	PM_CLIENT_STATUS_COUNT
 };
 

@@ -3,8 +3,9 @@
  * access.c — the worker's side of access control and quotas (quota.h has the
  * rules): the per-worker client table and its API for the control plane, the
  * admission of each request frame (THROTTLED replies with their retry hint),
- * the per-collection byte cap checked before a VADD is applied, and the INFO
- * lines an operator watches. The allowlist itself is checked by the backends
+ * the per-collection byte cap checked before a VADD is applied, the KNN work
+ * charged to each client after its queries ran, and the INFO lines an
+ * operator watches. The allowlist itself is checked by the backends
  * as soon as a source is known (udp.c, tcp.c, dpdk_io.c).
  *
  * Everything here runs on the worker's own thread and touches only that
@@ -109,6 +110,7 @@ int pm_access_alloc(struct pm_worker *w)
 	if (!w->quota)
 		return -ENOMEM;
 	pm_qtable_init(w->quota, &def, cfg->quota_burst_ms, w->d->nshards, seed);
+	pm_qtable_set_work(w->quota, cfg->quota_work_bytes_per_s);
 	return 0;
 }
 
@@ -162,12 +164,24 @@ static void send_throttled(struct pm_worker *w, const struct pm_dest *to, uint8_
 bool pm_quota_admit(struct pm_worker *w, const struct pm_request *req, uint32_t len,
 		    const struct pm_dest *from)
 {
-	uint32_t retry_ms = pm_qtable_admit(w->quota, from->addr.sin_addr.s_addr, len, w->now_ns);
+	uint32_t addr = from->addr.sin_addr.s_addr, retry_ms;
+	if (req->op == PM_OP_VQUERY) /* also refused while the client owes KNN work */
+		retry_ms = pm_qtable_admit_knn(w->quota, addr, len, w->now_ns);
+	else
+		retry_ms = pm_qtable_admit(w->quota, addr, len, w->now_ns);
 	if (retry_ms == 0)
 		return true;
 	w->stats.throttled_requests++;
 	send_throttled(w, from, req->op, req->id, retry_ms);
 	return false;
+}
+
+void pm_quota_charge_work(struct pm_worker *w, const struct pm_dest *client, uint64_t work)
+{
+	if (work == 0 || client->conn == PM_CONN_ADMIN)
+		return; /* the admin socket's requests are the operator's, not a client's */
+	pm_qtable_charge_work(w->quota, client->addr.sin_addr.s_addr, work, w->now_ns);
+	w->stats.knn_work_charged += work;
 }
 
 /* The bytes a VADD's blob can take at most in collection c (NULL: a default
@@ -230,7 +244,8 @@ uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap)
 		snprintf(name, sizeof(name), "client_%s", addr);
 		ok = line(out, cap, &len, name, "_requests", top[i].requests) &&
 		     line(out, cap, &len, name, "_bytes", top[i].bytes) &&
-		     line(out, cap, &len, name, "_throttled", top[i].throttled);
+		     line(out, cap, &len, name, "_throttled", top[i].throttled) &&
+		     line(out, cap, &len, name, "_work", top[i].work);
 	}
 	return len;
 }

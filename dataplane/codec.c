@@ -1073,6 +1073,7 @@ uint8_t pm_wire_status(enum pm_status st)
 	case PM_E_LOG_FAILED: return 8;
 	case PM_E_THROTTLED: return 9;
 	case PM_E_QUOTA: return 10;
+	case PM_E_WORK_LIMIT: return 11;
 	case PM_E_KEY_LEN: return 16;
 	case PM_E_VALUE_LEN: return 17;
 	case PM_E_DIM: return 18;

@@ -136,6 +136,16 @@ static const struct key keys[] = {
 	  "bytes all TCP connections of one worker may buffer (input not executed, replies not"
 	  " written; suffixes K, M, G); past it the connections idle the longest are closed"
 	  " (tcp_buffer_evicted)" },
+	{ "knn_work_bytes_max", K_U64, OFF(knn_work_bytes_max), 0, PM_ARENA_BYTES_MAX, "bytes",
+	  "KNN work one query may do on one shard, in bytes of vectors read (64 + 4 x dim per"
+	  " distance computed; suffixes K, M, G); past it: WORK_LIMIT; 0 = no cap" },
+	{ "knn_slice_us", K_U32, OFF(knn_slice_us), 10, 100000, "us",
+	  "time a worker spends on KNN work between two looks at its sockets and rings; a"
+	  " longer exact scan goes on in the next turn (a graph search runs whole)" },
+	{ "quota_work_bytes_per_s", K_U64, OFF(quota_work_bytes_per_s), 0, PM_QUOTA_RATE_PER_S_MAX,
+	  "bytes/s", "each client's KNN work (bytes of vectors its queries read) per second over"
+	  " all shards, charged after each query; a client that owes work gets THROTTLED on its"
+	  " next VQUERY; 0 = unlimited" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -188,6 +198,11 @@ void pm_config_defaults(struct pm_config *c)
 	c->tcp_frame_ms = PM_TCP_FRAME_MS_DEFAULT;
 	c->tcp_conns_per_addr = PM_TCP_CONNS_PER_ADDR_DEFAULT;
 	c->tcp_buffer_bytes = PM_TCP_BUFFER_BYTES_DEFAULT;
+	c->knn_work_bytes_max = PM_KNN_WORK_BYTES_MAX_DEFAULT;
+	/* what a GET may wait behind KNN work, about; the rest of a turn takes
+	 * some 10 us, so waiting scans keep ~98 % of the worker */
+	c->knn_slice_us = 500;
+	c->quota_work_bytes_per_s = 0; /* like the other quotas: an operator's choice */
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)

@@ -108,6 +108,9 @@ struct pm_config {
 	uint32_t tcp_frame_ms;                 /* a TCP frame arrives whole within this */
 	uint32_t tcp_conns_per_addr;           /* a worker's TCP slots one address may hold */
 	uint64_t tcp_buffer_bytes;             /* bytes a worker's TCP connections may buffer */
+	uint64_t knn_work_bytes_max;           /* KNN work of one query on one shard, at most */
+	uint32_t knn_slice_us;                 /* KNN work between two looks at the sockets */
+	uint64_t quota_work_bytes_per_s;       /* per client, over all shards; 0 = unlimited */
 };
 
 void pm_config_defaults(struct pm_config *c);

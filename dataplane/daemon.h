@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "knn.h"
 #include "quota.h"
 #include "ring.h"
 #include "shard.h"
@@ -50,6 +51,14 @@
 #define PM_TICKS_CALIBRATE_NS (100u * 1000u * 1000u)
 /* Turns between two slices of background maintenance while busy. */
 #define PM_MAINTAIN_EVERY_TURNS 64u
+/* KNN parts (knn_sched.c) a worker holds at once: its own shard's parts of
+ * the fan-outs it coordinates (PM_PENDING_MAX) and as many of other workers';
+ * past it a part is answered BUSY. */
+#define PM_KNN_PARTS_MAX (2u * PM_PENDING_MAX)
+/* KNN work between two looks at the clock within a slice (knn_slice_us):
+ * 2-6 us of a quiet core's scanning (10-28 GB/s), so a slice ends within a
+ * few microseconds of its time, while the clock's ~30 ns stay below 1 %. */
+#define PM_KNN_STEP_BYTES (64u << 10)
 
 enum pm_msg_type {
 	PM_MSG_FORWARD = 1,  /* a key frame for its owner; the owner replies to the client */
@@ -110,6 +119,7 @@ struct pm_msg {
 	uint32_t created;          /* FANOUT_REPLY to a CCREATE: 1 if this shard created the
 				    * collection (it did not exist there before) */
 	struct pm_dest dest;       /* where the final reply goes */
+	uint64_t work;             /* FANOUT_REPLY: KNN work of the part, charged to dest */
 };
 
 /* One reply datagram waiting for sendmmsg. */
@@ -151,6 +161,18 @@ struct pm_pending {
 	uint8_t list_flags;        /* CLIST: the request's PM_CLIST_* (the reply's layout) */
 	uint32_t created;          /* CCREATE: shards that created the collection (bit per shard) */
 	bool rolling_back;         /* CCREATE failed: waiting for the CDROPs that undo it */
+};
+
+/* One shard's part of a VQUERY fan-out, kept while its search waits or runs
+ * in slices between the worker's turns (knn_sched.c). */
+struct pm_knn_part {
+	bool local;                /* this worker coordinates the fan-out */
+	uint32_t origin, seq;      /* the fan-out: its coordinator, its number there */
+	struct pm_dest dest;       /* the client: where the reply goes, who pays the work */
+	uint64_t deadline_ns;      /* nobody waits for the answer after this */
+	struct pm_vquery q;        /* the engine's state of the search */
+	float *qbuf;               /* PM_DIM_MAX floats, 64-byte aligned */
+	struct pm_knn_hit *hits;   /* PM_K_MAX */
 };
 
 struct pm_conn {
@@ -202,6 +224,12 @@ struct pm_worker_stats {
 	uint64_t dropped_self;          /* datagrams claiming one of this daemon's own UDP sources */
 	uint64_t throttled_requests;    /* frames answered THROTTLED (over the client's quota) */
 	uint64_t collection_bytes_refused; /* VADDs answered QUOTA (collection_bytes_max) */
+	uint64_t knn_parts_refused;   /* KNN parts answered BUSY: every part slot was taken */
+	uint64_t knn_parts_shed;      /* KNN parts answered BUSY: the queue ahead would outlast
+				       * their deadline */
+	uint64_t knn_parts_expired;   /* KNN parts dropped unfinished at their fan-out's deadline */
+	uint64_t knn_slices;          /* turns that ran KNN work */
+	uint64_t knn_work_charged;    /* KNN work charged to this worker's clients, bytes */
 	uint64_t knn_latency_us[16];  /* log2 buckets: [i] counts latencies < 2^i us */
 };
 
@@ -247,6 +275,12 @@ struct pm_worker {
 	uint8_t *scratch;          /* PM_RING_PAYLOAD_MAX: outgoing message / reply frames */
 	struct pm_pending pending[PM_PENDING_MAX];
 	struct pm_quota_table *quota; /* this worker's clients: quotas and counters (access.c) */
+	struct pm_knn_part *knn_parts; /* PM_KNN_PARTS_MAX, a FIFO from knn_head (knn_sched.c) */
+	uint32_t knn_head, knn_n;
+	double knn_ns_per_byte;    /* how fast this worker gets through KNN work with parts
+				    * waiting, its other work included (average) */
+	uint64_t knn_rate_t0, knn_rate_bytes; /* the measurement under way: since, and work */
+	uint64_t knn_graph_bytes;  /* work of a graph search here (average) */
 	struct pm_worker_stats stats;
 	/* the stats segment: service-time histograms, the tick clock, publishing */
 	struct pm_hist lat_kv, lat_knn;
@@ -399,6 +433,27 @@ uint32_t pm_quota_list(const struct pm_worker *w, struct pm_quota_override *out,
 uint32_t pm_quota_top(const struct pm_worker *w, struct pm_quota_talker *out, uint32_t n);
 /* INFO lines: counters and the top talkers. */
 uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap);
+
+/* access.c: KNN work done for a client (FANOUT_REPLY's work), charged to its
+ * quota's work budget. */
+void pm_quota_charge_work(struct pm_worker *w, const struct pm_dest *client, uint64_t work);
+
+/* knn_sched.c: VQUERY parts, run in slices of knn_slice_us between turns */
+int pm_knn_alloc(struct pm_worker *w);
+void pm_knn_free(struct pm_worker *w);
+/* This shard's part of a VQUERY fan-out coordinated by `origin` (its number
+ * seq there; this worker's own when origin == w->id), for client, due by
+ * deadline_ns: answered now when it needs no search (an error, nothing to
+ * search), else queued for pm_knn_turn. */
+void pm_knn_part_start(struct pm_worker *w, const struct pm_request *req, uint32_t origin,
+		       uint32_t seq, const struct pm_dest *client, uint64_t deadline_ns);
+/* Run queued parts, oldest first, for about knn_slice_us (an exact scan
+ * PM_KNN_STEP_BYTES at a time, the clock read between; a graph search runs
+ * whole); returns the parts it finished plus those still waiting (a worker
+ * with parts waiting does not sleep). */
+uint32_t pm_knn_turn(struct pm_worker *w);
+/* INFO lines: the KNN part counters. */
+uint32_t pm_knn_info(const struct pm_worker *w, char *out, uint32_t cap);
 
 /* tcp.c: the stream side of the kernel backend */
 int pm_tcp_listen(const struct pm_config *cfg, char *err, size_t errlen);

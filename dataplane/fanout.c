@@ -32,6 +32,12 @@
  * PM_INFO_REPLY_BYTES_MAX, several frames); without it, the reply is cut at
  * the last whole line within PM_INFO_TEXT_BYTES_MAX, as before paging.
  *
+ * A VQUERY's part on each shard (this worker's own and those of the fan-outs
+ * other workers coordinate) is handed to knn_sched.c, which runs its search
+ * in slices between the worker's turns and answers it the same way, with the
+ * work it did; the coordinator charges that work to the client
+ * (pm_fanout_collect), also for parts that answer after a timeout.
+ *
  * SNAPSHOT's part is no engine call and no logged mutation: it asks this
  * worker's snapshot I/O to start one (snap_io.h), so it is never admitted to
  * nor held by the WAL (pm_wal_logs() does not list it).
@@ -213,6 +219,49 @@ static bool merge_hit(struct pm_pending *p, const struct pm_bytes *key, float di
 	return true;
 }
 
+/* One reply frame's hits merged with the kept ones in one pass: both are
+ * sorted by (distance, key) (every shard sends its hits in order), so the k
+ * best of both take O(k), not the O(k^2) compares and moves of inserting one
+ * hit at a time (k = 1024: half a million, on the coordinator's turn). When
+ * the frame's keys do not fit the key buffer even compacted, one at a time
+ * after all. false: keys too long for the merge buffer. */
+static bool merge_frame_hits(struct pm_pending *p, const struct pm_reply_view *frame)
+{
+	struct pm_reply_view it = *frame;
+	struct pm_bytes key;
+	float dist;
+	uint32_t bytes = 0;
+	while (pm_reply_next_hit(&it, &key, &dist))
+		bytes += key.len;
+	if (p->keys_used + bytes > PM_KNN_MERGE_BYTES)
+		compact_keys(p);
+	it = *frame;
+	if (p->keys_used + bytes > PM_KNN_MERGE_BYTES) {
+		bool ok = true;
+		while (pm_reply_next_hit(&it, &key, &dist))
+			ok &= merge_hit(p, &key, dist);
+		return ok;
+	}
+	struct pm_hit_ref out[PM_K_MAX];
+	uint32_t n = 0, i = 0;
+	bool have = pm_reply_next_hit(&it, &key, &dist);
+	while (n < p->k && (have || i < p->nhits)) {
+		bool take = have && (i == p->nhits ||
+				     hit_cmp(p, dist, key.ptr, key.len, &p->hits[i]) < 0);
+		if (take) {
+			memcpy(p->keys + p->keys_used, key.ptr, key.len);
+			out[n++] = (struct pm_hit_ref){ dist, p->keys_used, key.len };
+			p->keys_used += key.len;
+			have = pm_reply_next_hit(&it, &key, &dist);
+		} else {
+			out[n++] = p->hits[i++];
+		}
+	}
+	memcpy(p->hits, out, n * sizeof(out[0]));
+	p->nhits = n;
+	return true;
+}
+
 static void merge_coll(struct pm_pending *p, const struct pm_coll_info *ci)
 {
 	for (uint32_t i = 0; i < p->ncolls; i++) {
@@ -265,12 +314,9 @@ static void merge_part(struct pm_pending *p, uint32_t shard, const uint8_t *buf,
 			p->status = p->status ? p->status : rv.status;
 			continue;
 		}
-		struct pm_bytes key;
 		struct pm_coll_info ci;
-		float dist;
-		while (p->op == PM_OP_VQUERY && pm_reply_next_hit(&rv, &key, &dist))
-			if (!merge_hit(p, &key, dist))
-				p->status = PM_E_K; /* keys too long for the merge buffer */
+		if (p->op == PM_OP_VQUERY && !merge_frame_hits(p, &rv))
+			p->status = PM_E_K; /* keys too long for the merge buffer */
 		while (p->op == PM_OP_CLIST && pm_reply_next_coll(&rv, &ci))
 			merge_coll(p, &ci);
 		if (p->op == PM_OP_CDROP)
@@ -506,12 +552,16 @@ void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const ui
 		memcpy(p->keys, req->collection.ptr, req->collection.len);
 		p->keys_used = req->collection.len;
 	}
-	struct pm_msg m = { .origin = w->id, .seq = p->seq };
+	struct pm_msg m = { .origin = w->id, .seq = p->seq, .dest = *client };
 	for (uint32_t s = 0; s < w->d->nshards; s++)
 		if (s != w->id && !pm_post(w, s, PM_MSG_FANOUT, &m, frame, len)) {
 			p->status = p->status ? p->status : PM_E_BUSY;
 			p->want--;
 		}
+	if (req->op == PM_OP_VQUERY) { /* answered through pm_fanout_collect */
+		pm_knn_part_start(w, req, w->id, p->seq, client, p->deadline_ns);
+		return;
+	}
 	bool created;
 	uint32_t n = part_frames(w, req, w->scratch, PM_RING_PAYLOAD_MAX, &created);
 	if (n)
@@ -531,7 +581,13 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 	struct pm_msg r = { .origin = m->origin, .seq = m->seq, .shard = w->id };
 	uint32_t cap = PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(r), n = 0;
 	bool created = false;
-	if (pm_request_decode(frame, len, &req, &used) == PM_OK)
+	enum pm_status st = pm_request_decode(frame, len, &req, &used);
+	if (st == PM_OK && req.op == PM_OP_VQUERY) { /* its deadline: the origin's, give or take */
+		uint64_t due = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u;
+		pm_knn_part_start(w, &req, m->origin, m->seq, &m->dest, due);
+		return;
+	}
+	if (st == PM_OK)
 		n = part_frames(w, &req, w->scratch, cap, &created);
 	r.created = created;
 	if (n == 0) { /* the part does not fit a message: say so in one error frame */
@@ -548,6 +604,7 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frames,
 		       uint32_t len)
 {
+	pm_quota_charge_work(w, &m->dest, m->work); /* KNN work, even when too late */
 	struct pm_pending *p = find(w, m->seq);
 	if (!p)
 		return; /* answered already (timed out) */
@@ -624,6 +681,7 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 	}
 	len += rollback_info(w, out + len, cap - len);
 	len += pm_access_info(w, out + len, cap - len);
+	len += pm_knn_info(w, out + len, cap - len);
 	if (w->dp)
 		len += pm_dpdk_info(w, out + len, cap - len);
 	len += pm_wal_info(w, out + len, cap - len);

@@ -218,6 +218,7 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 			(unsigned long long)d->cfg.maxmemory, (unsigned long long)sc.arena_bytes);
 		return -1;
 	}
+	w->shard.knn_work_max = d->cfg.knn_work_bytes_max; /* 0: no cap */
 	if (w->wal) { /* every eviction is logged as a DEL before it happens */
 		w->shard.evict_log = pm_wal_evict_log;
 		w->shard.evict_ctx = w;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "hash.h"
 #include "pm_limits.h"
 #include "quota.h"
@@ -91,6 +92,13 @@ void pm_rate_init(struct pm_rate *r, uint64_t per_s, uint32_t share, uint32_t bu
 	u128 least = (u128)cost_max * PM_QUOTA_NANO;
 	cap = cap < least ? least : cap;
 	r->cap = cap > UINT64_MAX ? UINT64_MAX : (uint64_t)cap;
+	r->debt_max = 0;
+}
+
+void pm_rate_allow_debt(struct pm_rate *r)
+{
+	u128 debt = (u128)r->per_s * PM_QUOTA_DEBT_MS_MAX * (PM_QUOTA_NANO / 1000u) / r->share;
+	r->debt_max = debt > UINT64_MAX ? UINT64_MAX : (uint64_t)debt;
 }
 
 void pm_bucket_fill(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t now_ns)
@@ -107,11 +115,17 @@ void pm_bucket_refill(struct pm_token_bucket *b, const struct pm_rate *r, uint64
 	if (r->per_s == 0 || b->level >= r->cap) {
 		b->level = r->cap;
 		b->rem = 0;
+		b->debt = 0;
 		return;
 	}
 	u128 total = (u128)r->per_s * dt + b->rem;
 	u128 add = total / r->share;
 	b->rem = (uint32_t)(total % r->share);
+	if (b->debt) { /* repaid first */
+		u128 repay = add < b->debt ? add : b->debt;
+		b->debt -= (uint64_t)repay;
+		add -= repay;
+	}
 	if (add >= r->cap - b->level) {
 		b->level = r->cap;
 		b->rem = 0;
@@ -122,7 +136,7 @@ void pm_bucket_refill(struct pm_token_bucket *b, const struct pm_rate *r, uint64
 
 uint64_t pm_bucket_wait_ns(const struct pm_token_bucket *b, const struct pm_rate *r, uint64_t cost)
 {
-	u128 need = (u128)cost * PM_QUOTA_NANO;
+	u128 need = (u128)cost * PM_QUOTA_NANO + b->debt;
 	if (r->per_s == 0 || b->level >= need)
 		return 0;
 	u128 ns = ((need - b->level) * r->share + r->per_s - 1) / r->per_s;
@@ -133,6 +147,20 @@ void pm_bucket_spend(struct pm_token_bucket *b, const struct pm_rate *r, uint64_
 {
 	if (r->per_s)
 		b->level -= cost * PM_QUOTA_NANO;
+}
+
+void pm_bucket_charge(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t cost)
+{
+	if (r->per_s == 0)
+		return;
+	u128 take = (u128)cost * PM_QUOTA_NANO;
+	if (take <= b->level) {
+		b->level -= (uint64_t)take;
+		return;
+	}
+	u128 owe = take - b->level + b->debt;
+	b->level = 0;
+	b->debt = owe > r->debt_max ? r->debt_max : (uint64_t)owe;
 }
 
 /* ---------------------------------------------------------------- client table */
@@ -152,6 +180,12 @@ static uint64_t refill_ns(const struct pm_rate *r)
 	return ns > UINT64_MAX ? UINT64_MAX : (uint64_t)ns;
 }
 
+static void table_refill_ns(struct pm_quota_table *t)
+{
+	uint64_t rq = refill_ns(&t->def_req), rb = refill_ns(&t->def_bytes);
+	t->refill_ns = PM_MAX(PM_MAX(rq, rb), refill_ns(&t->work));
+}
+
 void pm_qtable_init(struct pm_quota_table *t, const struct pm_quota_limits *def, uint32_t burst_ms,
 		    uint32_t share, uint64_t seed)
 {
@@ -161,14 +195,22 @@ void pm_qtable_init(struct pm_quota_table *t, const struct pm_quota_limits *def,
 	t->seed = seed;
 	pm_rate_init(&t->def_req, def->requests_per_s, t->share, burst_ms, 1);
 	pm_rate_init(&t->def_bytes, def->bytes_per_s, t->share, burst_ms, PM_FRAME_BYTES_MAX);
-	uint64_t rq = refill_ns(&t->def_req), rb = refill_ns(&t->def_bytes);
-	t->refill_ns = rq > rb ? rq : rb;
+	pm_rate_init(&t->work, 0, t->share, burst_ms, 1);
+	table_refill_ns(t);
 	t->lru_head = t->lru_tail = PM_QUOTA_NONE;
 	for (uint32_t i = 0; i < PM_QUOTA_HASH_BUCKETS; i++)
 		t->hash[i] = PM_QUOTA_NONE;
 	for (uint32_t i = 0; i < PM_QUOTA_CLIENTS_MAX; i++)
 		t->e[i].next = i + 1 < PM_QUOTA_CLIENTS_MAX ? i + 1 : PM_QUOTA_NONE;
 	t->free_head = 0;
+}
+
+void pm_qtable_set_work(struct pm_quota_table *t, uint64_t work_bytes_per_s)
+{
+	/* a bucket holds at least one token: admission asks for one (pm_qtable_admit_knn) */
+	pm_rate_init(&t->work, work_bytes_per_s, t->share, t->burst_ms, 1);
+	pm_rate_allow_debt(&t->work);
+	table_refill_ns(t);
 }
 
 static struct pm_quota_entry *find(struct pm_quota_table *t, uint32_t addr_be)
@@ -245,8 +287,9 @@ static struct pm_quota_entry *insert(struct pm_quota_table *t, uint32_t addr_be,
 	t->hash[b] = (uint32_t)(e - t->e);
 	pm_bucket_fill(&e->req, &t->def_req, now_ns);
 	pm_bucket_fill(&e->bytes, &t->def_bytes, now_ns);
+	pm_bucket_fill(&e->work, &t->work, now_ns);
 	if (!full)
-		e->req.level = e->bytes.level = 0;
+		e->req.level = e->bytes.level = e->work.level = 0;
 	lru_push(t, e);
 	return e;
 }
@@ -257,8 +300,8 @@ static uint32_t ns_to_ms_up(uint64_t ns)
 	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)(ms ? ms : 1);
 }
 
-uint32_t pm_qtable_admit(struct pm_quota_table *t, uint32_t addr_be, uint32_t bytes,
-			 uint64_t now_ns)
+static uint32_t admit(struct pm_quota_table *t, uint32_t addr_be, uint32_t bytes, bool knn,
+		      uint64_t now_ns)
 {
 	struct pm_quota_entry *e = find(t, addr_be);
 	if (!e)
@@ -271,8 +314,10 @@ uint32_t pm_qtable_admit(struct pm_quota_table *t, uint32_t addr_be, uint32_t by
 	const struct pm_rate *rr = req_rate(t, e), *br = byte_rate(t, e);
 	pm_bucket_refill(&e->req, rr, now_ns);
 	pm_bucket_refill(&e->bytes, br, now_ns);
+	pm_bucket_refill(&e->work, &t->work, now_ns);
 	uint64_t wr = pm_bucket_wait_ns(&e->req, rr, 1), wb = pm_bucket_wait_ns(&e->bytes, br, bytes);
-	if (wr == 0 && wb == 0) {
+	uint64_t ww = knn ? pm_bucket_wait_ns(&e->work, &t->work, 1) : 0;
+	if (wr == 0 && wb == 0 && ww == 0) {
 		pm_bucket_spend(&e->req, rr, 1);
 		pm_bucket_spend(&e->bytes, br, bytes);
 		e->requests++;
@@ -281,7 +326,30 @@ uint32_t pm_qtable_admit(struct pm_quota_table *t, uint32_t addr_be, uint32_t by
 	}
 	e->throttled++;
 	t->throttled++;
-	return ns_to_ms_up(wr > wb ? wr : wb);
+	return ns_to_ms_up(PM_MAX(PM_MAX(wr, wb), ww));
+}
+
+uint32_t pm_qtable_admit(struct pm_quota_table *t, uint32_t addr_be, uint32_t bytes,
+			 uint64_t now_ns)
+{
+	return admit(t, addr_be, bytes, false, now_ns);
+}
+
+uint32_t pm_qtable_admit_knn(struct pm_quota_table *t, uint32_t addr_be, uint32_t bytes,
+			     uint64_t now_ns)
+{
+	return admit(t, addr_be, bytes, true, now_ns);
+}
+
+void pm_qtable_charge_work(struct pm_quota_table *t, uint32_t addr_be, uint64_t work,
+			   uint64_t now_ns)
+{
+	struct pm_quota_entry *e = find(t, addr_be);
+	if (!e) /* replaced since it was admitted: it comes back owing the work */
+		e = insert(t, addr_be, now_ns);
+	pm_bucket_refill(&e->work, &t->work, now_ns);
+	pm_bucket_charge(&e->work, &t->work, work);
+	e->work_bytes += work;
 }
 
 /* Buckets above a (lower) new cap are cut to it. */
@@ -361,7 +429,7 @@ uint32_t pm_qtable_top(const struct pm_quota_table *t, struct pm_quota_talker *o
 		if (j < n)
 			out[j] = (struct pm_quota_talker){
 				e->addr_be, e->pinned, e->requests, e->bytes_in, e->throttled,
-				now_ns > e->last_ns ? now_ns - e->last_ns : 0 };
+				now_ns > e->last_ns ? now_ns - e->last_ns : 0, e->work_bytes };
 	}
 	return k;
 }

@@ -40,6 +40,19 @@
  * which is at most what it had. Being evicted is never worth more than
  * waiting, whatever an attacker does to churn the table (and churning it
  * takes thousands of requests from other addresses, each of which is charged).
+ *
+ * The work budget: KNN work (engine/knn.h: bytes of vectors a search reads)
+ * is known only once the search is done, so it is charged after the fact, to
+ * a third bucket that may go into debt (pm_bucket_charge): a client that owes
+ * work has its next VQUERY refused THROTTLED until the debt is repaid at its
+ * rate, while its other requests are not (they cost no KNN work). What a
+ * bucket may owe is bounded (PM_QUOTA_DEBT_MS_MAX of its rate). A client
+ * evicted from the table loses its debt with its entry (a newcomer starts
+ * with none, full or empty by the rule above); that takes PM_QUOTA_CLIENTS_MAX
+ * other addresses active on the worker, each with a work budget of its own,
+ * which an attacker who has them can spend directly: eviction gives nothing
+ * the addresses do not. Every client has the same work budget
+ * (quota_work_bytes_per_s): per-client overrides set requests and bytes.
  */
 #ifndef POMAI_DATAPLANE_QUOTA_H
 #define POMAI_DATAPLANE_QUOTA_H
@@ -97,17 +110,25 @@ _Static_assert(PM_QUOTA_RATE_PER_S_MAX / 1000u * PM_QUOTA_BURST_MS_MAX <=
 		       UINT64_MAX / PM_QUOTA_NANO,
 	       "the largest burst, in nano-tokens, fits a u64");
 
+/* What a work bucket may owe, in ms of its rate: a flood of queries admitted
+ * before their work was known is paid back at the rate for up to 10 s, which
+ * holds a client to about its budget over time; a client that overshot once
+ * is not shut out for minutes. */
+#define PM_QUOTA_DEBT_MS_MAX 10000u
+
 /* A rate as one worker enforces it. */
 struct pm_rate {
 	uint64_t per_s;  /* tokens per second over all workers; 0 = unlimited */
 	uint32_t share;  /* this worker refills per_s / share per second */
 	uint64_t cap;    /* nano-tokens this worker's bucket holds at most (its burst) */
+	uint64_t debt_max; /* nano-tokens a bucket may owe (pm_bucket_charge); 0: none */
 };
 
 struct pm_token_bucket {
 	uint64_t level;   /* nano-tokens */
 	uint64_t last_ns; /* time of the last refill */
 	uint32_t rem;     /* per_s x ns not yet divided by share (< share) */
+	uint64_t debt;    /* nano-tokens charged beyond the level; repaid before it refills */
 };
 
 /* A rate of per_s split over share workers, with a burst of burst_ms of it;
@@ -123,6 +144,11 @@ void pm_bucket_refill(struct pm_token_bucket *b, const struct pm_rate *r, uint64
 uint64_t pm_bucket_wait_ns(const struct pm_token_bucket *b, const struct pm_rate *r, uint64_t cost);
 /* Take cost tokens (the caller checked pm_bucket_wait_ns() == 0). */
 void pm_bucket_spend(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t cost);
+/* Take cost tokens whatever the level: what it lacks becomes debt (at most
+ * r->debt_max; the rest is forgiven). For costs known only afterwards. */
+void pm_bucket_charge(struct pm_token_bucket *b, const struct pm_rate *r, uint64_t cost);
+/* A rate whose buckets may owe PM_QUOTA_DEBT_MS_MAX of it (pm_rate_init's, then this). */
+void pm_rate_allow_debt(struct pm_rate *r);
 static inline bool pm_bucket_full(const struct pm_token_bucket *b, const struct pm_rate *r)
 {
 	return r->per_s == 0 || b->level >= r->cap;
@@ -159,13 +185,16 @@ struct pm_quota_entry {
 	uint32_t prev, next;          /* LRU list (unpinned) or free list (next) */
 	struct pm_rate req_rate, byte_rate; /* the override (pinned only) */
 	struct pm_token_bucket req, bytes;
+	struct pm_token_bucket work;  /* KNN work, charged after the fact (the table's rate) */
 	uint64_t last_ns;             /* last request seen */
 	uint64_t requests, bytes_in;  /* admitted */
 	uint64_t throttled;           /* refused */
+	uint64_t work_bytes;          /* KNN work charged */
 };
 
 struct pm_quota_table {
 	struct pm_rate def_req, def_bytes; /* everyone without an override */
+	struct pm_rate work;          /* everyone's KNN work budget (bytes of vectors read) */
 	uint32_t share, burst_ms;
 	uint64_t refill_ns;           /* an empty default bucket fills up in this long */
 	uint64_t seed;
@@ -190,16 +219,28 @@ struct pm_quota_talker {
 	bool pinned;
 	uint64_t requests, bytes, throttled;
 	uint64_t idle_ns;
+	uint64_t work;    /* KNN work charged, bytes */
 };
 
 /* An empty table: def for everyone, split over share workers, burst_ms of
  * burst; seed keys the hash. */
 void pm_qtable_init(struct pm_quota_table *t, const struct pm_quota_limits *def, uint32_t burst_ms,
 		    uint32_t share, uint64_t seed);
+/* Everyone's KNN work budget, bytes of vectors read per second over all
+ * workers (0: unlimited); the table is otherwise as pm_qtable_init left it. */
+void pm_qtable_set_work(struct pm_quota_table *t, uint64_t work_bytes_per_s);
 /* Charge one request of `bytes` bytes from addr_be at now_ns: 0 if admitted,
  * else the milliseconds until it would be (>= 1). */
 uint32_t pm_qtable_admit(struct pm_quota_table *t, uint32_t addr_be, uint32_t bytes,
 			 uint64_t now_ns);
+/* The same for a request that does KNN work (VQUERY): also refused while the
+ * client owes work. */
+uint32_t pm_qtable_admit_knn(struct pm_quota_table *t, uint32_t addr_be, uint32_t bytes,
+			     uint64_t now_ns);
+/* Charge KNN work done for addr_be (bytes of vectors read): its work bucket
+ * may go into debt. */
+void pm_qtable_charge_work(struct pm_quota_table *t, uint32_t addr_be, uint64_t work,
+			   uint64_t now_ns);
 /* Give addr_be its own quota (pinned): 0, -EINVAL (a rate above
  * PM_QUOTA_RATE_PER_S_MAX) or -ENOSPC (PM_QUOTA_OVERRIDES_MAX reached). */
 int pm_qtable_set(struct pm_quota_table *t, uint32_t addr_be, const struct pm_quota_limits *lim,

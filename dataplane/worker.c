@@ -95,7 +95,7 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->wake_fd >= 0 &&
 		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
-		  pm_fanout_alloc(w) == 0 && reply_wait_alloc(w) == 0;
+		  pm_fanout_alloc(w) == 0 && reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -117,6 +117,7 @@ void pm_worker_free(struct pm_worker *w)
 	reply_wait_free(w);
 	pm_access_free(w);
 	pm_fanout_free(w);
+	pm_knn_free(w);
 	free(w->rx_buf);
 	free(w->tx.buf);
 	free(w->scratch);
@@ -807,6 +808,7 @@ static uint32_t turn(struct pm_worker *w)
 {
 	clock_turn(w);
 	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
+	work += pm_knn_turn(w); /* at most one slice of KNN work between two looks at the I/O */
 	work += pm_wal_turn(w); /* this turn's writes become one log write */
 	work += pm_reply_wait_flush(w); /* what still waits keeps the worker awake */
 	pm_fanout_expire(w);

@@ -258,7 +258,23 @@ struct beam {
 	struct pm_hnsw_cand *e; /* sorted by d, ascending */
 	uint32_t n, cap;
 	uint32_t next;          /* lowest index that may be unexpanded */
+	/* work (knn.h): bytes read by the distances computed, and the most a
+	 * search may read (UINT64_MAX while inserting); stopped once a distance
+	 * would have gone past it */
+	uint64_t work, work_max, cost;
+	bool stopped;
 };
+
+/* Count one distance computation; false (and stopped) past work_max. */
+static inline bool work_take(struct beam *b)
+{
+	if (unlikely(b->work_max - b->work < b->cost)) {
+		b->stopped = true;
+		return false;
+	}
+	b->work += b->cost;
+	return true;
+}
 
 /* Insert (d, id) if it is among the cap best; returns its position or cap. */
 static uint32_t beam_insert(struct beam *b, float d, uint32_t id)
@@ -294,7 +310,7 @@ static void expand(struct pm_shard *sh, const struct pm_collection *c, const str
 		__builtin_prefetch(unit_hdr(sh, units[n]) + 1);
 		n++;
 	}
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < n && work_take(b); i++) {
 		if (i + PREFETCH_LINES < n)
 			__builtin_prefetch((const uint8_t *)(unit_hdr(sh, units[i + PREFETCH_LINES]) + 1) + 64);
 		float d = dist_hdr(sh, c, q, unit_hdr(sh, units[i]));
@@ -308,7 +324,7 @@ static void expand(struct pm_shard *sh, const struct pm_collection *c, const str
 static void beam_run(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
 		     unsigned lev, struct beam *b)
 {
-	while (b->next < b->n) {
+	while (b->next < b->n && !b->stopped) {
 		struct pm_hnsw_cand *e = &b->e[b->next];
 		if (e->id & EXPANDED) {
 			b->next++;
@@ -323,14 +339,14 @@ static void beam_run(struct pm_shard *sh, const struct pm_collection *c, const s
 		b->e[i].id &= ID_MASK;
 }
 
-/* Greedy descent (beam of one) from *ep at one level. */
+/* Greedy descent (beam of one) from *ep at one level; its work counts in b. */
 static void greedy(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
-		   unsigned lev, uint32_t *ep, float *dep)
+		   unsigned lev, uint32_t *ep, float *dep, struct beam *b)
 {
 	for (bool moved = true; moved;) {
 		moved = false;
 		struct lst list = links_at(sh, c, *ep, lev);
-		for (uint32_t i = 0; i < *list.n; i++) {
+		for (uint32_t i = 0; i < *list.n && work_take(b); i++) {
 			float d = dist_hdr(sh, c, q, node_hdr(sh, &c->hnsw, list.id[i]));
 			if (d < *dep) {
 				*dep = d;
@@ -342,16 +358,22 @@ static void greedy(struct pm_shard *sh, const struct pm_collection *c, const str
 }
 
 /* From the entry point down to level `to` + 1 greedily, then a beam of width
- * ef at level `to`; the beam is left in sh->beam. */
+ * ef at level `to`; the beam is left in sh->beam. Stops (b->stopped) once its
+ * distances would read more than work_max bytes. */
 static void descend(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
-		    unsigned to, uint32_t ef, struct beam *b)
+		    unsigned to, uint32_t ef, uint64_t work_max, struct beam *b)
 {
 	const struct pm_hnsw *h = &c->hnsw;
 	uint32_t ep = h->entry;
+	*b = (struct beam){ .e = sh->beam, .n = 0, .cap = ef, .next = 0, .work_max = work_max,
+			    .cost = pm_knn_distance_bytes(c->params.dim) };
+	if (!work_take(b))
+		return;
 	float dep = dist_hdr(sh, c, q, node_hdr(sh, h, ep));
-	for (int lev = h->max_level; lev > (int)to; lev--)
-		greedy(sh, c, q, (unsigned)lev, &ep, &dep);
-	*b = (struct beam){ .e = sh->beam, .n = 0, .cap = ef, .next = 0 };
+	for (int lev = h->max_level; lev > (int)to && !b->stopped; lev--)
+		greedy(sh, c, q, (unsigned)lev, &ep, &dep, b);
+	if (b->stopped)
+		return;
 	visited_begin(sh);
 	visit(sh, ep);
 	beam_insert(b, dep, ep);
@@ -533,7 +555,7 @@ static void connect(struct pm_shard *sh, struct pm_collection *c, uint32_t id, u
 	struct query q = node_query(sh, c, id);
 	struct beam b;
 	unsigned from = PM_MIN(top, (unsigned)h->max_level);
-	descend(sh, c, &q, from, h->ef_construction, &b);
+	descend(sh, c, &q, from, h->ef_construction, UINT64_MAX, &b);
 	for (int lev = (int)from; lev >= 0; lev--) {
 		if (lev < (int)from) { /* continue from the previous level's beam */
 			visited_begin(sh);
@@ -1075,17 +1097,25 @@ static void order_ties(const struct pm_shard *sh, struct pm_knn_hit *hit, uint32
 	}
 }
 
-uint32_t pm_hnsw_search(struct pm_shard *sh, const struct pm_collection *c, const float *qv,
-			uint32_t k, uint32_t ef, struct pm_knn_hit *out)
+enum pm_status pm_hnsw_search_limited(struct pm_shard *sh, const struct pm_collection *c,
+				      const float *qv, uint32_t k, uint32_t ef, uint64_t work_max,
+				      struct pm_knn_hit *out, uint32_t *nhits, uint64_t *work)
 {
 	const struct pm_hnsw *h = &c->hnsw;
+	*nhits = 0;
+	*work = 0;
 	if (h->entry == PM_HNSW_NODE_NONE)
-		return 0;
+		return PM_OK;
 	struct query q = { qv, c->params.metric == PM_METRIC_COSINE ? pm_norm(qv, c->params.dim) : 0 };
 	struct beam b;
 	PM_ASSERT(k >= 1 && k <= PM_K_MAX);
-	descend(sh, c, &q, 0, PM_MIN(PM_MAX(ef, k), PM_EF_MAX), &b); /* the beam holds PM_EF_MAX */
-	beam_run(sh, c, &q, 0, &b);
+	/* the beam holds PM_EF_MAX */
+	descend(sh, c, &q, 0, PM_MIN(PM_MAX(ef, k), PM_EF_MAX), work_max, &b);
+	if (!b.stopped)
+		beam_run(sh, c, &q, 0, &b);
+	*work = b.work;
+	if (b.stopped)
+		return PM_E_WORK_LIMIT;
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < b.n; i++) {
 		const struct pm_hnsw_node *nd = node_at(sh, h, b.e[i].id);
@@ -1099,7 +1129,17 @@ uint32_t pm_hnsw_search(struct pm_shard *sh, const struct pm_collection *c, cons
 		out[n++] = (struct pm_knn_hit){ .seed = unit_hdr(sh, nd->unit)->seed, .dist = b.e[i].d };
 	}
 	order_ties(sh, out, n);
-	return PM_MIN(n, k);
+	*nhits = PM_MIN(n, k);
+	return PM_OK;
+}
+
+uint32_t pm_hnsw_search(struct pm_shard *sh, const struct pm_collection *c, const float *qv,
+			uint32_t k, uint32_t ef, struct pm_knn_hit *out)
+{
+	uint32_t n;
+	uint64_t work;
+	(void)pm_hnsw_search_limited(sh, c, qv, k, ef, UINT64_MAX, out, &n, &work);
+	return n;
 }
 
 /* ---------------------------------------------------------------- checkers */

@@ -172,6 +172,12 @@ static inline bool pm_hnsw_walk_due(const struct pm_hnsw *h)
  * its visited marks and beam are the search's scratch. */
 uint32_t pm_hnsw_search(struct pm_shard *sh, const struct pm_collection *c, const float *q,
 			uint32_t k, uint32_t ef, struct pm_knn_hit *out);
+/* pm_hnsw_search that stops once its distance computations would read more
+ * than work_max bytes of vectors (knn.h: pm_knn_distance_bytes each):
+ * PM_E_WORK_LIMIT with no hits. *work: the bytes read, either way. */
+enum pm_status pm_hnsw_search_limited(struct pm_shard *sh, const struct pm_collection *c,
+				      const float *q, uint32_t k, uint32_t ef, uint64_t work_max,
+				      struct pm_knn_hit *out, uint32_t *nhits, uint64_t *work);
 
 /* ------------------------------------------------------------ save and restore (snapshots) */
 

@@ -72,6 +72,8 @@ static void sec_vectors(struct pm_shard *sh, struct text *t)
 	    sh->ncolls - sh->ncolls_dropping, sh->ncolls_dropping,
 	    (unsigned long long)sh->stats.knn_queries,
 	    (unsigned long long)sh->stats.knn_graph, (unsigned long long)sh->stats.knn_scanned);
+	put(t, "knn_work_bytes:%llu\r\nknn_scan_restarts:%llu\r\n",
+	    (unsigned long long)sh->stats.knn_work, (unsigned long long)sh->stats.knn_restarts);
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		const struct pm_collection *c = &sh->colls[i];
 		if (!c->live || c->dropping)

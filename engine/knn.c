@@ -5,6 +5,8 @@
  * The scan walks the collection's member chunks in order; a candidate is
  * compared with the heap's top by distance alone, and keys are read only on an
  * exact distance tie, so the common path touches nothing but the vectors.
+ * A scan can be cut into steps (pm_knn_scan_step): the heap lives in the
+ * caller's hit array between them.
  */
 #include <string.h>
 
@@ -110,27 +112,214 @@ static void heap_sort(struct heap *hp)
 
 /* ---------------------------------------------------------------- scan */
 
-uint32_t pm_knn_flat(const struct pm_shard *sh, const struct pm_collection *c, const float *q,
-		     uint32_t k, struct pm_knn_hit *out)
+void pm_knn_scan_begin(struct pm_knn_scan *s, const struct pm_collection *c, const float *q,
+		       uint32_t k, struct pm_knn_hit *hits)
 {
 	PM_ASSERT(k >= 1);
 	const uint32_t dim = c->params.dim;
+	*s = (struct pm_knn_scan){
+		.q = q,
+		.qnorm = c->params.metric == PM_METRIC_COSINE ? pm_norm(q, dim) : 0.0f,
+		.k = k,
+		.hits = hits,
+	};
+}
+
+bool pm_knn_scan_step(struct pm_knn_scan *s, const struct pm_shard *sh,
+		      const struct pm_collection *c, uint64_t budget)
+{
+	const uint32_t dim = c->params.dim;
 	const uint8_t metric = c->params.metric;
-	const float qnorm = metric == PM_METRIC_COSINE ? pm_norm(q, dim) : 0.0f;
-	struct heap hp = { .sh = sh, .h = out, .n = 0, .cap = k };
+	const uint64_t cost = pm_knn_distance_bytes(dim);
+	struct heap hp = { .sh = sh, .h = s->hits, .n = s->n, .cap = s->k };
+	PM_ASSERT(s->next <= c->count);
+	const uint64_t members = PM_MAX(budget / cost, 1u); /* this step's, at most */
+	const uint64_t end = c->count - s->next > members ? s->next + members : c->count;
 	const uint64_t *dir = c->count ? pm_at(&sh->arena, c->dir_off) : NULL;
 
-	for (uint64_t base = 0; base < c->count; base += PM_MEMBER_CHUNK_ENTRIES) {
-		const uint64_t *chunk = pm_at(&sh->arena, dir[base / PM_MEMBER_CHUNK_ENTRIES]);
-		uint32_t n = (uint32_t)PM_MIN(c->count - base, PM_MEMBER_CHUNK_ENTRIES);
-		for (uint32_t j = 0; j < n; j++) {
+	for (uint64_t i = s->next; i < end;) { /* chunk by chunk: [j0, n) of this one */
+		const uint64_t *chunk = pm_at(&sh->arena, dir[i / PM_MEMBER_CHUNK_ENTRIES]);
+		uint32_t j0 = (uint32_t)(i % PM_MEMBER_CHUNK_ENTRIES);
+		uint32_t n = (uint32_t)PM_MIN(end - i + j0, PM_MEMBER_CHUNK_ENTRIES);
+		for (uint32_t j = j0; j < n; j++) {
 			if (j + PREFETCH_DISTANCE < n)
 				__builtin_prefetch(pm_at(&sh->arena, chunk[j + PREFETCH_DISTANCE]));
 			const struct pm_vec_header *h = pm_at(&sh->arena, chunk[j]);
-			float d = pm_knn_distance(sh->kern, metric, q, qnorm, pm_vec_data(h), h->norm, dim);
+			float d = pm_knn_distance(sh->kern, metric, s->q, s->qnorm, pm_vec_data(h),
+						  h->norm, dim);
 			heap_offer(&hp, h->seed, d);
 		}
+		i += n - j0;
 	}
+	s->work += (end - s->next) * cost;
+	s->next = end;
+	s->n = hp.n;
+	return end == c->count;
+}
+
+uint32_t pm_knn_scan_end(struct pm_knn_scan *s, const struct pm_shard *sh)
+{
+	struct heap hp = { .sh = sh, .h = s->hits, .n = s->n, .cap = s->k };
 	heap_sort(&hp);
 	return hp.n;
+}
+
+uint32_t pm_knn_flat(const struct pm_shard *sh, const struct pm_collection *c, const float *q,
+		     uint32_t k, struct pm_knn_hit *out)
+{
+	struct pm_knn_scan s;
+	pm_knn_scan_begin(&s, c, q, k, out);
+	(void)pm_knn_scan_step(&s, sh, c, UINT64_MAX);
+	return pm_knn_scan_end(&s, sh);
+}
+
+/* ---------------------------------------------------------------- VQUERY in steps */
+
+static uint64_t work_cap(const struct pm_shard *sh)
+{
+	return sh->knn_work_max ? sh->knn_work_max : UINT64_MAX;
+}
+
+static bool vquery_end(struct pm_vquery *v, enum pm_status st)
+{
+	v->status = st;
+	v->done = true;
+	if (st != PM_OK)
+		v->nhits = 0;
+	return true;
+}
+
+/* The collection v names, or the default one of its dimension (*out NULL when
+ * there is none yet: no hits). */
+static enum pm_status vquery_find(struct pm_shard *sh, const struct pm_vquery *v,
+				  const struct pm_collection **out)
+{
+	const struct pm_collection *c = v->name_len ? pm_coll_find(sh, v->name, v->name_len)
+						    : pm_coll_default(sh, v->dim);
+	if (!c && v->name_len)
+		return PM_NOT_FOUND;
+	if (c && c->params.dim != v->dim)
+		return PM_E_DIM;
+	*out = c;
+	return PM_OK;
+}
+
+/* Graph or scan on c; a scan past the work cap is refused before it starts. */
+static enum pm_status vquery_setup(struct pm_shard *sh, struct pm_vquery *v,
+				   const struct pm_collection *c)
+{
+	v->nhits = 0;
+	if (!c) {
+		v->done = true;
+		return PM_OK;
+	}
+	if (c->params.metric == PM_METRIC_COSINE && !(pm_norm(v->q, v->dim) > 0.0f))
+		return PM_E_ZERO_VECTOR;
+	/* The graph answers unless the client asked for exact results or the
+	 * collection is small enough that a scan is as fast (PM_HNSW_FLAT_BELOW). */
+	v->graph = c->params.index == PM_INDEX_HNSW && !v->exact && c->count >= PM_HNSW_FLAT_BELOW;
+	v->coll = (uint32_t)(c - sh->colls);
+	v->gen = c->gen;
+	v->mutations = c->mutations;
+	if (v->graph)
+		return PM_OK;
+	if (c->count > work_cap(sh) / pm_knn_distance_bytes(v->dim))
+		return PM_E_WORK_LIMIT; /* count x bytes per member > the cap */
+	pm_knn_scan_begin(&v->scan, c, v->q, v->k, v->hits);
+	return PM_OK;
+}
+
+enum pm_status pm_vquery_begin(struct pm_shard *sh, struct pm_vquery *v,
+			       const struct pm_request *req, float *q, struct pm_knn_hit *hits)
+{
+	*v = (struct pm_vquery){ .id = req->id, .dim = req->dim, .k = req->k, .ef = req->ef,
+				 .exact = req->exact, .q = q, .hits = hits,
+				 .coll = PM_COLLECTIONS_MAX };
+	enum pm_status st = PM_OK;
+	const struct pm_collection *c = NULL;
+	if (req->k == 0 || req->k > PM_K_MAX)
+		st = PM_E_K;
+	else if (req->ef > PM_EF_MAX || (req->ef && req->ef < req->k))
+		st = PM_E_EF;
+	else if (req->dim == 0 || req->dim > PM_DIM_MAX)
+		st = PM_E_DIM;
+	else if (req->collection.len > PM_COLLECTION_NAME_BYTES_MAX)
+		st = PM_E_COLLECTION_NAME;
+	if (st == PM_OK) {
+		v->name_len = (uint8_t)req->collection.len;
+		if (v->name_len)
+			memcpy(v->name, req->collection.ptr, v->name_len);
+		st = vquery_find(sh, v, &c);
+	}
+	if (st == PM_OK)
+		st = pm_vec_load(v->q, req->vec, req->dim);
+	if (st == PM_OK)
+		st = vquery_setup(sh, v, c);
+	if (st != PM_OK)
+		vquery_end(v, st);
+	return st;
+}
+
+bool pm_vquery_step(struct pm_shard *sh, struct pm_vquery *v, uint64_t budget)
+{
+	if (v->done)
+		return true;
+	const struct pm_collection *c = &sh->colls[v->coll];
+	if (!c->live || c->gen != v->gen || c->mutations != v->mutations) {
+		v->restarts++; /* the collection changed between two steps: begin again */
+		sh->stats.knn_restarts += !v->graph && v->scan.next > 0; /* work lost */
+		enum pm_status st = vquery_find(sh, v, &c);
+		if (st == PM_OK)
+			st = vquery_setup(sh, v, c);
+		if (st != PM_OK || v->done)
+			return vquery_end(v, st);
+	}
+	if (v->graph) {
+		uint64_t work;
+		uint32_t ef = v->ef ? v->ef : c->params.ef_search;
+		enum pm_status st = pm_hnsw_search_limited(sh, c, v->q, v->k, ef, work_cap(sh),
+							   v->hits, &v->nhits, &work);
+		v->work += work;
+		return vquery_end(v, st);
+	}
+	if (v->restarts >= PM_KNN_SCAN_RESTARTS_MAX)
+		budget = UINT64_MAX;
+	uint64_t before = v->scan.work;
+	bool end = pm_knn_scan_step(&v->scan, sh, c, budget);
+	v->work += v->scan.work - before;
+	v->scanned += (v->scan.work - before) / pm_knn_distance_bytes(v->dim);
+	if (!end)
+		return false;
+	v->nhits = pm_knn_scan_end(&v->scan, sh);
+	return vquery_end(v, PM_OK);
+}
+
+uint64_t pm_vquery_remaining(const struct pm_shard *sh, const struct pm_vquery *v)
+{
+	if (v->done || v->graph)
+		return 0;
+	const struct pm_collection *c = &sh->colls[v->coll];
+	uint64_t cost = pm_knn_distance_bytes(v->dim);
+	return c->live && c->count > v->scan.next ? (c->count - v->scan.next) * cost : 0;
+}
+
+void pm_vquery_reply(struct pm_shard *sh, const struct pm_vquery *v, struct pm_reply *rep)
+{
+	PM_ASSERT(v->done);
+	rep->status = v->status;
+	rep->work = v->work;
+	sh->stats.knn_work += v->work;
+	if (v->status != PM_OK)
+		return;
+	for (uint32_t i = 0; i < v->nhits; i++) {
+		const struct pm_seed *s = pm_seed_at(&sh->arena, v->hits[i].seed);
+		sh->keys[i].ptr = pm_seed_key(&sh->arena, s);
+		sh->keys[i].len = s->klen;
+	}
+	rep->nhits = v->nhits;
+	rep->hits = v->hits;
+	rep->keys = sh->keys;
+	sh->stats.knn_queries++;
+	sh->stats.knn_scanned += v->scanned;
+	sh->stats.knn_graph += v->graph;
 }

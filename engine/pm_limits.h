@@ -119,6 +119,24 @@
 #define PM_EXPIRE_SCAN_SEEDS_MAX 1024u
 #endif
 
+/* ---------------------------------------------------------------- KNN work */
+
+/* The most work one KNN search may do on one shard, in bytes of vectors read
+ * (engine/knn.h: header + payload per distance computed), unless the embedder
+ * sets its own (pomaid: knn_work_bytes_max). 1 GiB: an exact scan of 1.8 M
+ * 128-dimension vectors, or a graph search at the largest ef on 128-dimension
+ * vectors many times over; at the 10-28 GB/s one core scans (perf/RESULTS.md),
+ * about 0.1 s of it. A search past it is refused (PM_E_WORK_LIMIT), not cut
+ * short: a cut scan's hits are an arbitrary subset. */
+#ifndef PM_KNN_WORK_BYTES_MAX_DEFAULT
+#define PM_KNN_WORK_BYTES_MAX_DEFAULT (UINT64_C(1) << 30)
+#endif
+
+/* An exact scan run in steps begins again when its collection changes between
+ * two of them; after this many new beginnings it finishes in one step, so a
+ * collection written to without pause still gets its queries answered. */
+#define PM_KNN_SCAN_RESTARTS_MAX 4u
+
 /* ---------------------------------------------------------------- sanity */
 
 _Static_assert(PM_FRAME_HEADER_BYTES + 4 + PM_KEY_BYTES_MAX + 4 + PM_VALUE_BYTES_MAX + 8

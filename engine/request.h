@@ -123,6 +123,7 @@ struct pm_reply {
 	const struct pm_knn_hit *hits;
 	const struct pm_bytes *keys;
 	uint32_t nhits;
+	uint64_t work;            /* VQUERY: bytes of vectors the search read (knn.h) */
 	/* CLIST */
 	const struct pm_coll_info *colls;
 	uint32_t ncolls;

@@ -58,6 +58,7 @@ enum pm_status pm_shard_init(struct pm_shard *sh, const struct pm_shard_config *
 		goto fail;
 	}
 	sh->kern = pm_kernels_best();
+	sh->knn_work_max = PM_KNN_WORK_BYTES_MAX_DEFAULT;
 	return PM_OK;
 fail:
 	pm_arena_destroy(&sh->arena);
@@ -125,61 +126,16 @@ bool pm_shard_maintain(struct pm_shard *sh, uint64_t now_ms, uint32_t budget)
 
 /* ---------------------------------------------------------------- vector query */
 
-static enum pm_status query_collection(struct pm_shard *sh, const struct pm_request *req,
-				       const struct pm_collection **out)
-{
-	const struct pm_bytes *n = &req->collection;
-	if (n->len > PM_COLLECTION_NAME_BYTES_MAX)
-		return PM_E_COLLECTION_NAME;
-	const struct pm_collection *c = n->len ? pm_coll_find(sh, n->ptr, n->len)
-					       : pm_coll_default(sh, req->dim);
-	if (!c && n->len)
-		return PM_NOT_FOUND;
-	if (c && c->params.dim != req->dim)
-		return PM_E_DIM;
-	*out = c; /* NULL: no default collection of this dimension yet, so no hits */
-	return PM_OK;
-}
-
+/* The whole query at once (knn.h has it in steps). */
 static enum pm_status do_vquery(struct pm_shard *sh, const struct pm_request *req,
 				struct pm_reply *rep)
 {
-	if (req->k == 0 || req->k > PM_K_MAX)
-		return PM_E_K;
-	if (req->ef > PM_EF_MAX || (req->ef && req->ef < req->k))
-		return PM_E_EF;
-	if (req->dim == 0 || req->dim > PM_DIM_MAX)
-		return PM_E_DIM;
-	const struct pm_collection *c;
-	enum pm_status st = query_collection(sh, req, &c);
-	if (st == PM_OK)
-		st = pm_vec_load(sh->query, req->vec, req->dim);
-	if (st != PM_OK)
-		return st;
-	if (c && c->params.metric == PM_METRIC_COSINE && !(pm_norm(sh->query, req->dim) > 0.0f))
-		return PM_E_ZERO_VECTOR;
-	/* The graph answers unless the client asked for exact results or the
-	 * collection is small enough that a scan is as fast (PM_HNSW_FLAT_BELOW). */
-	bool graph = c && c->params.index == PM_INDEX_HNSW && !req->exact &&
-		     c->count >= PM_HNSW_FLAT_BELOW;
-	if (!c)
-		rep->nhits = 0;
-	else if (graph)
-		rep->nhits = pm_hnsw_search(sh, c, sh->query, req->k,
-					    req->ef ? req->ef : c->params.ef_search, sh->hits);
-	else
-		rep->nhits = pm_knn_flat(sh, c, sh->query, req->k, sh->hits);
-	for (uint32_t i = 0; i < rep->nhits; i++) {
-		const struct pm_seed *s = pm_seed_at(&sh->arena, sh->hits[i].seed);
-		sh->keys[i].ptr = pm_seed_key(&sh->arena, s);
-		sh->keys[i].len = s->klen;
-	}
-	rep->hits = sh->hits;
-	rep->keys = sh->keys;
-	sh->stats.knn_queries++;
-	sh->stats.knn_scanned += c && !graph ? c->count : 0;
-	sh->stats.knn_graph += graph;
-	return PM_OK;
+	struct pm_vquery v;
+	if (pm_vquery_begin(sh, &v, req, sh->query, sh->hits) == PM_OK)
+		while (!pm_vquery_step(sh, &v, UINT64_MAX))
+			;
+	pm_vquery_reply(sh, &v, rep);
+	return rep->status;
 }
 
 /* ---------------------------------------------------------------- dispatch */
@@ -254,6 +210,17 @@ static inline uint64_t request_hash(const struct pm_request *req)
 	return req->key.len ? pm_hash(req->key.ptr, req->key.len) : 0;
 }
 
+static void count_reply(struct pm_shard *sh, uint8_t op, enum pm_status st)
+{
+	sh->stats.ops[op < PM_OP_COUNT ? op : PM_OP_NONE]++;
+	if (st == PM_OK && (op == PM_OP_GET || op == PM_OP_VGET))
+		sh->stats.hits++;
+	else if (st == PM_NOT_FOUND)
+		sh->stats.misses++;
+	else if (st != PM_OK)
+		sh->stats.errors[st]++;
+}
+
 static void apply_hashed(struct pm_shard *sh, const struct pm_request *req, uint64_t hash,
 			 uint64_t now_ms, struct pm_reply *rep)
 {
@@ -261,13 +228,14 @@ static void apply_hashed(struct pm_shard *sh, const struct pm_request *req, uint
 	rep->op = req->op;
 	rep->id = req->id;
 	rep->status = dispatch(sh, req, hash, now_ms, rep);
-	sh->stats.ops[req->op < PM_OP_COUNT ? req->op : PM_OP_NONE]++;
-	if (rep->status == PM_OK && (req->op == PM_OP_GET || req->op == PM_OP_VGET))
-		sh->stats.hits++;
-	else if (rep->status == PM_NOT_FOUND)
-		sh->stats.misses++;
-	else if (rep->status != PM_OK)
-		sh->stats.errors[rep->status]++;
+	count_reply(sh, req->op, rep->status);
+}
+
+void pm_shard_vquery_end(struct pm_shard *sh, const struct pm_vquery *v, struct pm_reply *rep)
+{
+	*rep = (struct pm_reply){ .op = PM_OP_VQUERY, .id = v->id };
+	pm_vquery_reply(sh, v, rep);
+	count_reply(sh, PM_OP_VQUERY, rep->status);
 }
 
 void pm_shard_apply(struct pm_shard *sh, const struct pm_request *req, uint64_t now_ms,

@@ -62,6 +62,8 @@ struct pm_collection {
 				   * a snapshot tells a dropped and re-created one apart */
 	bool dropping;            /* CDROP done: no request finds it; pm_shard_maintain
 				   * frees it in slices (pm_coll_drop_slice), then the slot */
+	uint64_t mutations;       /* members added, removed or changed in place: a scan
+				   * in steps (pm_vquery_step) begins again when it moved */
 };
 
 struct pm_shard_stats {
@@ -70,6 +72,9 @@ struct pm_shard_stats {
 	uint64_t hits, misses;
 	uint64_t expired_lazy, expired_active;
 	uint64_t knn_queries, knn_scanned, knn_graph;
+	uint64_t knn_work;        /* bytes of vectors KNN searches read (knn.h), refused ones too */
+	uint64_t knn_restarts;    /* exact scans begun again, after some of their work: their
+				   * collection changed between two steps */
 	uint64_t keys, vectors;
 	uint64_t evicted_keys, evicted_vectors; /* by maxmemory (evict.h) */
 	uint64_t evicted_bytes;   /* bytes their eviction freed (vectors: once swept) */
@@ -92,6 +97,7 @@ struct pm_shard {
 	bool (*evict_log)(void *ctx, const uint8_t *key, uint32_t klen);
 	void *evict_ctx;
 	uint64_t tomb_bytes;         /* class bytes HNSW tombstones hold until swept */
+	uint64_t knn_work_max;       /* bytes one KNN search may read here (knn.h); 0: no cap */
 	/* scratch for one request's reply, in the arena */
 	float *query;                /* PM_DIM_MAX floats, 64-byte aligned */
 	struct pm_knn_hit *hits;     /* PM_K_MAX */
@@ -113,6 +119,11 @@ void pm_shard_destroy(struct pm_shard *sh);
 /* Apply one decoded request; fills *rep (pointers valid until the next mutation). */
 void pm_shard_apply(struct pm_shard *sh, const struct pm_request *req, uint64_t now_ms,
 		    struct pm_reply *rep);
+
+/* The reply of a VQUERY run in steps (knn.h: pm_vquery_*), done: what
+ * pm_shard_apply would have replied, counted in the shard's stats as it would. */
+struct pm_vquery;
+void pm_shard_vquery_end(struct pm_shard *sh, const struct pm_vquery *v, struct pm_reply *rep);
 
 /* Requests per burst (pm_shard_apply_burst): the dataplane's RX burst size. */
 #define PM_BURST_MAX 64u

@@ -39,6 +39,7 @@ static const char *const status_names[PM_STATUS_COUNT] = {
 	[PM_E_LOG_FAILED] = "E_LOG_FAILED",
 	[PM_E_THROTTLED] = "E_THROTTLED",
 	[PM_E_QUOTA] = "E_QUOTA",
+	[PM_E_WORK_LIMIT] = "E_WORK_LIMIT",
 	[PM_E_INTERNAL] = "E_INTERNAL",
 };
 

@@ -231,6 +231,7 @@ static void member_set(struct pm_shard *sh, struct pm_collection *c, uint64_t i,
 static void member_remove(struct pm_shard *sh, struct pm_collection *c, uint64_t i)
 {
 	uint64_t last = c->count - 1;
+	c->mutations++;
 	if (i != last)
 		member_set(sh, c, i, pm_coll_member(sh, c, last));
 	c->count = last;
@@ -348,6 +349,7 @@ static void vec_link(struct pm_shard *sh, uint32_t idx, uint64_t off, struct pm_
 	else
 		memcpy((uint8_t *)h + vlen, key, klen);
 	member_set(sh, c, c->count++, off);
+	c->mutations++;
 	c->bytes += pm_blob_class_bytes(pm_blob_class(h->blob_bytes));
 }
 
@@ -467,6 +469,7 @@ enum pm_status pm_vec_put(struct pm_shard *sh, const uint8_t *key, uint32_t klen
 		struct pm_vec_header *h = vec_header(sh, pm_seed_blob(s));
 		memcpy(h + 1, sh->query, h->payload_len);
 		h->norm = norm;
+		c->mutations++;
 		if (c->params.index == PM_INDEX_HNSW)
 			pm_hnsw_update(sh, c, pm_seed_blob(s));
 	} else if ((st = vec_insert(sh, &idx, key, klen, hash, c, dim, norm, now_ms)) != PM_OK) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pm_limits.h"
 #include "cu_main.h"
 
 static const char *conf_path;
@@ -116,6 +117,10 @@ static void test_bad_values(void)
 	expect_bad("tcp_conns_per_addr", "257");       /* PM_TCP_CONNS_MAX + 1 */
 	expect_bad("tcp_buffer_bytes", "1M");          /* below one connection's buffers */
 	expect_bad("tcp_buffer_bytes", "2G");          /* above every connection's */
+	expect_bad("knn_work_bytes_max", "65T");       /* above the largest arena */
+	expect_bad("knn_slice_us", "9");               /* below 10 us */
+	expect_bad("knn_slice_us", "100001");          /* above 0.1 s */
+	expect_bad("quota_work_bytes_per_s", "17G");   /* PM_QUOTA_RATE_PER_S_MAX is 16 G */
 	struct pm_config c;
 	char err[PM_CONFIG_ERR_BYTES];
 	pm_config_defaults(&c);
@@ -144,6 +149,13 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(c.tcp_buffer_bytes, UINT64_C(8) << 20);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "tcp_conns_per_addr", "256", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.tcp_conns_per_addr, PM_TCP_CONNS_MAX);
+	CU_ASSERT_EQUAL(c.knn_work_bytes_max, PM_KNN_WORK_BYTES_MAX_DEFAULT);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "knn_work_bytes_max", "0", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.knn_slice_us, 500);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "knn_slice_us", "10", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.knn_slice_us, 10);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "quota_work_bytes_per_s", "1G", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.quota_work_bytes_per_s, UINT64_C(1) << 30);
 }
 
 static void test_bad_files(void)

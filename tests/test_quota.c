@@ -154,6 +154,48 @@ static void test_bucket_rate_and_share(void)
 	CU_ASSERT_EQUAL(r.cap, PM_QUOTA_RATE_PER_S_MAX * PM_QUOTA_NANO);
 }
 
+/* Work is charged after the fact: past the level it becomes debt, repaid by
+ * the refill before the level grows, owed at most PM_QUOTA_DEBT_MS_MAX of
+ * the rate. */
+static void test_bucket_debt(void)
+{
+	struct pm_rate r;
+	struct pm_token_bucket b;
+	pm_rate_init(&r, 1000, 1, 100, 1); /* 1000/s, a burst of 100 */
+	pm_rate_allow_debt(&r);
+	CU_ASSERT_EQUAL(r.debt_max, 1000ull * PM_QUOTA_DEBT_MS_MAX / 1000 * PM_QUOTA_NANO);
+	pm_bucket_fill(&b, &r, 0);
+	pm_bucket_charge(&b, &r, 40); /* within the level: no debt */
+	CU_ASSERT(b.level == 60 * PM_QUOTA_NANO && b.debt == 0);
+	pm_bucket_charge(&b, &r, 560); /* 500 past it */
+	CU_ASSERT(b.level == 0 && b.debt == 500 * PM_QUOTA_NANO);
+	CU_ASSERT_EQUAL(pm_bucket_wait_ns(&b, &r, 0), 500 * MS); /* the debt first */
+	CU_ASSERT_EQUAL(pm_bucket_wait_ns(&b, &r, 1), 501 * MS);
+	pm_bucket_refill(&b, &r, 200 * MS); /* 200 repaid, the level still 0 */
+	CU_ASSERT(b.level == 0 && b.debt == 300 * PM_QUOTA_NANO);
+	pm_bucket_refill(&b, &r, 510 * MS); /* repaid, and 10 tokens */
+	CU_ASSERT(b.debt == 0 && b.level == 10 * PM_QUOTA_NANO);
+	/* what is owed is bounded: PM_QUOTA_DEBT_MS_MAX of the rate */
+	pm_bucket_charge(&b, &r, UINT64_MAX / PM_QUOTA_NANO);
+	CU_ASSERT_EQUAL(b.debt, r.debt_max);
+	CU_ASSERT_EQUAL(pm_bucket_wait_ns(&b, &r, 0), PM_QUOTA_DEBT_MS_MAX * MS);
+	/* a rate without debt (requests, bytes) stops at zero */
+	pm_rate_init(&r, 1000, 1, 100, 1);
+	pm_bucket_fill(&b, &r, 0);
+	pm_bucket_charge(&b, &r, 1000);
+	CU_ASSERT(b.level == 0 && b.debt == 0);
+	/* unlimited: charges change nothing */
+	pm_rate_init(&r, 0, 1, 100, 1);
+	pm_rate_allow_debt(&r);
+	pm_bucket_fill(&b, &r, 0);
+	pm_bucket_charge(&b, &r, 1u << 30);
+	CU_ASSERT(b.debt == 0 && pm_bucket_wait_ns(&b, &r, 1) == 0);
+	/* the largest work rate: its debt bound saturates, no overflow */
+	pm_rate_init(&r, PM_QUOTA_RATE_PER_S_MAX, 1, PM_QUOTA_BURST_MS_MAX, 1);
+	pm_rate_allow_debt(&r);
+	CU_ASSERT_EQUAL(r.debt_max, UINT64_MAX);
+}
+
 /* ---------------------------------------------------------------- client table */
 
 static struct pm_quota_table table;
@@ -274,6 +316,47 @@ static void test_table_replacement(void)
 	CU_ASSERT_EQUAL(ok, 100);
 }
 
+/* The work budget: a client whose KNN work passed its budget is THROTTLED on
+ * its next VQUERY until it has paid, with the exact wait as its hint; its
+ * other requests pass, and so do another client's queries. */
+static void test_table_work_budget(void)
+{
+	struct pm_quota_limits def = { 0 }; /* no request or byte quota */
+	pm_qtable_init(&table, &def, 100, 2, 13);
+	pm_qtable_set_work(&table, 1000000); /* 1 MB/s: 500 kB/s per worker, burst 50 kB */
+	uint32_t a = ip("10.3.0.1"), b = ip("10.3.0.2");
+	uint64_t t = SEC;
+	CU_ASSERT_EQUAL(pm_qtable_admit_knn(&table, a, 64, t), 0);
+	pm_qtable_charge_work(&table, a, 550000, t); /* 500 kB past the burst: 1 s to repay */
+	CU_ASSERT_EQUAL(pm_qtable_admit_knn(&table, a, 64, t), 1001); /* the debt and a byte */
+	CU_ASSERT_EQUAL(pm_qtable_admit(&table, a, 64, t), 0);         /* a GET passes */
+	CU_ASSERT_EQUAL(pm_qtable_admit_knn(&table, b, 64, t), 0);     /* another client too */
+	CU_ASSERT_EQUAL(pm_qtable_admit_knn(&table, a, 64, t + 500 * MS), 501);
+	CU_ASSERT_NOT_EQUAL(pm_qtable_admit_knn(&table, a, 64, t + SEC), 0);
+	CU_ASSERT_EQUAL(pm_qtable_admit_knn(&table, a, 64, t + SEC + MS), 0);
+	struct pm_quota_talker top[2];
+	CU_ASSERT_EQUAL_FATAL(pm_qtable_top(&table, top, 2, t + SEC + MS), 2);
+	CU_ASSERT(top[0].addr_be == a && top[0].work == 550000 && top[0].throttled == 3);
+	CU_ASSERT(top[1].addr_be == b && top[1].work == 0 && top[1].throttled == 0);
+	/* queries admitted before their work was known: all of it is owed, up to
+	 * PM_QUOTA_DEBT_MS_MAX of the rate */
+	t = 100 * SEC;
+	for (int i = 0; i < 50; i++)
+		CU_ASSERT_EQUAL(pm_qtable_admit_knn(&table, b, 64, t), 0);
+	for (int i = 0; i < 50; i++)
+		pm_qtable_charge_work(&table, b, 1000000, t);
+	uint32_t hint = pm_qtable_admit_knn(&table, b, 64, t);
+	CU_ASSERT(hint > PM_QUOTA_DEBT_MS_MAX && hint <= PM_QUOTA_DEBT_MS_MAX + 1);
+	/* work charged to a client the table has forgotten is owed when it comes back */
+	uint32_t c = ip("10.3.0.3");
+	pm_qtable_charge_work(&table, c, 100000, t);
+	CU_ASSERT_NOT_EQUAL(pm_qtable_admit_knn(&table, c, 64, t), 0);
+	/* no work budget (the default): nothing is ever owed */
+	pm_qtable_set_work(&table, 0);
+	pm_qtable_charge_work(&table, a, 1ull << 40, t);
+	CU_ASSERT_EQUAL(pm_qtable_admit_knn(&table, a, 64, t), 0);
+}
+
 /* The worker's API for the control plane (access.c), and its INFO lines. */
 static void test_worker_api(void)
 {
@@ -326,6 +409,22 @@ static void test_worker_api(void)
 	CU_ASSERT_EQUAL(pm_quota_del(&w, vip), -ENOENT);
 	CU_ASSERT_EQUAL(pm_quota_list(&w, o, 2), 0);
 	pm_access_free(&w);
+	/* the work budget from the config; charged work shows in INFO; the admin
+	 * socket's own queries are charged to nobody */
+	d.cfg.quota_work_bytes_per_s = 4000000;
+	CU_ASSERT_EQUAL_FATAL(pm_access_alloc(&w), 0);
+	CU_ASSERT_EQUAL(w.quota->work.per_s, 4000000);
+	struct pm_dest client = { .addr = { .sin_family = AF_INET, .sin_addr.s_addr = other },
+				  .conn = PM_CONN_NONE };
+	struct pm_dest admin = { .conn = PM_CONN_ADMIN };
+	pm_quota_charge_work(&w, &client, 12345);
+	pm_quota_charge_work(&w, &admin, 999);
+	CU_ASSERT_EQUAL(w.stats.knn_work_charged, 12345);
+	n = pm_access_info(&w, text, sizeof(text) - 1);
+	text[n] = '\0';
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "client_10.9.0.2_work:12345\r\n"));
+	CU_ASSERT_EQUAL(w.quota->live, 1);
+	pm_access_free(&w);
 }
 
 int main(void)
@@ -335,9 +434,12 @@ int main(void)
 		{ "allowlist: bad networks and the bound", test_allow_bounds },
 		{ "bucket: burst, wait, cap, unlimited", test_bucket_burst_and_wait },
 		{ "bucket: long-run rate, share, remainder, byte burst", test_bucket_rate_and_share },
+		{ "bucket: work charged after the fact, debt and its bound", test_bucket_debt },
 		{ "table: admit, hints, counters, top talkers", test_table_admit_and_top },
 		{ "table: overrides and their bound", test_table_overrides },
 		{ "table: bound and replacement rule", test_table_replacement },
+		{ "table: work budget, the client in debt THROTTLED, others not",
+		  test_table_work_budget },
 		{ "worker API: set, del, list, top, INFO", test_worker_api },
 		CU_TEST_INFO_NULL,
 	};

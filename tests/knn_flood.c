@@ -1,0 +1,501 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * knn_flood.c — the expensive-KNN flood scenario (knn_flood.h says what it
+ * does). The daemon is waited for by its ready line; the clients pace
+ * themselves by the clock (open loop), never by sleeping for an event.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "knn_flood.h"
+#include "pomai.h"
+#include "ports.h"
+
+#define POLITE_SRC "127.0.0.1"
+#define FLOOD_SRC "127.0.0.3"
+#define COLLECTION FLOOD_COLLECTION
+#define POLITE_KEYS FLOOD_POLITE_KEYS
+/* Round trips of the expensive query alone; the median is reported. */
+#define QUERY_SAMPLES 9u
+/* How long one expensive query alone may take to answer (any build). */
+#define QUERY_WAIT_MS 10000
+/* The flood runs this long before the polite client measures, so that the
+ * daemon is in its flooded state (an old one: its backlog built up). */
+#define FLOOD_WARMUP_MS 500u
+/* Most flood queries one pass of its loop sends to catch up with its rate. */
+#define FLOOD_CATCH_UP 16u
+/* Receive buffers: the flood's replies (1024 hits are several frames each)
+ * must not be dropped by the client's own socket. */
+#define RCVBUF_BYTES (8 << 20)
+/* Pipelined VADDs while loading. */
+#define LOAD_IN_FLIGHT 256u
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static void rand_vec(float *v, uint32_t dim, uint64_t *s)
+{
+	for (uint32_t i = 0; i < dim; i++)
+		v[i] = (float)(rnd(s) % 20001) / 10000.0f - 1.0f;
+}
+
+void flood_vector(uint32_t i, uint32_t dim, float *out)
+{
+	uint64_t seed = 0xF100Du * (i + 1u);
+	rand_vec(out, dim, &seed);
+}
+
+/* ---------------------------------------------------------------- the daemon */
+
+static bool wait_ready(int fd)
+{
+	char buf[4096] = { 0 };
+	size_t got = 0;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	const char *ready;
+	while (got < sizeof(buf) - 1 &&
+	       (!(ready = strstr(buf, "pomaid: ready")) || !strchr(ready, '\n')) &&
+	       poll(&pfd, 1, 30000) > 0) {
+		ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (!strstr(buf, "pomaid: ready"))
+		fprintf(stderr, "knn_flood: pomaid did not start:\n%s\n", buf);
+	return strstr(buf, "pomaid: ready") != NULL;
+}
+
+int flood_daemon_start(const struct flood_cfg *cfg, struct flood_daemon *d)
+{
+	uint64_t seed = (uint64_t)getpid() * 7919u + now_ns();
+	d->pid = -1;
+	d->base = 0;
+	for (int attempt = 0; attempt < 20 && !d->base; attempt++) {
+		uint16_t b = (uint16_t)(20000 + rnd(&seed) % 40000);
+		if (pm_test_ports_free(b, cfg->shards))
+			d->base = b;
+	}
+	snprintf(d->dir, sizeof(d->dir), "/tmp/pomai-flood-XXXXXX");
+	if (!d->base || !mkdtemp(d->dir)) {
+		fprintf(stderr, "knn_flood: no free ports or data directory\n");
+		return -1;
+	}
+	/* room for the vectors (64-byte header + payload, size classes up to
+	 * 1/8 above) twice over, per shard, and 64 MiB besides */
+	uint64_t per_shard = (uint64_t)cfg->vectors / cfg->shards + 1;
+	uint64_t mib = (per_shard * (64u + 4u * cfg->dim) * 9 / 8 * 2 >> 20) + 64;
+	char port[16], tport[16], shards[16], arena[32], seeds[32];
+	snprintf(port, sizeof(port), "%u", d->base);
+	snprintf(tport, sizeof(tport), "%u", d->base - 1u);
+	snprintf(shards, sizeof(shards), "%u", cfg->shards);
+	snprintf(arena, sizeof(arena), "%lluM", (unsigned long long)mib);
+	snprintf(seeds, sizeof(seeds), "%llu", (unsigned long long)(2 * per_shard + 4096));
+	const char *argv[48] = { "pomaid", "--shards", shards, "--base-port", port, "--tcp-port",
+				 tport, "--arena-bytes", arena, "--seeds", seeds, "--data-dir",
+				 d->dir, "--wal", "none", "--hugepages", "no" };
+	int n = 17;
+	for (int i = 0; cfg->flags && cfg->flags[i] && n < 47; i++)
+		argv[n++] = cfg->flags[i];
+	argv[n] = NULL;
+	int out[2];
+	if (pipe(out) != 0)
+		return -1;
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		execv(cfg->pomaid, (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	d->pid = pid;
+	bool ok = wait_ready(out[0]);
+	close(out[0]);
+	return ok ? 0 : -1;
+}
+
+void flood_daemon_stop(struct flood_daemon *d)
+{
+	if (d->pid > 0) {
+		kill(d->pid, SIGTERM);
+		waitpid(d->pid, NULL, 0);
+		d->pid = -1;
+	}
+	if (d->dir[0]) {
+		char rm[128];
+		snprintf(rm, sizeof(rm), "rm -rf '%s'", d->dir);
+		if (system(rm) != 0)
+			fprintf(stderr, "knn_flood: could not remove %s\n", d->dir);
+		d->dir[0] = '\0';
+	}
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static void count_failure(void *arg, const struct pm_client_result *r)
+{
+	if (r->status != PM_CLIENT_OK) {
+		uint64_t *failed = arg;
+		if ((*failed)++ == 0)
+			fprintf(stderr, "knn_flood: load: %s\n", pm_client_status_name(r->status));
+	}
+}
+
+int flood_load(const struct flood_cfg *cfg, const struct flood_daemon *d)
+{
+	struct pm_client_config cc;
+	struct pm_client *c = NULL;
+	pm_client_config_default(&cc);
+	cc.base_port = d->base;
+	cc.shards = cfg->shards;
+	cc.timeout_ms = 2000;
+	cc.retries = 5;
+	cc.max_in_flight = LOAD_IN_FLIGHT;
+	if (pm_client_open(&cc, &c) != PM_CLIENT_OK)
+		return -1;
+	struct pm_client_coll_params p = { .dim = cfg->dim,
+					   .index = cfg->ef ? PM_CLIENT_HNSW : PM_CLIENT_FLAT };
+	enum pm_client_status st = pm_client_collection_create(c, COLLECTION, &p);
+	uint64_t failed = st != PM_CLIENT_OK;
+	float v[1024];
+	char key[32];
+	for (uint32_t i = 0; i < cfg->vectors && !failed; i++) {
+		flood_vector(i, cfg->dim, v);
+		int kl = snprintf(key, sizeof(key), FLOOD_KEY_FORMAT, i);
+		struct pm_client_req r = { .op = PM_CLIENT_VADD, .key = key, .klen = (uint32_t)kl,
+					   .vec = v, .dim = cfg->dim, .name = COLLECTION,
+					   .name_len = (uint32_t)strlen(COLLECTION),
+					   .cb = count_failure, .arg = &failed };
+		if (pm_client_submit(c, &r, NULL) != PM_CLIENT_OK)
+			failed++;
+	}
+	pm_client_drain(c);
+	for (uint32_t i = 0; i < POLITE_KEYS && !failed; i++) {
+		int kl = snprintf(key, sizeof(key), "polite%u", i);
+		failed += pm_client_set(c, key, (size_t)kl, "value", 5, 0) != PM_CLIENT_OK;
+	}
+	pm_client_close(c);
+	return failed ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- sockets and frames */
+
+static int udp_from(const char *src)
+{
+	struct sockaddr_in me = { .sin_family = AF_INET };
+	inet_pton(AF_INET, src, &me.sin_addr);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0), rcv = RCVBUF_BYTES;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0) {
+		fprintf(stderr, "knn_flood: socket from %s: %s\n", src, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	return fd;
+}
+
+static void send_to(int fd, uint16_t port, const uint8_t *p, size_t n)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	(void)sendto(fd, p, n, 0, (struct sockaddr *)&a, sizeof(a));
+}
+
+static size_t query_frame(const struct flood_cfg *cfg, uint64_t id, uint64_t *seed, uint8_t *out,
+			  size_t cap)
+{
+	float v[1024];
+	rand_vec(v, cfg->dim, seed);
+	struct pm_request q = { .op = PM_OP_VQUERY, .id = id, .vec = (const uint8_t *)v,
+				.dim = cfg->dim, .k = cfg->k, .ef = cfg->ef,
+				.collection = { (const uint8_t *)COLLECTION, sizeof(COLLECTION) - 1 } };
+	return pm_request_encode(&q, out, cap);
+}
+
+/* ---------------------------------------------------------------- one query alone */
+
+static int query_alone(const struct flood_cfg *cfg, const struct flood_daemon *d,
+		       struct flood_result *res)
+{
+	int fd = udp_from(POLITE_SRC);
+	if (fd < 0)
+		return -1;
+	static uint8_t buf[PM_FRAME_BYTES_MAX], in[PM_FRAME_BYTES_MAX];
+	double ms[QUERY_SAMPLES];
+	uint64_t seed = 7;
+	for (uint32_t i = 0; i < QUERY_SAMPLES; i++) {
+		size_t n = query_frame(cfg, 1 + i, &seed, buf, sizeof(buf));
+		uint64_t t0 = now_ns();
+		send_to(fd, d->base, buf, n);
+		bool last = false;
+		while (!last) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			if (poll(&p, 1, QUERY_WAIT_MS) <= 0) {
+				fprintf(stderr, "knn_flood: no answer to a query alone\n");
+				close(fd);
+				return -1;
+			}
+			ssize_t r;
+			while ((r = recv(fd, in, sizeof(in), 0)) > 0) {
+				struct pm_reply_view rv;
+				size_t used;
+				if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_OK || rv.id != 1 + i)
+					continue;
+				res->query_status = rv.status;
+				res->query_ok += !rv.more && rv.status == PM_OK;
+				last |= !rv.more;
+			}
+		}
+		ms[i] = (double)(now_ns() - t0) / 1e6;
+	}
+	close(fd);
+	for (uint32_t i = 1; i < QUERY_SAMPLES; i++) /* insertion sort: nine samples */
+		for (uint32_t j = i; j > 0 && ms[j - 1] > ms[j]; j--) {
+			double t = ms[j];
+			ms[j] = ms[j - 1];
+			ms[j - 1] = t;
+		}
+	res->query_ms = ms[QUERY_SAMPLES / 2];
+	return 0;
+}
+
+/* ---------------------------------------------------------------- the polite client */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The value at rank q (0..1) of the sorted latencies, lost ones last. */
+static double rank(const double *lat, uint64_t n, double q)
+{
+	uint64_t i = (uint64_t)ceil(q * (double)n);
+	return i == 0 ? lat[0] : lat[i - 1];
+}
+
+static int polite_phase(const struct flood_cfg *cfg, const struct flood_daemon *d,
+			struct flood_phase *ph)
+{
+	int fd = udp_from(POLITE_SRC);
+	if (fd < 0)
+		return -1;
+	const uint64_t total = (uint64_t)cfg->polite_rps * cfg->seconds;
+	const uint64_t every = 1000000000u / cfg->polite_rps, lost_ns = cfg->lost_ms * 1000000ull;
+	const uint64_t id0 = now_ns(); /* ids of this phase only */
+	uint64_t *sent_at = calloc(total, sizeof(*sent_at));
+	double *lat = malloc(total * sizeof(*lat));
+	if (!sent_at || !lat) {
+		free(sent_at);
+		free(lat);
+		close(fd);
+		return -1;
+	}
+	for (uint64_t i = 0; i < total; i++)
+		lat[i] = INFINITY;
+	uint8_t buf[256], in[4096];
+	uint64_t t0 = now_ns(), sent = 0, answered = 0;
+	ph->refused = 0;
+	for (;;) {
+		uint64_t now = now_ns();
+		if (sent < total && now >= t0 + sent * every) {
+			char key[32];
+			int kl = snprintf(key, sizeof(key), "polite%u", (unsigned)(sent % POLITE_KEYS));
+			struct pm_request g = { .op = PM_OP_GET, .id = id0 + sent,
+						.key = { (const uint8_t *)key, (uint32_t)kl } };
+			size_t n = pm_request_encode(&g, buf, sizeof(buf));
+			sent_at[sent] = now;
+			send_to(fd, (uint16_t)(d->base + sent % cfg->shards), buf, n);
+			sent++;
+			continue;
+		}
+		if (sent == total && (answered == total || now > sent_at[total - 1] + lost_ns))
+			break;
+		uint64_t wait = sent < total ? t0 + sent * every - now : 1000000u;
+		struct timespec ts = { 0, (long)(wait < 1000000u ? wait : 1000000u) };
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		(void)ppoll(&p, 1, &ts, NULL); /* until a reply or the next send is due */
+		ssize_t r;
+		while ((r = recv(fd, in, sizeof(in), 0)) > 0) {
+			struct pm_reply_view rv;
+			size_t used;
+			uint64_t at = now_ns();
+			if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_OK || rv.id < id0 ||
+			    rv.id - id0 >= sent)
+				continue;
+			uint64_t i = rv.id - id0;
+			if (rv.status != PM_OK) { /* refused (BUSY): as good as lost */
+				ph->refused += isinf(lat[i]);
+				continue;
+			}
+			if (isinf(lat[i]) && at - sent_at[i] <= lost_ns) {
+				lat[i] = (double)(at - sent_at[i]) / 1e6;
+				answered++;
+			}
+		}
+	}
+	qsort(lat, total, sizeof(*lat), cmp_double);
+	*ph = (struct flood_phase){ .gets = total, .answered = answered, .lost = total - answered,
+				    .refused = ph->refused,
+				    .p50_ms = rank(lat, total, 0.50), .p99_ms = rank(lat, total, 0.99),
+				    .max_ms = lat[total - 1] };
+	free(sent_at);
+	free(lat);
+	close(fd);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- the flood */
+
+struct flood {
+	const struct flood_cfg *cfg;
+	const struct flood_daemon *d;
+	int fd;
+	atomic_bool stop;
+	uint64_t sent, bytes, ok, timeout, busy, throttled, work_limit, other;
+	uint64_t t0, t1;
+};
+
+static void flood_drain(struct flood *f)
+{
+	static uint8_t in[PM_FRAME_BYTES_MAX];
+	ssize_t r;
+	while ((r = recv(f->fd, in, sizeof(in), 0)) > 0) {
+		struct pm_reply_view rv;
+		size_t used;
+		if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_OK || rv.more)
+			continue; /* a reply counts once, at its last frame */
+		f->ok += rv.status == PM_OK;
+		f->timeout += rv.status == PM_E_TIMEOUT;
+		f->busy += rv.status == PM_E_BUSY;
+		f->throttled += rv.status == PM_E_THROTTLED;
+		f->work_limit += rv.status == PM_E_WORK_LIMIT;
+		f->other += rv.status != PM_OK && rv.status != PM_E_TIMEOUT && rv.status != PM_E_BUSY &&
+			    rv.status != PM_E_THROTTLED && rv.status != PM_E_WORK_LIMIT;
+	}
+}
+
+static void *flood_main(void *arg)
+{
+	struct flood *f = arg;
+	static uint8_t buf[PM_FRAME_BYTES_MAX];
+	uint64_t seed = 99;
+	f->t0 = now_ns();
+	while (!atomic_load(&f->stop)) {
+		uint64_t due = (now_ns() - f->t0) * f->cfg->flood_qps / 1000000000u;
+		for (uint32_t k = 0; f->sent < due && k < FLOOD_CATCH_UP; k++, f->sent++) {
+			size_t n = query_frame(f->cfg, f->sent + 1, &seed, buf, sizeof(buf));
+			send_to(f->fd, (uint16_t)(f->d->base + f->sent % f->cfg->shards), buf, n);
+			f->bytes += n;
+		}
+		flood_drain(f);
+		struct pollfd p = { .fd = f->fd, .events = POLLIN };
+		(void)poll(&p, 1, 1); /* pacing the load, not waiting for an event */
+	}
+	f->t1 = now_ns();
+	flood_drain(f);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- the run */
+
+int flood_run(const struct flood_cfg *cfg, struct flood_result *res)
+{
+	struct flood_daemon d = { 0 };
+	*res = (struct flood_result){ 0 };
+	if (cfg->dim == 0 || cfg->dim > 1024 || cfg->polite_rps == 0 || cfg->seconds == 0) {
+		fprintf(stderr, "knn_flood: dim 1..1024, polite_rps and seconds > 0\n");
+		return -1;
+	}
+	int rc = flood_daemon_start(cfg, &d);
+	uint64_t t0 = now_ns();
+	if (rc == 0 && (rc = flood_load(cfg, &d)) != 0)
+		fprintf(stderr, "knn_flood: loading %u vectors failed\n", cfg->vectors);
+	res->load_s = (double)(now_ns() - t0) / 1e9;
+	if (!cfg->quiet && rc == 0)
+		printf("  loaded %u vectors of %u floats in %.1f s\n", cfg->vectors, cfg->dim,
+		       res->load_s);
+	if (rc == 0)
+		rc = query_alone(cfg, &d, res);
+	if (rc == 0)
+		rc = polite_phase(cfg, &d, &res->alone);
+	struct flood f = { .cfg = cfg, .d = &d, .fd = rc == 0 ? udp_from(FLOOD_SRC) : -1 };
+	pthread_t t;
+	if (rc == 0 && (f.fd < 0 || pthread_create(&t, NULL, flood_main, &f) != 0))
+		rc = -1;
+	if (rc == 0) {
+		struct pollfd none = { .fd = -1 };
+		for (uint64_t w0 = now_ns(); now_ns() - w0 < FLOOD_WARMUP_MS * 1000000ull;)
+			(void)poll(&none, 1, 10); /* the flood's head start: a duration, no event */
+		rc = polite_phase(cfg, &d, &res->flooded);
+		atomic_store(&f.stop, true);
+		pthread_join(t, NULL);
+		res->flood_sent = f.sent;
+		res->flood_ok = f.ok;
+		res->flood_timeout = f.timeout;
+		res->flood_busy = f.busy;
+		res->flood_throttled = f.throttled;
+		res->flood_work_limit = f.work_limit;
+		res->flood_other = f.other;
+		res->flood_bytes_per_s = (double)f.bytes * 1e9 / (double)(f.t1 - f.t0);
+	}
+	if (f.fd >= 0)
+		close(f.fd);
+	flood_daemon_stop(&d);
+	return rc;
+}
+
+static void phase_line(const char *name, const struct flood_phase *p)
+{
+	printf("  %s: %llu GETs, %llu lost (%llu of them refused); p50 %.2f ms, p99 %.2f ms,"
+	       " max %.2f ms\n", name, (unsigned long long)p->gets, (unsigned long long)p->lost,
+	       (unsigned long long)p->refused, p->p50_ms, p->p99_ms, p->max_ms);
+}
+
+void flood_print(const struct flood_cfg *cfg, const struct flood_result *res)
+{
+	char ef[32] = "";
+	if (cfg->ef)
+		snprintf(ef, sizeof(ef), " ef=%u", cfg->ef);
+	printf("  %u shards, %u %s vectors of %u floats; one k=%u%s query alone: %.2f ms (median"
+	       " of %u, %u OK)\n", cfg->shards, cfg->vectors, cfg->ef ? "HNSW" : "flat", cfg->dim,
+	       cfg->k, ef, res->query_ms, QUERY_SAMPLES, res->query_ok);
+	phase_line("polite alone      ", &res->alone);
+	phase_line("polite under flood", &res->flooded);
+	printf("  flood: %u queries/s offered (%.0f bytes/s), %llu sent: %llu OK, %llu TIMEOUT,"
+	       " %llu BUSY, %llu THROTTLED, %llu WORK_LIMIT, %llu other\n",
+	       cfg->flood_qps, res->flood_bytes_per_s, (unsigned long long)res->flood_sent,
+	       (unsigned long long)res->flood_ok, (unsigned long long)res->flood_timeout,
+	       (unsigned long long)res->flood_busy, (unsigned long long)res->flood_throttled,
+	       (unsigned long long)res->flood_work_limit, (unsigned long long)res->flood_other);
+}
