@@ -265,8 +265,10 @@ bool pm_vquery_step(struct pm_shard *sh, struct pm_vquery *v, uint64_t budget)
 	if (v->done)
 		return true;
 	const struct pm_collection *c = &sh->colls[v->coll];
-	if (!c->live || c->gen != v->gen || c->mutations != v->mutations) {
-		v->restarts++; /* the collection changed between two steps: begin again */
+	if (!c->live || c->dropping || c->gen != v->gen || c->mutations != v->mutations) {
+		/* the collection changed (or was dropped: CDROP only marks it, and
+		 * the name then finds nothing) between two steps: begin again */
+		v->restarts++;
 		sh->stats.knn_restarts += !v->graph && v->scan.next > 0; /* work lost */
 		enum pm_status st = vquery_find(sh, v, &c);
 		if (st == PM_OK)

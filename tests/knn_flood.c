@@ -382,6 +382,7 @@ struct flood {
 	const struct flood_daemon *d;
 	int fd;
 	atomic_bool stop;
+	uint32_t qps;                /* the rate offered */
 	uint64_t sent, bytes, ok, timeout, busy, throttled, work_limit, other;
 	uint64_t t0, t1;
 };
@@ -412,7 +413,7 @@ static void *flood_main(void *arg)
 	uint64_t seed = 99;
 	f->t0 = now_ns();
 	while (!atomic_load(&f->stop)) {
-		uint64_t due = (now_ns() - f->t0) * f->cfg->flood_qps / 1000000000u;
+		uint64_t due = (now_ns() - f->t0) * f->qps / 1000000000u;
 		for (uint32_t k = 0; f->sent < due && k < FLOOD_CATCH_UP; k++, f->sent++) {
 			size_t n = query_frame(f->cfg, f->sent + 1, &seed, buf, sizeof(buf));
 			send_to(f->fd, (uint16_t)(f->d->base + f->sent % f->cfg->shards), buf, n);
@@ -449,7 +450,13 @@ int flood_run(const struct flood_cfg *cfg, struct flood_result *res)
 		rc = query_alone(cfg, &d, res);
 	if (rc == 0)
 		rc = polite_phase(cfg, &d, &res->alone);
-	struct flood f = { .cfg = cfg, .d = &d, .fd = rc == 0 ? udp_from(FLOOD_SRC) : -1 };
+	res->flood_qps = cfg->flood_qps;
+	if (rc == 0 && cfg->overload > 0 && res->query_ms > 0) {
+		double q = cfg->overload * 1000.0 / res->query_ms;
+		res->flood_qps = q > res->flood_qps ? (uint32_t)q : res->flood_qps;
+	}
+	struct flood f = { .cfg = cfg, .d = &d, .fd = rc == 0 ? udp_from(FLOOD_SRC) : -1,
+			   .qps = res->flood_qps };
 	pthread_t t;
 	if (rc == 0 && (f.fd < 0 || pthread_create(&t, NULL, flood_main, &f) != 0))
 		rc = -1;
@@ -494,7 +501,7 @@ void flood_print(const struct flood_cfg *cfg, const struct flood_result *res)
 	phase_line("polite under flood", &res->flooded);
 	printf("  flood: %u queries/s offered (%.0f bytes/s), %llu sent: %llu OK, %llu TIMEOUT,"
 	       " %llu BUSY, %llu THROTTLED, %llu WORK_LIMIT, %llu other\n",
-	       cfg->flood_qps, res->flood_bytes_per_s, (unsigned long long)res->flood_sent,
+	       res->flood_qps, res->flood_bytes_per_s, (unsigned long long)res->flood_sent,
 	       (unsigned long long)res->flood_ok, (unsigned long long)res->flood_timeout,
 	       (unsigned long long)res->flood_busy, (unsigned long long)res->flood_throttled,
 	       (unsigned long long)res->flood_work_limit, (unsigned long long)res->flood_other);

@@ -31,7 +31,10 @@ struct flood_cfg {
 	uint32_t vectors, dim;       /* the flat collection */
 	uint32_t k;                  /* neighbours per flood query */
 	uint32_t ef;                 /* 0: a flat collection; else an HNSW one, queried at this ef */
-	uint32_t flood_qps;          /* flood queries per second */
+	uint32_t flood_qps;          /* flood queries per second (at least) */
+	double overload;             /* > 0: at least this many times the rate of one
+				      * query at a time (1000 / query_ms), so that the
+				      * flood overloads the workers on any machine */
 	uint32_t polite_rps;         /* GETs per second */
 	uint32_t seconds;            /* each polite phase */
 	uint32_t lost_ms;            /* a GET unanswered this long is lost */
@@ -53,6 +56,7 @@ struct flood_result {
 	uint64_t flood_sent, flood_ok, flood_timeout, flood_busy, flood_throttled;
 	uint64_t flood_work_limit, flood_other;
 	double flood_bytes_per_s;    /* request bytes the flood sent per second */
+	uint32_t flood_qps;          /* the rate offered: cfg's, or raised by overload */
 };
 
 /* The pieces, for other tests: a daemon on free ports with cfg's flags (and
