@@ -482,9 +482,12 @@ static void scenario_slowloris(int which)
 	printf("  %-6s slowloris: %u of %u connections opened; polite client served %u of %u"
 	       " tries in %u s; %u attacker connections still open at the end\n",
 	       side_name[which], open_n, slowloris_conns, ok, tries, slowloris_ms / 1000u, alive);
-	printf("  %-6s slowloris: tcp_refused %lld tcp_stalled %lld tcp_idle_evicted %lld\n",
+	/* -2: the counter does not exist in that build */
+	printf("  %-6s slowloris: tcp_refused %lld tcp_stalled %lld tcp_idle_evicted %lld"
+	       " tcp_addr_refused %lld tcp_frame_deadline %lld tcp_buffer_evicted %lld\n",
 	       side_name[which], info_field("tcp_refused"), info_field("tcp_stalled"),
-	       info_field("tcp_idle_evicted"));
+	       info_field("tcp_idle_evicted"), info_field("tcp_addr_refused"),
+	       info_field("tcp_frame_deadline"), info_field("tcp_buffer_evicted"));
 	stop(&d, true);
 }
 
