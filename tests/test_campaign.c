@@ -1083,21 +1083,32 @@ static void test_tcp_idle(void)
 	if (early >= 0)
 		close(early);
 	bool served = false;
+	uint32_t tries = early >= 0; /* connections made while the table was full */
 	uint64_t deadline = t0 + PM_TCP_IDLE_EVICT_MS + LOADED_MARGIN_MS;
 	while (!served && mono_ms() < deadline) {
 		served = tcp_served_from(POLITE_TCP_SRC);
+		tries++;
 		if (!served)
 			(void)poll(NULL, 0, IDLE_RETRY_MS);
 	}
 	long long evicted = info_reaches(&polite, "tcp_idle_evicted", evicted0 + 1);
-	uint32_t closed = 0;
-	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
-		closed += closed_by_server(fds[i], i == 0 ? REPLY_TIMEOUT_MS : 0);
-	printf("\n  %u silent connections: a new one served after %llu ms, %lld evicted",
-	       PM_TCP_CONNS_MAX, (unsigned long long)(mono_ms() - t0), evicted - evicted0);
+	static bool gone[PM_TCP_CONNS_MAX];
+	uint32_t closed = 0, oldest_first = 0;
+	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++) {
+		gone[i] = closed_by_server(fds[i], i == 0 ? REPLY_TIMEOUT_MS : 0);
+		closed += gone[i];
+		oldest_first += gone[i] && i == oldest_first;
+	}
+	printf("\n  %u silent connections: a new one served after %llu ms and %u tries, %lld evicted",
+	       PM_TCP_CONNS_MAX, (unsigned long long)(mono_ms() - t0), tries, evicted - evicted0);
 	CU_ASSERT(served);
-	CU_ASSERT_EQUAL(evicted, evicted0 + 1);
-	CU_ASSERT_EQUAL(closed, 1); /* the oldest, fds[0], and only it */
+	/* Each connection made into the full table may take one idle slot: one
+	 * on a quiet machine; on a loaded one a try that timed out, or the early
+	 * one, may have taken a slot before its close reached pomaid. The
+	 * victims are silent connections, the oldest first, and only they. */
+	CU_ASSERT(evicted >= evicted0 + 1 && evicted <= evicted0 + tries);
+	CU_ASSERT_EQUAL(closed, evicted - evicted0);
+	CU_ASSERT_EQUAL(oldest_first, closed);
 	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
 		close(fds[i]);
 }
