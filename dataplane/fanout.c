@@ -292,7 +292,8 @@ static void merge_info(struct pm_pending *p, uint32_t shard, const struct pm_byt
 	if (n < 0 || shard >= PM_INFO_SHARDS_MAX ||
 	    p->keys_used + (uint32_t)n + text->len > PM_KNN_MERGE_BYTES)
 		return; /* cannot happen: the static assertions above */
-	memcpy(p->keys + p->keys_used + n, text->ptr, text->len);
+	if (text->len) /* an empty text (a section a shard does not have) may have no pointer */
+		memcpy(p->keys + p->keys_used + n, text->ptr, text->len);
 	p->info_at[shard] = p->keys_used;
 	p->info_len[shard] = (uint32_t)n + text->len;
 	p->keys_used += (uint32_t)n + text->len;
