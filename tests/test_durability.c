@@ -1378,6 +1378,13 @@ static void test_disk_full(void)
 	uint64_t t0 = now_ms();
 	CU_ASSERT_FATAL(writes_resume(&ws[0], &d, shard, &tries));
 	printf("\n  writes resumed after %d tries, %" PRIu64 " ms", tries, now_ms() - t0);
+	/* the other shard may have been refused too (the filler takes the whole
+	 * disk) and retries on its own clock: the writers below start once every
+	 * shard takes writes again (a CI run failed on E_DISK_FULL from it) */
+	for (uint32_t s = 0; s < SHARDS; s++) {
+		int more = 0;
+		CU_ASSERT_FATAL(s == shard || writes_resume(&ws[0], &d, s, &more));
+	}
 	/* more writes, a SIGKILL with some in flight, and everything is there */
 	struct run_result rr;
 	ws[0].full_expected = ws[1].full_expected = false;
