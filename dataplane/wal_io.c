@@ -539,6 +539,15 @@ static int take_segment(struct pm_worker *w, struct batch *b)
 	if (l->fd >= 0 && l->seg_off + b->len <= l->seg_bytes)
 		return 0;
 	if (l->prep != PREP_READY) {
+		if (l->prep == PREP_NONE && l->prep_err && !l->seg_waiting) {
+			/* The last try failed, perhaps long ago: there may be room
+			 * again (a write on this shard succeeding says nothing about
+			 * the next segment). Try now; refuse only if this try fails. */
+			l->st.segment_waits++;
+			l->seg_waiting = true;
+			prep_start(w);
+			return 1;
+		}
 		if (l->prep == PREP_NONE && l->prep_err) { /* it could not be made: say why */
 			l->state = l->prep_err == -ENOSPC || l->prep_err == -EDQUOT ? WAL_FULL : WAL_FAILED;
 			l->retry_ms = l->prep_retry_ms;
