@@ -97,6 +97,7 @@ struct pm_wal {
 	unsigned err_op;           /* OP_* of the first error */
 	bool fsync_ok;
 	uint64_t durable_seq;
+	uint64_t written_lsn;      /* the last record whose batch write completed (INFO) */
 	uint64_t next_seq;         /* seq of the batch being filled */
 	/* a switch of segment, finished by the next batch's chain */
 	int seal_fd;               /* the previous segment until its last writes are synced */

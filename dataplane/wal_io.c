@@ -632,6 +632,7 @@ static uint32_t finish_batch(struct pm_worker *w)
 	l->st.fsyncs += l->mode == PM_WAL_SYNC;
 	l->dirty = l->mode == PM_WAL_BATCH;
 	l->durable_seq = b->seq;
+	l->written_lsn = b->last_lsn;
 	l->durable_lsn = b->last_lsn;
 	b->len = 0;
 	l->inflight = false;
@@ -1027,6 +1028,7 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 			last = i;
 	}
 	l->next_lsn = PM_MAX(c.want ? c.want : 1, snap_lsn + 1);
+	l->written_lsn = l->next_lsn - 1; /* what recovery read is in the log */
 	if (last >= 0 && c.want <= snap_lsn) {
 		/* the log ends inside the snapshot (a batch-mode machine crash lost its
 		 * last unsynced writes): new records start a new segment after it */
@@ -1197,7 +1199,7 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 	const struct pm_wal_stats *s = &l->st;
 	int n = snprintf(out, cap,
 			 "# WAL\r\nwal_mode:%s\r\nwal_state:%s\r\nwal_io:%s\r\nwal_next_lsn:%" PRIu64
-			 "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64 "\r\nwal_batches:%" PRIu64
+			 "\r\nwal_written_lsn:%" PRIu64 "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64 "\r\nwal_batches:%" PRIu64
 			 "\r\nwal_fsyncs:%" PRIu64 "\r\nwal_resubmits:%" PRIu64 "\r\nwal_held:%" PRIu64
 			 "\r\nwal_held_max:%" PRIu64 "\r\nwal_refused_disk_full:%" PRIu64
 			 "\r\nwal_refused_failed:%" PRIu64 "\r\nwal_refused_busy:%" PRIu64
@@ -1208,7 +1210,8 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nwal_recovered_records:%" PRIu64
 			 "\r\nwal_recovery_ms:%" PRIu64 "\r\nwal_torn_truncated:%" PRIu64 "\r\n",
 			 modes[l->mode], states[l->state], l->uring ? "io_uring" : "pwrite",
-			 l->next_lsn, s->records, s->bytes, s->batches, s->fsyncs, s->resubmits, s->held,
+			 l->next_lsn, l->written_lsn, s->records, s->bytes, s->batches, s->fsyncs,
+			 s->resubmits, s->held,
 			 s->held_max, s->refused_full, s->refused_failed, s->refused_busy, s->evictions,
 			 s->evict_refused, s->segments,
 			 s->recycled, s->retired, s->deleted, l->prep == PREP_READY, s->segment_waits,
