@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "client_impl.h"
-#include "hash.h"
+#include "route.h"
 
 _Static_assert(PM_CLIENT_KEY_BYTES_MAX == PM_KEY_BYTES_MAX, "pomai.h matches pm_limits.h");
 _Static_assert(PM_CLIENT_VALUE_BYTES_MAX == PM_VALUE_BYTES_MAX, "pomai.h matches pm_limits.h");
@@ -382,7 +382,7 @@ void pm_client_stats(const struct pm_client *c, struct pm_client_stats *out)
 
 uint32_t pm_client_shard_of(const struct pm_client *c, const void *key, size_t klen)
 {
-	return pm_shard_of(pm_hash(key, klen), c->cfg.shards);
+	return pm_shard_of(pm_route_hash(key, klen), c->cfg.shards);
 }
 
 /* ---------------------------------------------------------------- request checks */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * stats_pub.c — pomaid's side of the stats segment (control/stats.h): the
+ * stats_pub.c — pomaid's side of the stats segment (proto/stats.h): the
  * file is created at start (through the data_dir's descriptor, datadir.h),
  * each worker publishes its own block every
  * PM_STATS_PUBLISH_MS, the admin thread the global one.

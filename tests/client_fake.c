@@ -24,7 +24,7 @@
 
 #include "codec.h"
 #include "cu_main.h"
-#include "hash.h"
+#include "route.h"
 
 /* Port search: a random base in [FAKE_PORT_LO, FAKE_PORT_LO + FAKE_PORT_SPAN). */
 #define FAKE_PORT_LO 20000u
@@ -131,7 +131,7 @@ static void check_route(struct fake *f, const struct pm_request *req, uint32_t s
 {
 	bool ok = true;
 	if (keyed(req->op) && req->key.len)
-		ok = pm_shard_of(pm_hash(req->key.ptr, req->key.len), f->o.shards) == shard;
+		ok = pm_shard_of(pm_route_hash(req->key.ptr, req->key.len), f->o.shards) == shard;
 	else if (req->op != PM_OP_VQUERY && req->op != PM_OP_NONE)
 		ok = shard == 0;
 	if (!ok)

@@ -33,7 +33,7 @@
 
 #include "codec.h"
 #include "cu_main.h"
-#include "hash.h"
+#include "route.h"
 #include "pomai.h"
 #include "ports.h"
 
@@ -128,7 +128,7 @@ static void make_keys(void)
 	for (uint32_t i = 0; have[0] < KEYS_PER_SHARD || have[1] < KEYS_PER_SHARD; i++) {
 		char k[16];
 		int n = snprintf(k, sizeof(k), "q%u", i);
-		uint32_t s = pm_shard_of(pm_hash(k, (size_t)n), SHARDS);
+		uint32_t s = pm_shard_of(pm_route_hash(k, (size_t)n), SHARDS);
 		if (have[s] < KEYS_PER_SHARD)
 			memcpy(keys[s][have[s]++], k, (size_t)n + 1);
 	}
@@ -266,7 +266,7 @@ static void test_allowlist(void)
 		/* meanwhile the allowed address is served */
 		struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"a", 1 },
 					.value = { (const uint8_t *)"b", 1 } };
-		CU_ASSERT_FATAL(call(&ok, &s, pm_shard_of(pm_hash("a", 1), SHARDS), &rv));
+		CU_ASSERT_FATAL(call(&ok, &s, pm_shard_of(pm_route_hash("a", 1), SHARDS), &rv));
 		CU_ASSERT_EQUAL(rv.status, PM_OK);
 	}
 	CU_ASSERT_EQUAL(info_reaches(&ok, "dropped_not_allowed", before + N), before + N);
@@ -505,7 +505,7 @@ static void test_collection_cap(void)
 		struct pm_request r = { .op = PM_OP_VADD, .key = { (const uint8_t *)key, (uint32_t)kl },
 					.vec = (const uint8_t *)v, .dim = DIM,
 					.collection = { (const uint8_t *)"capped", 6 } };
-		CU_ASSERT_FATAL(call(&c, &r, pm_shard_of(pm_hash(key, (size_t)kl), SHARDS), &rv));
+		CU_ASSERT_FATAL(call(&c, &r, pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS), &rv));
 		ok += rv.status == PM_OK;
 		refused += rv.status == PM_E_QUOTA;
 		other += rv.status != PM_OK && rv.status != PM_E_QUOTA;
@@ -513,7 +513,7 @@ static void test_collection_cap(void)
 		if (i % 100 == 99) {
 			struct pm_request d = r;
 			d.collection = (struct pm_bytes){ NULL, 0 };
-			CU_ASSERT_FATAL(call(&c, &d, pm_shard_of(pm_hash(key, (size_t)kl), SHARDS), &rv));
+			CU_ASSERT_FATAL(call(&c, &d, pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS), &rv));
 			CU_ASSERT_EQUAL(rv.status, PM_OK);
 		}
 	}
@@ -535,14 +535,14 @@ static void test_collection_cap(void)
 	for (int i = 0; i < N && !freed; i++) {
 		int kl = snprintf(key, sizeof(key), "cap-%d", i);
 		struct pm_request d = { .op = PM_OP_VDEL, .key = { (const uint8_t *)key, (uint32_t)kl } };
-		uint32_t s = pm_shard_of(pm_hash(key, (size_t)kl), SHARDS);
+		uint32_t s = pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS);
 		CU_ASSERT_FATAL(call(&c, &d, s, &rv));
 		if (rv.status != PM_OK || rv.removed != 1)
 			continue;
 		freed = 1;
 		for (int j = N; j < 2 * N && !again; j++) { /* a new key on the same shard */
 			kl = snprintf(key, sizeof(key), "cap-%d", j);
-			if (pm_shard_of(pm_hash(key, (size_t)kl), SHARDS) != s)
+			if (pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS) != s)
 				continue;
 			struct pm_request r = { .op = PM_OP_VADD,
 						.key = { (const uint8_t *)key, (uint32_t)kl },

@@ -56,7 +56,7 @@
 #include "codec.h"
 #include "cu_main.h"
 #include "daemon.h"
-#include "hash.h"
+#include "route.h"
 #include "netns.h"
 #include "ports.h"
 
@@ -191,7 +191,7 @@ static void make_marker_keys(void)
 	for (uint32_t i = 0; !have[0] || !have[1]; i++) {
 		char k[16];
 		int n = snprintf(k, sizeof(k), "mark%u", i);
-		uint32_t s = pm_shard_of(pm_hash(k, (size_t)n), 2);
+		uint32_t s = pm_shard_of(pm_route_hash(k, (size_t)n), 2);
 		if (!have[s])
 			memcpy(marker_key[s], k, (size_t)n + 1), have[s] = true;
 	}
@@ -273,7 +273,7 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 
 static uint32_t owner(const char *key)
 {
-	return pm_shard_of(pm_hash(key, strlen(key)), shards);
+	return pm_shard_of(pm_route_hash(key, strlen(key)), shards);
 }
 
 /* A field of INFO dataplane's Total section (summed over the shards); -1 if absent. */
@@ -1145,7 +1145,7 @@ static bool big_keys_set(void)
 	for (uint32_t i = 0; found < 2 * BIG_KEYS; i++) {
 		char k[16];
 		int n = snprintf(k, sizeof(k), "big%u", i);
-		uint32_t s = pm_shard_of(pm_hash(k, (size_t)n), 2);
+		uint32_t s = pm_shard_of(pm_route_hash(k, (size_t)n), 2);
 		if (s != found % 2)
 			continue;
 		memcpy(big_key[found], k, (size_t)n + 1);

@@ -27,7 +27,7 @@
 #include "fixture.h"
 #include "pomai.h"
 #include "ports.h"
-#include "hash.h"
+#include "route.h"
 #include "knn.h"
 #include "vector.h"
 
@@ -178,7 +178,7 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 
 static uint32_t owner(const void *key, size_t len)
 {
-	return pm_shard_of(pm_hash(key, len), SHARDS);
+	return pm_shard_of(pm_route_hash(key, len), SHARDS);
 }
 
 static enum pm_status kv(struct client *c, uint8_t op, struct pm_bytes k, struct pm_bytes v,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * test_stats.c — the stats segment's pieces (control/stats.h), in one
+ * test_stats.c — the stats segment's pieces (proto/stats.h), in one
  * process: histogram buckets cover every value once and in order, a quantile
  * is within 1/8 of the exact one over random data of many scales; a reader
  * copying a block while another thread rewrites it in a loop never keeps a

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
- * stats.c — the stats segment's layout, histograms, and the lock-free reader
- * (see stats.h).
+ * proto/stats.c — the stats segment's layout, histograms, and the lock-free
+ * reader (see stats.h; this file was control/stats.c).
  */
 #include "stats.h"
 

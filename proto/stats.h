@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
- * stats.h — the stats segment: pomaid's counters in a shared-memory file that
- * pomai-control and pomaictl map read-only and read without locks.
+ * proto/stats.h — the stats segment: pomaid's counters in a shared-memory file
+ * that pomai-control and pomaictl map read-only and read without locks. Its
+ * layout is a contract between those processes, so it lives in proto/ (it was
+ * control/stats.h) and depends on nothing of the engine.
  *
  * The file (data_dir/pomaid.stats, replaced at each start) is a header, one
  * global block, then one block per shard; every block is a whole number of
@@ -20,8 +22,8 @@
  * nanoseconds, PM_HIST_SUB buckets per power of two, so a quantile read from
  * them is within 1 / PM_HIST_SUB (12.5 %) of the truth.
  */
-#ifndef POMAI_CONTROL_STATS_H
-#define POMAI_CONTROL_STATS_H
+#ifndef POMAI_PROTO_STATS_H
+#define POMAI_PROTO_STATS_H
 
 #include <stdalign.h>
 #include <stdatomic.h>
