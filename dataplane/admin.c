@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "admin_proto.h"
-#include "codec.h"
+#include "bridge.h"
 #include "common.h"
 #include "daemon.h"
 
@@ -216,12 +216,12 @@ static enum pm_admin_status wire(struct pm_daemon *d, struct pm_request *req)
 static enum pm_admin_status wire_status(struct pm_admin *a, struct pm_reply_view *rv)
 {
 	size_t used;
-	if (pm_reply_decode(a->frames, a->frames_len, rv, &used) != PM_OK) {
+	if (pm_reply_decode(a->frames, a->frames_len, rv, &used) != PM_WIRE_OK) {
 		say(a, "undecodable reply\n");
 		return PM_ADMIN_ERROR;
 	}
-	if (rv->status != PM_OK && rv->status != PM_NOT_FOUND) {
-		say(a, "%s\n", pm_status_name(rv->status));
+	if (rv->status != PM_WIRE_OK && rv->status != PM_WIRE_NOT_FOUND) {
+		say(a, "%s\n", pm_wire_status_name(rv->status));
 		return PM_ADMIN_ERROR;
 	}
 	return PM_ADMIN_OK;
@@ -263,7 +263,7 @@ static enum pm_admin_status cmd_info(struct pm_daemon *d, const struct pm_admin_
 	if (st == PM_ADMIN_OK)
 		st = wire_status(a, &rv);
 	for (size_t off = 0, used; st == PM_ADMIN_OK && off < a->frames_len; off += used) {
-		if (pm_reply_decode(a->frames + off, a->frames_len - off, &rv, &used) != PM_OK) {
+		if (pm_reply_decode(a->frames + off, a->frames_len - off, &rv, &used) != PM_WIRE_OK) {
 			say(a, "undecodable reply\n");
 			return PM_ADMIN_ERROR;
 		}
@@ -381,10 +381,10 @@ static enum pm_admin_status coll_list(struct pm_daemon *d)
 	enum pm_admin_status st = wire(d, &req);
 	for (size_t off = 0, used; st == PM_ADMIN_OK && off < a->frames_len; off += used) {
 		struct pm_reply_view rv;
-		struct pm_coll_info ci;
-		if (pm_reply_decode(a->frames + off, a->frames_len - off, &rv, &used) != PM_OK ||
-		    rv.status != PM_OK) {
-			say(a, "%s\n", pm_status_name(rv.status));
+		struct pm_wire_coll_info ci;
+		if (pm_reply_decode(a->frames + off, a->frames_len - off, &rv, &used) != PM_WIRE_OK ||
+		    rv.status != PM_WIRE_OK) {
+			say(a, "%s\n", pm_wire_status_name(rv.status));
 			return PM_ADMIN_ERROR;
 		}
 		while (pm_reply_next_coll(&rv, &ci)) {
@@ -456,7 +456,7 @@ static enum pm_admin_status cmd_collection(struct pm_daemon *d, const struct pm_
 	struct pm_reply_view rv;
 	enum pm_admin_status st = wire(d, &req);
 	if (st == PM_ADMIN_OK && (st = wire_status(a, &rv)) == PM_ADMIN_OK)
-		say(a, drop ? "removed:%u\r\n" : "OK\n", rv.status == PM_OK && rv.removed);
+		say(a, drop ? "removed:%u\r\n" : "OK\n", rv.status == PM_WIRE_OK && rv.removed);
 	return st;
 }
 

@@ -28,6 +28,7 @@
 #include "shard.h"
 #include "stats.h"
 #include "tcp_limits.h"
+#include "wire.h"
 
 /* Datagrams a worker takes from its backend per burst. */
 #define PM_RX_BURST 32u

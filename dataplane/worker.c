@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "common.h"
 #include "daemon.h"
 #include "dpdk.h"

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "cu_main.h"
 #include "route.h"
 
@@ -188,8 +188,8 @@ static void serve_stream(struct fake *f, struct fake_conn *c)
 	size_t off = 0;
 	while (c->len - off >= PM_FRAME_HEADER_BYTES) {
 		struct pm_frame_header h;
-		enum pm_status st = pm_header_decode(c->buf + off, c->len - off, &h);
-		if (st == PM_E_FRAME_TRUNCATED)
+		enum pm_wire_status st = pm_header_decode(c->buf + off, c->len - off, &h);
+		if (st == PM_WIRE_E_FRAME_TRUNCATED)
 			break;
 		if (!pm_header_usable(st)) {
 			conn_close(c);

@@ -28,8 +28,9 @@
 #include <unistd.h>
 
 #include "cu_main.h"
-#include "route.h"
 #include "pm_limits.h"
+#include "route.h"
+#include "wire.h"
 #include "pomai.h"
 #include "ports.h"
 
