@@ -1793,6 +1793,31 @@ static void test_wire_status(void)
 			CU_ASSERT_EQUAL(pm_status_from_wire((uint8_t)code), PM_E_INTERNAL);
 }
 
+/* The wire's status names are the engine's (pomai-control prints the one,
+ * pomaid the other), codes that name no status are not known, and every op
+ * has a name. */
+static void test_wire_names(void)
+{
+	for (int st = PM_OK; st < PM_STATUS_COUNT; st++) {
+		enum pm_wire_status code = pm_status_to_wire((enum pm_status)st);
+		CU_ASSERT_TRUE(pm_wire_status_known(code));
+		CU_ASSERT_STRING_EQUAL(pm_wire_status_name(code), pm_status_name((enum pm_status)st));
+	}
+	unsigned known = 0;
+	for (int code = 0; code < 256; code++) {
+		bool k = pm_wire_status_known((uint8_t)code);
+		known += k;
+		if (!k)
+			CU_ASSERT_STRING_EQUAL(pm_wire_status_name((uint8_t)code), "E_UNKNOWN");
+	}
+	CU_ASSERT_EQUAL(known, PM_STATUS_COUNT); /* one code per engine status, no more */
+	CU_ASSERT_PTR_NULL(pm_wire_op_name(PM_WIRE_OP_NONE));
+	CU_ASSERT_PTR_NULL(pm_wire_op_name(PM_WIRE_OP_COUNT));
+	for (uint8_t op = PM_WIRE_OP_NONE + 1; op < PM_WIRE_OP_COUNT; op++)
+		CU_ASSERT_PTR_NOT_NULL(pm_wire_op_name(op));
+	CU_ASSERT_STRING_EQUAL(pm_wire_op_name(PM_WIRE_OP_VQUERY), "vquery");
+}
+
 /* pm_frame_is_reply: the magic and the REPLY flag, whatever else the header
  * holds; never a request, never bytes without the magic. */
 static void test_frame_is_reply(void)
@@ -1849,6 +1874,7 @@ static CU_TestInfo tests[] = {
 	{ "fuzz: random buffers", test_fuzz_random },
 	{ "fuzz: mutated frames", test_fuzz_mutations },
 	{ "wire status table", test_wire_status },
+	{ "wire status and op names", test_wire_names },
 	CU_TEST_INFO_NULL,
 };
 
