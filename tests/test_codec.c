@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
- * test_codec.c — CUnit suite of the frame codec (dataplane/codec.c).
+ * test_codec.c — CUnit suite of the frame codec (proto/codec.c), through
+ * pomaid's bridge (dataplane/bridge.c) as the server uses it.
  *
  * Frames with broken fields are built here byte by byte with the test's own
  * little-endian writer (struct fb), independent of the codec's helpers, so the
