@@ -201,7 +201,8 @@ static void reply_round_trip(const struct pm_reply_view *rv, size_t used)
 		 * MORE page is not known, so only a last page is re-encoded */
 		if (rv->more)
 			return;
-		memcpy(info_text + rv->first, rv->value.ptr, rv->value.len);
+		if (rv->value.len) /* an empty page has no pointer */
+			memcpy(info_text + rv->first, rv->value.ptr, rv->value.len);
 		rep.value = (struct pm_wire_bytes){ (const uint8_t *)info_text, end };
 	}
 	size_t n;
