@@ -267,11 +267,9 @@ size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *ou
 
 uint32_t pm_reply_items(const struct pm_reply *rep)
 {
-	if (rep->op == PM_OP_VQUERY)
-		return rep->nhits;
-	if (rep->op == PM_OP_INFO)
-		return rep->value.len;
-	return rep->op == PM_OP_CLIST ? rep->ncolls : 0;
+	struct pm_wire_reply w = { .op = rep->op, .value = pm_bytes_to_wire(rep->value),
+				   .nhits = rep->nhits, .ncolls = rep->ncolls };
+	return pm_wire_reply_items(&w);
 }
 
 bool pm_reply_paged(const struct pm_reply *rep)

@@ -80,10 +80,10 @@ static bool params_eq(const struct pm_collection_params *a,
 static bool view_params_eq(const struct pm_wire_coll_params *a,
 			   const struct pm_collection_params *b)
 {
-	CHECK_FIELD(a->dim == b->dim && a->metric == b->metric && a->index == b->index);
-	CHECK_FIELD(a->hnsw_m == b->hnsw_m && a->ef_construction == b->ef_construction);
-	CHECK_FIELD(a->ef_search == b->ef_search && a->flags == b->flags);
-	return true;
+	struct pm_wire_coll_info w = { .params = *a };
+	struct pm_coll_info c;
+	pm_coll_info_from_wire(&w, &c);
+	return params_eq(&c.params, b);
 }
 
 static bool req_eq(const struct pm_request *a, const struct pm_request *b)
