@@ -17,27 +17,29 @@
 #include <unistd.h>
 
 #include "client_impl.h"
-#include "hash.h"
+#include "route.h"
 
-_Static_assert(PM_CLIENT_KEY_BYTES_MAX == PM_KEY_BYTES_MAX, "pomai.h matches pm_limits.h");
-_Static_assert(PM_CLIENT_VALUE_BYTES_MAX == PM_VALUE_BYTES_MAX, "pomai.h matches pm_limits.h");
-_Static_assert(PM_CLIENT_DIM_MAX == PM_DIM_MAX, "pomai.h matches pm_limits.h");
-_Static_assert(PM_CLIENT_K_MAX == PM_K_MAX, "pomai.h matches pm_limits.h");
-_Static_assert(PM_CLIENT_EF_MAX == PM_EF_MAX, "pomai.h matches pm_limits.h");
-_Static_assert(PM_CLIENT_COLLECTION_NAME_BYTES_MAX == PM_COLLECTION_NAME_BYTES_MAX,
-	       "pomai.h matches pm_limits.h");
+_Static_assert(PM_CLIENT_KEY_BYTES_MAX == PM_WIRE_KEY_BYTES_MAX, "pomai.h matches proto/wire.h");
+_Static_assert(PM_CLIENT_VALUE_BYTES_MAX == PM_WIRE_VALUE_BYTES_MAX,
+	       "pomai.h matches proto/wire.h");
+_Static_assert(PM_CLIENT_DIM_MAX == PM_WIRE_DIM_MAX, "pomai.h matches proto/wire.h");
+_Static_assert(PM_CLIENT_K_MAX == PM_WIRE_K_MAX, "pomai.h matches proto/wire.h");
+_Static_assert(PM_CLIENT_EF_MAX == PM_WIRE_EF_MAX, "pomai.h matches proto/wire.h");
+_Static_assert(PM_CLIENT_COLLECTION_NAME_BYTES_MAX == PM_WIRE_COLLECTION_NAME_BYTES_MAX,
+	       "pomai.h matches proto/wire.h");
 _Static_assert(PM_CLIENT_INFO_SECTION_BYTES_MAX == PM_INFO_SECTION_BYTES_MAX,
-	       "pomai.h matches pm_limits.h");
-_Static_assert(PM_CLIENT_INFO_TEXT_BYTES_MAX == PM_INFO_TEXT_BYTES_MAX,
-	       "pomai.h matches pm_limits.h");
+	       "pomai.h matches proto/wire.h");
+_Static_assert(PM_CLIENT_INFO_TEXT_BYTES_MAX == PM_WIRE_INFO_TEXT_BYTES_MAX,
+	       "pomai.h matches proto/wire.h");
 _Static_assert(PM_CLIENT_INFO_REPLY_BYTES_MAX == PM_INFO_REPLY_BYTES_MAX,
-	       "pomai.h matches pm_limits.h");
-_Static_assert(PM_CLIENT_TTL_MS_MAX == PM_TTL_MS_MAX, "pomai.h matches pm_limits.h");
-_Static_assert(PM_CLIENT_COLLECTIONS_MAX == PM_COLLECTIONS_MAX, "pomai.h matches pm_limits.h");
-_Static_assert((int)PM_CLIENT_SET == PM_OP_SET && (int)PM_CLIENT_CLIST == PM_OP_CLIST &&
-		       (int)PM_CLIENT_KNN == PM_OP_VQUERY &&
-		       (int)PM_CLIENT_SNAPSHOT == PM_OP_SNAPSHOT,
-	       "client ops are the engine's op numbers");
+	       "pomai.h matches proto/wire.h");
+_Static_assert(PM_CLIENT_TTL_MS_MAX == PM_WIRE_TTL_MS_MAX, "pomai.h matches proto/wire.h");
+_Static_assert(PM_CLIENT_COLLECTIONS_MAX == PM_WIRE_COLLECTIONS_MAX,
+	       "pomai.h matches proto/wire.h");
+_Static_assert((int)PM_CLIENT_SET == PM_WIRE_OP_SET && (int)PM_CLIENT_CLIST == PM_WIRE_OP_CLIST &&
+		       (int)PM_CLIENT_KNN == PM_WIRE_OP_VQUERY &&
+		       (int)PM_CLIENT_SNAPSHOT == PM_WIRE_OP_SNAPSHOT,
+	       "client ops are the wire's op numbers");
 
 /* Frame buffers of all small slots together: keeps a typo in max_in_flight or
  * frame_bytes from asking for gigabytes. */
@@ -186,8 +188,8 @@ static bool alloc_all(struct pm_client *c)
 	c->addrs = calloc(c->nqueues, sizeof *c->addrs);
 	c->queues = calloc(c->nqueues, sizeof *c->queues);
 	c->dirty = calloc(c->nqueues, sizeof *c->dirty);
-	c->vscratch = malloc(PM_DIM_MAX * sizeof(float));
-	c->vec_le = malloc(PM_DIM_MAX * sizeof(float));
+	c->vscratch = malloc(PM_WIRE_DIM_MAX * sizeof(float));
+	c->vec_le = malloc(PM_WIRE_DIM_MAX * sizeof(float));
 	if (!c->slots || !c->small_bufs || !c->large_bufs || !c->rx || !c->addrs || !c->queues ||
 	    !c->dirty || !c->vscratch || !c->vec_le)
 		return false;
@@ -382,7 +384,7 @@ void pm_client_stats(const struct pm_client *c, struct pm_client_stats *out)
 
 uint32_t pm_client_shard_of(const struct pm_client *c, const void *key, size_t klen)
 {
-	return pm_shard_of(pm_hash(key, klen), c->cfg.shards);
+	return pm_shard_of(pm_route_hash(key, klen), c->cfg.shards);
 }
 
 /* ---------------------------------------------------------------- request checks */
@@ -395,19 +397,19 @@ static bool op_keyed(enum pm_client_op op)
 
 static enum pm_client_status check_vector(const struct pm_client_req *r)
 {
-	if (r->dim == 0 || r->dim > PM_DIM_MAX)
+	if (r->dim == 0 || r->dim > PM_WIRE_DIM_MAX)
 		return PM_CLIENT_E_DIM;
 	if (r->vec == NULL || (r->name_len && r->name == NULL))
 		return PM_CLIENT_E_ARG;
-	return r->name_len > PM_COLLECTION_NAME_BYTES_MAX ? PM_CLIENT_E_COLLECTION_NAME
+	return r->name_len > PM_WIRE_COLLECTION_NAME_BYTES_MAX ? PM_CLIENT_E_COLLECTION_NAME
 							  : PM_CLIENT_OK;
 }
 
 static enum pm_client_status check_knn(const struct pm_client_req *r)
 {
-	if (r->k == 0 || r->k > PM_K_MAX)
+	if (r->k == 0 || r->k > PM_WIRE_K_MAX)
 		return PM_CLIENT_E_K;
-	if (r->ef > PM_EF_MAX || (r->ef != 0 && r->ef < r->k))
+	if (r->ef > PM_WIRE_EF_MAX || (r->ef != 0 && r->ef < r->k))
 		return PM_CLIENT_E_EF;
 	const struct pm_client_knn_result *k = r->knn;
 	if (k == NULL || k->hits == NULL || k->hits_cap < r->k || (k->keys == NULL && k->keys_cap))
@@ -417,16 +419,16 @@ static enum pm_client_status check_knn(const struct pm_client_req *r)
 
 static enum pm_client_status check_named(const struct pm_client_req *r)
 {
-	if (r->name_len == 0 || r->name_len > PM_COLLECTION_NAME_BYTES_MAX)
+	if (r->name_len == 0 || r->name_len > PM_WIRE_COLLECTION_NAME_BYTES_MAX)
 		return PM_CLIENT_E_COLLECTION_NAME;
 	if (r->name == NULL)
 		return PM_CLIENT_E_ARG;
 	if (r->op != PM_CLIENT_CCREATE)
 		return PM_CLIENT_OK;
 	const struct pm_client_coll_params *p = &r->params;
-	if (p->dim == 0 || p->dim > PM_DIM_MAX)
+	if (p->dim == 0 || p->dim > PM_WIRE_DIM_MAX)
 		return PM_CLIENT_E_DIM;
-	return p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT ? PM_CLIENT_E_PARAM
+	return p->metric >= PM_WIRE_METRIC_COUNT || p->index >= PM_WIRE_INDEX_COUNT ? PM_CLIENT_E_PARAM
 									 : PM_CLIENT_OK;
 }
 
@@ -434,16 +436,16 @@ static enum pm_client_status check_named(const struct pm_client_req *r)
 static enum pm_client_status check_req(const struct pm_client_req *r)
 {
 	if (op_keyed(r->op)) {
-		if (r->klen == 0 || r->klen > PM_KEY_BYTES_MAX)
+		if (r->klen == 0 || r->klen > PM_WIRE_KEY_BYTES_MAX)
 			return PM_CLIENT_E_KEY_LEN;
 		if (r->key == NULL)
 			return PM_CLIENT_E_ARG;
 	}
-	if ((r->op == PM_CLIENT_SET || r->op == PM_CLIENT_VADD) && r->ttl_ms > PM_TTL_MS_MAX)
+	if ((r->op == PM_CLIENT_SET || r->op == PM_CLIENT_VADD) && r->ttl_ms > PM_WIRE_TTL_MS_MAX)
 		return PM_CLIENT_E_TTL;
 	switch (r->op) {
 	case PM_CLIENT_SET:
-		if (r->vlen > PM_VALUE_BYTES_MAX)
+		if (r->vlen > PM_WIRE_VALUE_BYTES_MAX)
 			return PM_CLIENT_E_VALUE_LEN;
 		return r->vlen && r->value == NULL ? PM_CLIENT_E_ARG : PM_CLIENT_OK;
 	case PM_CLIENT_GET: case PM_CLIENT_DEL: case PM_CLIENT_VGET: case PM_CLIENT_VDEL:
@@ -502,14 +504,14 @@ static const uint8_t *vec_le(struct pm_client *c, const float *v, uint32_t dim)
 #endif
 }
 
-static struct pm_bytes bytes(const void *p, uint32_t n)
+static struct pm_wire_bytes bytes(const void *p, uint32_t n)
 {
-	return (struct pm_bytes){ .ptr = n ? p : NULL, .len = n };
+	return (struct pm_wire_bytes){ .ptr = n ? p : NULL, .len = n };
 }
 
 static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct pmc_slot *s)
 {
-	struct pm_request q = {
+	struct pm_wire_request q = {
 		.op = (uint8_t)r->op,
 		.id = s->id,
 		.key = bytes(r->key, r->klen),
@@ -531,12 +533,12 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 	if (r->op == PM_CLIENT_CLIST)
 		q.list_flags = PM_CLIST_COLL_FLAGS; /* entries with their flags (evictable) */
 	if (r->op == PM_CLIENT_CCREATE)
-		q.params = (struct pm_collection_params){
+		q.params = (struct pm_wire_coll_params){
 			.dim = r->params.dim, .metric = r->params.metric, .index = r->params.index,
 			.hnsw_m = r->params.hnsw_m, .ef_construction = r->params.ef_construction,
 			.ef_search = r->params.ef_search,
-			.flags = r->params.evictable ? PM_COLL_EVICTABLE : 0 };
-	return pm_request_encode(&q, s->buf, s->cap);
+			.flags = r->params.evictable ? PM_WIRE_COLL_EVICTABLE : 0 };
+	return pm_wire_request_encode(&q, s->buf, s->cap);
 }
 
 /* ---------------------------------------------------------------- submission */

@@ -47,7 +47,7 @@
 /* Datagrams read per poll turn before timeouts are looked at again. */
 #define PMC_RX_BURST 64u
 /* Socket buffers asked for: a full pipeline of replies, or a paged KNN reply of
- * PM_K_MAX long keys (~1 MiB), should fit without the kernel dropping any. The
+ * PM_WIRE_K_MAX long keys (~1 MiB), should fit without the kernel dropping any. The
  * kernel caps the request at net.core.rmem_max / wmem_max; a drop beyond that
  * is recovered by a resend. */
 #define PMC_SOCKBUF_BYTES (4 << 20)
@@ -69,7 +69,7 @@ struct pmc_slot {
 	uint64_t id;
 	uint8_t *buf;           /* encoded frame */
 	uint32_t cap, len;
-	uint8_t op;             /* enum pm_op */
+	uint8_t op;             /* enum pm_wire_op */
 	uint8_t state;          /* enum pmc_state */
 	bool queued;
 	bool large;             /* buffer of PM_FRAME_BYTES_MAX */
@@ -147,8 +147,8 @@ struct pm_client {
 	uint8_t *small_bufs, *large_bufs;
 	uint8_t *rx;               /* receive buffer */
 	uint32_t rx_cap, rx_len;   /* TCP: bytes buffered */
-	float *vscratch;           /* PM_DIM_MAX floats: VGET results */
-	float *vec_le;             /* PM_DIM_MAX floats: vectors swapped on big endian */
+	float *vscratch;           /* PM_WIRE_DIM_MAX floats: VGET results */
+	float *vec_le;             /* PM_WIRE_DIM_MAX floats: vectors swapped on big endian */
 	uint32_t completed_turn;   /* completions during the current poll */
 	uint32_t last_retry_ms;    /* hint of the last E_THROTTLED completion */
 	struct pm_client_stats stats;
@@ -170,7 +170,7 @@ void pmc_slot_release(struct pm_client *c, struct pmc_slot *s);
 void pmc_slot_free_unused(struct pm_client *c, struct pmc_slot *s);
 
 /* errors.c */
-enum pm_client_status pmc_from_engine(enum pm_status st);
+enum pm_client_status pmc_from_wire(enum pm_wire_status st);
 
 /* transport.c */
 enum pm_client_status pmc_connect(struct pm_client *c);

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT
  *
  * errors.c — libpomai's statuses: their names and sentences, and the one
- * switch that maps the server's statuses (decoded from the wire by the codec's
- * pm_status_from_wire) to the client's. The frame errors collapse into one
- * status, E_FRAME: all of them mean that client and server disagree about the
- * protocol, and a caller can do nothing different about any one of them.
+ * switch that maps the server's statuses (the wire's status codes, enum
+ * pm_wire_status in proto/wire.h) to the client's. The frame errors collapse
+ * into one status, E_FRAME: all of them mean that client and server disagree
+ * about the protocol, and a caller can do nothing different about any one of
+ * them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,41 +84,41 @@ const char *pm_client_status_name(enum pm_client_status st)
 	return texts[st].name;
 }
 
-enum pm_client_status pmc_from_engine(enum pm_status st)
+enum pm_client_status pmc_from_wire(enum pm_wire_status st)
 {
 	switch (st) {
-	case PM_OK: return PM_CLIENT_OK;
-	case PM_NOT_FOUND: return PM_CLIENT_NOT_FOUND;
-	case PM_E_WRONGTYPE: return PM_CLIENT_E_WRONGTYPE;
-	case PM_E_NOMEM: return PM_CLIENT_E_SERVER_NOMEM;
-	case PM_E_EXISTS: return PM_CLIENT_E_EXISTS;
-	case PM_E_KEY_LEN: return PM_CLIENT_E_KEY_LEN;
-	case PM_E_VALUE_LEN: return PM_CLIENT_E_VALUE_LEN;
-	case PM_E_DIM: return PM_CLIENT_E_DIM;
-	case PM_E_NAN: return PM_CLIENT_E_NAN;
-	case PM_E_ZERO_VECTOR: return PM_CLIENT_E_ZERO_VECTOR;
-	case PM_E_K: return PM_CLIENT_E_K;
-	case PM_E_EF: return PM_CLIENT_E_EF;
-	case PM_E_TTL: return PM_CLIENT_E_TTL;
-	case PM_E_COLLECTION_NAME: return PM_CLIENT_E_COLLECTION_NAME;
-	case PM_E_COLLECTIONS_FULL: return PM_CLIENT_E_COLLECTIONS_FULL;
-	case PM_E_PARAM: return PM_CLIENT_E_PARAM;
-	case PM_E_DTYPE: return PM_CLIENT_E_DTYPE;
-	case PM_E_FRAME_TRUNCATED:
-	case PM_E_FRAME_TOO_BIG:
-	case PM_E_FRAME_MAGIC:
-	case PM_E_FRAME_VERSION:
-	case PM_E_FRAME_OPCODE:
-	case PM_E_FRAME_FLAGS:
-	case PM_E_FRAME_LENGTH: return PM_CLIENT_E_FRAME;
-	case PM_E_TIMEOUT: return PM_CLIENT_E_SERVER_TIMEOUT;
-	case PM_E_BUSY: return PM_CLIENT_E_BUSY;
-	case PM_E_DISK_FULL: return PM_CLIENT_E_DISK_FULL;
-	case PM_E_LOG_FAILED: return PM_CLIENT_E_LOG_FAILED;
-	case PM_E_THROTTLED: return PM_CLIENT_E_THROTTLED;
-	case PM_E_QUOTA: return PM_CLIENT_E_QUOTA;
-	case PM_E_WORK_LIMIT: return PM_CLIENT_E_WORK_LIMIT;
-	default: return PM_CLIENT_E_SERVER; /* PM_E_INTERNAL, and codes newer than us */
+	case PM_WIRE_OK: return PM_CLIENT_OK;
+	case PM_WIRE_NOT_FOUND: return PM_CLIENT_NOT_FOUND;
+	case PM_WIRE_E_WRONGTYPE: return PM_CLIENT_E_WRONGTYPE;
+	case PM_WIRE_E_NOMEM: return PM_CLIENT_E_SERVER_NOMEM;
+	case PM_WIRE_E_EXISTS: return PM_CLIENT_E_EXISTS;
+	case PM_WIRE_E_KEY_LEN: return PM_CLIENT_E_KEY_LEN;
+	case PM_WIRE_E_VALUE_LEN: return PM_CLIENT_E_VALUE_LEN;
+	case PM_WIRE_E_DIM: return PM_CLIENT_E_DIM;
+	case PM_WIRE_E_NAN: return PM_CLIENT_E_NAN;
+	case PM_WIRE_E_ZERO_VECTOR: return PM_CLIENT_E_ZERO_VECTOR;
+	case PM_WIRE_E_K: return PM_CLIENT_E_K;
+	case PM_WIRE_E_EF: return PM_CLIENT_E_EF;
+	case PM_WIRE_E_TTL: return PM_CLIENT_E_TTL;
+	case PM_WIRE_E_COLLECTION_NAME: return PM_CLIENT_E_COLLECTION_NAME;
+	case PM_WIRE_E_COLLECTIONS_FULL: return PM_CLIENT_E_COLLECTIONS_FULL;
+	case PM_WIRE_E_PARAM: return PM_CLIENT_E_PARAM;
+	case PM_WIRE_E_DTYPE: return PM_CLIENT_E_DTYPE;
+	case PM_WIRE_E_FRAME_TRUNCATED:
+	case PM_WIRE_E_FRAME_TOO_BIG:
+	case PM_WIRE_E_FRAME_MAGIC:
+	case PM_WIRE_E_FRAME_VERSION:
+	case PM_WIRE_E_FRAME_OPCODE:
+	case PM_WIRE_E_FRAME_FLAGS:
+	case PM_WIRE_E_FRAME_LENGTH: return PM_CLIENT_E_FRAME;
+	case PM_WIRE_E_TIMEOUT: return PM_CLIENT_E_SERVER_TIMEOUT;
+	case PM_WIRE_E_BUSY: return PM_CLIENT_E_BUSY;
+	case PM_WIRE_E_DISK_FULL: return PM_CLIENT_E_DISK_FULL;
+	case PM_WIRE_E_LOG_FAILED: return PM_CLIENT_E_LOG_FAILED;
+	case PM_WIRE_E_THROTTLED: return PM_CLIENT_E_THROTTLED;
+	case PM_WIRE_E_QUOTA: return PM_CLIENT_E_QUOTA;
+	case PM_WIRE_E_WORK_LIMIT: return PM_CLIENT_E_WORK_LIMIT;
+	default: return PM_CLIENT_E_SERVER; /* PM_WIRE_E_INTERNAL, and codes newer than us */
 	}
 }
 

@@ -42,7 +42,7 @@ extern "C" {
 /* ---------------------------------------------------------------- wire limits */
 
 /* The limits of protocol version 1 (docs/protocol.md §8), for sizing buffers.
- * libpomai checks at compile time that they equal the server's pm_limits.h. */
+ * libpomai checks at compile time that they equal the wire's (proto/wire.h). */
 #define PM_CLIENT_KEY_BYTES_MAX 1024u
 #define PM_CLIENT_VALUE_BYTES_MAX 61440u
 #define PM_CLIENT_DIM_MAX 4096u

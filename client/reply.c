@@ -93,7 +93,7 @@ void pmc_check_timeouts(struct pm_client *c, uint64_t now)
 static enum pm_client_status take_hits(struct pm_client_knn_result *k,
 				       struct pm_reply_view *rv)
 {
-	struct pm_bytes key;
+	struct pm_wire_bytes key;
 	float dist;
 	while (pm_reply_next_hit(rv, &key, &dist)) {
 		if (k->count >= k->hits_cap)
@@ -111,7 +111,7 @@ static enum pm_client_status take_hits(struct pm_client_knn_result *k,
 static enum pm_client_status take_colls(struct pm_client_coll_list *l,
 					struct pm_reply_view *rv)
 {
-	struct pm_coll_info ci;
+	struct pm_wire_coll_info ci;
 	while (pm_reply_next_coll(rv, &ci)) {
 		if (l->count >= l->cap)
 			return PM_CLIENT_E_NOSPACE;
@@ -125,7 +125,7 @@ static enum pm_client_status take_colls(struct pm_client_coll_list *l,
 			.index = ci.params.index, .hnsw_m = ci.params.hnsw_m,
 			.ef_construction = ci.params.ef_construction,
 			.ef_search = ci.params.ef_search,
-			.evictable = (ci.params.flags & PM_COLL_EVICTABLE) != 0 };
+			.evictable = (ci.params.flags & PM_WIRE_COLL_EVICTABLE) != 0 };
 		o->count = ci.count;
 		o->bytes = ci.bytes;
 	}
@@ -191,7 +191,7 @@ static void on_page(struct pm_client *c, struct pmc_slot *s, struct pm_reply_vie
 static void take_vector(struct pm_client *c, const struct pm_reply_view *rv,
 			struct pm_client_result *res)
 {
-	memcpy(c->vscratch, rv->value.ptr, rv->value.len); /* dim <= PM_DIM_MAX */
+	memcpy(c->vscratch, rv->value.ptr, rv->value.len); /* dim <= PM_WIRE_DIM_MAX */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 	for (uint32_t i = 0; i < rv->dim; i++) {
 		uint32_t u;
@@ -210,11 +210,11 @@ static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_
 {
 	struct pm_client_result res = { .status = PM_CLIENT_OK };
 	switch (rv->op) {
-	case PM_OP_VQUERY:
-	case PM_OP_CLIST:
+	case PM_WIRE_OP_VQUERY:
+	case PM_WIRE_OP_CLIST:
 		on_page(c, s, rv);
 		return;
-	case PM_OP_INFO:
+	case PM_WIRE_OP_INFO:
 		if (s->info) {
 			on_page(c, s, rv);
 			return;
@@ -226,16 +226,16 @@ static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_
 		res.value = rv->value.ptr;
 		res.vlen = rv->value.len;
 		break;
-	case PM_OP_GET:
+	case PM_WIRE_OP_GET:
 		res.value = rv->value.ptr;
 		res.vlen = rv->value.len;
 		break;
-	case PM_OP_DEL:
-	case PM_OP_VDEL:
-	case PM_OP_CDROP:
+	case PM_WIRE_OP_DEL:
+	case PM_WIRE_OP_VDEL:
+	case PM_WIRE_OP_CDROP:
 		res.removed = rv->removed != 0;
 		break;
-	case PM_OP_VGET:
+	case PM_WIRE_OP_VGET:
 		take_vector(c, rv, &res);
 		break;
 	default:
@@ -246,7 +246,7 @@ static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_
 
 static void on_error(struct pm_client *c, struct pmc_slot *s, const struct pm_reply_view *rv)
 {
-	enum pm_client_status cs = pmc_from_engine(rv->status);
+	enum pm_client_status cs = pmc_from_wire(rv->status);
 	if ((cs == PM_CLIENT_E_BUSY || cs == PM_CLIENT_E_SERVER_TIMEOUT) && can_resend(c, s)) {
 		s->last_status = (uint8_t)cs; /* the retry timer backs off, then resends */
 		return;
@@ -261,7 +261,7 @@ size_t pmc_on_frame(struct pm_client *c, const uint8_t *p, size_t len)
 {
 	struct pm_reply_view rv;
 	size_t used;
-	enum pm_status dst = pm_reply_decode(p, len, &rv, &used);
+	enum pm_wire_status dst = pm_reply_decode(p, len, &rv, &used);
 	if (used == 0)
 		return 0;
 	c->stats.frames_in++;
@@ -270,9 +270,9 @@ size_t pmc_on_frame(struct pm_client *c, const uint8_t *p, size_t len)
 		c->stats.stale++;
 		return used;
 	}
-	if (dst != PM_OK || (rv.op != PM_OP_NONE && rv.op != s->op))
+	if (dst != PM_WIRE_OK || (rv.op != PM_WIRE_OP_NONE && rv.op != s->op))
 		pmc_fail(c, s, PM_CLIENT_E_PROTOCOL);
-	else if (rv.status != PM_OK)
+	else if (rv.status != PM_WIRE_OK)
 		on_error(c, s, &rv);
 	else
 		on_success(c, s, &rv);

@@ -320,8 +320,8 @@ static void tcp_parse(struct pm_client *c)
 	const uint32_t gen = c->stream_gen;
 	while (c->rx_len - off >= PM_FRAME_HEADER_BYTES) {
 		struct pm_frame_header h;
-		enum pm_status st = pm_header_decode(c->rx + off, c->rx_len - off, &h);
-		if (st == PM_E_FRAME_TRUNCATED)
+		enum pm_wire_status st = pm_header_decode(c->rx + off, c->rx_len - off, &h);
+		if (st == PM_WIRE_E_FRAME_TRUNCATED)
 			break; /* the rest of the body has not arrived yet */
 		if (!pm_header_usable(st)) {
 			pmc_disconnect(c, PM_CLIENT_E_CONNECTION); /* framing lost */

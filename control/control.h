@@ -15,7 +15,7 @@
  *
  * One thread runs the admin socket, the attachment and the schedule; the HTTP
  * server runs its own (libmicrohttpd's) and reads the mapping under a mutex.
- * All limits live here.
+ * Its own limits live here; those it shares with pomaid are in proto/.
  */
 #ifndef POMAI_CONTROL_CONTROL_H
 #define POMAI_CONTROL_CONTROL_H
@@ -26,18 +26,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "admin_proto.h"
+
 /* ---------------------------------------------------------------- limits */
 
 /* Connections pomai-control's admin socket serves at once; one more is closed
  * at once (pomaid's PM_ADMIN_CONNS_MAX, for the same reason: a bounded
  * number of 1 MiB request buffers). */
 #define CTL_CONNS_MAX 8u
-/* Quota entries pomai-control holds: pomaid's PM_QUOTA_OVERRIDES_MAX, the
- * pinned per-client overrides a worker can hold (dataplane/quota.h). */
-#define CTL_QUOTAS_MAX 1024u
-/* A client's rate, requests/s or bytes/s, at most: pomaid's
- * PM_QUOTA_RATE_PER_S_MAX (16 G/s); 0 means unlimited. */
-#define CTL_QUOTA_RATE_PER_S_MAX (1ull << 34)
 /* The main loop's longest sleep: how late a due snapshot or an attach retry
  * may be, and how soon a replaced stats segment is noticed. */
 #define CTL_TICK_MS 100
@@ -54,7 +50,7 @@
 #define CTL_PATH_BYTES 256u
 #define CTL_LINE_BYTES 1024u
 #define CTL_ERR_BYTES 512u
-/* A config file, at most: CTL_QUOTAS_MAX quota lines of ~60 bytes and the
+/* A config file, at most: PM_QUOTA_OVERRIDES_MAX quota lines of ~60 bytes and the
  * keys fit in well under this. */
 #define CTL_CONFIG_FILE_BYTES_MAX (1u << 20)
 
@@ -76,7 +72,9 @@ struct ctl_config {
 	uint32_t daemon_timeout_ms;          /* longest wait for one pomaid answer */
 	uint32_t retry_ms;                   /* attach again / a refused snapshot again */
 	uint32_t nquotas;
-	struct ctl_quota quotas[CTL_QUOTAS_MAX];
+	/* as many as a pomaid worker pins; each rate at most PM_QUOTA_RATE_PER_S_MAX
+	 * (the bounds of QUOTA SET, proto/admin_proto.h) */
+	struct ctl_quota quotas[PM_QUOTA_OVERRIDES_MAX];
 };
 
 void ctl_config_defaults(struct ctl_config *c);
@@ -100,7 +98,7 @@ void ctl_stats_path(const struct ctl_config *c, char *out, size_t n);
 /* "a.b.c.d" into *addr (host order); 0 or -1. */
 int ctl_parse_ipv4(const char *s, uint32_t *addr);
 void ctl_format_ipv4(uint32_t addr, char *out, size_t n);
-/* A rate (decimal, no suffix) within 0..CTL_QUOTA_RATE_PER_S_MAX; 0 or -1. */
+/* A rate (decimal, no suffix) within 0..PM_QUOTA_RATE_PER_S_MAX; 0 or -1. */
 int ctl_parse_rate(const char *s, uint64_t *rate);
 /* Set (add or replace) or delete a quota; 0, or -1 when the table is full
  * (set) or holds no such address (delete). */

@@ -75,29 +75,6 @@ __attribute__((format(printf, 3, 4))) static int errf(char *err, size_t n, const
 
 /* ---------------------------------------------------------------- values */
 
-static int parse_u64(const char *v, bool suffixes, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	if (!isdigit((unsigned char)v[0]))
-		return -1;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (errno)
-		return -1;
-	unsigned shift = 0;
-	if (suffixes && *end) {
-		const char *units = "KMGT", *u = strchr(units, toupper((unsigned char)*end));
-		if (!u || end[1] != '\0')
-			return -1;
-		shift = 10u * (unsigned)(u - units + 1);
-		end++;
-	}
-	if (*end || (shift && x > (UINT64_MAX >> shift)))
-		return -1;
-	*out = (uint64_t)x << shift;
-	return 0;
-}
-
 int ctl_parse_ipv4(const char *s, uint32_t *addr)
 {
 	struct in_addr a;
@@ -116,7 +93,9 @@ void ctl_format_ipv4(uint32_t addr, char *out, size_t n)
 
 int ctl_parse_rate(const char *s, uint64_t *rate)
 {
-	return parse_u64(s, false, rate) == 0 && *rate <= CTL_QUOTA_RATE_PER_S_MAX ? 0 : -1;
+	if (pm_conf_parse_u64(s, false, rate) != 0)
+		return -1;
+	return *rate <= PM_QUOTA_RATE_PER_S_MAX ? 0 : -1;
 }
 
 /* "a.b.c.d:port" or "off". */
@@ -133,8 +112,8 @@ static int parse_listen(struct ctl_config *c, const char *v)
 		return -1;
 	memcpy(host, v, (size_t)(colon - v));
 	host[colon - v] = '\0';
-	if (ctl_parse_ipv4(host, &c->metrics_addr) != 0 || parse_u64(colon + 1, false, &port) != 0 ||
-	    port == 0 || port > UINT16_MAX)
+	if (ctl_parse_ipv4(host, &c->metrics_addr) != 0 ||
+	    pm_conf_parse_u64(colon + 1, false, &port) != 0 || port == 0 || port > UINT16_MAX)
 		return -1;
 	c->metrics_port = (uint16_t)port;
 	return 0;
@@ -159,7 +138,7 @@ int ctl_quota_set(struct ctl_config *c, const struct ctl_quota *q)
 			c->quotas[i] = *q;
 			return 0;
 		}
-	if (c->nquotas == CTL_QUOTAS_MAX)
+	if (c->nquotas == PM_QUOTA_OVERRIDES_MAX)
 		return -1;
 	c->quotas[c->nquotas++] = *q;
 	return 0;
@@ -186,7 +165,7 @@ static int set_value(struct ctl_config *c, const struct key *k, const char *v, c
 	switch (k->kind) {
 	case K_U32:
 	case K_BYTES:
-		if (parse_u64(v, k->kind == K_BYTES, &x) != 0 || x < k->min || x > k->max)
+		if (pm_conf_parse_u64(v, k->kind == K_BYTES, &x) != 0 || x < k->min || x > k->max)
 			return errf(err, n, "%s: want %" PRIu64 "..%" PRIu64 " (%s), not '%s'",
 				    k->name, k->min, k->max, k->unit, v);
 		if (k->kind == K_U32)
@@ -206,9 +185,9 @@ static int set_value(struct ctl_config *c, const struct key *k, const char *v, c
 	case K_QUOTA:
 		if (parse_quota(v, &q) != 0)
 			return errf(err, n, "quota: want 'IPv4 requests_per_s bytes_per_s' (each"
-				    " 0..%llu, 0 = unlimited), not '%s'", CTL_QUOTA_RATE_PER_S_MAX, v);
+				    " 0..%llu, 0 = unlimited), not '%s'", PM_QUOTA_RATE_PER_S_MAX, v);
 		if (ctl_quota_set(c, &q) != 0)
-			return errf(err, n, "quota: more than %u entries", CTL_QUOTAS_MAX);
+			return errf(err, n, "quota: more than %u entries", PM_QUOTA_OVERRIDES_MAX);
 		return 0;
 	}
 	return errf(err, n, "%s: unknown kind", k->name);

@@ -3,17 +3,17 @@
  * metrics.c — the stats segment and pomai-control's counters as Prometheus
  * text (see metrics.h). Adding a shard field is one row in `fields`; a row
  * with the name of the row before it is another sample of the same family
- * (its label tells them apart), so HELP and TYPE are written once.
+ * (its label tells them apart), so HELP and TYPE are written once. The
+ * labels of ops, statuses and size classes come from proto/ (wire.h,
+ * stats.h): pomai-control links nothing of the engine.
  */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "arena.h"
 #include "metrics.h"
-#include "request.h"
-#include "status.h"
+#include "wire.h"
 
 /* ---------------------------------------------------------------- the text */
 
@@ -152,14 +152,6 @@ static const struct field fields[] = {
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
-static const char *const op_names[PM_OP_COUNT] = {
-	[PM_OP_SET] = "set",       [PM_OP_GET] = "get",         [PM_OP_DEL] = "del",
-	[PM_OP_INFO] = "info",     [PM_OP_VADD] = "vadd",       [PM_OP_VGET] = "vget",
-	[PM_OP_VDEL] = "vdel",     [PM_OP_VQUERY] = "vquery",   [PM_OP_CCREATE] = "ccreate",
-	[PM_OP_CDROP] = "cdrop",   [PM_OP_CLIST] = "clist",     [PM_OP_SNAPSHOT] = "snapshot",
-};
-_Static_assert(PM_OP_COUNT == PM_OP_SNAPSHOT + 1, "every op has a label (op_names)");
-
 static const char *const drop_names[PM_DROP_REASONS] = {
 	[PM_DROP_MALFORMED] = "malformed", [PM_DROP_RING_FULL] = "ring_full",
 	[PM_DROP_TX_FULL] = "tx_full",     [PM_DROP_NOT_ALLOWED] = "not_allowed",
@@ -197,14 +189,14 @@ static void shard_arrays(struct out *o, const struct ctl_scrape *sc)
 {
 	family(o, "pomai_ops_total", "counter", "Requests applied, by type.");
 	for (uint32_t sh = 0; sh < sc->nshards; sh++)
-		for (unsigned i = 1; i < PM_OP_COUNT; i++)
+		for (unsigned i = 1; i < PM_WIRE_OP_COUNT; i++)
 			put(o, "pomai_ops_total{shard=\"%u\",op=\"%s\"} %" PRIu64 "\n", sh,
-			    op_names[i], sc->s[sh].ops[i]);
+			    pm_wire_op_name((uint8_t)i), sc->s[sh].ops[i]);
 	family(o, "pomai_errors_total", "counter", "Requests answered with a status other than OK.");
 	for (uint32_t sh = 0; sh < sc->nshards; sh++)
-		for (unsigned i = 1; i < PM_STATUS_COUNT; i++)
+		for (unsigned i = 1; i < PM_STATS_STATUS_SLOTS; i++)
 			put(o, "pomai_errors_total{shard=\"%u\",status=\"%s\"} %" PRIu64 "\n", sh,
-			    pm_status_name((enum pm_status)i), sc->s[sh].errors[i]);
+			    pm_wire_status_name(pm_stats_status_code(i)), sc->s[sh].errors[i]);
 	family(o, "pomai_dropped_total", "counter", "Datagrams or frames dropped, by reason.");
 	for (uint32_t sh = 0; sh < sc->nshards; sh++)
 		for (unsigned i = 0; i < PM_DROP_REASONS; i++)
@@ -216,7 +208,7 @@ static void shard_arrays(struct out *o, const struct ctl_scrape *sc)
 	for (uint32_t sh = 0; sh < sc->nshards; sh++)
 		for (unsigned i = 0; i < PM_STATS_CLASSES; i++)
 			put(o, "pomai_class_live_bytes{shard=\"%u\",class_bytes=\"%u\"} %" PRIu64 "\n",
-			    sh, pm_blob_class_bytes(i), sc->s[sh].class_live_bytes[i]);
+			    sh, pm_stats_class_bytes(i), sc->s[sh].class_live_bytes[i]);
 }
 
 /* ---------------------------------------------------------------- histograms */

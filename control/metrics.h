@@ -10,7 +10,7 @@
  * Counters end in _total; times are in seconds, sizes in bytes. The two
  * latency histograms are Prometheus histograms over a coarse `le` ladder
  * (1 µs .. 10 s, 1-2.5-5 steps): a `le` bucket counts the log-linear buckets
- * (control/stats.h) that lie wholly at or below it, so it may miss the
+ * (proto/stats.h) that lie wholly at or below it, so it may miss the
  * observations up to 12.5 % below its bound — it never counts one above it.
  */
 #ifndef POMAI_CONTROL_METRICS_H

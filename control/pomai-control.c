@@ -38,7 +38,7 @@
 #include <unistd.h>
 
 #include "admin_proto.h"
-#include "bytes.h"
+#include "byteorder.h"
 #include "control.h"
 #include "metrics.h"
 #include "stats.h"
@@ -46,8 +46,9 @@
 /* Text of a reply pomai-control writes itself (CONTROL lists the quota
  * table: an entry's lines are well under 128 bytes). */
 #define CTL_TEXT_BYTES (256u << 10)
-_Static_assert(CTL_QUOTAS_MAX * 128u + 4096u <= CTL_TEXT_BYTES, "CONTROL's text fits");
-#define MSG_BYTES (PM_ADMIN_LEN_BYTES + PM_ADMIN_MESSAGE_BYTES_MAX)
+_Static_assert(PM_QUOTA_OVERRIDES_MAX * 128u + 4096u <= CTL_TEXT_BYTES,
+	       "CONTROL's text fits");
+#define MSG_BYTES PM_ADMIN_BUFFER_BYTES
 #define ARG_TEXT_BYTES 64u
 
 struct client {
@@ -334,9 +335,10 @@ static size_t forward(struct ctl *x, struct client *c, uint8_t *status)
 	const char *text;
 	size_t tlen;
 	BUMP(x, forwarded);
-	int rc = pm_admin_call_raw(x->ufd, c->buf, PM_ADMIN_LEN_BYTES + c->len, x->out + 4,
-				   MSG_BYTES - 4, (int)x->cfg.daemon_timeout_ms, &rlen);
-	if (rc == 0 && pm_admin_reply_decode(x->out + 4, rlen, status, &text, &tlen) != 0)
+	uint8_t *reply = x->out + PM_ADMIN_LEN_BYTES; /* the prefix is written below */
+	int rc = pm_admin_call_raw(x->ufd, c->buf, PM_ADMIN_LEN_BYTES + c->len, reply,
+				   MSG_BYTES - PM_ADMIN_LEN_BYTES, (int)x->cfg.daemon_timeout_ms, &rlen);
+	if (rc == 0 && pm_admin_reply_decode(reply, rlen, status, &text, &tlen) != 0)
 		rc = -EPROTO;
 	if (rc != 0) {
 		detach(x, strerror(-rc));
@@ -344,7 +346,7 @@ static size_t forward(struct ctl *x, struct client *c, uint8_t *status)
 		*status = PM_ADMIN_UNAVAILABLE;
 		return 0;
 	}
-	put_u32(x->out, (uint32_t)rlen);
+	pm_put_le32(x->out, (uint32_t)rlen);
 	return PM_ADMIN_LEN_BYTES + rlen;
 }
 
@@ -366,14 +368,14 @@ static size_t cmd_quota(struct ctl *x, struct client *c, const struct pm_admin_r
 	if ((set ? r->argc != 5 : r->argc != 3) || ctl_parse_ipv4(arg(r, 2, a), &q.addr) ||
 	    (set && (ctl_parse_rate(arg(r, 3, rps), &q.rps) || ctl_parse_rate(arg(r, 4, bps), &q.bps)))) {
 		say(x, "usage: QUOTA SET ipv4 requests_per_s bytes_per_s | QUOTA DEL ipv4 (rates"
-		       " 0..%llu, 0 = unlimited)\n", CTL_QUOTA_RATE_PER_S_MAX);
+		       " 0..%llu, 0 = unlimited)\n", PM_QUOTA_RATE_PER_S_MAX);
 		return *status = PM_ADMIN_USAGE, 0;
 	}
 	bool known = false;
 	for (uint32_t i = 0; i < x->cfg.nquotas; i++)
 		known |= x->cfg.quotas[i].addr == q.addr;
-	if (set && !known && x->cfg.nquotas == CTL_QUOTAS_MAX) {
-		say(x, "pomai-control's quota table is full (%u entries)\n", CTL_QUOTAS_MAX);
+	if (set && !known && x->cfg.nquotas == PM_QUOTA_OVERRIDES_MAX) {
+		say(x, "pomai-control's quota table is full (%u entries)\n", PM_QUOTA_OVERRIDES_MAX);
 		return *status = PM_ADMIN_ERROR, 0;
 	}
 	if (!set)
@@ -448,42 +450,18 @@ static size_t dispatch(struct ctl *x, struct client *c)
 
 /* ---------------------------------------------------------------- clients */
 
-static bool send_all(int fd, const uint8_t *p, size_t n, int timeout_ms)
-{
-	while (n) {
-		struct pollfd pf = { .fd = fd, .events = POLLOUT };
-		if (poll(&pf, 1, timeout_ms) <= 0)
-			return false;
-		ssize_t r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (r < 0 && errno != EAGAIN && errno != EINTR)
-			return false;
-		if (r > 0)
-			p += r, n -= (size_t)r;
-	}
-	return true;
-}
-
 /* Read what is there; answer a whole request. False: close the connection. */
 static bool serve_client(struct ctl *x, struct client *c)
 {
-	uint32_t have = c->len; /* bytes of buf so far, prefix included */
-	size_t want = have < PM_ADMIN_LEN_BYTES ? PM_ADMIN_LEN_BYTES - have
-						 : PM_ADMIN_LEN_BYTES + get_u32(c->buf) - have;
-	ssize_t r = recv(c->fd, c->buf + have, want, MSG_DONTWAIT);
-	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-		return false;
-	c->len = have + (r > 0 ? (uint32_t)r : 0);
-	if (c->len < PM_ADMIN_LEN_BYTES)
-		return true;
-	uint32_t len = get_u32(c->buf);
-	if (len > PM_ADMIN_MESSAGE_BYTES_MAX)
-		return false; /* a bound broken: no reply, the connection goes */
-	if (c->len < PM_ADMIN_LEN_BYTES + len)
-		return true;
+	uint32_t have = c->len, len; /* bytes of buf so far, prefix included */
+	int rc = pm_admin_read_request(c->fd, c->buf, &have, &len);
+	c->len = have;
+	if (rc <= 0)
+		return rc == 0;
 	c->len = len; /* dispatch reads the payload's length here */
 	size_t n = dispatch(x, c);
 	c->len = 0;
-	return n && send_all(c->fd, x->out, n, (int)x->cfg.daemon_timeout_ms);
+	return n && pm_admin_send_all(c->fd, x->out, n, (int)x->cfg.daemon_timeout_ms);
 }
 
 static void accept_clients(struct ctl *x)

@@ -2,7 +2,7 @@
  *
  * pomaictl — the operator's CLI: one command to pomaid's admin socket (or to
  * pomai-control's, which speaks the same protocol, forwards what it does not
- * answer itself, and adds `control`: control/admin_proto.h),
+ * answer itself, and adds `control`: proto/admin_proto.h),
  * its answer printed as text or, with --json, as one JSON object.
  *
  * Exit codes scripts can rely on: 0 done; 1 the daemon refused or the command

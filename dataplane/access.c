@@ -23,7 +23,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "common.h"
 #include "daemon.h"
 #include "dpdk.h"

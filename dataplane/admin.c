@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * admin.c — pomaid's admin socket (control/admin_proto.h, docs/admin.md),
+ * admin.c — pomaid's admin socket (proto/admin_proto.h, docs/admin.md),
  * served by the daemon's main thread once the workers run.
  *
  * The admin thread never touches a shard. What needs one goes to the workers
@@ -29,15 +29,14 @@
 #include <unistd.h>
 
 #include "admin_proto.h"
-#include "bytes.h"
-#include "codec.h"
+#include "bridge.h"
 #include "common.h"
 #include "daemon.h"
 
 struct admin_conn {
 	int fd;             /* -1: free */
 	uint32_t len;       /* bytes of the request read so far */
-	uint8_t buf[PM_ADMIN_LEN_BYTES + PM_ADMIN_MESSAGE_BYTES_MAX];
+	uint8_t buf[PM_ADMIN_BUFFER_BYTES];
 };
 
 struct pm_admin {
@@ -49,7 +48,7 @@ struct pm_admin {
 	uint32_t frames_len;
 	char text[PM_ADMIN_TEXT_BYTES];      /* a reply's text */
 	size_t text_len;
-	uint8_t out[PM_ADMIN_LEN_BYTES + PM_ADMIN_MESSAGE_BYTES_MAX];
+	uint8_t out[PM_ADMIN_BUFFER_BYTES];
 };
 
 /* ---------------------------------------------------------------- set-up */
@@ -217,12 +216,12 @@ static enum pm_admin_status wire(struct pm_daemon *d, struct pm_request *req)
 static enum pm_admin_status wire_status(struct pm_admin *a, struct pm_reply_view *rv)
 {
 	size_t used;
-	if (pm_reply_decode(a->frames, a->frames_len, rv, &used) != PM_OK) {
+	if (pm_reply_decode(a->frames, a->frames_len, rv, &used) != PM_WIRE_OK) {
 		say(a, "undecodable reply\n");
 		return PM_ADMIN_ERROR;
 	}
-	if (rv->status != PM_OK && rv->status != PM_NOT_FOUND) {
-		say(a, "%s\n", pm_status_name(rv->status));
+	if (rv->status != PM_WIRE_OK && rv->status != PM_WIRE_NOT_FOUND) {
+		say(a, "%s\n", pm_wire_status_name(rv->status));
 		return PM_ADMIN_ERROR;
 	}
 	return PM_ADMIN_OK;
@@ -264,7 +263,7 @@ static enum pm_admin_status cmd_info(struct pm_daemon *d, const struct pm_admin_
 	if (st == PM_ADMIN_OK)
 		st = wire_status(a, &rv);
 	for (size_t off = 0, used; st == PM_ADMIN_OK && off < a->frames_len; off += used) {
-		if (pm_reply_decode(a->frames + off, a->frames_len - off, &rv, &used) != PM_OK) {
+		if (pm_reply_decode(a->frames + off, a->frames_len - off, &rv, &used) != PM_WIRE_OK) {
 			say(a, "undecodable reply\n");
 			return PM_ADMIN_ERROR;
 		}
@@ -382,10 +381,10 @@ static enum pm_admin_status coll_list(struct pm_daemon *d)
 	enum pm_admin_status st = wire(d, &req);
 	for (size_t off = 0, used; st == PM_ADMIN_OK && off < a->frames_len; off += used) {
 		struct pm_reply_view rv;
-		struct pm_coll_info ci;
-		if (pm_reply_decode(a->frames + off, a->frames_len - off, &rv, &used) != PM_OK ||
-		    rv.status != PM_OK) {
-			say(a, "%s\n", pm_status_name(rv.status));
+		struct pm_wire_coll_info ci;
+		if (pm_reply_decode(a->frames + off, a->frames_len - off, &rv, &used) != PM_WIRE_OK ||
+		    rv.status != PM_WIRE_OK) {
+			say(a, "%s\n", pm_wire_status_name(rv.status));
 			return PM_ADMIN_ERROR;
 		}
 		while (pm_reply_next_coll(&rv, &ci)) {
@@ -457,7 +456,7 @@ static enum pm_admin_status cmd_collection(struct pm_daemon *d, const struct pm_
 	struct pm_reply_view rv;
 	enum pm_admin_status st = wire(d, &req);
 	if (st == PM_ADMIN_OK && (st = wire_status(a, &rv)) == PM_ADMIN_OK)
-		say(a, drop ? "removed:%u\r\n" : "OK\n", rv.status == PM_OK && rv.removed);
+		say(a, drop ? "removed:%u\r\n" : "OK\n", rv.status == PM_WIRE_OK && rv.removed);
 	return st;
 }
 
@@ -662,22 +661,6 @@ static enum pm_admin_status dispatch(struct pm_daemon *d, const struct pm_admin_
 
 /* ---------------------------------------------------------------- connections */
 
-/* Write all of a reply, or give up on a client that does not read it. */
-static bool send_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		struct pollfd pf = { .fd = fd, .events = POLLOUT };
-		if (poll(&pf, 1, PM_ADMIN_REPLY_MS) <= 0)
-			return false;
-		ssize_t r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (r < 0 && errno != EAGAIN && errno != EINTR)
-			return false;
-		if (r > 0)
-			p += r, n -= (size_t)r;
-	}
-	return true;
-}
-
 /* Serve the complete request in c; false when the connection must go. */
 static bool serve_request(struct pm_daemon *d, struct admin_conn *c, uint32_t len)
 {
@@ -701,25 +684,15 @@ static bool serve_request(struct pm_daemon *d, struct admin_conn *c, uint32_t le
 	}
 	size_t n = pm_admin_reply_encode((uint8_t)st, a->text, a->text_len, a->out, sizeof(a->out));
 	c->len = 0;
-	return n && send_all(c->fd, a->out, n);
+	return n && pm_admin_send_all(c->fd, a->out, n, (int)PM_ADMIN_REPLY_MS);
 }
 
 /* Read what is there; serve a request once it is whole. False: close it. */
 static bool serve_conn(struct pm_daemon *d, struct admin_conn *c)
 {
-	size_t want = c->len < PM_ADMIN_LEN_BYTES
-			      ? PM_ADMIN_LEN_BYTES - c->len
-			      : PM_ADMIN_LEN_BYTES + get_u32(c->buf) - c->len;
-	ssize_t r = recv(c->fd, c->buf + c->len, want, MSG_DONTWAIT);
-	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-		return false;
-	c->len += r > 0 ? (uint32_t)r : 0;
-	if (c->len < PM_ADMIN_LEN_BYTES)
-		return true;
-	uint32_t len = get_u32(c->buf);
-	if (len > PM_ADMIN_MESSAGE_BYTES_MAX)
-		return false; /* a bound broken: no reply, the connection goes */
-	return c->len < PM_ADMIN_LEN_BYTES + len || serve_request(d, c, len);
+	uint32_t len;
+	int rc = pm_admin_read_request(c->fd, c->buf, &c->len, &len);
+	return rc == 0 || (rc > 0 && serve_request(d, c, len));
 }
 
 static void accept_conns(struct pm_daemon *d)

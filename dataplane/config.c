@@ -216,30 +216,6 @@ int pm_errf(char *err, size_t n, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- values */
 
-static int parse_u64(const char *v, bool suffixes, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	if (!isdigit((unsigned char)v[0]))
-		return -1;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (errno)
-		return -1;
-	unsigned shift = 0;
-	if (suffixes && *end) {
-		const char *units = "KMGT";
-		const char *u = strchr(units, toupper((unsigned char)*end));
-		if (!u || end[1] != '\0')
-			return -1;
-		shift = 10u * (unsigned)(u - units + 1);
-		end++;
-	}
-	if (*end || (shift && x > (UINT64_MAX >> shift)))
-		return -1;
-	*out = (uint64_t)x << shift;
-	return 0;
-}
-
 static int parse_cores(const char *v)
 {
 	if (!strcmp(v, "auto"))
@@ -347,7 +323,7 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 	case K_U32:
 	case K_BYTES:
 	case K_U64:
-		if (parse_u64(v, k->kind != K_U32, &x) != 0 || x < k->min || x > k->max)
+		if (pm_conf_parse_u64(v, k->kind != K_U32, &x) != 0 || x < k->min || x > k->max)
 			return pm_errf(err, n, "%s = '%s': want %s %llu..%llu%s", k->name, v, k->unit,
 				    (unsigned long long)k->min, (unsigned long long)k->max,
 				    k->kind != K_U32 ? " (suffix K, M, G or T allowed)" : "");

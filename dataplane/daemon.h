@@ -28,6 +28,7 @@
 #include "shard.h"
 #include "stats.h"
 #include "tcp_limits.h"
+#include "wire.h"
 
 /* Datagrams a worker takes from its backend per burst. */
 #define PM_RX_BURST 32u
@@ -316,7 +317,7 @@ struct pm_daemon {
 	struct pm_allowlist allow;       /* allow_networks; read-only once workers run */
 	struct pm_self self;             /* its own UDP sources; read-only once workers run */
 	pthread_barrier_t ready;
-	void *stats_base;                /* the stats segment (control/stats.h) */
+	void *stats_base;                /* the stats segment (proto/stats.h) */
 	size_t stats_bytes;
 	struct pm_ring *admin_in;        /* nshards: admin -> worker i */
 	struct pm_ring *admin_out;       /* nshards: worker i -> admin */

@@ -49,7 +49,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "common.h"
 #include "daemon.h"
 #include "dpdk.h"
@@ -200,7 +200,7 @@ static void compact_keys(struct pm_pending *p)
 	p->keys_used = at;
 }
 
-static bool merge_hit(struct pm_pending *p, const struct pm_bytes *key, float dist)
+static bool merge_hit(struct pm_pending *p, const struct pm_wire_bytes *key, float dist)
 {
 	uint32_t pos = p->nhits;
 	while (pos > 0 && hit_cmp(p, dist, key->ptr, key->len, &p->hits[pos - 1]) < 0)
@@ -229,7 +229,7 @@ static bool merge_hit(struct pm_pending *p, const struct pm_bytes *key, float di
 static bool merge_frame_hits(struct pm_pending *p, const struct pm_reply_view *frame)
 {
 	struct pm_reply_view it = *frame;
-	struct pm_bytes key;
+	struct pm_wire_bytes key;
 	float dist;
 	uint32_t bytes = 0;
 	while (pm_reply_next_hit(&it, &key, &dist))
@@ -286,7 +286,7 @@ static void merge_coll(struct pm_pending *p, const struct pm_coll_info *ci)
 
 /* A shard's text, headed by its "@shard:N" line (room for both: shard_info);
  * where it is, so that the reply lists the shards in order. */
-static void merge_info(struct pm_pending *p, uint32_t shard, const struct pm_bytes *text)
+static void merge_info(struct pm_pending *p, uint32_t shard, const struct pm_wire_bytes *text)
 {
 	int n = snprintf((char *)p->keys + p->keys_used, PM_KNN_MERGE_BYTES - p->keys_used,
 			 "@shard:%u\r\n", shard);
@@ -306,21 +306,24 @@ static void merge_part(struct pm_pending *p, uint32_t shard, const uint8_t *buf,
 	for (uint32_t off = 0; off < len;) {
 		struct pm_reply_view rv;
 		size_t used;
-		enum pm_status st = pm_reply_decode(buf + off, len - off, &rv, &used);
-		if (st != PM_OK || used == 0) {
+		enum pm_wire_status st = pm_reply_decode(buf + off, len - off, &rv, &used);
+		if (st != PM_WIRE_OK || used == 0) {
 			p->status = p->status ? p->status : PM_E_INTERNAL;
 			return;
 		}
 		off += (uint32_t)used;
-		if (rv.status != PM_OK) {
-			p->status = p->status ? p->status : rv.status;
+		if (rv.status != PM_WIRE_OK) {
+			p->status = p->status ? p->status : pm_status_from_wire(rv.status);
 			continue;
 		}
+		struct pm_wire_coll_info wci;
 		struct pm_coll_info ci;
 		if (p->op == PM_OP_VQUERY && !merge_frame_hits(p, &rv))
 			p->status = PM_E_K; /* keys too long for the merge buffer */
-		while (p->op == PM_OP_CLIST && pm_reply_next_coll(&rv, &ci))
+		while (p->op == PM_OP_CLIST && pm_reply_next_coll(&rv, &wci)) {
+			pm_coll_info_from_wire(&wci, &ci);
 			merge_coll(p, &ci);
+		}
 		if (p->op == PM_OP_CDROP)
 			p->removed |= rv.removed;
 		if (p->op == PM_OP_INFO)

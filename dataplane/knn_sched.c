@@ -36,7 +36,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "common.h"
 #include "daemon.h"
 

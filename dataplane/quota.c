@@ -12,7 +12,7 @@
 
 #include "common.h"
 #include "hash.h"
-#include "pm_limits.h"
+#include "wire.h"
 #include "quota.h"
 
 /* ---------------------------------------------------------------- allowlist */

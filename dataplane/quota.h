@@ -62,6 +62,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admin_proto.h"
+
 /* ---------------------------------------------------------------- allowlist */
 
 /* Networks in allow_networks: a linear scan of this many stays within a few
@@ -100,9 +102,9 @@ static inline bool pm_allow_match(const struct pm_allowlist *a, uint32_t addr_be
 /* Nano-tokens per token. */
 #define PM_QUOTA_NANO 1000000000ull
 /* Largest rate of one client (requests/s or bytes/s, over all workers):
- * 16 G/s, so that the largest burst, in nano-tokens, fits 64 bits (checked
- * below). */
-#define PM_QUOTA_RATE_PER_S_MAX (1ull << 34)
+ * PM_QUOTA_RATE_PER_S_MAX, 16 G/s, a bound of the admin protocol
+ * (proto/admin_proto.h), chosen so that the largest burst, in nano-tokens,
+ * fits 64 bits (checked here). */
 /* Burst, in milliseconds of the rate: at least 1 ms, at most 1 s. */
 #define PM_QUOTA_BURST_MS_MIN 1u
 #define PM_QUOTA_BURST_MS_MAX 1000u
@@ -158,9 +160,9 @@ static inline bool pm_bucket_full(const struct pm_token_bucket *b, const struct 
 
 /* Source addresses one worker tracks (quota state and top-talker counters). */
 #define PM_QUOTA_CLIENTS_MAX 4096u
-/* Per-client overrides one worker holds; they are never replaced, so they
- * must leave most of the table to the clients that come and go. */
-#define PM_QUOTA_OVERRIDES_MAX 1024u
+/* Per-client overrides one worker holds, PM_QUOTA_OVERRIDES_MAX (a bound of
+ * the admin protocol, proto/admin_proto.h); they are never replaced, so they
+ * must leave most of the table to the clients that come and go (checked). */
 /* Hash chains: a power of two, one per entry. */
 #define PM_QUOTA_HASH_BUCKETS 4096u
 /* Top talkers a worker lists in INFO. */

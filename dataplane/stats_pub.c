@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * stats_pub.c — pomaid's side of the stats segment (control/stats.h): the
+ * stats_pub.c — pomaid's side of the stats segment (proto/stats.h): the
  * file is created at start (through the data_dir's descriptor, datadir.h),
  * each worker publishes its own block every
  * PM_STATS_PUBLISH_MS, the admin thread the global one.
@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bridge.h"
 #include "common.h"
 #include "daemon.h"
 #include "datadir.h"
@@ -22,15 +23,37 @@
 #include "stats.h"
 #include "wal_io.h"
 
+/* The layout is proto's (stats.h); the engine's counters fit it: its ops are
+ * the wire's op numbers (checked in bridge.c), each of its statuses has the
+ * slot of its wire code, and its size classes are the layout's (checked at
+ * start-up: stats_fits). */
 _Static_assert(PM_OP_COUNT <= PM_STATS_OPS, "every op has a counter slot");
 _Static_assert(PM_STATUS_COUNT <= PM_STATS_STATUSES, "every status has a counter slot");
 _Static_assert(PM_BLOB_CLASS_COUNT == PM_STATS_CLASSES, "every size class has a slot");
 _Static_assert(PM_SHARDS_MAX <= PM_STATS_SHARDS_MAX, "every shard has a block");
 
+/* Every engine status has an errors[] slot, and every size class the bytes
+ * the layout labels it with; an error names what does not fit. */
+static int stats_fits(char *err, size_t errlen)
+{
+	for (int st = PM_OK; st < PM_STATUS_COUNT; st++)
+		if (pm_stats_status_slot(pm_status_to_wire((enum pm_status)st)) < 0)
+			return pm_errf(err, errlen, "stats segment: status %s has no counter slot",
+				       pm_status_name((enum pm_status)st));
+	for (unsigned c = 0; c < PM_BLOB_CLASS_COUNT; c++)
+		if (pm_blob_class_bytes(c) != pm_stats_class_bytes(c))
+			return pm_errf(err, errlen,
+				       "stats segment: size class %u is %u bytes, the layout says %u",
+				       c, pm_blob_class_bytes(c), pm_stats_class_bytes(c));
+	return 0;
+}
+
 int pm_stats_create(struct pm_daemon *d, char *err, size_t errlen)
 {
 	static const char name[] = "pomaid.stats", tmp[] = "pomaid.stats.new";
 	size_t bytes = pm_stats_file_bytes(d->nshards);
+	if (stats_fits(err, errlen) != 0)
+		return -1;
 	/* a new file each start: readers of the old one keep their mapping of it.
 	 * Made anew under its temporary name (whatever held that name, a link
 	 * included, is removed, not followed) and renamed over the old one. */
@@ -71,7 +94,8 @@ static void shard_part(const struct pm_worker *w, struct pm_stats_shard *s)
 	struct pm_arena_stats a;
 	pm_arena_stats(&w->shard.arena, &a);
 	memcpy(s->ops, e->ops, sizeof(e->ops));
-	memcpy(s->errors, e->errors, sizeof(e->errors));
+	for (int st = PM_OK; st < PM_STATUS_COUNT; st++) /* a slot each: stats_fits */
+		s->errors[pm_stats_status_slot(pm_status_to_wire((enum pm_status)st))] = e->errors[st];
 	s->hits = e->hits;
 	s->misses = e->misses;
 	s->keys = e->keys;

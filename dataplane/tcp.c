@@ -47,7 +47,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "common.h"
 #include "daemon.h"
 
@@ -458,9 +458,9 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 	while (c->rx_len - off >= PM_FRAME_HEADER_BYTES && c->inflight < PM_TCP_INFLIGHT_MAX) {
 		const uint8_t *f = c->rx + off;
 		struct pm_frame_header h;
-		enum pm_status st = pm_header_decode(f, c->rx_len - off, &h);
-		if (st != PM_OK && st != PM_E_FRAME_TRUNCATED && !pm_header_usable(st)) {
-			pm_answer_unusable(w, f, c->rx_len - off, st, &from);
+		enum pm_wire_status hst = pm_header_decode(f, c->rx_len - off, &h);
+		if (hst != PM_WIRE_OK && hst != PM_WIRE_E_FRAME_TRUNCATED && !pm_header_usable(hst)) {
+			pm_answer_unusable(w, f, c->rx_len - off, pm_status_from_wire(hst), &from);
 			return false;
 		}
 		uint32_t flen = PM_FRAME_HEADER_BYTES + h.body_len;
@@ -468,7 +468,7 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 			break; /* the rest of the frame has not arrived */
 		struct pm_request req;
 		size_t used;
-		st = pm_request_decode(f, flen, &req, &used);
+		enum pm_status st = pm_request_decode(f, flen, &req, &used);
 		uint32_t owed = st == PM_OK ? pm_tcp_reply_bytes_max(req.op) : PM_TCP_REPLY_SMALL_BYTES;
 		uint64_t unread = c->tx_len - c->tx_off;
 		if (unread + owed > PM_TCP_TX_UNREAD_MAX ||

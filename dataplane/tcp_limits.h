@@ -15,7 +15,7 @@
 #ifndef POMAI_DATAPLANE_TCP_LIMITS_H
 #define POMAI_DATAPLANE_TCP_LIMITS_H
 
-#include "pm_limits.h"
+#include "wire.h"
 
 /* Connections one worker serves: its table is scanned once per turn. */
 #define PM_TCP_CONNS_MAX 256u

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "common.h"
 #include "daemon.h"
 #include "datadir.h"
@@ -267,7 +267,7 @@ static void held_send(struct pm_worker *w, struct held *h, enum pm_status st)
 	struct pm_wal *l = w->wal;
 	uint8_t *p = l->held_buf + h->off;
 	if (st != PM_OK && h->len >= PM_FRAME_HEADER_BYTES)
-		p[PM_FRAME_STATUS_OFFSET] = pm_wire_status(st);
+		p[PM_FRAME_STATUS_OFFSET] = pm_status_to_wire(st);
 	if (h->type)
 		pm_post(w, h->to_worker, h->type, &h->msg, p, h->len);
 	else

@@ -26,11 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "common.h"
 #include "daemon.h"
 #include "dpdk.h"
-#include "hash.h"
+#include "route.h"
 #include "wal_io.h"
 
 /* Ring messages one turn takes from one ring at most (fairness with RX). A
@@ -299,7 +299,7 @@ bool pm_tcp_forward_ready(struct pm_worker *w, const struct pm_request *req, uin
 {
 	if (pm_is_fanout(req->op))
 		return true;
-	uint32_t owner = pm_shard_of(pm_hash(req->key.ptr, req->key.len), w->d->nshards);
+	uint32_t owner = pm_shard_of(pm_route_hash(req->key.ptr, req->key.len), w->d->nshards);
 	return owner == w->id ||
 	       (w->tcp_credit[owner] + reply_credit(owed) <= PM_TCP_CREDIT_BYTES &&
 		pm_ring_fits(pm_ring_between(w->d, w->id, owner),
@@ -638,7 +638,7 @@ static void route(struct pm_worker *w, struct batch *b, const struct pm_request 
 		pm_fanout_start(w, req, frame, len, from);
 		return;
 	}
-	uint32_t owner = pm_shard_of(pm_hash(req->key.ptr, req->key.len), w->d->nshards);
+	uint32_t owner = pm_shard_of(pm_route_hash(req->key.ptr, req->key.len), w->d->nshards);
 	if (owner == w->id && b) {
 		if (req->op == PM_OP_VADD && w->d->cfg.collection_bytes_max)
 			batch_flush(b); /* the cap is checked against bytes already applied */

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT
  *
- * hash.h — the key hash shared by the seed map and by request routing.
+ * hash.h — the engine's key hash (seed map, eviction sample, snapshots).
  *
- * Pomai hashes keys with XXH3-64 (seed 0) from Debian's libxxhash: fast on short
- * keys, well studied, and available to every client language, which matters
- * because clients compute the same hash to pick a shard (shard = hash % shards,
- * docs/protocol.md). Inside a shard the seed map takes its bucket from the top
- * bits and its tag from bits 8..15, so it stays independent of the low bits that
- * routing consumes.
+ * The engine hashes keys with XXH3-64 (seed 0) from Debian's libxxhash: fast on
+ * short keys and well studied. Request routing uses the same hash (shard = hash
+ * % shards; proto/route.h owns that contract), so the keys of one shard share
+ * their hash's low bits: the seed map takes its bucket from the top bits and its
+ * tag from bits 8..15, so it stays independent of the low bits that routing
+ * consumes.
  */
 #ifndef POMAI_ENGINE_HASH_H
 #define POMAI_ENGINE_HASH_H
@@ -27,12 +27,6 @@
 static inline uint64_t pm_hash(const void *key, size_t len)
 {
 	return XXH3_64bits(key, len);
-}
-
-/* The shard that owns a key, for a deployment of nshards shards. */
-static inline uint32_t pm_shard_of(uint64_t hash, uint32_t nshards)
-{
-	return (uint32_t)(hash % nshards);
 }
 
 #endif

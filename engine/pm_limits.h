@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
- * pm_limits.h — every bound of the Pomai engine and of its wire format, in one place.
+ * pm_limits.h — every bound of the Pomai engine, in one place. The wire names its
+ * own bounds (proto/wire.h); where both bound the same thing (a key's bytes, a
+ * vector's dimension, k, ef, a collection's name, a TTL, a shard's INFO text)
+ * pomaid's bridge (dataplane/bridge.c) checks that they agree.
  *
  * Each limit is a named constant whose name carries its unit (_BYTES, _MS, _COUNT …)
  * and whose comment says why it has that value. Overridable defaults use #ifndef so a
@@ -15,15 +18,7 @@
 
 #include <stdint.h>
 
-/* ---------------------------------------------------------------- wire format */
-
-/* One frame must fit one UDP datagram over IPv4: 65535 - 20 (IP) - 8 (UDP). */
-#ifndef PM_FRAME_BYTES_MAX
-#define PM_FRAME_BYTES_MAX 65507u
-#endif
-
-/* Fixed frame header, see docs/protocol.md. */
-#define PM_FRAME_HEADER_BYTES 24u
+/* ---------------------------------------------------------------- one request */
 
 /* Keys are identifiers, not payloads: 1 KiB keeps key compares cheap and lets a
  * whole KNN reply page hold many results. */
@@ -31,8 +26,9 @@
 #define PM_KEY_BYTES_MAX 1024u
 #endif
 
-/* Values: 60 KiB, so that header + largest key + largest value + TTL still fit one
- * frame (checked below). Larger objects belong in a blob store, not a UDP cache. */
+/* Values: 60 KiB, so that a frame's header + largest key + largest value + TTL
+ * still fit one UDP datagram (checked in proto/wire.h). Larger objects belong in
+ * a blob store, not a UDP cache. */
 #ifndef PM_VALUE_BYTES_MAX
 #define PM_VALUE_BYTES_MAX 61440u
 #endif
@@ -59,26 +55,8 @@
 #define PM_COLLECTION_NAME_BYTES_MAX 64u
 #endif
 
-/* INFO section names ("memory", "keyspace", …). */
-#define PM_INFO_SECTION_BYTES_MAX 32u
-
-/* One shard's INFO text, and the whole INFO reply to a request without the
- * PAGED flag (a client that does not ask for pages reads one frame of at most
- * this, as every client did before paging; docs/protocol.md 6.2). */
+/* One shard's INFO text (pm_shard_info's buffer). */
 #define PM_INFO_TEXT_BYTES_MAX 8192u
-
-/* The cluster header and the Total section pomaid writes before the shards'
- * texts: 256 summed fields of at most 48-byte names and 20 digits, and more. */
-#define PM_INFO_TOTAL_BYTES_MAX 24576u
-
-/* Shards whose texts one INFO reply has room for: pomaid's most shards
- * (PM_SHARDS_MAX, checked where it is defined). */
-#define PM_INFO_SHARDS_MAX 32u
-
-/* Whole text of a paged INFO reply (280 KiB): the totals and every shard's
- * text at its bound. It travels as several frames (MORE); a client collects
- * it into a buffer of this size. */
-#define PM_INFO_REPLY_BYTES_MAX (PM_INFO_TOTAL_BYTES_MAX + PM_INFO_SHARDS_MAX * PM_INFO_TEXT_BYTES_MAX)
 
 /* TTL: 2^40 ms is about 34.8 years; expiry times are stored in 48 bits of ms. */
 #define PM_TTL_MS_MAX (UINT64_C(1) << 40)
@@ -139,17 +117,6 @@
 
 /* ---------------------------------------------------------------- sanity */
 
-_Static_assert(PM_FRAME_HEADER_BYTES + 4 + PM_KEY_BYTES_MAX + 4 + PM_VALUE_BYTES_MAX + 8
-                   <= PM_FRAME_BYTES_MAX,
-               "largest SET must fit one frame");
-_Static_assert(PM_FRAME_HEADER_BYTES + 1 + 4 + PM_KEY_BYTES_MAX + 4 + 4 * PM_DIM_MAX + 8 + 4 +
-                       PM_COLLECTION_NAME_BYTES_MAX <=
-                   PM_FRAME_BYTES_MAX,
-               "largest vector add must fit one frame");
-_Static_assert(PM_FRAME_HEADER_BYTES + 4 + 4 + PM_KEY_BYTES_MAX + 4 <= PM_FRAME_BYTES_MAX,
-               "one KNN result must fit one reply frame");
-_Static_assert(PM_FRAME_HEADER_BYTES + 4 + PM_INFO_TEXT_BYTES_MAX <= PM_FRAME_BYTES_MAX,
-               "INFO text must fit one frame");
 _Static_assert(PM_COLLECTIONS_MAX <= 65535u, "collection ids are 16-bit");
 _Static_assert(PM_SEED_BYTES % 64u == 0, "seed slots are whole cache lines");
 _Static_assert(64u + 4u * PM_DIM_MAX + PM_KEY_BYTES_MAX <= PM_BLOB_BYTES_MAX, "largest vector fits a blob");

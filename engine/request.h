@@ -2,11 +2,15 @@
  *
  * request.h — a decoded request and the reply the shard produces for it.
  *
- * The frame decoder (dataplane/codec.c) fills a struct pm_request whose pointers
- * point into the received frame (zero copy; byte arrays may be unaligned). The
- * shard (shard.c) applies it and fills a struct pm_reply whose pointers point into
- * the shard's arena or its scratch space; they stay valid until the next call that
- * mutates the shard. The encoder then writes the reply frame.
+ * pomaid's dataplane decodes a frame with the wire codec (proto/codec.h) and
+ * converts it into a struct pm_request whose pointers point into the received
+ * frame (zero copy; byte arrays may be unaligned; dataplane/bridge.c). The
+ * shard (shard.c) applies it and fills a struct pm_reply whose pointers point
+ * into the shard's arena or its scratch space; they stay valid until the next
+ * call that mutates the shard. The dataplane then encodes the reply frame.
+ * These are the engine's own types: the wire names its own, and the bridge
+ * checks that the numbers both use for ops, metrics, index kinds and
+ * collection flags agree.
  */
 #ifndef POMAI_ENGINE_REQUEST_H
 #define POMAI_ENGINE_REQUEST_H
@@ -55,15 +59,6 @@ enum pm_index_kind {
 #define PM_COLL_EVICTABLE 0x01u /* its vectors may be evicted under maxmemory */
 #define PM_COLL_FLAGS_ALL PM_COLL_EVICTABLE
 
-/* INFO request flags (struct pm_request.info_flags; a byte at the end of the body). */
-#define PM_INFO_PAGED 0x01u /* the client collects a reply over several frames */
-#define PM_INFO_FLAGS_ALL PM_INFO_PAGED
-
-/* CLIST request flags (struct pm_request.list_flags; a byte at the end of the
- * body), and the entry layout of the reply (struct pm_reply.list_flags). */
-#define PM_CLIST_COLL_FLAGS 0x01u /* each entry carries coll_flags */
-#define PM_CLIST_FLAGS_ALL PM_CLIST_COLL_FLAGS
-
 struct pm_collection_params {
 	uint32_t dim;
 	uint8_t metric;     /* enum pm_metric */
@@ -87,8 +82,8 @@ struct pm_request {
 	struct pm_bytes value;      /* SET */
 	struct pm_bytes collection; /* vector ops; len 0 = default collection */
 	struct pm_bytes section;    /* INFO */
-	uint8_t info_flags;         /* INFO: PM_INFO_* */
-	uint8_t list_flags;         /* CLIST: PM_CLIST_* */
+	uint8_t info_flags;         /* INFO: the request's flags (the dataplane's; opaque here) */
+	uint8_t list_flags;         /* CLIST: the request's flags, copied to the reply */
 	const uint8_t *vec;  /* little-endian f32 components, possibly unaligned */
 	uint32_t dim;
 	uint32_t k;
@@ -127,7 +122,7 @@ struct pm_reply {
 	/* CLIST */
 	const struct pm_coll_info *colls;
 	uint32_t ncolls;
-	uint8_t list_flags;       /* the request's PM_CLIST_*: the entries' layout */
+	uint8_t list_flags;       /* the request's list_flags: the entries' layout */
 };
 
 #endif

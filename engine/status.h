@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT
  *
- * status.h — the one result type of the engine (and of the frame decoder).
+ * status.h — the one result type of the engine (and of pomaid's dataplane,
+ * which also reports frame and service errors in it).
  *
  * Engine functions return enum pm_status. The wire carries its own stable 8-bit
- * status codes; the mapping between the two lives in exactly one switch,
- * pm_wire_status() in dataplane/codec.c. OS wrappers elsewhere use 0 / -errno.
+ * status codes (enum pm_wire_status, proto/wire.h); the mapping between the two
+ * lives in exactly one switch, pm_status_to_wire() in dataplane/bridge.c. OS
+ * wrappers elsewhere use 0 / -errno.
  */
 #ifndef POMAI_ENGINE_STATUS_H
 #define POMAI_ENGINE_STATUS_H
@@ -32,7 +34,7 @@ enum pm_status {
 
 	/* Frame errors, found by the decoder before the engine sees anything. */
 	PM_E_FRAME_TRUNCATED,  /* fewer bytes than the header or body length says */
-	PM_E_FRAME_TOO_BIG,    /* body length above PM_FRAME_BYTES_MAX */
+	PM_E_FRAME_TOO_BIG,    /* body length above the wire's frame bound */
 	PM_E_FRAME_MAGIC,      /* not a Pomai frame */
 	PM_E_FRAME_VERSION,    /* unknown protocol version */
 	PM_E_FRAME_OPCODE,     /* unknown opcode or sub-op */

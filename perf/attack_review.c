@@ -202,9 +202,9 @@ static long long info_field(const char *name)
 {
 	static uint8_t buf[PM_FRAME_BYTES_MAX];
 	int fd = udp_open();
-	struct pm_request r = { .op = PM_OP_INFO, .id = 1,
+	struct pm_wire_request r = { .op = PM_WIRE_OP_INFO, .id = 1,
 				.section = { (const uint8_t *)"dataplane", 9 } };
-	size_t n = pm_request_encode(&r, buf, sizeof(buf));
+	size_t n = pm_wire_request_encode(&r, buf, sizeof(buf));
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(base_port) };
 	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
 	long long v = -1;
@@ -213,8 +213,8 @@ static long long info_field(const char *name)
 		ssize_t got = recv(fd, buf, sizeof(buf), 0);
 		struct pm_reply_view rv;
 		size_t used;
-		if (got <= 0 || pm_reply_decode(buf, (size_t)got, &rv, &used) != PM_OK ||
-		    rv.status != PM_OK)
+		if (got <= 0 || pm_reply_decode(buf, (size_t)got, &rv, &used) != PM_WIRE_OK ||
+		    rv.status != PM_WIRE_OK)
 			continue;
 		char text[PM_FRAME_BYTES_MAX], want[96];
 		memcpy(text, rv.value.ptr, rv.value.len);
@@ -222,7 +222,7 @@ static long long info_field(const char *name)
 		snprintf(want, sizeof(want), "\n%s:", name);
 		const char *p = strstr(text, want);
 		v = p ? atoll(p + strlen(want)) : -2;
-		n = pm_request_encode(&r, buf, sizeof(buf)); /* buf was reused for the reply */
+		n = pm_wire_request_encode(&r, buf, sizeof(buf)); /* buf was reused for the reply */
 	}
 	close(fd);
 	return v;
@@ -302,9 +302,9 @@ static uint32_t read_replies(int fd, uint32_t want, int timeout_ms, bool *closed
 
 static size_t enc_get(const char *key, uint64_t id, uint8_t *out, size_t cap)
 {
-	struct pm_request g = { .op = PM_OP_GET, .id = id,
+	struct pm_wire_request g = { .op = PM_WIRE_OP_GET, .id = id,
 				.key = { (const uint8_t *)key, (uint32_t)strlen(key) } };
-	return pm_request_encode(&g, out, cap);
+	return pm_wire_request_encode(&g, out, cap);
 }
 
 /* A polite TCP client on 127.0.0.1: connect, one GET, its reply within
@@ -336,10 +336,10 @@ static bool load_big(void)
 	for (uint32_t i = 0; ok && i < BIG_KEYS; i++) {
 		char k[32];
 		big_key(i, k, sizeof(k));
-		struct pm_request s = { .op = PM_OP_SET, .id = 1000 + i,
+		struct pm_wire_request s = { .op = PM_WIRE_OP_SET, .id = 1000 + i,
 					.key = { (const uint8_t *)k, (uint32_t)strlen(k) },
 					.value = { v, sizeof(v) } };
-		size_t n = pm_request_encode(&s, f, sizeof(f));
+		size_t n = pm_wire_request_encode(&s, f, sizeof(f));
 		bool closed;
 		ok = n && write_all(fd, f, n) && read_replies(fd, 1, REPLY_TIMEOUT_MS, &closed) == 1;
 	}

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "bytes.h"
-#include "codec.h"
+#include "bridge.h"
 
 /* A frame the builder can start from without a body: the header alone. */
 #define HDR_BYTES PM_FRAME_HEADER_BYTES

@@ -22,9 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "cu_main.h"
-#include "hash.h"
+#include "route.h"
 
 /* Port search: a random base in [FAKE_PORT_LO, FAKE_PORT_LO + FAKE_PORT_SPAN). */
 #define FAKE_PORT_LO 20000u
@@ -131,7 +131,7 @@ static void check_route(struct fake *f, const struct pm_request *req, uint32_t s
 {
 	bool ok = true;
 	if (keyed(req->op) && req->key.len)
-		ok = pm_shard_of(pm_hash(req->key.ptr, req->key.len), f->o.shards) == shard;
+		ok = pm_shard_of(pm_route_hash(req->key.ptr, req->key.len), f->o.shards) == shard;
 	else if (req->op != PM_OP_VQUERY && req->op != PM_OP_NONE)
 		ok = shard == 0;
 	if (!ok)
@@ -188,8 +188,8 @@ static void serve_stream(struct fake *f, struct fake_conn *c)
 	size_t off = 0;
 	while (c->len - off >= PM_FRAME_HEADER_BYTES) {
 		struct pm_frame_header h;
-		enum pm_status st = pm_header_decode(c->buf + off, c->len - off, &h);
-		if (st == PM_E_FRAME_TRUNCATED)
+		enum pm_wire_status st = pm_header_decode(c->buf + off, c->len - off, &h);
+		if (st == PM_WIRE_E_FRAME_TRUNCATED)
 			break;
 		if (!pm_header_usable(st)) {
 			conn_close(c);

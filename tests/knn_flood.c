@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "knn_flood.h"
 #include "pomai.h"
 #include "ports.h"
@@ -269,10 +269,10 @@ static int query_alone(const struct flood_cfg *cfg, const struct flood_daemon *d
 			while ((r = recv(fd, in, sizeof(in), 0)) > 0) {
 				struct pm_reply_view rv;
 				size_t used;
-				if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_OK || rv.id != 1 + i)
+				if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_WIRE_OK || rv.id != 1 + i)
 					continue;
 				res->query_status = rv.status;
-				res->query_ok += !rv.more && rv.status == PM_OK;
+				res->query_ok += !rv.more && rv.status == PM_WIRE_OK;
 				last |= !rv.more;
 			}
 		}
@@ -350,11 +350,11 @@ static int polite_phase(const struct flood_cfg *cfg, const struct flood_daemon *
 			struct pm_reply_view rv;
 			size_t used;
 			uint64_t at = now_ns();
-			if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_OK || rv.id < id0 ||
+			if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_WIRE_OK || rv.id < id0 ||
 			    rv.id - id0 >= sent)
 				continue;
 			uint64_t i = rv.id - id0;
-			if (rv.status != PM_OK) { /* refused (BUSY): as good as lost */
+			if (rv.status != PM_WIRE_OK) { /* refused (BUSY): as good as lost */
 				ph->refused += isinf(lat[i]);
 				continue;
 			}
@@ -394,15 +394,16 @@ static void flood_drain(struct flood *f)
 	while ((r = recv(f->fd, in, sizeof(in), 0)) > 0) {
 		struct pm_reply_view rv;
 		size_t used;
-		if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_OK || rv.more)
+		if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_WIRE_OK || rv.more)
 			continue; /* a reply counts once, at its last frame */
-		f->ok += rv.status == PM_OK;
-		f->timeout += rv.status == PM_E_TIMEOUT;
-		f->busy += rv.status == PM_E_BUSY;
-		f->throttled += rv.status == PM_E_THROTTLED;
-		f->work_limit += rv.status == PM_E_WORK_LIMIT;
-		f->other += rv.status != PM_OK && rv.status != PM_E_TIMEOUT && rv.status != PM_E_BUSY &&
-			    rv.status != PM_E_THROTTLED && rv.status != PM_E_WORK_LIMIT;
+		f->ok += rv.status == PM_WIRE_OK;
+		f->timeout += rv.status == PM_WIRE_E_TIMEOUT;
+		f->busy += rv.status == PM_WIRE_E_BUSY;
+		f->throttled += rv.status == PM_WIRE_E_THROTTLED;
+		f->work_limit += rv.status == PM_WIRE_E_WORK_LIMIT;
+		f->other += rv.status != PM_WIRE_OK && rv.status != PM_WIRE_E_TIMEOUT &&
+			    rv.status != PM_WIRE_E_BUSY && rv.status != PM_WIRE_E_THROTTLED &&
+			    rv.status != PM_WIRE_E_WORK_LIMIT;
 	}
 }
 

@@ -50,7 +50,7 @@ struct flood_phase {
 struct flood_result {
 	double load_s;               /* loading the collection */
 	double query_ms;             /* one expensive query alone, median round trip */
-	uint32_t query_status;       /* the last one's status (enum pm_status) */
+	uint32_t query_status;       /* the last one's status (enum pm_wire_status) */
 	uint32_t query_ok;           /* samples answered OK */
 	struct flood_phase alone, flooded;
 	uint64_t flood_sent, flood_ok, flood_timeout, flood_busy, flood_throttled;

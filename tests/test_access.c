@@ -31,9 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "cu_main.h"
-#include "hash.h"
+#include "route.h"
 #include "pomai.h"
 #include "ports.h"
 
@@ -128,7 +128,7 @@ static void make_keys(void)
 	for (uint32_t i = 0; have[0] < KEYS_PER_SHARD || have[1] < KEYS_PER_SHARD; i++) {
 		char k[16];
 		int n = snprintf(k, sizeof(k), "q%u", i);
-		uint32_t s = pm_shard_of(pm_hash(k, (size_t)n), SHARDS);
+		uint32_t s = pm_shard_of(pm_route_hash(k, (size_t)n), SHARDS);
 		if (have[s] < KEYS_PER_SHARD)
 			memcpy(keys[s][have[s]++], k, (size_t)n + 1);
 	}
@@ -199,7 +199,7 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 			if (r < 0)
 				break; /* timeout: send again */
 			size_t used;
-			if (pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_OK && rv->id == req->id)
+			if (pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_WIRE_OK && rv->id == req->id)
 				return true;
 		}
 	}
@@ -212,7 +212,7 @@ static long long info_total(struct client *c, const char *name)
 	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
 	struct pm_request r = { .op = PM_OP_INFO, .section = { (const uint8_t *)"dataplane", 9 } };
 	struct pm_reply_view rv;
-	if (!call(c, &r, 0, &rv) || rv.status != PM_OK)
+	if (!call(c, &r, 0, &rv) || rv.status != PM_WIRE_OK)
 		return -1;
 	memcpy(text, rv.value.ptr, rv.value.len);
 	text[rv.value.len] = '\0';
@@ -266,8 +266,8 @@ static void test_allowlist(void)
 		/* meanwhile the allowed address is served */
 		struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"a", 1 },
 					.value = { (const uint8_t *)"b", 1 } };
-		CU_ASSERT_FATAL(call(&ok, &s, pm_shard_of(pm_hash("a", 1), SHARDS), &rv));
-		CU_ASSERT_EQUAL(rv.status, PM_OK);
+		CU_ASSERT_FATAL(call(&ok, &s, pm_shard_of(pm_route_hash("a", 1), SHARDS), &rv));
+		CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 	}
 	CU_ASSERT_EQUAL(info_reaches(&ok, "dropped_not_allowed", before + N), before + N);
 	/* every datagram was counted before this poll: none of them got a reply */
@@ -313,15 +313,15 @@ static void greedy_drain(struct client *c, struct greedy *g)
 	while ((r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT)) > 0) {
 		struct pm_reply_view rv;
 		size_t used;
-		if (pm_reply_decode(c->in, (size_t)r, &rv, &used) != PM_OK)
+		if (pm_reply_decode(c->in, (size_t)r, &rv, &used) != PM_WIRE_OK)
 			continue;
-		if (rv.status == PM_E_THROTTLED) {
+		if (rv.status == PM_WIRE_E_THROTTLED) {
 			atomic_fetch_add(&g->throttled, 1);
 			if (rv.retry_ms < atomic_load(&g->hint_min))
 				atomic_store(&g->hint_min, rv.retry_ms);
 			if (rv.retry_ms > atomic_load(&g->hint_max))
 				atomic_store(&g->hint_max, rv.retry_ms);
-		} else if (rv.status == PM_OK || rv.status == PM_NOT_FOUND) {
+		} else if (rv.status == PM_WIRE_OK || rv.status == PM_WIRE_NOT_FOUND) {
 			atomic_fetch_add(&g->ok, 1);
 		}
 	}
@@ -375,13 +375,14 @@ static void polite_drain(struct client *c, uint64_t id0, bool *seen, struct poli
 	while ((r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT)) > 0) {
 		struct pm_reply_view rv;
 		size_t used;
-		if (pm_reply_decode(c->in, (size_t)r, &rv, &used) != PM_OK || rv.id < id0 ||
+		if (pm_reply_decode(c->in, (size_t)r, &rv, &used) != PM_WIRE_OK || rv.id < id0 ||
 		    rv.id >= id0 + POLITE_N || seen[rv.id - id0])
 			continue;
 		seen[rv.id - id0] = true;
 		res->done++;
-		res->throttled += rv.status == PM_E_THROTTLED;
-		res->bad += rv.status != PM_OK && rv.status != PM_NOT_FOUND && rv.status != PM_E_THROTTLED;
+		res->throttled += rv.status == PM_WIRE_E_THROTTLED;
+		res->bad += rv.status != PM_WIRE_OK && rv.status != PM_WIRE_NOT_FOUND &&
+			    rv.status != PM_WIRE_E_THROTTLED;
 		*last_ns = now_ns();
 	}
 }
@@ -496,7 +497,7 @@ static void test_collection_cap(void)
 	client_open(&c, ALLOWED, 5u << 20);
 	struct pm_request cr = { .op = PM_OP_CCREATE, .collection = { (const uint8_t *)"capped", 6 },
 				 .params = { .dim = DIM } };
-	CU_ASSERT_FATAL(call(&c, &cr, 0, &rv) && rv.status == PM_OK);
+	CU_ASSERT_FATAL(call(&c, &cr, 0, &rv) && rv.status == PM_WIRE_OK);
 	float v[DIM] = { 1 };
 	char key[32];
 	uint32_t ok = 0, refused = 0, other = 0;
@@ -505,21 +506,21 @@ static void test_collection_cap(void)
 		struct pm_request r = { .op = PM_OP_VADD, .key = { (const uint8_t *)key, (uint32_t)kl },
 					.vec = (const uint8_t *)v, .dim = DIM,
 					.collection = { (const uint8_t *)"capped", 6 } };
-		CU_ASSERT_FATAL(call(&c, &r, pm_shard_of(pm_hash(key, (size_t)kl), SHARDS), &rv));
-		ok += rv.status == PM_OK;
-		refused += rv.status == PM_E_QUOTA;
-		other += rv.status != PM_OK && rv.status != PM_E_QUOTA;
+		CU_ASSERT_FATAL(call(&c, &r, pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS), &rv));
+		ok += rv.status == PM_WIRE_OK;
+		refused += rv.status == PM_WIRE_E_QUOTA;
+		other += rv.status != PM_WIRE_OK && rv.status != PM_WIRE_E_QUOTA;
 		/* another collection (the default one of its dimension) proceeds */
 		if (i % 100 == 99) {
 			struct pm_request d = r;
 			d.collection = (struct pm_bytes){ NULL, 0 };
-			CU_ASSERT_FATAL(call(&c, &d, pm_shard_of(pm_hash(key, (size_t)kl), SHARDS), &rv));
-			CU_ASSERT_EQUAL(rv.status, PM_OK);
+			CU_ASSERT_FATAL(call(&c, &d, pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS), &rv));
+			CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 		}
 	}
 	struct pm_request l = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS };
-	CU_ASSERT_FATAL(call(&c, &l, 0, &rv) && rv.status == PM_OK);
-	struct pm_coll_info ci;
+	CU_ASSERT_FATAL(call(&c, &l, 0, &rv) && rv.status == PM_WIRE_OK);
+	struct pm_wire_coll_info ci;
 	uint64_t bytes = 0;
 	while (pm_reply_next_coll(&rv, &ci))
 		if (ci.name.len == 6 && !memcmp(ci.name.ptr, "capped", 6))
@@ -535,21 +536,21 @@ static void test_collection_cap(void)
 	for (int i = 0; i < N && !freed; i++) {
 		int kl = snprintf(key, sizeof(key), "cap-%d", i);
 		struct pm_request d = { .op = PM_OP_VDEL, .key = { (const uint8_t *)key, (uint32_t)kl } };
-		uint32_t s = pm_shard_of(pm_hash(key, (size_t)kl), SHARDS);
+		uint32_t s = pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS);
 		CU_ASSERT_FATAL(call(&c, &d, s, &rv));
-		if (rv.status != PM_OK || rv.removed != 1)
+		if (rv.status != PM_WIRE_OK || rv.removed != 1)
 			continue;
 		freed = 1;
 		for (int j = N; j < 2 * N && !again; j++) { /* a new key on the same shard */
 			kl = snprintf(key, sizeof(key), "cap-%d", j);
-			if (pm_shard_of(pm_hash(key, (size_t)kl), SHARDS) != s)
+			if (pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS) != s)
 				continue;
 			struct pm_request r = { .op = PM_OP_VADD,
 						.key = { (const uint8_t *)key, (uint32_t)kl },
 						.vec = (const uint8_t *)v, .dim = DIM,
 						.collection = { (const uint8_t *)"capped", 6 } };
 			CU_ASSERT_FATAL(call(&c, &r, s, &rv));
-			again = rv.status == PM_OK;
+			again = rv.status == PM_WIRE_OK;
 		}
 	}
 	CU_ASSERT(freed && again);

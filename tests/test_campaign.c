@@ -53,10 +53,10 @@
 #include <unistd.h>
 
 #include "campaign_cases.h"
-#include "codec.h"
+#include "bridge.h"
 #include "cu_main.h"
 #include "daemon.h"
-#include "hash.h"
+#include "route.h"
 #include "netns.h"
 #include "ports.h"
 
@@ -191,7 +191,7 @@ static void make_marker_keys(void)
 	for (uint32_t i = 0; !have[0] || !have[1]; i++) {
 		char k[16];
 		int n = snprintf(k, sizeof(k), "mark%u", i);
-		uint32_t s = pm_shard_of(pm_hash(k, (size_t)n), 2);
+		uint32_t s = pm_shard_of(pm_route_hash(k, (size_t)n), 2);
 		if (!have[s])
 			memcpy(marker_key[s], k, (size_t)n + 1), have[s] = true;
 	}
@@ -236,10 +236,10 @@ static void send_to(struct client *c, uint32_t shard, const void *p, size_t n)
 static enum pm_status reply_decode(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
 				   size_t *used)
 {
-	enum pm_status st = pm_reply_decode(buf, len, rv, used);
-	if (st != PM_OK && rv->op == PM_OP_CLIST)
+	enum pm_wire_status st = pm_reply_decode(buf, len, rv, used);
+	if (st != PM_WIRE_OK && rv->op == PM_OP_CLIST)
 		st = pm_reply_decode_list(buf, len, 0, rv, used);
-	return st;
+	return pm_status_from_wire(st);
 }
 
 /* The next reply frame (first frame of a datagram) within ms; false on timeout. */
@@ -273,7 +273,7 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 
 static uint32_t owner(const char *key)
 {
-	return pm_shard_of(pm_hash(key, strlen(key)), shards);
+	return pm_shard_of(pm_route_hash(key, strlen(key)), shards);
 }
 
 /* A field of INFO dataplane's Total section (summed over the shards); -1 if absent. */
@@ -282,7 +282,7 @@ static long long info_total(struct client *c, const char *name)
 	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
 	struct pm_request r = { .op = PM_OP_INFO, .section = { (const uint8_t *)"dataplane", 9 } };
 	struct pm_reply_view rv;
-	if (!call(c, &r, 0, &rv) || rv.status != PM_OK)
+	if (!call(c, &r, 0, &rv) || rv.status != PM_WIRE_OK)
 		return -1;
 	memcpy(text, rv.value.ptr, rv.value.len);
 	text[rv.value.len] = '\0';
@@ -298,7 +298,7 @@ static long long info_shard(struct client *c, uint32_t shard, const char *name)
 	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
 	struct pm_request r = { .op = PM_OP_INFO, .section = { (const uint8_t *)"dataplane", 9 } };
 	struct pm_reply_view rv;
-	if (!call(c, &r, 0, &rv) || rv.status != PM_OK)
+	if (!call(c, &r, 0, &rv) || rv.status != PM_WIRE_OK)
 		return -1;
 	memcpy(text, rv.value.ptr, rv.value.len);
 	text[rv.value.len] = '\0';
@@ -337,7 +337,7 @@ static bool polite_set_all(void)
 		int n = polite_key(i, k, sizeof(k));
 		struct pm_request r = { .op = PM_OP_SET, .key = { (const uint8_t *)k, (uint32_t)n },
 					.value = { (const uint8_t *)k, (uint32_t)n } };
-		if (!call(&polite, &r, owner(k), &rv) || rv.status != PM_OK)
+		if (!call(&polite, &r, owner(k), &rv) || rv.status != PM_WIRE_OK)
 			return false;
 	}
 	return true;
@@ -351,8 +351,8 @@ static bool polite_check(uint32_t i)
 	int n = polite_key(i % POLITE_KEYS, k, sizeof(k));
 	struct pm_request r = { .op = PM_OP_GET, .key = { (const uint8_t *)k, (uint32_t)n } };
 	bool answered = call(&polite, &r, i % shards, &rv);
-	polite_throttled += answered && rv.status == PM_E_THROTTLED;
-	return answered && rv.status == PM_OK && rv.value.len == (uint32_t)n &&
+	polite_throttled += answered && rv.status == PM_WIRE_E_THROTTLED;
+	return answered && rv.status == PM_WIRE_OK && rv.value.len == (uint32_t)n &&
 	       !memcmp(rv.value.ptr, k, (size_t)n);
 }
 
@@ -372,7 +372,7 @@ static bool make_state(void)
 		  .vec = (const uint8_t *)v4, .dim = CAMP_VEC_DIM },
 	};
 	for (size_t i = 0; i < sizeof(rq) / sizeof(rq[0]); i++)
-		if (!call(&polite, &rq[i], 0, &rv) || rv.status != PM_OK)
+		if (!call(&polite, &rq[i], 0, &rv) || rv.status != PM_WIRE_OK)
 			return false;
 	return polite_set_all();
 }
@@ -393,7 +393,7 @@ static void note_reply(struct outcome *o, const struct pm_reply_view *rv, uint64
 {
 	if (rv->id == id && !rv->more) {
 		if (o->replies++ == 0)
-			o->status = rv->status, o->op = rv->op;
+			o->status = pm_status_from_wire(rv->status), o->op = rv->op;
 	} else if (rv->id == id + 1) {
 		o->got_next = true;
 	} else if (rv->id == marker) {
@@ -655,10 +655,10 @@ static void flood_drain(struct client *c, struct flood *f)
 	ssize_t r;
 	while ((r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT)) > 0) {
 		size_t off = 0, used;
-		while (pm_reply_decode(c->in + off, (size_t)r - off, &rv, &used) == PM_OK) {
-			atomic_fetch_add(&f->throttled, rv.status == PM_E_THROTTLED);
-			atomic_fetch_add(&f->hinted, rv.status == PM_E_THROTTLED && rv.retry_ms >= 1);
-			atomic_fetch_add(&f->ok, rv.status == PM_OK || rv.status == PM_NOT_FOUND);
+		while (pm_reply_decode(c->in + off, (size_t)r - off, &rv, &used) == PM_WIRE_OK) {
+			atomic_fetch_add(&f->throttled, rv.status == PM_WIRE_E_THROTTLED);
+			atomic_fetch_add(&f->hinted, rv.status == PM_WIRE_E_THROTTLED && rv.retry_ms >= 1);
+			atomic_fetch_add(&f->ok, rv.status == PM_WIRE_OK || rv.status == PM_WIRE_NOT_FOUND);
 			off += used;
 		}
 	}
@@ -1023,7 +1023,7 @@ static void test_tcp_table(void)
 	struct pm_reply_view rv;
 	struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"smax", 4 },
 				.value = { big, sizeof(big) } };
-	CU_ASSERT_FATAL(call(&polite, &s, 0, &rv) && rv.status == PM_OK);
+	CU_ASSERT_FATAL(call(&polite, &s, 0, &rv) && rv.status == PM_WIRE_OK);
 	long long refused0 = info_total(&polite, "tcp_refused");
 	long long stalled0 = info_total(&polite, "tcp_stalled");
 	long long expired0 = info_total(&polite, "tcp_frame_deadline");
@@ -1145,7 +1145,7 @@ static bool big_keys_set(void)
 	for (uint32_t i = 0; found < 2 * BIG_KEYS; i++) {
 		char k[16];
 		int n = snprintf(k, sizeof(k), "big%u", i);
-		uint32_t s = pm_shard_of(pm_hash(k, (size_t)n), 2);
+		uint32_t s = pm_shard_of(pm_route_hash(k, (size_t)n), 2);
 		if (s != found % 2)
 			continue;
 		memcpy(big_key[found], k, (size_t)n + 1);
@@ -1157,7 +1157,7 @@ static bool big_keys_set(void)
 		struct pm_request r = { .op = PM_OP_SET,
 					.key = { (const uint8_t *)big_key[k], (uint32_t)strlen(big_key[k]) },
 					.value = { v, PM_VALUE_BYTES_MAX } };
-		if (!call(&polite, &r, owner(big_key[k]), &rv) || rv.status != PM_OK)
+		if (!call(&polite, &r, owner(big_key[k]), &rv) || rv.status != PM_WIRE_OK)
 			return false;
 	}
 	return true;
@@ -1217,7 +1217,7 @@ static void pipe_note(const struct pm_reply_view *rv, uint64_t id0, uint32_t dep
 	t->replies++;
 	t->order += rv->id < last[s];
 	last[s] = rv->id;
-	if (rv->status != PM_OK) {
+	if (rv->status != PM_WIRE_OK) {
 		t->bad++;
 		return;
 	}
@@ -1233,7 +1233,7 @@ static size_t pipe_decode(const uint8_t *in, size_t have, uint64_t id0, uint32_t
 {
 	size_t off = 0, used;
 	struct pm_reply_view rv;
-	while (pm_reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
+	while (pm_reply_decode(in + off, have - off, &rv, &used) == PM_WIRE_OK) {
 		pipe_note(&rv, id0, depth, sets, seen, last, t);
 		off += used;
 	}
@@ -1595,7 +1595,7 @@ static void test_tcp_slow_readers(void)
 	struct pm_reply_view rv;
 	struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"smax", 4 },
 				.value = { big, sizeof(big) } };
-	CU_ASSERT_FATAL(call(&polite, &s, 0, &rv) && rv.status == PM_OK);
+	CU_ASSERT_FATAL(call(&polite, &s, 0, &rv) && rv.status == PM_WIRE_OK);
 	long long evicted0 = info_total(&polite, "tcp_buffer_evicted");
 	long rss0 = daemon_rss_kib();
 	uint32_t opened = 0;

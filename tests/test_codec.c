@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
- * test_codec.c — CUnit suite of the frame codec (dataplane/codec.c).
+ * test_codec.c — CUnit suite of the frame codec (proto/codec.c), through
+ * pomaid's bridge (dataplane/bridge.c) as the server uses it.
  *
  * Frames with broken fields are built here byte by byte with the test's own
  * little-endian writer (struct fb), independent of the codec's helpers, so the
@@ -14,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "bridge.h"
+#include "pm_limits.h"
 #include "cu_main.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -27,6 +29,12 @@ static struct pm_bytes B(const char *s)
 static bool bytes_eq(struct pm_bytes a, struct pm_bytes b)
 {
 	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/* A decoded reply's bytes (the wire's type) against what was encoded. */
+static bool view_eq(struct pm_wire_bytes a, struct pm_bytes b)
+{
+	return bytes_eq(pm_bytes_from_wire(a), b);
 }
 
 /* Little-endian f32 components 0.5 * i - 3, for dims up to PM_DIM_MAX. */
@@ -67,6 +75,15 @@ static bool params_eq(const struct pm_collection_params *a,
 	CHECK_FIELD(a->hnsw_m == b->hnsw_m && a->ef_construction == b->ef_construction);
 	CHECK_FIELD(a->ef_search == b->ef_search && a->flags == b->flags);
 	return true;
+}
+
+static bool view_params_eq(const struct pm_wire_coll_params *a,
+			   const struct pm_collection_params *b)
+{
+	struct pm_wire_coll_info w = { .params = *a };
+	struct pm_coll_info c;
+	pm_coll_info_from_wire(&w, &c);
+	return params_eq(&c.params, b);
 }
 
 static bool req_eq(const struct pm_request *a, const struct pm_request *b)
@@ -297,8 +314,9 @@ static void test_snapshot(void)
 		CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES);
 		CU_ASSERT_EQUAL(out[3], 'P');
 		struct pm_reply_view rv;
-		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
-		CU_ASSERT(rv.op == PM_OP_SNAPSHOT && rv.id == 40 + i && rv.status == results[i]);
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+		CU_ASSERT(rv.op == PM_OP_SNAPSHOT && rv.id == 40 + i &&
+			  rv.status == pm_status_to_wire(results[i]));
 		CU_ASSERT(used == n && !rv.more && rv.value.len == 0);
 	}
 	/* a reply with a body, success or not, is refused */
@@ -308,10 +326,10 @@ static void test_snapshot(void)
 	out[16] = 1; /* body_len 1 */
 	out[PM_FRAME_HEADER_BYTES] = 0;
 	CU_ASSERT_EQUAL(pm_reply_decode(out, PM_FRAME_HEADER_BYTES + 1, &rv, &used),
-			PM_E_FRAME_LENGTH);
-	out[PM_FRAME_STATUS_OFFSET] = pm_wire_status(PM_E_PARAM);
+			PM_WIRE_E_FRAME_LENGTH);
+	out[PM_FRAME_STATUS_OFFSET] = pm_status_to_wire(PM_E_PARAM);
 	CU_ASSERT_EQUAL(pm_reply_decode(out, PM_FRAME_HEADER_BYTES + 1, &rv, &used),
-			PM_E_FRAME_LENGTH);
+			PM_WIRE_E_FRAME_LENGTH);
 	CU_ASSERT_EQUAL(used, PM_FRAME_HEADER_BYTES + 1);
 }
 
@@ -348,11 +366,11 @@ static void encode_view(const struct pm_reply *rep, struct pm_reply_view *rv)
 	CU_ASSERT_FATAL(n >= PM_FRAME_HEADER_BYTES);
 	CU_ASSERT(out[4] & PM_FLAG_REPLY);
 	memcpy(copy, out, n); /* the view stays valid while the test looks at it */
-	CU_ASSERT_EQUAL(pm_reply_decode(copy, n, rv, &used), PM_OK);
+	CU_ASSERT_EQUAL(pm_reply_decode(copy, n, rv, &used), PM_WIRE_OK);
 	CU_ASSERT_EQUAL(used, n);
 	CU_ASSERT_EQUAL(rv->id, rep->id);
 	CU_ASSERT_EQUAL(rv->op, rep->op);
-	CU_ASSERT_EQUAL(rv->status, rep->status);
+	CU_ASSERT_EQUAL(rv->status, pm_status_to_wire(rep->status));
 	CU_ASSERT_FALSE(rv->more);
 }
 
@@ -376,14 +394,14 @@ static void test_reply_roundtrip_simple(void)
 	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_GET, .id = 9,
 				.value = fill(PM_VALUE_BYTES_MAX) };
 	encode_view(&rep, &rv);
-	CU_ASSERT(bytes_eq(rv.value, rep.value));
+	CU_ASSERT(view_eq(rv.value, rep.value));
 	rep.value = (struct pm_bytes){ NULL, 0 };
 	encode_view(&rep, &rv);
 	CU_ASSERT_EQUAL(rv.value.len, 0);
 	rep = (struct pm_reply){ .status = PM_OK, .op = PM_OP_INFO, .id = 10,
 				 .value = B("# memory\r\nused_bytes:123\r\n") };
 	encode_view(&rep, &rv);
-	CU_ASSERT(bytes_eq(rv.value, rep.value));
+	CU_ASSERT(view_eq(rv.value, rep.value));
 }
 
 static void test_reply_roundtrip_vget(void)
@@ -394,14 +412,14 @@ static void test_reply_roundtrip_vget(void)
 	encode_view(&rep, &rv);
 	CU_ASSERT_EQUAL(rv.dim, 5);
 	CU_ASSERT_EQUAL(rv.dtype, PM_DTYPE_F32);
-	CU_ASSERT(bytes_eq(rv.value, rep.value));
-	CU_ASSERT(bytes_eq(rv.collection, rep.collection));
+	CU_ASSERT(view_eq(rv.value, rep.value));
+	CU_ASSERT(view_eq(rv.collection, rep.collection));
 	rep.collection = (struct pm_bytes){ NULL, 0 };
 	rep.dim = PM_DIM_MAX;
 	rep.value = (struct pm_bytes){ vecbytes, PM_DIM_MAX * 4 };
 	encode_view(&rep, &rv);
 	CU_ASSERT_EQUAL(rv.dim, PM_DIM_MAX);
-	CU_ASSERT(bytes_eq(rv.value, rep.value));
+	CU_ASSERT(view_eq(rv.value, rep.value));
 	CU_ASSERT_EQUAL(rv.collection.len, 0);
 	/* value bytes that disagree with dim are refused */
 	rep.dim = 4;
@@ -415,17 +433,17 @@ static void test_reply_roundtrip_lists(void)
 	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_VQUERY, .id = 12,
 				.hits = hits, .keys = keys, .nhits = 3 };
 	struct pm_reply_view rv;
-	struct pm_bytes key;
+	struct pm_wire_bytes key;
 	float dist;
 	encode_view(&rep, &rv);
 	CU_ASSERT_EQUAL(rv.count, 3);
 	for (int i = 0; i < 3; i++) {
 		CU_ASSERT_FATAL(pm_reply_next_hit(&rv, &key, &dist));
-		CU_ASSERT(bytes_eq(key, keys[i]));
+		CU_ASSERT(view_eq(key, keys[i]));
 		CU_ASSERT(memcmp(&dist, &hits[i].dist, sizeof dist) == 0);
 	}
 	CU_ASSERT_FALSE(pm_reply_next_hit(&rv, &key, &dist));
-	struct pm_coll_info ci;
+	struct pm_wire_coll_info ci;
 	CU_ASSERT_FALSE(pm_reply_next_coll(&rv, &ci)); /* not a CLIST view */
 
 	struct pm_coll_info colls[2] = {
@@ -439,8 +457,8 @@ static void test_reply_roundtrip_lists(void)
 	CU_ASSERT_EQUAL(rv.count, 2);
 	for (int i = 0; i < 2; i++) {
 		CU_ASSERT_FATAL(pm_reply_next_coll(&rv, &ci));
-		CU_ASSERT(bytes_eq(ci.name, colls[i].name));
-		CU_ASSERT(params_eq(&ci.params, &colls[i].params));
+		CU_ASSERT(view_eq(ci.name, colls[i].name));
+		CU_ASSERT(view_params_eq(&ci.params, &colls[i].params));
 		CU_ASSERT_EQUAL(ci.count, colls[i].count);
 		CU_ASSERT_EQUAL(ci.bytes, colls[i].bytes);
 	}
@@ -470,8 +488,8 @@ static void test_reply_errors_roundtrip(void)
 		CU_ASSERT_EQUAL(out[3], opcode);
 		CU_ASSERT_EQUAL(cursor, pm_reply_items(&rep)); /* an error ends the paging loop */
 		size_t used;
-		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
-		CU_ASSERT_EQUAL(rv.status, PM_E_DIM);
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+		CU_ASSERT_EQUAL(rv.status, PM_WIRE_E_DIM);
 		CU_ASSERT_EQUAL(rv.op, op);
 		CU_ASSERT_EQUAL(rv.id, 1000u + op);
 		CU_ASSERT_EQUAL(rv.count, 0);
@@ -487,9 +505,9 @@ static void test_reply_errors_roundtrip(void)
 	rep = (struct pm_reply){ .status = PM_STATUS_COUNT, .op = PM_OP_GET, .id = 5 };
 	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out), used;
 	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES);
-	CU_ASSERT_EQUAL(out[5], PM_WIRE_STATUS_UNKNOWN);
-	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
-	CU_ASSERT_EQUAL(rv.status, PM_E_INTERNAL);
+	CU_ASSERT_EQUAL(out[5], PM_WIRE_E_INTERNAL);
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_E_INTERNAL);
 }
 
 /* THROTTLED carries a u32 retry hint after the sub-op byte (protocol.md §6.3). */
@@ -502,26 +520,26 @@ static void test_reply_throttled(void)
 		(void)pm_op_wire(op, &opcode, &subop);
 		size_t n = pm_reply_encode_throttled(op, 77u + op, 1234u, out, sizeof out);
 		CU_ASSERT_EQUAL(n, PM_FRAME_HEADER_BYTES + (subop ? 1u : 0u) + 4u);
-		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
-		CU_ASSERT(rv.status == PM_E_THROTTLED && rv.retry_ms == 1234u && rv.op == op);
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+		CU_ASSERT(rv.status == PM_WIRE_E_THROTTLED && rv.retry_ms == 1234u && rv.op == op);
 		CU_ASSERT_EQUAL(rv.id, 77u + op);
 		CU_ASSERT_EQUAL(used, n);
 		/* without its hint the frame is refused */
 		out[16] = (uint8_t)(out[16] - 4u);
-		CU_ASSERT_EQUAL(pm_reply_decode(out, n - 4u, &rv, &used), PM_E_FRAME_LENGTH);
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n - 4u, &rv, &used), PM_WIRE_E_FRAME_LENGTH);
 	}
 	/* through the generic encoder: hint 0 (none), still a valid frame */
 	struct pm_reply rep = { .status = PM_E_THROTTLED, .op = PM_OP_VADD, .id = 9 };
 	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out);
 	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES + 1u + 4u);
-	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
-	CU_ASSERT(rv.status == PM_E_THROTTLED && rv.retry_ms == 0);
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT(rv.status == PM_WIRE_E_THROTTLED && rv.retry_ms == 0);
 	/* other errors carry no hint: a body there is still refused */
 	rep.status = PM_E_QUOTA;
 	n = pm_reply_encode(&rep, NULL, out, sizeof out);
 	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES + 1u);
-	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
-	CU_ASSERT(rv.status == PM_E_QUOTA && rv.retry_ms == 0);
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT(rv.status == PM_WIRE_E_QUOTA && rv.retry_ms == 0);
 	CU_ASSERT_EQUAL(pm_reply_encode_throttled(PM_OP_GET, 1, 5, out, PM_FRAME_HEADER_BYTES + 3), 0);
 }
 
@@ -567,16 +585,16 @@ static void test_vquery_paging(void)
 	size_t off = 0;
 	for (uint32_t f = 0; f < frames; f++) {
 		struct pm_reply_view rv;
-		struct pm_bytes key;
+		struct pm_wire_bytes key;
 		float dist;
 		size_t used = 0;
-		CU_ASSERT_EQUAL_FATAL(pm_reply_decode(copy + off, total - off, &rv, &used), PM_OK);
+		CU_ASSERT_EQUAL_FATAL(pm_reply_decode(copy + off, total - off, &rv, &used), PM_WIRE_OK);
 		CU_ASSERT_EQUAL(rv.id, 77);
 		CU_ASSERT_EQUAL(rv.more, f + 1 < frames);
 		CU_ASSERT(rv.count > 0);
 		while (pm_reply_next_hit(&rv, &key, &dist)) {
 			CU_ASSERT_FATAL(seen < PAGE_HITS);
-			CU_ASSERT(bytes_eq(key, keys[seen]));
+			CU_ASSERT(view_eq(key, keys[seen]));
 			CU_ASSERT_EQUAL(dist, hits[seen].dist);
 			seen++;
 		}
@@ -607,7 +625,7 @@ static void test_paging_small_cap(void)
 	{ /* every page says where it starts, so a client sees a lost middle page */
 		struct pm_reply_view rv;
 		size_t used;
-		CU_ASSERT_EQUAL(pm_reply_decode(out, one, &rv, &used), PM_OK);
+		CU_ASSERT_EQUAL(pm_reply_decode(out, one, &rv, &used), PM_WIRE_OK);
 		CU_ASSERT_EQUAL(rv.first, 1);
 		CU_ASSERT_EQUAL(out[20], 1);
 		/* a request, or a non-paged reply, carrying a first index is refused */
@@ -623,7 +641,7 @@ static void test_paging_small_cap(void)
 		CU_ASSERT_FATAL(n > 0);
 		CU_ASSERT_EQUAL(bad[20], 0);
 		bad[20] = 1;
-		CU_ASSERT_EQUAL(pm_reply_decode(bad, n, &rv, &used), PM_E_FRAME_FLAGS);
+		CU_ASSERT_EQUAL(pm_reply_decode(bad, n, &rv, &used), PM_WIRE_E_FRAME_FLAGS);
 	}
 	CU_ASSERT_EQUAL(pm_reply_encode(&rep, &cursor, out, one), one - PM_KEY_BYTES_MAX + 1);
 	CU_ASSERT_EQUAL(cursor, 3);
@@ -646,12 +664,12 @@ static void test_paging_small_cap(void)
 	while (cursor < 20 && frames < 40) {
 		size_t n = pm_reply_encode(&rep, &cursor, out, 300), used;
 		struct pm_reply_view rv;
-		struct pm_coll_info ci;
+		struct pm_wire_coll_info ci;
 		CU_ASSERT_FATAL(n > 0 && n <= 300);
-		CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+		CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
 		CU_ASSERT_EQUAL(rv.more, cursor < 20);
 		while (pm_reply_next_coll(&rv, &ci)) {
-			CU_ASSERT(bytes_eq(ci.name, colls[seen].name));
+			CU_ASSERT(view_eq(ci.name, colls[seen].name));
 			CU_ASSERT_EQUAL(ci.params.dim, seen + 1);
 			CU_ASSERT_EQUAL(ci.bytes, 100u * seen);
 			seen++;
@@ -941,10 +959,10 @@ static void test_clist_layouts(void)
 	const size_t entries = 2 * (PM_WIRE_COLL_BYTES_FIXED - 1u) + 3u; /* no coll_flags */
 	CU_ASSERT_EQUAL(n, PM_FRAME_HEADER_BYTES + 1u + 4u + entries);
 	struct pm_reply_view rv;
-	struct pm_coll_info ci;
-	CU_ASSERT_EQUAL_FATAL(pm_reply_decode_list(out, n, 0, &rv, &used), PM_OK);
+	struct pm_wire_coll_info ci;
+	CU_ASSERT_EQUAL_FATAL(pm_reply_decode_list(out, n, 0, &rv, &used), PM_WIRE_OK);
 	CU_ASSERT_FATAL(pm_reply_next_coll(&rv, &ci));
-	CU_ASSERT(bytes_eq(ci.name, colls[0].name));
+	CU_ASSERT(view_eq(ci.name, colls[0].name));
 	CU_ASSERT_EQUAL(ci.params.ef_search, 64);
 	CU_ASSERT_EQUAL(ci.params.flags, 0); /* not in this layout */
 	CU_ASSERT_EQUAL(ci.count, 3);
@@ -953,11 +971,11 @@ static void test_clist_layouts(void)
 	CU_ASSERT_EQUAL(ci.params.dim, 8);
 	CU_ASSERT_EQUAL(ci.count, 1);
 	CU_ASSERT(!pm_reply_next_coll(&rv, &ci));
-	CU_ASSERT(pm_reply_decode(out, n, &rv, &used) != PM_OK); /* not the other layout */
+	CU_ASSERT(pm_reply_decode(out, n, &rv, &used) != PM_WIRE_OK); /* not the other layout */
 	rep.list_flags = PM_CLIST_COLL_FLAGS;
 	n = pm_reply_encode(&rep, NULL, out, sizeof out);
 	CU_ASSERT_EQUAL(n, PM_FRAME_HEADER_BYTES + 1u + 4u + entries + 2u);
-	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
 	CU_ASSERT_FATAL(pm_reply_next_coll(&rv, &ci));
 	CU_ASSERT_EQUAL(ci.params.flags, PM_COLL_EVICTABLE);
 }
@@ -983,7 +1001,7 @@ static void test_info_paging(void)
 		size_t n = pm_reply_encode(&rep, &cursor, out, sizeof out), used;
 		CU_ASSERT_FATAL(n > PM_FRAME_HEADER_BYTES);
 		struct pm_reply_view rv;
-		CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+		CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
 		CU_ASSERT_EQUAL(rv.first, have);
 		CU_ASSERT_EQUAL(rv.count, rv.value.len);
 		CU_ASSERT_EQUAL(rv.more, cursor < len);
@@ -999,7 +1017,7 @@ static void test_info_paging(void)
 	rep.value.len = PM_INFO_TEXT_BYTES_MAX;
 	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out), used;
 	struct pm_reply_view rv;
-	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_OK);
+	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
 	CU_ASSERT(!rv.more && rv.first == 0 && rv.value.len == PM_INFO_TEXT_BYTES_MAX);
 	CU_ASSERT_EQUAL(out[4], PM_FLAG_REPLY);
 	free(text);
@@ -1016,13 +1034,13 @@ static void test_info_reply_decode_limits(void)
 	memcpy(F.buf + 20, &(uint32_t){ PM_INFO_REPLY_BYTES_MAX - 2u }, 4);
 	fb_str(B("abc"));
 	size_t n = fb_end();
-	CU_ASSERT_EQUAL(pm_reply_decode(F.buf, n, &rv, &used), PM_E_VALUE_LEN);
+	CU_ASSERT_EQUAL(pm_reply_decode(F.buf, n, &rv, &used), PM_WIRE_E_VALUE_LEN);
 	memcpy(F.buf + 20, &(uint32_t){ PM_INFO_REPLY_BYTES_MAX - 3u }, 4);
-	CU_ASSERT_EQUAL(pm_reply_decode(F.buf, n, &rv, &used), PM_OK);
+	CU_ASSERT_EQUAL(pm_reply_decode(F.buf, n, &rv, &used), PM_WIRE_OK);
 	fb_start('I', PM_FLAG_REPLY | PM_FLAG_MORE, 8);
 	fb_str(B(""));
 	n = fb_end();
-	CU_ASSERT_EQUAL(pm_reply_decode(F.buf, n, &rv, &used), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(pm_reply_decode(F.buf, n, &rv, &used), PM_WIRE_E_FRAME_FLAGS);
 }
 
 static void test_limits_collections(void)
@@ -1353,16 +1371,16 @@ static void test_header_decode_fields(void)
 	CU_ASSERT_EQUAL(buf[8], 0x08);
 	CU_ASSERT_EQUAL(buf[15], 0x01);
 	struct pm_frame_header g;
-	CU_ASSERT_EQUAL(pm_header_decode(buf, sizeof buf, &g), PM_OK);
+	CU_ASSERT_EQUAL(pm_header_decode(buf, sizeof buf, &g), PM_WIRE_OK);
 	CU_ASSERT(g.version == h.version && g.opcode == h.opcode && g.flags == h.flags);
 	CU_ASSERT(g.status == h.status && g.id == h.id && g.body_len == 0);
-	CU_ASSERT(pm_header_usable(PM_E_FRAME_FLAGS));
-	CU_ASSERT_FALSE(pm_header_usable(PM_E_FRAME_MAGIC));
+	CU_ASSERT(pm_header_usable(PM_WIRE_E_FRAME_FLAGS));
+	CU_ASSERT_FALSE(pm_header_usable(PM_WIRE_E_FRAME_MAGIC));
 }
 
 /* ---------------------------------------------------------------- reply header rules */
 
-static enum pm_status reply_status_of(uint8_t *buf, size_t n)
+static enum pm_wire_status reply_status_of(uint8_t *buf, size_t n)
 {
 	struct pm_reply_view rv;
 	size_t used;
@@ -1374,52 +1392,52 @@ static void test_reply_decode_header_errors(void)
 	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_DEL, .id = 1, .removed = 1 };
 	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out);
 	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES + 4);
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_OK);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_OK);
 	out[4] = 0; /* no REPLY */
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_FRAME_FLAGS);
 	out[4] = PM_FLAG_REPLY | PM_FLAG_MORE; /* MORE on a DEL */
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_FRAME_FLAGS);
 	out[4] = PM_FLAG_REPLY | PM_FLAG_TTL;
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_FRAME_FLAGS);
 	out[4] = PM_FLAG_REPLY;
 	out[24] = 2; /* removed is 0 or 1 */
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_PARAM);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_PARAM);
 	out[24] = 1;
-	out[5] = pm_wire_status(PM_NOT_FOUND); /* error with a body */
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_LENGTH);
-	CU_ASSERT_EQUAL(reply_status_of(out, PM_FRAME_HEADER_BYTES + 3), PM_E_FRAME_TRUNCATED);
+	out[5] = pm_status_to_wire(PM_NOT_FOUND); /* error with a body */
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_FRAME_LENGTH);
+	CU_ASSERT_EQUAL(reply_status_of(out, PM_FRAME_HEADER_BYTES + 3), PM_WIRE_E_FRAME_TRUNCATED);
 
 	rep = (struct pm_reply){ .status = PM_E_KEY_LEN, .op = PM_OP_NONE, .id = 2 };
 	n = pm_reply_encode(&rep, NULL, out, sizeof out);
 	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES);
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_OK);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_OK);
 	out[5] = 0; /* opcode 0 must carry an error */
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_OPCODE);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_FRAME_OPCODE);
 
 	rep = (struct pm_reply){ .status = PM_NOT_FOUND, .op = PM_OP_VQUERY, .id = 3 };
 	n = pm_reply_encode(&rep, NULL, out, sizeof out);
 	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES + 1);
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_OK);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_OK);
 	out[4] |= PM_FLAG_MORE; /* MORE on an error */
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_FRAME_FLAGS);
 	out[4] = PM_FLAG_REPLY;
 	out[24] = 'Z';
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_OPCODE);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_FRAME_OPCODE);
 
 	/* MORE on a page of no items: no encoder writes it, a client would make no
 	 * progress (found by fuzz_frame's 30-minute run; corpus crash-more-no-items) */
 	rep = (struct pm_reply){ .status = PM_OK, .op = PM_OP_VQUERY, .id = 4 };
 	n = pm_reply_encode(&rep, NULL, out, sizeof out);
 	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES + 5);
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_OK);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_OK);
 	out[4] |= PM_FLAG_MORE;
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_FRAME_FLAGS);
 	rep.op = PM_OP_CLIST;
 	n = pm_reply_encode(&rep, NULL, out, sizeof out);
 	CU_ASSERT_FATAL(n > PM_FRAME_HEADER_BYTES);
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_OK);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_OK);
 	out[4] |= PM_FLAG_MORE;
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_FRAME_FLAGS);
 }
 
 static void test_reply_decode_body_errors(void)
@@ -1431,10 +1449,10 @@ static void test_reply_decode_body_errors(void)
 	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES + 1 + 4 + 1 + 8 + 4);
 	CU_ASSERT_EQUAL(out[29], PM_DTYPE_F32);
 	out[29] = 1;
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_DTYPE);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_DTYPE);
 	out[29] = PM_DTYPE_F32;
 	out[25] = 0; /* dim 0 */
-	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_E_DIM);
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_DIM);
 
 	/* a VQUERY page whose count promises more hits than the body holds */
 	struct pm_knn_hit hit = { 0, 1 };
@@ -1446,9 +1464,9 @@ static void test_reply_decode_body_errors(void)
 	out[25] = 2;
 	struct pm_reply_view rv;
 	size_t used;
-	struct pm_bytes k;
+	struct pm_wire_bytes k;
 	float d;
-	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_E_FRAME_LENGTH);
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_E_FRAME_LENGTH);
 	CU_ASSERT_FALSE(pm_reply_next_hit(&rv, &k, &d));
 }
 
@@ -1588,16 +1606,16 @@ static bool reply_ok(const uint8_t *buf, size_t used, struct pm_reply_view *rv)
 	CHECK_FIELD(rv->value.len <= (rv->op == PM_OP_INFO ? PM_FRAME_BYTES_MAX : PM_VALUE_BYTES_MAX));
 	CHECK_FIELD(rv->dim <= PM_DIM_MAX);
 	CHECK_FIELD(rv->collection.len <= PM_COLLECTION_NAME_BYTES_MAX);
-	CHECK_FIELD(rv->status <= PM_E_INTERNAL);
+	CHECK_FIELD(pm_wire_status_known(rv->status));
 	uint32_t items = 0;
-	struct pm_bytes key;
+	struct pm_wire_bytes key;
 	float dist;
 	while (pm_reply_next_hit(rv, &key, &dist)) {
 		CHECK_FIELD(key.len >= 1 && key.len <= PM_KEY_BYTES_MAX);
 		CHECK_FIELD(inside(buf, used, key.ptr, key.len + 4u));
 		items++;
 	}
-	struct pm_coll_info ci;
+	struct pm_wire_coll_info ci;
 	while (pm_reply_next_coll(rv, &ci)) {
 		CHECK_FIELD(ci.name.len <= PM_COLLECTION_NAME_BYTES_MAX);
 		CHECK_FIELD(inside(buf, used, ci.name.ptr, ci.name.len));
@@ -1631,9 +1649,10 @@ static void fuzz_one(const uint8_t *in, size_t len, struct fuzz_stats *fs, uint6
 		fs->req_ok++;
 	}
 	used = SIZE_MAX;
-	st = pm_reply_decode(buf, len, &rv, &used);
-	good &= st < PM_STATUS_COUNT && used <= len && (used == 0 || used >= PM_FRAME_HEADER_BYTES);
-	if (good && st == PM_OK) {
+	enum pm_wire_status wst = pm_reply_decode(buf, len, &rv, &used);
+	good &= pm_wire_status_known(wst) && used <= len &&
+		(used == 0 || used >= PM_FRAME_HEADER_BYTES);
+	if (good && wst == PM_WIRE_OK) {
 		good &= reply_ok(buf, used, &rv);
 		fs->rep_ok++;
 	}
@@ -1756,23 +1775,48 @@ static void test_wire_status(void)
 	uint8_t f[64];
 	struct pm_reply nf = { .status = PM_NOT_FOUND, .op = PM_OP_GET, .id = 5 };
 	CU_ASSERT_FATAL(pm_reply_encode(&nf, NULL, f, sizeof(f)) >= PM_FRAME_HEADER_BYTES);
-	CU_ASSERT_EQUAL(f[PM_FRAME_STATUS_OFFSET], pm_wire_status(PM_NOT_FOUND));
-	CU_ASSERT_EQUAL(pm_wire_status(PM_E_INTERNAL), PM_WIRE_STATUS_UNKNOWN);
-	CU_ASSERT_EQUAL(pm_status_from_wire(PM_WIRE_STATUS_UNKNOWN), PM_E_INTERNAL);
-	taken[PM_WIRE_STATUS_UNKNOWN] = true;
+	CU_ASSERT_EQUAL(f[PM_FRAME_STATUS_OFFSET], pm_status_to_wire(PM_NOT_FOUND));
+	CU_ASSERT_EQUAL(pm_status_to_wire(PM_E_INTERNAL), PM_WIRE_E_INTERNAL);
+	CU_ASSERT_EQUAL(pm_status_from_wire(PM_WIRE_E_INTERNAL), PM_E_INTERNAL);
+	taken[PM_WIRE_E_INTERNAL] = true;
 	for (int st = PM_OK; st < PM_E_INTERNAL; st++) {
-		uint8_t code = pm_wire_status((enum pm_status)st);
+		uint8_t code = pm_status_to_wire((enum pm_status)st);
 		CU_ASSERT_EQUAL(code, want[st]);
-		CU_ASSERT_NOT_EQUAL(code, PM_WIRE_STATUS_UNKNOWN);
+		CU_ASSERT_NOT_EQUAL(code, PM_WIRE_E_INTERNAL);
 		CU_ASSERT_FALSE(taken[code]);
 		taken[code] = true;
 		CU_ASSERT_EQUAL((int)pm_status_from_wire(code), st);
 	}
-	CU_ASSERT_EQUAL(pm_wire_status(PM_STATUS_COUNT), PM_WIRE_STATUS_UNKNOWN);
-	CU_ASSERT_EQUAL(pm_wire_status((enum pm_status)1000), PM_WIRE_STATUS_UNKNOWN);
+	CU_ASSERT_EQUAL(pm_status_to_wire(PM_STATUS_COUNT), PM_WIRE_E_INTERNAL);
+	CU_ASSERT_EQUAL(pm_status_to_wire((enum pm_status)1000), PM_WIRE_E_INTERNAL);
 	for (int code = 0; code < 256; code++)
 		if (!taken[code])
 			CU_ASSERT_EQUAL(pm_status_from_wire((uint8_t)code), PM_E_INTERNAL);
+}
+
+/* The wire's status names are the engine's (pomai-control prints the one,
+ * pomaid the other), codes that name no status are not known, and every op
+ * has a name. */
+static void test_wire_names(void)
+{
+	for (int st = PM_OK; st < PM_STATUS_COUNT; st++) {
+		enum pm_wire_status code = pm_status_to_wire((enum pm_status)st);
+		CU_ASSERT_TRUE(pm_wire_status_known(code));
+		CU_ASSERT_STRING_EQUAL(pm_wire_status_name(code), pm_status_name((enum pm_status)st));
+	}
+	unsigned known = 0;
+	for (int code = 0; code < 256; code++) {
+		bool k = pm_wire_status_known((uint8_t)code);
+		known += k;
+		if (!k)
+			CU_ASSERT_STRING_EQUAL(pm_wire_status_name((uint8_t)code), "E_UNKNOWN");
+	}
+	CU_ASSERT_EQUAL(known, PM_STATUS_COUNT); /* one code per engine status, no more */
+	CU_ASSERT_PTR_NULL(pm_wire_op_name(PM_WIRE_OP_NONE));
+	CU_ASSERT_PTR_NULL(pm_wire_op_name(PM_WIRE_OP_COUNT));
+	for (uint8_t op = PM_WIRE_OP_NONE + 1; op < PM_WIRE_OP_COUNT; op++)
+		CU_ASSERT_PTR_NOT_NULL(pm_wire_op_name(op));
+	CU_ASSERT_STRING_EQUAL(pm_wire_op_name(PM_WIRE_OP_VQUERY), "vquery");
 }
 
 /* pm_frame_is_reply: the magic and the REPLY flag, whatever else the header
@@ -1831,6 +1875,7 @@ static CU_TestInfo tests[] = {
 	{ "fuzz: random buffers", test_fuzz_random },
 	{ "fuzz: mutated frames", test_fuzz_mutations },
 	{ "wire status table", test_wire_status },
+	{ "wire status and op names", test_wire_names },
 	CU_TEST_INFO_NULL,
 };
 

@@ -4,7 +4,7 @@
  *  - its configuration: the shipped config/pomai-control.conf (argv[1])
  *    parses, states the embedded defaults and documents every key; every
  *    bound of every key is refused one past it, with the key named; the
- *    quota table holds CTL_QUOTAS_MAX entries and refuses one more;
+ *    quota table holds PM_QUOTA_OVERRIDES_MAX entries and refuses one more;
  *  - its Prometheus text: a segment of PM_STATS_SHARDS_MAX shards with every
  *    counter near its largest fits CTL_METRICS_BYTES_MAX and passes
  *    `promtool check metrics`; a buffer one byte short is refused, not cut;
@@ -129,7 +129,7 @@ static void test_bounds(void)
 	longpath[CTL_PATH_BYTES] = '\0';
 	refused("control_socket", longpath);
 	accepted("quota", "10.0.0.1 17179869184 0");
-	refused("quota", "10.0.0.1 17179869185 0"); /* CTL_QUOTA_RATE_PER_S_MAX + 1 */
+	refused("quota", "10.0.0.1 17179869185 0"); /* PM_QUOTA_RATE_PER_S_MAX + 1 */
 	refused("quota", "10.0.0.256 1 1");
 	refused("quota", "10.0.0.1 1");
 	refused("quota", "10.0.0.1 1 1 1");
@@ -141,22 +141,22 @@ static void test_quota_table(void)
 	static struct ctl_config c;
 	char err[CTL_ERR_BYTES], v[64];
 	ctl_config_defaults(&c);
-	for (uint32_t i = 0; i < CTL_QUOTAS_MAX; i++) {
+	for (uint32_t i = 0; i < PM_QUOTA_OVERRIDES_MAX; i++) {
 		snprintf(v, sizeof(v), "10.1.%u.%u %u 0", i >> 8, i & 255, i + 1);
 		CU_ASSERT_EQUAL_FATAL(ctl_config_set(&c, "quota", v, err, sizeof(err)), 0);
 	}
-	CU_ASSERT_EQUAL(c.nquotas, CTL_QUOTAS_MAX);
+	CU_ASSERT_EQUAL(c.nquotas, PM_QUOTA_OVERRIDES_MAX);
 	CU_ASSERT_EQUAL(ctl_config_set(&c, "quota", "10.2.0.0 1 1", err, sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "1024"));
 	/* a known address is replaced, not added, even when full */
 	CU_ASSERT_EQUAL(ctl_config_set(&c, "quota", "10.1.0.0 7 7", err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL(c.nquotas, CTL_QUOTAS_MAX);
+	CU_ASSERT_EQUAL(c.nquotas, PM_QUOTA_OVERRIDES_MAX);
 	CU_ASSERT_EQUAL(c.quotas[0].rps, 7);
 	uint32_t a;
 	CU_ASSERT_EQUAL(ctl_parse_ipv4("10.1.0.0", &a), 0);
 	CU_ASSERT_EQUAL(ctl_quota_del(&c, a), 0);
 	CU_ASSERT_EQUAL(ctl_quota_del(&c, a), -1);
-	CU_ASSERT_EQUAL(c.nquotas, CTL_QUOTAS_MAX - 1);
+	CU_ASSERT_EQUAL(c.nquotas, PM_QUOTA_OVERRIDES_MAX - 1);
 }
 
 /* ---------------------------------------------------------------- metrics */
@@ -295,7 +295,7 @@ int main(int argc, char **argv)
 	static CU_TestInfo tests[] = {
 		{ "config: the shipped file, every key documented", test_shipped_file },
 		{ "config: every bound refused one past it", test_bounds },
-		{ "quota table: CTL_QUOTAS_MAX, replace, delete", test_quota_table },
+		{ "quota table: PM_QUOTA_OVERRIDES_MAX, replace, delete", test_quota_table },
 		{ "metrics: 32 shards fit CTL_METRICS_BYTES_MAX, promtool", test_metrics_bound },
 		{ "metrics: values, labels, histogram buckets", test_metrics_values },
 		CU_TEST_INFO_NULL,

@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "cu_main.h"
 #include "netfe.h"
 #include "netns.h"
@@ -520,7 +520,7 @@ static void test_bad_packets(void)
 	ssize_t n = recv(rx, buf, sizeof(buf), 0);
 	struct pm_reply_view rv;
 	size_t used = 0;
-	CU_ASSERT(n > 0 && pm_reply_decode(buf, (size_t)n, &rv, &used) == PM_OK && rv.id == 99);
+	CU_ASSERT(n > 0 && pm_reply_decode(buf, (size_t)n, &rv, &used) == PM_WIRE_OK && rv.id == 99);
 	close(r.fd);
 	close(rx);
 	CU_ASSERT_EQUAL(pm_client_set(cli, "still", 5, "serving", 7, 0), PM_CLIENT_OK);
@@ -551,7 +551,7 @@ static void test_arp_resolve(void)
 	size_t used = 0;
 	CU_ASSERT_FATAL(poll(&p, 1, REPLY_TIMEOUT_MS) == 1);
 	ssize_t n = recv(rx, buf, sizeof(buf), 0);
-	CU_ASSERT(n > 0 && pm_reply_decode(buf, (size_t)n, &rv, &used) == PM_OK && rv.id == 99);
+	CU_ASSERT(n > 0 && pm_reply_decode(buf, (size_t)n, &rv, &used) == PM_WIRE_OK && rv.id == 99);
 	CU_ASSERT(info_field("dpdk_p0_arp_asked") >= asked + 1);
 	close(r.fd);
 	close(rx);

@@ -28,8 +28,9 @@
 #include <unistd.h>
 
 #include "cu_main.h"
-#include "hash.h"
 #include "pm_limits.h"
+#include "route.h"
+#include "wire.h"
 #include "pomai.h"
 #include "ports.h"
 
@@ -299,7 +300,7 @@ static int key_on(uint32_t s, const char *prefix, uint32_t *next, char *key, siz
 {
 	for (;; (*next)++) {
 		int n = snprintf(key, cap, "%s-%u", prefix, *next);
-		if (pm_shard_of(pm_hash(key, (size_t)n), nshards) == s) {
+		if (pm_shard_of(pm_route_hash(key, (size_t)n), nshards) == s) {
 			(*next)++;
 			return n;
 		}

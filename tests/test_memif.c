@@ -50,7 +50,7 @@
 #include <rte_mbuf.h>
 #include <rte_pause.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "cu_main.h"
 #include "netfe.h"
 #include "pomai_memif.h"

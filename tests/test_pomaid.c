@@ -23,11 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "fixture.h"
 #include "pomai.h"
 #include "ports.h"
-#include "hash.h"
+#include "route.h"
 #include "knn.h"
 #include "vector.h"
 
@@ -167,7 +167,7 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 			if (r < 0)
 				break; /* timeout: send again */
 			size_t used;
-			if (pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_OK && rv->id == req->id) {
+			if (pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_WIRE_OK && rv->id == req->id) {
 				c->in_len = (uint32_t)r;
 				return true;
 			}
@@ -178,7 +178,7 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 
 static uint32_t owner(const void *key, size_t len)
 {
-	return pm_shard_of(pm_hash(key, len), SHARDS);
+	return pm_shard_of(pm_route_hash(key, len), SHARDS);
 }
 
 static enum pm_status kv(struct client *c, uint8_t op, struct pm_bytes k, struct pm_bytes v,
@@ -186,7 +186,7 @@ static enum pm_status kv(struct client *c, uint8_t op, struct pm_bytes k, struct
 {
 	struct pm_request r = { .op = op, .key = k, .value = v, .ttl_ms = ttl, .has_ttl = ttl != 0 };
 	CU_ASSERT_FATAL(call(c, &r, shard, rv));
-	return rv->status;
+	return pm_status_from_wire(rv->status);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -242,12 +242,12 @@ static void test_vectors_and_knn(void)
 		struct pm_request r = { .op = PM_OP_VADD, .key = fx_b(key, (size_t)kl),
 					.vec = (const uint8_t *)base[i], .dim = DIM };
 		CU_ASSERT_FATAL(call(&c, &r, owner(key, (size_t)kl), &rv));
-		CU_ASSERT_EQUAL_FATAL(rv.status, PM_OK);
+		CU_ASSERT_EQUAL_FATAL(rv.status, PM_WIRE_OK);
 		CU_ASSERT_EQUAL_FATAL(fx_vadd(&ref, fx_b(key, (size_t)kl), NULL, base[i], DIM, 0, 0), PM_OK);
 	}
 	struct pm_request g = { .op = PM_OP_VGET, .key = fx_s("vec-7") };
 	CU_ASSERT_FATAL(call(&c, &g, 0, &rv));
-	CU_ASSERT_EQUAL(rv.status, PM_OK);
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 	CU_ASSERT(rv.dim == DIM && !memcmp(rv.value.ptr, base[7], sizeof(base[7])));
 	int mismatches = 0;
 	for (int q = 0; q < Q; q++) {
@@ -256,11 +256,11 @@ static void test_vectors_and_knn(void)
 			qv[j] = (float)(pm_test_rand(&rng) % 100);
 		struct pm_request r = { .op = PM_OP_VQUERY, .vec = (const uint8_t *)qv, .dim = DIM, .k = K };
 		CU_ASSERT_FATAL(call(&c, &r, (uint32_t)q % SHARDS, &rv));
-		CU_ASSERT_EQUAL_FATAL(rv.status, PM_OK);
+		CU_ASSERT_EQUAL_FATAL(rv.status, PM_WIRE_OK);
 		struct pm_reply local;
 		pm_shard_apply(&ref, &r, 0, &local);
 		CU_ASSERT_EQUAL_FATAL(rv.count, local.nhits);
-		struct pm_bytes hk;
+		struct pm_wire_bytes hk;
 		float d;
 		for (uint32_t i = 0; pm_reply_next_hit(&rv, &hk, &d); i++)
 			mismatches += d != local.hits[i].dist || hk.len != local.keys[i].len ||
@@ -279,7 +279,7 @@ static void test_collections_and_info(void)
 	struct pm_request cr = { .op = PM_OP_CCREATE, .collection = fx_s("coll"),
 				 .params = { .dim = 3, .metric = PM_METRIC_COSINE } };
 	CU_ASSERT_FATAL(call(&c, &cr, 1, &rv));
-	CU_ASSERT_EQUAL(rv.status, PM_OK);
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 	float v[3] = { 1, 2, 3 };
 	char key[16];
 	for (int i = 0; i < 20; i++) { /* lands on both shards: the collection is on both */
@@ -287,12 +287,12 @@ static void test_collections_and_info(void)
 		struct pm_request r = { .op = PM_OP_VADD, .key = fx_b(key, (size_t)kl),
 					.vec = (const uint8_t *)v, .dim = 3, .collection = fx_s("coll") };
 		CU_ASSERT_FATAL(call(&c, &r, 0, &rv));
-		CU_ASSERT_EQUAL(rv.status, PM_OK);
+		CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 	}
 	struct pm_request l = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS };
 	CU_ASSERT_FATAL(call(&c, &l, 0, &rv));
-	CU_ASSERT_EQUAL(rv.status, PM_OK);
-	struct pm_coll_info ci;
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
+	struct pm_wire_coll_info ci;
 	bool seen = false;
 	while (pm_reply_next_coll(&rv, &ci))
 		if (ci.name.len == 4 && !memcmp(ci.name.ptr, "coll", 4)) {
@@ -302,18 +302,18 @@ static void test_collections_and_info(void)
 	CU_ASSERT(seen);
 	struct pm_request info = { .op = PM_OP_INFO };
 	CU_ASSERT_FATAL(call(&c, &info, 1, &rv));
-	CU_ASSERT_EQUAL(rv.status, PM_OK);
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 	CU_ASSERT(memmem(rv.value.ptr, rv.value.len, "shards:2\r\n", 10) != NULL);
 	CU_ASSERT(memmem(rv.value.ptr, rv.value.len, "shards_answered:2\r\n", 19) != NULL);
 	CU_ASSERT(memmem(rv.value.ptr, rv.value.len, "forwarded_in:", 13) != NULL);
 	struct pm_request drop = { .op = PM_OP_CDROP, .collection = fx_s("coll") };
 	CU_ASSERT_FATAL(call(&c, &drop, 0, &rv));
-	CU_ASSERT_EQUAL(rv.status, PM_OK);
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 	CU_ASSERT_EQUAL(rv.removed, 1);
 	struct pm_request q = { .op = PM_OP_VQUERY, .vec = (const uint8_t *)v, .dim = 3, .k = 1,
 				.collection = fx_s("coll") };
 	CU_ASSERT_FATAL(call(&c, &q, 0, &rv));
-	CU_ASSERT_EQUAL(rv.status, PM_NOT_FOUND);
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_NOT_FOUND);
 	close(c.fd);
 }
 
@@ -358,10 +358,10 @@ static void test_bad_traffic(void)
 		if (r < 0)
 			break;
 		size_t used;
-		got = pm_reply_decode(c.in, (size_t)r, &rv, &used) == PM_OK && rv.id == 424242;
+		got = pm_reply_decode(c.in, (size_t)r, &rv, &used) == PM_WIRE_OK && rv.id == 424242;
 	}
 	CU_ASSERT(got);
-	CU_ASSERT(rv.status == PM_E_KEY_LEN || rv.status == PM_E_FRAME_LENGTH);
+	CU_ASSERT(rv.status == PM_WIRE_E_KEY_LEN || rv.status == PM_WIRE_E_FRAME_LENGTH);
 	CU_ASSERT_EQUAL(kv(&c, PM_OP_GET, fx_s("alive"), fx_b(NULL, 0), 0, 1, &rv), PM_OK);
 	close(c.fd);
 }
@@ -385,12 +385,12 @@ static void *mixed_client(void *arg)
 		uint32_t shard = (uint32_t)(pm_test_rand(&rng) % SHARDS); /* half misrouted */
 		struct pm_request s = { .op = PM_OP_SET, .key = fx_b(key, (size_t)kn),
 					.value = fx_b(val, (size_t)vn) };
-		if (!call(&c, &s, shard, &rv) || rv.status != PM_OK) {
+		if (!call(&c, &s, shard, &rv) || rv.status != PM_WIRE_OK) {
 			m->bad++;
 			continue;
 		}
 		struct pm_request g = { .op = PM_OP_GET, .key = fx_b(key, (size_t)kn) };
-		if (!call(&c, &g, 1 - shard, &rv) || rv.status != PM_OK || rv.value.len != (uint32_t)vn ||
+		if (!call(&c, &g, 1 - shard, &rv) || rv.status != PM_WIRE_OK || rv.value.len != (uint32_t)vn ||
 		    memcmp(rv.value.ptr, val, (size_t)vn))
 			m->bad++;
 	}
@@ -465,9 +465,9 @@ static void test_tcp_pipelined(void)
 		have += (size_t)r;
 		size_t off = 0, used;
 		struct pm_reply_view rv;
-		while (pm_reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
+		while (pm_reply_decode(in + off, have - off, &rv, &used) == PM_WIRE_OK) {
 			uint64_t id = rv.id;
-			bad += id >= N || seen[id] || rv.status != PM_OK;
+			bad += id >= N || seen[id] || rv.status != PM_WIRE_OK;
 			if (id < N && id % 2) {
 				int vn = snprintf(val, sizeof(val), "val-%d", (int)id / 2);
 				bad += rv.value.len != (uint32_t)vn || memcmp(rv.value.ptr, val, (size_t)vn);
@@ -514,7 +514,8 @@ static void test_tcp_stalled_clients(void)
 	uint8_t in[256];
 	ssize_t r = recv(ok, in, sizeof(in), 0);
 	size_t used;
-	CU_ASSERT(r > 0 && pm_reply_decode(in, (size_t)r, &rv, &used) == PM_OK && rv.status == PM_OK);
+	CU_ASSERT(r > 0 && pm_reply_decode(in, (size_t)r, &rv, &used) == PM_WIRE_OK &&
+		  rv.status == PM_WIRE_OK);
 	close(ok);
 	close(half);
 	close(deaf);

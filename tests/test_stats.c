@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT
  *
- * test_stats.c — the stats segment's pieces (control/stats.h), in one
+ * test_stats.c — the stats segment's pieces (proto/stats.h), in one
  * process: histogram buckets cover every value once and in order, a quantile
  * is within 1/8 of the exact one over random data of many scales; a reader
  * copying a block while another thread rewrites it in a loop never keeps a
  * torn copy (every field of a block carries the same number) and never sees
  * the number go back; the layout round-trips through pm_stats_format and
- * pm_stats_open, which refuses a file of another version.
+ * pm_stats_open, which refuses a file of another version; the slots of
+ * statuses and size classes (proto's labels) are the engine's, where
+ * version 2 put them.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -15,6 +17,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "arena.h"
+#include "bridge.h"
 #include "cu_main.h"
 #include "stats.h"
 
@@ -152,6 +156,26 @@ static void test_layout(void)
 	unlink(path);
 }
 
+/* The layout's labels are proto's; pomaid counts with the engine's numbers.
+ * Each engine status lands in the errors[] slot it had in version 2 (its
+ * enum value) under its own name, and each size class in its slot with the
+ * engine's class bytes; unused slots are never counted. */
+static void test_slots_are_the_engines(void)
+{
+	for (int st = PM_OK; st < PM_STATUS_COUNT; st++) {
+		int slot = pm_stats_status_slot(pm_status_to_wire((enum pm_status)st));
+		CU_ASSERT_EQUAL(slot, st);
+		CU_ASSERT_STRING_EQUAL(pm_wire_status_name(pm_stats_status_code((unsigned)st)),
+				       pm_status_name((enum pm_status)st));
+	}
+	CU_ASSERT_EQUAL(PM_STATS_STATUS_SLOTS, PM_STATUS_COUNT);
+	for (unsigned i = PM_STATS_STATUS_SLOTS; i < PM_STATS_STATUSES; i++)
+		CU_ASSERT_EQUAL(pm_stats_status_code(i), PM_WIRE_OK);
+	CU_ASSERT_EQUAL(pm_stats_status_slot(12), -1); /* a code no status has */
+	for (unsigned c = 0; c < PM_STATS_CLASSES; c++)
+		CU_ASSERT_EQUAL(pm_stats_class_bytes(c), pm_blob_class_bytes(c));
+}
+
 int main(void)
 {
 	static CU_TestInfo tests[] = {
@@ -159,6 +183,7 @@ int main(void)
 		{ "quantiles within 1/8 of the exact ones", test_quantiles },
 		{ "a reader never keeps a torn or older copy", test_reader_never_torn },
 		{ "layout: format, open, version refused", test_layout },
+		{ "status and size-class slots are the engine's", test_slots_are_the_engines },
 		CU_TEST_INFO_NULL,
 	};
 	return pm_cu_run("stats", tests);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "cu_main.h"
 #include "daemon.h"
 

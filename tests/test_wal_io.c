@@ -33,7 +33,7 @@
 #include <inttypes.h>
 #include <sys/socket.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "pomaid_proc.h"
 #include "wal.h"
 
@@ -92,7 +92,7 @@ static bool raw_next(struct raw *r, int ms, size_t *at, size_t *have, struct pm_
 {
 	for (;;) {
 		size_t used = 0;
-		if (*at < *have && pm_reply_decode(r->in + *at, *have - *at, rv, &used) == PM_OK &&
+		if (*at < *have && pm_reply_decode(r->in + *at, *have - *at, rv, &used) == PM_WIRE_OK &&
 		    used > 0) {
 			*at += used;
 			return true;
@@ -152,7 +152,7 @@ static void held_until_release(struct proc *p, struct raw *r, uint32_t shard, ui
 		printf("\n  %u SET replies left while their fsync was held", early);
 	CU_ASSERT(got);
 	CU_ASSERT_EQUAL(early, 0);
-	CU_ASSERT_EQUAL(rv.status, PM_OK); /* reads see the write; they are never held */
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK); /* reads see the write; they are never held */
 	/* released (one SIGUSR1 releases what is held when pomaid sees it): every
 	 * SET is answered OK; if the SETs took two batches, the second one's fsync
 	 * is held in turn, and released once INFO shows it */
@@ -165,7 +165,7 @@ static void held_until_release(struct proc *p, struct raw *r, uint32_t shard, ui
 		while (answered < nsets && proc_now_ms() < deadline &&
 		       raw_next(r, answered ? 200 : WAIT_MS, &at, &have, &rv))
 			if (rv.id >= first_id && rv.id < first_id + nsets)
-				answered++, ok += rv.status == PM_OK;
+				answered++, ok += rv.status == PM_WIRE_OK;
 	}
 	CU_ASSERT_EQUAL(answered, nsets);
 	CU_ASSERT_EQUAL(ok, nsets);

@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
 #include "fixture.h"
 #include "knn.h"
 #include "knn_flood.h"
@@ -119,7 +119,7 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 			return false;
 		ssize_t r = recv(c->fd, c->in, sizeof(c->in), 0);
 		size_t used;
-		if (r > 0 && pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_OK &&
+		if (r > 0 && pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_WIRE_OK &&
 		    rv->id == req->id && !rv->more)
 			return true;
 	}
@@ -144,9 +144,9 @@ static enum pm_status tcp_call(const char *src, uint16_t base, struct pm_request
 	for (bool last = false; !last;) {
 		struct pm_reply_view rv;
 		size_t used = 0;
-		if (have > off && pm_reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
+		if (have > off && pm_reply_decode(in + off, have - off, &rv, &used) == PM_WIRE_OK) {
 			off += used;
-			st = rv.status;
+			st = pm_status_from_wire(rv.status);
 			last = !rv.more;
 			continue;
 		}
@@ -169,7 +169,7 @@ static enum pm_status vquery(struct client *c, const char *coll, uint32_t dim, u
 	struct pm_request r = { .op = PM_OP_VQUERY, .vec = (const uint8_t *)q, .dim = dim, .k = 10,
 				.collection = { (const uint8_t *)coll, (uint32_t)strlen(coll) } };
 	CU_ASSERT_FATAL(call(c, &r, shard, rv));
-	return rv->status;
+	return pm_status_from_wire(rv->status);
 }
 
 static enum pm_status get(struct client *c, uint32_t shard)
@@ -177,7 +177,7 @@ static enum pm_status get(struct client *c, uint32_t shard)
 	struct pm_request g = { .op = PM_OP_GET, .key = { (const uint8_t *)"polite0", 7 } };
 	struct pm_reply_view rv;
 	CU_ASSERT_FATAL(call(c, &g, shard, &rv));
-	return rv.status;
+	return pm_status_from_wire(rv.status);
 }
 
 /* A field of INFO's Total section (summed over the shards); -1 if absent. */
@@ -186,7 +186,7 @@ static long long info_total(struct client *c, const char *name)
 	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
 	struct pm_request r = { .op = PM_OP_INFO };
 	struct pm_reply_view rv;
-	if (!call(c, &r, 0, &rv) || rv.status != PM_OK)
+	if (!call(c, &r, 0, &rv) || rv.status != PM_WIRE_OK)
 		return -1;
 	memcpy(text, rv.value.ptr, rv.value.len);
 	text[rv.value.len] = '\0';
@@ -264,7 +264,7 @@ static void test_work_cap(void)
 	CU_ASSERT_EQUAL(vquery(&c, FLOOD_COLLECTION, WORK_DIM, 1, &rv), PM_E_WORK_LIMIT);
 	/* nothing else is affected */
 	CU_ASSERT_EQUAL(vquery(&c, SMALL, WORK_DIM, 0, &rv), PM_OK);
-	struct pm_bytes key;
+	struct pm_wire_bytes key;
 	float dist;
 	CU_ASSERT(pm_reply_next_hit(&rv, &key, &dist));
 	CU_ASSERT_EQUAL(get(&c, 0), PM_OK);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * fuzz_admin.c — the admin protocol (control/admin_proto.h): the input read as
+ * fuzz_admin.c — the admin protocol (proto/admin_proto.h): the input read as
  * a request's payload and as a reply's payload (after the u32 length prefix,
  * which pomaid's admin thread checks against PM_ADMIN_MESSAGE_BYTES_MAX
  * before it decodes).

@@ -74,7 +74,7 @@ static void control_config(const char *text, size_t len)
 		FUZZ_CHECK(err[0] != '\0' && !strncmp(err, "fuzz:", 5));
 		return;
 	}
-	FUZZ_CHECK(a.nquotas <= CTL_QUOTAS_MAX);
+	FUZZ_CHECK(a.nquotas <= PM_QUOTA_OVERRIDES_MAX);
 	size_t n1, n2;
 	char *t1 = printed(print_control, &a, &n1);
 	ctl_config_defaults(&b);

@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: MIT
  *
- * fuzz_frame.c — the frame codec (dataplane/codec.h) on arbitrary bytes, read
+ * fuzz_frame.c — the frame codec (proto/codec.h) on arbitrary bytes, read
  * both as a datagram of requests and as a datagram of replies.
  *
  * Invariants checked on every input:
  *  - every decode ends with a status; a usable header reports the frame's
  *    extent (*used) within the input, an unusable one reports 0;
  *  - every pointer a decoded request or reply holds lies inside its frame,
- *    every length within pm_limits.h;
+ *    every length within proto/wire.h;
  *  - the reply iterators yield exactly `count` items, each inside the frame;
  *  - round trips: a request that decodes re-encodes (pm_request_encode) to a
  *    frame of the same length that decodes to the same fields; a reply frame
- *    that decodes re-encodes (pm_reply_encode, same cap) to the same fields.
+ *    that decodes re-encodes (pm_wire_reply_encode, same cap) to the same fields.
  */
 #include <string.h>
 
@@ -26,12 +26,11 @@
 #define FRAME_COLLS_MAX (PM_FRAME_BYTES_MAX / PM_WIRE_COLL_BYTES_FIXED + 1u)
 
 static uint8_t scratch[PM_FRAME_BYTES_MAX];
-static struct pm_knn_hit hits[FRAME_FIRST_ROUNDTRIP_MAX + FRAME_HITS_MAX + 1u];
-static struct pm_bytes keys[FRAME_FIRST_ROUNDTRIP_MAX + FRAME_HITS_MAX + 1u];
-static struct pm_coll_info colls[FRAME_FIRST_ROUNDTRIP_MAX + FRAME_COLLS_MAX + 1u];
+static struct pm_wire_hit hits[FRAME_FIRST_ROUNDTRIP_MAX + FRAME_HITS_MAX + 1u];
+static struct pm_wire_coll_info colls[FRAME_FIRST_ROUNDTRIP_MAX + FRAME_COLLS_MAX + 1u];
 static char info_text[PM_INFO_REPLY_BYTES_MAX]; /* an INFO page at its offset */
 
-static int same_bytes(struct pm_bytes a, struct pm_bytes b)
+static int same_bytes(struct pm_wire_bytes a, struct pm_wire_bytes b)
 {
 	return a.len == b.len && (a.len == 0 || !memcmp(a.ptr, b.ptr, a.len));
 }
@@ -40,9 +39,9 @@ static int same_bytes(struct pm_bytes a, struct pm_bytes b)
 
 /* Pointers lie inside the frame whatever the status (a partly decoded
  * request keeps what it read so far). */
-static void check_request_inside(const struct pm_request *r, const uint8_t *f, size_t n)
+static void check_request_inside(const struct pm_wire_request *r, const uint8_t *f, size_t n)
 {
-	FUZZ_CHECK(r->op < PM_OP_COUNT);
+	FUZZ_CHECK(r->op < PM_WIRE_OP_COUNT);
 	FUZZ_CHECK(fuzz_inside(r->key.ptr, r->key.len, f, n));
 	FUZZ_CHECK(fuzz_inside(r->value.ptr, r->value.len, f, n));
 	FUZZ_CHECK(fuzz_inside(r->collection.ptr, r->collection.len, f, n));
@@ -51,20 +50,20 @@ static void check_request_inside(const struct pm_request *r, const uint8_t *f, s
 }
 
 /* Every length within its limit once the request decoded. */
-static void check_request_limits(const struct pm_request *r)
+static void check_request_limits(const struct pm_wire_request *r)
 {
-	FUZZ_CHECK(r->op != PM_OP_NONE);
-	FUZZ_CHECK(r->key.len <= PM_KEY_BYTES_MAX && r->value.len <= PM_VALUE_BYTES_MAX);
-	FUZZ_CHECK(r->collection.len <= PM_COLLECTION_NAME_BYTES_MAX);
+	FUZZ_CHECK(r->op != PM_WIRE_OP_NONE);
+	FUZZ_CHECK(r->key.len <= PM_WIRE_KEY_BYTES_MAX && r->value.len <= PM_WIRE_VALUE_BYTES_MAX);
+	FUZZ_CHECK(r->collection.len <= PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 	FUZZ_CHECK(r->section.len <= PM_INFO_SECTION_BYTES_MAX);
-	FUZZ_CHECK(r->dim <= PM_DIM_MAX && r->k <= PM_K_MAX && r->ef <= PM_EF_MAX);
-	FUZZ_CHECK(!r->has_ttl || (r->ttl_ms != 0 && r->ttl_ms <= PM_TTL_MS_MAX));
-	FUZZ_CHECK(r->op != PM_OP_CCREATE ||
-		   (r->params.dim >= 1 && r->params.dim <= PM_DIM_MAX &&
-		    r->params.metric < PM_METRIC_COUNT && r->params.index < PM_INDEX_COUNT));
+	FUZZ_CHECK(r->dim <= PM_WIRE_DIM_MAX && r->k <= PM_WIRE_K_MAX && r->ef <= PM_WIRE_EF_MAX);
+	FUZZ_CHECK(!r->has_ttl || (r->ttl_ms != 0 && r->ttl_ms <= PM_WIRE_TTL_MS_MAX));
+	FUZZ_CHECK(r->op != PM_WIRE_OP_CCREATE ||
+		   (r->params.dim >= 1 && r->params.dim <= PM_WIRE_DIM_MAX &&
+		    r->params.metric < PM_WIRE_METRIC_COUNT && r->params.index < PM_WIRE_INDEX_COUNT));
 }
 
-static void check_same_request(const struct pm_request *a, const struct pm_request *b)
+static void check_same_request(const struct pm_wire_request *a, const struct pm_wire_request *b)
 {
 	FUZZ_CHECK(a->op == b->op && a->id == b->id);
 	FUZZ_CHECK(same_bytes(a->key, b->key) && same_bytes(a->value, b->value));
@@ -81,44 +80,44 @@ static void check_same_request(const struct pm_request *a, const struct pm_reque
  * CCREATE without coll_flags means flags 0, which the encoder writes; INFO
  * and CLIST flags 0 mean what no flags byte means, and the encoder writes
  * none (fields added at the end of a body: docs/protocol.md 10). */
-static size_t request_spelled(const struct pm_request *req, const uint8_t *frame, size_t used)
+static size_t request_spelled(const struct pm_wire_request *req, const uint8_t *frame, size_t used)
 {
 	size_t body = used - PM_FRAME_HEADER_BYTES, want = used;
 	if ((frame[4] & PM_FLAG_EF) && req->ef == 0)
 		want -= 4u;
-	if (req->op == PM_OP_CCREATE && body == 21u + req->collection.len)
+	if (req->op == PM_WIRE_OP_CCREATE && body == 21u + req->collection.len)
 		want++;
-	if (req->op == PM_OP_INFO && req->info_flags == 0 &&
+	if (req->op == PM_WIRE_OP_INFO && req->info_flags == 0 &&
 	    body == (req->section.len ? 5u + req->section.len : 1u))
 		want--;
-	if (req->op == PM_OP_CLIST && req->list_flags == 0 && body == 2u)
+	if (req->op == PM_WIRE_OP_CLIST && req->list_flags == 0 && body == 2u)
 		want--;
 	return want;
 }
 
-static void request_round_trip(const struct pm_request *req, const uint8_t *frame, size_t used)
+static void request_round_trip(const struct pm_wire_request *req, const uint8_t *frame, size_t used)
 {
-	size_t n = pm_request_encode(req, scratch, sizeof(scratch));
+	size_t n = pm_wire_request_encode(req, scratch, sizeof(scratch));
 	FUZZ_CHECK(n == request_spelled(req, frame, used)); /* every field read is written */
-	struct pm_request again;
+	struct pm_wire_request again;
 	size_t used2;
-	FUZZ_CHECK(pm_request_decode(scratch, n, &again, &used2) == PM_OK && used2 == n);
+	FUZZ_CHECK(pm_wire_request_decode(scratch, n, &again, &used2) == PM_WIRE_OK && used2 == n);
 	check_same_request(req, &again);
 }
 
 static void requests(const uint8_t *d, size_t len)
 {
 	for (size_t off = 0; off < len;) {
-		struct pm_request req;
+		struct pm_wire_request req;
 		size_t used;
-		enum pm_status st = pm_request_decode(d + off, len - off, &req, &used);
-		FUZZ_CHECK(st < PM_STATUS_COUNT);
+		enum pm_wire_status st = pm_wire_request_decode(d + off, len - off, &req, &used);
+		FUZZ_CHECK(pm_wire_status_known(st));
 		FUZZ_CHECK(used <= len - off);
 		if (used == 0)
 			return; /* extent unknown: the rest of the datagram is dropped */
 		FUZZ_CHECK(used >= PM_FRAME_HEADER_BYTES);
 		check_request_inside(&req, d + off, used);
-		if (st == PM_OK) {
+		if (st == PM_WIRE_OK) {
 			check_request_limits(&req);
 			request_round_trip(&req, d + off, used);
 		}
@@ -130,7 +129,7 @@ static void requests(const uint8_t *d, size_t len)
 
 static void check_reply_inside(const struct pm_reply_view *rv, const uint8_t *f, size_t n)
 {
-	FUZZ_CHECK(rv->status < PM_STATUS_COUNT && rv->op < PM_OP_COUNT);
+	FUZZ_CHECK(pm_wire_status_known(rv->status) && rv->op < PM_WIRE_OP_COUNT);
 	FUZZ_CHECK(fuzz_inside(rv->value.ptr, rv->value.len, f, n));
 	FUZZ_CHECK(fuzz_inside(rv->collection.ptr, rv->collection.len, f, n));
 }
@@ -140,27 +139,26 @@ static void check_reply_inside(const struct pm_reply_view *rv, const uint8_t *f,
 static void iterate(struct pm_reply_view *rv, const uint8_t *f, size_t n, uint32_t at)
 {
 	struct pm_reply_view it = *rv;
-	struct pm_bytes key;
+	struct pm_wire_bytes key;
 	float dist;
-	struct pm_coll_info ci;
+	struct pm_wire_coll_info ci;
 	uint32_t got = 0;
-	if (rv->op == PM_OP_VQUERY) {
+	if (rv->op == PM_WIRE_OP_VQUERY) {
 		for (; pm_reply_next_hit(&it, &key, &dist); got++) {
-			FUZZ_CHECK(key.len >= 1 && key.len <= PM_KEY_BYTES_MAX);
+			FUZZ_CHECK(key.len >= 1 && key.len <= PM_WIRE_KEY_BYTES_MAX);
 			FUZZ_CHECK(fuzz_inside(key.ptr, key.len, f, n));
 			FUZZ_CHECK(at + got < FRAME_FIRST_ROUNDTRIP_MAX + FRAME_HITS_MAX);
-			keys[at + got] = key;
-			hits[at + got] = (struct pm_knn_hit){ .dist = dist };
+			hits[at + got] = (struct pm_wire_hit){ .key = key, .dist = dist };
 		}
-	} else if (rv->op == PM_OP_CLIST) {
+	} else if (rv->op == PM_WIRE_OP_CLIST) {
 		for (; pm_reply_next_coll(&it, &ci); got++) {
-			FUZZ_CHECK(ci.name.len <= PM_COLLECTION_NAME_BYTES_MAX);
+			FUZZ_CHECK(ci.name.len <= PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 			FUZZ_CHECK(fuzz_inside(ci.name.ptr, ci.name.len, f, n));
 			FUZZ_CHECK(at + got < FRAME_FIRST_ROUNDTRIP_MAX + FRAME_COLLS_MAX);
 			colls[at + got] = ci;
 		}
 	}
-	FUZZ_CHECK(got == rv->count || (rv->op != PM_OP_VQUERY && rv->op != PM_OP_CLIST));
+	FUZZ_CHECK(got == rv->count || (rv->op != PM_WIRE_OP_VQUERY && rv->op != PM_WIRE_OP_CLIST));
 }
 
 static void check_same_reply(const struct pm_reply_view *a, const struct pm_reply_view *b)
@@ -170,9 +168,9 @@ static void check_same_reply(const struct pm_reply_view *a, const struct pm_repl
 	FUZZ_CHECK(a->removed == b->removed && a->dim == b->dim && a->retry_ms == b->retry_ms);
 	FUZZ_CHECK(same_bytes(a->value, b->value) && same_bytes(a->collection, b->collection));
 	struct pm_reply_view x = *a, y = *b;
-	struct pm_bytes kx, ky;
+	struct pm_wire_bytes kx, ky;
 	float dx, dy;
-	struct pm_coll_info cx, cy;
+	struct pm_wire_coll_info cx, cy;
 	while (pm_reply_next_hit(&x, &kx, &dx)) {
 		FUZZ_CHECK(pm_reply_next_hit(&y, &ky, &dy));
 		FUZZ_CHECK(same_bytes(kx, ky) && !memcmp(&dx, &dy, sizeof(dx)));
@@ -189,35 +187,35 @@ static void check_same_reply(const struct pm_reply_view *a, const struct pm_repl
  * MORE stops where it stopped: one more empty item is offered that cannot fit). */
 static void reply_round_trip(const struct pm_reply_view *rv, size_t used)
 {
-	struct pm_reply rep = { .status = rv->status, .op = rv->op, .id = rv->id,
+	struct pm_wire_reply rep = { .status = rv->status, .op = rv->op, .id = rv->id,
 				.removed = rv->removed, .value = rv->value, .dim = rv->dim,
-				.collection = rv->collection, .hits = hits, .keys = keys,
-				.colls = colls };
+				.collection = rv->collection, .hits = hits, .colls = colls };
 	uint32_t end = rv->first + rv->count, cursor = rv->first;
-	keys[end] = (struct pm_bytes){ 0 };
+	hits[end] = (struct pm_wire_hit){ 0 };
 	memset(&colls[end], 0, sizeof(colls[end]));
-	rep.nhits = rv->op == PM_OP_VQUERY ? end + rv->more : 0;
-	rep.ncolls = rv->op == PM_OP_CLIST ? end + rv->more : 0;
+	rep.nhits = rv->op == PM_WIRE_OP_VQUERY ? end + rv->more : 0;
+	rep.ncolls = rv->op == PM_WIRE_OP_CLIST ? end + rv->more : 0;
 	rep.list_flags = rv->list_flags;
-	if (rv->op == PM_OP_INFO && rv->status == PM_OK) {
+	if (rv->op == PM_WIRE_OP_INFO && rv->status == PM_WIRE_OK) {
 		/* a page of a longer text: the page at its offset; the text after a
 		 * MORE page is not known, so only a last page is re-encoded */
 		if (rv->more)
 			return;
-		memcpy(info_text + rv->first, rv->value.ptr, rv->value.len);
-		rep.value = (struct pm_bytes){ (const uint8_t *)info_text, end };
+		if (rv->value.len) /* an empty page has no pointer */
+			memcpy(info_text + rv->first, rv->value.ptr, rv->value.len);
+		rep.value = (struct pm_wire_bytes){ (const uint8_t *)info_text, end };
 	}
 	size_t n;
-	if (rv->status == PM_E_THROTTLED)
+	if (rv->status == PM_WIRE_E_THROTTLED)
 		n = pm_reply_encode_throttled(rv->op, rv->id, rv->retry_ms, scratch, used);
 	else
-		n = pm_reply_encode(&rep, &cursor, scratch, used);
+		n = pm_wire_reply_encode(&rep, &cursor, scratch, used);
 	FUZZ_CHECK(n == used);
-	FUZZ_CHECK(rv->status != PM_OK || cursor == end || (rv->op != PM_OP_VQUERY &&
-							      rv->op != PM_OP_CLIST));
+	FUZZ_CHECK(rv->status != PM_WIRE_OK || cursor == end || (rv->op != PM_WIRE_OP_VQUERY &&
+							      rv->op != PM_WIRE_OP_CLIST));
 	struct pm_reply_view again;
 	size_t used2;
-	FUZZ_CHECK(pm_reply_decode(scratch, n, &again, &used2) == PM_OK && used2 == n);
+	FUZZ_CHECK(pm_reply_decode(scratch, n, &again, &used2) == PM_WIRE_OK && used2 == n);
 	check_same_reply(rv, &again);
 }
 
@@ -226,15 +224,15 @@ static void replies(const uint8_t *d, size_t len)
 	for (size_t off = 0; off < len;) {
 		struct pm_reply_view rv;
 		size_t used;
-		enum pm_status st = pm_reply_decode(d + off, len - off, &rv, &used);
-		FUZZ_CHECK(st < PM_STATUS_COUNT);
+		enum pm_wire_status st = pm_reply_decode(d + off, len - off, &rv, &used);
+		FUZZ_CHECK(pm_wire_status_known(st));
 		FUZZ_CHECK(used <= len - off);
 		if (used == 0)
 			return;
 		check_reply_inside(&rv, d + off, used);
-		FUZZ_CHECK(st == PM_OK || rv.it_left == 0);
-		bool again = st == PM_OK && rv.first <= FRAME_FIRST_ROUNDTRIP_MAX;
-		if (st == PM_OK)
+		FUZZ_CHECK(st == PM_WIRE_OK || rv.it_left == 0);
+		bool again = st == PM_WIRE_OK && rv.first <= FRAME_FIRST_ROUNDTRIP_MAX;
+		if (st == PM_WIRE_OK)
 			iterate(&rv, d + off, used, again ? rv.first : 0);
 		if (again)
 			reply_round_trip(&rv, used);
@@ -245,8 +243,8 @@ static void replies(const uint8_t *d, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pm_frame_header h;
-	enum pm_status st = pm_header_decode(data, size, &h);
-	FUZZ_CHECK(st < PM_STATUS_COUNT);
+	enum pm_wire_status st = pm_header_decode(data, size, &h);
+	FUZZ_CHECK(pm_wire_status_known(st));
 	FUZZ_CHECK(!pm_header_usable(st) || PM_FRAME_HEADER_BYTES + (size_t)h.body_len <= size);
 	requests(data, size);
 	replies(data, size);

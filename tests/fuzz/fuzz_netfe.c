@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * fuzz_netfe.c — the DPDK backend's L2/L3 front end (dataplane/netfe.h) on
+ * fuzz_netfe.c — the DPDK backend's L2/L3 front end (proto/netfe.h) on
  * raw Ethernet frames, without EAL: pm_net_parse under a few port
  * configurations (untagged, 802.1Q VLAN 100, a single port and no gateway)
  * and device checksum verdicts; the input also read as a reassembled IPv4

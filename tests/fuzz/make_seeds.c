@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 
 #include "admin_proto.h"
-#include "codec.h"
+#include "bridge.h"
 #include "netfe.h"
 #include "shard.h"
 #include "snapshot.h"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
- * admin_proto.c — encoding and decoding admin messages, and a blocking client
- * (see admin_proto.h).
+ * proto/admin_proto.c — encoding and decoding admin messages, the servers'
+ * framing (pomaid's admin socket and pomai-control's), and a blocking client
+ * (see admin_proto.h; this file was control/admin_proto.c).
  */
 #include "admin_proto.h"
 
@@ -15,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bytes.h"
+#include "byteorder.h"
 
 #define ARG_LEN_BYTES 2u
 
@@ -30,11 +31,11 @@ size_t pm_admin_req_encode(uint32_t argc, const char *const *argv, uint8_t *out,
 		size_t len = strlen(argv[i]);
 		if (len > PM_ADMIN_ARG_BYTES_MAX || cap - n < ARG_LEN_BYTES + len)
 			return 0;
-		put_u16(out + n, (uint16_t)len);
+		pm_put_le16(out + n, (uint16_t)len);
 		memcpy(out + n + ARG_LEN_BYTES, argv[i], len);
 		n += ARG_LEN_BYTES + len;
 	}
-	put_u32(out, (uint32_t)(n - PM_ADMIN_LEN_BYTES));
+	pm_put_le32(out, (uint32_t)(n - PM_ADMIN_LEN_BYTES));
 	return n;
 }
 
@@ -47,7 +48,7 @@ int pm_admin_req_decode(const uint8_t *p, size_t len, struct pm_admin_req *r)
 	for (uint32_t i = 0; i < r->argc; i++) {
 		if (len - at < ARG_LEN_BYTES)
 			return -1;
-		uint32_t n = get_u16(p + at);
+		uint32_t n = pm_get_le16(p + at);
 		if (n > PM_ADMIN_ARG_BYTES_MAX || len - at - ARG_LEN_BYTES < n)
 			return -1;
 		r->arg[i].p = p + at + ARG_LEN_BYTES;
@@ -68,7 +69,7 @@ size_t pm_admin_reply_encode(uint8_t status, const char *text, size_t tlen, uint
 {
 	if (tlen > PM_ADMIN_MESSAGE_BYTES_MAX - 2 || cap < PM_ADMIN_LEN_BYTES + 2 + tlen)
 		return 0;
-	put_u32(out, (uint32_t)(2 + tlen));
+	pm_put_le32(out, (uint32_t)(2 + tlen));
 	out[4] = PM_ADMIN_VERSION;
 	out[5] = status;
 	if (tlen)
@@ -85,6 +86,39 @@ int pm_admin_reply_decode(const uint8_t *p, size_t len, uint8_t *status, const c
 	*text = (const char *)p + 2;
 	*tlen = len - 2;
 	return 0;
+}
+
+/* ---------------------------------------------------------------- server */
+
+int pm_admin_read_request(int fd, uint8_t *buf, uint32_t *have, uint32_t *len)
+{
+	size_t want = *have < PM_ADMIN_LEN_BYTES ? PM_ADMIN_LEN_BYTES - *have
+						 : PM_ADMIN_LEN_BYTES + pm_get_le32(buf) - *have;
+	ssize_t r = recv(fd, buf + *have, want, MSG_DONTWAIT);
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+		return -1;
+	*have += r > 0 ? (uint32_t)r : 0;
+	if (*have < PM_ADMIN_LEN_BYTES)
+		return 0;
+	*len = pm_get_le32(buf);
+	if (*len > PM_ADMIN_MESSAGE_BYTES_MAX)
+		return -1; /* a bound broken: no reply, the connection goes */
+	return *have < PM_ADMIN_LEN_BYTES + *len ? 0 : 1;
+}
+
+bool pm_admin_send_all(int fd, const uint8_t *p, size_t n, int timeout_ms)
+{
+	while (n) {
+		struct pollfd pf = { .fd = fd, .events = POLLOUT };
+		if (poll(&pf, 1, timeout_ms) <= 0)
+			return false;
+		ssize_t r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r < 0 && errno != EAGAIN && errno != EINTR)
+			return false;
+		if (r > 0)
+			p += r, n -= (size_t)r;
+	}
+	return true;
 }
 
 /* ---------------------------------------------------------------- client */
@@ -146,7 +180,7 @@ int pm_admin_call_raw(int fd, const uint8_t *req, size_t n, uint8_t *buf, size_t
 		return -EPROTO;
 	if (rc == 0)
 		rc = io_all(fd, buf, PM_ADMIN_LEN_BYTES, false, &deadline);
-	uint32_t plen = rc == 0 ? get_u32(buf) : 0;
+	uint32_t plen = rc == 0 ? pm_get_le32(buf) : 0;
 	if (rc == 0 && (plen > PM_ADMIN_MESSAGE_BYTES_MAX || plen > cap))
 		return -EPROTO;
 	if (rc == 0)

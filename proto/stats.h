@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
- * stats.h — the stats segment: pomaid's counters in a shared-memory file that
- * pomai-control and pomaictl map read-only and read without locks.
+ * proto/stats.h — the stats segment: pomaid's counters in a shared-memory file
+ * that pomai-control and pomaictl map read-only and read without locks. Its
+ * layout is a contract between those processes, so it lives in proto/ (it was
+ * control/stats.h) and depends on nothing of the engine.
  *
  * The file (data_dir/pomaid.stats, replaced at each start) is a header, one
  * global block, then one block per shard; every block is a whole number of
@@ -20,8 +22,8 @@
  * nanoseconds, PM_HIST_SUB buckets per power of two, so a quantile read from
  * them is within 1 / PM_HIST_SUB (12.5 %) of the truth.
  */
-#ifndef POMAI_CONTROL_STATS_H
-#define POMAI_CONTROL_STATS_H
+#ifndef POMAI_PROTO_STATS_H
+#define POMAI_PROTO_STATS_H
 
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -35,10 +37,18 @@
 #define PM_STATS_PUBLISH_MS 10u
 /* Shards a segment describes at most (pomaid's PM_SHARDS_MAX). */
 #define PM_STATS_SHARDS_MAX 32u
-/* Slots for per-op and per-status counters (more than either enum has). */
+/* Slots for per-op counters: ops[op] for each enum pm_wire_op (wire.h); more
+ * than there are ops. */
 #define PM_STATS_OPS 16u
+/* Slots for per-status counters: errors[slot] counts the replies whose wire
+ * status is pm_stats_status_code(slot). The first PM_STATS_STATUS_SLOTS are
+ * given (in the order of version 2: the engine's status order when it was
+ * written, so the layout is unchanged); a new status takes the next slot. */
 #define PM_STATS_STATUSES 48u
-/* Blob size classes reported (engine/arena.h's PM_BLOB_CLASS_COUNT). */
+#define PM_STATS_STATUS_SLOTS 32u
+/* Slots for live bytes by blob size class: class_live_bytes[slot] is the
+ * class of pm_stats_class_bytes(slot) bytes. They are pomaid's arena classes
+ * (engine/arena.h), which pomaid checks at start-up against this list. */
 #define PM_STATS_CLASSES 102u
 /* Copies a reader tries before it gives up on a block being rewritten, and
  * how many of them it tries at once before yielding the CPU between tries. */
@@ -118,6 +128,17 @@ struct pm_stats_header {
 	uint32_t header_bytes, global_bytes, shard_bytes, reserved;
 	uint64_t global_off, shards_off, file_bytes;
 };
+
+/* The wire status counted in errors[slot] (PM_WIRE_OK for a slot past
+ * PM_STATS_STATUS_SLOTS: never counted), and the slot of a wire status (-1:
+ * none). */
+uint8_t pm_stats_status_code(unsigned slot);
+int pm_stats_status_slot(uint8_t code);
+
+/* The size in bytes of the blob class counted in class_live_bytes[slot]
+ * (slot < PM_STATS_CLASSES): 8-byte steps from 24 to 64 bytes, then four
+ * classes per power of two up to 1 KiB and eight up to 1 MiB. */
+uint32_t pm_stats_class_bytes(unsigned slot);
 
 /* Bytes of a segment for n shards, and where shard i's block is. */
 size_t pm_stats_file_bytes(uint32_t nshards);

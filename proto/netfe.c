@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
- * netfe.c — the L2/L3 front end (netfe.h): frame classification, the
- * builders, the Internet checksum and the ARP table.
+ * proto/netfe.c — the L2/L3 front end (netfe.h): frame classification, the
+ * builders, the Internet checksum and the ARP table (this file was
+ * dataplane/netfe.c).
  *
  * Every header field is read with byte loads or memcpy (frames are unaligned
  * and may come from a fuzzer), and every read is preceded by a check of the

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
- * conftext.c — the `key = value` config file syntax (see conftext.h).
+ * proto/conftext.c — the `key = value` config file syntax and its numbers
+ * (see conftext.h; this file was control/conftext.c).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -101,4 +102,28 @@ int pm_conf_load(const char *path, size_t file_bytes_max, size_t line_bytes, pm_
 	free(text);
 	fclose(f);
 	return rc;
+}
+
+int pm_conf_parse_u64(const char *v, bool suffixes, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!isdigit((unsigned char)v[0]))
+		return -1;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno)
+		return -1;
+	unsigned shift = 0;
+	if (suffixes && *end) {
+		const char *units = "KMGT";
+		const char *u = strchr(units, toupper((unsigned char)*end));
+		if (!u || end[1] != '\0')
+			return -1;
+		shift = 10u * (unsigned)(u - units + 1);
+		end++;
+	}
+	if (*end || (shift && x > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)x << shift;
+	return 0;
 }

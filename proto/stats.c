@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
- * stats.c — the stats segment's layout, histograms, and the lock-free reader
- * (see stats.h).
+ * proto/stats.c — the stats segment's layout, histograms, and the lock-free
+ * reader (see stats.h; this file was control/stats.c).
  */
 #include "stats.h"
 
@@ -14,12 +14,87 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "wire.h"
+
 #define HEADER_BYTES 64u
 #define ALIGN_BYTES 64u
 
 _Static_assert(sizeof(struct pm_stats_header) <= HEADER_BYTES, "header fits its line");
 _Static_assert(sizeof(struct pm_stats_shard) % ALIGN_BYTES == 0, "shard blocks are whole lines");
 _Static_assert(sizeof(struct pm_stats_global) % ALIGN_BYTES == 0, "global block is whole lines");
+
+_Static_assert(PM_WIRE_OP_COUNT <= PM_STATS_OPS, "every op has a counter slot");
+_Static_assert(PM_STATS_STATUS_SLOTS <= PM_STATS_STATUSES, "the given slots fit");
+
+/* ---------------------------------------------------------------- slots */
+
+/* errors[] slots 0..PM_STATS_STATUS_SLOTS-1. */
+static const uint8_t status_codes[PM_STATS_STATUS_SLOTS] = {
+	PM_WIRE_OK,
+	PM_WIRE_NOT_FOUND,
+	PM_WIRE_E_WRONGTYPE,
+	PM_WIRE_E_NOMEM,
+	PM_WIRE_E_EXISTS,
+	PM_WIRE_E_KEY_LEN,
+	PM_WIRE_E_VALUE_LEN,
+	PM_WIRE_E_DIM,
+	PM_WIRE_E_NAN,
+	PM_WIRE_E_ZERO_VECTOR,
+	PM_WIRE_E_K,
+	PM_WIRE_E_EF,
+	PM_WIRE_E_TTL,
+	PM_WIRE_E_COLLECTION_NAME,
+	PM_WIRE_E_COLLECTIONS_FULL,
+	PM_WIRE_E_PARAM,
+	PM_WIRE_E_DTYPE,
+	PM_WIRE_E_FRAME_TRUNCATED,
+	PM_WIRE_E_FRAME_TOO_BIG,
+	PM_WIRE_E_FRAME_MAGIC,
+	PM_WIRE_E_FRAME_VERSION,
+	PM_WIRE_E_FRAME_OPCODE,
+	PM_WIRE_E_FRAME_FLAGS,
+	PM_WIRE_E_FRAME_LENGTH,
+	PM_WIRE_E_TIMEOUT,
+	PM_WIRE_E_BUSY,
+	PM_WIRE_E_DISK_FULL,
+	PM_WIRE_E_LOG_FAILED,
+	PM_WIRE_E_THROTTLED,
+	PM_WIRE_E_QUOTA,
+	PM_WIRE_E_WORK_LIMIT,
+	PM_WIRE_E_INTERNAL,
+};
+
+uint8_t pm_stats_status_code(unsigned slot)
+{
+	return slot < PM_STATS_STATUS_SLOTS ? status_codes[slot] : PM_WIRE_OK;
+}
+
+int pm_stats_status_slot(uint8_t code)
+{
+	for (unsigned i = 0; i < PM_STATS_STATUS_SLOTS; i++)
+		if (status_codes[i] == code)
+			return (int)i;
+	return -1;
+}
+
+/* Size classes: SMALL 8-byte steps 24..64, then 4 per power of two up to
+ * 1 KiB (MID), then 8 per power of two up to 1 MiB. */
+#define CLASS_SMALL 6u
+#define CLASS_MID_END (CLASS_SMALL + 4u * 4u)
+#define CLASS_BYTES_MIN 24u
+_Static_assert(CLASS_MID_END + 10u * 8u == PM_STATS_CLASSES, "every class has a slot");
+
+uint32_t pm_stats_class_bytes(unsigned slot)
+{
+	if (slot < CLASS_SMALL)
+		return CLASS_BYTES_MIN + 8u * slot;
+	if (slot < CLASS_MID_END) {
+		unsigned g = (slot - CLASS_SMALL) / 4u, i = (slot - CLASS_SMALL) % 4u;
+		return (64u << g) + (16u << g) * (i + 1u);
+	}
+	unsigned g = (slot - CLASS_MID_END) / 8u, i = (slot - CLASS_MID_END) % 8u;
+	return (1024u << g) + (128u << g) * (i + 1u);
+}
 
 /* ---------------------------------------------------------------- histograms */
 

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT
  *
- * netfe.h — the L2/L3 front end of the DPDK backend, as pure functions on raw
- * Ethernet frames: no EAL, no mbufs, no threads. pomaid's DPDK backend and
- * libpomai's memif transport both use it (the frames on a NIC and on memif are
- * the same), and the fuzzers feed it raw bytes.
+ * proto/netfe.h — the L2/L3 front end of the DPDK backend, as pure functions
+ * on raw Ethernet frames: no EAL, no mbufs, no threads. pomaid's DPDK backend
+ * and libpomai's memif transport both use it (the frames on a NIC and on memif
+ * are the same), and the fuzzers feed it raw bytes. It was dataplane/netfe.h;
+ * it lives in proto/ because it is the framing under the binary protocol that
+ * a memif client and pomaid must both speak, and the client may include
+ * nothing but proto/ (it is its own static library, so only programs that use
+ * it link it).
  *
  * pm_net_parse() classifies one received frame and validates every header
  * field on the way: Ethernet (destination is us or broadcast; optional 802.1Q
@@ -26,8 +30,8 @@
  * (a sequence counter per entry), updates take a spin flag (ARP is the slow
  * path), the table is bounded and entries expire.
  */
-#ifndef POMAI_DATAPLANE_NETFE_H
-#define POMAI_DATAPLANE_NETFE_H
+#ifndef POMAI_PROTO_NETFE_H
+#define POMAI_PROTO_NETFE_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

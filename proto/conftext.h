@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: MIT
  *
- * conftext.h — the `key = value` config file syntax shared by pomaid
- * (dataplane/config.c) and pomai-control (control_config.c): one setting a
- * line, `#` starts a comment, blank lines are skipped, space around keys and
- * values is trimmed. Each daemon supplies the function that sets one key.
+ * proto/conftext.h — the `key = value` config file syntax shared by pomaid
+ * (dataplane/config.c) and pomai-control (control/control_config.c): one
+ * setting a line, `#` starts a comment, blank lines are skipped, space around
+ * keys and values is trimmed. Each daemon supplies the function that sets one
+ * key; both read numbers the same way (pm_conf_parse_u64). It lives in proto/
+ * (it was control/conftext.h): both daemons' files must read alike.
  */
-#ifndef POMAI_CONTROL_CONFTEXT_H
-#define POMAI_CONTROL_CONFTEXT_H
+#ifndef POMAI_PROTO_CONFTEXT_H
+#define POMAI_PROTO_CONFTEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Set key to value; 0, or -1 with a message in err. */
 typedef int (*pm_conf_set_fn)(void *ctx, const char *key, const char *value, char *err,
@@ -26,5 +30,10 @@ int pm_conf_parse(const char *name, const char *text, size_t len, size_t line_by
 /* The same for the file at path, of at most file_bytes_max bytes. */
 int pm_conf_load(const char *path, size_t file_bytes_max, size_t line_bytes, pm_conf_set_fn set,
 		 void *ctx, char *err, size_t errlen);
+
+/* A decimal u64 (no sign, no space); with suffixes, a K, M, G or T after it
+ * (either case) multiplies it by 2^10, 2^20, 2^30 or 2^40. 0, or -1 when it
+ * is not one or does not fit 64 bits. */
+int pm_conf_parse_u64(const char *v, bool suffixes, uint64_t *out);
 
 #endif

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
- * codec.c — the Pomai binary frame codec (wire format version 1, docs/protocol.md).
+ * proto/codec.c — the Pomai binary frame codec (wire format version 1,
+ * docs/protocol.md). It was dataplane/codec.c; it moved to proto/ with the
+ * wire's own types (codec.h), so that the client library and pomaid compile
+ * the same file and neither drags the other's headers along.
  *
  * Decoding walks the body with a bounded reader (struct rd) whose every read
  * first checks the bytes left, so no input can make it read past the frame; each
@@ -19,68 +22,19 @@
 
 #include <string.h>
 
+#include "byteorder.h"
+
 _Static_assert(sizeof(float) == 4, "wire floats are IEEE-754 binary32");
-_Static_assert(PM_DIM_MAX <= UINT32_MAX / 4u, "dim * 4 fits 32 bits");
-_Static_assert(PM_FRAME_BYTES_MAX <= UINT32_MAX, "frame sizes fit 32 bits");
-_Static_assert(PM_EF_MAX <= UINT32_MAX && PM_K_MAX <= UINT32_MAX, "u32 on the wire");
+_Static_assert(PM_WIRE_EF_MAX <= UINT32_MAX && PM_WIRE_K_MAX <= UINT32_MAX, "u32 on the wire");
 
 /* ---------------------------------------------------------------- little endian */
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define PM_LE16(x) __builtin_bswap16(x)
-#define PM_LE32(x) __builtin_bswap32(x)
-#define PM_LE64(x) __builtin_bswap64(x)
-#else
-#define PM_LE16(x) (x)
-#define PM_LE32(x) (x)
-#define PM_LE64(x) (x)
-#endif
-
-static inline uint16_t ld16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, sizeof v);
-	return PM_LE16(v);
-}
-
-static inline uint32_t ld32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof v);
-	return PM_LE32(v);
-}
-
-static inline uint64_t ld64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof v);
-	return PM_LE64(v);
-}
-
 static inline float ldf32(const uint8_t *p)
 {
-	uint32_t u = ld32(p);
+	uint32_t u = pm_get_le32(p);
 	float f;
 	memcpy(&f, &u, sizeof f);
 	return f;
-}
-
-static inline void st16(uint8_t *p, uint16_t v)
-{
-	v = PM_LE16(v);
-	memcpy(p, &v, sizeof v);
-}
-
-static inline void st32(uint8_t *p, uint32_t v)
-{
-	v = PM_LE32(v);
-	memcpy(p, &v, sizeof v);
-}
-
-static inline void st64(uint8_t *p, uint64_t v)
-{
-	v = PM_LE64(v);
-	memcpy(p, &v, sizeof v);
 }
 
 /* ---------------------------------------------------------------- opcodes */
@@ -92,41 +46,41 @@ struct op_wire {
 	bool paged;        /* reply may span several frames (MORE) */
 };
 
-static const struct op_wire op_table[PM_OP_COUNT] = {
-	[PM_OP_NONE] = { PM_OPCODE_NONE, 0, 0, false },
-	[PM_OP_SET] = { PM_OPCODE_SET, 0, PM_FLAG_TTL, false },
-	[PM_OP_GET] = { PM_OPCODE_GET, 0, 0, false },
-	[PM_OP_DEL] = { PM_OPCODE_DEL, 0, 0, false },
-	[PM_OP_INFO] = { PM_OPCODE_INFO, 0, 0, true },
-	[PM_OP_VADD] = { PM_OPCODE_VECTOR, PM_VOP_ADD, PM_FLAG_TTL | PM_FLAG_COLL, false },
-	[PM_OP_VGET] = { PM_OPCODE_VECTOR, PM_VOP_GET, 0, false },
-	[PM_OP_VDEL] = { PM_OPCODE_VECTOR, PM_VOP_DEL, 0, false },
-	[PM_OP_VQUERY] = { PM_OPCODE_VECTOR, PM_VOP_QUERY,
+static const struct op_wire op_table[PM_WIRE_OP_COUNT] = {
+	[PM_WIRE_OP_NONE] = { PM_OPCODE_NONE, 0, 0, false },
+	[PM_WIRE_OP_SET] = { PM_OPCODE_SET, 0, PM_FLAG_TTL, false },
+	[PM_WIRE_OP_GET] = { PM_OPCODE_GET, 0, 0, false },
+	[PM_WIRE_OP_DEL] = { PM_OPCODE_DEL, 0, 0, false },
+	[PM_WIRE_OP_INFO] = { PM_OPCODE_INFO, 0, 0, true },
+	[PM_WIRE_OP_VADD] = { PM_OPCODE_VECTOR, PM_VOP_ADD, PM_FLAG_TTL | PM_FLAG_COLL, false },
+	[PM_WIRE_OP_VGET] = { PM_OPCODE_VECTOR, PM_VOP_GET, 0, false },
+	[PM_WIRE_OP_VDEL] = { PM_OPCODE_VECTOR, PM_VOP_DEL, 0, false },
+	[PM_WIRE_OP_VQUERY] = { PM_OPCODE_VECTOR, PM_VOP_QUERY,
 			   PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT, true },
-	[PM_OP_CCREATE] = { PM_OPCODE_VECTOR, PM_VOP_CREATE, 0, false },
-	[PM_OP_CDROP] = { PM_OPCODE_VECTOR, PM_VOP_DROP, 0, false },
-	[PM_OP_CLIST] = { PM_OPCODE_VECTOR, PM_VOP_LIST, 0, true },
-	[PM_OP_SNAPSHOT] = { PM_OPCODE_SNAPSHOT, 0, 0, false },
+	[PM_WIRE_OP_CCREATE] = { PM_OPCODE_VECTOR, PM_VOP_CREATE, 0, false },
+	[PM_WIRE_OP_CDROP] = { PM_OPCODE_VECTOR, PM_VOP_DROP, 0, false },
+	[PM_WIRE_OP_CLIST] = { PM_OPCODE_VECTOR, PM_VOP_LIST, 0, true },
+	[PM_WIRE_OP_SNAPSHOT] = { PM_OPCODE_SNAPSHOT, 0, 0, false },
 };
 
 bool pm_op_wire(uint8_t op, uint8_t *opcode, uint8_t *subop)
 {
-	if (op == PM_OP_NONE || op >= PM_OP_COUNT)
+	if (op == PM_WIRE_OP_NONE || op >= PM_WIRE_OP_COUNT)
 		return false;
 	*opcode = op_table[op].opcode;
 	*subop = op_table[op].subop;
 	return true;
 }
 
-/* PM_OP_NONE when (opcode, subop) names no op. */
+/* PM_WIRE_OP_NONE when (opcode, subop) names no op. */
 static uint8_t op_from_wire(uint8_t opcode, uint8_t subop)
 {
 	if (opcode != PM_OPCODE_VECTOR)
 		subop = 0;
-	for (uint8_t op = PM_OP_NONE + 1; op < PM_OP_COUNT; op++)
+	for (uint8_t op = PM_WIRE_OP_NONE + 1; op < PM_WIRE_OP_COUNT; op++)
 		if (op_table[op].opcode == opcode && op_table[op].subop == subop)
 			return op;
-	return PM_OP_NONE;
+	return PM_WIRE_OP_NONE;
 }
 
 /* ---------------------------------------------------------------- bounded reader */
@@ -160,7 +114,7 @@ static bool rd_u16(struct rd *r, uint16_t *v)
 	const uint8_t *q;
 	if (!rd_take(r, 2, &q))
 		return false;
-	*v = ld16(q);
+	*v = pm_get_le16(q);
 	return true;
 }
 
@@ -169,7 +123,7 @@ static bool rd_u32(struct rd *r, uint32_t *v)
 	const uint8_t *q;
 	if (!rd_take(r, 4, &q))
 		return false;
-	*v = ld32(q);
+	*v = pm_get_le32(q);
 	return true;
 }
 
@@ -178,135 +132,135 @@ static bool rd_u64(struct rd *r, uint64_t *v)
 	const uint8_t *q;
 	if (!rd_take(r, 8, &q))
 		return false;
-	*v = ld64(q);
+	*v = pm_get_le64(q);
 	return true;
 }
 
 /* u32 length + bytes. A length outside [lo, hi] is `bad`; a length or byte run
- * past the body is PM_E_FRAME_LENGTH. An empty run has ptr NULL. */
-static enum pm_status rd_lenbytes(struct rd *r, uint32_t lo, uint32_t hi, enum pm_status bad,
-				  struct pm_bytes *out)
+ * past the body is PM_WIRE_E_FRAME_LENGTH. An empty run has ptr NULL. */
+static enum pm_wire_status rd_lenbytes(struct rd *r, uint32_t lo, uint32_t hi,
+				       enum pm_wire_status bad, struct pm_wire_bytes *out)
 {
 	uint32_t n;
 	if (!rd_u32(r, &n))
-		return PM_E_FRAME_LENGTH;
+		return PM_WIRE_E_FRAME_LENGTH;
 	if (n < lo || n > hi)
 		return bad;
 	if (!rd_take(r, n, &out->ptr))
-		return PM_E_FRAME_LENGTH;
+		return PM_WIRE_E_FRAME_LENGTH;
 	out->len = n;
 	if (n == 0)
 		out->ptr = NULL;
-	return PM_OK;
+	return PM_WIRE_OK;
 }
 
-static enum pm_status rd_key(struct rd *r, struct pm_bytes *key)
+static enum pm_wire_status rd_key(struct rd *r, struct pm_wire_bytes *key)
 {
-	return rd_lenbytes(r, 1, PM_KEY_BYTES_MAX, PM_E_KEY_LEN, key);
+	return rd_lenbytes(r, 1, PM_WIRE_KEY_BYTES_MAX, PM_WIRE_E_KEY_LEN, key);
 }
 
 /* A collection name that must be present (COLL trailer, create, drop). */
-static enum pm_status rd_name(struct rd *r, struct pm_bytes *name)
+static enum pm_wire_status rd_name(struct rd *r, struct pm_wire_bytes *name)
 {
-	return rd_lenbytes(r, 1, PM_COLLECTION_NAME_BYTES_MAX, PM_E_COLLECTION_NAME, name);
+	return rd_lenbytes(r, 1, PM_WIRE_COLLECTION_NAME_BYTES_MAX, PM_WIRE_E_COLLECTION_NAME, name);
 }
 
 /* u32 dim, dim x f32; the components stay raw (NaN is the engine's check). */
-static enum pm_status rd_vector(struct rd *r, uint32_t *dim, const uint8_t **vec)
+static enum pm_wire_status rd_vector(struct rd *r, uint32_t *dim, const uint8_t **vec)
 {
 	uint32_t d;
 	if (!rd_u32(r, &d))
-		return PM_E_FRAME_LENGTH;
-	if (d == 0 || d > PM_DIM_MAX)
-		return PM_E_DIM;
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (d == 0 || d > PM_WIRE_DIM_MAX)
+		return PM_WIRE_E_DIM;
 	if (!rd_take(r, (uint64_t)d * 4u, vec))
-		return PM_E_FRAME_LENGTH;
+		return PM_WIRE_E_FRAME_LENGTH;
 	*dim = d;
-	return PM_OK;
+	return PM_WIRE_OK;
 }
 
-static enum pm_status rd_ttl(struct rd *r, struct pm_request *req)
+static enum pm_wire_status rd_ttl(struct rd *r, struct pm_wire_request *req)
 {
 	uint64_t t;
 	if (!rd_u64(r, &t))
-		return PM_E_FRAME_LENGTH;
-	if (t == 0 || t > PM_TTL_MS_MAX)
-		return PM_E_TTL;
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (t == 0 || t > PM_WIRE_TTL_MS_MAX)
+		return PM_WIRE_E_TTL;
 	req->ttl_ms = t;
 	req->has_ttl = true;
-	return PM_OK;
+	return PM_WIRE_OK;
 }
 
 /* ---------------------------------------------------------------- header */
 
-bool pm_header_usable(enum pm_status st)
+bool pm_header_usable(enum pm_wire_status st)
 {
-	return st != PM_E_FRAME_TRUNCATED && st != PM_E_FRAME_MAGIC &&
-	       st != PM_E_FRAME_VERSION && st != PM_E_FRAME_TOO_BIG;
+	return st != PM_WIRE_E_FRAME_TRUNCATED && st != PM_WIRE_E_FRAME_MAGIC &&
+	       st != PM_WIRE_E_FRAME_VERSION && st != PM_WIRE_E_FRAME_TOO_BIG;
 }
 
-enum pm_status pm_header_decode(const uint8_t *buf, size_t len, struct pm_frame_header *h)
+enum pm_wire_status pm_header_decode(const uint8_t *buf, size_t len, struct pm_frame_header *h)
 {
 	memset(h, 0, sizeof *h);
 	if (len < PM_FRAME_HEADER_BYTES)
-		return PM_E_FRAME_TRUNCATED;
+		return PM_WIRE_E_FRAME_TRUNCATED;
 	h->version = buf[2];
 	h->opcode = buf[3];
 	h->flags = buf[4];
 	h->status = buf[PM_FRAME_STATUS_OFFSET];
-	h->id = ld64(buf + 8);
-	h->body_len = ld32(buf + 16);
-	if (ld16(buf) != PM_FRAME_MAGIC)
-		return PM_E_FRAME_MAGIC;
+	h->id = pm_get_le64(buf + 8);
+	h->body_len = pm_get_le32(buf + 16);
+	if (pm_get_le16(buf) != PM_FRAME_MAGIC)
+		return PM_WIRE_E_FRAME_MAGIC;
 	if (h->version != PM_FRAME_VERSION)
-		return PM_E_FRAME_VERSION;
+		return PM_WIRE_E_FRAME_VERSION;
 	if ((uint64_t)PM_FRAME_HEADER_BYTES + h->body_len > PM_FRAME_BYTES_MAX)
-		return PM_E_FRAME_TOO_BIG;
+		return PM_WIRE_E_FRAME_TOO_BIG;
 	if (h->body_len > len - PM_FRAME_HEADER_BYTES)
-		return PM_E_FRAME_TRUNCATED;
-	h->first = ld32(buf + 20);
-	if (ld16(buf + 6) != 0)
-		return PM_E_FRAME_FLAGS;
-	return PM_OK;
+		return PM_WIRE_E_FRAME_TRUNCATED;
+	h->first = pm_get_le32(buf + 20);
+	if (pm_get_le16(buf + 6) != 0)
+		return PM_WIRE_E_FRAME_FLAGS;
+	return PM_WIRE_OK;
 }
 
 bool pm_frame_is_reply(const uint8_t *buf, size_t len)
 {
-	return len > 4 && ld16(buf) == PM_FRAME_MAGIC && (buf[4] & PM_FLAG_REPLY);
+	return len > 4 && pm_get_le16(buf) == PM_FRAME_MAGIC && (buf[4] & PM_FLAG_REPLY);
 }
 
 void pm_header_encode(const struct pm_frame_header *h, uint8_t out[PM_FRAME_HEADER_BYTES])
 {
-	st16(out, PM_FRAME_MAGIC);
+	pm_put_le16(out, PM_FRAME_MAGIC);
 	out[2] = h->version;
 	out[3] = h->opcode;
 	out[4] = h->flags;
 	out[PM_FRAME_STATUS_OFFSET] = h->status;
-	st16(out + 6, 0);
-	st64(out + 8, h->id);
-	st32(out + 16, h->body_len);
-	st32(out + 20, h->first);
+	pm_put_le16(out + 6, 0);
+	pm_put_le64(out + 8, h->id);
+	pm_put_le32(out + 16, h->body_len);
+	pm_put_le32(out + 20, h->first);
 }
 
 /* Reads the sub-op of a 'V' frame from the body and names the op. */
-static enum pm_status frame_op(const struct pm_frame_header *h, struct rd *r, uint8_t *op)
+static enum pm_wire_status frame_op(const struct pm_frame_header *h, struct rd *r, uint8_t *op)
 {
 	uint8_t subop = 0;
-	*op = PM_OP_NONE;
+	*op = PM_WIRE_OP_NONE;
 	if (h->opcode == PM_OPCODE_VECTOR && !rd_u8(r, &subop))
-		return PM_E_FRAME_LENGTH;
+		return PM_WIRE_E_FRAME_LENGTH;
 	*op = op_from_wire(h->opcode, subop);
-	return *op == PM_OP_NONE ? PM_E_FRAME_OPCODE : PM_OK;
+	return *op == PM_WIRE_OP_NONE ? PM_WIRE_E_FRAME_OPCODE : PM_WIRE_OK;
 }
 
 /* ---------------------------------------------------------------- request bodies */
 
-static enum pm_status dec_set(struct rd *r, uint8_t flags, struct pm_request *req)
+static enum pm_wire_status dec_set(struct rd *r, uint8_t flags, struct pm_wire_request *req)
 {
-	enum pm_status st = rd_key(r, &req->key);
-	if (st == PM_OK)
-		st = rd_lenbytes(r, 0, PM_VALUE_BYTES_MAX, PM_E_VALUE_LEN, &req->value);
-	if (st == PM_OK && (flags & PM_FLAG_TTL))
+	enum pm_wire_status st = rd_key(r, &req->key);
+	if (st == PM_WIRE_OK)
+		st = rd_lenbytes(r, 0, PM_WIRE_VALUE_BYTES_MAX, PM_WIRE_E_VALUE_LEN, &req->value);
+	if (st == PM_WIRE_OK && (flags & PM_FLAG_TTL))
 		st = rd_ttl(r, req);
 	return st;
 }
@@ -314,45 +268,45 @@ static enum pm_status dec_set(struct rd *r, uint8_t flags, struct pm_request *re
 /* [u32 len, section], [u8 info_flags]: the section is there when the body
  * has more than the flags byte; flags added at the end, so a body without
  * them (every client before paging) reads as flags 0 (docs/protocol.md 10). */
-static enum pm_status dec_info(struct rd *r, struct pm_request *req)
+static enum pm_wire_status dec_info(struct rd *r, struct pm_wire_request *req)
 {
-	enum pm_status st = PM_OK;
+	enum pm_wire_status st = PM_WIRE_OK;
 	if (r->left > 1)
-		st = rd_lenbytes(r, 1, PM_INFO_SECTION_BYTES_MAX, PM_E_PARAM, &req->section);
-	if (st == PM_OK && r->left == 1) {
+		st = rd_lenbytes(r, 1, PM_INFO_SECTION_BYTES_MAX, PM_WIRE_E_PARAM, &req->section);
+	if (st == PM_WIRE_OK && r->left == 1) {
 		(void)rd_u8(r, &req->info_flags);
 		if (req->info_flags & ~PM_INFO_FLAGS_ALL)
-			return PM_E_PARAM;
+			return PM_WIRE_E_PARAM;
 	}
 	return st;
 }
 
-static enum pm_status dec_vadd(struct rd *r, uint8_t flags, struct pm_request *req)
+static enum pm_wire_status dec_vadd(struct rd *r, uint8_t flags, struct pm_wire_request *req)
 {
-	enum pm_status st = rd_key(r, &req->key);
-	if (st == PM_OK)
+	enum pm_wire_status st = rd_key(r, &req->key);
+	if (st == PM_WIRE_OK)
 		st = rd_vector(r, &req->dim, &req->vec);
-	if (st == PM_OK && (flags & PM_FLAG_TTL))
+	if (st == PM_WIRE_OK && (flags & PM_FLAG_TTL))
 		st = rd_ttl(r, req);
-	if (st == PM_OK && (flags & PM_FLAG_COLL))
+	if (st == PM_WIRE_OK && (flags & PM_FLAG_COLL))
 		st = rd_name(r, &req->collection);
 	return st;
 }
 
-static enum pm_status dec_vquery(struct rd *r, uint8_t flags, struct pm_request *req)
+static enum pm_wire_status dec_vquery(struct rd *r, uint8_t flags, struct pm_wire_request *req)
 {
 	if (!rd_u32(r, &req->k))
-		return PM_E_FRAME_LENGTH;
-	if (req->k == 0 || req->k > PM_K_MAX)
-		return PM_E_K;
-	enum pm_status st = rd_vector(r, &req->dim, &req->vec);
-	if (st != PM_OK)
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (req->k == 0 || req->k > PM_WIRE_K_MAX)
+		return PM_WIRE_E_K;
+	enum pm_wire_status st = rd_vector(r, &req->dim, &req->vec);
+	if (st != PM_WIRE_OK)
 		return st;
 	if (flags & PM_FLAG_EF) {
 		if (!rd_u32(r, &req->ef))
-			return PM_E_FRAME_LENGTH;
-		if (req->ef > PM_EF_MAX || (req->ef != 0 && req->ef < req->k))
-			return PM_E_EF;
+			return PM_WIRE_E_FRAME_LENGTH;
+		if (req->ef > PM_WIRE_EF_MAX || (req->ef != 0 && req->ef < req->k))
+			return PM_WIRE_E_EF;
 	}
 	if (flags & PM_FLAG_COLL)
 		st = rd_name(r, &req->collection);
@@ -360,90 +314,91 @@ static enum pm_status dec_vquery(struct rd *r, uint8_t flags, struct pm_request 
 	return st;
 }
 
-static enum pm_status dec_ccreate(struct rd *r, struct pm_request *req)
+static enum pm_wire_status dec_ccreate(struct rd *r, struct pm_wire_request *req)
 {
-	struct pm_collection_params *p = &req->params;
-	enum pm_status st = rd_name(r, &req->collection);
-	if (st != PM_OK)
+	struct pm_wire_coll_params *p = &req->params;
+	enum pm_wire_status st = rd_name(r, &req->collection);
+	if (st != PM_WIRE_OK)
 		return st;
 	if (!rd_u32(r, &p->dim))
-		return PM_E_FRAME_LENGTH;
-	if (p->dim == 0 || p->dim > PM_DIM_MAX)
-		return PM_E_DIM;
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (p->dim == 0 || p->dim > PM_WIRE_DIM_MAX)
+		return PM_WIRE_E_DIM;
 	if (!rd_u8(r, &p->metric) || !rd_u8(r, &p->index))
-		return PM_E_FRAME_LENGTH;
-	if (p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT)
-		return PM_E_PARAM;
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (p->metric >= PM_WIRE_METRIC_COUNT || p->index >= PM_WIRE_INDEX_COUNT)
+		return PM_WIRE_E_PARAM;
 	if (!rd_u16(r, &p->hnsw_m) || !rd_u32(r, &p->ef_construction) ||
 	    !rd_u32(r, &p->ef_search))
-		return PM_E_FRAME_LENGTH;
+		return PM_WIRE_E_FRAME_LENGTH;
 	/* coll_flags came later, at the end: a body without it (a client from
 	 * before) reads as flags 0 (docs/protocol.md 10) */
 	if (r->left != 0 && !rd_u8(r, &p->flags))
-		return PM_E_FRAME_LENGTH;
-	if (p->flags & ~PM_COLL_FLAGS_ALL)
-		return PM_E_PARAM;
-	return PM_OK;
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (p->flags & ~PM_WIRE_COLL_FLAGS_ALL)
+		return PM_WIRE_E_PARAM;
+	return PM_WIRE_OK;
 }
 
-static enum pm_status dec_request_body(struct rd *r, uint8_t flags, struct pm_request *req)
+static enum pm_wire_status dec_request_body(struct rd *r, uint8_t flags,
+					    struct pm_wire_request *req)
 {
-	switch ((enum pm_op)req->op) {
-	case PM_OP_SET:
+	switch ((enum pm_wire_op)req->op) {
+	case PM_WIRE_OP_SET:
 		return dec_set(r, flags, req);
-	case PM_OP_GET:
-	case PM_OP_DEL:
-	case PM_OP_VGET:
-	case PM_OP_VDEL:
+	case PM_WIRE_OP_GET:
+	case PM_WIRE_OP_DEL:
+	case PM_WIRE_OP_VGET:
+	case PM_WIRE_OP_VDEL:
 		return rd_key(r, &req->key);
-	case PM_OP_INFO:
+	case PM_WIRE_OP_INFO:
 		return dec_info(r, req);
-	case PM_OP_VADD:
+	case PM_WIRE_OP_VADD:
 		return dec_vadd(r, flags, req);
-	case PM_OP_VQUERY:
+	case PM_WIRE_OP_VQUERY:
 		return dec_vquery(r, flags, req);
-	case PM_OP_CCREATE:
+	case PM_WIRE_OP_CCREATE:
 		return dec_ccreate(r, req);
-	case PM_OP_CDROP:
+	case PM_WIRE_OP_CDROP:
 		return rd_name(r, &req->collection);
-	case PM_OP_CLIST: /* [u8 list_flags], added at the end: absent is 0 */
+	case PM_WIRE_OP_CLIST: /* [u8 list_flags], added at the end: absent is 0 */
 		if (r->left != 0 && rd_u8(r, &req->list_flags) &&
 		    (req->list_flags & ~PM_CLIST_FLAGS_ALL))
-			return PM_E_PARAM;
-		return PM_OK; /* a further byte is FRAME_LENGTH */
-	case PM_OP_SNAPSHOT:
-		return PM_OK; /* nothing after the header; a tail is FRAME_LENGTH */
-	case PM_OP_NONE:
-	case PM_OP_COUNT:
+			return PM_WIRE_E_PARAM;
+		return PM_WIRE_OK; /* a further byte is FRAME_LENGTH */
+	case PM_WIRE_OP_SNAPSHOT:
+		return PM_WIRE_OK; /* nothing after the header; a tail is FRAME_LENGTH */
+	case PM_WIRE_OP_NONE:
+	case PM_WIRE_OP_COUNT:
 		break;
 	}
-	return PM_E_FRAME_OPCODE;
+	return PM_WIRE_E_FRAME_OPCODE;
 }
 
-enum pm_status pm_request_decode(const uint8_t *buf, size_t len, struct pm_request *req,
-				 size_t *used)
+enum pm_wire_status pm_wire_request_decode(const uint8_t *buf, size_t len,
+					   struct pm_wire_request *req, size_t *used)
 {
 	struct pm_frame_header h;
 	memset(req, 0, sizeof *req);
 	*used = 0;
-	enum pm_status st = pm_header_decode(buf, len, &h);
+	enum pm_wire_status st = pm_header_decode(buf, len, &h);
 	if (!pm_header_usable(st))
 		return st;
 	*used = PM_FRAME_HEADER_BYTES + (size_t)h.body_len;
 	req->id = h.id;
 	struct rd r = { buf + PM_FRAME_HEADER_BYTES, h.body_len };
-	enum pm_status op_st = frame_op(&h, &r, &req->op);
-	if (st != PM_OK)
+	enum pm_wire_status op_st = frame_op(&h, &r, &req->op);
+	if (st != PM_WIRE_OK)
 		return st; /* reserved field set */
 	if (h.status != 0 || h.first != 0 || (h.flags & (PM_FLAG_REPLY | PM_FLAG_MORE)))
-		return PM_E_FRAME_FLAGS;
-	if (op_st != PM_OK)
+		return PM_WIRE_E_FRAME_FLAGS;
+	if (op_st != PM_WIRE_OK)
 		return op_st;
 	if (h.flags & ~op_table[req->op].req_flags)
-		return PM_E_FRAME_FLAGS;
+		return PM_WIRE_E_FRAME_FLAGS;
 	st = dec_request_body(&r, h.flags, req);
-	if (st == PM_OK && r.left != 0)
-		st = PM_E_FRAME_LENGTH;
+	if (st == PM_WIRE_OK && r.left != 0)
+		st = PM_WIRE_E_FRAME_LENGTH;
 	return st;
 }
 
@@ -479,21 +434,21 @@ static void wr_u8(struct wr *w, uint8_t v)
 static void wr_u16(struct wr *w, uint16_t v)
 {
 	uint8_t b[2];
-	st16(b, v);
+	pm_put_le16(b, v);
 	wr_put(w, b, sizeof b);
 }
 
 static void wr_u32(struct wr *w, uint32_t v)
 {
 	uint8_t b[4];
-	st32(b, v);
+	pm_put_le32(b, v);
 	wr_put(w, b, sizeof b);
 }
 
 static void wr_u64(struct wr *w, uint64_t v)
 {
 	uint8_t b[8];
-	st64(b, v);
+	pm_put_le64(b, v);
 	wr_put(w, b, sizeof b);
 }
 
@@ -506,7 +461,7 @@ static void wr_f32(struct wr *w, float f)
 
 /* u32 length + bytes. A run longer than max is refused before it is read, so a
  * wrong length cannot make the encoder read past the caller's buffer. */
-static void wr_bytes(struct wr *w, struct pm_bytes b, uint32_t max)
+static void wr_bytes(struct wr *w, struct pm_wire_bytes b, uint32_t max)
 {
 	if (b.len > max)
 		w->ok = false;
@@ -514,10 +469,10 @@ static void wr_bytes(struct wr *w, struct pm_bytes b, uint32_t max)
 	wr_put(w, b.ptr, b.len);
 }
 
-/* u32 dim + dim x f32, refused before it is read when dim is above PM_DIM_MAX. */
+/* u32 dim + dim x f32, refused before it is read when dim is above PM_WIRE_DIM_MAX. */
 static void wr_vector(struct wr *w, uint32_t dim, const uint8_t *vec)
 {
-	if (dim > PM_DIM_MAX)
+	if (dim > PM_WIRE_DIM_MAX)
 		w->ok = false;
 	wr_u32(w, dim);
 	wr_put(w, vec, (uint64_t)dim * 4u);
@@ -525,7 +480,7 @@ static void wr_vector(struct wr *w, uint32_t dim, const uint8_t *vec)
 
 /* Collection parameters; coll_flags only when `flags` (a CLIST entry for a
  * client from before the field has none). */
-static void wr_params(struct wr *w, const struct pm_collection_params *p, bool flags)
+static void wr_params(struct wr *w, const struct pm_wire_coll_params *p, bool flags)
 {
 	wr_u32(w, p->dim);
 	wr_u8(w, p->metric);
@@ -533,7 +488,7 @@ static void wr_params(struct wr *w, const struct pm_collection_params *p, bool f
 	wr_u16(w, p->hnsw_m);
 	wr_u32(w, p->ef_construction);
 	wr_u32(w, p->ef_search);
-	if (p->flags & ~PM_COLL_FLAGS_ALL)
+	if (p->flags & ~PM_WIRE_COLL_FLAGS_ALL)
 		w->ok = false;
 	if (flags)
 		wr_u8(w, p->flags);
@@ -552,33 +507,33 @@ static bool wr_frame(struct wr *w, uint8_t *out, size_t cap)
 
 /* ---------------------------------------------------------------- request encoding */
 
-static uint8_t enc_set(const struct pm_request *req, struct wr *w)
+static uint8_t enc_set(const struct pm_wire_request *req, struct wr *w)
 {
-	wr_bytes(w, req->key, PM_KEY_BYTES_MAX);
-	wr_bytes(w, req->value, PM_VALUE_BYTES_MAX);
+	wr_bytes(w, req->key, PM_WIRE_KEY_BYTES_MAX);
+	wr_bytes(w, req->value, PM_WIRE_VALUE_BYTES_MAX);
 	if (!req->has_ttl)
 		return 0;
 	wr_u64(w, req->ttl_ms);
 	return PM_FLAG_TTL;
 }
 
-static uint8_t enc_vadd(const struct pm_request *req, struct wr *w)
+static uint8_t enc_vadd(const struct pm_wire_request *req, struct wr *w)
 {
 	uint8_t flags = 0;
-	wr_bytes(w, req->key, PM_KEY_BYTES_MAX);
+	wr_bytes(w, req->key, PM_WIRE_KEY_BYTES_MAX);
 	wr_vector(w, req->dim, req->vec);
 	if (req->has_ttl) {
 		wr_u64(w, req->ttl_ms);
 		flags |= PM_FLAG_TTL;
 	}
 	if (req->collection.len != 0) {
-		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
+		wr_bytes(w, req->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 		flags |= PM_FLAG_COLL;
 	}
 	return flags;
 }
 
-static uint8_t enc_vquery(const struct pm_request *req, struct wr *w)
+static uint8_t enc_vquery(const struct pm_wire_request *req, struct wr *w)
 {
 	uint8_t flags = req->exact ? PM_FLAG_EXACT : 0;
 	wr_u32(w, req->k);
@@ -588,59 +543,59 @@ static uint8_t enc_vquery(const struct pm_request *req, struct wr *w)
 		flags |= PM_FLAG_EF;
 	}
 	if (req->collection.len != 0) {
-		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
+		wr_bytes(w, req->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 		flags |= PM_FLAG_COLL;
 	}
 	return flags;
 }
 
 /* Writes the body (after any sub-op byte) and returns the request flags. */
-static uint8_t enc_request_body(const struct pm_request *req, struct wr *w)
+static uint8_t enc_request_body(const struct pm_wire_request *req, struct wr *w)
 {
-	switch ((enum pm_op)req->op) {
-	case PM_OP_SET:
+	switch ((enum pm_wire_op)req->op) {
+	case PM_WIRE_OP_SET:
 		return enc_set(req, w);
-	case PM_OP_GET:
-	case PM_OP_DEL:
-	case PM_OP_VGET:
-	case PM_OP_VDEL:
-		wr_bytes(w, req->key, PM_KEY_BYTES_MAX);
+	case PM_WIRE_OP_GET:
+	case PM_WIRE_OP_DEL:
+	case PM_WIRE_OP_VGET:
+	case PM_WIRE_OP_VDEL:
+		wr_bytes(w, req->key, PM_WIRE_KEY_BYTES_MAX);
 		return 0;
-	case PM_OP_INFO:
+	case PM_WIRE_OP_INFO:
 		if (req->section.len != 0)
 			wr_bytes(w, req->section, PM_INFO_SECTION_BYTES_MAX);
 		if (req->info_flags != 0)
 			wr_u8(w, req->info_flags);
 		return 0;
-	case PM_OP_VADD:
+	case PM_WIRE_OP_VADD:
 		return enc_vadd(req, w);
-	case PM_OP_VQUERY:
+	case PM_WIRE_OP_VQUERY:
 		return enc_vquery(req, w);
-	case PM_OP_CCREATE:
-		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
+	case PM_WIRE_OP_CCREATE:
+		wr_bytes(w, req->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 		wr_params(w, &req->params, true);
 		return 0;
-	case PM_OP_CDROP:
-		wr_bytes(w, req->collection, PM_COLLECTION_NAME_BYTES_MAX);
+	case PM_WIRE_OP_CDROP:
+		wr_bytes(w, req->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 		return 0;
-	case PM_OP_CLIST:
+	case PM_WIRE_OP_CLIST:
 		if (req->list_flags != 0)
 			wr_u8(w, req->list_flags);
 		return 0;
-	case PM_OP_SNAPSHOT:
+	case PM_WIRE_OP_SNAPSHOT:
 		return 0;
-	case PM_OP_NONE:
-	case PM_OP_COUNT:
+	case PM_WIRE_OP_NONE:
+	case PM_WIRE_OP_COUNT:
 		break;
 	}
 	w->ok = false;
 	return 0;
 }
 
-size_t pm_request_encode(const struct pm_request *req, uint8_t *out, size_t cap)
+size_t pm_wire_request_encode(const struct pm_wire_request *req, uint8_t *out, size_t cap)
 {
 	struct wr w;
-	if (req->op == PM_OP_NONE || req->op >= PM_OP_COUNT || !wr_frame(&w, out, cap))
+	if (req->op == PM_WIRE_OP_NONE || req->op >= PM_WIRE_OP_COUNT || !wr_frame(&w, out, cap))
 		return 0;
 	const struct op_wire *ow = &op_table[req->op];
 	if (ow->subop != 0)
@@ -659,9 +614,9 @@ size_t pm_request_encode(const struct pm_request *req, uint8_t *out, size_t cap)
 	};
 	pm_header_encode(&h, out);
 	/* The decoder holds the rules: refuse what it would refuse. */
-	struct pm_request check;
+	struct pm_wire_request check;
 	size_t used;
-	if (pm_request_decode(out, n, &check, &used) != PM_OK || used != n)
+	if (pm_wire_request_decode(out, n, &check, &used) != PM_WIRE_OK || used != n)
 		return 0;
 	return n;
 }
@@ -669,7 +624,7 @@ size_t pm_request_encode(const struct pm_request *req, uint8_t *out, size_t cap)
 /* ---------------------------------------------------------------- reply encoding */
 
 /* Writes hits from *cursor on while they fit; returns MORE if some remain. */
-static uint8_t enc_hits(const struct pm_reply *rep, uint32_t *cursor, struct wr *w)
+static uint8_t enc_hits(const struct pm_wire_reply *rep, uint32_t *cursor, struct wr *w)
 {
 	uint8_t *count_at = w->p;
 	uint32_t i = *cursor, n = 0;
@@ -677,23 +632,23 @@ static uint8_t enc_hits(const struct pm_reply *rep, uint32_t *cursor, struct wr 
 	if (i > rep->nhits)
 		w->ok = false;
 	for (; w->ok && i < rep->nhits; i++, n++) {
-		const struct pm_bytes *key = &rep->keys[i];
-		if ((uint64_t)PM_WIRE_HIT_BYTES_FIXED + key->len > wr_room(w))
+		const struct pm_wire_hit *hit = &rep->hits[i];
+		if ((uint64_t)PM_WIRE_HIT_BYTES_FIXED + hit->key.len > wr_room(w))
 			break;
-		wr_bytes(w, *key, PM_KEY_BYTES_MAX);
-		wr_f32(w, rep->hits[i].dist);
+		wr_bytes(w, hit->key, PM_WIRE_KEY_BYTES_MAX);
+		wr_f32(w, hit->dist);
 	}
 	if (n == 0 && i < rep->nhits)
 		w->ok = false; /* not even one hit fits */
 	if (!w->ok)
 		return 0;
-	st32(count_at, n);
+	pm_put_le32(count_at, n);
 	*cursor = i;
 	return i < rep->nhits ? PM_FLAG_MORE : 0;
 }
 
 /* Writes collections from *cursor on while they fit; returns MORE if some remain. */
-static uint8_t enc_colls(const struct pm_reply *rep, uint32_t *cursor, struct wr *w)
+static uint8_t enc_colls(const struct pm_wire_reply *rep, uint32_t *cursor, struct wr *w)
 {
 	uint8_t *count_at = w->p;
 	uint32_t i = *cursor, n = 0;
@@ -701,10 +656,10 @@ static uint8_t enc_colls(const struct pm_reply *rep, uint32_t *cursor, struct wr
 	if (i > rep->ncolls)
 		w->ok = false;
 	for (; w->ok && i < rep->ncolls; i++, n++) {
-		const struct pm_coll_info *c = &rep->colls[i];
+		const struct pm_wire_coll_info *c = &rep->colls[i];
 		if ((uint64_t)PM_WIRE_COLL_BYTES_FIXED + c->name.len > wr_room(w))
 			break;
-		wr_bytes(w, c->name, PM_COLLECTION_NAME_BYTES_MAX);
+		wr_bytes(w, c->name, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 		wr_params(w, &c->params, rep->list_flags & PM_CLIST_COLL_FLAGS);
 		wr_u64(w, c->count);
 		wr_u64(w, c->bytes);
@@ -713,7 +668,7 @@ static uint8_t enc_colls(const struct pm_reply *rep, uint32_t *cursor, struct wr
 		w->ok = false; /* not even one collection fits */
 	if (!w->ok)
 		return 0;
-	st32(count_at, n);
+	pm_put_le32(count_at, n);
 	*cursor = i;
 	return i < rep->ncolls ? PM_FLAG_MORE : 0;
 }
@@ -721,7 +676,7 @@ static uint8_t enc_colls(const struct pm_reply *rep, uint32_t *cursor, struct wr
 /* Writes INFO text from byte *cursor on: all of it if it fits, else the whole
  * lines that fit (bytes up to the room if not even one line does); returns
  * MORE if some remain. */
-static uint8_t enc_info(const struct pm_reply *rep, uint32_t *cursor, struct wr *w)
+static uint8_t enc_info(const struct pm_wire_reply *rep, uint32_t *cursor, struct wr *w)
 {
 	uint32_t at = *cursor, len = rep->value.len;
 	uint64_t room = wr_room(w) >= 4u ? wr_room(w) - 4u : 0;
@@ -748,77 +703,82 @@ static uint8_t enc_info(const struct pm_reply *rep, uint32_t *cursor, struct wr 
 }
 
 /* Writes a successful reply's body (after any sub-op byte); returns MORE or 0. */
-static uint8_t enc_reply_body(const struct pm_reply *rep, uint32_t *cursor, struct wr *w)
+static uint8_t enc_reply_body(const struct pm_wire_reply *rep, uint32_t *cursor, struct wr *w)
 {
-	switch ((enum pm_op)rep->op) {
-	case PM_OP_SET:
-	case PM_OP_VADD:
-	case PM_OP_CCREATE:
-	case PM_OP_SNAPSHOT:
+	switch ((enum pm_wire_op)rep->op) {
+	case PM_WIRE_OP_SET:
+	case PM_WIRE_OP_VADD:
+	case PM_WIRE_OP_CCREATE:
+	case PM_WIRE_OP_SNAPSHOT:
 		return 0;
-	case PM_OP_GET:
-		wr_bytes(w, rep->value, PM_VALUE_BYTES_MAX);
+	case PM_WIRE_OP_GET:
+		wr_bytes(w, rep->value, PM_WIRE_VALUE_BYTES_MAX);
 		return 0;
-	case PM_OP_INFO:
+	case PM_WIRE_OP_INFO:
 		return enc_info(rep, cursor, w);
-	case PM_OP_DEL:
-	case PM_OP_VDEL:
-	case PM_OP_CDROP:
+	case PM_WIRE_OP_DEL:
+	case PM_WIRE_OP_VDEL:
+	case PM_WIRE_OP_CDROP:
 		wr_u32(w, rep->removed);
 		return 0;
-	case PM_OP_VGET:
+	case PM_WIRE_OP_VGET:
 		wr_u32(w, rep->dim);
-		wr_u8(w, PM_DTYPE_F32);
-		if (rep->dim > PM_DIM_MAX || rep->dim * 4u != rep->value.len)
+		wr_u8(w, PM_WIRE_DTYPE_F32);
+		if (rep->dim > PM_WIRE_DIM_MAX || rep->dim * 4u != rep->value.len)
 			w->ok = false;
 		wr_put(w, rep->value.ptr, rep->value.len);
-		wr_bytes(w, rep->collection, PM_COLLECTION_NAME_BYTES_MAX);
+		wr_bytes(w, rep->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 		return 0;
-	case PM_OP_VQUERY:
+	case PM_WIRE_OP_VQUERY:
 		return enc_hits(rep, cursor, w);
-	case PM_OP_CLIST:
+	case PM_WIRE_OP_CLIST:
 		return enc_colls(rep, cursor, w);
-	case PM_OP_NONE:
-	case PM_OP_COUNT:
+	case PM_WIRE_OP_NONE:
+	case PM_WIRE_OP_COUNT:
 		break;
 	}
 	w->ok = false;
 	return 0;
 }
 
-uint32_t pm_reply_items(const struct pm_reply *rep)
+uint32_t pm_wire_reply_items(const struct pm_wire_reply *rep)
 {
-	if (rep->op == PM_OP_VQUERY)
+	if (rep->op == PM_WIRE_OP_VQUERY)
 		return rep->nhits;
-	if (rep->op == PM_OP_INFO)
+	if (rep->op == PM_WIRE_OP_INFO)
 		return rep->value.len;
-	return rep->op == PM_OP_CLIST ? rep->ncolls : 0;
+	return rep->op == PM_WIRE_OP_CLIST ? rep->ncolls : 0;
 }
 
-bool pm_reply_paged(const struct pm_reply *rep)
+bool pm_wire_op_paged(uint8_t op)
 {
-	return rep->status == PM_OK && rep->op < PM_OP_COUNT && op_table[rep->op].paged;
+	return op < PM_WIRE_OP_COUNT && op_table[op].paged;
 }
 
-/* pm_reply_encode(), with the hint a THROTTLED reply carries. */
-static size_t encode_reply(const struct pm_reply *rep, uint32_t *cursor, uint32_t retry_ms,
+bool pm_wire_reply_paged(const struct pm_wire_reply *rep)
+{
+	return rep->status == PM_WIRE_OK && pm_wire_op_paged(rep->op);
+}
+
+/* pm_wire_reply_encode(), with the hint a THROTTLED reply carries. */
+static size_t encode_reply(const struct pm_wire_reply *rep, uint32_t *cursor, uint32_t retry_ms,
 			   uint8_t *out, size_t cap)
 {
 	uint32_t local = 0;
 	uint32_t *cur = cursor != NULL ? cursor : &local;
 	uint32_t first = *cur;
 	struct wr w;
-	if (rep->op >= PM_OP_COUNT || !wr_frame(&w, out, cap))
+	if (rep->op >= PM_WIRE_OP_COUNT || !wr_frame(&w, out, cap))
 		return 0;
 	const struct op_wire *ow = &op_table[rep->op];
 	uint8_t flags = PM_FLAG_REPLY;
 	if (ow->subop != 0)
 		wr_u8(&w, ow->subop);
-	if (rep->status == PM_OK)
+	if (rep->status == PM_WIRE_OK)
 		flags |= enc_reply_body(rep, cur, &w);
 	else
-		*cur = pm_reply_items(rep); /* an error reply is one frame */
-	if (rep->status == PM_E_THROTTLED)
+		*cur = pm_wire_reply_items(rep); /* an error reply is one frame */
+	if (rep->status == PM_WIRE_E_THROTTLED)
 		wr_u32(&w, retry_ms);
 	if (!w.ok || (cursor == NULL && (flags & PM_FLAG_MORE))) {
 		*cur = first;
@@ -829,23 +789,25 @@ static size_t encode_reply(const struct pm_reply *rep, uint32_t *cursor, uint32_
 		.version = PM_FRAME_VERSION,
 		.opcode = ow->opcode,
 		.flags = flags,
-		.status = pm_wire_status(rep->status),
+		.status = pm_wire_status_known((uint8_t)rep->status) ? (uint8_t)rep->status
+								 : PM_WIRE_E_INTERNAL,
 		.id = rep->id,
 		.body_len = (uint32_t)(n - PM_FRAME_HEADER_BYTES),
-		.first = rep->status == PM_OK && ow->paged ? first : 0,
+		.first = rep->status == PM_WIRE_OK && ow->paged ? first : 0,
 	};
 	pm_header_encode(&h, out);
 	/* The decoder holds the rules: refuse what it would refuse. */
 	struct pm_reply_view check;
 	size_t used;
-	if (pm_reply_decode_list(out, n, rep->list_flags, &check, &used) != PM_OK || used != n) {
+	if (pm_reply_decode_list(out, n, rep->list_flags, &check, &used) != PM_WIRE_OK || used != n) {
 		*cur = first;
 		return 0;
 	}
 	return n;
 }
 
-size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *out, size_t cap)
+size_t pm_wire_reply_encode(const struct pm_wire_reply *rep, uint32_t *cursor, uint8_t *out,
+			    size_t cap)
 {
 	return encode_reply(rep, cursor, 0, out, cap);
 }
@@ -853,191 +815,194 @@ size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *ou
 size_t pm_reply_encode_throttled(uint8_t op, uint64_t id, uint32_t retry_ms, uint8_t *out,
 				 size_t cap)
 {
-	struct pm_reply rep = { .status = PM_E_THROTTLED, .op = op, .id = id };
+	struct pm_wire_reply rep = { .status = PM_WIRE_E_THROTTLED, .op = op, .id = id };
 	return encode_reply(&rep, NULL, retry_ms, out, cap);
 }
 
 /* ---------------------------------------------------------------- reply decoding */
 
-static enum pm_status dec_removed(struct rd *r, struct pm_reply_view *rv)
+static enum pm_wire_status dec_removed(struct rd *r, struct pm_reply_view *rv)
 {
 	if (!rd_u32(r, &rv->removed))
-		return PM_E_FRAME_LENGTH;
-	return rv->removed <= 1 ? PM_OK : PM_E_PARAM;
+		return PM_WIRE_E_FRAME_LENGTH;
+	return rv->removed <= 1 ? PM_WIRE_OK : PM_WIRE_E_PARAM;
 }
 
 /* u32 dim, u8 dtype, dim x f32, u32 nlen, collection name (0 = default). */
-static enum pm_status dec_vget(struct rd *r, struct pm_reply_view *rv)
+static enum pm_wire_status dec_vget(struct rd *r, struct pm_reply_view *rv)
 {
 	if (!rd_u32(r, &rv->dim) || !rd_u8(r, &rv->dtype))
-		return PM_E_FRAME_LENGTH;
-	if (rv->dim == 0 || rv->dim > PM_DIM_MAX)
-		return PM_E_DIM;
-	if (rv->dtype != PM_DTYPE_F32)
-		return PM_E_DTYPE;
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (rv->dim == 0 || rv->dim > PM_WIRE_DIM_MAX)
+		return PM_WIRE_E_DIM;
+	if (rv->dtype != PM_WIRE_DTYPE_F32)
+		return PM_WIRE_E_DTYPE;
 	if (!rd_take(r, (uint64_t)rv->dim * 4u, &rv->value.ptr))
-		return PM_E_FRAME_LENGTH;
+		return PM_WIRE_E_FRAME_LENGTH;
 	rv->value.len = rv->dim * 4u;
-	return rd_lenbytes(r, 0, PM_COLLECTION_NAME_BYTES_MAX, PM_E_COLLECTION_NAME,
+	return rd_lenbytes(r, 0, PM_WIRE_COLLECTION_NAME_BYTES_MAX, PM_WIRE_E_COLLECTION_NAME,
 			   &rv->collection);
 }
 
 /* Checks every hit of a VQUERY page; the iterator reads them again later. */
-static enum pm_status dec_hits(struct rd *r, struct pm_reply_view *rv)
+static enum pm_wire_status dec_hits(struct rd *r, struct pm_reply_view *rv)
 {
-	struct pm_bytes key;
+	struct pm_wire_bytes key;
 	uint32_t dist;
 	if (!rd_u32(r, &rv->count))
-		return PM_E_FRAME_LENGTH;
+		return PM_WIRE_E_FRAME_LENGTH;
 	rv->it_pos = r->p;
 	rv->it_left = rv->count;
 	for (uint32_t i = 0; i < rv->count; i++) {
-		enum pm_status st = rd_key(r, &key);
-		if (st != PM_OK)
+		enum pm_wire_status st = rd_key(r, &key);
+		if (st != PM_WIRE_OK)
 			return st;
 		if (!rd_u32(r, &dist))
-			return PM_E_FRAME_LENGTH;
+			return PM_WIRE_E_FRAME_LENGTH;
 	}
-	return PM_OK;
+	return PM_WIRE_OK;
 }
 
-static enum pm_status dec_coll_entry(struct rd *r, uint8_t list_flags, struct pm_coll_info *ci)
+static enum pm_wire_status dec_coll_entry(struct rd *r, uint8_t list_flags,
+					  struct pm_wire_coll_info *ci)
 {
-	struct pm_collection_params *p = &ci->params;
+	struct pm_wire_coll_params *p = &ci->params;
 	memset(ci, 0, sizeof(*ci)); /* params.reserved too: params compare by bytes */
-	enum pm_status st = rd_lenbytes(r, 0, PM_COLLECTION_NAME_BYTES_MAX,
-					PM_E_COLLECTION_NAME, &ci->name);
-	if (st != PM_OK)
+	enum pm_wire_status st = rd_lenbytes(r, 0, PM_WIRE_COLLECTION_NAME_BYTES_MAX,
+					PM_WIRE_E_COLLECTION_NAME, &ci->name);
+	if (st != PM_WIRE_OK)
 		return st;
 	if (!rd_u32(r, &p->dim) || !rd_u8(r, &p->metric) || !rd_u8(r, &p->index) ||
 	    !rd_u16(r, &p->hnsw_m) || !rd_u32(r, &p->ef_construction) ||
 	    !rd_u32(r, &p->ef_search) ||
 	    ((list_flags & PM_CLIST_COLL_FLAGS) && !rd_u8(r, &p->flags)) ||
 	    !rd_u64(r, &ci->count) || !rd_u64(r, &ci->bytes))
-		return PM_E_FRAME_LENGTH;
-	if (p->dim > PM_DIM_MAX)
-		return PM_E_DIM;
-	if (p->metric >= PM_METRIC_COUNT || p->index >= PM_INDEX_COUNT ||
-	    (p->flags & ~PM_COLL_FLAGS_ALL))
-		return PM_E_PARAM;
-	return PM_OK;
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (p->dim > PM_WIRE_DIM_MAX)
+		return PM_WIRE_E_DIM;
+	if (p->metric >= PM_WIRE_METRIC_COUNT || p->index >= PM_WIRE_INDEX_COUNT ||
+	    (p->flags & ~PM_WIRE_COLL_FLAGS_ALL))
+		return PM_WIRE_E_PARAM;
+	return PM_WIRE_OK;
 }
 
 /* Checks every entry of a CLIST page; the iterator reads them again later. */
-static enum pm_status dec_colls(struct rd *r, struct pm_reply_view *rv)
+static enum pm_wire_status dec_colls(struct rd *r, struct pm_reply_view *rv)
 {
-	struct pm_coll_info ci;
+	struct pm_wire_coll_info ci;
 	if (!rd_u32(r, &rv->count))
-		return PM_E_FRAME_LENGTH;
+		return PM_WIRE_E_FRAME_LENGTH;
 	rv->it_pos = r->p;
 	rv->it_left = rv->count;
 	for (uint32_t i = 0; i < rv->count; i++) {
-		enum pm_status st = dec_coll_entry(r, rv->list_flags, &ci);
-		if (st != PM_OK)
+		enum pm_wire_status st = dec_coll_entry(r, rv->list_flags, &ci);
+		if (st != PM_WIRE_OK)
 			return st;
 	}
-	return PM_OK;
+	return PM_WIRE_OK;
 }
 
 /* u32 len, text: the part of the whole text from byte `first` on; `count`
  * is its length (a MORE frame carries at least one byte). */
-static enum pm_status dec_info_text(struct rd *r, struct pm_reply_view *rv)
+static enum pm_wire_status dec_info_text(struct rd *r, struct pm_reply_view *rv)
 {
-	enum pm_status st = rd_lenbytes(r, 0, PM_INFO_REPLY_BYTES_MAX, PM_E_VALUE_LEN, &rv->value);
-	if (st == PM_OK && (uint64_t)rv->first + rv->value.len > PM_INFO_REPLY_BYTES_MAX)
-		st = PM_E_VALUE_LEN;
+	enum pm_wire_status st =
+		rd_lenbytes(r, 0, PM_INFO_REPLY_BYTES_MAX, PM_WIRE_E_VALUE_LEN, &rv->value);
+	if (st == PM_WIRE_OK && (uint64_t)rv->first + rv->value.len > PM_INFO_REPLY_BYTES_MAX)
+		st = PM_WIRE_E_VALUE_LEN;
 	rv->count = rv->value.len;
 	return st;
 }
 
-static enum pm_status dec_reply_body(struct rd *r, struct pm_reply_view *rv)
+static enum pm_wire_status dec_reply_body(struct rd *r, struct pm_reply_view *rv)
 {
-	switch ((enum pm_op)rv->op) {
-	case PM_OP_SET:
-	case PM_OP_VADD:
-	case PM_OP_CCREATE:
-	case PM_OP_SNAPSHOT:
-		return PM_OK;
-	case PM_OP_GET:
-		return rd_lenbytes(r, 0, PM_VALUE_BYTES_MAX, PM_E_VALUE_LEN, &rv->value);
-	case PM_OP_INFO:
+	switch ((enum pm_wire_op)rv->op) {
+	case PM_WIRE_OP_SET:
+	case PM_WIRE_OP_VADD:
+	case PM_WIRE_OP_CCREATE:
+	case PM_WIRE_OP_SNAPSHOT:
+		return PM_WIRE_OK;
+	case PM_WIRE_OP_GET:
+		return rd_lenbytes(r, 0, PM_WIRE_VALUE_BYTES_MAX, PM_WIRE_E_VALUE_LEN, &rv->value);
+	case PM_WIRE_OP_INFO:
 		return dec_info_text(r, rv);
-	case PM_OP_DEL:
-	case PM_OP_VDEL:
-	case PM_OP_CDROP:
+	case PM_WIRE_OP_DEL:
+	case PM_WIRE_OP_VDEL:
+	case PM_WIRE_OP_CDROP:
 		return dec_removed(r, rv);
-	case PM_OP_VGET:
+	case PM_WIRE_OP_VGET:
 		return dec_vget(r, rv);
-	case PM_OP_VQUERY:
+	case PM_WIRE_OP_VQUERY:
 		return dec_hits(r, rv);
-	case PM_OP_CLIST:
+	case PM_WIRE_OP_CLIST:
 		return dec_colls(r, rv);
-	case PM_OP_NONE:
-	case PM_OP_COUNT:
+	case PM_WIRE_OP_NONE:
+	case PM_WIRE_OP_COUNT:
 		break;
 	}
-	return PM_E_FRAME_OPCODE;
+	return PM_WIRE_E_FRAME_OPCODE;
 }
 
 /* Header rules of a reply: REPLY set, no request flags, MORE only on a paged
  * success. (A success reply with opcode 0 fails in dec_reply_body().) */
-static enum pm_status check_reply_header(const struct pm_frame_header *h,
-					 const struct pm_reply_view *rv)
+static enum pm_wire_status check_reply_header(const struct pm_frame_header *h,
+					      const struct pm_reply_view *rv)
 {
 	if (!(h->flags & PM_FLAG_REPLY) || (h->flags & ~(PM_FLAG_REPLY | PM_FLAG_MORE)))
-		return PM_E_FRAME_FLAGS;
-	if ((rv->more || h->first) && (rv->status != PM_OK || !op_table[rv->op].paged))
-		return PM_E_FRAME_FLAGS;
-	return PM_OK;
+		return PM_WIRE_E_FRAME_FLAGS;
+	if ((rv->more || h->first) && (rv->status != PM_WIRE_OK || !op_table[rv->op].paged))
+		return PM_WIRE_E_FRAME_FLAGS;
+	return PM_WIRE_OK;
 }
 
-enum pm_status pm_reply_decode(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
-			       size_t *used)
+enum pm_wire_status pm_reply_decode(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
+				    size_t *used)
 {
 	return pm_reply_decode_list(buf, len, PM_CLIST_COLL_FLAGS, rv, used);
 }
 
-enum pm_status pm_reply_decode_list(const uint8_t *buf, size_t len, uint8_t list_flags,
-				    struct pm_reply_view *rv, size_t *used)
+enum pm_wire_status pm_reply_decode_list(const uint8_t *buf, size_t len, uint8_t list_flags,
+					 struct pm_reply_view *rv, size_t *used)
 {
 	struct pm_frame_header h;
 	memset(rv, 0, sizeof *rv);
 	rv->list_flags = list_flags;
 	*used = 0;
-	enum pm_status st = pm_header_decode(buf, len, &h);
+	enum pm_wire_status st = pm_header_decode(buf, len, &h);
 	if (!pm_header_usable(st))
 		return st;
 	*used = PM_FRAME_HEADER_BYTES + (size_t)h.body_len;
 	rv->id = h.id;
-	rv->status = pm_status_from_wire(h.status);
+	rv->status = pm_wire_status_known(h.status) ? (enum pm_wire_status)h.status
+						   : PM_WIRE_E_INTERNAL;
 	rv->more = (h.flags & PM_FLAG_MORE) != 0;
 	rv->first = h.first;
 	struct rd r = { buf + PM_FRAME_HEADER_BYTES, h.body_len };
-	enum pm_status op_st = PM_OK;
+	enum pm_wire_status op_st = PM_WIRE_OK;
 	if (h.opcode != PM_OPCODE_NONE)
 		op_st = frame_op(&h, &r, &rv->op);
-	if (st == PM_OK)
+	if (st == PM_WIRE_OK)
 		st = check_reply_header(&h, rv);
-	if (st == PM_OK)
+	if (st == PM_WIRE_OK)
 		st = op_st;
-	if (st == PM_OK && rv->status == PM_OK)
+	if (st == PM_WIRE_OK && rv->status == PM_WIRE_OK)
 		st = dec_reply_body(&r, rv);
-	if (st == PM_OK && rv->more && rv->count == 0)
-		st = PM_E_FRAME_FLAGS; /* MORE with no item: no encoder writes it, no progress */
-	if (st == PM_OK && rv->status == PM_E_THROTTLED && !rd_u32(&r, &rv->retry_ms))
-		st = PM_E_FRAME_LENGTH;
-	if (st == PM_OK && r.left != 0)
-		st = PM_E_FRAME_LENGTH;
-	if (st != PM_OK)
+	if (st == PM_WIRE_OK && rv->more && rv->count == 0)
+		st = PM_WIRE_E_FRAME_FLAGS; /* MORE with no item: no encoder writes it, no progress */
+	if (st == PM_WIRE_OK && rv->status == PM_WIRE_E_THROTTLED && !rd_u32(&r, &rv->retry_ms))
+		st = PM_WIRE_E_FRAME_LENGTH;
+	if (st == PM_WIRE_OK && r.left != 0)
+		st = PM_WIRE_E_FRAME_LENGTH;
+	if (st != PM_WIRE_OK)
 		rv->it_left = 0; /* iterators yield nothing on a rejected frame */
 	return st;
 }
 
-bool pm_reply_next_hit(struct pm_reply_view *rv, struct pm_bytes *key, float *dist)
+bool pm_reply_next_hit(struct pm_reply_view *rv, struct pm_wire_bytes *key, float *dist)
 {
-	if (rv->op != PM_OP_VQUERY || rv->it_left == 0)
+	if (rv->op != PM_WIRE_OP_VQUERY || rv->it_left == 0)
 		return false;
-	key->len = ld32(rv->it_pos);
+	key->len = pm_get_le32(rv->it_pos);
 	key->ptr = rv->it_pos + 4;
 	*dist = ldf32(key->ptr + key->len);
 	rv->it_pos = key->ptr + key->len + 4;
@@ -1045,9 +1010,9 @@ bool pm_reply_next_hit(struct pm_reply_view *rv, struct pm_bytes *key, float *di
 	return true;
 }
 
-bool pm_reply_next_coll(struct pm_reply_view *rv, struct pm_coll_info *ci)
+bool pm_reply_next_coll(struct pm_reply_view *rv, struct pm_wire_coll_info *ci)
 {
-	if (rv->op != PM_OP_CLIST || rv->it_left == 0)
+	if (rv->op != PM_WIRE_OP_CLIST || rv->it_left == 0)
 		return false;
 	/* Already validated by dec_colls(): re-reading cannot fail or run past. */
 	struct rd r = { rv->it_pos, UINT32_MAX };
@@ -1055,57 +1020,4 @@ bool pm_reply_next_coll(struct pm_reply_view *rv, struct pm_coll_info *ci)
 	rv->it_pos = r.p;
 	rv->it_left--;
 	return true;
-}
-
-/* ---------------------------------------------------------------- status codes */
-
-uint8_t pm_wire_status(enum pm_status st)
-{
-	switch (st) {
-	case PM_OK: return 0;
-	case PM_NOT_FOUND: return 1;
-	case PM_E_WRONGTYPE: return 2;
-	case PM_E_NOMEM: return 3;
-	case PM_E_EXISTS: return 4;
-	case PM_E_TIMEOUT: return 5;
-	case PM_E_BUSY: return 6;
-	case PM_E_DISK_FULL: return 7;
-	case PM_E_LOG_FAILED: return 8;
-	case PM_E_THROTTLED: return 9;
-	case PM_E_QUOTA: return 10;
-	case PM_E_WORK_LIMIT: return 11;
-	case PM_E_KEY_LEN: return 16;
-	case PM_E_VALUE_LEN: return 17;
-	case PM_E_DIM: return 18;
-	case PM_E_NAN: return 19;
-	case PM_E_ZERO_VECTOR: return 20;
-	case PM_E_K: return 21;
-	case PM_E_EF: return 22;
-	case PM_E_TTL: return 23;
-	case PM_E_COLLECTION_NAME: return 24;
-	case PM_E_COLLECTIONS_FULL: return 25;
-	case PM_E_PARAM: return 26;
-	case PM_E_DTYPE: return 27;
-	case PM_E_FRAME_TRUNCATED: return 32;
-	case PM_E_FRAME_TOO_BIG: return 33;
-	case PM_E_FRAME_MAGIC: return 34;
-	case PM_E_FRAME_VERSION: return 35;
-	case PM_E_FRAME_OPCODE: return 36;
-	case PM_E_FRAME_FLAGS: return 37;
-	case PM_E_FRAME_LENGTH: return 38;
-	case PM_E_INTERNAL: return PM_WIRE_STATUS_UNKNOWN;
-	case PM_STATUS_COUNT: break;
-	}
-	return PM_WIRE_STATUS_UNKNOWN;
-}
-
-/* The inverse of the one switch above, so the table is written once. */
-enum pm_status pm_status_from_wire(uint8_t code)
-{
-	if (code == PM_WIRE_STATUS_UNKNOWN)
-		return PM_E_INTERNAL;
-	for (int st = PM_OK; st < PM_E_INTERNAL; st++)
-		if (pm_wire_status((enum pm_status)st) == code)
-			return (enum pm_status)st;
-	return PM_E_INTERNAL;
 }
