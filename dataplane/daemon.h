@@ -273,6 +273,8 @@ struct pm_worker {
 	uint32_t rx_len[PM_RX_BURST];
 	struct pm_dest rx_from[PM_RX_BURST];
 	uint8_t *scratch;          /* PM_RING_PAYLOAD_MAX: outgoing message / reply frames */
+	struct pm_burst *burst;    /* this shard's frames of the RX burst, applied together
+				    * (worker.c) */
 	struct pm_pending pending[PM_PENDING_MAX];
 	struct pm_quota_table *quota; /* this worker's clients: quotas and counters (access.c) */
 	struct pm_knn_part *knn_parts; /* PM_KNN_PARTS_MAX, a FIFO from knn_head (knn_sched.c) */

@@ -118,6 +118,8 @@ struct pm_wal {
 	uint32_t held_used;
 	struct pm_wal_stats st;
 	struct pm_snap *snap;      /* snapshots of this shard (snap_io.c) */
+	uint64_t *segs;            /* PM_WAL_SEGMENTS_MAX: a listing of the segments' first
+				    * LSNs (recovery; a published snapshot's clean-up) */
 #ifdef PM_WAL_TEST_HOOKS
 	struct test_hook test;
 #endif

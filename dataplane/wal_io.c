@@ -980,18 +980,15 @@ static int replay_segment(struct pm_worker *w, uint64_t first, bool newest, stru
 	return 0;
 }
 
-/* Segments of at most this many per shard are recovered. */
-#define SEGMENTS_MAX 65536
-
 /* Replay the log after the snapshot loaded (its start LSN: snap_lsn, 0 for
  * none); segments wholly before it are deleted. */
 static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t errlen)
 {
 	struct pm_wal *l = w->wal;
-	static uint64_t firsts[SEGMENTS_MAX];
+	uint64_t *firsts = l->segs;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int n = pm_wal_list_segments(l->dirfd, firsts, SEGMENTS_MAX);
+	int n = pm_wal_list_segments(l->dirfd, firsts, PM_WAL_SEGMENTS_MAX);
 	struct scan_ctx c = { .skip = snap_lsn };
 	int last = -1;
 	for (int i = 0; i < n; i++) {
@@ -1137,7 +1134,8 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 	l->b[1].buf = malloc(PM_WAL_BATCH_BYTES);
 	l->held = calloc(PM_WAL_HELD_MAX, sizeof(*l->held));
 	l->held_buf = malloc(PM_WAL_HELD_BYTES);
-	if (!l->b[0].buf || !l->b[1].buf || !l->held || !l->held_buf)
+	l->segs = calloc(PM_WAL_SEGMENTS_MAX, sizeof(*l->segs));
+	if (!l->b[0].buf || !l->b[1].buf || !l->held || !l->held_buf || !l->segs)
 		return pm_errf(err, errlen, "out of memory for the WAL buffers");
 	if (open_dir(w, err, errlen) != 0)
 		return -1;
@@ -1174,6 +1172,7 @@ void pm_wal_close(struct pm_worker *w)
 	free(l->b[1].buf);
 	free(l->held);
 	free(l->held_buf);
+	free(l->segs);
 	free(l);
 	w->wal = NULL;
 }

@@ -55,6 +55,15 @@ static void clock_turn(struct pm_worker *w)
 	w->now_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
 }
 
+/* The frames of an RX burst this shard owns, applied in one
+ * pm_shard_apply_burst, and where each one's reply goes. */
+struct pm_burst {
+	struct pm_worker *w;
+	uint32_t n;
+	struct pm_request req[PM_BURST_MAX];
+	const struct pm_dest *to[PM_BURST_MAX];
+};
+
 /* ---------------------------------------------------------------- set-up */
 
 /* With TCP: a queue per other worker for the replies to its connections that
@@ -92,8 +101,11 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->rx_buf = malloc((size_t)PM_RX_BURST * PM_RX_SLOT_BYTES);
 	w->tx.buf = malloc(PM_TX_BYTES);
 	w->scratch = malloc(PM_RING_PAYLOAD_MAX);
+	w->burst = calloc(1, sizeof(*w->burst));
+	if (w->burst)
+		w->burst->w = w;
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->wake_fd >= 0 &&
+	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->burst && w->wake_fd >= 0 &&
 		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
 		  pm_fanout_alloc(w) == 0 && reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
@@ -121,6 +133,7 @@ void pm_worker_free(struct pm_worker *w)
 	free(w->rx_buf);
 	free(w->tx.buf);
 	free(w->scratch);
+	free(w->burst);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	if (w->fd >= 0)
@@ -520,18 +533,28 @@ static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
 	return n;
 }
 
-struct batch;
-static void route(struct pm_worker *w, struct batch *b, const struct pm_request *req,
+struct pm_burst;
+static void route(struct pm_worker *w, struct pm_burst *b, const struct pm_request *req,
 		  const uint8_t *frame, uint32_t len, const struct pm_dest *from);
 
 /* A call on this worker's quota table; the result goes back to the admin. */
+/* The answer is built in the worker's scratch buffer: the result, then its
+ * items (overrides or talkers) written there by the quota table. */
+_Static_assert(sizeof(struct pm_admin_result) % alignof(struct pm_quota_override) == 0 &&
+		       sizeof(struct pm_admin_result) % alignof(struct pm_quota_talker) == 0,
+	       "the items after the result are aligned");
+_Static_assert(sizeof(struct pm_admin_result) +
+			       PM_QUOTA_OVERRIDES_MAX * sizeof(struct pm_quota_override) <=
+		       PM_RING_PAYLOAD_MAX - sizeof(struct pm_msg) &&
+		       sizeof(struct pm_admin_result) +
+				       PM_ADMIN_TOP_MAX * sizeof(struct pm_quota_talker) <=
+			       PM_RING_PAYLOAD_MAX - sizeof(struct pm_msg),
+	       "every override, or the top talkers, fit one admin reply");
+
 static void admin_call(struct pm_worker *w, const struct pm_msg *m, const uint8_t *body,
 		       uint32_t len)
 {
-	static _Thread_local union {
-		struct pm_quota_override o[PM_QUOTA_OVERRIDES_MAX];
-		struct pm_quota_talker t[PM_ADMIN_TOP_MAX];
-	} items;
+	uint8_t *items = w->scratch + sizeof(struct pm_admin_result);
 	struct pm_admin_call c;
 	struct pm_admin_result res = { .rc = -EINVAL };
 	size_t item = 0;
@@ -542,16 +565,16 @@ static void admin_call(struct pm_worker *w, const struct pm_msg *m, const uint8_
 		else if (c.op == PM_CALL_QUOTA_DEL)
 			res.rc = pm_quota_del(w, c.addr_be);
 		else if (c.op == PM_CALL_QUOTA_LIST)
-			res.rc = 0, item = sizeof(items.o[0]),
-			res.n = pm_quota_list(w, items.o, PM_MIN(c.n, PM_QUOTA_OVERRIDES_MAX));
+			res.rc = 0, item = sizeof(struct pm_quota_override),
+			res.n = pm_quota_list(w, (struct pm_quota_override *)items,
+					      PM_MIN(c.n, PM_QUOTA_OVERRIDES_MAX));
 		else if (c.op == PM_CALL_CLIENTS)
-			res.rc = 0, item = sizeof(items.t[0]),
-			res.n = pm_quota_top(w, items.t, PM_MIN(c.n, PM_ADMIN_TOP_MAX));
+			res.rc = 0, item = sizeof(struct pm_quota_talker),
+			res.n = pm_quota_top(w, (struct pm_quota_talker *)items,
+					     PM_MIN(c.n, PM_ADMIN_TOP_MAX));
 	}
-	uint8_t *out = w->scratch;
-	memcpy(out, &res, sizeof(res));
-	memcpy(out + sizeof(res), &items, res.n * item);
-	admin_reply(w, &m->dest, out, (uint32_t)(sizeof(res) + res.n * item));
+	memcpy(w->scratch, &res, sizeof(res));
+	admin_reply(w, &m->dest, w->scratch, (uint32_t)(sizeof(res) + res.n * item));
 }
 
 /* Frames the admin thread sent: served as a client's, replies back to it. */
@@ -605,22 +628,15 @@ static bool rings_empty(struct pm_worker *w)
 
 /* ---------------------------------------------------------------- bursts */
 
-struct batch {
-	struct pm_worker *w;
-	uint32_t n;
-	struct pm_request req[PM_BURST_MAX];
-	const struct pm_dest *to[PM_BURST_MAX];
-};
-
 static void emit(void *ctx, const struct pm_request *req, const struct pm_reply *rep)
 {
-	struct batch *b = ctx;
+	struct pm_burst *b = ctx;
 	pm_wal_note(b->w, req, rep); /* admitted in route() */
 	pm_lat_kv(b->w, b->w->last_tick); /* the burst's requests are served one after another */
 	pm_send_reply(b->w, b->to[req - b->req], rep);
 }
 
-static void batch_flush(struct batch *b)
+static void batch_flush(struct pm_burst *b)
 {
 	if (b->n) {
 		b->w->last_tick = pm_ticks();
@@ -631,7 +647,7 @@ static void batch_flush(struct batch *b)
 
 /* Route one decoded frame: here (batched into the burst when b is given), to
  * its owner's ring, or out to every shard. */
-static void route(struct pm_worker *w, struct batch *b, const struct pm_request *req,
+static void route(struct pm_worker *w, struct pm_burst *b, const struct pm_request *req,
 		  const uint8_t *frame, uint32_t len, const struct pm_dest *from)
 {
 	if (pm_is_fanout(req->op)) {
@@ -714,7 +730,7 @@ bool pm_refuse_reply(struct pm_worker *w, const uint8_t *frame, uint32_t len)
 /* A datagram claiming one of this daemon's own sources is dropped unread: it
  * is spoofed, or a reply of ours come back, and any answer would go to
  * ourselves (docs/protocol.md §6.5). */
-static void serve_datagram(struct pm_worker *w, struct batch *b, const uint8_t *buf,
+static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_t *buf,
 			   uint32_t len, const struct pm_dest *from)
 {
 	if (unlikely(pm_from_self(w->d, &from->addr))) {
@@ -749,14 +765,13 @@ static void serve_datagram(struct pm_worker *w, struct batch *b, const uint8_t *
  * plus, for DPDK, packets the front end handled itself). */
 static uint32_t serve_rx(struct pm_worker *w)
 {
-	static _Thread_local struct batch b;
+	struct pm_burst *b = w->burst;
 	uint32_t work = 0;
 	uint32_t n = w->dp ? pm_dpdk_rx(w, &work) : pm_udp_rx(w);
-	b.w = w;
-	b.n = 0;
+	b->n = 0;
 	for (uint32_t i = 0; i < n; i++)
-		serve_datagram(w, &b, w->rx_ptr[i], w->rx_len[i], &w->rx_from[i]);
-	batch_flush(&b); /* before the RX slots (or mbufs) are reused */
+		serve_datagram(w, b, w->rx_ptr[i], w->rx_len[i], &w->rx_from[i]);
+	batch_flush(b); /* before the RX slots (or mbufs) are reused */
 	if (w->dp)
 		pm_dpdk_rx_done(w);
 	return n + work;
