@@ -23,12 +23,14 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "access.h"
 #include "codec.h"
 #include "common.h"
-#include "daemon.h"
 #include "dpdk.h"
 #include "hnsw.h"
+#include "tcp.h"
 #include "vector.h"
+#include "worker.h"
 
 /* ---------------------------------------------------------------- own sources */
 

@@ -28,11 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "admin_proto.h"
 #include "bytes.h"
 #include "codec.h"
 #include "common.h"
-#include "daemon.h"
+#include "msg.h"
+#include "worker.h"
 
 struct admin_conn {
 	int fd;             /* -1: free */

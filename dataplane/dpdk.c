@@ -20,6 +20,7 @@
 
 #include "common.h"
 #include "dpdk_impl.h"
+#include "worker.h"
 
 /* EAL arguments pomaid passes: its own name, the user's, and the lcore list. */
 #define EAL_ARGS_MAX 64u

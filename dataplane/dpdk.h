@@ -2,7 +2,7 @@
  *
  * dpdk.h — pomaid's DPDK backend: frames straight from NIC (or memif) queues
  * into the shard workers, behind the same boundary as the kernel backend
- * (daemon.h): RX fills the worker's datagram burst, replies leave from its
+ * (worker.h): RX fills the worker's datagram burst, replies leave from its
  * pm_tx queue.
  *
  * Set-up (dpdk.c): the EAL is initialised from dpdk_eal_args plus the lcore

@@ -13,7 +13,7 @@
 #include <rte_spinlock.h>
 
 #include "config.h"
-#include "daemon.h"
+#include "dp_limits.h"
 #include "dpdk.h"
 
 #define PM_DPDK_NO_QUEUE UINT16_MAX

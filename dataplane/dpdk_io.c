@@ -17,6 +17,7 @@
 
 #include "common.h"
 #include "dpdk_impl.h"
+#include "worker.h"
 
 /* Prefetch depth when freeing the reassembly death row. */
 #define DEATH_ROW_PREFETCH 3u

@@ -7,8 +7,8 @@
  */
 #include <stdio.h>
 
-#include "daemon.h"
 #include "dpdk.h"
+#include "worker.h"
 
 int pm_dpdk_init(struct pm_daemon *d, int main_cpu, char *err, size_t errlen)
 {

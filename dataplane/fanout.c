@@ -49,14 +49,18 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access.h"
 #include "codec.h"
 #include "common.h"
-#include "daemon.h"
 #include "dpdk.h"
+#include "fanout.h"
 #include "hash.h"
+#include "knn_sched.h"
+#include "msg.h"
 #include "snap_io.h"
 #include "vector.h"
 #include "wal_io.h"
+#include "worker.h"
 
 /* INFO: distinct numeric fields summed across shards, and their name length. */
 #define INFO_FIELDS_MAX 256u

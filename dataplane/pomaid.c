@@ -25,11 +25,16 @@
 
 #include <hwloc/glibc-sched.h>
 
+#include "access.h"
+#include "admin.h"
 #include "common.h"
-#include "daemon.h"
 #include "datadir.h"
 #include "dpdk.h"
+#include "stats_pub.h"
+#include "tcp.h"
+#include "udp.h"
 #include "wal_io.h"
+#include "worker.h"
 
 #define POMAID_VERSION "0.1.0"
 #define ERR_BYTES 512u

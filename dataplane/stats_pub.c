@@ -15,12 +15,13 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "daemon.h"
 #include "datadir.h"
 #include "dpdk.h"
 #include "snap_io.h"
 #include "stats.h"
+#include "stats_pub.h"
 #include "wal_io.h"
+#include "worker.h"
 
 _Static_assert(PM_OP_COUNT <= PM_STATS_OPS, "every op has a counter slot");
 _Static_assert(PM_STATUS_COUNT <= PM_STATS_STATUSES, "every status has a counter slot");

@@ -47,9 +47,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "codec.h"
 #include "common.h"
-#include "daemon.h"
+#include "msg.h"
+#include "tcp.h"
+#include "worker.h"
 
 #define LISTEN_TOKEN UINT32_MAX
 #define EVENTS_PER_TURN 64u

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * tcp_limits.h — every bound of pomaid's TCP connections (tcp.c), in one
- * place: daemon.h uses them, config.c bounds the tcp_* keys with them, and
+ * place: worker.h and tcp.h use them, config.c bounds the tcp_* keys with them, and
  * docs/protocol.md §2.3 lists them with what happens at each.
  *
  * A connection maps PM_TCP_RX_BYTES + PM_TCP_TX_BYTES of buffers and touches

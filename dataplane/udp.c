@@ -14,7 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "udp.h"
+#include "worker.h"
 
 /* Socket buffers asked for (the kernel may cap them at net.core.*mem_max). */
 #define UDP_SOCKBUF_BYTES (4 << 20)

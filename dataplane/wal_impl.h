@@ -11,8 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "daemon.h"
+#include "msg.h"
 #include "wal_io.h"
+#include "worker.h"
 
 /* user_data of a completion: what it was in the low OP_BITS; above them the
  * batch's sequence number (the log's ops) or the snapshot's op and slot

@@ -23,13 +23,14 @@
 
 #include "codec.h"
 #include "common.h"
-#include "daemon.h"
 #include "datadir.h"
+#include "msg.h"
 #include "shard.h"
-#include "wal.h"
 #include "snap_io.h"
+#include "wal.h"
 #include "wal_impl.h"
 #include "wal_io.h"
+#include "worker.h"
 
 uint64_t pm_wall_ms(void)
 {

@@ -26,12 +26,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
+#include "admin.h"
 #include "codec.h"
 #include "common.h"
-#include "daemon.h"
 #include "dpdk.h"
+#include "fanout.h"
 #include "hash.h"
+#include "knn_sched.h"
+#include "msg.h"
+#include "stats_pub.h"
+#include "tcp.h"
+#include "udp.h"
 #include "wal_io.h"
+#include "worker.h"
 
 /* Ring messages one turn takes from one ring at most (fairness with RX). A
  * test build lowers it to keep rings full (pomaid-small-ring). */
