@@ -69,14 +69,49 @@ struct pm_reply_wait {
 	uint32_t high;             /* most of buf used since it last drained */
 };
 
+/* ---------------------------------------------------------------- posting */
+
 /* A ring message: header m, then body; false (nothing queued) when the ring is full. */
 bool pm_ring_send(struct pm_ring *r, uint32_t type, const struct pm_msg *m, const uint8_t *body,
 		  uint32_t len);
 /* Wake worker `to` if it sleeps (after a message was queued for it). */
 void pm_wake(struct pm_daemon *d, uint32_t to);
-/* Post a message to another worker's ring and wake it if it sleeps. */
+/* Post a message to another worker's ring and wake it if it sleeps; false
+ * (counted in dropped_ring_full) when the ring is full. */
 bool pm_post(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
 	     const uint8_t *body, uint32_t len);
+/* Reply bytes for the admin thread (ADMIN_REPLY): into this worker's
+ * admin-out ring, and the admin woken; counted and dropped when the ring is
+ * full (the admin command then times out). */
+void pm_post_admin(struct pm_worker *w, const struct pm_msg *m, const uint8_t *body,
+		   uint32_t len);
+
+/* ---------------------------------------------------------------- reading */
+
+/* Nothing waits in any ring to this worker (the admin's included). */
+bool pm_rings_empty(struct pm_worker *w);
+
+/* ---------------------------------------------------------------- reply credit */
+
+/* May a TCP connection's frame of len bytes, whose reply takes at most
+ * `owed` bytes, be forwarded to `owner` now: room in the ring to it, and
+ * credit for the reply? */
+bool pm_forward_fits(struct pm_worker *w, uint32_t owner, uint32_t len, uint32_t owed);
+/* A frame was forwarded to owner: its reply's credit is taken ... */
+void pm_credit_take(struct pm_worker *w, uint32_t owner, uint32_t owed);
+/* ... and comes back with the reply from worker `from`. */
+void pm_credit_return(struct pm_worker *w, uint32_t from, uint32_t owed);
+
+/* ---------------------------------------------------------------- replies for other workers' connections */
+
+/* With TCP: a reply queue per other worker (pm_worker_alloc / _free). */
+int pm_reply_wait_alloc(struct pm_worker *w);
+void pm_reply_wait_free(struct pm_worker *w);
+/* A reply for a connection of worker `to`: into the ring to it, or, when
+ * that is full (or replies wait already: they leave in order), into the
+ * queue that waits for it. */
+void pm_post_tcp_reply(struct pm_worker *w, uint32_t to, const struct pm_msg *m,
+		       const uint8_t *frames, uint32_t len);
 /* Post the replies waiting in reply_wait; how many still wait. */
 uint32_t pm_reply_wait_flush(struct pm_worker *w);
 

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,36 +73,6 @@ struct pm_burst {
 
 /* ---------------------------------------------------------------- set-up */
 
-/* With TCP: a queue per other worker for the replies to its connections that
- * find the ring to it full (mapped, so not resident until one does). */
-static int reply_wait_alloc(struct pm_worker *w)
-{
-	uint32_t n = w->d->nshards;
-	if (w->d->listen_fd < 0)
-		return 0;
-	w->reply_wait = calloc(n, sizeof(*w->reply_wait));
-	if (!w->reply_wait)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < n; i++) {
-		void *p = i == w->id ? NULL
-				     : mmap(NULL, PM_TCP_CREDIT_BYTES, PROT_READ | PROT_WRITE,
-					    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
-			return -ENOMEM;
-		w->reply_wait[i].buf = p;
-	}
-	return 0;
-}
-
-static void reply_wait_free(struct pm_worker *w)
-{
-	for (uint32_t i = 0; w->reply_wait && i < w->d->nshards; i++)
-		if (w->reply_wait[i].buf)
-			munmap(w->reply_wait[i].buf, PM_TCP_CREDIT_BYTES);
-	free(w->reply_wait);
-	w->reply_wait = NULL;
-}
-
 int pm_worker_alloc(struct pm_worker *w)
 {
 	w->rx_buf = malloc((size_t)PM_RX_BURST * PM_RX_SLOT_BYTES);
@@ -115,7 +84,7 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->burst && w->wake_fd >= 0 &&
 		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
-		  pm_fanout_alloc(w) == 0 && reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0;
+		  pm_fanout_alloc(w) == 0 && pm_reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -134,7 +103,7 @@ void pm_worker_free(struct pm_worker *w)
 		free(w->pending[i].colls);
 	}
 	pm_tcp_worker_close(w);
-	reply_wait_free(w);
+	pm_reply_wait_free(w);
 	pm_access_free(w);
 	pm_fanout_free(w);
 	pm_knn_free(w);
@@ -221,110 +190,13 @@ static void udp_reply(struct pm_worker *w, const struct pm_dest *to, const struc
 	} while (paged && cursor < total);
 }
 
-/* ---------------------------------------------------------------- replies for other workers' connections */
-
-/* A waiting reply: [u32 bytes of the record, u32 bytes of the frames, pm_msg,
- * frames], 8-aligned. */
-#define WAIT_HEAD_BYTES 8u
-
-/* Bytes of credit a reply of at most `owed` bytes takes: its waiting record. */
-static uint32_t reply_credit(uint32_t owed)
-{
-	return (uint32_t)pm_align_up(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + owed, 8u);
-}
-
-_Static_assert(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + PM_FRAME_BYTES_MAX + 8u <=
-		       PM_TCP_CREDIT_BYTES,
-	       "the credit holds the largest forwarded reply");
-
-/* Queue a reply behind those waiting for the ring to `to`, compacting the
- * queue first when its end is reached; false if it does not fit, which the
- * credit rules out: everything in it is owed to `to`'s connections, within
- * the PM_TCP_CREDIT_BYTES `to` allows. */
-static bool wait_push(struct pm_reply_wait *q, const struct pm_msg *m, const uint8_t *frames,
-		      uint32_t len)
-{
-	uint32_t rec = reply_credit(len);
-	if (PM_TCP_CREDIT_BYTES - q->tail < rec) {
-		memmove(q->buf, q->buf + q->head, q->tail - q->head);
-		q->tail -= q->head;
-		q->head = 0;
-	}
-	if (PM_TCP_CREDIT_BYTES - q->tail < rec)
-		return false;
-	uint32_t head[2] = { rec, len };
-	memcpy(q->buf + q->tail, head, sizeof(head));
-	memcpy(q->buf + q->tail + WAIT_HEAD_BYTES, m, sizeof(*m));
-	memcpy(q->buf + q->tail + WAIT_HEAD_BYTES + sizeof(*m), frames, len);
-	q->tail += rec;
-	q->high = PM_MAX(q->high, q->tail);
-	return true;
-}
-
-/* The queue drained: it starts over, and the pages it used past the first
- * go back to the kernel (it fills only while a ring is full). */
-static void wait_drained(struct pm_reply_wait *q)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	if (q->high > page)
-		(void)madvise(q->buf + page, pm_align_up(q->high, page) - page, MADV_DONTNEED);
-	q->head = q->tail = q->high = 0;
-}
-
-/* A reply for a connection of worker `to`: into the ring to it, or, when that
- * is full (or replies wait already: they leave in order), into the queue
- * that waits for it. */
-static void post_tcp_reply(struct pm_worker *w, uint32_t to, const struct pm_msg *m,
-			   const uint8_t *frames, uint32_t len)
-{
-	struct pm_reply_wait *q = &w->reply_wait[to];
-	if (q->head == q->tail &&
-	    pm_ring_send(pm_ring_between(w->d, w->id, to), PM_MSG_TCP_REPLY, m, frames, len)) {
-		pm_wake(w->d, to);
-		return;
-	}
-	if (!wait_push(q, m, frames, len)) {
-		w->stats.dropped_ring_full++; /* cannot happen while the credit holds */
-		return;
-	}
-	w->stats.tcp_replies_held++;
-}
-
-uint32_t pm_reply_wait_flush(struct pm_worker *w)
-{
-	uint32_t waiting = 0;
-	for (uint32_t to = 0; w->reply_wait && to < w->d->nshards; to++) {
-		struct pm_reply_wait *q = &w->reply_wait[to];
-		struct pm_ring *r = pm_ring_between(w->d, w->id, to);
-		uint32_t sent = 0;
-		while (q->head < q->tail) {
-			uint32_t head[2];
-			memcpy(head, q->buf + q->head, sizeof(head));
-			const struct pm_msg *m = (const struct pm_msg *)(q->buf + q->head + WAIT_HEAD_BYTES);
-			if (!pm_ring_send(r, PM_MSG_TCP_REPLY, m, (const uint8_t *)(m + 1), head[1]))
-				break;
-			q->head += head[0];
-			sent++;
-		}
-		if (sent)
-			pm_wake(w->d, to);
-		if (q->head == q->tail && q->high)
-			wait_drained(q);
-		waiting += q->head < q->tail;
-	}
-	return waiting;
-}
-
 bool pm_tcp_forward_ready(struct pm_worker *w, const struct pm_request *req, uint32_t len,
 			  uint32_t owed)
 {
 	if (pm_is_fanout(req->op))
 		return true;
 	uint32_t owner = pm_shard_of(pm_hash(req->key.ptr, req->key.len), w->d->nshards);
-	return owner == w->id ||
-	       (w->tcp_credit[owner] + reply_credit(owed) <= PM_TCP_CREDIT_BYTES &&
-		pm_ring_fits(pm_ring_between(w->d, w->id, owner),
-			     (uint32_t)sizeof(struct pm_msg) + len));
+	return owner == w->id || pm_forward_fits(w, owner, len, owed);
 }
 
 /* A datagram reply only the receiving worker can send (its DPDK port has no
@@ -338,33 +210,18 @@ static void reply_via(struct pm_worker *w, const struct pm_dest *to, const struc
 	uint32_t cap = PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m);
 	uint32_t n = pm_reply_frames(rep, w->scratch, cap);
 	if (n && type == PM_MSG_TCP_REPLY) {
-		post_tcp_reply(w, to->worker, &m, w->scratch, n);
+		pm_post_tcp_reply(w, to->worker, &m, w->scratch, n);
 	} else if (n) {
 		pm_post(w, to->worker, type, &m, w->scratch, n);
 	} else if (type == PM_MSG_TCP_REPLY) {
 		struct pm_reply e = { .status = PM_E_INTERNAL, .op = rep->op, .id = rep->id };
 		n = pm_reply_frames(&e, w->scratch, cap);
-		post_tcp_reply(w, to->worker, &m, w->scratch, n);
+		pm_post_tcp_reply(w, to->worker, &m, w->scratch, n);
 	}
 }
 
 /* Bytes of a mutation's reply held for the log (one small frame). */
 #define HOLD_FRAME_BYTES 1024u
-
-/* Reply frames for the admin thread: into this worker's admin-out ring. */
-static void admin_reply(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
-			uint32_t len)
-{
-	struct pm_daemon *d = w->d;
-	struct pm_msg m = { .origin = w->id, .dest = *to };
-	if (!pm_ring_send(&d->admin_out[w->id], PM_MSG_ADMIN_REPLY, &m, frames, len)) {
-		w->stats.dropped_ring_full++; /* the admin command times out */
-		return;
-	}
-	uint64_t one = 1;
-	ssize_t n = write(d->admin_efd, &one, sizeof(one));
-	(void)n;
-}
 
 void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
@@ -379,7 +236,7 @@ void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct p
 	if (to->conn == PM_CONN_ADMIN) {
 		uint32_t n = pm_reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - 64u);
 		if (n)
-			admin_reply(w, to, w->scratch, n);
+			pm_post_admin(w, &(struct pm_msg){ .origin = w->id, .dest = *to }, w->scratch, n);
 	} else if (to->conn == PM_CONN_NONE) {
 		if (to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port))
 			udp_reply(w, to, rep);
@@ -400,11 +257,11 @@ void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint
 {
 	struct pm_msg m = { .origin = w->id, .dest = *to };
 	if (to->conn == PM_CONN_ADMIN)
-		admin_reply(w, to, frames, len);
+		pm_post_admin(w, &m, frames, len);
 	else if (to->conn != PM_CONN_NONE && to->worker == w->id)
 		pm_tcp_queue(w, to, frames, len); /* held here for the log: no forward to settle */
 	else if (to->conn != PM_CONN_NONE)
-		post_tcp_reply(w, to->worker, &m, frames, len);
+		pm_post_tcp_reply(w, to->worker, &m, frames, len);
 	else if (to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port))
 		deliver_dgrams(w, to, frames, len);
 	else
@@ -454,39 +311,6 @@ static void send_error(struct pm_worker *w, const struct pm_dest *to, uint64_t i
 
 /* ---------------------------------------------------------------- rings */
 
-bool pm_ring_send(struct pm_ring *r, uint32_t type, const struct pm_msg *m, const uint8_t *body,
-		  uint32_t len)
-{
-	uint8_t *dst = pm_ring_reserve(r, type, (uint32_t)sizeof(*m) + len);
-	if (!dst)
-		return false;
-	memcpy(dst, m, sizeof(*m));
-	memcpy(dst + sizeof(*m), body, len);
-	pm_ring_commit(r);
-	return true;
-}
-
-void pm_wake(struct pm_daemon *d, uint32_t to)
-{
-	atomic_thread_fence(memory_order_seq_cst); /* the message before the flag's read */
-	if (atomic_load_explicit(&d->workers[to].sleeping, memory_order_relaxed)) {
-		uint64_t one = 1;
-		ssize_t n = write(d->workers[to].wake_fd, &one, sizeof(one));
-		(void)n; /* a full eventfd counter already wakes it */
-	}
-}
-
-bool pm_post(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
-	     const uint8_t *body, uint32_t len)
-{
-	if (!pm_ring_send(pm_ring_between(w->d, w->id, to), type, m, body, len)) {
-		w->stats.dropped_ring_full++;
-		return false;
-	}
-	pm_wake(w->d, to);
-	return true;
-}
-
 /* A forwarded key frame: apply it here and reply to the client from here. */
 static void serve_forward(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frame,
 			  uint32_t len)
@@ -510,9 +334,7 @@ static void serve_forward(struct pm_worker *w, const struct pm_msg *m, const uin
 static void tcp_reply_in(struct pm_worker *w, uint32_t from, const struct pm_msg *m,
 			 const uint8_t *frames, uint32_t len)
 {
-	uint32_t credit = reply_credit(m->dest.owed);
-	PM_DEBUG_ASSERT(w->tcp_credit[from] >= credit);
-	w->tcp_credit[from] -= PM_MIN(w->tcp_credit[from], credit);
+	pm_credit_return(w, from, m->dest.owed);
 	pm_tcp_deliver(w, &m->dest, frames, len);
 }
 
@@ -582,7 +404,7 @@ static void admin_call(struct pm_worker *w, const struct pm_msg *m, const uint8_
 					     PM_MIN(c.n, PM_ADMIN_TOP_MAX));
 	}
 	memcpy(w->scratch, &res, sizeof(res));
-	admin_reply(w, &m->dest, w->scratch, (uint32_t)(sizeof(res) + res.n * item));
+	pm_post_admin(w, &(struct pm_msg){ .origin = w->id, .dest = m->dest }, w->scratch, (uint32_t)(sizeof(res) + res.n * item));
 }
 
 /* Frames the admin thread sent: served as a client's, replies back to it. */
@@ -617,21 +439,6 @@ static uint32_t serve_rings(struct pm_worker *w)
 		if (from != w->id)
 			n += serve_ring(w, from);
 	return n;
-}
-
-static bool rings_empty(struct pm_worker *w)
-{
-	struct pm_ring *a = w->d->admin_in ? &w->d->admin_in[w->id] : NULL;
-	if (a && atomic_load_explicit(&a->head, memory_order_acquire) !=
-		     atomic_load_explicit(&a->tail, memory_order_relaxed))
-		return false;
-	for (uint32_t from = 0; from < w->d->nshards; from++) {
-		struct pm_ring *r = pm_ring_between(w->d, from, w->id);
-		if (from != w->id && atomic_load_explicit(&r->head, memory_order_acquire) !=
-					     atomic_load_explicit(&r->tail, memory_order_relaxed))
-			return false;
-	}
-	return true;
 }
 
 /* ---------------------------------------------------------------- bursts */
@@ -690,7 +497,7 @@ static void route(struct pm_worker *w, struct pm_burst *b, const struct pm_reque
 		w->stats.forwarded_out++;
 		if (from->conn < PM_TCP_CONNS_MAX) { /* its reply comes back by ring */
 			w->conns[from->conn].inflight++;
-			w->tcp_credit[owner] += reply_credit(from->owed);
+			pm_credit_take(w, owner, from->owed);
 		}
 	} else
 		send_error(w, from, req->id, req->op, PM_E_BUSY);
@@ -814,7 +621,7 @@ static void sleep_idle(struct pm_worker *w)
 		fds[i] = (struct pollfd){ .fd = raw[i], .events = POLLIN };
 	atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (rings_empty(w) && !atomic_load(&w->d->quit)) {
+	if (pm_rings_empty(w) && !atomic_load(&w->d->quit)) {
 		struct timespec ts = { us / 1000000u, (long)(us % 1000000u) * 1000 };
 		(void)ppoll(fds, n, &ts, NULL);
 		uint64_t v;
