@@ -165,20 +165,19 @@ int pm_worker_alloc(struct pm_worker *w);
 void pm_worker_free(struct pm_worker *w);
 void *pm_worker_main(void *arg);
 
-/* Queue a reply datagram; false (counted) when the TX queue is full. */
-bool pm_tx_queue(struct pm_worker *w, const struct pm_dest *to, const uint8_t *p, uint32_t len);
-/* Hand the queued reply datagrams to the backend. */
-void pm_tx_flush(struct pm_worker *w);
-/* Encode a reply (every page of it) for its destination: UDP datagrams, this
- * worker's TCP connection, or a message to the worker owning the connection. */
+/* A reply to its destination (msg.h: pm_dest): datagrams of this worker,
+ * or a message to the worker that receives on its DPDK port; this worker's
+ * TCP connection, or a message to the worker owning it; the admin thread.
+ * Encoded once, where it goes (every page of it); held first, encoded, when
+ * the log must reach the disk before it may leave (wal = sync). */
 void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep);
+/* Reply frames encoded earlier (held for the log, from another worker, a
+ * THROTTLED frame) to their destination, by the same paths. */
+void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+		       uint32_t len);
 /* Every page of a reply as consecutive frames in out; the bytes written, or 0
  * when they do not all fit in cap. */
 uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap);
-/* Reply frames encoded earlier (held for the log, or from another worker)
- * to their destination: datagrams, or a TCP connection here or elsewhere. */
-void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
-		       uint32_t len);
 /* Apply a request to this worker's shard through the log: refused when the
  * log cannot take a write, logged when it changed the shard. */
 void pm_apply_logged(struct pm_worker *w, const struct pm_request *req, struct pm_reply *rep);
