@@ -362,6 +362,9 @@ int pm_dpdk_open(struct pm_daemon *d, char *err, size_t errlen)
 	for (uint32_t i = 0; i < d->nshards; i++) {
 		dp->wk[i].q = (uint16_t)i; /* queue i of every port that has one */
 		d->workers[i].dp = &dp->wk[i];
+		d->workers[i].tx_ports = 0;
+		for (uint32_t p = 0; p < dp->nports; p++)
+			d->workers[i].tx_ports |= (uint32_t)(i < dp->ports[p].nq) << p;
 	}
 	dp->started = true;
 	return 0;
@@ -385,8 +388,10 @@ void pm_dpdk_close(struct pm_daemon *d)
 		rte_mempool_free(dp->wk[i].pool);
 		rte_mempool_free(dp->wk[i].indirect);
 		rte_free(dp->wk[i].big);
-		if (d->workers) /* close_daemon may have freed them already */
+		if (d->workers) { /* close_daemon may have freed them already */
 			d->workers[i].dp = NULL;
+			d->workers[i].tx_ports = 0;
+		}
 	}
 	free(dp->wk);
 	free(dp);
@@ -412,11 +417,6 @@ void pm_dpdk_worker_leave(struct pm_worker *w)
 {
 	(void)w;
 	rte_thread_unregister();
-}
-
-bool pm_dpdk_has_txq(const struct pm_worker *w, uint32_t port)
-{
-	return w->dp && port < w->dp->dp->nports && w->dp->q < w->dp->dp->ports[port].nq;
 }
 
 static const char *const steering_text[] = { "auto", "flow", "rss", "single" };

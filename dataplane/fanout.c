@@ -50,9 +50,9 @@
 #include <strings.h>
 
 #include "access.h"
+#include "backend.h"
 #include "codec.h"
 #include "common.h"
-#include "dpdk.h"
 #include "fanout.h"
 #include "hash.h"
 #include "knn_sched.h"
@@ -687,8 +687,7 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 	len += rollback_info(w, out + len, cap - len);
 	len += pm_access_info(w, out + len, cap - len);
 	len += pm_knn_info(w, out + len, cap - len);
-	if (w->dp)
-		len += pm_dpdk_info(w, out + len, cap - len);
+	len += w->be->info(w, out + len, cap - len);
 	len += pm_wal_info(w, out + len, cap - len);
 	return len;
 }

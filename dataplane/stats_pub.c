@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "common.h"
 #include "datadir.h"
-#include "dpdk.h"
 #include "snap_io.h"
 #include "stats.h"
 #include "stats_pub.h"
@@ -139,7 +139,7 @@ void pm_stats_publish(struct pm_worker *w)
 	worker_part(w, s);
 	pm_wal_counters(w, s);
 	pm_snap_counters(w, s);
-	pm_dpdk_counters(w, s);
+	w->be->counters(w, s);
 	pm_stats_end(&s->seq);
 }
 

@@ -9,12 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct pm_backend_ops;
 struct pm_config;
 struct pm_worker;
 
 /* Shard `shard`'s socket, bound: its fd, or -1 with a message. */
 int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t errlen);
-uint32_t pm_udp_rx(struct pm_worker *w);
-void pm_udp_flush(struct pm_worker *w);
+/* Its operations (backend.h): bursts with recvmmsg and sendmmsg. */
+extern const struct pm_backend_ops pm_udp_backend;
 
 #endif

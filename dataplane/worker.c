@@ -33,16 +33,15 @@
 
 #include "access.h"
 #include "admin.h"
+#include "backend.h"
 #include "codec.h"
 #include "common.h"
-#include "dpdk.h"
 #include "fanout.h"
 #include "hash.h"
 #include "knn_sched.h"
 #include "msg.h"
 #include "stats_pub.h"
 #include "tcp.h"
-#include "udp.h"
 #include "wal_io.h"
 #include "worker.h"
 
@@ -158,31 +157,25 @@ static uint32_t turn(struct pm_worker *w)
 		pm_ticks_calibrate(w);
 		pm_stats_publish(w);
 	}
-	if (w->dp)
-		pm_dpdk_flush(w, work < PM_RX_BURST); /* ran out of work: send now */
-	else if (w->tx.n)
-		pm_udp_flush(w);
+	w->be->flush(w, work < PM_RX_BURST); /* ran out of work: send now */
 	return work;
 }
 
-/* File descriptors an idle worker sleeps on. */
+/* File descriptors an idle worker sleeps on: its backend's, then its own
+ * (the wake-up eventfd, epoll of the TCP connections, the log's eventfd). */
 #define SLEEP_FDS_MAX 16u
+#define SLEEP_FDS_WORKER 3u
+_Static_assert(PM_DPDK_PORTS_MAX <= 32u, "tx_ports has a bit per DPDK port");
 
 static void sleep_idle(struct pm_worker *w)
 {
 	struct pollfd fds[SLEEP_FDS_MAX];
 	int raw[SLEEP_FDS_MAX];
-	uint32_t us = w->d->cfg.idle_sleep_us, n = 0;
-	if (w->dp) {
-		/* armed first, then one more look: a packet that came before the
-		 * interrupt was armed is served now, not after the sleep */
-		n = pm_dpdk_arm(w, raw, SLEEP_FDS_MAX - 2, &us);
-		if (serve_rx(w)) {
-			pm_dpdk_disarm(w);
-			return;
-		}
-	} else {
-		raw[n++] = w->fd;
+	uint32_t us = w->d->cfg.idle_sleep_us;
+	uint32_t n = w->be->arm(w, raw, SLEEP_FDS_MAX - SLEEP_FDS_WORKER, &us);
+	if (w->be->arm_misses_rx && serve_rx(w)) { /* a packet that came before arming */
+		w->be->disarm(w);
+		return;
 	}
 	raw[n++] = w->wake_fd;
 	raw[n++] = w->ep;
@@ -200,8 +193,7 @@ static void sleep_idle(struct pm_worker *w)
 		(void)r;
 	}
 	atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
-	if (w->dp)
-		pm_dpdk_disarm(w);
+	w->be->disarm(w);
 }
 
 void *pm_worker_main(void *arg)
@@ -209,8 +201,8 @@ void *pm_worker_main(void *arg)
 	struct pm_worker *w = arg;
 	const struct pm_config *cfg = &w->d->cfg;
 	uint32_t idle = 0, turns = 0;
-	if (w->dp && pm_dpdk_worker_enter(w) != 0)
-		return NULL; /* cannot happen: registration was checked at start-up */
+	if (w->be->enter(w) != 0)
+		return NULL; /* cannot happen: DPDK's registration was checked at start-up */
 	while (!atomic_load_explicit(&w->d->quit, memory_order_relaxed)) {
 		if (turn(w)) {
 			idle = 0;
@@ -235,12 +227,8 @@ void *pm_worker_main(void *arg)
 		;
 	pm_wal_drain(w); /* what is logged reaches the disk; held replies leave */
 	pm_stats_publish(w);
-	if (w->tx.n && !w->dp)
-		pm_udp_flush(w);
-	if (w->dp) {
-		pm_dpdk_flush(w, true);
-		pm_dpdk_worker_leave(w);
-	}
+	w->be->flush(w, true);
+	w->be->leave(w);
 	return NULL;
 }
 
@@ -288,13 +276,12 @@ static uint32_t serve_rx(struct pm_worker *w)
 {
 	struct pm_burst *b = w->burst;
 	uint32_t work = 0;
-	uint32_t n = w->dp ? pm_dpdk_rx(w, &work) : pm_udp_rx(w);
+	uint32_t n = w->be->rx(w, &work);
 	b->n = 0;
 	for (uint32_t i = 0; i < n; i++)
 		serve_datagram(w, b, w->rx_ptr[i], w->rx_len[i], &w->rx_from[i]);
 	burst_apply(b); /* before the RX slots (or mbufs) are reused */
-	if (w->dp)
-		pm_dpdk_rx_done(w);
+	w->be->rx_done(w);
 	return n + work;
 }
 
@@ -594,8 +581,9 @@ static enum reply_path reply_path(const struct pm_worker *w, const struct pm_des
 		return PATH_ADMIN;
 	if (to->conn != PM_CONN_NONE)
 		return to->worker == w->id ? PATH_CONN : PATH_CONN_VIA;
-	return to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port) ? PATH_DGRAM
-									  : PATH_DGRAM_VIA;
+	bool sends = to->port == PM_PORT_KERNEL ||
+		     (to->port < PM_DPDK_PORTS_MAX && (w->tx_ports >> to->port & 1u));
+	return sends ? PATH_DGRAM : PATH_DGRAM_VIA;
 }
 
 /* rep's frames in the scratch buffer, for a message: their bytes, 0 when
@@ -675,14 +663,6 @@ static void send_error(struct pm_worker *w, const struct pm_dest *to, uint64_t i
 
 /* ---------------------------------------------------------------- replies as frames and datagrams */
 
-static void tx_flush(struct pm_worker *w)
-{
-	if (w->dp)
-		pm_dpdk_flush(w, false);
-	else
-		pm_udp_flush(w);
-}
-
 static void tx_commit(struct pm_worker *w, const struct pm_dest *to, uint32_t len)
 {
 	struct pm_tx *t = &w->tx;
@@ -699,7 +679,7 @@ static uint8_t *tx_room(struct pm_worker *w)
 {
 	struct pm_tx *t = &w->tx;
 	if (t->n == PM_TX_BURST || t->bytes + PM_FRAME_BYTES_MAX > PM_TX_BYTES)
-		tx_flush(w);
+		w->be->flush(w, false);
 	return t->buf + t->bytes;
 }
 
@@ -743,7 +723,7 @@ static void tx_queue(struct pm_worker *w, const struct pm_dest *to, const uint8_
 {
 	struct pm_tx *t = &w->tx;
 	if (t->n == PM_TX_BURST || t->bytes + len > PM_TX_BYTES)
-		tx_flush(w);
+		w->be->flush(w, false);
 	if (len > PM_TX_BYTES) {
 		w->stats.dropped_tx_full++;
 		return;

@@ -6,12 +6,13 @@
  * that holds them: its configuration, the rings, and what the workers share
  * read-only once they run.
  *
- * The backend boundary: a backend delivers bursts of datagrams (each holding
- * one or more frames, with the sender's address) to a worker — rx_ptr, rx_len,
- * rx_from — and takes bursts of reply datagrams from its pm_tx queue. The
- * kernel backend (udp.c) does this with recvmmsg / sendmmsg on one UDP socket
- * per worker; the DPDK backend (dpdk.h) points rx_ptr into the mbufs it
- * received and turns pm_tx entries into Ethernet/IPv4/UDP frames.
+ * The backend boundary (backend.h: the operations, w->be): a backend
+ * delivers bursts of datagrams (each holding one or more frames, with the
+ * sender's address) to a worker — rx_ptr, rx_len, rx_from — and takes bursts
+ * of reply datagrams from its pm_tx queue. The kernel backend (udp.c) does
+ * this with recvmmsg / sendmmsg on one UDP socket per worker; the DPDK backend
+ * (dpdk.h) points rx_ptr into the mbufs it received and turns pm_tx entries
+ * into Ethernet/IPv4/UDP frames.
  */
 #ifndef POMAI_DATAPLANE_WORKER_H
 #define POMAI_DATAPLANE_WORKER_H
@@ -73,6 +74,7 @@ struct pm_worker_stats {
 
 struct pm_daemon;
 struct pm_admin;
+struct pm_backend_ops;
 struct pm_burst;
 struct pm_conn;
 struct pm_dpdk_worker;
@@ -87,8 +89,11 @@ struct pm_worker {
 	pthread_t thread;
 	int cpu;                   /* OS CPU number it is pinned to, -1 if unpinned */
 	int numa;                  /* its NUMA node, -1 if unknown */
+	const struct pm_backend_ops *be; /* its backend (backend.h), chosen at start-up */
 	int fd;                    /* UDP socket (kernel backend), -1 with DPDK */
 	struct pm_dpdk_worker *dp; /* DPDK backend state, NULL with the kernel one */
+	uint32_t tx_ports;         /* DPDK ports it has a TX queue on, a bit each: a reply
+				    * for another goes through the worker that received it */
 	struct pm_wal *wal;        /* write-ahead log, NULL with wal = none */
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
 	int ep;                    /* epoll: the TCP listener and this worker's connections */
