@@ -609,9 +609,11 @@ static enum pm_admin_status cmd_clients(struct pm_daemon *d, const struct pm_adm
 	struct pm_admin *a = d->admin;
 	static struct pm_quota_talker all[PM_ADMIN_TOP_MAX * PM_STATS_SHARDS_MAX];
 	char text[16];
-	unsigned long want = r->argc > 1 ? strtoul(arg(r, 1, text, sizeof(text)), NULL, 10) : 10;
+	unsigned long want = r->argc > 1 ? strtoul(arg(r, 1, text, sizeof(text)), NULL, 10)
+					 : PM_ADMIN_TOP_DEFAULT;
 	if (r->argc > 2 || want == 0 || want > PM_ADMIN_TOP_MAX) {
-		say(a, "usage: CLIENTS [n]  (n = 1..%u, default 10)\n", PM_ADMIN_TOP_MAX);
+		say(a, "usage: CLIENTS [n]  (n = 1..%u, default %u)\n", PM_ADMIN_TOP_MAX,
+		    PM_ADMIN_TOP_DEFAULT);
 		return PM_ADMIN_USAGE;
 	}
 	struct pm_admin_call c = { .op = PM_CALL_CLIENTS, .n = PM_ADMIN_TOP_MAX };

@@ -38,31 +38,7 @@ struct pm_backend_ops;
 struct pm_config;
 struct pm_daemon;
 
-/* Packets a worker takes from one queue per burst. */
-#define PM_DPDK_RX_BURST 32u
-/* Packets a worker gathers before rte_eth_tx_burst. */
-#define PM_DPDK_TX_BURST 64u
-/* Reply packets waiting for their next hop's ARP answer, per worker; they are
- * dropped (counted as no_route) after PM_DPDK_HOLD_MS. */
-#define PM_DPDK_HOLD_MAX 64u
-#define PM_DPDK_HOLD_MS 3000u
-/* Fragments one reply may become: 65,507 bytes over the smallest MTU (576). */
-#define PM_DPDK_FRAGS_MAX 128u
-/* Fragments a request may arrive in: DPDK's ip_frag limit. */
-#define PM_DPDK_REASM_FRAGS_MAX 8u
-/* How often a worker returns the fragments of timed-out datagrams. */
-#define PM_DPDK_FRAG_EXPIRE_EVERY_MS 100u
-/* mbufs a pool needs beyond its rings and reassembly: the RX burst held
- * while served, the recycled ones, held replies and the per-lcore cache. */
-#define PM_DPDK_MBUF_SLACK (PM_DPDK_RX_BURST + PM_DPDK_TX_BURST + PM_DPDK_HOLD_MAX + \
-			    PM_DPDK_MBUF_CACHE)
-/* Per-lcore mempool cache. */
-#define PM_DPDK_MBUF_CACHE 256u
-/* Data room of an mbuf: one MTU-sized frame plus headroom. */
-#define PM_DPDK_MBUF_DATA_BYTES (2048u + 128u)
-/* A worker whose queues cannot wake it (no RX interrupt) sleeps at most this
- * long when idle, so a request waits at most this long after an idle spell. */
-#define PM_DPDK_NOINTR_SLEEP_US 1000u
+/* Its bounds: dp_limits.h (DPDK backend). */
 
 /* Per-port counters kept by one worker (single writer; INFO sums them). */
 struct pm_dpdk_counters {

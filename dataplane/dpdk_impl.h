@@ -74,9 +74,6 @@ struct pm_dpdk {
 	bool started;
 };
 
-/* Bytes of the big-reply buffer: the largest IPv4 datagram. */
-#define PM_DPDK_BIG_BYTES 65536u
-
 /* dpdk.c's part of the backend's operations (the table: dpdk_io.c). */
 struct pm_stats_shard;
 struct pm_worker;

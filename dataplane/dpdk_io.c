@@ -37,7 +37,7 @@ static void tx_send(struct pm_worker *w, uint32_t port)
 {
 	struct pm_dpdk_worker *k = w->dp;
 	uint32_t n = k->ntx[port], sent = 0;
-	for (uint32_t tries = 0; sent < n && tries < 4; tries++)
+	for (uint32_t tries = 0; sent < n && tries < PM_DPDK_TX_TRIES_MAX; tries++)
 		sent += rte_eth_tx_burst(k->dp->ports[port].id, k->q, k->tx[port] + sent,
 					 (uint16_t)(n - sent));
 	k->c[port].tx_pkts += sent;

@@ -3,7 +3,7 @@
  * tcp.h — the stream side of pomaid (tcp.c): every worker accepts from the
  * one listening socket and serves its own connections from its loop, with
  * bounded buffers and a reply's room kept before its frame runs; every bound
- * is in tcp_limits.h.
+ * is in dp_limits.h.
  */
 #ifndef POMAI_DATAPLANE_TCP_H
 #define POMAI_DATAPLANE_TCP_H
@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tcp_limits.h"
+#include "dp_limits.h"
 
 struct pm_config;
 struct pm_dest;

@@ -18,9 +18,6 @@
 #include "udp.h"
 #include "worker.h"
 
-/* Socket buffers asked for (the kernel may cap them at net.core.*mem_max). */
-#define UDP_SOCKBUF_BYTES (4 << 20)
-
 int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t errlen)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
@@ -30,7 +27,7 @@ int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t e
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	int buf = UDP_SOCKBUF_BYTES;
+	int buf = (int)PM_UDP_SOCKBUF_BYTES;
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	inet_pton(AF_INET, cfg->bind, &a.sin_addr);

@@ -45,15 +45,6 @@
 #include "wal_io.h"
 #include "worker.h"
 
-/* Ring messages one turn takes from one ring at most (fairness with RX). A
- * test build lowers it to keep rings full (pomaid-small-ring). */
-#ifndef PM_RING_TURN_MESSAGES
-#define PM_RING_TURN_MESSAGES 64u
-#endif
-
-/* Bytes of a mutation's reply held for the log (one small frame). */
-#define HOLD_FRAME_BYTES 1024u
-
 /* A frame's way through this file, after set-up and the loop: it arrives
  * (serve_rx, pm_serve_frame, serve_rings), is routed and executed (route),
  * and its reply goes where it must (pm_send_reply, deliver). */
@@ -161,18 +152,17 @@ static uint32_t turn(struct pm_worker *w)
 	return work;
 }
 
-/* File descriptors an idle worker sleeps on: its backend's, then its own
- * (the wake-up eventfd, epoll of the TCP connections, the log's eventfd). */
-#define SLEEP_FDS_MAX 16u
-#define SLEEP_FDS_WORKER 3u
+/* An idle worker's own fds to sleep on, after its backend's: the wake-up
+ * eventfd, epoll of the TCP connections, the log's eventfd. */
+#define SLEEP_FDS_OWN 3u
 _Static_assert(PM_DPDK_PORTS_MAX <= 32u, "tx_ports has a bit per DPDK port");
 
 static void sleep_idle(struct pm_worker *w)
 {
-	struct pollfd fds[SLEEP_FDS_MAX];
-	int raw[SLEEP_FDS_MAX];
+	struct pollfd fds[PM_SLEEP_FDS_MAX];
+	int raw[PM_SLEEP_FDS_MAX];
 	uint32_t us = w->d->cfg.idle_sleep_us;
-	uint32_t n = w->be->arm(w, raw, SLEEP_FDS_MAX - SLEEP_FDS_WORKER, &us);
+	uint32_t n = w->be->arm(w, raw, PM_SLEEP_FDS_MAX - SLEEP_FDS_OWN, &us);
 	if (w->be->arm_misses_rx && serve_rx(w)) { /* a packet that came before arming */
 		w->be->disarm(w);
 		return;
@@ -223,7 +213,7 @@ void *pm_worker_main(void *arg)
 			sleep_idle(w);
 	}
 	/* drain: answer what the rings still hold, then send everything queued */
-	for (uint32_t i = 0; i < 16 && turn(w); i++)
+	for (uint32_t i = 0; i < PM_DRAIN_TURNS_MAX && turn(w); i++)
 		;
 	pm_wal_drain(w); /* what is logged reaches the disk; held replies leave */
 	pm_stats_publish(w);
@@ -638,7 +628,7 @@ static void deliver(struct pm_worker *w, const struct pm_dest *to, const struct 
 void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
 	if (pm_wal_must_hold(w, rep->op, rep->status)) { /* sync WAL: once logged work is on disk */
-		uint8_t frame[HOLD_FRAME_BYTES];
+		uint8_t frame[PM_REPLY_HOLD_BYTES];
 		uint32_t n = pm_reply_frames(rep, frame, sizeof(frame));
 		if (n) {
 			pm_wal_hold_reply(w, to, frame, n);
