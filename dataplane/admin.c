@@ -33,6 +33,7 @@
 #include "bytes.h"
 #include "codec.h"
 #include "common.h"
+#include "evict.h"
 #include "msg.h"
 #include "worker.h"
 
@@ -342,7 +343,7 @@ static enum pm_admin_status cmd_shards(struct pm_daemon *d, const struct pm_admi
 			       "\r\narena_bytes:%" PRIu64 "\r\nused_bytes:%" PRIu64 "\r\nops:%" PRIu64
 			       "\r\nkv_p50_ns:%" PRIu64 "\r\nkv_p99_ns:%" PRIu64 "\r\n",
 		    s.keys, s.vectors, s.collections, s.arena_bytes,
-		    s.seeds_used * 64u + s.blob_bytes_used, ops, pm_hist_quantile(&s.lat_kv, 0.5),
+		    pm_mem_used_bytes(s.seeds_used, s.blob_bytes_used), ops, pm_hist_quantile(&s.lat_kv, 0.5),
 		    pm_hist_quantile(&s.lat_kv, 0.99));
 	}
 	return PM_ADMIN_OK;

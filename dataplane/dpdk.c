@@ -22,8 +22,10 @@
 #include "dpdk_impl.h"
 #include "worker.h"
 
-/* EAL arguments pomaid passes: its own name, the user's, and the lcore list. */
+/* EAL arguments pomaid passes: its own name, the user's, and the lcore list;
+ * the argv slots after the user's: "-l", the list, the closing NULL. */
 #define EAL_ARGS_MAX 64u
+#define EAL_ARGS_AFTER 3u
 /* Hash buckets of a reassembly table: entries per bucket (the library's
  * maximum is 16, a power of two). */
 #define FRAG_BUCKET_ENTRIES 16u
@@ -44,9 +46,9 @@ static int eal_argv(const struct pm_config *cfg, int main_cpu, char *buf, char *
 		    !strncmp(t, "--main-lcore", 12))
 			return pm_errf(err, errlen, "dpdk_eal_args: '%s' is pomaid's to set (from 'cores');"
 				    " remove it", t);
-		if (argc >= (int)EAL_ARGS_MAX - 3)
+		if (argc >= (int)(EAL_ARGS_MAX - EAL_ARGS_AFTER))
 			return pm_errf(err, errlen, "dpdk_eal_args: more than %u arguments",
-				    EAL_ARGS_MAX - 3);
+				    EAL_ARGS_MAX - EAL_ARGS_AFTER);
 		argv[argc++] = t;
 	}
 	snprintf(lcores, sizeof(lcores), "%d", main_cpu);
@@ -182,7 +184,7 @@ static void port_conf(const struct pm_daemon *d, const struct rte_eth_dev_info *
 	conf->txmode.offloads = di->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 	uint64_t want = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
 	conf->rxmode.offloads = di->rx_offload_capa & want;
-	if (conf->rxmode.mtu + 18u > PM_DPDK_MBUF_DATA_BYTES - RTE_PKTMBUF_HEADROOM)
+	if (conf->rxmode.mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN > PM_DPDK_MBUF_DATA_BYTES - RTE_PKTMBUF_HEADROOM)
 		conf->rxmode.offloads |= di->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER;
 	if (nq > 1 && d->cfg.dpdk_steering != PM_STEER_SINGLE) {
 		conf->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;

@@ -448,7 +448,7 @@ static void latency(struct pm_worker *w, const struct pm_pending *p)
 {
 	uint64_t us = (w->now_ns - p->start_ns) / 1000u;
 	unsigned b = us ? 64u - (unsigned)__builtin_clzll(us) : 0;
-	w->stats.knn_latency_us[PM_MIN(b, 15u)]++;
+	w->stats.knn_latency_us[PM_MIN(b, PM_KNN_LATENCY_BUCKETS - 1u)]++;
 	pm_hist_add(&w->lat_knn, w->now_ns - p->start_ns);
 }
 
@@ -615,7 +615,7 @@ void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_
 		return; /* answered already (timed out) */
 	if (!p->rolling_back) /* a roll-back's CDROP answers only count */
 		merge_part(p, m->shard, frames, len);
-	if (m->created && m->shard < 32u)
+	if (m->created && m->shard < PM_SHARDS_MAX) /* a bit of the created mask */
 		p->created |= 1u << m->shard;
 	if (++p->got == p->want)
 		complete(w, p);
@@ -677,7 +677,7 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 		     (unsigned long long)s->tcp_replies_held);
 	if (n > 0 && (uint32_t)n < cap - len)
 		len += (uint32_t)n;
-	for (unsigned b = 0; b < 16 && len < cap; b++) {
+	for (unsigned b = 0; b < PM_KNN_LATENCY_BUCKETS && len < cap; b++) {
 		n = snprintf(out + len, cap - len, "knn_latency_us_lt_%u:%llu\r\n", 1u << b,
 			     (unsigned long long)s->knn_latency_us[b]);
 		if (n < 0 || (uint32_t)n >= cap - len)

@@ -93,16 +93,17 @@ bool pm_rings_empty(struct pm_worker *w)
 /* ---------------------------------------------------------------- reply credit */
 
 /* A waiting reply: [u32 bytes of the record, u32 bytes of the frames, pm_msg,
- * frames], 8-aligned. */
+ * frames], aligned for the pm_msg's u64. */
 #define WAIT_HEAD_BYTES 8u
+#define WAIT_ALIGN_BYTES 8u
 
 /* Bytes of credit a reply of at most `owed` bytes takes: its waiting record. */
 static uint32_t reply_credit(uint32_t owed)
 {
-	return (uint32_t)pm_align_up(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + owed, 8u);
+	return (uint32_t)pm_align_up(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + owed, WAIT_ALIGN_BYTES);
 }
 
-_Static_assert(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + PM_FRAME_BYTES_MAX + 8u <=
+_Static_assert(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + PM_FRAME_BYTES_MAX + WAIT_ALIGN_BYTES <=
 		       PM_TCP_CREDIT_BYTES,
 	       "the credit holds the largest forwarded reply");
 

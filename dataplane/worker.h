@@ -42,6 +42,10 @@ struct pm_tx {
 	uint8_t *buf;    /* PM_TX_BYTES */
 };
 
+/* KNN latency histogram (INFO knn_latency_us_lt_*): log2 buckets of
+ * microseconds, [i] counting latencies < 2^i us, the last all longer too. */
+#define PM_KNN_LATENCY_BUCKETS 16u
+
 struct pm_worker_stats {
 	uint64_t rx_datagrams, rx_frames, tx_datagrams, tx_errors;
 	uint64_t forwarded_out, forwarded_in;
@@ -69,7 +73,7 @@ struct pm_worker_stats {
 	uint64_t knn_parts_expired;   /* KNN parts dropped unfinished at their fan-out's deadline */
 	uint64_t knn_slices;          /* turns that ran KNN work */
 	uint64_t knn_work_charged;    /* KNN work charged to this worker's clients, bytes */
-	uint64_t knn_latency_us[16];  /* log2 buckets: [i] counts latencies < 2^i us */
+	uint64_t knn_latency_us[PM_KNN_LATENCY_BUCKETS];
 };
 
 struct pm_daemon;
