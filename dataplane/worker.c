@@ -3,20 +3,23 @@
  * worker.c — the per-core loop of pomaid, in the shape of DPDK's l3fwd: set-up
  * before the loop, then `while (!quit)`: poll a burst, decode every frame,
  * execute what this shard owns (in one pm_shard_apply_burst), forward the rest
- * to its owner's ring, start fan-outs, serve the rings, flush replies in one
- * sendmmsg. Slow paths (malformed frames, full rings, full TX queues) drop and
- * count; nothing here blocks except the bounded sleep of an idle adaptive
- * worker.
+ * to its owner's ring, start fan-outs, serve the rings, hand the replies to
+ * the backend in one burst (sendmmsg, or DPDK's TX burst). Slow paths
+ * (malformed frames, full rings, full TX queues) drop and count; nothing here
+ * blocks except the bounded sleep of an idle adaptive worker. The backend is
+ * reached only through its table of operations (w->be, backend.h), a few
+ * calls per turn.
  *
  * The file follows a frame: set-up; the loop; where frames arrive (the
  * backend's RX burst, a TCP connection's stream, the rings from the other
  * workers and the admin thread); where they are routed and executed (this
  * shard, its owner's ring, every shard); and, last, where a reply goes — one
- * switch (reply_path) for every reply, encoded here or earlier.
+ * switch (reply_path, deliver) for every reply, encoded there or earlier.
  *
  * Adaptive polling: a worker that found no work spins (pause) for
- * PM_IDLE_SPIN_TURNS turns, yields for a while, then sleeps in ppoll() on its
- * socket and its wake-up eventfd for at most idle_sleep_us. Producers that post
+ * PM_IDLE_SPIN_TURNS turns, yields for a while, then sleeps in ppoll() on what
+ * its backend arms (its socket, or DPDK's RX interrupts), its TCP epoll, its
+ * wake-up eventfd and its log's for at most idle_sleep_us. Producers that post
  * to a sleeping worker's ring write its eventfd; the sleeping flag and the ring
  * are checked in Dekker order (store, fence, load) on both sides, so a message
  * never waits for the timeout.
