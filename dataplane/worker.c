@@ -592,11 +592,13 @@ static uint32_t msg_frames(struct pm_worker *w, const struct pm_reply *rep, cons
  * into a message) or as frames encoded earlier (rep NULL). A reply for
  * another worker's connection always leaves: INTERNAL for its id when its
  * frames do not fit a message (cannot happen for the key operations that are
- * forwarded); others that do not fit are dropped. */
-static void deliver(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
-		    const uint8_t *frames, uint32_t len)
+ * forwarded); others that do not fit are dropped. Inlined into its two doors,
+ * so that each keeps only its own branches on the per-request path. */
+static inline __attribute__((always_inline)) void
+deliver(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
+	const uint8_t *frames, uint32_t len)
 {
-	struct pm_msg m = { .origin = w->id, .dest = *to };
+	struct pm_msg m;
 	switch (reply_path(w, to)) {
 	case PATH_DGRAM:
 		if (rep)
@@ -611,10 +613,12 @@ static void deliver(struct pm_worker *w, const struct pm_dest *to, const struct 
 			pm_tcp_queue(w, to, frames, len); /* not a forward's: nothing to settle */
 		break;
 	case PATH_DGRAM_VIA:
+		m = (struct pm_msg){ .origin = w->id, .dest = *to };
 		if (!rep || (len = msg_frames(w, rep, &frames)) != 0)
 			pm_post(w, to->worker, PM_MSG_DGRAM_REPLY, &m, frames, len);
 		break;
 	case PATH_CONN_VIA:
+		m = (struct pm_msg){ .origin = w->id, .dest = *to };
 		if (rep && (len = msg_frames(w, rep, &frames)) == 0) {
 			struct pm_reply e = { .status = PM_E_INTERNAL, .op = rep->op, .id = rep->id };
 			len = msg_frames(w, &e, &frames);
@@ -622,6 +626,7 @@ static void deliver(struct pm_worker *w, const struct pm_dest *to, const struct 
 		pm_post_tcp_reply(w, to->worker, &m, frames, len);
 		break;
 	case PATH_ADMIN:
+		m = (struct pm_msg){ .origin = w->id, .dest = *to };
 		if (!rep || (len = msg_frames(w, rep, &frames)) != 0)
 			pm_post_admin(w, &m, frames, len);
 		break;
@@ -679,9 +684,11 @@ static uint8_t *tx_room(struct pm_worker *w)
 /* Every page of a reply (a reply that is not paged is one page), each one
  * frame: one after another into out, at most cap bytes; or, with dgram given,
  * each page a datagram to dgram in this worker's TX queue, encoded in place.
- * Returns the bytes encoded, 0 when a page did not fit. */
-static uint32_t encode_pages(struct pm_worker *w, const struct pm_dest *dgram,
-			     const struct pm_reply *rep, uint8_t *out, uint32_t cap)
+ * Returns the bytes encoded, 0 when a page did not fit. Inlined into its two
+ * callers, each of which keeps only its own way. */
+static inline __attribute__((always_inline)) uint32_t
+encode_pages(struct pm_worker *w, const struct pm_dest *dgram, const struct pm_reply *rep,
+	     uint8_t *out, uint32_t cap)
 {
 	bool paged = pm_reply_paged(rep);
 	uint32_t total = pm_reply_items(rep), cursor = 0, used = 0;
