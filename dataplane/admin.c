@@ -343,8 +343,8 @@ static enum pm_admin_status cmd_shards(struct pm_daemon *d, const struct pm_admi
 			       "\r\narena_bytes:%" PRIu64 "\r\nused_bytes:%" PRIu64 "\r\nops:%" PRIu64
 			       "\r\nkv_p50_ns:%" PRIu64 "\r\nkv_p99_ns:%" PRIu64 "\r\n",
 		    s.keys, s.vectors, s.collections, s.arena_bytes,
-		    pm_mem_used_bytes(s.seeds_used, s.blob_bytes_used), ops, pm_hist_quantile(&s.lat_kv, 0.5),
-		    pm_hist_quantile(&s.lat_kv, 0.99));
+		    pm_mem_used_bytes(s.seeds_used, s.blob_bytes_used), ops,
+		    pm_hist_quantile(&s.lat_kv, 0.5), pm_hist_quantile(&s.lat_kv, 0.99));
 	}
 	return PM_ADMIN_OK;
 }

@@ -184,7 +184,8 @@ static void port_conf(const struct pm_daemon *d, const struct rte_eth_dev_info *
 	conf->txmode.offloads = di->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 	uint64_t want = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
 	conf->rxmode.offloads = di->rx_offload_capa & want;
-	if (conf->rxmode.mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN > PM_DPDK_MBUF_DATA_BYTES - RTE_PKTMBUF_HEADROOM)
+	if (conf->rxmode.mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN >
+	    PM_DPDK_MBUF_DATA_BYTES - RTE_PKTMBUF_HEADROOM)
 		conf->rxmode.offloads |= di->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER;
 	if (nq > 1 && d->cfg.dpdk_steering != PM_STEER_SINGLE) {
 		conf->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;

@@ -804,7 +804,9 @@ void pm_wal_drain(struct pm_worker *w)
 	test_release(w); /* nothing more is held back: the log drains as usual */
 	l->test.fsync = TEST_FSYNC_OFF;
 #endif
-	for (uint32_t i = 0; i < PM_WAL_DRAIN_TURNS_MAX && l->state == WAL_OK && (l->inflight || l->b[l->fill].len); i++) {
+	for (uint32_t i = 0;
+	     i < PM_WAL_DRAIN_TURNS_MAX && l->state == WAL_OK && (l->inflight || l->b[l->fill].len);
+	     i++) {
 		struct io_uring_cqe *cqe;
 		pm_wal_turn(w);
 		bool pending = (l->inflight && l->cqes_left) || l->bfsync_inflight || l->prep_inflight;

@@ -1000,7 +1000,8 @@ enum pm_status pm_hnsw_restore_node(struct pm_shard *sh, struct pm_collection *c
 {
 	struct pm_hnsw *h = &c->hnsw;
 	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
-	if (id >= h->high || node_at(sh, h, id)->unit || level > PM_HNSW_LEVEL_MAX || off % PM_HNSW_UNIT_BYTES)
+	if (id >= h->high || node_at(sh, h, id)->unit || level > PM_HNSW_LEVEL_MAX ||
+	    off % PM_HNSW_UNIT_BYTES)
 		return PM_E_PARAM;
 	uint64_t up = 0;
 	if (level && !(up = pm_blob_alloc(&sh->arena, upper_bytes(h, level))))
