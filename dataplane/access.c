@@ -23,12 +23,13 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "access.h"
 #include "bridge.h"
 #include "common.h"
-#include "daemon.h"
 #include "dpdk.h"
 #include "hnsw.h"
 #include "vector.h"
+#include "worker.h"
 
 /* ---------------------------------------------------------------- own sources */
 
@@ -155,10 +156,7 @@ static void send_throttled(struct pm_worker *w, const struct pm_dest *to, uint8_
 	size_t n = pm_reply_encode_throttled(op, id, retry_ms, frame, sizeof(frame));
 	if (n == 0)
 		return; /* cannot happen: the frame is fixed-size */
-	if (to->conn != PM_CONN_NONE)
-		pm_tcp_queue(w, to, frame, (uint32_t)n);
-	else
-		pm_deliver_frames(w, to, frame, (uint32_t)n);
+	pm_deliver_frames(w, to, frame, (uint32_t)n);
 }
 
 bool pm_quota_admit(struct pm_worker *w, const struct pm_request *req, uint32_t len,

@@ -28,10 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "admin_proto.h"
 #include "bridge.h"
 #include "common.h"
-#include "daemon.h"
+#include "evict.h"
+#include "msg.h"
+#include "worker.h"
 
 struct admin_conn {
 	int fd;             /* -1: free */
@@ -339,8 +342,8 @@ static enum pm_admin_status cmd_shards(struct pm_daemon *d, const struct pm_admi
 			       "\r\narena_bytes:%" PRIu64 "\r\nused_bytes:%" PRIu64 "\r\nops:%" PRIu64
 			       "\r\nkv_p50_ns:%" PRIu64 "\r\nkv_p99_ns:%" PRIu64 "\r\n",
 		    s.keys, s.vectors, s.collections, s.arena_bytes,
-		    s.seeds_used * 64u + s.blob_bytes_used, ops, pm_hist_quantile(&s.lat_kv, 0.5),
-		    pm_hist_quantile(&s.lat_kv, 0.99));
+		    pm_mem_used_bytes(s.seeds_used, s.blob_bytes_used), ops,
+		    pm_hist_quantile(&s.lat_kv, 0.5), pm_hist_quantile(&s.lat_kv, 0.99));
 	}
 	return PM_ADMIN_OK;
 }
@@ -606,9 +609,11 @@ static enum pm_admin_status cmd_clients(struct pm_daemon *d, const struct pm_adm
 	struct pm_admin *a = d->admin;
 	static struct pm_quota_talker all[PM_ADMIN_TOP_MAX * PM_STATS_SHARDS_MAX];
 	char text[16];
-	unsigned long want = r->argc > 1 ? strtoul(arg(r, 1, text, sizeof(text)), NULL, 10) : 10;
+	unsigned long want = r->argc > 1 ? strtoul(arg(r, 1, text, sizeof(text)), NULL, 10)
+					 : PM_ADMIN_TOP_DEFAULT;
 	if (r->argc > 2 || want == 0 || want > PM_ADMIN_TOP_MAX) {
-		say(a, "usage: CLIENTS [n]  (n = 1..%u, default 10)\n", PM_ADMIN_TOP_MAX);
+		say(a, "usage: CLIENTS [n]  (n = 1..%u, default %u)\n", PM_ADMIN_TOP_MAX,
+		    PM_ADMIN_TOP_DEFAULT);
 		return PM_ADMIN_USAGE;
 	}
 	struct pm_admin_call c = { .op = PM_CALL_CLIENTS, .n = PM_ADMIN_TOP_MAX };

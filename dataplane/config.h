@@ -15,7 +15,7 @@
 #include <stdio.h>
 
 #include "quota.h"
-#include "tcp_limits.h"
+#include "dp_limits.h"
 
 /* Shards a daemon can run: each has its own core, rings to every other shard
  * (shards^2 rings of PM_RING_BYTES) and a UDP port. */

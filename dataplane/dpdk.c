@@ -20,9 +20,12 @@
 
 #include "common.h"
 #include "dpdk_impl.h"
+#include "worker.h"
 
-/* EAL arguments pomaid passes: its own name, the user's, and the lcore list. */
+/* EAL arguments pomaid passes: its own name, the user's, and the lcore list;
+ * the argv slots after the user's: "-l", the list, the closing NULL. */
 #define EAL_ARGS_MAX 64u
+#define EAL_ARGS_AFTER 3u
 /* Hash buckets of a reassembly table: entries per bucket (the library's
  * maximum is 16, a power of two). */
 #define FRAG_BUCKET_ENTRIES 16u
@@ -43,9 +46,9 @@ static int eal_argv(const struct pm_config *cfg, int main_cpu, char *buf, char *
 		    !strncmp(t, "--main-lcore", 12))
 			return pm_errf(err, errlen, "dpdk_eal_args: '%s' is pomaid's to set (from 'cores');"
 				    " remove it", t);
-		if (argc >= (int)EAL_ARGS_MAX - 3)
+		if (argc >= (int)(EAL_ARGS_MAX - EAL_ARGS_AFTER))
 			return pm_errf(err, errlen, "dpdk_eal_args: more than %u arguments",
-				    EAL_ARGS_MAX - 3);
+				    EAL_ARGS_MAX - EAL_ARGS_AFTER);
 		argv[argc++] = t;
 	}
 	snprintf(lcores, sizeof(lcores), "%d", main_cpu);
@@ -181,7 +184,8 @@ static void port_conf(const struct pm_daemon *d, const struct rte_eth_dev_info *
 	conf->txmode.offloads = di->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 	uint64_t want = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
 	conf->rxmode.offloads = di->rx_offload_capa & want;
-	if (conf->rxmode.mtu + 18u > PM_DPDK_MBUF_DATA_BYTES - RTE_PKTMBUF_HEADROOM)
+	if (conf->rxmode.mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN >
+	    PM_DPDK_MBUF_DATA_BYTES - RTE_PKTMBUF_HEADROOM)
 		conf->rxmode.offloads |= di->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER;
 	if (nq > 1 && d->cfg.dpdk_steering != PM_STEER_SINGLE) {
 		conf->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
@@ -361,6 +365,9 @@ int pm_dpdk_open(struct pm_daemon *d, char *err, size_t errlen)
 	for (uint32_t i = 0; i < d->nshards; i++) {
 		dp->wk[i].q = (uint16_t)i; /* queue i of every port that has one */
 		d->workers[i].dp = &dp->wk[i];
+		d->workers[i].tx_ports = 0;
+		for (uint32_t p = 0; p < dp->nports; p++)
+			d->workers[i].tx_ports |= (uint32_t)(i < dp->ports[p].nq) << p;
 	}
 	dp->started = true;
 	return 0;
@@ -384,8 +391,10 @@ void pm_dpdk_close(struct pm_daemon *d)
 		rte_mempool_free(dp->wk[i].pool);
 		rte_mempool_free(dp->wk[i].indirect);
 		rte_free(dp->wk[i].big);
-		if (d->workers) /* close_daemon may have freed them already */
+		if (d->workers) { /* close_daemon may have freed them already */
 			d->workers[i].dp = NULL;
+			d->workers[i].tx_ports = 0;
+		}
 	}
 	free(dp->wk);
 	free(dp);
@@ -411,11 +420,6 @@ void pm_dpdk_worker_leave(struct pm_worker *w)
 {
 	(void)w;
 	rte_thread_unregister();
-}
-
-bool pm_dpdk_has_txq(const struct pm_worker *w, uint32_t port)
-{
-	return w->dp && port < w->dp->dp->nports && w->dp->q < w->dp->dp->ports[port].nq;
 }
 
 static const char *const steering_text[] = { "auto", "flow", "rss", "single" };

@@ -2,7 +2,7 @@
  *
  * dpdk.h — pomaid's DPDK backend: frames straight from NIC (or memif) queues
  * into the shard workers, behind the same boundary as the kernel backend
- * (daemon.h): RX fills the worker's datagram burst, replies leave from its
+ * (worker.h): RX fills the worker's datagram burst, replies leave from its
  * pm_tx queue.
  *
  * Set-up (dpdk.c): the EAL is initialised from dpdk_eal_args plus the lcore
@@ -34,35 +34,11 @@
 
 #include "netfe.h"
 
-struct pm_worker;
-struct pm_daemon;
+struct pm_backend_ops;
 struct pm_config;
+struct pm_daemon;
 
-/* Packets a worker takes from one queue per burst. */
-#define PM_DPDK_RX_BURST 32u
-/* Packets a worker gathers before rte_eth_tx_burst. */
-#define PM_DPDK_TX_BURST 64u
-/* Reply packets waiting for their next hop's ARP answer, per worker; they are
- * dropped (counted as no_route) after PM_DPDK_HOLD_MS. */
-#define PM_DPDK_HOLD_MAX 64u
-#define PM_DPDK_HOLD_MS 3000u
-/* Fragments one reply may become: 65,507 bytes over the smallest MTU (576). */
-#define PM_DPDK_FRAGS_MAX 128u
-/* Fragments a request may arrive in: DPDK's ip_frag limit. */
-#define PM_DPDK_REASM_FRAGS_MAX 8u
-/* How often a worker returns the fragments of timed-out datagrams. */
-#define PM_DPDK_FRAG_EXPIRE_EVERY_MS 100u
-/* mbufs a pool needs beyond its rings and reassembly: the RX burst held
- * while served, the recycled ones, held replies and the per-lcore cache. */
-#define PM_DPDK_MBUF_SLACK (PM_DPDK_RX_BURST + PM_DPDK_TX_BURST + PM_DPDK_HOLD_MAX + \
-			    PM_DPDK_MBUF_CACHE)
-/* Per-lcore mempool cache. */
-#define PM_DPDK_MBUF_CACHE 256u
-/* Data room of an mbuf: one MTU-sized frame plus headroom. */
-#define PM_DPDK_MBUF_DATA_BYTES (2048u + 128u)
-/* A worker whose queues cannot wake it (no RX interrupt) sleeps at most this
- * long when idle, so a request waits at most this long after an idle spell. */
-#define PM_DPDK_NOINTR_SLEEP_US 1000u
+/* Its bounds: dp_limits.h (DPDK backend). */
 
 /* Per-port counters kept by one worker (single writer; INFO sums them). */
 struct pm_dpdk_counters {
@@ -84,33 +60,14 @@ void pm_dpdk_close(struct pm_daemon *d);
  * or not enough: the shard then maps its own. */
 void *pm_dpdk_arena(struct pm_daemon *d, uint64_t bytes);
 void pm_dpdk_arena_free(void *mem);
-/* Called first on the worker's thread: registers it as an EAL lcore. */
-int pm_dpdk_worker_enter(struct pm_worker *w);
-void pm_dpdk_worker_leave(struct pm_worker *w);
-
-/* One RX turn: front end, reassembly; datagrams for the shard workers are put
- * in the worker's RX burst (rx_ptr/rx_len/rx_from); returns their count.
- * pm_dpdk_rx_done releases the burst's mbufs once the frames are served. */
-uint32_t pm_dpdk_rx(struct pm_worker *w, uint32_t *work);
-void pm_dpdk_rx_done(struct pm_worker *w);
-/* Send the worker's queued reply datagrams (pm_tx), and the TX burst when
- * `now` or the drain interval says so. */
-void pm_dpdk_flush(struct pm_worker *w, bool now);
-/* Whether this worker has a TX queue on port (else replies go through the
- * worker that received the request). */
-bool pm_dpdk_has_txq(const struct pm_worker *w, uint32_t port);
-/* Idle: arm RX interrupts; fill fds with what to poll (their count). */
-uint32_t pm_dpdk_arm(struct pm_worker *w, int *fds, uint32_t cap, uint32_t *sleep_us);
-void pm_dpdk_disarm(struct pm_worker *w);
-/* The backend's INFO lines (ports, queues, drops by reason); worker 0 adds the
- * port-wide rte_eth_stats. */
-uint32_t pm_dpdk_info(const struct pm_worker *w, char *out, uint32_t cap);
-struct pm_stats_shard;
-/* This worker's queues' packet counters (all ports) in a stats block. */
-void pm_dpdk_counters(const struct pm_worker *w, struct pm_stats_shard *s);
-/* Steering mode chosen, for the ready line. */
+/* Its operations (backend.h): RX bursts from every port's queue of the
+ * worker, TX bursts of built replies, RX interrupts to sleep on, and the
+ * backend's INFO lines and counters. A port's replies leave through the
+ * worker that has a TX queue on it (w->tx_ports, set by pm_dpdk_open). */
+extern const struct pm_backend_ops pm_dpdk_backend;
 /* The ports' own IPv4 addresses (network order) into out; their count. */
 uint32_t pm_dpdk_local_addrs(const struct pm_daemon *d, uint32_t *out, uint32_t max);
+/* Steering mode chosen, for the ready line. */
 const char *pm_dpdk_describe(const struct pm_daemon *d, char *buf, size_t len);
 
 #endif

@@ -13,7 +13,7 @@
 #include <rte_spinlock.h>
 
 #include "config.h"
-#include "daemon.h"
+#include "dp_limits.h"
 #include "dpdk.h"
 
 #define PM_DPDK_NO_QUEUE UINT16_MAX
@@ -74,7 +74,16 @@ struct pm_dpdk {
 	bool started;
 };
 
-/* Bytes of the big-reply buffer: the largest IPv4 datagram. */
-#define PM_DPDK_BIG_BYTES 65536u
+/* dpdk.c's part of the backend's operations (the table: dpdk_io.c). */
+struct pm_stats_shard;
+struct pm_worker;
+/* First on the worker's thread: registers it as an EAL lcore. */
+int pm_dpdk_worker_enter(struct pm_worker *w);
+void pm_dpdk_worker_leave(struct pm_worker *w);
+/* The backend's INFO lines (ports, queues, drops by reason); worker 0 adds the
+ * port-wide rte_eth_stats. */
+uint32_t pm_dpdk_info(const struct pm_worker *w, char *out, uint32_t cap);
+/* This worker's queues' packet counters (all ports) in a stats block. */
+void pm_dpdk_counters(const struct pm_worker *w, struct pm_stats_shard *s);
 
 #endif

@@ -16,7 +16,9 @@
 #include <rte_ip.h>
 
 #include "common.h"
+#include "backend.h"
 #include "dpdk_impl.h"
+#include "worker.h"
 
 /* Prefetch depth when freeing the reassembly death row. */
 #define DEATH_ROW_PREFETCH 3u
@@ -35,7 +37,7 @@ static void tx_send(struct pm_worker *w, uint32_t port)
 {
 	struct pm_dpdk_worker *k = w->dp;
 	uint32_t n = k->ntx[port], sent = 0;
-	for (uint32_t tries = 0; sent < n && tries < 4; tries++)
+	for (uint32_t tries = 0; sent < n && tries < PM_DPDK_TX_TRIES_MAX; tries++)
 		sent += rte_eth_tx_burst(k->dp->ports[port].id, k->q, k->tx[port] + sent,
 					 (uint16_t)(n - sent));
 	k->c[port].tx_pkts += sent;
@@ -236,7 +238,7 @@ static void tx_datagram(struct pm_worker *w, uint32_t i)
 	tx_fragments(w, port, hop, dg);
 }
 
-void pm_dpdk_flush(struct pm_worker *w, bool now)
+static void dpdk_flush(struct pm_worker *w, bool now)
 {
 	struct pm_dpdk_worker *k = w->dp;
 	for (uint32_t i = 0; i < w->tx.n; i++)
@@ -394,7 +396,7 @@ static void rx_packet(struct pm_worker *w, uint32_t port, struct rte_mbuf *m)
 	rte_pktmbuf_free(m);
 }
 
-uint32_t pm_dpdk_rx(struct pm_worker *w, uint32_t *work)
+static uint32_t dpdk_rx(struct pm_worker *w, uint32_t *work)
 {
 	struct pm_dpdk_worker *k = w->dp;
 	struct rte_mbuf *pkts[PM_RX_BURST];
@@ -420,7 +422,7 @@ uint32_t pm_dpdk_rx(struct pm_worker *w, uint32_t *work)
 	return w->rx_n;
 }
 
-void pm_dpdk_rx_done(struct pm_worker *w)
+static void dpdk_rx_done(struct pm_worker *w)
 {
 	struct pm_dpdk_worker *k = w->dp;
 	for (uint32_t i = 0; i < k->nheld; i++) {
@@ -436,7 +438,7 @@ void pm_dpdk_rx_done(struct pm_worker *w)
 
 /* ---------------------------------------------------------------- sleeping */
 
-uint32_t pm_dpdk_arm(struct pm_worker *w, int *fds, uint32_t cap, uint32_t *sleep_us)
+static uint32_t dpdk_arm(struct pm_worker *w, int *fds, uint32_t cap, uint32_t *sleep_us)
 {
 	struct pm_dpdk_worker *k = w->dp;
 	uint32_t n = 0;
@@ -458,7 +460,7 @@ uint32_t pm_dpdk_arm(struct pm_worker *w, int *fds, uint32_t cap, uint32_t *slee
 	return n;
 }
 
-void pm_dpdk_disarm(struct pm_worker *w)
+static void dpdk_disarm(struct pm_worker *w)
 {
 	struct pm_dpdk_worker *k = w->dp;
 	for (uint32_t port = 0; port < k->dp->nports; port++) {
@@ -467,3 +469,19 @@ void pm_dpdk_disarm(struct pm_worker *w)
 			(void)rte_eth_dev_rx_intr_disable(p->id, k->q);
 	}
 }
+
+/* ---------------------------------------------------------------- the backend's operations */
+
+const struct pm_backend_ops pm_dpdk_backend = {
+	.name = "dpdk",
+	.enter = pm_dpdk_worker_enter,
+	.leave = pm_dpdk_worker_leave,
+	.rx = dpdk_rx,
+	.rx_done = dpdk_rx_done,
+	.flush = dpdk_flush,
+	.arm = dpdk_arm,
+	.disarm = dpdk_disarm,
+	.arm_misses_rx = true, /* an RX interrupt fires for packets after it is armed */
+	.info = pm_dpdk_info,
+	.counters = pm_dpdk_counters,
+};

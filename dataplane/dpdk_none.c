@@ -3,11 +3,11 @@
  * dpdk_none.c — the DPDK backend's entry points in a pomaid built without
  * DPDK (libdpdk-dev absent at configure time): backend = dpdk is refused at
  * start-up with a message saying so; nothing else is ever called, because no
- * worker has DPDK state.
+ * worker is given the DPDK backend's operations.
  */
 #include <stdio.h>
 
-#include "daemon.h"
+#include "backend.h"
 #include "dpdk.h"
 
 int pm_dpdk_init(struct pm_daemon *d, int main_cpu, char *err, size_t errlen)
@@ -41,64 +41,6 @@ void pm_dpdk_arena_free(void *mem)
 	(void)mem;
 }
 
-int pm_dpdk_worker_enter(struct pm_worker *w)
-{
-	(void)w;
-	return -1;
-}
-
-void pm_dpdk_worker_leave(struct pm_worker *w)
-{
-	(void)w;
-}
-
-uint32_t pm_dpdk_rx(struct pm_worker *w, uint32_t *work)
-{
-	(void)w;
-	*work = 0;
-	return 0;
-}
-
-void pm_dpdk_rx_done(struct pm_worker *w)
-{
-	(void)w;
-}
-
-void pm_dpdk_flush(struct pm_worker *w, bool now)
-{
-	(void)w;
-	(void)now;
-}
-
-bool pm_dpdk_has_txq(const struct pm_worker *w, uint32_t port)
-{
-	(void)w;
-	(void)port;
-	return false;
-}
-
-uint32_t pm_dpdk_arm(struct pm_worker *w, int *fds, uint32_t cap, uint32_t *sleep_us)
-{
-	(void)w;
-	(void)fds;
-	(void)cap;
-	(void)sleep_us;
-	return 0;
-}
-
-void pm_dpdk_disarm(struct pm_worker *w)
-{
-	(void)w;
-}
-
-uint32_t pm_dpdk_info(const struct pm_worker *w, char *out, uint32_t cap)
-{
-	(void)w;
-	(void)out;
-	(void)cap;
-	return 0;
-}
-
 uint32_t pm_dpdk_local_addrs(const struct pm_daemon *d, uint32_t *out, uint32_t max)
 {
 	(void)d;
@@ -114,8 +56,66 @@ const char *pm_dpdk_describe(const struct pm_daemon *d, char *buf, size_t len)
 	return buf;
 }
 
-void pm_dpdk_counters(const struct pm_worker *w, struct pm_stats_shard *s)
+/* ---------------------------------------------------------------- the backend's operations */
+
+/* Never called: no worker is given this table (start-up refuses backend = dpdk). */
+static int none_enter(struct pm_worker *w)
 {
 	(void)w;
-	(void)s; /* no DPDK queues: the kernel's counters are the NIC's */
+	return -1;
 }
+
+static void none_worker(struct pm_worker *w)
+{
+	(void)w;
+}
+
+static uint32_t none_rx(struct pm_worker *w, uint32_t *work)
+{
+	(void)w;
+	*work = 0;
+	return 0;
+}
+
+static void none_flush(struct pm_worker *w, bool now)
+{
+	(void)w;
+	(void)now;
+}
+
+static uint32_t none_arm(struct pm_worker *w, int *fds, uint32_t cap, uint32_t *sleep_us)
+{
+	(void)w;
+	(void)fds;
+	(void)cap;
+	(void)sleep_us;
+	return 0;
+}
+
+static uint32_t none_info(const struct pm_worker *w, char *out, uint32_t cap)
+{
+	(void)w;
+	(void)out;
+	(void)cap;
+	return 0;
+}
+
+static void none_counters(const struct pm_worker *w, struct pm_stats_shard *s)
+{
+	(void)w;
+	(void)s;
+}
+
+const struct pm_backend_ops pm_dpdk_backend = {
+	.name = "dpdk (not built)",
+	.enter = none_enter,
+	.leave = none_worker,
+	.rx = none_rx,
+	.rx_done = none_worker,
+	.flush = none_flush,
+	.arm = none_arm,
+	.disarm = none_worker,
+	.arm_misses_rx = false,
+	.info = none_info,
+	.counters = none_counters,
+};

@@ -49,14 +49,18 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access.h"
+#include "backend.h"
 #include "bridge.h"
 #include "common.h"
-#include "daemon.h"
-#include "dpdk.h"
+#include "fanout.h"
 #include "hash.h"
+#include "knn_sched.h"
+#include "msg.h"
 #include "snap_io.h"
 #include "vector.h"
 #include "wal_io.h"
+#include "worker.h"
 
 /* INFO: distinct numeric fields summed across shards, and their name length. */
 #define INFO_FIELDS_MAX 256u
@@ -448,7 +452,7 @@ static void latency(struct pm_worker *w, const struct pm_pending *p)
 {
 	uint64_t us = (w->now_ns - p->start_ns) / 1000u;
 	unsigned b = us ? 64u - (unsigned)__builtin_clzll(us) : 0;
-	w->stats.knn_latency_us[PM_MIN(b, 15u)]++;
+	w->stats.knn_latency_us[PM_MIN(b, PM_KNN_LATENCY_BUCKETS - 1u)]++;
 	pm_hist_add(&w->lat_knn, w->now_ns - p->start_ns);
 }
 
@@ -615,7 +619,7 @@ void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_
 		return; /* answered already (timed out) */
 	if (!p->rolling_back) /* a roll-back's CDROP answers only count */
 		merge_part(p, m->shard, frames, len);
-	if (m->created && m->shard < 32u)
+	if (m->created && m->shard < PM_SHARDS_MAX) /* a bit of the created mask */
 		p->created |= 1u << m->shard;
 	if (++p->got == p->want)
 		complete(w, p);
@@ -677,7 +681,7 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 		     (unsigned long long)s->tcp_replies_held);
 	if (n > 0 && (uint32_t)n < cap - len)
 		len += (uint32_t)n;
-	for (unsigned b = 0; b < 16 && len < cap; b++) {
+	for (unsigned b = 0; b < PM_KNN_LATENCY_BUCKETS && len < cap; b++) {
 		n = snprintf(out + len, cap - len, "knn_latency_us_lt_%u:%llu\r\n", 1u << b,
 			     (unsigned long long)s->knn_latency_us[b]);
 		if (n < 0 || (uint32_t)n >= cap - len)
@@ -687,8 +691,7 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 	len += rollback_info(w, out + len, cap - len);
 	len += pm_access_info(w, out + len, cap - len);
 	len += pm_knn_info(w, out + len, cap - len);
-	if (w->dp)
-		len += pm_dpdk_info(w, out + len, cap - len);
+	len += w->be->info(w, out + len, cap - len);
 	len += pm_wal_info(w, out + len, cap - len);
 	return len;
 }

@@ -38,7 +38,10 @@
 
 #include "bridge.h"
 #include "common.h"
-#include "daemon.h"
+#include "fanout.h"
+#include "knn_sched.h"
+#include "msg.h"
+#include "worker.h"
 
 /* Alignment of a part's query vector: the distance kernels' (shard.h). */
 #define QUERY_ALIGN_BYTES 64u

@@ -25,11 +25,16 @@
 
 #include <hwloc/glibc-sched.h>
 
+#include "access.h"
+#include "admin.h"
 #include "common.h"
-#include "daemon.h"
 #include "datadir.h"
 #include "dpdk.h"
+#include "stats_pub.h"
+#include "tcp.h"
+#include "udp.h"
 #include "wal_io.h"
+#include "worker.h"
 
 #define POMAID_VERSION "0.1.0"
 #define ERR_BYTES 512u
@@ -187,6 +192,7 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 		return -1;
 	}
 	bool dpdk = d->cfg.backend == PM_BACKEND_DPDK;
+	w->be = dpdk ? &pm_dpdk_backend : &pm_udp_backend; /* the worker's backend, for good */
 	if (!dpdk && (w->fd = pm_udp_open(&d->cfg, i, err, sizeof(err))) < 0) {
 		fprintf(stderr, "pomaid: %s\n", err);
 		return -1;

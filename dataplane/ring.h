@@ -24,11 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Bytes of one ring (a power of two): room for about a thousand forwarded
- * frames of typical size, or a few maximum-size ones. */
-#ifndef PM_RING_BYTES
-#define PM_RING_BYTES (1u << 20)
-#endif
+#include "dp_limits.h" /* PM_RING_BYTES */
+
 _Static_assert((PM_RING_BYTES & (PM_RING_BYTES - 1)) == 0, "ring size is a power of two");
 
 #define PM_RING_ALIGN 16u

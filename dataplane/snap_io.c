@@ -43,9 +43,6 @@
  * more, so it runs in io_uring's workers, not on the worker thread; more than
  * this many pending (never at one snapshot per publish) fall back to unlink(). */
 #define SNAP_UNLINKS_MAX 8u
-/* Segments looked at when deleting what a snapshot covers. */
-#define SNAP_SEGMENTS_MAX 65536
-
 enum stage { S_IDLE = 0, S_WRITING, S_WAIT_LOG, S_FSYNC, S_PUBLISH };
 
 struct pm_snap {
@@ -170,7 +167,7 @@ static void unlink_older(struct pm_worker *w, int dirfd, const char *suffix, uin
 static void published(struct pm_worker *w)
 {
 	struct pm_snap *s = w->wal->snap;
-	static _Thread_local uint64_t firsts[SNAP_SEGMENTS_MAX];
+	uint64_t *firsts = w->wal->segs;
 	uint64_t lsn = s->wr.start_lsn;
 	s->stage = S_IDLE;
 	s->st.completed++;
@@ -179,7 +176,7 @@ static void published(struct pm_worker *w)
 	s->st.last_bytes = s->file_off;
 	s->st.last_end_wall_ms = pm_wall_ms();
 	unlink_older(w, s->dirfd, ".snap", lsn);
-	int n = pm_wal_list_segments(w->wal->dirfd, firsts, SNAP_SEGMENTS_MAX);
+	int n = pm_wal_list_segments(w->wal->dirfd, firsts, PM_WAL_SEGMENTS_MAX);
 	for (int i = 0; i + 1 < n && firsts[i + 1] <= lsn + 1; i++)
 		pm_wal_retire(w, firsts[i]);
 	printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " published: %" PRIu64 " records, %" PRIu64
@@ -442,8 +439,13 @@ static int load(struct pm_worker *w, const char *name, struct pm_snap_info *info
 		return pm_errf(err, errlen, "%s: %s", path, strerror(errno));
 	madvise(buf, (size_t)sb.st_size, MADV_SEQUENTIAL);
 	char why[256];
-	enum pm_status st = pm_snap_load(&w->shard, buf, (size_t)sb.st_size, pm_wall_ms(), info, why,
-					 sizeof(why));
+	struct pm_snap_loader *loader = malloc(sizeof(*loader));
+	enum pm_status st = loader ? pm_snap_load(loader, &w->shard, buf, (size_t)sb.st_size,
+						  pm_wall_ms(), info, why, sizeof(why))
+				   : PM_E_NOMEM;
+	if (!loader)
+		snprintf(why, sizeof(why), "out of memory for the loader");
+	free(loader);
 	munmap(buf, (size_t)sb.st_size);
 	w->wal->snap->st.last_bytes = (uint64_t)sb.st_size;
 	if (st == PM_OK && info->shard != w->id)

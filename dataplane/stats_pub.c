@@ -14,14 +14,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "bridge.h"
 #include "common.h"
-#include "daemon.h"
 #include "datadir.h"
-#include "dpdk.h"
 #include "snap_io.h"
 #include "stats.h"
+#include "stats_pub.h"
 #include "wal_io.h"
+#include "worker.h"
 
 /* The layout is proto's (stats.h); the engine's counters fit it: its ops are
  * the wire's op numbers (checked in bridge.c), each of its statuses has the
@@ -162,7 +163,7 @@ void pm_stats_publish(struct pm_worker *w)
 	worker_part(w, s);
 	pm_wal_counters(w, s);
 	pm_snap_counters(w, s);
-	pm_dpdk_counters(w, s);
+	w->be->counters(w, s);
 	pm_stats_end(&s->seq);
 }
 

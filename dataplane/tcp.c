@@ -5,7 +5,7 @@
  * serves its own connections from its loop: non-blocking reads into a bounded
  * buffer, frames executed as soon as they are whole, replies appended to a
  * bounded output buffer and written when the socket takes them. Nothing waits
- * on a client; every bound is in tcp_limits.h.
+ * on a client; every bound is in dp_limits.h (TCP connections).
  *
  * No reply is lost. Before a frame is executed, its reply's worst case
  * (pm_tcp_reply_bytes_max) is kept in the connection's output beside what is
@@ -47,13 +47,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "bridge.h"
 #include "common.h"
-#include "daemon.h"
+#include "msg.h"
+#include "tcp.h"
+#include "worker.h"
 
+/* The listening socket's epoll token (a connection's is its slot). */
 #define LISTEN_TOKEN UINT32_MAX
-#define EVENTS_PER_TURN 64u
-#define LISTEN_BACKLOG 256
 
 /* ---------------------------------------------------------------- what a reply may take */
 
@@ -111,7 +113,7 @@ int pm_tcp_listen(const struct pm_config *cfg, char *err, size_t errlen)
 	inet_pton(AF_INET, cfg->bind, &a.sin_addr);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, PM_TCP_LISTEN_BACKLOG) != 0) {
 		snprintf(err, errlen, "tcp %s:%u: %s", cfg->bind, cfg->tcp_port, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -617,10 +619,10 @@ static uint32_t conn_sweep(struct pm_worker *w)
 
 uint32_t pm_tcp_turn(struct pm_worker *w)
 {
-	struct epoll_event ev[EVENTS_PER_TURN];
+	struct epoll_event ev[PM_TCP_EVENTS_PER_TURN];
 	if (w->d->listen_fd < 0)
 		return 0; /* tcp_port = 0: no connections, and no system call per turn */
-	int n = epoll_wait(w->ep, ev, EVENTS_PER_TURN, 0);
+	int n = epoll_wait(w->ep, ev, PM_TCP_EVENTS_PER_TURN, 0);
 	for (int e = 0; e < n; e++) {
 		uint32_t i = ev[e].data.u32;
 		if (i == LISTEN_TOKEN)

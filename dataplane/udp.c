@@ -14,10 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon.h"
-
-/* Socket buffers asked for (the kernel may cap them at net.core.*mem_max). */
-#define UDP_SOCKBUF_BYTES (4 << 20)
+#include "backend.h"
+#include "udp.h"
+#include "worker.h"
 
 int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t errlen)
 {
@@ -28,7 +27,7 @@ int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t e
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	int buf = UDP_SOCKBUF_BYTES;
+	int buf = (int)PM_UDP_SOCKBUF_BYTES;
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	inet_pton(AF_INET, cfg->bind, &a.sin_addr);
@@ -41,9 +40,12 @@ int pm_udp_open(const struct pm_config *cfg, uint32_t shard, char *err, size_t e
 	return fd;
 }
 
+/* ---------------------------------------------------------------- the backend's operations */
+
 /* Receive up to PM_RX_BURST datagrams into the worker's RX slots. */
-uint32_t pm_udp_rx(struct pm_worker *w)
+static uint32_t udp_rx(struct pm_worker *w, uint32_t *work)
 {
+	*work = 0; /* every datagram is the workers' */
 	struct sockaddr_in from[PM_RX_BURST];
 	struct mmsghdr msgs[PM_RX_BURST];
 	struct iovec iov[PM_RX_BURST];
@@ -68,9 +70,12 @@ uint32_t pm_udp_rx(struct pm_worker *w)
 	return k;
 }
 
-void pm_udp_flush(struct pm_worker *w)
+static void udp_flush(struct pm_worker *w, bool now)
 {
 	struct pm_tx *t = &w->tx;
+	(void)now; /* sendmmsg sends at once */
+	if (t->n == 0)
+		return;
 	struct mmsghdr msgs[PM_TX_BURST];
 	struct iovec iov[PM_TX_BURST];
 	for (uint32_t i = 0; i < t->n; i++) {
@@ -92,3 +97,51 @@ void pm_udp_flush(struct pm_worker *w)
 	t->n = 0;
 	t->bytes = 0;
 }
+
+/* Idle: the socket wakes the worker. */
+static uint32_t udp_arm(struct pm_worker *w, int *fds, uint32_t cap, uint32_t *sleep_us)
+{
+	(void)cap;
+	(void)sleep_us;
+	fds[0] = w->fd;
+	return 1;
+}
+
+static int udp_enter(struct pm_worker *w)
+{
+	(void)w;
+	return 0;
+}
+
+static void udp_nothing(struct pm_worker *w)
+{
+	(void)w; /* the kernel's buffers are its own; no state to release or disarm */
+}
+
+static uint32_t udp_info(const struct pm_worker *w, char *out, uint32_t cap)
+{
+	(void)w;
+	(void)out;
+	(void)cap;
+	return 0; /* its counters are the worker's own (rx_datagrams, tx_datagrams, tx_errors) */
+}
+
+static void udp_counters(const struct pm_worker *w, struct pm_stats_shard *s)
+{
+	(void)w;
+	(void)s; /* no queues of its own: the kernel's counters are the NIC's */
+}
+
+const struct pm_backend_ops pm_udp_backend = {
+	.name = "kernel",
+	.enter = udp_enter,
+	.leave = udp_nothing,
+	.rx = udp_rx,
+	.rx_done = udp_nothing,
+	.flush = udp_flush,
+	.arm = udp_arm,
+	.disarm = udp_nothing,
+	.arm_misses_rx = false, /* the socket is readable while a datagram waits */
+	.info = udp_info,
+	.counters = udp_counters,
+};

@@ -11,8 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "daemon.h"
+#include "msg.h"
 #include "wal_io.h"
+#include "worker.h"
 
 /* user_data of a completion: what it was in the low OP_BITS; above them the
  * batch's sequence number (the log's ops) or the snapshot's op and slot
@@ -119,6 +120,8 @@ struct pm_wal {
 	uint32_t held_used;
 	struct pm_wal_stats st;
 	struct pm_snap *snap;      /* snapshots of this shard (snap_io.c) */
+	uint64_t *segs;            /* PM_WAL_SEGMENTS_MAX: a listing of the segments' first
+				    * LSNs (recovery; a published snapshot's clean-up) */
 #ifdef PM_WAL_TEST_HOOKS
 	struct test_hook test;
 #endif

@@ -23,13 +23,14 @@
 
 #include "bridge.h"
 #include "common.h"
-#include "daemon.h"
 #include "datadir.h"
+#include "msg.h"
 #include "shard.h"
-#include "wal.h"
 #include "snap_io.h"
+#include "wal.h"
 #include "wal_impl.h"
 #include "wal_io.h"
+#include "worker.h"
 
 uint64_t pm_wall_ms(void)
 {
@@ -813,7 +814,9 @@ void pm_wal_drain(struct pm_worker *w)
 	test_release(w); /* nothing more is held back: the log drains as usual */
 	l->test.fsync = TEST_FSYNC_OFF;
 #endif
-	for (int i = 0; i < 1000 && l->state == WAL_OK && (l->inflight || l->b[l->fill].len); i++) {
+	for (uint32_t i = 0;
+	     i < PM_WAL_DRAIN_TURNS_MAX && l->state == WAL_OK && (l->inflight || l->b[l->fill].len);
+	     i++) {
 		struct io_uring_cqe *cqe;
 		pm_wal_turn(w);
 		bool pending = (l->inflight && l->cqes_left) || l->bfsync_inflight || l->prep_inflight;
@@ -990,18 +993,15 @@ static int replay_segment(struct pm_worker *w, uint64_t first, bool newest, stru
 	return 0;
 }
 
-/* Segments of at most this many per shard are recovered. */
-#define SEGMENTS_MAX 65536
-
 /* Replay the log after the snapshot loaded (its start LSN: snap_lsn, 0 for
  * none); segments wholly before it are deleted. */
 static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t errlen)
 {
 	struct pm_wal *l = w->wal;
-	static uint64_t firsts[SEGMENTS_MAX];
+	uint64_t *firsts = l->segs;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int n = pm_wal_list_segments(l->dirfd, firsts, SEGMENTS_MAX);
+	int n = pm_wal_list_segments(l->dirfd, firsts, PM_WAL_SEGMENTS_MAX);
 	struct scan_ctx c = { .skip = snap_lsn };
 	int last = -1;
 	for (int i = 0; i < n; i++) {
@@ -1148,7 +1148,8 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 	l->b[1].buf = malloc(PM_WAL_BATCH_BYTES);
 	l->held = calloc(PM_WAL_HELD_MAX, sizeof(*l->held));
 	l->held_buf = malloc(PM_WAL_HELD_BYTES);
-	if (!l->b[0].buf || !l->b[1].buf || !l->held || !l->held_buf)
+	l->segs = calloc(PM_WAL_SEGMENTS_MAX, sizeof(*l->segs));
+	if (!l->b[0].buf || !l->b[1].buf || !l->held || !l->held_buf || !l->segs)
 		return pm_errf(err, errlen, "out of memory for the WAL buffers");
 	if (open_dir(w, err, errlen) != 0)
 		return -1;
@@ -1185,6 +1186,7 @@ void pm_wal_close(struct pm_worker *w)
 	free(l->b[1].buf);
 	free(l->held);
 	free(l->held_buf);
+	free(l->segs);
 	free(l);
 	w->wal = NULL;
 }

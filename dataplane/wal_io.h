@@ -71,6 +71,14 @@ struct pm_msg;
  * <LSN>.spare) to reuse as its next segments instead of allocating new ones;
  * the next segment prepared ahead (a .spare too) counts among them. */
 #define PM_WAL_SPARE_SEGMENTS 2u
+/* Segments of one shard's log that recovery and a published snapshot's
+ * clean-up list at most (their first LSNs, 512 KiB per worker, touched only
+ * when listed): at the default wal_segment_bytes, 4 TiB of log. */
+#define PM_WAL_SEGMENTS_MAX 65536u
+/* Turns a stopping worker gives its log at most to get its last batches to
+ * the disk (each waits for a completion): a few suffice; the bound keeps a
+ * log that never settles from holding the exit. */
+#define PM_WAL_DRAIN_TURNS_MAX 1000u
 /* How often a shard whose disk was full tries its batch again. */
 #define PM_WAL_RETRY_MS 1000u
 /* Bytes reserved in the held-reply buffer per admitted mutation: its reply

@@ -3,14 +3,23 @@
  * worker.c — the per-core loop of pomaid, in the shape of DPDK's l3fwd: set-up
  * before the loop, then `while (!quit)`: poll a burst, decode every frame,
  * execute what this shard owns (in one pm_shard_apply_burst), forward the rest
- * to its owner's ring, start fan-outs, serve the rings, flush replies in one
- * sendmmsg. Slow paths (malformed frames, full rings, full TX queues) drop and
- * count; nothing here blocks except the bounded sleep of an idle adaptive
- * worker.
+ * to its owner's ring, start fan-outs, serve the rings, hand the replies to
+ * the backend in one burst (sendmmsg, or DPDK's TX burst). Slow paths
+ * (malformed frames, full rings, full TX queues) drop and count; nothing here
+ * blocks except the bounded sleep of an idle adaptive worker. The backend is
+ * reached only through its table of operations (w->be, backend.h), a few
+ * calls per turn.
+ *
+ * The file follows a frame: set-up; the loop; where frames arrive (the
+ * backend's RX burst, a TCP connection's stream, the rings from the other
+ * workers and the admin thread); where they are routed and executed (this
+ * shard, its owner's ring, every shard); and, last, where a reply goes — one
+ * switch (reply_path, deliver) for every reply, encoded there or earlier.
  *
  * Adaptive polling: a worker that found no work spins (pause) for
- * PM_IDLE_SPIN_TURNS turns, yields for a while, then sleeps in ppoll() on its
- * socket and its wake-up eventfd for at most idle_sleep_us. Producers that post
+ * PM_IDLE_SPIN_TURNS turns, yields for a while, then sleeps in ppoll() on what
+ * its backend arms (its socket, or DPDK's RX interrupts), its TCP epoll, its
+ * wake-up eventfd and its log's for at most idle_sleep_us. Producers that post
  * to a sleeping worker's ring write its eventfd; the sleeping flag and the ring
  * are checked in Dekker order (store, fence, load) on both sides, so a message
  * never waits for the timeout.
@@ -22,80 +31,62 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
+#include "admin.h"
+#include "backend.h"
 #include "bridge.h"
 #include "common.h"
-#include "daemon.h"
-#include "dpdk.h"
+#include "fanout.h"
 #include "route.h"
+#include "knn_sched.h"
+#include "msg.h"
+#include "stats_pub.h"
+#include "tcp.h"
 #include "wal_io.h"
+#include "worker.h"
 
-/* Ring messages one turn takes from one ring at most (fairness with RX). A
- * test build lowers it to keep rings full (pomaid-small-ring). */
-#ifndef PM_RING_TURN_MESSAGES
-#define PM_RING_TURN_MESSAGES 64u
-#endif
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
-static void clock_turn(struct pm_worker *w)
-{
-	struct timespec rt, mono;
-	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	w->now_ms = (uint64_t)rt.tv_sec * 1000u + (uint64_t)rt.tv_nsec / 1000000u;
-	w->now_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
-}
+/* A frame's way through this file, after set-up and the loop: it arrives
+ * (serve_rx, pm_serve_frame, serve_rings), is routed and executed (route),
+ * and its reply goes where it must (pm_send_reply, deliver). */
+struct pm_burst;
+static uint32_t serve_rx(struct pm_worker *w);
+static uint32_t serve_rings(struct pm_worker *w);
+static void route(struct pm_worker *w, struct pm_burst *b, const struct pm_request *req,
+		  const uint8_t *frame, uint32_t len, const struct pm_dest *from);
+static void execute(struct pm_worker *w, const struct pm_request *req, const struct pm_dest *from);
+static void burst_apply(struct pm_burst *b);
+static void send_error(struct pm_worker *w, const struct pm_dest *to, uint64_t id, uint8_t op,
+		       enum pm_status st);
+static void dgram_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep);
+static void dgram_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+			 uint32_t len);
 
 /* ---------------------------------------------------------------- set-up */
 
-/* With TCP: a queue per other worker for the replies to its connections that
- * find the ring to it full (mapped, so not resident until one does). */
-static int reply_wait_alloc(struct pm_worker *w)
-{
-	uint32_t n = w->d->nshards;
-	if (w->d->listen_fd < 0)
-		return 0;
-	w->reply_wait = calloc(n, sizeof(*w->reply_wait));
-	if (!w->reply_wait)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < n; i++) {
-		void *p = i == w->id ? NULL
-				     : mmap(NULL, PM_TCP_CREDIT_BYTES, PROT_READ | PROT_WRITE,
-					    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
-			return -ENOMEM;
-		w->reply_wait[i].buf = p;
-	}
-	return 0;
-}
-
-static void reply_wait_free(struct pm_worker *w)
-{
-	for (uint32_t i = 0; w->reply_wait && i < w->d->nshards; i++)
-		if (w->reply_wait[i].buf)
-			munmap(w->reply_wait[i].buf, PM_TCP_CREDIT_BYTES);
-	free(w->reply_wait);
-	w->reply_wait = NULL;
-}
+/* The frames of an RX burst this shard owns, applied in one
+ * pm_shard_apply_burst, and where each one's reply goes. */
+struct pm_burst {
+	struct pm_worker *w;
+	uint32_t n;
+	struct pm_request req[PM_BURST_MAX];
+	const struct pm_dest *to[PM_BURST_MAX];
+};
 
 int pm_worker_alloc(struct pm_worker *w)
 {
 	w->rx_buf = malloc((size_t)PM_RX_BURST * PM_RX_SLOT_BYTES);
 	w->tx.buf = malloc(PM_TX_BYTES);
 	w->scratch = malloc(PM_RING_PAYLOAD_MAX);
+	w->burst = calloc(1, sizeof(*w->burst));
+	if (w->burst)
+		w->burst->w = w;
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->wake_fd >= 0 &&
+	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->burst && w->wake_fd >= 0 &&
 		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
-		  pm_fanout_alloc(w) == 0 && reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0;
+		  pm_fanout_alloc(w) == 0 && pm_reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -114,364 +105,225 @@ void pm_worker_free(struct pm_worker *w)
 		free(w->pending[i].colls);
 	}
 	pm_tcp_worker_close(w);
-	reply_wait_free(w);
+	pm_reply_wait_free(w);
 	pm_access_free(w);
 	pm_fanout_free(w);
 	pm_knn_free(w);
 	free(w->rx_buf);
 	free(w->tx.buf);
 	free(w->scratch);
+	free(w->burst);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	if (w->fd >= 0)
 		close(w->fd);
 }
 
-/* ---------------------------------------------------------------- replies */
+/* ---------------------------------------------------------------- the loop */
 
-void pm_tx_flush(struct pm_worker *w)
+static inline void cpu_relax(void)
 {
-	if (w->dp)
-		pm_dpdk_flush(w, false);
-	else
-		pm_udp_flush(w);
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
 }
 
-static void tx_commit(struct pm_worker *w, const struct pm_dest *to, uint32_t len)
+static void clock_turn(struct pm_worker *w)
 {
-	struct pm_tx *t = &w->tx;
-	t->to[t->n] = to->addr;
-	t->port[t->n] = to->port;
-	t->off[t->n] = t->bytes;
-	t->len[t->n] = len;
-	t->n++;
-	t->bytes += len;
+	struct timespec rt, mono;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	w->now_ms = (uint64_t)rt.tv_sec * 1000u + (uint64_t)rt.tv_nsec / 1000000u;
+	w->now_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
 }
 
-bool pm_tx_queue(struct pm_worker *w, const struct pm_dest *to, const uint8_t *p, uint32_t len)
+/* One turn: returns how much work it found. */
+static uint32_t turn(struct pm_worker *w)
 {
-	struct pm_tx *t = &w->tx;
-	if (t->n == PM_TX_BURST || t->bytes + len > PM_TX_BYTES)
-		pm_tx_flush(w);
-	if (len > PM_TX_BYTES) {
-		w->stats.dropped_tx_full++;
-		return false;
+	clock_turn(w);
+	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
+	work += pm_knn_turn(w); /* at most one slice of KNN work between two looks at the I/O */
+	work += pm_wal_turn(w); /* this turn's writes become one log write */
+	work += pm_reply_wait_flush(w); /* what still waits keeps the worker awake */
+	pm_fanout_expire(w);
+	if (w->now_ms - w->stats_pub_ms >= PM_STATS_PUBLISH_MS) {
+		w->stats_pub_ms = w->now_ms;
+		pm_ticks_calibrate(w);
+		pm_stats_publish(w);
 	}
-	memcpy(t->buf + t->bytes, p, len);
-	tx_commit(w, to, len);
-	return true;
+	w->be->flush(w, work < PM_RX_BURST); /* ran out of work: send now */
+	return work;
 }
 
-/* Room for one frame at the end of the TX buffer, flushing first if needed. */
-static uint8_t *tx_room(struct pm_worker *w)
+/* An idle worker's own fds to sleep on, after its backend's: the wake-up
+ * eventfd, epoll of the TCP connections, the log's eventfd. */
+#define SLEEP_FDS_OWN 3u
+_Static_assert(PM_DPDK_PORTS_MAX <= 32u, "tx_ports has a bit per DPDK port");
+
+static void sleep_idle(struct pm_worker *w)
 {
-	struct pm_tx *t = &w->tx;
-	if (t->n == PM_TX_BURST || t->bytes + PM_FRAME_BYTES_MAX > PM_TX_BYTES)
-		pm_tx_flush(w);
-	return t->buf + t->bytes;
-}
-
-uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
-{
-	bool paged = pm_reply_paged(rep);
-	uint32_t total = pm_reply_items(rep), cursor = 0, used = 0;
-	do {
-		size_t n = pm_reply_encode(rep, paged ? &cursor : NULL, out + used,
-					   PM_MIN(cap - used, PM_FRAME_BYTES_MAX));
-		if (n == 0)
-			return 0;
-		used += (uint32_t)n;
-	} while (paged && cursor < total);
-	return used;
-}
-
-static void udp_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
-{
-	bool paged = pm_reply_paged(rep);
-	uint32_t total = pm_reply_items(rep), cursor = 0;
-	do {
-		uint8_t *out = tx_room(w);
-		size_t n = pm_reply_encode(rep, paged ? &cursor : NULL, out, PM_FRAME_BYTES_MAX);
-		if (n == 0) { /* cannot happen for replies the engine built; never loop */
-			w->stats.dropped_tx_full++;
-			return;
-		}
-		tx_commit(w, to, (uint32_t)n);
-	} while (paged && cursor < total);
-}
-
-/* ---------------------------------------------------------------- replies for other workers' connections */
-
-/* A waiting reply: [u32 bytes of the record, u32 bytes of the frames, pm_msg,
- * frames], 8-aligned. */
-#define WAIT_HEAD_BYTES 8u
-
-/* Bytes of credit a reply of at most `owed` bytes takes: its waiting record. */
-static uint32_t reply_credit(uint32_t owed)
-{
-	return (uint32_t)pm_align_up(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + owed, 8u);
-}
-
-_Static_assert(WAIT_HEAD_BYTES + sizeof(struct pm_msg) + PM_FRAME_BYTES_MAX + 8u <=
-		       PM_TCP_CREDIT_BYTES,
-	       "the credit holds the largest forwarded reply");
-
-/* Queue a reply behind those waiting for the ring to `to`, compacting the
- * queue first when its end is reached; false if it does not fit, which the
- * credit rules out: everything in it is owed to `to`'s connections, within
- * the PM_TCP_CREDIT_BYTES `to` allows. */
-static bool wait_push(struct pm_reply_wait *q, const struct pm_msg *m, const uint8_t *frames,
-		      uint32_t len)
-{
-	uint32_t rec = reply_credit(len);
-	if (PM_TCP_CREDIT_BYTES - q->tail < rec) {
-		memmove(q->buf, q->buf + q->head, q->tail - q->head);
-		q->tail -= q->head;
-		q->head = 0;
-	}
-	if (PM_TCP_CREDIT_BYTES - q->tail < rec)
-		return false;
-	uint32_t head[2] = { rec, len };
-	memcpy(q->buf + q->tail, head, sizeof(head));
-	memcpy(q->buf + q->tail + WAIT_HEAD_BYTES, m, sizeof(*m));
-	memcpy(q->buf + q->tail + WAIT_HEAD_BYTES + sizeof(*m), frames, len);
-	q->tail += rec;
-	q->high = PM_MAX(q->high, q->tail);
-	return true;
-}
-
-/* The queue drained: it starts over, and the pages it used past the first
- * go back to the kernel (it fills only while a ring is full). */
-static void wait_drained(struct pm_reply_wait *q)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	if (q->high > page)
-		(void)madvise(q->buf + page, pm_align_up(q->high, page) - page, MADV_DONTNEED);
-	q->head = q->tail = q->high = 0;
-}
-
-/* A reply for a connection of worker `to`: into the ring to it, or, when that
- * is full (or replies wait already: they leave in order), into the queue
- * that waits for it. */
-static void post_tcp_reply(struct pm_worker *w, uint32_t to, const struct pm_msg *m,
-			   const uint8_t *frames, uint32_t len)
-{
-	struct pm_reply_wait *q = &w->reply_wait[to];
-	if (q->head == q->tail &&
-	    pm_ring_send(pm_ring_between(w->d, w->id, to), PM_MSG_TCP_REPLY, m, frames, len)) {
-		pm_wake(w->d, to);
+	struct pollfd fds[PM_SLEEP_FDS_MAX];
+	int raw[PM_SLEEP_FDS_MAX];
+	uint32_t us = w->d->cfg.idle_sleep_us;
+	uint32_t n = w->be->arm(w, raw, PM_SLEEP_FDS_MAX - SLEEP_FDS_OWN, &us);
+	if (w->be->arm_misses_rx && serve_rx(w)) { /* a packet that came before arming */
+		w->be->disarm(w);
 		return;
 	}
-	if (!wait_push(q, m, frames, len)) {
-		w->stats.dropped_ring_full++; /* cannot happen while the credit holds */
-		return;
+	raw[n++] = w->wake_fd;
+	raw[n++] = w->ep;
+	if (pm_wal_wake_fd(w) >= 0)
+		raw[n++] = pm_wal_wake_fd(w); /* a log completion releases held replies */
+	for (uint32_t i = 0; i < n; i++)
+		fds[i] = (struct pollfd){ .fd = raw[i], .events = POLLIN };
+	atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (pm_rings_empty(w) && !atomic_load(&w->d->quit)) {
+		struct timespec ts = { us / 1000000u, (long)(us % 1000000u) * 1000 };
+		(void)ppoll(fds, n, &ts, NULL);
+		uint64_t v;
+		ssize_t r = read(w->wake_fd, &v, sizeof(v));
+		(void)r;
 	}
-	w->stats.tcp_replies_held++;
+	atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
+	w->be->disarm(w);
 }
 
-uint32_t pm_reply_wait_flush(struct pm_worker *w)
+void *pm_worker_main(void *arg)
 {
-	uint32_t waiting = 0;
-	for (uint32_t to = 0; w->reply_wait && to < w->d->nshards; to++) {
-		struct pm_reply_wait *q = &w->reply_wait[to];
-		struct pm_ring *r = pm_ring_between(w->d, w->id, to);
-		uint32_t sent = 0;
-		while (q->head < q->tail) {
-			uint32_t head[2];
-			memcpy(head, q->buf + q->head, sizeof(head));
-			const struct pm_msg *m = (const struct pm_msg *)(q->buf + q->head + WAIT_HEAD_BYTES);
-			if (!pm_ring_send(r, PM_MSG_TCP_REPLY, m, (const uint8_t *)(m + 1), head[1]))
-				break;
-			q->head += head[0];
-			sent++;
+	struct pm_worker *w = arg;
+	const struct pm_config *cfg = &w->d->cfg;
+	uint32_t idle = 0, turns = 0;
+	if (w->be->enter(w) != 0)
+		return NULL; /* cannot happen: DPDK's registration was checked at start-up */
+	while (!atomic_load_explicit(&w->d->quit, memory_order_relaxed)) {
+		if (turn(w)) {
+			idle = 0;
+			if (++turns % PM_MAINTAIN_EVERY_TURNS == 0)
+				pm_shard_maintain(&w->shard, w->now_ms, cfg->maintain_nodes);
+			continue;
 		}
-		if (sent)
-			pm_wake(w->d, to);
-		if (q->head == q->tail && q->high)
-			wait_drained(q);
-		waiting += q->head < q->tail;
-	}
-	return waiting;
-}
-
-bool pm_tcp_forward_ready(struct pm_worker *w, const struct pm_request *req, uint32_t len,
-			  uint32_t owed)
-{
-	if (pm_is_fanout(req->op))
-		return true;
-	uint32_t owner = pm_shard_of(pm_route_hash(req->key.ptr, req->key.len), w->d->nshards);
-	return owner == w->id ||
-	       (w->tcp_credit[owner] + reply_credit(owed) <= PM_TCP_CREDIT_BYTES &&
-		pm_ring_fits(pm_ring_between(w->d, w->id, owner),
-			     (uint32_t)sizeof(struct pm_msg) + len));
-}
-
-/* A datagram reply only the receiving worker can send (its DPDK port has no
- * queue for this worker), or one for another worker's TCP connection. A TCP
- * reply always leaves: if its frames do not fit a message (cannot happen for
- * the key operations that are forwarded), an INTERNAL error for its id. */
-static void reply_via(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
-		      uint32_t type)
-{
-	struct pm_msg m = { .origin = w->id, .dest = *to };
-	uint32_t cap = PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m);
-	uint32_t n = pm_reply_frames(rep, w->scratch, cap);
-	if (n && type == PM_MSG_TCP_REPLY) {
-		post_tcp_reply(w, to->worker, &m, w->scratch, n);
-	} else if (n) {
-		pm_post(w, to->worker, type, &m, w->scratch, n);
-	} else if (type == PM_MSG_TCP_REPLY) {
-		struct pm_reply e = { .status = PM_E_INTERNAL, .op = rep->op, .id = rep->id };
-		n = pm_reply_frames(&e, w->scratch, cap);
-		post_tcp_reply(w, to->worker, &m, w->scratch, n);
-	}
-}
-
-/* Bytes of a mutation's reply held for the log (one small frame). */
-#define HOLD_FRAME_BYTES 1024u
-
-/* Reply frames for the admin thread: into this worker's admin-out ring. */
-static void admin_reply(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
-			uint32_t len)
-{
-	struct pm_daemon *d = w->d;
-	struct pm_msg m = { .origin = w->id, .dest = *to };
-	if (!pm_ring_send(&d->admin_out[w->id], PM_MSG_ADMIN_REPLY, &m, frames, len)) {
-		w->stats.dropped_ring_full++; /* the admin command times out */
-		return;
-	}
-	uint64_t one = 1;
-	ssize_t n = write(d->admin_efd, &one, sizeof(one));
-	(void)n;
-}
-
-void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
-{
-	if (pm_wal_must_hold(w, rep->op, rep->status)) { /* sync WAL: once logged work is on disk */
-		uint8_t frame[HOLD_FRAME_BYTES];
-		uint32_t n = pm_reply_frames(rep, frame, sizeof(frame));
-		if (n) {
-			pm_wal_hold_reply(w, to, frame, n);
-			return;
+		if (pm_shard_maintain(&w->shard, w->now_ms, cfg->maintain_nodes)) {
+			idle = 0; /* background work done while idle */
+			continue;
 		}
-	}
-	if (to->conn == PM_CONN_ADMIN) {
-		uint32_t n = pm_reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - 64u);
-		if (n)
-			admin_reply(w, to, w->scratch, n);
-	} else if (to->conn == PM_CONN_NONE) {
-		if (to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port))
-			udp_reply(w, to, rep);
+		idle++;
+		if (cfg->polling == PM_POLL_BUSY || idle < PM_IDLE_SPIN_TURNS)
+			cpu_relax();
+		else if (idle < PM_IDLE_YIELD_TURNS)
+			sched_yield();
 		else
-			reply_via(w, to, rep, PM_MSG_DGRAM_REPLY);
-	} else if (to->worker == w->id) {
-		pm_tcp_reply(w, to, rep);
-	} else { /* a forwarded frame from another worker's connection: send it back */
-		reply_via(w, to, rep, PM_MSG_TCP_REPLY);
+			sleep_idle(w);
 	}
+	/* drain: answer what the rings still hold, then send everything queued */
+	for (uint32_t i = 0; i < PM_DRAIN_TURNS_MAX && turn(w); i++)
+		;
+	pm_wal_drain(w); /* what is logged reaches the disk; held replies leave */
+	pm_stats_publish(w);
+	w->be->flush(w, true);
+	w->be->leave(w);
+	return NULL;
 }
 
-static void deliver_dgrams(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
-			   uint32_t len);
+/* ---------------------------------------------------------------- frames arrive: the backend's burst */
 
-void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
-		       uint32_t len)
+/* A datagram claiming one of this daemon's own sources is dropped unread: it
+ * is spoofed, or a reply of ours come back, and any answer would go to
+ * ourselves (docs/protocol.md §6.5). A frame whose header cannot be read ends
+ * the datagram (the rest cannot be delimited); it is answered only when its
+ * header and magic arrived (pm_answer_unusable). */
+static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_t *buf,
+			   uint32_t len, const struct pm_dest *from)
 {
-	struct pm_msg m = { .origin = w->id, .dest = *to };
-	if (to->conn == PM_CONN_ADMIN)
-		admin_reply(w, to, frames, len);
-	else if (to->conn != PM_CONN_NONE && to->worker == w->id)
-		pm_tcp_queue(w, to, frames, len); /* held here for the log: no forward to settle */
-	else if (to->conn != PM_CONN_NONE)
-		post_tcp_reply(w, to->worker, &m, frames, len);
-	else if (to->port == PM_PORT_KERNEL || pm_dpdk_has_txq(w, to->port))
-		deliver_dgrams(w, to, frames, len);
-	else
-		pm_post(w, to->worker, PM_MSG_DGRAM_REPLY, &m, frames, len);
-}
-
-/* May this write be applied now? The collection byte cap, then the log. */
-static enum pm_status admit_write(struct pm_worker *w, const struct pm_request *req)
-{
-	enum pm_status st = pm_collection_cap_check(w, req);
-	return st == PM_OK ? pm_wal_admit(w, req) : st;
-}
-
-void pm_apply_logged(struct pm_worker *w, const struct pm_request *req, struct pm_reply *rep)
-{
-	enum pm_status st = admit_write(w, req);
-	if (st != PM_OK) {
-		*rep = (struct pm_reply){ .status = st, .op = req->op, .id = req->id };
+	if (unlikely(pm_from_self(w->d, &from->addr))) {
+		w->stats.dropped_self++;
 		return;
 	}
-	pm_shard_apply(&w->shard, req, w->now_ms, rep);
-	pm_wal_note(w, req, rep);
+	if (len == 0)
+		w->stats.dropped_malformed++; /* an empty datagram holds no frame */
+	for (uint32_t off = 0; off < len;) {
+		struct pm_request req;
+		size_t used;
+		enum pm_status st = pm_request_decode(buf + off, len - off, &req, &used);
+		if (used == 0) {
+			w->stats.dropped_malformed++;
+			pm_answer_unusable(w, buf + off, len - off, st, from);
+			return;
+		}
+		w->stats.rx_frames++;
+		if (pm_refuse_reply(w, buf + off, (uint32_t)used))
+			; /* a reply is never answered, not even THROTTLED */
+		else if (!pm_quota_admit(w, &req, (uint32_t)used, from))
+			; /* answered THROTTLED */
+		else if (st == PM_OK)
+			route(w, b, &req, buf + off, (uint32_t)used, from);
+		else
+			send_error(w, from, req.id, req.op, st);
+		off += (uint32_t)used;
+	}
 }
 
-/* Reply frames another worker encoded for a port only this one sends on: one
- * datagram per frame, as udp_reply would have queued them. */
-static void deliver_dgrams(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
-			   uint32_t len)
+/* One RX burst from the backend; returns how much work it found (datagrams
+ * plus, for DPDK, packets the front end handled itself). */
+static uint32_t serve_rx(struct pm_worker *w)
+{
+	struct pm_burst *b = w->burst;
+	uint32_t work = 0;
+	uint32_t n = w->be->rx(w, &work);
+	b->n = 0;
+	for (uint32_t i = 0; i < n; i++)
+		serve_datagram(w, b, w->rx_ptr[i], w->rx_len[i], &w->rx_from[i]);
+	burst_apply(b); /* before the RX slots (or mbufs) are reused */
+	w->be->rx_done(w);
+	return n + work;
+}
+
+/* A frame whose extent is unknown (FRAME_TRUNCATED, _VERSION, _TOO_BIG) is
+ * still answered, with opcode 0, when its 24 header bytes and the magic
+ * arrived (docs/protocol.md §6.3): its id is known, and a 24-byte reply to a
+ * datagram of at least 24 bytes amplifies nothing. Without the magic it is
+ * not answered: the daemon must not reflect other protocols' traffic. The
+ * reply is charged to the client's quota like any other. */
+void pm_answer_unusable(struct pm_worker *w, const uint8_t *buf, uint32_t len, enum pm_status st,
+			const struct pm_dest *from)
 {
 	struct pm_frame_header h;
-	for (uint32_t off = 0; off + PM_FRAME_HEADER_BYTES <= len;) {
-		(void)pm_header_decode(frames + off, len - off, &h);
-		uint32_t n = PM_FRAME_HEADER_BYTES + h.body_len;
-		if (n > len - off)
-			return; /* encoded by a worker: cannot happen */
-		pm_tx_queue(w, to, frames + off, n);
-		off += n;
+	if (st == PM_E_FRAME_MAGIC || len < PM_FRAME_HEADER_BYTES)
+		return;
+	if (pm_frame_is_reply(buf, len)) {
+		w->stats.dropped_reply++; /* never an error reply to a reply (§6.5) */
+		return;
 	}
+	(void)pm_header_decode(buf, len, &h); /* fills h.id even when it fails */
+	struct pm_request req = { .op = PM_OP_NONE, .id = h.id };
+	if (pm_quota_admit(w, &req, len, from))
+		send_error(w, from, h.id, PM_OP_NONE, st);
 }
 
-static void send_error(struct pm_worker *w, const struct pm_dest *to, uint64_t id, uint8_t op,
-		       enum pm_status st)
+bool pm_refuse_reply(struct pm_worker *w, const uint8_t *frame, uint32_t len)
 {
-	struct pm_reply rep = { .status = st, .op = op, .id = id };
-	pm_send_reply(w, to, &rep);
-}
-
-/* ---------------------------------------------------------------- rings */
-
-bool pm_ring_send(struct pm_ring *r, uint32_t type, const struct pm_msg *m, const uint8_t *body,
-		  uint32_t len)
-{
-	uint8_t *dst = pm_ring_reserve(r, type, (uint32_t)sizeof(*m) + len);
-	if (!dst)
+	if (!pm_frame_is_reply(frame, len))
 		return false;
-	memcpy(dst, m, sizeof(*m));
-	memcpy(dst + sizeof(*m), body, len);
-	pm_ring_commit(r);
+	w->stats.dropped_reply++;
 	return true;
 }
 
-void pm_wake(struct pm_daemon *d, uint32_t to)
+/* ---------------------------------------------------------------- frames arrive: a TCP connection */
+
+/* A whole frame of one of this worker's connections (tcp.c), admitted. */
+void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
+		    uint32_t len, const struct pm_dest *from)
 {
-	atomic_thread_fence(memory_order_seq_cst); /* the message before the flag's read */
-	if (atomic_load_explicit(&d->workers[to].sleeping, memory_order_relaxed)) {
-		uint64_t one = 1;
-		ssize_t n = write(d->workers[to].wake_fd, &one, sizeof(one));
-		(void)n; /* a full eventfd counter already wakes it */
-	}
+	route(w, NULL, req, frame, len, from);
 }
 
-bool pm_post(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
-	     const uint8_t *body, uint32_t len)
-{
-	if (!pm_ring_send(pm_ring_between(w->d, w->id, to), type, m, body, len)) {
-		w->stats.dropped_ring_full++;
-		return false;
-	}
-	pm_wake(w->d, to);
-	return true;
-}
+/* ---------------------------------------------------------------- frames arrive: the rings */
 
 /* A forwarded key frame: apply it here and reply to the client from here. */
 static void serve_forward(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frame,
 			  uint32_t len)
 {
 	struct pm_request req;
-	struct pm_reply rep;
 	size_t used;
 	w->stats.forwarded_in++;
 	enum pm_status st = pm_request_decode(frame, len, &req, &used);
@@ -479,19 +331,14 @@ static void serve_forward(struct pm_worker *w, const struct pm_msg *m, const uin
 		send_error(w, &m->dest, req.id, req.op, st);
 		return;
 	}
-	uint64_t t0 = pm_ticks();
-	pm_apply_logged(w, &req, &rep);
-	pm_lat_kv(w, t0);
-	pm_send_reply(w, &m->dest, &rep);
+	execute(w, &req, &m->dest);
 }
 
 /* A reply from worker `from` for a connection here: its credit comes back. */
 static void tcp_reply_in(struct pm_worker *w, uint32_t from, const struct pm_msg *m,
 			 const uint8_t *frames, uint32_t len)
 {
-	uint32_t credit = reply_credit(m->dest.owed);
-	PM_DEBUG_ASSERT(w->tcp_credit[from] >= credit);
-	w->tcp_credit[from] -= PM_MIN(w->tcp_credit[from], credit);
+	pm_credit_return(w, from, m->dest.owed);
 	pm_tcp_deliver(w, &m->dest, frames, len);
 }
 
@@ -512,26 +359,32 @@ static uint32_t serve_ring(struct pm_worker *w, uint32_t from)
 			pm_fanout_collect(w, m, body, blen);
 		else if (type == PM_MSG_TCP_REPLY)
 			tcp_reply_in(w, from, m, body, blen);
-		else if (type == PM_MSG_DGRAM_REPLY)
-			deliver_dgrams(w, &m->dest, body, blen);
+		else if (type == PM_MSG_DGRAM_REPLY) /* only this worker sends on its port */
+			dgram_frames(w, &m->dest, body, blen);
 		pm_ring_pop(r, len);
 		n++;
 	}
 	return n;
 }
 
-struct batch;
-static void route(struct pm_worker *w, struct batch *b, const struct pm_request *req,
-		  const uint8_t *frame, uint32_t len, const struct pm_dest *from);
+/* The answer is built in the worker's scratch buffer: the result, then its
+ * items (overrides or talkers) written there by the quota table. */
+_Static_assert(sizeof(struct pm_admin_result) % alignof(struct pm_quota_override) == 0 &&
+		       sizeof(struct pm_admin_result) % alignof(struct pm_quota_talker) == 0,
+	       "the items after the result are aligned");
+_Static_assert(sizeof(struct pm_admin_result) +
+			       PM_QUOTA_OVERRIDES_MAX * sizeof(struct pm_quota_override) <=
+		       PM_RING_PAYLOAD_MAX - sizeof(struct pm_msg) &&
+		       sizeof(struct pm_admin_result) +
+				       PM_ADMIN_TOP_MAX * sizeof(struct pm_quota_talker) <=
+			       PM_RING_PAYLOAD_MAX - sizeof(struct pm_msg),
+	       "every override, or the top talkers, fit one admin reply");
 
 /* A call on this worker's quota table; the result goes back to the admin. */
 static void admin_call(struct pm_worker *w, const struct pm_msg *m, const uint8_t *body,
 		       uint32_t len)
 {
-	static _Thread_local union {
-		struct pm_quota_override o[PM_QUOTA_OVERRIDES_MAX];
-		struct pm_quota_talker t[PM_ADMIN_TOP_MAX];
-	} items;
+	uint8_t *items = w->scratch + sizeof(struct pm_admin_result);
 	struct pm_admin_call c;
 	struct pm_admin_result res = { .rc = -EINVAL };
 	size_t item = 0;
@@ -542,16 +395,17 @@ static void admin_call(struct pm_worker *w, const struct pm_msg *m, const uint8_
 		else if (c.op == PM_CALL_QUOTA_DEL)
 			res.rc = pm_quota_del(w, c.addr_be);
 		else if (c.op == PM_CALL_QUOTA_LIST)
-			res.rc = 0, item = sizeof(items.o[0]),
-			res.n = pm_quota_list(w, items.o, PM_MIN(c.n, PM_QUOTA_OVERRIDES_MAX));
+			res.rc = 0, item = sizeof(struct pm_quota_override),
+			res.n = pm_quota_list(w, (struct pm_quota_override *)items,
+					      PM_MIN(c.n, PM_QUOTA_OVERRIDES_MAX));
 		else if (c.op == PM_CALL_CLIENTS)
-			res.rc = 0, item = sizeof(items.t[0]),
-			res.n = pm_quota_top(w, items.t, PM_MIN(c.n, PM_ADMIN_TOP_MAX));
+			res.rc = 0, item = sizeof(struct pm_quota_talker),
+			res.n = pm_quota_top(w, (struct pm_quota_talker *)items,
+					     PM_MIN(c.n, PM_ADMIN_TOP_MAX));
 	}
-	uint8_t *out = w->scratch;
-	memcpy(out, &res, sizeof(res));
-	memcpy(out + sizeof(res), &items, res.n * item);
-	admin_reply(w, &m->dest, out, (uint32_t)(sizeof(res) + res.n * item));
+	memcpy(w->scratch, &res, sizeof(res));
+	struct pm_msg r = { .origin = w->id, .dest = m->dest };
+	pm_post_admin(w, &r, w->scratch, (uint32_t)(sizeof(res) + res.n * item));
 }
 
 /* Frames the admin thread sent: served as a client's, replies back to it. */
@@ -588,278 +442,309 @@ static uint32_t serve_rings(struct pm_worker *w)
 	return n;
 }
 
-static bool rings_empty(struct pm_worker *w)
+/* ---------------------------------------------------------------- routing and execution */
+
+static uint32_t owner_of(const struct pm_worker *w, const struct pm_request *req)
 {
-	struct pm_ring *a = w->d->admin_in ? &w->d->admin_in[w->id] : NULL;
-	if (a && atomic_load_explicit(&a->head, memory_order_acquire) !=
-		     atomic_load_explicit(&a->tail, memory_order_relaxed))
-		return false;
-	for (uint32_t from = 0; from < w->d->nshards; from++) {
-		struct pm_ring *r = pm_ring_between(w->d, from, w->id);
-		if (from != w->id && atomic_load_explicit(&r->head, memory_order_acquire) !=
-					     atomic_load_explicit(&r->tail, memory_order_relaxed))
-			return false;
-	}
-	return true;
+	return pm_shard_of(pm_route_hash(req->key.ptr, req->key.len), w->d->nshards);
 }
 
-/* ---------------------------------------------------------------- bursts */
-
-struct batch {
-	struct pm_worker *w;
-	uint32_t n;
-	struct pm_request req[PM_BURST_MAX];
-	const struct pm_dest *to[PM_BURST_MAX];
-};
-
-static void emit(void *ctx, const struct pm_request *req, const struct pm_reply *rep)
+/* May this write be applied now? The collection byte cap, then the log. */
+static enum pm_status admit_write(struct pm_worker *w, const struct pm_request *req)
 {
-	struct batch *b = ctx;
-	pm_wal_note(b->w, req, rep); /* admitted in route() */
+	enum pm_status st = pm_collection_cap_check(w, req);
+	return st == PM_OK ? pm_wal_admit(w, req) : st;
+}
+
+void pm_apply_logged(struct pm_worker *w, const struct pm_request *req, struct pm_reply *rep)
+{
+	enum pm_status st = admit_write(w, req);
+	if (st != PM_OK) {
+		*rep = (struct pm_reply){ .status = st, .op = req->op, .id = req->id };
+		return;
+	}
+	pm_shard_apply(&w->shard, req, w->now_ms, rep);
+	pm_wal_note(w, req, rep);
+}
+
+/* A frame of this shard, alone (from a connection, a ring, the admin): applied now. */
+static void execute(struct pm_worker *w, const struct pm_request *req, const struct pm_dest *from)
+{
+	struct pm_reply rep;
+	uint64_t t0 = pm_ticks();
+	pm_apply_logged(w, req, &rep);
+	pm_lat_kv(w, t0);
+	pm_send_reply(w, from, &rep);
+}
+
+static void burst_emit(void *ctx, const struct pm_request *req, const struct pm_reply *rep)
+{
+	struct pm_burst *b = ctx;
+	pm_wal_note(b->w, req, rep); /* admitted in burst_add() */
 	pm_lat_kv(b->w, b->w->last_tick); /* the burst's requests are served one after another */
 	pm_send_reply(b->w, b->to[req - b->req], rep);
 }
 
-static void batch_flush(struct batch *b)
+static void burst_apply(struct pm_burst *b)
 {
 	if (b->n) {
 		b->w->last_tick = pm_ticks();
-		pm_shard_apply_burst(&b->w->shard, b->req, b->n, b->w->now_ms, emit, b);
+		pm_shard_apply_burst(&b->w->shard, b->req, b->n, b->w->now_ms, burst_emit, b);
 	}
 	b->n = 0;
 }
 
-/* Route one decoded frame: here (batched into the burst when b is given), to
- * its owner's ring, or out to every shard. */
-static void route(struct pm_worker *w, struct batch *b, const struct pm_request *req,
+/* A frame of this shard from the RX burst: applied with the others, once
+ * admitted (a VADD under collection_bytes_max after those before it). */
+static void burst_add(struct pm_burst *b, const struct pm_request *req, const struct pm_dest *from)
+{
+	struct pm_worker *w = b->w;
+	if (req->op == PM_OP_VADD && w->d->cfg.collection_bytes_max)
+		burst_apply(b); /* the cap is checked against bytes already applied */
+	enum pm_status st = admit_write(w, req);
+	if (st != PM_OK) {
+		send_error(w, from, req->id, req->op, st);
+		return;
+	}
+	b->req[b->n] = *req;
+	b->to[b->n] = from;
+	if (++b->n == PM_BURST_MAX)
+		burst_apply(b);
+}
+
+/* A frame of another shard: to its owner's ring (BUSY when that is full). */
+static void forward(struct pm_worker *w, uint32_t owner, const struct pm_request *req,
+		    const uint8_t *frame, uint32_t len, const struct pm_dest *from)
+{
+	struct pm_msg m = { .origin = w->id, .dest = *from };
+	if (!pm_post(w, owner, PM_MSG_FORWARD, &m, frame, len)) {
+		send_error(w, from, req->id, req->op, PM_E_BUSY);
+		return;
+	}
+	w->stats.forwarded_out++;
+	if (from->conn < PM_TCP_CONNS_MAX) { /* its reply comes back by ring */
+		w->conns[from->conn].inflight++;
+		pm_credit_take(w, owner, from->owed);
+	}
+}
+
+/* Route one decoded frame: out to every shard, to its owner's ring, or here
+ * (into the burst when b is given, else at once). */
+static void route(struct pm_worker *w, struct pm_burst *b, const struct pm_request *req,
 		  const uint8_t *frame, uint32_t len, const struct pm_dest *from)
 {
 	if (pm_is_fanout(req->op)) {
 		pm_fanout_start(w, req, frame, len, from);
 		return;
 	}
-	uint32_t owner = pm_shard_of(pm_route_hash(req->key.ptr, req->key.len), w->d->nshards);
-	if (owner == w->id && b) {
-		if (req->op == PM_OP_VADD && w->d->cfg.collection_bytes_max)
-			batch_flush(b); /* the cap is checked against bytes already applied */
-		enum pm_status st = admit_write(w, req);
-		if (st != PM_OK) {
-			send_error(w, from, req->id, req->op, st);
+	uint32_t owner = owner_of(w, req);
+	if (owner != w->id)
+		forward(w, owner, req, frame, len, from);
+	else if (b)
+		burst_add(b, req, from);
+	else
+		execute(w, req, from);
+}
+
+bool pm_tcp_forward_ready(struct pm_worker *w, const struct pm_request *req, uint32_t len,
+			  uint32_t owed)
+{
+	if (pm_is_fanout(req->op))
+		return true;
+	uint32_t owner = owner_of(w, req);
+	return owner == w->id || pm_forward_fits(w, owner, len, owed);
+}
+
+/* ---------------------------------------------------------------- where a reply goes */
+
+/* Every reply takes its path from here. */
+enum reply_path {
+	PATH_DGRAM,     /* a datagram this worker sends: its socket, or a DPDK port it has a
+			 * TX queue on */
+	PATH_DGRAM_VIA, /* a datagram for a DPDK port only the receiving worker sends on: by
+			 * ring to it */
+	PATH_CONN,      /* this worker's TCP connection */
+	PATH_CONN_VIA,  /* another worker's TCP connection (a forwarded frame's reply): by ring */
+	PATH_ADMIN,     /* the admin thread: this worker's admin-out ring */
+};
+
+static enum reply_path reply_path(const struct pm_worker *w, const struct pm_dest *to)
+{
+	if (to->conn == PM_CONN_ADMIN)
+		return PATH_ADMIN;
+	if (to->conn != PM_CONN_NONE)
+		return to->worker == w->id ? PATH_CONN : PATH_CONN_VIA;
+	bool sends = to->port == PM_PORT_KERNEL ||
+		     (to->port < PM_DPDK_PORTS_MAX && (w->tx_ports >> to->port & 1u));
+	return sends ? PATH_DGRAM : PATH_DGRAM_VIA;
+}
+
+/* rep's frames in the scratch buffer, for a message: their bytes, 0 when
+ * they do not fit one. */
+static uint32_t msg_frames(struct pm_worker *w, const struct pm_reply *rep, const uint8_t **frames)
+{
+	*frames = w->scratch;
+	return pm_reply_frames(rep, w->scratch, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(struct pm_msg));
+}
+
+/* A reply to its destination, given as rep (encoded here: in place into the
+ * TX queue or the connection's output when it stays on this worker, else
+ * into a message) or as frames encoded earlier (rep NULL). A reply for
+ * another worker's connection always leaves: INTERNAL for its id when its
+ * frames do not fit a message (cannot happen for the key operations that are
+ * forwarded); others that do not fit are dropped. Inlined into its two doors,
+ * so that each keeps only its own branches on the per-request path. */
+static inline __attribute__((always_inline)) void
+deliver(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
+	const uint8_t *frames, uint32_t len)
+{
+	struct pm_msg m;
+	switch (reply_path(w, to)) {
+	case PATH_DGRAM:
+		if (rep)
+			dgram_reply(w, to, rep);
+		else
+			dgram_frames(w, to, frames, len);
+		break;
+	case PATH_CONN:
+		if (rep)
+			pm_tcp_reply(w, to, rep);
+		else
+			pm_tcp_queue(w, to, frames, len); /* not a forward's: nothing to settle */
+		break;
+	case PATH_DGRAM_VIA:
+		m = (struct pm_msg){ .origin = w->id, .dest = *to };
+		if (!rep || (len = msg_frames(w, rep, &frames)) != 0)
+			pm_post(w, to->worker, PM_MSG_DGRAM_REPLY, &m, frames, len);
+		break;
+	case PATH_CONN_VIA:
+		m = (struct pm_msg){ .origin = w->id, .dest = *to };
+		if (rep && (len = msg_frames(w, rep, &frames)) == 0) {
+			struct pm_reply e = { .status = PM_E_INTERNAL, .op = rep->op, .id = rep->id };
+			len = msg_frames(w, &e, &frames);
+		}
+		pm_post_tcp_reply(w, to->worker, &m, frames, len);
+		break;
+	case PATH_ADMIN:
+		m = (struct pm_msg){ .origin = w->id, .dest = *to };
+		if (!rep || (len = msg_frames(w, rep, &frames)) != 0)
+			pm_post_admin(w, &m, frames, len);
+		break;
+	}
+}
+
+void pm_send_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
+{
+	if (pm_wal_must_hold(w, rep->op, rep->status)) { /* sync WAL: once logged work is on disk */
+		uint8_t frame[PM_REPLY_HOLD_BYTES];
+		uint32_t n = pm_reply_frames(rep, frame, sizeof(frame));
+		if (n) {
+			pm_wal_hold_reply(w, to, frame, n);
 			return;
 		}
-		b->req[b->n] = *req;
-		b->to[b->n] = from;
-		if (++b->n == PM_BURST_MAX)
-			batch_flush(b);
-		return;
 	}
-	if (owner == w->id) {
-		struct pm_reply rep;
-		uint64_t t0 = pm_ticks();
-		pm_apply_logged(w, req, &rep);
-		pm_lat_kv(w, t0);
-		pm_send_reply(w, from, &rep);
-		return;
-	}
-	struct pm_msg m = { .origin = w->id, .dest = *from };
-	if (pm_post(w, owner, PM_MSG_FORWARD, &m, frame, len)) {
-		w->stats.forwarded_out++;
-		if (from->conn < PM_TCP_CONNS_MAX) { /* its reply comes back by ring */
-			w->conns[from->conn].inflight++;
-			w->tcp_credit[owner] += reply_credit(from->owed);
-		}
-	} else
-		send_error(w, from, req->id, req->op, PM_E_BUSY);
+	deliver(w, to, rep, NULL, 0);
 }
 
-/* Every frame of one datagram. A frame whose header cannot be read ends the
- * datagram (the rest cannot be delimited); it is answered only when its header
- * and magic arrived (pm_answer_unusable). */
-void pm_serve_frame(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
-		    uint32_t len, const struct pm_dest *from)
+void pm_deliver_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+		       uint32_t len)
 {
-	route(w, NULL, req, frame, len, from);
+	deliver(w, to, NULL, frames, len);
 }
 
-/* A frame whose extent is unknown (FRAME_TRUNCATED, _VERSION, _TOO_BIG) is
- * still answered, with opcode 0, when its 24 header bytes and the magic
- * arrived (docs/protocol.md §6.3): its id is known, and a 24-byte reply to a
- * datagram of at least 24 bytes amplifies nothing. Without the magic it is
- * not answered: the daemon must not reflect other protocols' traffic. The
- * reply is charged to the client's quota like any other. */
-void pm_answer_unusable(struct pm_worker *w, const uint8_t *buf, uint32_t len, enum pm_status st,
-			const struct pm_dest *from)
+static void send_error(struct pm_worker *w, const struct pm_dest *to, uint64_t id, uint8_t op,
+		       enum pm_status st)
+{
+	struct pm_reply rep = { .status = st, .op = op, .id = id };
+	pm_send_reply(w, to, &rep);
+}
+
+/* ---------------------------------------------------------------- replies as frames and datagrams */
+
+static void tx_commit(struct pm_worker *w, const struct pm_dest *to, uint32_t len)
+{
+	struct pm_tx *t = &w->tx;
+	t->to[t->n] = to->addr;
+	t->port[t->n] = to->port;
+	t->off[t->n] = t->bytes;
+	t->len[t->n] = len;
+	t->n++;
+	t->bytes += len;
+}
+
+/* Room for one frame at the end of the TX buffer, flushing first if needed. */
+static uint8_t *tx_room(struct pm_worker *w)
+{
+	struct pm_tx *t = &w->tx;
+	if (t->n == PM_TX_BURST || t->bytes + PM_FRAME_BYTES_MAX > PM_TX_BYTES)
+		w->be->flush(w, false);
+	return t->buf + t->bytes;
+}
+
+/* Every page of a reply (a reply that is not paged is one page), each one
+ * frame: one after another into out, at most cap bytes; or, with dgram given,
+ * each page a datagram to dgram in this worker's TX queue, encoded in place.
+ * Returns the bytes encoded, 0 when a page did not fit. Inlined into its two
+ * callers, each of which keeps only its own way. */
+static inline __attribute__((always_inline)) uint32_t
+encode_pages(struct pm_worker *w, const struct pm_dest *dgram, const struct pm_reply *rep,
+	     uint8_t *out, uint32_t cap)
+{
+	bool paged = pm_reply_paged(rep);
+	uint32_t total = pm_reply_items(rep), cursor = 0, used = 0;
+	do {
+		uint8_t *at = dgram ? tx_room(w) : out + used;
+		uint32_t room = dgram ? PM_FRAME_BYTES_MAX : PM_MIN(cap - used, PM_FRAME_BYTES_MAX);
+		size_t n = pm_reply_encode(rep, paged ? &cursor : NULL, at, room);
+		if (n == 0)
+			return 0;
+		if (dgram)
+			tx_commit(w, dgram, (uint32_t)n);
+		used += (uint32_t)n;
+	} while (paged && cursor < total);
+	return used;
+}
+
+uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
+{
+	return encode_pages(NULL, NULL, rep, out, cap);
+}
+
+/* A reply as datagrams of this worker's TX queue, one per page. */
+static void dgram_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
+{
+	if (encode_pages(w, to, rep, NULL, 0) == 0) /* cannot happen for replies the engine built */
+		w->stats.dropped_tx_full++;
+}
+
+/* Queue one reply datagram (a copy of p); dropped and counted when it could
+ * never fit the TX queue. */
+static void tx_queue(struct pm_worker *w, const struct pm_dest *to, const uint8_t *p, uint32_t len)
+{
+	struct pm_tx *t = &w->tx;
+	if (t->n == PM_TX_BURST || t->bytes + len > PM_TX_BYTES)
+		w->be->flush(w, false);
+	if (len > PM_TX_BYTES) {
+		w->stats.dropped_tx_full++;
+		return;
+	}
+	memcpy(t->buf + t->bytes, p, len);
+	tx_commit(w, to, len);
+}
+
+/* Reply frames encoded earlier (held for the log, from another worker, a
+ * THROTTLED frame) as datagrams: one per frame, as dgram_reply would have
+ * queued them. */
+static void dgram_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
+			 uint32_t len)
 {
 	struct pm_frame_header h;
-	if (st == PM_E_FRAME_MAGIC || len < PM_FRAME_HEADER_BYTES)
-		return;
-	if (pm_frame_is_reply(buf, len)) {
-		w->stats.dropped_reply++; /* never an error reply to a reply (§6.5) */
-		return;
+	for (uint32_t off = 0; off + PM_FRAME_HEADER_BYTES <= len;) {
+		(void)pm_header_decode(frames + off, len - off, &h);
+		uint32_t n = PM_FRAME_HEADER_BYTES + h.body_len;
+		if (n > len - off)
+			return; /* encoded by a worker: cannot happen */
+		tx_queue(w, to, frames + off, n);
+		off += n;
 	}
-	(void)pm_header_decode(buf, len, &h); /* fills h.id even when it fails */
-	struct pm_request req = { .op = PM_OP_NONE, .id = h.id };
-	if (pm_quota_admit(w, &req, len, from))
-		send_error(w, from, h.id, PM_OP_NONE, st);
-}
-
-bool pm_refuse_reply(struct pm_worker *w, const uint8_t *frame, uint32_t len)
-{
-	if (!pm_frame_is_reply(frame, len))
-		return false;
-	w->stats.dropped_reply++;
-	return true;
-}
-
-/* A datagram claiming one of this daemon's own sources is dropped unread: it
- * is spoofed, or a reply of ours come back, and any answer would go to
- * ourselves (docs/protocol.md §6.5). */
-static void serve_datagram(struct pm_worker *w, struct batch *b, const uint8_t *buf,
-			   uint32_t len, const struct pm_dest *from)
-{
-	if (unlikely(pm_from_self(w->d, &from->addr))) {
-		w->stats.dropped_self++;
-		return;
-	}
-	if (len == 0)
-		w->stats.dropped_malformed++; /* an empty datagram holds no frame */
-	for (uint32_t off = 0; off < len;) {
-		struct pm_request req;
-		size_t used;
-		enum pm_status st = pm_request_decode(buf + off, len - off, &req, &used);
-		if (used == 0) {
-			w->stats.dropped_malformed++;
-			pm_answer_unusable(w, buf + off, len - off, st, from);
-			return;
-		}
-		w->stats.rx_frames++;
-		if (pm_refuse_reply(w, buf + off, (uint32_t)used))
-			; /* a reply is never answered, not even THROTTLED */
-		else if (!pm_quota_admit(w, &req, (uint32_t)used, from))
-			; /* answered THROTTLED */
-		else if (st == PM_OK)
-			route(w, b, &req, buf + off, (uint32_t)used, from);
-		else
-			send_error(w, from, req.id, req.op, st);
-		off += (uint32_t)used;
-	}
-}
-
-/* One RX burst from the backend; returns how much work it found (datagrams
- * plus, for DPDK, packets the front end handled itself). */
-static uint32_t serve_rx(struct pm_worker *w)
-{
-	static _Thread_local struct batch b;
-	uint32_t work = 0;
-	uint32_t n = w->dp ? pm_dpdk_rx(w, &work) : pm_udp_rx(w);
-	b.w = w;
-	b.n = 0;
-	for (uint32_t i = 0; i < n; i++)
-		serve_datagram(w, &b, w->rx_ptr[i], w->rx_len[i], &w->rx_from[i]);
-	batch_flush(&b); /* before the RX slots (or mbufs) are reused */
-	if (w->dp)
-		pm_dpdk_rx_done(w);
-	return n + work;
-}
-
-/* ---------------------------------------------------------------- the loop */
-
-/* File descriptors an idle worker sleeps on. */
-#define SLEEP_FDS_MAX 16u
-
-static void sleep_idle(struct pm_worker *w)
-{
-	struct pollfd fds[SLEEP_FDS_MAX];
-	int raw[SLEEP_FDS_MAX];
-	uint32_t us = w->d->cfg.idle_sleep_us, n = 0;
-	if (w->dp) {
-		/* armed first, then one more look: a packet that came before the
-		 * interrupt was armed is served now, not after the sleep */
-		n = pm_dpdk_arm(w, raw, SLEEP_FDS_MAX - 2, &us);
-		if (serve_rx(w)) {
-			pm_dpdk_disarm(w);
-			return;
-		}
-	} else {
-		raw[n++] = w->fd;
-	}
-	raw[n++] = w->wake_fd;
-	raw[n++] = w->ep;
-	if (pm_wal_wake_fd(w) >= 0)
-		raw[n++] = pm_wal_wake_fd(w); /* a log completion releases held replies */
-	for (uint32_t i = 0; i < n; i++)
-		fds[i] = (struct pollfd){ .fd = raw[i], .events = POLLIN };
-	atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (rings_empty(w) && !atomic_load(&w->d->quit)) {
-		struct timespec ts = { us / 1000000u, (long)(us % 1000000u) * 1000 };
-		(void)ppoll(fds, n, &ts, NULL);
-		uint64_t v;
-		ssize_t r = read(w->wake_fd, &v, sizeof(v));
-		(void)r;
-	}
-	atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
-	if (w->dp)
-		pm_dpdk_disarm(w);
-}
-
-/* One turn: returns how much work it found. */
-static uint32_t turn(struct pm_worker *w)
-{
-	clock_turn(w);
-	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
-	work += pm_knn_turn(w); /* at most one slice of KNN work between two looks at the I/O */
-	work += pm_wal_turn(w); /* this turn's writes become one log write */
-	work += pm_reply_wait_flush(w); /* what still waits keeps the worker awake */
-	pm_fanout_expire(w);
-	if (w->now_ms - w->stats_pub_ms >= PM_STATS_PUBLISH_MS) {
-		w->stats_pub_ms = w->now_ms;
-		pm_ticks_calibrate(w);
-		pm_stats_publish(w);
-	}
-	if (w->dp)
-		pm_dpdk_flush(w, work < PM_RX_BURST); /* ran out of work: send now */
-	else if (w->tx.n)
-		pm_udp_flush(w);
-	return work;
-}
-
-void *pm_worker_main(void *arg)
-{
-	struct pm_worker *w = arg;
-	const struct pm_config *cfg = &w->d->cfg;
-	uint32_t idle = 0, turns = 0;
-	if (w->dp && pm_dpdk_worker_enter(w) != 0)
-		return NULL; /* cannot happen: registration was checked at start-up */
-	while (!atomic_load_explicit(&w->d->quit, memory_order_relaxed)) {
-		if (turn(w)) {
-			idle = 0;
-			if (++turns % PM_MAINTAIN_EVERY_TURNS == 0)
-				pm_shard_maintain(&w->shard, w->now_ms, cfg->maintain_nodes);
-			continue;
-		}
-		if (pm_shard_maintain(&w->shard, w->now_ms, cfg->maintain_nodes)) {
-			idle = 0; /* background work done while idle */
-			continue;
-		}
-		idle++;
-		if (cfg->polling == PM_POLL_BUSY || idle < PM_IDLE_SPIN_TURNS)
-			cpu_relax();
-		else if (idle < PM_IDLE_YIELD_TURNS)
-			sched_yield();
-		else
-			sleep_idle(w);
-	}
-	/* drain: answer what the rings still hold, then send everything queued */
-	for (uint32_t i = 0; i < 16 && turn(w); i++)
-		;
-	pm_wal_drain(w); /* what is logged reaches the disk; held replies leave */
-	pm_stats_publish(w);
-	if (w->tx.n && !w->dp)
-		pm_udp_flush(w);
-	if (w->dp) {
-		pm_dpdk_flush(w, true);
-		pm_dpdk_worker_leave(w);
-	}
-	return NULL;
 }

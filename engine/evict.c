@@ -53,7 +53,7 @@ enum pm_status pm_shard_set_maxmemory(struct pm_shard *sh, const struct pm_evict
 
 uint64_t pm_shard_mem_used(const struct pm_shard *sh)
 {
-	return (uint64_t)sh->arena.seeds_used * PM_SEED_BYTES + sh->arena.bytes_live;
+	return pm_mem_used_bytes(sh->arena.seeds_used, sh->arena.bytes_live);
 }
 
 /* xorshift64*: the shard's one source of randomness (never 0: seeded non-zero). */

@@ -70,6 +70,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pm_limits.h"
 #include "status.h"
 
 struct pm_shard;
@@ -144,6 +145,12 @@ struct pm_evict {
 enum pm_status pm_shard_set_maxmemory(struct pm_shard *sh, const struct pm_evict_config *cfg);
 /* Bytes that count against maxmemory (see above). */
 uint64_t pm_shard_mem_used(const struct pm_shard *sh);
+/* The same from a shard's counters (its arena's seeds in use and class
+ * bytes of live blobs): for a reader that has the counters, not the shard. */
+static inline uint64_t pm_mem_used_bytes(uint64_t seeds_used, uint64_t blob_bytes_live)
+{
+	return seeds_used * PM_SEED_BYTES + blob_bytes_live;
+}
 /* "noeviction", "harvest", "random"; NULL for an unknown policy. */
 const char *pm_evict_policy_name(unsigned policy);
 

@@ -41,9 +41,20 @@ static inline struct pm_hnsw_node *node_at(const struct pm_shard *sh, const stru
 	return &chunk[id % PM_HNSW_CHUNK_NODES];
 }
 
+/* A node's blob offset from its table entry's unit, and back. */
+static inline uint64_t unit_off(uint32_t unit)
+{
+	return (uint64_t)unit << PM_HNSW_UNIT_SHIFT;
+}
+
+static inline uint32_t off_unit(uint64_t off)
+{
+	return (uint32_t)(off >> PM_HNSW_UNIT_SHIFT);
+}
+
 static inline struct pm_vec_header *unit_hdr(const struct pm_shard *sh, uint32_t unit)
 {
-	return pm_at(&sh->arena, (uint64_t)unit << 6);
+	return pm_at(&sh->arena, unit_off(unit));
 }
 
 static inline struct pm_vec_header *node_hdr(const struct pm_shard *sh, const struct pm_hnsw *h,
@@ -594,7 +605,7 @@ enum pm_status pm_hnsw_insert(struct pm_shard *sh, struct pm_collection *c, uint
 {
 	struct pm_hnsw *h = &c->hnsw;
 	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
-	PM_ASSERT(off % 64 == 0);
+	PM_ASSERT(off % PM_HNSW_UNIT_BYTES == 0);
 	uint64_t rng = h->rng;
 	unsigned level = draw_level(h);
 	uint64_t up = 0;
@@ -607,7 +618,7 @@ enum pm_status pm_hnsw_insert(struct pm_shard *sh, struct pm_collection *c, uint
 		goto nomem;
 	}
 	node_take(sh, h, id);
-	*node_at(sh, h, id) = (struct pm_hnsw_node){ .unit = (uint32_t)(off >> 6), .level = (uint8_t)level };
+	*node_at(sh, h, id) = (struct pm_hnsw_node){ .unit = off_unit(off), .level = (uint8_t)level };
 	hdr->node = id;
 	hdr->upper_off = up;
 	h->upper_bytes += up ? upper_bytes(h, level) : 0;
@@ -688,7 +699,7 @@ void pm_hnsw_remove(struct pm_shard *sh, struct pm_collection *c, uint64_t off)
 	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
 	uint32_t id = hdr->node;
 	struct pm_hnsw_node *n = node_at(sh, h, id);
-	PM_ASSERT(n->unit == off >> 6 && !(n->flags & PM_HNSW_TOMBSTONE));
+	PM_ASSERT(n->unit == off_unit(off) && !(n->flags & PM_HNSW_TOMBSTONE));
 	n->flags |= PM_HNSW_TOMBSTONE;
 	sh->tomb_bytes += node_footprint(h, hdr, n->level);
 	hdr->seed = h->tomb_head; /* the seed is gone; thread the tombstone list */
@@ -773,7 +784,7 @@ static void sweep_node(struct pm_shard *sh, struct pm_collection *c, uint32_t id
 static void free_node(struct pm_shard *sh, struct pm_collection *c, uint32_t id)
 {
 	struct pm_hnsw *h = &c->hnsw;
-	uint64_t off = (uint64_t)node_at(sh, h, id)->unit << 6;
+	uint64_t off = unit_off(node_at(sh, h, id)->unit);
 	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
 	unsigned level = node_at(sh, h, id)->level;
 	PM_ASSERT(node_at(sh, h, id)->flags & PM_HNSW_TOMBSTONE);
@@ -916,7 +927,7 @@ bool pm_hnsw_destroy_slice(struct pm_shard *sh, struct pm_collection *c, uint32_
 			sh->tomb_bytes -= node_footprint(h, hdr, n->level);
 		if (hdr->upper_off)
 			pm_blob_free(&sh->arena, hdr->upper_off, upper_bytes(h, n->level));
-		pm_blob_free(&sh->arena, (uint64_t)n->unit << 6, hdr->blob_bytes);
+		pm_blob_free(&sh->arena, unit_off(n->unit), hdr->blob_bytes);
 		n->unit = 0;
 	}
 	if (h->destroy_next < h->high)
@@ -989,12 +1000,13 @@ enum pm_status pm_hnsw_restore_node(struct pm_shard *sh, struct pm_collection *c
 {
 	struct pm_hnsw *h = &c->hnsw;
 	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
-	if (id >= h->high || node_at(sh, h, id)->unit || level > PM_HNSW_LEVEL_MAX || off % 64)
+	if (id >= h->high || node_at(sh, h, id)->unit || level > PM_HNSW_LEVEL_MAX ||
+	    off % PM_HNSW_UNIT_BYTES)
 		return PM_E_PARAM;
 	uint64_t up = 0;
 	if (level && !(up = pm_blob_alloc(&sh->arena, upper_bytes(h, level))))
 		return PM_E_NOMEM;
-	*node_at(sh, h, id) = (struct pm_hnsw_node){ .unit = (uint32_t)(off >> 6),
+	*node_at(sh, h, id) = (struct pm_hnsw_node){ .unit = off_unit(off),
 						     .level = (uint8_t)level,
 						     .flags = tomb ? PM_HNSW_TOMBSTONE : 0 };
 	hdr->node = id;

@@ -51,6 +51,14 @@
 struct pm_shard;
 struct pm_collection;
 
+/* A collection's HNSW parameters (stored with it): the defaults, and the
+ * bounds of M (links per node above level 0; 2 M at level 0), which size the
+ * link lists, the candidate arrays of a prune and a snapshot's node records. */
+#define PM_HNSW_M_DEFAULT 16u
+#define PM_HNSW_M_MIN 2u
+#define PM_HNSW_M_MAX 128u
+#define PM_HNSW_EF_CONSTRUCTION_DEFAULT 200u
+#define PM_HNSW_EF_SEARCH_DEFAULT 64u
 /* Levels above 0 a node may have: with M >= 2 the chance of more is < 2^-16. */
 #define PM_HNSW_LEVEL_MAX 16u
 /* Collections smaller than this answer queries by exact scan: below it a flat
@@ -69,9 +77,16 @@ struct pm_collection;
 
 #define PM_HNSW_NODE_NONE UINT32_MAX
 
+/* A node's blob starts on a 64-byte boundary (vector.c gives an HNSW blob at
+ * least PM_BLOB_ALIGNED_BYTES_MIN, which the arena cuts 64-byte aligned), so
+ * the node table keeps its offset in units of 64 bytes: 32 bits of units
+ * address 256 GiB of arena. */
+#define PM_HNSW_UNIT_SHIFT 6u
+#define PM_HNSW_UNIT_BYTES (1u << PM_HNSW_UNIT_SHIFT)
+
 /* One node-table entry (8 bytes). */
 struct pm_hnsw_node {
-	uint32_t unit;            /* blob offset / 64; 0 = free id */
+	uint32_t unit;            /* blob offset / PM_HNSW_UNIT_BYTES; 0 = free id */
 	union {
 		struct {
 			uint8_t level;    /* top level of the node */

@@ -31,13 +31,6 @@
  * so the list grows without ever copying more than its small chunk directory. */
 #define PM_MEMBER_CHUNK_ENTRIES 4096u
 
-/* HNSW parameter defaults and bounds, stored per collection (index: issue 3). */
-#define PM_HNSW_M_DEFAULT 16u
-#define PM_HNSW_M_MIN 2u
-#define PM_HNSW_M_MAX 128u
-#define PM_HNSW_EF_CONSTRUCTION_DEFAULT 200u
-#define PM_HNSW_EF_SEARCH_DEFAULT 64u
-
 struct pm_shard_config {
 	uint64_t arena_bytes;   /* size of the shard's region */
 	uint32_t seed_capacity; /* keys + vectors the shard can hold */

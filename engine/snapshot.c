@@ -448,21 +448,6 @@ enum pm_status pm_snap_check(const uint8_t *buf, size_t len, struct pm_snap_info
 
 /* ---------------------------------------------------------------- loading */
 
-struct loader {
-	struct pm_shard *sh;
-	uint64_t now_ms;
-	struct pm_snap_info *info;
-	char *why;
-	size_t whylen;
-	size_t off;       /* of the section being loaded (for messages) */
-	struct {
-		bool present, is_default;
-		uint32_t dim, entry;
-		uint64_t rng;
-		struct pm_collection *c; /* NULL for a default collection (made on demand) */
-	} slot[PM_COLLECTIONS_MAX];
-};
-
 /* A bounded reader over one section's payload. */
 struct rd {
 	const uint8_t *p;
@@ -479,12 +464,12 @@ static const uint8_t *take(struct rd *r, size_t n)
 	return p;
 }
 
-static enum pm_status bad(struct loader *L, const char *what)
+static enum pm_status bad(struct pm_snap_loader *L, const char *what)
 {
 	return fault(L->why, L->whylen, "section at offset %zu: %s", L->off, what);
 }
 
-static enum pm_status failed(struct loader *L, const char *what, enum pm_status st)
+static enum pm_status failed(struct pm_snap_loader *L, const char *what, enum pm_status st)
 {
 	fault(L->why, L->whylen, "section at offset %zu: %s: %s%s", L->off, what, pm_status_name(st),
 	      st == PM_E_NOMEM ? " (the shard's arena_bytes or seeds are smaller than the snapshot"
@@ -492,7 +477,7 @@ static enum pm_status failed(struct loader *L, const char *what, enum pm_status 
 	return st;
 }
 
-static enum pm_status load_coll(struct loader *L, struct rd *r)
+static enum pm_status load_coll(struct pm_snap_loader *L, struct rd *r)
 {
 	const uint8_t *p = take(r, COLL_HEAD_BYTES), *name;
 	if (!p)
@@ -532,7 +517,7 @@ static enum pm_status load_coll(struct loader *L, struct rd *r)
 }
 
 /* Whether an item is loaded: not if its deadline has passed (skipped). */
-static bool take_item(struct loader *L, uint64_t at)
+static bool take_item(struct pm_snap_loader *L, uint64_t at)
 {
 	L->info->skipped += expired_at(at, L->now_ms);
 	return !expired_at(at, L->now_ms);
@@ -541,7 +526,7 @@ static bool take_item(struct loader *L, uint64_t at)
 /* A key captured twice (it changed while the snapshot ran) is loaded once:
  * a copy of the same kind is overwritten by the put, one of the other kind
  * (E_WRONGTYPE) is deleted first; the log sets the key right either way. */
-static bool other_kind_dropped(struct loader *L, enum pm_status st, const uint8_t *key,
+static bool other_kind_dropped(struct pm_snap_loader *L, enum pm_status st, const uint8_t *key,
 			       uint32_t klen, uint64_t hash)
 {
 	if (st != PM_E_WRONGTYPE)
@@ -550,7 +535,7 @@ static bool other_kind_dropped(struct loader *L, enum pm_status st, const uint8_
 	return pm_ks_del(L->sh, key, klen, hash, L->now_ms, PM_SEED_FREE) == PM_OK;
 }
 
-static enum pm_status load_kv(struct loader *L, struct rd *r)
+static enum pm_status load_kv(struct pm_snap_loader *L, struct rd *r)
 {
 	const uint8_t *p = take(r, KV_FIXED_BYTES - 1), *key, *val;
 	if (!p)
@@ -569,7 +554,7 @@ static enum pm_status load_kv(struct loader *L, struct rd *r)
 	return st == PM_OK ? PM_OK : failed(L, "KV item", st);
 }
 
-static enum pm_status load_vec(struct loader *L, struct rd *r)
+static enum pm_status load_vec(struct pm_snap_loader *L, struct rd *r)
 {
 	const uint8_t *p = take(r, VEC_FIXED_BYTES - 1), *key, *vec;
 	if (!p)
@@ -610,7 +595,7 @@ static size_t links_len(const struct rd *r, unsigned level)
 	return at;
 }
 
-static enum pm_status load_node(struct loader *L, struct rd *r)
+static enum pm_status load_node(struct pm_snap_loader *L, struct rd *r)
 {
 	const uint8_t *p = take(r, NODE_FIXED_BYTES - 1), *key, *vec, *links;
 	if (!p)
@@ -645,7 +630,7 @@ static enum pm_status load_node(struct loader *L, struct rd *r)
 	return PM_OK;
 }
 
-static enum pm_status load_section(struct loader *L, const struct sec *s)
+static enum pm_status load_section(struct pm_snap_loader *L, const struct sec *s)
 {
 	struct rd r = { s->p, s->len };
 	enum pm_status st = PM_OK;
@@ -666,27 +651,31 @@ static enum pm_status load_section(struct loader *L, const struct sec *s)
 	return st;
 }
 
-enum pm_status pm_snap_load(struct pm_shard *sh, const uint8_t *buf, size_t len, uint64_t now_ms,
-			    struct pm_snap_info *info, char *why, size_t whylen)
+enum pm_status pm_snap_load(struct pm_snap_loader *L, struct pm_shard *sh, const uint8_t *buf,
+			    size_t len, uint64_t now_ms, struct pm_snap_info *info, char *why,
+			    size_t whylen)
 {
 	enum pm_status st = pm_snap_check(buf, len, info, why, whylen);
 	if (st != PM_OK)
 		return st;
-	static _Thread_local struct loader L;
-	memset(&L, 0, sizeof(L));
-	L = (struct loader){ .sh = sh, .now_ms = now_ms, .info = info, .why = why, .whylen = whylen };
+	memset(L, 0, sizeof(*L));
+	L->sh = sh;
+	L->now_ms = now_ms;
+	L->info = info;
+	L->why = why;
+	L->whylen = whylen;
 	size_t off = PM_SNAP_HEADER_BYTES;
 	while (st == PM_OK && off < len) {
 		struct sec s;
-		L.off = off;
+		L->off = off;
 		(void)next_section(buf, len, &off, &s, why, whylen); /* checked above */
 		if (s.type != PM_SNAP_SEC_END)
-			st = load_section(&L, &s);
+			st = load_section(L, &s);
 	}
 	for (uint32_t i = 0; st == PM_OK && i < PM_COLLECTIONS_MAX; i++) {
-		struct pm_collection *c = L.slot[i].c;
+		struct pm_collection *c = L->slot[i].c;
 		if (c && c->params.index == PM_INDEX_HNSW)
-			info->links_dropped += pm_hnsw_restore_end(sh, c, L.slot[i].entry, L.slot[i].rng);
+			info->links_dropped += pm_hnsw_restore_end(sh, c, L->slot[i].entry, L->slot[i].rng);
 	}
 	return st;
 }

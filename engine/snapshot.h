@@ -125,12 +125,31 @@ struct pm_snap_info {
  * with the first fault and its offset in why. */
 enum pm_status pm_snap_check(const uint8_t *buf, size_t len, struct pm_snap_info *info, char *why,
 			     size_t whylen);
-/* Load a checked image into sh, which must be empty: keys whose expiry is
- * at or before now_ms are left out. PM_OK, or the failure (PM_E_NOMEM: the
- * shard's arena or seed capacity is smaller than the snapshot needs) with
- * why; after a failure the shard holds part of the snapshot and is for
- * destroying only. */
-enum pm_status pm_snap_load(struct pm_shard *sh, const uint8_t *buf, size_t len, uint64_t now_ms,
-			    struct pm_snap_info *info, char *why, size_t whylen);
+/* A load's working state: the caller provides it (about 10 KiB: a stack
+ * frame or the heap), as it does a writer's, so the engine keeps no state of
+ * its own between or across calls; its fields are pm_snap_load's. */
+struct pm_snap_loader {
+	struct pm_shard *sh;
+	uint64_t now_ms;
+	struct pm_snap_info *info;
+	char *why;
+	size_t whylen;
+	size_t off;       /* of the section being loaded (for messages) */
+	struct {
+		bool present, is_default;
+		uint32_t dim, entry;
+		uint64_t rng;
+		struct pm_collection *c; /* NULL for a default collection (made on demand) */
+	} slot[PM_COLLECTIONS_MAX];
+};
+
+/* Load a checked image into sh, which must be empty, with the caller's
+ * loader L (whatever it held is overwritten): keys whose expiry is at or
+ * before now_ms are left out. PM_OK, or the failure (PM_E_NOMEM: the shard's
+ * arena or seed capacity is smaller than the snapshot needs) with why; after
+ * a failure the shard holds part of the snapshot and is for destroying only. */
+enum pm_status pm_snap_load(struct pm_snap_loader *L, struct pm_shard *sh, const uint8_t *buf,
+			    size_t len, uint64_t now_ms, struct pm_snap_info *info, char *why,
+			    size_t whylen);
 
 #endif

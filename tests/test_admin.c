@@ -42,7 +42,7 @@
 #define POLL_MS 10
 #define WAIT_MS 10000
 #define OUT_BYTES (64u << 10)
-/* pomaid's PM_ADMIN_CONNS_MAX (dataplane/daemon.h) */
+/* pomaid's PM_ADMIN_CONNS_MAX (dataplane/dp_limits.h) */
 #define PM_ADMIN_CONNS_MAX_TEST 8u
 
 static const char *pomaid_path, *ctl_path;

@@ -55,7 +55,7 @@
 #include "campaign_cases.h"
 #include "bridge.h"
 #include "cu_main.h"
-#include "daemon.h"
+#include "dp_limits.h"
 #include "route.h"
 #include "netns.h"
 #include "ports.h"

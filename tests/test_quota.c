@@ -8,10 +8,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include "access.h"
 #include "cu_main.h"
-#include "daemon.h"
 #include "pm_limits.h"
 #include "quota.h"
+#include "worker.h"
 
 #define MS 1000000ull  /* ns */
 #define SEC 1000000000ull

@@ -37,6 +37,7 @@
 static uint64_t rng = 0x51A95107ull;
 static uint8_t *image;
 static size_t image_len;
+static struct pm_snap_loader loader; /* pm_snap_load's working state */
 
 static uint32_t rnd(uint32_t n)
 {
@@ -270,7 +271,7 @@ static void test_quiet_round_trip(void)
 	CU_ASSERT(info.sections > 10); /* sliced */
 	/* slices of 97 slots holding only HNSW vectors wrote nothing: the writer went on */
 	CU_ASSERT(empty_fills > 0);
-	CU_ASSERT_EQUAL_FATAL(pm_snap_load(&b, image, image_len, NOW0, &info, why, sizeof(why)), PM_OK);
+	CU_ASSERT_EQUAL_FATAL(pm_snap_load(&loader, &b, image, image_len, NOW0, &info, why, sizeof(why)), PM_OK);
 	CU_ASSERT_EQUAL(info.skipped, 0);
 	CU_ASSERT_EQUAL(info.links_dropped, 0);
 	expect_same(&a, &b, NOW0);
@@ -293,7 +294,7 @@ static void test_quiet_round_trip(void)
 	/* loaded later (last: it expires keys of a): the keys whose TTL ran out stay out */
 	struct pm_shard c;
 	fx_shard(&c, ARENA_BYTES, SEEDS);
-	CU_ASSERT_EQUAL(pm_snap_load(&c, image, image_len, NOW0 + 60000, &info, why, sizeof(why)), PM_OK);
+	CU_ASSERT_EQUAL(pm_snap_load(&loader, &c, image, image_len, NOW0 + 60000, &info, why, sizeof(why)), PM_OK);
 	CU_ASSERT(info.skipped > 0);
 	struct pm_request del = { .op = PM_OP_VDEL, .key = fx_s("new") };
 	struct pm_reply rep;
@@ -435,7 +436,7 @@ static void test_lost_levels_caught(void)
 	struct pm_snap_info info;
 	char why[200] = "";
 	fx_shard(&b, ARENA_BYTES, SEEDS);
-	CU_ASSERT_EQUAL_FATAL(pm_snap_load(&b, img, len, NOW0, &info, why, sizeof(why)), PM_OK);
+	CU_ASSERT_EQUAL_FATAL(pm_snap_load(&loader, &b, img, len, NOW0, &info, why, sizeof(why)), PM_OK);
 	CU_ASSERT(info.links_dropped > 0);
 	CU_ASSERT_EQUAL(coll(&b, "h")->hnsw.max_level + 1, coll(&a, "h")->hnsw.max_level);
 	struct pm_hnsw_report rep;
@@ -446,7 +447,7 @@ static void test_lost_levels_caught(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(rep.why, "at level >= 1"));
 	/* the image as written loads and validates */
 	fx_shard(&c, ARENA_BYTES, SEEDS);
-	CU_ASSERT_EQUAL(pm_snap_load(&c, image, image_len, NOW0, &info, why, sizeof(why)), PM_OK);
+	CU_ASSERT_EQUAL(pm_snap_load(&loader, &c, image, image_len, NOW0, &info, why, sizeof(why)), PM_OK);
 	CU_ASSERT_FALSE(expect_valid(&c, "h").levels_implausible);
 	/* more ids than levels drawn: no saved graph has that */
 	uint8_t *body = coll_body(image, image_len, "h", NULL);
@@ -460,7 +461,7 @@ static void test_lost_levels_caught(void)
 	memcpy(body + COLL_HIGH_OFF, &high, 4);
 	resign(image, image_len);
 	fx_shard(&d, ARENA_BYTES, SEEDS);
-	CU_ASSERT_EQUAL(pm_snap_load(&d, image, image_len, NOW0, &info, why, sizeof(why)), PM_E_PARAM);
+	CU_ASSERT_EQUAL(pm_snap_load(&loader, &d, image, image_len, NOW0, &info, why, sizeof(why)), PM_E_PARAM);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "level RNG"));
 	free(img);
 	pm_shard_destroy(&a);
@@ -579,7 +580,7 @@ static void fuzzy_round(uint64_t seed)
 		random_op(&a);
 	struct pm_snap_info info;
 	char why[200] = "";
-	CU_ASSERT_EQUAL_FATAL(pm_snap_load(&b, image, image_len, fuzz_now, &info, why, sizeof(why)), PM_OK);
+	CU_ASSERT_EQUAL_FATAL(pm_snap_load(&loader, &b, image, image_len, fuzz_now, &info, why, sizeof(why)), PM_OK);
 	CU_ASSERT_EQUAL(info.start_lsn, start);
 	replay(&b, fuzz_now);
 	expect_same(&a, &b, fuzz_now);
@@ -675,7 +676,7 @@ static void test_checksummed_nonsense(void)
 		struct pm_snap_info info;
 		char why[200];
 		fx_shard(&b, 8u << 20, 1024);
-		enum pm_status st = pm_snap_load(&b, copy, image_len, NOW0, &info, why, sizeof(why));
+		enum pm_status st = pm_snap_load(&loader, &b, copy, image_len, NOW0, &info, why, sizeof(why));
 		struct pm_hnsw_report rep;
 		if (st == PM_OK) {
 			ok++;
@@ -707,7 +708,7 @@ static void test_shard_too_small(void)
 	fx_shard(&b, 8u << 20, 1024); /* fewer seeds than the snapshot holds */
 	struct pm_snap_info info;
 	char why[200] = "";
-	CU_ASSERT_EQUAL(pm_snap_load(&b, image, image_len, NOW0, &info, why, sizeof(why)), PM_E_NOMEM);
+	CU_ASSERT_EQUAL(pm_snap_load(&loader, &b, image, image_len, NOW0, &info, why, sizeof(why)), PM_E_NOMEM);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "smaller than the snapshot"));
 	pm_shard_destroy(&a);
 	pm_shard_destroy(&b);

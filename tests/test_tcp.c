@@ -14,7 +14,8 @@
 
 #include "bridge.h"
 #include "cu_main.h"
-#include "daemon.h"
+#include "tcp.h"
+#include "worker.h"
 
 static uint8_t out[PM_TCP_TX_BYTES];
 

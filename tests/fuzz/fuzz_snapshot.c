@@ -42,6 +42,7 @@
 
 static uint8_t img[SNAP_INPUT_BYTES_MAX];
 static char info_text[PM_INFO_TEXT_BYTES_MAX];
+static struct pm_snap_loader loader; /* pm_snap_load's working state */
 
 static uint32_t ld32(const uint8_t *p)
 {
@@ -154,7 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.hugepages = false;
 		FUZZ_CHECK(pm_shard_init(&sh, &cfg) == PM_OK);
 		why[0] = '\0';
-		enum pm_status st = pm_snap_load(&sh, b, len, SNAP_NOW_MS, &li, why, sizeof(why));
+		enum pm_status st = pm_snap_load(&loader, &sh, b, len, SNAP_NOW_MS, &li, why, sizeof(why));
 		FUZZ_CHECK(st < PM_STATUS_COUNT);
 		FUZZ_CHECK(st == PM_OK || why[0] != '\0');
 		if (st == PM_OK)

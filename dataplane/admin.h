@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * admin.h — pomaid's admin socket (admin.c; the protocol: control/admin_proto.h,
+ * docs/admin.md), served by the main thread once the workers run, and the
+ * calls it makes on a worker's own quota table by ring (PM_MSG_ADMIN_CALL).
+ */
+#ifndef POMAI_DATAPLANE_ADMIN_H
+#define POMAI_DATAPLANE_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pm_daemon;
+
+/* An admin call a worker runs on its own quota table (PM_MSG_ADMIN_CALL); it
+ * answers with a struct pm_admin_result, then its n overrides or talkers. */
+enum pm_admin_call_op { PM_CALL_QUOTA_SET = 1, PM_CALL_QUOTA_DEL, PM_CALL_QUOTA_LIST,
+			PM_CALL_CLIENTS };
+struct pm_admin_call {
+	uint32_t op;       /* enum pm_admin_call_op */
+	uint32_t addr_be;
+	uint64_t requests_per_s, bytes_per_s;
+	uint32_t n;        /* LIST / CLIENTS: at most this many */
+};
+struct pm_admin_result {
+	int32_t rc;        /* 0 or -errno */
+	uint32_t n;
+};
+
+/* The admin socket: opened before the workers start, served by the calling
+ * thread until the daemon stops, closed after the workers are joined. */
+int pm_admin_open(struct pm_daemon *d, char *err, size_t errlen);
+void pm_admin_run(struct pm_daemon *d);
+void pm_admin_close(struct pm_daemon *d);
+
+#endif
