@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "rand.h"
+
 #define PM_TEST_SKIP 77
 
 /* Run the suites already registered; the exit code (1 when a test or a
@@ -41,15 +43,6 @@ static inline int pm_cu_run(const char *suite_name, CU_TestInfo *tests)
 		return 1;
 	}
 	return pm_cu_run_registered();
-}
-
-/* Deterministic test RNG (splitmix64): tests print their seed on failure paths. */
-static inline uint64_t pm_test_rand(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
 }
 
 #endif
