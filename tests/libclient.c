@@ -44,13 +44,24 @@ long long lib_info_of(const struct pomaid *d, const char *field)
 	return v;
 }
 
+long long lib_info_until(struct pm_client *c, const char *section, const char *field,
+			 long long want, int ms)
+{
+	uint64_t t0 = proc_now_ms();
+	long long v = lib_info(c, section, NULL, field);
+	while (v < want && proc_now_ms() - t0 < (uint64_t)ms) {
+		proc_pause_ms(PROC_POLL_MS);
+		v = lib_info(c, section, NULL, field);
+	}
+	return v;
+}
+
 bool lib_info_reaches(const struct pomaid *d, const char *field, long long want, int ms)
 {
-	for (uint64_t t0 = proc_now_ms(); proc_now_ms() - t0 < (uint64_t)ms;
-	     proc_pause_ms(PROC_POLL_MS))
-		if (lib_info_of(d, field) >= want)
-			return true;
-	return false;
+	struct pm_client *c = lib_open(d, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
+	bool ok = lib_info_until(c, NULL, field, want, ms) >= want;
+	pm_client_close(c);
+	return ok;
 }
 
 bool lib_snapshot(const struct pomaid *d)

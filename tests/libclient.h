@@ -30,6 +30,10 @@ struct pm_client *lib_open(const struct pomaid *d, uint32_t timeout_ms, uint32_t
 /* A field of INFO `section` (NULL: every section), as info_text_field()
  * reads it (part may be NULL); -1 if INFO failed or the field is absent. */
 long long lib_info(struct pm_client *c, const char *section, const char *part, const char *field);
+/* lib_info(c, section, NULL, field) asked again until it is at least want,
+ * at most ms; its last value. */
+long long lib_info_until(struct pm_client *c, const char *section, const char *field,
+			 long long want, int ms);
 /* The same through a fresh client of d (every section, the first occurrence). */
 long long lib_info_of(const struct pomaid *d, const char *field);
 /* lib_info_of(d, field) asked again until it is at least want, at most ms;

@@ -83,6 +83,16 @@ static void live_add(pid_t pid)
 	pthread_mutex_unlock(&live_lock);
 }
 
+static bool live_has(pid_t pid)
+{
+	bool has = false;
+	pthread_mutex_lock(&live_lock);
+	for (uint32_t i = 0; i < PROC_LIVE_MAX && !has; i++)
+		has = live[i] == pid;
+	pthread_mutex_unlock(&live_lock);
+	return has;
+}
+
 static void live_remove(pid_t pid)
 {
 	pthread_mutex_lock(&live_lock);
@@ -94,10 +104,16 @@ static void live_remove(pid_t pid)
 
 void proc_kill_all(void)
 {
+	proc_kill_all_but(NULL);
+}
+
+void proc_kill_all_but(const struct proc *keep)
+{
+	pid_t spare = keep && !keep->reaped ? keep->pid : 0;
 	pthread_mutex_lock(&live_lock);
 	for (uint32_t i = 0; i < PROC_LIVE_MAX; i++) {
 		int st;
-		if (live[i] <= 0)
+		if (live[i] <= 0 || live[i] == spare)
 			continue;
 		kill(live[i], SIGKILL);
 		waitpid(live[i], &st, 0);
@@ -183,8 +199,36 @@ static char **env_build(const struct proc *p)
 	return e;
 }
 
-/* In the child: only async-signal-safe calls until exec. */
-static void child(const struct proc *p, const int out[2], const int in[2], char **envp)
+/* The file argv[0] names: itself when it holds a '/', else the first
+ * executable of that name on PATH (as a shell finds it), into out. */
+static void resolve(const char *name, char *out, size_t cap)
+{
+	const char *path = getenv("PATH");
+	snprintf(out, cap, "%s", name);
+	if (strchr(name, '/') || !path)
+		return;
+	for (const char *dir = path; *dir;) {
+		size_t len = strcspn(dir, ":");
+		char cand[PATH_MAX];
+		int n = snprintf(cand, sizeof(cand), "%.*s/%s", (int)len, len ? dir : ".", name);
+		if (n > 0 && (size_t)n < sizeof(cand) && access(cand, X_OK) == 0) {
+			snprintf(out, cap, "%s", cand);
+			return;
+		}
+		dir += len + (dir[len] == ':');
+	}
+}
+
+/* A function a forked child runs instead of exec (proc_start_fn). */
+struct proc_fn {
+	int (*fn)(void *arg);
+	void *arg;
+};
+
+/* In the child: only async-signal-safe calls until exec (or fn, which is the
+ * test's own code, run in a copy of the test). */
+static void child(const struct proc *p, const char *file, const int out[2], const int in[2],
+		  char **envp, const struct proc_fn *run)
 {
 	int null = open("/dev/null", O_RDWR);
 	dup2(p->stdin_pipe ? in[0] : null, 0);
@@ -192,7 +236,12 @@ static void child(const struct proc *p, const int out[2], const int in[2], char 
 		dup2(out[1], 1);
 	if (p->capture != PROC_CAPTURE_STDOUT)
 		dup2(out[1], 2);
-	execve(p->argv[0], (char *const *)p->argv, envp);
+	if (run) {
+		int rc = run->fn(run->arg);
+		fflush(NULL);
+		_exit(rc);
+	}
+	execve(file, (char *const *)p->argv, envp);
 	_exit(127);
 }
 
@@ -326,10 +375,12 @@ static void close_pair(int fds[2])
 			close(fds[i]);
 }
 
-static bool spawn(struct proc *p)
+static bool spawn(struct proc *p, const struct proc_fn *run)
 {
 	int out[2], in[2];
+	char file[PATH_MAX];
 	char **envp = env_build(p);
+	resolve(p->argv[0], file, sizeof(file));
 	p->pid = -1;
 	p->reaped = false;
 	p->status = 0;
@@ -342,7 +393,7 @@ static bool spawn(struct proc *p)
 	fflush(NULL); /* nothing of the test's buffers twice */
 	pid_t pid = fork();
 	if (pid == 0)
-		child(p, out, in, envp);
+		child(p, file, out, in, envp, run);
 	free(envp);
 	close(out[1]);
 	if (in[0] >= 0)
@@ -359,12 +410,11 @@ static bool spawn(struct proc *p)
 	return true;
 }
 
-bool proc_start(struct proc *p)
+/* Spawned: wait for the ready line (if any), then hand the output over. */
+static bool started(struct proc *p)
 {
-	if (!spawn(p))
-		return false;
 	if (!p->ready)
-		return true;
+		return hand_over(p);
 	enum ready_end end = read_ready(p);
 	if (end == READY_SEEN && hand_over(p))
 		return true;
@@ -376,10 +426,36 @@ bool proc_start(struct proc *p)
 	return false;
 }
 
+bool proc_start(struct proc *p)
+{
+	return spawn(p, NULL) && started(p);
+}
+
+bool proc_start_fn(struct proc *p, int (*fn)(void *arg), void *arg)
+{
+	const struct proc_fn run = { fn, arg };
+	return spawn(p, &run) && started(p);
+}
+
+/* Whether p is a child of ours not yet reaped. One that proc_kill_all()
+ * reaped is marked so (killed by SIGKILL), and its pid, which the system may
+ * have given to another process since, is never signalled again. */
+static bool ours(struct proc *p)
+{
+	if (p->pid <= 0 || p->reaped)
+		return false;
+	if (live_has(p->pid))
+		return true;
+	p->reaped = true;
+	p->status = SIGKILL; /* a wait status: killed by SIGKILL */
+	release(p);
+	return false;
+}
+
 bool proc_alive(const struct proc *p)
 {
 	siginfo_t si = { 0 };
-	return p->pid > 0 && !p->reaped &&
+	return p->pid > 0 && !p->reaped && live_has(p->pid) &&
 	       waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
 }
 
@@ -406,9 +482,9 @@ static bool wait_pid(pid_t pid, int ms, int *status)
 
 bool proc_wait(struct proc *p, int ms)
 {
-	if (p->reaped)
-		return true;
-	if (p->pid <= 0 || !wait_pid(p->pid, ms, &p->status))
+	if (!ours(p))
+		return p->reaped;
+	if (!wait_pid(p->pid, ms, &p->status))
 		return false;
 	p->reaped = true;
 	live_remove(p->pid);
@@ -418,7 +494,7 @@ bool proc_wait(struct proc *p, int ms)
 
 bool proc_stop(struct proc *p, int sig, int ms)
 {
-	if (p->pid <= 0 || p->reaped)
+	if (!ours(p))
 		return p->reaped;
 	kill(p->pid, sig);
 	if (proc_wait(p, ms))
@@ -430,7 +506,7 @@ bool proc_stop(struct proc *p, int sig, int ms)
 
 bool proc_kill(struct proc *p)
 {
-	if (p->pid <= 0 || p->reaped)
+	if (!ours(p))
 		return false;
 	bool running = proc_alive(p);
 	if (!running) {
@@ -512,7 +588,7 @@ int proc_run(struct proc *p, const char *input, char *out, size_t cap, int ms)
 	p->stdin_pipe = input != NULL;
 	if (cap)
 		out[0] = '\0';
-	if (!spawn(p))
+	if (!spawn(p, NULL))
 		return -1;
 	run_io(p, input, out, cap, deadline);
 	if (!proc_wait(p, ms_left(deadline))) {

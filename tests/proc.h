@@ -91,7 +91,7 @@ enum proc_after {
 
 struct proc {
 	/* set by proc_init() and the caller before proc_start() */
-	const char *argv[PROC_ARGS_MAX + 1];  /* argv[0]: the path run */
+	const char *argv[PROC_ARGS_MAX + 1];  /* argv[0]: the file run (without a '/': on PATH) */
 	uint32_t argc;
 	const char *env[PROC_ENV_MAX + 1];    /* "NAME=value", over the test's environment */
 	uint32_t envc;
@@ -126,10 +126,16 @@ void proc_args(struct proc *p, const char *const *list);
 void proc_env(struct proc *p, const char *name_value);
 
 /* Fork and exec it; with a ready line, wait (at most ready_ms) until it has
- * printed the whole line. True once it is running (and ready). False if it
- * could not start, exited first (p->status says how, p->out what it said) or
- * missed the deadline (then it is SIGKILLed and reaped). */
+ * printed the whole line. True once it is running (and ready; its output is
+ * then handed over as `after` says, at once when there is no ready line).
+ * False if it could not start, exited first (p->status says how, p->out
+ * what it said) or missed the deadline (then it is SIGKILLed and reaped). */
 bool proc_start(struct proc *p);
+/* The same for a child that runs fn(arg) in a copy of the test instead of
+ * exec (its exit code is fn's return): a server or a client of the test's
+ * own in a process of its own (one DPDK EAL per process). argv[0] (from
+ * proc_init) only names it in messages. */
+bool proc_start_fn(struct proc *p, int (*fn)(void *arg), void *arg);
 /* Whether it runs (not exited, not a zombie). Never reaps: safe from any thread. */
 bool proc_alive(const struct proc *p);
 /* Wait at most ms (-1: for ever) for it to exit; true once it has (reaped,
@@ -153,8 +159,11 @@ bool proc_killed_by(const struct proc *p, int sig);
  * the deadline, or no start). */
 int proc_run(struct proc *p, const char *input, char *out, size_t cap, int ms);
 
-/* SIGKILL and reap every process started here that still runs. */
+/* SIGKILL and reap every process started here that still runs; or all but
+ * one (keep: a helper the suite runs throughout, e.g. a file system). A
+ * struct proc of one of them is stale afterwards: proc_init() it again. */
 void proc_kill_all(void);
+void proc_kill_all_but(const struct proc *keep);
 
 /* ---------------------------------------------------------------- pomaid */
 

@@ -54,11 +54,11 @@ void wire_close(struct wire *c)
 	c->fd = -1;
 }
 
-void wire_send(struct wire *c, uint32_t shard, const void *p, size_t n)
+bool wire_send(struct wire *c, uint32_t shard, const void *p, size_t n)
 {
 	struct sockaddr_in a = c->to;
 	a.sin_port = htons((uint16_t)(ntohs(c->to.sin_port) + shard));
-	(void)sendto(c->fd, p, n, 0, (struct sockaddr *)&a, sizeof(a));
+	return sendto(c->fd, p, n, 0, (struct sockaddr *)&a, sizeof(a)) == (ssize_t)n;
 }
 
 bool wire_recv(struct wire *c, int ms, struct pm_reply_view *rv)

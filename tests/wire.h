@@ -53,8 +53,8 @@ struct wire {
 bool wire_open(struct wire *c, const char *src, const char *host, uint16_t base,
 	       uint64_t first_id);
 void wire_close(struct wire *c);
-/* One datagram to a shard. */
-void wire_send(struct wire *c, uint32_t shard, const void *p, size_t n);
+/* One datagram to a shard; true if it was sent whole. */
+bool wire_send(struct wire *c, uint32_t shard, const void *p, size_t n);
 /* The next reply frame that decodes (the first of a datagram) within ms. */
 bool wire_recv(struct wire *c, int ms, struct pm_reply_view *rv);
 /* Send req (its id set from next_id) to a shard and wait for the reply with
