@@ -1500,12 +1500,10 @@ static int suite_clean(void)
 /* Root, /dev/net/tun and a namespace of our own, or 77 (never under CI=true). */
 static int enter_namespace(void)
 {
-	bool must = proc_ci();
-	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0 || unshare(CLONE_NEWNET) != 0) {
-		printf("test_campaign --dpdk: needs root, /dev/net/tun and a network namespace (%s)%s\n",
-		       strerror(errno), must ? ": CI=true, failing" : ": skipped");
-		return must ? 1 : PM_TEST_SKIP;
-	}
+	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0 || unshare(CLONE_NEWNET) != 0)
+		return pm_cu_cannot_run("test_campaign --dpdk",
+					"needs root, /dev/net/tun and a network namespace",
+					strerror(errno));
 	return pm_ns_iface_up("lo") == 0 ? 0 : 1;
 }
 

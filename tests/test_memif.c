@@ -83,7 +83,6 @@ static const uint8_t server_mac[6] = { 2, 0, 0, 0, 0, 2 };
 #define T_MID_VALUE_BYTES 10000u
 #define T_BIG_VALUE_BYTES 60000u
 #define T_BIG_KEY "big"
-#define T_CI_ENV "CI"
 
 /* Server: table, mbufs, fragmentation. */
 #define S_KEYS_MAX 4096u
@@ -110,7 +109,6 @@ static struct shared *S;
 static struct proc server;
 static char tmpdir[64], sockpath[128];
 static struct pm_client *C;
-static bool in_ci;
 
 /* ---------------------------------------------------------------- server state */
 
@@ -743,9 +741,7 @@ static CU_TestInfo tests[] = {
 
 static int cannot_run(const char *what)
 {
-	fprintf(stderr, "test_memif: %s%s\n", what,
-		in_ci ? " (CI=true: failing instead of skipping)" : "; skipped");
-	return in_ci ? 1 : PM_TEST_SKIP;
+	return pm_cu_cannot_run("test_memif", what, NULL);
 }
 
 /* Two CPUs we may run on: the server spins on one, the client on the other. */
@@ -798,8 +794,6 @@ static void remove_runtime_dirs(void)
 
 int main(void)
 {
-	const char *ci = getenv(T_CI_ENV);
-	in_ci = ci && strcmp(ci, "true") == 0;
 	if (geteuid() != 0)
 		return cannot_run("DPDK's EAL and memif need root");
 	S = mmap(NULL, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

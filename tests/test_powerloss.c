@@ -695,10 +695,7 @@ static const char *cannot_run(void)
 
 static int skip(const char *why, const char *detail)
 {
-	bool must = proc_ci();
-	printf("test_powerloss: NOTICE: not run: %s%s%s%s\n", why, detail ? ": " : "",
-	       detail ? detail : "", must ? " — but CI=true: failing" : "");
-	return must ? 1 : PM_TEST_SKIP;
+	return pm_cu_cannot_run("test_powerloss", why, detail);
 }
 
 int main(int argc, char **argv)
