@@ -52,12 +52,15 @@ static inline int pm_cu_cannot_run(const char *suite, const char *why, const cha
 	return must ? 1 : PM_TEST_SKIP;
 }
 
-static inline int pm_cu_run(const char *suite_name, CU_TestInfo *tests)
+/* One suite with its set-up and clean-up (either may be NULL): a set-up that
+ * fails fails the run. */
+static inline int pm_cu_run_suite(const char *suite_name, CU_InitializeFunc init,
+				  CU_CleanupFunc clean, CU_TestInfo *tests)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	CU_SuiteInfo suites[] = {
-		{ suite_name, NULL, NULL, NULL, NULL, tests },
+		{ suite_name, init, clean, NULL, NULL, tests },
 		CU_SUITE_INFO_NULL,
 	};
 	if (CU_register_suites(suites) != CUE_SUCCESS) {
@@ -66,6 +69,11 @@ static inline int pm_cu_run(const char *suite_name, CU_TestInfo *tests)
 		return 1;
 	}
 	return pm_cu_run_registered();
+}
+
+static inline int pm_cu_run(const char *suite_name, CU_TestInfo *tests)
+{
+	return pm_cu_run_suite(suite_name, NULL, NULL, tests);
 }
 
 #endif

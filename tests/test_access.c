@@ -516,12 +516,7 @@ int main(int argc, char **argv)
 		{ "libpomai and pomai-cli: THROTTLED and its retry hint", test_throttled_clients },
 		CU_TEST_INFO_NULL,
 	};
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_SuiteInfo suites[] = { { "access", NULL, suite_clean, NULL, NULL, tests },
-				  CU_SUITE_INFO_NULL };
-	CU_register_suites(suites);
-	int rc = pm_cu_run_registered();
+	int rc = pm_cu_run_suite("access", NULL, suite_clean, tests);
 	proc_dir_remove(srv.dir);
 	return rc;
 }

@@ -145,11 +145,6 @@ static void make_marker_keys(void)
 
 /* ---------------------------------------------------------------- a UDP client */
 
-static bool client_open(struct wire *c, const char *src, uint64_t first_id)
-{
-	return wire_open(c, src, server_ip, base_port, first_id);
-}
-
 /* A reply frame to any request the table sends: a CLIST row without
  * PM_CLIST_COLL_FLAGS is answered in the entry layout from before coll_flags
  * (docs/protocol.md 10), which pm_reply_decode() does not read. */
@@ -162,17 +157,14 @@ static enum pm_status reply_decode(const uint8_t *buf, size_t len, struct pm_rep
 	return st;
 }
 
-/* The next reply frame (first frame of a datagram) within ms; false on timeout. */
-static bool recv_reply(struct wire *c, int ms, struct pm_reply_view *rv)
+/* A client of pomaid from src (NULL: any address), reading every reply the
+ * table's rows may get. */
+static bool client_open(struct wire *c, const char *src, uint64_t first_id)
 {
-	struct pollfd p = { .fd = c->fd, .events = POLLIN };
-	while (poll(&p, 1, ms) == 1) {
-		ssize_t r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
-		size_t used;
-		if (r > 0 && reply_decode(c->in, (size_t)r, rv, &used) == PM_OK)
-			return true;
-	}
-	return false;
+	if (!wire_open(c, src, server_ip, base_port, first_id))
+		return false;
+	c->decode = reply_decode;
+	return true;
 }
 
 static uint32_t owner(const char *key)
@@ -360,7 +352,7 @@ static void udp_collect(struct wire *c, const struct camp_case *k, uint64_t id, 
 	for (int attempt = 0; attempt < c->attempts; attempt++) {
 		wire_send(c, shard, m, mn);
 		struct pm_reply_view rv;
-		while (recv_reply(c, WIRE_REPLY_WAIT_MS, &rv)) {
+		while (wire_recv(c, WIRE_REPLY_WAIT_MS, &rv)) {
 			note_reply(o, &rv, id, marker);
 			if (collected(k, o))
 				return;
@@ -1537,15 +1529,8 @@ static int run(void)
 		if (!only || strstr(t->pName, only))
 			chosen[n++] = *t;
 	chosen[n] = (CU_TestInfo)CU_TEST_INFO_NULL;
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_SuiteInfo suites[] = {
-		{ dpdk_mode ? "campaign-dpdk" : "campaign", dpdk_mode ? suite_init_dpdk : suite_init_kernel,
-		  suite_clean, NULL, NULL, chosen },
-		CU_SUITE_INFO_NULL,
-	};
-	CU_register_suites(suites);
-	return pm_cu_run_registered();
+	return pm_cu_run_suite(dpdk_mode ? "campaign-dpdk" : "campaign",
+			       dpdk_mode ? suite_init_dpdk : suite_init_kernel, suite_clean, chosen);
 }
 
 int main(int argc, char **argv)

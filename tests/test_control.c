@@ -451,10 +451,5 @@ int main(int argc, char **argv)
 		{ "SIGTERM: pomai-control exits 0", test_stop },
 		CU_TEST_INFO_NULL,
 	};
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_SuiteInfo suites[] = { { "control", suite_init, suite_clean, NULL, NULL, tests },
-				  CU_SUITE_INFO_NULL };
-	CU_register_suites(suites);
-	return pm_cu_run_registered();
+	return pm_cu_run_suite("control", suite_init, suite_clean, tests);
 }

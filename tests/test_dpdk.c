@@ -715,10 +715,5 @@ int main(int argc, char **argv)
 		{ "start-up refuses a small pool, lcore flags, missing addresses", test_startup_bounds },
 		CU_TEST_INFO_NULL,
 	};
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("dpdk", suite_init, suite_clean);
-	for (CU_TestInfo *t = tests; t->pName; t++)
-		CU_add_test(s, t->pName, t->pTestFunc);
-	return pm_cu_run_registered();
+	return pm_cu_run_suite("dpdk", suite_init, suite_clean, tests);
 }

@@ -389,12 +389,7 @@ int main(int argc, char **argv)
 		{ "CDROP of a large collection: at once, reclaimed in slices", test_cdrop_large },
 		CU_TEST_INFO_NULL,
 	};
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_SuiteInfo suites[] = { { "fanout", NULL, suite_clean, NULL, NULL, tests },
-				  CU_SUITE_INFO_NULL };
-	CU_register_suites(suites);
-	int rc = pm_cu_run_registered();
+	int rc = pm_cu_run_suite("fanout", NULL, suite_clean, tests);
 	proc_dir_remove(srv.dir);
 	return rc;
 }

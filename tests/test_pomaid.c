@@ -548,12 +548,7 @@ int main(int argc, char **argv)
 		{ "shutdown and restart on the same ports", test_shutdown_restart },
 		CU_TEST_INFO_NULL,
 	};
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_SuiteInfo suites[] = { { "pomaid", suite_init, suite_clean, NULL, NULL, tests },
-				  CU_SUITE_INFO_NULL };
-	CU_register_suites(suites);
-	int rc = pm_cu_run_registered();
+	int rc = pm_cu_run_suite("pomaid", suite_init, suite_clean, tests);
 	proc_dir_remove(srv.dir);
 	return rc;
 }

@@ -26,6 +26,7 @@ bool wire_open(struct wire *c, const char *src, const char *host, uint16_t base,
 	c->attempts = WIRE_ATTEMPTS;
 	c->whole = false;
 	c->server = NULL;
+	c->decode = pm_reply_decode;
 	c->next_id = first_id;
 	c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || inet_pton(AF_INET, host, &c->to.sin_addr) != 1)
@@ -67,7 +68,7 @@ bool wire_recv(struct wire *c, int ms, struct pm_reply_view *rv)
 	while (poll(&p, 1, ms) == 1) {
 		ssize_t r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
 		size_t used;
-		if (r > 0 && pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_OK)
+		if (r > 0 && c->decode(c->in, (size_t)r, rv, &used) == PM_OK)
 			return true;
 	}
 	return false;

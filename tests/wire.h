@@ -35,6 +35,10 @@
  * dropped by the test's own socket. */
 #define WIRE_RCVBUF_BYTES (4 << 20)
 
+/* How a reply frame is read (pm_reply_decode's signature). */
+typedef enum pm_status (*wire_decode_fn)(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
+					 size_t *used);
+
 struct wire {
 	int fd;
 	struct sockaddr_in to;      /* shard 0's UDP address; shard i is at port + i */
@@ -42,6 +46,7 @@ struct wire {
 	int attempts;               /* sends of one request (WIRE_ATTEMPTS) */
 	bool whole;                 /* wire_call waits for the reply's last frame (not MORE) */
 	const struct proc *server;  /* set: wire_call gives up at once when it is gone */
+	wire_decode_fn decode;      /* replies are read with it (pm_reply_decode) */
 	uint64_t next_id;
 	uint8_t buf[WIRE_OUT_BYTES];
 	uint8_t in[PM_FRAME_BYTES_MAX + 1];
