@@ -64,6 +64,13 @@ static int ms_left(uint64_t deadline)
 
 /* ---------------------------------------------------------------- the live list */
 
+/* A test's own mistake (more than the harness keeps): said, and fatal. */
+static void too_many(const char *what)
+{
+	fprintf(stderr, "proc: more %s than a test may give (proc.h)\n", what);
+	abort();
+}
+
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t live[PROC_LIVE_MAX];
 static bool live_atexit;
@@ -75,11 +82,12 @@ static void live_add(pid_t pid)
 		atexit(proc_kill_all);
 		live_atexit = true;
 	}
-	for (uint32_t i = 0; i < PROC_LIVE_MAX; i++)
-		if (live[i] <= 0) {
-			live[i] = pid;
-			break;
-		}
+	uint32_t i = 0;
+	while (i < PROC_LIVE_MAX && live[i] > 0)
+		i++;
+	if (i == PROC_LIVE_MAX)
+		too_many("processes running at once");
+	live[i] = pid;
 	pthread_mutex_unlock(&live_lock);
 }
 
@@ -131,12 +139,6 @@ void proc_init(struct proc *p, const char *path)
 	p->argc = 1;
 	p->pid = -1;
 	p->out_fd = p->in_fd = p->log_fd = -1;
-}
-
-static void too_many(const char *what)
-{
-	fprintf(stderr, "proc: more %s than a test may give (proc.h)\n", what);
-	abort();
 }
 
 void proc_arg(struct proc *p, const char *a)
@@ -237,6 +239,8 @@ static void child(const struct proc *p, const char *file, const int out[2], cons
 	if (p->capture != PROC_CAPTURE_STDOUT)
 		dup2(out[1], 2);
 	if (run) {
+		/* the test's processes are not this copy's to stop (it may exit()) */
+		memset(live, 0, sizeof(live));
 		int rc = run->fn(run->arg);
 		fflush(NULL);
 		_exit(rc);
