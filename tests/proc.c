@@ -283,7 +283,8 @@ enum ready_end { READY_SEEN, READY_EOF, READY_LATE };
 /* Read until the ready line is whole, the output ends, or the deadline. */
 static enum ready_end read_ready(struct proc *p)
 {
-	uint64_t deadline = proc_now_ms() + (uint64_t)(p->ready_ms > 0 ? p->ready_ms : PROC_READY_WAIT_MS);
+	int wait_ms = p->ready_ms > 0 ? p->ready_ms : PROC_READY_WAIT_MS;
+	uint64_t deadline = proc_now_ms() + (uint64_t)wait_ms;
 	char buf[4096];
 	while (!ready_seen(p)) {
 		struct pollfd pf = { .fd = p->out_fd, .events = POLLIN };
@@ -372,13 +373,6 @@ static bool open_pipes(struct proc *p, int out[2], int in[2])
 	return true;
 }
 
-static void close_pair(int fds[2])
-{
-	for (int i = 0; i < 2; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-}
-
 static bool spawn(struct proc *p, const struct proc_fn *run)
 {
 	int out[2], in[2];
@@ -405,8 +399,7 @@ static bool spawn(struct proc *p, const struct proc_fn *run)
 	p->out_fd = out[0];
 	p->in_fd = in[1];
 	if (pid < 0) {
-		close_pair((int[2]){ out[0], in[1] });
-		p->out_fd = p->in_fd = -1;
+		release(p);
 		return false;
 	}
 	p->pid = pid;
