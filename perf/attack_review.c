@@ -26,8 +26,11 @@
  *   5. symlinks: pomaid.stats.new in the data dir a symlink to a victim file.
  *      Reported: whether pomaid started and whether the victim was overwritten.
  *
- * Loopback only (127.0.0.1-3); starts and stops its own daemons by pid. About
- * two minutes (--quick: shorter slowloris, fewer connections).
+ * Loopback only (127.0.0.1-3); starts and stops its own daemons through the
+ * tests' process harness (tests/proc.h), and sends its frames with the tests'
+ * wire helpers (tests/frames.h): the same forged datagram, /proc readers and
+ * INFO reader as test_campaign. About two minutes (--quick: shorter
+ * slowloris, fewer connections).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -50,13 +53,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
+#include "bridge.h"
+#include "proc.h"
+#include "frames.h"
 
 #define SHARDS 2u
 #define VALUE_BYTES 60000u
 #define BIG_KEYS 256u
-#define READY_TIMEOUT_MS 30000
 #define REPLY_TIMEOUT_MS 10000
+/* One INFO request's wait, and its attempts. */
+#define INFO_REPLY_WAIT_MS 1000
+#define INFO_ATTEMPTS 5
 #define POLITE_TIMEOUT_MS 1000
 #define POLITE_EVERY_MS 500
 #define SLOWLORIS_TRICKLE_MS 4000
@@ -68,163 +75,43 @@ static uint16_t base_port = 17400;
 static bool quick;
 static uint32_t slowloris_conns = 600, slowloris_ms = 22000, reader_conns = 500;
 
-/* ---------------------------------------------------------------- time, processes */
+/* ---------------------------------------------------------------- processes */
 
-static uint64_t now_ms(void)
+/* Start pomaid (binary `which`) on dir (made unless make_dir is false) with 2
+ * shards on base_port, TCP on base_port - 1. True once its ready line is read. */
+static bool start(struct pomaid *d, int which, bool make_dir)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
-
-static void pause_ms(uint32_t ms)
-{
-	struct timespec t = { ms / 1000u, (long)(ms % 1000u) * 1000000L };
-	nanosleep(&t, NULL);
-}
-
-struct daemon {
-	pid_t pid;
-	char dir[64];
-};
-
-/* Start pomaid (binary `which`) on dir with 2 shards, TCP on base_port - 1;
- * extra flags after. True once its ready line is read. */
-static bool start(struct daemon *d, int which, bool make_dir)
-{
-	if (make_dir) {
-		snprintf(d->dir, sizeof(d->dir), "/tmp/pomai-attack-XXXXXX");
-		if (!mkdtemp(d->dir))
-			return false;
-	}
-	char base[16], tcp[16];
-	snprintf(base, sizeof(base), "%u", base_port);
-	snprintf(tcp, sizeof(tcp), "%u", base_port - 1u);
-	int out[2];
-	if (pipe(out) != 0)
+	if (make_dir && !proc_dir_make(d->dir, "attack"))
 		return false;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		int null = open("/dev/null", O_WRONLY);
-		dup2(null, 2);
-		close(out[0]);
-		execl(bin[which], bin[which], "--shards", "2", "--bind", "127.0.0.1", "--base_port",
-		      base, "--tcp_port", tcp, "--data_dir", d->dir, "--wal", "none", "--cores",
-		      "0,1", (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	d->pid = pid;
-	char buf[4096] = { 0 };
-	size_t n = 0;
-	struct pollfd p = { .fd = out[0], .events = POLLIN };
-	uint64_t until = now_ms() + READY_TIMEOUT_MS;
-	while (!strchr(strstr(buf, "ready") ? strstr(buf, "ready") : "", '\n') && now_ms() < until &&
-	       poll(&p, 1, 1000) >= 0 && n < sizeof(buf) - 1) {
-		if (!(p.revents & (POLLIN | POLLHUP)))
-			continue;
-		ssize_t r = read(out[0], buf + n, sizeof(buf) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	close(out[0]);
-	return strstr(buf, "pomaid: ready") != NULL;
+	d->path = bin[which];
+	d->base = base_port;
+	d->after = PROC_AFTER_DROP; /* what it prints is not the review's */
+	d->flags = (const char *const[]){ "--bind", "127.0.0.1", "--wal", "none", "--cores", "0,1",
+					  NULL };
+	return pomaid_start(d, NULL, NULL);
 }
 
-static void stop(struct daemon *d, bool remove_dir)
+static void stop(struct pomaid *d, bool remove_dir)
 {
-	if (d->pid > 0) {
-		kill(d->pid, SIGTERM);
-		uint64_t until = now_ms() + 10000;
-		int st;
-		while (waitpid(d->pid, &st, WNOHANG) == 0 && now_ms() < until)
-			pause_ms(20);
-		if (waitpid(d->pid, &st, WNOHANG) == 0) {
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &st, 0);
-		}
-		d->pid = -1;
-	}
-	if (remove_dir) {
-		char cmd[128];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", d->dir);
-	}
-}
-
-static double cpu_s(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')');
-	unsigned long long ut, st;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	long kb = -1;
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6))
-			kb = atol(line + 6);
-	if (f)
-		fclose(f);
-	return kb;
+	pomaid_stop(d);
+	if (remove_dir)
+		proc_dir_remove(d->dir);
 }
 
 /* ---------------------------------------------------------------- UDP client */
 
-static int udp_open(void)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	struct timeval tv = { 1, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	return fd;
-}
-
-/* One INFO request to shard 0; a dataplane field of the Total section, or -1. */
+/* One INFO request to shard 0; a dataplane field of the Total section, or -1
+ * (no answer), -2 (no such counter in that build). */
 static long long info_field(const char *name)
 {
-	static uint8_t buf[PM_FRAME_BYTES_MAX];
-	int fd = udp_open();
-	struct pm_wire_request r = { .op = PM_WIRE_OP_INFO, .id = 1,
-				.section = { (const uint8_t *)"dataplane", 9 } };
-	size_t n = pm_wire_request_encode(&r, buf, sizeof(buf));
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(base_port) };
-	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-	long long v = -1;
-	for (int attempt = 0; attempt < 5 && v < 0; attempt++) {
-		sendto(fd, buf, n, 0, (struct sockaddr *)&to, sizeof(to));
-		ssize_t got = recv(fd, buf, sizeof(buf), 0);
-		struct pm_reply_view rv;
-		size_t used;
-		if (got <= 0 || pm_reply_decode(buf, (size_t)got, &rv, &used) != PM_WIRE_OK ||
-		    rv.status != PM_WIRE_OK)
-			continue;
-		char text[PM_FRAME_BYTES_MAX], want[96];
-		memcpy(text, rv.value.ptr, rv.value.len);
-		text[rv.value.len] = '\0';
-		snprintf(want, sizeof(want), "\n%s:", name);
-		const char *p = strstr(text, want);
-		v = p ? atoll(p + strlen(want)) : -2;
-		n = pm_wire_request_encode(&r, buf, sizeof(buf)); /* buf was reused for the reply */
+	static struct wire c;
+	long long v = WIRE_INFO_FAILED;
+	if (wire_open(&c, NULL, "127.0.0.1", base_port, 1)) {
+		c.timeout_ms = INFO_REPLY_WAIT_MS;
+		c.attempts = INFO_ATTEMPTS;
+		v = wire_info(&c, "dataplane", NULL, name);
+		wire_close(&c);
 	}
-	close(fd);
 	return v;
 }
 
@@ -232,37 +119,10 @@ static long long info_field(const char *name)
 
 static int tcp_connect(const char *src)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (src) {
-		struct sockaddr_in me = { .sin_family = AF_INET };
-		inet_pton(AF_INET, src, &me.sin_addr);
-		if (bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0) {
-			close(fd);
-			return -1;
-		}
-	}
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(base_port - 1u) };
-	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-	if (connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
-		close(fd);
-		return -1;
-	}
+	int fd = wire_tcp_connect(src, "127.0.0.1", (uint16_t)(base_port - 1u)), one = 1;
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
-}
-
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
 }
 
 /* Reply frames on a stream until `want` non-MORE replies, the deadline, or
@@ -272,11 +132,11 @@ static uint32_t read_replies(int fd, uint32_t want, int timeout_ms, bool *closed
 	static uint8_t in[4u << 20];
 	size_t have = 0;
 	uint32_t got = 0;
-	uint64_t until = now_ms() + (uint64_t)timeout_ms;
+	uint64_t until = proc_now_ms() + (uint64_t)timeout_ms;
 	*closed = false;
-	while (got < want && now_ms() < until) {
+	while (got < want && proc_now_ms() < until) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, (int)(until - now_ms())) <= 0)
+		if (poll(&p, 1, (int)(until - proc_now_ms())) <= 0)
 			break;
 		ssize_t r = recv(fd, in + have, sizeof(in) - have, 0);
 		if (r <= 0) {
@@ -316,7 +176,7 @@ static bool polite_once(void)
 	if (fd < 0)
 		return false;
 	size_t n = enc_get("polite", 5, f, sizeof(f));
-	bool closed, ok = write_all(fd, f, n) && read_replies(fd, 1, POLITE_TIMEOUT_MS, &closed) == 1;
+	bool closed, ok = wire_write_all(fd, f, n) && read_replies(fd, 1, POLITE_TIMEOUT_MS, &closed) == 1;
 	close(fd);
 	return ok;
 }
@@ -341,7 +201,7 @@ static bool load_big(void)
 					.value = { v, sizeof(v) } };
 		size_t n = pm_wire_request_encode(&s, f, sizeof(f));
 		bool closed;
-		ok = n && write_all(fd, f, n) && read_replies(fd, 1, REPLY_TIMEOUT_MS, &closed) == 1;
+		ok = n && wire_write_all(fd, f, n) && read_replies(fd, 1, REPLY_TIMEOUT_MS, &closed) == 1;
 	}
 	if (fd >= 0)
 		close(fd);
@@ -352,7 +212,7 @@ static bool load_big(void)
 
 static void scenario_loop(int which)
 {
-	struct daemon d;
+	struct pomaid d = { 0 };
 	if (!start(&d, which, true)) {
 		printf("  %-6s reply loop: pomaid did not start\n", side_name[which]);
 		stop(&d, true);
@@ -365,30 +225,17 @@ static void scenario_loop(int which)
 		stop(&d, true);
 		return;
 	}
-	uint8_t pkt[28 + 64];
-	size_t n = enc_get("loop", 77, pkt + 28, sizeof(pkt) - 28);
-	memset(pkt, 0, 28);
-	pkt[0] = 0x45;
-	pkt[8] = 64;
-	pkt[9] = IPPROTO_UDP;
-	inet_pton(AF_INET, "127.0.0.1", pkt + 12);
-	inet_pton(AF_INET, "127.0.0.1", pkt + 16);
-	uint16_t sp = htons((uint16_t)(base_port + 1)), dp = htons(base_port),
-		 ul = htons((uint16_t)(8 + n));
-	memcpy(pkt + 20, &sp, 2);
-	memcpy(pkt + 22, &dp, 2);
-	memcpy(pkt + 24, &ul, 2);
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = dp };
-	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	uint8_t get[64];
+	size_t n = enc_get("loop", 77, get, sizeof(get));
 	long long rx0 = info_field("rx_frames");
-	double c0 = cpu_s(d.pid);
-	sendto(raw, pkt, 28 + n, 0, (struct sockaddr *)&to, sizeof(to));
+	double c0 = proc_cpu_s(d.proc.pid);
+	wire_udp_forged(raw, "127.0.0.1", (uint16_t)(base_port + 1), "127.0.0.1", base_port, get, n);
 	close(raw);
-	pause_ms(1000);
-	double c1 = cpu_s(d.pid);
+	proc_pause_ms(1000);
+	double c1 = proc_cpu_s(d.proc.pid);
 	long long rx1 = info_field("rx_frames");
-	pause_ms(2000);
-	double c2 = cpu_s(d.pid);
+	proc_pause_ms(2000);
+	double c2 = proc_cpu_s(d.proc.pid);
 	printf("  %-6s reply loop: one forged datagram -> %.2f CPU-s and %lld frames in the next"
 	       " second; %.2f CPU-s/s two seconds later\n",
 	       side_name[which], c1 - c0, rx1 - rx0 - 1, (c2 - c1) / 2.0);
@@ -398,7 +245,7 @@ static void scenario_loop(int which)
 static void scenario_pipeline(int which)
 {
 	static uint8_t frames[256 * 64];
-	struct daemon d;
+	struct pomaid d = { 0 };
 	if (!start(&d, which, true) || !load_big()) {
 		printf("  %-6s pipelining: set-up failed\n", side_name[which]);
 		stop(&d, true);
@@ -415,13 +262,13 @@ static void scenario_pipeline(int which)
 			n += enc_get(k, 10000 + j, frames + n, sizeof(frames) - n);
 		}
 		bool closed = false, closed2 = false;
-		uint32_t got = fd >= 0 && write_all(fd, frames, n) ?
+		uint32_t got = fd >= 0 && wire_write_all(fd, frames, n) ?
 				       read_replies(fd, depth, REPLY_TIMEOUT_MS, &closed) : 0;
 		bool after = false;
 		if (!closed && fd >= 0) {
 			uint8_t f[64];
 			size_t m = enc_get("small", 99999, f, sizeof(f));
-			after = write_all(fd, f, m) && read_replies(fd, 1, 3000, &closed2) == 1;
+			after = wire_write_all(fd, f, m) && read_replies(fd, 1, 3000, &closed2) == 1;
 		}
 		printf("  %-6s pipelining: %3u GETs of %u bytes on one connection -> %3u replies,"
 		       " connection %s, a small GET after: %s\n",
@@ -437,7 +284,7 @@ static void scenario_pipeline(int which)
 
 static void scenario_slowloris(int which)
 {
-	struct daemon d;
+	struct pomaid d = { 0 };
 	if (!start(&d, which, true)) {
 		printf("  %-6s slowloris: pomaid did not start\n", side_name[which]);
 		stop(&d, true);
@@ -451,15 +298,15 @@ static void scenario_slowloris(int which)
 	uint32_t open_n = 0;
 	for (uint32_t i = 0; i < slowloris_conns; i++) {
 		fds[i] = tcp_connect("127.0.0.2");
-		if (fds[i] >= 0 && write_all(fds[i], hdr, 10))
+		if (fds[i] >= 0 && wire_write_all(fds[i], hdr, 10))
 			open_n++;
 	}
 	uint32_t sent = 10, tries = 0, ok = 0;
-	uint64_t t0 = now_ms(), next_trickle = t0 + SLOWLORIS_TRICKLE_MS;
-	while (now_ms() - t0 < slowloris_ms) {
-		if (now_ms() >= next_trickle && sent < sizeof(hdr)) {
+	uint64_t t0 = proc_now_ms(), next_trickle = t0 + SLOWLORIS_TRICKLE_MS;
+	while (proc_now_ms() - t0 < slowloris_ms) {
+		if (proc_now_ms() >= next_trickle && sent < sizeof(hdr)) {
 			for (uint32_t i = 0; i < slowloris_conns; i++)
-				if (fds[i] >= 0 && !write_all(fds[i], hdr + sent, 1)) {
+				if (fds[i] >= 0 && !wire_write_all(fds[i], hdr + sent, 1)) {
 					close(fds[i]);
 					fds[i] = -1;
 				}
@@ -468,7 +315,7 @@ static void scenario_slowloris(int which)
 		}
 		tries++;
 		ok += polite_once();
-		pause_ms(POLITE_EVERY_MS);
+		proc_pause_ms(POLITE_EVERY_MS);
 	}
 	uint32_t alive = 0;
 	for (uint32_t i = 0; i < slowloris_conns; i++) {
@@ -494,7 +341,7 @@ static void scenario_slowloris(int which)
 static void scenario_readers(int which)
 {
 	static uint8_t frames[SLOW_READER_GETS * 64];
-	struct daemon d;
+	struct pomaid d = { 0 };
 	if (!start(&d, which, true) || !load_big()) {
 		printf("  %-6s slow readers: set-up failed\n", side_name[which]);
 		stop(&d, true);
@@ -506,7 +353,7 @@ static void scenario_readers(int which)
 		big_key(j, k, sizeof(k));
 		n += enc_get(k, 20000 + j, frames + n, sizeof(frames) - n);
 	}
-	long rss0 = rss_kb(d.pid);
+	long rss0 = proc_rss_kib(d.proc.pid);
 	int *fds = calloc(reader_conns, sizeof(int));
 	uint32_t open_n = 0;
 	for (uint32_t i = 0; i < reader_conns; i++) {
@@ -521,12 +368,12 @@ static void scenario_readers(int which)
 	}
 	uint32_t tries = 0, ok = 0;
 	long peak = rss0;
-	for (uint64_t t0 = now_ms(); now_ms() - t0 < 5000;) {
+	for (uint64_t t0 = proc_now_ms(); proc_now_ms() - t0 < 5000;) {
 		tries++;
 		ok += polite_once();
-		long r = rss_kb(d.pid);
+		long r = proc_rss_kib(d.proc.pid);
 		peak = r > peak ? r : peak;
-		pause_ms(POLITE_EVERY_MS);
+		proc_pause_ms(POLITE_EVERY_MS);
 	}
 	for (uint32_t i = 0; i < reader_conns; i++)
 		if (fds[i] >= 0)
@@ -541,9 +388,9 @@ static void scenario_readers(int which)
 
 static void scenario_symlink(int which)
 {
-	struct daemon d;
+	struct pomaid d = { 0 };
 	snprintf(d.dir, sizeof(d.dir), "/tmp/pomai-attack-XXXXXX");
-	char victim[] = "/tmp/pomai-victim-XXXXXX", link[128];
+	char victim[] = "/tmp/pomai-victim-XXXXXX", link[PATH_MAX + 32];
 	int vfd = mkstemp(victim);
 	if (!mkdtemp(d.dir) || vfd < 0 || write(vfd, "precious\n", 9) != 9) {
 		printf("  %-6s symlink: set-up failed\n", side_name[which]);

@@ -28,57 +28,39 @@
 #   SERVER_CPU=1 CLIENT_CPU=0 KEYS=100000 DEPTH=32 DURATION=5
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${POMAI_IN_NETNS:-}" ]; then
 	[ "$(id -u)" = 0 ] || { echo "$0: needs root (network namespace, tap, EAL)" >&2; exit 2; }
 	POMAI_IN_NETNS=1 exec unshare --net "$0" "$@"
 fi
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
-build=${BUILD_DIR:-$root/build-perf}
-server_cpu=${SERVER_CPU:-1}
-client_cpu=${CLIENT_CPU:-0}
 keys=${KEYS:-100000}
 depth=${DEPTH:-32}
 duration=${DURATION:-5}
 [ "${1:-}" = --quick ] && { keys=20000; duration=2; }
-pomaid=$build/dataplane/pomaid
-bench=$build/perf/pomai-bench
 [ -x "$pomaid" ] && [ -x "$bench" ] ||
 	{ echo "$0: build first: ninja -C $build dataplane/pomaid perf/pomai-bench" >&2; exit 2; }
 
-work=$(mktemp -d /tmp/dpdk_vs_kernel.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work" /var/run/dpdk/pmbench*
-}
-trap cleanup EXIT
+pm_work_dir dpdk_vs_kernel
+pm_cleanup_hook() { rm -rf /var/run/dpdk/pmbench*; }
 ip link set lo up
 
-echo "command: $0 $*"
-echo "date:    $(date -u +%FT%TZ)"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
-echo "load:    1 shard on CPU $server_cpu (busy polling), 1 client thread on CPU $client_cpu," \
+pm_header "$@"
+echo "bench:   1 shard on CPU $server_cpu (busy polling), 1 client thread on CPU $client_cpu," \
 	"$keys keys x 32 B, GET depth 1 and $depth, ${duration} s each"
 echo
 
-start_pomaid() { # args... -> pomaid_pid
-	"$pomaid" --shards 1 --cores "$server_cpu" --polling busy --tcp-port 0 \
-		--arena-bytes 256M --hugepages no --data-dir "$work/var" "$@" >"$work/pomaid.log" 2>&1 &
-	pomaid_pid=$!
-	pids+=("$pomaid_pid")
-	for _ in $(seq 300); do
-		grep -q ready "$work/pomaid.log" && { grep ready "$work/pomaid.log"; return; }
-		kill -0 "$pomaid_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "$0: pomaid did not start:" >&2; cat "$work/pomaid.log" >&2; exit 2
+start_pomaid() { # args...
+	: >"$work/pomaid.log"
+	pm_start_pomaid "$work/pomaid.log" --shards 1 --cores "$server_cpu" --polling busy \
+		--tcp-port 0 --arena-bytes 256M --hugepages no --data-dir "$work/var" "$@" ||
+		{ echo "$0: pomaid did not start:" >&2; cat "$work/pomaid.log" >&2; exit 2; }
+	grep ready "$work/pomaid.log"
 }
 
 stop_pomaid() {
-	kill "$pomaid_pid" 2>/dev/null || true
-	wait "$pomaid_pid" 2>/dev/null || true
+	pm_stop_pomaid
 }
 
 # One path: preload, GET depth 1, GET depth $depth. $1 = label; the rest are

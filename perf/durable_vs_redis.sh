@@ -20,52 +20,31 @@
 #   BUILD_DIR=dir (default <repo>/build-perf) WORK_DIR=dir (default /var/tmp)
 #   SERVER_CPU=1 CLIENT_CPU=0 KEYS=100000 N=200000 CONC="1 16 64"
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build-perf}
-server_cpu=${SERVER_CPU:-1}
-client_cpu=${CLIENT_CPU:-0}
 keys=${KEYS:-100000}
 n=${N:-200000}
 conc=${CONC:-1 16 64}
 [ "${1:-}" = --quick ] && { n=20000; conc="1 16"; }
-pomaid=$build/dataplane/pomaid
-bench=$build/perf/pomai-bench
 for tool in redis-server redis-benchmark redis-cli taskset ss; do
 	command -v $tool >/dev/null || { echo "$0: $tool not found" >&2; exit 2; }
 done
 [ -x "$pomaid" ] && [ -x "$bench" ] || { echo "$0: build $build first" >&2; exit 2; }
 
-work=$(mktemp -d "${WORK_DIR:-/var/tmp}/durable_vs_redis.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+WORK_DIR=${WORK_DIR:-/var/tmp} pm_work_dir durable_vs_redis
 
-port_free() { [ -z "$(ss -Htuan "( sport = :$1 )")" ]; }
-free_port() { # a free port p with p-1 and p+1 free too
-	for p in $(seq 23001 101 60000); do
-		port_free $((p - 1)) && port_free "$p" && port_free $((p + 1)) && { echo "$p"; return; }
-	done
-	exit 2
-}
-
-echo "command: $0 $*"
-echo "date:    $(date -u +%FT%TZ)"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
-echo "disk:    $(df -hT "$work" | awk 'NR == 2 { print $1, $2, $3 }') ($work)"
+pm_header "$@"
+pm_header_disk "$work"
 echo "redis:   $(redis-server --version | awk '{ print $3 }')"
 echo
 
 # ---------------------------------------------------------------- Redis
-rport=$(free_port)
+rport=$(pm_free_ports 1 23001)
 taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port "$rport" --save '' \
 	--appendonly yes --appendfsync always --dir "$work" --logfile "$work/redis.log" \
 	--daemonize no &
-pids+=($!)
+pm_track $!
 for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 for c in $conc; do
 	out=$(taskset -c "$client_cpu" redis-benchmark -p "$rport" -t set -d 32 -r "$keys" -n "$n" \
@@ -78,13 +57,13 @@ done
 # ---------------------------------------------------------------- Pomai
 # twice: log I/O through io_uring (the default), and pwrite on the worker
 for io in yes no; do
-	pport=$(free_port)
+	pport=$(pm_free_ports 1 23001)
 	rm -rf "$work/pomai"
-	"$pomaid" --wal sync --wal-io-uring "$io" --shards 1 --cores "$server_cpu" --base-port "$pport" \
-		--tcp-port $((pport - 1)) --arena-bytes 512M --data-dir "$work/pomai" >"$work/pomaid.log" 2>&1 &
-	ppid=$!
-	pids+=("$ppid")
-	for _ in $(seq 100); do grep -q ready "$work/pomaid.log" && break; sleep 0.1; done
+	: >"$work/pomaid.log"
+	pm_start_pomaid "$work/pomaid.log" --wal sync --wal-io-uring "$io" --shards 1 \
+		--cores "$server_cpu" --base-port "$pport" --tcp-port $((pport - 1)) \
+		--arena-bytes 512M --data-dir "$work/pomai" ||
+		{ echo "$0: pomaid did not start:" >&2; cat "$work/pomaid.log" >&2; exit 2; }
 	grep ready "$work/pomaid.log"
 	for c in $conc; do
 		line=$("$bench" --host 127.0.0.1 --port "$pport" --cpus "$client_cpu" --set-only \
@@ -94,8 +73,7 @@ for io in yes no; do
 		echo "RESULT server=pomai-uring-$io conc=$c ops_s=$ops p99_ms=$(awk -v u="$p99" 'BEGIN { printf "%.3f", u / 1000 }')" |
 			tee -a "$work/results"
 	done
-	kill "$ppid"
-	wait "$ppid" 2>/dev/null || true
+	pm_stop_pomaid
 done
 redis-cli -p "$rport" info persistence | grep -E "aof_enabled|aof_last_write_status" || true
 

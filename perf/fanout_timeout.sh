@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
 # fanout_timeout.sh — the measurement behind knn_timeout_ms's default: fan-out
@@ -10,23 +10,23 @@
 # starts it stops; the hogs end by themselves after HOG_SECONDS in any case.
 #
 # usage: perf/fanout_timeout.sh BUILD_DIR [ROUNDS] [HOGS]
-set -eu
+#   PORT=27700 (the base port; 0: free ports picked)
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
 build=${1:?usage: perf/fanout_timeout.sh BUILD_DIR [ROUNDS] [HOGS]}
 rounds=${2:-1000}
 hogs=${3:-2}
 hog_seconds=600
 port=${PORT:-27700}
-dir=$(mktemp -d /tmp/pomai-fanout-XXXXXX)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
+pomaid=$build/dataplane/pomaid
+pm_work_dir pomai-fanout
+dir=$pm_work
 
 cpus=$(nproc)
 cores_list() { # n entries: 0,1,...,cpus-1,0,1,...
-	i=0; out=""
+	local i=0 out=""
 	while [ "$i" -lt "$1" ]; do
 		out="$out${out:+,}$((i % cpus))"; i=$((i + 1))
 	done
@@ -34,28 +34,23 @@ cores_list() { # n entries: 0,1,...,cpus-1,0,1,...
 }
 
 run() { # shards, label
+	local p=$port
+	[ "$p" != 0 ] || p=$(pm_free_ports "$1" 27700)
 	rm -rf "$dir/data" "$dir/pomaid.log"; mkdir -p "$dir/data"
-	"$build/dataplane/pomaid" --shards "$1" --cores "$(cores_list "$1")" --base-port "$port" \
+	pm_start_pomaid "$dir/pomaid.log" --shards "$1" --cores "$(cores_list "$1")" --base-port "$p" \
 		--tcp-port 0 --arena-bytes 16M --seeds 65536 --hugepages no --wal none \
-		--data-dir "$dir/data" --knn-timeout-ms 60000 >"$dir/pomaid.log" 2>&1 &
-	dpid=$!
-	pids="$pids $dpid"
-	n=0
-	until grep -qs "pomaid: ready" "$dir/pomaid.log"; do
-		n=$((n + 1)); [ "$n" -lt 200 ] || { cat "$dir/pomaid.log"; exit 2; }
-		sleep 0.05
-	done
+		--data-dir "$dir/data" --knn-timeout-ms 60000 || { cat "$dir/pomaid.log"; exit 2; }
 	echo "== shards $1, $2"
-	"$build/perf/fanout_latency" --port "$port" --shards "$1" --rounds "$rounds" \
+	"$build/perf/fanout_latency" --port "$p" --shards "$1" --rounds "$rounds" \
 		|| { echo "fanout_latency failed; pomaid said:"; cat "$dir/pomaid.log"; }
-	kill "$dpid"; wait "$dpid" 2>/dev/null || true
+	pm_stop_pomaid
 }
 
-echo "# $(date -u +%FT%TZ) $(uname -r), $cpus CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+pm_header "$@"
 for s in 2 4 32; do run "$s" "no hog"; done
 i=0
 while [ "$i" -lt "$hogs" ]; do
 	timeout "$hog_seconds" sh -c 'while :; do :; done' &
-	pids="$pids $!"; i=$((i + 1))
+	pm_track $!; i=$((i + 1))
 done
 for s in 2 4 32; do run "$s" "$hogs CPU hogs"; done

@@ -32,9 +32,9 @@
 #   (EF > 0: an HNSW collection, queried at that ef: a graph search is not
 #   sliced, so there the GETs wait behind one whole search at most)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build-perf}
 flood=$build/tests/pomai-knn-flood
 after=${AFTER:-$build/dataplane/pomaid}
 before=${BEFORE:-}
@@ -52,14 +52,9 @@ nicev=${NICE:-0}
 [ -x "$flood" ] && [ -x "$after" ] || { echo "$0: build $build first (pomaid, pomai-knn-flood)" >&2; exit 2; }
 [ -n "$before" ] && [ -x "$before" ] || { echo "$0: BEFORE=path-to-old-pomaid is required" >&2; exit 2; }
 
-echo "command: $0 $*"
-echo "date:    $(date -u +%FT%TZ)"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
-echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the start; nice $nicev"
-if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
-	echo "source:  git $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- engine dataplane tests ||
-		echo ', engine/dataplane/tests modified')"
-fi
+pm_header "$@"
+pm_header_source "$build"
+echo "nice:    $nicev"
 echo "before:  $before"
 echo "after:   $after"
 echo "scenario: $shards shards, $vectors $([ "$ef" -gt 0 ] && echo "HNSW (ef $ef)" || echo flat) vectors" \

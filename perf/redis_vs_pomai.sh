@@ -40,11 +40,9 @@
 #   KNN_EF=10,20,40,80,160  ef values of the KNN stage
 #   KNN_DEPTHS="1 8"        queries in flight (one client thread) of the KNN stage
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build-perf}
-server_cpu=${SERVER_CPU:-1}
-client_cpu=${CLIENT_CPU:-0}
 keys=${KEYS:-1000000}
 n1=${N1:-100000}
 n16=${N16:-1000000}
@@ -59,8 +57,6 @@ for a in "$@"; do
 	esac
 done
 
-pomaid=$build/dataplane/pomaid
-bench=$build/perf/pomai-bench
 for tool in redis-server redis-benchmark redis-cli taskset ss; do
 	command -v $tool >/dev/null || { echo "$0: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 2; }
 done
@@ -69,63 +65,27 @@ if [ ! -x "$pomaid" ] || [ ! -x "$bench" ]; then
 	exit 2
 fi
 
-work=$(mktemp -d /tmp/redis_vs_pomai.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+pm_work_dir redis_vs_pomai
 
 # ------------------------------------------------------------------ helpers
 
-port_free() { [ -z "$(ss -Htuan "( sport = :$1 )")" ]; }
-
-# A free base port with `span` free ports from base-1 (pomaid's TCP port).
-free_ports() {
-	local span=$1 base
-	for base in $(seq 21000 97 60000); do
-		local ok=1 p
-		for p in $(seq $((base - 1)) $((base + span))); do
-			port_free "$p" || { ok=0; break; }
-		done
-		[ $ok = 1 ] && { echo "$base"; return; }
-	done
-	echo "$0: no free ports" >&2; exit 2
-}
-
 start_pomaid() { # shards cores arena -> sets pomaid_pid, pomai_port
-	pomai_port=$(free_ports $(($1 + 1)))
-	"$pomaid" --bind 127.0.0.1 --base-port "$pomai_port" --tcp-port $((pomai_port - 1)) \
-		--shards "$1" --cores "$2" --arena-bytes "$3" --data-dir "$work/pomai" \
-		>"$work/pomaid.log" 2>&1 &
-	pomaid_pid=$!
-	pids+=("$pomaid_pid")
-	for _ in $(seq 100); do
-		grep -q ready "$work/pomaid.log" && { cat "$work/pomaid.log"; return; }
-		kill -0 "$pomaid_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "$0: pomaid did not start:" >&2; cat "$work/pomaid.log" >&2; exit 2
-}
-
-stop_pid() {
-	kill "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
+	pomai_port=$(pm_free_ports $(($1 + 1)))
+	: >"$work/pomaid.log"
+	pm_start_pomaid "$work/pomaid.log" --bind 127.0.0.1 --base-port "$pomai_port" \
+		--tcp-port $((pomai_port - 1)) --shards "$1" --cores "$2" --arena-bytes "$3" \
+		--data-dir "$work/pomai" ||
+		{ echo "$0: pomaid did not start:" >&2; cat "$work/pomaid.log" >&2; exit 2; }
+	cat "$work/pomaid.log"
 }
 
 start_redis() { # -> redis_pid, redis_port
-	redis_port=$(free_ports 1)
+	redis_port=$(pm_free_ports 1)
 	taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port "$redis_port" \
 		--save '' --appendonly no --protected-mode yes --daemonize no \
 		--dir "$work" --logfile "$work/redis.log" &
 	redis_pid=$!
-	pids+=("$redis_pid")
+	pm_track "$redis_pid"
 	for _ in $(seq 100); do
 		redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null | grep -q PONG && return
 		sleep 0.1
@@ -185,10 +145,9 @@ p99_verdict() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b ? "yes" : "no") }
 
 # ------------------------------------------------------------------ KV
 
-echo "== redis_vs_pomai: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(uname -srm), $(nproc) CPUs," \
-	"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
-echo "== source: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown);" \
-	"$(redis-server --version | cut -d' ' -f1-3)"
+pm_header "$@"
+pm_header_source "$build"
+echo "redis:   $(redis-server --version | cut -d' ' -f1-3)"
 echo "== servers on CPU $server_cpu, load generators on CPU $client_cpu; $keys keys," \
 	"32-byte values; $n1 requests per cell unpipelined, $n16 pipelined"
 configs=("1 1 $n1" "1 16 $n16" "4 16 $n16")
@@ -199,7 +158,7 @@ for cfg in "${configs[@]}"; do
 	read -r c p n <<<"$cfg"
 	run_redis "$c" "$p" "$n"
 done
-stop_pid "$redis_pid"
+pm_stop "$redis_pid"
 
 start_pomaid 1 "$server_cpu" 256M
 taskset -c "$client_cpu" "$bench" --port "$pomai_port" --keys "$keys" --preload-only \
@@ -210,7 +169,7 @@ for tr in udp tcp; do
 		run_pomai "$tr" "$c" "$p" "$n"
 	done
 done
-stop_pid "$pomaid_pid"
+pm_stop_pomaid
 
 echo
 echo "| Redis config | Pomai config | op | Redis ops/s | Redis p99 us | Pomai UDP ops/s | p99 us | UDP/Redis | p99 <= Redis | Pomai TCP ops/s | p99 us | TCP/Redis |"
@@ -237,5 +196,5 @@ if [ $do_knn = 1 ]; then
 		"$bench" --knn --port "$pomai_port" --shards 2 --depth "$d" --ef "$knn_ef" \
 			--duration 5 --warmup 1 | grep -vE '^(command|date|uname|cpu|nproc|cache|build):'
 	done
-	stop_pid "$pomaid_pid"
+	pm_stop_pomaid
 fi

@@ -15,9 +15,10 @@
 # as built by Debian is the slow half), bench_hnsw ~9 min (FAISS's HNSW build
 # ~1.5 min, the hnswlib churn runs ~3.5 min).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build-perf}
+root=$pm_root
 
 if [ -d "$build/meson-info" ]; then
 	meson configure "$build" -Dbuildtype=release -Dperf=enabled # in case it was not
@@ -26,8 +27,8 @@ else
 fi
 ninja -C "$build" perf/pomai-demo perf/bench_kv perf/bench_knn perf/bench_hnsw
 
-echo "== source: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)"
-echo "== build:  $build (release)"
+pm_header "$@"
+pm_header_source "$build"
 echo
 
 "$build/perf/pomai-demo"

@@ -43,11 +43,9 @@
 #   SERVER_CPU=1 CLIENT_CPU=0 SHARDS=1 KEYS=4000000 VALUE_SIZE=256 PAIRS=4
 #   DURATION=5 DEPTH=16 RATIO=1:1 SOURCE_NOTE=text (printed when the source is not a git checkout)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build-perf}
-server_cpu=${SERVER_CPU:-1}
-client_cpu=${CLIENT_CPU:-0}
 shards=${SHARDS:-1}
 keys=${KEYS:-4000000}
 vsize=${VALUE_SIZE:-256}
@@ -56,9 +54,7 @@ duration=${DURATION:-5}
 depth=${DEPTH:-16}
 ratio=${RATIO:-1:1}
 [ "${1:-}" = --quick ] && { keys=500000; pairs=2; duration=3; }
-pomaid=$build/dataplane/pomaid
 cli=$build/client/pomai-cli
-bench=$build/perf/pomai-bench
 for tool in taskset ss stdbuf tail mkfifo /usr/bin/time; do
 	command -v $tool >/dev/null || { echo "$0: $tool not found" >&2; exit 2; }
 done
@@ -70,57 +66,37 @@ per_shard=$(((keys + shards - 1) / shards))
 seeds=$((per_shard * 5 / 4))
 arena=$(((seeds * 64 + per_shard * ((vsize + 63) / 64 * 64) * 11 / 10 + (128 << 20)) >> 20))M
 
-work=$(mktemp -d "${WORK_DIR:-/var/tmp}/snapshot_cost.XXXXXX")
+WORK_DIR=${WORK_DIR:-/var/tmp} pm_work_dir snapshot_cost
 ppid=
 loop=
 tailpid=
-cleanup() {
+pm_cleanup_hook() { # the snapshot loop and its tail; pomaid is lib.sh's
 	rm -f "$work/loop.run"
 	for p in $tailpid $loop; do
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
-	if [ -n "$ppid" ]; then
-		kill "$ppid" 2>/dev/null || true
-		wait "$ppid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-port_free() { [ -z "$(ss -Htuan "( sport = :$1 )")" ]; }
-free_port() { # a free port p with p-1 (TCP) and p+1 free too
-	for p in $(seq 25001 101 60000); do
-		port_free $((p - 1)) && port_free "$p" && port_free $((p + 1)) && { echo "$p"; return; }
-	done
-	exit 2
 }
 
-echo "command: $0 $*"
-echo "date:    $(date -u +%FT%TZ)"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
-echo "disk:    $(df -hT "$work" | awk 'NR == 2 { print $1, $2, $3 }') ($work)"
-src=$(sed -n 's/.*"source": "\([^"]*\)".*/\1/p' "$build/meson-info/meson-info.json" 2>/dev/null)
-if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
-	srcv="git $(git -C "$src" rev-parse --short HEAD)$(git -C "$src" diff --quiet HEAD -- engine dataplane ||
-		echo ', engine/dataplane modified')"
-else
-	srcv="not a git checkout${SOURCE_NOTE:+: $SOURCE_NOTE}"
-fi
-echo "build:   $build (source $src, $srcv)"
+pm_header "$@"
+pm_header_disk "$work"
+pm_header_source "$build"
 
-port=$(free_port)
+port=$(pm_free_ports 1 25001)
 dir=$work/data
 pcli() { "$cli" --port "$port" --shards "$shards" "$@"; }
 # (awk reads INFO to its end: grep -m1 would close the pipe early, SIGPIPE)
 info() { pcli info | tr -d '\r' | awk -F: -v k="$1" '$1 == k && !f { print $2; f = 1 }'; }
 
-taskset -c "$server_cpu" stdbuf -oL "$pomaid" --wal batch --shards "$shards" --cores "$server_cpu" \
-	--base-port "$port" --tcp-port $((port - 1)) --arena-bytes "$arena" --seeds "$seeds" \
-	--data-dir "$dir" --snapshot-interval-s 0 --snapshot-wal-bytes 0 >"$work/pomaid.log" 2>&1 &
-ppid=$!
-for _ in $(seq 100); do grep -q '^pomaid: ready' "$work/pomaid.log" && break; sleep 0.1; done
-grep '^pomaid: ready' "$work/pomaid.log" || { cat "$work/pomaid.log"; exit 1; }
+# pomaid pinned, its output line-buffered (see above); the same flags for the restart
+PM_WRAP="taskset -c $server_cpu stdbuf -oL"
+pomaid_args=(--wal batch --shards "$shards" --cores "$server_cpu" --base-port "$port"
+	--tcp-port $((port - 1)) --arena-bytes "$arena" --seeds "$seeds" --data-dir "$dir"
+	--snapshot-interval-s 0 --snapshot-wal-bytes 0)
+: >"$work/pomaid.log"
+pm_start_pomaid "$work/pomaid.log" "${pomaid_args[@]}" || { cat "$work/pomaid.log"; exit 1; }
+ppid=$pomaid_pid
+grep '^pomaid: ready' "$work/pomaid.log"
 echo "server:  pomaid --wal batch --shards $shards on CPU $server_cpu, arena $arena, seeds $seeds per shard;" \
 	"load generator on CPU $client_cpu"
 echo "load:    $keys keys of 16 B, $vsize-byte values; runs of $duration s (+1 s warm-up), depth $depth," \
@@ -239,26 +215,12 @@ echo "INFO at the end: snapshots_completed $(info snapshots_completed), snapshot
 
 # The last snapshot must hold the data: restart from it (plus the log after
 # it) and check every key is back with its bytes.
-kill -TERM "$ppid"
-wait "$ppid" 2>/dev/null || true
-# (its output through a FIFO this shell blocks on: no polling while it loads)
-mkfifo "$work/out"
-t0=$EPOCHREALTIME
-taskset -c "$server_cpu" stdbuf -oL "$pomaid" --wal batch --shards "$shards" --cores "$server_cpu" \
-	--base-port "$port" --tcp-port $((port - 1)) --arena-bytes "$arena" --seeds "$seeds" \
-	--data-dir "$dir" --snapshot-interval-s 0 --snapshot-wal-bytes 0 >"$work/out" 2>&1 &
-ppid=$!
-exec 3<"$work/out"
-rline=
-while IFS= read -r -u 3 rline && printf '%s\n' "$rline" >>"$work/restart.log"; do
-	[[ $rline == "pomaid: ready"* ]] && break
-done
-t1=$EPOCHREALTIME
-[[ $rline == "pomaid: ready"* ]] || { echo "restart FAILED:"; cat "$work/restart.log"; exit 1; }
-cat <&3 >>"$work/restart.log" &
-tailpid=$!
-exec 3<&-
-echo "restart: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s to ready;" \
+pm_stop_pomaid
+: >"$work/restart.log"
+pm_start_pomaid "$work/restart.log" "${pomaid_args[@]}" ||
+	{ echo "restart FAILED:"; cat "$work/restart.log"; exit 1; }
+ppid=$pomaid_pid
+echo "restart: $(awk -v s="$ready_s" 'BEGIN { printf "%.2f", s }') s to ready;" \
 	"$(grep -hE 'loaded:|recovered' "$work/restart.log" | sed 's/^pomaid: //; s/snapshot [^ ]*\/\([0-9]*\.snap\)/snapshot \1/' | paste -sd';')"
 line=$("$bench" --port "$port" --shards "$shards" --cpus "$client_cpu" --keys "$keys" \
 	--value-size "$vsize" --depth 64 --get-only --expect-hits --requests "$keys" --warmup 0 | grep '^RESULT')

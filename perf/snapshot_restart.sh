@@ -37,11 +37,9 @@
 #   DATA=/usr/share/datasets/fashion-mnist CHECK_ROWS=5
 #   SOURCE_NOTE=text (printed when the build's source is not a git checkout)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build-perf}
-server_cpu=${SERVER_CPU:-1}
-client_cpu=${CLIENT_CPU:-0}
 shard_counts=${SHARDS:-1 2}
 restarts=${RESTARTS:-3}
 queries=${QUERIES:-1000}
@@ -49,9 +47,7 @@ efs=${EFS:-10,20,80}
 data=${DATA:-/usr/share/datasets/fashion-mnist}
 check_rows=${CHECK_ROWS:-5}
 [ "${1:-}" = --quick ] && { shard_counts=1; restarts=1; queries=200; }
-pomaid=$build/dataplane/pomaid
 cli=$build/client/pomai-cli
-bench=$build/perf/pomai-bench
 train=$data/train-images-idx3-ubyte.gz
 test=$data/t10k-images-idx3-ubyte.gz
 for tool in taskset ss dd fincore; do
@@ -68,38 +64,11 @@ node_bytes=3328
 seeds=131072
 arena_for() { echo $(((vectors / $1 * 11 / 10 * node_bytes + seeds * 64 + (64 << 20)) >> 20))M; }
 
-work=$(mktemp -d "${WORK_DIR:-/var/tmp}/snapshot_restart.XXXXXX")
-ppid=
-drain=
-cleanup() {
-	for p in $ppid $drain; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+WORK_DIR=${WORK_DIR:-/var/tmp} pm_work_dir snapshot_restart
 
-port_free() { [ -z "$(ss -Htuan "( sport = :$1 )")" ]; }
-free_port() { # a free port p with p-1 (TCP) and p+1.. (shards) free too
-	for p in $(seq 24001 101 60000); do
-		port_free $((p - 1)) && port_free "$p" && port_free $((p + 1)) && { echo "$p"; return; }
-	done
-	exit 2
-}
-
-echo "command: $0 $*"
-echo "date:    $(date -u +%FT%TZ)"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
-echo "disk:    $(df -hT "$work" | awk 'NR == 2 { print $1, $2, $3 }') ($work)"
-src=$(sed -n 's/.*"source": "\([^"]*\)".*/\1/p' "$build/meson-info/meson-info.json" 2>/dev/null)
-if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
-	srcv="git $(git -C "$src" rev-parse --short HEAD)$(git -C "$src" diff --quiet HEAD -- engine dataplane ||
-		echo ', engine/dataplane modified')"
-else
-	srcv="not a git checkout${SOURCE_NOTE:+: $SOURCE_NOTE}"
-fi
-echo "build:   $build (source $src, $srcv)"
+pm_header "$@"
+pm_header_disk "$work"
+pm_header_source "$build"
 echo
 
 # ---------------------------------------------------------------- helpers
@@ -107,54 +76,29 @@ echo
 # CPU ticks (1/100 s) all CPUs have been busy.
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 
-# start LOG: launch pomaid on the current shard count; wait for "ready".
-# Sets ready_s to the seconds from exec to ready, and others to the CPU
-# everything but pomaid used meanwhile (% of one CPU: other processes on the
-# machine, this script); returns 1 if pomaid exited.
+# start LOG: launch pomaid on the current shard count; wait for "ready"
+# (pm_start_pomaid: blocked on its output, no polling). Sets ready_s to the
+# seconds from exec to ready, and others to the CPU everything but pomaid used
+# meanwhile (% of one CPU: other processes on the machine, this script);
+# returns 1 if pomaid exited.
 start() {
-	local log=$1 t0 t1 b0 rest line=
+	local log=$1 b0 rest
 	ready_s=
 	others=
 	b0=$(busy_ticks)
-	t0=$EPOCHREALTIME
-	# pomaid's output comes through a FIFO that this shell blocks on: waiting
-	# for "ready" costs no CPU (polling the file would fork 100 times a second
-	# on a 2-core machine); once it is there, cat drains the rest into LOG.
-	rm -f "$work/out"
-	mkfifo "$work/out"
-	taskset -c "$cpus" "$pomaid" --wal batch --shards "$n" --cores "$cpus" --base-port "$port" \
-		--tcp-port $((port - 1)) --arena-bytes "$arena" --seeds "$seeds" --data-dir "$dir" \
-		--snapshot-interval-s 0 --snapshot-wal-bytes 0 >"$work/out" 2>&1 &
-	ppid=$!
-	exec 3<"$work/out"
 	: >"$log"
-	while IFS= read -r -u 3 line && printf '%s\n' "$line" >>"$log"; do
-		[[ $line == "pomaid: ready"* ]] && break
-	done
-	t1=$EPOCHREALTIME
-	if [[ $line != "pomaid: ready"* ]]; then # end of its output: pomaid exited
-		exec 3<&-
-		wait "$ppid" 2>/dev/null || true
-		ppid=
-		return 1
-	fi
-	cat <&3 >>"$log" &
-	drain=$!
-	exec 3<&-
-	read -r rest <"/proc/$ppid/stat"
+	PM_WRAP="taskset -c $cpus" pm_start_pomaid "$log" --wal batch --shards "$n" --cores "$cpus" \
+		--base-port "$port" --tcp-port $((port - 1)) --arena-bytes "$arena" --seeds "$seeds" \
+		--data-dir "$dir" --snapshot-interval-s 0 --snapshot-wal-bytes 0 || return 1
+	read -r rest <"/proc/$pomaid_pid/stat"
 	# shellcheck disable=SC2086
 	set -- ${rest##*) }
-	ready_s=$(echo "$t1 $t0" | awk '{ printf "%.3f", $1 - $2 }')
 	others=$(awk -v b0="$b0" -v b1="$(busy_ticks)" -v p=$((${12} + ${13})) -v s="$ready_s" \
 		'BEGIN { printf "%.0f%%", (b1 - b0 - p) / s }')
 }
 
 stop() {
-	kill -TERM "$ppid"
-	wait "$ppid" 2>/dev/null || true
-	ppid=
-	wait "$drain" 2>/dev/null || true # cat ends with pomaid's output
-	drain=
+	pm_stop_pomaid
 }
 
 # Drop the data dir's files from the page cache (written back first).
@@ -208,7 +152,7 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR 
 # ---------------------------------------------------------------- per shard count
 
 for n in $shard_counts; do
-	port=$(free_port)
+	port=$(pm_free_ports 1 24001)
 	dir=$work/data-$n
 	arena=$(arena_for "$n")
 	if [ "$n" = 1 ]; then cpus=$server_cpu; else cpus=$(seq -s, 0 $((n - 1))); fi

@@ -1,16 +1,30 @@
 /* SPDX-License-Identifier: MIT
  *
  * cu_main.h — the shared CUnit runner: each test file lists its tests in a
- * static CU_TestInfo array and calls pm_cu_run(suite_name, tests).
- * Exit codes follow meson: 0 pass, 1 fail, 77 skip.
+ * static CU_TestInfo array and calls pm_cu_run(suite_name, tests), or
+ * registers its suites (with set-up and clean-up) and ends through
+ * pm_cu_run_registered(). Every suite ends through one of the two: no suite
+ * counts CUnit's failures by hand.
+ *
+ * Exit codes follow meson: 0 pass, 1 fail, 77 skip. A run in which no test
+ * ran fails (a suite whose set-up failed, a filter that matched nothing, a
+ * table left empty): passing it would hide exactly the breakage that stopped
+ * every test. 77 is only for a suite that cannot run on this machine (no
+ * root, no /dev/net/tun, no /dev/fuse), said so before any test is
+ * registered, through pm_cu_cannot_run(): under CI=true, which runs on a
+ * machine that has all of it, that is a failure instead.
  */
 #ifndef POMAI_TESTS_CU_MAIN_H
 #define POMAI_TESTS_CU_MAIN_H
 
 #include <CUnit/Basic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "rand.h"
 
 #define PM_TEST_SKIP 77
 
@@ -27,12 +41,26 @@ static inline int pm_cu_run_registered(void)
 	return failed || ran == 0 ? 1 : 0;
 }
 
-static inline int pm_cu_run(const char *suite_name, CU_TestInfo *tests)
+/* The exit code of a suite that cannot run here: why (and detail, may be
+ * NULL) printed; PM_TEST_SKIP, or 1 under CI=true. */
+static inline int pm_cu_cannot_run(const char *suite, const char *why, const char *detail)
+{
+	const char *ci = getenv("CI");
+	bool must = ci && !strcmp(ci, "true");
+	printf("%s: NOTICE: not run: %s%s%s%s\n", suite, why, detail ? ": " : "", detail ? detail : "",
+	       must ? " — but CI=true: failing" : "; skipped");
+	return must ? 1 : PM_TEST_SKIP;
+}
+
+/* One suite with its set-up and clean-up (either may be NULL): a set-up that
+ * fails fails the run. */
+static inline int pm_cu_run_suite(const char *suite_name, CU_InitializeFunc init,
+				  CU_CleanupFunc clean, CU_TestInfo *tests)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	CU_SuiteInfo suites[] = {
-		{ suite_name, NULL, NULL, NULL, NULL, tests },
+		{ suite_name, init, clean, NULL, NULL, tests },
 		CU_SUITE_INFO_NULL,
 	};
 	if (CU_register_suites(suites) != CUE_SUCCESS) {
@@ -43,13 +71,9 @@ static inline int pm_cu_run(const char *suite_name, CU_TestInfo *tests)
 	return pm_cu_run_registered();
 }
 
-/* Deterministic test RNG (splitmix64): tests print their seed on failure paths. */
-static inline uint64_t pm_test_rand(uint64_t *s)
+static inline int pm_cu_run(const char *suite_name, CU_TestInfo *tests)
 {
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
+	return pm_cu_run_suite(suite_name, NULL, NULL, tests);
 }
 
 #endif

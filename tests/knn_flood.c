@@ -23,7 +23,8 @@
 #include "bridge.h"
 #include "knn_flood.h"
 #include "pomai.h"
-#include "ports.h"
+#include "proc.h"
+#include "rand.h"
 
 #define POLITE_SRC "127.0.0.1"
 #define FLOOD_SRC "127.0.0.3"
@@ -44,25 +45,10 @@
 /* Pipelined VADDs while loading. */
 #define LOAD_IN_FLIGHT 256u
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
 static void rand_vec(float *v, uint32_t dim, uint64_t *s)
 {
 	for (uint32_t i = 0; i < dim; i++)
-		v[i] = (float)(rnd(s) % 20001) / 10000.0f - 1.0f;
+		v[i] = (float)(pm_test_rand(s) % 20001) / 10000.0f - 1.0f;
 }
 
 void flood_vector(uint32_t i, uint32_t dim, float *out)
@@ -73,89 +59,38 @@ void flood_vector(uint32_t i, uint32_t dim, float *out)
 
 /* ---------------------------------------------------------------- the daemon */
 
-static bool wait_ready(int fd)
-{
-	char buf[4096] = { 0 };
-	size_t got = 0;
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	const char *ready;
-	while (got < sizeof(buf) - 1 &&
-	       (!(ready = strstr(buf, "pomaid: ready")) || !strchr(ready, '\n')) &&
-	       poll(&pfd, 1, 30000) > 0) {
-		ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	if (!strstr(buf, "pomaid: ready"))
-		fprintf(stderr, "knn_flood: pomaid did not start:\n%s\n", buf);
-	return strstr(buf, "pomaid: ready") != NULL;
-}
-
 int flood_daemon_start(const struct flood_cfg *cfg, struct flood_daemon *d)
 {
-	uint64_t seed = (uint64_t)getpid() * 7919u + now_ns();
-	d->pid = -1;
-	d->base = 0;
-	for (int attempt = 0; attempt < 20 && !d->base; attempt++) {
-		uint16_t b = (uint16_t)(20000 + rnd(&seed) % 40000);
-		if (pm_test_ports_free(b, cfg->shards))
-			d->base = b;
-	}
-	snprintf(d->dir, sizeof(d->dir), "/tmp/pomai-flood-XXXXXX");
-	if (!d->base || !mkdtemp(d->dir)) {
-		fprintf(stderr, "knn_flood: no free ports or data directory\n");
+	memset(d, 0, sizeof(*d));
+	if (!proc_dir_make(d->pm.dir, "flood")) {
+		fprintf(stderr, "knn_flood: no data directory: %s\n", strerror(errno));
 		return -1;
 	}
 	/* room for the vectors (64-byte header + payload, size classes up to
 	 * 1/8 above) twice over, per shard, and 64 MiB besides */
 	uint64_t per_shard = (uint64_t)cfg->vectors / cfg->shards + 1;
 	uint64_t mib = (per_shard * (64u + 4u * cfg->dim) * 9 / 8 * 2 >> 20) + 64;
-	char port[16], tport[16], shards[16], arena[32], seeds[32];
-	snprintf(port, sizeof(port), "%u", d->base);
-	snprintf(tport, sizeof(tport), "%u", d->base - 1u);
-	snprintf(shards, sizeof(shards), "%u", cfg->shards);
-	snprintf(arena, sizeof(arena), "%lluM", (unsigned long long)mib);
-	snprintf(seeds, sizeof(seeds), "%llu", (unsigned long long)(2 * per_shard + 4096));
-	const char *argv[48] = { "pomaid", "--shards", shards, "--base-port", port, "--tcp-port",
-				 tport, "--arena-bytes", arena, "--seeds", seeds, "--data-dir",
-				 d->dir, "--wal", "none", "--hugepages", "no" };
-	int n = 17;
-	for (int i = 0; cfg->flags && cfg->flags[i] && n < 47; i++)
-		argv[n++] = cfg->flags[i];
-	argv[n] = NULL;
-	int out[2];
-	if (pipe(out) != 0)
-		return -1;
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		close(out[0]);
-		execv(cfg->pomaid, (char *const *)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	d->pid = pid;
-	bool ok = wait_ready(out[0]);
-	close(out[0]);
-	return ok ? 0 : -1;
+	snprintf(d->arena, sizeof(d->arena), "%lluM", (unsigned long long)mib);
+	snprintf(d->seeds, sizeof(d->seeds), "%llu", (unsigned long long)(2 * per_shard + 4096));
+	const char *const flags[] = { "--arena-bytes", d->arena, "--seeds", d->seeds, "--wal",
+				      "none", "--hugepages", "no", NULL };
+	_Static_assert(sizeof(flags) <= sizeof(d->flags), "struct flood_daemon holds them");
+	memcpy(d->flags, flags, sizeof(flags));
+	d->pm.path = cfg->pomaid;
+	d->pm.shards = cfg->shards;
+	d->pm.flags = d->flags;
+	if (pomaid_start(&d->pm, cfg->flags, NULL))
+		return 0;
+	fprintf(stderr, "knn_flood: pomaid did not start:\n%s\n", d->pm.proc.out);
+	return -1;
 }
 
 void flood_daemon_stop(struct flood_daemon *d)
 {
-	if (d->pid > 0) {
-		kill(d->pid, SIGTERM);
-		waitpid(d->pid, NULL, 0);
-		d->pid = -1;
-	}
-	if (d->dir[0]) {
-		char rm[128];
-		snprintf(rm, sizeof(rm), "rm -rf '%s'", d->dir);
-		if (system(rm) != 0)
-			fprintf(stderr, "knn_flood: could not remove %s\n", d->dir);
-		d->dir[0] = '\0';
+	pomaid_stop(&d->pm);
+	if (d->pm.dir[0]) {
+		proc_dir_remove(d->pm.dir);
+		d->pm.dir[0] = '\0';
 	}
 }
 
@@ -175,7 +110,7 @@ int flood_load(const struct flood_cfg *cfg, const struct flood_daemon *d)
 	struct pm_client_config cc;
 	struct pm_client *c = NULL;
 	pm_client_config_default(&cc);
-	cc.base_port = d->base;
+	cc.base_port = d->pm.base;
 	cc.shards = cfg->shards;
 	cc.timeout_ms = 2000;
 	cc.retries = 5;
@@ -255,8 +190,8 @@ static int query_alone(const struct flood_cfg *cfg, const struct flood_daemon *d
 	uint64_t seed = 7;
 	for (uint32_t i = 0; i < QUERY_SAMPLES; i++) {
 		size_t n = query_frame(cfg, 1 + i, &seed, buf, sizeof(buf));
-		uint64_t t0 = now_ns();
-		send_to(fd, d->base, buf, n);
+		uint64_t t0 = proc_now_ns();
+		send_to(fd, d->pm.base, buf, n);
 		bool last = false;
 		while (!last) {
 			struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -276,7 +211,7 @@ static int query_alone(const struct flood_cfg *cfg, const struct flood_daemon *d
 				last |= !rv.more;
 			}
 		}
-		ms[i] = (double)(now_ns() - t0) / 1e6;
+		ms[i] = (double)(proc_now_ns() - t0) / 1e6;
 	}
 	close(fd);
 	for (uint32_t i = 1; i < QUERY_SAMPLES; i++) /* insertion sort: nine samples */
@@ -312,7 +247,7 @@ static int polite_phase(const struct flood_cfg *cfg, const struct flood_daemon *
 		return -1;
 	const uint64_t total = (uint64_t)cfg->polite_rps * cfg->seconds;
 	const uint64_t every = 1000000000u / cfg->polite_rps, lost_ns = cfg->lost_ms * 1000000ull;
-	const uint64_t id0 = now_ns(); /* ids of this phase only */
+	const uint64_t id0 = proc_now_ns(); /* ids of this phase only */
 	uint64_t *sent_at = calloc(total, sizeof(*sent_at));
 	double *lat = malloc(total * sizeof(*lat));
 	if (!sent_at || !lat) {
@@ -324,10 +259,10 @@ static int polite_phase(const struct flood_cfg *cfg, const struct flood_daemon *
 	for (uint64_t i = 0; i < total; i++)
 		lat[i] = INFINITY;
 	uint8_t buf[256], in[4096];
-	uint64_t t0 = now_ns(), sent = 0, answered = 0;
+	uint64_t t0 = proc_now_ns(), sent = 0, answered = 0;
 	ph->refused = 0;
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = proc_now_ns();
 		if (sent < total && now >= t0 + sent * every) {
 			char key[32];
 			int kl = snprintf(key, sizeof(key), "polite%u", (unsigned)(sent % POLITE_KEYS));
@@ -335,7 +270,7 @@ static int polite_phase(const struct flood_cfg *cfg, const struct flood_daemon *
 						.key = { (const uint8_t *)key, (uint32_t)kl } };
 			size_t n = pm_request_encode(&g, buf, sizeof(buf));
 			sent_at[sent] = now;
-			send_to(fd, (uint16_t)(d->base + sent % cfg->shards), buf, n);
+			send_to(fd, (uint16_t)(d->pm.base + sent % cfg->shards), buf, n);
 			sent++;
 			continue;
 		}
@@ -349,7 +284,7 @@ static int polite_phase(const struct flood_cfg *cfg, const struct flood_daemon *
 		while ((r = recv(fd, in, sizeof(in), 0)) > 0) {
 			struct pm_reply_view rv;
 			size_t used;
-			uint64_t at = now_ns();
+			uint64_t at = proc_now_ns();
 			if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_WIRE_OK || rv.id < id0 ||
 			    rv.id - id0 >= sent)
 				continue;
@@ -412,19 +347,19 @@ static void *flood_main(void *arg)
 	struct flood *f = arg;
 	static uint8_t buf[PM_FRAME_BYTES_MAX];
 	uint64_t seed = 99;
-	f->t0 = now_ns();
+	f->t0 = proc_now_ns();
 	while (!atomic_load(&f->stop)) {
-		uint64_t due = (now_ns() - f->t0) * f->qps / 1000000000u;
+		uint64_t due = (proc_now_ns() - f->t0) * f->qps / 1000000000u;
 		for (uint32_t k = 0; f->sent < due && k < FLOOD_CATCH_UP; k++, f->sent++) {
 			size_t n = query_frame(f->cfg, f->sent + 1, &seed, buf, sizeof(buf));
-			send_to(f->fd, (uint16_t)(f->d->base + f->sent % f->cfg->shards), buf, n);
+			send_to(f->fd, (uint16_t)(f->d->pm.base + f->sent % f->cfg->shards), buf, n);
 			f->bytes += n;
 		}
 		flood_drain(f);
 		struct pollfd p = { .fd = f->fd, .events = POLLIN };
 		(void)poll(&p, 1, 1); /* pacing the load, not waiting for an event */
 	}
-	f->t1 = now_ns();
+	f->t1 = proc_now_ns();
 	flood_drain(f);
 	return NULL;
 }
@@ -433,17 +368,17 @@ static void *flood_main(void *arg)
 
 int flood_run(const struct flood_cfg *cfg, struct flood_result *res)
 {
-	struct flood_daemon d = { 0 };
+	static struct flood_daemon d;
 	*res = (struct flood_result){ 0 };
 	if (cfg->dim == 0 || cfg->dim > 1024 || cfg->polite_rps == 0 || cfg->seconds == 0) {
 		fprintf(stderr, "knn_flood: dim 1..1024, polite_rps and seconds > 0\n");
 		return -1;
 	}
 	int rc = flood_daemon_start(cfg, &d);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = proc_now_ns();
 	if (rc == 0 && (rc = flood_load(cfg, &d)) != 0)
 		fprintf(stderr, "knn_flood: loading %u vectors failed\n", cfg->vectors);
-	res->load_s = (double)(now_ns() - t0) / 1e9;
+	res->load_s = (double)(proc_now_ns() - t0) / 1e9;
 	if (!cfg->quiet && rc == 0)
 		printf("  loaded %u vectors of %u floats in %.1f s\n", cfg->vectors, cfg->dim,
 		       res->load_s);
@@ -463,7 +398,7 @@ int flood_run(const struct flood_cfg *cfg, struct flood_result *res)
 		rc = -1;
 	if (rc == 0) {
 		struct pollfd none = { .fd = -1 };
-		for (uint64_t w0 = now_ns(); now_ns() - w0 < FLOOD_WARMUP_MS * 1000000ull;)
+		for (uint64_t w0 = proc_now_ns(); proc_now_ns() - w0 < FLOOD_WARMUP_MS * 1000000ull;)
 			(void)poll(&none, 1, 10); /* the flood's head start: a duration, no event */
 		rc = polite_phase(cfg, &d, &res->flooded);
 		atomic_store(&f.stop, true);

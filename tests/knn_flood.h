@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proc.h"
+
 struct flood_cfg {
 	const char *pomaid;          /* path of the daemon */
 	const char *const *flags;    /* more pomaid flags, NULL-terminated; may be NULL */
@@ -61,10 +63,12 @@ struct flood_result {
 
 /* The pieces, for other tests: a daemon on free ports with cfg's flags (and
  * arena and seeds for cfg->vectors), the collection and keys loaded. */
+/* The flags flood_daemon_start() gives pomaid before cfg's, at most. */
+#define FLOOD_DAEMON_FLAGS_MAX 16u
 struct flood_daemon {
-	int pid;
-	uint16_t base;               /* UDP port of shard 0 */
-	char dir[64];
+	struct pomaid pm;            /* pm.base: UDP port of shard 0 */
+	char arena[32], seeds[32];   /* its flags, sized for the vectors */
+	const char *flags[FLOOD_DAEMON_FLAGS_MAX];
 };
 #define FLOOD_COLLECTION "flood"
 #define FLOOD_KEY_FORMAT "v%u"       /* vector i's key */

@@ -32,16 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ports.h"
+#include "proc.h"
 #include "soak.h"
 
-/* How long pomaid may take to print its ready line (ms), and port bases tried. */
-#define SOAK_READY_WAIT_MS 30000
-#define SOAK_PORT_TRIES 20u
-#define SOAK_PORT_LO 20000u
-#define SOAK_PORT_SPAN 40000u
 /* How long pomaid may take to exit after SIGTERM (ms). */
-#define SOAK_EXIT_WAIT_MS 30000u
+#define SOAK_EXIT_WAIT_MS 30000
 /* Failures printed as they happen (all are counted). */
 #define SOAK_FAILS_PRINTED_MAX 20u
 #define SOAK_SHARDS 2u
@@ -56,18 +51,6 @@ struct soak_sample {
 static const double quantiles[3] = { 0.5, 0.99, 0.999 };
 
 /* ---------------------------------------------------------------- shared helpers */
-
-uint64_t soak_now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-uint64_t soak_now_ms(void)
-{
-	return soak_now_ns() / 1000000u;
-}
 
 void soak_fail(struct soak *s, const char *fmt, ...)
 {
@@ -126,131 +109,41 @@ static int soak_init(struct soak *s)
 
 /* ---------------------------------------------------------------- the daemon */
 
-static int log_fd = -1, out_fd = -1;
-static pthread_t log_thread;
-
-/* Copy pomaid's output to DIR/pomaid.log until it closes it. */
-static void *log_drain(void *arg)
+/* pomaid on free loopback ports (log on, no timed snapshots); true once it
+ * printed its ready line. All it prints goes to DIR/pomaid.log. */
+static bool start_daemon(struct soak *s)
 {
-	(void)arg;
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(out_fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-		if (n > 0 && write(log_fd, buf, (size_t)n) != n)
-			break;
-	return NULL;
-}
-
-static pid_t spawn(const struct soak_opts *o, uint16_t base, int out)
-{
-	char port[16], tport[16], shards[16];
-	snprintf(port, sizeof(port), "%u", base);
-	snprintf(tport, sizeof(tport), "%u", base - 1u);
-	snprintf(shards, sizeof(shards), "%u", o->shards);
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	dup2(out, 1);
-	dup2(out, 2);
-	execl(o->pomaid, "pomaid", "--shards", shards, "--base-port", port, "--tcp-port", tport,
-	      "--arena-bytes", "128M", "--seeds", "131072", "--data-dir", o->data_dir,
-	      "--hugepages", "no", "--knn-timeout-ms", "2000", "--wal", "batch",
-	      "--snapshot-interval-s", "0", "--snapshot-wal-bytes", "0", (char *)NULL);
-	_exit(127);
-}
-
-/* Start pomaid on base; true once it printed its ready line (copied to the log). */
-static bool start_at(struct soak *s, uint16_t base)
-{
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) != 0)
+	static char log[PATH_MAX + 16];
+	snprintf(log, sizeof(log), "%s/pomaid.log", s->o.data_dir);
+	s->pm = (struct pomaid){
+		.path = s->o.pomaid, .shards = s->o.shards, .after = PROC_AFTER_LOG, .log = log,
+		.flags = (const char *const[]){ "--arena-bytes", "128M", "--seeds", "131072",
+						"--hugepages", "no", "--knn-timeout-ms", "2000",
+						"--wal", "batch", "--snapshot-interval-s", "0",
+						"--snapshot-wal-bytes", "0", NULL },
+	};
+	snprintf(s->pm.dir, sizeof(s->pm.dir), "%s", s->o.data_dir);
+	if (!pomaid_start(&s->pm, NULL, NULL))
 		return false;
-	s->pid = spawn(&s->o, base, p[1]);
-	close(p[1]);
-	char buf[8192] = { 0 };
-	size_t n = 0;
-	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-	uint64_t t0 = soak_now_ms();
-	while (!strstr(buf, "pomaid: ready") && n < sizeof(buf) - 1 &&
-	       soak_now_ms() - t0 < SOAK_READY_WAIT_MS && poll(&pfd, 1, SOAK_READY_WAIT_MS) > 0) {
-		ssize_t r = read(p[0], buf + n, sizeof(buf) - 1 - n);
-		if (r <= 0)
-			break;
-		if (write(log_fd, buf + n, (size_t)r) != r)
-			break;
-		n += (size_t)r;
-	}
-	if (s->pid > 0 && strstr(buf, "pomaid: ready")) {
-		out_fd = p[0];
-		return pthread_create(&log_thread, NULL, log_drain, NULL) == 0;
-	}
-	close(p[0]);
-	if (s->pid > 0) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, NULL, 0);
-	}
-	s->pid = -1;
-	return false;
-}
-
-static int start_daemon(struct soak *s)
-{
-	char path[300];
-	snprintf(path, sizeof(path), "%s/pomaid.log", s->o.data_dir);
-	log_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (log_fd < 0)
-		return -errno;
-	uint64_t seed = (uint64_t)getpid() * 7919u ^ soak_now_ns();
-	for (uint32_t i = 0; i < SOAK_PORT_TRIES; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull; /* an LCG step */
-		uint16_t base = (uint16_t)(SOAK_PORT_LO + (seed >> 33) % SOAK_PORT_SPAN);
-		if (pm_test_ports_free(base, s->o.shards) && start_at(s, base)) {
-			s->o.base_port = base;
-			return 0;
-		}
-	}
-	return -EADDRINUSE;
+	s->o.base_port = s->pm.base;
+	return true;
 }
 
 /* SIGTERM, and pomaid's exit status (0: it stopped cleanly); -1 if it had to be killed. */
 static int stop_daemon(struct soak *s)
 {
-	int status = 0;
-	kill(s->pid, SIGTERM);
-	uint64_t t0 = soak_now_ms();
-	pid_t r;
-	while ((r = waitpid(s->pid, &status, WNOHANG)) == 0 &&
-	       soak_now_ms() - t0 < SOAK_EXIT_WAIT_MS) {
-		struct pollfd none = { .fd = -1 };
-		poll(&none, 0, 10); /* the interval of a bounded wait for exit */
-	}
-	if (r == 0) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, NULL, 0);
-		status = -1;
-	}
-	pthread_join(log_thread, NULL);
-	close(out_fd);
-	close(log_fd);
-	if (status == -1)
+	struct proc *p = &s->pm.proc;
+	if (!proc_stop(p, SIGTERM, SOAK_EXIT_WAIT_MS))
 		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return WIFEXITED(p->status) ? WEXITSTATUS(p->status) : 128 + WTERMSIG(p->status);
 }
 
 /* ---------------------------------------------------------------- sampling */
 
 static uint64_t rss_bytes(pid_t pid)
 {
-	char path[64];
-	unsigned long long size = 0, resident = 0;
-	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%llu %llu", &size, &resident) != 2)
-		resident = 0;
-	fclose(f);
-	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+	long kib = proc_rss_kib(pid);
+	return kib > 0 ? (uint64_t)kib << 10 : 0;
 }
 
 /* The arenas' touched bytes (total minus never-cut), live blob bytes, keys
@@ -285,8 +178,8 @@ static void sample(struct soak *s, const struct pm_stats_map *m, uint64_t t0_ms,
 		   struct soak_sample *x)
 {
 	memset(x, 0, sizeof(*x));
-	x->t_s = (double)(soak_now_ms() - t0_ms) / 1000.0;
-	x->rss = rss_bytes(s->pid);
+	x->t_s = (double)(proc_now_ms() - t0_ms) / 1000.0;
+	x->rss = rss_bytes(s->pm.proc.pid);
 	if (sample_stats(m, x) != 0)
 		fprintf(stderr, "pomai-soak: stats segment busy; memory sample incomplete\n");
 	sample_latency(s, x);
@@ -500,10 +393,10 @@ static void parse(int argc, char **argv, struct soak_opts *o)
 static size_t run_samples(struct soak *s, const struct pm_stats_map *m, FILE *csv,
 			  struct soak_sample *x)
 {
-	uint64_t t0 = soak_now_ms(), end = t0 + s->o.seconds * 1000ull;
+	uint64_t t0 = proc_now_ms(), end = t0 + s->o.seconds * 1000ull;
 	size_t n = 0;
 	while (n < SOAK_SAMPLES_MAX) {
-		uint64_t now = soak_now_ms(), next = t0 + (n + 1u) * s->o.sample_s * 1000ull;
+		uint64_t now = proc_now_ms(), next = t0 + (n + 1u) * s->o.sample_s * 1000ull;
 		next = next < end ? next : end;
 		soak_wait_ms(s, next > now ? next - now : 0);
 		sample(s, m, t0, &x[n]);
@@ -514,11 +407,11 @@ static size_t run_samples(struct soak *s, const struct pm_stats_map *m, FILE *cs
 			x[n].t_s, x[n].rss / 1048576.0, x[n].arena_touched / 1048576.0, x[n].ops,
 			x[n].kv_us[1], x[n].knn_us[1], x[n].wrong, x[n].throttled);
 		n++;
-		if (waitpid(s->pid, NULL, WNOHANG) != 0) {
+		if (!pomaid_alive(&s->pm)) {
 			soak_fail(s, "pomaid exited during the run (see its log)");
 			break;
 		}
-		if (soak_now_ms() >= end)
+		if (proc_now_ms() >= end)
 			break;
 	}
 	return n;
@@ -561,13 +454,12 @@ int main(int argc, char **argv)
 		return 2;
 	snprintf(s.admin_sock, sizeof(s.admin_sock), "%s/admin.sock", s.o.data_dir);
 	snprintf(s.stats_path, sizeof(s.stats_path), "%s/pomaid.stats", s.o.data_dir);
-	int rc = start_daemon(&s);
-	if (rc != 0) {
-		fprintf(stderr, "pomai-soak: pomaid did not start: %s (see %s/pomaid.log)\n",
-			strerror(-rc), s.o.data_dir);
+	if (!start_daemon(&s)) {
+		fprintf(stderr, "pomai-soak: pomaid did not start (see %s/pomaid.log)\n", s.o.data_dir);
 		return 2;
 	}
-	fprintf(stderr, "pomai-soak: pomaid %d on udp %u.. tcp %u, %u s, %u threads\n", (int)s.pid,
+	fprintf(stderr, "pomai-soak: pomaid %d on udp %u.. tcp %u, %u s, %u threads\n",
+		(int)s.pm.proc.pid,
 		s.o.base_port, s.o.base_port - 1u, s.o.seconds, s.o.threads);
 	struct pm_stats_map m;
 	char why[256];

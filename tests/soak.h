@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "pomai.h"
+#include "proc.h"
 #include "stats.h"
 
 /* ---------------------------------------------------------------- the load */
@@ -153,7 +154,7 @@ struct soak_window {
 
 struct soak {
 	struct soak_opts o;
-	pid_t pid;
+	struct pomaid pm;
 	char admin_sock[256], stats_path[256];
 	_Atomic bool stop, failed;
 	struct soak_counts n;
@@ -173,8 +174,6 @@ struct soak {
 	pthread_cond_t stop_cond;
 };
 
-uint64_t soak_now_ms(void);
-uint64_t soak_now_ns(void);
 /* Record a failure (the first one's text is kept) and count it as wrong. */
 void soak_fail(struct soak *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Wait until ms have passed or the run stops; false once it stopped. */

@@ -94,7 +94,7 @@ static void snapshot(struct soak_admin *a)
 	uint64_t run, done0, failed0, done, failed;
 	if (snapshot_status(a, &run, &done0, &failed0) != 0 || admin(a, 2, now) != 0)
 		return;
-	uint64_t t0 = soak_now_ms();
+	uint64_t t0 = proc_now_ms();
 	for (;;) {
 		if (!soak_wait_ms(a->s, SOAK_SNAPSHOT_POLL_MS))
 			return;
@@ -106,7 +106,7 @@ static void snapshot(struct soak_admin *a)
 		}
 		if (run == 0 && done >= done0 + a->s->o.shards)
 			break;
-		if (soak_now_ms() - t0 > SOAK_SNAPSHOT_DONE_MS) {
+		if (proc_now_ms() - t0 > SOAK_SNAPSHOT_DONE_MS) {
 			soak_fail(a->s, "snapshot not done after %u ms: %s", SOAK_SNAPSHOT_DONE_MS,
 				  a->text);
 			return;
@@ -114,7 +114,7 @@ static void snapshot(struct soak_admin *a)
 	}
 	atomic_fetch_add(&a->s->snapshots, 1);
 	fprintf(stderr, "pomai-soak: snapshot %" PRIu64 " done in %" PRIu64 " ms\n",
-		atomic_load(&a->s->snapshots), soak_now_ms() - t0);
+		atomic_load(&a->s->snapshots), proc_now_ms() - t0);
 }
 
 /* ---------------------------------------------------------------- quotas */
@@ -132,7 +132,7 @@ static void quota_cycle(struct soak_admin *a, uint64_t cycle)
 	struct soak *s = a->s;
 	pthread_mutex_lock(&s->quota_lock);
 	struct soak_window *w = &s->windows[s->nwindows++ % SOAK_QUOTA_WINDOWS];
-	*w = (struct soak_window){ .start_ms = soak_now_ms(), .end_ms = UINT64_MAX };
+	*w = (struct soak_window){ .start_ms = proc_now_ms(), .end_ms = UINT64_MAX };
 	pthread_mutex_unlock(&s->quota_lock);
 	int rc = quota_set(a, SOAK_QUOTA_TIGHT_RPS);
 	soak_wait_ms(s, SOAK_QUOTA_TIGHT_MS); /* relaxed below even when the run stops */
@@ -142,7 +142,7 @@ static void quota_cycle(struct soak_admin *a, uint64_t cycle)
 		static const char *const del[] = { "QUOTA", "DEL", SOAK_CLIENT_ADDR };
 		rc |= admin(a, 3, del);
 	}
-	uint64_t end = soak_now_ms();
+	uint64_t end = proc_now_ms();
 	pthread_mutex_lock(&s->quota_lock);
 	w->end_ms = end;
 	pthread_mutex_unlock(&s->quota_lock);
@@ -177,18 +177,18 @@ void *soak_admin_thread(void *arg)
 	a->fd = -1;
 	const uint64_t snap_ms = SOAK_SNAPSHOT_EVERY_S * 1000ull;
 	const uint64_t quota_ms = SOAK_QUOTA_EVERY_S * 1000ull;
-	uint64_t t0 = soak_now_ms(), next_snap = t0 + snap_ms, next_quota = t0 + quota_ms / 2u;
+	uint64_t t0 = proc_now_ms(), next_snap = t0 + snap_ms, next_quota = t0 + quota_ms / 2u;
 	uint64_t cycle = 0;
 	quota_set(a, SOAK_QUOTA_GENEROUS_RPS); /* the client's own quota from the start */
 	while (soak_wait_ms(a->s, SOAK_ADMIN_TICK_MS)) {
-		uint64_t now = soak_now_ms();
+		uint64_t now = proc_now_ms();
 		if (now >= next_quota) {
 			quota_cycle(a, cycle++);
-			next_quota = soak_now_ms() + quota_ms;
+			next_quota = proc_now_ms() + quota_ms;
 		}
 		if (now >= next_snap) {
 			snapshot(a);
-			next_snap = soak_now_ms() + snap_ms;
+			next_snap = proc_now_ms() + snap_ms;
 		}
 	}
 	if (a->fd >= 0)

@@ -162,12 +162,6 @@ static bool transient(enum pm_client_status st)
 
 /* ---------------------------------------------------------------- one request */
 
-static void pause_ms(uint32_t ms) /* a back-off, not synchronisation */
-{
-	struct timespec ts = { ms / 1000u, (long)(ms % 1000u) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
 static void on_done(void *arg, const struct pm_client_result *r)
 {
 	struct soak_call *c = arg;
@@ -206,7 +200,7 @@ static enum pm_client_status call(struct soak_load *l, struct pm_client_req *req
 	req->arg = &l->call;
 	for (;;) {
 		l->call.done = false;
-		uint64_t t0 = soak_now_ns();
+		uint64_t t0 = proc_now_ns();
 		enum pm_client_status st = pm_client_submit(l->c, req, NULL);
 		if (st != PM_CLIENT_OK) {
 			soak_fail(s, "thread %u: submit op %d: %s", l->id, (int)req->op,
@@ -215,7 +209,7 @@ static enum pm_client_status call(struct soak_load *l, struct pm_client_req *req
 		}
 		while (!l->call.done)
 			pm_client_poll(l->c, SOAK_CLIENT_TIMEOUT_MS);
-		uint64_t t1 = soak_now_ns();
+		uint64_t t1 = proc_now_ns();
 		*sent_ms = t0 / 1000000u;
 		*done_ms = t1 / 1000000u + 1u;
 		atomic_fetch_add(&s->n.ops, 1);
@@ -233,7 +227,7 @@ static enum pm_client_status call(struct soak_load *l, struct pm_client_req *req
 				  l->id, (int)req->op);
 		uint32_t ms = l->call.retry_ms;
 		ms = ms == 0 ? 1u : ms > SOAK_BACKOFF_MS_MAX ? SOAK_BACKOFF_MS_MAX : ms;
-		pause_ms(ms); /* the protocol's back-off */
+		proc_pause_ms(ms); /* the protocol's back-off, not synchronisation */
 		if (atomic_load(&s->stop))
 			return PM_CLIENT_E_THROTTLED;
 	}
@@ -262,7 +256,7 @@ static void repair(struct soak_load *l, int coll, uint32_t n)
 		if (i + 1 == SOAK_REPAIR_TRIES)
 			soak_fail(l->s, "thread %u: %s: no answer after %u repairs (last %s)", l->id,
 				  key, i + 1, pm_client_status_name(st));
-		pause_ms(backoff);
+		proc_pause_ms(backoff); /* a back-off, not synchronisation */
 		backoff = backoff * 2u < SOAK_BACKOFF_MS_MAX ? backoff * 2u : SOAK_BACKOFF_MS_MAX;
 	}
 	if (coll < 0) {
@@ -636,7 +630,7 @@ struct soak_load *soak_load_new(struct soak *s, uint32_t id)
 		return NULL;
 	l->s = s;
 	l->id = id;
-	l->rng = 0x50A4ull * (id + 1u) ^ (uint64_t)soak_now_ns();
+	l->rng = 0x50A4ull * (id + 1u) ^ (uint64_t)proc_now_ns();
 	l->value = malloc(SOAK_VALUE_BYTES_MAX);
 	l->call.value = malloc(SOAK_VALUE_BYTES_MAX);
 	snprintf(l->coll[0], sizeof(l->coll[0]), "soak%uf", id);

@@ -22,24 +22,21 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bridge.h"
 #include "cu_main.h"
 #include "route.h"
 #include "pomai.h"
-#include "ports.h"
+#include "proc.h"
+#include "frames.h"
 
 #define SHARDS 2u
-#define REPLY_TIMEOUT_MS 2000
-#define RETRIES 5
+#define LOOPBACK "127.0.0.1"
 #define ALLOWED "127.0.0.1"
 #define DENIED "127.0.0.2"
 #define GREEDY "127.0.0.3"
@@ -55,72 +52,26 @@
  * needs to spend the burst of both workers (BURST_MS x QUOTA_RPS / 2 tokens
  * each, at GREEDY_RPS / 2 each: 55 ms). */
 #define GREEDY_WARM_THROTTLED (GREEDY_RPS / 10u)
+/* How long the greedy client may take to see them (a bounded poll). */
+#define GREEDY_WARM_WAIT_NS 10000000000ull
 /* Vector bytes a collection may hold per shard. */
 #define CAP_BYTES 65536u
-/* INFO polls before a counter must have reached its value. */
+/* INFO round trips info_at() tries for one short enough to date a counter. */
 #define INFO_POLLS 200
 /* Keys per shard the load generators cycle through. */
 #define KEYS_PER_SHARD 64u
 
-static const char *pomaid_path, *cli_path;
-static char data_dir[] = "/tmp/pomai-access-XXXXXX";
-static pid_t daemon_pid = -1;
-static uint16_t base_port;
+static const char *cli_path;
+/* One daemon, restarted by each test with the one feature it checks turned
+ * on, on the ports picked at its first start (test_pomaid checks that a
+ * stopped daemon frees them). */
+static struct pomaid srv = {
+	.flags = (const char *const[]){ "--arena-bytes", "64M", "--seeds", "65536",
+					"--knn-timeout-ms", "2000", "--wal", "none", NULL },
+};
 static char keys[SHARDS][KEYS_PER_SHARD][16]; /* keys owned by each shard */
 
 /* ---------------------------------------------------------------- the daemon */
-
-/* Start pomaid on base_port with these extra flags (NULL-terminated) and
- * wait for its ready line; false if it did not come. */
-static bool start_daemon(const char *const *extra)
-{
-	int out[2];
-	if (pipe(out) != 0)
-		return false;
-	char port[16], tport[16];
-	snprintf(port, sizeof(port), "%u", base_port);
-	snprintf(tport, sizeof(tport), "%u", base_port - 1u);
-	const char *argv[32] = { "pomaid", "--shards", "2", "--base-port", port, "--tcp-port", tport,
-				 "--arena-bytes", "64M", "--seeds", "65536", "--data-dir", data_dir,
-				 "--knn-timeout-ms", "2000", "--wal", "none" };
-	int n = 17;
-	for (; extra[n - 17] && n < 31; n++)
-		argv[n] = extra[n - 17];
-	argv[n] = NULL;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		close(out[0]);
-		execv(pomaid_path, (char *const *)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	daemon_pid = pid;
-	char buf[4096] = { 0 };
-	size_t got = 0;
-	struct pollfd pfd = { .fd = out[0], .events = POLLIN };
-	const char *ready;
-	while (got < sizeof(buf) - 1 &&
-	       (!(ready = strstr(buf, "pomaid: ready")) || !strchr(ready, '\n')) &&
-	       poll(&pfd, 1, 10000) > 0) {
-		ssize_t r = read(out[0], buf + got, sizeof(buf) - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(out[0]);
-	return strstr(buf, "pomaid: ready") != NULL;
-}
-
-static void stop_daemon(void)
-{
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = -1;
-	}
-}
 
 static void make_keys(void)
 {
@@ -134,108 +85,35 @@ static void make_keys(void)
 	}
 }
 
-/* Each test runs its own daemon, with the one feature it checks turned on,
- * on ports chosen once (test_pomaid checks that a stopped daemon frees them). */
-static int suite_init(void)
-{
-	uint64_t seed = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL);
-	make_keys();
-	for (int attempt = 0; attempt < 20; attempt++) {
-		base_port = (uint16_t)(20000 + pm_test_rand(&seed) % 40000);
-		if (pm_test_ports_free(base_port, SHARDS))
-			return 0;
-	}
-	return -1;
-}
-
 static void restart(const char *const *extra)
 {
-	stop_daemon();
-	CU_ASSERT_FATAL(start_daemon(extra));
+	pomaid_stop(&srv);
+	CU_ASSERT_FATAL(pomaid_start(&srv, extra, NULL));
 }
 
 static int suite_clean(void)
 {
-	stop_daemon();
+	pomaid_stop(&srv);
 	return 0;
 }
 
 /* ---------------------------------------------------------------- a UDP client from a chosen address */
 
-struct client {
-	int fd;
-	uint64_t next_id;
-	uint8_t buf[PM_FRAME_BYTES_MAX];
-	uint8_t in[PM_FRAME_BYTES_MAX];
-};
-
-static void client_open(struct client *c, const char *src, uint64_t first_id)
+static void client_open(struct wire *c, const char *src, uint64_t first_id)
 {
-	struct sockaddr_in me = { .sin_family = AF_INET };
-	inet_pton(AF_INET, src, &me.sin_addr);
-	c->fd = socket(AF_INET, SOCK_DGRAM, 0);
-	CU_ASSERT_FATAL(c->fd >= 0 && bind(c->fd, (struct sockaddr *)&me, sizeof(me)) == 0);
-	c->next_id = first_id;
-	struct timeval tv = { REPLY_TIMEOUT_MS / 1000, 0 };
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	CU_ASSERT_FATAL(wire_open(c, src, LOOPBACK, srv.base, first_id));
 }
 
-static void send_to(struct client *c, uint32_t shard, const void *p, size_t n)
+/* A field of INFO dataplane's Total section (summed over the shards); < 0 if absent. */
+static long long info_total(struct wire *c, const char *name)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port + shard),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	sendto(c->fd, p, n, 0, (struct sockaddr *)&a, sizeof(a));
-}
-
-static bool call(struct client *c, struct pm_request *req, uint32_t shard, struct pm_reply_view *rv)
-{
-	req->id = c->next_id++;
-	size_t n = pm_request_encode(req, c->buf, sizeof(c->buf));
-	CU_ASSERT_FATAL(n > 0);
-	for (int attempt = 0; attempt < RETRIES; attempt++) {
-		send_to(c, shard, c->buf, n);
-		for (;;) {
-			ssize_t r = recv(c->fd, c->in, sizeof(c->in), 0);
-			if (r < 0)
-				break; /* timeout: send again */
-			size_t used;
-			if (pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_WIRE_OK && rv->id == req->id)
-				return true;
-		}
-	}
-	return false;
-}
-
-/* A field of INFO dataplane's Total section (summed over the shards); -1 if absent. */
-static long long info_total(struct client *c, const char *name)
-{
-	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
-	struct pm_request r = { .op = PM_OP_INFO, .section = { (const uint8_t *)"dataplane", 9 } };
-	struct pm_reply_view rv;
-	if (!call(c, &r, 0, &rv) || rv.status != PM_WIRE_OK)
-		return -1;
-	memcpy(text, rv.value.ptr, rv.value.len);
-	text[rv.value.len] = '\0';
-	char want[96];
-	snprintf(want, sizeof(want), "\n%s:", name);
-	const char *p = strstr(text, want);
-	return p ? atoll(p + strlen(want)) : -1;
+	return wire_info(c, "dataplane", NULL, name);
 }
 
 /* A counter a worker bumps on its own turn: asked again until it reaches want. */
-static long long info_reaches(struct client *c, const char *name, long long want)
+static long long info_reaches(struct wire *c, const char *name, long long want)
 {
-	long long v = info_total(c, name);
-	for (int i = 0; i < INFO_POLLS && v < want; i++)
-		v = info_total(c, name);
-	return v;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return wire_info_reaches(c, "dataplane", name, want);
 }
 
 /* A GET frame for key i of shard s, id given. */
@@ -253,7 +131,7 @@ static void test_allowlist(void)
 {
 	static const char *const flags[] = { "--allow-networks", ALLOWED "/32," GREEDY "/32", NULL };
 	restart(flags);
-	struct client ok, denied;
+	struct wire ok, denied;
 	struct pm_reply_view rv;
 	client_open(&ok, ALLOWED, 1);
 	client_open(&denied, DENIED, 1000);
@@ -262,11 +140,11 @@ static void test_allowlist(void)
 	enum { N = 40 };
 	for (uint32_t i = 0; i < N; i++) {
 		size_t n = get_frame(i % SHARDS, i, 1000 + i, denied.buf, sizeof(denied.buf));
-		send_to(&denied, i % SHARDS, denied.buf, n);
+		wire_send(&denied, i % SHARDS, denied.buf, n);
 		/* meanwhile the allowed address is served */
 		struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"a", 1 },
 					.value = { (const uint8_t *)"b", 1 } };
-		CU_ASSERT_FATAL(call(&ok, &s, pm_shard_of(pm_route_hash("a", 1), SHARDS), &rv));
+		CU_ASSERT_FATAL(wire_call(&ok, &s, pm_shard_of(pm_route_hash("a", 1), SHARDS), &rv));
 		CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 	}
 	CU_ASSERT_EQUAL(info_reaches(&ok, "dropped_not_allowed", before + N), before + N);
@@ -275,14 +153,10 @@ static void test_allowlist(void)
 	CU_ASSERT_EQUAL(poll(&p, 1, 200), 0);
 	/* TCP from the denied address: accepted by the kernel, closed by pomaid
 	 * before it reads a byte */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in me = { .sin_family = AF_INET }, to = { .sin_family = AF_INET,
-		.sin_port = htons(base_port - 1), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	inet_pton(AF_INET, DENIED, &me.sin_addr);
-	struct timeval tv = { REPLY_TIMEOUT_MS / 1000, 0 };
+	int fd = wire_tcp_connect(DENIED, LOOPBACK, (uint16_t)(srv.base - 1u));
+	struct timeval tv = { WIRE_REPLY_WAIT_MS / 1000, 0 };
+	CU_ASSERT_FATAL(fd >= 0);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
-	CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0);
 	uint8_t frame[64], in[64];
 	size_t n = get_frame(0, 0, 7, frame, sizeof(frame));
 	(void)send(fd, frame, n, MSG_NOSIGNAL);
@@ -290,8 +164,8 @@ static void test_allowlist(void)
 	CU_ASSERT(r == 0 || (r < 0 && errno == ECONNRESET)); /* closed, not a timeout */
 	close(fd);
 	CU_ASSERT(info_reaches(&ok, "dropped_not_allowed", before + N + 1) == before + N + 1);
-	close(ok.fd);
-	close(denied.fd);
+	wire_close(&ok);
+	wire_close(&denied);
 }
 
 /* ---------------------------------------------------------------- quotas */
@@ -307,7 +181,7 @@ struct greedy {
 /* Most requests one pass of the greedy loop sends to catch up with its rate. */
 #define GREEDY_CATCH_UP 64u
 
-static void greedy_drain(struct client *c, struct greedy *g)
+static void greedy_drain(struct wire *c, struct greedy *g)
 {
 	ssize_t r;
 	while ((r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT)) > 0) {
@@ -330,15 +204,16 @@ static void greedy_drain(struct client *c, struct greedy *g)
 static void *greedy_main(void *arg)
 {
 	struct greedy *g = arg;
-	static struct client c;
-	client_open(&c, GREEDY, 1);
-	uint64_t t0 = now_ns(), sent = 0;
+	static struct wire c;
+	if (!wire_open(&c, GREEDY, LOOPBACK, srv.base, 1))
+		return NULL; /* no fatal assertion off the test's own thread: test_quota sees no load */
+	uint64_t t0 = proc_now_ns(), sent = 0;
 	while (!atomic_load(&g->stop)) {
-		uint64_t due = (now_ns() - t0) * GREEDY_RPS / 1000000000u;
+		uint64_t due = (proc_now_ns() - t0) * GREEDY_RPS / 1000000000u;
 		for (uint32_t k = 0; sent < due && k < GREEDY_CATCH_UP; k++, sent++) {
 			size_t n = get_frame(sent % SHARDS, (uint32_t)(sent / SHARDS), sent, c.buf,
 					     sizeof(c.buf));
-			send_to(&c, sent % SHARDS, c.buf, n);
+			wire_send(&c, sent % SHARDS, c.buf, n);
 		}
 		atomic_store(&g->sent, sent);
 		greedy_drain(&c, g);
@@ -347,7 +222,7 @@ static void *greedy_main(void *arg)
 			(void)poll(&p, 1, 1);
 		}
 	}
-	close(c.fd);
+	wire_close(&c);
 	return NULL;
 }
 
@@ -368,7 +243,7 @@ struct polite_result {
 	uint32_t done, throttled, bad;
 };
 
-static void polite_drain(struct client *c, uint64_t id0, bool *seen, struct polite_result *res,
+static void polite_drain(struct wire *c, uint64_t id0, bool *seen, struct polite_result *res,
 			 uint64_t *last_ns)
 {
 	ssize_t r;
@@ -381,26 +256,25 @@ static void polite_drain(struct client *c, uint64_t id0, bool *seen, struct poli
 		seen[rv.id - id0] = true;
 		res->done++;
 		res->throttled += rv.status == PM_WIRE_E_THROTTLED;
-		res->bad += rv.status != PM_WIRE_OK && rv.status != PM_WIRE_NOT_FOUND &&
-			    rv.status != PM_WIRE_E_THROTTLED;
-		*last_ns = now_ns();
+		res->bad += rv.status != PM_WIRE_OK && rv.status != PM_WIRE_NOT_FOUND && rv.status != PM_WIRE_E_THROTTLED;
+		*last_ns = proc_now_ns();
 	}
 }
 
-static struct polite_result polite_run(struct client *c)
+static struct polite_result polite_run(struct wire *c)
 {
 	static bool seen[POLITE_N];
 	struct polite_result res = { 0 };
-	uint64_t id0 = c->next_id, t0 = now_ns(), last = t0, sent = 0;
+	uint64_t id0 = c->next_id, t0 = proc_now_ns(), last = t0, sent = 0;
 	uint64_t every = 1000000000u / POLITE_RPS;
 	memset(seen, 0, sizeof(seen));
 	c->next_id += POLITE_N;
-	while (res.done < POLITE_N && now_ns() - t0 < POLITE_DEADLINE_NS) {
-		uint64_t now = now_ns(), due = t0 + sent * every;
+	while (res.done < POLITE_N && proc_now_ns() - t0 < POLITE_DEADLINE_NS) {
+		uint64_t now = proc_now_ns(), due = t0 + sent * every;
 		if (sent < POLITE_N && now >= due && sent - res.done < POLITE_WINDOW) {
 			size_t n = get_frame(sent % SHARDS, (uint32_t)sent, id0 + sent, c->buf,
 					     sizeof(c->buf));
-			send_to(c, sent % SHARDS, c->buf, n);
+			wire_send(c, sent % SHARDS, c->buf, n);
 			sent++;
 			continue;
 		}
@@ -421,13 +295,13 @@ static struct polite_result polite_run(struct client *c)
  * trip, asked again (at most INFO_POLLS times) until one is shorter than
  * INFO_RTT_NS, so that a slow answer on a busy machine neither stretches
  * nor shrinks the measured window. */
-static long long info_at(struct client *c, const char *name, uint64_t *at_ns)
+static long long info_at(struct wire *c, const char *name, uint64_t *at_ns)
 {
 	long long v = -1;
 	for (int i = 0; i < INFO_POLLS; i++) {
-		uint64_t before = now_ns();
+		uint64_t before = proc_now_ns();
 		v = info_total(c, name);
-		uint64_t after = now_ns();
+		uint64_t after = proc_now_ns();
 		*at_ns = before + (after - before) / 2;
 		if (after - before < INFO_RTT_NS)
 			break;
@@ -442,7 +316,7 @@ static void test_quota(void)
 	snprintf(burst, sizeof(burst), "%u", BURST_MS);
 	const char *const flags[] = { "--quota-requests-per-s", rps, "--quota-burst-ms", burst, NULL };
 	restart(flags);
-	struct client polite, info;
+	struct wire polite, info;
 	client_open(&polite, ALLOWED, 1u << 20);
 	client_open(&info, ALLOWED, 1u << 30);
 	struct polite_result alone = polite_run(&polite);
@@ -452,8 +326,8 @@ static void test_quota(void)
 	pthread_t t;
 	CU_ASSERT_FATAL(pthread_create(&t, NULL, greedy_main, &g) == 0);
 	/* measure once both workers' bursts are spent (a bounded poll of a counter) */
-	for (uint64_t t0 = now_ns(); atomic_load(&g.throttled) < GREEDY_WARM_THROTTLED &&
-				     now_ns() - t0 < 10000000000u;)
+	for (uint64_t t0 = proc_now_ns(); atomic_load(&g.throttled) < GREEDY_WARM_THROTTLED &&
+				     proc_now_ns() - t0 < GREEDY_WARM_WAIT_NS;)
 		(void)poll(NULL, 0, 1);
 	uint64_t t0, t1, s0 = atomic_load(&g.sent);
 	long long a0 = info_at(&info, "client_" GREEDY "_requests", &t0);
@@ -479,8 +353,8 @@ static void test_quota(void)
 	CU_ASSERT_EQUAL(with.throttled + alone.throttled + with.bad + alone.bad, 0);
 	CU_ASSERT(with.per_s >= 0.9 * alone.per_s);
 	CU_ASSERT(info_total(&info, "throttled_requests") > 0);
-	close(polite.fd);
-	close(info.fd);
+	wire_close(&polite);
+	wire_close(&info);
 }
 
 /* ---------------------------------------------------------------- the collection byte cap */
@@ -492,12 +366,12 @@ static void test_collection_cap(void)
 	snprintf(cap, sizeof(cap), "%u", CAP_BYTES);
 	const char *const flags[] = { "--collection-bytes-max", cap, NULL };
 	restart(flags);
-	struct client c;
+	struct wire c;
 	struct pm_reply_view rv;
 	client_open(&c, ALLOWED, 5u << 20);
 	struct pm_request cr = { .op = PM_OP_CCREATE, .collection = { (const uint8_t *)"capped", 6 },
 				 .params = { .dim = DIM } };
-	CU_ASSERT_FATAL(call(&c, &cr, 0, &rv) && rv.status == PM_WIRE_OK);
+	CU_ASSERT_FATAL(wire_call(&c, &cr, 0, &rv) && rv.status == PM_WIRE_OK);
 	float v[DIM] = { 1 };
 	char key[32];
 	uint32_t ok = 0, refused = 0, other = 0;
@@ -506,7 +380,7 @@ static void test_collection_cap(void)
 		struct pm_request r = { .op = PM_OP_VADD, .key = { (const uint8_t *)key, (uint32_t)kl },
 					.vec = (const uint8_t *)v, .dim = DIM,
 					.collection = { (const uint8_t *)"capped", 6 } };
-		CU_ASSERT_FATAL(call(&c, &r, pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS), &rv));
+		CU_ASSERT_FATAL(wire_call(&c, &r, pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS), &rv));
 		ok += rv.status == PM_WIRE_OK;
 		refused += rv.status == PM_WIRE_E_QUOTA;
 		other += rv.status != PM_WIRE_OK && rv.status != PM_WIRE_E_QUOTA;
@@ -514,12 +388,12 @@ static void test_collection_cap(void)
 		if (i % 100 == 99) {
 			struct pm_request d = r;
 			d.collection = (struct pm_bytes){ NULL, 0 };
-			CU_ASSERT_FATAL(call(&c, &d, pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS), &rv));
+			CU_ASSERT_FATAL(wire_call(&c, &d, pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS), &rv));
 			CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 		}
 	}
 	struct pm_request l = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS };
-	CU_ASSERT_FATAL(call(&c, &l, 0, &rv) && rv.status == PM_WIRE_OK);
+	CU_ASSERT_FATAL(wire_call(&c, &l, 0, &rv) && rv.status == PM_WIRE_OK);
 	struct pm_wire_coll_info ci;
 	uint64_t bytes = 0;
 	while (pm_reply_next_coll(&rv, &ci))
@@ -537,7 +411,7 @@ static void test_collection_cap(void)
 		int kl = snprintf(key, sizeof(key), "cap-%d", i);
 		struct pm_request d = { .op = PM_OP_VDEL, .key = { (const uint8_t *)key, (uint32_t)kl } };
 		uint32_t s = pm_shard_of(pm_route_hash(key, (size_t)kl), SHARDS);
-		CU_ASSERT_FATAL(call(&c, &d, s, &rv));
+		CU_ASSERT_FATAL(wire_call(&c, &d, s, &rv));
 		if (rv.status != PM_WIRE_OK || rv.removed != 1)
 			continue;
 		freed = 1;
@@ -549,12 +423,12 @@ static void test_collection_cap(void)
 						.key = { (const uint8_t *)key, (uint32_t)kl },
 						.vec = (const uint8_t *)v, .dim = DIM,
 						.collection = { (const uint8_t *)"capped", 6 } };
-			CU_ASSERT_FATAL(call(&c, &r, s, &rv));
+			CU_ASSERT_FATAL(wire_call(&c, &r, s, &rv));
 			again = rv.status == PM_WIRE_OK;
 		}
 	}
 	CU_ASSERT(freed && again);
-	close(c.fd);
+	wire_close(&c);
 }
 
 /* ---------------------------------------------------------------- libpomai and pomai-cli */
@@ -574,25 +448,13 @@ static void throttle_cb(void *arg, const struct pm_client_result *r)
 /* pomai-cli's stderr for one command against the daemon. */
 static void run_cli(const char *cmd, const char *arg, char *err, size_t cap)
 {
-	char port[16];
-	int e[2];
-	snprintf(port, sizeof(port), "%u", base_port);
-	CU_ASSERT_FATAL(pipe(e) == 0);
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(e[1], 2);
-		close(e[0]);
-		execl(cli_path, "pomai-cli", "--port", port, "--shards", "2", cmd, arg, (char *)NULL);
-		_exit(127);
-	}
-	close(e[1]);
-	size_t n = 0;
-	for (ssize_t r; n < cap - 1 && (r = read(e[0], err + n, cap - 1 - n)) > 0;)
-		n += (size_t)r;
-	err[n] = '\0';
-	close(e[0]);
-	waitpid(pid, NULL, 0);
+	static struct proc cli;
+	proc_init(&cli, cli_path);
+	proc_arg(&cli, "--port");
+	proc_argf(&cli, "%u", srv.base);
+	proc_args(&cli, (const char *const[]){ "--shards", "2", cmd, arg, NULL });
+	cli.capture = PROC_CAPTURE_STDERR;
+	CU_ASSERT(proc_run(&cli, NULL, err, cap, 0) >= 0);
 }
 
 /* A quota of 1 request/s (half a token per second on each worker, a burst of
@@ -605,7 +467,7 @@ static void test_throttled_clients(void)
 	struct pm_client_config cfg;
 	struct pm_client *c = NULL;
 	pm_client_config_default(&cfg);
-	cfg.base_port = base_port;
+	cfg.base_port = srv.base;
 	cfg.shards = SHARDS;
 	/* one attempt, waited for long: a resend (a reply slowed by a loaded
 	 * machine) would be a second request, throttled */
@@ -640,12 +502,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: test_access PATH-TO-POMAID PATH-TO-POMAI-CLI\n");
 		return 1;
 	}
-	pomaid_path = argv[1];
+	srv.path = argv[1];
 	cli_path = argv[2];
-	if (!mkdtemp(data_dir)) {
+	if (!proc_dir_make(srv.dir, "access")) {
 		perror("mkdtemp");
 		return 1;
 	}
+	make_keys();
 	static CU_TestInfo tests[] = {
 		{ "allowlist: others dropped silently and counted, TCP closed", test_allowlist },
 		{ "quota: greedy client held to its rate, polite one unaffected", test_quota },
@@ -653,20 +516,7 @@ int main(int argc, char **argv)
 		{ "libpomai and pomai-cli: THROTTLED and its retry hint", test_throttled_clients },
 		CU_TEST_INFO_NULL,
 	};
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_SuiteInfo suites[] = { { "access", suite_init, suite_clean, NULL, NULL, tests },
-				  CU_SUITE_INFO_NULL };
-	CU_register_suites(suites);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-			  CU_get_number_of_suites_failed();
-	unsigned ran = CU_get_number_of_tests_run();
-	CU_cleanup_registry();
-	char rm[96];
-	snprintf(rm, sizeof(rm), "rm -rf '%s'", data_dir);
-	if (system(rm) != 0)
-		fprintf(stderr, "could not remove %s\n", data_dir);
-	return failed || ran == 0 ? 1 : 0;
+	int rc = pm_cu_run_suite("access", NULL, suite_clean, tests);
+	proc_dir_remove(srv.dir);
+	return rc;
 }

@@ -15,147 +15,60 @@
  *  - shutdown: pomaictl stops the daemon, which exits 0 and removes its socket.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "admin_proto.h"
+#include "ctl.h"
 #include "cu_main.h"
 #include "pomai.h"
+#include "proc.h"
 #include "request.h"
-#include "ports.h"
 #include "stats.h"
 
 #define SHARDS 2u
 #define LOAD_OPS 20000u
 #define LOAD_DEPTH 32u
-#define READY_WAIT_MS 20000
 #define POLL_MS 10
 #define WAIT_MS 10000
-#define OUT_BYTES (64u << 10)
 /* pomaid's PM_ADMIN_CONNS_MAX (dataplane/dp_limits.h) */
 #define PM_ADMIN_CONNS_MAX_TEST 8u
 
-static const char *pomaid_path, *ctl_path;
-static char data_dir[] = "/tmp/pomai-admin-XXXXXX";
-static char sock[256];
-static pid_t daemon_pid = -1;
-static uint16_t base_port;
-
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
-
-static void pause_ms(long ms) /* the interval of a bounded poll loop */
-{
-	struct timespec t = { 0, ms * 1000000L };
-	nanosleep(&t, NULL);
-}
+static const char *ctl_path;
+static char sock[PATH_MAX + 16];
+static struct pomaid srv = {
+	.flags = (const char *const[]){ "--arena-bytes", "64M", "--seeds", "65536", "--hugepages",
+					"no", "--knn-timeout-ms", "2000", NULL },
+};
 
 /* ---------------------------------------------------------------- the daemon */
 
-static bool start_daemon(uint16_t base)
-{
-	int out[2];
-	char port[16], tport[16];
-	if (pipe(out) != 0)
-		return false;
-	snprintf(port, sizeof(port), "%u", base);
-	snprintf(tport, sizeof(tport), "%u", base - 1u);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		close(out[0]);
-		execl(pomaid_path, "pomaid", "--shards", "2", "--base-port", port, "--tcp-port", tport,
-		      "--arena-bytes", "64M", "--seeds", "65536", "--data-dir", data_dir,
-		      "--hugepages", "no", "--knn-timeout-ms", "2000", (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	char buf[4096] = { 0 };
-	size_t n = 0;
-	const char *ready = NULL;
-	struct pollfd pfd = { .fd = out[0], .events = POLLIN };
-	while (n < sizeof(buf) - 1 && (!(ready = strstr(buf, "pomaid: ready")) || !strchr(ready, '\n')) &&
-	       poll(&pfd, 1, READY_WAIT_MS) > 0) {
-		ssize_t r = read(out[0], buf + n, sizeof(buf) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	close(out[0]);
-	daemon_pid = pid;
-	return ready != NULL;
-}
-
 static int suite_init(void)
 {
-	if (!mkdtemp(data_dir))
+	if (!proc_dir_make(srv.dir, "admin"))
 		return -1;
-	snprintf(sock, sizeof(sock), "%s/admin.sock", data_dir);
-	uint64_t seed = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL);
-	for (int attempt = 0; attempt < 20; attempt++) {
-		uint16_t base = (uint16_t)(20000 + pm_test_rand(&seed) % 40000);
-		if (!pm_test_ports_free(base, SHARDS))
-			continue;
-		if (start_daemon(base)) {
-			base_port = base;
-			return 0;
-		}
-		if (daemon_pid > 0) {
-			kill(daemon_pid, SIGKILL);
-			waitpid(daemon_pid, NULL, 0);
-		}
-	}
-	return -1;
+	snprintf(sock, sizeof(sock), "%s/admin.sock", srv.dir);
+	return pomaid_start(&srv, NULL, NULL) ? 0 : -1;
 }
 
 static int suite_clean(void)
 {
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGKILL);
-		waitpid(daemon_pid, NULL, 0);
-	}
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	if (pomaid_alive(&srv))
+		proc_stop(&srv.proc, SIGKILL, PROC_EXIT_WAIT_MS);
+	proc_dir_remove(srv.dir);
+	return 0;
 }
 
 /* ---------------------------------------------------------------- pomaictl */
 
-/* Run pomaictl with args (a shell word list); its stdout+stderr in out; its exit code. */
-static int ctl(const char *args, char *out)
+static void expect(const char *args, int code, const char *has)
 {
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "'%s' --socket '%s' %s 2>&1", ctl_path, sock, args);
-	FILE *p = popen(cmd, "r");
-	size_t n = p ? fread(out, 1, OUT_BYTES - 1, p) : 0;
-	out[n] = '\0';
-	int st = p ? pclose(p) : -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* Exit code of pomaictl --json args piped into a strict JSON parser (0: valid). */
-static int ctl_json(const char *args)
-{
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd),
-		 "'%s' --socket '%s' --json %s | python3 -c 'import json,sys; d=json.load(sys.stdin);"
-		 " sys.exit(0 if d[\"status\"] == \"ok\" else 1)'", ctl_path, sock, args);
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	ctl_expect(ctl_path, sock, args, code, has);
 }
 
 /* ---------------------------------------------------------------- the stats segment */
@@ -175,7 +88,7 @@ static void *load(void *arg)
 	(void)arg;
 	struct pm_client_config cfg;
 	pm_client_config_default(&cfg);
-	cfg.base_port = base_port;
+	cfg.base_port = srv.base;
 	cfg.shards = SHARDS;
 	cfg.timeout_ms = 1000;
 	struct pm_client *c = NULL;
@@ -227,8 +140,8 @@ static bool check_shards(const struct pm_stats_map *m, struct seen *last, uint64
 
 static void test_stats_hammered(void)
 {
-	char path[300], why[256];
-	snprintf(path, sizeof(path), "%s/pomaid.stats", data_dir);
+	char path[PATH_MAX + 16], why[256];
+	snprintf(path, sizeof(path), "%s/pomaid.stats", srv.dir);
 	struct pm_stats_map m;
 	CU_ASSERT_EQUAL_FATAL(pm_stats_open(path, &m, why, sizeof(why)), 0);
 	CU_ASSERT_EQUAL(m.nshards, SHARDS);
@@ -243,10 +156,10 @@ static void test_stats_hammered(void)
 	}
 	pthread_join(t, NULL);
 	/* the workers publish every PM_STATS_PUBLISH_MS: wait for the last ops to show */
-	uint64_t acked = atomic_load(&load_acked), t0 = now_ms();
-	while (ops < acked && now_ms() - t0 < WAIT_MS) {
+	uint64_t acked = atomic_load(&load_acked), t0 = proc_now_ms();
+	while (ops < acked && proc_now_ms() - t0 < WAIT_MS) {
 		bad += !check_shards(&m, last, &ops, &busy);
-		pause_ms(POLL_MS);
+		proc_pause_ms(POLL_MS);
 	}
 	printf("\n  %llu reads of %u blocks while %llu requests were served; %llu bad, %llu"
 	       " given up", (unsigned long long)reads, SHARDS, (unsigned long long)acked,
@@ -261,16 +174,6 @@ static void test_stats_hammered(void)
 }
 
 /* ---------------------------------------------------------------- pomaictl */
-
-static void expect(const char *args, int code, const char *has)
-{
-	static char out[OUT_BYTES];
-	int rc = ctl(args, out);
-	if (rc != code || (has && !strstr(out, has)))
-		printf("\n  pomaictl %s: exit %d (want %d), output: %.300s", args, rc, code, out);
-	CU_ASSERT_EQUAL(rc, code);
-	CU_ASSERT(!has || strstr(out, has) != NULL);
-}
 
 static void test_pomaictl(void)
 {
@@ -300,11 +203,11 @@ static void test_pomaictl(void)
 	expect("clients 1", 0, "requests:");
 	expect("snapshot", 0, "OK");
 	expect("snapshot now", 0, "OK");
-	uint64_t t0 = now_ms();
-	static char out[OUT_BYTES];
-	while (now_ms() - t0 < WAIT_MS && (ctl("snapshot status", out) != 0 ||
+	uint64_t t0 = proc_now_ms();
+	static char out[CTL_OUT_BYTES];
+	while (proc_now_ms() - t0 < WAIT_MS && (ctl_run(ctl_path, sock, "snapshot status", out) != 0 ||
 					   strstr(out, "snapshots_completed:0")))
-		pause_ms(POLL_MS);
+		proc_pause_ms(POLL_MS);
 	CU_ASSERT_PTR_NULL(strstr(out, "snapshots_completed:0")); /* both shards have one */
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "# Shard 1"));
 	/* JSON: every answer parses, and says ok */
@@ -315,7 +218,7 @@ static void test_pomaictl(void)
 					    "quota set 127.0.0.8 10 1000", "quota get 127.0.0.8",
 					    "quota list", "quota del 127.0.0.8" };
 	for (size_t i = 0; i < sizeof(json) / sizeof(json[0]); i++) {
-		int rc = ctl_json(json[i]);
+		int rc = ctl_json(ctl_path, sock, json[i], "d['status'] == 'ok'");
 		if (rc != 0)
 			printf("\n  pomaictl --json %s: not valid JSON or not ok (%d)", json[i], rc);
 		CU_ASSERT_EQUAL(rc, 0);
@@ -337,36 +240,10 @@ static void test_pomaictl(void)
 		expect(args, 0, "usage: pomaictl");
 	}
 	/* unreachable */
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "'%s' --socket /nonexistent/admin.sock ping 2>/dev/null", ctl_path);
-	int st = system(cmd);
-	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+	CU_ASSERT_EQUAL(ctl_run(ctl_path, "/nonexistent/admin.sock", "ping", out), 3);
 }
 
 /* ---------------------------------------------------------------- the socket */
-
-static uint8_t buf[PM_ADMIN_LEN_BYTES + PM_ADMIN_MESSAGE_BYTES_MAX];
-
-static bool ping_ok(void)
-{
-	int fd = pm_admin_connect(sock);
-	const char *argv[] = { "PING" }, *text;
-	uint8_t status = 0xff;
-	size_t tlen;
-	bool ok = fd >= 0 && pm_admin_call(fd, 1, argv, buf, sizeof(buf), WAIT_MS, &status, &text,
-					     &tlen) == 0 && status == PM_ADMIN_OK;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-/* Whether the daemon closed fd (read returns 0 within the wait). */
-static bool closed_by_peer(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-	return poll(&p, 1, WAIT_MS) == 1 && read(fd, &c, 1) == 0;
-}
 
 static void test_socket_bounds(void)
 {
@@ -374,55 +251,15 @@ static void test_socket_bounds(void)
 	CU_ASSERT_EQUAL_FATAL(stat(sock, &sb), 0);
 	CU_ASSERT(S_ISSOCK(sb.st_mode));
 	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
-	/* one byte past the largest message: the connection goes, unanswered */
-	int fd = pm_admin_connect(sock);
-	uint8_t len[4];
-	uint32_t big = PM_ADMIN_MESSAGE_BYTES_MAX + 1;
-	memcpy(len, &big, 4);
-	CU_ASSERT_EQUAL(write(fd, len, 4), 4);
-	CU_ASSERT(closed_by_peer(fd));
-	close(fd);
-	/* a malformed request (unknown version): a USAGE reply */
-	fd = pm_admin_connect(sock);
-	uint8_t junk[] = { 3, 0, 0, 0, 9, 1, 0 };
-	CU_ASSERT_EQUAL(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
-	uint8_t rep[64];
-	ssize_t n = read(fd, rep, sizeof(rep));
-	CU_ASSERT(n >= 6 && rep[5] == PM_ADMIN_USAGE);
-	close(fd);
-	/* PM_ADMIN_CONNS_MAX connections are served; one more is closed at once */
-	int fds[PM_ADMIN_CONNS_MAX_TEST + 1];
-	for (unsigned i = 0; i <= PM_ADMIN_CONNS_MAX_TEST; i++)
-		fds[i] = pm_admin_connect(sock);
-	CU_ASSERT(closed_by_peer(fds[PM_ADMIN_CONNS_MAX_TEST]));
-	const char *argv[] = { "PING" }, *text;
-	uint8_t status;
-	size_t tlen;
-	CU_ASSERT_EQUAL(pm_admin_call(fds[0], 1, argv, buf, sizeof(buf), WAIT_MS, &status, &text,
-				      &tlen), 0);
-	CU_ASSERT_EQUAL(status, PM_ADMIN_OK);
-	for (unsigned i = 0; i <= PM_ADMIN_CONNS_MAX_TEST; i++)
-		close(fds[i]);
-	/* and the daemon still answers, once it has seen those connections close
-	 * (until then a new one may find the table full: closed at once) */
-	uint64_t t0 = now_ms();
-	bool ok = false;
-	while (!(ok = ping_ok()) && now_ms() - t0 < WAIT_MS)
-		pause_ms(POLL_MS);
-	CU_ASSERT(ok);
+	/* pomaid closes what it refuses before reading it: an end of file */
+	ctl_socket_bounds(sock, PM_ADMIN_CONNS_MAX_TEST, 0, false);
 }
 
 static void test_shutdown(void)
 {
 	expect("shutdown", 0, "stopping");
-	int st = -1;
-	uint64_t t0 = now_ms();
-	pid_t r = 0;
-	while (now_ms() - t0 < WAIT_MS && (r = waitpid(daemon_pid, &st, WNOHANG)) == 0)
-		pause_ms(POLL_MS);
-	CU_ASSERT_EQUAL_FATAL(r, daemon_pid);
-	daemon_pid = -1;
-	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CU_ASSERT_FATAL(proc_wait(&srv.proc, PROC_EXIT_WAIT_MS));
+	CU_ASSERT(proc_exited_ok(&srv.proc));
 	CU_ASSERT(access(sock, F_OK) != 0); /* the socket went with it */
 	expect("ping", 3, NULL);
 }
@@ -433,7 +270,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: test_admin PATH-TO-POMAID PATH-TO-POMAICTL\n");
 		return 1;
 	}
-	pomaid_path = argv[1];
+	srv.path = argv[1];
 	ctl_path = argv[2];
 	signal(SIGPIPE, SIG_IGN);
 	static CU_TestInfo tests[] = {
@@ -443,15 +280,5 @@ int main(int argc, char **argv)
 		{ "pomaictl shutdown: pomaid exits 0", test_shutdown },
 		CU_TEST_INFO_NULL,
 	};
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_SuiteInfo suites[] = { { "admin", suite_init, suite_clean, NULL, NULL, tests },
-				  CU_SUITE_INFO_NULL };
-	CU_register_suites(suites);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-			  CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return pm_cu_run_suite("admin", suite_init, suite_clean, tests);
 }

@@ -58,13 +58,10 @@
 #include "dp_limits.h"
 #include "route.h"
 #include "netns.h"
-#include "ports.h"
+#include "proc.h"
+#include "frames.h"
 
-#define REPLY_TIMEOUT_MS 2000
-#define RETRIES 5
-#define READY_TIMEOUT_MS 60000
-/* INFO polls before a counter must have reached its value. */
-#define INFO_POLLS 200
+_Static_assert(CAMP_DATAGRAM_BYTES_MAX <= WIRE_OUT_BYTES, "a row's datagram fits a client's buffer");
 /* Keys the polite client owns and checks after every row. */
 #define POLITE_KEYS 16u
 #define LOOPBACK "127.0.0.1"
@@ -83,106 +80,55 @@
 
 static const char *pomaid_path;
 static const char *small_ring_path; /* pomaid built with a small PM_RING_BYTES (--small-ring) */
-static const char *daemon_path;     /* what start_argv runs: one of the two */
 static bool dpdk_mode;
-static char data_dir[] = "/tmp/pomai-campaign-XXXXXX";
 static char conf_path[96];
-static pid_t daemon_pid = -1;
 static uint32_t shards = 2;
 static uint16_t base_port;          /* UDP base port; TCP is base_port - 1 */
 static char server_ip[32] = LOOPBACK;
 static char marker_key[2][16];      /* a key owned by shard 0 and one by shard 1 */
+/* The kernel backend: restarted by tests with their flags, on the ports
+ * picked at its first start. The DPDK backend: started from its config. */
+static struct pomaid srv = {
+	.flags = (const char *const[]){ "--arena-bytes", "64M", "--seeds", "65536",
+					"--knn-timeout-ms", "2000", "--wal", "none", NULL },
+};
+static struct proc dpdk;
 
 /* ---------------------------------------------------------------- the daemon */
 
-static bool read_ready(int fd)
+static struct proc *daemon_proc(void)
 {
-	char buf[4096] = { 0 };
-	size_t n = 0;
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	const char *ready;
-	while (n < sizeof(buf) - 1 && (!(ready = strstr(buf, "pomaid: ready")) || !strchr(ready, '\n')) &&
-	       poll(&pfd, 1, READY_TIMEOUT_MS) > 0) {
-		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	return strstr(buf, "pomaid: ready") != NULL;
+	return dpdk_mode ? &dpdk : &srv.proc;
 }
 
-/* Start pomaid with argv (NULL-terminated) and wait for its ready line. */
-static bool start_argv(const char *const *argv)
-{
-	int out[2];
-	if (pipe(out) != 0)
-		return false;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		close(out[0]);
-		execv(daemon_path, (char *const *)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	daemon_pid = pid;
-	bool ok = read_ready(out[0]);
-	close(out[0]);
-	return ok;
-}
-
-/* The kernel backend on base_port with `n` shards and extra flags. */
+/* The kernel backend (srv.path: pomaid or the small-ring build) with `n`
+ * shards and extra flags. */
 static bool start_kernel(uint32_t n, const char *const *extra)
 {
-	char port[16], tport[16], ns[16];
-	snprintf(port, sizeof(port), "%u", base_port);
-	snprintf(tport, sizeof(tport), "%u", base_port - 1u);
-	snprintf(ns, sizeof(ns), "%u", n);
-	const char *argv[32] = { "pomaid", "--shards", ns, "--base-port", port, "--tcp-port", tport,
-				 "--arena-bytes", "64M", "--seeds", "65536", "--data-dir", data_dir,
-				 "--knn-timeout-ms", "2000", "--wal", "none" };
-	int a = 17;
-	for (; extra && extra[a - 17] && a < 31; a++)
-		argv[a] = extra[a - 17];
-	argv[a] = NULL;
-	shards = n;
-	return start_argv(argv);
+	srv.shards = shards = n;
+	bool ok = pomaid_start(&srv, extra, NULL);
+	base_port = srv.base;
+	return ok;
 }
 
 /* True while pomaid runs (not exited, not a zombie); never reaps it. */
 static bool daemon_alive(void)
 {
-	siginfo_t si = { 0 };
-	return daemon_pid > 0 &&
-	       waitid(P_PID, (id_t)daemon_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
+	return proc_alive(daemon_proc());
 }
 
 static void stop_daemon(void)
 {
-	int status = 0;
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, &status, 0);
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			printf("\n  pomaid ended abnormally: status 0x%x", (unsigned)status);
-		daemon_pid = -1;
-	}
+	if (!dpdk_mode)
+		pomaid_stop(&srv); /* says so when it ended abnormally */
+	else if (!proc_stop(&dpdk, SIGTERM, PROC_EXIT_WAIT_MS) || !proc_exited_ok(&dpdk))
+		printf("\n  pomaid ended abnormally: status 0x%x", (unsigned)dpdk.status);
 }
 
 /* pomaid's resident set in KiB, or -1. */
 static long daemon_rss_kib(void)
 {
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)daemon_pid);
-	FILE *f = fopen(path, "r");
-	long kib = -1;
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6))
-			kib = atol(line + 6);
-	if (f)
-		fclose(f);
-	return kib;
+	return proc_rss_kib(daemon_proc()->pid);
 }
 
 static void make_marker_keys(void)
@@ -199,76 +145,26 @@ static void make_marker_keys(void)
 
 /* ---------------------------------------------------------------- a UDP client */
 
-struct client {
-	int fd;
-	int timeout_ms;            /* per attempt of call() */
-	uint64_t next_id;
-	uint8_t buf[CAMP_DATAGRAM_BYTES_MAX];
-	uint8_t in[PM_FRAME_BYTES_MAX + 1];
-};
-
-static bool client_open(struct client *c, const char *src, uint64_t first_id)
-{
-	struct sockaddr_in me = { .sin_family = AF_INET };
-	c->fd = socket(AF_INET, SOCK_DGRAM, 0);
-	c->next_id = first_id;
-	c->timeout_ms = REPLY_TIMEOUT_MS;
-	if (c->fd < 0)
-		return false;
-	int buf = 4 << 20;
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-	if (!src)
-		return true;
-	inet_pton(AF_INET, src, &me.sin_addr);
-	return bind(c->fd, (struct sockaddr *)&me, sizeof(me)) == 0;
-}
-
-static void send_to(struct client *c, uint32_t shard, const void *p, size_t n)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port + shard) };
-	inet_pton(AF_INET, server_ip, &a.sin_addr);
-	(void)sendto(c->fd, p, n, 0, (struct sockaddr *)&a, sizeof(a));
-}
-
 /* A reply frame to any request the table sends: a CLIST row without
  * PM_CLIST_COLL_FLAGS is answered in the entry layout from before coll_flags
  * (docs/protocol.md 10), which pm_reply_decode() does not read. */
-static enum pm_status reply_decode(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
-				   size_t *used)
+static enum pm_wire_status reply_decode(const uint8_t *buf, size_t len,
+					struct pm_reply_view *rv, size_t *used)
 {
 	enum pm_wire_status st = pm_reply_decode(buf, len, rv, used);
 	if (st != PM_WIRE_OK && rv->op == PM_OP_CLIST)
 		st = pm_reply_decode_list(buf, len, 0, rv, used);
-	return pm_status_from_wire(st);
+	return st;
 }
 
-/* The next reply frame (first frame of a datagram) within ms; false on timeout. */
-static bool recv_reply(struct client *c, int ms, struct pm_reply_view *rv)
+/* A client of pomaid from src (NULL: any address), reading every reply the
+ * table's rows may get. */
+static bool client_open(struct wire *c, const char *src, uint64_t first_id)
 {
-	struct pollfd p = { .fd = c->fd, .events = POLLIN };
-	while (poll(&p, 1, ms) == 1) {
-		ssize_t r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
-		size_t used;
-		if (r > 0 && reply_decode(c->in, (size_t)r, rv, &used) == PM_OK)
-			return true;
-	}
-	return false;
-}
-
-/* A request and its reply (the first frame of it), resent on a timeout. */
-static bool call(struct client *c, struct pm_request *req, uint32_t shard, struct pm_reply_view *rv)
-{
-	req->id = c->next_id++;
-	size_t n = pm_request_encode(req, c->buf, sizeof(c->buf));
-	if (n == 0)
+	if (!wire_open(c, src, server_ip, base_port, first_id))
 		return false;
-	for (int attempt = 0; attempt < RETRIES; attempt++) {
-		send_to(c, shard, c->buf, n);
-		while (recv_reply(c, c->timeout_ms, rv))
-			if (rv->id == req->id)
-				return true;
-	}
-	return false;
+	c->decode = reply_decode;
+	return true;
 }
 
 static uint32_t owner(const char *key)
@@ -276,52 +172,29 @@ static uint32_t owner(const char *key)
 	return pm_shard_of(pm_route_hash(key, strlen(key)), shards);
 }
 
-/* A field of INFO dataplane's Total section (summed over the shards); -1 if absent. */
-static long long info_total(struct client *c, const char *name)
+/* A field of INFO dataplane's Total section (summed over the shards); < 0 if absent. */
+static long long info_total(struct wire *c, const char *name)
 {
-	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
-	struct pm_request r = { .op = PM_OP_INFO, .section = { (const uint8_t *)"dataplane", 9 } };
-	struct pm_reply_view rv;
-	if (!call(c, &r, 0, &rv) || rv.status != PM_WIRE_OK)
-		return -1;
-	memcpy(text, rv.value.ptr, rv.value.len);
-	text[rv.value.len] = '\0';
-	char want[96];
-	snprintf(want, sizeof(want), "\n%s:", name);
-	const char *p = strstr(text, want);
-	return p ? atoll(p + strlen(want)) : -1;
+	return wire_info(c, "dataplane", NULL, name);
 }
 
-/* A field of shard `shard`'s own section of INFO dataplane; -1 if absent. */
-static long long info_shard(struct client *c, uint32_t shard, const char *name)
+/* A field of shard `shard`'s own section of INFO dataplane; < 0 if absent. */
+static long long info_shard(struct wire *c, uint32_t shard, const char *name)
 {
-	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
-	struct pm_request r = { .op = PM_OP_INFO, .section = { (const uint8_t *)"dataplane", 9 } };
-	struct pm_reply_view rv;
-	if (!call(c, &r, 0, &rv) || rv.status != PM_WIRE_OK)
-		return -1;
-	memcpy(text, rv.value.ptr, rv.value.len);
-	text[rv.value.len] = '\0';
-	char sec[32], want[96];
-	snprintf(sec, sizeof(sec), "@shard:%u\r\n", shard);
-	snprintf(want, sizeof(want), "\n%s:", name);
-	const char *p = strstr(text, sec), *end = p ? strstr(p + 1, "@shard:") : NULL;
-	const char *f = p ? strstr(p, want) : NULL;
-	return f && (!end || f < end) ? atoll(f + strlen(want)) : -1;
+	char part[32];
+	snprintf(part, sizeof(part), "@shard:%u\r\n", shard);
+	return wire_info(c, "dataplane", part, name);
 }
 
 /* A counter a worker bumps on its own turn: asked again until it reaches want. */
-static long long info_reaches(struct client *c, const char *name, long long want)
+static long long info_reaches(struct wire *c, const char *name, long long want)
 {
-	long long v = info_total(c, name);
-	for (int i = 0; i < INFO_POLLS && v < want; i++)
-		v = info_total(c, name);
-	return v;
+	return wire_info_reaches(c, "dataplane", name, want);
 }
 
 /* ---------------------------------------------------------------- the polite client */
 
-static struct client polite;
+static struct wire polite;
 static uint32_t polite_throttled; /* THROTTLED answers the polite client ever got */
 
 static int polite_key(uint32_t i, char *k, size_t cap)
@@ -337,7 +210,7 @@ static bool polite_set_all(void)
 		int n = polite_key(i, k, sizeof(k));
 		struct pm_request r = { .op = PM_OP_SET, .key = { (const uint8_t *)k, (uint32_t)n },
 					.value = { (const uint8_t *)k, (uint32_t)n } };
-		if (!call(&polite, &r, owner(k), &rv) || rv.status != PM_WIRE_OK)
+		if (!wire_call(&polite, &r, owner(k), &rv) || rv.status != PM_WIRE_OK)
 			return false;
 	}
 	return true;
@@ -350,7 +223,7 @@ static bool polite_check(uint32_t i)
 	struct pm_reply_view rv;
 	int n = polite_key(i % POLITE_KEYS, k, sizeof(k));
 	struct pm_request r = { .op = PM_OP_GET, .key = { (const uint8_t *)k, (uint32_t)n } };
-	bool answered = call(&polite, &r, i % shards, &rv);
+	bool answered = wire_call(&polite, &r, i % shards, &rv);
 	polite_throttled += answered && rv.status == PM_WIRE_E_THROTTLED;
 	return answered && rv.status == PM_WIRE_OK && rv.value.len == (uint32_t)n &&
 	       !memcmp(rv.value.ptr, k, (size_t)n);
@@ -372,7 +245,7 @@ static bool make_state(void)
 		  .vec = (const uint8_t *)v4, .dim = CAMP_VEC_DIM },
 	};
 	for (size_t i = 0; i < sizeof(rq) / sizeof(rq[0]); i++)
-		if (!call(&polite, &rq[i], 0, &rv) || rv.status != PM_WIRE_OK)
+		if (!wire_call(&polite, &rq[i], 0, &rv) || rv.status != PM_WIRE_OK)
 			return false;
 	return polite_set_all();
 }
@@ -443,7 +316,7 @@ static bool judge(const struct camp_case *k, const struct outcome *o, bool strea
 static long long ignored; /* dropped_reply so far: read when a table starts */
 
 static bool judge_drops(const struct camp_case *k, const struct outcome *o, bool stream,
-			struct client *c, long long *drops)
+			struct wire *c, long long *drops)
 {
 	long long want = *drops + (k->expect == CX_DROP || k->expect == CX_REPLY_DROP);
 	long long got = info_reaches(c, "dropped_malformed", want);
@@ -471,15 +344,15 @@ static size_t marker_frame(uint32_t shard, uint64_t id, uint8_t *out, size_t cap
 }
 
 /* Replies until the marker's (and the row's, and then_get's, when expected). */
-static void udp_collect(struct client *c, const struct camp_case *k, uint64_t id, uint64_t marker,
+static void udp_collect(struct wire *c, const struct camp_case *k, uint64_t id, uint64_t marker,
 			uint32_t shard, struct outcome *o)
 {
 	uint8_t m[64];
 	size_t mn = marker_frame(shard, marker, m, sizeof(m));
-	for (int attempt = 0; attempt < RETRIES; attempt++) {
-		send_to(c, shard, m, mn);
+	for (int attempt = 0; attempt < c->attempts; attempt++) {
+		wire_send(c, shard, m, mn);
 		struct pm_reply_view rv;
-		while (recv_reply(c, REPLY_TIMEOUT_MS, &rv)) {
+		while (wire_recv(c, WIRE_REPLY_WAIT_MS, &rv)) {
 			note_reply(o, &rv, id, marker);
 			if (collected(k, o))
 				return;
@@ -492,12 +365,12 @@ static void udp_collect(struct client *c, const struct camp_case *k, uint64_t id
  * reassembles: no reply, counted under dpdk_p0_drop_frag, whatever the row. */
 #define DPDK_REASM_PAYLOAD_MAX (8u * 1480u - 8u)
 
-static bool dpdk_oversize_row(struct client *c, const struct camp_case *k, uint64_t id,
+static bool dpdk_oversize_row(struct wire *c, const struct camp_case *k, uint64_t id,
 			      uint32_t shard, size_t n)
 {
 	struct camp_case dropped = { .name = k->name, .expect = CX_DROP };
 	long long before = info_total(c, "dpdk_p0_drop_frag");
-	send_to(c, shard, c->buf, n);
+	wire_send(c, shard, c->buf, n);
 	struct outcome o = { 0 };
 	udp_collect(c, &dropped, id, id + 2, shard, &o);
 	long long after = info_reaches(c, "dpdk_p0_drop_frag", before + 1);
@@ -509,7 +382,7 @@ static bool dpdk_oversize_row(struct client *c, const struct camp_case *k, uint6
 	return ok;
 }
 
-static bool udp_row(struct client *c, const struct camp_case *k, uint32_t shard, long long *drops)
+static bool udp_row(struct wire *c, const struct camp_case *k, uint32_t shard, long long *drops)
 {
 	uint64_t id = c->next_id;
 	c->next_id += 3;
@@ -522,7 +395,7 @@ static bool udp_row(struct client *c, const struct camp_case *k, uint32_t shard,
 		absent.status = PM_NOT_FOUND;
 		k = &absent;
 	}
-	send_to(c, shard, c->buf, n);
+	wire_send(c, shard, c->buf, n);
 	struct outcome o = { 0 };
 	udp_collect(c, k, id, id + 2, shard, &o);
 	return judge_drops(k, &o, false, c, drops);
@@ -530,7 +403,7 @@ static bool udp_row(struct client *c, const struct camp_case *k, uint32_t shard,
 
 static void test_table_udp(void)
 {
-	struct client c;
+	struct wire c;
 	CU_ASSERT_FATAL(client_open(&c, NULL, 1u << 20));
 	long long drops = info_total(&c, "dropped_malformed");
 	ignored = info_total(&c, "dropped_reply");
@@ -544,33 +417,14 @@ static void test_table_udp(void)
 	       dpdk_mode ? "dpdk" : "kernel", bad);
 	CU_ASSERT_EQUAL(bad, 0);
 	CU_ASSERT_EQUAL(impolite, 0);
-	close(c.fd);
+	wire_close(&c);
 }
 
 /* ---------------------------------------------------------------- the table over TCP */
 
 static int tcp_connect(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port - 1) };
-	inet_pton(AF_INET, server_ip, &a.sin_addr);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
+	return wire_tcp_connect(NULL, server_ip, (uint16_t)(base_port - 1u));
 }
 
 /* Reads the stream until the marker's reply, or until the server closes it. */
@@ -590,7 +444,7 @@ static void tcp_collect(int fd, const struct camp_case *k, uint64_t id, uint64_t
 		have += (size_t)r;
 		size_t off = 0, used;
 		struct pm_reply_view rv;
-		while (reply_decode(in + off, have - off, &rv, &used) == PM_OK) {
+		while (reply_decode(in + off, have - off, &rv, &used) == PM_WIRE_OK) {
 			note_reply(o, &rv, id, marker);
 			off += used;
 		}
@@ -599,7 +453,7 @@ static void tcp_collect(int fd, const struct camp_case *k, uint64_t id, uint64_t
 	}
 }
 
-static bool tcp_row(const struct camp_case *k, uint64_t id, long long *drops, struct client *c)
+static bool tcp_row(const struct camp_case *k, uint64_t id, long long *drops, struct wire *c)
 {
 	static uint8_t out[CAMP_DATAGRAM_BYTES_MAX + 64];
 	int fd = tcp_connect();
@@ -608,7 +462,7 @@ static bool tcp_row(const struct camp_case *k, uint64_t id, long long *drops, st
 	size_t n = campaign_build(k, id, out);
 	n += marker_frame(0, id + 2, out + n, sizeof(out) - n);
 	struct outcome o = { 0 };
-	if (write_all(fd, out, n))
+	if (wire_write_all(fd, out, n))
 		tcp_collect(fd, k, id, id + 2, &o);
 	close(fd);
 	return judge_drops(k, &o, true, c, drops);
@@ -616,7 +470,7 @@ static bool tcp_row(const struct camp_case *k, uint64_t id, long long *drops, st
 
 static void test_table_tcp(void)
 {
-	struct client c;
+	struct wire c;
 	CU_ASSERT_FATAL(client_open(&c, NULL, 1u << 21));
 	long long drops = info_total(&c, "dropped_malformed");
 	ignored = info_total(&c, "dropped_reply");
@@ -632,7 +486,7 @@ static void test_table_tcp(void)
 	printf("\n  %u rows over TCP, %u mismatched", rows, bad);
 	CU_ASSERT_EQUAL(bad, 0);
 	CU_ASSERT_EQUAL(impolite, 0);
-	close(c.fd);
+	wire_close(&c);
 }
 
 /* ---------------------------------------------------------------- floods */
@@ -649,7 +503,7 @@ struct flood {
 	atomic_ullong sent, throttled, hinted, ok;
 };
 
-static void flood_drain(struct client *c, struct flood *f)
+static void flood_drain(struct wire *c, struct flood *f)
 {
 	struct pm_reply_view rv;
 	ssize_t r;
@@ -667,7 +521,7 @@ static void flood_drain(struct client *c, struct flood *f)
 static void *flood_main(void *arg)
 {
 	struct flood *f = arg;
-	static struct client c;
+	static struct wire c;
 	if (!client_open(&c, f->src, 1))
 		return NULL;
 	size_t n = 0;
@@ -677,17 +531,17 @@ static void *flood_main(void *arg)
 		n += pm_request_encode(&g, c.buf + n, sizeof(c.buf) - n);
 	}
 	for (uint64_t s = 0; s < FLOOD_FRAMES && !atomic_load(&f->stop); s += FLOOD_PER_DATAGRAM) {
-		send_to(&c, (uint32_t)(s / FLOOD_PER_DATAGRAM) % shards, c.buf, n);
+		wire_send(&c, (uint32_t)(s / FLOOD_PER_DATAGRAM) % shards, c.buf, n);
 		atomic_store(&f->sent, s + FLOOD_PER_DATAGRAM);
 		if (f->read_replies)
 			flood_drain(&c, f);
 	}
-	if (f->read_replies) { /* the last replies: until a quiet REPLY_TIMEOUT_MS */
+	if (f->read_replies) { /* the last replies: until a quiet WIRE_REPLY_WAIT_MS */
 		struct pollfd p = { .fd = c.fd, .events = POLLIN };
-		while (poll(&p, 1, REPLY_TIMEOUT_MS) == 1)
+		while (poll(&p, 1, WIRE_REPLY_WAIT_MS) == 1)
 			flood_drain(&c, f);
 	}
-	close(c.fd);
+	wire_close(&c);
 	return NULL;
 }
 
@@ -713,7 +567,7 @@ static uint32_t polite_during(struct flood *f)
 		bad += !polite_check(i);
 	atomic_store(&f->stop, true);
 	pthread_join(t, NULL);
-	polite.timeout_ms = REPLY_TIMEOUT_MS;
+	polite.timeout_ms = WIRE_REPLY_WAIT_MS;
 	return bad;
 }
 
@@ -736,48 +590,6 @@ static void test_flood(void)
 
 /* ---------------------------------------------------------------- reply loops */
 
-/* CPU seconds pomaid has used (utime + stime of /proc/PID/stat), or -1. */
-static double daemon_cpu_s(void)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)daemon_pid);
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-	unsigned long long ut, st;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* A UDP datagram with a forged source, through a raw socket (IP_HDRINCL:
- * the kernel fills the IPv4 checksum and length; UDP checksum 0 = none). */
-static bool send_spoofed(int raw, uint16_t src_port, uint16_t dst_port, const uint8_t *p,
-			 size_t len)
-{
-	uint8_t pkt[20 + 8 + 256];
-	if (len > sizeof(pkt) - 28)
-		return false;
-	memset(pkt, 0, 28);
-	pkt[0] = 0x45;
-	pkt[8] = 64;
-	pkt[9] = IPPROTO_UDP;
-	inet_pton(AF_INET, server_ip, pkt + 12);
-	inet_pton(AF_INET, server_ip, pkt + 16);
-	uint16_t sp = htons(src_port), dp = htons(dst_port), ul = htons((uint16_t)(8 + len));
-	memcpy(pkt + 20, &sp, 2);
-	memcpy(pkt + 22, &dp, 2);
-	memcpy(pkt + 24, &ul, 2);
-	memcpy(pkt + 28, p, len);
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = dp };
-	inet_pton(AF_INET, server_ip, &to.sin_addr);
-	return sendto(raw, pkt, 28 + len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)(28 + len);
-}
-
 /* Bounds of the quiet window after the spoofed datagrams: a daemon that
  * answered them would bounce replies between its shards (or to itself) for
  * ever, at ~10^5 frames and ~1 CPU-second per second on this machine. */
@@ -791,12 +603,11 @@ static bool send_spoofed(int raw, uint16_t src_port, uint16_t dst_port, const ui
  * time and frame count, read from /proc and INFO over a window, barely move. */
 static void test_reply_loop(void)
 {
-	const char *ci = getenv("CI");
 	int raw = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
 	if (raw < 0) {
 		printf("\n  reply loop: no raw socket (%s)%s", strerror(errno),
-		       ci && !strcmp(ci, "true") ? ": CI=true, failing" : ": not run");
-		CU_ASSERT_FATAL(!(ci && !strcmp(ci, "true")));
+		       proc_ci() ? ": CI=true, failing" : ": not run");
+		CU_ASSERT_FATAL(!proc_ci());
 		return;
 	}
 	uint8_t get[64], reply[64];
@@ -808,17 +619,17 @@ static void test_reply_loop(void)
 	CU_ASSERT_FATAL(gn > 0 && rn > 0);
 	long long self0 = info_total(&polite, "dropped_self");
 	uint16_t b = base_port, b1 = (uint16_t)(base_port + shards - 1);
-	CU_ASSERT(send_spoofed(raw, b1, b, get, gn));
-	CU_ASSERT(send_spoofed(raw, b, b, get, gn));
-	CU_ASSERT(send_spoofed(raw, b, b1, reply, rn));
+	CU_ASSERT(wire_udp_forged(raw, server_ip, b1, server_ip, b, get, gn));
+	CU_ASSERT(wire_udp_forged(raw, server_ip, b, server_ip, b, get, gn));
+	CU_ASSERT(wire_udp_forged(raw, server_ip, b, server_ip, b1, reply, rn));
 	close(raw);
 	long long self1 = info_reaches(&polite, "dropped_self", self0 + 3);
 	CU_ASSERT_EQUAL(self1, self0 + 3);
-	double cpu0 = daemon_cpu_s();
+	double cpu0 = proc_cpu_s(daemon_proc()->pid);
 	long long rx0 = info_total(&polite, "rx_frames");
 	struct timespec win = { LOOP_WINDOW_MS / 1000, (LOOP_WINDOW_MS % 1000) * 1000000L };
 	nanosleep(&win, NULL); /* a measurement window, not a wait for an event */
-	double cpu1 = daemon_cpu_s();
+	double cpu1 = proc_cpu_s(daemon_proc()->pid);
 	long long rx1 = info_total(&polite, "rx_frames");
 	printf("\n  reply loop: dropped_self %lld -> %lld; over %d ms pomaid used %.2f CPU-s and"
 	       " received %lld frames", self0, self1, LOOP_WINDOW_MS, cpu1 - cpu0, rx1 - rx0);
@@ -870,12 +681,11 @@ static void test_flood_quota(void)
 /* How long the stalled connections may take to be reaped. */
 #define REAP_WAIT_MS (PM_TCP_STALL_MS + LOADED_MARGIN_MS)
 
-/* A client that pipelines GETs of a large value and never reads: until the
- * socket takes no more. */
-static int deaf_client(void)
+/* Pipeline GETs of a large value on fd, never to be read: until the socket
+ * takes no more. fd (-1 stays -1). */
+static int deaf_fill(int fd)
 {
 	static uint8_t out[1u << 16];
-	int fd = tcp_connect();
 	if (fd < 0)
 		return -1;
 	struct pm_request g = { .op = PM_OP_GET, .key = { (const uint8_t *)"smax", 4 } };
@@ -888,6 +698,12 @@ static int deaf_client(void)
 	return fd;
 }
 
+/* A client that pipelines GETs of a large value and never reads. */
+static int deaf_client(void)
+{
+	return deaf_fill(tcp_connect());
+}
+
 /* Half a frame, then silence. */
 static int half_open_client(void)
 {
@@ -895,7 +711,7 @@ static int half_open_client(void)
 	int fd = tcp_connect();
 	struct pm_request g = { .op = PM_OP_GET, .key = { (const uint8_t *)"half", 4 } };
 	size_t n = pm_request_encode(&g, out, sizeof(out));
-	if (fd >= 0 && !write_all(fd, out, n / 2)) {
+	if (fd >= 0 && !wire_write_all(fd, out, n / 2)) {
 		close(fd);
 		return -1;
 	}
@@ -923,7 +739,7 @@ static bool tcp_served(void)
 	struct outcome o = { 0 };
 	size_t n = marker_frame(0, 99, out, sizeof(out));
 	static const struct camp_case marker_only = { .expect = CX_DROP };
-	if (fd >= 0 && write_all(fd, out, n))
+	if (fd >= 0 && wire_write_all(fd, out, n))
 		tcp_collect(fd, &marker_only, 0, 99, &o);
 	if (fd >= 0)
 		close(fd);
@@ -937,19 +753,7 @@ static bool tcp_served(void)
 /* A connection from `src` (NULL: any address) to pomaid's TCP port. */
 static int tcp_connect_from(const char *src)
 {
-	if (!src)
-		return tcp_connect();
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in me = { .sin_family = AF_INET };
-	inet_pton(AF_INET, src, &me.sin_addr);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port - 1) };
-	inet_pton(AF_INET, server_ip, &a.sin_addr);
-	if (fd >= 0 && (bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0 ||
-			connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return wire_tcp_connect(src, server_ip, (uint16_t)(base_port - 1u));
 }
 
 /* A GET over a fresh connection from src is answered. */
@@ -960,18 +764,11 @@ static bool tcp_served_from(const char *src)
 	struct outcome o = { 0 };
 	size_t n = marker_frame(0, 99, out, sizeof(out));
 	static const struct camp_case marker_only = { .expect = CX_DROP };
-	if (fd >= 0 && write_all(fd, out, n))
+	if (fd >= 0 && wire_write_all(fd, out, n))
 		tcp_collect(fd, &marker_only, 0, 99, &o);
 	if (fd >= 0)
 		close(fd);
 	return o.got_marker;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Fill the table: one deaf client and PM_TCP_CONNS_MAX - 1 half-open ones. */
@@ -999,10 +796,10 @@ static bool reset_by_server(int fd, int ms)
  * the half-open ones (fds[1..]) and, without reading it, the deaf one. */
 static uint32_t await_reaped(const int *fds)
 {
-	uint64_t deadline = mono_ms() + REAP_WAIT_MS;
+	uint64_t deadline = proc_now_ms() + REAP_WAIT_MS;
 	uint32_t closed = 0;
 	for (uint32_t i = 1; i <= PM_TCP_CONNS_MAX; i++) {
-		uint64_t now = mono_ms();
+		uint64_t now = proc_now_ms();
 		int left = now < deadline ? (int)(deadline - now) : 0;
 		uint32_t at = i % PM_TCP_CONNS_MAX;
 		closed += at ? closed_by_server(fds[at], left) : reset_by_server(fds[at], left);
@@ -1023,7 +820,7 @@ static void test_tcp_table(void)
 	struct pm_reply_view rv;
 	struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"smax", 4 },
 				.value = { big, sizeof(big) } };
-	CU_ASSERT_FATAL(call(&polite, &s, 0, &rv) && rv.status == PM_WIRE_OK);
+	CU_ASSERT_FATAL(wire_call(&polite, &s, 0, &rv) && rv.status == PM_WIRE_OK);
 	long long refused0 = info_total(&polite, "tcp_refused");
 	long long stalled0 = info_total(&polite, "tcp_stalled");
 	long long expired0 = info_total(&polite, "tcp_frame_deadline");
@@ -1035,7 +832,7 @@ static void test_tcp_table(void)
 	/* one past the cap (from another address: the table is full, not the
 	 * address's share): accepted by the kernel, closed by pomaid */
 	int extra = tcp_connect_from(POLITE_TCP_SRC);
-	CU_ASSERT(extra >= 0 && closed_by_server(extra, REPLY_TIMEOUT_MS));
+	CU_ASSERT(extra >= 0 && closed_by_server(extra, WIRE_REPLY_WAIT_MS));
 	if (extra >= 0)
 		close(extra);
 	CU_ASSERT(info_reaches(&polite, "tcp_refused", refused0 + 1) >= refused0 + 1);
@@ -1070,7 +867,7 @@ static void test_tcp_idle(void)
 	static int fds[PM_TCP_CONNS_MAX];
 	long long evicted0 = info_total(&polite, "tcp_idle_evicted");
 	long long accepted0 = info_total(&polite, "tcp_accepted");
-	uint64_t t0 = mono_ms();
+	uint64_t t0 = proc_now_ms();
 	uint32_t opened = 0;
 	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++)
 		opened += (fds[i] = tcp_connect()) >= 0;
@@ -1078,14 +875,14 @@ static void test_tcp_idle(void)
 	CU_ASSERT(info_reaches(&polite, "tcp_accepted", accepted0 + PM_TCP_CONNS_MAX) ==
 		  accepted0 + PM_TCP_CONNS_MAX);
 	int early = tcp_connect_from(POLITE_TCP_SRC); /* the table is full, not its address's share */
-	bool young = mono_ms() - t0 < PM_TCP_IDLE_EVICT_MS / 2; /* a slow machine proves nothing */
-	CU_ASSERT(early >= 0 && (!young || closed_by_server(early, REPLY_TIMEOUT_MS)));
+	bool young = proc_now_ms() - t0 < PM_TCP_IDLE_EVICT_MS / 2; /* a slow machine proves nothing */
+	CU_ASSERT(early >= 0 && (!young || closed_by_server(early, WIRE_REPLY_WAIT_MS)));
 	if (early >= 0)
 		close(early);
 	bool served = false;
 	uint32_t tries = early >= 0; /* connections made while the table was full */
 	uint64_t deadline = t0 + PM_TCP_IDLE_EVICT_MS + LOADED_MARGIN_MS;
-	while (!served && mono_ms() < deadline) {
+	while (!served && proc_now_ms() < deadline) {
 		served = tcp_served_from(POLITE_TCP_SRC);
 		tries++;
 		if (!served)
@@ -1095,12 +892,12 @@ static void test_tcp_idle(void)
 	static bool gone[PM_TCP_CONNS_MAX];
 	uint32_t closed = 0, oldest_first = 0;
 	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++) {
-		gone[i] = closed_by_server(fds[i], i == 0 ? REPLY_TIMEOUT_MS : 0);
+		gone[i] = closed_by_server(fds[i], i == 0 ? WIRE_REPLY_WAIT_MS : 0);
 		closed += gone[i];
 		oldest_first += gone[i] && i == oldest_first;
 	}
 	printf("\n  %u silent connections: a new one served after %llu ms and %u tries, %lld evicted",
-	       PM_TCP_CONNS_MAX, (unsigned long long)(mono_ms() - t0), tries, evicted - evicted0);
+	       PM_TCP_CONNS_MAX, (unsigned long long)(proc_now_ms() - t0), tries, evicted - evicted0);
 	CU_ASSERT(served);
 	/* Each connection made into the full table may take one idle slot: one
 	 * on a quiet machine; on a loaded one a try that timed out, or the early
@@ -1157,7 +954,7 @@ static bool big_keys_set(void)
 		struct pm_request r = { .op = PM_OP_SET,
 					.key = { (const uint8_t *)big_key[k], (uint32_t)strlen(big_key[k]) },
 					.value = { v, PM_VALUE_BYTES_MAX } };
-		if (!call(&polite, &r, owner(big_key[k]), &rv) || rv.status != PM_WIRE_OK)
+		if (!wire_call(&polite, &r, owner(big_key[k]), &rv) || rv.status != PM_WIRE_OK)
 			return false;
 	}
 	return true;
@@ -1309,7 +1106,7 @@ static void *pipe_conn_main(void *arg)
 	size_t mn = marker_frame(0, id, m, sizeof(m));
 	struct outcome o = { 0 };
 	static const struct camp_case marker_only = { .expect = CX_DROP };
-	if (!pc->closed && write_all(pc->fd, m, mn))
+	if (!pc->closed && wire_write_all(pc->fd, m, mn))
 		tcp_collect(pc->fd, &marker_only, 0, id, &o);
 	pc->marker = o.got_marker;
 	return NULL;
@@ -1331,11 +1128,11 @@ static bool pipe_place(int *fds, uint32_t n)
 	for (uint32_t t = 0; t < PLACE_TRIES && got < n; t++) {
 		int fd = tcp_connect();
 		long long now[2];
-		uint32_t polls = 0;
+		uint64_t until = proc_now_ms() + WIRE_INFO_WAIT_MS; /* a worker counts it on its turn */
 		do
 			now[0] = info_shard(&polite, 0, "tcp_accepted"),
 			now[1] = info_shard(&polite, 1, "tcp_accepted");
-		while (now[0] + now[1] == acc[0] + acc[1] && ++polls < INFO_POLLS);
+		while (now[0] + now[1] == acc[0] + acc[1] && proc_now_ms() < until);
 		uint32_t s = now[1] > acc[1];
 		acc[0] = now[0];
 		acc[1] = now[1];
@@ -1417,9 +1214,9 @@ static void test_tcp_pipelined_small_ring(void)
 {
 	CU_ASSERT_FATAL(small_ring_path != NULL); /* meson passes it: never skipped */
 	stop_daemon();
-	daemon_path = small_ring_path;
+	srv.path = small_ring_path;
 	bool started = start_kernel(2, NULL);
-	daemon_path = pomaid_path;
+	srv.path = pomaid_path;
 	CU_ASSERT_FATAL(started);
 	CU_ASSERT_FATAL(polite_set_all());
 	CU_ASSERT_FATAL(big_keys_set());
@@ -1500,7 +1297,7 @@ static void test_tcp_slowloris(void)
 				.key = { (const uint8_t *)"slowloris-key", 13 } };
 	size_t flen = pm_request_encode(&g, frame, sizeof(frame));
 	CU_ASSERT_FATAL(flen * SLOW_BYTE_MS > 4u * SLOW_FRAME_MS); /* never whole in time */
-	uint64_t t0 = mono_ms();
+	uint64_t t0 = proc_now_ms();
 	uint32_t opened = 0, open = 0, polite_ok = 0, polite_tries = 0;
 	for (uint32_t i = 0; i < SLOW_CONNS; i++) {
 		fds[i] = tcp_connect();
@@ -1508,12 +1305,12 @@ static void test_tcp_slowloris(void)
 		opened += fds[i] >= 0;
 	}
 	uint64_t deadline = t0 + SLOW_FRAME_MS + LOADED_MARGIN_MS, closed_at = 0;
-	while (mono_ms() < deadline) {
+	while (proc_now_ms() < deadline) {
 		open = slow_drip(fds, SLOW_CONNS, frame, at);
 		polite_ok += tcp_served_from(POLITE_TCP_SRC);
 		polite_tries++;
 		if (open == 0) {
-			closed_at = mono_ms();
+			closed_at = proc_now_ms();
 			break;
 		}
 		(void)poll(NULL, 0, SLOW_BYTE_MS); /* the attacker's pace, not a wait for pomaid */
@@ -1559,11 +1356,11 @@ static void test_tcp_slowloris(void)
  * same (its replies are 1000 times its requests). */
 #define DEAF_SOCKBUF_BYTES (64 << 10)
 
-/* deaf_client() on a socket with small buffers. */
+/* deaf_client() on a socket with small buffers (set before the connection,
+ * so that the window it advertises is small too). */
 static int deaf_small_client(void)
 {
-	static uint8_t out[1u << 16];
-	int fd = socket(AF_INET, SOCK_STREAM, 0), b = DEAF_SOCKBUF_BYTES;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), b = DEAF_SOCKBUF_BYTES;
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(base_port - 1) };
 	inet_pton(AF_INET, server_ip, &a.sin_addr);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b)) != 0 ||
@@ -1573,14 +1370,7 @@ static int deaf_small_client(void)
 			close(fd);
 		return -1;
 	}
-	struct pm_request g = { .op = PM_OP_GET, .key = { (const uint8_t *)"smax", 4 } };
-	size_t n = 0, one = pm_request_encode(&g, out, sizeof(out));
-	for (; n + one <= sizeof(out); n += one)
-		memcpy(out + n, out, one);
-	for (int i = 0; i < 4096; i++) /* bounded: the buffers fill long before */
-		if (send(fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			break;
-	return fd;
+	return deaf_fill(fd);
 }
 
 static void test_tcp_slow_readers(void)
@@ -1595,7 +1385,7 @@ static void test_tcp_slow_readers(void)
 	struct pm_reply_view rv;
 	struct pm_request s = { .op = PM_OP_SET, .key = { (const uint8_t *)"smax", 4 },
 				.value = { big, sizeof(big) } };
-	CU_ASSERT_FATAL(call(&polite, &s, 0, &rv) && rv.status == PM_WIRE_OK);
+	CU_ASSERT_FATAL(wire_call(&polite, &s, 0, &rv) && rv.status == PM_WIRE_OK);
 	long long evicted0 = info_total(&polite, "tcp_buffer_evicted");
 	long rss0 = daemon_rss_kib();
 	uint32_t opened = 0;
@@ -1604,7 +1394,7 @@ static void test_tcp_slow_readers(void)
 	CU_ASSERT_FATAL(opened == DEAF_CONNS);
 	long long evicted = info_reaches(&polite, "tcp_buffer_evicted", evicted0 + 1);
 	bool polite_tcp = tcp_served_from(POLITE_TCP_SRC);
-	bool oldest = reset_by_server(fds[0], REPLY_TIMEOUT_MS);
+	bool oldest = reset_by_server(fds[0], WIRE_REPLY_WAIT_MS);
 	bool newest = reset_by_server(fds[DEAF_CONNS - 1], 0);
 	long rss1 = daemon_rss_kib();
 	printf("\n  %u deaf connections, budget %u MiB: %lld closed over it (oldest %s, newest %s);"
@@ -1625,16 +1415,7 @@ static void test_tcp_slow_readers(void)
 
 static int suite_init_kernel(void)
 {
-	uint64_t seed = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL);
-	for (int attempt = 0; attempt < 20; attempt++) {
-		base_port = (uint16_t)(20000 + pm_test_rand(&seed) % 40000);
-		if (!pm_test_ports_free(base_port, 2))
-			continue;
-		if (start_kernel(2, NULL))
-			break;
-		stop_daemon();
-	}
-	if (daemon_pid < 0 || !client_open(&polite, NULL, 1))
+	if (!start_kernel(2, NULL) || !client_open(&polite, NULL, 1))
 		return -1;
 	return make_state() ? 0 : -1;
 }
@@ -1652,7 +1433,7 @@ static int write_dpdk_config(void)
 		   "shards = 2\nbase_port = %u\ntcp_port = 0\narena_bytes = 64M\nseeds = 65536\n"
 		   "hugepages = no\ndata_dir = %s\nknn_timeout_ms = 2000\nwal = none\n"
 		   "dpdk_mbufs = 8191\n",
-		   (int)getpid(), DPDK_BASE_PORT, data_dir);
+		   (int)getpid(), DPDK_BASE_PORT, srv.dir);
 	return fclose(f);
 }
 
@@ -1682,10 +1463,12 @@ static int pin_neighbour(void)
 
 static int suite_init_dpdk(void)
 {
-	static const char *const argv[] = { "pomaid", "--config", conf_path, NULL };
 	base_port = DPDK_BASE_PORT;
 	snprintf(server_ip, sizeof(server_ip), "%s", POMAI_IP);
-	if (write_dpdk_config() != 0 || !start_argv(argv))
+	proc_init(&dpdk, pomaid_path);
+	proc_args(&dpdk, (const char *const[]){ "--config", conf_path, NULL });
+	dpdk.ready = POMAID_READY_LINE;
+	if (write_dpdk_config() != 0 || !proc_start(&dpdk))
 		return -1;
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", IFACE);
@@ -1700,7 +1483,7 @@ static int suite_clean(void)
 {
 	stop_daemon();
 	if (polite.fd > 0)
-		close(polite.fd);
+		wire_close(&polite);
 	if (conf_path[0])
 		unlink(conf_path);
 	return 0;
@@ -1709,13 +1492,10 @@ static int suite_clean(void)
 /* Root, /dev/net/tun and a namespace of our own, or 77 (never under CI=true). */
 static int enter_namespace(void)
 {
-	const char *ci = getenv("CI");
-	bool must = ci && !strcmp(ci, "true");
-	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0 || unshare(CLONE_NEWNET) != 0) {
-		printf("test_campaign --dpdk: needs root, /dev/net/tun and a network namespace (%s)%s\n",
-		       strerror(errno), must ? ": CI=true, failing" : ": skipped");
-		return must ? 1 : PM_TEST_SKIP;
-	}
+	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0 || unshare(CLONE_NEWNET) != 0)
+		return pm_cu_cannot_run("test_campaign --dpdk",
+					"needs root, /dev/net/tun and a network namespace",
+					strerror(errno));
 	return pm_ns_iface_up("lo") == 0 ? 0 : 1;
 }
 
@@ -1749,15 +1529,8 @@ static int run(void)
 		if (!only || strstr(t->pName, only))
 			chosen[n++] = *t;
 	chosen[n] = (CU_TestInfo)CU_TEST_INFO_NULL;
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_SuiteInfo suites[] = {
-		{ dpdk_mode ? "campaign-dpdk" : "campaign", dpdk_mode ? suite_init_dpdk : suite_init_kernel,
-		  suite_clean, NULL, NULL, chosen },
-		CU_SUITE_INFO_NULL,
-	};
-	CU_register_suites(suites);
-	return pm_cu_run_registered();
+	return pm_cu_run_suite(dpdk_mode ? "campaign-dpdk" : "campaign",
+			       dpdk_mode ? suite_init_dpdk : suite_init_kernel, suite_clean, chosen);
 }
 
 int main(int argc, char **argv)
@@ -1767,7 +1540,7 @@ int main(int argc, char **argv)
 				" PATH-TO-SMALL-RING-POMAID]\n");
 		return 1;
 	}
-	pomaid_path = daemon_path = argv[1];
+	pomaid_path = srv.path = argv[1];
 	dpdk_mode = argc > 2 && !strcmp(argv[2], "--dpdk");
 	if (argc > 3 && !strcmp(argv[2], "--small-ring"))
 		small_ring_path = argv[3];
@@ -1778,14 +1551,11 @@ int main(int argc, char **argv)
 		if (rc != 0)
 			return rc;
 	}
-	if (!mkdtemp(data_dir)) {
+	if (!proc_dir_make(srv.dir, "campaign")) {
 		perror("mkdtemp");
 		return 1;
 	}
 	int rc = run();
-	char rm[96];
-	snprintf(rm, sizeof(rm), "rm -rf '%s'", data_dir);
-	if (system(rm) != 0)
-		fprintf(stderr, "could not remove %s\n", data_dir);
+	proc_dir_remove(srv.dir);
 	return rc;
 }

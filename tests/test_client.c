@@ -18,7 +18,6 @@
 #define _GNU_SOURCE /* mkstemps */
 #include <fcntl.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 #include "client_fake.h"
 #include "cu_main.h"
 #include "pomai.h"
+#include "proc.h"
 
 /* Generous first timeout for tests that expect no loss: a resend would not
  * break them, it would only hide nothing. */
@@ -44,13 +44,6 @@ static struct fake F, F2;
 static const char *cli_path;
 
 /* ---------------------------------------------------------------- helpers */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void start(struct fake *f, struct fake_opts o)
 {
@@ -471,9 +464,9 @@ static void test_timeout_udp(void)
 {
 	start(&F, (struct fake_opts){ .shards = 2, .mute = true });
 	struct pm_client *c = open_client(&F, PM_CLIENT_UDP, T_SHORT_TIMEOUT_MS, 2);
-	uint64_t t0 = now_ms();
+	uint64_t t0 = proc_now_ms();
 	CU_ASSERT_EQUAL(pm_client_set(c, "k", 1, "v", 1, 0), PM_CLIENT_E_TIMEOUT);
-	uint64_t dt = now_ms() - t0;
+	uint64_t dt = proc_now_ms() - t0;
 	CU_ASSERT(dt >= 20 + 40 + 80 - 2 && dt < 2000); /* the backoff schedule, jitter <= 25 % */
 	struct pm_client_stats st;
 	pm_client_stats(c, &st);
@@ -495,9 +488,9 @@ static void test_timeout_tcp(void)
 {
 	start(&F, (struct fake_opts){ .shards = 1, .mute = true });
 	struct pm_client *c = open_client(&F, PM_CLIENT_TCP, T_SHORT_TIMEOUT_MS, 2);
-	uint64_t t0 = now_ms();
+	uint64_t t0 = proc_now_ms();
 	CU_ASSERT_EQUAL(pm_client_del(c, "k", 1, NULL), PM_CLIENT_E_TIMEOUT);
-	CU_ASSERT(now_ms() - t0 >= 3 * T_SHORT_TIMEOUT_MS - 2);
+	CU_ASSERT(proc_now_ms() - t0 >= 3 * T_SHORT_TIMEOUT_MS - 2);
 	pm_client_close(c);
 	/* Nothing listens on the TCP port of base_port + 1 (it is a UDP port). */
 	struct pm_client_config cfg;
@@ -714,31 +707,15 @@ static char cli_out[T_CLI_OUT_BYTES];
  * code, and its stdout in cli_out. */
 static int cli_run(const struct fake *f, const char *const *args)
 {
-	char port[16], shards[16], path[] = "/tmp/pomai-cli-out-XXXXXX";
-	const char *argv[32] = { cli_path, "--port", port, "--shards", shards };
-	int argc = 5;
-	snprintf(port, sizeof port, "%u", f->base_port);
-	snprintf(shards, sizeof shards, "%u", f->o.shards);
-	for (; *args && argc < 31; args++)
-		argv[argc++] = *args;
-	argv[argc] = NULL;
-	int fd = mkstemp(path);
-	if (fd < 0)
-		return -1;
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fd, STDOUT_FILENO);
-	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-	pid_t pid;
-	int status = -1;
-	if (posix_spawn(&pid, cli_path, &fa, NULL, (char *const *)argv, NULL) == 0)
-		(void)waitpid(pid, &status, 0);
-	posix_spawn_file_actions_destroy(&fa);
-	ssize_t n = pread(fd, cli_out, sizeof cli_out - 1, 0);
-	cli_out[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(path);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	static struct proc cli;
+	proc_init(&cli, cli_path);
+	proc_arg(&cli, "--port");
+	proc_argf(&cli, "%u", f->base_port);
+	proc_arg(&cli, "--shards");
+	proc_argf(&cli, "%u", f->o.shards);
+	proc_args(&cli, args);
+	cli.capture = PROC_CAPTURE_STDOUT;
+	return proc_run(&cli, NULL, cli_out, sizeof(cli_out), 0);
 }
 
 #define CLI(f, code, ...)                                                              \

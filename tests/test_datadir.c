@@ -19,7 +19,22 @@
 #include <dirent.h>
 #include <inttypes.h>
 
-#include "pomaid_proc.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cu_main.h"
+#include "libclient.h"
+#include "pomai.h"
+#include "proc.h"
 
 /* The contents of the files the planted links point to. */
 #define VICTIM_TEXT "precious: not pomaid's\n"
@@ -30,6 +45,11 @@
 #define SNAP_WAIT_MS 30000
 
 static const char *pomaid_path;
+/* The flags of every start (with the ports, --shards and --data-dir). */
+static const char *const pomaid_flags[] = { "--arena-bytes", "64M", "--seeds", "65536",
+					    "--hugepages", "no", "--wal-segment-bytes", "16M",
+					    "--knn-timeout-ms", "2000", "--idle-sleep-us", "1000",
+					    NULL };
 
 static void path_join(char *out, const char *a, const char *b)
 {
@@ -95,26 +115,26 @@ static bool plant(const char *data, const char *rel, const char *target)
 }
 
 /* A start that must be refused, with `what` in its message. */
-static void refused(struct proc *p, const char *what, const char *case_name)
+static void refused(struct pomaid *p, const char *what, const char *case_name)
 {
-	bool started = proc_start(p, NULL, NULL);
-	bool said = strstr(p->out, what) != NULL;
+	bool started = pomaid_start(p, NULL, NULL);
+	bool said = strstr(p->proc.out, what) != NULL;
 	if (started || !said)
 		printf("\n  %s: %s; output: %s", case_name, started ? "STARTED" : "refused without"
-			" the expected message", p->out);
+			" the expected message", p->proc.out);
 	CU_ASSERT(!started);
 	CU_ASSERT(said);
-	CU_ASSERT(WIFEXITED(p->status) && WEXITSTATUS(p->status) != 0);
+	CU_ASSERT(WIFEXITED(p->proc.status) && WEXITSTATUS(p->proc.status) != 0);
 	if (started)
-		proc_stop(p);
+		pomaid_stop(p);
 }
 
 /* ---------------------------------------------------------------- 1. ownership and modes */
 
 static void test_modes(void)
 {
-	proc_cleanup();
-	struct proc p = { .pomaid = pomaid_path };
+	proc_kill_all();
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
 	char sub[PATH_MAX];
 	CU_ASSERT_FATAL(proc_dir_make(p.dir, "datadir"));
 	/* writable by others: refused, nothing made in it */
@@ -126,8 +146,8 @@ static void test_modes(void)
 	}
 	/* readable by the group is fine (a monitoring group may read pomaid.stats) */
 	CU_ASSERT_FATAL(chmod(p.dir, 0750) == 0);
-	CU_ASSERT_FATAL(proc_start(&p, NULL, NULL));
-	CU_ASSERT(proc_stop(&p));
+	CU_ASSERT_FATAL(pomaid_start(&p, NULL, NULL));
+	CU_ASSERT(pomaid_stop(&p));
 	/* a sub-directory that others can write: refused too */
 	path_join(sub, p.dir, "snap");
 	CU_ASSERT_FATAL(chmod(sub, 0777) == 0);
@@ -147,12 +167,12 @@ static void test_modes(void)
 		       proc_ci() ? " — but CI=true: failing" : "");
 		CU_ASSERT(!proc_ci());
 	}
-	CU_ASSERT_FATAL(proc_start(&p, NULL, NULL));
-	CU_ASSERT(proc_stop(&p));
+	CU_ASSERT_FATAL(pomaid_start(&p, NULL, NULL));
+	CU_ASSERT(pomaid_stop(&p));
 	/* one pomaid makes, with its missing parents: 0700 throughout */
 	snprintf(p.dir + strlen(p.dir), sizeof(p.dir) - strlen(p.dir), "/made/by/pomaid");
-	CU_ASSERT_FATAL(proc_start(&p, NULL, NULL));
-	CU_ASSERT(proc_stop(&p));
+	CU_ASSERT_FATAL(pomaid_start(&p, NULL, NULL));
+	CU_ASSERT(pomaid_stop(&p));
 	static const char *const made[] = { "", "/wal", "/wal/shard-0", "/wal/shard-1", "/snap",
 					    "/snap/shard-0", "/snap/shard-1" };
 	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
@@ -168,7 +188,7 @@ static void test_modes(void)
 /* ---------------------------------------------------------------- 2. links */
 
 /* A link where a directory pomaid uses should be: refused, the target untouched. */
-static void refused_dir_links(struct proc *p, const char *elsewhere)
+static void refused_dir_links(struct pomaid *p, const char *elsewhere)
 {
 	static const char *const dirs[] = { "wal", "wal/shard-1", "snap", "snap/shard-0" };
 	char target[PATH_MAX];
@@ -177,8 +197,8 @@ static void refused_dir_links(struct proc *p, const char *elsewhere)
 		int tn = snprintf(target, sizeof(target), "%s/dir%zu", elsewhere, i);
 		CU_ASSERT_FATAL(tn > 0 && tn < (int)sizeof(target));
 		CU_ASSERT_FATAL(mkdir(target, 0700) == 0);
-		CU_ASSERT_FATAL(proc_start(p, NULL, NULL)); /* the directories as pomaid makes them */
-		CU_ASSERT(proc_stop(p));
+		CU_ASSERT_FATAL(pomaid_start(p, NULL, NULL)); /* the directories as pomaid makes them */
+		CU_ASSERT(pomaid_stop(p));
 		CU_ASSERT_FATAL(plant(p->dir, dirs[i], target));
 		snprintf(what, sizeof(what), "%s/%s: a symbolic link: refusing to start", p->dir, dirs[i]);
 		refused(p, what, dirs[i]);
@@ -196,7 +216,7 @@ static void refused_dir_links(struct proc *p, const char *elsewhere)
 }
 
 /* A link where a persistent file should be: refused, the target untouched. */
-static void refused_file_links(struct proc *p, const char *victim)
+static void refused_file_links(struct pomaid *p, const char *victim)
 {
 	char what[PATH_MAX + 64], path[PATH_MAX];
 	/* LOCK */
@@ -206,8 +226,8 @@ static void refused_file_links(struct proc *p, const char *victim)
 	path_join(path, p->dir, "LOCK");
 	CU_ASSERT(unlink(path) == 0);
 	/* a log segment: shard 0's first one, made at the last start */
-	CU_ASSERT_FATAL(proc_start(p, NULL, NULL));
-	CU_ASSERT(proc_stop(p));
+	CU_ASSERT_FATAL(pomaid_start(p, NULL, NULL));
+	CU_ASSERT(pomaid_stop(p));
 	CU_ASSERT_FATAL(plant(p->dir, "wal/shard-0/00000000000000000001.wal", victim));
 	snprintf(what, sizeof(what), "wal/shard-0/00000000000000000001.wal: %s", strerror(ELOOP));
 	refused(p, what, "a segment");
@@ -218,17 +238,17 @@ static void refused_file_links(struct proc *p, const char *victim)
 
 /* Links at names pomaid makes anew (temporary files, spares): removed or
  * replaced, never followed; pomaid starts and the victims are intact. */
-static void replaced_links(struct proc *p, const char *v1, const char *v2)
+static void replaced_links(struct pomaid *p, const char *v1, const char *v2)
 {
 	char path[PATH_MAX];
-	CU_ASSERT_FATAL(proc_start(p, NULL, NULL));
-	CU_ASSERT(proc_stop(p));
+	CU_ASSERT_FATAL(pomaid_start(p, NULL, NULL));
+	CU_ASSERT(pomaid_stop(p));
 	CU_ASSERT_FATAL(plant(p->dir, "pomaid.stats.new", v1));
 	CU_ASSERT_FATAL(plant(p->dir, "pomaid.stats", v2));
 	CU_ASSERT_FATAL(plant(p->dir, "wal/shard-0/next.spare", v1));
 	CU_ASSERT_FATAL(plant(p->dir, "wal/shard-1/00000000000000000007.spare", v2));
 	CU_ASSERT_FATAL(plant(p->dir, "snap/shard-0/00000000000000000003.snap.tmp", v1));
-	CU_ASSERT_FATAL(proc_start(p, NULL, NULL));
+	CU_ASSERT_FATAL(pomaid_start(p, NULL, NULL));
 	path_join(path, p->dir, "pomaid.stats");
 	CU_ASSERT(is_regular(path));
 	CU_ASSERT(!exists(p->dir, "pomaid.stats.new"));
@@ -239,7 +259,7 @@ static void replaced_links(struct proc *p, const char *v1, const char *v2)
 	CU_ASSERT(victim_intact(v2));
 	/* a running snapshot's temporary name, planted while pomaid runs: shard
 	 * 0 gets one record (LSN 1), shard 1 none (its snapshot starts at LSN 0) */
-	struct pm_client *c = proc_client(p);
+	struct pm_client *c = lib_open(p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
 	CU_ASSERT_FATAL(c != NULL);
 	char key[32];
 	int kl = snprintf(key, sizeof(key), "k0");
@@ -250,12 +270,12 @@ static void replaced_links(struct proc *p, const char *v1, const char *v2)
 	CU_ASSERT_FATAL(plant(p->dir, "snap/shard-1/00000000000000000000.snap.tmp", v2));
 	CU_ASSERT_EQUAL(pm_client_snapshot(c), PM_CLIENT_OK);
 	pm_client_close(c);
-	CU_ASSERT(proc_info_reaches(p, "snapshots_completed", PROC_SHARDS, SNAP_WAIT_MS));
+	CU_ASSERT(lib_info_reaches(p, "snapshots_completed", POMAID_SHARDS_DEFAULT, SNAP_WAIT_MS));
 	path_join(path, p->dir, "snap/shard-0/00000000000000000001.snap");
 	CU_ASSERT(is_regular(path));
 	CU_ASSERT(victim_intact(v1));
 	CU_ASSERT(victim_intact(v2));
-	CU_ASSERT(proc_stop(p));
+	CU_ASSERT(pomaid_stop(p));
 	/* the published snapshot itself as a link: refused */
 	CU_ASSERT_FATAL(plant(p->dir, "snap/shard-0/00000000000000000001.snap", v1));
 	refused(p, "snap/shard-0/00000000000000000001.snap: a symbolic link", "a snapshot");
@@ -264,8 +284,8 @@ static void replaced_links(struct proc *p, const char *v1, const char *v2)
 
 static void test_links(void)
 {
-	proc_cleanup();
-	struct proc p = { .pomaid = pomaid_path };
+	proc_kill_all();
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
 	char elsewhere[PATH_MAX], v1[PATH_MAX], v2[PATH_MAX];
 	CU_ASSERT_FATAL(proc_dir_make(p.dir, "datadir"));
 	CU_ASSERT_FATAL(proc_dir_make(elsewhere, "elsewhere"));
@@ -291,6 +311,6 @@ int main(int argc, char **argv)
 		CU_TEST_INFO_NULL,
 	};
 	int rc = pm_cu_run("datadir", tests);
-	proc_cleanup();
+	proc_kill_all();
 	return rc;
 }

@@ -39,10 +39,12 @@
 
 #include "bridge.h"
 #include "cu_main.h"
+#include "libclient.h"
 #include "netfe.h"
 #include "netns.h"
 #include "pomai.h"
 #include "pomai_memif.h"
+#include "proc.h"
 
 #define IFACE "pmtap0"
 #define HOST_IP "10.77.0.1"
@@ -54,13 +56,17 @@
 #define MEMIF_CLIENT_MAC "02:00:00:00:88:01"
 #define BASE_PORT 7700u
 #define SHARDS 2u
-#define READY_TIMEOUT_MS 60000
 #define REPLY_TIMEOUT_MS 2000
+/* How long a counter another worker bumps may take to reach its value. */
+#define INFO_WAIT_MS 10000
+/* The memif client child: its own EAL's start-up and its round trips, under
+ * ASan on a loaded machine (it fails rather than hang). */
+#define MEMIF_CLIENT_WAIT_MS 120000
 /* Largest request pomaid reassembles: 8 fragments of an MTU of 1500. */
 #define REASM_PAYLOAD_MAX (8u * 1480u - 8u)
 
 static const char *pomaid_path;
-static pid_t daemon_pid = -1;
+static struct proc dmn;
 static uint8_t pomai_mac[6];
 static struct pm_client *cli;
 static char conf_path[64];
@@ -104,39 +110,15 @@ static bool parse_mac(const char *line)
 	return true;
 }
 
+/* pomaid from the config file; its MAC from the lines before its ready line. */
 static bool start_daemon(void)
 {
-	int out[2];
-	if (pipe(out) != 0)
-		return false;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		close(out[0]);
-		execl(pomaid_path, "pomaid", "--config", conf_path, (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	daemon_pid = pid;
-	char buf[2048] = { 0 };
-	size_t n = 0;
-	struct pollfd pfd = { .fd = out[0], .events = POLLIN };
-	while (n < sizeof(buf) - 1 && !strstr(buf, "ready") && poll(&pfd, 1, READY_TIMEOUT_MS) > 0) {
-		ssize_t r = read(out[0], buf + n, sizeof(buf) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	while (n < sizeof(buf) - 1 && strstr(buf, "ready") && !strchr(strstr(buf, "ready"), '\n') &&
-	       poll(&pfd, 1, READY_TIMEOUT_MS) > 0) {
-		ssize_t r = read(out[0], buf + n, sizeof(buf) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	close(out[0]);
-	printf("\n  %s", buf);
-	return strstr(buf, "pomaid: ready") && parse_mac(buf);
+	proc_init(&dmn, pomaid_path);
+	proc_args(&dmn, (const char *const[]){ "--config", conf_path, NULL });
+	dmn.ready = POMAID_READY_LINE;
+	bool ok = proc_start(&dmn);
+	printf("\n  %s", dmn.out);
+	return ok && parse_mac(dmn.out);
 }
 
 /* A UDP client of the daemon on the tap. */
@@ -170,17 +152,14 @@ static int suite_clean(void)
 {
 	if (cli)
 		pm_client_close(cli);
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, NULL, 0);
-	}
+	proc_stop(&dmn, SIGTERM, PROC_EXIT_WAIT_MS);
 	unlink(conf_path);
 	unlink(memif_sock);
-	char rm[96];
-	snprintf(rm, sizeof(rm), "rm -rf /tmp/pomai-dpdk-test-%d /tmp/pomai-dpdk-bounds-%d", (int)getpid(),
-		 (int)getpid());
-	if (system(rm) != 0)
-		fprintf(stderr, "could not remove the test's data dirs\n");
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/tmp/pomai-dpdk-test-%d", (int)getpid());
+	proc_dir_remove(dir);
+	snprintf(dir, sizeof(dir), "/tmp/pomai-dpdk-bounds-%d", (int)getpid());
+	proc_dir_remove(dir);
 	return 0;
 }
 
@@ -189,27 +168,15 @@ static int suite_clean(void)
 /* A numeric field of the INFO "Total" section (the first occurrence). */
 static long long info_field(const char *name)
 {
-	static char text[PM_CLIENT_INFO_REPLY_BYTES_MAX + 1]; /* every shard's lines */
-	size_t n = 0;
-	if (pm_client_info(cli, "dataplane", text, sizeof(text) - 1, &n) != PM_CLIENT_OK)
-		return -1;
-	text[n] = '\0';
-	char want[96];
-	snprintf(want, sizeof(want), "\n%s:", name);
-	const char *p = strstr(text, want);
-	return p ? atoll(p + strlen(want)) : -1;
+	return lib_info(cli, "dataplane", NULL, name);
 }
 
 /* A counter another worker may still be about to bump (it counts on its own
- * turn, and INFO's parts travel other rings): asked again, at most
- * INFO_POLLS times, until it reaches want. Its last value. */
-#define INFO_POLLS 200
+ * turn, and INFO's parts travel other rings): asked again, for at most
+ * INFO_WAIT_MS, until it reaches want. Its last value. */
 static long long info_reaches(const char *name, long long want)
 {
-	long long v = info_field(name);
-	for (int i = 0; i < INFO_POLLS && v < want; i++)
-		v = info_field(name);
-	return v;
+	return lib_info_until(cli, "dataplane", name, want, INFO_WAIT_MS);
 }
 
 static void drop_field(const char *reason, char *out, size_t n)
@@ -608,34 +575,14 @@ static void test_two_queues(void)
 /* Run pomaid with extra flags; its exit status and the start of its stderr. */
 static int run_pomaid(char *err, size_t cap, const char *const *extra)
 {
-	int e[2];
-	if (pipe(e) != 0)
-		return -1;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		/* its own data_dir: the suite's daemon holds the lock on its own */
-		char dir[64];
-		snprintf(dir, sizeof(dir), "/tmp/pomai-dpdk-bounds-%d", (int)getppid());
-		const char *argv[32] = { "pomaid", "--config", conf_path, "--data-dir", dir };
-		int n = 5;
-		for (; extra[n - 5] && n < 31; n++)
-			argv[n] = extra[n - 5];
-		argv[n] = NULL;
-		dup2(e[1], 2);
-		close(e[0]);
-		execv(pomaid_path, (char *const *)argv);
-		_exit(127);
-	}
-	close(e[1]);
-	size_t n = 0;
-	for (ssize_t r; n < cap - 1 && (r = read(e[0], err + n, cap - 1 - n)) > 0;)
-		n += (size_t)r;
-	err[n] = '\0';
-	close(e[0]);
-	int status = -1;
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	static struct proc p;
+	proc_init(&p, pomaid_path);
+	/* its own data_dir: the suite's daemon holds the lock on its own */
+	proc_args(&p, (const char *const[]){ "--config", conf_path, "--data-dir", NULL });
+	proc_argf(&p, "/tmp/pomai-dpdk-bounds-%d", (int)getpid());
+	proc_args(&p, extra);
+	p.capture = PROC_CAPTURE_STDERR;
+	return proc_run(&p, NULL, err, cap, 0);
 }
 
 /* A packet pool too small for the rings and reassembly: refused at start-up,
@@ -714,21 +661,26 @@ static const char *memif_client(void)
 	return NULL;
 }
 
+/* The child: memif_client(), its failure on stderr. */
+static int memif_child(void *arg)
+{
+	(void)arg;
+	const char *err = memif_client();
+	if (err)
+		fprintf(stderr, "memif client: %s\n", err);
+	return err ? 1 : 0;
+}
+
 static void test_memif(void)
 {
+	static struct proc child;
 	long long rx0 = info_field("dpdk_p1_rx_pkts"), fwd0 = info_field("forwarded_out");
 	CU_ASSERT_EQUAL(info_field("dpdk_p1_queues"), 1); /* memif: one ring pair, steering single */
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		const char *err = memif_client();
-		if (err)
-			fprintf(stderr, "memif client: %s\n", err);
-		_exit(err ? 1 : 0);
-	}
-	int status = -1;
-	CU_ASSERT_FATAL(pid > 0 && waitpid(pid, &status, 0) == pid);
-	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	proc_init(&child, "memif client");
+	CU_ASSERT_FATAL(proc_start_fn(&child, memif_child, NULL));
+	if (!proc_wait(&child, MEMIF_CLIENT_WAIT_MS))
+		proc_stop(&child, SIGKILL, PROC_EXIT_WAIT_MS);
+	CU_ASSERT(proc_exited_ok(&child));
 	CU_ASSERT(info_field("dpdk_p1_rx_pkts") >= rx0 + (long long)(2 * MEMIF_KEYS + MEMIF_NVEC));
 	/* one queue, two shards: the frames of shard 1 went through the rings */
 	CU_ASSERT(info_field("forwarded_out") > fwd0);
@@ -763,10 +715,5 @@ int main(int argc, char **argv)
 		{ "start-up refuses a small pool, lcore flags, missing addresses", test_startup_bounds },
 		CU_TEST_INFO_NULL,
 	};
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("dpdk", suite_init, suite_clean);
-	for (CU_TestInfo *t = tests; t->pName; t++)
-		CU_add_test(s, t->pName, t->pTestFunc);
-	return pm_cu_run_registered();
+	return pm_cu_run_suite("dpdk", suite_init, suite_clean, tests);
 }

@@ -32,9 +32,8 @@
 #include "route.h"
 #include "wire.h"
 #include "pomai.h"
-#include "ports.h"
+#include "proc.h"
 
-#define READY_WAIT_MS 20000
 #define STATE_WAIT_MS 20000
 /* Fan-outs with more shards than cores take up to seconds on a loaded machine
  * (perf/RESULTS.md, "Fan-out latency": 5 s seen at 32 shards on 2 CPUs): the
@@ -43,11 +42,12 @@
 #define FANOUT_DEADLINE_MS "30000"
 #define CLIENT_TIMEOUT_MS 10000u
 
-static const char *pomaid_path;
-static char data_dir[] = "/tmp/pomai-cluster-XXXXXX";
-static pid_t daemon_pid = -1;
-static uint16_t base_port;
-static uint32_t nshards;
+/* Started by each test with its shards, on free ports. */
+static struct pomaid srv = {
+	.flags = (const char *const[]){ "--arena-bytes", "16M", "--seeds", "65536", "--hugepages",
+					"no", "--wal", "none", "--knn-timeout-ms",
+					FANOUT_DEADLINE_MS, NULL },
+};
 static char info[PM_CLIENT_INFO_REPLY_BYTES_MAX + 1];
 
 /* ---------------------------------------------------------------- the daemon */
@@ -70,69 +70,18 @@ static void cores_list(uint32_t n, char *out, size_t cap)
 					cpus[i % (uint32_t)ncpu]);
 }
 
-static bool start_at(uint16_t base, uint32_t shards, const char *maintain_nodes)
-{
-	int out[2];
-	if (pipe(out) != 0)
-		return false;
-	char port[16], tport[16], nsh[16], cores[PM_INFO_SHARDS_MAX * 8];
-	snprintf(port, sizeof(port), "%u", base);
-	snprintf(tport, sizeof(tport), "%u", base - 1u);
-	snprintf(nsh, sizeof(nsh), "%u", shards);
-	cores_list(shards, cores, sizeof(cores));
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		close(out[0]);
-		execl(pomaid_path, "pomaid", "--shards", nsh, "--cores", cores, "--base-port", port,
-		      "--tcp-port", tport, "--arena-bytes", "16M", "--seeds", "65536", "--hugepages",
-		      "no", "--wal", "none", "--data-dir", data_dir, "--knn-timeout-ms", FANOUT_DEADLINE_MS,
-		      "--maintain-nodes", maintain_nodes, (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	char buf[8192] = { 0 };
-	size_t n = 0;
-	struct pollfd pfd = { .fd = out[0], .events = POLLIN };
-	while (n < sizeof(buf) - 1 && !strstr(buf, "pomaid: ready") &&
-	       poll(&pfd, 1, READY_WAIT_MS) > 0) {
-		ssize_t r = read(out[0], buf + n, sizeof(buf) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	close(out[0]);
-	daemon_pid = pid;
-	if (!strstr(buf, "pomaid: ready"))
-		fprintf(stderr, "pomaid did not start: %s\n", buf);
-	return strstr(buf, "pomaid: ready") != NULL;
-}
-
-static void stop_daemon(void)
-{
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = -1;
-	}
-}
-
 /* A fresh daemon of `shards` shards on free ports. */
 static bool start_daemon(uint32_t shards, const char *maintain_nodes)
 {
-	stop_daemon();
-	uint64_t seed = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL) + shards;
-	for (int attempt = 0; attempt < 20; attempt++) {
-		uint16_t base = (uint16_t)(20000 + pm_test_rand(&seed) % 40000);
-		if (!pm_test_ports_free(base, shards))
-			continue;
-		if (start_at(base, shards, maintain_nodes)) {
-			base_port = base;
-			nshards = shards;
-			return true;
-		}
-		stop_daemon();
-	}
+	static char cores[PM_INFO_SHARDS_MAX * 8];
+	pomaid_stop(&srv);
+	cores_list(shards, cores, sizeof(cores));
+	srv.shards = shards;
+	srv.base = 0;
+	const char *const extra[] = { "--cores", cores, "--maintain-nodes", maintain_nodes, NULL };
+	if (pomaid_start(&srv, extra, NULL))
+		return true;
+	fprintf(stderr, "pomaid did not start: %s\n", srv.proc.out);
 	return false;
 }
 
@@ -140,8 +89,8 @@ static struct pm_client *lib_open(void)
 {
 	struct pm_client_config cfg;
 	pm_client_config_default(&cfg);
-	cfg.base_port = base_port;
-	cfg.shards = nshards;
+	cfg.base_port = srv.base;
+	cfg.shards = srv.shards;
 	cfg.timeout_ms = CLIENT_TIMEOUT_MS;
 	cfg.retries = 3;
 	struct pm_client *c = NULL;
@@ -160,33 +109,22 @@ static size_t info_all(struct pm_client *c)
 	return n;
 }
 
-/* The value of field `name` in [from, to), or -1. */
-static long long field_in(const char *from, const char *to, const char *name)
-{
-	size_t len = strlen(name);
-	for (const char *p = from; p && p < to; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		if (!strncmp(p, name, len) && p[len] == ':')
-			return strtoll(p + len + 1, NULL, 10);
-	return -1;
-}
-
-/* The Total section: from "# Total" to the first shard's text. */
+/* A field of the Total section: from "# Total" to the first shard's text. */
 static long long total_of(const char *name)
 {
-	const char *from = strstr(info, "# Total\r\n"), *to = strstr(info, "@shard:");
-	return from ? field_in(from, to ? to : from + strlen(from), name) : -1;
+	return info_text_field(info, "# Total\r\n", name);
 }
 
-/* Shard s's text: [*from, *to). */
-static bool shard_part(uint32_t s, const char **from, const char **to)
+/* Shard s's text: [*from, *to), its head line in head. */
+static bool shard_part(uint32_t s, const char **from, const char **to, char *head)
 {
-	char head[32], next[32];
-	snprintf(head, sizeof(head), "@shard:%u\r\n", s);
+	char next[32];
+	snprintf(head, 32, "@shard:%u\r\n", s);
 	snprintf(next, sizeof(next), "@shard:%u\r\n", s + 1);
 	*from = strstr(info, head);
 	if (!*from)
 		return false;
-	*to = s + 1 < nshards ? strstr(*from, next) : *from + strlen(*from);
+	*to = s + 1 < srv.shards ? strstr(*from, next) : *from + strlen(*from);
 	return *to != NULL;
 }
 
@@ -197,22 +135,23 @@ static void expect_every_shard(void)
 	static const char *const parts[] = { "# Keyspace\r\n", "# Memory\r\n", "# Vectors\r\n",
 					     "# Stats\r\n",    "# Dataplane\r\n" };
 	uint32_t whole = 0;
-	for (uint32_t s = 0; s < nshards; s++) {
+	for (uint32_t s = 0; s < srv.shards; s++) {
 		const char *from, *to;
-		if (!shard_part(s, &from, &to))
+		char head[32];
+		if (!shard_part(s, &from, &to, head))
 			continue;
-		bool ok = field_in(from, to, "quota_clients_replaced") >= 0 && to[-1] == '\n';
+		bool ok = info_text_field(info, head, "quota_clients_replaced") >= 0 && to[-1] == '\n';
 		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
 			const char *at = strstr(from, parts[i]);
 			ok &= at != NULL && at < to;
 		}
 		whole += ok;
 	}
-	CU_ASSERT_EQUAL(whole, nshards);
+	CU_ASSERT_EQUAL(whole, srv.shards);
 	CU_ASSERT_EQUAL(total_of("shards"), -1); /* the Cluster section has it */
 	CU_ASSERT(strstr(info, "# Cluster\r\n") == info);
 	char line[48];
-	snprintf(line, sizeof(line), "shards_answered:%u\r\n", nshards);
+	snprintf(line, sizeof(line), "shards_answered:%u\r\n", srv.shards);
 	CU_ASSERT(strstr(info, line) != NULL);
 }
 
@@ -300,7 +239,7 @@ static int key_on(uint32_t s, const char *prefix, uint32_t *next, char *key, siz
 {
 	for (;; (*next)++) {
 		int n = snprintf(key, cap, "%s-%u", prefix, *next);
-		if (pm_shard_of(pm_route_hash(key, (size_t)n), nshards) == s) {
+		if (pm_shard_of(pm_route_hash(key, (size_t)n), srv.shards) == s) {
 			(*next)++;
 			return n;
 		}
@@ -325,9 +264,10 @@ static uint32_t shards_listing(struct pm_client *c, const char *name)
 	snprintf(line, sizeof(line), "collection:name=%s,", name);
 	info_all(c);
 	uint32_t n = 0;
-	for (uint32_t s = 0; s < nshards; s++) {
+	for (uint32_t s = 0; s < srv.shards; s++) {
 		const char *from, *to, *at;
-		n += shard_part(s, &from, &to) && (at = strstr(from, line)) && at < to;
+		char head[32];
+		n += shard_part(s, &from, &to, head) && (at = strstr(from, line)) && at < to;
 	}
 	return n;
 }
@@ -365,21 +305,17 @@ static void test_ccreate_refused_rolls_back(void)
 	CU_ASSERT(removed);
 	CU_ASSERT_EQUAL(pm_client_collection_create(c, "rolled", &p), PM_CLIENT_OK);
 	CU_ASSERT(listed(c, "rolled"));
-	CU_ASSERT_EQUAL(shards_listing(c, "rolled"), nshards);
+	CU_ASSERT_EQUAL(shards_listing(c, "rolled"), srv.shards);
 	pm_client_close(c);
 }
 
 /* INFO total of a field, polled until pred holds or the deadline passes. */
 static long long total_until(struct pm_client *c, const char *name, long long want)
 {
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
+	for (uint64_t t0 = proc_now_ms();; proc_pause_ms(PROC_POLL_MS)) {
 		info_all(c);
 		long long v = total_of(name);
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-		if (v == want || ms > STATE_WAIT_MS)
+		if (v == want || proc_now_ms() - t0 > STATE_WAIT_MS)
 			return v;
 	}
 }
@@ -432,7 +368,7 @@ static void test_cdrop_large(void)
 
 static int suite_clean(void)
 {
-	stop_daemon();
+	pomaid_stop(&srv);
 	return 0;
 }
 
@@ -442,8 +378,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: test_fanout PATH-TO-POMAID\n");
 		return 1;
 	}
-	pomaid_path = argv[1];
-	if (!mkdtemp(data_dir)) {
+	srv.path = argv[1];
+	if (!proc_dir_make(srv.dir, "cluster")) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -454,15 +390,7 @@ int main(int argc, char **argv)
 		{ "CDROP of a large collection: at once, reclaimed in slices", test_cdrop_large },
 		CU_TEST_INFO_NULL,
 	};
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_SuiteInfo suites[] = { { "fanout", NULL, suite_clean, NULL, NULL, tests },
-				  CU_SUITE_INFO_NULL };
-	CU_register_suites(suites);
-	int rc = pm_cu_run_registered();
-	char rm[96];
-	snprintf(rm, sizeof(rm), "rm -rf '%s'", data_dir);
-	if (system(rm) != 0)
-		fprintf(stderr, "could not remove %s\n", data_dir);
+	int rc = pm_cu_run_suite("fanout", NULL, suite_clean, tests);
+	proc_dir_remove(srv.dir);
 	return rc;
 }

@@ -21,23 +21,16 @@
  * polling INFO, the killed daemon by waitpid: nothing sleeps to synchronise.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cu_main.h"
+#include "libclient.h"
 #include "pomai.h"
-#include "ports.h"
+#include "proc.h"
 
 #define SHARDS 2u
 #define MAXMEMORY "1M"
@@ -46,166 +39,26 @@
  * 2 x 1 MiB limit holds about 2,500 of the 6,000 written. */
 #define KEYS 6000u
 #define VALUE_BYTES 700u
-/* Waits: start-up (replay is slow under ASan), a snapshot, a kill. */
-#define READY_WAIT_MS 60000
+/* Waits: a snapshot (polled). */
 #define SNAP_WAIT_MS 30000
 #define SNAP_POLL_MS 10
-#define EXIT_WAIT_MS 30000
-/* A write's budget: 1 + 2 + 4 + 8 + 16 s (a busy disk is not a hang); SETs in
- * flight at once (sync mode acknowledges a batch per fdatasync). */
-#define CLIENT_TIMEOUT_MS 1000u
-#define CLIENT_RETRIES 4u
+/* SETs in flight at once (sync mode acknowledges a batch per fdatasync). */
 #define CLIENT_IN_FLIGHT 64u
 #define INFO_TEXT_BYTES (PM_CLIENT_INFO_REPLY_BYTES_MAX + 1)
 
-static const char *pomaid_path;
-static pid_t live_pid = -1;
-
-struct daemon {
-	pid_t pid;
-	uint16_t base;
-	char dir[PATH_MAX];
+static struct pomaid srv = {
+	.flags = (const char *const[]){ "--wal", "sync", "--arena-bytes", "64M", "--seeds",
+					"65536", "--maxmemory", MAXMEMORY, "--maxmemory-policy",
+					"harvest", "--wal-segment-bytes", "16M", "--knn-timeout-ms",
+					"2000", "--hugepages", "no", NULL },
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
-
-static void pause_ms(long ms) /* the interval of a bounded poll loop, never a wait for a thread */
-{
-	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&t, NULL);
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-/* ---------------------------------------------------------------- the daemon */
-
-static void daemon_exec(const struct daemon *d, int out[2])
-{
-	char port[16], tport[16];
-	snprintf(port, sizeof(port), "%u", d->base);
-	snprintf(tport, sizeof(tport), "%u", d->base - 1u);
-	dup2(out[1], 1);
-	close(out[0]);
-	close(out[1]);
-	execl(pomaid_path, "pomaid", "--wal", "sync", "--shards", "2", "--data-dir", d->dir,
-	      "--arena-bytes", "64M", "--seeds", "65536", "--maxmemory", MAXMEMORY,
-	      "--maxmemory-policy", "harvest", "--wal-segment-bytes", "16M", "--tcp-port", tport,
-	      "--base-port", port, "--knn-timeout-ms", "2000", "--hugepages", "no", (char *)NULL);
-	_exit(127);
-}
-
-static bool read_ready(int fd)
-{
-	char buf[8192];
-	size_t n = 0;
-	uint64_t deadline = now_ms() + READY_WAIT_MS;
-	for (;;) {
-		buf[n] = '\0';
-		const char *ready = strstr(buf, "pomaid: ready");
-		int left = (int)(deadline - now_ms());
-		if (ready && strchr(ready, '\n'))
-			return true;
-		if (n == sizeof(buf) - 1 || left <= 0)
-			break;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r = poll(&p, 1, left) > 0 ? read(fd, buf + n, sizeof(buf) - 1 - n) : 0;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	printf("\n  pomaid gave no ready line; its output: %s\n", buf);
-	return false;
-}
-
-static bool wait_exit(pid_t pid, int ms, int *status)
-{
-	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd >= 0) {
-		struct pollfd p = { .fd = pfd, .events = POLLIN };
-		int r = poll(&p, 1, ms);
-		close(pfd);
-		if (r <= 0)
-			return false;
-	}
-	return waitpid(pid, status, 0) == pid;
-}
-
-static bool daemon_start(struct daemon *d)
-{
-	int out[2];
-	if (pipe(out) != 0)
-		return false;
-	pid_t pid = fork();
-	if (pid == 0)
-		daemon_exec(d, out);
-	close(out[1]);
-	bool ok = pid > 0 && read_ready(out[0]);
-	close(out[0]);
-	if (pid > 0 && !ok) {
-		int st;
-		kill(pid, SIGKILL);
-		wait_exit(pid, EXIT_WAIT_MS, &st);
-	}
-	d->pid = live_pid = ok ? pid : -1;
-	return ok;
-}
-
-static bool daemon_start_fresh(struct daemon *d)
-{
-	uint64_t rng = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL) + now_ms();
-	for (int attempt = 0; attempt < 20; attempt++) {
-		d->base = (uint16_t)(20000 + pm_test_rand(&rng) % 40000);
-		if (pm_test_ports_free(d->base, SHARDS) && daemon_start(d))
-			return true;
-	}
-	return false;
-}
-
-/* SIGKILL; true once pomaid died of it (waited for however long it takes). */
-static bool daemon_kill(struct daemon *d)
-{
-	int st = 0;
-	kill(d->pid, SIGKILL);
-	bool ok = waitpid(d->pid, &st, 0) == d->pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
-	d->pid = live_pid = -1;
-	return ok;
-}
-
-static void daemon_stop(struct daemon *d)
-{
-	int st;
-	if (d->pid <= 0)
-		return;
-	kill(d->pid, SIGTERM);
-	if (!wait_exit(d->pid, EXIT_WAIT_MS, &st)) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, &st, 0);
-	}
-	d->pid = live_pid = -1;
-}
 
 /* ---------------------------------------------------------------- client */
 
-static struct pm_client *client_open(const struct daemon *d)
+/* A write's budget: 1 + 2 + 4 + 8 + 16 s (a busy disk is not a hang). */
+static struct pm_client *client_open(void)
 {
-	struct pm_client_config cfg;
-	pm_client_config_default(&cfg);
-	cfg.base_port = d->base;
-	cfg.shards = SHARDS;
-	cfg.timeout_ms = CLIENT_TIMEOUT_MS;
-	cfg.retries = CLIENT_RETRIES;
-	cfg.max_in_flight = CLIENT_IN_FLIGHT;
-	struct pm_client *c = NULL;
-	return pm_client_open(&cfg, &c) == PM_CLIENT_OK ? c : NULL;
+	return lib_open(&srv, LIB_TIMEOUT_MS, LIB_RETRIES, CLIENT_IN_FLIGHT);
 }
 
 static int key_of(uint32_t i, char *k)
@@ -293,28 +146,20 @@ static bool memory_within(struct pm_client *c, uint64_t *evicted, unsigned *shar
 	return ok;
 }
 
-static uint64_t info_total(struct pm_client *c, const char *field)
+/* A field of INFO (every section, the first occurrence); -1 if absent. */
+static long long info_total(struct pm_client *c, const char *field)
 {
-	static char text[INFO_TEXT_BYTES];
-	size_t n = 0;
-	if (pm_client_info(c, NULL, text, sizeof(text) - 1, &n) != PM_CLIENT_OK)
-		return UINT64_MAX;
-	text[n] = '\0';
-	char pat[64];
-	snprintf(pat, sizeof(pat), "\n%s:", field);
-	const char *p = strstr(text, pat);
-	return p ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
+	return lib_info(c, NULL, NULL, field);
 }
 
 static bool snapshot_done(struct pm_client *c)
 {
 	if (pm_client_snapshot(c) != PM_CLIENT_OK)
 		return false;
-	for (uint64_t t0 = now_ms(); now_ms() - t0 < SNAP_WAIT_MS; pause_ms(SNAP_POLL_MS)) {
-		uint64_t v = info_total(c, "snapshots_completed");
-		if (v != UINT64_MAX && v >= SHARDS)
+	for (uint64_t t0 = proc_now_ms(); proc_now_ms() - t0 < SNAP_WAIT_MS;
+	     proc_pause_ms(SNAP_POLL_MS))
+		if (info_total(c, "snapshots_completed") >= SHARDS)
 			return true;
-	}
 	return false;
 }
 
@@ -345,11 +190,9 @@ static void check_round(struct pm_client *c, const char *when)
 
 static void test_evictions_survive_restart(void)
 {
-	struct daemon d = { 0 };
-	snprintf(d.dir, sizeof(d.dir), "/tmp/pomai-maxmemory-XXXXXX");
-	CU_ASSERT_FATAL(mkdtemp(d.dir) != NULL);
-	CU_ASSERT_FATAL(daemon_start_fresh(&d));
-	struct pm_client *c = client_open(&d);
+	CU_ASSERT_FATAL(proc_dir_make(srv.dir, "maxmemory"));
+	CU_ASSERT_FATAL(pomaid_start(&srv, NULL, NULL));
+	struct pm_client *c = client_open();
 	CU_ASSERT_FATAL(c != NULL);
 	struct pm_client_coll_params p = { .dim = 4, .evictable = true };
 	CU_ASSERT_EQUAL(pm_client_collection_create(c, "cache", &p), PM_CLIENT_OK);
@@ -370,9 +213,9 @@ static void test_evictions_survive_restart(void)
 	check_round(c, "before the kill");
 	pm_client_close(c);
 
-	CU_ASSERT_FATAL(daemon_kill(&d));
-	CU_ASSERT_FATAL(daemon_start(&d));
-	c = client_open(&d);
+	CU_ASSERT_FATAL(pomaid_kill(&srv));
+	CU_ASSERT_FATAL(pomaid_start(&srv, NULL, NULL)); /* same ports, same directory */
+	c = client_open();
 	CU_ASSERT_FATAL(c != NULL);
 	CU_ASSERT(info_total(c, "wal_recovered_records") > 0);
 	CU_ASSERT_FATAL(read_keys(c, KEYS, after));
@@ -389,8 +232,8 @@ static void test_evictions_survive_restart(void)
 	CU_ASSERT(write_keys(c, KEYS, KEYS + KEYS / 4));
 	check_round(c, "after more writes");
 	pm_client_close(c);
-	daemon_stop(&d);
-	nftw(d.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	pomaid_stop(&srv);
+	proc_dir_remove(srv.dir);
 }
 
 int main(int argc, char **argv)
@@ -399,16 +242,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PATH-TO-POMAID\n", argv[0]);
 		return 1;
 	}
-	pomaid_path = argv[1];
+	srv.path = argv[1];
 	static CU_TestInfo tests[] = {
 		{ "evictions survive a SIGKILL (log, snapshot + log)", test_evictions_survive_restart },
 		CU_TEST_INFO_NULL,
 	};
 	int rc = pm_cu_run("maxmemory", tests);
-	if (live_pid > 0) {
-		int st;
-		kill(live_pid, SIGKILL);
-		waitpid(live_pid, &st, 0);
-	}
+	proc_kill_all(); /* what a fatal assertion left */
 	return rc;
 }

@@ -60,23 +60,19 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "crash_writers.h"
 #include "cu_main.h"
+#include "libclient.h"
 #include "pomai.h"
-#include "ports.h"
+#include "proc.h"
 
 #define SHARDS 2u
 #define WRITERS 4u
-/* Writes each writer keeps in flight, and GETs each checker does. */
-#define WRITER_DEPTH 16u
-#define CHECK_DEPTH 32u
-#define OPS_MAX 32u
-/* Key numbers a writer may use ("t<writer>:<n>", n below this). */
-#define KEYS_PER_WRITER_MAX 32768u
+/* Requests each writer's client keeps in flight, at most. */
+#define CLIENT_IN_FLIGHT 32u
 /* Key numbers past the last one sent, probed after every restart: absent. */
 #define PROBE_KEYS 32u
 #define VALUE_BYTES_MAX 2000u
@@ -87,9 +83,6 @@
 /* The disk: each file fsync takes this long (microseconds, uniform). */
 #define FSYNC_US_MIN 200u
 #define FSYNC_US_MAX 3000u
-/* Writer mix, in percent: new keys, overwrites, then deletes. */
-#define MIX_NEW_PCT 65u
-#define MIX_DEL_PCT 12u
 /* One round in SNAP_EVERY requests a snapshot halfway to its cut; one in
  * KILL_FIRST_EVERY SIGKILLs pomaid before the power goes; every TORN_EVERY-th
  * round is a torn cut: TORN_KEEP_PCT of what was pending reaches the disk
@@ -98,16 +91,8 @@
 #define KILL_FIRST_EVERY 4u
 #define TORN_EVERY 3u
 #define TORN_KEEP_PCT 50u
-/* Waits: start-up replays the whole log (slow under ASan); a round's acks;
- * one lazyfs answer (a remount waits for the old mount to go). */
-#define READY_WAIT_MS 60000
-#define ACK_WAIT_MS 60000
-#define EXIT_WAIT_MS 30000
+/* One lazyfs answer (a remount waits for the old mount to go). */
 #define FS_ANSWER_MS 60000
-/* A write's budget: 1 + 2 + 4 + 8 + 16 s, so that a slow machine is not taken
- * for a hang. */
-#define CLIENT_TIMEOUT_MS 1000u
-#define CLIENT_RETRIES 4u
 /* Test 3: how long a reply must stay held while its fsync is stalled (it
  * would leave within microseconds of the write if it did not wait), how long
  * lazyfs waits for the stall, and the client's patience meanwhile (no resend
@@ -126,43 +111,21 @@ static const char *pomaid_path, *lazyfs_path;
 static uint64_t suite_seed;
 static unsigned rounds = ROUNDS_DEFAULT;
 static char mnt[64]; /* /tmp/pomai-powerloss-XXXXXX */
-/* What a test stopped at a fatal assertion leaves for the next one to clean. */
-static pid_t live_pid = -1;
-
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
-
-/* Wait for pid to end, at most ms; true with *status once it has. */
-static bool wait_exit(pid_t pid, int ms, int *status)
-{
-	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd >= 0) {
-		struct pollfd p = { .fd = pfd, .events = POLLIN };
-		int r = poll(&p, 1, ms);
-		close(pfd);
-		if (r <= 0)
-			return false;
-	}
-	return waitpid(pid, status, 0) == pid;
-}
+/* The writers' run. */
+static struct cw_run run;
 
 /* ---------------------------------------------------------------- lazyfs */
 
 static struct {
-	pid_t pid;
-	int in, out;          /* its stdin (commands) and stdout (answers) */
+	struct proc p;        /* its stdin: commands; its stdout: answers */
 	char buf[1024];
 	size_t n;
-} fs = { .pid = -1, .in = -1, .out = -1 };
+} fs;
 
 /* The next answer line into ans; true if it starts with "ok". */
 static bool fs_answer(char *ans, size_t cap)
 {
-	uint64_t deadline = now_ms() + FS_ANSWER_MS;
+	uint64_t deadline = proc_now_ms() + FS_ANSWER_MS;
 	for (;;) {
 		char *nl = memchr(fs.buf, '\n', fs.n);
 		if (nl) {
@@ -172,10 +135,10 @@ static bool fs_answer(char *ans, size_t cap)
 			fs.n -= k + 1;
 			return !strncmp(ans, "ok", 2);
 		}
-		int left = (int)(deadline - now_ms());
-		struct pollfd p = { .fd = fs.out, .events = POLLIN };
+		int left = (int)(deadline - proc_now_ms());
+		struct pollfd p = { .fd = fs.p.out_fd, .events = POLLIN };
 		ssize_t r = fs.n < sizeof(fs.buf) && left > 0 && poll(&p, 1, left) > 0
-				    ? read(fs.out, fs.buf + fs.n, sizeof(fs.buf) - fs.n) : -1;
+				    ? read(fs.p.out_fd, fs.buf + fs.n, sizeof(fs.buf) - fs.n) : -1;
 		if (r <= 0) {
 			snprintf(ans, cap, "(no answer from lazyfs)");
 			return false;
@@ -192,47 +155,36 @@ static bool fs_cmd(const char *cmd, char *ans, size_t cap)
 	if (!ans)
 		ans = own, cap = sizeof(own);
 	int n = snprintf(line, sizeof(line), "%s\n", cmd);
-	bool ok = write(fs.in, line, (size_t)n) == n && fs_answer(ans, cap);
+	bool ok = write(fs.p.in_fd, line, (size_t)n) == n && fs_answer(ans, cap);
 	if (!ok)
 		printf("\n  lazyfs: %s -> %s", cmd, ans);
 	return ok;
 }
 
-/* Start lazyfs on mnt; false (with why) if it did not mount. */
+/* Start lazyfs on mnt; false (with why) if it did not mount. Its first
+ * answer says whether it did. */
 static bool fs_start(char *why, size_t cap)
 {
-	int in[2], out[2];
-	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
-		return snprintf(why, cap, "pipe: %s", strerror(errno)), false;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		execl(lazyfs_path, "lazyfs", mnt, "--seed", "1", (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	fs.pid = pid;
-	fs.in = in[1];
-	fs.out = out[0];
+	proc_init(&fs.p, lazyfs_path);
+	proc_args(&fs.p, (const char *const[]){ mnt, "--seed", "1", NULL });
+	fs.p.capture = PROC_CAPTURE_STDOUT;
+	fs.p.after = PROC_AFTER_KEEP;
+	fs.p.stdin_pipe = true;
 	fs.n = 0;
+	if (!proc_start(&fs.p))
+		return snprintf(why, cap, "cannot run %s: %s", lazyfs_path, strerror(errno)), false;
 	return fs_answer(why, cap);
 }
 
 static void fs_stop(void)
 {
-	if (fs.pid <= 0)
+	if (!proc_alive(&fs.p))
 		return;
 	fs_cmd("quit", NULL, 0);
-	close(fs.in);
-	close(fs.out);
-	int st;
-	if (!wait_exit(fs.pid, EXIT_WAIT_MS, &st)) {
-		kill(fs.pid, SIGKILL);
-		waitpid(fs.pid, &st, 0);
-	}
-	fs.pid = -1;
+	close(fs.p.in_fd); /* and its stdin ends */
+	fs.p.in_fd = -1;
+	if (!proc_wait(&fs.p, PROC_EXIT_WAIT_MS))
+		proc_stop(&fs.p, SIGKILL, PROC_EXIT_WAIT_MS);
 }
 
 /* ---------------------------------------------------------------- files */
@@ -295,403 +247,89 @@ static bool file_get(const char *path, char *out, size_t cap)
 
 /* ---------------------------------------------------------------- the daemon */
 
+/* sync mode, and with it the operator's approval to drop a log from a bad record. */
+#define DAEMON_FLAGS(truncate)                                                                   \
+	{ "--wal", "sync", "--wal-segment-bytes", "16M", "--arena-bytes", "64M", "--seeds",       \
+	  "65536", "--knn-timeout-ms", "2000", "--hugepages", "no", "--wal-truncate-corrupt",      \
+	  truncate, NULL }
+static const char *const flags_keep[] = DAEMON_FLAGS("no");
+static const char *const flags_truncate[] = DAEMON_FLAGS("yes");
+
 struct daemon {
-	pid_t pid;
-	uint16_t base;       /* UDP port of shard 0; TCP on base - 1 */
-	char dir[PATH_MAX];
-	uint64_t recovered;  /* records its shards said they replayed at start */
+	struct pomaid pm;      /* restarts keep its ports and data directory */
 	bool truncate_corrupt; /* the operator approved dropping the log from a bad record */
-	unsigned refusals;   /* starts refused (a bad record in the log) */
+	unsigned refusals;     /* starts refused (a bad record in the log) */
 };
 
-static void daemon_exec(const struct daemon *d, int out[2])
+static void daemon_init(struct daemon *d)
 {
-	char port[16], tport[16];
-	snprintf(port, sizeof(port), "%u", d->base);
-	snprintf(tport, sizeof(tport), "%u", d->base - 1u);
-	dup2(out[1], 1);
-	close(out[0]);
-	close(out[1]);
-	execl(pomaid_path, "pomaid", "--wal", "sync", "--wal-segment-bytes", "16M", "--shards", "2",
-	      "--data-dir", d->dir, "--arena-bytes", "64M", "--seeds", "65536", "--tcp-port", tport,
-	      "--base-port", port, "--knn-timeout-ms", "2000", "--hugepages", "no",
-	      "--wal-truncate-corrupt", d->truncate_corrupt ? "yes" : "no", (char *)NULL);
-	_exit(127);
-}
-
-/* Read pomaid's stdout up to its ready line (d->recovered from the lines before). */
-static bool read_ready(struct daemon *d, int fd)
-{
-	char buf[8192];
-	size_t n = 0;
-	uint64_t deadline = now_ms() + READY_WAIT_MS;
-	const char *ready = NULL;
-	for (;;) {
-		buf[n] = '\0';
-		ready = strstr(buf, "pomaid: ready");
-		int left = (int)(deadline - now_ms());
-		if ((ready && strchr(ready, '\n')) || n == sizeof(buf) - 1 || left <= 0)
-			break;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, left) <= 0)
-			break;
-		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	d->recovered = 0;
-	for (const char *p = buf; (p = strstr(p, "recovered ")) != NULL; p++)
-		d->recovered += strtoull(p + 10, NULL, 10);
-	if (!(ready && strchr(ready, '\n')))
-		printf("\n  pomaid gave no ready line; its output: %s\n", buf);
-	return ready && strchr(ready, '\n');
+	memset(d, 0, sizeof(*d));
+	d->pm.path = pomaid_path;
 }
 
 static bool daemon_start(struct daemon *d)
 {
-	int out[2];
-	if (pipe(out) != 0)
-		return false;
-	pid_t pid = fork();
-	if (pid == 0)
-		daemon_exec(d, out);
-	close(out[1]);
-	bool ok = pid > 0 && read_ready(d, out[0]);
-	close(out[0]);
-	if (pid > 0 && !ok) {
-		int st;
-		kill(pid, SIGKILL);
-		wait_exit(pid, EXIT_WAIT_MS, &st);
-	}
-	d->pid = ok ? pid : -1;
-	live_pid = d->pid;
-	return ok;
+	d->pm.flags = d->truncate_corrupt ? flags_truncate : flags_keep;
+	return pomaid_start(&d->pm, NULL, NULL);
 }
 
 /* The first start: free ports picked at random (not from the test seed). */
 static bool daemon_start_fresh(struct daemon *d)
 {
-	uint64_t rng = (uint64_t)getpid() * 7919u + (uint64_t)time(NULL) + now_ms();
-	for (int attempt = 0; attempt < 20; attempt++) {
-		d->base = (uint16_t)(20000 + pm_test_rand(&rng) % 40000);
-		if (pm_test_ports_free(d->base, SHARDS) && daemon_start(d))
-			return true;
-	}
-	return false;
+	d->pm.base = 0;
+	return daemon_start(d);
 }
 
-/* SIGKILL; true if pomaid was alive until then and died of it. */
+/* SIGKILL; true if pomaid was alive until then and died of it (lazyfs
+ * answers whatever it holds: not for long). */
 static bool daemon_kill(struct daemon *d)
 {
-	int st = 0;
-	pid_t r = waitpid(d->pid, &st, WNOHANG);
-	if (r == 0) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, &st, 0); /* lazyfs answers whatever it holds: not for long */
-	} else {
-		printf("\n  pomaid died before it was killed: %s %d\n",
-		       WIFSIGNALED(st) ? "signal" : "exit code",
-		       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-	}
-	d->pid = live_pid = -1;
-	return r == 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+	return pomaid_kill(&d->pm);
 }
 
 /* SIGTERM: true if pomaid drained its log and exited 0 in time. */
 static bool daemon_stop(struct daemon *d)
 {
-	int st = -1;
-	if (d->pid <= 0)
-		return false;
-	kill(d->pid, SIGTERM);
-	bool ended = wait_exit(d->pid, EXIT_WAIT_MS, &st);
-	if (!ended) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, &st, 0);
-	}
-	d->pid = live_pid = -1;
-	return ended && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	return pomaid_stop(&d->pm);
 }
 
+/* What a test stopped at a fatal assertion left: a pomaid (which may wait
+ * for an fsync lazyfs holds); lazyfs itself stays. */
 static void cleanup_leftovers(void)
 {
-	int st;
-	if (fs.pid > 0) { /* a killed pomaid waits for an fsync lazyfs holds */
+	if (proc_alive(&fs.p)) {
 		fs_cmd("fsync-stall off", NULL, 0);
 		fs_cmd("fsync-fail 0", NULL, 0);
 	}
-	if (live_pid > 0) {
-		kill(live_pid, SIGKILL);
-		waitpid(live_pid, &st, 0);
-		live_pid = -1;
-	}
+	proc_kill_all_but(&fs.p);
 }
 
 static struct pm_client *client_open(const struct daemon *d, uint32_t timeout_ms, uint32_t retries)
 {
-	struct pm_client_config cfg;
-	pm_client_config_default(&cfg);
-	cfg.base_port = d->base;
-	cfg.shards = SHARDS;
-	cfg.timeout_ms = timeout_ms;
-	cfg.retries = retries;
-	cfg.max_in_flight = OPS_MAX;
-	struct pm_client *c = NULL;
-	return pm_client_open(&cfg, &c) == PM_CLIENT_OK ? c : NULL;
-}
-
-/* ---------------------------------------------------------------- keys and values */
-
-/* What a writer knows of one of its keys (as in test_durability.c): the state
- * last acknowledged, and at most one later write sent without an
- * acknowledgement. A writer never has two writes to one key in flight. */
-struct kstate {
-	uint32_t ver;          /* writes sent so far; the i-th has version i */
-	uint32_t known;        /* version of the state known to be durable (0: none) */
-	uint32_t maybe;        /* a version sent but not acknowledged (0: none) */
-	bool known_del, maybe_del, inflight;
-};
-
-static bool absent(uint32_t ver, bool del)
-{
-	return ver == 0 || del;
-}
-
-static int key_name(uint32_t writer, uint32_t n, char *out)
-{
-	return snprintf(out, 32, "t%u:%u", writer, n);
-}
-
-/* The value of version ver of key n of a writer: length and bytes from the seed. */
-static uint32_t value_of(uint32_t writer, uint32_t n, uint32_t ver, uint8_t *out)
-{
-	uint64_t s = suite_seed ^ writer;
-	s = pm_test_rand(&s) ^ n;
-	s = pm_test_rand(&s) ^ ver;
-	uint32_t len = 1 + (uint32_t)(pm_test_rand(&s) % VALUE_BYTES_MAX);
-	for (uint32_t i = 0; i < len; i += 8) {
-		uint64_t x = pm_test_rand(&s);
-		memcpy(out + i, &x, len - i < 8 ? len - i : 8);
-	}
-	return len;
+	return lib_open(&d->pm, timeout_ms, retries, CLIENT_IN_FLIGHT);
 }
 
 /* ---------------------------------------------------------------- writers */
 
-struct writer;
-
-struct op {
-	struct writer *w;
-	uint32_t n, ver;
-	bool del;
-};
-
-struct writer {
-	uint32_t id;
-	uint64_t rng;
-	struct kstate *keys;    /* KEYS_PER_WRITER_MAX */
-	uint32_t next_new;      /* key numbers below it have been used */
-	struct pm_client *c;
-	struct op ops[OPS_MAX];
-	struct op *free_ops[OPS_MAX];
-	uint32_t nfree;
-	bool stopped;           /* a write failed: nothing more is sent this run */
-	uint8_t val[PM_CLIENT_VALUE_BYTES_MAX];
-	/* this run */
-	uint64_t acked, sent, failed, checked, mismatches;
-	enum pm_client_status first_err;
-};
-
-/* One run of the writers, shared with the main thread. */
-static struct {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	atomic_uint_fast64_t acked, sent, done, acked_after_cut;
-	uint64_t target;
-	atomic_bool cut;     /* the power is off: failures are expected, acks still count */
-	atomic_bool killed;  /* pomaid is dead: drop what is in flight and end */
-	unsigned live;
-	unsigned round;
-	bool check_settles;  /* a check after a restart: what is found is durable */
-} ctl = { .mu = PTHREAD_MUTEX_INITIALIZER };
-
-static void ctl_wake(void)
-{
-	pthread_mutex_lock(&ctl.mu);
-	pthread_cond_broadcast(&ctl.cv);
-	pthread_mutex_unlock(&ctl.mu);
-}
-
-static void writers_init(struct writer *ws)
-{
-	for (uint32_t i = 0; i < WRITERS; i++) {
-		memset(&ws[i], 0, sizeof(ws[i]));
-		ws[i].id = i;
-		ws[i].keys = calloc(KEYS_PER_WRITER_MAX, sizeof(*ws[i].keys));
-		CU_ASSERT_FATAL(ws[i].keys != NULL);
-	}
-}
-
-static void writers_free(struct writer *ws)
+static void writers_init(struct cw_writer *ws)
 {
 	for (uint32_t i = 0; i < WRITERS; i++)
-		free(ws[i].keys);
+		cw_writer_init(&ws[i], &run, i, VALUE_BYTES_MAX);
 }
 
-static bool writer_begin(struct writer *w, const struct daemon *d, uint64_t run_seed)
+static void writers_free(struct cw_writer *ws)
 {
-	w->c = client_open(d, CLIENT_TIMEOUT_MS, CLIENT_RETRIES);
-	w->rng = run_seed ^ ((uint64_t)w->id << 32);
-	w->stopped = false;
-	w->acked = w->sent = w->failed = w->checked = w->mismatches = 0;
-	w->first_err = PM_CLIENT_OK;
-	w->nfree = OPS_MAX;
-	for (uint32_t i = 0; i < OPS_MAX; i++)
-		w->free_ops[i] = &w->ops[OPS_MAX - 1 - i];
-	return w->c != NULL;
-}
-
-static void writer_end(struct writer *w)
-{
-	pm_client_close(w->c); /* requests in flight are dropped: they stay "maybe" */
-	w->c = NULL;
-}
-
-static void on_write(void *arg, const struct pm_client_result *res)
-{
-	struct op *o = arg;
-	struct writer *w = o->w;
-	struct kstate *k = &w->keys[o->n];
-	k->inflight = false;
-	if (res->status == PM_CLIENT_OK) {
-		k->known = o->ver;
-		k->known_del = o->del;
-		k->maybe = 0;
-		w->acked++;
-		if (atomic_load(&ctl.cut))
-			atomic_fetch_add(&ctl.acked_after_cut, 1);
-		if (atomic_fetch_add(&ctl.acked, 1) + 1 == ctl.target)
-			ctl_wake();
-	} else {
-		if (!atomic_load(&ctl.cut) && !w->failed++)
-			w->first_err = res->status;
-		w->stopped = true;
-	}
-	atomic_fetch_add(&ctl.done, 1);
-	w->free_ops[w->nfree++] = o;
-}
-
-/* Send the next version of key n: a SET, or a DEL. */
-static void write_key(struct writer *w, uint32_t n, bool del)
-{
-	char key[32];
-	struct kstate *k = &w->keys[n];
-	struct op *o = w->free_ops[--w->nfree];
-	k->ver++;
-	*o = (struct op){ .w = w, .n = n, .ver = k->ver, .del = del };
-	struct pm_client_req r = { .op = del ? PM_CLIENT_DEL : PM_CLIENT_SET, .key = key,
-				   .klen = (uint32_t)key_name(w->id, n, key), .cb = on_write, .arg = o };
-	if (!del) {
-		r.value = w->val;
-		r.vlen = value_of(w->id, n, k->ver, w->val);
-	}
-	k->maybe = k->ver;
-	k->maybe_del = del;
-	k->inflight = true;
-	enum pm_client_status st = pm_client_submit(w->c, &r, NULL);
-	if (st != PM_CLIENT_OK) { /* refused before sending: the key keeps a "maybe" all the same */
-		k->inflight = false;
-		w->free_ops[w->nfree++] = o;
-		if (!atomic_load(&ctl.cut) && !w->failed++)
-			w->first_err = st;
-		w->stopped = true;
-		return;
-	}
-	w->sent++;
-	atomic_fetch_add(&ctl.sent, 1);
-}
-
-/* The next write of the mix: a new key, or an overwrite or DEL of one not in flight. */
-static void write_next(struct writer *w)
-{
-	uint32_t pct = (uint32_t)(pm_test_rand(&w->rng) % 100);
-	bool room = w->next_new < KEYS_PER_WRITER_MAX - PROBE_KEYS;
-	if (w->next_new > 0 && (pct >= MIX_NEW_PCT || !room)) {
-		for (int tries = 0; tries < 4; tries++) {
-			uint32_t n = (uint32_t)(pm_test_rand(&w->rng) % w->next_new);
-			if (!w->keys[n].inflight && !w->keys[n].maybe) {
-				write_key(w, n, pct >= 100 - MIX_DEL_PCT);
-				return;
-			}
-		}
-	}
-	if (room)
-		write_key(w, w->next_new++, false);
-}
-
-static void *writer_main(void *arg)
-{
-	struct writer *w = arg;
-	while (!atomic_load(&ctl.killed)) {
-		bool stop = w->stopped || atomic_load(&ctl.cut);
-		for (uint32_t i = 0; i < WRITER_DEPTH && !stop &&
-				     pm_client_in_flight(w->c) < WRITER_DEPTH && w->nfree > 0; i++)
-			write_next(w), stop = w->stopped;
-		if (stop && pm_client_in_flight(w->c) == 0)
-			break;
-		pm_client_poll(w->c, 2);
-	}
-	pthread_mutex_lock(&ctl.mu);
-	ctl.live--;
-	pthread_cond_broadcast(&ctl.cv);
-	pthread_mutex_unlock(&ctl.mu);
-	return NULL;
-}
-
-/* Wait (bounded) until `want` writes are acknowledged or every writer has ended. */
-static void ctl_wait(uint64_t want)
-{
-	struct timespec dl;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += ACK_WAIT_MS / 1000;
-	pthread_mutex_lock(&ctl.mu);
-	ctl.target = want;
-	while (ctl.live > 0 && atomic_load(&ctl.acked) < want)
-		if (pthread_cond_timedwait(&ctl.cv, &ctl.mu, &dl) == ETIMEDOUT)
-			break;
-	pthread_mutex_unlock(&ctl.mu);
-}
-
-static bool writers_start(struct writer *ws, pthread_t *t, const struct daemon *d, uint64_t seed)
-{
-	atomic_store(&ctl.acked, 0);
-	atomic_store(&ctl.sent, 0);
-	atomic_store(&ctl.done, 0);
-	atomic_store(&ctl.acked_after_cut, 0);
-	atomic_store(&ctl.cut, false);
-	atomic_store(&ctl.killed, false);
-	ctl.target = UINT64_MAX;
 	for (uint32_t i = 0; i < WRITERS; i++)
-		if (!writer_begin(&ws[i], d, seed)) {
-			while (i-- > 0)
-				writer_end(&ws[i]);
-			return false;
-		}
-	ctl.live = WRITERS;
-	for (uint32_t i = 0; i < WRITERS; i++)
-		pthread_create(&t[i], NULL, writer_main, &ws[i]);
-	return true;
+		cw_writer_free(&ws[i]);
 }
 
-/* After pomaid is dead: the writers drop what is in flight and end. */
-static uint64_t writers_join(struct writer *ws, pthread_t *t)
+/* After pomaid is dead: the writers drop what is in flight and end; the
+ * writes that failed before the power cut. */
+static uint64_t writers_join(struct cw_writer *ws, pthread_t *t)
 {
 	uint64_t failed = 0;
-	atomic_store(&ctl.killed, true);
+	cw_join(&run, ws, WRITERS, t);
 	for (uint32_t i = 0; i < WRITERS; i++) {
-		pthread_join(t[i], NULL);
-		writer_end(&ws[i]);
 		if (ws[i].failed && !failed)
 			printf("\n  writer %u: a write failed before the power cut: %s", ws[i].id,
 			       pm_client_status_name(ws[i].first_err));
@@ -700,117 +338,15 @@ static uint64_t writers_join(struct writer *ws, pthread_t *t)
 	return failed;
 }
 
-/* ---------------------------------------------------------------- checking */
-
-static bool value_is(const struct writer *w, uint32_t n, uint32_t ver,
-		     const struct pm_client_result *res)
-{
-	static _Thread_local uint8_t want[PM_CLIENT_VALUE_BYTES_MAX];
-	uint32_t len = value_of(w->id, n, ver, want);
-	return res->vlen == len && memcmp(res->value, want, len) == 0;
-}
-
-/* Print what key n holds against what it may hold (the first few per writer). */
-static void mismatch(struct writer *w, uint32_t n, const struct pm_client_result *res)
-{
-	const struct kstate *k = &w->keys[n];
-	char got[96];
-	if (w->mismatches++ >= 5)
-		return;
-	if (res->status == PM_CLIENT_NOT_FOUND) {
-		snprintf(got, sizeof(got), "absent");
-	} else if (res->status != PM_CLIENT_OK) {
-		snprintf(got, sizeof(got), "status %s", pm_client_status_name(res->status));
-	} else {
-		uint32_t match = 0;
-		for (uint32_t v = 1; v <= k->ver && !match; v++)
-			match = value_is(w, n, v, res) ? v : 0;
-		snprintf(got, sizeof(got), "%u bytes, %s %u", res->vlen,
-			 match ? "the value of version" : "GARBAGE: no version sent; versions sent:",
-			 match ? match : k->ver);
-	}
-	char maybe[64] = "";
-	if (k->maybe)
-		snprintf(maybe, sizeof(maybe), " (or unacknowledged %s v%u)",
-			 k->maybe_del ? "DEL" : "value", k->maybe);
-	printf("\n  LOST/WRONG: seed %" PRIu64 " round %u key t%u:%u: acknowledged %s v%u%s;"
-	       " got %s", suite_seed, ctl.round, w->id, n,
-	       absent(k->known, k->known_del) ? "absent" : "value", k->known, maybe, got);
-}
-
-static void on_get(void *arg, const struct pm_client_result *res)
-{
-	struct op *o = arg;
-	struct writer *w = o->w;
-	struct kstate *k = &w->keys[o->n];
-	bool found = res->status == PM_CLIENT_OK;
-	bool is_known = found ? !absent(k->known, k->known_del) && value_is(w, o->n, k->known, res)
-			      : absent(k->known, k->known_del);
-	bool is_maybe = k->maybe && k->maybe_del == !found &&
-			(!found || value_is(w, o->n, k->maybe, res));
-	w->checked++;
-	if ((!found && res->status != PM_CLIENT_NOT_FOUND) || (!is_known && !is_maybe)) {
-		mismatch(w, o->n, res);
-	} else if (ctl.check_settles) {
-		if (!is_known) {
-			k->known = k->maybe;
-			k->known_del = k->maybe_del;
-		}
-		k->maybe = 0;
-	}
-	w->free_ops[w->nfree++] = o;
-}
-
-/* GET every key number the writer used, and PROBE_KEYS past them. */
-static void *checker_main(void *arg)
-{
-	struct writer *w = arg;
-	char key[32];
-	uint32_t end = w->next_new + PROBE_KEYS;
-	for (uint32_t n = 0; n < end;) {
-		while (n < end && pm_client_in_flight(w->c) < CHECK_DEPTH && w->nfree > 0) {
-			struct op *o = w->free_ops[--w->nfree];
-			*o = (struct op){ .w = w, .n = n };
-			struct pm_client_req r = { .op = PM_CLIENT_GET, .key = key, .cb = on_get, .arg = o,
-						   .klen = (uint32_t)key_name(w->id, n++, key) };
-			if (pm_client_submit(w->c, &r, NULL) != PM_CLIENT_OK) {
-				w->free_ops[w->nfree++] = o;
-				if (!w->mismatches++)
-					printf("\n  a GET of writer %u could not be submitted", w->id);
-			}
-		}
-		pm_client_poll(w->c, 5);
-	}
-	pm_client_drain(w->c);
-	return NULL;
-}
-
 /* Check every writer's keys after a restart; the keys that disagree. */
-static uint64_t check_all(struct writer *ws, const struct daemon *d, uint64_t *keys)
+static uint64_t check_all(struct cw_writer *ws, const struct daemon *d, uint64_t *keys)
 {
-	pthread_t t[WRITERS];
-	uint64_t bad = 0;
-	*keys = 0;
-	ctl.check_settles = true;
-	for (uint32_t i = 0; i < WRITERS; i++)
-		CU_ASSERT_FATAL(writer_begin(&ws[i], d, 0));
-	for (uint32_t i = 0; i < WRITERS; i++)
-		pthread_create(&t[i], NULL, checker_main, &ws[i]);
-	for (uint32_t i = 0; i < WRITERS; i++) {
-		pthread_join(t[i], NULL);
-		writer_end(&ws[i]);
-		bad += ws[i].mismatches;
-		*keys += ws[i].checked;
-	}
-	return bad;
+	return cw_check(&run, ws, WRITERS, &d->pm, true, keys);
 }
 
 static bool request_snapshot(const struct daemon *d)
 {
-	struct pm_client *c = client_open(d, CLIENT_TIMEOUT_MS, CLIENT_RETRIES);
-	bool ok = c && pm_client_snapshot(c) == PM_CLIENT_OK;
-	pm_client_close(c);
-	return ok;
+	return lib_snapshot(&d->pm);
 }
 
 /* ---------------------------------------------------------------- 1. the model */
@@ -855,27 +391,27 @@ static void test_lazyfs_model(void)
 /* Write, cut the power (keep_pct: of what was pending, as `crash` takes it)
  * and kill pomaid, remount, restart, check. pomaid runs on entry and on a
  * true return. */
-static bool cut_round(struct writer *ws, struct daemon *d, unsigned r, uint64_t *rng,
+static bool cut_round(struct cw_writer *ws, struct daemon *d, unsigned r, uint64_t *rng,
 		      unsigned keep_pct, uint64_t *acked_after_cut)
 {
-	uint64_t t0 = now_ms(), keys = 0;
+	uint64_t t0 = proc_now_ms(), keys = 0;
 	uint64_t target = ACKS_MIN + pm_test_rand(rng) % (ACKS_MAX - ACKS_MIN + 1);
 	bool snap = pm_test_rand(rng) % SNAP_EVERY == 0;
 	bool kill_first = pm_test_rand(rng) % KILL_FIRST_EVERY == 0;
 	pthread_t t[WRITERS];
 	char crash[32], ans[256];
 	snprintf(crash, sizeof(crash), "crash %u", keep_pct);
-	ctl.round = r;
-	CU_ASSERT_FATAL(writers_start(ws, t, d, suite_seed + 1000003u * r));
+	run.round = r;
+	CU_ASSERT_FATAL(cw_start(&run, ws, WRITERS, t, &d->pm, suite_seed + 1000003u * r, UINT64_MAX));
 	bool snap_ok = true;
 	if (snap) {
-		ctl_wait(target / 2);
+		cw_wait(&run, target / 2, false);
 		snap_ok = request_snapshot(d);
 	}
-	ctl_wait(target);
-	bool reached = atomic_load(&ctl.acked) >= target;
-	uint64_t in_flight = atomic_load(&ctl.sent) - atomic_load(&ctl.done);
-	atomic_store(&ctl.cut, true);
+	cw_wait(&run, target, false);
+	bool reached = atomic_load(&run.acked) >= target;
+	uint64_t in_flight = atomic_load(&run.sent) - atomic_load(&run.done);
+	atomic_store(&run.cut, true);
 	bool killed, cut;
 	if (kill_first) {
 		killed = daemon_kill(d);
@@ -885,7 +421,7 @@ static bool cut_round(struct writer *ws, struct daemon *d, unsigned r, uint64_t 
 		killed = daemon_kill(d);
 	}
 	uint64_t failed = writers_join(ws, t);
-	uint64_t acked = atomic_load(&ctl.acked), after = atomic_load(&ctl.acked_after_cut);
+	uint64_t acked = atomic_load(&run.acked), after = atomic_load(&run.acked_after_cut);
 	*acked_after_cut += after;
 	bool remounted = fs_cmd("remount", ans, sizeof(ans));
 	bool restarted = remounted && daemon_start(d);
@@ -904,7 +440,7 @@ static bool cut_round(struct writer *ws, struct daemon *d, unsigned r, uint64_t 
 	       " keys checked, %" PRIu64 " wrong; %" PRIu64 " ms; lazyfs %s",
 	       r, kill_first ? "kill, cut" : "cut, kill", keep_pct ? " (torn)" : "",
 	       snap ? ", snapshot" : "", target, acked,
-	       after, in_flight, d->recovered, keys, bad, now_ms() - t0, ans + (remounted ? 3 : 0));
+	       after, in_flight, pomaid_recovered(&d->pm), keys, bad, proc_now_ms() - t0, ans + (remounted ? 3 : 0));
 	fflush(stdout);
 	CU_ASSERT(reached);
 	CU_ASSERT(snap_ok);
@@ -919,7 +455,7 @@ static bool cut_round(struct writer *ws, struct daemon *d, unsigned r, uint64_t 
 
 /* After the rounds: a clean shutdown made everything durable, so a power
  * cut right after it loses nothing. */
-static void cut_after_shutdown(struct writer *ws, struct daemon *d)
+static void cut_after_shutdown(struct cw_writer *ws, struct daemon *d)
 {
 	uint64_t keys;
 	CU_ASSERT(daemon_stop(d));
@@ -937,13 +473,14 @@ static void cut_after_shutdown(struct writer *ws, struct daemon *d)
  * premade, else left to pomaid); torn: every TORN_EVERY-th cut is torn. */
 static void cut_rounds(const char *name, bool premade, unsigned n, bool torn)
 {
-	static struct writer ws[WRITERS];
-	struct daemon d = { .pid = -1 };
-	uint64_t rng = suite_seed ^ 0x90e7105511ull ^ premade, after = 0, t0 = now_ms();
+	static struct cw_writer ws[WRITERS];
+	struct daemon d;
+	daemon_init(&d);
+	uint64_t rng = suite_seed ^ 0x90e7105511ull ^ premade, after = 0, t0 = proc_now_ms();
 	cleanup_leftovers();
 	writers_init(ws);
-	snprintf(d.dir, sizeof(d.dir), "%s/%s", mnt, name);
-	CU_ASSERT_FATAL(premade ? data_dir_make(d.dir) : mkdir_durable(d.dir));
+	snprintf(d.pm.dir, sizeof(d.pm.dir), "%s/%s", mnt, name);
+	CU_ASSERT_FATAL(premade ? data_dir_make(d.pm.dir) : mkdir_durable(d.pm.dir));
 	char delay[64];
 	snprintf(delay, sizeof(delay), "fsync-delay %u %u", FSYNC_US_MIN, FSYNC_US_MAX);
 	CU_ASSERT_FATAL(fs_cmd(delay, NULL, 0));
@@ -954,7 +491,7 @@ static void cut_rounds(const char *name, bool premade, unsigned n, bool torn)
 		ok = cut_round(ws, &d, r, &rng,
 			       torn && r % TORN_EVERY == TORN_EVERY - 1 ? TORN_KEEP_PCT : 0, &after);
 	printf("\n  %u rounds in %" PRIu64 " ms; %" PRIu64 " writes acknowledged after a cut;"
-	       " %u starts refused (a bad record)", r, now_ms() - t0, after, d.refusals);
+	       " %u starts refused (a bad record)", r, proc_now_ms() - t0, after, d.refusals);
 	if (ok)
 		cut_after_shutdown(ws, &d);
 	else
@@ -985,7 +522,7 @@ static void on_one(void *arg, const struct pm_client_result *res)
 /* Poll c until o is done or ms have passed. */
 static void wait_one(struct pm_client *c, const struct one *o, int ms)
 {
-	for (uint64_t t0 = now_ms(); !o->done && now_ms() - t0 < (uint64_t)ms;)
+	for (uint64_t t0 = proc_now_ms(); !o->done && proc_now_ms() - t0 < (uint64_t)ms;)
 		pm_client_poll(c, 10);
 }
 
@@ -1006,12 +543,13 @@ static bool warm_shards(struct pm_client *c)
 
 static void test_reply_waits_for_fsync(void)
 {
-	struct daemon d = { .pid = -1 };
+	struct daemon d;
+	daemon_init(&d);
 	char val[64], got[64];
 	size_t n = 0;
 	cleanup_leftovers();
-	snprintf(d.dir, sizeof(d.dir), "%s/held", mnt);
-	CU_ASSERT_FATAL(data_dir_make(d.dir));
+	snprintf(d.pm.dir, sizeof(d.pm.dir), "%s/held", mnt);
+	CU_ASSERT_FATAL(data_dir_make(d.pm.dir));
 	CU_ASSERT_FATAL(fs_cmd("fsync-delay 0 0", NULL, 0));
 	CU_ASSERT_FATAL(daemon_start_fresh(&d));
 	struct pm_client *c = client_open(&d, STALL_CLIENT_TIMEOUT_MS, 0);
@@ -1042,7 +580,7 @@ static void test_reply_waits_for_fsync(void)
 	CU_ASSERT(daemon_kill(&d));
 	CU_ASSERT_FATAL(fs_cmd("remount", NULL, 0));
 	CU_ASSERT_FATAL(daemon_start(&d));
-	c = client_open(&d, CLIENT_TIMEOUT_MS, CLIENT_RETRIES);
+	c = client_open(&d, LIB_TIMEOUT_MS, LIB_RETRIES);
 	CU_ASSERT_FATAL(c != NULL);
 	CU_ASSERT(pm_client_get(c, "held", 4, got, sizeof(got), &n) == PM_CLIENT_OK &&
 		  n == (size_t)vl && !memcmp(got, val, n));
@@ -1077,7 +615,8 @@ static int key_on(struct pm_client *c, uint32_t shard, const char *prefix, char 
  * then a clean shutdown and a start must still work, and keep that write. */
 static void stale_after_end(void)
 {
-	struct daemon d = { .pid = -1 };
+	struct daemon d;
+	daemon_init(&d);
 	static uint8_t big[STALE_BIG_BYTES], over[STALE_OVER_BYTES], got[STALE_OVER_BYTES];
 	char bkey[32], okey[32], wait[64];
 	size_t n = 0;
@@ -1085,8 +624,8 @@ static void stale_after_end(void)
 	for (size_t i = 0; i < sizeof(big); i++)
 		big[i] = (uint8_t)(pm_test_rand(&rng) | 1); /* never a zero header */
 	memset(over, 'o', sizeof(over));
-	snprintf(d.dir, sizeof(d.dir), "%s/stale", mnt);
-	CU_ASSERT_FATAL(data_dir_make(d.dir));
+	snprintf(d.pm.dir, sizeof(d.pm.dir), "%s/stale", mnt);
+	CU_ASSERT_FATAL(data_dir_make(d.pm.dir));
 	CU_ASSERT_FATAL(fs_cmd("fsync-delay 0 0", NULL, 0));
 	CU_ASSERT_FATAL(daemon_start_fresh(&d));
 	struct pm_client *c = client_open(&d, STALL_CLIENT_TIMEOUT_MS, 0);
@@ -1105,7 +644,7 @@ static void stale_after_end(void)
 	pm_client_close(c);
 	CU_ASSERT_FATAL(fs_cmd("remount", NULL, 0));
 	CU_ASSERT_FATAL(daemon_start(&d)); /* the log ends where the big batch began */
-	c = client_open(&d, CLIENT_TIMEOUT_MS, CLIENT_RETRIES);
+	c = client_open(&d, LIB_TIMEOUT_MS, LIB_RETRIES);
 	CU_ASSERT_FATAL(c != NULL);
 	CU_ASSERT(pm_client_set(c, okey, (size_t)ol, over, sizeof(over), 0) == PM_CLIENT_OK);
 	pm_client_close(c);
@@ -1116,7 +655,7 @@ static void stale_after_end(void)
 	CU_ASSERT(started);
 	if (!started)
 		return;
-	c = client_open(&d, CLIENT_TIMEOUT_MS, CLIENT_RETRIES);
+	c = client_open(&d, LIB_TIMEOUT_MS, LIB_RETRIES);
 	CU_ASSERT(c && pm_client_get(c, okey, (size_t)ol, got, sizeof(got), &n) == PM_CLIENT_OK &&
 		  n == sizeof(over) && !memcmp(got, over, n));
 	pm_client_close(c);
@@ -1156,11 +695,7 @@ static const char *cannot_run(void)
 
 static int skip(const char *why, const char *detail)
 {
-	const char *ci = getenv("CI");
-	bool must = ci && !strcmp(ci, "true");
-	printf("test_powerloss: NOTICE: not run: %s%s%s%s\n", why, detail ? ": " : "",
-	       detail ? detail : "", must ? " — but CI=true: failing" : "");
-	return must ? 1 : PM_TEST_SKIP;
+	return pm_cu_cannot_run("test_powerloss", why, detail);
 }
 
 int main(int argc, char **argv)
@@ -1187,10 +722,8 @@ int main(int argc, char **argv)
 		rmdir(mnt);
 		return skip("lazyfs did not mount", ans);
 	}
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ctl.cv, &ca);
+	cw_run_init(&run, suite_seed, PROBE_KEYS, CLIENT_IN_FLIGHT);
+	run.test = "power";
 	static CU_TestInfo tests[] = {
 		{ "1. lazyfs: a power cut keeps what fsync covered, no more", test_lazyfs_model },
 		{ "2. sync: power cuts under load, every acknowledged write recovered",

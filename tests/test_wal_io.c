@@ -30,11 +30,26 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bridge.h"
-#include "pomaid_proc.h"
+#include "cu_main.h"
+#include "libclient.h"
+#include "pomai.h"
+#include "proc.h"
+#include "frames.h"
 #include "wal.h"
 
 /* Test 1: SETs one at a time, then SETs in one datagram. */
@@ -51,27 +66,21 @@
 #define LATENCY_WRITES 3000u
 
 static const char *pomaid_path;
+/* The flags of every start (with the ports, --shards and --data-dir). */
+static const char *const pomaid_flags[] = { "--arena-bytes", "64M", "--seeds", "65536",
+					    "--hugepages", "no", "--wal-segment-bytes", "16M",
+					    "--knn-timeout-ms", "2000", "--idle-sleep-us", "1000",
+					    NULL };
 
 /* ---------------------------------------------------------------- a raw UDP client */
 
-struct raw {
-	int fd;
-	uint16_t base;
-	uint64_t next_id;
-	uint8_t buf[PM_FRAME_BYTES_MAX];
-	uint8_t in[PM_FRAME_BYTES_MAX];
-};
-
-static bool raw_open(struct raw *r, const struct proc *p)
+static bool raw_open(struct wire *r, const struct pomaid *p)
 {
-	r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	r->base = p->base;
-	r->next_id = 1;
-	return r->fd >= 0;
+	return wire_open(r, NULL, "127.0.0.1", p->base, 1);
 }
 
 /* Append the frame of req (its id set) to r->buf at *len. */
-static void raw_add(struct raw *r, struct pm_request *req, size_t *len)
+static void raw_add(struct wire *r, struct pm_request *req, size_t *len)
 {
 	req->id = r->next_id++;
 	size_t n = pm_request_encode(req, r->buf + *len, sizeof(r->buf) - *len);
@@ -79,16 +88,14 @@ static void raw_add(struct raw *r, struct pm_request *req, size_t *len)
 	*len += n;
 }
 
-static void raw_send(struct raw *r, uint32_t shard, size_t len)
+static void raw_send(struct wire *r, uint32_t shard, size_t len)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)(r->base + shard)),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	CU_ASSERT(sendto(r->fd, r->buf, len, 0, (struct sockaddr *)&a, sizeof(a)) == (ssize_t)len);
+	CU_ASSERT(wire_send(r, shard, r->buf, len));
 }
 
 /* Next reply frame (each datagram may hold several: *at walks them); false
  * after ms. */
-static bool raw_next(struct raw *r, int ms, size_t *at, size_t *have, struct pm_reply_view *rv)
+static bool raw_next(struct wire *r, int ms, size_t *at, size_t *have, struct pm_reply_view *rv)
 {
 	for (;;) {
 		size_t used = 0;
@@ -117,11 +124,11 @@ static int key_on(struct pm_client *c, uint32_t shard, const char *tag, unsigned
 }
 
 /* Whether pomaid has the hook: it says so when it starts. */
-static bool hook_on(const struct proc *p, const char *mode)
+static bool hook_on(const struct pomaid *p, const char *mode)
 {
 	char line[96];
 	snprintf(line, sizeof(line), "TEST HOOK POMAI_TEST_FSYNC=%s: the log's fsync", mode);
-	if (strstr(p->out, line))
+	if (strstr(p->proc.out, line))
 		return true;
 	printf("\n  NOTICE: this pomaid has no fsync test hook (a release build?): not run%s",
 	       proc_ci() ? " — but CI=true: failing" : "");
@@ -133,12 +140,12 @@ static bool hook_on(const struct proc *p, const char *mode)
 
 /* SETs sent (their ids first_id ..) are held: once an fsync is held, a GET
  * to the same shard on the same socket is answered before any of them. */
-static void held_until_release(struct proc *p, struct raw *r, uint32_t shard, uint64_t first_id,
+static void held_until_release(struct pomaid *p, struct wire *r, uint32_t shard, uint64_t first_id,
 			       uint32_t nsets, const char *key, int kl)
 {
 	struct pm_reply_view rv;
 	size_t at = 0, have = 0, len = 0;
-	CU_ASSERT_FATAL(proc_info_reaches(p, "wal_test_fsync_held", 1, WAIT_MS));
+	CU_ASSERT_FATAL(lib_info_reaches(p, "wal_test_fsync_held", 1, WAIT_MS));
 	struct pm_request get = { .op = PM_OP_GET, .key = { (const uint8_t *)key, (uint32_t)kl } };
 	raw_add(r, &get, &len);
 	raw_send(r, shard, len);
@@ -159,8 +166,8 @@ static void held_until_release(struct proc *p, struct raw *r, uint32_t shard, ui
 	uint32_t ok = 0, answered = 0;
 	for (uint32_t release = 0; answered < nsets && release < nsets; release++) {
 		if (release > 0)
-			CU_ASSERT_FATAL(proc_info_reaches(p, "wal_test_fsync_held", 1, WAIT_MS));
-		kill(p->pid, SIGUSR1);
+			CU_ASSERT_FATAL(lib_info_reaches(p, "wal_test_fsync_held", 1, WAIT_MS));
+		kill(p->proc.pid, SIGUSR1);
 		uint64_t deadline = proc_now_ms() + WAIT_MS;
 		while (answered < nsets && proc_now_ms() < deadline &&
 		       raw_next(r, answered ? 200 : WAIT_MS, &at, &have, &rv))
@@ -173,24 +180,24 @@ static void held_until_release(struct proc *p, struct raw *r, uint32_t shard, ui
 
 static void test_stalled_fsync(void)
 {
-	proc_cleanup();
+	proc_kill_all();
 	static const char *const args[] = { "--wal", "sync", NULL };
-	struct proc p = { .pomaid = pomaid_path };
-	struct raw r;
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
+	struct wire r;
 	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
-	CU_ASSERT_FATAL(proc_start(&p, args, "POMAI_TEST_FSYNC=stall"));
+	CU_ASSERT_FATAL(pomaid_start(&p, args, "POMAI_TEST_FSYNC=stall"));
 	if (!hook_on(&p, "stall")) {
-		proc_stop(&p);
+		pomaid_stop(&p);
 		proc_dir_remove(p.dir);
 		return;
 	}
-	struct pm_client *c = proc_client(&p);
+	struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
 	CU_ASSERT_FATAL(c != NULL && raw_open(&r, &p));
 	char key[48];
 	unsigned n = 0;
 	uint8_t value[100] = { 0 };
 	for (uint32_t round = 0; round < STALL_ROUNDS + 2; round++) {
-		uint32_t shard = round % PROC_SHARDS;
+		uint32_t shard = round % POMAID_SHARDS_DEFAULT;
 		uint32_t sets = round < STALL_ROUNDS ? 1 : STALL_BURST; /* the last rounds: one datagram */
 		size_t len = 0;
 		uint64_t first = r.next_id;
@@ -204,13 +211,13 @@ static void test_stalled_fsync(void)
 		raw_send(&r, shard, len);
 		held_until_release(&p, &r, shard, first, sets, key, kl);
 	}
-	uint64_t fsyncs = proc_info(&p, "wal_fsyncs");
-	printf("\n  %u SETs, each held until its fsync was released; %" PRIu64 " fsyncs",
+	long long fsyncs = lib_info_of(&p, "wal_fsyncs");
+	printf("\n  %u SETs, each held until its fsync was released; %lld fsyncs",
 	       STALL_ROUNDS + 2 * STALL_BURST, fsyncs);
-	CU_ASSERT(fsyncs >= STALL_ROUNDS + 2 && fsyncs != UINT64_MAX);
+	CU_ASSERT(fsyncs >= STALL_ROUNDS + 2);
 	pm_client_close(c);
-	close(r.fd);
-	CU_ASSERT(proc_stop(&p));
+	wire_close(&r);
+	CU_ASSERT(pomaid_stop(&p));
 	proc_dir_remove(p.dir);
 }
 
@@ -219,14 +226,14 @@ static void test_stalled_fsync(void)
 static void failed_sync(const char *io)
 {
 	const char *args[] = { "--wal", "sync", "--wal-io-uring", io, NULL };
-	struct proc p = { .pomaid = pomaid_path };
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
 	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
-	CU_ASSERT_FATAL(proc_start(&p, args, "POMAI_TEST_FSYNC=fail"));
+	CU_ASSERT_FATAL(pomaid_start(&p, args, "POMAI_TEST_FSYNC=fail"));
 	if (hook_on(&p, "fail")) {
-		struct pm_client *c = proc_client(&p);
+		struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
 		CU_ASSERT_FATAL(c != NULL);
 		/* the write's fsync fails: never OK; later writes are refused */
-		for (uint32_t shard = 0; shard < PROC_SHARDS; shard++) {
+		for (uint32_t shard = 0; shard < POMAID_SHARDS_DEFAULT; shard++) {
 			char key[48];
 			unsigned n = 0;
 			int kl = key_on(c, shard, "fail", &n, key);
@@ -235,21 +242,21 @@ static void failed_sync(const char *io)
 			CU_ASSERT_EQUAL(pm_client_set(c, key, (size_t)kl, "v", 1, 0), PM_CLIENT_E_LOG_FAILED);
 		}
 		pm_client_close(c);
-		printf("\n  wal_io_uring = %s: LOG_FAILED, wal_refused_failed %" PRIu64, io,
-		       proc_info(&p, "wal_refused_failed"));
+		printf("\n  wal_io_uring = %s: LOG_FAILED, wal_refused_failed %lld", io,
+		       lib_info_of(&p, "wal_refused_failed"));
 	}
-	CU_ASSERT(proc_stop(&p));
+	CU_ASSERT(pomaid_stop(&p));
 	proc_dir_remove(p.dir);
 }
 
 static void failed_batch(void)
 {
 	static const char *const args[] = { "--wal", "batch", NULL };
-	struct proc p = { .pomaid = pomaid_path };
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
 	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
-	CU_ASSERT_FATAL(proc_start(&p, args, "POMAI_TEST_FSYNC=fail"));
+	CU_ASSERT_FATAL(pomaid_start(&p, args, "POMAI_TEST_FSYNC=fail"));
 	if (hook_on(&p, "fail")) {
-		struct pm_client *c = proc_client(&p);
+		struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
 		CU_ASSERT_FATAL(c != NULL);
 		enum pm_client_status st = PM_CLIENT_OK;
 		uint32_t i = 0;
@@ -265,13 +272,13 @@ static void failed_batch(void)
 		CU_ASSERT_EQUAL(st, PM_CLIENT_E_LOG_FAILED);
 		pm_client_close(c);
 	}
-	CU_ASSERT(proc_stop(&p));
+	CU_ASSERT(pomaid_stop(&p));
 	proc_dir_remove(p.dir);
 }
 
 static void test_failed_fsync(void)
 {
-	proc_cleanup();
+	proc_kill_all();
 	failed_sync("yes");
 	failed_sync("no");
 	failed_batch();
@@ -322,7 +329,7 @@ static struct seg_count segs_of(const char *data, uint32_t shard, unsigned *bad)
 static bool segments_ready(const char *data, unsigned wal)
 {
 	bool ok = true;
-	for (uint32_t i = 0; i < PROC_SHARDS; i++) {
+	for (uint32_t i = 0; i < POMAID_SHARDS_DEFAULT; i++) {
 		unsigned bad = 0;
 		struct seg_count n = segs_of(data, i, &bad);
 		if (n.wal < wal || bad || n.spare_ready < 1) {
@@ -368,7 +375,7 @@ static void on_set(void *arg, const struct pm_client_result *res)
 }
 
 /* Pipelined SETs of ROLL_VALUE_BYTES until every shard's log has rolled over. */
-static bool roll_over(const struct proc *p, struct pm_client *c)
+static bool roll_over(const struct pomaid *p, struct pm_client *c)
 {
 	static uint8_t value[ROLL_VALUE_BYTES];
 	uint32_t failed = 0;
@@ -377,7 +384,7 @@ static bool roll_over(const struct proc *p, struct pm_client *c)
 		if (i % per_check == 0) {
 			pm_client_drain(c);
 			unsigned least = UINT32_MAX, bad = 0;
-			for (uint32_t s = 0; s < PROC_SHARDS; s++) {
+			for (uint32_t s = 0; s < POMAID_SHARDS_DEFAULT; s++) {
 				unsigned n = segs_of(p->dir, s, &bad).wal;
 				least = n < least ? n : least;
 			}
@@ -399,31 +406,31 @@ static bool roll_over(const struct proc *p, struct pm_client *c)
 
 static void test_segments_ahead(void)
 {
-	proc_cleanup();
+	proc_kill_all();
 	static const char *const args[] = { "--wal", "sync", NULL };
-	struct proc p = { .pomaid = pomaid_path };
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
 	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
-	CU_ASSERT_FATAL(proc_start(&p, args, NULL));
+	CU_ASSERT_FATAL(pomaid_start(&p, args, NULL));
 	/* ready: the first segment and the next one, before any write */
 	CU_ASSERT(segments_ready(p.dir, 1));
-	CU_ASSERT_EQUAL(proc_info(&p, "wal_segments_ready"), PROC_SHARDS);
-	CU_ASSERT_EQUAL(proc_info(&p, "wal_segments_created"), PROC_SHARDS);
-	struct pm_client *c = proc_client(&p);
+	CU_ASSERT_EQUAL(lib_info_of(&p, "wal_segments_ready"), POMAID_SHARDS_DEFAULT);
+	CU_ASSERT_EQUAL(lib_info_of(&p, "wal_segments_created"), POMAID_SHARDS_DEFAULT);
+	struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
 	CU_ASSERT_FATAL(c != NULL);
 	first_writes(c);
 	/* the log rolls over into the prepared segment; the next is prepared again */
 	CU_ASSERT_FATAL(roll_over(&p, c));
-	CU_ASSERT(proc_info_reaches(&p, "wal_segments_ready", PROC_SHARDS, WAIT_MS));
+	CU_ASSERT(lib_info_reaches(&p, "wal_segments_ready", POMAID_SHARDS_DEFAULT, WAIT_MS));
 	CU_ASSERT(segments_ready(p.dir, 2));
-	printf("\n  rolled over: %" PRIu64 " segments made, %" PRIu64 " batches waited for one",
-	       proc_info(&p, "wal_segments_created"), proc_info(&p, "wal_segment_waits"));
+	printf("\n  rolled over: %lld segments made, %lld batches waited for one",
+	       lib_info_of(&p, "wal_segments_created"), lib_info_of(&p, "wal_segment_waits"));
 	pm_client_close(c);
-	CU_ASSERT(proc_stop(&p));
+	CU_ASSERT(pomaid_stop(&p));
 	/* a restart appends to the last segment and prepares the next again */
-	CU_ASSERT_FATAL(proc_start(&p, args, NULL));
-	CU_ASSERT(proc_info_reaches(&p, "wal_segments_ready", PROC_SHARDS, WAIT_MS));
+	CU_ASSERT_FATAL(pomaid_start(&p, args, NULL));
+	CU_ASSERT(lib_info_reaches(&p, "wal_segments_ready", POMAID_SHARDS_DEFAULT, WAIT_MS));
 	CU_ASSERT(segments_ready(p.dir, 2));
-	CU_ASSERT(proc_stop(&p));
+	CU_ASSERT(pomaid_stop(&p));
 	proc_dir_remove(p.dir);
 }
 
@@ -431,42 +438,42 @@ static void test_segments_ahead(void)
 
 static void test_unborn_segment(void)
 {
-	proc_cleanup();
+	proc_kill_all();
 	static const char *const args[] = { "--wal", "sync", NULL };
-	struct proc p = { .pomaid = pomaid_path };
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
 	char path[PATH_MAX + 64];
 	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
-	CU_ASSERT_FATAL(proc_start(&p, args, NULL));
-	struct pm_client *c = proc_client(&p);
+	CU_ASSERT_FATAL(pomaid_start(&p, args, NULL));
+	struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
 	CU_ASSERT_FATAL(c != NULL);
 	CU_ASSERT_EQUAL(pm_client_set(c, "kept", 4, "v", 1, 0), PM_CLIENT_OK);
 	pm_client_close(c);
-	CU_ASSERT(proc_stop(&p));
+	CU_ASSERT(pomaid_stop(&p));
 	/* each shard: a segment after its last, named but all zeros (its header
 	 * never reached the disk) */
-	for (uint32_t i = 0; i < PROC_SHARDS; i++) {
+	for (uint32_t i = 0; i < POMAID_SHARDS_DEFAULT; i++) {
 		snprintf(path, sizeof(path), "%s/wal/shard-%u/00000000000000000009.wal", p.dir, i);
 		int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0640);
 		CU_ASSERT_FATAL(fd >= 0);
 		CU_ASSERT(fallocate(fd, 0, 0, SEGMENT_BYTES) == 0);
 		close(fd);
 	}
-	bool started = proc_start(&p, args, NULL);
+	bool started = pomaid_start(&p, args, NULL);
 	if (!started)
-		printf("\n  refused: %s", p.out);
+		printf("\n  refused: %s", p.proc.out);
 	CU_ASSERT_FATAL(started);
-	CU_ASSERT(strstr(p.out, "00000000000000000009.wal: no header and no records") != NULL);
-	for (uint32_t i = 0; i < PROC_SHARDS; i++) {
+	CU_ASSERT(strstr(p.proc.out, "00000000000000000009.wal: no header and no records") != NULL);
+	for (uint32_t i = 0; i < POMAID_SHARDS_DEFAULT; i++) {
 		snprintf(path, sizeof(path), "%s/wal/shard-%u/00000000000000000009.wal", p.dir, i);
 		CU_ASSERT(access(path, F_OK) != 0);
 	}
-	c = proc_client(&p);
+	c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
 	CU_ASSERT_FATAL(c != NULL);
 	char v[8];
 	size_t vlen = 0;
 	CU_ASSERT_EQUAL(pm_client_get(c, "kept", 4, v, sizeof(v), &vlen), PM_CLIENT_OK);
 	pm_client_close(c);
-	CU_ASSERT(proc_stop(&p));
+	CU_ASSERT(pomaid_stop(&p));
 	proc_dir_remove(p.dir);
 }
 
@@ -485,6 +492,6 @@ int main(int argc, char **argv)
 		CU_TEST_INFO_NULL,
 	};
 	int rc = pm_cu_run("wal_io", tests);
-	proc_cleanup();
+	proc_kill_all();
 	return rc;
 }

@@ -38,6 +38,8 @@
 #include "knn.h"
 #include "knn_flood.h"
 #include "pomai.h"
+#include "proc.h"
+#include "frames.h"
 
 #define SHARDS 2u
 /* The flood: 100,000 vectors of 128 floats (576 bytes each: 64 + 4 x 128),
@@ -86,43 +88,14 @@ static const char *pomaid_path;
 
 /* ---------------------------------------------------------------- a UDP client */
 
-struct client {
-	int fd;
-	uint16_t base;
-	uint64_t next_id;
-	uint8_t out[PM_FRAME_BYTES_MAX], in[PM_FRAME_BYTES_MAX];
-};
-
-static void client_open(struct client *c, const char *src, uint16_t base)
-{
-	struct sockaddr_in me = { .sin_family = AF_INET };
-	inet_pton(AF_INET, src, &me.sin_addr);
-	c->fd = socket(AF_INET, SOCK_DGRAM, 0);
-	CU_ASSERT_FATAL(c->fd >= 0 && bind(c->fd, (struct sockaddr *)&me, sizeof(me)) == 0);
-	c->base = base;
-	c->next_id = 1;
-}
-
 /* One request to a shard and the last frame of its reply (no resends: the
  * loopback does not lose these, and a resend would be charged again). */
-static bool call(struct client *c, struct pm_request *req, uint32_t shard, struct pm_reply_view *rv)
+static void client_open(struct wire *c, const char *src, uint16_t base)
 {
-	req->id = c->next_id++;
-	size_t n = pm_request_encode(req, c->out, sizeof(c->out));
-	CU_ASSERT_FATAL(n > 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(c->base + shard),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	sendto(c->fd, c->out, n, 0, (struct sockaddr *)&a, sizeof(a));
-	for (;;) {
-		struct pollfd p = { .fd = c->fd, .events = POLLIN };
-		if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0)
-			return false;
-		ssize_t r = recv(c->fd, c->in, sizeof(c->in), 0);
-		size_t used;
-		if (r > 0 && pm_reply_decode(c->in, (size_t)r, rv, &used) == PM_WIRE_OK &&
-		    rv->id == req->id && !rv->more)
-			return true;
-	}
+	CU_ASSERT_FATAL(wire_open(c, src, "127.0.0.1", base, 1));
+	c->attempts = 1;
+	c->timeout_ms = REPLY_TIMEOUT_MS;
+	c->whole = true;
 }
 
 /* One request over a TCP connection from src; the status of its reply's last
@@ -130,12 +103,8 @@ static bool call(struct client *c, struct pm_request *req, uint32_t shard, struc
 static enum pm_status tcp_call(const char *src, uint16_t base, struct pm_request *req)
 {
 	static uint8_t out[PM_FRAME_BYTES_MAX], in[4 * PM_FRAME_BYTES_MAX];
-	struct sockaddr_in me = { .sin_family = AF_INET }, to = { .sin_family = AF_INET,
-		.sin_port = htons(base - 1), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	inet_pton(AF_INET, src, &me.sin_addr);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	CU_ASSERT_FATAL(fd >= 0 && bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
-	CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0);
+	int fd = wire_tcp_connect(src, "127.0.0.1", (uint16_t)(base - 1u));
+	CU_ASSERT_FATAL(fd >= 0);
 	req->id = 77;
 	size_t n = pm_request_encode(req, out, sizeof(out));
 	CU_ASSERT_FATAL(n > 0 && send(fd, out, n, MSG_NOSIGNAL) == (ssize_t)n);
@@ -161,39 +130,29 @@ static enum pm_status tcp_call(const char *src, uint16_t base, struct pm_request
 	return st;
 }
 
-static enum pm_status vquery(struct client *c, const char *coll, uint32_t dim, uint32_t shard,
+static enum pm_status vquery(struct wire *c, const char *coll, uint32_t dim, uint32_t shard,
 			     struct pm_reply_view *rv)
 {
 	float q[WORK_DIM] = { 0.5f };
 	CU_ASSERT_FATAL(dim <= WORK_DIM);
 	struct pm_request r = { .op = PM_OP_VQUERY, .vec = (const uint8_t *)q, .dim = dim, .k = 10,
 				.collection = { (const uint8_t *)coll, (uint32_t)strlen(coll) } };
-	CU_ASSERT_FATAL(call(c, &r, shard, rv));
+	CU_ASSERT_FATAL(wire_call(c, &r, shard, rv));
 	return pm_status_from_wire(rv->status);
 }
 
-static enum pm_status get(struct client *c, uint32_t shard)
+static enum pm_status get(struct wire *c, uint32_t shard)
 {
 	struct pm_request g = { .op = PM_OP_GET, .key = { (const uint8_t *)"polite0", 7 } };
 	struct pm_reply_view rv;
-	CU_ASSERT_FATAL(call(c, &g, shard, &rv));
+	CU_ASSERT_FATAL(wire_call(c, &g, shard, &rv));
 	return pm_status_from_wire(rv.status);
 }
 
-/* A field of INFO's Total section (summed over the shards); -1 if absent. */
-static long long info_total(struct client *c, const char *name)
+/* A field of INFO's Total section (summed over the shards); < 0 if absent. */
+static long long info_total(struct wire *c, const char *name)
 {
-	static char text[PM_INFO_TEXT_BYTES_MAX + 1];
-	struct pm_request r = { .op = PM_OP_INFO };
-	struct pm_reply_view rv;
-	if (!call(c, &r, 0, &rv) || rv.status != PM_WIRE_OK)
-		return -1;
-	memcpy(text, rv.value.ptr, rv.value.len);
-	text[rv.value.len] = '\0';
-	char want[96];
-	snprintf(want, sizeof(want), "\n%s:", name);
-	const char *p = strstr(text, want);
-	return p ? atoll(p + strlen(want)) : -1;
+	return wire_info(c, NULL, NULL, name);
 }
 
 /* A collection SMALL of SMALL_VECTORS vectors, through libpomai. */
@@ -202,7 +161,7 @@ static void load_small(const struct flood_daemon *d)
 	struct pm_client_config cc;
 	struct pm_client *c = NULL;
 	pm_client_config_default(&cc);
-	cc.base_port = d->base;
+	cc.base_port = d->pm.base;
 	cc.shards = SHARDS;
 	cc.timeout_ms = 2000;
 	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cc, &c), PM_CLIENT_OK);
@@ -256,9 +215,9 @@ static void test_work_cap(void)
 	struct flood_daemon d;
 	CU_ASSERT_FATAL(flood_daemon_start(&cfg, &d) == 0 && flood_load(&cfg, &d) == 0);
 	load_small(&d);
-	struct client c;
+	struct wire c;
 	struct pm_reply_view rv;
-	client_open(&c, "127.0.0.1", d.base);
+	client_open(&c, "127.0.0.1", d.pm.base);
 	/* each shard holds ~WORK_VECTORS / 2 > WORK_CAP_BYTES / 128 = 8192 vectors */
 	CU_ASSERT_EQUAL(vquery(&c, FLOOD_COLLECTION, WORK_DIM, 0, &rv), PM_E_WORK_LIMIT);
 	CU_ASSERT_EQUAL(vquery(&c, FLOOD_COLLECTION, WORK_DIM, 1, &rv), PM_E_WORK_LIMIT);
@@ -274,7 +233,7 @@ static void test_work_cap(void)
 	struct pm_client_config cc;
 	struct pm_client *pc = NULL;
 	pm_client_config_default(&cc);
-	cc.base_port = d.base;
+	cc.base_port = d.pm.base;
 	cc.shards = SHARDS;
 	cc.transport = PM_CLIENT_TCP;
 	cc.timeout_ms = REPLY_TIMEOUT_MS;
@@ -289,7 +248,7 @@ static void test_work_cap(void)
 	CU_ASSERT_EQUAL(st, PM_CLIENT_E_WORK_LIMIT);
 	CU_ASSERT_STRING_EQUAL(pm_client_status_name(st), "E_WORK_LIMIT");
 	pm_client_close(pc);
-	close(c.fd);
+	wire_close(&c);
 	flood_daemon_stop(&d);
 }
 
@@ -305,10 +264,10 @@ static void test_work_budget(void)
 				 .dim = WORK_DIM, .flags = flags };
 	struct flood_daemon d;
 	CU_ASSERT_FATAL(flood_daemon_start(&cfg, &d) == 0 && flood_load(&cfg, &d) == 0);
-	struct client a, b;
+	struct wire a, b;
 	struct pm_reply_view rv;
-	client_open(&a, CLIENT_A, d.base);
-	client_open(&b, CLIENT_B, d.base);
+	client_open(&a, CLIENT_A, d.pm.base);
+	client_open(&b, CLIENT_B, d.pm.base);
 	const uint64_t work = (uint64_t)WORK_VECTORS * pm_knn_distance_bytes(WORK_DIM);
 	/* A's first query is admitted and read every vector of both shards */
 	CU_ASSERT_EQUAL(vquery(&a, FLOOD_COLLECTION, WORK_DIM, 0, &rv), PM_OK);
@@ -333,12 +292,12 @@ static void test_work_budget(void)
 	struct pm_request tq = { .op = PM_OP_VQUERY, .vec = (const uint8_t *)q, .dim = WORK_DIM,
 				 .k = 10, .collection = { (const uint8_t *)FLOOD_COLLECTION,
 							  sizeof(FLOOD_COLLECTION) - 1 } };
-	CU_ASSERT_EQUAL(tcp_call(CLIENT_A, d.base, &tq), PM_E_THROTTLED);
+	CU_ASSERT_EQUAL(tcp_call(CLIENT_A, d.pm.base, &tq), PM_E_THROTTLED);
 	struct pm_request tg = { .op = PM_OP_GET, .key = { (const uint8_t *)"polite1", 7 } };
-	CU_ASSERT_EQUAL(tcp_call(CLIENT_A, d.base, &tg), PM_OK);
-	CU_ASSERT_EQUAL(tcp_call(CLIENT_C, d.base, &tq), PM_OK); /* B owes worker 0 now */
-	close(a.fd);
-	close(b.fd);
+	CU_ASSERT_EQUAL(tcp_call(CLIENT_A, d.pm.base, &tg), PM_OK);
+	CU_ASSERT_EQUAL(tcp_call(CLIENT_C, d.pm.base, &tq), PM_OK); /* B owes worker 0 now */
+	wire_close(&a);
+	wire_close(&b);
 	flood_daemon_stop(&d);
 }
 
@@ -371,7 +330,7 @@ static void test_sliced_equals_one_scan(void)
 	struct pm_client_config cc;
 	struct pm_client *pc = NULL;
 	pm_client_config_default(&cc);
-	cc.base_port = d.base;
+	cc.base_port = d.pm.base;
 	cc.shards = SHARDS;
 	cc.timeout_ms = REPLY_TIMEOUT_MS;
 	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cc, &pc), PM_CLIENT_OK);
@@ -394,14 +353,14 @@ static void test_sliced_equals_one_scan(void)
 				      memcmp(hits[i].key, rep.keys[i].ptr, hits[i].klen) != 0;
 	}
 	CU_ASSERT_EQUAL(mismatches, 0);
-	struct client c;
-	client_open(&c, "127.0.0.1", d.base);
+	struct wire c;
+	client_open(&c, "127.0.0.1", d.pm.base);
 	/* ~WORK_VECTORS / 2 x 128 bytes per part = ~20 steps of PM_KNN_STEP_BYTES,
 	 * one to three in a 10-us slice: at least 4 slices each (unsliced: 1) */
 	long long slices = info_total(&c, "knn_slices");
 	printf("\n  %u queries of k = %u, %lld KNN turns", SLICED_QUERIES, PM_K_MAX, slices);
 	CU_ASSERT(slices >= 4 * (long long)SLICED_QUERIES * SHARDS);
-	close(c.fd);
+	wire_close(&c);
 	pm_client_close(pc);
 	pm_shard_destroy(&ref);
 	flood_daemon_stop(&d);

@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash
+#
+# perf/lib.sh — what the perf scripts share. Each perf/*.sh sources it right
+# after `set -euo pipefail`:
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# and then has:
+#   pm_root                   the repository (the directory above perf/)
+#   build, pomaid, bench      the build the benchmarks run from (BUILD_DIR,
+#                             default <repo>/build-perf), its pomaid and
+#                             pomai-bench
+#   server_cpu, client_cpu    where servers and load generators are pinned
+#                             (SERVER_CPU, default 1; CLIENT_CPU, default 0)
+#   pm_header                 the command, the date, the machine (CPUs, model,
+#                             kernel) and its load: the first lines of every run
+#   pm_header_disk DIR        the file system DIR is on
+#   pm_header_source BUILD    the source BUILD was configured from: its git
+#                             commit and whether engine/ or dataplane/ differ
+#                             from it (SOURCE_NOTE when it is no git checkout)
+#   pm_port_free PORT         nothing is bound to PORT (TCP or UDP)
+#   pm_free_ports SPAN [FROM] a base port B with B-1 .. B+SPAN all free, from
+#                             FROM up (pomaid: TCP on B-1, shard i on B+i)
+#   pm_work_dir PREFIX        a fresh directory in WORK_DIR (default /tmp),
+#                             into work (and pm_work); removed at exit
+#   pm_track PID              a process the script started: stopped at exit
+#   pm_stop PID               stop one now (SIGTERM, then waited for)
+#   pm_start_pomaid LOG ARGS  $pomaid (under PM_WRAP, e.g. "taskset -c 1
+#                             stdbuf -oL") with ARGS, everything it prints
+#                             appended to LOG; back once its ready line is
+#                             there, with pomaid_pid and ready_s (seconds from
+#                             exec to ready); 1 if it exited first or missed
+#                             PM_READY_WAIT_S (LOG says why)
+#   pm_stop_pomaid            SIGTERM to it, its exit and its output waited for
+#
+# At exit (trap EXIT) pm_cleanup calls the script's pm_cleanup_hook if it has
+# one, stops every tracked process still running (by pid: only what the
+# script started) and removes pm_work.
+#
+# Waiting for pomaid costs no CPU: its output comes through a FIFO this shell
+# blocks on (read -t), not a log polled with grep (100 forks a second on a
+# 2-core machine would be part of what is measured). Once the ready line is
+# there, cat appends the rest of the output to LOG.
+
+# How long pomaid may take to print its ready line: a replay of a long log
+# (perf/snapshot_restart.sh rebuilds a 60,000-node graph in ~30 s) many times
+# over, on a machine other jobs load. A bound, not a delay.
+PM_READY_WAIT_S=${PM_READY_WAIT_S:-300}
+
+pm_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck disable=SC2034 # the scripts' knobs: each uses those it needs
+{
+	build=${BUILD_DIR:-$pm_root/build-perf}
+	pomaid=$build/dataplane/pomaid
+	bench=$build/perf/pomai-bench
+	server_cpu=${SERVER_CPU:-1}
+	client_cpu=${CLIENT_CPU:-0}
+}
+pm_work=
+pm_pids=()
+pomaid_pid=
+pm_pomaid_drain=
+# shellcheck disable=SC2034 # for the scripts: set by pm_start_pomaid
+ready_s=
+
+# ---------------------------------------------------------------- the header
+
+pm_header() {
+	echo "command: $0 $*"
+	echo "date:    $(date -u +%FT%TZ)"
+	echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
+	echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the start"
+}
+
+pm_header_disk() {
+	echo "disk:    $(df -hT "$1" | awk 'NR == 2 { print $1, $2, $3 }') ($1)"
+}
+
+pm_header_source() {
+	local dir=$1 src srcv
+	src=$(sed -n 's/.*"source": "\([^"]*\)".*/\1/p' "$dir/meson-info/meson-info.json" 2>/dev/null)
+	src=${src:-$pm_root}
+	if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+		srcv="git $(git -C "$src" rev-parse --short HEAD)$(git -C "$src" diff --quiet HEAD -- engine dataplane ||
+			echo ', engine/dataplane modified')"
+	else
+		srcv="not a git checkout${SOURCE_NOTE:+: $SOURCE_NOTE}"
+	fi
+	echo "build:   $dir (source $src, $srcv)"
+}
+
+# ---------------------------------------------------------------- ports
+
+pm_port_free() {
+	[ -z "$(ss -Htuan "( sport = :$1 )")" ]
+}
+
+pm_free_ports() {
+	local span=$1 from=${2:-21000} base p ok
+	for base in $(seq "$from" 97 60000); do
+		ok=1
+		for p in $(seq $((base - 1)) $((base + span))); do
+			pm_port_free "$p" || { ok=0; break; }
+		done
+		[ "$ok" = 1 ] && { echo "$base"; return; }
+	done
+	echo "$0: no free ports" >&2
+	exit 2
+}
+
+# ---------------------------------------------------------------- processes
+
+pm_track() {
+	pm_pids+=("$1")
+}
+
+pm_untrack() {
+	local p kept=()
+	for p in "${pm_pids[@]}"; do
+		[ "$p" = "$1" ] || kept+=("$p")
+	done
+	pm_pids=("${kept[@]}")
+}
+
+pm_stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	pm_untrack "$1"
+}
+
+pm_work_dir() {
+	pm_work=$(mktemp -d "${WORK_DIR:-/tmp}/$1.XXXXXX")
+	# shellcheck disable=SC2034 # the script's name for it
+	work=$pm_work
+}
+
+pm_cleanup() {
+	local p
+	if declare -F pm_cleanup_hook >/dev/null; then
+		pm_cleanup_hook || true
+	fi
+	for p in "${pm_pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${pm_pids[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	pm_pids=()
+	if [ -n "$pm_work" ]; then
+		rm -rf "$pm_work"
+	fi
+}
+trap pm_cleanup EXIT
+
+# ---------------------------------------------------------------- pomaid
+
+pm_start_pomaid() {
+	local log=$1 fifo fd t0 line='' left deadline
+	shift
+	fifo=$(mktemp -u "${pm_work:-/tmp}/pomaid-out.XXXXXX")
+	mkfifo "$fifo"
+	t0=$EPOCHREALTIME
+	# shellcheck disable=SC2086 # PM_WRAP is a command and its words
+	${PM_WRAP:-} "${pomaid:?pm_start_pomaid: set pomaid}" "$@" >"$fifo" 2>&1 &
+	pomaid_pid=$!
+	pm_track "$pomaid_pid"
+	exec {fd}<"$fifo"
+	rm -f "$fifo"
+	deadline=$((SECONDS + PM_READY_WAIT_S))
+	while left=$((deadline - SECONDS)) && [ "$left" -gt 0 ] &&
+		IFS= read -r -t "$left" -u "$fd" line; do
+		printf '%s\n' "$line" >>"$log"
+		[[ $line == "pomaid: ready"* ]] && break
+		line=
+	done
+	if [[ $line != "pomaid: ready"* ]]; then # it exited, or was too slow
+		exec {fd}<&-
+		pm_stop "$pomaid_pid"
+		pomaid_pid=
+		return 1
+	fi
+	# shellcheck disable=SC2034 # the script's to read
+	ready_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+	cat <&"$fd" >>"$log" &
+	pm_pomaid_drain=$!
+	pm_track "$pm_pomaid_drain"
+	exec {fd}<&-
+}
+
+pm_stop_pomaid() {
+	[ -n "$pomaid_pid" ] || return 0
+	pm_stop "$pomaid_pid"
+	pomaid_pid=
+	# cat ends with pomaid's output
+	wait "$pm_pomaid_drain" 2>/dev/null || true
+	pm_untrack "$pm_pomaid_drain"
+	pm_pomaid_drain=
+}

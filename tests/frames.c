@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * frames.c — frames to a real pomaid without libpomai (wire.h).
+ */
+#define _GNU_SOURCE
+#include "frames.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- UDP */
+
+bool wire_open(struct wire *c, const char *src, const char *host, uint16_t base,
+	       uint64_t first_id)
+{
+	int rcvbuf = WIRE_RCVBUF_BYTES;
+	struct timeval tv = { WIRE_REPLY_WAIT_MS / 1000, (WIRE_REPLY_WAIT_MS % 1000) * 1000 };
+	c->to = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons(base) };
+	c->timeout_ms = WIRE_REPLY_WAIT_MS;
+	c->attempts = WIRE_ATTEMPTS;
+	c->whole = false;
+	c->server = NULL;
+	c->decode = pm_reply_decode;
+	c->next_id = first_id;
+	c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || inet_pton(AF_INET, host, &c->to.sin_addr) != 1)
+		goto fail;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	/* a test's own recv() on fd waits as long as one attempt, never for ever */
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (src) {
+		struct sockaddr_in me = { .sin_family = AF_INET };
+		if (inet_pton(AF_INET, src, &me.sin_addr) != 1 ||
+		    bind(c->fd, (struct sockaddr *)&me, sizeof(me)) != 0)
+			goto fail;
+	}
+	return true;
+fail:
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	return false;
+}
+
+void wire_close(struct wire *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+bool wire_send(struct wire *c, uint32_t shard, const void *p, size_t n)
+{
+	struct sockaddr_in a = c->to;
+	a.sin_port = htons((uint16_t)(ntohs(c->to.sin_port) + shard));
+	return sendto(c->fd, p, n, 0, (struct sockaddr *)&a, sizeof(a)) == (ssize_t)n;
+}
+
+bool wire_recv(struct wire *c, int ms, struct pm_reply_view *rv)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	while (poll(&p, 1, ms) == 1) {
+		ssize_t r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
+		size_t used;
+		if (r > 0 && c->decode(c->in, (size_t)r, rv, &used) == PM_WIRE_OK)
+			return true;
+	}
+	return false;
+}
+
+bool wire_call(struct wire *c, struct pm_request *req, uint32_t shard, struct pm_reply_view *rv)
+{
+	req->id = c->next_id++;
+	size_t n = pm_request_encode(req, c->buf, sizeof(c->buf));
+	if (n == 0)
+		return false;
+	for (int attempt = 0; attempt < c->attempts; attempt++) {
+		wire_send(c, shard, c->buf, n);
+		while (wire_recv(c, c->timeout_ms, rv))
+			if (rv->id == req->id && (!c->whole || !rv->more))
+				return true;
+		if (c->server && !proc_alive(c->server))
+			return false; /* no point sending again: fail fast */
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------- INFO */
+
+long long wire_info(struct wire *c, const char *section, const char *part, const char *field)
+{
+	struct pm_request r = { .op = PM_OP_INFO };
+	struct pm_reply_view rv;
+	if (section)
+		r.section = (struct pm_bytes){ (const uint8_t *)section, (uint32_t)strlen(section) };
+	if (!wire_call(c, &r, 0, &rv) || rv.status != PM_WIRE_OK)
+		return WIRE_INFO_FAILED;
+	char *text = malloc(rv.value.len + 1u);
+	if (!text)
+		return -1;
+	memcpy(text, rv.value.ptr, rv.value.len);
+	text[rv.value.len] = '\0';
+	long long v = info_text_field(text, part, field);
+	free(text);
+	return v < 0 ? WIRE_INFO_ABSENT : v;
+}
+
+long long wire_info_reaches(struct wire *c, const char *section, const char *field,
+			    long long want)
+{
+	uint64_t deadline = proc_now_ms() + WIRE_INFO_WAIT_MS;
+	long long v = wire_info(c, section, NULL, field);
+	while (v < want && proc_now_ms() < deadline) {
+		proc_pause_ms(1); /* the interval of this bounded poll */
+		v = wire_info(c, section, NULL, field);
+	}
+	return v;
+}
+
+/* ---------------------------------------------------------------- TCP */
+
+int wire_tcp_connect(const char *src, const char *host, uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in me = { .sin_family = AF_INET }, to = { .sin_family = AF_INET,
+								  .sin_port = htons(port) };
+	bool ok = fd >= 0 && inet_pton(AF_INET, host, &to.sin_addr) == 1;
+	if (ok && src)
+		ok = inet_pton(AF_INET, src, &me.sin_addr) == 1 &&
+		     bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0;
+	if (ok)
+		ok = connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0;
+	if (!ok && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+bool wire_write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* ---------------------------------------------------------------- raw */
+
+/* IPv4 header (no options) and UDP header. */
+#define IPV4_HDR_BYTES 20u
+#define UDP_HDR_BYTES 8u
+
+bool wire_udp_forged(int raw, const char *src_ip, uint16_t src_port, const char *dst_ip,
+		     uint16_t dst_port, const uint8_t *p, size_t len)
+{
+	uint8_t pkt[IPV4_HDR_BYTES + UDP_HDR_BYTES + WIRE_FORGED_PAYLOAD_MAX];
+	const size_t hdr = IPV4_HDR_BYTES + UDP_HDR_BYTES;
+	if (len > WIRE_FORGED_PAYLOAD_MAX)
+		return false;
+	memset(pkt, 0, hdr);
+	pkt[0] = 0x45;        /* IPv4, 5 words of header */
+	pkt[8] = 64;          /* TTL */
+	pkt[9] = IPPROTO_UDP;
+	if (inet_pton(AF_INET, src_ip, pkt + 12) != 1 || inet_pton(AF_INET, dst_ip, pkt + 16) != 1)
+		return false;
+	uint16_t sp = htons(src_port), dp = htons(dst_port), ul = htons((uint16_t)(UDP_HDR_BYTES + len));
+	memcpy(pkt + IPV4_HDR_BYTES, &sp, 2);
+	memcpy(pkt + IPV4_HDR_BYTES + 2, &dp, 2);
+	memcpy(pkt + IPV4_HDR_BYTES + 4, &ul, 2);
+	memcpy(pkt + hdr, p, len);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = dp };
+	inet_pton(AF_INET, dst_ip, &to.sin_addr);
+	return sendto(raw, pkt, hdr + len, 0, (struct sockaddr *)&to, sizeof(to)) ==
+	       (ssize_t)(hdr + len);
+}
