@@ -13,27 +13,31 @@
 #   ROUNDS=4   rounds per side (an even number keeps the pattern balanced)
 #   OUT=dir    where the raw outputs go (default: a temp dir, printed)
 #
+#   perf/ab_compare.sh --report DIR ROUNDS   the comparison of an earlier run
+#
 # SCRIPT is one of the perf/*.sh that take BUILD_DIR and print markdown
 # tables (redis_vs_pomai.sh, dpdk_vs_kernel.sh). Rows are matched by their
-# non-numeric cells; columns by the header. Columns whose name says latency
+# words and load-setting numbers (depth, ef, k …); columns by the header. Columns whose name says latency
 # (p50/p99/us) are "lower is better": read their ratio the other way.
 set -euo pipefail
 
-[ $# -ge 3 ] || { sed -n '2,20p' "$0" >&2; exit 2; }
-script=$1 a=$2 b=$3
-shift 3
-rounds=${ROUNDS:-4}
-out=${OUT:-$(mktemp -d /tmp/pomai-ab.XXXXXX)}
-mkdir -p "$out"
-echo "command: $0 $script $a $b $* (ROUNDS=$rounds)"
-echo "date:    $(date -u +%FT%TZ)"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
-for side in A B; do
-	d=$a; [ $side = B ] && d=$b
-	echo "build $side: $d (source $(git -C "$(meson introspect --projectinfo "$d" 2>/dev/null |
-		python3 -c 'import json,sys; print(json.load(sys.stdin).get("source_dir", "."))' 2>/dev/null || echo .)" \
-		describe --always --dirty 2>/dev/null || echo unknown))"
-done
+[ $# -ge 3 ] || { sed -n '2,24p' "$0" >&2; exit 2; }
+if [ "$1" = --report ]; then
+	out=$2 rounds=$3 report_only=1
+else
+	report_only=0
+	script=$1 a=$2 b=$3
+	shift 3
+	rounds=${ROUNDS:-4}
+	out=${OUT:-$(mktemp -d /tmp/pomai-ab.XXXXXX)}
+	mkdir -p "$out"
+fi
+[ $report_only = 1 ] || {
+. "$(dirname "$0")/lib.sh"
+pm_header "$script" "$a" "$b" "$@"
+echo "rounds:  $rounds per side, A B B A …"
+pm_header_source "$a"
+pm_header_source "$b"
 echo "raw outputs: $out"
 
 for r in $(seq 1 "$rounds"); do
@@ -46,6 +50,8 @@ for r in $(seq 1 "$rounds"); do
 			{ echo "$0: $script failed on side $side round $r:" >&2; tail -20 "$out/$side.$r.err" >&2; exit 1; }
 	done
 done
+
+}
 
 python3 - "$out" "$rounds" <<'EOF'
 import glob, os, re, statistics, sys
@@ -66,7 +72,10 @@ def tables(path):
         if header is None:
             header = cells
             continue
-        key = tuple(c for c in cells if not num.match(c))
+        # a row is named by its words and by the numbers of the columns that
+        # set the load (depth, ef, k …), not by what it measured
+        key = tuple(c for h, c in zip(header, cells)
+                    if not num.match(c) or re.fullmatch(r'(depth|ef|k|threads|clients|shards|dim)', h, re.I))
         vals = {}
         for h, c in zip(header, cells):
             if num.match(c):
