@@ -70,12 +70,23 @@ def tables(path):
         if all(set(c) <= set("-: ") for c in cells):
             continue
         if header is None:
-            header = cells
+            # a column name that repeats (two "p99 us") takes the one before it
+            header, seen = [], None
+            for c in cells:
+                header.append(f"{seen} {c}" if c in header else c)
+                if num.match(c) is None and not re.search(r'p\d|us', c):
+                    seen = c
             continue
-        # a row is named by its words and by the numbers of the columns that
-        # set the load (depth, ef, k …), not by what it measured
-        key = tuple(c for h, c in zip(header, cells)
-                    if not num.match(c) or re.fullmatch(r'(depth|ef|k|threads|clients|shards|dim)', h, re.I))
+        # a row is named by the words before its first measured number, and
+        # by the numbers of the columns that set the load (depth, ef, k …)
+        key, measured = [], False
+        for h, c in zip(header, cells):
+            load = re.fullmatch(r'(depth|ef|k|threads|clients|shards|dim)', h, re.I)
+            if num.match(c) and not load:
+                measured = True
+            elif not measured:
+                key.append(c)
+        key = tuple(key)
         vals = {}
         for h, c in zip(header, cells):
             if num.match(c):
