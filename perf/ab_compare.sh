@@ -3,7 +3,7 @@
 #
 # perf/ab_compare.sh — one perf script run against two builds in one sitting,
 # rounds interleaved (A B B A A B …), and every row of its tables compared:
-# the mean of each numeric column over the B rounds divided by the mean over
+# the median of each numeric column over the B rounds divided by the median over
 # the A rounds. For "is this change slower?" questions (issue 15: the worker
 # refactor must not cost more than 5 % in any row): A is a build of the
 # previous commit, B of the change; the machine's drift between rounds hits
@@ -112,7 +112,7 @@ for header, key in order:
     parts = []
     for col in header:
         if col in d["A"] and col in d["B"] and d["A"][col] and d["B"][col]:
-            ma, mb = statistics.mean(d["A"][col]), statistics.mean(d["B"][col])
+            ma, mb = statistics.median(d["A"][col]), statistics.median(d["B"][col])
             if ma == 0:
                 continue
             ratio = mb / ma
