@@ -53,7 +53,7 @@ for r in $(seq 1 "$rounds"); do
 			done
 		done
 		pm_stop_pomaid
-		echo "round $r $side: udp GET ${got[$side,udp,GET]##* }… (so far: udp GET ${got[$side,udp,GET]})"
+		echo "round $r $side: GET/s so far, udp: ${got[$side,udp,GET]}, tcp: ${got[$side,tcp,GET]}"
 	done
 done
 
