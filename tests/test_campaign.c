@@ -422,9 +422,15 @@ static void test_table_udp(void)
 
 /* ---------------------------------------------------------------- the table over TCP */
 
+/* A connection from `src` (NULL: any address) to pomaid's TCP port. */
+static int tcp_connect_from(const char *src)
+{
+	return wire_tcp_connect(src, server_ip, (uint16_t)(base_port - 1u));
+}
+
 static int tcp_connect(void)
 {
-	return wire_tcp_connect(NULL, server_ip, (uint16_t)(base_port - 1u));
+	return tcp_connect_from(NULL);
 }
 
 /* Reads the stream until the marker's reply, or until the server closes it. */
@@ -731,32 +737,11 @@ static bool closed_by_server(int fd, int ms)
 	return false;
 }
 
-/* A GET over a fresh connection is answered. */
-static bool tcp_served(void)
-{
-	uint8_t out[64];
-	int fd = tcp_connect();
-	struct outcome o = { 0 };
-	size_t n = marker_frame(0, 99, out, sizeof(out));
-	static const struct camp_case marker_only = { .expect = CX_DROP };
-	if (fd >= 0 && wire_write_all(fd, out, n))
-		tcp_collect(fd, &marker_only, 0, 99, &o);
-	if (fd >= 0)
-		close(fd);
-	return o.got_marker;
-}
-
 /* The polite client's TCP connections come from another address than the
  * attackers', as another host's would. */
 #define POLITE_TCP_SRC "127.0.0.2"
 
-/* A connection from `src` (NULL: any address) to pomaid's TCP port. */
-static int tcp_connect_from(const char *src)
-{
-	return wire_tcp_connect(src, server_ip, (uint16_t)(base_port - 1u));
-}
-
-/* A GET over a fresh connection from src is answered. */
+/* A GET over a fresh connection from src (NULL: any address) is answered. */
 static bool tcp_served_from(const char *src)
 {
 	uint8_t out[64];
@@ -852,7 +837,7 @@ static void test_tcp_table(void)
 	CU_ASSERT(stalled >= stalled0 + 1); /* the deaf one */
 	CU_ASSERT(expired >= expired0 + PM_TCP_CONNS_MAX - 1); /* the half-open ones */
 	CU_ASSERT(rss0 > 0 && rss1 > 0 && rss1 - rss0 < (long)RSS_GROWTH_MAX_KIB);
-	CU_ASSERT(tcp_served());
+	CU_ASSERT(tcp_served_from(NULL));
 }
 
 /* Between two attempts of a new connection while the table's silent ones age:
