@@ -11,6 +11,7 @@
  * the frame stays in the slot until the request completes, for resends.
  */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -364,6 +365,20 @@ void pmc_fail(struct pm_client *c, struct pmc_slot *s, enum pm_client_status st)
 {
 	struct pm_client_result res = { .status = st };
 	pmc_complete(c, s, &res);
+}
+
+int pm_client_primary(const struct pm_client *c, char *out, size_t cap)
+{
+	if (!c || cap == 0)
+		return -1;
+	const struct pm_wire_primary *p = &c->last_primary;
+	char ip[INET_ADDRSTRLEN];
+	if (p->addr_be == 0 || !inet_ntop(AF_INET, &p->addr_be, ip, sizeof(ip))) {
+		out[0] = '\0';
+		return -1;
+	}
+	int n = snprintf(out, cap, "%s:%u/udp,%u/tcp", ip, p->udp_port, p->tcp_port);
+	return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 uint32_t pm_client_retry_ms(const struct pm_client *c)

@@ -151,6 +151,7 @@ struct pm_client {
 	float *vec_le;             /* PM_WIRE_DIM_MAX floats: vectors swapped on big endian */
 	uint32_t completed_turn;   /* completions during the current poll */
 	uint32_t last_retry_ms;    /* hint of the last E_THROTTLED completion */
+	struct pm_wire_primary last_primary; /* body of the last E_READONLY completion */
 	struct pm_client_stats stats;
 };
 

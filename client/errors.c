@@ -68,6 +68,11 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 	[PM_CLIENT_E_WORK_LIMIT] = { "E_WORK_LIMIT",
 				     "the query would read more vectors on a shard than the "
 				     "server's knn_work_bytes_max allows" },
+	[PM_CLIENT_E_READONLY] = { "E_READONLY",
+				   "the server is a replica: writes go to its primary" },
+	[PM_CLIENT_E_NOREPLICAS] = { "E_NOREPLICAS",
+				     "fewer replicas than min_replicas are connected or confirmed "
+				     "the write in time" },
 };
 
 const char *pm_client_strerror(enum pm_client_status st)
@@ -118,6 +123,8 @@ enum pm_client_status pmc_from_wire(enum pm_wire_status st)
 	case PM_WIRE_E_THROTTLED: return PM_CLIENT_E_THROTTLED;
 	case PM_WIRE_E_QUOTA: return PM_CLIENT_E_QUOTA;
 	case PM_WIRE_E_WORK_LIMIT: return PM_CLIENT_E_WORK_LIMIT;
+	case PM_WIRE_E_READONLY: return PM_CLIENT_E_READONLY;
+	case PM_WIRE_E_NOREPLICAS: return PM_CLIENT_E_NOREPLICAS;
 	default: return PM_CLIENT_E_SERVER; /* PM_WIRE_E_INTERNAL, and codes newer than us */
 	}
 }

@@ -146,6 +146,10 @@ enum pm_client_status {
 	PM_CLIENT_E_QUOTA,            /* the collection is at its byte cap on that shard */
 	PM_CLIENT_E_WORK_LIMIT,       /* a KNN query past the server's per-shard work cap
 					 (knn_work_bytes_max): smaller k / ef, or not exact */
+	PM_CLIENT_E_READONLY,         /* a write sent to a replica; nothing was done. The primary
+					 it follows: pm_client_primary() */
+	PM_CLIENT_E_NOREPLICAS,       /* fewer replicas than the server's min_replicas confirmed
+					 the write (docs/replication.md says what was done) */
 	PM_CLIENT_STATUS_COUNT
 };
 
@@ -346,6 +350,13 @@ void pm_client_stats(const struct pm_client *c, struct pm_client_stats *out);
  * not retry a throttled request itself: the quota is the operator's policy,
  * and the caller decides whether to wait, shed or slow down. */
 uint32_t pm_client_retry_ms(const struct pm_client *c);
+
+/* The primary named by the last E_READONLY completion, as
+ * "a.b.c.d:UDP/udp,TCP/tcp" into out (cap bytes): 0, or -1 when none was
+ * named (the replica did not know its primary yet) or out is too small.
+ * libpomai does not redirect writes itself: which node to write to is the
+ * caller's (or, in a cluster, the slot map's) choice. */
+int pm_client_primary(const struct pm_client *c, char *out, size_t cap);
 
 /* The shard that owns a key (what the client routes by). */
 uint32_t pm_client_shard_of(const struct pm_client *c, const void *key, size_t klen);

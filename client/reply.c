@@ -254,6 +254,8 @@ static void on_error(struct pm_client *c, struct pmc_slot *s, const struct pm_re
 	struct pm_client_result res = { .status = cs };
 	if (cs == PM_CLIENT_E_THROTTLED) /* not retried here: pomai.h says why */
 		res.retry_ms = c->last_retry_ms = rv->retry_ms;
+	if (cs == PM_CLIENT_E_READONLY)
+		c->last_primary = rv->primary;
 	pmc_complete(c, s, &res);
 }
 

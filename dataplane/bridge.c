@@ -76,6 +76,8 @@ enum pm_wire_status pm_status_to_wire(enum pm_status st)
 	case PM_E_THROTTLED: return PM_WIRE_E_THROTTLED;
 	case PM_E_QUOTA: return PM_WIRE_E_QUOTA;
 	case PM_E_WORK_LIMIT: return PM_WIRE_E_WORK_LIMIT;
+	case PM_E_READONLY: return PM_WIRE_E_READONLY;
+	case PM_E_NOREPLICAS: return PM_WIRE_E_NOREPLICAS;
 	case PM_E_KEY_LEN: return PM_WIRE_E_KEY_LEN;
 	case PM_E_VALUE_LEN: return PM_WIRE_E_VALUE_LEN;
 	case PM_E_DIM: return PM_WIRE_E_DIM;

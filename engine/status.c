@@ -40,6 +40,8 @@ static const char *const status_names[PM_STATUS_COUNT] = {
 	[PM_E_THROTTLED] = "E_THROTTLED",
 	[PM_E_QUOTA] = "E_QUOTA",
 	[PM_E_WORK_LIMIT] = "E_WORK_LIMIT",
+	[PM_E_READONLY] = "E_READONLY",
+	[PM_E_NOREPLICAS] = "E_NOREPLICAS",
 	[PM_E_INTERNAL] = "E_INTERNAL",
 };
 

@@ -49,6 +49,8 @@ enum pm_status {
 	PM_E_THROTTLED,        /* the client is over its quota; the reply carries a retry hint */
 	PM_E_QUOTA,            /* a VADD into a collection at collection_bytes_max on this shard */
 	PM_E_WORK_LIMIT,       /* a KNN search would read more than the shard's work cap (knn.h) */
+	PM_E_READONLY,         /* a write to a replica: the primary takes writes */
+	PM_E_NOREPLICAS,       /* fewer replicas connected (or acknowledging) than min_replicas */
 
 	PM_E_INTERNAL,         /* unknown wire code, or a result with no code of its own */
 

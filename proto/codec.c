@@ -136,6 +136,16 @@ static bool rd_u64(struct rd *r, uint64_t *v)
 	return true;
 }
 
+/* READONLY's body (struct pm_wire_primary). */
+static bool rd_primary(struct rd *r, struct pm_wire_primary *p)
+{
+	const uint8_t *q;
+	if (!rd_take(r, 4, &q))
+		return false;
+	memcpy(&p->addr_be, q, 4);
+	return rd_u16(r, &p->udp_port) && rd_u16(r, &p->tcp_port);
+}
+
 /* u32 length + bytes. A length outside [lo, hi] is `bad`; a length or byte run
  * past the body is PM_WIRE_E_FRAME_LENGTH. An empty run has ptr NULL. */
 static enum pm_wire_status rd_lenbytes(struct rd *r, uint32_t lo, uint32_t hi,
@@ -780,6 +790,11 @@ static size_t encode_reply(const struct pm_wire_reply *rep, uint32_t *cursor, ui
 		*cur = pm_wire_reply_items(rep); /* an error reply is one frame */
 	if (rep->status == PM_WIRE_E_THROTTLED)
 		wr_u32(&w, retry_ms);
+	if (rep->status == PM_WIRE_E_READONLY) {
+		wr_put(&w, &rep->primary.addr_be, 4); /* network order as it is */
+		wr_u16(&w, rep->primary.udp_port);
+		wr_u16(&w, rep->primary.tcp_port);
+	}
 	if (!w.ok || (cursor == NULL && (flags & PM_FLAG_MORE))) {
 		*cur = first;
 		return 0;
@@ -990,6 +1005,9 @@ enum pm_wire_status pm_reply_decode_list(const uint8_t *buf, size_t len, uint8_t
 	if (st == PM_WIRE_OK && rv->more && rv->count == 0)
 		st = PM_WIRE_E_FRAME_FLAGS; /* MORE with no item: no encoder writes it, no progress */
 	if (st == PM_WIRE_OK && rv->status == PM_WIRE_E_THROTTLED && !rd_u32(&r, &rv->retry_ms))
+		st = PM_WIRE_E_FRAME_LENGTH;
+	if (st == PM_WIRE_OK && rv->status == PM_WIRE_E_READONLY &&
+	    !rd_primary(&r, &rv->primary))
 		st = PM_WIRE_E_FRAME_LENGTH;
 	if (st == PM_WIRE_OK && r.left != 0)
 		st = PM_WIRE_E_FRAME_LENGTH;

@@ -85,6 +85,14 @@ struct pm_wire_coll_info {
 };
 
 /* A reply to encode (server side). */
+/* READONLY's body: the primary a replica follows (zeros: not known). */
+struct pm_wire_primary {
+	uint32_t addr_be;                  /* IPv4, network order */
+	uint16_t udp_port;                 /* its base_port (shard i: + i) */
+	uint16_t tcp_port;                 /* 0: no TCP */
+};
+#define PM_WIRE_PRIMARY_BYTES 8u
+
 struct pm_wire_reply {
 	enum pm_wire_status status;
 	uint8_t op;                        /* enum pm_wire_op */
@@ -98,6 +106,7 @@ struct pm_wire_reply {
 	const struct pm_wire_coll_info *colls; /* CLIST */
 	uint32_t ncolls;
 	uint8_t list_flags;                /* the request's PM_CLIST_*: the entries' layout */
+	struct pm_wire_primary primary;    /* READONLY: where writes go */
 };
 
 /* ---------------------------------------------------------------- header */
@@ -207,6 +216,7 @@ struct pm_reply_view {
 					    in this frame */
 	uint32_t retry_ms;               /* THROTTLED: ms until the quota admits a
 					    request; 0 none */
+	struct pm_wire_primary primary;  /* READONLY: the primary writes go to */
 	/* iterator state; private */
 	uint8_t list_flags;              /* CLIST: the entries' layout */
 	const uint8_t *it_pos;

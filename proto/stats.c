@@ -61,6 +61,8 @@ static const uint8_t status_codes[PM_STATS_STATUS_SLOTS] = {
 	PM_WIRE_E_THROTTLED,
 	PM_WIRE_E_QUOTA,
 	PM_WIRE_E_WORK_LIMIT,
+	PM_WIRE_E_READONLY,   /* version 3 */
+	PM_WIRE_E_NOREPLICAS,
 	PM_WIRE_E_INTERNAL,
 };
 

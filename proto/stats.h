@@ -32,7 +32,7 @@
 #include <stdint.h>
 
 #define PM_STATS_MAGIC "POMAISTA"
-#define PM_STATS_VERSION 2u
+#define PM_STATS_VERSION 3u
 /* How often a worker publishes its block. */
 #define PM_STATS_PUBLISH_MS 10u
 /* Shards a segment describes at most (pomaid's PM_SHARDS_MAX). */
@@ -45,7 +45,7 @@
  * given (in the order of version 2: the engine's status order when it was
  * written, so the layout is unchanged); a new status takes the next slot. */
 #define PM_STATS_STATUSES 48u
-#define PM_STATS_STATUS_SLOTS 32u
+#define PM_STATS_STATUS_SLOTS 34u
 /* Slots for live bytes by blob size class: class_live_bytes[slot] is the
  * class of pm_stats_class_bytes(slot) bytes. They are pomaid's arena classes
  * (engine/arena.h), which pomaid checks at start-up against this list. */

@@ -178,6 +178,10 @@ enum pm_wire_status {
 	PM_WIRE_E_THROTTLED = 9,        /* over the client's quota; the body has a retry hint */
 	PM_WIRE_E_QUOTA = 10,           /* the collection holds its byte cap on that shard */
 	PM_WIRE_E_WORK_LIMIT = 11,      /* a KNN search would read past the shard's work cap */
+	PM_WIRE_E_READONLY = 12,        /* a write to a replica (or a fenced old primary); the
+					 * body names the primary (docs/replication.md) */
+	PM_WIRE_E_NOREPLICAS = 13,      /* fewer than min_replicas replicas connected, or their
+					 * acks did not come in repl_ack_timeout_ms */
 	/* a value breaks a bound */
 	PM_WIRE_E_KEY_LEN = 16,         /* key empty or above PM_WIRE_KEY_BYTES_MAX */
 	PM_WIRE_E_VALUE_LEN = 17,       /* value above PM_WIRE_VALUE_BYTES_MAX */

@@ -1763,6 +1763,7 @@ static void test_wire_status(void)
 		[PM_OK] = 0, [PM_NOT_FOUND] = 1, [PM_E_WRONGTYPE] = 2, [PM_E_NOMEM] = 3,
 		[PM_E_EXISTS] = 4, [PM_E_TIMEOUT] = 5, [PM_E_BUSY] = 6, [PM_E_DISK_FULL] = 7, [PM_E_LOG_FAILED] = 8,
 		[PM_E_THROTTLED] = 9, [PM_E_QUOTA] = 10, [PM_E_WORK_LIMIT] = 11,
+		[PM_E_READONLY] = 12, [PM_E_NOREPLICAS] = 13,
 		[PM_E_KEY_LEN] = 16, [PM_E_VALUE_LEN] = 17, [PM_E_DIM] = 18,
 		[PM_E_NAN] = 19, [PM_E_ZERO_VECTOR] = 20, [PM_E_K] = 21, [PM_E_EF] = 22,
 		[PM_E_TTL] = 23, [PM_E_COLLECTION_NAME] = 24, [PM_E_COLLECTIONS_FULL] = 25,

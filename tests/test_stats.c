@@ -157,8 +157,8 @@ static void test_layout(void)
 }
 
 /* The layout's labels are proto's; pomaid counts with the engine's numbers.
- * Each engine status lands in the errors[] slot it had in version 2 (its
- * enum value) under its own name, and each size class in its slot with the
+ * Each engine status lands in the errors[] slot of its enum value (version
+ * 3 put READONLY and NOREPLICAS before INTERNAL) under its own name, and each size class in its slot with the
  * engine's class bytes; unused slots are never counted. */
 static void test_slots_are_the_engines(void)
 {
@@ -171,7 +171,7 @@ static void test_slots_are_the_engines(void)
 	CU_ASSERT_EQUAL(PM_STATS_STATUS_SLOTS, PM_STATUS_COUNT);
 	for (unsigned i = PM_STATS_STATUS_SLOTS; i < PM_STATS_STATUSES; i++)
 		CU_ASSERT_EQUAL(pm_stats_status_code(i), PM_WIRE_OK);
-	CU_ASSERT_EQUAL(pm_stats_status_slot(12), -1); /* a code no status has */
+	CU_ASSERT_EQUAL(pm_stats_status_slot(14), -1); /* a code no status has */
 	for (unsigned c = 0; c < PM_STATS_CLASSES; c++)
 		CU_ASSERT_EQUAL(pm_stats_class_bytes(c), pm_blob_class_bytes(c));
 }
