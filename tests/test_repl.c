@@ -16,8 +16,8 @@
  *  2. Failover: repl_ack = durable, min_replicas = 1, one replica; writers
  *     pipeline SETs and DELs (crash_writers.h) and the primary is SIGKILLed
  *     after a seeded number of acknowledgements, POMAI_REPL_ROUNDS rounds
- *     (10). The replica is promoted (the admin socket, or pomaictl on odd
- *     rounds) with a higher epoch and holds every acknowledged write with its
+ *     (10). The replica is promoted (REPLICATION PROMOTE on its admin
+ *     socket) with a higher epoch and holds every acknowledged write with its
  *     bytes; the old primary restarted as its replica resyncs, ends equal and
  *     takes its epoch. The next round runs the other way round.
  *  3. The stream: a replica SIGKILLed and restarted resumes from its LSN (a
@@ -26,7 +26,8 @@
  *     stream cut in the middle of a RECORDS frame (a proxy of the test's own,
  *     repl_proxy.h) resumes without loss or duplication; a replica with
  *     another shard count is refused with a clear error; a replica that has
- *     seen a later epoch is refused by an old primary.
+ *     seen a later epoch is refused by an old primary (that test promotes
+ *     and follows through pomaictl: `replication promote | follow | status`).
  *  4. min_replicas = 1 with the only replica stopped: writes NOREPLICAS
  *     (nothing applied), reads go on; writes resume once it is back.
  *
@@ -423,15 +424,19 @@ static bool promote(const struct node *n, bool by_ctl)
 	return rc == 0;
 }
 
-/* REPLICATION FOLLOW 127.0.0.1:port over the admin socket. */
-static bool follow(const struct node *n, uint16_t port)
+/* REPLICATION FOLLOW 127.0.0.1:port over the admin socket, or `pomaictl
+ * replication follow 127.0.0.1:port` (by_ctl); true once it said OK. */
+static bool follow(const struct node *n, uint16_t port, bool by_ctl)
 {
-	char words[64], out[512];
-	snprintf(words, sizeof(words), "REPLICATION FOLLOW 127.0.0.1:%u", port);
-	int rc = ctl_admin(n->sock, words, out, sizeof(out));
-	if (rc != PM_ADMIN_OK)
-		printf("\n  %s on %s: %d: %s", words, n->name, rc, out);
-	return rc == PM_ADMIN_OK;
+	static char out[CTL_OUT_BYTES];
+	char words[64];
+	snprintf(words, sizeof(words), "%s 127.0.0.1:%u",
+		 by_ctl ? "replication follow" : "REPLICATION FOLLOW", port);
+	int rc = by_ctl ? ctl_run(ctl_path, n->sock, words, out)
+			: ctl_admin(n->sock, words, out, sizeof(out));
+	if (rc != 0)
+		printf("\n  %s%s on %s: %d: %.300s", by_ctl ? "pomaictl " : "", words, n->name, rc, out);
+	return rc == 0;
 }
 
 /* ---------------------------------------------------------------- pipelined writes */
@@ -1037,7 +1042,7 @@ static bool failover_round(struct node *prim, struct node *rep, unsigned r)
 	run.round = r;
 	rr.epoch0 = node_field(rep, "repl_epoch");
 	round_kill(prim, suite_seed + 1000003u * r, &rr);
-	rr.promoted = promote(rep, r % 2 == 1);
+	rr.promoted = promote(rep, false);
 	rr.primary = rr.promoted && shards_reach(rep, "role", 0, "primary", LINK_WAIT_MS);
 	rr.epoch1 = node_field(rep, "repl_epoch");
 	rr.bad = writers_check(rep, true, &rr.keys);
@@ -1049,10 +1054,9 @@ static bool failover_round(struct node *prim, struct node *rep, unsigned r)
 	rr.bad_after = rr.synced ? writers_check(prim, false, &keys2) : UINT64_MAX;
 	rr.live = rr.synced && replica_live(rep);
 	printf("\n  round %2u: %s killed after %4" PRIu64 " acks (target %4" PRIu64 ", %3" PRIu64
-	       " in flight); %s promoted (%s), epoch %lld -> %lld; %5" PRIu64 " keys, %" PRIu64
+	       " in flight); %s promoted, epoch %lld -> %lld; %5" PRIu64 " keys, %" PRIu64
 	       " wrong; %s back as its replica (epoch %lld, discarded %lld), %" PRIu64 " wrong; %" PRIu64
-	       " ms", r, prim->name, rr.acked, rr.target, rr.in_flight, rep->name,
-	       r % 2 ? "pomaictl" : "admin socket", rr.epoch0, rr.epoch1, rr.keys, rr.bad, prim->name,
+	       " ms", r, prim->name, rr.acked, rr.target, rr.in_flight, rep->name, rr.epoch0, rr.epoch1, rr.keys, rr.bad, prim->name,
 	       rr.epoch_old, node_total(prim, "repl_discarded_records"), rr.bad_after,
 	       proc_now_ms() - t0);
 	fflush(stdout);
@@ -1367,11 +1371,13 @@ static void test_lower_epoch(void)
 	CU_ASSERT_FATAL(node_start(&r2));
 	CU_ASSERT_FATAL(replicas_linked(&p, 2));
 	long long e0 = node_field(&p, "repl_epoch");
-	/* r1 is promoted; r2 follows it and sees its epoch */
-	CU_ASSERT_FATAL(promote(&r1, false));
+	/* r1 is promoted; r2 follows it and sees its epoch (pomaictl, this time) */
+	CU_ASSERT_FATAL(promote(&r1, true));
 	long long e1 = node_field(&r1, "repl_epoch");
 	CU_ASSERT_FATAL(e0 >= 0 && e1 > e0);
-	CU_ASSERT_FATAL(follow(&r2, r1.pm.repl_port));
+	CU_ASSERT_FATAL(follow(&r2, r1.pm.repl_port, true));
+	ctl_expect(ctl_path, r1.sock, "replication status", 0, "role:primary");
+	ctl_expect(ctl_path, r2.sock, "replication status", 0, "role:replica");
 	struct pm_client *c1 = node_client(&r1), *cp = node_client(&p), *c2 = node_client(&r2);
 	CU_ASSERT_FATAL(c1 && cp && c2);
 	CU_ASSERT_EQUAL(pm_client_set(c1, "after-promote", 13, "new", 3, 0), PM_CLIENT_OK);
@@ -1380,7 +1386,7 @@ static void test_lower_epoch(void)
 	/* the old primary, still at its lower epoch, takes a write r2 must never see */
 	CU_ASSERT_EQUAL(pm_client_set(cp, "old-history", 11, "old", 3, 0), PM_CLIENT_OK);
 	long long refused0 = node_total(&p, "repl_refused");
-	CU_ASSERT_FATAL(follow(&r2, p.pm.repl_port));
+	CU_ASSERT_FATAL(follow(&r2, p.pm.repl_port, false));
 	bool refused = lib_info_reaches(&p.pm, "repl_refused", refused0 + SHARDS, LINK_WAIT_MS);
 	char *text = node_info(&r2);
 	bool streaming = false;
