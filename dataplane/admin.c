@@ -653,9 +653,13 @@ static enum pm_admin_status repl_all(struct pm_daemon *d, const struct pm_repl_c
 			return PM_ADMIN_ERROR;
 		}
 		memcpy(&rep[i], a->frames, sizeof(rep[i]));
+		const char *t = (const char *)a->frames + sizeof(rep[i]);
+		int tl = (int)(a->frames_len - sizeof(rep[i]));
+		static const char head[] = "# Replication\r\n"; /* the shard's heading replaces it */
+		if (tl >= (int)sizeof(head) - 1 && !memcmp(t, head, sizeof(head) - 1))
+			t += sizeof(head) - 1, tl -= (int)sizeof(head) - 1;
 		if (text)
-			say(a, "# Shard %u\r\n%.*s", i, (int)(a->frames_len - sizeof(rep[i])),
-			    (const char *)a->frames + sizeof(rep[i]));
+			say(a, "# Shard %u\r\n%.*s", i, tl, t);
 	}
 	return PM_ADMIN_OK;
 }
