@@ -44,6 +44,9 @@ static const struct sub subs[] = {
 	{ "clients", 0, 1, "clients [N]", "the N busiest clients (default 10): requests, bytes, throttled" },
 	{ "quota", 1, 5, "quota set ADDR RPS BPS | get ADDR | list | del ADDR",
 	  "per-client request and byte rates" },
+	{ "replication", 1, 2, "replication follow HOST:PORT | stop | promote | status",
+	  "follow a primary (its address and repl_port), stop following (read-only, detached),"
+	  " become the primary (a new epoch), or show each shard's role, LSNs and replicas" },
 	{ "ping", 0, 0, "ping", "is the daemon there" },
 	{ "shutdown", 0, 0, "shutdown", "stop the daemon (as SIGTERM does)" },
 	{ "control", 0, 0, "control",
@@ -187,11 +190,17 @@ static int build(const struct sub *s, int argc, char **argv, const char **out, u
 	}
 	if (coll && !(!strcmp(argv[0], "list") ? argc == 1 : !strcmp(argv[0], "drop") && argc == 2))
 		return -1;
+	if (!strcmp(s->name, "replication") &&
+	    !(!strcmp(argv[0], "follow") ? argc == 2
+	      : argc == 1 && (!strcmp(argv[0], "stop") || !strcmp(argv[0], "promote") ||
+			      !strcmp(argv[0], "status"))))
+		return -1;
 	if (!strcmp(s->name, "config") &&
 	    !(!strcmp(argv[0], "get") ? argc == 2 : !strcmp(argv[0], "set") && argc == 3))
 		return -1;
 	for (int i = 0; i < argc; i++)
-		out[(*n)++] = i == 0 && (coll || !strcmp(s->name, "config") || !strcmp(s->name, "quota"))
+		out[(*n)++] = i == 0 && (coll || !strcmp(s->name, "config") || !strcmp(s->name, "quota") ||
+					 !strcmp(s->name, "replication"))
 				      ? upper(argv[0], words[1], sizeof(words[1]))
 				      : argv[i];
 	return 0;

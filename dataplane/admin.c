@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "repl_io.h"
 #include "admin_proto.h"
 #include "bridge.h"
 #include "common.h"
@@ -636,6 +637,90 @@ static enum pm_admin_status cmd_clients(struct pm_daemon *d, const struct pm_adm
 	return PM_ADMIN_OK;
 }
 
+/* One replication request to every worker, in shard order: its answers'
+ * histories into rep[] and their INFO texts into the reply. */
+static enum pm_admin_status repl_all(struct pm_daemon *d, const struct pm_repl_ctl *c,
+				     struct pm_repl_ctl_reply *rep, bool text)
+{
+	struct pm_admin *a = d->admin;
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		enum pm_admin_status st = post_wait(d, i, PM_MSG_REPL_CTL, (const uint8_t *)c,
+						    sizeof(*c));
+		if (st != PM_ADMIN_OK)
+			return st;
+		if (a->frames_len < sizeof(rep[i])) {
+			say(a, "worker %u: no replication state\n", i);
+			return PM_ADMIN_ERROR;
+		}
+		memcpy(&rep[i], a->frames, sizeof(rep[i]));
+		const char *t = (const char *)a->frames + sizeof(rep[i]);
+		int tl = (int)(a->frames_len - sizeof(rep[i]));
+		static const char head[] = "# Replication\r\n"; /* the shard's heading replaces it */
+		if (tl >= (int)sizeof(head) - 1 && !memcmp(t, head, sizeof(head) - 1))
+			t += sizeof(head) - 1, tl -= (int)sizeof(head) - 1;
+		if (text)
+			say(a, "# Shard %u\r\n%.*s", i, tl, t);
+	}
+	return PM_ADMIN_OK;
+}
+
+static enum pm_admin_status cmd_replication(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_repl_ctl c = { .op = PM_REPL_CTL_STATUS };
+	struct pm_repl_ctl_reply rep[PM_SHARDS_MAX];
+	static const char *const roles[] = { "primary", "replica", "detached", "fenced" };
+	char buf[PM_ADMIN_ARG_BYTES_MAX + 1];
+	if (d->cfg.wal == 0) {
+		say(a, "replication needs the log (wal = sync or batch)\n");
+		return PM_ADMIN_ERROR;
+	}
+	if (pm_admin_arg_is(r, 1, "FOLLOW") && r->argc == 3) {
+		if (pm_hostport_parse(arg(r, 2, buf, sizeof(buf)), &c.primary) != 0) {
+			say(a, "FOLLOW host:port: an IPv4 address and the primary's repl_port\n");
+			return PM_ADMIN_USAGE;
+		}
+		c.op = PM_REPL_CTL_FOLLOW;
+	} else if (pm_admin_arg_is(r, 1, "STOP") && r->argc == 2) {
+		c.op = PM_REPL_CTL_STOP;
+	} else if (pm_admin_arg_is(r, 1, "PROMOTE") && r->argc == 2) {
+		enum pm_admin_status st = repl_all(d, &c, rep, false); /* the highest epoch known */
+		if (st != PM_ADMIN_OK)
+			return st;
+		for (uint32_t i = 0; i < d->nshards; i++)
+			c.epoch = rep[i].epoch > c.epoch ? rep[i].epoch : c.epoch;
+		c.epoch++;
+		c.repl_id = pm_repl_new_id();
+		c.op = PM_REPL_CTL_PROMOTE;
+	} else if (!(pm_admin_arg_is(r, 1, "STATUS") && r->argc == 2) && r->argc != 1) {
+		say(a, "REPLICATION FOLLOW host:port | STOP | PROMOTE | STATUS\n");
+		return PM_ADMIN_USAGE;
+	}
+	enum pm_repl_role role = c.op == PM_REPL_CTL_FOLLOW    ? PM_ROLE_REPLICA
+				 : c.op == PM_REPL_CTL_STOP    ? PM_ROLE_DETACHED
+				 : c.op == PM_REPL_CTL_PROMOTE ? PM_ROLE_PRIMARY
+							       : pm_repl_node_role(d);
+	if (c.op == PM_REPL_CTL_STOP && pm_repl_node_role(d) == PM_ROLE_PRIMARY)
+		role = PM_ROLE_PRIMARY; /* a primary stays one: it follows no one to stop */
+	if (c.op != PM_REPL_CTL_STATUS && pm_repl_node_save(d, role, &c.primary) != 0)
+		say(a, "warning: %s could not be saved: the role holds until a restart\n",
+		    "data_dir/replication.state");
+	size_t at = a->text_len;
+	enum pm_admin_status st = repl_all(d, &c, rep, true); /* each answers with its state */
+	if (st == PM_ADMIN_OK) {
+		char head[160];
+		int n = snprintf(head, sizeof(head), "# Node\r\nrole:%s\r\nrepl_epoch:%llu\r\n"
+				 "shards:%u\r\n", roles[pm_repl_node_role(d)],
+				 (unsigned long long)rep[0].epoch, d->nshards);
+		if (n > 0 && a->text_len + (size_t)n < sizeof(a->text)) {
+			memmove(a->text + at + n, a->text + at, a->text_len - at);
+			memcpy(a->text + at, head, (size_t)n);
+			a->text_len += (size_t)n;
+		}
+	}
+	return st;
+}
+
 static const struct {
 	const char *name;
 	admin_fn fn;
@@ -649,6 +734,7 @@ static const struct {
 	{ "COLLECTION", cmd_collection, "COLLECTION LIST | CREATE name dim=D ... | DROP name" },
 	{ "QUOTA", cmd_quota, "QUOTA SET addr rps bps | GET addr | LIST | DEL addr" },
 	{ "CLIENTS", cmd_clients, "CLIENTS [n]" },
+	{ "REPLICATION", cmd_replication, "REPLICATION FOLLOW host:port | STOP | PROMOTE | STATUS" },
 	{ "SHUTDOWN", cmd_shutdown, "SHUTDOWN" },
 };
 
@@ -726,7 +812,7 @@ static void accept_conns(struct pm_daemon *d)
 void pm_admin_run(struct pm_daemon *d)
 {
 	struct pm_admin *a = d->admin;
-	struct pollfd pf[PM_ADMIN_CONNS_MAX + 1];
+	struct pollfd pf[PM_ADMIN_CONNS_MAX + 2 + PM_REPL_PENDING_MAX];
 	while (!atomic_load(&d->quit)) {
 		uint32_t n = 0, idx[PM_ADMIN_CONNS_MAX];
 		pf[n++] = (struct pollfd){ .fd = a->lfd, .events = POLLIN };
@@ -735,7 +821,11 @@ void pm_admin_run(struct pm_daemon *d)
 				idx[n - 1] = i;
 				pf[n++] = (struct pollfd){ .fd = a->conns[i].fd, .events = POLLIN };
 			}
-		if (poll(pf, n, PM_ADMIN_POLL_MS) <= 0)
+		/* the replication listener and the connections owing a HELLO */
+		uint32_t nrepl = pm_repl_admin_fds(d, pf + n);
+		int ready = poll(pf, n + nrepl, PM_ADMIN_POLL_MS);
+		pm_repl_admin_serve(d, pf + n, nrepl); /* also when idle: HELLO deadlines */
+		if (ready <= 0)
 			continue;
 		for (uint32_t k = 1; k < n; k++) { /* first: a closed one frees its slot */
 			struct admin_conn *c = &a->conns[idx[k - 1]];

@@ -14,6 +14,7 @@
  */
 #include "bridge.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "pm_limits.h"
@@ -258,10 +259,30 @@ static __attribute__((noinline)) size_t encode_list(const struct pm_reply *rep,
 	return pm_wire_reply_encode(w, cursor, out, cap);
 }
 
+/* The primary a READONLY reply names: one per node (a replica follows one
+ * primary), packed address << 32 | UDP port << 16 | TCP port, so that every
+ * worker reads it whole without a lock. */
+static _Atomic uint64_t readonly_primary;
+
+void pm_reply_set_primary(const struct pm_wire_primary *p)
+{
+	uint64_t v = (uint64_t)p->addr_be << 32 | (uint64_t)p->udp_port << 16 | p->tcp_port;
+	atomic_store_explicit(&readonly_primary, v, memory_order_relaxed);
+}
+
+void pm_reply_get_primary(struct pm_wire_primary *p)
+{
+	uint64_t v = atomic_load_explicit(&readonly_primary, memory_order_relaxed);
+	*p = (struct pm_wire_primary){ .addr_be = (uint32_t)(v >> 32),
+				       .udp_port = (uint16_t)(v >> 16), .tcp_port = (uint16_t)v };
+}
+
 size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *out, size_t cap)
 {
 	struct pm_wire_reply w;
 	reply_to_wire(rep, &w);
+	if (rep->status == PM_E_READONLY)
+		pm_reply_get_primary(&w.primary);
 	if (rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST))
 		return encode_list(rep, &w, cursor, out, cap);
 	return pm_wire_reply_encode(&w, cursor, out, cap);

@@ -69,6 +69,11 @@ size_t pm_request_encode(const struct pm_request *req, uint8_t *out, size_t cap)
  * bounds allow. */
 size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *out, size_t cap);
 
+/* The primary every READONLY reply of this process names (repl.c sets it
+ * when the node follows one; zeros until then). */
+void pm_reply_set_primary(const struct pm_wire_primary *p);
+void pm_reply_get_primary(struct pm_wire_primary *p);
+
 /* pm_wire_reply_items() and pm_wire_reply_paged() of an engine reply. */
 uint32_t pm_reply_items(const struct pm_reply *rep);
 bool pm_reply_paged(const struct pm_reply *rep);

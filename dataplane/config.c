@@ -16,7 +16,7 @@
 #include "pm_limits.h"
 
 enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
-	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL, K_U64, K_ALLOW, K_EVICT };
+	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL, K_U64, K_ALLOW, K_EVICT, K_REPL_ACK, K_HOSTPORT };
 
 struct key {
 	const char *name;
@@ -95,6 +95,25 @@ static const struct key keys[] = {
 	  " thread (no: better where no core is free for io_uring's kernel workers)" },
 	{ "wal_truncate_corrupt", K_BOOL, OFF(wal_truncate_corrupt), 0, 1, "bool",
 	  "at start, drop the log from a corrupt record on instead of refusing to start" },
+	{ "repl_port", K_U32, OFF(repl_port), 0, 65535, "port",
+	  "TCP port on bind where replicas' shards connect to stream this node's log; 0: none"
+	  " (a primary needs one; docs/replication.md)" },
+	{ "replica_of", K_HOSTPORT, OFF(replica_of), 0, 0, "host:port",
+	  "follow this primary (its IPv4 address and repl_port) from start-up; empty: the role"
+	  " the node had (data_dir/replication.state), a primary the first time" },
+	{ "repl_ack", K_REPL_ACK, OFF(repl_ack), 0, 0, "mode",
+	  "when a write's reply leaves: none (at once, as the log says), received (once"
+	  " min_replicas replicas hold it in memory) or durable (... in their logs on disk)" },
+	{ "min_replicas", K_U32, OFF(min_replicas), 0, PM_REPL_REPLICAS_MAX, "replicas",
+	  "replicas each shard must have connected for a write to be accepted (NOREPLICAS if"
+	  " fewer), and that must confirm it with repl_ack other than none" },
+	{ "repl_ack_timeout_ms", K_U32, OFF(repl_ack_timeout_ms), 1, 600000, "ms",
+	  "a write held for replicas' confirmation longer than this is answered NOREPLICAS (it"
+	  " is applied and logged on the primary, not confirmed on min_replicas replicas)" },
+	{ "repl_send_bytes", K_BYTES, OFF(repl_send_bytes), PM_REPL_SEND_BYTES_MIN,
+	  PM_REPL_SEND_BYTES_MAX, "bytes",
+	  "the log a primary's shard buffers for one replica that reads slower than it writes;"
+	  " past it the replica is cut (repl_cut_slow) and resyncs" },
 	{ "admin_socket", K_STRING, OFF(admin_socket), 0, 0, "path",
 	  "the admin socket (mode 0600) pomaictl and pomai-control talk to; empty:"
 	  " data_dir/admin.sock" },
@@ -185,6 +204,8 @@ void pm_config_defaults(struct pm_config *c)
 	c->wal_segment_bytes = UINT64_C(64) << 20;
 	c->wal_truncate_corrupt = false;
 	c->wal_uring = true;
+	c->repl_ack_timeout_ms = 5000;
+	c->repl_send_bytes = 64u << 20;
 	c->snapshot_interval_s = 3600;
 	c->snapshot_wal_bytes = UINT64_C(1) << 30;
 	strcpy(c->allow_networks, "0.0.0.0/0");
@@ -236,6 +257,26 @@ static int parse_cores(const char *v)
 static const char *const backend_names[] = { "kernel", "dpdk" };
 static const char *const steering_names[] = { "auto", "flow", "rss", "single" };
 static const char *const wal_names[] = { "none", "batch", "sync" };
+static const char *const repl_ack_names[] = { "none", "received", "durable" };
+
+int pm_hostport_parse(const char *text, struct sockaddr_in *out)
+{
+	char host[INET_ADDRSTRLEN];
+	const char *colon = strrchr(text, ':');
+	struct in_addr a;
+	uint64_t port;
+	if (!colon || colon == text || (size_t)(colon - text) >= sizeof(host))
+		return -1;
+	memcpy(host, text, (size_t)(colon - text));
+	host[colon - text] = '\0';
+	if (inet_pton(AF_INET, host, &a) != 1 || pm_conf_parse_u64(colon + 1, false, &port) != 0 ||
+	    port == 0 || port > 65535)
+		return -1;
+	if (out)
+		*out = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr = a,
+					     .sin_port = htons((uint16_t)port) };
+	return 0;
+}
 static const char *const policy_names[] = { "noeviction", "harvest", "random" }; /* evict.h */
 _Static_assert(sizeof(policy_names) / sizeof(policy_names[0]) == PM_EVICT_POLICY_COUNT,
 	       "a name per eviction policy");
@@ -358,6 +399,21 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 	case K_EVICT:
 	case K_WAL:
 		return set_choice(k, v, dst, err, n);
+	case K_REPL_ACK: {
+		int i = name_index(repl_ack_names, 3, v);
+		if (i < 0)
+			return pm_errf(err, n, "%s = '%s': want none, received or durable", k->name, v);
+		*(uint32_t *)dst = (uint32_t)i;
+		break;
+	}
+	case K_HOSTPORT:
+		if (*v && pm_hostport_parse(v, NULL) != 0)
+			return pm_errf(err, n, "%s = '%.64s': want an IPv4 address and a port, like"
+				       " 10.0.0.2:7698", k->name, v);
+		if (strlen(v) >= PM_CONFIG_STRING_BYTES)
+			return pm_errf(err, n, "%s: too long", k->name);
+		strcpy(dst, v);
+		break;
 	case K_BACKEND:
 	case K_STEERING: {
 		bool be = k->kind == K_BACKEND;
@@ -450,6 +506,9 @@ static void value_text(const struct pm_config *c, const struct key *k, char *out
 		break;
 	case K_WAL:
 		snprintf(out, n, "%s", wal_names[*(const uint32_t *)p]);
+		break;
+	case K_REPL_ACK:
+		snprintf(out, n, "%s", repl_ack_names[*(const uint32_t *)p]);
 		break;
 	case K_EVICT:
 		snprintf(out, n, "%s", policy_names[*(const uint32_t *)p]);

@@ -36,6 +36,12 @@
 /* A config file, at most: the documented config/pomai.conf is ~12 KiB. */
 #define PM_CONFIG_FILE_BYTES_MAX (1u << 20)
 
+/* Replicas one primary shard streams to at once. */
+#define PM_REPL_REPLICAS_MAX 8u
+/* repl_send_bytes' bounds: at least a few WAL batches (a batch goes out as one
+ * frame of up to 4 MiB), at most what a shard's address space spares. */
+#define PM_REPL_SEND_BYTES_MIN (16u << 20)
+#define PM_REPL_SEND_BYTES_MAX (4ull << 30)
 /* EAL arguments pomaid passes to DPDK (dpdk_eal_args). */
 #define PM_CONFIG_EAL_BYTES 1024u
 /* DPDK ports one daemon serves (NICs and memif), each with its own address. */
@@ -111,7 +117,20 @@ struct pm_config {
 	uint64_t knn_work_bytes_max;           /* KNN work of one query on one shard, at most */
 	uint32_t knn_slice_us;                 /* KNN work between two looks at the sockets */
 	uint64_t quota_work_bytes_per_s;       /* per client, over all shards; 0 = unlimited */
+	/* replication (repl.h, docs/replication.md) */
+	uint32_t repl_port;                    /* TCP; 0 = no listener */
+	char replica_of[PM_CONFIG_STRING_BYTES]; /* "a.b.c.d:port" or "" */
+	uint32_t repl_ack;                     /* enum pm_repl_ack */
+	uint32_t min_replicas;
+	uint32_t repl_ack_timeout_ms;
+	uint64_t repl_send_bytes;              /* per replica per shard */
 };
+
+enum pm_repl_ack { PM_REPL_ACK_NONE = 0, PM_REPL_ACK_RECEIVED, PM_REPL_ACK_DURABLE };
+
+/* "a.b.c.d:port" (port 1..65535) into *out (may be NULL: only checked); 0 or -1. */
+struct sockaddr_in;
+int pm_hostport_parse(const char *text, struct sockaddr_in *out);
 
 void pm_config_defaults(struct pm_config *c);
 /* Format a start-up error into err (n bytes); returns -1, for `return

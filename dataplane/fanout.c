@@ -57,6 +57,7 @@
 #include "hash.h"
 #include "knn_sched.h"
 #include "msg.h"
+#include "repl_io.h"
 #include "snap_io.h"
 #include "vector.h"
 #include "wal_io.h"
@@ -96,6 +97,13 @@ static const struct {
 	{ "wal_held_max", INFO_MAX },
 	{ "wal_recovery_ms", INFO_MAX },  /* the shards recover side by side */
 	{ "quota_overrides", INFO_MAX },  /* every worker holds the same configured list */
+	{ "repl_epoch", INFO_MAX },       /* a promotion raises every shard's to the same */
+	{ "repl_id", INFO_SKIP },         /* hexadecimal names, the same on every shard */
+	{ "repl_prev_id", INFO_SKIP },
+	{ "repl_prev_end_lsn", INFO_SKIP }, /* LSNs: each shard's own */
+	{ "repl_applied_lsn", INFO_SKIP },
+	{ "repl_durable_lsn", INFO_SKIP },
+	{ "repl_primary_lsn", INFO_SKIP },
 };
 
 struct pm_info_field {
@@ -143,6 +151,8 @@ static uint32_t shard_info(struct pm_worker *w, const struct pm_request *req, ch
 	uint32_t n = pm_shard_info(&w->shard, sec, req->section.len, out, cap);
 	if (req->section.len == 0 || (req->section.len == 9 && !strncasecmp(sec, "dataplane", 9)))
 		n += pm_worker_info(w, out + n, cap - n);
+	else if (req->section.len == 11 && !strncasecmp(sec, "replication", 11))
+		n += pm_repl_info(w, out + n, cap - n);
 	return n;
 }
 
@@ -342,6 +352,8 @@ static enum info_merge merge_rule(const char *name, size_t len)
 	for (size_t i = 0; i < sizeof(not_summed) / sizeof(not_summed[0]); i++)
 		if (strlen(not_summed[i].name) == len && !memcmp(not_summed[i].name, name, len))
 			return not_summed[i].how;
+	if (len > 7 && !memcmp(name, "replica", 7) && name[7] >= '0' && name[7] <= '9')
+		return INFO_SKIP; /* replica<k>_*: the k-th replica of each shard is another one */
 	return INFO_SUM;
 }
 
@@ -693,5 +705,6 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 	len += pm_knn_info(w, out + len, cap - len);
 	len += w->be->info(w, out + len, cap - len);
 	len += pm_wal_info(w, out + len, cap - len);
+	len += pm_repl_info(w, out + len, cap - len);
 	return len;
 }

@@ -33,6 +33,8 @@ enum pm_msg_type {
 	PM_MSG_ADMIN_FRAME,  /* admin -> worker: a request frame to serve as a client's */
 	PM_MSG_ADMIN_REPLY,  /* worker -> admin: its reply frames (dest.gen: the call's tag) */
 	PM_MSG_ADMIN_CALL,   /* admin -> worker: a struct pm_admin_call on its quota table */
+	PM_MSG_REPL_CONN,    /* admin -> worker: a replica's connection and its HELLO (repl.h) */
+	PM_MSG_REPL_CTL,     /* admin -> worker: a struct pm_repl_ctl (follow, stop, promote) */
 };
 
 #define PM_CONN_NONE UINT32_MAX

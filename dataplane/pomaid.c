@@ -30,6 +30,7 @@
 #include "common.h"
 #include "datadir.h"
 #include "dpdk.h"
+#include "repl_io.h"
 #include "stats_pub.h"
 #include "tcp.h"
 #include "udp.h"
@@ -199,10 +200,7 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 	}
 	if (dpdk && d->cfg.hugepages)
 		w->arena_mem = pm_dpdk_arena(d, d->cfg.arena_bytes);
-	struct pm_shard_config sc = { .arena_bytes = d->cfg.arena_bytes,
-				      .seed_capacity = d->cfg.seeds,
-				      .hugepages = d->cfg.hugepages,
-				      .mem = w->arena_mem };
+	struct pm_shard_config sc = pm_worker_shard_config(w);
 	enum pm_status st = pm_shard_init(&w->shard, &sc);
 	if (st != PM_OK) {
 		fprintf(stderr, "pomaid: shard %u: arena of %llu bytes with %u seeds: %s\n", i,
@@ -215,19 +213,9 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 	}
 	/* The limit applies from now: recovery replays the log as it was written
 	 * (its evictions are in it as deletes), never evicting or refusing. */
-	struct pm_evict_config ec = { .maxmemory_bytes = d->cfg.maxmemory,
-				      .policy = (uint8_t)d->cfg.maxmemory_policy,
-				      .samples = d->cfg.maxmemory_samples,
-				      .seed = PM_EVICT_SEED_DEFAULT ^ i };
-	if (pm_shard_set_maxmemory(&w->shard, &ec) != PM_OK) {
-		fprintf(stderr, "pomaid: shard %u: maxmemory %llu is above arena_bytes %llu\n", i,
-			(unsigned long long)d->cfg.maxmemory, (unsigned long long)sc.arena_bytes);
+	if (pm_worker_shard_limits(w, err, sizeof(err)) != 0) {
+		fprintf(stderr, "pomaid: shard %u: %s\n", i, err);
 		return -1;
-	}
-	w->shard.knn_work_max = d->cfg.knn_work_bytes_max; /* 0: no cap */
-	if (w->wal) { /* every eviction is logged as a DEL before it happens */
-		w->shard.evict_log = pm_wal_evict_log;
-		w->shard.evict_ctx = w;
 	}
 	/* pages are touched only as the shard fills: bind them to the core's node first */
 	hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(topo, (unsigned)w->cpu);
@@ -358,7 +346,7 @@ int main(int argc, char **argv)
 	if (open_daemon(d, topo, sets) != 0)
 		goto close;
 	if ((d->dpdk && pm_dpdk_open(d, err, sizeof(err)) != 0) ||
-	    pm_self_init(d, err, sizeof(err)) != 0) {
+	    pm_self_init(d, err, sizeof(err)) != 0 || pm_repl_open(d, err, sizeof(err)) != 0) {
 		fprintf(stderr, "pomaid: %s\n", err);
 		goto close;
 	}
@@ -384,6 +372,7 @@ int main(int argc, char **argv)
 	rc = 0;
 close:
 	pm_admin_close(d);
+	pm_repl_close(d);
 	close_daemon(d);
 	pm_stats_destroy(d);
 	pm_dpdk_close(d);

@@ -29,6 +29,7 @@
 #include "common.h"
 #include "datadir.h"
 #include "snap_io.h"
+#include "repl_io.h"
 #include "snapshot.h"
 #include "wal_impl.h"
 
@@ -176,8 +177,10 @@ static void published(struct pm_worker *w)
 	s->st.last_bytes = s->file_off;
 	s->st.last_end_wall_ms = pm_wall_ms();
 	unlink_older(w, s->dirfd, ".snap", lsn);
+	/* what a replica still reads from the segments stays (repl.h) */
+	uint64_t keep = PM_MIN(lsn + 1, pm_repl_keep_lsn(w));
 	int n = pm_wal_list_segments(w->wal->dirfd, firsts, PM_WAL_SEGMENTS_MAX);
-	for (int i = 0; i + 1 < n && firsts[i + 1] <= lsn + 1; i++)
+	for (int i = 0; i + 1 < n && firsts[i + 1] <= keep; i++)
 		pm_wal_retire(w, firsts[i]);
 	printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " published: %" PRIu64 " records, %" PRIu64
 	       " bytes in %" PRIu64 " ms\n", w->id, lsn, s->wr.records, s->file_off, s->st.last_ms);
@@ -486,6 +489,49 @@ int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen
 	fflush(stdout); /* to a file or pipe too: the line is there now */
 	unlink_older(NULL, s->dirfd, ".snap", x);
 	*lsn = info.start_lsn;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- a replica's full sync */
+
+int pm_snap_dirfd(const struct pm_worker *w)
+{
+	return w->wal && w->wal->snap ? w->wal->snap->dirfd : -1;
+}
+
+bool pm_snap_busy(const struct pm_worker *w)
+{
+	const struct pm_snap *s = w->wal ? w->wal->snap : NULL;
+	return s && (s->stage != S_IDLE || s->inflight);
+}
+
+int pm_snap_install(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen)
+{
+	struct pm_snap *s = w->wal->snap;
+	char tmp[NAME_BYTES], name[NAME_BYTES];
+	snap_name(lsn, true, tmp);
+	snap_name(lsn, false, name);
+	/* every snapshot here is of the history given up, newer ones too */
+	unlink_older(NULL, s->dirfd, ".snap", UINT64_MAX);
+	if (renameat(s->dirfd, tmp, s->dirfd, name) != 0 || fsync(s->dirfd) != 0)
+		return pm_errf(err, errlen, "%s/%s: %s", s->dir, name, strerror(errno));
+	if (pm_worker_shard_reset(w, err, errlen) != 0)
+		return -1;
+	struct pm_snap_info info;
+	uint64_t t0 = mono_ns();
+	if (load(w, name, &info, err, errlen) != 0) {
+		char e2[64];
+		(void)pm_worker_shard_reset(w, e2, sizeof(e2)); /* partly loaded: empty again */
+		return -1;
+	}
+	s->st.load_ms = (mono_ns() - t0) / 1000000u;
+	s->st.loaded_lsn = s->st.last_lsn = info.start_lsn;
+	s->st.loaded_items = info.items;
+	s->st.loaded_nodes = info.nodes;
+	printf("pomaid: shard %u: full sync: snapshot at LSN %" PRIu64 " loaded: %" PRIu64
+	       " items, %" PRIu64 " HNSW nodes in %" PRIu64 " ms\n", w->id, lsn, info.items, info.nodes,
+	       s->st.load_ms);
+	fflush(stdout);
 	return 0;
 }
 

@@ -69,6 +69,15 @@ bool pm_snap_unlink(struct pm_worker *w, int dirfd, const char *name, bool segme
 /* Recovery: load the newest snapshot of w's shard into it; *lsn is its start
  * LSN (0: none). 0, or -1 with a message. Called from pm_wal_open. */
 int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen);
+/* A replica's full sync (repl.c): the snapshot directory, where the image
+ * is received as <LSN>.snap.tmp; whether a local snapshot is under way (the
+ * shard cannot be replaced then); and the install of a received image,
+ * written and synced: published as <LSN>.snap (older ones deleted), the
+ * shard emptied and loaded from it as at start-up. 0, or -1 with a message
+ * (the shard is then empty). */
+int pm_snap_dirfd(const struct pm_worker *w);
+bool pm_snap_busy(const struct pm_worker *w);
+int pm_snap_install(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen);
 /* Stop a running snapshot (shutdown): its temporary file is removed. */
 void pm_snap_close(struct pm_worker *w);
 uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap);

@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "bridge.h"
 #include "common.h"
+#include "repl_io.h"
 #include "datadir.h"
 #include "snap_io.h"
 #include "stats.h"
@@ -162,6 +163,7 @@ void pm_stats_publish(struct pm_worker *w)
 	shard_part(w, s);
 	worker_part(w, s);
 	pm_wal_counters(w, s);
+	pm_repl_counters(w, s);
 	pm_snap_counters(w, s);
 	w->be->counters(w, s);
 	pm_stats_end(&s->seq);

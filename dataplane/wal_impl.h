@@ -27,6 +27,7 @@
 #define OP_SEAL 4u      /* the previous segment's fdatasync, first in a new segment's first chain */
 #define OP_DIRSYNC 5u   /* the directory's fsync, last in that chain: the new name is durable */
 #define OP_PREP 6u      /* a step of preparing the next segment (wal_io.c: prep_*) */
+#define OP_REPL 7u      /* a read of a segment for a replica that catches up (repl.c) */
 /* Bytes zeroed per write when a torn tail is cleared. */
 #define ZERO_CHUNK_BYTES (1u << 20)
 #define PATH_BYTES 512u
@@ -45,6 +46,9 @@ struct batch {
 
 struct held {
 	uint64_t seq;              /* the batch that must be durable first */
+	uint64_t lsn;              /* the last record logged before it: what replicas must
+				    * acknowledge first (repl_ack) */
+	uint64_t ms;               /* when it was held (repl_ack_timeout_ms) */
 	uint32_t to_worker, type;  /* type 0: a client reply to dest; else a ring message */
 	struct pm_dest dest;
 	struct pm_msg msg;
@@ -99,6 +103,8 @@ struct pm_wal {
 	bool fsync_ok;
 	uint64_t durable_seq;
 	uint64_t written_lsn;      /* the last record whose batch write completed (INFO) */
+	uint64_t submitted_lsn;    /* the last record of the last batch submitted (and streamed
+				    * to the replicas that are live) */
 	uint64_t next_seq;         /* seq of the batch being filled */
 	/* a switch of segment, finished by the next batch's chain */
 	int seal_fd;               /* the previous segment until its last writes are synced */

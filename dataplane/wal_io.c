@@ -25,6 +25,7 @@
 #include "common.h"
 #include "datadir.h"
 #include "msg.h"
+#include "repl_io.h"
 #include "shard.h"
 #include "snap_io.h"
 #include "wal.h"
@@ -250,11 +251,13 @@ static bool held_room_reserved(const struct pm_wal *l)
 	       l->held_used + n * PM_WAL_REPLY_BYTES_MAX <= PM_WAL_HELD_BYTES;
 }
 
-static struct held *held_push(struct pm_wal *l, const uint8_t *bytes, uint32_t len)
+static struct held *held_push(struct pm_worker *w, const uint8_t *bytes, uint32_t len)
 {
+	struct pm_wal *l = w->wal;
 	struct held *h = &l->held[l->held_tail++ % PM_WAL_HELD_MAX];
 	uint64_t tag = l->b[l->fill].len ? l->next_seq : l->next_seq - 1; /* filling, or in flight */
-	*h = (struct held){ .seq = tag, .off = l->held_used, .len = len };
+	*h = (struct held){ .seq = tag, .lsn = l->next_lsn - 1, .ms = w->now_ms,
+			    .off = l->held_used, .len = len };
 	memcpy(l->held_buf + l->held_used, bytes, len);
 	l->held_used += len;
 	l->st.held++;
@@ -275,16 +278,27 @@ static void held_send(struct pm_worker *w, struct held *h, enum pm_status st)
 		pm_deliver_frames(w, &h->dest, p, h->len);
 }
 
-/* Release every held item whose batch is durable (all of them with st != OK). */
+/* Release every held item whose batch is durable and, with repl_ack, that
+ * min_replicas replicas acknowledged (all of them with st != OK). One that
+ * waited for replicas past repl_ack_timeout_ms leaves as NOREPLICAS. */
 static uint32_t held_release(struct pm_worker *w, enum pm_status st)
 {
 	struct pm_wal *l = w->wal;
 	uint32_t n = 0;
+	bool repl = st == PM_OK && pm_repl_must_hold(w);
+	uint64_t acked = repl ? pm_repl_acked_lsn(w) : 0;
 	while (l->held_head != l->held_tail) {
 		struct held *h = &l->held[l->held_head % PM_WAL_HELD_MAX];
+		enum pm_status hs = st;
 		if (st == PM_OK && h->seq > l->durable_seq)
 			break;
-		held_send(w, h, st);
+		if (repl && h->lsn > acked) {
+			if (w->now_ms - h->ms < w->d->cfg.repl_ack_timeout_ms)
+				break;
+			hs = PM_E_NOREPLICAS; /* applied and logged here; not confirmed in time */
+			l->st.repl_timeouts++;
+		}
+		held_send(w, h, hs);
 		l->held_head++;
 		l->st.held--;
 		n++;
@@ -297,9 +311,12 @@ static uint32_t held_release(struct pm_worker *w, enum pm_status st)
 bool pm_wal_must_hold(const struct pm_worker *w, uint8_t op, enum pm_status st)
 {
 	const struct pm_wal *l = w->wal;
-	bool refused = st == PM_E_DISK_FULL || st == PM_E_LOG_FAILED || st == PM_E_BUSY;
-	return l && l->mode == PM_WAL_SYNC && pm_wal_logs(op) && !refused &&
-	       (l->b[l->fill].len || l->inflight);
+	bool refused = st == PM_E_DISK_FULL || st == PM_E_LOG_FAILED || st == PM_E_BUSY ||
+		       st == PM_E_READONLY || st == PM_E_NOREPLICAS;
+	if (!l || l->mode == PM_WAL_NONE || !pm_wal_logs(op) || refused)
+		return false;
+	return (l->mode == PM_WAL_SYNC && (l->b[l->fill].len || l->inflight)) ||
+	       pm_repl_must_hold(w);
 }
 
 void pm_wal_hold_reply(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
@@ -310,7 +327,7 @@ void pm_wal_hold_reply(struct pm_worker *w, const struct pm_dest *to, const uint
 		l->st.refused_busy++;
 		return;
 	}
-	held_push(l, frames, len)->dest = *to;
+	held_push(w, frames, len)->dest = *to;
 }
 
 void pm_wal_hold_msg(struct pm_worker *w, uint32_t to, uint32_t type, const struct pm_msg *m,
@@ -321,7 +338,7 @@ void pm_wal_hold_msg(struct pm_worker *w, uint32_t to, uint32_t type, const stru
 		l->st.refused_busy++;
 		return;
 	}
-	struct held *h = held_push(l, body, len);
+	struct held *h = held_push(w, body, len);
 	h->to_worker = to;
 	h->type = type;
 	h->msg = *m;
@@ -385,6 +402,11 @@ bool pm_wal_evict_log(void *ctx, const uint8_t *key, uint32_t klen)
 {
 	struct pm_worker *w = ctx;
 	struct pm_wal *l = w->wal;
+	if (pm_repl_admit(w, &(struct pm_request){ .op = PM_OP_DEL }) == PM_E_READONLY) {
+		if (l) /* a replica's log is its primary's: it never evicts */
+			l->st.evict_refused++;
+		return false;
+	}
 	if (!l || l->mode == PM_WAL_NONE)
 		return true;
 	struct pm_request del = { .op = PM_OP_DEL, .key = { key, klen } };
@@ -590,7 +612,9 @@ static void start_batch(struct pm_worker *w)
 	l->fill ^= 1;
 	l->inflight = true;
 	l->written = 0;
+	l->submitted_lsn = b->last_lsn;
 	submit_write(w);
+	pm_repl_on_batch(w, b->buf, b->len, b->first_lsn, b->last_lsn); /* the live replicas' copy */
 }
 
 static const char *op_name(unsigned op)
@@ -651,6 +675,10 @@ static void complete(struct pm_worker *w, uint64_t ud, int res)
 	}
 	if (op == OP_PREP) {
 		prep_step(w, res);
+		return;
+	}
+	if (op == OP_REPL) {
+		pm_repl_on_cqe(w, ud, res);
 		return;
 	}
 	if (op == OP_BFSYNC) {
@@ -726,7 +754,7 @@ static void reap(struct pm_worker *w)
 	struct pm_wal *l = w->wal;
 	struct io_uring_cqe *cqe;
 	if (!l->uring || (!l->inflight && !l->bfsync_inflight && !l->prep_inflight &&
-			  !pm_snap_inflight(w)))
+			  !pm_snap_inflight(w) && !pm_repl_inflight(w)))
 		return; /* nothing can complete: no system call on the turn */
 	bool any = false;
 	while (io_uring_peek_cqe(&l->ring, &cqe) == 0) /* shared memory, no system call */
@@ -829,6 +857,65 @@ void pm_wal_drain(struct pm_worker *w)
 		(void)fdatasync(l->seal_fd);
 }
 
+/* ---------------------------------------------------------------- replication */
+
+int pm_wal_append_record(struct pm_worker *w, const uint8_t *rec, uint32_t n, uint64_t lsn)
+{
+	struct pm_wal *l = w->wal;
+	if (lsn != l->next_lsn)
+		return -1;
+	struct batch *b = &l->b[l->fill];
+	if (l->state != WAL_OK || b->len + l->reserved + n > PM_WAL_BATCH_BYTES)
+		return 0;
+	memcpy(b->buf + b->len, rec, n);
+	if (b->len == 0)
+		b->first_lsn = lsn;
+	b->len += n;
+	l->next_lsn++;
+	l->st.records++;
+	return 1;
+}
+
+bool pm_wal_has_room(const struct pm_worker *w, uint32_t n)
+{
+	const struct pm_wal *l = w->wal;
+	return l->state == WAL_OK && l->b[l->fill].len + l->reserved + n <= PM_WAL_BATCH_BYTES;
+}
+
+uint64_t pm_wal_next_lsn(const struct pm_worker *w)
+{
+	return w->wal ? w->wal->next_lsn : 1;
+}
+
+uint64_t pm_wal_durable_lsn(const struct pm_worker *w)
+{
+	return w->wal ? w->wal->durable_lsn : 0;
+}
+
+uint32_t pm_wal_release_held(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	return l && l->held_head != l->held_tail ? held_release(w, PM_OK) : 0;
+}
+
+int pm_wal_restart_at(struct pm_worker *w, uint64_t lsn)
+{
+	struct pm_wal *l = w->wal;
+	if (l->inflight || l->b[l->fill].len || l->bfsync_inflight || l->seal_fd >= 0 ||
+	    l->prep_inflight)
+		return 1;
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1; /* the next batch takes the prepared segment, named lsn + 1 */
+	int n = pm_wal_list_segments(l->dirfd, l->segs, PM_WAL_SEGMENTS_MAX);
+	for (int i = 0; i < n; i++)
+		pm_wal_retire(w, l->segs[i]);
+	l->next_lsn = lsn + 1;
+	l->durable_lsn = l->written_lsn = l->submitted_lsn = lsn;
+	l->dirty = false;
+	return 0;
+}
+
 /* ---------------------------------------------------------------- recovery */
 
 static int lsn_cmp(const void *a, const void *b)
@@ -891,7 +978,8 @@ static bool unborn(const uint8_t *buf, size_t size)
 	return true;
 }
 
-static void replay(struct pm_worker *w, const struct pm_wal_record *rec, uint64_t now)
+static void replay(struct pm_worker *w, const struct pm_wal_record *rec, uint64_t now,
+		   struct pm_reply *out)
 {
 	struct pm_request req;
 	struct pm_reply rep;
@@ -903,8 +991,13 @@ static void replay(struct pm_worker *w, const struct pm_wal_record *rec, uint64_
 	}
 	if (req.has_ttl && req.ttl_ms > PM_TTL_MS_MAX)
 		req.ttl_ms = PM_TTL_MS_MAX; /* the clock went back since: keep the key, bounded */
-	pm_shard_apply(&w->shard, &req, now, &rep);
-	w->wal->st.recovered_records++;
+	pm_shard_apply(&w->shard, &req, now, out ? out : &rep);
+}
+
+void pm_wal_apply_record(struct pm_worker *w, const struct pm_wal_record *rec,
+			 struct pm_reply *rep)
+{
+	replay(w, rec, w->now_ms, rep);
 }
 
 struct scan_ctx {
@@ -961,8 +1054,10 @@ static int replay_segment(struct pm_worker *w, uint64_t first, bool newest, stru
 		size_t used = 0;
 		enum pm_wal_scan_result r = pm_wal_scan_next(buf + off, size - off, c->want, &rec, &used);
 		if (r == PM_WAL_RECORD) {
-			if (rec.lsn > c->skip)
-				replay(w, &rec, now);
+			if (rec.lsn > c->skip) {
+				replay(w, &rec, now, NULL);
+				l->st.recovered_records++;
+			}
 			c->want++;
 			off += used;
 			continue;
@@ -1156,7 +1251,7 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 	uint64_t snap_lsn = 0;
 	if (pm_snap_recover(w, &snap_lsn, err, errlen) != 0 || recover(w, snap_lsn, err, errlen) != 0)
 		return -1;
-	l->durable_lsn = l->next_lsn - 1;
+	l->durable_lsn = l->submitted_lsn = l->next_lsn - 1;
 	if (first_segments(w, err, errlen) != 0)
 		return -1;
 	if (open_ring(w) != 0)

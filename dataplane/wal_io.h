@@ -98,6 +98,7 @@ struct pm_wal_stats {
 	uint64_t retired, deleted;     /* covered by a snapshot: kept as spares, deleted */
 	uint64_t segment_waits;        /* switches that waited for the next segment's preparation */
 	uint64_t recovered_records, recovery_ms, torn_truncated;
+	uint64_t repl_timeouts;        /* replies answered NOREPLICAS: no replica acks in time */
 };
 
 struct pm_wal;
@@ -136,6 +137,30 @@ int pm_wal_wake_fd(const struct pm_worker *w);
 /* Drain at shutdown: wait for what is in flight, write and sync the rest. */
 void pm_wal_drain(struct pm_worker *w);
 uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap);
+
+/* ---------------------------------------------------------------- replication (repl.c) */
+
+struct pm_wal_record;
+struct pm_reply;
+/* Apply a record as recovery does (an expired SET or VADD becomes a delete). */
+void pm_wal_apply_record(struct pm_worker *w, const struct pm_wal_record *rec,
+			 struct pm_reply *rep);
+/* Log n bytes of one record exactly as the primary logged it, at its LSN:
+ * 1, 0 (no room in the batch, or the log waits for its disk: try later), or
+ * -1 (lsn is not the next one). */
+int pm_wal_append_record(struct pm_worker *w, const uint8_t *rec, uint32_t n, uint64_t lsn);
+/* Whether n bytes of records fit the batch being filled now. */
+bool pm_wal_has_room(const struct pm_worker *w, uint32_t n);
+/* The log's LSNs: the next to be given, the last durable (sync: synced;
+ * batch: written), the last submitted and the last written. */
+uint64_t pm_wal_next_lsn(const struct pm_worker *w);
+uint64_t pm_wal_durable_lsn(const struct pm_worker *w);
+/* Release held replies that wait for replicas: acknowledged, or timed out. */
+uint32_t pm_wal_release_held(struct pm_worker *w);
+/* Start the log over after lsn (a replica's full sync: the history before it
+ * is gone): every segment retired; 0, or 1 when a batch is in flight or
+ * being filled (try again next turn). */
+int pm_wal_restart_at(struct pm_worker *w, uint64_t lsn);
 struct pm_stats_shard;
 /* The log's counters in a stats block (zeros with wal = none). */
 void pm_wal_counters(const struct pm_worker *w, struct pm_stats_shard *s);

@@ -43,6 +43,7 @@
 #include "route.h"
 #include "knn_sched.h"
 #include "msg.h"
+#include "repl_io.h"
 #include "stats_pub.h"
 #include "tcp.h"
 #include "wal_io.h"
@@ -119,6 +120,44 @@ void pm_worker_free(struct pm_worker *w)
 		close(w->fd);
 }
 
+/* ---------------------------------------------------------------- its shard */
+
+struct pm_shard_config pm_worker_shard_config(const struct pm_worker *w)
+{
+	const struct pm_config *c = &w->d->cfg;
+	return (struct pm_shard_config){ .arena_bytes = c->arena_bytes, .seed_capacity = c->seeds,
+					 .hugepages = c->hugepages, .mem = w->arena_mem };
+}
+
+int pm_worker_shard_limits(struct pm_worker *w, char *err, size_t errlen)
+{
+	const struct pm_config *c = &w->d->cfg;
+	struct pm_evict_config ec = { .maxmemory_bytes = c->maxmemory,
+				      .policy = (uint8_t)c->maxmemory_policy,
+				      .samples = c->maxmemory_samples,
+				      .seed = PM_EVICT_SEED_DEFAULT ^ w->id };
+	if (pm_shard_set_maxmemory(&w->shard, &ec) != PM_OK)
+		return pm_errf(err, errlen, "maxmemory %llu is above arena_bytes %llu",
+			       (unsigned long long)c->maxmemory, (unsigned long long)c->arena_bytes);
+	w->shard.knn_work_max = c->knn_work_bytes_max; /* 0: no cap */
+	if (w->wal) { /* every eviction is logged as a DEL before it happens */
+		w->shard.evict_log = pm_wal_evict_log;
+		w->shard.evict_ctx = w;
+	}
+	return 0;
+}
+
+int pm_worker_shard_reset(struct pm_worker *w, char *err, size_t errlen)
+{
+	struct pm_shard_config sc = pm_worker_shard_config(w);
+	pm_shard_destroy(&w->shard);
+	enum pm_status st = pm_shard_init(&w->shard, &sc);
+	if (st != PM_OK)
+		return pm_errf(err, errlen, "shard %u: arena of %llu bytes again: %s", w->id,
+			       (unsigned long long)sc.arena_bytes, pm_status_name(st));
+	return pm_worker_shard_limits(w, err, errlen);
+}
+
 /* ---------------------------------------------------------------- the loop */
 
 static inline void cpu_relax(void)
@@ -144,6 +183,7 @@ static uint32_t turn(struct pm_worker *w)
 	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
 	work += pm_knn_turn(w); /* at most one slice of KNN work between two looks at the I/O */
 	work += pm_wal_turn(w); /* this turn's writes become one log write */
+	work += pm_repl_turn(w); /* ... which goes to the replicas now, or the primary's is applied */
 	work += pm_reply_wait_flush(w); /* what still waits keeps the worker awake */
 	pm_fanout_expire(w);
 	if (w->now_ms - w->stats_pub_ms >= PM_STATS_PUBLISH_MS) {
@@ -423,6 +463,10 @@ static uint32_t serve_admin(struct pm_worker *w)
 		enum pm_status st = pm_request_decode(body, blen, &req, &used);
 		if (type == PM_MSG_ADMIN_CALL)
 			admin_call(w, m, body, blen);
+		else if (type == PM_MSG_REPL_CONN)
+			pm_repl_adopt(w, body, blen);
+		else if (type == PM_MSG_REPL_CTL)
+			pm_repl_ctl(w, m, body, blen);
 		else if (type == PM_MSG_ADMIN_FRAME && st == PM_OK)
 			route(w, NULL, &req, body, (uint32_t)used, &m->dest);
 		else if (type == PM_MSG_ADMIN_FRAME)
@@ -449,10 +493,13 @@ static uint32_t owner_of(const struct pm_worker *w, const struct pm_request *req
 	return pm_shard_of(pm_route_hash(req->key.ptr, req->key.len), w->d->nshards);
 }
 
-/* May this write be applied now? The collection byte cap, then the log. */
+/* May this write be applied now? The role (a replica takes none), the
+ * collection byte cap, then the log. */
 static enum pm_status admit_write(struct pm_worker *w, const struct pm_request *req)
 {
-	enum pm_status st = pm_collection_cap_check(w, req);
+	enum pm_status st = pm_repl_admit(w, req);
+	if (st == PM_OK)
+		st = pm_collection_cap_check(w, req);
 	return st == PM_OK ? pm_wal_admit(w, req) : st;
 }
 

@@ -87,6 +87,8 @@ struct pm_dpdk;
 struct pm_knn_part;
 struct pm_quota_table;
 struct pm_wal;
+struct pm_repl;
+struct pm_repl_node;
 
 struct pm_worker {
 	alignas(64) uint32_t id;
@@ -100,6 +102,7 @@ struct pm_worker {
 	uint32_t tx_ports;         /* DPDK ports it has a TX queue on, a bit each: a reply
 				    * for another goes through the worker that received it */
 	struct pm_wal *wal;        /* write-ahead log, NULL with wal = none */
+	struct pm_repl *repl;      /* replication: this shard's role, replicas or link (repl.c) */
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
 	int ep;                    /* epoll: the TCP listener and this worker's connections */
 	struct pm_conn *conns;     /* PM_TCP_CONNS_MAX */
@@ -163,6 +166,7 @@ struct pm_daemon {
 	int admin_efd;                   /* a worker writes it after an admin reply */
 	struct pm_admin *admin;
 	int data_fd;                     /* data_dir, opened and checked at start-up (datadir.h) */
+	struct pm_repl_node *repl;       /* the node's role, the repl_port listener (repl.c) */
 };
 
 static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from, uint32_t to)
@@ -172,6 +176,15 @@ static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from
 
 /* Set-up (pomaid.c, before the thread starts) and the thread. */
 int pm_worker_alloc(struct pm_worker *w);
+/* The shard emptied: destroyed and made again with its configuration and
+ * limits (pomaid.c; a replica's full sync loads a snapshot into it). 0, or
+ * -1 with a message (the shard is then unusable). */
+int pm_worker_shard_reset(struct pm_worker *w, char *err, size_t errlen);
+/* The shard's configuration, and what it gets once its data is in (after
+ * recovery: maxmemory, the KNN work cap, the eviction log); 0, or -1 with a
+ * message. */
+struct pm_shard_config pm_worker_shard_config(const struct pm_worker *w);
+int pm_worker_shard_limits(struct pm_worker *w, char *err, size_t errlen);
 void pm_worker_free(struct pm_worker *w);
 void *pm_worker_main(void *arg);
 

@@ -224,8 +224,9 @@ size_t pm_repl_encode_records_header(uint8_t *out, uint64_t first_lsn, uint32_t 
 				     uint32_t records_len)
 {
 	size_t n = (size_t)PM_REPL_FRAME_HEADER_BYTES + PM_REPL_RECORDS_FIXED_BYTES + records_len;
+	/* the decoder's rules: a frame sent is a frame the replica accepts */
 	if (n > PM_REPL_FRAME_BYTES_MAX || first_lsn == 0 || count == 0 ||
-	    count > records_len / PM_REPL_RECORD_BYTES_MIN)
+	    count > records_len / PM_REPL_RECORD_BYTES_MIN || first_lsn > UINT64_MAX - count)
 		return 0;
 	put_header(out, PM_REPL_RECORDS, PM_REPL_RECORDS_FIXED_BYTES + records_len);
 	pm_put_le64(out + PM_REPL_FRAME_HEADER_BYTES, first_lsn);

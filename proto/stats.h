@@ -112,6 +112,12 @@ struct pm_stats_shard {
 	uint64_t wal_records, wal_bytes, wal_fsyncs, wal_lag_records, wal_held;
 	uint64_t snapshot_running, snapshot_progress_pct, snapshots_completed, snapshots_failed;
 	uint64_t snapshot_last_lsn, snapshot_last_unix_ms;
+	/* version 3: replication (docs/replication.md): role (0 primary, 1 replica,
+	 * 2 detached, 3 fenced), epoch, replicas connected, lag in records (a
+	 * primary: its slowest replica's; a replica: behind its primary), bytes
+	 * streamed, full syncs served, the last LSN applied, the link up (replica) */
+	uint64_t repl_role, repl_epoch, repl_connected, repl_lag_records;
+	uint64_t repl_bytes_sent, repl_full_syncs, repl_applied_lsn, repl_link_up;
 	/* service time of each KV request in the worker, and KNN fan-outs end to end */
 	struct pm_hist lat_kv, lat_knn;
 };
