@@ -22,18 +22,24 @@
  *     takes its epoch. The next round runs the other way round.
  *  3. The stream: a replica SIGKILLed and restarted while the primary takes
  *     writes resumes from its LSN (a partial sync, no full one); one kept away while the primary's log rolls
- *     over and a snapshot retires the segments it needs gets a full sync; a
+ *     over and a snapshot retires the segments it needs gets a full sync (and,
+ *     SIGKILLed after it, restarts on the log it kept and resumes); a
  *     stream cut in the middle of a RECORDS frame (a proxy of the test's own,
  *     repl_proxy.h) resumes without loss or duplication; a replica with
  *     another shard count is refused with a clear error; a replica that has
  *     seen a later epoch is refused by an old primary (that test promotes
- *     and follows through pomaictl: `replication promote | follow | status`).
+ *     and follows through pomaictl: `replication promote | follow | status`);
+ *     an old primary with a tail its promoted replica never saw follows it:
+ *     the tail goes in a full sync; promoted in its turn and SIGKILLed, it
+ *     restarts on the log it wrote since; so does a node resynced by two
+ *     full syncs (from two primaries), the first at LSN 0.
  *  4. min_replicas = 1 with the only replica stopped: writes NOREPLICAS
  *     (nothing applied), reads go on; writes resume once it is back.
  *
  * The seed is printed; POMAI_TEST_SEED=<n> replays a run's data, operations
  * and kill points (not the timing); POMAI_REPL_ONLY=<text> runs only the
- * tests whose name holds it. Daemons are waited for by their ready
+ * tests whose name holds it; POMAI_REPL_KEEP=1 leaves the nodes' data
+ * directories behind. Daemons are waited for by their ready
  * line, writers by their replies, replicas by INFO polled with a deadline
  * (PROC_POLL_MS): nothing sleeps to synchronise. Exits 77 (or fails under
  * CI=true) only when the pomaid given has no replication to test.
@@ -41,6 +47,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -50,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,10 +128,20 @@
 #define RETENTION_CHUNK_ACKS 3000u
 #define RETENTION_CHUNKS_MAX 24u
 #define CUTS 3u
+/* Test 3f: the old primary's writes its replica never sees, and the writes
+ * the promoted replica takes before the old primary follows it: fewer than
+ * the tail (with what the writers have in flight), so that the tail's LSNs
+ * reach past the snapshot the full sync installs. */
+#define TAIL_KEYS 600u
+#define PROMOTED_ACKS 40u
+/* Test 3g: the keys of each of its writes. */
+#define TWICE_KEYS 300u
 #define CUT_WAIT_MS 30000
 
 static const char *pomaid_path, *ctl_path;
 static uint64_t suite_seed;
+/* POMAI_REPL_KEEP=1: the nodes' directories are left for a look afterwards. */
+static bool keep_dirs;
 static unsigned rounds = ROUNDS_DEFAULT;
 static struct cw_run run;
 static struct cw_writer ws[WRITERS];
@@ -149,6 +167,33 @@ struct node {
 	const char *const *extra;       /* the test's flags (NULL-terminated, may be NULL) */
 };
 
+/* The data directories this run made and has not removed yet: a test that
+ * stopped at a fatal assertion leaves its nodes' for the next test's start
+ * (and main's end) to remove. Only this run's: other runs may share /tmp. */
+#define DIRS_MAX 8u
+static char made[DIRS_MAX][PATH_MAX];
+
+static void dirs_forget(const char *dir)
+{
+	for (uint32_t i = 0; i < DIRS_MAX; i++)
+		if (!strcmp(made[i], dir))
+			made[i][0] = '\0';
+}
+
+/* What a test stopped by a fatal assertion left: processes, directories. */
+static void leftovers_remove(void)
+{
+	proc_kill_all();
+	for (uint32_t i = 0; i < DIRS_MAX; i++)
+		if (made[i][0]) {
+			if (keep_dirs)
+				printf("\n  directory kept: %s", made[i]);
+			else
+				proc_dir_remove(made[i]);
+			made[i][0] = '\0';
+		}
+}
+
 static void node_init(struct node *n, const char *name, uint32_t shards, const char *const *extra)
 {
 	memset(n, 0, sizeof(*n));
@@ -161,6 +206,11 @@ static void node_init(struct node *n, const char *name, uint32_t shards, const c
 	n->pm.after = PROC_AFTER_LOG;
 	n->pm.log = n->log;
 	CU_ASSERT_FATAL(proc_dir_make(n->pm.dir, "repl"));
+	uint32_t slot = 0;
+	while (slot < DIRS_MAX && made[slot][0])
+		slot++;
+	CU_ASSERT_FATAL(slot < DIRS_MAX);
+	snprintf(made[slot], PATH_MAX, "%s", n->pm.dir);
 	snprintf(n->sock, sizeof(n->sock), "%s/admin.sock", n->pm.dir);
 	snprintf(n->log, sizeof(n->log), "%s/pomaid.log", n->pm.dir);
 }
@@ -200,6 +250,28 @@ static bool node_log_has(const struct node *n, const char *a, const char *b)
 	return has;
 }
 
+/* The files of its log and snapshots, with their sizes and first bytes'
+ * LSN fields (what a start that refused its log found). */
+static void node_files_print(const struct node *n)
+{
+	static const char *const subs[] = { "wal", "snap" };
+	for (uint32_t k = 0; k < 2; k++)
+		for (uint32_t s = 0; s < node_shards(n); s++) {
+			char path[PATH_MAX + 64];
+			snprintf(path, sizeof(path), "%s/%s/shard-%u", n->pm.dir, subs[k], s);
+			DIR *d = opendir(path);
+			printf("\n  %s/%s/shard-%u:", n->name, subs[k], s);
+			for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+				struct stat sb;
+				if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &sb, 0) != 0)
+					continue;
+				printf(" %s (%lld B)", e->d_name, (long long)sb.st_size);
+			}
+			if (d)
+				closedir(d);
+		}
+}
+
 /* Start it with its flags, as a replica of n->follow when that is set. */
 static bool node_start(struct node *n)
 {
@@ -218,6 +290,7 @@ static bool node_start(struct node *n)
 	if (!ok) {
 		printf("\n  %s did not start (status 0x%x): %s", n->name, (unsigned)n->pm.proc.status,
 		       n->pm.proc.out);
+		node_files_print(n);
 		node_log_tail(n);
 	}
 	return ok;
@@ -237,7 +310,11 @@ static void node_free(struct node *n)
 {
 	if (pomaid_alive(&n->pm))
 		pomaid_kill(&n->pm);
-	proc_dir_remove(n->pm.dir);
+	if (keep_dirs)
+		printf("\n  %s's directory kept: %s", n->name, n->pm.dir);
+	else
+		proc_dir_remove(n->pm.dir);
+	dirs_forget(n->pm.dir);
 }
 
 static struct pm_client *node_client(const struct node *n)
@@ -653,30 +730,104 @@ static bool short_ttl_gone(struct pm_client *c)
 	return true;
 }
 
-/* Every key on the primary (cs[0]) as the load left it; on each replica as on
- * the primary. The keys that differ. */
-static uint64_t kv_compare(struct pm_client *const *cs, const char *const *names, uint32_t nc)
+/* What one node answered for every key and vector of the load, read with
+ * pipelined GETs and VGETs (a synchronous round trip costs milliseconds on a
+ * loaded machine). */
+struct reads {
+	enum pm_client_status kv_st[KV_KEYS];
+	uint32_t kv_len[KV_KEYS];
+	uint8_t kv_val[KV_KEYS][KV_VALUE_BYTES_MAX];
+	enum pm_client_status vec_st[COLLS][VEC_HNSW_N];
+	uint32_t vec_dim[COLLS][VEC_HNSW_N];
+	float vec[COLLS][VEC_HNSW_N][VEC_DIM];
+	char vec_coll[COLLS][VEC_HNSW_N][16];
+};
+
+_Static_assert(VEC_HNSW_N >= VEC_FLAT_N && VEC_HNSW_N >= VEC_GONE_N, "room for every collection");
+
+/* One read in flight: where its answer goes. */
+struct read_op {
+	struct reads *to;
+	uint32_t coll, i;       /* coll COLLS: a key */
+};
+
+static void on_read(void *arg, const struct pm_client_result *r)
 {
-	static uint8_t a[KV_VALUE_BYTES_MAX], b[KV_VALUE_BYTES_MAX], want[KV_VALUE_BYTES_MAX];
-	uint64_t bad = 0;
+	const struct read_op *o = arg;
+	struct reads *to = o->to;
+	if (o->coll == COLLS) {
+		to->kv_st[o->i] = r->status;
+		to->kv_len[o->i] = r->status == PM_CLIENT_OK ? r->vlen : 0;
+		if (r->status == PM_CLIENT_OK && r->vlen <= KV_VALUE_BYTES_MAX)
+			memcpy(to->kv_val[o->i], r->value, r->vlen);
+		return;
+	}
+	to->vec_st[o->coll][o->i] = r->status;
+	to->vec_dim[o->coll][o->i] = r->status == PM_CLIENT_OK ? r->dim : 0;
+	if (r->status == PM_CLIENT_OK && r->dim == VEC_DIM)
+		memcpy(to->vec[o->coll][o->i], r->vec, sizeof(float) * VEC_DIM);
+	if (r->status == PM_CLIENT_OK)
+		snprintf(to->vec_coll[o->coll][o->i], 16, "%.*s", (int)r->collection_len,
+			 (const char *)r->collection);
+}
+
+/* Read every key and vector of the load from c into to. */
+static void reads_take(struct pm_client *c, struct reads *to)
+{
+	static struct read_op ops[KV_KEYS + COLLS * VEC_HNSW_N];
+	uint32_t n = 0;
 	char key[32];
+	memset(to, 0, sizeof(*to));
 	for (uint32_t i = 0; i < KV_KEYS; i++) {
-		uint32_t klen = kv_key(i, key), ver = kv_final(i);
-		size_t na = 0, nb = 0;
-		enum pm_client_status sa = pm_client_get(cs[0], key, klen, a, sizeof(a), &na);
-		uint32_t nw = ver ? kv_value(i, ver, want) : 0;
-		bool ok = ver ? sa == PM_CLIENT_OK && na == nw && !memcmp(a, want, nw)
-			      : sa == PM_CLIENT_NOT_FOUND;
+		ops[n] = (struct read_op){ .to = to, .coll = COLLS, .i = i };
+		struct pm_client_req r = { .op = PM_CLIENT_GET, .key = key, .klen = kv_key(i, key),
+					   .cb = on_read, .arg = &ops[n++] };
+		to->kv_st[i] = PM_CLIENT_STATUS_COUNT; /* no answer */
+		if (pm_client_submit(c, &r, NULL) != PM_CLIENT_OK)
+			to->kv_st[i] = PM_CLIENT_E_ARG;
+	}
+	for (uint32_t k = 0; k < COLLS; k++)
+		for (uint32_t i = 0; i < coll_n[k]; i++) {
+			ops[n] = (struct read_op){ .to = to, .coll = k, .i = i };
+			struct pm_client_req r = { .op = PM_CLIENT_VGET, .key = key,
+						   .klen = vec_key((enum coll)k, i, key), .cb = on_read,
+						   .arg = &ops[n++] };
+			to->vec_st[k][i] = PM_CLIENT_STATUS_COUNT;
+			if (pm_client_submit(c, &r, NULL) != PM_CLIENT_OK)
+				to->vec_st[k][i] = PM_CLIENT_E_ARG;
+		}
+	pm_client_drain(c);
+}
+
+static const char *st_name(enum pm_client_status st)
+{
+	return st == PM_CLIENT_STATUS_COUNT ? "no answer" : pm_client_status_name(st);
+}
+
+/* Every key on the primary (rd[0]) as the load left it; on each replica as
+ * on the primary. The keys that differ. */
+static uint64_t kv_compare(struct reads *const *rd, const char *const *names, uint32_t nc)
+{
+	static uint8_t want[KV_VALUE_BYTES_MAX];
+	const struct reads *a = rd[0];
+	uint64_t bad = 0;
+	for (uint32_t i = 0; i < KV_KEYS; i++) {
+		uint32_t ver = kv_final(i), nw = ver ? kv_value(i, ver, want) : 0;
+		bool ok = ver ? a->kv_st[i] == PM_CLIENT_OK && a->kv_len[i] == nw &&
+					!memcmp(a->kv_val[i], want, nw)
+			      : a->kv_st[i] == PM_CLIENT_NOT_FOUND;
 		if (!ok && bad++ < DIFFS_PRINTED)
-			printf("\n  %s %s: %s, %zu bytes; the load left %s (%u bytes)", names[0], key,
-			       pm_client_status_name(sa), na, ver ? "a value" : "it absent", nw);
+			printf("\n  %s k%u: %s, %u bytes; the load left %s (%u bytes)", names[0], i,
+			       st_name(a->kv_st[i]), a->kv_len[i], ver ? "a value" : "it absent", nw);
 		for (uint32_t r = 1; r < nc; r++) {
-			enum pm_client_status sb = pm_client_get(cs[r], key, klen, b, sizeof(b), &nb);
-			if (sb == sa && nb == na && (sa != PM_CLIENT_OK || !memcmp(a, b, na)))
+			const struct reads *b = rd[r];
+			if (b->kv_st[i] == a->kv_st[i] && b->kv_len[i] == a->kv_len[i] &&
+			    !memcmp(b->kv_val[i], a->kv_val[i], a->kv_len[i]))
 				continue;
 			if (bad++ < DIFFS_PRINTED)
-				printf("\n  %s %s: %s, %zu bytes; %s: %s, %zu bytes", names[r], key,
-				       pm_client_status_name(sb), nb, names[0], pm_client_status_name(sa), na);
+				printf("\n  %s k%u: %s, %u bytes; %s: %s, %u bytes", names[r], i,
+				       st_name(b->kv_st[i]), b->kv_len[i], names[0], st_name(a->kv_st[i]),
+				       a->kv_len[i]);
 		}
 	}
 	return bad;
@@ -685,38 +836,34 @@ static uint64_t kv_compare(struct pm_client *const *cs, const char *const *names
 /* Every vector on the primary as loaded; on each replica as on the primary
  * (dimension, components bit for bit, collection); the dropped collection's
  * nowhere. The vectors that differ. */
-static uint64_t vec_compare(struct pm_client *const *cs, const char *const *names, uint32_t nc)
+static uint64_t vec_compare(struct reads *const *rd, const char *const *names, uint32_t nc)
 {
+	const struct reads *a = rd[0];
 	uint64_t bad = 0;
-	char key[32];
 	for (uint32_t k = 0; k < COLLS; k++)
 		for (uint32_t i = 0; i < coll_n[k]; i++) {
-			float va[VEC_DIM], vb[VEC_DIM], want[VEC_DIM];
-			struct pm_client_vector a = { .vec = va, .cap = VEC_DIM };
-			uint32_t klen = vec_key((enum coll)k, i, key);
+			float want[VEC_DIM];
 			bool there = k != COLL_GONE && i % VEC_DEL_EVERY != 0;
-			enum pm_client_status sa = pm_client_vget(cs[0], key, klen, &a);
 			vec_of((enum coll)k, i, want);
-			bool ok = there ? sa == PM_CLIENT_OK && a.dim == VEC_DIM &&
-						  !memcmp(va, want, sizeof(want)) &&
-						  a.collection_len == strlen(coll_name[k]) &&
-						  !memcmp(a.collection, coll_name[k], a.collection_len)
-					: sa == PM_CLIENT_NOT_FOUND;
+			bool ok = there ? a->vec_st[k][i] == PM_CLIENT_OK && a->vec_dim[k][i] == VEC_DIM &&
+						  !memcmp(a->vec[k][i], want, sizeof(want)) &&
+						  !strcmp(a->vec_coll[k][i], coll_name[k])
+					: a->vec_st[k][i] == PM_CLIENT_NOT_FOUND;
 			if (!ok && bad++ < DIFFS_PRINTED)
-				printf("\n  %s vector %s: %s; the load left it %s", names[0], key,
-				       pm_client_status_name(sa), there ? "there" : "absent");
+				printf("\n  %s vector %c%u: %s (collection \"%s\"); the load left it %s",
+				       names[0], "fhg"[k], i, st_name(a->vec_st[k][i]), a->vec_coll[k][i],
+				       there ? "there" : "absent");
 			for (uint32_t r = 1; r < nc; r++) {
-				struct pm_client_vector b = { .vec = vb, .cap = VEC_DIM };
-				enum pm_client_status sb = pm_client_vget(cs[r], key, klen, &b);
-				bool same = sb == sa &&
-					    (sa != PM_CLIENT_OK ||
-					     (b.dim == a.dim && !memcmp(va, vb, sizeof(va)) &&
-					      b.collection_len == a.collection_len &&
-					      !memcmp(b.collection, a.collection, a.collection_len)));
+				const struct reads *b = rd[r];
+				bool same = b->vec_st[k][i] == a->vec_st[k][i] &&
+					    b->vec_dim[k][i] == a->vec_dim[k][i] &&
+					    !memcmp(b->vec[k][i], a->vec[k][i], sizeof(a->vec[k][i])) &&
+					    !strcmp(b->vec_coll[k][i], a->vec_coll[k][i]);
 				if (!same && bad++ < DIFFS_PRINTED)
-					printf("\n  %s vector %s: %s (dim %u); %s: %s (dim %u)", names[r], key,
-					       pm_client_status_name(sb), b.dim, names[0],
-					       pm_client_status_name(sa), a.dim);
+					printf("\n  %s vector %c%u: %s (dim %u, \"%s\"); %s: %s (dim %u, \"%s\")",
+					       names[r], "fhg"[k], i, st_name(b->vec_st[k][i]), b->vec_dim[k][i],
+					       b->vec_coll[k][i], names[0], st_name(a->vec_st[k][i]),
+					       a->vec_dim[k][i], a->vec_coll[k][i]);
 			}
 		}
 	return bad;
@@ -911,7 +1058,7 @@ static void readonly_check(const struct node *rep, const struct node *p)
 static void test_replicate(void)
 {
 	struct node p, r1, r2;
-	proc_kill_all();
+	leftovers_remove();
 	node_init(&p, "primary", SHARDS, NULL);
 	node_init(&r1, "replica1", SHARDS, NULL);
 	node_init(&r2, "replica2", SHARDS, NULL);
@@ -934,11 +1081,25 @@ static void test_replicate(void)
 	struct pm_client *cs[3] = { pc, node_client(&r1), node_client(&r2) };
 	const char *names[3] = { p.name, r1.name, r2.name };
 	CU_ASSERT_FATAL(cs[1] && cs[2]);
-	uint64_t kv_bad = kv_compare(cs, names, 3);
-	uint64_t vec_bad = vec_compare(cs, names, 3);
+	uint64_t t1 = proc_now_ms();
+	struct reads *rd[3];
+	for (uint32_t i = 0; i < 3; i++) {
+		CU_ASSERT_FATAL((rd[i] = malloc(sizeof(*rd[i]))) != NULL);
+		reads_take(cs[i], rd[i]);
+	}
+	uint64_t t2 = proc_now_ms();
+	uint64_t kv_bad = kv_compare(rd, names, 3);
+	uint64_t vec_bad = vec_compare(rd, names, 3);
+	for (uint32_t i = 0; i < 3; i++)
+		free(rd[i]);
+	uint64_t t3 = proc_now_ms();
 	uint64_t coll_bad = clist_compare(cs, names, 3);
 	double recall[3];
 	uint64_t knn_bad = knn_compare(cs, names, 3, recall);
+	uint64_t t4 = proc_now_ms();
+	printf("\n  TTL expiry waited %" PRIu64 " ms; keys and vectors read in %" PRIu64 " ms,"
+	       " compared in %" PRIu64 " ms; collections and KNN %" PRIu64 " ms",
+	       t1 - t0 - t_load - t_sync, t2 - t1, t3 - t2, t4 - t3);
 	long long full = node_total(&r2, "repl_full_syncs_received");
 	printf("\n  loaded in %" PRIu64 " ms, replicas at the primary's LSN %" PRIu64
 	       " ms later; replica2 received %lld full syncs; differ: %" PRIu64 " keys, %" PRIu64 " vectors, %" PRIu64
@@ -1112,7 +1273,7 @@ static bool failover_round(struct node *prim, struct node *rep, unsigned r)
 static void test_failover(void)
 {
 	struct node a, b;
-	proc_kill_all();
+	leftovers_remove();
 	node_init(&a, "a", SHARDS, durable_flags);
 	node_init(&b, "b", SHARDS, durable_flags);
 	writers_init(CW_VALUE_BYTES_MAX);
@@ -1120,7 +1281,9 @@ static void test_failover(void)
 	CU_ASSERT_FATAL(node_start(&a));
 	b.follow = a.pm.repl_port;
 	CU_ASSERT_FATAL(node_start(&b));
+	struct node *first[] = { &b };
 	CU_ASSERT_FATAL(replica_live(&a));
+	CU_ASSERT_FATAL(synced(&a, first, 1)); /* b has the primary's epoch before round 0 reads it */
 	struct node *prim = &a, *rep = &b;
 	bool ok = true;
 	for (unsigned r = 0; r < rounds && ok; r++) {
@@ -1156,7 +1319,7 @@ static void test_resume(void)
 	struct node p, r;
 	struct node *reps[] = { &r };
 	uint64_t keys = 0;
-	proc_kill_all();
+	leftovers_remove();
 	node_init(&p, "primary", SHARDS, NULL);
 	node_init(&r, "replica", SHARDS, NULL);
 	writers_init(CW_VALUE_BYTES_MAX);
@@ -1222,7 +1385,7 @@ static void test_retention(void)
 	struct node p, r;
 	struct node *reps[] = { &r };
 	uint64_t keys = 0;
-	proc_kill_all();
+	leftovers_remove();
 	node_init(&p, "primary", SHARDS, NULL);
 	node_init(&r, "replica", SHARDS, NULL);
 	writers_init(RETENTION_VALUE_BYTES_MAX);
@@ -1257,7 +1420,25 @@ static void test_retention(void)
 	CU_ASSERT(full0 >= 0 && full1 >= full0 + (long long)SHARDS);
 	CU_ASSERT(received >= (long long)SHARDS);
 	CU_ASSERT_EQUAL(bad, 0);
-	CU_ASSERT(node_stop(&r));
+	/* the log it keeps after the snapshot it installed is its own again: a
+	 * SIGKILL and a restart resume from it */
+	long long part1 = node_total(&p, "repl_partial_syncs");
+	CU_ASSERT_FATAL(pomaid_kill(&r.pm));
+	CU_ASSERT_FATAL(writers_quiet(&p, RESUME_ACKS, suite_seed + 60));
+	bool restarted = node_start(&r);
+	bool again = restarted && synced(&p, reps, 1);
+	long long full2 = node_total(&p, "repl_full_syncs");
+	long long part2 = node_total(&p, "repl_partial_syncs");
+	uint64_t bad2 = again ? writers_check(&r, false, &keys) : UINT64_MAX;
+	printf("\n  after its full sync, the replica SIGKILLed and restarted: %s; primary's full"
+	       " syncs %lld -> %lld, partial %lld -> %lld; %" PRIu64 " keys, %" PRIu64 " wrong",
+	       restarted ? "started" : "did not start", full1, full2, part1, part2, keys, bad2);
+	CU_ASSERT(restarted);
+	CU_ASSERT(again);
+	CU_ASSERT_EQUAL(full2, full1);
+	CU_ASSERT(part2 >= part1 + (long long)SHARDS);
+	CU_ASSERT_EQUAL(bad2, 0);
+	CU_ASSERT(!restarted || node_stop(&r));
 	CU_ASSERT(node_stop(&p));
 	writers_free();
 	node_free(&r);
@@ -1299,7 +1480,7 @@ static void test_cut_stream(void)
 	static struct repl_proxy px;
 	pthread_t t[WRITERS];
 	uint64_t keys = 0;
-	proc_kill_all();
+	leftovers_remove();
 	node_init(&p, "primary", SHARDS, NULL);
 	node_init(&r, "replica", SHARDS, NULL);
 	writers_init(CW_VALUE_BYTES_MAX);
@@ -1353,12 +1534,169 @@ static void test_cut_stream(void)
 	node_free(&p);
 }
 
+/* ---------------------------------------------------------------- test 3: a divergent tail */
+
+/* (3f) An old primary's tail that its replica never saw: the replica,
+ * promoted, takes fewer writes than that tail; the old primary follows it
+ * and loses the tail in a full sync whose snapshot ends before the tail
+ * did; promoted in its turn, written to and SIGKILLed, it starts again
+ * on the log it wrote after the snapshot it installed (the sequence of test
+ * 2's rounds, made certain; 3b restarts a replica after a full sync). */
+
+/* SET <prefix><i> for i < n on n's node (pipelined); true if every one was
+ * acknowledged. */
+static bool keys_write(const struct node *at, const char *prefix, uint32_t n)
+{
+	struct pipe p = { .c = node_client(at) };
+	char key[32];
+	if (!p.c)
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pm_client_req r = { .op = PM_CLIENT_SET, .key = key,
+					   .klen = (uint32_t)snprintf(key, sizeof(key), "%s%u", prefix, i),
+					   .value = prefix, .vlen = (uint32_t)strlen(prefix) };
+		pipe_submit(&p, &r);
+	}
+	bool ok = pipe_done(&p, prefix);
+	pm_client_close(p.c);
+	return ok;
+}
+
+/* How many of <prefix><i>, i < n, the node holds (UINT32_MAX: no client). */
+static uint32_t keys_count(const struct node *at, const char *prefix, uint32_t n)
+{
+	struct pm_client *c = node_client(at);
+	uint32_t there = 0;
+	char key[32], buf[32];
+	size_t len;
+	for (uint32_t i = 0; c && i < n; i++)
+		there += pm_client_get(c, key, (size_t)snprintf(key, sizeof(key), "%s%u", prefix, i),
+				       buf, sizeof(buf), &len) == PM_CLIENT_OK;
+	pm_client_close(c);
+	return c ? there : UINT32_MAX;
+}
+
+static void test_divergent_tail(void)
+{
+	struct node p, r;
+	struct node *olds[] = { &p };
+	uint64_t keys = 0;
+	leftovers_remove();
+	node_init(&p, "old-primary", SHARDS, NULL);
+	node_init(&r, "new-primary", SHARDS, NULL);
+	writers_init(CW_VALUE_BYTES_MAX);
+	run.test = "divergent";
+	pair_up(&p, &r, suite_seed + 71);
+	/* the replica goes; the primary logs a tail it never sees, then dies */
+	CU_ASSERT_FATAL(pomaid_kill(&r.pm));
+	CU_ASSERT_FATAL(keys_write(&p, "tail", TAIL_KEYS));
+	CU_ASSERT_FATAL(pomaid_kill(&p.pm));
+	/* the replica comes back alone, is promoted and takes writes */
+	r.follow = 0; /* its persisted role: a replica of the dead primary */
+	CU_ASSERT_FATAL(node_start(&r));
+	CU_ASSERT_FATAL(promote(&r, false));
+	CU_ASSERT_FATAL(shards_reach(&r, "role", 0, "primary", LINK_WAIT_MS));
+	CU_ASSERT_FATAL(writers_quiet(&r, PROMOTED_ACKS, suite_seed + 72));
+	/* the old primary follows it: its tail is discarded by a full sync */
+	long long full0 = node_total(&r, "repl_full_syncs");
+	p.follow = r.pm.repl_port;
+	CU_ASSERT_FATAL(node_start(&p));
+	CU_ASSERT_FATAL(synced(&r, olds, 1));
+	long long full1 = node_total(&r, "repl_full_syncs");
+	long long discarded = node_total(&p, "repl_discarded_records");
+	uint32_t tail = keys_count(&p, "tail", TAIL_KEYS);
+	uint64_t bad = writers_check(&p, false, &keys);
+	printf("\n  the old primary's tail of %u writes: full syncs %lld -> %lld, %lld records"
+	       " discarded, %u tail keys left, %" PRIu64 " keys, %" PRIu64 " wrong", TAIL_KEYS, full0,
+	       full1, discarded, tail, keys, bad);
+	CU_ASSERT(full0 >= 0 && full1 >= full0 + 1);
+	CU_ASSERT(discarded >= (long long)TAIL_KEYS);
+	CU_ASSERT(node_log_has(&p, "discard", "record"));
+	CU_ASSERT_EQUAL(tail, 0);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT(node_stop(&r));
+	/* promoted in its turn, it writes its own log after the installed
+	 * snapshot; SIGKILLed, it starts again on that log */
+	CU_ASSERT_FATAL(promote(&p, false));
+	CU_ASSERT_FATAL(shards_reach(&p, "role", 0, "primary", LINK_WAIT_MS));
+	CU_ASSERT_FATAL(writers_quiet(&p, RESUME_ACKS, suite_seed + 74));
+	CU_ASSERT_FATAL(pomaid_kill(&p.pm));
+	p.follow = 0;
+	bool again2 = node_start(&p);
+	uint64_t bad3 = again2 ? writers_check(&p, false, &keys) : UINT64_MAX;
+	printf("\n  promoted, written to, SIGKILLed and restarted: %s; %" PRIu64 " keys, %" PRIu64
+	       " wrong", again2 ? "started" : "did not start", keys, bad3);
+	CU_ASSERT(again2);
+	CU_ASSERT_EQUAL(bad3, 0);
+	CU_ASSERT(!again2 || node_stop(&p));
+	writers_free();
+	node_free(&r);
+	node_free(&p);
+}
+
+/* (3g) A node that takes full syncs twice keeps a log it can restart on:
+ * with a log of its own it follows an empty primary (a full sync at LSN 0:
+ * its first segment is let go and begun again under the same name), streams
+ * from it, then follows another primary (a second full sync lets that
+ * segment go), streams more, and is SIGKILLed. It must start on its log and
+ * hold the second primary's writes, and nothing else. */
+static void test_full_sync_twice(void)
+{
+	struct node p, q, r;
+	struct node *reps[] = { &r };
+	leftovers_remove();
+	node_init(&p, "first-primary", SHARDS, NULL);
+	node_init(&q, "second-primary", SHARDS, NULL);
+	node_init(&r, "twice", SHARDS, NULL);
+	CU_ASSERT_FATAL(node_start(&p));
+	CU_ASSERT_FATAL(node_start(&q));
+	CU_ASSERT_FATAL(keys_write(&q, "q1-", TWICE_KEYS));
+	CU_ASSERT_FATAL(node_start(&r)); /* a primary of its own first */
+	CU_ASSERT_FATAL(keys_write(&r, "own-", TWICE_KEYS));
+	CU_ASSERT_FATAL(follow(&r, p.pm.repl_port, false));
+	CU_ASSERT_FATAL(synced(&p, reps, 1));
+	CU_ASSERT_FATAL(keys_write(&p, "p-", TWICE_KEYS));
+	CU_ASSERT_FATAL(synced(&p, reps, 1));
+	long long full0 = node_total(&q, "repl_full_syncs");
+	CU_ASSERT_FATAL(follow(&r, q.pm.repl_port, false));
+	CU_ASSERT_FATAL(synced(&q, reps, 1));
+	CU_ASSERT_FATAL(keys_write(&q, "q2-", TWICE_KEYS));
+	CU_ASSERT_FATAL(synced(&q, reps, 1));
+	long long full1 = node_total(&q, "repl_full_syncs");
+	long long received = node_total(&r, "repl_full_syncs_received");
+	CU_ASSERT_FATAL(pomaid_kill(&r.pm));
+	r.follow = q.pm.repl_port;
+	bool restarted = node_start(&r);
+	bool again = restarted && synced(&q, reps, 1);
+	uint32_t q1 = again ? keys_count(&r, "q1-", TWICE_KEYS) : 0;
+	uint32_t q2 = again ? keys_count(&r, "q2-", TWICE_KEYS) : 0;
+	uint32_t other = again ? keys_count(&r, "own-", TWICE_KEYS) + keys_count(&r, "p-", TWICE_KEYS)
+			       : 0;
+	printf("\n  full syncs received: %lld, the second primary's %lld -> %lld; SIGKILLed and"
+	       " restarted: %s; the second primary's keys %u + %u of %u + %u, others %u", received,
+	       full0, full1, restarted ? "started" : "did not start", q1, q2, TWICE_KEYS, TWICE_KEYS,
+	       other);
+	CU_ASSERT(received >= 2 * (long long)SHARDS);
+	CU_ASSERT(full1 >= full0 + (long long)SHARDS);
+	CU_ASSERT(restarted);
+	CU_ASSERT(again);
+	CU_ASSERT_EQUAL(q1, TWICE_KEYS);
+	CU_ASSERT_EQUAL(q2, TWICE_KEYS);
+	CU_ASSERT_EQUAL(other, 0);
+	CU_ASSERT(!restarted || node_stop(&r));
+	CU_ASSERT(node_stop(&q));
+	CU_ASSERT(node_stop(&p));
+	node_free(&r);
+	node_free(&q);
+	node_free(&p);
+}
+
 /* ---------------------------------------------------------------- test 3: refusals */
 
 static void test_shards_differ(void)
 {
 	struct node p, x;
-	proc_kill_all();
+	leftovers_remove();
 	node_init(&p, "primary", SHARDS, NULL);
 	node_init(&x, "replica-1-shard", SHARDS_OTHER, NULL);
 	CU_ASSERT_FATAL(node_start(&p));
@@ -1379,15 +1717,19 @@ static void test_shards_differ(void)
 	     proc_pause_ms(PROC_POLL_MS))
 		said = node_log_has(&x, "shard", "refus") || node_log_has(&x, "shard", "differ");
 	long long keys = started ? node_total(&x, "keys") : -1;
+	char *xt = started ? node_info(&x) : NULL, link[32] = "";
+	bool x_refused = tfield(xt, SHARDS_OTHER, "repl_refused") >= 1;
+	bool x_streaming = sword(xt, 0, "repl_link", link, sizeof(link)) && !strcmp(link, "streaming");
+	free(xt);
 	printf("\n  a %u-shard replica of a %u-shard primary: %s; primary's repl_refused %lld -> %lld;"
-	       " the replica's keys: %lld", SHARDS_OTHER, SHARDS,
+	       " the replica's: refused %s, link %s, keys %lld", SHARDS_OTHER, SHARDS,
 	       started ? "started" : "refused to start", refused0, node_total(&p, "repl_refused"),
-	       keys);
+	       x_refused ? "yes" : "no", link, keys);
 	if (!said)
 		node_log_tail(&x);
 	CU_ASSERT(refused0 >= 0 && counted);
 	CU_ASSERT(said);
-	CU_ASSERT(!started || keys == 0);
+	CU_ASSERT(!started || (keys == 0 && x_refused && !x_streaming));
 	if (started)
 		CU_ASSERT(node_stop(&x));
 	CU_ASSERT(node_stop(&p));
@@ -1400,7 +1742,7 @@ static void test_lower_epoch(void)
 	struct node p, r1, r2;
 	struct node *reps[] = { &r2 };
 	char w[64];
-	proc_kill_all();
+	leftovers_remove();
 	node_init(&p, "old-primary", SHARDS, NULL);
 	node_init(&r1, "promoted", SHARDS, NULL);
 	node_init(&r2, "replica", SHARDS, NULL);
@@ -1477,7 +1819,7 @@ static void test_noreplicas(void)
 	struct node p, r;
 	char key[32], buf[16];
 	size_t n;
-	proc_kill_all();
+	leftovers_remove();
 	node_init(&p, "primary", SHARDS, min1_flags);
 	node_init(&r, "replica", SHARDS, NULL);
 	CU_ASSERT_FATAL(node_start(&p));
@@ -1553,6 +1895,7 @@ int main(int argc, char **argv)
 		return pm_cu_cannot_run("test_repl", "this pomaid has no replication",
 					"its --help lists no repl_port, replica_of, repl_ack, min_replicas");
 	const char *s = getenv("POMAI_TEST_SEED"), *r = getenv("POMAI_REPL_ROUNDS");
+	keep_dirs = getenv("POMAI_REPL_KEEP") != NULL;
 	suite_seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
 	if (r && strtoul(r, NULL, 0) > 0)
 		rounds = (unsigned)strtoul(r, NULL, 0);
@@ -1568,6 +1911,9 @@ int main(int argc, char **argv)
 		{ "3b. a replica away past the log's retention gets a full sync", test_retention },
 		{ "3c. a stream cut mid-record resumes without loss or duplication", test_cut_stream },
 		{ "3d. a replica with another shard count is refused", test_shards_differ },
+		{ "3f. an old primary's divergent tail goes in a full sync; it restarts after it",
+		  test_divergent_tail },
+		{ "3g. a node resynced by two full syncs restarts on its log", test_full_sync_twice },
 		{ "3e. a replica that saw a later epoch is refused by an old primary",
 		  test_lower_epoch },
 		{ "4. min_replicas = 1, no replica: writes NOREPLICAS, reads go on", test_noreplicas },
@@ -1582,7 +1928,7 @@ int main(int argc, char **argv)
 			chosen[n++] = *t;
 	chosen[n] = (CU_TestInfo)CU_TEST_INFO_NULL;
 	int rc = pm_cu_run("repl", chosen);
-	proc_kill_all();
+	leftovers_remove();
 	printf("test_repl: seed %" PRIu64 "\n", suite_seed);
 	return rc;
 }
