@@ -1243,14 +1243,15 @@ static bool failover_round(struct node *prim, struct node *rep, unsigned r)
 	prim->follow = rep->pm.repl_port;
 	rr.restarted = node_start(prim);
 	rr.synced = rr.restarted && synced(rep, &prim, 1);
-	rr.epoch_old = node_field(prim, "repl_epoch");
+	rr.epoch_old = rr.restarted ? node_field(prim, "repl_epoch") : -1;
+	long long discarded = rr.restarted ? node_total(prim, "repl_discarded_records") : -1;
 	rr.bad_after = rr.synced ? writers_check(prim, false, &keys2) : UINT64_MAX;
 	rr.live = rr.synced && replica_live(rep);
 	printf("\n  round %2u: %s killed after %4" PRIu64 " acks (target %4" PRIu64 ", %3" PRIu64
 	       " in flight); %s promoted, epoch %lld -> %lld; %5" PRIu64 " keys, %" PRIu64
 	       " wrong; %s back as its replica (epoch %lld, discarded %lld), %" PRIu64 " wrong; %" PRIu64
 	       " ms", r, prim->name, rr.acked, rr.target, rr.in_flight, rep->name, rr.epoch0, rr.epoch1, rr.keys, rr.bad, prim->name,
-	       rr.epoch_old, node_total(prim, "repl_discarded_records"), rr.bad_after,
+	       rr.epoch_old, discarded, rr.bad_after,
 	       proc_now_ms() - t0);
 	fflush(stdout);
 	CU_ASSERT(rr.acked >= rr.target);
