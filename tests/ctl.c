@@ -76,6 +76,31 @@ int ctl_promtool(const char *text, char *said, size_t cap)
 	return proc_run(&p, text, said, cap, 0);
 }
 
+int ctl_admin(const char *sock, const char *words, char *out, size_t cap)
+{
+	char buf[CTL_ARGS_BYTES], *save = NULL;
+	const char *argv[PM_ADMIN_ARGS_MAX], *text = NULL;
+	uint32_t argc = 0;
+	uint8_t status = 0xff;
+	size_t tlen = 0;
+	snprintf(buf, sizeof(buf), "%s", words);
+	for (char *w = strtok_r(buf, " ", &save); w && argc < PM_ADMIN_ARGS_MAX;
+	     w = strtok_r(NULL, " ", &save))
+		argv[argc++] = w;
+	int fd = pm_admin_connect(sock);
+	int rc = fd >= 0 ? pm_admin_call(fd, argc, argv, msg, sizeof(msg), CTL_WAIT_MS, &status,
+					 &text, &tlen)
+			 : fd;
+	if (fd >= 0)
+		close(fd);
+	if (cap) {
+		size_t n = rc == 0 ? (tlen < cap - 1 ? tlen : cap - 1) : 0;
+		memcpy(out, text ? text : "", n);
+		out[n] = '\0';
+	}
+	return rc == 0 ? status : -1;
+}
+
 enum ctl_closed ctl_closed_by_peer(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };

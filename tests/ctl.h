@@ -25,6 +25,11 @@ int ctl_run(const char *ctl, const char *sock, const char *args, char *out);
 /* ctl_run() exits with `code` and its output holds `has` (NULL: anything);
  * printed when not. */
 void ctl_expect(const char *ctl, const char *sock, const char *args, int code, const char *has);
+/* One request to the admin socket sock without pomaictl: WORDS split at
+ * spaces ("REPLICATION PROMOTE"); the reply's text into out (cap bytes with
+ * the NUL, cut to fit). Its status (enum pm_admin_status), or -1 when the
+ * socket could not be reached or did not answer within CTL_WAIT_MS. */
+int ctl_admin(const char *sock, const char *words, char *out, size_t cap);
 /* pomaictl --json ARGS parsed by Python's json module, which then exits 0
  * when `check` (a Python expression over the document d) holds: its exit
  * code. */

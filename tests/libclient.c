@@ -21,17 +21,24 @@ struct pm_client *lib_open(const struct pomaid *d, uint32_t timeout_ms, uint32_t
 	return pm_client_open(&cfg, &c) == PM_CLIENT_OK ? c : NULL;
 }
 
-long long lib_info(struct pm_client *c, const char *section, const char *part, const char *field)
+char *lib_info_text(struct pm_client *c, const char *section)
 {
 	/* every shard's text: larger than a test's stack should hold */
 	char *text = malloc(PM_CLIENT_INFO_REPLY_BYTES_MAX + 1u);
 	size_t n = 0;
-	long long v = -1;
 	if (c && text &&
 	    pm_client_info(c, section, text, PM_CLIENT_INFO_REPLY_BYTES_MAX, &n) == PM_CLIENT_OK) {
 		text[n] = '\0';
-		v = info_text_field(text, part, field);
+		return text;
 	}
+	free(text);
+	return NULL;
+}
+
+long long lib_info(struct pm_client *c, const char *section, const char *part, const char *field)
+{
+	char *text = lib_info_text(c, section);
+	long long v = text ? info_text_field(text, part, field) : -1;
 	free(text);
 	return v;
 }

@@ -27,6 +27,10 @@
  * NULL if it did not open. */
 struct pm_client *lib_open(const struct pomaid *d, uint32_t timeout_ms, uint32_t retries,
 			   uint32_t in_flight);
+/* The whole text of INFO `section` (NULL: every section), NUL-terminated,
+ * to read several fields of one moment (info_text_field, info_text_word);
+ * the caller frees it. NULL if INFO failed. */
+char *lib_info_text(struct pm_client *c, const char *section);
 /* A field of INFO `section` (NULL: every section), as info_text_field()
  * reads it (part may be NULL); -1 if INFO failed or the field is absent. */
 long long lib_info(struct pm_client *c, const char *section, const char *part, const char *field);

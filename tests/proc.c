@@ -617,6 +617,10 @@ static void pomaid_argv(struct pomaid *d, const char *const *extra, const char *
 		proc_arg(p, "--data-dir");
 		proc_arg(p, d->dir);
 	}
+	if (d->repl) {
+		proc_arg(p, "--repl-port");
+		proc_argf(p, "%u", d->repl_port);
+	}
 	proc_args(p, d->flags);
 	proc_args(p, extra);
 	if (env)
@@ -633,6 +637,8 @@ bool pomaid_start(struct pomaid *d, const char *const *extra, const char *env)
 	bool pick = d->base == 0;
 	for (uint32_t attempt = 0; attempt < (pick ? PROC_PORT_TRIES : 1u); attempt++) {
 		if (pick && (d->base = proc_ports_pick(shards)) == 0)
+			return false;
+		if (pick && d->repl && (d->repl_port = proc_port_pick(SOCK_STREAM, d->base - 1u)) == 0)
 			return false;
 		pomaid_argv(d, extra, env);
 		if (proc_start(&d->proc))
@@ -715,6 +721,18 @@ uint16_t proc_ports_pick(uint32_t shards)
 	return 0;
 }
 
+uint16_t proc_port_pick(int type, uint16_t not)
+{
+	if (!port_rng)
+		port_rng = (uint64_t)getpid() * 7919u ^ proc_now_ns();
+	for (uint32_t i = 0; i < PROC_PORT_TRIES; i++) {
+		uint16_t port = (uint16_t)(PROC_PORT_LO + pm_test_rand(&port_rng) % PROC_PORT_SPAN);
+		if (port != not && proc_port_free(type, port))
+			return port;
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------- files, machine */
 
 bool proc_dir_make(char *out, const char *tag)
@@ -773,14 +791,34 @@ long proc_rss_kib(pid_t pid)
 
 /* ---------------------------------------------------------------- INFO text */
 
-long long info_text_field(const char *text, const char *part, const char *field)
+/* Where the value of `field` starts in text (its part), or NULL. */
+static const char *info_value_at(const char *text, const char *part, const char *field)
 {
 	const char *from = part ? strstr(text, part) : text;
 	if (!from)
-		return -1;
+		return NULL;
 	const char *to = part ? strstr(from + 1, "@shard:") : NULL;
 	char want[96];
 	int n = snprintf(want, sizeof(want), "\n%s:", field);
 	const char *at = n > 0 && (size_t)n < sizeof(want) ? strstr(from, want) : NULL;
-	return at && (!to || at < to) ? atoll(at + n) : -1;
+	return at && (!to || at < to) ? at + n : NULL;
+}
+
+long long info_text_field(const char *text, const char *part, const char *field)
+{
+	const char *at = info_value_at(text, part, field);
+	return at ? atoll(at) : -1;
+}
+
+bool info_text_word(const char *text, const char *part, const char *field, char *out,
+		    size_t cap)
+{
+	const char *at = info_value_at(text, part, field);
+	if (!at || cap == 0)
+		return false;
+	size_t n = strcspn(at, "\r\n");
+	n = n < cap - 1 ? n : cap - 1;
+	memcpy(out, at, n);
+	out[n] = '\0';
+	return true;
 }

@@ -181,6 +181,10 @@ struct pomaid {
 	int ready_ms;               /* 0: PROC_READY_WAIT_MS */
 	enum proc_after after;      /* its output after the ready line */
 	const char *log;            /* PROC_AFTER_LOG: the file */
+	/* A replication port too (--repl-port): picked with the others when
+	 * base is 0 (a free TCP port, not base - 1), else repl_port as set. */
+	bool repl;
+	uint16_t repl_port;
 	struct proc proc;
 };
 
@@ -208,6 +212,10 @@ bool proc_port_free(int type, uint16_t port);
 bool proc_ports_free(uint16_t base, uint32_t shards);
 /* A random base whose ports are free (0: none found in PROC_PORT_TRIES). */
 uint16_t proc_ports_pick(uint32_t shards);
+/* A random free loopback port of `type` other than `not` (0: none found in
+ * PROC_PORT_TRIES): a port of one more listener (pomaid's repl_port, a
+ * test's own proxy). */
+uint16_t proc_port_pick(int type, uint16_t not);
 
 /* ---------------------------------------------------------------- clock */
 
@@ -236,5 +244,9 @@ long proc_rss_kib(pid_t pid);
  * starts with the line `part` ("# Total\r\n", "@shard:1\r\n") and ends at
  * the next "@shard:". -1 if absent. */
 long long info_text_field(const char *text, const char *part, const char *field);
+/* The same for a field whose value is a word ("role:replica"): copied into
+ * out (cap bytes with the NUL, cut to fit); false if absent. */
+bool info_text_word(const char *text, const char *part, const char *field, char *out,
+		    size_t cap);
 
 #endif
