@@ -117,6 +117,8 @@ struct pm_repl {
 	/* counters */
 	uint64_t full_syncs, partial_syncs, bytes_sent, cut_slow, refused, dropped;
 	uint64_t full_syncs_received, discarded, apply_errors, link_drops, records_applied;
+	bool io;                   /* this turn reads the sockets (pm_repl_turn) */
+	uint64_t last_io_ms;
 };
 
 struct pending_conn {
@@ -716,7 +718,7 @@ static uint32_t peer_io(struct pm_worker *w, struct peer *p)
 		watch(w, p->fd, EPOLLIN | (want_out ? EPOLLOUT : 0), EPOLL_CTL_MOD);
 		p->want_out = want_out;
 	}
-	for (;;) {
+	for (; r->io;) {
 		ssize_t n = recv(p->fd, p->in + p->in_len, sizeof(p->in) - p->in_len, MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 			peer_drop(w, p, n == 0 ? "it closed the connection" : strerror(errno));
@@ -1081,7 +1083,7 @@ static uint32_t link_read(struct pm_worker *w)
 	bool wait = false;
 	for (uint32_t rounds = 0; rounds < 4 && k->fd >= 0 && !wait && k->st != LINK_INSTALL;
 	     rounds++) {
-		if (k->len < PM_REPL_LINK_BYTES) {
+		if (k->len < PM_REPL_LINK_BYTES && (w->repl->io || rounds > 0)) {
 			ssize_t n = recv(k->fd, k->buf + k->len, PM_REPL_LINK_BYTES - k->len, MSG_DONTWAIT);
 			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 				link_down(w, "%s", n == 0 ? "the primary closed the connection"
@@ -1167,6 +1169,15 @@ uint32_t pm_repl_turn(struct pm_worker *w)
 	struct pm_repl *r = w->repl;
 	if (!r)
 		return 0;
+	if (w->d->listen_fd < 0 && !w->repl_ready) { /* no TCP turn looked at the set: look here */
+		struct epoll_event ev;
+		w->repl_ready = epoll_wait(w->ep, &ev, 1, 0) > 0;
+	}
+	/* a system call per socket only when one is ready, or on the timers' clock */
+	r->io = w->repl_ready || w->now_ms - r->last_io_ms >= PM_REPL_IO_POLL_MS;
+	if (r->io)
+		r->last_io_ms = w->now_ms;
+	w->repl_ready = false;
 	return r->role == PM_ROLE_PRIMARY ? primary_turn(w) : replica_turn(w);
 }
 

@@ -58,6 +58,9 @@ struct pm_stats_shard;
  * most (a primary that is down is not hammered). */
 #define PM_REPL_RETRY_MS 100u
 #define PM_REPL_RETRY_MS_MAX 2000u
+/* A shard reads its replication sockets when epoll says one is ready, and
+ * at least this often (its timers: pings, timeouts). */
+#define PM_REPL_IO_POLL_MS 10u
 /* Bytes of log a primary reads from a segment at once for a replica that
  * catches up (one io_uring read): more than the largest record. */
 #define PM_REPL_READ_BYTES (1u << 20)
