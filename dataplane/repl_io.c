@@ -230,6 +230,11 @@ static int history_load(struct pm_worker *w, bool *fenced)
 
 /* ---------------------------------------------------------------- the node's role */
 
+uint64_t pm_repl_node_refused(const struct pm_daemon *d)
+{
+	return d->repl ? d->repl->refused : 0;
+}
+
 enum pm_repl_role pm_repl_node_role(const struct pm_daemon *d)
 {
 	return d->repl ? d->repl->role : PM_ROLE_PRIMARY;
