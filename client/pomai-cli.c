@@ -276,7 +276,12 @@ static int report(const struct cli *cl, const char *what, enum pm_client_status 
 	if (st == PM_CLIENT_E_THROTTLED)
 		fprintf(stderr, "pomai-cli: %s: %s: %s: retry in %u ms\n", what,
 			pm_client_status_name(st), pm_client_strerror(st), pm_client_retry_ms(cl->c));
-	else if (st != PM_CLIENT_OK && st != PM_CLIENT_NOT_FOUND)
+	else if (st == PM_CLIENT_E_READONLY) {
+		char primary[64];
+		fprintf(stderr, "pomai-cli: %s: %s: %s (%s)\n", what, pm_client_status_name(st),
+			pm_client_strerror(st), pm_client_primary(cl->c, primary, sizeof(primary)) == 0
+							  ? primary : "its primary is not known yet");
+	} else if (st != PM_CLIENT_OK && st != PM_CLIENT_NOT_FOUND)
 		fprintf(stderr, "pomai-cli: %s: %s: %s\n", what, pm_client_status_name(st),
 			pm_client_strerror(st));
 	else if (st == PM_CLIENT_NOT_FOUND)

@@ -149,6 +149,21 @@ static const struct field fields[] = {
 	  "Start LSN of the last published snapshot." },
 	{ "pomai_snapshot_last_timestamp_seconds", GAUGE, F(snapshot_last_unix_ms), 1000, NULL,
 	  "Unix time of the last published snapshot." },
+	{ "pomai_repl_role", GAUGE, F(repl_role), 1, NULL,
+	  "The shard's replication role: 0 primary, 1 replica, 2 detached, 3 fenced." },
+	{ "pomai_repl_epoch", GAUGE, F(repl_epoch), 1, NULL, "The shard's replication epoch." },
+	{ "pomai_repl_connected_replicas", GAUGE, F(repl_connected), 1, NULL,
+	  "Replicas connected to the shard (a primary)." },
+	{ "pomai_repl_lag_records", GAUGE, F(repl_lag_records), 1, NULL,
+	  "Records behind: a primary's slowest replica, or a replica behind its primary." },
+	{ "pomai_repl_sent_bytes_total", COUNTER, F(repl_bytes_sent), 1, NULL,
+	  "Bytes of log and snapshots streamed to replicas." },
+	{ "pomai_repl_full_syncs_total", COUNTER, F(repl_full_syncs), 1, NULL,
+	  "Full syncs served to replicas." },
+	{ "pomai_repl_applied_lsn", GAUGE, F(repl_applied_lsn), 1, NULL,
+	  "The last log record applied to the shard." },
+	{ "pomai_repl_link_up", GAUGE, F(repl_link_up), 1, NULL,
+	  "1 while a replica's shard streams from its primary." },
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 

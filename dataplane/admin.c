@@ -708,10 +708,11 @@ static enum pm_admin_status cmd_replication(struct pm_daemon *d, const struct pm
 	size_t at = a->text_len;
 	enum pm_admin_status st = repl_all(d, &c, rep, true); /* each answers with its state */
 	if (st == PM_ADMIN_OK) {
-		char head[160];
+		char head[256];
 		int n = snprintf(head, sizeof(head), "# Node\r\nrole:%s\r\nrepl_epoch:%llu\r\n"
-				 "shards:%u\r\n", roles[pm_repl_node_role(d)],
-				 (unsigned long long)rep[0].epoch, d->nshards);
+				 "shards:%u\r\nrepl_refused_connections:%llu\r\n",
+				 roles[pm_repl_node_role(d)], (unsigned long long)rep[0].epoch,
+				 d->nshards, (unsigned long long)pm_repl_node_refused(d));
 		if (n > 0 && a->text_len + (size_t)n < sizeof(a->text)) {
 			memmove(a->text + at + n, a->text + at, a->text_len - at);
 			memcpy(a->text + at, head, (size_t)n);

@@ -404,7 +404,7 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 		if (i < 0)
 			return pm_errf(err, n, "%s = '%s': want none, received or durable", k->name, v);
 		*(uint32_t *)dst = (uint32_t)i;
-		break;
+		return 0;
 	}
 	case K_HOSTPORT:
 		if (*v && pm_hostport_parse(v, NULL) != 0)
@@ -413,7 +413,7 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 		if (strlen(v) >= PM_CONFIG_STRING_BYTES)
 			return pm_errf(err, n, "%s: too long", k->name);
 		strcpy(dst, v);
-		break;
+		return 0;
 	case K_BACKEND:
 	case K_STEERING: {
 		bool be = k->kind == K_BACKEND;

@@ -74,7 +74,8 @@ struct peer {
 	uint64_t scan_lsn;         /* the LSN of the record at dbuf[dpos] */
 	uint8_t *dbuf;             /* PM_REPL_READ_BYTES */
 	uint32_t dlen, dpos;
-	bool reading, eof;
+	bool reading, eof, reopen;
+	uint32_t reopens;          /* segment opened again without a record found */
 	uint64_t bytes_sent, records_sent;
 };
 
@@ -117,6 +118,8 @@ struct pm_repl {
 	/* counters */
 	uint64_t full_syncs, partial_syncs, bytes_sent, cut_slow, refused, dropped;
 	uint64_t full_syncs_received, discarded, apply_errors, link_drops, records_applied;
+	bool io;                   /* this turn reads the sockets (pm_repl_turn) */
+	uint64_t last_io_ms;
 };
 
 struct pending_conn {
@@ -141,6 +144,13 @@ struct conn_handoff {
 	struct sockaddr_in addr;
 	uint64_t epoch, repl_id, lsn;
 };
+
+/* The worker's monotonic clock in ms (its turn's reading): every timer of
+ * replication runs on it, so that a step of the wall clock moves none. */
+static inline uint64_t mono_now(const struct pm_worker *w)
+{
+	return w->now_ns / 1000000u;
+}
 
 static uint64_t mono_ms(void)
 {
@@ -219,6 +229,11 @@ static int history_load(struct pm_worker *w, bool *fenced)
 }
 
 /* ---------------------------------------------------------------- the node's role */
+
+uint64_t pm_repl_node_refused(const struct pm_daemon *d)
+{
+	return d->repl ? d->repl->refused : 0;
+}
 
 enum pm_repl_role pm_repl_node_role(const struct pm_daemon *d)
 {
@@ -340,6 +355,10 @@ static void refuse(int fd, uint16_t reason, const char *text)
 	close(fd);
 }
 
+/* Times a catching-up replica's segment is opened again with no record
+ * found in between before it is dropped (a log that cannot be read there). */
+#define PM_REPL_REOPENS_MAX 64u
+
 /* The lowest LSN of the log this shard still has on disk. */
 static uint64_t oldest_lsn(struct pm_worker *w)
 {
@@ -410,7 +429,7 @@ void pm_repl_adopt(struct pm_worker *w, const uint8_t *body, uint32_t len)
 				" not (a divergent tail): a full sync discards them\n", w->id, at,
 			diverged);
 	*p = (struct peer){ .fd = c.fd, .addr = c.addr, .out = p->out, .dbuf = p->dbuf, .seg_fd = -1,
-			    .last_in_ms = w->now_ms, .last_out_ms = w->now_ms };
+			    .last_in_ms = mono_now(w), .last_out_ms = mono_now(w) };
 	int one = 1;
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	watch(w, p->fd, EPOLLIN, EPOLL_CTL_ADD);
@@ -467,7 +486,7 @@ void pm_repl_on_batch(struct pm_worker *w, const uint8_t *p, uint32_t n, uint64_
 	struct pm_repl *r = w->repl;
 	if (!r || r->role != PM_ROLE_PRIMARY || n == 0)
 		return;
-	r->lag[r->lag_n++ % PM_REPL_LAG_SAMPLES] = (struct lag_sample){ last, w->now_ms };
+	r->lag[r->lag_n++ % PM_REPL_LAG_SAMPLES] = (struct lag_sample){ last, mono_now(w) };
 	for (uint32_t i = 0; i < PM_REPL_REPLICAS_MAX; i++) {
 		struct peer *pe = &r->peers[i];
 		if (pe->fd < 0 || pe->state != PEER_LIVE)
@@ -527,12 +546,14 @@ static bool seg_scan(struct pm_worker *w, struct peer *p)
 		uint32_t left = p->dlen - p->dpos;
 		enum pm_wal_scan_result res = pm_wal_scan_next(at, left, p->scan_lsn, &rec, &used);
 		if (res != PM_WAL_RECORD) {
-			/* a record cut by the end of the buffer: read on from it */
+			/* A record cut by the end of the buffer is read again from its
+			 * start. Anything else (zeros) ends this segment's records as
+			 * they were when read: the next segment, or this one again
+			 * (read before its last write landed), is opened afresh. */
 			uint32_t need = left >= 4 ? PM_WAL_RECORD_HEADER_BYTES + (at[0] | at[1] << 8 |
 				(uint32_t)at[2] << 16 | (uint32_t)at[3] << 24) : UINT32_MAX;
-			if (!p->eof && (left < PM_WAL_RECORD_HEADER_BYTES || need > left))
-				break;
-			p->eof = true; /* the end of this segment's records */
+			if (p->eof || (left >= PM_WAL_RECORD_HEADER_BYTES && need <= left))
+				p->reopen = true;
 			break;
 		}
 		if (rec.lsn < p->next_lsn) {
@@ -555,9 +576,16 @@ static bool seg_scan(struct pm_worker *w, struct peer *p)
 	}
 	if (count && !send_records(w, p, p->dbuf + start, p->dpos - start, first, count))
 		return false;
-	if (p->eof && p->seg_next && p->scan_lsn == p->seg_next) {
-		close(p->seg_fd); /* on to the next segment */
+	p->dlen = p->dpos; /* what was not scanned is read again: it may have been read unwritten */
+	if (p->eof && p->dpos == p->dlen)
+		p->reopen = true; /* the end of the file */
+	if (p->reopen) {
+		p->reopens = count ? 0 : p->reopens + 1;
+		close(p->seg_fd);
 		p->seg_fd = -1;
+		p->reopen = false;
+		if (p->reopens > PM_REPL_REOPENS_MAX)
+			return false; /* the same place, again and again: the log there is unreadable */
 	}
 	return true;
 }
@@ -574,7 +602,8 @@ static void seg_read_done(struct pm_worker *w, struct peer *p, int res)
 	p->eof = res == 0;
 	p->dlen += (uint32_t)res;
 	if (!seg_scan(w, p))
-		peer_drop(w, p, "its send buffer (repl_send_bytes) is full while it catches up");
+		peer_drop(w, p, "its send buffer is full while it catches up, or the log on disk"
+				" cannot be read where it needs it");
 }
 
 static void seg_read(struct pm_worker *w, struct peer *p, uint32_t slot)
@@ -653,12 +682,7 @@ static void catch_up(struct pm_worker *w, struct peer *p, uint32_t slot)
 		peer_drop(w, p, "the log it needs is no longer on disk");
 		return;
 	}
-	if (p->dpos < p->dlen && !p->eof && !seg_scan(w, p)) {
-		peer_drop(w, p, "its send buffer is full");
-		return;
-	}
-	if (p->seg_fd >= 0)
-		seg_read(w, p, slot);
+	seg_read(w, p, slot);
 }
 
 /* A full sync: the next slice of the snapshot, when the buffer has room. */
@@ -689,7 +713,7 @@ static uint32_t peer_io(struct pm_worker *w, struct peer *p)
 {
 	struct pm_repl *r = w->repl;
 	uint32_t work = 0;
-	if (p->tail == p->head && w->now_ms - p->last_out_ms >= PM_REPL_PING_MS) {
+	if (p->tail == p->head && mono_now(w) - p->last_out_ms >= PM_REPL_PING_MS) {
 		uint8_t *f = out_take(w, p, PM_REPL_PING_BYTES);
 		if (f)
 			(void)pm_repl_encode_ping(f, PM_REPL_PING_BYTES, w->wal->next_lsn - 1, w->now_ms);
@@ -706,7 +730,7 @@ static uint32_t peer_io(struct pm_worker *w, struct peer *p)
 		p->head += (uint64_t)n;
 		p->bytes_sent += (uint64_t)n;
 		r->bytes_sent += (uint64_t)n;
-		p->last_out_ms = w->now_ms;
+		p->last_out_ms = mono_now(w);
 		work++;
 	}
 	if (p->head == p->tail)
@@ -716,7 +740,7 @@ static uint32_t peer_io(struct pm_worker *w, struct peer *p)
 		watch(w, p->fd, EPOLLIN | (want_out ? EPOLLOUT : 0), EPOLL_CTL_MOD);
 		p->want_out = want_out;
 	}
-	for (;;) {
+	for (; r->io;) {
 		ssize_t n = recv(p->fd, p->in + p->in_len, sizeof(p->in) - p->in_len, MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 			peer_drop(w, p, n == 0 ? "it closed the connection" : strerror(errno));
@@ -725,7 +749,7 @@ static uint32_t peer_io(struct pm_worker *w, struct peer *p)
 		if (n < 0)
 			break;
 		p->in_len += (uint32_t)n;
-		p->last_in_ms = w->now_ms;
+		p->last_in_ms = mono_now(w);
 		work++;
 		struct pm_repl_frame f;
 		size_t used;
@@ -747,8 +771,12 @@ static uint32_t peer_io(struct pm_worker *w, struct peer *p)
 		}
 		memmove(p->in, p->in + off, p->in_len - off);
 		p->in_len -= off;
+		if (p->in_len == sizeof(p->in)) { /* MORE with the buffer full: no ACK is that long */
+			peer_drop(w, p, "it sent a frame longer than an ACK");
+			return work;
+		}
 	}
-	if (w->now_ms - p->last_in_ms > PM_REPL_TIMEOUT_MS)
+	if (mono_now(w) - p->last_in_ms > PM_REPL_TIMEOUT_MS)
 		peer_drop(w, p, "no acknowledgement within the link timeout");
 	return work;
 }
@@ -845,7 +873,7 @@ static void link_down(struct pm_worker *w, const char *fmt, ...)
 	k->st = w->repl->role == PM_ROLE_REPLICA ? LINK_DOWN : LINK_NONE;
 	k->len = 0;
 	k->backoff_ms = PM_MIN(PM_MAX(k->backoff_ms * 2, PM_REPL_RETRY_MS), PM_REPL_RETRY_MS_MAX);
-	k->retry_ms = w->now_ms + k->backoff_ms;
+	k->retry_ms = mono_now(w) + k->backoff_ms;
 }
 
 static void link_connect(struct pm_worker *w)
@@ -865,7 +893,7 @@ static void link_connect(struct pm_worker *w)
 	}
 	watch(w, k->fd, EPOLLIN | EPOLLOUT, EPOLL_CTL_ADD);
 	k->st = LINK_CONNECTING;
-	k->last_in_ms = w->now_ms;
+	k->last_in_ms = mono_now(w);
 }
 
 static bool link_send(struct pm_worker *w, const uint8_t *p, size_t n)
@@ -883,7 +911,7 @@ static void link_hello(struct pm_worker *w)
 	socklen_t el = sizeof(err);
 	struct pollfd pf = { .fd = k->fd, .events = POLLOUT };
 	if (poll(&pf, 1, 0) <= 0) {
-		if (w->now_ms - k->last_in_ms > PM_REPL_TIMEOUT_MS)
+		if (mono_now(w) - k->last_in_ms > PM_REPL_TIMEOUT_MS)
 			link_down(w, "connect: timed out");
 		return;
 	}
@@ -901,7 +929,7 @@ static void link_hello(struct pm_worker *w)
 	}
 	watch(w, k->fd, EPOLLIN, EPOLL_CTL_MOD);
 	k->st = LINK_HANDSHAKE;
-	k->last_in_ms = w->now_ms;
+	k->last_in_ms = mono_now(w);
 }
 
 static void link_welcome(struct pm_worker *w, const struct pm_repl_frame *f)
@@ -912,7 +940,7 @@ static void link_welcome(struct pm_worker *w, const struct pm_repl_frame *f)
 		r->refused++;
 		link_down(w, "the primary's epoch %" PRIu64 " is lower than this shard's %" PRIu64
 			  ": its stream is refused", f->u.welcome.epoch, r->h.epoch);
-		k->retry_ms = w->now_ms + PM_REPL_RETRY_MS_MAX;
+		k->retry_ms = mono_now(w) + PM_REPL_RETRY_MS_MAX;
 		return;
 	}
 	struct pm_wire_primary pr = { .addr_be = f->u.welcome.addr_be,
@@ -965,10 +993,18 @@ static bool link_image(struct pm_worker *w, const struct pm_repl_frame *f)
 		k->img_bytes += f->u.snap_data.len;
 		return n == (ssize_t)f->u.snap_data.len;
 	}
-	/* SNAP_END: the image is whole once it is on disk */
+	/* SNAP_END: the image is whole once it is on disk and checked */
+	char err[256];
 	bool ok = f->u.snap_end.bytes == k->img_bytes && fdatasync(k->img_fd) == 0;
 	close(k->img_fd);
 	k->img_fd = -1;
+	if (ok && pm_snap_check_tmp(w, k->img_lsn, err, sizeof(err)) != 0) {
+		snprintf(name, sizeof(name), "%020" PRIu64 ".snap.tmp", k->img_lsn);
+		(void)unlinkat(dirfd, name, 0);
+		link_down(w, "full sync: the image received fails its checks (%s): the shard keeps"
+			  " its data", err);
+		return true; /* said: the link is down already */
+	}
 	if (ok)
 		k->st = LINK_INSTALL;
 	return ok;
@@ -1059,6 +1095,8 @@ static void link_ack(struct pm_worker *w)
 {
 	struct link *k = &w->repl->link;
 	uint64_t recv = pm_wal_next_lsn(w) - 1, dur = PM_MIN(pm_wal_durable_lsn(w), recv);
+	if (k->st == LINK_SNAPSHOT)
+		recv = dur = 0; /* what it holds now is of the history being replaced */
 	if (!k->ack_due && recv == k->sent_recv && dur == k->sent_dur)
 		return;
 	uint8_t f[PM_REPL_ACK_BYTES];
@@ -1081,7 +1119,7 @@ static uint32_t link_read(struct pm_worker *w)
 	bool wait = false;
 	for (uint32_t rounds = 0; rounds < 4 && k->fd >= 0 && !wait && k->st != LINK_INSTALL;
 	     rounds++) {
-		if (k->len < PM_REPL_LINK_BYTES) {
+		if (k->len < PM_REPL_LINK_BYTES && (w->repl->io || rounds > 0)) {
 			ssize_t n = recv(k->fd, k->buf + k->len, PM_REPL_LINK_BYTES - k->len, MSG_DONTWAIT);
 			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 				link_down(w, "%s", n == 0 ? "the primary closed the connection"
@@ -1090,7 +1128,7 @@ static uint32_t link_read(struct pm_worker *w)
 			}
 			if (n > 0) {
 				k->len += (uint32_t)n;
-				k->last_in_ms = w->now_ms;
+				k->last_in_ms = mono_now(w);
 				work++;
 			}
 		}
@@ -1107,7 +1145,7 @@ static uint32_t link_read(struct pm_worker *w)
 				w->repl->refused++;
 				link_down(w, "refused by the primary: %.*s", (int)f.u.refuse.text_len,
 					  f.u.refuse.text);
-				k->retry_ms = w->now_ms + PM_REPL_RETRY_MS_MAX;
+				k->retry_ms = mono_now(w) + PM_REPL_RETRY_MS_MAX;
 			} else if (f.type >= PM_REPL_SNAP_BEGIN && f.type <= PM_REPL_SNAP_END &&
 				   k->st == LINK_SNAPSHOT)
 				ok = link_image(w, &f);
@@ -1146,7 +1184,7 @@ static uint32_t replica_turn(struct pm_worker *w)
 	if (r->role != PM_ROLE_REPLICA)
 		return 0;
 	if (k->st == LINK_DOWN || k->st == LINK_NONE) {
-		if (w->now_ms < k->retry_ms)
+		if (mono_now(w) < k->retry_ms)
 			return 0;
 		link_connect(w);
 	}
@@ -1157,7 +1195,7 @@ static uint32_t replica_turn(struct pm_worker *w)
 	uint32_t work = k->fd >= 0 && k->st >= LINK_HANDSHAKE ? link_read(w) : 0;
 	if (k->fd >= 0 && k->st >= LINK_SNAPSHOT && k->st != LINK_INSTALL)
 		link_ack(w);
-	if (k->fd >= 0 && k->st >= LINK_HANDSHAKE && w->now_ms - k->last_in_ms > PM_REPL_TIMEOUT_MS)
+	if (k->fd >= 0 && k->st >= LINK_HANDSHAKE && mono_now(w) - k->last_in_ms > PM_REPL_TIMEOUT_MS)
 		link_down(w, "nothing from the primary in %u ms", PM_REPL_TIMEOUT_MS);
 	return work;
 }
@@ -1167,6 +1205,15 @@ uint32_t pm_repl_turn(struct pm_worker *w)
 	struct pm_repl *r = w->repl;
 	if (!r)
 		return 0;
+	if (w->d->listen_fd < 0 && !w->repl_ready) { /* no TCP turn looked at the set: look here */
+		struct epoll_event ev;
+		w->repl_ready = epoll_wait(w->ep, &ev, 1, 0) > 0;
+	}
+	/* a system call per socket only when one is ready, or on the timers' clock */
+	r->io = w->repl_ready || mono_now(w) - r->last_io_ms >= PM_REPL_IO_POLL_MS;
+	if (r->io)
+		r->last_io_ms = mono_now(w);
+	w->repl_ready = false;
 	return r->role == PM_ROLE_PRIMARY ? primary_turn(w) : replica_turn(w);
 }
 
@@ -1269,8 +1316,8 @@ uint32_t pm_repl_info(const struct pm_worker *w, char *out, uint32_t cap)
 		uint64_t lag_ms = 0;
 		for (uint32_t s = 0; s < PM_MIN(r->lag_n, PM_REPL_LAG_SAMPLES); s++) {
 			const struct lag_sample *x = &r->lag[s];
-			if (x->lsn > p->recv_lsn && w->now_ms - x->ms > lag_ms)
-				lag_ms = w->now_ms - x->ms; /* its oldest batch not acknowledged */
+			if (x->lsn > p->recv_lsn && mono_now(w) - x->ms > lag_ms)
+				lag_ms = mono_now(w) - x->ms; /* its oldest batch not acknowledged */
 		}
 		ok = put(out, cap, &len,
 			 "replica%u_addr:%s\r\nreplica%u_state:%s\r\nreplica%u_acked_lsn:%" PRIu64

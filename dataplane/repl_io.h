@@ -58,6 +58,9 @@ struct pm_stats_shard;
  * most (a primary that is down is not hammered). */
 #define PM_REPL_RETRY_MS 100u
 #define PM_REPL_RETRY_MS_MAX 2000u
+/* A shard reads its replication sockets when epoll says one is ready, and
+ * at least this often (its timers: pings, timeouts). */
+#define PM_REPL_IO_POLL_MS 10u
 /* Bytes of log a primary reads from a segment at once for a replica that
  * catches up (one io_uring read): more than the largest record. */
 #define PM_REPL_READ_BYTES (1u << 20)
@@ -135,6 +138,10 @@ void pm_repl_admin_serve(struct pm_daemon *d, const struct pollfd *pf, uint32_t 
 /* The node's role as the admin thread knows it, and its persistence in
  * data_dir/replication.state (written when it changes). */
 enum pm_repl_role pm_repl_node_role(const struct pm_daemon *d);
+/* Connections to repl_port closed before a worker had them: from outside
+ * allow_networks, past PM_REPL_PENDING_MAX, no HELLO in time, not a HELLO,
+ * another shard count. */
+uint64_t pm_repl_node_refused(const struct pm_daemon *d);
 int pm_repl_node_save(struct pm_daemon *d, enum pm_repl_role role,
 		      const struct sockaddr_in *primary);
 /* A fresh history id (random, never 0). */

@@ -505,6 +505,34 @@ bool pm_snap_busy(const struct pm_worker *w)
 	return s && (s->stage != S_IDLE || s->inflight);
 }
 
+int pm_snap_check_tmp(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen)
+{
+	struct pm_snap *s = w->wal->snap;
+	char tmp[NAME_BYTES], why[256];
+	snap_name(lsn, true, tmp);
+	int fd = pm_datadir_openat(s->dirfd, tmp, O_RDONLY, 0);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size == 0) {
+		if (fd >= 0)
+			close(fd);
+		return pm_errf(err, errlen, "%s/%s: unreadable or empty", s->dir, tmp);
+	}
+	uint8_t *buf = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (buf == MAP_FAILED)
+		return pm_errf(err, errlen, "%s/%s: %s", s->dir, tmp, strerror(errno));
+	struct pm_snap_info info;
+	enum pm_status st = pm_snap_check(buf, (size_t)sb.st_size, &info, why, sizeof(why));
+	munmap(buf, (size_t)sb.st_size);
+	if (st != PM_OK)
+		return pm_errf(err, errlen, "%s/%s: %s", s->dir, tmp, why);
+	if (info.shard != w->id || info.start_lsn != lsn)
+		return pm_errf(err, errlen, "%s/%s: a snapshot of shard %u at LSN %" PRIu64
+			       ", not of shard %u at %" PRIu64, s->dir, tmp, info.shard, info.start_lsn,
+			       w->id, lsn);
+	return 0;
+}
+
 int pm_snap_install(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen)
 {
 	struct pm_snap *s = w->wal->snap;

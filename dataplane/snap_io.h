@@ -78,6 +78,10 @@ int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen
 int pm_snap_dirfd(const struct pm_worker *w);
 bool pm_snap_busy(const struct pm_worker *w);
 int pm_snap_install(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen);
+/* The received image <lsn>.snap.tmp checked whole (pm_snap_check: header,
+ * every section's CRC, the counts) and of this shard at lsn, before
+ * anything is given up for it. 0, or -1 with a message. */
+int pm_snap_check_tmp(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen);
 /* Stop a running snapshot (shutdown): its temporary file is removed. */
 void pm_snap_close(struct pm_worker *w);
 uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap);

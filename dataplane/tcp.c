@@ -628,7 +628,7 @@ uint32_t pm_tcp_turn(struct pm_worker *w)
 		if (i == LISTEN_TOKEN)
 			conn_accept(w);
 		else if (i == PM_TCP_REPL_TOKEN)
-			continue; /* replication's: served in its own turn */
+			w->repl_ready = true; /* replication's: served in its own turn */
 		else if (w->conns[i].fd >= 0 && (ev[e].events & (EPOLLERR | EPOLLHUP)))
 			conn_close(w, i); /* reset, or shut both ways: nothing can be written */
 		else if (w->conns[i].fd >= 0 && (ev[e].events & (EPOLLIN | EPOLLRDHUP)))

@@ -43,8 +43,9 @@ struct pm_conn {
 /* The listening socket (tcp_port), before the workers start: its fd, or -1
  * with a message. */
 int pm_tcp_listen(const struct pm_config *cfg, char *err, size_t errlen);
-/* The epoll token of replication's sockets in a worker's set (repl_io.c
- * does their I/O every turn; the set only wakes a sleeping worker for them). */
+/* The epoll token of replication's sockets in a worker's set: pm_tcp_turn
+ * sets w->repl_ready, and repl_io.c reads them in its turn (and wakes a
+ * sleeping worker for them). */
 #define PM_TCP_REPL_TOKEN (UINT32_MAX - 1u)
 /* A worker's epoll set and connection table; listen_fd < 0: no TCP. */
 int pm_tcp_worker_open(struct pm_worker *w, int listen_fd);

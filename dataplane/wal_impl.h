@@ -48,7 +48,7 @@ struct held {
 	uint64_t seq;              /* the batch that must be durable first */
 	uint64_t lsn;              /* the last record logged before it: what replicas must
 				    * acknowledge first (repl_ack) */
-	uint64_t ms;               /* when it was held (repl_ack_timeout_ms) */
+	uint64_t ms;               /* when it was held, monotonic ms (repl_ack_timeout_ms) */
 	uint32_t to_worker, type;  /* type 0: a client reply to dest; else a ring message */
 	struct pm_dest dest;
 	struct pm_msg msg;

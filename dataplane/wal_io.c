@@ -82,8 +82,10 @@ void pm_wal_retire(struct pm_worker *w, uint64_t first_lsn)
 	char name[NAME_BYTES], spare[NAME_BYTES];
 	seg_name(first_lsn, name);
 	snprintf(spare, sizeof(spare), "%020" PRIu64 ".spare", first_lsn);
+	/* never over another file: a spare of that name may be the next segment
+	 * being prepared (LSNs start over after a replica's full sync) */
 	if (spares(l->dirfd, NULL) < PM_WAL_SPARE_SEGMENTS &&
-	    renameat(l->dirfd, name, l->dirfd, spare) == 0)
+	    renameat2(l->dirfd, name, l->dirfd, spare, RENAME_NOREPLACE) == 0)
 		l->st.retired++;
 	else
 		pm_snap_unlink(w, l->dirfd, name, true); /* counted in deleted when it is gone */
@@ -256,7 +258,7 @@ static struct held *held_push(struct pm_worker *w, const uint8_t *bytes, uint32_
 	struct pm_wal *l = w->wal;
 	struct held *h = &l->held[l->held_tail++ % PM_WAL_HELD_MAX];
 	uint64_t tag = l->b[l->fill].len ? l->next_seq : l->next_seq - 1; /* filling, or in flight */
-	*h = (struct held){ .seq = tag, .lsn = l->next_lsn - 1, .ms = w->now_ms,
+	*h = (struct held){ .seq = tag, .lsn = l->next_lsn - 1, .ms = w->now_ns / 1000000u,
 			    .off = l->held_used, .len = len };
 	memcpy(l->held_buf + l->held_used, bytes, len);
 	l->held_used += len;
@@ -293,7 +295,7 @@ static uint32_t held_release(struct pm_worker *w, enum pm_status st)
 		if (st == PM_OK && h->seq > l->durable_seq)
 			break;
 		if (repl && h->lsn > acked) {
-			if (w->now_ms - h->ms < w->d->cfg.repl_ack_timeout_ms)
+			if (w->now_ns / 1000000u - h->ms < w->d->cfg.repl_ack_timeout_ms)
 				break;
 			hs = PM_E_NOREPLICAS; /* applied and logged here; not confirmed in time */
 			l->st.repl_timeouts++;

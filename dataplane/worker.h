@@ -102,7 +102,8 @@ struct pm_worker {
 	uint32_t tx_ports;         /* DPDK ports it has a TX queue on, a bit each: a reply
 				    * for another goes through the worker that received it */
 	struct pm_wal *wal;        /* write-ahead log, NULL with wal = none */
-	struct pm_repl *repl;      /* replication: this shard's role, replicas or link (repl.c) */
+	struct pm_repl *repl;      /* replication: this shard's role, replicas or link (repl_io.c) */
+	bool repl_ready;           /* epoll saw one of replication's sockets ready (tcp.c) */
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
 	int ep;                    /* epoll: the TCP listener and this worker's connections */
 	struct pm_conn *conns;     /* PM_TCP_CONNS_MAX */

@@ -60,6 +60,8 @@
 #include "netns.h"
 #include "proc.h"
 #include "frames.h"
+#include "config.h"
+#include "repl_io.h"
 
 _Static_assert(CAMP_DATAGRAM_BYTES_MAX <= WIRE_OUT_BYTES, "a row's datagram fits a client's buffer");
 /* Keys the polite client owns and checks after every row. */
@@ -840,6 +842,288 @@ static void test_tcp_table(void)
 	CU_ASSERT(tcp_served_from(NULL));
 }
 
+/* ---------------------------------------------------------------- the replication port */
+
+/* One bad opening of a replication stream (docs/replication.md, "bad
+ * input"): the bytes a connection to repl_port sends first, and whether a
+ * REFUSE frame comes back before the close. */
+struct repl_row {
+	const char *what;
+	uint8_t bytes[PM_REPL_HELLO_BYTES + 8];
+	uint32_t len;
+	uint16_t refusal;          /* 0: closed without a word */
+};
+
+/* A HELLO of shard `shard` of `n` (epoch 0: a new replica), then patched. */
+static uint32_t repl_hello(uint8_t *out, uint32_t shard, uint32_t n)
+{
+	return (uint32_t)pm_repl_encode_hello(out, PM_REPL_HELLO_BYTES, shard, n, 0, 0, 0);
+}
+
+static bool repl_refused(int fd, uint16_t want, int ms)
+{
+	uint8_t b[512];
+	size_t have = 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	while (have < sizeof(b) && poll(&p, 1, ms) == 1) {
+		ssize_t r = recv(fd, b + have, sizeof(b) - have, MSG_DONTWAIT);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		struct pm_repl_frame f;
+		size_t used;
+		if (pm_repl_decode(b, have, &f, &used) == PM_REPL_OK)
+			return f.type == PM_REPL_REFUSE && f.u.refuse.reason == want &&
+			       closed_by_server(fd, ms);
+	}
+	return false;
+}
+
+/* Every bad opening is closed (with a REFUSE where one is due) and nothing
+ * else is affected: the clients are served throughout, and a good replica
+ * still gets its stream afterwards. */
+static void test_repl_port(void)
+{
+	static const char *const flags[] = { "--wal", "batch", NULL };
+	if (dpdk_mode)
+		return;
+	stop_daemon();
+	srv.repl = true;
+	srv.repl_port = proc_port_pick(SOCK_STREAM, 0); /* the daemon keeps its other ports */
+	CU_ASSERT_FATAL(srv.repl_port != 0);
+	bool up = start_kernel(2, flags);
+	srv.repl = false;
+	CU_ASSERT_FATAL(up);
+	CU_ASSERT_FATAL(polite_set_all());
+	static struct repl_row rows[16];
+	uint32_t n = 0;
+	struct repl_row *r;
+	r = &rows[n++], r->what = "a length past the bound";
+	r->len = repl_hello(r->bytes, 0, 2), r->bytes[3] = 0xff;
+	r = &rows[n++], r->what = "a length below the header";
+	r->len = repl_hello(r->bytes, 0, 2), r->bytes[0] = 3, r->bytes[1] = r->bytes[2] = r->bytes[3] = 0;
+	r = &rows[n++], r->what = "type 0";
+	r->len = repl_hello(r->bytes, 0, 2), r->bytes[4] = 0;
+	r = &rows[n++], r->what = "an unknown type";
+	r->len = repl_hello(r->bytes, 0, 2), r->bytes[4] = PM_REPL_TYPE_END;
+	r = &rows[n++], r->what = "version 2";
+	r->len = repl_hello(r->bytes, 0, 2), r->bytes[5] = 2;
+	r = &rows[n++], r->what = "reserved bytes set";
+	r->len = repl_hello(r->bytes, 0, 2), r->bytes[7] = 1;
+	r = &rows[n++], r->what = "a HELLO one byte short";
+	r->len = repl_hello(r->bytes, 0, 2), r->bytes[0]--, r->len--;
+	r = &rows[n++], r->what = "a HELLO of shard 2 of 2";
+	r->len = repl_hello(r->bytes, 0, 2), r->bytes[PM_REPL_FRAME_HEADER_BYTES] = 2;
+	r = &rows[n++], r->what = "a HELLO with flags set";
+	r->len = repl_hello(r->bytes, 0, 2), r->bytes[PM_REPL_HELLO_BYTES - 1] = 1;
+	r = &rows[n++], r->what = "an ACK first";
+	r->len = (uint32_t)pm_repl_encode_ack(r->bytes, sizeof(r->bytes), 5, 5);
+	r = &rows[n++], r->what = "a HELLO with 3 shards (this primary has 2)";
+	r->len = repl_hello(r->bytes, 0, 3), r->refusal = PM_REPL_REFUSE_SHARDS;
+	r = &rows[n++], r->what = "nothing (the HELLO deadline)";
+	r->len = 0;
+	r = &rows[n++], r->what = "a HELLO, then an ACK of a record never sent";
+	r->len = repl_hello(r->bytes, 1, 2);
+	r->len += (uint32_t)pm_repl_encode_ack(r->bytes + r->len, sizeof(r->bytes) - r->len, 99, 0);
+	uint32_t impolite = 0, open_after = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		int fd = wire_tcp_connect(NULL, server_ip, srv.repl_port);
+		CU_ASSERT_FATAL(fd >= 0);
+		CU_ASSERT(rows[i].len == 0 || send(fd, rows[i].bytes, rows[i].len, MSG_NOSIGNAL) ==
+							  (ssize_t)rows[i].len);
+		/* a good HELLO is answered first (WELCOME, a snapshot); then the ACK ends it */
+		bool closed = rows[i].refusal ? repl_refused(fd, rows[i].refusal, 3000)
+				: closed_by_server(fd, (int)(PM_REPL_HELLO_MS + 3000));
+		if (!closed)
+			printf("\n  replication port, %s: not closed", rows[i].what);
+		open_after += !closed;
+		close(fd);
+		for (uint32_t k = 0; k < POLITE_ROUNDS / 8; k++)
+			impolite += !polite_check(i * 64 + k);
+	}
+	printf("\n  replication port: %u bad openings, %u left open; clients served throughout",
+	       n, open_after);
+	CU_ASSERT_EQUAL(open_after, 0);
+	CU_ASSERT_EQUAL(impolite, 0);
+	CU_ASSERT(daemon_alive());
+	/* and a well-formed replica is still served: WELCOME, then its snapshot */
+	int fd = wire_tcp_connect(NULL, server_ip, srv.repl_port);
+	uint8_t hello[PM_REPL_HELLO_BYTES], b[PM_REPL_WELCOME_BYTES];
+	uint32_t hl = repl_hello(hello, 0, 2);
+	CU_ASSERT_FATAL(fd >= 0 && send(fd, hello, hl, MSG_NOSIGNAL) == (ssize_t)hl);
+	size_t have = 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	while (have < sizeof(b) && poll(&p, 1, 3000) == 1) {
+		ssize_t got = recv(fd, b + have, sizeof(b) - have, 0);
+		if (got <= 0)
+			break;
+		have += (size_t)got;
+	}
+	struct pm_repl_frame f;
+	size_t used;
+	CU_ASSERT(pm_repl_decode(b, have, &f, &used) == PM_REPL_OK && f.type == PM_REPL_WELCOME &&
+		  f.u.welcome.mode == PM_REPL_FULL);
+	close(fd);
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(2, NULL)); /* the suite's daemon again, without the port */
+	CU_ASSERT_FATAL(polite_set_all());
+}
+
+/* A fake replica of shard `shard` (of 2): connected, HELLO said; -1 if not. */
+static int fake_replica(uint32_t shard)
+{
+	uint8_t hello[PM_REPL_HELLO_BYTES];
+	uint32_t n = repl_hello(hello, shard, 2);
+	int fd = wire_tcp_connect(NULL, server_ip, srv.repl_port);
+	if (fd >= 0 && send(fd, hello, n, MSG_NOSIGNAL) != (ssize_t)n) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Read a fake replica's stream until it is quiet for ms, answering nothing;
+ * true if a REFUSE with `reason` came (reason 0: true if none came). */
+static bool fake_drain(int fd, uint16_t reason, int ms)
+{
+	static uint8_t b[1 << 16];
+	size_t have = 0;
+	bool refused = false;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	while (poll(&p, 1, ms) == 1) {
+		ssize_t r = recv(fd, b + have, sizeof(b) - have, MSG_DONTWAIT);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		struct pm_repl_frame f;
+		size_t used;
+		while (pm_repl_decode(b, have, &f, &used) == PM_REPL_OK) {
+			refused |= f.type == PM_REPL_REFUSE && f.u.refuse.reason == reason;
+			memmove(b, b + used, have - used);
+			have -= used;
+		}
+		if (have == sizeof(b))
+			have = 0; /* a frame larger than this buffer: its bytes do not matter here */
+	}
+	return reason ? refused : !refused;
+}
+
+/* The replication port's bounds, each broken (docs/replication.md,
+ * "Bounds"): PM_REPL_PENDING_MAX connections owing their HELLO (one more
+ * is closed at once), PM_REPL_REPLICAS_MAX replicas per shard (one more is
+ * refused FULL), repl_send_bytes (a replica that reads nothing is cut while
+ * the primary's clients go on), repl_ack_timeout_ms (a write whose replica
+ * never acknowledges is answered NOREPLICAS, and was applied). */
+static void test_repl_bounds(void)
+{
+	static const char *const flags[] = { "--wal", "batch", "--repl-send-bytes", "16M",
+					     "--repl-ack", "received", "--min-replicas", "1",
+					     "--repl-ack-timeout-ms", "300", NULL };
+	if (dpdk_mode)
+		return;
+	stop_daemon();
+	srv.repl = true;
+	srv.repl_port = proc_port_pick(SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(srv.repl_port != 0);
+	bool up = start_kernel(2, flags);
+	srv.repl = false;
+	CU_ASSERT_FATAL(up);
+	struct pm_reply_view rv;
+	char k[32];
+	/* no replica yet: a write is refused before it is applied */
+	struct pm_request set = { .op = PM_OP_SET, .key = { (const uint8_t *)"rb-0", 4 },
+				  .value = { (const uint8_t *)"v", 1 } };
+	CU_ASSERT(wire_call(&polite, &set, owner("rb-0"), &rv) &&
+		  rv.status == PM_WIRE_E_NOREPLICAS);
+	/* 1. PM_REPL_PENDING_MAX silent connections, then one more: closed at once */
+	static int fds[PM_REPL_PENDING_MAX + PM_REPL_REPLICAS_MAX + 2];
+	for (uint32_t i = 0; i < PM_REPL_PENDING_MAX; i++)
+		CU_ASSERT_FATAL((fds[i] = wire_tcp_connect(NULL, server_ip, srv.repl_port)) >= 0);
+	uint64_t t0 = proc_now_ms();
+	int extra = wire_tcp_connect(NULL, server_ip, srv.repl_port);
+	CU_ASSERT(extra >= 0 && closed_by_server(extra, (int)PM_REPL_HELLO_MS / 2));
+	uint64_t extra_ms = proc_now_ms() - t0;
+	if (extra >= 0)
+		close(extra);
+	for (uint32_t i = 0; i < PM_REPL_PENDING_MAX; i++) { /* and they at their deadline */
+		CU_ASSERT(closed_by_server(fds[i], (int)PM_REPL_HELLO_MS + 3000));
+		close(fds[i]);
+	}
+	/* 2. PM_REPL_REPLICAS_MAX replicas of shard 0, then one more: REFUSE FULL */
+	for (uint32_t i = 0; i < PM_REPL_REPLICAS_MAX; i++) {
+		CU_ASSERT_FATAL((fds[i] = fake_replica(0)) >= 0);
+		CU_ASSERT(fake_drain(fds[i], 0, 200)); /* WELCOME and a snapshot, no REFUSE */
+	}
+	int more = fake_replica(0);
+	CU_ASSERT(more >= 0 && fake_drain(more, PM_REPL_REFUSE_FULL, 2000));
+	if (more >= 0)
+		close(more);
+	for (uint32_t i = 0; i < PM_REPL_REPLICAS_MAX; i++)
+		close(fds[i]);
+	/* 3. repl_ack_timeout_ms: shard 1's replica never acknowledges: the write
+	 * is answered NOREPLICAS after the timeout, and was applied */
+	snprintf(k, sizeof(k), "%s", marker_key[1]);
+	int mute = fake_replica(1);
+	CU_ASSERT_FATAL(mute >= 0);
+	CU_ASSERT(fake_drain(mute, 0, 200));
+	struct pm_request s1 = { .op = PM_OP_SET, .key = { (const uint8_t *)k, (uint32_t)strlen(k) },
+				 .value = { (const uint8_t *)"held", 4 } };
+	uint64_t t1 = proc_now_ms();
+	bool answered = wire_call(&polite, &s1, 1, &rv);
+	uint64_t held_ms = proc_now_ms() - t1;
+	CU_ASSERT(answered && rv.status == PM_WIRE_E_NOREPLICAS);
+	struct pm_request g1 = { .op = PM_OP_GET, .key = s1.key };
+	CU_ASSERT(wire_call(&polite, &g1, 1, &rv) && rv.status == PM_WIRE_OK && rv.value.len == 4);
+	close(mute);
+	/* 4. repl_send_bytes (no acknowledgements asked now): a replica of shard
+	 * 0 that reads nothing while the shard writes past 16 MiB (and the
+	 * sockets' own buffers) is cut, before its link timeout */
+	stop_daemon();
+	srv.repl = true;
+	up = start_kernel(2, (const char *const[]){ "--wal", "batch", "--repl-send-bytes", "16M",
+						   NULL });
+	srv.repl = false;
+	CU_ASSERT_FATAL(up);
+	CU_ASSERT_FATAL(polite_set_all());
+	mute = fake_replica(0);
+	CU_ASSERT_FATAL(mute >= 0);
+	CU_ASSERT(fake_drain(mute, 0, 200));
+	long long cut0 = info_total(&polite, "repl_cut_slow");
+	static uint8_t big[48u << 10];
+	memset(big, 'b', sizeof(big));
+	uint32_t sets = 0, impolite = 0;
+	uint64_t t2 = proc_now_ms();
+	for (uint32_t i = 0; i < 256 && info_total(&polite, "repl_cut_slow") <= cut0; i++) {
+		for (uint32_t j = 0; j < 16; j++) {
+			snprintf(k, sizeof(k), "rb-big-%u", i * 16 + j);
+			if (owner(k) != 0)
+				continue;
+			struct pm_request b = { .op = PM_OP_SET,
+						.key = { (const uint8_t *)k, (uint32_t)strlen(k) },
+						.value = { big, sizeof(big) } };
+			sets += wire_call(&polite, &b, 0, &rv) && rv.status == PM_WIRE_OK;
+		}
+		impolite += !polite_check(i);
+	}
+	uint64_t cut_ms = proc_now_ms() - t2;
+	long long cut = info_total(&polite, "repl_cut_slow");
+	close(mute);
+	printf("\n  repl bounds: %u pending + 1 closed in %llu ms; %u replicas + 1 refused FULL;"
+	       " a write held %llu ms for its mute replica (NOREPLICAS); cut after %u writes of"
+	       " %zu bytes in %llu ms (repl_cut_slow %lld -> %lld)", PM_REPL_PENDING_MAX,
+	       (unsigned long long)extra_ms, PM_REPL_REPLICAS_MAX, (unsigned long long)held_ms,
+	       sets, sizeof(big), (unsigned long long)cut_ms, cut0, cut);
+	CU_ASSERT(extra_ms < PM_REPL_HELLO_MS / 2);
+	CU_ASSERT(held_ms >= 300);
+	CU_ASSERT(cut > cut0);
+	CU_ASSERT(cut_ms < PM_REPL_TIMEOUT_MS); /* cut for its buffer, not timed out */
+	CU_ASSERT_EQUAL(impolite, 0);
+	CU_ASSERT(daemon_alive());
+	stop_daemon();
+	CU_ASSERT_FATAL(start_kernel(2, NULL));
+	CU_ASSERT_FATAL(polite_set_all());
+}
+
 /* Between two attempts of a new connection while the table's silent ones age:
  * the pace of a bounded poll on a condition. */
 #define IDLE_RETRY_MS 50
@@ -1498,6 +1782,8 @@ static int run(void)
 		{ "TCP: pipelines through full rings (small-ring pomaid)", test_tcp_pipelined_small_ring },
 		{ "TCP: slowloris from one address, frame deadline and address cap", test_tcp_slowloris },
 		{ "TCP: slow readers over the worker's buffer budget", test_tcp_slow_readers },
+		{ "replication port: bad openings closed, clients unaffected", test_repl_port },
+		{ "replication port: pending, replicas, send buffer, ack timeout bounds", test_repl_bounds },
 		CU_TEST_INFO_NULL,
 	};
 	static CU_TestInfo dpdk_tests[] = {

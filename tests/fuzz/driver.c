@@ -26,8 +26,10 @@
 #include "fuzz.h"
 
 /* Largest input read: well above every target's interesting size (a frame is
- * at most 64 KiB, a seed snapshot a few hundred KiB). */
-#define DRIVER_INPUT_BYTES_MAX (4u << 20)
+ * at most 64 KiB, a seed snapshot a few hundred KiB; fuzz_repl's stream holds
+ * frames of up to 4 MiB + 64 bytes, PM_REPL_FRAME_BYTES_MAX: room for one
+ * whole and the next begun). */
+#define DRIVER_INPUT_BYTES_MAX (8u << 20)
 /* Test cases one persistent AFL process runs before it is restarted. */
 #define DRIVER_AFL_LOOP_COUNT 10000
 

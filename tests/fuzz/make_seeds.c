@@ -14,6 +14,9 @@
  *             collections, with TTLs and tombstones
  *   config    config/pomai.conf, config/pomai-control.conf and variations
  *   admin     a request for every admin command, and replies
+ *   repl      a frame of every replication type (proto/repl.h; RECORDS carry
+ *             real WAL records), alone and as a primary's and a replica's
+ *             streams, after fuzz_repl.c's delivery-plan byte
  *
  * Built by meson, run by hand (docs/fuzzing.md); its output is committed:
  *   build/tests/fuzz/make_seeds tests/fuzz/corpus config
@@ -28,6 +31,7 @@
 #include "admin_proto.h"
 #include "bridge.h"
 #include "netfe.h"
+#include "repl.h"
 #include "shard.h"
 #include "snapshot.h"
 #include "wal.h"
@@ -482,6 +486,132 @@ static void admin_seeds(void)
 	seed("admin", "reply_usage", buf + PM_ADMIN_LEN_BYTES, n - PM_ADMIN_LEN_BYTES);
 }
 
+/* ---------------------------------------------------------------- replication */
+
+/* fuzz_repl.c's delivery plans: the stream in one piece, one byte at a time,
+ * pieces of up to 2^7 bytes. */
+#define REPL_PLAN_WHOLE 0u
+#define REPL_PLAN_BYTES 13u
+#define REPL_PLAN_PIECES 7u
+
+/* A seed being built: the plan byte, then frames appended. */
+static size_t repl_n;
+
+static void repl_start(uint8_t plan)
+{
+	buf[0] = plan;
+	repl_n = 1;
+}
+
+static void repl_add(size_t n)
+{
+	if (n == 0)
+		die("pm_repl_encode_*");
+	repl_n += n;
+}
+
+static uint8_t *repl_at(void)
+{
+	return buf + repl_n;
+}
+
+static size_t repl_cap(void)
+{
+	return SEED_BYTES_MAX - repl_n;
+}
+
+/* RECORDS of the WAL seed's eight records (a record of every type) from LSN first. */
+static void repl_records(uint64_t first)
+{
+	static uint8_t seg[SEED_BYTES_MAX / 4];
+	size_t n = wal_segment(seg, first) - PM_WAL_SEGMENT_HEADER_BYTES;
+	uint8_t *f = repl_at();
+	const size_t at = PM_REPL_FRAME_HEADER_BYTES + PM_REPL_RECORDS_FIXED_BYTES;
+	if (at + n > repl_cap())
+		die("records seed too large");
+	memcpy(f + at, seg + PM_WAL_SEGMENT_HEADER_BYTES, n);
+	repl_add(pm_repl_encode_records_header(f, first, 8, (uint32_t)n));
+}
+
+/* SNAP_DATA of n bytes of an image (a pattern: the stream does not read it). */
+static void repl_snap_data(uint32_t n)
+{
+	uint8_t *f = repl_at();
+	if (PM_REPL_FRAME_HEADER_BYTES + (size_t)n > repl_cap())
+		die("snapshot data seed too large");
+	for (uint32_t i = 0; i < n; i++)
+		f[PM_REPL_FRAME_HEADER_BYTES + i] = (uint8_t)(i * 13 + 1);
+	repl_add(pm_repl_encode_snap_data_header(f, n));
+}
+
+static void repl_seeds(void)
+{
+	const uint64_t id = 0x5eedfacecafe0016ull;
+	const uint32_t addr_be = IP4(10, 0, 0, 1);
+	const char *why = "the replica has seen epoch 4; this primary is at epoch 3";
+	repl_start(REPL_PLAN_WHOLE);
+	repl_add(pm_repl_encode_hello(repl_at(), repl_cap(), 1, 4, 3, id, 1000));
+	seed("repl", "hello", buf, repl_n);
+	repl_start(REPL_PLAN_WHOLE);
+	repl_add(pm_repl_encode_welcome(repl_at(), repl_cap(), PM_REPL_PARTIAL, 3, id, 1000,
+					addr_be, 7700, 7800));
+	seed("repl", "welcome_partial", buf, repl_n);
+	repl_start(REPL_PLAN_WHOLE);
+	repl_add(pm_repl_encode_welcome(repl_at(), repl_cap(), PM_REPL_FULL, 3, id, 2000, addr_be,
+					7700, 0));
+	seed("repl", "welcome_full", buf, repl_n);
+	repl_start(REPL_PLAN_WHOLE);
+	repl_add(pm_repl_encode_refuse(repl_at(), repl_cap(), PM_REPL_REFUSE_EPOCH, why,
+				       (uint32_t)strlen(why)));
+	seed("repl", "refuse_epoch", buf, repl_n);
+	repl_start(REPL_PLAN_WHOLE);
+	repl_records(1001);
+	seed("repl", "records", buf, repl_n);
+	/* the last batch that fits below LSN 2^64 - 1: one more and it overflows */
+	repl_start(REPL_PLAN_WHOLE);
+	repl_records(UINT64_MAX - 8);
+	seed("repl", "records_lsn_end", buf, repl_n);
+	repl_start(REPL_PLAN_WHOLE);
+	repl_add(pm_repl_encode_snap_begin(repl_at(), repl_cap(), 2000, 4096));
+	seed("repl", "snap_begin", buf, repl_n);
+	repl_start(REPL_PLAN_WHOLE);
+	repl_snap_data(512);
+	seed("repl", "snap_data", buf, repl_n);
+	repl_start(REPL_PLAN_WHOLE);
+	repl_add(pm_repl_encode_snap_end(repl_at(), repl_cap(), 4096));
+	seed("repl", "snap_end", buf, repl_n);
+	repl_start(REPL_PLAN_WHOLE);
+	repl_add(pm_repl_encode_ack(repl_at(), repl_cap(), 1008, 1004));
+	seed("repl", "ack", buf, repl_n);
+	repl_start(REPL_PLAN_WHOLE);
+	repl_add(pm_repl_encode_ping(repl_at(), repl_cap(), 1008, SEED_NOW_MS));
+	seed("repl", "ping", buf, repl_n);
+	/* a primary's partial sync, a byte at a time */
+	repl_start(REPL_PLAN_BYTES);
+	repl_add(pm_repl_encode_welcome(repl_at(), repl_cap(), PM_REPL_PARTIAL, 3, id, 1000,
+					addr_be, 7700, 7800));
+	repl_records(1001);
+	repl_add(pm_repl_encode_ping(repl_at(), repl_cap(), 1008, SEED_NOW_MS));
+	repl_records(1009);
+	seed("repl", "primary_partial_sync", buf, repl_n);
+	/* a primary's full sync, in pieces: the snapshot in slices, then the log */
+	repl_start(REPL_PLAN_PIECES);
+	repl_add(pm_repl_encode_welcome(repl_at(), repl_cap(), PM_REPL_FULL, 3, id, 2000, addr_be,
+					7700, 7800));
+	repl_add(pm_repl_encode_snap_begin(repl_at(), repl_cap(), 2000, 0));
+	repl_snap_data(300);
+	repl_snap_data(1);
+	repl_add(pm_repl_encode_snap_end(repl_at(), repl_cap(), 301));
+	repl_records(2001);
+	seed("repl", "primary_full_sync", buf, repl_n);
+	/* a replica's side: its HELLO, then acks */
+	repl_start(REPL_PLAN_PIECES);
+	repl_add(pm_repl_encode_hello(repl_at(), repl_cap(), 0, 2, 3, id, 0));
+	repl_add(pm_repl_encode_ack(repl_at(), repl_cap(), 1008, 1000));
+	repl_add(pm_repl_encode_ack(repl_at(), repl_cap(), 1016, 1016));
+	seed("repl", "replica_stream", buf, repl_n);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -499,6 +629,7 @@ int main(int argc, char **argv)
 	snapshot_seeds();
 	config_seeds(argv[2]);
 	admin_seeds();
+	repl_seeds();
 	printf("seeds written under %s\n", out_dir);
 	return 0;
 }
