@@ -305,11 +305,17 @@ static bool node_stop(struct node *n)
 	return ok;
 }
 
-/* Whatever runs is killed; its directory goes. */
+/* Whatever runs is killed; its directory goes. What it printed held no
+ * sanitizer report (run by hand, without meson's halt_on_error, UBSan only
+ * prints and goes on). */
 static void node_free(struct node *n)
 {
 	if (pomaid_alive(&n->pm))
 		pomaid_kill(&n->pm);
+	bool sanitized = node_log_has(n, "runtime error", ":") || node_log_has(n, "Sanitizer", "ERROR");
+	if (sanitized)
+		node_log_tail(n);
+	CU_ASSERT(!sanitized);
 	if (keep_dirs)
 		printf("\n  %s's directory kept: %s", n->name, n->pm.dir);
 	else
