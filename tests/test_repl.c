@@ -20,17 +20,18 @@
  *     socket) with a higher epoch and holds every acknowledged write with its
  *     bytes; the old primary restarted as its replica resyncs, ends equal and
  *     takes its epoch. The next round runs the other way round.
- *  3. The stream: a replica SIGKILLed and restarted while the primary takes
- *     writes resumes from its LSN (a partial sync, no full one); one kept away while the primary's log rolls
- *     over and a snapshot retires the segments it needs gets a full sync (and,
- *     SIGKILLed after it, restarts on the log it kept and resumes); a
- *     stream cut in the middle of a RECORDS frame (a proxy of the test's own,
- *     repl_proxy.h) resumes without loss or duplication; a replica with
- *     another shard count is refused with a clear error; a replica that has
- *     seen a later epoch is refused by an old primary (that test promotes
- *     and follows through pomaictl: `replication promote | follow | status`);
- *     an old primary with a tail its promoted replica never saw follows it:
- *     the tail goes in a full sync; promoted in its turn and SIGKILLed, it
+ *  3. The stream (3a-3g): a replica SIGKILLed and restarted while the
+ *     primary takes writes resumes from its LSN (a partial sync, no full
+ *     one); one kept away while the primary's log rolls over and a snapshot
+ *     retires the segments it needs gets a full sync (and, SIGKILLed after
+ *     it, restarts on the log it kept and resumes); a stream cut in the
+ *     middle of a RECORDS frame (a proxy of the test's own, repl_proxy.h)
+ *     resumes without loss or duplication; a replica with another shard
+ *     count is refused with a clear error; a replica that has seen a later
+ *     epoch is refused by an old primary (that test promotes and follows
+ *     through pomaictl: `replication promote | follow | status`); an old
+ *     primary with a tail its promoted replica never saw follows it: the
+ *     tail goes in a full sync, and promoted in its turn and SIGKILLed, it
  *     restarts on the log it wrote since; so does a node resynced by two
  *     full syncs (from two primaries), the first at LSN 0.
  *  4. min_replicas = 1 with the only replica stopped: writes NOREPLICAS
@@ -39,14 +40,12 @@
  * The seed is printed; POMAI_TEST_SEED=<n> replays a run's data, operations
  * and kill points (not the timing); POMAI_REPL_ONLY=<text> runs only the
  * tests whose name holds it; POMAI_REPL_KEEP=1 leaves the nodes' data
- * directories behind. Daemons are waited for by their ready
- * line, writers by their replies, replicas by INFO polled with a deadline
- * (PROC_POLL_MS): nothing sleeps to synchronise. Exits 77 (or fails under
- * CI=true) only when the pomaid given has no replication to test.
+ * directories behind. Daemons are waited for by their ready line, writers
+ * by their replies, replicas by INFO polled with a deadline (PROC_POLL_MS):
+ * nothing sleeps to synchronise. Exits 77 (or fails under CI=true) only when
+ * the pomaid given has no replication to test.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -1108,8 +1107,9 @@ static void test_replicate(void)
 	       t1 - t0 - t_load - t_sync, t2 - t1, t3 - t2, t4 - t3);
 	long long full = node_total(&r2, "repl_full_syncs_received");
 	printf("\n  loaded in %" PRIu64 " ms, replicas at the primary's LSN %" PRIu64
-	       " ms later; replica2 received %lld full syncs; differ: %" PRIu64 " keys, %" PRIu64 " vectors, %" PRIu64
-	       " collections, %" PRIu64 " exact answers; recall@%u %.4f %.4f %.4f",
+	       " ms later; replica2 received %lld full syncs; differ: %" PRIu64 " keys, %" PRIu64
+	       " vectors, %" PRIu64 " collections, %" PRIu64 " exact answers; recall@%u %.4f %.4f"
+	       " %.4f",
 	       t_load, t_sync, full, kv_bad, vec_bad, coll_bad, knn_bad, VEC_K, recall[0], recall[1],
 	       recall[2]);
 	CU_ASSERT_EQUAL(kv_bad, 0);
@@ -1256,9 +1256,8 @@ static bool failover_round(struct node *prim, struct node *rep, unsigned r)
 	printf("\n  round %2u: %s killed after %4" PRIu64 " acks (target %4" PRIu64 ", %3" PRIu64
 	       " in flight); %s promoted, epoch %lld -> %lld; %5" PRIu64 " keys, %" PRIu64
 	       " wrong; %s back as its replica (epoch %lld, discarded %lld), %" PRIu64 " wrong; %" PRIu64
-	       " ms", r, prim->name, rr.acked, rr.target, rr.in_flight, rep->name, rr.epoch0, rr.epoch1, rr.keys, rr.bad, prim->name,
-	       rr.epoch_old, discarded, rr.bad_after,
-	       proc_now_ms() - t0);
+	       " ms", r, prim->name, rr.acked, rr.target, rr.in_flight, rep->name, rr.epoch0, rr.epoch1,
+	       rr.keys, rr.bad, prim->name, rr.epoch_old, discarded, rr.bad_after, proc_now_ms() - t0);
 	fflush(stdout);
 	CU_ASSERT(rr.acked >= rr.target);
 	CU_ASSERT(rr.killed);
