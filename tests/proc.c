@@ -733,6 +733,25 @@ uint16_t proc_port_pick(int type, uint16_t not)
 	return 0;
 }
 
+int proc_tcp_listen(uint16_t not, uint16_t *port)
+{
+	for (uint32_t i = 0; i < PROC_PORT_TRIES; i++) {
+		uint16_t at = proc_port_pick(SOCK_STREAM, not);
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(at),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int fd = at ? socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1, one = 1;
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 16) == 0) {
+			*port = at;
+			return fd;
+		}
+		close(fd);
+	}
+	return -1;
+}
+
 /* ---------------------------------------------------------------- files, machine */
 
 bool proc_dir_make(char *out, const char *tag)

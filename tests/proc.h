@@ -216,6 +216,9 @@ uint16_t proc_ports_pick(uint32_t shards);
  * PROC_PORT_TRIES): a port of one more listener (pomaid's repl_port, a
  * test's own proxy). */
 uint16_t proc_port_pick(int type, uint16_t not);
+/* A TCP socket listening on a free loopback port other than `not` (*port
+ * set), tried on PROC_PORT_TRIES ports; -1 if none would do. */
+int proc_tcp_listen(uint16_t not, uint16_t *port);
 
 /* ---------------------------------------------------------------- clock */
 

@@ -64,21 +64,6 @@ static int upstream_connect(uint16_t port)
 	return fd;
 }
 
-static int listen_on(uint16_t port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 16) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* ---------------------------------------------------------------- pairs */
 
 static void pair_close(struct repl_proxy_pair *q, bool reset)
@@ -236,11 +221,7 @@ bool repl_proxy_start(struct repl_proxy *p, uint16_t upstream)
 	for (uint32_t i = 0; i < REPL_PROXY_PAIRS_MAX; i++)
 		p->pairs[i].down = p->pairs[i].up = -1;
 	p->upstream = upstream;
-	p->listen_fd = p->wake_fd = -1;
-	for (uint32_t i = 0; i < PROC_PORT_TRIES && p->listen_fd < 0; i++) {
-		p->port = proc_port_pick(SOCK_STREAM, upstream);
-		p->listen_fd = p->port ? listen_on(p->port) : -1;
-	}
+	p->listen_fd = proc_tcp_listen(upstream, &p->port);
 	p->wake_fd = eventfd(0, EFD_CLOEXEC);
 	p->running = p->listen_fd >= 0 && p->wake_fd >= 0 &&
 		     pthread_create(&p->thread, NULL, proxy_main, p) == 0;

@@ -28,12 +28,14 @@
  *     middle of a RECORDS frame (a proxy of the test's own, repl_proxy.h)
  *     resumes without loss or duplication; a replica with another shard
  *     count is refused with a clear error; a replica that has seen a later
- *     epoch is refused by an old primary (that test promotes and follows
- *     through pomaictl: `replication promote | follow | status`); an old
- *     primary with a tail its promoted replica never saw follows it: the
- *     tail goes in a full sync, and promoted in its turn and SIGKILLed, it
- *     restarts on the log it wrote since; so does a node resynced by two
- *     full syncs (from two primaries), the first at LSN 0.
+ *     epoch is refused by an old primary, which takes no writes from then
+ *     on, and the replica refuses a primary of a lower epoch itself (one the
+ *     test plays); that test promotes and follows through pomaictl
+ *     (`replication promote | follow | status`); an old primary with a tail
+ *     its promoted replica never saw follows it: the tail goes in a full
+ *     sync, and promoted in its turn and SIGKILLed, it restarts on the log
+ *     it wrote since; so does a node resynced by two full syncs (from two
+ *     primaries), the first at LSN 0.
  *  4. min_replicas = 1 with the only replica stopped: writes NOREPLICAS
  *     (nothing applied), reads go on; writes resume once it is back.
  *
@@ -55,7 +57,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,6 +73,7 @@
 #include "libclient.h"
 #include "pomai.h"
 #include "proc.h"
+#include "repl.h"
 #include "repl_proxy.h"
 
 #define SHARDS 2u
@@ -1755,6 +1762,79 @@ static void test_shards_differ(void)
 	node_free(&p);
 }
 
+/* One HELLO from fd, read whole within ms; false if none came. */
+static bool hello_read(int fd, struct pm_repl_frame *f, int ms)
+{
+	static uint8_t buf[PM_REPL_HELLO_BYTES];
+	size_t have = 0, used = 0;
+	uint64_t deadline = proc_now_ms() + (uint64_t)ms;
+	while (have < sizeof(buf) && proc_now_ms() < deadline) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (poll(&pf, 1, (int)(deadline - proc_now_ms())) != 1)
+			break;
+		ssize_t r = read(fd, buf + have, sizeof(buf) - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+	}
+	return pm_repl_decode(buf, have, f, &used) == PM_REPL_OK && f->type == PM_REPL_HELLO;
+}
+
+/* Whether the peer closes fd within ms (EOF or a reset). */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	uint8_t b[64];
+	uint64_t deadline = proc_now_ms() + (uint64_t)ms;
+	while (proc_now_ms() < deadline) {
+		if (poll(&pf, 1, (int)(deadline - proc_now_ms())) != 1)
+			return false;
+		ssize_t r = read(fd, b, sizeof(b));
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return true;
+		if (r < 0 && errno != EINTR)
+			return false;
+	}
+	return false;
+}
+
+/* The test plays a primary of a lower epoch: r follows it; each of r's
+ * shards says HELLO and is WELCOMEd (partial, from its own LSN) at one epoch
+ * below the one it has seen. How many of them closed the link on it. */
+static uint32_t lower_primary_refused(const struct node *r)
+{
+	uint16_t port = 0;
+	uint32_t closed = 0;
+	int lfd = proc_tcp_listen(r->pm.repl_port, &port);
+	CU_ASSERT_FATAL(lfd >= 0);
+	CU_ASSERT_FATAL(follow(r, port, false));
+	for (uint32_t s = 0; s < SHARDS; s++) {
+		struct pollfd pf = { .fd = lfd, .events = POLLIN };
+		struct pm_repl_frame f;
+		uint8_t w[PM_REPL_WELCOME_BYTES];
+		if (poll(&pf, 1, LINK_WAIT_MS) != 1)
+			break;
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		bool hello = fd >= 0 && hello_read(fd, &f, LINK_WAIT_MS);
+		size_t n = hello && f.u.hello.epoch > 0
+				   ? pm_repl_encode_welcome(w, sizeof(w), PM_REPL_PARTIAL,
+							    f.u.hello.epoch - 1, f.u.hello.repl_id,
+							    f.u.hello.lsn, htonl(INADDR_LOOPBACK), 0, 0)
+				   : 0;
+		bool sent = n && write(fd, w, n) == (ssize_t)n;
+		bool refused = sent && closed_within(fd, LINK_WAIT_MS);
+		if (!refused)
+			printf("\n  the fake primary's connection %u: HELLO %s (epoch %" PRIu64 "), WELCOME"
+			       " %s, closed by the replica: no", s, hello ? "read" : "not read",
+			       hello ? f.u.hello.epoch : 0, sent ? "sent" : "not sent");
+		closed += refused;
+		if (fd >= 0)
+			close(fd);
+	}
+	close(lfd);
+	return closed;
+}
+
 static void test_lower_epoch(void)
 {
 	struct node p, r1, r2;
@@ -1809,6 +1889,26 @@ static void test_lower_epoch(void)
 	CU_ASSERT_EQUAL(e2, e1);
 	CU_ASSERT_EQUAL(old, PM_CLIENT_NOT_FOUND);
 	CU_ASSERT_EQUAL(kept, PM_CLIENT_OK);
+	/* the old primary has met a later epoch: fenced, it takes no writes */
+	enum pm_client_status fenced = pm_client_set(cp, "after-fence", 11, "x", 1, 0);
+	printf("\n  a write to the old primary after that: %s", pm_client_status_name(fenced));
+	CU_ASSERT_EQUAL(fenced, PM_CLIENT_E_READONLY);
+	/* and the replica's own rule: a primary of a lower epoch than it has
+	 * seen is refused by it (a primary played by the test, since a real one
+	 * refuses such a replica first) */
+	long long rref0 = node_total(&r2, "repl_refused");
+	uint32_t closed = lower_primary_refused(&r2);
+	char *t2 = node_info(&r2), why[256] = "";
+	bool said = sword(t2, 0, "repl_link_error", why, sizeof(why)) && strcasestr(why, "epoch");
+	long long rref1 = tfield(t2, SHARDS, "repl_refused"), e3 = sfield(t2, 0, "repl_epoch");
+	free(t2);
+	printf("\n  a primary one epoch lower WELCOMEs the replica: %u of %u shards closed the link;"
+	       " its repl_refused %lld -> %lld, epoch %lld, repl_link_error \"%s\"", closed, SHARDS,
+	       rref0, rref1, e3, why);
+	CU_ASSERT_EQUAL(closed, SHARDS);
+	CU_ASSERT(rref0 >= 0 && rref1 >= rref0 + (long long)SHARDS);
+	CU_ASSERT(said);
+	CU_ASSERT_EQUAL(e3, e1);
 	pm_client_close(c1);
 	pm_client_close(cp);
 	pm_client_close(c2);
@@ -1932,7 +2032,7 @@ int main(int argc, char **argv)
 		{ "3f. an old primary's divergent tail goes in a full sync; it restarts after it",
 		  test_divergent_tail },
 		{ "3g. a node resynced by two full syncs restarts on its log", test_full_sync_twice },
-		{ "3e. a replica that saw a later epoch is refused by an old primary",
+		{ "3e. epochs: an old primary refuses (and is fenced), a replica refuses a lower one",
 		  test_lower_epoch },
 		{ "4. min_replicas = 1, no replica: writes NOREPLICAS, reads go on", test_noreplicas },
 		CU_TEST_INFO_NULL,
