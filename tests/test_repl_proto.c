@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "repl.h"
+#include "repl_check.h"
 #include "cu_main.h"
 
 /* The largest payload a frame can carry (the bound less the header). */
@@ -50,15 +51,6 @@ static void st(uint8_t *p, uint64_t v, int bytes)
 {
 	for (int i = 0; i < bytes; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* Whether [p, p + n) lies inside [base, base + len). */
-static bool inside(const void *p, size_t n, const void *base, size_t len)
-{
-	const uint8_t *q = p, *b = base;
-	if (n == 0)
-		return true;
-	return q >= b && q <= b + len && n <= (size_t)(b + len - q);
 }
 
 /* Decode n bytes of src from a heap copy of exactly n bytes (ASan sees a read
@@ -954,73 +946,14 @@ struct prop_stats {
 	unsigned results[PM_REPL_E_FIELD + 1];
 };
 
-/* The rules of a frame the decoder accepted, and its re-encoding is the same bytes. */
+/* The rules of a frame the decoder accepted, and its re-encoding is the same
+ * bytes (repl_check.c, which the fuzz target uses too). */
 static bool frame_ok(const uint8_t *b, size_t used, const struct pm_repl_frame *f)
 {
-	static uint8_t again[PM_REPL_FRAME_BYTES_MAX];
-	size_t n = 0;
-	CHECK_FIELD(f->type >= PM_REPL_HELLO && f->type < PM_REPL_TYPE_END && f->type == b[4]);
-	switch (f->type) {
-	case PM_REPL_HELLO:
-		CHECK_FIELD(f->u.hello.shard < f->u.hello.shards);
-		n = pm_repl_encode_hello(again, sizeof(again), f->u.hello.shard, f->u.hello.shards,
-					 f->u.hello.epoch, f->u.hello.repl_id, f->u.hello.lsn);
-		break;
-	case PM_REPL_WELCOME:
-		CHECK_FIELD(f->u.welcome.mode == PM_REPL_PARTIAL ||
-			    f->u.welcome.mode == PM_REPL_FULL);
-		n = pm_repl_encode_welcome(again, sizeof(again), f->u.welcome.mode,
-					   f->u.welcome.epoch, f->u.welcome.repl_id,
-					   f->u.welcome.lsn, f->u.welcome.addr_be,
-					   f->u.welcome.udp_port, f->u.welcome.tcp_port);
-		break;
-	case PM_REPL_REFUSE:
-		CHECK_FIELD(f->u.refuse.reason >= 1 && f->u.refuse.reason < PM_REPL_REFUSE_END);
-		CHECK_FIELD(f->u.refuse.text_len <= PM_REPL_TEXT_BYTES_MAX);
-		CHECK_FIELD(inside(f->u.refuse.text, f->u.refuse.text_len, b, used));
-		CHECK_FIELD(used == 12u + f->u.refuse.text_len);
-		n = pm_repl_encode_refuse(again, sizeof(again), f->u.refuse.reason,
-					  f->u.refuse.text, f->u.refuse.text_len);
-		break;
-	case PM_REPL_RECORDS:
-		CHECK_FIELD(f->u.records.first_lsn >= 1 && f->u.records.count >= 1);
-		CHECK_FIELD((uint64_t)f->u.records.count * PM_REPL_RECORD_BYTES_MIN <=
-			    f->u.records.len);
-		CHECK_FIELD(f->u.records.first_lsn <= UINT64_MAX - f->u.records.count);
-		CHECK_FIELD(inside(f->u.records.bytes, f->u.records.len, b, used));
-		CHECK_FIELD(used == 20u + f->u.records.len);
-		n = pm_repl_encode_records_header(again, f->u.records.first_lsn, f->u.records.count,
-						  f->u.records.len);
-		if (n)
-			memcpy(again + 20, f->u.records.bytes, f->u.records.len);
-		break;
-	case PM_REPL_SNAP_BEGIN:
-		n = pm_repl_encode_snap_begin(again, sizeof(again), f->u.snap_begin.start_lsn,
-					      f->u.snap_begin.bytes);
-		break;
-	case PM_REPL_SNAP_DATA:
-		CHECK_FIELD(f->u.snap_data.len >= 1);
-		CHECK_FIELD(inside(f->u.snap_data.bytes, f->u.snap_data.len, b, used));
-		CHECK_FIELD(used == 8u + f->u.snap_data.len);
-		n = pm_repl_encode_snap_data_header(again, f->u.snap_data.len);
-		if (n)
-			memcpy(again + 8, f->u.snap_data.bytes, f->u.snap_data.len);
-		break;
-	case PM_REPL_SNAP_END:
-		n = pm_repl_encode_snap_end(again, sizeof(again), f->u.snap_end.bytes);
-		break;
-	case PM_REPL_ACK:
-		CHECK_FIELD(f->u.ack.durable_lsn <= f->u.ack.received_lsn);
-		n = pm_repl_encode_ack(again, sizeof(again), f->u.ack.received_lsn,
-				       f->u.ack.durable_lsn);
-		break;
-	case PM_REPL_PING:
-		n = pm_repl_encode_ping(again, sizeof(again), f->u.ping.lsn, f->u.ping.wall_ms);
-		break;
-	}
-	CHECK_FIELD(n == used);
-	CHECK_FIELD(memcmp(again, b, used) == 0);
-	return true;
+	const char *broken = repl_frame_check(b, used, f);
+	if (broken)
+		fprintf(stderr, "\n  mismatch: %s\n", broken);
+	return broken == NULL;
 }
 
 /* One input, from a heap copy of exactly len bytes: a known result; OK means

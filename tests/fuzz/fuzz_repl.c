@@ -36,6 +36,7 @@
 
 #include "fuzz.h"
 #include "repl.h"
+#include "repl_check.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define REPL_ASAN 1
@@ -59,82 +60,16 @@
 /* Frames one input can hold, at most: its bytes over the smallest frame. */
 #define FRAMES_MAX(len) ((len) / PM_REPL_FRAME_HEADER_BYTES + 1u)
 
-static uint8_t again[PM_REPL_FRAME_BYTES_MAX];
-
 static uint32_t ld32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 /* The rules of a frame the decoder accepted at b (used bytes), and its
- * re-encoding is the same bytes. */
+ * re-encoding is the same bytes (tests/repl_check.c, the unit suite's too). */
 static void check_frame(const uint8_t *b, size_t used, const struct pm_repl_frame *f)
 {
-	size_t n = 0;
-	FUZZ_CHECK(f->type == b[4] && f->type >= PM_REPL_HELLO && f->type < PM_REPL_TYPE_END);
-	switch (f->type) {
-	case PM_REPL_HELLO:
-		FUZZ_CHECK(f->u.hello.shard < f->u.hello.shards);
-		n = pm_repl_encode_hello(again, sizeof(again), f->u.hello.shard, f->u.hello.shards,
-					 f->u.hello.epoch, f->u.hello.repl_id, f->u.hello.lsn);
-		break;
-	case PM_REPL_WELCOME:
-		FUZZ_CHECK(f->u.welcome.mode == PM_REPL_PARTIAL ||
-			   f->u.welcome.mode == PM_REPL_FULL);
-		n = pm_repl_encode_welcome(again, sizeof(again), f->u.welcome.mode,
-					   f->u.welcome.epoch, f->u.welcome.repl_id,
-					   f->u.welcome.lsn, f->u.welcome.addr_be,
-					   f->u.welcome.udp_port, f->u.welcome.tcp_port);
-		break;
-	case PM_REPL_REFUSE:
-		FUZZ_CHECK(f->u.refuse.reason >= 1 && f->u.refuse.reason < PM_REPL_REFUSE_END);
-		FUZZ_CHECK(f->u.refuse.text_len <= PM_REPL_TEXT_BYTES_MAX);
-		FUZZ_CHECK(used == PM_REPL_FRAME_HEADER_BYTES + 4u + f->u.refuse.text_len);
-		FUZZ_CHECK(fuzz_inside(f->u.refuse.text, f->u.refuse.text_len, b, used));
-		n = pm_repl_encode_refuse(again, sizeof(again), f->u.refuse.reason,
-					  f->u.refuse.text, f->u.refuse.text_len);
-		break;
-	case PM_REPL_RECORDS:
-		FUZZ_CHECK(f->u.records.first_lsn >= 1 && f->u.records.count >= 1);
-		FUZZ_CHECK((uint64_t)f->u.records.count * PM_REPL_RECORD_BYTES_MIN <=
-			   f->u.records.len);
-		FUZZ_CHECK(f->u.records.first_lsn <= UINT64_MAX - f->u.records.count);
-		FUZZ_CHECK(used == PM_REPL_FRAME_HEADER_BYTES + PM_REPL_RECORDS_FIXED_BYTES +
-					   (size_t)f->u.records.len);
-		FUZZ_CHECK(fuzz_inside(f->u.records.bytes, f->u.records.len, b, used));
-		n = pm_repl_encode_records_header(again, f->u.records.first_lsn, f->u.records.count,
-						  f->u.records.len);
-		FUZZ_CHECK(n == used);
-		memcpy(again + PM_REPL_FRAME_HEADER_BYTES + PM_REPL_RECORDS_FIXED_BYTES,
-		       f->u.records.bytes, f->u.records.len);
-		break;
-	case PM_REPL_SNAP_BEGIN:
-		n = pm_repl_encode_snap_begin(again, sizeof(again), f->u.snap_begin.start_lsn,
-					      f->u.snap_begin.bytes);
-		break;
-	case PM_REPL_SNAP_DATA:
-		FUZZ_CHECK(f->u.snap_data.len >= 1);
-		FUZZ_CHECK(used == PM_REPL_FRAME_HEADER_BYTES + (size_t)f->u.snap_data.len);
-		FUZZ_CHECK(fuzz_inside(f->u.snap_data.bytes, f->u.snap_data.len, b, used));
-		n = pm_repl_encode_snap_data_header(again, f->u.snap_data.len);
-		FUZZ_CHECK(n == used);
-		memcpy(again + PM_REPL_FRAME_HEADER_BYTES, f->u.snap_data.bytes,
-		       f->u.snap_data.len);
-		break;
-	case PM_REPL_SNAP_END:
-		n = pm_repl_encode_snap_end(again, sizeof(again), f->u.snap_end.bytes);
-		break;
-	case PM_REPL_ACK:
-		FUZZ_CHECK(f->u.ack.durable_lsn <= f->u.ack.received_lsn);
-		n = pm_repl_encode_ack(again, sizeof(again), f->u.ack.received_lsn,
-				       f->u.ack.durable_lsn);
-		break;
-	case PM_REPL_PING:
-		n = pm_repl_encode_ping(again, sizeof(again), f->u.ping.lsn, f->u.ping.wall_ms);
-		break;
-	}
-	FUZZ_CHECK(n == used);
-	FUZZ_CHECK(memcmp(again, b, used) == 0);
+	FUZZ_CHECK(repl_frame_check(b, used, f) == NULL);
 }
 
 /* One decode at b of have bytes, its invariants checked; the result. */
