@@ -29,12 +29,14 @@
  *       bytes / --record-bytes), lag in ms, and how long the replica needed to
  *       catch up after the last write.
  *
- *   pomai-repl-bench wait --port P --clients C --requests N
+ *   pomai-repl-bench wait --port P --clients C --requests N | --duration-ms MS
  *       Redis's durable replicated write: C connections, each sending SET and
  *       `WAIT <replicas> 0` together and waiting for both replies before its
  *       next pair (redis-benchmark cannot send WAIT). Latency runs from the
  *       write of the pair to the WAIT reply; a WAIT that reports fewer replicas
- *       than asked, or an error reply, is counted, not hidden.
+ *       than asked, or an error reply, is counted, not hidden. With
+ *       --duration-ms, pairs answered after that time are neither counted nor
+ *       followed by another (pomai-bench --duration's rule).
  *
  *   pomai-repl-bench sync --primary PORT --replica PORT --shards N --t0 S
  *       A full sync's duration: reads each primary shard's last LSN (INFO
@@ -94,6 +96,8 @@
 #define RB_IO_TIMEOUT_MS 5000u      /* a Redis server silent this long: set-up error */
 #define RB_POMAI_TIMEOUT_MS 1000u   /* libpomai's wait for an INFO over TCP */
 #define RB_KEYS_DEFAULT 100000u
+/* --duration-ms: latencies kept at first (the array doubles as needed). */
+#define RB_LATENCIES_INITIAL 65536u
 #define RB_VALUE_BYTES_DEFAULT 32u
 #define RB_SEED 42u
 
@@ -578,15 +582,16 @@ struct conn {
 };
 
 struct wait_opts {
-	uint32_t port, clients, requests, keys, value_bytes, replicas;
+	uint32_t port, clients, requests, duration_ms, keys, value_bytes, replicas;
 };
 
 struct wait_run {
 	const struct wait_opts *o;
 	struct bu_rng rng;
 	char val[RB_VALUE_BYTES_MAX + 1];
-	uint32_t issued, done;
+	uint32_t issued, done, cap; /* cap: latencies the array holds */
 	uint64_t errors, short_waits;
+	double end;                 /* --duration-ms: no pair counted or sent after it */
 	double *lat_us;
 };
 
@@ -615,9 +620,17 @@ static void wait_line(struct wait_run *r, struct conn *c, const char *line)
 		r->short_waits++;
 	if (++c->lines < 2)
 		return;
-	r->lat_us[r->done++] = (mono() - c->t0) * 1e6;
+	double t = mono();
 	c->busy = false;
-	if (r->issued < r->o->requests)
+	if (t > r->end)
+		return;
+	if (r->done == r->cap) {
+		r->cap *= 2;
+		if (!(r->lat_us = realloc(r->lat_us, sizeof(double) * r->cap)))
+			die("%s", "out of memory");
+	}
+	r->lat_us[r->done++] = (t - c->t0) * 1e6;
+	if (r->o->duration_ms || r->issued < r->o->requests)
 		wait_issue(r, c);
 }
 
@@ -643,7 +656,8 @@ static int run_wait(const struct wait_opts *o)
 	struct wait_run r = { .o = o, .rng = { RB_SEED } };
 	struct conn *cs = calloc(o->clients, sizeof(*cs));
 	struct pollfd *pf = calloc(o->clients, sizeof(*pf));
-	r.lat_us = malloc(sizeof(double) * o->requests);
+	r.cap = o->requests ? o->requests : RB_LATENCIES_INITIAL;
+	r.lat_us = malloc(sizeof(double) * r.cap);
 	if (!cs || !pf || !r.lat_us)
 		die("%s", "out of memory");
 	memset(r.val, 'x', o->value_bytes);
@@ -652,9 +666,15 @@ static int run_wait(const struct wait_opts *o)
 		if ((cs[i].fd = tcp_connect(o->port)) < 0)
 			die("cannot connect to redis: %s", strerror(errno));
 	double t0 = mono();
-	for (uint32_t i = 0; i < o->clients && r.issued < o->requests; i++)
+	r.end = o->duration_ms ? t0 + o->duration_ms / 1e3 : INFINITY;
+	for (uint32_t i = 0; i < o->clients && (o->duration_ms || r.issued < o->requests); i++)
 		wait_issue(&r, &cs[i]);
-	while (r.done < o->requests) {
+	for (;;) {
+		uint32_t busy = 0;
+		for (uint32_t i = 0; i < o->clients; i++)
+			busy += cs[i].busy;
+		if (!busy)
+			break;
 		for (uint32_t i = 0; i < o->clients; i++)
 			pf[i] = (struct pollfd){ .fd = cs[i].fd, .events = POLLIN };
 		int k = poll(pf, o->clients, RB_IO_TIMEOUT_MS);
@@ -664,7 +684,7 @@ static int run_wait(const struct wait_opts *o)
 			if (pf[i].revents)
 				wait_read(&r, &cs[i]);
 	}
-	double secs = mono() - t0;
+	double secs = (o->duration_ms ? r.end : mono()) - t0;
 	double p50 = quantile(r.lat_us, r.done, 0.5), p99 = quantile(r.lat_us, r.done, 0.99);
 	double p999 = quantile(r.lat_us, r.done, 0.999), mx = quantile(r.lat_us, r.done, 1);
 	printf("SET + WAIT %u 0, %u connections: %u pairs in %.3f s, %.0f/s; p50 %.1f p99 %.1f"
@@ -757,8 +777,8 @@ static void usage(FILE *f)
 		"                             [--shards N] [--interval-ms MS] [--idle-ms MS]\n"
 		"                             [--max-s S] [--record-bytes B] [--cpus C]\n"
 		"                             [--samples FILE]\n"
-		"       pomai-repl-bench wait --port P --clients C --requests N [--keys K]\n"
-		"                             [--value-size B] [--replicas R] [--cpus C]\n"
+		"       pomai-repl-bench wait --port P --clients C --requests N|--duration-ms MS\n"
+		"                             [--keys K] [--value-size B] [--replicas R] [--cpus C]\n"
 		"       pomai-repl-bench sync --primary PORT --replica PORT --shards N --t0 S\n"
 		"                             [--interval-ms MS] [--max-s S] [--cpus C]\n"
 		"PORT: Pomai's base UDP port (TCP on PORT - 1) or Redis's port. See the top of\n"
@@ -817,6 +837,8 @@ int main(int argc, char **argv)
 			wo.clients = num(a, v, 1, RB_CLIENTS_MAX);
 		else if (!strcmp(a, "--requests"))
 			wo.requests = num(a, v, 1, RB_REQUESTS_MAX);
+		else if (!strcmp(a, "--duration-ms"))
+			wo.duration_ms = num(a, v, 1, RB_MAX_S_MAX * 1000u);
 		else if (!strcmp(a, "--keys"))
 			wo.keys = num(a, v, 1, 999999999);
 		else if (!strcmp(a, "--value-size"))
@@ -842,8 +864,8 @@ int main(int argc, char **argv)
 		return run_lag(&lo);
 	}
 	if (!strcmp(mode, "wait")) {
-		if (!wo.port || !wo.requests)
-			die("%s", "wait needs --port and --requests");
+		if (!wo.port || !wo.requests == !wo.duration_ms)
+			die("%s", "wait needs --port and one of --requests, --duration-ms");
 		return run_wait(&wo);
 	}
 	if (!strcmp(mode, "sync")) {
