@@ -44,6 +44,19 @@
 #   pm_redis_link_up PORT     wait until the replica on PORT says
 #                             master_link_status:up (PM_LINK_WAIT_S)
 #   pm_median NUMBERS...      their median
+#   pm_fmnist_arena SHARDS    --arena-bytes for the Fashion-MNIST HNSW
+#                             collection over SHARDS shards (with --seeds
+#                             $pm_fmnist_seeds)
+#   pm_knn_check PORT SHARDS COLL TAG   KNN answers of the pomaid on PORT now:
+#                             pomai-bench --knn (knn_queries test images once
+#                             per ef of knn_efs, recall@10 against the
+#                             server's exact search) into $pm_work/recall.TAG
+#                             ("ef recall" lines), and pomai-cli knn of the
+#                             first knn_rows test images (graph at ef 10, and
+#                             exact) into $pm_work/ans.TAG; knn_data is the
+#                             Fashion-MNIST directory
+#   pm_knn_same A B           "identical" if the answers of checks A and B
+#                             are, else "DIFFERENT" (the diff on stderr)
 #   pomai_cli, repl_bench     the build's pomai-cli and pomai-repl-bench
 #
 # At exit (trap EXIT) pm_cleanup calls the script's pm_cleanup_hook if it has
@@ -202,6 +215,7 @@ pm_start_pomaid() {
 	exec {fd}<&-
 }
 
+# shellcheck disable=SC2120 # the arguments are optional
 pm_stop_pomaid() {
 	local pid=${1:-$pomaid_pid} drain=${2:-$pm_pomaid_drain}
 	[ -n "$pid" ] || return 0
@@ -259,6 +273,49 @@ pm_redis_link_up() {
 	done
 	echo "$0: the redis replica on port $1 has no link after ${PM_LINK_WAIT_S} s" >&2
 	return 1
+}
+
+# ---------------------------------------------------------------- Fashion-MNIST
+
+# 60,000 vectors x 3,328 B (64 B header + 3,136 B of floats + 128 B of level-0
+# links: one size class) spread over the shards, +10 % for an uneven hash
+# spread and the upper levels, + the seeds, + 64 MiB for everything else.
+pm_fmnist_seeds=131072
+pm_fmnist_arena() {
+	# shellcheck disable=SC2017 # whole vectors per shard first, as ever
+	echo $(((60000 / $1 * 11 / 10 * 3328 + pm_fmnist_seeds * 64 + (64 << 20)) >> 20))M
+}
+
+knn_data=${DATA:-/usr/share/datasets/fashion-mnist}
+knn_queries=1000
+knn_efs=10,20,80
+knn_rows=5
+
+pm_knn_check() {
+	local port=$1 shards=$2 coll=$3 tag=$4 out r mode
+	out=$("$bench" --port "$port" --shards "$shards" --knn --collection "$coll" --data "$knn_data" \
+		--queries "$knn_queries" --ef "$knn_efs" --requests "$knn_queries" --warmup 0 --depth 1 \
+		--cpus "$client_cpu" | grep '^RESULT phase=knn') ||
+		{ echo "pomai-bench failed" >"$pm_work/recall.$tag"; return 1; }
+	sed -n 's/.* ef=\([0-9]*\) .* recall=\([^ ]*\).*/\1 \2/p' <<<"$out" >"$pm_work/recall.$tag"
+	: >"$pm_work/ans.$tag"
+	for r in $(seq 0 $((knn_rows - 1))); do
+		for mode in "--ef 10" --exact; do
+			# shellcheck disable=SC2086 # mode is one or two words
+			taskset -c "$client_cpu" "$pomai_cli" --port "$port" --shards "$shards" knn \
+				--file "$knn_data/t10k-images-idx3-ubyte.gz" --row "$r" --k 10 $mode \
+				--collection "$coll" >>"$pm_work/ans.$tag" 2>&1 || true
+		done
+	done
+}
+
+pm_knn_same() {
+	if cmp -s "$pm_work/ans.$1" "$pm_work/ans.$2"; then
+		echo identical
+	else
+		echo DIFFERENT
+		diff "$pm_work/ans.$1" "$pm_work/ans.$2" | head -20 | sed 's/^/    /' >&2
+	fi
 }
 
 # ---------------------------------------------------------------- numbers

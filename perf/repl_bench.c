@@ -44,8 +44,11 @@
  *       then polls the replica's INFO replication every --interval-ms until
  *       every shard's repl_link is streaming with repl_applied_lsn equal to
  *       its primary shard's; prints the seconds from --t0 (a CLOCK_REALTIME
- *       time, bash's $EPOCHREALTIME when the replica was started) to then,
- *       and when each shard was first seen in snapshot and in streaming.
+ *       time, bash's $EPOCHREALTIME when the replica was started) to the
+ *       answer that says so (sync_s, an upper bound) and to the sending of the
+ *       poll before it (prev_poll_s, a lower bound: a fan-out INFO waits for
+ *       shards that are loading the image, so polls may be far apart), and
+ *       when each shard was first seen in snapshot and in streaming.
  *
  * Pomai is read over TCP through libpomai (pm_client_info); Redis through a
  * RESP reader of its own (a few lines: INFO is one bulk string, SET and WAIT
@@ -725,10 +728,12 @@ static int run_sync(const struct sync_opts *o)
 	}
 	pm_client_close(pc);
 	uint64_t polls = 0, failed = 0;
+	double prev = 0; /* when the last poll that found it not done was sent */
 	const double start = mono(), dt = o->interval_ms / 1e3;
 	for (uint64_t tick = 1;; tick++) {
-		double since = now_s(CLOCK_REALTIME) - o->t0;
+		double asked = now_s(CLOCK_REALTIME) - o->t0;
 		len = pomai_info(rc, "replication");
+		double since = now_s(CLOCK_REALTIME) - o->t0; /* the state is at most this old */
 		polls++;
 		uint32_t done = 0;
 		for (uint32_t i = 0; i < o->shards; i++) {
@@ -747,9 +752,11 @@ static int run_sync(const struct sync_opts *o)
 		}
 		if (done == o->shards) {
 			printf("full sync: %u shard(s) streaming at their primary's LSN %.3f s after"
-			       " the replica's start (%" PRIu64 " polls, %" PRIu64 " unanswered)\n",
-			       o->shards, since, polls, failed);
-			printf("RESULT mode=sync shards=%u sync_s=%.3f", o->shards, since);
+			       " the replica's start (not yet at the poll before, %.3f s; %" PRIu64
+			       " polls, %" PRIu64 " unanswered)\n",
+			       o->shards, since, prev, polls, failed);
+			printf("RESULT mode=sync shards=%u sync_s=%.3f prev_poll_s=%.3f", o->shards, since,
+			       prev);
 			for (uint32_t i = 0; i < o->shards; i++)
 				printf(" shard%u_lsn=%" PRId64 " shard%u_snapshot_s=%.3f"
 				       " shard%u_streaming_s=%.3f", i, target[i], i, t_snap[i], i,
@@ -760,6 +767,7 @@ static int run_sync(const struct sync_opts *o)
 		}
 		if (mono() - start > o->max_s)
 			break;
+		prev = asked; /* not done when this poll was answered: later than it was asked */
 		sleep_until(start + (double)tick * dt);
 	}
 	printf("RESULT mode=sync shards=%u error=not-synced-within-%us polls=%" PRIu64
