@@ -66,7 +66,7 @@ echo
 
 get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 pcli() { "$pomai_cli" --port "$1" --shards "$n" --tcp "${@:2}"; }
-recall_line() { awk '{ printf "ef %s %s; ", $1, $2 }' "$work/recall.$1"; }
+recall_line() { awk '{ printf "%sef %s %s", NR > 1 ? "; " : "", $1, $2 }' "$work/recall.$1"; }
 
 # start LOG DIR PORT ARGS: a pomaid of this run's shape; PM_WRAP pins all of it.
 start() {
@@ -103,7 +103,7 @@ ppid=$pomaid_pid pdrain=$pm_pomaid_drain
 echo "primary: port $pport, repl_port $replport"
 load "$pport" primary
 pm_knn_check "$pport" "$n" fm primary
-echo "  primary KNN: recall@10 by $(recall_line primary)vectors $(pcli "$pport" info keyspace | tr -d '\r' |
+echo "  primary KNN: recall@10 by $(recall_line primary); vectors $(pcli "$pport" info keyspace | tr -d '\r' |
 	awk -F: '$1 == "vectors" { print $2; exit }')"
 
 # ---------------------------------------------------------------- replicas
@@ -113,16 +113,18 @@ for i in $(seq "$syncs"); do
 	t0=$EPOCHREALTIME
 	start "$work/replica-$i.log" "$work/replica" "$rport" --replica-of "127.0.0.1:$replport"
 	rpid=$pomaid_pid
-	line=$(taskset -c "$client_cpu" "$repl_bench" sync --primary "$pport" --replica "$rport" \
-		--shards "$n" --t0 "$t0" --cpus "$client_cpu" | tee /dev/stderr | grep '^RESULT') ||
-		{ echo "$0: full sync $i did not complete: $line" >&2; exit 3; }
+	out=$(taskset -c "$client_cpu" "$repl_bench" sync --primary "$pport" --replica "$rport" \
+		--shards "$n" --t0 "$t0" --cpus "$client_cpu") ||
+		{ echo "$0: full sync $i did not complete: $out" >&2; exit 3; }
+	grep -v '^RESULT' <<<"$out" | sed 's/^/  /'
+	line=$(grep '^RESULT' <<<"$out")
 	sent=$(pcli "$pport" info replication | tr -d '\r' | awk -F: '$1 == "repl_bytes_sent" { print $2; exit }')
 	echo "  sync $i: ready ${ready_s} s after exec; $(grep -h 'full sync' "$work/replica-$i.log" |
 		sed 's/^pomaid: //' | paste -sd';'); primary's repl_bytes_sent so far $sent"
 	echo "RESULT kind=sync round=$i ready_s=$ready_s ${line#RESULT }" >>"$work/results"
 	if [ "$i" = 1 ]; then
 		pm_knn_check "$rport" "$n" fm replica
-		echo "  replica KNN: recall@10 by $(recall_line replica)answers vs the primary's:" \
+		echo "  replica KNN: recall@10 by $(recall_line replica); answers vs the primary's:" \
 			"$(pm_knn_same primary replica); vectors $(pcli "$rport" info keyspace | tr -d '\r' |
 				awk -F: '$1 == "vectors" { print $2; exit }')"
 	fi
