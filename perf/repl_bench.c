@@ -39,16 +39,22 @@
  *       followed by another (pomai-bench --duration's rule).
  *
  *   pomai-repl-bench sync --primary PORT --replica PORT --shards N --t0 S
+ *                         [--stats FILE]
  *       A full sync's duration: reads each primary shard's last LSN (INFO
  *       dataplane, wal_next_lsn - 1; the primary takes no writes meanwhile),
- *       then polls the replica's INFO replication every --interval-ms until
- *       every shard's repl_link is streaming with repl_applied_lsn equal to
- *       its primary shard's; prints the seconds from --t0 (a CLOCK_REALTIME
- *       time, bash's $EPOCHREALTIME when the replica was started) to the
- *       answer that says so (sync_s, an upper bound) and to the sending of the
- *       poll before it (prev_poll_s, a lower bound: a fan-out INFO waits for
- *       shards that are loading the image, so polls may be far apart), and
- *       when each shard was first seen in snapshot and in streaming.
+ *       then, with --stats (the replica's data_dir/pomaid.stats), reads the
+ *       replica's stats segment every RB_STATS_POLL_MS until every shard's
+ *       link is up with repl_applied_lsn at its primary shard's (each worker
+ *       publishes its block every PM_STATS_PUBLISH_MS, 10 ms, whatever its
+ *       fan-outs wait for: the time is known to ~10 ms); then polls the
+ *       replica's INFO replication every --interval-ms until every shard's
+ *       repl_link says streaming at that LSN (without --stats, this is the
+ *       measure; a fan-out INFO waits for shards that are loading the image,
+ *       so these polls may be far apart). Prints the seconds from --t0 (a
+ *       CLOCK_REALTIME time, bash's $EPOCHREALTIME when the replica was
+ *       started) to the read that said so (an upper bound) and to the read
+ *       before it (a lower bound), for both, and when each shard was first
+ *       seen by INFO in snapshot and in streaming.
  *
  * Pomai is read over TCP through libpomai (pm_client_info); Redis through a
  * RESP reader of its own (a few lines: INFO is one bulk string, SET and WAIT
@@ -75,6 +81,7 @@
 
 #include "benchutil.h"
 #include "pomai.h"
+#include "stats.h"
 
 /* ---------------------------------------------------------------- limits */
 
@@ -103,6 +110,10 @@
 #define RB_LATENCIES_INITIAL 65536u
 #define RB_VALUE_BYTES_DEFAULT 32u
 #define RB_SEED 42u
+/* How often sync mode reads the replica's stats segment (a copy of a few KB
+ * per shard, no request to the server); its workers publish every
+ * PM_STATS_PUBLISH_MS. */
+#define RB_STATS_POLL_MS 1u
 
 enum kind { K_POMAI, K_REDIS };
 
@@ -709,15 +720,51 @@ static int run_wait(const struct wait_opts *o)
 
 struct sync_opts {
 	uint32_t primary, replica, shards, interval_ms, max_s;
-	double t0; /* CLOCK_REALTIME seconds */
+	double t0;         /* CLOCK_REALTIME seconds */
+	const char *stats; /* the replica's stats segment, or NULL */
 };
+
+/* Every shard's link up with its primary's last LSN applied, as the replica's
+ * stats segment says (each worker publishes every PM_STATS_PUBLISH_MS, also
+ * while its fan-outs wait); *prev: when the last read that said no began. */
+static bool sync_by_stats(const struct sync_opts *o, const int64_t *target, double *done,
+			  double *prev)
+{
+	struct pm_stats_map m;
+	char why[256];
+	if (pm_stats_open(o->stats, &m, why, sizeof(why)) != 0)
+		die("%s: %s", o->stats, why);
+	struct pm_stats_shard *blk = malloc(sizeof(*blk));
+	if (!blk || m.nshards != o->shards)
+		die("%s: not a segment of %u shards", o->stats, o->shards);
+	const double start = mono(), dt = RB_STATS_POLL_MS / 1e3;
+	bool ok = false;
+	*prev = 0;
+	for (uint64_t tick = 1; mono() - start <= o->max_s; tick++) {
+		double asked = now_s(CLOCK_REALTIME) - o->t0;
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < o->shards; i++)
+			n += pm_stats_read(pm_stats_shard_at(m.base, i), blk, sizeof(*blk)) &&
+			     blk->repl_link_up && (int64_t)blk->repl_applied_lsn == target[i];
+		if (n == o->shards) {
+			*done = now_s(CLOCK_REALTIME) - o->t0;
+			ok = true;
+			break;
+		}
+		*prev = asked;
+		sleep_until(start + (double)tick * dt);
+	}
+	free(blk);
+	pm_stats_close(&m);
+	return ok;
+}
 
 static int run_sync(const struct sync_opts *o)
 {
 	struct pm_client *pc = pomai_open(o->primary, o->shards);
 	struct pm_client *rc = pomai_open(o->replica, o->shards);
 	int64_t target[RB_SHARDS_MAX];
-	double t_snap[RB_SHARDS_MAX], t_stream[RB_SHARDS_MAX];
+	double t_snap[RB_SHARDS_MAX], t_stream[RB_SHARDS_MAX], st_done = -1, st_prev = -1;
 	size_t len = pomai_info(pc, "dataplane");
 	for (uint32_t i = 0; i < o->shards; i++) {
 		const char *a, *b;
@@ -727,6 +774,11 @@ static int run_sync(const struct sync_opts *o)
 		t_snap[i] = t_stream[i] = -1;
 	}
 	pm_client_close(pc);
+	if (o->stats && !sync_by_stats(o, target, &st_done, &st_prev)) {
+		printf("RESULT mode=sync shards=%u error=not-synced-within-%us (stats segment)\n",
+		       o->shards, o->max_s);
+		return 3;
+	}
 	uint64_t polls = 0, failed = 0;
 	double prev = 0; /* when the last poll that found it not done was sent */
 	const double start = mono(), dt = o->interval_ms / 1e3;
@@ -751,12 +803,15 @@ static int run_sync(const struct sync_opts *o)
 			done += !strcmp(link, "streaming") && field(a, b, "repl_applied_lsn") == target[i];
 		}
 		if (done == o->shards) {
+			double s_done = o->stats ? st_done : since, s_prev = o->stats ? st_prev : prev;
 			printf("full sync: %u shard(s) streaming at their primary's LSN %.3f s after"
-			       " the replica's start (not yet at the poll before, %.3f s; %" PRIu64
-			       " polls, %" PRIu64 " unanswered)\n",
-			       o->shards, since, prev, polls, failed);
-			printf("RESULT mode=sync shards=%u sync_s=%.3f prev_poll_s=%.3f", o->shards, since,
-			       prev);
+			       " the replica's start (not yet at %.3f s)%s; INFO replication said so at"
+			       " %.3f s (not yet at the poll sent at %.3f s; %" PRIu64 " polls, %" PRIu64
+			       " unanswered)\n",
+			       o->shards, s_done, s_prev, o->stats ? ", by the stats segment" : "", since,
+			       prev, polls, failed);
+			printf("RESULT mode=sync shards=%u sync_s=%.3f prev_s=%.3f info_s=%.3f"
+			       " info_prev_s=%.3f", o->shards, s_done, s_prev, since, prev);
 			for (uint32_t i = 0; i < o->shards; i++)
 				printf(" shard%u_lsn=%" PRId64 " shard%u_snapshot_s=%.3f"
 				       " shard%u_streaming_s=%.3f", i, target[i], i, t_snap[i], i,
@@ -788,7 +843,8 @@ static void usage(FILE *f)
 		"       pomai-repl-bench wait --port P --clients C --requests N|--duration-ms MS\n"
 		"                             [--keys K] [--value-size B] [--replicas R] [--cpus C]\n"
 		"       pomai-repl-bench sync --primary PORT --replica PORT --shards N --t0 S\n"
-		"                             [--interval-ms MS] [--max-s S] [--cpus C]\n"
+		"                             [--stats FILE] [--interval-ms MS] [--max-s S]\n"
+		"                             [--cpus C]\n"
 		"PORT: Pomai's base UDP port (TCP on PORT - 1) or Redis's port. See the top of\n"
 		"perf/repl_bench.c for what each mode measures.\n");
 }
@@ -855,6 +911,8 @@ int main(int argc, char **argv)
 			wo.replicas = num(a, v, 1, 16);
 		else if (!strcmp(a, "--cpus"))
 			cpu = (int)num(a, v, 0, 1023);
+		else if (!strcmp(a, "--stats") && v)
+			so.stats = v;
 		else if (!strcmp(a, "--samples") && v)
 			lo.samples = v;
 		else if (!strcmp(a, "--t0") && v)

@@ -16,8 +16,11 @@
 #      answers of CHECK_ROWS test images, graph and exact, kept as text).
 #   3. SYNCS times: a fresh replica (empty data directory, --replica-of) is
 #      started; pomai-repl-bench sync times from its exec to the moment every
-#      shard's repl_link is streaming with repl_applied_lsn equal to its
-#      primary shard's last LSN (INFO polled every 10 ms over TCP). The first
+#      shard's link is up with repl_applied_lsn equal to its primary shard's
+#      last LSN — read from the replica's stats segment every 1 ms (its
+#      workers publish every 10 ms; an INFO fan-out would wait for the shards
+#      loading the image) — and then until INFO replication says streaming at
+#      that LSN on every shard (polled every 10 ms over TCP). The first
 #      replica gets the KNN check too, compared with the primary's. Between
 #      syncs, LOADS - 1 more loads by hand into a fresh pomaid (placed and
 #      sized as a replica, no replication), for a median of both.
@@ -66,7 +69,7 @@ echo
 
 get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 pcli() { "$pomai_cli" --port "$1" --shards "$n" --tcp "${@:2}"; }
-recall_line() { awk '{ printf "%sef %s %s", NR > 1 ? "; " : "", $1, $2 }' "$work/recall.$1"; }
+recall_line() { awk '{ printf "%sef %s %s", (NR > 1 ? "; " : ""), $1, $2 }' "$work/recall.$1"; }
 
 # start LOG DIR PORT ARGS: a pomaid of this run's shape; PM_WRAP pins all of it.
 start() {
@@ -114,7 +117,7 @@ for i in $(seq "$syncs"); do
 	start "$work/replica-$i.log" "$work/replica" "$rport" --replica-of "127.0.0.1:$replport"
 	rpid=$pomaid_pid
 	out=$(taskset -c "$client_cpu" "$repl_bench" sync --primary "$pport" --replica "$rport" \
-		--shards "$n" --t0 "$t0" --cpus "$client_cpu") ||
+		--shards "$n" --t0 "$t0" --stats "$work/replica/pomaid.stats" --cpus "$client_cpu") ||
 		{ echo "$0: full sync $i did not complete: $out" >&2; exit 3; }
 	grep -v '^RESULT' <<<"$out" | sed 's/^/  /'
 	line=$(grep '^RESULT' <<<"$out")
@@ -142,13 +145,14 @@ pm_stop_pomaid "$ppid" "$pdrain"
 # ---------------------------------------------------------------- summary
 loads_s=$(grep 'kind=load' "$work/results" | while read -r l; do get load_s "$l"; done | paste -sd' ')
 syncs_s=$(grep 'kind=sync' "$work/results" | while read -r l; do get sync_s "$l"; done | paste -sd' ')
-prev_s=$(grep 'kind=sync' "$work/results" | while read -r l; do get prev_poll_s "$l"; done | paste -sd' ')
+prev_s=$(grep 'kind=sync' "$work/results" | while read -r l; do get prev_s "$l"; done | paste -sd' ')
+info_s=$(grep 'kind=sync' "$work/results" | while read -r l; do get info_s "$l"; done | paste -sd' ')
 # shellcheck disable=SC2086 # one number per run
 lm=$(pm_median $loads_s)
 # shellcheck disable=SC2086
 sm=$(pm_median $syncs_s)
 echo
-echo "| shards | load by hand s (runs; median) | full sync s, replica exec to every shard streaming at the primary's LSN (runs; median) | not yet at the poll sent at, s | load / sync | recall@10 primary | recall@10 replica | answers |"
-echo "| ---: | --- | --- | --- | ---: | --- | --- | --- |"
-echo "| $n | ${loads_s// /, }; **$lm** | ${syncs_s// /, }; **$sm** | ${prev_s// /, } | $(awk -v a="$lm" -v b="$sm" 'BEGIN { printf "%.1fx", a / b }')" \
+echo "| shards | load by hand s (runs; median) | full sync s: replica exec to every shard's link up at the primary's LSN (runs; median) | not yet at, s | INFO said streaming at, s | load / sync | recall@10 primary | recall@10 replica | answers |"
+echo "| ---: | --- | --- | --- | --- | ---: | --- | --- | --- |"
+echo "| $n | ${loads_s// /, }; **$lm** | ${syncs_s// /, }; **$sm** | ${prev_s// /, } | ${info_s// /, } | $(awk -v a="$lm" -v b="$sm" 'BEGIN { printf "%.1fx", a / b }')" \
 	"| $(recall_line primary) | $(recall_line replica) | $(pm_knn_same primary replica 2>/dev/null) |"
