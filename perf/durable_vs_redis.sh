@@ -40,12 +40,8 @@ echo "redis:   $(redis-server --version | awk '{ print $3 }')"
 echo
 
 # ---------------------------------------------------------------- Redis
-rport=$(pm_free_ports 1 23001)
-taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port "$rport" --save '' \
-	--appendonly yes --appendfsync always --dir "$work" --logfile "$work/redis.log" \
-	--daemonize no &
-pm_track $!
-for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+pm_start_redis "$server_cpu" "$work" --save '' --appendonly yes --appendfsync always || exit 2
+rport=$redis_port
 for c in $conc; do
 	out=$(taskset -c "$client_cpu" redis-benchmark -p "$rport" -t set -d 32 -r "$keys" -n "$n" \
 		-c "$c" -P 1 --threads 1 --csv 2>/dev/null | tail -1)

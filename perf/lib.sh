@@ -32,7 +32,32 @@
 #                             there, with pomaid_pid and ready_s (seconds from
 #                             exec to ready); 1 if it exited first or missed
 #                             PM_READY_WAIT_S (LOG says why)
-#   pm_stop_pomaid            SIGTERM to it, its exit and its output waited for
+#   pm_stop_pomaid [PID DRAIN] SIGTERM to it, its exit and its output waited
+#                             for; PID DRAIN: one started earlier (its
+#                             pomaid_pid and pm_pomaid_drain, kept by the
+#                             script when it runs two pomaids at once)
+#   pm_pomai_streaming PORT SHARDS   wait until every shard of the pomaid on
+#                             PORT says repl_link:streaming (PM_LINK_WAIT_S)
+#   pm_start_redis CPU DIR ARGS  redis-server pinned to CPU, its files in DIR
+#                             (created), on a free port, with ARGS; back once
+#                             it answers PING, with redis_pid and redis_port
+#   pm_redis_link_up PORT     wait until the replica on PORT says
+#                             master_link_status:up (PM_LINK_WAIT_S)
+#   pm_median NUMBERS...      their median
+#   pm_fmnist_arena SHARDS    --arena-bytes for the Fashion-MNIST HNSW
+#                             collection over SHARDS shards (with --seeds
+#                             $pm_fmnist_seeds)
+#   pm_knn_check PORT SHARDS COLL TAG   KNN answers of the pomaid on PORT now:
+#                             pomai-bench --knn (knn_queries test images once
+#                             per ef of knn_efs, recall@10 against the
+#                             server's exact search) into $pm_work/recall.TAG
+#                             ("ef recall" lines), and pomai-cli knn of the
+#                             first knn_rows test images (graph at ef 10, and
+#                             exact) into $pm_work/ans.TAG; knn_data is the
+#                             Fashion-MNIST directory
+#   pm_knn_same A B           "identical" if the answers of checks A and B
+#                             are, else "DIFFERENT" (the diff on stderr)
+#   pomai_cli, repl_bench     the build's pomai-cli and pomai-repl-bench
 #
 # At exit (trap EXIT) pm_cleanup calls the script's pm_cleanup_hook if it has
 # one, stops every tracked process still running (by pid: only what the
@@ -54,6 +79,8 @@ pm_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 	build=${BUILD_DIR:-$pm_root/build-perf}
 	pomaid=$build/dataplane/pomaid
 	bench=$build/perf/pomai-bench
+	repl_bench=$build/perf/pomai-repl-bench
+	pomai_cli=$build/client/pomai-cli
 	server_cpu=${SERVER_CPU:-1}
 	client_cpu=${CLIENT_CPU:-0}
 }
@@ -188,12 +215,112 @@ pm_start_pomaid() {
 	exec {fd}<&-
 }
 
+# shellcheck disable=SC2120 # the arguments are optional
 pm_stop_pomaid() {
-	[ -n "$pomaid_pid" ] || return 0
-	pm_stop "$pomaid_pid"
-	pomaid_pid=
+	local pid=${1:-$pomaid_pid} drain=${2:-$pm_pomaid_drain}
+	[ -n "$pid" ] || return 0
+	pm_stop "$pid"
 	# cat ends with pomaid's output
-	wait "$pm_pomaid_drain" 2>/dev/null || true
-	pm_untrack "$pm_pomaid_drain"
-	pm_pomaid_drain=
+	wait "$drain" 2>/dev/null || true
+	pm_untrack "$drain"
+	if [ "$pid" = "$pomaid_pid" ]; then
+		pomaid_pid=
+		pm_pomaid_drain=
+	fi
+}
+
+# How long a replica may take to reach its primary (a link up, streaming):
+# a bound, not a delay; the waits poll every PM_POLL_S.
+PM_LINK_WAIT_S=${PM_LINK_WAIT_S:-60}
+PM_POLL_S=0.1
+
+pm_pomai_streaming() {
+	local port=$1 shards=$2 deadline=$((SECONDS + PM_LINK_WAIT_S)) n
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		n=$("$pomai_cli" --port "$port" --shards "$shards" --tcp info replication 2>/dev/null |
+			tr -d '\r' | grep -c '^repl_link:streaming$') || true
+		[ "$n" = "$shards" ] && return 0
+		sleep "$PM_POLL_S"
+	done
+	echo "$0: the replica on port $port is not streaming after ${PM_LINK_WAIT_S} s" >&2
+	return 1
+}
+
+# ---------------------------------------------------------------- redis
+
+pm_start_redis() {
+	local cpu=$1 dir=$2 _
+	shift 2
+	mkdir -p "$dir"
+	redis_port=$(pm_free_ports 1 23001)
+	taskset -c "$cpu" redis-server --bind 127.0.0.1 --port "$redis_port" --protected-mode yes \
+		--daemonize no --dir "$dir" --logfile "$dir/redis.log" "$@" &
+	redis_pid=$!
+	pm_track "$redis_pid"
+	for _ in $(seq 100); do
+		redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && return 0
+		sleep "$PM_POLL_S"
+	done
+	echo "$0: redis-server did not start (see $dir/redis.log)" >&2
+	return 1
+}
+
+pm_redis_link_up() {
+	local deadline=$((SECONDS + PM_LINK_WAIT_S))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		redis-cli -p "$1" info replication 2>/dev/null | grep -q '^master_link_status:up' && return 0
+		sleep "$PM_POLL_S"
+	done
+	echo "$0: the redis replica on port $1 has no link after ${PM_LINK_WAIT_S} s" >&2
+	return 1
+}
+
+# ---------------------------------------------------------------- Fashion-MNIST
+
+# 60,000 vectors x 3,328 B (64 B header + 3,136 B of floats + 128 B of level-0
+# links: one size class) spread over the shards, +10 % for an uneven hash
+# spread and the upper levels, + the seeds, + 64 MiB for everything else.
+pm_fmnist_seeds=131072
+pm_fmnist_arena() {
+	# shellcheck disable=SC2017 # whole vectors per shard first, as ever
+	echo $(((60000 / $1 * 11 / 10 * 3328 + pm_fmnist_seeds * 64 + (64 << 20)) >> 20))M
+}
+
+knn_data=${DATA:-/usr/share/datasets/fashion-mnist}
+knn_queries=1000
+knn_efs=10,20,80
+knn_rows=5
+
+pm_knn_check() {
+	local port=$1 shards=$2 coll=$3 tag=$4 out r mode
+	out=$("$bench" --port "$port" --shards "$shards" --knn --collection "$coll" --data "$knn_data" \
+		--queries "$knn_queries" --ef "$knn_efs" --requests "$knn_queries" --warmup 0 --depth 1 \
+		--cpus "$client_cpu" | grep '^RESULT phase=knn') ||
+		{ echo "pomai-bench failed" >"$pm_work/recall.$tag"; return 1; }
+	sed -n 's/.* ef=\([0-9]*\) .* recall=\([^ ]*\).*/\1 \2/p' <<<"$out" >"$pm_work/recall.$tag"
+	: >"$pm_work/ans.$tag"
+	for r in $(seq 0 $((knn_rows - 1))); do
+		for mode in "--ef 10" --exact; do
+			# shellcheck disable=SC2086 # mode is one or two words
+			taskset -c "$client_cpu" "$pomai_cli" --port "$port" --shards "$shards" knn \
+				--file "$knn_data/t10k-images-idx3-ubyte.gz" --row "$r" --k 10 $mode \
+				--collection "$coll" >>"$pm_work/ans.$tag" 2>&1 || true
+		done
+	done
+}
+
+pm_knn_same() {
+	if cmp -s "$pm_work/ans.$1" "$pm_work/ans.$2"; then
+		echo identical
+	else
+		echo DIFFERENT
+		diff "$pm_work/ans.$1" "$pm_work/ans.$2" | head -20 | sed 's/^/    /' >&2
+	fi
+}
+
+# ---------------------------------------------------------------- numbers
+
+pm_median() {
+	printf '%s\n' "$@" | grep . | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }

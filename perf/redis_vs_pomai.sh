@@ -80,17 +80,7 @@ start_pomaid() { # shards cores arena -> sets pomaid_pid, pomai_port
 }
 
 start_redis() { # -> redis_pid, redis_port
-	redis_port=$(pm_free_ports 1)
-	taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port "$redis_port" \
-		--save '' --appendonly no --protected-mode yes --daemonize no \
-		--dir "$work" --logfile "$work/redis.log" &
-	redis_pid=$!
-	pm_track "$redis_pid"
-	for _ in $(seq 100); do
-		redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null | grep -q PONG && return
-		sleep 0.1
-	done
-	echo "$0: redis-server did not start" >&2; exit 2
+	pm_start_redis "$server_cpu" "$work" --save '' --appendonly no || exit 2
 }
 
 # Every key once, in RESP, through redis-cli --pipe.

@@ -42,12 +42,13 @@ set -euo pipefail
 
 shard_counts=${SHARDS:-1 2}
 restarts=${RESTARTS:-3}
-queries=${QUERIES:-1000}
-efs=${EFS:-10,20,80}
-data=${DATA:-/usr/share/datasets/fashion-mnist}
-check_rows=${CHECK_ROWS:-5}
-[ "${1:-}" = --quick ] && { shard_counts=1; restarts=1; queries=200; }
-cli=$build/client/pomai-cli
+knn_queries=${QUERIES:-1000}
+knn_efs=${EFS:-10,20,80}
+data=$knn_data
+knn_rows=${CHECK_ROWS:-5}
+[ "${1:-}" = --quick ] && { shard_counts=1; restarts=1; knn_queries=200; }
+efs=$knn_efs
+cli=$pomai_cli
 train=$data/train-images-idx3-ubyte.gz
 test=$data/t10k-images-idx3-ubyte.gz
 for tool in taskset ss dd fincore; do
@@ -56,13 +57,7 @@ done
 [ -x "$pomaid" ] && [ -x "$cli" ] && [ -x "$bench" ] || { echo "$0: build $build first" >&2; exit 2; }
 [ -r "$train" ] && [ -r "$test" ] || { echo "$0: no Fashion-MNIST in $data (apt-get install dataset-fashion-mnist)" >&2; exit 2; }
 
-# 60,000 vectors x 3,328 B (64 B header + 3,136 B of floats + 128 B of level-0
-# links: one size class) spread over the shards, +10 % for an uneven hash
-# spread and the upper levels, + the seeds, + 64 MiB for everything else.
-vectors=60000
-node_bytes=3328
-seeds=131072
-arena_for() { echo $(((vectors / $1 * 11 / 10 * node_bytes + seeds * 64 + (64 << 20)) >> 20))M; }
+seeds=$pm_fmnist_seeds
 
 WORK_DIR=${WORK_DIR:-/var/tmp} pm_work_dir snapshot_restart
 
@@ -117,34 +112,15 @@ pcli() { "$cli" --port "$port" --shards "$n" "$@"; }
 info() { pcli info | tr -d '\r' | awk -F: -v k="$1" '$1 == k && !f { print $2; f = 1 }'; }
 info_shards() { pcli info | tr -d '\r' | grep "^$1:" | tail -n +2 | cut -d: -f2 | paste -sd' '; }
 
-# check TAG: KNN answers now; recall lines into $work/recall.TAG, answers into
-# $work/ans.TAG (graph ef 10 and exact, CHECK_ROWS queries).
+# check TAG: KNN answers now (pm_knn_check); recall lines into
+# $work/recall.TAG, answers into $work/ans.TAG (graph ef 10 and exact,
+# CHECK_ROWS queries).
 check() {
-	local tag=$1 out
-	out=$("$bench" --port "$port" --shards "$n" --knn --collection fm --data "$data" \
-		--queries "$queries" --ef "$efs" --requests "$queries" --warmup 0 --depth 1 \
-		--cpus "$client_cpu" | grep '^RESULT phase=knn') ||
-		{ echo "  check $tag: pomai-bench failed" | tee "$work/recall.$tag"; return; }
-	sed -n 's/.* ef=\([0-9]*\) .* recall=\([^ ]*\).*/\1 \2/p' <<<"$out" >"$work/recall.$tag"
-	: >"$work/ans.$tag"
-	for r in $(seq 0 $((check_rows - 1))); do
-		for mode in "--ef 10" --exact; do
-			# shellcheck disable=SC2086
-			taskset -c "$client_cpu" "$cli" --port "$port" --shards "$n" knn --file "$test" \
-				--row "$r" --k 10 $mode --collection fm >>"$work/ans.$tag" 2>&1 || true
-		done
-	done
-	echo "  check $tag: recall@10 by ef: $(awk '{ printf "ef %s %s; ", $1, $2 }' "$work/recall.$tag")vectors $(info vectors)"
+	pm_knn_check "$port" "$n" fm "$1" || { echo "  check $1: pomai-bench failed"; return; }
+	echo "  check $1: recall@10 by ef: $(awk '{ printf "ef %s %s; ", $1, $2 }' "$work/recall.$1")vectors $(info vectors)"
 }
 
-same() { # same A B: are the KNN answers of check A and check B identical?
-	if cmp -s "$work/ans.$1" "$work/ans.$2"; then
-		echo identical
-	else
-		echo DIFFERENT
-		diff "$work/ans.$1" "$work/ans.$2" | head -20 | sed 's/^/    /' >&2
-	fi
-}
+same() { pm_knn_same "$@"; } # are the KNN answers of check A and check B identical?
 
 join() { local IFS=,; echo "$*"; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -154,7 +130,7 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR 
 for n in $shard_counts; do
 	port=$(pm_free_ports 1 24001)
 	dir=$work/data-$n
-	arena=$(arena_for "$n")
+	arena=$(pm_fmnist_arena "$n")
 	if [ "$n" = 1 ]; then cpus=$server_cpu; else cpus=$(seq -s, 0 $((n - 1))); fi
 	echo "== $n shard(s): pomaid on CPU(s) $cpus (taskset and --cores), clients on CPU $client_cpu," \
 		"arena $arena, seeds $seeds per shard, port $port"
