@@ -63,7 +63,7 @@ struct peer {
 	uint8_t in[4 * PM_REPL_ACK_BYTES];
 	uint32_t in_len;
 	bool want_out;             /* EPOLLOUT asked for */
-	uint64_t last_in_ms, last_out_ms;
+	uint64_t last_in_ms, last_ping_ms;
 	/* a full sync */
 	struct pm_snap_writer *wr;
 	uint64_t snap_bytes;
@@ -429,7 +429,7 @@ void pm_repl_adopt(struct pm_worker *w, const uint8_t *body, uint32_t len)
 				" not (a divergent tail): a full sync discards them\n", w->id, at,
 			diverged);
 	*p = (struct peer){ .fd = c.fd, .addr = c.addr, .out = p->out, .dbuf = p->dbuf, .seg_fd = -1,
-			    .last_in_ms = mono_now(w), .last_out_ms = mono_now(w) };
+			    .last_in_ms = mono_now(w), .last_ping_ms = mono_now(w) };
 	int one = 1;
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	watch(w, p->fd, EPOLLIN, EPOLL_CTL_ADD);
@@ -486,7 +486,11 @@ void pm_repl_on_batch(struct pm_worker *w, const uint8_t *p, uint32_t n, uint64_
 	struct pm_repl *r = w->repl;
 	if (!r || r->role != PM_ROLE_PRIMARY || n == 0)
 		return;
-	r->lag[r->lag_n++ % PM_REPL_LAG_SAMPLES] = (struct lag_sample){ last, mono_now(w) };
+	struct lag_sample *top = r->lag_n ? &r->lag[(r->lag_n - 1) % PM_REPL_LAG_SAMPLES] : NULL;
+	if (top && mono_now(w) - top->ms < PM_REPL_LAG_SAMPLE_MS)
+		top->lsn = last; /* the window's last LSN: written no earlier than its start */
+	else
+		r->lag[r->lag_n++ % PM_REPL_LAG_SAMPLES] = (struct lag_sample){ last, mono_now(w) };
 	for (uint32_t i = 0; i < PM_REPL_REPLICAS_MAX; i++) {
 		struct peer *pe = &r->peers[i];
 		if (pe->fd < 0 || pe->state != PEER_LIVE)
@@ -713,10 +717,11 @@ static uint32_t peer_io(struct pm_worker *w, struct peer *p)
 {
 	struct pm_repl *r = w->repl;
 	uint32_t work = 0;
-	if (p->tail == p->head && mono_now(w) - p->last_out_ms >= PM_REPL_PING_MS) {
+	if (mono_now(w) - p->last_ping_ms >= PM_REPL_PING_MS) { /* a full sync too: its replica answers */
 		uint8_t *f = out_take(w, p, PM_REPL_PING_BYTES);
 		if (f)
 			(void)pm_repl_encode_ping(f, PM_REPL_PING_BYTES, w->wal->next_lsn - 1, w->now_ms);
+		p->last_ping_ms = mono_now(w);
 	}
 	while (p->tail > p->head) {
 		ssize_t n = send(p->fd, p->out + p->head, p->tail - p->head, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -730,7 +735,6 @@ static uint32_t peer_io(struct pm_worker *w, struct peer *p)
 		p->head += (uint64_t)n;
 		p->bytes_sent += (uint64_t)n;
 		r->bytes_sent += (uint64_t)n;
-		p->last_out_ms = mono_now(w);
 		work++;
 	}
 	if (p->head == p->tail)
@@ -1317,7 +1321,7 @@ uint32_t pm_repl_info(const struct pm_worker *w, char *out, uint32_t cap)
 		for (uint32_t s = 0; s < PM_MIN(r->lag_n, PM_REPL_LAG_SAMPLES); s++) {
 			const struct lag_sample *x = &r->lag[s];
 			if (x->lsn > p->recv_lsn && mono_now(w) - x->ms > lag_ms)
-				lag_ms = mono_now(w) - x->ms; /* its oldest batch not acknowledged */
+				lag_ms = mono_now(w) - x->ms; /* its oldest window not acknowledged */
 		}
 		ok = put(out, cap, &len,
 			 "replica%u_addr:%s\r\nreplica%u_state:%s\r\nreplica%u_acked_lsn:%" PRIu64

@@ -49,9 +49,9 @@ struct pm_stats_shard;
  * thread holds at most PM_REPL_PENDING_MAX of them). */
 #define PM_REPL_HELLO_MS 2000u
 #define PM_REPL_PENDING_MAX 16u
-/* A primary pings each replica this often when it has nothing else to send;
- * a link silent for PM_REPL_TIMEOUT_MS either way is closed (and the replica
- * reconnects). */
+/* A primary pings each replica this often, also while it streams (the ping
+ * carries its last LSN: the replica's lag in records); a link silent for
+ * PM_REPL_TIMEOUT_MS either way is closed (and the replica reconnects). */
 #define PM_REPL_PING_MS 200u
 #define PM_REPL_TIMEOUT_MS 5000u
 /* A replica that lost its link tries again after this, doubling up to the
@@ -66,7 +66,12 @@ struct pm_stats_shard;
 #define PM_REPL_READ_BYTES (1u << 20)
 /* Bytes a replica's link buffers from its primary: two of the largest frame. */
 #define PM_REPL_LINK_BYTES (2u * PM_REPL_FRAME_BYTES_MAX)
-/* Batches whose submission time a primary keeps to tell a replica's lag in ms. */
+/* A primary tells a replica's lag in ms from the times its log reached
+ * given LSNs: one sample per PM_REPL_LAG_SAMPLE_MS at most (the last LSN
+ * logged in that window), PM_REPL_LAG_SAMPLES of them — lags up to 2.56 s
+ * to within 10 ms; a longer lag is reported as the oldest sample's age, a
+ * lower bound. */
+#define PM_REPL_LAG_SAMPLE_MS 10u
 #define PM_REPL_LAG_SAMPLES 256u
 
 enum pm_repl_role {
