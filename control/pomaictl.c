@@ -122,7 +122,10 @@ static void print_json(uint8_t status, const char *t, size_t n)
 			json_string(line, (size_t)(colon - line));
 			putchar(':');
 			size_t vlen = len - (size_t)(colon - line) - 1;
-			if (is_number(colon + 1, vlen))
+			size_t klen = (size_t)(colon - line);
+			/* an id (repl_id: 16 hex digits) is text even when all its digits are decimal */
+			bool id = klen >= 3 && !memcmp(line + klen - 3, "_id", 3);
+			if (!id && is_number(colon + 1, vlen))
 				printf("%.*s", (int)vlen, colon + 1);
 			else
 				json_string(colon + 1, vlen);

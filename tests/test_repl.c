@@ -1856,6 +1856,12 @@ static void test_lower_epoch(void)
 	CU_ASSERT_FATAL(e0 >= 0 && e1 > e0);
 	CU_ASSERT_FATAL(follow(&r2, r1.pm.repl_port, true));
 	ctl_expect(ctl_path, r1.sock, "replication status", 0, "role:primary");
+	/* --json: each shard an object; an id stays text (its digits may all be decimal) */
+	CU_ASSERT_EQUAL(ctl_json(ctl_path, r1.sock, "replication status",
+				 "d['Node']['role'] == 'primary' and "
+				 "isinstance(d['Shard 1']['repl_id'], str) and "
+				 "len(d['Shard 1']['repl_id']) == 16 and d['Shard 1']['repl_epoch'] >= 2"),
+			0);
 	ctl_expect(ctl_path, r2.sock, "replication status", 0, "role:replica");
 	struct pm_client *c1 = node_client(&r1), *cp = node_client(&p), *c2 = node_client(&r2);
 	CU_ASSERT_FATAL(c1 && cp && c2);
