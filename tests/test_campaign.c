@@ -1381,8 +1381,11 @@ static void *pipe_conn_main(void *arg)
 	return NULL;
 }
 
-/* Connections a placed set may try before one worker has none. */
-#define PLACE_TRIES 64u
+/* Connections a placed set may try before it gives up. Which worker accepts
+ * a connection is the kernel's choice among the workers waiting on the
+ * listener (EPOLLEXCLUSIVE): one worker may take many in a row, so a set of
+ * 2 x n / 2 may need many more tries than n (64 ran out in a CI run). */
+#define PLACE_TRIES 1024u
 
 /* n connections, the first half accepted by worker 0 and the rest by
  * worker 1 (a worker takes connections as its turn comes; tcp_accepted of the
