@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -128,6 +129,22 @@ int pm_datadir_create(int dirfd, const char *name, int flags, mode_t mode)
 		return -errno; /* a directory there, say: not ours to remove */
 	int fd = openat(dirfd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	return fd < 0 ? -errno : fd;
+}
+
+int pm_datadir_replace(int dirfd, const char *name, const void *p, size_t n)
+{
+	char tmp[NAME_MAX + 1];
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	int fd = pm_datadir_create(dirfd, tmp, O_WRONLY, 0640);
+	int rc = fd < 0 ? fd : 0;
+	if (rc == 0 && (write(fd, p, n) != (ssize_t)n || fdatasync(fd) != 0))
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0 && (renameat(dirfd, tmp, dirfd, name) != 0 || fsync(dirfd) != 0))
+		rc = -errno;
+	return rc;
 }
 
 int pm_datadir_openat(int dirfd, const char *name, int flags, mode_t mode)

@@ -47,6 +47,12 @@ int pm_datadir_sub(int dirfd, const char *name, const char *shown, char *err, si
  * file, a symlink) is unlinked first, never followed. A descriptor or -errno. */
 int pm_datadir_create(int dirfd, const char *name, int flags, mode_t mode);
 
+/* Replace file `name` in dirfd by the n bytes at p, atomically and durably:
+ * written to `name`.tmp (pm_datadir_create), fdatasynced, renamed over
+ * `name`, the directory fsynced. A crash leaves the old file or the new one.
+ * 0 or -errno. For small files (a replication history, a role). */
+int pm_datadir_replace(int dirfd, const char *name, const void *p, size_t n);
+
 /* File `name` in dirfd with flags | O_NOFOLLOW | O_CLOEXEC (mode: for
  * O_CREAT): a descriptor or -errno (-ELOOP for a symlink). */
 int pm_datadir_openat(int dirfd, const char *name, int flags, mode_t mode);

@@ -185,22 +185,12 @@ static int history_save(struct pm_worker *w)
 	struct pm_repl *r = w->repl;
 	if (!w->wal)
 		return 0;
-	int dirfd = w->wal->dirfd;
 	char line[192];
 	int n = snprintf(line, sizeof(line),
 			 "id=%016" PRIx64 " epoch=%" PRIu64 " prev_id=%016" PRIx64 " prev_end=%" PRIu64
 			 " fenced=%d\n", r->h.id, r->h.epoch, r->h.prev_id, r->h.prev_end,
 			 r->role == PM_ROLE_FENCED);
-	(void)unlinkat(dirfd, HISTORY_NAME ".tmp", 0);
-	int fd = pm_datadir_create(dirfd, HISTORY_NAME ".tmp", O_WRONLY, 0640);
-	int rc = fd < 0 ? fd : 0;
-	if (rc == 0 && (write(fd, line, (size_t)n) != n || fdatasync(fd) != 0))
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	if (rc == 0 && (renameat(dirfd, HISTORY_NAME ".tmp", dirfd, HISTORY_NAME) != 0 ||
-			fsync(dirfd) != 0))
-		rc = -errno;
+	int rc = pm_datadir_replace(w->wal->dirfd, HISTORY_NAME, line, (size_t)n);
 	if (rc != 0)
 		fprintf(stderr, "pomaid: shard %u: cannot save its replication history: %s\n", w->id,
 			strerror(-rc));
@@ -251,17 +241,7 @@ int pm_repl_node_save(struct pm_daemon *d, enum pm_repl_role role,
 	d->repl->role = role;
 	if (primary)
 		d->repl->primary = *primary;
-	(void)unlinkat(d->data_fd, STATE_NAME ".tmp", 0);
-	int fd = pm_datadir_create(d->data_fd, STATE_NAME ".tmp", O_WRONLY, 0640);
-	int rc = fd < 0 ? fd : 0;
-	if (rc == 0 && (write(fd, text, (size_t)n) != n || fdatasync(fd) != 0))
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	if (rc == 0 && (renameat(d->data_fd, STATE_NAME ".tmp", d->data_fd, STATE_NAME) != 0 ||
-			fsync(d->data_fd) != 0))
-		rc = -errno;
-	return rc;
+	return pm_datadir_replace(d->data_fd, STATE_NAME, text, (size_t)n);
 }
 
 static void node_load(struct pm_daemon *d)
@@ -522,7 +502,7 @@ static bool seg_open(struct pm_worker *w, struct peer *p)
 	if (k < 0)
 		return false;
 	char name[NAME_BYTES];
-	snprintf(name, sizeof(name), "%020" PRIu64 ".wal", l->segs[k]);
+	pm_wal_seg_name(l->segs[k], name);
 	if (p->seg_fd >= 0)
 		close(p->seg_fd);
 	p->seg_fd = pm_datadir_openat(l->dirfd, name, O_RDONLY, 0);
@@ -821,12 +801,17 @@ static uint32_t connected(const struct pm_repl *r)
 	return n;
 }
 
+bool pm_repl_takes_writes(const struct pm_worker *w)
+{
+	return !w->repl || w->repl->role == PM_ROLE_PRIMARY;
+}
+
 enum pm_status pm_repl_admit(struct pm_worker *w, const struct pm_request *req)
 {
 	const struct pm_repl *r = w->repl;
 	if (!r || !pm_wal_logs(req->op))
 		return PM_OK;
-	if (r->role != PM_ROLE_PRIMARY)
+	if (!pm_repl_takes_writes(w))
 		return PM_E_READONLY;
 	if (w->d->cfg.min_replicas && connected(r) < w->d->cfg.min_replicas)
 		return PM_E_NOREPLICAS;
@@ -984,9 +969,8 @@ static bool link_image(struct pm_worker *w, const struct pm_repl_frame *f)
 			return false;
 		k->img_lsn = f->u.snap_begin.start_lsn;
 		k->img_bytes = 0;
-		snprintf(name, sizeof(name), "%020" PRIu64 ".snap.tmp", k->img_lsn);
-		(void)unlinkat(dirfd, name, 0);
-		k->img_fd = pm_datadir_create(dirfd, name, O_WRONLY, 0640);
+		pm_snap_name(k->img_lsn, true, name);
+		k->img_fd = pm_datadir_create(dirfd, name, O_WRONLY, 0640); /* a stale one goes */
 		return k->img_fd >= 0;
 	}
 	if (k->img_fd < 0)
@@ -1003,7 +987,7 @@ static bool link_image(struct pm_worker *w, const struct pm_repl_frame *f)
 	close(k->img_fd);
 	k->img_fd = -1;
 	if (ok && pm_snap_check_tmp(w, k->img_lsn, err, sizeof(err)) != 0) {
-		snprintf(name, sizeof(name), "%020" PRIu64 ".snap.tmp", k->img_lsn);
+		pm_snap_name(k->img_lsn, true, name);
 		(void)unlinkat(dirfd, name, 0);
 		link_down(w, "full sync: the image received fails its checks (%s): the shard keeps"
 			  " its data", err);
@@ -1209,7 +1193,8 @@ uint32_t pm_repl_turn(struct pm_worker *w)
 	struct pm_repl *r = w->repl;
 	if (!r)
 		return 0;
-	if (w->d->listen_fd < 0 && !w->repl_ready) { /* no TCP turn looked at the set: look here */
+	if (w->d->listen_fd < 0 && !w->repl_ready && (r->link.fd >= 0 || connected(r))) {
+		/* no TCP turn looked at the set: look here, when there is a socket to look for */
 		struct epoll_event ev;
 		w->repl_ready = epoll_wait(w->ep, &ev, 1, 0) > 0;
 	}
@@ -1272,12 +1257,6 @@ void pm_repl_ctl(struct pm_worker *w, const struct pm_msg *m, const uint8_t *bod
 	n += pm_repl_info(w, (char *)out + n, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(*m) - n);
 	struct pm_msg reply = { .origin = w->id, .dest = m->dest };
 	pm_post_admin(w, &reply, out, n);
-}
-
-void pm_repl_primary(const struct pm_worker *w, struct pm_wire_primary *out)
-{
-	(void)w;
-	pm_reply_get_primary(out);
 }
 
 /* ---------------------------------------------------------------- INFO and stats */

@@ -111,6 +111,10 @@ uint32_t pm_repl_turn(struct pm_worker *w);
 void pm_repl_adopt(struct pm_worker *w, const uint8_t *body, uint32_t len);
 /* An admin request (PM_MSG_REPL_CTL); answered with pm_post_admin. */
 void pm_repl_ctl(struct pm_worker *w, const struct pm_msg *m, const uint8_t *body, uint32_t len);
+/* Whether this shard changes its data but from its primary's log: a primary
+ * (or a node without the log, which replicates nothing) does; a replica,
+ * detached or fenced shard does not (nor evicts: its log is its primary's). */
+bool pm_repl_takes_writes(const struct pm_worker *w);
 /* A write may be applied here: PM_OK, PM_E_READONLY (not a primary) or
  * PM_E_NOREPLICAS (fewer than min_replicas replicas connected). */
 enum pm_status pm_repl_admit(struct pm_worker *w, const struct pm_request *req);
@@ -127,9 +131,6 @@ uint64_t pm_repl_keep_lsn(const struct pm_worker *w);
 /* The log's completion of one of replication's reads (OP_REPL). */
 void pm_repl_on_cqe(struct pm_worker *w, uint64_t user_data, int res);
 bool pm_repl_inflight(const struct pm_worker *w);
-/* The primary a READONLY reply names (zeros when not known). */
-struct pm_wire_primary;
-void pm_repl_primary(const struct pm_worker *w, struct pm_wire_primary *out);
 uint32_t pm_repl_info(const struct pm_worker *w, char *out, uint32_t cap);
 void pm_repl_counters(const struct pm_worker *w, struct pm_stats_shard *s);
 

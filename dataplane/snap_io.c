@@ -73,7 +73,7 @@ static uint64_t mono_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static void snap_name(uint64_t lsn, bool tmp, char *out)
+void pm_snap_name(uint64_t lsn, bool tmp, char *out)
 {
 	snprintf(out, NAME_BYTES, "%020" PRIu64 ".snap%s", lsn, tmp ? ".tmp" : "");
 }
@@ -94,7 +94,7 @@ static void fail(struct pm_worker *w, int err, const char *what)
 		w->id, s->wr.start_lsn, what, strerror(err));
 	close(s->fd);
 	s->fd = -1;
-	snap_name(s->wr.start_lsn, true, name);
+	pm_snap_name(s->wr.start_lsn, true, name);
 	unlinkat(s->dirfd, name, 0);
 	s->stage = S_IDLE;
 	s->st.failed++;
@@ -241,8 +241,8 @@ static void handle(struct pm_worker *w, unsigned op, int res)
 	}
 	if (op == SNAP_OP_FSYNC) {
 		char tmp[NAME_BYTES], name[NAME_BYTES];
-		snap_name(s->wr.start_lsn, true, tmp);
-		snap_name(s->wr.start_lsn, false, name);
+		pm_snap_name(s->wr.start_lsn, true, tmp);
+		pm_snap_name(s->wr.start_lsn, false, name);
 		if (renameat(s->dirfd, tmp, s->dirfd, name) != 0) {
 			fail(w, errno, "rename");
 			return;
@@ -281,7 +281,7 @@ static int start(struct pm_worker *w, const char *why)
 	s->wal_bytes_at_start = l->st.bytes;
 	if (l->state == WAL_FAILED)
 		return -EIO;
-	snap_name(lsn, true, name);
+	pm_snap_name(lsn, true, name);
 	s->fd = pm_datadir_create(s->dirfd, name, O_WRONLY, 0640); /* never through a link */
 	if (s->fd < 0) {
 		int e = -s->fd;
@@ -473,7 +473,7 @@ int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen
 	if (!found)
 		return 0;
 	char name[NAME_BYTES];
-	snap_name(x, false, name);
+	pm_snap_name(x, false, name);
 	struct pm_snap_info info;
 	uint64_t t0 = mono_ns();
 	if (load(w, name, &info, err, errlen) != 0)
@@ -509,7 +509,7 @@ int pm_snap_check_tmp(struct pm_worker *w, uint64_t lsn, char *err, size_t errle
 {
 	struct pm_snap *s = w->wal->snap;
 	char tmp[NAME_BYTES], why[256];
-	snap_name(lsn, true, tmp);
+	pm_snap_name(lsn, true, tmp);
 	int fd = pm_datadir_openat(s->dirfd, tmp, O_RDONLY, 0);
 	struct stat sb;
 	if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size == 0) {
@@ -537,8 +537,8 @@ int pm_snap_install(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen)
 {
 	struct pm_snap *s = w->wal->snap;
 	char tmp[NAME_BYTES], name[NAME_BYTES];
-	snap_name(lsn, true, tmp);
-	snap_name(lsn, false, name);
+	pm_snap_name(lsn, true, tmp);
+	pm_snap_name(lsn, false, name);
 	/* every snapshot here is of the history given up, newer ones too */
 	unlink_older(NULL, s->dirfd, ".snap", UINT64_MAX);
 	if (renameat(s->dirfd, tmp, s->dirfd, name) != 0 || fsync(s->dirfd) != 0)
@@ -585,7 +585,7 @@ void pm_snap_close(struct pm_worker *w)
 	}
 	if (s->stage != S_IDLE && s->stage != S_PUBLISH) { /* unfinished: it goes */
 		char name[NAME_BYTES];
-		snap_name(s->wr.start_lsn, true, name);
+		pm_snap_name(s->wr.start_lsn, true, name);
 		unlinkat(s->dirfd, name, 0);
 		printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " abandoned at shutdown\n", w->id,
 		       s->wr.start_lsn);

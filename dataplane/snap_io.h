@@ -69,7 +69,10 @@ bool pm_snap_unlink(struct pm_worker *w, int dirfd, const char *name, bool segme
 /* Recovery: load the newest snapshot of w's shard into it; *lsn is its start
  * LSN (0: none). 0, or -1 with a message. Called from pm_wal_open. */
 int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen);
-/* A replica's full sync (repl.c): the snapshot directory, where the image
+/* The name of the snapshot at lsn in a shard's snapshot directory:
+ * "<20 digits>.snap", or ".snap.tmp" while it is written (NAME_BYTES). */
+void pm_snap_name(uint64_t lsn, bool tmp, char *out);
+/* A replica's full sync (repl_io.c): the snapshot directory, where the image
  * is received as <LSN>.snap.tmp; whether a local snapshot is under way (the
  * shard cannot be replaced then); and the install of a received image,
  * written and synced: published as <LSN>.snap (older ones deleted), the

@@ -133,6 +133,8 @@ struct pm_wal {
 #endif
 };
 
+/* The name of the segment whose first record is first_lsn: "<20 digits>.wal". */
+void pm_wal_seg_name(uint64_t first_lsn, char *out);
 /* The first LSNs of the segments in directory dirfd, sorted; their count (or -1). */
 int pm_wal_list_segments(int dirfd, uint64_t *out, int cap);
 /* A segment a snapshot covers: kept as a spare (PM_WAL_SPARE_SEGMENTS) or deleted. */

@@ -43,7 +43,7 @@ uint64_t pm_wall_ms(void)
 /* ---------------------------------------------------------------- segments */
 
 /* The name of the segment whose first record is first_lsn. */
-static void seg_name(uint64_t first_lsn, char *out)
+void pm_wal_seg_name(uint64_t first_lsn, char *out)
 {
 	snprintf(out, NAME_BYTES, "%020" PRIu64 ".wal", first_lsn);
 }
@@ -80,7 +80,7 @@ void pm_wal_retire(struct pm_worker *w, uint64_t first_lsn)
 {
 	struct pm_wal *l = w->wal;
 	char name[NAME_BYTES], spare[NAME_BYTES];
-	seg_name(first_lsn, name);
+	pm_wal_seg_name(first_lsn, name);
 	snprintf(spare, sizeof(spare), "%020" PRIu64 ".spare", first_lsn);
 	/* never over another file: a spare of that name may be the next segment
 	 * being prepared (LSNs start over after a replica's full sync) */
@@ -219,7 +219,7 @@ static int seg_switch(struct pm_worker *w, uint64_t first_lsn)
 					   .first_lsn = first_lsn };
 	PM_ASSERT(l->prep == PREP_READY && l->seal_fd < 0 && !l->bfsync_inflight);
 	pm_wal_segment_header_encode(&h, hdr);
-	seg_name(first_lsn, name);
+	pm_wal_seg_name(first_lsn, name);
 	if (pwrite(l->prep_fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
 	    renameat(l->dirfd, l->prep_name, l->dirfd, name) != 0)
 		return -errno;
@@ -404,7 +404,7 @@ bool pm_wal_evict_log(void *ctx, const uint8_t *key, uint32_t klen)
 {
 	struct pm_worker *w = ctx;
 	struct pm_wal *l = w->wal;
-	if (pm_repl_admit(w, &(struct pm_request){ .op = PM_OP_DEL }) == PM_E_READONLY) {
+	if (!pm_repl_takes_writes(w)) {
 		if (l) /* a replica's log is its primary's: it never evicts */
 			l->st.evict_refused++;
 		return false;
@@ -1016,7 +1016,7 @@ static int replay_segment(struct pm_worker *w, uint64_t first, bool newest, stru
 {
 	struct pm_wal *l = w->wal;
 	char name[NAME_BYTES];
-	seg_name(first, name);
+	pm_wal_seg_name(first, name);
 	int fd = pm_datadir_openat(l->dirfd, name, O_RDONLY, 0);
 	struct stat sb;
 	if (fd < 0 || fstat(fd, &sb) != 0) {
@@ -1103,7 +1103,7 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 	int last = -1;
 	for (int i = 0; i < n; i++) {
 		char name[NAME_BYTES];
-		seg_name(firsts[i], name);
+		pm_wal_seg_name(firsts[i], name);
 		if (c.cut) { /* after an approved cut nothing later is trusted */
 			fprintf(stderr, "pomaid: shard %u: %s/%s removed (after the cut)\n", w->id, l->dir,
 				name);
@@ -1133,7 +1133,7 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 	}
 	if (last >= 0) {
 		char name[NAME_BYTES];
-		seg_name(firsts[last], name);
+		pm_wal_seg_name(firsts[last], name);
 		l->fd = pm_datadir_openat(l->dirfd, name, O_WRONLY, 0);
 		if (l->fd < 0)
 			return pm_errf(err, errlen, "%s/%s: %s", l->dir, name, strerror(-l->fd));
