@@ -145,16 +145,7 @@ int wire_tcp_connect(const char *src, const char *host, uint16_t port)
 
 bool wire_write_all(int fd, const uint8_t *p, size_t n)
 {
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
+	return proc_send_all(fd, p, n);
 }
 
 /* ---------------------------------------------------------------- raw */

@@ -841,3 +841,20 @@ bool info_text_word(const char *text, const char *part, const char *field, char 
 	out[n] = '\0';
 	return true;
 }
+
+/* ---------------------------------------------------------------- sockets */
+
+bool proc_send_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	while (n > 0) {
+		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		b += w;
+		n -= (size_t)w;
+	}
+	return true;
+}

@@ -220,6 +220,12 @@ uint16_t proc_port_pick(int type, uint16_t not);
  * set), tried on PROC_PORT_TRIES ports; -1 if none would do. */
 int proc_tcp_listen(uint16_t not, uint16_t *port);
 
+/* ---------------------------------------------------------------- sockets */
+
+/* All n bytes at p to a stream socket (blocking, no SIGPIPE); false when the
+ * peer is gone or a send fails. */
+bool proc_send_all(int fd, const void *p, size_t n);
+
 /* ---------------------------------------------------------------- clock */
 
 uint64_t proc_now_ms(void);

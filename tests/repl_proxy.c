@@ -38,20 +38,6 @@ static void reset_close(int fd)
 	close(fd);
 }
 
-static bool write_all(int fd, const uint8_t *b, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		b += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 static int upstream_connect(uint16_t port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
@@ -165,13 +151,13 @@ static bool pair_relay(struct repl_proxy *p, struct repl_proxy_pair *q, bool fro
 		return false;
 	}
 	if (!from_up) {
-		if (!write_all(q->up, p->buf, (size_t)r))
+		if (!proc_send_all(q->up, p->buf, (size_t)r))
 			pair_close(q, false);
 		return q->down >= 0;
 	}
 	bool cut;
 	size_t n = frames_walk(p, q, p->buf, (size_t)r, &cut);
-	if (!write_all(q->down, p->buf, n)) {
+	if (!proc_send_all(q->down, p->buf, n)) {
 		pair_close(q, false);
 		return false;
 	}

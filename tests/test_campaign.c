@@ -860,23 +860,43 @@ static uint32_t repl_hello(uint8_t *out, uint32_t shard, uint32_t n)
 	return (uint32_t)pm_repl_encode_hello(out, PM_REPL_HELLO_BYTES, shard, n, 0, 0, 0);
 }
 
-static bool repl_refused(int fd, uint16_t want, int ms)
+/* Read a fake replica's stream until it is quiet for ms or closed (*closed,
+ * when given), answering nothing; true if a REFUSE with `reason` came
+ * (reason 0: true if none came). */
+static bool fake_drain(int fd, uint16_t reason, int ms, bool *closed)
 {
-	uint8_t b[512];
+	static uint8_t b[1 << 16];
 	size_t have = 0;
+	bool refused = false;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
-	while (have < sizeof(b) && poll(&p, 1, ms) == 1) {
+	while (poll(&p, 1, ms) == 1) {
 		ssize_t r = recv(fd, b + have, sizeof(b) - have, MSG_DONTWAIT);
-		if (r <= 0)
+		if (r == 0 || (r < 0 && errno == ECONNRESET)) {
+			if (closed)
+				*closed = true;
+			break;
+		}
+		if (r < 0)
 			break;
 		have += (size_t)r;
 		struct pm_repl_frame f;
 		size_t used;
-		if (pm_repl_decode(b, have, &f, &used) == PM_REPL_OK)
-			return f.type == PM_REPL_REFUSE && f.u.refuse.reason == want &&
-			       closed_by_server(fd, ms);
+		while (pm_repl_decode(b, have, &f, &used) == PM_REPL_OK) {
+			refused |= f.type == PM_REPL_REFUSE && f.u.refuse.reason == reason;
+			memmove(b, b + used, have - used);
+			have -= used;
+		}
+		if (have == sizeof(b))
+			have = 0; /* a frame larger than this buffer: its bytes do not matter here */
 	}
-	return false;
+	return reason ? refused : !refused;
+}
+
+/* A REFUSE with reason `want` came, and then the server closed. */
+static bool repl_refused(int fd, uint16_t want, int ms)
+{
+	bool closed = false;
+	return fake_drain(fd, want, ms, &closed) && closed;
 }
 
 /* Every bad opening is closed (with a REFUSE where one is due) and nothing
@@ -982,32 +1002,6 @@ static int fake_replica(uint32_t shard)
 	return fd;
 }
 
-/* Read a fake replica's stream until it is quiet for ms, answering nothing;
- * true if a REFUSE with `reason` came (reason 0: true if none came). */
-static bool fake_drain(int fd, uint16_t reason, int ms)
-{
-	static uint8_t b[1 << 16];
-	size_t have = 0;
-	bool refused = false;
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	while (poll(&p, 1, ms) == 1) {
-		ssize_t r = recv(fd, b + have, sizeof(b) - have, MSG_DONTWAIT);
-		if (r <= 0)
-			break;
-		have += (size_t)r;
-		struct pm_repl_frame f;
-		size_t used;
-		while (pm_repl_decode(b, have, &f, &used) == PM_REPL_OK) {
-			refused |= f.type == PM_REPL_REFUSE && f.u.refuse.reason == reason;
-			memmove(b, b + used, have - used);
-			have -= used;
-		}
-		if (have == sizeof(b))
-			have = 0; /* a frame larger than this buffer: its bytes do not matter here */
-	}
-	return reason ? refused : !refused;
-}
-
 /* The replication port's bounds, each broken (docs/replication.md,
  * "Bounds"): PM_REPL_PENDING_MAX connections owing their HELLO (one more
  * is closed at once), PM_REPL_REPLICAS_MAX replicas per shard (one more is
@@ -1052,10 +1046,10 @@ static void test_repl_bounds(void)
 	/* 2. PM_REPL_REPLICAS_MAX replicas of shard 0, then one more: REFUSE FULL */
 	for (uint32_t i = 0; i < PM_REPL_REPLICAS_MAX; i++) {
 		CU_ASSERT_FATAL((fds[i] = fake_replica(0)) >= 0);
-		CU_ASSERT(fake_drain(fds[i], 0, 200)); /* WELCOME and a snapshot, no REFUSE */
+		CU_ASSERT(fake_drain(fds[i], 0, 200, NULL)); /* WELCOME and a snapshot, no REFUSE */
 	}
 	int more = fake_replica(0);
-	CU_ASSERT(more >= 0 && fake_drain(more, PM_REPL_REFUSE_FULL, 2000));
+	CU_ASSERT(more >= 0 && fake_drain(more, PM_REPL_REFUSE_FULL, 2000, NULL));
 	if (more >= 0)
 		close(more);
 	for (uint32_t i = 0; i < PM_REPL_REPLICAS_MAX; i++)
@@ -1065,7 +1059,7 @@ static void test_repl_bounds(void)
 	snprintf(k, sizeof(k), "%s", marker_key[1]);
 	int mute = fake_replica(1);
 	CU_ASSERT_FATAL(mute >= 0);
-	CU_ASSERT(fake_drain(mute, 0, 200));
+	CU_ASSERT(fake_drain(mute, 0, 200, NULL));
 	struct pm_request s1 = { .op = PM_OP_SET, .key = { (const uint8_t *)k, (uint32_t)strlen(k) },
 				 .value = { (const uint8_t *)"held", 4 } };
 	uint64_t t1 = proc_now_ms();
@@ -1087,7 +1081,7 @@ static void test_repl_bounds(void)
 	CU_ASSERT_FATAL(polite_set_all());
 	mute = fake_replica(0);
 	CU_ASSERT_FATAL(mute >= 0);
-	CU_ASSERT(fake_drain(mute, 0, 200));
+	CU_ASSERT(fake_drain(mute, 0, 200, NULL));
 	long long cut0 = info_total(&polite, "repl_cut_slow");
 	static uint8_t big[48u << 10];
 	memset(big, 'b', sizeof(big));

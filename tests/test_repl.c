@@ -1316,10 +1316,17 @@ static void test_failover(void)
 
 /* ---------------------------------------------------------------- test 3: resume */
 
-/* A primary and a replica that has caught up with RESUME_ACKS writes. */
-static void pair_up(struct node *p, struct node *r, uint64_t seed)
+/* A primary and a replica, named and given writers of values up to
+ * value_max for test `test`, the replica caught up with RESUME_ACKS writes. */
+static void pair_up(struct node *p, const char *pname, struct node *r, const char *rname,
+		    uint32_t value_max, const char *test, uint64_t seed)
 {
 	struct node *reps[] = { r };
+	leftovers_remove();
+	node_init(p, pname, SHARDS, NULL);
+	node_init(r, rname, SHARDS, NULL);
+	writers_init(value_max);
+	run.test = test;
 	CU_ASSERT_FATAL(node_start(p));
 	r->follow = p->pm.repl_port;
 	CU_ASSERT_FATAL(node_start(r));
@@ -1332,12 +1339,7 @@ static void test_resume(void)
 	struct node p, r;
 	struct node *reps[] = { &r };
 	uint64_t keys = 0;
-	leftovers_remove();
-	node_init(&p, "primary", SHARDS, NULL);
-	node_init(&r, "replica", SHARDS, NULL);
-	writers_init(CW_VALUE_BYTES_MAX);
-	run.test = "resume";
-	pair_up(&p, &r, suite_seed + 31);
+	pair_up(&p, "primary", &r, "replica", CW_VALUE_BYTES_MAX, "resume", suite_seed + 31);
 	long long full0 = node_total(&p, "repl_full_syncs");
 	long long part0 = node_total(&p, "repl_partial_syncs");
 	CU_ASSERT_FATAL(pomaid_kill(&r.pm));
@@ -1398,12 +1400,8 @@ static void test_retention(void)
 	struct node p, r;
 	struct node *reps[] = { &r };
 	uint64_t keys = 0;
-	leftovers_remove();
-	node_init(&p, "primary", SHARDS, NULL);
-	node_init(&r, "replica", SHARDS, NULL);
-	writers_init(RETENTION_VALUE_BYTES_MAX);
-	run.test = "retention";
-	pair_up(&p, &r, suite_seed + 41);
+	pair_up(&p, "primary", &r, "replica", RETENTION_VALUE_BYTES_MAX, "retention",
+		suite_seed + 41);
 	CU_ASSERT_FATAL(node_stop(&r));
 	long long full0 = node_total(&p, "repl_full_syncs");
 	long long bytes0 = wal_bytes_min(&p), let0 = segments_let_go(&p);
@@ -1594,12 +1592,8 @@ static void test_divergent_tail(void)
 	struct node p, r;
 	struct node *olds[] = { &p };
 	uint64_t keys = 0;
-	leftovers_remove();
-	node_init(&p, "old-primary", SHARDS, NULL);
-	node_init(&r, "new-primary", SHARDS, NULL);
-	writers_init(CW_VALUE_BYTES_MAX);
-	run.test = "divergent";
-	pair_up(&p, &r, suite_seed + 71);
+	pair_up(&p, "old-primary", &r, "new-primary", CW_VALUE_BYTES_MAX, "divergent",
+		suite_seed + 71);
 	/* the replica goes; the primary logs a tail it never sees, then dies */
 	CU_ASSERT_FATAL(pomaid_kill(&r.pm));
 	CU_ASSERT_FATAL(keys_write(&p, "tail", TAIL_KEYS));
