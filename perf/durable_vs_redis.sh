@@ -30,7 +30,7 @@ conc=${CONC:-1 16 64}
 for tool in redis-server redis-benchmark redis-cli taskset ss; do
 	command -v $tool >/dev/null || { echo "$0: $tool not found" >&2; exit 2; }
 done
-[ -x "$pomaid" ] && [ -x "$bench" ] || { echo "$0: build $build first" >&2; exit 2; }
+pm_need_built "$build" "$pomaid" "$bench"
 
 WORK_DIR=${WORK_DIR:-/var/tmp} pm_work_dir durable_vs_redis
 

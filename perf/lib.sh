@@ -318,6 +318,28 @@ pm_knn_same() {
 	fi
 }
 
+# ---------------------------------------------------------------- what a script needs
+
+# pm_need_tools HINT TOOL...: each tool on the PATH, or exit 2 saying what to
+# install (HINT: the Debian packages, "" for none).
+pm_need_tools() {
+	local hint=$1 t
+	shift
+	for t in "$@"; do
+		command -v "$t" >/dev/null ||
+			{ echo "$0: $t not found${hint:+ (apt-get install $hint)}" >&2; exit 2; }
+	done
+}
+
+# pm_need_built BUILD FILE...: each file executable, or exit 2 naming the build.
+pm_need_built() {
+	local build=$1 f
+	shift
+	for f in "$@"; do
+		[ -x "$f" ] || { echo "$0: build $build first ($f)" >&2; exit 2; }
+	done
+}
+
 # ---------------------------------------------------------------- numbers
 
 pm_median() {

@@ -57,9 +57,7 @@ for a in "$@"; do
 	esac
 done
 
-for tool in redis-server redis-benchmark redis-cli taskset ss; do
-	command -v $tool >/dev/null || { echo "$0: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 2; }
-done
+pm_need_tools "redis-server redis-tools" redis-server redis-benchmark redis-cli taskset ss
 if [ ! -x "$pomaid" ] || [ ! -x "$bench" ]; then
 	echo "$0: build first: ninja -C $build dataplane/pomaid perf/pomai-bench" >&2
 	exit 2

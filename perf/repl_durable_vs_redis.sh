@@ -43,12 +43,8 @@ duration_s=${DURATION_S:-2}
 keys=${KEYS:-100000}
 replica_cpu=${REPLICA_CPU:-$client_cpu}
 [ "${1:-}" = --quick ] && { rounds=1; conc="1 8"; duration_s=1; }
-for tool in redis-server redis-cli taskset ss; do
-	command -v $tool >/dev/null || { echo "$0: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 2; }
-done
-for f in "$pomaid" "$bench" "$repl_bench" "$pomai_cli"; do
-	[ -x "$f" ] || { echo "$0: build $build first ($f)" >&2; exit 2; }
-done
+pm_need_tools "redis-server redis-tools" redis-server redis-cli taskset ss
+pm_need_built "$build" "$pomaid" "$bench" "$repl_bench" "$pomai_cli"
 
 WORK_DIR=${WORK_DIR:-/var/tmp} pm_work_dir repl_durable_vs_redis
 

@@ -48,12 +48,8 @@ knn_efs=${EFS:-10,20,80}
 knn_rows=${CHECK_ROWS:-5}
 [ "${1:-}" = --quick ] && { syncs=1; loads=1; knn_queries=200; }
 train=$knn_data/train-images-idx3-ubyte.gz
-for tool in taskset ss; do
-	command -v $tool >/dev/null || { echo "$0: $tool not found" >&2; exit 2; }
-done
-for f in "$pomaid" "$bench" "$repl_bench" "$pomai_cli"; do
-	[ -x "$f" ] || { echo "$0: build $build first ($f)" >&2; exit 2; }
-done
+pm_need_tools "" taskset ss
+pm_need_built "$build" "$pomaid" "$bench" "$repl_bench" "$pomai_cli"
 [ -r "$train" ] || { echo "$0: no Fashion-MNIST in $knn_data (apt-get install dataset-fashion-mnist)" >&2; exit 2; }
 
 WORK_DIR=${WORK_DIR:-/var/tmp} pm_work_dir repl_full_sync

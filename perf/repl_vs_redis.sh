@@ -51,12 +51,8 @@ replica_cpu=${REPLICA_CPU:-$client_cpu}
 interval_ms=${LAG_INTERVAL_MS:-10}
 [ "${1:-}" = --quick ] && { rounds=1; keys=100000; n_batch=200000; n_sync=50000; }
 clients=4 pipeline=16 depth=64 # redis_vs_pomai.sh's "-c 4 -P 16" row
-for tool in redis-server redis-benchmark redis-cli taskset ss; do
-	command -v $tool >/dev/null || { echo "$0: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 2; }
-done
-for f in "$pomaid" "$bench" "$repl_bench" "$pomai_cli"; do
-	[ -x "$f" ] || { echo "$0: build $build first ($f)" >&2; exit 2; }
-done
+pm_need_tools "redis-server redis-tools" redis-server redis-benchmark redis-cli taskset ss
+pm_need_built "$build" "$pomaid" "$bench" "$repl_bench" "$pomai_cli"
 
 WORK_DIR=${WORK_DIR:-/var/tmp} pm_work_dir repl_vs_redis
 

@@ -58,7 +58,7 @@ cli=$build/client/pomai-cli
 for tool in taskset ss stdbuf tail mkfifo /usr/bin/time; do
 	command -v $tool >/dev/null || { echo "$0: $tool not found" >&2; exit 2; }
 done
-[ -x "$pomaid" ] && [ -x "$cli" ] && [ -x "$bench" ] || { echo "$0: build $build first" >&2; exit 2; }
+pm_need_built "$build" "$pomaid" "$cli" "$bench"
 
 # Per shard: a 64 B seed per key (+25 % spare), the value in a blob (its size
 # class: VALUE_SIZE rounded up to 64 B), + 128 MiB for the rest.

@@ -54,7 +54,7 @@ test=$data/t10k-images-idx3-ubyte.gz
 for tool in taskset ss dd fincore; do
 	command -v $tool >/dev/null || { echo "$0: $tool not found" >&2; exit 2; }
 done
-[ -x "$pomaid" ] && [ -x "$cli" ] && [ -x "$bench" ] || { echo "$0: build $build first" >&2; exit 2; }
+pm_need_built "$build" "$pomaid" "$cli" "$bench"
 [ -r "$train" ] && [ -r "$test" ] || { echo "$0: no Fashion-MNIST in $data (apt-get install dataset-fashion-mnist)" >&2; exit 2; }
 
 seeds=$pm_fmnist_seeds
