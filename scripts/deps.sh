@@ -16,6 +16,12 @@ POMAI_DEPS=(
 	libdpdk-dev        # the DPDK backend (pomaid) and libpomai's memif transport; pulls the PMDs
 	liburing-dev       # the write-ahead log's I/O (pomaid)
 	libmicrohttpd-dev  # pomai-control's /metrics HTTP server (control/metrics_http.c says why a library)
+	# the cluster (docs/cluster.md): pomai-control speaks to etcd's v3 JSON gateway
+	# over HTTP with libcurl (OpenSSL flavour: the one Debian's curl uses) and
+	# builds/checks the JSON with jansson (control/etcd.c says why these two)
+	libcurl4-openssl-dev libjansson-dev
+	etcd-server        # the cluster suites start their own etcd on loopback ports
+	iproute2           # the cluster suite partitions a node from etcd in a network namespace
 	prometheus         # promtool: tests check pomai-control's /metrics text with 'promtool check metrics'
 	# the power-loss test (tests/lazyfs.c, test_powerloss): a FUSE file system
 	# that drops what no fsync covered; the kernel here has no device-mapper
