@@ -32,6 +32,7 @@
 #include "repl_io.h"
 #include "admin_proto.h"
 #include "bridge.h"
+#include "cluster.h"
 #include "common.h"
 #include "evict.h"
 #include "msg.h"
@@ -722,6 +723,59 @@ static enum pm_admin_status cmd_replication(struct pm_daemon *d, const struct pm
 	return st;
 }
 
+int pm_admin_give_view(struct pm_daemon *d, uint32_t i, const struct pm_cluster_view *v)
+{
+	struct pm_admin_call c = { .op = PM_CALL_CLUSTER_VIEW, .view = v };
+	struct pm_admin_result res;
+	return call_worker(d, i, &c, &res) == PM_ADMIN_OK && res.rc == 0 ? 0 : -1;
+}
+
+/* CLUSTER LEASE until_ms | MAP self part... | STATUS: what pomai-control
+ * tells its pomaid (cluster.h); refused unless cluster = on. */
+static enum pm_admin_status cmd_cluster(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	static const char usage[] = "CLUSTER LEASE until_ms | MAP self part... | STATUS\n";
+	char out[512], num[32], self[PM_CLUSTER_NAME_BYTES_MAX + 2];
+	int rc;
+	if (!d->cluster) {
+		say(a, "this pomaid is not in a cluster (cluster = off)\n");
+		return PM_ADMIN_USAGE;
+	}
+	if (pm_admin_arg_is(r, 1, "LEASE") && r->argc == 3) {
+		char *end;
+		uint64_t until = strtoull(arg(r, 2, num, sizeof(num)), &end, 10);
+		if (!num[0] || *end || num[0] == '-') {
+			say(a, "LEASE until_ms: CLOCK_BOOTTIME milliseconds (0: fence now)\n");
+			return PM_ADMIN_USAGE;
+		}
+		rc = pm_cluster_lease(d, until, out, sizeof(out));
+	} else if (pm_admin_arg_is(r, 1, "MAP") && r->argc >= 4) {
+		size_t len = 0;
+		for (uint32_t i = 3; i < r->argc; i++)
+			len += r->arg[i].len;
+		char *text = malloc(len ? len : 1);
+		if (!text) {
+			say(a, "out of memory\n");
+			return PM_ADMIN_ERROR;
+		}
+		len = 0;
+		for (uint32_t i = 3; i < r->argc; i++) {
+			memcpy(text + len, r->arg[i].p, r->arg[i].len);
+			len += r->arg[i].len;
+		}
+		rc = pm_cluster_map(d, arg(r, 2, self, sizeof(self)), text, len, out, sizeof(out));
+		free(text);
+	} else if (pm_admin_arg_is(r, 1, "STATUS") && r->argc == 2) {
+		rc = pm_cluster_status(d, out, sizeof(out));
+	} else {
+		say(a, "%s", usage);
+		return PM_ADMIN_USAGE;
+	}
+	say(a, "%s", out);
+	return rc == 0 ? PM_ADMIN_OK : rc == -2 ? PM_ADMIN_UNAVAILABLE : PM_ADMIN_ERROR;
+}
+
 static const struct {
 	const char *name;
 	admin_fn fn;
@@ -736,6 +790,7 @@ static const struct {
 	{ "QUOTA", cmd_quota, "QUOTA SET addr rps bps | GET addr | LIST | DEL addr" },
 	{ "CLIENTS", cmd_clients, "CLIENTS [n]" },
 	{ "REPLICATION", cmd_replication, "REPLICATION FOLLOW host:port | STOP | PROMOTE | STATUS" },
+	{ "CLUSTER", cmd_cluster, "CLUSTER LEASE until_ms | MAP self part... | STATUS" },
 	{ "SHUTDOWN", cmd_shutdown, "SHUTDOWN" },
 };
 

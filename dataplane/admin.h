@@ -15,9 +15,10 @@ struct pm_daemon;
 /* An admin call a worker runs on its own quota table (PM_MSG_ADMIN_CALL); it
  * answers with a struct pm_admin_result, then its n overrides or talkers. */
 enum pm_admin_call_op { PM_CALL_QUOTA_SET = 1, PM_CALL_QUOTA_DEL, PM_CALL_QUOTA_LIST,
-			PM_CALL_CLIENTS };
+			PM_CALL_CLIENTS, PM_CALL_CLUSTER_VIEW };
 struct pm_admin_call {
 	uint32_t op;       /* enum pm_admin_call_op */
+	const struct pm_cluster_view *view; /* CLUSTER_VIEW: the map view to route by */
 	uint32_t addr_be;
 	uint64_t requests_per_s, bytes_per_s;
 	uint32_t n;        /* LIST / CLIENTS: at most this many */
@@ -32,5 +33,10 @@ struct pm_admin_result {
 int pm_admin_open(struct pm_daemon *d, char *err, size_t errlen);
 void pm_admin_run(struct pm_daemon *d);
 void pm_admin_close(struct pm_daemon *d);
+
+/* Hand worker i a cluster map view (PM_CALL_CLUSTER_VIEW) and wait for it to
+ * take it: 0, or -1 when it did not answer in time. */
+struct pm_cluster_view;
+int pm_admin_give_view(struct pm_daemon *d, uint32_t i, const struct pm_cluster_view *v);
 
 #endif

@@ -114,6 +114,9 @@ static const struct key keys[] = {
 	  PM_REPL_SEND_BYTES_MAX, "bytes",
 	  "the log a primary's shard buffers for one replica that reads slower than it writes;"
 	  " past it the replica is cut (repl_cut_slow) and resyncs" },
+	{ "cluster", K_BOOL, OFF(cluster), 0, 1, "bool",
+	  "a node of a cluster (docs/cluster.md): its pomai-control gives it the slot map"
+	  " and its write lease; needs wal, repl_port and no replica_of" },
 	{ "admin_socket", K_STRING, OFF(admin_socket), 0, 0, "path",
 	  "the admin socket (mode 0600) pomaictl and pomai-control talk to; empty:"
 	  " data_dir/admin.sock" },

@@ -123,6 +123,7 @@ struct pm_config {
 	uint32_t repl_ack;                     /* enum pm_repl_ack */
 	uint32_t min_replicas;
 	uint32_t repl_ack_timeout_ms;
+	bool cluster;                          /* a node of a cluster (cluster.c) */
 	uint64_t repl_send_bytes;              /* per replica per shard */
 };
 

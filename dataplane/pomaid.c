@@ -27,6 +27,7 @@
 
 #include "access.h"
 #include "admin.h"
+#include "cluster.h"
 #include "common.h"
 #include "datadir.h"
 #include "dpdk.h"
@@ -346,7 +347,8 @@ int main(int argc, char **argv)
 	if (open_daemon(d, topo, sets) != 0)
 		goto close;
 	if ((d->dpdk && pm_dpdk_open(d, err, sizeof(err)) != 0) ||
-	    pm_self_init(d, err, sizeof(err)) != 0 || pm_repl_open(d, err, sizeof(err)) != 0) {
+	    pm_self_init(d, err, sizeof(err)) != 0 || pm_repl_open(d, err, sizeof(err)) != 0 ||
+	    pm_cluster_open(d, err, sizeof(err)) != 0) {
 		fprintf(stderr, "pomaid: %s\n", err);
 		goto close;
 	}
@@ -373,6 +375,7 @@ int main(int argc, char **argv)
 close:
 	pm_admin_close(d);
 	pm_repl_close(d);
+	pm_cluster_close(d);
 	close_daemon(d);
 	pm_stats_destroy(d);
 	pm_dpdk_close(d);

@@ -811,8 +811,8 @@ enum pm_status pm_repl_admit(struct pm_worker *w, const struct pm_request *req)
 	const struct pm_repl *r = w->repl;
 	if (!r || !pm_wal_logs(req->op))
 		return PM_OK;
-	if (!pm_repl_takes_writes(w))
-		return PM_E_READONLY;
+	if (!pm_repl_takes_writes(w) || (w->d->cluster && !w->lease_ok))
+		return PM_E_READONLY; /* a replica; or a primary without its write lease */
 	if (w->d->cfg.min_replicas && connected(r) < w->d->cfg.min_replicas)
 		return PM_E_NOREPLICAS;
 	return PM_OK;

@@ -38,6 +38,7 @@
 #include "admin.h"
 #include "backend.h"
 #include "bridge.h"
+#include "cluster.h"
 #include "common.h"
 #include "fanout.h"
 #include "route.h"
@@ -174,6 +175,8 @@ static void clock_turn(struct pm_worker *w)
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	w->now_ms = (uint64_t)rt.tv_sec * 1000u + (uint64_t)rt.tv_nsec / 1000000u;
 	w->now_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+	if (w->d->cluster)
+		pm_cluster_turn(w); /* the write lease, on its own clock */
 }
 
 /* One turn: returns how much work it found. */
@@ -442,6 +445,8 @@ static void admin_call(struct pm_worker *w, const struct pm_msg *m, const uint8_
 			res.rc = 0, item = sizeof(struct pm_quota_talker),
 			res.n = pm_quota_top(w, (struct pm_quota_talker *)items,
 					     PM_MIN(c.n, PM_ADMIN_TOP_MAX));
+		else if (c.op == PM_CALL_CLUSTER_VIEW)
+			res.rc = 0, w->cview = c.view; /* from the next frame on */
 	}
 	memcpy(w->scratch, &res, sizeof(res));
 	struct pm_msg r = { .origin = w->id, .dest = m->dest };
@@ -490,6 +495,8 @@ static uint32_t serve_rings(struct pm_worker *w)
 
 static uint32_t owner_of(const struct pm_worker *w, const struct pm_request *req)
 {
+	if (req->op == PM_OP_MAP)
+		return w->id; /* the node's, answered where it arrives */
 	return pm_shard_of(pm_route_hash(req->key.ptr, req->key.len), w->d->nshards);
 }
 
@@ -584,7 +591,14 @@ static void route(struct pm_worker *w, struct pm_burst *b, const struct pm_reque
 		pm_fanout_start(w, req, frame, len, from);
 		return;
 	}
-	uint32_t owner = owner_of(w, req);
+	if (req->op == PM_OP_MAP) {
+		pm_cluster_serve_map(w, req, from);
+		return;
+	}
+	uint64_t hash = pm_route_hash(req->key.ptr, req->key.len);
+	if (w->cview && pm_cluster_moved(w, req, hash, from))
+		return; /* its slot is another replica set's */
+	uint32_t owner = pm_shard_of(hash, w->d->nshards);
 	if (owner != w->id)
 		forward(w, owner, req, frame, len, from);
 	else if (b)

@@ -103,6 +103,12 @@ struct pm_worker {
 				    * for another goes through the worker that received it */
 	struct pm_wal *wal;        /* write-ahead log, NULL with wal = none */
 	struct pm_repl *repl;      /* replication: this shard's role, replicas or link (repl_io.c) */
+	/* cluster = on (cluster.c): the slot map this worker routes by (NULL: none
+	 * yet), whether the node's write lease held at this turn's start, and the
+	 * MOVED replies it sent (read by the admin thread) */
+	const struct pm_cluster_view *cview;
+	bool lease_ok;
+	_Atomic uint64_t moved;
 	bool repl_ready;           /* epoll saw one of replication's sockets ready (tcp.c) */
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
 	int ep;                    /* epoll: the TCP listener and this worker's connections */
@@ -168,6 +174,7 @@ struct pm_daemon {
 	struct pm_admin *admin;
 	int data_fd;                     /* data_dir, opened and checked at start-up (datadir.h) */
 	struct pm_repl_node *repl;       /* the node's role, the repl_port listener (repl.c) */
+	struct pm_cluster *cluster;      /* cluster = on: the map and the write lease (cluster.c) */
 };
 
 static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from, uint32_t to)
