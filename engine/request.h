@@ -34,6 +34,7 @@ enum pm_op {
 	PM_OP_CDROP,    /* 'V' 'X' */
 	PM_OP_CLIST,    /* 'V' 'L' */
 	PM_OP_SNAPSHOT, /* 'P': every shard starts a snapshot (dataplane only) */
+	PM_OP_MAP,      /* 'M': the cluster's slot map (dataplane only) */
 	PM_OP_COUNT
 };
 

@@ -200,6 +200,7 @@ static enum pm_status dispatch(struct pm_shard *sh, const struct pm_request *req
 		rep->list_flags = req->list_flags;
 		return PM_OK;
 	case PM_OP_SNAPSHOT: /* the dataplane's (snap_io.c), never the engine's */
+	case PM_OP_MAP:      /* the dataplane's (the cluster's map), never the engine's */
 	default:
 		return PM_E_FRAME_OPCODE;
 	}

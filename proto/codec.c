@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "byteorder.h"
+#include "cluster_map.h"
 
 _Static_assert(sizeof(float) == 4, "wire floats are IEEE-754 binary32");
 _Static_assert(PM_WIRE_EF_MAX <= UINT32_MAX && PM_WIRE_K_MAX <= UINT32_MAX, "u32 on the wire");
@@ -61,6 +62,7 @@ static const struct op_wire op_table[PM_WIRE_OP_COUNT] = {
 	[PM_WIRE_OP_CDROP] = { PM_OPCODE_VECTOR, PM_VOP_DROP, 0, false },
 	[PM_WIRE_OP_CLIST] = { PM_OPCODE_VECTOR, PM_VOP_LIST, 0, true },
 	[PM_WIRE_OP_SNAPSHOT] = { PM_OPCODE_SNAPSHOT, 0, 0, false },
+	[PM_WIRE_OP_MAP] = { PM_OPCODE_MAP, 0, 0, false },
 };
 
 bool pm_op_wire(uint8_t op, uint8_t *opcode, uint8_t *subop)
@@ -144,6 +146,18 @@ static bool rd_primary(struct rd *r, struct pm_wire_primary *p)
 		return false;
 	memcpy(&p->addr_be, q, 4);
 	return rd_u16(r, &p->udp_port) && rd_u16(r, &p->tcp_port);
+}
+
+/* MOVED's body (PM_WIRE_MOVED_BYTES): map epoch, slot, u16 0, the primary. */
+static enum pm_wire_status rd_moved(struct rd *r, struct pm_reply_view *rv)
+{
+	uint16_t zero;
+	if (!rd_u64(r, &rv->map_epoch) || !rd_u16(r, &rv->slot) || !rd_u16(r, &zero) ||
+	    !rd_primary(r, &rv->primary))
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (zero != 0)
+		return PM_WIRE_E_FRAME_FLAGS;
+	return rv->slot < PM_CLUSTER_SLOTS ? PM_WIRE_OK : PM_WIRE_E_PARAM;
 }
 
 /* u32 length + bytes. A length outside [lo, hi] is `bad`; a length or byte run
@@ -377,6 +391,7 @@ static enum pm_wire_status dec_request_body(struct rd *r, uint8_t flags,
 			return PM_WIRE_E_PARAM;
 		return PM_WIRE_OK; /* a further byte is FRAME_LENGTH */
 	case PM_WIRE_OP_SNAPSHOT:
+	case PM_WIRE_OP_MAP:
 		return PM_WIRE_OK; /* nothing after the header; a tail is FRAME_LENGTH */
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
@@ -593,6 +608,7 @@ static uint8_t enc_request_body(const struct pm_wire_request *req, struct wr *w)
 			wr_u8(w, req->list_flags);
 		return 0;
 	case PM_WIRE_OP_SNAPSHOT:
+	case PM_WIRE_OP_MAP:
 		return 0;
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
@@ -743,6 +759,11 @@ static uint8_t enc_reply_body(const struct pm_wire_reply *rep, uint32_t *cursor,
 		return enc_hits(rep, cursor, w);
 	case PM_WIRE_OP_CLIST:
 		return enc_colls(rep, cursor, w);
+	case PM_WIRE_OP_MAP: /* the wire form as it is: no length, the body is it */
+		if (rep->value.len < PM_CMAP_WIRE_HEAD_BYTES || rep->value.len > PM_CMAP_WIRE_BYTES_MAX)
+			w->ok = false;
+		wr_put(w, rep->value.ptr, rep->value.len);
+		return 0;
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
 		break;
@@ -790,7 +811,12 @@ static size_t encode_reply(const struct pm_wire_reply *rep, uint32_t *cursor, ui
 		*cur = pm_wire_reply_items(rep); /* an error reply is one frame */
 	if (rep->status == PM_WIRE_E_THROTTLED)
 		wr_u32(&w, retry_ms);
-	if (rep->status == PM_WIRE_E_READONLY) {
+	if (rep->status == PM_WIRE_E_MOVED) {
+		wr_u64(&w, rep->map_epoch);
+		wr_u16(&w, rep->slot);
+		wr_u16(&w, 0);
+	}
+	if (rep->status == PM_WIRE_E_READONLY || rep->status == PM_WIRE_E_MOVED) {
 		wr_put(&w, &rep->primary.addr_be, 4); /* network order as it is */
 		wr_u16(&w, rep->primary.udp_port);
 		wr_u16(&w, rep->primary.tcp_port);
@@ -951,6 +977,12 @@ static enum pm_wire_status dec_reply_body(struct rd *r, struct pm_reply_view *rv
 		return dec_hits(r, rv);
 	case PM_WIRE_OP_CLIST:
 		return dec_colls(r, rv);
+	case PM_WIRE_OP_MAP: /* the rest of the body; pm_cmap_decode() reads it */
+		if (r->left < PM_CMAP_WIRE_HEAD_BYTES || r->left > PM_CMAP_WIRE_BYTES_MAX)
+			return PM_WIRE_E_FRAME_LENGTH;
+		rv->value.len = r->left;
+		(void)rd_take(r, r->left, &rv->value.ptr);
+		return PM_WIRE_OK;
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
 		break;
@@ -1009,6 +1041,8 @@ enum pm_wire_status pm_reply_decode_list(const uint8_t *buf, size_t len, uint8_t
 	if (st == PM_WIRE_OK && rv->status == PM_WIRE_E_READONLY &&
 	    !rd_primary(&r, &rv->primary))
 		st = PM_WIRE_E_FRAME_LENGTH;
+	if (st == PM_WIRE_OK && rv->status == PM_WIRE_E_MOVED)
+		st = rd_moved(&r, rv);
 	if (st == PM_WIRE_OK && r.left != 0)
 		st = PM_WIRE_E_FRAME_LENGTH;
 	if (st != PM_WIRE_OK)

@@ -92,13 +92,17 @@ struct pm_wire_primary {
 	uint16_t tcp_port;                 /* 0: no TCP */
 };
 #define PM_WIRE_PRIMARY_BYTES 8u
+/* MOVED's body: u64 map epoch, u16 slot, u16 0, then the owning set's
+ * primary as READONLY names one (zeros: that set has no primary now). */
+#define PM_WIRE_MOVED_BYTES (8u + 2u + 2u + PM_WIRE_PRIMARY_BYTES)
 
 struct pm_wire_reply {
 	enum pm_wire_status status;
 	uint8_t op;                        /* enum pm_wire_op */
 	uint64_t id;
 	uint32_t removed;                  /* DEL, VDEL, CDROP: 0 or 1 */
-	struct pm_wire_bytes value;        /* GET value; VGET raw f32 bytes; INFO text */
+	struct pm_wire_bytes value;        /* GET value; VGET raw f32 bytes; INFO text;
+					      MAP: the map's wire form (pm_cmap_encode) */
 	uint32_t dim;                      /* VGET */
 	struct pm_wire_bytes collection;   /* VGET: the vector's collection name */
 	const struct pm_wire_hit *hits;    /* VQUERY: sorted by (dist, key) */
@@ -106,7 +110,10 @@ struct pm_wire_reply {
 	const struct pm_wire_coll_info *colls; /* CLIST */
 	uint32_t ncolls;
 	uint8_t list_flags;                /* the request's PM_CLIST_*: the entries' layout */
-	struct pm_wire_primary primary;    /* READONLY: where writes go */
+	struct pm_wire_primary primary;    /* READONLY: where writes go; MOVED: the
+					      primary of the slot's set */
+	uint64_t map_epoch;                /* MOVED: the epoch of the answering node's map */
+	uint16_t slot;                     /* MOVED: the key's slot (< PM_CLUSTER_SLOTS) */
 };
 
 /* ---------------------------------------------------------------- header */
@@ -208,7 +215,8 @@ struct pm_reply_view {
 					    item; INFO: offset of this frame's text in
 					    the whole text */
 	uint32_t removed;                /* DEL, VDEL, CDROP */
-	struct pm_wire_bytes value;      /* GET value; INFO text; VGET raw LE f32 bytes */
+	struct pm_wire_bytes value;      /* GET value; INFO text; VGET raw LE f32 bytes;
+					    MAP: the map's wire form (pm_cmap_decode) */
 	uint32_t dim;                    /* VGET */
 	uint8_t dtype;                   /* VGET: enum pm_wire_dtype */
 	struct pm_wire_bytes collection; /* VGET: the vector's collection; len 0 = default */
@@ -216,7 +224,10 @@ struct pm_reply_view {
 					    in this frame */
 	uint32_t retry_ms;               /* THROTTLED: ms until the quota admits a
 					    request; 0 none */
-	struct pm_wire_primary primary;  /* READONLY: the primary writes go to */
+	struct pm_wire_primary primary;  /* READONLY: the primary writes go to; MOVED:
+					    the primary of the slot's set */
+	uint64_t map_epoch;              /* MOVED: the epoch of the answering node's map */
+	uint16_t slot;                   /* MOVED: the key's slot */
 	/* iterator state; private */
 	uint8_t list_flags;              /* CLIST: the entries' layout */
 	const uint8_t *it_pos;

@@ -32,7 +32,9 @@
 #include <stdint.h>
 
 #define PM_STATS_MAGIC "POMAISTA"
-#define PM_STATS_VERSION 3u
+/* Version 4: ops[] has a slot more, PM_WIRE_OP_MAP (the cluster's slot map,
+ * issue 17); the bytes are those of version 3. */
+#define PM_STATS_VERSION 4u
 /* How often a worker publishes its block. */
 #define PM_STATS_PUBLISH_MS 10u
 /* Shards a segment describes at most (pomaid's PM_SHARDS_MAX). */

@@ -15,8 +15,9 @@ static const char *const op_names[PM_WIRE_OP_COUNT] = {
 	[PM_WIRE_OP_VDEL] = "vdel",       [PM_WIRE_OP_VQUERY] = "vquery",
 	[PM_WIRE_OP_CCREATE] = "ccreate", [PM_WIRE_OP_CDROP] = "cdrop",
 	[PM_WIRE_OP_CLIST] = "clist",     [PM_WIRE_OP_SNAPSHOT] = "snapshot",
+	[PM_WIRE_OP_MAP] = "map",
 };
-_Static_assert(PM_WIRE_OP_COUNT == PM_WIRE_OP_SNAPSHOT + 1, "every op has a name (op_names)");
+_Static_assert(PM_WIRE_OP_COUNT == PM_WIRE_OP_MAP + 1, "every op has a name (op_names)");
 
 /* Indexed by code: the codes below 64 and 255 (a status of its own). */
 #define STATUS_NAMES_LOW 64u
@@ -36,6 +37,7 @@ static const char *const status_names[STATUS_NAMES_LOW] = {
 	[PM_WIRE_E_WORK_LIMIT] = "E_WORK_LIMIT",
 	[PM_WIRE_E_READONLY] = "E_READONLY",
 	[PM_WIRE_E_NOREPLICAS] = "E_NOREPLICAS",
+	[PM_WIRE_E_MOVED] = "E_MOVED",
 	[PM_WIRE_E_KEY_LEN] = "E_KEY_LEN",
 	[PM_WIRE_E_VALUE_LEN] = "E_VALUE_LEN",
 	[PM_WIRE_E_DIM] = "E_DIM",

@@ -110,6 +110,7 @@
 #define PM_OPCODE_INFO 'I'
 #define PM_OPCODE_SNAPSHOT 'P' /* empty body; the reply is its status only */
 #define PM_OPCODE_VECTOR 'V'
+#define PM_OPCODE_MAP 'M' /* empty body; the reply is the cluster's slot map (cluster_map.h) */
 
 /* Sub-ops: the first body byte of every 'V' request and reply. */
 #define PM_VOP_ADD 'A'
@@ -153,6 +154,7 @@ enum pm_wire_op {
 	PM_WIRE_OP_CDROP,     /* 'V' 'X' */
 	PM_WIRE_OP_CLIST,     /* 'V' 'L' */
 	PM_WIRE_OP_SNAPSHOT,  /* 'P' */
+	PM_WIRE_OP_MAP,       /* 'M' */
 	PM_WIRE_OP_COUNT
 };
 
@@ -182,6 +184,9 @@ enum pm_wire_status {
 					 * body names the primary (docs/replication.md) */
 	PM_WIRE_E_NOREPLICAS = 13,      /* fewer than min_replicas replicas connected, or their
 					 * acks did not come in repl_ack_timeout_ms */
+	PM_WIRE_E_MOVED = 14,           /* cluster: the key's slot belongs to another replica
+					 * set; the body has the map epoch, the slot and that
+					 * set's primary (docs/cluster.md) */
 	/* a value breaks a bound */
 	PM_WIRE_E_KEY_LEN = 16,         /* key empty or above PM_WIRE_KEY_BYTES_MAX */
 	PM_WIRE_E_VALUE_LEN = 17,       /* value above PM_WIRE_VALUE_BYTES_MAX */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "cluster_map.h"
 #include "pm_limits.h"
 #include "cu_main.h"
 
@@ -1754,6 +1755,100 @@ static void test_fuzz_mutations(void)
 	CU_ASSERT(changed_ok > 0); /* mutated frames still reach the body checks */
 }
 
+/* ---------------------------------------------------------------- cluster: MAP and MOVED */
+
+/* MAP ('M', issue 17): an empty request; its reply's body is the map's wire
+ * form as it is (docs/protocol.md), PM_CMAP_WIRE_HEAD_BYTES..
+ * PM_CMAP_WIRE_BYTES_MAX bytes, or empty when not OK. */
+static void test_map_op(void)
+{
+	struct pm_request r = { .op = PM_OP_MAP, .id = 60 };
+	roundtrip_req(&r, 0);
+	CU_ASSERT_EQUAL_FATAL(pm_request_encode(&r, out, sizeof out), PM_FRAME_HEADER_BYTES);
+	CU_ASSERT_EQUAL(out[3], 'M');
+	CU_ASSERT_EQUAL(out[3], PM_OPCODE_MAP);
+	CU_ASSERT_STRING_EQUAL(pm_wire_op_name(PM_WIRE_OP_MAP), "map");
+	struct pm_request req;
+	size_t used;
+	fb_start('M', 0, 61);
+	fb_le(0, 1);
+	CU_ASSERT_EQUAL(decode_fb(&req, &used), PM_E_FRAME_LENGTH);
+	CU_ASSERT_EQUAL(req.op, PM_OP_MAP);
+	fb_start('M', PM_FLAG_TTL, 62);
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_FLAGS);
+
+	struct pm_wire_reply rep = { .status = PM_WIRE_OK, .op = PM_WIRE_OP_MAP, .id = 63,
+				     .value = { filler, PM_CMAP_WIRE_BYTES_MAX } };
+	struct pm_reply_view rv;
+	size_t n = pm_wire_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES + PM_CMAP_WIRE_BYTES_MAX);
+	CU_ASSERT_EQUAL(memcmp(out + PM_FRAME_HEADER_BYTES, filler, PM_CMAP_WIRE_BYTES_MAX), 0);
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT(rv.op == PM_WIRE_OP_MAP && rv.id == 63 && used == n);
+	CU_ASSERT(rv.value.len == PM_CMAP_WIRE_BYTES_MAX && rv.value.ptr == out + PM_FRAME_HEADER_BYTES);
+	/* outside the wire form's bounds: neither encoded nor decoded */
+	rep.value.len = PM_CMAP_WIRE_BYTES_MAX + 1;
+	CU_ASSERT_EQUAL(pm_wire_reply_encode(&rep, NULL, out, sizeof out), 0);
+	rep.value.len = PM_CMAP_WIRE_HEAD_BYTES - 1;
+	CU_ASSERT_EQUAL(pm_wire_reply_encode(&rep, NULL, out, sizeof out), 0);
+	rep.value.len = PM_CMAP_WIRE_HEAD_BYTES;
+	n = pm_wire_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES + PM_CMAP_WIRE_HEAD_BYTES);
+	out[16] = (uint8_t)(out[16] - 1u); /* body one byte short of a head */
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n - 1, &rv, &used), PM_WIRE_E_FRAME_LENGTH);
+	/* NOT_FOUND (cluster off, no map yet): no body */
+	rep.status = PM_WIRE_NOT_FOUND;
+	n = pm_wire_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES);
+	CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT(rv.status == PM_WIRE_NOT_FOUND && rv.value.len == 0);
+}
+
+/* MOVED (14): after any sub-op byte, u64 map epoch, u16 slot, u16 0, u32
+ * IPv4 (network order), u16 udp, u16 tcp — laid out byte by byte here. */
+static void test_moved(void)
+{
+	static const uint8_t ops[] = { PM_WIRE_OP_SET, PM_WIRE_OP_GET, PM_WIRE_OP_DEL,
+				       PM_WIRE_OP_VADD, PM_WIRE_OP_VGET, PM_WIRE_OP_VDEL };
+	const uint8_t addr[4] = { 10, 1, 2, 3 };
+	for (size_t i = 0; i < sizeof ops; i++) {
+		struct pm_wire_reply rep = { .status = PM_WIRE_E_MOVED, .op = ops[i], .id = 70 + i,
+					     .map_epoch = 0x0102030405060708u, .slot = 16383,
+					     .primary = { .udp_port = 21000, .tcp_port = 20999 } };
+		memcpy(&rep.primary.addr_be, addr, 4);
+		size_t n = pm_wire_reply_encode(&rep, NULL, out, sizeof out), used;
+		size_t at = PM_FRAME_HEADER_BYTES + (out[3] == 'V' ? 1u : 0u);
+		CU_ASSERT_EQUAL_FATAL(n, at + PM_WIRE_MOVED_BYTES);
+		CU_ASSERT_EQUAL(out[PM_FRAME_STATUS_OFFSET], 14);
+		static const uint8_t want[PM_WIRE_MOVED_BYTES] = {
+			8, 7, 6, 5, 4, 3, 2, 1, 0xFF, 0x3F, 0, 0, 10, 1, 2, 3,
+			0x08, 0x52, 0x07, 0x52,
+		};
+		CU_ASSERT_EQUAL(memcmp(out + at, want, sizeof want), 0);
+		struct pm_reply_view rv;
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+		CU_ASSERT(rv.status == PM_WIRE_E_MOVED && rv.op == ops[i] && used == n);
+		CU_ASSERT(rv.map_epoch == 0x0102030405060708u && rv.slot == 16383);
+		CU_ASSERT(memcmp(&rv.primary.addr_be, addr, 4) == 0 && rv.primary.udp_port == 21000 &&
+			  rv.primary.tcp_port == 20999);
+		/* the reserved u16 set: refused */
+		out[at + 10] = 1;
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_E_FRAME_FLAGS);
+		out[at + 10] = 0;
+		/* a slot past the map's: refused both ways */
+		out[at + 9] = 0x40;
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_E_PARAM);
+		rep.slot = PM_CLUSTER_SLOTS;
+		CU_ASSERT_EQUAL(pm_wire_reply_encode(&rep, NULL, out, sizeof out), 0);
+		/* without its body, or a byte short: FRAME_LENGTH */
+		rep.slot = 0;
+		n = pm_wire_reply_encode(&rep, NULL, out, sizeof out);
+		out[16] = (uint8_t)(out[16] - 1u);
+		CU_ASSERT_EQUAL(pm_reply_decode(out, n - 1, &rv, &used), PM_WIRE_E_FRAME_LENGTH);
+	}
+	CU_ASSERT_STRING_EQUAL(pm_wire_status_name(PM_WIRE_E_MOVED), "E_MOVED");
+}
+
 /* ---------------------------------------------------------------- status codes */
 
 static void test_wire_status(void)
@@ -1812,7 +1907,11 @@ static void test_wire_names(void)
 		if (!k)
 			CU_ASSERT_STRING_EQUAL(pm_wire_status_name((uint8_t)code), "E_UNKNOWN");
 	}
-	CU_ASSERT_EQUAL(known, PM_STATUS_COUNT); /* one code per engine status, no more */
+	/* one code per engine status, and MOVED: pomaid's cluster check answers
+	 * it before a request reaches the engine (docs/protocol.md §7) */
+	CU_ASSERT_TRUE(pm_wire_status_known(PM_WIRE_E_MOVED));
+	CU_ASSERT_EQUAL(pm_status_from_wire(PM_WIRE_E_MOVED), PM_E_INTERNAL);
+	CU_ASSERT_EQUAL(known, PM_STATUS_COUNT + 1);
 	CU_ASSERT_PTR_NULL(pm_wire_op_name(PM_WIRE_OP_NONE));
 	CU_ASSERT_PTR_NULL(pm_wire_op_name(PM_WIRE_OP_COUNT));
 	for (uint8_t op = PM_WIRE_OP_NONE + 1; op < PM_WIRE_OP_COUNT; op++)
@@ -1875,6 +1974,8 @@ static CU_TestInfo tests[] = {
 	{ "reply decode: body errors", test_reply_decode_body_errors },
 	{ "fuzz: random buffers", test_fuzz_random },
 	{ "fuzz: mutated frames", test_fuzz_mutations },
+	{ "MAP: request and reply", test_map_op },
+	{ "MOVED: its body", test_moved },
 	{ "wire status table", test_wire_status },
 	{ "wire status and op names", test_wire_names },
 	CU_TEST_INFO_NULL,
