@@ -50,7 +50,7 @@
 /* A replica may stand for election only if every shard streamed from its
  * primary this recently (a replica far behind, or never synced, must not
  * win), plus the lease TTL (the primary's death is noticed that late). */
-#define CTL_STREAMED_MS 1000u
+#define CTL_STREAMED_MS 2000u
 /* One unary etcd call (range, txn, grant, revoke), at most. */
 #define CTL_ETCD_CALL_MS 1000
 
