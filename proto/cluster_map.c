@@ -352,28 +352,28 @@ static bool word_is(struct word w, const char *s)
 	return w.n == n && memcmp(w.p, s, n) == 0;
 }
 
-/* A decimal number with no sign and no leading zero, at most max: 0 with
- * *v, or -1 with err naming key. */
-static int number(struct parser *ps, const char *key, struct word w, uint64_t max, uint64_t min,
+/* A decimal number with no sign and no leading zero, min..max: 0 with *v,
+ * or -1 with err naming key. */
+static int number(struct parser *ps, const char *key, struct word w, uint64_t min, uint64_t max,
 		  uint64_t *v)
 {
-	uint64_t x = 0;
-	bool ok = w.n >= 1 && w.n <= U64_DIGITS_MAX && !(w.n > 1 && w.p[0] == '0');
-	for (size_t i = 0; ok && i < w.n; i++) {
-		unsigned d = (unsigned)(w.p[i] - '0');
-		if (d > 9 || x > (UINT64_MAX - d) / 10u)
-			ok = false;
-		else
-			x = x * 10u + d;
-	}
-	if (!ok)
+	bool digits = w.n >= 1 && !(w.n > 1 && w.p[0] == '0');
+	for (size_t i = 0; digits && i < w.n; i++)
+		digits = w.p[i] >= '0' && w.p[i] <= '9';
+	if (!digits)
 		return fail(ps->err, ps->errlen, ps->line,
 			    "%s '%s' is not a decimal number (no sign, no leading zero)", key,
 			    quote(w.p, w.n).s);
-	if (x < min || x > max)
-		return fail(ps->err, ps->errlen, ps->line, "%s %llu is out of range (%llu..%llu)",
-			    key, (unsigned long long)x, (unsigned long long)min,
-			    (unsigned long long)max);
+	uint64_t x = 0;
+	bool over = w.n > U64_DIGITS_MAX;
+	for (size_t i = 0; !over && i < w.n; i++) {
+		unsigned d = (unsigned)(w.p[i] - '0');
+		over = x > (UINT64_MAX - d) / 10u;
+		x = x * 10u + d;
+	}
+	if (over || x < min || x > max)
+		return fail(ps->err, ps->errlen, ps->line, "%s %s is out of range (%llu..%llu)", key,
+			    quote(w.p, w.n).s, (unsigned long long)min, (unsigned long long)max);
 	*v = x;
 	return 0;
 }
@@ -430,7 +430,7 @@ static int line_head(struct parser *ps, const struct word *v)
 	if (!word_is(v[K_VERSION], "1"))
 		return fail(ps->err, ps->errlen, ps->line, "version %s is not spoken (only 1)",
 			    quote(v[K_VERSION].p, v[K_VERSION].n).s);
-	if (number(ps, "epoch", v[K_EPOCH], UINT64_MAX, 1, &epoch) != 0)
+	if (number(ps, "epoch", v[K_EPOCH], 1, UINT64_MAX, &epoch) != 0)
 		return -1;
 	ps->m->epoch = epoch;
 	return 0;
@@ -447,7 +447,7 @@ static int line_set(struct parser *ps, const struct word *v)
 		return -1;
 	if (find_set(m, v[S_NAME].p, v[S_NAME].n) != PM_CMAP_NONE)
 		return fail(ps->err, ps->errlen, ps->line, "set %s is declared twice", s->name);
-	if (number(ps, "epoch", v[S_EPOCH], UINT64_MAX, 0, &s->epoch) != 0)
+	if (number(ps, "epoch", v[S_EPOCH], 0, UINT64_MAX, &s->epoch) != 0)
 		return -1;
 	if (!word_is(v[S_PRIMARY], "-") &&
 	    !pm_cmap_name_ok(v[S_PRIMARY].p, v[S_PRIMARY].n))
@@ -475,10 +475,10 @@ static int line_node(struct parser *ps, const struct word *v)
 		return fail(ps->err, ps->errlen, ps->line, "node %s is declared twice", n->name);
 	if ((n->set = declared_set(ps, v[N_SET])) == PM_CMAP_NONE ||
 	    ipv4(ps, v[N_ADDR], &n->addr_be) != 0 ||
-	    number(ps, "udp", v[N_UDP], UINT16_MAX, 1, &udp) != 0 ||
-	    number(ps, "tcp", v[N_TCP], UINT16_MAX, 0, &tcp) != 0 ||
-	    number(ps, "repl", v[N_REPL], UINT16_MAX, 0, &repl) != 0 ||
-	    number(ps, "shards", v[N_SHARDS], PM_CMAP_SHARDS_MAX, 1, &shards) != 0)
+	    number(ps, "udp", v[N_UDP], 1, UINT16_MAX, &udp) != 0 ||
+	    number(ps, "tcp", v[N_TCP], 0, UINT16_MAX, &tcp) != 0 ||
+	    number(ps, "repl", v[N_REPL], 0, UINT16_MAX, &repl) != 0 ||
+	    number(ps, "shards", v[N_SHARDS], 1, PM_CMAP_SHARDS_MAX, &shards) != 0)
 		return -1;
 	if (udp + shards - 1u > UINT16_MAX)
 		return fail(ps->err, ps->errlen, ps->line,
@@ -500,8 +500,8 @@ static int line_slots(struct parser *ps, const struct word *v)
 			    PM_CLUSTER_RANGES_MAX);
 	uint64_t first, last;
 	uint16_t set;
-	if (number(ps, "first", v[R_FIRST], PM_CLUSTER_SLOTS - 1u, 0, &first) != 0 ||
-	    number(ps, "last", v[R_LAST], PM_CLUSTER_SLOTS - 1u, 0, &last) != 0 ||
+	if (number(ps, "first", v[R_FIRST], 0, PM_CLUSTER_SLOTS - 1u, &first) != 0 ||
+	    number(ps, "last", v[R_LAST], 0, PM_CLUSTER_SLOTS - 1u, &last) != 0 ||
 	    (set = declared_set(ps, v[R_SET])) == PM_CMAP_NONE)
 		return -1;
 	if (first > last)
@@ -570,6 +570,8 @@ static int split(struct parser *ps, const char *p, size_t n, struct word *words,
 					    (unsigned)(unsigned char)p[i], i + 1);
 			continue;
 		}
+		if (i == start && i == n)
+			return fail(ps->err, ps->errlen, ps->line, "a space ends the line");
 		if (i == start)
 			return fail(ps->err, ps->errlen, ps->line,
 				    "a space at column %zu begins no word (single spaces between "
