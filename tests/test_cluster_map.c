@@ -788,9 +788,12 @@ static void test_names(void)
 }
 
 /* The slot of a key: XXH3-64 (seed 0) of the key, mod 16384 — the values a
- * client in another language checks itself against (docs/protocol.md). */
+ * client in another language checks itself against (docs/protocol.md, the
+ * table of section 11.1). */
 static void test_slot_of(void)
 {
+	CU_ASSERT_EQUAL(pm_route_hash("hello", 5), 0x9555e8555c62dcfdull);
+	CU_ASSERT_EQUAL(pm_slot_of(pm_route_hash("hello", 5)), 7421);
 	CU_ASSERT_EQUAL(pm_route_hash("foo", 3), 0xab6e5f64077e7d8aull);
 	CU_ASSERT_EQUAL(pm_slot_of(pm_route_hash("foo", 3)), 15754);
 	CU_ASSERT_EQUAL(pm_slot_of(pm_route_hash("bar", 3)), 4962);
