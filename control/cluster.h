@@ -51,6 +51,12 @@
  * primary this recently (a replica far behind, or never synced, must not
  * win), plus the lease TTL (the primary's death is noticed that late). */
 #define CTL_STREAMED_MS 2000u
+/* A collection's name in the cluster's records (the wire's bound), of
+ * [A-Za-z0-9_.-] so that it is a safe etcd key; and how long CLUSTER
+ * COLLECTION waits for every set to have applied it before it answers
+ * (the primaries keep applying it after that). */
+#define CTL_COLL_NAME_BYTES_MAX 64u
+#define CTL_COLL_WAIT_MS 5000u
 /* One unary etcd call (range, txn, grant, revoke), at most. */
 #define CTL_ETCD_CALL_MS 1000
 
