@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * cluster.h — pomai-control's cluster agent (docs/cluster.md): the one part
+ * agent.h — pomai-control's cluster agent (docs/cluster.md): the one part
  * of a node that speaks to etcd. pomaid never does; the agent drives it on
  * its admin socket.
  *
@@ -27,8 +27,8 @@
  * The main thread asks it for status (CLUSTER STATUS / NODES / SLOTS) and
  * runs CLUSTER INIT on its own etcd handle.
  */
-#ifndef POMAI_CONTROL_CLUSTER_H
-#define POMAI_CONTROL_CLUSTER_H
+#ifndef POMAI_CONTROL_AGENT_H
+#define POMAI_CONTROL_AGENT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * cluster.c — pomai-control's cluster agent (cluster.h says what it does;
+ * agent.c — pomai-control's cluster agent (agent.h says what it does;
  * docs/cluster.md how it behaves).
  *
  * etcd keys, under /pomai/<cluster>/:
@@ -10,7 +10,7 @@
  *   slotmap                    the map document (proto/cluster_map.h)       no lease
  */
 #define _GNU_SOURCE
-#include "cluster.h"
+#include "agent.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
