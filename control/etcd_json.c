@@ -415,21 +415,28 @@ int pm_etcd_req_txn(const struct pm_etcd_txn *t, char **out, char *err, size_t e
 
 /* ---------------------------------------------------------------- reading answers */
 
-/* An int64 as etcd writes it, canonical: decimal digits, an optional '-', no
- * leading zero. */
+/* A uint64 as etcd writes it, canonical: decimal digits, no leading zero. */
+static bool u64_text(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (n == 0 || n > 20 || (s[0] == '0' && n > 1))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t d = (uint64_t)(s[i] - '0');
+		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/* An int64 likewise, with an optional '-' (no "-0"). */
 static bool i64_text(const char *s, size_t n, int64_t *out)
 {
 	bool neg = n > 0 && s[0] == '-';
-	size_t i = neg, digits = n - i;
-	uint64_t v = 0;
-	if (digits == 0 || digits > 19 || (s[i] == '0' && (digits > 1 || neg)))
-		return false;
-	for (; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0'); /* 19 digits: below 2^64 */
-	}
-	if (v > (uint64_t)INT64_MAX + neg)
+	uint64_t v;
+	if (!u64_text(s + neg, n - neg, &v) || v > (uint64_t)INT64_MAX + neg || (neg && v == 0))
 		return false;
 	*out = neg ? (int64_t)(~v + 1) : (int64_t)v;
 	return true;
@@ -478,25 +485,31 @@ static json_t *load(const char *body, size_t len, char *err, size_t errlen)
 	return j;
 }
 
-/* obj's "header": its revision (left out: 0); the other members, if there,
- * must be int64s too. */
+/* obj's "header": its revision (left out: 0); its uint64s (the cluster's
+ * and member's IDs, the raft term), if there, must be uint64s. */
 static int get_header(const json_t *obj, bool required, int64_t *revision, const char *ctx,
 		      char *err, size_t errlen)
 {
 	static const char *const ids[] = { "cluster_id", "member_id", "raft_term" };
-	char c[ETCD_CTX_BYTES];
 	const json_t *h = json_object_get(obj, "header");
-	int64_t scratch;
+	uint64_t scratch;
 	*revision = 0;
 	if (!h && !required)
 		return PM_ETCD_OK;
 	if (!json_is_object(h))
 		return failf(PM_ETCD_E_PROTO, err, errlen, "%sheader: %s", ctx,
 			     h ? "not an object" : "missing");
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		const json_t *v = json_object_get(h, ids[i]);
+		bool ok = !v || (json_is_integer(v) && json_integer_value(v) >= 0) ||
+			  (json_is_string(v) &&
+			   u64_text(json_string_value(v), json_string_length(v), &scratch));
+		if (!ok)
+			return failf(PM_ETCD_E_PROTO, err, errlen, "%sheader.%s: not a uint64", ctx,
+				     ids[i]);
+	}
+	char c[ETCD_CTX_BYTES];
 	snprintf(c, sizeof(c), "%sheader.", ctx);
-	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
-		if (get_i64(h, ids[i], INT64_MIN, &scratch, c, err, errlen) != PM_ETCD_OK)
-			return PM_ETCD_E_PROTO;
 	return get_i64(h, "revision", 0, revision, c, err, errlen);
 }
 
@@ -648,7 +661,10 @@ int pm_etcd_ans_error(long http, const char *body, size_t len, char *err, size_t
 		size_t n = len < ETCD_BODY_QUOTE_BYTES ? len : ETCD_BODY_QUOTE_BYTES;
 		while (n > 0 && (body[n - 1] == '\n' || body[n - 1] == '\r'))
 			n--;
-		failf(rc, err, errlen, "HTTP %ld: %.*s", http, (int)n, n ? body : "(no body)");
+		if (n)
+			failf(rc, err, errlen, "HTTP %ld: %.*s", http, (int)n, body);
+		else
+			failf(rc, err, errlen, "HTTP %ld: (no body)", http);
 	}
 	json_decref(j);
 	return rc;
@@ -663,7 +679,7 @@ int pm_etcd_ans_grant(const char *body, size_t len, int64_t *id, int64_t *ttl_s,
 	json_t *j = load(body, len, err, errlen);
 	int rc = j ? get_header(j, true, &rev, "", err, errlen) : PM_ETCD_E_PROTO;
 	if (rc == PM_ETCD_OK && json_unpack_ex(j, &je, 0, "{s?s}", "error", &msg))
-		rc = failf(PM_ETCD_E_PROTO, err, errlen, "%s", je.text);
+		rc = failf(PM_ETCD_E_PROTO, err, errlen, "error: %s", je.text);
 	if (rc == PM_ETCD_OK && msg && *msg)
 		rc = failf(PM_ETCD_E_HTTP, err, errlen, "lease not granted: %s", msg);
 	if (rc == PM_ETCD_OK)
