@@ -73,7 +73,7 @@ struct ctl_cluster {
 	uint64_t streamed_ms;       /* last time every shard streamed from its primary */
 	uint64_t pomaid_epoch;
 	bool pomaid_primary;
-	char pomaid_follows[64];    /* "a.b.c.d:port" of its primary, "" */
+	char pomaid_follows[96];    /* "a.b.c.d:port" of its primary, "" */
 	uint64_t durable_lsn;       /* sum over shards */
 	struct pm_cmap *map, *tmp;  /* parsed slotmap; a scratch one */
 	int64_t map_rev;            /* mod revision of slotmap, 0: none */
