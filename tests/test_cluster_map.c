@@ -422,11 +422,11 @@ static void test_rules_broken(void)
 		{ 3, "shard name=x", "line 3: unknown line kind 'shard'" },
 		/* line order */
 		{ 5, "set name=s3 epoch=1 primary=-",
-		  "line 5: a set line after a node line (order: pomai-map, set, node, slots)" },
+		  "line 5: a set line after a node line (order: pomai-map, set, node, slots, move)" },
 		{ 7, "node name=n3 set=s2 addr=10.0.0.3 udp=1 tcp=0 repl=0 shards=1",
-		  "line 7: a node line after a slots line (order: pomai-map, set, node, slots)" },
+		  "line 7: a node line after a slots line (order: pomai-map, set, node, slots, move)" },
 		{ 7, "set name=s3 epoch=1 primary=-",
-		  "line 7: a set line after a slots line (order: pomai-map, set, node, slots)" },
+		  "line 7: a set line after a slots line (order: pomai-map, set, node, slots, move)" },
 		/* names */
 		{ 2, "set name=S1 epoch=3 primary=n1",
 		  "line 2: set name 'S1' is not 1..16 bytes of [a-z0-9_-] (nor '-')" },
