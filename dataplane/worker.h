@@ -107,6 +107,7 @@ struct pm_worker {
 	 * yet), whether the node's write lease held at this turn's start, and the
 	 * MOVED replies it sent (read by the admin thread) */
 	const struct pm_cluster_view *cview;
+	struct pm_cluster_dirty *dirty;  /* keys changed in slots it moves out */
 	bool lease_ok;
 	_Atomic uint64_t moved;
 	bool repl_ready;           /* epoll saw one of replication's sockets ready (tcp.c) */
