@@ -80,6 +80,7 @@ static const char *const plain_flags[] = {
 struct node {
 	struct pomaid pm;
 	char sock[PATH_MAX + 16];
+	char log[PATH_MAX + 16];    /* what it printed after its ready line */
 	struct wire c;
 };
 
@@ -95,10 +96,12 @@ static void node_init(struct node *n, const char *const *flags)
 	n->pm.shards = SHARDS;
 	n->pm.flags = flags;
 	n->pm.repl = true;
-	n->pm.after = PROC_AFTER_DROP;
+	n->pm.after = PROC_AFTER_LOG;
+	n->pm.log = n->log;
 	n->c.fd = -1;
 	CU_ASSERT_FATAL(proc_dir_make(n->pm.dir, "cnode"));
 	snprintf(n->sock, sizeof(n->sock), "%s/admin.sock", n->pm.dir);
+	snprintf(n->log, sizeof(n->log), "%s/pomaid.log", n->pm.dir);
 	uint32_t i = 0;
 	while (i < NODES_MAX && live[i])
 		i++;
@@ -121,11 +124,30 @@ static bool node_start(struct node *n, const char *const *extra)
 	return true;
 }
 
+/* Whether what it printed holds a sanitizer's report. */
+static bool log_sanitized(const struct node *n)
+{
+	char line[1024];
+	bool found = false;
+	FILE *f = fopen(n->log, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, "runtime error") || strstr(line, "Sanitizer")) {
+			printf("\n  pomaid: %s", line);
+			found = true;
+		}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Stopped (SIGTERM: it must exit 0, leak checks included, had it not
+ * died), its output free of sanitizer reports; its directory removed. */
 static void node_free(struct node *n)
 {
 	wire_close(&n->c);
 	if (pomaid_alive(&n->pm))
-		pomaid_kill(&n->pm);
+		CU_ASSERT(pomaid_stop(&n->pm));
+	CU_ASSERT(!log_sanitized(n));
 	proc_dir_remove(n->pm.dir);
 	for (uint32_t i = 0; i < NODES_MAX; i++)
 		if (live[i] == n)
