@@ -273,8 +273,17 @@ int pm_cluster_map(struct pm_daemon *d, const char *self, const char *text, size
 
 void pm_cluster_turn(struct pm_worker *w)
 {
+	w->boot_ms = pm_cluster_now_ms();
+}
+
+/* The deadline as the admin thread holds it now (not at the turn's start:
+ * a turn that began before CLUSTER LEASE answered may serve a write sent
+ * after it); the clock as the turn began, so the lease may hold up to one
+ * turn past its deadline, never less than given. */
+bool pm_cluster_may_write(const struct pm_worker *w)
+{
 	uint64_t until = atomic_load_explicit(&w->d->cluster->lease_until_ms, memory_order_acquire);
-	w->lease_ok = until && pm_cluster_now_ms() < until;
+	return until && w->boot_ms < until;
 }
 
 /* The keyed operations a slot's owner serves. */

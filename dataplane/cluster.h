@@ -13,8 +13,10 @@
  *
  * The map a worker uses is an immutable view, handed to each worker by an
  * admin call between two of its turns (w->cview); the previous view is freed
- * once every worker has taken the new one. The lease is one atomic read by
- * each worker once per turn (w->lease_ok).
+ * once every worker has taken the new one. The lease's deadline is one
+ * atomic read per write, held against the clock read once per turn
+ * (w->boot_ms): a write that comes after CLUSTER LEASE's reply is judged by
+ * that lease, and 0 fences at once.
  */
 #ifndef POMAI_DATAPLANE_CLUSTER_H
 #define POMAI_DATAPLANE_CLUSTER_H
@@ -107,9 +109,11 @@ int pm_cluster_status(struct pm_daemon *d, char *out, size_t cap);
  * as etcd's does). */
 uint64_t pm_cluster_now_ms(void);
 
-/* Worker: once per turn (w->lease_ok); and whether a keyed request must be
- * answered MOVED — true when it was (the reply has gone to from). */
+/* Worker: once per turn (w->boot_ms); whether the write lease admits a write
+ * now; and whether a keyed request must be answered MOVED — true when it was
+ * (the reply has gone to from). */
 void pm_cluster_turn(struct pm_worker *w);
+bool pm_cluster_may_write(const struct pm_worker *w);
 bool pm_cluster_moved(struct pm_worker *w, const struct pm_request *req, uint64_t hash,
 		      const struct pm_dest *from);
 /* Worker: may this write go on under the map's moves? BUSY for a slot being
