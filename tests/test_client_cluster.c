@@ -16,7 +16,8 @@
  * ignored, and the retry budget running out as E_MOVED; reads to replicas;
  * pipelined requests across nodes with a slot move among them; KNN merged
  * across sets (ties ordered by key, the keys buffer compacted); collection
- * operations and SNAPSHOT on every set; more fan-outs in flight than there
+ * operations and SNAPSHOT on every set; a key on two sets listed once; more
+ * fan-outs in flight than there
  * are fan-out entries; a map of PM_CLUSTER_NODES_MAX nodes (its links
  * replaced by another's); and pomai-cli --cluster (map, set, get).
  */
@@ -812,6 +813,43 @@ static void test_knn(void)
 	nodes_stop();
 }
 
+/* A key on two sets (its slot moved, the old owner still holds it): the
+ * merge lists it once, at its nearer distance. */
+static void test_knn_duplicate_key(void)
+{
+	nodes_start(3, (const uint32_t[]){ 2, 3, 1 });
+	map3(&M, 7);
+	publish(&M);
+	struct pm_client *c = copen(0, PM_CLIENT_UDP, T_TIMEOUT_MS, 3);
+	unsigned n = 0;
+	char dup[32], far[32];
+	key_in("dup", 0, 2999, &n, dup, sizeof dup);
+	key_in("far", 10923, 16383, &n, far, sizeof far);
+	CU_ASSERT_EQUAL(pm_client_vadd(c, dup, strlen(dup), (const float[]){ 2, 0 }, 2, NULL, 0),
+			PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(pm_client_vadd(c, far, strlen(far), (const float[]){ 3, 0 }, 2, NULL, 0),
+			PM_CLIENT_OK);
+	map3_moved(&M2, 8);
+	publish(&M2);
+	CU_ASSERT_EQUAL(pm_client_vadd(c, dup, strlen(dup), (const float[]){ 0, 0.5f }, 2, NULL, 0),
+			PM_CLIENT_OK);
+	CU_ASSERT(fake_holds(&T[0], dup, (uint32_t)strlen(dup)) &&
+		  fake_holds(&T[1], dup, (uint32_t)strlen(dup)));
+	struct pm_client_hit hits[2];
+	uint8_t keys[64];
+	struct pm_client_knn_result res = { .hits = hits, .hits_cap = 2, .keys = keys,
+					    .keys_cap = sizeof keys };
+	struct pm_client_knn_opts o = { .k = 2, .exact = true };
+	CU_ASSERT_EQUAL_FATAL(pm_client_knn(c, (const float[]){ 0, 0 }, 2, &o, &res), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL_FATAL(res.count, 2);
+	CU_ASSERT(hits[0].klen == strlen(dup) && memcmp(hits[0].key, dup, hits[0].klen) == 0);
+	CU_ASSERT_EQUAL(hits[0].dist, 0.25f);
+	CU_ASSERT(hits[1].klen == strlen(far) && memcmp(hits[1].key, far, hits[1].klen) == 0);
+	CU_ASSERT_EQUAL(hits[1].dist, 9.0f);
+	pm_client_close(c);
+	nodes_stop();
+}
+
 /* More KNN queries in flight than there are fan-out entries. */
 static void test_knn_pipelined(void)
 {
@@ -1005,6 +1043,7 @@ static CU_TestInfo tests[] = {
 	{ "pipelined_udp", test_pipelined_udp },
 	{ "pipelined_tcp", test_pipelined_tcp },
 	{ "knn_merge_and_fanouts", test_knn },
+	{ "knn_duplicate_key", test_knn_duplicate_key },
 	{ "knn_pipelined", test_knn_pipelined },
 	{ "bounds", test_bounds },
 	{ "cli", test_cli },
