@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_proto.h"
 #include "cluster_map.h"
 #include "cmap_check.h"
 #include "cu_main.h"
