@@ -502,15 +502,16 @@ int pm_etcd_txn(struct pm_etcd *e, const struct pm_etcd_txn *t, int64_t *revisio
 void pm_etcd_prefix_end(const char *prefix, char *out, size_t cap)
 {
 	/* etcd's rule (clientv3.GetPrefixRangeEnd): the last byte below 0xff
-	 * plus one, the bytes after it dropped; none ("", all 0xff): "", which
-	 * the requests send as etcd's "\0", every key from the prefix on. */
+	 * plus one, the bytes after it dropped. No end (all 0xff), or one that
+	 * does not fit cap: "", which every call refuses (E_ARG) rather than
+	 * act on a wrong range. */
 	size_t n = strlen(prefix);
 	while (n > 0 && (unsigned char)prefix[n - 1] == 0xff)
 		n--;
 	if (cap == 0)
 		return;
 	if (n >= cap)
-		n = 0; /* does not fit: "" rather than a wrong end */
+		n = 0;
 	memcpy(out, prefix, n);
 	if (n > 0)
 		out[n - 1] = (char)((unsigned char)out[n - 1] + 1);

@@ -140,9 +140,6 @@ static void test_requests(void)
 			  &b,
 			  "{\"key\":\"L3BvbWFpL2MxL25vZGVzLw==\",\"range_end\":"
 			  "\"L3BvbWFpL2MxL25vZGVzMA==\",\"limit\":\"4096\"}"));
-	/* "" is etcd's "\0": every key from key on */
-	CU_ASSERT(body_is(pm_etcd_req_range("a", "", &b, LIT(err)), &b,
-			  "{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"limit\":\"4096\"}"));
 	CU_ASSERT(body_is(pm_etcd_req_put("/pomai/c1/nodes/n1", "x", 1, 7001, &b, LIT(err)), &b,
 			  "{\"key\":\"L3BvbWFpL2MxL25vZGVzL24x\",\"value\":\"eA==\",\"lease\":\"7001\"}"));
 	CU_ASSERT(body_is(pm_etcd_req_put("k", NULL, 0, 0, &b, LIT(err)), &b,
@@ -237,6 +234,9 @@ static void test_request_bounds(void)
 	CU_ASSERT_EQUAL(pm_etcd_req_range(key, NULL, &b, LIT(err)), PM_ETCD_OK);
 	free(b);
 	CU_ASSERT(refused(pm_etcd_req_range(NULL, NULL, &b, LIT(err)), &b, "no key"));
+	/* "" (what pm_etcd_prefix_end writes when there is no end) would be
+	 * etcd's "\0", every key from key on */
+	CU_ASSERT(refused(pm_etcd_req_delete("a", "", &b, LIT(err)), &b, "range_end: no key"));
 	CU_ASSERT(refused(pm_etcd_req_put("", "v", 1, 0, &b, LIT(err)), &b, "no key"));
 	CU_ASSERT(refused(pm_etcd_req_put("k", NULL, 3, 0, &b, LIT(err)), &b, "NULL"));
 	CU_ASSERT(refused(pm_etcd_req_put("k", "v", 1, -1, &b, LIT(err)), &b, "lease"));
