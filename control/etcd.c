@@ -20,7 +20,10 @@
  * them and stops reading the socket), so the queue holds at most the lines
  * of one piece, however fast etcd writes. pm_etcd_watch_wait() hands the
  * queued events to the caller's function outside any libcurl callback, then
- * lifts the pause.
+ * lifts the pause; it returns once a turn has brought messages (events, a
+ * progress or created message: what was already there is handed over too),
+ * or at its timeout. The function may call the handle's unary calls; if it
+ * stops or restarts the watch, the rest of the queue is dropped.
  *
  * Endpoints: every call goes to the current one; a call that fails on the
  * network (connect refused, timeout, a cut connection) or is answered 503
