@@ -1534,6 +1534,44 @@ static void test_live_watch(void)
 	pm_etcd_close(e);
 }
 
+/* An event function that reads the key again on the watch's own handle. */
+struct reread {
+	struct pm_etcd *e;
+	int rc;
+	char value[64];
+	uint32_t n;
+};
+
+static void on_event_reread(void *arg, const struct pm_etcd_event *ev)
+{
+	struct reread *r = arg;
+	struct pm_etcd_kvs kvs;
+	r->rc = pm_etcd_range(r->e, ev->kv->key, NULL, &kvs, CALL_MS);
+	snprintf(r->value, sizeof(r->value), "%s", kvs.n ? (const char *)kvs.kv[0].value : "");
+	r->n++;
+	pm_etcd_kvs_free(&kvs);
+}
+
+/* The event function may call the handle's unary functions: it runs
+ * outside libcurl's callbacks. */
+static void test_live_event_calls(void)
+{
+	struct pm_etcd *e = open_list(etcd_proc_url(&etcd));
+	char k[PM_ETCD_KEY_BYTES_MAX + 1];
+	struct reread r = { .e = e };
+	int64_t rev;
+	CU_ASSERT_FATAL(e != NULL);
+	LIVE_RC(e, pm_etcd_watch_start(e, key_of(k, "reread"), NULL, 0), PM_ETCD_OK);
+	CU_ASSERT_FATAL(await_created(e, &rev));
+	LIVE_RC(e, pm_etcd_put(e, k, "seen", 4, 0, NULL, CALL_MS), PM_ETCD_OK);
+	for (uint64_t deadline = proc_now_ms() + WAIT_MS; r.n == 0 && proc_now_ms() < deadline;)
+		CU_ASSERT_FATAL(pm_etcd_watch_wait(e, TURN_MS, on_event_reread, &r, &rev) >= 0);
+	CU_ASSERT(r.n == 1 && r.rc == PM_ETCD_OK && !strcmp(r.value, "seen"));
+	CU_ASSERT(pm_etcd_watching(e));
+	LIVE_RC(e, pm_etcd_delete(e, k, NULL, NULL, CALL_MS), PM_ETCD_OK);
+	pm_etcd_close(e);
+}
+
 /* Answers and watch messages past PM_ETCD_MSG_BYTES_MAX end the call or
  * the watch with E_PROTO; the handle goes on. */
 static void test_live_bounds(void)
@@ -1741,6 +1779,7 @@ static CU_TestInfo live_tests[] = {
 	{ "kv", test_live_kv },
 	{ "txn", test_live_txn },
 	{ "watch", test_live_watch },
+	{ "event_calls", test_live_event_calls },
 	{ "bounds", test_live_bounds },
 	{ "rotation", test_live_rotation },
 	{ "stopped", test_live_stopped },
