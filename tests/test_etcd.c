@@ -420,7 +420,8 @@ static const struct {
 	int rc;
 	const char *says;
 } errors[] = {
-	{ 404, EB_LEASE_NOT_FOUND, PM_ETCD_LEASE_GONE, "HTTP 404: etcdserver: requested lease not found (code 5)" },
+	{ 404, EB_LEASE_NOT_FOUND, PM_ETCD_LEASE_GONE,
+	  "HTTP 404: etcdserver: requested lease not found (code 5)" },
 	{ 412, EB_GRANT_EXISTS, PM_ETCD_E_HTTP, "HTTP 412: etcdserver: lease already exists (code 9)" },
 	{ 400, EB_TTL_TOO_LARGE, PM_ETCD_E_HTTP, "too large lease TTL (code 11)" },
 	{ 400, EB_COMPACTED, PM_ETCD_E_HTTP, "required revision has been compacted (code 11)" },
@@ -482,7 +483,8 @@ static const struct {
 	{ 'r', "{\"header\":{\"revision\":\"9223372036854775808\"}}", "header.revision: not an int64" },
 	{ 'r', "{\"header\":{\"revision\":\"-1\"}}", "header.revision: -1 below 0" },
 	{ 'r', "{\"header\":{\"raft_term\":[]}}", "header.raft_term: not a uint64" },
-	{ 'r', "{\"header\":{\"cluster_id\":\"18446744073709551616\"}}", "header.cluster_id: not a uint64" },
+	{ 'r', "{\"header\":{\"cluster_id\":\"18446744073709551616\"}}",
+	  "header.cluster_id: not a uint64" },
 	{ 'r', "{\"header\":{\"member_id\":-1}}", "header.member_id: not a uint64" },
 	{ 'r', "{\"header\":{},\"kvs\":{}}", "kvs: not an array" },
 	{ 'r', "{\"header\":{},\"kvs\":[1],\"count\":\"1\"}", "kvs[0]: not an object" },
@@ -504,12 +506,19 @@ static const struct {
 	{ 'r', "{\"header\":{},\"more\":\"yes\"}", "more: not a boolean" },
 	{ 't', "{\"header\":{},\"succeeded\":\"yes\"}", "succeeded: not a boolean" },
 	{ 't', "{\"header\":{},\"succeeded\":true,\"responses\":{}}", "responses: not an array" },
-	{ 't', "{\"header\":{},\"succeeded\":true,\"responses\":[1]}", "responses[0].response_put: not the one member" },
-	{ 't', "{\"header\":{},\"succeeded\":true,\"responses\":[{\"response_put\":{},\"response_range\":{}}]}",
+	{ 't', "{\"header\":{},\"succeeded\":true,\"responses\":[1]}",
 	  "responses[0].response_put: not the one member" },
-	{ 't', "{\"header\":{},\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{\"revision\":\"x\"}}}]}",
+	{ 't',
+	  "{\"header\":{},\"succeeded\":true,\"responses\":[{\"response_put\":{},"
+	  "\"response_range\":{}}]}",
+	  "responses[0].response_put: not the one member" },
+	{ 't',
+	  "{\"header\":{},\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":"
+	  "{\"revision\":\"x\"}}}]}",
 	  "responses[0].response_put.header.revision: not an int64" },
-	{ 't', "{\"header\":{},\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"eA==\"}],\"count\":\"1\"}},"
+	{ 't',
+	  "{\"header\":{},\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"eA==\"}],"
+	  "\"count\":\"1\"}},"
 	       "{\"response_range\":{}}]}", "2 responses to the failure branch's 1 operations" },
 	{ 't', "{\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}", "header: missing" },
 	{ 'k', "{\"result\":{\"header\":{},\"ID\":\"7001\",\"TTL\":true}}", "result.TTL: not an int64" },
@@ -706,8 +715,10 @@ static void test_watch_messages(void)
 		const char *line, *says;
 	} no[] = {
 		{ "{\"result\":{\"fragment\":true}}", "fragment" },
-		{ "{\"result\":{\"created\":true,\"events\":[{\"kv\":{\"key\":\"eA==\"}}]}}", "events in a created" },
-		{ "{\"result\":{\"events\":[{\"type\":\"EXPIRE\",\"kv\":{\"key\":\"eA==\"}}]}}", "events[0].type" },
+		{ "{\"result\":{\"created\":true,\"events\":[{\"kv\":{\"key\":\"eA==\"}}]}}",
+		  "events in a created" },
+		{ "{\"result\":{\"events\":[{\"type\":\"EXPIRE\",\"kv\":{\"key\":\"eA==\"}}]}}",
+		  "events[0].type" },
 		{ "{\"result\":{\"events\":[{\"type\":2,\"kv\":{\"key\":\"eA==\"}}]}}", "events[0].type" },
 		{ "{\"result\":{\"events\":{}}}", "events: not an array" },
 		{ "{\"result\":{\"events\":[{\"type\":\"DELETE\"}]}}", "events[0].kv: missing" },
@@ -1259,7 +1270,10 @@ static void test_fake_watch(void)
 	free(burst);
 	/* a stream's error object; a refused create request; etcd closing the
 	 * stream; the stream cut */
-	fake_chunked(&f, 200, EB_W_CREATED "{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}\n", 0, false);
+	fake_chunked(&f, 200,
+		     EB_W_CREATED
+		     "{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}\n",
+		     0, false);
 	fake_unary(&f, 500, LIT(EB_WATCH_BAD));
 	fake_chunked(&f, 200, EB_W_CREATED EB_W_PUT, 0, true);
 	fake_chunked(&f, 200, EB_W_CREATED EB_W_PUT, 0, false);
@@ -1348,7 +1362,8 @@ static void test_live_kv(void)
 	LIVE_RC(e, pm_etcd_range(e, p, end, &kvs, CALL_MS), PM_ETCD_OK);
 	CU_ASSERT_FATAL(kvs.n == 3);
 	CU_ASSERT(!strcmp(kvs.kv[0].key, a) && !strcmp(kvs.kv[1].key, b) && !strcmp(kvs.kv[2].key, c));
-	CU_ASSERT(kvs.kv[1].value_len == sizeof(bin) - 1 && !memcmp(kvs.kv[1].value, bin, sizeof(bin) - 1));
+	CU_ASSERT(kvs.kv[1].value_len == sizeof(bin) - 1 &&
+		  !memcmp(kvs.kv[1].value, bin, sizeof(bin) - 1));
 	CU_ASSERT(kvs.kv[2].value_len == 0 && kvs.kv[2].value[0] == '\0');
 	pm_etcd_kvs_free(&kvs);
 	/* a second put: version 2, the create revision kept */
@@ -1369,11 +1384,13 @@ static void test_live_kv(void)
 	LIVE_RC(e, pm_etcd_range(e, p, end, &kvs, CALL_MS), PM_ETCD_OK);
 	CU_ASSERT(kvs.n == 0 && kvs.revision > r3);
 	/* etcd's own refusals come back as E_HTTP with its words */
-	const struct pm_etcd_op twice[] = { { .kind = PM_ETCD_PUT, .key = a, .value = "1", .value_len = 1 },
+	const struct pm_etcd_op twice[] = { { .kind = PM_ETCD_PUT, .key = a, .value = "1",
+					      .value_len = 1 },
 					    { .kind = PM_ETCD_PUT, .key = a, .value = "2", .value_len = 1 } };
 	const struct pm_etcd_txn dup = { NULL, 0, twice, NULL, 2, 0 };
 	LIVE_RC(e, pm_etcd_txn(e, &dup, NULL, NULL, CALL_MS), PM_ETCD_E_HTTP);
-	CU_ASSERT(strstr(pm_etcd_error(e), "HTTP 400: etcdserver: duplicate key given in txn request") != NULL);
+	CU_ASSERT(strstr(pm_etcd_error(e),
+			 "HTTP 400: etcdserver: duplicate key given in txn request") != NULL);
 	pm_etcd_close(e);
 }
 
@@ -1411,8 +1428,10 @@ static void test_live_txn(void)
 	pm_etcd_kvs_free(&kvs);
 	/* the map: created once; updated with MOD == what was read; a stale
 	 * writer gets the current map back */
-	const struct pm_etcd_op put1[] = { { .kind = PM_ETCD_PUT, .key = map, .value = "epoch=1", .value_len = 7 } };
-	const struct pm_etcd_op put2[] = { { .kind = PM_ETCD_PUT, .key = map, .value = "epoch=2", .value_len = 7 } };
+	const struct pm_etcd_op put1[] = { { .kind = PM_ETCD_PUT, .key = map, .value = "epoch=1",
+					     .value_len = 7 } };
+	const struct pm_etcd_op put2[] = { { .kind = PM_ETCD_PUT, .key = map, .value = "epoch=2",
+					     .value_len = 7 } };
 	const struct pm_etcd_op get_map[] = { { .kind = PM_ETCD_RANGE, .key = map } };
 	struct pm_etcd_cmp absent[] = { { .key = map, .target = PM_ETCD_CREATE } };
 	const struct pm_etcd_txn create = { absent, 1, put1, get_map, 1, 1 };
@@ -1443,7 +1462,8 @@ static void test_live_txn(void)
 	 * lease is an error, never a silent loss */
 	LIVE_RC(e, pm_etcd_revoke(e, la, CALL_MS), PM_ETCD_OK);
 	LIVE_RC(e, campaign(e, leader, "node=a", la, &rev, NULL), PM_ETCD_LEASE_GONE);
-	CU_ASSERT(strstr(pm_etcd_error(e), "/v3/kv/txn: HTTP 404: etcdserver: requested lease not found") != NULL);
+	CU_ASSERT(strstr(pm_etcd_error(e),
+			 "/v3/kv/txn: HTTP 404: etcdserver: requested lease not found") != NULL);
 	LIVE_RC(e, campaign(e, leader, "node=b", lb, &rev, NULL), PM_ETCD_OK);
 	LIVE_RC(e, pm_etcd_revoke(e, lb, CALL_MS), PM_ETCD_OK);
 	LIVE_RC(e, pm_etcd_delete(e, map, NULL, NULL, CALL_MS), PM_ETCD_OK);
@@ -1591,8 +1611,10 @@ static void test_live_bounds(void)
 	pm_etcd_prefix_end(p, end, sizeof(end));
 	LIVE_RC(e, pm_etcd_watch_start(e, p, end, 0), PM_ETCD_OK);
 	CU_ASSERT_FATAL(await_created(e, &rev));
-	LIVE_RC(e, pm_etcd_put(e, key_of(k1, "big/1"), big, BIG_VALUE_BYTES, 0, NULL, CALL_MS), PM_ETCD_OK);
-	LIVE_RC(e, pm_etcd_put(e, key_of(k2, "big/2"), big, BIG_VALUE_BYTES, 0, NULL, CALL_MS), PM_ETCD_OK);
+	key_of(k1, "big/1");
+	key_of(k2, "big/2");
+	LIVE_RC(e, pm_etcd_put(e, k1, big, BIG_VALUE_BYTES, 0, NULL, CALL_MS), PM_ETCD_OK);
+	LIVE_RC(e, pm_etcd_put(e, k2, big, BIG_VALUE_BYTES, 0, NULL, CALL_MS), PM_ETCD_OK);
 	CU_ASSERT(await_event(e, s, k2, false, &rev, &rc) && s->ev[0].value_len == BIG_VALUE_BYTES);
 	LIVE_RC(e, pm_etcd_range(e, k1, NULL, &kvs, CALL_MS), PM_ETCD_OK);
 	CU_ASSERT(kvs.n == 1 && kvs.kv[0].value_len == BIG_VALUE_BYTES &&
@@ -1606,7 +1628,8 @@ static void test_live_bounds(void)
 	LIVE_RC(e, pm_etcd_put(e, k1, big, BIG_VALUE_BYTES, 0, NULL, CALL_MS), PM_ETCD_OK);
 	CU_ASSERT(await_event(e, s, k1, false, &rev, &rc) == NULL);
 	LIVE_RC(e, rc, PM_ETCD_E_PROTO);
-	CU_ASSERT(strstr(pm_etcd_error(e), "/v3/watch: a watch message past PM_ETCD_MSG_BYTES_MAX") != NULL);
+	CU_ASSERT(strstr(pm_etcd_error(e),
+			 "/v3/watch: a watch message past PM_ETCD_MSG_BYTES_MAX") != NULL);
 	CU_ASSERT(!pm_etcd_watching(e));
 	CU_ASSERT_STRING_EQUAL(pm_etcd_endpoint(e), etcd_proc_url(&etcd));
 	LIVE_RC(e, pm_etcd_delete(e, p, end, NULL, CALL_MS), PM_ETCD_OK);
