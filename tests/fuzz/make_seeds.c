@@ -653,6 +653,15 @@ static void cmap_seeds(void)
 		"node name=n2 set=s1 addr=127.0.0.1 udp=21010 tcp=0 repl=21110 shards=2\n"
 		"slots first=0 last=8191 set=s1\n"
 		"slots first=8192 last=16383 set=s2\n";
+	static const char moves[] =
+		"pomai-map version=1 epoch=12\n"
+		"set name=s1 epoch=3 primary=n1\n"
+		"set name=s2 epoch=1 primary=-\n"
+		"node name=n1 set=s1 addr=127.0.0.1 udp=21000 tcp=20999 repl=21100 shards=2\n"
+		"slots first=0 last=8191 set=s1\n"
+		"slots first=8192 last=16383 set=s2\n"
+		"move first=100 last=199 from=s1 to=s2 state=copy\n"
+		"move first=8192 last=9000 from=s2 to=s1 state=freeze\n";
 	static const char any_order[] =
 		"pomai-map epoch=18446744073709551615 version=1\n"
 		"set primary=n-2 epoch=0 name=abcdefghijklmnop\n"
@@ -685,6 +694,7 @@ static void cmap_seeds(void)
 		n += (size_t)snprintf(doc + n, sizeof(doc) - n, "slots first=%u last=%u set=set%u\n",
 				      r * 32, r * 32 + 31, (r * 7) % PM_CLUSTER_SETS_MAX);
 	cmap_seed("bounds", doc, n, PM_CLUSTER_NODES_MAX - 1);
+	cmap_seed("moves", moves, sizeof(moves) - 1, 0);
 }
 
 /* ---------------------------------------------------------------- etcd */
