@@ -332,6 +332,7 @@ static bool pomaid_ports(struct ctl_cluster *c)
 	}
 	c->ports = (struct node_ports){ (uint16_t)x[0], (uint16_t)x[1], (uint16_t)x[2],
 					(uint8_t)x[3] };
+	c->pushed_len = 0; /* a pomaid (re)attached gets the map again */
 	return c->ports.repl != 0;
 }
 
