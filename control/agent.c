@@ -1458,9 +1458,11 @@ static void *recon_main(void *arg)
 	int64_t rev = 0;
 	while (!atomic_load(&c->quit)) {
 		reconcile(c);
+		/* from now: every pass reads the whole prefix, so the watch only wakes
+		 * the loop and nothing missed while it was down is lost (a restart
+		 * from an old revision could also meet a compaction) */
 		if (!pm_etcd_watching(c->ea) &&
-		    pm_etcd_watch_start(c->ea, c->prefix, c->prefix_end, rev ? rev + 1 : 0) !=
-			    PM_ETCD_OK) {
+		    pm_etcd_watch_start(c->ea, c->prefix, c->prefix_end, 0) != PM_ETCD_OK) {
 			sleep_ms(c, CTL_RECONCILE_MS);
 			continue;
 		}
