@@ -445,32 +445,50 @@ static bool do_register(struct ctl_cluster *c, int64_t lease)
 
 /* Replace the map (read at c->map_rev) by m, with extra compares: false if
  * it changed meanwhile or a compare failed (the caller reads again). */
-static bool map_write(struct ctl_cluster *c, struct pm_cmap *m, const struct pm_etcd_cmp *extra,
-		      uint32_t nextra)
+/* Check m, print it, and write it to `slotmap` through handle e in one
+ * transaction that compares cmp[] (ncmp <= 2) and, when jkey is given, puts
+ * jval there too: the transaction's code (PM_ETCD_E_ARG: a map that breaks a
+ * rule or does not print, said in err). */
+static int map_put(struct ctl_cluster *c, struct pm_etcd *e, struct pm_cmap *m,
+		   const struct pm_etcd_cmp *cmp, uint32_t ncmp, const char *jkey, const char *jval,
+		   char *err, size_t errlen)
 {
 	char key[KEY_BYTES];
 	key_of(c, key, "slotmap");
-	char err[256];
-	if (pm_cmap_check(m, err, sizeof(err)) != 0) {
-		logc("a map that breaks a rule was not written: %s", err);
-		return false;
-	}
+	if (pm_cmap_check(m, err, errlen) != 0)
+		return PM_ETCD_E_ARG;
 	char *text = malloc(PM_CLUSTER_MAP_TEXT_BYTES_MAX);
 	size_t len = text ? pm_cmap_format(m, text, PM_CLUSTER_MAP_TEXT_BYTES_MAX) : 0;
 	if (!len) {
 		free(text);
-		logc("the map does not fit %u bytes", PM_CLUSTER_MAP_TEXT_BYTES_MAX);
-		return false;
+		snprintf(err, errlen, "the map does not fit %u bytes", PM_CLUSTER_MAP_TEXT_BYTES_MAX);
+		return PM_ETCD_E_ARG;
 	}
-	struct pm_etcd_cmp cmp[PM_ETCD_TXN_OPS_MAX] = {
-		{ .key = key, .target = PM_ETCD_MOD, .number = c->map_rev },
+	struct pm_etcd_op ops[2] = {
+		{ .kind = PM_ETCD_PUT, .key = key, .value = text, .value_len = len },
+		{ .kind = PM_ETCD_PUT, .key = jkey, .value = jval, .value_len = jval ? strlen(jval) : 0 },
 	};
-	for (uint32_t i = 0; i < nextra && i + 1 < PM_ETCD_TXN_OPS_MAX; i++)
-		cmp[i + 1] = extra[i];
-	struct pm_etcd_op put = { .kind = PM_ETCD_PUT, .key = key, .value = text, .value_len = len };
-	struct pm_etcd_txn t = { cmp, 1 + nextra, &put, NULL, 1, 0 };
-	int rc = pm_etcd_txn(c->ea, &t, NULL, NULL, CTL_ETCD_CALL_MS);
+	struct pm_etcd_txn t = { cmp, ncmp, ops, NULL, jkey ? 2u : 1u, 0 };
+	int rc = pm_etcd_txn(e, &t, NULL, NULL, CTL_ETCD_CALL_MS);
 	free(text);
+	if (rc != PM_ETCD_OK && rc != PM_ETCD_FAILED)
+		snprintf(err, errlen, "etcd: %s", pm_etcd_error(e));
+	return rc;
+}
+
+/* Replace the map (read at c->map_rev) by m, with one more compare (or
+ * none): false if it changed meanwhile or the compare failed (the next pass
+ * reads again). */
+static bool map_write(struct ctl_cluster *c, struct pm_cmap *m, const struct pm_etcd_cmp *extra)
+{
+	char key[KEY_BYTES], err[256];
+	key_of(c, key, "slotmap");
+	struct pm_etcd_cmp cmp[2] = { { .key = key, .target = PM_ETCD_MOD, .number = c->map_rev } };
+	if (extra)
+		cmp[1] = *extra;
+	int rc = map_put(c, c->ea, m, cmp, extra ? 2u : 1u, NULL, NULL, err, sizeof(err));
+	if (rc == PM_ETCD_E_ARG)
+		logc("a map was not written: %s", err);
 	return rc == PM_ETCD_OK;
 }
 
@@ -509,7 +527,7 @@ static bool node_line_write(struct ctl_cluster *c, uint16_t set)
 	m->nodes[i].repl_port = c->ports.repl;
 	m->nodes[i].shards = c->ports.shards;
 	m->epoch++;
-	return map_write(c, m, NULL, 0);
+	return map_write(c, m, NULL);
 }
 
 static void set_role(struct ctl_cluster *c, const char *role)
@@ -689,30 +707,18 @@ static bool mover_commit(struct mover *mv, const char *state)
 	key_of(c, mk, "slotmap");
 	key_of(c, jk, "reshard");
 	mv->map->epoch++;
-	char *text = malloc(PM_CLUSTER_MAP_TEXT_BYTES_MAX);
-	size_t len = 0;
-	if (!text || pm_cmap_check(mv->map, err, sizeof(err)) != 0 ||
-	    !(len = pm_cmap_format(mv->map, text, PM_CLUSTER_MAP_TEXT_BYTES_MAX))) {
-		logc("reshard: the new map: %s", text ? err : "out of memory");
-		free(text);
-		return false;
-	}
 	snprintf(job, sizeof(job), "first=%u last=%u from=%s to=%s state=%s", mv->j.first,
 		 mv->j.last, mv->map->sets[mv->j.from].name, mv->map->sets[mv->j.to].name, state);
 	struct pm_etcd_cmp cmp[2] = {
 		{ .key = mk, .target = PM_ETCD_MOD, .number = mv->map_rev },
 		{ .key = jk, .target = PM_ETCD_MOD, .number = mv->j.rev },
 	};
-	struct pm_etcd_op ops[2] = {
-		{ .kind = PM_ETCD_PUT, .key = mk, .value = text, .value_len = len },
-		{ .kind = PM_ETCD_PUT, .key = jk, .value = job, .value_len = strlen(job) },
-	};
-	struct pm_etcd_txn t = { cmp, 2, ops, NULL, 2, 0 };
-	int rc = pm_etcd_txn(mv->e, &t, NULL, NULL, CTL_ETCD_CALL_MS);
-	free(text);
+	int rc = map_put(c, mv->e, mv->map, cmp, 2, jk, job, err, sizeof(err));
 	if (rc == PM_ETCD_OK)
 		logc("reshard %u-%u: %s (map epoch %" PRIu64 ")", mv->j.first, mv->j.last, state,
 		     mv->map->epoch);
+	else if (rc != PM_ETCD_FAILED)
+		logc("reshard %u-%u: %s not written: %s", mv->j.first, mv->j.last, state, err);
 	return rc == PM_ETCD_OK;
 }
 
@@ -1125,34 +1131,20 @@ static uint8_t cmd_reshard(struct ctl_cluster *c, const struct pm_admin_req *r, 
 	m->moves[m->nmoves++] = (struct pm_cmap_move){ (uint16_t)first, (uint16_t)last, src, dst,
 						       PM_CMAP_MOVE_COPY };
 	m->epoch++;
-	char *text = malloc(PM_CLUSTER_MAP_TEXT_BYTES_MAX);
-	size_t len = text && pm_cmap_check(m, err, sizeof(err)) == 0
-			     ? pm_cmap_format(m, text, PM_CLUSTER_MAP_TEXT_BYTES_MAX) : 0;
-	if (!len) {
-		put(t, "the map with this move: %s\n", err);
-		free(text);
-		goto out;
-	}
 	snprintf(job, sizeof(job), "first=%lu last=%lu from=%s to=%s state=copy", first, last,
 		 m->sets[src].name, m->sets[dst].name);
 	struct pm_etcd_cmp cmp[2] = {
 		{ .key = mk, .target = PM_ETCD_MOD, .number = kvs.kv[0].mod_revision },
 		{ .key = jk, .target = PM_ETCD_CREATE, .number = 0 },
 	};
-	struct pm_etcd_op ops[2] = {
-		{ .kind = PM_ETCD_PUT, .key = mk, .value = text, .value_len = len },
-		{ .kind = PM_ETCD_PUT, .key = jk, .value = job, .value_len = strlen(job) },
-	};
-	struct pm_etcd_txn tx = { cmp, 2, ops, NULL, 2, 0 };
-	int rc = pm_etcd_txn(c->em, &tx, NULL, NULL, CTL_ETCD_CALL_MS);
-	free(text);
+	int rc = map_put(c, c->em, m, cmp, 2, jk, job, err, sizeof(err));
 	if (rc == PM_ETCD_OK) {
 		put(t, "reshard:started\r\nslots:%lu-%lu\r\nfrom:%s\r\nto:%s\r\nmap_epoch:%" PRIu64
 		       "\r\n", first, last, m->sets[src].name, m->sets[dst].name, m->epoch);
 		st = PM_ADMIN_OK;
 	} else {
-		put(t, rc == PM_ETCD_FAILED ? "a reshard is under way, or the map changed: again"
-					    " later\n" : "etcd: %s\n", pm_etcd_error(c->em));
+		put(t, "%s\n", rc == PM_ETCD_FAILED ? "a reshard is under way, or the map changed:"
+						     " again later" : err);
 	}
 out:
 	pm_etcd_kvs_free(&kvs);
@@ -1283,7 +1275,7 @@ static void lead(struct ctl_cluster *c, const struct view *v, uint16_t set)
 		key_of(c, lk, "sets/%s/leader", c->cfg.replica_set);
 		struct pm_etcd_cmp mine = { .key = lk, .target = PM_ETCD_CREATE,
 					    .number = v->leader->create_revision };
-		if (map_write(c, m, &mine, 1)) {
+		if (map_write(c, m, &mine)) {
 			atomic_fetch_add(&c->elections_won, 1);
 			logc("primary of %s in map epoch %" PRIu64, c->cfg.replica_set, m->epoch);
 		}
@@ -1609,24 +1601,13 @@ static uint8_t cmd_init(struct ctl_cluster *c, const char *sets, struct text *t)
 			.first = (uint16_t)(PM_CLUSTER_SLOTS * i / m->nsets),
 			.last = (uint16_t)(PM_CLUSTER_SLOTS * (i + 1u) / m->nsets - 1u), .set = i };
 	m->epoch = 1;
-	char *text = malloc(PM_CLUSTER_MAP_TEXT_BYTES_MAX);
-	size_t len = 0;
-	if (!text || pm_cmap_check(m, err, sizeof(err)) != 0 ||
-	    !(len = pm_cmap_format(m, text, PM_CLUSTER_MAP_TEXT_BYTES_MAX))) {
-		put(t, "the map: %s\n", text ? err : "out of memory");
-		free(text);
-		goto out;
-	}
 	key_of(c, key, "slotmap");
 	struct pm_etcd_cmp cmp = { .key = key, .target = PM_ETCD_CREATE, .number = 0 };
-	struct pm_etcd_op op = { .kind = PM_ETCD_PUT, .key = key, .value = text, .value_len = len };
-	struct pm_etcd_txn tx = { &cmp, 1, &op, NULL, 1, 0 };
-	int rc = pm_etcd_txn(c->em, &tx, NULL, NULL, CTL_ETCD_CALL_MS);
-	free(text);
+	int rc = map_put(c, c->em, m, &cmp, 1, NULL, NULL, err, sizeof(err));
 	if (rc == PM_ETCD_FAILED)
 		put(t, "the cluster has a map already\n");
 	else if (rc != PM_ETCD_OK)
-		put(t, "etcd: %s\n", pm_etcd_error(c->em));
+		put(t, "%s\n", err);
 	else {
 		put(t, "map_epoch:1\r\nsets:%u\r\nnodes:%u\r\n", m->nsets, m->nnodes);
 		st = PM_ADMIN_OK;
