@@ -54,6 +54,16 @@
  * keys fit in well under this. */
 #define CTL_CONFIG_FILE_BYTES_MAX (1u << 20)
 
+/* The etcd lease of a node (lease_ttl_ms): at least etcd's minimum TTL with
+ * its default timing (2 s), at most a minute (pomaid's PM_CLUSTER_LEASE_MS_MAX:
+ * the longest write lease it accepts), 3 s by default (a dead primary is
+ * replaced in about 3.5 s; 2 s leaves a loaded machine little slack before a
+ * spurious fence). Whole seconds: etcd's TTLs are. */
+#define CTL_LEASE_TTL_MS_MIN 2000u
+#define CTL_LEASE_TTL_MS_MAX 60000u
+#define CTL_LEASE_TTL_MS_DEFAULT 3000u
+#define CTL_NAME_BYTES 17u /* PM_CLUSTER_NAME_BYTES_MAX + 1 */
+
 /* ---------------------------------------------------------------- configuration */
 
 struct ctl_quota {
@@ -71,6 +81,11 @@ struct ctl_config {
 	uint64_t snapshot_wal_bytes;         /* 0: not for log growth */
 	uint32_t daemon_timeout_ms;          /* longest wait for one pomaid answer */
 	uint32_t retry_ms;                   /* attach again / a refused snapshot again */
+	/* the cluster (docs/cluster.md); etcd_endpoints empty: not in one */
+	char etcd_endpoints[CTL_PATH_BYTES];
+	char cluster_name[CTL_NAME_BYTES], node_name[CTL_NAME_BYTES], replica_set[CTL_NAME_BYTES];
+	uint32_t advertise_addr;             /* IPv4, host order */
+	uint32_t lease_ttl_ms;
 	uint32_t nquotas;
 	/* as many as a pomaid worker pins; each rate at most PM_QUOTA_RATE_PER_S_MAX
 	 * (the bounds of QUOTA SET, proto/admin_proto.h) */

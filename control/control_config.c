@@ -12,10 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_map.h"
 #include "control.h"
 #include "conftext.h"
 
-enum kind { K_U32, K_BYTES, K_PATH, K_LISTEN, K_QUOTA };
+enum kind { K_U32, K_BYTES, K_PATH, K_LISTEN, K_QUOTA, K_NAME, K_ADDR, K_LEASE };
 
 struct key {
 	const char *name;
@@ -49,6 +50,20 @@ static const struct key keys[] = {
 	  "wait before attaching again, or asking again for a snapshot pomaid refused" },
 	{ "quota", K_QUOTA, 0, 0, 0, "IPv4 rps bps",
 	  "a client's request and byte rates, pushed to pomaid (repeat the key)" },
+	{ "etcd_endpoints", K_PATH, OFF(etcd_endpoints), 0, 0, "URLs",
+	  "etcd's client URLs, comma-separated (http://10.0.0.1:2379,...); empty: not in a"
+	  " cluster (docs/cluster.md)" },
+	{ "cluster_name", K_NAME, OFF(cluster_name), 0, 0, "name",
+	  "the cluster this node belongs to: its keys in etcd are under /pomai/NAME/" },
+	{ "node_name", K_NAME, OFF(node_name), 0, 0, "name",
+	  "this node's name, unique in the cluster" },
+	{ "replica_set", K_NAME, OFF(replica_set), 0, 0, "name",
+	  "the replica set this node belongs to (its nodes replicate one primary)" },
+	{ "advertise_addr", K_ADDR, OFF(advertise_addr), 0, 0, "IPv4",
+	  "the address clients and the other nodes reach this node's pomaid at" },
+	{ "lease_ttl_ms", K_LEASE, OFF(lease_ttl_ms), CTL_LEASE_TTL_MS_MIN, CTL_LEASE_TTL_MS_MAX,
+	  "ms", "the etcd lease a primary holds its set's leadership with: how soon a dead"
+	  " primary is replaced (a multiple of 1000)" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -62,6 +77,8 @@ void ctl_config_defaults(struct ctl_config *c)
 	c->snapshot_wal_bytes = UINT64_C(1) << 30;
 	c->daemon_timeout_ms = 6000; /* pomaid's PM_ADMIN_REPLY_MS (5 s) and a margin */
 	c->retry_ms = 500;
+	c->advertise_addr = INADDR_LOOPBACK;
+	c->lease_ttl_ms = CTL_LEASE_TTL_MS_DEFAULT;
 }
 
 __attribute__((format(printf, 3, 4))) static int errf(char *err, size_t n, const char *fmt, ...)
@@ -179,6 +196,21 @@ static int set_value(struct ctl_config *c, const struct key *k, const char *v, c
 				    CTL_PATH_BYTES - 1);
 		strcpy((char *)p, v);
 		return 0;
+	case K_NAME:
+		if (v[0] && !pm_cmap_name_ok(v, strlen(v)))
+			return errf(err, n, "%s: want 1..%u bytes of a-z 0-9 _ -, not '%s'", k->name,
+				    PM_CLUSTER_NAME_BYTES_MAX, v);
+		strcpy((char *)p, v);
+		return 0;
+	case K_ADDR:
+		return ctl_parse_ipv4(v, (uint32_t *)p) ? errf(err, n, "%s: want an IPv4 address,"
+							      " not '%s'", k->name, v) : 0;
+	case K_LEASE:
+		if (pm_conf_parse_u64(v, false, &x) != 0 || x < k->min || x > k->max || x % 1000)
+			return errf(err, n, "%s: want %" PRIu64 "..%" PRIu64 " ms in whole seconds"
+				    " (etcd's leases are), not '%s'", k->name, k->min, k->max, v);
+		*(uint32_t *)p = (uint32_t)x;
+		return 0;
 	case K_LISTEN:
 		return parse_listen(c, v) ? errf(err, n, "%s: want IPv4:port or off, not '%s'",
 						 k->name, v) : 0;
@@ -227,8 +259,14 @@ void ctl_config_print(const struct ctl_config *c, FILE *f)
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct key *k = &keys[i];
 		const void *p = (const char *)c + k->off;
-		if (k->kind == K_U32)
+		if (k->kind == K_U32 || k->kind == K_LEASE)
 			fprintf(f, "%s = %u\n", k->name, *(const uint32_t *)p);
+		else if (k->kind == K_NAME)
+			fprintf(f, "%s = %s\n", k->name, (const char *)p);
+		else if (k->kind == K_ADDR) {
+			ctl_format_ipv4(*(const uint32_t *)p, a, sizeof(a));
+			fprintf(f, "%s = %s\n", k->name, a);
+		}
 		else if (k->kind == K_BYTES)
 			fprintf(f, "%s = %" PRIu64 "\n", k->name, *(const uint64_t *)p);
 		else if (k->kind == K_PATH)

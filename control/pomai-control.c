@@ -39,6 +39,7 @@
 
 #include "admin_proto.h"
 #include "byteorder.h"
+#include "cluster.h"
 #include "control.h"
 #include "metrics.h"
 #include "stats.h"
@@ -78,6 +79,7 @@ struct ctl {
 	bool attach_failed_said;
 	struct ctl_counters c;
 	struct ctl_scrape scrape; /* the metrics thread's */
+	struct ctl_cluster *cluster; /* etcd_endpoints set: the cluster agent (cluster.h) */
 	struct ctl_http *http;
 };
 
@@ -431,6 +433,8 @@ static size_t dispatch(struct ctl *x, struct client *c)
 		st = PM_ADMIN_USAGE;
 	} else if (pm_admin_arg_is(&r, 0, "control") && r.argc == 1) {
 		st = cmd_control(x);
+	} else if (pm_admin_arg_is(&r, 0, "cluster")) {
+		st = ctl_cluster_command(x->cluster, &r, x->text, sizeof(x->text), &x->text_len);
 	} else if (pm_admin_arg_is(&r, 0, "quota") &&
 		   (pm_admin_arg_is(&r, 1, "set") || pm_admin_arg_is(&r, 1, "del"))) {
 		n = cmd_quota(x, c, &r, &st);
@@ -521,6 +525,8 @@ static size_t metrics_fill(void *arg, char *out, size_t cap)
 	if (!x->scrape.up || ctl_scrape_read(&x->map, &x->scrape))
 		n = ctl_metrics_render(&x->scrape, out, cap);
 	pthread_mutex_unlock(&x->lock);
+	if (n)
+		ctl_cluster_metrics(x->cluster, out, cap, &n);
 	BUMP(x, scrapes);
 	if (n == 0)
 		BUMP(x, scrape_errors);
@@ -603,6 +609,9 @@ static int setup(struct ctl *x, char *err, size_t n)
 	}
 	if (listen_control(x, err, n) != 0)
 		return -1;
+	if (x->cfg.etcd_endpoints[0] &&
+	    !(x->cluster = ctl_cluster_start(&x->cfg, x->daemon_sock, err, n)))
+		return -1;
 	if (x->cfg.metrics_port &&
 	    !(x->http = ctl_http_start(x->cfg.metrics_addr, x->cfg.metrics_port, metrics_fill, x,
 				       err, n)))
@@ -613,6 +622,7 @@ static int setup(struct ctl *x, char *err, size_t n)
 static void teardown(struct ctl *x)
 {
 	ctl_http_stop(x->http);
+	ctl_cluster_stop(x->cluster);
 	if (x->ufd >= 0)
 		close(x->ufd);
 	pm_stats_close(&x->map);

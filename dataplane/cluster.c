@@ -14,9 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "bridge.h"
 #include "datadir.h"
 #include "route.h"
+#include "wal_io.h"
 #include "worker.h"
 
 uint64_t pm_cluster_now_ms(void)

@@ -379,9 +379,10 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 			*(uint64_t *)dst = x;
 		return 0;
 	case K_BOOL:
-		if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+		if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
 			*(bool *)dst = true;
-		else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+		else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") ||
+			 !strcmp(v, "0"))
 			*(bool *)dst = false;
 		else
 			return pm_errf(err, n, "%s = '%s': want yes or no", k->name, v);

@@ -21,14 +21,22 @@
  *      slots first=8192 last=16383 set=s2
  *
  *    Rules (pm_cmap_parse refuses a document that breaks one, saying which):
- *    names are 1..PM_CLUSTER_NAME_BYTES_MAX bytes of [a-z0-9_-], unique among
- *    sets and among nodes; a node's set is declared; a set's primary is one
- *    of its nodes or '-'; every slot is in exactly one `slots` line; the
- *    counts stay within the bounds below; the map epoch is >= 1 and strictly
+ *    names are 1..PM_CLUSTER_NAME_BYTES_MAX bytes of [a-z0-9_-] but not '-'
+ *    alone (that is "no primary"), unique among sets and among nodes; a
+ *    node's set is declared; a set's primary is one of its nodes or '-';
+ *    addr is a dotted IPv4 address other than 0.0.0.0 (zeros mean "no
+ *    primary" in MOVED and READONLY bodies); udp is 1..65535 and so is
+ *    udp + shards - 1 (shard i listens on udp + i); tcp and repl are
+ *    0..65535 (0: none); shards is 1..PM_CMAP_SHARDS_MAX; numbers are
+ *    decimal without sign or leading zero; every slot is in exactly one
+ *    `slots` line; there is at least one set; the counts stay within the
+ *    bounds below; the map epoch is >= 1 and strictly
  *    increases with every change (pomaid refuses a lower one, and an equal
  *    one with other content); a set's epoch is its replication epoch (the
  *    primary's, docs/replication.md). Unknown line kinds and keys are
- *    refused (version 1 is the whole vocabulary).
+ *    refused (version 1 is the whole vocabulary); each key is given once, in
+ *    any order; words are separated by single spaces; every line, the last
+ *    too, ends in '\n'; nothing else (no empty lines, no comments).
  *  - the wire form: the body of the MAP operation's reply (opcode 'M',
  *    docs/protocol.md), all little-endian except the IPv4 address:
  *
@@ -38,6 +46,11 @@
  *                u16 set index, u8 flags (PM_CMAP_NODE_PRIMARY), u8 shards
  *      nsets x   u16 primary node index (PM_CMAP_NONE: none), u16 0, u64 epoch
  *      nranges x u16 first slot, u16 last slot, u16 set index
+ *
+ *    Canonical, and decode refuses anything else: the ranges ascending and
+ *    contiguous from slot 0 to PM_CLUSTER_SLOTS - 1; a node's flags exactly
+ *    PM_CMAP_NODE_PRIMARY when it is its set's primary, else 0; the u16
+ *    after a set's primary 0; the length exactly what the counts say.
  *
  *    Names do not travel: a client needs addresses, not names.
  *
@@ -122,23 +135,27 @@ static inline uint16_t pm_slot_of(uint64_t hash)
  * with a one-line reason in err ("line 4: set s9 is not declared"). */
 int pm_cmap_parse(const char *text, size_t len, struct pm_cmap *m, char *err, size_t errlen);
 
-/* Check a map built in memory by the same rules (and derive slot_set):
- * what pomai-control does before it writes one. 0, or -1 with err. */
+/* Check a map built in memory by the same rules (then put its ranges in
+ * slot order and derive slot_set): what pomai-control does before it writes
+ * one. 0, or -1 with err. Names must be NUL-terminated within their arrays. */
 int pm_cmap_check(struct pm_cmap *m, char *err, size_t errlen);
 
 /* The document of a map (checked first): its bytes, 0 when it breaks a rule
- * or does not fit cap (or PM_CLUSTER_MAP_TEXT_BYTES_MAX). Deterministic:
- * parse(format(m)) == m, and format(parse(t)) == t for a document in the
- * canonical form above. */
+ * or does not fit cap (or PM_CLUSTER_MAP_TEXT_BYTES_MAX). A NUL follows the
+ * bytes when cap has room for it (not counted). Deterministic: ranges are
+ * written in slot order; parse(format(m)) == m for a map as pm_cmap_check
+ * leaves it, and format(parse(t)) == t for a document in the canonical form
+ * above (keys in that order, slots lines ascending). */
 size_t pm_cmap_format(const struct pm_cmap *m, char *out, size_t cap);
 
 /* The wire form of a map as node self (a node index or PM_CMAP_NONE) sees
- * it: its bytes, 0 when it does not fit cap. */
+ * it: its bytes, 0 when it does not fit cap, breaks a rule (names aside:
+ * they do not travel) or self is neither. Ranges go in slot order. */
 size_t pm_cmap_encode(const struct pm_cmap *m, uint16_t self, uint8_t *out, size_t cap);
 
-/* Decode and check a wire form (names are left empty; repl_port 0): 0, or
- * -1 when it is malformed or breaks a rule (a client treats that as a
- * protocol error). */
+/* Decode and check a wire form (names are left empty; repl_port 0): 0 with
+ * *self, or -1 when it is malformed or breaks a rule (a client treats that
+ * as a protocol error; *m is then unspecified). */
 int pm_cmap_decode(const uint8_t *p, size_t len, struct pm_cmap *m, uint16_t *self);
 
 /* Lookups: index of the set / node of that name, PM_CMAP_NONE if none. */

@@ -1,0 +1,1108 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * cluster.c — pomai-control's cluster agent (cluster.h says what it does;
+ * docs/cluster.md how it behaves).
+ *
+ * etcd keys, under /pomai/<cluster>/:
+ *   nodes/<node>               "set=S addr=A udp=U tcp=T repl=R shards=N"   node's lease
+ *   sets/<set>/leader          "node=N"                                     leader's lease
+ *   sets/<set>/candidates/<n>  "lsn=L prio=P"                               node's lease
+ *   slotmap                    the map document (proto/cluster_map.h)       no lease
+ */
+#define _GNU_SOURCE
+#include "cluster.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster_map.h"
+#include "etcd.h"
+
+#define KEY_BYTES 160u
+#define VAL_BYTES 256u
+/* An admin reply the agent reads (REPLICATION STATUS of 32 shards). */
+#define ADMIN_BUF_BYTES (256u << 10)
+
+struct node_ports {
+	uint16_t udp, tcp, repl;
+	uint8_t shards;
+};
+
+struct ctl_cluster {
+	struct ctl_config cfg;
+	char daemon_sock[CTL_PATH_BYTES + 16];
+	char prefix[64], prefix_end[64];
+	uint32_t ttl_asked_ms;
+	pthread_t keeper, recon;
+	bool keeper_on, recon_on;
+	atomic_bool quit;
+	/* the lease: written by the keeper, read by the reconciler */
+	_Atomic int64_t lease_id;            /* 0: none */
+	_Atomic uint64_t last_ok_send_ms;    /* CLOCK_BOOTTIME: send time of the last renewal
+					      * etcd confirmed */
+	_Atomic uint32_t ttl_ms;             /* the TTL in force */
+	_Atomic bool want_write_lease;       /* the committed primary of its set */
+	_Atomic bool etcd_up;
+	_Atomic uint64_t keepalive_failures, fences, elections_won, map_pushes, leases_lost;
+	/* the reconciler's view, for STATUS (under lock) */
+	pthread_mutex_t lock;
+	char role[16];
+	uint64_t map_epoch_pushed;
+	char *map_text; /* the last map read from etcd (PM_CLUSTER_MAP_TEXT_BYTES_MAX + 1) */
+	size_t map_len;
+	/* the reconciler's own */
+	struct pm_etcd *ea;
+	struct pm_etcd *em;         /* the main thread's (CLUSTER INIT) */
+	int afd;
+	uint8_t *abuf;
+	struct node_ports ports;
+	bool registered;
+	int64_t registered_lease;
+	int64_t promoted_for;       /* the leadership (create revision) a PROMOTE was made for */
+	uint64_t cand_since_ms;     /* 0: no candidacy posted */
+	int64_t cand_lease;
+	uint64_t streamed_ms;       /* last time every shard streamed from its primary */
+	uint64_t pomaid_epoch;
+	bool pomaid_primary;
+	char pomaid_follows[64];    /* "a.b.c.d:port" of its primary, "" */
+	uint64_t durable_lsn;       /* sum over shards */
+	struct pm_cmap *map, *tmp;  /* parsed slotmap; a scratch one */
+	int64_t map_rev;            /* mod revision of slotmap, 0: none */
+	char *pushed_text;          /* the map pomaid was given last */
+	size_t pushed_len;
+};
+
+__attribute__((format(printf, 1, 2))) static void logc(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("pomai-control: cluster: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static uint64_t boot_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(struct ctl_cluster *c, uint64_t ms)
+{
+	/* short slices, so that stop is prompt */
+	while (ms && !atomic_load(&c->quit)) {
+		uint64_t step = ms < 50 ? ms : 50;
+		struct timespec ts = { 0, (long)step * 1000000L };
+		nanosleep(&ts, NULL);
+		ms -= step;
+	}
+}
+
+static void key_of(const struct ctl_cluster *c, char *out, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void key_of(const struct ctl_cluster *c, char *out, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(out, KEY_BYTES, "%s", c->prefix);
+	va_start(ap, fmt);
+	vsnprintf(out + n, KEY_BYTES - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+/* A word's value in "k=v k=v" text: into out, false if absent. */
+static bool word(const char *text, size_t len, const char *k, char *out, size_t cap)
+{
+	size_t kl = strlen(k);
+	for (size_t i = 0; i + kl < len; i++) {
+		if ((i == 0 || text[i - 1] == ' ' || text[i - 1] == '\n') && !memcmp(text + i, k, kl) &&
+		    text[i + kl] == '=') {
+			size_t j = i + kl + 1, n = 0;
+			while (j < len && text[j] != ' ' && text[j] != '\n' && n + 1 < cap)
+				out[n++] = text[j++];
+			out[n] = '\0';
+			return true;
+		}
+	}
+	return false;
+}
+
+static uint64_t word_u64(const char *text, size_t len, const char *k)
+{
+	char v[32];
+	return word(text, len, k, v, sizeof(v)) ? strtoull(v, NULL, 10) : 0;
+}
+
+/* A field of an admin reply ("field:value\r\n"), the first after `after`
+ * (NULL: from the start): into out, a pointer past it or NULL. */
+static const char *field(const char *text, const char *f, char *out, size_t cap)
+{
+	size_t fl = strlen(f);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (!strncmp(p, f, fl) && p[fl] == ':') {
+			const char *v = p + fl + 1;
+			size_t n = strcspn(v, "\r\n");
+			n = n < cap - 1 ? n : cap - 1;
+			memcpy(out, v, n);
+			out[n] = '\0';
+			return v + n;
+		}
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- pomaid */
+
+/* One admin command on *fd (connected on demand): the reply text (NUL
+ * terminated, in buf) or NULL (the connection is closed for a retry). */
+static const char *admin(struct ctl_cluster *c, int *fd, uint8_t *buf, size_t cap,
+			 uint32_t argc, const char *const *argv, uint8_t *status, int timeout_ms)
+{
+	if (*fd < 0 && (*fd = pm_admin_connect(c->daemon_sock)) < 0)
+		return NULL;
+	const char *text;
+	size_t tlen;
+	if (pm_admin_call(*fd, argc, argv, buf, cap - 1, timeout_ms, status, &text, &tlen) != 0) {
+		close(*fd);
+		*fd = -1;
+		return NULL;
+	}
+	memmove(buf, text, tlen);
+	buf[tlen] = '\0';
+	return (const char *)buf;
+}
+
+/* The keeper's write deadline to pomaid (0: fence now). */
+static bool push_lease(struct ctl_cluster *c, int *fd, uint64_t until_ms)
+{
+	uint8_t buf[512], st;
+	char v[32];
+	snprintf(v, sizeof(v), "%" PRIu64, until_ms);
+	const char *argv[] = { "CLUSTER", "LEASE", v };
+	uint32_t r = atomic_load(&c->ttl_ms) / CTL_LEASE_RENEW_DIV;
+	const char *t = admin(c, fd, buf, sizeof(buf), 3, argv, &st, (int)(r ? r : 100));
+	return t && st == PM_ADMIN_OK;
+}
+
+/* ---------------------------------------------------------------- the lease keeper */
+
+static void *keeper_main(void *arg)
+{
+	struct ctl_cluster *c = arg;
+	char err[256];
+	struct pm_etcd *e = pm_etcd_open(c->cfg.etcd_endpoints, err, sizeof(err));
+	int fd = -1;
+	bool fenced_said = false;
+	if (!e) {
+		logc("lease keeper: %s", err);
+		return NULL;
+	}
+	while (!atomic_load(&c->quit)) {
+		uint32_t ttl = atomic_load(&c->ttl_ms), r = ttl / CTL_LEASE_RENEW_DIV;
+		int64_t id = atomic_load(&c->lease_id);
+		uint64_t t = boot_ms();
+		if (!id) {
+			int64_t got, granted;
+			int rc = pm_etcd_grant(e, c->ttl_asked_ms / 1000, &got, &granted,
+					       CTL_ETCD_CALL_MS);
+			if (rc != PM_ETCD_OK) {
+				atomic_store(&c->etcd_up, false);
+				sleep_ms(c, c->ttl_asked_ms / CTL_LEASE_RENEW_DIV);
+				continue;
+			}
+			uint64_t g = (uint64_t)granted * 1000u;
+			if (g > c->ttl_asked_ms)
+				logc("etcd granted a %" PRIu64 " ms lease for %u asked: %u ms in force",
+				     g, c->ttl_asked_ms, c->ttl_asked_ms);
+			atomic_store(&c->ttl_ms, g < c->ttl_asked_ms ? (uint32_t)g : c->ttl_asked_ms);
+			atomic_store(&c->last_ok_send_ms, t);
+			atomic_store(&c->lease_id, got);
+			atomic_store(&c->etcd_up, true);
+			logc("lease %" PRId64 " granted (%" PRId64 " s)", got, granted);
+			sleep_ms(c, ttl / CTL_LEASE_RENEW_DIV);
+			continue;
+		}
+		int64_t left;
+		int rc = pm_etcd_keepalive(e, id, &left, (int)r);
+		if (rc == PM_ETCD_OK) {
+			atomic_store(&c->last_ok_send_ms, t);
+			atomic_store(&c->etcd_up, true);
+			fenced_said = false;
+			if (atomic_load(&c->want_write_lease))
+				(void)push_lease(c, &fd, t + ttl - r);
+			uint64_t now = boot_ms();
+			sleep_ms(c, t + r > now ? t + r - now : 0);
+			continue;
+		}
+		if (rc == PM_ETCD_LEASE_GONE) {
+			atomic_fetch_add(&c->leases_lost, 1);
+			logc("lease %" PRId64 " is gone (expired or revoked): fenced, a new one",
+			     id);
+			if (atomic_exchange(&c->want_write_lease, false))
+				atomic_fetch_add(&c->fences, 1);
+			(void)push_lease(c, &fd, 0);
+			atomic_store(&c->lease_id, 0);
+			continue;
+		}
+		atomic_fetch_add(&c->keepalive_failures, 1);
+		atomic_store(&c->etcd_up, false);
+		if (boot_ms() >= atomic_load(&c->last_ok_send_ms) + ttl - r &&
+		    atomic_load(&c->want_write_lease)) {
+			if (!fenced_said) {
+				logc("no renewal confirmed for %u ms: fenced (%s)", ttl - r,
+				     pm_etcd_error(e));
+				atomic_fetch_add(&c->fences, 1);
+				fenced_said = true;
+			}
+			(void)push_lease(c, &fd, 0); /* pomaid has stopped by itself; say it */
+		}
+		uint64_t now = boot_ms();
+		if (now < t + r / 4) /* refused at once: do not spin */
+			sleep_ms(c, t + r / 4 - now);
+	}
+	if (fd >= 0)
+		close(fd);
+	pm_etcd_close(e);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- the reconciler: pomaid */
+
+static const char *radmin(struct ctl_cluster *c, uint32_t argc, const char *const *argv,
+			  uint8_t *st)
+{
+	return admin(c, &c->afd, c->abuf, ADMIN_BUF_BYTES, argc, argv, st,
+		     (int)c->cfg.daemon_timeout_ms);
+}
+
+/* pomaid's ports and shards (once per connection). */
+static bool pomaid_ports(struct ctl_cluster *c)
+{
+	static const char *const keys[] = { "base_port", "tcp_port", "repl_port", "shards",
+					    "cluster" };
+	char v[64];
+	uint64_t x[4] = { 0 };
+	for (int i = 0; i < 5; i++) {
+		const char *argv[] = { "CONFIG", "GET", keys[i] };
+		uint8_t st;
+		const char *t = radmin(c, 3, argv, &st);
+		if (!t || st != PM_ADMIN_OK || !field(t, keys[i], v, sizeof(v)))
+			return false;
+		if (i == 4 && strcmp(v, "yes")) {
+			logc("pomaid runs with cluster = %s: set cluster = on", v);
+			return false;
+		}
+		if (i < 4)
+			x[i] = strtoull(v, NULL, 10);
+	}
+	c->ports = (struct node_ports){ (uint16_t)x[0], (uint16_t)x[1], (uint16_t)x[2],
+					(uint8_t)x[3] };
+	return c->ports.repl != 0;
+}
+
+/* pomaid's replication state: role, epoch, whom it follows, the durable
+ * LSNs, and whether every shard streams. */
+static bool pomaid_repl(struct ctl_cluster *c)
+{
+	const char *argv[] = { "REPLICATION", "STATUS" };
+	uint8_t st;
+	const char *t = radmin(c, 2, argv, &st);
+	char v[96];
+	if (!t || st != PM_ADMIN_OK || !field(t, "role", v, sizeof(v)))
+		return false;
+	c->pomaid_primary = !strcmp(v, "primary");
+	bool replica = !strcmp(v, "replica");
+	c->pomaid_epoch = field(t, "repl_epoch", v, sizeof(v)) ? strtoull(v, NULL, 10) : 0;
+	c->pomaid_follows[0] = '\0';
+	uint64_t lsn = 0;
+	bool streaming = replica;
+	uint32_t shards = 0;
+	for (const char *p = strstr(t, "# Shard "); p; p = strstr(p + 1, "# Shard ")) {
+		shards++;
+		if (replica && field(p, "repl_primary", v, sizeof(v)))
+			snprintf(c->pomaid_follows, sizeof(c->pomaid_follows), "%s", v);
+		if (field(p, "repl_link", v, sizeof(v)) && strcmp(v, "streaming"))
+			streaming = false;
+		if (field(p, "repl_durable_lsn", v, sizeof(v)))
+			lsn += strtoull(v, NULL, 10);
+	}
+	c->durable_lsn = lsn;
+	if (streaming && shards)
+		c->streamed_ms = boot_ms();
+	return true;
+}
+
+/* The document to pomaid, in parts of at most PM_ADMIN_ARG_BYTES_MAX cut at
+ * line ends. */
+static bool push_map(struct ctl_cluster *c, const char *text, size_t len)
+{
+	const char *argv[PM_ADMIN_ARGS_MAX];
+	char part[PM_ADMIN_ARGS_MAX - 3][PM_ADMIN_ARG_BYTES_MAX + 1];
+	uint32_t argc = 3;
+	argv[0] = "CLUSTER", argv[1] = "MAP", argv[2] = c->cfg.node_name;
+	size_t at = 0;
+	while (at < len) {
+		if (argc == PM_ADMIN_ARGS_MAX)
+			return false;
+		size_t n = len - at;
+		if (n > PM_ADMIN_ARG_BYTES_MAX) {
+			n = PM_ADMIN_ARG_BYTES_MAX;
+			while (n && text[at + n - 1] != '\n')
+				n--;
+			if (!n)
+				return false;
+		}
+		memcpy(part[argc - 3], text + at, n);
+		part[argc - 3][n] = '\0';
+		argv[argc] = part[argc - 3];
+		argc++;
+		at += n;
+	}
+	uint8_t st;
+	const char *t = radmin(c, argc, argv, &st);
+	if (!t || st != PM_ADMIN_OK) {
+		logc("pomaid did not take map epoch %" PRIu64 ": %s", c->map->epoch,
+		     t ? t : "no answer");
+		return false;
+	}
+	atomic_fetch_add(&c->map_pushes, 1);
+	return true;
+}
+
+/* ---------------------------------------------------------------- the reconciler: etcd */
+
+static void node_doc(const struct ctl_cluster *c, char *out, size_t cap)
+{
+	char a[INET_ADDRSTRLEN];
+	ctl_format_ipv4(c->cfg.advertise_addr, a, sizeof(a));
+	snprintf(out, cap, "set=%s addr=%s udp=%u tcp=%u repl=%u shards=%u", c->cfg.replica_set, a,
+		 c->ports.udp, c->ports.tcp, c->ports.repl, c->ports.shards);
+}
+
+/* nodes/<me> under the lease, created if absent; false while another
+ * holder's key is there (a previous incarnation's: it expires with its lease). */
+static bool do_register(struct ctl_cluster *c, int64_t lease)
+{
+	char key[KEY_BYTES], doc[VAL_BYTES];
+	key_of(c, key, "nodes/%s", c->cfg.node_name);
+	node_doc(c, doc, sizeof(doc));
+	struct pm_etcd_cmp cmp = { .key = key, .target = PM_ETCD_CREATE, .number = 0 };
+	struct pm_etcd_op put = { .kind = PM_ETCD_PUT, .key = key, .value = doc,
+				  .value_len = strlen(doc), .lease = lease };
+	struct pm_etcd_op get = { .kind = PM_ETCD_RANGE, .key = key };
+	struct pm_etcd_txn t = { &cmp, 1, &put, &get, 1, 1 };
+	struct pm_etcd_kvs kvs = { 0 };
+	int rc = pm_etcd_txn(c->ea, &t, NULL, &kvs, CTL_ETCD_CALL_MS);
+	bool ok = rc == PM_ETCD_OK;
+	if (rc == PM_ETCD_FAILED && kvs.n == 1 && kvs.kv[0].lease == lease) {
+		/* ours already: refresh the document (ports may have changed) */
+		ok = pm_etcd_put(c->ea, key, doc, strlen(doc), lease, NULL, CTL_ETCD_CALL_MS) ==
+		     PM_ETCD_OK;
+	} else if (rc == PM_ETCD_FAILED) {
+		logc("%s is held by lease %" PRId64 ": waiting for it to expire (another"
+		     " pomai-control with this node_name, or this one's previous run)", key,
+		     kvs.n ? kvs.kv[0].lease : 0);
+	}
+	pm_etcd_kvs_free(&kvs);
+	return ok;
+}
+
+/* Replace the map (read at c->map_rev) by m, with extra compares: false if
+ * it changed meanwhile or a compare failed (the caller reads again). */
+static bool map_write(struct ctl_cluster *c, struct pm_cmap *m, const struct pm_etcd_cmp *extra,
+		      uint32_t nextra)
+{
+	char key[KEY_BYTES];
+	key_of(c, key, "slotmap");
+	char err[256];
+	if (pm_cmap_check(m, err, sizeof(err)) != 0) {
+		logc("a map that breaks a rule was not written: %s", err);
+		return false;
+	}
+	char *text = malloc(PM_CLUSTER_MAP_TEXT_BYTES_MAX);
+	size_t len = text ? pm_cmap_format(m, text, PM_CLUSTER_MAP_TEXT_BYTES_MAX) : 0;
+	if (!len) {
+		free(text);
+		logc("the map does not fit %u bytes", PM_CLUSTER_MAP_TEXT_BYTES_MAX);
+		return false;
+	}
+	struct pm_etcd_cmp cmp[PM_ETCD_TXN_OPS_MAX] = {
+		{ .key = key, .target = PM_ETCD_MOD, .number = c->map_rev },
+	};
+	for (uint32_t i = 0; i < nextra && i + 1 < PM_ETCD_TXN_OPS_MAX; i++)
+		cmp[i + 1] = extra[i];
+	struct pm_etcd_op put = { .kind = PM_ETCD_PUT, .key = key, .value = text, .value_len = len };
+	struct pm_etcd_txn t = { cmp, 1 + nextra, &put, NULL, 1, 0 };
+	int rc = pm_etcd_txn(c->ea, &t, NULL, NULL, CTL_ETCD_CALL_MS);
+	free(text);
+	return rc == PM_ETCD_OK;
+}
+
+/* This node's line in the map, as it should read. */
+static bool node_line_ok(const struct ctl_cluster *c, const struct pm_cmap *m, uint16_t set)
+{
+	uint16_t i = pm_cmap_node_index(m, c->cfg.node_name);
+	if (i == PM_CMAP_NONE)
+		return false;
+	const struct pm_cmap_node *n = &m->nodes[i];
+	return n->set == set && n->addr_be == htonl(c->cfg.advertise_addr) &&
+	       n->udp_port == c->ports.udp && n->tcp_port == c->ports.tcp &&
+	       n->repl_port == c->ports.repl && n->shards == c->ports.shards;
+}
+
+/* Add or correct this node's line (map epoch + 1). */
+static bool node_line_write(struct ctl_cluster *c, uint16_t set)
+{
+	struct pm_cmap *m = c->tmp;
+	*m = *c->map;
+	uint16_t i = pm_cmap_node_index(m, c->cfg.node_name);
+	if (i == PM_CMAP_NONE) {
+		if (m->nnodes == PM_CLUSTER_NODES_MAX) {
+			logc("the map holds %u nodes already", PM_CLUSTER_NODES_MAX);
+			return false;
+		}
+		i = m->nnodes++;
+		snprintf(m->nodes[i].name, sizeof(m->nodes[i].name), "%s", c->cfg.node_name);
+	} else if (m->nodes[i].set != set && m->sets[m->nodes[i].set].primary == i) {
+		m->sets[m->nodes[i].set].primary = PM_CMAP_NONE;
+	}
+	m->nodes[i].set = set;
+	m->nodes[i].addr_be = htonl(c->cfg.advertise_addr);
+	m->nodes[i].udp_port = c->ports.udp;
+	m->nodes[i].tcp_port = c->ports.tcp;
+	m->nodes[i].repl_port = c->ports.repl;
+	m->nodes[i].shards = c->ports.shards;
+	m->epoch++;
+	return map_write(c, m, NULL, 0);
+}
+
+static void set_role(struct ctl_cluster *c, const char *role)
+{
+	pthread_mutex_lock(&c->lock);
+	snprintf(c->role, sizeof(c->role), "%s", role);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Everything under the prefix this pass acts on. */
+struct view {
+	struct pm_etcd_kvs kvs;
+	const struct pm_etcd_kv *map, *leader;
+	uint32_t alive_in_set;   /* nodes/ keys of this node's set */
+	uint32_t cands;          /* candidacies in this node's set */
+	const struct pm_etcd_kv *best; /* the best candidacy */
+};
+
+static uint64_t cand_prio(const struct pm_etcd_kv *kv)
+{
+	return word_u64((const char *)kv->value, kv->value_len, "prio");
+}
+
+/* Whether candidacy a beats b: priority, then durable LSN, then the lower name. */
+static bool cand_better(const struct pm_etcd_kv *a, const char *an, const struct pm_etcd_kv *b,
+			const char *bn)
+{
+	uint64_t pa = cand_prio(a), pb = cand_prio(b);
+	if (pa != pb)
+		return pa > pb;
+	uint64_t la = word_u64((const char *)a->value, a->value_len, "lsn"),
+		 lb = word_u64((const char *)b->value, b->value_len, "lsn");
+	if (la != lb)
+		return la > lb;
+	return strcmp(an, bn) < 0;
+}
+
+static void view_read(struct ctl_cluster *c, struct view *v)
+{
+	char k[KEY_BYTES], nodes[KEY_BYTES], cands[KEY_BYTES], doc_set[PM_CLUSTER_NAME_BYTES_MAX + 2];
+	key_of(c, k, "sets/%s/leader", c->cfg.replica_set);
+	key_of(c, nodes, "nodes/");
+	key_of(c, cands, "sets/%s/candidates/", c->cfg.replica_set);
+	size_t nl = strlen(nodes), cl = strlen(cands);
+	for (uint32_t i = 0; i < v->kvs.n; i++) {
+		const struct pm_etcd_kv *kv = &v->kvs.kv[i];
+		if (!strcmp(kv->key + strlen(c->prefix), "slotmap"))
+			v->map = kv;
+		else if (!strcmp(kv->key, k))
+			v->leader = kv;
+		else if (!strncmp(kv->key, nodes, nl) &&
+			 word((const char *)kv->value, kv->value_len, "set", doc_set, sizeof(doc_set)) &&
+			 !strcmp(doc_set, c->cfg.replica_set))
+			v->alive_in_set++;
+		else if (!strncmp(kv->key, cands, cl)) {
+			v->cands++;
+			if (!v->best || cand_better(kv, kv->key + cl, v->best, v->best->key + cl))
+				v->best = kv;
+		}
+	}
+}
+
+static void leader_node(const struct pm_etcd_kv *leader, char *out, size_t cap)
+{
+	out[0] = '\0';
+	if (leader)
+		(void)word((const char *)leader->value, leader->value_len, "node", out, cap);
+}
+
+/* Follow node i of the map (REPLICATION FOLLOW), unless pomaid does. */
+static void follow(struct ctl_cluster *c, uint16_t i)
+{
+	const struct pm_cmap_node *n = &c->map->nodes[i];
+	char to[64], a[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &n->addr_be, a, sizeof(a));
+	snprintf(to, sizeof(to), "%s:%u", a, n->repl_port);
+	if (!c->pomaid_primary && !strcmp(c->pomaid_follows, to))
+		return;
+	const char *argv[] = { "REPLICATION", "FOLLOW", to };
+	uint8_t st;
+	const char *t = radmin(c, 3, argv, &st);
+	logc("following %s (%s): %s", n->name, to, t && st == PM_ADMIN_OK ? "ok" : t ? t : "no answer");
+	c->streamed_ms = 0;
+}
+
+/* The write deadline from the last confirmed renewal (0: none left). */
+static uint64_t lease_deadline(struct ctl_cluster *c)
+{
+	uint32_t ttl = atomic_load(&c->ttl_ms), r = ttl / CTL_LEASE_RENEW_DIV;
+	uint64_t d = atomic_load(&c->last_ok_send_ms) + ttl - r;
+	return boot_ms() < d ? d : 0;
+}
+
+/* The elected leader of its set: promote pomaid and commit it to the map,
+ * then give pomaid its write lease. */
+static void lead(struct ctl_cluster *c, const struct view *v, uint16_t set)
+{
+	uint16_t me = pm_cmap_node_index(c->map, c->cfg.node_name);
+	struct pm_cmap_set *s = &c->map->sets[set];
+	if (s->primary != me || s->epoch != c->pomaid_epoch || !c->pomaid_primary) {
+		if (c->promoted_for != v->leader->create_revision &&
+		    !(s->primary == me && c->pomaid_primary && s->epoch == c->pomaid_epoch)) {
+			const char *argv[] = { "REPLICATION", "PROMOTE" };
+			uint8_t st;
+			const char *t = radmin(c, 2, argv, &st);
+			char e[32];
+			if (!t || st != PM_ADMIN_OK || !field(t, "repl_epoch", e, sizeof(e))) {
+				logc("PROMOTE failed: %s", t ? t : "no answer");
+				return;
+			}
+			c->promoted_for = v->leader->create_revision;
+			c->pomaid_epoch = strtoull(e, NULL, 10);
+			c->pomaid_primary = true;
+			logc("promoted: epoch %" PRIu64, c->pomaid_epoch);
+		}
+		struct pm_cmap *m = c->tmp;
+		*m = *c->map;
+		m->sets[set].primary = me;
+		m->sets[set].epoch = c->pomaid_epoch;
+		m->epoch++;
+		char lk[KEY_BYTES];
+		key_of(c, lk, "sets/%s/leader", c->cfg.replica_set);
+		struct pm_etcd_cmp mine = { .key = lk, .target = PM_ETCD_CREATE,
+					    .number = v->leader->create_revision };
+		if (map_write(c, m, &mine, 1)) {
+			atomic_fetch_add(&c->elections_won, 1);
+			logc("primary of %s in map epoch %" PRIu64, c->cfg.replica_set, m->epoch);
+		}
+		return; /* the next pass reads the map it wrote */
+	}
+	uint64_t d = lease_deadline(c);
+	if (!d)
+		return; /* the keeper could not renew: no write lease */
+	if (!atomic_exchange(&c->want_write_lease, true)) {
+		const char *argv[2 + 1];
+		char until[32];
+		snprintf(until, sizeof(until), "%" PRIu64, d);
+		argv[0] = "CLUSTER", argv[1] = "LEASE", argv[2] = until;
+		uint8_t st;
+		(void)radmin(c, 3, argv, &st);
+		logc("taking writes (write lease until %s)", until);
+	}
+	set_role(c, "primary");
+}
+
+/* No leader: stand if eligible, campaign if the best. */
+static void elect(struct ctl_cluster *c, const struct view *v, uint16_t set, int64_t lease)
+{
+	uint16_t me = pm_cmap_node_index(c->map, c->cfg.node_name);
+	uint16_t prim = c->map->sets[set].primary;
+	uint32_t ttl = atomic_load(&c->ttl_ms);
+	bool was_primary = prim == me && c->pomaid_primary;
+	bool fresh = prim == PM_CMAP_NONE;
+	bool streamed = c->streamed_ms && boot_ms() - c->streamed_ms <= ttl + CTL_STREAMED_MS;
+	if (!was_primary && !fresh && !streamed) {
+		set_role(c, "none");
+		return; /* not synced with the last primary: it may lack acknowledged writes */
+	}
+	set_role(c, "candidate");
+	char ck[KEY_BYTES], doc[VAL_BYTES];
+	key_of(c, ck, "sets/%s/candidates/%s", c->cfg.replica_set, c->cfg.node_name);
+	if (!c->cand_since_ms || c->cand_lease != lease) {
+		snprintf(doc, sizeof(doc), "lsn=%" PRIu64 " prio=%u", c->durable_lsn,
+			 was_primary ? 1u : 0u);
+		if (pm_etcd_put(c->ea, ck, doc, strlen(doc), lease, NULL, CTL_ETCD_CALL_MS) !=
+		    PM_ETCD_OK)
+			return;
+		c->cand_since_ms = boot_ms();
+		c->cand_lease = lease;
+		return; /* the next pass sees it with the others' */
+	}
+	uint64_t waited = boot_ms() - c->cand_since_ms;
+	const char *cl = ck + strlen(ck) - strlen(c->cfg.node_name);
+	bool best = v->best && !strcmp(v->best->key + (cl - ck), c->cfg.node_name);
+	bool all_in = v->cands >= v->alive_in_set;
+	if (!((best && (all_in || waited >= CTL_CANDIDACY_MS)) ||
+	      waited >= CTL_CANDIDACY_MS * CTL_CANDIDACY_GIVEUP))
+		return;
+	char lk[KEY_BYTES], cands[KEY_BYTES], cands_end[KEY_BYTES];
+	key_of(c, lk, "sets/%s/leader", c->cfg.replica_set);
+	key_of(c, cands, "sets/%s/candidates/", c->cfg.replica_set);
+	pm_etcd_prefix_end(cands, cands_end, sizeof(cands_end));
+	snprintf(doc, sizeof(doc), "node=%s", c->cfg.node_name);
+	struct pm_etcd_cmp cmp = { .key = lk, .target = PM_ETCD_CREATE, .number = 0 };
+	struct pm_etcd_op ops[2] = {
+		{ .kind = PM_ETCD_PUT, .key = lk, .value = doc, .value_len = strlen(doc),
+		  .lease = lease },
+		{ .kind = PM_ETCD_DELETE, .key = cands, .range_end = cands_end },
+	};
+	struct pm_etcd_txn t = { &cmp, 1, ops, NULL, 2, 0 };
+	int rc = pm_etcd_txn(c->ea, &t, NULL, NULL, CTL_ETCD_CALL_MS);
+	if (rc == PM_ETCD_OK)
+		logc("won the leadership of %s (durable lsn %" PRIu64 ")", c->cfg.replica_set,
+		     c->durable_lsn);
+	c->cand_since_ms = 0;
+}
+
+/* One pass over the cluster's state. */
+static void reconcile(struct ctl_cluster *c)
+{
+	int64_t lease = atomic_load(&c->lease_id);
+	if (c->afd < 0 && !pomaid_ports(c)) {
+		if (c->afd >= 0) {
+			close(c->afd);
+			c->afd = -1;
+		}
+		set_role(c, "detached");
+		return;
+	}
+	if (!pomaid_repl(c)) {
+		set_role(c, "detached");
+		if (atomic_exchange(&c->want_write_lease, false) && lease) {
+			/* pomaid died while primary: free the leadership now */
+			logc("pomaid is gone while primary: revoking lease %" PRId64, lease);
+			(void)pm_etcd_revoke(c->ea, lease, CTL_ETCD_CALL_MS);
+		}
+		return;
+	}
+	if (!lease)
+		return;
+	if (!c->registered || c->registered_lease != lease) {
+		c->registered = do_register(c, lease);
+		c->registered_lease = lease;
+		c->cand_since_ms = 0;
+		if (!c->registered)
+			return;
+	}
+	struct view v = { 0 };
+	if (pm_etcd_range(c->ea, c->prefix, c->prefix_end, &v.kvs, CTL_ETCD_CALL_MS) != PM_ETCD_OK)
+		return;
+	view_read(c, &v);
+	char err[256];
+	if (!v.map || pm_cmap_parse((const char *)v.map->value, v.map->value_len, c->map, err,
+				    sizeof(err)) != 0) {
+		if (v.map)
+			logc("the map in etcd is unusable: %s", err);
+		set_role(c, "none");
+		pm_etcd_kvs_free(&v.kvs);
+		return;
+	}
+	c->map_rev = v.map->mod_revision;
+	pthread_mutex_lock(&c->lock);
+	memcpy(c->map_text, v.map->value, v.map->value_len);
+	c->map_len = v.map->value_len;
+	pthread_mutex_unlock(&c->lock);
+	uint16_t set = pm_cmap_set_index(c->map, c->cfg.replica_set);
+	if (set == PM_CMAP_NONE) {
+		logc("set %s is not in the map (pomaictl cluster addset, or CLUSTER INIT)",
+		     c->cfg.replica_set);
+		set_role(c, "none");
+	} else if (!node_line_ok(c, c->map, set)) {
+		(void)node_line_write(c, set);
+	} else {
+		if ((c->pushed_len != v.map->value_len ||
+		     memcmp(c->pushed_text, v.map->value, v.map->value_len)) &&
+		    push_map(c, (const char *)v.map->value, v.map->value_len)) {
+			memcpy(c->pushed_text, v.map->value, v.map->value_len);
+			c->pushed_len = v.map->value_len;
+			pthread_mutex_lock(&c->lock);
+			c->map_epoch_pushed = c->map->epoch;
+			pthread_mutex_unlock(&c->lock);
+		}
+		char ln[PM_CLUSTER_NAME_BYTES_MAX + 2];
+		leader_node(v.leader, ln, sizeof(ln));
+		if (v.leader && !strcmp(ln, c->cfg.node_name) && v.leader->lease == lease) {
+			c->cand_since_ms = 0;
+			lead(c, &v, set);
+		} else {
+			if (atomic_exchange(&c->want_write_lease, false)) {
+				const char *argv[] = { "CLUSTER", "LEASE", "0" };
+				uint8_t st;
+				(void)radmin(c, 3, argv, &st);
+				atomic_fetch_add(&c->fences, 1);
+				logc("no longer the leader of %s: fenced", c->cfg.replica_set);
+			}
+			uint16_t prim = c->map->sets[set].primary;
+			if (v.leader) {
+				c->cand_since_ms = 0;
+				uint16_t me = pm_cmap_node_index(c->map, c->cfg.node_name);
+				if (prim != PM_CMAP_NONE && prim != me &&
+				    !strcmp(c->map->nodes[prim].name, ln))
+					follow(c, prim);
+				set_role(c, "replica");
+			} else {
+				elect(c, &v, set, lease);
+			}
+		}
+	}
+	pm_etcd_kvs_free(&v.kvs);
+}
+
+static void *recon_main(void *arg)
+{
+	struct ctl_cluster *c = arg;
+	int64_t rev = 0;
+	while (!atomic_load(&c->quit)) {
+		reconcile(c);
+		if (!pm_etcd_watching(c->ea) &&
+		    pm_etcd_watch_start(c->ea, c->prefix, c->prefix_end, rev ? rev + 1 : 0) !=
+			    PM_ETCD_OK) {
+			sleep_ms(c, CTL_RECONCILE_MS);
+			continue;
+		}
+		int wait = c->cand_since_ms ? (int)(CTL_CANDIDACY_MS / 4) : CTL_RECONCILE_MS;
+		int rc = pm_etcd_watch_wait(c->ea, wait, NULL, NULL, &rev);
+		if (rc < 0)
+			pm_etcd_watch_stop(c->ea);
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- start, stop */
+
+struct ctl_cluster *ctl_cluster_start(const struct ctl_config *cfg, const char *daemon_sock,
+				      char *err, size_t errlen)
+{
+	if (!cfg->cluster_name[0] || !cfg->node_name[0] || !cfg->replica_set[0]) {
+		snprintf(err, errlen, "etcd_endpoints is set: cluster_name, node_name and"
+			 " replica_set are needed too");
+		return NULL;
+	}
+	struct ctl_cluster *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->cfg = *cfg;
+	c->afd = -1;
+	snprintf(c->daemon_sock, sizeof(c->daemon_sock), "%s", daemon_sock);
+	snprintf(c->prefix, sizeof(c->prefix), "/pomai/%s/", cfg->cluster_name);
+	pm_etcd_prefix_end(c->prefix, c->prefix_end, sizeof(c->prefix_end));
+	c->ttl_asked_ms = cfg->lease_ttl_ms;
+	atomic_store(&c->ttl_ms, cfg->lease_ttl_ms);
+	snprintf(c->role, sizeof(c->role), "none");
+	pthread_mutex_init(&c->lock, NULL);
+	c->map = malloc(sizeof(*c->map));
+	c->tmp = malloc(sizeof(*c->tmp));
+	c->map_text = malloc(PM_CLUSTER_MAP_TEXT_BYTES_MAX + 1);
+	c->pushed_text = malloc(PM_CLUSTER_MAP_TEXT_BYTES_MAX + 1);
+	c->abuf = malloc(ADMIN_BUF_BYTES);
+	if (!c->map || !c->tmp || !c->map_text || !c->pushed_text || !c->abuf) {
+		snprintf(err, errlen, "out of memory");
+		ctl_cluster_stop(c);
+		return NULL;
+	}
+	if (!(c->ea = pm_etcd_open(cfg->etcd_endpoints, err, errlen))) {
+		ctl_cluster_stop(c);
+		return NULL;
+	}
+	c->keeper_on = pthread_create(&c->keeper, NULL, keeper_main, c) == 0;
+	c->recon_on = c->keeper_on && pthread_create(&c->recon, NULL, recon_main, c) == 0;
+	if (!c->recon_on) {
+		snprintf(err, errlen, "cannot start the cluster agent's threads");
+		ctl_cluster_stop(c);
+		return NULL;
+	}
+	return c;
+}
+
+void ctl_cluster_stop(struct ctl_cluster *c)
+{
+	if (!c)
+		return;
+	atomic_store(&c->quit, true);
+	if (c->keeper_on)
+		pthread_join(c->keeper, NULL);
+	if (c->recon_on)
+		pthread_join(c->recon, NULL);
+	if (c->afd >= 0)
+		close(c->afd);
+	if (c->ea)
+		pm_etcd_close(c->ea);
+	if (c->em)
+		pm_etcd_close(c->em);
+	free(c->map);
+	free(c->tmp);
+	free(c->map_text);
+	free(c->pushed_text);
+	free(c->abuf);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* ---------------------------------------------------------------- commands (main thread) */
+
+struct text {
+	char *p;
+	size_t cap, len;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->len = t->len + (size_t)n < t->cap ? t->len + (size_t)n : t->cap - 1;
+}
+
+/* CLUSTER INIT s1,s2,...: the first map, slots split evenly, every
+ * registered node of those sets, no primaries yet. */
+static uint8_t cmd_init(struct ctl_cluster *c, const char *sets, struct text *t)
+{
+	struct pm_cmap *m = calloc(1, sizeof(*m));
+	char err[256], nodes[KEY_BYTES], nodes_end[KEY_BYTES], key[KEY_BYTES];
+	uint8_t st = PM_ADMIN_ERROR;
+	struct pm_etcd_kvs kvs = { 0 };
+	if (!m) {
+		put(t, "out of memory\n");
+		return PM_ADMIN_ERROR;
+	}
+	for (const char *p = sets; *p;) {
+		size_t n = strcspn(p, ",");
+		if (m->nsets == PM_CLUSTER_SETS_MAX || !pm_cmap_name_ok(p, n)) {
+			put(t, "CLUSTER INIT set,set,...: names of 1..%u bytes of a-z 0-9 _ -, at most"
+			       " %u sets\n", PM_CLUSTER_NAME_BYTES_MAX, PM_CLUSTER_SETS_MAX);
+			free(m);
+			return PM_ADMIN_USAGE;
+		}
+		struct pm_cmap_set *s = &m->sets[m->nsets++];
+		memcpy(s->name, p, n);
+		s->primary = PM_CMAP_NONE;
+		p += n + (p[n] == ',');
+	}
+	if (!c->em && !(c->em = pm_etcd_open(c->cfg.etcd_endpoints, err, sizeof(err)))) {
+		put(t, "%s\n", err);
+		goto out;
+	}
+	key_of(c, nodes, "nodes/");
+	pm_etcd_prefix_end(nodes, nodes_end, sizeof(nodes_end));
+	if (pm_etcd_range(c->em, nodes, nodes_end, &kvs, CTL_ETCD_CALL_MS) != PM_ETCD_OK) {
+		put(t, "etcd: %s\n", pm_etcd_error(c->em));
+		goto out;
+	}
+	for (uint32_t i = 0; i < kvs.n && m->nnodes < PM_CLUSTER_NODES_MAX; i++) {
+		const struct pm_etcd_kv *kv = &kvs.kv[i];
+		const char *v = (const char *)kv->value;
+		char set[PM_CLUSTER_NAME_BYTES_MAX + 2], addr[32];
+		if (!word(v, kv->value_len, "set", set, sizeof(set)) ||
+		    pm_cmap_set_index(m, set) == PM_CMAP_NONE ||
+		    !word(v, kv->value_len, "addr", addr, sizeof(addr)))
+			continue;
+		struct pm_cmap_node *n = &m->nodes[m->nnodes];
+		snprintf(n->name, sizeof(n->name), "%s", kv->key + strlen(nodes));
+		n->set = pm_cmap_set_index(m, set);
+		if (inet_pton(AF_INET, addr, &n->addr_be) != 1)
+			continue;
+		n->udp_port = (uint16_t)word_u64(v, kv->value_len, "udp");
+		n->tcp_port = (uint16_t)word_u64(v, kv->value_len, "tcp");
+		n->repl_port = (uint16_t)word_u64(v, kv->value_len, "repl");
+		n->shards = (uint8_t)word_u64(v, kv->value_len, "shards");
+		m->nnodes++;
+	}
+	for (uint16_t i = 0; i < m->nsets; i++)
+		m->ranges[m->nranges++] = (struct pm_cmap_range){
+			.first = (uint16_t)(PM_CLUSTER_SLOTS * i / m->nsets),
+			.last = (uint16_t)(PM_CLUSTER_SLOTS * (i + 1u) / m->nsets - 1u), .set = i };
+	m->epoch = 1;
+	char *text = malloc(PM_CLUSTER_MAP_TEXT_BYTES_MAX);
+	size_t len = 0;
+	if (!text || pm_cmap_check(m, err, sizeof(err)) != 0 ||
+	    !(len = pm_cmap_format(m, text, PM_CLUSTER_MAP_TEXT_BYTES_MAX))) {
+		put(t, "the map: %s\n", text ? err : "out of memory");
+		free(text);
+		goto out;
+	}
+	key_of(c, key, "slotmap");
+	struct pm_etcd_cmp cmp = { .key = key, .target = PM_ETCD_CREATE, .number = 0 };
+	struct pm_etcd_op op = { .kind = PM_ETCD_PUT, .key = key, .value = text, .value_len = len };
+	struct pm_etcd_txn tx = { &cmp, 1, &op, NULL, 1, 0 };
+	int rc = pm_etcd_txn(c->em, &tx, NULL, NULL, CTL_ETCD_CALL_MS);
+	free(text);
+	if (rc == PM_ETCD_FAILED)
+		put(t, "the cluster has a map already\n");
+	else if (rc != PM_ETCD_OK)
+		put(t, "etcd: %s\n", pm_etcd_error(c->em));
+	else {
+		put(t, "map_epoch:1\r\nsets:%u\r\nnodes:%u\r\n", m->nsets, m->nnodes);
+		st = PM_ADMIN_OK;
+	}
+out:
+	pm_etcd_kvs_free(&kvs);
+	free(m);
+	return st;
+}
+
+/* The sections of a map: each set's primary, epoch, nodes and slots. */
+static void describe(const struct pm_cmap *m, struct text *t, bool nodes, bool slots)
+{
+	for (uint16_t s = 0; s < m->nsets; s++) {
+		const struct pm_cmap_set *x = &m->sets[s];
+		put(t, "# Set %s\r\nprimary:%s\r\nepoch:%" PRIu64 "\r\nnodes:", x->name,
+		    x->primary == PM_CMAP_NONE ? "-" : m->nodes[x->primary].name, x->epoch);
+		bool first = true;
+		for (uint16_t i = 0; i < m->nnodes; i++)
+			if (m->nodes[i].set == s) {
+				put(t, "%s%s", first ? "" : ",", m->nodes[i].name);
+				first = false;
+			}
+		put(t, "\r\nslots:");
+		first = true;
+		uint32_t owned = 0;
+		for (uint16_t r = 0; r < m->nranges; r++)
+			if (m->ranges[r].set == s) {
+				put(t, "%s%u-%u", first ? "" : ",", m->ranges[r].first, m->ranges[r].last);
+				owned += m->ranges[r].last - m->ranges[r].first + 1u;
+				first = false;
+			}
+		put(t, "\r\nslots_owned:%u\r\n", owned);
+		if (!nodes)
+			continue;
+		for (uint16_t i = 0; i < m->nnodes; i++) {
+			const struct pm_cmap_node *n = &m->nodes[i];
+			char a[INET_ADDRSTRLEN];
+			if (n->set != s)
+				continue;
+			inet_ntop(AF_INET, &n->addr_be, a, sizeof(a));
+			put(t, "node_%s:addr=%s udp=%u tcp=%u repl=%u shards=%u%s\r\n", n->name, a,
+			    n->udp_port, n->tcp_port, n->repl_port, n->shards,
+			    x->primary == i ? " primary" : "");
+		}
+	}
+	(void)slots;
+}
+
+static void node_status(struct ctl_cluster *c, struct text *t, struct pm_cmap *m, bool *have)
+{
+	char err[256];
+	pthread_mutex_lock(&c->lock);
+	*have = c->map_len && pm_cmap_parse(c->map_text, c->map_len, m, err, sizeof(err)) == 0;
+	uint32_t ttl = atomic_load(&c->ttl_ms), r = ttl / CTL_LEASE_RENEW_DIV;
+	uint64_t d = atomic_load(&c->last_ok_send_ms) + ttl - r, now = boot_ms();
+	put(t, "# Node\r\ncluster:%s\r\nnode:%s\r\nset:%s\r\netcd_up:%d\r\nrole:%s\r\n"
+	       "map_epoch:%" PRIu64 "\r\netcd_map_epoch:%" PRIu64 "\r\nlease_id:%" PRId64
+	       "\r\nlease_ttl_ms:%u\r\nlease_remaining_ms:%" PRIu64 "\r\nwrite_lease:%d\r\n"
+	       "elections_won:%" PRIu64 "\r\nfences:%" PRIu64 "\r\nkeepalive_failures:%" PRIu64
+	       "\r\nleases_lost:%" PRIu64 "\r\nmap_pushes:%" PRIu64 "\r\n",
+	    c->cfg.cluster_name, c->cfg.node_name, c->cfg.replica_set, atomic_load(&c->etcd_up),
+	    c->role, c->map_epoch_pushed, *have ? m->epoch : 0, atomic_load(&c->lease_id), ttl,
+	    d > now ? d - now : 0, atomic_load(&c->want_write_lease) && d > now,
+	    atomic_load(&c->elections_won), atomic_load(&c->fences),
+	    atomic_load(&c->keepalive_failures), atomic_load(&c->leases_lost),
+	    atomic_load(&c->map_pushes));
+	pthread_mutex_unlock(&c->lock);
+}
+
+uint8_t ctl_cluster_command(struct ctl_cluster *c, const struct pm_admin_req *r, char *out,
+			    size_t cap, size_t *len)
+{
+	struct text t = { out, cap, 0 };
+	uint8_t st = PM_ADMIN_OK;
+	out[0] = '\0';
+	if (!c) {
+		put(&t, "not in a cluster (etcd_endpoints is empty)\n");
+		*len = t.len;
+		return PM_ADMIN_ERROR;
+	}
+	if (pm_admin_arg_is(r, 1, "INIT") && r->argc == 3 && r->arg[2].len < 1024) {
+		char sets[1024];
+		memcpy(sets, r->arg[2].p, r->arg[2].len);
+		sets[r->arg[2].len] = '\0';
+		st = cmd_init(c, sets, &t);
+	} else if ((pm_admin_arg_is(r, 1, "STATUS") || pm_admin_arg_is(r, 1, "NODES") ||
+		    pm_admin_arg_is(r, 1, "SLOTS")) && r->argc == 2) {
+		struct pm_cmap *m = malloc(sizeof(*m));
+		bool have = false;
+		if (!m) {
+			put(&t, "out of memory\n");
+			st = PM_ADMIN_ERROR;
+		} else {
+			if (!pm_admin_arg_is(r, 1, "SLOTS"))
+				node_status(c, &t, m, &have);
+			else
+				node_status(c, &(struct text){ out, cap, 0 }, m, &have), t.len = 0,
+					out[0] = '\0';
+			if (have)
+				describe(m, &t, pm_admin_arg_is(r, 1, "NODES"),
+					 pm_admin_arg_is(r, 1, "SLOTS"));
+			free(m);
+		}
+	} else {
+		put(&t, "CLUSTER INIT set,set,... | STATUS | NODES | SLOTS\n");
+		st = PM_ADMIN_USAGE;
+	}
+	*len = t.len;
+	return st;
+}
+
+void ctl_cluster_metrics(struct ctl_cluster *c, char *out, size_t cap, size_t *len)
+{
+	if (!c)
+		return;
+	struct text t = { out, cap, *len };
+	uint32_t ttl = atomic_load(&c->ttl_ms), r = ttl / CTL_LEASE_RENEW_DIV;
+	uint64_t d = atomic_load(&c->last_ok_send_ms) + ttl - r, now = boot_ms();
+	pthread_mutex_lock(&c->lock);
+	uint64_t epoch = c->map_epoch_pushed;
+	bool primary = !strcmp(c->role, "primary");
+	pthread_mutex_unlock(&c->lock);
+	put(&t, "# HELP pomai_cluster_etcd_up Whether the last lease renewal reached etcd.\n"
+		"# TYPE pomai_cluster_etcd_up gauge\npomai_cluster_etcd_up %d\n"
+		"# HELP pomai_cluster_map_epoch Epoch of the slot map pomaid holds.\n"
+		"# TYPE pomai_cluster_map_epoch gauge\npomai_cluster_map_epoch %" PRIu64 "\n"
+		"# HELP pomai_cluster_is_primary Whether this node is its set's primary.\n"
+		"# TYPE pomai_cluster_is_primary gauge\npomai_cluster_is_primary %d\n"
+		"# HELP pomai_cluster_lease_remaining_ms Time until the write fence.\n"
+		"# TYPE pomai_cluster_lease_remaining_ms gauge\n"
+		"pomai_cluster_lease_remaining_ms %" PRIu64 "\n"
+		"# HELP pomai_cluster_keepalive_failures_total Lease renewals that failed.\n"
+		"# TYPE pomai_cluster_keepalive_failures_total counter\n"
+		"pomai_cluster_keepalive_failures_total %" PRIu64 "\n"
+		"# HELP pomai_cluster_elections_won_total Elections this node won and committed.\n"
+		"# TYPE pomai_cluster_elections_won_total counter\n"
+		"pomai_cluster_elections_won_total %" PRIu64 "\n"
+		"# HELP pomai_cluster_fences_total Times this node stopped taking writes.\n"
+		"# TYPE pomai_cluster_fences_total counter\npomai_cluster_fences_total %" PRIu64 "\n",
+	    atomic_load(&c->etcd_up), epoch, primary, d > now ? d - now : 0,
+	    atomic_load(&c->keepalive_failures), atomic_load(&c->elections_won),
+	    atomic_load(&c->fences));
+	*len = t.len;
+}
