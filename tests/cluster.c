@@ -127,8 +127,11 @@ static bool ns_make(struct cl_node *n)
 	char root_cidr[24], ns_cidr[24];
 	snprintf(root_cidr, sizeof(root_cidr), "%s/30", n->ip_root);
 	snprintf(ns_cidr, sizeof(ns_cidr), "%s/30", n->ip_ns);
+	/* this run's own, left by a test that stopped early */
 	const char *del[] = { "ip", "netns", "del", n->ns, NULL };
-	run_cmd(del, true); /* this run's own, left by a test that stopped early */
+	const char *del_link[] = { "ip", "link", "del", n->veth_root, NULL };
+	run_cmd(del, true);
+	run_cmd(del_link, true);
 	const char *const steps[][12] = {
 		{ "ip", "netns", "add", n->ns, NULL },
 		{ "ip", "link", "add", n->veth_root, "type", "veth", "peer", "name", n->veth_ns, NULL },
@@ -154,15 +157,21 @@ static bool ns_make(struct cl_node *n)
 	return true;
 }
 
-/* The namespace goes, and the veth pair with it. */
+/* The namespace goes, and the veth pair with it: the kernel tears the
+ * namespace down in the background, so the link's end is polled until it
+ * is gone (a cluster made next takes the same names). */
 static void ns_remove(struct cl_node *n)
 {
 	if (!n->ns_made)
 		return;
 	const char *argv[] = { "ip", "netns", "del", n->ns, NULL };
+	const char *show[] = { "ip", "link", "show", "dev", n->veth_root, NULL };
 	run_cmd(argv, false);
 	made_ns[n->index % CL_NODES_MAX][0] = '\0';
 	n->ns_made = false;
+	uint64_t deadline = proc_now_ms() + CL_IP_WAIT_MS;
+	while (run_cmd(show, true) == 0 && proc_now_ms() < deadline)
+		proc_pause_ms(PROC_POLL_MS);
 }
 
 bool cl_partition(struct cl_node *n, bool cut)
@@ -329,7 +338,7 @@ static bool control_start(struct cl_cluster *c, struct cl_node *n)
 					    "--replica-set", n->set, "--advertise-addr",
 					    "127.0.0.1", "--lease-ttl-ms", NULL });
 	proc_argf(p, "%d", CL_LEASE_TTL_MS);
-	proc_args(p, (const char *const[]){ "--metrics-port", "0", NULL });
+	proc_args(p, (const char *const[]){ "--metrics-listen", "off", NULL });
 	p->ready = CONTROL_READY_LINE;
 	p->after = PROC_AFTER_LOG;
 	p->log = n->ctl_log;
