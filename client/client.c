@@ -9,6 +9,8 @@
  * protocol limits (so a bad request fails here, with the status the server
  * would give), encodes it once into its slot, and queues it for its shard;
  * the frame stays in the slot until the request completes, for resends.
+ * In cluster mode (cluster.c) the map decides where a request goes, and
+ * KNN and the collection operations fan out to every replica set.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "client_impl.h"
 #include "route.h"
 
@@ -41,6 +44,12 @@ _Static_assert((int)PM_CLIENT_SET == PM_WIRE_OP_SET && (int)PM_CLIENT_CLIST == P
 		       (int)PM_CLIENT_KNN == PM_WIRE_OP_VQUERY &&
 		       (int)PM_CLIENT_SNAPSHOT == PM_WIRE_OP_SNAPSHOT,
 	       "client ops are the wire's op numbers");
+_Static_assert(PM_CLIENT_CLUSTER_SLOTS == PM_CLUSTER_SLOTS &&
+		       PM_CLIENT_CLUSTER_SETS_MAX == PM_CLUSTER_SETS_MAX &&
+		       PM_CLIENT_CLUSTER_NODES_MAX == PM_CLUSTER_NODES_MAX &&
+		       PM_CLIENT_CLUSTER_RANGES_MAX == PM_CLUSTER_RANGES_MAX &&
+		       PM_CLIENT_CLUSTER_NONE == PM_CMAP_NONE,
+	       "pomai.h matches proto/cluster_map.h");
 
 /* Frame buffers of all small slots together: keeps a typo in max_in_flight or
  * frame_bytes from asking for gigabytes. */
@@ -77,7 +86,7 @@ static uint64_t rng_next(uint64_t *s)
 uint64_t pmc_attempt_wait_ms(struct pm_client *c, uint32_t attempt)
 {
 	uint64_t base = c->cfg.timeout_ms;
-	if (c->tcp)
+	if (c->tcp && !c->cluster) /* a cluster retries on another stream: attempts */
 		return base * (1u + c->cfg.retries);
 	uint32_t shift = attempt - 1u < PMC_BACKOFF_SHIFT_MAX ? attempt - 1u : PMC_BACKOFF_SHIFT_MAX;
 	base <<= shift;
@@ -123,12 +132,17 @@ static const char *config_problem(const struct pm_client_config *cfg)
 		return "no configuration given";
 	if (!parse_host(cfg->host, &a))
 		return "host must be an IPv4 address such as 127.0.0.1";
-	if (cfg->shards == 0 || cfg->shards > PM_CLIENT_SHARDS_MAX)
+	uint32_t shards = cfg->cluster ? 1u : cfg->shards; /* a cluster's come from its map */
+	if (shards == 0 || shards > PM_CLIENT_SHARDS_MAX)
 		return "shards must be 1..1024";
 	if (cfg->transport != PM_CLIENT_UDP && cfg->transport != PM_CLIENT_TCP &&
 	    cfg->transport != PM_CLIENT_MEMIF)
 		return "transport must be PM_CLIENT_UDP, PM_CLIENT_TCP or PM_CLIENT_MEMIF";
-	if (cfg->base_port == 0 || (uint64_t)cfg->base_port + cfg->shards - 1u > 65535u)
+	if (cfg->cluster && cfg->transport == PM_CLIENT_MEMIF)
+		return "cluster mode needs transport PM_CLIENT_UDP or PM_CLIENT_TCP";
+	if (cfg->read_from != PM_CLIENT_READ_PRIMARY && cfg->read_from != PM_CLIENT_READ_REPLICA)
+		return "read_from must be PM_CLIENT_READ_PRIMARY or PM_CLIENT_READ_REPLICA";
+	if (cfg->base_port == 0 || (uint64_t)cfg->base_port + shards - 1u > 65535u)
 		return "base_port must be 1..65535, and base_port + shards - 1 at most 65535";
 	if (cfg->tcp_port > 65535u)
 		return "tcp_port must be 0 (base_port - 1) or 1..65535";
@@ -159,12 +173,21 @@ enum pm_client_status pm_client_config_check(const struct pm_client_config *cfg,
 
 /* ---------------------------------------------------------------- open, close */
 
+/* The request slots: max_in_flight small ones, then the large ones (the
+ * cluster's map slot and legs after them are not in the free lists). */
+static uint32_t request_slots(const struct pm_client *c)
+{
+	return c->cfg.max_in_flight + PM_CLIENT_LARGE_SLOTS;
+}
+
 static void free_lists_init(struct pm_client *c)
 {
 	uint32_t small = c->cfg.max_in_flight;
 	c->free_small = PMC_NIL;
 	c->free_large = PMC_NIL;
-	for (uint32_t i = c->nslots; i-- > 0;) {
+	for (uint32_t i = 0; i < c->nslots; i++)
+		c->slots[i].fan = PMC_NIL;
+	for (uint32_t i = request_slots(c); i-- > 0;) {
 		struct pmc_slot *s = &c->slots[i];
 		s->large = i >= small;
 		s->cap = s->large ? PM_FRAME_BYTES_MAX : c->cfg.frame_bytes;
@@ -177,39 +200,45 @@ static void free_lists_init(struct pm_client *c)
 	}
 }
 
+/* Queues with frames to send, at most: every queue of every link. */
+static uint32_t dirty_cap(const struct pm_client *c)
+{
+	if (!c->cluster)
+		return c->tcp ? 1u : c->cfg.shards;
+	return PMC_LINKS_MAX * (c->tcp ? 1u : PMC_LINK_QUEUES_MAX);
+}
+
 static bool alloc_all(struct pm_client *c)
 {
-	c->nqueues = c->tcp ? 1u : c->cfg.shards;
-	c->nslots = c->cfg.max_in_flight + PM_CLIENT_LARGE_SLOTS;
-	c->rx_cap = c->tcp ? PMC_TCP_RX_BYTES : PM_FRAME_BYTES_MAX + 1u;
+	c->nlinks = c->cluster ? PMC_LINKS_MAX : 1u;
+	c->nslots = request_slots(c) + (c->cluster ? 1u + PMC_LEGS_MAX : 0u);
+	c->rx_cap = PM_FRAME_BYTES_MAX + 1u;
+	c->links = calloc(c->nlinks, sizeof *c->links);
+	for (uint32_t l = 0; c->links && l < c->nlinks; l++)
+		c->links[l].fd = -1;
 	c->slots = calloc(c->nslots, sizeof *c->slots);
 	c->small_bufs = malloc((size_t)c->cfg.max_in_flight * c->cfg.frame_bytes);
 	c->large_bufs = malloc((size_t)PM_CLIENT_LARGE_SLOTS * PM_FRAME_BYTES_MAX);
-	c->rx = malloc(c->rx_cap);
-	c->addrs = calloc(c->nqueues, sizeof *c->addrs);
-	c->queues = calloc(c->nqueues, sizeof *c->queues);
-	c->dirty = calloc(c->nqueues, sizeof *c->dirty);
+	c->rx = c->tcp ? NULL : malloc(c->rx_cap);
+	c->dirty = calloc(dirty_cap(c), sizeof *c->dirty);
 	c->vscratch = malloc(PM_WIRE_DIM_MAX * sizeof(float));
 	c->vec_le = malloc(PM_WIRE_DIM_MAX * sizeof(float));
-	if (!c->slots || !c->small_bufs || !c->large_bufs || !c->rx || !c->addrs || !c->queues ||
+	if (!c->links || !c->slots || !c->small_bufs || !c->large_bufs || (!c->tcp && !c->rx) ||
 	    !c->dirty || !c->vscratch || !c->vec_le)
 		return false;
 	free_lists_init(c);
 	return true;
 }
 
-static void addrs_init(struct pm_client *c)
+/* Link 0: the server, or the cluster's seed. One server's queues are made now. */
+static bool link0_init(struct pm_client *c)
 {
 	struct in_addr ip;
 	(void)parse_host(c->cfg.host, &ip); /* checked by config_problem */
-	for (uint32_t i = 0; i < c->nqueues; i++) {
-		uint32_t port = !c->tcp ? c->cfg.base_port + i
-				: c->cfg.tcp_port ? c->cfg.tcp_port : c->cfg.base_port - 1u;
-		c->addrs[i] = (struct sockaddr_in){ .sin_family = AF_INET,
-						    .sin_port = htons((uint16_t)port),
-						    .sin_addr = ip };
-		c->queues[i] = (struct pmc_queue){ .head = PMC_NIL, .tail = PMC_NIL };
-	}
+	uint32_t tcp = c->cfg.tcp_port ? c->cfg.tcp_port : c->cfg.base_port - 1u;
+	c->links[0].used = true;
+	pmc_link_set(c, 0, ip.s_addr, (uint16_t)c->cfg.base_port, (uint16_t)tcp);
+	return c->cluster || pmc_link_alloc(c, 0);
 }
 
 /* Checks, allocates and connects; hooks (if any) own state from here on. */
@@ -234,16 +263,16 @@ enum pm_client_status pmc_open(const struct pm_client_config *cfg, const struct 
 	c->cfg = *cfg;
 	c->cfg.frame_bytes = frame_bytes_of(cfg);
 	c->tcp = cfg->transport == PM_CLIENT_TCP;
-	c->fd = -1;
+	c->cluster = cfg->cluster;
 	c->next_deadline_ms = UINT64_MAX;
 	c->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
-	if (!alloc_all(c)) {
+	if (!alloc_all(c) || !link0_init(c) ||
+	    (c->cluster && pmc_cluster_alloc(c) != PM_CLIENT_OK)) {
 		pm_client_close(c);
 		return PM_CLIENT_E_ALLOC;
 	}
-	addrs_init(c);
 	c->cfg.host = NULL; /* the caller's string is not kept */
-	st = pmc_connect(c);
+	st = c->cluster ? pmc_cluster_bootstrap(c) : pmc_connect(c);
 	if (st != PM_CLIENT_OK) {
 		pm_client_close(c);
 		return st;
@@ -261,16 +290,16 @@ void pm_client_close(struct pm_client *c)
 {
 	if (c == NULL)
 		return;
-	if (c->fd >= 0)
-		close(c->fd);
+	for (uint32_t l = 0; c->links && l < c->nlinks; l++)
+		pmc_link_free(&c->links[l]);
 	if (c->hooks)
 		c->hooks->close(c->hook_state);
+	pmc_cluster_free(c);
+	free(c->links);
 	free(c->slots);
 	free(c->small_bufs);
 	free(c->large_bufs);
 	free(c->rx);
-	free(c->addrs);
-	free(c->queues);
 	free(c->dirty);
 	free(c->vscratch);
 	free(c->vec_le);
@@ -310,15 +339,25 @@ static enum pm_client_status slot_wait(struct pm_client *c, bool large, struct p
 	return PM_CLIENT_OK;
 }
 
+/* Whether s is a request slot (not the cluster's map slot or a leg). */
+static bool is_request(const struct pm_client *c, const struct pmc_slot *s)
+{
+	return (uint32_t)(s - c->slots) < request_slots(c);
+}
+
 static void free_push(struct pm_client *c, struct pmc_slot *s)
 {
-	uint32_t *list = s->large ? &c->free_large : &c->free_small;
 	s->state = PMC_FREE;
 	s->id = 0;
 	s->cb = NULL;
 	s->knn = NULL;
 	s->colls = NULL;
 	s->info = NULL;
+	s->parked = false;
+	s->fan = PMC_NIL;
+	if (!is_request(c, s))
+		return; /* the map slot and legs are taken by index */
+	uint32_t *list = s->large ? &c->free_large : &c->free_small;
 	s->free_next = *list;
 	*list = (uint32_t)(s - c->slots);
 }
@@ -334,13 +373,23 @@ void pmc_slot_release(struct pm_client *c, struct pmc_slot *s)
 	PMC_ASSERT(s->state == PMC_WAIT);
 	if (s->queued)
 		pmc_unlink(c, s);
-	PMC_ASSERT(c->busy > 0);
-	c->busy--;
+	if (is_request(c, s)) {
+		PMC_ASSERT(c->busy > 0);
+		c->busy--;
+	}
 	free_push(c, s);
 }
 
 void pmc_complete(struct pm_client *c, struct pmc_slot *s, struct pm_client_result *res)
 {
+	if (s->leg) {
+		pmc_fan_leg_done(c, s, res);
+		return;
+	}
+	if (c->cluster && (uint32_t)(s - c->slots) == c->cl.map_slot) {
+		pmc_cluster_map_done(c, s, res->status);
+		return;
+	}
 	pm_client_cb cb = s->cb;
 	void *arg = s->arg;
 	res->id = s->id;
@@ -399,15 +448,19 @@ void pm_client_stats(const struct pm_client *c, struct pm_client_stats *out)
 
 uint32_t pm_client_shard_of(const struct pm_client *c, const void *key, size_t klen)
 {
-	return pm_shard_of(pm_route_hash(key, klen), c->cfg.shards);
+	uint64_t h = pm_route_hash(key, klen);
+	if (!c->cluster)
+		return pm_shard_of(h, c->cfg.shards);
+	const struct pm_cmap *m = c->cl.map;
+	uint16_t p = m->epoch ? m->sets[m->slot_set[pm_slot_of(h)]].primary : PM_CMAP_NONE;
+	return p == PM_CMAP_NONE ? 0 : pm_shard_of(h, m->nodes[p].shards);
 }
 
 /* ---------------------------------------------------------------- request checks */
 
 static bool op_keyed(enum pm_client_op op)
 {
-	return op == PM_CLIENT_SET || op == PM_CLIENT_GET || op == PM_CLIENT_DEL ||
-	       op == PM_CLIENT_VADD || op == PM_CLIENT_VGET || op == PM_CLIENT_VDEL;
+	return pmc_op_keyed((uint8_t)op);
 }
 
 static enum pm_client_status check_vector(const struct pm_client_req *r)
@@ -558,12 +611,13 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 
 /* ---------------------------------------------------------------- submission */
 
-/* UDP destination: the key's shard; KNN round-robin; collection ops, INFO and
- * SNAPSHOT shard 0 (the server applies them everywhere itself). */
+/* One server's UDP destination: the key's shard; KNN round-robin;
+ * collection ops, INFO and SNAPSHOT shard 0 (the server applies them
+ * everywhere itself). */
 static uint32_t route(struct pm_client *c, const struct pm_client_req *r)
 {
-	if (c->tcp)
-		return 0;
+	if (c->tcp || c->cluster)
+		return 0; /* a cluster: pmc_cluster_route */
 	if (op_keyed(r->op))
 		return pm_client_shard_of(c, r->key, r->klen);
 	if (r->op == PM_CLIENT_KNN)
@@ -571,27 +625,50 @@ static uint32_t route(struct pm_client *c, const struct pm_client_req *r)
 	return 0;
 }
 
-static void slot_start(struct pm_client *c, const struct pm_client_req *r, struct pmc_slot *s)
+void pmc_slot_arm(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 {
-	s->op = (uint8_t)r->op;
 	s->state = PMC_WAIT;
 	s->last_status = 0;
 	s->attempts = 1;
 	s->got = 0;
 	s->gap_resent = false;
 	s->tx_off = 0;
+	s->parked = false;
+	pmc_reset_items(s);
+	s->deadline_ms = now + pmc_attempt_wait_ms(c, 1);
+	pmc_deadline(c, s->deadline_ms);
+}
+
+static void slot_start(struct pm_client *c, const struct pm_client_req *r, struct pmc_slot *s)
+{
+	s->op = (uint8_t)r->op;
 	s->dest = route(c, r);
 	s->cb = r->cb;
 	s->arg = r->arg;
 	s->knn = r->op == PM_CLIENT_KNN ? r->knn : NULL;
 	s->colls = r->op == PM_CLIENT_CLIST ? r->colls : NULL;
 	s->info = r->op == PM_CLIENT_INFO ? r->info : NULL;
-	pmc_reset_items(s);
-	s->deadline_ms = pmc_now_ms() + pmc_attempt_wait_ms(c, 1);
-	if (s->deadline_ms < c->next_deadline_ms)
-		c->next_deadline_ms = s->deadline_ms;
+	s->keyed = op_keyed(r->op);
+	s->hash = s->keyed ? pm_route_hash(r->key, r->klen) : 0;
+	s->leg = false;
+	s->body = NULL;
+	s->fan = PMC_NIL;
+	pmc_slot_arm(c, s, pmc_now_ms());
 	c->busy++;
 	c->stats.requests++;
+}
+
+/* Cluster mode: send a started request where the map says, fan it out, or
+ * park it for a refresh when its set has nowhere to go now. */
+static void cluster_send(struct pm_client *c, const struct pm_client_req *r, struct pmc_slot *s)
+{
+	enum pm_client_status why;
+	if (pmc_fans_out(s->op))
+		pmc_fan_start(c, s, r->k);
+	else if (pmc_cluster_route(c, s, &why))
+		pmc_enqueue(c, s);
+	else
+		pmc_cluster_unroutable(c, s, why);
 }
 
 enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_client_req *req,
@@ -603,6 +680,8 @@ enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_clie
 	struct pmc_slot *s = NULL;
 	if (st == PM_CLIENT_OK)
 		st = slot_wait(c, frame_bound(req) > c->cfg.frame_bytes, &s);
+	if (st == PM_CLIENT_OK && c->cluster && pmc_fans_out((uint8_t)req->op))
+		st = pmc_fan_wait(c); /* holding the slot: nothing else takes the fan-out */
 	if (st == PM_CLIENT_OK && !pmc_is_open(c))
 		st = pmc_connect(c); /* TCP: the stream was lost; reconnect */
 	if (st != PM_CLIENT_OK) {
@@ -620,6 +699,9 @@ enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_clie
 	slot_start(c, req, s);
 	if (id)
 		*id = s->id;
-	pmc_enqueue(c, s);
+	if (c->cluster)
+		cluster_send(c, req, s);
+	else
+		pmc_enqueue(c, s);
 	return PM_CLIENT_OK;
 }

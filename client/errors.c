@@ -69,10 +69,14 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 				     "the query would read more vectors on a shard than the "
 				     "server's knn_work_bytes_max allows" },
 	[PM_CLIENT_E_READONLY] = { "E_READONLY",
-				   "the server is a replica: writes go to its primary" },
+				   "the server is a replica: writes go to its primary (cluster: "
+				   "the key's replica set had no primary within the retry budget)" },
 	[PM_CLIENT_E_NOREPLICAS] = { "E_NOREPLICAS",
 				     "fewer replicas than min_replicas are connected or confirmed "
 				     "the write in time" },
+	[PM_CLIENT_E_MOVED] = { "E_MOVED",
+				"the key's slot belongs to another replica set (cluster: the nodes' "
+				"maps still disagreed when the retry budget ran out)" },
 };
 
 const char *pm_client_strerror(enum pm_client_status st)
@@ -125,6 +129,7 @@ enum pm_client_status pmc_from_wire(enum pm_wire_status st)
 	case PM_WIRE_E_WORK_LIMIT: return PM_CLIENT_E_WORK_LIMIT;
 	case PM_WIRE_E_READONLY: return PM_CLIENT_E_READONLY;
 	case PM_WIRE_E_NOREPLICAS: return PM_CLIENT_E_NOREPLICAS;
+	case PM_WIRE_E_MOVED: return PM_CLIENT_E_MOVED;
 	default: return PM_CLIENT_E_SERVER; /* PM_WIRE_E_INTERNAL, and codes newer than us */
 	}
 }

@@ -399,7 +399,7 @@ static enum pmc_send_result send_whole(struct pm_client *c, struct pmc_memif *m,
 	pm_net_eth_write(&m->local, m->peer_mac, PMC_ETHERTYPE_IPV4, p);
 	copy_iov(p + l2 + PM_NET_IPV4_BYTES + PM_NET_UDP_BYTES, iov, n);
 	pm_net_ipv4_udp_write(&m->local, m->peer_be, m->local.port_lo,
-			      ntohs(c->addrs[dest].sin_port), m->ip_id++, p + l2, (uint32_t)total);
+			      ntohs(c->links[0].addrs[dest].sin_port), m->ip_id++, p + l2, (uint32_t)total);
 	return tx_burst(m, &mb, 1);
 }
 
@@ -437,7 +437,7 @@ static enum pmc_send_result send_fragmented(struct pm_client *c, struct pmc_memi
 	struct rte_mbuf *frags[PMC_MEMIF_FRAGS_MAX];
 	copy_iov(m->stage + PM_NET_IPV4_BYTES + PM_NET_UDP_BYTES, iov, n);
 	pm_net_ipv4_udp_write(&m->local, m->peer_be, m->local.port_lo,
-			      ntohs(c->addrs[dest].sin_port), m->ip_id++, m->stage, (uint32_t)total);
+			      ntohs(c->links[0].addrs[dest].sin_port), m->ip_id++, m->stage, (uint32_t)total);
 	const uint32_t payload = PM_NET_UDP_BYTES + (uint32_t)total;
 	const uint32_t step = (m->mtu - PM_NET_IPV4_BYTES) & ~7u;
 	uint16_t nf = 0;
@@ -700,8 +700,8 @@ static void memif_wait(struct pm_client *c, uint32_t wait_ms)
 	const uint64_t frames = c->stats.frames_in;
 	const uint64_t end = rte_rdtsc() + (uint64_t)wait_ms * m->tsc_per_ms;
 	do {
-		if (c->want_write) {
-			c->want_write = false;
+		if (c->links[0].want_write) {
+			c->links[0].want_write = false;
 			pmc_flush_all(c);
 		}
 		(void)rx_poll(c, m);
@@ -762,7 +762,7 @@ static enum pm_client_status memif_connect(struct pm_client *c)
 	const uint64_t budget_ms = (uint64_t)c->cfg.timeout_ms * (1u + c->cfg.retries);
 	const uint64_t end = rte_rdtsc() + budget_ms * m->tsc_per_ms;
 	const char *why = NULL;
-	m->peer_be = c->addrs[0].sin_addr.s_addr;
+	m->peer_be = c->links[0].addrs[0].sin_addr.s_addr;
 	if (rte_eth_dev_start(m->port) != 0)
 		why = "rte_eth_dev_start failed";
 	m->started = why == NULL;

@@ -23,6 +23,17 @@
  * All memory is allocated by pm_client_open() and bounded by the configuration:
  * nothing grows afterwards. A client is not thread-safe: use one per thread.
  *
+ * Cluster mode (cfg.cluster, docs/client.md "Cluster mode"): host and ports
+ * name any node of a cluster (the seed); pm_client_open fetches the cluster's
+ * slot map from it, and every keyed request goes to the primary (or, for
+ * reads with PM_CLIENT_READ_REPLICA, a replica) of the replica set that owns
+ * its key's hash slot, to the shard that node runs for it. A MOVED or
+ * READONLY answer, a timeout or a lost connection fetches the map again
+ * (from the seed first, then any node of the map) and retries the request
+ * within its budget. KNN queries go to every replica set and the client
+ * merges the nearest k. Memory stays bounded: a node's socket and queues are
+ * made at its first use, for at most PM_CLIENT_CLUSTER_NODES_MAX + 1 nodes.
+ *
  * Byte strings (keys, values, collection names) are binary-safe: a pointer and
  * a length, no terminator. The synchronous helpers take collection names and
  * INFO sections as C strings for convenience; the pipelined request takes them
@@ -91,6 +102,13 @@ enum pm_client_transport {
 	PM_CLIENT_MEMIF = 2,
 };
 
+/* Cluster mode: where reads (GET, VGET, KNN) go. */
+enum pm_client_read_from {
+	PM_CLIENT_READ_PRIMARY = 0, /* the set's primary: a read sees every acknowledged write */
+	PM_CLIENT_READ_REPLICA = 1, /* a replica of the set, round robin (its primary if it has
+				       none): spreads reads, which may lag the primary */
+};
+
 struct pm_client_config {
 	const char *host;        /* IPv4 address ("localhost" is 127.0.0.1); NULL: default */
 	uint32_t base_port;      /* shard i is on UDP base_port + i */
@@ -101,6 +119,10 @@ struct pm_client_config {
 	uint32_t retries;        /* 0..PM_CLIENT_RETRIES_MAX */
 	uint32_t max_in_flight;  /* 1..PM_CLIENT_IN_FLIGHT_MAX */
 	uint32_t frame_bytes;    /* PM_CLIENT_FRAME_BYTES_MIN..65507; 0: default */
+	/* Appended for the cluster (a zeroed field keeps the behaviour from before). */
+	bool cluster;            /* host/base_port/tcp_port name a node of a cluster (the
+				    seed); shards is ignored: the map gives each node's */
+	uint8_t read_from;       /* cluster: enum pm_client_read_from */
 };
 
 /* ---------------------------------------------------------------- results */
@@ -150,6 +172,10 @@ enum pm_client_status {
 					 it follows: pm_client_primary() */
 	PM_CLIENT_E_NOREPLICAS,       /* fewer replicas than the server's min_replicas confirmed
 					 the write (docs/replication.md says what was done) */
+	PM_CLIENT_E_MOVED,            /* the key's slot belongs to another replica set. Cluster
+					 mode: the retry budget ran out while following MOVED
+					 (the nodes' maps disagree for that long); otherwise the
+					 server is a cluster node: open the client in cluster mode */
 	PM_CLIENT_STATUS_COUNT
 };
 
@@ -304,6 +330,10 @@ struct pm_client_stats {
 	uint64_t timeouts;      /* requests completed with E_TIMEOUT */
 	uint64_t stale;         /* replies matching no request: late or duplicate */
 	uint64_t page_gaps;     /* paged replies restarted because a page was missing */
+	/* Appended for the cluster. */
+	uint64_t moved;         /* MOVED replies received */
+	uint64_t map_refreshes; /* maps received (the bootstrap's too), newer or not */
+	uint64_t maps_stale;    /* maps ignored: their epoch was lower than the one held */
 };
 
 /* Fills *cfg with the defaults (127.0.0.1:7700, 1 shard, UDP, 250 ms, 3 retries). */
@@ -358,8 +388,52 @@ uint32_t pm_client_retry_ms(const struct pm_client *c);
  * caller's (or, in a cluster, the slot map's) choice. */
 int pm_client_primary(const struct pm_client *c, char *out, size_t cap);
 
-/* The shard that owns a key (what the client routes by). */
+/* The shard that owns a key (what the client routes by; cluster mode: the
+ * shard of the node that takes its writes now, 0 if none). */
 uint32_t pm_client_shard_of(const struct pm_client *c, const void *key, size_t klen);
+
+/* ---------------------------------------------------------------- cluster */
+
+/* The bounds of a cluster's slot map (proto/cluster_map.h). */
+#define PM_CLIENT_CLUSTER_SLOTS 16384u
+#define PM_CLIENT_CLUSTER_SETS_MAX 64u
+#define PM_CLIENT_CLUSTER_NODES_MAX 128u
+#define PM_CLIENT_CLUSTER_RANGES_MAX 512u
+#define PM_CLIENT_CLUSTER_NONE 0xFFFFu /* no node */
+
+/* The epoch of the slot map the client routes by (it only grows); 0 when
+ * not in cluster mode. */
+uint64_t pm_client_map_epoch(const struct pm_client *c);
+
+/* A copy of the slot map (pomai-cli --cluster map prints it). */
+struct pm_client_map_node {
+	uint32_t addr_be;         /* IPv4, network order */
+	uint16_t udp_port;        /* base UDP port: shard i on udp_port + i */
+	uint16_t tcp_port;        /* 0: none */
+	uint16_t set;             /* index into sets */
+	uint8_t shards;
+	bool primary;             /* its set's primary */
+};
+struct pm_client_map_set {
+	uint64_t epoch;           /* replication epoch of its primary */
+	uint16_t primary;         /* node index, PM_CLIENT_CLUSTER_NONE: none now */
+};
+struct pm_client_map_range {
+	uint16_t first, last;     /* slots first..last (inclusive) */
+	uint16_t set;
+};
+struct pm_client_map {
+	uint64_t epoch;
+	uint16_t nsets, nnodes, nranges;
+	uint16_t answered;        /* the node that sent it (PM_CLIENT_CLUSTER_NONE: a
+				     node outside it, the seed) */
+	struct pm_client_map_set sets[PM_CLIENT_CLUSTER_SETS_MAX];
+	struct pm_client_map_node nodes[PM_CLIENT_CLUSTER_NODES_MAX];
+	struct pm_client_map_range ranges[PM_CLIENT_CLUSTER_RANGES_MAX];
+};
+
+/* Copy the map held into *out: OK, or E_ARG when c is not in cluster mode. */
+enum pm_client_status pm_client_map(const struct pm_client *c, struct pm_client_map *out);
 
 /* ---------------------------------------------------------------- synchronous API */
 

@@ -19,6 +19,10 @@
  * reply to the first attempt satisfies the retry. A BUSY or server-side
  * TIMEOUT reply is remembered and left to the retry timer (back-off); if the
  * last attempt ends that way, that status is the result.
+ *
+ * Cluster mode (cluster.c) takes over what ends an attempt without a result
+ * (MOVED, READONLY, a timeout): the request waits for a map refresh and is
+ * routed again. A reply counts only from the link its request was sent to.
  */
 #include <string.h>
 
@@ -39,18 +43,17 @@ void pmc_reset_items(struct pmc_slot *s)
 		s->info->len = 0;
 }
 
-static bool can_resend(const struct pm_client *c, const struct pmc_slot *s)
+bool pmc_can_resend(const struct pm_client *c, const struct pmc_slot *s)
 {
 	return !c->tcp && s->attempts <= c->cfg.retries;
 }
 
-static void resend(struct pm_client *c, struct pmc_slot *s, uint64_t now)
+void pmc_resend(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 {
 	s->attempts++;
 	pmc_reset_items(s);
 	s->deadline_ms = now + pmc_attempt_wait_ms(c, s->attempts);
-	if (s->deadline_ms < c->next_deadline_ms)
-		c->next_deadline_ms = s->deadline_ms;
+	pmc_deadline(c, s->deadline_ms);
 	c->stats.resends++;
 	if (!s->queued)
 		pmc_enqueue(c, s);
@@ -58,9 +61,11 @@ static void resend(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 
 static void on_timeout(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 {
-	if (can_resend(c, s)) {
+	if (c->cluster) {
+		pmc_cluster_on_timeout(c, s, now);
+	} else if (pmc_can_resend(c, s)) {
 		s->gap_resent = false;
-		resend(c, s, now);
+		pmc_resend(c, s, now);
 	} else if (c->tcp && s->queued && s->tx_off > 0) {
 		/* Part of the frame is in the stream and the server stopped reading:
 		 * the stream cannot be used again. */
@@ -76,7 +81,7 @@ void pmc_check_timeouts(struct pm_client *c, uint64_t now)
 	if (now < c->next_deadline_ms)
 		return;
 	c->next_deadline_ms = UINT64_MAX; /* lowered by every deadline set below */
-	uint64_t next = UINT64_MAX;
+	uint64_t next = c->cluster ? pmc_cluster_tick(c, now) : UINT64_MAX;
 	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct pmc_slot *s = &c->slots[i];
 		if (s->state == PMC_WAIT && s->deadline_ms <= now)
@@ -140,12 +145,12 @@ static void on_gap(struct pm_client *c, struct pmc_slot *s)
 		return;
 	}
 	c->stats.page_gaps++;
-	if (!can_resend(c, s)) {
+	if (!pmc_can_resend(c, s)) {
 		pmc_fail(c, s, c->tcp ? PM_CLIENT_E_PROTOCOL : PM_CLIENT_E_TIMEOUT);
 		return;
 	}
 	s->gap_resent = true;
-	resend(c, s, pmc_now_ms());
+	pmc_resend(c, s, pmc_now_ms());
 }
 
 /* An INFO page: its bytes at offset rv->first of the text (on_page checked
@@ -171,7 +176,8 @@ static void on_page(struct pm_client *c, struct pmc_slot *s, struct pm_reply_vie
 		return;
 	}
 	s->gap_resent = false;
-	enum pm_client_status st = s->knn ? take_hits(s->knn, rv)
+	enum pm_client_status st = s->leg ? pmc_fan_take_hits(c, s, rv)
+				 : s->knn ? take_hits(s->knn, rv)
 				 : s->info ? take_text(s->info, rv) : take_colls(s->colls, rv);
 	s->got += rv->count;
 	if (st != PM_CLIENT_OK)
@@ -238,6 +244,9 @@ static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_
 	case PM_WIRE_OP_VGET:
 		take_vector(c, rv, &res);
 		break;
+	case PM_WIRE_OP_MAP:
+		pmc_cluster_map_reply(c, s, rv);
+		return;
 	default:
 		break; /* SET, VADD, CCREATE, SNAPSHOT: nothing to return */
 	}
@@ -247,8 +256,14 @@ static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_
 static void on_error(struct pm_client *c, struct pmc_slot *s, const struct pm_reply_view *rv)
 {
 	enum pm_client_status cs = pmc_from_wire(rv->status);
-	if ((cs == PM_CLIENT_E_BUSY || cs == PM_CLIENT_E_SERVER_TIMEOUT) && can_resend(c, s)) {
+	c->stats.moved += cs == PM_CLIENT_E_MOVED;
+	if ((cs == PM_CLIENT_E_BUSY || cs == PM_CLIENT_E_SERVER_TIMEOUT) &&
+	    (c->cluster ? s->attempts <= c->cfg.retries : pmc_can_resend(c, s))) {
 		s->last_status = (uint8_t)cs; /* the retry timer backs off, then resends */
+		return;
+	}
+	if (c->cluster && (cs == PM_CLIENT_E_MOVED || cs == PM_CLIENT_E_READONLY)) {
+		pmc_cluster_retry(c, s, cs); /* the map changed: refresh it, route again */
 		return;
 	}
 	struct pm_client_result res = { .status = cs };
@@ -259,7 +274,7 @@ static void on_error(struct pm_client *c, struct pmc_slot *s, const struct pm_re
 	pmc_complete(c, s, &res);
 }
 
-size_t pmc_on_frame(struct pm_client *c, const uint8_t *p, size_t len)
+size_t pmc_on_frame(struct pm_client *c, uint32_t l, const uint8_t *p, size_t len)
 {
 	struct pm_reply_view rv;
 	size_t used;
@@ -268,6 +283,10 @@ size_t pmc_on_frame(struct pm_client *c, const uint8_t *p, size_t len)
 		return 0;
 	c->stats.frames_in++;
 	struct pmc_slot *s = pmc_slot_by_id(c, rv.id);
+	/* From another link than its request's, or to a fan-out's parent (its id
+	 * is never sent): not this request's reply. */
+	if (s != NULL && (PMC_DEST_LINK(s->dest) != l || (s->fan != PMC_NIL && !s->leg)))
+		s = NULL;
 	if (s == NULL) {
 		c->stats.stale++;
 		return used;

@@ -1,29 +1,34 @@
 /* SPDX-License-Identifier: MIT
  *
  * transport.c — libpomai's sockets: send queues, datagram batching, the TCP
- * stream, receiving, and the poll loop.
+ * streams, receiving, and the poll loop.
  *
- * UDP: one non-blocking socket sends to every shard. Frames queued for a shard
- * are packed into datagrams of at most PMC_DATAGRAM_BYTES (several frames back
- * to back, gathered with sendmsg from the slots' buffers, no copy); a frame
- * larger than that goes alone, up to PM_FRAME_BYTES_MAX. A send the kernel
- * refuses for lack of buffer space stays queued until the socket is writable;
- * any other send error counts as a lost datagram, which the request's timer
- * recovers from.
+ * Every server the client talks to is a link (client_impl.h): one pomaid is
+ * link 0; a cluster client has a link per node. A link has its own socket.
  *
- * TCP: one non-blocking stream; queued frames are written with sendmsg (partial
- * writes continue where they stopped) and replies are parsed from a receive
- * buffer of two largest frames. A header that cannot be parsed, the peer
- * closing, or any socket error ends the stream: every request on it fails
- * with E_CONNECTION and the next submit reconnects.
+ * UDP: one non-blocking socket per link sends to every shard of its server.
+ * Frames queued for a shard are packed into datagrams of at most
+ * PMC_DATAGRAM_BYTES (several frames back to back, gathered with sendmsg from
+ * the slots' buffers, no copy); a frame larger than that goes alone, up to
+ * PM_FRAME_BYTES_MAX. A send the kernel refuses for lack of buffer space stays
+ * queued until the socket is writable; any other send error counts as a lost
+ * datagram, which the request's timer recovers from.
+ *
+ * TCP: one non-blocking stream per link; queued frames are written with
+ * sendmsg (partial writes continue where they stopped) and replies are parsed
+ * from the link's receive buffer of two largest frames. A header that cannot
+ * be parsed, the peer closing, or any socket error ends the stream: with one
+ * server every request on it fails with E_CONNECTION and the next submit
+ * reconnects; in a cluster the requests on it are retried (cluster.c).
  *
  * A hook transport (c->hooks, client_impl.h) takes the place of the socket
- * calls; everything above them is shared.
+ * calls of link 0; everything above them is shared.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -45,7 +50,7 @@ static void set_bufs(int fd)
 }
 
 /* Non-blocking connect, waited for with poll() for at most timeout_ms. */
-static int tcp_connect(struct pm_client *c)
+static int tcp_connect(struct pm_client *c, const struct sockaddr_in *to)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -53,7 +58,7 @@ static int tcp_connect(struct pm_client *c)
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	set_bufs(fd);
-	if (connect(fd, (const struct sockaddr *)&c->addrs[0], sizeof c->addrs[0]) != 0) {
+	if (connect(fd, (const struct sockaddr *)to, sizeof *to) != 0) {
 		struct pollfd p = { .fd = fd, .events = POLLOUT };
 		int err = 0;
 		socklen_t el = sizeof err;
@@ -66,48 +71,122 @@ static int tcp_connect(struct pm_client *c)
 	return fd;
 }
 
+/* Each queue's address: shard q on udp_port + q (UDP), the TCP port. A
+ * cluster link has queues for PMC_LINK_QUEUES_MAX shards; those past its
+ * node's shard count are never routed to. */
+static void link_addrs(struct pm_client *c, struct pmc_link *k)
+{
+	for (uint32_t q = 0; q < k->nqueues && k->addrs; q++) {
+		uint32_t port = c->tcp ? k->tcp_port : (uint32_t)k->udp_port + q;
+		k->addrs[q] = (struct sockaddr_in){ .sin_family = AF_INET,
+						    .sin_port = htons((uint16_t)(port & 0xFFFFu)),
+						    .sin_addr.s_addr = k->ip_be };
+	}
+}
+
+bool pmc_link_alloc(struct pm_client *c, uint32_t l)
+{
+	struct pmc_link *k = &c->links[l];
+	if (k->addrs != NULL)
+		return true;
+	k->nqueues = c->tcp ? 1u : c->cluster ? PMC_LINK_QUEUES_MAX : c->cfg.shards;
+	k->addrs = calloc(k->nqueues, sizeof *k->addrs);
+	k->queues = calloc(k->nqueues, sizeof *k->queues);
+	k->rx = c->tcp ? malloc(PMC_TCP_RX_BYTES) : NULL;
+	if (!k->addrs || !k->queues || (c->tcp && !k->rx))
+		return false;
+	for (uint32_t q = 0; q < k->nqueues; q++)
+		k->queues[q] = (struct pmc_queue){ .head = PMC_NIL, .tail = PMC_NIL };
+	link_addrs(c, k);
+	return true;
+}
+
+void pmc_link_set(struct pm_client *c, uint32_t l, uint32_t ip_be, uint16_t udp_port,
+		  uint16_t tcp_port)
+{
+	struct pmc_link *k = &c->links[l];
+	PMC_ASSERT(k->fd < 0);
+	k->ip_be = ip_be;
+	k->udp_port = udp_port;
+	k->tcp_port = tcp_port;
+	link_addrs(c, k);
+}
+
+void pmc_link_free(struct pmc_link *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+	free(k->addrs);
+	free(k->queues);
+	free(k->rx);
+	k->addrs = NULL;
+	k->queues = NULL;
+	k->rx = NULL;
+}
+
+enum pm_client_status pmc_link_open(struct pm_client *c, uint32_t l)
+{
+	struct pmc_link *k = &c->links[l];
+	if (k->fd >= 0)
+		return PM_CLIENT_OK;
+	if (!pmc_link_alloc(c, l))
+		return PM_CLIENT_E_ALLOC;
+	k->want_write = false;
+	k->rx_len = 0;
+	if (c->tcp) {
+		k->fd = k->tcp_port ? tcp_connect(c, &k->addrs[0]) : -1;
+	} else {
+		k->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (k->fd >= 0)
+			set_bufs(k->fd);
+	}
+	return k->fd >= 0 ? PM_CLIENT_OK : PM_CLIENT_E_CONNECTION;
+}
+
 enum pm_client_status pmc_connect(struct pm_client *c)
 {
 	if (pmc_is_open(c))
 		return PM_CLIENT_OK;
-	c->want_write = false;
 	if (c->hooks) {
+		c->links[0].want_write = false;
 		enum pm_client_status st = c->hooks->connect(c);
 		c->hook_up = st == PM_CLIENT_OK;
 		return st;
 	}
-	if (c->tcp) {
-		c->fd = tcp_connect(c);
-		c->rx_len = 0;
-	} else {
-		c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (c->fd >= 0)
-			set_bufs(c->fd);
-	}
-	return c->fd >= 0 ? PM_CLIENT_OK : PM_CLIENT_E_CONNECTION;
+	return pmc_link_open(c, 0);
 }
 
-/* Close the socket and fail every request in flight with `why`. */
+void pmc_link_close(struct pm_client *c, uint32_t l)
+{
+	struct pmc_link *k = &c->links[l];
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+	k->rx_len = 0;
+	k->want_write = false;
+	k->stream_gen++;
+	for (uint32_t q = 0; q < k->nqueues && k->queues; q++) {
+		struct pmc_queue *qu = &k->queues[q];
+		while (qu->head != PMC_NIL) {
+			struct pmc_slot *s = &c->slots[qu->head];
+			s->tx_off = 0; /* the stream is gone: the frame goes whole or not at all */
+			pmc_unlink(c, s);
+		}
+	}
+}
+
+/* One server: close the socket and fail every request in flight with `why`. */
 void pmc_disconnect(struct pm_client *c, enum pm_client_status why)
 {
-	if (c->fd >= 0)
-		close(c->fd);
+	PMC_ASSERT(!c->cluster);
+	pmc_link_close(c, 0);
 	if (c->hooks && c->hook_up)
 		c->hooks->disconnect(c);
 	c->hook_up = false;
-	c->fd = -1;
-	c->rx_len = 0;
-	c->stream_gen++;
-	for (uint32_t q = 0; q < c->nqueues; q++) {
-		c->queues[q] = (struct pmc_queue){ .head = PMC_NIL, .tail = PMC_NIL };
-	}
 	c->ndirty = 0;
-	for (uint32_t i = 0; i < c->nslots; i++) {
-		struct pmc_slot *s = &c->slots[i];
-		s->queued = false;
-		s->tx_off = 0;
-		s->prev = s->next = PMC_NIL;
-	}
+	for (uint32_t q = 0; q < c->links[0].nqueues; q++)
+		c->links[0].queues[q].dirty = false;
 	/* Only requests sent on this stream: a callback may submit new ones. */
 	uint64_t last_seq = c->seq;
 	for (uint32_t i = 0; i < c->nslots; i++) {
@@ -117,20 +196,30 @@ void pmc_disconnect(struct pm_client *c, enum pm_client_status why)
 	}
 }
 
+/* The stream of link l broke: one server fails everything, a cluster retries
+ * what was routed to that node. */
+static void link_broken(struct pm_client *c, uint32_t l)
+{
+	if (c->cluster)
+		pmc_cluster_link_down(c, l, PM_CLIENT_E_CONNECTION);
+	else
+		pmc_disconnect(c, PM_CLIENT_E_CONNECTION);
+}
+
 /* ---------------------------------------------------------------- queues */
 
-static void mark_dirty(struct pm_client *c, uint32_t qi)
+static void mark_dirty(struct pm_client *c, uint32_t dest)
 {
-	struct pmc_queue *q = &c->queues[qi];
+	struct pmc_queue *q = pmc_queue_of(c, dest);
 	if (!q->dirty) {
 		q->dirty = true;
-		c->dirty[c->ndirty++] = qi;
+		c->dirty[c->ndirty++] = dest;
 	}
 }
 
 void pmc_unlink(struct pm_client *c, struct pmc_slot *s)
 {
-	struct pmc_queue *q = &c->queues[s->dest];
+	struct pmc_queue *q = pmc_queue_of(c, s->dest);
 	PMC_ASSERT(s->queued && s->tx_off == 0);
 	if (s->prev != PMC_NIL)
 		c->slots[s->prev].next = s->next;
@@ -148,7 +237,7 @@ void pmc_unlink(struct pm_client *c, struct pmc_slot *s)
 
 static void link_tail(struct pm_client *c, struct pmc_slot *s)
 {
-	struct pmc_queue *q = &c->queues[s->dest];
+	struct pmc_queue *q = pmc_queue_of(c, s->dest);
 	uint32_t idx = (uint32_t)(s - c->slots);
 	s->prev = q->tail;
 	s->next = PMC_NIL;
@@ -164,13 +253,13 @@ static void link_tail(struct pm_client *c, struct pmc_slot *s)
 	mark_dirty(c, s->dest);
 }
 
-static void flush_queue(struct pm_client *c, uint32_t qi);
+static void flush_queue(struct pm_client *c, uint32_t dest);
 
 /* Queue a frame; UDP sends the datagram it would overflow first, so queues
  * hold at most one datagram's worth unless the socket is full. */
 void pmc_enqueue(struct pm_client *c, struct pmc_slot *s)
 {
-	struct pmc_queue *q = &c->queues[s->dest];
+	struct pmc_queue *q = pmc_queue_of(c, s->dest);
 	PMC_ASSERT(!s->queued);
 	if (!c->tcp && q->frames &&
 	    (q->bytes + s->len > PMC_DATAGRAM_BYTES || q->frames >= PMC_BATCH_FRAMES_MAX))
@@ -182,21 +271,39 @@ void pmc_enqueue(struct pm_client *c, struct pmc_slot *s)
 
 /* ---------------------------------------------------------------- sending */
 
+/* The frame of s from byte `off` on, as one iovec (or two for a leg: its own
+ * header, then its parent's body). Returns the iovecs used. */
+static uint32_t frame_iov(const struct pmc_slot *s, uint32_t off, struct iovec *iov)
+{
+	if (s->body == NULL) {
+		iov[0] = (struct iovec){ s->buf + off, s->len - off };
+		return 1;
+	}
+	uint32_t n = 0;
+	if (off < PM_FRAME_HEADER_BYTES)
+		iov[n++] = (struct iovec){ s->buf + off, PM_FRAME_HEADER_BYTES - off };
+	uint32_t boff = off > PM_FRAME_HEADER_BYTES ? off - PM_FRAME_HEADER_BYTES : 0;
+	if (s->len > PM_FRAME_HEADER_BYTES + boff)
+		iov[n++] = (struct iovec){ (void *)(uintptr_t)(s->body + boff),
+					   s->len - PM_FRAME_HEADER_BYTES - boff };
+	return n;
+}
+
 /* Gathers frames from the queue head: as many as fit one datagram (UDP), or
  * PMC_BATCH_FRAMES_MAX (TCP, the first from its written offset). */
 static uint32_t gather(struct pm_client *c, const struct pmc_queue *q, struct iovec *iov,
 		       size_t *total)
 {
-	uint32_t n = 0;
+	uint32_t n = 0, frames = 0;
 	*total = 0;
-	for (uint32_t i = q->head; i != PMC_NIL && n < PMC_BATCH_FRAMES_MAX; i = c->slots[i].next) {
+	for (uint32_t i = q->head; i != PMC_NIL && frames < PMC_BATCH_FRAMES_MAX;
+	     i = c->slots[i].next) {
 		const struct pmc_slot *s = &c->slots[i];
-		if (!c->tcp && n > 0 && *total + s->len > PMC_DATAGRAM_BYTES)
+		if (!c->tcp && frames > 0 && *total + s->len > PMC_DATAGRAM_BYTES)
 			break;
-		iov[n].iov_base = s->buf + s->tx_off;
-		iov[n].iov_len = s->len - s->tx_off;
-		*total += iov[n].iov_len;
-		n++;
+		n += frame_iov(s, s->tx_off, iov + n);
+		*total += s->len - s->tx_off;
+		frames++;
 	}
 	return n;
 }
@@ -219,42 +326,43 @@ static void advance(struct pm_client *c, struct pmc_queue *q, size_t sent)
 }
 
 /* A hook transport's send; false when the queue must wait for room. */
-static bool hook_send(struct pm_client *c, uint32_t qi, const struct iovec *iov, uint32_t n,
+static bool hook_send(struct pm_client *c, uint32_t dest, const struct iovec *iov, uint32_t n,
 		      size_t total)
 {
-	enum pmc_send_result r = c->hooks->send(c, qi, iov, n, total);
+	enum pmc_send_result r = c->hooks->send(c, PMC_DEST_QUEUE(dest), iov, n, total);
 	if (r == PMC_SEND_FULL) {
-		c->want_write = true;
+		c->links[0].want_write = true;
 		return false;
 	}
 	c->stats.datagrams_out++;
-	advance(c, &c->queues[qi], total); /* sent, or lost */
+	advance(c, pmc_queue_of(c, dest), total); /* sent, or lost */
 	return true;
 }
 
 /* One sendmsg. Returns false when the queue must wait (socket full, or gone). */
-static bool send_once(struct pm_client *c, uint32_t qi)
+static bool send_once(struct pm_client *c, uint32_t dest)
 {
-	struct pmc_queue *q = &c->queues[qi];
-	struct iovec iov[PMC_BATCH_FRAMES_MAX];
+	struct pmc_queue *q = pmc_queue_of(c, dest);
+	struct pmc_link *k = &c->links[PMC_DEST_LINK(dest)];
+	struct iovec iov[2 * PMC_BATCH_FRAMES_MAX];
 	size_t total;
 	uint32_t n = gather(c, q, iov, &total);
 	if (c->hooks)
-		return hook_send(c, qi, iov, n, total);
+		return hook_send(c, dest, iov, n, total);
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
 	if (!c->tcp) {
-		m.msg_name = &c->addrs[qi];
-		m.msg_namelen = sizeof c->addrs[qi];
+		m.msg_name = &k->addrs[PMC_DEST_QUEUE(dest)];
+		m.msg_namelen = sizeof k->addrs[0];
 	}
-	ssize_t r = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	ssize_t r = sendmsg(k->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (r < 0 && errno == EINTR)
 		return true;
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || (!c->tcp && errno == ENOBUFS))) {
-		c->want_write = true;
+		k->want_write = true;
 		return false;
 	}
 	if (r < 0 && c->tcp) {
-		pmc_disconnect(c, PM_CLIENT_E_CONNECTION);
+		link_broken(c, PMC_DEST_LINK(dest));
 		return false;
 	}
 	c->stats.datagrams_out++;
@@ -262,26 +370,32 @@ static bool send_once(struct pm_client *c, uint32_t qi)
 	return true;
 }
 
-static void flush_queue(struct pm_client *c, uint32_t qi)
+static bool link_is_open(const struct pm_client *c, uint32_t l)
 {
-	while (pmc_is_open(c) && c->queues[qi].head != PMC_NIL)
-		if (!send_once(c, qi))
+	return c->hooks ? c->hook_up : c->links[l].fd >= 0;
+}
+
+static void flush_queue(struct pm_client *c, uint32_t dest)
+{
+	while (link_is_open(c, PMC_DEST_LINK(dest)) && pmc_queue_of(c, dest)->head != PMC_NIL)
+		if (!send_once(c, dest))
 			return;
 }
 
 void pmc_flush_all(struct pm_client *c)
 {
 	uint32_t keep = 0;
-	const uint32_t gen = c->stream_gen;
+	const uint32_t gen = c->links[0].stream_gen;
+	/* Entries added meanwhile (a callback's submit) are taken in this pass. */
 	for (uint32_t i = 0; i < c->ndirty; i++) {
-		uint32_t qi = c->dirty[i];
-		flush_queue(c, qi);
-		if (c->stream_gen != gen)
+		uint32_t dest = c->dirty[i];
+		flush_queue(c, dest);
+		if (!c->cluster && c->links[0].stream_gen != gen)
 			return; /* the stream closed (its callbacks may have queued anew) */
-		if (c->queues[qi].head != PMC_NIL)
-			c->dirty[keep++] = qi; /* socket full: again when writable */
+		if (pmc_queue_of(c, dest)->head != PMC_NIL && link_is_open(c, PMC_DEST_LINK(dest)))
+			c->dirty[keep++] = dest; /* socket full: again when writable */
 		else
-			c->queues[qi].dirty = false;
+			pmc_queue_of(c, dest)->dirty = false;
 	}
 	c->ndirty = keep;
 }
@@ -294,84 +408,96 @@ void pm_client_flush(struct pm_client *c)
 
 /* ---------------------------------------------------------------- receiving */
 
-void pmc_on_datagram(struct pm_client *c, const uint8_t *p, size_t len)
+static void on_datagram(struct pm_client *c, uint32_t l, const uint8_t *p, size_t len)
 {
 	size_t off = 0, used;
-	while (off < len && (used = pmc_on_frame(c, p + off, len - off)))
+	while (off < len && (used = pmc_on_frame(c, l, p + off, len - off)))
 		off += used;
 }
 
-static void udp_receive(struct pm_client *c)
+void pmc_on_datagram(struct pm_client *c, const uint8_t *p, size_t len)
 {
-	for (uint32_t n = 0; n < PMC_RX_BURST && c->fd >= 0; n++) {
-		ssize_t r = recv(c->fd, c->rx, c->rx_cap, MSG_DONTWAIT);
+	on_datagram(c, 0, p, len);
+}
+
+static void udp_receive(struct pm_client *c, uint32_t l)
+{
+	struct pmc_link *k = &c->links[l];
+	for (uint32_t n = 0; n < PMC_RX_BURST && k->fd >= 0; n++) {
+		ssize_t r = recv(k->fd, c->rx, c->rx_cap, MSG_DONTWAIT);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return; /* EAGAIN, or an ICMP error for an earlier send */
-		pmc_on_datagram(c, c->rx, (size_t)r);
+		on_datagram(c, l, c->rx, (size_t)r);
 	}
 }
 
 /* Handles every whole frame in the stream buffer and keeps the partial rest. */
-static void tcp_parse(struct pm_client *c)
+static void tcp_parse(struct pm_client *c, uint32_t l)
 {
+	struct pmc_link *k = &c->links[l];
 	size_t off = 0;
-	const uint32_t gen = c->stream_gen;
-	while (c->rx_len - off >= PM_FRAME_HEADER_BYTES) {
+	const uint32_t gen = k->stream_gen;
+	while (k->rx_len - off >= PM_FRAME_HEADER_BYTES) {
 		struct pm_frame_header h;
-		enum pm_wire_status st = pm_header_decode(c->rx + off, c->rx_len - off, &h);
+		enum pm_wire_status st = pm_header_decode(k->rx + off, k->rx_len - off, &h);
 		if (st == PM_WIRE_E_FRAME_TRUNCATED)
 			break; /* the rest of the body has not arrived yet */
-		if (!pm_header_usable(st)) {
-			pmc_disconnect(c, PM_CLIENT_E_CONNECTION); /* framing lost */
-			return;
-		}
-		size_t used = pmc_on_frame(c, c->rx + off, c->rx_len - off);
+		size_t used = pm_header_usable(st) ? pmc_on_frame(c, l, k->rx + off, k->rx_len - off)
+						   : 0;
+		if (k->stream_gen != gen)
+			return; /* a callback's submit found the stream broken */
 		if (used == 0) {
-			pmc_disconnect(c, PM_CLIENT_E_CONNECTION);
+			link_broken(c, l); /* framing lost */
 			return;
 		}
 		off += used;
-		if (c->stream_gen != gen)
-			return; /* a callback's submit found the stream broken */
 	}
-	memmove(c->rx, c->rx + off, c->rx_len - off);
-	c->rx_len -= (uint32_t)off;
+	memmove(k->rx, k->rx + off, k->rx_len - off);
+	k->rx_len -= (uint32_t)off;
 }
 
-static void tcp_receive(struct pm_client *c)
+static void tcp_receive(struct pm_client *c, uint32_t l)
 {
-	const uint32_t gen = c->stream_gen;
-	for (uint32_t n = 0; n < PMC_RX_BURST && c->fd >= 0 && c->stream_gen == gen; n++) {
-		ssize_t r = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, MSG_DONTWAIT);
+	struct pmc_link *k = &c->links[l];
+	const uint32_t gen = k->stream_gen;
+	for (uint32_t n = 0; n < PMC_RX_BURST && k->fd >= 0 && k->stream_gen == gen; n++) {
+		ssize_t r = recv(k->fd, k->rx + k->rx_len, PMC_TCP_RX_BYTES - k->rx_len,
+				 MSG_DONTWAIT);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (r <= 0) {
-			pmc_disconnect(c, PM_CLIENT_E_CONNECTION);
+			link_broken(c, l);
 			return;
 		}
-		c->rx_len += (uint32_t)r;
-		tcp_parse(c);
+		k->rx_len += (uint32_t)r;
+		tcp_parse(c, l);
 	}
 }
 
 void pmc_receive(struct pm_client *c)
 {
-	if (c->hooks)
+	if (c->hooks) {
 		c->hooks->receive(c);
-	else if (c->tcp)
-		tcp_receive(c);
-	else
-		udp_receive(c);
+		return;
+	}
+	for (uint32_t l = 0; l < c->nlinks; l++) {
+		if (c->links[l].fd < 0)
+			continue;
+		if (c->tcp)
+			tcp_receive(c, l);
+		else
+			udp_receive(c, l);
+	}
 }
 
 /* ---------------------------------------------------------------- the poll loop */
 
-/* Waits for the socket to become readable (or writable, when a send waits) for
- * at most wait_ms, and not past the earliest request deadline. */
+/* Waits for a socket to become readable (or writable, when a send waits) for
+ * at most wait_ms, and not past the earliest deadline. */
 static void wait_io(struct pm_client *c, uint32_t wait_ms)
 {
 	uint64_t now = pmc_now_ms();
@@ -383,13 +509,33 @@ static void wait_io(struct pm_client *c, uint32_t wait_ms)
 		c->hooks->wait(c, wait_ms);
 		return;
 	}
-	struct pollfd p = { .fd = c->fd, .events = POLLIN };
-	if (c->want_write)
-		p.events |= POLLOUT;
-	if (poll(&p, 1, (int)wait_ms) > 0 && (p.revents & POLLOUT)) {
-		c->want_write = false;
-		pmc_flush_all(c);
+	struct pollfd p[PMC_LINKS_MAX];
+	uint32_t n = 0;
+	bool writable = false;
+	for (uint32_t l = 0; l < c->nlinks; l++) {
+		const struct pmc_link *k = &c->links[l];
+		if (k->fd >= 0)
+			p[n++] = (struct pollfd){
+				.fd = k->fd, .events = POLLIN | (k->want_write ? POLLOUT : 0) };
 	}
+	if (n == 0 || poll(p, n, (int)wait_ms) <= 0)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!(p[i].revents & POLLOUT))
+			continue;
+		for (uint32_t l = 0; l < c->nlinks; l++)
+			if (c->links[l].fd == p[i].fd)
+				c->links[l].want_write = false;
+		writable = true;
+	}
+	if (writable)
+		pmc_flush_all(c);
+}
+
+/* Something to wait for: a request, or the cluster's MAP request. */
+static bool waiting(const struct pm_client *c)
+{
+	return c->busy > 0 || (c->cluster && c->cl.refreshing);
 }
 
 uint32_t pm_client_poll(struct pm_client *c, uint32_t wait_ms)
@@ -401,7 +547,8 @@ uint32_t pm_client_poll(struct pm_client *c, uint32_t wait_ms)
 	if (pmc_is_open(c))
 		pmc_receive(c);
 	pmc_check_timeouts(c, pmc_now_ms());
-	if (c->completed_turn == 0 && c->busy > 0 && pmc_is_open(c) && wait_ms > 0) {
+	if (c->completed_turn == 0 && waiting(c) && pmc_is_open(c) && wait_ms > 0) {
+		pmc_flush_all(c);
 		wait_io(c, wait_ms);
 		pmc_receive(c);
 		pmc_check_timeouts(c, pmc_now_ms());

@@ -39,7 +39,7 @@
 
 #include "admin_proto.h"
 #include "byteorder.h"
-#include "cluster.h"
+#include "agent.h"
 #include "control.h"
 #include "metrics.h"
 #include "stats.h"

@@ -47,9 +47,12 @@ static const struct sub subs[] = {
 	{ "replication", 1, 2, "replication follow HOST:PORT | stop | promote | status",
 	  "follow a primary (its address and repl_port), stop following (read-only, detached),"
 	  " become the primary (a new epoch), or show each shard's role, LSNs and replicas" },
-	{ "cluster", 1, 2, "cluster status | nodes | slots | init SET,SET,...",
+	{ "cluster", 1, 15, "cluster status | nodes | slots | init SET,SET,... |"
+	  " collection create NAME dim=D [metric=..] [index=..] [m=..] [ef_construction=..]"
+	  " [ef_search=..] | collection drop NAME",
 	  "the cluster as this node sees it: sets, primaries, epochs, lease, slot ranges; init"
-	  " writes the first slot map (pomai-control's socket; docs/cluster.md)" },
+	  " writes the first slot map; collection: on every set (pomai-control's socket;"
+	  " docs/cluster.md)" },
 	{ "ping", 0, 0, "ping", "is the daemon there" },
 	{ "shutdown", 0, 0, "shutdown", "stop the daemon (as SIGTERM does)" },
 	{ "control", 0, 0, "control",
@@ -204,13 +207,17 @@ static int build(const struct sub *s, int argc, char **argv, const char **out, u
 	if (!strcmp(s->name, "config") &&
 	    !(!strcmp(argv[0], "get") ? argc == 2 : !strcmp(argv[0], "set") && argc == 3))
 		return -1;
+	bool ccoll = !strcmp(s->name, "cluster") && !strcmp(argv[0], "collection");
 	if (!strcmp(s->name, "cluster") &&
 	    !(!strcmp(argv[0], "init") ? argc == 2
+	      : ccoll ? argc >= 3 && (!strcmp(argv[1], "create") ? argc >= 4
+				      : !strcmp(argv[1], "drop") && argc == 3)
 	      : argc == 1 && (!strcmp(argv[0], "status") || !strcmp(argv[0], "nodes") ||
 			      !strcmp(argv[0], "slots"))))
 		return -1;
 	for (int i = 0; i < argc; i++)
-		out[(*n)++] = i == 0 && (coll || !strcmp(s->name, "config") || !strcmp(s->name, "quota") ||
+		out[(*n)++] = ccoll && i == 1 ? upper(argv[1], words[2], sizeof(words[2]))
+			      : i == 0 && (coll || !strcmp(s->name, "config") || !strcmp(s->name, "quota") ||
 					 !strcmp(s->name, "replication") || !strcmp(s->name, "cluster"))
 				      ? upper(argv[0], words[1], sizeof(words[1]))
 				      : argv[i];

@@ -229,7 +229,8 @@ int pm_cluster_map(struct pm_daemon *d, const char *self, const char *text, size
 		free(v);
 		return -1;
 	}
-	if (old && v->map.epoch == old->map.epoch && same_self &&
+	/* an equal epoch with other content is another map, whatever node it names */
+	if (old && v->map.epoch == old->map.epoch &&
 	    (v->text_len != old->text_len || memcmp(v->text, old->text, v->text_len))) {
 		snprintf(out, cap, "map epoch %" PRIu64 " held with other content\n", v->map.epoch);
 		free(v);

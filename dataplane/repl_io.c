@@ -1248,6 +1248,9 @@ void pm_repl_ctl(struct pm_worker *w, const struct pm_msg *m, const uint8_t *bod
 			r->role = PM_ROLE_PRIMARY;
 			r->link.st = LINK_NONE;
 			(void)history_save(w);
+			/* the primary it followed is not where writes go now: a READONLY
+			 * of its own (cluster mode, no write lease) names none */
+			pm_reply_set_primary(&(struct pm_wire_primary){ 0 });
 		}
 	}
 	struct pm_repl_ctl_reply rep = { .role = r ? r->role : PM_ROLE_PRIMARY,

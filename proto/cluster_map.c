@@ -50,13 +50,18 @@
 		"shards=255") - 1 + 2 * PM_CLUSTER_NAME_BYTES_MAX + 1)
 #define LINE_SLOTS_BYTES_MAX                                                           \
 	(sizeof("slots first=16383 last=16383 set=") - 1 + PM_CLUSTER_NAME_BYTES_MAX + 1)
+#define LINE_MOVE_BYTES_MAX                                                            \
+	(sizeof("move first=16383 last=16383 from= to= state=freeze") - 1 +            \
+	 2 * PM_CLUSTER_NAME_BYTES_MAX + 1)
 #define LINE_BYTES_MAX LINE_NODE_BYTES_MAX
 #define DOC_BYTES_MAX                                                                  \
 	(LINE_HEAD_BYTES_MAX + PM_CLUSTER_SETS_MAX * LINE_SET_BYTES_MAX +              \
 	 PM_CLUSTER_NODES_MAX * LINE_NODE_BYTES_MAX +                                  \
-	 PM_CLUSTER_RANGES_MAX * LINE_SLOTS_BYTES_MAX)
+	 PM_CLUSTER_RANGES_MAX * LINE_SLOTS_BYTES_MAX +                                \
+	 PM_CLUSTER_MOVES_MAX * LINE_MOVE_BYTES_MAX)
 
 _Static_assert(LINE_SET_BYTES_MAX <= LINE_BYTES_MAX && LINE_SLOTS_BYTES_MAX <= LINE_BYTES_MAX &&
+		       LINE_MOVE_BYTES_MAX <= LINE_BYTES_MAX &&
 		       LINE_HEAD_BYTES_MAX <= LINE_BYTES_MAX,
 	       "the node line is the longest");
 /* A map at every bound prints within the document bound, and still fits the
@@ -218,6 +223,36 @@ static bool ranges_cover(const struct pm_cmap *m, uint32_t *slot, bool *twice)
 
 /* Every rule of cluster_map.h on a map in memory (names too when names);
  * 0, or -1 with err. Reads nothing past the counts' bounds. */
+/* The set that owns slot s by the ranges (check_rules ran ranges_cover). */
+static uint16_t owner_of(const struct pm_cmap *m, uint32_t s)
+{
+	for (uint16_t r = 0; r < m->nranges; r++)
+		if (m->ranges[r].first <= s && s <= m->ranges[r].last)
+			return m->ranges[r].set;
+	return PM_CMAP_NONE;
+}
+
+static int check_moves(const struct pm_cmap *m, char *err, size_t errlen)
+{
+	if (m->nmoves > PM_CLUSTER_MOVES_MAX)
+		return fail(err, errlen, 0, "%u moves (0..%u)", m->nmoves, PM_CLUSTER_MOVES_MAX);
+	for (uint16_t i = 0; i < m->nmoves; i++) {
+		const struct pm_cmap_move *v = &m->moves[i];
+		if (v->first > v->last || v->last >= PM_CLUSTER_SLOTS || v->from >= m->nsets ||
+		    v->to >= m->nsets || v->from == v->to || v->state > PM_CMAP_MOVE_FREEZE)
+			return fail(err, errlen, 0, "move %u: slots %u..%u from set %u to set %u,"
+				    " state %u", i, v->first, v->last, v->from, v->to, v->state);
+		for (uint32_t s = v->first; s <= v->last; s++)
+			if (owner_of(m, s) != v->from)
+				return fail(err, errlen, 0, "move %u: slot %u is not set %s's", i, s,
+					    m->sets[v->from].name);
+		for (uint16_t j = 0; j < i; j++)
+			if (!(m->moves[j].last < v->first || v->last < m->moves[j].first))
+				return fail(err, errlen, 0, "moves %u and %u overlap", j, i);
+	}
+	return 0;
+}
+
 static int check_rules(const struct pm_cmap *m, bool names, char *err, size_t errlen)
 {
 	if (m->epoch == 0)
@@ -268,7 +303,7 @@ static int check_rules(const struct pm_cmap *m, bool names, char *err, size_t er
 	if (!ranges_cover(m, &slot, &twice))
 		return fail(err, errlen, 0, "slot %u is in %s", slot,
 			    twice ? "two slots ranges" : "no slots range");
-	return 0;
+	return check_moves(m, err, errlen);
 }
 
 /* The order of m's ranges by first slot, into order[] (insertion sort: at
@@ -315,11 +350,12 @@ struct word {
 };
 
 /* A line kind: its first word and its keys (each required, once). */
-enum { KIND_HEAD, KIND_SET, KIND_NODE, KIND_SLOTS, KIND_COUNT };
+enum { KIND_HEAD, KIND_SET, KIND_NODE, KIND_SLOTS, KIND_MOVE, KIND_COUNT };
 enum { K_VERSION, K_EPOCH };                                          /* pomai-map */
 enum { S_NAME, S_EPOCH, S_PRIMARY };                                  /* set */
 enum { N_NAME, N_SET, N_ADDR, N_UDP, N_TCP, N_REPL, N_SHARDS };       /* node */
 enum { R_FIRST, R_LAST, R_SET };                                      /* slots */
+enum { M_FIRST, M_LAST, M_FROM, M_TO, M_STATE };                      /* move */
 
 struct kind {
 	const char *word;
@@ -332,6 +368,7 @@ static const struct kind kinds[KIND_COUNT] = {
 	[KIND_SET] = { "set", 3, { "name", "epoch", "primary" } },
 	[KIND_NODE] = { "node", 7, { "name", "set", "addr", "udp", "tcp", "repl", "shards" } },
 	[KIND_SLOTS] = { "slots", 3, { "first", "last", "set" } },
+	[KIND_MOVE] = { "move", 5, { "first", "last", "from", "to", "state" } },
 };
 
 /* The parser's state: the map it fills, where it is, and what it checks
@@ -520,6 +557,29 @@ static int line_slots(struct parser *ps, const struct word *v)
 	return 0;
 }
 
+static int line_move(struct parser *ps, const struct word *v)
+{
+	struct pm_cmap *m = ps->m;
+	if (m->nmoves == PM_CLUSTER_MOVES_MAX)
+		return fail(ps->err, ps->errlen, ps->line, "more than %u move lines",
+			    PM_CLUSTER_MOVES_MAX);
+	uint64_t first, last;
+	uint16_t from, to;
+	if (number(ps, "first", v[M_FIRST], 0, PM_CLUSTER_SLOTS - 1u, &first) != 0 ||
+	    number(ps, "last", v[M_LAST], 0, PM_CLUSTER_SLOTS - 1u, &last) != 0 ||
+	    (from = declared_set(ps, v[M_FROM])) == PM_CMAP_NONE ||
+	    (to = declared_set(ps, v[M_TO])) == PM_CMAP_NONE)
+		return -1;
+	bool copy = word_is(v[M_STATE], "copy");
+	if (!copy && !word_is(v[M_STATE], "freeze"))
+		return fail(ps->err, ps->errlen, ps->line, "state %s: copy or freeze",
+			    quote(v[M_STATE].p, v[M_STATE].n).s);
+	m->moves[m->nmoves++] = (struct pm_cmap_move){
+		.first = (uint16_t)first, .last = (uint16_t)last, .from = from, .to = to,
+		.state = copy ? PM_CMAP_MOVE_COPY : PM_CMAP_MOVE_FREEZE };
+	return 0;
+}
+
 /* A line's words after its kind, matched to the kind's keys: v[key] is its
  * value. Every key once, no other. */
 static int line_keys(struct parser *ps, int kind, const struct word *words, unsigned nwords,
@@ -606,7 +666,7 @@ static int parse_line(struct parser *ps, const char *p, size_t n)
 		return fail(ps->err, ps->errlen, ps->line, "a second pomai-map line");
 	if (kind < ps->last_kind)
 		return fail(ps->err, ps->errlen, ps->line,
-			    "a %s line after a %s line (order: pomai-map, set, node, slots)",
+			    "a %s line after a %s line (order: pomai-map, set, node, slots, move)",
 			    kinds[kind].word, kinds[ps->last_kind].word);
 	ps->last_kind = kind;
 	if (line_keys(ps, kind, words, nwords, v) != 0)
@@ -618,8 +678,10 @@ static int parse_line(struct parser *ps, const char *p, size_t n)
 		return line_set(ps, v);
 	case KIND_NODE:
 		return line_node(ps, v);
-	default:
+	case KIND_SLOTS:
 		return line_slots(ps, v);
+	default:
+		return line_move(ps, v);
 	}
 }
 
@@ -731,6 +793,12 @@ size_t pm_cmap_format(const struct pm_cmap *m, char *out, size_t cap)
 	for (uint16_t i = 0; i < m->nranges; i++) {
 		const struct pm_cmap_range *g = &m->ranges[order[i]];
 		put(&o, "slots first=%u last=%u set=%s\n", g->first, g->last, m->sets[g->set].name);
+	}
+	for (uint16_t i = 0; i < m->nmoves; i++) {
+		const struct pm_cmap_move *v = &m->moves[i];
+		put(&o, "move first=%u last=%u from=%s to=%s state=%s\n", v->first, v->last,
+		    m->sets[v->from].name, m->sets[v->to].name,
+		    v->state == PM_CMAP_MOVE_FREEZE ? "freeze" : "copy");
 	}
 	if (o.full)
 		return 0;

@@ -19,6 +19,7 @@
  *      node name=n2 set=s1 addr=127.0.0.1 udp=21010 tcp=0 repl=21110 shards=2
  *      slots first=0 last=8191 set=s1
  *      slots first=8192 last=16383 set=s2
+ *      move first=100 last=199 from=s1 to=s2 state=copy
  *
  *    Rules (pm_cmap_parse refuses a document that breaks one, saying which):
  *    names are 1..PM_CLUSTER_NAME_BYTES_MAX bytes of [a-z0-9_-] but not '-'
@@ -114,6 +115,19 @@ struct pm_cmap_range {
 	uint16_t first, last, set; /* slots first..last (inclusive) belong to set */
 };
 
+/* A move of slots from one set to another under way (resharding,
+ * docs/cluster.md): the slots still belong to `from` (its slots lines say
+ * so); `to` takes writes for them from the copier; COPY: `from` takes writes
+ * and notes the keys they change; FREEZE: `from` refuses writes to them
+ * (BUSY) while the last changes are copied, until the map gives the slots to
+ * `to`. At most PM_CLUSTER_MOVES_MAX at once, none overlapping. */
+#define PM_CLUSTER_MOVES_MAX 8u
+enum pm_cmap_move_state { PM_CMAP_MOVE_COPY = 0, PM_CMAP_MOVE_FREEZE = 1 };
+struct pm_cmap_move {
+	uint16_t first, last, from, to;
+	uint8_t state; /* enum pm_cmap_move_state */
+};
+
 /* A parsed map (about 40 KB: keep it on the heap). slot_set is derived from
  * the ranges by parse and decode. */
 struct pm_cmap {
@@ -122,6 +136,8 @@ struct pm_cmap {
 	struct pm_cmap_set sets[PM_CLUSTER_SETS_MAX];
 	struct pm_cmap_node nodes[PM_CLUSTER_NODES_MAX];
 	struct pm_cmap_range ranges[PM_CLUSTER_RANGES_MAX];
+	uint16_t nmoves;  /* the document's; the wire form carries none */
+	struct pm_cmap_move moves[PM_CLUSTER_MOVES_MAX];
 	uint16_t slot_set[PM_CLUSTER_SLOTS];
 };
 

@@ -422,11 +422,11 @@ static void test_rules_broken(void)
 		{ 3, "shard name=x", "line 3: unknown line kind 'shard'" },
 		/* line order */
 		{ 5, "set name=s3 epoch=1 primary=-",
-		  "line 5: a set line after a node line (order: pomai-map, set, node, slots)" },
+		  "line 5: a set line after a node line (order: pomai-map, set, node, slots, move)" },
 		{ 7, "node name=n3 set=s2 addr=10.0.0.3 udp=1 tcp=0 repl=0 shards=1",
-		  "line 7: a node line after a slots line (order: pomai-map, set, node, slots)" },
+		  "line 7: a node line after a slots line (order: pomai-map, set, node, slots, move)" },
 		{ 7, "set name=s3 epoch=1 primary=-",
-		  "line 7: a set line after a slots line (order: pomai-map, set, node, slots)" },
+		  "line 7: a set line after a slots line (order: pomai-map, set, node, slots, move)" },
 		/* names */
 		{ 2, "set name=S1 epoch=3 primary=n1",
 		  "line 2: set name 'S1' is not 1..16 bytes of [a-z0-9_-] (nor '-')" },
@@ -750,6 +750,17 @@ static void test_check_in_memory(void)
 	memset(m->slot_set, 0xAB, sizeof(m->slot_set));
 	CU_ASSERT_EQUAL(pm_cmap_check(m, err, sizeof(err)), 0);
 	CU_ASSERT_PTR_NULL(cmap_diff(m, base, true));
+	/* a map not checked, its ranges out of order: printed and encoded in
+	 * slot order all the same */
+	memcpy(m, base, sizeof(*m));
+	m->ranges[0] = base->ranges[1];
+	m->ranges[1] = base->ranges[0];
+	size_t len = strlen(EXAMPLE);
+	CU_ASSERT_EQUAL(pm_cmap_format(m, out, sizeof(out)), len);
+	CU_ASSERT(memcmp(out, EXAMPLE, len) == 0);
+	CU_ASSERT_EQUAL(pm_cmap_encode(m, 1, w, sizeof(w)), sizeof(EXAMPLE_WIRE));
+	CU_ASSERT(memcmp(w, EXAMPLE_WIRE, sizeof(EXAMPLE_WIRE)) == 0);
+	CU_ASSERT(m->ranges[0].first == 8192); /* format and encode leave m as it was */
 	/* encode: self must be a node or none */
 	CU_ASSERT_EQUAL(pm_cmap_encode(base, 2, w, sizeof(w)), 0);
 	CU_ASSERT_EQUAL(pm_cmap_encode(base, 0xFFFE, w, sizeof(w)), 0);
@@ -777,9 +788,12 @@ static void test_names(void)
 }
 
 /* The slot of a key: XXH3-64 (seed 0) of the key, mod 16384 — the values a
- * client in another language checks itself against (docs/protocol.md). */
+ * client in another language checks itself against (docs/protocol.md, the
+ * table of section 11.1). */
 static void test_slot_of(void)
 {
+	CU_ASSERT_EQUAL(pm_route_hash("hello", 5), 0x9555e8555c62dcfdull);
+	CU_ASSERT_EQUAL(pm_slot_of(pm_route_hash("hello", 5)), 7421);
 	CU_ASSERT_EQUAL(pm_route_hash("foo", 3), 0xab6e5f64077e7d8aull);
 	CU_ASSERT_EQUAL(pm_slot_of(pm_route_hash("foo", 3)), 15754);
 	CU_ASSERT_EQUAL(pm_slot_of(pm_route_hash("bar", 3)), 4962);
@@ -908,6 +922,24 @@ static void test_wire_rules(void)
 		if (r != -1)
 			printf("\n  accepted: %s\n", bad[i].what);
 	}
+	/* the ranges swapped: every slot once, but not in the one order */
+	memcpy(w, EXAMPLE_WIRE, sizeof(w));
+	memcpy(w + 64, EXAMPLE_WIRE + 70, 6);
+	memcpy(w + 70, EXAMPLE_WIRE + 64, 6);
+	CU_ASSERT_EQUAL(decode(w, sizeof(w), d, &self), -1);
+	/* three ranges out of order, the last one ending at the last slot */
+	char doc[512], err[ERR_BYTES];
+	uint8_t w3[PM_CMAP_WIRE_BYTES_MAX], swapped[PM_CMAP_WIRE_BYTES_MAX];
+	size_t n = example_with(7, "slots first=8192 last=9999 set=s2\n"
+				   "slots first=10000 last=16383 set=s1", doc, sizeof(doc));
+	CU_ASSERT_EQUAL_FATAL(parse(doc, n, d, err), 0);
+	size_t wn = pm_cmap_encode(d, 0, w3, sizeof(w3));
+	CU_ASSERT_EQUAL_FATAL(wn, 76u + 6u);
+	CU_ASSERT_EQUAL(decode(w3, wn, d, &self), 0);
+	memcpy(swapped, w3, wn);
+	memcpy(swapped + 64, w3 + 70, 6); /* 8192..9999, 0..8191, 10000..16383 */
+	memcpy(swapped + 70, w3 + 64, 6);
+	CU_ASSERT_EQUAL(decode(swapped, wn, d, &self), -1);
 	/* the changes that keep the rules are accepted: self none, another
 	 * primary, a set epoch of 0, tcp 0, a moved boundary */
 	memcpy(w, EXAMPLE_WIRE, sizeof(w));

@@ -17,6 +17,9 @@
  *   repl      a frame of every replication type (proto/repl.h; RECORDS carry
  *             real WAL records), alone and as a primary's and a replica's
  *             streams, after fuzz_repl.c's delivery-plan byte
+ *   cluster_map  slot map documents (proto/cluster_map.h: the header's
+ *             example, keys in another order, the least map, a map at every
+ *             count bound) and their wire forms (pm_cmap_encode)
  *
  * Built by meson, run by hand (docs/fuzzing.md); its output is committed:
  *   build/tests/fuzz/make_seeds tests/fuzz/corpus config
@@ -30,6 +33,7 @@
 
 #include "admin_proto.h"
 #include "bridge.h"
+#include "cluster_map.h"
 #include "netfe.h"
 #include "repl.h"
 #include "shard.h"
@@ -612,6 +616,72 @@ static void repl_seeds(void)
 	seed("repl", "replica_stream", buf, repl_n);
 }
 
+/* ---------------------------------------------------------------- cluster_map */
+
+static struct pm_cmap cmap;
+
+/* A document as a seed, and its wire form (parsed, then encoded as self). */
+static void cmap_seed(const char *name, const char *doc, size_t len, uint16_t self)
+{
+	char err[256], wname[64];
+	seed("cluster_map", name, doc, len);
+	if (pm_cmap_parse(doc, len, &cmap, err, sizeof(err)) != 0) {
+		fprintf(stderr, "make_seeds: cluster_map %s: %s\n", name, err);
+		exit(1);
+	}
+	size_t n = pm_cmap_encode(&cmap, self, buf, sizeof(buf));
+	if (n == 0) {
+		fprintf(stderr, "make_seeds: cluster_map %s: not encoded\n", name);
+		exit(1);
+	}
+	snprintf(wname, sizeof(wname), "wire_%s", name);
+	seed("cluster_map", wname, buf, n);
+}
+
+static void cmap_seeds(void)
+{
+	static const char example[] =
+		"pomai-map version=1 epoch=12\n"
+		"set name=s1 epoch=3 primary=n1\n"
+		"set name=s2 epoch=1 primary=-\n"
+		"node name=n1 set=s1 addr=127.0.0.1 udp=21000 tcp=20999 repl=21100 shards=2\n"
+		"node name=n2 set=s1 addr=127.0.0.1 udp=21010 tcp=0 repl=21110 shards=2\n"
+		"slots first=0 last=8191 set=s1\n"
+		"slots first=8192 last=16383 set=s2\n";
+	static const char any_order[] =
+		"pomai-map epoch=18446744073709551615 version=1\n"
+		"set primary=n-2 epoch=0 name=abcdefghijklmnop\n"
+		"set epoch=7 name=s_2 primary=-\n"
+		"node shards=255 repl=0 tcp=65535 udp=65281 addr=255.255.255.255 set=s_2 name=n1\n"
+		"node name=n-2 set=abcdefghijklmnop addr=10.1.2.3 udp=1 tcp=0 repl=1 shards=1\n"
+		"slots set=s_2 first=9000 last=16383\n"
+		"slots first=0 last=0 set=abcdefghijklmnop\n"
+		"slots first=1 last=8999 set=s_2\n";
+	static const char least[] =
+		"pomai-map version=1 epoch=1\n"
+		"set name=a epoch=0 primary=-\n"
+		"slots first=0 last=16383 set=a\n";
+	cmap_seed("example", example, sizeof(example) - 1, 1);
+	cmap_seed("any_order", any_order, sizeof(any_order) - 1, PM_CMAP_NONE);
+	cmap_seed("least", least, sizeof(least) - 1, PM_CMAP_NONE);
+	/* every count at its bound */
+	static char doc[PM_CLUSTER_MAP_TEXT_BYTES_MAX];
+	size_t n = (size_t)snprintf(doc, sizeof(doc), "pomai-map version=1 epoch=99\n");
+	for (unsigned i = 0; i < PM_CLUSTER_SETS_MAX; i++)
+		n += (size_t)snprintf(doc + n, sizeof(doc) - n, "set name=set%u epoch=%u primary=n%u\n",
+				      i, i, i);
+	for (unsigned i = 0; i < PM_CLUSTER_NODES_MAX; i++)
+		n += (size_t)snprintf(doc + n, sizeof(doc) - n,
+				      "node name=n%u set=set%u addr=10.0.%u.%u udp=%u tcp=%u repl=%u "
+				      "shards=%u\n",
+				      i, i % PM_CLUSTER_SETS_MAX, i / 64, 1 + i % 64, 20000 + 16 * i,
+				      i % 2 ? 0 : 19999 - i, 30000 + i, 1 + i % 8);
+	for (unsigned r = 0; r < PM_CLUSTER_RANGES_MAX; r++)
+		n += (size_t)snprintf(doc + n, sizeof(doc) - n, "slots first=%u last=%u set=set%u\n",
+				      r * 32, r * 32 + 31, (r * 7) % PM_CLUSTER_SETS_MAX);
+	cmap_seed("bounds", doc, n, PM_CLUSTER_NODES_MAX - 1);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -630,6 +700,7 @@ int main(int argc, char **argv)
 	config_seeds(argv[2]);
 	admin_seeds();
 	repl_seeds();
+	cmap_seeds();
 	printf("seeds written under %s\n", out_dir);
 	return 0;
 }

@@ -13,7 +13,7 @@
 #
 # SECONDS defaults to $POMAI_FUZZ_SECONDS or 60; OUT to a fresh mktemp dir
 # (kept: corpora and crash inputs are there). Targets: frame netfe wal
-# snapshot config admin repl. Limits: -rss_limit_mb=$FUZZ_RSS_MB (1024),
+# snapshot config admin repl cluster_map. Limits: -rss_limit_mb=$FUZZ_RSS_MB (1024),
 # -malloc_limit_mb=$FUZZ_MALLOC_MB (256), -timeout=$FUZZ_TIMEOUT_S (30: a loaded CI machine
 # stalls) per input.
 set -euo pipefail
@@ -34,7 +34,7 @@ while getopts "b:t:j:o:" o; do
 done
 shift $((OPTIND - 1))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame netfe wal snapshot config admin repl)
+[ ${#targets[@]} -gt 0 ] || targets=(frame netfe wal snapshot config admin repl cluster_map)
 [ -n "$out" ] || out=$(mktemp -d /tmp/pomai-fuzz.XXXXXX)
 mkdir -p "$out"
 
@@ -67,7 +67,7 @@ row() {
 	rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$dir/log")
 	files=$(find "$dir/corpus" -type f | wc -l)
 	crashes=$(find "$dir/artifacts" -type f ! -name 'slow-unit-*' | wc -l)
-	printf '%-9s %4s %11s %8s %7s %7s %7s %6s %8s\n' "$t" "$rc" "${execs:-?}" "${eps:-?}" \
+	printf '%-11s %4s %11s %8s %7s %7s %7s %6s %8s\n' "$t" "$rc" "${execs:-?}" "${eps:-?}" \
 		"$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")" \
 		"$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")" "$files" "${rss:-?}" "$crashes"
 }
@@ -87,7 +87,7 @@ wait || true
 status=0
 {
 	echo "fuzzing ${secs}s per target, $par at a time; output in $out"
-	printf '%-9s %4s %11s %8s %7s %7s %7s %6s %8s\n' target rc executions exec/s cov ft corpus rss_mb crashes
+	printf '%-11s %4s %11s %8s %7s %7s %7s %6s %8s\n' target rc executions exec/s cov ft corpus rss_mb crashes
 	for t in "${targets[@]}"; do
 		row "$t"
 	done

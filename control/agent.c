@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * cluster.c — pomai-control's cluster agent (cluster.h says what it does;
+ * agent.c — pomai-control's cluster agent (agent.h says what it does;
  * docs/cluster.md how it behaves).
  *
  * etcd keys, under /pomai/<cluster>/:
@@ -10,7 +10,7 @@
  *   slotmap                    the map document (proto/cluster_map.h)       no lease
  */
 #define _GNU_SOURCE
-#include "cluster.h"
+#include "agent.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -73,7 +73,7 @@ struct ctl_cluster {
 	uint64_t streamed_ms;       /* last time every shard streamed from its primary */
 	uint64_t pomaid_epoch;
 	bool pomaid_primary;
-	char pomaid_follows[64];    /* "a.b.c.d:port" of its primary, "" */
+	char pomaid_follows[96];    /* "a.b.c.d:port" of its primary, "" */
 	uint64_t durable_lsn;       /* sum over shards */
 	struct pm_cmap *map, *tmp;  /* parsed slotmap; a scratch one */
 	int64_t map_rev;            /* mod revision of slotmap, 0: none */
@@ -577,6 +577,98 @@ static uint64_t lease_deadline(struct ctl_cluster *c)
 	return boot_ms() < d ? d : 0;
 }
 
+/* ---------------------------------------------------------------- collections */
+
+/* A collection exists cluster-wide or not at all: collections/<name> records
+ * it first (CLUSTER COLLECTION CREATE), then each set's primary applies it
+ * and records applied/<name>/<set>; a primary applies every record it has
+ * not, at every pass, so a set that was down gets it when it is back. A drop
+ * is recorded the same way (state=drop), and the records go once every set
+ * of the map has dropped it. */
+static bool coll_name_ok(const char *p, size_t n)
+{
+	if (n == 0 || n > CTL_COLL_NAME_BYTES_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+		      (p[i] >= '0' && p[i] <= '9') || p[i] == '_' || p[i] == '-' || p[i] == '.'))
+			return false;
+	return true;
+}
+
+/* The record's parameters as COLLECTION CREATE's arguments (state= left out). */
+static uint32_t coll_args(const char *def, size_t len, char words[][64], uint32_t max)
+{
+	uint32_t n = 0;
+	for (size_t i = 0; i < len && n < max;) {
+		size_t j = i;
+		while (j < len && def[j] != ' ')
+			j++;
+		if (j > i && j - i < 64 && strncmp(def + i, "state=", 6)) {
+			memcpy(words[n], def + i, j - i);
+			words[n++][j - i] = '\0';
+		}
+		i = j + 1;
+	}
+	return n;
+}
+
+static void colls_apply(struct ctl_cluster *c, const struct view *v)
+{
+	char cp[KEY_BYTES], ap[KEY_BYTES];
+	key_of(c, cp, "collections/");
+	key_of(c, ap, "applied/");
+	size_t cl = strlen(cp), al = strlen(ap);
+	for (uint32_t i = 0; i < v->kvs.n; i++) {
+		const struct pm_etcd_kv *kv = &v->kvs.kv[i];
+		if (strncmp(kv->key, cp, cl))
+			continue;
+		const char *name = kv->key + cl, *def = (const char *)kv->value;
+		char state[16] = "live", akey[KEY_BYTES];
+		(void)word(def, kv->value_len, "state", state, sizeof(state));
+		bool drop = !strcmp(state, "drop");
+		key_of(c, akey, "applied/%s/%s", name, c->cfg.replica_set);
+		const char *done = NULL;
+		uint32_t dropped = 0;
+		for (uint32_t k = 0; k < v->kvs.n; k++) {
+			const struct pm_etcd_kv *a = &v->kvs.kv[k];
+			if (!strcmp(a->key, akey))
+				done = (const char *)a->value;
+			if (!strncmp(a->key, ap, al) && !strncmp(a->key + al, name, strlen(name)) &&
+			    a->key[al + strlen(name)] == '/' && !strcmp((const char *)a->value, "dropped"))
+				dropped++;
+		}
+		if (drop && dropped >= c->map->nsets) { /* every set dropped it: the records go */
+			char end[KEY_BYTES], pre[KEY_BYTES];
+			key_of(c, pre, "applied/%s/", name);
+			pm_etcd_prefix_end(pre, end, sizeof(end));
+			(void)pm_etcd_delete(c->ea, pre, end, NULL, CTL_ETCD_CALL_MS);
+			(void)pm_etcd_delete(c->ea, kv->key, NULL, NULL, CTL_ETCD_CALL_MS);
+			continue;
+		}
+		if (done && !strcmp(done, drop ? "dropped" : "created"))
+			continue;
+		char words[12][64];
+		const char *argv[16] = { "COLLECTION", drop ? "DROP" : "CREATE", name };
+		uint32_t argc = 3;
+		if (!drop) {
+			uint32_t n = coll_args(def, kv->value_len, words, 12);
+			for (uint32_t k = 0; k < n; k++)
+				argv[argc++] = words[k];
+		}
+		uint8_t st;
+		const char *t = radmin(c, argc, argv, &st);
+		if (!t || st != PM_ADMIN_OK) {
+			if (t && strstr(t, "EXISTS")) /* a collection of that name, other parameters */
+				logc("collection %s exists here with other parameters than the"
+				     " cluster's record: not applied", name);
+			continue; /* retried at the next pass */
+		}
+		const char *mark = drop ? "dropped" : "created";
+		(void)pm_etcd_put(c->ea, akey, mark, strlen(mark), 0, NULL, CTL_ETCD_CALL_MS);
+	}
+}
+
 /* The elected leader of its set: promote pomaid and commit it to the map,
  * then give pomaid its write lease. */
 static void lead(struct ctl_cluster *c, const struct view *v, uint16_t set)
@@ -627,6 +719,7 @@ static void lead(struct ctl_cluster *c, const struct view *v, uint16_t set)
 		logc("taking writes (write lease until %s)", until);
 	}
 	set_role(c, "primary");
+	colls_apply(c, v);
 }
 
 /* No leader: stand if eligible, campaign if the best. */
@@ -1031,6 +1124,100 @@ static void node_status(struct ctl_cluster *c, struct text *t, struct pm_cmap *m
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* CLUSTER COLLECTION CREATE name key=value... | DROP name: recorded in etcd
+ * first, then applied by every set's primary; waits up to CTL_COLL_WAIT_MS
+ * for all of them and says how many have. */
+static uint8_t cmd_coll(struct ctl_cluster *c, const struct pm_admin_req *r, struct text *t)
+{
+	bool create = pm_admin_arg_is(r, 2, "CREATE"), drop = pm_admin_arg_is(r, 2, "DROP");
+	char name[CTL_COLL_NAME_BYTES_MAX + 1], def[VAL_BYTES], key[KEY_BYTES], err[256];
+	if (!(create && r->argc >= 5) && !(drop && r->argc == 4)) {
+		put(t, "CLUSTER COLLECTION CREATE name dim=D [metric=..] [index=..] [m=..]"
+		       " [ef_construction=..] [ef_search=..] | CLUSTER COLLECTION DROP name\n");
+		return PM_ADMIN_USAGE;
+	}
+	if (!coll_name_ok((const char *)r->arg[3].p, r->arg[3].len)) {
+		put(t, "a cluster collection's name: 1..%u bytes of A-Z a-z 0-9 _ - .\n",
+		    CTL_COLL_NAME_BYTES_MAX);
+		return PM_ADMIN_USAGE;
+	}
+	memcpy(name, r->arg[3].p, r->arg[3].len);
+	name[r->arg[3].len] = '\0';
+	size_t dl = 0;
+	for (uint32_t i = 4; create && i < r->argc; i++) {
+		if (r->arg[i].len == 0 || r->arg[i].len >= 64 || dl + r->arg[i].len + 2 >= sizeof(def) ||
+		    memchr(r->arg[i].p, ' ', r->arg[i].len) || !memchr(r->arg[i].p, '=', r->arg[i].len) ||
+		    (r->arg[i].len >= 6 && !memcmp(r->arg[i].p, "state=", 6))) {
+			put(t, "%.*s: want key=value\n", (int)r->arg[i].len, (const char *)r->arg[i].p);
+			return PM_ADMIN_USAGE;
+		}
+		memcpy(def + dl, r->arg[i].p, r->arg[i].len);
+		dl += r->arg[i].len;
+		def[dl++] = ' ';
+	}
+	dl += (size_t)snprintf(def + dl, sizeof(def) - dl, "state=%s", create ? "live" : "drop");
+	if (!c->em && !(c->em = pm_etcd_open(c->cfg.etcd_endpoints, err, sizeof(err)))) {
+		put(t, "%s\n", err);
+		return PM_ADMIN_ERROR;
+	}
+	key_of(c, key, "collections/%s", name);
+	struct pm_etcd_kvs kvs = { 0 };
+	int rc;
+	if (create) {
+		struct pm_etcd_cmp cmp = { .key = key, .target = PM_ETCD_CREATE, .number = 0 };
+		struct pm_etcd_op op = { .kind = PM_ETCD_PUT, .key = key, .value = def, .value_len = dl };
+		struct pm_etcd_op get = { .kind = PM_ETCD_RANGE, .key = key };
+		struct pm_etcd_txn tx = { &cmp, 1, &op, &get, 1, 1 };
+		rc = pm_etcd_txn(c->em, &tx, NULL, &kvs, CTL_ETCD_CALL_MS);
+		if (rc == PM_ETCD_FAILED && kvs.n == 1 &&
+		    (kvs.kv[0].value_len != dl || memcmp(kvs.kv[0].value, def, dl))) {
+			put(t, "E_EXISTS: the cluster records %s as: %s\n", name,
+			    (const char *)kvs.kv[0].value);
+			pm_etcd_kvs_free(&kvs);
+			return PM_ADMIN_ERROR;
+		}
+	} else {
+		rc = pm_etcd_range(c->em, key, NULL, &kvs, CTL_ETCD_CALL_MS);
+		if (rc == PM_ETCD_OK && kvs.n == 0) {
+			put(t, "NOT_FOUND: the cluster has no collection %s\n", name);
+			pm_etcd_kvs_free(&kvs);
+			return PM_ADMIN_ERROR;
+		}
+		if (rc == PM_ETCD_OK)
+			rc = pm_etcd_put(c->em, key, def, dl, 0, NULL, CTL_ETCD_CALL_MS);
+	}
+	pm_etcd_kvs_free(&kvs);
+	if (rc != PM_ETCD_OK && rc != PM_ETCD_FAILED) {
+		put(t, "etcd: %s\n", pm_etcd_error(c->em));
+		return PM_ADMIN_ERROR;
+	}
+	/* recorded: wait for the sets' primaries */
+	char pre[KEY_BYTES], end[KEY_BYTES];
+	key_of(c, pre, "applied/%s/", name);
+	pm_etcd_prefix_end(pre, end, sizeof(end));
+	pthread_mutex_lock(&c->lock);
+	uint32_t sets = 0;
+	for (const char *p = c->map_text; p && p < c->map_text + c->map_len;
+	     p = memchr(p, '\n', (size_t)(c->map_text + c->map_len - p)), p = p ? p + 1 : NULL)
+		sets += !strncmp(p, "set ", 4);
+	pthread_mutex_unlock(&c->lock);
+	uint32_t done = 0;
+	for (uint64_t t0 = boot_ms(); boot_ms() - t0 < CTL_COLL_WAIT_MS;) {
+		done = 0;
+		if (pm_etcd_range(c->em, pre, end, &kvs, CTL_ETCD_CALL_MS) == PM_ETCD_OK)
+			for (uint32_t i = 0; i < kvs.n; i++)
+				done += !strcmp((const char *)kvs.kv[i].value, create ? "created" : "dropped");
+		pm_etcd_kvs_free(&kvs);
+		if (sets && done >= sets)
+			break;
+		sleep_ms(c, 50);
+	}
+	put(t, "recorded:1\r\nsets:%u\r\napplied:%u\r\n", sets, done);
+	if (!sets || done < sets)
+		put(t, "pending:the other sets' primaries apply it when they can\r\n");
+	return PM_ADMIN_OK;
+}
+
 uint8_t ctl_cluster_command(struct ctl_cluster *c, const struct pm_admin_req *r, char *out,
 			    size_t cap, size_t *len)
 {
@@ -1047,6 +1234,8 @@ uint8_t ctl_cluster_command(struct ctl_cluster *c, const struct pm_admin_req *r,
 		memcpy(sets, r->arg[2].p, r->arg[2].len);
 		sets[r->arg[2].len] = '\0';
 		st = cmd_init(c, sets, &t);
+	} else if (pm_admin_arg_is(r, 1, "COLLECTION")) {
+		st = cmd_coll(c, r, &t);
 	} else if ((pm_admin_arg_is(r, 1, "STATUS") || pm_admin_arg_is(r, 1, "NODES") ||
 		    pm_admin_arg_is(r, 1, "SLOTS")) && r->argc == 2) {
 		struct pm_cmap *m = malloc(sizeof(*m));
@@ -1066,7 +1255,8 @@ uint8_t ctl_cluster_command(struct ctl_cluster *c, const struct pm_admin_req *r,
 			free(m);
 		}
 	} else {
-		put(&t, "CLUSTER INIT set,set,... | STATUS | NODES | SLOTS\n");
+		put(&t, "CLUSTER INIT set,set,... | STATUS | NODES | SLOTS | COLLECTION CREATE|DROP"
+			 " name ...\n");
 		st = PM_ADMIN_USAGE;
 	}
 	*len = t.len;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * cluster.h — pomai-control's cluster agent (docs/cluster.md): the one part
+ * agent.h — pomai-control's cluster agent (docs/cluster.md): the one part
  * of a node that speaks to etcd. pomaid never does; the agent drives it on
  * its admin socket.
  *
@@ -27,8 +27,8 @@
  * The main thread asks it for status (CLUSTER STATUS / NODES / SLOTS) and
  * runs CLUSTER INIT on its own etcd handle.
  */
-#ifndef POMAI_CONTROL_CLUSTER_H
-#define POMAI_CONTROL_CLUSTER_H
+#ifndef POMAI_CONTROL_AGENT_H
+#define POMAI_CONTROL_AGENT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +51,12 @@
  * primary this recently (a replica far behind, or never synced, must not
  * win), plus the lease TTL (the primary's death is noticed that late). */
 #define CTL_STREAMED_MS 2000u
+/* A collection's name in the cluster's records (the wire's bound), of
+ * [A-Za-z0-9_.-] so that it is a safe etcd key; and how long CLUSTER
+ * COLLECTION waits for every set to have applied it before it answers
+ * (the primaries keep applying it after that). */
+#define CTL_COLL_NAME_BYTES_MAX 64u
+#define CTL_COLL_WAIT_MS 5000u
 /* One unary etcd call (range, txn, grant, revoke), at most. */
 #define CTL_ETCD_CALL_MS 1000
 
