@@ -231,8 +231,13 @@ bool pmc_cluster_route(struct pm_client *c, struct pmc_slot *s, enum pm_client_s
 		}
 		l = cl->link_of[node];
 		uint32_t shards = m->nodes[node].shards;
-		if (!c->tcp)
-			q = s->keyed ? pm_shard_of(s->hash, shards) : cl->rr++ % shards;
+		if (c->tcp)
+			q = 0;
+		else if (s->keyed)
+			q = pm_shard_of(s->hash, shards);
+		else if (s->op == PM_WIRE_OP_VQUERY)
+			q = cl->rr++ % shards; /* the receiving worker asks the others */
+		/* CCREATE, CDROP, SNAPSHOT: shard 0, which applies them everywhere */
 	}
 	if (pmc_link_open(c, l) != PM_CLIENT_OK) {
 		*why = PM_CLIENT_E_CONNECTION;

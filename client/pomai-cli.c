@@ -3,6 +3,11 @@
  * pomai-cli.c — the data command line of Pomai, built on libpomai.
  *
  *   pomai-cli [--host H] [--port P] [--shards N] [--tcp] [--timeout MS] COMMAND …
+ *   pomai-cli --cluster [--host H] [--port P] [--tcp] [--read-replica] COMMAND …
+ *
+ * --cluster: H and P name any node of a cluster; libpomai fetches the slot
+ * map from it and routes every key to its set's node (docs/client.md);
+ * `pomai-cli --cluster map` prints that map.
  *
  * Options are long options only ("--name VALUE" or "--name=VALUE") and may
  * appear anywhere; every other argument is positional, so a vector such as
@@ -41,7 +46,7 @@
 /* ---------------------------------------------------------------- commands */
 
 enum cmd { C_SET, C_GET, C_DEL, C_VADD, C_VGET, C_VDEL, C_KNN, C_COLL, C_INFO, C_LOAD,
-	   C_SNAPSHOT, C_COUNT };
+	   C_SNAPSHOT, C_MAP, C_COUNT };
 
 #define M(c) (1u << (c))
 #define M_ALL ((1u << C_COUNT) - 1u)
@@ -81,12 +86,18 @@ static const struct cmd_def cmds[C_COUNT] = {
 			 "snapshot\n"
 			 "  Ask every shard to start a snapshot (it runs in the background);\n"
 			 "  prints OK. Refused (E_PARAM, exit 3) when the server's log is off\n"
-			 "  (wal = none)." },
+			 "  (wal = none). With --cluster: every replica set's primary." },
+	[C_MAP] = { "map",
+		    "--cluster map\n"
+		    "  Print the cluster's slot map as the node at --host/--port sends it:\n"
+		    "  its epoch, the replica sets (epoch, primary), the nodes (address,\n"
+		    "  ports, shards, set, primary or replica) and the slot ranges." },
 };
 
 /* ---------------------------------------------------------------- options */
 
-enum opt { O_HOST, O_PORT, O_SHARDS, O_TCP, O_TCP_PORT, O_TIMEOUT, O_RETRIES, O_HELP, O_TTL,
+enum opt { O_HOST, O_PORT, O_SHARDS, O_TCP, O_TCP_PORT, O_TIMEOUT, O_RETRIES, O_CLUSTER,
+	   O_READ_REPLICA, O_HELP, O_TTL,
 	   O_COLLECTION, O_HEX, O_K, O_EF, O_EXACT, O_FILE, O_ROW, O_DIM, O_METRIC, O_INDEX, O_M, O_EFC,
 	   O_EFS, O_EVICTABLE, O_PREFIX, O_LIMIT, O_INFLIGHT, O_COUNT };
 
@@ -104,6 +115,8 @@ static const struct opt_def opts[O_COUNT] = {
 	[O_TCP_PORT] = { "tcp-port", true, M_ALL },
 	[O_TIMEOUT] = { "timeout", true, M_ALL },
 	[O_RETRIES] = { "retries", true, M_ALL },
+	[O_CLUSTER] = { "cluster", false, M_ALL },
+	[O_READ_REPLICA] = { "read-replica", false, M_ALL & ~M(C_MAP) },
 	[O_HELP] = { "help", false, M_ALL },
 	[O_TTL] = { "ttl", true, M(C_SET) | M(C_VADD) | M(C_LOAD) },
 	[O_COLLECTION] = { "collection", true, M(C_VADD) | M(C_KNN) | M(C_LOAD) },
@@ -138,7 +151,7 @@ struct cli {
 static const char global_usage[] =
 	"usage: pomai-cli [OPTIONS] COMMAND [ARGS]\n"
 	"\n"
-	"commands: set get del vadd vget vdel knn collection info load snapshot\n"
+	"commands: set get del vadd vget vdel knn collection info load snapshot map\n"
 	"          (pomai-cli COMMAND --help for each)\n"
 	"\n"
 	"options:\n"
@@ -149,7 +162,10 @@ static const char global_usage[] =
 	"  --tcp          use the TCP stream instead of UDP\n"
 	"  --tcp-port T   the server's TCP port (env POMAI_TCP_PORT; default P-1)\n"
 	"  --timeout MS   first reply timeout (default 250; doubles per retry)\n"
-	"  --retries N    UDP resends (default 3)\n"
+	"  --retries N    UDP resends (default 3; cluster: attempts after the first)\n"
+	"  --cluster      H and P name a node of a cluster: keys go where its slot map\n"
+	"                 says (env POMAI_CLUSTER=1; --shards is not needed)\n"
+	"  --read-replica with --cluster: reads go to a replica of the key's set\n"
 	"  --help         this text\n"
 	"\n"
 	"exit codes: 0 ok, 1 not found, 2 usage error, 3 error status, 4 timeout or\n"
@@ -578,6 +594,47 @@ static int cmd_snapshot(struct cli *cl)
 	return exit_of(st);
 }
 
+/* ---------------------------------------------------------------- cluster map */
+
+static int cmd_map(struct cli *cl)
+{
+	static struct pm_client_map m;
+	if (cl->npos != 1)
+		return usage_error("map: takes no arguments");
+	enum pm_client_status st = pm_client_map(cl->c, &m);
+	if (st != PM_CLIENT_OK)
+		return report(cl, "map", st);
+	printf("epoch %" PRIu64 ", %u sets, %u nodes, %u ranges", m.epoch, m.nsets, m.nnodes,
+	       m.nranges);
+	if (m.answered != PM_CLIENT_CLUSTER_NONE)
+		printf(", sent by node %u", m.answered);
+	printf("\n\n%-5s %-20s %s\n", "SET", "EPOCH", "PRIMARY");
+	for (uint32_t i = 0; i < m.nsets; i++) {
+		printf("%-5u %-20" PRIu64 " ", i, m.sets[i].epoch);
+		if (m.sets[i].primary == PM_CLIENT_CLUSTER_NONE)
+			puts("-");
+		else
+			printf("node %u\n", m.sets[i].primary);
+	}
+	printf("\n%-5s %-16s %5s %5s %6s %4s %s\n", "NODE", "ADDRESS", "UDP", "TCP", "SHARDS",
+	       "SET", "ROLE");
+	for (uint32_t i = 0; i < m.nnodes; i++) {
+		const struct pm_client_map_node *n = &m.nodes[i];
+		const uint8_t *a = (const uint8_t *)&n->addr_be;
+		char ip[16];
+		snprintf(ip, sizeof ip, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+		printf("%-5u %-16s %5u %5u %6u %4u %s\n", i, ip, n->udp_port, n->tcp_port,
+		       n->shards, n->set, n->primary ? "primary" : "replica");
+	}
+	printf("\n%-12s %s\n", "SLOTS", "SET");
+	for (uint32_t i = 0; i < m.nranges; i++) {
+		char r[16];
+		snprintf(r, sizeof r, "%u-%u", m.ranges[i].first, m.ranges[i].last);
+		printf("%-12s %u\n", r, m.ranges[i].set);
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------- load */
 
 struct load {
@@ -722,7 +779,7 @@ static int cmd_load(struct cli *cl)
 static int (*const runners[C_COUNT])(struct cli *) = {
 	[C_SET] = cmd_set, [C_GET] = cmd_get, [C_DEL] = cmd_del, [C_VADD] = cmd_vadd,
 	[C_VGET] = cmd_vget, [C_VDEL] = cmd_del, [C_KNN] = cmd_knn, [C_COLL] = cmd_coll,
-	[C_INFO] = cmd_info, [C_LOAD] = cmd_load, [C_SNAPSHOT] = cmd_snapshot,
+	[C_INFO] = cmd_info, [C_LOAD] = cmd_load, [C_SNAPSHOT] = cmd_snapshot, [C_MAP] = cmd_map,
 };
 
 /* Environment defaults, then options, into cl->cfg. */
@@ -740,9 +797,21 @@ static bool configure(struct cli *cl)
 		c->shards = (uint32_t)v;
 	if ((env = getenv("POMAI_TCP_PORT")) && parse_u64(env, 1, 65535, &v))
 		c->tcp_port = (uint32_t)v;
+	if ((env = getenv("POMAI_CLUSTER")) && strcmp(env, "1") == 0)
+		c->cluster = true;
 	if (cl->has[O_HOST])
 		c->host = cl->val[O_HOST];
 	c->transport = cl->has[O_TCP] ? PM_CLIENT_TCP : PM_CLIENT_UDP;
+	c->cluster |= cl->has[O_CLUSTER];
+	if (cl->has[O_READ_REPLICA] && !c->cluster) {
+		usage_error("--read-replica needs --cluster");
+		return false;
+	}
+	if (cl->cmd == C_MAP && !c->cluster) {
+		usage_error("map needs --cluster (the slot map of a cluster)");
+		return false;
+	}
+	c->read_from = cl->has[O_READ_REPLICA] ? PM_CLIENT_READ_REPLICA : PM_CLIENT_READ_PRIMARY;
 	return opt_u32(cl, O_PORT, 1, 65535, &c->base_port) &&
 	       opt_u32(cl, O_TCP_PORT, 1, 65535, &c->tcp_port) &&
 	       opt_u32(cl, O_SHARDS, 1, PM_CLIENT_SHARDS_MAX, &c->shards) &&

@@ -518,7 +518,9 @@ static void wait_io(struct pm_client *c, uint32_t wait_ms)
 			p[n++] = (struct pollfd){
 				.fd = k->fd, .events = POLLIN | (k->want_write ? POLLOUT : 0) };
 	}
-	if (n == 0 || poll(p, n, (int)wait_ms) <= 0)
+	/* no socket open (a cluster whose requests wait for their deadlines):
+	 * poll only sleeps, so a caller's poll loop does not spin */
+	if (poll(n ? p : NULL, n, (int)wait_ms) <= 0)
 		return;
 	for (uint32_t i = 0; i < n; i++) {
 		if (!(p[i].revents & POLLOUT))

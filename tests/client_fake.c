@@ -127,6 +127,58 @@ static bool keyed(uint8_t op)
 	       op == PM_OP_VGET || op == PM_OP_VDEL;
 }
 
+static bool writes(uint8_t op)
+{
+	return op == PM_OP_SET || op == PM_OP_DEL || op == PM_OP_VADD || op == PM_OP_VDEL ||
+	       op == PM_OP_CCREATE || op == PM_OP_CDROP;
+}
+
+/* One reply frame the engine's types cannot say (MAP, MOVED, READONLY). */
+static void answer_wire(struct fake *f, struct sink *k, const struct pm_wire_reply *w)
+{
+	size_t n = pm_wire_reply_encode(w, NULL, f->frame, PM_FRAME_BYTES_MAX);
+	if (n == 0) {
+		fprintf(stderr, "fake: pm_wire_reply_encode failed (op %u)\n", w->op);
+		return;
+	}
+	sink_frame(f, k, f->frame, n);
+}
+
+/* A cluster node's own answers (under mu): true when it answered. */
+static bool cluster_frame(struct fake *f, struct sink *k, const struct pm_request *req)
+{
+	const struct fake_cnode *cn = f->cn;
+	struct pm_wire_reply w = { .op = req->op, .id = req->id };
+	if (req->op == PM_OP_MAP) {
+		w.status = cn->map_len ? PM_WIRE_OK : PM_WIRE_NOT_FOUND;
+		w.value = (struct pm_wire_bytes){ cn->map, cn->map_len };
+		f->maps_served++;
+		answer_wire(f, k, &w);
+		return true;
+	}
+	uint16_t slot = 0, owner = cn->set;
+	if (keyed(req->op)) {
+		slot = pm_slot_of(pm_route_hash(req->key.ptr, req->key.len));
+		owner = cn->slot_set[slot];
+	}
+	if (owner != cn->set) {
+		w.status = PM_WIRE_E_MOVED;
+		w.map_epoch = cn->epoch;
+		w.slot = slot;
+		w.primary = cn->set_primary[owner];
+		f->moved_sent++;
+	} else if (writes(req->op) && !cn->primary) {
+		w.status = PM_WIRE_E_READONLY;
+		w.primary = cn->set_primary[cn->set];
+		f->readonly_sent++;
+	} else {
+		f->keyed_served += keyed(req->op);
+		return false;
+	}
+	answer_wire(f, k, &w);
+	return true;
+}
+
 static void check_route(struct fake *f, const struct pm_request *req, uint32_t shard)
 {
 	bool ok = true;
@@ -154,6 +206,9 @@ static size_t serve_frame(struct fake *f, struct sink *k, uint32_t shard, const 
 	pthread_mutex_lock(&f->mu);
 	if (st == PM_OK && f->requests++ < f->o.busy_first) {
 		rep.status = PM_E_BUSY;
+	} else if (st == PM_OK && f->cn && f->cn->on && cluster_frame(f, k, &req)) {
+		pthread_mutex_unlock(&f->mu);
+		return used;
 	} else if (st == PM_OK && req.op == PM_OP_SNAPSHOT) { /* pomaid's, not the engine's */
 		rep.status = f->o.snapshot_status;
 		atomic_fetch_add(&f->snapshots, 1);
@@ -173,7 +228,7 @@ static void serve_datagram(struct fake *f, uint32_t shard, const uint8_t *buf, s
 		f->rx_dropped++;
 		return;
 	}
-	if (f->o.mute)
+	if (f->o.mute || atomic_load(&f->muted))
 		return;
 	struct sink k = { .fd = f->udp[shard], .to = *from };
 	size_t off = 0, used;
@@ -195,8 +250,9 @@ static void serve_stream(struct fake *f, struct fake_conn *c)
 			conn_close(c);
 			return;
 		}
-		off += f->o.mute ? PM_FRAME_HEADER_BYTES + h.body_len
-				 : serve_frame(f, &k, 0, c->buf + off, c->len - off);
+		off += f->o.mute || atomic_load(&f->muted)
+			       ? PM_FRAME_HEADER_BYTES + h.body_len
+			       : serve_frame(f, &k, 0, c->buf + off, c->len - off);
 	}
 	sink_flush(f, &k);
 	if (c->fd < 0)
@@ -383,6 +439,7 @@ void fake_stop(struct fake *f)
 	}
 	free(f->out);
 	free(f->frame);
+	free(f->cn);
 	pthread_mutex_destroy(&f->mu);
 	pm_shard_destroy(&f->shard);
 }
@@ -401,4 +458,31 @@ void fake_close_conns(struct fake *f)
 		struct timespec ts = { .tv_nsec = 1000000 }; /* the thread polls every 10 ms */
 		nanosleep(&ts, NULL);
 	}
+}
+
+void fake_mute(struct fake *f, bool mute)
+{
+	atomic_store(&f->muted, mute);
+}
+
+int fake_cluster_set(struct fake *f, const struct fake_cnode *v)
+{
+	pthread_mutex_lock(&f->mu);
+	if (f->cn == NULL)
+		f->cn = malloc(sizeof *f->cn);
+	if (f->cn)
+		*f->cn = *v;
+	pthread_mutex_unlock(&f->mu);
+	return f->cn ? 0 : -1;
+}
+
+bool fake_holds(struct fake *f, const void *key, uint32_t klen)
+{
+	struct pm_request q = { .op = PM_OP_GET, .id = 1,
+				.key = { (const uint8_t *)key, klen } };
+	struct pm_reply rep;
+	pthread_mutex_lock(&f->mu);
+	pm_shard_apply(&f->shard, &q, atomic_load(&f->now_ms), &rep);
+	pthread_mutex_unlock(&f->mu);
+	return rep.status != PM_NOT_FOUND; /* a vector answers WRONGTYPE */
 }

@@ -16,7 +16,14 @@
  * Faults it can inject (set in fake_opts before fake_start): drop every Nth
  * request or reply datagram, send every reply datagram twice, never answer,
  * answer the first N requests with BUSY, and lose the second page of the first
- * multi-page reply.
+ * multi-page reply. fake_mute() stops (and resumes) answering at any time.
+ *
+ * A cluster node (fake_cluster_set, tests/test_client_cluster.c): the fake
+ * then answers MAP with the wire form it was given (NOT_FOUND without one),
+ * answers a keyed request whose slot its view gives to another set with
+ * MOVED (the view's epoch, the slot, that set's primary), and a write to a
+ * node that is not its set's primary with READONLY (that primary), as a
+ * cluster pomaid does (cluster-iface.md); the rest it serves.
  */
 #ifndef POMAI_TESTS_CLIENT_FAKE_H
 #define POMAI_TESTS_CLIENT_FAKE_H
@@ -26,6 +33,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster_map.h"
+#include "codec.h"
 #include "shard.h"
 
 #define FAKE_SHARDS_MAX 8u
@@ -51,6 +60,18 @@ struct fake_opts {
 	enum pm_status snapshot_status; /* the answer to SNAPSHOT (PM_OK: started) */
 };
 
+/* A cluster node's view of the map (fake_cluster_set). */
+struct fake_cnode {
+	bool on;                  /* a cluster node: MAP, MOVED and READONLY as above */
+	uint8_t map[PM_CMAP_WIRE_BYTES_MAX]; /* what MAP answers; map_len 0: NOT_FOUND */
+	uint32_t map_len;
+	uint64_t epoch;           /* MOVED's map epoch */
+	uint16_t set;             /* the node's set */
+	bool primary;             /* writes are served (else READONLY) */
+	uint16_t slot_set[PM_CLUSTER_SLOTS];
+	struct pm_wire_primary set_primary[PM_CLUSTER_SETS_MAX];
+};
+
 struct fake_conn {
 	int fd;                   /* -1: unused */
 	uint8_t *buf;             /* 2 x PM_FRAME_BYTES_MAX */
@@ -71,6 +92,10 @@ struct fake {
 	_Atomic uint64_t now_ms;  /* the shard's clock: tests advance it */
 	_Atomic uint64_t misroutes, frames, rx_datagrams, rx_dropped, tx_dropped;
 	_Atomic uint64_t snapshots; /* SNAPSHOT requests answered (not BUSY) */
+	atomic_bool muted;        /* fake_mute: read everything, answer nothing */
+	struct fake_cnode *cn;    /* the cluster view (under mu); NULL: not a cluster node */
+	/* cluster counters */
+	_Atomic uint64_t maps_served, moved_sent, readonly_sent, keyed_served;
 	uint64_t rx_count, tx_count, requests; /* server thread only */
 	bool page1_lost;
 	uint8_t *out;             /* reply datagram being built */
@@ -85,5 +110,11 @@ void fake_stop(struct fake *f);
 void fake_advance(struct fake *f, uint64_t ms);
 /* Close every TCP connection (as a restarting server would); returns when done. */
 void fake_close_conns(struct fake *f);
+/* Stop (true) or resume answering. */
+void fake_mute(struct fake *f, bool mute);
+/* Make f a cluster node with view v (copied); 0, or -1 (no memory). */
+int fake_cluster_set(struct fake *f, const struct fake_cnode *v);
+/* Whether f's shard holds key (a KV pair or a vector). */
+bool fake_holds(struct fake *f, const void *key, uint32_t klen);
 
 #endif
