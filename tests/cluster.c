@@ -30,13 +30,6 @@
 
 /* How long one `ip` command may take (a namespace made on a loaded machine). */
 #define CL_IP_WAIT_MS 10000
-/* etcd's /health asked once it printed its ready line: the answer's bytes
- * kept, and how long it may take. */
-#define CL_HEALTH_BYTES 512u
-#define CL_HEALTH_WAIT_MS 15000
-/* etcd's ready line (zap logger; plan §1: printed once the member elected
- * itself and serves clients). */
-#define CL_ETCD_READY_LINE "serving client traffic insecurely"
 
 /* The flags of every pomaid of a cluster (docs/cluster.md, cluster-iface.md):
  * the log on disk before a write is acknowledged, and acknowledged only once
@@ -87,7 +80,7 @@ bool cl_can_run(char *why, size_t cap)
 		snprintf(why, cap, "no `ip` (iproute2) on PATH");
 	else if (!has_prog("nsenter", "--version"))
 		snprintf(why, cap, "no `nsenter` (util-linux) on PATH");
-	else if (!has_prog("etcd", "--version"))
+	else if (!etcd_proc_installed(&(struct etcd_proc){ 0 }))
 		snprintf(why, cap, "no `etcd` on PATH (Debian etcd-server)");
 	return why[0] == '\0';
 }
@@ -187,106 +180,47 @@ static void tail_of(const char *what, const char *path);
 
 /* ---------------------------------------------------------------- etcd */
 
-/* GET /health on loopback answered {"health":"true"}: the member serves. */
-static bool etcd_healthy(const struct cl_etcd *e)
-{
-	char buf[CL_HEALTH_BYTES];
-	size_t n = 0;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(e->client_port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	static const char req[] = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-		  proc_send_all(fd, req, sizeof(req) - 1);
-	uint64_t deadline = proc_now_ms() + 2000;
-	while (ok && n < sizeof(buf) - 1 && proc_now_ms() < deadline) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, 100) != 1)
-			continue;
-		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	if (fd >= 0)
-		close(fd);
-	buf[n] = '\0';
-	return ok && strstr(buf, "\"health\":\"true\"") != NULL;
-}
-
-static bool etcd_start(struct cl_cluster *c)
-{
-	struct cl_etcd *e = &c->etcd;
-	struct proc *p = &e->proc;
-	char urls[PROC_STRS_BYTES / 2];
-	size_t u = (size_t)snprintf(urls, sizeof(urls), "http://127.0.0.1:%u", e->client_port);
-	for (uint32_t i = 0; i < c->nnodes && u < sizeof(urls); i++)
-		u += (size_t)snprintf(urls + u, sizeof(urls) - u, ",http://%s:%u", c->nodes[i].ip_root,
-				      e->client_port);
-	proc_init(p, "etcd");
-	proc_args(p, (const char *const[]){ "--name", "pm", "--data-dir", e->data, NULL });
-	proc_arg(p, "--listen-client-urls");
-	proc_argf(p, "%s", urls);
-	proc_arg(p, "--advertise-client-urls");
-	proc_argf(p, "%s", e->url);
-	proc_arg(p, "--listen-peer-urls");
-	proc_argf(p, "http://127.0.0.1:%u", e->peer_port);
-	proc_arg(p, "--initial-advertise-peer-urls");
-	proc_argf(p, "http://127.0.0.1:%u", e->peer_port);
-	proc_arg(p, "--initial-cluster");
-	proc_argf(p, "pm=http://127.0.0.1:%u", e->peer_port);
-	proc_args(p, (const char *const[]){ "--logger", "zap", "--log-outputs", "stderr",
-					    "--experimental-watch-progress-notify-interval", "1s",
-					    NULL });
-	p->ready = CL_ETCD_READY_LINE;
-	p->after = PROC_AFTER_LOG;
-	p->log = e->log;
-	if (!proc_start(p)) {
-		printf("\n  etcd did not start (status 0x%x): %s", (unsigned)p->status, p->out);
-		tail_of("etcd", e->log);
-		return false;
-	}
-	uint64_t deadline = proc_now_ms() + CL_HEALTH_WAIT_MS;
-	while (!etcd_healthy(e)) {
-		if (proc_now_ms() >= deadline || !proc_alive(p)) {
-			printf("\n  etcd on %s did not say healthy within %d ms", e->url, CL_HEALTH_WAIT_MS);
-			tail_of("etcd", e->log);
-			return false;
-		}
-		proc_pause_ms(PROC_POLL_MS);
-	}
-	return true;
-}
-
+/* etcd on free ports in a directory of its own, listening on loopback (the
+ * test's own client) and on the root side of every node's link (the
+ * pomai-controls): etcd_proc.h's start with --listen-client-urls again, last. */
 static bool etcd_create(struct cl_cluster *c)
 {
-	struct cl_etcd *e = &c->etcd;
-	if (!proc_dir_make(e->dir, "cluster-etcd"))
-		return false;
-	/* etcd makes its member directory itself (it wants it absent or its own) */
-	snprintf(e->data, sizeof(e->data), "%s/data", e->dir);
-	snprintf(e->log, sizeof(e->log), "%s/etcd.log", e->dir);
+	struct etcd_proc *e = &c->etcd;
 	e->client_port = proc_port_pick(SOCK_STREAM, 0);
 	e->peer_port = proc_port_pick(SOCK_STREAM, e->client_port);
 	if (!e->client_port || !e->peer_port)
 		return false;
-	snprintf(e->url, sizeof(e->url), "http://127.0.0.1:%u", e->client_port);
-	return etcd_start(c);
+	size_t u = (size_t)snprintf(c->etcd_listen, sizeof(c->etcd_listen), "http://127.0.0.1:%u",
+				    e->client_port);
+	for (uint32_t i = 0; i < c->nnodes && u < sizeof(c->etcd_listen); i++)
+		u += (size_t)snprintf(c->etcd_listen + u, sizeof(c->etcd_listen) - u, ",http://%s:%u",
+				      c->nodes[i].ip_root, e->client_port);
+	c->etcd_flags[0] = "--listen-client-urls";
+	c->etcd_flags[1] = c->etcd_listen;
+	c->etcd_flags[2] = NULL;
+	e->flags = c->etcd_flags;
+	return cl_etcd_restart(c);
 }
 
 bool cl_etcd_kill(struct cl_cluster *c)
 {
-	return proc_kill(&c->etcd.proc);
+	return etcd_proc_kill(&c->etcd);
 }
 
 bool cl_etcd_restart(struct cl_cluster *c)
 {
-	return etcd_start(c);
+	bool ok = etcd_proc_start(&c->etcd);
+	if (!ok) {
+		printf("\n  etcd did not start (status 0x%x): %s", (unsigned)c->etcd.proc.status,
+		       c->etcd.proc.out);
+		tail_of("etcd", c->etcd.log);
+	}
+	return ok;
 }
 
 const char *cl_etcd_url(const struct cl_cluster *c)
 {
-	return c->etcd.url;
+	return etcd_proc_url(&c->etcd);
 }
 
 void cl_leader_key(const struct cl_cluster *c, const char *set, char *out, size_t cap)
@@ -314,14 +248,15 @@ static void node_init(struct cl_cluster *c, struct cl_node *n, uint32_t index, c
 
 static bool node_dirs(struct cl_node *n)
 {
-	char tag[32];
+	char tag[32], dir[PATH_MAX];
 	snprintf(tag, sizeof(tag), "cluster-%s", n->name);
-	if (!proc_dir_make(n->pm.dir, tag))
+	if (!proc_dir_make(dir, tag))
 		return false;
-	snprintf(n->sock, sizeof(n->sock), "%s/admin.sock", n->pm.dir);
-	snprintf(n->csock, sizeof(n->csock), "%s/control.sock", n->pm.dir);
-	snprintf(n->pm_log, sizeof(n->pm_log), "%s/pomaid.log", n->pm.dir);
-	snprintf(n->ctl_log, sizeof(n->ctl_log), "%s/control.log", n->pm.dir);
+	memcpy(n->pm.dir, dir, sizeof(dir));
+	snprintf(n->sock, sizeof(n->sock), "%s/admin.sock", dir);
+	snprintf(n->csock, sizeof(n->csock), "%s/control.sock", dir);
+	snprintf(n->pm_log, sizeof(n->pm_log), "%s/pomaid.log", dir);
+	snprintf(n->ctl_log, sizeof(n->ctl_log), "%s/control.log", dir);
 	return true;
 }
 
@@ -813,6 +748,7 @@ bool cl_create(struct cl_cluster *c, const char *pomaid_path, const char *contro
 	c->pomaid_path = pomaid_path;
 	c->control_path = control_path;
 	c->etcd.proc.pid = -1;
+	c->etcd.path = NULL;
 	if (nsets == 0 || nsets > CL_SETS_MAX || per_set == 0 || nsets * per_set > CL_NODES_MAX)
 		return false;
 	c->nsets = nsets;
@@ -854,8 +790,8 @@ bool cl_destroy(struct cl_cluster *c)
 			cl_node_log_tail(n);
 		}
 	}
-	if (c->etcd.proc.pid > 0 && !c->etcd.proc.reaped)
-		proc_stop(&c->etcd.proc, SIGTERM, PROC_EXIT_WAIT_MS);
+	if (c->etcd.proc.pid > 0 && !c->etcd.proc.reaped && !etcd_proc_stop(&c->etcd))
+		printf("\n  etcd did not exit on SIGTERM");
 	for (uint32_t i = 0; i < c->nnodes; i++) {
 		struct cl_node *n = &c->nodes[i];
 		ns_remove(n);
@@ -874,7 +810,7 @@ bool cl_destroy(struct cl_cluster *c)
 		if (c->keep)
 			printf("\n  etcd's directory kept: %s", c->etcd.dir);
 		else
-			proc_dir_remove(c->etcd.dir);
+			etcd_proc_remove(&c->etcd);
 		c->etcd.dir[0] = '\0';
 	}
 	c->nnodes = 0;

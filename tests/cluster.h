@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "cluster_map.h"
+#include "etcd_proc.h"
 #include "proc.h"
 
 /* ---------------------------------------------------------------- bounds */
@@ -101,20 +102,6 @@ struct cl_node {
 	bool ns_made;
 };
 
-/* ---------------------------------------------------------------- etcd */
-
-/* The cluster's one etcd member: its directory, ports and process. It
- * listens on loopback (the test's own client) and on the root side of every
- * node's link (the pomai-controls). */
-struct cl_etcd {
-	char dir[PATH_MAX];              /* the test's: data/ and etcd.log in it */
-	char data[PATH_MAX + 16];       /* its --data-dir */
-	char log[PATH_MAX + 16];
-	uint16_t client_port, peer_port;
-	char url[64];                   /* http://127.0.0.1:<client_port> */
-	struct proc proc;
-};
-
 /* ---------------------------------------------------------------- a cluster */
 
 struct cl_cluster {
@@ -123,7 +110,10 @@ struct cl_cluster {
 	uint32_t nsets, nnodes;
 	char sets[CL_SETS_MAX][PM_CLUSTER_NAME_BYTES_MAX + 1];
 	struct cl_node nodes[CL_NODES_MAX];
-	struct cl_etcd etcd;
+	/* etcd, listening on loopback and on the root side of every node's link */
+	struct etcd_proc etcd;
+	const char *etcd_flags[3];
+	char etcd_listen[CL_NODES_MAX * 32 + 64];
 	bool keep;                      /* leave the directories behind (a look afterwards) */
 };
 

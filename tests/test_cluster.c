@@ -150,7 +150,7 @@ static void cluster_need(uint32_t per_set)
 		const struct cl_node *n = &cl.nodes[i];
 		fit = !n->stopped && !n->cut && pomaid_alive(&n->pm) && proc_alive(&n->control);
 	}
-	fit = fit && proc_alive(&cl.etcd.proc) && cl_ready(&cl, 1, NULL, EVENT_WAIT_MS);
+	fit = fit && etcd_proc_alive(&cl.etcd) && cl_ready(&cl, 1, NULL, EVENT_WAIT_MS);
 	if (!fit) {
 		if (cl.nnodes)
 			CU_ASSERT(cl_destroy(&cl));
