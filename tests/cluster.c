@@ -101,6 +101,8 @@ static void ns_remove_all(void)
 		}
 }
 
+_Static_assert(4u * CL_NODES_MAX + 2u <= 255u, "each node's /30 fits the last octet");
+
 static void node_names(struct cl_node *n)
 {
 	unsigned pid = (unsigned)getpid();
@@ -749,8 +751,11 @@ bool cl_create(struct cl_cluster *c, const char *pomaid_path, const char *contro
 	c->control_path = control_path;
 	c->etcd.proc.pid = -1;
 	c->etcd.path = NULL;
-	if (nsets == 0 || nsets > CL_SETS_MAX || per_set == 0 || nsets * per_set > CL_NODES_MAX)
+	if (nsets == 0 || nsets > CL_SETS_MAX || per_set == 0 || nsets * per_set > CL_NODES_MAX) {
+		printf("\n  %u sets of %u nodes: past the harness's bounds (%u sets, %u nodes)", nsets,
+		       per_set, CL_SETS_MAX, CL_NODES_MAX);
 		return false;
+	}
 	c->nsets = nsets;
 	c->nnodes = nsets * per_set;
 	snprintf(c->name, sizeof(c->name), "c%u", (unsigned)getpid());

@@ -45,9 +45,9 @@
 
 /* ---------------------------------------------------------------- bounds */
 
-/* Nodes and replica sets of a test's cluster, at most (6 nodes and etcd
- * are 13 processes of PROC_LIVE_MAX). */
-#define CL_NODES_MAX 8u
+/* Nodes and replica sets of a test's cluster, at most (12 nodes, their
+ * pomai-controls and etcd are 25 processes of PROC_LIVE_MAX). */
+#define CL_NODES_MAX 12u
 #define CL_SETS_MAX 4u
 /* Shards of every pomaid: two, as the integration suites run (CI has 2 cores). */
 #define CL_SHARDS 2u

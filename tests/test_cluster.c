@@ -520,6 +520,7 @@ struct wrun {
 	atomic_uint_fast64_t first_ack_ms; /* 0: none yet */
 	/* pinned writers: the first READONLY */
 	atomic_uint_fast64_t first_readonly_ms;
+	uint64_t t_event_ms;               /* the kill or the cut (0: none): times are said from it */
 	char tag;                          /* keys are "<tag><writer>:<n>" */
 	uint64_t seed;
 	const char *test;
@@ -540,7 +541,8 @@ struct writer {
 	bool stopped;           /* a pinned writer refused: it sends nothing more this run */
 	uint64_t acked, failed, refused, checked, mismatches;
 	enum pm_client_status first_err;
-	uint32_t first_err_key;
+	uint32_t first_err_key, first_err_attempts;
+	uint64_t first_err_sent_ms, first_err_ms; /* proc_now_ms() */
 	uint8_t val[W_VALUE_BYTES_MAX], want[W_VALUE_BYTES_MAX];
 	pthread_t t;
 };
@@ -620,6 +622,9 @@ static void on_write(void *arg, const struct pm_client_result *res)
 			if (!w->failed++) {
 				w->first_err = res->status;
 				w->first_err_key = o->n;
+				w->first_err_attempts = res->attempts;
+				w->first_err_sent_ms = o->sent_ms;
+				w->first_err_ms = now;
 			}
 		}
 		if (w->set_only >= 0)
@@ -655,6 +660,8 @@ static void write_key(struct writer *w, uint32_t n, bool del)
 		if (!w->failed++) {
 			w->first_err = st;
 			w->first_err_key = n;
+			w->first_err_attempts = 0;
+			w->first_err_sent_ms = w->first_err_ms = proc_now_ms();
 		}
 		atomic_fetch_add(&w->run->failed, 1);
 		w->stopped = true;
@@ -730,6 +737,7 @@ static void writers_start(struct writer *ws, uint32_t nw, const struct cl_node *
 	atomic_store(&r->t_dead_ms, 0);
 	atomic_store(&r->first_ack_ms, 0);
 	atomic_store(&r->first_readonly_ms, 0);
+	r->t_event_ms = 0;
 	for (uint32_t i = 0; i < nw; i++) {
 		struct writer *w = &ws[i];
 		w->c = w->set_only >= 0
@@ -765,10 +773,17 @@ static uint64_t writers_stop(struct writer *ws, uint32_t nw)
 		pthread_join(ws[i].t, NULL);
 		pm_client_close(ws[i].c);
 		ws[i].c = NULL;
-		if (ws[i].failed)
-			printf("\n  writer %c%u: %" PRIu64 " writes failed, the first (key %u): %s",
-			       ws[i].run->tag, ws[i].id, ws[i].failed, ws[i].first_err_key,
-			       st_name(ws[i].first_err));
+		if (ws[i].failed) {
+			char key[32];
+			w_key(&ws[i], ws[i].first_err_key, key);
+			long long t0 = (long long)ws[i].run->t_event_ms;
+			printf("\n  writer %c%u: %" PRIu64 " writes failed; the first: a write of %s (set s%u)"
+			       " sent at %+lld ms, answered %s after %u attempts at %+lld ms (from the %s)",
+			       ws[i].run->tag, ws[i].id, ws[i].failed, key,
+			       set_of_key(key, strlen(key)) + 1u, (long long)ws[i].first_err_sent_ms - t0,
+			       st_name(ws[i].first_err), ws[i].first_err_attempts,
+			       (long long)ws[i].first_err_ms - t0, t0 ? "kill or the cut" : "clock's start");
+		}
 		failed += ws[i].failed;
 	}
 	return failed;
@@ -969,6 +984,7 @@ static void test_etcd_down(void)
 	CU_ASSERT_FATAL(writers_reach(&run, ACKS_MIN, ACK_WAIT_MS));
 	/* etcd goes */
 	uint64_t t_kill = proc_now_ms();
+	run.t_event_ms = t_kill;
 	CU_ASSERT_FATAL(cl_etcd_kill(&cl));
 	bool down_seen = etcd_up_everywhere(0, EVENT_WAIT_MS);
 	uint64_t t_down_seen = proc_now_ms();
@@ -1036,6 +1052,59 @@ static void test_etcd_down(void)
 
 /* ---------------------------------------------------------------- test 3: kill -9 */
 
+/* The failover's clock: from the kill, a write of a fresh key of the
+ * victim's set every PROBE_EVERY_MS through a cluster client of its own, so
+ * that a write goes out with each map the client learns (the writers' own
+ * requests sit in their back-off: 0.1, 0.3, 0.7, 1.5, 3.1 s after their
+ * send). The first acknowledged one is the first write the new primary took
+ * (the old one is dead). PROBE_IN_FLIGHT bounds what waits meanwhile. */
+#define PROBE_EVERY_MS 10u
+#define PROBE_IN_FLIGHT 1024u
+
+struct probe {
+	uint16_t set;
+	unsigned round;
+	struct pm_client *c;
+	atomic_bool stop;
+	atomic_uint_fast64_t first_ok_ms;
+	uint64_t sent, acked;
+	uint32_t seq;
+	pthread_t t;
+};
+
+static void on_probe(void *arg, const struct pm_client_result *r)
+{
+	struct probe *p = arg;
+	if (r->status == PM_CLIENT_OK) {
+		p->acked++;
+		min_time(&p->first_ok_ms, proc_now_ms());
+	}
+}
+
+static void *probe_main(void *arg)
+{
+	struct probe *p = arg;
+	uint64_t next = proc_now_ms();
+	while (!atomic_load(&p->stop) && !atomic_load(&p->first_ok_ms)) {
+		uint64_t now = proc_now_ms();
+		if (now >= next && pm_client_in_flight(p->c) < PROBE_IN_FLIGHT) {
+			char key[32];
+			int klen;
+			do
+				klen = snprintf(key, sizeof(key), "probe%u:%u", p->round, p->seq++);
+			while (set_of_key(key, (size_t)klen) != p->set);
+			struct pm_client_req r = { .op = PM_CLIENT_SET, .key = key, .klen = (uint32_t)klen,
+						   .value = "p", .vlen = 1, .cb = on_probe, .arg = p };
+			if (pm_client_submit(p->c, &r, NULL) == PM_CLIENT_OK)
+				p->sent++;
+			next = now + PROBE_EVERY_MS;
+		}
+		pm_client_poll(p->c, 1);
+	}
+	pm_client_drain(p->c);
+	return NULL;
+}
+
 struct round_result {
 	uint64_t target, acked, failed, keys, bad, failover_ms;
 	const char *killed, *promoted;
@@ -1059,17 +1128,26 @@ static bool failover_round(struct writer *ws, unsigned r, uint16_t si)
 	rr.acked = atomic_load(&run->acked);
 	/* the box dies; writes of its keys sent from then on can only be
 	 * acknowledged by a new primary */
+	static struct probe pr;
+	pr = (struct probe){ .set = si, .round = r };
+	pr.c = cluster_client(PROBE_IN_FLIGHT);
 	uint64_t t_kill = proc_now_ms();
+	run->t_event_ms = t_kill;
 	atomic_store(&run->victim, (int)si);
 	rr.dead = cl_node_kill(p);
 	atomic_store(&run->t_dead_ms, proc_now_ms());
+	pthread_create(&pr.t, NULL, probe_main, &pr);
 	uint64_t deadline = t_kill + EVENT_WAIT_MS;
-	while (!atomic_load(&run->first_ack_ms) && proc_now_ms() < deadline)
+	while (!atomic_load(&pr.first_ok_ms) && proc_now_ms() < deadline)
 		proc_pause_ms(PROC_POLL_MS);
-	uint64_t first = atomic_load(&run->first_ack_ms);
+	atomic_store(&pr.stop, true);
+	pthread_join(pr.t, NULL);
+	pm_client_close(pr.c);
+	uint64_t first = atomic_load(&pr.first_ok_ms);
 	rr.failover_ms = first ? first - t_kill : UINT64_MAX;
 	rr.continued = writers_reach(run, atomic_load(&run->acked) + ACKS_AFTER, ACK_WAIT_MS);
 	rr.failed = writers_stop(ws, WRITERS);
+	uint64_t w_first = atomic_load(&run->first_ack_ms);
 	rr.elected = cl_ready(&cl, rr.epoch0 + 1, &rr.epoch1, EVENT_WAIT_MS);
 	struct cl_node *np = cl_primary(&cl, cl.sets[si]);
 	rr.promoted = np ? np->name : "none";
@@ -1078,10 +1156,11 @@ static bool failover_round(struct writer *ws, unsigned r, uint16_t si)
 	/* the dead box back: it rejoins as a replica of the new primary */
 	rr.rejoined = cl_node_start(&cl, p) && cl_node_rejoined(&cl, p, CL_READY_WAIT_MS);
 	printf("\n  round %u: %s (primary of %s) killed after %" PRIu64 " acks; %s promoted, map epoch"
-	       " %lld -> %lld; failover_ms=%lld; %" PRIu64 " writes failed; %" PRIu64 " keys, %" PRIu64
-	       " wrong; %s %s as a replica",
-	       r, rr.killed, cl.sets[si], (uint64_t)atomic_load(&run->acked), rr.promoted, rr.epoch0,
-	       rr.epoch1, first ? (long long)rr.failover_ms : -1LL, rr.failed, rr.keys, rr.bad, p->name,
+	       " %lld -> %lld; failover_ms=%lld (the writers' first: %lld ms, from their back-off);"
+	       " %" PRIu64 " writes failed; %" PRIu64 " keys, %" PRIu64 " wrong; %s %s as a replica",
+	       r, rr.killed, cl.sets[si], rr.acked, rr.promoted, rr.epoch0, rr.epoch1,
+	       first ? (long long)rr.failover_ms : -1LL,
+	       w_first ? (long long)(w_first - t_kill) : -1LL, rr.failed, rr.keys, rr.bad, p->name,
 	       rr.rejoined ? "rejoined" : "did NOT rejoin");
 	fflush(stdout);
 	CU_ASSERT(rr.acked >= rr.target);
@@ -1194,6 +1273,7 @@ static void isolate_round(enum isolate how, uint16_t si, char tag)
 	writers_start(ws, WRITERS + 1, p, run.seed);
 	CU_ASSERT_FATAL(writers_reach(&run, ACKS_MIN, ACK_WAIT_MS));
 	uint64_t t0 = proc_now_ms();
+	run.t_event_ms = t0;
 	bool done = how == ISOLATE_PARTITION ? cl_partition(p, true) : cl_control_stop(p);
 	CU_ASSERT_FATAL(done);
 	/* the leader key goes when its lease expires; another node takes over */
@@ -1205,7 +1285,9 @@ static void isolate_round(enum isolate how, uint16_t si, char tag)
 	elected = elected && np && np != p;
 	uint64_t acked_mid = atomic_load(&run.acked);
 	bool continued = writers_reach(&run, acked_mid + ACKS_AFTER, ACK_WAIT_MS);
-	uint64_t failed = writers_stop(ws, WRITERS + 1) - ws[WRITERS].failed; /* the cluster writers' */
+	/* the cluster writers' failures (the pinned one runs into the fence: its
+	 * last writes may time out, then be refused; their outcome is checked) */
+	uint64_t failed = writers_stop(ws, WRITERS + 1) - ws[WRITERS].failed;
 	uint64_t pinned_failed = ws[WRITERS].failed;
 	watch_stop(&w);
 	/* healed: the old primary rejoins as a replica of the new one */
@@ -1229,7 +1311,6 @@ static void isolate_round(enum isolate how, uint16_t si, char tag)
 	CU_ASSERT(elected);
 	CU_ASSERT(continued);
 	CU_ASSERT_EQUAL(failed, 0);
-	CU_ASSERT_EQUAL(pinned_failed, 0);
 	CU_ASSERT(rejoined);
 	CU_ASSERT_EQUAL(bad, 0);
 	for (uint32_t i = 0; i <= WRITERS; i++)
@@ -1273,7 +1354,7 @@ int main(int argc, char **argv)
 	char why[256];
 	if (!cl_can_run(why, sizeof(why)))
 		return pm_cu_cannot_run("test_cluster", "this machine cannot run a cluster", why);
-	if (!help_has(pomaid_path, "cluster") || !help_has(control_path, "etcd_endpoints")) {
+	if (!help_has(pomaid_path, "--cluster") || !help_has(control_path, "--etcd-endpoints")) {
 		printf("test_cluster: %s has no cluster key or %s no etcd_endpoints: not the"
 		       " cluster's programs\n", pomaid_path, control_path);
 		return 1;
