@@ -478,20 +478,56 @@ static void tcp_receive(struct pm_client *c, uint32_t l)
 	}
 }
 
+static void receive_link(struct pm_client *c, uint32_t l)
+{
+	if (c->tcp)
+		tcp_receive(c, l);
+	else
+		udp_receive(c, l);
+}
+
+/* Every open link's socket in one poll(2) of at most wait_ms: sends that
+ * waited for room go out, and only the links with something to read are
+ * read (a cluster client may hold a hundred sockets; reading each one every
+ * turn would cost a system call each). No socket open (a cluster whose
+ * requests wait for their deadlines): poll only sleeps, so a caller's poll
+ * loop does not spin. */
+static void links_poll(struct pm_client *c, uint32_t wait_ms, bool read)
+{
+	struct pollfd p[PMC_LINKS_MAX];
+	uint32_t at[PMC_LINKS_MAX], n = 0;
+	bool writable = false;
+	for (uint32_t l = 0; l < c->nlinks; l++) {
+		const struct pmc_link *k = &c->links[l];
+		if (k->fd < 0)
+			continue;
+		p[n] = (struct pollfd){ .fd = k->fd,
+					.events = POLLIN | (k->want_write ? POLLOUT : 0) };
+		at[n++] = l;
+	}
+	if (poll(n ? p : NULL, n, (int)wait_ms) <= 0)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		if (p[i].revents & POLLOUT) {
+			c->links[at[i]].want_write = false;
+			writable = true;
+		}
+	}
+	if (writable)
+		pmc_flush_all(c);
+	for (uint32_t i = 0; read && i < n; i++)
+		if ((p[i].revents & (POLLIN | POLLERR | POLLHUP)) && c->links[at[i]].fd == p[i].fd)
+			receive_link(c, at[i]);
+}
+
 void pmc_receive(struct pm_client *c)
 {
-	if (c->hooks) {
+	if (c->hooks)
 		c->hooks->receive(c);
-		return;
-	}
-	for (uint32_t l = 0; l < c->nlinks; l++) {
-		if (c->links[l].fd < 0)
-			continue;
-		if (c->tcp)
-			tcp_receive(c, l);
-		else
-			udp_receive(c, l);
-	}
+	else if (c->cluster)
+		links_poll(c, 0, true);
+	else if (c->links[0].fd >= 0)
+		receive_link(c, 0);
 }
 
 /* ---------------------------------------------------------------- the poll loop */
@@ -505,33 +541,10 @@ static void wait_io(struct pm_client *c, uint32_t wait_ms)
 		return;
 	if (c->next_deadline_ms - now < wait_ms)
 		wait_ms = (uint32_t)(c->next_deadline_ms - now);
-	if (c->hooks) {
+	if (c->hooks)
 		c->hooks->wait(c, wait_ms);
-		return;
-	}
-	struct pollfd p[PMC_LINKS_MAX];
-	uint32_t n = 0;
-	bool writable = false;
-	for (uint32_t l = 0; l < c->nlinks; l++) {
-		const struct pmc_link *k = &c->links[l];
-		if (k->fd >= 0)
-			p[n++] = (struct pollfd){
-				.fd = k->fd, .events = POLLIN | (k->want_write ? POLLOUT : 0) };
-	}
-	/* no socket open (a cluster whose requests wait for their deadlines):
-	 * poll only sleeps, so a caller's poll loop does not spin */
-	if (poll(n ? p : NULL, n, (int)wait_ms) <= 0)
-		return;
-	for (uint32_t i = 0; i < n; i++) {
-		if (!(p[i].revents & POLLOUT))
-			continue;
-		for (uint32_t l = 0; l < c->nlinks; l++)
-			if (c->links[l].fd == p[i].fd)
-				c->links[l].want_write = false;
-		writable = true;
-	}
-	if (writable)
-		pmc_flush_all(c);
+	else /* one server: the caller reads its one socket next, without a poll */
+		links_poll(c, wait_ms, c->cluster);
 }
 
 /* Something to wait for: a request, or the cluster's MAP request. */

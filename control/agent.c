@@ -14,6 +14,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,6 +29,7 @@
 #include <unistd.h>
 
 #include "cluster_map.h"
+#include "codec.h"
 #include "etcd.h"
 
 #define KEY_BYTES 160u
@@ -78,6 +83,11 @@ struct ctl_cluster {
 	struct pm_cmap *map, *tmp;  /* parsed slotmap; a scratch one */
 	int64_t map_rev;            /* mod revision of slotmap, 0: none */
 	char *pushed_text;          /* the map pomaid was given last */
+	/* resharding: the mover thread (one job at a time, this set the source) */
+	pthread_t mover;
+	atomic_bool mover_on;       /* running; it clears it when it ends */
+	bool mover_joinable;
+	_Atomic uint64_t moved_keys, reshards_done;
 	size_t pushed_len;
 };
 
@@ -118,6 +128,21 @@ static void key_of(const struct ctl_cluster *c, char *out, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(out + n, KEY_BYTES - (size_t)n, fmt, ap);
 	va_end(ap);
+}
+
+struct text {
+	char *p;
+	size_t cap, len;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->len = t->len + (size_t)n < t->cap ? t->len + (size_t)n : t->cap - 1;
 }
 
 /* A word's value in "k=v k=v" text: into out, false if absent. */
@@ -307,6 +332,7 @@ static bool pomaid_ports(struct ctl_cluster *c)
 	}
 	c->ports = (struct node_ports){ (uint16_t)x[0], (uint16_t)x[1], (uint16_t)x[2],
 					(uint8_t)x[3] };
+	c->pushed_len = 0; /* a pomaid (re)attached gets the map again */
 	return c->ports.repl != 0;
 }
 
@@ -577,6 +603,563 @@ static uint64_t lease_deadline(struct ctl_cluster *c)
 	return boot_ms() < d ? d : 0;
 }
 
+/* ---------------------------------------------------------------- resharding */
+
+/* The job in etcd (key `reshard`): "first=A last=B from=S to=T state=copy|
+ * freeze|purge". CLUSTER RESHARD writes it together with the map's move line;
+ * the source set's primary runs it in its mover thread:
+ *   copy   walk the slots' keys on every shard (CLUSTER EXPORT) and write them
+ *          to the target set's primary over TCP; then the keys changed
+ *          meanwhile (EXPORT DIRTY), round after round, until a round finds
+ *          few (a lost list: walk again)
+ *   freeze the move's state in the map: the source refuses writes to the
+ *          slots (BUSY) once its pomaid has the map; the last changed keys go
+ *   flip   one transaction: the slots are the target's in the map, the move
+ *          line goes, the job's state is purge; the source answers MOVED
+ *   purge  the source deletes its copies (CLUSTER PURGE, logged); the job goes
+ * A mover that stops (its node lost the leadership, a connection failed)
+ * leaves the job where it was; the next primary of the source starts it
+ * again from its state (the copy is idempotent). */
+struct job {
+	uint16_t first, last, from, to;
+	char state[16];
+	int64_t rev; /* the job key's mod revision */
+};
+
+static bool job_parse(const char *v, size_t n, const struct pm_cmap *m, struct job *j)
+{
+	char from[PM_CLUSTER_NAME_BYTES_MAX + 2], to[PM_CLUSTER_NAME_BYTES_MAX + 2];
+	if (!word(v, n, "from", from, sizeof(from)) || !word(v, n, "to", to, sizeof(to)) ||
+	    !word(v, n, "state", j->state, sizeof(j->state)))
+		return false;
+	j->first = (uint16_t)word_u64(v, n, "first");
+	j->last = (uint16_t)word_u64(v, n, "last");
+	j->from = pm_cmap_set_index(m, from);
+	j->to = pm_cmap_set_index(m, to);
+	return j->from != PM_CMAP_NONE && j->to != PM_CMAP_NONE && j->first <= j->last &&
+	       j->last < PM_CLUSTER_SLOTS;
+}
+
+struct mover {
+	struct ctl_cluster *c;
+	struct pm_etcd *e;
+	int afd, tfd;       /* admin to pomaid; TCP to the target's primary */
+	uint8_t *abuf;      /* ADMIN_BUF_BYTES */
+	uint8_t rbuf[4096]; /* replies being read */
+	uint32_t rlen;
+	struct pm_cmap *map;
+	int64_t map_rev;
+	struct job j;
+	uint32_t shards;
+};
+
+static bool mover_quit(const struct mover *mv)
+{
+	return atomic_load(&mv->c->quit) || !atomic_load(&mv->c->want_write_lease);
+}
+
+/* The map and the job as they are in etcd now; false if the job is gone. */
+static bool mover_read(struct mover *mv)
+{
+	struct ctl_cluster *c = mv->c;
+	char mk[KEY_BYTES], jk[KEY_BYTES], err[256];
+	key_of(c, mk, "slotmap");
+	key_of(c, jk, "reshard");
+	struct pm_etcd_kvs a = { 0 }, b = { 0 };
+	bool ok = pm_etcd_range(mv->e, mk, NULL, &a, CTL_ETCD_CALL_MS) == PM_ETCD_OK && a.n == 1 &&
+		  pm_cmap_parse((const char *)a.kv[0].value, a.kv[0].value_len, mv->map, err,
+				sizeof(err)) == 0 &&
+		  pm_etcd_range(mv->e, jk, NULL, &b, CTL_ETCD_CALL_MS) == PM_ETCD_OK && b.n == 1 &&
+		  job_parse((const char *)b.kv[0].value, b.kv[0].value_len, mv->map, &mv->j);
+	if (ok) {
+		mv->map_rev = a.kv[0].mod_revision;
+		mv->j.rev = b.kv[0].mod_revision;
+	}
+	pm_etcd_kvs_free(&a);
+	pm_etcd_kvs_free(&b);
+	return ok;
+}
+
+/* Write the map (epoch + 1) and the job's new state in one transaction that
+ * compares both as read. */
+static bool mover_commit(struct mover *mv, const char *state)
+{
+	struct ctl_cluster *c = mv->c;
+	char mk[KEY_BYTES], jk[KEY_BYTES], job[VAL_BYTES], err[256];
+	key_of(c, mk, "slotmap");
+	key_of(c, jk, "reshard");
+	mv->map->epoch++;
+	char *text = malloc(PM_CLUSTER_MAP_TEXT_BYTES_MAX);
+	size_t len = 0;
+	if (!text || pm_cmap_check(mv->map, err, sizeof(err)) != 0 ||
+	    !(len = pm_cmap_format(mv->map, text, PM_CLUSTER_MAP_TEXT_BYTES_MAX))) {
+		logc("reshard: the new map: %s", text ? err : "out of memory");
+		free(text);
+		return false;
+	}
+	snprintf(job, sizeof(job), "first=%u last=%u from=%s to=%s state=%s", mv->j.first,
+		 mv->j.last, mv->map->sets[mv->j.from].name, mv->map->sets[mv->j.to].name, state);
+	struct pm_etcd_cmp cmp[2] = {
+		{ .key = mk, .target = PM_ETCD_MOD, .number = mv->map_rev },
+		{ .key = jk, .target = PM_ETCD_MOD, .number = mv->j.rev },
+	};
+	struct pm_etcd_op ops[2] = {
+		{ .kind = PM_ETCD_PUT, .key = mk, .value = text, .value_len = len },
+		{ .kind = PM_ETCD_PUT, .key = jk, .value = job, .value_len = strlen(job) },
+	};
+	struct pm_etcd_txn t = { cmp, 2, ops, NULL, 2, 0 };
+	int rc = pm_etcd_txn(mv->e, &t, NULL, NULL, CTL_ETCD_CALL_MS);
+	free(text);
+	if (rc == PM_ETCD_OK)
+		logc("reshard %u-%u: %s (map epoch %" PRIu64 ")", mv->j.first, mv->j.last, state,
+		     mv->map->epoch);
+	return rc == PM_ETCD_OK;
+}
+
+/* The index of the move of the job in the map, or -1. */
+static int job_move(const struct mover *mv)
+{
+	for (uint16_t i = 0; i < mv->map->nmoves; i++) {
+		const struct pm_cmap_move *m = &mv->map->moves[i];
+		if (m->first == mv->j.first && m->last == mv->j.last && m->from == mv->j.from &&
+		    m->to == mv->j.to)
+			return i;
+	}
+	return -1;
+}
+
+/* Give slots first..last to set `to` in the map's ranges (split and merged). */
+static bool ranges_give(struct pm_cmap *m, uint16_t first, uint16_t last, uint16_t to)
+{
+	struct pm_cmap_range out[PM_CLUSTER_RANGES_MAX + 2];
+	uint32_t n = 0;
+	for (uint32_t s = 0; s < PM_CLUSTER_SLOTS;) {
+		uint16_t set = s >= first && s <= last ? to : m->slot_set[s];
+		uint32_t e = s;
+		while (e + 1 < PM_CLUSTER_SLOTS &&
+		       (e + 1 >= first && e + 1 <= last ? to : m->slot_set[e + 1]) == set)
+			e++;
+		if (n == PM_CLUSTER_RANGES_MAX)
+			return false;
+		out[n++] = (struct pm_cmap_range){ (uint16_t)s, (uint16_t)e, set };
+		s = e + 1;
+	}
+	memcpy(m->ranges, out, n * sizeof(out[0]));
+	m->nranges = (uint16_t)n;
+	return true;
+}
+
+/* A TCP connection to the target set's primary (from the map). */
+static bool target_connect(struct mover *mv)
+{
+	uint16_t p = mv->map->sets[mv->j.to].primary;
+	if (mv->tfd >= 0)
+		return true;
+	if (p == PM_CMAP_NONE || !mv->map->nodes[p].tcp_port)
+		return false;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(mv->map->nodes[p].tcp_port),
+				 .sin_addr.s_addr = mv->map->nodes[p].addr_be };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	mv->tfd = fd;
+	mv->rlen = 0;
+	return true;
+}
+
+static void target_close(struct mover *mv)
+{
+	if (mv->tfd >= 0)
+		close(mv->tfd);
+	mv->tfd = -1;
+}
+
+/* Read one reply frame's status from the target within timeout_ms; -1: none. */
+static int reply_status(struct mover *mv, int timeout_ms)
+{
+	struct pm_frame_header h;
+	for (;;) {
+		if (mv->rlen >= PM_FRAME_HEADER_BYTES) {
+			enum pm_wire_status st = pm_header_decode(mv->rbuf, mv->rlen, &h);
+			if (st != PM_WIRE_OK && st != PM_WIRE_E_FRAME_TRUNCATED)
+				return -1;
+			size_t whole = PM_FRAME_HEADER_BYTES + (size_t)h.body_len;
+			if (whole > sizeof(mv->rbuf))
+				return -1; /* no reply to these requests is that long */
+			if (mv->rlen >= whole) {
+				memmove(mv->rbuf, mv->rbuf + whole, mv->rlen - whole);
+				mv->rlen -= (uint32_t)whole;
+				return h.status;
+			}
+		}
+		struct pollfd pf = { .fd = mv->tfd, .events = POLLIN };
+		if (poll(&pf, 1, timeout_ms) <= 0)
+			return -1;
+		ssize_t got = read(mv->tfd, mv->rbuf + mv->rlen, sizeof(mv->rbuf) - mv->rlen);
+		if (got <= 0)
+			return -1;
+		mv->rlen += (uint32_t)got;
+	}
+}
+
+/* Write n bytes of request frames (keys of them) to the target and read their
+ * replies: true when each was applied (or was a deletion of nothing). A
+ * refusal that passes (BUSY, READONLY, NOREPLICAS, MOVED before the target
+ * has the move) is retried whole: the frames are idempotent. */
+static bool target_apply(struct mover *mv, const uint8_t *p, size_t n)
+{
+	uint32_t frames = 0;
+	for (size_t at = 0; at + PM_FRAME_HEADER_BYTES <= n; frames++) {
+		struct pm_frame_header h;
+		(void)pm_header_decode(p + at, n - at, &h);
+		at += PM_FRAME_HEADER_BYTES + (size_t)h.body_len;
+	}
+	for (int attempt = 0; attempt < CTL_MOVE_ATTEMPTS && !mover_quit(mv); attempt++) {
+		if (attempt)
+			sleep_ms(mv->c, CTL_MOVE_RETRY_MS);
+		if (!target_connect(mv))
+			continue;
+		size_t off = 0;
+		while (off < n) {
+			ssize_t w = write(mv->tfd, p + off, n - off);
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+		bool ok = off == n, again = false;
+		for (uint32_t i = 0; ok && i < frames; i++) {
+			int st = reply_status(mv, (int)mv->c->cfg.daemon_timeout_ms);
+			if (st < 0)
+				ok = false;
+			else if (st == PM_WIRE_E_BUSY || st == PM_WIRE_E_READONLY ||
+				 st == PM_WIRE_E_NOREPLICAS || st == PM_WIRE_E_MOVED ||
+				 st == PM_WIRE_E_TIMEOUT)
+				again = true;
+			else if (st != PM_WIRE_OK && st != PM_WIRE_NOT_FOUND &&
+				 st != PM_WIRE_E_WRONGTYPE) {
+				logc("reshard: the target refused a key: %s", pm_wire_status_name((uint8_t)st));
+				return false;
+			}
+		}
+		if (!ok) {
+			target_close(mv); /* replies out of step: start afresh */
+			continue;
+		}
+		if (!again)
+			return true;
+	}
+	return false;
+}
+
+/* One EXPORT call: the answer's head and frames. */
+static bool export_step(struct mover *mv, uint32_t shard, const char *cursor, uint32_t *next,
+			uint32_t *flags, uint32_t *keys)
+{
+	char sh[16], a[16], b[16];
+	snprintf(sh, sizeof(sh), "%u", shard);
+	snprintf(a, sizeof(a), "%u", mv->j.first);
+	snprintf(b, sizeof(b), "%u", mv->j.last);
+	const char *argv[] = { "CLUSTER", "EXPORT", sh, a, b, cursor };
+	const char *text;
+	size_t tlen;
+	uint8_t st;
+	if (mv->afd < 0 && (mv->afd = pm_admin_connect(mv->c->daemon_sock)) < 0)
+		return false;
+	if (pm_admin_call(mv->afd, 6, argv, mv->abuf, ADMIN_BUF_BYTES, (int)mv->c->cfg.daemon_timeout_ms,
+			  &st, &text, &tlen) != 0) {
+		close(mv->afd);
+		mv->afd = -1;
+		return false;
+	}
+	if (st != PM_ADMIN_OK || tlen < 12)
+		return false;
+	uint32_t head[3];
+	memcpy(head, text, sizeof(head));
+	*next = head[0], *flags = head[1], *keys = head[2];
+	atomic_fetch_add(&mv->c->moved_keys, *keys);
+	return tlen == 12 || target_apply(mv, (const uint8_t *)text + 12, tlen - 12);
+}
+
+/* Every key of the slots on every shard. */
+static bool walk_all(struct mover *mv)
+{
+	for (uint32_t s = 0; s < mv->shards; s++) {
+		uint32_t cur = 0, flags = 0, keys;
+		do {
+			char c[16];
+			snprintf(c, sizeof(c), "%u", cur);
+			if (mover_quit(mv) || !export_step(mv, s, c, &cur, &flags, &keys))
+				return false;
+		} while (!(flags & 0x1u));
+	}
+	return true;
+}
+
+/* One round of the keys changed since: how many (-1: failed, -2: a list was
+ * lost, walk again). */
+static long dirty_round(struct mover *mv)
+{
+	long total = 0;
+	for (uint32_t s = 0; s < mv->shards; s++) {
+		uint32_t cur, flags = 0, keys;
+		do {
+			if (mover_quit(mv) || !export_step(mv, s, "DIRTY", &cur, &flags, &keys))
+				return -1;
+			if (flags & 0x2u)
+				return -2;
+			total += keys;
+		} while (!(flags & 0x1u));
+	}
+	return total;
+}
+
+/* Dirty rounds until one finds at most `few`; false if it failed. */
+static bool settle_dirty(struct mover *mv, long few)
+{
+	for (int round = 0; round < CTL_MOVE_ROUNDS_MAX; round++) {
+		long n = dirty_round(mv);
+		if (n == -2 && !walk_all(mv))
+			return false;
+		if (n == -1)
+			return false;
+		if (n >= 0 && n <= few)
+			return true;
+	}
+	return few > 0; /* still busy: freeze anyway (the frozen rounds take the rest) */
+}
+
+/* pomaid holds map epoch >= e (the reconciler pushes it). */
+static bool wait_map(struct mover *mv, uint64_t e)
+{
+	for (uint64_t t0 = boot_ms(); boot_ms() - t0 < CTL_MOVE_MAP_WAIT_MS && !mover_quit(mv);) {
+		const char *argv[] = { "CLUSTER", "STATUS" };
+		const char *text;
+		size_t tlen;
+		uint8_t st;
+		char v[32];
+		if (mv->afd < 0 && (mv->afd = pm_admin_connect(mv->c->daemon_sock)) < 0)
+			return false;
+		if (pm_admin_call(mv->afd, 2, argv, mv->abuf, ADMIN_BUF_BYTES - 1,
+				  (int)mv->c->cfg.daemon_timeout_ms, &st, &text, &tlen) != 0)
+			return false;
+		memmove(mv->abuf, text, tlen);
+		mv->abuf[tlen] = '\0';
+		if (field((const char *)mv->abuf, "map_epoch", v, sizeof(v)) &&
+		    strtoull(v, NULL, 10) >= e)
+			return true;
+		sleep_ms(mv->c, 20);
+	}
+	return false;
+}
+
+static void mover_run(struct mover *mv)
+{
+	if (!mover_read(mv))
+		return;
+	logc("reshard %u-%u from %s to %s: %s", mv->j.first, mv->j.last,
+	     mv->map->sets[mv->j.from].name, mv->map->sets[mv->j.to].name, mv->j.state);
+	if (!strcmp(mv->j.state, "copy")) {
+		if (!walk_all(mv) || !settle_dirty(mv, CTL_MOVE_FEW_KEYS))
+			return;
+		int i = job_move(mv);
+		if (i < 0)
+			return;
+		mv->map->moves[i].state = PM_CMAP_MOVE_FREEZE;
+		if (!mover_commit(mv, "freeze") || !mover_read(mv))
+			return;
+	}
+	if (!strcmp(mv->j.state, "freeze")) {
+		/* writes to the slots stop once pomaid has this map; then the last changes */
+		if (!wait_map(mv, mv->map->epoch))
+			return;
+		long n;
+		while ((n = dirty_round(mv)) != 0) {
+			if (n == -1 || (n == -2 && !walk_all(mv)))
+				return;
+		}
+		int i = job_move(mv);
+		if (i < 0)
+			return;
+		if (!ranges_give(mv->map, mv->j.first, mv->j.last, mv->j.to)) {
+			logc("reshard: the map would have more than %u ranges", PM_CLUSTER_RANGES_MAX);
+			return;
+		}
+		mv->map->moves[i] = mv->map->moves[--mv->map->nmoves];
+		if (!mover_commit(mv, "purge") || !mover_read(mv))
+			return;
+	}
+	if (!strcmp(mv->j.state, "purge")) {
+		if (!wait_map(mv, mv->map->epoch))
+			return;
+		for (uint32_t s = 0; s < mv->shards; s++) {
+			uint32_t cur = 0, flags = 0;
+			do {
+				char sh[16], cs[16];
+				snprintf(sh, sizeof(sh), "%u", s);
+				snprintf(cs, sizeof(cs), "%u", cur);
+				const char *argv[] = { "CLUSTER", "PURGE", sh, cs };
+				const char *text;
+				size_t tlen;
+				uint8_t st;
+				if (mover_quit(mv) ||
+				    pm_admin_call(mv->afd, 4, argv, mv->abuf, ADMIN_BUF_BYTES,
+						  (int)mv->c->cfg.daemon_timeout_ms, &st, &text, &tlen) != 0)
+					return;
+				if (st == PM_ADMIN_UNAVAILABLE) {
+					sleep_ms(mv->c, CTL_MOVE_RETRY_MS);
+					continue;
+				}
+				if (st != PM_ADMIN_OK || tlen < 12)
+					return;
+				uint32_t head[3];
+				memcpy(head, text, sizeof(head));
+				cur = head[0], flags = head[1];
+			} while (!(flags & 0x1u));
+		}
+		char jk[KEY_BYTES];
+		key_of(mv->c, jk, "reshard");
+		struct pm_etcd_cmp cmp = { .key = jk, .target = PM_ETCD_MOD, .number = mv->j.rev };
+		struct pm_etcd_op del = { .kind = PM_ETCD_DELETE, .key = jk };
+		struct pm_etcd_txn t = { &cmp, 1, &del, NULL, 1, 0 };
+		if (pm_etcd_txn(mv->e, &t, NULL, NULL, CTL_ETCD_CALL_MS) == PM_ETCD_OK) {
+			atomic_fetch_add(&mv->c->reshards_done, 1);
+			logc("reshard %u-%u: done", mv->j.first, mv->j.last);
+		}
+	}
+}
+
+static void *mover_main(void *arg)
+{
+	struct ctl_cluster *c = arg;
+	char err[256];
+	struct mover mv = { .c = c, .afd = -1, .tfd = -1, .shards = c->ports.shards };
+	mv.e = pm_etcd_open(c->cfg.etcd_endpoints, err, sizeof(err));
+	mv.abuf = malloc(ADMIN_BUF_BYTES);
+	mv.map = malloc(sizeof(*mv.map));
+	if (mv.e && mv.abuf && mv.map)
+		mover_run(&mv);
+	target_close(&mv);
+	if (mv.afd >= 0)
+		close(mv.afd);
+	if (mv.e)
+		pm_etcd_close(mv.e);
+	free(mv.abuf);
+	free(mv.map);
+	atomic_store(&c->mover_on, false);
+	return NULL;
+}
+
+/* The primary of a job's source set: start its mover if it is not running. */
+static void reshard_tick(struct ctl_cluster *c, const struct view *v, uint16_t set)
+{
+	char jk[KEY_BYTES];
+	key_of(c, jk, "reshard");
+	const struct pm_etcd_kv *job = NULL;
+	for (uint32_t i = 0; i < v->kvs.n; i++)
+		if (!strcmp(v->kvs.kv[i].key, jk))
+			job = &v->kvs.kv[i];
+	struct job j;
+	if (!job || !job_parse((const char *)job->value, job->value_len, c->map, &j) ||
+	    j.from != set || atomic_load(&c->mover_on))
+		return;
+	if (c->mover_joinable)
+		pthread_join(c->mover, NULL);
+	atomic_store(&c->mover_on, true);
+	c->mover_joinable = pthread_create(&c->mover, NULL, mover_main, c) == 0;
+	if (!c->mover_joinable)
+		atomic_store(&c->mover_on, false);
+}
+
+/* CLUSTER RESHARD first last to: the job and the map's move line, in one
+ * transaction (one job at a time). */
+static uint8_t cmd_reshard(struct ctl_cluster *c, const struct pm_admin_req *r, struct text *t)
+{
+	char a[16], b[16], to[PM_CLUSTER_NAME_BYTES_MAX + 2], err[256], mk[KEY_BYTES],
+		jk[KEY_BYTES], job[VAL_BYTES];
+	if (r->argc != 5 || r->arg[2].len >= sizeof(a) || r->arg[3].len >= sizeof(b) ||
+	    r->arg[4].len >= sizeof(to)) {
+		put(t, "CLUSTER RESHARD first last set\n");
+		return PM_ADMIN_USAGE;
+	}
+	memcpy(a, r->arg[2].p, r->arg[2].len), a[r->arg[2].len] = '\0';
+	memcpy(b, r->arg[3].p, r->arg[3].len), b[r->arg[3].len] = '\0';
+	memcpy(to, r->arg[4].p, r->arg[4].len), to[r->arg[4].len] = '\0';
+	char *e1, *e2;
+	unsigned long first = strtoul(a, &e1, 10), last = strtoul(b, &e2, 10);
+	if (!a[0] || !b[0] || *e1 || *e2 || first > last || last >= PM_CLUSTER_SLOTS) {
+		put(t, "slots: first <= last < %u\n", PM_CLUSTER_SLOTS);
+		return PM_ADMIN_USAGE;
+	}
+	if (!c->em && !(c->em = pm_etcd_open(c->cfg.etcd_endpoints, err, sizeof(err)))) {
+		put(t, "%s\n", err);
+		return PM_ADMIN_ERROR;
+	}
+	key_of(c, mk, "slotmap");
+	key_of(c, jk, "reshard");
+	struct pm_etcd_kvs kvs = { 0 };
+	struct pm_cmap *m = malloc(sizeof(*m));
+	uint8_t st = PM_ADMIN_ERROR;
+	if (!m || pm_etcd_range(c->em, mk, NULL, &kvs, CTL_ETCD_CALL_MS) != PM_ETCD_OK || kvs.n != 1 ||
+	    pm_cmap_parse((const char *)kvs.kv[0].value, kvs.kv[0].value_len, m, err,
+			  sizeof(err)) != 0) {
+		put(t, "no usable map in etcd\n");
+		goto out;
+	}
+	uint16_t dst = pm_cmap_set_index(m, to), src = m->slot_set[first];
+	for (unsigned long s = first; s <= last; s++)
+		if (m->slot_set[s] != src) {
+			put(t, "slots %lu-%lu are not all one set's (slot %lu is %s's, %lu is %s's)\n",
+			    first, last, first, m->sets[src].name, s, m->sets[m->slot_set[s]].name);
+			goto out;
+		}
+	if (dst == PM_CMAP_NONE || dst == src || m->nmoves == PM_CLUSTER_MOVES_MAX) {
+		put(t, dst == PM_CMAP_NONE ? "set %s is not in the map\n"
+		       : dst == src ? "the slots are %s's already\n" : "%s: too many moves\n", to);
+		goto out;
+	}
+	m->moves[m->nmoves++] = (struct pm_cmap_move){ (uint16_t)first, (uint16_t)last, src, dst,
+						       PM_CMAP_MOVE_COPY };
+	m->epoch++;
+	char *text = malloc(PM_CLUSTER_MAP_TEXT_BYTES_MAX);
+	size_t len = text && pm_cmap_check(m, err, sizeof(err)) == 0
+			     ? pm_cmap_format(m, text, PM_CLUSTER_MAP_TEXT_BYTES_MAX) : 0;
+	if (!len) {
+		put(t, "the map with this move: %s\n", err);
+		free(text);
+		goto out;
+	}
+	snprintf(job, sizeof(job), "first=%lu last=%lu from=%s to=%s state=copy", first, last,
+		 m->sets[src].name, m->sets[dst].name);
+	struct pm_etcd_cmp cmp[2] = {
+		{ .key = mk, .target = PM_ETCD_MOD, .number = kvs.kv[0].mod_revision },
+		{ .key = jk, .target = PM_ETCD_CREATE, .number = 0 },
+	};
+	struct pm_etcd_op ops[2] = {
+		{ .kind = PM_ETCD_PUT, .key = mk, .value = text, .value_len = len },
+		{ .kind = PM_ETCD_PUT, .key = jk, .value = job, .value_len = strlen(job) },
+	};
+	struct pm_etcd_txn tx = { cmp, 2, ops, NULL, 2, 0 };
+	int rc = pm_etcd_txn(c->em, &tx, NULL, NULL, CTL_ETCD_CALL_MS);
+	free(text);
+	if (rc == PM_ETCD_OK) {
+		put(t, "reshard:started\r\nslots:%lu-%lu\r\nfrom:%s\r\nto:%s\r\nmap_epoch:%" PRIu64
+		       "\r\n", first, last, m->sets[src].name, m->sets[dst].name, m->epoch);
+		st = PM_ADMIN_OK;
+	} else {
+		put(t, rc == PM_ETCD_FAILED ? "a reshard is under way, or the map changed: again"
+					    " later\n" : "etcd: %s\n", pm_etcd_error(c->em));
+	}
+out:
+	pm_etcd_kvs_free(&kvs);
+	free(m);
+	return st;
+}
+
 /* ---------------------------------------------------------------- collections */
 
 /* A collection exists cluster-wide or not at all: collections/<name> records
@@ -720,6 +1303,7 @@ static void lead(struct ctl_cluster *c, const struct view *v, uint16_t set)
 	}
 	set_role(c, "primary");
 	colls_apply(c, v);
+	reshard_tick(c, v, set);
 }
 
 /* No leader: stand if eligible, campaign if the best. */
@@ -874,9 +1458,11 @@ static void *recon_main(void *arg)
 	int64_t rev = 0;
 	while (!atomic_load(&c->quit)) {
 		reconcile(c);
+		/* from now: every pass reads the whole prefix, so the watch only wakes
+		 * the loop and nothing missed while it was down is lost (a restart
+		 * from an old revision could also meet a compaction) */
 		if (!pm_etcd_watching(c->ea) &&
-		    pm_etcd_watch_start(c->ea, c->prefix, c->prefix_end, rev ? rev + 1 : 0) !=
-			    PM_ETCD_OK) {
+		    pm_etcd_watch_start(c->ea, c->prefix, c->prefix_end, 0) != PM_ETCD_OK) {
 			sleep_ms(c, CTL_RECONCILE_MS);
 			continue;
 		}
@@ -945,6 +1531,8 @@ void ctl_cluster_stop(struct ctl_cluster *c)
 		pthread_join(c->keeper, NULL);
 	if (c->recon_on)
 		pthread_join(c->recon, NULL);
+	if (c->mover_joinable)
+		pthread_join(c->mover, NULL);
 	if (c->afd >= 0)
 		close(c->afd);
 	if (c->ea)
@@ -961,21 +1549,6 @@ void ctl_cluster_stop(struct ctl_cluster *c)
 }
 
 /* ---------------------------------------------------------------- commands (main thread) */
-
-struct text {
-	char *p;
-	size_t cap, len;
-};
-
-__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		t->len = t->len + (size_t)n < t->cap ? t->len + (size_t)n : t->cap - 1;
-}
 
 /* CLUSTER INIT s1,s2,...: the first map, slots split evenly, every
  * registered node of those sets, no primaries yet. */
@@ -1236,6 +1809,8 @@ uint8_t ctl_cluster_command(struct ctl_cluster *c, const struct pm_admin_req *r,
 		st = cmd_init(c, sets, &t);
 	} else if (pm_admin_arg_is(r, 1, "COLLECTION")) {
 		st = cmd_coll(c, r, &t);
+	} else if (pm_admin_arg_is(r, 1, "RESHARD")) {
+		st = cmd_reshard(c, r, &t);
 	} else if ((pm_admin_arg_is(r, 1, "STATUS") || pm_admin_arg_is(r, 1, "NODES") ||
 		    pm_admin_arg_is(r, 1, "SLOTS")) && r->argc == 2) {
 		struct pm_cmap *m = malloc(sizeof(*m));
@@ -1256,7 +1831,7 @@ uint8_t ctl_cluster_command(struct ctl_cluster *c, const struct pm_admin_req *r,
 		}
 	} else {
 		put(&t, "CLUSTER INIT set,set,... | STATUS | NODES | SLOTS | COLLECTION CREATE|DROP"
-			 " name ...\n");
+			 " name ... | RESHARD first last set\n");
 		st = PM_ADMIN_USAGE;
 	}
 	*len = t.len;

@@ -57,6 +57,15 @@
  * (the primaries keep applying it after that). */
 #define CTL_COLL_NAME_BYTES_MAX 64u
 #define CTL_COLL_WAIT_MS 5000u
+/* Resharding (agent.c, "resharding"): how often a refused batch of keys is
+ * sent again to the target and how long apart; dirty rounds before the
+ * slots are frozen anyway, and how few changed keys let them freeze; how long
+ * the mover waits for its pomaid to hold a map it wrote. */
+#define CTL_MOVE_ATTEMPTS 50
+#define CTL_MOVE_RETRY_MS 100u
+#define CTL_MOVE_ROUNDS_MAX 20
+#define CTL_MOVE_FEW_KEYS 256
+#define CTL_MOVE_MAP_WAIT_MS 10000u
 /* One unary etcd call (range, txn, grant, revoke), at most. */
 #define CTL_ETCD_CALL_MS 1000
 

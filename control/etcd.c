@@ -20,7 +20,10 @@
  * them and stops reading the socket), so the queue holds at most the lines
  * of one piece, however fast etcd writes. pm_etcd_watch_wait() hands the
  * queued events to the caller's function outside any libcurl callback, then
- * lifts the pause.
+ * lifts the pause; it returns once a turn has brought messages (events, a
+ * progress or created message: what was already there is handed over too),
+ * or at its timeout. The function may call the handle's unary calls; if it
+ * stops or restarts the watch, the rest of the queue is dropped.
  *
  * Endpoints: every call goes to the current one; a call that fails on the
  * network (connect refused, timeout, a cut connection) or is answered 503
@@ -326,6 +329,12 @@ static size_t body_write(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* The answer's text ("" for an empty one). */
+static const char *body_of(const struct pm_etcd *e)
+{
+	return e->body.p ? e->body.p : "";
+}
+
 /* POST req to path on the current endpoint: OK with a 200's answer in
  * e->body; else the error's rc with its text. */
 static int post(struct pm_etcd *e, const char *path, const char *req, int timeout_ms,
@@ -359,7 +368,7 @@ static int post(struct pm_etcd *e, const char *path, const char *req, int timeou
 		return PM_ETCD_OK;
 	if (http == ETCD_HTTP_UNAVAILABLE)
 		rotate(e);
-	return pm_etcd_ans_error(http, e->body.p ? e->body.p : "", e->body.n, text, textlen);
+	return pm_etcd_ans_error(http, body_of(e), e->body.n, text, textlen);
 }
 
 /* The start of every call: a bounded timeout, the endpoint it goes to. */
@@ -386,7 +395,7 @@ int pm_etcd_grant(struct pm_etcd *e, int64_t ttl_s, int64_t *id, int64_t *grante
 		rc = post(e, path, req, timeout_ms, text, sizeof(text));
 	free(req);
 	if (rc == PM_ETCD_OK)
-		rc = pm_etcd_ans_grant(e->body.p, e->body.n, &i, &t, text, sizeof(text));
+		rc = pm_etcd_ans_grant(body_of(e), e->body.n, &i, &t, text, sizeof(text));
 	if (rc == PM_ETCD_OK) {
 		*id = i;
 		*granted_s = t;
@@ -406,7 +415,7 @@ int pm_etcd_keepalive(struct pm_etcd *e, int64_t id, int64_t *ttl_s, int timeout
 		rc = post(e, path, req, timeout_ms, text, sizeof(text));
 	free(req);
 	if (rc == PM_ETCD_OK)
-		rc = pm_etcd_ans_keepalive(e->body.p, e->body.n, id, &t, text, sizeof(text));
+		rc = pm_etcd_ans_keepalive(body_of(e), e->body.n, id, &t, text, sizeof(text));
 	*ttl_s = rc == PM_ETCD_OK ? t : 0;
 	return done(e, path, rc, text);
 }
@@ -422,7 +431,7 @@ int pm_etcd_revoke(struct pm_etcd *e, int64_t id, int timeout_ms)
 		rc = post(e, path, req, timeout_ms, text, sizeof(text));
 	free(req);
 	if (rc == PM_ETCD_OK)
-		rc = pm_etcd_ans_header(e->body.p, e->body.n, NULL, text, sizeof(text));
+		rc = pm_etcd_ans_header(body_of(e), e->body.n, NULL, text, sizeof(text));
 	return done(e, path, rc, text);
 }
 
@@ -439,7 +448,7 @@ int pm_etcd_range(struct pm_etcd *e, const char *key, const char *range_end,
 		rc = post(e, path, req, timeout_ms, text, sizeof(text));
 	free(req);
 	if (rc == PM_ETCD_OK)
-		rc = pm_etcd_ans_range(e->body.p, e->body.n, out, text, sizeof(text));
+		rc = pm_etcd_ans_range(body_of(e), e->body.n, out, text, sizeof(text));
 	return done(e, path, rc, text);
 }
 
@@ -455,7 +464,7 @@ int pm_etcd_put(struct pm_etcd *e, const char *key, const void *value, size_t le
 		rc = post(e, path, req, timeout_ms, text, sizeof(text));
 	free(req);
 	if (rc == PM_ETCD_OK)
-		rc = pm_etcd_ans_header(e->body.p, e->body.n, revision, text, sizeof(text));
+		rc = pm_etcd_ans_header(body_of(e), e->body.n, revision, text, sizeof(text));
 	return done(e, path, rc, text);
 }
 
@@ -471,7 +480,7 @@ int pm_etcd_delete(struct pm_etcd *e, const char *key, const char *range_end, in
 		rc = post(e, path, req, timeout_ms, text, sizeof(text));
 	free(req);
 	if (rc == PM_ETCD_OK)
-		rc = pm_etcd_ans_delete(e->body.p, e->body.n, deleted, NULL, text, sizeof(text));
+		rc = pm_etcd_ans_delete(body_of(e), e->body.n, deleted, NULL, text, sizeof(text));
 	return done(e, path, rc, text);
 }
 
@@ -489,22 +498,23 @@ int pm_etcd_txn(struct pm_etcd *e, const struct pm_etcd_txn *t, int64_t *revisio
 		rc = post(e, path, req, timeout_ms, text, sizeof(text));
 	free(req);
 	if (rc == PM_ETCD_OK)
-		rc = pm_etcd_ans_txn(e->body.p, e->body.n, t, revision, ranges, text, sizeof(text));
+		rc = pm_etcd_ans_txn(body_of(e), e->body.n, t, revision, ranges, text, sizeof(text));
 	return done(e, path, rc, text);
 }
 
 void pm_etcd_prefix_end(const char *prefix, char *out, size_t cap)
 {
 	/* etcd's rule (clientv3.GetPrefixRangeEnd): the last byte below 0xff
-	 * plus one, the bytes after it dropped; none ("", all 0xff): "", which
-	 * the requests send as etcd's "\0", every key from the prefix on. */
+	 * plus one, the bytes after it dropped. No end (all 0xff), or one that
+	 * does not fit cap: "", which every call refuses (E_ARG) rather than
+	 * act on a wrong range. */
 	size_t n = strlen(prefix);
 	while (n > 0 && (unsigned char)prefix[n - 1] == 0xff)
 		n--;
 	if (cap == 0)
 		return;
 	if (n >= cap)
-		n = 0; /* does not fit: "" rather than a wrong end */
+		n = 0;
 	memcpy(out, prefix, n);
 	if (n > 0)
 		out[n - 1] = (char)((unsigned char)out[n - 1] + 1);

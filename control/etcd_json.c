@@ -159,17 +159,14 @@ static int key_check(const char *key, const char *what, char *err, size_t errlen
 	return PM_ETCD_OK;
 }
 
-/* A key (or a range end: NULL leaves it out, "" is etcd's "\0") as base64
- * JSON into *out. */
+/* A key (or a range end: NULL leaves it out) as base64 JSON into *out. An
+ * empty range end is refused: etcd would read it as "\0", every key from
+ * key on, and pm_etcd_prefix_end() writes "" when a prefix has no end. */
 static int key_json(const char *key, bool is_end, json_t **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	if (is_end && !key)
 		return PM_ETCD_OK;
-	if (is_end && !*key) {
-		*out = b64_json("", 1);
-		return *out ? PM_ETCD_OK : oom(err, errlen);
-	}
 	int rc = key_check(key, is_end ? "range_end" : "key", err, errlen);
 	if (rc != PM_ETCD_OK)
 		return rc;

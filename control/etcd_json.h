@@ -55,8 +55,9 @@ int pm_etcd_b64_decode(const char *s, size_t len, uint8_t *out, size_t *n);
 /* Each builds one request body into *out (malloc'd, NUL-terminated: the
  * caller frees it). E_ARG (err says why) for a bad argument: a key NULL,
  * empty or past PM_ETCD_KEY_BYTES_MAX, a range_end past it, a value past
- * PM_ETCD_VALUE_BYTES_MAX, too many compares or operations. range_end "" is
- * etcd's "\0": every key from key on. int64s are sent as strings. */
+ * PM_ETCD_VALUE_BYTES_MAX, too many compares or operations; a range_end ""
+ * (etcd would read it as every key from key on: never sent). int64s are
+ * sent as strings. */
 int pm_etcd_req_grant(int64_t ttl_s, char **out, char *err, size_t errlen);
 /* {"ID":"<id>"}: keepalive and revoke. */
 int pm_etcd_req_lease(int64_t id, char **out, char *err, size_t errlen);

@@ -730,6 +730,53 @@ int pm_admin_give_view(struct pm_daemon *d, uint32_t i, const struct pm_cluster_
 	return call_worker(d, i, &c, &res) == PM_ADMIN_OK && res.rc == 0 ? 0 : -1;
 }
 
+/* CLUSTER EXPORT shard first last cursor|DIRTY, CLUSTER PURGE shard cursor:
+ * one step of moving slots out (cluster.h); the answer is the worker's
+ * bytes as they are (binary: the head, then request frames). */
+static enum pm_admin_status cluster_walk(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	bool purge = pm_admin_arg_is(r, 1, "PURGE");
+	char v[4][24];
+	unsigned long long x[4] = { 0 };
+	uint32_t nums = purge ? 2 : 4;
+	struct pm_admin_call c = { .op = purge ? PM_CALL_CLUSTER_PURGE : PM_CALL_CLUSTER_EXPORT,
+				   .dirty = !purge && pm_admin_arg_is(r, 5, "DIRTY") };
+	for (uint32_t i = 0; i < nums; i++) {
+		char *end;
+		if (i == 3 && c.dirty)
+			continue;
+		x[i] = strtoull(arg(r, 2 + i, v[i], sizeof(v[i])), &end, 10);
+		if (!v[i][0] || *end || v[i][0] == '-') {
+			say(a, "CLUSTER EXPORT shard first last cursor|DIRTY | CLUSTER PURGE shard"
+			       " cursor\n");
+			return PM_ADMIN_USAGE;
+		}
+	}
+	uint64_t shard = x[0], cursor = purge ? x[1] : x[3];
+	if (shard >= d->nshards || cursor > UINT32_MAX ||
+	    (!purge && (x[1] > x[2] || x[2] >= PM_CLUSTER_SLOTS))) {
+		say(a, "shard below %u, slots first <= last < %u, a 32-bit cursor\n", d->nshards,
+		    PM_CLUSTER_SLOTS);
+		return PM_ADMIN_USAGE;
+	}
+	c.first = (uint16_t)x[1], c.last = (uint16_t)x[2], c.cursor = (uint32_t)cursor;
+	struct pm_admin_result res;
+	enum pm_admin_status st = call_worker(d, (uint32_t)shard, &c, &res);
+	if (st != PM_ADMIN_OK)
+		return st;
+	if (res.rc != 0) {
+		say(a, "%s\n", res.rc == -ENOENT ? "no map yet" : res.rc == -EAGAIN
+			? "a deletion was refused (write lease, log): again" : strerror(-res.rc));
+		return res.rc == -EAGAIN ? PM_ADMIN_UNAVAILABLE : PM_ADMIN_ERROR;
+	}
+	if (res.n > sizeof(a->text) || a->frames_len < sizeof(res) + res.n)
+		return PM_ADMIN_ERROR;
+	memcpy(a->text, a->frames + sizeof(res), res.n);
+	a->text_len = res.n;
+	return PM_ADMIN_OK;
+}
+
 /* CLUSTER LEASE until_ms | MAP self part... | STATUS: what pomai-control
  * tells its pomaid (cluster.h); refused unless cluster = on. */
 static enum pm_admin_status cmd_cluster(struct pm_daemon *d, const struct pm_admin_req *r)
@@ -768,6 +815,9 @@ static enum pm_admin_status cmd_cluster(struct pm_daemon *d, const struct pm_adm
 		free(text);
 	} else if (pm_admin_arg_is(r, 1, "STATUS") && r->argc == 2) {
 		rc = pm_cluster_status(d, out, sizeof(out));
+	} else if ((pm_admin_arg_is(r, 1, "EXPORT") && r->argc == 6) ||
+		   (pm_admin_arg_is(r, 1, "PURGE") && r->argc == 4)) {
+		return cluster_walk(d, r);
 	} else {
 		say(a, "%s", usage);
 		return PM_ADMIN_USAGE;

@@ -7,6 +7,7 @@
 #ifndef POMAI_DATAPLANE_ADMIN_H
 #define POMAI_DATAPLANE_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,10 +16,14 @@ struct pm_daemon;
 /* An admin call a worker runs on its own quota table (PM_MSG_ADMIN_CALL); it
  * answers with a struct pm_admin_result, then its n overrides or talkers. */
 enum pm_admin_call_op { PM_CALL_QUOTA_SET = 1, PM_CALL_QUOTA_DEL, PM_CALL_QUOTA_LIST,
-			PM_CALL_CLIENTS, PM_CALL_CLUSTER_VIEW };
+			PM_CALL_CLIENTS, PM_CALL_CLUSTER_VIEW, PM_CALL_CLUSTER_EXPORT,
+			PM_CALL_CLUSTER_PURGE };
 struct pm_admin_call {
 	uint32_t op;       /* enum pm_admin_call_op */
 	const struct pm_cluster_view *view; /* CLUSTER_VIEW: the map view to route by */
+	uint16_t first, last;  /* CLUSTER_EXPORT: the slots */
+	uint32_t cursor;       /* CLUSTER_EXPORT, _PURGE: where the walk is */
+	bool dirty;            /* CLUSTER_EXPORT: the keys changed since, not a walk */
 	uint32_t addr_be;
 	uint64_t requests_per_s, bytes_per_s;
 	uint32_t n;        /* LIST / CLIENTS: at most this many */

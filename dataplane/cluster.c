@@ -18,6 +18,8 @@
 #include "bridge.h"
 #include "datadir.h"
 #include "route.h"
+#include "common.h"
+#include "scan.h"
 #include "wal_io.h"
 #include "worker.h"
 
@@ -132,6 +134,12 @@ int pm_cluster_open(struct pm_daemon *d, char *err, size_t errlen)
 	struct pm_cluster *c = d->cluster = calloc(1, sizeof(*c));
 	if (!c)
 		return pm_errf(err, errlen, "out of memory");
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		struct pm_cluster_dirty *y = d->workers[i].dirty = calloc(1, sizeof(*y));
+		if (!y || !(y->buf = malloc(PM_CLUSTER_DIRTY_BYTES)) ||
+		    !(y->gone = malloc(PM_CLUSTER_PURGE_KEYS * sizeof(*y->gone))))
+			return pm_errf(err, errlen, "out of memory for the changed-keys lists");
+	}
 	char why[512];
 	c->view = view_load(d, c->self, why, sizeof(why));
 	if (!c->view && why[0])
@@ -150,6 +158,14 @@ void pm_cluster_close(struct pm_daemon *d)
 {
 	if (!d->cluster)
 		return;
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		if (d->workers[i].dirty) {
+			free(d->workers[i].dirty->buf);
+			free(d->workers[i].dirty->gone);
+		}
+		free(d->workers[i].dirty);
+		d->workers[i].dirty = NULL;
+	}
 	free(d->cluster->view);
 	free(d->cluster);
 	d->cluster = NULL;
@@ -257,8 +273,17 @@ int pm_cluster_map(struct pm_daemon *d, const char *self, const char *text, size
 
 void pm_cluster_turn(struct pm_worker *w)
 {
+	w->boot_ms = pm_cluster_now_ms();
+}
+
+/* The deadline as the admin thread holds it now (not at the turn's start:
+ * a turn that began before CLUSTER LEASE answered may serve a write sent
+ * after it); the clock as the turn began, so the lease may hold up to one
+ * turn past its deadline, never less than given. */
+bool pm_cluster_may_write(const struct pm_worker *w)
+{
 	uint64_t until = atomic_load_explicit(&w->d->cluster->lease_until_ms, memory_order_acquire);
-	w->lease_ok = until && pm_cluster_now_ms() < until;
+	return until && w->boot_ms < until;
 }
 
 /* The keyed operations a slot's owner serves. */
@@ -277,6 +302,10 @@ bool pm_cluster_moved(struct pm_worker *w, const struct pm_request *req, uint64_
 	uint16_t slot = pm_slot_of(hash), owner = v->map.slot_set[slot];
 	if (owner == v->set)
 		return false;
+	for (uint16_t i = 0; i < v->map.nmoves; i++)
+		if (v->map.moves[i].to == v->set && v->map.moves[i].first <= slot &&
+		    slot <= v->map.moves[i].last)
+			return false; /* coming here: the copier writes them */
 	struct pm_wire_reply rep = { .status = PM_WIRE_E_MOVED, .op = req->op, .id = req->id,
 				     .map_epoch = v->map.epoch, .slot = slot,
 				     .primary = v->primary[owner] };
@@ -297,4 +326,209 @@ void pm_cluster_serve_map(struct pm_worker *w, const struct pm_request *req,
 	if (v)
 		rep.value = (struct pm_bytes){ v->wire, v->wire_len };
 	pm_send_reply(w, from, &rep);
+}
+
+/* ---------------------------------------------------------------- moving slots */
+
+/* The move out of this node's set that covers slot, or NULL. */
+static const struct pm_cmap_move *move_out(const struct pm_cluster_view *v, uint16_t slot)
+{
+	for (uint16_t i = 0; i < v->map.nmoves; i++) {
+		const struct pm_cmap_move *m = &v->map.moves[i];
+		if (m->from == v->set && m->first <= slot && slot <= m->last)
+			return m;
+	}
+	return NULL;
+}
+
+enum pm_status pm_cluster_admit(struct pm_worker *w, const struct pm_request *req)
+{
+	if (!keyed(req->op))
+		return PM_OK;
+	const struct pm_cmap_move *m =
+		move_out(w->cview, pm_slot_of(pm_route_hash(req->key.ptr, req->key.len)));
+	if (!m)
+		return PM_OK;
+	if (m->state == PM_CMAP_MOVE_FREEZE)
+		return PM_E_BUSY; /* its last changes are being copied: retry */
+	struct pm_cluster_dirty *y = w->dirty;
+	if (y->len + 2u + req->key.len > PM_CLUSTER_DIRTY_BYTES) {
+		y->overflow = true;
+		return PM_OK;
+	}
+	y->buf[y->len] = (uint8_t)req->key.len;
+	y->buf[y->len + 1] = (uint8_t)(req->key.len >> 8);
+	memcpy(y->buf + y->len + 2, req->key.ptr, req->key.len);
+	y->len += 2u + req->key.len;
+	return PM_OK;
+}
+
+bool pm_cluster_owns(const struct pm_worker *w, const uint8_t *key, uint32_t klen)
+{
+	const struct pm_cluster_view *v = w->cview;
+	return !v || v->map.slot_set[pm_slot_of(pm_route_hash(key, klen))] == v->set;
+}
+
+/* An export's answer being built: the frames after the head. */
+struct exp {
+	struct pm_worker *w;
+	uint16_t first, last;
+	uint8_t *out;
+	uint32_t cap, len, keys;
+};
+
+static bool frame_put(struct exp *e, const struct pm_request *req)
+{
+	size_t n = pm_request_encode(req, e->out + e->len, e->cap - e->len);
+	if (!n)
+		return false;
+	e->len += (uint32_t)n;
+	return true;
+}
+
+/* The request that makes a key on the target what it is here. */
+static bool item_frame(struct exp *e, const struct pm_scan_item *it)
+{
+	uint64_t now = e->w->now_ms;
+	struct pm_request req = { .op = it->vector ? PM_OP_VADD : PM_OP_SET, .key = it->key };
+	if (it->expire_at_ms) {
+		if (it->expire_at_ms <= now)
+			return true;
+		req.ttl_ms = it->expire_at_ms - now, req.has_ttl = true;
+	}
+	if (it->vector) {
+		req.vec = (const uint8_t *)it->vec;
+		req.dim = it->dim;
+		req.collection = it->collection;
+	} else {
+		req.value = it->value;
+	}
+	if (!frame_put(e, &req))
+		return false;
+	e->keys++;
+	return true;
+}
+
+static bool in_slots(const struct exp *e, uint64_t hash)
+{
+	uint16_t slot = pm_slot_of(hash);
+	return e->first <= slot && slot <= e->last;
+}
+
+static bool export_one(void *ctx, const struct pm_scan_item *it)
+{
+	struct exp *e = ctx;
+	return !in_slots(e, it->hash) || item_frame(e, it);
+}
+
+/* Purge: a key this node's set does not own (nor receives), noted for
+ * deletion after the walk step (a walk only reads). */
+struct purge {
+	const struct pm_cluster_view *v;
+	struct pm_cluster_gone *gone; /* PM_CLUSTER_PURGE_KEYS */
+	uint32_t n;
+};
+
+static bool purge_one(void *ctx, const struct pm_scan_item *it)
+{
+	struct purge *g = ctx;
+	const struct pm_cluster_view *v = g->v;
+	uint16_t slot = pm_slot_of(it->hash);
+	if (v->map.slot_set[slot] == v->set)
+		return true;
+	for (uint16_t i = 0; i < v->map.nmoves; i++)
+		if (v->map.moves[i].to == v->set && v->map.moves[i].first <= slot &&
+		    slot <= v->map.moves[i].last)
+			return true;
+	if (g->n == PM_CLUSTER_PURGE_KEYS)
+		return false; /* the rest at the next call */
+	struct pm_cluster_gone *k = &g->gone[g->n++];
+	k->vector = it->vector;
+	k->klen = (uint16_t)it->key.len;
+	memcpy(k->key, it->key.ptr, it->key.len);
+	return true;
+}
+
+static uint32_t purge(struct pm_worker *w, uint32_t *cursor, uint32_t *flags, int32_t *rc)
+{
+	struct purge g = { .v = w->cview, .gone = w->dirty->gone };
+	uint32_t from = *cursor;
+	if (pm_shard_scan(&w->shard, cursor, PM_CLUSTER_EXPORT_SEEDS, w->now_ms, purge_one, &g))
+		*flags |= PM_CLUSTER_EXPORT_DONE;
+	for (uint32_t i = 0; i < g.n; i++) {
+		struct pm_request req = { .op = g.gone[i].vector ? PM_OP_VDEL : PM_OP_DEL,
+					  .key = { g.gone[i].key, g.gone[i].klen } };
+		struct pm_reply rep;
+		pm_apply_logged(w, &req, &rep); /* logged: the replicas purge too */
+		if (rep.status != PM_OK && rep.status != PM_NOT_FOUND) {
+			*rc = -EAGAIN; /* no write lease, the log refused: this step again */
+			*cursor = from;
+			*flags = 0;
+			return 0;
+		}
+	}
+	return g.n;
+}
+
+/* The changed keys noted, as frames: each as it is now, or its deletion. */
+static uint32_t export_dirty(struct exp *e, uint32_t *flags)
+{
+	struct pm_cluster_dirty *y = e->w->dirty;
+	uint32_t at = 0;
+	if (y->overflow) {
+		y->overflow = false;
+		y->len = 0;
+		*flags |= PM_CLUSTER_EXPORT_OVERFLOW | PM_CLUSTER_EXPORT_DONE;
+		return 0;
+	}
+	while (at < y->len) {
+		uint32_t klen = y->buf[at] | (uint32_t)y->buf[at + 1] << 8;
+		struct pm_bytes key = { y->buf + at + 2, klen };
+		struct pm_scan_item it;
+		uint32_t len0 = e->len, keys0 = e->keys;
+		bool ok;
+		if (pm_shard_lookup(&e->w->shard, key.ptr, klen, e->w->now_ms, &it)) {
+			ok = item_frame(e, &it);
+		} else {
+			struct pm_request del = { .op = PM_OP_DEL, .key = key };
+			struct pm_request vdel = { .op = PM_OP_VDEL, .key = key };
+			ok = frame_put(e, &del) && frame_put(e, &vdel);
+			e->keys++;
+		}
+		if (!ok) { /* full: this key and those after it wait for the next call */
+			e->len = len0, e->keys = keys0;
+			break;
+		}
+		at += 2u + klen;
+	}
+	memmove(y->buf, y->buf + at, y->len - at);
+	y->len -= at;
+	if (y->len == 0)
+		*flags |= PM_CLUSTER_EXPORT_DONE;
+	return 0;
+}
+
+uint32_t pm_cluster_call(struct pm_worker *w, const struct pm_admin_call *c, uint8_t *out,
+			 uint32_t cap, int32_t *rc)
+{
+	if (!w->cview || cap < PM_CLUSTER_EXPORT_HEAD_BYTES) {
+		*rc = -ENOENT; /* no map yet */
+		return 0;
+	}
+	uint32_t cursor = c->cursor, flags = 0;
+	struct exp e = { .w = w, .first = c->first, .last = c->last,
+			 .out = out + PM_CLUSTER_EXPORT_HEAD_BYTES,
+			 .cap = PM_MIN(cap, PM_CLUSTER_EXPORT_BYTES) - PM_CLUSTER_EXPORT_HEAD_BYTES };
+	*rc = 0;
+	if (c->op == PM_CALL_CLUSTER_PURGE) {
+		e.keys = purge(w, &cursor, &flags, rc);
+	} else if (c->dirty) {
+		export_dirty(&e, &flags);
+	} else if (pm_shard_scan(&w->shard, &cursor, PM_CLUSTER_EXPORT_SEEDS, w->now_ms, export_one,
+				 &e)) {
+		flags |= PM_CLUSTER_EXPORT_DONE;
+	}
+	uint32_t head[3] = { cursor, flags, e.keys };
+	memcpy(out, head, sizeof(head));
+	return PM_CLUSTER_EXPORT_HEAD_BYTES + e.len;
 }

@@ -13,8 +13,10 @@
  *
  * The map a worker uses is an immutable view, handed to each worker by an
  * admin call between two of its turns (w->cview); the previous view is freed
- * once every worker has taken the new one. The lease is one atomic read by
- * each worker once per turn (w->lease_ok).
+ * once every worker has taken the new one. The lease's deadline is one
+ * atomic read per write, held against the clock read once per turn
+ * (w->boot_ms): a write that comes after CLUSTER LEASE's reply is judged by
+ * that lease, and 0 fences at once.
  */
 #ifndef POMAI_DATAPLANE_CLUSTER_H
 #define POMAI_DATAPLANE_CLUSTER_H
@@ -36,6 +38,22 @@ struct pm_dest;
  * lease_ttl_ms pomai-control accepts. A deadline further out is refused, so
  * a wrong clock or a bug cannot make a node writable for long without etcd. */
 #define PM_CLUSTER_LEASE_MS_MAX 60000u
+/* Keys (with a u16 length each) a worker notes as changed in the slots it
+ * is moving out, at most: past it the copier walks the slots again. 1 MiB
+ * per worker holds tens of thousands of keys changed during one copy pass. */
+#define PM_CLUSTER_DIRTY_BYTES (1u << 20)
+/* Seed slots one CLUSTER EXPORT or PURGE call walks on a worker, and the
+ * frames one EXPORT answers with at most: a worker answers between two of
+ * its turns, so a call's work is bounded (about a millisecond). */
+#define PM_CLUSTER_EXPORT_SEEDS 4096u
+#define PM_CLUSTER_EXPORT_BYTES (256u << 10)
+/* Keys one PURGE call deletes at most (each a logged DEL or VDEL). */
+#define PM_CLUSTER_PURGE_KEYS 128u
+/* What an EXPORT or PURGE answers before its frames: u32 next cursor, u32
+ * flags, u32 keys. */
+#define PM_CLUSTER_EXPORT_HEAD_BYTES 12u
+#define PM_CLUSTER_EXPORT_DONE 0x1u     /* the walk passed the last seed slot */
+#define PM_CLUSTER_EXPORT_OVERFLOW 0x2u /* changed keys were lost: walk again */
 /* The file in data_dir holding the last map (and this node's name in it), so
  * that a restarted node answers MOVED and MAP while etcd is unreachable. */
 #define PM_CLUSTER_MAP_FILE "cluster.map"
@@ -50,6 +68,22 @@ struct pm_cluster_view {
 	uint8_t wire[PM_CMAP_WIRE_BYTES_MAX]; /* the MAP reply's body */
 	size_t text_len;
 	char text[PM_CLUSTER_MAP_TEXT_BYTES_MAX]; /* the document, as received */
+};
+
+/* A key a PURGE step deletes. */
+struct pm_cluster_gone {
+	bool vector;
+	uint16_t klen;
+	uint8_t key[PM_WIRE_KEY_BYTES_MAX];
+};
+
+/* A worker's keys changed in slots it moves out (u16 length + bytes each),
+ * and its PURGE step's keys. */
+struct pm_cluster_dirty {
+	uint8_t *buf; /* PM_CLUSTER_DIRTY_BYTES */
+	uint32_t len;
+	bool overflow;
+	struct pm_cluster_gone *gone; /* PM_CLUSTER_PURGE_KEYS */
 };
 
 struct pm_cluster {
@@ -75,11 +109,26 @@ int pm_cluster_status(struct pm_daemon *d, char *out, size_t cap);
  * as etcd's does). */
 uint64_t pm_cluster_now_ms(void);
 
-/* Worker: once per turn (w->lease_ok); and whether a keyed request must be
- * answered MOVED — true when it was (the reply has gone to from). */
+/* Worker: once per turn (w->boot_ms); whether the write lease admits a write
+ * now; and whether a keyed request must be answered MOVED — true when it was
+ * (the reply has gone to from). */
 void pm_cluster_turn(struct pm_worker *w);
+bool pm_cluster_may_write(const struct pm_worker *w);
 bool pm_cluster_moved(struct pm_worker *w, const struct pm_request *req, uint64_t hash,
 		      const struct pm_dest *from);
+/* Worker: may this write go on under the map's moves? BUSY for a slot being
+ * frozen; a slot being copied out has its key noted as changed. PM_OK
+ * otherwise. */
+enum pm_status pm_cluster_admit(struct pm_worker *w, const struct pm_request *req);
+/* Worker: an EXPORT or PURGE admin call (admin.h) answered into out (cap
+ * bytes): its bytes; *rc 0 or -errno. */
+struct pm_admin_call;
+uint32_t pm_cluster_call(struct pm_worker *w, const struct pm_admin_call *c, uint8_t *out,
+			 uint32_t cap, int32_t *rc);
+/* Worker: whether a KNN hit's key belongs to this node's set (a node holds
+ * copies of other sets' keys while they move). */
+bool pm_cluster_owns(const struct pm_worker *w, const uint8_t *key, uint32_t klen);
+
 /* Worker: a MAP request's reply (the view's wire form, or NOT_FOUND). */
 void pm_cluster_serve_map(struct pm_worker *w, const struct pm_request *req,
 			  const struct pm_dest *from);

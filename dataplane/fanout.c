@@ -53,6 +53,7 @@
 #include "backend.h"
 #include "bridge.h"
 #include "common.h"
+#include "cluster.h"
 #include "fanout.h"
 #include "hash.h"
 #include "knn_sched.h"
@@ -234,32 +235,45 @@ static bool merge_hit(struct pm_pending *p, const struct pm_wire_bytes *key, flo
 	return true;
 }
 
+/* The next hit of a frame whose key this node's set owns: in a cluster a
+ * node holds copies of keys of slots moving in or not yet purged after they
+ * moved out, and a KNN over the cluster must count each key once. */
+static bool next_hit(const struct pm_worker *w, struct pm_reply_view *it,
+		     struct pm_wire_bytes *key, float *dist)
+{
+	while (pm_reply_next_hit(it, key, dist))
+		if (!w->cview || pm_cluster_owns(w, key->ptr, key->len))
+			return true;
+	return false;
+}
+
 /* One reply frame's hits merged with the kept ones in one pass: both are
  * sorted by (distance, key) (every shard sends its hits in order), so the k
  * best of both take O(k), not the O(k^2) compares and moves of inserting one
  * hit at a time (k = 1024: half a million, on the coordinator's turn). When
  * the frame's keys do not fit the key buffer even compacted, one at a time
  * after all. false: keys too long for the merge buffer. */
-static bool merge_frame_hits(struct pm_pending *p, const struct pm_reply_view *frame)
+static bool merge_frame_hits(const struct pm_worker *w, struct pm_pending *p,
+			     const struct pm_reply_view *frame)
 {
 	struct pm_reply_view it = *frame;
 	struct pm_wire_bytes key;
 	float dist;
 	uint32_t bytes = 0;
-	while (pm_reply_next_hit(&it, &key, &dist))
+	while (next_hit(w, &it, &key, &dist))
 		bytes += key.len;
 	if (p->keys_used + bytes > PM_KNN_MERGE_BYTES)
 		compact_keys(p);
 	it = *frame;
 	if (p->keys_used + bytes > PM_KNN_MERGE_BYTES) {
 		bool ok = true;
-		while (pm_reply_next_hit(&it, &key, &dist))
+		while (next_hit(w, &it, &key, &dist))
 			ok &= merge_hit(p, &key, dist);
 		return ok;
 	}
 	struct pm_hit_ref out[PM_K_MAX];
 	uint32_t n = 0, i = 0;
-	bool have = pm_reply_next_hit(&it, &key, &dist);
+	bool have = next_hit(w, &it, &key, &dist);
 	while (n < p->k && (have || i < p->nhits)) {
 		bool take = have && (i == p->nhits ||
 				     hit_cmp(p, dist, key.ptr, key.len, &p->hits[i]) < 0);
@@ -267,7 +281,7 @@ static bool merge_frame_hits(struct pm_pending *p, const struct pm_reply_view *f
 			memcpy(p->keys + p->keys_used, key.ptr, key.len);
 			out[n++] = (struct pm_hit_ref){ dist, p->keys_used, key.len };
 			p->keys_used += key.len;
-			have = pm_reply_next_hit(&it, &key, &dist);
+			have = next_hit(w, &it, &key, &dist);
 		} else {
 			out[n++] = p->hits[i++];
 		}
@@ -315,7 +329,8 @@ static void merge_info(struct pm_pending *p, uint32_t shard, const struct pm_wir
 }
 
 /* Merge one shard's reply frames into the fan-out. */
-static void merge_part(struct pm_pending *p, uint32_t shard, const uint8_t *buf, uint32_t len)
+static void merge_part(const struct pm_worker *w, struct pm_pending *p, uint32_t shard,
+		       const uint8_t *buf, uint32_t len)
 {
 	for (uint32_t off = 0; off < len;) {
 		struct pm_reply_view rv;
@@ -332,7 +347,7 @@ static void merge_part(struct pm_pending *p, uint32_t shard, const uint8_t *buf,
 		}
 		struct pm_wire_coll_info wci;
 		struct pm_coll_info ci;
-		if (p->op == PM_OP_VQUERY && !merge_frame_hits(p, &rv))
+		if (p->op == PM_OP_VQUERY && !merge_frame_hits(w, p, &rv))
 			p->status = PM_E_K; /* keys too long for the merge buffer */
 		while (p->op == PM_OP_CLIST && pm_reply_next_coll(&rv, &wci)) {
 			pm_coll_info_from_wire(&wci, &ci);
@@ -586,7 +601,7 @@ void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const ui
 	bool created;
 	uint32_t n = part_frames(w, req, w->scratch, PM_RING_PAYLOAD_MAX, &created);
 	if (n)
-		merge_part(p, w->id, w->scratch, n);
+		merge_part(w, p, w->id, w->scratch, n);
 	else
 		p->status = p->status ? p->status : PM_E_K;
 	p->created |= (uint32_t)created << w->id;
@@ -630,7 +645,7 @@ void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_
 	if (!p)
 		return; /* answered already (timed out) */
 	if (!p->rolling_back) /* a roll-back's CDROP answers only count */
-		merge_part(p, m->shard, frames, len);
+		merge_part(w, p, m->shard, frames, len);
 	if (m->created && m->shard < PM_SHARDS_MAX) /* a bit of the created mask */
 		p->created |= 1u << m->shard;
 	if (++p->got == p->want)

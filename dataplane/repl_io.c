@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "cluster.h"
 #include "common.h"
 #include "datadir.h"
 #include "msg.h"
@@ -811,7 +812,7 @@ enum pm_status pm_repl_admit(struct pm_worker *w, const struct pm_request *req)
 	const struct pm_repl *r = w->repl;
 	if (!r || !pm_wal_logs(req->op))
 		return PM_OK;
-	if (!pm_repl_takes_writes(w) || (w->d->cluster && !w->lease_ok))
+	if (!pm_repl_takes_writes(w) || (w->d->cluster && !pm_cluster_may_write(w)))
 		return PM_E_READONLY; /* a replica; or a primary without its write lease */
 	if (w->d->cfg.min_replicas && connected(r) < w->d->cfg.min_replicas)
 		return PM_E_NOREPLICAS;

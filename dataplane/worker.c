@@ -447,6 +447,11 @@ static void admin_call(struct pm_worker *w, const struct pm_msg *m, const uint8_
 					     PM_MIN(c.n, PM_ADMIN_TOP_MAX));
 		else if (c.op == PM_CALL_CLUSTER_VIEW)
 			res.rc = 0, w->cview = c.view; /* from the next frame on */
+		else if (c.op == PM_CALL_CLUSTER_EXPORT || c.op == PM_CALL_CLUSTER_PURGE)
+			item = 1, res.n = pm_cluster_call(w, &c, items,
+							  PM_RING_PAYLOAD_MAX - sizeof(struct pm_msg) -
+								  sizeof(res),
+							  &res.rc);
 	}
 	memcpy(w->scratch, &res, sizeof(res));
 	struct pm_msg r = { .origin = w->id, .dest = m->dest };
@@ -505,6 +510,8 @@ static uint32_t owner_of(const struct pm_worker *w, const struct pm_request *req
 static enum pm_status admit_write(struct pm_worker *w, const struct pm_request *req)
 {
 	enum pm_status st = pm_repl_admit(w, req);
+	if (st == PM_OK && w->cview && w->cview->map.nmoves)
+		st = pm_cluster_admit(w, req); /* slots moving out: frozen, or noted */
 	if (st == PM_OK)
 		st = pm_collection_cap_check(w, req);
 	return st == PM_OK ? pm_wal_admit(w, req) : st;

@@ -104,10 +104,11 @@ struct pm_worker {
 	struct pm_wal *wal;        /* write-ahead log, NULL with wal = none */
 	struct pm_repl *repl;      /* replication: this shard's role, replicas or link (repl_io.c) */
 	/* cluster = on (cluster.c): the slot map this worker routes by (NULL: none
-	 * yet), whether the node's write lease held at this turn's start, and the
-	 * MOVED replies it sent (read by the admin thread) */
+	 * yet), CLOCK_BOOTTIME ms at this turn's start (the write lease's clock),
+	 * and the MOVED replies it sent (read by the admin thread) */
 	const struct pm_cluster_view *cview;
-	bool lease_ok;
+	struct pm_cluster_dirty *dirty;  /* keys changed in slots it moves out */
+	uint64_t boot_ms;
 	_Atomic uint64_t moved;
 	bool repl_ready;           /* epoll saw one of replication's sockets ready (tcp.c) */
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */

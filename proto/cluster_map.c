@@ -69,10 +69,10 @@ _Static_assert(LINE_SET_BYTES_MAX <= LINE_BYTES_MAX && LINE_SLOTS_BYTES_MAX <= L
  * (each part then wastes less than one line). */
 _Static_assert(DOC_BYTES_MAX <= PM_CLUSTER_MAP_TEXT_BYTES_MAX,
 	       "a map at every bound fits PM_CLUSTER_MAP_TEXT_BYTES_MAX");
-_Static_assert(PM_CLUSTER_MAP_TEXT_BYTES_MAX == (PM_ADMIN_ARGS_MAX - 2u) * PM_ADMIN_ARG_BYTES_MAX,
+_Static_assert(PM_CLUSTER_MAP_TEXT_BYTES_MAX == (PM_ADMIN_ARGS_MAX - 3u) * PM_ADMIN_ARG_BYTES_MAX,
 	       "the document bound is the admin arguments after CLUSTER MAP <self>");
 _Static_assert(DOC_BYTES_MAX <=
-		       (PM_ADMIN_ARGS_MAX - 2u) * (PM_ADMIN_ARG_BYTES_MAX - LINE_BYTES_MAX + 1u),
+		       (PM_ADMIN_ARGS_MAX - 3u) * (PM_ADMIN_ARG_BYTES_MAX - LINE_BYTES_MAX + 1u),
 	       "a map at every bound fits CLUSTER MAP cut at line boundaries");
 /* The MAP reply is one frame. */
 _Static_assert(PM_FRAME_HEADER_BYTES + PM_CMAP_WIRE_BYTES_MAX <= PM_FRAME_BYTES_MAX,

@@ -77,10 +77,10 @@
 #define PM_CLUSTER_SETS_MAX 64u
 #define PM_CLUSTER_NODES_MAX 128u
 #define PM_CLUSTER_RANGES_MAX 512u
-/* A document, at most: 14 admin arguments of PM_ADMIN_ARG_BYTES_MAX (4096)
- * after CLUSTER MAP <self> (proto/admin_proto.h: 16 arguments). Checked
+/* A document, at most: 13 admin arguments of PM_ADMIN_ARG_BYTES_MAX (4096)
+ * after CLUSTER MAP <self> (proto/admin_proto.h: 16 arguments in all). Checked
  * against the longest lines in cluster_map.c. */
-#define PM_CLUSTER_MAP_TEXT_BYTES_MAX (14u * 4096u)
+#define PM_CLUSTER_MAP_TEXT_BYTES_MAX (13u * 4096u)
 /* The wire form at the bounds: one frame. */
 #define PM_CMAP_WIRE_HEAD_BYTES 16u
 #define PM_CMAP_WIRE_NODE_BYTES 12u

@@ -118,6 +118,19 @@ static void test_bounds(void)
 	refused("retry_ms", "9");
 	refused("retry_ms", "60001");
 	refused("retry_ms", "-1");
+	/* the cluster's keys (agent.h) */
+	accepted("lease_ttl_ms", "2000");
+	accepted("lease_ttl_ms", "60000");
+	refused("lease_ttl_ms", "1000");  /* below etcd's least TTL */
+	refused("lease_ttl_ms", "61000"); /* above PM_CLUSTER_LEASE_MS_MAX */
+	refused("lease_ttl_ms", "2500");  /* not whole seconds */
+	accepted("node_name", "n-1_a");
+	accepted("node_name", "abcdefghijklmnop");
+	refused("node_name", "abcdefghijklmnopq"); /* 17 bytes */
+	refused("cluster_name", "Prod");
+	refused("replica_set", "s/1");
+	accepted("advertise_addr", "10.0.0.7");
+	refused("advertise_addr", "node7");
 	accepted("metrics_listen", "off");
 	accepted("metrics_listen", "0.0.0.0:1");
 	refused("metrics_listen", "127.0.0.1:0");

@@ -2,12 +2,15 @@
  *
  * test_etcd.c — pomai-control's etcd client (control/etcd.h). Two parts, one
  * per meson test of suite `etcd`:
- *  - `test_etcd json` (no etcd): the request bodies against the exact JSON
+ *  - `test_etcd unit` (no etcd): the request bodies against the exact JSON
  *    etcd 3.4 was measured with (cluster-plan.md §2); the answer parsers on
  *    the recorded bodies (tests/etcd_bodies.h) — every error shape of §2.9,
  *    optional fields left out, bad base64, wrong types, every bound broken;
  *    the watch's line splitter fed whole, byte by byte and in random pieces,
- *    at its bound and one byte past it; endpoint lists refused at open.
+ *    at its bound and one byte past it; endpoint lists refused at open; the
+ *    HTTP side against a fake server of the test's own (a garbled answer, a
+ *    503 that moves the handle on, a burst of watch messages, a stream's
+ *    error object, a stream ended or cut).
  *  - `test_etcd live`: against a real etcd (tests/etcd_proc.h): leases
  *    (grant, keepalive, revoke; expiry -> LEASE_GONE), put/range/delete of
  *    keys and prefixes, the election txn and the MOD-compare update with the
@@ -20,6 +23,8 @@
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,9 +140,6 @@ static void test_requests(void)
 			  &b,
 			  "{\"key\":\"L3BvbWFpL2MxL25vZGVzLw==\",\"range_end\":"
 			  "\"L3BvbWFpL2MxL25vZGVzMA==\",\"limit\":\"4096\"}"));
-	/* "" is etcd's "\0": every key from key on */
-	CU_ASSERT(body_is(pm_etcd_req_range("a", "", &b, LIT(err)), &b,
-			  "{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"limit\":\"4096\"}"));
 	CU_ASSERT(body_is(pm_etcd_req_put("/pomai/c1/nodes/n1", "x", 1, 7001, &b, LIT(err)), &b,
 			  "{\"key\":\"L3BvbWFpL2MxL25vZGVzL24x\",\"value\":\"eA==\",\"lease\":\"7001\"}"));
 	CU_ASSERT(body_is(pm_etcd_req_put("k", NULL, 0, 0, &b, LIT(err)), &b,
@@ -232,6 +234,9 @@ static void test_request_bounds(void)
 	CU_ASSERT_EQUAL(pm_etcd_req_range(key, NULL, &b, LIT(err)), PM_ETCD_OK);
 	free(b);
 	CU_ASSERT(refused(pm_etcd_req_range(NULL, NULL, &b, LIT(err)), &b, "no key"));
+	/* "" (what pm_etcd_prefix_end writes when there is no end) would be
+	 * etcd's "\0", every key from key on */
+	CU_ASSERT(refused(pm_etcd_req_delete("a", "", &b, LIT(err)), &b, "range_end: no key"));
 	CU_ASSERT(refused(pm_etcd_req_put("", "v", 1, 0, &b, LIT(err)), &b, "no key"));
 	CU_ASSERT(refused(pm_etcd_req_put("k", NULL, 3, 0, &b, LIT(err)), &b, "NULL"));
 	CU_ASSERT(refused(pm_etcd_req_put("k", "v", 1, -1, &b, LIT(err)), &b, "lease"));
@@ -415,7 +420,8 @@ static const struct {
 	int rc;
 	const char *says;
 } errors[] = {
-	{ 404, EB_LEASE_NOT_FOUND, PM_ETCD_LEASE_GONE, "HTTP 404: etcdserver: requested lease not found (code 5)" },
+	{ 404, EB_LEASE_NOT_FOUND, PM_ETCD_LEASE_GONE,
+	  "HTTP 404: etcdserver: requested lease not found (code 5)" },
 	{ 412, EB_GRANT_EXISTS, PM_ETCD_E_HTTP, "HTTP 412: etcdserver: lease already exists (code 9)" },
 	{ 400, EB_TTL_TOO_LARGE, PM_ETCD_E_HTTP, "too large lease TTL (code 11)" },
 	{ 400, EB_COMPACTED, PM_ETCD_E_HTTP, "required revision has been compacted (code 11)" },
@@ -477,7 +483,8 @@ static const struct {
 	{ 'r', "{\"header\":{\"revision\":\"9223372036854775808\"}}", "header.revision: not an int64" },
 	{ 'r', "{\"header\":{\"revision\":\"-1\"}}", "header.revision: -1 below 0" },
 	{ 'r', "{\"header\":{\"raft_term\":[]}}", "header.raft_term: not a uint64" },
-	{ 'r', "{\"header\":{\"cluster_id\":\"18446744073709551616\"}}", "header.cluster_id: not a uint64" },
+	{ 'r', "{\"header\":{\"cluster_id\":\"18446744073709551616\"}}",
+	  "header.cluster_id: not a uint64" },
 	{ 'r', "{\"header\":{\"member_id\":-1}}", "header.member_id: not a uint64" },
 	{ 'r', "{\"header\":{},\"kvs\":{}}", "kvs: not an array" },
 	{ 'r', "{\"header\":{},\"kvs\":[1],\"count\":\"1\"}", "kvs[0]: not an object" },
@@ -499,12 +506,19 @@ static const struct {
 	{ 'r', "{\"header\":{},\"more\":\"yes\"}", "more: not a boolean" },
 	{ 't', "{\"header\":{},\"succeeded\":\"yes\"}", "succeeded: not a boolean" },
 	{ 't', "{\"header\":{},\"succeeded\":true,\"responses\":{}}", "responses: not an array" },
-	{ 't', "{\"header\":{},\"succeeded\":true,\"responses\":[1]}", "responses[0].response_put: not the one member" },
-	{ 't', "{\"header\":{},\"succeeded\":true,\"responses\":[{\"response_put\":{},\"response_range\":{}}]}",
+	{ 't', "{\"header\":{},\"succeeded\":true,\"responses\":[1]}",
 	  "responses[0].response_put: not the one member" },
-	{ 't', "{\"header\":{},\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{\"revision\":\"x\"}}}]}",
+	{ 't',
+	  "{\"header\":{},\"succeeded\":true,\"responses\":[{\"response_put\":{},"
+	  "\"response_range\":{}}]}",
+	  "responses[0].response_put: not the one member" },
+	{ 't',
+	  "{\"header\":{},\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":"
+	  "{\"revision\":\"x\"}}}]}",
 	  "responses[0].response_put.header.revision: not an int64" },
-	{ 't', "{\"header\":{},\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"eA==\"}],\"count\":\"1\"}},"
+	{ 't',
+	  "{\"header\":{},\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"eA==\"}],"
+	  "\"count\":\"1\"}},"
 	       "{\"response_range\":{}}]}", "2 responses to the failure branch's 1 operations" },
 	{ 't', "{\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}", "header: missing" },
 	{ 'k', "{\"result\":{\"header\":{},\"ID\":\"7001\",\"TTL\":true}}", "result.TTL: not an int64" },
@@ -701,8 +715,10 @@ static void test_watch_messages(void)
 		const char *line, *says;
 	} no[] = {
 		{ "{\"result\":{\"fragment\":true}}", "fragment" },
-		{ "{\"result\":{\"created\":true,\"events\":[{\"kv\":{\"key\":\"eA==\"}}]}}", "events in a created" },
-		{ "{\"result\":{\"events\":[{\"type\":\"EXPIRE\",\"kv\":{\"key\":\"eA==\"}}]}}", "events[0].type" },
+		{ "{\"result\":{\"created\":true,\"events\":[{\"kv\":{\"key\":\"eA==\"}}]}}",
+		  "events in a created" },
+		{ "{\"result\":{\"events\":[{\"type\":\"EXPIRE\",\"kv\":{\"key\":\"eA==\"}}]}}",
+		  "events[0].type" },
 		{ "{\"result\":{\"events\":[{\"type\":2,\"kv\":{\"key\":\"eA==\"}}]}}", "events[0].type" },
 		{ "{\"result\":{\"events\":{}}}", "events: not an array" },
 		{ "{\"result\":{\"events\":[{\"type\":\"DELETE\"}]}}", "events[0].kv: missing" },
@@ -1053,6 +1069,248 @@ static int live_clean(void)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- a fake etcd */
+
+/* A server of the test's own on a free loopback port: it accepts one
+ * connection per canned answer, reads the request, writes the answer's bytes
+ * as they are (status line, headers, body; chunked or not) and closes. What
+ * etcd does not do on purpose (a 503, a garbled body, a stream cut or ended,
+ * a burst of messages) comes from here. */
+#define FAKE_ANSWERS_MAX 8u
+/* How long it waits for a request, or for the client to go after the answer. */
+#define FAKE_IO_MS 5000
+/* Messages of the burst: more than one 16 KiB piece of libcurl's holds. */
+#define BURST_EVENTS 300u
+
+struct fake {
+	int lfd;
+	uint16_t port;
+	char url[64];
+	pthread_t thread;
+	char *answer[FAKE_ANSWERS_MAX];
+	size_t len[FAKE_ANSWERS_MAX];
+	uint32_t n, served;
+};
+
+/* Read a request whole (headers, then Content-Length bytes). */
+static bool fake_read_request(int fd)
+{
+	char buf[8192];
+	size_t n = 0;
+	for (uint64_t deadline = proc_now_ms() + FAKE_IO_MS; proc_now_ms() < deadline;) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (poll(&pf, 1, FAKE_IO_MS) != 1)
+			return false;
+		ssize_t r = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+		if (r <= 0)
+			return false;
+		n += (size_t)r;
+		buf[n] = '\0';
+		const char *end = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "Content-Length:");
+		if (end && (!cl || n >= (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10)))
+			return true;
+		if (n == sizeof(buf) - 1)
+			return false;
+	}
+	return false;
+}
+
+static void *fake_main(void *arg)
+{
+	struct fake *f = arg;
+	for (uint32_t i = 0; i < f->n; i++) {
+		struct pollfd pf = { .fd = f->lfd, .events = POLLIN };
+		if (poll(&pf, 1, FAKE_IO_MS * 4) != 1)
+			break;
+		int c = accept(f->lfd, NULL, NULL);
+		if (c < 0)
+			break;
+		if (fake_read_request(c) && proc_send_all(c, f->answer[i], f->len[i]))
+			f->served++;
+		shutdown(c, SHUT_WR);
+		char sink[4096]; /* until the client goes: no RST for what it still sends */
+		pf = (struct pollfd){ .fd = c, .events = POLLIN };
+		while (poll(&pf, 1, FAKE_IO_MS) == 1 && recv(c, sink, sizeof(sink), 0) > 0)
+			;
+		close(c);
+	}
+	return NULL;
+}
+
+/* An answer: a status line, headers and body as given. */
+static void fake_add(struct fake *f, const char *head, const char *body, size_t blen)
+{
+	size_t hl = strlen(head);
+	char *a = malloc(hl + blen);
+	memcpy(a, head, hl);
+	memcpy(a + hl, body, blen);
+	f->answer[f->n] = a;
+	f->len[f->n++] = hl + blen;
+}
+
+/* A unary answer with a Content-Length. */
+static void fake_unary(struct fake *f, int status, const char *body, size_t blen)
+{
+	char head[256];
+	snprintf(head, sizeof(head),
+		 "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+		 "Connection: close\r\n\r\n",
+		 status, blen);
+	fake_add(f, head, body, blen);
+}
+
+/* A chunked answer: body cut into chunks of `piece` bytes (0: one). */
+static void fake_chunked(struct fake *f, int status, const char *body, size_t piece, bool end)
+{
+	size_t blen = strlen(body), cap = blen * 2 + 64 + (blen / (piece ? piece : 1) + 1) * 16;
+	char *c = malloc(cap), head[256];
+	size_t at = 0;
+	for (size_t off = 0; off < blen;) {
+		size_t k = piece && piece < blen - off ? piece : blen - off;
+		at += (size_t)snprintf(c + at, cap - at, "%zx\r\n", k);
+		memcpy(c + at, body + off, k);
+		at += k;
+		memcpy(c + at, "\r\n", 2);
+		at += 2;
+		off += k;
+	}
+	if (end)
+		at += (size_t)snprintf(c + at, cap - at, "0\r\n\r\n");
+	snprintf(head, sizeof(head),
+		 "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+		 "Transfer-Encoding: chunked\r\n\r\n",
+		 status);
+	fake_add(f, head, c, at);
+	free(c);
+}
+
+static bool fake_start(struct fake *f)
+{
+	f->lfd = proc_tcp_listen(0, &f->port);
+	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u", f->port);
+	return f->lfd >= 0 && pthread_create(&f->thread, NULL, fake_main, f) == 0;
+}
+
+/* Every answer served, the thread joined. */
+static bool fake_done(struct fake *f)
+{
+	pthread_join(f->thread, NULL);
+	close(f->lfd);
+	for (uint32_t i = 0; i < f->n; i++)
+		free(f->answer[i]);
+	return f->served == f->n;
+}
+
+static void test_fake_unary(void)
+{
+	struct fake f = { 0 };
+	struct pm_etcd_kvs kvs;
+	char list[160], dead_url[64];
+	int64_t ttl, rev;
+	uint16_t dead = proc_port_pick(SOCK_STREAM, 0);
+	fake_unary(&f, 200, LIT("not json"));
+	fake_unary(&f, 404, LIT(EB_NOT_FOUND));
+	fake_chunked(&f, 200, EB_KEEPALIVE_DEAD, 7, true);
+	fake_unary(&f, 200, LIT(EB_KEEPALIVE)); /* a keepalive's answer to a put */
+	fake_unary(&f, 503, LIT("{\"error\":\"etcdserver: no leader\",\"code\":14}"));
+	CU_ASSERT_FATAL(dead && fake_start(&f));
+	snprintf(dead_url, sizeof(dead_url), "http://127.0.0.1:%u", dead);
+	snprintf(list, sizeof(list), "%s,%s", f.url, dead_url);
+	struct pm_etcd *e = open_list(list);
+	CU_ASSERT_FATAL(e != NULL);
+	LIVE_RC(e, pm_etcd_range(e, "k", NULL, &kvs, CALL_MS), PM_ETCD_E_PROTO);
+	CU_ASSERT(strstr(pm_etcd_error(e), "/v3/kv/range: not JSON") != NULL);
+	LIVE_RC(e, pm_etcd_range(e, "k", NULL, &kvs, CALL_MS), PM_ETCD_E_HTTP);
+	CU_ASSERT(strstr(pm_etcd_error(e), "/v3/kv/range: HTTP 404: Not Found") != NULL);
+	LIVE_RC(e, pm_etcd_keepalive(e, 7001, &ttl, CALL_MS), PM_ETCD_LEASE_GONE);
+	LIVE_RC(e, pm_etcd_put(e, "k", "v", 1, 0, &rev, CALL_MS), PM_ETCD_E_PROTO);
+	CU_ASSERT(strstr(pm_etcd_error(e), "/v3/kv/put: header: missing") != NULL);
+	CU_ASSERT_STRING_EQUAL(pm_etcd_endpoint(e), f.url); /* answers, however bad: it stays */
+	LIVE_RC(e, pm_etcd_grant(e, 5, &rev, &ttl, CALL_MS), PM_ETCD_E_HTTP);
+	CU_ASSERT(strstr(pm_etcd_error(e), "HTTP 503: etcdserver: no leader (code 14)") != NULL);
+	CU_ASSERT_STRING_EQUAL(pm_etcd_endpoint(e), dead_url); /* moved on */
+	CU_ASSERT(fake_done(&f));
+	pm_etcd_close(e);
+}
+
+/* A burst of n event lines, mod revisions 1..n, then what follows. */
+static char *burst_of(uint32_t n, const char *after)
+{
+	size_t cap = (size_t)n * 256u + strlen(after) + sizeof(EB_W_CREATED);
+	char *s = malloc(cap);
+	size_t at = (size_t)snprintf(s, cap, "%s", EB_W_CREATED);
+	for (uint32_t i = 1; i <= n; i++)
+		at += (size_t)snprintf(s + at, cap - at,
+				       "{\"result\":{\"header\":{\"revision\":\"%u\"},\"events\":[{\"kv\":"
+				       "{\"key\":\"L3BvbWFpL2MxL2Iv\",\"mod_revision\":\"%u\",\"value\":"
+				       "\"cGFkZGluZyBwYWRkaW5nIHBhZGRpbmcgcGFkZGluZw==\"}}]}}\n",
+				       i, i);
+	snprintf(s + at, cap - at, "%s", after);
+	return s;
+}
+
+/* Wait until the watch ends: its rc, the events in s. */
+static int watch_to_end(struct pm_etcd *e, struct seen *s, int64_t *rev)
+{
+	int rc = 0;
+	for (uint64_t deadline = proc_now_ms() + WAIT_MS; rc >= 0 && proc_now_ms() < deadline;)
+		rc = pm_etcd_watch_wait(e, TURN_MS, on_event, s, rev);
+	return rc;
+}
+
+static void test_fake_watch(void)
+{
+	struct fake f = { 0 };
+	struct seen *s = calloc(1, sizeof(*s));
+	int64_t rev = 0;
+	/* a burst (many lines per piece: the write callback pauses), chunks cut
+	 * mid-line, then a malformed message: every event before it, then E_PROTO */
+	char *burst = burst_of(BURST_EVENTS, "{\"result\":{\"events\":[{\"kv\":{\"key\":\"!!\"}}]}}\n");
+	fake_chunked(&f, 200, burst, 4093, false);
+	free(burst);
+	/* a stream's error object; a refused create request; etcd closing the
+	 * stream; the stream cut */
+	fake_chunked(&f, 200,
+		     EB_W_CREATED
+		     "{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}\n",
+		     0, false);
+	fake_unary(&f, 500, LIT(EB_WATCH_BAD));
+	fake_chunked(&f, 200, EB_W_CREATED EB_W_PUT, 0, true);
+	fake_chunked(&f, 200, EB_W_CREATED EB_W_PUT, 0, false);
+	CU_ASSERT_FATAL(s && fake_start(&f));
+	struct pm_etcd *e = open_list(f.url);
+	CU_ASSERT_FATAL(e != NULL);
+	struct {
+		uint32_t events;
+		int rc;
+		const char *says;
+	} want[] = {
+		{ BURST_EVENTS, PM_ETCD_E_PROTO, "/v3/watch: result.events[0].kv.key: not base64" },
+		{ 0, PM_ETCD_E_HTTP, "/v3/watch: etcdserver: no leader (code 14)" },
+		{ 0, PM_ETCD_E_HTTP, "/v3/watch: HTTP 500: illegal base64 data at input byte 0 (code 2)" },
+		{ 1, PM_ETCD_E_NET, "/v3/watch: the watch stream ended (etcd closed it)" },
+		{ 1, PM_ETCD_E_NET, "(curl 18)" },
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		s->n = 0;
+		LIVE_RC(e, pm_etcd_watch_start(e, "/pomai/c1/", "/pomai/c10", 0), PM_ETCD_OK);
+		LIVE_RC(e, watch_to_end(e, s, &rev), want[i].rc);
+		uint32_t got = s->n; /* at most SEEN_MAX kept */
+		CU_ASSERT(strstr(pm_etcd_error(e), want[i].says) != NULL);
+		CU_ASSERT(!pm_etcd_watching(e));
+		if (i == 0) {
+			CU_ASSERT(rev == BURST_EVENTS && got == SEEN_MAX);
+			for (uint32_t k = 0; k < got; k++)
+				CU_ASSERT_EQUAL(s->ev[k].mod, (int64_t)k + 1);
+		} else {
+			CU_ASSERT_EQUAL(got, want[i].events);
+		}
+	}
+	CU_ASSERT(fake_done(&f));
+	free(s);
+	pm_etcd_close(e);
+}
+
 /* ---------------------------------------------------------------- live: leases, kv, txn */
 
 static void test_live_lease(void)
@@ -1104,7 +1362,8 @@ static void test_live_kv(void)
 	LIVE_RC(e, pm_etcd_range(e, p, end, &kvs, CALL_MS), PM_ETCD_OK);
 	CU_ASSERT_FATAL(kvs.n == 3);
 	CU_ASSERT(!strcmp(kvs.kv[0].key, a) && !strcmp(kvs.kv[1].key, b) && !strcmp(kvs.kv[2].key, c));
-	CU_ASSERT(kvs.kv[1].value_len == sizeof(bin) - 1 && !memcmp(kvs.kv[1].value, bin, sizeof(bin) - 1));
+	CU_ASSERT(kvs.kv[1].value_len == sizeof(bin) - 1 &&
+		  !memcmp(kvs.kv[1].value, bin, sizeof(bin) - 1));
 	CU_ASSERT(kvs.kv[2].value_len == 0 && kvs.kv[2].value[0] == '\0');
 	pm_etcd_kvs_free(&kvs);
 	/* a second put: version 2, the create revision kept */
@@ -1125,11 +1384,13 @@ static void test_live_kv(void)
 	LIVE_RC(e, pm_etcd_range(e, p, end, &kvs, CALL_MS), PM_ETCD_OK);
 	CU_ASSERT(kvs.n == 0 && kvs.revision > r3);
 	/* etcd's own refusals come back as E_HTTP with its words */
-	const struct pm_etcd_op twice[] = { { .kind = PM_ETCD_PUT, .key = a, .value = "1", .value_len = 1 },
+	const struct pm_etcd_op twice[] = { { .kind = PM_ETCD_PUT, .key = a, .value = "1",
+					      .value_len = 1 },
 					    { .kind = PM_ETCD_PUT, .key = a, .value = "2", .value_len = 1 } };
 	const struct pm_etcd_txn dup = { NULL, 0, twice, NULL, 2, 0 };
 	LIVE_RC(e, pm_etcd_txn(e, &dup, NULL, NULL, CALL_MS), PM_ETCD_E_HTTP);
-	CU_ASSERT(strstr(pm_etcd_error(e), "HTTP 400: etcdserver: duplicate key given in txn request") != NULL);
+	CU_ASSERT(strstr(pm_etcd_error(e),
+			 "HTTP 400: etcdserver: duplicate key given in txn request") != NULL);
 	pm_etcd_close(e);
 }
 
@@ -1167,8 +1428,10 @@ static void test_live_txn(void)
 	pm_etcd_kvs_free(&kvs);
 	/* the map: created once; updated with MOD == what was read; a stale
 	 * writer gets the current map back */
-	const struct pm_etcd_op put1[] = { { .kind = PM_ETCD_PUT, .key = map, .value = "epoch=1", .value_len = 7 } };
-	const struct pm_etcd_op put2[] = { { .kind = PM_ETCD_PUT, .key = map, .value = "epoch=2", .value_len = 7 } };
+	const struct pm_etcd_op put1[] = { { .kind = PM_ETCD_PUT, .key = map, .value = "epoch=1",
+					     .value_len = 7 } };
+	const struct pm_etcd_op put2[] = { { .kind = PM_ETCD_PUT, .key = map, .value = "epoch=2",
+					     .value_len = 7 } };
 	const struct pm_etcd_op get_map[] = { { .kind = PM_ETCD_RANGE, .key = map } };
 	struct pm_etcd_cmp absent[] = { { .key = map, .target = PM_ETCD_CREATE } };
 	const struct pm_etcd_txn create = { absent, 1, put1, get_map, 1, 1 };
@@ -1199,7 +1462,8 @@ static void test_live_txn(void)
 	 * lease is an error, never a silent loss */
 	LIVE_RC(e, pm_etcd_revoke(e, la, CALL_MS), PM_ETCD_OK);
 	LIVE_RC(e, campaign(e, leader, "node=a", la, &rev, NULL), PM_ETCD_LEASE_GONE);
-	CU_ASSERT(strstr(pm_etcd_error(e), "/v3/kv/txn: HTTP 404: etcdserver: requested lease not found") != NULL);
+	CU_ASSERT(strstr(pm_etcd_error(e),
+			 "/v3/kv/txn: HTTP 404: etcdserver: requested lease not found") != NULL);
 	LIVE_RC(e, campaign(e, leader, "node=b", lb, &rev, NULL), PM_ETCD_OK);
 	LIVE_RC(e, pm_etcd_revoke(e, lb, CALL_MS), PM_ETCD_OK);
 	LIVE_RC(e, pm_etcd_delete(e, map, NULL, NULL, CALL_MS), PM_ETCD_OK);
@@ -1290,6 +1554,44 @@ static void test_live_watch(void)
 	pm_etcd_close(e);
 }
 
+/* An event function that reads the key again on the watch's own handle. */
+struct reread {
+	struct pm_etcd *e;
+	int rc;
+	char value[64];
+	uint32_t n;
+};
+
+static void on_event_reread(void *arg, const struct pm_etcd_event *ev)
+{
+	struct reread *r = arg;
+	struct pm_etcd_kvs kvs;
+	r->rc = pm_etcd_range(r->e, ev->kv->key, NULL, &kvs, CALL_MS);
+	snprintf(r->value, sizeof(r->value), "%s", kvs.n ? (const char *)kvs.kv[0].value : "");
+	r->n++;
+	pm_etcd_kvs_free(&kvs);
+}
+
+/* The event function may call the handle's unary functions: it runs
+ * outside libcurl's callbacks. */
+static void test_live_event_calls(void)
+{
+	struct pm_etcd *e = open_list(etcd_proc_url(&etcd));
+	char k[PM_ETCD_KEY_BYTES_MAX + 1];
+	struct reread r = { .e = e };
+	int64_t rev;
+	CU_ASSERT_FATAL(e != NULL);
+	LIVE_RC(e, pm_etcd_watch_start(e, key_of(k, "reread"), NULL, 0), PM_ETCD_OK);
+	CU_ASSERT_FATAL(await_created(e, &rev));
+	LIVE_RC(e, pm_etcd_put(e, k, "seen", 4, 0, NULL, CALL_MS), PM_ETCD_OK);
+	for (uint64_t deadline = proc_now_ms() + WAIT_MS; r.n == 0 && proc_now_ms() < deadline;)
+		CU_ASSERT_FATAL(pm_etcd_watch_wait(e, TURN_MS, on_event_reread, &r, &rev) >= 0);
+	CU_ASSERT(r.n == 1 && r.rc == PM_ETCD_OK && !strcmp(r.value, "seen"));
+	CU_ASSERT(pm_etcd_watching(e));
+	LIVE_RC(e, pm_etcd_delete(e, k, NULL, NULL, CALL_MS), PM_ETCD_OK);
+	pm_etcd_close(e);
+}
+
 /* Answers and watch messages past PM_ETCD_MSG_BYTES_MAX end the call or
  * the watch with E_PROTO; the handle goes on. */
 static void test_live_bounds(void)
@@ -1309,8 +1611,10 @@ static void test_live_bounds(void)
 	pm_etcd_prefix_end(p, end, sizeof(end));
 	LIVE_RC(e, pm_etcd_watch_start(e, p, end, 0), PM_ETCD_OK);
 	CU_ASSERT_FATAL(await_created(e, &rev));
-	LIVE_RC(e, pm_etcd_put(e, key_of(k1, "big/1"), big, BIG_VALUE_BYTES, 0, NULL, CALL_MS), PM_ETCD_OK);
-	LIVE_RC(e, pm_etcd_put(e, key_of(k2, "big/2"), big, BIG_VALUE_BYTES, 0, NULL, CALL_MS), PM_ETCD_OK);
+	key_of(k1, "big/1");
+	key_of(k2, "big/2");
+	LIVE_RC(e, pm_etcd_put(e, k1, big, BIG_VALUE_BYTES, 0, NULL, CALL_MS), PM_ETCD_OK);
+	LIVE_RC(e, pm_etcd_put(e, k2, big, BIG_VALUE_BYTES, 0, NULL, CALL_MS), PM_ETCD_OK);
 	CU_ASSERT(await_event(e, s, k2, false, &rev, &rc) && s->ev[0].value_len == BIG_VALUE_BYTES);
 	LIVE_RC(e, pm_etcd_range(e, k1, NULL, &kvs, CALL_MS), PM_ETCD_OK);
 	CU_ASSERT(kvs.n == 1 && kvs.kv[0].value_len == BIG_VALUE_BYTES &&
@@ -1324,7 +1628,8 @@ static void test_live_bounds(void)
 	LIVE_RC(e, pm_etcd_put(e, k1, big, BIG_VALUE_BYTES, 0, NULL, CALL_MS), PM_ETCD_OK);
 	CU_ASSERT(await_event(e, s, k1, false, &rev, &rc) == NULL);
 	LIVE_RC(e, rc, PM_ETCD_E_PROTO);
-	CU_ASSERT(strstr(pm_etcd_error(e), "/v3/watch: a watch message past PM_ETCD_MSG_BYTES_MAX") != NULL);
+	CU_ASSERT(strstr(pm_etcd_error(e),
+			 "/v3/watch: a watch message past PM_ETCD_MSG_BYTES_MAX") != NULL);
 	CU_ASSERT(!pm_etcd_watching(e));
 	CU_ASSERT_STRING_EQUAL(pm_etcd_endpoint(e), etcd_proc_url(&etcd));
 	LIVE_RC(e, pm_etcd_delete(e, p, end, NULL, CALL_MS), PM_ETCD_OK);
@@ -1470,7 +1775,7 @@ static void test_live_killed(void)
 
 /* ---------------------------------------------------------------- main */
 
-static CU_TestInfo json_tests[] = {
+static CU_TestInfo unit_tests[] = {
 	{ "base64", test_b64 },
 	{ "requests", test_requests },
 	{ "request_txn", test_request_txn },
@@ -1486,6 +1791,8 @@ static CU_TestInfo json_tests[] = {
 	{ "lines_bound", test_lines_bound },
 	{ "prefix_end", test_prefix_end },
 	{ "open", test_open },
+	{ "fake_unary", test_fake_unary },
+	{ "fake_watch", test_fake_watch },
 	CU_TEST_INFO_NULL,
 };
 
@@ -1495,6 +1802,7 @@ static CU_TestInfo live_tests[] = {
 	{ "kv", test_live_kv },
 	{ "txn", test_live_txn },
 	{ "watch", test_live_watch },
+	{ "event_calls", test_live_event_calls },
 	{ "bounds", test_live_bounds },
 	{ "rotation", test_live_rotation },
 	{ "stopped", test_live_stopped },
@@ -1507,10 +1815,10 @@ int main(int argc, char **argv)
 	const char *part = argc > 1 ? argv[1] : "";
 	seed = (uint64_t)getpid() * 7919u ^ proc_now_ns();
 	printf("test_etcd %s: seed %llu\n", part, (unsigned long long)seed);
-	if (!strcmp(part, "json"))
-		return pm_cu_run("etcd_json", json_tests);
+	if (!strcmp(part, "unit"))
+		return pm_cu_run("etcd_unit", unit_tests);
 	if (strcmp(part, "live")) {
-		fprintf(stderr, "usage: test_etcd json|live\n");
+		fprintf(stderr, "usage: test_etcd unit|live\n");
 		return 1;
 	}
 	if (!etcd_proc_installed(&etcd))

@@ -20,6 +20,9 @@
  *   cluster_map  slot map documents (proto/cluster_map.h: the header's
  *             example, keys in another order, the least map, a map at every
  *             count bound) and their wire forms (pm_cmap_encode)
+ *   etcd      etcd 3.4's recorded answers (tests/etcd_bodies.h) after
+ *             fuzz_etcd.c's reader byte: every kind of answer, every error,
+ *             the watch stream in several delivery plans, base64
  *
  * Built by meson, run by hand (docs/fuzzing.md); its output is committed:
  *   build/tests/fuzz/make_seeds tests/fuzz/corpus config
@@ -39,6 +42,8 @@
 #include "shard.h"
 #include "snapshot.h"
 #include "wal.h"
+
+#include "../etcd_bodies.h"
 
 /* Largest seed: a snapshot of the small shard below, with room to spare. */
 #define SEED_BYTES_MAX (1u << 20)
@@ -648,6 +653,15 @@ static void cmap_seeds(void)
 		"node name=n2 set=s1 addr=127.0.0.1 udp=21010 tcp=0 repl=21110 shards=2\n"
 		"slots first=0 last=8191 set=s1\n"
 		"slots first=8192 last=16383 set=s2\n";
+	static const char moves[] =
+		"pomai-map version=1 epoch=12\n"
+		"set name=s1 epoch=3 primary=n1\n"
+		"set name=s2 epoch=1 primary=-\n"
+		"node name=n1 set=s1 addr=127.0.0.1 udp=21000 tcp=20999 repl=21100 shards=2\n"
+		"slots first=0 last=8191 set=s1\n"
+		"slots first=8192 last=16383 set=s2\n"
+		"move first=100 last=199 from=s1 to=s2 state=copy\n"
+		"move first=8192 last=9000 from=s2 to=s1 state=freeze\n";
 	static const char any_order[] =
 		"pomai-map epoch=18446744073709551615 version=1\n"
 		"set primary=n-2 epoch=0 name=abcdefghijklmnop\n"
@@ -680,6 +694,73 @@ static void cmap_seeds(void)
 		n += (size_t)snprintf(doc + n, sizeof(doc) - n, "slots first=%u last=%u set=set%u\n",
 				      r * 32, r * 32 + 31, (r * 7) % PM_CLUSTER_SETS_MAX);
 	cmap_seed("bounds", doc, n, PM_CLUSTER_NODES_MAX - 1);
+	cmap_seed("moves", moves, sizeof(moves) - 1, 0);
+}
+
+/* ---------------------------------------------------------------- etcd */
+
+/* fuzz_etcd.c's readers (its first byte) and txn shapes (byte 1). */
+enum { ETCD_GRANT, ETCD_KEEPALIVE, ETCD_HEADER, ETCD_RANGE, ETCD_DELETE, ETCD_TXN,
+       ETCD_ERROR, ETCD_WATCH, ETCD_B64 };
+enum { ETCD_TXN_PUT_RANGE = 0, ETCD_TXN_DELETE = 5 };
+
+/* reader, [an extra byte,] body. */
+static void etcd_seed(const char *name, int reader, int extra, const char *body)
+{
+	size_t n = strlen(body), at = 0;
+	buf[at++] = (uint8_t)reader;
+	if (extra >= 0)
+		buf[at++] = (uint8_t)extra;
+	memcpy(buf + at, body, n);
+	seed("etcd", name, buf, at + n);
+}
+
+static void etcd_seeds(void)
+{
+	static const struct {
+		const char *name;
+		int reader, extra;
+		const char *body;
+	} seeds[] = {
+		{ "grant", ETCD_GRANT, -1, EB_GRANT },
+		{ "grant_min", ETCD_GRANT, -1, EB_GRANT_MIN },
+		{ "keepalive", ETCD_KEEPALIVE, -1, EB_KEEPALIVE },
+		{ "keepalive_dead", ETCD_KEEPALIVE, -1, EB_KEEPALIVE_DEAD },
+		{ "put", ETCD_HEADER, -1, EB_PUT },
+		{ "put_prev", ETCD_HEADER, -1, EB_PUT_PREV },
+		{ "revoke", ETCD_HEADER, -1, EB_REVOKE },
+		{ "range_one", ETCD_RANGE, -1, EB_RANGE_ONE },
+		{ "range_prefix", ETCD_RANGE, -1, EB_RANGE_PREFIX },
+		{ "range_keys_only", ETCD_RANGE, -1, EB_RANGE_KEYS_ONLY },
+		{ "range_count_only", ETCD_RANGE, -1, EB_RANGE_COUNT_ONLY },
+		{ "range_none", ETCD_RANGE, -1, EB_RANGE_NONE },
+		{ "delete_prev", ETCD_DELETE, -1, EB_DELETE_PREV },
+		{ "delete_none", ETCD_DELETE, -1, EB_DELETE_NONE },
+		{ "delete_prefix", ETCD_DELETE, -1, EB_DELETE_PREFIX },
+		{ "txn_elect_won", ETCD_TXN, ETCD_TXN_PUT_RANGE, EB_TXN_ELECT_WON },
+		{ "txn_elect_lost", ETCD_TXN, ETCD_TXN_PUT_RANGE, EB_TXN_ELECT_LOST },
+		{ "txn_map_updated", ETCD_TXN, ETCD_TXN_PUT_RANGE, EB_TXN_MAP_UPDATED },
+		{ "txn_map_conflict", ETCD_TXN, ETCD_TXN_PUT_RANGE, EB_TXN_MAP_CONFLICT },
+		{ "txn_failed_empty", ETCD_TXN, ETCD_TXN_DELETE, EB_TXN_FAILED_EMPTY },
+		{ "error_lease_not_found", ETCD_ERROR, 404 - 201, EB_LEASE_NOT_FOUND },
+		{ "error_lease_exists", ETCD_ERROR, 412 - 201, EB_GRANT_EXISTS },
+		{ "error_ttl_too_large", ETCD_ERROR, 400 - 201, EB_TTL_TOO_LARGE },
+		{ "error_compacted", ETCD_ERROR, 400 - 201, EB_COMPACTED },
+		{ "error_duplicate", ETCD_ERROR, 400 - 201, EB_TXN_DUPLICATE },
+		{ "error_stream_eof", ETCD_ERROR, 500 - 201, EB_STREAM_EOF },
+		{ "error_not_found", ETCD_ERROR, 404 - 201, EB_NOT_FOUND },
+		{ "error_not_allowed", ETCD_ERROR, 405 - 201, EB_NOT_ALLOWED },
+		{ "watch_whole", ETCD_WATCH, 0, EB_W_STREAM },
+		{ "watch_bytes", ETCD_WATCH, 13, EB_W_STREAM },
+		{ "watch_pieces", ETCD_WATCH, 5, EB_W_STREAM },
+		{ "watch_small_bound", ETCD_WATCH, 0x80 | 9, EB_W_STREAM },
+		{ "watch_canceled", ETCD_WATCH, 3, EB_W_CREATED EB_W_CANCELED },
+		{ "b64_key", ETCD_B64, -1, "L3BvbWFpL2MxL25vZGVzL24x" },
+		{ "b64_pad1", ETCD_B64, -1, "djJiYQ==" },
+		{ "b64_pad2", ETCD_B64, -1, "ZXBvY2g9Mw==" },
+	};
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
+		etcd_seed(seeds[i].name, seeds[i].reader, seeds[i].extra, seeds[i].body);
 }
 
 int main(int argc, char **argv)
@@ -701,6 +782,7 @@ int main(int argc, char **argv)
 	admin_seeds();
 	repl_seeds();
 	cmap_seeds();
+	etcd_seeds();
 	printf("seeds written under %s\n", out_dir);
 	return 0;
 }
