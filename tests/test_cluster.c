@@ -24,17 +24,20 @@
  *     writers with repl_ack = durable, ROUNDS_DEFAULT rounds (seeded)
  *     cycling over the sets, each at a seeded number of acknowledgements: a
  *     replica is promoted and takes writes within lease_ttl_ms + 2 s (kill →
- *     the first acknowledged write, sent after the kill, of a key of that
- *     set; printed as failover_ms=N), the writers go on without a failed
- *     write, every acknowledged write is readable with its value or a later
- *     one; the killed node restarts on its directory and rejoins as a
- *     replica before the next round.
+ *     the first acknowledged write of a fresh key of that set, from a probe
+ *     that sends one every PROBE_EVERY_MS after the kill; printed as
+ *     failover_ms=N, with the writers' own first such ack, which their
+ *     back-off delays), the writers go on without a failed write, every
+ *     acknowledged write is readable with its value or a later one; the
+ *     killed node restarts on its directory and rejoins as a replica before
+ *     the next round.
  *  4. A primary's pomai-control cut off from etcd (its namespace's link
  *     down), then one SIGSTOPped: a writer pinned to that primary (a plain
  *     client) gets READONLY before the test's own etcd watch sees the
  *     leader key's DELETE (the fence comes before the lease can expire);
  *     another node of the set takes over; cluster writers go on; healed (the
- *     link up, SIGCONT) the old primary rejoins as a replica; every
+ *     link up, SIGCONT) the old primary rejoins as a replica; the cluster
+ *     writers had no failed write (a bounded pause, as in 3); every
  *     acknowledged write of either kind holds its value or a later one — a
  *     write acknowledged by two primaries for one slot would have been lost
  *     when the old one rejoined.
@@ -446,9 +449,9 @@ static uint64_t knn_check(struct pm_client *c)
 	free(vecs);
 	pm_client_stats(c, &s1);
 	qsort(lat_us, KNN_QUERIES, sizeof(lat_us[0]), u64_cmp);
-	printf("\n  exact KNN through the cluster: %u queries, latency min %" PRIu64 " us, median %" PRIu64
-	       " us, max %" PRIu64 " us; the client sent %" PRIu64 " requests (legs), %" PRIu64
-	       " resends, %" PRIu64 " map refreshes",
+	printf("\n  exact KNN through the cluster: %u queries, latency min %" PRIu64
+	       " us, median %" PRIu64 " us, max %" PRIu64 " us; the client sent %" PRIu64
+	       " requests, %" PRIu64 " resends, %" PRIu64 " map refreshes",
 	       KNN_QUERIES, lat_us[0], lat_us[KNN_QUERIES / 2], lat_us[KNN_QUERIES - 1],
 	       s1.requests - s0.requests, s1.resends - s0.resends,
 	       s1.map_refreshes - s0.map_refreshes);
@@ -513,7 +516,8 @@ static void test_bring_up(void)
 		owned_bad += per[i].bad;
 		found += per[i].found;
 		moved += per[i].moved;
-		printf("\n  %s (%s): %" PRIu64 " found, %" PRIu64 " MOVED, %" PRIu64 " not as its slot says",
+		printf("\n  %s (%s): %" PRIu64 " found, %" PRIu64 " MOVED, %" PRIu64
+		       " not as its slot says",
 		       per[i].who, cl.nodes[i].set, per[i].found, per[i].moved, per[i].bad);
 	}
 	uint64_t t_owned = proc_now_ms() - t1;
@@ -1104,7 +1108,8 @@ static void test_etcd_down(void)
 		       t_resume[s] ? (long long)(t_resume[s] - t_back) : -1LL, prim[s]->name,
 		       after[s] ? after[s]->name : "none");
 	printf(" writers: %" PRIu64 " acknowledged, %" PRIu64 " failed during the outage; %" PRIu64
-	       " keys checked, %" PRIu64 " wrong", (uint64_t)atomic_load(&run.acked), failed, keys, bad);
+	       " keys checked, %" PRIu64 " wrong", (uint64_t)atomic_load(&run.acked), failed, keys,
+	       bad);
 	CU_ASSERT(down_seen);
 	CU_ASSERT(up_seen);
 	for (uint32_t s = 0; s < SETS; s++) {
