@@ -786,8 +786,9 @@ static void *writer_main(void *arg)
 }
 
 /* Start writers (their clients opened: pinned ones on `pinned`'s pomaid,
- * the others through the cluster). */
-static void writers_start(struct writer *ws, uint32_t nw, const struct cl_node *pinned,
+ * the others through the cluster). False (none left running) if a client
+ * did not open. */
+static bool writers_start(struct writer *ws, uint32_t nw, const struct cl_node *pinned,
 			  uint64_t seed)
 {
 	struct wrun *r = ws[0].run;
@@ -804,7 +805,16 @@ static void writers_start(struct writer *ws, uint32_t nw, const struct cl_node *
 		w->c = w->set_only >= 0
 			       ? cl_node_client(pinned, CLIENT_TIMEOUT_MS, CLIENT_RETRIES, W_DEPTH * 2)
 			       : cl_client(&cl, CLIENT_TIMEOUT_MS, CLIENT_RETRIES, W_DEPTH * 2);
-		CU_ASSERT_FATAL(w->c != NULL);
+		if (!w->c) {
+			printf("\n  writer %c%u: no client", r->tag, w->id);
+			atomic_store(&r->stop, true);
+			for (uint32_t j = 0; j < i; j++) {
+				pthread_join(ws[j].t, NULL);
+				pm_client_close(ws[j].c);
+				ws[j].c = NULL;
+			}
+			return false;
+		}
 		w->rng = seed ^ ((uint64_t)w->id << 32);
 		w->stopped = false;
 		w->acked = w->failed = w->refused = 0;
@@ -814,6 +824,7 @@ static void writers_start(struct writer *ws, uint32_t nw, const struct cl_node *
 			w->free_ops[j] = &w->ops[W_DEPTH - 1 - j];
 		pthread_create(&w->t, NULL, writer_main, w);
 	}
+	return true;
 }
 
 /* Until the run has `want` acknowledgements (at most ms); whether it did. */
@@ -1034,12 +1045,15 @@ static void test_etcd_down(void)
 	CU_ASSERT_FATAL(outage_keys_write(OUTAGE_KEYS));
 	for (uint32_t i = 0; i < WRITERS; i++)
 		writer_init(&ws[i], &run, i, -1);
-	writers_start(ws, WRITERS, NULL, run.seed);
-	CU_ASSERT_FATAL(writers_reach(&run, ACKS_MIN, ACK_WAIT_MS));
+	CU_ASSERT_FATAL(writers_start(ws, WRITERS, NULL, run.seed));
+	CU_ASSERT(writers_reach(&run, ACKS_MIN, ACK_WAIT_MS));
 	/* etcd goes */
 	uint64_t t_kill = proc_now_ms();
 	run.t_event_ms = t_kill;
-	CU_ASSERT_FATAL(cl_etcd_kill(&cl));
+	if (!cl_etcd_kill(&cl)) {
+		writers_stop(ws, WRITERS);
+		CU_FAIL_FATAL("etcd was not running to be killed");
+	}
 	bool down_seen = etcd_up_everywhere(0, EVENT_WAIT_MS);
 	uint64_t t_down_seen = proc_now_ms();
 	/* each primary fences itself by its lease deadline */
@@ -1056,7 +1070,10 @@ static void test_etcd_down(void)
 	uint64_t read_bad = outage_keys_read(OUTAGE_KEYS);
 	uint64_t t_reads = proc_now_ms();
 	/* etcd back on its directory: writes resume on every set, same primaries */
-	CU_ASSERT_FATAL(cl_etcd_restart(&cl));
+	if (!cl_etcd_restart(&cl)) {
+		writers_stop(ws, WRITERS);
+		CU_FAIL_FATAL("etcd did not start again on its directory");
+	}
 	uint64_t t_back = proc_now_ms();
 	bool up_seen = etcd_up_everywhere(1, EVENT_WAIT_MS);
 	uint64_t t_resume[SETS];
@@ -1177,14 +1194,14 @@ static bool failover_round(struct writer *ws, unsigned r, uint16_t si)
 	CU_ASSERT_FATAL(p != NULL);
 	CU_ASSERT_FATAL(cl_ready(&cl, 1, &rr.epoch0, EVENT_WAIT_MS));
 	rr.killed = p->name;
-	writers_start(ws, WRITERS, NULL, suite_seed + 1000003u * r);
+	static struct probe pr;
+	pr = (struct probe){ .set = si, .round = r };
+	pr.c = cluster_client(PROBE_IN_FLIGHT);
+	CU_ASSERT_FATAL(writers_start(ws, WRITERS, NULL, suite_seed + 1000003u * r));
 	writers_reach(run, rr.target, ACK_WAIT_MS);
 	rr.acked = atomic_load(&run->acked);
 	/* the box dies; writes of its keys sent from then on can only be
 	 * acknowledged by a new primary */
-	static struct probe pr;
-	pr = (struct probe){ .set = si, .round = r };
-	pr.c = cluster_client(PROBE_IN_FLIGHT);
 	uint64_t t_kill = proc_now_ms();
 	run->t_event_ms = t_kill;
 	atomic_store(&run->victim, (int)si);
@@ -1295,7 +1312,10 @@ static void watch_start(struct watch *w, const char *set)
 	pthread_create(&w->t, NULL, watch_main, w);
 	while (!atomic_load(&w->started))
 		proc_pause_ms(PROC_POLL_MS);
-	CU_ASSERT_FATAL(w->error == 0);
+	if (w->error) {
+		pthread_join(w->t, NULL);
+		CU_FAIL_FATAL("the test's etcd watch did not start");
+	}
 }
 
 static void watch_stop(struct watch *w)
@@ -1324,12 +1344,19 @@ static void isolate_round(enum isolate how, uint16_t si, char tag)
 		writer_init(&ws[i], &run, i, -1);
 	writer_init(&ws[WRITERS], &run, WRITERS, (int)si); /* pinned to p */
 	watch_start(&w, cl.sets[si]);
-	writers_start(ws, WRITERS + 1, p, run.seed);
-	CU_ASSERT_FATAL(writers_reach(&run, ACKS_MIN, ACK_WAIT_MS));
+	if (!writers_start(ws, WRITERS + 1, p, run.seed)) {
+		watch_stop(&w);
+		CU_FAIL_FATAL("the writers' clients did not open");
+	}
+	CU_ASSERT(writers_reach(&run, ACKS_MIN, ACK_WAIT_MS));
 	uint64_t t0 = proc_now_ms();
 	run.t_event_ms = t0;
 	bool done = how == ISOLATE_PARTITION ? cl_partition(p, true) : cl_control_stop(p);
-	CU_ASSERT_FATAL(done);
+	if (!done) {
+		writers_stop(ws, WRITERS + 1);
+		watch_stop(&w);
+		CU_FAIL_FATAL("the primary could not be cut off or stopped");
+	}
 	/* the leader key goes when its lease expires; another node takes over */
 	uint64_t deadline = t0 + EVENT_WAIT_MS;
 	while (!atomic_load(&w.deleted_ms) && proc_now_ms() < deadline)
