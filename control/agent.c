@@ -34,8 +34,13 @@
 
 #define KEY_BYTES 160u
 #define VAL_BYTES 256u
-/* An admin reply the agent reads (REPLICATION STATUS of 32 shards). */
-#define ADMIN_BUF_BYTES (256u << 10)
+/* An admin reply the agent reads, at most: the largest the admin protocol
+ * carries. A full CLUSTER EXPORT answer alone is PM_CLUSTER_EXPORT_BYTES
+ * (256 KiB) of text, two bytes more with the reply's version and status, so
+ * a buffer of just 256 KiB failed the call for every export that filled its
+ * answer (large values, or a long list of changed keys) and the mover
+ * started the copy again, for ever. */
+#define ADMIN_BUF_BYTES PM_ADMIN_BUFFER_BYTES
 
 struct node_ports {
 	uint16_t udp, tcp, repl;
