@@ -85,6 +85,11 @@ struct ctl_cluster {
 	bool pomaid_primary;
 	char pomaid_follows[96];    /* "a.b.c.d:port" of its primary, "" */
 	uint64_t durable_lsn;       /* sum over shards */
+	uint32_t replicas;          /* as a primary: replicas connected, the fewest of a shard */
+	uint32_t min_replicas;      /* pomaid's min_replicas */
+	uint64_t led_ms;            /* when the map first named this node its set's primary
+				     * in this leadership (0: not yet) */
+	int64_t led_for;            /* that leadership (its key's create revision) */
 	struct pm_cmap *map, *tmp;  /* parsed slotmap; a scratch one */
 	int64_t map_rev;            /* mod revision of slotmap, 0: none */
 	char *pushed_text;          /* the map pomaid was given last */
@@ -319,24 +324,25 @@ static const char *radmin(struct ctl_cluster *c, uint32_t argc, const char *cons
 static bool pomaid_ports(struct ctl_cluster *c)
 {
 	static const char *const keys[] = { "base_port", "tcp_port", "repl_port", "shards",
-					    "cluster" };
+					    "min_replicas", "cluster" };
 	char v[64];
-	uint64_t x[4] = { 0 };
-	for (int i = 0; i < 5; i++) {
+	uint64_t x[5] = { 0 };
+	for (int i = 0; i < 6; i++) {
 		const char *argv[] = { "CONFIG", "GET", keys[i] };
 		uint8_t st;
 		const char *t = radmin(c, 3, argv, &st);
 		if (!t || st != PM_ADMIN_OK || !field(t, keys[i], v, sizeof(v)))
 			return false;
-		if (i == 4 && strcmp(v, "yes")) {
+		if (i == 5 && strcmp(v, "yes")) {
 			logc("pomaid runs with cluster = %s: set cluster = on", v);
 			return false;
 		}
-		if (i < 4)
+		if (i < 5)
 			x[i] = strtoull(v, NULL, 10);
 	}
 	c->ports = (struct node_ports){ (uint16_t)x[0], (uint16_t)x[1], (uint16_t)x[2],
 					(uint8_t)x[3] };
+	c->min_replicas = (uint32_t)x[4];
 	c->pushed_len = 0; /* a pomaid (re)attached gets the map again */
 	return c->ports.repl != 0;
 }
@@ -357,9 +363,12 @@ static bool pomaid_repl(struct ctl_cluster *c)
 	c->pomaid_follows[0] = '\0';
 	uint64_t lsn = 0;
 	bool streaming = replica;
-	uint32_t shards = 0;
+	uint32_t shards = 0, fewest = UINT32_MAX;
 	for (const char *p = strstr(t, "# Shard "); p; p = strstr(p + 1, "# Shard ")) {
 		shards++;
+		if (field(p, "repl_connected_replicas", v, sizeof(v)) &&
+		    strtoul(v, NULL, 10) < fewest)
+			fewest = (uint32_t)strtoul(v, NULL, 10);
 		if (replica && field(p, "repl_primary", v, sizeof(v)))
 			snprintf(c->pomaid_follows, sizeof(c->pomaid_follows), "%s", v);
 		if (field(p, "repl_link", v, sizeof(v)) && strcmp(v, "streaming"))
@@ -368,6 +377,7 @@ static bool pomaid_repl(struct ctl_cluster *c)
 			lsn += strtoull(v, NULL, 10);
 	}
 	c->durable_lsn = lsn;
+	c->replicas = fewest == UINT32_MAX ? 0 : fewest;
 	if (streaming && shards)
 		c->streamed_ms = boot_ms();
 	return true;
@@ -1289,6 +1299,15 @@ static void lead(struct ctl_cluster *c, const struct view *v, uint16_t set)
 	uint64_t d = lease_deadline(c);
 	if (!d)
 		return; /* the keeper could not renew: no write lease */
+	if (c->led_for != v->leader->create_revision || !c->led_ms) {
+		c->led_for = v->leader->create_revision;
+		c->led_ms = boot_ms();
+	}
+	if (!atomic_load(&c->want_write_lease) && c->replicas < c->min_replicas &&
+	    boot_ms() - c->led_ms < CTL_REPLICA_WAIT_MS) {
+		set_role(c, "primary");
+		return; /* its replicas are on their way: writes would get NOREPLICAS */
+	}
 	if (!atomic_exchange(&c->want_write_lease, true)) {
 		const char *argv[2 + 1];
 		char until[32];
@@ -1426,6 +1445,7 @@ static void reconcile(struct ctl_cluster *c)
 			c->cand_since_ms = 0;
 			lead(c, &v, set);
 		} else {
+			c->led_ms = 0;
 			if (atomic_exchange(&c->want_write_lease, false)) {
 				const char *argv[] = { "CLUSTER", "LEASE", "0" };
 				uint8_t st;

@@ -66,6 +66,10 @@
 #define CTL_MOVE_ROUNDS_MAX 20
 #define CTL_MOVE_FEW_KEYS 256
 #define CTL_MOVE_MAP_WAIT_MS 10000u
+/* A new primary takes writes once its pomaid has min_replicas replicas on
+ * every shard (they follow it when they see the map name it), or after this
+ * long without them: a write before that would be refused NOREPLICAS. */
+#define CTL_REPLICA_WAIT_MS 2000u
 /* One unary etcd call (range, txn, grant, revoke), at most. */
 #define CTL_ETCD_CALL_MS 1000
 
