@@ -1483,7 +1483,11 @@ static void *recon_main(void *arg)
 			sleep_ms(c, CTL_RECONCILE_MS);
 			continue;
 		}
-		int wait = c->cand_since_ms ? (int)(CTL_CANDIDACY_MS / 4) : CTL_RECONCILE_MS;
+		/* the watch wakes the loop on every change; between changes a pass
+		 * each CTL_RECONCILE_MS samples pomaid (its replicas' streaming), or
+		 * sooner while a candidacy or a new primary's replicas are awaited */
+		bool soon = c->cand_since_ms || (c->led_ms && !atomic_load(&c->want_write_lease));
+		int wait = soon ? (int)CTL_RECONCILE_SOON_MS : CTL_RECONCILE_MS;
 		int rc = pm_etcd_watch_wait(c->ea, wait, NULL, NULL, &rev);
 		if (rc < 0)
 			pm_etcd_watch_stop(c->ea);

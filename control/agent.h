@@ -39,8 +39,13 @@
 /* Renewals per lease TTL: 6 gives 4 tries at renewing before the fence
  * (etcd's own client renews every TTL / 3). */
 #define CTL_LEASE_RENEW_DIV 6u
-/* The longest the reconciler waits for a watch event before it looks again. */
-#define CTL_RECONCILE_MS 200
+/* The longest the reconciler waits for a watch event before it looks again
+ * (each pass reads the cluster's whole prefix from etcd: at 100 nodes, 100
+ * reads a second when nothing changes), and the wait while it awaits
+ * something no event announces (the other candidacies' deadline, a new
+ * primary's replicas connecting). */
+#define CTL_RECONCILE_MS 1000
+#define CTL_RECONCILE_SOON_MS 50u
 /* How long an eligible replica waits for the other live nodes of its set to
  * post their candidacy before the best one campaigns; a candidate that is
  * not the best campaigns anyway after CTL_CANDIDACY_GIVEUP times that (the
@@ -50,7 +55,7 @@
 /* A replica may stand for election only if every shard streamed from its
  * primary this recently (a replica far behind, or never synced, must not
  * win), plus the lease TTL (the primary's death is noticed that late). */
-#define CTL_STREAMED_MS 2000u
+#define CTL_STREAMED_MS 3000u
 /* A collection's name in the cluster's records (the wire's bound), of
  * [A-Za-z0-9_.-] so that it is a safe etcd key; and how long CLUSTER
  * COLLECTION waits for every set to have applied it before it answers
