@@ -68,6 +68,9 @@ struct ctl_cluster {
 	char role[16];
 	uint64_t map_epoch_pushed;
 	char *map_text; /* the last map read from etcd (PM_CLUSTER_MAP_TEXT_BYTES_MAX + 1) */
+	uint64_t status_lsn;        /* pomaid's durable LSN, summed over shards */
+	uint32_t status_replicas;   /* replicas connected (the fewest of a shard) */
+	bool status_streaming;      /* a replica whose every shard streams */
 	size_t map_len;
 	/* the reconciler's own */
 	struct pm_etcd *ea;
@@ -86,6 +89,7 @@ struct ctl_cluster {
 	char pomaid_follows[96];    /* "a.b.c.d:port" of its primary, "" */
 	uint64_t durable_lsn;       /* sum over shards */
 	uint32_t replicas;          /* as a primary: replicas connected, the fewest of a shard */
+	uint64_t lag_records;       /* as a replica: records behind its primary, summed */
 	uint32_t min_replicas;      /* pomaid's min_replicas */
 	uint64_t led_ms;            /* when the map first named this node its set's primary
 				     * in this leadership (0: not yet) */
@@ -361,7 +365,7 @@ static bool pomaid_repl(struct ctl_cluster *c)
 	bool replica = !strcmp(v, "replica");
 	c->pomaid_epoch = field(t, "repl_epoch", v, sizeof(v)) ? strtoull(v, NULL, 10) : 0;
 	c->pomaid_follows[0] = '\0';
-	uint64_t lsn = 0;
+	uint64_t lsn = 0, lag = 0;
 	bool streaming = replica;
 	uint32_t shards = 0, fewest = UINT32_MAX;
 	for (const char *p = strstr(t, "# Shard "); p; p = strstr(p + 1, "# Shard ")) {
@@ -375,9 +379,17 @@ static bool pomaid_repl(struct ctl_cluster *c)
 			streaming = false;
 		if (field(p, "repl_durable_lsn", v, sizeof(v)))
 			lsn += strtoull(v, NULL, 10);
+		if (field(p, "repl_lag_records", v, sizeof(v)))
+			lag += strtoull(v, NULL, 10);
 	}
 	c->durable_lsn = lsn;
 	c->replicas = fewest == UINT32_MAX ? 0 : fewest;
+	pthread_mutex_lock(&c->lock);
+	c->lag_records = lag;
+	c->status_lsn = lsn;
+	c->status_replicas = c->replicas;
+	c->status_streaming = streaming && shards;
+	pthread_mutex_unlock(&c->lock);
 	if (streaming && shards)
 		c->streamed_ms = boot_ms();
 	return true;
@@ -1697,13 +1709,16 @@ static void node_status(struct ctl_cluster *c, struct text *t, struct pm_cmap *m
 	       "map_epoch:%" PRIu64 "\r\netcd_map_epoch:%" PRIu64 "\r\nlease_id:%" PRId64
 	       "\r\nlease_ttl_ms:%u\r\nlease_remaining_ms:%" PRIu64 "\r\nwrite_lease:%d\r\n"
 	       "elections_won:%" PRIu64 "\r\nfences:%" PRIu64 "\r\nkeepalive_failures:%" PRIu64
-	       "\r\nleases_lost:%" PRIu64 "\r\nmap_pushes:%" PRIu64 "\r\n",
+	       "\r\nleases_lost:%" PRIu64 "\r\nmap_pushes:%" PRIu64 "\r\ndurable_lsn:%" PRIu64
+	       "\r\nreplicas_connected:%u\r\nstreaming:%d\r\nrepl_lag_records:%" PRIu64
+	       "\r\nkeys_moved:%" PRIu64 "\r\nreshards_done:%" PRIu64 "\r\n",
 	    c->cfg.cluster_name, c->cfg.node_name, c->cfg.replica_set, atomic_load(&c->etcd_up),
 	    c->role, c->map_epoch_pushed, *have ? m->epoch : 0, atomic_load(&c->lease_id), ttl,
 	    d > now ? d - now : 0, atomic_load(&c->want_write_lease) && d > now,
 	    atomic_load(&c->elections_won), atomic_load(&c->fences),
 	    atomic_load(&c->keepalive_failures), atomic_load(&c->leases_lost),
-	    atomic_load(&c->map_pushes));
+	    atomic_load(&c->map_pushes), c->status_lsn, c->status_replicas, c->status_streaming,
+	    c->lag_records, atomic_load(&c->moved_keys), atomic_load(&c->reshards_done));
 	pthread_mutex_unlock(&c->lock);
 }
 
