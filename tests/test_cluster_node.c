@@ -424,7 +424,8 @@ static enum pm_wire_status map_op(struct node *n, uint8_t *out, size_t cap, size
 	struct pm_reply_view rv;
 	CU_ASSERT_FATAL(wire_call(&n->c, &r, 0, &rv));
 	*len = rv.value.len <= cap ? rv.value.len : 0;
-	memcpy(out, rv.value.ptr, *len);
+	if (*len)
+		memcpy(out, rv.value.ptr, *len); /* a NOT_FOUND has no body (ptr NULL) */
 	return rv.status;
 }
 
