@@ -341,9 +341,17 @@ static const struct pm_cmap_move *move_out(const struct pm_cluster_view *v, uint
 	return NULL;
 }
 
+/* The keyed operations that change a key: what a move must copy again, and
+ * what its freeze refuses. Reads are served throughout (noting them would
+ * only copy keys again, and refusing them would stop reads in a freeze). */
+static bool changes_key(uint8_t op)
+{
+	return op == PM_OP_SET || op == PM_OP_DEL || op == PM_OP_VADD || op == PM_OP_VDEL;
+}
+
 enum pm_status pm_cluster_admit(struct pm_worker *w, const struct pm_request *req)
 {
-	if (!keyed(req->op))
+	if (!changes_key(req->op))
 		return PM_OK;
 	const struct pm_cmap_move *m =
 		move_out(w->cview, pm_slot_of(pm_route_hash(req->key.ptr, req->key.len)));
