@@ -1226,12 +1226,20 @@ static void colls_apply(struct ctl_cluster *c, const struct view *v)
 			    a->key[al + strlen(name)] == '/' && !strcmp((const char *)a->value, "dropped"))
 				dropped++;
 		}
+		/* the record as this pass read it: a mark or the clean-up written after
+		 * another primary's clean-up would outlive the record */
+		struct pm_etcd_cmp same = { .key = kv->key, .target = PM_ETCD_MOD,
+					    .number = kv->mod_revision };
 		if (drop && dropped >= c->map->nsets) { /* every set dropped it: the records go */
 			char end[KEY_BYTES], pre[KEY_BYTES];
 			key_of(c, pre, "applied/%s/", name);
 			pm_etcd_prefix_end(pre, end, sizeof(end));
-			(void)pm_etcd_delete(c->ea, pre, end, NULL, CTL_ETCD_CALL_MS);
-			(void)pm_etcd_delete(c->ea, kv->key, NULL, NULL, CTL_ETCD_CALL_MS);
+			struct pm_etcd_op del[2] = {
+				{ .kind = PM_ETCD_DELETE, .key = pre, .range_end = end },
+				{ .kind = PM_ETCD_DELETE, .key = kv->key },
+			};
+			struct pm_etcd_txn t = { &same, 1, del, NULL, 2, 0 };
+			(void)pm_etcd_txn(c->ea, &t, NULL, NULL, CTL_ETCD_CALL_MS);
 			continue;
 		}
 		if (done && !strcmp(done, drop ? "dropped" : "created"))
@@ -1253,7 +1261,10 @@ static void colls_apply(struct ctl_cluster *c, const struct view *v)
 			continue; /* retried at the next pass */
 		}
 		const char *mark = drop ? "dropped" : "created";
-		(void)pm_etcd_put(c->ea, akey, mark, strlen(mark), 0, NULL, CTL_ETCD_CALL_MS);
+		struct pm_etcd_op put = { .kind = PM_ETCD_PUT, .key = akey, .value = mark,
+					  .value_len = strlen(mark) };
+		struct pm_etcd_txn tx = { &same, 1, &put, NULL, 1, 0 };
+		(void)pm_etcd_txn(c->ea, &tx, NULL, NULL, CTL_ETCD_CALL_MS);
 	}
 }
 
@@ -1785,6 +1796,12 @@ static uint8_t cmd_coll(struct ctl_cluster *c, const struct pm_admin_req *r, str
 		if (pm_etcd_range(c->em, pre, end, &kvs, CTL_ETCD_CALL_MS) == PM_ETCD_OK)
 			for (uint32_t i = 0; i < kvs.n; i++)
 				done += !strcmp((const char *)kvs.kv[i].value, create ? "created" : "dropped");
+		pm_etcd_kvs_free(&kvs);
+		/* a drop every set has applied is cleaned up (colls_apply): its marks
+		 * go with its record, so the record gone is the drop done */
+		if (drop && pm_etcd_range(c->em, key, NULL, &kvs, CTL_ETCD_CALL_MS) == PM_ETCD_OK &&
+		    kvs.n == 0)
+			done = sets;
 		pm_etcd_kvs_free(&kvs);
 		if (sets && done >= sets)
 			break;
