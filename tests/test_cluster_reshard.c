@@ -1581,6 +1581,8 @@ static void test_collections(void)
 	CU_ASSERT(strstr(out, "pending") == NULL);
 	rc = ccoll(n1, "CLUSTER COLLECTION DROP rc9", out, sizeof(out));
 	CU_ASSERT_EQUAL(rc, PM_ADMIN_OK);
+	CU_ASSERT_EQUAL(reply_num(out, "applied"), SETS);
+	CU_ASSERT(strstr(out, "pending") == NULL);
 	CU_ASSERT(everywhere("rc8", false, EVENT_WAIT_MS));
 	CU_ASSERT(everywhere("rc9", false, EVENT_WAIT_MS));
 	uint64_t deadline = proc_now_ms() + EVENT_WAIT_MS;
