@@ -1689,7 +1689,13 @@ static void describe(const struct pm_cmap *m, struct text *t, bool nodes, bool s
 			    x->primary == i ? " primary" : "");
 		}
 	}
-	(void)slots;
+	/* the moves under way (docs/cluster.md: status shows a move while it runs) */
+	for (uint16_t i = 0; slots && i < m->nmoves; i++) {
+		const struct pm_cmap_move *mv = &m->moves[i];
+		put(t, "# Move %u-%u\r\nfrom:%s\r\nto:%s\r\nstate:%s\r\n", mv->first, mv->last,
+		    m->sets[mv->from].name, m->sets[mv->to].name,
+		    mv->state == PM_CMAP_MOVE_FREEZE ? "freeze" : "copy");
+	}
 }
 
 static void node_status(struct ctl_cluster *c, struct text *t, struct pm_cmap *m, bool *have)
@@ -1848,7 +1854,7 @@ uint8_t ctl_cluster_command(struct ctl_cluster *c, const struct pm_admin_req *r,
 					out[0] = '\0';
 			if (have)
 				describe(m, &t, pm_admin_arg_is(r, 1, "NODES"),
-					 pm_admin_arg_is(r, 1, "SLOTS"));
+					 !pm_admin_arg_is(r, 1, "NODES"));
 			free(m);
 		}
 	} else {
