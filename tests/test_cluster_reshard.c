@@ -6,25 +6,33 @@
  * (tests/cluster.{c,h}; argv: pomaid, pomai-control, pomaictl), two sets of
  * two nodes each.
  *
- *  1. Reshard under load. KEYS keys (values; some with a TTL of minutes,
- *     some of seconds) and VECS vectors (some with a TTL) are loaded through
- *     a cluster client; writers overwrite and delete keys and vectors (each
- *     key's acknowledged version recorded; never two writes of one key in
- *     flight), readers read the keys nobody writes and check their bytes,
- *     a KNN thread runs exact queries, and a plain client of the source's
- *     primary reads the moving keys straight from it. `pomaictl cluster
- *     reshard` moves half of s1's slots to s2; the move is followed in etcd
- *     (copy, freeze, purge, gone) until the map gives the slots to s2 and
- *     every pomaid holds it. Then: every key reads back through the cluster
- *     with its last acknowledged state; each node, asked with a plain
- *     client, holds the keys of its set's slots with their bytes and answers
- *     MOVED for the others; every node's key and vector counts are its set's
- *     (the source purged its copies, on its replica too: nothing is held
- *     twice); the short-TTL keys are gone everywhere (the copy kept their
- *     TTL); exact KNN equals brute force; no writer failed (BUSY during the
- *     freeze is retried by libpomai), the writers' clients followed MOVED;
- *     no KNN during the move returned a key twice; the source answered its
- *     moving keys' reads with their bytes, then MOVED, never BUSY.
+ *  0. One source node, no etcd (the test plays pomai-control on its admin
+ *     socket): while its slots move out, its changes are noted for the
+ *     copier and its reads are not; a storm of changes past the changed-keys
+ *     list is answered BUSY for what does not fit, and every change
+ *     acknowledged is handed to the copier (none lost); in the freeze,
+ *     changes are BUSY and reads are served.
+ *  1. Reshard under load. KEYS keys (values, a few of 48 KiB; some with a
+ *     TTL of minutes, some of seconds) and VECS vectors (some with a TTL)
+ *     are loaded through a cluster client; writers overwrite and delete
+ *     keys and vectors (each key's acknowledged version recorded; never two
+ *     writes of one key in flight), readers read the keys nobody writes and
+ *     check their bytes, a KNN thread runs exact queries, and a plain client
+ *     of the source's primary reads the moving keys straight from it.
+ *     `pomaictl cluster reshard` moves half of s1's slots to s2; the move is
+ *     followed in etcd (copy, freeze, purge, gone) until the map gives the
+ *     slots to s2 and every pomaid holds it (pomai-control's CLUSTER STATUS
+ *     shows the move while it runs, and none after it). Then: every key
+ *     reads back through the cluster with its last acknowledged state; each
+ *     node, asked with a plain client, holds the keys of its set's slots
+ *     with their bytes and answers MOVED for the others; every node's key
+ *     and vector counts are its set's (the source purged its copies, on its
+ *     replica too: nothing is held twice); the short-TTL keys are gone
+ *     everywhere (the copy kept their TTL); exact KNN equals brute force; no
+ *     writer failed (BUSY during the freeze is retried by libpomai), the
+ *     writers' clients followed MOVED; no KNN during the move returned a key
+ *     twice; the source answered its moving keys' reads with their bytes,
+ *     then MOVED, never BUSY.
  *  2. The same slots moved back (s2 -> s1), under load, with the same
  *     checks; a second job while it runs is refused, and so is a request
  *     that breaks a rule (slots of two sets, to the set that owns them, an
@@ -914,6 +922,8 @@ struct move {
 	long long epoch_before, epoch_after;
 	uint64_t t_start, t_freeze, t_purge, t_done; /* ms from the request; 0: not seen */
 	bool started, done, second_refused;
+	bool status_showed; /* a pomai-control's CLUSTER STATUS showed the move */
+	bool status_clear;  /* and none shows one once it is over */
 };
 
 /* The move requested on n1's pomai-control (pomaictl or the socket). */
@@ -945,7 +955,14 @@ static void move_follow(struct move *mv, struct pm_etcd *e, uint64_t t0)
 	uint16_t to = PM_CMAP_NONE;
 	CU_ASSERT_FATAL(l != NULL);
 	uint64_t deadline = t0 + MOVE_WAIT_MS;
+	char head[64];
+	static char text[CL_STATUS_BYTES];
+	snprintf(head, sizeof(head), "# Move %u-%u\r\nfrom:%s\r\nto:%s\r\n", mv->first, mv->last,
+		 mv->from, mv->to);
 	while (proc_now_ms() < deadline) {
+		if (!mv->status_showed &&
+		    ctl_admin(cl.nodes[0].csock, "CLUSTER STATUS", text, sizeof(text)) == PM_ADMIN_OK)
+			mv->status_showed = strstr(text, head) != NULL;
 		if (etcd_look(e, l)) {
 			uint64_t t = proc_now_ms() - t0;
 			if (!strcmp(l->state, "freeze") && !mv->t_freeze)
@@ -974,6 +991,11 @@ static void move_follow(struct move *mv, struct pm_etcd *e, uint64_t t0)
 	} else {
 		mv->done = cl_ready(&cl, (long long)l->map.epoch, &mv->epoch_after, EVENT_WAIT_MS) &&
 			   mv->epoch_after == (long long)l->map.epoch;
+		mv->status_clear = true;
+		for (uint32_t n = 0; n < cl.nnodes; n++)
+			mv->status_clear &= ctl_admin(cl.nodes[n].csock, "CLUSTER STATUS", text,
+						      sizeof(text)) == PM_ADMIN_OK &&
+					    !strstr(text, "# Move");
 	}
 	free(l);
 }
@@ -1015,6 +1037,9 @@ static void move_under_load(struct move *mv)
 	struct pm_etcd *e = etcd_open();
 	uint64_t t0 = proc_now_ms();
 	uint64_t acked0 = atomic_load(&ld.acked);
+	if (t_loaded_ms + TTL_SHORT_MS > t0)
+		printf("\n  the move begins %" PRIu64 " ms before the short TTLs run out",
+		       t_loaded_ms + TTL_SHORT_MS - t0);
 	atomic_store(&ld.moving, true);
 	mv->started = move_request(mv);
 	if (mv->started && mv->while_running)
@@ -1055,10 +1080,11 @@ static void move_under_load(struct move *mv)
 	pm_client_close(kq.c);
 	printf("\n  move %u-%u %s -> %s (map epoch %lld -> %lld): requested, freeze at %lld ms,"
 	       " flipped (purge) at %lld ms, done at %lld ms; %" PRIu64 " writes acknowledged"
-	       " meanwhile", mv->first, mv->last, mv->from, mv->to, mv->epoch_before,
+	       " meanwhile; CLUSTER STATUS showed it %s, and none after it %s",
+	       mv->first, mv->last, mv->from, mv->to, mv->epoch_before,
 	       mv->epoch_after, mv->t_freeze ? (long long)mv->t_freeze : -1LL,
 	       mv->t_purge ? (long long)mv->t_purge : -1LL, mv->done ? (long long)mv->t_done : -1LL,
-	       acked_during);
+	       acked_during, mv->status_showed ? "yes" : "NO", mv->status_clear ? "yes" : "NO");
 	printf("\n  readers: cluster %" PRIu64 " reads, %" PRIu64 " wrong, %" PRIu64 " BUSY;"
 	       " %s's primary %s (plain client, its moving keys) %" PRIu64 " reads: %" PRIu64
 	       " with their bytes, %" PRIu64 " MOVED, %" PRIu64 " BUSY, %" PRIu64 " timed out, %"
@@ -1073,6 +1099,8 @@ static void move_under_load(struct move *mv)
 	CU_ASSERT_FATAL(mv->done);
 	CU_ASSERT(mv->epoch_after > mv->epoch_before);
 	CU_ASSERT(mv->t_freeze != 0 || mv->t_purge != 0); /* the job was seen on its way */
+	CU_ASSERT(mv->status_showed);
+	CU_ASSERT(mv->status_clear);
 	CU_ASSERT(after);
 	CU_ASSERT_EQUAL(w_failed, 0);
 	CU_ASSERT(moved > 0);           /* the writers' clients were told, and followed */
