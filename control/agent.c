@@ -1148,17 +1148,23 @@ static uint8_t cmd_reshard(struct ctl_cluster *c, const struct pm_admin_req *r, 
 		{ .kind = PM_ETCD_PUT, .key = mk, .value = text, .value_len = len },
 		{ .kind = PM_ETCD_PUT, .key = jk, .value = job, .value_len = strlen(job) },
 	};
-	struct pm_etcd_txn tx = { cmp, 2, ops, NULL, 2, 0 };
-	int rc = pm_etcd_txn(c->em, &tx, NULL, NULL, CTL_ETCD_CALL_MS);
+	struct pm_etcd_op job_now = { .kind = PM_ETCD_RANGE, .key = jk };
+	struct pm_etcd_txn tx = { cmp, 2, ops, &job_now, 2, 1 };
+	struct pm_etcd_kvs jobs = { 0 };
+	int rc = pm_etcd_txn(c->em, &tx, NULL, &jobs, CTL_ETCD_CALL_MS);
 	free(text);
-	if (rc == PM_ETCD_OK) {
+	if (rc == PM_ETCD_FAILED && jobs.n == 1) {
+		put(t, "a reshard is under way (%.*s): one at a time\n", (int)jobs.kv[0].value_len,
+		    (const char *)jobs.kv[0].value);
+	} else if (rc == PM_ETCD_OK) {
 		put(t, "reshard:started\r\nslots:%lu-%lu\r\nfrom:%s\r\nto:%s\r\nmap_epoch:%" PRIu64
 		       "\r\n", first, last, m->sets[src].name, m->sets[dst].name, m->epoch);
 		st = PM_ADMIN_OK;
 	} else {
-		put(t, rc == PM_ETCD_FAILED ? "a reshard is under way, or the map changed: again"
-					    " later\n" : "etcd: %s\n", pm_etcd_error(c->em));
+		put(t, rc == PM_ETCD_FAILED ? "the map changed meanwhile: again\n" : "etcd: %s\n",
+		    pm_etcd_error(c->em));
 	}
+	pm_etcd_kvs_free(&jobs);
 out:
 	pm_etcd_kvs_free(&kvs);
 	free(m);
