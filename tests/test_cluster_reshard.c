@@ -101,6 +101,8 @@ _Static_assert((double)VEC_DIM * (VEC_COORD_MAX - 1) * (VEC_COORD_MAX - 1) < (do
  * normal machine: the target must drop them as the source would. */
 #define TTL_LONG_MS 600000u
 #define TTL_SHORT_MS 12000u
+/* Neighbours a KNN asks for, and the queries checked against brute force
+ * after a move (each over every vector: a few ms). */
 #define KNN_K 10u
 #define KNN_QUERIES 40u
 
@@ -1409,7 +1411,7 @@ static void second_job(struct move *mv)
 	snprintf(words, sizeof(words), "CLUSTER RESHARD %u %u %s", other, other + 10u, mv->to);
 	printf("\n  the job is %s when a second is asked", running ? l->state : "(gone)");
 	CU_ASSERT(running);
-	refused(words, PM_ADMIN_ERROR, "under way");
+	refused(words, PM_ADMIN_ERROR, "a reshard is under way (first=");
 	/* and the map holds one move: the refused one left nothing */
 	mv->second_refused = etcd_look(e, l) && l->map.nmoves <= 1;
 	CU_ASSERT(mv->second_refused);
