@@ -1357,24 +1357,41 @@ static void test_one_source(void)
 
 /* ---------------------------------------------------------------- test 1 */
 
-static void test_reshard(void)
+/* Test 1's move: the first half of s1's first range of slots (a quarter of
+ * the keys at CLUSTER INIT) to s2. */
+static struct move first_move(void)
 {
-	cluster_need();
-	uint64_t t0 = proc_now_ms();
-	CU_ASSERT_FATAL(load_all());
-	loaded = true;
-	printf("\n  %u keys and %u vectors loaded in %" PRIu64 " ms", KEYS, VECS, proc_now_ms() - t0);
-	for (uint32_t s = 0; s < SETS; s++)
-		CU_ASSERT_FATAL(cl_set_synced(&cl, cl.sets[s], EVENT_WAIT_MS));
-	/* half of s1's slots (a quarter of the keys) to s2 */
 	uint16_t s1 = cl_set_index(&cl, "s1");
 	uint32_t first = 0, last = 0;
 	while (first < PM_CLUSTER_SLOTS && slot_set[first] != s1)
 		first++;
 	for (last = first; last + 1 < PM_CLUSTER_SLOTS && slot_set[last + 1] == s1;)
 		last++;
-	struct move mv = { .first = (uint16_t)first, .last = (uint16_t)(first + (last - first) / 2),
-			   .from = "s1", .to = "s2", .by_pomaictl = true };
+	CU_ASSERT_FATAL(first < PM_CLUSTER_SLOTS);
+	return (struct move){ .first = (uint16_t)first,
+			      .last = (uint16_t)(first + (last - first) / 2), .from = "s1",
+			      .to = "s2" };
+}
+
+static void data_need(void)
+{
+	if (loaded)
+		return;
+	uint64_t t0 = proc_now_ms();
+	CU_ASSERT_FATAL(load_all());
+	loaded = true;
+	printf("\n  %u keys and %u vectors loaded in %" PRIu64 " ms", KEYS, VECS, proc_now_ms() - t0);
+	for (uint32_t s = 0; s < SETS; s++)
+		CU_ASSERT_FATAL(cl_set_synced(&cl, cl.sets[s], EVENT_WAIT_MS));
+}
+
+static void test_reshard(void)
+{
+	cluster_need();
+	loaded = false; /* afresh: the short TTLs run from this load */
+	data_need();
+	struct move mv = first_move();
+	mv.by_pomaictl = true;
 	move_under_load(&mv);
 }
 
@@ -1422,11 +1439,17 @@ static void second_job(struct move *mv)
 static void test_reshard_back(void)
 {
 	cluster_need();
-	if (!loaded) { /* test 1 did not run on this cluster */
-		CU_ASSERT_FATAL(load_all());
-		loaded = true;
-	}
+	data_need();
 	uint16_t s2 = cl_set_index(&cl, "s2");
+	if (slot_set[0] != s2) { /* test 1 did not run on this cluster: its move, no load */
+		struct move pre = first_move();
+		struct pm_etcd *e = etcd_open();
+		CU_ASSERT_FATAL(move_request(&pre));
+		move_follow(&pre, e, proc_now_ms());
+		pm_etcd_close(e);
+		CU_ASSERT_FATAL(pre.done);
+		CU_ASSERT_FATAL(cl_slot_sets(&cl, slot_set));
+	}
 	/* the range test 1 moved: the first slots of s2 that are not its first range */
 	uint32_t first = 0;
 	while (first < PM_CLUSTER_SLOTS && slot_set[first] != s2)
@@ -1449,6 +1472,14 @@ static void test_reshard_back(void)
 	refused("CLUSTER RESHARD 10 5 s1", PM_ADMIN_USAGE, "first <= last");
 	refused("CLUSTER RESHARD 0 1x s1", PM_ADMIN_USAGE, "first <= last");
 	refused("CLUSTER RESHARD 0 10", PM_ADMIN_USAGE, "RESHARD first last set");
+	/* the same through pomaictl: its exit code says which (1 refused, 2 usage) */
+	snprintf(w, sizeof(w), "cluster reshard --slots %u-%u --to %s", last - 5u, last + 5u,
+		 back_to);
+	ctl_expect(ctl_path, cl.nodes[1].csock, w, 1, "not all one set's");
+	ctl_expect(ctl_path, cl.nodes[1].csock, "cluster reshard --slots 10-5 --to s1", 2,
+		   "first <= last");
+	ctl_expect(ctl_path, cl.nodes[1].csock, "cluster reshard --slots 5 --to s1", 2,
+		   "reshard --slots A-B --to SET");
 	struct etcd_look *l = malloc(sizeof(*l));
 	struct pm_etcd *e = etcd_open();
 	CU_ASSERT_FATAL(l != NULL);
