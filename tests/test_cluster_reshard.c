@@ -955,7 +955,8 @@ static void move_follow(struct move *mv, struct pm_etcd *e, uint64_t t0)
 {
 	struct etcd_look *l = malloc(sizeof(*l));
 	uint16_t to = PM_CMAP_NONE;
-	CU_ASSERT_FATAL(l != NULL);
+	if (!l)
+		return; /* not done: said by the caller (it may have threads running) */
 	uint64_t deadline = t0 + MOVE_WAIT_MS;
 	char head[64];
 	static char text[CL_STATUS_BYTES];
@@ -1017,17 +1018,32 @@ static void move_under_load(struct move *mv)
 		CU_ASSERT_FATAL(slot_set[s] == cl_set_index(&cl, mv->from));
 	memset(&ld, 0, sizeof(ld));
 	uint64_t seed = suite_seed ^ ((uint64_t)mv->first << 32) ^ (uint64_t)mv->to[1];
+	/* every client opened before any thread runs (no fatal assertion while one does) */
+	bool opened = true;
 	for (uint32_t w = 0; w < WRITERS; w++) {
 		ws[w] = (struct writer){ .ld = &ld, .id = w, .rng = seed ^ (w + 1u) * 0x9e37ull,
-					 .c = cluster_client(W_DEPTH * 2) };
-		pthread_create(&ws[w].t, NULL, writer_main, &ws[w]);
+					 .c = cl_client(&cl, CLIENT_TIMEOUT_MS, CLIENT_RETRIES,
+							W_DEPTH * 2) };
+		opened &= ws[w].c != NULL;
 	}
-	rd = (struct reader){ .ld = &ld, .c = cluster_client(R_DEPTH * 2), .rng = seed ^ 0x7264ull };
+	rd = (struct reader){ .ld = &ld, .rng = seed ^ 0x7264ull,
+			      .c = cl_client(&cl, CLIENT_TIMEOUT_MS, CLIENT_RETRIES, R_DEPTH * 2) };
 	src = (struct reader){ .ld = &ld, .plain = true, .first = mv->first, .last = mv->last,
 			       .rng = seed ^ 0x737263ull,
 			       .c = cl_node_client(sp, SRC_READ_TIMEOUT_MS, 0, R_DEPTH * 2) };
-	kq = (struct knner){ .ld = &ld, .c = cluster_client(0), .rng = seed ^ 0x6b6eull };
-	CU_ASSERT_FATAL(src.c != NULL);
+	kq = (struct knner){ .ld = &ld, .rng = seed ^ 0x6b6eull,
+			     .c = cl_client(&cl, CLIENT_TIMEOUT_MS, CLIENT_RETRIES, 0) };
+	opened &= rd.c && src.c && kq.c;
+	if (!opened) {
+		for (uint32_t w = 0; w < WRITERS; w++)
+			pm_client_close(ws[w].c);
+		pm_client_close(rd.c);
+		pm_client_close(src.c);
+		pm_client_close(kq.c);
+		CU_FAIL_FATAL("a client of the load did not open");
+	}
+	for (uint32_t w = 0; w < WRITERS; w++)
+		pthread_create(&ws[w].t, NULL, writer_main, &ws[w]);
 	pthread_create(&rd.t, NULL, reader_main, &rd);
 	pthread_create(&src.t, NULL, reader_main, &src);
 	pthread_create(&kq.t, NULL, knn_main, &kq);
@@ -1035,15 +1051,18 @@ static void move_under_load(struct move *mv)
 	while (atomic_load(&ld.acked) < ACKS_BEFORE && proc_now_ms() < deadline)
 		proc_pause_ms(PROC_POLL_MS);
 	bool before = atomic_load(&ld.acked) >= ACKS_BEFORE;
-	/* the move */
-	struct pm_etcd *e = etcd_open();
+	/* the move (followed in etcd: a handle that does not open fails the move) */
+	char err[256];
+	struct pm_etcd *e = pm_etcd_open(cl_etcd_url(&cl), err, sizeof(err));
+	if (!e)
+		printf("\n  the suite's etcd client: %s", err);
 	uint64_t t0 = proc_now_ms();
 	uint64_t acked0 = atomic_load(&ld.acked);
 	if (t_loaded_ms + TTL_SHORT_MS > t0)
 		printf("\n  the move begins %" PRIu64 " ms before the short TTLs run out",
 		       t_loaded_ms + TTL_SHORT_MS - t0);
 	atomic_store(&ld.moving, true);
-	mv->started = move_request(mv);
+	mv->started = e && move_request(mv);
 	if (mv->started && mv->while_running)
 		mv->while_running(mv);
 	if (mv->started)
@@ -1410,13 +1429,14 @@ static void refused(const char *words, int status, const char *says)
 	CU_ASSERT(ok);
 }
 
-/* While the move back runs: a second job is refused. */
+/* While the move back runs (with the load's threads: no fatal assertion
+ * here): a second job is refused. */
 static void second_job(struct move *mv)
 {
-	struct pm_etcd *e = etcd_open();
+	char err[256];
+	struct pm_etcd *e = pm_etcd_open(cl_etcd_url(&cl), err, sizeof(err));
 	struct etcd_look *l = malloc(sizeof(*l));
-	CU_ASSERT_FATAL(l != NULL);
-	bool running = etcd_look(e, l) && l->state[0];
+	bool running = e && l && etcd_look(e, l) && l->state[0];
 	char words[96];
 	uint16_t from = cl_set_index(&cl, mv->from);
 	uint32_t other = 0; /* slots of the source's, not moving: valid but for the job */
@@ -1424,10 +1444,15 @@ static void second_job(struct move *mv)
 	       !(slot_set[other] == from && slot_set[other + 10u] == from &&
 		 (other + 10u < mv->first || other > mv->last)))
 		other++;
-	CU_ASSERT_FATAL(other + 10u < PM_CLUSTER_SLOTS);
 	snprintf(words, sizeof(words), "CLUSTER RESHARD %u %u %s", other, other + 10u, mv->to);
 	printf("\n  the job is %s when a second is asked", running ? l->state : "(gone)");
 	CU_ASSERT(running);
+	CU_ASSERT(other + 10u < PM_CLUSTER_SLOTS); /* the source has slots that stay */
+	if (!e || !l || other + 10u >= PM_CLUSTER_SLOTS) {
+		free(l);
+		pm_etcd_close(e);
+		return;
+	}
 	refused(words, PM_ADMIN_ERROR, "a reshard is under way (first=");
 	/* and the map holds one move: the refused one left nothing */
 	mv->second_refused = etcd_look(e, l) && l->map.nmoves <= 1;
