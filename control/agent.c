@@ -1165,14 +1165,19 @@ static uint8_t cmd_reshard(struct ctl_cluster *c, const struct pm_admin_req *r, 
 		{ .key = jk, .target = PM_ETCD_CREATE, .number = 0 },
 	};
 	int rc = map_put(c, c->em, m, cmp, 2, jk, job, err, sizeof(err));
-	if (rc == PM_ETCD_OK) {
+	struct pm_etcd_kvs jobs = { 0 };
+	if (rc == PM_ETCD_FAILED && pm_etcd_range(c->em, jk, NULL, &jobs, CTL_ETCD_CALL_MS) ==
+					    PM_ETCD_OK && jobs.n == 1) {
+		put(t, "a reshard is under way (%.*s): one at a time\n", (int)jobs.kv[0].value_len,
+		    (const char *)jobs.kv[0].value);
+	} else if (rc == PM_ETCD_OK) {
 		put(t, "reshard:started\r\nslots:%lu-%lu\r\nfrom:%s\r\nto:%s\r\nmap_epoch:%" PRIu64
 		       "\r\n", first, last, m->sets[src].name, m->sets[dst].name, m->epoch);
 		st = PM_ADMIN_OK;
 	} else {
-		put(t, "%s\n", rc == PM_ETCD_FAILED ? "a reshard is under way, or the map changed:"
-						     " again later" : err);
+		put(t, "%s\n", rc == PM_ETCD_FAILED ? "the map changed meanwhile: again" : err);
 	}
+	pm_etcd_kvs_free(&jobs);
 out:
 	pm_etcd_kvs_free(&kvs);
 	free(m);
@@ -1240,12 +1245,20 @@ static void colls_apply(struct ctl_cluster *c, const struct view *v)
 			    a->key[al + strlen(name)] == '/' && !strcmp((const char *)a->value, "dropped"))
 				dropped++;
 		}
+		/* the record as this pass read it: a mark or the clean-up written after
+		 * another primary's clean-up would outlive the record */
+		struct pm_etcd_cmp same = { .key = kv->key, .target = PM_ETCD_MOD,
+					    .number = kv->mod_revision };
 		if (drop && dropped >= c->map->nsets) { /* every set dropped it: the records go */
 			char end[KEY_BYTES], pre[KEY_BYTES];
 			key_of(c, pre, "applied/%s/", name);
 			pm_etcd_prefix_end(pre, end, sizeof(end));
-			(void)pm_etcd_delete(c->ea, pre, end, NULL, CTL_ETCD_CALL_MS);
-			(void)pm_etcd_delete(c->ea, kv->key, NULL, NULL, CTL_ETCD_CALL_MS);
+			struct pm_etcd_op del[2] = {
+				{ .kind = PM_ETCD_DELETE, .key = pre, .range_end = end },
+				{ .kind = PM_ETCD_DELETE, .key = kv->key },
+			};
+			struct pm_etcd_txn t = { &same, 1, del, NULL, 2, 0 };
+			(void)pm_etcd_txn(c->ea, &t, NULL, NULL, CTL_ETCD_CALL_MS);
 			continue;
 		}
 		if (done && !strcmp(done, drop ? "dropped" : "created"))
@@ -1267,7 +1280,10 @@ static void colls_apply(struct ctl_cluster *c, const struct view *v)
 			continue; /* retried at the next pass */
 		}
 		const char *mark = drop ? "dropped" : "created";
-		(void)pm_etcd_put(c->ea, akey, mark, strlen(mark), 0, NULL, CTL_ETCD_CALL_MS);
+		struct pm_etcd_op put = { .kind = PM_ETCD_PUT, .key = akey, .value = mark,
+					  .value_len = strlen(mark) };
+		struct pm_etcd_txn tx = { &same, 1, &put, NULL, 1, 0 };
+		(void)pm_etcd_txn(c->ea, &tx, NULL, NULL, CTL_ETCD_CALL_MS);
 	}
 }
 
@@ -1695,7 +1711,13 @@ static void describe(const struct pm_cmap *m, struct text *t, bool nodes, bool s
 			    x->primary == i ? " primary" : "");
 		}
 	}
-	(void)slots;
+	/* the moves under way (docs/cluster.md: status shows a move while it runs) */
+	for (uint16_t i = 0; slots && i < m->nmoves; i++) {
+		const struct pm_cmap_move *mv = &m->moves[i];
+		put(t, "# Move %u-%u\r\nfrom:%s\r\nto:%s\r\nstate:%s\r\n", mv->first, mv->last,
+		    m->sets[mv->from].name, m->sets[mv->to].name,
+		    mv->state == PM_CMAP_MOVE_FREEZE ? "freeze" : "copy");
+	}
 }
 
 static void node_status(struct ctl_cluster *c, struct text *t, struct pm_cmap *m, bool *have)
@@ -1806,6 +1828,12 @@ static uint8_t cmd_coll(struct ctl_cluster *c, const struct pm_admin_req *r, str
 			for (uint32_t i = 0; i < kvs.n; i++)
 				done += !strcmp((const char *)kvs.kv[i].value, create ? "created" : "dropped");
 		pm_etcd_kvs_free(&kvs);
+		/* a drop every set has applied is cleaned up (colls_apply): its marks
+		 * go with its record, so the record gone is the drop done */
+		if (drop && pm_etcd_range(c->em, key, NULL, &kvs, CTL_ETCD_CALL_MS) == PM_ETCD_OK &&
+		    kvs.n == 0)
+			done = sets;
+		pm_etcd_kvs_free(&kvs);
 		if (sets && done >= sets)
 			break;
 		sleep_ms(c, 50);
@@ -1851,7 +1879,7 @@ uint8_t ctl_cluster_command(struct ctl_cluster *c, const struct pm_admin_req *r,
 					out[0] = '\0';
 			if (have)
 				describe(m, &t, pm_admin_arg_is(r, 1, "NODES"),
-					 pm_admin_arg_is(r, 1, "SLOTS"));
+					 !pm_admin_arg_is(r, 1, "NODES"));
 			free(m);
 		}
 	} else {

@@ -39,8 +39,9 @@ struct pm_dest;
  * a wrong clock or a bug cannot make a node writable for long without etcd. */
 #define PM_CLUSTER_LEASE_MS_MAX 60000u
 /* Keys (with a u16 length each) a worker notes as changed in the slots it
- * is moving out, at most: past it the copier walks the slots again. 1 MiB
- * per worker holds tens of thousands of keys changed during one copy pass. */
+ * is moving out, at most: past it changes to those slots are answered BUSY
+ * (clients retry) until the copier has taken the list. 1 MiB per worker
+ * holds tens of thousands of keys changed during one copy pass. */
 #define PM_CLUSTER_DIRTY_BYTES (1u << 20)
 /* Seed slots one CLUSTER EXPORT or PURGE call walks on a worker, and the
  * frames one EXPORT answers with at most: a worker answers between two of
@@ -53,7 +54,10 @@ struct pm_dest;
  * flags, u32 keys. */
 #define PM_CLUSTER_EXPORT_HEAD_BYTES 12u
 #define PM_CLUSTER_EXPORT_DONE 0x1u     /* the walk passed the last seed slot */
-#define PM_CLUSTER_EXPORT_OVERFLOW 0x2u /* changed keys were lost: walk again */
+/* Changed keys were lost: walk again. No longer set (a full list refuses
+ * changes instead: a walk cannot bring a deletion over); pomai-control still
+ * walks again when an older pomaid says it. */
+#define PM_CLUSTER_EXPORT_OVERFLOW 0x2u
 /* The file in data_dir holding the last map (and this node's name in it), so
  * that a restarted node answers MOVED and MAP while etcd is unreachable. */
 #define PM_CLUSTER_MAP_FILE "cluster.map"
@@ -82,7 +86,6 @@ struct pm_cluster_gone {
 struct pm_cluster_dirty {
 	uint8_t *buf; /* PM_CLUSTER_DIRTY_BYTES */
 	uint32_t len;
-	bool overflow;
 	struct pm_cluster_gone *gone; /* PM_CLUSTER_PURGE_KEYS */
 };
 

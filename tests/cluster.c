@@ -194,7 +194,7 @@ static bool etcd_create(struct cl_cluster *c)
 		return false;
 	size_t u = (size_t)snprintf(c->etcd_listen, sizeof(c->etcd_listen), "http://127.0.0.1:%u",
 				    e->client_port);
-	for (uint32_t i = 0; i < c->nnodes && u < sizeof(c->etcd_listen); i++)
+	for (uint32_t i = 0; i < c->nnodes && u < sizeof(c->etcd_listen) && !c->host_net; i++)
 		u += (size_t)snprintf(c->etcd_listen + u, sizeof(c->etcd_listen) - u, ",http://%s:%u",
 				      c->nodes[i].ip_root, e->client_port);
 	c->etcd_flags[0] = "--listen-client-urls";
@@ -266,11 +266,15 @@ static bool node_dirs(struct cl_node *n)
 static bool control_start(struct cl_cluster *c, struct cl_node *n)
 {
 	struct proc *p = &n->control;
-	proc_init(p, "nsenter");
-	proc_argf(p, "--net=/var/run/netns/%s", n->ns);
-	proc_arg(p, c->control_path);
+	if (c->host_net) {
+		proc_init(p, c->control_path);
+	} else {
+		proc_init(p, "nsenter");
+		proc_argf(p, "--net=/var/run/netns/%s", n->ns);
+		proc_arg(p, c->control_path);
+	}
 	proc_args(p, (const char *const[]){ "--data-dir", n->pm.dir, "--etcd-endpoints", NULL });
-	proc_argf(p, "http://%s:%u", n->ip_root, c->etcd.client_port);
+	proc_argf(p, "http://%s:%u", c->host_net ? "127.0.0.1" : n->ip_root, c->etcd.client_port);
 	proc_args(p, (const char *const[]){ "--cluster-name", c->name, "--node-name", n->name,
 					    "--replica-set", n->set, "--advertise-addr",
 					    "127.0.0.1", "--lease-ttl-ms", NULL });
@@ -746,7 +750,9 @@ bool cl_node_rejoined(struct cl_cluster *c, struct cl_node *n, int ms)
 bool cl_create(struct cl_cluster *c, const char *pomaid_path, const char *control_path,
 	       uint32_t nsets, uint32_t per_set)
 {
+	bool host_net = c->host_net;
 	memset(c, 0, sizeof(*c));
+	c->host_net = host_net;
 	c->pomaid_path = pomaid_path;
 	c->control_path = control_path;
 	c->etcd.proc.pid = -1;
@@ -764,7 +770,7 @@ bool cl_create(struct cl_cluster *c, const char *pomaid_path, const char *contro
 	for (uint32_t i = 0; i < c->nnodes; i++)
 		node_init(c, &c->nodes[i], i + 1, c->sets[i / per_set]);
 	for (uint32_t i = 0; i < c->nnodes; i++)
-		if (!node_dirs(&c->nodes[i]) || !ns_make(&c->nodes[i]))
+		if (!node_dirs(&c->nodes[i]) || (!c->host_net && !ns_make(&c->nodes[i])))
 			return false;
 	if (!etcd_create(c))
 		return false;

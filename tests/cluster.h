@@ -115,6 +115,13 @@ struct cl_cluster {
 	const char *etcd_flags[3];
 	char etcd_listen[CL_NODES_MAX * 32 + 64];
 	bool keep;                      /* leave the directories behind (a look afterwards) */
+	/* Set before cl_create() (which keeps it): every pomai-control runs in
+	 * the root network namespace, with no namespace or link of its own.
+	 * For a test whose pomai-controls must reach other nodes' pomaids (the
+	 * resharding mover writes to the target set's primary at its advertised
+	 * 127.0.0.1, which a namespace's loopback is not); cl_partition() then
+	 * has nothing to cut. */
+	bool host_net;
 };
 
 /* Whether this machine can run a cluster: root, ip, nsenter, etcd. False
