@@ -354,6 +354,7 @@ static void free_push(struct pm_client *c, struct pmc_slot *s)
 	s->colls = NULL;
 	s->info = NULL;
 	s->parked = false;
+	s->refused = false;
 	s->fan = PMC_NIL;
 	if (!is_request(c, s))
 		return; /* the map slot and legs are taken by index */
@@ -634,6 +635,7 @@ void pmc_slot_arm(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 	s->gap_resent = false;
 	s->tx_off = 0;
 	s->parked = false;
+	s->refused = false;
 	pmc_reset_items(s);
 	s->deadline_ms = now + pmc_attempt_wait_ms(c, 1);
 	pmc_deadline(c, s->deadline_ms);

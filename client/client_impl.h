@@ -26,7 +26,9 @@
  *
  * Cluster slots, besides FREE and WAIT: a WAIT slot may be parked (its
  * attempt ended with MOVED, READONLY, a timeout or a lost link; it waits, in
- * no queue, for the map refresh that routes it again); a fan-out parent
+ * no queue, for the map refresh that routes it again — after a MOVED or
+ * READONLY only if that map sends it to another node, else for its back-off
+ * first: cluster.c); a fan-out parent
  * (KNN, CCREATE, CDROP, SNAPSHOT) waits, in no queue and with no deadline,
  * for its legs, one per replica set. A leg is a slot of its own (its own id,
  * attempts, deadline and queue links) whose buffer holds only its frame
@@ -146,6 +148,13 @@ struct pmc_slot {
 	bool parked;            /* waits to be routed again (last_status: why) */
 	bool unroutable;        /* parked: its set had no primary or its node could not be
 				   reached; routed again at its deadline or by a newer map */
+	bool refused;           /* parked: its node answered READONLY or MOVED; routed again
+				   when a map sends it elsewhere, or after its back-off (and
+				   a refresh) */
+	uint64_t route_epoch;   /* epoch of the map its attempt was routed by */
+	uint32_t refused_ip_be; /* refused: the node that refused it (IPv4, network order, */
+	uint16_t refused_udp;   /* base UDP port, TCP port), found again in a newer map by */
+	uint16_t refused_tcp;   /* its address */
 };
 
 struct pmc_queue {
@@ -349,10 +358,13 @@ enum pm_client_status pmc_cluster_bootstrap(struct pm_client *c);
  * has none now; *why says why (E_READONLY: its set has no primary;
  * E_CONNECTION: the node cannot be reached). */
 bool pmc_cluster_route(struct pm_client *c, struct pmc_slot *s, enum pm_client_status *why);
-/* An attempt ended without a result (MOVED, READONLY, a timeout, a lost
- * link): park the request for a map refresh, or fail it with st when its
- * attempts are spent. */
+/* An attempt ended without a result (a timeout, a lost link): park the
+ * request for a map refresh, or fail it with st when its attempts are spent. */
 void pmc_cluster_retry(struct pm_client *c, struct pmc_slot *s, enum pm_client_status st);
+/* Its node refused it (st: E_MOVED or E_READONLY): park it for a map
+ * refresh that routes it elsewhere, or for its back-off when the map does
+ * not; fail it with st when its attempts are spent. */
+void pmc_cluster_refused(struct pm_client *c, struct pmc_slot *s, enum pm_client_status st);
 /* A request that pmc_cluster_route could not route (why): parked until its
  * attempt's time has passed or a newer map comes, or failed when its
  * attempts are spent. */

@@ -26,6 +26,22 @@
  * 1 + retries attempts; one that runs out fails with what ended its last
  * attempt (E_MOVED, E_READONLY, E_TIMEOUT, E_CONNECTION).
  *
+ * Refusals. A MOVED or READONLY answer comes at once, so resending at once
+ * would spend the whole budget in a few refreshes while nothing changes: a
+ * fenced primary (its write lease lapsed) answers READONLY, and every node
+ * still names it in the same map, until a new primary is elected and
+ * published, which takes about lease_ttl_ms. So a refused request goes again
+ * at the end of the refresh only if the map then held sends it to another
+ * node (a newer map in which the node that refused it is not its set's
+ * primary any more, or not in its set for a read from replicas). Otherwise
+ * it waits the back-off of its next attempt (timeout_ms doubled per attempt,
+ * plus jitter: what a lost reply costs), then asks for another refresh and
+ * goes by the map that brings (or by the map held, if that refresh has not
+ * ended within timeout_ms). With retries attempts left the last one is sent
+ * about timeout_ms x (2^(retries+1) - 2) after the first, inside the bound of
+ * a request whose replies are lost: 3.5 s with the defaults, which covers an
+ * election.
+ *
  * Fan-outs. KNN, CCREATE, CDROP and SNAPSHOT go to every replica set of the
  * map, one leg each (KNN to the set's primary or a replica, the others to its
  * primary). Legs retry like any request. KNN hits are merged into the
@@ -143,8 +159,9 @@ static void park(struct pm_client *c, struct pmc_slot *s, enum pm_client_status 
 	s->parked = true;
 	s->unroutable = unroutable;
 	s->last_status = (uint8_t)why;
-	/* unroutable: as long as a timed-out attempt would have taken; else a
-	 * fallback in case no refresh ends first */
+	/* unroutable: as long as a timed-out attempt would have taken; refused:
+	 * the back-off of its next attempt; else a fallback in case no refresh
+	 * ends first */
 	s->deadline_ms = now + pmc_attempt_wait_ms(c, s->attempts + (unroutable ? 0u : 1u));
 	pmc_deadline(c, s->deadline_ms);
 	map_want(c, now);
@@ -244,6 +261,28 @@ bool pmc_cluster_route(struct pm_client *c, struct pmc_slot *s, enum pm_client_s
 		return false;
 	}
 	s->dest = PMC_DEST(l, q);
+	s->route_epoch = m->epoch;
+	return true;
+}
+
+/* Whether the map held sends a refused request to another node than the one
+ * that refused it: a map newer than its attempt's (one of the same epoch is
+ * the same map) in which that node is not the primary of the request's set
+ * any more (a read from replicas: not a node of that set), or is gone. */
+static bool route_changed(const struct pm_client *c, const struct pmc_slot *s)
+{
+	const struct pm_cmap *m = c->cl.map;
+	if (m->epoch <= s->route_epoch)
+		return false;
+	uint16_t set = s->leg ? s->set : m->slot_set[pm_slot_of(s->hash)];
+	bool replicas = op_reads(s->op) && c->cfg.read_from == PM_CLIENT_READ_REPLICA;
+	for (uint16_t i = 0; i < m->nnodes; i++) {
+		const struct pm_cmap_node *n = &m->nodes[i];
+		if (n->addr_be != s->refused_ip_be || n->udp_port != s->refused_udp ||
+		    (c->tcp && n->tcp_port != s->refused_tcp))
+			continue;
+		return replicas ? n->set != set : m->sets[set].primary != i;
+	}
 	return true;
 }
 
@@ -252,6 +291,7 @@ static void reroute(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 {
 	enum pm_client_status why = (enum pm_client_status)s->last_status;
 	s->parked = false;
+	s->refused = false;
 	if (s->attempts > c->cfg.retries) {
 		pmc_fail(c, s, why);
 		return;
@@ -271,14 +311,17 @@ static void reroute(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 }
 
 /* After a refresh: the parked requests go again — those that could not be
- * routed only when the map changed (else at their deadline). */
+ * routed only when the map changed, those their node refused only when the
+ * map sends them elsewhere (else at their deadline). */
 static void reroute_parked(struct pm_client *c, bool new_map, uint64_t now)
 {
 	const uint64_t last_seq = c->seq; /* not what callbacks submit meanwhile */
 	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct pmc_slot *s = &c->slots[i];
-		if (s->state == PMC_WAIT && s->parked && (new_map || !s->unroutable) &&
-		    (s->id >> PMC_SLOT_BITS) <= last_seq)
+		if (s->state != PMC_WAIT || !s->parked || (s->id >> PMC_SLOT_BITS) > last_seq)
+			continue;
+		bool due = s->refused ? route_changed(c, s) : new_map || !s->unroutable;
+		if (due)
 			reroute(c, s, now);
 	}
 }
@@ -303,6 +346,29 @@ void pmc_cluster_retry(struct pm_client *c, struct pmc_slot *s, enum pm_client_s
 void pmc_cluster_unroutable(struct pm_client *c, struct pmc_slot *s, enum pm_client_status why)
 {
 	retry_or_park(c, s, why, true);
+}
+
+void pmc_cluster_refused(struct pm_client *c, struct pmc_slot *s, enum pm_client_status st)
+{
+	if (!s->parked && s->attempts <= c->cfg.retries) {
+		const struct pmc_link *k = &c->links[PMC_DEST_LINK(s->dest)];
+		s->refused = true;
+		s->refused_ip_be = k->ip_be;
+		s->refused_udp = k->udp_port;
+		s->refused_tcp = k->tcp_port;
+	}
+	retry_or_park(c, s, st, false);
+}
+
+/* A refused request's back-off is over: its next attempt goes by the map the
+ * refresh asked for now brings (the one it waited with may be stale), or by
+ * the map held if that refresh has not ended within timeout_ms. */
+static void backoff_over(struct pm_client *c, struct pmc_slot *s, uint64_t now)
+{
+	s->refused = false;
+	s->deadline_ms = now + c->cfg.timeout_ms;
+	pmc_deadline(c, s->deadline_ms);
+	map_want(c, now);
 }
 
 void pmc_cluster_link_down(struct pm_client *c, uint32_t l, enum pm_client_status why)
@@ -330,6 +396,8 @@ void pmc_cluster_on_timeout(struct pm_client *c, struct pmc_slot *s, uint64_t no
 			pmc_cluster_link_down(c, l, PM_CLIENT_E_TIMEOUT);
 		else
 			pmc_fail(c, s, PM_CLIENT_E_TIMEOUT);
+	} else if (s->parked && s->refused) {
+		backoff_over(c, s, now);
 	} else if (s->parked) {
 		reroute(c, s, now); /* its deadline: the next attempt, by the map held */
 	} else if (s->last_status) {

@@ -30,7 +30,11 @@
  * its key's hash slot, to the shard that node runs for it. A MOVED or
  * READONLY answer, a timeout or a lost connection fetches the map again
  * (from the seed first, then any node of the map) and retries the request
- * within its budget. KNN queries go to every replica set and the client
+ * within its budget; a MOVED or READONLY whose refreshed map still names the
+ * same node is retried after the back-off of a lost reply, so that the
+ * budget spans a failover (docs/client.md). NOREPLICAS is not retried (the
+ * client cannot tell whether the write was applied). KNN queries go to every
+ * replica set and the client
  * merges the nearest k. Memory stays bounded: a node's socket and queues are
  * made at its first use, for at most PM_CLIENT_CLUSTER_NODES_MAX + 1 nodes.
  *

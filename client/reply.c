@@ -22,7 +22,9 @@
  *
  * Cluster mode (cluster.c) takes over what ends an attempt without a result
  * (MOVED, READONLY, a timeout): the request waits for a map refresh and is
- * routed again. A reply counts only from the link its request was sent to.
+ * routed again (after a MOVED or READONLY, at once only if the map changed
+ * its node; else after its back-off). A reply counts only from the link its
+ * request was sent to.
  */
 #include <string.h>
 
@@ -263,7 +265,7 @@ static void on_error(struct pm_client *c, struct pmc_slot *s, const struct pm_re
 		return;
 	}
 	if (c->cluster && (cs == PM_CLIENT_E_MOVED || cs == PM_CLIENT_E_READONLY)) {
-		pmc_cluster_retry(c, s, cs); /* the map changed: refresh it, route again */
+		pmc_cluster_refused(c, s, cs); /* refresh the map, route again */
 		return;
 	}
 	struct pm_client_result res = { .status = cs };

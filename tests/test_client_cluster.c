@@ -22,6 +22,7 @@
  * replaced by another's); and pomai-cli --cluster (map, set, get).
  */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,15 @@
  * nothing), and of those that wait for a silent node. */
 #define T_TIMEOUT_MS 1000u
 #define T_SHORT_MS 50u
+/* Timeout and retries of the tests of refused requests (READONLY, MOVED):
+ * long enough that a reply from a fake is never late on a loaded machine,
+ * short enough that waiting out the back-offs (200 + 400 + 800 ms) is quick. */
+#define T_REFUSED_MS 100u
+#define T_REFUSED_RETRIES 3u
+/* A request's whole budget, however it ends, stays below this (bounded). */
+#define T_BUDGET_CAP_MS 10000u
+/* Longest wait for a condition a test polls for. */
+#define T_WAIT_MS 10000u
 #define T_KEYS 600u
 #define T_PIPELINE_N 3000u
 #define T_CLI_OUT_BYTES 16384u
@@ -305,6 +315,14 @@ static struct note set_noted(struct pm_client *c, const char *key)
 	return n;
 }
 
+/* The least time `retries` resends take when each attempt n waits at least
+ * its timeout, timeout_ms x 2^(n-1), before the next: a refused attempt
+ * waits the next one's back-off, a lost reply its own. */
+static uint64_t backoff_floor_ms(uint32_t timeout_ms, uint32_t retries)
+{
+	return (uint64_t)timeout_ms * ((UINT64_C(1) << retries) - 1u);
+}
+
 static uint64_t sum(_Atomic uint64_t *(*field)(struct fake *))
 {
 	uint64_t t = 0;
@@ -513,9 +531,13 @@ static void test_readonly(void)
 	map4(&M, 8, 3);
 	publish(&M);
 	key_in("ro", 0, 5460, &n, key, sizeof key);
+	uint64_t t0 = proc_now_ms();
 	struct note r = set_noted(c, key);
 	CU_ASSERT_EQUAL(r.st, PM_CLIENT_OK);
 	CU_ASSERT_EQUAL(r.attempts, 2);
+	/* the refreshed map names another primary: at once, not after the
+	 * back-off of 2 x T_TIMEOUT_MS */
+	CU_ASSERT(proc_now_ms() - t0 < T_TIMEOUT_MS);
 	CU_ASSERT_EQUAL(atomic_load(&T[0].readonly_sent), 1);
 	CU_ASSERT(fake_holds(&T[3], key, (uint32_t)strlen(key)));
 	CU_ASSERT_EQUAL(pm_client_map_epoch(c), 8);
@@ -531,6 +553,70 @@ static void test_readonly(void)
 	publish(&M);
 	c = copen(1, PM_CLIENT_UDP, T_SHORT_MS, 1);
 	CU_ASSERT_EQUAL(pm_client_set(c, key, strlen(key), "v", 1, 0), PM_CLIENT_E_READONLY);
+	pm_client_close(c);
+	nodes_stop();
+}
+
+/* ---------------------------------------------------------------- a fenced primary */
+
+/* Fake `fake` as a primary whose write lease lapsed: READONLY to writes with
+ * no primary named, while every map (m's epoch) still names it. */
+static void fence(uint32_t fake, const struct tmap *m)
+{
+	view_of(m, t_node[fake], &view);
+	view.primary = false;
+	memset(&view.set_primary[view.set], 0, sizeof view.set_primary[0]);
+	CU_ASSERT_FATAL(fake_cluster_set(&T[fake], &view) == 0);
+}
+
+/* The READONLY of a failover (cluster-iface.md): a refused request whose
+ * refreshed map is the same goes again after its back-off, so its budget
+ * lasts about as long as one whose replies are lost — long enough for an
+ * election — and not 1 + retries refreshes (20 ms apart). */
+static void test_readonly_fenced(void)
+{
+	nodes_start(4, (const uint32_t[]){ 2, 1, 1, 3 });
+	map4(&M, 7, 0);
+	publish(&M);
+	fence(0, &M);
+	struct pm_client *c = copen(1, PM_CLIENT_UDP, T_REFUSED_MS, T_REFUSED_RETRIES);
+	unsigned n = 0;
+	char key[32];
+	key_in("fe", 0, 5460, &n, key, sizeof key);
+	struct pm_client_stats s0, s1;
+	pm_client_stats(c, &s0);
+	uint64_t t0 = proc_now_ms();
+	struct note r = set_noted(c, key);
+	uint64_t took = proc_now_ms() - t0;
+	pm_client_stats(c, &s1);
+	CU_ASSERT_EQUAL(r.st, PM_CLIENT_E_READONLY);
+	CU_ASSERT_EQUAL(r.attempts, 1u + T_REFUSED_RETRIES);
+	CU_ASSERT_EQUAL(atomic_load(&T[0].readonly_sent), 1u + T_REFUSED_RETRIES);
+	CU_ASSERT(took >= backoff_floor_ms(T_REFUSED_MS, T_REFUSED_RETRIES));
+	CU_ASSERT(took < T_BUDGET_CAP_MS);
+	/* a refresh after every refusal but the last (and one before each resend) */
+	CU_ASSERT(s1.map_refreshes - s0.map_refreshes >= T_REFUSED_RETRIES);
+	CU_ASSERT_EQUAL(pm_client_map_epoch(c), 7);
+
+	/* fake 3 is elected after two refusals of the next write: the write
+	 * goes there within its budget */
+	uint64_t ro = atomic_load(&T[0].readonly_sent);
+	key_in("fe", 0, 5460, &n, key, sizeof key);
+	r = (struct note){ 0 };
+	struct pm_client_req q = { .op = PM_CLIENT_SET, .key = key, .klen = (uint32_t)strlen(key),
+				   .value = "v", .vlen = 1, .cb = note_cb, .arg = &r };
+	CU_ASSERT_FATAL(pm_client_submit(c, &q, NULL) == PM_CLIENT_OK);
+	uint64_t deadline = proc_now_ms() + T_WAIT_MS;
+	while (!r.done && atomic_load(&T[0].readonly_sent) < ro + 2u && proc_now_ms() < deadline)
+		(void)pm_client_poll(c, 1);
+	CU_ASSERT_FATAL(!r.done && atomic_load(&T[0].readonly_sent) == ro + 2u);
+	map4(&M, 8, 3);
+	publish(&M);
+	pm_client_drain(c);
+	CU_ASSERT(r.done && r.st == PM_CLIENT_OK && r.attempts == 3);
+	CU_ASSERT(fake_holds(&T[3], key, (uint32_t)strlen(key)));
+	CU_ASSERT_EQUAL(atomic_load(&T[0].readonly_sent), ro + 2u);
+	CU_ASSERT_EQUAL(pm_client_map_epoch(c), 8);
 	pm_client_close(c);
 	nodes_stop();
 }
@@ -580,7 +666,7 @@ static void test_stale_and_budget(void)
 	nodes_start(3, (const uint32_t[]){ 2, 3, 1 });
 	map3(&M, 9);
 	publish(&M);
-	struct pm_client *c = copen(0, PM_CLIENT_UDP, T_TIMEOUT_MS, 2);
+	struct pm_client *c = copen(0, PM_CLIENT_UDP, T_REFUSED_MS, 2);
 	/* the seed falls back to epoch 5, where every slot is set 2's; fake 1
 	 * (epoch 9) believes its slots are set 2's too, and answers MOVED */
 	memset(&M2, 0, sizeof M2);
@@ -594,19 +680,26 @@ static void test_stale_and_budget(void)
 	unsigned n = 0;
 	char key[32];
 	key_in("st", 5461, 10922, &n, key, sizeof key);
+	uint64_t t0 = proc_now_ms();
 	struct note r = set_noted(c, key);
+	uint64_t took = proc_now_ms() - t0;
 	CU_ASSERT_EQUAL(r.st, PM_CLIENT_E_MOVED);
 	CU_ASSERT_EQUAL(r.attempts, 3); /* 1 + retries, every one to fake 1 */
 	CU_ASSERT_EQUAL(atomic_load(&T[1].moved_sent), 3);
+	/* the map did not change: each resend after its back-off */
+	CU_ASSERT(took >= backoff_floor_ms(T_REFUSED_MS, 2));
+	CU_ASSERT(took < T_BUDGET_CAP_MS);
 	CU_ASSERT_EQUAL(pm_client_map_epoch(c), 9); /* epoch 5 was not taken */
 	struct pm_client_stats st;
 	pm_client_stats(c, &st);
-	CU_ASSERT_EQUAL(st.maps_stale, 2); /* a refresh after each MOVED but the last */
+	/* a refresh after each MOVED but the last, and one before each resend
+	 * (a late reply, taken as a timeout, skips the second) */
+	CU_ASSERT(st.maps_stale >= 2 && st.maps_stale <= 4);
 	CU_ASSERT_EQUAL(atomic_load(&T[2].keyed_served), 0); /* epoch 5's routing unused */
 	pm_client_close(c);
 
 	/* no retries: the first MOVED is the answer, no refresh */
-	c = copen(0, PM_CLIENT_UDP, T_TIMEOUT_MS, 0);
+	c = copen(0, PM_CLIENT_UDP, T_REFUSED_MS, 0);
 	r = set_noted(c, key);
 	CU_ASSERT(r.st == PM_CLIENT_E_MOVED && r.attempts == 1);
 	pm_client_stats(c, &st);
@@ -892,6 +985,86 @@ static void test_knn_pipelined(void)
 	nodes_stop();
 }
 
+/* KNN queries per kind in the latency test (odd: one median), the most a
+ * KNN over three fakes may take in median against three plain KNNs to them
+ * one after the other (a fan-out waits for the slowest leg, not their sum;
+ * a client asleep on a timer, or sending a leg a turn late, takes a poll
+ * slice, PMC_POLL_SLICE_MS = 50 ms, hundreds of times more), and its median
+ * at most (the fakes answer at once). */
+#define T_KNN_LAT_QUERIES 101u
+#define T_KNN_LAT_RATIO 5u
+#define T_KNN_LAT_MEDIAN_MS_MAX 20u
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t median(uint64_t *v, uint32_t n)
+{
+	qsort(v, n, sizeof v[0], u64_cmp);
+	return v[n / 2];
+}
+
+/* One exact KNN (k 10) at the origin; its time in ns. */
+static uint64_t knn_ns(struct pm_client *c)
+{
+	struct pm_client_hit hits[10];
+	uint8_t keys[10 * 8];
+	struct pm_client_knn_result res = { .hits = hits, .hits_cap = 10, .keys = keys,
+					    .keys_cap = sizeof keys };
+	struct pm_client_knn_opts o = { .k = 10, .exact = true };
+	uint64_t t0 = proc_now_ns();
+	CU_ASSERT_EQUAL(pm_client_knn(c, (const float[]){ 0, 0 }, 2, &o, &res), PM_CLIENT_OK);
+	CU_ASSERT(res.count > 0); /* one fake holds its set's vectors only */
+	return proc_now_ns() - t0;
+}
+
+/* A KNN over three sets costs about one leg's round trip: the legs leave
+ * together and the client wakes when a socket has a reply. Cluster and plain
+ * queries alternate, so that both meet the same load. */
+static void test_knn_latency(void)
+{
+	static uint64_t fan[T_KNN_LAT_QUERIES], seq[T_KNN_LAT_QUERIES];
+	nodes_start(3, (const uint32_t[]){ 2, 3, 1 });
+	map3(&M, 7);
+	publish(&M);
+	struct pm_client *c = copen(0, PM_CLIENT_UDP, T_TIMEOUT_MS, 3);
+	struct pm_client *one[3];
+	char key[8];
+	for (uint32_t i = 0; i < T_VECS; i++) {
+		float v[2];
+		vec_of(i, v);
+		snprintf(key, sizeof key, "v%02u", i);
+		CU_ASSERT_EQUAL(pm_client_vadd(c, key, 3, v, 2, NULL, 0), PM_CLIENT_OK);
+	}
+	for (uint32_t f = 0; f < 3; f++) {
+		one[f] = sopen(&T[f]);
+		(void)knn_ns(one[f]); /* its socket made and used once, as the cluster's */
+	}
+	(void)knn_ns(c);
+	struct pm_client_stats s0, s1;
+	pm_client_stats(c, &s0);
+	for (uint32_t q = 0; q < T_KNN_LAT_QUERIES; q++) {
+		fan[q] = knn_ns(c);
+		seq[q] = knn_ns(one[0]) + knn_ns(one[1]) + knn_ns(one[2]);
+	}
+	pm_client_stats(c, &s1);
+	uint64_t fan_us = median(fan, T_KNN_LAT_QUERIES) / 1000u;
+	uint64_t seq_us = median(seq, T_KNN_LAT_QUERIES) / 1000u;
+	printf("\n  KNN (k 10) over 3 sets, median of %u: %" PRIu64 " us; the 3 sets one after "
+	       "the other with plain clients: %" PRIu64 " us",
+	       T_KNN_LAT_QUERIES, fan_us, seq_us);
+	CU_ASSERT(fan_us < T_KNN_LAT_RATIO * (seq_us + 1u));
+	CU_ASSERT(fan_us < T_KNN_LAT_MEDIAN_MS_MAX * 1000u);
+	CU_ASSERT_EQUAL(s1.map_refreshes, s0.map_refreshes);
+	for (uint32_t f = 0; f < 3; f++)
+		pm_client_close(one[f]);
+	pm_client_close(c);
+	nodes_stop();
+}
+
 /* ---------------------------------------------------------------- bounds */
 
 /* PM_CLUSTER_SETS_MAX sets of two nodes, PM_CLUSTER_NODES_MAX nodes and
@@ -1037,6 +1210,7 @@ static CU_TestInfo tests[] = {
 	{ "routing_tcp", test_routing_tcp },
 	{ "moved", test_moved },
 	{ "readonly_and_replica_reads", test_readonly },
+	{ "readonly_fenced_primary", test_readonly_fenced },
 	{ "timeout_udp", test_timeout_udp },
 	{ "timeout_tcp", test_timeout_tcp },
 	{ "stale_epoch_and_budget", test_stale_and_budget },
@@ -1045,6 +1219,7 @@ static CU_TestInfo tests[] = {
 	{ "knn_merge_and_fanouts", test_knn },
 	{ "knn_duplicate_key", test_knn_duplicate_key },
 	{ "knn_pipelined", test_knn_pipelined },
+	{ "knn_latency", test_knn_latency },
 	{ "bounds", test_bounds },
 	{ "cli", test_cli },
 	CU_TEST_INFO_NULL,
