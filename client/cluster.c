@@ -30,17 +30,17 @@
  * would spend the whole budget in a few refreshes while nothing changes: a
  * fenced primary (its write lease lapsed) answers READONLY, and every node
  * still names it in the same map, until a new primary is elected and
- * published, which takes about lease_ttl_ms. So a refused request goes again
- * at the end of the refresh only if the map then held sends it to another
- * node (a newer map in which the node that refused it is not its set's
- * primary any more, or not in its set for a read from replicas). Otherwise
- * it waits the back-off of its next attempt (timeout_ms doubled per attempt,
- * plus jitter: what a lost reply costs), then asks for another refresh and
- * goes by the map that brings (or by the map held, if that refresh has not
- * ended within timeout_ms). With retries attempts left the last one is sent
- * about timeout_ms x (2^(retries+1) - 2) after the first, inside the bound of
- * a request whose replies are lost: 3.5 s with the defaults, which covers an
- * election.
+ * published (about lease_ttl_ms / 6 + 1 s later). So a refused request goes
+ * again at the end of the refresh only if the map then held sends it to
+ * another node (a newer map in which the node that refused it is not its
+ * set's primary any more, or not in its set for a read from replicas).
+ * Otherwise it waits the back-off of its next attempt (timeout_ms doubled
+ * per attempt, plus jitter: what a lost reply costs), then asks for another
+ * refresh and goes by the map that brings (or by the map held, if that
+ * refresh has not ended within timeout_ms). Refused every time, the last of
+ * the 1 + retries attempts leaves about timeout_ms x (2^(retries+1) - 2)
+ * after the first, within the bound of a request whose replies are lost:
+ * 3.5 s with the defaults.
  *
  * Fan-outs. KNN, CCREATE, CDROP and SNAPSHOT go to every replica set of the
  * map, one leg each (KNN to the set's primary or a replica, the others to its

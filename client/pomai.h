@@ -34,9 +34,9 @@
  * same node is retried after the back-off of a lost reply, so that the
  * budget spans a failover (docs/client.md). NOREPLICAS is not retried (the
  * client cannot tell whether the write was applied). KNN queries go to every
- * replica set and the client
- * merges the nearest k. Memory stays bounded: a node's socket and queues are
- * made at its first use, for at most PM_CLIENT_CLUSTER_NODES_MAX + 1 nodes.
+ * replica set and the client merges the nearest k. Memory stays bounded: a
+ * node's socket and queues are made at its first use, for at most
+ * PM_CLIENT_CLUSTER_NODES_MAX + 1 nodes.
  *
  * Byte strings (keys, values, collection names) are binary-safe: a pointer and
  * a length, no terminator. The synchronous helpers take collection names and

@@ -11,14 +11,17 @@
  * Covered: the bootstrap (and its failures: no map, no answer, a map past
  * the bounds); every key on the node its slot's set names, at the shard of
  * that node's shard count, over UDP and TCP; MOVED -> refresh -> the retry
- * lands on the new owner; READONLY (a failover) -> refresh; a timeout ->
- * refresh from the next node when the seed is silent; a map of a lower epoch
- * ignored, and the retry budget running out as E_MOVED; reads to replicas;
+ * lands on the new owner; READONLY (a failover) -> refresh; a fenced
+ * primary (READONLY while every map still names it): each resend after its
+ * back-off, so the budget lasts, and the write lands once a new primary is
+ * published; a timeout -> refresh from the next node when the seed is
+ * silent; a map of a lower epoch ignored, and the retry budget running out
+ * as E_MOVED, paced by the back-off too; reads to replicas;
  * pipelined requests across nodes with a slot move among them; KNN merged
  * across sets (ties ordered by key, the keys buffer compacted); collection
  * operations and SNAPSHOT on every set; a key on two sets listed once; more
- * fan-outs in flight than there
- * are fan-out entries; a map of PM_CLUSTER_NODES_MAX nodes (its links
+ * fan-outs in flight than there are fan-out entries; a KNN over three sets
+ * as quick as three plain KNNs one after the other (no timer, no late leg); a map of PM_CLUSTER_NODES_MAX nodes (its links
  * replaced by another's); and pomai-cli --cluster (map, set, get).
  */
 #include <arpa/inet.h>
