@@ -794,6 +794,12 @@ static bool target_connect(struct mover *mv)
 				 .sin_addr.s_addr = mv->map->nodes[p].addr_be };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
+	/* a target that does not answer or stops reading costs one bounded wait
+	 * (connect and send both honour SO_SNDTIMEO), then a retry */
+	struct timeval tv = { .tv_sec = mv->c->cfg.daemon_timeout_ms / 1000,
+			      .tv_usec = (mv->c->cfg.daemon_timeout_ms % 1000) * 1000 };
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
 		if (fd >= 0)
 			close(fd);
@@ -997,7 +1003,9 @@ static void mover_run(struct mover *mv)
 	logc("reshard %u-%u from %s to %s: %s", mv->j.first, mv->j.last,
 	     mv->map->sets[mv->j.from].name, mv->map->sets[mv->j.to].name, mv->j.state);
 	if (!strcmp(mv->j.state, "copy")) {
-		if (!walk_all(mv) || !settle_dirty(mv, CTL_MOVE_FEW_KEYS))
+		/* the changes are noted only once pomaid holds the map with the move */
+		if (!wait_map(mv, mv->map->epoch) || !walk_all(mv) ||
+		    !settle_dirty(mv, CTL_MOVE_FEW_KEYS))
 			return;
 		int i = job_move(mv);
 		if (i < 0)
