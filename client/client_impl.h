@@ -229,7 +229,10 @@ struct pmc_cluster {
 	bool booting;              /* pm_client_open's bootstrap is running */
 	bool refreshing;           /* the MAP request is out */
 	bool wanted;               /* a refresh is due (not before refresh_at_ms) */
-	uint32_t candidate;        /* refresh: 0 the seed, i >= 1 the map's node i - 1 */
+	uint32_t refresh_from;     /* the candidate a refresh asks first: 0 the seed, i >= 1
+				      the map's node i - 1 */
+	uint32_t candidate;        /* refresh: candidates tried, from refresh_from on */
+	uint32_t asked;            /* refresh: the candidate asked now */
 	uint8_t boot_status;       /* enum pm_client_status of the bootstrap */
 	uint64_t refresh_at_ms;
 	uint32_t rr;               /* replica reads: round robin */

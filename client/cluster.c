@@ -15,7 +15,11 @@
  * Refreshes. An attempt that ends without a result — a MOVED or READONLY
  * answer, a timeout, a lost or refused connection — parks its request and
  * asks for a refresh: one MAP request, to the seed first, then to each node
- * of the map in turn (each gets timeout_ms), until one answers. A map with a
+ * of the map in turn (each gets timeout_ms), until one answers. After an
+ * answer that brought no newer map, the next refresh starts at the node
+ * after the one that gave it: a node stuck on an old map (its pomai-control
+ * stopped or cut off, the seed among them) is not the only one asked while
+ * the others have moved on. A map with a
  * lower epoch than the one held is ignored; a higher one replaces it (links
  * of nodes no longer in it are closed, their requests parked too). When the
  * refresh ends, parked requests start their next attempt, routed by the map
@@ -457,32 +461,37 @@ static void map_finish(struct pm_client *c, bool new_map, uint64_t now)
 	reroute_parked(c, new_map, now);
 }
 
-/* Candidate i's link: 0 the seed, i >= 1 the map's node i - 1 (the seed not
- * twice); PMC_NIL past the last. */
+/* Candidates of a refresh: the seed and every node of the map. */
+static uint32_t candidates(const struct pm_client *c)
+{
+	return 1u + c->cl.map->nnodes;
+}
+
+/* Candidate i's link: 0 the seed, i >= 1 the map's node i - 1; PMC_LINKS_MAX
+ * for a node that is the seed (not asked twice). */
 static uint32_t candidate_link(const struct pm_client *c, uint32_t i)
 {
-	const struct pm_cmap *m = c->cl.map;
 	if (i == 0)
 		return 0;
-	if (i > m->nnodes)
-		return PMC_NIL;
 	uint32_t l = c->cl.link_of[i - 1];
-	return l == 0 ? PMC_LINKS_MAX : l; /* PMC_LINKS_MAX: skip it */
+	return l == 0 ? PMC_LINKS_MAX : l;
 }
 
 /* Send the MAP request to the current candidate, or the next that can be
- * reached; finish the refresh when none is left. */
+ * reached (from refresh_from on, around once); finish the refresh when none
+ * is left. */
 static void map_send(struct pm_client *c, uint64_t now)
 {
 	struct pmc_cluster *cl = &c->cl;
 	struct pmc_slot *s = &c->slots[cl->map_slot];
 	for (;; cl->candidate++) {
-		uint32_t l = candidate_link(c, cl->candidate);
-		if (l == PMC_NIL) {
+		if (cl->candidate >= candidates(c)) {
 			cl->boot_status = cl->boot_status ? cl->boot_status : PM_CLIENT_E_CONNECTION;
 			map_finish(c, false, now);
 			return;
 		}
+		cl->asked = (cl->refresh_from + cl->candidate) % candidates(c);
+		uint32_t l = candidate_link(c, cl->asked);
 		if (l == PMC_LINKS_MAX || pmc_link_open(c, l) != PM_CLIENT_OK)
 			continue;
 		c->seq++;
@@ -539,6 +548,9 @@ void pmc_cluster_map_reply(struct pm_client *c, struct pmc_slot *s, const struct
 		c->stats.maps_stale++; /* a node behind: ignored */
 	else
 		cl->home = from;
+	/* nothing new from that node: the next refresh asks the ones after it
+	 * first (it may be stuck on its map, e.g. its pomai-control stopped) */
+	cl->refresh_from = newer ? 0 : (cl->asked + 1u) % candidates(c);
 	cl->boot_status = PM_CLIENT_OK;
 	map_finish(c, newer, now);
 }
