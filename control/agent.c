@@ -1522,11 +1522,16 @@ static void *recon_main(void *arg)
 		/* the watch wakes the loop on every change; between changes a pass
 		 * each CTL_RECONCILE_MS samples pomaid (its replicas' streaming), or
 		 * sooner while a candidacy or a new primary's replicas are awaited */
-		bool soon = c->cand_since_ms || (c->led_ms && !atomic_load(&c->want_write_lease));
+		bool soon = atomic_load(&c->etcd_up) &&
+			    (c->cand_since_ms || (c->led_ms && !atomic_load(&c->want_write_lease)));
 		int wait = soon ? (int)CTL_RECONCILE_SOON_MS : CTL_RECONCILE_MS;
+		uint64_t t0 = boot_ms();
 		int rc = pm_etcd_watch_wait(c->ea, wait, NULL, NULL, &rev);
-		if (rc < 0)
+		if (rc < 0) { /* etcd gone or the stream cut: not again at once */
 			pm_etcd_watch_stop(c->ea);
+			uint64_t now = boot_ms();
+			sleep_ms(c, now < t0 + (uint64_t)wait ? t0 + (uint64_t)wait - now : 0);
+		}
 	}
 	return NULL;
 }
