@@ -4,6 +4,8 @@
  */
 #include "libclient.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 struct pm_client *lib_open(const struct pomaid *d, uint32_t timeout_ms, uint32_t retries,
@@ -77,4 +79,37 @@ bool lib_snapshot(const struct pomaid *d)
 	bool ok = c && pm_client_snapshot(c) == PM_CLIENT_OK;
 	pm_client_close(c);
 	return ok;
+}
+
+/* ---------------------------------------------------------------- pipelines */
+
+static void on_pipe(void *arg, const struct pm_client_result *r)
+{
+	struct pipe *p = arg;
+	if (r->status == PM_CLIENT_OK) {
+		p->ok++;
+	} else if (!p->failed++) {
+		p->first = r->status;
+		snprintf(p->what, sizeof(p->what), "op %d id %" PRIu64, (int)r->op, r->id);
+	}
+}
+
+void pipe_submit(struct pipe *p, struct pm_client_req *r)
+{
+	r->cb = on_pipe;
+	r->arg = p;
+	enum pm_client_status st = pm_client_submit(p->c, r, NULL);
+	if (st != PM_CLIENT_OK && !p->failed++) {
+		p->first = st;
+		snprintf(p->what, sizeof(p->what), "op %d not submitted", (int)r->op);
+	}
+}
+
+bool pipe_done(struct pipe *p, const char *phase)
+{
+	pm_client_drain(p->c);
+	if (p->failed)
+		printf("\n  %s: %" PRIu64 " of %" PRIu64 " failed, the first (%s): %s", phase,
+		       p->failed, p->failed + p->ok, p->what, pm_client_status_name(p->first));
+	return p->failed == 0;
 }

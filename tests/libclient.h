@@ -46,4 +46,17 @@ bool lib_info_reaches(const struct pomaid *d, const char *field, long long want,
 /* SNAPSHOT to every shard; true once each has started one (or goes on with its own). */
 bool lib_snapshot(const struct pomaid *d);
 
+/* A pipeline of requests on one client that counts its completions: OK ones,
+ * failed ones and the first failure (what it was, for the message). */
+struct pipe {
+	struct pm_client *c;
+	uint64_t ok, failed;
+	enum pm_client_status first;
+	char what[64]; /* the first failure's request */
+};
+/* Submit r (its cb and arg are the pipe's); a refused submit counts as failed. */
+void pipe_submit(struct pipe *p, struct pm_client_req *r);
+/* Drain the client: true when nothing failed (said, with phase, when not). */
+bool pipe_done(struct pipe *p, const char *phase);
+
 #endif

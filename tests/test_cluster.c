@@ -215,43 +215,6 @@ static void vec_of(uint64_t tag, uint32_t i, float *v)
 }
 
 /* Pipelined requests of one client, counted (the first failure said). */
-struct pipe {
-	struct pm_client *c;
-	uint64_t ok, failed;
-	enum pm_client_status first;
-	char what[64];
-};
-
-static void on_pipe(void *arg, const struct pm_client_result *r)
-{
-	struct pipe *p = arg;
-	if (r->status == PM_CLIENT_OK)
-		p->ok++;
-	else if (!p->failed++) {
-		p->first = r->status;
-		snprintf(p->what, sizeof(p->what), "op %d id %" PRIu64, (int)r->op, r->id);
-	}
-}
-
-static void pipe_submit(struct pipe *p, struct pm_client_req *r)
-{
-	r->cb = on_pipe;
-	r->arg = p;
-	enum pm_client_status st = pm_client_submit(p->c, r, NULL);
-	if (st != PM_CLIENT_OK && !p->failed++) {
-		p->first = st;
-		snprintf(p->what, sizeof(p->what), "op %d not submitted", (int)r->op);
-	}
-}
-
-static bool pipe_done(struct pipe *p, const char *phase)
-{
-	pm_client_drain(p->c);
-	if (p->failed)
-		printf("\n  %s: %" PRIu64 " of %" PRIu64 " failed, the first (%s): %s", phase, p->failed,
-		       p->failed + p->ok, p->what, pm_client_status_name(p->first));
-	return p->failed == 0;
-}
 
 /* Every key and vector of test 1 through c. */
 static bool load_all(struct pm_client *c)

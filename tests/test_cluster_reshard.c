@@ -261,29 +261,11 @@ static struct pm_client *cluster_client(uint32_t in_flight)
 	return c;
 }
 
-/* Pipelined requests, counted; the first failure said. */
-struct pipe {
-	uint64_t ok, failed;
-	enum pm_client_status first;
-	char what[48];
-};
-
-static void on_pipe(void *arg, const struct pm_client_result *r)
-{
-	struct pipe *p = arg;
-	if (r->status == PM_CLIENT_OK)
-		p->ok++;
-	else if (!p->failed++) {
-		p->first = r->status;
-		snprintf(p->what, sizeof(p->what), "op %d", (int)r->op);
-	}
-}
-
 /* Every key and vector at its load version (0), pipelined. */
 static bool load_all(void)
 {
 	struct pm_client *c = cluster_client(LOAD_IN_FLIGHT);
-	struct pipe p = { 0 };
+	struct pipe p = { .c = c };
 	static uint8_t val[VAL_BIG_BYTES];
 	float v[VEC_DIM];
 	char key[32];
@@ -291,29 +273,23 @@ static bool load_all(void)
 	for (uint32_t i = 0; i < KEYS; i++) {
 		enum kclass k = kv_class(i);
 		struct pm_client_req r = { .op = PM_CLIENT_SET, .key = key, .klen = kv_key(i, key),
-					   .value = val, .vlen = kv_val(i, 0, val), .cb = on_pipe,
-					   .arg = &p,
+					   .value = val, .vlen = kv_val(i, 0, val),
 					   .ttl_ms = k == K_TTL_LONG ? TTL_LONG_MS
 						     : k == K_TTL_SHORT ? TTL_SHORT_MS : 0 };
-		if (pm_client_submit(c, &r, NULL) != PM_CLIENT_OK)
-			p.failed++;
+		pipe_submit(&p, &r);
 		kv_st[i] = (struct kst){ 0 };
 	}
 	for (uint32_t j = 0; j < VECS; j++) {
 		vec_val(j, 0, v);
 		struct pm_client_req r = { .op = PM_CLIENT_VADD, .key = key, .klen = vec_key(j, key),
-					   .vec = v, .dim = VEC_DIM, .cb = on_pipe, .arg = &p,
+					   .vec = v, .dim = VEC_DIM,
 					   .ttl_ms = vec_class(j) == K_TTL_LONG ? TTL_LONG_MS : 0 };
-		if (pm_client_submit(c, &r, NULL) != PM_CLIENT_OK)
-			p.failed++;
+		pipe_submit(&p, &r);
 		vec_st[j] = (struct kst){ 0 };
 	}
-	pm_client_drain(c);
+	bool ok = pipe_done(&p, "the load");
 	pm_client_close(c);
-	if (p.failed)
-		printf("\n  the load: %" PRIu64 " of %u failed, the first (%s): %s", p.failed,
-		       KEYS + VECS, p.what, pm_client_status_name(p.first));
-	return p.failed == 0;
+	return ok;
 }
 
 /* ---------------------------------------------------------------- etcd: the move */

@@ -541,44 +541,6 @@ static bool follow(const struct node *n, uint16_t port, bool by_ctl)
 /* ---------------------------------------------------------------- pipelined writes */
 
 /* A client's pipelined writes, counted. */
-struct pipe {
-	struct pm_client *c;
-	uint64_t ok, failed;
-	enum pm_client_status first;
-	char what[64];                  /* the first failure's request */
-};
-
-static void on_pipe(void *arg, const struct pm_client_result *r)
-{
-	struct pipe *p = arg;
-	if (r->status == PM_CLIENT_OK) {
-		p->ok++;
-	} else if (!p->failed++) {
-		p->first = r->status;
-		snprintf(p->what, sizeof(p->what), "op %d id %" PRIu64, (int)r->op, r->id);
-	}
-}
-
-static void pipe_submit(struct pipe *p, struct pm_client_req *r)
-{
-	r->cb = on_pipe;
-	r->arg = p;
-	enum pm_client_status st = pm_client_submit(p->c, r, NULL);
-	if (st != PM_CLIENT_OK && !p->failed++) {
-		p->first = st;
-		snprintf(p->what, sizeof(p->what), "op %d not submitted", (int)r->op);
-	}
-}
-
-/* Every write done and OK (said when not). */
-static bool pipe_done(struct pipe *p, const char *phase)
-{
-	pm_client_drain(p->c);
-	if (p->failed)
-		printf("\n  %s: %" PRIu64 " writes failed, the first (%s): %s", phase, p->failed,
-		       p->what, pm_client_status_name(p->first));
-	return p->failed == 0;
-}
 
 /* ---------------------------------------------------------------- test 1: data */
 
