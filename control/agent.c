@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sys/random.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -100,6 +101,7 @@ struct ctl_cluster {
 	/* resharding: the mover thread (one job at a time, this set the source) */
 	pthread_t mover;
 	atomic_bool mover_on;       /* running; it clears it when it ends */
+	atomic_bool mover_drops;    /* it runs the target's drop, not a move */
 	bool mover_joinable;
 	_Atomic uint64_t moved_keys, reshards_done;
 	size_t pushed_len;
@@ -664,11 +666,19 @@ static uint64_t lease_deadline(struct ctl_cluster *c)
  *   purge  the source deletes its copies (CLUSTER PURGE, logged); the job goes
  * A mover that stops (its node lost the leadership, a connection failed)
  * leaves the job where it was; the next primary of the source starts it
- * again from its state (the copy is idempotent). */
+ * again from its state. Copying a key again is harmless, but the keys
+ * deleted during the copy lived only in the list of the pomaid that took the
+ * deletions: so a mover that starts in copy or freeze first has the target
+ * drop its copies of the slots — it writes a new nonce into the job
+ * (`drop=`), the target set's primary purges the slots it receives (CLUSTER
+ * PURGE shard cursor first last) and writes the nonce to `reshard_drop` —
+ * and copies afresh. */
 struct job {
 	uint16_t first, last, from, to;
 	char state[16];
-	int64_t rev; /* the job key's mod revision */
+	char drop[24]; /* the last drop nonce asked of the target ("": none) */
+	uint32_t rate; /* keys per second copied at most (0: unthrottled) */
+	int64_t rev;   /* the job key's mod revision */
 };
 
 static bool job_parse(const char *v, size_t n, const struct pm_cmap *m, struct job *j)
@@ -677,8 +687,12 @@ static bool job_parse(const char *v, size_t n, const struct pm_cmap *m, struct j
 	if (!word(v, n, "from", from, sizeof(from)) || !word(v, n, "to", to, sizeof(to)) ||
 	    !word(v, n, "state", j->state, sizeof(j->state)))
 		return false;
+	if (!word(v, n, "drop", j->drop, sizeof(j->drop)))
+		j->drop[0] = '\0';
 	j->first = (uint16_t)word_u64(v, n, "first");
 	j->last = (uint16_t)word_u64(v, n, "last");
+	uint64_t rate = word_u64(v, n, "rate");
+	j->rate = rate < CTL_MOVE_RATE_KEYS_PER_S_MAX ? (uint32_t)rate : CTL_MOVE_RATE_KEYS_PER_S_MAX;
 	j->from = pm_cmap_set_index(m, from);
 	j->to = pm_cmap_set_index(m, to);
 	return j->from != PM_CMAP_NONE && j->to != PM_CMAP_NONE && j->first <= j->last &&
@@ -696,6 +710,7 @@ struct mover {
 	int64_t map_rev;
 	struct job j;
 	uint32_t shards;
+	uint64_t rate_t0, rate_keys; /* the throttle: since when, how many copied */
 };
 
 static bool mover_quit(const struct mover *mv)
@@ -725,6 +740,17 @@ static bool mover_read(struct mover *mv)
 	return ok;
 }
 
+/* The job's value with another state. */
+static void job_text(const struct mover *mv, const char *state, char *out, size_t cap)
+{
+	char rate[32] = "";
+	if (mv->j.rate)
+		snprintf(rate, sizeof(rate), " rate=%u", mv->j.rate);
+	snprintf(out, cap, "first=%u last=%u from=%s to=%s state=%s%s%s%s", mv->j.first,
+		 mv->j.last, mv->map->sets[mv->j.from].name, mv->map->sets[mv->j.to].name, state,
+		 rate, mv->j.drop[0] ? " drop=" : "", mv->j.drop);
+}
+
 /* Write the map (epoch + 1) and the job's new state in one transaction that
  * compares both as read. */
 static bool mover_commit(struct mover *mv, const char *state)
@@ -734,8 +760,7 @@ static bool mover_commit(struct mover *mv, const char *state)
 	key_of(c, mk, "slotmap");
 	key_of(c, jk, "reshard");
 	mv->map->epoch++;
-	snprintf(job, sizeof(job), "first=%u last=%u from=%s to=%s state=%s", mv->j.first,
-		 mv->j.last, mv->map->sets[mv->j.from].name, mv->map->sets[mv->j.to].name, state);
+	job_text(mv, state, job, sizeof(job));
 	struct pm_etcd_cmp cmp[2] = {
 		{ .key = mk, .target = PM_ETCD_MOD, .number = mv->map_rev },
 		{ .key = jk, .target = PM_ETCD_MOD, .number = mv->j.rev },
@@ -895,6 +920,19 @@ static bool target_apply(struct mover *mv, const uint8_t *p, size_t n)
 	return false;
 }
 
+/* The job's rate: after n more keys copied, wait until they are within it. */
+static void throttle(struct mover *mv, uint32_t n)
+{
+	if (!mv->j.rate || !n)
+		return;
+	if (!mv->rate_t0)
+		mv->rate_t0 = boot_ms();
+	mv->rate_keys += n;
+	uint64_t due = mv->rate_t0 + mv->rate_keys * 1000u / mv->j.rate, now = boot_ms();
+	if (due > now)
+		sleep_ms(mv->c, due - now);
+}
+
 /* One EXPORT call: the answer's head and frames. */
 static bool export_step(struct mover *mv, uint32_t shard, const char *cursor, uint32_t *next,
 			uint32_t *flags, uint32_t *keys)
@@ -921,7 +959,10 @@ static bool export_step(struct mover *mv, uint32_t shard, const char *cursor, ui
 	memcpy(head, text, sizeof(head));
 	*next = head[0], *flags = head[1], *keys = head[2];
 	atomic_fetch_add(&mv->c->moved_keys, *keys);
-	return tlen == 12 || target_apply(mv, (const uint8_t *)text + 12, tlen - 12);
+	if (tlen > 12 && !target_apply(mv, (const uint8_t *)text + 12, tlen - 12))
+		return false;
+	throttle(mv, *keys);
+	return true;
 }
 
 /* Every key of the slots on every shard. */
@@ -939,8 +980,54 @@ static bool walk_all(struct mover *mv)
 	return true;
 }
 
+/* A new drop nonce in the job (a transaction comparing the job as read). */
+static bool request_drop(struct mover *mv)
+{
+	char jk[KEY_BYTES], job[VAL_BYTES];
+	uint8_t r[8];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return false;
+	for (int i = 0; i < 8; i++)
+		snprintf(mv->j.drop + 2 * i, 3, "%02x", r[i]);
+	key_of(mv->c, jk, "reshard");
+	job_text(mv, mv->j.state, job, sizeof(job));
+	struct pm_etcd_cmp cmp = { .key = jk, .target = PM_ETCD_MOD, .number = mv->j.rev };
+	struct pm_etcd_op put = { .kind = PM_ETCD_PUT, .key = jk, .value = job,
+				  .value_len = strlen(job) };
+	struct pm_etcd_txn t = { &cmp, 1, &put, NULL, 1, 0 };
+	return pm_etcd_txn(mv->e, &t, NULL, NULL, CTL_ETCD_CALL_MS) == PM_ETCD_OK &&
+	       mover_read(mv);
+}
+
+/* The target's primary acknowledged the job's drop nonce (`reshard_drop`). */
+static bool wait_drop(struct mover *mv)
+{
+	char ak[KEY_BYTES];
+	key_of(mv->c, ak, "reshard_drop");
+	for (uint64_t t0 = boot_ms(); boot_ms() - t0 < CTL_MOVE_DROP_WAIT_MS && !mover_quit(mv);) {
+		struct pm_etcd_kvs a = { 0 };
+		bool done = pm_etcd_range(mv->e, ak, NULL, &a, CTL_ETCD_CALL_MS) == PM_ETCD_OK &&
+			    a.n == 1 && a.kv[0].value_len == strlen(mv->j.drop) &&
+			    !memcmp(a.kv[0].value, mv->j.drop, a.kv[0].value_len);
+		pm_etcd_kvs_free(&a);
+		if (done)
+			return true;
+		sleep_ms(mv->c, CTL_MOVE_RETRY_MS);
+	}
+	logc("reshard %u-%u: the target did not drop its copies in %u ms", mv->j.first, mv->j.last,
+	     CTL_MOVE_DROP_WAIT_MS);
+	return false;
+}
+
+/* Copy the slots afresh: the target drops what it has of them, then every
+ * key is walked (the keys changed since pomaid took the map are noted). */
+static bool recopy(struct mover *mv)
+{
+	return request_drop(mv) && wait_drop(mv) && walk_all(mv);
+}
+
 /* One round of the keys changed since: how many (-1: failed, -2: a list was
- * lost, walk again). */
+ * lost, copy again). */
 static long dirty_round(struct mover *mv)
 {
 	long total = 0;
@@ -962,7 +1049,7 @@ static bool settle_dirty(struct mover *mv, long few)
 {
 	for (int round = 0; round < CTL_MOVE_ROUNDS_MAX; round++) {
 		long n = dirty_round(mv);
-		if (n == -2 && !walk_all(mv))
+		if (n == -2 && !recopy(mv))
 			return false;
 		if (n == -1)
 			return false;
@@ -996,6 +1083,40 @@ static bool wait_map(struct mover *mv, uint64_t e)
 	return false;
 }
 
+/* CLUSTER PURGE on every shard: the copies this node's set no longer owns,
+ * or (ranged) those of the job's slots it receives. */
+static bool purge_all(struct mover *mv, bool ranged)
+{
+	for (uint32_t s = 0; s < mv->shards; s++) {
+		uint32_t cur = 0, flags = 0;
+		do {
+			char sh[16], cs[16], a[16], b[16];
+			snprintf(sh, sizeof(sh), "%u", s);
+			snprintf(cs, sizeof(cs), "%u", cur);
+			snprintf(a, sizeof(a), "%u", mv->j.first);
+			snprintf(b, sizeof(b), "%u", mv->j.last);
+			const char *argv[] = { "CLUSTER", "PURGE", sh, cs, a, b };
+			const char *text;
+			size_t tlen;
+			uint8_t st;
+			if (mover_quit(mv) ||
+			    pm_admin_call(mv->afd, ranged ? 6 : 4, argv, mv->abuf, ADMIN_BUF_BYTES,
+					  (int)mv->c->cfg.daemon_timeout_ms, &st, &text, &tlen) != 0)
+				return false;
+			if (st == PM_ADMIN_UNAVAILABLE) {
+				sleep_ms(mv->c, CTL_MOVE_RETRY_MS);
+				continue;
+			}
+			if (st != PM_ADMIN_OK || tlen < 12)
+				return false;
+			uint32_t head[3];
+			memcpy(head, text, sizeof(head));
+			cur = head[0], flags = head[1];
+		} while (!(flags & 0x1u));
+	}
+	return true;
+}
+
 static void mover_run(struct mover *mv)
 {
 	if (!mover_read(mv))
@@ -1004,7 +1125,7 @@ static void mover_run(struct mover *mv)
 	     mv->map->sets[mv->j.from].name, mv->map->sets[mv->j.to].name, mv->j.state);
 	if (!strcmp(mv->j.state, "copy")) {
 		/* the changes are noted only once pomaid holds the map with the move */
-		if (!wait_map(mv, mv->map->epoch) || !walk_all(mv) ||
+		if (!wait_map(mv, mv->map->epoch) || !recopy(mv) ||
 		    !settle_dirty(mv, CTL_MOVE_FEW_KEYS))
 			return;
 		int i = job_move(mv);
@@ -1013,6 +1134,10 @@ static void mover_run(struct mover *mv)
 		mv->map->moves[i].state = PM_CMAP_MOVE_FREEZE;
 		if (!mover_commit(mv, "freeze") || !mover_read(mv))
 			return;
+	} else if (!strcmp(mv->j.state, "freeze")) {
+		/* started frozen: the deletions noted before were another pomaid's */
+		if (!wait_map(mv, mv->map->epoch) || !recopy(mv))
+			return;
 	}
 	if (!strcmp(mv->j.state, "freeze")) {
 		/* writes to the slots stop once pomaid has this map; then the last changes */
@@ -1020,7 +1145,7 @@ static void mover_run(struct mover *mv)
 			return;
 		long n;
 		while ((n = dirty_round(mv)) != 0) {
-			if (n == -1 || (n == -2 && !walk_all(mv)))
+			if (n == -1 || (n == -2 && !recopy(mv)))
 				return;
 		}
 		int i = job_move(mv);
@@ -1035,33 +1160,8 @@ static void mover_run(struct mover *mv)
 			return;
 	}
 	if (!strcmp(mv->j.state, "purge")) {
-		if (!wait_map(mv, mv->map->epoch))
+		if (!wait_map(mv, mv->map->epoch) || !purge_all(mv, false))
 			return;
-		for (uint32_t s = 0; s < mv->shards; s++) {
-			uint32_t cur = 0, flags = 0;
-			do {
-				char sh[16], cs[16];
-				snprintf(sh, sizeof(sh), "%u", s);
-				snprintf(cs, sizeof(cs), "%u", cur);
-				const char *argv[] = { "CLUSTER", "PURGE", sh, cs };
-				const char *text;
-				size_t tlen;
-				uint8_t st;
-				if (mover_quit(mv) ||
-				    pm_admin_call(mv->afd, 4, argv, mv->abuf, ADMIN_BUF_BYTES,
-						  (int)mv->c->cfg.daemon_timeout_ms, &st, &text, &tlen) != 0)
-					return;
-				if (st == PM_ADMIN_UNAVAILABLE) {
-					sleep_ms(mv->c, CTL_MOVE_RETRY_MS);
-					continue;
-				}
-				if (st != PM_ADMIN_OK || tlen < 12)
-					return;
-				uint32_t head[3];
-				memcpy(head, text, sizeof(head));
-				cur = head[0], flags = head[1];
-			} while (!(flags & 0x1u));
-		}
 		char jk[KEY_BYTES];
 		key_of(mv->c, jk, "reshard");
 		struct pm_etcd_cmp cmp = { .key = jk, .target = PM_ETCD_MOD, .number = mv->j.rev };
@@ -1074,6 +1174,27 @@ static void mover_run(struct mover *mv)
 	}
 }
 
+/* The target set's primary: drop its copies of the job's slots, then say
+ * so with the job's nonce (compared: a newer request is answered anew). */
+static void drop_run(struct mover *mv)
+{
+	if (!mover_read(mv) || !mv->j.drop[0] || strcmp(mv->j.state, "purge") == 0)
+		return;
+	/* pomaid must know the slots come to it: a ranged purge drops no other */
+	if (!wait_map(mv, mv->map->epoch) || !purge_all(mv, true))
+		return;
+	char jk[KEY_BYTES], ak[KEY_BYTES];
+	key_of(mv->c, jk, "reshard");
+	key_of(mv->c, ak, "reshard_drop");
+	struct pm_etcd_cmp cmp = { .key = jk, .target = PM_ETCD_MOD, .number = mv->j.rev };
+	struct pm_etcd_op put = { .kind = PM_ETCD_PUT, .key = ak, .value = mv->j.drop,
+				  .value_len = strlen(mv->j.drop) };
+	struct pm_etcd_txn t = { &cmp, 1, &put, NULL, 1, 0 };
+	if (pm_etcd_txn(mv->e, &t, NULL, NULL, CTL_ETCD_CALL_MS) == PM_ETCD_OK)
+		logc("reshard %u-%u: dropped the copies here (%s)", mv->j.first, mv->j.last,
+		     mv->j.drop);
+}
+
 static void *mover_main(void *arg)
 {
 	struct ctl_cluster *c = arg;
@@ -1082,8 +1203,12 @@ static void *mover_main(void *arg)
 	mv.e = pm_etcd_open(c->cfg.etcd_endpoints, err, sizeof(err));
 	mv.abuf = malloc(ADMIN_BUF_BYTES);
 	mv.map = malloc(sizeof(*mv.map));
-	if (mv.e && mv.abuf && mv.map)
-		mover_run(&mv);
+	if (mv.e && mv.abuf && mv.map) {
+		if (atomic_load(&c->mover_drops))
+			drop_run(&mv);
+		else
+			mover_run(&mv);
+	}
 	target_close(&mv);
 	if (mv.afd >= 0)
 		close(mv.afd);
@@ -1095,21 +1220,33 @@ static void *mover_main(void *arg)
 	return NULL;
 }
 
-/* The primary of a job's source set: start its mover if it is not running. */
+/* The primary of a job's source set: start its mover if it is not running;
+ * of its target set: start the drop of its copies if one is asked and not
+ * yet acknowledged. */
 static void reshard_tick(struct ctl_cluster *c, const struct view *v, uint16_t set)
 {
-	char jk[KEY_BYTES];
+	char jk[KEY_BYTES], ak[KEY_BYTES];
 	key_of(c, jk, "reshard");
-	const struct pm_etcd_kv *job = NULL;
-	for (uint32_t i = 0; i < v->kvs.n; i++)
+	key_of(c, ak, "reshard_drop");
+	const struct pm_etcd_kv *job = NULL, *ack = NULL;
+	for (uint32_t i = 0; i < v->kvs.n; i++) {
 		if (!strcmp(v->kvs.kv[i].key, jk))
 			job = &v->kvs.kv[i];
+		else if (!strcmp(v->kvs.kv[i].key, ak))
+			ack = &v->kvs.kv[i];
+	}
 	struct job j;
 	if (!job || !job_parse((const char *)job->value, job->value_len, c->map, &j) ||
-	    j.from != set || atomic_load(&c->mover_on))
+	    atomic_load(&c->mover_on))
+		return;
+	bool drop = j.to == set && j.drop[0] && strcmp(j.state, "purge") != 0 &&
+		    !(ack && ack->value_len == strlen(j.drop) &&
+		      !memcmp(ack->value, j.drop, ack->value_len));
+	if (j.from != set && !drop)
 		return;
 	if (c->mover_joinable)
 		pthread_join(c->mover, NULL);
+	atomic_store(&c->mover_drops, j.from != set);
 	atomic_store(&c->mover_on, true);
 	c->mover_joinable = pthread_create(&c->mover, NULL, mover_main, c) == 0;
 	if (!c->mover_joinable)
@@ -1122,9 +1259,20 @@ static uint8_t cmd_reshard(struct ctl_cluster *c, const struct pm_admin_req *r, 
 {
 	char a[16], b[16], to[PM_CLUSTER_NAME_BYTES_MAX + 2], err[256], mk[KEY_BYTES],
 		jk[KEY_BYTES], job[VAL_BYTES];
-	if (r->argc != 5 || r->arg[2].len >= sizeof(a) || r->arg[3].len >= sizeof(b) ||
-	    r->arg[4].len >= sizeof(to)) {
-		put(t, "CLUSTER RESHARD first last set\n");
+	char rt[16] = "0";
+	if ((r->argc != 5 && r->argc != 6) || r->arg[2].len >= sizeof(a) ||
+	    r->arg[3].len >= sizeof(b) || r->arg[4].len >= sizeof(to) ||
+	    (r->argc == 6 && r->arg[5].len >= sizeof(rt))) {
+		put(t, "CLUSTER RESHARD first last set [keys_per_s]\n");
+		return PM_ADMIN_USAGE;
+	}
+	if (r->argc == 6)
+		memcpy(rt, r->arg[5].p, r->arg[5].len), rt[r->arg[5].len] = '\0';
+	char *e3;
+	unsigned long rate = strtoul(rt, &e3, 10);
+	if (!rt[0] || *e3 || rt[0] == '-' || rate > CTL_MOVE_RATE_KEYS_PER_S_MAX) {
+		put(t, "rate: keys per second, 0 (unthrottled) to %u\n",
+		    CTL_MOVE_RATE_KEYS_PER_S_MAX);
 		return PM_ADMIN_USAGE;
 	}
 	memcpy(a, r->arg[2].p, r->arg[2].len), a[r->arg[2].len] = '\0';
@@ -1166,8 +1314,10 @@ static uint8_t cmd_reshard(struct ctl_cluster *c, const struct pm_admin_req *r, 
 	m->moves[m->nmoves++] = (struct pm_cmap_move){ (uint16_t)first, (uint16_t)last, src, dst,
 						       PM_CMAP_MOVE_COPY };
 	m->epoch++;
-	snprintf(job, sizeof(job), "first=%lu last=%lu from=%s to=%s state=copy", first, last,
-		 m->sets[src].name, m->sets[dst].name);
+	int jl = snprintf(job, sizeof(job), "first=%lu last=%lu from=%s to=%s state=copy", first,
+			  last, m->sets[src].name, m->sets[dst].name);
+	if (rate)
+		snprintf(job + jl, sizeof(job) - (size_t)jl, " rate=%lu", rate);
 	struct pm_etcd_cmp cmp[2] = {
 		{ .key = mk, .target = PM_ETCD_MOD, .number = kvs.kv[0].mod_revision },
 		{ .key = jk, .target = PM_ETCD_CREATE, .number = 0 },
@@ -1179,8 +1329,9 @@ static uint8_t cmd_reshard(struct ctl_cluster *c, const struct pm_admin_req *r, 
 		put(t, "a reshard is under way (%.*s): one at a time\n", (int)jobs.kv[0].value_len,
 		    (const char *)jobs.kv[0].value);
 	} else if (rc == PM_ETCD_OK) {
-		put(t, "reshard:started\r\nslots:%lu-%lu\r\nfrom:%s\r\nto:%s\r\nmap_epoch:%" PRIu64
-		       "\r\n", first, last, m->sets[src].name, m->sets[dst].name, m->epoch);
+		put(t, "reshard:started\r\nslots:%lu-%lu\r\nfrom:%s\r\nto:%s\r\nrate:%lu\r\n"
+		       "map_epoch:%" PRIu64 "\r\n", first, last, m->sets[src].name,
+		    m->sets[dst].name, rate, m->epoch);
 		st = PM_ADMIN_OK;
 	} else {
 		put(t, "%s\n", rc == PM_ETCD_FAILED ? "the map changed meanwhile: again" : err);

@@ -72,6 +72,16 @@
 #define CTL_MOVE_ROUNDS_MAX 20
 #define CTL_MOVE_FEW_KEYS 256
 #define CTL_MOVE_MAP_WAIT_MS 10000u
+/* How long a (re)started mover waits for the target set's primary to drop
+ * its copies of the moving slots before it copies them afresh (the target's
+ * pomai-control purges them, 128 keys an admin call); past it the mover
+ * ends and the next pass starts it again with a new request. */
+#define CTL_MOVE_DROP_WAIT_MS 30000u
+/* A move's copy rate, keys per second, at most when one is asked
+ * (`CLUSTER RESHARD first last set rate`, pomaictl --rate; 0 or absent:
+ * as fast as the target takes them). A throttle keeps a move from crowding
+ * the sets' clients; ten million a second is past what a node copies. */
+#define CTL_MOVE_RATE_KEYS_PER_S_MAX 10000000u
 /* A new primary takes writes once its pomaid has min_replicas replicas on
  * every shard (they follow it when they see the map name it), or after this
  * long without them: a write before that would be refused NOREPLICAS. */

@@ -48,11 +48,12 @@ static const struct sub subs[] = {
 	  "follow a primary (its address and repl_port), stop following (read-only, detached),"
 	  " become the primary (a new epoch), or show each shard's role, LSNs and replicas" },
 	{ "cluster", 1, 15, "cluster status | nodes | slots | init SET,SET,... |"
-	  " reshard --slots A-B --to SET |"
+	  " reshard --slots A-B --to SET [--rate KEYS_PER_S] |"
 	  " collection create NAME dim=D [metric=..] [index=..] [m=..] [ef_construction=..]"
 	  " [ef_search=..] | collection drop NAME",
 	  "the cluster as this node sees it: sets, primaries, epochs, lease, slot ranges; init"
-	  " writes the first slot map; reshard moves slots A..B to SET while clients go on;"
+	  " writes the first slot map; reshard moves slots A..B to SET while clients go on"
+	  " (--rate: at most that many keys a second);"
 	  " collection: on every set (pomai-control's socket;"
 	  " docs/cluster.md)" },
 	{ "ping", 0, 0, "ping", "is the daemon there" },
@@ -211,19 +212,23 @@ static int build(const struct sub *s, int argc, char **argv, const char **out, u
 		return -1;
 	bool ccoll = !strcmp(s->name, "cluster") && !strcmp(argv[0], "collection");
 	if (!strcmp(s->name, "cluster") && !strcmp(argv[0], "reshard")) {
-		/* reshard --slots A-B --to SET */
+		/* reshard --slots A-B --to SET [--rate KEYS_PER_S] */
 		static char first[16], last[16];
-		const char *slots = NULL, *to = NULL;
+		const char *slots = NULL, *to = NULL, *rate = NULL;
+		if (argc % 2 != 1)
+			return -1;
 		for (int i = 1; i + 1 < argc; i += 2) {
 			if (!strcmp(argv[i], "--slots"))
 				slots = argv[i + 1];
 			else if (!strcmp(argv[i], "--to"))
 				to = argv[i + 1];
+			else if (!strcmp(argv[i], "--rate"))
+				rate = argv[i + 1];
 			else
 				return -1;
 		}
 		const char *dash = slots ? strchr(slots, '-') : NULL;
-		if (argc != 5 || !to || !dash || dash == slots || (size_t)(dash - slots) >= sizeof(first) ||
+		if (!to || !dash || dash == slots || (size_t)(dash - slots) >= sizeof(first) ||
 		    strlen(dash + 1) >= sizeof(last) || !dash[1])
 			return -1;
 		memcpy(first, slots, (size_t)(dash - slots));
@@ -233,6 +238,8 @@ static int build(const struct sub *s, int argc, char **argv, const char **out, u
 		out[(*n)++] = first;
 		out[(*n)++] = last;
 		out[(*n)++] = to;
+		if (rate)
+			out[(*n)++] = rate;
 		return 0;
 	}
 	if (!strcmp(s->name, "cluster") &&

@@ -730,18 +730,20 @@ int pm_admin_give_view(struct pm_daemon *d, uint32_t i, const struct pm_cluster_
 	return call_worker(d, i, &c, &res) == PM_ADMIN_OK && res.rc == 0 ? 0 : -1;
 }
 
-/* CLUSTER EXPORT shard first last cursor|DIRTY, CLUSTER PURGE shard cursor:
- * one step of moving slots out (cluster.h); the answer is the worker's
- * bytes as they are (binary: the head, then request frames). */
+/* CLUSTER EXPORT shard first last cursor|DIRTY, CLUSTER PURGE shard cursor
+ * [first last]: one step of moving slots out, or of dropping the copies of
+ * slots being moved in (cluster.h); the answer is the worker's bytes as they
+ * are (binary: the head, then request frames). */
 static enum pm_admin_status cluster_walk(struct pm_daemon *d, const struct pm_admin_req *r)
 {
 	struct pm_admin *a = d->admin;
 	bool purge = pm_admin_arg_is(r, 1, "PURGE");
 	char v[4][24];
 	unsigned long long x[4] = { 0 };
-	uint32_t nums = purge ? 2 : 4;
+	uint32_t nums = purge ? r->argc - 2 : 4;
 	struct pm_admin_call c = { .op = purge ? PM_CALL_CLUSTER_PURGE : PM_CALL_CLUSTER_EXPORT,
-				   .dirty = !purge && pm_admin_arg_is(r, 5, "DIRTY") };
+				   .dirty = !purge && pm_admin_arg_is(r, 5, "DIRTY"),
+				   .ranged = purge && r->argc == 6 };
 	for (uint32_t i = 0; i < nums; i++) {
 		char *end;
 		if (i == 3 && c.dirty)
@@ -749,13 +751,17 @@ static enum pm_admin_status cluster_walk(struct pm_daemon *d, const struct pm_ad
 		x[i] = strtoull(arg(r, 2 + i, v[i], sizeof(v[i])), &end, 10);
 		if (!v[i][0] || *end || v[i][0] == '-') {
 			say(a, "CLUSTER EXPORT shard first last cursor|DIRTY | CLUSTER PURGE shard"
-			       " cursor\n");
+			       " cursor [first last]\n");
 			return PM_ADMIN_USAGE;
 		}
 	}
-	uint64_t shard = x[0], cursor = purge ? x[1] : x[3];
+	if (c.ranged) { /* PURGE shard cursor first last: in EXPORT's order */
+		unsigned long long cur = x[1];
+		x[1] = x[2], x[2] = x[3], x[3] = cur;
+	}
+	uint64_t shard = x[0], cursor = purge && !c.ranged ? x[1] : x[3];
 	if (shard >= d->nshards || cursor > UINT32_MAX ||
-	    (!purge && (x[1] > x[2] || x[2] >= PM_CLUSTER_SLOTS))) {
+	    ((!purge || c.ranged) && (x[1] > x[2] || x[2] >= PM_CLUSTER_SLOTS))) {
 		say(a, "shard below %u, slots first <= last < %u, a 32-bit cursor\n", d->nshards,
 		    PM_CLUSTER_SLOTS);
 		return PM_ADMIN_USAGE;
@@ -816,7 +822,7 @@ static enum pm_admin_status cmd_cluster(struct pm_daemon *d, const struct pm_adm
 	} else if (pm_admin_arg_is(r, 1, "STATUS") && r->argc == 2) {
 		rc = pm_cluster_status(d, out, sizeof(out));
 	} else if ((pm_admin_arg_is(r, 1, "EXPORT") && r->argc == 6) ||
-		   (pm_admin_arg_is(r, 1, "PURGE") && r->argc == 4)) {
+		   (pm_admin_arg_is(r, 1, "PURGE") && (r->argc == 4 || r->argc == 6))) {
 		return cluster_walk(d, r);
 	} else {
 		say(a, "%s", usage);

@@ -21,9 +21,12 @@ enum pm_admin_call_op { PM_CALL_QUOTA_SET = 1, PM_CALL_QUOTA_DEL, PM_CALL_QUOTA_
 struct pm_admin_call {
 	uint32_t op;       /* enum pm_admin_call_op */
 	const struct pm_cluster_view *view; /* CLUSTER_VIEW: the map view to route by */
-	uint16_t first, last;  /* CLUSTER_EXPORT: the slots */
+	uint16_t first, last;  /* CLUSTER_EXPORT, ranged _PURGE: the slots */
 	uint32_t cursor;       /* CLUSTER_EXPORT, _PURGE: where the walk is */
 	bool dirty;            /* CLUSTER_EXPORT: the keys changed since, not a walk */
+	bool ranged;           /* CLUSTER_PURGE: the copies of slots first..last this
+				* node's set receives in a move (a restarted move's
+				* target drops them before the copy starts again) */
 	uint32_t addr_be;
 	uint64_t requests_per_s, bytes_per_s;
 	uint32_t n;        /* LIST / CLIENTS: at most this many */

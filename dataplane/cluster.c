@@ -429,12 +429,15 @@ static bool export_one(void *ctx, const struct pm_scan_item *it)
 	return !in_slots(e, it->hash) || item_frame(e, it);
 }
 
-/* Purge: a key this node's set does not own (nor receives), noted for
- * deletion after the walk step (a walk only reads). */
+/* Purge: a key this node's set does not own (nor receives) — or, ranged, a
+ * key of slots first..last that it receives in a move (never one it owns) —
+ * noted for deletion after the walk step (a walk only reads). */
 struct purge {
 	const struct pm_cluster_view *v;
 	struct pm_cluster_gone *gone; /* PM_CLUSTER_PURGE_KEYS */
 	uint32_t n;
+	bool ranged;
+	uint16_t first, last;
 };
 
 static bool purge_one(void *ctx, const struct pm_scan_item *it)
@@ -442,12 +445,15 @@ static bool purge_one(void *ctx, const struct pm_scan_item *it)
 	struct purge *g = ctx;
 	const struct pm_cluster_view *v = g->v;
 	uint16_t slot = pm_slot_of(it->hash);
+	bool incoming = false;
 	if (v->map.slot_set[slot] == v->set)
 		return true;
 	for (uint16_t i = 0; i < v->map.nmoves; i++)
 		if (v->map.moves[i].to == v->set && v->map.moves[i].first <= slot &&
 		    slot <= v->map.moves[i].last)
-			return true;
+			incoming = true;
+	if (incoming != g->ranged || (g->ranged && (slot < g->first || slot > g->last)))
+		return true;
 	if (g->n == PM_CLUSTER_PURGE_KEYS)
 		return false; /* the rest at the next call */
 	struct pm_cluster_gone *k = &g->gone[g->n++];
@@ -457,9 +463,11 @@ static bool purge_one(void *ctx, const struct pm_scan_item *it)
 	return true;
 }
 
-static uint32_t purge(struct pm_worker *w, uint32_t *cursor, uint32_t *flags, int32_t *rc)
+static uint32_t purge(struct pm_worker *w, const struct pm_admin_call *c, uint32_t *cursor,
+		      uint32_t *flags, int32_t *rc)
 {
-	struct purge g = { .v = w->cview, .gone = w->dirty->gone };
+	struct purge g = { .v = w->cview, .gone = w->dirty->gone, .ranged = c->ranged,
+			   .first = c->first, .last = c->last };
 	uint32_t from = *cursor;
 	if (pm_shard_scan(&w->shard, cursor, PM_CLUSTER_EXPORT_SEEDS, w->now_ms, purge_one, &g))
 		*flags |= PM_CLUSTER_EXPORT_DONE;
@@ -523,7 +531,7 @@ uint32_t pm_cluster_call(struct pm_worker *w, const struct pm_admin_call *c, uin
 			 .cap = PM_MIN(cap, PM_CLUSTER_EXPORT_BYTES) - PM_CLUSTER_EXPORT_HEAD_BYTES };
 	*rc = 0;
 	if (c->op == PM_CALL_CLUSTER_PURGE) {
-		e.keys = purge(w, &cursor, &flags, rc);
+		e.keys = purge(w, c, &cursor, &flags, rc);
 	} else if (c->dirty) {
 		export_dirty(&e, &flags);
 	} else if (pm_shard_scan(&w->shard, &cursor, PM_CLUSTER_EXPORT_SEEDS, w->now_ms, export_one,

@@ -44,6 +44,15 @@
  *     SIGSTOPped a CREATE answers pending, and the set gets the collection
  *     once they run again; DROP removes both everywhere, and their records
  *     in etcd go.
+ *  4. A move restarted: with a copy rate (CLUSTER RESHARD's keys a second)
+ *     the copy is stopped half done — the target's primary holds copies —
+ *     then most of the moving keys are deleted on the source's primary, its
+ *     pomai-control SIGSTOPped (the job still in copy, the target holding
+ *     copies of deleted keys) and the node killed once its replica has the
+ *     deletions. The replica's pomai-control takes over and starts the move
+ *     again: the target drops its copies first, so after the flip no
+ *     deleted key is back (on any node, through the cluster), the kept ones
+ *     are there, and every node's counts are its set's.
  *
  * The seed is printed; POMAI_TEST_SEED=<n> replays the data and the writes
  * (not the timing); POMAI_CLUSTER_ONLY=<text> runs only the tests whose name
@@ -63,8 +72,10 @@
 #include <unistd.h>
 
 #include "admin_proto.h"
+#include "agent.h"
 #include "cluster.h"
 #include "cluster_map.h"
+#include "codec.h"
 #include "ctl.h"
 #include "cu_main.h"
 #include "etcd.h"
@@ -1522,6 +1533,12 @@ static void test_reshard_back(void)
 	refused("CLUSTER RESHARD 10 5 s1", PM_ADMIN_USAGE, "first <= last");
 	refused("CLUSTER RESHARD 0 1x s1", PM_ADMIN_USAGE, "first <= last");
 	refused("CLUSTER RESHARD 0 10", PM_ADMIN_USAGE, "RESHARD first last set");
+	/* the copy rate's bound (CTL_MOVE_RATE_KEYS_PER_S_MAX) broken, and a rate not a number */
+	snprintf(w, sizeof(w), "CLUSTER RESHARD %u %u %s %u", first, first + 10u, back_to,
+		 CTL_MOVE_RATE_KEYS_PER_S_MAX + 1u);
+	refused(w, PM_ADMIN_USAGE, "keys per second");
+	snprintf(w, sizeof(w), "CLUSTER RESHARD %u %u %s fast", first, first + 10u, back_to);
+	refused(w, PM_ADMIN_USAGE, "keys per second");
 	/* the same through pomaictl: its exit code says which (1 refused, 2 usage) */
 	snprintf(w, sizeof(w), "cluster reshard --slots %u-%u --to %s", last - 5u, last + 5u,
 		 back_to);
@@ -1530,6 +1547,8 @@ static void test_reshard_back(void)
 		   "first <= last");
 	ctl_expect(ctl_path, cl.nodes[1].csock, "cluster reshard --slots 5 --to s1", 2,
 		   "reshard --slots A-B --to SET");
+	ctl_expect(ctl_path, cl.nodes[1].csock, "cluster reshard --slots 0-5 --to s1 --rate", 2,
+		   "[--rate KEYS_PER_S]");
 	struct etcd_look *l = malloc(sizeof(*l));
 	struct pm_etcd *e = etcd_open();
 	CU_ASSERT_FATAL(l != NULL);
@@ -1709,6 +1728,198 @@ static void test_collections(void)
 	pm_etcd_close(e);
 }
 
+/* ---------------------------------------------------------------- test 4: a mover restarted */
+
+/* Test 4's copy rate (CLUSTER RESHARD's keys a second): the first move's
+ * few thousand keys take seconds to copy, so the source's primary can be
+ * stopped with the copy half done. */
+#define RESTART_RATE_KEYS_PER_S 1000u
+/* Copies the target holds before the moving keys are deleted, at least. */
+#define RESTART_COPIED_MIN 100u
+/* One moving key in RESTART_KEEP_EVERY is not deleted (the move must still
+ * bring those over). */
+#define RESTART_KEEP_EVERY 4u
+
+/* The copies n's pomaid holds of slots first..last (CLUSTER EXPORT on its
+ * admin socket: a target does not serve them before the flip): how many,
+ * and how many are of keys the suite knows deleted; -1 when it did not
+ * answer. */
+static long long target_copies(const struct cl_node *n, uint16_t first, uint16_t last,
+			       long long *stale)
+{
+	static uint8_t buf[(256u << 10) + 4096u];
+	long long total = 0;
+	*stale = 0;
+	int fd = pm_admin_connect(n->sock);
+	if (fd < 0)
+		return -1;
+	for (uint32_t sh = 0; sh < CL_SHARDS; sh++) {
+		uint32_t cur = 0, flags = 0;
+		do {
+			char a[16], b[16], c[16], d[16];
+			snprintf(a, sizeof(a), "%u", sh);
+			snprintf(b, sizeof(b), "%u", first);
+			snprintf(c, sizeof(c), "%u", last);
+			snprintf(d, sizeof(d), "%u", cur);
+			const char *argv[] = { "CLUSTER", "EXPORT", a, b, c, d };
+			const char *text;
+			size_t tlen, used;
+			uint8_t st;
+			if (pm_admin_call(fd, 6, argv, buf, sizeof(buf), 5000, &st, &text, &tlen) != 0 ||
+			    st != PM_ADMIN_OK || tlen < 12) {
+				close(fd);
+				return -1;
+			}
+			uint32_t head[3];
+			memcpy(head, text, sizeof(head));
+			cur = head[0], flags = head[1];
+			for (size_t at = 12; at < tlen; at += used) {
+				struct pm_wire_request req;
+				if (pm_wire_request_decode((const uint8_t *)text + at, tlen - at, &req,
+							   &used) != PM_WIRE_OK || !used)
+					break;
+				char key[32];
+				snprintf(key, sizeof(key), "%.*s", (int)(req.key.len < 31u ? req.key.len : 31u),
+					 (const char *)req.key.ptr);
+				uint32_t i = (uint32_t)strtoul(key + 1, NULL, 10);
+				bool del = key[0] == 'k' && i < KEYS ? kv_st[i].del
+					   : key[0] == 'v' && i < VECS && vec_st[i].del;
+				total++;
+				*stale += del;
+			}
+		} while (!(flags & 0x1u));
+	}
+	close(fd);
+	return total;
+}
+
+struct rdel {
+	struct kst *k;
+	uint32_t ver;
+	bool done;
+};
+
+static void on_rdel(void *arg, const struct pm_client_result *r)
+{
+	struct rdel *d = arg;
+	if (r->status == PM_CLIENT_OK || r->status == PM_CLIENT_NOT_FOUND) {
+		d->k->acked = d->ver;
+		d->k->del = true;
+		d->done = true;
+	}
+}
+
+/* The move's keys (but one in RESTART_KEEP_EVERY) deleted on the source's
+ * primary, straight (a plain client): how many were. */
+static uint32_t delete_moving(struct cl_node *sp, const struct move *mv)
+{
+	struct pm_client *c = cl_node_client(sp, LIB_TIMEOUT_MS, LIB_RETRIES, CHECK_IN_FLIGHT);
+	CU_ASSERT_FATAL(c != NULL);
+	struct rdel *dels = calloc(KEYS + VECS, sizeof(*dels));
+	CU_ASSERT_FATAL(dels != NULL);
+	char key[32];
+	uint32_t asked = 0, done = 0;
+	for (uint32_t n = 0; n < KEYS + VECS; n++) {
+		bool vec = n >= KEYS;
+		uint32_t i = vec ? n - KEYS : n, klen = vec ? vec_key(i, key) : kv_key(i, key);
+		struct kst *k = vec ? &vec_st[i] : &kv_st[i];
+		uint16_t slot = pm_slot_of(pm_route_hash(key, klen));
+		if (slot < mv->first || slot > mv->last || k->unsure || k->del ||
+		    (!vec && kv_class(i) == K_TTL_SHORT) || asked++ % RESTART_KEEP_EVERY == 0)
+			continue;
+		dels[n] = (struct rdel){ .k = k, .ver = ++k->ver };
+		struct pm_client_req r = { .op = vec ? PM_CLIENT_VDEL : PM_CLIENT_DEL, .key = key,
+					   .klen = klen, .cb = on_rdel, .arg = &dels[n] };
+		if (pm_client_submit(c, &r, NULL) != PM_CLIENT_OK)
+			k->unsure = true, k->unsure_del = true;
+	}
+	pm_client_drain(c);
+	pm_client_close(c);
+	for (uint32_t n = 0; n < KEYS + VECS; n++) {
+		if (dels[n].k && !dels[n].done)
+			dels[n].k->unsure = true, dels[n].k->unsure_del = true;
+		done += dels[n].done;
+	}
+	free(dels);
+	return done;
+}
+
+/* Test 4: the source's primary dies in the middle of the copy after it took
+ * deletions of keys the target already has copies of; the move is started
+ * again by the new primary, which has the target drop its copies first: no
+ * deleted key comes back after the flip. */
+static void test_restart(void)
+{
+	cluster_need();
+	data_need();
+	struct move mv = first_move();
+	struct cl_node *sp = cl_primary(&cl, mv.from), *tp = cl_primary(&cl, mv.to);
+	CU_ASSERT_FATAL(sp != NULL && tp != NULL);
+	long long stale, copies = target_copies(tp, mv.first, mv.last, &stale);
+	printf("\n  %s (the target's primary) holds %lld copies of slots %u-%u before the move",
+	       tp->name, copies, mv.first, mv.last);
+	CU_ASSERT_FATAL(copies == 0);
+	char words[96], out[1024];
+	snprintf(words, sizeof(words), "CLUSTER RESHARD %u %u %s %u", mv.first, mv.last, mv.to,
+		 RESTART_RATE_KEYS_PER_S);
+	int rc = ctl_admin(cl.nodes[0].csock, words, out, sizeof(out));
+	printf("\n  `%s`: %d", words, rc);
+	CU_ASSERT_FATAL(rc == PM_ADMIN_OK && strstr(out, "rate:1000"));
+	uint64_t t0 = proc_now_ms(), deadline = t0 + MOVE_WAIT_MS;
+	while ((copies = target_copies(tp, mv.first, mv.last, &stale)) < RESTART_COPIED_MIN &&
+	       proc_now_ms() < deadline)
+		proc_pause_ms(MOVE_POLL_MS);
+	printf("\n  %lld copies on %s after %" PRIu64 " ms", copies, tp->name, proc_now_ms() - t0);
+	CU_ASSERT_FATAL(copies >= RESTART_COPIED_MIN);
+	uint32_t deleted = delete_moving(sp, &mv);
+	CU_ASSERT_FATAL(cl_control_stop(sp));
+	struct pm_etcd *e = etcd_open();
+	struct etcd_look *l = malloc(sizeof(*l));
+	CU_ASSERT_FATAL(l != NULL);
+	bool copying = etcd_look(e, l) && !strcmp(l->state, "copy");
+	free(l);
+	copies = target_copies(tp, mv.first, mv.last, &stale);
+	printf("\n  %u moving keys deleted on %s, its pomai-control stopped with the job in"
+	       " copy: %s; %s holds %lld copies, %lld of them of deleted keys", deleted, sp->name,
+	       copying ? "yes" : "NO", tp->name, copies, stale);
+	CU_ASSERT_FATAL(copying); /* else the rate let the copy end: nothing is shown */
+	CU_ASSERT_FATAL(stale > 0);
+	/* the deletions are on the replica that takes over; then the box dies */
+	CU_ASSERT_FATAL(cl_set_synced(&cl, mv.from, EVENT_WAIT_MS));
+	CU_ASSERT_FATAL(cl_node_kill(sp));
+	/* its replica takes over (and the restarted move); the old primary comes
+	 * back as a replica: with min_replicas = 1 the new one's purge (logged
+	 * deletions) waits for it */
+	struct cl_node *np = NULL;
+	for (deadline = proc_now_ms() + EVENT_WAIT_MS; proc_now_ms() < deadline;
+	     proc_pause_ms(MOVE_POLL_MS))
+		if ((np = cl_primary(&cl, mv.from)) && np != sp)
+			break;
+	printf("\n  the new primary of %s: %s", mv.from, np && np != sp ? np->name : "none");
+	CU_ASSERT_FATAL(np && np != sp);
+	CU_ASSERT_FATAL(cl_node_start(&cl, sp));
+	move_follow(&mv, e, t0);
+	pm_etcd_close(e);
+	printf("\n  the move ended %s at %lld ms (restarted by %s)", mv.done ? "" : "NOT",
+	       mv.done ? (long long)mv.t_done : -1LL, np->name);
+	CU_ASSERT_FATAL(mv.done);
+	CU_ASSERT(cl_node_rejoined(&cl, sp, CL_READY_WAIT_MS));
+	CU_ASSERT_FATAL(cl_slot_sets(&cl, slot_set));
+	for (uint32_t s = mv.first; s <= mv.last; s++)
+		CU_ASSERT_FATAL(slot_set[s] == cl_set_index(&cl, mv.to));
+	for (uint32_t s = 0; s < SETS; s++)
+		CU_ASSERT(cl_set_synced(&cl, cl.sets[s], EVENT_WAIT_MS));
+	tp = cl_primary(&cl, mv.to);
+	CU_ASSERT_FATAL(tp != NULL);
+	copies = target_copies(tp, mv.first, mv.last, &stale);
+	printf("\n  after the move %s holds %lld keys of the slots, %lld of them deleted ones",
+	       tp->name, copies, stale);
+	CU_ASSERT_EQUAL(stale, 0);
+	CU_ASSERT_EQUAL(unsure_settle(), 0);
+	CU_ASSERT_EQUAL(sweep_all(), 0);
+	CU_ASSERT(counts_settle(EVENT_WAIT_MS));
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -1738,6 +1949,8 @@ int main(int argc, char **argv)
 		{ "2. the slots moved back; requests that break a rule refused", test_reshard_back },
 		{ "3. cluster-wide collections: on every set, pending while a set is down, dropped",
 		  test_collections },
+		{ "4. a source primary dead mid-copy: the move restarts, no deletion undone",
+		  test_restart },
 		CU_TEST_INFO_NULL,
 	};
 	const char *only = getenv("POMAI_CLUSTER_ONLY");
