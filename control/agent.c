@@ -933,33 +933,55 @@ static void throttle(struct mover *mv, uint32_t n)
 		sleep_ms(mv->c, due - now);
 }
 
-/* One EXPORT call: the answer's head and frames. */
-static bool export_step(struct mover *mv, uint32_t shard, const char *cursor, uint32_t *next,
-			uint32_t *flags, uint32_t *keys)
+/* One CLUSTER EXPORT (shard first last cursor) or PURGE (shard cursor
+ * [first last]) call on the mover's admin connection: its status, the
+ * answer's head (next cursor, flags, keys) and its frames; false when the
+ * call failed (the connection is closed: the next call opens another). */
+static bool walk_call(struct mover *mv, const char *verb, uint32_t shard, const char *cursor,
+		      bool slots, uint8_t *st, uint32_t head[3], const uint8_t **frames,
+		      size_t *flen)
 {
 	char sh[16], a[16], b[16];
 	snprintf(sh, sizeof(sh), "%u", shard);
 	snprintf(a, sizeof(a), "%u", mv->j.first);
 	snprintf(b, sizeof(b), "%u", mv->j.last);
-	const char *argv[] = { "CLUSTER", "EXPORT", sh, a, b, cursor };
+	bool purge = !strcmp(verb, "PURGE");
+	const char *argv[] = { "CLUSTER", verb, sh, purge ? cursor : a, purge ? a : b,
+			       purge ? b : cursor };
 	const char *text;
 	size_t tlen;
-	uint8_t st;
 	if (mv->afd < 0 && (mv->afd = pm_admin_connect(mv->c->daemon_sock)) < 0)
 		return false;
-	if (pm_admin_call(mv->afd, 6, argv, mv->abuf, ADMIN_BUF_BYTES, (int)mv->c->cfg.daemon_timeout_ms,
-			  &st, &text, &tlen) != 0) {
+	if (pm_admin_call(mv->afd, purge && !slots ? 4 : 6, argv, mv->abuf, ADMIN_BUF_BYTES,
+			  (int)mv->c->cfg.daemon_timeout_ms, st, &text, &tlen) != 0) {
 		close(mv->afd);
 		mv->afd = -1;
 		return false;
 	}
-	if (st != PM_ADMIN_OK || tlen < 12)
-		return false;
+	if (*st == PM_ADMIN_OK && tlen < 12)
+		*st = PM_ADMIN_ERROR;
+	if (*st == PM_ADMIN_OK) {
+		memcpy(head, text, 3 * sizeof(uint32_t));
+		*frames = (const uint8_t *)text + 12;
+		*flen = tlen - 12;
+	}
+	return true;
+}
+
+/* One EXPORT step: its keys written to the target. */
+static bool export_step(struct mover *mv, uint32_t shard, const char *cursor, uint32_t *next,
+			uint32_t *flags, uint32_t *keys)
+{
+	uint8_t st;
 	uint32_t head[3];
-	memcpy(head, text, sizeof(head));
+	const uint8_t *frames;
+	size_t flen;
+	if (!walk_call(mv, "EXPORT", shard, cursor, true, &st, head, &frames, &flen) ||
+	    st != PM_ADMIN_OK)
+		return false;
 	*next = head[0], *flags = head[1], *keys = head[2];
 	atomic_fetch_add(&mv->c->moved_keys, *keys);
-	if (tlen > 12 && !target_apply(mv, (const uint8_t *)text + 12, tlen - 12))
+	if (flen && !target_apply(mv, frames, flen))
 		return false;
 	throttle(mv, *keys);
 	return true;
@@ -1088,31 +1110,23 @@ static bool wait_map(struct mover *mv, uint64_t e)
 static bool purge_all(struct mover *mv, bool ranged)
 {
 	for (uint32_t s = 0; s < mv->shards; s++) {
-		uint32_t cur = 0, flags = 0;
+		uint32_t head[3] = { 0, 0, 0 };
 		do {
-			char sh[16], cs[16], a[16], b[16];
-			snprintf(sh, sizeof(sh), "%u", s);
-			snprintf(cs, sizeof(cs), "%u", cur);
-			snprintf(a, sizeof(a), "%u", mv->j.first);
-			snprintf(b, sizeof(b), "%u", mv->j.last);
-			const char *argv[] = { "CLUSTER", "PURGE", sh, cs, a, b };
-			const char *text;
-			size_t tlen;
+			char cs[16];
 			uint8_t st;
+			const uint8_t *frames;
+			size_t flen;
+			snprintf(cs, sizeof(cs), "%u", head[0]);
 			if (mover_quit(mv) ||
-			    pm_admin_call(mv->afd, ranged ? 6 : 4, argv, mv->abuf, ADMIN_BUF_BYTES,
-					  (int)mv->c->cfg.daemon_timeout_ms, &st, &text, &tlen) != 0)
+			    !walk_call(mv, "PURGE", s, cs, ranged, &st, head, &frames, &flen))
 				return false;
 			if (st == PM_ADMIN_UNAVAILABLE) {
 				sleep_ms(mv->c, CTL_MOVE_RETRY_MS);
 				continue;
 			}
-			if (st != PM_ADMIN_OK || tlen < 12)
+			if (st != PM_ADMIN_OK)
 				return false;
-			uint32_t head[3];
-			memcpy(head, text, sizeof(head));
-			cur = head[0], flags = head[1];
-		} while (!(flags & 0x1u));
+		} while (!(head[1] & 0x1u));
 	}
 	return true;
 }
