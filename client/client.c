@@ -600,7 +600,7 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN)
 		q.vec = vec_le(c, r->vec, r->dim);
 	if (r->op == PM_CLIENT_CLIST)
-		q.list_flags = PM_CLIST_COLL_FLAGS; /* entries with their flags (evictable) */
+		q.list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE; /* entries with flags, dtype */
 	if (r->op == PM_CLIENT_CCREATE)
 		q.params = (struct pm_wire_coll_params){
 			.dim = r->params.dim, .metric = r->params.metric, .index = r->params.index,

@@ -382,7 +382,8 @@ static const char *const index_names[PM_INDEX_COUNT] = { "flat", "hnsw" };
 static enum pm_admin_status coll_list(struct pm_daemon *d)
 {
 	struct pm_admin *a = d->admin;
-	struct pm_request req = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS };
+	struct pm_request req = { .op = PM_OP_CLIST,
+				  .list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE };
 	enum pm_admin_status st = wire(d, &req);
 	for (size_t off = 0, used; st == PM_ADMIN_OK && off < a->frames_len; off += used) {
 		struct pm_reply_view rv;
