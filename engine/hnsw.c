@@ -1130,11 +1130,12 @@ enum pm_status pm_hnsw_search_limited(struct pm_shard *sh, const struct pm_colle
 	_Alignas(64) uint8_t qcode[PM_QUANT_CODE_BYTES_MAX];
 	if (c->params.dtype != PM_DTYPE_F32)
 		pm_quant_query(&c->params, qv, qcode, &q.code);
-	const uint32_t kr = pm_vec_rerank_candidates(c, k); /* k, or more to re-rank */
+	/* the beam holds PM_EF_MAX; a re-rank takes up to its width of candidates */
+	const uint32_t width = PM_MIN(PM_MAX(ef, k), PM_EF_MAX);
+	const uint32_t kr = PM_MIN(pm_vec_rerank_candidates(c, k), width);
 	struct beam b;
 	PM_ASSERT(k >= 1 && k <= PM_K_MAX && kr <= PM_K_MAX);
-	/* the beam holds PM_EF_MAX */
-	descend(sh, c, &q, 0, PM_MIN(PM_MAX(ef, kr), PM_EF_MAX), work_max, &b);
+	descend(sh, c, &q, 0, width, work_max, &b);
 	if (!b.stopped)
 		beam_run(sh, c, &q, 0, &b);
 	*work = b.work;
@@ -1153,8 +1154,8 @@ enum pm_status pm_hnsw_search_limited(struct pm_shard *sh, const struct pm_colle
 		out[n++] = (struct pm_knn_hit){ .seed = unit_hdr(sh, nd->unit)->seed, .dist = b.e[i].d };
 	}
 	order_ties(sh, out, n);
-	*nhits = kr == k ? PM_MIN(n, k)
-			 : pm_vec_rerank(sh, c, qv, q.code.norm, out, PM_MIN(n, kr), k);
+	*nhits = pm_vec_reranks(c) ? pm_vec_rerank(sh, c, qv, q.code.norm, out, PM_MIN(n, kr), k)
+				   : PM_MIN(n, k);
 	return PM_OK;
 }
 

@@ -187,7 +187,7 @@ uint32_t pm_knn_flat(const struct pm_shard *sh, const struct pm_collection *c, c
 	pm_knn_scan_begin(&s, c, q, k, out);
 	(void)pm_knn_scan_step(&s, sh, c, UINT64_MAX);
 	uint32_t n = pm_knn_scan_end(&s, sh);
-	return s.k == k ? n : pm_vec_rerank(sh, c, q, s.qnorm, out, n, k);
+	return pm_vec_reranks(c) ? pm_vec_rerank(sh, c, q, s.qnorm, out, n, k) : n;
 }
 
 /* ---------------------------------------------------------------- VQUERY in steps */
@@ -310,7 +310,7 @@ bool pm_vquery_step(struct pm_shard *sh, struct pm_vquery *v, uint64_t budget)
 	if (!end)
 		return false;
 	v->nhits = pm_knn_scan_end(&v->scan, sh);
-	if (v->scan.k != v->k) /* ranked by codes: re-rank with the f32 */
+	if (pm_vec_reranks(c)) /* ranked by codes: re-rank with the f32 */
 		v->nhits = pm_vec_rerank(sh, c, v->q, v->scan.qnorm, v->hits, v->nhits, v->k);
 	return vquery_end(v, PM_OK);
 }

@@ -34,7 +34,10 @@ static inline uint64_t pm_knn_distance_bytes(uint32_t dim)
 }
 
 /* The k nearest members of c to query q (dim floats, aligned scratch allowed).
- * Writes min(k, count) hits to out, sorted; returns how many. k must be >= 1. */
+ * Writes min(k, count) hits to out, sorted; returns how many. k must be >= 1.
+ * A collection of another element type than f32 is scanned by codes
+ * (quant.h); one that re-ranks keeps max(k, rerank_k) candidates in out
+ * (which must hold PM_K_MAX hits then) and answers from their f32 distances. */
 uint32_t pm_knn_flat(const struct pm_shard *sh, const struct pm_collection *c, const float *q,
 		     uint32_t k, struct pm_knn_hit *out);
 

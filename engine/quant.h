@@ -50,6 +50,7 @@
 #ifndef POMAI_ENGINE_QUANT_H
 #define POMAI_ENGINE_QUANT_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -128,8 +129,44 @@ void pm_quant_query(const struct pm_collection_params *p, const float *q, uint8_
 		    struct pm_qref *out);
 
 /* Distance (the metric's, smaller is nearer) between two vectors of a
- * non-f32 element type. */
-float pm_quant_distance(const struct pm_qkernels *k, uint8_t dtype, uint8_t metric,
-			uint32_t dim, const struct pm_qref *a, const struct pm_qref *b);
+ * non-f32 element type; inline, as the graph's and the scan's inner loops
+ * call it once per vector. */
+/* A metric's distance from the dot product and the two norms. */
+static inline float pm_quant_from_dot(uint8_t metric, float dot, float na, float nb)
+{
+	switch (metric) {
+	case PM_METRIC_IP:
+		return 1.0f - dot;
+	case PM_METRIC_COSINE:
+		return 1.0f - dot / (na * nb);
+	default:
+		return fmaxf(na * na + nb * nb - 2.0f * dot, 0.0f);
+	}
+}
+
+static inline float pm_quant_distance(const struct pm_qkernels *k, uint8_t dtype,
+				      uint8_t metric, uint32_t dim, const struct pm_qref *a,
+				      const struct pm_qref *b)
+{
+	switch (dtype) {
+	case PM_DTYPE_Q8: {
+		int32_t d = k->dot_q8(a->code, b->code, dim);
+		return pm_quant_from_dot(metric, a->scale * b->scale * (float)d, a->norm, b->norm);
+	}
+	case PM_DTYPE_BIN: {
+		uint32_t h = k->hamming(a->code, b->code, (dim + 63u) / 64u);
+		float cos = 1.0f - 2.0f * (float)h / (float)dim;
+		if (metric == PM_METRIC_COSINE)
+			return 1.0f - cos;
+		return pm_quant_from_dot(metric, cos * a->norm * b->norm, a->norm, b->norm);
+	}
+	case PM_DTYPE_F16:
+		if (metric == PM_METRIC_L2)
+			return k->l2sq_f16(a->code, b->code, dim);
+		return pm_quant_from_dot(metric, k->dot_f16(a->code, b->code, dim), a->norm, b->norm);
+	default: /* f32 is measured by distance.h's kernels, never here */
+		return NAN;
+	}
+}
 
 #endif

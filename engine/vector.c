@@ -587,9 +587,7 @@ void pm_vec_f32(const struct pm_collection *c, const struct pm_vec_header *h, fl
 
 uint32_t pm_vec_rerank_candidates(const struct pm_collection *c, uint32_t k)
 {
-	if (c->params.dtype == PM_DTYPE_F32 || !c->params.rerank)
-		return k;
-	return PM_MAX(k, c->params.rerank_k);
+	return pm_vec_reranks(c) ? PM_MAX(k, c->params.rerank_k) : k;
 }
 
 /* Heapsort by (distance, key): n is up to PM_RERANK_K_MAX, so no quadratic sort. */
@@ -621,7 +619,7 @@ static void hits_sort(const struct pm_shard *sh, struct pm_knn_hit *h, uint32_t 
 uint32_t pm_vec_rerank(const struct pm_shard *sh, const struct pm_collection *c, const float *q,
 		       float qnorm, struct pm_knn_hit *hits, uint32_t n, uint32_t k)
 {
-	PM_ASSERT(c->params.dtype != PM_DTYPE_F32 && c->params.rerank);
+	PM_ASSERT(pm_vec_reranks(c));
 	const uint32_t dim = c->params.dim;
 	const uint32_t f32_off = pm_quant_f32_offset(c->params.dtype, dim);
 	for (uint32_t i = 0; i < n; i++) {

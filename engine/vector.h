@@ -137,8 +137,13 @@ void pm_vec_f32(const struct pm_collection *c, const struct pm_vec_header *h, fl
  * them by (distance, key) and return min(n, k). c must keep f32. */
 uint32_t pm_vec_rerank(const struct pm_shard *sh, const struct pm_collection *c, const float *q,
 		       float qnorm, struct pm_knn_hit *hits, uint32_t n, uint32_t k);
-/* Candidates a search of k hits in c ranks by codes before the re-rank: k
- * when c does not re-rank. */
+/* Whether c re-ranks (quant.h), and the candidates a search of k hits in c
+ * ranks by codes before the re-rank: max(k, rerank_k), or k when c does not
+ * re-rank. A graph search takes at most its beam's width of them. */
+static inline bool pm_vec_reranks(const struct pm_collection *c)
+{
+	return c->params.dtype != PM_DTYPE_F32 && c->params.rerank;
+}
 uint32_t pm_vec_rerank_candidates(const struct pm_collection *c, uint32_t k);
 
 /* Restore a node of HNSW collection c from a snapshot: a blob laid out as
