@@ -378,6 +378,7 @@ static enum pm_admin_status cmd_config(struct pm_daemon *d, const struct pm_admi
 
 static const char *const metric_names[PM_METRIC_COUNT] = { "l2", "ip", "cosine" };
 static const char *const index_names[PM_INDEX_COUNT] = { "flat", "hnsw" };
+static const char *const dtype_names[PM_DTYPE_COUNT] = { "f32", "f16", "q8", "bin" };
 
 static enum pm_admin_status coll_list(struct pm_daemon *d)
 {
@@ -401,9 +402,21 @@ static enum pm_admin_status coll_list(struct pm_daemon *d)
 			say(a, "dim:%u\r\nmetric:%s\r\nindex:%s\r\nvectors:%" PRIu64 "\r\nbytes:%" PRIu64
 			       "\r\n", ci.params.dim, metric_names[ci.params.metric % PM_METRIC_COUNT],
 			    index_names[ci.params.index % PM_INDEX_COUNT], ci.count, ci.bytes);
+			say(a, "dtype:%s\r\nrerank:%u\r\n", dtype_names[ci.params.dtype % PM_DTYPE_COUNT],
+			    ci.params.rerank ? ci.params.rerank_k : 0u);
 		}
 	}
 	return st;
+}
+
+static bool dtype_of(const char *s, uint8_t *out)
+{
+	for (uint8_t j = 0; j < PM_DTYPE_COUNT; j++)
+		if (!strcmp(s, dtype_names[j])) {
+			*out = j;
+			return true;
+		}
+	return false;
 }
 
 /* "key=value" arguments of COLLECTION CREATE into p; false on a bad one. */
@@ -436,6 +449,10 @@ static bool coll_params(struct pm_admin *a, const struct pm_admin_req *r,
 			p->ef_construction = (uint32_t)v;
 		else if (!strcmp(kv, "ef_search") && num)
 			p->ef_search = (uint32_t)v;
+		else if (!strcmp(kv, "dtype") && dtype_of(eq, &p->dtype))
+			;
+		else if (!strcmp(kv, "rerank") && num) /* candidates; 0 off */
+			p->rerank = v != 0, p->rerank_k = (uint32_t)v;
 		else {
 			say(a, "%s=%s: unknown key or bad value\n", kv, eq);
 			return false;

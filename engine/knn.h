@@ -16,7 +16,9 @@
  * at 4096 (a count of distances would let a 4096-dimension query cost 50 times
  * what a 64-dimension one does under the same limit). The scan can stop and
  * resume (pm_knn_scan_*): the dataplane runs a long exact scan in slices and
- * serves other requests between them.
+ * serves other requests between them. A collection of another element type
+ * than f32 (quant.h) is charged as if it were f32: its codes are fewer bytes,
+ * so the cap is conservative for it.
  */
 #ifndef POMAI_ENGINE_KNN_H
 #define POMAI_ENGINE_KNN_H
