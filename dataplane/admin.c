@@ -472,8 +472,8 @@ static enum pm_admin_status cmd_collection(struct pm_daemon *d, const struct pm_
 		req.collection = (struct pm_bytes){ r->arg[2].p, r->arg[2].len };
 	if (!((create && r->argc >= 3 && coll_params(a, r, &req.params)) || (drop && r->argc == 3))) {
 		say(a, "usage: COLLECTION LIST | COLLECTION CREATE name dim=D [metric=l2|ip|cosine]"
-		       " [index=flat|hnsw] [m=M] [ef_construction=N] [ef_search=N] |"
-		       " COLLECTION DROP name\n");
+		       " [index=flat|hnsw] [m=M] [ef_construction=N] [ef_search=N]"
+		       " [dtype=f32|f16|q8|bin] [rerank=N] | COLLECTION DROP name\n");
 		return PM_ADMIN_USAGE;
 	}
 	struct pm_reply_view rv;
