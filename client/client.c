@@ -29,6 +29,8 @@ _Static_assert(PM_CLIENT_VALUE_BYTES_MAX == PM_WIRE_VALUE_BYTES_MAX,
 _Static_assert(PM_CLIENT_DIM_MAX == PM_WIRE_DIM_MAX, "pomai.h matches proto/wire.h");
 _Static_assert(PM_CLIENT_K_MAX == PM_WIRE_K_MAX, "pomai.h matches proto/wire.h");
 _Static_assert(PM_CLIENT_EF_MAX == PM_WIRE_EF_MAX, "pomai.h matches proto/wire.h");
+_Static_assert(PM_CLIENT_RERANK_K_MAX == PM_WIRE_RERANK_K_MAX && (int)PM_CLIENT_BIN == (int)PM_WIRE_DTYPE_BIN,
+	       "pomai.h matches proto/wire.h");
 _Static_assert(PM_CLIENT_COLLECTION_NAME_BYTES_MAX == PM_WIRE_COLLECTION_NAME_BYTES_MAX,
 	       "pomai.h matches proto/wire.h");
 _Static_assert(PM_CLIENT_INFO_SECTION_BYTES_MAX == PM_INFO_SECTION_BYTES_MAX,
@@ -497,6 +499,10 @@ static enum pm_client_status check_named(const struct pm_client_req *r)
 	const struct pm_client_coll_params *p = &r->params;
 	if (p->dim == 0 || p->dim > PM_WIRE_DIM_MAX)
 		return PM_CLIENT_E_DIM;
+	if (p->dtype >= PM_WIRE_DTYPE_COUNT)
+		return PM_CLIENT_E_DTYPE;
+	if (p->rerank_k > PM_WIRE_RERANK_K_MAX)
+		return PM_CLIENT_E_PARAM; /* rerank on an f32 collection: the server says so */
 	return p->metric >= PM_WIRE_METRIC_COUNT || p->index >= PM_WIRE_INDEX_COUNT ? PM_CLIENT_E_PARAM
 									 : PM_CLIENT_OK;
 }
@@ -600,13 +606,15 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN)
 		q.vec = vec_le(c, r->vec, r->dim);
 	if (r->op == PM_CLIENT_CLIST)
-		q.list_flags = PM_CLIST_COLL_FLAGS; /* entries with their flags (evictable) */
+		q.list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE; /* entries with flags, dtype */
 	if (r->op == PM_CLIENT_CCREATE)
 		q.params = (struct pm_wire_coll_params){
 			.dim = r->params.dim, .metric = r->params.metric, .index = r->params.index,
 			.hnsw_m = r->params.hnsw_m, .ef_construction = r->params.ef_construction,
 			.ef_search = r->params.ef_search,
-			.flags = r->params.evictable ? PM_WIRE_COLL_EVICTABLE : 0 };
+			.flags = r->params.evictable ? PM_WIRE_COLL_EVICTABLE : 0,
+			.dtype = r->params.dtype, .rerank = r->params.rerank,
+			.rerank_k = r->params.rerank_k };
 	return pm_wire_request_encode(&q, s->buf, s->cap);
 }
 

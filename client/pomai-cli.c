@@ -72,10 +72,15 @@ static const struct cmd_def cmds[C_COUNT] = {
 	[C_COLL] = { "collection",
 		     "collection create NAME --dim D [--metric l2|ip|cosine] [--index flat|hnsw]\n"
 		     "                  [--m M] [--ef-construction N] [--ef-search N] [--evictable]\n"
+		     "                  [--dtype f32|f16|q8|bin] [--rerank on|off]\n"
+		     "                  [--rerank-candidates N]\n"
 		     "collection list\n"
 		     "collection drop NAME\n"
 		     "  Create, list or drop vector collections. --evictable: the server may\n"
-		     "  evict its vectors when a shard reaches maxmemory (harvest, random)." },
+		     "  evict its vectors when a shard reaches maxmemory (harvest, random).\n"
+		     "  --dtype: how the server stores the vectors (f32 default; q8 int8 with\n"
+		     "  a scale, bin one bit per component). --rerank on keeps the f32 too and\n"
+		     "  re-ranks the best N candidates by it (N default: the server's)." },
 	[C_INFO] = { "info", "info [SECTION]\n  Print the server's INFO text." },
 	[C_LOAD] = { "load", "load FILE [--collection C] [--prefix P] [--ttl MS] [--limit N]\n"
 			     "    [--inflight N]\n"
@@ -99,7 +104,7 @@ static const struct cmd_def cmds[C_COUNT] = {
 enum opt { O_HOST, O_PORT, O_SHARDS, O_TCP, O_TCP_PORT, O_TIMEOUT, O_RETRIES, O_CLUSTER,
 	   O_READ_REPLICA, O_HELP, O_TTL,
 	   O_COLLECTION, O_HEX, O_K, O_EF, O_EXACT, O_FILE, O_ROW, O_DIM, O_METRIC, O_INDEX, O_M, O_EFC,
-	   O_EFS, O_EVICTABLE, O_PREFIX, O_LIMIT, O_INFLIGHT, O_COUNT };
+	   O_EFS, O_EVICTABLE, O_DTYPE, O_RERANK, O_RERANK_K, O_PREFIX, O_LIMIT, O_INFLIGHT, O_COUNT };
 
 struct opt_def {
 	const char *name;
@@ -133,6 +138,9 @@ static const struct opt_def opts[O_COUNT] = {
 	[O_EFC] = { "ef-construction", true, M(C_COLL) },
 	[O_EFS] = { "ef-search", true, M(C_COLL) },
 	[O_EVICTABLE] = { "evictable", false, M(C_COLL) },
+	[O_DTYPE] = { "dtype", true, M(C_COLL) },
+	[O_RERANK] = { "rerank", true, M(C_COLL) },
+	[O_RERANK_K] = { "rerank-candidates", true, M(C_COLL) },
 	[O_PREFIX] = { "prefix", true, M(C_LOAD) },
 	[O_LIMIT] = { "limit", true, M(C_LOAD) },
 	[O_INFLIGHT] = { "inflight", true, M(C_LOAD) },
@@ -473,6 +481,8 @@ static int cmd_knn(struct cli *cl)
 
 static const char *const metric_names[] = { "l2", "ip", "cosine" };
 static const char *const index_names[] = { "flat", "hnsw" };
+static const char *const dtype_names[] = { "f32", "f16", "q8", "bin" };
+static const char *const onoff_names[] = { "off", "on" };
 
 static bool pick(const char *s, const char *const *names, uint8_t n, uint8_t *out)
 {
@@ -498,6 +508,14 @@ static int coll_create(struct cli *cl)
 		return EXIT_USAGE;
 	p.hnsw_m = (uint16_t)m;
 	p.evictable = cl->has[O_EVICTABLE];
+	uint8_t rerank = 0;
+	if (cl->has[O_DTYPE] && !pick(cl->val[O_DTYPE], dtype_names, 4, &p.dtype))
+		return usage_error("--dtype must be f32, f16, q8 or bin");
+	if (cl->has[O_RERANK] && !pick(cl->val[O_RERANK], onoff_names, 2, &rerank))
+		return usage_error("--rerank must be on or off");
+	p.rerank = rerank;
+	if (!opt_u32(cl, O_RERANK_K, 0, PM_CLIENT_RERANK_K_MAX, &p.rerank_k))
+		return EXIT_USAGE;
 	if (cl->has[O_METRIC] && !pick(cl->val[O_METRIC], metric_names, 3, &p.metric))
 		return usage_error("--metric must be l2, ip or cosine");
 	if (cl->has[O_INDEX] && !pick(cl->val[O_INDEX], index_names, 2, &p.index))
@@ -517,8 +535,8 @@ static int coll_list(struct cli *cl)
 	enum pm_client_status st = pm_client_collection_list(cl->c, &l);
 	if (st != PM_CLIENT_OK)
 		return report(cl, "collection list", st);
-	printf("%-24s %6s %-6s %-5s %4s %8s %8s %5s %12s %14s\n", "NAME", "DIM", "METRIC", "INDEX",
-	       "M", "EF_CONS", "EF_SRCH", "EVICT", "VECTORS", "BYTES");
+	printf("%-24s %6s %-6s %-5s %4s %8s %8s %5s %5s %6s %12s %14s\n", "NAME", "DIM", "METRIC",
+	       "INDEX", "M", "EF_CONS", "EF_SRCH", "EVICT", "DTYPE", "RERANK", "VECTORS", "BYTES");
 	for (uint32_t i = 0; i < l.count; i++) {
 		const struct pm_client_coll_info *c = &l.items[i];
 		const struct pm_client_coll_params *p = &c->params;
@@ -526,10 +544,13 @@ static int coll_list(struct cli *cl)
 			printf("%-24.*s", (int)c->name_len, (const char *)c->name);
 		else
 			printf("%-24s", "(default)");
-		printf(" %6u %-6s %-5s %4u %8u %8u %5s %12" PRIu64 " %14" PRIu64 "\n", p->dim,
+		char rerank[16] = "off";
+		if (p->rerank)
+			snprintf(rerank, sizeof rerank, "%u", p->rerank_k);
+		printf(" %6u %-6s %-5s %4u %8u %8u %5s %5s %6s %12" PRIu64 " %14" PRIu64 "\n", p->dim,
 		       metric_names[p->metric % 3], index_names[p->index % 2], p->hnsw_m,
-		       p->ef_construction, p->ef_search, p->evictable ? "yes" : "no", c->count,
-		       c->bytes);
+		       p->ef_construction, p->ef_search, p->evictable ? "yes" : "no",
+		       dtype_names[p->dtype % 4], rerank, c->count, c->bytes);
 	}
 	return 0;
 }
@@ -551,7 +572,8 @@ static int cmd_coll(struct cli *cl)
 	const char *sub = cl->npos > 1 ? cl->pos[1] : "";
 	bool create = strcmp(sub, "create") == 0;
 	if (!create && (cl->has[O_DIM] || cl->has[O_METRIC] || cl->has[O_INDEX] || cl->has[O_M] ||
-			cl->has[O_EFC] || cl->has[O_EFS] || cl->has[O_EVICTABLE]))
+			cl->has[O_EFC] || cl->has[O_EFS] || cl->has[O_EVICTABLE] || cl->has[O_DTYPE] ||
+			cl->has[O_RERANK] || cl->has[O_RERANK_K]))
 		return usage_error("collection %s takes no collection parameters", sub);
 	if (create)
 		return coll_create(cl);

@@ -207,6 +207,16 @@ enum pm_client_op {
 
 enum pm_client_metric { PM_CLIENT_L2 = 0, PM_CLIENT_IP = 1, PM_CLIENT_COSINE = 2 };
 enum pm_client_index { PM_CLIENT_FLAT = 0, PM_CLIENT_HNSW = 1 };
+/* A collection's element type: how the server stores its vectors (vectors
+ * are sent and returned as f32 whatever the type; docs/protocol.md). */
+enum pm_client_dtype {
+	PM_CLIENT_F32 = 0,
+	PM_CLIENT_F16 = 1,
+	PM_CLIENT_Q8 = 2,  /* int8 with a per-vector scale */
+	PM_CLIENT_BIN = 3, /* one sign bit per component */
+};
+/* Re-rank candidates a collection may ask for. */
+#define PM_CLIENT_RERANK_K_MAX 1024u
 
 struct pm_client_coll_params {
 	uint32_t dim;             /* 1..PM_CLIENT_DIM_MAX */
@@ -217,6 +227,12 @@ struct pm_client_coll_params {
 	uint32_t ef_search;       /* 0: server default */
 	bool evictable;           /* its vectors may be evicted when a shard reaches its
 				   * maxmemory (policy harvest or random); default no */
+	/* added with element types (the struct grew here: rebuild against this header) */
+	uint8_t dtype;            /* enum pm_client_dtype; 0: f32 */
+	bool rerank;              /* keep the f32 too and re-rank the best candidates by it
+				   * (not for f32) */
+	uint32_t rerank_k;        /* candidates re-ranked, 0..PM_CLIENT_RERANK_K_MAX; 0:
+				   * the server's default when rerank */
 };
 
 struct pm_client_coll_info {
@@ -266,6 +282,8 @@ struct pm_client_vector {
 	uint32_t dim;       /* out; set even when it exceeds cap (E_NOSPACE) */
 	uint8_t collection[PM_CLIENT_COLLECTION_NAME_BYTES_MAX];
 	uint32_t collection_len; /* out; 0: the default collection */
+	uint8_t dtype;      /* out: the collection's element type (enum pm_client_dtype);
+			     * vec holds f32 either way, decoded from its codes */
 };
 
 /* ---------------------------------------------------------------- pipelined API */
@@ -283,6 +301,7 @@ struct pm_client_result {
 	uint32_t dim;
 	const uint8_t *collection;  /* VGET: the vector's collection (len 0: default) */
 	uint32_t collection_len;
+	uint8_t dtype;              /* VGET: the collection's element type */
 	bool removed;               /* DEL, VDEL, CDROP: something was removed */
 	struct pm_client_knn_result *knn;   /* KNN: the request's result, filled */
 	struct pm_client_coll_list *colls;  /* CLIST: idem */

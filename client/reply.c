@@ -132,7 +132,9 @@ static enum pm_client_status take_colls(struct pm_client_coll_list *l,
 			.index = ci.params.index, .hnsw_m = ci.params.hnsw_m,
 			.ef_construction = ci.params.ef_construction,
 			.ef_search = ci.params.ef_search,
-			.evictable = (ci.params.flags & PM_WIRE_COLL_EVICTABLE) != 0 };
+			.evictable = (ci.params.flags & PM_WIRE_COLL_EVICTABLE) != 0,
+			.dtype = ci.params.dtype, .rerank = ci.params.rerank != 0,
+			.rerank_k = ci.params.rerank_k };
 		o->count = ci.count;
 		o->bytes = ci.bytes;
 	}
@@ -212,6 +214,7 @@ static void take_vector(struct pm_client *c, const struct pm_reply_view *rv,
 	res->dim = rv->dim;
 	res->collection = rv->collection.ptr;
 	res->collection_len = rv->collection.len;
+	res->dtype = rv->dtype;
 }
 
 static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_view *rv)

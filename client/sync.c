@@ -24,6 +24,7 @@ static enum pm_client_status copy_vector(struct pm_client_vector *out,
 					 const struct pm_client_result *r)
 {
 	out->dim = r->dim;
+	out->dtype = r->dtype;
 	out->collection_len = r->collection_len;
 	if (r->collection_len)
 		memcpy(out->collection, r->collection, r->collection_len);

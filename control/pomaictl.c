@@ -38,7 +38,8 @@ static const struct sub subs[] = {
 	{ "config", 2, 3, "config get KEY | config set KEY VALUE",
 	  "read a key; change one the daemon reads afresh (others need a restart: exit 1)" },
 	{ "collection", 1, 16, "collection list | create NAME --dim D [--metric l2|ip|cosine]"
-	  " [--index flat|hnsw] [--m M] [--ef-construction N] [--ef-search N] | drop NAME",
+	  " [--index flat|hnsw] [--m M] [--ef-construction N] [--ef-search N]"
+	  " [--dtype f32|f16|q8|bin] [--rerank N] | drop NAME",
 	  "list, create or drop vector collections (on every shard)" },
 	{ "shards", 0, 0, "shards", "per shard: CPU, NUMA node, queue, keys, vectors, bytes, latency" },
 	{ "clients", 0, 1, "clients [N]", "the N busiest clients (default 10): requests, bytes, throttled" },
@@ -168,7 +169,8 @@ static int collection_create(int argc, char **argv, const char **out, uint32_t *
 	static const char *const opts[][2] = { { "--dim", "dim" }, { "--metric", "metric" },
 					       { "--index", "index" }, { "--m", "m" },
 					       { "--ef-construction", "ef_construction" },
-					       { "--ef-search", "ef_search" } };
+					       { "--ef-search", "ef_search" }, { "--dtype", "dtype" },
+					       { "--rerank", "rerank" } };
 	bool dim = false;
 	for (int i = 0; i < argc; i += 2) {
 		size_t o = 0;

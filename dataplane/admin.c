@@ -378,11 +378,13 @@ static enum pm_admin_status cmd_config(struct pm_daemon *d, const struct pm_admi
 
 static const char *const metric_names[PM_METRIC_COUNT] = { "l2", "ip", "cosine" };
 static const char *const index_names[PM_INDEX_COUNT] = { "flat", "hnsw" };
+static const char *const dtype_names[PM_DTYPE_COUNT] = { "f32", "f16", "q8", "bin" };
 
 static enum pm_admin_status coll_list(struct pm_daemon *d)
 {
 	struct pm_admin *a = d->admin;
-	struct pm_request req = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS };
+	struct pm_request req = { .op = PM_OP_CLIST,
+				  .list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE };
 	enum pm_admin_status st = wire(d, &req);
 	for (size_t off = 0, used; st == PM_ADMIN_OK && off < a->frames_len; off += used) {
 		struct pm_reply_view rv;
@@ -400,9 +402,21 @@ static enum pm_admin_status coll_list(struct pm_daemon *d)
 			say(a, "dim:%u\r\nmetric:%s\r\nindex:%s\r\nvectors:%" PRIu64 "\r\nbytes:%" PRIu64
 			       "\r\n", ci.params.dim, metric_names[ci.params.metric % PM_METRIC_COUNT],
 			    index_names[ci.params.index % PM_INDEX_COUNT], ci.count, ci.bytes);
+			say(a, "dtype:%s\r\nrerank:%u\r\n", dtype_names[ci.params.dtype % PM_DTYPE_COUNT],
+			    ci.params.rerank ? ci.params.rerank_k : 0u);
 		}
 	}
 	return st;
+}
+
+static bool dtype_of(const char *s, uint8_t *out)
+{
+	for (uint8_t j = 0; j < PM_DTYPE_COUNT; j++)
+		if (!strcmp(s, dtype_names[j])) {
+			*out = j;
+			return true;
+		}
+	return false;
 }
 
 /* "key=value" arguments of COLLECTION CREATE into p; false on a bad one. */
@@ -435,6 +449,10 @@ static bool coll_params(struct pm_admin *a, const struct pm_admin_req *r,
 			p->ef_construction = (uint32_t)v;
 		else if (!strcmp(kv, "ef_search") && num)
 			p->ef_search = (uint32_t)v;
+		else if (!strcmp(kv, "dtype") && dtype_of(eq, &p->dtype))
+			;
+		else if (!strcmp(kv, "rerank") && num) /* candidates; 0 off */
+			p->rerank = v != 0, p->rerank_k = (uint32_t)v;
 		else {
 			say(a, "%s=%s: unknown key or bad value\n", kv, eq);
 			return false;
@@ -454,8 +472,8 @@ static enum pm_admin_status cmd_collection(struct pm_daemon *d, const struct pm_
 		req.collection = (struct pm_bytes){ r->arg[2].p, r->arg[2].len };
 	if (!((create && r->argc >= 3 && coll_params(a, r, &req.params)) || (drop && r->argc == 3))) {
 		say(a, "usage: COLLECTION LIST | COLLECTION CREATE name dim=D [metric=l2|ip|cosine]"
-		       " [index=flat|hnsw] [m=M] [ef_construction=N] [ef_search=N] |"
-		       " COLLECTION DROP name\n");
+		       " [index=flat|hnsw] [m=M] [ef_construction=N] [ef_search=N]"
+		       " [dtype=f32|f16|q8|bin] [rerank=N] | COLLECTION DROP name\n");
 		return PM_ADMIN_USAGE;
 	}
 	struct pm_reply_view rv;

@@ -13,6 +13,7 @@
  * per-worker buffer; a paged reply converts what is left at each page.
  */
 #include "bridge.h"
+#include "quant.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -55,7 +56,10 @@ _Static_assert(SAME(PM_METRIC_L2, PM_WIRE_METRIC_L2) && SAME(PM_METRIC_IP, PM_WI
 _Static_assert(SAME(PM_INDEX_FLAT, PM_WIRE_INDEX_FLAT) && SAME(PM_INDEX_HNSW, PM_WIRE_INDEX_HNSW) &&
 		       SAME(PM_INDEX_COUNT, PM_WIRE_INDEX_COUNT),
 	       "index kinds: engine = wire");
-_Static_assert(SAME(PM_DTYPE_F32, PM_WIRE_DTYPE_F32) && SAME(PM_DTYPE_COUNT, PM_WIRE_DTYPE_COUNT),
+_Static_assert(SAME(PM_DTYPE_F32, PM_WIRE_DTYPE_F32) && SAME(PM_DTYPE_F16, PM_WIRE_DTYPE_F16) &&
+		       SAME(PM_DTYPE_Q8, PM_WIRE_DTYPE_Q8) && SAME(PM_DTYPE_BIN, PM_WIRE_DTYPE_BIN) &&
+		       SAME(PM_DTYPE_COUNT, PM_WIRE_DTYPE_COUNT) &&
+		       PM_RERANK_K_MAX == PM_WIRE_RERANK_K_MAX,
 	       "element types: engine = wire");
 _Static_assert(PM_COLL_EVICTABLE == PM_WIRE_COLL_EVICTABLE &&
 		       PM_COLL_FLAGS_ALL == PM_WIRE_COLL_FLAGS_ALL,
@@ -123,7 +127,7 @@ static struct pm_collection_params params_from_wire(const struct pm_wire_coll_pa
 	return (struct pm_collection_params){
 		.dim = p->dim, .metric = p->metric, .index = p->index, .hnsw_m = p->hnsw_m,
 		.ef_construction = p->ef_construction, .ef_search = p->ef_search,
-		.flags = p->flags,
+		.flags = p->flags, .dtype = p->dtype, .rerank = p->rerank, .rerank_k = p->rerank_k,
 	};
 }
 
@@ -132,7 +136,7 @@ static struct pm_wire_coll_params params_to_wire(const struct pm_collection_para
 	return (struct pm_wire_coll_params){
 		.dim = p->dim, .metric = p->metric, .index = p->index, .hnsw_m = p->hnsw_m,
 		.ef_construction = p->ef_construction, .ef_search = p->ef_search,
-		.flags = p->flags,
+		.flags = p->flags, .dtype = p->dtype, .rerank = p->rerank, .rerank_k = p->rerank_k,
 	};
 }
 
@@ -201,6 +205,7 @@ static void reply_to_wire(const struct pm_reply *in, struct pm_wire_reply *out)
 		.removed = in->removed,
 		.value = pm_bytes_to_wire(in->value),
 		.dim = in->dim,
+		.dtype = in->dtype,
 		.collection = pm_bytes_to_wire(in->collection),
 		.nhits = in->nhits,
 		.ncolls = in->ncolls,

@@ -179,7 +179,7 @@ static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req, u
 		rep.status = pm_snap_request(w);
 	} else {
 		pm_apply_logged(w, req, &rep);
-		rep.list_flags = PM_CLIST_COLL_FLAGS; /* parts: whole entries; finish() writes the
+		rep.list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE; /* parts: whole entries; finish() writes the
 						       * client's layout */
 	}
 	return pm_reply_frames(&rep, out, cap);

@@ -62,9 +62,10 @@
 /* A page of a VQUERY or CLIST reply: header, sub-op, count. */
 #define PAGE_HEAD_BYTES (PM_FRAME_HEADER_BYTES + 1u + 4u)
 /* Largest item of a page: a hit (key length, key, distance); a collection
- * (name length, name, parameters 17, count 8, bytes 8). */
+ * (name length, name, parameters 17, the element type fields 6, count 8,
+ * bytes 8: PM_WIRE_COLL_BYTES_FIXED and the name). */
 #define HIT_BYTES_MAX (4u + PM_KEY_BYTES_MAX + 4u)
-#define COLL_BYTES_MAX (4u + PM_COLLECTION_NAME_BYTES_MAX + 33u)
+#define COLL_BYTES_MAX (PM_WIRE_COLL_BYTES_FIXED + PM_COLLECTION_NAME_BYTES_MAX)
 /* The encoder fills a page until the next item does not fit, so every page
  * but the last carries more item bytes than this; a reply of `items` item
  * bytes takes the items and a header per page. */

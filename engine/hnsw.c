@@ -20,6 +20,7 @@
 #include "common.h"
 #include "hnsw.h"
 #include "knn.h"
+#include "quant.h"
 #include "shard.h"
 #include "vector.h"
 
@@ -187,8 +188,7 @@ static inline struct lst links_of(const struct pm_shard *sh, const struct pm_col
 {
 	if (lev == 0)
 		return (struct lst){ &hdr->links0,
-				     (uint32_t *)((uint8_t *)(hdr + 1) +
-						  (size_t)c->params.dim * sizeof(float)) };
+				     (uint32_t *)((uint8_t *)(hdr + 1) + hdr->payload_len) };
 	uint32_t *up = (uint32_t *)pm_at(&sh->arena, hdr->upper_off) +
 		       (size_t)(lev - 1) * (1u + c->hnsw.m);
 	return (struct lst){ up, up + 1 };
@@ -223,11 +223,18 @@ static inline void indeg_add(const struct pm_shard *sh, const struct pm_hnsw *h,
 struct query {
 	const float *v;
 	float norm;
+	struct pm_qref code; /* non-f32 collections: the query as codes (quant.h) */
 };
 
+/* Element types (quant.h): a collection of another type than f32 measures
+ * between codes; this is the one place the graph computes a distance. */
 static inline float dist_hdr(const struct pm_shard *sh, const struct pm_collection *c,
 			     const struct query *q, const struct pm_vec_header *hdr)
 {
+	if (c->params.dtype != PM_DTYPE_F32)
+		return pm_quant_distance(sh->qkern, c->params.dtype, c->params.metric, c->params.dim,
+					 &q->code,
+					 &(struct pm_qref){ pm_vec_payload(hdr), hdr->norm, hdr->qscale });
 	return pm_knn_distance(sh->kern, c->params.metric, q->v, q->norm, pm_vec_data(hdr), hdr->norm,
 			       c->params.dim);
 }
@@ -236,7 +243,8 @@ static inline struct query node_query(const struct pm_shard *sh, const struct pm
 				      uint32_t id)
 {
 	const struct pm_vec_header *hdr = node_hdr(sh, &c->hnsw, id);
-	return (struct query){ pm_vec_data(hdr), hdr->norm };
+	return (struct query){ pm_vec_data(hdr), hdr->norm,
+			       { pm_vec_payload(hdr), hdr->norm, hdr->qscale } };
 }
 
 /* ---------------------------------------------------------------- visited marks */
@@ -1119,10 +1127,15 @@ enum pm_status pm_hnsw_search_limited(struct pm_shard *sh, const struct pm_colle
 	if (h->entry == PM_HNSW_NODE_NONE)
 		return PM_OK;
 	struct query q = { qv, c->params.metric == PM_METRIC_COSINE ? pm_norm(qv, c->params.dim) : 0 };
+	_Alignas(64) uint8_t qcode[PM_QUANT_CODE_BYTES_MAX];
+	if (c->params.dtype != PM_DTYPE_F32)
+		pm_quant_query(&c->params, qv, qcode, &q.code);
+	/* the beam holds PM_EF_MAX; a re-rank takes up to its width of candidates */
+	const uint32_t width = PM_MIN(PM_MAX(ef, k), PM_EF_MAX);
+	const uint32_t kr = PM_MIN(pm_vec_rerank_candidates(c, k), width);
 	struct beam b;
-	PM_ASSERT(k >= 1 && k <= PM_K_MAX);
-	/* the beam holds PM_EF_MAX */
-	descend(sh, c, &q, 0, PM_MIN(PM_MAX(ef, k), PM_EF_MAX), work_max, &b);
+	PM_ASSERT(k >= 1 && k <= PM_K_MAX && kr <= PM_K_MAX);
+	descend(sh, c, &q, 0, width, work_max, &b);
 	if (!b.stopped)
 		beam_run(sh, c, &q, 0, &b);
 	*work = b.work;
@@ -1134,14 +1147,15 @@ enum pm_status pm_hnsw_search_limited(struct pm_shard *sh, const struct pm_colle
 		if (nd->flags & PM_HNSW_TOMBSTONE)
 			continue;
 		/* collect one past k so a tie at the k-th place is ordered by key */
-		if (n >= k && b.e[i].d != out[n - 1].dist)
+		if (n >= kr && b.e[i].d != out[n - 1].dist)
 			break;
 		if (n == PM_K_MAX)
 			break;
 		out[n++] = (struct pm_knn_hit){ .seed = unit_hdr(sh, nd->unit)->seed, .dist = b.e[i].d };
 	}
 	order_ties(sh, out, n);
-	*nhits = PM_MIN(n, k);
+	*nhits = pm_vec_reranks(c) ? pm_vec_rerank(sh, c, qv, q.code.norm, out, PM_MIN(n, kr), k)
+				   : PM_MIN(n, k);
 	return PM_OK;
 }
 

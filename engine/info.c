@@ -85,6 +85,9 @@ static void sec_vectors(struct pm_shard *sh, struct text *t)
 			put(t, ",index=hnsw,m=%u,ef_search=%u,levels=%d,tombstones=%u,upper_bytes=%llu",
 			    c->hnsw.m, c->params.ef_search, c->hnsw.max_level + 1, c->hnsw.tombstones,
 			    (unsigned long long)c->hnsw.upper_bytes);
+		if (c->params.dtype != PM_DTYPE_F32) /* element types (quant.h) */
+			put(t, ",dtype=%u,rerank_k=%u", c->params.dtype,
+			    c->params.rerank ? c->params.rerank_k : 0u);
 		put(t, "\r\n");
 	}
 }

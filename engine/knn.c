@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "knn.h"
+#include "quant.h"
 #include "vector.h"
 
 /* Members ahead of the one being scored whose vectors are prefetched. */
@@ -117,20 +118,37 @@ void pm_knn_scan_begin(struct pm_knn_scan *s, const struct pm_collection *c, con
 {
 	PM_ASSERT(k >= 1);
 	const uint32_t dim = c->params.dim;
+	const bool norm = c->params.metric == PM_METRIC_COSINE || c->params.dtype != PM_DTYPE_F32;
 	*s = (struct pm_knn_scan){
 		.q = q,
-		.qnorm = c->params.metric == PM_METRIC_COSINE ? pm_norm(q, dim) : 0.0f,
-		.k = k,
+		.qnorm = norm ? pm_norm(q, dim) : 0.0f,
+		.k = pm_vec_rerank_candidates(c, k), /* more when they are re-ranked */
 		.hits = hits,
 	};
+}
+
+/* The distance of the query to member h: between codes in a collection of
+ * another element type than f32 (quant.h; qc: the query's codes). */
+static inline float member_distance(const struct pm_shard *sh, const struct pm_collection *c,
+				    const struct pm_knn_scan *s, const struct pm_qref *qc,
+				    const struct pm_vec_header *h)
+{
+	if (c->params.dtype != PM_DTYPE_F32)
+		return pm_quant_distance(sh->qkern, c->params.dtype, c->params.metric, c->params.dim,
+					 qc, &(struct pm_qref){ pm_vec_payload(h), h->norm, h->qscale });
+	return pm_knn_distance(sh->kern, c->params.metric, s->q, s->qnorm, pm_vec_data(h), h->norm,
+			       c->params.dim);
 }
 
 bool pm_knn_scan_step(struct pm_knn_scan *s, const struct pm_shard *sh,
 		      const struct pm_collection *c, uint64_t budget)
 {
-	const uint32_t dim = c->params.dim;
-	const uint8_t metric = c->params.metric;
-	const uint64_t cost = pm_knn_distance_bytes(dim);
+	const uint64_t cost = pm_knn_distance_bytes(c->params.dim);
+	/* the query's codes, made again at each step: cheaper than the step */
+	_Alignas(64) uint8_t qcode[PM_QUANT_CODE_BYTES_MAX];
+	struct pm_qref qc = { 0 };
+	if (c->params.dtype != PM_DTYPE_F32)
+		pm_quant_query(&c->params, s->q, qcode, &qc);
 	struct heap hp = { .sh = sh, .h = s->hits, .n = s->n, .cap = s->k };
 	PM_ASSERT(s->next <= c->count);
 	const uint64_t members = PM_MAX(budget / cost, 1u); /* this step's, at most */
@@ -145,9 +163,7 @@ bool pm_knn_scan_step(struct pm_knn_scan *s, const struct pm_shard *sh,
 			if (j + PREFETCH_DISTANCE < n)
 				__builtin_prefetch(pm_at(&sh->arena, chunk[j + PREFETCH_DISTANCE]));
 			const struct pm_vec_header *h = pm_at(&sh->arena, chunk[j]);
-			float d = pm_knn_distance(sh->kern, metric, s->q, s->qnorm, pm_vec_data(h),
-						  h->norm, dim);
-			heap_offer(&hp, h->seed, d);
+			heap_offer(&hp, h->seed, member_distance(sh, c, s, &qc, h));
 		}
 		i += n - j0;
 	}
@@ -170,7 +186,8 @@ uint32_t pm_knn_flat(const struct pm_shard *sh, const struct pm_collection *c, c
 	struct pm_knn_scan s;
 	pm_knn_scan_begin(&s, c, q, k, out);
 	(void)pm_knn_scan_step(&s, sh, c, UINT64_MAX);
-	return pm_knn_scan_end(&s, sh);
+	uint32_t n = pm_knn_scan_end(&s, sh);
+	return pm_vec_reranks(c) ? pm_vec_rerank(sh, c, q, s.qnorm, out, n, k) : n;
 }
 
 /* ---------------------------------------------------------------- VQUERY in steps */
@@ -293,6 +310,8 @@ bool pm_vquery_step(struct pm_shard *sh, struct pm_vquery *v, uint64_t budget)
 	if (!end)
 		return false;
 	v->nhits = pm_knn_scan_end(&v->scan, sh);
+	if (pm_vec_reranks(c)) /* ranked by codes: re-rank with the f32 */
+		v->nhits = pm_vec_rerank(sh, c, v->q, v->scan.qnorm, v->hits, v->nhits, v->k);
 	return vquery_end(v, PM_OK);
 }
 

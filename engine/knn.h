@@ -16,7 +16,9 @@
  * at 4096 (a count of distances would let a 4096-dimension query cost 50 times
  * what a 64-dimension one does under the same limit). The scan can stop and
  * resume (pm_knn_scan_*): the dataplane runs a long exact scan in slices and
- * serves other requests between them.
+ * serves other requests between them. A collection of another element type
+ * than f32 (quant.h) is charged as if it were f32: its codes are fewer bytes,
+ * so the cap is conservative for it.
  */
 #ifndef POMAI_ENGINE_KNN_H
 #define POMAI_ENGINE_KNN_H
@@ -34,7 +36,10 @@ static inline uint64_t pm_knn_distance_bytes(uint32_t dim)
 }
 
 /* The k nearest members of c to query q (dim floats, aligned scratch allowed).
- * Writes min(k, count) hits to out, sorted; returns how many. k must be >= 1. */
+ * Writes min(k, count) hits to out, sorted; returns how many. k must be >= 1.
+ * A collection of another element type than f32 is scanned by codes
+ * (quant.h); one that re-ranks keeps max(k, rerank_k) candidates in out
+ * (which must hold PM_K_MAX hits then) and answers from their f32 distances. */
 uint32_t pm_knn_flat(const struct pm_shard *sh, const struct pm_collection *c, const float *q,
 		     uint32_t k, struct pm_knn_hit *out);
 

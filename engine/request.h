@@ -45,8 +45,12 @@ enum pm_metric {
 	PM_METRIC_COUNT
 };
 
+/* A collection's element type (quant.h): how its vectors are stored. */
 enum pm_dtype {
-	PM_DTYPE_F32 = 0, /* the only type stored today; f16 = 1, i8 = 2 reserved */
+	PM_DTYPE_F32 = 0, /* 4 bytes per component, as sent (the default) */
+	PM_DTYPE_F16 = 1, /* IEEE half, round to nearest even */
+	PM_DTYPE_Q8 = 2,  /* int8 with a per-vector scale (symmetric, -127..127) */
+	PM_DTYPE_BIN = 3, /* one sign bit per component */
 	PM_DTYPE_COUNT
 };
 
@@ -68,7 +72,11 @@ struct pm_collection_params {
 	uint32_t ef_construction; /* 0 = default */
 	uint32_t ef_search;       /* 0 = default */
 	uint8_t flags;      /* PM_COLL_*; default collections have none */
-	uint8_t reserved[3]; /* zero (pm_coll_params_check clears them: params compare by bytes) */
+	uint8_t dtype;      /* enum pm_dtype; default collections are f32 */
+	uint8_t rerank;     /* 1: keep the f32 vectors too and re-rank the best
+			     * rerank_k candidates with them (not for f32) */
+	uint8_t reserved;   /* zero (pm_coll_params_check clears it: params compare by bytes) */
+	uint32_t rerank_k;  /* candidates re-ranked; 0 = PM_RERANK_K_DEFAULT when rerank */
 };
 
 struct pm_bytes {
@@ -112,8 +120,9 @@ struct pm_reply {
 	uint8_t op;
 	uint64_t id;
 	uint32_t removed;         /* DEL, VDEL, CDROP: 0 or 1 */
-	struct pm_bytes value;    /* GET value; VGET raw f32 bytes; INFO text */
+	struct pm_bytes value;    /* GET value; VGET f32 bytes (decoded from codes if need be); INFO text */
 	uint32_t dim;             /* VGET */
+	uint8_t dtype;            /* VGET: the collection's element type (value is f32 either way) */
 	struct pm_bytes collection; /* VGET: the vector's collection name */
 	/* VQUERY: hits sorted by (dist, key); keys[i] is the key of hits[i]. */
 	const struct pm_knn_hit *hits;

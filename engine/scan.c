@@ -27,7 +27,12 @@ static bool item_of(const struct pm_shard *sh, uint32_t idx, uint64_t now_ms,
 	const struct pm_collection *c = &sh->colls[s->coll];
 	const struct pm_vec_header *h = pm_at(&sh->arena, pm_seed_blob(s));
 	it->vector = true;
-	it->vec = pm_vec_data(h);
+	if (h->dtype == PM_DTYPE_F32) {
+		it->vec = pm_vec_data(h);
+	} else { /* codes (quant.h): their f32, in the shard's query scratch */
+		pm_vec_f32(c, h, sh->query);
+		it->vec = sh->query;
+	}
 	it->dim = h->dim;
 	it->collection = (struct pm_bytes){ c->name, c->is_default ? 0u : c->name_len };
 	return true;

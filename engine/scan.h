@@ -23,7 +23,9 @@ struct pm_scan_item {
 	uint64_t hash;           /* the key's hash (the routing hash) */
 	bool vector;             /* a vector; else a value */
 	struct pm_bytes value;   /* value */
-	const float *vec;        /* vector: dim f32 */
+	const float *vec;        /* vector: dim f32 (a collection of another element type:
+				  * its codes decoded, in the shard's scratch, valid until
+				  * the next item — quant.h) */
 	uint32_t dim;
 	struct pm_bytes collection; /* vector: its collection's name (len 0: the default one) */
 	uint64_t expire_at_ms;   /* 0: none */

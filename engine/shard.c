@@ -12,6 +12,7 @@
 #include "hash.h"
 #include "knn.h"
 #include "kv.h"
+#include "quant.h"
 #include "shard.h"
 #include "vector.h"
 
@@ -58,6 +59,7 @@ enum pm_status pm_shard_init(struct pm_shard *sh, const struct pm_shard_config *
 		goto fail;
 	}
 	sh->kern = pm_kernels_best();
+	sh->qkern = pm_qkernels_best();
 	sh->knn_work_max = PM_KNN_WORK_BYTES_MAX_DEFAULT;
 	return PM_OK;
 fail:
@@ -146,10 +148,17 @@ static enum pm_status do_vget(struct pm_shard *sh, const struct pm_request *req,
 	const struct pm_vec_header *h;
 	enum pm_status st = pm_vec_get(sh, req->key.ptr, req->key.len, hash, now_ms, &h,
 				       &rep->collection);
-	if (st == PM_OK) {
+	if (st == PM_OK) { /* f32 as stored: the kept copy, or the codes decoded (quant.h) */
+		const struct pm_collection *c = &sh->colls[h->coll];
 		rep->dim = h->dim;
-		rep->value.ptr = (const uint8_t *)pm_vec_data(h);
-		rep->value.len = (uint32_t)h->payload_len;
+		rep->dtype = h->dtype;
+		if (h->dtype == PM_DTYPE_F32) {
+			rep->value.ptr = pm_vec_payload(h);
+		} else {
+			pm_vec_f32(c, h, sh->query);
+			rep->value.ptr = (const uint8_t *)sh->query;
+		}
+		rep->value.len = 4u * h->dim;
 	}
 	return st;
 }

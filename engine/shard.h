@@ -23,6 +23,8 @@
 #include "request.h"
 #include "seedmap.h"
 
+struct pm_qkernels; /* quant.h */
+
 /* Defaults an embedded shard gets (the daemon's config overrides them). */
 #define PM_SHARD_ARENA_BYTES_DEFAULT (UINT64_C(256) << 20)
 #define PM_SHARD_SEEDS_DEFAULT (1u << 20)
@@ -84,6 +86,7 @@ struct pm_shard {
 	uint32_t coll_gen;           /* the last collection generation handed out */
 	uint32_t expire_cursor;      /* next seed slot the active expiry looks at */
 	const struct pm_kernels *kern;
+	const struct pm_qkernels *qkern; /* kernels over codes (quant.h) */
 	struct pm_shard_stats stats;
 	struct pm_evict evict;       /* maxmemory, policy, RNG (evict.h) */
 	/* Called before each eviction (evict.h); the dataplane logs a DEL. NULL: allowed. */

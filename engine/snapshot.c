@@ -5,6 +5,7 @@
  */
 #include "snapshot.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "common.h"
 #include "hash.h"
 #include "kv.h"
+#include "quant.h"
 #include "vector.h"
 #include "wal.h"
 
@@ -41,9 +43,16 @@
 /* A COLLS record: slot, default, name length (COLL_HEAD_BYTES), the name,
  * then the parameters, HNSW id bound, entry, RNG and flags (COLL_BODY_BYTES). */
 #define COLL_HEAD_BYTES (2u + 1u + 1u)
-#define COLL_BODY_BYTES (4u + 1u + 1u + 2u + 4u + 4u + 4u + 4u + 8u + 1u)
+#define COLL_BODY_BYTES (4u + 1u + 1u + 2u + 4u + 4u + 4u + 4u + 8u + 1u + 1u + 1u + 4u)
 #define COLL_FIXED_BYTES (COLL_HEAD_BYTES + COLL_BODY_BYTES)
 #define COLL_FLAGS_OFF 32u
+#define COLL_DTYPE_OFF 33u
+#define COLL_RERANK_OFF 34u
+#define COLL_RERANK_K_OFF 35u
+/* After a vector's payload: its norm and Q8 scale. */
+#define VEC_META_BYTES 8u
+/* The largest payload: f16 codes and the kept f32 (6 bytes a component). */
+#define VEC_PAYLOAD_BYTES_MAX (6u * PM_DIM_MAX)
 #define KV_FIXED_BYTES (1u + 2u + 4u + 8u)
 #define VEC_FIXED_BYTES (1u + 2u + 2u + 8u)
 #define NODE_FIXED_BYTES (1u + 1u + 1u + 2u + 2u + 4u + 8u)
@@ -51,7 +60,7 @@
 _Static_assert(sizeof(PM_SNAP_MAGIC) - 1 == 8, "magic is 8 bytes");
 _Static_assert(KV_FIXED_BYTES + PM_KEY_BYTES_MAX + PM_VALUE_BYTES_MAX <= PM_SNAP_RECORD_BYTES_MAX,
 	       "a KV item fits a record");
-_Static_assert(NODE_FIXED_BYTES + PM_KEY_BYTES_MAX + 4u * PM_DIM_MAX +
+_Static_assert(NODE_FIXED_BYTES + PM_KEY_BYTES_MAX + VEC_PAYLOAD_BYTES_MAX + VEC_META_BYTES +
 			       4u * (1u + 2u * PM_HNSW_M_MAX) +
 			       4u * PM_HNSW_LEVEL_MAX * (1u + PM_HNSW_M_MAX) <=
 		       PM_SNAP_RECORD_BYTES_MAX,
@@ -163,6 +172,9 @@ static void write_colls(struct out *o, struct pm_snap_writer *w, const struct pm
 		put_u32(p + 20, c->hnsw.entry);
 		put_u64(p + 24, c->hnsw.rng);
 		p[COLL_FLAGS_OFF] = c->params.flags;
+		p[COLL_DTYPE_OFF] = c->params.dtype;
+		p[COLL_RERANK_OFF] = c->params.rerank;
+		put_u32(p + COLL_RERANK_K_OFF, c->params.rerank_k);
 		o->len = (size_t)(p + COLL_BODY_BYTES - o->p);
 		o->count++;
 	}
@@ -200,6 +212,18 @@ static bool expired_at(uint64_t at, uint64_t now_ms)
 	return at != 0 && at <= now_ms;
 }
 
+/* A vector as a record carries it: the payload verbatim, norm, scale. */
+static uint8_t *put_vec(uint8_t *p, const struct pm_vec_header *h)
+{
+	uint32_t bits[2];
+	memcpy(&bits[0], &h->norm, 4);
+	memcpy(&bits[1], &h->qscale, 4);
+	p = put_bytes(p, pm_vec_payload(h), h->payload_len);
+	put_u32(p, bits[0]);
+	put_u32(p + 4, bits[1]);
+	return p + VEC_META_BYTES;
+}
+
 /* A seed as an ITEMS record (KV, or a vector of a flat collection); false when
  * the buffer is full. Seeds that are free, expired, HNSW nodes (saved with
  * their graph) or of a collection made after the start are passed over. */
@@ -228,14 +252,15 @@ static bool save_seed(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	if (!coll_same(w, sh, s->coll) || c->params.index == PM_INDEX_HNSW)
 		return true;
 	const struct pm_vec_header *h = pm_at(&sh->arena, pm_seed_blob(s));
-	if (!reserve(o, w, PM_SNAP_SEC_ITEMS, VEC_FIXED_BYTES + s->klen + h->payload_len))
+	if (!reserve(o, w, PM_SNAP_SEC_ITEMS,
+		     VEC_FIXED_BYTES + s->klen + h->payload_len + VEC_META_BYTES))
 		return false;
 	uint8_t *p = o->p + o->len;
 	p[0] = REC_VEC;
 	put_u16(p + 1, s->klen);
 	put_u16(p + 3, s->coll);
 	put_u64(p + 5, pm_seed_expiry(s));
-	p = put_bytes(put_bytes(p + VEC_FIXED_BYTES, key, s->klen), pm_vec_data(h), h->payload_len);
+	p = put_vec(put_bytes(p + VEC_FIXED_BYTES, key, s->klen), h);
 	o->len = (size_t)(p - o->p);
 	o->count++;
 	return true;
@@ -254,7 +279,8 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	const struct pm_seed *s = tomb ? NULL : pm_seed_at(&sh->arena, h->seed);
 	uint32_t klen = s ? s->klen : 0;
 	size_t links_max = U32_BYTES * ((1u + c->hnsw.m0) + (size_t)n->level * (1u + c->hnsw.m));
-	if (!reserve(o, w, PM_SNAP_SEC_NODES, NODE_FIXED_BYTES + klen + h->payload_len + links_max))
+	if (!reserve(o, w, PM_SNAP_SEC_NODES,
+		     NODE_FIXED_BYTES + klen + h->payload_len + VEC_META_BYTES + links_max))
 		return false;
 	uint8_t *p = o->p + o->len;
 	p[0] = REC_NODE;
@@ -265,7 +291,7 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	put_u32(p + 7, id);
 	put_u64(p + 11, s ? pm_seed_expiry(s) : 0);
 	p = put_bytes(p + NODE_FIXED_BYTES, s ? pm_seed_key(&sh->arena, s) : NULL, klen);
-	p = put_bytes(p, pm_vec_data(h), h->payload_len);
+	p = put_vec(p, h);
 	size_t links = pm_hnsw_links_save(sh, c, id, p, o->cap - (size_t)(p - o->p));
 	PM_ASSERT(links > 0);
 	o->len = (size_t)(p + links - o->p);
@@ -491,14 +517,18 @@ static enum pm_status load_coll(struct pm_snap_loader *L, struct rd *r)
 					    .hnsw_m = get_u16(p + 6),
 					    .ef_construction = get_u32(p + 8),
 					    .ef_search = get_u32(p + 12),
-					    .flags = p[COLL_FLAGS_OFF] };
+					    .flags = p[COLL_FLAGS_OFF],
+					    .dtype = p[COLL_DTYPE_OFF],
+					    .rerank = p[COLL_RERANK_OFF],
+					    .rerank_k = get_u32(p + COLL_RERANK_K_OFF) };
 	L->slot[slot].present = true;
 	L->slot[slot].is_default = is_default;
 	L->slot[slot].dim = prm.dim;
 	L->slot[slot].entry = get_u32(p + 20);
 	L->slot[slot].rng = get_u64(p + 24);
 	if (is_default)
-		return prm.dim && prm.dim <= PM_DIM_MAX && prm.index == PM_INDEX_FLAT
+		return prm.dim && prm.dim <= PM_DIM_MAX && prm.index == PM_INDEX_FLAT &&
+				       prm.dtype == PM_DTYPE_F32
 			       ? PM_OK : bad(L, "bad default collection");
 	enum pm_status st = pm_coll_create(L->sh, name, nlen, &prm);
 	if (st != PM_OK)
@@ -554,9 +584,24 @@ static enum pm_status load_kv(struct pm_snap_loader *L, struct rd *r)
 	return st == PM_OK ? PM_OK : failed(L, "KV item", st);
 }
 
+/* A vector of a collection with parameters prm (put_vec); false when it runs
+ * past the section or its norm or scale is not a finite number >= 0. */
+static bool take_vec(struct rd *r, const struct pm_collection_params *prm,
+		     struct pm_vec_stored *sv)
+{
+	const uint8_t *meta;
+	if (!(sv->payload = take(r, pm_quant_payload_bytes(prm))) ||
+	    !(meta = take(r, VEC_META_BYTES)))
+		return false;
+	uint32_t bits[2] = { get_u32(meta), get_u32(meta + 4) };
+	memcpy(&sv->norm, &bits[0], 4);
+	memcpy(&sv->qscale, &bits[1], 4);
+	return isfinite(sv->norm) && sv->norm >= 0.0f && isfinite(sv->qscale) && sv->qscale >= 0.0f;
+}
+
 static enum pm_status load_vec(struct pm_snap_loader *L, struct rd *r)
 {
-	const uint8_t *p = take(r, VEC_FIXED_BYTES - 1), *key, *vec;
+	const uint8_t *p = take(r, VEC_FIXED_BYTES - 1), *key;
 	if (!p)
 		return bad(L, "truncated vector item");
 	uint32_t klen = get_u16(p), slot = get_u16(p + 2);
@@ -565,18 +610,20 @@ static enum pm_status load_vec(struct pm_snap_loader *L, struct rd *r)
 	    (L->slot[slot].c && L->slot[slot].c->params.index != PM_INDEX_FLAT))
 		return bad(L, "vector item of an unknown or HNSW collection");
 	uint32_t dim = L->slot[slot].dim;
-	if (!klen || klen > PM_KEY_BYTES_MAX || !(key = take(r, klen)) ||
-	    !(vec = take(r, (size_t)dim * sizeof(float))))
-		return bad(L, "bad vector item");
 	const struct pm_collection *c = L->slot[slot].c;
+	struct pm_vec_stored sv;
+	if (!klen || klen > PM_KEY_BYTES_MAX || !(key = take(r, klen)) ||
+	    !take_vec(r, c ? &c->params : &(struct pm_collection_params){ .dim = dim }, &sv))
+		return bad(L, "bad vector item");
 	if (!take_item(L, at))
 		return PM_OK;
 	uint64_t hash = pm_hash(key, klen);
 	const uint8_t *name = c ? c->name : NULL;
 	uint32_t nlen = c ? c->name_len : 0;
-	enum pm_status st = pm_vec_put(L->sh, key, klen, hash, name, nlen, vec, dim, at, L->now_ms);
+	enum pm_status st = pm_vec_put_stored(L->sh, key, klen, hash, name, nlen, dim, &sv, at,
+					      L->now_ms);
 	if (other_kind_dropped(L, st, key, klen, hash))
-		st = pm_vec_put(L->sh, key, klen, hash, name, nlen, vec, dim, at, L->now_ms);
+		st = pm_vec_put_stored(L->sh, key, klen, hash, name, nlen, dim, &sv, at, L->now_ms);
 	return st == PM_OK ? PM_OK : failed(L, "vector item", st);
 }
 
@@ -597,7 +644,8 @@ static size_t links_len(const struct rd *r, unsigned level)
 
 static enum pm_status load_node(struct pm_snap_loader *L, struct rd *r)
 {
-	const uint8_t *p = take(r, NODE_FIXED_BYTES - 1), *key, *vec, *links;
+	const uint8_t *p = take(r, NODE_FIXED_BYTES - 1), *key, *links;
+	struct pm_vec_stored sv;
 	if (!p)
 		return bad(L, "truncated node");
 	bool tomb = p[0] & NODE_TOMB;
@@ -611,7 +659,7 @@ static enum pm_status load_node(struct pm_snap_loader *L, struct rd *r)
 	size_t ll;
 	if (p[0] > NODE_TOMB || level > PM_HNSW_LEVEL_MAX || klen > PM_KEY_BYTES_MAX ||
 	    tomb != (klen == 0) || !(key = take(r, klen)) ||
-	    !(vec = take(r, (size_t)c->params.dim * sizeof(float))) ||
+	    !take_vec(r, &c->params, &sv) ||
 	    (ll = links_len(r, level)) == SIZE_MAX || !(links = take(r, ll)))
 		return bad(L, "bad node");
 	uint64_t hash = klen ? pm_hash(key, klen) : 0;
@@ -622,7 +670,7 @@ static enum pm_status load_node(struct pm_snap_loader *L, struct rd *r)
 		L->info->skipped++;
 	}
 	uint64_t off;
-	enum pm_status st = pm_vec_restore(L->sh, c, key, klen, hash, vec, at, L->now_ms, &off);
+	enum pm_status st = pm_vec_restore(L->sh, c, key, klen, hash, &sv, at, L->now_ms, &off);
 	if (st != PM_OK)
 		return failed(L, "node", st);
 	if (pm_hnsw_restore_node(L->sh, c, id, level, tomb, off, links, ll) != PM_OK)

@@ -41,12 +41,16 @@
  *
  * Records: COLLS — u16 slot, u8 default, u8 name length, name, u32 dim, u8
  * metric, u8 index, u16 M, u32 ef_construction, u32 ef_search, u32 HNSW id
- * bound, u32 entry, u64 RNG, u8 flags (PM_COLL_*). ITEMS — u8 1 (KV), u16 key length, u32 value
+ * bound, u32 entry, u64 RNG, u8 flags (PM_COLL_*), u8 dtype, u8 rerank, u32
+ * rerank_k (quant.h). ITEMS — u8 1 (KV), u16 key length, u32 value
  * length, u64 expiry, key, value; or u8 2 (vector of a flat collection), u16
- * key length, u16 slot, u64 expiry, key, dim x f32. NODES — u8 3, u8 flags
+ * key length, u16 slot, u64 expiry, key, vector. NODES — u8 3, u8 flags
  * (1: tombstone), u8 level, u16 slot, u16 key length (0 for a tombstone), u32
- * node id, u64 expiry, key, dim x f32, then for each level 0..level: u32
- * count, count x u32 node ids.
+ * node id, u64 expiry, key, vector, then for each level 0..level: u32
+ * count, count x u32 node ids. A vector is its stored payload verbatim
+ * (pm_quant_payload_bytes of its collection: f32, or codes and the kept f32),
+ * then its f32 norm and Q8 scale (u32 bits each), so a load stores it as it
+ * was without quantising again.
  */
 #ifndef POMAI_ENGINE_SNAPSHOT_H
 #define POMAI_ENGINE_SNAPSHOT_H
@@ -58,8 +62,10 @@
 #include "shard.h"
 
 #define PM_SNAP_MAGIC "POMAISNP"
-/* 2: a COLLS record ends with the collection's flags (evictable). */
-#define PM_SNAP_VERSION 2u
+/* 2: a COLLS record ends with the collection's flags (evictable).
+ * 3: element types — COLLS records end with dtype and rerank, vectors are
+ *    stored payloads with their norm and scale. */
+#define PM_SNAP_VERSION 3u
 #define PM_SNAP_HEADER_BYTES 64u
 #define PM_SNAP_SECTION_HEADER_BYTES 16u
 /* The largest record: a node of PM_DIM_MAX floats, the longest key and 17

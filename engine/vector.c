@@ -12,7 +12,9 @@
 #include "common.h"
 #include "evict.h"
 #include "hash.h"
+#include "knn.h"
 #include "kv.h"
+#include "quant.h"
 #include "vector.h"
 
 #define KEY_INLINE_KLEN_MAX (PM_SEED_INLINE_BYTES - sizeof(uint64_t)) /* 40 */
@@ -49,7 +51,15 @@ enum pm_status pm_coll_params_check(struct pm_collection_params *p)
 		return PM_E_EF;
 	if (p->flags & ~PM_COLL_FLAGS_ALL)
 		return PM_E_PARAM;
-	memset(p->reserved, 0, sizeof(p->reserved));
+	if (p->dtype >= PM_DTYPE_COUNT)
+		return PM_E_DTYPE;
+	/* f32 has nothing to re-rank with; a count needs rerank on */
+	if (p->rerank > 1 || (p->rerank && p->dtype == PM_DTYPE_F32) ||
+	    (!p->rerank && p->rerank_k) || p->rerank_k > PM_RERANK_K_MAX)
+		return PM_E_PARAM;
+	if (p->rerank && p->rerank_k == 0)
+		p->rerank_k = PM_RERANK_K_DEFAULT;
+	p->reserved = 0;
 	return PM_OK;
 }
 
@@ -309,25 +319,56 @@ static void coll_abandon(struct pm_shard *sh, struct pm_collection *c)
 static uint32_t vec_vlen(const struct pm_collection *c, uint32_t dim)
 {
 	uint32_t links = c->params.index == PM_INDEX_HNSW ? pm_hnsw_links0_bytes(c->hnsw.m0) : 0;
-	return PM_VEC_HEADER_BYTES + dim * (uint32_t)sizeof(float) + links;
+	PM_ASSERT(dim == c->params.dim);
+	return PM_VEC_HEADER_BYTES + pm_quant_payload_bytes(&c->params) + links;
 }
 
-/* Write header and payload (from sh->query) into a fresh blob. */
+/* What a put stores: the f32 vector in sh->query, quantised here, or (stored
+ * not NULL) a snapshot's stored form, copied. */
+struct vec_src {
+	const struct pm_vec_stored *stored;
+	float norm;
+};
+
+/* Write the payload of h (payload_len set) and its norm and scale from src. */
+static void vec_encode(const struct pm_shard *sh, const struct pm_collection *c,
+		       struct pm_vec_header *h, const struct vec_src *src)
+{
+	uint8_t *p = (uint8_t *)(h + 1);
+	const uint8_t dtype = c->params.dtype;
+	const uint32_t dim = c->params.dim;
+	h->norm = src->norm;
+	if (src->stored) {
+		memcpy(p, src->stored->payload, h->payload_len);
+		h->qscale = src->stored->qscale;
+		return;
+	}
+	uint32_t code = pm_quant_code_bytes(dtype, dim);
+	pm_quant_encode(dtype, sh->query, dim, p, &h->qscale);
+	if (dtype == PM_DTYPE_F32)
+		return;
+	uint32_t f32_off = pm_quant_f32_offset(dtype, dim);
+	uint32_t pad_end = c->params.rerank ? f32_off : (uint32_t)h->payload_len;
+	memset(p + code, 0, pad_end - code); /* padding is zero: snapshots copy it */
+	if (c->params.rerank)
+		memcpy(p + f32_off, sh->query, 4u * (size_t)dim);
+}
+
+/* Write header and payload (from src) into a fresh blob. */
 static void vec_fill(struct pm_shard *sh, uint64_t off, const struct pm_collection *c,
-		     uint32_t dim, float norm, uint32_t blob_bytes)
+		     uint32_t dim, const struct vec_src *src, uint32_t blob_bytes)
 {
 	struct pm_vec_header *h = vec_header(sh, off);
 	*h = (struct pm_vec_header){
-		.payload_len = (uint64_t)dim * sizeof(float),
+		.payload_len = pm_quant_payload_bytes(&c->params),
 		.dim = dim,
-		.dtype = PM_DTYPE_F32,
+		.dtype = c->params.dtype,
 		.coll = (uint16_t)(c - sh->colls),
 		.seed = PM_SEED_NONE,
-		.norm = norm,
 		.node = PM_VEC_NODE_NONE,
 		.blob_bytes = blob_bytes,
 	};
-	memcpy(h + 1, sh->query, h->payload_len);
+	vec_encode(sh, c, h, src);
 }
 
 /* Point seed idx at the filled blob off and append it to c's members (room was
@@ -375,7 +416,7 @@ static uint64_t vec_growth(const struct pm_shard *sh, const struct pm_collection
  * (but for what was evicted to make room). */
 static enum pm_status vec_insert(struct pm_shard *sh, uint32_t *idxp, const uint8_t *key,
 				 uint32_t klen, uint64_t hash, struct pm_collection *c,
-				 uint32_t dim, float norm, uint64_t now_ms)
+				 uint32_t dim, const struct vec_src *src, uint64_t now_ms)
 {
 	const bool hnsw = c->params.index == PM_INDEX_HNSW;
 	uint32_t vlen = vec_vlen(c, dim);
@@ -389,7 +430,7 @@ static enum pm_status vec_insert(struct pm_shard *sh, uint32_t *idxp, const uint
 	off = pm_blob_alloc(&sh->arena, need);
 	if (!off || !members_reserve(sh, c) || (idx == PM_SEED_NONE && !pm_seed_available(&sh->arena)))
 		goto nomem;
-	vec_fill(sh, off, c, dim, norm, need);
+	vec_fill(sh, off, c, dim, src, need);
 	if (hnsw && pm_hnsw_insert(sh, c, off) != PM_OK)
 		goto nomem;
 	if (idx != PM_SEED_NONE) { /* a move keeps the key's access frequency */
@@ -413,13 +454,10 @@ nomem:
 }
 
 enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, const uint8_t *key,
-			      uint32_t klen, uint64_t hash, const uint8_t *vec, uint64_t expire_at_ms,
-			      uint64_t now_ms, uint64_t *offp)
+			      uint32_t klen, uint64_t hash, const struct pm_vec_stored *st,
+			      uint64_t expire_at_ms, uint64_t now_ms, uint64_t *offp)
 {
 	uint32_t dim = c->params.dim;
-	enum pm_status st = pm_vec_load(sh->query, vec, dim);
-	if (st != PM_OK)
-		return st;
 	uint32_t vlen = vec_vlen(c, dim);
 	uint32_t need = PM_MAX(vlen + (klen > KEY_INLINE_KLEN_MAX ? klen : 0),
 			       PM_BLOB_ALIGNED_BYTES_MIN);
@@ -429,7 +467,7 @@ enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, cons
 			pm_blob_free(&sh->arena, off, need);
 		return PM_E_NOMEM;
 	}
-	vec_fill(sh, off, c, dim, pm_norm(sh->query, dim), need);
+	vec_fill(sh, off, c, dim, &(struct vec_src){ st, st->norm }, need);
 	if (klen) {
 		uint32_t idx = pm_seed_alloc(&sh->arena);
 		pm_seedmap_insert(&sh->map, &sh->arena, hash, idx);
@@ -442,37 +480,28 @@ enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, cons
 	return PM_OK;
 }
 
-enum pm_status pm_vec_put(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
-			  const uint8_t *name, uint32_t nlen, const uint8_t *vec, uint32_t dim,
-			  uint64_t expire_at_ms, uint64_t now_ms)
+/* The put of pm_vec_put and pm_vec_put_stored, its arguments checked and
+ * the vector in src (sh->query holding the f32 when src->stored is NULL). */
+static enum pm_status vec_put(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
+			      uint64_t hash, const uint8_t *name, uint32_t nlen, uint32_t dim,
+			      const struct vec_src *src, uint64_t expire_at_ms, uint64_t now_ms)
 {
-	if (klen == 0 || klen > PM_KEY_BYTES_MAX)
-		return PM_E_KEY_LEN;
-	if (nlen > PM_COLLECTION_NAME_BYTES_MAX)
-		return PM_E_COLLECTION_NAME;
-	if (dim == 0 || dim > PM_DIM_MAX)
-		return PM_E_DIM;
-	enum pm_status st = pm_vec_load(sh->query, vec, dim);
-	if (st != PM_OK)
-		return st;
-	float norm = pm_norm(sh->query, dim);
 	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
 	if (idx != PM_SEED_NONE && pm_seed_at(&sh->arena, idx)->kind != PM_SEED_VECTOR)
 		return PM_E_WRONGTYPE;
 	struct pm_collection *c;
-	if ((st = coll_for_put(sh, name, nlen, dim, &c)) != PM_OK)
+	enum pm_status st = coll_for_put(sh, name, nlen, dim, &c);
+	if (st != PM_OK)
 		return st;
-	if (c->params.metric == PM_METRIC_COSINE && !(norm > 0.0f))
+	if (c->params.metric == PM_METRIC_COSINE && !(src->norm > 0.0f))
 		return PM_E_ZERO_VECTOR;
 	struct pm_seed *s = idx == PM_SEED_NONE ? NULL : pm_seed_at(&sh->arena, idx);
 	if (s && &sh->colls[s->coll] == c) { /* same collection: update in place (no memory) */
-		struct pm_vec_header *h = vec_header(sh, pm_seed_blob(s));
-		memcpy(h + 1, sh->query, h->payload_len);
-		h->norm = norm;
+		vec_encode(sh, c, vec_header(sh, pm_seed_blob(s)), src);
 		c->mutations++;
 		if (c->params.index == PM_INDEX_HNSW)
 			pm_hnsw_update(sh, c, pm_seed_blob(s));
-	} else if ((st = vec_insert(sh, &idx, key, klen, hash, c, dim, norm, now_ms)) != PM_OK) {
+	} else if ((st = vec_insert(sh, &idx, key, klen, hash, c, dim, src, now_ms)) != PM_OK) {
 		return st;
 	}
 	s = pm_seed_at(&sh->arena, idx);
@@ -480,6 +509,42 @@ enum pm_status pm_vec_put(struct pm_shard *sh, const uint8_t *key, uint32_t klen
 	if (sh->evict.cfg.maxmemory_bytes)
 		pm_lfu_touch(sh, s, now_ms);
 	return PM_OK;
+}
+
+static enum pm_status put_args_check(uint32_t klen, uint32_t nlen, uint32_t dim)
+{
+	if (klen == 0 || klen > PM_KEY_BYTES_MAX)
+		return PM_E_KEY_LEN;
+	if (nlen > PM_COLLECTION_NAME_BYTES_MAX)
+		return PM_E_COLLECTION_NAME;
+	if (dim == 0 || dim > PM_DIM_MAX)
+		return PM_E_DIM;
+	return PM_OK;
+}
+
+enum pm_status pm_vec_put(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			  const uint8_t *name, uint32_t nlen, const uint8_t *vec, uint32_t dim,
+			  uint64_t expire_at_ms, uint64_t now_ms)
+{
+	enum pm_status st = put_args_check(klen, nlen, dim);
+	if (st == PM_OK)
+		st = pm_vec_load(sh->query, vec, dim);
+	if (st != PM_OK)
+		return st;
+	struct vec_src src = { NULL, pm_norm(sh->query, dim) };
+	return vec_put(sh, key, klen, hash, name, nlen, dim, &src, expire_at_ms, now_ms);
+}
+
+enum pm_status pm_vec_put_stored(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
+				 uint64_t hash, const uint8_t *name, uint32_t nlen, uint32_t dim,
+				 const struct pm_vec_stored *stored, uint64_t expire_at_ms,
+				 uint64_t now_ms)
+{
+	enum pm_status st = put_args_check(klen, nlen, dim);
+	if (st != PM_OK)
+		return st;
+	struct vec_src src = { stored, stored->norm };
+	return vec_put(sh, key, klen, hash, name, nlen, dim, &src, expire_at_ms, now_ms);
 }
 
 enum pm_status pm_vec_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
@@ -506,4 +571,63 @@ enum pm_status pm_vec_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen
 			  uint64_t now_ms)
 {
 	return pm_ks_del(sh, key, klen, hash, now_ms, PM_SEED_VECTOR);
+}
+
+/* ---------------------------------------------------------------- element types */
+
+void pm_vec_f32(const struct pm_collection *c, const struct pm_vec_header *h, float *out)
+{
+	const uint8_t dtype = c->params.dtype;
+	const uint32_t dim = c->params.dim;
+	if (dtype != PM_DTYPE_F32 && c->params.rerank)
+		memcpy(out, pm_vec_payload(h) + pm_quant_f32_offset(dtype, dim), 4u * (size_t)dim);
+	else
+		pm_quant_decode(dtype, pm_vec_payload(h), h->qscale, h->norm, dim, out);
+}
+
+uint32_t pm_vec_rerank_candidates(const struct pm_collection *c, uint32_t k)
+{
+	return pm_vec_reranks(c) ? PM_MAX(k, c->params.rerank_k) : k;
+}
+
+/* Heapsort by (distance, key): n is up to PM_RERANK_K_MAX, so no quadratic sort. */
+static void hits_sift(const struct pm_shard *sh, struct pm_knn_hit *h, uint32_t i, uint32_t n)
+{
+	struct pm_knn_hit x = h[i];
+	for (uint32_t c; (c = 2 * i + 1) < n; i = c) {
+		if (c + 1 < n && pm_knn_hit_cmp(sh, &h[c + 1], &h[c]) > 0)
+			c++;
+		if (pm_knn_hit_cmp(sh, &h[c], &x) <= 0)
+			break;
+		h[i] = h[c];
+	}
+	h[i] = x;
+}
+
+static void hits_sort(const struct pm_shard *sh, struct pm_knn_hit *h, uint32_t n)
+{
+	for (uint32_t i = n / 2; i-- > 0;)
+		hits_sift(sh, h, i, n);
+	for (uint32_t end = n; end > 1; end--) {
+		struct pm_knn_hit top = h[0];
+		h[0] = h[end - 1];
+		h[end - 1] = top;
+		hits_sift(sh, h, 0, end - 1);
+	}
+}
+
+uint32_t pm_vec_rerank(const struct pm_shard *sh, const struct pm_collection *c, const float *q,
+		       float qnorm, struct pm_knn_hit *hits, uint32_t n, uint32_t k)
+{
+	PM_ASSERT(pm_vec_reranks(c));
+	const uint32_t dim = c->params.dim;
+	const uint32_t f32_off = pm_quant_f32_offset(c->params.dtype, dim);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct pm_seed *s = pm_seed_at(&sh->arena, hits[i].seed);
+		const struct pm_vec_header *h = vec_header(sh, pm_seed_blob(s));
+		const float *v = (const float *)(pm_vec_payload(h) + f32_off);
+		hits[i].dist = pm_knn_distance(sh->kern, c->params.metric, q, qnorm, v, h->norm, dim);
+	}
+	hits_sort(sh, hits, n);
+	return PM_MIN(n, k);
 }

@@ -4,7 +4,11 @@
  *
  * A vector is a seed of kind VECTOR whose blob is
  *
- *   [ 64-byte header | dim x f32 payload | HNSW level-0 link ids | long key ]
+ *   [ 64-byte header | payload | HNSW level-0 link ids | long key ]
+ *
+ * where the payload is the vector in its collection's element type (quant.h:
+ * dim x f32 for f32 collections; codes, then the f32 copy when the collection
+ * re-ranks, for the others) and payload_len its size.
  *
  * The header follows the seed plan's `payload_len, dim, dtype` and adds what the
  * shard needs to find its way back: the collection id, the owning seed, the
@@ -47,7 +51,9 @@ struct pm_vec_header {
 	uint32_t blob_bytes;  /* the size this blob was allocated with */
 	uint32_t links0;      /* HNSW: level-0 links (their ids follow the payload) */
 	uint16_t lfu;         /* access frequency word (evict.h), as a KV seed's `coll` */
-	uint8_t reserved[14]; /* zero; room for quantisation metadata */
+	uint16_t reserved16;  /* zero */
+	float qscale;         /* Q8: the code scale (quant.h); 0 for other types */
+	uint8_t reserved[8];  /* zero */
 };
 _Static_assert(sizeof(struct pm_vec_header) == PM_VEC_HEADER_BYTES, "vector header size");
 
@@ -55,6 +61,21 @@ static inline const float *pm_vec_data(const struct pm_vec_header *h)
 {
 	return (const float *)(h + 1);
 }
+
+/* The payload as bytes: an f32 vector or a non-f32 collection's codes. */
+static inline const uint8_t *pm_vec_payload(const struct pm_vec_header *h)
+{
+	return (const uint8_t *)(h + 1);
+}
+
+/* A vector as its blob stores it (a snapshot's copy): the payload, verbatim
+ * (pm_quant_payload_bytes of its collection's parameters), and the header
+ * fields that go with it. */
+struct pm_vec_stored {
+	const uint8_t *payload;
+	float norm;
+	float qscale;
+};
 
 /* ---------------------------------------------------------------- collections */
 
@@ -101,14 +122,38 @@ enum pm_status pm_vec_get(struct pm_shard *sh, const uint8_t *key, uint32_t klen
 enum pm_status pm_vec_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
 			  uint64_t now_ms);
 
+/* pm_vec_put of a vector in its stored form (a snapshot's): stored as it is,
+ * not quantised again. */
+enum pm_status pm_vec_put_stored(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
+				 uint64_t hash, const uint8_t *name, uint32_t nlen, uint32_t dim,
+				 const struct pm_vec_stored *st, uint64_t expire_at_ms, uint64_t now_ms);
+
+/* The f32 vector of a stored one, into out (dim floats): the f32 payload or
+ * the kept copy when there is one, else the codes decoded (quant.h). */
+void pm_vec_f32(const struct pm_collection *c, const struct pm_vec_header *h, float *out);
+
+/* Re-rank (quant.h): hits[0..n) were ranked by codes; give each the exact
+ * f32 distance to q (dim floats; qnorm its norm) from the kept f32, order
+ * them by (distance, key) and return min(n, k). c must keep f32. */
+uint32_t pm_vec_rerank(const struct pm_shard *sh, const struct pm_collection *c, const float *q,
+		       float qnorm, struct pm_knn_hit *hits, uint32_t n, uint32_t k);
+/* Whether c re-ranks (quant.h), and the candidates a search of k hits in c
+ * ranks by codes before the re-rank: max(k, rerank_k), or k when c does not
+ * re-rank. A graph search takes at most its beam's width of them. */
+static inline bool pm_vec_reranks(const struct pm_collection *c)
+{
+	return c->params.dtype != PM_DTYPE_F32 && c->params.rerank;
+}
+uint32_t pm_vec_rerank_candidates(const struct pm_collection *c, uint32_t k);
+
 /* Restore a node of HNSW collection c from a snapshot: a blob laid out as
- * pm_vec_put lays it out, its payload from vec (LE f32, c's dimension), and —
+ * pm_vec_put lays it out, its payload and header fields from st, and —
  * unless klen is 0 (a tombstone: no key, no seed, not a member) — a new seed
  * for key (which must not be in the shard) with its expiry. The caller then
  * hands the blob at *off to pm_hnsw_restore_node. */
 enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, const uint8_t *key,
-			      uint32_t klen, uint64_t hash, const uint8_t *vec, uint64_t expire_at_ms,
-			      uint64_t now_ms, uint64_t *off);
+			      uint32_t klen, uint64_t hash, const struct pm_vec_stored *st,
+			      uint64_t expire_at_ms, uint64_t now_ms, uint64_t *off);
 
 /* Remove a vector seed's blob and membership (the seed slot itself stays). */
 void pm_vec_unlink(struct pm_shard *sh, uint32_t idx);

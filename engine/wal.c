@@ -15,7 +15,10 @@
  *   VDEL     u32 klen, key
  *   CCREATE  u8 nlen, name, u32 dim, u8 metric, u8 index, u16 hnsw_m,
  *            u32 ef_construction, u32 ef_search, u8 flags (PM_COLL_*; since
- *            version 2)
+ *            version 2), u8 dtype, u8 rerank, u32 rerank_k (quant.h; since
+ *            version 3). VADD keeps the f32 as sent whatever the element
+ *            type: quantisation is a pure function of it, so a replay
+ *            stores the same codes.
  *   CDROP    u8 nlen, name
  *
  * Invariants, checked when writing (pm_wal_encode refuses) and when reading
@@ -74,9 +77,11 @@
 #define NAME_LEN_BYTES U8_BYTES  /* names are at most 255 bytes */
 #define BLOB_LEN_BYTES U32_BYTES /* keys and values */
 #define EXPIRE_BYTES U64_BYTES
-/* CCREATE parameters: dim, metric, index, hnsw_m, ef_construction, ef_search, flags. */
+/* CCREATE parameters: dim, metric, index, hnsw_m, ef_construction, ef_search, flags,
+ * dtype, rerank, rerank_k. */
 #define PARAMS_BYTES \
-	(U32_BYTES + U8_BYTES + U8_BYTES + U16_BYTES + U32_BYTES + U32_BYTES + U8_BYTES)
+	(U32_BYTES + U8_BYTES + U8_BYTES + U16_BYTES + U32_BYTES + U32_BYTES + U8_BYTES + \
+	 U8_BYTES + U8_BYTES + U32_BYTES)
 
 #define SET_PAYLOAD_BYTES_MAX \
 	(BLOB_LEN_BYTES + PM_KEY_BYTES_MAX + BLOB_LEN_BYTES + PM_VALUE_BYTES_MAX + EXPIRE_BYTES)
@@ -292,7 +297,8 @@ static uint8_t *w_params(uint8_t *w, const struct pm_collection_params *p)
 {
 	w = w_u8(w_u8(w_u32(w, p->dim), p->metric), p->index);
 	put_u16(w, p->hnsw_m);
-	return w_u8(w_u32(w_u32(w + U16_BYTES, p->ef_construction), p->ef_search), p->flags);
+	w = w_u8(w_u32(w_u32(w + U16_BYTES, p->ef_construction), p->ef_search), p->flags);
+	return w_u32(w_u8(w_u8(w, p->dtype), p->rerank), p->rerank_k);
 }
 
 /* Write the payload (payload_bytes said how long); returns its end. */
@@ -381,6 +387,9 @@ static void r_params(struct reader *r, struct pm_collection_params *p)
 	p->ef_construction = r_u32(r);
 	p->ef_search = r_u32(r);
 	p->flags = r_u8(r);
+	p->dtype = r_u8(r);
+	p->rerank = r_u8(r);
+	p->rerank_k = r_u32(r);
 }
 
 /* Parse a payload of `type` from the avail bytes at p into rec; *used is the

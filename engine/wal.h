@@ -45,9 +45,10 @@
 /* Largest payload: the largest SET or VADD with its collection name. */
 #define PM_WAL_PAYLOAD_BYTES_MAX (96u << 10)
 #define PM_WAL_MAGIC "POMAIWAL"
-/* 2: CCREATE carries the collection flags (evictable). Version 1 logs are
- * refused at start (no upgrade path before a release). */
-#define PM_WAL_VERSION 2u
+/* 2: CCREATE carries the collection flags (evictable). 3: CCREATE carries
+ * the element type and re-rank (quant.h). Older logs are refused at start
+ * (no upgrade path before a release). */
+#define PM_WAL_VERSION 3u
 
 enum pm_wal_type {
 	PM_WAL_SET = 1,

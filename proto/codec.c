@@ -361,6 +361,16 @@ static enum pm_wire_status dec_ccreate(struct rd *r, struct pm_wire_request *req
 		return PM_WIRE_E_FRAME_LENGTH;
 	if (p->flags & ~PM_WIRE_COLL_FLAGS_ALL)
 		return PM_WIRE_E_PARAM;
+	/* then, later still: u8 dtype, and u8 rerank with u32 rerank_k; absent
+	 * are f32 and off (docs/protocol.md) */
+	if (r->left != 0 && !rd_u8(r, &p->dtype))
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (p->dtype >= PM_WIRE_DTYPE_COUNT)
+		return PM_WIRE_E_DTYPE;
+	if (r->left != 0 && (!rd_u8(r, &p->rerank) || !rd_u32(r, &p->rerank_k)))
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (p->rerank > 1 || p->rerank_k > PM_WIRE_RERANK_K_MAX)
+		return PM_WIRE_E_PARAM;
 	return PM_WIRE_OK;
 }
 
@@ -504,8 +514,9 @@ static void wr_vector(struct wr *w, uint32_t dim, const uint8_t *vec)
 }
 
 /* Collection parameters; coll_flags only when `flags` (a CLIST entry for a
- * client from before the field has none). */
-static void wr_params(struct wr *w, const struct pm_wire_coll_params *p, bool flags)
+ * client from before the field has none), the element type fields only when
+ * `dtype` (likewise). */
+static void wr_params(struct wr *w, const struct pm_wire_coll_params *p, bool flags, bool dtype)
 {
 	wr_u32(w, p->dim);
 	wr_u8(w, p->metric);
@@ -517,6 +528,13 @@ static void wr_params(struct wr *w, const struct pm_wire_coll_params *p, bool fl
 		w->ok = false;
 	if (flags)
 		wr_u8(w, p->flags);
+	if (p->dtype >= PM_WIRE_DTYPE_COUNT || p->rerank > 1 || p->rerank_k > PM_WIRE_RERANK_K_MAX)
+		w->ok = false;
+	if (dtype) {
+		wr_u8(w, p->dtype);
+		wr_u8(w, p->rerank);
+		wr_u32(w, p->rerank_k);
+	}
 }
 
 /* The writer for the body of a frame at out (header space reserved). */
@@ -598,7 +616,10 @@ static uint8_t enc_request_body(const struct pm_wire_request *req, struct wr *w)
 		return enc_vquery(req, w);
 	case PM_WIRE_OP_CCREATE:
 		wr_bytes(w, req->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
-		wr_params(w, &req->params, true);
+		/* the element type fields only when not all default: a server from
+		 * before them takes the create */
+		wr_params(w, &req->params, true,
+			  req->params.dtype || req->params.rerank || req->params.rerank_k);
 		return 0;
 	case PM_WIRE_OP_CDROP:
 		wr_bytes(w, req->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
@@ -686,7 +707,8 @@ static uint8_t enc_colls(const struct pm_wire_reply *rep, uint32_t *cursor, stru
 		if ((uint64_t)PM_WIRE_COLL_BYTES_FIXED + c->name.len > wr_room(w))
 			break;
 		wr_bytes(w, c->name, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
-		wr_params(w, &c->params, rep->list_flags & PM_CLIST_COLL_FLAGS);
+		wr_params(w, &c->params, rep->list_flags & PM_CLIST_COLL_FLAGS,
+			  rep->list_flags & PM_CLIST_DTYPE);
 		wr_u64(w, c->count);
 		wr_u64(w, c->bytes);
 	}
@@ -749,8 +771,9 @@ static uint8_t enc_reply_body(const struct pm_wire_reply *rep, uint32_t *cursor,
 		return 0;
 	case PM_WIRE_OP_VGET:
 		wr_u32(w, rep->dim);
-		wr_u8(w, PM_WIRE_DTYPE_F32);
-		if (rep->dim > PM_WIRE_DIM_MAX || rep->dim * 4u != rep->value.len)
+		wr_u8(w, rep->dtype); /* the collection's; the values are f32 */
+		if (rep->dim > PM_WIRE_DIM_MAX || rep->dim * 4u != rep->value.len ||
+		    rep->dtype >= PM_WIRE_DTYPE_COUNT)
 			w->ok = false;
 		wr_put(w, rep->value.ptr, rep->value.len);
 		wr_bytes(w, rep->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
@@ -876,7 +899,7 @@ static enum pm_wire_status dec_vget(struct rd *r, struct pm_reply_view *rv)
 		return PM_WIRE_E_FRAME_LENGTH;
 	if (rv->dim == 0 || rv->dim > PM_WIRE_DIM_MAX)
 		return PM_WIRE_E_DIM;
-	if (rv->dtype != PM_WIRE_DTYPE_F32)
+	if (rv->dtype >= PM_WIRE_DTYPE_COUNT)
 		return PM_WIRE_E_DTYPE;
 	if (!rd_take(r, (uint64_t)rv->dim * 4u, &rv->value.ptr))
 		return PM_WIRE_E_FRAME_LENGTH;
@@ -917,8 +940,14 @@ static enum pm_wire_status dec_coll_entry(struct rd *r, uint8_t list_flags,
 	    !rd_u16(r, &p->hnsw_m) || !rd_u32(r, &p->ef_construction) ||
 	    !rd_u32(r, &p->ef_search) ||
 	    ((list_flags & PM_CLIST_COLL_FLAGS) && !rd_u8(r, &p->flags)) ||
+	    ((list_flags & PM_CLIST_DTYPE) &&
+	     (!rd_u8(r, &p->dtype) || !rd_u8(r, &p->rerank) || !rd_u32(r, &p->rerank_k))) ||
 	    !rd_u64(r, &ci->count) || !rd_u64(r, &ci->bytes))
 		return PM_WIRE_E_FRAME_LENGTH;
+	if (p->dtype >= PM_WIRE_DTYPE_COUNT)
+		return PM_WIRE_E_DTYPE;
+	if (p->rerank > 1 || p->rerank_k > PM_WIRE_RERANK_K_MAX)
+		return PM_WIRE_E_PARAM;
 	if (p->dim > PM_WIRE_DIM_MAX)
 		return PM_WIRE_E_DIM;
 	if (p->metric >= PM_WIRE_METRIC_COUNT || p->index >= PM_WIRE_INDEX_COUNT ||
@@ -1005,7 +1034,7 @@ static enum pm_wire_status check_reply_header(const struct pm_frame_header *h,
 enum pm_wire_status pm_reply_decode(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
 				    size_t *used)
 {
-	return pm_reply_decode_list(buf, len, PM_CLIST_COLL_FLAGS, rv, used);
+	return pm_reply_decode_list(buf, len, PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE, rv, used);
 }
 
 enum pm_wire_status pm_reply_decode_list(const uint8_t *buf, size_t len, uint8_t list_flags,

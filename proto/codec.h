@@ -47,7 +47,10 @@ struct pm_wire_coll_params {
 	uint32_t ef_construction; /* 0 = default */
 	uint32_t ef_search;       /* 0 = default */
 	uint8_t flags;            /* PM_WIRE_COLL_*; absent (a client from before) is 0 */
-	uint8_t reserved[3];      /* zero: decoded parameters compare by bytes */
+	uint8_t dtype;            /* enum pm_wire_dtype; absent is f32 */
+	uint8_t rerank;           /* 0 off, 1 on; absent is off */
+	uint8_t reserved;         /* zero: decoded parameters compare by bytes */
+	uint32_t rerank_k;        /* re-rank candidates; 0 = the server's default */
 };
 
 /* A decoded request (server side) or one to encode (client side). */
@@ -104,6 +107,7 @@ struct pm_wire_reply {
 	struct pm_wire_bytes value;        /* GET value; VGET raw f32 bytes; INFO text;
 					      MAP: the map's wire form (pm_cmap_encode) */
 	uint32_t dim;                      /* VGET */
+	uint8_t dtype;                     /* VGET: the collection's element type */
 	struct pm_wire_bytes collection;   /* VGET: the vector's collection name */
 	const struct pm_wire_hit *hits;    /* VQUERY: sorted by (dist, key) */
 	uint32_t nhits;
@@ -236,9 +240,9 @@ struct pm_reply_view {
 
 /* Decode one reply frame at the start of buf; *used as for
  * pm_wire_request_decode(). Returns the decoding result; the server's result
- * is rv->status. CLIST entries are read with coll_flags (the reply to a
- * request with PM_CLIST_COLL_FLAGS, which every request this codec encodes
- * for a client has). */
+ * is rv->status. CLIST entries are read with coll_flags and the element type
+ * fields (the reply to a request with PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE,
+ * which every request this codec's clients send). */
 enum pm_wire_status pm_reply_decode(const uint8_t *buf, size_t len, struct pm_reply_view *rv,
 				    size_t *used);
 

@@ -130,10 +130,11 @@
 #define PM_FLAG_MORE 0x40u  /* VQUERY, CLIST: another frame with this id follows */
 #define PM_FLAG_REPLY 0x80u /* set on every reply, never on a request */
 
-/* Wire size of one KNN hit and of one CLIST entry (with coll_flags), without
+/* Wire size of one KNN hit and of one CLIST entry (with coll_flags and the
+ * element type fields), without
  * their names. */
 #define PM_WIRE_HIT_BYTES_FIXED (4u + 4u)
-#define PM_WIRE_COLL_BYTES_FIXED (4u + 4u + 1u + 1u + 2u + 4u + 4u + 1u + 8u + 8u)
+#define PM_WIRE_COLL_BYTES_FIXED (4u + 4u + 1u + 1u + 2u + 4u + 4u + 1u + 8u + 8u + 1u + 1u + 4u)
 
 /* ---------------------------------------------------------------- ops */
 
@@ -236,11 +237,17 @@ enum pm_wire_index {
 	PM_WIRE_INDEX_COUNT
 };
 
-/* Vector element types (VGET replies). */
+/* Vector element types: a collection's (CCREATE, CLIST) and a VGET reply's
+ * (its values are f32 whatever the type; docs/protocol.md). */
 enum pm_wire_dtype {
-	PM_WIRE_DTYPE_F32 = 0, /* the only one today; f16 = 1, i8 = 2 reserved */
+	PM_WIRE_DTYPE_F32 = 0,
+	PM_WIRE_DTYPE_F16 = 1,
+	PM_WIRE_DTYPE_Q8 = 2,  /* int8 with a per-vector scale */
+	PM_WIRE_DTYPE_BIN = 3, /* one sign bit per component */
 	PM_WIRE_DTYPE_COUNT
 };
+/* Re-rank candidates a CCREATE may ask for (the engine's PM_RERANK_K_MAX). */
+#define PM_WIRE_RERANK_K_MAX 1024u
 
 /* Collection flags (CCREATE's and CLIST's coll_flags byte). */
 #define PM_WIRE_COLL_EVICTABLE 0x01u /* its vectors may be evicted under maxmemory */
@@ -253,7 +260,8 @@ enum pm_wire_dtype {
 /* CLIST request flags (a byte at the end of the body), and so the entry
  * layout of its reply. */
 #define PM_CLIST_COLL_FLAGS 0x01u /* each entry carries coll_flags */
-#define PM_CLIST_FLAGS_ALL PM_CLIST_COLL_FLAGS
+#define PM_CLIST_DTYPE 0x02u      /* each entry carries dtype, rerank, rerank_k */
+#define PM_CLIST_FLAGS_ALL (PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE)
 
 /* ---------------------------------------------------------------- sanity */
 

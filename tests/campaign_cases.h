@@ -31,7 +31,7 @@
 
 /* Header patches and body fields a row holds at most. */
 #define CAMP_PATCHES_MAX 2u
-#define CAMP_FIELDS_MAX 12u
+#define CAMP_FIELDS_MAX 14u /* a whole CCREATE with the element type fields and one byte more */
 /* Largest datagram a row builds: a whole frame plus what a row appends. */
 #define CAMP_DATAGRAM_BYTES_MAX (65536u + 64u)
 

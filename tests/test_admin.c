@@ -190,6 +190,11 @@ static void test_pomaictl(void)
 	expect("collection create docs --dim 8 --index hnsw --m 8", 0, "OK");
 	expect("collection list", 0, "# docs");
 	expect("collection create docs --dim 9", 1, "E_EXISTS"); /* other parameters */
+	expect("collection create codes --dim 8 --dtype q8 --rerank 32", 0, "OK");
+	expect("collection list", 0, "dtype:q8\r\nrerank:32");
+	expect("collection create codes2 --dim 8 --dtype q4", 2, "dtype=q4"); /* usage */
+	expect("collection create codes2 --dim 8 --rerank 5", 1, "E_PARAM"); /* f32 */
+	expect("collection drop codes", 0, "removed:1");
 	expect("collection drop docs", 0, "removed:1");
 	expect("collection drop docs", 0, "removed:0");
 	expect("quota set 127.0.0.9 5000 1000000", 0, "OK");

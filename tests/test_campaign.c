@@ -148,12 +148,15 @@ static void make_marker_keys(void)
 /* ---------------------------------------------------------------- a UDP client */
 
 /* A reply frame to any request the table sends: a CLIST row without
- * PM_CLIST_COLL_FLAGS is answered in the entry layout from before coll_flags
- * (docs/protocol.md 10), which pm_reply_decode() does not read. */
+ * PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE is answered in an entry layout from
+ * before those fields (docs/protocol.md 10), which pm_reply_decode() does not
+ * read. */
 static enum pm_wire_status reply_decode(const uint8_t *buf, size_t len,
 					struct pm_reply_view *rv, size_t *used)
 {
 	enum pm_wire_status st = pm_reply_decode(buf, len, rv, used);
+	if (st != PM_WIRE_OK && rv->op == PM_OP_CLIST)
+		st = pm_reply_decode_list(buf, len, PM_CLIST_COLL_FLAGS, rv, used);
 	if (st != PM_WIRE_OK && rv->op == PM_OP_CLIST)
 		st = pm_reply_decode_list(buf, len, 0, rv, used);
 	return st;

@@ -760,6 +760,22 @@ static void cli_vectors(void)
 	CU_ASSERT_STRING_EQUAL(cli_out, "ck\t0.292893\n");
 	CLI(&F, 0, "collection", "drop", "c1");
 	CLI(&F, 1, "collection", "drop", "c1");
+	/* element types: created, listed, read back as f32 */
+	CLI(&F, 0, "collection", "create", "q1", "--dim", "3", "--dtype", "q8", "--rerank", "on",
+	    "--rerank-candidates", "16");
+	CLI(&F, 0, "collection", "create", "b1", "--dim", "3", "--dtype", "bin");
+	CLI(&F, 0, "collection", "list");
+	CU_ASSERT_PTR_NOT_NULL(strstr(cli_out, "q8     16"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(cli_out, "bin    off"));
+	CLI(&F, 0, "vadd", "qk", "1,2,3", "--collection", "q1");
+	CLI(&F, 0, "vget", "qk");
+	CU_ASSERT_STRING_EQUAL(cli_out, "1,2,3\n"); /* the kept f32 */
+	CLI(&F, 3, "collection", "create", "f1", "--dim", "3", "--rerank", "on"); /* f32: E_PARAM */
+	CLI(&F, 2, "collection", "create", "x1", "--dim", "3", "--dtype", "q4");
+	CLI(&F, 2, "collection", "create", "x1", "--dim", "3", "--rerank", "yes");
+	CLI(&F, 2, "collection", "list", "--dtype", "q8");
+	CLI(&F, 0, "collection", "drop", "q1");
+	CLI(&F, 0, "collection", "drop", "b1");
 	CLI(&F, 0, "vdel", "vn");
 	CLI(&F, 1, "vget", "vn");
 	CLI(&F, 3, "get", "vk"); /* WRONGTYPE */

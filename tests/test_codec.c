@@ -453,7 +453,8 @@ static void test_reply_roundtrip_lists(void)
 		  1000, 2048000 },
 	};
 	rep = (struct pm_reply){ .status = PM_OK, .op = PM_OP_CLIST, .id = 13,
-				 .colls = colls, .ncolls = 2, .list_flags = PM_CLIST_COLL_FLAGS };
+				 .colls = colls, .ncolls = 2,
+				 .list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE };
 	encode_view(&rep, &rv);
 	CU_ASSERT_EQUAL(rv.count, 2);
 	for (int i = 0; i < 2; i++) {
@@ -659,7 +660,8 @@ static void test_paging_small_cap(void)
 						  { i + 1, PM_METRIC_L2, PM_INDEX_FLAT, 0, 0, 0 },
 						  i, 100 * i };
 	rep = (struct pm_reply){ .status = PM_OK, .op = PM_OP_CLIST, .id = 2,
-				 .colls = colls, .ncolls = 20, .list_flags = PM_CLIST_COLL_FLAGS };
+				 .colls = colls, .ncolls = 20,
+				 .list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE };
 	cursor = 0;
 	uint32_t seen = 0, frames = 0;
 	while (cursor < 20 && frames < 40) {
@@ -872,9 +874,19 @@ static void test_ccreate_without_flags(void)
 	fb_le(PM_COLL_EVICTABLE, 1); /* the current body */
 	CU_ASSERT_EQUAL_FATAL(decode_fb(&req, &used), PM_OK);
 	CU_ASSERT_EQUAL(req.params.flags, PM_COLL_EVICTABLE);
-	fb_le(0, 1); /* a byte past the flags */
+	fb_le(PM_DTYPE_Q8, 1); /* then the element type */
+	CU_ASSERT_EQUAL_FATAL(decode_fb(&req, &used), PM_OK);
+	CU_ASSERT_EQUAL(req.params.dtype, PM_DTYPE_Q8);
+	CU_ASSERT_EQUAL(req.params.rerank, 0);
+	fb_le(1, 1); /* rerank without its count: short */
 	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
-	F.n -= 3; /* into ef_search: still short of a whole field */
+	fb_le(40, 4);
+	CU_ASSERT_EQUAL_FATAL(decode_fb(&req, &used), PM_OK);
+	CU_ASSERT_EQUAL(req.params.rerank, 1);
+	CU_ASSERT_EQUAL(req.params.rerank_k, 40);
+	fb_le(0, 1); /* a byte past the last field */
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
+	F.n -= 1 + 4 + 1 + 1 + 1 + 3; /* back into ef_search: still short of a whole field */
 	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
 	/* the encoder writes the current body, flags 0 included */
 	struct pm_request r = { .op = PM_OP_CCREATE, .id = 9, .collection = B("old"),
@@ -957,7 +969,8 @@ static void test_clist_layouts(void)
 	struct pm_reply rep = { .status = PM_OK, .op = PM_OP_CLIST, .id = 8, .colls = colls,
 				.ncolls = 2 };
 	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out);
-	const size_t entries = 2 * (PM_WIRE_COLL_BYTES_FIXED - 1u) + 3u; /* no coll_flags */
+	/* no coll_flags, no dtype, rerank, rerank_k */
+	const size_t entries = 2 * (PM_WIRE_COLL_BYTES_FIXED - 1u - 6u) + 3u;
 	CU_ASSERT_EQUAL(n, PM_FRAME_HEADER_BYTES + 1u + 4u + entries);
 	struct pm_reply_view rv;
 	struct pm_wire_coll_info ci;
@@ -976,9 +989,25 @@ static void test_clist_layouts(void)
 	rep.list_flags = PM_CLIST_COLL_FLAGS;
 	n = pm_reply_encode(&rep, NULL, out, sizeof out);
 	CU_ASSERT_EQUAL(n, PM_FRAME_HEADER_BYTES + 1u + 4u + entries + 2u);
-	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT_EQUAL_FATAL(pm_reply_decode_list(out, n, PM_CLIST_COLL_FLAGS, &rv, &used),
+			      PM_WIRE_OK);
 	CU_ASSERT_FATAL(pm_reply_next_coll(&rv, &ci));
 	CU_ASSERT_EQUAL(ci.params.flags, PM_COLL_EVICTABLE);
+	/* with PM_CLIST_DTYPE too (what this codec's clients ask for): dtype,
+	 * rerank, rerank_k after the flags */
+	colls[0].params.dtype = PM_DTYPE_Q8;
+	colls[0].params.rerank = 1;
+	colls[0].params.rerank_k = 50;
+	rep.list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE;
+	n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	CU_ASSERT_EQUAL(n, PM_FRAME_HEADER_BYTES + 1u + 4u + entries + 2u + 2u * 6u);
+	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(out, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT_FATAL(pm_reply_next_coll(&rv, &ci));
+	CU_ASSERT_EQUAL(ci.params.dtype, PM_DTYPE_Q8);
+	CU_ASSERT_EQUAL(ci.params.rerank, 1);
+	CU_ASSERT_EQUAL(ci.params.rerank_k, 50);
+	CU_ASSERT_FATAL(pm_reply_next_coll(&rv, &ci));
+	CU_ASSERT_EQUAL(ci.params.dtype, PM_DTYPE_F32);
 }
 
 /* An INFO text larger than a frame goes as pages of whole lines: `first` is
@@ -1449,8 +1478,10 @@ static void test_reply_decode_body_errors(void)
 	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out);
 	CU_ASSERT_FATAL(n == PM_FRAME_HEADER_BYTES + 1 + 4 + 1 + 8 + 4);
 	CU_ASSERT_EQUAL(out[29], PM_DTYPE_F32);
-	out[29] = 1;
+	out[29] = PM_DTYPE_COUNT;
 	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_DTYPE);
+	out[29] = PM_DTYPE_BIN; /* a known type: its values are f32 all the same */
+	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_OK);
 	out[29] = PM_DTYPE_F32;
 	out[25] = 0; /* dim 0 */
 	CU_ASSERT_EQUAL(reply_status_of(out, n), PM_WIRE_E_DIM);
@@ -1541,7 +1572,7 @@ static void corpus_replies(void)
 		{ .op = PM_OP_CCREATE, .id = 9 },
 		{ .op = PM_OP_CDROP, .id = 10, .removed = 1 },
 		{ .op = PM_OP_CLIST, .id = 11, .colls = colls, .ncolls = 2,
-		  .list_flags = PM_CLIST_COLL_FLAGS },
+		  .list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE },
 		{ .status = PM_NOT_FOUND, .op = PM_OP_VGET, .id = 12 },
 		{ .status = PM_E_FRAME_OPCODE, .op = PM_OP_NONE, .id = 13 },
 		{ .op = PM_OP_SNAPSHOT, .id = 15 },

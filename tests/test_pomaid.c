@@ -190,7 +190,8 @@ static void test_collections_and_info(void)
 		CU_ASSERT_FATAL(wire_call(&c, &r, 0, &rv));
 		CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 	}
-	struct pm_request l = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS };
+	struct pm_request l = { .op = PM_OP_CLIST,
+				.list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE };
 	CU_ASSERT_FATAL(wire_call(&c, &l, 0, &rv));
 	CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
 	struct pm_wire_coll_info ci;

@@ -340,11 +340,13 @@ static uint16_t ld16(const uint8_t *p)
 
 /* Bytes of a COLLS record's body after its name (snapshot.h), and where in
  * it the id bound and the RNG are. */
-#define COLL_BODY_BYTES 33u
+#define COLL_BODY_BYTES 39u
 #define COLL_HIGH_OFF 16u
 #define COLL_RNG_OFF 24u
-/* Bytes of a NODES record before its key (snapshot.h). */
+/* Bytes of a NODES record before its key (snapshot.h), and after an f32
+ * vector's payload (its norm and scale). */
 #define NODE_FIXED_BYTES 19u
+#define VEC_META_BYTES 8u
 
 /* The body of collection `name`'s COLLS record in an image, or NULL; the
  * dimension of every slot into dim[] (when dim is not NULL). */
@@ -373,7 +375,7 @@ static void node_lower(const uint8_t **in, uint8_t **out, const uint32_t *dim)
 {
 	const uint8_t *p = *in;
 	unsigned level = p[2], lower = level ? level - 1 : 0;
-	size_t head = NODE_FIXED_BYTES + ld16(p + 5) + 4u * dim[ld16(p + 3)];
+	size_t head = NODE_FIXED_BYTES + ld16(p + 5) + 4u * dim[ld16(p + 3)] + VEC_META_BYTES;
 	memcpy(*out, p, head);
 	(*out)[2] = (uint8_t)lower;
 	*out += head;

@@ -32,7 +32,9 @@ bool pm_crc32c_sse42_used(void);
 #define SEG_MAGIC_BYTES 8u
 #define SEG_PAD_OFF 24u
 #define SEG_CRC_OFF 60u
-#define CCREATE_PARAMS_BYTES 17u /* u32 dim, u8 metric, u8 index, u16 m, u32 efc, u32 efs, u8 flags */
+/* u32 dim, u8 metric, u8 index, u16 m, u32 efc, u32 efs, u8 flags, u8 dtype, u8 rerank,
+ * u32 rerank_k */
+#define CCREATE_PARAMS_BYTES 23u
 
 /* Random bytes that keys, values, names and vectors point into. */
 #define POOL_BYTES (256u << 10)
@@ -87,7 +89,8 @@ static bool params_eq(const struct pm_collection_params *a, const struct pm_coll
 {
 	return a->dim == b->dim && a->metric == b->metric && a->index == b->index &&
 	       a->hnsw_m == b->hnsw_m && a->ef_construction == b->ef_construction &&
-	       a->ef_search == b->ef_search && a->flags == b->flags;
+	       a->ef_search == b->ef_search && a->flags == b->flags && a->dtype == b->dtype &&
+	       a->rerank == b->rerank && a->rerank_k == b->rerank_k;
 }
 
 /* Whether got (from pm_wal_to_request) is the mutation want, with want's TTL
@@ -144,6 +147,9 @@ static struct pm_request random_request(enum size_class sc)
 		r.params = (struct pm_collection_params){ (uint32_t)pm_test_rand(&rng),
 			(uint8_t)rnd(256), (uint8_t)rnd(256), (uint16_t)rnd(65536),
 			(uint32_t)pm_test_rand(&rng), (uint32_t)pm_test_rand(&rng), (uint8_t)rnd(256) };
+		r.params.dtype = (uint8_t)rnd(256); /* carried verbatim, checked when applied */
+		r.params.rerank = (uint8_t)rnd(256);
+		r.params.rerank_k = (uint32_t)pm_test_rand(&rng);
 		/* fall through */
 	case PM_OP_CDROP:
 		r.key = (struct pm_bytes){ 0 };
