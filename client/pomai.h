@@ -180,6 +180,9 @@ enum pm_client_status {
 					 mode: the retry budget ran out while following MOVED
 					 (the nodes' maps disagree for that long); otherwise the
 					 server is a cluster node: open the client in cluster mode */
+	PM_CLIENT_E_FILTER,           /* a filter expression is malformed or over its bounds
+					 (docs/protocol.md, "Filter expressions") */
+	PM_CLIENT_E_ATTR,             /* an attribute record is malformed or over its bounds */
 	PM_CLIENT_STATUS_COUNT
 };
 
