@@ -54,11 +54,12 @@
  * instead of searching the graph. Below it the passing nodes are too sparse
  * for the graph's two-hop expansion to connect them, and the scan's distances
  * (one per passing member) cost less than the graph's wasted filter tests. */
-#define PM_FILTER_SCAN_SELECTIVITY 0.01
-/* The graph search under a filter stops after ef x this many filter tests
- * (Redis vector sets' FILTER-EF); it then returns what it found, and an
- * exact scan answers when that is fewer than k. */
-#define PM_FILTER_TESTS_PER_EF 64u
+#define PM_FILTER_SCAN_SELECTIVITY 0.02
+/* The graph search under a filter gives up after min(ef x this, members)
+ * filter tests (Redis vector sets' FILTER-EF): an exact filtered scan then
+ * answers (it tests every member once, so a graph search that would test
+ * more is no cheaper). */
+#define PM_FILTER_TESTS_PER_EF 256u
 
 enum pm_filter_opcode {
 	PM_FOP_NUM_EQ = 1, PM_FOP_NUM_NE, PM_FOP_NUM_LT, PM_FOP_NUM_LE, PM_FOP_NUM_GT, PM_FOP_NUM_GE,

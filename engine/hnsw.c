@@ -1371,8 +1371,9 @@ double pm_hnsw_recall(struct pm_shard *sh, const struct pm_collection *c, const 
  * without scoring the ones that fail. The entry point found by the greedy
  * descent (which ignores the filter) seeds the beam even when it fails; it is
  * never returned. Filter tests are bounded by `tests_max` (the FILTER-EF of
- * Redis vector sets): past it the search ends with what it has, and the
- * caller (knn.c) scans exactly when that is fewer than k. */
+ * Redis vector sets): a search that reaches it ends with no hits, and the
+ * caller (knn.c) scans exactly, as it does when the search ran out of
+ * candidates with fewer than k. */
 struct fsearch {
 	const struct pm_filter_prog *f;
 	uint32_t tests, tests_max;
@@ -1448,6 +1449,8 @@ enum pm_status pm_hnsw_search_filtered(struct pm_shard *sh, const struct pm_coll
 	*work = b.work;
 	if (b.stopped)
 		return PM_E_WORK_LIMIT;
+	if (fs.tests >= fs.tests_max)
+		return PM_OK; /* cut short: no hits, the caller scans */
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < b.n; i++) {
 		uint32_t id = b.e[i].id & ID_MASK;

@@ -196,8 +196,8 @@ enum pm_status pm_hnsw_search_limited(struct pm_shard *sh, const struct pm_colle
 
 /* The k nearest live vectors to q whose attributes pass filter (filter.h),
  * searched ACORN-style (hnsw.c, "filtered search"): fewer than k when the
- * graph search ran out of candidates or made tests_max filter tests first
- * (the caller then scans exactly); PM_E_WORK_LIMIT as
+ * graph search ran out of candidates, none when it would have made more than
+ * tests_max filter tests (the caller then scans exactly); PM_E_WORK_LIMIT as
  * pm_hnsw_search_limited. */
 struct pm_filter_prog;
 enum pm_status pm_hnsw_search_filtered(struct pm_shard *sh, const struct pm_collection *c,

@@ -299,7 +299,9 @@ static bool vquery_graph(struct pm_shard *sh, struct pm_vquery *v, const struct 
 					    &work);
 	else
 		st = pm_hnsw_search_filtered(sh, c, v->q, v->k, ef, &v->filter,
-					     PM_MAX(ef, v->k) * PM_FILTER_TESTS_PER_EF, work_cap(sh),
+					     (uint32_t)PM_MIN(PM_MAX(ef, v->k) * PM_FILTER_TESTS_PER_EF,
+							      c->count),
+					     work_cap(sh),
 					     v->hits, &v->nhits, &work);
 	v->work += work;
 	if (st != PM_OK || !v->filtered || v->nhits >= v->k)
