@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attr.h"
 #include "bytes.h"
 #include "common.h"
 #include "hash.h"
@@ -51,7 +52,7 @@
 _Static_assert(sizeof(PM_SNAP_MAGIC) - 1 == 8, "magic is 8 bytes");
 _Static_assert(KV_FIXED_BYTES + PM_KEY_BYTES_MAX + PM_VALUE_BYTES_MAX <= PM_SNAP_RECORD_BYTES_MAX,
 	       "a KV item fits a record");
-_Static_assert(NODE_FIXED_BYTES + PM_KEY_BYTES_MAX + 4u * PM_DIM_MAX +
+_Static_assert(NODE_FIXED_BYTES + PM_KEY_BYTES_MAX + 4u * PM_DIM_MAX + 2u + PM_ATTR_BYTES_MAX +
 			       4u * (1u + 2u * PM_HNSW_M_MAX) +
 			       4u * PM_HNSW_LEVEL_MAX * (1u + PM_HNSW_M_MAX) <=
 		       PM_SNAP_RECORD_BYTES_MAX,
@@ -126,6 +127,13 @@ static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
 	if (n)
 		memcpy(p, src, n);
 	return p + n;
+}
+
+/* u16 length, attribute record (length 0: none). */
+static uint8_t *put_attr(uint8_t *p, const uint8_t *rec, uint32_t alen)
+{
+	put_u16(p, (uint16_t)alen);
+	return put_bytes(p + U16_BYTES, rec, alen);
 }
 
 static void write_header(struct out *o, const struct pm_snap_writer *w)
@@ -228,7 +236,10 @@ static bool save_seed(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	if (!coll_same(w, sh, s->coll) || c->params.index == PM_INDEX_HNSW)
 		return true;
 	const struct pm_vec_header *h = pm_at(&sh->arena, pm_seed_blob(s));
-	if (!reserve(o, w, PM_SNAP_SEC_ITEMS, VEC_FIXED_BYTES + s->klen + h->payload_len))
+	const uint8_t *rec = pm_vec_attr(sh, h);
+	const uint32_t alen = rec ? pm_attr_len(rec) : 0;
+	if (!reserve(o, w, PM_SNAP_SEC_ITEMS,
+		     VEC_FIXED_BYTES + s->klen + h->payload_len + U16_BYTES + alen))
 		return false;
 	uint8_t *p = o->p + o->len;
 	p[0] = REC_VEC;
@@ -236,6 +247,7 @@ static bool save_seed(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	put_u16(p + 3, s->coll);
 	put_u64(p + 5, pm_seed_expiry(s));
 	p = put_bytes(put_bytes(p + VEC_FIXED_BYTES, key, s->klen), pm_vec_data(h), h->payload_len);
+	p = put_attr(p, rec, alen);
 	o->len = (size_t)(p - o->p);
 	o->count++;
 	return true;
@@ -254,7 +266,10 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	const struct pm_seed *s = tomb ? NULL : pm_seed_at(&sh->arena, h->seed);
 	uint32_t klen = s ? s->klen : 0;
 	size_t links_max = U32_BYTES * ((1u + c->hnsw.m0) + (size_t)n->level * (1u + c->hnsw.m));
-	if (!reserve(o, w, PM_SNAP_SEC_NODES, NODE_FIXED_BYTES + klen + h->payload_len + links_max))
+	const uint8_t *rec = s ? pm_vec_attr(sh, h) : NULL;
+	const uint32_t alen = rec ? pm_attr_len(rec) : 0;
+	if (!reserve(o, w, PM_SNAP_SEC_NODES,
+		     NODE_FIXED_BYTES + klen + h->payload_len + U16_BYTES + alen + links_max))
 		return false;
 	uint8_t *p = o->p + o->len;
 	p[0] = REC_NODE;
@@ -265,7 +280,7 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	put_u32(p + 7, id);
 	put_u64(p + 11, s ? pm_seed_expiry(s) : 0);
 	p = put_bytes(p + NODE_FIXED_BYTES, s ? pm_seed_key(&sh->arena, s) : NULL, klen);
-	p = put_bytes(p, pm_vec_data(h), h->payload_len);
+	p = put_attr(put_bytes(p, pm_vec_data(h), h->payload_len), rec, alen);
 	size_t links = pm_hnsw_links_save(sh, c, id, p, o->cap - (size_t)(p - o->p));
 	PM_ASSERT(links > 0);
 	o->len = (size_t)(p + links - o->p);
@@ -554,6 +569,27 @@ static enum pm_status load_kv(struct pm_snap_loader *L, struct rd *r)
 	return st == PM_OK ? PM_OK : failed(L, "KV item", st);
 }
 
+/* u16 length, attribute record: false when it runs past the section. */
+static bool take_attr(struct rd *r, struct pm_bytes *attr)
+{
+	const uint8_t *p = take(r, U16_BYTES);
+	if (!p)
+		return false;
+	attr->len = get_u16(p);
+	attr->ptr = attr->len ? take(r, attr->len) : NULL;
+	return attr->len == 0 || attr->ptr != NULL;
+}
+
+static enum pm_status vec_put(struct pm_snap_loader *L, const uint8_t *key, uint32_t klen,
+			      uint64_t hash, const uint8_t *name, uint32_t nlen, const uint8_t *vec,
+			      uint32_t dim, struct pm_bytes attr, uint64_t at)
+{
+	if (attr.len)
+		return pm_vec_put_attr(L->sh, key, klen, hash, name, nlen, vec, dim, attr.ptr, attr.len,
+				       at, L->now_ms);
+	return pm_vec_put(L->sh, key, klen, hash, name, nlen, vec, dim, at, L->now_ms);
+}
+
 static enum pm_status load_vec(struct pm_snap_loader *L, struct rd *r)
 {
 	const uint8_t *p = take(r, VEC_FIXED_BYTES - 1), *key, *vec;
@@ -565,8 +601,9 @@ static enum pm_status load_vec(struct pm_snap_loader *L, struct rd *r)
 	    (L->slot[slot].c && L->slot[slot].c->params.index != PM_INDEX_FLAT))
 		return bad(L, "vector item of an unknown or HNSW collection");
 	uint32_t dim = L->slot[slot].dim;
+	struct pm_bytes attr;
 	if (!klen || klen > PM_KEY_BYTES_MAX || !(key = take(r, klen)) ||
-	    !(vec = take(r, (size_t)dim * sizeof(float))))
+	    !(vec = take(r, (size_t)dim * sizeof(float))) || !take_attr(r, &attr))
 		return bad(L, "bad vector item");
 	const struct pm_collection *c = L->slot[slot].c;
 	if (!take_item(L, at))
@@ -574,9 +611,9 @@ static enum pm_status load_vec(struct pm_snap_loader *L, struct rd *r)
 	uint64_t hash = pm_hash(key, klen);
 	const uint8_t *name = c ? c->name : NULL;
 	uint32_t nlen = c ? c->name_len : 0;
-	enum pm_status st = pm_vec_put(L->sh, key, klen, hash, name, nlen, vec, dim, at, L->now_ms);
+	enum pm_status st = vec_put(L, key, klen, hash, name, nlen, vec, dim, attr, at);
 	if (other_kind_dropped(L, st, key, klen, hash))
-		st = pm_vec_put(L->sh, key, klen, hash, name, nlen, vec, dim, at, L->now_ms);
+		st = vec_put(L, key, klen, hash, name, nlen, vec, dim, attr, at);
 	return st == PM_OK ? PM_OK : failed(L, "vector item", st);
 }
 
@@ -609,9 +646,10 @@ static enum pm_status load_node(struct pm_snap_loader *L, struct rd *r)
 		return bad(L, "node of an unknown or flat collection");
 	struct pm_collection *c = L->slot[slot].c;
 	size_t ll;
+	struct pm_bytes attr;
 	if (p[0] > NODE_TOMB || level > PM_HNSW_LEVEL_MAX || klen > PM_KEY_BYTES_MAX ||
 	    tomb != (klen == 0) || !(key = take(r, klen)) ||
-	    !(vec = take(r, (size_t)c->params.dim * sizeof(float))) ||
+	    !(vec = take(r, (size_t)c->params.dim * sizeof(float))) || !take_attr(r, &attr) ||
 	    (ll = links_len(r, level)) == SIZE_MAX || !(links = take(r, ll)))
 		return bad(L, "bad node");
 	uint64_t hash = klen ? pm_hash(key, klen) : 0;
@@ -627,6 +665,8 @@ static enum pm_status load_node(struct pm_snap_loader *L, struct rd *r)
 		return failed(L, "node", st);
 	if (pm_hnsw_restore_node(L->sh, c, id, level, tomb, off, links, ll) != PM_OK)
 		return bad(L, "node id or links out of bounds");
+	if (!tomb && attr.len && (st = pm_vec_attr_restore(L->sh, c, off, attr.ptr, attr.len)) != PM_OK)
+		return st == PM_E_ATTR ? bad(L, "bad attribute record") : failed(L, "node", st);
 	return PM_OK;
 }
 

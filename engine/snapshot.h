@@ -43,10 +43,11 @@
  * metric, u8 index, u16 M, u32 ef_construction, u32 ef_search, u32 HNSW id
  * bound, u32 entry, u64 RNG, u8 flags (PM_COLL_*). ITEMS — u8 1 (KV), u16 key length, u32 value
  * length, u64 expiry, key, value; or u8 2 (vector of a flat collection), u16
- * key length, u16 slot, u64 expiry, key, dim x f32. NODES — u8 3, u8 flags
- * (1: tombstone), u8 level, u16 slot, u16 key length (0 for a tombstone), u32
- * node id, u64 expiry, key, dim x f32, then for each level 0..level: u32
- * count, count x u32 node ids.
+ * key length, u16 slot, u64 expiry, key, dim x f32, u16 attribute record
+ * length (0: none), record. NODES — u8 3, u8 flags (1: tombstone), u8 level,
+ * u16 slot, u16 key length (0 for a tombstone), u32 node id, u64 expiry, key,
+ * dim x f32, u16 attribute record length, record, then for each level
+ * 0..level: u32 count, count x u32 node ids.
  */
 #ifndef POMAI_ENGINE_SNAPSHOT_H
 #define POMAI_ENGINE_SNAPSHOT_H
@@ -58,8 +59,9 @@
 #include "shard.h"
 
 #define PM_SNAP_MAGIC "POMAISNP"
-/* 2: a COLLS record ends with the collection's flags (evictable). */
-#define PM_SNAP_VERSION 2u
+/* 2: a COLLS record ends with the collection's flags (evictable). 3: vector
+ * items and nodes carry the vector's attribute record after its payload. */
+#define PM_SNAP_VERSION 3u
 #define PM_SNAP_HEADER_BYTES 64u
 #define PM_SNAP_SECTION_HEADER_BYTES 16u
 /* The largest record: a node of PM_DIM_MAX floats, the longest key and 17
