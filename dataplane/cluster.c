@@ -409,6 +409,8 @@ static bool item_frame(struct exp *e, const struct pm_scan_item *it)
 		req.vec = (const uint8_t *)it->vec;
 		req.dim = it->dim;
 		req.collection = it->collection;
+		req.attr = it->attr; /* a moved vector keeps its attributes */
+		req.has_attr = it->attr.len != 0;
 	} else {
 		req.value = it->value;
 	}
