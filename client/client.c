@@ -42,9 +42,13 @@ _Static_assert(PM_CLIENT_INFO_REPLY_BYTES_MAX == PM_INFO_REPLY_BYTES_MAX,
 _Static_assert(PM_CLIENT_TTL_MS_MAX == PM_WIRE_TTL_MS_MAX, "pomai.h matches proto/wire.h");
 _Static_assert(PM_CLIENT_COLLECTIONS_MAX == PM_WIRE_COLLECTIONS_MAX,
 	       "pomai.h matches proto/wire.h");
+_Static_assert(PM_CLIENT_ATTR_BYTES_MAX == PM_WIRE_ATTR_BYTES_MAX &&
+		       PM_CLIENT_FILTER_BYTES_MAX == PM_WIRE_FILTER_BYTES_MAX,
+	       "pomai.h matches proto/wire.h");
 _Static_assert((int)PM_CLIENT_SET == PM_WIRE_OP_SET && (int)PM_CLIENT_CLIST == PM_WIRE_OP_CLIST &&
 		       (int)PM_CLIENT_KNN == PM_WIRE_OP_VQUERY &&
-		       (int)PM_CLIENT_SNAPSHOT == PM_WIRE_OP_SNAPSHOT,
+		       (int)PM_CLIENT_SNAPSHOT == PM_WIRE_OP_SNAPSHOT &&
+		       (int)PM_CLIENT_VSETATTR == PM_WIRE_OP_VSETATTR,
 	       "client ops are the wire's op numbers");
 _Static_assert(PM_CLIENT_CLUSTER_SLOTS == PM_CLUSTER_SLOTS &&
 		       PM_CLIENT_CLUSTER_SETS_MAX == PM_CLUSTER_SETS_MAX &&
@@ -485,6 +489,8 @@ static enum pm_client_status check_knn(const struct pm_client_req *r)
 	const struct pm_client_knn_result *k = r->knn;
 	if (k == NULL || k->hits == NULL || k->hits_cap < r->k || (k->keys == NULL && k->keys_cap))
 		return PM_CLIENT_E_ARG;
+	if (r->filter && strlen(r->filter) > PM_WIRE_FILTER_BYTES_MAX)
+		return PM_CLIENT_E_FILTER;
 	return check_vector(r);
 }
 
@@ -532,7 +538,13 @@ static enum pm_client_status check_req(const struct pm_client_req *r)
 			return PM_CLIENT_E_ARG;
 		return r->name_len && r->name == NULL ? PM_CLIENT_E_ARG : PM_CLIENT_OK;
 	case PM_CLIENT_VADD:
-		return check_vector(r);
+		if (r->attr_len > PM_WIRE_ATTR_BYTES_MAX)
+			return PM_CLIENT_E_ATTR;
+		return r->attr_len && !r->attr ? PM_CLIENT_E_ARG : check_vector(r);
+	case PM_CLIENT_VSETATTR:
+		if (r->attr_len == 0 || r->attr_len > PM_WIRE_ATTR_BYTES_MAX)
+			return PM_CLIENT_E_ATTR;
+		return r->attr ? PM_CLIENT_OK : PM_CLIENT_E_ARG;
 	case PM_CLIENT_KNN:
 		return check_knn(r);
 	case PM_CLIENT_CCREATE: case PM_CLIENT_CDROP:
@@ -558,6 +570,10 @@ static uint64_t frame_bound(const struct pm_client_req *r)
 		n += 4u + r->vlen;
 	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN)
 		n += 4u + (uint64_t)r->dim * 4u;
+	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_VSETATTR)
+		n += 4u + r->attr_len;
+	if (r->op == PM_CLIENT_KNN && r->filter)
+		n += 4u + strlen(r->filter);
 	return n + 4u + r->name_len;
 }
 
@@ -605,6 +621,10 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 		q.collection = bytes(r->name, r->name_len);
 	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN)
 		q.vec = vec_le(c, r->vec, r->dim);
+	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_VSETATTR)
+		q.attr = bytes(r->attr, r->attr_len);
+	if (r->op == PM_CLIENT_KNN && r->filter)
+		q.filter = bytes(r->filter, (uint32_t)strlen(r->filter));
 	if (r->op == PM_CLIENT_CLIST)
 		q.list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE; /* entries with flags, dtype */
 	if (r->op == PM_CLIENT_CCREATE)

@@ -293,7 +293,8 @@ void pmc_slot_arm(struct pm_client *c, struct pmc_slot *s, uint64_t now);
 static inline bool pmc_op_keyed(uint8_t op)
 {
 	return op == PM_WIRE_OP_SET || op == PM_WIRE_OP_GET || op == PM_WIRE_OP_DEL ||
-	       op == PM_WIRE_OP_VADD || op == PM_WIRE_OP_VGET || op == PM_WIRE_OP_VDEL;
+	       op == PM_WIRE_OP_VADD || op == PM_WIRE_OP_VGET || op == PM_WIRE_OP_VDEL ||
+	       op == PM_WIRE_OP_VSETATTR;
 }
 
 /* errors.c */

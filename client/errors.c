@@ -42,6 +42,8 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 				"invalid metric, index kind, HNSW parameter or INFO section "
 				"(snapshot: the server's log is off)" },
 	[PM_CLIENT_E_DTYPE] = { "E_DTYPE", "vector element type not supported" },
+	[PM_CLIENT_E_FILTER] = { "E_FILTER", "filter expression malformed or over its bounds" },
+	[PM_CLIENT_E_ATTR] = { "E_ATTR", "attribute record malformed or over its bounds" },
 	[PM_CLIENT_E_FRAME] = { "E_FRAME",
 				"the server could not decode the frame (protocol mismatch)" },
 	[PM_CLIENT_E_SERVER_TIMEOUT] = { "E_SERVER_TIMEOUT",
@@ -113,6 +115,8 @@ enum pm_client_status pmc_from_wire(enum pm_wire_status st)
 	case PM_WIRE_E_COLLECTIONS_FULL: return PM_CLIENT_E_COLLECTIONS_FULL;
 	case PM_WIRE_E_PARAM: return PM_CLIENT_E_PARAM;
 	case PM_WIRE_E_DTYPE: return PM_CLIENT_E_DTYPE;
+	case PM_WIRE_E_FILTER: return PM_CLIENT_E_FILTER;
+	case PM_WIRE_E_ATTR: return PM_CLIENT_E_ATTR;
 	case PM_WIRE_E_FRAME_TRUNCATED:
 	case PM_WIRE_E_FRAME_TOO_BIG:
 	case PM_WIRE_E_FRAME_MAGIC:

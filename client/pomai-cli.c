@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,9 @@
 #define EXIT_SERVER 3
 #define EXIT_TIMEOUT 4
 
-/* Positional arguments a command takes at most ("collection create NAME"). */
-#define CLI_POSITIONAL_MAX 8
+/* Positional arguments a command takes at most ("vadd KEY VEC attr" and a
+ * record's fields). */
+#define CLI_POSITIONAL_MAX ((int)(4 + PM_CLIENT_ATTR_FIELDS_MAX))
 /* Progress bar: redrawn at most this often, this many cells wide. */
 #define CLI_PROGRESS_MS 100u
 #define CLI_PROGRESS_CELLS 30u
@@ -46,7 +48,7 @@
 /* ---------------------------------------------------------------- commands */
 
 enum cmd { C_SET, C_GET, C_DEL, C_VADD, C_VGET, C_VDEL, C_KNN, C_COLL, C_INFO, C_LOAD,
-	   C_SNAPSHOT, C_MAP, C_COUNT };
+	   C_SNAPSHOT, C_MAP, C_VSETATTR, C_COUNT };
 
 #define M(c) (1u << (c))
 #define M_ALL ((1u << C_COUNT) - 1u)
@@ -60,12 +62,17 @@ static const struct cmd_def cmds[C_COUNT] = {
 	[C_SET] = { "set", "set KEY VALUE [--ttl MS]\n  Store VALUE under KEY; prints OK." },
 	[C_GET] = { "get", "get KEY [--hex]\n  Print the value of KEY as raw bytes (or hex)." },
 	[C_DEL] = { "del", "del KEY\n  Delete KEY; prints 1 if it existed, else 0 (exit 1)." },
-	[C_VADD] = { "vadd", "vadd KEY v1,v2,... [--collection C] [--ttl MS]\n"
-			     "  Store a vector under KEY (default collection of its dimension)." },
-	[C_VGET] = { "vget", "vget KEY\n  Print the vector of KEY as v1,v2,..." },
+	[C_VADD] = { "vadd", "vadd KEY v1,v2,... [attr NAME=VALUE ...] [--collection C] [--ttl MS]\n"
+			     "  Store a vector under KEY (default collection of its dimension),\n"
+			     "  with attributes: VALUE a number is numeric, anything else a tag\n"
+			     "  (e.g. attr label=shirt price=12.5)." },
+	[C_VGET] = { "vget", "vget KEY\n  Print the vector of KEY as v1,v2,... and, on a second line,\n"
+			     "  its attributes as NAME=VALUE ... (when it has any)." },
 	[C_VDEL] = { "vdel", "vdel KEY\n  Delete vector KEY; prints 1 or 0 (exit 1)." },
-	[C_KNN] = { "knn", "knn v1,v2,...|--file F [--row N] [--k K] [--ef EF] [--exact]\n"
-			   "    [--collection C] [--hex]\n"
+	[C_KNN] = { "knn", "knn v1,v2,...|--file F [filter EXPR] [--row N] [--k K] [--ef EF]\n"
+			   "    [--exact] [--collection C] [--hex]\n"
+			   "  EXPR: only vectors whose attributes pass it, e.g.\n"
+			   "  filter \"label = 'shirt' and price < 20\" (docs/protocol.md).\n"
 			   "  Print the K nearest keys, one \"KEY<TAB>DISTANCE\" line each, nearest\n"
 			   "  first. --file reads record N (default 0) of a .fvecs, IDX or CSV\n"
 			   "  file, or a text file holding v1,v2,..." },
@@ -97,6 +104,9 @@ static const struct cmd_def cmds[C_COUNT] = {
 		    "  Print the cluster's slot map as the node at --host/--port sends it:\n"
 		    "  its epoch, the replica sets (epoch, primary), the nodes (address,\n"
 		    "  ports, shards, set, primary or replica) and the slot ranges." },
+	[C_VSETATTR] = { "vsetattr",
+			 "vsetattr KEY [NAME=VALUE ...]\n"
+			 "  Replace the attributes of vector KEY (none given: remove them)." },
 };
 
 /* ---------------------------------------------------------------- options */
@@ -159,7 +169,7 @@ struct cli {
 static const char global_usage[] =
 	"usage: pomai-cli [OPTIONS] COMMAND [ARGS]\n"
 	"\n"
-	"commands: set get del vadd vget vdel knn collection info load snapshot map\n"
+	"commands: set get del vadd vget vdel vsetattr knn collection info load snapshot map\n"
 	"          (pomai-cli COMMAND --help for each)\n"
 	"\n"
 	"options:\n"
@@ -387,19 +397,82 @@ static int cmd_del(struct cli *cl)
 
 static float vecbuf[PM_CLIENT_DIM_MAX];
 
+/* NAME=VALUE arguments pos[from, npos) into a record: a VALUE that reads
+ * whole as a finite number is numeric, anything else a tag. */
+static bool attr_args(const struct cli *cl, int from, struct pm_client_attr *a)
+{
+	pm_client_attr_init(a);
+	for (int i = from; i < cl->npos; i++) {
+		const char *arg = cl->pos[i], *eq = strchr(arg, '=');
+		char name[PM_CLIENT_ATTR_NAME_BYTES_MAX + 1];
+		size_t n = eq ? (size_t)(eq - arg) : 0;
+		if (!eq || n == 0 || n > PM_CLIENT_ATTR_NAME_BYTES_MAX) {
+			usage_error("bad attribute '%.40s': want NAME=VALUE", arg);
+			return false;
+		}
+		memcpy(name, arg, n);
+		name[n] = 0;
+		char *end;
+		errno = 0;
+		double v = strtod(eq + 1, &end);
+		bool num = eq[1] != '\0' && *end == '\0' && errno == 0 && isfinite(v);
+		enum pm_client_status st = num ? pm_client_attr_num(a, name, v)
+					       : pm_client_attr_tag(a, name, eq + 1, strlen(eq + 1));
+		if (st != PM_CLIENT_OK) {
+			usage_error("attribute '%.40s': %s", arg, pm_client_strerror(st));
+			return false;
+		}
+	}
+	return true;
+}
+
 static int cmd_vadd(struct cli *cl)
 {
 	uint64_t ttl = 0;
 	uint32_t dim;
-	if (!want_pos(cl, 3, "KEY v1,v2,...") || !opt_u64(cl, O_TTL, 1, PM_CLIENT_TTL_MS_MAX, &ttl) ||
-	    !vector_arg(cl->pos[2], vecbuf, &dim))
-		return EXIT_USAGE;
+	struct pm_client_attr a;
+	bool has_attr = cl->npos > 3;
+	if (has_attr && strcmp(cl->pos[3], "attr") != 0)
+		return usage_error("vadd: want KEY v1,v2,... [attr NAME=VALUE ...]");
+	if (cl->npos < 3 || !opt_u64(cl, O_TTL, 1, PM_CLIENT_TTL_MS_MAX, &ttl) ||
+	    !vector_arg(cl->pos[2], vecbuf, &dim) || (has_attr && !attr_args(cl, 4, &a)))
+		return cl->npos < 3 ? usage_error("vadd: want KEY v1,v2,...") : EXIT_USAGE;
 	const char *k = cl->pos[1];
-	enum pm_client_status st =
-		pm_client_vadd(cl->c, k, strlen(k), vecbuf, dim, cl->val[O_COLLECTION], ttl);
+	enum pm_client_status st = pm_client_vadd_attr(cl->c, k, strlen(k), vecbuf, dim,
+							cl->val[O_COLLECTION], ttl,
+							has_attr ? &a : NULL);
 	if (st == PM_CLIENT_OK)
 		puts("OK");
 	return report(cl, "vadd", st);
+}
+
+static int cmd_vsetattr(struct cli *cl)
+{
+	struct pm_client_attr a;
+	if (cl->npos < 2)
+		return usage_error("vsetattr: want KEY [NAME=VALUE ...]");
+	if (!attr_args(cl, 2, &a))
+		return EXIT_USAGE;
+	const char *k = cl->pos[1];
+	enum pm_client_status st = pm_client_vsetattr(cl->c, k, strlen(k), &a);
+	if (st == PM_CLIENT_OK)
+		puts("OK");
+	return report(cl, "vsetattr", st);
+}
+
+/* A record as NAME=VALUE ..., one line. */
+static void print_attrs(const uint8_t *rec, uint32_t len)
+{
+	struct pm_client_attr_field f;
+	uint32_t pos = 0;
+	for (bool first = true; pm_client_attr_next(rec, len, &pos, &f); first = false) {
+		printf("%s%.*s=", first ? "" : " ", (int)f.name_len, f.name);
+		if (f.is_tag)
+			fwrite(f.tag, 1, f.tag_len, stdout);
+		else
+			printf("%.17g", f.num);
+	}
+	putchar('\n');
 }
 
 static int cmd_vget(struct cli *cl)
@@ -413,6 +486,8 @@ static int cmd_vget(struct cli *cl)
 		printf("%s%.9g", i ? "," : "", (double)v.vec[i]);
 	if (st == PM_CLIENT_OK)
 		putchar('\n');
+	if (st == PM_CLIENT_OK && v.attr_len > 1)
+		print_attrs(v.attr, v.attr_len);
 	return report(cl, "vget", st);
 }
 
@@ -465,10 +540,13 @@ static int cmd_knn(struct cli *cl)
 	uint32_t dim = 0;
 	if (!opt_u32(cl, O_K, 1, PM_CLIENT_K_MAX, &o.k) || !opt_u32(cl, O_EF, 0, PM_CLIENT_EF_MAX, &o.ef))
 		return EXIT_USAGE;
-	if (cl->has[O_FILE] ? cl->npos != 1 : cl->npos != 2)
-		return usage_error("knn: want one vector: v1,v2,... or --file F");
+	int vecs = cl->has[O_FILE] ? 0 : 1; /* positional vectors */
+	bool filtered = cl->npos == 3 + vecs && strcmp(cl->pos[1 + vecs], "filter") == 0;
+	if (cl->npos != 1 + vecs && !filtered)
+		return usage_error("knn: want one vector: v1,v2,... or --file F, then [filter EXPR]");
 	if (cl->has[O_FILE] ? !vector_file(cl, vecbuf, &dim) : !vector_arg(cl->pos[1], vecbuf, &dim))
 		return EXIT_USAGE;
+	o.filter = filtered ? cl->pos[2 + vecs] : NULL;
 	struct pm_client_knn_result res = { .hits = hits, .hits_cap = PM_CLIENT_K_MAX,
 					    .keys = keys, .keys_cap = sizeof keys };
 	enum pm_client_status st = pm_client_knn(cl->c, vecbuf, dim, &o, &res);
@@ -802,6 +880,7 @@ static int (*const runners[C_COUNT])(struct cli *) = {
 	[C_SET] = cmd_set, [C_GET] = cmd_get, [C_DEL] = cmd_del, [C_VADD] = cmd_vadd,
 	[C_VGET] = cmd_vget, [C_VDEL] = cmd_del, [C_KNN] = cmd_knn, [C_COLL] = cmd_coll,
 	[C_INFO] = cmd_info, [C_LOAD] = cmd_load, [C_SNAPSHOT] = cmd_snapshot, [C_MAP] = cmd_map,
+	[C_VSETATTR] = cmd_vsetattr,
 };
 
 /* Environment defaults, then options, into cl->cfg. */

@@ -71,6 +71,13 @@ extern "C" {
 #define PM_CLIENT_INFO_REPLY_BYTES_MAX (280u << 10)
 #define PM_CLIENT_TTL_MS_MAX (UINT64_C(1) << 40)
 #define PM_CLIENT_COLLECTIONS_MAX 256u
+/* Attributes and filters (docs/protocol.md, "Attributes" and "Filter
+ * expressions"): a vector's attribute record and a KNN filter's text. */
+#define PM_CLIENT_ATTR_BYTES_MAX 512u
+#define PM_CLIENT_ATTR_FIELDS_MAX 16u
+#define PM_CLIENT_ATTR_NAME_BYTES_MAX 32u
+#define PM_CLIENT_ATTR_TAG_BYTES_MAX 64u
+#define PM_CLIENT_FILTER_BYTES_MAX 1024u
 /* Key bytes a KNN result may need at most (every hit with a longest key). */
 #define PM_CLIENT_KNN_KEY_BYTES_MAX ((size_t)PM_CLIENT_K_MAX * PM_CLIENT_KEY_BYTES_MAX)
 
@@ -180,6 +187,9 @@ enum pm_client_status {
 					 mode: the retry budget ran out while following MOVED
 					 (the nodes' maps disagree for that long); otherwise the
 					 server is a cluster node: open the client in cluster mode */
+	PM_CLIENT_E_FILTER,           /* a filter expression is malformed or over its bounds
+					 (docs/protocol.md, "Filter expressions") */
+	PM_CLIENT_E_ATTR,             /* an attribute record is malformed or over its bounds */
 	PM_CLIENT_STATUS_COUNT
 };
 
@@ -203,6 +213,7 @@ enum pm_client_op {
 	PM_CLIENT_CDROP,
 	PM_CLIENT_CLIST,
 	PM_CLIENT_SNAPSHOT,
+	PM_CLIENT_VSETATTR = 14, /* replace a vector's attribute record */
 };
 
 enum pm_client_metric { PM_CLIENT_L2 = 0, PM_CLIENT_IP = 1, PM_CLIENT_COSINE = 2 };
@@ -284,6 +295,8 @@ struct pm_client_vector {
 	uint32_t collection_len; /* out; 0: the default collection */
 	uint8_t dtype;      /* out: the collection's element type (enum pm_client_dtype);
 			     * vec holds f32 either way, decoded from its codes */
+	uint8_t attr[PM_CLIENT_ATTR_BYTES_MAX]; /* out: its attribute record */
+	uint32_t attr_len;       /* out; 0: none (read it with pm_client_attr_next) */
 };
 
 /* ---------------------------------------------------------------- pipelined API */
@@ -308,6 +321,8 @@ struct pm_client_result {
 	struct pm_client_text *info;        /* INFO with a text buffer: idem */
 	uint32_t retry_ms;          /* E_THROTTLED: ms until the server admits this client's
 				       requests again (its hint; 0: none) */
+	const uint8_t *attr;        /* VGET: the vector's attribute record (len 0: none) */
+	uint32_t attr_len;
 };
 
 typedef void (*pm_client_cb)(void *arg, const struct pm_client_result *res);
@@ -339,6 +354,11 @@ struct pm_client_req {
 						 a whole line), res.value points into it */
 	pm_client_cb cb;        /* may be NULL */
 	void *arg;
+	/* Appended for attributes and filters. */
+	const void *attr;       /* VADD (optional: 0 bytes keeps the vector's record),
+				   VSETATTR: an attribute record (struct pm_client_attr) */
+	uint32_t attr_len;
+	const char *filter;     /* KNN: a filter expression, NULL or "" for none */
 };
 
 struct pm_client;
@@ -491,12 +511,53 @@ struct pm_client_knn_opts {
 	uint32_t ef;            /* 0: collection default */
 	bool exact;
 	const char *collection; /* NULL or "": default collection of dim */
+	const char *filter;     /* NULL or "": none; else only vectors whose attributes pass
+				   it (docs/protocol.md, "Filter expressions") */
 };
 
 /* res->hits_cap must be >= k; res->count and res->keys_used are set. */
 enum pm_client_status pm_client_knn(struct pm_client *c, const float *vec, uint32_t dim,
 				    const struct pm_client_knn_opts *opts,
 				    struct pm_client_knn_result *res);
+
+/* ---------------------------------------------------------------- attributes */
+
+/* An attribute record under construction: numeric (f64) and tag (bytes)
+ * fields, within PM_CLIENT_ATTR_* (a name is [A-Za-z_][A-Za-z0-9_]*, once
+ * per record). A field that breaks a bound is refused E_ATTR and leaves the
+ * record as it was. An initialised record with no fields is the empty one:
+ * VSETATTR with it removes a vector's record. */
+struct pm_client_attr {
+	uint8_t buf[PM_CLIENT_ATTR_BYTES_MAX];
+	uint32_t len;
+};
+void pm_client_attr_init(struct pm_client_attr *a);
+enum pm_client_status pm_client_attr_num(struct pm_client_attr *a, const char *name, double v);
+enum pm_client_status pm_client_attr_tag(struct pm_client_attr *a, const char *name,
+					 const void *tag, size_t tag_len);
+
+/* One field of a record read back (VGET). */
+struct pm_client_attr_field {
+	const char *name;       /* not NUL-terminated */
+	uint32_t name_len;
+	bool is_tag;
+	double num;             /* !is_tag */
+	const uint8_t *tag;     /* is_tag */
+	uint32_t tag_len;
+};
+/* The field at *pos of the record rec[0, len) (start with *pos = 0); false
+ * after the last one or at a malformed byte. */
+bool pm_client_attr_next(const uint8_t *rec, uint32_t len, uint32_t *pos,
+			 struct pm_client_attr_field *f);
+
+/* pm_client_vadd that also gives the vector the record attr (replacing its
+ * record; attr NULL: keep the one it has). */
+enum pm_client_status pm_client_vadd_attr(struct pm_client *c, const void *key, size_t klen,
+					  const float *vec, uint32_t dim, const char *collection,
+					  uint64_t ttl_ms, const struct pm_client_attr *attr);
+/* Replace the attribute record of key's vector (NOT_FOUND: no vector). */
+enum pm_client_status pm_client_vsetattr(struct pm_client *c, const void *key, size_t klen,
+					 const struct pm_client_attr *attr);
 
 enum pm_client_status pm_client_collection_create(struct pm_client *c, const char *name,
 						  const struct pm_client_coll_params *params);

@@ -215,6 +215,8 @@ static void take_vector(struct pm_client *c, const struct pm_reply_view *rv,
 	res->collection = rv->collection.ptr;
 	res->collection_len = rv->collection.len;
 	res->dtype = rv->dtype;
+	res->attr = rv->attr.ptr;
+	res->attr_len = rv->attr.len;
 }
 
 static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_view *rv)

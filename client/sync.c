@@ -28,6 +28,9 @@ static enum pm_client_status copy_vector(struct pm_client_vector *out,
 	out->collection_len = r->collection_len;
 	if (r->collection_len)
 		memcpy(out->collection, r->collection, r->collection_len);
+	out->attr_len = r->attr_len <= sizeof out->attr ? r->attr_len : 0;
+	if (out->attr_len)
+		memcpy(out->attr, r->attr, out->attr_len);
 	if (r->dim > out->cap)
 		return PM_CLIENT_E_NOSPACE;
 	memcpy(out->vec, r->vec, (size_t)r->dim * sizeof(float));
@@ -133,6 +136,29 @@ enum pm_client_status pm_client_vadd(struct pm_client *c, const void *key, size_
 	return run(c, &r, &call);
 }
 
+enum pm_client_status pm_client_vadd_attr(struct pm_client *c, const void *key, size_t klen,
+					  const float *vec, uint32_t dim, const char *collection,
+					  uint64_t ttl_ms, const struct pm_client_attr *attr)
+{
+	struct pm_client_req r = { .op = PM_CLIENT_VADD, .key = key, .klen = len32(klen),
+				   .vec = vec, .dim = dim, .name = collection,
+				   .name_len = cstr_len(collection), .ttl_ms = ttl_ms,
+				   .attr = attr ? attr->buf : NULL, .attr_len = attr ? attr->len : 0 };
+	struct sync_call call = { 0 };
+	return run(c, &r, &call);
+}
+
+enum pm_client_status pm_client_vsetattr(struct pm_client *c, const void *key, size_t klen,
+					 const struct pm_client_attr *attr)
+{
+	if (attr == NULL)
+		return PM_CLIENT_E_ARG;
+	struct pm_client_req r = { .op = PM_CLIENT_VSETATTR, .key = key, .klen = len32(klen),
+				   .attr = attr->buf, .attr_len = attr->len };
+	struct sync_call call = { 0 };
+	return run(c, &r, &call);
+}
+
 enum pm_client_status pm_client_vget(struct pm_client *c, const void *key, size_t klen,
 				     struct pm_client_vector *out)
 {
@@ -159,7 +185,8 @@ enum pm_client_status pm_client_knn(struct pm_client *c, const float *vec, uint3
 	struct pm_client_req r = { .op = PM_CLIENT_KNN, .vec = vec, .dim = dim,
 				   .k = opts->k, .ef = opts->ef, .exact = opts->exact,
 				   .name = opts->collection,
-				   .name_len = cstr_len(opts->collection), .knn = res };
+				   .name_len = cstr_len(opts->collection), .knn = res,
+				   .filter = opts->filter && *opts->filter ? opts->filter : NULL };
 	struct sync_call call = { 0 };
 	return run(c, &r, &call);
 }

@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include "pm_limits.h"
+#include "attr.h"
+#include "filter.h"
 
 /* ---------------------------------------------------------------- the contract's bounds */
 
@@ -33,6 +35,8 @@ _Static_assert(PM_COLLECTION_NAME_BYTES_MAX == PM_WIRE_COLLECTION_NAME_BYTES_MAX
 _Static_assert(PM_COLLECTIONS_MAX == PM_WIRE_COLLECTIONS_MAX,
 	       "a CLIST lists what a shard holds");
 _Static_assert(PM_TTL_MS_MAX == PM_WIRE_TTL_MS_MAX, "TTL: engine = wire");
+_Static_assert(PM_ATTR_BYTES_MAX == PM_WIRE_ATTR_BYTES_MAX, "attribute record: engine = wire");
+_Static_assert(PM_FILTER_BYTES_MAX == PM_WIRE_FILTER_BYTES_MAX, "filter text: engine = wire");
 _Static_assert(PM_INFO_TEXT_BYTES_MAX == PM_WIRE_INFO_TEXT_BYTES_MAX,
 	       "a shard's INFO text is an unpaged INFO reply's bound");
 
@@ -96,6 +100,8 @@ enum pm_wire_status pm_status_to_wire(enum pm_status st)
 	case PM_E_COLLECTIONS_FULL: return PM_WIRE_E_COLLECTIONS_FULL;
 	case PM_E_PARAM: return PM_WIRE_E_PARAM;
 	case PM_E_DTYPE: return PM_WIRE_E_DTYPE;
+	case PM_E_FILTER: return PM_WIRE_E_FILTER;
+	case PM_E_ATTR: return PM_WIRE_E_ATTR;
 	case PM_E_FRAME_TRUNCATED: return PM_WIRE_E_FRAME_TRUNCATED;
 	case PM_E_FRAME_TOO_BIG: return PM_WIRE_E_FRAME_TOO_BIG;
 	case PM_E_FRAME_MAGIC: return PM_WIRE_E_FRAME_MAGIC;
@@ -159,6 +165,9 @@ void pm_request_from_wire(const struct pm_wire_request *in, struct pm_request *o
 		.has_ttl = in->has_ttl,
 		.exact = in->exact,
 		.params = params_from_wire(&in->params),
+		.attr = pm_bytes_from_wire(in->attr),
+		.has_attr = in->attr.len != 0,
+		.filter = pm_bytes_from_wire(in->filter),
 	};
 }
 
@@ -181,6 +190,9 @@ void pm_request_to_wire(const struct pm_request *in, struct pm_wire_request *out
 		.has_ttl = in->has_ttl,
 		.exact = in->exact,
 		.params = params_to_wire(&in->params),
+		.attr = in->has_attr || in->op == PM_OP_VSETATTR ? pm_bytes_to_wire(in->attr)
+								 : (struct pm_wire_bytes){ 0 },
+		.filter = pm_bytes_to_wire(in->filter),
 	};
 }
 
@@ -207,6 +219,7 @@ static void reply_to_wire(const struct pm_reply *in, struct pm_wire_reply *out)
 		.dim = in->dim,
 		.dtype = in->dtype,
 		.collection = pm_bytes_to_wire(in->collection),
+		.attr = pm_bytes_to_wire(in->attr),
 		.nhits = in->nhits,
 		.ncolls = in->ncolls,
 		.list_flags = in->list_flags,

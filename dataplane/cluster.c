@@ -290,7 +290,7 @@ bool pm_cluster_may_write(const struct pm_worker *w)
 static bool keyed(uint8_t op)
 {
 	return op == PM_OP_SET || op == PM_OP_GET || op == PM_OP_DEL || op == PM_OP_VADD ||
-	       op == PM_OP_VGET || op == PM_OP_VDEL;
+	       op == PM_OP_VGET || op == PM_OP_VDEL || op == PM_OP_VSETATTR;
 }
 
 bool pm_cluster_moved(struct pm_worker *w, const struct pm_request *req, uint64_t hash,
@@ -346,7 +346,8 @@ static const struct pm_cmap_move *move_out(const struct pm_cluster_view *v, uint
  * only copy keys again, and refusing them would stop reads in a freeze). */
 static bool changes_key(uint8_t op)
 {
-	return op == PM_OP_SET || op == PM_OP_DEL || op == PM_OP_VADD || op == PM_OP_VDEL;
+	return op == PM_OP_SET || op == PM_OP_DEL || op == PM_OP_VADD || op == PM_OP_VDEL ||
+	       op == PM_OP_VSETATTR;
 }
 
 enum pm_status pm_cluster_admit(struct pm_worker *w, const struct pm_request *req)
@@ -408,6 +409,8 @@ static bool item_frame(struct exp *e, const struct pm_scan_item *it)
 		req.vec = (const uint8_t *)it->vec;
 		req.dim = it->dim;
 		req.collection = it->collection;
+		req.attr = it->attr; /* a moved vector keeps its attributes */
+		req.has_attr = it->attr.len != 0;
 	} else {
 		req.value = it->value;
 	}

@@ -18,6 +18,7 @@
 
 #include "bytes.h"
 #include "common.h"
+#include "filter.h"
 #include "hnsw.h"
 #include "knn.h"
 #include "quant.h"
@@ -1372,4 +1373,116 @@ double pm_hnsw_recall(struct pm_shard *sh, const struct pm_collection *c, const 
 		wanted += ne;
 	}
 	return wanted ? (double)found / (double)wanted : 1.0;
+}
+
+/* ---------------------------------------------------------------- filtered search */
+
+/* The graph search under a filter (filter.h), ACORN-style (Patel et al.,
+ * 2024, "ACORN-1"): the beam holds only nodes that pass the filter, so ef of
+ * them are kept; expanding a node gathers up to 2 M passing nodes from its
+ * level-0 links and, through each link that fails the filter, from that
+ * node's links (two hops), so the search crosses regions where few nodes pass
+ * without scoring the ones that fail. The entry point found by the greedy
+ * descent (which ignores the filter) seeds the beam even when it fails; it is
+ * never returned. Filter tests are bounded by `tests_max` (the FILTER-EF of
+ * Redis vector sets): a search that reaches it ends with no hits, and the
+ * caller (knn.c) scans exactly, as it does when the search ran out of
+ * candidates with fewer than k. */
+struct fsearch {
+	const struct pm_filter_prog *f;
+	uint32_t tests, tests_max;
+};
+
+static bool node_passes(const struct pm_shard *sh, const struct pm_collection *c, uint32_t id,
+			struct fsearch *fs)
+{
+	const struct pm_hnsw_node *nd = node_at(sh, &c->hnsw, id);
+	if (nd->flags & PM_HNSW_TOMBSTONE)
+		return false; /* walked through, never returned */
+	const struct pm_vec_header *hdr = unit_hdr(sh, nd->unit);
+	fs->tests++;
+	return pm_filter_match(fs->f, hdr->attr_off ? pm_at(&sh->arena, hdr->attr_off) : NULL);
+}
+
+/* Unvisited nodes of list that pass go to pass[] (at most cap), those that
+ * fail to fail[] when it is given. */
+static void gather(struct pm_shard *sh, const struct pm_collection *c, struct lst list,
+		   struct fsearch *fs, uint32_t *pass, uint32_t *np, uint32_t cap, uint32_t *fail,
+		   uint32_t *nf)
+{
+	for (uint32_t i = 0; i < *list.n && *np < cap && fs->tests < fs->tests_max; i++) {
+		uint32_t id = list.id[i];
+		if (visit(sh, id))
+			continue;
+		if (node_passes(sh, c, id, fs))
+			pass[(*np)++] = id;
+		else if (fail)
+			fail[(*nf)++] = id;
+	}
+}
+
+static void expand_filtered(struct pm_shard *sh, const struct pm_collection *c,
+			    const struct query *q, uint32_t id, struct fsearch *fs, struct beam *b)
+{
+	uint32_t pass[PM_HNSW_M_MAX * 2], fail[PM_HNSW_M_MAX * 2], np = 0, nf = 0;
+	const uint32_t cap = c->hnsw.m0;
+	gather(sh, c, links_at(sh, c, id, 0), fs, pass, &np, cap, fail, &nf);
+	for (uint32_t j = 0; j < nf && np < cap; j++)
+		gather(sh, c, links_at(sh, c, fail[j], 0), fs, pass, &np, cap, NULL, NULL);
+	for (uint32_t i = 0; i < np && work_take(b); i++) {
+		float d = dist_hdr(sh, c, q, node_hdr(sh, &c->hnsw, pass[i]));
+		uint32_t pos = beam_insert(b, d, pass[i]);
+		if (pos < b->next)
+			b->next = pos;
+	}
+}
+
+enum pm_status pm_hnsw_search_filtered(struct pm_shard *sh, const struct pm_collection *c,
+				       const float *qv, uint32_t k, uint32_t ef,
+				       const struct pm_filter_prog *filter, uint32_t tests_max,
+				       uint64_t work_max, struct pm_knn_hit *out, uint32_t *nhits,
+				       uint64_t *work)
+{
+	const struct pm_hnsw *h = &c->hnsw;
+	*nhits = 0;
+	*work = 0;
+	if (h->entry == PM_HNSW_NODE_NONE)
+		return PM_OK;
+	PM_ASSERT(k >= 1 && k <= PM_K_MAX);
+	struct query q = { qv, c->params.metric == PM_METRIC_COSINE ? pm_norm(qv, c->params.dim) : 0 };
+	_Alignas(64) uint8_t qcode[PM_QUANT_CODE_BYTES_MAX];
+	if (c->params.dtype != PM_DTYPE_F32)
+		pm_quant_query(&c->params, qv, qcode, &q.code);
+	struct fsearch fs = { .f = filter, .tests_max = tests_max };
+	const uint32_t width = PM_MIN(PM_MAX(ef, k), PM_EF_MAX);
+	const uint32_t kr = PM_MIN(pm_vec_rerank_candidates(c, k), width);
+	struct beam b;
+	descend(sh, c, &q, 0, width, work_max, &b);
+	while (!b.stopped && b.next < b.n && fs.tests < fs.tests_max) {
+		struct pm_hnsw_cand *e = &b.e[b.next++];
+		if (e->id & EXPANDED)
+			continue;
+		e->id |= EXPANDED;
+		expand_filtered(sh, c, &q, e->id & ID_MASK, &fs, &b);
+	}
+	*work = b.work;
+	if (b.stopped)
+		return PM_E_WORK_LIMIT;
+	if (fs.tests >= fs.tests_max)
+		return PM_OK; /* cut short: no hits, the caller scans */
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < b.n; i++) {
+		uint32_t id = b.e[i].id & ID_MASK;
+		if (!node_passes(sh, c, id, &fs))
+			continue; /* the entry point, when it fails */
+		if (n >= kr && b.e[i].d != out[n - 1].dist)
+			break;
+		if (n == PM_K_MAX)
+			break;
+		out[n++] = (struct pm_knn_hit){ .seed = node_hdr(sh, h, id)->seed, .dist = b.e[i].d };
+	}
+	order_ties(sh, out, n);
+	*nhits = pm_vec_reranks(c) ? pm_vec_rerank(sh, c, qv, q.code.norm, out, PM_MIN(n, kr), k)
+				   : PM_MIN(n, k);
+	return PM_OK;
 }

@@ -194,6 +194,18 @@ enum pm_status pm_hnsw_search_limited(struct pm_shard *sh, const struct pm_colle
 				      const float *q, uint32_t k, uint32_t ef, uint64_t work_max,
 				      struct pm_knn_hit *out, uint32_t *nhits, uint64_t *work);
 
+/* The k nearest live vectors to q whose attributes pass filter (filter.h),
+ * searched ACORN-style (hnsw.c, "filtered search"): fewer than k when the
+ * graph search ran out of candidates, none when it would have made more than
+ * tests_max filter tests (the caller then scans exactly); PM_E_WORK_LIMIT as
+ * pm_hnsw_search_limited. */
+struct pm_filter_prog;
+enum pm_status pm_hnsw_search_filtered(struct pm_shard *sh, const struct pm_collection *c,
+				       const float *q, uint32_t k, uint32_t ef,
+				       const struct pm_filter_prog *filter, uint32_t tests_max,
+				       uint64_t work_max, struct pm_knn_hit *out, uint32_t *nhits,
+				       uint64_t *work);
+
 /* ------------------------------------------------------------ save and restore (snapshots) */
 
 /* Node id's table entry, or NULL for a free id or one at or above high. */

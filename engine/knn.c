@@ -163,6 +163,8 @@ bool pm_knn_scan_step(struct pm_knn_scan *s, const struct pm_shard *sh,
 			if (j + PREFETCH_DISTANCE < n)
 				__builtin_prefetch(pm_at(&sh->arena, chunk[j + PREFETCH_DISTANCE]));
 			const struct pm_vec_header *h = pm_at(&sh->arena, chunk[j]);
+			if (s->filter && !pm_filter_match(s->filter, pm_vec_attr(sh, h)))
+				continue;
 			heap_offer(&hp, h->seed, member_distance(sh, c, s, &qc, h));
 		}
 		i += n - j0;
@@ -221,6 +223,25 @@ static enum pm_status vquery_find(struct pm_shard *sh, const struct pm_vquery *v
 	return PM_OK;
 }
 
+/* An exact scan of c, refused before it starts past the work cap. */
+static enum pm_status vquery_scan_begin(struct pm_shard *sh, struct pm_vquery *v,
+					const struct pm_collection *c)
+{
+	if (c->count > work_cap(sh) / pm_knn_distance_bytes(v->dim))
+		return PM_E_WORK_LIMIT; /* count x bytes per member > the cap */
+	pm_knn_scan_begin(&v->scan, c, v->q, v->k, v->hits);
+	return PM_OK;
+}
+
+/* The estimated fraction of c's members v's filter passes (filter.h). */
+static double filter_selectivity(const struct pm_shard *sh, const struct pm_vquery *v,
+				 const struct pm_collection *c)
+{
+	if (c->attr_stats_lost)
+		return 1.0; /* not known */
+	return pm_filter_selectivity(&v->filter, pm_coll_attr_stats(sh, c), c->count);
+}
+
 /* Graph or scan on c; a scan past the work cap is refused before it starts. */
 static enum pm_status vquery_setup(struct pm_shard *sh, struct pm_vquery *v,
 				   const struct pm_collection *c)
@@ -233,17 +254,18 @@ static enum pm_status vquery_setup(struct pm_shard *sh, struct pm_vquery *v,
 	if (c->params.metric == PM_METRIC_COSINE && !(pm_norm(v->q, v->dim) > 0.0f))
 		return PM_E_ZERO_VECTOR;
 	/* The graph answers unless the client asked for exact results or the
-	 * collection is small enough that a scan is as fast (PM_HNSW_FLAT_BELOW). */
+	 * collection is small enough that a scan is as fast (PM_HNSW_FLAT_BELOW),
+	 * or the filter passes too few members for the graph to find them. */
 	v->graph = c->params.index == PM_INDEX_HNSW && !v->exact && c->count >= PM_HNSW_FLAT_BELOW;
+	if (v->graph && v->filtered)
+		v->graph = filter_selectivity(sh, v, c) >= PM_FILTER_SCAN_SELECTIVITY;
+	v->fallback = false;
 	v->coll = (uint32_t)(c - sh->colls);
 	v->gen = c->gen;
 	v->mutations = c->mutations;
 	if (v->graph)
 		return PM_OK;
-	if (c->count > work_cap(sh) / pm_knn_distance_bytes(v->dim))
-		return PM_E_WORK_LIMIT; /* count x bytes per member > the cap */
-	pm_knn_scan_begin(&v->scan, c, v->q, v->k, v->hits);
-	return PM_OK;
+	return vquery_scan_begin(sh, v, c);
 }
 
 enum pm_status pm_vquery_begin(struct pm_shard *sh, struct pm_vquery *v,
@@ -262,6 +284,10 @@ enum pm_status pm_vquery_begin(struct pm_shard *sh, struct pm_vquery *v,
 		st = PM_E_DIM;
 	else if (req->collection.len > PM_COLLECTION_NAME_BYTES_MAX)
 		st = PM_E_COLLECTION_NAME;
+	else if (req->filter.len) {
+		v->filtered = true;
+		st = pm_filter_compile(&v->filter, req->filter.ptr, req->filter.len);
+	}
 	if (st == PM_OK) {
 		v->name_len = (uint8_t)req->collection.len;
 		if (v->name_len)
@@ -275,6 +301,34 @@ enum pm_status pm_vquery_begin(struct pm_shard *sh, struct pm_vquery *v,
 	if (st != PM_OK)
 		vquery_end(v, st);
 	return st;
+}
+
+/* The graph search, whole. A filtered one that finds fewer than k turns
+ * into an exact filtered scan (v->fallback): more may pass than the graph
+ * reached within its bound. */
+static bool vquery_graph(struct pm_shard *sh, struct pm_vquery *v, const struct pm_collection *c)
+{
+	uint64_t work;
+	uint32_t ef = v->ef ? v->ef : c->params.ef_search;
+	enum pm_status st;
+	if (!v->filtered)
+		st = pm_hnsw_search_limited(sh, c, v->q, v->k, ef, work_cap(sh), v->hits, &v->nhits,
+					    &work);
+	else
+		st = pm_hnsw_search_filtered(sh, c, v->q, v->k, ef, &v->filter,
+					     (uint32_t)PM_MIN(PM_MAX(ef, v->k) * PM_FILTER_TESTS_PER_EF,
+							      c->count),
+					     work_cap(sh),
+					     v->hits, &v->nhits, &work);
+	v->work += work;
+	if (st != PM_OK || !v->filtered || v->nhits >= v->k)
+		return vquery_end(v, st);
+	v->graph = false;
+	v->fallback = true;
+	v->nhits = 0;
+	if ((st = vquery_scan_begin(sh, v, c)) != PM_OK)
+		return vquery_end(v, st);
+	return false;
 }
 
 bool pm_vquery_step(struct pm_shard *sh, struct pm_vquery *v, uint64_t budget)
@@ -293,16 +347,11 @@ bool pm_vquery_step(struct pm_shard *sh, struct pm_vquery *v, uint64_t budget)
 		if (st != PM_OK || v->done)
 			return vquery_end(v, st);
 	}
-	if (v->graph) {
-		uint64_t work;
-		uint32_t ef = v->ef ? v->ef : c->params.ef_search;
-		enum pm_status st = pm_hnsw_search_limited(sh, c, v->q, v->k, ef, work_cap(sh),
-							   v->hits, &v->nhits, &work);
-		v->work += work;
-		return vquery_end(v, st);
-	}
+	if (v->graph)
+		return vquery_graph(sh, v, c);
 	if (v->restarts >= PM_KNN_SCAN_RESTARTS_MAX)
 		budget = UINT64_MAX;
+	v->scan.filter = v->filtered ? &v->filter : NULL; /* v may have moved since the begin */
 	uint64_t before = v->scan.work;
 	bool end = pm_knn_scan_step(&v->scan, sh, c, budget);
 	v->work += v->scan.work - before;

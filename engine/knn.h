@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "filter.h"
 #include "shard.h"
 #include "vector.h"
 
@@ -55,6 +56,7 @@ struct pm_knn_scan {
 	struct pm_knn_hit *hits; /* k entries, owned by the caller */
 	uint64_t next;           /* the member the next step starts at */
 	uint64_t work;           /* bytes read so far (pm_knn_distance_bytes per member) */
+	const struct pm_filter_prog *filter; /* NULL, or only members passing it are scored */
 };
 
 void pm_knn_scan_begin(struct pm_knn_scan *s, const struct pm_collection *c, const float *q,
@@ -101,6 +103,10 @@ struct pm_vquery {
 	uint64_t work;            /* bytes read, restarts included */
 	uint64_t scanned;         /* members an exact scan scored, restarts included */
 	struct pm_knn_scan scan;
+	/* filtered search (filter.h): the compiled expression, when there is one */
+	bool filtered;
+	bool fallback;            /* the graph found fewer than k: an exact scan answers */
+	struct pm_filter_prog filter;
 };
 
 /* Check req (a VQUERY) and set v up, with the query copied into q; the

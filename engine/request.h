@@ -35,6 +35,7 @@ enum pm_op {
 	PM_OP_CLIST,    /* 'V' 'L' */
 	PM_OP_SNAPSHOT, /* 'P': every shard starts a snapshot (dataplane only) */
 	PM_OP_MAP,      /* 'M': the cluster's slot map (dataplane only) */
+	PM_OP_VSETATTR, /* 'V' 'T': replace a vector's attribute record */
 	PM_OP_COUNT
 };
 
@@ -101,6 +102,10 @@ struct pm_request {
 	bool has_ttl;
 	bool exact;          /* VQUERY: force exact (flat) search */
 	struct pm_collection_params params; /* CCREATE */
+	/* attributes and filters (attr.h, filter.h) */
+	struct pm_bytes attr;       /* VADD (when has_attr), VSETATTR: an attribute record */
+	bool has_attr;              /* VADD: attr given (else the vector keeps its record) */
+	struct pm_bytes filter;     /* VQUERY: filter expression text; len 0 = none */
 };
 
 struct pm_knn_hit {
@@ -124,6 +129,7 @@ struct pm_reply {
 	uint32_t dim;             /* VGET */
 	uint8_t dtype;            /* VGET: the collection's element type (value is f32 either way) */
 	struct pm_bytes collection; /* VGET: the vector's collection name */
+	struct pm_bytes attr;     /* VGET: the vector's attribute record (len 0: none) */
 	/* VQUERY: hits sorted by (dist, key); keys[i] is the key of hits[i]. */
 	const struct pm_knn_hit *hits;
 	const struct pm_bytes *keys;

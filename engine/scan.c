@@ -4,6 +4,7 @@
  */
 #include "scan.h"
 
+#include "attr.h"
 #include "hash.h"
 #include "kv.h"
 #include "seedmap.h"
@@ -35,6 +36,8 @@ static bool item_of(const struct pm_shard *sh, uint32_t idx, uint64_t now_ms,
 	}
 	it->dim = h->dim;
 	it->collection = (struct pm_bytes){ c->name, c->is_default ? 0u : c->name_len };
+	const uint8_t *rec = pm_vec_attr(sh, h);
+	it->attr = (struct pm_bytes){ rec, rec ? pm_attr_len(rec) : 0u };
 	return true;
 }
 

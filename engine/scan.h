@@ -29,6 +29,7 @@ struct pm_scan_item {
 	uint32_t dim;
 	struct pm_bytes collection; /* vector: its collection's name (len 0: the default one) */
 	uint64_t expire_at_ms;   /* 0: none */
+	struct pm_bytes attr;    /* vector: its attribute record (len 0: none; attr.h) */
 };
 
 /* Visit the live keys from seed slot *cursor on, at most `seeds` slots:

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attr.h"
 #include "common.h"
 #include "hash.h"
 #include "knn.h"
@@ -159,6 +160,9 @@ static enum pm_status do_vget(struct pm_shard *sh, const struct pm_request *req,
 			rep->value.ptr = (const uint8_t *)sh->query;
 		}
 		rep->value.len = 4u * h->dim;
+		const uint8_t *rec = pm_vec_attr(sh, h);
+		rep->attr.ptr = rec;
+		rep->attr.len = rec ? pm_attr_len(rec) : 0;
 	}
 	return st;
 }
@@ -191,8 +195,14 @@ static enum pm_status dispatch(struct pm_shard *sh, const struct pm_request *req
 					       sh->text, PM_INFO_TEXT_BYTES_MAX);
 		return PM_OK;
 	case PM_OP_VADD:
+		if (req->has_attr)
+			return pm_vec_put_attr(sh, key, klen, hash, req->collection.ptr,
+					       req->collection.len, req->vec, req->dim, req->attr.ptr,
+					       req->attr.len, at, now_ms);
 		return pm_vec_put(sh, key, klen, hash, req->collection.ptr, req->collection.len,
 				  req->vec, req->dim, at, now_ms);
+	case PM_OP_VSETATTR:
+		return pm_vec_set_attr(sh, key, klen, hash, req->attr.ptr, req->attr.len, now_ms);
 	case PM_OP_VGET:
 		return do_vget(sh, req, hash, now_ms, rep);
 	case PM_OP_VDEL:

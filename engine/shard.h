@@ -59,6 +59,9 @@ struct pm_collection {
 				   * frees it in slices (pm_coll_drop_slice), then the slot */
 	uint64_t mutations;       /* members added, removed or changed in place: a scan
 				   * in steps (pm_vquery_step) begins again when it moved */
+	uint64_t attr_stats_off;  /* blob: struct pm_attr_stats (attr.h), 0 until a record */
+	bool attr_stats_lost;     /* a record came when that blob could not be had:
+				   * estimates are "unknown" from then on */
 };
 
 struct pm_shard_stats {

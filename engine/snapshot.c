@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attr.h"
 #include "bytes.h"
 #include "common.h"
 #include "hash.h"
@@ -60,7 +61,8 @@
 _Static_assert(sizeof(PM_SNAP_MAGIC) - 1 == 8, "magic is 8 bytes");
 _Static_assert(KV_FIXED_BYTES + PM_KEY_BYTES_MAX + PM_VALUE_BYTES_MAX <= PM_SNAP_RECORD_BYTES_MAX,
 	       "a KV item fits a record");
-_Static_assert(NODE_FIXED_BYTES + PM_KEY_BYTES_MAX + VEC_PAYLOAD_BYTES_MAX + VEC_META_BYTES +
+_Static_assert(NODE_FIXED_BYTES + PM_KEY_BYTES_MAX + VEC_PAYLOAD_BYTES_MAX + VEC_META_BYTES + 2u +
+			       PM_ATTR_BYTES_MAX +
 			       4u * (1u + 2u * PM_HNSW_M_MAX) +
 			       4u * PM_HNSW_LEVEL_MAX * (1u + PM_HNSW_M_MAX) <=
 		       PM_SNAP_RECORD_BYTES_MAX,
@@ -135,6 +137,13 @@ static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
 	if (n)
 		memcpy(p, src, n);
 	return p + n;
+}
+
+/* u16 length, attribute record (length 0: none). */
+static uint8_t *put_attr(uint8_t *p, const uint8_t *rec, uint32_t alen)
+{
+	put_u16(p, (uint16_t)alen);
+	return put_bytes(p + U16_BYTES, rec, alen);
 }
 
 static void write_header(struct out *o, const struct pm_snap_writer *w)
@@ -252,15 +261,17 @@ static bool save_seed(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	if (!coll_same(w, sh, s->coll) || c->params.index == PM_INDEX_HNSW)
 		return true;
 	const struct pm_vec_header *h = pm_at(&sh->arena, pm_seed_blob(s));
+	const uint8_t *rec = pm_vec_attr(sh, h);
+	const uint32_t alen = rec ? pm_attr_len(rec) : 0;
 	if (!reserve(o, w, PM_SNAP_SEC_ITEMS,
-		     VEC_FIXED_BYTES + s->klen + h->payload_len + VEC_META_BYTES))
+		     VEC_FIXED_BYTES + s->klen + h->payload_len + VEC_META_BYTES + U16_BYTES + alen))
 		return false;
 	uint8_t *p = o->p + o->len;
 	p[0] = REC_VEC;
 	put_u16(p + 1, s->klen);
 	put_u16(p + 3, s->coll);
 	put_u64(p + 5, pm_seed_expiry(s));
-	p = put_vec(put_bytes(p + VEC_FIXED_BYTES, key, s->klen), h);
+	p = put_attr(put_vec(put_bytes(p + VEC_FIXED_BYTES, key, s->klen), h), rec, alen);
 	o->len = (size_t)(p - o->p);
 	o->count++;
 	return true;
@@ -279,8 +290,11 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	const struct pm_seed *s = tomb ? NULL : pm_seed_at(&sh->arena, h->seed);
 	uint32_t klen = s ? s->klen : 0;
 	size_t links_max = U32_BYTES * ((1u + c->hnsw.m0) + (size_t)n->level * (1u + c->hnsw.m));
+	const uint8_t *rec = s ? pm_vec_attr(sh, h) : NULL;
+	const uint32_t alen = rec ? pm_attr_len(rec) : 0;
 	if (!reserve(o, w, PM_SNAP_SEC_NODES,
-		     NODE_FIXED_BYTES + klen + h->payload_len + VEC_META_BYTES + links_max))
+		     NODE_FIXED_BYTES + klen + h->payload_len + VEC_META_BYTES + U16_BYTES + alen +
+			     links_max))
 		return false;
 	uint8_t *p = o->p + o->len;
 	p[0] = REC_NODE;
@@ -291,7 +305,7 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	put_u32(p + 7, id);
 	put_u64(p + 11, s ? pm_seed_expiry(s) : 0);
 	p = put_bytes(p + NODE_FIXED_BYTES, s ? pm_seed_key(&sh->arena, s) : NULL, klen);
-	p = put_vec(p, h);
+	p = put_attr(put_vec(p, h), rec, alen);
 	size_t links = pm_hnsw_links_save(sh, c, id, p, o->cap - (size_t)(p - o->p));
 	PM_ASSERT(links > 0);
 	o->len = (size_t)(p + links - o->p);
@@ -599,6 +613,29 @@ static bool take_vec(struct rd *r, const struct pm_collection_params *prm,
 	return isfinite(sv->norm) && sv->norm >= 0.0f && isfinite(sv->qscale) && sv->qscale >= 0.0f;
 }
 
+/* u16 length, attribute record: false when it runs past the section. */
+static bool take_attr(struct rd *r, struct pm_bytes *attr)
+{
+	const uint8_t *p = take(r, U16_BYTES);
+	if (!p)
+		return false;
+	attr->len = get_u16(p);
+	attr->ptr = attr->len ? take(r, attr->len) : NULL;
+	return attr->len == 0 || attr->ptr != NULL;
+}
+
+/* A flat collection's vector put as it was stored, then its record. */
+static enum pm_status vec_put(struct pm_snap_loader *L, const uint8_t *key, uint32_t klen,
+			      uint64_t hash, const uint8_t *name, uint32_t nlen, uint32_t dim,
+			      const struct pm_vec_stored *sv, struct pm_bytes attr, uint64_t at)
+{
+	enum pm_status st =
+		pm_vec_put_stored(L->sh, key, klen, hash, name, nlen, dim, sv, at, L->now_ms);
+	if (st == PM_OK && attr.len)
+		st = pm_vec_set_attr(L->sh, key, klen, hash, attr.ptr, attr.len, L->now_ms);
+	return st;
+}
+
 static enum pm_status load_vec(struct pm_snap_loader *L, struct rd *r)
 {
 	const uint8_t *p = take(r, VEC_FIXED_BYTES - 1), *key;
@@ -612,18 +649,19 @@ static enum pm_status load_vec(struct pm_snap_loader *L, struct rd *r)
 	uint32_t dim = L->slot[slot].dim;
 	const struct pm_collection *c = L->slot[slot].c;
 	struct pm_vec_stored sv;
+	struct pm_bytes attr;
 	if (!klen || klen > PM_KEY_BYTES_MAX || !(key = take(r, klen)) ||
-	    !take_vec(r, c ? &c->params : &(struct pm_collection_params){ .dim = dim }, &sv))
+	    !take_vec(r, c ? &c->params : &(struct pm_collection_params){ .dim = dim }, &sv) ||
+	    !take_attr(r, &attr))
 		return bad(L, "bad vector item");
 	if (!take_item(L, at))
 		return PM_OK;
 	uint64_t hash = pm_hash(key, klen);
 	const uint8_t *name = c ? c->name : NULL;
 	uint32_t nlen = c ? c->name_len : 0;
-	enum pm_status st = pm_vec_put_stored(L->sh, key, klen, hash, name, nlen, dim, &sv, at,
-					      L->now_ms);
+	enum pm_status st = vec_put(L, key, klen, hash, name, nlen, dim, &sv, attr, at);
 	if (other_kind_dropped(L, st, key, klen, hash))
-		st = pm_vec_put_stored(L->sh, key, klen, hash, name, nlen, dim, &sv, at, L->now_ms);
+		st = vec_put(L, key, klen, hash, name, nlen, dim, &sv, attr, at);
 	return st == PM_OK ? PM_OK : failed(L, "vector item", st);
 }
 
@@ -657,9 +695,10 @@ static enum pm_status load_node(struct pm_snap_loader *L, struct rd *r)
 		return bad(L, "node of an unknown or flat collection");
 	struct pm_collection *c = L->slot[slot].c;
 	size_t ll;
+	struct pm_bytes attr;
 	if (p[0] > NODE_TOMB || level > PM_HNSW_LEVEL_MAX || klen > PM_KEY_BYTES_MAX ||
 	    tomb != (klen == 0) || !(key = take(r, klen)) ||
-	    !take_vec(r, &c->params, &sv) ||
+	    !take_vec(r, &c->params, &sv) || !take_attr(r, &attr) ||
 	    (ll = links_len(r, level)) == SIZE_MAX || !(links = take(r, ll)))
 		return bad(L, "bad node");
 	uint64_t hash = klen ? pm_hash(key, klen) : 0;
@@ -675,6 +714,8 @@ static enum pm_status load_node(struct pm_snap_loader *L, struct rd *r)
 		return failed(L, "node", st);
 	if (pm_hnsw_restore_node(L->sh, c, id, level, tomb, off, links, ll) != PM_OK)
 		return bad(L, "node id or links out of bounds");
+	if (!tomb && attr.len && (st = pm_vec_attr_restore(L->sh, c, off, attr.ptr, attr.len)) != PM_OK)
+		return st == PM_E_ATTR ? bad(L, "bad attribute record") : failed(L, "node", st);
 	return PM_OK;
 }
 

@@ -44,10 +44,11 @@
  * bound, u32 entry, u64 RNG, u8 flags (PM_COLL_*), u8 dtype, u8 rerank, u32
  * rerank_k (quant.h). ITEMS — u8 1 (KV), u16 key length, u32 value
  * length, u64 expiry, key, value; or u8 2 (vector of a flat collection), u16
- * key length, u16 slot, u64 expiry, key, vector. NODES — u8 3, u8 flags
- * (1: tombstone), u8 level, u16 slot, u16 key length (0 for a tombstone), u32
- * node id, u64 expiry, key, vector, then for each level 0..level: u32
- * count, count x u32 node ids. A vector is its stored payload verbatim
+ * key length, u16 slot, u64 expiry, key, vector, u16 attribute record length
+ * (0: none), record. NODES — u8 3, u8 flags (1: tombstone), u8 level, u16
+ * slot, u16 key length (0 for a tombstone), u32 node id, u64 expiry, key,
+ * vector, u16 attribute record length, record, then for each level 0..level:
+ * u32 count, count x u32 node ids. A vector is its stored payload verbatim
  * (pm_quant_payload_bytes of its collection: f32, or codes and the kept f32),
  * then its f32 norm and Q8 scale (u32 bits each), so a load stores it as it
  * was without quantising again.
@@ -64,7 +65,8 @@
 #define PM_SNAP_MAGIC "POMAISNP"
 /* 2: a COLLS record ends with the collection's flags (evictable).
  * 3: element types — COLLS records end with dtype and rerank, vectors are
- *    stored payloads with their norm and scale. */
+ *    stored payloads with their norm and scale; vector items and nodes carry
+ *    the vector's attribute record after them. */
 #define PM_SNAP_VERSION 3u
 #define PM_SNAP_HEADER_BYTES 64u
 #define PM_SNAP_SECTION_HEADER_BYTES 16u

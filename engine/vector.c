@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "attr.h"
 #include "common.h"
 #include "evict.h"
 #include "hash.h"
@@ -112,6 +113,8 @@ static void coll_release(struct pm_shard *sh, struct pm_collection *c)
 	PM_ASSERT(c->count == 0);
 	if (c->params.index == PM_INDEX_HNSW)
 		pm_hnsw_destroy(sh, c);
+	if (c->attr_stats_off)
+		pm_blob_free(&sh->arena, c->attr_stats_off, sizeof(struct pm_attr_stats));
 	const uint64_t *dir = c->dir_off ? pm_at(&sh->arena, c->dir_off) : NULL;
 	for (uint32_t i = 0; i < c->nchunks; i++)
 		pm_blob_free(&sh->arena, dir[i], CHUNK_BYTES);
@@ -268,6 +271,8 @@ enum pm_status pm_vec_load(float *dst, const uint8_t *src, uint32_t dim)
 	return PM_OK;
 }
 
+static void attr_detach(struct pm_shard *sh, struct pm_collection *c, struct pm_vec_header *h);
+
 void pm_vec_unlink(struct pm_shard *sh, uint32_t idx)
 {
 	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
@@ -276,6 +281,7 @@ void pm_vec_unlink(struct pm_shard *sh, uint32_t idx)
 	uint32_t bytes = vec_blob_bytes(sh, s);
 	struct pm_collection *c = &sh->colls[s->coll];
 	PM_ASSERT(c->live && vec_header(sh, off)->seed == idx);
+	attr_detach(sh, c, vec_header(sh, off));
 	member_remove(sh, c, vec_header(sh, off)->member);
 	c->bytes -= pm_blob_class_bytes(pm_blob_class(bytes));
 	if (c->params.index == PM_INDEX_HNSW && c->dropping)
@@ -630,4 +636,127 @@ uint32_t pm_vec_rerank(const struct pm_shard *sh, const struct pm_collection *c,
 	}
 	hits_sort(sh, hits, n);
 	return PM_MIN(n, k);
+}
+
+/* ---------------------------------------------------------------- attributes */
+
+const struct pm_attr_stats *pm_coll_attr_stats(const struct pm_shard *sh,
+					       const struct pm_collection *c)
+{
+	return c->attr_stats_off ? pm_at(&sh->arena, c->attr_stats_off) : NULL;
+}
+
+/* The record leaves the vector: out of c's statistics, its blob freed. */
+static void attr_detach(struct pm_shard *sh, struct pm_collection *c, struct pm_vec_header *h)
+{
+	if (!h->attr_off)
+		return;
+	const uint8_t *rec = pm_at(&sh->arena, h->attr_off);
+	if (c->attr_stats_off)
+		pm_attr_stats_apply(pm_at(&sh->arena, c->attr_stats_off), rec, -1);
+	pm_blob_free(&sh->arena, h->attr_off, pm_attr_len(rec));
+	h->attr_off = 0;
+	c->mutations++;
+}
+
+/* Blob rec_off (a copy of a valid record, or 0 for none) becomes the record
+ * of the vector h of c. */
+static void attr_attach(struct pm_shard *sh, struct pm_collection *c, struct pm_vec_header *h,
+			uint64_t rec_off)
+{
+	attr_detach(sh, c, h);
+	if (!rec_off)
+		return;
+	h->attr_off = rec_off;
+	c->mutations++;
+	if (!c->attr_stats_off && !c->attr_stats_lost) {
+		c->attr_stats_off = pm_blob_alloc(&sh->arena, sizeof(struct pm_attr_stats));
+		if (c->attr_stats_off)
+			pm_attr_stats_init(pm_at(&sh->arena, c->attr_stats_off));
+		else
+			c->attr_stats_lost = true; /* estimates turn "unknown"; results stay exact */
+	}
+	if (c->attr_stats_off)
+		pm_attr_stats_apply(pm_at(&sh->arena, c->attr_stats_off),
+				    pm_at(&sh->arena, rec_off), +1);
+}
+
+/* A blob holding a copy of the record attr[0, alen): its offset, 0 for the
+ * empty record (no blob needed); PM_E_ATTR / PM_E_NOMEM. */
+static enum pm_status attr_copy(struct pm_shard *sh, const uint8_t *attr, uint32_t alen,
+				uint64_t *off)
+{
+	*off = 0;
+	if (pm_attr_check(attr, alen) != PM_OK)
+		return PM_E_ATTR;
+	if (attr[0] == 0)
+		return PM_OK;
+	if (!(*off = pm_blob_alloc(&sh->arena, alen)))
+		return PM_E_NOMEM;
+	memcpy(pm_at(&sh->arena, *off), attr, alen);
+	return PM_OK;
+}
+
+/* The vector seed of key, or PM_SEED_NONE with *st set. */
+static uint32_t vec_find(struct pm_shard *sh, const uint8_t *key, uint32_t klen, uint64_t hash,
+			 uint64_t now_ms, enum pm_status *st)
+{
+	uint32_t idx = pm_ks_find(sh, key, klen, hash, now_ms);
+	*st = idx == PM_SEED_NONE ? PM_NOT_FOUND : PM_OK;
+	if (idx != PM_SEED_NONE && pm_seed_at(&sh->arena, idx)->kind != PM_SEED_VECTOR) {
+		*st = PM_E_WRONGTYPE;
+		return PM_SEED_NONE;
+	}
+	return idx;
+}
+
+enum pm_status pm_vec_put_attr(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
+			       uint64_t hash, const uint8_t *name, uint32_t nlen, const uint8_t *vec,
+			       uint32_t dim, const uint8_t *attr, uint32_t alen,
+			       uint64_t expire_at_ms, uint64_t now_ms)
+{
+	uint64_t rec;
+	enum pm_status st = attr_copy(sh, attr, alen, &rec);
+	if (st != PM_OK)
+		return st;
+	st = pm_vec_put(sh, key, klen, hash, name, nlen, vec, dim, expire_at_ms, now_ms);
+	if (st != PM_OK) {
+		if (rec)
+			pm_blob_free(&sh->arena, rec, alen);
+		return st;
+	}
+	uint32_t idx = vec_find(sh, key, klen, hash, now_ms, &st);
+	PM_ASSERT(idx != PM_SEED_NONE);
+	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	attr_attach(sh, &sh->colls[s->coll], vec_header(sh, pm_seed_blob(s)), rec);
+	return PM_OK;
+}
+
+enum pm_status pm_vec_set_attr(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
+			       uint64_t hash, const uint8_t *attr, uint32_t alen, uint64_t now_ms)
+{
+	if (klen == 0 || klen > PM_KEY_BYTES_MAX)
+		return PM_E_KEY_LEN;
+	enum pm_status st;
+	uint32_t idx = vec_find(sh, key, klen, hash, now_ms, &st);
+	if (idx == PM_SEED_NONE)
+		return st;
+	if (pm_attr_check(attr, alen) != PM_OK)
+		return PM_E_ATTR;
+	uint64_t rec;
+	if ((st = attr_copy(sh, attr, alen, &rec)) != PM_OK)
+		return st;
+	struct pm_seed *s = pm_seed_at(&sh->arena, idx);
+	attr_attach(sh, &sh->colls[s->coll], vec_header(sh, pm_seed_blob(s)), rec);
+	return PM_OK;
+}
+
+enum pm_status pm_vec_attr_restore(struct pm_shard *sh, struct pm_collection *c, uint64_t off,
+				   const uint8_t *attr, uint32_t alen)
+{
+	uint64_t rec;
+	enum pm_status st = attr_copy(sh, attr, alen, &rec);
+	if (st == PM_OK)
+		attr_attach(sh, c, vec_header(sh, off), rec);
+	return st;
 }

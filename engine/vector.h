@@ -53,7 +53,7 @@ struct pm_vec_header {
 	uint16_t lfu;         /* access frequency word (evict.h), as a KV seed's `coll` */
 	uint16_t reserved16;  /* zero */
 	float qscale;         /* Q8: the code scale (quant.h); 0 for other types */
-	uint8_t reserved[8];  /* zero */
+	uint64_t attr_off;    /* blob of the attribute record (attr.h), 0 if none */
 };
 _Static_assert(sizeof(struct pm_vec_header) == PM_VEC_HEADER_BYTES, "vector header size");
 
@@ -154,6 +154,32 @@ uint32_t pm_vec_rerank_candidates(const struct pm_collection *c, uint32_t k);
 enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, const uint8_t *key,
 			      uint32_t klen, uint64_t hash, const struct pm_vec_stored *st,
 			      uint64_t expire_at_ms, uint64_t now_ms, uint64_t *off);
+
+/* ---------------------------------------------------------------- attributes (attr.h) */
+
+/* pm_vec_put that also gives the vector the attribute record attr[0, alen)
+ * (replacing the one it had); PM_E_ATTR for a bad record, and then, as for
+ * any refusal, nothing changed. */
+enum pm_status pm_vec_put_attr(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
+			       uint64_t hash, const uint8_t *name, uint32_t nlen, const uint8_t *vec,
+			       uint32_t dim, const uint8_t *attr, uint32_t alen,
+			       uint64_t expire_at_ms, uint64_t now_ms);
+/* VSETATTR: replace the record of key's vector (the empty record, one byte
+ * 0, removes it); the vector and its place in the index stay. */
+enum pm_status pm_vec_set_attr(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
+			       uint64_t hash, const uint8_t *attr, uint32_t alen, uint64_t now_ms);
+/* The record of a vector (header hdr), NULL if it has none. */
+static inline const uint8_t *pm_vec_attr(const struct pm_shard *sh, const struct pm_vec_header *hdr)
+{
+	return hdr->attr_off ? (const uint8_t *)pm_at(&sh->arena, hdr->attr_off) : NULL;
+}
+/* Give the vector blob at off (collection c) the valid record attr[0, alen)
+ * (snapshot restore); PM_E_NOMEM leaves it without. */
+enum pm_status pm_vec_attr_restore(struct pm_shard *sh, struct pm_collection *c, uint64_t off,
+				   const uint8_t *attr, uint32_t alen);
+/* c's attribute statistics, NULL when it keeps none. */
+const struct pm_attr_stats *pm_coll_attr_stats(const struct pm_shard *sh,
+					       const struct pm_collection *c);
 
 /* Remove a vector seed's blob and membership (the seed slot itself stays). */
 void pm_vec_unlink(struct pm_shard *sh, uint32_t idx);

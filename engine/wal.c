@@ -48,6 +48,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "attr.h"
 #include "bytes.h"
 #include "common.h"
 #include "pm_limits.h"
@@ -77,6 +78,7 @@
 #define NAME_LEN_BYTES U8_BYTES  /* names are at most 255 bytes */
 #define BLOB_LEN_BYTES U32_BYTES /* keys and values */
 #define EXPIRE_BYTES U64_BYTES
+#define ATTR_LEN_BYTES U16_BYTES /* attribute records: at most PM_ATTR_BYTES_MAX */
 /* CCREATE parameters: dim, metric, index, hnsw_m, ef_construction, ef_search, flags,
  * dtype, rerank, rerank_k. */
 #define PARAMS_BYTES \
@@ -87,7 +89,7 @@
 	(BLOB_LEN_BYTES + PM_KEY_BYTES_MAX + BLOB_LEN_BYTES + PM_VALUE_BYTES_MAX + EXPIRE_BYTES)
 #define VADD_PAYLOAD_BYTES_MAX                                                            \
 	(NAME_LEN_BYTES + PM_COLLECTION_NAME_BYTES_MAX + BLOB_LEN_BYTES + PM_KEY_BYTES_MAX + \
-	 U32_BYTES + F32_BYTES * PM_DIM_MAX + EXPIRE_BYTES)
+	 U32_BYTES + F32_BYTES * PM_DIM_MAX + EXPIRE_BYTES + ATTR_LEN_BYTES + PM_ATTR_BYTES_MAX)
 
 _Static_assert(PM_WAL_RECORD_HEADER_BYTES == REC_RESERVED_OFF + REC_RESERVED_BYTES,
 	       "record header layout");
@@ -220,6 +222,7 @@ static uint8_t type_of_op(uint8_t op)
 	case PM_OP_VDEL: return PM_WAL_VDEL;
 	case PM_OP_CCREATE: return PM_WAL_CCREATE;
 	case PM_OP_CDROP: return PM_WAL_CDROP;
+	case PM_OP_VSETATTR: return PM_WAL_VSETATTR;
 	default: return 0;
 	}
 }
@@ -228,6 +231,7 @@ static const uint8_t op_of_type[PM_WAL_TYPE_END] = {
 	[PM_WAL_SET] = PM_OP_SET,         [PM_WAL_DEL] = PM_OP_DEL,
 	[PM_WAL_VADD] = PM_OP_VADD,       [PM_WAL_VDEL] = PM_OP_VDEL,
 	[PM_WAL_CCREATE] = PM_OP_CCREATE, [PM_WAL_CDROP] = PM_OP_CDROP,
+	[PM_WAL_VSETATTR] = PM_OP_VSETATTR,
 };
 
 /* Payload bytes of req as record `type`, or 0 when a length breaks a limit
@@ -246,8 +250,15 @@ static size_t payload_bytes(uint8_t type, const struct pm_request *req)
 	case PM_WAL_VADD:
 		if (!key_len_ok(klen) || !dim_ok(req->dim) || nlen > PM_COLLECTION_NAME_BYTES_MAX)
 			return 0;
+		if (req->has_attr && (req->attr.len == 0 || req->attr.len > PM_ATTR_BYTES_MAX))
+			return 0;
 		return NAME_LEN_BYTES + nlen + BLOB_LEN_BYTES + klen + U32_BYTES +
-		       (size_t)F32_BYTES * req->dim + EXPIRE_BYTES;
+		       (size_t)F32_BYTES * req->dim + EXPIRE_BYTES + ATTR_LEN_BYTES +
+		       (req->has_attr ? req->attr.len : 0);
+	case PM_WAL_VSETATTR:
+		if (!key_len_ok(klen) || req->attr.len == 0 || req->attr.len > PM_ATTR_BYTES_MAX)
+			return 0;
+		return BLOB_LEN_BYTES + klen + ATTR_LEN_BYTES + req->attr.len;
 	case PM_WAL_CCREATE:
 	case PM_WAL_CDROP:
 		if (nlen == 0 || nlen > PM_COLLECTION_NAME_BYTES_MAX)
@@ -293,6 +304,14 @@ static uint8_t *w_name(uint8_t *w, struct pm_bytes b)
 	return w_bytes(w_u8(w, (uint8_t)b.len), b.ptr, b.len);
 }
 
+/* u16 length, record (length 0: none). */
+static uint8_t *w_attr(uint8_t *w, const struct pm_request *req)
+{
+	const uint32_t n = req->has_attr || req->op == PM_OP_VSETATTR ? req->attr.len : 0;
+	put_u16(w, (uint16_t)n);
+	return w_bytes(w + U16_BYTES, req->attr.ptr, n);
+}
+
 static uint8_t *w_params(uint8_t *w, const struct pm_collection_params *p)
 {
 	w = w_u8(w_u8(w_u32(w, p->dim), p->metric), p->index);
@@ -313,7 +332,10 @@ static uint8_t *payload_write(uint8_t type, const struct pm_request *req, uint64
 		return w_blob(w, req->key);
 	case PM_WAL_VADD:
 		w = w_u32(w_blob(w_name(w, req->collection), req->key), req->dim);
-		return w_u64(w_bytes(w, req->vec, (size_t)F32_BYTES * req->dim), expire_ms);
+		w = w_u64(w_bytes(w, req->vec, (size_t)F32_BYTES * req->dim), expire_ms);
+		return w_attr(w, req);
+	case PM_WAL_VSETATTR:
+		return w_attr(w_blob(w, req->key), req);
 	case PM_WAL_CCREATE:
 		return w_params(w_name(w, req->collection), &req->params);
 	default:
@@ -378,6 +400,16 @@ static struct pm_bytes r_field(struct reader *r, size_t len_bytes, uint32_t min,
 	return (struct pm_bytes){ p, p ? n : 0 };
 }
 
+/* u16 length (min..PM_ATTR_BYTES_MAX), record. */
+static struct pm_bytes r_attr(struct reader *r, uint32_t min)
+{
+	uint32_t n = r_u16(r);
+	if (n < min || n > PM_ATTR_BYTES_MAX)
+		r->ok = false;
+	const uint8_t *p = r_take(r, n);
+	return (struct pm_bytes){ p, p ? n : 0 };
+}
+
 static void r_params(struct reader *r, struct pm_collection_params *p)
 {
 	p->dim = r_u32(r);
@@ -415,6 +447,11 @@ static bool payload_parse(uint8_t type, const uint8_t *p, size_t avail,
 		r.ok = r.ok && dim_ok(rec->dim);
 		rec->vec = r_take(&r, (size_t)F32_BYTES * rec->dim);
 		rec->expire_ms = r_u64(&r);
+		rec->attr = r_attr(&r, 0);
+		break;
+	case PM_WAL_VSETATTR:
+		rec->key = r_field(&r, BLOB_LEN_BYTES, 1, PM_KEY_BYTES_MAX);
+		rec->attr = r_attr(&r, 1);
 		break;
 	case PM_WAL_CCREATE:
 	case PM_WAL_CDROP:
@@ -481,6 +518,8 @@ void pm_wal_to_request(const struct pm_wal_record *rec, uint64_t now_ms, struct 
 		.vec = rec->vec,
 		.dim = rec->dim,
 		.params = rec->params,
+		.attr = rec->attr,
+		.has_attr = rec->attr.len != 0,
 	};
 	if (rec->expire_ms > now_ms) {
 		req->has_ttl = true;

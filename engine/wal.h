@@ -46,8 +46,10 @@
 #define PM_WAL_PAYLOAD_BYTES_MAX (96u << 10)
 #define PM_WAL_MAGIC "POMAIWAL"
 /* 2: CCREATE carries the collection flags (evictable). 3: CCREATE carries
- * the element type and re-rank (quant.h). Older logs are refused at start
- * (no upgrade path before a release). */
+ * the element type and re-rank (quant.h); VADD ends with its attribute
+ * record (u16 length, 0 = none given); VSETATTR records (key, u16 length,
+ * record). Older logs are refused at start (no upgrade path before a
+ * release). */
 #define PM_WAL_VERSION 3u
 
 enum pm_wal_type {
@@ -57,6 +59,7 @@ enum pm_wal_type {
 	PM_WAL_VDEL,
 	PM_WAL_CCREATE,
 	PM_WAL_CDROP,
+	PM_WAL_VSETATTR = 7,
 	PM_WAL_TYPE_END
 };
 
@@ -71,6 +74,7 @@ struct pm_wal_record {
 	uint32_t dim;               /* VADD */
 	uint64_t expire_ms;         /* SET VADD: absolute, 0 = none */
 	struct pm_collection_params params; /* CCREATE */
+	struct pm_bytes attr;       /* VADD (len 0: none given), VSETATTR: attribute record */
 };
 
 struct pm_wal_segment_header {

@@ -53,16 +53,18 @@ static const struct op_wire op_table[PM_WIRE_OP_COUNT] = {
 	[PM_WIRE_OP_GET] = { PM_OPCODE_GET, 0, 0, false },
 	[PM_WIRE_OP_DEL] = { PM_OPCODE_DEL, 0, 0, false },
 	[PM_WIRE_OP_INFO] = { PM_OPCODE_INFO, 0, 0, true },
-	[PM_WIRE_OP_VADD] = { PM_OPCODE_VECTOR, PM_VOP_ADD, PM_FLAG_TTL | PM_FLAG_COLL, false },
+	[PM_WIRE_OP_VADD] = { PM_OPCODE_VECTOR, PM_VOP_ADD, PM_FLAG_TTL | PM_FLAG_COLL | PM_FLAG_ATTR,
+			      false },
 	[PM_WIRE_OP_VGET] = { PM_OPCODE_VECTOR, PM_VOP_GET, 0, false },
 	[PM_WIRE_OP_VDEL] = { PM_OPCODE_VECTOR, PM_VOP_DEL, 0, false },
 	[PM_WIRE_OP_VQUERY] = { PM_OPCODE_VECTOR, PM_VOP_QUERY,
-			   PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT, true },
+			   PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT | PM_FLAG_FILTER, true },
 	[PM_WIRE_OP_CCREATE] = { PM_OPCODE_VECTOR, PM_VOP_CREATE, 0, false },
 	[PM_WIRE_OP_CDROP] = { PM_OPCODE_VECTOR, PM_VOP_DROP, 0, false },
 	[PM_WIRE_OP_CLIST] = { PM_OPCODE_VECTOR, PM_VOP_LIST, 0, true },
 	[PM_WIRE_OP_SNAPSHOT] = { PM_OPCODE_SNAPSHOT, 0, 0, false },
 	[PM_WIRE_OP_MAP] = { PM_OPCODE_MAP, 0, 0, false },
+	[PM_WIRE_OP_VSETATTR] = { PM_OPCODE_VECTOR, PM_VOP_SETATTR, 0, false },
 };
 
 bool pm_op_wire(uint8_t op, uint8_t *opcode, uint8_t *subop)
@@ -314,6 +316,8 @@ static enum pm_wire_status dec_vadd(struct rd *r, uint8_t flags, struct pm_wire_
 		st = rd_ttl(r, req);
 	if (st == PM_WIRE_OK && (flags & PM_FLAG_COLL))
 		st = rd_name(r, &req->collection);
+	if (st == PM_WIRE_OK && (flags & PM_FLAG_ATTR))
+		st = rd_lenbytes(r, 1, PM_WIRE_ATTR_BYTES_MAX, PM_WIRE_E_ATTR, &req->attr);
 	return st;
 }
 
@@ -334,7 +338,36 @@ static enum pm_wire_status dec_vquery(struct rd *r, uint8_t flags, struct pm_wir
 	}
 	if (flags & PM_FLAG_COLL)
 		st = rd_name(r, &req->collection);
+	if (st == PM_WIRE_OK && (flags & PM_FLAG_FILTER))
+		st = rd_lenbytes(r, 1, PM_WIRE_FILTER_BYTES_MAX, PM_WIRE_E_FILTER, &req->filter);
 	req->exact = (flags & PM_FLAG_EXACT) != 0;
+	return st;
+}
+
+/* VSETATTR: u32 klen, key, u32 len, attribute record. */
+static enum pm_wire_status dec_vsetattr(struct rd *r, struct pm_wire_request *req)
+{
+	enum pm_wire_status st = rd_key(r, &req->key);
+	if (st == PM_WIRE_OK)
+		st = rd_lenbytes(r, 1, PM_WIRE_ATTR_BYTES_MAX, PM_WIRE_E_ATTR, &req->attr);
+	return st;
+}
+
+enum pm_wire_status pm_wire_vadd_item_decode(const uint8_t *p, uint32_t len, uint8_t flags,
+					     struct pm_wire_request *req, uint32_t *used)
+{
+	struct rd r = { p, len };
+	enum pm_wire_status st = dec_vadd(&r, flags, req);
+	*used = len - r.left;
+	return st;
+}
+
+enum pm_wire_status pm_wire_vquery_item_decode(const uint8_t *p, uint32_t len, uint8_t flags,
+					       struct pm_wire_request *req, uint32_t *used)
+{
+	struct rd r = { p, len };
+	enum pm_wire_status st = dec_vquery(&r, flags, req);
+	*used = len - r.left;
 	return st;
 }
 
@@ -391,6 +424,8 @@ static enum pm_wire_status dec_request_body(struct rd *r, uint8_t flags,
 		return dec_vadd(r, flags, req);
 	case PM_WIRE_OP_VQUERY:
 		return dec_vquery(r, flags, req);
+	case PM_WIRE_OP_VSETATTR:
+		return dec_vsetattr(r, req);
 	case PM_WIRE_OP_CCREATE:
 		return dec_ccreate(r, req);
 	case PM_WIRE_OP_CDROP:
@@ -573,6 +608,10 @@ static uint8_t enc_vadd(const struct pm_wire_request *req, struct wr *w)
 		wr_bytes(w, req->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 		flags |= PM_FLAG_COLL;
 	}
+	if (req->attr.len != 0) {
+		wr_bytes(w, req->attr, PM_WIRE_ATTR_BYTES_MAX);
+		flags |= PM_FLAG_ATTR;
+	}
 	return flags;
 }
 
@@ -589,7 +628,27 @@ static uint8_t enc_vquery(const struct pm_wire_request *req, struct wr *w)
 		wr_bytes(w, req->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 		flags |= PM_FLAG_COLL;
 	}
+	if (req->filter.len != 0) {
+		wr_bytes(w, req->filter, PM_WIRE_FILTER_BYTES_MAX);
+		flags |= PM_FLAG_FILTER;
+	}
 	return flags;
+}
+
+size_t pm_wire_vadd_item_encode(const struct pm_wire_request *req, uint8_t *out, size_t cap,
+				uint8_t *flags)
+{
+	struct wr w = { out, out + cap, true };
+	*flags = enc_vadd(req, &w);
+	return w.ok ? (size_t)(w.p - out) : 0;
+}
+
+size_t pm_wire_vquery_item_encode(const struct pm_wire_request *req, uint8_t *out, size_t cap,
+				  uint8_t *flags)
+{
+	struct wr w = { out, out + cap, true };
+	*flags = enc_vquery(req, &w);
+	return w.ok ? (size_t)(w.p - out) : 0;
 }
 
 /* Writes the body (after any sub-op byte) and returns the request flags. */
@@ -614,6 +673,12 @@ static uint8_t enc_request_body(const struct pm_wire_request *req, struct wr *w)
 		return enc_vadd(req, w);
 	case PM_WIRE_OP_VQUERY:
 		return enc_vquery(req, w);
+	case PM_WIRE_OP_VSETATTR:
+		wr_bytes(w, req->key, PM_WIRE_KEY_BYTES_MAX);
+		if (req->attr.len == 0)
+			w->ok = false; /* the empty record is one byte, 0 */
+		wr_bytes(w, req->attr, PM_WIRE_ATTR_BYTES_MAX);
+		return 0;
 	case PM_WIRE_OP_CCREATE:
 		wr_bytes(w, req->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
 		/* the element type fields only when not all default: a server from
@@ -756,6 +821,7 @@ static uint8_t enc_reply_body(const struct pm_wire_reply *rep, uint32_t *cursor,
 	switch ((enum pm_wire_op)rep->op) {
 	case PM_WIRE_OP_SET:
 	case PM_WIRE_OP_VADD:
+	case PM_WIRE_OP_VSETATTR:
 	case PM_WIRE_OP_CCREATE:
 	case PM_WIRE_OP_SNAPSHOT:
 		return 0;
@@ -777,6 +843,8 @@ static uint8_t enc_reply_body(const struct pm_wire_reply *rep, uint32_t *cursor,
 			w->ok = false;
 		wr_put(w, rep->value.ptr, rep->value.len);
 		wr_bytes(w, rep->collection, PM_WIRE_COLLECTION_NAME_BYTES_MAX);
+		if (rep->attr.len != 0) /* a trailer only when the vector has a record */
+			wr_bytes(w, rep->attr, PM_WIRE_ATTR_BYTES_MAX);
 		return 0;
 	case PM_WIRE_OP_VQUERY:
 		return enc_hits(rep, cursor, w);
@@ -904,8 +972,11 @@ static enum pm_wire_status dec_vget(struct rd *r, struct pm_reply_view *rv)
 	if (!rd_take(r, (uint64_t)rv->dim * 4u, &rv->value.ptr))
 		return PM_WIRE_E_FRAME_LENGTH;
 	rv->value.len = rv->dim * 4u;
-	return rd_lenbytes(r, 0, PM_WIRE_COLLECTION_NAME_BYTES_MAX, PM_WIRE_E_COLLECTION_NAME,
-			   &rv->collection);
+	enum pm_wire_status st = rd_lenbytes(r, 0, PM_WIRE_COLLECTION_NAME_BYTES_MAX,
+					     PM_WIRE_E_COLLECTION_NAME, &rv->collection);
+	if (st == PM_WIRE_OK && r->left != 0) /* u32 len, attribute record (issue 18) */
+		st = rd_lenbytes(r, 1, PM_WIRE_ATTR_BYTES_MAX, PM_WIRE_E_ATTR, &rv->attr);
+	return st;
 }
 
 /* Checks every hit of a VQUERY page; the iterator reads them again later. */
@@ -989,6 +1060,7 @@ static enum pm_wire_status dec_reply_body(struct rd *r, struct pm_reply_view *rv
 	switch ((enum pm_wire_op)rv->op) {
 	case PM_WIRE_OP_SET:
 	case PM_WIRE_OP_VADD:
+	case PM_WIRE_OP_VSETATTR:
 	case PM_WIRE_OP_CCREATE:
 	case PM_WIRE_OP_SNAPSHOT:
 		return PM_WIRE_OK;

@@ -71,6 +71,9 @@ struct pm_wire_request {
 	bool has_ttl;
 	bool exact;                       /* VQUERY: exact (flat) search */
 	struct pm_wire_coll_params params; /* CCREATE */
+	struct pm_wire_bytes attr;        /* VADD (ATTR flag when len != 0), VSETATTR: the
+					     attribute record (docs/protocol.md) */
+	struct pm_wire_bytes filter;      /* VQUERY: filter expression text; len 0 = none */
 };
 
 /* One KNN hit of a reply to encode. */
@@ -109,6 +112,7 @@ struct pm_wire_reply {
 	uint32_t dim;                      /* VGET */
 	uint8_t dtype;                     /* VGET: the collection's element type */
 	struct pm_wire_bytes collection;   /* VGET: the vector's collection name */
+	struct pm_wire_bytes attr;         /* VGET: its attribute record; len 0: none */
 	const struct pm_wire_hit *hits;    /* VQUERY: sorted by (dist, key) */
 	uint32_t nhits;
 	const struct pm_wire_coll_info *colls; /* CLIST */
@@ -224,6 +228,7 @@ struct pm_reply_view {
 	uint32_t dim;                    /* VGET */
 	uint8_t dtype;                   /* VGET: enum pm_wire_dtype */
 	struct pm_wire_bytes collection; /* VGET: the vector's collection; len 0 = default */
+	struct pm_wire_bytes attr;       /* VGET: its attribute record; len 0 = none */
 	uint32_t count;                  /* VQUERY hits / CLIST entries / INFO text bytes
 					    in this frame */
 	uint32_t retry_ms;               /* THROTTLED: ms until the quota admits a
@@ -256,6 +261,23 @@ bool pm_reply_next_hit(struct pm_reply_view *rv, struct pm_wire_bytes *key, floa
 
 /* Next CLIST entry of this frame (name points into the frame), or false when done. */
 bool pm_reply_next_coll(struct pm_reply_view *rv, struct pm_wire_coll_info *ci);
+
+/* ---------------------------------------------------------------- items */
+
+/* One VADD item and one VQUERY item: the fields of such a request's body
+ * after the sub-op byte, as `flags` (the frame's request flags) say which
+ * trailers follow. A batch (its items encoded one after another) reuses
+ * them. Decode: req's item fields filled (pointers into p), *used the bytes
+ * read. Encode: the bytes written (0: did not fit cap or broke a bound) and
+ * *flags the trailers written. */
+enum pm_wire_status pm_wire_vadd_item_decode(const uint8_t *p, uint32_t len, uint8_t flags,
+					     struct pm_wire_request *req, uint32_t *used);
+size_t pm_wire_vadd_item_encode(const struct pm_wire_request *req, uint8_t *out, size_t cap,
+				uint8_t *flags);
+enum pm_wire_status pm_wire_vquery_item_decode(const uint8_t *p, uint32_t len, uint8_t flags,
+					       struct pm_wire_request *req, uint32_t *used);
+size_t pm_wire_vquery_item_encode(const struct pm_wire_request *req, uint8_t *out, size_t cap,
+				  uint8_t *flags);
 
 /* ---------------------------------------------------------------- ops */
 

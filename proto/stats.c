@@ -64,6 +64,8 @@ static const uint8_t status_codes[PM_STATS_STATUS_SLOTS] = {
 	PM_WIRE_E_READONLY,   /* version 3 */
 	PM_WIRE_E_NOREPLICAS,
 	PM_WIRE_E_INTERNAL,
+	PM_WIRE_E_FILTER,     /* issue 18 */
+	PM_WIRE_E_ATTR,
 };
 
 uint8_t pm_stats_status_code(unsigned slot)

@@ -47,7 +47,7 @@
  * given (in the order of version 2: the engine's status order when it was
  * written, so the layout is unchanged); a new status takes the next slot. */
 #define PM_STATS_STATUSES 48u
-#define PM_STATS_STATUS_SLOTS 34u
+#define PM_STATS_STATUS_SLOTS 36u
 /* Slots for live bytes by blob size class: class_live_bytes[slot] is the
  * class of pm_stats_class_bytes(slot) bytes. They are pomaid's arena classes
  * (engine/arena.h), which pomaid checks at start-up against this list. */

@@ -69,6 +69,13 @@
 #define PM_WIRE_COLLECTIONS_MAX 256u
 #endif
 
+/* Attributes and filters (issue 18; the engine's attr.h and filter.h hold
+ * the same bounds, checked in dataplane/bridge.c): a vector's attribute
+ * record (VADD's ATTR trailer, VSETATTR, VGET's reply) and a VQUERY's filter
+ * expression text (its FILTER trailer). */
+#define PM_WIRE_ATTR_BYTES_MAX 512u
+#define PM_WIRE_FILTER_BYTES_MAX 1024u
+
 /* TTL: 2^40 ms is about 34.8 years; expiry times are stored in 48 bits of ms. */
 #define PM_WIRE_TTL_MS_MAX (UINT64_C(1) << 40)
 
@@ -120,12 +127,15 @@
 #define PM_VOP_CREATE 'C'
 #define PM_VOP_DROP 'X'
 #define PM_VOP_LIST 'L'
+#define PM_VOP_SETATTR 'T'
 
 /* Request flags (byte 4). */
 #define PM_FLAG_TTL 0x01u   /* SET, VADD: a u64 ttl_ms trailer follows */
 #define PM_FLAG_COLL 0x02u  /* VADD, VQUERY: a u32 len + collection name trailer */
 #define PM_FLAG_EF 0x04u    /* VQUERY: a u32 ef trailer */
 #define PM_FLAG_EXACT 0x08u /* VQUERY: exact search; no payload */
+#define PM_FLAG_ATTR 0x10u  /* VADD: a u32 len + attribute record trailer (after COLL's) */
+#define PM_FLAG_FILTER 0x10u /* VQUERY: a u32 len + filter expression trailer (after COLL's) */
 /* Reply flags (byte 4). */
 #define PM_FLAG_MORE 0x40u  /* VQUERY, CLIST: another frame with this id follows */
 #define PM_FLAG_REPLY 0x80u /* set on every reply, never on a request */
@@ -156,6 +166,7 @@ enum pm_wire_op {
 	PM_WIRE_OP_CLIST,     /* 'V' 'L' */
 	PM_WIRE_OP_SNAPSHOT,  /* 'P' */
 	PM_WIRE_OP_MAP,       /* 'M' */
+	PM_WIRE_OP_VSETATTR,  /* 'V' 'T' (issue 18) */
 	PM_WIRE_OP_COUNT
 };
 
@@ -201,6 +212,8 @@ enum pm_wire_status {
 	PM_WIRE_E_COLLECTIONS_FULL = 25,/* the shard holds its most collections */
 	PM_WIRE_E_PARAM = 26,           /* metric, index kind, M, flags or section invalid */
 	PM_WIRE_E_DTYPE = 27,           /* vector element type not supported */
+	PM_WIRE_E_FILTER = 28,          /* filter expression malformed or over its bounds */
+	PM_WIRE_E_ATTR = 29,            /* attribute record malformed or over its bounds */
 	/* the frame could not be decoded */
 	PM_WIRE_E_FRAME_TRUNCATED = 32, /* fewer bytes than the header or body length says */
 	PM_WIRE_E_FRAME_TOO_BIG = 33,   /* body length above PM_FRAME_BYTES_MAX */

@@ -1266,7 +1266,7 @@ static void test_header_flags(void)
 	CU_ASSERT_EQUAL(vadd_frame(1, 4, PM_FLAG_EXACT, 0, 0), PM_E_FRAME_FLAGS);
 	CU_ASSERT_EQUAL(vadd_frame(1, 4, PM_FLAG_EF, 0, 0), PM_E_FRAME_FLAGS);
 	CU_ASSERT_EQUAL(vquery_frame(1, 4, PM_FLAG_TTL, 0, 0), PM_E_FRAME_FLAGS);
-	CU_ASSERT_EQUAL(vquery_frame(1, 4, 0x10, 0, 0), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(vquery_frame(1, 4, 0x20, 0, 0), PM_E_FRAME_FLAGS);
 	fb_start('V', PM_FLAG_COLL, 1);
 	fb_le('L', 1);
 	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_FLAGS);
@@ -1893,7 +1893,8 @@ static void test_wire_status(void)
 		[PM_E_KEY_LEN] = 16, [PM_E_VALUE_LEN] = 17, [PM_E_DIM] = 18,
 		[PM_E_NAN] = 19, [PM_E_ZERO_VECTOR] = 20, [PM_E_K] = 21, [PM_E_EF] = 22,
 		[PM_E_TTL] = 23, [PM_E_COLLECTION_NAME] = 24, [PM_E_COLLECTIONS_FULL] = 25,
-		[PM_E_PARAM] = 26, [PM_E_DTYPE] = 27, [PM_E_FRAME_TRUNCATED] = 32,
+		[PM_E_PARAM] = 26, [PM_E_DTYPE] = 27, [PM_E_FILTER] = 28, [PM_E_ATTR] = 29,
+		[PM_E_FRAME_TRUNCATED] = 32,
 		[PM_E_FRAME_TOO_BIG] = 33, [PM_E_FRAME_MAGIC] = 34, [PM_E_FRAME_VERSION] = 35,
 		[PM_E_FRAME_OPCODE] = 36, [PM_E_FRAME_FLAGS] = 37, [PM_E_FRAME_LENGTH] = 38,
 	};

@@ -8,9 +8,10 @@
  *  1. A primary and two replicas (one from the start, one that joins in the
  *     middle of the load: a full sync): SETs with and without TTL, DELs,
  *     vectors of a flat and an HNSW collection with their parameters, VDELs,
- *     a third collection dropped. Once every replica's repl_applied_lsn is the
+ *     a third collection dropped, every vector with attributes and some of
+ *     them replaced (VSETATTR). Once every replica's repl_applied_lsn is the
  *     primary's last LSN on every shard: every key, value and vector equal,
- *     CLIST equal, exact KNN answers identical, HNSW recall@10 within
+ *     CLIST equal, exact KNN answers identical (filtered ones too), HNSW recall@10 within
  *     RECALL_SLACK of the primary's; keys whose TTL passed are gone
  *     everywhere. A write to a replica is READONLY and names the primary.
  *  2. Failover: repl_ack = durable, min_replicas = 1, one replica; writers
@@ -621,14 +622,33 @@ static void kv_del(struct pipe *p, uint32_t i)
 	pipe_submit(p, &r);
 }
 
+/* Every vector's attributes: a tag g = g0..g3 and a number i. */
 static void vec_add(struct pipe *p, enum coll c, uint32_t i)
 {
 	float v[VEC_DIM];
-	char key[32];
+	char key[32], g[8];
+	struct pm_client_attr at;
 	vec_of(c, i, v);
+	pm_client_attr_init(&at);
+	CU_ASSERT_EQUAL(pm_client_attr_tag(&at, "g", g, (size_t)snprintf(g, sizeof g, "g%u", i % 4)),
+			PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(pm_client_attr_num(&at, "i", i), PM_CLIENT_OK);
 	struct pm_client_req r = { .op = PM_CLIENT_VADD, .key = key, .klen = vec_key(c, i, key),
 				   .vec = v, .dim = VEC_DIM, .name = coll_name[c],
-				   .name_len = (uint32_t)strlen(coll_name[c]) };
+				   .name_len = (uint32_t)strlen(coll_name[c]),
+				   .attr = at.buf, .attr_len = at.len };
+	pipe_submit(p, &r);
+}
+
+/* A vector's attributes replaced: g = moved. */
+static void vec_setattr(struct pipe *p, enum coll c, uint32_t i)
+{
+	char key[32];
+	struct pm_client_attr at;
+	pm_client_attr_init(&at);
+	CU_ASSERT_EQUAL(pm_client_attr_tag(&at, "g", "moved", 5), PM_CLIENT_OK);
+	struct pm_client_req r = { .op = PM_CLIENT_VSETATTR, .key = key, .klen = vec_key(c, i, key),
+				   .attr = at.buf, .attr_len = at.len };
 	pipe_submit(p, &r);
 }
 
@@ -672,6 +692,11 @@ static bool load_b(struct pm_client *c)
 	for (uint32_t i = 0; i < KV_KEYS; i += 3)
 		kv_set(&p, i, 2);
 	bool ok = pipe_done(&p, "load B (adds, overwrites)");
+	p = (struct pipe){ .c = c }; /* after the adds of their keys were answered */
+	for (uint32_t k = 0; k < COLL_GONE; k++)
+		for (uint32_t i = 1; i < coll_n[k]; i += VEC_DEL_EVERY - 2)
+			vec_setattr(&p, (enum coll)k, i);
+	ok &= pipe_done(&p, "load B (attributes)");
 	/* the deletes after their keys' last writes have been answered */
 	p = (struct pipe){ .c = c };
 	for (uint32_t i = 0; i < KV_KEYS; i += 5)
@@ -917,15 +942,28 @@ struct knn_ans {
 	float dist[VEC_K];
 };
 
+static enum pm_client_status knn_filtered(struct pm_client *c, uint32_t q, const char *coll,
+					  bool exact, const char *filter, struct knn_ans *a);
+
 static enum pm_client_status knn_take(struct pm_client *c, uint32_t q, const char *coll,
 				      bool exact, struct knn_ans *a)
+{
+	return knn_filtered(c, q, coll, exact, NULL, a);
+}
+
+/* The filter of the attribute checks: what a VSETATTR set, or one tag value. */
+#define VEC_FILTER "g = 'moved' or (g = 'g1' and i >= 100)"
+
+static enum pm_client_status knn_filtered(struct pm_client *c, uint32_t q, const char *coll,
+					  bool exact, const char *filter, struct knn_ans *a)
 {
 	struct pm_client_hit hits[VEC_K];
 	uint8_t keys[VEC_K * 32];
 	float v[VEC_DIM];
 	struct pm_client_knn_result res = { .hits = hits, .hits_cap = VEC_K, .keys = keys,
 					    .keys_cap = sizeof(keys) };
-	struct pm_client_knn_opts o = { .k = VEC_K, .exact = exact, .collection = coll };
+	struct pm_client_knn_opts o = { .k = VEC_K, .exact = exact, .collection = coll,
+					.filter = filter };
 	query_of(q, v);
 	memset(a, 0, sizeof(*a));
 	enum pm_client_status st = pm_client_knn(c, v, VEC_DIM, &o, &res);
@@ -980,6 +1018,22 @@ static uint64_t knn_compare(struct pm_client *const *cs, const char *const *name
 			}
 			CU_ASSERT_EQUAL(knn_take(cs[r], q, coll_name[COLL_HNSW], false, &a), PM_CLIENT_OK);
 			hits[r] += knn_overlap(&a, &exact[q][COLL_HNSW]);
+		}
+	/* attributes replicated (the stream's VADD and VSETATTR records, a full
+	 * sync's snapshot): exact filtered answers identical on every node */
+	for (uint32_t q = 0; q < VEC_QUERIES; q += 8)
+		for (uint32_t k = 0; k < 2; k++) {
+			struct knn_ans want, a;
+			enum pm_client_status st = knn_filtered(cs[0], q, coll_name[k], true, VEC_FILTER, &want);
+			if ((st != PM_CLIENT_OK || want.count != VEC_K) && bad++ < DIFFS_PRINTED)
+				printf("\n  %s filtered KNN %u in %s: %s, %u hits", names[0], q, coll_name[k],
+				       pm_client_status_name(st), want.count);
+			for (uint32_t r = 1; r < nc; r++) {
+				knn_filtered(cs[r], q, coll_name[k], true, VEC_FILTER, &a);
+				if (memcmp(&a, &want, sizeof(a)) && bad++ < DIFFS_PRINTED)
+					printf("\n  %s filtered KNN %u in %s: %u hits; %s: %u hits", names[r], q,
+					       coll_name[k], a.count, names[0], want.count);
+			}
 		}
 	for (uint32_t r = 0; r < nc; r++)
 		recall[r] = (double)hits[r] / (double)(VEC_QUERIES * VEC_K);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attr.h"
 #include "fixture.h"
 #include "hnsw.h"
 #include "kv.h"
@@ -140,6 +141,12 @@ static void expect_same(struct pm_shard *a, struct pm_shard *b, uint64_t now)
 		CU_ASSERT_EQUAL(ca->is_default, cb->is_default);
 		CU_ASSERT(ca->name_len == cb->name_len && !memcmp(ca->name, cb->name, ca->name_len));
 		CU_ASSERT(!memcmp(&ca->params, &cb->params, sizeof(ca->params))); /* flags too */
+		const uint8_t *ra = pm_vec_attr(a, x), *rb = pm_vec_attr(b, y);
+		CU_ASSERT_EQUAL(!ra, !rb);
+		if (ra && rb) {
+			CU_ASSERT_EQUAL(pm_attr_len(ra), pm_attr_len(rb));
+			CU_ASSERT(!memcmp(ra, rb, pm_attr_len(ra)));
+		}
 	}
 	CU_ASSERT_EQUAL(live, b->stats.keys + b->stats.vectors);
 }
@@ -216,6 +223,34 @@ static void expect_same_knn(struct pm_shard *a, struct pm_shard *b)
 
 /* ---------------------------------------------------------------- a quiet shard */
 
+/* An attribute record that varies with i (i % 5 == 4: none). */
+static struct pm_bytes attr_of(uint32_t i, uint8_t *buf)
+{
+	if (i % 5 == 4)
+		return fx_b(NULL, 0);
+	struct pm_attr_builder b;
+	char tag[16];
+	int n = snprintf(tag, sizeof tag, "t%u", i % 7);
+	pm_attr_build_begin(&b, buf, PM_ATTR_BYTES_MAX);
+	pm_attr_build_tag(&b, "tag", (const uint8_t *)tag, (uint32_t)n);
+	if (i % 2)
+		pm_attr_build_num(&b, "price", i * 0.5);
+	return fx_b(buf, pm_attr_build_end(&b));
+}
+
+static void vadd_attr(struct pm_shard *sh, struct pm_bytes key, const char *coll, const float *v,
+		      uint32_t dim, uint32_t i)
+{
+	uint8_t buf[PM_ATTR_BYTES_MAX];
+	struct pm_request r = { .op = PM_OP_VADD, .key = key, .vec = (const uint8_t *)v, .dim = dim,
+				.collection = coll ? fx_s(coll) : fx_b(NULL, 0),
+				.attr = attr_of(i, buf) };
+	r.has_attr = r.attr.len != 0;
+	struct pm_reply rep;
+	pm_shard_apply(sh, &r, NOW0, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_OK);
+}
+
 static void fill_shard(struct pm_shard *sh)
 {
 	ccreate(sh, "h", HDIM, PM_INDEX_HNSW);
@@ -252,6 +287,12 @@ static void fill_shard(struct pm_shard *sh)
 		int kl = snprintf(k, sizeof(k), "run:%d", i);
 		CU_ASSERT_EQUAL(fx_vadd(sh, fx_b(k, (size_t)kl), "h", v, HDIM, 0, NOW0), PM_OK);
 	}
+	for (int i = 0; i < 300; i++) { /* vectors with attribute records, both kinds */
+		float v[HDIM];
+		rvec(v, HDIM);
+		int kl = snprintf(k, sizeof(k), "attr:%d", i);
+		vadd_attr(sh, fx_b(k, (size_t)kl), i % 2 ? "h" : "f", v, i % 2 ? HDIM : FDIM, (uint32_t)i);
+	}
 }
 
 static void test_quiet_round_trip(void)
@@ -277,7 +318,7 @@ static void test_quiet_round_trip(void)
 	expect_same(&a, &b, NOW0);
 	expect_same_graph(&a, &b, "h");
 	struct pm_hnsw_report ra = expect_valid(&a, "h"), rb = expect_valid(&b, "h");
-	CU_ASSERT_EQUAL(rb.draws, 1900); /* 1,500 + 400 inserts, none freed */
+	CU_ASSERT_EQUAL(rb.draws, 1900 + 150); /* 1,500 + 400 + 150 (attr:) inserts, none freed */
 	CU_ASSERT_EQUAL(rb.draws, ra.draws);
 	CU_ASSERT_EQUAL(rb.upper_unreachable, ra.upper_unreachable);
 	expect_valid(&b, "empty");
@@ -376,6 +417,7 @@ static void node_lower(const uint8_t **in, uint8_t **out, const uint32_t *dim)
 	const uint8_t *p = *in;
 	unsigned level = p[2], lower = level ? level - 1 : 0;
 	size_t head = NODE_FIXED_BYTES + ld16(p + 5) + 4u * dim[ld16(p + 3)] + VEC_META_BYTES;
+	head += 2u + ld16(p + head); /* the attribute record */
 	memcpy(*out, p, head);
 	(*out)[2] = (uint8_t)lower;
 	*out += head;
@@ -457,7 +499,7 @@ static void test_lost_levels_caught(void)
 	uint64_t state;
 	memcpy(&state, body + COLL_RNG_OFF, 8);
 	uint64_t draws = pm_hnsw_level_draws(state, HDIM);
-	CU_ASSERT_EQUAL(draws, 1900);
+	CU_ASSERT_EQUAL(draws, 1900 + 150);
 	CU_ASSERT_EQUAL(ld32(body + COLL_HIGH_OFF), draws);
 	uint32_t high = (uint32_t)draws + 1;
 	memcpy(body + COLL_HIGH_OFF, &high, 4);
@@ -502,6 +544,7 @@ static void random_op(struct pm_shard *sh)
 	uint8_t val[100];
 	memset(val, (int)rnd(256), sizeof(val));
 	struct pm_request r = { .key = fx_b(k, (size_t)kl) };
+	static uint8_t abuf[PM_ATTR_BYTES_MAX];
 	uint32_t what = rnd(1000);
 	if (what < 300) {
 		r.op = PM_OP_SET, r.value = fx_b(val, rnd(sizeof(val)));
@@ -515,6 +558,13 @@ static void random_op(struct pm_shard *sh)
 		r.op = PM_OP_VADD, r.vec = (const uint8_t *)v, r.dim = dims[c];
 		r.collection = colls[c] ? fx_s(colls[c]) : fx_b(NULL, 0);
 		r.has_ttl = rnd(8) == 0, r.ttl_ms = r.has_ttl ? 1 + rnd(300) : 0;
+		r.attr = attr_of(rnd(10), abuf);
+		r.has_attr = r.attr.len != 0;
+	} else if (what < 860) {
+		r.op = PM_OP_VSETATTR; /* the empty record (one byte 0) at times */
+		r.attr = attr_of(rnd(10), abuf);
+		if (r.attr.len == 0)
+			r.attr = fx_b("", 1);
 	} else if (what < 997) {
 		r.op = PM_OP_VDEL;
 	} else {

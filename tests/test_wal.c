@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attr.h"
 #include "cu_main.h"
 #include "pm_limits.h"
 #include "wal.h"
@@ -104,7 +105,11 @@ static bool request_eq(const struct pm_request *want, const struct pm_request *g
 		break;
 	case PM_OP_VADD:
 		ok = ok && bytes_eq(got->collection, want->collection) && got->dim == want->dim &&
-		     memcmp(got->vec, want->vec, 4u * want->dim) == 0;
+		     memcmp(got->vec, want->vec, 4u * want->dim) == 0 &&
+		     got->has_attr == want->has_attr && (!want->has_attr || bytes_eq(got->attr, want->attr));
+		break;
+	case PM_OP_VSETATTR:
+		ok = ok && bytes_eq(got->attr, want->attr);
 		break;
 	case PM_OP_CCREATE:
 		ok = ok && params_eq(&got->params, &want->params);
@@ -120,7 +125,7 @@ static bool request_eq(const struct pm_request *want, const struct pm_request *g
 }
 
 static const uint8_t mutations[] = { PM_OP_SET,  PM_OP_DEL,     PM_OP_VADD,
-				     PM_OP_VDEL, PM_OP_CCREATE, PM_OP_CDROP };
+				     PM_OP_VDEL, PM_OP_CCREATE, PM_OP_CDROP, PM_OP_VSETATTR };
 #define NMUTATIONS (sizeof(mutations) / sizeof(mutations[0]))
 
 /* Field size classes for random requests. */
@@ -142,6 +147,11 @@ static struct pm_request random_request(enum size_class sc)
 		r.collection = pool_bytes(rnd(PM_COLLECTION_NAME_BYTES_MAX + 1));
 		r.dim = 1 + rnd(dmax[sc]);
 		r.vec = pool_bytes(4 * r.dim).ptr;
+		if ((r.has_attr = rnd(2)))
+			r.attr = pool_bytes(1 + rnd(PM_ATTR_BYTES_MAX));
+		break;
+	case PM_OP_VSETATTR: /* the log keeps a record's bytes; the shard checks them */
+		r.attr = pool_bytes(1 + rnd(PM_ATTR_BYTES_MAX));
 		break;
 	case PM_OP_CCREATE:
 		r.params = (struct pm_collection_params){ (uint32_t)pm_test_rand(&rng),
@@ -435,7 +445,8 @@ static void test_encode_refuses(void)
 {
 	for (unsigned op = 0; op < 256; op++) {
 		struct pm_request r = { .op = (uint8_t)op, .key = { pool, 4 }, .value = { pool, 4 },
-					.collection = { pool, 4 }, .vec = pool, .dim = 4 };
+					.collection = { pool, 4 }, .vec = pool, .dim = 4,
+					.attr = { pool, 4 } };
 		bool logs = memchr(mutations, (int)op, NMUTATIONS) != NULL;
 		CU_ASSERT_EQUAL(pm_wal_logs((uint8_t)op), logs);
 		CU_ASSERT_EQUAL(pm_wal_record_bytes(&r) != 0, logs);
