@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * batch.c — the exact scan of a batch of queries, blocked like a GEMM, and
+ * the exact range scan (batch.h says what they answer).
+ *
+ * The batch scan takes the collection's members VEC_BLOCK at a time (their
+ * vectors, 400 KiB at 784 dimensions, stay in a core's L2 while every query
+ * of the batch passes over them), and computes dot products a tile of
+ * TILE_Q queries x TILE_V vectors at a time: each step loads TILE_Q + TILE_V
+ * registers and does TILE_Q x TILE_V FMAs, where one query against one vector
+ * loads two registers per FMA. The tile is chosen at run time: AVX2 + FMA
+ * (12 accumulators, 16 registers in all) where the CPU has it (the kernels
+ * pm_kernels_best() picked say so), else a portable loop the tests also run.
+ *
+ * Sifting with a dot product is not the kernel's arithmetic, so the sifted
+ * distance of a pair is only trusted to within sift_tol() of the kernel's:
+ * the rounding bound of a dim-term dot product (about dim x 2^-24 of |q||v|,
+ * taken with a margin of 8). A pair whose sifted distance minus that bound is
+ * below the query's current worst kept hit (or whose query keeps fewer than
+ * k) is scored with pm_knn_distance and offered to the query's heap; the heap
+ * holds kernel distances only, so the result is pm_knn_flat's.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "batch.h"
+#include "common.h"
+#include "distance_impl.h"
+#include "knn.h"
+#include "vector.h"
+
+/* Members per block: 128 x (784 x 4 bytes) = 392 KiB, within a core's L2. */
+#define VEC_BLOCK 128u
+/* The tile: queries x vectors per register block (AVX2: 12 accumulators +
+ * 3 vector loads + 1 query load = 16 registers). */
+#define TILE_Q 4u
+#define TILE_V 3u
+/* The sifting bound's margin, as a power of two over 2^-24 (see sift_tol). */
+#define SIFT_TOL_SHIFT 21
+
+typedef void (*tile_fn)(const float *const q[TILE_Q], const float *const v[TILE_V], uint32_t dim,
+			float out[TILE_Q][TILE_V]);
+
+/* ---------------------------------------------------------------- tiles */
+
+static void tile_scalar(const float *const q[TILE_Q], const float *const v[TILE_V], uint32_t dim,
+			float out[TILE_Q][TILE_V])
+{
+	for (uint32_t a = 0; a < TILE_Q; a++)
+		for (uint32_t b = 0; b < TILE_V; b++) {
+			float s = 0.0f;
+			for (uint32_t i = 0; i < dim; i++)
+				s += q[a][i] * v[b][i];
+			out[a][b] = s;
+		}
+}
+
+#ifdef PM_DISTANCE_X86
+#include <immintrin.h>
+
+#define BATCH_AVX2 __attribute__((target("avx2,fma")))
+
+static inline BATCH_AVX2 float hsum8(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+static BATCH_AVX2 void tile_avx2(const float *const q[TILE_Q], const float *const v[TILE_V],
+				 uint32_t dim, float out[TILE_Q][TILE_V])
+{
+	__m256 acc[TILE_Q][TILE_V];
+	for (uint32_t a = 0; a < TILE_Q; a++)
+		for (uint32_t b = 0; b < TILE_V; b++)
+			acc[a][b] = _mm256_setzero_ps();
+	uint32_t i = 0;
+	for (; i + 8 <= dim; i += 8) {
+		__m256 v0 = _mm256_loadu_ps(v[0] + i), v1 = _mm256_loadu_ps(v[1] + i),
+		       v2 = _mm256_loadu_ps(v[2] + i);
+		for (uint32_t a = 0; a < TILE_Q; a++) {
+			__m256 x = _mm256_loadu_ps(q[a] + i);
+			acc[a][0] = _mm256_fmadd_ps(x, v0, acc[a][0]);
+			acc[a][1] = _mm256_fmadd_ps(x, v1, acc[a][1]);
+			acc[a][2] = _mm256_fmadd_ps(x, v2, acc[a][2]);
+		}
+	}
+	for (uint32_t a = 0; a < TILE_Q; a++)
+		for (uint32_t b = 0; b < TILE_V; b++) {
+			float s = hsum8(acc[a][b]);
+			for (uint32_t j = i; j < dim; j++)
+				s += q[a][j] * v[b][j];
+			out[a][b] = s;
+		}
+}
+#endif
+
+static tile_fn tile_for(const struct pm_kernels *kern)
+{
+#ifdef PM_DISTANCE_X86
+	if (kern->isa >= PM_ISA_AVX2)
+		return tile_avx2;
+#endif
+	(void)kern;
+	return tile_scalar;
+}
+
+/* ---------------------------------------------------------------- batch scan */
+
+/* A block of members: their vectors, norms and seeds. */
+struct vblock {
+	const float *v[VEC_BLOCK];
+	float norm[VEC_BLOCK];
+	uint32_t seed[VEC_BLOCK];
+	uint32_t n;
+};
+
+/* One query's sifting state. */
+struct qstate {
+	float norm;  /* |q| */
+	float norm2; /* |q|^2 */
+};
+
+/* How far the sifted distance of (q, v) may be from the kernel's. */
+static inline float sift_tol(uint8_t metric, uint32_t dim, float qn, float vn)
+{
+	float scale = metric == PM_METRIC_L2 ? qn * qn + vn * vn
+		      : metric == PM_METRIC_IP ? qn * vn
+					       : 1.0f;
+	return scale * (float)(dim + 16u) * ldexpf(1.0f, -SIFT_TOL_SHIFT);
+}
+
+static inline float sift_dist(uint8_t metric, float dot, const struct qstate *qs, float vn)
+{
+	if (metric == PM_METRIC_L2)
+		return qs->norm2 + vn * vn - 2.0f * dot;
+	if (metric == PM_METRIC_IP)
+		return 1.0f - dot;
+	return 1.0f - dot / (qs->norm * vn);
+}
+
+/* Offer member b of the block to query a if its sifted distance may place it. */
+static inline void offer(const struct pm_shard *sh, const struct pm_collection *c,
+			 struct pm_batch_query *q, const struct qstate *st,
+			 const struct vblock *blk, uint32_t b, float dot)
+{
+	const uint8_t metric = c->params.metric;
+	const uint32_t dim = c->params.dim;
+	if (q->nhits == q->k) {
+		float d = sift_dist(metric, dot, st, blk->norm[b]);
+		if (d - sift_tol(metric, dim, st->norm, blk->norm[b]) > q->hits[0].dist)
+			return;
+	}
+	float d = pm_knn_distance(sh->kern, metric, q->q, st->norm, blk->v[b], blk->norm[b], dim);
+	pm_knn_heap_offer(sh, q->hits, &q->nhits, q->k, blk->seed[b], d);
+}
+
+/* Every query of qs[0..nq) against one block, a tile at a time. */
+static void block_run(const struct pm_shard *sh, const struct pm_collection *c, tile_fn tile,
+		      struct pm_batch_query *qs, const struct qstate *st, uint32_t nq,
+		      const struct vblock *blk)
+{
+	const uint32_t dim = c->params.dim;
+	float out[TILE_Q][TILE_V];
+	for (uint32_t a0 = 0; a0 < nq; a0 += TILE_Q) {
+		const uint32_t na = PM_MIN(TILE_Q, nq - a0);
+		const float *qv[TILE_Q];
+		for (uint32_t a = 0; a < TILE_Q; a++) /* a short tile repeats its last row */
+			qv[a] = qs[a0 + PM_MIN(a, na - 1)].q;
+		for (uint32_t b0 = 0; b0 < blk->n; b0 += TILE_V) {
+			const uint32_t nb = PM_MIN(TILE_V, blk->n - b0);
+			const float *vv[TILE_V];
+			for (uint32_t b = 0; b < TILE_V; b++)
+				vv[b] = blk->v[b0 + PM_MIN(b, nb - 1)];
+			tile(qv, vv, dim, out);
+			for (uint32_t a = 0; a < na; a++)
+				for (uint32_t b = 0; b < nb; b++)
+					offer(sh, c, &qs[a0 + a], &st[a0 + a], blk, b0 + b,
+					      out[a][b]);
+		}
+	}
+}
+
+/* At most PM_BATCH_ITEMS_MAX queries: one pass over the members. */
+static void batch_group(const struct pm_shard *sh, const struct pm_collection *c, tile_fn tile,
+			struct pm_batch_query *qs, uint32_t nq)
+{
+	struct qstate st[PM_BATCH_ITEMS_MAX];
+	struct vblock blk;
+	PM_ASSERT(nq <= PM_BATCH_ITEMS_MAX);
+	for (uint32_t i = 0; i < nq; i++) {
+		PM_ASSERT(qs[i].k >= 1);
+		st[i].norm = pm_norm(qs[i].q, c->params.dim);
+		st[i].norm2 = st[i].norm * st[i].norm;
+		qs[i].nhits = 0;
+	}
+	for (uint64_t m = 0; m < c->count;) {
+		blk.n = 0;
+		for (; m < c->count && blk.n < VEC_BLOCK; m++, blk.n++) {
+			const struct pm_vec_header *h = pm_at(&sh->arena, pm_coll_member(sh, c, m));
+			blk.v[blk.n] = pm_vec_data(h);
+			blk.norm[blk.n] = h->norm;
+			blk.seed[blk.n] = h->seed;
+		}
+		block_run(sh, c, tile, qs, st, nq, &blk);
+	}
+	for (uint32_t i = 0; i < nq; i++)
+		qs[i].nhits = pm_knn_heap_sort(sh, qs[i].hits, qs[i].nhits);
+}
+
+static uint64_t batch_scan(const struct pm_shard *sh, const struct pm_collection *c,
+			   tile_fn tile, struct pm_batch_query *qs, uint32_t nq)
+{
+	for (uint32_t i = 0; i < nq; i += PM_BATCH_ITEMS_MAX)
+		batch_group(sh, c, tile, qs + i, PM_MIN(PM_BATCH_ITEMS_MAX, nq - i));
+	return (uint64_t)nq * c->count * pm_knn_distance_bytes(c->params.dim);
+}
+
+uint64_t pm_knn_flat_batch(const struct pm_shard *sh, const struct pm_collection *c,
+			   struct pm_batch_query *qs, uint32_t nq)
+{
+	return batch_scan(sh, c, tile_for(sh->kern), qs, nq);
+}
+
+uint64_t pm_knn_flat_batch_scalar(const struct pm_shard *sh, const struct pm_collection *c,
+				  struct pm_batch_query *qs, uint32_t nq)
+{
+	return batch_scan(sh, c, tile_scalar, qs, nq);
+}
+
+/* ---------------------------------------------------------------- range scan */
+
+uint32_t pm_knn_range_flat(const struct pm_shard *sh, const struct pm_collection *c,
+			   const float *q, float radius, uint32_t max, struct pm_knn_hit *out,
+			   bool *truncated, uint64_t *work)
+{
+	const uint32_t dim = c->params.dim;
+	const float qn = c->params.metric == PM_METRIC_COSINE ? pm_norm(q, dim) : 0.0f;
+	uint64_t within = 0;
+	uint32_t n = 0;
+	PM_ASSERT(max >= 1 && max <= PM_RANGE_HITS_MAX);
+	for (uint64_t m = 0; m < c->count; m++) {
+		const struct pm_vec_header *h = pm_at(&sh->arena, pm_coll_member(sh, c, m));
+		float d = pm_knn_distance(sh->kern, c->params.metric, q, qn, pm_vec_data(h), h->norm,
+					  dim);
+		if (!(d <= radius))
+			continue;
+		within++;
+		pm_knn_heap_offer(sh, out, &n, max, h->seed, d); /* the max nearest */
+	}
+	*truncated = within > max;
+	*work = c->count * pm_knn_distance_bytes(dim);
+	return pm_knn_heap_sort(sh, out, n);
+}
