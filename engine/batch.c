@@ -108,52 +108,77 @@ static tile_fn tile_for(const struct pm_kernels *kern)
 
 /* ---------------------------------------------------------------- batch scan */
 
-/* A block of members: their vectors, norms and seeds. */
+/* A block of members: their vectors, norms and seeds; lo: the part of the
+ * sifting bound that is the member's (L2: |v|^2 (1 - tol)). */
 struct vblock {
 	const float *v[VEC_BLOCK];
 	float norm[VEC_BLOCK];
+	float lo[VEC_BLOCK];
 	uint32_t seed[VEC_BLOCK];
 	uint32_t n;
 };
 
 /* One query's sifting state. */
 struct qstate {
-	float norm;  /* |q| */
-	float norm2; /* |q|^2 */
+	float norm; /* |q| */
+	float lo;   /* L2: |q|^2 (1 - tol) */
 };
 
-/* How far the sifted distance of (q, v) may be from the kernel's. */
-static inline float sift_tol(uint8_t metric, uint32_t dim, float qn, float vn)
+/* The relative rounding bound of a dim-term dot product, with its margin:
+ * (dim + 16) x 2^-21, so 8 times dim x 2^-24 (the first-order bound of a
+ * sum of dim products, whatever the order of the additions). */
+static inline float sift_tol(uint32_t dim)
 {
-	float scale = metric == PM_METRIC_L2 ? qn * qn + vn * vn
-		      : metric == PM_METRIC_IP ? qn * vn
-					       : 1.0f;
-	return scale * (float)(dim + 16u) * ldexpf(1.0f, -SIFT_TOL_SHIFT);
+	return (float)(dim + 16u) * ldexpf(1.0f, -SIFT_TOL_SHIFT);
 }
 
-static inline float sift_dist(uint8_t metric, float dot, const struct qstate *qs, float vn)
+/* A lower bound of the kernel's distance for (q, v) from their dot product:
+ * the sifted distance less the bound of its rounding (batch.c's comment). */
+static inline float sift_lower(uint8_t metric, float tol, float dot, const struct qstate *st,
+			       float vn)
 {
-	if (metric == PM_METRIC_L2)
-		return qs->norm2 + vn * vn - 2.0f * dot;
 	if (metric == PM_METRIC_IP)
-		return 1.0f - dot;
-	return 1.0f - dot / (qs->norm * vn);
+		return 1.0f - dot - st->norm * vn * tol;
+	return 1.0f - dot / (st->norm * vn) - tol; /* cosine */
 }
 
-/* Offer member b of the block to query a if its sifted distance may place it. */
-static inline void offer(const struct pm_shard *sh, const struct pm_collection *c,
-			 struct pm_batch_query *q, const struct qstate *st,
-			 const struct vblock *blk, uint32_t b, float dot)
+/* Score member b of the block for query q with the kernel, into its heap. */
+static void offer(const struct pm_shard *sh, const struct pm_collection *c,
+		  struct pm_batch_query *q, const struct qstate *st, const struct vblock *blk,
+		  uint32_t b)
+{
+	float d = pm_knn_distance(sh->kern, c->params.metric, q->q, st->norm, blk->v[b],
+				  blk->norm[b], c->params.dim);
+	pm_knn_heap_offer(sh, q->hits, &q->nhits, q->k, blk->seed[b], d);
+}
+
+/* The distance a pair must beat to enter query q's heap (+inf while it
+ * keeps fewer than k). */
+static inline float worst_kept(const struct pm_batch_query *q)
+{
+	return q->nhits == q->k ? q->hits[0].dist : __builtin_inff();
+}
+
+/* One tile's dot products sifted: a pair whose lower bound beats the query's
+ * worst kept hit is scored with the kernel. */
+static inline void tile_sift(const struct pm_shard *sh, const struct pm_collection *c,
+			     struct pm_batch_query *qs, const struct qstate *st,
+			     const struct vblock *blk, uint32_t a0, uint32_t na, uint32_t b0,
+			     uint32_t nb, float out[TILE_Q][TILE_V])
 {
 	const uint8_t metric = c->params.metric;
-	const uint32_t dim = c->params.dim;
-	if (q->nhits == q->k) {
-		float d = sift_dist(metric, dot, st, blk->norm[b]);
-		if (d - sift_tol(metric, dim, st->norm, blk->norm[b]) > q->hits[0].dist)
-			return;
+	const float tol = sift_tol(c->params.dim);
+	for (uint32_t a = 0; a < na; a++) {
+		struct pm_batch_query *q = &qs[a0 + a];
+		for (uint32_t b = 0; b < nb; b++) {
+			float lower = metric == PM_METRIC_L2
+					      ? st[a0 + a].lo + blk->lo[b0 + b] - 2.0f * out[a][b]
+					      : sift_lower(metric, tol, out[a][b], &st[a0 + a],
+							   blk->norm[b0 + b]);
+			if (lower <= worst_kept(q))
+				offer(sh, c, q, &st[a0 + a], blk, b0 + b);
+		}
 	}
-	float d = pm_knn_distance(sh->kern, metric, q->q, st->norm, blk->v[b], blk->norm[b], dim);
-	pm_knn_heap_offer(sh, q->hits, &q->nhits, q->k, blk->seed[b], d);
 }
 
 /* Every query of qs[0..nq) against one block, a tile at a time. */
@@ -174,10 +199,7 @@ static void block_run(const struct pm_shard *sh, const struct pm_collection *c, 
 			for (uint32_t b = 0; b < TILE_V; b++)
 				vv[b] = blk->v[b0 + PM_MIN(b, nb - 1)];
 			tile(qv, vv, dim, out);
-			for (uint32_t a = 0; a < na; a++)
-				for (uint32_t b = 0; b < nb; b++)
-					offer(sh, c, &qs[a0 + a], &st[a0 + a], blk, b0 + b,
-					      out[a][b]);
+			tile_sift(sh, c, qs, st, blk, a0, na, b0, nb, out);
 		}
 	}
 }
@@ -189,10 +211,11 @@ static void batch_group(const struct pm_shard *sh, const struct pm_collection *c
 	struct qstate st[PM_BATCH_ITEMS_MAX];
 	struct vblock blk;
 	PM_ASSERT(nq <= PM_BATCH_ITEMS_MAX);
+	const float keep = 1.0f - sift_tol(c->params.dim);
 	for (uint32_t i = 0; i < nq; i++) {
 		PM_ASSERT(qs[i].k >= 1);
 		st[i].norm = pm_norm(qs[i].q, c->params.dim);
-		st[i].norm2 = st[i].norm * st[i].norm;
+		st[i].lo = st[i].norm * st[i].norm * keep;
 		qs[i].nhits = 0;
 	}
 	for (uint64_t m = 0; m < c->count;) {
@@ -201,6 +224,7 @@ static void batch_group(const struct pm_shard *sh, const struct pm_collection *c
 			const struct pm_vec_header *h = pm_at(&sh->arena, pm_coll_member(sh, c, m));
 			blk.v[blk.n] = pm_vec_data(h);
 			blk.norm[blk.n] = h->norm;
+			blk.lo[blk.n] = h->norm * h->norm * keep;
 			blk.seed[blk.n] = h->seed;
 		}
 		block_run(sh, c, tile, qs, st, nq, &blk);
