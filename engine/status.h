@@ -31,6 +31,7 @@ enum pm_status {
 	PM_E_COLLECTIONS_FULL, /* PM_COLLECTIONS_MAX reached */
 	PM_E_PARAM,            /* metric, index kind, M or ef_construction invalid */
 	PM_E_DTYPE,            /* vector element type not supported */
+	PM_E_BATCH,            /* batch count 0 or above its bound (issue 18) */
 
 	/* Frame errors, found by the decoder before the engine sees anything. */
 	PM_E_FRAME_TRUNCATED,  /* fewer bytes than the header or body length says */

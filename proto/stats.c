@@ -47,6 +47,7 @@ static const uint8_t status_codes[PM_STATS_STATUS_SLOTS] = {
 	PM_WIRE_E_COLLECTIONS_FULL,
 	PM_WIRE_E_PARAM,
 	PM_WIRE_E_DTYPE,
+	PM_WIRE_E_BATCH,      /* version 5 (issue 18): after DTYPE, as the engine's */
 	PM_WIRE_E_FRAME_TRUNCATED,
 	PM_WIRE_E_FRAME_TOO_BIG,
 	PM_WIRE_E_FRAME_MAGIC,
