@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "batch.h"
 #include "pm_limits.h"
 
 /* ---------------------------------------------------------------- the contract's bounds */
@@ -32,6 +33,10 @@ _Static_assert(PM_COLLECTION_NAME_BYTES_MAX == PM_WIRE_COLLECTION_NAME_BYTES_MAX
 _Static_assert(PM_COLLECTIONS_MAX == PM_WIRE_COLLECTIONS_MAX,
 	       "a CLIST lists what a shard holds");
 _Static_assert(PM_TTL_MS_MAX == PM_WIRE_TTL_MS_MAX, "TTL: engine = wire");
+_Static_assert(PM_BATCH_ITEMS_MAX == PM_WIRE_BATCH_ITEMS_MAX &&
+		       PM_BATCH_HITS_MAX == PM_WIRE_BATCH_HITS_MAX &&
+		       PM_RANGE_HITS_MAX == PM_WIRE_RANGE_HITS_MAX,
+	       "batch and range bounds: engine = wire");
 _Static_assert(PM_INFO_TEXT_BYTES_MAX == PM_WIRE_INFO_TEXT_BYTES_MAX,
 	       "a shard's INFO text is an unpaged INFO reply's bound");
 
@@ -158,6 +163,10 @@ void pm_request_from_wire(const struct pm_wire_request *in, struct pm_request *o
 		.has_ttl = in->has_ttl,
 		.exact = in->exact,
 		.params = params_from_wire(&in->params),
+		.nitems = in->nitems,
+		.items = pm_bytes_from_wire(in->items),
+		.item_flags = in->item_flags,
+		.radius = in->radius,
 	};
 }
 
@@ -180,7 +189,21 @@ void pm_request_to_wire(const struct pm_request *in, struct pm_wire_request *out
 		.has_ttl = in->has_ttl,
 		.exact = in->exact,
 		.params = params_to_wire(&in->params),
+		.nitems = in->nitems,
+		.items = pm_bytes_to_wire(in->items),
+		.item_flags = in->item_flags,
+		.radius = in->radius,
 	};
+}
+
+enum pm_status pm_request_item(const struct pm_request *batch, uint32_t *at,
+			       struct pm_request *item)
+{
+	struct pm_wire_request b, it;
+	pm_request_to_wire(batch, &b);
+	enum pm_wire_status st = pm_wire_item_decode(&b, at, &it);
+	pm_request_from_wire(&it, item);
+	return st == PM_WIRE_OK ? PM_OK : pm_status_from_wire(st);
 }
 
 void pm_coll_info_from_wire(const struct pm_wire_coll_info *in, struct pm_coll_info *out)
@@ -208,6 +231,9 @@ static void reply_to_wire(const struct pm_reply *in, struct pm_wire_reply *out)
 		.nhits = in->nhits,
 		.ncolls = in->ncolls,
 		.list_flags = in->list_flags,
+		.item_status = in->item_status,
+		.nitems = in->nitems,
+		.range_flags = in->truncated ? PM_WIRE_RANGE_TRUNCATED : 0,
 	};
 }
 
@@ -241,12 +267,13 @@ static __attribute__((noinline)) size_t encode_list(const struct pm_reply *rep,
 		struct pm_wire_coll_info colls[PM_COLLECTIONS_MAX];
 	} list;
 	uint32_t from = cursor ? *cursor : 0;
-	if (rep->op == PM_OP_VQUERY) {
+	if (rep->op == PM_OP_VQUERY || rep->op == PM_OP_VQUERYB || rep->op == PM_OP_VRANGE) {
 		if (rep->nhits > PM_K_MAX)
 			return 0;
 		for (uint32_t i = from; i < rep->nhits; i++)
 			list.hits[i] = (struct pm_wire_hit){ pm_bytes_to_wire(rep->keys[i]),
-							     rep->hits[i].dist };
+							     rep->hits[i].dist,
+							     rep->hit_query ? rep->hit_query[i] : 0 };
 		w->hits = list.hits;
 	} else {
 		if (rep->ncolls > PM_COLLECTIONS_MAX)
@@ -287,7 +314,8 @@ size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *ou
 	reply_to_wire(rep, &w);
 	if (rep->status == PM_E_READONLY)
 		pm_reply_get_primary(&w.primary);
-	if (rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST))
+	if (rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST ||
+				     rep->op == PM_OP_VQUERYB || rep->op == PM_OP_VRANGE))
 		return encode_list(rep, &w, cursor, out, cap);
 	return pm_wire_reply_encode(&w, cursor, out, cap);
 }

@@ -21,11 +21,13 @@
  * holds kernel distances only, so the result is pm_knn_flat's.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "batch.h"
 #include "common.h"
 #include "distance_impl.h"
+#include "hnsw.h"
 #include "knn.h"
 #include "vector.h"
 
@@ -276,4 +278,234 @@ uint32_t pm_knn_range_flat(const struct pm_shard *sh, const struct pm_collection
 	*truncated = within > max;
 	*work = c->count * pm_knn_distance_bytes(dim);
 	return pm_knn_heap_sort(sh, out, n);
+}
+
+/* ---------------------------------------------------------------- on a shard */
+
+/* Alignment of each query in the space (the kernels' preference). */
+#define QUERY_ALIGN_FLOATS 16u
+
+struct pm_batch_space *pm_batch_space_new(void)
+{
+	struct pm_batch_space *sp = calloc(1, sizeof(*sp));
+	if (!sp)
+		return NULL;
+	sp->q = aligned_alloc(64, PM_BATCH_SPACE_FLOATS * sizeof(float));
+	if (!sp->q) {
+		free(sp);
+		return NULL;
+	}
+	return sp;
+}
+
+void pm_batch_space_free(struct pm_batch_space *sp)
+{
+	if (sp)
+		free(sp->q);
+	free(sp);
+}
+
+static uint64_t work_cap(const struct pm_shard *sh)
+{
+	return sh->knn_work_max ? sh->knn_work_max : UINT64_MAX;
+}
+
+/* The collection a query names, or the default of its dimension (*out NULL:
+ * none yet, no hits). */
+static enum pm_status find_coll(struct pm_shard *sh, const struct pm_request *r,
+				const struct pm_collection **out)
+{
+	const struct pm_collection *c =
+		r->collection.len ? pm_coll_find(sh, r->collection.ptr, r->collection.len)
+				  : pm_coll_default(sh, r->dim);
+	if (!c && r->collection.len)
+		return PM_NOT_FOUND;
+	if (c && c->params.dim != r->dim)
+		return PM_E_DIM;
+	*out = c;
+	return PM_OK;
+}
+
+/* One query's checks, as pm_vquery_begin's (max: the bound of its k), its
+ * vector loaded into q and its collection found. */
+static enum pm_status query_check(struct pm_shard *sh, const struct pm_request *r, uint32_t max,
+				  float *q, const struct pm_collection **c)
+{
+	enum pm_status st = PM_OK;
+	*c = NULL;
+	if (r->k == 0 || r->k > max)
+		st = PM_E_K;
+	else if (r->ef > PM_EF_MAX || (r->ef && r->ef < r->k))
+		st = PM_E_EF;
+	else if (r->dim == 0 || r->dim > PM_DIM_MAX)
+		st = PM_E_DIM;
+	else if (r->collection.len > PM_COLLECTION_NAME_BYTES_MAX)
+		st = PM_E_COLLECTION_NAME;
+	if (st == PM_OK)
+		st = find_coll(sh, r, c);
+	if (st == PM_OK)
+		st = pm_vec_load(q, r->vec, r->dim);
+	if (st == PM_OK && *c && (*c)->params.metric == PM_METRIC_COSINE &&
+	    !(pm_norm(q, r->dim) > 0.0f))
+		st = PM_E_ZERO_VECTOR;
+	return st;
+}
+
+static bool uses_graph(const struct pm_collection *c, const struct pm_request *r)
+{
+	return c->params.index == PM_INDEX_HNSW && !r->exact && c->count >= PM_HNSW_FLAT_BELOW;
+}
+
+/* Check every query and lay the batch out in sp: vectors, hit segments. */
+static enum pm_status batch_setup(struct pm_shard *sh, const struct pm_request *items,
+				  uint32_t n, struct pm_batch_space *sp, uint64_t *flat_work)
+{
+	uint32_t fl = 0, seg = 0;
+	*flat_work = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct pm_request *r = &items[i];
+		uint32_t room = PM_BATCH_SPACE_FLOATS - fl;
+		if (r->dim > room || r->k > PM_BATCH_HITS_MAX - seg)
+			return PM_E_BATCH;
+		enum pm_status st = query_check(sh, r, PM_K_MAX, sp->q + fl, &sp->coll[i]);
+		if (st != PM_OK)
+			return st;
+		const struct pm_collection *c = sp->coll[i];
+		sp->qs[i] = (struct pm_batch_query){ .q = sp->q + fl, .k = r->k, .hits = sp->seg + seg };
+		sp->graph[i] = c && uses_graph(c, r);
+		if (c && !sp->graph[i])
+			*flat_work += c->count * pm_knn_distance_bytes(r->dim);
+		fl += (r->dim + QUERY_ALIGN_FLOATS - 1) / QUERY_ALIGN_FLOATS * QUERY_ALIGN_FLOATS;
+		seg += r->k;
+	}
+	return *flat_work > work_cap(sh) ? PM_E_WORK_LIMIT : PM_OK;
+}
+
+/* The exact queries of collection c from query `from` on, as one blocked scan. */
+static void batch_flat(const struct pm_shard *sh, struct pm_batch_space *sp, uint32_t n,
+		       uint32_t from, bool *done)
+{
+	struct pm_batch_query grp[PM_BATCH_ITEMS_MAX];
+	uint32_t idx[PM_BATCH_ITEMS_MAX], g = 0;
+	const struct pm_collection *c = sp->coll[from];
+	for (uint32_t i = from; i < n; i++)
+		if (!done[i] && !sp->graph[i] && sp->coll[i] == c) {
+			idx[g] = i;
+			grp[g++] = sp->qs[i];
+			done[i] = true;
+		}
+	pm_knn_flat_batch(sh, c, grp, g);
+	for (uint32_t j = 0; j < g; j++)
+		sp->qs[idx[j]].nhits = grp[j].nhits;
+}
+
+/* Run every query; the status (the work cap) and the work done. */
+static enum pm_status batch_run(struct pm_shard *sh, const struct pm_request *items, uint32_t n,
+				struct pm_batch_space *sp, uint64_t flat_work, uint64_t *work)
+{
+	bool done[PM_BATCH_ITEMS_MAX] = { false };
+	*work = flat_work;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct pm_collection *c = sp->coll[i];
+		sp->qs[i].nhits = 0;
+		if (!c || done[i]) {
+			continue;
+		} else if (!sp->graph[i]) {
+			batch_flat(sh, sp, n, i, done);
+			continue;
+		}
+		uint64_t w = 0, cap = work_cap(sh);
+		uint32_t ef = items[i].ef ? items[i].ef : c->params.ef_search;
+		enum pm_status st = pm_hnsw_search_limited(sh, c, sp->qs[i].q, sp->qs[i].k, ef,
+							   cap > *work ? cap - *work : 0,
+							   sp->qs[i].hits, &sp->qs[i].nhits, &w);
+		*work += w;
+		if (st != PM_OK)
+			return st;
+	}
+	return PM_OK;
+}
+
+/* The reply: hits in query order, their keys, whose they are. */
+static void batch_reply(struct pm_shard *sh, struct pm_batch_space *sp, uint32_t n,
+			struct pm_reply *rep)
+{
+	uint32_t m = 0;
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < sp->qs[i].nhits; j++, m++) {
+			const struct pm_knn_hit *h = &sp->qs[i].hits[j];
+			const struct pm_seed *s = pm_seed_at(&sh->arena, h->seed);
+			sp->out[m] = *h;
+			sp->hit_query[m] = i;
+			sh->keys[m] = (struct pm_bytes){ pm_seed_key(&sh->arena, s), s->klen };
+		}
+	rep->hits = sp->out;
+	rep->keys = sh->keys;
+	rep->hit_query = sp->hit_query;
+	rep->nhits = m;
+}
+
+void pm_vquery_batch(struct pm_shard *sh, const struct pm_request *items, uint32_t n,
+		     struct pm_batch_space *sp, struct pm_reply *rep)
+{
+	uint64_t flat_work = 0, work = 0;
+	enum pm_status st = n == 0 || n > PM_BATCH_ITEMS_MAX ? PM_E_BATCH : PM_OK;
+	*rep = (struct pm_reply){ .op = PM_OP_VQUERYB, .id = n ? items[0].id : 0 };
+	if (st == PM_OK)
+		st = batch_setup(sh, items, n, sp, &flat_work);
+	if (st == PM_OK)
+		st = batch_run(sh, items, n, sp, flat_work, &work);
+	rep->status = st;
+	rep->work = work;
+	sh->stats.ops[PM_OP_VQUERYB]++;
+	sh->stats.knn_work += work;
+	if (st != PM_OK) {
+		sh->stats.errors[st]++;
+		return;
+	}
+	batch_reply(sh, sp, n, rep);
+	sh->stats.knn_queries += n;
+}
+
+/* ---------------------------------------------------------------- VRANGE on a shard */
+
+void pm_vrange(struct pm_shard *sh, const struct pm_request *req, struct pm_batch_space *sp,
+	       struct pm_reply *rep)
+{
+	const struct pm_collection *c = NULL;
+	uint64_t work = 0;
+	uint32_t n = 0;
+	bool truncated = false;
+	*rep = (struct pm_reply){ .op = PM_OP_VRANGE, .id = req->id };
+	enum pm_status st = query_check(sh, req, PM_RANGE_HITS_MAX, sp->q, &c);
+	if (st == PM_OK && !__builtin_isfinite(req->radius))
+		st = PM_E_PARAM;
+	if (st == PM_OK && c && uses_graph(c, req)) {
+		st = pm_hnsw_range(sh, c, sp->q, req->radius, req->k,
+				   req->ef ? req->ef : c->params.ef_search, work_cap(sh), sh->hits,
+				   &n, &truncated, &work);
+	} else if (st == PM_OK && c) {
+		if (c->count > work_cap(sh) / pm_knn_distance_bytes(c->params.dim))
+			st = PM_E_WORK_LIMIT; /* refused before it starts, as an exact VQUERY */
+		else
+			n = pm_knn_range_flat(sh, c, sp->q, req->radius, req->k, sh->hits,
+					      &truncated, &work);
+	}
+	rep->status = st;
+	rep->work = work;
+	sh->stats.ops[PM_OP_VRANGE]++;
+	sh->stats.knn_work += work;
+	if (st != PM_OK) {
+		sh->stats.errors[st]++;
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct pm_seed *s = pm_seed_at(&sh->arena, sh->hits[i].seed);
+		sh->keys[i] = (struct pm_bytes){ pm_seed_key(&sh->arena, s), s->klen };
+	}
+	rep->hits = sh->hits;
+	rep->keys = sh->keys;
+	rep->nhits = n;
+	rep->truncated = truncated;
+	sh->stats.knn_queries++;
 }

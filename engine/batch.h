@@ -76,4 +76,44 @@ uint32_t pm_knn_range_flat(const struct pm_shard *sh, const struct pm_collection
 			   const float *q, float radius, uint32_t max, struct pm_knn_hit *out,
 			   bool *truncated, uint64_t *work);
 
+/* ---------------------------------------------------------------- on a shard */
+
+/* Components of one batch's query vectors (64 KiB: what one frame carries;
+ * the bridge checks it against the frame's bound). */
+#define PM_BATCH_FLOATS_MAX 16384u
+
+/* Scratch of a VQUERY batch or a range search on one shard: the caller's
+ * (one per worker), allocated with pm_batch_space_new. */
+struct pm_batch_space {
+	float *q;                                        /* the queries, each 64-byte aligned */
+	struct pm_batch_query qs[PM_BATCH_ITEMS_MAX];
+	const struct pm_collection *coll[PM_BATCH_ITEMS_MAX]; /* NULL: nothing to search */
+	bool graph[PM_BATCH_ITEMS_MAX];
+	struct pm_knn_hit seg[PM_BATCH_HITS_MAX];        /* each query's k, in order */
+	struct pm_knn_hit out[PM_BATCH_HITS_MAX];        /* the reply's hits */
+	uint32_t hit_query[PM_BATCH_HITS_MAX];           /* the query of out[i] */
+};
+/* Floats of pm_batch_space.q: the components and each query's alignment. */
+#define PM_BATCH_SPACE_FLOATS (PM_BATCH_FLOATS_MAX + 16u * PM_BATCH_ITEMS_MAX)
+
+struct pm_batch_space *pm_batch_space_new(void);
+void pm_batch_space_free(struct pm_batch_space *sp);
+
+/* A VQUERY batch: items[0..n) are its queries (VQUERY requests). Every item
+ * is checked as one VQUERY is (the first failure is the batch's status: a
+ * query batch answers whole or not at all); then the exact ones (flat
+ * collections, exact requests, small HNSW ones) run as one blocked scan per
+ * collection (pm_knn_flat_batch) and the others as graph searches, one by
+ * one. The work cap (knn.h) bounds the batch's work summed. rep: hits in
+ * query order, each query's sorted, hit_query saying whose; keys in sh->keys.
+ * Valid until the shard or sp next changes. */
+void pm_vquery_batch(struct pm_shard *sh, const struct pm_request *items, uint32_t n,
+		     struct pm_batch_space *sp, struct pm_reply *rep);
+
+/* A VRANGE (req->k: the most hits; req->radius): exact on flat collections
+ * (and exact requests, small HNSW ones), through the graph (pm_hnsw_range,
+ * approximate) on HNSW ones. rep: hits sorted, keys in sh->keys, truncated. */
+void pm_vrange(struct pm_shard *sh, const struct pm_request *req, struct pm_batch_space *sp,
+	       struct pm_reply *rep);
+
 #endif
