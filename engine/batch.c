@@ -405,9 +405,10 @@ static enum pm_status batch_run(struct pm_shard *sh, const struct pm_request *it
 {
 	bool done[PM_BATCH_ITEMS_MAX] = { false };
 	*work = flat_work;
+	for (uint32_t i = 0; i < n; i++)
+		sp->qs[i].nhits = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct pm_collection *c = sp->coll[i];
-		sp->qs[i].nhits = 0;
 		if (!c || done[i]) {
 			continue;
 		} else if (!sp->graph[i]) {
