@@ -648,15 +648,22 @@ static uint8_t enc_vquery(const struct pm_wire_request *req, struct wr *w)
 	return flags;
 }
 
-/* count, then every item as one VADD / VQUERY body; the items' flags must agree. */
+/* count, then every item as one VADD / VQUERY body; the items' flags must
+ * agree. A decoded batch (no item_list) is written back as it was read: its
+ * items' bytes and flags (the final decode checks them). */
 static uint8_t enc_batch(const struct pm_wire_request *req, struct wr *w)
 {
 	uint8_t flags = 0;
-	if (req->nitems == 0 || req->nitems > PM_WIRE_BATCH_ITEMS_MAX || !req->item_list) {
+	if (req->nitems == 0 || req->nitems > PM_WIRE_BATCH_ITEMS_MAX ||
+	    (!req->item_list && !req->items.len)) {
 		w->ok = false;
 		return 0;
 	}
 	wr_u32(w, req->nitems);
+	if (!req->item_list) {
+		wr_put(w, req->items.ptr, req->items.len);
+		return req->item_flags & op_table[req->op].req_flags;
+	}
 	for (uint32_t i = 0; i < req->nitems && w->ok; i++) {
 		const struct pm_wire_request *it = &req->item_list[i];
 		uint8_t f = req->op == PM_WIRE_OP_VADDB ? enc_vadd(it, w) : enc_vquery(it, w);
@@ -1057,6 +1064,8 @@ static enum pm_wire_status dec_qhits(struct rd *r, struct pm_reply_view *rv)
 	uint32_t dist, query;
 	if (!rd_u32(r, &rv->count))
 		return PM_WIRE_E_FRAME_LENGTH;
+	if ((uint64_t)rv->first + rv->count + rv->more > PM_WIRE_BATCH_HITS_MAX)
+		return PM_WIRE_E_BATCH; /* no batch has more hits (its k summed) */
 	rv->it_pos = r->p;
 	rv->it_left = rv->count;
 	for (uint32_t i = 0; i < rv->count; i++) {
