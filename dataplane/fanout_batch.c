@@ -27,8 +27,9 @@
  * hits together are more than the max.
  *
  * Departure: unlike a VQUERY's, these parts run whole on the worker's turn
- * (not in knn_sched.c's slices); the work cap (knn_work_bytes_max) bounds a
- * part, counted as the batch's queries' work summed.
+ * (not in knn_sched.c's slices); the work cap (knn_work_bytes_max) bounds
+ * each query of a batch as it bounds a VQUERY, and a frame's bytes bound the
+ * queries (about 20 of 784 dimensions). The client is charged the summed work.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -8,9 +8,10 @@
  * of the batch passes over them), and computes dot products a tile of
  * TILE_Q queries x TILE_V vectors at a time: each step loads TILE_Q + TILE_V
  * registers and does TILE_Q x TILE_V FMAs, where one query against one vector
- * loads two registers per FMA. The tile is chosen at run time: AVX2 + FMA
- * (12 accumulators, 16 registers in all) where the CPU has it (the kernels
- * pm_kernels_best() picked say so), else a portable loop the tests also run.
+ * loads two registers per FMA. The tile is chosen at run time from the
+ * kernels the shard uses (pm_kernels_best(): what the CPU has): AVX-512, 6
+ * queries x 4 vectors (24 accumulators of its 32 registers); AVX2 + FMA, 4 x
+ * 3 (12 of 16); else a portable loop. The tests run every one.
  *
  * Sifting with a dot product is not the kernel's arithmetic, so the sifted
  * distance of a pair is only trusted to within sift_tol() of the kernel's:
@@ -33,23 +34,31 @@
 
 /* Members per block: 128 x (784 x 4 bytes) = 392 KiB, within a core's L2. */
 #define VEC_BLOCK 128u
-/* The tile: queries x vectors per register block (AVX2: 12 accumulators +
- * 3 vector loads + 1 query load = 16 registers). */
-#define TILE_Q 4u
-#define TILE_V 3u
+/* The tiles: queries x vectors per register block. AVX2: 4 x 3 (12
+ * accumulators + 3 vector loads + 1 query load = 16 registers); AVX-512:
+ * 6 x 4 (24 + 4 + 1 of its 32), which loads fewer bytes per FMA; the portable
+ * one 4 x 3. TILE_Q / TILE_V are the largest. */
+#define TILE_Q 6u
+#define TILE_V 4u
 /* The sifting bound's margin, as a power of two over 2^-24 (see sift_tol). */
 #define SIFT_TOL_SHIFT 21
 
 typedef void (*tile_fn)(const float *const q[TILE_Q], const float *const v[TILE_V], uint32_t dim,
 			float out[TILE_Q][TILE_V]);
 
+/* A tile kernel and the queries x vectors it computes. */
+struct tile {
+	tile_fn fn;
+	uint32_t q, v;
+};
+
 /* ---------------------------------------------------------------- tiles */
 
 static void tile_scalar(const float *const q[TILE_Q], const float *const v[TILE_V], uint32_t dim,
 			float out[TILE_Q][TILE_V])
 {
-	for (uint32_t a = 0; a < TILE_Q; a++)
-		for (uint32_t b = 0; b < TILE_V; b++) {
+	for (uint32_t a = 0; a < 4u; a++)
+		for (uint32_t b = 0; b < 3u; b++) {
 			float s = 0.0f;
 			for (uint32_t i = 0; i < dim; i++)
 				s += q[a][i] * v[b][i];
@@ -73,39 +82,69 @@ static inline BATCH_AVX2 float hsum8(__m256 v)
 static BATCH_AVX2 void tile_avx2(const float *const q[TILE_Q], const float *const v[TILE_V],
 				 uint32_t dim, float out[TILE_Q][TILE_V])
 {
-	__m256 acc[TILE_Q][TILE_V];
-	for (uint32_t a = 0; a < TILE_Q; a++)
-		for (uint32_t b = 0; b < TILE_V; b++)
+	__m256 acc[4][3];
+	for (uint32_t a = 0; a < 4u; a++)
+		for (uint32_t b = 0; b < 3u; b++)
 			acc[a][b] = _mm256_setzero_ps();
 	uint32_t i = 0;
 	for (; i + 8 <= dim; i += 8) {
 		__m256 v0 = _mm256_loadu_ps(v[0] + i), v1 = _mm256_loadu_ps(v[1] + i),
 		       v2 = _mm256_loadu_ps(v[2] + i);
-		for (uint32_t a = 0; a < TILE_Q; a++) {
+		for (uint32_t a = 0; a < 4u; a++) {
 			__m256 x = _mm256_loadu_ps(q[a] + i);
 			acc[a][0] = _mm256_fmadd_ps(x, v0, acc[a][0]);
 			acc[a][1] = _mm256_fmadd_ps(x, v1, acc[a][1]);
 			acc[a][2] = _mm256_fmadd_ps(x, v2, acc[a][2]);
 		}
 	}
-	for (uint32_t a = 0; a < TILE_Q; a++)
-		for (uint32_t b = 0; b < TILE_V; b++) {
+	for (uint32_t a = 0; a < 4u; a++)
+		for (uint32_t b = 0; b < 3u; b++) {
 			float s = hsum8(acc[a][b]);
 			for (uint32_t j = i; j < dim; j++)
 				s += q[a][j] * v[b][j];
 			out[a][b] = s;
 		}
 }
+
+#define BATCH_AVX512 __attribute__((target("avx512f")))
+
+/* 6 x 4, 16 floats a step; the last dim mod 16 with masked loads (which
+ * neither read nor fault past the vector). */
+static BATCH_AVX512 void tile_avx512(const float *const q[TILE_Q], const float *const v[TILE_V],
+				     uint32_t dim, float out[TILE_Q][TILE_V])
+{
+	__m512 acc[6][4];
+	for (uint32_t a = 0; a < 6u; a++)
+		for (uint32_t b = 0; b < 4u; b++)
+			acc[a][b] = _mm512_setzero_ps();
+	for (uint32_t i = 0; i < dim; i += 16) {
+		__mmask16 m = dim - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (dim - i)) - 1u);
+		__m512 v0 = _mm512_maskz_loadu_ps(m, v[0] + i), v1 = _mm512_maskz_loadu_ps(m, v[1] + i),
+		       v2 = _mm512_maskz_loadu_ps(m, v[2] + i), v3 = _mm512_maskz_loadu_ps(m, v[3] + i);
+		for (uint32_t a = 0; a < 6u; a++) {
+			__m512 x = _mm512_maskz_loadu_ps(m, q[a] + i);
+			acc[a][0] = _mm512_fmadd_ps(x, v0, acc[a][0]);
+			acc[a][1] = _mm512_fmadd_ps(x, v1, acc[a][1]);
+			acc[a][2] = _mm512_fmadd_ps(x, v2, acc[a][2]);
+			acc[a][3] = _mm512_fmadd_ps(x, v3, acc[a][3]);
+		}
+	}
+	for (uint32_t a = 0; a < 6u; a++)
+		for (uint32_t b = 0; b < 4u; b++)
+			out[a][b] = _mm512_reduce_add_ps(acc[a][b]);
+}
 #endif
 
-static tile_fn tile_for(const struct pm_kernels *kern)
+static struct tile tile_for(const struct pm_kernels *kern)
 {
 #ifdef PM_DISTANCE_X86
+	if (kern->isa >= PM_ISA_AVX512)
+		return (struct tile){ tile_avx512, 6u, 4u };
 	if (kern->isa >= PM_ISA_AVX2)
-		return tile_avx2;
+		return (struct tile){ tile_avx2, 4u, 3u };
 #endif
 	(void)kern;
-	return tile_scalar;
+	return (struct tile){ tile_scalar, 4u, 3u };
 }
 
 /* ---------------------------------------------------------------- batch scan */
@@ -184,30 +223,30 @@ static inline void tile_sift(const struct pm_shard *sh, const struct pm_collecti
 }
 
 /* Every query of qs[0..nq) against one block, a tile at a time. */
-static void block_run(const struct pm_shard *sh, const struct pm_collection *c, tile_fn tile,
+static void block_run(const struct pm_shard *sh, const struct pm_collection *c, struct tile t,
 		      struct pm_batch_query *qs, const struct qstate *st, uint32_t nq,
 		      const struct vblock *blk)
 {
 	const uint32_t dim = c->params.dim;
 	float out[TILE_Q][TILE_V];
-	for (uint32_t a0 = 0; a0 < nq; a0 += TILE_Q) {
-		const uint32_t na = PM_MIN(TILE_Q, nq - a0);
+	for (uint32_t a0 = 0; a0 < nq; a0 += t.q) {
+		const uint32_t na = PM_MIN(t.q, nq - a0);
 		const float *qv[TILE_Q];
 		for (uint32_t a = 0; a < TILE_Q; a++) /* a short tile repeats its last row */
 			qv[a] = qs[a0 + PM_MIN(a, na - 1)].q;
-		for (uint32_t b0 = 0; b0 < blk->n; b0 += TILE_V) {
-			const uint32_t nb = PM_MIN(TILE_V, blk->n - b0);
+		for (uint32_t b0 = 0; b0 < blk->n; b0 += t.v) {
+			const uint32_t nb = PM_MIN(t.v, blk->n - b0);
 			const float *vv[TILE_V];
 			for (uint32_t b = 0; b < TILE_V; b++)
 				vv[b] = blk->v[b0 + PM_MIN(b, nb - 1)];
-			tile(qv, vv, dim, out);
+			t.fn(qv, vv, dim, out);
 			tile_sift(sh, c, qs, st, blk, a0, na, b0, nb, out);
 		}
 	}
 }
 
 /* At most PM_BATCH_ITEMS_MAX queries: one pass over the members. */
-static void batch_group(const struct pm_shard *sh, const struct pm_collection *c, tile_fn tile,
+static void batch_group(const struct pm_shard *sh, const struct pm_collection *c, struct tile tile,
 			struct pm_batch_query *qs, uint32_t nq)
 {
 	struct qstate st[PM_BATCH_ITEMS_MAX];
@@ -236,7 +275,7 @@ static void batch_group(const struct pm_shard *sh, const struct pm_collection *c
 }
 
 static uint64_t batch_scan(const struct pm_shard *sh, const struct pm_collection *c,
-			   tile_fn tile, struct pm_batch_query *qs, uint32_t nq)
+			   struct tile tile, struct pm_batch_query *qs, uint32_t nq)
 {
 	for (uint32_t i = 0; i < nq; i += PM_BATCH_ITEMS_MAX)
 		batch_group(sh, c, tile, qs + i, PM_MIN(PM_BATCH_ITEMS_MAX, nq - i));
@@ -252,7 +291,7 @@ uint64_t pm_knn_flat_batch(const struct pm_shard *sh, const struct pm_collection
 uint64_t pm_knn_flat_batch_scalar(const struct pm_shard *sh, const struct pm_collection *c,
 				  struct pm_batch_query *qs, uint32_t nq)
 {
-	return batch_scan(sh, c, tile_scalar, qs, nq);
+	return batch_scan(sh, c, (struct tile){ tile_scalar, 4u, 3u }, qs, nq);
 }
 
 /* ---------------------------------------------------------------- range scan */
@@ -373,12 +412,14 @@ static enum pm_status batch_setup(struct pm_shard *sh, const struct pm_request *
 		const struct pm_collection *c = sp->coll[i];
 		sp->qs[i] = (struct pm_batch_query){ .q = sp->q + fl, .k = r->k, .hits = sp->seg + seg };
 		sp->graph[i] = c && uses_graph(c, r);
+		if (c && !sp->graph[i] && c->count > work_cap(sh) / pm_knn_distance_bytes(r->dim))
+			return PM_E_WORK_LIMIT; /* as this query alone would be */
 		if (c && !sp->graph[i])
 			*flat_work += c->count * pm_knn_distance_bytes(r->dim);
 		fl += (r->dim + QUERY_ALIGN_FLOATS - 1) / QUERY_ALIGN_FLOATS * QUERY_ALIGN_FLOATS;
 		seg += r->k;
 	}
-	return *flat_work > work_cap(sh) ? PM_E_WORK_LIMIT : PM_OK;
+	return PM_OK;
 }
 
 /* The exact queries of collection c from query `from` on, as one blocked scan. */
@@ -415,11 +456,11 @@ static enum pm_status batch_run(struct pm_shard *sh, const struct pm_request *it
 			batch_flat(sh, sp, n, i, done);
 			continue;
 		}
-		uint64_t w = 0, cap = work_cap(sh);
+		uint64_t w = 0;
 		uint32_t ef = items[i].ef ? items[i].ef : c->params.ef_search;
 		enum pm_status st = pm_hnsw_search_limited(sh, c, sp->qs[i].q, sp->qs[i].k, ef,
-							   cap > *work ? cap - *work : 0,
-							   sp->qs[i].hits, &sp->qs[i].nhits, &w);
+							   work_cap(sh), sp->qs[i].hits,
+							   &sp->qs[i].nhits, &w);
 		*work += w;
 		if (st != PM_OK)
 			return st;

@@ -104,7 +104,9 @@ void pm_batch_space_free(struct pm_batch_space *sp);
  * query batch answers whole or not at all); then the exact ones (flat
  * collections, exact requests, small HNSW ones) run as one blocked scan per
  * collection (pm_knn_flat_batch) and the others as graph searches, one by
- * one. The work cap (knn.h) bounds the batch's work summed. rep: hits in
+ * one. The work cap (knn.h) applies to each query as to a VQUERY alone (so a
+ * batch is refused PM_E_WORK_LIMIT exactly when one of its queries would
+ * be); rep->work is the batch's work summed, which the caller charges. rep: hits in
  * query order, each query's sorted, hit_query saying whose; keys in sh->keys.
  * Valid until the shard or sp next changes. */
 void pm_vquery_batch(struct pm_shard *sh, const struct pm_request *items, uint32_t n,

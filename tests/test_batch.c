@@ -96,6 +96,48 @@ static void test_batch_equals_single(void)
 		}
 }
 
+/* Vectors far from the origin and near each other: |q|^2 + |v|^2 - 2 q.v
+ * cancels almost every digit (|q|^2 is 4e7, the distances 1e-3), so only the
+ * sift's rounding bound keeps the batch's answers the kernel's. */
+static void test_batch_cancellation(void)
+{
+	enum { N = 400, DIM = 40, NQ = 7, K = 10 };
+	static float base[N * DIM], q[NQ][DIM];
+	static struct pm_knn_hit got[NQ][K], want[K];
+	fx_shard(&sh, 64 * MIB, 4096);
+	sh.kern = pm_kernels_best();
+	struct pm_request cc = { .op = PM_OP_CCREATE, .collection = fx_s("far"),
+				 .params = { .dim = DIM, .metric = PM_METRIC_L2 } };
+	struct pm_reply rep;
+	pm_shard_apply(&sh, &cc, 0, &rep);
+	CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
+	uint64_t rng = 17;
+	for (uint32_t i = 0; i < N; i++) {
+		char key[16];
+		for (uint32_t d = 0; d < DIM; d++) /* 1000 + a perturbation of about 0.01 */
+			base[i * DIM + d] = 1000.0f + (float)(pm_test_rand(&rng) % 2001) * 1e-5f;
+		snprintf(key, sizeof(key), "x%u", i);
+		CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_s(key), "far", base + i * DIM, DIM, 0, 0), PM_OK);
+	}
+	const struct pm_collection *c = pm_coll_find(&sh, (const uint8_t *)"far", 3);
+	struct pm_batch_query qs[NQ];
+	for (uint32_t i = 0; i < NQ; i++) {
+		for (uint32_t d = 0; d < DIM; d++)
+			q[i][d] = 1000.0f + (float)(pm_test_rand(&rng) % 2001) * 1e-5f;
+		qs[i] = (struct pm_batch_query){ .q = q[i], .k = K, .hits = got[i] };
+	}
+	pm_knn_flat_batch(&sh, c, qs, NQ);
+	int mismatches = 0;
+	for (uint32_t i = 0; i < NQ; i++) {
+		uint32_t n = pm_knn_flat(&sh, c, q[i], K, want);
+		mismatches += qs[i].nhits != n;
+		for (uint32_t j = 0; j < n && j < qs[i].nhits; j++)
+			mismatches += got[i][j].seed != want[j].seed || got[i][j].dist != want[j].dist;
+	}
+	CU_ASSERT_EQUAL(mismatches, 0);
+	pm_shard_destroy(&sh);
+}
+
 /* More queries than one group holds: two passes, the same answers. */
 static void test_batch_over_group(void)
 {
@@ -263,13 +305,114 @@ static void test_range_hnsw(void)
 	pm_shard_destroy(&sh);
 }
 
+/* ---------------------------------------------------------------- on a shard */
+
+static struct pm_request vq(const char *coll, const float *q, uint32_t dim, uint32_t k)
+{
+	return (struct pm_request){ .op = PM_OP_VQUERY, .id = 5, .vec = (const uint8_t *)q,
+				    .dim = dim, .k = k,
+				    .collection = coll ? fx_s(coll) : fx_b(NULL, 0) };
+}
+
+/* pm_vquery_batch over a flat, an HNSW and a default collection = the same
+ * VQUERYs through pm_shard_apply; one bad query fails the batch; the work
+ * cap is each query's, as a VQUERY's. pm_vrange's checks. */
+static void test_shard_batch(void)
+{
+	enum { N = 700, DIM = 10, NQ = 9 };
+	static float base[3][N * DIM], q[NQ][DIM];
+	static struct pm_request items[NQ];
+	static struct pm_knn_hit want[NQ][8];
+	static uint32_t nwant[NQ];
+	static char wkeys[NQ][8][24];
+	fx_shard(&sh, 128 * MIB, 8192);
+	sh.kern = pm_kernels_best();
+	make_coll("f", DIM, PM_METRIC_L2, PM_INDEX_FLAT, base[0], N, 1);
+	make_coll("h", DIM, PM_METRIC_L2, PM_INDEX_HNSW, base[1], N, 2);
+	uint64_t rng = 3;
+	for (uint32_t i = 0; i < 40; i++) { /* the default collection of DIM */
+		char key[16];
+		rand_vec(base[2] + i * DIM, DIM, &rng);
+		snprintf(key, sizeof(key), "d%u", i);
+		CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_s(key), NULL, base[2] + i * DIM, DIM, 0, 0), PM_OK);
+	}
+	const char *colls[3] = { "f", "h", NULL };
+	for (uint32_t i = 0; i < NQ; i++) {
+		rand_vec(q[i], DIM, &rng);
+		items[i] = vq(colls[i % 3], q[i], DIM, 3 + i % 5);
+		struct pm_reply rep;
+		pm_shard_apply(&sh, &items[i], 0, &rep);
+		CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
+		nwant[i] = rep.nhits;
+		for (uint32_t j = 0; j < rep.nhits; j++) {
+			want[i][j] = rep.hits[j];
+			snprintf(wkeys[i][j], sizeof(wkeys[i][j]), "%.*s", (int)rep.keys[j].len,
+				 rep.keys[j].ptr);
+		}
+	}
+	struct pm_batch_space *sp = pm_batch_space_new();
+	CU_ASSERT_FATAL(sp != NULL);
+	struct pm_reply rep;
+	pm_vquery_batch(&sh, items, NQ, sp, &rep);
+	CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
+	uint32_t m = 0;
+	int mismatches = 0;
+	for (uint32_t i = 0; i < NQ; i++)
+		for (uint32_t j = 0; j < nwant[i]; j++, m++)
+			mismatches += m >= rep.nhits || rep.hit_query[m] != i ||
+				      rep.hits[m].dist != want[i][j].dist ||
+				      strlen(wkeys[i][j]) != rep.keys[m].len ||
+				      memcmp(wkeys[i][j], rep.keys[m].ptr, rep.keys[m].len) != 0;
+	CU_ASSERT_EQUAL(rep.nhits, m);
+	CU_ASSERT_EQUAL(mismatches, 0);
+	CU_ASSERT(rep.work > 0);
+	/* one query of another dimension than its collection: the batch fails */
+	items[4].dim = DIM - 1;
+	pm_vquery_batch(&sh, items, NQ, sp, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_E_DIM);
+	items[4].dim = DIM;
+	pm_vquery_batch(&sh, items, 0, sp, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_E_BATCH);
+	/* the cap: each exact query reads N members; a cap of N allows each
+	 * (their sum is above it), one below refuses the batch */
+	sh.knn_work_max = N * pm_knn_distance_bytes(DIM);
+	struct pm_request flat[3] = { items[0], items[3], items[6] };
+	pm_vquery_batch(&sh, flat, 3, sp, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_OK);
+	CU_ASSERT_EQUAL(rep.work, 3 * sh.knn_work_max);
+	sh.knn_work_max -= 1;
+	pm_vquery_batch(&sh, flat, 3, sp, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_E_WORK_LIMIT);
+	sh.knn_work_max = 0;
+	/* VRANGE: max bounds, radius finite */
+	struct pm_request r = vq("f", q[0], DIM, 5);
+	r.op = PM_OP_VRANGE;
+	r.radius = 1e9f;
+	pm_vrange(&sh, &r, sp, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_OK);
+	CU_ASSERT_EQUAL(rep.nhits, 5);
+	CU_ASSERT_TRUE(rep.truncated);
+	r.k = PM_RANGE_HITS_MAX + 1;
+	pm_vrange(&sh, &r, sp, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_E_K);
+	r.k = 5;
+	r.radius = __builtin_inff();
+	pm_vrange(&sh, &r, sp, &rep);
+	CU_ASSERT_EQUAL(rep.status, PM_E_PARAM);
+	pm_batch_space_free(sp);
+	pm_shard_destroy(&sh);
+}
+
 int main(void)
 {
 	static CU_TestInfo tests[] = {
 		{ "exact batch = one by one (metrics x kernels x tiles)", test_batch_equals_single },
 		{ "exact batch over more than one group", test_batch_over_group },
+		{ "exact batch where the dot product cancels (the sift's bound)",
+		  test_batch_cancellation },
 		{ "exact range = the naive radius set; max and truncated", test_range_flat_exact },
 		{ "graph range: within radius, sorted, recall, truncated, work cap", test_range_hnsw },
+		{ "shard: VQUERY batch = VQUERYs, errors, work cap; VRANGE checks", test_shard_batch },
 		CU_TEST_INFO_NULL,
 	};
 	return pm_cu_run("batch", tests);
