@@ -109,30 +109,67 @@ static BATCH_AVX2 void tile_avx2(const float *const q[TILE_Q], const float *cons
 #define BATCH_AVX512 __attribute__((target("avx512f")))
 
 /* 6 x 4, 16 floats a step; the last dim mod 16 with masked loads (which
- * neither read nor fault past the vector). */
+ * neither read nor fault past the vector). The 24 accumulators are named
+ * variables, not an array: the compiler then keeps them all in registers
+ * (with an array, GCC 12 stored them to the stack every step). */
+#define ACC_ROW(a) __m512 c##a##0 = _mm512_setzero_ps(), c##a##1 = c##a##0, c##a##2 = c##a##0, \
+		       c##a##3 = c##a##0
+#define FMA_ROW(a, load)                                   \
+	do {                                               \
+		__m512 x = load(q[a] + i);                 \
+		c##a##0 = _mm512_fmadd_ps(x, v0, c##a##0); \
+		c##a##1 = _mm512_fmadd_ps(x, v1, c##a##1); \
+		c##a##2 = _mm512_fmadd_ps(x, v2, c##a##2); \
+		c##a##3 = _mm512_fmadd_ps(x, v3, c##a##3); \
+	} while (0)
+#define FMA_STEP(load)                                                             \
+	do {                                                                       \
+		__m512 v0 = load(v[0] + i), v1 = load(v[1] + i), v2 = load(v[2] + i), \
+		       v3 = load(v[3] + i);                                        \
+		FMA_ROW(0, load);                                                  \
+		FMA_ROW(1, load);                                                  \
+		FMA_ROW(2, load);                                                  \
+		FMA_ROW(3, load);                                                  \
+		FMA_ROW(4, load);                                                  \
+		FMA_ROW(5, load);                                                  \
+	} while (0)
+#define OUT_ROW(a)                                       \
+	do {                                             \
+		out[a][0] = _mm512_reduce_add_ps(c##a##0); \
+		out[a][1] = _mm512_reduce_add_ps(c##a##1); \
+		out[a][2] = _mm512_reduce_add_ps(c##a##2); \
+		out[a][3] = _mm512_reduce_add_ps(c##a##3); \
+	} while (0)
+
 static BATCH_AVX512 void tile_avx512(const float *const q[TILE_Q], const float *const v[TILE_V],
 				     uint32_t dim, float out[TILE_Q][TILE_V])
 {
-	__m512 acc[6][4];
-	for (uint32_t a = 0; a < 6u; a++)
-		for (uint32_t b = 0; b < 4u; b++)
-			acc[a][b] = _mm512_setzero_ps();
-	for (uint32_t i = 0; i < dim; i += 16) {
-		__mmask16 m = dim - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (dim - i)) - 1u);
-		__m512 v0 = _mm512_maskz_loadu_ps(m, v[0] + i), v1 = _mm512_maskz_loadu_ps(m, v[1] + i),
-		       v2 = _mm512_maskz_loadu_ps(m, v[2] + i), v3 = _mm512_maskz_loadu_ps(m, v[3] + i);
-		for (uint32_t a = 0; a < 6u; a++) {
-			__m512 x = _mm512_maskz_loadu_ps(m, q[a] + i);
-			acc[a][0] = _mm512_fmadd_ps(x, v0, acc[a][0]);
-			acc[a][1] = _mm512_fmadd_ps(x, v1, acc[a][1]);
-			acc[a][2] = _mm512_fmadd_ps(x, v2, acc[a][2]);
-			acc[a][3] = _mm512_fmadd_ps(x, v3, acc[a][3]);
-		}
+	ACC_ROW(0);
+	ACC_ROW(1);
+	ACC_ROW(2);
+	ACC_ROW(3);
+	ACC_ROW(4);
+	ACC_ROW(5);
+	uint32_t i = 0;
+	for (; i + 16 <= dim; i += 16)
+		FMA_STEP(_mm512_loadu_ps);
+	if (i < dim) {
+		const __mmask16 m = (__mmask16)((1u << (dim - i)) - 1u);
+#define MASKED_LOAD(p) _mm512_maskz_loadu_ps(m, (p))
+		FMA_STEP(MASKED_LOAD);
+#undef MASKED_LOAD
 	}
-	for (uint32_t a = 0; a < 6u; a++)
-		for (uint32_t b = 0; b < 4u; b++)
-			out[a][b] = _mm512_reduce_add_ps(acc[a][b]);
+	OUT_ROW(0);
+	OUT_ROW(1);
+	OUT_ROW(2);
+	OUT_ROW(3);
+	OUT_ROW(4);
+	OUT_ROW(5);
 }
+#undef ACC_ROW
+#undef FMA_ROW
+#undef FMA_STEP
+#undef OUT_ROW
 #endif
 
 static struct tile tile_for(const struct pm_kernels *kern)
