@@ -5,7 +5,8 @@
  *
  *  - a VADD batch across the shards, then VGET of every item: the vectors
  *    are there; after a restart on the data directory too (each item was
- *    logged as its own VADD record, and replayed);
+ *    logged as its own VADD record, and replayed); a replica following the
+ *    primary gets every item;
  *  - a mixed batch: a NaN item and an item of the wrong dimension get their
  *    own statuses, the others are added;
  *  - a VQUERY batch equals the same queries one by one (keys and distances
@@ -41,6 +42,9 @@
 #define K 10u
 #define BATCH 100u     /* items per VADD batch frame */
 #define TIMEOUT_MS 5000u
+/* How long a replica may take to apply 150 records on a loaded machine: a
+ * bound of the poll, not a delay. */
+#define REPL_WAIT_MS 30000
 #define PM_MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static const char *pomaid_path;
@@ -146,6 +150,47 @@ static void test_vadd_batch(void)
 	stop();
 	proc_dir_remove(D.dir);
 	D.dir[0] = '\0';
+}
+
+/* A replica follows: a batch's items are VADD records in the log, which is
+ * what replication streams. */
+static void test_vadd_batch_replicated(void)
+{
+	static struct pomaid R;
+	char follow[32];
+	proc_kill_all();
+	CU_ASSERT_FATAL(proc_dir_make(D.dir, "batch_io_p"));
+	D.repl = true;
+	D.base = 0; /* free ports picked again, a repl_port with them */
+	CU_ASSERT_FATAL(start());
+	R = (struct pomaid){ .path = pomaid_path, .shards = SHARDS, .flags = FLAGS, .repl = true };
+	CU_ASSERT_FATAL(proc_dir_make(R.dir, "batch_io_r"));
+	snprintf(follow, sizeof(follow), "127.0.0.1:%u", D.repl_port);
+	const char *const extra[] = { "--replica-of", follow, NULL };
+	if (!pomaid_start(&R, extra, NULL))
+		fprintf(stderr, "replica did not start: %s\n", R.proc.out);
+	CU_ASSERT_FATAL(pomaid_alive(&R));
+	add_range("r:", NULL, 0, 150);
+	struct pm_client *primary = C;
+	C = lib_open(&R, TIMEOUT_MS, LIB_RETRIES, 0);
+	CU_ASSERT_FATAL(C != NULL);
+	uint32_t same = 0;
+	for (uint64_t until = proc_now_ms() + REPL_WAIT_MS; same < 150 && proc_now_ms() < until;) {
+		same = vget_matches("r:", 150);
+		if (same < 150)
+			proc_pause_ms(PROC_POLL_MS);
+	}
+	CU_ASSERT_EQUAL(same, 150);
+	pm_client_close(C);
+	C = primary;
+	CU_ASSERT(pomaid_stop(&R));
+	stop();
+	proc_dir_remove(R.dir);
+	proc_dir_remove(D.dir);
+	D.dir[0] = '\0';
+	D.repl = false;
+	D.repl_port = 0;
+	D.base = 0;
 }
 
 static void test_vadd_batch_mixed(void)
@@ -340,6 +385,7 @@ int main(int argc, char **argv)
 	D = (struct pomaid){ .path = pomaid_path, .shards = SHARDS };
 	static CU_TestInfo tests[] = {
 		{ "VADD batch across shards = VGET each; replayed after a restart", test_vadd_batch },
+		{ "VADD batch replicates (its items are VADD records)", test_vadd_batch_replicated },
 		{ "mixed VADD batch: bad items fail alone", test_vadd_batch_mixed },
 		{ "VQUERY batch = one by one (flat, HNSW)", test_vquery_batch },
 		{ "VRANGE = the exact radius set; max, truncated; HNSW", test_vrange },
