@@ -48,7 +48,10 @@ _Static_assert(PM_CLIENT_ATTR_BYTES_MAX == PM_WIRE_ATTR_BYTES_MAX &&
 _Static_assert((int)PM_CLIENT_SET == PM_WIRE_OP_SET && (int)PM_CLIENT_CLIST == PM_WIRE_OP_CLIST &&
 		       (int)PM_CLIENT_KNN == PM_WIRE_OP_VQUERY &&
 		       (int)PM_CLIENT_SNAPSHOT == PM_WIRE_OP_SNAPSHOT &&
-		       (int)PM_CLIENT_VSETATTR == PM_WIRE_OP_VSETATTR,
+		       (int)PM_CLIENT_VSETATTR == PM_WIRE_OP_VSETATTR &&
+		       (int)PM_CLIENT_VADD_MANY == PM_WIRE_OP_VADDB &&
+		       (int)PM_CLIENT_KNN_MANY == PM_WIRE_OP_VQUERYB &&
+		       (int)PM_CLIENT_RANGE == PM_WIRE_OP_VRANGE,
 	       "client ops are the wire's op numbers");
 _Static_assert(PM_CLIENT_CLUSTER_SLOTS == PM_CLUSTER_SLOTS &&
 		       PM_CLIENT_CLUSTER_SETS_MAX == PM_CLUSTER_SETS_MAX &&
@@ -229,8 +232,10 @@ static bool alloc_all(struct pm_client *c)
 	c->dirty = calloc(dirty_cap(c), sizeof *c->dirty);
 	c->vscratch = malloc(PM_WIRE_DIM_MAX * sizeof(float));
 	c->vec_le = malloc(PM_WIRE_DIM_MAX * sizeof(float));
+	c->witems = calloc(PM_WIRE_BATCH_ITEMS_MAX, sizeof(*c->witems));
+	c->batch_le = malloc(PM_FRAME_BYTES_MAX);
 	if (!c->links || !c->slots || !c->small_bufs || !c->large_bufs || (!c->tcp && !c->rx) ||
-	    !c->dirty || !c->vscratch || !c->vec_le)
+	    !c->dirty || !c->vscratch || !c->vec_le || !c->witems || !c->batch_le)
 		return false;
 	free_lists_init(c);
 	return true;
@@ -309,6 +314,8 @@ void pm_client_close(struct pm_client *c)
 	free(c->dirty);
 	free(c->vscratch);
 	free(c->vec_le);
+	free(c->witems);
+	free(c->batch_le);
 	free(c);
 }
 
@@ -494,6 +501,54 @@ static enum pm_client_status check_knn(const struct pm_client_req *r)
 	return check_vector(r);
 }
 
+/* ---- issue 18: batches and range search */
+
+static enum pm_client_status check_items(const struct pm_client_req *r, bool keyed)
+{
+	if (r->nitems == 0 || r->nitems > PM_WIRE_BATCH_ITEMS_MAX)
+		return PM_CLIENT_E_BATCH;
+	if (r->items == NULL || r->batch == NULL)
+		return PM_CLIENT_E_ARG;
+	for (uint32_t i = 0; i < r->nitems; i++) {
+		const struct pm_client_item *it = &r->items[i];
+		if (keyed && (it->klen == 0 || it->klen > PM_WIRE_KEY_BYTES_MAX))
+			return PM_CLIENT_E_KEY_LEN;
+		if ((keyed && it->key == NULL) || it->vec == NULL)
+			return PM_CLIENT_E_ARG;
+		if (it->dim == 0 || it->dim > PM_WIRE_DIM_MAX)
+			return PM_CLIENT_E_DIM;
+	}
+	if (r->name_len > PM_WIRE_COLLECTION_NAME_BYTES_MAX)
+		return PM_CLIENT_E_COLLECTION_NAME;
+	return r->name_len && r->name == NULL ? PM_CLIENT_E_ARG : PM_CLIENT_OK;
+}
+
+static enum pm_client_status check_batch(const struct pm_client_req *r)
+{
+	if (r->op == PM_CLIENT_VADD_MANY) {
+		if (r->ttl_ms > PM_WIRE_TTL_MS_MAX)
+			return PM_CLIENT_E_TTL;
+		enum pm_client_status st = check_items(r, true);
+		return st == PM_CLIENT_OK && !r->batch->status ? PM_CLIENT_E_ARG : st;
+	}
+	if (r->op == PM_CLIENT_RANGE)
+		return __builtin_isfinite(r->radius) ? check_knn(r) : PM_CLIENT_E_PARAM;
+	enum pm_client_status st = check_items(r, false);
+	if (st != PM_CLIENT_OK)
+		return st;
+	if (r->k == 0 || r->k > PM_WIRE_K_MAX)
+		return PM_CLIENT_E_K;
+	if ((uint64_t)r->k * r->nitems > PM_WIRE_BATCH_HITS_MAX)
+		return PM_CLIENT_E_BATCH;
+	if (r->ef > PM_WIRE_EF_MAX || (r->ef != 0 && r->ef < r->k))
+		return PM_CLIENT_E_EF;
+	const struct pm_client_knn_result *k = r->knn;
+	if (k == NULL || k->hits == NULL || k->hits_cap < r->k * r->nitems ||
+	    (k->keys == NULL && k->keys_cap) || r->batch->query == NULL)
+		return PM_CLIENT_E_ARG;
+	return PM_CLIENT_OK;
+}
+
 static enum pm_client_status check_named(const struct pm_client_req *r)
 {
 	if (r->name_len == 0 || r->name_len > PM_WIRE_COLLECTION_NAME_BYTES_MAX)
@@ -554,6 +609,8 @@ static enum pm_client_status check_req(const struct pm_client_req *r)
 									  : PM_CLIENT_E_ARG;
 	case PM_CLIENT_SNAPSHOT:
 		return PM_CLIENT_OK; /* no fields */
+	case PM_CLIENT_VADD_MANY: case PM_CLIENT_KNN_MANY: case PM_CLIENT_RANGE:
+		return check_batch(r);
 	}
 	return PM_CLIENT_E_ARG;
 }
@@ -568,12 +625,17 @@ static uint64_t frame_bound(const struct pm_client_req *r)
 		n += 4u + r->klen;
 	if (r->op == PM_CLIENT_SET)
 		n += 4u + r->vlen;
-	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN)
+	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN || r->op == PM_CLIENT_RANGE)
 		n += 4u + (uint64_t)r->dim * 4u;
 	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_VSETATTR)
 		n += 4u + r->attr_len;
-	if (r->op == PM_CLIENT_KNN && r->filter)
+	if ((r->op == PM_CLIENT_KNN || r->op == PM_CLIENT_RANGE) && r->filter)
 		n += 4u + strlen(r->filter);
+	for (uint32_t i = 0; (r->op == PM_CLIENT_VADD_MANY || r->op == PM_CLIENT_KNN_MANY) &&
+			     i < r->nitems; i++) /* each item: its fields and trailers */
+		n += 4u + r->items[i].klen + 4u + (uint64_t)r->items[i].dim * 4u + 8u + 4u +
+		     4u + r->name_len + 4u + r->items[i].attr_len +
+		     (r->filter ? 4u + strlen(r->filter) : 0u);
 	return n + 4u + r->name_len;
 }
 
@@ -600,6 +662,62 @@ static struct pm_wire_bytes bytes(const void *p, uint32_t n)
 	return (struct pm_wire_bytes){ .ptr = n ? p : NULL, .len = n };
 }
 
+/* A batch's vectors as little-endian bytes: the caller's own, or (big
+ * endian) copies in batch_le; NULL when they do not fit it. */
+static const uint8_t *batch_vec_le(struct pm_client *c, const float *v, uint32_t dim,
+				   uint32_t *used)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	if ((uint64_t)*used + dim > PM_FRAME_BYTES_MAX / 4u)
+		return NULL;
+	float *out = c->batch_le + *used;
+	for (uint32_t i = 0; i < dim; i++) {
+		uint32_t u;
+		memcpy(&u, &v[i], 4);
+		u = __builtin_bswap32(u);
+		memcpy(&out[i], &u, 4);
+	}
+	*used += dim;
+	return (const uint8_t *)out;
+#else
+	(void)c, (void)dim, (void)used;
+	return (const uint8_t *)v;
+#endif
+}
+
+/* A batch's items as wire requests (one VADD's / VQUERY's fields each). */
+static bool batch_items(struct pm_client *c, const struct pm_client_req *r,
+			struct pm_wire_request *q)
+{
+	/* one frame's flags say every item's trailers: when one item has a
+	 * record, the others carry the empty one (no fields) */
+	static const uint8_t no_fields[1] = { 0 };
+	bool attrs = false;
+	uint32_t used = 0;
+	for (uint32_t i = 0; r->op == PM_CLIENT_VADD_MANY && i < r->nitems; i++)
+		attrs |= r->items[i].attr_len != 0;
+	for (uint32_t i = 0; i < r->nitems; i++) {
+		const struct pm_client_item *it = &r->items[i];
+		struct pm_wire_request *w = &c->witems[i];
+		*w = (struct pm_wire_request){ .dim = it->dim, .k = r->k, .ef = r->ef,
+					       .exact = r->exact, .has_ttl = r->ttl_ms != 0,
+					       .ttl_ms = r->ttl_ms,
+					       .collection = bytes(r->name, r->name_len) };
+		if (r->op == PM_CLIENT_VADD_MANY)
+			w->key = bytes(it->key, it->klen);
+		if (attrs)
+			w->attr = it->attr_len ? bytes(it->attr, it->attr_len)
+					       : bytes(no_fields, sizeof(no_fields));
+		if (r->op == PM_CLIENT_KNN_MANY && r->filter && r->filter[0])
+			w->filter = bytes(r->filter, (uint32_t)strlen(r->filter));
+		if (!(w->vec = batch_vec_le(c, it->vec, it->dim, &used)))
+			return false;
+	}
+	q->item_list = c->witems;
+	q->nitems = r->nitems;
+	return true;
+}
+
 static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct pmc_slot *s)
 {
 	struct pm_wire_request q = {
@@ -619,12 +737,15 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 		q.info_flags = r->info ? PM_INFO_PAGED : 0; /* pages only into a buffer */
 	} else
 		q.collection = bytes(r->name, r->name_len);
-	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN)
+	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_KNN || r->op == PM_CLIENT_RANGE)
 		q.vec = vec_le(c, r->vec, r->dim);
 	if (r->op == PM_CLIENT_VADD || r->op == PM_CLIENT_VSETATTR)
 		q.attr = bytes(r->attr, r->attr_len);
-	if (r->op == PM_CLIENT_KNN && r->filter)
+	if ((r->op == PM_CLIENT_KNN || r->op == PM_CLIENT_RANGE) && r->filter)
 		q.filter = bytes(r->filter, (uint32_t)strlen(r->filter));
+	q.radius = r->radius;
+	if ((r->op == PM_CLIENT_VADD_MANY || r->op == PM_CLIENT_KNN_MANY) && !batch_items(c, r, &q))
+		return 0;
 	if (r->op == PM_CLIENT_CLIST)
 		q.list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE; /* entries with flags, dtype */
 	if (r->op == PM_CLIENT_CCREATE)
@@ -649,7 +770,7 @@ static uint32_t route(struct pm_client *c, const struct pm_client_req *r)
 		return 0; /* a cluster: pmc_cluster_route */
 	if (op_keyed(r->op))
 		return pm_client_shard_of(c, r->key, r->klen);
-	if (r->op == PM_CLIENT_KNN)
+	if (r->op == PM_CLIENT_KNN || r->op == PM_CLIENT_KNN_MANY || r->op == PM_CLIENT_RANGE)
 		return (uint32_t)(c->seq % c->cfg.shards);
 	return 0;
 }
@@ -675,7 +796,10 @@ static void slot_start(struct pm_client *c, const struct pm_client_req *r, struc
 	s->dest = route(c, r);
 	s->cb = r->cb;
 	s->arg = r->arg;
-	s->knn = r->op == PM_CLIENT_KNN ? r->knn : NULL;
+	s->knn = r->op == PM_CLIENT_KNN || r->op == PM_CLIENT_KNN_MANY || r->op == PM_CLIENT_RANGE
+			 ? r->knn : NULL;
+	s->batch = r->batch;
+	s->nitems = r->nitems;
 	s->colls = r->op == PM_CLIENT_CLIST ? r->colls : NULL;
 	s->info = r->op == PM_CLIENT_INFO ? r->info : NULL;
 	s->keyed = op_keyed(r->op);
@@ -707,6 +831,10 @@ enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_clie
 	if (c == NULL || req == NULL)
 		return PM_CLIENT_E_ARG;
 	enum pm_client_status st = check_req(req);
+	if (st == PM_CLIENT_OK && c->cluster &&
+	    (req->op == PM_CLIENT_VADD_MANY || req->op == PM_CLIENT_KNN_MANY ||
+	     req->op == PM_CLIENT_RANGE))
+		st = PM_CLIENT_E_ARG; /* batches and ranges: one server, not a cluster (pomai.h) */
 	struct pmc_slot *s = NULL;
 	if (st == PM_CLIENT_OK)
 		st = slot_wait(c, frame_bound(req) > c->cfg.frame_bytes, &s);

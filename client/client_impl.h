@@ -139,6 +139,8 @@ struct pmc_slot {
 	struct pm_client_knn_result *knn;
 	struct pm_client_coll_list *colls;
 	struct pm_client_text *info; /* INFO: the text collected over pages (got: its bytes) */
+	struct pm_client_batch_result *batch; /* VADD_MANY, KNN_MANY, RANGE (issue 18) */
+	uint32_t nitems;        /* VADD_MANY: the items sent */
 	/* cluster mode */
 	uint64_t hash;          /* keyed: the key's routing hash (its slot and shard) */
 	uint32_t fan;           /* a fan-out's parent or leg: the fan-out; else PMC_NIL */
@@ -265,6 +267,8 @@ struct pm_client {
 	uint32_t rx_cap;
 	float *vscratch;           /* PM_WIRE_DIM_MAX floats: VGET results */
 	float *vec_le;             /* PM_WIRE_DIM_MAX floats: vectors swapped on big endian */
+	struct pm_wire_request *witems; /* PM_WIRE_BATCH_ITEMS_MAX: a batch's items, encoding */
+	float *batch_le;           /* PM_FRAME_BYTES_MAX bytes: a batch's vectors, big endian */
 	uint32_t completed_turn;   /* completions during the current poll */
 	uint32_t last_retry_ms;    /* hint of the last E_THROTTLED completion */
 	struct pm_wire_primary last_primary; /* body of the last E_READONLY completion */

@@ -76,6 +76,8 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 	[PM_CLIENT_E_NOREPLICAS] = { "E_NOREPLICAS",
 				     "fewer replicas than min_replicas are connected or confirmed "
 				     "the write in time" },
+	[PM_CLIENT_E_BATCH] = { "E_BATCH",
+				"a batch of 0 items, or more than 512, or its k summed above 1024" },
 	[PM_CLIENT_E_MOVED] = { "E_MOVED",
 				"the key's slot belongs to another replica set (cluster: the nodes' "
 				"maps still disagreed when the retry budget ran out)" },
@@ -134,6 +136,7 @@ enum pm_client_status pmc_from_wire(enum pm_wire_status st)
 	case PM_WIRE_E_READONLY: return PM_CLIENT_E_READONLY;
 	case PM_WIRE_E_NOREPLICAS: return PM_CLIENT_E_NOREPLICAS;
 	case PM_WIRE_E_MOVED: return PM_CLIENT_E_MOVED;
+	case PM_WIRE_E_BATCH: return PM_CLIENT_E_BATCH;
 	default: return PM_CLIENT_E_SERVER; /* PM_WIRE_E_INTERNAL, and codes newer than us */
 	}
 }

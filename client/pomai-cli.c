@@ -48,7 +48,7 @@
 /* ---------------------------------------------------------------- commands */
 
 enum cmd { C_SET, C_GET, C_DEL, C_VADD, C_VGET, C_VDEL, C_KNN, C_COLL, C_INFO, C_LOAD,
-	   C_SNAPSHOT, C_MAP, C_VSETATTR, C_COUNT };
+	   C_SNAPSHOT, C_MAP, C_VSETATTR, C_RANGE, C_COUNT };
 
 #define M(c) (1u << (c))
 #define M_ALL ((1u << C_COUNT) - 1u)
@@ -107,6 +107,13 @@ static const struct cmd_def cmds[C_COUNT] = {
 	[C_VSETATTR] = { "vsetattr",
 			 "vsetattr KEY [NAME=VALUE ...]\n"
 			 "  Replace the attributes of vector KEY (none given: remove them)." },
+	[C_RANGE] = { "range", "range v1,v2,...|--file F [--row N] --radius R [--k MAX] [--ef EF]\n"
+			       "    [--exact] [--collection C] [--hex]\n"
+			       "  Print every key within distance R of the vector (the metric's: squared\n"
+			       "  L2, 1 - dot, 1 - cosine), one \"KEY<TAB>DISTANCE\" line each, nearest\n"
+			       "  first, at most MAX (default 1024). When more were within, the MAX\n"
+			       "  nearest are printed and a note goes to stderr. Exact on flat\n"
+			       "  collections, approximate through an HNSW graph. Not with --cluster." },
 };
 
 /* ---------------------------------------------------------------- options */
@@ -114,7 +121,8 @@ static const struct cmd_def cmds[C_COUNT] = {
 enum opt { O_HOST, O_PORT, O_SHARDS, O_TCP, O_TCP_PORT, O_TIMEOUT, O_RETRIES, O_CLUSTER,
 	   O_READ_REPLICA, O_HELP, O_TTL,
 	   O_COLLECTION, O_HEX, O_K, O_EF, O_EXACT, O_FILE, O_ROW, O_DIM, O_METRIC, O_INDEX, O_M, O_EFC,
-	   O_EFS, O_EVICTABLE, O_DTYPE, O_RERANK, O_RERANK_K, O_PREFIX, O_LIMIT, O_INFLIGHT, O_COUNT };
+	   O_EFS, O_EVICTABLE, O_DTYPE, O_RERANK, O_RERANK_K, O_PREFIX, O_LIMIT, O_INFLIGHT, O_RADIUS,
+	   O_COUNT };
 
 struct opt_def {
 	const char *name;
@@ -134,13 +142,13 @@ static const struct opt_def opts[O_COUNT] = {
 	[O_READ_REPLICA] = { "read-replica", false, M_ALL & ~M(C_MAP) },
 	[O_HELP] = { "help", false, M_ALL },
 	[O_TTL] = { "ttl", true, M(C_SET) | M(C_VADD) | M(C_LOAD) },
-	[O_COLLECTION] = { "collection", true, M(C_VADD) | M(C_KNN) | M(C_LOAD) },
-	[O_HEX] = { "hex", false, M(C_GET) | M(C_KNN) },
-	[O_K] = { "k", true, M(C_KNN) },
-	[O_EF] = { "ef", true, M(C_KNN) },
-	[O_EXACT] = { "exact", false, M(C_KNN) },
-	[O_FILE] = { "file", true, M(C_KNN) },
-	[O_ROW] = { "row", true, M(C_KNN) },
+	[O_COLLECTION] = { "collection", true, M(C_VADD) | M(C_KNN) | M(C_LOAD) | M(C_RANGE) },
+	[O_HEX] = { "hex", false, M(C_GET) | M(C_KNN) | M(C_RANGE) },
+	[O_K] = { "k", true, M(C_KNN) | M(C_RANGE) },
+	[O_EF] = { "ef", true, M(C_KNN) | M(C_RANGE) },
+	[O_EXACT] = { "exact", false, M(C_KNN) | M(C_RANGE) },
+	[O_FILE] = { "file", true, M(C_KNN) | M(C_RANGE) },
+	[O_ROW] = { "row", true, M(C_KNN) | M(C_RANGE) },
 	[O_DIM] = { "dim", true, M(C_COLL) },
 	[O_METRIC] = { "metric", true, M(C_COLL) },
 	[O_INDEX] = { "index", true, M(C_COLL) },
@@ -154,6 +162,7 @@ static const struct opt_def opts[O_COUNT] = {
 	[O_PREFIX] = { "prefix", true, M(C_LOAD) },
 	[O_LIMIT] = { "limit", true, M(C_LOAD) },
 	[O_INFLIGHT] = { "inflight", true, M(C_LOAD) },
+	[O_RADIUS] = { "radius", true, M(C_RANGE) },
 };
 
 struct cli {
@@ -169,7 +178,7 @@ struct cli {
 static const char global_usage[] =
 	"usage: pomai-cli [OPTIONS] COMMAND [ARGS]\n"
 	"\n"
-	"commands: set get del vadd vget vdel vsetattr knn collection info load snapshot map\n"
+	"commands: set get del vadd vget vdel vsetattr knn range collection info load snapshot map\n"
 	"          (pomai-cli COMMAND --help for each)\n"
 	"\n"
 	"options:\n"
@@ -735,7 +744,55 @@ static int cmd_map(struct cli *cl)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- range */
+
+static int cmd_range(struct cli *cl)
+{
+	static struct pm_client_hit hits[PM_CLIENT_K_MAX];
+	static uint8_t keys[PM_CLIENT_KNN_KEY_BYTES_MAX];
+	struct pm_client_knn_opts o = { .k = PM_CLIENT_K_MAX, .exact = cl->has[O_EXACT],
+					.collection = cl->val[O_COLLECTION] };
+	uint32_t dim = 0;
+	char *end = NULL;
+	float radius = cl->has[O_RADIUS] ? strtof(cl->val[O_RADIUS], &end) : 0.0f;
+	if (!cl->has[O_RADIUS] || end == cl->val[O_RADIUS] || *end != '\0' ||
+	    !isfinite(radius))
+		return usage_error("range: --radius R is required (a finite number)");
+	if (!opt_u32(cl, O_K, 1, PM_CLIENT_K_MAX, &o.k) || !opt_u32(cl, O_EF, 0, PM_CLIENT_EF_MAX, &o.ef))
+		return EXIT_USAGE;
+	if (cl->has[O_FILE] ? cl->npos != 1 : cl->npos != 2)
+		return usage_error("range: want one vector: v1,v2,... or --file F");
+	if (cl->has[O_FILE] ? !vector_file(cl, vecbuf, &dim) : !vector_arg(cl->pos[1], vecbuf, &dim))
+		return EXIT_USAGE;
+	struct pm_client_knn_result res = { .hits = hits, .hits_cap = PM_CLIENT_K_MAX,
+					    .keys = keys, .keys_cap = sizeof keys };
+	bool truncated = false;
+	enum pm_client_status st = pm_client_vrange(cl->c, vecbuf, dim, radius, &o, &res, &truncated);
+	if (st == PM_CLIENT_OK)
+		print_hits(cl, &res);
+	if (st == PM_CLIENT_OK && truncated)
+		fprintf(stderr, "pomai-cli: range: more than %u within the radius; the %u nearest "
+				"are shown\n", o.k, o.k);
+	return report(cl, "range", st);
+}
+
 /* ---------------------------------------------------------------- load */
+
+/* A VADD batch of load in flight: its items' statuses (issue 18). The pool
+ * has one more than the client's large frame buffers, so a free one is
+ * found whenever the client can take another batch. */
+#define LOAD_BATCHES (PM_CLIENT_LARGE_SLOTS + 1u)
+/* A batch frame's bytes: one UDP datagram, less its header and count. */
+#define LOAD_BATCH_BYTES (65507u - 24u - 1u - 4u)
+
+struct load;
+struct load_batch {
+	struct load *l;
+	bool busy;
+	uint32_t n;
+	enum pm_client_status status[PM_CLIENT_BATCH_ITEMS_MAX];
+	struct pm_client_batch_result res;
+};
 
 struct load {
 	uint64_t ok, failed;
@@ -747,6 +804,13 @@ struct load {
 	uint8_t key[PM_CLIENT_KEY_BYTES_MAX + 1];
 	double t0, last_draw;
 	bool tty;
+	/* the batch being filled: items, their keys and vectors (copied: the
+	 * reader reuses its buffers), its frame bytes so far */
+	struct pm_client_item items[PM_CLIENT_BATCH_ITEMS_MAX];
+	uint8_t keys[LOAD_BATCH_BYTES];
+	float vecs[LOAD_BATCH_BYTES / sizeof(float)];
+	uint32_t n, key_used, vec_used, bytes;
+	struct load_batch pool[LOAD_BATCHES];
 };
 
 static double now_s(void)
@@ -756,15 +820,104 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void load_cb(void *arg, const struct pm_client_result *res)
+static void load_count(struct load *l, enum pm_client_status st)
 {
-	struct load *l = arg;
-	if (res->status == PM_CLIENT_OK) {
+	if (st == PM_CLIENT_OK) {
 		l->ok++;
 		return;
 	}
 	l->failed++;
-	l->by_status[res->status]++;
+	l->by_status[st]++;
+}
+
+/* A batch answered: each item's status, or the batch's failure for all. */
+static void load_cb(void *arg, const struct pm_client_result *res)
+{
+	struct load_batch *b = arg;
+	for (uint32_t i = 0; i < b->n; i++)
+		load_count(b->l, res->status == PM_CLIENT_OK ? b->status[i] : res->status);
+	b->busy = false;
+}
+
+/* A free batch of the pool, waiting for one to be answered if need be. */
+static struct load_batch *load_free_batch(struct cli *cl, struct load *l)
+{
+	for (;;) {
+		for (uint32_t i = 0; i < LOAD_BATCHES; i++)
+			if (!l->pool[i].busy)
+				return &l->pool[i];
+		pm_client_poll(cl->c, CLI_PROGRESS_MS);
+	}
+}
+
+static void load_one_cb(void *arg, const struct pm_client_result *res)
+{
+	load_count(arg, res->status);
+}
+
+/* Cluster mode: batches go to one server, so each item is its own VADD,
+ * routed by its key's slot. */
+static void load_each(struct cli *cl, struct load *l)
+{
+	const char *coll = cl->val[O_COLLECTION];
+	for (uint32_t i = 0; i < l->n; i++) {
+		const struct pm_client_item *it = &l->items[i];
+		struct pm_client_req q = { .op = PM_CLIENT_VADD, .key = it->key, .klen = it->klen,
+					   .vec = it->vec, .dim = it->dim, .name = coll,
+					   .name_len = coll ? (uint32_t)strlen(coll) : 0,
+					   .ttl_ms = l->ttl, .cb = load_one_cb, .arg = l };
+		enum pm_client_status st = pm_client_submit(cl->c, &q, NULL);
+		if (st != PM_CLIENT_OK)
+			load_count(l, st);
+	}
+}
+
+/* Send the batch filled so far (one VADD_MANY frame). */
+static void load_flush(struct cli *cl, struct load *l)
+{
+	if (l->n == 0)
+		return;
+	if (cl->cfg.cluster) {
+		load_each(cl, l);
+		l->n = l->key_used = l->vec_used = l->bytes = 0;
+		return;
+	}
+	const char *coll = cl->val[O_COLLECTION];
+	struct load_batch *b = load_free_batch(cl, l);
+	*b = (struct load_batch){ .l = l, .busy = true, .n = l->n };
+	b->res.status = b->status;
+	struct pm_client_req q = { .op = PM_CLIENT_VADD_MANY, .items = l->items, .nitems = l->n,
+				   .name = coll, .name_len = coll ? (uint32_t)strlen(coll) : 0,
+				   .ttl_ms = l->ttl, .batch = &b->res, .cb = load_cb, .arg = b };
+	enum pm_client_status st = pm_client_submit(cl->c, &q, NULL);
+	if (st != PM_CLIENT_OK) { /* refused before sending: count it like a reply */
+		struct pm_client_result res = { .status = st };
+		load_cb(b, &res);
+	}
+	l->n = l->key_used = l->vec_used = l->bytes = 0;
+}
+
+/* The current record into the batch (sent first when it would not fit). */
+static void load_add(struct cli *cl, struct load *l, const struct cli_reader *r, size_t klen)
+{
+	uint32_t kl = klen > PM_CLIENT_KEY_BYTES_MAX ? PM_CLIENT_KEY_BYTES_MAX + 1 : (uint32_t)klen;
+	const char *coll = cl->val[O_COLLECTION];
+	uint32_t need = 4u + kl + 4u + r->dim * 4u + (l->ttl ? 8u : 0u) +
+			(coll ? 4u + (uint32_t)strlen(coll) : 0u);
+	if (l->n == PM_CLIENT_BATCH_ITEMS_MAX || l->bytes + need > LOAD_BATCH_BYTES)
+		load_flush(cl, l);
+	if (need > LOAD_BATCH_BYTES) { /* not even alone: the server would refuse it */
+		load_count(l, PM_CLIENT_E_KEY_LEN);
+		return;
+	}
+	uint32_t kcopy = kl > PM_CLIENT_KEY_BYTES_MAX ? PM_CLIENT_KEY_BYTES_MAX : kl;
+	memcpy(l->keys + l->key_used, l->key, kcopy);
+	memcpy(l->vecs + l->vec_used, r->vec, (size_t)r->dim * sizeof(float));
+	l->items[l->n++] = (struct pm_client_item){ l->keys + l->key_used, kl,
+						    l->vecs + l->vec_used, r->dim };
+	l->key_used += kcopy;
+	l->vec_used += r->dim;
+	l->bytes += need;
 }
 
 static void draw_progress(struct load *l, const struct cli_reader *r, bool final)
@@ -801,26 +954,16 @@ static size_t load_key(struct load *l, const struct cli_reader *r)
 	return l->prefix_len + (n < 0 ? 0 : (size_t)n >= room ? room - 1 : (size_t)n);
 }
 
+/* Records into VADD batches, each as many as one frame holds (issue 18:
+ * one frame, one reply, each item's own status). */
 static int load_loop(struct cli *cl, struct load *l, struct cli_reader *r)
 {
-	const char *coll = cl->val[O_COLLECTION];
-	struct pm_client_req q = { .op = PM_CLIENT_VADD, .name = coll,
-				   .name_len = coll ? (uint32_t)strlen(coll) : 0,
-				   .ttl_ms = l->ttl, .cb = load_cb, .arg = l };
 	int rc;
 	while ((l->limit == 0 || r->row < l->limit) && (rc = cli_reader_next(r)) == 1) {
-		size_t klen = load_key(l, r);
-		q.key = l->key;
-		q.klen = klen > PM_CLIENT_KEY_BYTES_MAX ? PM_CLIENT_KEY_BYTES_MAX + 1 : (uint32_t)klen;
-		q.vec = r->vec;
-		q.dim = r->dim;
-		enum pm_client_status st = pm_client_submit(cl->c, &q, NULL);
-		if (st != PM_CLIENT_OK) { /* refused before sending: count it like a reply */
-			struct pm_client_result res = { .status = st };
-			load_cb(l, &res);
-		}
+		load_add(cl, l, r, load_key(l, r));
 		draw_progress(l, r, false);
 	}
+	load_flush(cl, l);
 	pm_client_drain(cl->c);
 	draw_progress(l, r, true);
 	if (rc < 0)
@@ -881,6 +1024,7 @@ static int (*const runners[C_COUNT])(struct cli *) = {
 	[C_VGET] = cmd_vget, [C_VDEL] = cmd_del, [C_KNN] = cmd_knn, [C_COLL] = cmd_coll,
 	[C_INFO] = cmd_info, [C_LOAD] = cmd_load, [C_SNAPSHOT] = cmd_snapshot, [C_MAP] = cmd_map,
 	[C_VSETATTR] = cmd_vsetattr,
+	[C_RANGE] = cmd_range,
 };
 
 /* Environment defaults, then options, into cl->cfg. */

@@ -190,6 +190,9 @@ enum pm_client_status {
 	PM_CLIENT_E_FILTER,           /* a filter expression is malformed or over its bounds
 					 (docs/protocol.md, "Filter expressions") */
 	PM_CLIENT_E_ATTR,             /* an attribute record is malformed or over its bounds */
+	PM_CLIENT_E_BATCH,            /* issue 18: a batch of 0 items or above
+					 PM_CLIENT_BATCH_ITEMS_MAX, or its k summed above
+					 PM_CLIENT_K_MAX (pm_client_knn_many) */
 	PM_CLIENT_STATUS_COUNT
 };
 
@@ -214,6 +217,36 @@ enum pm_client_op {
 	PM_CLIENT_CLIST,
 	PM_CLIENT_SNAPSHOT,
 	PM_CLIENT_VSETATTR = 14, /* replace a vector's attribute record */
+	/* issue 18: batches and range search (their wire op numbers; 13 is the
+	 * cluster map's, not a client op) */
+	PM_CLIENT_VADD_MANY = 15,
+	PM_CLIENT_KNN_MANY,
+	PM_CLIENT_RANGE,
+};
+
+/* Items of one batch (pm_client_vadd_many, pm_client_knn_many): the server's
+ * bound; the items must also fit one frame together. */
+#define PM_CLIENT_BATCH_ITEMS_MAX 512u
+
+/* One item of a batch: a vector to add under key (with its attribute
+ * record, optional), or a query (key and record unused). */
+struct pm_client_item {
+	const void *key;
+	uint32_t klen;
+	const float *vec;
+	uint32_t dim;
+	const void *attr;  /* VADD_MANY: an attribute record (struct pm_client_attr), or NULL */
+	uint32_t attr_len; /* 0: the vector keeps the record it has */
+};
+
+/* What a batch or a range search gives back besides its hits (caller's
+ * memory, must outlive the request). */
+struct pm_client_batch_result {
+	enum pm_client_status *status; /* VADD_MANY: one per item, the item's own result */
+	uint32_t *query;               /* KNN_MANY: knn->hits_cap entries: query[i] is the
+					  index of the query whose hit knn->hits[i] is */
+	bool truncated;                /* RANGE, out: more vectors were within the radius
+					  than k; the k nearest were sent */
 };
 
 enum pm_client_metric { PM_CLIENT_L2 = 0, PM_CLIENT_IP = 1, PM_CLIENT_COSINE = 2 };
@@ -359,6 +392,14 @@ struct pm_client_req {
 				   VSETATTR: an attribute record (struct pm_client_attr) */
 	uint32_t attr_len;
 	const char *filter;     /* KNN: a filter expression, NULL or "" for none */
+	/* issue 18. VADD_MANY: nitems items (key, vec); name and ttl_ms apply to
+	 * every one. KNN_MANY: nitems queries (vec); k, ef, exact, name apply to
+	 * every one; knn gets all hits, query by query. RANGE: vec, dim, radius;
+	 * k is the most hits; knn gets them. Not in cluster mode (E_ARG). */
+	const struct pm_client_item *items;
+	uint32_t nitems;
+	float radius;
+	struct pm_client_batch_result *batch; /* VADD_MANY, KNN_MANY, RANGE */
 };
 
 struct pm_client;
@@ -574,6 +615,33 @@ enum pm_client_status pm_client_collection_list(struct pm_client *c,
  * suffices). */
 enum pm_client_status pm_client_info(struct pm_client *c, const char *section, char *buf,
 				     size_t cap, size_t *len);
+
+/* Issue 18. Add n vectors in one frame (a bulk load): items' key, vec, dim;
+ * collection NULL or "" for each vector's default collection; ttl_ms for all
+ * (0: none). OK when the server answered the batch: status[i] is then item
+ * i's own result (one bad item fails alone). Otherwise the batch's failure,
+ * nothing known of the items (E_BATCH: n is 0 or above
+ * PM_CLIENT_BATCH_ITEMS_MAX; E_ARG: the items do not fit one frame). */
+enum pm_client_status pm_client_vadd_many(struct pm_client *c, const struct pm_client_item *items,
+					  uint32_t n, const char *collection, uint64_t ttl_ms,
+					  enum pm_client_status *status);
+
+/* The k nearest of each of n query vectors (items' vec, dim), in one frame.
+ * res gets every query's hits, query 0's first, each query's nearest first;
+ * query[i] says whose res->hits[i] is. res->hits_cap must be >= n x k and
+ * n x k at most PM_CLIENT_K_MAX (else E_BATCH). The same answers as n
+ * pm_client_knn() calls. */
+enum pm_client_status pm_client_knn_many(struct pm_client *c, const struct pm_client_item *queries,
+					 uint32_t n, const struct pm_client_knn_opts *opts,
+					 struct pm_client_knn_result *res, uint32_t *query);
+
+/* Every vector within radius of vec (the metric's distance: squared L2,
+ * 1 - dot, 1 - cosine), nearest first, at most opts->k of them (1..
+ * PM_CLIENT_K_MAX); *truncated (may be NULL) when more were within. Exact on
+ * flat collections (and with opts->exact), approximate through an HNSW graph. */
+enum pm_client_status pm_client_vrange(struct pm_client *c, const float *vec, uint32_t dim,
+				       float radius, const struct pm_client_knn_opts *opts,
+				       struct pm_client_knn_result *res, bool *truncated);
 
 /* Ask every shard of the server to start a snapshot. OK: one was started on
  * every shard, or was already running there; it completes in the background

@@ -97,14 +97,20 @@ void pmc_check_timeouts(struct pm_client *c, uint64_t now)
 
 /* ---------------------------------------------------------------- paged replies */
 
-static enum pm_client_status take_hits(struct pm_client_knn_result *k,
-				       struct pm_reply_view *rv)
+/* A page of hits (VQUERY, VQUERYB, VRANGE); a batch's with their queries. */
+static enum pm_client_status take_hits(struct pmc_slot *s, struct pm_reply_view *rv)
 {
+	struct pm_client_knn_result *k = s->knn;
 	struct pm_wire_bytes key;
+	uint32_t query;
 	float dist;
-	while (pm_reply_next_hit(rv, &key, &dist)) {
-		if (k->count >= k->hits_cap)
-			return PM_CLIENT_E_PROTOCOL; /* more hits than k */
+	if (rv->op == PM_WIRE_OP_VRANGE && s->batch)
+		s->batch->truncated |= (rv->range_flags & PM_WIRE_RANGE_TRUNCATED) != 0;
+	while (pm_reply_next_qhit(rv, &query, &key, &dist)) {
+		if (k->count >= k->hits_cap || (rv->op == PM_WIRE_OP_VQUERYB && query >= s->nitems))
+			return PM_CLIENT_E_PROTOCOL; /* more hits than k, or no such query */
+		if (rv->op == PM_WIRE_OP_VQUERYB)
+			s->batch->query[k->count] = query;
 		if (key.len > k->keys_cap - k->keys_used)
 			return PM_CLIENT_E_NOSPACE;
 		uint8_t *dst = k->keys + k->keys_used;
@@ -181,7 +187,7 @@ static void on_page(struct pm_client *c, struct pmc_slot *s, struct pm_reply_vie
 	}
 	s->gap_resent = false;
 	enum pm_client_status st = s->leg ? pmc_fan_take_hits(c, s, rv)
-				 : s->knn ? take_hits(s->knn, rv)
+				 : s->knn ? take_hits(s, rv)
 				 : s->info ? take_text(s->info, rv) : take_colls(s->colls, rv);
 	s->got += rv->count;
 	if (st != PM_CLIENT_OK)
@@ -225,8 +231,18 @@ static void on_success(struct pm_client *c, struct pmc_slot *s, struct pm_reply_
 	switch (rv->op) {
 	case PM_WIRE_OP_VQUERY:
 	case PM_WIRE_OP_CLIST:
+	case PM_WIRE_OP_VQUERYB:
+	case PM_WIRE_OP_VRANGE:
 		on_page(c, s, rv);
 		return;
+	case PM_WIRE_OP_VADDB: /* each item's own status */
+		if (rv->item_status.len != s->nitems || !s->batch) {
+			pmc_fail(c, s, PM_CLIENT_E_PROTOCOL);
+			return;
+		}
+		for (uint32_t i = 0; i < s->nitems; i++)
+			s->batch->status[i] = pmc_from_wire(rv->item_status.ptr[i]);
+		break;
 	case PM_WIRE_OP_INFO:
 		if (s->info) {
 			on_page(c, s, rv);

@@ -191,6 +191,53 @@ enum pm_client_status pm_client_knn(struct pm_client *c, const float *vec, uint3
 	return run(c, &r, &call);
 }
 
+enum pm_client_status pm_client_vadd_many(struct pm_client *c, const struct pm_client_item *items,
+					  uint32_t n, const char *collection, uint64_t ttl_ms,
+					  enum pm_client_status *status)
+{
+	struct pm_client_batch_result batch = { .status = status };
+	struct pm_client_req r = { .op = PM_CLIENT_VADD_MANY, .items = items, .nitems = n,
+				   .name = collection, .name_len = cstr_len(collection),
+				   .ttl_ms = ttl_ms, .batch = &batch };
+	struct sync_call call = { 0 };
+	return run(c, &r, &call);
+}
+
+enum pm_client_status pm_client_knn_many(struct pm_client *c, const struct pm_client_item *queries,
+					 uint32_t n, const struct pm_client_knn_opts *opts,
+					 struct pm_client_knn_result *res, uint32_t *query)
+{
+	if (opts == NULL)
+		return PM_CLIENT_E_ARG;
+	struct pm_client_batch_result batch = { .query = query };
+	struct pm_client_req r = { .op = PM_CLIENT_KNN_MANY, .items = queries, .nitems = n,
+				   .k = opts->k, .ef = opts->ef, .exact = opts->exact,
+				   .name = opts->collection,
+				   .name_len = cstr_len(opts->collection), .knn = res,
+				   .batch = &batch };
+	struct sync_call call = { 0 };
+	return run(c, &r, &call);
+}
+
+enum pm_client_status pm_client_vrange(struct pm_client *c, const float *vec, uint32_t dim,
+				       float radius, const struct pm_client_knn_opts *opts,
+				       struct pm_client_knn_result *res, bool *truncated)
+{
+	if (opts == NULL)
+		return PM_CLIENT_E_ARG;
+	struct pm_client_batch_result batch = { 0 };
+	struct pm_client_req r = { .op = PM_CLIENT_RANGE, .vec = vec, .dim = dim,
+				   .radius = radius, .k = opts->k, .ef = opts->ef,
+				   .exact = opts->exact, .name = opts->collection,
+				   .name_len = cstr_len(opts->collection), .knn = res,
+				   .batch = &batch };
+	struct sync_call call = { 0 };
+	enum pm_client_status st = run(c, &r, &call);
+	if (truncated)
+		*truncated = batch.truncated;
+	return st;
+}
+
 enum pm_client_status pm_client_collection_create(struct pm_client *c, const char *name,
 						  const struct pm_client_coll_params *params)
 {

@@ -163,7 +163,8 @@ bool pm_quota_admit(struct pm_worker *w, const struct pm_request *req, uint32_t 
 		    const struct pm_dest *from)
 {
 	uint32_t addr = from->addr.sin_addr.s_addr, retry_ms;
-	if (req->op == PM_OP_VQUERY) /* also refused while the client owes KNN work */
+	if (req->op == PM_OP_VQUERY || req->op == PM_OP_VQUERYB ||
+	    req->op == PM_OP_VRANGE) /* also refused while the client owes KNN work */
 		retry_ms = pm_qtable_admit_knn(w->quota, addr, len, w->now_ns);
 	else
 		retry_ms = pm_qtable_admit(w->quota, addr, len, w->now_ns);

@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "batch.h"
 #include "pm_limits.h"
 #include "attr.h"
 #include "filter.h"
@@ -37,6 +38,10 @@ _Static_assert(PM_COLLECTIONS_MAX == PM_WIRE_COLLECTIONS_MAX,
 _Static_assert(PM_TTL_MS_MAX == PM_WIRE_TTL_MS_MAX, "TTL: engine = wire");
 _Static_assert(PM_ATTR_BYTES_MAX == PM_WIRE_ATTR_BYTES_MAX, "attribute record: engine = wire");
 _Static_assert(PM_FILTER_BYTES_MAX == PM_WIRE_FILTER_BYTES_MAX, "filter text: engine = wire");
+_Static_assert(PM_BATCH_ITEMS_MAX == PM_WIRE_BATCH_ITEMS_MAX &&
+		       PM_BATCH_HITS_MAX == PM_WIRE_BATCH_HITS_MAX &&
+		       PM_RANGE_HITS_MAX == PM_WIRE_RANGE_HITS_MAX,
+	       "batch and range bounds: engine = wire");
 _Static_assert(PM_INFO_TEXT_BYTES_MAX == PM_WIRE_INFO_TEXT_BYTES_MAX,
 	       "a shard's INFO text is an unpaged INFO reply's bound");
 
@@ -51,6 +56,8 @@ _Static_assert(SAME(PM_OP_NONE, PM_WIRE_OP_NONE) && SAME(PM_OP_SET, PM_WIRE_OP_S
 		       SAME(PM_OP_VQUERY, PM_WIRE_OP_VQUERY) && SAME(PM_OP_CCREATE, PM_WIRE_OP_CCREATE) &&
 		       SAME(PM_OP_CDROP, PM_WIRE_OP_CDROP) && SAME(PM_OP_CLIST, PM_WIRE_OP_CLIST) &&
 		       SAME(PM_OP_SNAPSHOT, PM_WIRE_OP_SNAPSHOT) && SAME(PM_OP_MAP, PM_WIRE_OP_MAP) &&
+		       SAME(PM_OP_VADDB, PM_WIRE_OP_VADDB) && SAME(PM_OP_VQUERYB, PM_WIRE_OP_VQUERYB) &&
+		       SAME(PM_OP_VRANGE, PM_WIRE_OP_VRANGE) &&
 		       SAME(PM_OP_COUNT, PM_WIRE_OP_COUNT),
 	       "engine ops are the wire's op numbers");
 _Static_assert(SAME(PM_METRIC_L2, PM_WIRE_METRIC_L2) && SAME(PM_METRIC_IP, PM_WIRE_METRIC_IP) &&
@@ -102,6 +109,7 @@ enum pm_wire_status pm_status_to_wire(enum pm_status st)
 	case PM_E_DTYPE: return PM_WIRE_E_DTYPE;
 	case PM_E_FILTER: return PM_WIRE_E_FILTER;
 	case PM_E_ATTR: return PM_WIRE_E_ATTR;
+	case PM_E_BATCH: return PM_WIRE_E_BATCH;
 	case PM_E_FRAME_TRUNCATED: return PM_WIRE_E_FRAME_TRUNCATED;
 	case PM_E_FRAME_TOO_BIG: return PM_WIRE_E_FRAME_TOO_BIG;
 	case PM_E_FRAME_MAGIC: return PM_WIRE_E_FRAME_MAGIC;
@@ -168,6 +176,10 @@ void pm_request_from_wire(const struct pm_wire_request *in, struct pm_request *o
 		.attr = pm_bytes_from_wire(in->attr),
 		.has_attr = in->attr.len != 0,
 		.filter = pm_bytes_from_wire(in->filter),
+		.nitems = in->nitems,
+		.items = pm_bytes_from_wire(in->items),
+		.item_flags = in->item_flags,
+		.radius = in->radius,
 	};
 }
 
@@ -193,7 +205,21 @@ void pm_request_to_wire(const struct pm_request *in, struct pm_wire_request *out
 		.attr = in->has_attr || in->op == PM_OP_VSETATTR ? pm_bytes_to_wire(in->attr)
 								 : (struct pm_wire_bytes){ 0 },
 		.filter = pm_bytes_to_wire(in->filter),
+		.nitems = in->nitems,
+		.items = pm_bytes_to_wire(in->items),
+		.item_flags = in->item_flags,
+		.radius = in->radius,
 	};
+}
+
+enum pm_status pm_request_item(const struct pm_request *batch, uint32_t *at,
+			       struct pm_request *item)
+{
+	struct pm_wire_request b, it;
+	pm_request_to_wire(batch, &b);
+	enum pm_wire_status st = pm_wire_item_decode(&b, at, &it);
+	pm_request_from_wire(&it, item);
+	return st == PM_WIRE_OK ? PM_OK : pm_status_from_wire(st);
 }
 
 void pm_coll_info_from_wire(const struct pm_wire_coll_info *in, struct pm_coll_info *out)
@@ -223,6 +249,9 @@ static void reply_to_wire(const struct pm_reply *in, struct pm_wire_reply *out)
 		.nhits = in->nhits,
 		.ncolls = in->ncolls,
 		.list_flags = in->list_flags,
+		.item_status = in->item_status,
+		.nitems = in->nitems,
+		.range_flags = in->truncated ? PM_WIRE_RANGE_TRUNCATED : 0,
 	};
 }
 
@@ -256,12 +285,13 @@ static __attribute__((noinline)) size_t encode_list(const struct pm_reply *rep,
 		struct pm_wire_coll_info colls[PM_COLLECTIONS_MAX];
 	} list;
 	uint32_t from = cursor ? *cursor : 0;
-	if (rep->op == PM_OP_VQUERY) {
+	if (rep->op == PM_OP_VQUERY || rep->op == PM_OP_VQUERYB || rep->op == PM_OP_VRANGE) {
 		if (rep->nhits > PM_K_MAX)
 			return 0;
 		for (uint32_t i = from; i < rep->nhits; i++)
 			list.hits[i] = (struct pm_wire_hit){ pm_bytes_to_wire(rep->keys[i]),
-							     rep->hits[i].dist };
+							     rep->hits[i].dist,
+							     rep->hit_query ? rep->hit_query[i] : 0 };
 		w->hits = list.hits;
 	} else {
 		if (rep->ncolls > PM_COLLECTIONS_MAX)
@@ -302,7 +332,8 @@ size_t pm_reply_encode(const struct pm_reply *rep, uint32_t *cursor, uint8_t *ou
 	reply_to_wire(rep, &w);
 	if (rep->status == PM_E_READONLY)
 		pm_reply_get_primary(&w.primary);
-	if (rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST))
+	if (rep->status == PM_OK && (rep->op == PM_OP_VQUERY || rep->op == PM_OP_CLIST ||
+				     rep->op == PM_OP_VQUERYB || rep->op == PM_OP_VRANGE))
 		return encode_list(rep, &w, cursor, out, cap);
 	return pm_wire_reply_encode(&w, cursor, out, cap);
 }

@@ -51,6 +51,10 @@ static inline struct pm_wire_bytes pm_bytes_to_wire(struct pm_bytes b)
 
 void pm_request_from_wire(const struct pm_wire_request *in, struct pm_request *out);
 void pm_request_to_wire(const struct pm_request *in, struct pm_wire_request *out);
+/* The item at byte *at of a decoded VADDB / VQUERYB request (0 for the
+ * first) as the VADD / VQUERY request it is; *at advanced past it (issue 18). */
+enum pm_status pm_request_item(const struct pm_request *batch, uint32_t *at,
+			       struct pm_request *item);
 void pm_coll_info_from_wire(const struct pm_wire_coll_info *in, struct pm_coll_info *out);
 
 /* ---------------------------------------------------------------- frames */

@@ -55,6 +55,7 @@
 #include "common.h"
 #include "cluster.h"
 #include "fanout.h"
+#include "fanout_batch.h"
 #include "hash.h"
 #include "knn_sched.h"
 #include "msg.h"
@@ -124,13 +125,14 @@ int pm_fanout_alloc(struct pm_worker *w)
 {
 	w->info_text = malloc(PM_INFO_REPLY_BYTES_MAX);
 	w->info_sum = malloc(sizeof(*w->info_sum));
-	return w->info_text && w->info_sum ? 0 : -ENOMEM;
+	return w->info_text && w->info_sum && pm_batch_alloc(w) == 0 ? 0 : -ENOMEM;
 }
 
 void pm_fanout_free(struct pm_worker *w)
 {
 	free(w->info_text);
 	free(w->info_sum);
+	pm_batch_free(w);
 	w->info_text = NULL;
 	w->info_sum = NULL;
 }
@@ -138,7 +140,7 @@ void pm_fanout_free(struct pm_worker *w)
 bool pm_is_fanout(uint8_t op)
 {
 	return op == PM_OP_VQUERY || op == PM_OP_CCREATE || op == PM_OP_CDROP ||
-	       op == PM_OP_CLIST || op == PM_OP_INFO || op == PM_OP_SNAPSHOT;
+	       op == PM_OP_CLIST || op == PM_OP_INFO || op == PM_OP_SNAPSHOT || pm_batch_is_op(op);
 }
 
 /* ---------------------------------------------------------------- one shard's part */
@@ -159,13 +161,18 @@ static uint32_t shard_info(struct pm_worker *w, const struct pm_request *req, ch
 
 /* Apply req to this worker's shard; write its reply as frames into out.
  * Returns the bytes written (0: the part does not fit, and must be refused).
- * *created: a CCREATE made the collection here (it did not exist before). */
+ * *created: a CCREATE made the collection here (it did not exist before).
+ * *work: a batch or range part's KNN work, charged to the client. */
 static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req, uint8_t *out,
-			    uint32_t cap, bool *created)
+			    uint32_t cap, bool *created, uint64_t *work)
 {
 	struct pm_reply rep;
 	*created = false;
-	if (req->op == PM_OP_INFO) {
+	*work = 0;
+	if (pm_batch_is_op(req->op)) {
+		pm_batch_part(w, req, &rep);
+		*work = rep.work;
+	} else if (req->op == PM_OP_INFO) {
 		char *text = w->info_text; /* free: the merged text is built at the end */
 		rep = (struct pm_reply){ .status = PM_OK, .op = req->op, .id = req->id };
 		rep.value = (struct pm_bytes){ (const uint8_t *)text, shard_info(w, req, text) };
@@ -341,13 +348,23 @@ static void merge_part(const struct pm_worker *w, struct pm_pending *p, uint32_t
 			return;
 		}
 		off += (uint32_t)used;
+		if (rv.status != PM_WIRE_OK && p->op == PM_OP_VADDB) {
+			pm_batch_part_failed(p, shard, rv.status); /* its items only */
+			continue;
+		}
 		if (rv.status != PM_WIRE_OK) {
 			p->status = p->status ? p->status : pm_status_from_wire(rv.status);
 			continue;
 		}
+		if ((p->op == PM_OP_VADDB || p->op == PM_OP_VQUERYB) && !pm_batch_merge(w, p, shard, &rv))
+			p->status = PM_E_K; /* keys too long for the merge buffer */
+		if (p->op == PM_OP_VRANGE) {
+			p->truncated |= (rv.range_flags & PM_WIRE_RANGE_TRUNCATED) != 0;
+			p->seen += rv.count;
+		}
 		struct pm_wire_coll_info wci;
 		struct pm_coll_info ci;
-		if (p->op == PM_OP_VQUERY && !merge_frame_hits(w, p, &rv))
+		if ((p->op == PM_OP_VQUERY || p->op == PM_OP_VRANGE) && !merge_frame_hits(w, p, &rv))
 			p->status = PM_E_K; /* keys too long for the merge buffer */
 		while (p->op == PM_OP_CLIST && pm_reply_next_coll(&rv, &wci)) {
 			pm_coll_info_from_wire(&wci, &ci);
@@ -486,7 +503,13 @@ static void latency(struct pm_worker *w, const struct pm_pending *p)
 static void finish(struct pm_worker *w, struct pm_pending *p)
 {
 	struct pm_reply rep = { .status = p->status, .op = p->op, .id = p->id };
-	if (p->status == PM_OK && p->op == PM_OP_VQUERY) {
+	if (p->status == PM_OK && (p->op == PM_OP_VADDB || p->op == PM_OP_VQUERYB)) {
+		pm_batch_finish(w, p, &rep);
+		if (p->op == PM_OP_VQUERYB)
+			latency(w, p);
+	}
+	rep.truncated = p->truncated || p->seen > p->k; /* VRANGE */
+	if (p->status == PM_OK && (p->op == PM_OP_VQUERY || p->op == PM_OP_VRANGE)) {
 		for (uint32_t i = 0; i < p->nhits; i++) {
 			w->shard.hits[i] = (struct pm_knn_hit){ .seed = 0, .dist = p->hits[i].dist };
 			w->shard.keys[i] = (struct pm_bytes){ p->keys + p->hits[i].off, p->hits[i].len };
@@ -581,17 +604,22 @@ void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const ui
 	*p = (struct pm_pending){ .live = true, .op = req->op, .seq = ++w->next_seq, .id = req->id,
 				  .dest = *client, .want = w->d->nshards, .k = req->k,
 				  .info_flags = req->info_flags, .list_flags = req->list_flags,
-				  .hits = p->hits, .keys = p->keys, .colls = p->colls,
+				  .hits = p->hits, .keys = p->keys, .colls = p->colls, .batch = p->batch,
 				  .start_ns = w->now_ns, .deadline_ns = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u };
 	w->stats.fanouts++;
 	if (req->op == PM_OP_CCREATE) { /* the name, for a roll-back */
 		memcpy(p->keys, req->collection.ptr, req->collection.len);
 		p->keys_used = req->collection.len;
 	}
+	if (pm_batch_is_op(req->op))
+		pm_batch_start(w, p, req);
 	struct pm_msg m = { .origin = w->id, .seq = p->seq, .dest = *client };
 	for (uint32_t s = 0; s < w->d->nshards; s++)
 		if (s != w->id && !pm_post(w, s, PM_MSG_FANOUT, &m, frame, len)) {
-			p->status = p->status ? p->status : PM_E_BUSY;
+			if (req->op == PM_OP_VADDB) /* its items only: the others are applied */
+				pm_batch_part_failed(p, s, PM_WIRE_E_BUSY);
+			else
+				p->status = p->status ? p->status : PM_E_BUSY;
 			p->want--;
 		}
 	if (req->op == PM_OP_VQUERY) { /* answered through pm_fanout_collect */
@@ -599,7 +627,9 @@ void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const ui
 		return;
 	}
 	bool created;
-	uint32_t n = part_frames(w, req, w->scratch, PM_RING_PAYLOAD_MAX, &created);
+	uint64_t work;
+	uint32_t n = part_frames(w, req, w->scratch, PM_RING_PAYLOAD_MAX, &created, &work);
+	pm_quota_charge_work(w, client, work);
 	if (n)
 		merge_part(w, p, w->id, w->scratch, n);
 	else
@@ -624,7 +654,7 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 		return;
 	}
 	if (st == PM_OK)
-		n = part_frames(w, &req, w->scratch, cap, &created);
+		n = part_frames(w, &req, w->scratch, cap, &created, &r.work);
 	r.created = created;
 	if (n == 0) { /* the part does not fit a message: say so in one error frame */
 		struct pm_reply e = { .status = PM_E_K, .op = req.op, .id = req.id };
@@ -660,7 +690,8 @@ void pm_fanout_expire(struct pm_worker *w)
 			w->stats.fanout_timeouts++;
 			/* a roll-back keeps the failure it undoes; a CCREATE a shard
 			 * refused reports (and undoes) that, not the timeout */
-			if (!p->rolling_back && !(p->op == PM_OP_CCREATE && p->status))
+			if (!p->rolling_back && !(p->op == PM_OP_CCREATE && p->status) &&
+			    p->op != PM_OP_VADDB) /* a batch's unanswered items say TIMEOUT */
 				p->status = PM_E_TIMEOUT;
 			complete(w, p);
 		}

@@ -46,6 +46,11 @@ struct pm_pending {
 	uint8_t list_flags;        /* CLIST: the request's PM_CLIST_* (the reply's layout) */
 	uint32_t created;          /* CCREATE: shards that created the collection (bit per shard) */
 	bool rolling_back;         /* CCREATE failed: waiting for the CDROPs that undo it */
+	/* issue 18 (fanout_batch.c): a VADDB's / VQUERYB's per-item state; a
+	 * VRANGE's truncation (a part's flag, or more hits than its max) */
+	struct pm_batch_merge *batch;
+	bool truncated;
+	uint32_t seen;
 };
 
 bool pm_is_fanout(uint8_t op);

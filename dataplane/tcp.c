@@ -75,6 +75,14 @@
  * PM_KNN_MERGE_BYTES (fanout.c); CLIST: every collection. */
 #define VQUERY_REPLY_BYTES_MAX PAGED_BYTES(PM_KNN_MERGE_BYTES + 8u * PM_K_MAX, HIT_BYTES_MAX)
 #define CLIST_REPLY_BYTES_MAX PAGED_BYTES(PM_COLLECTIONS_MAX * COLL_BYTES_MAX, COLL_BYTES_MAX)
+/* Issue 18: a VQUERY batch's hits carry their query's index (4 bytes more,
+ * PM_BATCH_HITS_MAX of them), a range reply's pages a flags byte each; a
+ * VADD batch's reply is a status byte per item. */
+#define VQUERYB_REPLY_BYTES_MAX \
+	PAGED_BYTES(PM_KNN_MERGE_BYTES + 12u * PM_K_MAX, 4u + HIT_BYTES_MAX + 1u)
+#define VADDB_REPLY_BYTES (PM_FRAME_HEADER_BYTES + 1u + 4u + PM_WIRE_BATCH_ITEMS_MAX)
+_Static_assert(VQUERYB_REPLY_BYTES_MAX <= PM_TCP_TX_UNREAD_MAX,
+	       "the largest batch reply can run on a connection whose client has read everything");
 _Static_assert(VQUERY_REPLY_BYTES_MAX <= PM_TCP_TX_UNREAD_MAX,
 	       "the largest reply can run on a connection whose client has read everything");
 
@@ -99,6 +107,11 @@ uint32_t pm_tcp_reply_bytes_max(uint8_t op)
 		       PM_COLLECTION_NAME_BYTES_MAX;
 	case PM_OP_VQUERY:
 		return VQUERY_REPLY_BYTES_MAX;
+	case PM_OP_VQUERYB:
+	case PM_OP_VRANGE:
+		return VQUERYB_REPLY_BYTES_MAX;
+	case PM_OP_VADDB:
+		return VADDB_REPLY_BYTES;
 	case PM_OP_CLIST:
 		return CLIST_REPLY_BYTES_MAX;
 	default:

@@ -315,7 +315,8 @@ bool pm_wal_must_hold(const struct pm_worker *w, uint8_t op, enum pm_status st)
 	const struct pm_wal *l = w->wal;
 	bool refused = st == PM_E_DISK_FULL || st == PM_E_LOG_FAILED || st == PM_E_BUSY ||
 		       st == PM_E_READONLY || st == PM_E_NOREPLICAS;
-	if (!l || l->mode == PM_WAL_NONE || !pm_wal_logs(op) || refused)
+	/* a VADD batch is logged as its items' VADD records (issue 18) */
+	if (!l || l->mode == PM_WAL_NONE || !(pm_wal_logs(op) || op == PM_OP_VADDB) || refused)
 		return false;
 	return (l->mode == PM_WAL_SYNC && (l->b[l->fill].len || l->inflight)) ||
 	       pm_repl_must_hold(w);

@@ -154,6 +154,11 @@ struct pm_worker {
 	/* INFO merging (fanout.c, pm_fanout_alloc) */
 	char *info_text;           /* PM_INFO_REPLY_BYTES_MAX: a part's or the merged text */
 	struct pm_info_sum *info_sum; /* the Total section's fields */
+	/* batches and range search (fanout_batch.c, issue 18): the engine's
+	 * scratch, a batch's decoded items, a VADDB part's item statuses */
+	struct pm_batch_space *batch_space;
+	struct pm_request *batch_items;   /* PM_BATCH_ITEMS_MAX */
+	uint8_t *item_status;             /* PM_BATCH_ITEMS_MAX */
 };
 
 struct pm_daemon {

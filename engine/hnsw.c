@@ -1486,3 +1486,80 @@ enum pm_status pm_hnsw_search_filtered(struct pm_shard *sh, const struct pm_coll
 				   : PM_MIN(n, k);
 	return PM_OK;
 }
+
+/* ---------------------------------------------------------------- range search (H4, batch.h) */
+
+/* Walk out from the beam's nodes within radius (b->e[0..*n) on entry, all
+ * visited): every unvisited level-0 neighbour of a node in the list is scored,
+ * and joins the list (so is expanded in its turn) when it is within radius.
+ * Stops once more than max live nodes are in it, or the list holds PM_EF_MAX
+ * (*full), or the work cap is reached (b->stopped). Returns the live ones. */
+static uint32_t range_walk(struct pm_shard *sh, const struct pm_collection *c,
+			   const struct query *q, float radius, uint32_t max, struct beam *b,
+			   uint32_t *n, bool *full)
+{
+	uint32_t live = 0;
+	for (uint32_t i = 0; i < *n; i++)
+		live += !is_tomb(sh, &c->hnsw, b->e[i].id);
+	for (uint32_t i = 0; i < *n && live <= max && !*full && !b->stopped; i++) {
+		struct lst list = links_at(sh, c, b->e[i].id, 0);
+		for (uint32_t j = 0; j < *list.n; j++) {
+			uint32_t id = list.id[j];
+			if (visit(sh, id))
+				continue;
+			if (!work_take(b))
+				break;
+			float d = dist_hdr(sh, c, q, node_hdr(sh, &c->hnsw, id));
+			if (!(d <= radius))
+				continue;
+			if (*n == PM_EF_MAX) {
+				*full = true;
+				break;
+			}
+			b->e[(*n)++] = (struct pm_hnsw_cand){ d, id };
+			live += !is_tomb(sh, &c->hnsw, id);
+		}
+	}
+	return live;
+}
+
+enum pm_status pm_hnsw_range(struct pm_shard *sh, const struct pm_collection *c, const float *qv,
+			     float radius, uint32_t max, uint32_t ef, uint64_t work_max,
+			     struct pm_knn_hit *out, uint32_t *nhits, bool *truncated,
+			     uint64_t *work)
+{
+	const struct pm_hnsw *h = &c->hnsw;
+	*nhits = 0;
+	*work = 0;
+	*truncated = false;
+	PM_ASSERT(max >= 1 && max < PM_EF_MAX);
+	if (h->entry == PM_HNSW_NODE_NONE)
+		return PM_OK;
+	struct query q = { qv, c->params.metric == PM_METRIC_COSINE ? pm_norm(qv, c->params.dim) : 0 };
+	_Alignas(64) uint8_t qcode[PM_QUANT_CODE_BYTES_MAX];
+	if (c->params.dtype != PM_DTYPE_F32)
+		pm_quant_query(&c->params, qv, qcode, &q.code);
+	struct beam b;
+	descend(sh, c, &q, 0, PM_MIN(PM_MAX(ef, 1u), PM_EF_MAX), work_max, &b);
+	if (!b.stopped)
+		beam_run(sh, c, &q, 0, &b);
+	uint32_t n = 0;
+	while (n < b.n && b.e[n].d <= radius) /* the beam is sorted: a prefix is within */
+		n++;
+	visited_begin(sh); /* the walk's own marks: the beam's nodes, then what it finds */
+	for (uint32_t i = 0; i < n; i++)
+		visit(sh, b.e[i].id);
+	bool full = false;
+	uint32_t live = b.stopped ? 0 : range_walk(sh, c, &q, radius, max, &b, &n, &full);
+	*work = b.work;
+	if (b.stopped)
+		return PM_E_WORK_LIMIT;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct pm_hnsw_node *nd = node_at(sh, h, b.e[i].id);
+		if (!(nd->flags & PM_HNSW_TOMBSTONE))
+			pm_knn_heap_offer(sh, out, nhits, max, unit_hdr(sh, nd->unit)->seed, b.e[i].d);
+	}
+	*nhits = pm_knn_heap_sort(sh, out, *nhits);
+	*truncated = live > max || full;
+	return PM_OK;
+}

@@ -205,6 +205,21 @@ enum pm_status pm_hnsw_search_filtered(struct pm_shard *sh, const struct pm_coll
 				       const struct pm_filter_prog *filter, uint32_t tests_max,
 				       uint64_t work_max, struct pm_knn_hit *out, uint32_t *nhits,
 				       uint64_t *work);
+/* Range search through the graph (batch.h): the live vectors within radius of
+ * q that a walk reaches — a beam search of width max(ef, 1) finds q's
+ * neighbourhood, then every level-0 neighbour of a node within radius is
+ * scored and, when within radius too, expanded in its turn, until no new node
+ * is within radius or more than max are found. Approximate, as every graph
+ * search: a vector within radius that no walk from the beam reaches through
+ * nodes within radius is missed. Writes at most max (1 .. PM_EF_MAX - 1) hits
+ * to out, nearest first (sorted like pm_knn_flat); *truncated when more
+ * were found (the walk stops there) or the walk's list filled. Stops with
+ * PM_E_WORK_LIMIT (no hits) past work_max bytes; *work as for
+ * pm_hnsw_search_limited. */
+enum pm_status pm_hnsw_range(struct pm_shard *sh, const struct pm_collection *c, const float *q,
+			     float radius, uint32_t max, uint32_t ef, uint64_t work_max,
+			     struct pm_knn_hit *out, uint32_t *nhits, bool *truncated,
+			     uint64_t *work);
 
 /* ------------------------------------------------------------ save and restore (snapshots) */
 

@@ -393,3 +393,20 @@ void pm_vquery_reply(struct pm_shard *sh, const struct pm_vquery *v, struct pm_r
 	sh->stats.knn_scanned += v->scanned;
 	sh->stats.knn_graph += v->graph;
 }
+
+/* ---------------------------------------------------------------- bounded heap, for batch.c */
+
+void pm_knn_heap_offer(const struct pm_shard *sh, struct pm_knn_hit *h, uint32_t *n,
+		       uint32_t cap, uint32_t seed, float dist)
+{
+	struct heap hp = { .sh = sh, .h = h, .n = *n, .cap = cap };
+	heap_offer(&hp, seed, dist);
+	*n = hp.n;
+}
+
+uint32_t pm_knn_heap_sort(const struct pm_shard *sh, struct pm_knn_hit *h, uint32_t n)
+{
+	struct heap hp = { .sh = sh, .h = h, .n = n, .cap = n };
+	heap_sort(&hp);
+	return n;
+}

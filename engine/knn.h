@@ -128,6 +128,13 @@ void pm_vquery_reply(struct pm_shard *sh, const struct pm_vquery *v, struct pm_r
 float pm_knn_distance(const struct pm_kernels *kern, uint8_t metric, const float *q, float qnorm,
 		      const float *v, float vnorm, uint32_t dim);
 
+/* The bounded max-heap the scan keeps (worst kept hit on top), for other
+ * scans (batch.c): offer (seed, dist) to the n hits of h (cap at most); sort
+ * the n kept ascending by (distance, key). */
+void pm_knn_heap_offer(const struct pm_shard *sh, struct pm_knn_hit *h, uint32_t *n,
+		       uint32_t cap, uint32_t seed, float dist);
+uint32_t pm_knn_heap_sort(const struct pm_shard *sh, struct pm_knn_hit *h, uint32_t n);
+
 /* Compare two hits by (distance, key): <0, 0, >0. */
 int pm_knn_hit_cmp(const struct pm_shard *sh, const struct pm_knn_hit *a,
 		   const struct pm_knn_hit *b);

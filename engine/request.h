@@ -36,6 +36,9 @@ enum pm_op {
 	PM_OP_SNAPSHOT, /* 'P': every shard starts a snapshot (dataplane only) */
 	PM_OP_MAP,      /* 'M': the cluster's slot map (dataplane only) */
 	PM_OP_VSETATTR, /* 'V' 'T': replace a vector's attribute record */
+	PM_OP_VADDB,    /* 'V' 'B': VADD batch (dataplane: one VADD per item) */
+	PM_OP_VQUERYB,  /* 'V' 'N': VQUERY batch (batch.h) */
+	PM_OP_VRANGE,   /* 'V' 'R': range search (batch.h) */
 	PM_OP_COUNT
 };
 
@@ -106,6 +109,14 @@ struct pm_request {
 	struct pm_bytes attr;       /* VADD (when has_attr), VSETATTR: an attribute record */
 	bool has_attr;              /* VADD: attr given (else the vector keeps its record) */
 	struct pm_bytes filter;     /* VQUERY: filter expression text; len 0 = none */
+	/* issue 18: VADDB, VQUERYB: nitems items, their bytes (after the count),
+	 * read one by one with the dataplane's pm_request_item(); item_flags: the
+	 * frame's flags, which say the items' optional fields. VRANGE: radius
+	 * (and k is the most hits). */
+	uint32_t nitems;
+	struct pm_bytes items;
+	uint8_t item_flags;
+	float radius;
 };
 
 struct pm_knn_hit {
@@ -139,6 +150,12 @@ struct pm_reply {
 	const struct pm_coll_info *colls;
 	uint32_t ncolls;
 	uint8_t list_flags;       /* the request's list_flags: the entries' layout */
+	/* issue 18: VADDB: each item's wire status (nitems); VQUERYB: hit i
+	 * answers query hit_query[i]; VRANGE: more were within than sent */
+	const uint8_t *item_status;
+	uint32_t nitems;
+	const uint32_t *hit_query;
+	bool truncated;
 };
 
 #endif

@@ -28,6 +28,7 @@ static const char *const status_names[PM_STATUS_COUNT] = {
 	[PM_E_DTYPE] = "E_DTYPE",
 	[PM_E_FILTER] = "E_FILTER",
 	[PM_E_ATTR] = "E_ATTR",
+	[PM_E_BATCH] = "E_BATCH",
 	[PM_E_FRAME_TRUNCATED] = "E_FRAME_TRUNCATED",
 	[PM_E_FRAME_TOO_BIG] = "E_FRAME_TOO_BIG",
 	[PM_E_FRAME_MAGIC] = "E_FRAME_MAGIC",

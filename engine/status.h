@@ -33,6 +33,7 @@ enum pm_status {
 	PM_E_DTYPE,            /* vector element type not supported */
 	PM_E_FILTER,           /* filter expression malformed or over its bounds (filter.h) */
 	PM_E_ATTR,             /* attribute record malformed or over its bounds (attr.h) */
+	PM_E_BATCH,            /* batch count 0 or above its bound (issue 18) */
 
 	/* Frame errors, found by the decoder before the engine sees anything. */
 	PM_E_FRAME_TRUNCATED,  /* fewer bytes than the header or body length says */

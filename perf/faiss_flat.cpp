@@ -82,3 +82,22 @@ int pf_flat_search1(const struct pf_flat *f, const float *q, uint32_t k, float *
 		return -EINVAL;
 	}
 }
+
+/* ---------------------------------------------------------------- batches (issue 18) */
+
+/* n queries in one call: from distance_compute_blas_threshold (20) queries
+ * on, IndexFlatL2 computes the distances block by block with the BLAS's
+ * sgemm (|x|^2 + |y|^2 - 2 x.y) and keeps a heap per query. */
+int pf_flat_search(const struct pf_flat *f, uint32_t n, const float *q, uint32_t k, float *dist,
+		   int64_t *ids)
+{
+	try {
+		f->index.search((faiss::Index::idx_t)n, q, (faiss::Index::idx_t)k, dist,
+				reinterpret_cast<faiss::Index::idx_t *>(ids));
+		return 0;
+	} catch (const std::bad_alloc &) {
+		return -ENOMEM;
+	} catch (const std::exception &) {
+		return -EINVAL;
+	}
+}

@@ -37,6 +37,11 @@ int pf_flat_add(struct pf_flat *f, const float *x, uint64_t n, char *err, size_t
 int pf_flat_search1(const struct pf_flat *f, const float *q, uint32_t k, float *dist,
 		    int64_t *ids);
 
+/* The k nearest to each of n queries (n x dim floats), in one call: n x k
+ * distances and ids, each query's ascending. */
+int pf_flat_search(const struct pf_flat *f, uint32_t n, const float *q, uint32_t k, float *dist,
+		   int64_t *ids);
+
 #ifdef __cplusplus
 }
 #endif

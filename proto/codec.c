@@ -65,6 +65,12 @@ static const struct op_wire op_table[PM_WIRE_OP_COUNT] = {
 	[PM_WIRE_OP_SNAPSHOT] = { PM_OPCODE_SNAPSHOT, 0, 0, false },
 	[PM_WIRE_OP_MAP] = { PM_OPCODE_MAP, 0, 0, false },
 	[PM_WIRE_OP_VSETATTR] = { PM_OPCODE_VECTOR, PM_VOP_SETATTR, 0, false },
+	[PM_WIRE_OP_VADDB] = { PM_OPCODE_VECTOR, PM_VOP_ADD_BATCH,
+			       PM_FLAG_TTL | PM_FLAG_COLL | PM_FLAG_ATTR, false },
+	[PM_WIRE_OP_VQUERYB] = { PM_OPCODE_VECTOR, PM_VOP_QUERY_BATCH,
+				 PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT | PM_FLAG_FILTER, true },
+	[PM_WIRE_OP_VRANGE] = { PM_OPCODE_VECTOR, PM_VOP_RANGE,
+				PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT | PM_FLAG_FILTER, true },
 };
 
 bool pm_op_wire(uint8_t op, uint8_t *opcode, uint8_t *subop)
@@ -371,6 +377,70 @@ enum pm_wire_status pm_wire_vquery_item_decode(const uint8_t *p, uint32_t len, u
 	return st;
 }
 
+/* ---- issue 18: batches and range search */
+
+/* One item of a batch: exactly one VADD's (VADDB) or one VQUERY's (VQUERYB)
+ * body after its sub-op, with the frame's flags. */
+static enum pm_wire_status dec_item(struct rd *r, uint8_t op, uint8_t flags,
+				    struct pm_wire_request *item)
+{
+	return op == PM_WIRE_OP_VADDB ? dec_vadd(r, flags, item) : dec_vquery(r, flags, item);
+}
+
+/* u32 count (1..PM_WIRE_BATCH_ITEMS_MAX, else E_BATCH), then count items,
+ * each checked here (the server reads them again, pm_wire_item_decode). A
+ * VQUERY batch's k summed is at most PM_WIRE_BATCH_HITS_MAX (else E_BATCH). */
+static enum pm_wire_status dec_batch(struct rd *r, uint8_t flags, struct pm_wire_request *req)
+{
+	uint64_t ksum = 0;
+	if (!rd_u32(r, &req->nitems))
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (req->nitems == 0 || req->nitems > PM_WIRE_BATCH_ITEMS_MAX)
+		return PM_WIRE_E_BATCH;
+	req->items = (struct pm_wire_bytes){ r->p, r->left };
+	req->item_flags = flags;
+	for (uint32_t i = 0; i < req->nitems; i++) {
+		struct pm_wire_request item;
+		memset(&item, 0, sizeof(item));
+		enum pm_wire_status st = dec_item(r, req->op, flags, &item);
+		if (st != PM_WIRE_OK)
+			return st;
+		ksum += item.k;
+	}
+	req->items.len -= r->left;
+	req->exact = (flags & PM_FLAG_EXACT) != 0;
+	return ksum <= PM_WIRE_BATCH_HITS_MAX ? PM_WIRE_OK : PM_WIRE_E_BATCH;
+}
+
+/* f32 radius (finite, else E_PARAM), then one VQUERY's body: its k is the
+ * most hits of the reply. */
+static enum pm_wire_status dec_vrange(struct rd *r, uint8_t flags, struct pm_wire_request *req)
+{
+	uint32_t u;
+	if (!rd_u32(r, &u))
+		return PM_WIRE_E_FRAME_LENGTH;
+	memcpy(&req->radius, &u, sizeof(u));
+	if (!__builtin_isfinite(req->radius))
+		return PM_WIRE_E_PARAM;
+	return dec_vquery(r, flags, req);
+}
+
+enum pm_wire_status pm_wire_item_decode(const struct pm_wire_request *batch, uint32_t *at,
+					struct pm_wire_request *item)
+{
+	memset(item, 0, sizeof(*item));
+	if (batch->op != PM_WIRE_OP_VADDB && batch->op != PM_WIRE_OP_VQUERYB)
+		return PM_WIRE_E_FRAME_OPCODE;
+	if (*at >= batch->items.len)
+		return PM_WIRE_E_FRAME_LENGTH;
+	item->op = batch->op == PM_WIRE_OP_VADDB ? PM_WIRE_OP_VADD : PM_WIRE_OP_VQUERY;
+	item->id = batch->id;
+	struct rd r = { batch->items.ptr + *at, batch->items.len - *at };
+	enum pm_wire_status st = dec_item(&r, batch->op, batch->item_flags, item);
+	*at = batch->items.len - r.left;
+	return st;
+}
+
 static enum pm_wire_status dec_ccreate(struct rd *r, struct pm_wire_request *req)
 {
 	struct pm_wire_coll_params *p = &req->params;
@@ -438,6 +508,11 @@ static enum pm_wire_status dec_request_body(struct rd *r, uint8_t flags,
 	case PM_WIRE_OP_SNAPSHOT:
 	case PM_WIRE_OP_MAP:
 		return PM_WIRE_OK; /* nothing after the header; a tail is FRAME_LENGTH */
+	case PM_WIRE_OP_VADDB:
+	case PM_WIRE_OP_VQUERYB:
+		return dec_batch(r, flags, req);
+	case PM_WIRE_OP_VRANGE:
+		return dec_vrange(r, flags, req);
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
 		break;
@@ -651,6 +726,33 @@ size_t pm_wire_vquery_item_encode(const struct pm_wire_request *req, uint8_t *ou
 	return w.ok ? (size_t)(w.p - out) : 0;
 }
 
+/* count, then every item as one VADD / VQUERY body; the items' flags must
+ * agree. A decoded batch (no item_list) is written back as it was read: its
+ * items' bytes and flags (the final decode checks them). */
+static uint8_t enc_batch(const struct pm_wire_request *req, struct wr *w)
+{
+	uint8_t flags = 0;
+	if (req->nitems == 0 || req->nitems > PM_WIRE_BATCH_ITEMS_MAX ||
+	    (!req->item_list && !req->items.len)) {
+		w->ok = false;
+		return 0;
+	}
+	wr_u32(w, req->nitems);
+	if (!req->item_list) {
+		wr_put(w, req->items.ptr, req->items.len);
+		return req->item_flags & op_table[req->op].req_flags;
+	}
+	for (uint32_t i = 0; i < req->nitems && w->ok; i++) {
+		const struct pm_wire_request *it = &req->item_list[i];
+		uint8_t f = req->op == PM_WIRE_OP_VADDB ? enc_vadd(it, w) : enc_vquery(it, w);
+		if (i == 0)
+			flags = f;
+		else if (f != flags)
+			w->ok = false; /* one frame's flags say every item's fields */
+	}
+	return flags;
+}
+
 /* Writes the body (after any sub-op byte) and returns the request flags. */
 static uint8_t enc_request_body(const struct pm_wire_request *req, struct wr *w)
 {
@@ -696,6 +798,12 @@ static uint8_t enc_request_body(const struct pm_wire_request *req, struct wr *w)
 	case PM_WIRE_OP_SNAPSHOT:
 	case PM_WIRE_OP_MAP:
 		return 0;
+	case PM_WIRE_OP_VADDB:
+	case PM_WIRE_OP_VQUERYB:
+		return enc_batch(req, w);
+	case PM_WIRE_OP_VRANGE:
+		wr_f32(w, req->radius);
+		return enc_vquery(req, w);
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
 		break;
@@ -757,6 +865,41 @@ static uint8_t enc_hits(const struct pm_wire_reply *rep, uint32_t *cursor, struc
 	pm_put_le32(count_at, n);
 	*cursor = i;
 	return i < rep->nhits ? PM_FLAG_MORE : 0;
+}
+
+/* VQUERYB: hits from *cursor on, each with its query's index, while they
+ * fit; returns MORE if some remain. */
+static uint8_t enc_qhits(const struct pm_wire_reply *rep, uint32_t *cursor, struct wr *w)
+{
+	uint8_t *count_at = w->p;
+	uint32_t i = *cursor, n = 0;
+	wr_u32(w, 0);
+	if (i > rep->nhits || rep->nhits > PM_WIRE_BATCH_HITS_MAX)
+		w->ok = false;
+	for (; w->ok && i < rep->nhits; i++, n++) {
+		const struct pm_wire_hit *hit = &rep->hits[i];
+		if ((uint64_t)PM_WIRE_QHIT_BYTES_FIXED + hit->key.len > wr_room(w))
+			break;
+		wr_u32(w, hit->query);
+		wr_bytes(w, hit->key, PM_WIRE_KEY_BYTES_MAX);
+		wr_f32(w, hit->dist);
+	}
+	if (n == 0 && i < rep->nhits)
+		w->ok = false; /* not even one hit fits */
+	if (!w->ok)
+		return 0;
+	pm_put_le32(count_at, n);
+	*cursor = i;
+	return i < rep->nhits ? PM_FLAG_MORE : 0;
+}
+
+/* VADDB: u32 count, a wire status byte per item. */
+static void enc_item_status(const struct pm_wire_reply *rep, struct wr *w)
+{
+	if (rep->nitems == 0 || rep->nitems > PM_WIRE_BATCH_ITEMS_MAX)
+		w->ok = false;
+	wr_u32(w, rep->nitems);
+	wr_put(w, rep->item_status, rep->nitems);
 }
 
 /* Writes collections from *cursor on while they fit; returns MORE if some remain. */
@@ -855,6 +998,16 @@ static uint8_t enc_reply_body(const struct pm_wire_reply *rep, uint32_t *cursor,
 			w->ok = false;
 		wr_put(w, rep->value.ptr, rep->value.len);
 		return 0;
+	case PM_WIRE_OP_VADDB:
+		enc_item_status(rep, w);
+		return 0;
+	case PM_WIRE_OP_VQUERYB:
+		return enc_qhits(rep, cursor, w);
+	case PM_WIRE_OP_VRANGE: /* its flags, then a VQUERY's page */
+		if (rep->range_flags & ~PM_WIRE_RANGE_TRUNCATED)
+			w->ok = false;
+		wr_u8(w, rep->range_flags);
+		return enc_hits(rep, cursor, w);
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
 		break;
@@ -865,7 +1018,8 @@ static uint8_t enc_reply_body(const struct pm_wire_reply *rep, uint32_t *cursor,
 
 uint32_t pm_wire_reply_items(const struct pm_wire_reply *rep)
 {
-	if (rep->op == PM_WIRE_OP_VQUERY)
+	if (rep->op == PM_WIRE_OP_VQUERY || rep->op == PM_WIRE_OP_VQUERYB ||
+	    rep->op == PM_WIRE_OP_VRANGE)
 		return rep->nhits;
 	if (rep->op == PM_WIRE_OP_INFO)
 		return rep->value.len;
@@ -998,6 +1152,56 @@ static enum pm_wire_status dec_hits(struct rd *r, struct pm_reply_view *rv)
 	return PM_WIRE_OK;
 }
 
+/* VQUERYB: like dec_hits, each hit led by its query's index. */
+static enum pm_wire_status dec_qhits(struct rd *r, struct pm_reply_view *rv)
+{
+	struct pm_wire_bytes key;
+	uint32_t dist, query;
+	if (!rd_u32(r, &rv->count))
+		return PM_WIRE_E_FRAME_LENGTH;
+	if ((uint64_t)rv->first + rv->count + rv->more > PM_WIRE_BATCH_HITS_MAX)
+		return PM_WIRE_E_BATCH; /* no batch has more hits (its k summed) */
+	rv->it_pos = r->p;
+	rv->it_left = rv->count;
+	for (uint32_t i = 0; i < rv->count; i++) {
+		if (!rd_u32(r, &query))
+			return PM_WIRE_E_FRAME_LENGTH;
+		if (query >= PM_WIRE_BATCH_ITEMS_MAX)
+			return PM_WIRE_E_BATCH;
+		enum pm_wire_status st = rd_key(r, &key);
+		if (st != PM_WIRE_OK)
+			return st;
+		if (!rd_u32(r, &dist))
+			return PM_WIRE_E_FRAME_LENGTH;
+	}
+	return PM_WIRE_OK;
+}
+
+/* VADDB: u32 count (1..PM_WIRE_BATCH_ITEMS_MAX), a status byte per item (a
+ * code this codec does not know is the client's to map, as a header's). */
+static enum pm_wire_status dec_item_status(struct rd *r, struct pm_reply_view *rv)
+{
+	uint32_t n;
+	if (!rd_u32(r, &n))
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (n == 0 || n > PM_WIRE_BATCH_ITEMS_MAX)
+		return PM_WIRE_E_BATCH;
+	if (!rd_take(r, n, &rv->item_status.ptr))
+		return PM_WIRE_E_FRAME_LENGTH;
+	rv->item_status.len = n;
+	return PM_WIRE_OK;
+}
+
+/* VRANGE: u8 range flags, then a VQUERY page. */
+static enum pm_wire_status dec_range(struct rd *r, struct pm_reply_view *rv)
+{
+	if (!rd_u8(r, &rv->range_flags))
+		return PM_WIRE_E_FRAME_LENGTH;
+	if (rv->range_flags & ~PM_WIRE_RANGE_TRUNCATED)
+		return PM_WIRE_E_PARAM;
+	return dec_hits(r, rv);
+}
+
 static enum pm_wire_status dec_coll_entry(struct rd *r, uint8_t list_flags,
 					  struct pm_wire_coll_info *ci)
 {
@@ -1084,6 +1288,12 @@ static enum pm_wire_status dec_reply_body(struct rd *r, struct pm_reply_view *rv
 		rv->value.len = r->left;
 		(void)rd_take(r, r->left, &rv->value.ptr);
 		return PM_WIRE_OK;
+	case PM_WIRE_OP_VADDB:
+		return dec_item_status(r, rv);
+	case PM_WIRE_OP_VQUERYB:
+		return dec_qhits(r, rv);
+	case PM_WIRE_OP_VRANGE:
+		return dec_range(r, rv);
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
 		break;
@@ -1153,8 +1363,22 @@ enum pm_wire_status pm_reply_decode_list(const uint8_t *buf, size_t len, uint8_t
 
 bool pm_reply_next_hit(struct pm_reply_view *rv, struct pm_wire_bytes *key, float *dist)
 {
-	if (rv->op != PM_WIRE_OP_VQUERY || rv->it_left == 0)
+	uint32_t query;
+	return pm_reply_next_qhit(rv, &query, key, dist);
+}
+
+bool pm_reply_next_qhit(struct pm_reply_view *rv, uint32_t *query, struct pm_wire_bytes *key,
+			float *dist)
+{
+	bool batch = rv->op == PM_WIRE_OP_VQUERYB;
+	if ((rv->op != PM_WIRE_OP_VQUERY && rv->op != PM_WIRE_OP_VRANGE && !batch) ||
+	    rv->it_left == 0)
 		return false;
+	*query = 0;
+	if (batch) { /* validated by dec_qhits() */
+		*query = pm_get_le32(rv->it_pos);
+		rv->it_pos += 4;
+	}
 	key->len = pm_get_le32(rv->it_pos);
 	key->ptr = rv->it_pos + 4;
 	*dist = ldf32(key->ptr + key->len);

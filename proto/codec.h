@@ -74,12 +74,24 @@ struct pm_wire_request {
 	struct pm_wire_bytes attr;        /* VADD (ATTR flag when len != 0), VSETATTR: the
 					     attribute record (docs/protocol.md) */
 	struct pm_wire_bytes filter;      /* VQUERY: filter expression text; len 0 = none */
+	/* issue 18. VADDB, VQUERYB: nitems items. Decoded: their bytes after
+	 * the count (items) and the frame's flags (item_flags), read one at a
+	 * time with pm_wire_item_decode(). To encode: item_list, nitems VADD /
+	 * VQUERY requests (their op and id are not looked at; every item must
+	 * give the same flags: all or none with a TTL, a collection, an ef,
+	 * exact). VRANGE: radius; k is the most hits (1..PM_WIRE_RANGE_HITS_MAX). */
+	uint32_t nitems;
+	struct pm_wire_bytes items;
+	uint8_t item_flags;
+	const struct pm_wire_request *item_list;
+	float radius;
 };
 
 /* One KNN hit of a reply to encode. */
 struct pm_wire_hit {
 	struct pm_wire_bytes key;
 	float dist;
+	uint32_t query;                   /* VQUERYB: the index of its query; else 0 */
 };
 
 /* One CLIST entry. */
@@ -122,6 +134,10 @@ struct pm_wire_reply {
 					      primary of the slot's set */
 	uint64_t map_epoch;                /* MOVED: the epoch of the answering node's map */
 	uint16_t slot;                     /* MOVED: the key's slot (< PM_CLUSTER_SLOTS) */
+	/* issue 18 */
+	const uint8_t *item_status;        /* VADDB: nitems wire statuses, one per item */
+	uint32_t nitems;
+	uint8_t range_flags;               /* VRANGE: PM_WIRE_RANGE_* */
 };
 
 /* ---------------------------------------------------------------- header */
@@ -237,6 +253,8 @@ struct pm_reply_view {
 					    the primary of the slot's set */
 	uint64_t map_epoch;              /* MOVED: the epoch of the answering node's map */
 	uint16_t slot;                   /* MOVED: the key's slot */
+	struct pm_wire_bytes item_status; /* VADDB: one wire status byte per item */
+	uint8_t range_flags;             /* VRANGE: PM_WIRE_RANGE_* */
 	/* iterator state; private */
 	uint8_t list_flags;              /* CLIST: the entries' layout */
 	const uint8_t *it_pos;
@@ -259,6 +277,11 @@ enum pm_wire_status pm_reply_decode_list(const uint8_t *buf, size_t len, uint8_t
 /* Next VQUERY hit of this frame (key points into the frame), or false when done. */
 bool pm_reply_next_hit(struct pm_reply_view *rv, struct pm_wire_bytes *key, float *dist);
 
+/* Next hit of a VQUERY, VQUERYB or VRANGE frame: its query's index
+ * (VQUERYB; else 0), key (pointing into the frame) and distance. */
+bool pm_reply_next_qhit(struct pm_reply_view *rv, uint32_t *query, struct pm_wire_bytes *key,
+			float *dist);
+
 /* Next CLIST entry of this frame (name points into the frame), or false when done. */
 bool pm_reply_next_coll(struct pm_reply_view *rv, struct pm_wire_coll_info *ci);
 
@@ -278,6 +301,15 @@ enum pm_wire_status pm_wire_vquery_item_decode(const uint8_t *p, uint32_t len, u
 					       struct pm_wire_request *req, uint32_t *used);
 size_t pm_wire_vquery_item_encode(const struct pm_wire_request *req, uint8_t *out, size_t cap,
 				  uint8_t *flags);
+/* ---------------------------------------------------------------- batch items (issue 18) */
+
+/* The item of a decoded VADDB / VQUERYB request at byte *at of batch->items
+ * (0 for the first): *item is zeroed and filled as the VADD / VQUERY request
+ * it is (op, id: the batch's), *at advanced past it. pm_wire_request_decode()
+ * checked every item already, so this fails (PM_WIRE_E_FRAME_LENGTH) only
+ * past the last one. */
+enum pm_wire_status pm_wire_item_decode(const struct pm_wire_request *batch, uint32_t *at,
+					struct pm_wire_request *item);
 
 /* ---------------------------------------------------------------- ops */
 

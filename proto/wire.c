@@ -16,9 +16,10 @@ static const char *const op_names[PM_WIRE_OP_COUNT] = {
 	[PM_WIRE_OP_CCREATE] = "ccreate", [PM_WIRE_OP_CDROP] = "cdrop",
 	[PM_WIRE_OP_CLIST] = "clist",     [PM_WIRE_OP_SNAPSHOT] = "snapshot",
 	[PM_WIRE_OP_MAP] = "map",
-	[PM_WIRE_OP_VSETATTR] = "vsetattr",
+	[PM_WIRE_OP_VSETATTR] = "vsetattr", [PM_WIRE_OP_VADDB] = "vaddb",
+	[PM_WIRE_OP_VQUERYB] = "vqueryb",   [PM_WIRE_OP_VRANGE] = "vrange",
 };
-_Static_assert(PM_WIRE_OP_COUNT == PM_WIRE_OP_VSETATTR + 1, "every op has a name (op_names)");
+_Static_assert(PM_WIRE_OP_COUNT == PM_WIRE_OP_VRANGE + 1, "every op has a name (op_names)");
 
 /* Indexed by code: the codes below 64 and 255 (a status of its own). */
 #define STATUS_NAMES_LOW 64u
@@ -53,6 +54,7 @@ static const char *const status_names[STATUS_NAMES_LOW] = {
 	[PM_WIRE_E_DTYPE] = "E_DTYPE",
 	[PM_WIRE_E_FILTER] = "E_FILTER",
 	[PM_WIRE_E_ATTR] = "E_ATTR",
+	[PM_WIRE_E_BATCH] = "E_BATCH",
 	[PM_WIRE_E_FRAME_TRUNCATED] = "E_FRAME_TRUNCATED",
 	[PM_WIRE_E_FRAME_TOO_BIG] = "E_FRAME_TOO_BIG",
 	[PM_WIRE_E_FRAME_MAGIC] = "E_FRAME_MAGIC",

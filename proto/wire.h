@@ -75,6 +75,18 @@
  * expression text (its FILTER trailer). */
 #define PM_WIRE_ATTR_BYTES_MAX 512u
 #define PM_WIRE_FILTER_BYTES_MAX 1024u
+/* Items of one VADD or VQUERY batch (issue 18; the engine's
+ * PM_BATCH_ITEMS_MAX, checked equal by the bridge). A batch of 0 or more is
+ * E_BATCH; its bytes are bounded by the frame. */
+#ifndef PM_WIRE_BATCH_ITEMS_MAX
+#define PM_WIRE_BATCH_ITEMS_MAX 512u
+#endif
+
+/* Hits of one VQUERY batch reply, summed over its queries' k (the engine's
+ * PM_BATCH_HITS_MAX), and of one VRANGE reply (its max is 1..this; the
+ * engine's PM_RANGE_HITS_MAX). */
+#define PM_WIRE_BATCH_HITS_MAX PM_WIRE_K_MAX
+#define PM_WIRE_RANGE_HITS_MAX PM_WIRE_K_MAX
 
 /* TTL: 2^40 ms is about 34.8 years; expiry times are stored in 48 bits of ms. */
 #define PM_WIRE_TTL_MS_MAX (UINT64_C(1) << 40)
@@ -128,6 +140,10 @@
 #define PM_VOP_DROP 'X'
 #define PM_VOP_LIST 'L'
 #define PM_VOP_SETATTR 'T'
+/* issue 18 (H4): batches and range search */
+#define PM_VOP_ADD_BATCH 'B'
+#define PM_VOP_QUERY_BATCH 'N'
+#define PM_VOP_RANGE 'R'
 
 /* Request flags (byte 4). */
 #define PM_FLAG_TTL 0x01u   /* SET, VADD: a u64 ttl_ms trailer follows */
@@ -144,6 +160,8 @@
  * element type fields), without
  * their names. */
 #define PM_WIRE_HIT_BYTES_FIXED (4u + 4u)
+/* A VQUERY batch hit: u32 query index, then a KNN hit. */
+#define PM_WIRE_QHIT_BYTES_FIXED (4u + PM_WIRE_HIT_BYTES_FIXED)
 #define PM_WIRE_COLL_BYTES_FIXED (4u + 4u + 1u + 1u + 2u + 4u + 4u + 1u + 8u + 8u + 1u + 1u + 4u)
 
 /* ---------------------------------------------------------------- ops */
@@ -167,6 +185,9 @@ enum pm_wire_op {
 	PM_WIRE_OP_SNAPSHOT,  /* 'P' */
 	PM_WIRE_OP_MAP,       /* 'M' */
 	PM_WIRE_OP_VSETATTR,  /* 'V' 'T' (issue 18) */
+	PM_WIRE_OP_VADDB,     /* 'V' 'B': VADD batch (issue 18) */
+	PM_WIRE_OP_VQUERYB,   /* 'V' 'N': VQUERY batch */
+	PM_WIRE_OP_VRANGE,    /* 'V' 'R': range search */
 	PM_WIRE_OP_COUNT
 };
 
@@ -214,6 +235,8 @@ enum pm_wire_status {
 	PM_WIRE_E_DTYPE = 27,           /* vector element type not supported */
 	PM_WIRE_E_FILTER = 28,          /* filter expression malformed or over its bounds */
 	PM_WIRE_E_ATTR = 29,            /* attribute record malformed or over its bounds */
+	PM_WIRE_E_BATCH = 30,           /* batch count 0 or above its bound, or batch
+					 * bytes over the frame */
 	/* the frame could not be decoded */
 	PM_WIRE_E_FRAME_TRUNCATED = 32, /* fewer bytes than the header or body length says */
 	PM_WIRE_E_FRAME_TOO_BIG = 33,   /* body length above PM_FRAME_BYTES_MAX */
@@ -269,6 +292,10 @@ enum pm_wire_dtype {
 /* INFO request flags (a byte at the end of the body). */
 #define PM_INFO_PAGED 0x01u /* the client collects a reply over several frames */
 #define PM_INFO_FLAGS_ALL PM_INFO_PAGED
+
+/* VRANGE reply flags (a byte before the hits of every frame). */
+#define PM_WIRE_RANGE_TRUNCATED 0x01u /* more vectors were within the radius than
+				       * the request's max: the max nearest are sent */
 
 /* CLIST request flags (a byte at the end of the body), and so the entry
  * layout of its reply. */

@@ -11,6 +11,8 @@
 #define _GNU_SOURCE /* accept4 */
 #include "client_fake.h"
 
+#include "batch.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -184,10 +186,49 @@ static void check_route(struct fake *f, const struct pm_request *req, uint32_t s
 	bool ok = true;
 	if (keyed(req->op) && req->key.len)
 		ok = pm_shard_of(pm_route_hash(req->key.ptr, req->key.len), f->o.shards) == shard;
-	else if (req->op != PM_OP_VQUERY && req->op != PM_OP_NONE)
+	else if (req->op != PM_OP_VQUERY && req->op != PM_OP_VQUERYB && req->op != PM_OP_VRANGE &&
+		 req->op != PM_OP_NONE)
 		ok = shard == 0;
 	if (!ok)
 		f->misroutes++;
+}
+
+/* Issue 18: the fake's one shard applies a batch or a range as pomaid's
+ * shards do together (each VADD item applied, its status; the engine's
+ * batch and range calls). Under mu. */
+static struct pm_batch_space *batch_space;
+static struct pm_request batch_items[PM_BATCH_ITEMS_MAX];
+static uint8_t item_status[PM_BATCH_ITEMS_MAX];
+
+static void apply_batch(struct fake *f, const struct pm_request *req, struct pm_reply *rep)
+{
+	uint32_t at = 0;
+	enum pm_status st = PM_OK;
+	if (!batch_space && !(batch_space = pm_batch_space_new())) {
+		*rep = (struct pm_reply){ .status = PM_E_NOMEM, .op = req->op, .id = req->id };
+		return;
+	}
+	if (req->op == PM_OP_VRANGE) {
+		pm_vrange(&f->shard, req, batch_space, rep);
+		rep->id = req->id;
+		return;
+	}
+	for (uint32_t i = 0; i < req->nitems && st == PM_OK; i++)
+		st = pm_request_item(req, &at, &batch_items[i]);
+	if (st != PM_OK) {
+		*rep = (struct pm_reply){ .status = st, .op = req->op, .id = req->id };
+	} else if (req->op == PM_OP_VQUERYB) {
+		pm_vquery_batch(&f->shard, batch_items, req->nitems, batch_space, rep);
+	} else {
+		for (uint32_t i = 0; i < req->nitems; i++) {
+			struct pm_reply ir;
+			pm_shard_apply(&f->shard, &batch_items[i], atomic_load(&f->now_ms), &ir);
+			item_status[i] = (uint8_t)pm_status_to_wire(ir.status);
+		}
+		*rep = (struct pm_reply){ .status = PM_OK, .op = req->op, .item_status = item_status,
+					  .nitems = req->nitems };
+	}
+	rep->id = req->id;
 }
 
 /* One request frame: decode, route check (UDP), apply, answer. */
@@ -212,6 +253,9 @@ static size_t serve_frame(struct fake *f, struct sink *k, uint32_t shard, const 
 	} else if (st == PM_OK && req.op == PM_OP_SNAPSHOT) { /* pomaid's, not the engine's */
 		rep.status = f->o.snapshot_status;
 		atomic_fetch_add(&f->snapshots, 1);
+	} else if (st == PM_OK && (req.op == PM_OP_VADDB || req.op == PM_OP_VQUERYB ||
+				   req.op == PM_OP_VRANGE)) {
+		apply_batch(f, &req, &rep);
 	} else if (st == PM_OK) {
 		pm_shard_apply(&f->shard, &req, atomic_load(&f->now_ms), &rep);
 	}

@@ -825,8 +825,20 @@ static void cli_load_csv_fvecs(void)
 		memcpy(rec[i] + 4, x, 8);
 	}
 	write_file(fv, ".fvecs", rec, sizeof rec);
+	pthread_mutex_lock(&F.mu);
+	uint64_t frames = F.frames;
+	pthread_mutex_unlock(&F.mu);
 	CLI(&F, 0, "load", fv, "--prefix", "f:", "--inflight", "2");
 	CU_ASSERT_PTR_NOT_NULL(strstr(cli_out, "loaded 4 vectors"));
+	pthread_mutex_lock(&F.mu);
+	CU_ASSERT_EQUAL(F.frames - frames, 1); /* issue 18: one VADD batch frame */
+	pthread_mutex_unlock(&F.mu);
+	/* range: the vectors within squared L2 2.5 of (1,11): f:0..f:2 */
+	CLI(&F, 0, "range", "1,11", "--radius", "2.5");
+	CU_ASSERT_STRING_EQUAL(cli_out, "f:1\t0\nf:0\t2\nf:2\t2\n");
+	CLI(&F, 0, "range", "1,11", "--radius", "2.5", "--k", "1");
+	CU_ASSERT_STRING_EQUAL(cli_out, "f:1\t0\n");
+	CLI(&F, 2, "range", "1,11");
 	CLI(&F, 0, "vget", "f:2");
 	CU_ASSERT_STRING_EQUAL(cli_out, "2,12\n");
 	CLI(&F, 0, "knn", "--file", fv, "--row", "3", "--k", "1");

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "byteorder.h"
 #include "cluster_map.h"
 #include "pm_limits.h"
 #include "cu_main.h"
@@ -1894,7 +1895,7 @@ static void test_wire_status(void)
 		[PM_E_NAN] = 19, [PM_E_ZERO_VECTOR] = 20, [PM_E_K] = 21, [PM_E_EF] = 22,
 		[PM_E_TTL] = 23, [PM_E_COLLECTION_NAME] = 24, [PM_E_COLLECTIONS_FULL] = 25,
 		[PM_E_PARAM] = 26, [PM_E_DTYPE] = 27, [PM_E_FILTER] = 28, [PM_E_ATTR] = 29,
-		[PM_E_FRAME_TRUNCATED] = 32,
+		[PM_E_BATCH] = 30, [PM_E_FRAME_TRUNCATED] = 32,
 		[PM_E_FRAME_TOO_BIG] = 33, [PM_E_FRAME_MAGIC] = 34, [PM_E_FRAME_VERSION] = 35,
 		[PM_E_FRAME_OPCODE] = 36, [PM_E_FRAME_FLAGS] = 37, [PM_E_FRAME_LENGTH] = 38,
 	};
@@ -1972,8 +1973,142 @@ static void test_frame_is_reply(void)
 	CU_ASSERT_FALSE(pm_frame_is_reply(buf, n));
 }
 
+/* ---------------------------------------------------------------- issue 18: batches, range */
+
+static void test_batch_ops(void)
+{
+	static uint8_t f[PM_FRAME_BYTES_MAX];
+	const float v[3] = { 1.0f, 2.0f, 3.0f };
+	const struct pm_wire_bytes c = { (const uint8_t *)"coll", 4 };
+	struct pm_wire_request items[3], dec, it;
+	size_t used;
+	for (int i = 0; i < 3; i++)
+		items[i] = (struct pm_wire_request){ .key = { (const uint8_t *)"k0k1k2" + 2 * i, 2 },
+						     .vec = (const uint8_t *)v, .dim = 3,
+						     .has_ttl = true, .ttl_ms = 10u + (uint64_t)i,
+						     .collection = c };
+	/* VADDB: count, then items laid out as VADD bodies; read back one by one */
+	struct pm_wire_request b = { .op = PM_WIRE_OP_VADDB, .id = 7, .item_list = items,
+				     .nitems = 3 };
+	size_t n = pm_wire_request_encode(&b, f, sizeof(f));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL(f[4], PM_FLAG_TTL | PM_FLAG_COLL);
+	CU_ASSERT_EQUAL_FATAL(pm_wire_request_decode(f, n, &dec, &used), PM_WIRE_OK);
+	CU_ASSERT_EQUAL(dec.nitems, 3);
+	uint32_t at = 0;
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL_FATAL(pm_wire_item_decode(&dec, &at, &it), PM_WIRE_OK);
+		CU_ASSERT_EQUAL(it.op, PM_WIRE_OP_VADD);
+		CU_ASSERT_EQUAL(it.id, 7);
+		CU_ASSERT(it.key.len == 2 && !memcmp(it.key.ptr, items[i].key.ptr, 2));
+		CU_ASSERT(it.dim == 3 && !memcmp(it.vec, v, sizeof(v)));
+		CU_ASSERT(it.has_ttl && it.ttl_ms == 10u + (uint64_t)i);
+		CU_ASSERT(it.collection.len == 4 && !memcmp(it.collection.ptr, "coll", 4));
+	}
+	CU_ASSERT_EQUAL(pm_wire_item_decode(&dec, &at, &it), PM_WIRE_E_FRAME_LENGTH);
+	/* a decoded batch encodes back to the same bytes */
+	static uint8_t g[PM_FRAME_BYTES_MAX];
+	CU_ASSERT_EQUAL(pm_wire_request_encode(&dec, g, sizeof(g)), n);
+	CU_ASSERT(memcmp(f, g, n) == 0);
+	/* items must agree on the frame's flags */
+	items[1].has_ttl = false;
+	CU_ASSERT_EQUAL(pm_wire_request_encode(&b, f, sizeof(f)), 0);
+	items[1].has_ttl = true;
+	/* E_BATCH: a count of 0 or above the bound, read before any item */
+	for (uint32_t count = 0; count <= PM_WIRE_BATCH_ITEMS_MAX + 1;
+	     count += PM_WIRE_BATCH_ITEMS_MAX + 1) {
+		struct pm_frame_header h = { .version = PM_FRAME_VERSION, .opcode = PM_OPCODE_VECTOR,
+					     .id = 9, .body_len = 5 };
+		pm_header_encode(&h, f);
+		f[PM_FRAME_HEADER_BYTES] = PM_VOP_ADD_BATCH;
+		pm_put_le32(f + PM_FRAME_HEADER_BYTES + 1, count);
+		CU_ASSERT_EQUAL(pm_wire_request_decode(f, PM_FRAME_HEADER_BYTES + 5, &dec, &used),
+				PM_WIRE_E_BATCH);
+		CU_ASSERT_EQUAL(dec.op, PM_WIRE_OP_VADDB);
+	}
+	b.nitems = 0;
+	CU_ASSERT_EQUAL(pm_wire_request_encode(&b, f, sizeof(f)), 0);
+	/* a batch cut inside an item: FRAME_LENGTH */
+	b.nitems = 3;
+	n = pm_wire_request_encode(&b, f, sizeof(f));
+	pm_put_le32(f + 16, (uint32_t)(n - PM_FRAME_HEADER_BYTES - 3));
+	CU_ASSERT_EQUAL(pm_wire_request_decode(f, n - 3, &dec, &used), PM_WIRE_E_FRAME_LENGTH);
+	/* VQUERYB: its k summed above PM_WIRE_BATCH_HITS_MAX is E_BATCH */
+	struct pm_wire_request q[2] = {
+		{ .k = PM_WIRE_K_MAX, .vec = (const uint8_t *)v, .dim = 3 },
+		{ .k = 1, .vec = (const uint8_t *)v, .dim = 3 },
+	};
+	struct pm_wire_request qb = { .op = PM_WIRE_OP_VQUERYB, .id = 8, .item_list = q,
+				      .nitems = 1 };
+	n = pm_wire_request_encode(&qb, f, sizeof(f));
+	CU_ASSERT_FATAL(n > 0);
+	f[PM_FRAME_HEADER_BYTES + 1] = 2; /* the count says 2: the second item is q[0] again */
+	memcpy(g, f, n);
+	memcpy(g + n, f + PM_FRAME_HEADER_BYTES + 5, n - PM_FRAME_HEADER_BYTES - 5);
+	pm_put_le32(g + 16, (uint32_t)(2 * n - 2 * PM_FRAME_HEADER_BYTES - 5));
+	CU_ASSERT_EQUAL(pm_wire_request_decode(g, 2 * n - PM_FRAME_HEADER_BYTES - 5, &dec, &used),
+			PM_WIRE_E_BATCH);
+	/* VRANGE: radius, then a VQUERY body; a radius that is not finite is E_PARAM */
+	struct pm_wire_request r = { .op = PM_WIRE_OP_VRANGE, .id = 9, .radius = 1.5f, .k = 20,
+				     .vec = (const uint8_t *)v, .dim = 3, .exact = true };
+	n = pm_wire_request_encode(&r, f, sizeof(f));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL_FATAL(pm_wire_request_decode(f, n, &dec, &used), PM_WIRE_OK);
+	CU_ASSERT(dec.radius == 1.5f && dec.k == 20 && dec.exact && dec.dim == 3);
+	pm_put_le32(f + PM_FRAME_HEADER_BYTES + 1, 0x7FC00000u); /* NaN */
+	CU_ASSERT_EQUAL(pm_wire_request_decode(f, n, &dec, &used), PM_WIRE_E_PARAM);
+}
+
+static void test_batch_replies(void)
+{
+	static uint8_t f[PM_FRAME_BYTES_MAX];
+	struct pm_reply_view rv;
+	size_t used;
+	/* VADDB: a status byte per item */
+	const uint8_t st[3] = { PM_WIRE_OK, PM_WIRE_E_NAN, PM_WIRE_E_MOVED };
+	struct pm_wire_reply a = { .op = PM_WIRE_OP_VADDB, .id = 1, .item_status = st, .nitems = 3 };
+	size_t n = pm_wire_reply_encode(&a, NULL, f, sizeof(f));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(f, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT(rv.item_status.len == 3 && !memcmp(rv.item_status.ptr, st, 3));
+	/* VQUERYB: paged, every hit with its query */
+	struct pm_wire_hit h[40];
+	for (uint32_t i = 0; i < 40; i++)
+		h[i] = (struct pm_wire_hit){ { (const uint8_t *)"key", 3 }, (float)i, i / 10 };
+	struct pm_wire_reply q = { .op = PM_WIRE_OP_VQUERYB, .id = 2, .hits = h, .nhits = 40 };
+	uint32_t cursor = 0, got = 0, frames = 0;
+	while (cursor < 40) {
+		n = pm_wire_reply_encode(&q, &cursor, f, PM_FRAME_HEADER_BYTES + 5 + 7 * 15);
+		CU_ASSERT_FATAL(n > 0);
+		CU_ASSERT_EQUAL_FATAL(pm_reply_decode(f, n, &rv, &used), PM_WIRE_OK);
+		CU_ASSERT_EQUAL(rv.first, got);
+		uint32_t qi;
+		struct pm_wire_bytes key;
+		float d;
+		while (pm_reply_next_qhit(&rv, &qi, &key, &d)) {
+			CU_ASSERT(qi == got / 10 && d == (float)got && key.len == 3);
+			got++;
+		}
+		frames++;
+	}
+	CU_ASSERT_EQUAL(got, 40);
+	CU_ASSERT(frames > 1);
+	/* VRANGE: its flags byte, then a VQUERY page */
+	struct pm_wire_reply r = { .op = PM_WIRE_OP_VRANGE, .id = 3, .hits = h, .nhits = 2,
+				   .range_flags = PM_WIRE_RANGE_TRUNCATED };
+	n = pm_wire_reply_encode(&r, NULL, f, sizeof(f));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(f, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT_EQUAL(rv.range_flags, PM_WIRE_RANGE_TRUNCATED);
+	CU_ASSERT_EQUAL(rv.count, 2);
+	f[PM_FRAME_HEADER_BYTES + 1] = 0x02; /* an unknown flag */
+	CU_ASSERT_EQUAL(pm_reply_decode(f, n, &rv, &used), PM_WIRE_E_PARAM);
+}
+
 static CU_TestInfo tests[] = {
 	{ "pm_frame_is_reply", test_frame_is_reply },
+	{ "batches and range: requests (issue 18)", test_batch_ops },
+	{ "batches and range: replies (issue 18)", test_batch_replies },
 	{ "request round trip: kv", test_request_roundtrip_kv },
 	{ "request round trip: vector", test_request_roundtrip_vector },
 	{ "request round trip: collections", test_request_roundtrip_collections },

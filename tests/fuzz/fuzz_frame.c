@@ -73,6 +73,8 @@ static void check_same_request(const struct pm_wire_request *a, const struct pm_
 	FUZZ_CHECK(a->has_ttl == b->has_ttl && a->ttl_ms == b->ttl_ms);
 	FUZZ_CHECK(a->info_flags == b->info_flags && a->list_flags == b->list_flags);
 	FUZZ_CHECK(!memcmp(&a->params, &b->params, sizeof(a->params)));
+	FUZZ_CHECK(a->nitems == b->nitems && same_bytes(a->items, b->items)); /* issue 18 */
+	FUZZ_CHECK(!memcmp(&a->radius, &b->radius, sizeof(a->radius)));
 }
 
 /* The fields the wire lets a client spell two ways: EF with ef 0 means what
@@ -83,8 +85,8 @@ static void check_same_request(const struct pm_wire_request *a, const struct pm_
 static size_t request_spelled(const struct pm_wire_request *req, const uint8_t *frame, size_t used)
 {
 	size_t body = used - PM_FRAME_HEADER_BYTES, want = used;
-	if ((frame[4] & PM_FLAG_EF) && req->ef == 0)
-		want -= 4u;
+	if ((frame[4] & PM_FLAG_EF) && req->ef == 0 && req->op != PM_WIRE_OP_VQUERYB)
+		want -= 4u; /* a batch's items are written back as they came */
 	if (req->op == PM_WIRE_OP_CCREATE && body == 21u + req->collection.len)
 		want++;
 	if (req->op == PM_WIRE_OP_INFO && req->info_flags == 0 &&
@@ -143,12 +145,16 @@ static void iterate(struct pm_reply_view *rv, const uint8_t *f, size_t n, uint32
 	float dist;
 	struct pm_wire_coll_info ci;
 	uint32_t got = 0;
-	if (rv->op == PM_WIRE_OP_VQUERY) {
-		for (; pm_reply_next_hit(&it, &key, &dist); got++) {
+	uint32_t query;
+	bool hits_op = rv->op == PM_WIRE_OP_VQUERY || rv->op == PM_WIRE_OP_VQUERYB ||
+		       rv->op == PM_WIRE_OP_VRANGE;
+	if (hits_op) {
+		for (; pm_reply_next_qhit(&it, &query, &key, &dist); got++) {
 			FUZZ_CHECK(key.len >= 1 && key.len <= PM_WIRE_KEY_BYTES_MAX);
 			FUZZ_CHECK(fuzz_inside(key.ptr, key.len, f, n));
 			FUZZ_CHECK(at + got < FRAME_FIRST_ROUNDTRIP_MAX + FRAME_HITS_MAX);
-			hits[at + got] = (struct pm_wire_hit){ .key = key, .dist = dist };
+			hits[at + got] = (struct pm_wire_hit){ .key = key, .dist = dist,
+							       .query = query };
 		}
 	} else if (rv->op == PM_WIRE_OP_CLIST) {
 		for (; pm_reply_next_coll(&it, &ci); got++) {
@@ -158,7 +164,7 @@ static void iterate(struct pm_reply_view *rv, const uint8_t *f, size_t n, uint32
 			colls[at + got] = ci;
 		}
 	}
-	FUZZ_CHECK(got == rv->count || (rv->op != PM_WIRE_OP_VQUERY && rv->op != PM_WIRE_OP_CLIST));
+	FUZZ_CHECK(got == rv->count || (!hits_op && rv->op != PM_WIRE_OP_CLIST));
 }
 
 static void check_same_reply(const struct pm_reply_view *a, const struct pm_reply_view *b)
@@ -167,13 +173,15 @@ static void check_same_reply(const struct pm_reply_view *a, const struct pm_repl
 	FUZZ_CHECK(a->more == b->more && a->first == b->first && a->count == b->count);
 	FUZZ_CHECK(a->removed == b->removed && a->dim == b->dim && a->retry_ms == b->retry_ms);
 	FUZZ_CHECK(same_bytes(a->value, b->value) && same_bytes(a->collection, b->collection));
+	FUZZ_CHECK(a->range_flags == b->range_flags && same_bytes(a->item_status, b->item_status));
 	struct pm_reply_view x = *a, y = *b;
 	struct pm_wire_bytes kx, ky;
 	float dx, dy;
+	uint32_t qx, qy;
 	struct pm_wire_coll_info cx, cy;
-	while (pm_reply_next_hit(&x, &kx, &dx)) {
-		FUZZ_CHECK(pm_reply_next_hit(&y, &ky, &dy));
-		FUZZ_CHECK(same_bytes(kx, ky) && !memcmp(&dx, &dy, sizeof(dx)));
+	while (pm_reply_next_qhit(&x, &qx, &kx, &dx)) {
+		FUZZ_CHECK(pm_reply_next_qhit(&y, &qy, &ky, &dy));
+		FUZZ_CHECK(qx == qy && same_bytes(kx, ky) && !memcmp(&dx, &dy, sizeof(dx)));
 	}
 	while (pm_reply_next_coll(&x, &cx)) {
 		FUZZ_CHECK(pm_reply_next_coll(&y, &cy));
@@ -193,7 +201,12 @@ static void reply_round_trip(const struct pm_reply_view *rv, size_t used)
 	uint32_t end = rv->first + rv->count, cursor = rv->first;
 	hits[end] = (struct pm_wire_hit){ 0 };
 	memset(&colls[end], 0, sizeof(colls[end]));
-	rep.nhits = rv->op == PM_WIRE_OP_VQUERY ? end + rv->more : 0;
+	bool hits_op = rv->op == PM_WIRE_OP_VQUERY || rv->op == PM_WIRE_OP_VQUERYB ||
+		       rv->op == PM_WIRE_OP_VRANGE;
+	rep.nhits = hits_op ? end + rv->more : 0;
+	rep.range_flags = rv->range_flags; /* issue 18 */
+	rep.item_status = rv->item_status.ptr;
+	rep.nitems = rv->item_status.len;
 	rep.ncolls = rv->op == PM_WIRE_OP_CLIST ? end + rv->more : 0;
 	rep.list_flags = rv->list_flags;
 	if (rv->op == PM_WIRE_OP_INFO && rv->status == PM_WIRE_OK) {
@@ -211,7 +224,7 @@ static void reply_round_trip(const struct pm_reply_view *rv, size_t used)
 	else
 		n = pm_wire_reply_encode(&rep, &cursor, scratch, used);
 	FUZZ_CHECK(n == used);
-	FUZZ_CHECK(rv->status != PM_WIRE_OK || cursor == end || (rv->op != PM_WIRE_OP_VQUERY &&
+	FUZZ_CHECK(rv->status != PM_WIRE_OK || cursor == end || (!hits_op &&
 							      rv->op != PM_WIRE_OP_CLIST));
 	struct pm_reply_view again;
 	size_t used2;

@@ -763,6 +763,57 @@ static void etcd_seeds(void)
 		etcd_seed(seeds[i].name, seeds[i].reader, seeds[i].extra, seeds[i].body);
 }
 
+/* Issue 18: a VADD batch (TTL, collection), a VQUERY batch (ef, exact), a
+ * VRANGE; their replies (item statuses, hits with queries over two pages, a
+ * truncated range). */
+static void batch_seeds(void)
+{
+	const struct pm_wire_bytes c = { (const uint8_t *)"c", 1 };
+	const struct pm_wire_request adds[2] = {
+		{ .key = { (const uint8_t *)"a", 1 }, .vec = (const uint8_t *)vec4, .dim = 4,
+		  .has_ttl = true, .ttl_ms = 100, .collection = c },
+		{ .key = { (const uint8_t *)"b", 1 }, .vec = (const uint8_t *)vec4, .dim = 4,
+		  .has_ttl = true, .ttl_ms = 200, .collection = c },
+	};
+	const struct pm_wire_request qs[2] = {
+		{ .k = 2, .ef = 8, .exact = true, .vec = (const uint8_t *)vec4, .dim = 4 },
+		{ .k = 3, .ef = 8, .exact = true, .vec = (const uint8_t *)vec4, .dim = 4 },
+	};
+	const struct { const char *name; struct pm_wire_request r; } reqs[] = {
+		{ "req_vaddb", { .op = PM_WIRE_OP_VADDB, .id = 30, .item_list = adds, .nitems = 2 } },
+		{ "req_vqueryb", { .op = PM_WIRE_OP_VQUERYB, .id = 31, .item_list = qs, .nitems = 2 } },
+		{ "req_vrange", { .op = PM_WIRE_OP_VRANGE, .id = 32, .radius = 2.5f, .k = 5,
+				  .vec = (const uint8_t *)vec4, .dim = 4, .collection = c } },
+	};
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		size_t n = pm_wire_request_encode(&reqs[i].r, buf, sizeof(buf));
+		if (n == 0)
+			die(reqs[i].name);
+		seed("frame", reqs[i].name, buf, n);
+	}
+	static const uint8_t st[3] = { PM_WIRE_OK, PM_WIRE_E_NAN, PM_WIRE_E_DIM };
+	static const struct pm_wire_hit hits[3] = {
+		{ { (const uint8_t *)"a", 1 }, 0.5f, 0 }, { { (const uint8_t *)"b", 1 }, 1.0f, 0 },
+		{ { (const uint8_t *)"a", 1 }, 0.25f, 1 },
+	};
+	const struct { const char *name; struct pm_wire_reply r; size_t cap; } reps[] = {
+		{ "rep_vaddb", { .op = PM_WIRE_OP_VADDB, .id = 30, .item_status = st, .nitems = 3 },
+		  sizeof(buf) },
+		{ "rep_vqueryb_more", { .op = PM_WIRE_OP_VQUERYB, .id = 31, .hits = hits, .nhits = 3 },
+		  PM_FRAME_HEADER_BYTES + 1 + 4 + 2 * (PM_WIRE_QHIT_BYTES_FIXED + 1) },
+		{ "rep_vrange_truncated", { .op = PM_WIRE_OP_VRANGE, .id = 32, .hits = hits,
+					    .nhits = 2, .range_flags = PM_WIRE_RANGE_TRUNCATED },
+		  sizeof(buf) },
+	};
+	for (size_t i = 0; i < sizeof(reps) / sizeof(reps[0]); i++) {
+		uint32_t cursor = 0;
+		size_t n = pm_wire_reply_encode(&reps[i].r, &cursor, buf, reps[i].cap);
+		if (n == 0)
+			die(reps[i].name);
+		seed("frame", reps[i].name, buf, n);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -775,6 +826,7 @@ int main(int argc, char **argv)
 		die(out_dir);
 	request_seeds();
 	reply_seeds();
+	batch_seeds();
 	netfe_seeds();
 	wal_seeds();
 	snapshot_seeds();
