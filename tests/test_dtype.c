@@ -98,12 +98,18 @@ static void create_and_load(struct pm_client *c)
 						   .rerank_k = colls[ci].rerank_k };
 		CU_ASSERT_EQUAL_FATAL(pm_client_collection_create(c, colls[ci].name, &p),
 				      PM_CLIENT_OK);
+		/* pipelined: with wal = sync a turn's VADDs share one fsync */
+		struct pipe pp = { .c = c };
 		for (uint32_t i = 0; i < NVEC; i++) {
 			char key[KEY_BYTES];
 			int kl = snprintf(key, sizeof key, "%s/%u", colls[ci].name, i);
-			CU_ASSERT_EQUAL_FATAL(pm_client_vadd(c, key, (size_t)kl, data[i], DIM,
-							     colls[ci].name, 0), PM_CLIENT_OK);
+			struct pm_client_req r = { .op = PM_CLIENT_VADD, .key = key,
+						   .klen = (uint32_t)kl, .vec = data[i], .dim = DIM,
+						   .name = colls[ci].name,
+						   .name_len = (uint32_t)strlen(colls[ci].name) };
+			pipe_submit(&pp, &r);
 		}
+		CU_ASSERT_FATAL(pipe_done(&pp, colls[ci].name));
 	}
 }
 
