@@ -212,13 +212,16 @@ static bool expired_at(uint64_t at, uint64_t now_ms)
 	return at != 0 && at <= now_ms;
 }
 
-/* A vector as a record carries it: the payload verbatim, norm, scale. */
-static uint8_t *put_vec(uint8_t *p, const struct pm_vec_header *h)
+/* A vector as a record carries it: the payload and the kept f32 verbatim,
+ * norm, scale. */
+static uint8_t *put_vec(uint8_t *p, const struct pm_collection *c, const struct pm_vec_header *h)
 {
 	uint32_t bits[2];
 	memcpy(&bits[0], &h->norm, 4);
 	memcpy(&bits[1], &h->qscale, 4);
 	p = put_bytes(p, pm_vec_payload(h), h->payload_len);
+	if (pm_vec_reranks(c))
+		p = put_bytes(p, pm_vec_kept(c, h), pm_quant_kept_bytes(&c->params));
 	put_u32(p, bits[0]);
 	put_u32(p + 4, bits[1]);
 	return p + VEC_META_BYTES;
@@ -253,14 +256,14 @@ static bool save_seed(struct out *o, struct pm_snap_writer *w, const struct pm_s
 		return true;
 	const struct pm_vec_header *h = pm_at(&sh->arena, pm_seed_blob(s));
 	if (!reserve(o, w, PM_SNAP_SEC_ITEMS,
-		     VEC_FIXED_BYTES + s->klen + h->payload_len + VEC_META_BYTES))
+		     VEC_FIXED_BYTES + s->klen + pm_quant_stored_bytes(&c->params) + VEC_META_BYTES))
 		return false;
 	uint8_t *p = o->p + o->len;
 	p[0] = REC_VEC;
 	put_u16(p + 1, s->klen);
 	put_u16(p + 3, s->coll);
 	put_u64(p + 5, pm_seed_expiry(s));
-	p = put_vec(put_bytes(p + VEC_FIXED_BYTES, key, s->klen), h);
+	p = put_vec(put_bytes(p + VEC_FIXED_BYTES, key, s->klen), c, h);
 	o->len = (size_t)(p - o->p);
 	o->count++;
 	return true;
@@ -280,7 +283,8 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	uint32_t klen = s ? s->klen : 0;
 	size_t links_max = U32_BYTES * ((1u + c->hnsw.m0) + (size_t)n->level * (1u + c->hnsw.m));
 	if (!reserve(o, w, PM_SNAP_SEC_NODES,
-		     NODE_FIXED_BYTES + klen + h->payload_len + VEC_META_BYTES + links_max))
+		     NODE_FIXED_BYTES + klen + pm_quant_stored_bytes(&c->params) + VEC_META_BYTES +
+			     links_max))
 		return false;
 	uint8_t *p = o->p + o->len;
 	p[0] = REC_NODE;
@@ -291,7 +295,7 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	put_u32(p + 7, id);
 	put_u64(p + 11, s ? pm_seed_expiry(s) : 0);
 	p = put_bytes(p + NODE_FIXED_BYTES, s ? pm_seed_key(&sh->arena, s) : NULL, klen);
-	p = put_vec(p, h);
+	p = put_vec(p, c, h);
 	size_t links = pm_hnsw_links_save(sh, c, id, p, o->cap - (size_t)(p - o->p));
 	PM_ASSERT(links > 0);
 	o->len = (size_t)(p + links - o->p);
@@ -590,7 +594,7 @@ static bool take_vec(struct rd *r, const struct pm_collection_params *prm,
 		     struct pm_vec_stored *sv)
 {
 	const uint8_t *meta;
-	if (!(sv->payload = take(r, pm_quant_payload_bytes(prm))) ||
+	if (!(sv->payload = take(r, pm_quant_stored_bytes(prm))) ||
 	    !(meta = take(r, VEC_META_BYTES)))
 		return false;
 	uint32_t bits[2] = { get_u32(meta), get_u32(meta + 4) };

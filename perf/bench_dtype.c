@@ -153,7 +153,7 @@ static int pomai_build(struct bench *b, int ci)
 			return -1;
 		e->seed2idx[h->seed] = i;
 	}
-	e->payload = pm_quant_payload_bytes(&e->c->params);
+	e->payload = pm_quant_stored_bytes(&e->c->params);
 	e->blob = (double)e->c->bytes / b->n;
 	uint64_t table = (uint64_t)e->c->hnsw.nchunks * PM_HNSW_CHUNK_NODES * 8u;
 	e->total = ((double)e->c->bytes + (double)e->c->hnsw.upper_bytes + (double)table) / b->n;
