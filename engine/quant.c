@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * quant.c — element types: encoding, decoding, the scalar reference kernels
- * over codes, their run-time dispatch, and the code distance (quant.h).
+ * over codes, their run-time dispatch, and a query's codes (the distance
+ * over codes is inline in quant.h).
  *
  * The f16 conversion is done in integer arithmetic (no F16C here), so the
  * scalar set and the encoder run on any CPU and round exactly as F16C's
@@ -258,7 +259,7 @@ const struct pm_qkernels *pm_qkernels_best(void)
 	return k;
 }
 
-/* ---------------------------------------------------------------- distance */
+/* ---------------------------------------------------------------- queries */
 
 void pm_quant_query(const struct pm_collection_params *p, const float *q, uint8_t *buf,
 		    struct pm_qref *out)
