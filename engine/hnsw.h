@@ -7,6 +7,7 @@
  *  1. Nodes do not own a copy of the vector. A node IS the vector's blob: the
  *     blob of a vector in an HNSW collection is
  *        [ 64-byte header | payload | level-0 links | long key ]
+ *     (a collection that re-ranks, quant.h, keeps its f32 copy after the links)
  *     so the vector and its level-0 links arrive together, as in hnswlib's
  *     level-0 block, without a second copy. Links hold node ids; a dense node
  *     table maps an id to its blob (4 bytes) and carries the level and flags.

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * quant.c — element types: encoding, decoding, the scalar reference kernels
- * over codes, their run-time dispatch, and the code distance (quant.h).
+ * over codes, their run-time dispatch, and a query's codes (the distance
+ * over codes is inline in quant.h).
  *
  * The f16 conversion is done in integer arithmetic (no F16C here), so the
  * scalar set and the encoder run on any CPU and round exactly as F16C's
@@ -34,19 +35,23 @@ uint32_t pm_quant_code_bytes(uint8_t dtype, uint32_t dim)
 	}
 }
 
-uint32_t pm_quant_f32_offset(uint8_t dtype, uint32_t dim)
-{
-	return (uint32_t)pm_align_up(pm_quant_code_bytes(dtype, dim), PM_QUANT_F32_ALIGN_BYTES);
-}
-
 uint32_t pm_quant_payload_bytes(const struct pm_collection_params *p)
 {
 	if (p->dtype == PM_DTYPE_F32)
 		return 4u * p->dim;
-	if (p->rerank)
-		return pm_quant_f32_offset(p->dtype, p->dim) + 4u * p->dim;
 	return (uint32_t)pm_align_up(pm_quant_code_bytes(p->dtype, p->dim),
-				     PM_QUANT_CODE_ALIGN_BYTES);
+				     p->rerank ? PM_QUANT_RERANK_ALIGN_BYTES
+					       : PM_QUANT_CODE_ALIGN_BYTES);
+}
+
+uint32_t pm_quant_kept_bytes(const struct pm_collection_params *p)
+{
+	return p->dtype != PM_DTYPE_F32 && p->rerank ? 4u * p->dim : 0u;
+}
+
+uint32_t pm_quant_stored_bytes(const struct pm_collection_params *p)
+{
+	return pm_quant_payload_bytes(p) + pm_quant_kept_bytes(p);
 }
 
 /* ---------------------------------------------------------------- f16 */
@@ -254,7 +259,7 @@ const struct pm_qkernels *pm_qkernels_best(void)
 	return k;
 }
 
-/* ---------------------------------------------------------------- distance */
+/* ---------------------------------------------------------------- queries */
 
 void pm_quant_query(const struct pm_collection_params *p, const float *q, uint8_t *buf,
 		    struct pm_qref *out)

@@ -34,12 +34,17 @@
  *          COSINE 1 - dot / (|a| |b|);
  *   BIN  as above.
  *
- * Re-rank: a collection created with rerank on keeps the f32 vector after
- * its codes; a search ranks by codes, then computes exact f32 distances for
- * its best rerank_k candidates and answers from those (vector.h:
- * pm_vec_rerank). The stored payload is
+ * Re-rank: a collection created with rerank on keeps the f32 vector too; a
+ * search ranks by codes, then computes exact f32 distances for its best
+ * rerank_k candidates and answers from those (vector.h: pm_vec_rerank). A
+ * vector blob (vector.h) is
  *
- *   [ codes, padded to 8 bytes (to 64 when f32 follows) | f32 if rerank ]
+ *   [ header | codes, padded to 8 bytes (64 with re-rank) | level-0 links |
+ *     kept f32 (re-rank) | long key ]
+ *
+ * so a graph search reads the header, the codes and the links as one run and
+ * never the f32 it does not need; the re-rank reads the f32 of its few
+ * candidates.
  *
  * Kernels: a scalar set (the reference, on every build), an AVX2 set (AVX2,
  * FMA, F16C, POPCNT) and an AVX-512 set (AVX-512F/BW, VNNI for the int8 dot,
@@ -70,15 +75,20 @@
 /* The largest code of one vector (f16 at PM_DIM_MAX): a query's codes are
  * built in a buffer of this size. */
 #define PM_QUANT_CODE_BYTES_MAX (PM_DIM_MAX * 2u)
-/* Bytes the codes are padded to, and to which the kept f32 is aligned. */
+/* Bytes the codes are padded to (u64 words of bin, u32 links after them),
+ * and with re-rank (the links and the kept f32 after them stay on 64-byte
+ * boundaries when 2 M is a multiple of 16, as with the default M). */
 #define PM_QUANT_CODE_ALIGN_BYTES 8u
-#define PM_QUANT_F32_ALIGN_BYTES 64u
+#define PM_QUANT_RERANK_ALIGN_BYTES 64u
 
 /* Bytes of the codes of one vector (unpadded). */
 uint32_t pm_quant_code_bytes(uint8_t dtype, uint32_t dim);
-/* Offset of the kept f32 in the payload (rerank on), and the payload's size. */
-uint32_t pm_quant_f32_offset(uint8_t dtype, uint32_t dim);
+/* A vector's payload (the header's payload_len: the f32, or the padded
+ * codes), the kept f32 after its links (re-rank), and both (a snapshot's
+ * copy of a vector: payload, then kept f32). */
 uint32_t pm_quant_payload_bytes(const struct pm_collection_params *p);
+uint32_t pm_quant_kept_bytes(const struct pm_collection_params *p);
+uint32_t pm_quant_stored_bytes(const struct pm_collection_params *p);
 /* Whether a collection's vectors carry an f32 copy (rerank) or are f32. */
 static inline bool pm_quant_has_f32(const struct pm_collection_params *p)
 {

@@ -221,13 +221,16 @@ static bool expired_at(uint64_t at, uint64_t now_ms)
 	return at != 0 && at <= now_ms;
 }
 
-/* A vector as a record carries it: the payload verbatim, norm, scale. */
-static uint8_t *put_vec(uint8_t *p, const struct pm_vec_header *h)
+/* A vector as a record carries it: the payload and the kept f32 verbatim,
+ * norm, scale. */
+static uint8_t *put_vec(uint8_t *p, const struct pm_collection *c, const struct pm_vec_header *h)
 {
 	uint32_t bits[2];
 	memcpy(&bits[0], &h->norm, 4);
 	memcpy(&bits[1], &h->qscale, 4);
 	p = put_bytes(p, pm_vec_payload(h), h->payload_len);
+	if (pm_vec_reranks(c))
+		p = put_bytes(p, pm_vec_kept(c, h), pm_quant_kept_bytes(&c->params));
 	put_u32(p, bits[0]);
 	put_u32(p + 4, bits[1]);
 	return p + VEC_META_BYTES;
@@ -264,14 +267,15 @@ static bool save_seed(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	const uint8_t *rec = pm_vec_attr(sh, h);
 	const uint32_t alen = rec ? pm_attr_len(rec) : 0;
 	if (!reserve(o, w, PM_SNAP_SEC_ITEMS,
-		     VEC_FIXED_BYTES + s->klen + h->payload_len + VEC_META_BYTES + U16_BYTES + alen))
+		     VEC_FIXED_BYTES + s->klen + pm_quant_stored_bytes(&c->params) + VEC_META_BYTES +
+			     U16_BYTES + alen))
 		return false;
 	uint8_t *p = o->p + o->len;
 	p[0] = REC_VEC;
 	put_u16(p + 1, s->klen);
 	put_u16(p + 3, s->coll);
 	put_u64(p + 5, pm_seed_expiry(s));
-	p = put_attr(put_vec(put_bytes(p + VEC_FIXED_BYTES, key, s->klen), h), rec, alen);
+	p = put_attr(put_vec(put_bytes(p + VEC_FIXED_BYTES, key, s->klen), c, h), rec, alen);
 	o->len = (size_t)(p - o->p);
 	o->count++;
 	return true;
@@ -293,7 +297,8 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	const uint8_t *rec = s ? pm_vec_attr(sh, h) : NULL;
 	const uint32_t alen = rec ? pm_attr_len(rec) : 0;
 	if (!reserve(o, w, PM_SNAP_SEC_NODES,
-		     NODE_FIXED_BYTES + klen + h->payload_len + VEC_META_BYTES + U16_BYTES + alen +
+		     NODE_FIXED_BYTES + klen + pm_quant_stored_bytes(&c->params) + VEC_META_BYTES +
+			     U16_BYTES + alen +
 			     links_max))
 		return false;
 	uint8_t *p = o->p + o->len;
@@ -305,7 +310,7 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	put_u32(p + 7, id);
 	put_u64(p + 11, s ? pm_seed_expiry(s) : 0);
 	p = put_bytes(p + NODE_FIXED_BYTES, s ? pm_seed_key(&sh->arena, s) : NULL, klen);
-	p = put_attr(put_vec(p, h), rec, alen);
+	p = put_attr(put_vec(p, c, h), rec, alen);
 	size_t links = pm_hnsw_links_save(sh, c, id, p, o->cap - (size_t)(p - o->p));
 	PM_ASSERT(links > 0);
 	o->len = (size_t)(p + links - o->p);
@@ -604,7 +609,7 @@ static bool take_vec(struct rd *r, const struct pm_collection_params *prm,
 		     struct pm_vec_stored *sv)
 {
 	const uint8_t *meta;
-	if (!(sv->payload = take(r, pm_quant_payload_bytes(prm))) ||
+	if (!(sv->payload = take(r, pm_quant_stored_bytes(prm))) ||
 	    !(meta = take(r, VEC_META_BYTES)))
 		return false;
 	uint32_t bits[2] = { get_u32(meta), get_u32(meta + 4) };

@@ -49,7 +49,7 @@
  * slot, u16 key length (0 for a tombstone), u32 node id, u64 expiry, key,
  * vector, u16 attribute record length, record, then for each level 0..level:
  * u32 count, count x u32 node ids. A vector is its stored payload verbatim
- * (pm_quant_payload_bytes of its collection: f32, or codes and the kept f32),
+ * (pm_quant_stored_bytes of its collection: f32, or codes and the kept f32),
  * then its f32 norm and Q8 scale (u32 bits each), so a load stores it as it
  * was without quantising again.
  */

@@ -19,6 +19,10 @@
 #include "vector.h"
 
 #define KEY_INLINE_KLEN_MAX (PM_SEED_INLINE_BYTES - sizeof(uint64_t)) /* 40 */
+/* Re-rank candidates whose f32 is being fetched while one is measured: one
+ * vector's lines in flight cover a 784-d f32 (49 lines) on this class of
+ * machine; more only evicts what the search left in the cache. */
+#define RERANK_PREFETCH_AHEAD 1u
 #define DIR_CAP_INITIAL 8u
 #define CHUNK_BYTES (PM_MEMBER_CHUNK_ENTRIES * sizeof(uint64_t))
 
@@ -326,7 +330,20 @@ static uint32_t vec_vlen(const struct pm_collection *c, uint32_t dim)
 {
 	uint32_t links = c->params.index == PM_INDEX_HNSW ? pm_hnsw_links0_bytes(c->hnsw.m0) : 0;
 	PM_ASSERT(dim == c->params.dim);
-	return PM_VEC_HEADER_BYTES + pm_quant_payload_bytes(&c->params) + links;
+	return PM_VEC_HEADER_BYTES + pm_quant_stored_bytes(&c->params) + links;
+}
+
+/* Where a re-ranking collection keeps the f32: after the level-0 links. */
+static uint8_t *vec_kept_at(const struct pm_collection *c, const struct pm_vec_header *h)
+{
+	uint32_t links = c->params.index == PM_INDEX_HNSW ? pm_hnsw_links0_bytes(c->hnsw.m0) : 0;
+	return (uint8_t *)(h + 1) + h->payload_len + links;
+}
+
+const float *pm_vec_kept(const struct pm_collection *c, const struct pm_vec_header *h)
+{
+	PM_ASSERT(pm_vec_reranks(c));
+	return (const float *)vec_kept_at(c, h);
 }
 
 /* What a put stores: the f32 vector in sh->query, quantised here, or (stored
@@ -344,8 +361,10 @@ static void vec_encode(const struct pm_shard *sh, const struct pm_collection *c,
 	const uint8_t dtype = c->params.dtype;
 	const uint32_t dim = c->params.dim;
 	h->norm = src->norm;
+	const uint32_t kept = pm_quant_kept_bytes(&c->params);
 	if (src->stored) {
 		memcpy(p, src->stored->payload, h->payload_len);
+		memcpy(vec_kept_at(c, h), src->stored->payload + h->payload_len, kept);
 		h->qscale = src->stored->qscale;
 		return;
 	}
@@ -353,11 +372,8 @@ static void vec_encode(const struct pm_shard *sh, const struct pm_collection *c,
 	pm_quant_encode(dtype, sh->query, dim, p, &h->qscale);
 	if (dtype == PM_DTYPE_F32)
 		return;
-	uint32_t f32_off = pm_quant_f32_offset(dtype, dim);
-	uint32_t pad_end = c->params.rerank ? f32_off : (uint32_t)h->payload_len;
-	memset(p + code, 0, pad_end - code); /* padding is zero: snapshots copy it */
-	if (c->params.rerank)
-		memcpy(p + f32_off, sh->query, 4u * (size_t)dim);
+	memset(p + code, 0, h->payload_len - code); /* padding is zero: snapshots copy it */
+	memcpy(vec_kept_at(c, h), sh->query, kept);
 }
 
 /* Write header and payload (from src) into a fresh blob. */
@@ -585,8 +601,8 @@ void pm_vec_f32(const struct pm_collection *c, const struct pm_vec_header *h, fl
 {
 	const uint8_t dtype = c->params.dtype;
 	const uint32_t dim = c->params.dim;
-	if (dtype != PM_DTYPE_F32 && c->params.rerank)
-		memcpy(out, pm_vec_payload(h) + pm_quant_f32_offset(dtype, dim), 4u * (size_t)dim);
+	if (pm_vec_reranks(c))
+		memcpy(out, vec_kept_at(c, h), 4u * (size_t)dim);
 	else
 		pm_quant_decode(dtype, pm_vec_payload(h), h->qscale, h->norm, dim, out);
 }
@@ -627,12 +643,24 @@ uint32_t pm_vec_rerank(const struct pm_shard *sh, const struct pm_collection *c,
 {
 	PM_ASSERT(pm_vec_reranks(c));
 	const uint32_t dim = c->params.dim;
-	const uint32_t f32_off = pm_quant_f32_offset(c->params.dtype, dim);
-	for (uint32_t i = 0; i < n; i++) {
-		const struct pm_seed *s = pm_seed_at(&sh->arena, hits[i].seed);
-		const struct pm_vec_header *h = vec_header(sh, pm_seed_blob(s));
-		const float *v = (const float *)(pm_vec_payload(h) + f32_off);
-		hits[i].dist = pm_knn_distance(sh->kern, c->params.metric, q, qnorm, v, h->norm, dim);
+	const struct pm_vec_header *h[RERANK_PREFETCH_AHEAD + 1] = { 0 };
+	/* the f32 of candidate i + RERANK_PREFETCH_AHEAD is fetched, whole, while
+	 * candidate i is measured: the candidates' vectors are cold */
+	for (uint32_t i = 0; i < n + RERANK_PREFETCH_AHEAD; i++) {
+		uint32_t slot = i % (RERANK_PREFETCH_AHEAD + 1);
+		if (i >= RERANK_PREFETCH_AHEAD) {
+			uint32_t j = i - RERANK_PREFETCH_AHEAD;
+			const struct pm_vec_header *x = h[j % (RERANK_PREFETCH_AHEAD + 1)];
+			hits[j].dist = pm_knn_distance(sh->kern, c->params.metric, q, qnorm,
+						       (const float *)vec_kept_at(c, x), x->norm, dim);
+		}
+		if (i < n) {
+			const struct pm_seed *s = pm_seed_at(&sh->arena, hits[i].seed);
+			h[slot] = vec_header(sh, pm_seed_blob(s));
+			const uint8_t *v = vec_kept_at(c, h[slot]);
+			for (uint32_t off = 0; off < 4u * dim; off += 64)
+				__builtin_prefetch(v + off);
+		}
 	}
 	hits_sort(sh, hits, n);
 	return PM_MIN(n, k);

@@ -7,8 +7,8 @@
  *   [ 64-byte header | payload | HNSW level-0 link ids | long key ]
  *
  * where the payload is the vector in its collection's element type (quant.h:
- * dim x f32 for f32 collections; codes, then the f32 copy when the collection
- * re-ranks, for the others) and payload_len its size.
+ * dim x f32 for f32 collections, the codes for the others) and payload_len
+ * its size; a collection that re-ranks keeps the f32 after the links.
  *
  * The header follows the seed plan's `payload_len, dim, dtype` and adds what the
  * shard needs to find its way back: the collection id, the owning seed, the
@@ -68,9 +68,9 @@ static inline const uint8_t *pm_vec_payload(const struct pm_vec_header *h)
 	return (const uint8_t *)(h + 1);
 }
 
-/* A vector as its blob stores it (a snapshot's copy): the payload, verbatim
- * (pm_quant_payload_bytes of its collection's parameters), and the header
- * fields that go with it. */
+/* A vector as its blob stores it (a snapshot's copy): the payload and the
+ * kept f32, verbatim and back to back (pm_quant_stored_bytes of its
+ * collection's parameters), and the header fields that go with them. */
 struct pm_vec_stored {
 	const uint8_t *payload;
 	float norm;
@@ -127,6 +127,9 @@ enum pm_status pm_vec_del(struct pm_shard *sh, const uint8_t *key, uint32_t klen
 enum pm_status pm_vec_put_stored(struct pm_shard *sh, const uint8_t *key, uint32_t klen,
 				 uint64_t hash, const uint8_t *name, uint32_t nlen, uint32_t dim,
 				 const struct pm_vec_stored *st, uint64_t expire_at_ms, uint64_t now_ms);
+
+/* The kept f32 of a vector of c, which re-ranks (after the level-0 links). */
+const float *pm_vec_kept(const struct pm_collection *c, const struct pm_vec_header *h);
 
 /* The f32 vector of a stored one, into out (dim floats): the f32 payload or
  * the kept copy when there is one, else the codes decoded (quant.h). */

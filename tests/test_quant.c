@@ -144,9 +144,11 @@ static void test_payload_sizes(void)
 	CU_ASSERT_EQUAL(pm_quant_payload_bytes(&p), 1568);
 	p.dtype = PM_DTYPE_BIN;
 	CU_ASSERT_EQUAL(pm_quant_payload_bytes(&p), 104); /* 13 words */
-	p.rerank = 1; /* codes padded to 64, then the f32 */
-	CU_ASSERT_EQUAL(pm_quant_f32_offset(PM_DTYPE_BIN, 784), 128);
-	CU_ASSERT_EQUAL(pm_quant_payload_bytes(&p), 128 + 3136);
+	CU_ASSERT_EQUAL(pm_quant_kept_bytes(&p), 0);
+	p.rerank = 1; /* codes padded to 64; the f32 after the links */
+	CU_ASSERT_EQUAL(pm_quant_payload_bytes(&p), 128);
+	CU_ASSERT_EQUAL(pm_quant_kept_bytes(&p), 3136);
+	CU_ASSERT_EQUAL(pm_quant_stored_bytes(&p), 128 + 3136);
 	p.dtype = PM_DTYPE_Q8;
 	p.dim = 5;
 	p.rerank = 0;
@@ -553,6 +555,9 @@ static void expect_same_store(struct pm_shard *a, struct pm_shard *b, const char
 		CU_ASSERT_EQUAL_FATAL(pm_vec_get(b, (const uint8_t *)key, (uint32_t)kl, h, 0, &hb, &cn), PM_OK);
 		CU_ASSERT_EQUAL_FATAL(ha->payload_len, hb->payload_len);
 		CU_ASSERT_FATAL(memcmp(ha + 1, hb + 1, ha->payload_len) == 0);
+		if (pm_vec_reranks(ca))
+			CU_ASSERT_FATAL(memcmp(pm_vec_kept(ca, ha), pm_vec_kept(cb, hb),
+					       pm_quant_kept_bytes(&ca->params)) == 0);
 		CU_ASSERT_EQUAL(ha->norm, hb->norm);
 		CU_ASSERT_EQUAL(ha->qscale, hb->qscale);
 		CU_ASSERT_EQUAL(hb->dtype, ca->params.dtype);
@@ -581,7 +586,7 @@ static void test_snapshot_round_trip(void)
 			}
 		}
 	/* the last collection holds the keys expect_same_store reads */
-	CU_ASSERT_EQUAL_FATAL(ccreate("all", DIM, PM_INDEX_HNSW, PM_DTYPE_Q8, 0, 0), PM_OK);
+	CU_ASSERT_EQUAL_FATAL(ccreate("all", DIM, PM_INDEX_HNSW, PM_DTYPE_Q8, 1, 0), PM_OK);
 	fill("all");
 	snapshot_round_trip(a, &b);
 	expect_same_store(a, &b, "all");
