@@ -47,6 +47,8 @@ static const uint8_t status_codes[PM_STATS_STATUS_SLOTS] = {
 	PM_WIRE_E_COLLECTIONS_FULL,
 	PM_WIRE_E_PARAM,
 	PM_WIRE_E_DTYPE,
+	PM_WIRE_E_FILTER,     /* issue 18: the engine's order (enum pm_status) */
+	PM_WIRE_E_ATTR,
 	PM_WIRE_E_FRAME_TRUNCATED,
 	PM_WIRE_E_FRAME_TOO_BIG,
 	PM_WIRE_E_FRAME_MAGIC,
@@ -64,8 +66,6 @@ static const uint8_t status_codes[PM_STATS_STATUS_SLOTS] = {
 	PM_WIRE_E_READONLY,   /* version 3 */
 	PM_WIRE_E_NOREPLICAS,
 	PM_WIRE_E_INTERNAL,
-	PM_WIRE_E_FILTER,     /* issue 18 */
-	PM_WIRE_E_ATTR,
 };
 
 uint8_t pm_stats_status_code(unsigned slot)
