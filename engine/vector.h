@@ -18,7 +18,9 @@
  * blobs of 256 bytes and more), which the SIMD kernels need to stream without
  * split loads. Keys of up to 40
  * bytes stay inline in the seed (layout KEY_INLINE), longer ones follow the
- * payload (layout BLOB).
+ * payload (layout BLOB). A vector's attribute record (attr.h), when it has
+ * one, is a blob of its own (header attr_off): VSETATTR replaces it without
+ * moving the vector, which an HNSW node cannot do cheaply.
  *
  * A collection is a named set of vectors with one dimension, one metric and index
  * parameters. A vector sent without a collection name goes to the implicit

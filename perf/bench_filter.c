@@ -327,24 +327,29 @@ int main(int argc, char **argv)
 		printf("\nselectivity %s (measured %.3f %%):\n", fb_cases[c].name,
 		       100.0 * (double)pass / ((double)fb.nq * fb.base.count));
 		static double qps[FB_NMETHODS][FB_ROUNDS_MAX];
-		uint64_t found[FB_NMETHODS] = { 0 }, truth = 0;
+		uint64_t found[FB_NMETHODS] = { 0 }, graph[FB_NMETHODS] = { 0 }, truth = 0;
 		for (uint32_t q = 0; q < fb.nq; q++)
 			truth += fb.gt_n[c][q];
 		for (uint32_t r = 0; r < rounds; r++)
 			for (uint32_t j = 0; j < FB_NMETHODS; j++) {
 				uint32_t m = (j + r) % FB_NMETHODS;
-				uint64_t a = bu_now_ns(), f = 0;
+				uint64_t a = bu_now_ns(), f = 0, g0 = fb.sh.stats.knn_graph;
 				for (uint32_t q = 0; q < fb.nq; q++)
 					f += run_method(m, c, q);
 				qps[m][r] = fb.nq / ((bu_now_ns() - a) / 1e9);
-				if (r == 0)
+				if (r == 0) {
 					found[m] = f;
+					graph[m] = fb.sh.stats.knn_graph - g0;
+				}
 			}
 		for (uint32_t m = 0; m < FB_NMETHODS; m++) {
 			char name[64];
 			method_name(m, name, sizeof name);
-			printf("  %-34s recall@%u %.4f  %10.1f q/s\n", name, FB_K,
+			printf("  %-34s recall@%u %.4f  %10.1f q/s", name, FB_K,
 			       truth ? (double)found[m] / truth : 1.0, bu_median(qps[m], rounds));
+			if (m < FB_NEF) /* the rest fell back to (or chose) the exact scan */
+				printf("  (graph answered %llu of %u)", (unsigned long long)graph[m], fb.nq);
+			putchar('\n');
 		}
 	}
 	printf("\nPomai graph searches %llu, KNN queries %llu\n",

@@ -288,6 +288,23 @@ const struct camp_case campaign_cases[] = {
 	  VEC(4, 1)),
 	R("VADD trailing byte", V, FLAGS_NONE, PM_E_FRAME_LENGTH, SUB('A'), CF_STR("va"), U32(1),
 	  VEC(1, 1), U8(0)),
+	/* attributes (docs/protocol.md 12) */
+	R("VADD ATTR alen 0", V, PM_FLAG_ATTR, PM_E_ATTR, SUB('A'), CF_STR("va"), U32(4),
+	  VEC(4, 1), U32(0)),
+	R("VADD ATTR alen max+1", V, PM_FLAG_ATTR, PM_E_ATTR, SUB('A'), CF_STR("va"), U32(4),
+	  VEC(4, 1), U32(PM_WIRE_ATTR_BYTES_MAX + 1), BYTES(PM_WIRE_ATTR_BYTES_MAX + 1, 0)),
+	R("VADD ATTR fields missing", V, PM_FLAG_ATTR, PM_E_ATTR, SUB('A'), CF_STR("va"), U32(4),
+	  VEC(4, 1), U32(1), U8(5)),
+	R("VADD ATTR flag, no record", V, PM_FLAG_ATTR, PM_E_FRAME_LENGTH, SUB('A'), CF_STR("va"),
+	  U32(4), VEC(4, 1)),
+	R("VADD ATTR the empty record", V, PM_FLAG_ATTR, OK, SUB('A'), CF_STR("vattr"), U32(4),
+	  VEC(4, 1), U32(1), U8(0)),
+	R("VSETATTR absent key", V, FLAGS_NONE, PM_NOT_FOUND, SUB(PM_VOP_SETATTR), CF_STR(ABSENT),
+	  U32(1), U8(0)),
+	R("VSETATTR alen 0", V, FLAGS_NONE, PM_E_ATTR, SUB(PM_VOP_SETATTR), CF_STR("vattr"),
+	  U32(0)),
+	R("VSETATTR the empty record", V, FLAGS_NONE, OK, SUB(PM_VOP_SETATTR), CF_STR("vattr"),
+	  U32(1), U8(0)),
 
 	/* ------------------------------------------------ VGET, VDEL */
 	R("VGET klen 0", V, FLAGS_NONE, PM_E_KEY_LEN, SUB('G'), U32(0)),
@@ -357,6 +374,14 @@ const struct camp_case campaign_cases[] = {
 	  VEC(3, 0), CF_STR(CAMP_COS)),
 	R("VQUERY trailing byte", V, FLAGS_NONE, PM_E_FRAME_LENGTH, SUB('Q'), U32(1), U32(4),
 	  VEC(4, 1), U8(0)),
+	R("VQUERY FILTER flen 0", V, PM_FLAG_FILTER, PM_E_FILTER, SUB('Q'), U32(1), U32(4),
+	  VEC(4, 1), U32(0)),
+	R("VQUERY FILTER flen max+1", V, PM_FLAG_FILTER, PM_E_FILTER, SUB('Q'), U32(1), U32(4),
+	  VEC(4, 1), U32(PM_WIRE_FILTER_BYTES_MAX + 1), BYTES(PM_WIRE_FILTER_BYTES_MAX + 1, ' ')),
+	R("VQUERY FILTER malformed", V, PM_FLAG_FILTER | PM_FLAG_COLL, PM_E_FILTER, SUB('Q'), U32(1),
+	  U32(4), VEC(4, 1), CF_STR(CAMP_HNSW), CF_STR("x = ")),
+	R("VQUERY FILTER well formed", V, PM_FLAG_FILTER | PM_FLAG_COLL, OK, SUB('Q'), U32(1),
+	  U32(4), VEC(4, 1), CF_STR(CAMP_HNSW), CF_STR("not x = 1")),
 
 	/* ------------------------------------------------ CCREATE, CDROP, CLIST */
 	R("CCREATE", V, FLAGS_NONE, OK, CC("camp-new", 8, 0, 0, 0, 0, 0, 0)),
