@@ -1931,7 +1931,8 @@ static uint8_t cmd_coll(struct ctl_cluster *c, const struct pm_admin_req *r, str
 	char name[CTL_COLL_NAME_BYTES_MAX + 1], def[VAL_BYTES], key[KEY_BYTES], err[256];
 	if (!(create && r->argc >= 5) && !(drop && r->argc == 4)) {
 		put(t, "CLUSTER COLLECTION CREATE name dim=D [metric=..] [index=..] [m=..]"
-		       " [ef_construction=..] [ef_search=..] | CLUSTER COLLECTION DROP name\n");
+		       " [ef_construction=..] [ef_search=..] [dtype=..] [rerank=N]"
+		       " | CLUSTER COLLECTION DROP name\n");
 		return PM_ADMIN_USAGE;
 	}
 	if (!coll_name_ok((const char *)r->arg[3].p, r->arg[3].len)) {

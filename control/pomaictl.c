@@ -51,7 +51,7 @@ static const struct sub subs[] = {
 	{ "cluster", 1, 15, "cluster status | nodes | slots | init SET,SET,... |"
 	  " reshard --slots A-B --to SET [--rate KEYS_PER_S] |"
 	  " collection create NAME dim=D [metric=..] [index=..] [m=..] [ef_construction=..]"
-	  " [ef_search=..] | collection drop NAME",
+	  " [ef_search=..] [dtype=..] [rerank=N] | collection drop NAME",
 	  "the cluster as this node sees it: sets, primaries, epochs, lease, slot ranges; init"
 	  " writes the first slot map; reshard moves slots A..B to SET while clients go on"
 	  " (--rate: at most that many keys a second);"
