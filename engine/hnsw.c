@@ -28,8 +28,14 @@
 #define INDEG_SATURATED UINT16_MAX
 #define DIR_CAP_INITIAL 8u
 #define LEVEL_SEED 0x9E3779B97F4A7C15ull
-/* Vectors ahead whose first lines are prefetched while distances are computed. */
-#define PREFETCH_LINES 4u
+/* Neighbours ahead of the one being scored whose blob lines are prefetched. */
+#define PREFETCH_AHEAD 4u
+/* Cache lines of a blob (from the header on) prefetched before its distance is
+ * computed: the header and payload of a 100-float vector (64 + 400 bytes) are
+ * 8 lines; longer vectors get these and the hardware's stream prefetcher the
+ * rest. */
+#define PREFETCH_BLOB_LINES 8u
+#define CACHE_LINE_BYTES 64u
 
 /* ---------------------------------------------------------------- node table */
 
@@ -225,11 +231,21 @@ struct query {
 	float norm;
 };
 
+/* pm_knn_distance, inlined (the same kernel and the same formula, so the same
+ * bits): the search loop calls it once per neighbour scored, and out of line
+ * its metric switch and call cost about as much as a 100-float kernel. */
 static inline float dist_hdr(const struct pm_shard *sh, const struct pm_collection *c,
 			     const struct query *q, const struct pm_vec_header *hdr)
 {
-	return pm_knn_distance(sh->kern, c->params.metric, q->v, q->norm, pm_vec_data(hdr), hdr->norm,
-			       c->params.dim);
+	const float *v = pm_vec_data(hdr);
+	switch (c->params.metric) {
+	case PM_METRIC_IP:
+		return 1.0f - sh->kern->dot(q->v, v, c->params.dim);
+	case PM_METRIC_COSINE:
+		return 1.0f - sh->kern->dot(q->v, v, c->params.dim) / (q->norm * hdr->norm);
+	default:
+		return sh->kern->l2sq(q->v, v, c->params.dim);
+	}
 }
 
 static inline struct query node_query(const struct pm_shard *sh, const struct pm_collection *c,
@@ -251,16 +267,22 @@ static void visited_begin(struct pm_shard *sh)
 	sh->visit_epoch = 1;
 }
 
-/* Mark id visited; true if it already was. */
-static inline bool visit(struct pm_shard *sh, uint32_t id)
+static inline uint16_t *visit_mark(const struct pm_shard *sh, uint32_t id)
 {
 	const uint64_t *dir = pm_at(&sh->arena, sh->visit_dir_off);
 	uint16_t *chunk = pm_at(&sh->arena, dir[id / PM_HNSW_CHUNK_NODES]);
-	uint16_t *m = &chunk[id % PM_HNSW_CHUNK_NODES];
-	if (*m == sh->visit_epoch)
-		return true;
+	return &chunk[id % PM_HNSW_CHUNK_NODES];
+}
+
+/* Mark id visited; true if it already was. No branch: the search loop calls
+ * it on every link, and a mispredicted branch there throws away the loads in
+ * flight for the links after it. */
+static inline bool visit(struct pm_shard *sh, uint32_t id)
+{
+	uint16_t *m = visit_mark(sh, id);
+	bool seen = *m == sh->visit_epoch;
 	*m = sh->visit_epoch;
-	return false;
+	return seen;
 }
 
 /* ---------------------------------------------------------------- beam search */
@@ -307,23 +329,47 @@ static uint32_t beam_insert(struct beam *b, float d, uint32_t id)
 	return lo;
 }
 
-/* Score the unvisited neighbours of one node into the beam. */
+/* Prefetch lines [from, to) of the blob at unit (to at most PREFETCH_BLOB_LINES). */
+static inline void prefetch_blob(const struct pm_shard *sh, uint32_t unit, uint32_t from,
+				 uint32_t to)
+{
+	const uint8_t *p = (const uint8_t *)unit_hdr(sh, unit);
+	for (uint32_t l = from; l < to; l++)
+		__builtin_prefetch(p + (size_t)l * CACHE_LINE_BYTES);
+}
+
+/* Score the unvisited neighbours of one node into the beam, in three passes
+ * so that the cache misses of different links overlap: (1) prefetch every
+ * link's visited mark and node-table entry (at 300,000 nodes neither table
+ * fits in L2); (2) keep the unvisited links, without branches, and prefetch
+ * the first lines of each one's blob (the header holds a cosine vector's
+ * norm); (3) compute the distances, prefetching the rest of the blob a few
+ * neighbours ahead. */
 static void expand(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
 		   struct lst list, struct beam *b)
 {
+	const struct pm_hnsw *h = &c->hnsw;
+	const uint32_t cnt = *list.n;
+	const uint32_t lines = PM_MIN(PREFETCH_BLOB_LINES,
+				      (PM_VEC_HEADER_BYTES + c->params.dim * (uint32_t)sizeof(float) +
+				       CACHE_LINE_BYTES - 1) / CACHE_LINE_BYTES);
 	uint32_t units[PM_HNSW_M_MAX * 2], ids[PM_HNSW_M_MAX * 2], n = 0;
-	for (uint32_t i = 0; i < *list.n; i++) {
-		uint32_t id = list.id[i];
-		if (visit(sh, id))
-			continue;
-		units[n] = node_at(sh, &c->hnsw, id)->unit;
-		ids[n] = id;
-		__builtin_prefetch(unit_hdr(sh, units[n]) + 1);
-		n++;
+	for (uint32_t i = 0; i < cnt; i++) {
+		__builtin_prefetch(visit_mark(sh, list.id[i]));
+		__builtin_prefetch(node_at(sh, h, list.id[i]));
 	}
+	for (uint32_t i = 0; i < cnt; i++) {
+		uint32_t id = list.id[i];
+		bool seen = visit(sh, id);
+		units[n] = node_at(sh, h, id)->unit;
+		ids[n] = id;
+		n += !seen;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		prefetch_blob(sh, units[i], 0, 2);
 	for (uint32_t i = 0; i < n && work_take(b); i++) {
-		if (i + PREFETCH_LINES < n)
-			__builtin_prefetch((const uint8_t *)(unit_hdr(sh, units[i + PREFETCH_LINES]) + 1) + 64);
+		if (i + PREFETCH_AHEAD < n)
+			prefetch_blob(sh, units[i + PREFETCH_AHEAD], 2, lines);
 		float d = dist_hdr(sh, c, q, unit_hdr(sh, units[i]));
 		uint32_t pos = beam_insert(b, d, ids[i]);
 		if (pos < b->next)
