@@ -1293,8 +1293,10 @@ static int write_dat(const struct bench *b)
 				fprintf(f, "%u NaN NaN NaN NaN\n", hb_efs[e]);
 	}
 	int rc = fclose(f) == 0 ? 0 : -1;
-	printf("data:     %s (plot: gnuplot -e \"dat='%s'\" perf/plot_hnsw.gp)\n", b->o.dat_path,
-	       b->o.dat_path);
+	printf("data:     %s (plot: gnuplot -e \"dat='%s'; set_name='%s %u x %u, %s'\" "
+	       "perf/plot_hnsw.gp)\n",
+	       b->o.dat_path, b->o.dat_path, b->set_title, b->n, b->dim,
+	       b->metric == PM_METRIC_L2 ? "L2" : "cosine");
 	return rc;
 }
 
