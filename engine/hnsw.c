@@ -23,8 +23,7 @@
 #include "shard.h"
 #include "vector.h"
 
-#define EXPANDED 0x80000000u /* beam entry flag, in the id */
-#define ID_MASK 0x7FFFFFFFu
+#define ID_MASK 0x7FFFFFFFu /* node ids stay below 2^31 */
 #define INDEG_SATURATED UINT16_MAX
 #define DIR_CAP_INITIAL 8u
 #define LEVEL_SEED 0x9E3779B97F4A7C15ull
@@ -287,10 +286,23 @@ static inline bool visit(struct pm_shard *sh, uint32_t id)
 
 /* ---------------------------------------------------------------- beam search */
 
+/* The beam: the best `cap` nodes seen (the results) and, among them, those not
+ * yet expanded (the candidates). While a level is searched the results are a
+ * max-heap (the worst on top, e[0]) and the candidates a min-heap in their own
+ * array, so a node scored costs O(log ef) however wide the beam: the sorted
+ * array this replaced cost O(ef) per insert (a memmove) and rescanned the
+ * expanded prefix after each insert ahead of it, which at ef 320..640 (what a
+ * hard data set needs for recall 0.95..0.98) cost more than the distances.
+ * Candidates are dropped lazily: one pushed out of the results stays in the
+ * candidate heap until popped or pruned, and is never expanded (it is worse
+ * than every result by then, and the search stops at the first candidate
+ * worse than the worst result). When beam_run returns, e[0..n) is sorted
+ * ascending by (distance, id). */
 struct beam {
-	struct pm_hnsw_cand *e; /* sorted by d, ascending */
+	struct pm_hnsw_cand *e; /* results */
 	uint32_t n, cap;
-	uint32_t next;          /* lowest index that may be unexpanded */
+	struct pm_hnsw_cand *c; /* candidates: PM_HNSW_BEAM_CANDS_PER_EF x cap room */
+	uint32_t nc, ccap;
 	/* work (knn.h): bytes read by the distances computed, and the most a
 	 * search may read (UINT64_MAX while inserting); stopped once a distance
 	 * would have gone past it */
@@ -309,24 +321,110 @@ static inline bool work_take(struct beam *b)
 	return true;
 }
 
-/* Insert (d, id) if it is among the cap best; returns its position or cap. */
-static uint32_t beam_insert(struct beam *b, float d, uint32_t id)
+/* (distance, id) order: a total order, so a search is a function of its input. */
+static inline bool cand_less(struct pm_hnsw_cand x, struct pm_hnsw_cand y)
 {
-	if (b->n == b->cap && !(d < b->e[b->n - 1].d))
-		return b->cap;
-	uint32_t lo = 0, hi = b->n;
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		if (b->e[mid].d <= d)
-			lo = mid + 1;
-		else
-			hi = mid;
+	return x.d < y.d || (x.d == y.d && x.id < y.id);
+}
+
+/* Binary heaps over pm_hnsw_cand: `max` picks a max-heap, else a min-heap. */
+static inline bool heap_above(struct pm_hnsw_cand x, struct pm_hnsw_cand y, bool max)
+{
+	return max ? cand_less(y, x) : cand_less(x, y);
+}
+
+static inline void heap_up(struct pm_hnsw_cand *h, uint32_t i, bool max)
+{
+	struct pm_hnsw_cand x = h[i];
+	while (i > 0 && heap_above(x, h[(i - 1) / 2], max)) {
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
 	}
-	uint32_t n = b->n < b->cap ? b->n : b->cap - 1;
-	memmove(&b->e[lo + 1], &b->e[lo], (n - lo) * sizeof(b->e[0]));
-	b->e[lo] = (struct pm_hnsw_cand){ d, id };
-	b->n = n + 1;
-	return lo;
+	h[i] = x;
+}
+
+static inline void heap_down(struct pm_hnsw_cand *h, uint32_t n, uint32_t i, bool max)
+{
+	struct pm_hnsw_cand x = h[i];
+	for (;;) {
+		uint32_t k = 2 * i + 1;
+		if (k >= n)
+			break;
+		if (k + 1 < n && heap_above(h[k + 1], h[k], max))
+			k++;
+		if (!heap_above(h[k], x, max))
+			break;
+		h[i] = h[k];
+		i = k;
+	}
+	h[i] = x;
+}
+
+/* Keep only the candidates that can still be expanded (not worse than the
+ * worst result); used when the candidate array is full. */
+static void cands_prune(struct beam *b, bool ties_too)
+{
+	const struct pm_hnsw_cand worst = b->e[0];
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < b->nc; i++)
+		if (ties_too ? b->c[i].d < worst.d : !(b->c[i].d > worst.d))
+			b->c[k++] = b->c[i];
+	b->nc = k;
+	for (uint32_t i = k / 2; i-- > 0;)
+		heap_down(b->c, k, i, false);
+}
+
+static inline void cands_push(struct beam *b, struct pm_hnsw_cand x)
+{
+	if (unlikely(b->nc == b->ccap))
+		cands_prune(b, false);
+	if (unlikely(b->nc == b->ccap)) /* only ties with the worst result left */
+		cands_prune(b, true);
+	if (unlikely(b->nc == b->ccap))
+		return;
+	b->c[b->nc] = x;
+	heap_up(b->c, b->nc++, false);
+}
+
+/* Offer (d, id): kept if it is among the cap best; then it is a candidate too. */
+static inline void beam_insert(struct beam *b, float d, uint32_t id)
+{
+	struct pm_hnsw_cand x = { d, id };
+	if (b->n < b->cap) {
+		b->e[b->n] = x;
+		heap_up(b->e, b->n++, true);
+	} else if (cand_less(x, b->e[0])) {
+		b->e[0] = x;
+		heap_down(b->e, b->n, 0, true);
+	} else {
+		return;
+	}
+	cands_push(b, x);
+}
+
+/* The results, a max-heap, sorted ascending in place. */
+static void beam_sort(struct beam *b)
+{
+	for (uint32_t i = b->n; i-- > 1;) {
+		struct pm_hnsw_cand top = b->e[0];
+		b->e[0] = b->e[i];
+		b->e[i] = top;
+		heap_down(b->e, i, 0, true);
+	}
+}
+
+/* Search the next level down from the sorted results of the last one: all of
+ * them are candidates again (an ascending array is a min-heap, a descending
+ * one a max-heap). */
+static void beam_restart(struct beam *b)
+{
+	memcpy(b->c, b->e, b->n * sizeof(b->e[0]));
+	b->nc = b->n;
+	for (uint32_t i = 0, j = b->n; i + 1 < j; i++, j--) {
+		struct pm_hnsw_cand t = b->e[i];
+		b->e[i] = b->e[j - 1];
+		b->e[j - 1] = t;
+	}
 }
 
 /* Prefetch lines [from, to) of the blob at unit (to at most PREFETCH_BLOB_LINES). */
@@ -370,30 +468,25 @@ static void expand(struct pm_shard *sh, const struct pm_collection *c, const str
 	for (uint32_t i = 0; i < n && work_take(b); i++) {
 		if (i + PREFETCH_AHEAD < n)
 			prefetch_blob(sh, units[i + PREFETCH_AHEAD], 2, lines);
-		float d = dist_hdr(sh, c, q, unit_hdr(sh, units[i]));
-		uint32_t pos = beam_insert(b, d, ids[i]);
-		if (pos < b->next)
-			b->next = pos;
+		beam_insert(b, dist_hdr(sh, c, q, unit_hdr(sh, units[i])), ids[i]);
 	}
 }
 
-/* Beam search at one level from the entries already in b. */
+/* Beam search at one level from the candidates already in b: expand the
+ * nearest candidate until none is nearer than the worst result (or the work
+ * bound stops it); then the results are sorted. */
 static void beam_run(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
 		     unsigned lev, struct beam *b)
 {
-	while (b->next < b->n && !b->stopped) {
-		struct pm_hnsw_cand *e = &b->e[b->next];
-		if (e->id & EXPANDED) {
-			b->next++;
-			continue;
-		}
-		e->id |= EXPANDED;
-		uint32_t id = e->id & ID_MASK;
-		b->next++;
-		expand(sh, c, q, links_at(sh, c, id, lev), b);
+	while (b->nc > 0 && !b->stopped) {
+		struct pm_hnsw_cand x = b->c[0];
+		b->c[0] = b->c[--b->nc];
+		heap_down(b->c, b->nc, 0, false);
+		if (b->n == b->cap && x.d > b->e[0].d)
+			break;
+		expand(sh, c, q, links_at(sh, c, x.id, lev), b);
 	}
-	for (uint32_t i = 0; i < b->n; i++)
-		b->e[i].id &= ID_MASK;
+	beam_sort(b);
 }
 
 /* Greedy descent (beam of one) from *ep at one level; its work counts in b. */
@@ -422,7 +515,8 @@ static void descend(struct pm_shard *sh, const struct pm_collection *c, const st
 {
 	const struct pm_hnsw *h = &c->hnsw;
 	uint32_t ep = h->entry;
-	*b = (struct beam){ .e = sh->beam, .n = 0, .cap = ef, .next = 0, .work_max = work_max,
+	*b = (struct beam){ .e = sh->beam, .cap = ef, .c = sh->beam + ef,
+			    .ccap = PM_HNSW_BEAM_CANDS_PER_EF * ef, .work_max = work_max,
 			    .cost = pm_knn_distance_bytes(c->params.dim) };
 	if (!work_take(b))
 		return;
@@ -618,7 +712,7 @@ static void connect(struct pm_shard *sh, struct pm_collection *c, uint32_t id, u
 			visited_begin(sh);
 			for (uint32_t i = 0; i < b.n; i++)
 				visit(sh, b.e[i].id);
-			b.next = 0;
+			beam_restart(&b);
 		}
 		beam_run(sh, c, &q, (unsigned)lev, &b);
 		uint32_t n = 0; /* the beam is sorted: keep its nearest candidates */
