@@ -140,6 +140,7 @@ struct series {
 	struct ph_index *ph;
 	bool measured;
 	double recall[HB_NEF], qps[HB_NEF], qps_lo[HB_NEF], qps_hi[HB_NEF];
+	double qps_cpu[HB_NEF]; /* per second of thread CPU (median): robust to load */
 };
 
 enum { S_POMAI, S_HNSWLIB, S_FAISS, S_POMAI_CHURN, S_HNSWLIB_REPLACE, S_HNSWLIB_PLAIN, S_COUNT };
@@ -185,6 +186,7 @@ struct bench {
 	double build_s[S_COUNT], build_cpu_s[S_COUNT]; /* wall and thread CPU seconds */
 	struct mem mem[S_COUNT];
 	uint32_t invalid;   /* pm_hnsw_validate failures seen (reported, not fatal) */
+	double last_cpu_qps; /* timed()'s last batch, per second of thread CPU */
 	char plain_path[64];
 	char err[HB_ERR_BYTES];
 };
@@ -873,10 +875,12 @@ static double timed(struct bench *b, pass_fn pass, const struct series *s, uint3
 {
 	uint32_t passes = 0;
 	uint64_t t0 = bu_now_ns();
+	double c0 = thread_cpu_s();
 	do {
 		pass(b, s, ef);
 		passes++;
 	} while (bu_now_ns() - t0 < HB_BATCH_NS_MIN);
+	b->last_cpu_qps = (double)passes * b->nq / (thread_cpu_s() - c0);
 	return (double)passes * b->nq / secs_since(t0);
 }
 
@@ -902,7 +906,7 @@ static void warm_up(struct bench *b, const struct series *s)
  * deterministic here). */
 static void measure(struct bench *b, const int *which, uint32_t n)
 {
-	static double q[S_COUNT][HB_NEF][HB_ROUNDS_MAX];
+	static double q[S_COUNT][HB_NEF][HB_ROUNDS_MAX], qc[S_COUNT][HB_NEF][HB_ROUNDS_MAX];
 	const uint32_t rounds = b->o.rounds;
 	for (uint32_t r = 0; r < rounds; r++) {
 		for (uint32_t j = 0; j < n; j++) {
@@ -912,6 +916,7 @@ static void measure(struct bench *b, const int *which, uint32_t n)
 			for (uint32_t e = 0; e < HB_NEF; e++) {
 				double v = run_series(b, s, hb_efs[e]);
 				q[which[(j + r) % n]][e][r] = v;
+				qc[which[(j + r) % n]][e][r] = b->last_cpu_qps;
 				printf(" %6.0f", v);
 				if (r == 0)
 					s->recall[e] = recall_of(b, b->ids);
@@ -925,6 +930,7 @@ static void measure(struct bench *b, const int *which, uint32_t n)
 		for (uint32_t e = 0; e < HB_NEF; e++) {
 			double *v = q[which[j]][e];
 			s->qps[e] = bu_median(v, rounds); /* sorts v */
+			s->qps_cpu[e] = bu_median(qc[which[j]][e], rounds);
 			s->qps_lo[e] = v[0];
 			s->qps_hi[e] = v[rounds - 1];
 		}
@@ -1187,9 +1193,21 @@ static void report_qps_targets(const struct bench *b)
 			       hb_efs[ef], f->qps[ef], p->qps[ep] / f->qps[ef],
 			       verdict(p->qps[ep] > f->qps[ef]));
 	}
+	for (uint32_t t = 0; t < HB_NTARGETS; t++) {
+		uint32_t ep = first_at_target(p, hb_targets[t]), eh = first_at_target(h, hb_targets[t]);
+		if (ep < HB_NEF && eh < HB_NEF)
+			printf("qps per thread-CPU second at recall >= %.2f: pomai ef=%u %.0f, hnswlib ef=%u "
+			       "%.0f: %.2fx (target >= %.1fx: %s)\n",
+			       hb_targets[t], hb_efs[ep], p->qps_cpu[ep], hb_efs[eh], h->qps_cpu[eh],
+			       p->qps_cpu[ep] / h->qps_cpu[eh], HB_QPS_RATIO_TARGET,
+			       verdict(p->qps_cpu[ep] / h->qps_cpu[eh] >= HB_QPS_RATIO_TARGET));
+	}
 	printf("qps at equal ef, pomai / hnswlib:");
 	for (uint32_t e = 0; e < HB_NEF; e++)
 		printf(" ef=%u %.2fx", hb_efs[e], p->qps[e] / h->qps[e]);
+	printf("\nper thread-CPU second, pomai / hnswlib:");
+	for (uint32_t e = 0; e < HB_NEF; e++)
+		printf(" ef=%u %.2fx", hb_efs[e], p->qps_cpu[e] / h->qps_cpu[e]);
 	if (f->measured) {
 		printf("\nqps at equal ef, pomai / faiss:  ");
 		for (uint32_t e = 0; e < HB_NEF; e++)
