@@ -797,7 +797,9 @@ static int build_both(struct bench *b)
 	       anchor_space(b) == PH_L2 ? "L2Space" : "InnerProductSpace (normalised vectors)",
 	       ph_simd(), ph_cxxflags());
 	print_ph_mem("hnswlib:  memory:", h);
-	return pomai_build_done(b, &before);
+	int rc = pomai_build_done(b, &before);
+	b->mem[S_POMAI].heap -= b->mem[S_HNSWLIB].heap; /* malloc's growth was hnswlib's */
+	return rc;
 }
 
 /* A copy of the fresh hnswlib index for the plain (no slot reuse) churn. */
