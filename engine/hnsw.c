@@ -294,9 +294,9 @@ static inline bool visit(struct pm_shard *sh, uint32_t id)
  * expanded prefix after each insert ahead of it, which at ef 320..640 (what a
  * hard data set needs for recall 0.95..0.98) cost more than the distances.
  * Candidates are dropped lazily: one pushed out of the results stays in the
- * candidate heap until popped or pruned, and is never expanded (it is worse
+ * candidate heap until popped or pruned, and is not expanded (it is no better
  * than every result by then, and the search stops at the first candidate
- * worse than the worst result). When beam_run returns, e[0..n) is sorted
+ * worse than the worst result; one that ties it is expanded, harmlessly). When beam_run returns, e[0..n) is sorted
  * ascending by (distance, id). */
 struct beam {
 	struct pm_hnsw_cand *e; /* results */

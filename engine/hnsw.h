@@ -14,7 +14,7 @@
  *     the ones not yet expanded, as the paper does, but both in bounded
  *     arrays (the shard's beam scratch, PM_HNSW_BEAM_ENTRIES) and the
  *     candidates dropped lazily: a candidate pushed out of the results is
- *     never expanded.
+ *     not expanded (unless its distance ties the worst result's).
  *  3. Deletion is real, in two steps. Deleting a vector makes its node a
  *     tombstone at once (it is never returned and never linked to again, but
  *     searches may still walk through it). pm_hnsw_maintain() then sweeps the
