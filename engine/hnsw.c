@@ -25,13 +25,18 @@
 #include "shard.h"
 #include "vector.h"
 
-#define EXPANDED 0x80000000u /* beam entry flag, in the id */
-#define ID_MASK 0x7FFFFFFFu
+#define ID_MASK 0x7FFFFFFFu /* node ids stay below 2^31 */
 #define INDEG_SATURATED UINT16_MAX
 #define DIR_CAP_INITIAL 8u
 #define LEVEL_SEED 0x9E3779B97F4A7C15ull
-/* Vectors ahead whose first lines are prefetched while distances are computed. */
-#define PREFETCH_LINES 4u
+/* Neighbours ahead of the one being scored whose blob lines are prefetched. */
+#define PREFETCH_AHEAD 4u
+/* Cache lines of a blob (from the header on) prefetched before its distance is
+ * computed: the header and payload of a 100-float vector (64 + 400 bytes) are
+ * 8 lines; longer vectors get these and the hardware's stream prefetcher the
+ * rest. */
+#define PREFETCH_BLOB_LINES 8u
+#define CACHE_LINE_BYTES 64u
 
 /* ---------------------------------------------------------------- node table */
 
@@ -227,8 +232,11 @@ struct query {
 	struct pm_qref code; /* non-f32 collections: the query as codes (quant.h) */
 };
 
-/* Element types (quant.h): a collection of another type than f32 measures
- * between codes; this is the one place the graph computes a distance. */
+/* The one place the graph computes a distance. Element types (quant.h): a
+ * collection of another type than f32 measures between codes. f32:
+ * pm_knn_distance, inlined (the same kernel and the same formula, so the same
+ * bits): the search loop calls it once per neighbour scored, and out of line
+ * its metric switch and call cost about as much as a 100-float kernel. */
 static inline float dist_hdr(const struct pm_shard *sh, const struct pm_collection *c,
 			     const struct query *q, const struct pm_vec_header *hdr)
 {
@@ -236,8 +244,15 @@ static inline float dist_hdr(const struct pm_shard *sh, const struct pm_collecti
 		return pm_quant_distance(sh->qkern, c->params.dtype, c->params.metric, c->params.dim,
 					 &q->code,
 					 &(struct pm_qref){ pm_vec_payload(hdr), hdr->norm, hdr->qscale });
-	return pm_knn_distance(sh->kern, c->params.metric, q->v, q->norm, pm_vec_data(hdr), hdr->norm,
-			       c->params.dim);
+	const float *v = pm_vec_data(hdr);
+	switch (c->params.metric) {
+	case PM_METRIC_IP:
+		return 1.0f - sh->kern->dot(q->v, v, c->params.dim);
+	case PM_METRIC_COSINE:
+		return 1.0f - sh->kern->dot(q->v, v, c->params.dim) / (q->norm * hdr->norm);
+	default:
+		return sh->kern->l2sq(q->v, v, c->params.dim);
+	}
 }
 
 static inline struct query node_query(const struct pm_shard *sh, const struct pm_collection *c,
@@ -260,24 +275,43 @@ static void visited_begin(struct pm_shard *sh)
 	sh->visit_epoch = 1;
 }
 
-/* Mark id visited; true if it already was. */
-static inline bool visit(struct pm_shard *sh, uint32_t id)
+static inline uint16_t *visit_mark(const struct pm_shard *sh, uint32_t id)
 {
 	const uint64_t *dir = pm_at(&sh->arena, sh->visit_dir_off);
 	uint16_t *chunk = pm_at(&sh->arena, dir[id / PM_HNSW_CHUNK_NODES]);
-	uint16_t *m = &chunk[id % PM_HNSW_CHUNK_NODES];
-	if (*m == sh->visit_epoch)
-		return true;
+	return &chunk[id % PM_HNSW_CHUNK_NODES];
+}
+
+/* Mark id visited; true if it already was. No branch: the search loop calls
+ * it on every link, and a mispredicted branch there throws away the loads in
+ * flight for the links after it. */
+static inline bool visit(struct pm_shard *sh, uint32_t id)
+{
+	uint16_t *m = visit_mark(sh, id);
+	bool seen = *m == sh->visit_epoch;
 	*m = sh->visit_epoch;
-	return false;
+	return seen;
 }
 
 /* ---------------------------------------------------------------- beam search */
 
+/* The beam: the best `cap` nodes seen (the results) and, among them, those not
+ * yet expanded (the candidates). While a level is searched the results are a
+ * max-heap (the worst on top, e[0]) and the candidates a min-heap in their own
+ * array, so a node scored costs O(log ef) however wide the beam: the sorted
+ * array this replaced cost O(ef) per insert (a memmove) and rescanned the
+ * expanded prefix after each insert ahead of it, which at ef 320..640 (what a
+ * hard data set needs for recall 0.95..0.98) cost more than the distances.
+ * Candidates are dropped lazily: one pushed out of the results stays in the
+ * candidate heap until popped or pruned, and is not expanded (it is no better
+ * than every result by then, and the search stops at the first candidate
+ * worse than the worst result; one that ties it is expanded, harmlessly). When beam_run returns, e[0..n) is sorted
+ * ascending by (distance, id). */
 struct beam {
-	struct pm_hnsw_cand *e; /* sorted by d, ascending */
+	struct pm_hnsw_cand *e; /* results */
 	uint32_t n, cap;
-	uint32_t next;          /* lowest index that may be unexpanded */
+	struct pm_hnsw_cand *c; /* candidates: PM_HNSW_BEAM_CANDS_PER_EF x cap room */
+	uint32_t nc, ccap;
 	/* work (knn.h): bytes read by the distances computed, and the most a
 	 * search may read (UINT64_MAX while inserting); stopped once a distance
 	 * would have gone past it */
@@ -296,67 +330,180 @@ static inline bool work_take(struct beam *b)
 	return true;
 }
 
-/* Insert (d, id) if it is among the cap best; returns its position or cap. */
-static uint32_t beam_insert(struct beam *b, float d, uint32_t id)
+/* (distance, id) order: a total order, so a search is a function of its input. */
+static inline bool cand_less(struct pm_hnsw_cand x, struct pm_hnsw_cand y)
 {
-	if (b->n == b->cap && !(d < b->e[b->n - 1].d))
-		return b->cap;
-	uint32_t lo = 0, hi = b->n;
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		if (b->e[mid].d <= d)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	uint32_t n = b->n < b->cap ? b->n : b->cap - 1;
-	memmove(&b->e[lo + 1], &b->e[lo], (n - lo) * sizeof(b->e[0]));
-	b->e[lo] = (struct pm_hnsw_cand){ d, id };
-	b->n = n + 1;
-	return lo;
+	return x.d < y.d || (x.d == y.d && x.id < y.id);
 }
 
-/* Score the unvisited neighbours of one node into the beam. */
+/* Binary heaps over pm_hnsw_cand: `max` picks a max-heap, else a min-heap. */
+static inline bool heap_above(struct pm_hnsw_cand x, struct pm_hnsw_cand y, bool max)
+{
+	return max ? cand_less(y, x) : cand_less(x, y);
+}
+
+static inline void heap_up(struct pm_hnsw_cand *h, uint32_t i, bool max)
+{
+	struct pm_hnsw_cand x = h[i];
+	while (i > 0 && heap_above(x, h[(i - 1) / 2], max)) {
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h[i] = x;
+}
+
+static inline void heap_down(struct pm_hnsw_cand *h, uint32_t n, uint32_t i, bool max)
+{
+	struct pm_hnsw_cand x = h[i];
+	for (;;) {
+		uint32_t k = 2 * i + 1;
+		if (k >= n)
+			break;
+		if (k + 1 < n && heap_above(h[k + 1], h[k], max))
+			k++;
+		if (!heap_above(h[k], x, max))
+			break;
+		h[i] = h[k];
+		i = k;
+	}
+	h[i] = x;
+}
+
+/* Keep only the candidates that can still be expanded (not worse than the
+ * worst result); used when the candidate array is full. */
+static void cands_prune(struct beam *b, bool ties_too)
+{
+	const struct pm_hnsw_cand worst = b->e[0];
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < b->nc; i++)
+		if (ties_too ? b->c[i].d < worst.d : !(b->c[i].d > worst.d))
+			b->c[k++] = b->c[i];
+	b->nc = k;
+	for (uint32_t i = k / 2; i-- > 0;)
+		heap_down(b->c, k, i, false);
+}
+
+static inline void cands_push(struct beam *b, struct pm_hnsw_cand x)
+{
+	if (unlikely(b->nc == b->ccap))
+		cands_prune(b, false);
+	if (unlikely(b->nc == b->ccap)) /* only ties with the worst result left */
+		cands_prune(b, true);
+	if (unlikely(b->nc == b->ccap))
+		return;
+	b->c[b->nc] = x;
+	heap_up(b->c, b->nc++, false);
+}
+
+/* Offer (d, id): kept if it is among the cap best; then it is a candidate too. */
+static inline void beam_insert(struct beam *b, float d, uint32_t id)
+{
+	struct pm_hnsw_cand x = { d, id };
+	if (b->n < b->cap) {
+		b->e[b->n] = x;
+		heap_up(b->e, b->n++, true);
+	} else if (cand_less(x, b->e[0])) {
+		b->e[0] = x;
+		heap_down(b->e, b->n, 0, true);
+	} else {
+		return;
+	}
+	cands_push(b, x);
+}
+
+/* The results, a max-heap, sorted ascending in place. */
+static void beam_sort(struct beam *b)
+{
+	for (uint32_t i = b->n; i-- > 1;) {
+		struct pm_hnsw_cand top = b->e[0];
+		b->e[0] = b->e[i];
+		b->e[i] = top;
+		heap_down(b->e, i, 0, true);
+	}
+}
+
+/* Search the next level down from the sorted results of the last one: all of
+ * them are candidates again (an ascending array is a min-heap, a descending
+ * one a max-heap). */
+static void beam_restart(struct beam *b)
+{
+	memcpy(b->c, b->e, b->n * sizeof(b->e[0]));
+	b->nc = b->n;
+	for (uint32_t i = 0, j = b->n; i + 1 < j; i++, j--) {
+		struct pm_hnsw_cand t = b->e[i];
+		b->e[i] = b->e[j - 1];
+		b->e[j - 1] = t;
+	}
+}
+
+/* Prefetch lines [from, to) of the blob at unit (to at most PREFETCH_BLOB_LINES). */
+static inline void prefetch_blob(const struct pm_shard *sh, uint32_t unit, uint32_t from,
+				 uint32_t to)
+{
+	const uint8_t *p = (const uint8_t *)unit_hdr(sh, unit);
+	for (uint32_t l = from; l < to; l++)
+		__builtin_prefetch(p + (size_t)l * CACHE_LINE_BYTES);
+}
+
+/* Score the unvisited neighbours of one node into the beam, in three passes
+ * so that the cache misses of different links overlap: (1) prefetch every
+ * link's visited mark and node-table entry (at 300,000 nodes neither table
+ * fits in L2); (2) keep the unvisited links, without branches, and prefetch
+ * the first lines of each one's blob (the header holds a cosine vector's
+ * norm); (3) compute the distances, prefetching the rest of the blob a few
+ * neighbours ahead. */
 static void expand(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
 		   struct lst list, struct beam *b)
 {
+	const struct pm_hnsw *h = &c->hnsw;
+	const uint32_t cnt = *list.n;
+	const uint32_t lines = PM_MIN(PREFETCH_BLOB_LINES,
+				      (PM_VEC_HEADER_BYTES + c->params.dim * (uint32_t)sizeof(float) +
+				       CACHE_LINE_BYTES - 1) / CACHE_LINE_BYTES);
 	uint32_t units[PM_HNSW_M_MAX * 2], ids[PM_HNSW_M_MAX * 2], n = 0;
-	for (uint32_t i = 0; i < *list.n; i++) {
-		uint32_t id = list.id[i];
-		if (visit(sh, id))
-			continue;
-		units[n] = node_at(sh, &c->hnsw, id)->unit;
-		ids[n] = id;
-		__builtin_prefetch(unit_hdr(sh, units[n]) + 1);
-		n++;
+	for (uint32_t i = 0; i < cnt; i++) {
+		__builtin_prefetch(visit_mark(sh, list.id[i]));
+		__builtin_prefetch(node_at(sh, h, list.id[i]));
 	}
+	for (uint32_t i = 0; i < cnt; i++) {
+		uint32_t id = list.id[i];
+		bool seen = visit(sh, id);
+		units[n] = node_at(sh, h, id)->unit;
+		ids[n] = id;
+		n += !seen;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		prefetch_blob(sh, units[i], 0, 2);
 	for (uint32_t i = 0; i < n && work_take(b); i++) {
-		if (i + PREFETCH_LINES < n)
-			__builtin_prefetch((const uint8_t *)(unit_hdr(sh, units[i + PREFETCH_LINES]) + 1) + 64);
-		float d = dist_hdr(sh, c, q, unit_hdr(sh, units[i]));
-		uint32_t pos = beam_insert(b, d, ids[i]);
-		if (pos < b->next)
-			b->next = pos;
+		if (i + PREFETCH_AHEAD < n)
+			prefetch_blob(sh, units[i + PREFETCH_AHEAD], 2, lines);
+		beam_insert(b, dist_hdr(sh, c, q, unit_hdr(sh, units[i])), ids[i]);
 	}
 }
 
-/* Beam search at one level from the entries already in b. */
+/* Beam search at one level from the candidates already in b: expand the
+ * nearest candidate until none is nearer than the worst result (or the work
+ * bound stops it); then the results are sorted. */
+/* The next candidate to expand into *x: false when there is none left that
+ * can still improve the results (none, or the best is worse than the worst
+ * result of a full beam). */
+static inline bool cand_next(struct beam *b, struct pm_hnsw_cand *x)
+{
+	if (b->nc == 0 || b->stopped)
+		return false;
+	*x = b->c[0];
+	b->c[0] = b->c[--b->nc];
+	heap_down(b->c, b->nc, 0, false);
+	return !(b->n == b->cap && x->d > b->e[0].d);
+}
+
 static void beam_run(struct pm_shard *sh, const struct pm_collection *c, const struct query *q,
 		     unsigned lev, struct beam *b)
 {
-	while (b->next < b->n && !b->stopped) {
-		struct pm_hnsw_cand *e = &b->e[b->next];
-		if (e->id & EXPANDED) {
-			b->next++;
-			continue;
-		}
-		e->id |= EXPANDED;
-		uint32_t id = e->id & ID_MASK;
-		b->next++;
-		expand(sh, c, q, links_at(sh, c, id, lev), b);
-	}
-	for (uint32_t i = 0; i < b->n; i++)
-		b->e[i].id &= ID_MASK;
+	struct pm_hnsw_cand x;
+	while (cand_next(b, &x))
+		expand(sh, c, q, links_at(sh, c, x.id, lev), b);
+	beam_sort(b);
 }
 
 /* Greedy descent (beam of one) from *ep at one level; its work counts in b. */
@@ -385,7 +532,8 @@ static void descend(struct pm_shard *sh, const struct pm_collection *c, const st
 {
 	const struct pm_hnsw *h = &c->hnsw;
 	uint32_t ep = h->entry;
-	*b = (struct beam){ .e = sh->beam, .n = 0, .cap = ef, .next = 0, .work_max = work_max,
+	*b = (struct beam){ .e = sh->beam, .cap = ef, .c = sh->beam + ef,
+			    .ccap = PM_HNSW_BEAM_CANDS_PER_EF * ef, .work_max = work_max,
 			    .cost = pm_knn_distance_bytes(c->params.dim) };
 	if (!work_take(b))
 		return;
@@ -581,7 +729,7 @@ static void connect(struct pm_shard *sh, struct pm_collection *c, uint32_t id, u
 			visited_begin(sh);
 			for (uint32_t i = 0; i < b.n; i++)
 				visit(sh, b.e[i].id);
-			b.next = 0;
+			beam_restart(&b);
 		}
 		beam_run(sh, c, &q, (unsigned)lev, &b);
 		uint32_t n = 0; /* the beam is sorted: keep its nearest candidates */
@@ -1430,10 +1578,7 @@ static void expand_filtered(struct pm_shard *sh, const struct pm_collection *c,
 	for (uint32_t j = 0; j < nf && np < cap; j++)
 		gather(sh, c, links_at(sh, c, fail[j], 0), fs, pass, &np, cap, NULL, NULL);
 	for (uint32_t i = 0; i < np && work_take(b); i++) {
-		float d = dist_hdr(sh, c, q, node_hdr(sh, &c->hnsw, pass[i]));
-		uint32_t pos = beam_insert(b, d, pass[i]);
-		if (pos < b->next)
-			b->next = pos;
+		beam_insert(b, dist_hdr(sh, c, q, node_hdr(sh, &c->hnsw, pass[i])), pass[i]);
 	}
 }
 
@@ -1458,13 +1603,10 @@ enum pm_status pm_hnsw_search_filtered(struct pm_shard *sh, const struct pm_coll
 	const uint32_t kr = PM_MIN(pm_vec_rerank_candidates(c, k), width);
 	struct beam b;
 	descend(sh, c, &q, 0, width, work_max, &b);
-	while (!b.stopped && b.next < b.n && fs.tests < fs.tests_max) {
-		struct pm_hnsw_cand *e = &b.e[b.next++];
-		if (e->id & EXPANDED)
-			continue;
-		e->id |= EXPANDED;
-		expand_filtered(sh, c, &q, e->id & ID_MASK, &fs, &b);
-	}
+	struct pm_hnsw_cand x;
+	while (fs.tests < fs.tests_max && cand_next(&b, &x))
+		expand_filtered(sh, c, &q, x.id, &fs, &b);
+	beam_sort(&b);
 	*work = b.work;
 	if (b.stopped)
 		return PM_E_WORK_LIMIT;

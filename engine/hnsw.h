@@ -11,9 +11,11 @@
  *     so the vector and its level-0 links arrive together, as in hnswlib's
  *     level-0 block, without a second copy. Links hold node ids; a dense node
  *     table maps an id to its blob (4 bytes) and carries the level and flags.
- *  2. Search uses one sorted beam of at most ef entries (closest first, each
- *     marked expanded or not) instead of two heaps: every candidate that can
- *     still matter is in the result set, so one bounded array is enough.
+ *  2. Search keeps a bounded max-heap of the ef best nodes and a min-heap of
+ *     the ones not yet expanded, as the paper does, but both in bounded
+ *     arrays (the shard's beam scratch, PM_HNSW_BEAM_ENTRIES) and the
+ *     candidates dropped lazily: a candidate pushed out of the results is
+ *     not expanded (unless its distance ties the worst result's).
  *  3. Deletion is real, in two steps. Deleting a vector makes its node a
  *     tombstone at once (it is never returned and never linked to again, but
  *     searches may still walk through it). pm_hnsw_maintain() then sweeps the
@@ -107,6 +109,11 @@ struct pm_hnsw_cand {
 };
 /* Candidates a list repair or prune considers (own links + a tombstone's). */
 #define PM_HNSW_CANDIDATES_MAX 1024u
+/* The beam scratch of a search of width ef: ef results and room for this many
+ * times ef candidates not yet expanded (stale ones are pruned when it fills:
+ * after a prune at most ef are left, so the prunes cost O(1) per insert). */
+#define PM_HNSW_BEAM_CANDS_PER_EF 2u
+#define PM_HNSW_BEAM_ENTRIES ((1u + PM_HNSW_BEAM_CANDS_PER_EF) * PM_EF_MAX)
 
 /* Index state, embedded in struct pm_collection (so: in the arena). */
 struct pm_hnsw {

@@ -52,7 +52,7 @@ enum pm_status pm_shard_init(struct pm_shard *sh, const struct pm_shard_config *
 	sh->keys = reserve(sh, PM_K_MAX * sizeof(*sh->keys));
 	sh->cinfo = reserve(sh, PM_COLLECTIONS_MAX * sizeof(*sh->cinfo));
 	sh->text = reserve(sh, PM_INFO_TEXT_BYTES_MAX);
-	sh->beam = reserve(sh, PM_EF_MAX * sizeof(*sh->beam));
+	sh->beam = reserve(sh, PM_HNSW_BEAM_ENTRIES * sizeof(*sh->beam));
 	sh->cands = reserve(sh, PM_HNSW_CANDIDATES_MAX * sizeof(*sh->cands));
 	if (!sh->colls || !sh->query || !sh->hits || !sh->keys || !sh->cinfo || !sh->text ||
 	    !sh->beam || !sh->cands) {

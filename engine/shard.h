@@ -104,7 +104,7 @@ struct pm_shard {
 	struct pm_coll_info *cinfo;  /* PM_COLLECTIONS_MAX */
 	char *text;                  /* PM_INFO_TEXT_BYTES_MAX */
 	/* HNSW scratch: one search or repair at a time */
-	struct pm_hnsw_cand *beam;   /* PM_EF_MAX */
+	struct pm_hnsw_cand *beam;   /* PM_HNSW_BEAM_ENTRIES */
 	struct pm_hnsw_cand *cands;  /* PM_HNSW_CANDIDATES_MAX */
 	uint64_t visit_dir_off;      /* chunked u16 visited marks, one per node id */
 	uint32_t visit_dir_cap, visit_chunks;

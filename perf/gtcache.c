@@ -15,6 +15,9 @@
 
 #define HASH_SEED UINT64_C(0x9E3779B97F4A7C15)
 #define HASH_MUL UINT64_C(0xFF51AFD7ED558CCD)
+/* Most neighbours per query a file may hold: PM_K_MAX, the most a search
+ * answers (a corrupt header must not ask for absurd memory). */
+#define GT_K_MAX 1024u
 
 struct gt_header {
 	char magic[8];
@@ -88,8 +91,8 @@ static int mkdir_p(char *path)
 	return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
-int gt_default_path(char *out, size_t outlen, uint32_t n, uint32_t dim, uint32_t nq, uint32_t k,
-		    char *err, size_t errlen)
+int gt_default_path(char *out, size_t outlen, const char *name, uint32_t n, uint32_t dim,
+		    uint32_t nq, uint32_t k, char *err, size_t errlen)
 {
 	char dir[GT_PATH_BYTES];
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -105,7 +108,7 @@ int gt_default_path(char *out, size_t outlen, uint32_t n, uint32_t dim, uint32_t
 	int rc = mkdir_p(dir);
 	if (rc)
 		return fail(err, errlen, rc, "cannot create %s: %s", dir, strerror(-rc));
-	len = snprintf(out, outlen, "%s/fmnist-gt-n%u-d%u-q%u-k%u.bin", dir, n, dim, nq, k);
+	len = snprintf(out, outlen, "%s/%s-gt-n%u-d%u-q%u-k%u.bin", dir, name, n, dim, nq, k);
 	if (len < 0 || (size_t)len >= outlen)
 		return fail(err, errlen, -ENAMETOOLONG, "cache file name too long");
 	return 0;
@@ -139,8 +142,8 @@ static int check_header(const struct gt_header *h, const struct gt *g, char *err
 {
 	if (memcmp(h->magic, GT_MAGIC, sizeof(h->magic)) != 0 || h->version != GT_VERSION)
 		return fail(err, errlen, -EINVAL, "not a version-%u ground-truth file", GT_VERSION);
-	if (h->n != g->n || h->dim != g->dim || h->nq != g->nq || h->k != g->k)
-		return fail(err, errlen, -EINVAL, "sizes n=%u dim=%u q=%u k=%u, want %u %u %u %u",
+	if (h->n != g->n || h->dim != g->dim || h->nq != g->nq || h->k < g->k || h->k > GT_K_MAX)
+		return fail(err, errlen, -EINVAL, "sizes n=%u dim=%u q=%u k=%u, want %u %u %u >=%u",
 			    h->n, h->dim, h->nq, h->k, g->n, g->dim, g->nq, g->k);
 	if (h->data_hash != g->data_hash)
 		return fail(err, errlen, -EINVAL, "made from other data (hash %016llx, want %016llx)",
@@ -148,7 +151,8 @@ static int check_header(const struct gt_header *h, const struct gt *g, char *err
 	return 0;
 }
 
-/* Ids in range and distances ascending per query. */
+/* Ids in range and distances ascending per query (not NaN; a cosine distance
+ * may round to a hair below 0, so no sign check). */
 static int check_payload(const struct gt *g, char *err, size_t errlen)
 {
 	for (uint32_t q = 0; q < g->nq; q++)
@@ -157,31 +161,48 @@ static int check_payload(const struct gt *g, char *err, size_t errlen)
 			if (g->ids[at] >= g->n)
 				return fail(err, errlen, -EINVAL, "query %u: id %u out of range", q,
 					    g->ids[at]);
-			if (!(g->dist[at] >= 0.0f) || (i && g->dist[at] < g->dist[at - 1]))
+			if (g->dist[at] != g->dist[at] || (i && g->dist[at] < g->dist[at - 1]))
 				return fail(err, errlen, -EINVAL, "query %u: distances not ascending",
 					    q);
 		}
 	return 0;
 }
 
+/* Read a file of fk >= g->k neighbours per query into full (sized for fk),
+ * check it, then keep each query's first g->k in g. */
 static int read_all(FILE *f, struct gt *g, char *err, size_t errlen)
 {
 	struct gt_header h;
 	uint64_t sum;
-	size_t cells = (size_t)g->nq * g->k;
 	if (fread(&h, sizeof(h), 1, f) != 1)
 		return fail(err, errlen, -EINVAL, "truncated header");
 	int rc = check_header(&h, g, err, errlen);
 	if (rc)
 		return rc;
-	if (fread(g->ids, sizeof(uint32_t), cells, f) != cells ||
-	    fread(g->dist, sizeof(float), cells, f) != cells || fread(&sum, sizeof(sum), 1, f) != 1)
-		return fail(err, errlen, -EINVAL, "truncated payload");
-	if (fgetc(f) != EOF)
-		return fail(err, errlen, -EINVAL, "trailing bytes");
-	if (sum != payload_sum(g))
-		return fail(err, errlen, -EINVAL, "checksum mismatch");
-	return check_payload(g, err, errlen);
+	struct gt full = *g;
+	full.k = h.k;
+	if (full.k != g->k && gt_alloc(&full) != 0)
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	size_t cells = (size_t)full.nq * full.k;
+	if (fread(full.ids, sizeof(uint32_t), cells, f) != cells ||
+	    fread(full.dist, sizeof(float), cells, f) != cells || fread(&sum, sizeof(sum), 1, f) != 1)
+		rc = fail(err, errlen, -EINVAL, "truncated payload");
+	else if (fgetc(f) != EOF)
+		rc = fail(err, errlen, -EINVAL, "trailing bytes");
+	else if (sum != payload_sum(&full))
+		rc = fail(err, errlen, -EINVAL, "checksum mismatch");
+	else
+		rc = check_payload(&full, err, errlen);
+	if (full.k != g->k) {
+		for (uint32_t q = 0; rc == 0 && q < g->nq; q++) {
+			memcpy(g->ids + (size_t)q * g->k, full.ids + (size_t)q * full.k,
+			       g->k * sizeof(uint32_t));
+			memcpy(g->dist + (size_t)q * g->k, full.dist + (size_t)q * full.k,
+			       g->k * sizeof(float));
+		}
+		gt_free(&full);
+	}
+	return rc;
 }
 
 int gt_load(const char *path, struct gt *g, char *err, size_t errlen)

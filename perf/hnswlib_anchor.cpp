@@ -32,12 +32,20 @@ using hnsw_t = hnswlib::HierarchicalNSW<float>;
 /* Transparent hugepages come in 2 MiB on x86-64. */
 #define PH_HUGEPAGE_BYTES (UINT64_C(2) << 20)
 
+static hnswlib::SpaceInterface<float> *new_space(enum ph_space s, uint32_t dim)
+{
+	if (s == PH_IP)
+		return new hnswlib::InnerProductSpace(dim);
+	return new hnswlib::L2Space(dim);
+}
+
 struct ph_index {
-	hnswlib::L2Space space;
+	std::unique_ptr<hnswlib::SpaceInterface<float>> space; /* before alg: alg uses it */
 	std::unique_ptr<hnsw_t> alg;
 	std::vector<hnswlib::tableint> vacant; /* deleted slots ph_add_replace may reuse */
 	bool hugepages;
-	ph_index(uint32_t dim, bool huge) : space(dim), hugepages(huge) {}
+	ph_index(enum ph_space s, uint32_t dim, bool huge)
+		: space(new_space(s, dim)), hugepages(huge) {}
 };
 
 /* Ask for hugepages on the 2 MiB-aligned inside of [p, p + len). */
@@ -105,13 +113,13 @@ template <typename F> static int guard(const char *what, char *err, size_t errle
 	}
 }
 
-struct ph_index *ph_new(uint32_t dim, uint32_t max_elements, uint32_t m, uint32_t ef_construction,
+struct ph_index *ph_new(enum ph_space space, uint32_t dim, uint32_t max_elements, uint32_t m, uint32_t ef_construction,
 			uint32_t seed, bool hugepages, char *err, size_t errlen)
 {
 	ph_index *h = nullptr;
 	int rc = guard("new index", err, errlen, [&] {
-		std::unique_ptr<ph_index> p(new ph_index(dim, hugepages));
-		p->alg.reset(new hnsw_t(&p->space, max_elements, m, ef_construction, seed));
+		std::unique_ptr<ph_index> p(new ph_index(space, dim, hugepages));
+		p->alg.reset(new hnsw_t(p->space.get(), max_elements, m, ef_construction, seed));
 		if (hugepages) /* not touched yet: every page faults in huge */
 			advise_huge(p->alg->data_level0_memory_,
 				    max_elements * p->alg->size_data_per_element_);
@@ -237,13 +245,13 @@ int ph_save(const struct ph_index *h, const char *path, char *err, size_t errlen
 	return guard("saveIndex", err, errlen, [&] { h->alg->saveIndex(path); });
 }
 
-struct ph_index *ph_load(const char *path, uint32_t dim, uint32_t max_elements, bool hugepages,
+struct ph_index *ph_load(const char *path, enum ph_space space, uint32_t dim, uint32_t max_elements, bool hugepages,
 			 char *err, size_t errlen)
 {
 	ph_index *h = nullptr;
 	int rc = guard("loadIndex", err, errlen, [&] {
-		std::unique_ptr<ph_index> p(new ph_index(dim, hugepages));
-		p->alg.reset(new hnsw_t(&p->space, path, false, max_elements));
+		std::unique_ptr<ph_index> p(new ph_index(space, dim, hugepages));
+		p->alg.reset(new hnsw_t(p->space.get(), path, false, max_elements));
 		/* 0.6.2's loading constructor counts deleted marks into a
 		 * num_deleted_ it never zeroed: count them again */
 		hnsw_t &a = *p->alg;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
- * hnswlib_anchor.h — a C view of hnswlib's HierarchicalNSW (L2, float), for
- * bench_hnsw.
+ * hnswlib_anchor.h — a C view of hnswlib's HierarchicalNSW (float; L2Space,
+ * or InnerProductSpace = 1 - dot, which is hnswlib's cosine on normalised
+ * vectors), for bench_hnsw.
  *
  * hnswlib is a header-only C++ library that picks its distance kernel from
  * compile-time macros (__AVX512F__, __AVX__, __SSE__), so hnswlib_anchor.cpp is
@@ -32,6 +33,9 @@ extern "C" {
 
 struct ph_index;
 
+/* hnswlib's spaces: L2Space (squared L2) and InnerProductSpace (1 - dot). */
+enum ph_space { PH_L2, PH_IP };
+
 /* The L2 kernel hnswlib was compiled with and chose: "avx512", "avx", "sse",
  * "scalar". */
 const char *ph_simd(void);
@@ -42,7 +46,7 @@ const char *ph_cxxflags(void);
  * index) on transparent hugepages with madvise(MADV_HUGEPAGE), as Pomai's
  * arena does for itself (glibc's malloc would leave it on 4 KiB pages), so
  * that both engines read their vectors through the same page size. */
-struct ph_index *ph_new(uint32_t dim, uint32_t max_elements, uint32_t m, uint32_t ef_construction,
+struct ph_index *ph_new(enum ph_space space, uint32_t dim, uint32_t max_elements, uint32_t m, uint32_t ef_construction,
 			uint32_t seed, bool hugepages, char *err, size_t errlen);
 void ph_free(struct ph_index *h);
 
@@ -80,7 +84,7 @@ void ph_memory(const struct ph_index *h, struct ph_mem *m);
 
 /* saveIndex / loadIndex (with room for max_elements), to copy an index. */
 int ph_save(const struct ph_index *h, const char *path, char *err, size_t errlen);
-struct ph_index *ph_load(const char *path, uint32_t dim, uint32_t max_elements, bool hugepages,
+struct ph_index *ph_load(const char *path, enum ph_space space, uint32_t dim, uint32_t max_elements, bool hugepages,
 			 char *err, size_t errlen);
 
 #ifdef __cplusplus

@@ -1170,7 +1170,8 @@ static void knn_cross_check(const struct bench *b)
 	struct gt g = { .n = b->train.count, .dim = b->train.dim, .nq = b->nq, .k = b->o.k };
 	g.data_hash = gt_data_hash(b->train.data, (uint64_t)b->train.count * b->train.dim,
 				   b->test.data, (uint64_t)b->nq * b->train.dim);
-	int rc = gt_default_path(path, sizeof(path), g.n, g.dim, g.nq, g.k, err, sizeof(err));
+	int rc = gt_default_path(path, sizeof(path), "fmnist", g.n, g.dim, g.nq, GT_K_FILE, err,
+				 sizeof(err));
 	if (rc == 0)
 		rc = gt_alloc(&g);
 	if (rc == 0)
