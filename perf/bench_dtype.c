@@ -185,7 +185,7 @@ static int pomai_build(struct bench *b, int ci)
 
 static int hnswlib_build(struct bench *b)
 {
-	b->ph = ph_new(b->dim, b->n, BD_M, BD_EF_CONSTRUCTION, 100, true, b->err, sizeof b->err);
+	b->ph = ph_new(PH_L2, b->dim, b->n, BD_M, BD_EF_CONSTRUCTION, 100, true, b->err, sizeof b->err);
 	if (!b->ph)
 		return -1;
 	uint64_t t0 = cpu_ns();
@@ -214,7 +214,8 @@ static int ground_truth(struct bench *b)
 				       (uint64_t)b->nq * b->dim);
 	if (gt_alloc(&b->gt) != 0)
 		return -1;
-	if (gt_default_path(path, sizeof path, b->n, b->dim, b->nq, BD_K, b->err, sizeof b->err) == 0 &&
+	if (gt_default_path(path, sizeof path, "fmnist", b->n, b->dim, b->nq, BD_K, b->err,
+			    sizeof b->err) == 0 &&
 	    gt_load(path, &b->gt, b->err, sizeof b->err) == 0) {
 		printf("truth:    loaded from %s\n", path);
 		return 0;
@@ -229,7 +230,8 @@ static int ground_truth(struct bench *b)
 		}
 	}
 	printf("truth:    exact top-%u by pm_knn_flat (f32) in %.1f s\n", BD_K, secs_since(t0));
-	if (gt_default_path(path, sizeof path, b->n, b->dim, b->nq, BD_K, b->err, sizeof b->err) == 0)
+	if (gt_default_path(path, sizeof path, "fmnist", b->n, b->dim, b->nq, BD_K, b->err,
+			    sizeof b->err) == 0)
 		(void)gt_save(path, &b->gt, b->err, sizeof b->err);
 	return 0;
 }

@@ -184,7 +184,7 @@ static void build_pomai(void)
 static void build_hnswlib(void)
 {
 	char err[256];
-	fb.ph = ph_new(fb.base.dim, fb.base.count, FB_M, FB_EF_CONSTRUCTION, 100, true, err,
+	fb.ph = ph_new(PH_L2, fb.base.dim, fb.base.count, FB_M, FB_EF_CONSTRUCTION, 100, true, err,
 		       sizeof err);
 	for (uint32_t i = 0; fb.ph && i < fb.base.count; i++)
 		if (ph_add(fb.ph, fmnist_image(&fb.base, i), i, err, sizeof err) != 0)
