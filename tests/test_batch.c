@@ -315,6 +315,46 @@ static struct pm_request vq(const char *coll, const float *q, uint32_t dim, uint
 				    .collection = coll ? fx_s(coll) : fx_b(NULL, 0) };
 }
 
+/* The answers of queries asked one by one (pm_shard_apply), to compare a
+ * batch's with: hits, and their keys as text. */
+#define ONE_Q_MAX 16u
+#define ONE_K_MAX 10u
+struct singles {
+	uint32_t n[ONE_Q_MAX];
+	struct pm_knn_hit hit[ONE_Q_MAX][ONE_K_MAX];
+	char key[ONE_Q_MAX][ONE_K_MAX][24];
+};
+
+static void single_take(struct singles *w, uint32_t i, const struct pm_request *item)
+{
+	struct pm_reply rep;
+	pm_shard_apply(&sh, item, 0, &rep);
+	CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
+	CU_ASSERT_FATAL(i < ONE_Q_MAX && rep.nhits <= ONE_K_MAX);
+	w->n[i] = rep.nhits;
+	for (uint32_t j = 0; j < rep.nhits; j++) {
+		w->hit[i][j] = rep.hits[j];
+		snprintf(w->key[i][j], sizeof(w->key[i][j]), "%.*s", (int)rep.keys[j].len,
+			 rep.keys[j].ptr);
+	}
+}
+
+/* A batch reply's hits against the one-by-one answers of its nq queries:
+ * how many differ (query, distance or key, in order); the reply's hit count
+ * must be theirs summed. */
+static int batch_mismatches(const struct singles *w, uint32_t nq, const struct pm_reply *rep)
+{
+	uint32_t m = 0;
+	int bad = 0;
+	for (uint32_t i = 0; i < nq; i++)
+		for (uint32_t j = 0; j < w->n[i]; j++, m++)
+			bad += m >= rep->nhits || rep->hit_query[m] != i ||
+			       rep->hits[m].dist != w->hit[i][j].dist ||
+			       strlen(w->key[i][j]) != rep->keys[m].len ||
+			       memcmp(w->key[i][j], rep->keys[m].ptr, rep->keys[m].len) != 0;
+	return bad + (rep->nhits != m);
+}
+
 /* pm_vquery_batch over a flat, an HNSW and a default collection = the same
  * VQUERYs through pm_shard_apply; one bad query fails the batch; the work
  * cap is each query's, as a VQUERY's. pm_vrange's checks. */
@@ -323,9 +363,7 @@ static void test_shard_batch(void)
 	enum { N = 700, DIM = 10, NQ = 9 };
 	static float base[3][N * DIM], q[NQ][DIM];
 	static struct pm_request items[NQ];
-	static struct pm_knn_hit want[NQ][8];
-	static uint32_t nwant[NQ];
-	static char wkeys[NQ][8][24];
+	static struct singles want;
 	fx_shard(&sh, 128 * MIB, 8192);
 	sh.kern = pm_kernels_best();
 	make_coll("f", DIM, PM_METRIC_L2, PM_INDEX_FLAT, base[0], N, 1);
@@ -341,31 +379,14 @@ static void test_shard_batch(void)
 	for (uint32_t i = 0; i < NQ; i++) {
 		rand_vec(q[i], DIM, &rng);
 		items[i] = vq(colls[i % 3], q[i], DIM, 3 + i % 5);
-		struct pm_reply rep;
-		pm_shard_apply(&sh, &items[i], 0, &rep);
-		CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
-		nwant[i] = rep.nhits;
-		for (uint32_t j = 0; j < rep.nhits; j++) {
-			want[i][j] = rep.hits[j];
-			snprintf(wkeys[i][j], sizeof(wkeys[i][j]), "%.*s", (int)rep.keys[j].len,
-				 rep.keys[j].ptr);
-		}
+		single_take(&want, i, &items[i]);
 	}
 	struct pm_batch_space *sp = pm_batch_space_new();
 	CU_ASSERT_FATAL(sp != NULL);
 	struct pm_reply rep;
 	pm_vquery_batch(&sh, items, NQ, sp, &rep);
 	CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
-	uint32_t m = 0;
-	int mismatches = 0;
-	for (uint32_t i = 0; i < NQ; i++)
-		for (uint32_t j = 0; j < nwant[i]; j++, m++)
-			mismatches += m >= rep.nhits || rep.hit_query[m] != i ||
-				      rep.hits[m].dist != want[i][j].dist ||
-				      strlen(wkeys[i][j]) != rep.keys[m].len ||
-				      memcmp(wkeys[i][j], rep.keys[m].ptr, rep.keys[m].len) != 0;
-	CU_ASSERT_EQUAL(rep.nhits, m);
-	CU_ASSERT_EQUAL(mismatches, 0);
+	CU_ASSERT_EQUAL(batch_mismatches(&want, NQ, &rep), 0);
 	CU_ASSERT(rep.work > 0);
 	/* one query of another dimension than its collection: the batch fails */
 	items[4].dim = DIM - 1;
@@ -421,9 +442,7 @@ static void test_batch_filters_dtypes(void)
 	enum { N = 600, DIM = 12, NQ = 8 };
 	static float base[N * DIM], q[NQ][DIM], dec[DIM];
 	static struct pm_request items[NQ];
-	static struct pm_knn_hit want[NQ][10];
-	static uint32_t nwant[NQ];
-	static char wkeys[NQ][10][24];
+	static struct singles want;
 	fx_shard(&sh, 128 * MIB, 8192);
 	sh.kern = pm_kernels_best();
 	const char *names[3] = { "plain", "q8flat", "q8hnsw" };
@@ -465,31 +484,14 @@ static void test_batch_filters_dtypes(void)
 		const char *f = filters[i % 3];
 		if (f)
 			items[i].filter = fx_s(f);
-		struct pm_reply rep;
-		pm_shard_apply(&sh, &items[i], 0, &rep);
-		CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
-		nwant[i] = rep.nhits;
-		for (uint32_t j = 0; j < rep.nhits; j++) {
-			want[i][j] = rep.hits[j];
-			snprintf(wkeys[i][j], sizeof(wkeys[i][j]), "%.*s", (int)rep.keys[j].len,
-				 rep.keys[j].ptr);
-		}
+		single_take(&want, i, &items[i]);
 	}
 	struct pm_batch_space *sp = pm_batch_space_new();
 	CU_ASSERT_FATAL(sp != NULL);
 	struct pm_reply rep;
 	pm_vquery_batch(&sh, items, NQ, sp, &rep);
 	CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
-	uint32_t m = 0;
-	int mismatches = 0;
-	for (uint32_t i = 0; i < NQ; i++)
-		for (uint32_t j = 0; j < nwant[i]; j++, m++)
-			mismatches += m >= rep.nhits || rep.hit_query[m] != i ||
-				      rep.hits[m].dist != want[i][j].dist ||
-				      strlen(wkeys[i][j]) != rep.keys[m].len ||
-				      memcmp(wkeys[i][j], rep.keys[m].ptr, rep.keys[m].len) != 0;
-	CU_ASSERT_EQUAL(rep.nhits, m);
-	CU_ASSERT_EQUAL(mismatches, 0);
+	CU_ASSERT_EQUAL(batch_mismatches(&want, NQ, &rep), 0);
 	/* a malformed filter fails the batch */
 	items[1].filter = fx_s("n <");
 	pm_vquery_batch(&sh, items, NQ, sp, &rep);
