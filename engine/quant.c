@@ -17,6 +17,10 @@
 #include "common.h"
 #include "quant_impl.h"
 
+#ifdef PM_QUANT_X86
+#include <cpuid.h>
+#endif
+
 #define F16_MAX_BITS 0x7BFFu /* 65504: f16 saturates here rather than overflow */
 
 /* ---------------------------------------------------------------- sizes */
@@ -215,6 +219,16 @@ static const struct pm_qkernels qkernel_sets[PM_ISA_COUNT] = {
 #endif
 };
 
+#ifdef PM_QUANT_X86
+/* F16C (CPUID leaf 1, ECX bit 29): asked directly, as clang's
+ * __builtin_cpu_supports does not know the name. */
+static bool cpu_has_f16c(void)
+{
+	unsigned a, b, c, d;
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+
 static bool cpu_supports(enum pm_isa isa)
 {
 	if (isa == PM_ISA_SCALAR)
@@ -223,7 +237,7 @@ static bool cpu_supports(enum pm_isa isa)
 	__builtin_cpu_init();
 	if (isa == PM_ISA_AVX2)
 		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-		       __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt");
+		       cpu_has_f16c() && __builtin_cpu_supports("popcnt");
 	if (isa == PM_ISA_AVX512)
 		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
 		       __builtin_cpu_supports("avx512vnni") &&
