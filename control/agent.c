@@ -928,9 +928,10 @@ static void throttle(struct mover *mv, uint32_t n)
 	if (!mv->rate_t0)
 		mv->rate_t0 = boot_ms();
 	mv->rate_keys += n;
-	uint64_t due = mv->rate_t0 + mv->rate_keys * 1000u / mv->j.rate, now = boot_ms();
-	if (due > now)
-		sleep_ms(mv->c, due - now);
+	uint64_t due = mv->rate_t0 + mv->rate_keys * 1000u / mv->j.rate, now;
+	/* in short waits: a mover whose node lost the leadership stops at once */
+	while ((now = boot_ms()) < due && !mover_quit(mv))
+		sleep_ms(mv->c, due - now < CTL_MOVE_RETRY_MS ? due - now : CTL_MOVE_RETRY_MS);
 }
 
 /* One CLUSTER EXPORT (shard first last cursor) or PURGE (shard cursor
