@@ -387,16 +387,23 @@ static enum pm_wire_status dec_item(struct rd *r, uint8_t op, uint8_t flags,
 	return op == PM_WIRE_OP_VADDB ? dec_vadd(r, flags, item) : dec_vquery(r, flags, item);
 }
 
+/* A batch's u32 item count: 1..PM_WIRE_BATCH_ITEMS_MAX, else E_BATCH. */
+static enum pm_wire_status rd_batch_count(struct rd *r, uint32_t *n)
+{
+	if (!rd_u32(r, n))
+		return PM_WIRE_E_FRAME_LENGTH;
+	return *n == 0 || *n > PM_WIRE_BATCH_ITEMS_MAX ? PM_WIRE_E_BATCH : PM_WIRE_OK;
+}
+
 /* u32 count (1..PM_WIRE_BATCH_ITEMS_MAX, else E_BATCH), then count items,
  * each checked here (the server reads them again, pm_wire_item_decode). A
  * VQUERY batch's k summed is at most PM_WIRE_BATCH_HITS_MAX (else E_BATCH). */
 static enum pm_wire_status dec_batch(struct rd *r, uint8_t flags, struct pm_wire_request *req)
 {
 	uint64_t ksum = 0;
-	if (!rd_u32(r, &req->nitems))
-		return PM_WIRE_E_FRAME_LENGTH;
-	if (req->nitems == 0 || req->nitems > PM_WIRE_BATCH_ITEMS_MAX)
-		return PM_WIRE_E_BATCH;
+	enum pm_wire_status cst = rd_batch_count(r, &req->nitems);
+	if (cst != PM_WIRE_OK)
+		return cst;
 	req->items = (struct pm_wire_bytes){ r->p, r->left };
 	req->item_flags = flags;
 	for (uint32_t i = 0; i < req->nitems; i++) {
@@ -1182,10 +1189,9 @@ static enum pm_wire_status dec_qhits(struct rd *r, struct pm_reply_view *rv)
 static enum pm_wire_status dec_item_status(struct rd *r, struct pm_reply_view *rv)
 {
 	uint32_t n;
-	if (!rd_u32(r, &n))
-		return PM_WIRE_E_FRAME_LENGTH;
-	if (n == 0 || n > PM_WIRE_BATCH_ITEMS_MAX)
-		return PM_WIRE_E_BATCH;
+	enum pm_wire_status st = rd_batch_count(r, &n);
+	if (st != PM_WIRE_OK)
+		return st;
 	if (!rd_take(r, n, &rv->item_status.ptr))
 		return PM_WIRE_E_FRAME_LENGTH;
 	rv->item_status.len = n;
