@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "benchutil.h"
+#include "gtcache.h"
 
 #define GLOVE_ALIGN_BYTES 64u
 
@@ -36,17 +37,7 @@ __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, 
 
 int glove_default_path(char *out, size_t outlen, char *err, size_t errlen)
 {
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	int len;
-	if (xdg && xdg[0] == '/')
-		len = snprintf(out, outlen, "%s/" GLOVE_CACHE_FILE, xdg);
-	else if (home && home[0] == '/')
-		len = snprintf(out, outlen, "%s/.cache/" GLOVE_CACHE_FILE, home);
-	else
-		return fail(err, errlen, -ENOENT, "no $XDG_CACHE_HOME or $HOME to find the data in");
-	if (len < 0 || (size_t)len >= outlen)
-		return fail(err, errlen, -ENAMETOOLONG, "data file name too long");
-	return 0;
+	return gt_cache_path(out, outlen, GLOVE_CACHE_FILE, err, errlen);
 }
 
 static float *alloc_rows(uint32_t rows, uint32_t dim)

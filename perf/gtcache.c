@@ -91,21 +91,29 @@ static int mkdir_p(char *path)
 	return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
+int gt_cache_path(char *out, size_t outlen, const char *rel, char *err, size_t errlen)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	int len;
+	if (xdg && xdg[0] == '/')
+		len = snprintf(out, outlen, "%s/%s", xdg, rel);
+	else if (home && home[0] == '/')
+		len = snprintf(out, outlen, "%s/.cache/%s", home, rel);
+	else
+		return fail(err, errlen, -ENOENT, "no $XDG_CACHE_HOME or $HOME for the cache");
+	if (len < 0 || (size_t)len >= outlen)
+		return fail(err, errlen, -ENAMETOOLONG, "cache path too long");
+	return 0;
+}
+
 int gt_default_path(char *out, size_t outlen, const char *name, uint32_t n, uint32_t dim,
 		    uint32_t nq, uint32_t k, char *err, size_t errlen)
 {
 	char dir[GT_PATH_BYTES];
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	int len;
-	if (xdg && xdg[0] == '/')
-		len = snprintf(dir, sizeof(dir), "%s/pomai", xdg);
-	else if (home && home[0] == '/')
-		len = snprintf(dir, sizeof(dir), "%s/.cache/pomai", home);
-	else
-		return fail(err, errlen, -ENOENT, "no $XDG_CACHE_HOME or $HOME for the cache");
-	if (len < 0 || (size_t)len >= sizeof(dir))
-		return fail(err, errlen, -ENAMETOOLONG, "cache directory name too long");
-	int rc = mkdir_p(dir);
+	int len, rc = gt_cache_path(dir, sizeof(dir), "pomai", err, errlen);
+	if (rc)
+		return rc;
+	rc = mkdir_p(dir);
 	if (rc)
 		return fail(err, errlen, rc, "cannot create %s: %s", dir, strerror(-rc));
 	len = snprintf(out, outlen, "%s/%s-gt-n%u-d%u-q%u-k%u.bin", dir, name, n, dim, nq, k);

@@ -42,6 +42,10 @@ struct gt {
 uint64_t gt_data_hash(const float *base, uint64_t nbase_floats, const float *queries,
 		      uint64_t nquery_floats);
 
+/* $XDG_CACHE_HOME/rel, or ~/.cache/rel (the user's cache, where the
+ * benchmarks keep what they compute or fetch once): 0 / -errno. */
+int gt_cache_path(char *out, size_t outlen, const char *rel, char *err, size_t errlen);
+
 /* $XDG_CACHE_HOME/pomai (or ~/.cache/pomai), created if missing, plus
  * "<name>-gt-n<N>-d<D>-q<Q>-k<K>.bin" (name: the data set, e.g. "fmnist").
  * 0 / -errno. */
