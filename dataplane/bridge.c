@@ -58,6 +58,8 @@ _Static_assert(SAME(PM_OP_NONE, PM_WIRE_OP_NONE) && SAME(PM_OP_SET, PM_WIRE_OP_S
 		       SAME(PM_OP_SNAPSHOT, PM_WIRE_OP_SNAPSHOT) && SAME(PM_OP_MAP, PM_WIRE_OP_MAP) &&
 		       SAME(PM_OP_VADDB, PM_WIRE_OP_VADDB) && SAME(PM_OP_VQUERYB, PM_WIRE_OP_VQUERYB) &&
 		       SAME(PM_OP_VRANGE, PM_WIRE_OP_VRANGE) &&
+		       SAME(PM_OP_AUTH_HELLO, PM_WIRE_OP_AUTH_HELLO) &&
+		       SAME(PM_OP_AUTH_PROVE, PM_WIRE_OP_AUTH_PROVE) &&
 		       SAME(PM_OP_COUNT, PM_WIRE_OP_COUNT),
 	       "engine ops are the wire's op numbers");
 _Static_assert(SAME(PM_METRIC_L2, PM_WIRE_METRIC_L2) && SAME(PM_METRIC_IP, PM_WIRE_METRIC_IP) &&
@@ -95,6 +97,9 @@ enum pm_wire_status pm_status_to_wire(enum pm_status st)
 	case PM_E_WORK_LIMIT: return PM_WIRE_E_WORK_LIMIT;
 	case PM_E_READONLY: return PM_WIRE_E_READONLY;
 	case PM_E_NOREPLICAS: return PM_WIRE_E_NOREPLICAS;
+	case PM_E_RETRY: return PM_WIRE_E_RETRY;
+	case PM_E_AUTH: return PM_WIRE_E_AUTH;
+	case PM_E_NOPERM: return PM_WIRE_E_NOPERM;
 	case PM_E_KEY_LEN: return PM_WIRE_E_KEY_LEN;
 	case PM_E_VALUE_LEN: return PM_WIRE_E_VALUE_LEN;
 	case PM_E_DIM: return PM_WIRE_E_DIM;
@@ -180,6 +185,9 @@ void pm_request_from_wire(const struct pm_wire_request *in, struct pm_request *o
 		.items = pm_bytes_from_wire(in->items),
 		.item_flags = in->item_flags,
 		.radius = in->radius,
+		.auth = in->auth,
+		.auth_user = in->auth_user,
+		.auth_proof = pm_bytes_from_wire(in->auth_proof),
 	};
 }
 
@@ -209,6 +217,9 @@ void pm_request_to_wire(const struct pm_request *in, struct pm_wire_request *out
 		.items = pm_bytes_to_wire(in->items),
 		.item_flags = in->item_flags,
 		.radius = in->radius,
+		.auth = in->auth,
+		.auth_user = in->auth_user,
+		.auth_proof = pm_bytes_to_wire(in->auth_proof),
 	};
 }
 
@@ -252,7 +263,10 @@ static void reply_to_wire(const struct pm_reply *in, struct pm_wire_reply *out)
 		.item_status = in->item_status,
 		.nitems = in->nitems,
 		.range_flags = in->truncated ? PM_WIRE_RANGE_TRUNCATED : 0,
+		.auth_reason = in->auth_reason,
 	};
+	if (in->op == PM_OP_AUTH_HELLO && in->challenge != NULL)
+		memcpy(out->challenge, in->challenge, PM_AUTH_CHALLENGE_BYTES);
 }
 
 /* ---------------------------------------------------------------- frames */

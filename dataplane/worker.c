@@ -602,6 +602,12 @@ static void route(struct pm_worker *w, struct pm_burst *b, const struct pm_reque
 		pm_cluster_serve_map(w, req, from);
 		return;
 	}
+	if (req->op == PM_OP_AUTH_HELLO || req->op == PM_OP_AUTH_PROVE) {
+		/* a stream's challenge-response (issue 19): over a datagram there is
+		 * no connection for it to authenticate */
+		send_error(w, from, req->id, req->op, PM_E_PARAM);
+		return;
+	}
 	uint64_t hash = pm_route_hash(req->key.ptr, req->key.len);
 	if (w->cview && pm_cluster_moved(w, req, hash, from))
 		return; /* its slot is another replica set's */

@@ -97,7 +97,7 @@ static void sec_stats(struct pm_shard *sh, struct text *t)
 	static const char *const op_names[] = {
 		"none", "set", "get", "del", "info", "vadd", "vget", "vdel", "vquery",
 		"ccreate", "cdrop", "clist", "snapshot", "map", "vsetattr", "vaddb", "vqueryb",
-		"vrange",
+		"vrange", "auth_hello", "auth_prove",
 	};
 	_Static_assert(sizeof op_names / sizeof op_names[0] == PM_OP_COUNT, "a name per op");
 	put(t, "# Stats\r\nhits:%llu\r\nmisses:%llu\r\n", (unsigned long long)sh->stats.hits,

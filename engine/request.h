@@ -39,6 +39,8 @@ enum pm_op {
 	PM_OP_VADDB,    /* 'V' 'B': VADD batch (dataplane: one VADD per item) */
 	PM_OP_VQUERYB,  /* 'V' 'N': VQUERY batch (batch.h) */
 	PM_OP_VRANGE,   /* 'V' 'R': range search (batch.h) */
+	PM_OP_AUTH_HELLO, /* 'A' 'H': a stream's challenge (dataplane only, issue 19) */
+	PM_OP_AUTH_PROVE, /* 'A' 'P': its answer (dataplane only) */
 	PM_OP_COUNT
 };
 
@@ -117,6 +119,12 @@ struct pm_request {
 	struct pm_bytes items;
 	uint8_t item_flags;
 	float radius;
+	/* issue 19 (dataplane only): auth: the frame ends with an AUTH trailer
+	 * (its body proper was decoded); AUTH_PROVE: the user, and its nonce and
+	 * tag (auth_proof) */
+	bool auth;
+	uint32_t auth_user;
+	struct pm_bytes auth_proof;
 };
 
 struct pm_knn_hit {
@@ -156,6 +164,10 @@ struct pm_reply {
 	uint32_t nitems;
 	const uint32_t *hit_query;
 	bool truncated;
+	/* issue 19 (dataplane only): E_AUTH: its reason (the wire's enum
+	 * pm_auth_reason); AUTH_HELLO: the challenge (16 bytes) */
+	uint8_t auth_reason;
+	const uint8_t *challenge;
 };
 
 #endif

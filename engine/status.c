@@ -45,6 +45,9 @@ static const char *const status_names[PM_STATUS_COUNT] = {
 	[PM_E_WORK_LIMIT] = "E_WORK_LIMIT",
 	[PM_E_READONLY] = "E_READONLY",
 	[PM_E_NOREPLICAS] = "E_NOREPLICAS",
+	[PM_E_RETRY] = "E_RETRY",
+	[PM_E_AUTH] = "E_AUTH",
+	[PM_E_NOPERM] = "E_NOPERM",
 	[PM_E_INTERNAL] = "E_INTERNAL",
 };
 

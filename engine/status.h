@@ -54,6 +54,10 @@ enum pm_status {
 	PM_E_WORK_LIMIT,       /* a KNN search would read more than the shard's work cap (knn.h) */
 	PM_E_READONLY,         /* a write to a replica: the primary takes writes */
 	PM_E_NOREPLICAS,       /* fewer replicas connected (or acknowledging) than min_replicas */
+	/* Who may speak (issue 19; the dataplane's, docs/protocol.md §14). */
+	PM_E_RETRY,            /* an unvalidated source: echo the cookie the reply carries */
+	PM_E_AUTH,             /* not authenticated (the reply carries a reason) */
+	PM_E_NOPERM,           /* the user may not do this op on this key or collection */
 
 	PM_E_INTERNAL,         /* unknown wire code, or a result with no code of its own */
 

@@ -19,6 +19,7 @@
  * frames may share one datagram or stream).
  */
 #include "codec.h"
+#include "auth.h"
 
 #include <string.h>
 
@@ -71,7 +72,23 @@ static const struct op_wire op_table[PM_WIRE_OP_COUNT] = {
 				 PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT | PM_FLAG_FILTER, true },
 	[PM_WIRE_OP_VRANGE] = { PM_OPCODE_VECTOR, PM_VOP_RANGE,
 				PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT | PM_FLAG_FILTER, true },
+	/* issue 19: the stream's challenge-response; AUTH is the one flag these
+	 * two never take (they are how a stream authenticates) */
+	[PM_WIRE_OP_AUTH_HELLO] = { PM_OPCODE_AUTH, PM_AOP_HELLO, 0, false },
+	[PM_WIRE_OP_AUTH_PROVE] = { PM_OPCODE_AUTH, PM_AOP_PROVE, 0, false },
 };
+
+/* Opcodes whose first body byte is a sub-op. */
+static bool has_subop(uint8_t opcode)
+{
+	return opcode == PM_OPCODE_VECTOR || opcode == PM_OPCODE_AUTH;
+}
+
+/* An op that may carry the AUTH trailer: every request but AUTH's own. */
+static bool takes_auth(uint8_t op)
+{
+	return op != PM_WIRE_OP_AUTH_HELLO && op != PM_WIRE_OP_AUTH_PROVE;
+}
 
 bool pm_op_wire(uint8_t op, uint8_t *opcode, uint8_t *subop)
 {
@@ -85,7 +102,7 @@ bool pm_op_wire(uint8_t op, uint8_t *opcode, uint8_t *subop)
 /* PM_WIRE_OP_NONE when (opcode, subop) names no op. */
 static uint8_t op_from_wire(uint8_t opcode, uint8_t subop)
 {
-	if (opcode != PM_OPCODE_VECTOR)
+	if (!has_subop(opcode))
 		subop = 0;
 	for (uint8_t op = PM_WIRE_OP_NONE + 1; op < PM_WIRE_OP_COUNT; op++)
 		if (op_table[op].opcode == opcode && op_table[op].subop == subop)
@@ -279,7 +296,7 @@ static enum pm_wire_status frame_op(const struct pm_frame_header *h, struct rd *
 {
 	uint8_t subop = 0;
 	*op = PM_WIRE_OP_NONE;
-	if (h->opcode == PM_OPCODE_VECTOR && !rd_u8(r, &subop))
+	if (has_subop(h->opcode) && !rd_u8(r, &subop))
 		return PM_WIRE_E_FRAME_LENGTH;
 	*op = op_from_wire(h->opcode, subop);
 	return *op == PM_WIRE_OP_NONE ? PM_WIRE_E_FRAME_OPCODE : PM_WIRE_OK;
@@ -520,6 +537,14 @@ static enum pm_wire_status dec_request_body(struct rd *r, uint8_t flags,
 		return dec_batch(r, flags, req);
 	case PM_WIRE_OP_VRANGE:
 		return dec_vrange(r, flags, req);
+	case PM_WIRE_OP_AUTH_HELLO:
+		return PM_WIRE_OK;
+	case PM_WIRE_OP_AUTH_PROVE: /* u32 user, nonce, tag (proto/auth.h) */
+		if (!rd_u32(r, &req->auth_user) ||
+		    !rd_take(r, PM_AUTH_NONCE_BYTES + PM_AUTH_TAG_BYTES, &req->auth_proof.ptr))
+			return PM_WIRE_E_FRAME_LENGTH;
+		req->auth_proof.len = PM_AUTH_NONCE_BYTES + PM_AUTH_TAG_BYTES;
+		return PM_WIRE_OK;
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
 		break;
@@ -539,16 +564,28 @@ enum pm_wire_status pm_wire_request_decode(const uint8_t *buf, size_t len,
 	*used = PM_FRAME_HEADER_BYTES + (size_t)h.body_len;
 	req->id = h.id;
 	struct rd r = { buf + PM_FRAME_HEADER_BYTES, h.body_len };
+	/* The AUTH trailer ends the body (proto/auth.h): the body proper is
+	 * what comes before it; pomaid checks the trailer itself, before this. */
+	bool auth = (h.flags & PM_FLAG_AUTH) != 0;
+	bool no_trailer = auth && r.left < PM_AUTH_TRAILER_BYTES;
+	if (auth && !no_trailer)
+		r.left -= PM_AUTH_TRAILER_BYTES;
+	req->auth = auth;
 	enum pm_wire_status op_st = frame_op(&h, &r, &req->op);
 	if (st != PM_WIRE_OK)
 		return st; /* reserved field set */
 	if (h.status != 0 || h.first != 0 || (h.flags & (PM_FLAG_REPLY | PM_FLAG_MORE)))
 		return PM_WIRE_E_FRAME_FLAGS;
+	if (no_trailer)
+		return PM_WIRE_E_FRAME_LENGTH;
 	if (op_st != PM_WIRE_OK)
 		return op_st;
-	if (h.flags & ~op_table[req->op].req_flags)
+	if (auth && !takes_auth(req->op))
 		return PM_WIRE_E_FRAME_FLAGS;
-	st = dec_request_body(&r, h.flags, req);
+	uint8_t flags = (uint8_t)(h.flags & ~PM_FLAG_AUTH);
+	if (flags & ~op_table[req->op].req_flags)
+		return PM_WIRE_E_FRAME_FLAGS;
+	st = dec_request_body(&r, flags, req);
 	if (st == PM_WIRE_OK && r.left != 0)
 		st = PM_WIRE_E_FRAME_LENGTH;
 	return st;
@@ -811,6 +848,14 @@ static uint8_t enc_request_body(const struct pm_wire_request *req, struct wr *w)
 	case PM_WIRE_OP_VRANGE:
 		wr_f32(w, req->radius);
 		return enc_vquery(req, w);
+	case PM_WIRE_OP_AUTH_HELLO:
+		return 0;
+	case PM_WIRE_OP_AUTH_PROVE:
+		wr_u32(w, req->auth_user);
+		if (req->auth_proof.len != PM_AUTH_NONCE_BYTES + PM_AUTH_TAG_BYTES)
+			w->ok = false;
+		wr_put(w, req->auth_proof.ptr, req->auth_proof.len);
+		return 0;
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
 		break;
@@ -1015,6 +1060,11 @@ static uint8_t enc_reply_body(const struct pm_wire_reply *rep, uint32_t *cursor,
 			w->ok = false;
 		wr_u8(w, rep->range_flags);
 		return enc_hits(rep, cursor, w);
+	case PM_WIRE_OP_AUTH_HELLO: /* the challenge */
+		wr_put(w, rep->challenge, PM_AUTH_CHALLENGE_BYTES);
+		return 0;
+	case PM_WIRE_OP_AUTH_PROVE:
+		return 0;
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
 		break;
@@ -1043,9 +1093,18 @@ bool pm_wire_reply_paged(const struct pm_wire_reply *rep)
 	return rep->status == PM_WIRE_OK && pm_wire_op_paged(rep->op);
 }
 
-/* pm_wire_reply_encode(), with the hint a THROTTLED reply carries. */
-static size_t encode_reply(const struct pm_wire_reply *rep, uint32_t *cursor, uint32_t retry_ms,
-			   uint8_t *out, size_t cap)
+/* What an error reply's body carries besides the status (THROTTLED's hint,
+ * RETRY's cookie, AUTH's reason), given to encode_reply by the functions
+ * that make those replies. */
+struct err_body {
+	uint32_t retry_ms;
+	const uint8_t *cookie; /* PM_COOKIE_BYTES */
+	uint8_t auth_reason;
+};
+
+/* pm_wire_reply_encode(), with the body an error reply carries. */
+static size_t encode_reply(const struct pm_wire_reply *rep, uint32_t *cursor,
+			   const struct err_body *eb, uint8_t *out, size_t cap)
 {
 	uint32_t local = 0;
 	uint32_t *cur = cursor != NULL ? cursor : &local;
@@ -1062,7 +1121,14 @@ static size_t encode_reply(const struct pm_wire_reply *rep, uint32_t *cursor, ui
 	else
 		*cur = pm_wire_reply_items(rep); /* an error reply is one frame */
 	if (rep->status == PM_WIRE_E_THROTTLED)
-		wr_u32(&w, retry_ms);
+		wr_u32(&w, eb->retry_ms);
+	if (rep->status == PM_WIRE_E_RETRY) {
+		if (eb->cookie == NULL)
+			w.ok = false;
+		wr_put(&w, eb->cookie, PM_COOKIE_BYTES);
+	}
+	if (rep->status == PM_WIRE_E_AUTH)
+		wr_u8(&w, eb->auth_reason);
 	if (rep->status == PM_WIRE_E_MOVED) {
 		wr_u64(&w, rep->map_epoch);
 		wr_u16(&w, rep->slot);
@@ -1102,14 +1168,24 @@ static size_t encode_reply(const struct pm_wire_reply *rep, uint32_t *cursor, ui
 size_t pm_wire_reply_encode(const struct pm_wire_reply *rep, uint32_t *cursor, uint8_t *out,
 			    size_t cap)
 {
-	return encode_reply(rep, cursor, 0, out, cap);
+	struct err_body eb = { .auth_reason = rep->auth_reason };
+	return encode_reply(rep, cursor, &eb, out, cap);
 }
 
 size_t pm_reply_encode_throttled(uint8_t op, uint64_t id, uint32_t retry_ms, uint8_t *out,
 				 size_t cap)
 {
 	struct pm_wire_reply rep = { .status = PM_WIRE_E_THROTTLED, .op = op, .id = id };
-	return encode_reply(&rep, NULL, retry_ms, out, cap);
+	struct err_body eb = { .retry_ms = retry_ms };
+	return encode_reply(&rep, NULL, &eb, out, cap);
+}
+
+size_t pm_reply_encode_retry(uint8_t op, uint64_t id, const uint8_t cookie[PM_COOKIE_BYTES],
+			     uint8_t *out, size_t cap)
+{
+	struct pm_wire_reply rep = { .status = PM_WIRE_E_RETRY, .op = op, .id = id };
+	struct err_body eb = { .cookie = cookie };
+	return encode_reply(&rep, NULL, &eb, out, cap);
 }
 
 /* ---------------------------------------------------------------- reply decoding */
@@ -1300,6 +1376,11 @@ static enum pm_wire_status dec_reply_body(struct rd *r, struct pm_reply_view *rv
 		return dec_qhits(r, rv);
 	case PM_WIRE_OP_VRANGE:
 		return dec_range(r, rv);
+	case PM_WIRE_OP_AUTH_HELLO:
+		return rd_take(r, PM_AUTH_CHALLENGE_BYTES, &rv->challenge) ? PM_WIRE_OK
+									  : PM_WIRE_E_FRAME_LENGTH;
+	case PM_WIRE_OP_AUTH_PROVE:
+		return PM_WIRE_OK;
 	case PM_WIRE_OP_NONE:
 	case PM_WIRE_OP_COUNT:
 		break;
@@ -1360,6 +1441,13 @@ enum pm_wire_status pm_reply_decode_list(const uint8_t *buf, size_t len, uint8_t
 		st = PM_WIRE_E_FRAME_LENGTH;
 	if (st == PM_WIRE_OK && rv->status == PM_WIRE_E_MOVED)
 		st = rd_moved(&r, rv);
+	if (st == PM_WIRE_OK && rv->status == PM_WIRE_E_RETRY &&
+	    !rd_take(&r, PM_COOKIE_BYTES, &rv->cookie))
+		st = PM_WIRE_E_FRAME_LENGTH;
+	if (st == PM_WIRE_OK && rv->status == PM_WIRE_E_AUTH &&
+	    (!rd_u8(&r, &rv->auth_reason) || rv->auth_reason == 0 ||
+	     rv->auth_reason >= PM_AUTH_R_COUNT))
+		st = PM_WIRE_E_FRAME_LENGTH;
 	if (st == PM_WIRE_OK && r.left != 0)
 		st = PM_WIRE_E_FRAME_LENGTH;
 	if (st != PM_WIRE_OK)

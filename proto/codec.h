@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "wire.h"
 
 /* ---------------------------------------------------------------- messages */
@@ -85,6 +86,12 @@ struct pm_wire_request {
 	uint8_t item_flags;
 	const struct pm_wire_request *item_list;
 	float radius;
+	/* issue 19. auth: decoded: the frame ended with an AUTH trailer (not
+	 * checked here: proto/auth.h; the body decoded is what precedes it).
+	 * AUTH_PROVE: the user and its nonce and tag (PM_AUTH_PROVE_BYTES). */
+	bool auth;
+	uint32_t auth_user;
+	struct pm_wire_bytes auth_proof;
 };
 
 /* One KNN hit of a reply to encode. */
@@ -138,6 +145,8 @@ struct pm_wire_reply {
 	const uint8_t *item_status;        /* VADDB: nitems wire statuses, one per item */
 	uint32_t nitems;
 	uint8_t range_flags;               /* VRANGE: PM_WIRE_RANGE_* */
+	uint8_t challenge[PM_AUTH_CHALLENGE_BYTES]; /* AUTH_HELLO (issue 19) */
+	uint8_t auth_reason;               /* E_AUTH: enum pm_auth_reason */
 };
 
 /* ---------------------------------------------------------------- header */
@@ -225,6 +234,11 @@ bool pm_wire_op_paged(uint8_t op);
  * too small. */
 size_t pm_reply_encode_throttled(uint8_t op, uint64_t id, uint32_t retry_ms, uint8_t *out,
 				 size_t cap);
+/* Server side. A RETRY reply to op / id (issue 19, docs/protocol.md §14):
+ * its body is the cookie the client echoes. An E_AUTH reply's u8 reason is
+ * pm_wire_reply's auth_reason (pm_wire_reply_encode). */
+size_t pm_reply_encode_retry(uint8_t op, uint64_t id, const uint8_t cookie[PM_COOKIE_BYTES],
+			     uint8_t *out, size_t cap);
 
 /* Client side: one decoded reply frame. Pointers point into the frame. The body
  * is validated completely by pm_reply_decode(), so the iterators cannot run past
@@ -255,6 +269,9 @@ struct pm_reply_view {
 	uint16_t slot;                   /* MOVED: the key's slot */
 	struct pm_wire_bytes item_status; /* VADDB: one wire status byte per item */
 	uint8_t range_flags;             /* VRANGE: PM_WIRE_RANGE_* */
+	const uint8_t *challenge;        /* AUTH_HELLO: PM_AUTH_CHALLENGE_BYTES (issue 19) */
+	const uint8_t *cookie;           /* E_RETRY: PM_COOKIE_BYTES to echo (auth.h) */
+	uint8_t auth_reason;             /* E_AUTH: enum pm_auth_reason */
 	/* iterator state; private */
 	uint8_t list_flags;              /* CLIST: the entries' layout */
 	const uint8_t *it_pos;

@@ -66,6 +66,9 @@ static const uint8_t status_codes[PM_STATS_STATUS_SLOTS] = {
 	PM_WIRE_E_WORK_LIMIT,
 	PM_WIRE_E_READONLY,   /* version 3 */
 	PM_WIRE_E_NOREPLICAS,
+	PM_WIRE_E_RETRY,      /* version 6 (issue 19): before INTERNAL, as the engine's */
+	PM_WIRE_E_AUTH,
+	PM_WIRE_E_NOPERM,
 	PM_WIRE_E_INTERNAL,
 };
 

@@ -37,20 +37,23 @@
 /* Version 5: ops[] has 24 slots (issue 18 adds VSETATTR and the batch and
  * range ops: more ops than 16 slots), and errors[] E_FILTER's, E_ATTR's and
  * E_BATCH's slots after E_DTYPE's (slots are the engine's status numbers). */
-#define PM_STATS_VERSION 5u
+/* Version 6: ops[] has 32 slots (issue 19 adds AUTH_HELLO and AUTH_PROVE),
+ * and errors[] E_RETRY's, E_AUTH's and E_NOPERM's slots before E_INTERNAL's
+ * (slots are the engine's status numbers). */
+#define PM_STATS_VERSION 6u
 /* How often a worker publishes its block. */
 #define PM_STATS_PUBLISH_MS 10u
 /* Shards a segment describes at most (pomaid's PM_SHARDS_MAX). */
 #define PM_STATS_SHARDS_MAX 32u
 /* Slots for per-op counters: ops[op] for each enum pm_wire_op (wire.h); more
  * than there are ops. */
-#define PM_STATS_OPS 24u
+#define PM_STATS_OPS 32u
 /* Slots for per-status counters: errors[slot] counts the replies whose wire
  * status is pm_stats_status_code(slot). The first PM_STATS_STATUS_SLOTS are
  * given (in the order of version 2: the engine's status order when it was
  * written, so the layout is unchanged); a new status takes the next slot. */
 #define PM_STATS_STATUSES 48u
-#define PM_STATS_STATUS_SLOTS 37u
+#define PM_STATS_STATUS_SLOTS 40u
 /* Slots for live bytes by blob size class: class_live_bytes[slot] is the
  * class of pm_stats_class_bytes(slot) bytes. They are pomaid's arena classes
  * (engine/arena.h), which pomaid checks at start-up against this list. */

@@ -18,8 +18,9 @@ static const char *const op_names[PM_WIRE_OP_COUNT] = {
 	[PM_WIRE_OP_MAP] = "map",
 	[PM_WIRE_OP_VSETATTR] = "vsetattr", [PM_WIRE_OP_VADDB] = "vaddb",
 	[PM_WIRE_OP_VQUERYB] = "vqueryb",   [PM_WIRE_OP_VRANGE] = "vrange",
+	[PM_WIRE_OP_AUTH_HELLO] = "auth_hello", [PM_WIRE_OP_AUTH_PROVE] = "auth_prove",
 };
-_Static_assert(PM_WIRE_OP_COUNT == PM_WIRE_OP_VRANGE + 1, "every op has a name (op_names)");
+_Static_assert(PM_WIRE_OP_COUNT == PM_WIRE_OP_AUTH_PROVE + 1, "every op has a name (op_names)");
 
 /* Indexed by code: the codes below 64 and 255 (a status of its own). */
 #define STATUS_NAMES_LOW 64u
@@ -40,6 +41,7 @@ static const char *const status_names[STATUS_NAMES_LOW] = {
 	[PM_WIRE_E_READONLY] = "E_READONLY",
 	[PM_WIRE_E_NOREPLICAS] = "E_NOREPLICAS",
 	[PM_WIRE_E_MOVED] = "E_MOVED",
+	[PM_WIRE_E_RETRY] = "E_RETRY",
 	[PM_WIRE_E_KEY_LEN] = "E_KEY_LEN",
 	[PM_WIRE_E_VALUE_LEN] = "E_VALUE_LEN",
 	[PM_WIRE_E_DIM] = "E_DIM",
@@ -62,8 +64,10 @@ static const char *const status_names[STATUS_NAMES_LOW] = {
 	[PM_WIRE_E_FRAME_OPCODE] = "E_FRAME_OPCODE",
 	[PM_WIRE_E_FRAME_FLAGS] = "E_FRAME_FLAGS",
 	[PM_WIRE_E_FRAME_LENGTH] = "E_FRAME_LENGTH",
+	[PM_WIRE_E_AUTH] = "E_AUTH",
+	[PM_WIRE_E_NOPERM] = "E_NOPERM",
 };
-_Static_assert(PM_WIRE_E_FRAME_LENGTH < STATUS_NAMES_LOW, "every code but 255 has a slot");
+_Static_assert(PM_WIRE_E_NOPERM < STATUS_NAMES_LOW, "every code but 255 has a slot");
 
 const char *pm_wire_op_name(uint8_t op)
 {

@@ -130,6 +130,11 @@
 #define PM_OPCODE_SNAPSHOT 'P' /* empty body; the reply is its status only */
 #define PM_OPCODE_VECTOR 'V'
 #define PM_OPCODE_MAP 'M' /* empty body; the reply is the cluster's slot map (cluster_map.h) */
+/* issue 19 (docs/protocol.md §14): a datagram's first frame may be a COOKIE
+ * frame (never answered, not an op: it proves the source address); AUTH is
+ * the stream's challenge-response (sub-ops below). */
+#define PM_OPCODE_COOKIE 'K'
+#define PM_OPCODE_AUTH 'A'
 
 /* Sub-ops: the first body byte of every 'V' request and reply. */
 #define PM_VOP_ADD 'A'
@@ -144,6 +149,9 @@
 #define PM_VOP_ADD_BATCH 'B'
 #define PM_VOP_QUERY_BATCH 'N'
 #define PM_VOP_RANGE 'R'
+/* Sub-ops of 'A' (first body byte, in requests and replies). */
+#define PM_AOP_HELLO 'H' /* asks for a challenge */
+#define PM_AOP_PROVE 'P' /* answers it: the connection speaks as a user */
 
 /* Request flags (byte 4). */
 #define PM_FLAG_TTL 0x01u   /* SET, VADD: a u64 ttl_ms trailer follows */
@@ -152,6 +160,8 @@
 #define PM_FLAG_EXACT 0x08u /* VQUERY: exact search; no payload */
 #define PM_FLAG_ATTR 0x10u  /* VADD: a u32 len + attribute record trailer (after COLL's) */
 #define PM_FLAG_FILTER 0x10u /* VQUERY: a u32 len + filter expression trailer (after COLL's) */
+#define PM_FLAG_AUTH 0x20u /* every request: a PM_AUTH_TRAILER_BYTES trailer ends the body
+			    * (proto/auth.h; docs/protocol.md §14) */
 /* Reply flags (byte 4). */
 #define PM_FLAG_MORE 0x40u  /* VQUERY, CLIST: another frame with this id follows */
 #define PM_FLAG_REPLY 0x80u /* set on every reply, never on a request */
@@ -188,6 +198,8 @@ enum pm_wire_op {
 	PM_WIRE_OP_VADDB,     /* 'V' 'B': VADD batch (issue 18) */
 	PM_WIRE_OP_VQUERYB,   /* 'V' 'N': VQUERY batch */
 	PM_WIRE_OP_VRANGE,    /* 'V' 'R': range search */
+	PM_WIRE_OP_AUTH_HELLO, /* 'A' 'H': a stream's challenge (issue 19) */
+	PM_WIRE_OP_AUTH_PROVE, /* 'A' 'P': its answer */
 	PM_WIRE_OP_COUNT
 };
 
@@ -220,6 +232,9 @@ enum pm_wire_status {
 	PM_WIRE_E_MOVED = 14,           /* cluster: the key's slot belongs to another replica
 					 * set; the body has the map epoch, the slot and that
 					 * set's primary (docs/cluster.md) */
+	PM_WIRE_E_RETRY = 15,           /* the reply would send an unvalidated source more than
+					 * PM_AMPLIFY_FACTOR x what it sent, or the frame
+					 * writes: the body is a cookie to echo (§14) */
 	/* a value breaks a bound */
 	PM_WIRE_E_KEY_LEN = 16,         /* key empty or above PM_WIRE_KEY_BYTES_MAX */
 	PM_WIRE_E_VALUE_LEN = 17,       /* value above PM_WIRE_VALUE_BYTES_MAX */
@@ -245,6 +260,10 @@ enum pm_wire_status {
 	PM_WIRE_E_FRAME_OPCODE = 36,    /* unknown opcode or sub-op */
 	PM_WIRE_E_FRAME_FLAGS = 37,     /* flags not defined for this opcode, or reserved != 0 */
 	PM_WIRE_E_FRAME_LENGTH = 38,    /* a length field disagrees with the body */
+	/* who may speak (issue 19, docs/protocol.md §14) */
+	PM_WIRE_E_AUTH = 40,            /* not authenticated: no, a bad or a replayed AUTH
+					 * trailer, or auth required; the body is a u8 reason */
+	PM_WIRE_E_NOPERM = 41,          /* the user has no right to this op, key or collection */
 	PM_WIRE_E_INTERNAL = 255,       /* an internal error, or a result with no code */
 };
 

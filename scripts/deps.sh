@@ -20,6 +20,10 @@ POMAI_DEPS=(
 	# over HTTP with libcurl (OpenSSL flavour: the one Debian's curl uses) and
 	# builds/checks the JSON with jansson (control/etcd.c says why these two)
 	libcurl4-openssl-dev libjansson-dev
+	# who may speak (issue 19, proto/auth.h says why): keyed SipHash and
+	# BLAKE2b for frame MACs, cookies and key derivation, and the kernel's
+	# random bytes for keys, challenges and cookie secrets
+	libsodium-dev
 	etcd-server        # the cluster suites start their own etcd on loopback ports
 	iproute2           # the cluster suite partitions a node from etcd in a network namespace
 	prometheus         # promtool: tests check pomai-control's /metrics text with 'promtool check metrics'

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "bridge.h"
@@ -302,10 +303,12 @@ static void test_snapshot(void)
 	fb_start('P', 0, 32);
 	fb_str(B("x"));
 	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
-	for (int bit = 0; bit < 6; bit++) {
+	for (int bit = 0; bit < 5; bit++) {
 		fb_start('P', (uint8_t)(1u << bit), 33);
 		CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_FLAGS);
 	}
+	fb_start('P', PM_FLAG_AUTH, 33); /* AUTH: a body shorter than its trailer */
+	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_LENGTH);
 	fb_start('P', 0, 34);
 	CU_ASSERT_EQUAL(fb_status(), PM_OK);
 
@@ -1257,17 +1260,19 @@ static void test_header_flags(void)
 	expect_header(PM_E_FRAME_FLAGS, hello);
 	set_hello(PM_FLAG_MORE, 1);
 	expect_header(PM_E_FRAME_FLAGS, hello);
-	for (int bit = 1; bit < 6; bit++) { /* every flag but TTL is foreign to SET */
+	for (int bit = 1; bit < 5; bit++) { /* every flag but TTL (and AUTH) is foreign to SET */
 		set_hello((uint8_t)(1u << bit), 1);
 		expect_header(PM_E_FRAME_FLAGS, hello);
 	}
+	set_hello(PM_FLAG_AUTH, 1); /* AUTH on a body shorter than its trailer */
+	expect_header(PM_E_FRAME_LENGTH, hello);
 	fb_start('G', PM_FLAG_TTL, 1);
 	fb_str(B("k"));
 	expect_header(PM_E_FRAME_FLAGS, PM_FRAME_HEADER_BYTES + 5);
 	CU_ASSERT_EQUAL(vadd_frame(1, 4, PM_FLAG_EXACT, 0, 0), PM_E_FRAME_FLAGS);
 	CU_ASSERT_EQUAL(vadd_frame(1, 4, PM_FLAG_EF, 0, 0), PM_E_FRAME_FLAGS);
 	CU_ASSERT_EQUAL(vquery_frame(1, 4, PM_FLAG_TTL, 0, 0), PM_E_FRAME_FLAGS);
-	CU_ASSERT_EQUAL(vquery_frame(1, 4, 0x20, 0, 0), PM_E_FRAME_FLAGS);
+	CU_ASSERT_EQUAL(vquery_frame(1, 4, PM_FLAG_AUTH, 0, 0), PM_E_FRAME_LENGTH); /* no trailer */
 	fb_start('V', PM_FLAG_COLL, 1);
 	fb_le('L', 1);
 	CU_ASSERT_EQUAL(fb_status(), PM_E_FRAME_FLAGS);
@@ -1898,6 +1903,7 @@ static void test_wire_status(void)
 		[PM_E_BATCH] = 30, [PM_E_FRAME_TRUNCATED] = 32,
 		[PM_E_FRAME_TOO_BIG] = 33, [PM_E_FRAME_MAGIC] = 34, [PM_E_FRAME_VERSION] = 35,
 		[PM_E_FRAME_OPCODE] = 36, [PM_E_FRAME_FLAGS] = 37, [PM_E_FRAME_LENGTH] = 38,
+		[PM_E_RETRY] = 15, [PM_E_AUTH] = 40, [PM_E_NOPERM] = 41,
 	};
 	bool taken[256] = { false };
 	/* the status byte sits where PM_FRAME_STATUS_OFFSET says (the WAL patches it) */
@@ -2105,6 +2111,119 @@ static void test_batch_replies(void)
 	CU_ASSERT_EQUAL(pm_reply_decode(f, n, &rv, &used), PM_WIRE_E_PARAM);
 }
 
+/* ---------------------------------------------------------------- who may speak (issue 19) */
+
+static void test_auth_wire(void)
+{
+	CU_ASSERT_EQUAL_FATAL(pm_auth_init(), 0);
+	uint8_t ukey[PM_AUTH_USER_KEY_BYTES], mkey[PM_AUTH_MAC_KEY_BYTES], other[PM_AUTH_MAC_KEY_BYTES];
+	memset(ukey, 7, sizeof ukey);
+	pm_auth_derive(ukey, mkey);
+	ukey[0] ^= 1;
+	pm_auth_derive(ukey, other);
+	CU_ASSERT(memcmp(mkey, other, sizeof mkey) != 0);
+	/* a signed GET decodes as the GET it was, and only its key verifies it */
+	static uint8_t f[PM_FRAME_BYTES_MAX + 64];
+	struct pm_request get = { .op = PM_OP_GET, .id = 9, .key = B("hello") };
+	size_t n = pm_request_encode(&get, f, sizeof f);
+	CU_ASSERT_FATAL(n > 0);
+	struct pm_auth_trailer t = { .user = 3, .session = 77, .seq = 5, .time_s = 1000, .port = 7700 };
+	size_t m = pm_auth_append(f, n, sizeof f, &t, mkey);
+	CU_ASSERT_EQUAL_FATAL(m, n + PM_AUTH_TRAILER_BYTES);
+	struct pm_request req;
+	size_t used;
+	CU_ASSERT_EQUAL(pm_request_decode(f, m, &req, &used), PM_OK);
+	CU_ASSERT_EQUAL(used, m);
+	CU_ASSERT(req.auth);
+	CU_ASSERT_EQUAL(req.key.len, 5);
+	CU_ASSERT(pm_auth_verify(f, m, mkey));
+	CU_ASSERT_FALSE(pm_auth_verify(f, m, other));
+	struct pm_auth_trailer r;
+	CU_ASSERT_FATAL(pm_auth_trailer_read(f, m, &r));
+	CU_ASSERT(r.user == 3 && r.session == 77 && r.seq == 5 && r.time_s == 1000 && r.port == 7700);
+	for (size_t i = 0; i < m; i++) { /* every byte is covered: header, body, trailer */
+		f[i] ^= 0x40;
+		CU_ASSERT_FALSE(pm_auth_verify(f, m, mkey));
+		f[i] ^= 0x40;
+	}
+	CU_ASSERT_FALSE(pm_auth_trailer_read(f, n, &r)); /* the unsigned frame: no AUTH flag */
+	/* the stream's ops never take the trailer */
+	struct pm_request hello = { .op = PM_OP_AUTH_HELLO, .id = 1 };
+	n = pm_request_encode(&hello, f, sizeof f);
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL(pm_request_decode(f, n, &req, &used), PM_OK);
+	CU_ASSERT_EQUAL(req.op, PM_OP_AUTH_HELLO);
+	m = pm_auth_append(f, n, sizeof f, &t, mkey);
+	CU_ASSERT_EQUAL(pm_request_decode(f, m, &req, &used), PM_E_FRAME_FLAGS);
+	uint8_t proof[PM_AUTH_NONCE_BYTES + PM_AUTH_TAG_BYTES] = { 1, 2, 3 };
+	struct pm_request prove = { .op = PM_OP_AUTH_PROVE, .id = 2, .auth_user = 3,
+				    .auth_proof = { proof, sizeof proof } };
+	n = pm_request_encode(&prove, f, sizeof f);
+	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES + 1 + PM_AUTH_PROVE_BYTES);
+	CU_ASSERT_EQUAL(pm_request_decode(f, n, &req, &used), PM_OK);
+	CU_ASSERT(req.auth_user == 3 && req.auth_proof.len == sizeof proof &&
+		  memcmp(req.auth_proof.ptr, proof, sizeof proof) == 0);
+	CU_ASSERT_EQUAL(pm_request_decode(f, n - 1, &req, &used), PM_E_FRAME_TRUNCATED);
+	/* the proof: over the challenge, the nonce and the user */
+	uint8_t ch[PM_AUTH_CHALLENGE_BYTES] = { 9 }, nonce[PM_AUTH_NONCE_BYTES] = { 4 };
+	uint8_t p1[PM_AUTH_TAG_BYTES], p2[PM_AUTH_TAG_BYTES];
+	pm_auth_proof(mkey, ch, nonce, 3, p1);
+	pm_auth_proof(mkey, ch, nonce, 4, p2);
+	CU_ASSERT_FALSE(pm_auth_tag_equal(p1, p2));
+	pm_auth_proof(mkey, ch, nonce, 3, p2);
+	CU_ASSERT(pm_auth_tag_equal(p1, p2));
+	/* a HELLO reply carries the challenge; a RETRY the cookie; an AUTH its reason */
+	struct pm_reply hr = { .op = PM_OP_AUTH_HELLO, .id = 1, .challenge = ch };
+	n = pm_reply_encode(&hr, NULL, f, sizeof f);
+	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES + 1 + PM_AUTH_CHALLENGE_BYTES);
+	struct pm_reply_view rv;
+	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(f, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT(memcmp(rv.challenge, ch, sizeof ch) == 0);
+	struct pm_cookie c = { .window = 12 }, c2;
+	uint8_t cb[PM_COOKIE_BYTES];
+	pm_cookie_tag(mkey, htonl(0x7f000001), 12, c.tag);
+	pm_cookie_tag(mkey, htonl(0x7f000002), 12, c2.tag);
+	CU_ASSERT(memcmp(c.tag, c2.tag, sizeof c.tag) != 0);
+	pm_cookie_write(&c, cb);
+	n = pm_reply_encode_retry(PM_WIRE_OP_GET, 44, cb, f, sizeof f);
+	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES + PM_COOKIE_BYTES);
+	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(f, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_E_RETRY);
+	CU_ASSERT_EQUAL(rv.id, 44);
+	CU_ASSERT(pm_cookie_read(rv.cookie, &c2) && c2.window == 12 &&
+		  memcmp(c2.tag, c.tag, sizeof c.tag) == 0);
+	CU_ASSERT_EQUAL(pm_reply_decode(f, n - 1, &rv, &used), PM_WIRE_E_FRAME_TRUNCATED);
+	struct pm_reply ar = { .status = PM_E_AUTH, .op = PM_OP_SET, .id = 3,
+			       .auth_reason = PM_AUTH_R_REPLAY };
+	n = pm_reply_encode(&ar, NULL, f, sizeof f);
+	CU_ASSERT_EQUAL_FATAL(n, PM_FRAME_HEADER_BYTES + 1);
+	CU_ASSERT_EQUAL_FATAL(pm_reply_decode(f, n, &rv, &used), PM_WIRE_OK);
+	CU_ASSERT_EQUAL(rv.auth_reason, PM_AUTH_R_REPLAY);
+	ar.auth_reason = 0; /* no reason is not a reply */
+	CU_ASSERT_EQUAL(pm_reply_encode(&ar, NULL, f, sizeof f), 0);
+	/* a COOKIE frame at the front of a datagram, then the frames */
+	uint8_t dg[PM_COOKIE_FRAME_BYTES + 64];
+	pm_cookie_frame_write(&c, dg);
+	n = pm_request_encode(&get, dg + PM_COOKIE_FRAME_BYTES, 64);
+	CU_ASSERT_EQUAL(pm_cookie_frame_read(dg, PM_COOKIE_FRAME_BYTES + n, &c2), 1);
+	CU_ASSERT(c2.window == 12 && memcmp(c2.tag, c.tag, sizeof c.tag) == 0);
+	CU_ASSERT_EQUAL(pm_cookie_frame_read(dg + PM_COOKIE_FRAME_BYTES, n, &c2), 0);
+	CU_ASSERT_EQUAL(pm_cookie_frame_read(dg, PM_COOKIE_FRAME_BYTES - 1, &c2), -1);
+	dg[8] = 1; /* an id */
+	CU_ASSERT_EQUAL(pm_cookie_frame_read(dg, sizeof dg, &c2), -1);
+	dg[8] = 0;
+	dg[PM_FRAME_HEADER_BYTES + 4] = 1; /* the cookie's reserved field */
+	CU_ASSERT_EQUAL(pm_cookie_frame_read(dg, sizeof dg, &c2), -1);
+	/* hex */
+	char hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
+	uint8_t back[PM_AUTH_MAC_KEY_BYTES];
+	pm_auth_hex(mkey, sizeof mkey, hex);
+	CU_ASSERT_EQUAL(pm_auth_unhex(hex, back, sizeof back), 0);
+	CU_ASSERT(memcmp(back, mkey, sizeof mkey) == 0);
+	hex[3] = 'g';
+	CU_ASSERT_EQUAL(pm_auth_unhex(hex, back, sizeof back), -1);
+}
+
 static CU_TestInfo tests[] = {
 	{ "pm_frame_is_reply", test_frame_is_reply },
 	{ "batches and range: requests (issue 18)", test_batch_ops },
@@ -2144,6 +2263,7 @@ static CU_TestInfo tests[] = {
 	{ "MAP: request and reply", test_map_op },
 	{ "MOVED: its body", test_moved },
 	{ "wire status table", test_wire_status },
+	{ "AUTH trailer, cookies, RETRY and AUTH replies (issue 19)", test_auth_wire },
 	{ "wire status and op names", test_wire_names },
 	CU_TEST_INFO_NULL,
 };
