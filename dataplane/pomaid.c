@@ -199,8 +199,6 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 		fprintf(stderr, "pomaid: %s\n", err);
 		return -1;
 	}
-	if (dpdk && d->cfg.hugepages)
-		w->arena_mem = pm_dpdk_arena(d, d->cfg.arena_bytes);
 	struct pm_shard_config sc = pm_worker_shard_config(w);
 	enum pm_status st = pm_shard_init(&w->shard, &sc);
 	if (st != PM_OK) {
@@ -228,6 +226,64 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 	return 0;
 }
 
+/* One shard's opening, on a thread of its own (open_shards). */
+struct shard_open {
+	struct pm_daemon *d;
+	hwloc_topology_t topo;
+	hwloc_bitmap_t set;
+	uint32_t i;
+	pthread_t thread;
+	bool started;
+	int rc;
+};
+
+static void *open_shard_main(void *arg)
+{
+	struct shard_open *o = arg;
+	o->rc = open_shard(o->d, o->topo, o->set, o->i);
+	return NULL;
+}
+
+/* Every shard opened at once (issue 20): each loads its snapshot and replays
+ * its log on a thread of its own, pinned where the shard's worker will run,
+ * so that a restart takes the slowest shard's time, not the sum, and the
+ * arena's pages are first touched on the worker's NUMA node. The shards
+ * share nothing while they recover (their own directories, logs, rings and
+ * arenas; the data dir's subdirectories are made with mkdirat, which a
+ * second shard finds made). The DPDK arenas come from the EAL's allocator,
+ * here on the main thread first. A shard whose thread cannot be made opens
+ * on this one. */
+static int open_shards(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t *sets)
+{
+	uint32_t n = d->nshards;
+	struct shard_open *o = calloc(n, sizeof(*o));
+	if (!o)
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		if (d->cfg.backend == PM_BACKEND_DPDK && d->cfg.hugepages)
+			d->workers[i].arena_mem = pm_dpdk_arena(d, d->cfg.arena_bytes);
+	for (uint32_t i = 0; i < n; i++) {
+		o[i] = (struct shard_open){ .d = d, .topo = topo, .set = sets[i], .i = i };
+		pthread_attr_t attr;
+		cpu_set_t cpus;
+		pthread_attr_init(&attr);
+		if (hwloc_cpuset_to_glibc_sched_affinity(topo, sets[i], &cpus, sizeof(cpus)) == 0)
+			pthread_attr_setaffinity_np(&attr, sizeof(cpus), &cpus);
+		o[i].started = pthread_create(&o[i].thread, &attr, open_shard_main, &o[i]) == 0;
+		pthread_attr_destroy(&attr);
+		if (!o[i].started)
+			open_shard_main(&o[i]);
+	}
+	int rc = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (o[i].started)
+			pthread_join(o[i].thread, NULL);
+		rc |= o[i].rc;
+	}
+	free(o);
+	return rc;
+}
+
 static int open_daemon(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t *sets)
 {
 	uint32_t n = d->nshards = d->cfg.shards;
@@ -251,10 +307,7 @@ static int open_daemon(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_
 		d->workers[i].fd = -1;
 		d->workers[i].ep = -1;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		if (open_shard(d, topo, sets[i], i) != 0)
-			return -1;
-	return 0;
+	return open_shards(d, topo, sets);
 }
 
 static void close_daemon(struct pm_daemon *d)
