@@ -347,6 +347,9 @@ static int start_workers(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitma
 				pthread_join(d->workers[j].thread, NULL);
 			return -1;
 		}
+		char name[16]; /* the kernel's bound (TASK_COMM_LEN) */
+		snprintf(name, sizeof(name), "pomai-w%u", i & 0xffu); /* top -H, ps -L, tests/test_noblock */
+		(void)pthread_setname_np(w->thread, name);
 		if (hwloc_set_thread_cpubind(topo, w->thread, sets[i], HWLOC_CPUBIND_THREAD) != 0)
 			fprintf(stderr, "pomaid: worker %u: pinning to CPU %d failed: %s\n", i, w->cpu,
 				strerror(errno));

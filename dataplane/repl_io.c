@@ -343,8 +343,7 @@ static void refuse(int fd, uint16_t reason, const char *text)
 /* The lowest LSN of the log this shard still has on disk. */
 static uint64_t oldest_lsn(struct pm_worker *w)
 {
-	int n = pm_wal_list_segments(w->wal->dirfd, w->wal->segs, PM_WAL_SEGMENTS_MAX);
-	return n > 0 ? w->wal->segs[0] : w->wal->next_lsn;
+	return w->wal->nsegs > 0 ? w->wal->segs[0] : w->wal->next_lsn; /* the log keeps the list */
 }
 
 void pm_repl_adopt(struct pm_worker *w, const uint8_t *body, uint32_t len)
@@ -496,7 +495,7 @@ static void seg_read(struct pm_worker *w, struct peer *p, uint32_t slot);
 static bool seg_open(struct pm_worker *w, struct peer *p)
 {
 	struct pm_wal *l = w->wal;
-	int n = pm_wal_list_segments(l->dirfd, l->segs, PM_WAL_SEGMENTS_MAX);
+	int n = (int)l->nsegs; /* the log keeps the list: nothing is listed at run time */
 	int k = -1;
 	for (int i = 0; i < n && l->segs[i] <= p->next_lsn; i++)
 		k = i;

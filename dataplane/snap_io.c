@@ -12,6 +12,16 @@
  * the files it covers go. Any I/O error ends the snapshot: its temporary file
  * is removed, the failure logged and counted, the next one is tried on the
  * schedule; the log and the shard are not affected.
+ *
+ * With io_uring no file-system call runs on the worker thread (issue 20):
+ * the temporary file is made by the ring (OPEN: a stale one of its name
+ * unlinked, then opened O_EXCL), published by it (the rename, then the
+ * directory's fsync), and what a snapshot covers is deleted or kept as a
+ * spare by it, in the background, through a few slots whose names the kernel
+ * reads at submission. Nothing is listed at run time: the log knows its
+ * segments and spares (wal_impl.h), and this file the one snapshot it
+ * published last. Without io_uring (wal_io_uring = no) the same steps run on
+ * the worker thread, as the log's writes then do.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -36,7 +46,11 @@
 #define SNAP_OP_WRITE 1u
 #define SNAP_OP_FSYNC 2u
 #define SNAP_OP_DIRSYNC 3u
-#define SNAP_OP_UNLINK 4u
+#define SNAP_OP_UNLINK 4u /* a background unlink (a slot) */
+#define SNAP_OP_CLEAR 5u  /* a stale temporary file of the new snapshot's name goes */
+#define SNAP_OP_OPEN 6u   /* the temporary file is made */
+#define SNAP_OP_RENAME 7u /* it takes its published name */
+#define SNAP_OP_SPARE 8u  /* a background rename of a retired segment to a spare (a slot) */
 #define SNAP_OP_BITS 4u /* user_data: slot << 8 | op << OP_BITS | OP_SNAP */
 #define SNAP_SLOT_SHIFT 8u
 /* Deletions in flight at once per shard. Deleting a GB file (an old snapshot,
@@ -44,7 +58,13 @@
  * more, so it runs in io_uring's workers, not on the worker thread; more than
  * this many pending (never at one snapshot per publish) fall back to unlink(). */
 #define SNAP_UNLINKS_MAX 8u
-enum stage { S_IDLE = 0, S_WRITING, S_WAIT_LOG, S_FSYNC, S_PUBLISH };
+/* Slots the log's retirement of segments leaves free, for the snapshot's own
+ * unlinks (an old snapshot at a publish, a failed one's temporary file): at
+ * most two per snapshot, and snapshots do not overlap, so those always find
+ * one. */
+#define SNAP_SLOTS_RESERVED 2u
+/* S_OPEN last: the INFO names of the others keep their numbers. */
+enum stage { S_IDLE = 0, S_WRITING, S_WAIT_LOG, S_FSYNC, S_PUBLISH, S_OPEN };
 
 struct pm_snap {
 	char dir[PATH_BYTES - 48]; /* data_dir/snap/shard-<i>, for messages */
@@ -62,8 +82,14 @@ struct pm_snap {
 	struct pm_snap_stats st;
 	uint32_t unlink_busy;      /* bit i: unlink_name[i] is in the ring */
 	uint32_t unlink_seg;       /* bit i: it is a log segment (counted as deleted) */
+	uint32_t unlink_spare;     /* bit i: a rename of unlink_name[i] to unlink_to[i] */
 	int unlink_dirfd[SNAP_UNLINKS_MAX]; /* ... in this directory (the log's or ours) */
 	char unlink_name[SNAP_UNLINKS_MAX][NAME_BYTES];
+	char unlink_to[SNAP_UNLINKS_MAX][NAME_BYTES];
+	bool cleared, renamed;     /* S_OPEN: the stale name is gone; S_PUBLISH: renamed */
+	bool have_published;       /* published_lsn names the newest published snapshot */
+	uint64_t published_lsn;
+	uint64_t sync_fallbacks;   /* background unlinks that found no slot (none expected) */
 };
 
 static uint64_t mono_ns(void)
@@ -92,12 +118,54 @@ static void fail(struct pm_worker *w, int err, const char *what)
 	fprintf(stderr, "pomaid: shard %u: snapshot at LSN %" PRIu64 " FAILED (%s: %s): removed;"
 			" the log is intact, the next snapshot is tried on the schedule\n",
 		w->id, s->wr.start_lsn, what, strerror(err));
-	close(s->fd);
+	if (s->fd >= 0)
+		close(s->fd);
 	s->fd = -1;
 	pm_snap_name(s->wr.start_lsn, true, name);
-	unlinkat(s->dirfd, name, 0);
+	pm_snap_unlink(w, s->dirfd, name, false);
 	s->stage = S_IDLE;
 	s->st.failed++;
+}
+
+/* A free background slot, keeping `reserve` free; SNAP_UNLINKS_MAX if none. */
+static uint32_t free_slot(const struct pm_snap *s, uint32_t reserve)
+{
+	if ((uint32_t)__builtin_popcount(s->unlink_busy) + reserve >= SNAP_UNLINKS_MAX)
+		return SNAP_UNLINKS_MAX;
+	uint32_t i = 0;
+	while (s->unlink_busy >> i & 1u)
+		i++;
+	return i;
+}
+
+bool pm_snap_rename_spare(struct pm_worker *w, const char *seg, const char *spare)
+{
+	struct pm_wal *l = w->wal;
+	struct pm_snap *s = l->snap;
+	uint32_t i = s && l->uring ? free_slot(s, SNAP_SLOTS_RESERVED) : SNAP_UNLINKS_MAX;
+	struct io_uring_sqe *sqe = i < SNAP_UNLINKS_MAX ? io_uring_get_sqe(&l->ring) : NULL;
+	if (!sqe)
+		return false;
+	snprintf(s->unlink_name[i], NAME_BYTES, "%s", seg); /* read by the kernel at submit */
+	snprintf(s->unlink_to[i], NAME_BYTES, "%s", spare);
+	s->unlink_dirfd[i] = l->dirfd;
+	/* never over another file: a spare of that name may be the next segment
+	 * being prepared (LSNs start over after a replica's full sync) */
+	io_uring_prep_renameat(sqe, l->dirfd, s->unlink_name[i], l->dirfd, s->unlink_to[i],
+			       RENAME_NOREPLACE);
+	io_uring_sqe_set_data64(sqe, (uint64_t)i << SNAP_SLOT_SHIFT |
+					     SNAP_OP_SPARE << OP_BITS | OP_SNAP);
+	io_uring_submit(&l->ring);
+	s->unlink_busy |= 1u << i;
+	s->unlink_spare |= 1u << i;
+	s->unlink_seg |= 1u << i;
+	return true;
+}
+
+bool pm_snap_slot_free(const struct pm_worker *w)
+{
+	const struct pm_wal *l = w->wal;
+	return l->snap && l->uring && free_slot(l->snap, SNAP_SLOTS_RESERVED) < SNAP_UNLINKS_MAX;
 }
 
 bool pm_snap_unlink(struct pm_worker *w, int dirfd, const char *name, bool segment)
@@ -109,11 +177,13 @@ bool pm_snap_unlink(struct pm_worker *w, int dirfd, const char *name, bool segme
 		if (s->unlink_dirfd[__builtin_ctz(b)] == dirfd &&
 		    !strcmp(s->unlink_name[__builtin_ctz(b)], name))
 			return true;
-	while (s && i < SNAP_UNLINKS_MAX && (s->unlink_busy >> i & 1u))
-		i++;
+	if (s)
+		i = free_slot(s, segment ? SNAP_SLOTS_RESERVED : 0);
 	struct io_uring_sqe *sqe = s && l->uring && i < SNAP_UNLINKS_MAX ?
 					   io_uring_get_sqe(&l->ring) : NULL;
-	if (!sqe) {
+	if (!sqe) { /* without io_uring, as documented; with it, none expected (counted) */
+		if (s && l->uring)
+			s->sync_fallbacks++;
 		bool gone = unlinkat(dirfd, name, 0) == 0;
 		if (gone && segment && l)
 			l->st.deleted++;
@@ -126,15 +196,25 @@ bool pm_snap_unlink(struct pm_worker *w, int dirfd, const char *name, bool segme
 					     SNAP_OP_UNLINK << OP_BITS | OP_SNAP);
 	io_uring_submit(&l->ring);
 	s->unlink_busy |= 1u << i;
+	s->unlink_spare &= ~(1u << i);
 	s->unlink_seg = (s->unlink_seg & ~(1u << i)) | (uint32_t)segment << i;
 	return true;
 }
 
-/* An unlink's completion: the slot is free again. */
+/* A background unlink's (or rename's) completion: the slot is free again. */
 static void unlinked(struct pm_worker *w, uint64_t user_data, int res)
 {
 	struct pm_snap *s = w->wal->snap;
 	uint32_t i = (uint32_t)(user_data >> SNAP_SLOT_SHIFT) % SNAP_UNLINKS_MAX;
+	if (s->unlink_spare >> i & 1u) {
+		s->unlink_busy &= ~(1u << i);
+		s->unlink_spare &= ~(1u << i);
+		char seg[NAME_BYTES], spare[NAME_BYTES];
+		memcpy(seg, s->unlink_name[i], NAME_BYTES);
+		memcpy(spare, s->unlink_to[i], NAME_BYTES);
+		pm_wal_retired(w, seg, spare, res);
+		return;
+	}
 	if (res < 0 && res != -ENOENT)
 		fprintf(stderr, "pomaid: shard %u: deleting %s: %s\n", w->id, s->unlink_name[i],
 			strerror(-res));
@@ -144,8 +224,9 @@ static void unlinked(struct pm_worker *w, uint64_t user_data, int res)
 }
 
 /* Delete files whose names carry an LSN below `below` in dirfd: older
- * snapshots (suffix ".snap"); in the background when w is given. */
-static void unlink_older(struct pm_worker *w, int dirfd, const char *suffix, uint64_t below)
+ * snapshots (suffix ".snap"). At start-up and in a replica's full sync
+ * only: a running worker knows the one snapshot it published last. */
+static void unlink_older(int dirfd, const char *suffix, uint64_t below)
 {
 	DIR *d = pm_datadir_list(dirfd);
 	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
@@ -154,10 +235,7 @@ static void unlink_older(struct pm_worker *w, int dirfd, const char *suffix, uin
 		if (end == e->d_name || strcmp(end, suffix) || lsn >= below ||
 		    strlen(e->d_name) >= NAME_BYTES)
 			continue;
-		if (w)
-			pm_snap_unlink(w, dirfd, e->d_name, false);
-		else
-			unlinkat(dirfd, e->d_name, 0);
+		unlinkat(dirfd, e->d_name, 0);
 	}
 	if (d)
 		closedir(d);
@@ -168,7 +246,6 @@ static void unlink_older(struct pm_worker *w, int dirfd, const char *suffix, uin
 static void published(struct pm_worker *w)
 {
 	struct pm_snap *s = w->wal->snap;
-	uint64_t *firsts = w->wal->segs;
 	uint64_t lsn = s->wr.start_lsn;
 	s->stage = S_IDLE;
 	s->st.completed++;
@@ -176,12 +253,15 @@ static void published(struct pm_worker *w)
 	s->st.last_ms = (mono_ns() - s->t0_ns) / 1000000u;
 	s->st.last_bytes = s->file_off;
 	s->st.last_end_wall_ms = pm_wall_ms();
-	unlink_older(w, s->dirfd, ".snap", lsn);
+	if (s->have_published && s->published_lsn != lsn) {
+		char old[NAME_BYTES];
+		pm_snap_name(s->published_lsn, false, old);
+		pm_snap_unlink(w, s->dirfd, old, false);
+	}
+	s->have_published = true;
+	s->published_lsn = lsn;
 	/* what a replica still reads from the segments stays (repl.h) */
-	uint64_t keep = PM_MIN(lsn + 1, pm_repl_keep_lsn(w));
-	int n = pm_wal_list_segments(w->wal->dirfd, firsts, PM_WAL_SEGMENTS_MAX);
-	for (int i = 0; i + 1 < n && firsts[i + 1] <= keep; i++)
-		pm_wal_retire(w, firsts[i]);
+	pm_wal_retire_below(w, PM_MIN(lsn + 1, pm_repl_keep_lsn(w)));
 	printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " published: %" PRIu64 " records, %" PRIu64
 	       " bytes in %" PRIu64 " ms\n", w->id, lsn, s->wr.records, s->file_off, s->st.last_ms);
 	fflush(stdout); /* to a file or pipe too: the line is there now */
@@ -191,8 +271,38 @@ static void published(struct pm_worker *w)
 
 static void handle(struct pm_worker *w, unsigned op, int res);
 
+/* The temporary file's flags: never through a link, never over a file. */
+#define TMP_FLAGS (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
+#define TMP_MODE 0640
+
+/* Without io_uring: op here and now, its result as a completion's. */
+static int run_here(struct pm_snap *s, unsigned op, const char *tmp, const char *name,
+		    const uint8_t *p, uint32_t n, off_t off)
+{
+	ssize_t r;
+	switch (op) {
+	case SNAP_OP_WRITE:
+		r = pwrite(s->fd, p, n, off);
+		break;
+	case SNAP_OP_CLEAR:
+		r = unlinkat(s->dirfd, tmp, 0);
+		break;
+	case SNAP_OP_OPEN:
+		r = openat(s->dirfd, tmp, TMP_FLAGS, TMP_MODE);
+		break;
+	case SNAP_OP_RENAME:
+		r = renameat(s->dirfd, tmp, s->dirfd, name);
+		break;
+	default:
+		r = fsync(op == SNAP_OP_DIRSYNC ? s->dirfd : s->fd);
+		break;
+	}
+	return r < 0 ? -errno : (int)r;
+}
+
 /* Submit op for the snapshot (the slice's unwritten rest, an fsync of the
- * file or of the directory); without io_uring it runs here and now. */
+ * file or of the directory, making or publishing the temporary file);
+ * without io_uring it runs here and now. */
 static void submit(struct pm_worker *w, unsigned op)
 {
 	struct pm_wal *l = w->wal;
@@ -201,9 +311,11 @@ static void submit(struct pm_worker *w, unsigned op)
 	uint32_t n = s->len - s->written;
 	off_t off = (off_t)(s->file_off + s->written);
 	int fd = op == SNAP_OP_DIRSYNC ? s->dirfd : s->fd;
+	char tmp[NAME_BYTES], name[NAME_BYTES]; /* the kernel reads them at submission */
+	pm_snap_name(s->wr.start_lsn, true, tmp);
+	pm_snap_name(s->wr.start_lsn, false, name);
 	if (!l->uring) {
-		ssize_t r = op == SNAP_OP_WRITE ? pwrite(fd, p, n, off) : fsync(fd);
-		handle(w, op, r < 0 ? -errno : (int)r);
+		handle(w, op, run_here(s, op, tmp, name, p, n, off));
 		return;
 	}
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
@@ -211,23 +323,49 @@ static void submit(struct pm_worker *w, unsigned op)
 		return; /* the ring is full: the next turn submits it */
 	if (op == SNAP_OP_WRITE)
 		io_uring_prep_write(sqe, fd, p, n, (uint64_t)off);
+	else if (op == SNAP_OP_CLEAR)
+		io_uring_prep_unlinkat(sqe, s->dirfd, tmp, 0);
+	else if (op == SNAP_OP_OPEN)
+		io_uring_prep_openat(sqe, s->dirfd, tmp, TMP_FLAGS, TMP_MODE);
+	else if (op == SNAP_OP_RENAME)
+		io_uring_prep_renameat(sqe, s->dirfd, tmp, s->dirfd, name, 0);
 	else
 		io_uring_prep_fsync(sqe, fd, 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)op << OP_BITS | OP_SNAP);
-	_Static_assert(SNAP_OP_UNLINK < (1u << SNAP_OP_BITS) &&
+	_Static_assert(SNAP_OP_SPARE < (1u << SNAP_OP_BITS) &&
 			       OP_BITS + SNAP_OP_BITS <= SNAP_SLOT_SHIFT,
 		       "snapshot ops and slots share user_data");
 	io_uring_submit(&l->ring);
 	s->inflight = true;
 }
 
+static const char *snap_op_name(unsigned op)
+{
+	return op == SNAP_OP_WRITE ? "write" : op == SNAP_OP_OPEN ? "create" :
+	       op == SNAP_OP_RENAME ? "rename" : "fsync";
+}
+
 static void handle(struct pm_worker *w, unsigned op, int res)
 {
 	struct pm_snap *s = w->wal->snap;
+	if (op == SNAP_OP_CLEAR) { /* gone, or there was none: either way on */
+		s->cleared = true;
+		return;
+	}
 	if (res == -EAGAIN || res == -EINTR)
 		return; /* the turn submits it again */
 	if (res < 0) {
-		fail(w, -res, op == SNAP_OP_WRITE ? "write" : "fsync");
+		fail(w, -res, snap_op_name(op));
+		return;
+	}
+	if (op == SNAP_OP_OPEN) {
+		s->fd = res;
+		s->stage = S_WRITING;
+		return;
+	}
+	if (op == SNAP_OP_RENAME) {
+		s->renamed = true;
+		submit(w, SNAP_OP_DIRSYNC);
 		return;
 	}
 	if (op == SNAP_OP_WRITE) {
@@ -240,17 +378,11 @@ static void handle(struct pm_worker *w, unsigned op, int res)
 		return;
 	}
 	if (op == SNAP_OP_FSYNC) {
-		char tmp[NAME_BYTES], name[NAME_BYTES];
-		pm_snap_name(s->wr.start_lsn, true, tmp);
-		pm_snap_name(s->wr.start_lsn, false, name);
-		if (renameat(s->dirfd, tmp, s->dirfd, name) != 0) {
-			fail(w, errno, "rename");
-			return;
-		}
 		close(s->fd);
 		s->fd = -1;
 		s->stage = S_PUBLISH;
-		submit(w, SNAP_OP_DIRSYNC);
+		s->renamed = false;
+		submit(w, SNAP_OP_RENAME);
 		return;
 	}
 	published(w);
@@ -260,7 +392,7 @@ void pm_snap_on_cqe(struct pm_worker *w, uint64_t user_data, int res)
 {
 	struct pm_snap *s = w->wal->snap;
 	unsigned op = (unsigned)(user_data >> OP_BITS) & ((1u << SNAP_OP_BITS) - 1);
-	if (op == SNAP_OP_UNLINK) {
+	if (op == SNAP_OP_UNLINK || op == SNAP_OP_SPARE) {
 		unlinked(w, user_data, res);
 		return;
 	}
@@ -282,17 +414,20 @@ static int start(struct pm_worker *w, const char *why)
 	if (l->state == WAL_FAILED)
 		return -EIO;
 	pm_snap_name(lsn, true, name);
-	s->fd = pm_datadir_create(s->dirfd, name, O_WRONLY, 0640); /* never through a link */
-	if (s->fd < 0) {
-		int e = -s->fd;
-		s->fd = -1;
-		fprintf(stderr, "pomaid: shard %u: snapshot: %s/%s: %s\n", w->id, s->dir, name,
-			strerror(e));
-		s->st.failed++;
-		return -e;
+	if (!l->uring) { /* here and now, as the log's own I/O then runs */
+		s->fd = pm_datadir_create(s->dirfd, name, O_WRONLY, TMP_MODE); /* never through a link */
+		if (s->fd < 0) {
+			int e = -s->fd;
+			s->fd = -1;
+			fprintf(stderr, "pomaid: shard %u: snapshot: %s/%s: %s\n", w->id, s->dir,
+				name, strerror(e));
+			s->st.failed++;
+			return -e;
+		}
 	}
 	pm_snap_writer_init(&s->wr, &w->shard, w->id, lsn, w->now_ms);
-	s->stage = S_WRITING;
+	s->stage = l->uring ? S_OPEN : S_WRITING; /* the ring makes the file first */
+	s->cleared = false;
 	s->len = s->written = 0;
 	s->file_off = 0;
 	s->t0_ns = mono_ns();
@@ -334,6 +469,8 @@ uint32_t pm_snap_turn(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct pm_snap *s = l ? l->snap : NULL;
+	if (l && l->nretiring)
+		pm_wal_retire_step(w); /* what a publish left for free slots */
 	if (!s || s->inflight)
 		return 0;
 	const char *why;
@@ -368,7 +505,10 @@ uint32_t pm_snap_turn(struct pm_worker *w)
 		submit(w, SNAP_OP_FSYNC);
 		return 1;
 	case S_PUBLISH:
-		submit(w, SNAP_OP_DIRSYNC);
+		submit(w, s->renamed ? SNAP_OP_DIRSYNC : SNAP_OP_RENAME);
+		return 1;
+	case S_OPEN:
+		submit(w, s->cleared ? SNAP_OP_OPEN : SNAP_OP_CLEAR);
 		return 1;
 	}
 	return 0;
@@ -487,7 +627,9 @@ int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen
 	       info.items, info.nodes, info.links_dropped, s->st.load_ms,
 	       (double)s->st.last_bytes / 1e6 / ((double)PM_MAX(s->st.load_ms, 1u) / 1e3));
 	fflush(stdout); /* to a file or pipe too: the line is there now */
-	unlink_older(NULL, s->dirfd, ".snap", x);
+	unlink_older(s->dirfd, ".snap", x);
+	s->have_published = true; /* the next publish deletes it */
+	s->published_lsn = x;
 	*lsn = info.start_lsn;
 	return 0;
 }
@@ -540,9 +682,11 @@ int pm_snap_install(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen)
 	pm_snap_name(lsn, true, tmp);
 	pm_snap_name(lsn, false, name);
 	/* every snapshot here is of the history given up, newer ones too */
-	unlink_older(NULL, s->dirfd, ".snap", UINT64_MAX);
+	unlink_older(s->dirfd, ".snap", UINT64_MAX);
 	if (renameat(s->dirfd, tmp, s->dirfd, name) != 0 || fsync(s->dirfd) != 0)
 		return pm_errf(err, errlen, "%s/%s: %s", s->dir, name, strerror(errno));
+	s->have_published = true;
+	s->published_lsn = lsn;
 	if (pm_worker_shard_reset(w, err, errlen) != 0)
 		return -1;
 	struct pm_snap_info info;
@@ -578,12 +722,15 @@ void pm_snap_close(struct pm_worker *w)
 		io_uring_cqe_seen(&l->ring, cqe);
 		if ((ud & OP_MASK) != OP_SNAP)
 			continue;
-		if ((ud >> OP_BITS & ((1u << SNAP_OP_BITS) - 1)) == SNAP_OP_UNLINK)
+		unsigned op = (unsigned)(ud >> OP_BITS & ((1u << SNAP_OP_BITS) - 1));
+		if (op == SNAP_OP_UNLINK || op == SNAP_OP_SPARE)
 			unlinked(w, ud, res);
+		else if (op == SNAP_OP_OPEN && res >= 0 && s->fd < 0)
+			s->fd = res; /* closed below */
 		else
 			s->inflight = false; /* no further I/O: the snapshot is abandoned below */
 	}
-	if (s->stage != S_IDLE && s->stage != S_PUBLISH) { /* unfinished: it goes */
+	if (s->stage != S_IDLE && !(s->stage == S_PUBLISH && s->renamed)) { /* unfinished: it goes */
 		char name[NAME_BYTES];
 		pm_snap_name(s->wr.start_lsn, true, name);
 		unlinkat(s->dirfd, name, 0);
@@ -606,7 +753,7 @@ uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap)
 	if (!s)
 		return 0;
 	static const char *const stages[] = { "idle", "writing", "waiting_for_log", "fsync",
-					      "publishing" };
+					      "publishing", "opening" };
 	const struct pm_snap_stats *t = &s->st;
 	int n = snprintf(out, cap,
 			 "# Snapshot\r\nsnapshot_in_progress:%d\r\nsnapshot_stage:%s\r\n"

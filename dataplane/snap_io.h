@@ -66,6 +66,13 @@ bool pm_snap_inflight(const struct pm_worker *w);
  * segment is counted in wal_segments_deleted once it is gone. False only
  * when a synchronous unlink failed. */
 bool pm_snap_unlink(struct pm_worker *w, int dirfd, const char *name, bool segment);
+/* A retired segment renamed to a spare in the background (RENAME_NOREPLACE;
+ * pm_wal_retired() hears how it went): false when no slot is free (the log
+ * tries again on a later turn). */
+bool pm_snap_rename_spare(struct pm_worker *w, const char *seg, const char *spare);
+/* Whether a background slot is free for the log's retirements (a few stay
+ * reserved for the snapshot's own unlinks). */
+bool pm_snap_slot_free(const struct pm_worker *w);
 /* Recovery: load the newest snapshot of w's shard into it; *lsn is its start
  * LSN (0: none). 0, or -1 with a message. Called from pm_wal_open. */
 int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen);

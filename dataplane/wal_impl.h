@@ -18,7 +18,7 @@
 /* user_data of a completion: what it was in the low OP_BITS; above them the
  * batch's sequence number (the log's ops) or the snapshot's op and slot
  * (snap_io.c). */
-#define OP_BITS 3u
+#define OP_BITS 4u
 #define OP_MASK ((1u << OP_BITS) - 1)
 #define OP_SNAP 0u
 #define OP_WRITE 1u     /* a batch's write */
@@ -28,6 +28,7 @@
 #define OP_DIRSYNC 5u   /* the directory's fsync, last in that chain: the new name is durable */
 #define OP_PREP 6u      /* a step of preparing the next segment (wal_io.c: prep_*) */
 #define OP_REPL 7u      /* a read of a segment for a replica that catches up (repl.c) */
+#define OP_RENAME 8u    /* a new segment's name, first in its first chain after the seal */
 /* Bytes zeroed per write when a torn tail is cleared. */
 #define ZERO_CHUNK_BYTES (1u << 20)
 #define PATH_BYTES 512u
@@ -60,7 +61,7 @@ struct held {
  * a spare opened and zeroed, or a new file created and allocated, then
  * fdatasynced. A switch to it only writes its header and renames it. */
 enum prep_stage { PREP_NONE = 0, PREP_OPEN, PREP_ZERO, PREP_PUNCH, PREP_ALLOC, PREP_SYNC,
-		  PREP_READY };
+		  PREP_READY, PREP_UNLINK /* a spare that cannot be zeroed goes, then PREP_OPEN */ };
 
 /* Debug builds (no NDEBUG): POMAI_TEST_FSYNC=stall|fail, read at start-up,
  * holds back or fails the log's fsync completions (wal_io.c: test hooks). */
@@ -116,6 +117,19 @@ struct pm_wal {
 	int prep_fd, prep_err;
 	uint64_t prep_bytes, prep_retry_ms;
 	char prep_name[NAME_BYTES];
+	/* issue 20: no file-system call on the worker thread with io_uring. The
+	 * segment switch's rename goes in the next chain (seg_from -> seg_to,
+	 * then the write); the segments and spares are known here, never listed
+	 * at run time; a retired segment waits in `retiring` for a free slot of
+	 * snap_io.c's background renames and unlinks. */
+	bool seg_rename;
+	char seg_from[NAME_BYTES], seg_to[NAME_BYTES];
+	uint64_t seg_to_lsn;
+	uint32_t nsegs;            /* live segments in segs[], sorted by first LSN */
+	uint32_t nspares, spares_coming; /* spares known, and renames to spares in flight */
+	char spare[PM_WAL_SPARE_SEGMENTS + 1][NAME_BYTES];
+	uint64_t *retiring;        /* PM_WAL_SEGMENTS_MAX: first LSNs of segments to retire */
+	uint32_t nretiring;
 	/* batch mode */
 	bool bfsync_inflight, dirty;
 	uint64_t last_fsync_ms, retry_ms;
@@ -126,8 +140,8 @@ struct pm_wal {
 	uint32_t held_used;
 	struct pm_wal_stats st;
 	struct pm_snap *snap;      /* snapshots of this shard (snap_io.c) */
-	uint64_t *segs;            /* PM_WAL_SEGMENTS_MAX: a listing of the segments' first
-				    * LSNs (recovery; a published snapshot's clean-up) */
+	uint64_t *segs;            /* PM_WAL_SEGMENTS_MAX: the live segments' first LSNs
+				    * (listed at start, then kept: nsegs) */
 #ifdef PM_WAL_TEST_HOOKS
 	struct test_hook test;
 #endif
@@ -137,8 +151,16 @@ struct pm_wal {
 void pm_wal_seg_name(uint64_t first_lsn, char *out);
 /* The first LSNs of the segments in directory dirfd, sorted; their count (or -1). */
 int pm_wal_list_segments(int dirfd, uint64_t *out, int cap);
-/* A segment a snapshot covers: kept as a spare (PM_WAL_SPARE_SEGMENTS) or deleted. */
-void pm_wal_retire(struct pm_worker *w, uint64_t first_lsn);
+/* The live segments' first LSNs wholly before `keep` (every segment but the
+ * newest whose successor starts at or before keep) leave the list and are
+ * retired in the background: kept as spares (PM_WAL_SPARE_SEGMENTS) or
+ * deleted. keep UINT64_MAX: every segment, the newest too. */
+void pm_wal_retire_below(struct pm_worker *w, uint64_t keep);
+/* Retire what waits, as far as free slots allow (each worker turn). */
+void pm_wal_retire_step(struct pm_worker *w);
+/* A retired segment's rename to a spare completed (snap_io.c): res 0, or
+ * -errno (then it is deleted instead). */
+void pm_wal_retired(struct pm_worker *w, const char *seg, const char *spare, int res);
 uint64_t pm_wall_ms(void);
 
 #endif

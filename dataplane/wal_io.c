@@ -51,13 +51,16 @@ void pm_wal_seg_name(uint64_t first_lsn, char *out)
 /* The name a new file is made under until it becomes a segment: a spare. */
 #define NEW_SPARE_NAME "next.spare"
 
-/* Spare segments (regular files named *.spare) in dirfd: their count, and
- * the name of one (if any). Something else named NEW_SPARE_NAME (a link, say)
- * is removed: that name is made with O_EXCL. */
-static unsigned spares(int dirfd, char *one)
+/* The spare segments (regular files named *.spare) in the directory, read
+ * once at start-up into l->spare (the first PM_WAL_SPARE_SEGMENTS + 1; more
+ * are left alone, as before). Something else named NEW_SPARE_NAME (a link,
+ * say) is removed: that name is made with O_EXCL. From then on the worker
+ * keeps the list itself: a prepared segment takes one, a retired segment
+ * gives one. */
+static void scan_spares(struct pm_wal *l)
 {
-	DIR *d = pm_datadir_list(dirfd);
-	unsigned n = 0;
+	DIR *d = pm_datadir_list(l->dirfd);
+	l->nspares = 0;
 	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
 		const char *dot = strrchr(e->d_name, '.');
 		size_t len = strlen(e->d_name);
@@ -65,18 +68,50 @@ static unsigned spares(int dirfd, char *one)
 			continue;
 		if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) {
 			if (!strcmp(e->d_name, NEW_SPARE_NAME))
-				(void)unlinkat(dirfd, e->d_name, 0);
+				(void)unlinkat(l->dirfd, e->d_name, 0);
 			continue;
 		}
-		if (n++ == 0 && one)
-			memcpy(one, e->d_name, len + 1); /* len < NAME_BYTES */
+		if (l->nspares <= PM_WAL_SPARE_SEGMENTS)
+			memcpy(l->spare[l->nspares++], e->d_name, len + 1); /* len < NAME_BYTES */
 	}
 	if (d)
 		closedir(d);
-	return n;
 }
 
-void pm_wal_retire(struct pm_worker *w, uint64_t first_lsn)
+/* Spares on disk or on their way: the known ones, the renames in flight, and
+ * the next segment while it is prepared (under a .spare name until its
+ * switch), as a listing of *.spare files counted them. */
+static uint32_t spares_held(const struct pm_wal *l)
+{
+	return l->nspares + l->spares_coming + (l->prep != PREP_NONE);
+}
+
+static void spare_add(struct pm_wal *l, const char *name)
+{
+	for (uint32_t i = 0; i < l->nspares; i++)
+		if (!strcmp(l->spare[i], name))
+			return;
+	if (l->nspares <= PM_WAL_SPARE_SEGMENTS)
+		snprintf(l->spare[l->nspares++], NAME_BYTES, "%s", name);
+}
+
+/* A named segment joins the list (kept sorted: LSNs only grow, but start
+ * over after a replica's full sync, which retires every segment first). */
+static void seg_named(struct pm_wal *l, uint64_t first_lsn)
+{
+	uint32_t i = l->nsegs;
+	if (i == PM_WAL_SEGMENTS_MAX)
+		return; /* a log of 65,536 segments: the oldest are still on disk */
+	while (i > 0 && l->segs[i - 1] > first_lsn) {
+		l->segs[i] = l->segs[i - 1];
+		i--;
+	}
+	l->segs[i] = first_lsn;
+	l->nsegs++;
+}
+
+/* Retire one segment here and now: at start-up, and without io_uring. */
+static void retire_here(struct pm_worker *w, uint64_t first_lsn)
 {
 	struct pm_wal *l = w->wal;
 	char name[NAME_BYTES], spare[NAME_BYTES];
@@ -84,11 +119,67 @@ void pm_wal_retire(struct pm_worker *w, uint64_t first_lsn)
 	snprintf(spare, sizeof(spare), "%020" PRIu64 ".spare", first_lsn);
 	/* never over another file: a spare of that name may be the next segment
 	 * being prepared (LSNs start over after a replica's full sync) */
-	if (spares(l->dirfd, NULL) < PM_WAL_SPARE_SEGMENTS &&
-	    renameat2(l->dirfd, name, l->dirfd, spare, RENAME_NOREPLACE) == 0)
+	if (spares_held(l) < PM_WAL_SPARE_SEGMENTS &&
+	    renameat2(l->dirfd, name, l->dirfd, spare, RENAME_NOREPLACE) == 0) {
 		l->st.retired++;
-	else
+		spare_add(l, spare);
+	} else {
 		pm_snap_unlink(w, l->dirfd, name, true); /* counted in deleted when it is gone */
+	}
+}
+
+void pm_wal_retire_step(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	while (l && l->nretiring > 0) {
+		uint64_t first = l->retiring[l->nretiring - 1];
+		if (!l->uring) {
+			retire_here(w, first);
+		} else {
+			if (!pm_snap_slot_free(w))
+				return; /* a later turn goes on */
+			char name[NAME_BYTES], spare[NAME_BYTES];
+			pm_wal_seg_name(first, name);
+			snprintf(spare, sizeof(spare), "%020" PRIu64 ".spare", first);
+			if (spares_held(l) < PM_WAL_SPARE_SEGMENTS) {
+				if (!pm_snap_rename_spare(w, name, spare))
+					return;
+				l->spares_coming++;
+			} else if (!pm_snap_unlink(w, l->dirfd, name, true)) {
+				return;
+			}
+		}
+		l->nretiring--;
+	}
+}
+
+void pm_wal_retired(struct pm_worker *w, const char *seg, const char *spare, int res)
+{
+	struct pm_wal *l = w->wal;
+	l->spares_coming--;
+	if (res == 0) {
+		l->st.retired++;
+		spare_add(l, spare);
+	} else { /* a file of that name is there (or another error): the segment goes */
+		pm_snap_unlink(w, l->dirfd, seg, true);
+	}
+}
+
+void pm_wal_retire_below(struct pm_worker *w, uint64_t keep)
+{
+	struct pm_wal *l = w->wal;
+	uint32_t k = 0; /* segments that go: the oldest k */
+	if (keep == UINT64_MAX)
+		k = l->nsegs;
+	else
+		while (k + 1 < l->nsegs && l->segs[k + 1] <= keep)
+			k++;
+	/* retiring is a stack: the newest first in, so the oldest goes first */
+	for (uint32_t i = k; i > 0 && l->nretiring < PM_WAL_SEGMENTS_MAX; i--)
+		l->retiring[l->nretiring++] = l->segs[i - 1];
+	memmove(l->segs, l->segs + k, (size_t)(l->nsegs - k) * sizeof(*l->segs));
+	l->nsegs -= k;
+	pm_wal_retire_step(w);
 }
 
 /* ---------------------------------------------------------------- the next segment */
@@ -115,6 +206,10 @@ static void prep_fail(struct pm_worker *w, int res)
 		fprintf(stderr, "pomaid: shard %u: preparing the next WAL segment (%s/%s): %s;"
 				" tried again every %u ms\n", w->id, l->dir, l->prep_name,
 			strerror(-res), PM_WAL_RETRY_MS);
+	/* the file, made or half-made, is a spare for the next attempt; one the
+	 * open could not make is not there */
+	if ((l->prep_spare && res != -ENOENT) || l->prep_fd >= 0)
+		spare_add(l, l->prep_name);
 	if (l->prep_fd >= 0)
 		close(l->prep_fd);
 	l->prep_fd = -1;
@@ -129,14 +224,14 @@ static void prep_step(struct pm_worker *w, int res)
 	struct pm_wal *l = w->wal;
 	struct stat sb;
 	l->prep_inflight = false;
+	if (l->prep == PREP_UNLINK && res == -ENOENT)
+		res = 0; /* gone already: as good */
 	if (res < 0 && l->prep == PREP_ZERO) { /* no ZERO_RANGE here (tmpfs): punch it out */
 		l->prep = PREP_PUNCH;
-	} else if (res < 0 && l->prep == PREP_PUNCH) { /* nor that: truncate here (rare) */
-		if (ftruncate(l->prep_fd, 0) != 0) {
-			prep_fail(w, -errno);
-			return;
-		}
-		l->prep = PREP_ALLOC;
+	} else if (res < 0 && l->prep == PREP_PUNCH) { /* nor that: a new file instead (rare) */
+		close(l->prep_fd);
+		l->prep_fd = -1;
+		l->prep = PREP_UNLINK;
 	} else if (res < 0) {
 		prep_fail(w, res);
 		return;
@@ -149,6 +244,9 @@ static void prep_step(struct pm_worker *w, int res)
 		/* a spare from a run with larger segments is zeroed whole */
 		l->prep_bytes = PM_MAX(l->seg_bytes, (uint64_t)sb.st_size);
 		l->prep = l->prep_spare ? PREP_ZERO : PREP_ALLOC;
+	} else if (l->prep == PREP_UNLINK) { /* the spare is gone: made anew under its name */
+		l->prep_spare = false;
+		l->prep = PREP_OPEN;
 	} else if (l->prep == PREP_PUNCH) {
 		l->prep = PREP_ALLOC;
 	} else if (l->prep == PREP_ZERO || l->prep == PREP_ALLOC) {
@@ -171,9 +269,10 @@ static void prep_issue(struct pm_worker *w)
 					   : 0;
 	PM_ASSERT(l->prep != PREP_NONE && l->prep != PREP_READY && !l->prep_inflight);
 	if (!l->uring) {
-		int rc = l->prep == PREP_OPEN ? openat(l->dirfd, l->prep_name, flags, 0640)
-			 : l->prep == PREP_SYNC ? fdatasync(l->prep_fd)
-						: fallocate(l->prep_fd, mode, 0, (off_t)l->prep_bytes);
+		int rc = l->prep == PREP_OPEN	  ? openat(l->dirfd, l->prep_name, flags, 0640)
+			 : l->prep == PREP_UNLINK ? unlinkat(l->dirfd, l->prep_name, 0)
+			 : l->prep == PREP_SYNC	  ? fdatasync(l->prep_fd)
+						  : fallocate(l->prep_fd, mode, 0, (off_t)l->prep_bytes);
 		prep_step(w, rc < 0 ? -errno : rc);
 		return;
 	}
@@ -182,6 +281,8 @@ static void prep_issue(struct pm_worker *w)
 		return; /* the ring is full: the next turn issues it */
 	if (l->prep == PREP_OPEN)
 		io_uring_prep_openat(s, l->dirfd, l->prep_name, flags, 0640);
+	else if (l->prep == PREP_UNLINK)
+		io_uring_prep_unlinkat(s, l->dirfd, l->prep_name, 0);
 	else if (l->prep == PREP_SYNC)
 		io_uring_prep_fsync(s, l->prep_fd, IORING_FSYNC_DATASYNC);
 	else
@@ -196,8 +297,10 @@ static void prep_start(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	PM_ASSERT(l->prep == PREP_NONE && l->prep_fd < 0);
-	l->prep_spare = spares(l->dirfd, l->prep_name) > 0;
-	if (!l->prep_spare)
+	l->prep_spare = l->nspares > 0;
+	if (l->prep_spare) /* taken: a failure puts it back (prep_fail) */
+		memcpy(l->prep_name, l->spare[--l->nspares], NAME_BYTES);
+	else
 		snprintf(l->prep_name, sizeof(l->prep_name), "%s", NEW_SPARE_NAME);
 	l->prep = PREP_OPEN;
 	prep_issue(w);
@@ -220,9 +323,18 @@ static int seg_switch(struct pm_worker *w, uint64_t first_lsn)
 	PM_ASSERT(l->prep == PREP_READY && l->seal_fd < 0 && !l->bfsync_inflight);
 	pm_wal_segment_header_encode(&h, hdr);
 	pm_wal_seg_name(first_lsn, name);
-	if (pwrite(l->prep_fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-	    renameat(l->dirfd, l->prep_name, l->dirfd, name) != 0)
+	if (pwrite(l->prep_fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) /* the page cache */
 		return -errno;
+	if (!l->uring) { /* at start-up, or the documented fallback: here and now */
+		if (renameat(l->dirfd, l->prep_name, l->dirfd, name) != 0)
+			return -errno;
+		seg_named(l, first_lsn);
+	} else { /* first in the next chain, after the seal (submit_write) */
+		memcpy(l->seg_from, l->prep_name, NAME_BYTES);
+		memcpy(l->seg_to, name, NAME_BYTES);
+		l->seg_to_lsn = first_lsn;
+		l->seg_rename = true;
+	}
 	if (l->fd >= 0 && l->mode == PM_WAL_BATCH && l->dirty)
 		l->seal_fd = l->fd; /* closed once its fdatasync completes */
 	else if (l->fd >= 0)
@@ -516,8 +628,9 @@ static void submit_write_here(struct pm_worker *w, const uint8_t *p, uint32_t n,
 
 /* Submit the batch in flight (or its rest: written bytes are not written
  * again) as one chain of linked requests: the previous segment's fdatasync
- * (after a switch in batch mode), the write, its fdatasync (sync mode), the
- * directory's fsync (after a switch). A failed link cancels the rest. */
+ * (after a switch in batch mode), the new segment's rename to its name
+ * (after a switch), the write, its fdatasync (sync mode), the directory's
+ * fsync (after a switch). A failed link cancels the rest. */
 static void submit_write(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
@@ -532,10 +645,12 @@ static void submit_write(struct pm_worker *w)
 		submit_write_here(w, p, n, off);
 		return;
 	}
-	struct link chain[4];
+	struct link chain[5];
 	uint32_t k = 0;
 	if (l->seal_fd >= 0)
 		chain[k++] = (struct link){ .op = OP_SEAL, .fd = l->seal_fd };
+	if (l->seg_rename)
+		chain[k++] = (struct link){ .op = OP_RENAME, .fd = l->dirfd };
 	chain[k++] = (struct link){ .op = OP_WRITE, .fd = l->fd };
 	if (sync)
 		chain[k++] = (struct link){ .op = OP_FSYNC, .fd = l->fd };
@@ -546,6 +661,8 @@ static void submit_write(struct pm_worker *w)
 		PM_ASSERT(s != NULL); /* the queue depth holds a chain and a batch fsync */
 		if (chain[i].op == OP_WRITE)
 			io_uring_prep_write(s, chain[i].fd, p, n, off);
+		else if (chain[i].op == OP_RENAME) /* the names are read at submission */
+			io_uring_prep_renameat(s, l->dirfd, l->seg_from, l->dirfd, l->seg_to, 0);
 		else
 			io_uring_prep_fsync(s, chain[i].fd, chain[i].op == OP_DIRSYNC ? 0
 										 : IORING_FSYNC_DATASYNC);
@@ -623,7 +740,8 @@ static void start_batch(struct pm_worker *w)
 static const char *op_name(unsigned op)
 {
 	return op == OP_WRITE ? "write" : op == OP_FSYNC ? "fsync" : op == OP_SEAL ?
-	       "fsync of the previous segment" : op == OP_DIRSYNC ? "fsync of its directory" : "I/O";
+	       "fsync of the previous segment" : op == OP_DIRSYNC ? "fsync of its directory" :
+	       op == OP_RENAME ? "rename of the new segment" : "I/O";
 }
 
 /* The batch in flight has every completion: done, again, or an error. */
@@ -647,7 +765,7 @@ static uint32_t finish_batch(struct pm_worker *w)
 		l->inflight = false;
 		return held_release(w, PM_E_LOG_FAILED);
 	}
-	if (l->written < b->len || !l->fsync_ok || l->seal_fd >= 0 || l->dirsync) {
+	if (l->written < b->len || !l->fsync_ok || l->seal_fd >= 0 || l->seg_rename || l->dirsync) {
 		/* a short write, EAGAIN, a cancelled link: the rest again */
 		l->st.resubmits++;
 		submit_write(w);
@@ -703,6 +821,8 @@ static void complete(struct pm_worker *w, uint64_t ud, int res)
 		close(l->seal_fd), l->seal_fd = -1;
 	else if (op == OP_DIRSYNC && res == 0)
 		l->dirsync = false;
+	else if (op == OP_RENAME && res == 0) /* named: the list has it from now */
+		l->seg_rename = false, seg_named(l, l->seg_to_lsn);
 	if (res < 0 && (l->err == 0 || l->err == -ECANCELED))
 		l->err = res, l->err_op = op;
 }
@@ -819,7 +939,10 @@ uint32_t pm_wal_turn(struct pm_worker *w)
 		l->retry_ms = w->now_ms + PM_WAL_RETRY_MS;
 		submit_write(w);
 	}
-	if (l->state != WAL_FAILED && l->prep == PREP_NONE && w->now_ms >= l->prep_retry_ms)
+	/* not while the last prepared file's rename waits in the chain: a new
+	 * file would be made under the name it still has */
+	if (l->state != WAL_FAILED && l->prep == PREP_NONE && !l->seg_rename &&
+	    w->now_ms >= l->prep_retry_ms)
 		prep_start(w), work++;
 	else if (l->prep != PREP_NONE && l->prep != PREP_READY && !l->prep_inflight)
 		prep_issue(w); /* the ring was full when its step was due */
@@ -905,14 +1028,12 @@ int pm_wal_restart_at(struct pm_worker *w, uint64_t lsn)
 {
 	struct pm_wal *l = w->wal;
 	if (l->inflight || l->b[l->fill].len || l->bfsync_inflight || l->seal_fd >= 0 ||
-	    l->prep_inflight)
+	    l->prep_inflight || l->seg_rename)
 		return 1;
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = -1; /* the next batch takes the prepared segment, named lsn + 1 */
-	int n = pm_wal_list_segments(l->dirfd, l->segs, PM_WAL_SEGMENTS_MAX);
-	for (int i = 0; i < n; i++)
-		pm_wal_retire(w, l->segs[i]);
+	pm_wal_retire_below(w, UINT64_MAX);
 	l->next_lsn = lsn + 1;
 	l->durable_lsn = l->written_lsn = l->submitted_lsn = lsn;
 	l->dirty = false;
@@ -1112,7 +1233,7 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 			continue;
 		}
 		if (i + 1 < n && firsts[i + 1] <= snap_lsn + 1) { /* wholly in the snapshot */
-			pm_wal_retire(w, firsts[i]);
+			retire_here(w, firsts[i]);
 			continue;
 		}
 		if (last < 0 && firsts[i] > snap_lsn + 1)
@@ -1247,13 +1368,18 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 	l->held = calloc(PM_WAL_HELD_MAX, sizeof(*l->held));
 	l->held_buf = malloc(PM_WAL_HELD_BYTES);
 	l->segs = calloc(PM_WAL_SEGMENTS_MAX, sizeof(*l->segs));
-	if (!l->b[0].buf || !l->b[1].buf || !l->held || !l->held_buf || !l->segs)
+	l->retiring = calloc(PM_WAL_SEGMENTS_MAX, sizeof(*l->retiring));
+	if (!l->b[0].buf || !l->b[1].buf || !l->held || !l->held_buf || !l->segs || !l->retiring)
 		return pm_errf(err, errlen, "out of memory for the WAL buffers");
 	if (open_dir(w, err, errlen) != 0)
 		return -1;
+	scan_spares(l);
 	uint64_t snap_lsn = 0;
 	if (pm_snap_recover(w, &snap_lsn, err, errlen) != 0 || recover(w, snap_lsn, err, errlen) != 0)
 		return -1;
+	/* the segments recovery left: the list the worker keeps from now on */
+	int nsegs = pm_wal_list_segments(l->dirfd, l->segs, PM_WAL_SEGMENTS_MAX);
+	l->nsegs = nsegs > 0 ? (uint32_t)nsegs : 0;
 	l->durable_lsn = l->submitted_lsn = l->next_lsn - 1;
 	if (first_segments(w, err, errlen) != 0)
 		return -1;
@@ -1285,6 +1411,7 @@ void pm_wal_close(struct pm_worker *w)
 	free(l->held);
 	free(l->held_buf);
 	free(l->segs);
+	free(l->retiring);
 	free(l);
 	w->wal = NULL;
 }

@@ -26,6 +26,7 @@ POMAI_DEPS=(
 	libsodium-dev
 	etcd-server        # the cluster suites start their own etcd on loopback ports
 	iproute2           # the cluster suite partitions a node from etcd in a network namespace
+	strace             # tests/test_noblock: no blocking file-system call on a worker thread
 	prometheus         # promtool: tests check pomai-control's /metrics text with 'promtool check metrics'
 	# the power-loss test (tests/lazyfs.c, test_powerloss): a FUSE file system
 	# that drops what no fsync covered; the kernel here has no device-mapper

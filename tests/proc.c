@@ -606,7 +606,11 @@ static bool port_taken(const struct proc *p)
 static void pomaid_argv(struct pomaid *d, const char *const *extra, const char *env)
 {
 	struct proc *p = &d->proc;
-	proc_init(p, d->path);
+	proc_init(p, d->wrap ? d->wrap[0] : d->path);
+	if (d->wrap) {
+		proc_args(p, d->wrap + 1);
+		proc_arg(p, d->path);
+	}
 	proc_arg(p, "--shards");
 	proc_argf(p, "%u", d->shards ? d->shards : POMAID_SHARDS_DEFAULT);
 	proc_arg(p, "--base-port");

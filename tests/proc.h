@@ -188,6 +188,9 @@ struct pomaid {
 	 * base is 0 (a free TCP port, not base - 1), else repl_port as set. */
 	bool repl;
 	uint16_t repl_port;
+	/* A command pomaid runs under (a tracer: strace and its flags, NULL-
+	 * terminated; argv[0] found on PATH); NULL: none. */
+	const char *const *wrap;
 	struct proc proc;
 };
 
