@@ -342,12 +342,16 @@ static uint32_t vec_vlen(const struct pm_collection *c, uint32_t dim)
  * aligned. A payload that ends inside a line (100 floats) spans a partial
  * line wherever it starts; its blob takes the nearest class, which may be a
  * 32-byte step (a 100-d f32 node: 592 bytes in 608, not 640). */
+#define VEC_LINE_BYTES 64u /* a cache line: what a payload is kept aligned to */
+_Static_assert(PM_VEC_HEADER_BYTES % VEC_LINE_BYTES == 0, "the payload starts a line");
+
 static uint32_t vec_blob_request(const struct pm_collection *c, uint32_t bytes, bool node)
 {
 	if (node)
 		bytes = PM_MAX(bytes, PM_BLOB_ALIGNED_BYTES_MIN);
-	if (bytes >= PM_BLOB_ALIGNED_BYTES_MIN && pm_quant_payload_bytes(&c->params) % 64 == 0)
-		bytes = (uint32_t)pm_align_up(bytes, 64);
+	if (bytes >= PM_BLOB_ALIGNED_BYTES_MIN &&
+	    pm_quant_payload_bytes(&c->params) % VEC_LINE_BYTES == 0)
+		bytes = (uint32_t)pm_align_up(bytes, VEC_LINE_BYTES);
 	return bytes;
 }
 
