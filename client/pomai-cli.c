@@ -44,6 +44,8 @@
 #define CLI_PROGRESS_CELLS 30u
 /* Default neighbours for knn. */
 #define CLI_K_DEFAULT 10u
+/* A batch frame's bytes: one UDP datagram, less its header and count. */
+#define CLI_BATCH_BYTES (65507u - 24u - 1u - 4u)
 
 /* ---------------------------------------------------------------- commands */
 
@@ -74,8 +76,10 @@ static const struct cmd_def cmds[C_COUNT] = {
 			   "  EXPR: only vectors whose attributes pass it, e.g.\n"
 			   "  filter \"label = 'shirt' and price < 20\" (docs/protocol.md).\n"
 			   "  Print the K nearest keys, one \"KEY<TAB>DISTANCE\" line each, nearest\n"
-			   "  first. --file reads record N (default 0) of a .fvecs, IDX or CSV\n"
-			   "  file, or a text file holding v1,v2,..." },
+			   "  first. --file F: every record of F is a query (a .fvecs, IDX or CSV\n"
+			   "  file, or a text file of v1,v2,... lines), sent in VQUERY batches;\n"
+			   "  with more than one, each line is \"ROW<TAB>KEY<TAB>DISTANCE\" (ROW\n"
+			   "  from 0, query by query). --row N: record N alone." },
 	[C_COLL] = { "collection",
 		     "collection create NAME --dim D [--metric l2|ip|cosine] [--index flat|hnsw]\n"
 		     "                  [--m M] [--ef-construction N] [--ef-search N] [--evictable]\n"
@@ -107,13 +111,14 @@ static const struct cmd_def cmds[C_COUNT] = {
 	[C_VSETATTR] = { "vsetattr",
 			 "vsetattr KEY [NAME=VALUE ...]\n"
 			 "  Replace the attributes of vector KEY (none given: remove them)." },
-	[C_RANGE] = { "range", "range v1,v2,...|--file F [--row N] --radius R [--k MAX] [--ef EF]\n"
-			       "    [--exact] [--collection C] [--hex]\n"
+	[C_RANGE] = { "range", "range v1,v2,...|--file F [filter EXPR] [--row N] --radius R [--k MAX]\n"
+			       "    [--ef EF] [--exact] [--collection C] [--hex]\n"
 			       "  Print every key within distance R of the vector (the metric's: squared\n"
 			       "  L2, 1 - dot, 1 - cosine), one \"KEY<TAB>DISTANCE\" line each, nearest\n"
 			       "  first, at most MAX (default 1024). When more were within, the MAX\n"
 			       "  nearest are printed and a note goes to stderr. Exact on flat\n"
-			       "  collections, approximate through an HNSW graph. Not with --cluster." },
+			       "  collections, approximate through an HNSW graph. Not with --cluster.\n"
+			       "  filter EXPR: only vectors whose attributes pass it (as for knn)." },
 };
 
 /* ---------------------------------------------------------------- options */
@@ -528,16 +533,171 @@ static bool vector_file(const struct cli *cl, float *out, uint32_t *dim)
 	return rc == 0;
 }
 
+static void print_hit(const struct cli *cl, const struct pm_client_hit *h);
+
 static void print_hits(const struct cli *cl, const struct pm_client_knn_result *res)
 {
-	for (uint32_t i = 0; i < res->count; i++) {
-		const struct pm_client_hit *h = &res->hits[i];
-		if (cl->has[O_HEX])
-			print_hex(h->key, h->klen);
-		else
-			fwrite(h->key, 1, h->klen, stdout);
-		printf("\t%.6g\n", (double)h->dist);
+	for (uint32_t i = 0; i < res->count; i++)
+		print_hit(cl, &res->hits[i]);
+}
+
+/* ---------------------------------------------------------------- knn batches */
+
+/* The queries of knn --file: every record of F (a text file: every line
+ * holding v1,v2,..., blank and '#' lines skipped). */
+struct qsrc {
+	struct cli_reader r;
+	bool text;
+	uint64_t line; /* text: lines read */
+	uint32_t dim;
+	const float *vec;
+};
+
+static int qsrc_open(struct qsrc *q, const char *path)
+{
+	*q = (struct qsrc){ 0 };
+	int rc = cli_reader_open(&q->r, path);
+	if (rc != 0 && q->r.fmt == CLI_IDX && q->r.gz) { /* not IDX: text vectors */
+		gzrewind(q->r.gz);
+		q->text = true;
+		return 0;
 	}
+	if (rc != 0)
+		fprintf(stderr, "pomai-cli: %s: %s\n", path, q->r.err);
+	return rc;
+}
+
+/* 1: a query in q->vec / q->dim; 0: end; -1: error (said on stderr). */
+static int qsrc_next(struct qsrc *q, const char *path)
+{
+	if (!q->text) {
+		int rc = cli_reader_next(&q->r);
+		if (rc < 0)
+			fprintf(stderr, "pomai-cli: %s: %s\n", path, q->r.err);
+		q->vec = q->r.vec;
+		q->dim = q->r.dim;
+		return rc;
+	}
+	while (gzgets(q->r.gz, q->r.line, (int)CLI_CSV_LINE_BYTES_MAX + 1) != NULL) {
+		q->line++;
+		const char *p = q->r.line + strspn(q->r.line, " \t\r\n");
+		if (*p == '\0' || *p == '#')
+			continue;
+		q->dim = cli_parse_vector(p, q->r.vec, PM_CLIENT_DIM_MAX);
+		q->vec = q->r.vec;
+		if (q->dim)
+			return 1;
+		fprintf(stderr, "pomai-cli: %s: line %" PRIu64 ": want v1,v2,... (1..%u numbers)\n",
+			path, q->line, PM_CLIENT_DIM_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/* A batch of knn --file's queries (copied: the reader reuses its buffer). */
+struct knn_batch {
+	struct pm_client_item items[PM_CLIENT_BATCH_ITEMS_MAX];
+	float vecs[CLI_BATCH_BYTES / sizeof(float)];
+	uint32_t n, vec_used, bytes, max_items;
+	uint64_t first_row; /* the file's row of items[0] */
+	bool rows;          /* print ROW<TAB> before each hit: the file has more than one */
+	struct pm_client_hit hits[PM_CLIENT_K_MAX];
+	uint8_t keys[PM_CLIENT_KNN_KEY_BYTES_MAX];
+	uint32_t query[PM_CLIENT_K_MAX];
+};
+
+static void print_hit(const struct cli *cl, const struct pm_client_hit *h)
+{
+	if (cl->has[O_HEX])
+		print_hex(h->key, h->klen);
+	else
+		fwrite(h->key, 1, h->klen, stdout);
+	printf("\t%.6g\n", (double)h->dist);
+}
+
+/* Print the hits of a batch (query[h]: whose hits[h] is). */
+static void print_batch_hits(const struct cli *cl, const struct knn_batch *b,
+			     const struct pm_client_knn_result *res)
+{
+	for (uint32_t h = 0; h < res->count; h++) {
+		if (b->rows)
+			printf("%" PRIu64 "\t", b->first_row + b->query[h]);
+		print_hit(cl, &res->hits[h]);
+	}
+}
+
+/* Send the batch filled so far in one VQUERY batch frame, print its hits;
+ * the status. Cluster mode sends each query alone (a batch goes to one
+ * server): the same hits. */
+static enum pm_client_status knn_flush(struct cli *cl, struct knn_batch *b,
+				       const struct pm_client_knn_opts *o)
+{
+	enum pm_client_status st = PM_CLIENT_OK;
+	struct pm_client_knn_result res = { .hits = b->hits, .hits_cap = PM_CLIENT_K_MAX,
+					    .keys = b->keys, .keys_cap = sizeof b->keys };
+	if (b->n && !cl->has[O_CLUSTER]) {
+		st = pm_client_knn_many(cl->c, b->items, b->n, o, &res, b->query);
+		if (st == PM_CLIENT_OK)
+			print_batch_hits(cl, b, &res);
+	}
+	for (uint32_t i = 0; cl->has[O_CLUSTER] && st == PM_CLIENT_OK && i < b->n; i++) {
+		st = pm_client_knn(cl->c, b->items[i].vec, b->items[i].dim, o, &res);
+		for (uint32_t h = 0; h < res.count; h++)
+			b->query[h] = i;
+		if (st == PM_CLIENT_OK)
+			print_batch_hits(cl, b, &res);
+	}
+	b->first_row += b->n;
+	b->n = b->vec_used = b->bytes = 0;
+	return st;
+}
+
+/* Every record of --file F as a query, in batches of as many as one frame
+ * and the batch's k summed (PM_CLIENT_K_MAX) allow. */
+static int knn_file(struct cli *cl, const struct pm_client_knn_opts *o)
+{
+	static struct knn_batch b;
+	struct qsrc q;
+	const char *path = cl->val[O_FILE];
+	if (qsrc_open(&q, path) != 0) {
+		cli_reader_close(&q.r);
+		return EXIT_USAGE;
+	}
+	uint32_t by_k = PM_CLIENT_K_MAX / o->k; /* o->k >= 1 */
+	b = (struct knn_batch){ .max_items = by_k < PM_CLIENT_BATCH_ITEMS_MAX ? by_k
+									: PM_CLIENT_BATCH_ITEMS_MAX };
+	/* an item's bytes besides its vector: k, dim, ef, name, filter */
+	const uint32_t fixed = 8u + (o->ef ? 4u : 0u) +
+			       (o->collection ? 4u + (uint32_t)strlen(o->collection) : 0u) +
+			       (o->filter ? 4u + (uint32_t)strlen(o->filter) : 0u);
+	enum pm_client_status st = PM_CLIENT_OK;
+	uint64_t nq = 0;
+	int rc;
+	while (st == PM_CLIENT_OK && (rc = qsrc_next(&q, path)) == 1) {
+		uint32_t need = fixed + q.dim * (uint32_t)sizeof(float);
+		if (b.n == b.max_items || b.bytes + need > CLI_BATCH_BYTES) {
+			b.rows = true; /* a query follows the batch */
+			st = knn_flush(cl, &b, o);
+		}
+		if (st != PM_CLIENT_OK)
+			break;
+		memcpy(b.vecs + b.vec_used, q.vec, (size_t)q.dim * sizeof(float));
+		b.items[b.n++] = (struct pm_client_item){ .vec = b.vecs + b.vec_used, .dim = q.dim };
+		b.vec_used += q.dim;
+		b.bytes += need;
+		nq++;
+	}
+	cli_reader_close(&q.r);
+	if (st != PM_CLIENT_OK)
+		return report(cl, "knn", st);
+	if (rc < 0)
+		return EXIT_USAGE;
+	if (nq == 0) {
+		fprintf(stderr, "pomai-cli: %s: no vectors\n", path);
+		return EXIT_USAGE;
+	}
+	b.rows = b.rows || nq > 1;
+	return report(cl, "knn", knn_flush(cl, &b, o));
 }
 
 static int cmd_knn(struct cli *cl)
@@ -553,9 +713,11 @@ static int cmd_knn(struct cli *cl)
 	bool filtered = cl->npos == 3 + vecs && strcmp(cl->pos[1 + vecs], "filter") == 0;
 	if (cl->npos != 1 + vecs && !filtered)
 		return usage_error("knn: want one vector: v1,v2,... or --file F, then [filter EXPR]");
+	o.filter = filtered ? cl->pos[2 + vecs] : NULL;
+	if (cl->has[O_FILE] && !cl->has[O_ROW])
+		return knn_file(cl, &o);
 	if (cl->has[O_FILE] ? !vector_file(cl, vecbuf, &dim) : !vector_arg(cl->pos[1], vecbuf, &dim))
 		return EXIT_USAGE;
-	o.filter = filtered ? cl->pos[2 + vecs] : NULL;
 	struct pm_client_knn_result res = { .hits = hits, .hits_cap = PM_CLIENT_K_MAX,
 					    .keys = keys, .keys_cap = sizeof keys };
 	enum pm_client_status st = pm_client_knn(cl->c, vecbuf, dim, &o, &res);
@@ -760,8 +922,11 @@ static int cmd_range(struct cli *cl)
 		return usage_error("range: --radius R is required (a finite number)");
 	if (!opt_u32(cl, O_K, 1, PM_CLIENT_K_MAX, &o.k) || !opt_u32(cl, O_EF, 0, PM_CLIENT_EF_MAX, &o.ef))
 		return EXIT_USAGE;
-	if (cl->has[O_FILE] ? cl->npos != 1 : cl->npos != 2)
-		return usage_error("range: want one vector: v1,v2,... or --file F");
+	int vecs = cl->has[O_FILE] ? 0 : 1; /* positional vectors */
+	bool filtered = cl->npos == 3 + vecs && strcmp(cl->pos[1 + vecs], "filter") == 0;
+	if (cl->npos != 1 + vecs && !filtered)
+		return usage_error("range: want one vector: v1,v2,... or --file F, then [filter EXPR]");
+	o.filter = filtered ? cl->pos[2 + vecs] : NULL;
 	if (cl->has[O_FILE] ? !vector_file(cl, vecbuf, &dim) : !vector_arg(cl->pos[1], vecbuf, &dim))
 		return EXIT_USAGE;
 	struct pm_client_knn_result res = { .hits = hits, .hits_cap = PM_CLIENT_K_MAX,
@@ -782,8 +947,7 @@ static int cmd_range(struct cli *cl)
  * has one more than the client's large frame buffers, so a free one is
  * found whenever the client can take another batch. */
 #define LOAD_BATCHES (PM_CLIENT_LARGE_SLOTS + 1u)
-/* A batch frame's bytes: one UDP datagram, less its header and count. */
-#define LOAD_BATCH_BYTES (65507u - 24u - 1u - 4u)
+#define LOAD_BATCH_BYTES CLI_BATCH_BYTES
 
 struct load;
 struct load_batch {

@@ -391,7 +391,8 @@ struct pm_client_req {
 	const void *attr;       /* VADD (optional: 0 bytes keeps the vector's record),
 				   VSETATTR: an attribute record (struct pm_client_attr) */
 	uint32_t attr_len;
-	const char *filter;     /* KNN: a filter expression, NULL or "" for none */
+	const char *filter;     /* KNN, KNN_MANY (every query), RANGE: a filter expression,
+				   NULL or "" for none */
 	/* issue 18. VADD_MANY: nitems items (key, vec); name and ttl_ms apply to
 	 * every one. KNN_MANY: nitems queries (vec); k, ef, exact, name apply to
 	 * every one; knn gets all hits, query by query. RANGE: vec, dim, radius;

@@ -214,6 +214,7 @@ enum pm_client_status pm_client_knn_many(struct pm_client *c, const struct pm_cl
 				   .k = opts->k, .ef = opts->ef, .exact = opts->exact,
 				   .name = opts->collection,
 				   .name_len = cstr_len(opts->collection), .knn = res,
+				   .filter = opts->filter && *opts->filter ? opts->filter : NULL,
 				   .batch = &batch };
 	struct sync_call call = { 0 };
 	return run(c, &r, &call);
@@ -230,6 +231,7 @@ enum pm_client_status pm_client_vrange(struct pm_client *c, const float *vec, ui
 				   .radius = radius, .k = opts->k, .ef = opts->ef,
 				   .exact = opts->exact, .name = opts->collection,
 				   .name_len = cstr_len(opts->collection), .knn = res,
+				   .filter = opts->filter && *opts->filter ? opts->filter : NULL,
 				   .batch = &batch };
 	struct sync_call call = { 0 };
 	enum pm_client_status st = run(c, &r, &call);

@@ -16,7 +16,10 @@
  *   at start-up and never freed.
  * - Blobs come in size classes (see pm_limits.h): each class has its own free list
  *   (threaded through the first 8 bytes of each free blob); otherwise blobs are cut
- *   from the bump pointer. Classes of 256 bytes and more are cut 64-byte aligned. A blob's size is not stored with it: its owner (the seed)
+ *   from the bump pointer. Classes of 256 bytes and more are cut aligned: on a
+ *   cache line when the class is a multiple of 64 bytes (so a request of a
+ *   multiple of 64 always gets one), on 32 bytes for the 32-byte steps between
+ *   512 B and 1 KiB. A blob's size is not stored with it: its owner (the seed)
  *   knows it and passes it back on free. Blobs of different classes do not coalesce;
  *   a shard whose value sizes drift keeps freed blobs of the old classes for reuse.
  * - Everything is addressed by offset from the base, never by pointer, so the
@@ -38,9 +41,10 @@
 
 #define PM_SEED_NONE UINT32_MAX
 
-/* 6 classes of 8-byte steps (24..64), 4 per power of two from 64 B to 1 KiB,
- * 8 per power of two from 1 KiB to 1 MiB. */
-#define PM_BLOB_CLASS_COUNT 102u
+/* 6 classes of 8-byte steps (24..64), 4 per power of two from 64 B to 512 B,
+ * 16 from 512 B to 8 KiB (vector blobs: 32-byte steps to 1 KiB, 64-byte steps
+ * to 2 KiB), 8 per power of two from 8 KiB to 1 MiB (arena.c). */
+#define PM_BLOB_CLASS_COUNT 138u
 
 enum pm_seed_kind {
 	PM_SEED_FREE = 0,
@@ -146,7 +150,9 @@ static inline uint32_t pm_blob_footprint(uint32_t bytes)
 	return pm_blob_class_bytes(pm_blob_class(bytes));
 }
 
-/* Blobs of at least this many bytes start on a 64-byte boundary. */
+/* Blobs of at least this many bytes start on a 64-byte boundary when their
+ * class is a multiple of 64 bytes (every request of a multiple of 64 is), on
+ * a 32-byte one otherwise. */
 #define PM_BLOB_ALIGNED_BYTES_MIN 256u
 
 /* Is a seed slot available (pm_seed_alloc will not fail)? */

@@ -16,8 +16,9 @@
  *   - results differ between sets only by float summation order.
  *
  * Aligned inputs are faster (a 64-byte load across two cache lines costs up to
- * 1.5x when streaming): the engine keeps stored payloads and the query 64-byte
- * aligned.
+ * 1.5x when streaming): the engine keeps the query and every stored payload of
+ * whole cache lines 64-byte aligned (a payload ending inside a line, such as
+ * 100 floats, may start on 32 bytes: vector.c).
  */
 #ifndef POMAI_ENGINE_DISTANCE_H
 #define POMAI_ENGINE_DISTANCE_H

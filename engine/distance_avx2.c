@@ -7,7 +7,8 @@
  * checked the CPU. The order of the additions depends only on n, never on
  * the addresses, so a distance is bit-identical wherever the vectors sit
  * (another shard, a restored snapshot); the engine stores vector payloads
- * 64-byte aligned, so loads of b do not split cache lines. The main loop takes 32 floats per
+ * 32-byte aligned at least (64 when they are whole cache lines), so loads of
+ * b do not split cache lines. The main loop takes 32 floats per
  * step into four independent accumulators, enough to hide the FMA latency;
  * the remainder is taken 8 floats at a time and the last n mod 8 with masked
  * loads. _mm256_maskload_ps neither reads nor faults on masked-off lanes, so

@@ -8,7 +8,9 @@
  * the addresses, so a distance is bit-identical wherever the vectors sit
  * (another shard, a restored snapshot). An unaligned 64-byte load splits two
  * cache lines (up to 1.5x slower when streaming, measured on Zen 5), so the
- * engine stores vector payloads 64-byte aligned instead. The main loop takes 64
+ * engine stores a vector payload of whole cache lines 64-byte aligned
+ * instead (one that ends inside a line, 100 floats, may start on 32 bytes:
+ * vector.c). The main loop takes 64
  * floats per step into four independent accumulators; the remainder is taken
  * 16 floats at a time and the last n mod 16 with masked loads. Masked-off
  * lanes of _mm512_maskz_loadu_ps read as zero and cannot fault, so nothing

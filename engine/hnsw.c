@@ -763,6 +763,8 @@ enum pm_status pm_hnsw_insert(struct pm_shard *sh, struct pm_collection *c, uint
 	struct pm_hnsw *h = &c->hnsw;
 	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
 	PM_ASSERT(off % PM_HNSW_UNIT_BYTES == 0);
+	if (off >= PM_HNSW_ARENA_BYTES_MAX) /* the node table cannot address it */
+		return PM_E_NOMEM;
 	uint64_t rng = h->rng;
 	unsigned level = draw_level(h);
 	uint64_t up = 0;
@@ -1158,7 +1160,7 @@ enum pm_status pm_hnsw_restore_node(struct pm_shard *sh, struct pm_collection *c
 	struct pm_hnsw *h = &c->hnsw;
 	struct pm_vec_header *hdr = pm_at(&sh->arena, off);
 	if (id >= h->high || node_at(sh, h, id)->unit || level > PM_HNSW_LEVEL_MAX ||
-	    off % PM_HNSW_UNIT_BYTES)
+	    off % PM_HNSW_UNIT_BYTES || off >= PM_HNSW_ARENA_BYTES_MAX)
 		return PM_E_PARAM;
 	uint64_t up = 0;
 	if (level && !(up = pm_blob_alloc(&sh->arena, upper_bytes(h, level))))

@@ -80,12 +80,15 @@ struct pm_collection;
 
 #define PM_HNSW_NODE_NONE UINT32_MAX
 
-/* A node's blob starts on a 64-byte boundary (vector.c gives an HNSW blob at
- * least PM_BLOB_ALIGNED_BYTES_MIN, which the arena cuts 64-byte aligned), so
- * the node table keeps its offset in units of 64 bytes: 32 bits of units
- * address 256 GiB of arena. */
-#define PM_HNSW_UNIT_SHIFT 6u
+/* A node's blob starts on a 32-byte boundary (vector.c gives an HNSW blob at
+ * least PM_BLOB_ALIGNED_BYTES_MIN, which the arena cuts on 64 bytes, or on 32
+ * for its 32-byte steps between 512 B and 1 KiB: arena.h), so the node table
+ * keeps its offset in units of 32 bytes: 32 bits of units address the first
+ * 128 GiB of an arena (PM_HNSW_ARENA_BYTES_MAX); a node blob above that is
+ * refused (PM_E_NOMEM), never truncated. */
+#define PM_HNSW_UNIT_SHIFT 5u
 #define PM_HNSW_UNIT_BYTES (1u << PM_HNSW_UNIT_SHIFT)
+#define PM_HNSW_ARENA_BYTES_MAX ((UINT64_C(1) << 32) << PM_HNSW_UNIT_SHIFT)
 
 /* One node-table entry (8 bytes). */
 struct pm_hnsw_node {
@@ -99,6 +102,11 @@ struct pm_hnsw_node {
 		uint32_t next_free;   /* free ids: the next free id */
 	};
 };
+/* The blob offset of a node-table entry's vector. */
+static inline uint64_t pm_hnsw_node_off(const struct pm_hnsw_node *n)
+{
+	return (uint64_t)n->unit << PM_HNSW_UNIT_SHIFT;
+}
 #define PM_HNSW_TOMBSTONE 0x01u
 #define PM_HNSW_DOOMED 0x02u /* tombstone the running sweep will free */
 

@@ -289,7 +289,7 @@ static bool save_node(struct out *o, struct pm_snap_writer *w, const struct pm_s
 	const struct pm_hnsw_node *n = pm_hnsw_node_get(sh, c, id);
 	if (!n)
 		return true;
-	const struct pm_vec_header *h = pm_at(&sh->arena, (uint64_t)n->unit << 6);
+	const struct pm_vec_header *h = pm_at(&sh->arena, pm_hnsw_node_off(n));
 	bool tomb = n->flags & PM_HNSW_TOMBSTONE;
 	const struct pm_seed *s = tomb ? NULL : pm_seed_at(&sh->arena, h->seed);
 	uint32_t klen = s ? s->klen : 0;

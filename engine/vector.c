@@ -333,6 +333,28 @@ static uint32_t vec_vlen(const struct pm_collection *c, uint32_t dim)
 	return PM_VEC_HEADER_BYTES + pm_quant_stored_bytes(&c->params) + links;
 }
 
+/* The blob request of a vector of c whose blob content is `bytes` (vlen and
+ * a long key). A graph node is at least PM_BLOB_ALIGNED_BYTES_MIN (the arena
+ * cuts it aligned: the node table addresses it in PM_HNSW_UNIT_BYTES units).
+ * A payload of whole cache lines (f32 of a dimension divisible by 16, q8 of
+ * one divisible by 64) is kept on a cache line, so its loads never split two
+ * lines: the request is padded to whole lines, which the arena cuts 64-byte
+ * aligned. A payload that ends inside a line (100 floats) spans a partial
+ * line wherever it starts; its blob takes the nearest class, which may be a
+ * 32-byte step (a 100-d f32 node: 592 bytes in 608, not 640). */
+#define VEC_LINE_BYTES 64u /* a cache line: what a payload is kept aligned to */
+_Static_assert(PM_VEC_HEADER_BYTES % VEC_LINE_BYTES == 0, "the payload starts a line");
+
+static uint32_t vec_blob_request(const struct pm_collection *c, uint32_t bytes, bool node)
+{
+	if (node)
+		bytes = PM_MAX(bytes, PM_BLOB_ALIGNED_BYTES_MIN);
+	if (bytes >= PM_BLOB_ALIGNED_BYTES_MIN &&
+	    pm_quant_payload_bytes(&c->params) % VEC_LINE_BYTES == 0)
+		bytes = (uint32_t)pm_align_up(bytes, VEC_LINE_BYTES);
+	return bytes;
+}
+
 /* Where a re-ranking collection keeps the f32: after the level-0 links. */
 static uint8_t *vec_kept_at(const struct pm_collection *c, const struct pm_vec_header *h)
 {
@@ -442,9 +464,7 @@ static enum pm_status vec_insert(struct pm_shard *sh, uint32_t *idxp, const uint
 {
 	const bool hnsw = c->params.index == PM_INDEX_HNSW;
 	uint32_t vlen = vec_vlen(c, dim);
-	uint32_t need = vlen + (klen > KEY_INLINE_KLEN_MAX ? klen : 0);
-	if (hnsw) /* graph nodes are addressed in 64-byte units */
-		need = PM_MAX(need, PM_BLOB_ALIGNED_BYTES_MIN);
+	uint32_t need = vec_blob_request(c, vlen + (klen > KEY_INLINE_KLEN_MAX ? klen : 0), hnsw);
 	uint32_t idx = *idxp;
 	uint64_t off = 0;
 	if (pm_evict_make_room(sh, vec_growth(sh, c, need, idx == PM_SEED_NONE), idx, now_ms) != PM_OK)
@@ -481,8 +501,7 @@ enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, cons
 {
 	uint32_t dim = c->params.dim;
 	uint32_t vlen = vec_vlen(c, dim);
-	uint32_t need = PM_MAX(vlen + (klen > KEY_INLINE_KLEN_MAX ? klen : 0),
-			       PM_BLOB_ALIGNED_BYTES_MIN);
+	uint32_t need = vec_blob_request(c, vlen + (klen > KEY_INLINE_KLEN_MAX ? klen : 0), true);
 	uint64_t off = pm_blob_alloc(&sh->arena, need);
 	if (!off || (klen && (!members_reserve(sh, c) || !pm_seed_available(&sh->arena)))) {
 		if (off)

@@ -14,9 +14,12 @@
  * shard needs to find its way back: the collection id, the owning seed, the
  * vector's position in the collection's member list, its L2 norm (cosine), the
  * HNSW node id and the vector's access-frequency word (evict.h). The header is
- * a whole cache line so the payload starts 64-byte aligned (the arena aligns
- * blobs of 256 bytes and more), which the SIMD kernels need to stream without
- * split loads. Keys of up to 40
+ * a whole cache line so the payload starts where the blob does: 64-byte
+ * aligned when the payload is whole cache lines (vector.c pads such a blob to
+ * whole lines, which the arena cuts on a line), so the SIMD kernels stream it
+ * without split loads; a payload ending inside a line (100 floats) may start
+ * on 32 bytes, its blob taking the arena's nearest 32-byte class (a 100-d
+ * f32 HNSW node: 608 bytes, not 640). Keys of up to 40
  * bytes stay inline in the seed (layout KEY_INLINE), longer ones follow the
  * payload (layout BLOB). A vector's attribute record (attr.h), when it has
  * one, is a blob of its own (header attr_off): VSETATTR replaces it without

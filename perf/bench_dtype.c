@@ -22,7 +22,11 @@
  * and the median over the rounds is reported. hnswlib (Debian's 0.6.2,
  * compiled -O3 -march=native by hnswlib_anchor.cpp) is the external anchor.
  * At the end, for each configuration the lowest ef whose recall is at least
- * 0.95 and its queries/s against f32's at its own such ef.
+ * 0.95 and its queries/s against f32's at its own such ef. The medians go to
+ * a data file too (--dat, default bench_dtype.dat in the current directory)
+ * for perf/plot_dtype.gp: one block per configuration, in the order of the
+ * table, its first line the title; columns ef, recall@10, median, lowest and
+ * highest queries/s of the rounds.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -58,6 +62,7 @@ static const uint32_t bd_efs[BD_NEF] = { 10, 20, 40, 80, 160, 320 };
 #define BD_ARENA_BYTES (768ull << 20)
 #define BD_SEEDS 131072u
 #define BD_COLL "fm"
+#define BD_DAT_DEFAULT "bench_dtype.dat"
 #define MIB (1024.0 * 1024.0)
 
 enum { C_F32, C_F16, C_Q8, C_Q8R, C_BIN, C_BINR, C_POMAI, C_HNSWLIB = C_POMAI, C_COUNT };
@@ -337,19 +342,50 @@ static void report(struct bench *b)
 	       b->e[C_BIN].blob / b->e[C_F32].blob, b->e[C_Q8].total / b->e[C_F32].total);
 }
 
+/* The medians (and the rounds' range) for perf/plot_dtype.gp. */
+static int write_dat(struct bench *b, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "bench_dtype: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "# bench_dtype: Fashion-MNIST %u x %u, L2, %u queries, k=%u, M=%u, "
+		   "ef_construction=%u, rerank_k=%u, %u rounds, one thread, queries per CPU second\n"
+		   "# one block per configuration, always in this order (gnuplot: index i), first\n"
+		   "# line = title\n"
+		   "# columns: ef recall@%u qps_median qps_min qps_max\n",
+		b->n, b->dim, b->nq, BD_K, BD_M, BD_EF_CONSTRUCTION, b->rerank_k, b->rounds, BD_K);
+	for (int ci = 0; ci < C_COUNT; ci++) {
+		fprintf(f, "%s\"%s\" ef recall qps qps_min qps_max\n", ci ? "\n\n" : "", name_of(ci));
+		for (uint32_t e = 0; e < BD_NEF; e++) {
+			double lo = b->qps[ci][e][0], hi = lo;
+			for (uint32_t r = 1; r < b->rounds; r++) {
+				lo = b->qps[ci][e][r] < lo ? b->qps[ci][e][r] : lo;
+				hi = b->qps[ci][e][r] > hi ? b->qps[ci][e][r] : hi;
+			}
+			fprintf(f, "%u %.4f %.1f %.1f %.1f\n", bd_efs[e], b->recall[ci][e],
+				bu_median(b->qps[ci][e], b->rounds), lo, hi);
+		}
+	}
+	int rc = fclose(f) == 0 ? 0 : -1;
+	printf("data:     %s (plot: gnuplot -e \"dat='%s'\" perf/plot_dtype.gp)\n", path, path);
+	return rc;
+}
+
 /* ---------------------------------------------------------------- main */
 
 static int usage(void)
 {
 	fprintf(stderr, "usage: bench_dtype [--dir FMNIST_DIR] [--n N] [--queries Q] "
-			"[--rounds R] [--rerank-k K]\n");
+			"[--rounds R] [--rerank-k K] [--dat FILE]\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
 	static struct bench b;
-	const char *dir = FMNIST_DIR_DEFAULT;
+	const char *dir = FMNIST_DIR_DEFAULT, *dat = BD_DAT_DEFAULT;
 	b.n = 60000;
 	b.nq = BD_QUERIES;
 	b.rounds = BD_ROUNDS_DEFAULT;
@@ -358,6 +394,8 @@ int main(int argc, char **argv)
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(argv[i], "--dir") && v)
 			dir = v;
+		else if (!strcmp(argv[i], "--dat") && v)
+			dat = v;
 		else if (!strcmp(argv[i], "--n") && v && bu_parse_u32(v, 60000, &b.n) == 0 && b.n)
 			;
 		else if (!strcmp(argv[i], "--queries") && v && bu_parse_u32(v, 10000, &b.nq) == 0 && b.nq)
@@ -397,5 +435,5 @@ int main(int argc, char **argv)
 	run_rounds(&b);
 	report(&b);
 	loadavg("at end");
-	return 0;
+	return write_dat(&b, dat) == 0 ? 0 : 1;
 }

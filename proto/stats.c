@@ -85,23 +85,31 @@ int pm_stats_status_slot(uint8_t code)
 	return -1;
 }
 
-/* Size classes: SMALL 8-byte steps 24..64, then 4 per power of two up to
- * 1 KiB (MID), then 8 per power of two up to 1 MiB. */
+/* Size classes: SMALL 8-byte steps 24..64, then 2^SUB per power of two of
+ * bytes: 4 up to 512 B, 16 up to 8 KiB (FINE), 8 up to 1 MiB. */
 #define CLASS_SMALL 6u
-#define CLASS_MID_END (CLASS_SMALL + 4u * 4u)
 #define CLASS_BYTES_MIN 24u
-_Static_assert(CLASS_MID_END + 10u * 8u == PM_STATS_CLASSES, "every class has a slot");
+#define CLASS_FINE_LG 9u     /* 512 B */
+#define CLASS_TOP_LG 13u     /* 8 KiB */
+#define CLASS_END_LG 20u     /* 1 MiB */
+#define CLASS_FINE_START (CLASS_SMALL + (CLASS_FINE_LG - 6u) * 4u)
+#define CLASS_TOP_START (CLASS_FINE_START + (CLASS_TOP_LG - CLASS_FINE_LG) * 16u)
+_Static_assert(CLASS_TOP_START + (CLASS_END_LG - CLASS_TOP_LG) * 8u == PM_STATS_CLASSES,
+	       "every class has a slot");
 
 uint32_t pm_stats_class_bytes(unsigned slot)
 {
 	if (slot < CLASS_SMALL)
 		return CLASS_BYTES_MIN + 8u * slot;
-	if (slot < CLASS_MID_END) {
-		unsigned g = (slot - CLASS_SMALL) / 4u, i = (slot - CLASS_SMALL) % 4u;
-		return (64u << g) + (16u << g) * (i + 1u);
-	}
-	unsigned g = (slot - CLASS_MID_END) / 8u, i = (slot - CLASS_MID_END) % 8u;
-	return (1024u << g) + (128u << g) * (i + 1u);
+	unsigned lg0, sub_bits, k;
+	if (slot < CLASS_FINE_START)
+		lg0 = 6u, sub_bits = 2u, k = slot - CLASS_SMALL;
+	else if (slot < CLASS_TOP_START)
+		lg0 = CLASS_FINE_LG, sub_bits = 4u, k = slot - CLASS_FINE_START;
+	else
+		lg0 = CLASS_TOP_LG, sub_bits = 3u, k = slot - CLASS_TOP_START;
+	unsigned lg = lg0 + (k >> sub_bits), i = k & ((1u << sub_bits) - 1u);
+	return (1u << lg) + (1u << (lg - sub_bits)) * (i + 1u);
 }
 
 /* ---------------------------------------------------------------- histograms */

@@ -37,9 +37,12 @@
 /* Version 5: ops[] has 24 slots (issue 18 adds VSETATTR and the batch and
  * range ops: more ops than 16 slots), and errors[] E_FILTER's, E_ATTR's and
  * E_BATCH's slots after E_DTYPE's (slots are the engine's status numbers). */
-/* Version 6: ops[] has 32 slots (issue 19 adds AUTH_HELLO and AUTH_PROVE),
- * and errors[] E_RETRY's, E_AUTH's and E_NOPERM's slots before E_INTERNAL's
- * (slots are the engine's status numbers). */
+/* Version 6 (issues 18 and 19, one change of layout): ops[] has 32 slots
+ * (issue 19 adds AUTH_HELLO and AUTH_PROVE), errors[] E_RETRY's, E_AUTH's
+ * and E_NOPERM's slots before E_INTERNAL's (slots are the engine's status
+ * numbers), and class_live_bytes[] has 138 slots: the arena's classes are
+ * sixteen per power of two from 512 B to 8 KiB (vector blobs; issue 18's
+ * memory target), so every slot from 18 on holds another class. */
 #define PM_STATS_VERSION 6u
 /* How often a worker publishes its block. */
 #define PM_STATS_PUBLISH_MS 10u
@@ -57,7 +60,7 @@
 /* Slots for live bytes by blob size class: class_live_bytes[slot] is the
  * class of pm_stats_class_bytes(slot) bytes. They are pomaid's arena classes
  * (engine/arena.h), which pomaid checks at start-up against this list. */
-#define PM_STATS_CLASSES 102u
+#define PM_STATS_CLASSES 138u
 /* Copies a reader tries before it gives up on a block being rewritten, and
  * how many of them it tries at once before yielding the CPU between tries. */
 #define PM_STATS_READ_TRIES 1000u
@@ -151,7 +154,8 @@ int pm_stats_status_slot(uint8_t code);
 
 /* The size in bytes of the blob class counted in class_live_bytes[slot]
  * (slot < PM_STATS_CLASSES): 8-byte steps from 24 to 64 bytes, then four
- * classes per power of two up to 1 KiB and eight up to 1 MiB. */
+ * classes per power of two up to 512 B, sixteen up to 8 KiB and eight up to
+ * 1 MiB. */
 uint32_t pm_stats_class_bytes(unsigned slot);
 
 /* Bytes of a segment for n shards, and where shard i's block is. */

@@ -47,8 +47,44 @@ static void test_class_waste_bound(void)
 		uint32_t cb = pm_blob_class_bytes(pm_blob_class(n));
 		CU_ASSERT_FATAL((double)(cb - n) / cb < 0.12); /* vector-sized blobs */
 	}
+	/* vector blobs and graph nodes, 512 B to 8 KiB: under 1/16; up to 2 KiB
+	 * every multiple of 64 is a class of its own (a node of whole lines is
+	 * cut to measure), and any multiple of 64 gets a class of whole lines
+	 * (which the arena cuts on a line: vector.c relies on it) */
+	for (uint32_t n = 513; n <= 8192; n++) {
+		uint32_t cb = pm_blob_class_bytes(pm_blob_class(n));
+		CU_ASSERT_FATAL((double)(cb - n) / cb < 1.0 / 16);
+		if (n % 64 == 0 && n <= 2048)
+			CU_ASSERT_EQUAL_FATAL(cb, n);
+	}
+	for (uint32_t n = 256; n <= PM_BLOB_BYTES_MAX; n += 64)
+		CU_ASSERT_EQUAL_FATAL(pm_blob_footprint(n) % 64, 0);
+	/* a 100-d f32 HNSW node (64 + 400 + 128 bytes) and a 128-d one */
+	CU_ASSERT_EQUAL(pm_blob_footprint(592), 608);
+	CU_ASSERT_EQUAL(pm_blob_footprint(704), 704);
 	CU_ASSERT(worst <= 0.25);
 	CU_ASSERT(worst < 0.22); /* 25 -> 32 is the worst case: 7/32 */
+}
+
+/* Blobs from 256 B are cut on their class's largest power-of-two divisor,
+ * at most 64: classes of whole lines on a line, the 32-byte steps between
+ * 512 B and 1 KiB on 32 bytes, packed with no gap between them. */
+static void test_blob_alignment(void)
+{
+	struct pm_arena a;
+	CU_ASSERT_FATAL(pm_arena_init(&a, 4 * MIB, 16, false) == PM_OK);
+	uint64_t small = pm_blob_alloc(&a, 40); /* leaves the bump off a line */
+	uint64_t n1 = pm_blob_alloc(&a, 592), n2 = pm_blob_alloc(&a, 592);
+	CU_ASSERT(small != 0 && n1 % 32 == 0 && n2 % 32 == 0);
+	CU_ASSERT_EQUAL(n2, n1 + 608); /* 608-byte class, no gap */
+	CU_ASSERT(n1 % 64 != n2 % 64);
+	for (uint32_t bytes = 256; bytes <= 8192; bytes += 32) {
+		uint32_t cb = pm_blob_footprint(bytes);
+		uint64_t off = pm_blob_alloc(&a, bytes);
+		CU_ASSERT_FATAL(off != 0);
+		CU_ASSERT_EQUAL_FATAL(off % (cb % 64 ? 32 : 64), 0);
+	}
+	pm_arena_destroy(&a);
 }
 
 static void test_init_bounds(void)
@@ -226,6 +262,7 @@ int main(void)
 	static CU_TestInfo tests[] = {
 		{ "class table", test_class_table },
 		{ "class waste <= 25%", test_class_waste_bound },
+		{ "blob alignment", test_blob_alignment },
 		{ "init bounds", test_init_bounds },
 		{ "seed slots", test_seed_slots },
 		{ "blob reuse and accounting", test_blob_reuse_and_accounting },

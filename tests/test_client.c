@@ -808,6 +808,93 @@ static void write_file(char *path, const char *suffix, const void *data, size_t 
 	close(fd);
 }
 
+/* What pomai-cli knn prints for each query alone, each line led by the
+ * query's row: what knn --file must print for the queries together. */
+static void cli_knn_each(const char *const *queries, uint32_t nq, const char *k,
+			 const char *filter, char *want, size_t cap)
+{
+	size_t used = 0;
+	want[0] = '\0';
+	for (uint32_t i = 0; i < nq; i++) {
+		if (filter) {
+			CLI(&F, 0, "knn", queries[i], "filter", filter, "--k", k);
+		} else {
+			CLI(&F, 0, "knn", queries[i], "--k", k);
+		}
+		for (const char *line = cli_out; *line;) {
+			const char *nl = strchr(line, '\n');
+			CU_ASSERT_PTR_NOT_NULL_FATAL(nl);
+			int n = snprintf(want + used, cap - used, "%u\t%.*s\n", i, (int)(nl - line), line);
+			CU_ASSERT_FATAL(n > 0 && (size_t)n < cap - used);
+			used += (size_t)n;
+			line = nl + 1;
+		}
+	}
+}
+
+static uint64_t fake_frames(void)
+{
+	pthread_mutex_lock(&F.mu);
+	uint64_t n = F.frames;
+	pthread_mutex_unlock(&F.mu);
+	return n;
+}
+
+/* Issue 18: knn --file sends the file's queries in VQUERY batch frames and
+ * prints what one knn per query prints, each line led by the query's row;
+ * with a filter too; range takes a filter. fv: the 2-d vectors f:0..f:3 at
+ * (i, 10 + i), loaded. */
+static void cli_knn_batch(const char *fv)
+{
+	static char want[4096];
+	const char *const qs[] = { "0,10", "3,13", "1.2,11", "2.4,12.4" };
+	char txt[64], one[64], bad[64];
+	const char text[] = "0,10\n# a comment\n\n3,13\n  1.2,11\n2.4 12.4\n";
+	write_file(txt, ".txt", text, sizeof text - 1);
+	cli_knn_each(qs, 4, "3", NULL, want, sizeof want);
+	uint64_t frames = fake_frames();
+	CLI(&F, 0, "knn", "--file", txt, "--k", "3");
+	CU_ASSERT_STRING_EQUAL(cli_out, want);
+	CU_ASSERT_EQUAL(fake_frames() - frames, 1); /* one VQUERY batch */
+	/* k summed over a batch is at most 1024: 600 per query, one a frame */
+	cli_knn_each(qs, 4, "600", NULL, want, sizeof want);
+	frames = fake_frames();
+	CLI(&F, 0, "knn", "--file", txt, "--k", "600");
+	CU_ASSERT_STRING_EQUAL(cli_out, want);
+	CU_ASSERT_EQUAL(fake_frames() - frames, 4);
+	/* every record of a .fvecs file: the rows are the file's */
+	const char *const fq[] = { "0,10", "1,11", "2,12", "3,13" };
+	cli_knn_each(fq, 4, "2", NULL, want, sizeof want);
+	CLI(&F, 0, "knn", "--file", fv, "--k", "2");
+	CU_ASSERT_STRING_EQUAL(cli_out, want);
+	/* filtered: only g:0 and g:1 have attributes */
+	CLI(&F, 0, "vadd", "g:0", "0.5,10.5", "attr", "grp=a");
+	CLI(&F, 0, "vadd", "g:1", "2.5,12.5", "attr", "grp=b");
+	cli_knn_each(qs, 4, "2", "grp = 'a' or grp = 'b'", want, sizeof want);
+	CU_ASSERT_PTR_NOT_NULL(strstr(want, "g:1"));
+	CU_ASSERT_PTR_NULL(strstr(want, "f:"));
+	CLI(&F, 0, "knn", "--file", txt, "filter", "grp = 'a' or grp = 'b'", "--k", "2");
+	CU_ASSERT_STRING_EQUAL(cli_out, want);
+	CLI(&F, 3, "knn", "--file", txt, "filter", "grp = ", "--k", "2"); /* E_FILTER */
+	/* one query: the single-query format */
+	write_file(one, ".txt", "3,13\n", 5);
+	CLI(&F, 0, "knn", "--file", one, "--k", "1");
+	CU_ASSERT_STRING_EQUAL(cli_out, "f:3\t0\n");
+	/* a bad line: a usage error, and nothing sent */
+	write_file(bad, ".txt", "1,2\n1,x\n", 8);
+	frames = fake_frames();
+	CLI(&F, 2, "knn", "--file", bad);
+	CU_ASSERT_EQUAL(fake_frames(), frames);
+	/* range with a filter: within squared L2 8 of (1,11), grp = 'a' only */
+	CLI(&F, 0, "range", "1,11", "--radius", "8", "filter", "grp = 'a'");
+	CU_ASSERT_STRING_EQUAL(cli_out, "g:0\t0.5\n");
+	CLI(&F, 0, "vdel", "g:0");
+	CLI(&F, 0, "vdel", "g:1");
+	unlink(txt);
+	unlink(one);
+	unlink(bad);
+}
+
 static void cli_load_csv_fvecs(void)
 {
 	char csv[64], fv[64];
@@ -844,6 +931,7 @@ static void cli_load_csv_fvecs(void)
 	CLI(&F, 0, "knn", "--file", fv, "--row", "3", "--k", "1");
 	CU_ASSERT_STRING_EQUAL(cli_out, "f:3\t0\n");
 	CLI(&F, 2, "knn", "--file", fv, "--row", "4");
+	cli_knn_batch(fv);
 	unlink(csv);
 	unlink(fv);
 }

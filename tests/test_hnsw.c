@@ -404,7 +404,7 @@ static int node_index(const struct pm_collection *c, uint32_t id)
 	const struct pm_hnsw_node *n = pm_hnsw_node_get(&sh, c, id);
 	if (!n || (n->flags & PM_HNSW_TOMBSTONE))
 		return -1;
-	const struct pm_vec_header *h = pm_at(&sh.arena, (uint64_t)n->unit << 6);
+	const struct pm_vec_header *h = pm_at(&sh.arena, pm_hnsw_node_off(n));
 	return index_of(&(struct pm_knn_hit){ .seed = h->seed });
 }
 
