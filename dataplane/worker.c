@@ -65,6 +65,8 @@ static void send_error(struct pm_worker *w, const struct pm_dest *to, uint64_t i
 static void dgram_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep);
 static void dgram_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
 			 uint32_t len);
+static void dgram_gated(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
+			const uint8_t *frames, uint32_t len);
 
 /* ---------------------------------------------------------------- set-up */
 
@@ -74,7 +76,7 @@ struct pm_burst {
 	struct pm_worker *w;
 	uint32_t n;
 	struct pm_request req[PM_BURST_MAX];
-	const struct pm_dest *to[PM_BURST_MAX];
+	struct pm_dest to[PM_BURST_MAX]; /* copies: each frame of a datagram has its own budget */
 };
 
 int pm_worker_alloc(struct pm_worker *w)
@@ -88,7 +90,8 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->burst && w->wake_fd >= 0 &&
 		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
-		  pm_fanout_alloc(w) == 0 && pm_reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0;
+		  pm_fanout_alloc(w) == 0 && pm_reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0 &&
+		  pm_guard_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -111,6 +114,7 @@ void pm_worker_free(struct pm_worker *w)
 	pm_access_free(w);
 	pm_fanout_free(w);
 	pm_knn_free(w);
+	pm_guard_free(w);
 	free(w->rx_buf);
 	free(w->tx.buf);
 	free(w->scratch);
@@ -272,36 +276,48 @@ void *pm_worker_main(void *arg)
 
 /* A datagram claiming one of this daemon's own sources is dropped unread: it
  * is spoofed, or a reply of ours come back, and any answer would go to
- * ourselves (docs/protocol.md §6.5). A frame whose header cannot be read ends
- * the datagram (the rest cannot be delimited); it is answered only when its
- * header and magic arrived (pm_answer_unusable). */
+ * ourselves (docs/protocol.md §6.5). A datagram may start with a COOKIE frame
+ * (§14.2, guard.h): it says whether the source is validated, and every frame
+ * after it gets its reply budget from that (each frame's dest is its own
+ * copy). A frame whose header cannot be read ends the datagram (the rest
+ * cannot be delimited); it is answered only when its header and magic
+ * arrived (pm_answer_unusable). */
 static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_t *buf,
 			   uint32_t len, const struct pm_dest *from)
 {
+	struct pm_guard_dgram g;
 	if (unlikely(pm_from_self(w->d, &from->addr))) {
 		w->stats.dropped_self++;
 		return;
 	}
 	if (len == 0)
 		w->stats.dropped_malformed++; /* an empty datagram holds no frame */
-	for (uint32_t off = 0; off < len;) {
+	if (unlikely(!pm_guard_datagram(w, buf, len, from, &g)))
+		return; /* a malformed COOKIE frame: not a valid datagram (counted) */
+	for (uint32_t off = g.skip; off < len;) {
 		struct pm_request req;
 		size_t used;
+		struct pm_dest to = *from;
 		enum pm_status st = pm_request_decode(buf + off, len - off, &req, &used);
+		to.budget = pm_guard_budget(&g, used ? (uint32_t)used : len - off,
+					    off == g.skip ? g.skip : 0);
 		if (used == 0) {
 			w->stats.dropped_malformed++;
-			pm_answer_unusable(w, buf + off, len - off, st, from);
+			pm_answer_unusable(w, buf + off, len - off, st, &to);
 			return;
 		}
 		w->stats.rx_frames++;
 		if (pm_refuse_reply(w, buf + off, (uint32_t)used))
 			; /* a reply is never answered, not even THROTTLED */
-		else if (!pm_quota_admit(w, &req, (uint32_t)used, from))
-			; /* answered THROTTLED */
+		else if (st == PM_OK && !pm_guard_write_ok(w, &req, &to, false))
+			; /* answered RETRY: an unvalidated write (the AUTH check, H-B's,
+			   * passes `authenticated` here) */
+		else if (!pm_quota_admit(w, &req, (uint32_t)used, &to))
+			; /* answered THROTTLED (RETRY when unvalidated) */
 		else if (st == PM_OK)
-			route(w, b, &req, buf + off, (uint32_t)used, from);
+			route(w, b, &req, buf + off, (uint32_t)used, &to);
 		else
-			send_error(w, from, req.id, req.op, st);
+			send_error(w, &to, req.id, req.op, st);
 		off += (uint32_t)used;
 	}
 }
@@ -543,7 +559,7 @@ static void burst_emit(void *ctx, const struct pm_request *req, const struct pm_
 	struct pm_burst *b = ctx;
 	pm_wal_note(b->w, req, rep); /* admitted in burst_add() */
 	pm_lat_kv(b->w, b->w->last_tick); /* the burst's requests are served one after another */
-	pm_send_reply(b->w, b->to[req - b->req], rep);
+	pm_send_reply(b->w, &b->to[req - b->req], rep);
 }
 
 static void burst_apply(struct pm_burst *b)
@@ -568,7 +584,7 @@ static void burst_add(struct pm_burst *b, const struct pm_request *req, const st
 		return;
 	}
 	b->req[b->n] = *req;
-	b->to[b->n] = from;
+	b->to[b->n] = *from;
 	if (++b->n == PM_BURST_MAX)
 		burst_apply(b);
 }
@@ -675,7 +691,9 @@ deliver(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *re
 	struct pm_msg m;
 	switch (reply_path(w, to)) {
 	case PATH_DGRAM:
-		if (rep)
+		if (unlikely(pm_dest_unvalidated(to))) /* the reply budget (guard.h) */
+			dgram_gated(w, to, rep, frames, len);
+		else if (rep)
 			dgram_reply(w, to, rep);
 		else
 			dgram_frames(w, to, frames, len);
@@ -784,11 +802,14 @@ uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
 	return encode_pages(NULL, NULL, rep, out, cap);
 }
 
-/* A reply as datagrams of this worker's TX queue, one per page. */
+/* A reply as datagrams of this worker's TX queue, one per page; its bytes
+ * count against the client's byte quota. */
 static void dgram_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
-	if (encode_pages(w, to, rep, NULL, 0) == 0) /* cannot happen for replies the engine built */
+	uint32_t n = encode_pages(w, to, rep, NULL, 0);
+	if (n == 0) /* cannot happen for replies the engine built */
 		w->stats.dropped_tx_full++;
+	pm_quota_charge_reply(w, to, n);
 }
 
 /* Queue one reply datagram (a copy of p); dropped and counted when it could
@@ -821,4 +842,18 @@ static void dgram_frames(struct pm_worker *w, const struct pm_dest *to, const ui
 		tx_queue(w, to, frames + off, n);
 		off += n;
 	}
+	pm_quota_charge_reply(w, to, len);
+}
+
+/* A reply to an address not validated: it leaves only within its budget,
+ * else RETRY goes in its place (pm_guard_gate_*). */
+static void dgram_gated(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
+			const uint8_t *frames, uint32_t len)
+{
+	if (rep)
+		len = pm_guard_gate_reply(w, to, rep, &frames);
+	else if (!pm_guard_gate_frames(w, to, frames, len))
+		len = 0;
+	if (len)
+		dgram_frames(w, to, frames, len);
 }
