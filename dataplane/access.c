@@ -268,7 +268,7 @@ uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap)
 		  line(out, cap, &len, "quota_overrides", "", t->pinned) &&
 		  line(out, cap, &len, "quota_clients_replaced", "", t->replaced) &&
 		  line(out, cap, &len, "quota_unvalidated_admitted", "", w->quota_shared->admitted) &&
-		  line(out, cap, &len, "quota_unvalidated_throttled", "",
+		  line(out, cap, &len, "quota_unvalidated_refused", "",
 		       w->quota_shared->throttled) &&
 		  line(out, cap, &len, "quota_unvalidated_prefixes", "",
 		       w->quota_shared->prefixes.live);

@@ -246,7 +246,7 @@ uint32_t pm_guard_info(const struct pm_worker *w, char *out, uint32_t cap)
 	const struct pm_guard_stats *s = &w->guard_stats;
 	int n = snprintf(out, cap,
 			 "guard_cookies_issued:%llu\r\nguard_retry_budget:%llu\r\n"
-			 "guard_retry_write:%llu\r\nguard_retry_throttled:%llu\r\n"
+			 "guard_retry_write:%llu\r\nguard_retry_quota:%llu\r\n"
 			 "guard_validated:%llu\r\nguard_bad_cookies:%llu\r\n"
 			 "guard_dropped_cookie_frame:%llu\r\nguard_bytes_withheld:%llu\r\n"
 			 "guard_withheld:%llu\r\n",

@@ -416,7 +416,7 @@ static void test_worker_api(void)
 	CU_ASSERT_EQUAL_FATAL(pm_access_alloc(&w), 0);
 	CU_ASSERT_EQUAL(w.quota->work.per_s, 4000000);
 	struct pm_dest client = { .addr = { .sin_family = AF_INET, .sin_addr.s_addr = other },
-				  .conn = PM_CONN_NONE };
+				  .conn = PM_CONN_NONE, .budget = PM_BUDGET_NONE }; /* validated */
 	struct pm_dest admin = { .conn = PM_CONN_ADMIN };
 	pm_quota_charge_work(&w, &client, 12345);
 	pm_quota_charge_work(&w, &admin, 999);
