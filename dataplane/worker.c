@@ -290,10 +290,10 @@ static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_
 		w->stats.dropped_self++;
 		return;
 	}
-	if (len == 0)
-		w->stats.dropped_malformed++; /* an empty datagram holds no frame */
 	if (unlikely(!pm_guard_datagram(w, buf, len, from, &g)))
 		return; /* a malformed COOKIE frame: not a valid datagram (counted) */
+	if (len == g.skip)
+		w->stats.dropped_malformed++; /* an empty datagram (or a cookie alone) holds no frame */
 	for (uint32_t off = g.skip; off < len;) {
 		struct pm_request req;
 		size_t used;
