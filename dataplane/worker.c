@@ -65,8 +65,6 @@ static void send_error(struct pm_worker *w, const struct pm_dest *to, uint64_t i
 static void dgram_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep);
 static void dgram_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
 			 uint32_t len);
-static void dgram_gated(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
-			const uint8_t *frames, uint32_t len);
 
 /* ---------------------------------------------------------------- set-up */
 
@@ -682,18 +680,24 @@ static uint32_t msg_frames(struct pm_worker *w, const struct pm_reply *rep, cons
  * into a message) or as frames encoded earlier (rep NULL). A reply for
  * another worker's connection always leaves: INTERNAL for its id when its
  * frames do not fit a message (cannot happen for the key operations that are
- * forwarded); others that do not fit are dropped. Inlined into its two doors,
+ * forwarded); others that do not fit are dropped. A datagram reply to an
+ * address not validated (issue 19) leaves only within its budget, else RETRY
+ * goes in its place: the one gate all of them pass. Inlined into its two doors,
  * so that each keeps only its own branches on the per-request path. */
 static inline __attribute__((always_inline)) void
 deliver(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
 	const uint8_t *frames, uint32_t len)
 {
 	struct pm_msg m;
+	if (unlikely(pm_dest_unvalidated(to))) { /* the reply budget (guard.h): within it, */
+		if (rep ? (len = pm_guard_gate_reply(w, to, rep, &frames)) == 0
+			: !pm_guard_gate_frames(w, to, frames, len))
+			return; /* ... or RETRY in its place (sent there) */
+		rep = NULL; /* its frames, encoded within the budget */
+	}
 	switch (reply_path(w, to)) {
 	case PATH_DGRAM:
-		if (unlikely(pm_dest_unvalidated(to))) /* the reply budget (guard.h) */
-			dgram_gated(w, to, rep, frames, len);
-		else if (rep)
+		if (rep)
 			dgram_reply(w, to, rep);
 		else
 			dgram_frames(w, to, frames, len);
@@ -843,17 +847,4 @@ static void dgram_frames(struct pm_worker *w, const struct pm_dest *to, const ui
 		off += n;
 	}
 	pm_quota_charge_reply(w, to, len);
-}
-
-/* A reply to an address not validated: it leaves only within its budget,
- * else RETRY goes in its place (pm_guard_gate_*). */
-static void dgram_gated(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
-			const uint8_t *frames, uint32_t len)
-{
-	if (rep)
-		len = pm_guard_gate_reply(w, to, rep, &frames);
-	else if (!pm_guard_gate_frames(w, to, frames, len))
-		len = 0;
-	if (len)
-		dgram_frames(w, to, frames, len);
 }
