@@ -117,6 +117,7 @@ bool wire_call(struct wire *c, struct pm_request *req, uint32_t shard, struct pm
 	if (n == 0)
 		return false;
 	bool retried = false; /* a RETRY is answered once at once, not as an attempt */
+	uint8_t sent_cookie[PM_COOKIE_FRAME_BYTES];
 	for (int attempt = 0; attempt < c->attempts; attempt++) {
 		wire_send(c, shard, c->buf, n);
 		while (wire_recv(c, c->timeout_ms, rv)) {
@@ -124,9 +125,14 @@ bool wire_call(struct wire *c, struct pm_request *req, uint32_t shard, struct pm
 				continue;
 			if (rv->status == PM_WIRE_E_RETRY && !retried && c->cookie && !c->no_cookies) {
 				retried = true;
+				memcpy(sent_cookie, c->cookie_frame, sizeof sent_cookie);
 				wire_send(c, shard, c->buf, n);
 				continue;
 			}
+			if (rv->status == PM_WIRE_E_RETRY && retried && !c->no_cookies &&
+			    memcmp(sent_cookie, c->cookie_frame, sizeof sent_cookie) == 0)
+				continue; /* an earlier send's RETRY (its cookie is the one
+					   * sent since): the resend's answer is on its way */
 			if (!c->whole || !rv->more)
 				return true;
 		}

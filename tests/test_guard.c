@@ -558,6 +558,117 @@ static void test_expired_cookie(void)
 	pm_client_close(lc);
 }
 
+/* ---------------------------------------------------------------- libpomai against a scripted server */
+
+/* A server that answers as the script says: the client's RETRY rules
+ * without a pomaid (client/guard.c). */
+struct fake {
+	int fd;
+	bool ok;             /* every datagram was what the script expected */
+	uint32_t seen;       /* datagrams received */
+};
+
+static void fake_cookie(uint8_t tag0, uint8_t out[PM_COOKIE_BYTES])
+{
+	struct pm_cookie c = { .window = 9 };
+	memset(c.tag, tag0, sizeof c.tag);
+	pm_cookie_write(&c, out);
+}
+
+/* The next datagram: its request id, and the tag byte of its cookie (0: none). */
+static bool fake_recv(struct fake *f, uint64_t *id, uint8_t *tag0, struct sockaddr_in *from)
+{
+	uint8_t in[2048];
+	socklen_t fl = sizeof *from;
+	struct pollfd p = { .fd = f->fd, .events = POLLIN };
+	if (poll(&p, 1, 5000) != 1)
+		return false;
+	ssize_t r = recvfrom(f->fd, in, sizeof in, 0, (struct sockaddr *)from, &fl);
+	struct pm_cookie c;
+	struct pm_request req;
+	size_t used;
+	int k = r > 0 ? pm_cookie_frame_read(in, (size_t)r, &c) : -1;
+	size_t skip = k == 1 ? PM_COOKIE_FRAME_BYTES : 0;
+	if (k < 0 || pm_request_decode(in + skip, (size_t)r - skip, &req, &used) != PM_OK)
+		return false;
+	f->seen++;
+	*id = req.id;
+	*tag0 = k == 1 ? c.tag[0] : 0;
+	return true;
+}
+
+static void fake_send(struct fake *f, const struct sockaddr_in *to, uint64_t id, uint8_t tag0)
+{
+	uint8_t out[128], cookie[PM_COOKIE_BYTES];
+	size_t n;
+	if (tag0) {
+		fake_cookie(tag0, cookie);
+		n = pm_reply_encode_retry(PM_WIRE_OP_GET, id, cookie, out, sizeof out);
+	} else {
+		struct pm_reply rep = { .status = PM_OK, .op = PM_OP_GET, .id = id, .value = B("v") };
+		n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	}
+	(void)sendto(f->fd, out, n, 0, (const struct sockaddr *)to, sizeof *to);
+}
+
+/* 1: a GET without a cookie is answered RETRY (cookie 'A') twice, as if a
+ * resend had crossed the first; the client resends once, with A, and gets
+ * its value. 2: the next GET carries A; the server refuses it (RETRY with
+ * B), then refuses B too (RETRY with C): the caller gets E_RETRY. */
+static void *fake_main(void *arg)
+{
+	struct fake *f = arg;
+	struct sockaddr_in from;
+	uint64_t id, id2;
+	uint8_t tag;
+	f->ok = fake_recv(f, &id, &tag, &from) && tag == 0;
+	fake_send(f, &from, id, 'A');
+	fake_send(f, &from, id, 'A');
+	f->ok = f->ok && fake_recv(f, &id2, &tag, &from) && id2 == id && tag == 'A';
+	fake_send(f, &from, id, 0);
+	f->ok = f->ok && fake_recv(f, &id, &tag, &from) && tag == 'A';
+	fake_send(f, &from, id, 'B');
+	f->ok = f->ok && fake_recv(f, &id2, &tag, &from) && id2 == id && tag == 'B';
+	fake_send(f, &from, id, 'C');
+	return NULL;
+}
+
+static void test_client_retry(void)
+{
+	static struct fake f;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof a;
+	f = (struct fake){ .fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0) };
+	CU_ASSERT_FATAL(f.fd >= 0 && bind(f.fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+			getsockname(f.fd, (struct sockaddr *)&a, &al) == 0);
+	struct pm_client_config cfg;
+	struct pm_client *c = NULL;
+	pm_client_config_default(&cfg);
+	cfg.base_port = ntohs(a.sin_port);
+	cfg.shards = 1;
+	cfg.timeout_ms = 3000; /* no timer resend within the script */
+	cfg.retries = 0;
+	CU_ASSERT_FATAL(pm_client_open(&cfg, &c) == PM_CLIENT_OK);
+	pthread_t t;
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, fake_main, &f) == 0);
+	char buf[8];
+	size_t got = 0;
+	CU_ASSERT_EQUAL(pm_client_get(c, "k", 1, buf, sizeof buf, &got), PM_CLIENT_OK);
+	CU_ASSERT(got == 1 && buf[0] == 'v');
+	CU_ASSERT_EQUAL(pm_client_get(c, "k", 1, buf, sizeof buf, &got), PM_CLIENT_E_RETRY);
+	pthread_join(t, NULL);
+	struct pm_client_stats st;
+	pm_client_stats(c, &st);
+	printf("\n  scripted server: %u datagrams, script %s, %llu cookies, %llu resends", f.seen,
+	       f.ok ? "followed" : "broken", (unsigned long long)st.cookies,
+	       (unsigned long long)st.resends);
+	CU_ASSERT(f.ok);
+	CU_ASSERT_EQUAL(f.seen, 4); /* the duplicate RETRY made no second resend */
+	CU_ASSERT_EQUAL(st.resends, 0); /* RETRY resends are not retries */
+	pm_client_close(c);
+	close(f.fd);
+}
+
 /* ---------------------------------------------------------------- spoofing (--spoof) */
 
 /* The raw socket of the spoofing tests, in the suite's own network namespace. */
@@ -752,6 +863,7 @@ int main(int argc, char **argv)
 		{ "validated: the whole reply, writes executed", test_validated },
 		{ "forged, other-address and malformed cookies refused", test_refused_cookies },
 		{ "expired cookies refused; libpomai goes on", test_expired_cookie },
+		{ "libpomai: one resend per RETRY, duplicates ignored, E_RETRY", test_client_retry },
 		CU_TEST_INFO_NULL,
 	};
 	static CU_TestInfo spoof_tests[] = {
