@@ -16,8 +16,8 @@
 #include "guard.h"
 #include "worker.h"
 
-_Static_assert(PM_COOKIE_WINDOW_S_MAX * 1000000000ull * (uint64_t)UINT32_MAX > 0,
-	       "window arithmetic in u64 nanoseconds");
+_Static_assert(PM_COOKIE_WINDOW_S_MAX <= UINT64_MAX / 1000000000u,
+	       "a window's nanoseconds fit a u64");
 _Static_assert(crypto_generichash_BYTES_MIN <= PM_COOKIE_SECRET_BYTES &&
 		       crypto_generichash_KEYBYTES_MIN <= PM_COOKIE_SECRET_BYTES,
 	       "BLAKE2b makes and takes 16-byte secrets");
