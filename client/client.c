@@ -782,6 +782,7 @@ void pmc_slot_arm(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 	s->attempts = 1;
 	s->got = 0;
 	s->gap_resent = false;
+	s->cookie_resent = false;
 	s->tx_off = 0;
 	s->parked = false;
 	s->refused = false;

@@ -50,6 +50,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "auth.h"
 #include "cluster_map.h"
 #include "codec.h"
 #include "pomai.h"
@@ -125,6 +126,7 @@ struct pmc_slot {
 	bool queued;
 	bool large;             /* buffer of PM_FRAME_BYTES_MAX */
 	bool gap_resent;        /* paged: resent after a gap, no progress since */
+	bool cookie_resent;     /* resent after a RETRY, no other reply since (guard.c) */
 	uint8_t last_status;    /* enum pm_client_status of a BUSY-like reply, else 0;
 				   cluster: what ended the last attempt */
 	uint32_t attempts;
@@ -207,6 +209,8 @@ struct pmc_link {
 	struct pmc_queue *queues;
 	uint8_t *rx;               /* TCP: the stream's receive buffer; UDP: NULL (c->rx) */
 	uint32_t rx_len;           /* TCP: bytes buffered */
+	bool cookie;               /* UDP: cookie_frame goes in front of every datagram (guard.c) */
+	uint8_t cookie_frame[PM_COOKIE_FRAME_BYTES];
 };
 
 /* A fan-out in flight (cluster mode): one parent slot, a leg per set. */
@@ -343,6 +347,15 @@ static inline bool pmc_is_open(const struct pm_client *c)
 /* Handle the reply frame at p, received from link l; returns its length, 0
  * if its header is unusable. */
 size_t pmc_on_frame(struct pm_client *c, uint32_t l, const uint8_t *p, size_t len);
+
+/* Cookies (guard.c, issue 19): the link's COOKIE frame as an iovec in front
+ * of a datagram (1, or 0 when none is known or the link is TCP); a RETRY
+ * reply for s from link l: true when s was resent at once, false when the
+ * caller gets E_RETRY. */
+uint32_t pmc_link_cookie_iov(const struct pm_client *c, struct pmc_link *k, struct iovec *iov);
+void pmc_link_cookie_forget(struct pmc_link *k);
+bool pmc_on_retry(struct pm_client *c, uint32_t l, struct pmc_slot *s,
+		  const struct pm_reply_view *rv);
 /* Forget the items a paged request has received (before a resend). */
 void pmc_reset_items(struct pmc_slot *s);
 void pmc_check_timeouts(struct pm_client *c, uint64_t now);

@@ -303,6 +303,7 @@ static void reroute(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 	s->attempts++;
 	s->last_status = 0;
 	s->gap_resent = false;
+	s->cookie_resent = false;
 	pmc_reset_items(s);
 	if (!pmc_cluster_route(c, s, &why)) {
 		park(c, s, why, true, now);

@@ -78,6 +78,9 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 				     "the write in time" },
 	[PM_CLIENT_E_BATCH] = { "E_BATCH",
 				"a batch of 0 items, or more than 512, or its k summed above 1024" },
+	[PM_CLIENT_E_RETRY] = { "E_RETRY",
+				"the server refused this client's cookie twice in a row (its "
+				"address changed, or the server restarted); try again" },
 	[PM_CLIENT_E_MOVED] = { "E_MOVED",
 				"the key's slot belongs to another replica set (cluster: the nodes' "
 				"maps still disagreed when the retry budget ran out)" },
@@ -137,6 +140,7 @@ enum pm_client_status pmc_from_wire(enum pm_wire_status st)
 	case PM_WIRE_E_NOREPLICAS: return PM_CLIENT_E_NOREPLICAS;
 	case PM_WIRE_E_MOVED: return PM_CLIENT_E_MOVED;
 	case PM_WIRE_E_BATCH: return PM_CLIENT_E_BATCH;
+	case PM_WIRE_E_RETRY: return PM_CLIENT_E_RETRY;
 	default: return PM_CLIENT_E_SERVER; /* PM_WIRE_E_INTERNAL, and codes newer than us */
 	}
 }

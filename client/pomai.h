@@ -193,6 +193,10 @@ enum pm_client_status {
 	PM_CLIENT_E_BATCH,            /* issue 18: a batch of 0 items or above
 					 PM_CLIENT_BATCH_ITEMS_MAX, or its k summed above
 					 PM_CLIENT_K_MAX (pm_client_knn_many) */
+	PM_CLIENT_E_RETRY,            /* issue 19: the server answered RETRY twice in a row (its
+					 cookie was refused again: a NAT changing the client's
+					 address, or a server restarting); one RETRY is handled
+					 inside the library and never seen */
 	PM_CLIENT_STATUS_COUNT
 };
 
@@ -419,6 +423,9 @@ struct pm_client_stats {
 	uint64_t moved;         /* MOVED replies received */
 	uint64_t map_refreshes; /* maps received (the bootstrap's too), newer or not */
 	uint64_t maps_stale;    /* maps ignored: their epoch was lower than the one held */
+	/* Appended for issue 19. */
+	uint64_t cookies;       /* RETRY replies received: a cookie stored, the request resent
+				   at once (not counted in resends) */
 };
 
 /* Fills *cfg with the defaults (127.0.0.1:7700, 1 shard, UDP, 250 ms, 3 retries). */

@@ -53,6 +53,7 @@ bool pmc_can_resend(const struct pm_client *c, const struct pmc_slot *s)
 void pmc_resend(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 {
 	s->attempts++;
+	s->cookie_resent = false; /* a new attempt: its RETRY is answered again */
 	pmc_reset_items(s);
 	s->deadline_ms = now + pmc_attempt_wait_ms(c, s->attempts);
 	pmc_deadline(c, s->deadline_ms);
@@ -280,6 +281,8 @@ static void on_error(struct pm_client *c, struct pmc_slot *s, const struct pm_re
 {
 	enum pm_client_status cs = pmc_from_wire(rv->status);
 	c->stats.moved += cs == PM_CLIENT_E_MOVED;
+	if (cs == PM_CLIENT_E_RETRY && pmc_on_retry(c, PMC_DEST_LINK(s->dest), s, rv))
+		return; /* resent at once with the cookie (guard.c) */
 	if ((cs == PM_CLIENT_E_BUSY || cs == PM_CLIENT_E_SERVER_TIMEOUT) &&
 	    (c->cluster ? s->attempts <= c->cfg.retries : pmc_can_resend(c, s))) {
 		s->last_status = (uint8_t)cs; /* the retry timer backs off, then resends */

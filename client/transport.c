@@ -109,6 +109,7 @@ void pmc_link_set(struct pm_client *c, uint32_t l, uint32_t ip_be, uint16_t udp_
 	k->ip_be = ip_be;
 	k->udp_port = udp_port;
 	k->tcp_port = tcp_port;
+	pmc_link_cookie_forget(k); /* a cookie names the server that made it */
 	link_addrs(c, k);
 }
 
@@ -327,9 +328,9 @@ static void advance(struct pm_client *c, struct pmc_queue *q, size_t sent)
 
 /* A hook transport's send; false when the queue must wait for room. */
 static bool hook_send(struct pm_client *c, uint32_t dest, const struct iovec *iov, uint32_t n,
-		      size_t total)
+		      size_t total, size_t lead)
 {
-	enum pmc_send_result r = c->hooks->send(c, PMC_DEST_QUEUE(dest), iov, n, total);
+	enum pmc_send_result r = c->hooks->send(c, PMC_DEST_QUEUE(dest), iov, n, total + lead);
 	if (r == PMC_SEND_FULL) {
 		c->links[0].want_write = true;
 		return false;
@@ -339,16 +340,23 @@ static bool hook_send(struct pm_client *c, uint32_t dest, const struct iovec *io
 	return true;
 }
 
-/* One sendmsg. Returns false when the queue must wait (socket full, or gone). */
+/* One sendmsg. Returns false when the queue must wait (socket full, or gone).
+ * A datagram starts with the link's cookie once one is known (guard.c); the
+ * queue advances by its frames' bytes. */
 static bool send_once(struct pm_client *c, uint32_t dest)
 {
 	struct pmc_queue *q = pmc_queue_of(c, dest);
 	struct pmc_link *k = &c->links[PMC_DEST_LINK(dest)];
-	struct iovec iov[2 * PMC_BATCH_FRAMES_MAX];
+	struct iovec all[1 + 2 * PMC_BATCH_FRAMES_MAX], *iov = all + 1;
 	size_t total;
 	uint32_t n = gather(c, q, iov, &total);
+	if (total + PM_COOKIE_FRAME_BYTES <= PM_FRAME_BYTES_MAX && pmc_link_cookie_iov(c, k, all)) {
+		iov = all; /* the cookie first; a frame within 48 bytes of the largest goes alone */
+		n++;
+	}
+	size_t lead = iov == all ? PM_COOKIE_FRAME_BYTES : 0;
 	if (c->hooks)
-		return hook_send(c, dest, iov, n, total);
+		return hook_send(c, dest, iov, n, total, lead);
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
 	if (!c->tcp) {
 		m.msg_name = &k->addrs[PMC_DEST_QUEUE(dest)];
@@ -366,7 +374,8 @@ static bool send_once(struct pm_client *c, uint32_t dest)
 		return false;
 	}
 	c->stats.datagrams_out++;
-	advance(c, q, r < 0 ? total : (size_t)r); /* UDP error: the datagram is lost */
+	/* UDP: the datagram went whole (with its cookie) or is lost */
+	advance(c, q, r < 0 || !c->tcp ? total : (size_t)r);
 	return true;
 }
 

@@ -108,17 +108,24 @@ int pm_access_alloc(struct pm_worker *w)
 	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull + w->id;
 	w->quota = malloc(sizeof(*w->quota));
-	if (!w->quota)
+	w->quota_shared = malloc(sizeof(*w->quota_shared));
+	if (!w->quota || !w->quota_shared)
 		return -ENOMEM;
 	pm_qtable_init(w->quota, &def, cfg->quota_burst_ms, w->d->nshards, seed);
 	pm_qtable_set_work(w->quota, cfg->quota_work_bytes_per_s);
+	pm_qshared_init(w->quota_shared, &def, cfg->quota_unvalidated_prefix_requests_per_s,
+			cfg->quota_unvalidated_requests_per_s, cfg->quota_burst_ms, w->d->nshards,
+			seed ^ 0x5bd1e9955bd1e995ull, w->now_ns);
+	pm_qtable_set_work(&w->quota_shared->prefixes, cfg->quota_work_bytes_per_s);
 	return 0;
 }
 
 void pm_access_free(struct pm_worker *w)
 {
 	free(w->quota);
+	free(w->quota_shared);
 	w->quota = NULL;
+	w->quota_shared = NULL;
 }
 
 /* ---------------------------------------------------------------- the control plane's API */
@@ -163,8 +170,15 @@ bool pm_quota_admit(struct pm_worker *w, const struct pm_request *req, uint32_t 
 		    const struct pm_dest *from)
 {
 	uint32_t addr = from->addr.sin_addr.s_addr, retry_ms;
-	if (req->op == PM_OP_VQUERY || req->op == PM_OP_VQUERYB ||
-	    req->op == PM_OP_VRANGE) /* also refused while the client owes KNN work */
+	bool knn = req->op == PM_OP_VQUERY || req->op == PM_OP_VQUERYB ||
+		   req->op == PM_OP_VRANGE; /* also refused while the client owes KNN work */
+	if (pm_dest_unvalidated(from)) { /* no bucket of its own (quota.h): RETRY validates */
+		retry_ms = pm_qshared_admit(w->quota_shared, addr, len, knn, w->now_ns);
+		if (retry_ms)
+			pm_guard_retry(w, from, req->op, req->id, PM_GUARD_WHY_THROTTLED);
+		return retry_ms == 0;
+	}
+	if (knn)
 		retry_ms = pm_qtable_admit_knn(w->quota, addr, len, w->now_ns);
 	else
 		retry_ms = pm_qtable_admit(w->quota, addr, len, w->now_ns);
@@ -179,8 +193,24 @@ void pm_quota_charge_work(struct pm_worker *w, const struct pm_dest *client, uin
 {
 	if (work == 0 || client->conn == PM_CONN_ADMIN)
 		return; /* the admin socket's requests are the operator's, not a client's */
-	pm_qtable_charge_work(w->quota, client->addr.sin_addr.s_addr, work, w->now_ns);
+	uint32_t addr = client->addr.sin_addr.s_addr;
+	if (pm_dest_unvalidated(client)) /* its /24's, never the address's own */
+		pm_qtable_charge_work(&w->quota_shared->prefixes, pm_quota_prefix(addr), work,
+				      w->now_ns);
+	else
+		pm_qtable_charge_work(w->quota, addr, work, w->now_ns);
 	w->stats.knn_work_charged += work;
+}
+
+void pm_quota_charge_reply(struct pm_worker *w, const struct pm_dest *to, uint32_t bytes)
+{
+	if (bytes == 0 || to->conn == PM_CONN_ADMIN)
+		return;
+	uint32_t addr = to->addr.sin_addr.s_addr;
+	if (pm_dest_unvalidated(to))
+		pm_qshared_charge_bytes(w->quota_shared, addr, bytes, w->now_ns);
+	else
+		pm_qtable_charge_bytes(w->quota, addr, bytes, w->now_ns);
 }
 
 /* The bytes a VADD's blob can take at most in collection c (NULL: a default
@@ -236,7 +266,14 @@ uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap)
 		       w->stats.collection_bytes_refused) &&
 		  line(out, cap, &len, "quota_clients", "", t->live) &&
 		  line(out, cap, &len, "quota_overrides", "", t->pinned) &&
-		  line(out, cap, &len, "quota_clients_replaced", "", t->replaced);
+		  line(out, cap, &len, "quota_clients_replaced", "", t->replaced) &&
+		  line(out, cap, &len, "quota_unvalidated_admitted", "", w->quota_shared->admitted) &&
+		  line(out, cap, &len, "quota_unvalidated_refused", "",
+		       w->quota_shared->throttled) &&
+		  line(out, cap, &len, "quota_unvalidated_prefixes", "",
+		       w->quota_shared->prefixes.live);
+	if (ok)
+		len += pm_guard_info(w, out + len, cap - len);
 	for (uint32_t i = 0; ok && i < n; i++) { /* summed per address in INFO's Total */
 		char addr[INET_ADDRSTRLEN], name[32];
 		inet_ntop(AF_INET, &top[i].addr_be, addr, sizeof(addr)); /* not inet_ntoa: threads */

@@ -53,6 +53,10 @@ enum pm_status pm_collection_cap_check(struct pm_worker *w, const struct pm_requ
 /* KNN work done for a client (FANOUT_REPLY's work), charged to its quota's
  * work budget. */
 void pm_quota_charge_work(struct pm_worker *w, const struct pm_dest *client, uint64_t work);
+/* Reply bytes sent to a client, charged to its byte quota after they left
+ * (the bucket may go into debt): an unvalidated address's to the shared
+ * buckets (quota.h), the admin socket's to no one. */
+void pm_quota_charge_reply(struct pm_worker *w, const struct pm_dest *to, uint32_t bytes);
 
 /* The control plane's per-client overrides (quota.h: pm_qtable_*). Call on
  * the worker's own thread: the admin thread delivers them by ring. */

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "conftext.h"
 #include "evict.h"
+#include "guard.h"
 #include "pm_limits.h"
 
 enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
@@ -168,6 +169,17 @@ static const struct key keys[] = {
 	  "bytes/s", "each client's KNN work (bytes of vectors its queries read) per second over"
 	  " all shards, charged after each query; a client that owes work gets THROTTLED on its"
 	  " next VQUERY; 0 = unlimited" },
+	{ "cookie_window_s", K_U32, OFF(cookie_window_s), PM_COOKIE_WINDOW_S_MIN,
+	  PM_COOKIE_WINDOW_S_MAX, "s",
+	  "UDP cookie window: a cookie (the proof a client receives at its address) is valid"
+	  " for one to two windows; past it the client is sent RETRY once" },
+	{ "quota_unvalidated_prefix_requests_per_s", K_U64,
+	  OFF(quota_unvalidated_prefix_requests_per_s), 0, PM_QUOTA_RATE_PER_S_MAX, "requests/s",
+	  "the request rate all unvalidated UDP sources of one /24 share (a source is validated"
+	  " by a cookie); 0 = quota_requests_per_s; over it: RETRY" },
+	{ "quota_unvalidated_requests_per_s", K_U64, OFF(quota_unvalidated_requests_per_s), 0,
+	  PM_QUOTA_RATE_PER_S_MAX, "requests/s",
+	  "the request rate all unvalidated UDP sources share; 0 = 16 x quota_requests_per_s" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -227,6 +239,9 @@ void pm_config_defaults(struct pm_config *c)
 	 * some 10 us, so waiting scans keep ~98 % of the worker */
 	c->knn_slice_us = 500;
 	c->quota_work_bytes_per_s = 0; /* like the other quotas: an operator's choice */
+	c->cookie_window_s = PM_COOKIE_WINDOW_S_DEFAULT;
+	c->quota_unvalidated_prefix_requests_per_s = 0; /* derived from the per-client quota */
+	c->quota_unvalidated_requests_per_s = 0;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)

@@ -117,6 +117,10 @@ struct pm_config {
 	uint64_t knn_work_bytes_max;           /* KNN work of one query on one shard, at most */
 	uint32_t knn_slice_us;                 /* KNN work between two looks at the sockets */
 	uint64_t quota_work_bytes_per_s;       /* per client, over all shards; 0 = unlimited */
+	/* issue 19, anti-amplification and unvalidated sources (guard.h, quota.h) */
+	uint32_t cookie_window_s;              /* a cookie lives one to two of these */
+	uint64_t quota_unvalidated_prefix_requests_per_s; /* per /24 of unvalidated sources */
+	uint64_t quota_unvalidated_requests_per_s;        /* all unvalidated sources */
 	/* replication (repl.h, docs/replication.md) */
 	uint32_t repl_port;                    /* TCP; 0 = no listener */
 	char replica_of[PM_CONFIG_STRING_BYTES]; /* "a.b.c.d:port" or "" */

@@ -40,6 +40,8 @@ enum pm_msg_type {
 #define PM_CONN_NONE UINT32_MAX
 #define PM_CONN_ADMIN (UINT32_MAX - 1) /* the reply goes to the admin thread */
 #define PM_PORT_KERNEL UINT32_MAX
+/* struct pm_dest's budget: no limit (a validated address; issue 19). */
+#define PM_BUDGET_NONE UINT32_MAX
 
 /* Where a reply goes: a UDP address, or a TCP connection of one worker. */
 struct pm_dest {
@@ -50,6 +52,10 @@ struct pm_dest {
 	uint32_t gen;              /* TCP: the slot's generation (a reused slot differs) */
 	uint32_t port;             /* UDP: the DPDK port it came in on, or PM_PORT_KERNEL */
 	uint32_t owed;             /* TCP: output bytes the connection keeps for this reply */
+	uint32_t budget;           /* UDP: reply bytes this frame may receive (guard.h), set by
+				    * serve_datagram for every datagram's frame; PM_BUDGET_NONE
+				    * once its address is validated. Read only on the datagram
+				    * paths: a TCP or admin dest (zero-initialised) never is. */
 };
 
 /* Ring message header; the frame (or reply frames) follows. */

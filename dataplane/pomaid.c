@@ -379,6 +379,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	char err[ERR_BYTES];
+	if (pm_auth_init() != 0) {
+		fprintf(stderr, "pomaid: libsodium could not start\n");
+		goto out;
+	}
+	pm_guard_root_init(d->cookie_root); /* the cookies' master secret (guard.h) */
 	if ((d->data_fd = pm_datadir_open(d->cfg.data_dir, err, sizeof(err))) < 0) {
 		fprintf(stderr, "pomaid: %s\n", err);
 		goto out;

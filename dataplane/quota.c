@@ -195,6 +195,7 @@ void pm_qtable_init(struct pm_quota_table *t, const struct pm_quota_limits *def,
 	t->seed = seed;
 	pm_rate_init(&t->def_req, def->requests_per_s, t->share, burst_ms, 1);
 	pm_rate_init(&t->def_bytes, def->bytes_per_s, t->share, burst_ms, PM_FRAME_BYTES_MAX);
+	pm_rate_allow_debt(&t->def_bytes); /* reply bytes are charged after they left */
 	pm_rate_init(&t->work, 0, t->share, burst_ms, 1);
 	table_refill_ns(t);
 	t->lru_head = t->lru_tail = PM_QUOTA_NONE;
@@ -377,6 +378,7 @@ int pm_qtable_set(struct pm_quota_table *t, uint32_t addr_be, const struct pm_qu
 	}
 	pm_rate_init(&e->req_rate, lim->requests_per_s, t->share, t->burst_ms, 1);
 	pm_rate_init(&e->byte_rate, lim->bytes_per_s, t->share, t->burst_ms, PM_FRAME_BYTES_MAX);
+	pm_rate_allow_debt(&e->byte_rate);
 	if (fresh) { /* never seen: it starts with its own full burst */
 		pm_bucket_fill(&e->req, &e->req_rate, now_ns);
 		pm_bucket_fill(&e->bytes, &e->byte_rate, now_ns);
@@ -432,4 +434,64 @@ uint32_t pm_qtable_top(const struct pm_quota_table *t, struct pm_quota_talker *o
 				now_ns > e->last_ns ? now_ns - e->last_ns : 0, e->work_bytes };
 	}
 	return k;
+}
+
+void pm_qtable_charge_bytes(struct pm_quota_table *t, uint32_t addr_be, uint64_t bytes,
+			    uint64_t now_ns)
+{
+	struct pm_quota_entry *e = find(t, addr_be);
+	if (!e)
+		return; /* replaced since: its newcomer owes nothing of it */
+	const struct pm_rate *br = byte_rate(t, e);
+	pm_bucket_refill(&e->bytes, br, now_ns);
+	pm_bucket_charge(&e->bytes, br, bytes);
+}
+
+/* ---------------------------------------------------------------- unvalidated sources */
+
+void pm_qshared_init(struct pm_quota_shared *s, const struct pm_quota_limits *def,
+		     uint64_t prefix_rps, uint64_t global_rps, uint32_t burst_ms, uint32_t share,
+		     uint64_t seed, uint64_t now_ns)
+{
+	struct pm_quota_limits prefix = { prefix_rps ? prefix_rps : def->requests_per_s,
+					  def->bytes_per_s };
+	uint64_t rps = global_rps ? global_rps
+				  : PM_MIN(def->requests_per_s * PM_QUOTA_UNVALIDATED_CLIENTS,
+					   PM_QUOTA_RATE_PER_S_MAX);
+	uint64_t bps = PM_MIN(def->bytes_per_s * PM_QUOTA_UNVALIDATED_CLIENTS,
+			      PM_QUOTA_RATE_PER_S_MAX);
+	pm_qtable_init(&s->prefixes, &prefix, burst_ms, share, seed);
+	pm_rate_init(&s->req, rps, share, burst_ms, 1);
+	pm_rate_init(&s->bytes, bps, share, burst_ms, PM_FRAME_BYTES_MAX);
+	pm_rate_allow_debt(&s->bytes);
+	pm_bucket_fill(&s->req_b, &s->req, now_ns);
+	pm_bucket_fill(&s->bytes_b, &s->bytes, now_ns);
+	s->admitted = s->throttled = 0;
+}
+
+uint32_t pm_qshared_admit(struct pm_quota_shared *s, uint32_t addr_be, uint32_t bytes, bool knn,
+			  uint64_t now_ns)
+{
+	pm_bucket_refill(&s->req_b, &s->req, now_ns);
+	pm_bucket_refill(&s->bytes_b, &s->bytes, now_ns);
+	uint64_t wait = PM_MAX(pm_bucket_wait_ns(&s->req_b, &s->req, 1),
+			       pm_bucket_wait_ns(&s->bytes_b, &s->bytes, bytes));
+	uint32_t retry_ms = wait ? ns_to_ms_up(wait)
+				 : admit(&s->prefixes, pm_quota_prefix(addr_be), bytes, knn, now_ns);
+	if (retry_ms) {
+		s->throttled++;
+		return retry_ms;
+	}
+	pm_bucket_spend(&s->req_b, &s->req, 1);
+	pm_bucket_spend(&s->bytes_b, &s->bytes, bytes);
+	s->admitted++;
+	return 0;
+}
+
+void pm_qshared_charge_bytes(struct pm_quota_shared *s, uint32_t addr_be, uint64_t bytes,
+			     uint64_t now_ns)
+{
+	pm_bucket_refill(&s->bytes_b, &s->bytes, now_ns);
+	pm_bucket_charge(&s->bytes_b, &s->bytes, bytes);
+	pm_qtable_charge_bytes(&s->prefixes, pm_quota_prefix(addr_be), bytes, now_ns);
 }

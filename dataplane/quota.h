@@ -255,5 +255,52 @@ uint32_t pm_qtable_list(const struct pm_quota_table *t, struct pm_quota_override
  * how many. */
 uint32_t pm_qtable_top(const struct pm_quota_table *t, struct pm_quota_talker *out, uint32_t n,
 		       uint64_t now_ns);
+/* Charge reply bytes sent to addr_be to its byte bucket (it may go into
+ * debt, as KNN work does); an address not in the table is not added. */
+void pm_qtable_charge_bytes(struct pm_quota_table *t, uint32_t addr_be, uint64_t bytes,
+			    uint64_t now_ns);
+
+/* ---------------------------------------------------------------- unvalidated sources (issue 19) */
+
+/* A UDP source that has not proven it receives replies at its address (no
+ * valid cookie, guard.h) may be anyone's spoofed address, so it earns no
+ * bucket of its own: a fresh per-address bucket is what let 12,000 spoofed
+ * sources each spend a full burst, and charging the address's own bucket is
+ * what let a spoofer lock its victim out. Unvalidated frames are charged
+ * instead to the bucket of their /24 (PM_QUOTA_PREFIX_BITS; a table like the
+ * clients', with the same replacement rule) and to one bucket all of them
+ * share; over either, the frame is answered RETRY (access.c), with which any
+ * real client validates and reaches its own per-address bucket at once.
+ * Rates (config): a /24 gets quota_unvalidated_prefix_requests_per_s (0: one
+ * client's quota_requests_per_s, and its quota_bytes_per_s), all of them
+ * quota_unvalidated_requests_per_s (0: PM_QUOTA_UNVALIDATED_CLIENTS clients'
+ * worth). Nothing per address is kept for them, so the client table, the
+ * per-client overrides and INFO's top talkers hold validated clients only. */
+#define PM_QUOTA_PREFIX_BITS 24u
+#define PM_QUOTA_UNVALIDATED_CLIENTS 16u
+
+struct pm_quota_shared {
+	struct pm_quota_table prefixes;  /* keyed by the source's /24 */
+	struct pm_rate req, bytes;       /* all unvalidated sources together */
+	struct pm_token_bucket req_b, bytes_b;
+	uint64_t admitted, throttled;
+};
+
+/* def: one client's quota (per-address); prefix_rps / global_rps: the
+ * config's rates (0: derived as above). */
+void pm_qshared_init(struct pm_quota_shared *s, const struct pm_quota_limits *def,
+		     uint64_t prefix_rps, uint64_t global_rps, uint32_t burst_ms, uint32_t share,
+		     uint64_t seed, uint64_t now_ns);
+/* The address's /24, network order. */
+static inline uint32_t pm_quota_prefix(uint32_t addr_be)
+{
+	return addr_be & htonl(~0u << (32u - PM_QUOTA_PREFIX_BITS));
+}
+/* Charge one unvalidated frame: 0 if admitted, else ms until it would be. */
+uint32_t pm_qshared_admit(struct pm_quota_shared *s, uint32_t addr_be, uint32_t bytes, bool knn,
+			  uint64_t now_ns);
+/* Reply bytes sent to an unvalidated address (its /24's and the shared bucket). */
+void pm_qshared_charge_bytes(struct pm_quota_shared *s, uint32_t addr_be, uint64_t bytes,
+			     uint64_t now_ns);
 
 #endif

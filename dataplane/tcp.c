@@ -370,6 +370,7 @@ void pm_tcp_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm
 		return;
 	}
 	tx_added(c, n, to->owed);
+	pm_quota_charge_reply(w, to, n); /* reply bytes count in the byte quota (issue 19) */
 }
 
 void pm_tcp_deliver(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
@@ -396,6 +397,7 @@ void pm_tcp_queue(struct pm_worker *w, const struct pm_dest *to, const uint8_t *
 	}
 	memcpy(c->tx + c->tx_len, frames, len);
 	tx_added(c, len, to->owed);
+	pm_quota_charge_reply(w, to, len); /* reply bytes count in the byte quota (issue 19) */
 }
 
 static void conn_write(struct pm_worker *w, uint32_t i)

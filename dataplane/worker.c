@@ -74,7 +74,7 @@ struct pm_burst {
 	struct pm_worker *w;
 	uint32_t n;
 	struct pm_request req[PM_BURST_MAX];
-	const struct pm_dest *to[PM_BURST_MAX];
+	struct pm_dest to[PM_BURST_MAX]; /* copies: each frame of a datagram has its own budget */
 };
 
 int pm_worker_alloc(struct pm_worker *w)
@@ -88,7 +88,8 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->burst && w->wake_fd >= 0 &&
 		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
-		  pm_fanout_alloc(w) == 0 && pm_reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0;
+		  pm_fanout_alloc(w) == 0 && pm_reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0 &&
+		  pm_guard_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -111,6 +112,7 @@ void pm_worker_free(struct pm_worker *w)
 	pm_access_free(w);
 	pm_fanout_free(w);
 	pm_knn_free(w);
+	pm_guard_free(w);
 	free(w->rx_buf);
 	free(w->tx.buf);
 	free(w->scratch);
@@ -272,36 +274,48 @@ void *pm_worker_main(void *arg)
 
 /* A datagram claiming one of this daemon's own sources is dropped unread: it
  * is spoofed, or a reply of ours come back, and any answer would go to
- * ourselves (docs/protocol.md §6.5). A frame whose header cannot be read ends
- * the datagram (the rest cannot be delimited); it is answered only when its
- * header and magic arrived (pm_answer_unusable). */
+ * ourselves (docs/protocol.md §6.5). A datagram may start with a COOKIE frame
+ * (§14.2, guard.h): it says whether the source is validated, and every frame
+ * after it gets its reply budget from that (each frame's dest is its own
+ * copy). A frame whose header cannot be read ends the datagram (the rest
+ * cannot be delimited); it is answered only when its header and magic
+ * arrived (pm_answer_unusable). */
 static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_t *buf,
 			   uint32_t len, const struct pm_dest *from)
 {
+	struct pm_guard_dgram g;
 	if (unlikely(pm_from_self(w->d, &from->addr))) {
 		w->stats.dropped_self++;
 		return;
 	}
-	if (len == 0)
-		w->stats.dropped_malformed++; /* an empty datagram holds no frame */
-	for (uint32_t off = 0; off < len;) {
+	if (unlikely(!pm_guard_datagram(w, buf, len, from, &g)))
+		return; /* a malformed COOKIE frame: not a valid datagram (counted) */
+	if (len == g.skip)
+		w->stats.dropped_malformed++; /* an empty datagram (or a cookie alone) holds no frame */
+	for (uint32_t off = g.skip; off < len;) {
 		struct pm_request req;
 		size_t used;
+		struct pm_dest to = *from;
 		enum pm_status st = pm_request_decode(buf + off, len - off, &req, &used);
+		to.budget = pm_guard_budget(&g, used ? (uint32_t)used : len - off,
+					    off == g.skip ? g.skip : 0);
 		if (used == 0) {
 			w->stats.dropped_malformed++;
-			pm_answer_unusable(w, buf + off, len - off, st, from);
+			pm_answer_unusable(w, buf + off, len - off, st, &to);
 			return;
 		}
 		w->stats.rx_frames++;
 		if (pm_refuse_reply(w, buf + off, (uint32_t)used))
 			; /* a reply is never answered, not even THROTTLED */
-		else if (!pm_quota_admit(w, &req, (uint32_t)used, from))
-			; /* answered THROTTLED */
+		else if (st == PM_OK && !pm_guard_write_ok(w, &req, &to, false))
+			; /* answered RETRY: an unvalidated write (the AUTH check, H-B's,
+			   * passes `authenticated` here) */
+		else if (!pm_quota_admit(w, &req, (uint32_t)used, &to))
+			; /* answered THROTTLED (RETRY when unvalidated) */
 		else if (st == PM_OK)
-			route(w, b, &req, buf + off, (uint32_t)used, from);
+			route(w, b, &req, buf + off, (uint32_t)used, &to);
 		else
-			send_error(w, from, req.id, req.op, st);
+			send_error(w, &to, req.id, req.op, st);
 		off += (uint32_t)used;
 	}
 }
@@ -543,7 +557,7 @@ static void burst_emit(void *ctx, const struct pm_request *req, const struct pm_
 	struct pm_burst *b = ctx;
 	pm_wal_note(b->w, req, rep); /* admitted in burst_add() */
 	pm_lat_kv(b->w, b->w->last_tick); /* the burst's requests are served one after another */
-	pm_send_reply(b->w, b->to[req - b->req], rep);
+	pm_send_reply(b->w, &b->to[req - b->req], rep);
 }
 
 static void burst_apply(struct pm_burst *b)
@@ -568,7 +582,7 @@ static void burst_add(struct pm_burst *b, const struct pm_request *req, const st
 		return;
 	}
 	b->req[b->n] = *req;
-	b->to[b->n] = from;
+	b->to[b->n] = *from;
 	if (++b->n == PM_BURST_MAX)
 		burst_apply(b);
 }
@@ -666,13 +680,21 @@ static uint32_t msg_frames(struct pm_worker *w, const struct pm_reply *rep, cons
  * into a message) or as frames encoded earlier (rep NULL). A reply for
  * another worker's connection always leaves: INTERNAL for its id when its
  * frames do not fit a message (cannot happen for the key operations that are
- * forwarded); others that do not fit are dropped. Inlined into its two doors,
+ * forwarded); others that do not fit are dropped. A datagram reply to an
+ * address not validated (issue 19) leaves only within its budget, else RETRY
+ * goes in its place: the one gate all of them pass. Inlined into its two doors,
  * so that each keeps only its own branches on the per-request path. */
 static inline __attribute__((always_inline)) void
 deliver(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep,
 	const uint8_t *frames, uint32_t len)
 {
 	struct pm_msg m;
+	if (unlikely(pm_dest_unvalidated(to))) { /* the reply budget (guard.h): within it, */
+		if (rep ? (len = pm_guard_gate_reply(w, to, rep, &frames)) == 0
+			: !pm_guard_gate_frames(w, to, frames, len))
+			return; /* ... or RETRY in its place (sent there) */
+		rep = NULL; /* its frames, encoded within the budget */
+	}
 	switch (reply_path(w, to)) {
 	case PATH_DGRAM:
 		if (rep)
@@ -784,11 +806,14 @@ uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
 	return encode_pages(NULL, NULL, rep, out, cap);
 }
 
-/* A reply as datagrams of this worker's TX queue, one per page. */
+/* A reply as datagrams of this worker's TX queue, one per page; its bytes
+ * count against the client's byte quota. */
 static void dgram_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
-	if (encode_pages(w, to, rep, NULL, 0) == 0) /* cannot happen for replies the engine built */
+	uint32_t n = encode_pages(w, to, rep, NULL, 0);
+	if (n == 0) /* cannot happen for replies the engine built */
 		w->stats.dropped_tx_full++;
+	pm_quota_charge_reply(w, to, n);
 }
 
 /* Queue one reply datagram (a copy of p); dropped and counted when it could
@@ -821,4 +846,5 @@ static void dgram_frames(struct pm_worker *w, const struct pm_dest *to, const ui
 		tx_queue(w, to, frames + off, n);
 		off += n;
 	}
+	pm_quota_charge_reply(w, to, len);
 }

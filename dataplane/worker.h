@@ -28,6 +28,7 @@
 #include "config.h"
 #include "dp_limits.h"
 #include "fanout.h"
+#include "guard.h"
 #include "msg.h"
 #include "shard.h"
 #include "stats.h"
@@ -159,6 +160,12 @@ struct pm_worker {
 	struct pm_batch_space *batch_space;
 	struct pm_request *batch_items;   /* PM_BATCH_ITEMS_MAX */
 	uint8_t *item_status;             /* PM_BATCH_ITEMS_MAX */
+	/* anti-amplification (guard.c, issue 19): this worker's cookie secrets
+	 * and budgeted-reply buffer, its counters, and the shared quota of the
+	 * addresses it has not validated (access.c) */
+	struct pm_guard guard;
+	struct pm_guard_stats guard_stats;
+	struct pm_quota_shared *quota_shared;
 };
 
 struct pm_daemon {
@@ -181,6 +188,8 @@ struct pm_daemon {
 	int data_fd;                     /* data_dir, opened and checked at start-up (datadir.h) */
 	struct pm_repl_node *repl;       /* the node's role, the repl_port listener (repl.c) */
 	struct pm_cluster *cluster;      /* cluster = on: the map and the write lease (cluster.c) */
+	uint8_t cookie_root[PM_COOKIE_SECRET_BYTES]; /* the cookies' master secret at start-up,
+				    * random (guard.h); each worker ratchets its own copy */
 };
 
 static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from, uint32_t to)

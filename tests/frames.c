@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- UDP */
@@ -27,6 +28,8 @@ bool wire_open(struct wire *c, const char *src, const char *host, uint16_t base,
 	c->whole = false;
 	c->server = NULL;
 	c->decode = pm_reply_decode;
+	c->no_cookies = false;
+	c->cookie = false;
 	c->next_id = first_id;
 	c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || inet_pton(AF_INET, host, &c->to.sin_addr) != 1)
@@ -59,7 +62,38 @@ bool wire_send(struct wire *c, uint32_t shard, const void *p, size_t n)
 {
 	struct sockaddr_in a = c->to;
 	a.sin_port = htons((uint16_t)(ntohs(c->to.sin_port) + shard));
-	return sendto(c->fd, p, n, 0, (struct sockaddr *)&a, sizeof(a)) == (ssize_t)n;
+	struct iovec iov[2] = { { c->cookie_frame, PM_COOKIE_FRAME_BYTES }, { (void *)p, n } };
+	struct msghdr m = { .msg_name = &a, .msg_namelen = sizeof(a), .msg_iov = iov + !c->cookie,
+			    .msg_iovlen = c->cookie ? 2 : 1 };
+	size_t total = n + (c->cookie ? PM_COOKIE_FRAME_BYTES : 0);
+	return sendmsg(c->fd, &m, 0) == (ssize_t)total;
+}
+
+/* A RETRY's cookie, kept for the datagrams that follow. */
+static void learn_cookie(struct wire *c, const struct pm_reply_view *rv)
+{
+	struct pm_cookie k;
+	if (c->no_cookies || rv->status != PM_WIRE_E_RETRY || !rv->cookie ||
+	    !pm_cookie_read(rv->cookie, &k))
+		return;
+	pm_cookie_frame_write(&k, c->cookie_frame);
+	c->cookie = true;
+}
+
+bool wire_validate(struct wire *c)
+{
+	struct pm_request r = { .op = PM_OP_SET, .key = { (const uint8_t *)"k", 1 } };
+	struct pm_reply_view rv;
+	uint8_t frame[64];
+	c->cookie = false; /* the SET must arrive unvalidated: RETRY, not executed */
+	r.id = c->next_id++;
+	size_t n = pm_request_encode(&r, frame, sizeof(frame));
+	for (int attempt = 0; n && attempt < c->attempts && !c->cookie; attempt++) {
+		wire_send(c, 0, frame, n);
+		while (!c->cookie && wire_recv(c, c->timeout_ms, &rv))
+			;
+	}
+	return c->cookie;
 }
 
 bool wire_recv(struct wire *c, int ms, struct pm_reply_view *rv)
@@ -68,8 +102,10 @@ bool wire_recv(struct wire *c, int ms, struct pm_reply_view *rv)
 	while (poll(&p, 1, ms) == 1) {
 		ssize_t r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
 		size_t used;
-		if (r > 0 && c->decode(c->in, (size_t)r, rv, &used) == PM_WIRE_OK)
+		if (r > 0 && c->decode(c->in, (size_t)r, rv, &used) == PM_WIRE_OK) {
+			learn_cookie(c, rv);
 			return true;
+		}
 	}
 	return false;
 }
@@ -80,11 +116,26 @@ bool wire_call(struct wire *c, struct pm_request *req, uint32_t shard, struct pm
 	size_t n = pm_request_encode(req, c->buf, sizeof(c->buf));
 	if (n == 0)
 		return false;
+	bool retried = false; /* a RETRY is answered once at once, not as an attempt */
+	uint8_t sent_cookie[PM_COOKIE_FRAME_BYTES];
 	for (int attempt = 0; attempt < c->attempts; attempt++) {
 		wire_send(c, shard, c->buf, n);
-		while (wire_recv(c, c->timeout_ms, rv))
-			if (rv->id == req->id && (!c->whole || !rv->more))
+		while (wire_recv(c, c->timeout_ms, rv)) {
+			if (rv->id != req->id)
+				continue;
+			if (rv->status == PM_WIRE_E_RETRY && !retried && c->cookie && !c->no_cookies) {
+				retried = true;
+				memcpy(sent_cookie, c->cookie_frame, sizeof sent_cookie);
+				wire_send(c, shard, c->buf, n);
+				continue;
+			}
+			if (rv->status == PM_WIRE_E_RETRY && retried && !c->no_cookies &&
+			    memcmp(sent_cookie, c->cookie_frame, sizeof sent_cookie) == 0)
+				continue; /* an earlier send's RETRY (its cookie is the one
+					   * sent since): the resend's answer is on its way */
+			if (!c->whole || !rv->more)
 				return true;
+		}
 		if (c->server && !proc_alive(c->server))
 			return false; /* no point sending again: fail fast */
 	}

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "bridge.h"
 #include "proc.h"
 
@@ -47,6 +48,12 @@ struct wire {
 	bool whole;                 /* wire_call waits for the reply's last frame (not MORE) */
 	const struct proc *server;  /* set: wire_call gives up at once when it is gone */
 	wire_decode_fn decode;      /* replies are read with it (pm_reply_decode) */
+	/* issue 19: the cookie of the last RETRY received (learnt by wire_recv
+	 * unless no_cookies), put in front of every datagram wire_send sends
+	 * while `cookie` is set; wire_call resends at once after a RETRY */
+	bool no_cookies;
+	bool cookie;
+	uint8_t cookie_frame[PM_COOKIE_FRAME_BYTES];
 	uint64_t next_id;
 	uint8_t buf[WIRE_OUT_BYTES];
 	uint8_t in[PM_FRAME_BYTES_MAX + 1];
@@ -58,8 +65,12 @@ struct wire {
 bool wire_open(struct wire *c, const char *src, const char *host, uint16_t base,
 	       uint64_t first_id);
 void wire_close(struct wire *c);
-/* One datagram to a shard; true if it was sent whole. */
+/* One datagram to a shard (the cookie's COOKIE frame first, when one is
+ * known); true if it was sent whole. */
 bool wire_send(struct wire *c, uint32_t shard, const void *p, size_t n);
+/* Learn a cookie (a SET that pomaid answers RETRY without executing it);
+ * true when c->cookie is set. */
+bool wire_validate(struct wire *c);
 /* The next reply frame that decodes (the first of a datagram) within ms. */
 bool wire_recv(struct wire *c, int ms, struct pm_reply_view *rv);
 /* Send req (its id set from next_id) to a shard and wait for the reply with

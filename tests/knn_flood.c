@@ -16,10 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "bridge.h"
 #include "knn_flood.h"
 #include "pomai.h"
@@ -144,12 +146,55 @@ int flood_load(const struct flood_cfg *cfg, const struct flood_daemon *d)
 
 /* ---------------------------------------------------------------- sockets and frames */
 
-static int udp_from(const char *src)
+/* Issue 19: each socket's cookie (docs/protocol.md §14.2), learnt when it is
+ * opened (udp_from) and put in front of every datagram it sends: the flood
+ * and the polite client are validated clients, each on its own quota. */
+#define COOKIE_FDS_MAX 1024
+static uint8_t cookie_frame[COOKIE_FDS_MAX][PM_COOKIE_FRAME_BYTES];
+
+static void send_to(int fd, uint16_t port, const uint8_t *p, size_t n)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct iovec iov[2] = { { cookie_frame[fd], PM_COOKIE_FRAME_BYTES }, { (void *)p, n } };
+	struct msghdr m = { .msg_name = &a, .msg_namelen = sizeof(a), .msg_iov = iov,
+			    .msg_iovlen = 2 };
+	(void)sendmsg(fd, &m, 0);
+}
+
+/* A SET sent without a cookie is answered RETRY with one (not executed). */
+static bool learn_cookie(int fd, uint16_t port)
+{
+	uint8_t frame[64], in[256];
+	struct pm_request set = { .op = PM_OP_SET, .id = 1, .key = { (const uint8_t *)"c", 1 } };
+	size_t n = pm_request_encode(&set, frame, sizeof(frame));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	for (int attempt = 0; attempt < 5; attempt++) {
+		(void)sendto(fd, frame, n, 0, (struct sockaddr *)&a, sizeof(a));
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		while (poll(&p, 1, QUERY_WAIT_MS) == 1) {
+			ssize_t r = recv(fd, in, sizeof(in), 0);
+			struct pm_reply_view rv;
+			struct pm_cookie c;
+			size_t used;
+			if (r > 0 && pm_reply_decode(in, (size_t)r, &rv, &used) == PM_WIRE_OK &&
+			    rv.status == PM_WIRE_E_RETRY && rv.cookie && pm_cookie_read(rv.cookie, &c)) {
+				pm_cookie_frame_write(&c, cookie_frame[fd]);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+static int udp_from(const char *src, uint16_t port)
 {
 	struct sockaddr_in me = { .sin_family = AF_INET };
 	inet_pton(AF_INET, src, &me.sin_addr);
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0), rcv = RCVBUF_BYTES;
-	if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0) {
+	if (fd < 0 || fd >= COOKIE_FDS_MAX || bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0 ||
+	    !learn_cookie(fd, port)) {
 		fprintf(stderr, "knn_flood: socket from %s: %s\n", src, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -157,13 +202,6 @@ static int udp_from(const char *src)
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 	return fd;
-}
-
-static void send_to(int fd, uint16_t port, const uint8_t *p, size_t n)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	(void)sendto(fd, p, n, 0, (struct sockaddr *)&a, sizeof(a));
 }
 
 static size_t query_frame(const struct flood_cfg *cfg, uint64_t id, uint64_t *seed, uint8_t *out,
@@ -182,7 +220,7 @@ static size_t query_frame(const struct flood_cfg *cfg, uint64_t id, uint64_t *se
 static int query_alone(const struct flood_cfg *cfg, const struct flood_daemon *d,
 		       struct flood_result *res)
 {
-	int fd = udp_from(POLITE_SRC);
+	int fd = udp_from(POLITE_SRC, d->pm.base);
 	if (fd < 0)
 		return -1;
 	static uint8_t buf[PM_FRAME_BYTES_MAX], in[PM_FRAME_BYTES_MAX];
@@ -242,7 +280,7 @@ static double rank(const double *lat, uint64_t n, double q)
 static int polite_phase(const struct flood_cfg *cfg, const struct flood_daemon *d,
 			struct flood_phase *ph)
 {
-	int fd = udp_from(POLITE_SRC);
+	int fd = udp_from(POLITE_SRC, d->pm.base);
 	if (fd < 0)
 		return -1;
 	const uint64_t total = (uint64_t)cfg->polite_rps * cfg->seconds;
@@ -391,7 +429,7 @@ int flood_run(const struct flood_cfg *cfg, struct flood_result *res)
 		double q = cfg->overload * 1000.0 / res->query_ms;
 		res->flood_qps = q > res->flood_qps ? (uint32_t)q : res->flood_qps;
 	}
-	struct flood f = { .cfg = cfg, .d = &d, .fd = rc == 0 ? udp_from(FLOOD_SRC) : -1,
+	struct flood f = { .cfg = cfg, .d = &d, .fd = rc == 0 ? udp_from(FLOOD_SRC, d.pm.base) : -1,
 			   .qps = res->flood_qps };
 	pthread_t t;
 	if (rc == 0 && (f.fd < 0 || pthread_create(&t, NULL, flood_main, &f) != 0))

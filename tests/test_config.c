@@ -121,6 +121,10 @@ static void test_bad_values(void)
 	expect_bad("knn_slice_us", "9");               /* below 10 us */
 	expect_bad("knn_slice_us", "100001");          /* above 0.1 s */
 	expect_bad("quota_work_bytes_per_s", "17G");   /* PM_QUOTA_RATE_PER_S_MAX is 16 G */
+	expect_bad("cookie_window_s", "0");            /* PM_COOKIE_WINDOW_S_MIN is 1 */
+	expect_bad("cookie_window_s", "3601");         /* PM_COOKIE_WINDOW_S_MAX + 1 */
+	expect_bad("quota_unvalidated_prefix_requests_per_s", "17179869185");
+	expect_bad("quota_unvalidated_requests_per_s", "17179869185");
 	struct pm_config c;
 	char err[PM_CONFIG_ERR_BYTES];
 	pm_config_defaults(&c);

@@ -42,6 +42,7 @@
 #include "libclient.h"
 #include "netfe.h"
 #include "netns.h"
+#include "auth.h"
 #include "pomai.h"
 #include "pomai_memif.h"
 #include "proc.h"
@@ -344,7 +345,8 @@ static void test_fragments(void)
 	CU_ASSERT_EQUAL_FATAL(pm_client_vget(cli, "bigvec", 6, &out), PM_CLIENT_OK);
 	CU_ASSERT(memcmp(v, back, sizeof(v)) == 0);
 	/* a value just under the reassembly bound, and its read back */
-	static uint8_t val[REASM_PAYLOAD_MAX - 64], got[REASM_PAYLOAD_MAX];
+	/* (the datagram also carries libpomai's 48-byte COOKIE frame, issue 19) */
+	static uint8_t val[REASM_PAYLOAD_MAX - 64 - PM_COOKIE_FRAME_BYTES], got[REASM_PAYLOAD_MAX];
 	for (size_t i = 0; i < sizeof(val); i++)
 		val[i] = (uint8_t)(i * 7u);
 	size_t glen = 0;
@@ -657,6 +659,12 @@ static const char *memif_client(void)
 	}
 	if (!knn_matches(c, (const float (*)[VDIM])vecs, MEMIF_NVEC, "mvec", 11, "memifc"))
 		return "KNN over memif differs from brute force";
+	/* issue 19: its first write was answered RETRY; it took the cookie and
+	 * every later datagram carried it (the writes were executed) */
+	struct pm_client_stats st;
+	pm_client_stats(c, &st);
+	if (st.cookies < 1)
+		return "memif client did not validate with a cookie";
 	pm_client_close(c);
 	return NULL;
 }
@@ -675,6 +683,7 @@ static void test_memif(void)
 {
 	static struct proc child;
 	long long rx0 = info_field("dpdk_p1_rx_pkts"), fwd0 = info_field("forwarded_out");
+	long long val0 = info_field("guard_validated");
 	CU_ASSERT_EQUAL(info_field("dpdk_p1_queues"), 1); /* memif: one ring pair, steering single */
 	proc_init(&child, "memif client");
 	CU_ASSERT_FATAL(proc_start_fn(&child, memif_child, NULL));
@@ -684,6 +693,7 @@ static void test_memif(void)
 	CU_ASSERT(info_field("dpdk_p1_rx_pkts") >= rx0 + (long long)(2 * MEMIF_KEYS + MEMIF_NVEC));
 	/* one queue, two shards: the frames of shard 1 went through the rings */
 	CU_ASSERT(info_field("forwarded_out") > fwd0);
+	CU_ASSERT(info_field("guard_validated") > val0); /* its datagrams carried the cookie */
 }
 
 int main(int argc, char **argv)

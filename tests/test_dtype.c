@@ -276,6 +276,7 @@ static void test_bad_values(void)
 {
 	struct wire w;
 	CU_ASSERT_FATAL(wire_open(&w, NULL, LOOPBACK, srv.base, 500000));
+	CU_ASSERT_FATAL(wire_validate(&w)); /* a write from an unvalidated address is RETRY */
 	static const uint8_t dtype_unknown[] = { PM_WIRE_DTYPE_COUNT };
 	static const uint8_t rerank_two[] = { PM_WIRE_DTYPE_Q8, 2, 0, 0, 0, 0 };
 	static const uint8_t rerank_k_big[] = { PM_WIRE_DTYPE_Q8, 1, 0x01, 0x04, 0, 0 }; /* 1025 */

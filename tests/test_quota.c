@@ -359,6 +359,56 @@ static void test_table_work_budget(void)
 }
 
 /* The worker's API for the control plane (access.c), and its INFO lines. */
+/* Issue 19: unvalidated sources share a /24's bucket and one for all of
+ * them; fresh addresses get no fresh burst; reply bytes are charged after
+ * the fact, as debt. */
+static struct pm_quota_shared shared;
+
+static void test_unvalidated_shared(void)
+{
+	/* one client's quota 100/s over 2 workers, burst 100 ms: 5 tokens here;
+	 * the /24: one client's (5), everyone: 16 clients' (80) */
+	struct pm_quota_limits def = { .requests_per_s = 100 };
+	pm_qshared_init(&shared, &def, 0, 0, 100, 2, 9, SEC);
+	CU_ASSERT_EQUAL(shared.req.per_s, 100 * PM_QUOTA_UNVALIDATED_CLIENTS);
+	CU_ASSERT_EQUAL(shared.prefixes.def_req.per_s, 100);
+	/* 1,000 addresses of one /24, each new: 5 pass, not 1,000 x 5 */
+	uint32_t ok = 0;
+	for (uint32_t i = 0; i < 1000; i++)
+		ok += pm_qshared_admit(&shared, htonl(0x0a010100u | (i & 0xffu)), 30, false, SEC) == 0;
+	CU_ASSERT_EQUAL(ok, 5);
+	CU_ASSERT_EQUAL(shared.prefixes.live, 1); /* one entry: the /24 */
+	/* 1,000 addresses in 1,000 /24s: the shared bucket's 80 pass */
+	ok = 0;
+	for (uint32_t i = 0; i < 1000; i++)
+		ok += pm_qshared_admit(&shared, htonl(0x0b000001u + (i << 8)), 30, false, SEC) == 0;
+	CU_ASSERT_EQUAL(ok, 80 - 5);
+	CU_ASSERT_EQUAL(shared.admitted, 80);
+	CU_ASSERT_EQUAL(shared.throttled, 2000 - 80);
+	/* the hint: the shared bucket's (800/s per worker: a token per 1.25 ms) */
+	CU_ASSERT_EQUAL(pm_qshared_admit(&shared, ip("12.0.0.1"), 30, false, SEC), 2);
+	/* explicit rates override the derived ones; 0 everywhere: unlimited */
+	pm_qshared_init(&shared, &def, 7, 70, 100, 1, 9, SEC);
+	CU_ASSERT(shared.prefixes.def_req.per_s == 7 && shared.req.per_s == 70);
+	def = (struct pm_quota_limits){ 0 };
+	pm_qshared_init(&shared, &def, 0, 0, 100, 1, 9, SEC);
+	for (uint32_t i = 0; i < 10000; i++)
+		CU_ASSERT_EQUAL_FATAL(pm_qshared_admit(&shared, htonl(i), 30, false, SEC), 0);
+	/* reply bytes: 100 kB/s on one worker; a 60 kB reply owes what the bucket
+	 * lacks, and the next request waits until it is paid */
+	def = (struct pm_quota_limits){ .bytes_per_s = 100000 };
+	pm_qtable_init(&table, &def, 100, 1, 7);
+	uint32_t a = ip("10.0.0.1");
+	CU_ASSERT_EQUAL(pm_qtable_admit(&table, a, 100, SEC), 0);
+	pm_qtable_charge_bytes(&table, a, 60000, SEC);
+	pm_qtable_charge_bytes(&table, a, 60000, SEC); /* 120 kB out: past the 65.5 kB burst */
+	uint32_t wait = pm_qtable_admit(&table, a, 100, SEC);
+	CU_ASSERT(wait >= 540 && wait <= 560); /* ~54.6 kB of debt + 100 bytes at 100 kB/s */
+	CU_ASSERT_EQUAL(pm_qtable_admit(&table, a, 100, SEC + (uint64_t)wait * MS), 0);
+	pm_qtable_charge_bytes(&table, ip("10.0.0.9"), 60000, SEC); /* not tracked: not added */
+	CU_ASSERT(!tracked(&table, ip("10.0.0.9")));
+}
+
 static void test_worker_api(void)
 {
 	static struct pm_daemon d;
@@ -416,7 +466,7 @@ static void test_worker_api(void)
 	CU_ASSERT_EQUAL_FATAL(pm_access_alloc(&w), 0);
 	CU_ASSERT_EQUAL(w.quota->work.per_s, 4000000);
 	struct pm_dest client = { .addr = { .sin_family = AF_INET, .sin_addr.s_addr = other },
-				  .conn = PM_CONN_NONE };
+				  .conn = PM_CONN_NONE, .budget = PM_BUDGET_NONE }; /* validated */
 	struct pm_dest admin = { .conn = PM_CONN_ADMIN };
 	pm_quota_charge_work(&w, &client, 12345);
 	pm_quota_charge_work(&w, &admin, 999);
@@ -441,6 +491,8 @@ int main(void)
 		{ "table: bound and replacement rule", test_table_replacement },
 		{ "table: work budget, the client in debt THROTTLED, others not",
 		  test_table_work_budget },
+		{ "unvalidated sources: shared /24 and global buckets, reply bytes",
+		  test_unvalidated_shared },
 		{ "worker API: set, del, list, top, INFO", test_worker_api },
 		CU_TEST_INFO_NULL,
 	};

@@ -76,7 +76,8 @@ static const char *const pomaid_flags[] = { "--arena-bytes", "64M", "--seeds", "
 
 static bool raw_open(struct wire *r, const struct pomaid *p)
 {
-	return wire_open(r, NULL, "127.0.0.1", p->base, 1);
+	return wire_open(r, NULL, "127.0.0.1", p->base, 1) &&
+	       wire_validate(r); /* a write from an unvalidated address is RETRY (issue 19) */
 }
 
 /* Append the frame of req (its id set) to r->buf at *len. */

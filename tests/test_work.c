@@ -93,6 +93,7 @@ static const char *pomaid_path;
 static void client_open(struct wire *c, const char *src, uint16_t base)
 {
 	CU_ASSERT_FATAL(wire_open(c, src, "127.0.0.1", base, 1));
+	CU_ASSERT_FATAL(wire_validate(c)); /* its own quota, not the unvalidated sources' */
 	c->attempts = 1;
 	c->timeout_ms = REPLY_TIMEOUT_MS;
 	c->whole = true;
