@@ -28,6 +28,7 @@
 #include "common.h"
 #include "dpdk.h"
 #include "hnsw.h"
+#include "users.h"
 #include "vector.h"
 #include "worker.h"
 
@@ -162,7 +163,7 @@ static void send_throttled(struct pm_worker *w, const struct pm_dest *to, uint8_
 bool pm_quota_admit(struct pm_worker *w, const struct pm_request *req, uint32_t len,
 		    const struct pm_dest *from)
 {
-	uint32_t addr = from->addr.sin_addr.s_addr, retry_ms;
+	uint32_t addr = pm_auth_quota_key(w, from), retry_ms; /* the user's, with auth = on */
 	if (req->op == PM_OP_VQUERY || req->op == PM_OP_VQUERYB ||
 	    req->op == PM_OP_VRANGE) /* also refused while the client owes KNN work */
 		retry_ms = pm_qtable_admit_knn(w->quota, addr, len, w->now_ns);
@@ -179,7 +180,7 @@ void pm_quota_charge_work(struct pm_worker *w, const struct pm_dest *client, uin
 {
 	if (work == 0 || client->conn == PM_CONN_ADMIN)
 		return; /* the admin socket's requests are the operator's, not a client's */
-	pm_qtable_charge_work(w->quota, client->addr.sin_addr.s_addr, work, w->now_ns);
+	pm_qtable_charge_work(w->quota, pm_auth_quota_key(w, client), work, w->now_ns);
 	w->stats.knn_work_charged += work;
 }
 
@@ -223,7 +224,24 @@ static bool line(char *out, uint32_t cap, uint32_t *len, const char *name, const
 	return true;
 }
 
+/* A talker's INFO name: client_<address>, or user_<id> (issue 19). */
+static void talker_name(uint32_t key, char *name, size_t n)
+{
+	char addr[INET_ADDRSTRLEN];
+	if (pm_quota_key_user(key)) {
+		snprintf(name, n, "user_%u", pm_quota_key_user(key));
+		return;
+	}
+	inet_ntop(AF_INET, &key, addr, sizeof(addr)); /* not inet_ntoa: threads */
+	snprintf(name, n, "client_%s", addr);
+}
+
 uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap)
+{
+	return pm_access_info_for(w, out, cap, true);
+}
+
+uint32_t pm_access_info_for(const struct pm_worker *w, char *out, uint32_t cap, bool clients)
 {
 	const struct pm_quota_table *t = w->quota;
 	struct pm_quota_talker top[PM_QUOTA_INFO_TOP];
@@ -237,10 +255,9 @@ uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap)
 		  line(out, cap, &len, "quota_clients", "", t->live) &&
 		  line(out, cap, &len, "quota_overrides", "", t->pinned) &&
 		  line(out, cap, &len, "quota_clients_replaced", "", t->replaced);
-	for (uint32_t i = 0; ok && i < n; i++) { /* summed per address in INFO's Total */
-		char addr[INET_ADDRSTRLEN], name[32];
-		inet_ntop(AF_INET, &top[i].addr_be, addr, sizeof(addr)); /* not inet_ntoa: threads */
-		snprintf(name, sizeof(name), "client_%s", addr);
+	for (uint32_t i = 0; ok && clients && i < n; i++) { /* summed per address in INFO's Total */
+		char name[32];
+		talker_name(top[i].addr_be, name, sizeof(name));
 		ok = line(out, cap, &len, name, "_requests", top[i].requests) &&
 		     line(out, cap, &len, name, "_bytes", top[i].bytes) &&
 		     line(out, cap, &len, name, "_throttled", top[i].throttled) &&

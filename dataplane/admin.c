@@ -36,6 +36,7 @@
 #include "common.h"
 #include "evict.h"
 #include "msg.h"
+#include "users.h"
 #include "worker.h"
 
 struct admin_conn {
@@ -850,6 +851,201 @@ static enum pm_admin_status cmd_cluster(struct pm_daemon *d, const struct pm_adm
 	return rc == 0 ? PM_ADMIN_OK : rc == -2 ? PM_ADMIN_UNAVAILABLE : PM_ADMIN_ERROR;
 }
 
+/* ---------------------------------------------------------------- users (issue 19) */
+
+/* Hand table t to every worker (PM_CALL_USERS) and make it the daemon's;
+ * the old one is freed once every worker answered (a worker that did not
+ * may still read it: it is then kept, and the command says so). */
+static enum pm_admin_status users_install(struct pm_daemon *d, struct pm_users *t)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_admin_call c = { .op = PM_CALL_USERS, .users = t };
+	struct pm_admin_result res;
+	struct pm_users *old = d->users;
+	bool all = true;
+	d->users = t;
+	for (uint32_t i = 0; i < d->nshards; i++)
+		all &= call_worker(d, i, &c, &res) == PM_ADMIN_OK;
+	if (!all) {
+		say(a, "a worker did not take the new users table in time; it will at its next"
+		       " turn (the old table is kept)\n");
+		return PM_ADMIN_UNAVAILABLE;
+	}
+	free(old);
+	return PM_ADMIN_OK;
+}
+
+/* Save t as the users file, then install it; t is the daemon's or freed. */
+static enum pm_admin_status users_commit(struct pm_daemon *d, struct pm_users *t)
+{
+	char err[256];
+	if (!t) {
+		say(d->admin, "out of memory, or %u users already\n", PM_USERS_MAX);
+		return PM_ADMIN_ERROR;
+	}
+	if (pm_users_save(d->data_fd, t, err, sizeof(err)) != 0) {
+		free(t);
+		say(d->admin, "%s\n", err);
+		return PM_ADMIN_ERROR;
+	}
+	return users_install(d, t);
+}
+
+/* A user's rights or one prefix word (GRANT / REVOKE / ADD): into u, added
+ * (grant) or taken away; false when the word is none of them. */
+static bool user_change(struct pm_user *u, const char *w, bool grant)
+{
+	uint8_t rights;
+	if (pm_rights_parse(w, &rights)) {
+		u->rights = grant ? u->rights | rights : u->rights & (uint8_t)~rights;
+		return true;
+	}
+	bool key = !strncmp(w, "key=", 4);
+	if (!key && strncmp(w, "coll=", 5))
+		return false;
+	const char *p = w + (key ? 4 : 5);
+	size_t len = strlen(p);
+	uint8_t *n = key ? &u->nkey : &u->ncoll;
+	struct pm_user_prefix *v = key ? u->key : u->coll;
+	if (!pm_user_word_ok(p, len, PM_USER_PREFIX_BYTES_MAX))
+		return false;
+	uint32_t i = 0;
+	while (i < *n && (v[i].len != len || memcmp(v[i].p, p, len)))
+		i++;
+	if (grant && i == *n) {
+		if (*n == PM_USER_PREFIXES_MAX)
+			return false;
+		v[*n].len = (uint8_t)len;
+		memcpy(v[(*n)++].p, p, len);
+	} else if (!grant && i < *n) {
+		v[i] = v[--(*n)];
+	}
+	return true;
+}
+
+/* USER ADD name rights mac_key_hex [id=N] [key=P]... [coll=P]... */
+static enum pm_admin_status user_add(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_user u = { 0 };
+	char w[PM_USER_PREFIX_BYTES_MAX + 8];
+	arg(r, 2, u.name, sizeof(u.name));
+	if (!pm_user_word_ok(u.name, strlen(u.name), PM_USER_NAME_BYTES_MAX) ||
+	    !pm_rights_parse(arg(r, 3, w, sizeof(w)), &u.rights) ||
+	    pm_auth_unhex(arg(r, 4, w, sizeof(w)), u.mac_key, PM_AUTH_MAC_KEY_BYTES) != 0) {
+		say(a, "usage: USER ADD name read,write,admin mac_key_hex [id=N] [key=P]... [coll=P]...\n");
+		return PM_ADMIN_USAGE;
+	}
+	if (pm_users_by_name(d->users, u.name)) {
+		say(a, "user %s exists\n", u.name);
+		return PM_ADMIN_ERROR;
+	}
+	u.id = (uint16_t)pm_users_free_id(d->users);
+	for (uint32_t i = 5; i < r->argc; i++) {
+		char *end;
+		arg(r, i, w, sizeof(w));
+		unsigned long id = !strncmp(w, "id=", 3) ? strtoul(w + 3, &end, 10) : 0;
+		if (!strncmp(w, "id=", 3) && (*end || id == 0 || id > PM_AUTH_USER_ID_MAX ||
+					       pm_users_find(d->users, (uint32_t)id))) {
+			say(a, "%s: want a free id 1..65535\n", w);
+			return PM_ADMIN_USAGE;
+		}
+		if (id)
+			u.id = (uint16_t)id;
+		else if (!user_change(&u, w, true)) {
+			say(a, "%s: want id=N, key=PREFIX or coll=PREFIX (at most %u of each)\n", w,
+			    PM_USER_PREFIXES_MAX);
+			return PM_ADMIN_USAGE;
+		}
+	}
+	if (u.id == 0) {
+		say(a, "every user id is taken\n");
+		return PM_ADMIN_ERROR;
+	}
+	enum pm_admin_status st = users_commit(d, pm_users_with(d->users, &u));
+	if (st == PM_ADMIN_OK)
+		say(a, "id:%u\r\n", u.id);
+	return st;
+}
+
+/* USER GRANT / REVOKE name right|key=P|coll=P ... */
+static enum pm_admin_status user_grant(struct pm_daemon *d, const struct pm_admin_req *r,
+				       bool grant)
+{
+	struct pm_admin *a = d->admin;
+	char name[PM_USER_NAME_BYTES_MAX + 2], w[PM_USER_PREFIX_BYTES_MAX + 8];
+	const struct pm_user *found = pm_users_by_name(d->users, arg(r, 2, name, sizeof(name)));
+	if (!found) {
+		say(a, "no user %s\n", name);
+		return PM_ADMIN_ERROR;
+	}
+	struct pm_user u = *found;
+	for (uint32_t i = 3; i < r->argc; i++)
+		if (!user_change(&u, arg(r, i, w, sizeof(w)), grant)) {
+			say(a, "%s: want read, write, admin, key=PREFIX or coll=PREFIX (at most %u"
+			       " of each)\n", w, PM_USER_PREFIXES_MAX);
+			return PM_ADMIN_USAGE;
+		}
+	enum pm_admin_status st = users_commit(d, pm_users_with(d->users, &u));
+	if (st == PM_ADMIN_OK)
+		say(a, "OK\n");
+	return st;
+}
+
+/* USER LIST: one line per user, without its MAC key. */
+static enum pm_admin_status user_list(struct pm_daemon *d)
+{
+	for (uint32_t i = 0; d->users && i < d->users->n; i++) {
+		const struct pm_user *u = &d->users->u[i];
+		char rights[24];
+		pm_rights_format(u->rights, rights, sizeof(rights));
+		say(d->admin, "%u %s %s", u->id, u->name, rights);
+		for (uint32_t k = 0; k < u->nkey; k++)
+			say(d->admin, " key=%.*s", u->key[k].len, u->key[k].p);
+		for (uint32_t k = 0; k < u->ncoll; k++)
+			say(d->admin, " coll=%.*s", u->coll[k].len, u->coll[k].p);
+		say(d->admin, "\n");
+	}
+	return PM_ADMIN_OK;
+}
+
+static enum pm_admin_status cmd_user(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	char name[PM_USER_NAME_BYTES_MAX + 2], err[256];
+	if (pm_admin_arg_is(r, 1, "LIST") && r->argc == 2)
+		return user_list(d);
+	if (pm_admin_arg_is(r, 1, "ADD") && r->argc >= 5)
+		return user_add(d, r);
+	if ((pm_admin_arg_is(r, 1, "GRANT") || pm_admin_arg_is(r, 1, "REVOKE")) && r->argc >= 4)
+		return user_grant(d, r, pm_admin_arg_is(r, 1, "GRANT"));
+	if (pm_admin_arg_is(r, 1, "DEL") && r->argc == 3) {
+		const struct pm_user *u = pm_users_by_name(d->users, arg(r, 2, name, sizeof(name)));
+		if (!u) {
+			say(a, "no user %s\n", name);
+			return PM_ADMIN_ERROR;
+		}
+		enum pm_admin_status st = users_commit(d, pm_users_without(d->users, u->id));
+		if (st == PM_ADMIN_OK)
+			say(a, "OK\n");
+		return st;
+	}
+	if (pm_admin_arg_is(r, 1, "RELOAD") && r->argc == 2) {
+		struct pm_users *t;
+		if (pm_users_load(d->data_fd, &t, err, sizeof(err)) != 0) {
+			say(a, "%s (the users in use are unchanged)\n", err);
+			return PM_ADMIN_ERROR;
+		}
+		enum pm_admin_status st = users_install(d, t);
+		if (st == PM_ADMIN_OK)
+			say(a, "users:%u\r\n", t->n);
+		return st;
+	}
+	say(a, "usage: USER LIST | ADD name rights mac_key_hex [id=N] [key=P]... [coll=P]... |"
+	       " DEL name | GRANT name what... | REVOKE name what... | RELOAD\n");
+	return PM_ADMIN_USAGE;
+}
+
 static const struct {
 	const char *name;
 	admin_fn fn;
@@ -865,6 +1061,8 @@ static const struct {
 	{ "CLIENTS", cmd_clients, "CLIENTS [n]" },
 	{ "REPLICATION", cmd_replication, "REPLICATION FOLLOW host:port | STOP | PROMOTE | STATUS" },
 	{ "CLUSTER", cmd_cluster, "CLUSTER LEASE until_ms | MAP self part... | STATUS" },
+	{ "USER", cmd_user, "USER LIST | ADD name rights mac_key [id=N] [key=P] [coll=P] | DEL name |"
+			    " GRANT name what | REVOKE name what | RELOAD" },
 	{ "SHUTDOWN", cmd_shutdown, "SHUTDOWN" },
 };
 

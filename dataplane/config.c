@@ -14,6 +14,7 @@
 #include "conftext.h"
 #include "evict.h"
 #include "pm_limits.h"
+#include "users.h"
 
 enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
 	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL, K_U64, K_ALLOW, K_EVICT, K_REPL_ACK, K_HOSTPORT };
@@ -168,6 +169,13 @@ static const struct key keys[] = {
 	  "bytes/s", "each client's KNN work (bytes of vectors its queries read) per second over"
 	  " all shards, charged after each query; a client that owes work gets THROTTLED on its"
 	  " next VQUERY; 0 = unlimited" },
+	/* issue 19: who may speak (users.h, docs/security.md) */
+	{ "auth", K_BOOL, OFF(auth), 0, 1, "bool",
+	  "on: every request must be a user's (an AUTH trailer, or a TCP connection that"
+	  " proved a user's key): others are answered AUTH; users: data_dir/users" },
+	{ "auth_skew_s", K_U32, OFF(auth_skew_s), PM_AUTH_SKEW_S_MIN, PM_AUTH_SKEW_S_MAX, "s",
+	  "how far an AUTH trailer's time may be from this host's clock (refused: AUTH clock);"
+	  " sessions are remembered for twice this" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -227,6 +235,8 @@ void pm_config_defaults(struct pm_config *c)
 	 * some 10 us, so waiting scans keep ~98 % of the worker */
 	c->knn_slice_us = 500;
 	c->quota_work_bytes_per_s = 0; /* like the other quotas: an operator's choice */
+	c->auth = false; /* the embedded loopback default; operators turn it on */
+	c->auth_skew_s = PM_AUTH_SKEW_S_DEFAULT;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)

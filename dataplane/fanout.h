@@ -70,6 +70,6 @@ void pm_fanout_expire(struct pm_worker *w);
 int pm_fanout_alloc(struct pm_worker *w);
 void pm_fanout_free(struct pm_worker *w);
 /* This worker's dataplane counters as INFO lines. */
-uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap);
+uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap, bool clients);
 
 #endif

@@ -50,6 +50,12 @@ struct pm_dest {
 	uint32_t gen;              /* TCP: the slot's generation (a reused slot differs) */
 	uint32_t port;             /* UDP: the DPDK port it came in on, or PM_PORT_KERNEL */
 	uint32_t owed;             /* TCP: output bytes the connection keeps for this reply */
+	/* issue 19 (users.h): the authenticated user whose frame this answers (0:
+	 * none), kept by forwards and fan-outs for rights and quotas; and the
+	 * server port the datagram came in on (host order; 0 for TCP and the
+	 * admin), which a frame's AUTH trailer must name */
+	uint16_t user;
+	uint16_t dport;
 };
 
 /* Ring message header; the frame (or reply frames) follows. */

@@ -47,6 +47,7 @@
 #include "repl_io.h"
 #include "stats_pub.h"
 #include "tcp.h"
+#include "users.h"
 #include "wal_io.h"
 #include "worker.h"
 
@@ -74,7 +75,7 @@ struct pm_burst {
 	struct pm_worker *w;
 	uint32_t n;
 	struct pm_request req[PM_BURST_MAX];
-	const struct pm_dest *to[PM_BURST_MAX];
+	struct pm_dest to[PM_BURST_MAX]; /* copies: each frame's user is its own (issue 19) */
 };
 
 int pm_worker_alloc(struct pm_worker *w)
@@ -88,7 +89,8 @@ int pm_worker_alloc(struct pm_worker *w)
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->burst && w->wake_fd >= 0 &&
 		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
-		  pm_fanout_alloc(w) == 0 && pm_reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0;
+		  pm_fanout_alloc(w) == 0 && pm_reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0 &&
+		  pm_auth_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -111,6 +113,7 @@ void pm_worker_free(struct pm_worker *w)
 	pm_access_free(w);
 	pm_fanout_free(w);
 	pm_knn_free(w);
+	pm_auth_free(w);
 	free(w->rx_buf);
 	free(w->tx.buf);
 	free(w->scratch);
@@ -294,14 +297,17 @@ static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_
 			return;
 		}
 		w->stats.rx_frames++;
+		struct pm_dest fd = *from; /* this frame's: its user (issue 19) */
 		if (pm_refuse_reply(w, buf + off, (uint32_t)used))
 			; /* a reply is never answered, not even THROTTLED */
-		else if (!pm_quota_admit(w, &req, (uint32_t)used, from))
+		else if (!pm_auth_admit(w, &req, st, buf + off, (uint32_t)used, &fd))
+			; /* answered AUTH or NOPERM (users.c) */
+		else if (!pm_quota_admit(w, &req, (uint32_t)used, &fd))
 			; /* answered THROTTLED */
 		else if (st == PM_OK)
-			route(w, b, &req, buf + off, (uint32_t)used, from);
+			route(w, b, &req, buf + off, (uint32_t)used, &fd);
 		else
-			send_error(w, from, req.id, req.op, st);
+			send_error(w, &fd, req.id, req.op, st);
 		off += (uint32_t)used;
 	}
 }
@@ -445,6 +451,8 @@ static void admin_call(struct pm_worker *w, const struct pm_msg *m, const uint8_
 			res.rc = 0, item = sizeof(struct pm_quota_talker),
 			res.n = pm_quota_top(w, (struct pm_quota_talker *)items,
 					     PM_MIN(c.n, PM_ADMIN_TOP_MAX));
+		else if (c.op == PM_CALL_USERS)
+			res.rc = 0, w->auth->users = c.users; /* from the next frame on */
 		else if (c.op == PM_CALL_CLUSTER_VIEW)
 			res.rc = 0, w->cview = c.view; /* from the next frame on */
 		else if (c.op == PM_CALL_CLUSTER_EXPORT || c.op == PM_CALL_CLUSTER_PURGE)
@@ -543,7 +551,7 @@ static void burst_emit(void *ctx, const struct pm_request *req, const struct pm_
 	struct pm_burst *b = ctx;
 	pm_wal_note(b->w, req, rep); /* admitted in burst_add() */
 	pm_lat_kv(b->w, b->w->last_tick); /* the burst's requests are served one after another */
-	pm_send_reply(b->w, b->to[req - b->req], rep);
+	pm_send_reply(b->w, &b->to[req - b->req], rep);
 }
 
 static void burst_apply(struct pm_burst *b)
@@ -568,7 +576,7 @@ static void burst_add(struct pm_burst *b, const struct pm_request *req, const st
 		return;
 	}
 	b->req[b->n] = *req;
-	b->to[b->n] = from;
+	b->to[b->n] = *from;
 	if (++b->n == PM_BURST_MAX)
 		burst_apply(b);
 }

@@ -85,6 +85,8 @@ struct pm_conn;
 struct pm_dpdk_worker;
 struct pm_dpdk;
 struct pm_knn_part;
+struct pm_auth;
+struct pm_users;
 struct pm_quota_table;
 struct pm_wal;
 struct pm_repl;
@@ -140,6 +142,7 @@ struct pm_worker {
 				    * (worker.c) */
 	struct pm_pending pending[PM_PENDING_MAX];
 	struct pm_quota_table *quota; /* this worker's clients: quotas and counters (access.c) */
+	struct pm_auth *auth;      /* its users table copy, replay table, counters (users.c) */
 	struct pm_knn_part *knn_parts; /* PM_KNN_PARTS_MAX, a FIFO from knn_head (knn_sched.c) */
 	uint32_t knn_head, knn_n;
 	double knn_ns_per_byte;    /* how fast this worker gets through KNN work with parts
@@ -181,6 +184,8 @@ struct pm_daemon {
 	int data_fd;                     /* data_dir, opened and checked at start-up (datadir.h) */
 	struct pm_repl_node *repl;       /* the node's role, the repl_port listener (repl.c) */
 	struct pm_cluster *cluster;      /* cluster = on: the map and the write lease (cluster.c) */
+	struct pm_users *users;          /* the users table (users.h): the admin thread's; each
+					  * worker holds a pointer to it, swapped by PM_CALL_USERS */
 };
 
 static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from, uint32_t to)
