@@ -571,21 +571,40 @@ static void send_auth(struct pm_worker *w, const struct pm_dest *to, const struc
 	pm_send_reply(w, to, &rep);
 }
 
-/* The trailer of a frame: 0 and *user, or the reason it is refused. */
+/* A frame's trailer t: 0 and *user, or the reason it is refused. */
 static uint8_t check_trailer(struct pm_worker *w, const uint8_t *f, uint32_t len,
-			     const struct pm_dest *from, uint16_t *user)
+			     const struct pm_auth_trailer *t, const struct pm_dest *from,
+			     uint16_t *user)
 {
 	struct pm_auth *a = w->auth;
-	struct pm_auth_trailer t;
-	const struct pm_user *u;
-	if (!pm_auth_trailer_read(f, len, &t) || (u = pm_users_find(a->users, t.user)) == NULL ||
-	    !pm_auth_verify(f, len, u->mac_key) || t.port != from->dport)
+	const struct pm_user *u = pm_users_find(a->users, t->user);
+	if (!u || !pm_auth_verify(f, len, u->mac_key) || t->port != from->dport)
 		return PM_AUTH_R_BAD;
 	uint64_t now_s = w->now_ms / 1000u, skew = w->d->cfg.auth_skew_s;
-	if ((uint64_t)t.time_s + skew < now_s || t.time_s > now_s + skew)
+	if ((uint64_t)t->time_s + skew < now_s || t->time_s > now_s + skew)
 		return PM_AUTH_R_CLOCK;
-	uint8_t r = pm_auth_replay(a, t.user, t.session, t.seq, now_s, (uint32_t)skew);
-	*user = (uint16_t)t.user;
+	uint8_t r = pm_auth_replay(a, t->user, t->session, t->seq, now_s, (uint32_t)skew);
+	*user = (uint16_t)t->user;
+	return r;
+}
+
+/* The frame's user: 0 and from->user set (or left 0: no trailer), or the
+ * reason it is refused. The trailer is read from the frame itself, so that
+ * a signed frame whose body does not decode is still checked (and answered
+ * AUTH when it is not its user's: a truncated MAC). */
+static uint8_t frame_user(struct pm_worker *w, const struct pm_request *req, const uint8_t *f,
+			  uint32_t len, struct pm_dest *from)
+{
+	struct pm_auth_trailer t;
+	uint16_t user = 0;
+	if (!pm_auth_trailer_read(f, len, &t))
+		return req->auth ? PM_AUTH_R_BAD /* flag set, no room for a trailer */
+		       : from->user == 0 && w->d->cfg.auth ? PM_AUTH_R_REQUIRED : 0;
+	uint8_t r = check_trailer(w, f, len, &t, from, &user);
+	if (r == 0) {
+		from->user = user;
+		w->auth->st.ok++;
+	}
 	return r;
 }
 
@@ -593,17 +612,7 @@ bool pm_auth_admit(struct pm_worker *w, const struct pm_request *req, enum pm_st
 		   const uint8_t *f, uint32_t len, struct pm_dest *from)
 {
 	struct pm_auth *a = w->auth;
-	uint8_t reason = 0;
-	if (req->auth) {
-		uint16_t user = 0;
-		reason = check_trailer(w, f, len, from, &user);
-		if (!reason) {
-			from->user = user;
-			a->st.ok++;
-		}
-	} else if (from->user == 0 && w->d->cfg.auth && st == PM_OK) {
-		reason = PM_AUTH_R_REQUIRED; /* an undecodable frame gets its own error */
-	}
+	uint8_t reason = frame_user(w, req, f, len, from);
 	if (reason) {
 		a->st.refused[reason]++;
 		send_auth(w, from, req, PM_E_AUTH, reason);
