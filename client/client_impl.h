@@ -132,6 +132,7 @@ struct pmc_slot {
 	uint32_t prev, next;    /* queue links */
 	uint32_t free_next;
 	uint32_t tx_off;        /* TCP: bytes of the frame already written */
+	bool auth_signed;       /* len counts an AUTH trailer (auth.c) */
 	uint32_t got;           /* paged replies: items received so far */
 	uint64_t deadline_ms;
 	pm_client_cb cb;
@@ -242,8 +243,16 @@ struct pmc_cluster {
 	struct pmc_fan fans[PMC_FANOUTS_MAX];
 };
 
+/* The client's user (auth.c): its MAC key, session and last seq. */
+struct pmc_auth {
+	uint8_t mac_key[PM_AUTH_MAC_KEY_BYTES];
+	uint32_t session;
+	uint64_t seq;
+};
+
 struct pm_client {
 	struct pm_client_config cfg;
+	struct pmc_auth auth;
 	const struct pmc_hooks *hooks; /* NULL: the sockets */
 	void *hook_state;
 	bool hook_up;              /* hooks: the device is connected */
@@ -404,5 +413,14 @@ void pmc_fan_leg_done(struct pm_client *c, struct pmc_slot *leg,
 			pmc_panic(__FILE__, __LINE__, #cond);                           \
 	} while (0)
 _Noreturn void pmc_panic(const char *file, int line, const char *what);
+
+/* ---------------------------------------------------------------- auth.c (issue 19) */
+
+/* The MAC key and session of cfg.user (nothing without one). */
+void pmc_auth_init(struct pm_client *c);
+/* Bytes a frame grows by when signed (0 without a user). */
+uint32_t pmc_auth_bytes(const struct pm_client *c);
+/* Sign s's frame for its queue's port with the next seq (again for a resend). */
+void pmc_auth_sign(struct pm_client *c, struct pmc_slot *s);
 
 #endif

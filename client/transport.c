@@ -261,6 +261,7 @@ void pmc_enqueue(struct pm_client *c, struct pmc_slot *s)
 {
 	struct pmc_queue *q = pmc_queue_of(c, s->dest);
 	PMC_ASSERT(!s->queued);
+	pmc_auth_sign(c, s); /* every (re)send anew (auth.c) */
 	if (!c->tcp && q->frames &&
 	    (q->bytes + s->len > PMC_DATAGRAM_BYTES || q->frames >= PMC_BATCH_FRAMES_MAX))
 		flush_queue(c, s->dest);

@@ -37,6 +37,7 @@
 #include "ctl.h"
 #include "cu_main.h"
 #include "frames.h"
+#include "pomai.h"
 #include "proc.h"
 #include "users.h"
 
@@ -515,6 +516,46 @@ static void test_tcp_prove(void)
 	close(fd);
 }
 
+/* libpomai with a user: every frame signed (UDP and TCP); a wrong key is
+ * E_AUTH, a right it lacks E_NOPERM, no user E_AUTH. */
+static void test_libpomai(void)
+{
+	for (int tcp = 0; tcp < 2; tcp++) {
+		struct pm_client_config cfg;
+		pm_client_config_default(&cfg);
+		cfg.host = LOOPBACK;
+		cfg.base_port = srv.base;
+		cfg.shards = SHARDS;
+		cfg.transport = tcp ? PM_CLIENT_TCP : PM_CLIENT_UDP;
+		cfg.user = U_RW;
+		memcpy(cfg.key, user_key[U_RW], sizeof(cfg.key));
+		struct pm_client *c;
+		CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+		char v[16];
+		size_t vlen;
+		for (int i = 0; i < 50; i++) { /* both shards, many seqs */
+			char k[16];
+			int kn = snprintf(k, sizeof(k), "lp%d", i);
+			CU_ASSERT_EQUAL(pm_client_set(c, k, (size_t)kn, "x", 1, 0), PM_CLIENT_OK);
+			CU_ASSERT_EQUAL(pm_client_get(c, k, (size_t)kn, v, sizeof(v), &vlen), PM_CLIENT_OK);
+		}
+		pm_client_close(c);
+		cfg.user = U_RO; /* the reader's id, the writer's key */
+		memcpy(cfg.key, user_key[U_RW], sizeof(cfg.key));
+		CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+		CU_ASSERT_EQUAL(pm_client_get(c, "r:1", 3, v, sizeof(v), &vlen), PM_CLIENT_E_AUTH);
+		pm_client_close(c);
+		memcpy(cfg.key, user_key[U_RO], sizeof(cfg.key));
+		CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+		CU_ASSERT_EQUAL(pm_client_set(c, "r:1", 3, "x", 1, 0), PM_CLIENT_E_NOPERM);
+		pm_client_close(c);
+		cfg.user = 0;
+		CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+		CU_ASSERT_EQUAL(pm_client_get(c, "r:1", 3, v, sizeof(v), &vlen), PM_CLIENT_E_AUTH);
+		pm_client_close(c);
+	}
+}
+
 static void test_user_changes(void)
 {
 	char sock[PATH_MAX + 16], text[4096], cmd[256], hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
@@ -591,6 +632,7 @@ int main(int argc, char **argv)
 		  test_udp_refusals },
 		{ "rights: NOPERM, INFO's per-client section", test_rights },
 		{ "TCP: HELLO / PROVE", test_tcp_prove },
+		{ "libpomai with a user, over UDP and TCP", test_libpomai },
 		{ "USER ADD / REVOKE / RELOAD / DEL without a restart", test_user_changes },
 		CU_TEST_INFO_NULL,
 	};
