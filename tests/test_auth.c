@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -556,6 +557,35 @@ static void test_libpomai(void)
 	}
 }
 
+/* pomai-cli --user with the key from a file or POMAI_KEY. */
+static const char *cli_path;
+
+static int cli(const char *env, const char *args)
+{
+	char cmd[PATH_MAX * 2];
+	snprintf(cmd, sizeof(cmd), "%s %s --port %u --shards %u %s >/dev/null 2>&1", env, cli_path,
+		 srv.base, SHARDS, args);
+	int rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_cli(void)
+{
+	char hex[2 * PM_AUTH_USER_KEY_BYTES + 1], path[PATH_MAX + 16], env[160], args[PATH_MAX + 64];
+	pm_auth_hex(user_key[U_RW], PM_AUTH_USER_KEY_BYTES, hex);
+	snprintf(path, sizeof(path), "%s/writer.key", srv.dir);
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fprintf(f, "%s\n", hex);
+	fclose(f);
+	snprintf(args, sizeof(args), "--user 1 --key-file %s set cli1 v", path);
+	CU_ASSERT_EQUAL(cli("", args), 0);
+	snprintf(env, sizeof(env), "POMAI_KEY=%s", hex);
+	CU_ASSERT_EQUAL(cli(env, "--user 1 get cli1"), 0);
+	CU_ASSERT_EQUAL(cli("", "get cli1"), 3);         /* no user: AUTH, an error status */
+	CU_ASSERT_EQUAL(cli("", "--user 1 get cli1"), 2); /* no key: a usage error */
+}
+
 static void test_user_changes(void)
 {
 	char sock[PATH_MAX + 16], text[4096], cmd[256], hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
@@ -616,11 +646,12 @@ static void test_user_changes(void)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		fprintf(stderr, "usage: test_auth POMAID\n");
+	if (argc < 3) {
+		fprintf(stderr, "usage: test_auth POMAID POMAI_CLI\n");
 		return 2;
 	}
 	srv.path = argv[1];
+	cli_path = argv[2];
 	static CU_TestInfo alone[] = {
 		{ "the users file: parse, format, 0600, a looser mode refused", test_users_file },
 		{ "the replay table: replays, reordering, the window, BUSY, reuse", test_replay_table },
@@ -633,6 +664,7 @@ int main(int argc, char **argv)
 		{ "rights: NOPERM, INFO's per-client section", test_rights },
 		{ "TCP: HELLO / PROVE", test_tcp_prove },
 		{ "libpomai with a user, over UDP and TCP", test_libpomai },
+		{ "pomai-cli --user with --key-file or POMAI_KEY", test_cli },
 		{ "USER ADD / REVOKE / RELOAD / DEL without a restart", test_user_changes },
 		CU_TEST_INFO_NULL,
 	};
