@@ -992,19 +992,21 @@ static enum pm_admin_status user_grant(struct pm_daemon *d, const struct pm_admi
 	return st;
 }
 
-/* USER LIST: one line per user, without its MAC key. */
+/* USER LIST: a section per user (pomaictl --json makes each an object),
+ * without its MAC key; prefixes space-separated (they hold no spaces). */
 static enum pm_admin_status user_list(struct pm_daemon *d)
 {
 	for (uint32_t i = 0; d->users && i < d->users->n; i++) {
 		const struct pm_user *u = &d->users->u[i];
 		char rights[24];
 		pm_rights_format(u->rights, rights, sizeof(rights));
-		say(d->admin, "%u %s %s", u->id, u->name, rights);
+		say(d->admin, "# %s\r\nid:%u\r\nrights:%s\r\nkey_prefixes:", u->name, u->id, rights);
 		for (uint32_t k = 0; k < u->nkey; k++)
-			say(d->admin, " key=%.*s", u->key[k].len, u->key[k].p);
+			say(d->admin, "%s%.*s", k ? " " : "", u->key[k].len, u->key[k].p);
+		say(d->admin, "\r\ncoll_prefixes:");
 		for (uint32_t k = 0; k < u->ncoll; k++)
-			say(d->admin, " coll=%.*s", u->coll[k].len, u->coll[k].p);
-		say(d->admin, "\n");
+			say(d->admin, "%s%.*s", k ? " " : "", u->coll[k].len, u->coll[k].p);
+		say(d->admin, "\r\n");
 	}
 	return PM_ADMIN_OK;
 }

@@ -586,6 +586,56 @@ static void test_cli(void)
 	CU_ASSERT_EQUAL(cli("", "--user 1 get cli1"), 2); /* no key: a usage error */
 }
 
+/* pomaictl user: add prints a key once (its MAC key is what the daemon
+ * got: a frame signed with it is served), list (text and JSON), grant,
+ * revoke, del. */
+static const char *ctl_path;
+
+static void test_pomaictl_user(void)
+{
+	static char out[CTL_OUT_BYTES];
+	char sock[PATH_MAX + 16];
+	admin_sock(sock, sizeof(sock));
+	CU_ASSERT_EQUAL_FATAL(ctl_run(ctl_path, sock, "user add carol read key=c:", out), 0);
+	const char *k = strstr(out, "key:"), *id = strstr(out, "id:");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(id);
+	char hex[2 * PM_AUTH_USER_KEY_BYTES + 1];
+	memcpy(hex, k + 4, sizeof(hex) - 1);
+	hex[sizeof(hex) - 1] = '\0';
+	uint8_t key[PM_AUTH_USER_KEY_BYTES], mk[PM_AUTH_MAC_KEY_BYTES];
+	CU_ASSERT_EQUAL_FATAL(pm_auth_unhex(hex, key, sizeof(key)), 0);
+	pm_auth_derive(key, mk);
+	uint32_t uid = (uint32_t)atoi(id + 3);
+	struct wire c;
+	struct pm_reply_view rv;
+	uint8_t f[PM_FRAME_BYTES_MAX];
+	CU_ASSERT_FATAL(wire_open(&c, LOOPBACK, LOOPBACK, srv.base, 900));
+	struct pm_request get = { .op = PM_OP_GET, .id = 901, .key = { (const uint8_t *)"c:1", 3 } };
+	size_t n = sign(&get, uid, mk, srv.base, 0, 0, f, sizeof(f));
+	CU_ASSERT_FATAL(exchange(&c, 0, f, n, 901, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_NOT_FOUND);
+	ctl_expect(ctl_path, sock, "user list", 0, "# carol");
+	CU_ASSERT_EQUAL(ctl_json(ctl_path, sock, "user list",
+				 "d['carol']['rights'] == 'read' and d['carol']['key_prefixes'] == 'c:'"),
+			0);
+	CU_ASSERT_EQUAL(ctl_json(ctl_path, sock, "user add dave write", "len(d['key']) == 64"), 0);
+	ctl_expect(ctl_path, sock, "user add carol read", 1, "exists");
+	ctl_expect(ctl_path, sock, "user grant carol write key=d:", 0, "OK");
+	CU_ASSERT_EQUAL(ctl_json(ctl_path, sock, "user list",
+				 "d['carol']['rights'] == 'read,write' and"
+				 " d['carol']['key_prefixes'] == 'c: d:'"), 0);
+	ctl_expect(ctl_path, sock, "user revoke carol read", 0, "OK");
+	get.id = 902;
+	n = sign(&get, uid, mk, srv.base, 0, 0, f, sizeof(f));
+	CU_ASSERT_FATAL(exchange(&c, 0, f, n, 902, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_E_NOPERM);
+	ctl_expect(ctl_path, sock, "user del carol", 0, "OK");
+	ctl_expect(ctl_path, sock, "user del dave", 0, "OK");
+	ctl_expect(ctl_path, sock, "user del nobody", 1, "no user");
+	wire_close(&c);
+}
+
 static void test_user_changes(void)
 {
 	char sock[PATH_MAX + 16], text[4096], cmd[256], hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
@@ -612,7 +662,7 @@ static void test_user_changes(void)
 	CU_ASSERT_EQUAL(stat(path, &sb), 0);
 	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
 	CU_ASSERT_EQUAL(ctl_admin(sock, "USER LIST", text, sizeof(text)), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(text, "10 newbie read"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "# newbie\r\nid:10\r\nrights:read\r\n"));
 	CU_ASSERT_PTR_NULL(strstr(text, hex)); /* never the MAC key */
 	/* REVOKE read: NOPERM from the next frame on */
 	CU_ASSERT_EQUAL(ctl_admin(sock, "USER REVOKE newbie read", text, sizeof(text)), 0);
@@ -646,10 +696,11 @@ static void test_user_changes(void)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: test_auth POMAID POMAI_CLI\n");
+	if (argc < 4) {
+		fprintf(stderr, "usage: test_auth POMAID POMAI_CLI POMAICTL\n");
 		return 2;
 	}
+	ctl_path = argv[3];
 	srv.path = argv[1];
 	cli_path = argv[2];
 	static CU_TestInfo alone[] = {
@@ -665,6 +716,7 @@ int main(int argc, char **argv)
 		{ "TCP: HELLO / PROVE", test_tcp_prove },
 		{ "libpomai with a user, over UDP and TCP", test_libpomai },
 		{ "pomai-cli --user with --key-file or POMAI_KEY", test_cli },
+		{ "pomaictl user add/list/grant/revoke/del, text and JSON", test_pomaictl_user },
 		{ "USER ADD / REVOKE / RELOAD / DEL without a restart", test_user_changes },
 		CU_TEST_INFO_NULL,
 	};
