@@ -592,14 +592,17 @@ static uint8_t check_trailer(struct pm_worker *w, const uint8_t *f, uint32_t len
  * reason it is refused. The trailer is read from the frame itself, so that
  * a signed frame whose body does not decode is still checked (and answered
  * AUTH when it is not its user's: a truncated MAC). */
-static uint8_t frame_user(struct pm_worker *w, const struct pm_request *req, const uint8_t *f,
+static uint8_t frame_user(struct pm_worker *w, enum pm_status st, const uint8_t *f,
 			  uint32_t len, struct pm_dest *from)
 {
 	struct pm_auth_trailer t;
 	uint16_t user = 0;
-	if (!pm_auth_trailer_read(f, len, &t))
-		return req->auth ? PM_AUTH_R_BAD /* flag set, no room for a trailer */
-		       : from->user == 0 && w->d->cfg.auth ? PM_AUTH_R_REQUIRED : 0;
+	/* A header that breaks the rules (an opcode, or flags it may not take: the
+	 * AUTH flag on AUTH's own ops) gets the decoder's answer; so does a flag
+	 * without room for a trailer (FRAME_LENGTH). Unless auth = on. */
+	bool header_bad = st == PM_E_FRAME_OPCODE || st == PM_E_FRAME_FLAGS;
+	if (header_bad || !pm_auth_trailer_read(f, len, &t))
+		return from->user == 0 && w->d->cfg.auth ? PM_AUTH_R_REQUIRED : 0;
 	uint8_t r = check_trailer(w, f, len, &t, from, &user);
 	if (r == 0) {
 		from->user = user;
@@ -612,7 +615,7 @@ bool pm_auth_admit(struct pm_worker *w, const struct pm_request *req, enum pm_st
 		   const uint8_t *f, uint32_t len, struct pm_dest *from)
 {
 	struct pm_auth *a = w->auth;
-	uint8_t reason = frame_user(w, req, f, len, from);
+	uint8_t reason = frame_user(w, st, f, len, from);
 	if (reason) {
 		a->st.refused[reason]++;
 		send_auth(w, from, req, PM_E_AUTH, reason);
