@@ -189,7 +189,10 @@ static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req,
 	} else if (req->op == PM_OP_SNAPSHOT) {
 		w->shard.stats.ops[PM_OP_SNAPSHOT]++; /* the engine never sees it */
 		rep = (struct pm_reply){ .op = req->op, .id = req->id };
-		rep.status = pm_snap_request(w);
+		if (pm_snap_busy(w)) /* one at a time: its progress, nothing queued (issue 19) */
+			rep.snap_running = 1, rep.snap_pct = (uint8_t)pm_snap_pct(w);
+		else
+			rep.status = pm_snap_request(w);
 	} else {
 		pm_apply_logged(w, req, &rep);
 		rep.list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE; /* parts: whole entries; finish() writes the
@@ -378,6 +381,10 @@ static void merge_part(const struct pm_worker *w, struct pm_pending *p, uint32_t
 		}
 		if (p->op == PM_OP_CDROP)
 			p->removed |= rv.removed;
+		if (p->op == PM_OP_SNAPSHOT && rv.snap_running) { /* the least progress */
+			p->snap_pct = p->snap_running ? PM_MIN(p->snap_pct, rv.snap_pct) : rv.snap_pct;
+			p->snap_running += rv.snap_running;
+		}
 		if (p->op == PM_OP_INFO)
 			merge_info(p, shard, &rv.value);
 	}
@@ -537,6 +544,8 @@ static void finish(struct pm_worker *w, struct pm_pending *p)
 					       info_text(w, p, w->info_text, cap) };
 	}
 	rep.removed = p->removed;
+	rep.snap_running = p->snap_running;
+	rep.snap_pct = p->snap_pct;
 	pm_send_reply(w, &p->dest, &rep);
 	p->live = false;
 }

@@ -51,6 +51,9 @@ struct pm_pending {
 	struct pm_batch_merge *batch;
 	bool truncated;
 	uint32_t seen;
+	/* SNAPSHOT (issue 19): shards whose snapshot ran already, their least % */
+	uint32_t snap_running;
+	uint8_t snap_pct;
 };
 
 bool pm_is_fanout(uint8_t op);

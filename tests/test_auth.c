@@ -56,7 +56,7 @@
 #define COUNTER_WAIT_MS 10000
 
 static struct pomaid srv = {
-	.flags = (const char *const[]){ "--arena-bytes", "32M", "--seeds", "4096", "--wal", "none",
+	.flags = (const char *const[]){ "--arena-bytes", "32M", "--seeds", "4096", "--wal", "batch",
 					"--auth", "on", NULL },
 };
 static uint8_t user_key[4][PM_AUTH_USER_KEY_BYTES]; /* [id] */
@@ -445,6 +445,38 @@ static void test_rights(void)
 	wire_close(&c);
 }
 
+/* SNAPSHOT needs admin; two in one datagram: the second finds the first
+ * running on every shard (no turn passed in between) and is answered with
+ * its progress, starting nothing (snapshots_started counts one each). */
+static void test_snapshot_once(void)
+{
+	struct wire c;
+	struct pm_reply_view rv;
+	uint8_t f[2 * 256];
+	CU_ASSERT_FATAL(wire_open(&c, LOOPBACK, LOOPBACK, srv.base, 700));
+	struct pm_request snap = { .op = PM_OP_SNAPSHOT, .id = 701 };
+	size_t n = sign(&snap, U_ADMIN, mac_key[U_ADMIN], srv.base, 0, 0, f, 256);
+	snap.id = 702;
+	size_t n2 = sign(&snap, U_ADMIN, mac_key[U_ADMIN], srv.base, 0, 0, f + n, 256);
+	CU_ASSERT_FATAL(n && n2);
+	CU_ASSERT_FATAL(wire_send(&c, 0, f, n + n2));
+	bool got1 = false, got2 = false;
+	while ((!got1 || !got2) && wire_recv(&c, REPLY_MS, &rv)) {
+		if (rv.id == 701) {
+			got1 = true;
+			CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
+			CU_ASSERT_EQUAL(rv.snap_running, 0); /* started on every shard */
+		} else if (rv.id == 702) {
+			got2 = true;
+			CU_ASSERT_EQUAL(rv.status, PM_WIRE_OK);
+			CU_ASSERT_EQUAL(rv.snap_running, SHARDS); /* its progress, nothing new */
+			CU_ASSERT(rv.snap_pct <= 100);
+		}
+	}
+	CU_ASSERT(got1 && got2);
+	wire_close(&c);
+}
+
 /* One frame over a stream and its reply. */
 static bool tcp_call(int fd, const uint8_t *f, size_t n, struct pm_reply_view *rv, uint8_t *in,
 		     size_t cap)
@@ -713,6 +745,7 @@ int main(int argc, char **argv)
 		{ "UDP: no user, wrong key, truncated MAC, replays, reordering, clock, port",
 		  test_udp_refusals },
 		{ "rights: NOPERM, INFO's per-client section", test_rights },
+		{ "SNAPSHOT: one at a time, a second answered with its progress", test_snapshot_once },
 		{ "TCP: HELLO / PROVE", test_tcp_prove },
 		{ "libpomai with a user, over UDP and TCP", test_libpomai },
 		{ "pomai-cli --user with --key-file or POMAI_KEY", test_cli },
