@@ -560,7 +560,8 @@ int pm_config_get(const struct pm_config *c, const char *key, char *out, size_t 
 
 /* Keys a running pomaid reads afresh each time it uses them. */
 static const char *const live_keys[] = { "snapshot_interval_s", "snapshot_wal_bytes",
-					 "knn_timeout_ms", "maintain_nodes", "idle_sleep_us" };
+					 "knn_timeout_ms", "maintain_nodes", "idle_sleep_us",
+					 "auth", "auth_skew_s" /* issue 19: users.c loads them */ };
 
 int pm_config_set_live(struct pm_config *c, const char *key, const char *value, char *err,
 		       size_t errlen)
@@ -581,6 +582,8 @@ int pm_config_set_live(struct pm_config *c, const char *key, const char *value, 
 	const void *src = (const char *)&tmp + k->off;
 	if (k->kind == K_U32) /* one store: the workers read it without a lock */
 		__atomic_store_n((uint32_t *)dst, *(const uint32_t *)src, __ATOMIC_RELAXED);
+	else if (k->kind == K_BOOL)
+		__atomic_store_n((bool *)dst, *(const bool *)src, __ATOMIC_RELAXED);
 	else
 		__atomic_store_n((uint64_t *)dst, *(const uint64_t *)src, __ATOMIC_RELAXED);
 	return 0;

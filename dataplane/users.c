@@ -571,6 +571,17 @@ static void send_auth(struct pm_worker *w, const struct pm_dest *to, const struc
 	pm_send_reply(w, to, &rep);
 }
 
+/* auth and auth_skew_s: CONFIG SET changes them while the workers run. */
+static bool auth_on(const struct pm_worker *w)
+{
+	return __atomic_load_n(&w->d->cfg.auth, __ATOMIC_RELAXED);
+}
+
+static uint32_t auth_skew_s(const struct pm_worker *w)
+{
+	return __atomic_load_n(&w->d->cfg.auth_skew_s, __ATOMIC_RELAXED);
+}
+
 /* A frame's trailer t: 0 and *user, or the reason it is refused. */
 static uint8_t check_trailer(struct pm_worker *w, const uint8_t *f, uint32_t len,
 			     const struct pm_auth_trailer *t, const struct pm_dest *from,
@@ -580,7 +591,7 @@ static uint8_t check_trailer(struct pm_worker *w, const uint8_t *f, uint32_t len
 	const struct pm_user *u = pm_users_find(a->users, t->user);
 	if (!u || !pm_auth_verify(f, len, u->mac_key) || t->port != from->dport)
 		return PM_AUTH_R_BAD;
-	uint64_t now_s = w->now_ms / 1000u, skew = w->d->cfg.auth_skew_s;
+	uint64_t now_s = w->now_ms / 1000u, skew = auth_skew_s(w);
 	if ((uint64_t)t->time_s + skew < now_s || t->time_s > now_s + skew)
 		return PM_AUTH_R_CLOCK;
 	uint8_t r = pm_auth_replay(a, t->user, t->session, t->seq, now_s, (uint32_t)skew);
@@ -602,7 +613,7 @@ static uint8_t frame_user(struct pm_worker *w, enum pm_status st, const uint8_t 
 	 * without room for a trailer (FRAME_LENGTH). Unless auth = on. */
 	bool header_bad = st == PM_E_FRAME_OPCODE || st == PM_E_FRAME_FLAGS;
 	if (header_bad || !pm_auth_trailer_read(f, len, &t))
-		return from->user == 0 && w->d->cfg.auth ? PM_AUTH_R_REQUIRED : 0;
+		return from->user == 0 && auth_on(w) ? PM_AUTH_R_REQUIRED : 0;
 	uint8_t r = check_trailer(w, f, len, &t, from, &user);
 	if (r == 0) {
 		from->user = user;
@@ -633,7 +644,7 @@ bool pm_auth_admit(struct pm_worker *w, const struct pm_request *req, enum pm_st
 
 bool pm_auth_sees_clients(const struct pm_worker *w, const struct pm_dest *client)
 {
-	if (client->conn == PM_CONN_ADMIN || (client->user == 0 && !w->d->cfg.auth))
+	if (client->conn == PM_CONN_ADMIN || (client->user == 0 && !auth_on(w)))
 		return true;
 	const struct pm_user *u = pm_users_find(w->auth->users, client->user);
 	return u && (u->rights & PM_RIGHT_ADMIN);
@@ -641,7 +652,7 @@ bool pm_auth_sees_clients(const struct pm_worker *w, const struct pm_dest *clien
 
 uint32_t pm_auth_quota_key(const struct pm_worker *w, const struct pm_dest *client)
 {
-	if (w->d->cfg.auth && client->user)
+	if (auth_on(w) && client->user)
 		return pm_quota_user_key(client->user);
 	return client->addr.sin_addr.s_addr;
 }
@@ -684,7 +695,7 @@ uint32_t pm_auth_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "auth_refused_bad:%llu\r\nauth_refused_replay:%llu\r\n"
 			 "auth_refused_clock:%llu\r\nauth_refused_busy:%llu\r\nauth_noperm:%llu\r\n"
 			 "auth_sessions:%u\r\nauth_sessions_replaced:%llu\r\nauth_proved:%llu\r\n",
-			 w->d->cfg.auth ? "on" : "off", a->users ? a->users->n : 0,
+			 auth_on(w) ? "on" : "off", a->users ? a->users->n : 0,
 			 (unsigned long long)s->ok,
 			 (unsigned long long)s->refused[PM_AUTH_R_REQUIRED],
 			 (unsigned long long)s->refused[PM_AUTH_R_BAD],

@@ -668,6 +668,29 @@ static void test_pomaictl_user(void)
 	wire_close(&c);
 }
 
+/* auth turned off and on again while pomaid runs (CONFIG SET). */
+static void test_config_live(void)
+{
+	char sock[PATH_MAX + 16], text[256];
+	admin_sock(sock, sizeof(sock));
+	struct wire c;
+	struct pm_reply_view rv;
+	uint8_t f[256];
+	CU_ASSERT_FATAL(wire_open(&c, LOOPBACK, LOOPBACK, srv.base, 800));
+	struct pm_request get = { .op = PM_OP_GET, .id = 801, .key = { (const uint8_t *)"zz", 2 } };
+	size_t n = pm_request_encode(&get, f, sizeof(f));
+	CU_ASSERT_EQUAL(ctl_admin(sock, "CONFIG SET auth off", text, sizeof(text)), 0);
+	CU_ASSERT_FATAL(exchange(&c, 0, f, n, 801, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_NOT_FOUND); /* no user needed */
+	CU_ASSERT_EQUAL(ctl_admin(sock, "CONFIG SET auth on", text, sizeof(text)), 0);
+	CU_ASSERT_FATAL(exchange(&c, 0, f, n, 801, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_E_AUTH);
+	CU_ASSERT_EQUAL(rv.auth_reason, PM_AUTH_R_REQUIRED);
+	CU_ASSERT_EQUAL(ctl_admin(sock, "CONFIG GET auth", text, sizeof(text)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "auth:yes"));
+	wire_close(&c);
+}
+
 static void test_user_changes(void)
 {
 	char sock[PATH_MAX + 16], text[4096], cmd[256], hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
@@ -751,6 +774,7 @@ int main(int argc, char **argv)
 		{ "pomai-cli --user with --key-file or POMAI_KEY", test_cli },
 		{ "pomaictl user add/list/grant/revoke/del, text and JSON", test_pomaictl_user },
 		{ "USER ADD / REVOKE / RELOAD / DEL without a restart", test_user_changes },
+		{ "CONFIG SET auth off / on while pomaid runs", test_config_live },
 		CU_TEST_INFO_NULL,
 	};
 	CU_SuiteInfo suites[] = {
