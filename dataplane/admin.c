@@ -648,8 +648,11 @@ static enum pm_admin_status cmd_clients(struct pm_daemon *d, const struct pm_adm
 	}
 	qsort(all, n, sizeof(all[0]), talker_cmp);
 	for (uint32_t i = 0; i < n && i < want; i++) {
-		char ip[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &all[i].addr_be, ip, sizeof(ip));
+		char ip[INET_ADDRSTRLEN + 8];
+		if (pm_quota_key_user(all[i].addr_be)) /* auth = on: a user (issue 19) */
+			snprintf(ip, sizeof(ip), "user_%u", pm_quota_key_user(all[i].addr_be));
+		else
+			inet_ntop(AF_INET, &all[i].addr_be, ip, sizeof(ip));
 		say(a, "# %s\r\nrequests:%llu\r\nbytes:%llu\r\nthrottled:%llu\r\nown_quota:%d\r\n",
 		    ip, (unsigned long long)all[i].requests, (unsigned long long)all[i].bytes,
 		    (unsigned long long)all[i].throttled, all[i].pinned);

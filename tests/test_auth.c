@@ -442,6 +442,12 @@ static void test_rights(void)
 	CU_ASSERT_PTR_NOT_NULL(memmem(rv.value.ptr, rv.value.len, "user_", 5)); /* keyed by user */
 	CU_ASSERT_PTR_NULL(memmem(rv.value.ptr, rv.value.len, "client_127", 10));
 	CU_ASSERT(counter_reaches("auth_noperm", 4) >= 4);
+	/* CLIENTS: the quota table's clients are users */
+	char sock[PATH_MAX + 16], text[4096];
+	admin_sock(sock, sizeof(sock));
+	CU_ASSERT_EQUAL(ctl_admin(sock, "CLIENTS 64", text, sizeof(text)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "# user_1\r\n"));
+	CU_ASSERT_PTR_NULL(strstr(text, "# 127.0.0.1\r\n"));
 	wire_close(&c);
 }
 
