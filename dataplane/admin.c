@@ -1014,12 +1014,62 @@ static enum pm_admin_status user_list(struct pm_daemon *d)
 	return PM_ADMIN_OK;
 }
 
+/* USER EXPORT: the users file's text, MAC keys included (pomai-control keeps
+ * it to push the users to a pomaid that lost them); USER SET line: one user
+ * as a line of that file, added or replaced (by name; its id may not be
+ * another user's). */
+static enum pm_admin_status user_export(struct pm_daemon *d)
+{
+	size_t cap = 128u + (size_t)d->users->n * PM_USERS_LINE_BYTES;
+	char *text = malloc(cap);
+	size_t n = text ? pm_users_format(d->users, text, cap) : 0;
+	bool fits = n && n < sizeof(d->admin->text) - d->admin->text_len;
+	if (fits)
+		say(d->admin, "%s", text);
+	else
+		say(d->admin, "the users file does not fit a reply of %u bytes\n",
+		    PM_ADMIN_TEXT_BYTES);
+	free(text);
+	return fits ? PM_ADMIN_OK : PM_ADMIN_ERROR;
+}
+
+static enum pm_admin_status user_set(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	char line[PM_USERS_LINE_BYTES + 1];
+	struct pm_user u;
+	const char *why = r->arg[2].len <= PM_USERS_LINE_BYTES
+				  ? pm_user_parse((char *)arg(r, 2, line, sizeof(line)), &u)
+				  : "too long";
+	if (why) {
+		say(a, "USER SET: %s\n", why);
+		return PM_ADMIN_USAGE;
+	}
+	const struct pm_user *same = pm_users_by_name(d->users, u.name),
+			     *at = pm_users_find(d->users, u.id);
+	if (at && (!same || same->id != u.id)) {
+		say(a, "id %u is user %s's\n", u.id, at->name);
+		return PM_ADMIN_ERROR;
+	}
+	struct pm_users *t = same && same->id != u.id ? pm_users_without(d->users, same->id)
+							: NULL;
+	enum pm_admin_status st = users_commit(d, pm_users_with(t ? t : d->users, &u));
+	free(t);
+	if (st == PM_ADMIN_OK)
+		say(a, "OK\n");
+	return st;
+}
+
 static enum pm_admin_status cmd_user(struct pm_daemon *d, const struct pm_admin_req *r)
 {
 	struct pm_admin *a = d->admin;
 	char name[PM_USER_NAME_BYTES_MAX + 2], err[256];
 	if (pm_admin_arg_is(r, 1, "LIST") && r->argc == 2)
 		return user_list(d);
+	if (pm_admin_arg_is(r, 1, "EXPORT") && r->argc == 2)
+		return user_export(d);
+	if (pm_admin_arg_is(r, 1, "SET") && r->argc == 3)
+		return user_set(d, r);
 	if (pm_admin_arg_is(r, 1, "ADD") && r->argc >= 5)
 		return user_add(d, r);
 	if ((pm_admin_arg_is(r, 1, "GRANT") || pm_admin_arg_is(r, 1, "REVOKE")) && r->argc >= 4)
@@ -1047,7 +1097,8 @@ static enum pm_admin_status cmd_user(struct pm_daemon *d, const struct pm_admin_
 		return st;
 	}
 	say(a, "usage: USER LIST | ADD name rights mac_key_hex [id=N] [key=P]... [coll=P]... |"
-	       " DEL name | GRANT name what... | REVOKE name what... | RELOAD\n");
+	       " DEL name | GRANT name what... | REVOKE name what... | RELOAD | EXPORT |"
+	       " SET 'line of the users file'\n");
 	return PM_ADMIN_USAGE;
 }
 

@@ -131,9 +131,7 @@ static bool parse_prefix(struct pm_user *u, const char *w)
 	return true;
 }
 
-/* One line of the users file (NUL-terminated, no newline) into u: NULL, or
- * what is wrong with it. */
-static const char *parse_line(char *line, struct pm_user *u)
+const char *pm_user_parse(char *line, struct pm_user *u)
 {
 	char *save = NULL, *w[4];
 	for (int i = 0; i < 4; i++)
@@ -205,7 +203,7 @@ struct pm_users *pm_users_parse(const char *text, size_t len, char *err, size_t 
 			else if (n == PM_USERS_MAX)
 				why = "more users than PM_USERS_MAX (1024)";
 			else
-				why = parse_line(s, &t->u[n++]);
+				why = pm_user_parse(s, &t->u[n++]);
 		}
 		if (why) {
 			pm_errf(err, errlen, "users file line %u: %s", lineno, why);

@@ -120,6 +120,9 @@ struct pm_users *pm_users_alloc(uint32_t n);
 struct pm_users *pm_users_parse(const char *text, size_t len, char *err, size_t errlen);
 /* The users file's text of t into out: its length, or 0 when cap is short. */
 size_t pm_users_format(const struct pm_users *t, char *out, size_t cap);
+/* One line of the users file (NUL-terminated, no newline; changed by the
+ * parse) into u: NULL, or what is wrong with it. */
+const char *pm_user_parse(char *line, struct pm_user *u);
 /* One user as a line of the users file (no newline), or false. */
 bool pm_user_format(const struct pm_user *u, char *out, size_t cap);
 /* Parse "read,write" / "admin" / "-" into rights bits; false when a word is
