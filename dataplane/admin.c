@@ -503,10 +503,20 @@ static enum pm_admin_status call_worker(struct pm_daemon *d, uint32_t i,
 static bool parse_addr(struct pm_admin *a, const struct pm_admin_req *r, uint32_t i,
 		       uint32_t *addr_be)
 {
-	char text[INET_ADDRSTRLEN + 1];
+	char text[INET_ADDRSTRLEN + 1], *end;
 	struct in_addr in;
-	if (inet_pton(AF_INET, arg(r, i, text, sizeof(text)), &in) != 1) {
-		say(a, "%s: want an IPv4 address\n", text);
+	arg(r, i, text, sizeof(text));
+	if (!strncmp(text, "user:", 5)) { /* auth = on: a user's entry (issue 19) */
+		unsigned long u = strtoul(text + 5, &end, 10);
+		if (*end || u == 0 || u > PM_AUTH_USER_ID_MAX) {
+			say(a, "%s: want user:ID, ID 1..65535\n", text);
+			return false;
+		}
+		*addr_be = pm_quota_user_key((uint16_t)u);
+		return true;
+	}
+	if (inet_pton(AF_INET, text, &in) != 1) {
+		say(a, "%s: want an IPv4 address, or user:ID\n", text);
 		return false;
 	}
 	*addr_be = in.s_addr;
@@ -558,10 +568,13 @@ static enum pm_admin_status quota_show(struct pm_daemon *d, const uint32_t *only
 	const struct pm_quota_override *o = (const void *)(a->frames + sizeof(res));
 	uint32_t shown = 0;
 	for (uint32_t i = 0; st == PM_ADMIN_OK && i < res.n; i++) {
-		char ip[INET_ADDRSTRLEN];
+		char ip[INET_ADDRSTRLEN + 8];
 		if (only && o[i].addr_be != *only)
 			continue;
-		inet_ntop(AF_INET, &o[i].addr_be, ip, sizeof(ip));
+		if (pm_quota_key_user(o[i].addr_be))
+			snprintf(ip, sizeof(ip), "user:%u", pm_quota_key_user(o[i].addr_be));
+		else
+			inet_ntop(AF_INET, &o[i].addr_be, ip, sizeof(ip));
 		say(a, "# %s\r\nrequests_per_s:%llu\r\nbytes_per_s:%llu\r\n", ip,
 		    (unsigned long long)o[i].lim.requests_per_s,
 		    (unsigned long long)o[i].lim.bytes_per_s);
