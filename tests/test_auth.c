@@ -217,6 +217,40 @@ static void test_rights_every_op(void)
 	CU_ASSERT_EQUAL(pm_user_permits(&u, &q), PM_E_NOPERM);
 }
 
+/* Start-up: a users file others may read stops pomaid with what to do; a
+ * pomaid listening beyond loopback with auth = off says so, with auth = on
+ * it does not. */
+static void test_startup(void)
+{
+	static const char *const flags[] = { "--arena-bytes", "16M", "--seeds", "1024", "--wal",
+					     "none", NULL };
+	static struct pomaid p = { .shards = 1, .flags = flags };
+	char path[PATH_MAX + 16];
+	p.path = srv.path;
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "auth-start"));
+	snprintf(path, sizeof(path), "%s/users", p.dir);
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fprintf(f, "1 a read 00112233445566778899aabbccddeeff\n");
+	fclose(f);
+	CU_ASSERT_EQUAL(chmod(path, 0644), 0);
+	CU_ASSERT(!pomaid_start(&p, NULL, NULL));
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.proc.out, "chmod 600"));
+	CU_ASSERT_EQUAL(chmod(path, 0600), 0);
+	static const char *const any_off[] = { "--bind", "0.0.0.0", NULL };
+	static const char *const any_on[] = { "--bind", "0.0.0.0", "--auth", "on", NULL };
+	CU_ASSERT_FATAL(pomaid_start(&p, any_off, NULL));
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.proc.out, "warning: auth = off on 0.0.0.0"));
+	CU_ASSERT(pomaid_stop(&p));
+	CU_ASSERT_FATAL(pomaid_start(&p, any_on, NULL));
+	CU_ASSERT_PTR_NULL(strstr(p.proc.out, "warning: auth = off"));
+	CU_ASSERT(pomaid_stop(&p));
+	CU_ASSERT_FATAL(pomaid_start(&p, NULL, NULL)); /* loopback, auth = off: quiet */
+	CU_ASSERT_PTR_NULL(strstr(p.proc.out, "warning: auth = off"));
+	CU_ASSERT(pomaid_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
 /* ---------------------------------------------------------------- the daemon */
 
 static void admin_sock(char *out, size_t n)
@@ -768,6 +802,7 @@ int main(int argc, char **argv)
 		{ "the users file: parse, format, 0600, a looser mode refused", test_users_file },
 		{ "the replay table: replays, reordering, the window, BUSY, reuse", test_replay_table },
 		{ "every op's right, and prefixes", test_rights_every_op },
+		{ "start-up: a users file others may read, the warning beyond loopback", test_startup },
 		CU_TEST_INFO_NULL,
 	};
 	static CU_TestInfo live[] = {
