@@ -792,6 +792,21 @@ static const char *memif_client(void)
 	if (!knn_matches(c, (const float (*)[VDIM])vecs, MEMIF_NVEC, "mvec", 11, "memifc"))
 		return "KNN over memif differs from brute force";
 	pm_client_close(c);
+	/* issue 19: libpomai_memif signs too — the user's GET is served, a
+	 * wrong key's refused (a trailer is checked with auth = off as well) */
+	for (int wrong = 0; wrong < 2; wrong++) {
+		char got[16];
+		size_t gl = 0;
+		cfg.user = AUTH_USER;
+		memcpy(cfg.key, auth_key, sizeof(cfg.key));
+		cfg.key[0] ^= (uint8_t)wrong;
+		if (pm_client_memif_open(&cfg, &m, &c, &why) != PM_CLIENT_OK)
+			return why ? why : "memif open with a user";
+		enum pm_client_status st = pm_client_get(c, "mk1", 3, got, sizeof(got), &gl);
+		pm_client_close(c);
+		if (st != (wrong ? PM_CLIENT_E_AUTH : PM_CLIENT_OK))
+			return wrong ? "a wrong key over memif was not refused" : "signed GET over memif";
+	}
 	return NULL;
 }
 
@@ -845,7 +860,7 @@ int main(int argc, char **argv)
 		{ "ARP: peers resolved for replies; no route dropped", test_arp_resolve },
 		{ "allowlist: a source outside allow_networks dropped and counted", test_allowlist },
 		{ "two queues: steering by per-queue counters", test_two_queues },
-		{ "memif: KV and KNN through libpomai_memif", test_memif },
+		{ "memif: KV, KNN and a user's signed GET through libpomai_memif", test_memif },
 		{ "auth: signed frames, replays, wrong key and port, auth = on", test_auth },
 		{ "start-up refuses a small pool, lcore flags, missing addresses", test_startup_bounds },
 		CU_TEST_INFO_NULL,
