@@ -100,6 +100,7 @@ static const struct {
 	{ "wal_held_max", INFO_MAX },
 	{ "wal_recovery_ms", INFO_MAX },  /* the shards recover side by side */
 	{ "quota_overrides", INFO_MAX },  /* every worker holds the same configured list */
+	{ "auth_users", INFO_MAX },       /* every worker holds the same users table (issue 19) */
 	{ "repl_epoch", INFO_MAX },       /* a promotion raises every shard's to the same */
 	{ "repl_id", INFO_SKIP },         /* hexadecimal names, the same on every shard */
 	{ "repl_prev_id", INFO_SKIP },

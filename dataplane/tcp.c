@@ -467,8 +467,12 @@ static void conn_exec(struct pm_worker *w, struct pm_conn *c, struct pm_dest *fr
 	from->owed = owed;
 	from->user = c->user;
 	c->owed += owed;
-	if (st == PM_OK && (req->op == PM_OP_AUTH_HELLO || req->op == PM_OP_AUTH_PROVE))
+	bool stream_auth = st == PM_OK &&
+			   (req->op == PM_OP_AUTH_HELLO || req->op == PM_OP_AUTH_PROVE);
+	if (stream_auth && pm_quota_admit(w, req, flen, from)) /* HELLOs cost a getrandom */
 		conn_auth(w, c, req, from); /* the stream's challenge (users.c) */
+	else if (stream_auth)
+		; /* answered THROTTLED */
 	else if (!pm_auth_admit(w, req, st, f, flen, from))
 		; /* answered AUTH or NOPERM */
 	else if (!pm_quota_admit(w, req, flen, from))
