@@ -485,6 +485,99 @@ static void test_rights(void)
 	wire_close(&c);
 }
 
+/* Every op over the wire, as a user without rights, as one with only the
+ * others, and as one with the op's right (docs/protocol.md §14.4): NOPERM,
+ * NOPERM, then anything but NOPERM; a refused write changed nothing. */
+static void add_user(const char *name, const char *rights, uint32_t id, uint8_t *mac)
+{
+	char sock[PATH_MAX + 16], cmd[256], text[256], hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
+	uint8_t key[PM_AUTH_USER_KEY_BYTES];
+	admin_sock(sock, sizeof(sock));
+	pm_auth_random(key, sizeof(key));
+	pm_auth_derive(key, mac);
+	pm_auth_hex(mac, PM_AUTH_MAC_KEY_BYTES, hex);
+	snprintf(cmd, sizeof(cmd), "USER ADD %s %s %s id=%u", name, rights, hex, id);
+	CU_ASSERT_EQUAL(ctl_admin(sock, cmd, text, sizeof(text)), 0);
+}
+
+/* A wire request of op, encoded, signed as user: its reply's status. */
+static int wire_as(struct wire *c, struct pm_wire_request *r, uint32_t user, const uint8_t *mac)
+{
+	uint8_t f[PM_FRAME_BYTES_MAX];
+	struct pm_reply_view rv;
+	r->id = c->next_id++;
+	size_t n = pm_wire_request_encode(r, f, sizeof(f));
+	struct pm_auth_trailer t = { .user = user, .session = session, .seq = ++seq,
+				     .time_s = (uint32_t)time(NULL), .port = srv.base };
+	n = n ? pm_auth_append(f, n, sizeof(f), &t, mac) : 0;
+	return n && exchange(c, 0, f, n, r->id, &rv) ? (int)rv.status : -1;
+}
+
+static void test_rights_wire(void)
+{
+	static const float v4[4] = { 1, 2, 3, 4 };
+	const uint8_t *vec = (const uint8_t *)v4;
+	uint8_t mac[4][PM_AUTH_MAC_KEY_BYTES]; /* none, read, write, admin */
+	static const char *const rights[4] = { "-", "read", "write", "admin" };
+	static const char *const names[4] = { "tnone", "tread", "twrite", "tadmin" };
+	for (uint32_t i = 0; i < 4; i++)
+		add_user(names[i], rights[i], 20 + i, mac[i]);
+	struct pm_wire_request item = { .op = PM_WIRE_OP_VADD, .key = { (const uint8_t *)"ti", 2 },
+					.vec = vec, .dim = 4, .collection = { (const uint8_t *)"tc", 2 } };
+	struct pm_wire_request qitem = { .op = PM_WIRE_OP_VQUERY, .vec = vec, .dim = 4, .k = 1,
+					 .collection = { (const uint8_t *)"tc", 2 } };
+	const struct pm_wire_bytes k = { (const uint8_t *)"tk", 2 }, coll = { (const uint8_t *)"tc", 2 };
+	struct {
+		struct pm_wire_request r;
+		uint32_t right; /* 1 read, 2 write, 3 admin */
+	} table[] = {
+		{ { .op = PM_WIRE_OP_GET, .key = k }, 1 },
+		{ { .op = PM_WIRE_OP_VGET, .key = k }, 1 },
+		{ { .op = PM_WIRE_OP_VQUERY, .vec = vec, .dim = 4, .k = 1, .collection = coll }, 1 },
+		{ { .op = PM_WIRE_OP_VQUERYB, .nitems = 1, .item_list = &qitem, .collection = coll }, 1 },
+		{ { .op = PM_WIRE_OP_VRANGE, .vec = vec, .dim = 4, .k = 1, .radius = 1.0f,
+		    .collection = coll }, 1 },
+		{ { .op = PM_WIRE_OP_CLIST }, 1 },
+		{ { .op = PM_WIRE_OP_MAP }, 1 },
+		{ { .op = PM_WIRE_OP_INFO }, 1 },
+		{ { .op = PM_WIRE_OP_SET, .key = k, .value = { (const uint8_t *)"v", 1 } }, 2 },
+		{ { .op = PM_WIRE_OP_DEL, .key = k }, 2 },
+		{ { .op = PM_WIRE_OP_VADD, .key = k, .vec = vec, .dim = 4, .collection = coll }, 2 },
+		{ { .op = PM_WIRE_OP_VADDB, .nitems = 1, .item_list = &item, .collection = coll }, 2 },
+		{ { .op = PM_WIRE_OP_VDEL, .key = k }, 2 },
+		{ { .op = PM_WIRE_OP_VSETATTR, .key = k, .attr = { (const uint8_t *)"", 1 } }, 2 },
+		{ { .op = PM_WIRE_OP_CCREATE, .collection = coll, .params = { .dim = 4 } }, 3 },
+		{ { .op = PM_WIRE_OP_CDROP, .collection = coll }, 3 },
+		{ { .op = PM_WIRE_OP_SNAPSHOT }, 3 },
+	};
+	struct wire c;
+	CU_ASSERT_FATAL(wire_open(&c, LOOPBACK, LOOPBACK, srv.base, 5000));
+	c.whole = true;
+	uint32_t seen = 0;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		struct pm_wire_request *r = &table[i].r;
+		seen |= 1u << r->op;
+		for (uint32_t u = 0; u < 4; u++) {
+			int st = wire_as(&c, r, 20 + u, mac[u]);
+			bool may = u == table[i].right;
+			if ((st == PM_WIRE_E_NOPERM) == may || st < 0)
+				printf("\n  op %s as %s: %s", pm_wire_op_name(r->op), names[u],
+				       st < 0 ? "no reply" : pm_wire_status_name((enum pm_wire_status)st));
+			CU_ASSERT(st >= 0 && (st == PM_WIRE_E_NOPERM) != may);
+		}
+	}
+	for (uint32_t op = 1; op < PM_WIRE_OP_COUNT; op++) /* every op but AUTH's own */
+		if (op != PM_WIRE_OP_AUTH_HELLO && op != PM_WIRE_OP_AUTH_PROVE)
+			CU_ASSERT(seen & (1u << op));
+	/* a refused write changed nothing */
+	struct pm_wire_request set = { .op = PM_WIRE_OP_SET, .key = { (const uint8_t *)"tk2", 3 },
+				       .value = { (const uint8_t *)"v", 1 } };
+	CU_ASSERT_EQUAL(wire_as(&c, &set, 20 + 1, mac[1]), PM_WIRE_E_NOPERM);
+	struct pm_wire_request get = { .op = PM_WIRE_OP_GET, .key = { (const uint8_t *)"tk2", 3 } };
+	CU_ASSERT_EQUAL(wire_as(&c, &get, 20 + 1, mac[1]), PM_WIRE_NOT_FOUND);
+	wire_close(&c);
+}
+
 /* SNAPSHOT needs admin; two in one datagram: the second finds the first
  * running on every shard (no turn passed in between) and is answered with
  * its progress, starting nothing (snapshots_started counts one each). */
@@ -810,6 +903,7 @@ int main(int argc, char **argv)
 		  test_udp_refusals },
 		{ "rights: NOPERM, INFO's per-client section", test_rights },
 		{ "SNAPSHOT: one at a time, a second answered with its progress", test_snapshot_once },
+		{ "rights over the wire: every op as no right, another, its own", test_rights_wire },
 		{ "TCP: HELLO / PROVE", test_tcp_prove },
 		{ "libpomai with a user, over UDP and TCP", test_libpomai },
 		{ "pomai-cli --user with --key-file or POMAI_KEY", test_cli },
