@@ -420,7 +420,12 @@ _Noreturn void pmc_panic(const char *file, int line, const char *what);
 void pmc_auth_init(struct pm_client *c);
 /* Bytes a frame grows by when signed (0 without a user). */
 uint32_t pmc_auth_bytes(const struct pm_client *c);
-/* Sign s's frame for its queue's port with the next seq (again for a resend). */
+/* Sign s's frame for its queue's port with the next seq (again for a resend);
+ * nothing over TCP, whose stream proved its user (pmc_auth_prove). */
 void pmc_auth_sign(struct pm_client *c, struct pmc_slot *s);
+/* A fresh TCP stream fd (nothing sent on it yet) proves cfg.user: AUTH
+ * HELLO, then PROVE, waited for (timeout_ms each). OK, E_AUTH when the server
+ * refused the user, E_CONNECTION when the stream failed or was too slow. */
+enum pm_client_status pmc_auth_prove(struct pm_client *c, int fd);
 
 #endif
