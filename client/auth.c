@@ -102,7 +102,9 @@ static bool stream_reply(int fd, uint8_t *buf, size_t cap, int timeout_ms,
 	return false;
 }
 
-/* The reply frames of HELLO and PROVE: a challenge, or a bare status. */
+/* The reply frames of HELLO and PROVE: header, sub-op and a challenge, or an
+ * error's body (an AUTH reason byte); 16 bytes more than the largest, so that
+ * a reply with a field this client does not know yet still fits. */
 #define PMC_AUTH_REPLY_BYTES (PM_FRAME_HEADER_BYTES + 1u + PM_AUTH_CHALLENGE_BYTES + 16u)
 
 enum pm_client_status pmc_auth_prove(struct pm_client *c, int fd)
