@@ -149,6 +149,10 @@ static const char *config_problem(const struct pm_client_config *cfg)
 		return "transport must be PM_CLIENT_UDP, PM_CLIENT_TCP or PM_CLIENT_MEMIF";
 	if (cfg->cluster && cfg->transport == PM_CLIENT_MEMIF)
 		return "cluster mode needs transport PM_CLIENT_UDP or PM_CLIENT_TCP";
+	if (cfg->user > PM_AUTH_USER_ID_MAX)
+		return "user must be 0 (none) or 1..65535";
+	if (cfg->user && cfg->cluster)
+		return "a user (auth) is not supported with cluster mode yet";
 	if (cfg->read_from != PM_CLIENT_READ_PRIMARY && cfg->read_from != PM_CLIENT_READ_REPLICA)
 		return "read_from must be PM_CLIENT_READ_PRIMARY or PM_CLIENT_READ_REPLICA";
 	if (cfg->base_port == 0 || (uint64_t)cfg->base_port + shards - 1u > 65535u)
@@ -277,6 +281,7 @@ enum pm_client_status pmc_open(const struct pm_client_config *cfg, const struct 
 	c->cluster = cfg->cluster;
 	c->next_deadline_ms = UINT64_MAX;
 	c->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+	pmc_auth_init(c);
 	if (!alloc_all(c) || !link0_init(c) ||
 	    (c->cluster && pmc_cluster_alloc(c) != PM_CLIENT_OK)) {
 		pm_client_close(c);
@@ -807,6 +812,7 @@ static void slot_start(struct pm_client *c, const struct pm_client_req *r, struc
 	s->hash = s->keyed ? pm_route_hash(r->key, r->klen) : 0;
 	s->leg = false;
 	s->body = NULL;
+	s->auth_signed = false; /* encoded afresh: signed when queued (auth.c) */
 	s->fan = PMC_NIL;
 	pmc_slot_arm(c, s, pmc_now_ms());
 	c->busy++;
@@ -838,7 +844,7 @@ enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_clie
 		st = PM_CLIENT_E_ARG; /* batches and ranges: one server, not a cluster (pomai.h) */
 	struct pmc_slot *s = NULL;
 	if (st == PM_CLIENT_OK)
-		st = slot_wait(c, frame_bound(req) > c->cfg.frame_bytes, &s);
+		st = slot_wait(c, frame_bound(req) + pmc_auth_bytes(c) > c->cfg.frame_bytes, &s);
 	if (st == PM_CLIENT_OK && c->cluster && pmc_fans_out((uint8_t)req->op))
 		st = pmc_fan_wait(c); /* holding the slot: nothing else takes the fan-out */
 	if (st == PM_CLIENT_OK && !pmc_is_open(c))
@@ -851,7 +857,7 @@ enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_clie
 	c->seq++;
 	s->id = (c->seq << PMC_SLOT_BITS) | (uint64_t)(s - c->slots);
 	s->len = (uint32_t)encode(c, req, s);
-	if (s->len == 0) {
+	if (s->len == 0 || s->len + pmc_auth_bytes(c) > s->cap) { /* room for the trailer */
 		pmc_slot_free_unused(c, s);
 		return PM_CLIENT_E_ARG; /* a limit the checks above do not know */
 	}

@@ -134,6 +134,7 @@ struct pmc_slot {
 	uint32_t prev, next;    /* queue links */
 	uint32_t free_next;
 	uint32_t tx_off;        /* TCP: bytes of the frame already written */
+	bool auth_signed;       /* len counts an AUTH trailer (auth.c) */
 	uint32_t got;           /* paged replies: items received so far */
 	uint64_t deadline_ms;
 	pm_client_cb cb;
@@ -246,8 +247,16 @@ struct pmc_cluster {
 	struct pmc_fan fans[PMC_FANOUTS_MAX];
 };
 
+/* The client's user (auth.c): its MAC key, session and last seq. */
+struct pmc_auth {
+	uint8_t mac_key[PM_AUTH_MAC_KEY_BYTES];
+	uint32_t session;
+	uint64_t seq;
+};
+
 struct pm_client {
 	struct pm_client_config cfg;
+	struct pmc_auth auth;
 	const struct pmc_hooks *hooks; /* NULL: the sockets */
 	void *hook_state;
 	bool hook_up;              /* hooks: the device is connected */
@@ -417,5 +426,19 @@ void pmc_fan_leg_done(struct pm_client *c, struct pmc_slot *leg,
 			pmc_panic(__FILE__, __LINE__, #cond);                           \
 	} while (0)
 _Noreturn void pmc_panic(const char *file, int line, const char *what);
+
+/* ---------------------------------------------------------------- auth.c (issue 19) */
+
+/* The MAC key and session of cfg.user (nothing without one). */
+void pmc_auth_init(struct pm_client *c);
+/* Bytes a frame grows by when signed (0 without a user). */
+uint32_t pmc_auth_bytes(const struct pm_client *c);
+/* Sign s's frame for its queue's port with the next seq (again for a resend);
+ * nothing over TCP, whose stream proved its user (pmc_auth_prove). */
+void pmc_auth_sign(struct pm_client *c, struct pmc_slot *s);
+/* A fresh TCP stream fd (nothing sent on it yet) proves cfg.user: AUTH
+ * HELLO, then PROVE, waited for (timeout_ms each). OK, E_AUTH when the server
+ * refused the user, E_CONNECTION when the stream failed or was too slow. */
+enum pm_client_status pmc_auth_prove(struct pm_client *c, int fd);
 
 #endif

@@ -76,6 +76,9 @@ static const struct status_text texts[PM_CLIENT_STATUS_COUNT] = {
 	[PM_CLIENT_E_NOREPLICAS] = { "E_NOREPLICAS",
 				     "fewer replicas than min_replicas are connected or confirmed "
 				     "the write in time" },
+	[PM_CLIENT_E_AUTH] = { "E_AUTH", "not authenticated: no user, or the server refused it"
+					 " (unknown user, wrong key, replay, clock skew)" },
+	[PM_CLIENT_E_NOPERM] = { "E_NOPERM", "the user may not do this here (rights, prefixes)" },
 	[PM_CLIENT_E_BATCH] = { "E_BATCH",
 				"a batch of 0 items, or more than 512, or its k summed above 1024" },
 	[PM_CLIENT_E_RETRY] = { "E_RETRY",
@@ -141,6 +144,8 @@ enum pm_client_status pmc_from_wire(enum pm_wire_status st)
 	case PM_WIRE_E_MOVED: return PM_CLIENT_E_MOVED;
 	case PM_WIRE_E_BATCH: return PM_CLIENT_E_BATCH;
 	case PM_WIRE_E_RETRY: return PM_CLIENT_E_RETRY;
+	case PM_WIRE_E_AUTH: return PM_CLIENT_E_AUTH;
+	case PM_WIRE_E_NOPERM: return PM_CLIENT_E_NOPERM;
 	default: return PM_CLIENT_E_SERVER; /* PM_WIRE_E_INTERNAL, and codes newer than us */
 	}
 }

@@ -127,7 +127,7 @@ enum opt { O_HOST, O_PORT, O_SHARDS, O_TCP, O_TCP_PORT, O_TIMEOUT, O_RETRIES, O_
 	   O_READ_REPLICA, O_HELP, O_TTL,
 	   O_COLLECTION, O_HEX, O_K, O_EF, O_EXACT, O_FILE, O_ROW, O_DIM, O_METRIC, O_INDEX, O_M, O_EFC,
 	   O_EFS, O_EVICTABLE, O_DTYPE, O_RERANK, O_RERANK_K, O_PREFIX, O_LIMIT, O_INFLIGHT, O_RADIUS,
-	   O_COUNT };
+	   O_USER, O_KEY_FILE, O_COUNT };
 
 struct opt_def {
 	const char *name;
@@ -137,6 +137,8 @@ struct opt_def {
 
 static const struct opt_def opts[O_COUNT] = {
 	[O_HOST] = { "host", true, M_ALL },
+	[O_USER] = { "user", true, M_ALL },
+	[O_KEY_FILE] = { "key-file", true, M_ALL },
 	[O_PORT] = { "port", true, M_ALL },
 	[O_SHARDS] = { "shards", true, M_ALL },
 	[O_TCP] = { "tcp", false, M_ALL },
@@ -198,6 +200,9 @@ static const char global_usage[] =
 	"  --cluster      H and P name a node of a cluster: keys go where its slot map\n"
 	"                 says (env POMAI_CLUSTER=1; --shards is not needed)\n"
 	"  --read-replica with --cluster: reads go to a replica of the key's set\n"
+	"  --user ID      sign every request as this user (env POMAI_USER; issue 19)\n"
+	"  --key-file F   the user's key: 64 hex digits in file F (or env POMAI_KEY);\n"
+	"                 never on the command line, where other users see it\n"
 	"  --help         this text\n"
 	"\n"
 	"exit codes: 0 ok, 1 not found, 2 usage error, 3 error status, 4 timeout or\n"
@@ -1191,6 +1196,50 @@ static int (*const runners[C_COUNT])(struct cli *) = {
 	[C_RANGE] = cmd_range,
 };
 
+/* n bytes from exactly 2 x n hex digits; false otherwise. */
+static bool unhex(const char *text, uint8_t *out, size_t n)
+{
+	if (strlen(text) != 2 * n)
+		return false;
+	for (size_t i = 0; i < 2 * n; i++) {
+		char ch = text[i];
+		int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+		if (v < 0)
+			return false;
+		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);
+	}
+	return true;
+}
+
+/* The user's key (issue 19): 64 hex digits from --key-file F, else from
+ * POMAI_KEY; never from the command line (argv is visible to others). */
+static bool configure_key(struct cli *cl)
+{
+	struct pm_client_config *c = &cl->cfg;
+	char text[2 * PM_CLIENT_USER_KEY_BYTES + 64] = "";
+	const char *env = getenv("POMAI_KEY");
+	if (cl->has[O_KEY_FILE]) {
+		FILE *f = fopen(cl->val[O_KEY_FILE], "r");
+		size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+		if (f)
+			fclose(f);
+		text[n] = '\0';
+		if (!f) {
+			usage_error("--key-file %s: cannot read it", cl->val[O_KEY_FILE]);
+			return false;
+		}
+	} else if (env) {
+		snprintf(text, sizeof(text), "%s", env);
+	}
+	text[strcspn(text, " \t\r\n")] = '\0';
+	if (!unhex(text, c->key, PM_CLIENT_USER_KEY_BYTES)) {
+		usage_error("--user needs its key: 64 hex digits in --key-file F or POMAI_KEY");
+		return false;
+	}
+	return true;
+}
+
 /* Environment defaults, then options, into cl->cfg. */
 static bool configure(struct cli *cl)
 {
@@ -1221,6 +1270,10 @@ static bool configure(struct cli *cl)
 		return false;
 	}
 	c->read_from = cl->has[O_READ_REPLICA] ? PM_CLIENT_READ_REPLICA : PM_CLIENT_READ_PRIMARY;
+	if ((env = getenv("POMAI_USER")) && parse_u64(env, 1, 65535, &v))
+		c->user = (uint32_t)v;
+	if (!opt_u32(cl, O_USER, 1, 65535, &c->user) || (c->user && !configure_key(cl)))
+		return false;
 	return opt_u32(cl, O_PORT, 1, 65535, &c->base_port) &&
 	       opt_u32(cl, O_TCP_PORT, 1, 65535, &c->tcp_port) &&
 	       opt_u32(cl, O_SHARDS, 1, PM_CLIENT_SHARDS_MAX, &c->shards) &&

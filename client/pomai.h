@@ -120,6 +120,9 @@ enum pm_client_read_from {
 				       none): spreads reads, which may lag the primary */
 };
 
+/* A user's key (pm_client_config.key): 32 bytes. */
+#define PM_CLIENT_USER_KEY_BYTES 32u
+
 struct pm_client_config {
 	const char *host;        /* IPv4 address ("localhost" is 127.0.0.1); NULL: default */
 	uint32_t base_port;      /* shard i is on UDP base_port + i */
@@ -134,6 +137,11 @@ struct pm_client_config {
 	bool cluster;            /* host/base_port/tcp_port name a node of a cluster (the
 				    seed); shards is ignored: the map gives each node's */
 	uint8_t read_from;       /* cluster: enum pm_client_read_from */
+	/* Issue 19 (docs/security.md): a user of the server (1..65535; 0: none)
+	 * and its key, as `pomaictl user add` printed it. Every frame is then
+	 * signed with it (over TCP too). Not with cluster mode. */
+	uint32_t user;
+	uint8_t key[PM_CLIENT_USER_KEY_BYTES];
 };
 
 /* ---------------------------------------------------------------- results */
@@ -197,6 +205,9 @@ enum pm_client_status {
 					 cookie was refused again: a NAT changing the client's
 					 address, or a server restarting); one RETRY is handled
 					 inside the library and never seen */
+	PM_CLIENT_E_AUTH,             /* issue 19: the server wants a user (auth = on), or
+					 refused this one's (unknown, wrong key, replay, clock) */
+	PM_CLIENT_E_NOPERM,           /* the user may not do this op on this key or collection */
 	PM_CLIENT_STATUS_COUNT
 };
 

@@ -137,6 +137,13 @@ enum pm_client_status pmc_link_open(struct pm_client *c, uint32_t l)
 	k->rx_len = 0;
 	if (c->tcp) {
 		k->fd = k->tcp_port ? tcp_connect(c, &k->addrs[0]) : -1;
+		enum pm_client_status st = k->fd >= 0 && c->cfg.user ? pmc_auth_prove(c, k->fd)
+								     : PM_CLIENT_OK;
+		if (st != PM_CLIENT_OK) { /* the stream is no user's: not kept */
+			close(k->fd);
+			k->fd = -1;
+			return st;
+		}
 	} else {
 		k->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (k->fd >= 0)
@@ -262,6 +269,7 @@ void pmc_enqueue(struct pm_client *c, struct pmc_slot *s)
 {
 	struct pmc_queue *q = pmc_queue_of(c, s->dest);
 	PMC_ASSERT(!s->queued);
+	pmc_auth_sign(c, s); /* every (re)send anew (auth.c) */
 	if (!c->tcp && q->frames &&
 	    (q->bytes + s->len > PMC_DATAGRAM_BYTES || q->frames >= PMC_BATCH_FRAMES_MAX))
 		flush_queue(c, s->dest);

@@ -15,6 +15,10 @@
  * block's pid is the socket peer's, SO_PEERCRED) — a segment left by the
  * previous pomaid is never taken for the new one's. At every attach the whole
  * quota table is pushed (QUOTA SET per entry): a restarted pomaid gets it back.
+ * So are the users (issue 19): after every USER change that went through
+ * here, pomai-control asks pomaid for its users file (USER EXPORT) and keeps
+ * it; at each attach it sends every user back (USER SET per line), so a
+ * pomaid that lost its data_dir/users, or a new one, gets them.
  *
  * Forwarding blocks the loop for at most daemon_timeout_ms per command; past
  * that pomaid counts as gone (its late reply would put the stream out of
@@ -80,6 +84,11 @@ struct ctl {
 	struct ctl_counters c;
 	struct ctl_scrape scrape; /* the metrics thread's */
 	struct ctl_cluster *cluster; /* etcd_endpoints set: the cluster agent (cluster.h) */
+	/* issue 19: pomaid's users file as of the last USER change through here
+	 * (NULL: none yet), pushed at attach; users_dirty: ask for it again */
+	char *users;
+	size_t users_len;
+	bool users_dirty;
 	struct ctl_http *http;
 };
 
@@ -183,6 +192,46 @@ static bool push_quota(struct ctl *x, const struct ctl_quota *q)
 	return true;
 }
 
+/* The users pomaid has, kept to push them at the next attach (USER EXPORT). */
+static void users_refresh(struct ctl *x)
+{
+	const char *argv[] = { "USER", "EXPORT" }, *text;
+	uint8_t st;
+	size_t tlen;
+	x->users_dirty = false;
+	if (x->ufd < 0 || daemon_call(x, 2, argv, &st, &text, &tlen) != 0 || st != PM_ADMIN_OK)
+		return; /* kept as it was: the last export that worked */
+	char *copy = malloc(tlen + 1);
+	if (!copy)
+		return;
+	memcpy(copy, text, tlen);
+	copy[tlen] = '\0';
+	free(x->users);
+	x->users = copy;
+	x->users_len = tlen;
+}
+
+/* USER SET for every user kept (one line of the users file each). */
+static void users_push(struct ctl *x)
+{
+	char line[4096];
+	for (const char *p = x->users; p && *p && x->up;) {
+		size_t n = strcspn(p, "\n");
+		if (n && *p != '#' && n < sizeof(line)) {
+			memcpy(line, p, n);
+			line[n] = '\0';
+			const char *argv[] = { "USER", "SET", line }, *text;
+			uint8_t st;
+			size_t tlen;
+			if (daemon_call(x, 3, argv, &st, &text, &tlen) != 0)
+				return;
+			if (st != PM_ADMIN_OK)
+				logf_("pomaid refused a user: %.*s", (int)tlen, text);
+		}
+		p += n + (p[n] == '\n');
+	}
+}
+
 static uint64_t wal_sum(struct ctl *x)
 {
 	static struct pm_stats_shard s;
@@ -255,6 +304,7 @@ static void attach(struct ctl *x)
 	x->last_snap_ms = x->next_snap_try_ms = now_ms();
 	for (uint32_t i = 0; i < x->cfg.nquotas && x->up; i++)
 		push_quota(x, &x->cfg.quotas[i]);
+	users_push(x);
 	pthread_mutex_lock(&x->lock);
 	x->pushed = x->up;
 	pthread_mutex_unlock(&x->lock);
@@ -443,6 +493,9 @@ static size_t dispatch(struct ctl *x, struct client *c)
 		st = unavailable(x, "");
 	} else {
 		n = forward(x, c, &st);
+		/* a USER change: the users are asked for once the reply is sent */
+		x->users_dirty |= pm_admin_arg_is(&r, 0, "user") && st == PM_ADMIN_OK &&
+				  !pm_admin_arg_is(&r, 1, "list") && !pm_admin_arg_is(&r, 1, "export");
 	}
 	if (n == 0)
 		n = pm_admin_reply_encode(st, x->text, x->text_len, x->out, MSG_BYTES);
@@ -465,7 +518,10 @@ static bool serve_client(struct ctl *x, struct client *c)
 	c->len = len; /* dispatch reads the payload's length here */
 	size_t n = dispatch(x, c);
 	c->len = 0;
-	return n && pm_admin_send_all(c->fd, x->out, n, (int)x->cfg.daemon_timeout_ms);
+	bool sent = n && pm_admin_send_all(c->fd, x->out, n, (int)x->cfg.daemon_timeout_ms);
+	if (x->users_dirty) /* x->out is free again */
+		users_refresh(x);
+	return sent;
 }
 
 static void accept_clients(struct ctl *x)
@@ -636,6 +692,7 @@ static void teardown(struct ctl *x)
 		unlink(x->control_sock);
 	}
 	free(x->out);
+	free(x->users);
 }
 
 int main(int argc, char **argv)

@@ -9,6 +9,7 @@
  * failed (its message on stderr); 2 usage (here or as the daemon judged it);
  * 3 the daemon could not be reached or did not answer in time.
  */
+#define _GNU_SOURCE /* memmem */
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "admin_proto.h"
+#include "auth.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
@@ -57,6 +59,11 @@ static const struct sub subs[] = {
 	  " (--rate: at most that many keys a second);"
 	  " collection: on every set (pomai-control's socket;"
 	  " docs/cluster.md)" },
+	{ "user", 1, 14, "user list | add NAME RIGHTS [key=PREFIX]... [coll=PREFIX]... [id=N] |"
+	  " del NAME | grant NAME WHAT... | revoke NAME WHAT...",
+	  "users of auth = on (docs/security.md): add makes a random key, prints it once and"
+	  " sends the daemon only its MAC key; RIGHTS and WHAT: read, write, admin (comma"
+	  " list), key=PREFIX, coll=PREFIX" },
 	{ "ping", 0, 0, "ping", "is the daemon there" },
 	{ "shutdown", 0, 0, "shutdown", "stop the daemon (as SIGTERM does)" },
 	{ "control", 0, 0, "control",
@@ -254,10 +261,45 @@ static int build(const struct sub *s, int argc, char **argv, const char **out, u
 	for (int i = 0; i < argc; i++)
 		out[(*n)++] = ccoll && i == 1 ? upper(argv[1], words[2], sizeof(words[2]))
 			      : i == 0 && (coll || !strcmp(s->name, "config") || !strcmp(s->name, "quota") ||
+					 !strcmp(s->name, "user") ||
 					 !strcmp(s->name, "replication") || !strcmp(s->name, "cluster"))
 				      ? upper(argv[0], words[1], sizeof(words[1]))
 				      : argv[i];
 	return 0;
+}
+
+/* user add: a fresh random key; the daemon gets the MAC key derived from it
+ * (args[3], which build() left as the rights: the key goes after them). */
+static uint8_t user_key[PM_AUTH_USER_KEY_BYTES];
+static char user_mac_hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
+
+static bool user_add_args(const char **args, uint32_t *n)
+{
+	if (*n < 4 || *n + 1 > PM_ADMIN_ARGS_MAX || pm_auth_init() != 0)
+		return false;
+	uint8_t mac[PM_AUTH_MAC_KEY_BYTES];
+	pm_auth_random(user_key, sizeof(user_key));
+	pm_auth_derive(user_key, mac);
+	pm_auth_hex(mac, sizeof(mac), user_mac_hex);
+	memmove(args + 5, args + 4, (*n - 4) * sizeof(args[0]));
+	args[4] = user_mac_hex;
+	(*n)++;
+	return true;
+}
+
+/* What user add prints once: the id the daemon gave, and the key. */
+static void user_add_print(bool json, const char *text, size_t tlen)
+{
+	char hex[2 * PM_AUTH_USER_KEY_BYTES + 1];
+	const char *id = memmem(text, tlen, "id:", 3);
+	unsigned long v = id ? strtoul(id + 3, NULL, 10) : 0;
+	pm_auth_hex(user_key, sizeof(user_key), hex);
+	if (json)
+		printf("{\"status\":\"ok\",\"id\":%lu,\"key\":\"%s\"}\n", v, hex);
+	else
+		printf("id:%lu\nkey:%s\n", v, hex);
+	fprintf(stderr, "pomaictl: the key is shown once: give it to the user's clients"
+			" (pomai-cli --key-file, POMAI_KEY)\n");
 }
 
 static int call(const char *sock, int timeout_ms, bool json, const struct sub *s, uint32_t n,
@@ -278,7 +320,10 @@ static int call(const char *sock, int timeout_ms, bool json, const struct sub *s
 		fprintf(stderr, "pomaictl: %s: %s\n", sock, strerror(-rc));
 		return EXIT_UNREACHABLE;
 	}
-	if (json)
+	bool add = !strcmp(s->name, "user") && n > 1 && !strcmp(args[1], "ADD");
+	if (add && status == PM_ADMIN_OK)
+		user_add_print(json, text, tlen);
+	else if (json)
 		print_json(status, text, tlen);
 	else
 		fwrite(text, 1, tlen, status == PM_ADMIN_OK ? stdout : stderr);
@@ -327,7 +372,8 @@ int main(int argc, char **argv)
 	}
 	const char *args[PM_ADMIN_ARGS_MAX];
 	uint32_t n = 0;
-	if (build(s, argc - i - 1, argv + i + 1, args, &n) != 0) {
+	if (build(s, argc - i - 1, argv + i + 1, args, &n) != 0 ||
+	    (!strcmp(s->name, "user") && !strcmp(args[1], "ADD") && !user_add_args(args, &n))) {
 		fprintf(stderr, "usage: pomaictl [OPTIONS] %s\n", s->usage);
 		return EXIT_USAGE;
 	}

@@ -28,6 +28,7 @@
 #include "common.h"
 #include "dpdk.h"
 #include "hnsw.h"
+#include "users.h"
 #include "vector.h"
 #include "worker.h"
 
@@ -169,11 +170,14 @@ static void send_throttled(struct pm_worker *w, const struct pm_dest *to, uint8_
 bool pm_quota_admit(struct pm_worker *w, const struct pm_request *req, uint32_t len,
 		    const struct pm_dest *from)
 {
-	uint32_t addr = from->addr.sin_addr.s_addr, retry_ms;
+	uint32_t addr = pm_auth_quota_key(w, from), retry_ms; /* the user's, with auth = on */
 	bool knn = req->op == PM_OP_VQUERY || req->op == PM_OP_VQUERYB ||
 		   req->op == PM_OP_VRANGE; /* also refused while the client owes KNN work */
-	if (pm_dest_unvalidated(from)) { /* no bucket of its own (quota.h): RETRY validates */
-		retry_ms = pm_qshared_admit(w->quota_shared, addr, len, knn, w->now_ns);
+	if (from->user == 0 && pm_dest_unvalidated(from)) {
+		/* neither validated nor authenticated: no bucket of its own
+		 * (quota.h), its /24's and everyone's; RETRY validates */
+		retry_ms = pm_qshared_admit(w->quota_shared, from->addr.sin_addr.s_addr, len, knn,
+					    w->now_ns);
 		if (retry_ms)
 			pm_guard_retry(w, from, req->op, req->id, PM_GUARD_WHY_THROTTLED);
 		return retry_ms == 0;
@@ -193,12 +197,11 @@ void pm_quota_charge_work(struct pm_worker *w, const struct pm_dest *client, uin
 {
 	if (work == 0 || client->conn == PM_CONN_ADMIN)
 		return; /* the admin socket's requests are the operator's, not a client's */
-	uint32_t addr = client->addr.sin_addr.s_addr;
-	if (pm_dest_unvalidated(client)) /* its /24's, never the address's own */
-		pm_qtable_charge_work(&w->quota_shared->prefixes, pm_quota_prefix(addr), work,
-				      w->now_ns);
+	if (client->user == 0 && pm_dest_unvalidated(client)) /* its /24's, never the address's own */
+		pm_qtable_charge_work(&w->quota_shared->prefixes,
+				      pm_quota_prefix(client->addr.sin_addr.s_addr), work, w->now_ns);
 	else
-		pm_qtable_charge_work(w->quota, addr, work, w->now_ns);
+		pm_qtable_charge_work(w->quota, pm_auth_quota_key(w, client), work, w->now_ns);
 	w->stats.knn_work_charged += work;
 }
 
@@ -253,7 +256,24 @@ static bool line(char *out, uint32_t cap, uint32_t *len, const char *name, const
 	return true;
 }
 
+/* A talker's INFO name: client_<address>, or user_<id> (issue 19). */
+static void talker_name(uint32_t key, char *name, size_t n)
+{
+	char addr[INET_ADDRSTRLEN];
+	if (pm_quota_key_user(key)) {
+		snprintf(name, n, "user_%u", pm_quota_key_user(key));
+		return;
+	}
+	inet_ntop(AF_INET, &key, addr, sizeof(addr)); /* not inet_ntoa: threads */
+	snprintf(name, n, "client_%s", addr);
+}
+
 uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap)
+{
+	return pm_access_info_for(w, out, cap, true);
+}
+
+uint32_t pm_access_info_for(const struct pm_worker *w, char *out, uint32_t cap, bool clients)
 {
 	const struct pm_quota_table *t = w->quota;
 	struct pm_quota_talker top[PM_QUOTA_INFO_TOP];
@@ -274,10 +294,9 @@ uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap)
 		       w->quota_shared->prefixes.live);
 	if (ok)
 		len += pm_guard_info(w, out + len, cap - len);
-	for (uint32_t i = 0; ok && i < n; i++) { /* summed per address in INFO's Total */
-		char addr[INET_ADDRSTRLEN], name[32];
-		inet_ntop(AF_INET, &top[i].addr_be, addr, sizeof(addr)); /* not inet_ntoa: threads */
-		snprintf(name, sizeof(name), "client_%s", addr);
+	for (uint32_t i = 0; ok && clients && i < n; i++) { /* summed per address in INFO's Total */
+		char name[32];
+		talker_name(top[i].addr_be, name, sizeof(name));
 		ok = line(out, cap, &len, name, "_requests", top[i].requests) &&
 		     line(out, cap, &len, name, "_bytes", top[i].bytes) &&
 		     line(out, cap, &len, name, "_throttled", top[i].throttled) &&

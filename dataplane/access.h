@@ -66,7 +66,9 @@ int pm_quota_del(struct pm_worker *w, uint32_t addr_be);
 uint32_t pm_quota_list(const struct pm_worker *w, struct pm_quota_override *out, uint32_t n);
 /* The n clients with the most requests on this worker (pomaictl clients). */
 uint32_t pm_quota_top(const struct pm_worker *w, struct pm_quota_talker *out, uint32_t n);
-/* INFO lines: counters and the top talkers. */
+/* INFO lines: counters and the top talkers; _for: the talkers only when
+ * clients (users.h: pm_auth_sees_clients). */
 uint32_t pm_access_info(const struct pm_worker *w, char *out, uint32_t cap);
+uint32_t pm_access_info_for(const struct pm_worker *w, char *out, uint32_t cap, bool clients);
 
 #endif

@@ -36,6 +36,7 @@
 #include "common.h"
 #include "evict.h"
 #include "msg.h"
+#include "users.h"
 #include "worker.h"
 
 struct admin_conn {
@@ -502,10 +503,20 @@ static enum pm_admin_status call_worker(struct pm_daemon *d, uint32_t i,
 static bool parse_addr(struct pm_admin *a, const struct pm_admin_req *r, uint32_t i,
 		       uint32_t *addr_be)
 {
-	char text[INET_ADDRSTRLEN + 1];
+	char text[INET_ADDRSTRLEN + 1], *end;
 	struct in_addr in;
-	if (inet_pton(AF_INET, arg(r, i, text, sizeof(text)), &in) != 1) {
-		say(a, "%s: want an IPv4 address\n", text);
+	arg(r, i, text, sizeof(text));
+	if (!strncmp(text, "user:", 5)) { /* auth = on: a user's entry (issue 19) */
+		unsigned long u = strtoul(text + 5, &end, 10);
+		if (*end || u == 0 || u > PM_AUTH_USER_ID_MAX) {
+			say(a, "%s: want user:ID, ID 1..65535\n", text);
+			return false;
+		}
+		*addr_be = pm_quota_user_key((uint16_t)u);
+		return true;
+	}
+	if (inet_pton(AF_INET, text, &in) != 1) {
+		say(a, "%s: want an IPv4 address, or user:ID\n", text);
 		return false;
 	}
 	*addr_be = in.s_addr;
@@ -557,10 +568,13 @@ static enum pm_admin_status quota_show(struct pm_daemon *d, const uint32_t *only
 	const struct pm_quota_override *o = (const void *)(a->frames + sizeof(res));
 	uint32_t shown = 0;
 	for (uint32_t i = 0; st == PM_ADMIN_OK && i < res.n; i++) {
-		char ip[INET_ADDRSTRLEN];
+		char ip[INET_ADDRSTRLEN + 8];
 		if (only && o[i].addr_be != *only)
 			continue;
-		inet_ntop(AF_INET, &o[i].addr_be, ip, sizeof(ip));
+		if (pm_quota_key_user(o[i].addr_be))
+			snprintf(ip, sizeof(ip), "user:%u", pm_quota_key_user(o[i].addr_be));
+		else
+			inet_ntop(AF_INET, &o[i].addr_be, ip, sizeof(ip));
 		say(a, "# %s\r\nrequests_per_s:%llu\r\nbytes_per_s:%llu\r\n", ip,
 		    (unsigned long long)o[i].lim.requests_per_s,
 		    (unsigned long long)o[i].lim.bytes_per_s);
@@ -647,8 +661,11 @@ static enum pm_admin_status cmd_clients(struct pm_daemon *d, const struct pm_adm
 	}
 	qsort(all, n, sizeof(all[0]), talker_cmp);
 	for (uint32_t i = 0; i < n && i < want; i++) {
-		char ip[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &all[i].addr_be, ip, sizeof(ip));
+		char ip[INET_ADDRSTRLEN + 8];
+		if (pm_quota_key_user(all[i].addr_be)) /* auth = on: a user (issue 19) */
+			snprintf(ip, sizeof(ip), "user_%u", pm_quota_key_user(all[i].addr_be));
+		else
+			inet_ntop(AF_INET, &all[i].addr_be, ip, sizeof(ip));
 		say(a, "# %s\r\nrequests:%llu\r\nbytes:%llu\r\nthrottled:%llu\r\nown_quota:%d\r\n",
 		    ip, (unsigned long long)all[i].requests, (unsigned long long)all[i].bytes,
 		    (unsigned long long)all[i].throttled, all[i].pinned);
@@ -850,6 +867,254 @@ static enum pm_admin_status cmd_cluster(struct pm_daemon *d, const struct pm_adm
 	return rc == 0 ? PM_ADMIN_OK : rc == -2 ? PM_ADMIN_UNAVAILABLE : PM_ADMIN_ERROR;
 }
 
+/* ---------------------------------------------------------------- users (issue 19) */
+
+/* Hand table t to every worker (PM_CALL_USERS) and make it the daemon's;
+ * the old one is freed once every worker answered (a worker that did not
+ * may still read it: it is then kept, and the command says so). */
+static enum pm_admin_status users_install(struct pm_daemon *d, struct pm_users *t)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_admin_call c = { .op = PM_CALL_USERS, .users = t };
+	struct pm_admin_result res;
+	struct pm_users *old = d->users;
+	bool all = true;
+	d->users = t;
+	for (uint32_t i = 0; i < d->nshards; i++)
+		all &= call_worker(d, i, &c, &res) == PM_ADMIN_OK;
+	if (!all) {
+		say(a, "a worker did not take the new users table in time; it will at its next"
+		       " turn (the old table is kept)\n");
+		return PM_ADMIN_UNAVAILABLE;
+	}
+	free(old);
+	return PM_ADMIN_OK;
+}
+
+/* Save t as the users file, then install it; t is the daemon's or freed. */
+static enum pm_admin_status users_commit(struct pm_daemon *d, struct pm_users *t)
+{
+	char err[256];
+	if (!t) {
+		say(d->admin, "out of memory, or %u users already\n", PM_USERS_MAX);
+		return PM_ADMIN_ERROR;
+	}
+	if (pm_users_save(d->data_fd, t, err, sizeof(err)) != 0) {
+		free(t);
+		say(d->admin, "%s\n", err);
+		return PM_ADMIN_ERROR;
+	}
+	return users_install(d, t);
+}
+
+/* A user's rights or one prefix word (GRANT / REVOKE / ADD): into u, added
+ * (grant) or taken away; false when the word is none of them. */
+static bool user_change(struct pm_user *u, const char *w, bool grant)
+{
+	uint8_t rights;
+	if (pm_rights_parse(w, &rights)) {
+		u->rights = grant ? u->rights | rights : u->rights & (uint8_t)~rights;
+		return true;
+	}
+	bool key = !strncmp(w, "key=", 4);
+	if (!key && strncmp(w, "coll=", 5))
+		return false;
+	const char *p = w + (key ? 4 : 5);
+	size_t len = strlen(p);
+	uint8_t *n = key ? &u->nkey : &u->ncoll;
+	struct pm_user_prefix *v = key ? u->key : u->coll;
+	if (!pm_user_word_ok(p, len, PM_USER_PREFIX_BYTES_MAX))
+		return false;
+	uint32_t i = 0;
+	while (i < *n && (v[i].len != len || memcmp(v[i].p, p, len)))
+		i++;
+	if (grant && i == *n) {
+		if (*n == PM_USER_PREFIXES_MAX)
+			return false;
+		v[*n].len = (uint8_t)len;
+		memcpy(v[(*n)++].p, p, len);
+	} else if (!grant && i < *n) {
+		v[i] = v[--(*n)];
+	}
+	return true;
+}
+
+/* USER ADD name rights mac_key_hex [id=N] [key=P]... [coll=P]... */
+static enum pm_admin_status user_add(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	struct pm_user u = { 0 };
+	char w[PM_USER_PREFIX_BYTES_MAX + 8];
+	arg(r, 2, u.name, sizeof(u.name));
+	if (!pm_user_word_ok(u.name, strlen(u.name), PM_USER_NAME_BYTES_MAX) ||
+	    !pm_rights_parse(arg(r, 3, w, sizeof(w)), &u.rights) ||
+	    pm_auth_unhex(arg(r, 4, w, sizeof(w)), u.mac_key, PM_AUTH_MAC_KEY_BYTES) != 0) {
+		say(a, "usage: USER ADD name read,write,admin mac_key_hex [id=N] [key=P]... [coll=P]...\n");
+		return PM_ADMIN_USAGE;
+	}
+	if (pm_users_by_name(d->users, u.name)) {
+		say(a, "user %s exists\n", u.name);
+		return PM_ADMIN_ERROR;
+	}
+	u.id = (uint16_t)pm_users_free_id(d->users);
+	for (uint32_t i = 5; i < r->argc; i++) {
+		char *end;
+		arg(r, i, w, sizeof(w));
+		unsigned long id = !strncmp(w, "id=", 3) ? strtoul(w + 3, &end, 10) : 0;
+		if (!strncmp(w, "id=", 3) && (*end || id == 0 || id > PM_AUTH_USER_ID_MAX ||
+					       pm_users_find(d->users, (uint32_t)id))) {
+			say(a, "%s: want a free id 1..65535\n", w);
+			return PM_ADMIN_USAGE;
+		}
+		if (id)
+			u.id = (uint16_t)id;
+		else if (!user_change(&u, w, true)) {
+			say(a, "%s: want id=N, key=PREFIX or coll=PREFIX (at most %u of each)\n", w,
+			    PM_USER_PREFIXES_MAX);
+			return PM_ADMIN_USAGE;
+		}
+	}
+	if (u.id == 0) {
+		say(a, "every user id is taken\n");
+		return PM_ADMIN_ERROR;
+	}
+	enum pm_admin_status st = users_commit(d, pm_users_with(d->users, &u));
+	if (st == PM_ADMIN_OK)
+		say(a, "id:%u\r\n", u.id);
+	return st;
+}
+
+/* USER GRANT / REVOKE name right|key=P|coll=P ... */
+static enum pm_admin_status user_grant(struct pm_daemon *d, const struct pm_admin_req *r,
+				       bool grant)
+{
+	struct pm_admin *a = d->admin;
+	char name[PM_USER_NAME_BYTES_MAX + 2], w[PM_USER_PREFIX_BYTES_MAX + 8];
+	const struct pm_user *found = pm_users_by_name(d->users, arg(r, 2, name, sizeof(name)));
+	if (!found) {
+		say(a, "no user %s\n", name);
+		return PM_ADMIN_ERROR;
+	}
+	struct pm_user u = *found;
+	for (uint32_t i = 3; i < r->argc; i++)
+		if (!user_change(&u, arg(r, i, w, sizeof(w)), grant)) {
+			say(a, "%s: want read, write, admin, key=PREFIX or coll=PREFIX (at most %u"
+			       " of each)\n", w, PM_USER_PREFIXES_MAX);
+			return PM_ADMIN_USAGE;
+		}
+	enum pm_admin_status st = users_commit(d, pm_users_with(d->users, &u));
+	if (st == PM_ADMIN_OK)
+		say(a, "OK\n");
+	return st;
+}
+
+/* USER LIST: a section per user (pomaictl --json makes each an object),
+ * without its MAC key; prefixes space-separated (they hold no spaces). */
+static enum pm_admin_status user_list(struct pm_daemon *d)
+{
+	for (uint32_t i = 0; d->users && i < d->users->n; i++) {
+		const struct pm_user *u = &d->users->u[i];
+		char rights[24];
+		pm_rights_format(u->rights, rights, sizeof(rights));
+		say(d->admin, "# %s\r\nid:%u\r\nrights:%s\r\nkey_prefixes:", u->name, u->id, rights);
+		for (uint32_t k = 0; k < u->nkey; k++)
+			say(d->admin, "%s%.*s", k ? " " : "", u->key[k].len, u->key[k].p);
+		say(d->admin, "\r\ncoll_prefixes:");
+		for (uint32_t k = 0; k < u->ncoll; k++)
+			say(d->admin, "%s%.*s", k ? " " : "", u->coll[k].len, u->coll[k].p);
+		say(d->admin, "\r\n");
+	}
+	return PM_ADMIN_OK;
+}
+
+/* USER EXPORT: the users file's text, MAC keys included (pomai-control keeps
+ * it to push the users to a pomaid that lost them); USER SET line: one user
+ * as a line of that file, added or replaced (by name; its id may not be
+ * another user's). */
+static enum pm_admin_status user_export(struct pm_daemon *d)
+{
+	size_t cap = 128u + (size_t)d->users->n * PM_USERS_LINE_BYTES;
+	char *text = malloc(cap);
+	size_t n = text ? pm_users_format(d->users, text, cap) : 0;
+	bool fits = n && n < sizeof(d->admin->text) - d->admin->text_len;
+	if (fits)
+		say(d->admin, "%s", text);
+	else
+		say(d->admin, "the users file does not fit a reply of %u bytes\n",
+		    PM_ADMIN_TEXT_BYTES);
+	free(text);
+	return fits ? PM_ADMIN_OK : PM_ADMIN_ERROR;
+}
+
+static enum pm_admin_status user_set(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	char line[PM_USERS_LINE_BYTES + 1];
+	struct pm_user u;
+	const char *why = r->arg[2].len <= PM_USERS_LINE_BYTES
+				  ? pm_user_parse((char *)arg(r, 2, line, sizeof(line)), &u)
+				  : "too long";
+	if (why) {
+		say(a, "USER SET: %s\n", why);
+		return PM_ADMIN_USAGE;
+	}
+	const struct pm_user *same = pm_users_by_name(d->users, u.name),
+			     *at = pm_users_find(d->users, u.id);
+	if (at && (!same || same->id != u.id)) {
+		say(a, "id %u is user %s's\n", u.id, at->name);
+		return PM_ADMIN_ERROR;
+	}
+	struct pm_users *t = same && same->id != u.id ? pm_users_without(d->users, same->id)
+							: NULL;
+	enum pm_admin_status st = users_commit(d, pm_users_with(t ? t : d->users, &u));
+	free(t);
+	if (st == PM_ADMIN_OK)
+		say(a, "OK\n");
+	return st;
+}
+
+static enum pm_admin_status cmd_user(struct pm_daemon *d, const struct pm_admin_req *r)
+{
+	struct pm_admin *a = d->admin;
+	char name[PM_USER_NAME_BYTES_MAX + 2], err[256];
+	if (pm_admin_arg_is(r, 1, "LIST") && r->argc == 2)
+		return user_list(d);
+	if (pm_admin_arg_is(r, 1, "EXPORT") && r->argc == 2)
+		return user_export(d);
+	if (pm_admin_arg_is(r, 1, "SET") && r->argc == 3)
+		return user_set(d, r);
+	if (pm_admin_arg_is(r, 1, "ADD") && r->argc >= 5)
+		return user_add(d, r);
+	if ((pm_admin_arg_is(r, 1, "GRANT") || pm_admin_arg_is(r, 1, "REVOKE")) && r->argc >= 4)
+		return user_grant(d, r, pm_admin_arg_is(r, 1, "GRANT"));
+	if (pm_admin_arg_is(r, 1, "DEL") && r->argc == 3) {
+		const struct pm_user *u = pm_users_by_name(d->users, arg(r, 2, name, sizeof(name)));
+		if (!u) {
+			say(a, "no user %s\n", name);
+			return PM_ADMIN_ERROR;
+		}
+		enum pm_admin_status st = users_commit(d, pm_users_without(d->users, u->id));
+		if (st == PM_ADMIN_OK)
+			say(a, "OK\n");
+		return st;
+	}
+	if (pm_admin_arg_is(r, 1, "RELOAD") && r->argc == 2) {
+		struct pm_users *t;
+		if (pm_users_load(d->data_fd, &t, err, sizeof(err)) != 0) {
+			say(a, "%s (the users in use are unchanged)\n", err);
+			return PM_ADMIN_ERROR;
+		}
+		enum pm_admin_status st = users_install(d, t);
+		if (st == PM_ADMIN_OK)
+			say(a, "users:%u\r\n", t->n);
+		return st;
+	}
+	say(a, "usage: USER LIST | ADD name rights mac_key_hex [id=N] [key=P]... [coll=P]... |"
+	       " DEL name | GRANT name what... | REVOKE name what... | RELOAD | EXPORT |"
+	       " SET 'line of the users file'\n");
+	return PM_ADMIN_USAGE;
+}
+
 static const struct {
 	const char *name;
 	admin_fn fn;
@@ -865,6 +1130,8 @@ static const struct {
 	{ "CLIENTS", cmd_clients, "CLIENTS [n]" },
 	{ "REPLICATION", cmd_replication, "REPLICATION FOLLOW host:port | STOP | PROMOTE | STATUS" },
 	{ "CLUSTER", cmd_cluster, "CLUSTER LEASE until_ms | MAP self part... | STATUS" },
+	{ "USER", cmd_user, "USER LIST | ADD name rights mac_key [id=N] [key=P] [coll=P] | DEL name |"
+			    " GRANT name what | REVOKE name what | RELOAD" },
 	{ "SHUTDOWN", cmd_shutdown, "SHUTDOWN" },
 };
 

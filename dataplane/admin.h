@@ -12,15 +12,17 @@
 #include <stdint.h>
 
 struct pm_daemon;
+struct pm_users;
 
 /* An admin call a worker runs on its own quota table (PM_MSG_ADMIN_CALL); it
  * answers with a struct pm_admin_result, then its n overrides or talkers. */
 enum pm_admin_call_op { PM_CALL_QUOTA_SET = 1, PM_CALL_QUOTA_DEL, PM_CALL_QUOTA_LIST,
 			PM_CALL_CLIENTS, PM_CALL_CLUSTER_VIEW, PM_CALL_CLUSTER_EXPORT,
-			PM_CALL_CLUSTER_PURGE };
+			PM_CALL_CLUSTER_PURGE, PM_CALL_USERS };
 struct pm_admin_call {
 	uint32_t op;       /* enum pm_admin_call_op */
 	const struct pm_cluster_view *view; /* CLUSTER_VIEW: the map view to route by */
+	const struct pm_users *users;       /* USERS: the users table to check frames by */
 	uint16_t first, last;  /* CLUSTER_EXPORT, ranged _PURGE: the slots */
 	uint32_t cursor;       /* CLUSTER_EXPORT, _PURGE: where the walk is */
 	bool dirty;            /* CLUSTER_EXPORT: the keys changed since, not a walk */

@@ -264,6 +264,8 @@ static void reply_to_wire(const struct pm_reply *in, struct pm_wire_reply *out)
 		.nitems = in->nitems,
 		.range_flags = in->truncated ? PM_WIRE_RANGE_TRUNCATED : 0,
 		.auth_reason = in->auth_reason,
+		.snap_running = (uint8_t)(in->snap_running < UINT8_MAX ? in->snap_running : UINT8_MAX),
+		.snap_pct = in->snap_pct,
 	};
 	if (in->op == PM_OP_AUTH_HELLO && in->challenge != NULL)
 		memcpy(out->challenge, in->challenge, PM_AUTH_CHALLENGE_BYTES);

@@ -15,6 +15,7 @@
 #include "evict.h"
 #include "guard.h"
 #include "pm_limits.h"
+#include "users.h"
 
 enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
 	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL, K_U64, K_ALLOW, K_EVICT, K_REPL_ACK, K_HOSTPORT };
@@ -180,6 +181,13 @@ static const struct key keys[] = {
 	{ "quota_unvalidated_requests_per_s", K_U64, OFF(quota_unvalidated_requests_per_s), 0,
 	  PM_QUOTA_RATE_PER_S_MAX, "requests/s",
 	  "the request rate all unvalidated UDP sources share; 0 = 16 x quota_requests_per_s" },
+	/* issue 19: who may speak (users.h, docs/security.md) */
+	{ "auth", K_BOOL, OFF(auth), 0, 1, "bool",
+	  "on: every request must be a user's (an AUTH trailer, or a TCP connection that"
+	  " proved a user's key): others are answered AUTH; users: data_dir/users" },
+	{ "auth_skew_s", K_U32, OFF(auth_skew_s), PM_AUTH_SKEW_S_MIN, PM_AUTH_SKEW_S_MAX, "s",
+	  "how far an AUTH trailer's time may be from this host's clock (refused: AUTH clock);"
+	  " sessions are remembered for twice this" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -242,6 +250,8 @@ void pm_config_defaults(struct pm_config *c)
 	c->cookie_window_s = PM_COOKIE_WINDOW_S_DEFAULT;
 	c->quota_unvalidated_prefix_requests_per_s = 0; /* derived from the per-client quota */
 	c->quota_unvalidated_requests_per_s = 0;
+	c->auth = false; /* the embedded loopback default; operators turn it on */
+	c->auth_skew_s = PM_AUTH_SKEW_S_DEFAULT;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)
@@ -565,7 +575,8 @@ int pm_config_get(const struct pm_config *c, const char *key, char *out, size_t 
 
 /* Keys a running pomaid reads afresh each time it uses them. */
 static const char *const live_keys[] = { "snapshot_interval_s", "snapshot_wal_bytes",
-					 "knn_timeout_ms", "maintain_nodes", "idle_sleep_us" };
+					 "knn_timeout_ms", "maintain_nodes", "idle_sleep_us",
+					 "auth", "auth_skew_s" /* issue 19: users.c loads them */ };
 
 int pm_config_set_live(struct pm_config *c, const char *key, const char *value, char *err,
 		       size_t errlen)
@@ -586,6 +597,8 @@ int pm_config_set_live(struct pm_config *c, const char *key, const char *value, 
 	const void *src = (const char *)&tmp + k->off;
 	if (k->kind == K_U32) /* one store: the workers read it without a lock */
 		__atomic_store_n((uint32_t *)dst, *(const uint32_t *)src, __ATOMIC_RELAXED);
+	else if (k->kind == K_BOOL)
+		__atomic_store_n((bool *)dst, *(const bool *)src, __ATOMIC_RELAXED);
 	else
 		__atomic_store_n((uint64_t *)dst, *(const uint64_t *)src, __ATOMIC_RELAXED);
 	return 0;

@@ -129,6 +129,9 @@ struct pm_config {
 	uint32_t repl_ack_timeout_ms;
 	bool cluster;                          /* a node of a cluster (cluster.c) */
 	uint64_t repl_send_bytes;              /* per replica per shard */
+	/* issue 19: who may speak (users.h, docs/security.md) */
+	bool auth;                             /* every frame must be a user's */
+	uint32_t auth_skew_s;                  /* a trailer's time_s vs the server clock */
 };
 
 enum pm_repl_ack { PM_REPL_ACK_NONE = 0, PM_REPL_ACK_RECEIVED, PM_REPL_ACK_DURABLE };

@@ -279,7 +279,8 @@ static void rx_deliver(struct pm_worker *w, uint32_t port, const uint8_t *payloa
 	w->rx_from[i] = (struct pm_dest){
 		.addr = { .sin_family = AF_INET, .sin_port = htons(pkt->src_port),
 			  .sin_addr.s_addr = pkt->src_ip_be },
-		.worker = w->id, .conn = PM_CONN_NONE, .port = port };
+		.worker = w->id, .conn = PM_CONN_NONE, .port = port,
+		.dport = pkt->dst_port }; /* an AUTH trailer names it (users.h) */
 	w->stats.rx_datagrams++;
 }
 

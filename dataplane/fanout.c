@@ -61,6 +61,7 @@
 #include "msg.h"
 #include "repl_io.h"
 #include "snap_io.h"
+#include "users.h"
 #include "vector.h"
 #include "wal_io.h"
 #include "worker.h"
@@ -99,6 +100,7 @@ static const struct {
 	{ "wal_held_max", INFO_MAX },
 	{ "wal_recovery_ms", INFO_MAX },  /* the shards recover side by side */
 	{ "quota_overrides", INFO_MAX },  /* every worker holds the same configured list */
+	{ "auth_users", INFO_MAX },       /* every worker holds the same users table (issue 19) */
 	{ "repl_epoch", INFO_MAX },       /* a promotion raises every shard's to the same */
 	{ "repl_id", INFO_SKIP },         /* hexadecimal names, the same on every shard */
 	{ "repl_prev_id", INFO_SKIP },
@@ -147,13 +149,14 @@ bool pm_is_fanout(uint8_t op)
 
 /* Engine INFO text followed by this worker's dataplane counters, leaving room
  * for the line that heads it in the merged text. */
-static uint32_t shard_info(struct pm_worker *w, const struct pm_request *req, char *out)
+static uint32_t shard_info(struct pm_worker *w, const struct pm_request *req, char *out,
+			   bool clients)
 {
 	const uint32_t cap = PM_INFO_TEXT_BYTES_MAX - INFO_SHARD_LINE_BYTES;
 	const char *sec = (const char *)req->section.ptr;
 	uint32_t n = pm_shard_info(&w->shard, sec, req->section.len, out, cap);
 	if (req->section.len == 0 || (req->section.len == 9 && !strncasecmp(sec, "dataplane", 9)))
-		n += pm_worker_info(w, out + n, cap - n);
+		n += pm_worker_info(w, out + n, cap - n, clients);
 	else if (req->section.len == 11 && !strncasecmp(sec, "replication", 11))
 		n += pm_repl_info(w, out + n, cap - n);
 	return n;
@@ -162,9 +165,11 @@ static uint32_t shard_info(struct pm_worker *w, const struct pm_request *req, ch
 /* Apply req to this worker's shard; write its reply as frames into out.
  * Returns the bytes written (0: the part does not fit, and must be refused).
  * *created: a CCREATE made the collection here (it did not exist before).
- * *work: a batch or range part's KNN work, charged to the client. */
-static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req, uint8_t *out,
-			    uint32_t cap, bool *created, uint64_t *work)
+ * *work: a batch or range part's KNN work, charged to the client.
+ * client: who asked (INFO's per-client section is admin-only, users.h). */
+static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req,
+			    const struct pm_dest *client, uint8_t *out, uint32_t cap, bool *created,
+			    uint64_t *work)
 {
 	struct pm_reply rep;
 	*created = false;
@@ -175,7 +180,9 @@ static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req, u
 	} else if (req->op == PM_OP_INFO) {
 		char *text = w->info_text; /* free: the merged text is built at the end */
 		rep = (struct pm_reply){ .status = PM_OK, .op = req->op, .id = req->id };
-		rep.value = (struct pm_bytes){ (const uint8_t *)text, shard_info(w, req, text) };
+		rep.value = (struct pm_bytes){ (const uint8_t *)text,
+					       shard_info(w, req, text,
+							  pm_auth_sees_clients(w, client)) };
 	} else if (req->op == PM_OP_CCREATE) {
 		bool existed = pm_coll_find(&w->shard, req->collection.ptr, req->collection.len);
 		pm_apply_logged(w, req, &rep);
@@ -183,7 +190,10 @@ static uint32_t part_frames(struct pm_worker *w, const struct pm_request *req, u
 	} else if (req->op == PM_OP_SNAPSHOT) {
 		w->shard.stats.ops[PM_OP_SNAPSHOT]++; /* the engine never sees it */
 		rep = (struct pm_reply){ .op = req->op, .id = req->id };
-		rep.status = pm_snap_request(w);
+		if (pm_snap_busy(w)) /* one at a time: its progress, nothing queued (issue 19) */
+			rep.snap_running = 1, rep.snap_pct = (uint8_t)pm_snap_pct(w);
+		else
+			rep.status = pm_snap_request(w);
 	} else {
 		pm_apply_logged(w, req, &rep);
 		rep.list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE; /* parts: whole entries; finish() writes the
@@ -372,6 +382,10 @@ static void merge_part(const struct pm_worker *w, struct pm_pending *p, uint32_t
 		}
 		if (p->op == PM_OP_CDROP)
 			p->removed |= rv.removed;
+		if (p->op == PM_OP_SNAPSHOT && rv.snap_running) { /* the least progress */
+			p->snap_pct = p->snap_running ? PM_MIN(p->snap_pct, rv.snap_pct) : rv.snap_pct;
+			p->snap_running += rv.snap_running;
+		}
 		if (p->op == PM_OP_INFO)
 			merge_info(p, shard, &rv.value);
 	}
@@ -531,6 +545,8 @@ static void finish(struct pm_worker *w, struct pm_pending *p)
 					       info_text(w, p, w->info_text, cap) };
 	}
 	rep.removed = p->removed;
+	rep.snap_running = p->snap_running;
+	rep.snap_pct = p->snap_pct;
 	pm_send_reply(w, &p->dest, &rep);
 	p->live = false;
 }
@@ -628,7 +644,7 @@ void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const ui
 	}
 	bool created;
 	uint64_t work;
-	uint32_t n = part_frames(w, req, w->scratch, PM_RING_PAYLOAD_MAX, &created, &work);
+	uint32_t n = part_frames(w, req, client, w->scratch, PM_RING_PAYLOAD_MAX, &created, &work);
 	pm_quota_charge_work(w, client, work);
 	if (n)
 		merge_part(w, p, w->id, w->scratch, n);
@@ -654,7 +670,7 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 		return;
 	}
 	if (st == PM_OK)
-		n = part_frames(w, &req, w->scratch, cap, &created, &r.work);
+		n = part_frames(w, &req, &m->dest, w->scratch, cap, &created, &r.work);
 	r.created = created;
 	if (n == 0) { /* the part does not fit a message: say so in one error frame */
 		struct pm_reply e = { .status = PM_E_K, .op = req.op, .id = req.id };
@@ -709,7 +725,7 @@ static uint32_t rollback_info(const struct pm_worker *w, char *out, uint32_t cap
 	return n < 0 || (uint32_t)n >= cap ? 0 : (uint32_t)n;
 }
 
-uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
+uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap, bool clients)
 {
 	const struct pm_worker_stats *s = &w->stats;
 	int n = snprintf(out, cap,
@@ -747,7 +763,8 @@ uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap)
 		len += (uint32_t)n;
 	}
 	len += rollback_info(w, out + len, cap - len);
-	len += pm_access_info(w, out + len, cap - len);
+	len += pm_access_info_for(w, out + len, cap - len, clients);
+	len += pm_auth_info(w, out + len, cap - len);
 	len += pm_knn_info(w, out + len, cap - len);
 	len += w->be->info(w, out + len, cap - len);
 	len += pm_wal_info(w, out + len, cap - len);

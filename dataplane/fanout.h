@@ -51,6 +51,9 @@ struct pm_pending {
 	struct pm_batch_merge *batch;
 	bool truncated;
 	uint32_t seen;
+	/* SNAPSHOT (issue 19): shards whose snapshot ran already, their least % */
+	uint32_t snap_running;
+	uint8_t snap_pct;
 };
 
 bool pm_is_fanout(uint8_t op);
@@ -70,6 +73,6 @@ void pm_fanout_expire(struct pm_worker *w);
 int pm_fanout_alloc(struct pm_worker *w);
 void pm_fanout_free(struct pm_worker *w);
 /* This worker's dataplane counters as INFO lines. */
-uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap);
+uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap, bool clients);
 
 #endif

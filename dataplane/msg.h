@@ -56,6 +56,12 @@ struct pm_dest {
 				    * serve_datagram for every datagram's frame; PM_BUDGET_NONE
 				    * once its address is validated. Read only on the datagram
 				    * paths: a TCP or admin dest (zero-initialised) never is. */
+	/* issue 19 (users.h): the authenticated user whose frame this answers (0:
+	 * none), kept by forwards and fan-outs for rights and quotas; and the
+	 * server port the datagram came in on (host order; 0 for TCP and the
+	 * admin), which a frame's AUTH trailer must name */
+	uint16_t user;
+	uint16_t dport;
 };
 
 /* Ring message header; the frame (or reply frames) follows. */

@@ -12,6 +12,7 @@
  * stop; a second one exits at once.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hwloc.h>
@@ -35,6 +36,7 @@
 #include "stats_pub.h"
 #include "tcp.h"
 #include "udp.h"
+#include "users.h"
 #include "wal_io.h"
 #include "worker.h"
 
@@ -357,6 +359,19 @@ static int start_workers(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitma
 	return 0;
 }
 
+/* Anyone who reaches a non-loopback address may read and change every key
+ * while auth = off (docs/security.md): say so at start. */
+static void warn_auth_off(const struct pm_config *c)
+{
+	struct in_addr a;
+	bool loopback = c->backend != PM_BACKEND_DPDK && inet_pton(AF_INET, c->bind, &a) == 1 &&
+			(ntohl(a.s_addr) >> 24) == 127u;
+	if (!c->auth && !loopback)
+		fprintf(stderr, "pomaid: warning: auth = off on %s: anyone who reaches it may read,"
+			" change and delete every key; set auth = on and add users"
+			" (docs/security.md)\n", c->backend == PM_BACKEND_DPDK ? "the DPDK ports" : c->bind);
+}
+
 int main(int argc, char **argv)
 {
 	struct pm_daemon *d = &daemon_state;
@@ -390,6 +405,11 @@ int main(int argc, char **argv)
 	}
 	if (lock_data_dir(d) != 0)
 		goto out;
+	if (pm_users_open(d, err, sizeof(err)) != 0) {
+		fprintf(stderr, "pomaid: %s\n", err);
+		goto out;
+	}
+	warn_auth_off(&d->cfg);
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -436,6 +456,7 @@ int main(int argc, char **argv)
 close:
 	pm_admin_close(d);
 	pm_repl_close(d);
+	pm_users_close(d);
 	pm_cluster_close(d);
 	close_daemon(d);
 	pm_stats_destroy(d);

@@ -303,4 +303,22 @@ uint32_t pm_qshared_admit(struct pm_quota_shared *s, uint32_t addr_be, uint32_t 
 void pm_qshared_charge_bytes(struct pm_quota_shared *s, uint32_t addr_be, uint64_t bytes,
 			     uint64_t now_ns);
 
+/* ---------------------------------------------------------------- keyed by user (issue 19) */
+
+/* The client table is keyed by a u32 (an IPv4 source address in network
+ * order). With auth = on an authenticated client's entry is keyed by its
+ * user instead (users.h): user u gets the key of address 0.0.u/256.u%256,
+ * inside 0.0.0.0/8, which no datagram or connection can come from, so a
+ * user's key never meets an address's. */
+static inline uint32_t pm_quota_user_key(uint16_t user)
+{
+	return htonl((uint32_t)user);
+}
+/* The user whose key k is, or 0 when k is an address. */
+static inline uint16_t pm_quota_key_user(uint32_t k)
+{
+	uint32_t h = ntohl(k);
+	return h != 0 && h <= UINT16_MAX ? (uint16_t)h : 0;
+}
+
 #endif

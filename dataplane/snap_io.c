@@ -647,6 +647,12 @@ bool pm_snap_busy(const struct pm_worker *w)
 	return s && (s->stage != S_IDLE || s->inflight);
 }
 
+unsigned pm_snap_pct(const struct pm_worker *w)
+{
+	const struct pm_snap *s = w->wal ? w->wal->snap : NULL;
+	return s && s->stage != S_IDLE ? pm_snap_progress(&s->wr) : 0;
+}
+
 int pm_snap_check_tmp(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen)
 {
 	struct pm_snap *s = w->wal->snap;

@@ -87,6 +87,8 @@ void pm_snap_name(uint64_t lsn, bool tmp, char *out);
  * (the shard is then empty). */
 int pm_snap_dirfd(const struct pm_worker *w);
 bool pm_snap_busy(const struct pm_worker *w);
+/* The running snapshot's progress, % (0 when none runs). */
+unsigned pm_snap_pct(const struct pm_worker *w);
 int pm_snap_install(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen);
 /* The received image <lsn>.snap.tmp checked whole (pm_snap_check: header,
  * every section's CRC, the counts) and of this shard at lsn, before

@@ -52,6 +52,7 @@
 #include "common.h"
 #include "msg.h"
 #include "tcp.h"
+#include "users.h"
 #include "worker.h"
 
 /* The listening socket's epoll token (a connection's is its slot). */
@@ -443,6 +444,19 @@ static void frame_clock(struct pm_worker *w, struct pm_conn *c)
 		c->frame_ms = w->now_ms;
 }
 
+/* AUTH HELLO / PROVE: a challenge, or the stream becomes the proven user's
+ * (docs/protocol.md §14.3); a PROVE that fails leaves it as it was. */
+static void conn_auth(struct pm_worker *w, struct pm_conn *c, const struct pm_request *req,
+		      const struct pm_dest *from)
+{
+	struct pm_reply rep;
+	uint16_t user;
+	pm_auth_stream(w, req, c->challenge, &c->challenged, &user, &rep);
+	if (user)
+		c->user = user;
+	pm_send_reply(w, from, &rep);
+}
+
 /* Execute one whole frame of `flen` bytes at f, its reply keeping `owed`
  * bytes of output. */
 static void conn_exec(struct pm_worker *w, struct pm_conn *c, struct pm_dest *from,
@@ -453,8 +467,17 @@ static void conn_exec(struct pm_worker *w, struct pm_conn *c, struct pm_dest *fr
 	if (pm_refuse_reply(w, f, flen))
 		return; /* a reply is never answered (protocol §6.5): nothing is owed */
 	from->owed = owed;
+	from->user = c->user;
 	c->owed += owed;
-	if (!pm_quota_admit(w, req, flen, from))
+	bool stream_auth = st == PM_OK &&
+			   (req->op == PM_OP_AUTH_HELLO || req->op == PM_OP_AUTH_PROVE);
+	if (stream_auth && pm_quota_admit(w, req, flen, from)) /* HELLOs cost a getrandom */
+		conn_auth(w, c, req, from); /* the stream's challenge (users.c) */
+	else if (stream_auth)
+		; /* answered THROTTLED */
+	else if (!pm_auth_admit(w, req, st, f, flen, from))
+		; /* answered AUTH or NOPERM */
+	else if (!pm_quota_admit(w, req, flen, from))
 		; /* answered THROTTLED */
 	else if (st == PM_OK)
 		pm_serve_frame(w, req, f, flen, from);
@@ -469,7 +492,8 @@ static void conn_exec(struct pm_worker *w, struct pm_conn *c, struct pm_dest *fr
 static bool conn_frames(struct pm_worker *w, uint32_t i)
 {
 	struct pm_conn *c = &w->conns[i];
-	struct pm_dest from = { .addr = c->peer, .worker = w->id, .conn = i, .gen = c->gen };
+	struct pm_dest from = { .addr = c->peer, .worker = w->id, .conn = i, .gen = c->gen,
+				.dport = (uint16_t)w->d->cfg.tcp_port };
 	uint32_t off = 0;
 	bool waited = c->ring_wait; /* its head frame waited last turn already */
 	c->ring_wait = false;

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
+
 #include "dp_limits.h"
 
 struct pm_config;
@@ -38,6 +40,11 @@ struct pm_conn {
 	bool rx_eof;               /* the client sent FIN: no more reading */
 	uint64_t frame_ms;         /* when the partial frame at the head began; 0: none */
 	uint64_t seq;              /* accept order: the older of two equally stale goes first */
+	/* issue 19: the user the stream proved (AUTH HELLO / PROVE; 0: none) and
+	 * the challenge its next PROVE must answer */
+	uint16_t user;
+	bool challenged;
+	uint8_t challenge[PM_AUTH_CHALLENGE_BYTES];
 };
 
 /* The listening socket (tcp_port), before the workers start: its fd, or -1

@@ -64,7 +64,8 @@ static uint32_t udp_rx(struct pm_worker *w, uint32_t *work)
 		w->rx_ptr[k] = w->rx_buf + (size_t)i * PM_RX_SLOT_BYTES;
 		w->rx_len[k] = msgs[i].msg_len;
 		w->rx_from[k++] = (struct pm_dest){ .addr = from[i], .worker = w->id,
-						    .conn = PM_CONN_NONE, .port = PM_PORT_KERNEL };
+						    .conn = PM_CONN_NONE, .port = PM_PORT_KERNEL,
+						    .dport = (uint16_t)(w->d->cfg.base_port + w->id) };
 	}
 	w->stats.rx_datagrams += k;
 	return k;

@@ -47,6 +47,7 @@
 #include "repl_io.h"
 #include "stats_pub.h"
 #include "tcp.h"
+#include "users.h"
 #include "wal_io.h"
 #include "worker.h"
 
@@ -74,7 +75,8 @@ struct pm_burst {
 	struct pm_worker *w;
 	uint32_t n;
 	struct pm_request req[PM_BURST_MAX];
-	struct pm_dest to[PM_BURST_MAX]; /* copies: each frame of a datagram has its own budget */
+	struct pm_dest to[PM_BURST_MAX]; /* copies: each frame of a datagram has its own budget
+					  * and its own user (issue 19) */
 };
 
 int pm_worker_alloc(struct pm_worker *w)
@@ -89,7 +91,7 @@ int pm_worker_alloc(struct pm_worker *w)
 	bool ok = w->rx_buf && w->tx.buf && w->scratch && w->burst && w->wake_fd >= 0 &&
 		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
 		  pm_fanout_alloc(w) == 0 && pm_reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0 &&
-		  pm_guard_alloc(w) == 0;
+		  pm_guard_alloc(w) == 0 && pm_auth_alloc(w) == 0;
 	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
 		struct pm_pending *p = &w->pending[i];
 		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
@@ -113,6 +115,7 @@ void pm_worker_free(struct pm_worker *w)
 	pm_fanout_free(w);
 	pm_knn_free(w);
 	pm_guard_free(w);
+	pm_auth_free(w);
 	free(w->rx_buf);
 	free(w->tx.buf);
 	free(w->scratch);
@@ -307,9 +310,11 @@ static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_
 		w->stats.rx_frames++;
 		if (pm_refuse_reply(w, buf + off, (uint32_t)used))
 			; /* a reply is never answered, not even THROTTLED */
-		else if (st == PM_OK && !pm_guard_write_ok(w, &req, &to, false))
-			; /* answered RETRY: an unvalidated write (the AUTH check, H-B's,
-			   * passes `authenticated` here) */
+		else if (!pm_auth_admit(w, &req, st, buf + off, (uint32_t)used, &to))
+			; /* answered AUTH or NOPERM (users.c) */
+		else if (st == PM_OK && !pm_guard_write_ok(w, &req, &to, to.user != 0))
+			; /* answered RETRY: a write from an address neither validated
+			   * (cookie) nor authenticated */
 		else if (!pm_quota_admit(w, &req, (uint32_t)used, &to))
 			; /* answered THROTTLED (RETRY when unvalidated) */
 		else if (st == PM_OK)
@@ -459,6 +464,8 @@ static void admin_call(struct pm_worker *w, const struct pm_msg *m, const uint8_
 			res.rc = 0, item = sizeof(struct pm_quota_talker),
 			res.n = pm_quota_top(w, (struct pm_quota_talker *)items,
 					     PM_MIN(c.n, PM_ADMIN_TOP_MAX));
+		else if (c.op == PM_CALL_USERS)
+			res.rc = 0, w->auth->users = c.users; /* from the next frame on */
 		else if (c.op == PM_CALL_CLUSTER_VIEW)
 			res.rc = 0, w->cview = c.view; /* from the next frame on */
 		else if (c.op == PM_CALL_CLUSTER_EXPORT || c.op == PM_CALL_CLUSTER_PURGE)

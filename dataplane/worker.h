@@ -86,6 +86,8 @@ struct pm_conn;
 struct pm_dpdk_worker;
 struct pm_dpdk;
 struct pm_knn_part;
+struct pm_auth;
+struct pm_users;
 struct pm_quota_table;
 struct pm_wal;
 struct pm_repl;
@@ -141,6 +143,7 @@ struct pm_worker {
 				    * (worker.c) */
 	struct pm_pending pending[PM_PENDING_MAX];
 	struct pm_quota_table *quota; /* this worker's clients: quotas and counters (access.c) */
+	struct pm_auth *auth;      /* its users table copy, replay table, counters (users.c) */
 	struct pm_knn_part *knn_parts; /* PM_KNN_PARTS_MAX, a FIFO from knn_head (knn_sched.c) */
 	uint32_t knn_head, knn_n;
 	double knn_ns_per_byte;    /* how fast this worker gets through KNN work with parts
@@ -190,6 +193,8 @@ struct pm_daemon {
 	struct pm_cluster *cluster;      /* cluster = on: the map and the write lease (cluster.c) */
 	uint8_t cookie_root[PM_COOKIE_SECRET_BYTES]; /* the cookies' master secret at start-up,
 				    * random (guard.h); each worker ratchets its own copy */
+	struct pm_users *users;          /* the users table (users.h): the admin thread's; each
+					  * worker holds a pointer to it, swapped by PM_CALL_USERS */
 };
 
 static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from, uint32_t to)

@@ -167,6 +167,10 @@ struct pm_reply {
 	/* issue 19 (dataplane only): E_AUTH: its reason (the wire's enum
 	 * pm_auth_reason); AUTH_HELLO: the challenge (16 bytes) */
 	uint8_t auth_reason;
+	/* SNAPSHOT (dataplane only, issue 19): shards whose snapshot was running
+	 * already (none started there), and the least progress of theirs, % */
+	uint32_t snap_running;
+	uint8_t snap_pct;
 	const uint8_t *challenge;
 };
 

@@ -1018,7 +1018,12 @@ static uint8_t enc_reply_body(const struct pm_wire_reply *rep, uint32_t *cursor,
 	case PM_WIRE_OP_VADD:
 	case PM_WIRE_OP_VSETATTR:
 	case PM_WIRE_OP_CCREATE:
-	case PM_WIRE_OP_SNAPSHOT:
+		return 0;
+	case PM_WIRE_OP_SNAPSHOT: /* issue 19: progress when it ran already (else empty) */
+		if (rep->snap_running) {
+			wr_u8(w, rep->snap_running);
+			wr_u8(w, rep->snap_pct);
+		}
 		return 0;
 	case PM_WIRE_OP_GET:
 		wr_bytes(w, rep->value, PM_WIRE_VALUE_BYTES_MAX);
@@ -1348,8 +1353,14 @@ static enum pm_wire_status dec_reply_body(struct rd *r, struct pm_reply_view *rv
 	case PM_WIRE_OP_VADD:
 	case PM_WIRE_OP_VSETATTR:
 	case PM_WIRE_OP_CCREATE:
-	case PM_WIRE_OP_SNAPSHOT:
 		return PM_WIRE_OK;
+	case PM_WIRE_OP_SNAPSHOT: /* empty, or u8 shards already running, u8 their progress */
+		if (r->left == 0)
+			return PM_WIRE_OK;
+		return rd_u8(r, &rv->snap_running) && rd_u8(r, &rv->snap_pct) && rv->snap_running &&
+			       rv->snap_pct <= 100
+			       ? PM_WIRE_OK
+			       : PM_WIRE_E_FRAME_LENGTH;
 	case PM_WIRE_OP_GET:
 		return rd_lenbytes(r, 0, PM_WIRE_VALUE_BYTES_MAX, PM_WIRE_E_VALUE_LEN, &rv->value);
 	case PM_WIRE_OP_INFO:

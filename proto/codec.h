@@ -147,6 +147,8 @@ struct pm_wire_reply {
 	uint8_t range_flags;               /* VRANGE: PM_WIRE_RANGE_* */
 	uint8_t challenge[PM_AUTH_CHALLENGE_BYTES]; /* AUTH_HELLO (issue 19) */
 	uint8_t auth_reason;               /* E_AUTH: enum pm_auth_reason */
+	uint8_t snap_running, snap_pct;    /* SNAPSHOT: shards already running one, their
+					    * least progress % (issue 19) */
 };
 
 /* ---------------------------------------------------------------- header */
@@ -272,6 +274,8 @@ struct pm_reply_view {
 	const uint8_t *challenge;        /* AUTH_HELLO: PM_AUTH_CHALLENGE_BYTES (issue 19) */
 	const uint8_t *cookie;           /* E_RETRY: PM_COOKIE_BYTES to echo (auth.h) */
 	uint8_t auth_reason;             /* E_AUTH: enum pm_auth_reason */
+	uint8_t snap_running, snap_pct;  /* SNAPSHOT: shards already running one (0: every
+					  * shard started one), their least progress % */
 	/* iterator state; private */
 	uint8_t list_flags;              /* CLIST: the entries' layout */
 	const uint8_t *it_pos;

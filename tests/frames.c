@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- UDP */
@@ -31,6 +32,7 @@ bool wire_open(struct wire *c, const char *src, const char *host, uint16_t base,
 	c->no_cookies = false;
 	c->cookie = false;
 	c->next_id = first_id;
+	c->auth_user = 0;
 	c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || inet_pton(AF_INET, host, &c->to.sin_addr) != 1)
 		goto fail;
@@ -110,15 +112,39 @@ bool wire_recv(struct wire *c, int ms, struct pm_reply_view *rv)
 	return false;
 }
 
+void wire_auth(struct wire *c, uint32_t user, const uint8_t mac_key[PM_AUTH_MAC_KEY_BYTES])
+{
+	c->auth_user = user;
+	memcpy(c->auth_key, mac_key, PM_AUTH_MAC_KEY_BYTES);
+	pm_auth_random(&c->auth_session, sizeof(c->auth_session));
+	c->auth_seq = 0;
+}
+
+/* Sign the frame in c->buf (n bytes) for shard, appending the trailer the
+ * first time (*signed_n 0), signing it again with a new seq after. */
+static size_t wire_sign(struct wire *c, uint32_t shard, size_t n, size_t *signed_n)
+{
+	struct pm_auth_trailer t = { .user = c->auth_user, .session = c->auth_session,
+				     .seq = ++c->auth_seq, .time_s = (uint32_t)time(NULL),
+				     .port = (uint16_t)(ntohs(c->to.sin_port) + shard) };
+	if (*signed_n) {
+		pm_auth_sign(c->buf, *signed_n, &t, c->auth_key);
+		return *signed_n;
+	}
+	return *signed_n = pm_auth_append(c->buf, n, sizeof(c->buf), &t, c->auth_key);
+}
+
 bool wire_call(struct wire *c, struct pm_request *req, uint32_t shard, struct pm_reply_view *rv)
 {
 	req->id = c->next_id++;
-	size_t n = pm_request_encode(req, c->buf, sizeof(c->buf));
+	size_t n = pm_request_encode(req, c->buf, sizeof(c->buf)), signed_n = 0;
 	if (n == 0)
 		return false;
 	bool retried = false; /* a RETRY is answered once at once, not as an attempt */
 	uint8_t sent_cookie[PM_COOKIE_FRAME_BYTES];
 	for (int attempt = 0; attempt < c->attempts; attempt++) {
+		if (c->auth_user && (n = wire_sign(c, shard, n, &signed_n)) == 0)
+			return false;
 		wire_send(c, shard, c->buf, n);
 		while (wire_recv(c, c->timeout_ms, rv)) {
 			if (rv->id != req->id)

@@ -55,6 +55,11 @@ struct wire {
 	bool cookie;
 	uint8_t cookie_frame[PM_COOKIE_FRAME_BYTES];
 	uint64_t next_id;
+	/* issue 19: with auth_user set (wire_auth), wire_call signs its frames
+	 * (each attempt anew, with a new seq); wire_send sends bytes as given */
+	uint32_t auth_user, auth_session;
+	uint64_t auth_seq;
+	uint8_t auth_key[PM_AUTH_MAC_KEY_BYTES];
 	uint8_t buf[WIRE_OUT_BYTES];
 	uint8_t in[PM_FRAME_BYTES_MAX + 1];
 };
@@ -65,6 +70,8 @@ struct wire {
 bool wire_open(struct wire *c, const char *src, const char *host, uint16_t base,
 	       uint64_t first_id);
 void wire_close(struct wire *c);
+/* wire_call's frames signed as user (1..65535) with its MAC key from now on. */
+void wire_auth(struct wire *c, uint32_t user, const uint8_t mac_key[PM_AUTH_MAC_KEY_BYTES]);
 /* One datagram to a shard (the cookie's COOKIE frame first, when one is
  * known); true if it was sent whole. */
 bool wire_send(struct wire *c, uint32_t shard, const void *p, size_t n);

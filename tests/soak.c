@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "proc.h"
 #include "soak.h"
 
@@ -109,6 +110,25 @@ static int soak_init(struct soak *s)
 
 /* ---------------------------------------------------------------- the daemon */
 
+/* --auth: one user with every right, a fresh key; its MAC key in
+ * DIR/users (mode 0600). */
+static int write_users(struct soak *s)
+{
+	char path[PATH_MAX + 16], hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
+	uint8_t mac[PM_AUTH_MAC_KEY_BYTES];
+	if (pm_auth_init() != 0)
+		return -1;
+	pm_auth_random(s->o.key, sizeof(s->o.key));
+	pm_auth_derive(s->o.key, mac);
+	pm_auth_hex(mac, sizeof(mac), hex);
+	snprintf(path, sizeof(path), "%s/users", s->o.data_dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int n = fd >= 0 ? dprintf(fd, "%u soak read,write,admin %s\n", SOAK_AUTH_USER, hex) : -1;
+	if (fd >= 0)
+		close(fd);
+	return n > 0 ? 0 : -1;
+}
+
 /* pomaid on free loopback ports (log on, no timed snapshots); true once it
  * printed its ready line. All it prints goes to DIR/pomaid.log. */
 static bool start_daemon(struct soak *s)
@@ -123,7 +143,10 @@ static bool start_daemon(struct soak *s)
 						"--snapshot-wal-bytes", "0", NULL },
 	};
 	snprintf(s->pm.dir, sizeof(s->pm.dir), "%s", s->o.data_dir);
-	if (!pomaid_start(&s->pm, NULL, NULL))
+	static const char *const auth_on[] = { "--auth", "on", NULL };
+	if (s->o.auth && write_users(s) != 0)
+		return false;
+	if (!pomaid_start(&s->pm, s->o.auth ? auth_on : NULL, NULL))
 		return false;
 	s->o.base_port = s->pm.base;
 	return true;
@@ -357,7 +380,7 @@ static bool judge(struct soak *s, const struct soak_sample *x, size_t n, int exi
 static void usage(void)
 {
 	fprintf(stderr, "usage: pomai-soak --pomaid PATH --data-dir DIR [--seconds N (%u)] "
-			"[--sample-s N (%u)] [--threads N (%u, at most %u)] [--csv FILE]\n",
+			"[--sample-s N (%u)] [--threads N (%u, at most %u)] [--csv FILE] [--auth]\n",
 		SOAK_SECONDS_DEFAULT, SOAK_SAMPLE_S_DEFAULT, SOAK_THREADS_DEFAULT, SOAK_THREADS_MAX);
 	exit(2);
 }
@@ -367,7 +390,7 @@ static void parse(int argc, char **argv, struct soak_opts *o)
 	static const struct option lo[] = {
 		{ "pomaid", 1, NULL, 'p' }, { "data-dir", 1, NULL, 'd' }, { "seconds", 1, NULL, 's' },
 		{ "sample-s", 1, NULL, 'i' }, { "threads", 1, NULL, 't' }, { "csv", 1, NULL, 'c' },
-		{ NULL, 0, NULL, 0 },
+		{ "auth", 0, NULL, 'a' }, { NULL, 0, NULL, 0 },
 	};
 	*o = (struct soak_opts){ .seconds = SOAK_SECONDS_DEFAULT, .sample_s = SOAK_SAMPLE_S_DEFAULT,
 				 .threads = SOAK_THREADS_DEFAULT, .shards = SOAK_SHARDS };
@@ -380,6 +403,7 @@ static void parse(int argc, char **argv, struct soak_opts *o)
 		case 'i': o->sample_s = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 't': o->threads = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'c': o->csv = optarg; break;
+		case 'a': o->auth = true; break;
 		default: usage();
 		}
 	}

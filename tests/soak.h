@@ -133,10 +133,17 @@
 
 /* ---------------------------------------------------------------- shared state */
 
+/* --auth: the load's user id. */
+#define SOAK_AUTH_USER 1u
+
 struct soak_opts {
 	const char *pomaid, *data_dir, *csv;
 	uint32_t seconds, sample_s, threads, shards;
 	uint16_t base_port;
+	/* --auth (issue 19): pomaid with auth = on; every load thread is user
+	 * SOAK_AUTH_USER with this key, and the quota cycles are that user's */
+	bool auth;
+	uint8_t key[32];
 };
 
 /* What the load threads count; read by the sampler. */

@@ -4,7 +4,8 @@
 # soak.sh — run pomai-soak against a fresh pomaid for a set time (docs/soak.md).
 #
 #   tests/soak.sh [--seconds N] [--threads N] [--sample-s N] [--csv FILE]
-#                 [--plot PNG] [--keep] [--build DIR | --soak PATH --pomaid PATH]
+#                 [--plot PNG] [--keep] [--auth] [--build DIR | --soak PATH --pomaid PATH]
+#   --auth: pomaid with auth = on, every request a user's (issue 19)
 #
 # Makes a temporary data directory (WAL on, 2 shards; pomai-soak starts
 # pomaid there on free loopback ports), runs the soak, prints its report and
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-seconds=180 threads="" sample="" csv="" plot="" keep=0 build="" soak="" pomaid=""
+seconds=180 threads="" sample="" csv="" plot="" keep=0 build="" soak="" pomaid="" auth=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--seconds) seconds=$2; shift 2 ;;
@@ -23,6 +24,7 @@ while [ $# -gt 0 ]; do
 	--csv) csv=$2; shift 2 ;;
 	--plot) plot=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
+	--auth) auth=1; shift ;;
 	--build) build=$2; shift 2 ;;
 	--soak) soak=$2; shift 2 ;;
 	--pomaid) pomaid=$2; shift 2 ;;
@@ -44,6 +46,7 @@ csv=${csv:-$dir/soak.csv}
 args=(--pomaid "$pomaid" --data-dir "$dir" --seconds "$seconds" --csv "$csv")
 [ -n "$threads" ] && args+=(--threads "$threads")
 [ -n "$sample" ] && args+=(--sample-s "$sample")
+[ "$auth" -eq 1 ] && args+=(--auth)
 
 echo "soak.sh: $seconds s, data in $dir, samples in $csv"
 rc=0

@@ -23,6 +23,14 @@
 #include "soak.h"
 
 #define SOAK_CLIENT_ADDR "127.0.0.1"
+/* --auth: the quota table is keyed by user (issue 19). */
+#define SOAK_CLIENT_USER "user:1"
+_Static_assert(SOAK_AUTH_USER == 1, "SOAK_CLIENT_USER names it");
+
+static const char *soak_client(const struct soak *s)
+{
+	return s->o.auth ? SOAK_CLIENT_USER : SOAK_CLIENT_ADDR;
+}
 
 struct soak_admin {
 	struct soak *s;
@@ -123,7 +131,7 @@ static int quota_set(struct soak_admin *a, uint32_t rps)
 {
 	char r[16];
 	snprintf(r, sizeof(r), "%u", rps);
-	const char *const argv[] = { "QUOTA", "SET", SOAK_CLIENT_ADDR, r, "0" };
+	const char *const argv[] = { "QUOTA", "SET", soak_client(a->s), r, "0" };
 	return admin(a, 5, argv);
 }
 
@@ -139,7 +147,7 @@ static void quota_cycle(struct soak_admin *a, uint64_t cycle)
 	if (cycle % 2u == 0) {
 		rc |= quota_set(a, SOAK_QUOTA_GENEROUS_RPS);
 	} else {
-		static const char *const del[] = { "QUOTA", "DEL", SOAK_CLIENT_ADDR };
+		const char *const del[] = { "QUOTA", "DEL", soak_client(s) };
 		rc |= admin(a, 3, del);
 	}
 	uint64_t end = proc_now_ms();

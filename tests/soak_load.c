@@ -643,6 +643,10 @@ struct soak_load *soak_load_new(struct soak *s, uint32_t id)
 	cfg.timeout_ms = SOAK_CLIENT_TIMEOUT_MS;
 	cfg.retries = SOAK_CLIENT_RETRIES;
 	cfg.max_in_flight = 4u; /* one request at a time, a few slots for safety */
+	if (s->o.auth) { /* every frame signed (issue 19) */
+		cfg.user = SOAK_AUTH_USER;
+		memcpy(cfg.key, s->o.key, sizeof(cfg.key));
+	}
 	enum pm_client_status st = PM_CLIENT_E_ALLOC;
 	if (l->value && l->call.value)
 		st = pm_client_open(&cfg, &l->c);

@@ -31,6 +31,10 @@
  * instead. Needs root and /dev/net/tun; exits 77 without them, failing under
  * CI=true (test_dpdk covers malformed Ethernet / IPv4 / UDP headers).
  *
+ * --auth: the UDP and TCP tables against pomaid with auth = on (issue 19):
+ * every row from no user gets AUTH (required) unless pomaid cannot read its
+ * header (then as without auth); the polite client, a user, keeps its keys.
+ *
  * Daemons are waited for by their ready line, counters by bounded polls of
  * INFO; the only waits on time are bounded polls of a condition.
  */
@@ -83,6 +87,13 @@ _Static_assert(CAMP_DATAGRAM_BYTES_MAX <= WIRE_OUT_BYTES, "a row's datagram fits
 static const char *pomaid_path;
 static const char *small_ring_path; /* pomaid built with a small PM_RING_BYTES (--small-ring) */
 static bool dpdk_mode;
+/* --auth (issue 19): pomaid with auth = on; the polite client and INFO are a
+ * user's (signed), the rows are sent as they are, from no user: a row whose
+ * header pomaid can read must be answered AUTH (required), never executed;
+ * what it cannot read, and replies, are handled as without auth. */
+static bool auth_mode;
+#define AUTH_USER 1u
+static uint8_t auth_mac_key[PM_AUTH_MAC_KEY_BYTES];
 static char conf_path[96];
 static uint32_t shards = 2;
 static uint16_t base_port;          /* UDP base port; TCP is base_port - 1 */
@@ -169,6 +180,8 @@ static bool client_open(struct wire *c, const char *src, uint64_t first_id)
 	if (!wire_open(c, src, server_ip, base_port, first_id))
 		return false;
 	c->decode = reply_decode;
+	if (auth_mode) /* its wire_call()s (INFO, the polite keys) are the user's */
+		wire_auth(c, AUTH_USER, auth_mac_key);
 	/* Issue 19: the campaign's clients are validated ones (a cookie before
 	 * every datagram, as libpomai sends): its rows are about bad input as a
 	 * real client meets it; what an unvalidated source gets (RETRY, at most
@@ -391,8 +404,25 @@ static bool dpdk_oversize_row(struct wire *c, const struct camp_case *k, uint64_
 	return ok;
 }
 
+/* --auth: what a row from no user gets. A frame whose header pomaid reads
+ * is answered AUTH (required): the same reply, the same drops, but that
+ * status; one whose header it cannot read (its extent unknown, another
+ * protocol) and replies are handled before anyone is asked who sent them. */
+static const struct camp_case *auth_expect(const struct camp_case *k, struct camp_case *tmp)
+{
+	bool reply = k->expect == CX_REPLY || k->expect == CX_REPLY_DROP;
+	bool unreadable = k->status == PM_E_FRAME_TRUNCATED || k->status == PM_E_FRAME_TOO_BIG ||
+			  k->status == PM_E_FRAME_VERSION || k->status == PM_E_FRAME_MAGIC;
+	if (!auth_mode || !reply || unreadable)
+		return k;
+	*tmp = *k;
+	tmp->status = PM_E_AUTH;
+	return tmp;
+}
+
 static bool udp_row(struct wire *c, const struct camp_case *k, uint32_t shard, long long *drops)
 {
+	struct camp_case as_auth;
 	uint64_t id = c->next_id;
 	c->next_id += 3;
 	size_t n = campaign_build(k, id, c->buf);
@@ -406,6 +436,7 @@ static bool udp_row(struct wire *c, const struct camp_case *k, uint32_t shard, l
 	}
 	wire_send(c, shard, c->buf, n);
 	struct outcome o = { 0 };
+	k = auth_expect(k, &as_auth);
 	udp_collect(c, k, id, id + 2, shard, &o);
 	return judge_drops(k, &o, false, c, drops);
 }
@@ -477,6 +508,8 @@ static bool tcp_row(const struct camp_case *k, uint64_t id, long long *drops, st
 	size_t n = campaign_build(k, id, out);
 	n += marker_frame(0, id + 2, out + n, sizeof(out) - n);
 	struct outcome o = { 0 };
+	struct camp_case as_auth;
+	k = auth_expect(k, &as_auth);
 	if (wire_write_all(fd, out, n))
 		tcp_collect(fd, k, id, id + 2, &o);
 	close(fd);
@@ -1686,6 +1719,32 @@ static void test_tcp_slow_readers(void)
 
 /* ---------------------------------------------------------------- set-up and main */
 
+/* --auth: a users file of one user with every right (mode 0600), pomaid
+ * with auth = on. */
+static int suite_init_auth(void)
+{
+	char path[PATH_MAX + 16], hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
+	uint8_t key[PM_AUTH_USER_KEY_BYTES];
+	if (pm_auth_init() != 0)
+		return -1;
+	pm_auth_random(key, sizeof(key));
+	pm_auth_derive(key, auth_mac_key);
+	pm_auth_hex(auth_mac_key, sizeof(auth_mac_key), hex);
+	snprintf(path, sizeof(path), "%s/users", srv.dir);
+	FILE *f = fopen(path, "w");
+	if (!f || fchmod(fileno(f), 0600) != 0 ||
+	    fprintf(f, "%u camp read,write,admin %s\n", AUTH_USER, hex) < 0) {
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	static const char *const flags[] = { "--auth", "on", NULL };
+	if (!start_kernel(2, flags) || !client_open(&polite, NULL, 1))
+		return -1;
+	return make_state() ? 0 : -1;
+}
+
 static int suite_init_kernel(void)
 {
 	if (!start_kernel(2, NULL) || !client_open(&polite, NULL, 1))
@@ -1795,28 +1854,36 @@ static int run(void)
 		{ "one-client flood on the DPDK backend", test_flood },
 		CU_TEST_INFO_NULL,
 	};
+	static CU_TestInfo auth_tests[] = {
+		{ "every row over UDP from no user, auth = on", test_table_udp },
+		{ "every row over TCP from no user, auth = on", test_table_tcp },
+		CU_TEST_INFO_NULL,
+	};
 	/* CAMPAIGN_ONLY=text: only the tests whose name holds it (for a quick rerun) */
 	const char *only = getenv("CAMPAIGN_ONLY");
-	CU_TestInfo *all = dpdk_mode ? dpdk_tests : kernel_tests;
+	CU_TestInfo *all = dpdk_mode ? dpdk_tests : auth_mode ? auth_tests : kernel_tests;
 	static CU_TestInfo chosen[16];
 	size_t n = 0;
 	for (CU_TestInfo *t = all; t->pName && n + 1 < sizeof(chosen) / sizeof(chosen[0]); t++)
 		if (!only || strstr(t->pName, only))
 			chosen[n++] = *t;
 	chosen[n] = (CU_TestInfo)CU_TEST_INFO_NULL;
-	return pm_cu_run_suite(dpdk_mode ? "campaign-dpdk" : "campaign",
-			       dpdk_mode ? suite_init_dpdk : suite_init_kernel, suite_clean, chosen);
+	return pm_cu_run_suite(dpdk_mode ? "campaign-dpdk" : auth_mode ? "campaign-auth" : "campaign",
+			       dpdk_mode ? suite_init_dpdk
+			       : auth_mode ? suite_init_auth : suite_init_kernel,
+			       suite_clean, chosen);
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: test_campaign PATH-TO-POMAID [--dpdk | --small-ring"
+		fprintf(stderr, "usage: test_campaign PATH-TO-POMAID [--dpdk | --auth | --small-ring"
 				" PATH-TO-SMALL-RING-POMAID]\n");
 		return 1;
 	}
 	pomaid_path = srv.path = argv[1];
 	dpdk_mode = argc > 2 && !strcmp(argv[2], "--dpdk");
+	auth_mode = argc > 2 && !strcmp(argv[2], "--auth");
 	if (argc > 3 && !strcmp(argv[2], "--small-ring"))
 		small_ring_path = argv[3];
 	signal(SIGPIPE, SIG_IGN);

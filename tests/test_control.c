@@ -395,7 +395,13 @@ static void test_restart(void)
 	expect(csock, "quota set 10.0.0.10 5 5", 0, NULL);
 	expect(csock, "quota del 10.0.0.10", 0, NULL);
 	expect(dsock, "quota get 10.0.0.9", 0, "requests_per_s:3000");
+	expect(csock, "user add alice read,write key=a:", 0, "key:"); /* issue 19 */
+	expect(csock, "user grant alice admin", 0, "OK");
+	expect(csock, "ping", 0, "PONG"); /* one loop: the users were asked for before this */
 	CU_ASSERT(pomaid_kill(&srv));
+	char users[PATH_MAX + 16]; /* a pomaid that lost its users file gets them back */
+	snprintf(users, sizeof(users), "%s/users", srv.dir);
+	CU_ASSERT_EQUAL(unlink(users), 0);
 	CU_ASSERT(up_is(0));
 	expect(csock, "ping", 3, "not attached");
 	expect(csock, "quota set 10.0.0.11 6 6", 3, "remembered"); /* pushed at attach */
@@ -419,6 +425,7 @@ static void test_restart(void)
 	}
 	CU_ASSERT(!section_has(out, "10.0.0.10", "requests_per_s", 5)); /* deleted */
 	CU_ASSERT_EQUAL(metric("pomai_control_quota_push_errors_total"), 0);
+	expect(dsock, "user list", 0, "# alice\r\nid:1\r\nrights:read,write,admin\r\nkey_prefixes:a:");
 	expect(csock, "ping", 0, "PONG");
 }
 

@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -37,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin_proto.h"
+#include "auth.h"
 #include "bridge.h"
 #include "cu_main.h"
 #include "libclient.h"
@@ -46,6 +49,7 @@
 #include "pomai.h"
 #include "pomai_memif.h"
 #include "proc.h"
+#include "users.h"
 
 #define IFACE "pmtap0"
 #define HOST_IP "10.77.0.1"
@@ -136,9 +140,33 @@ static struct pm_client *open_client(uint32_t timeout_ms, uint32_t retries)
 	return pm_client_open(&cfg, &c) == PM_CLIENT_OK ? c : NULL;
 }
 
+/* ---------------------------------------------------------------- auth (issue 19) */
+
+/* A user of the daemon (its users file, written before it starts). */
+#define AUTH_USER 7u
+static uint8_t auth_key[PM_AUTH_USER_KEY_BYTES], auth_mac[PM_AUTH_MAC_KEY_BYTES];
+
+static int write_users(void)
+{
+	char dir[64], path[96], hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
+	snprintf(dir, sizeof(dir), "/tmp/pomai-dpdk-test-%d", (int)getpid());
+	snprintf(path, sizeof(path), "%s/users", dir);
+	if (pm_auth_init() != 0 || (mkdir(dir, 0700) != 0 && errno != EEXIST))
+		return -1;
+	pm_auth_random(auth_key, sizeof(auth_key));
+	pm_auth_derive(auth_key, auth_mac);
+	pm_auth_hex(auth_mac, sizeof(auth_mac), hex);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	int n = dprintf(fd, "%u dpdkuser read,write %s\n", AUTH_USER, hex);
+	close(fd);
+	return n > 0 ? 0 : -1;
+}
+
 static int suite_init(void)
 {
-	if (write_config() != 0 || !start_daemon())
+	if (write_config() != 0 || write_users() != 0 || !start_daemon())
 		return -1;
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", IFACE);
@@ -550,6 +578,112 @@ static void test_allowlist(void)
 	CU_ASSERT_EQUAL(info_field("dropped_not_allowed"), before + 1);
 }
 
+/* ---------------------------------------------------------------- auth */
+
+/* CONFIG SET key value on the daemon's admin socket: true when it answered OK. */
+static bool config_set(const char *key, const char *value)
+{
+	static uint8_t buf[PM_ADMIN_BUFFER_BYTES];
+	char sock[96];
+	snprintf(sock, sizeof(sock), "/tmp/pomai-dpdk-test-%d/admin.sock", (int)getpid());
+	const char *argv[] = { "CONFIG", "SET", key, value };
+	int fd = pm_admin_connect(sock);
+	uint8_t status = 0xff;
+	const char *text;
+	size_t tlen;
+	bool ok = fd >= 0 && pm_admin_call(fd, 4, argv, buf, sizeof(buf), INFO_WAIT_MS, &status,
+					   &text, &tlen) == 0 && status == PM_ADMIN_OK;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* A GET signed as the user for shard 0's port (or `port`), seq given. */
+static size_t signed_get(uint64_t id, uint64_t seq, uint16_t port, const uint8_t *mac,
+			 uint8_t *out, size_t cap)
+{
+	struct pm_request g = { .op = PM_OP_GET, .id = id, .key = { (const uint8_t *)"auth", 4 } };
+	size_t n = pm_request_encode(&g, out, cap);
+	struct pm_auth_trailer t = { .user = AUTH_USER, .session = 0xd0d0, .seq = seq,
+				     .time_s = (uint32_t)time(NULL), .port = port };
+	return n ? pm_auth_append(out, n, cap, &t, mac) : 0;
+}
+
+/* Send a datagram from a kernel socket in the namespace; the reply to id. */
+static bool udp_exchange(int fd, const uint8_t *p, size_t n, uint64_t id,
+			 struct pm_reply_view *rv)
+{
+	static uint8_t in[PM_FRAME_BYTES_MAX];
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(BASE_PORT) };
+	inet_pton(AF_INET, POMAI_IP, &to.sin_addr);
+	if (sendto(fd, p, n, 0, (struct sockaddr *)&to, sizeof(to)) != (ssize_t)n)
+		return false;
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	size_t used;
+	while (poll(&pf, 1, REPLY_TIMEOUT_MS) == 1) {
+		ssize_t r = recv(fd, in, sizeof(in), 0);
+		if (r > 0 && pm_reply_decode(in, (size_t)r, rv, &used) == PM_WIRE_OK && rv->id == id)
+			return true;
+	}
+	return false;
+}
+
+/* Over the DPDK backend: the trailer's port is the datagram's destination
+ * port; a wrong key, a replay, a reordered pair, a seq below the window; a
+ * libpomai client with the user; auth = on: no user refused; all counted. */
+static void test_auth(void)
+{
+	uint8_t f[256], other[PM_AUTH_MAC_KEY_BYTES] = { 1 };
+	struct pm_reply_view rv;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	long long replays = info_field("auth_refused_replay"), bad = info_field("auth_refused_bad");
+	size_t n = signed_get(1, 10, BASE_PORT, auth_mac, f, sizeof(f));
+	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 1, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_NOT_FOUND);
+	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 1, &rv)); /* the same bytes again */
+	CU_ASSERT_EQUAL(rv.auth_reason, PM_AUTH_R_REPLAY);
+	n = signed_get(2, 9, BASE_PORT, auth_mac, f, sizeof(f)); /* reordered: served */
+	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 2, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_NOT_FOUND);
+	n = signed_get(3, 10 + PM_AUTH_REPLAY_WINDOW + 5, BASE_PORT, auth_mac, f, sizeof(f));
+	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 3, &rv));
+	CU_ASSERT_EQUAL(rv.status, PM_WIRE_NOT_FOUND);
+	n = signed_get(4, 11, BASE_PORT, auth_mac, f, sizeof(f)); /* below the window now */
+	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 4, &rv));
+	CU_ASSERT_EQUAL(rv.auth_reason, PM_AUTH_R_REPLAY);
+	n = signed_get(5, 500, BASE_PORT, other, f, sizeof(f)); /* a wrong key */
+	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 5, &rv));
+	CU_ASSERT_EQUAL(rv.auth_reason, PM_AUTH_R_BAD);
+	n = signed_get(6, 501, BASE_PORT + 1, auth_mac, f, sizeof(f)); /* shard 1's port */
+	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 6, &rv));
+	CU_ASSERT_EQUAL(rv.auth_reason, PM_AUTH_R_BAD);
+	CU_ASSERT(info_reaches("auth_refused_replay", replays + 2) >= replays + 2);
+	CU_ASSERT(info_reaches("auth_refused_bad", bad + 2) >= bad + 2);
+	/* libpomai as the user; then auth = on: the anonymous client is refused */
+	struct pm_client_config cfg;
+	struct pm_client *uc = NULL;
+	pm_client_config_default(&cfg);
+	cfg.host = POMAI_IP;
+	cfg.base_port = BASE_PORT;
+	cfg.shards = SHARDS;
+	cfg.timeout_ms = REPLY_TIMEOUT_MS;
+	cfg.user = AUTH_USER;
+	memcpy(cfg.key, auth_key, sizeof(cfg.key));
+	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &uc), PM_CLIENT_OK);
+	long long required = info_field("auth_refused_required");
+	CU_ASSERT_FATAL(config_set("auth", "on"));
+	char v[8];
+	size_t vlen;
+	CU_ASSERT_EQUAL(pm_client_set(uc, "auth", 4, "yes", 3, 0), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(pm_client_get(uc, "auth", 4, v, sizeof(v), &vlen), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(pm_client_get(cli, "auth", 4, v, sizeof(v), &vlen), PM_CLIENT_E_AUTH);
+	CU_ASSERT_FATAL(config_set("auth", "off")); /* the other tests' client has no user */
+	CU_ASSERT(info_reaches("auth_refused_required", required + 1) >= required + 1);
+	close(fd);
+	pm_client_close(uc);
+}
+
 /* ---------------------------------------------------------------- steering */
 
 static void test_two_queues(void)
@@ -661,11 +795,26 @@ static const char *memif_client(void)
 		return "KNN over memif differs from brute force";
 	/* issue 19: its first write was answered RETRY; it took the cookie and
 	 * every later datagram carried it (the writes were executed) */
-	struct pm_client_stats st;
-	pm_client_stats(c, &st);
-	if (st.cookies < 1)
+	struct pm_client_stats cs;
+	pm_client_stats(c, &cs);
+	if (cs.cookies < 1)
 		return "memif client did not validate with a cookie";
 	pm_client_close(c);
+	/* issue 19: libpomai_memif signs too — the user's GET is served, a
+	 * wrong key's refused (a trailer is checked with auth = off as well) */
+	for (int wrong = 0; wrong < 2; wrong++) {
+		char got[16];
+		size_t gl = 0;
+		cfg.user = AUTH_USER;
+		memcpy(cfg.key, auth_key, sizeof(cfg.key));
+		cfg.key[0] ^= (uint8_t)wrong;
+		if (pm_client_memif_open(&cfg, &m, &c, &why) != PM_CLIENT_OK)
+			return why ? why : "memif open with a user";
+		enum pm_client_status st = pm_client_get(c, "mk1", 3, got, sizeof(got), &gl);
+		pm_client_close(c);
+		if (st != (wrong ? PM_CLIENT_E_AUTH : PM_CLIENT_OK))
+			return wrong ? "a wrong key over memif was not refused" : "signed GET over memif";
+	}
 	return NULL;
 }
 
@@ -721,7 +870,8 @@ int main(int argc, char **argv)
 		{ "ARP: peers resolved for replies; no route dropped", test_arp_resolve },
 		{ "allowlist: a source outside allow_networks dropped and counted", test_allowlist },
 		{ "two queues: steering by per-queue counters", test_two_queues },
-		{ "memif: KV and KNN through libpomai_memif", test_memif },
+		{ "memif: KV, KNN and a user's signed GET through libpomai_memif", test_memif },
+		{ "auth: signed frames, replays, wrong key and port, auth = on", test_auth },
 		{ "start-up refuses a small pool, lcore flags, missing addresses", test_startup_bounds },
 		CU_TEST_INFO_NULL,
 	};

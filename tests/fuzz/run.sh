@@ -13,7 +13,7 @@
 #
 # SECONDS defaults to $POMAI_FUZZ_SECONDS or 60; OUT to a fresh mktemp dir
 # (kept: corpora and crash inputs are there). Targets: frame netfe wal
-# snapshot config admin repl cluster_map etcd filter. Limits: -rss_limit_mb=$FUZZ_RSS_MB (1024),
+# snapshot config admin repl cluster_map etcd filter auth. Limits: -rss_limit_mb=$FUZZ_RSS_MB (1024),
 # -malloc_limit_mb=$FUZZ_MALLOC_MB (256), -timeout=$FUZZ_TIMEOUT_S (30: a loaded CI machine
 # stalls) per input.
 set -euo pipefail
@@ -34,7 +34,7 @@ while getopts "b:t:j:o:" o; do
 done
 shift $((OPTIND - 1))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame netfe wal snapshot config admin repl cluster_map etcd filter)
+[ ${#targets[@]} -gt 0 ] || targets=(frame netfe wal snapshot config admin repl cluster_map etcd filter auth)
 [ -n "$out" ] || out=$(mktemp -d /tmp/pomai-fuzz.XXXXXX)
 mkdir -p "$out"
 
