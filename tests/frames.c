@@ -84,6 +84,17 @@ static void learn_cookie(struct wire *c, const struct pm_reply_view *rv)
 
 bool wire_validate(struct wire *c)
 {
+	if (c->auth_user) { /* a user's write is executed, not answered RETRY: a
+			     * signed INFO's reply is over an unvalidated budget */
+		struct pm_request info = { .op = PM_OP_INFO };
+		struct pm_reply_view irv;
+		bool whole = c->whole;
+		c->cookie = false;
+		c->whole = false;
+		(void)wire_call(c, &info, 0, &irv);
+		c->whole = whole;
+		return c->cookie;
+	}
 	struct pm_request r = { .op = PM_OP_SET, .key = { (const uint8_t *)"k", 1 } };
 	struct pm_reply_view rv;
 	uint8_t frame[64];
@@ -152,6 +163,9 @@ bool wire_call(struct wire *c, struct pm_request *req, uint32_t shard, struct pm
 			if (rv->status == PM_WIRE_E_RETRY && !retried && c->cookie && !c->no_cookies) {
 				retried = true;
 				memcpy(sent_cookie, c->cookie_frame, sizeof sent_cookie);
+				/* signed anew: the same seq again would be a replay */
+				if (c->auth_user && (n = wire_sign(c, shard, n, &signed_n)) == 0)
+					return false;
 				wire_send(c, shard, c->buf, n);
 				continue;
 			}

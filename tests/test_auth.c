@@ -330,7 +330,17 @@ static int call_as(struct wire *c, struct pm_request *req, uint32_t u, struct pm
 	uint8_t f[PM_FRAME_BYTES_MAX];
 	req->id = c->next_id++;
 	size_t n = sign(req, u, mac_key[u], srv.base, 0, 0, f, sizeof(f));
-	return n && exchange(c, 0, f, n, req->id, rv) ? (int)rv->status : -1;
+	if (!n || !exchange(c, 0, f, n, req->id, rv))
+		return -1;
+	if (rv->status == PM_WIRE_E_RETRY) { /* a reply over an unvalidated address's
+					      * budget (issue 19's cookies): wire_recv
+					      * kept the cookie; signed anew, as libpomai
+					      * does (the same seq would be a replay) */
+		n = sign(req, u, mac_key[u], srv.base, 0, 0, f, sizeof(f));
+		if (!n || !exchange(c, 0, f, n, req->id, rv))
+			return -1;
+	}
+	return (int)rv->status;
 }
 
 /* A counter of INFO dataplane's Total (summed), through the admin socket. */

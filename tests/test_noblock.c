@@ -199,10 +199,11 @@ static void test_workers_never_block(void)
 	uint32_t lines = 0, others = 0, bad = 0;
 	while (fgets(line, sizeof(line), f)) {
 		pid_t tid = (pid_t)strtol(line, NULL, 10);
-		const char *call = strchr(line, ' ');
+		const char *call = strchr(line, ' '); /* strace pads the pid: "%-5d " */
 		if (!call)
 			continue;
-		call++;
+		while (*call == ' ')
+			call++;
 		if (!strncmp(call, "--- SIGTERM", 11))
 			break; /* told to stop: what follows is the drain at shutdown */
 		if (!strncmp(call, "---", 3) || !strncmp(call, "+++", 3) || !strncmp(call, "<...", 4))
