@@ -39,6 +39,9 @@ POMAI_DEPS=(
 	# offline into a venv (python3-venv); the suite loads Fashion-MNIST
 	python3-numpy python3-cffi python3-setuptools python3-pip python3-venv python3-pytest
 	dataset-fashion-mnist
+	# the Debian packages (debian/, tests/package_test.py): dpkg-buildpackage
+	# with debhelper, and systemd-analyze to verify the units
+	debhelper devscripts dpkg-dev systemd
 )
 
 pomai_install_deps() {
