@@ -49,6 +49,7 @@
 
 #include "access.h"
 #include "bridge.h"
+#include "cluster_map.h"
 #include "common.h"
 #include "msg.h"
 #include "tcp.h"
@@ -114,6 +115,8 @@ uint32_t pm_tcp_reply_bytes_max(uint8_t op)
 		return VADDB_REPLY_BYTES;
 	case PM_OP_CLIST:
 		return CLIST_REPLY_BYTES_MAX;
+	case PM_OP_MAP: /* the node's slot map (cluster mode): u32 len, its wire form */
+		return PM_FRAME_HEADER_BYTES + 4u + PM_CMAP_WIRE_BYTES_MAX;
 	default:
 		return PM_TCP_REPLY_SMALL_BYTES;
 	}
