@@ -9,6 +9,7 @@ import random
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -49,18 +50,60 @@ def pick_base(shards):
     raise RuntimeError("no free loopback ports found")
 
 
+def pick_tcp(not_port):
+    for _ in range(PORT_TRIES):
+        port = PORT_LO + random.randrange(PORT_SPAN)
+        if port != not_port and port_free(socket.SOCK_STREAM, port):
+            return port
+    raise RuntimeError("no free loopback port found")
+
+
+def admin(sock_path, *words, timeout_s=10):
+    """One admin-protocol request (proto/admin_proto.h: u32 LE length, u8
+    version 1, u8 argc, then u16 LE length + bytes per word) to pomaid's
+    admin socket: (status, text) of its reply."""
+    body = bytes([1, len(words)])
+    for w in words:
+        b = w.encode() if isinstance(w, str) else w
+        body += struct.pack("<H", len(b)) + b
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout_s)
+        s.connect(sock_path)
+        s.sendall(struct.pack("<I", len(body)) + body)
+        head = _recv_all(s, 4)
+        reply = _recv_all(s, struct.unpack("<I", head)[0])
+    return reply[1], reply[2:].decode(errors="replace")
+
+
+def _recv_all(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("the admin socket closed mid-reply")
+        buf += chunk
+    return buf
+
+
 class Pomaid:
-    def __init__(self, path, data_dir, shards=2, flags=()):
+    def __init__(self, path, data_dir, shards=2, flags=(), repl=False):
+        """repl: give it a replication port too (--repl-port, a free TCP
+        port: cluster mode needs one)."""
         self.path, self.dir, self.shards, self.flags = path, data_dir, shards, list(flags)
+        self.repl = repl
         self.proc = None
         self.out = b""
         self.base = 0
+        self.repl_port = 0
 
     def start(self):
         for _ in range(PORT_TRIES):
             self.base = pick_base(self.shards)
             argv = [self.path, "--shards", str(self.shards), "--base-port", str(self.base),
                     "--tcp-port", str(self.base - 1), "--data-dir", self.dir] + ARENA_FLAGS + self.flags
+            if self.repl:
+                self.repl_port = pick_tcp(not_port=self.base - 1)
+                argv += ["--repl-port", str(self.repl_port)]
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             if self._await_ready():
                 return self
