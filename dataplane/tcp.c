@@ -103,9 +103,10 @@ uint32_t pm_tcp_reply_bytes_max(uint8_t op)
 		return PM_FRAME_HEADER_BYTES + 4u + PM_VALUE_BYTES_MAX;
 	case PM_OP_INFO: /* every page of the whole text (docs/protocol.md: INFO) */
 		return INFO_REPLY_WIRE_BYTES_MAX;
-	case PM_OP_VGET: /* sub-op, dim, dtype, the vector, the collection's name */
+	case PM_OP_VGET: /* sub-op, dim, dtype, the vector, the collection's name, and
+			  * the attribute record's trailer (docs/protocol.md: VGET) */
 		return PM_FRAME_HEADER_BYTES + 1u + 4u + 1u + 4u * PM_DIM_MAX + 4u +
-		       PM_COLLECTION_NAME_BYTES_MAX;
+		       PM_COLLECTION_NAME_BYTES_MAX + 4u + PM_WIRE_ATTR_BYTES_MAX;
 	case PM_OP_VQUERY:
 		return VQUERY_REPLY_BYTES_MAX;
 	case PM_OP_VQUERYB:

@@ -217,3 +217,15 @@ def test_every_status_has_its_exception():
         assert e.status == st and e.name in str(e)
     assert isinstance(pomai.error(lib.PM_CLIENT_E_TIMEOUT), pomai.ClientError)
     assert isinstance(pomai.error(lib.PM_CLIENT_E_BUSY), pomai.ServerError)
+
+
+def test_largest_vget(client, ns):
+    """The largest VGET reply: PM_CLIENT_DIM_MAX components and an attribute
+    record near its 512 bytes (over TCP pomaid keeps room for the whole reply
+    before it executes the request; it once kept too little and stopped)."""
+    vec = np.linspace(-1, 1, 4096).astype(np.float32)
+    attrs = {f"t{i:x}": "x" * 26 for i in range(16)}  # 497 bytes as a record
+    client.vadd(ns + "big", vec, attrs=attrs)
+    v = client.vget(ns + "big")
+    assert np.array_equal(v.vec, vec) and v.attrs == {k: b"x" * 26 for k in attrs}
+    assert client.vdel(ns + "big")
