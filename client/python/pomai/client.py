@@ -37,6 +37,11 @@ BATCH_ITEM_FIXED_BYTES = 40
 # the server's shards busy while the next frame is encoded; each in-flight
 # knn_many frame holds a result buffer of PM_CLIENT_K_MAX hits and their keys.
 BATCH_WINDOW = 4
+# Room allocated past the structs libpomai writes whole and grows at their
+# ends (pm_client_config, pm_client_stats: pomai.h), so that a libpomai
+# newer than this package's declarations never writes past what Python
+# owns. tests/test_layout.py still fails until _ffi.py declares the fields.
+STRUCT_GROWTH_BYTES = 256
 # How long one poll waits for replies while a call drains its requests
 # (libpomai ends each request by its own deadline).
 POLL_SLICE_MS = 10
@@ -201,7 +206,13 @@ class Client:
             raise ValueError(f"read_from must be one of {sorted(READ_FROM)}")
         self._c = None
         self._host = host.encode()
-        cfg = ffi.new("struct pm_client_config *")
+        # zeroed room past the struct as declared here: pomai.h grows
+        # pm_client_config at its end (a zeroed field keeps the old
+        # behaviour), and pm_client_config_default writes every field the
+        # library has, so a libpomai newer than _ffi.py writes into room
+        self._cfg_buf = ffi.new("char[]", ffi.sizeof("struct pm_client_config") +
+                                STRUCT_GROWTH_BYTES)
+        cfg = ffi.cast("struct pm_client_config *", self._cfg_buf)
         lib.pm_client_config_default(cfg)
         cfg.host = self._host_c = ffi.new("char[]", self._host)
         cfg.base_port = port
@@ -634,7 +645,8 @@ class Client:
 
     def stats(self):
         """libpomai's counters for this client (struct pm_client_stats)."""
-        s = ffi.new("struct pm_client_stats *")
+        buf = ffi.new("char[]", ffi.sizeof("struct pm_client_stats") + STRUCT_GROWTH_BYTES)
+        s = ffi.cast("struct pm_client_stats *", buf)  # room to grow, as the config's
         lib.pm_client_stats(self._live(), s)
         return {f: getattr(s, f) for f, _ in ffi.typeof("struct pm_client_stats").fields}
 
