@@ -10,8 +10,11 @@ for vectors and KNN results. docs/python.md shows it at work.
         db.vadd_many([f"img:{i}" for i in range(len(x))], x)
         keys, dists = db.knn(x[0], k=10)
 """
+from . import errors as _errors
 from .client import Client, Pending, Pipeline, Vector, parse_info
 from .errors import *  # noqa: F401,F403 (the exception classes)
 from .errors import PomaiError, ServerError, ClientError, error
+
+__all__ = ["Client", "Pending", "Pipeline", "Vector", "parse_info"] + _errors.__all__
 
 __version__ = "0.1.0"

@@ -71,6 +71,11 @@ _TABLE = (
     ("E_FILTER", "FilterError", ServerError),
     ("E_ATTR", "AttrError", ServerError),
     ("E_BATCH", "BatchError", ServerError),
+    # issue 19's statuses (proto/wire.h RETRY 15, AUTH 40, NOPERM 41), under
+    # the names libpomai is to give them: until it does, never raised
+    ("E_RETRY", "RetryError", ServerError),
+    ("E_AUTH", "AuthError", ServerError),
+    ("E_NOPERM", "NoPermError", ServerError),
     ("E_TIMEOUT", "ClientTimeoutError", ClientError),
     ("E_CONNECTION", "ClientConnectionError", ClientError),
     ("E_CONFIG", "ConfigError", ClientError),
