@@ -8,6 +8,11 @@
  * Exit codes scripts can rely on: 0 done; 1 the daemon refused or the command
  * failed (its message on stderr); 2 usage (here or as the daemon judged it);
  * 3 the daemon could not be reached or did not answer in time.
+ *
+ * Its own options may stand anywhere on the line, before or after the
+ * command (`--` ends them: what follows is the command's, even if it starts
+ * with a dash); an unknown option is a usage error. The admin socket is
+ * found as find_socket() says (docs/admin.md, "Finding the socket").
  */
 #define _GNU_SOURCE /* memmem */
 #include <ctype.h>
@@ -16,16 +21,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "admin_proto.h"
 #include "auth.h"
+#include "conftext.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
 #define TIMEOUT_MS_DEFAULT 10000
+/* Where the admin socket is looked for when nothing names it, in this
+ * order: the Debian package's data_dir (debian/, /var/lib/pomai), then
+ * pomaid's default data_dir, relative to where pomaictl runs. */
+#define SOCKET_PACKAGED "/var/lib/pomai/admin.sock"
 #define SOCKET_DEFAULT "./var/pomai/admin.sock"
+#define SOCKET_NAME "admin.sock" /* in data_dir, when admin_socket is empty */
+/* A path pomaictl builds or reads from a config (sun_path is 108 bytes;
+ * pm_admin_connect refuses a longer one with a clear error). */
+#define SOCKET_PATH_BYTES 512
+/* Reading pomaid's config for data_dir and admin_socket: the file and line
+ * bounds pomaid itself keeps (dataplane/config.h PM_CONFIG_FILE_BYTES_MAX,
+ * PM_CONFIG_LINE_BYTES), so that every file pomaid reads, pomaictl reads. */
+#define CONFIG_FILE_BYTES_MAX (1u << 20)
+#define CONFIG_LINE_BYTES 2048u
+/* "where it looked" when no socket was found: four candidates with their
+ * paths and reasons. */
+#define LOOKED_BYTES (4 * (SOCKET_PATH_BYTES + 64))
 
 struct sub {
 	const char *name;
@@ -73,11 +96,15 @@ static const struct sub subs[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pomaictl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]\n\n"
-		   "  --socket PATH  the admin socket (env POMAI_ADMIN_SOCKET; default %s)\n"
+	fprintf(f, "usage: pomaictl [OPTIONS] COMMAND [ARGS] [OPTIONS]\n\n"
+		   "  --socket PATH  the admin socket\n"
+		   "  --config FILE  pomaid's config (env POMAI_CONFIG): the socket in its data_dir\n"
 		   "  --json         print the answer as one JSON object\n"
-		   "  --timeout MS   how long to wait for the answer (default %d)\n\ncommands:\n",
-		SOCKET_DEFAULT, TIMEOUT_MS_DEFAULT);
+		   "  --timeout MS   how long to wait for the answer (default %d)\n"
+		   "  --             the rest is the command's, even if it starts with '-'\n\n"
+		   "The socket: --socket, else --config / POMAI_CONFIG, else POMAI_ADMIN_SOCKET,\n"
+		   "else the first of %s and %s that exists.\n\ncommands:\n",
+		TIMEOUT_MS_DEFAULT, SOCKET_PACKAGED, SOCKET_DEFAULT);
 	for (size_t i = 0; i < NSUBS; i++)
 		fprintf(f, "  %-12s %s\n", subs[i].name, subs[i].help);
 	fprintf(f, "\n'pomaictl COMMAND --help' for each. Exit: 0 ok, 1 failed, 2 usage,"
@@ -334,48 +361,203 @@ static int call(const char *sock, int timeout_ms, bool json, const struct sub *s
 	       : status == PM_ADMIN_UNAVAILABLE ? EXIT_UNREACHABLE : EXIT_FAILED;
 }
 
+/* ---------------------------------------------------------------- the line */
+
+struct opts {
+	const char *sock;   /* --socket */
+	const char *config; /* --config */
+	int timeout_ms;
+	bool json, help;
+	int argc;           /* the command and its arguments, options taken out */
+	char **argv;
+	int plain_from;     /* argv[plain_from..] came after "--": never options */
+};
+
+/* Take pomaictl's own options from anywhere on the line; the rest, in
+ * order, is the command's. -1: a bad or unknown option (said on stderr). */
+static int parse_line(int argc, char **argv, struct opts *o)
+{
+	o->argc = 0;
+	o->plain_from = argc;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		bool val = i + 1 < argc;
+		if (!strcmp(a, "--")) {
+			o->plain_from = o->argc;
+			while (++i < argc)
+				o->argv[o->argc++] = argv[i];
+		} else if (!strcmp(a, "--json"))
+			o->json = true;
+		else if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+			o->help = true;
+		else if (!strcmp(a, "--socket") && val)
+			o->sock = argv[++i];
+		else if (!strcmp(a, "--config") && val)
+			o->config = argv[++i];
+		else if (!strcmp(a, "--timeout") && val && atoi(argv[i + 1]) > 0)
+			o->timeout_ms = atoi(argv[++i]);
+		else if (!strcmp(a, "--socket") || !strcmp(a, "--config") || !strcmp(a, "--timeout")) {
+			fprintf(stderr, "pomaictl: %s needs a value%s\n", a,
+				strcmp(a, "--timeout") ? "" : " (milliseconds, > 0)");
+			return -1;
+		} else
+			o->argv[o->argc++] = argv[i];
+	}
+	return 0;
+}
+
+/* Options are the command's own only in `collection create` and `cluster
+ * reshard` (build() checks those); anywhere else a dash word before "--"
+ * is an option pomaictl does not know. */
+static const char *unknown_option(const struct opts *o)
+{
+	bool own = o->argc >= 2 && ((!strcmp(o->argv[0], "collection") &&
+				     !strcmp(o->argv[1], "create")) ||
+				    (!strcmp(o->argv[0], "cluster") && !strcmp(o->argv[1], "reshard")));
+	for (int i = 0; i < o->argc && i < o->plain_from; i++)
+		if (o->argv[i][0] == '-' && o->argv[i][1] && (i == 0 || !own))
+			return o->argv[i];
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- the socket */
+
+struct conf_paths {
+	char data_dir[SOCKET_PATH_BYTES];
+	char admin_socket[SOCKET_PATH_BYTES];
+};
+
+static int conf_path(void *ctx, const char *key, const char *value, char *err, size_t errlen)
+{
+	struct conf_paths *c = ctx;
+	char *to = !strcmp(key, "data_dir") ? c->data_dir
+		   : !strcmp(key, "admin_socket") ? c->admin_socket : NULL;
+	if (to && strlen(value) >= SOCKET_PATH_BYTES) {
+		snprintf(err, errlen, "%s is longer than %d bytes", key, SOCKET_PATH_BYTES - 1);
+		return -1;
+	}
+	if (to)
+		strcpy(to, value);
+	return 0; /* pomaid's other keys are pomaid's to check */
+}
+
+/* The socket a config names: its admin_socket, else data_dir/admin.sock
+ * (pomaid's defaults when it sets neither). -1: unreadable (said). */
+static int socket_of_config(const char *path, char *out, size_t cap)
+{
+	struct conf_paths c = { .data_dir = "./var/pomai" };
+	char err[PM_CONF_MSG_BYTES + 256];
+	if (pm_conf_load(path, CONFIG_FILE_BYTES_MAX, CONFIG_LINE_BYTES, conf_path, &c, err,
+			 sizeof(err)) != 0) {
+		fprintf(stderr, "pomaictl: --config / POMAI_CONFIG: %s\n", err);
+		return -1;
+	}
+	if (c.admin_socket[0])
+		snprintf(out, cap, "%s", c.admin_socket);
+	else
+		snprintf(out, cap, "%s/%s", c.data_dir, SOCKET_NAME);
+	return 0;
+}
+
+/* Where the admin socket is: --socket; else the config's (--config, then
+ * POMAI_CONFIG); else POMAI_ADMIN_SOCKET; else the first of SOCKET_PACKAGED
+ * and SOCKET_DEFAULT that exists. The first source given decides (it is not
+ * second-guessed by the next); NULL when none did and no default exists,
+ * with where it looked in looked. *bad: a config that could not be read. */
+static const char *find_socket(const struct opts *o, char *buf, size_t cap, char *looked,
+			       size_t lcap, bool *bad)
+{
+	const char *config = o->config ? o->config : getenv("POMAI_CONFIG");
+	const char *env = getenv("POMAI_ADMIN_SOCKET");
+	*bad = false;
+	if (o->sock)
+		return o->sock;
+	if (config && config[0]) {
+		*bad = socket_of_config(config, buf, cap) != 0;
+		return *bad ? NULL : buf;
+	}
+	if (env && env[0])
+		return env;
+	static const char *const defaults[] = { SOCKET_PACKAGED, SOCKET_DEFAULT };
+	size_t at = (size_t)snprintf(looked, lcap, "no --socket, --config, POMAI_CONFIG or "
+						   "POMAI_ADMIN_SOCKET given; looked at");
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		if (access(defaults[i], F_OK) == 0)
+			return defaults[i];
+		if (at < lcap)
+			at += (size_t)snprintf(looked + at, lcap - at, "%s %s (%s)", i ? "," : "",
+					       defaults[i], strerror(errno));
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- INFO sections */
+
+/* The sections pomaid's INFO has (engine/info.c: keyspace, memory, vectors,
+ * stats; dataplane/fanout.c: dataplane, replication; the Cluster header every
+ * answer opens with). test_admin asks each that a full INFO shows, so a new
+ * one the daemon grows fails there until it is added here. */
+static const char *const info_sections[] = { "keyspace", "memory", "vectors", "stats",
+					     "dataplane", "replication", "cluster" };
+
+static bool info_section_known(const char *name)
+{
+	for (size_t i = 0; i < sizeof(info_sections) / sizeof(info_sections[0]); i++)
+		if (!strcasecmp(name, info_sections[i]))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
-	const char *sock = getenv("POMAI_ADMIN_SOCKET");
-	int timeout_ms = TIMEOUT_MS_DEFAULT, i = 1;
-	bool json = false;
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = true;
-		else if (!strcmp(argv[i], "--socket") && i + 1 < argc)
-			sock = argv[++i];
-		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc && atoi(argv[i + 1]) > 0)
-			timeout_ms = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return 0;
-		} else {
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (i >= argc) {
+	struct opts o = { .timeout_ms = TIMEOUT_MS_DEFAULT, .argv = argv };
+	if (parse_line(argc, argv, &o) != 0) {
 		usage(stderr);
 		return EXIT_USAGE;
+	}
+	const char *bad_opt = unknown_option(&o);
+	if (bad_opt) {
+		fprintf(stderr, "pomaictl: %s: unknown option\n", bad_opt);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (o.argc == 0) {
+		usage(o.help ? stdout : stderr);
+		return o.help ? 0 : EXIT_USAGE;
 	}
 	const struct sub *s = NULL;
 	for (size_t k = 0; k < NSUBS; k++)
-		s = !strcmp(argv[i], subs[k].name) ? &subs[k] : s;
+		s = !strcmp(o.argv[0], subs[k].name) ? &subs[k] : s;
 	if (!s) {
-		fprintf(stderr, "pomaictl: %s: no such command\n", argv[i]);
+		fprintf(stderr, "pomaictl: %s: no such command\n", o.argv[0]);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (i + 1 < argc && !strcmp(argv[i + 1], "--help")) {
+	if (o.help) {
 		printf("usage: pomaictl [OPTIONS] %s\n  %s\n", s->usage, s->help);
 		return 0;
 	}
+	if (!strcmp(s->name, "info") && o.argc == 2 && !info_section_known(o.argv[1])) {
+		fprintf(stderr, "pomaictl: info: %s: no such section (keyspace, memory, vectors, "
+				"stats, dataplane, replication, cluster)\n", o.argv[1]);
+		fprintf(stderr, "usage: pomaictl [OPTIONS] %s\n", s->usage);
+		return EXIT_USAGE;
+	}
 	const char *args[PM_ADMIN_ARGS_MAX];
 	uint32_t n = 0;
-	if (build(s, argc - i - 1, argv + i + 1, args, &n) != 0 ||
+	if (build(s, o.argc - 1, o.argv + 1, args, &n) != 0 ||
 	    (!strcmp(s->name, "user") && !strcmp(args[1], "ADD") && !user_add_args(args, &n))) {
 		fprintf(stderr, "usage: pomaictl [OPTIONS] %s\n", s->usage);
 		return EXIT_USAGE;
 	}
-	return call(sock ? sock : SOCKET_DEFAULT, timeout_ms, json, s, n, args);
+	static char path[SOCKET_PATH_BYTES], looked[LOOKED_BYTES];
+	bool bad_config;
+	const char *sock = find_socket(&o, path, sizeof(path), looked, sizeof(looked), &bad_config);
+	if (!sock && bad_config)
+		return EXIT_USAGE;
+	if (!sock) {
+		fprintf(stderr, "pomaictl: no admin socket: %s\n", looked);
+		return EXIT_UNREACHABLE;
+	}
+	return call(sock, o.timeout_ms, o.json, s, n, args);
 }

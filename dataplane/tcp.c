@@ -49,6 +49,7 @@
 
 #include "access.h"
 #include "bridge.h"
+#include "cluster_map.h"
 #include "common.h"
 #include "msg.h"
 #include "tcp.h"
@@ -103,9 +104,10 @@ uint32_t pm_tcp_reply_bytes_max(uint8_t op)
 		return PM_FRAME_HEADER_BYTES + 4u + PM_VALUE_BYTES_MAX;
 	case PM_OP_INFO: /* every page of the whole text (docs/protocol.md: INFO) */
 		return INFO_REPLY_WIRE_BYTES_MAX;
-	case PM_OP_VGET: /* sub-op, dim, dtype, the vector, the collection's name */
+	case PM_OP_VGET: /* sub-op, dim, dtype, the vector, the collection's name, and
+			  * the attribute record's trailer (docs/protocol.md: VGET) */
 		return PM_FRAME_HEADER_BYTES + 1u + 4u + 1u + 4u * PM_DIM_MAX + 4u +
-		       PM_COLLECTION_NAME_BYTES_MAX;
+		       PM_COLLECTION_NAME_BYTES_MAX + 4u + PM_WIRE_ATTR_BYTES_MAX;
 	case PM_OP_VQUERY:
 		return VQUERY_REPLY_BYTES_MAX;
 	case PM_OP_VQUERYB:
@@ -115,6 +117,8 @@ uint32_t pm_tcp_reply_bytes_max(uint8_t op)
 		return VADDB_REPLY_BYTES;
 	case PM_OP_CLIST:
 		return CLIST_REPLY_BYTES_MAX;
+	case PM_OP_MAP: /* the node's slot map (cluster mode): u32 len, its wire form */
+		return PM_FRAME_HEADER_BYTES + 4u + PM_CMAP_WIRE_BYTES_MAX;
 	default:
 		return PM_TCP_REPLY_SMALL_BYTES;
 	}

@@ -35,6 +35,14 @@ POMAI_DEPS=(
 	# targets with clang and links them with libFuzzer, which Debian ships
 	# in clang's runtime package
 	clang libclang-rt-14-dev
+	# the Python client (client/python, docs/python.md) and its suite: cffi
+	# loads libpomai.so, NumPy holds vectors, setuptools and pip install it
+	# offline into a venv (python3-venv); the suite loads Fashion-MNIST
+	python3-numpy python3-cffi python3-setuptools python3-pip python3-venv python3-pytest
+	dataset-fashion-mnist
+	# the Debian packages (debian/, tests/package_test.py): dpkg-buildpackage
+	# with debhelper, and systemd-analyze to verify the units
+	debhelper devscripts dpkg-dev systemd
 )
 
 pomai_install_deps() {

@@ -14,6 +14,7 @@
 
 #include "bridge.h"
 #include "cu_main.h"
+#include "cluster_map.h"
 #include "tcp.h"
 #include "worker.h"
 
@@ -33,10 +34,14 @@ static void test_single_frame_ops(void)
 		"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 	struct pm_reply get = { .status = PM_OK, .op = PM_OP_GET,
 				.value = { value, PM_VALUE_BYTES_MAX } };
+	static uint8_t attr[PM_WIRE_ATTR_BYTES_MAX], map[PM_CMAP_WIRE_BYTES_MAX];
 	struct pm_reply vget = { .status = PM_OK, .op = PM_OP_VGET, .dim = PM_DIM_MAX,
 				 .value = { (const uint8_t *)vec, sizeof(vec) },
-				 .collection = { (const uint8_t *)coll, PM_COLLECTION_NAME_BYTES_MAX } };
-	const struct pm_reply *big[] = { &get, &vget };
+				 .collection = { (const uint8_t *)coll, PM_COLLECTION_NAME_BYTES_MAX },
+				 .attr = { attr, sizeof(attr) } };
+	/* a cluster node's slot map at its bounds (its bytes are not looked at) */
+	struct pm_reply cmap = { .status = PM_OK, .op = PM_OP_MAP, .value = { map, sizeof(map) } };
+	const struct pm_reply *big[] = { &get, &vget, &cmap };
 	for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
 		uint32_t n = frames_of(big[i]);
 		CU_ASSERT(n > 0 && n <= pm_tcp_reply_bytes_max(big[i]->op));
