@@ -295,6 +295,7 @@ static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_
 		return; /* a malformed COOKIE frame: not a valid datagram (counted) */
 	if (len == g.skip)
 		w->stats.dropped_malformed++; /* an empty datagram (or a cookie alone) holds no frame */
+	bool deferred = false; /* a write of this datagram was answered RETRY */
 	for (uint32_t off = g.skip; off < len;) {
 		struct pm_request req;
 		size_t used;
@@ -312,7 +313,10 @@ static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_
 			; /* a reply is never answered, not even THROTTLED */
 		else if (!pm_auth_admit(w, &req, st, buf + off, (uint32_t)used, &to))
 			; /* answered AUTH or NOPERM (users.c) */
-		else if (st == PM_OK && !pm_guard_write_ok(w, &req, &to, to.user != 0))
+		else if (deferred) /* after a write answered RETRY: so are the frames that
+				    * follow it, and the client sends them again in order */
+			pm_guard_retry(w, &to, req.op, req.id, PM_GUARD_WHY_WRITE);
+		else if (st == PM_OK && (deferred = !pm_guard_write_ok(w, &req, &to, to.user != 0)))
 			; /* answered RETRY: a write from an address neither validated
 			   * (cookie) nor authenticated */
 		else if (!pm_quota_admit(w, &req, (uint32_t)used, &to))

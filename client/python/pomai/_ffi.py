@@ -49,6 +49,8 @@ struct pm_client_config {
 	uint32_t frame_bytes;
 	bool cluster;
 	uint8_t read_from;
+	uint32_t user;
+	uint8_t key[32];
 };
 
 enum pm_client_status {
@@ -92,6 +94,9 @@ enum pm_client_status {
 	PM_CLIENT_E_FILTER,
 	PM_CLIENT_E_ATTR,
 	PM_CLIENT_E_BATCH,
+	PM_CLIENT_E_RETRY,
+	PM_CLIENT_E_AUTH,
+	PM_CLIENT_E_NOPERM,
 	PM_CLIENT_STATUS_COUNT
 };
 
@@ -250,6 +255,7 @@ struct pm_client_stats {
 	uint64_t moved;
 	uint64_t map_refreshes;
 	uint64_t maps_stale;
+	uint64_t cookies;
 };
 
 void pm_client_config_default(struct pm_client_config *cfg);

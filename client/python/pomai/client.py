@@ -199,7 +199,7 @@ class Client:
 
     def __init__(self, host="127.0.0.1", port=7700, shards=None, transport="udp",
                  tcp_port=0, timeout_ms=250, retries=3, max_in_flight=256,
-                 frame_bytes=0, cluster=False, read_from="primary"):
+                 frame_bytes=0, cluster=False, read_from="primary", user=0, key=None):
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {sorted(TRANSPORTS)}")
         if read_from not in READ_FROM:
@@ -225,6 +225,13 @@ class Client:
         cfg.frame_bytes = frame_bytes
         cfg.cluster = cluster
         cfg.read_from = READ_FROM[read_from]
+        if user:  # issue 19: every frame signed as this user (docs/security.md)
+            if isinstance(key, str):
+                key = bytes.fromhex(key)
+            if not isinstance(key, (bytes, bytearray)) or len(key) != 32:
+                raise ValueError("key must be the user's 32-byte key (bytes or 64 hex digits)")
+            cfg.user = user
+            ffi.memmove(cfg.key, bytes(key), 32)
         self._cfg = cfg
         self._open()
         self._alloc()
