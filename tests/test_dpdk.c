@@ -638,27 +638,30 @@ static void test_auth(void)
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	CU_ASSERT_FATAL(fd >= 0);
 	long long replays = info_field("auth_refused_replay"), bad = info_field("auth_refused_bad");
+	/* The same bytes three times. This suite's port has two queues steered
+	 * by RSS, and the tap device may put one flow's datagrams on either:
+	 * each worker keeps its own replay table (docs/security.md, "Limit"),
+	 * so a captured frame is executed at most once per worker — here at most
+	 * twice of three, and at least one is refused REPLAY. The window itself
+	 * (reordering, below it) is test_auth's, over UDP ports of one worker. */
 	size_t n = signed_get(1, 10, BASE_PORT, auth_mac, f, sizeof(f));
-	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 1, &rv));
-	CU_ASSERT_EQUAL(rv.status, PM_WIRE_NOT_FOUND);
-	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 1, &rv)); /* the same bytes again */
-	CU_ASSERT_EQUAL(rv.auth_reason, PM_AUTH_R_REPLAY);
-	n = signed_get(2, 9, BASE_PORT, auth_mac, f, sizeof(f)); /* reordered: served */
-	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 2, &rv));
-	CU_ASSERT_EQUAL(rv.status, PM_WIRE_NOT_FOUND);
-	n = signed_get(3, 10 + PM_AUTH_REPLAY_WINDOW + 5, BASE_PORT, auth_mac, f, sizeof(f));
-	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 3, &rv));
-	CU_ASSERT_EQUAL(rv.status, PM_WIRE_NOT_FOUND);
-	n = signed_get(4, 11, BASE_PORT, auth_mac, f, sizeof(f)); /* below the window now */
-	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 4, &rv));
-	CU_ASSERT_EQUAL(rv.auth_reason, PM_AUTH_R_REPLAY);
+	uint32_t executed = 0, refused = 0;
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_FATAL(udp_exchange(fd, f, n, 1, &rv));
+		executed += rv.status == PM_WIRE_NOT_FOUND;
+		refused += rv.status == PM_WIRE_E_AUTH && rv.auth_reason == PM_AUTH_R_REPLAY;
+	}
+	printf("\n  the same signed GET three times: executed %u, refused as a replay %u", executed,
+	       refused);
+	CU_ASSERT(executed >= 1 && executed <= 2);
+	CU_ASSERT_EQUAL(executed + refused, 3);
 	n = signed_get(5, 500, BASE_PORT, other, f, sizeof(f)); /* a wrong key */
 	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 5, &rv));
 	CU_ASSERT_EQUAL(rv.auth_reason, PM_AUTH_R_BAD);
 	n = signed_get(6, 501, BASE_PORT + 1, auth_mac, f, sizeof(f)); /* shard 1's port */
 	CU_ASSERT_FATAL(udp_exchange(fd, f, n, 6, &rv));
 	CU_ASSERT_EQUAL(rv.auth_reason, PM_AUTH_R_BAD);
-	CU_ASSERT(info_reaches("auth_refused_replay", replays + 2) >= replays + 2);
+	CU_ASSERT(info_reaches("auth_refused_replay", replays + refused) >= replays + refused);
 	CU_ASSERT(info_reaches("auth_refused_bad", bad + 2) >= bad + 2);
 	/* libpomai as the user; then auth = on: the anonymous client is refused */
 	struct pm_client_config cfg;
