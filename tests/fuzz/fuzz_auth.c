@@ -92,7 +92,7 @@ static void fuzz_users(const uint8_t *d, size_t n)
 static void fuzz_replay(const uint8_t *d, size_t n)
 {
 	static struct pm_auth a;
-	static uint8_t seen[SHADOW_SESSIONS][SHADOW_SEQS];
+	static uint8_t seen[SHADOW_SESSIONS][SHADOW_SEQS + 1]; /* seqs 1..SHADOW_SEQS */
 	static uint64_t top[SHADOW_SESSIONS];
 	const uint32_t skew = 30;
 	uint64_t now = 1000;
