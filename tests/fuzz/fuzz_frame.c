@@ -84,11 +84,22 @@ static void check_same_request(const struct pm_wire_request *a, const struct pm_
  * none (fields added at the end of a body: docs/protocol.md 10). */
 static size_t request_spelled(const struct pm_wire_request *req, const uint8_t *frame, size_t used)
 {
-	size_t body = used - PM_FRAME_HEADER_BYTES, want = used;
+	/* the codec writes no AUTH trailer (proto/auth.c appends it): the body
+	 * it reads and writes is what comes before one */
+	size_t trailer = req->auth ? PM_AUTH_TRAILER_BYTES : 0u;
+	size_t body = used - PM_FRAME_HEADER_BYTES - trailer, want = used - trailer;
 	if ((frame[4] & PM_FLAG_EF) && req->ef == 0 && req->op != PM_WIRE_OP_VQUERYB)
 		want -= 4u; /* a batch's items are written back as they came */
-	if (req->op == PM_WIRE_OP_CCREATE && body == 21u + req->collection.len)
-		want++;
+	if (req->op == PM_WIRE_OP_CCREATE) { /* sub-op, name, params: 21 + name bytes */
+		size_t base = 22u + req->collection.len; /* ... and coll_flags */
+		bool plain = !req->params.dtype && !req->params.rerank && !req->params.rerank_k;
+		if (body == base - 1u)
+			want++; /* no coll_flags: the encoder writes it */
+		else if (plain)
+			want -= body - base; /* element fields all default: not written */
+		else if (body == base + 1u)
+			want += 5u; /* a dtype alone: the encoder writes rerank and rerank_k */
+	}
 	if (req->op == PM_WIRE_OP_INFO && req->info_flags == 0 &&
 	    body == (req->section.len ? 5u + req->section.len : 1u))
 		want--;
@@ -209,6 +220,11 @@ static void reply_round_trip(const struct pm_reply_view *rv, size_t used)
 	rep.nitems = rv->item_status.len;
 	rep.ncolls = rv->op == PM_WIRE_OP_CLIST ? end + rv->more : 0;
 	rep.list_flags = rv->list_flags;
+	rep.auth_reason = rv->auth_reason; /* issue 19: E_AUTH's reason, SNAPSHOT's progress, */
+	rep.snap_running = rv->snap_running;
+	rep.snap_pct = rv->snap_pct;
+	if (rv->op == PM_WIRE_OP_AUTH_HELLO && rv->status == PM_WIRE_OK) /* HELLO's challenge */
+		memcpy(rep.challenge, rv->challenge, PM_AUTH_CHALLENGE_BYTES);
 	if (rv->op == PM_WIRE_OP_INFO && rv->status == PM_WIRE_OK) {
 		/* a page of a longer text: the page at its offset; the text after a
 		 * MORE page is not known, so only a last page is re-encoded */
@@ -221,6 +237,8 @@ static void reply_round_trip(const struct pm_reply_view *rv, size_t used)
 	size_t n;
 	if (rv->status == PM_WIRE_E_THROTTLED)
 		n = pm_reply_encode_throttled(rv->op, rv->id, rv->retry_ms, scratch, used);
+	else if (rv->status == PM_WIRE_E_RETRY) /* RETRY's cookie */
+		n = pm_reply_encode_retry(rv->op, rv->id, rv->cookie, scratch, used);
 	else
 		n = pm_wire_reply_encode(&rep, &cursor, scratch, used);
 	FUZZ_CHECK(n == used);
