@@ -110,13 +110,19 @@ static void seg_named(struct pm_wal *l, uint64_t first_lsn)
 	l->nsegs++;
 }
 
+/* A segment's name and the spare name it is retired under. */
+static void retire_names(uint64_t first_lsn, char name[NAME_BYTES], char spare[NAME_BYTES])
+{
+	pm_wal_seg_name(first_lsn, name);
+	snprintf(spare, NAME_BYTES, "%020" PRIu64 ".spare", first_lsn);
+}
+
 /* Retire one segment here and now: at start-up, and without io_uring. */
 static void retire_here(struct pm_worker *w, uint64_t first_lsn)
 {
 	struct pm_wal *l = w->wal;
 	char name[NAME_BYTES], spare[NAME_BYTES];
-	pm_wal_seg_name(first_lsn, name);
-	snprintf(spare, sizeof(spare), "%020" PRIu64 ".spare", first_lsn);
+	retire_names(first_lsn, name, spare);
 	/* never over another file: a spare of that name may be the next segment
 	 * being prepared (LSNs start over after a replica's full sync) */
 	if (spares_held(l) < PM_WAL_SPARE_SEGMENTS &&
@@ -139,8 +145,7 @@ void pm_wal_retire_step(struct pm_worker *w)
 			if (!pm_snap_slot_free(w))
 				return; /* a later turn goes on */
 			char name[NAME_BYTES], spare[NAME_BYTES];
-			pm_wal_seg_name(first, name);
-			snprintf(spare, sizeof(spare), "%020" PRIu64 ".spare", first);
+			retire_names(first, name, spare);
 			if (spares_held(l) < PM_WAL_SPARE_SEGMENTS) {
 				if (!pm_snap_rename_spare(w, name, spare))
 					return;
