@@ -3,7 +3,7 @@
 #
 # setup-test.sh — install, build and run every Pomai test suite, twice: a
 # normal build with warnings as errors, and an ASan+UBSan build; then the fuzz
-# targets for 30 s each (build-fuzz). Ends with one line "N passed, N
+# targets for 20 s each (build-fuzz). Ends with one line "N passed, N
 # failed, N skipped" totalling the three runs. Exits non-zero if
 # any test failed, or (when CI=true) if any test was skipped: CI must run
 # everything this machine can run.
@@ -35,7 +35,7 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --print-errorlogs --num-processes 2 || status=1
 
 # Fuzzing (docs/fuzzing.md): the targets under libFuzzer with ASan+UBSan, each
-# for POMAI_FUZZ_SECONDS (default 30: a dozen targets, two at a time, beside the
+# for POMAI_FUZZ_SECONDS (default 20: a dozen targets, two at a time, beside the
 # 180 s soak; CI's whole run stays under 20 minutes). Built first: the soak
 # below runs beside the fuzzing, not beside a compiler.
 CC=clang configure build-fuzz -Dfuzz=libfuzzer -Dwerror=true --buildtype=debugoptimized \
@@ -48,7 +48,7 @@ ninja -C build-fuzz fuzz-targets
 # the 3 minutes need not be spent alone. Its log is meson-logs/soaklog.json.
 meson test -C build-test --no-rebuild --print-errorlogs --suite soak --logbase soaklog &
 soak=$!
-POMAI_FUZZ_SECONDS=${POMAI_FUZZ_SECONDS:-30} meson test -C build-fuzz --no-rebuild \
+POMAI_FUZZ_SECONDS=${POMAI_FUZZ_SECONDS:-20} meson test -C build-fuzz --no-rebuild \
 	--print-errorlogs --num-processes 2 --suite fuzz || status=1
 wait $soak || status=1
 
