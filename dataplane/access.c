@@ -219,12 +219,18 @@ void pm_quota_charge_reply(struct pm_worker *w, const struct pm_dest *to, uint32
 /* The bytes a VADD's blob can take at most in collection c (NULL: a default
  * collection not created yet): header, payload, key (if not inline), level-0
  * links of an HNSW node, rounded up to the arena's size class. */
+/* What a VADD adds to its collection's bytes: its blob's size class, as the
+ * engine computes it (the collection's parameters; a default collection
+ * not yet made has a default's). A VADD that replaces a vector of the same
+ * collection adds less; the bound is exact for a new one. */
 static uint64_t vadd_bytes_bound(const struct pm_collection *c, const struct pm_request *req)
 {
-	uint32_t need = PM_VEC_HEADER_BYTES + req->dim * (uint32_t)sizeof(float) + req->key.len;
-	if (c && c->params.index == PM_INDEX_HNSW)
-		need = PM_MAX(need + pm_hnsw_links0_bytes(c->hnsw.m0), PM_BLOB_ALIGNED_BYTES_MIN);
-	return pm_blob_class_bytes(pm_blob_class(need));
+	struct pm_collection_params p = { .dim = req->dim };
+	if (c)
+		p = c->params;
+	else if (pm_coll_params_check(&p) != PM_OK)
+		return 0; /* the engine refuses it */
+	return pm_vec_blob_bytes(&p, req->key.len);
 }
 
 enum pm_status pm_collection_cap_check(struct pm_worker *w, const struct pm_request *req)

@@ -669,7 +669,7 @@ void pm_hnsw_init(struct pm_hnsw *h, const struct pm_collection_params *p)
 {
 	memset(h, 0, sizeof(*h));
 	h->m = p->hnsw_m;
-	h->m0 = (uint16_t)(2 * p->hnsw_m);
+	h->m0 = pm_hnsw_m0_of(p->hnsw_m);
 	h->ef_construction = p->ef_construction;
 	h->ef_search = p->ef_search;
 	h->entry = PM_HNSW_NODE_NONE;

@@ -153,6 +153,12 @@ struct pm_hnsw {
 /* Bytes a vector blob of an HNSW collection reserves for level-0 links. */
 uint32_t pm_hnsw_links0_bytes(uint16_t m0);
 
+/* Level-0 links per node of a graph of hnsw_m links per node above it. */
+static inline uint16_t pm_hnsw_m0_of(uint16_t hnsw_m)
+{
+	return (uint16_t)(2 * hnsw_m);
+}
+
 void pm_hnsw_init(struct pm_hnsw *h, const struct pm_collection_params *p);
 /* Levels drawn by the level RNG of a collection of dimension dim whose state
  * is rng: the inserts that took since pm_hnsw_init. Each took one id, so a

@@ -325,12 +325,12 @@ static void coll_abandon(struct pm_shard *sh, struct pm_collection *c)
 		coll_release(sh, c);
 }
 
-/* Bytes of a vector blob in c: header, payload, level-0 links (HNSW). */
-static uint32_t vec_vlen(const struct pm_collection *c, uint32_t dim)
+/* Bytes of a vector blob of a collection of params p: header, payload,
+ * level-0 links (HNSW). */
+static uint32_t vec_vlen_of(const struct pm_collection_params *p)
 {
-	uint32_t links = c->params.index == PM_INDEX_HNSW ? pm_hnsw_links0_bytes(c->hnsw.m0) : 0;
-	PM_ASSERT(dim == c->params.dim);
-	return PM_VEC_HEADER_BYTES + pm_quant_stored_bytes(&c->params) + links;
+	uint32_t links = p->index == PM_INDEX_HNSW ? pm_hnsw_links0_bytes(pm_hnsw_m0_of(p->hnsw_m)) : 0;
+	return PM_VEC_HEADER_BYTES + pm_quant_stored_bytes(p) + links;
 }
 
 /* The blob request of a vector of c whose blob content is `bytes` (vlen and
@@ -345,14 +345,25 @@ static uint32_t vec_vlen(const struct pm_collection *c, uint32_t dim)
 #define VEC_LINE_BYTES 64u /* a cache line: what a payload is kept aligned to */
 _Static_assert(PM_VEC_HEADER_BYTES % VEC_LINE_BYTES == 0, "the payload starts a line");
 
-static uint32_t vec_blob_request(const struct pm_collection *c, uint32_t bytes, bool node)
+static uint32_t vec_blob_request_of(const struct pm_collection_params *p, uint32_t bytes,
+				    bool node)
 {
 	if (node)
 		bytes = PM_MAX(bytes, PM_BLOB_ALIGNED_BYTES_MIN);
-	if (bytes >= PM_BLOB_ALIGNED_BYTES_MIN &&
-	    pm_quant_payload_bytes(&c->params) % VEC_LINE_BYTES == 0)
+	if (bytes >= PM_BLOB_ALIGNED_BYTES_MIN && pm_quant_payload_bytes(p) % VEC_LINE_BYTES == 0)
 		bytes = (uint32_t)pm_align_up(bytes, VEC_LINE_BYTES);
 	return bytes;
+}
+
+/* The blob request of a new vector of params p and a key of klen bytes. */
+static uint32_t vec_new_request(const struct pm_collection_params *p, uint32_t klen, bool node)
+{
+	return vec_blob_request_of(p, vec_vlen_of(p) + (klen > KEY_INLINE_KLEN_MAX ? klen : 0), node);
+}
+
+uint64_t pm_vec_blob_bytes(const struct pm_collection_params *p, uint32_t klen)
+{
+	return pm_blob_class_bytes(pm_blob_class(vec_new_request(p, klen, p->index == PM_INDEX_HNSW)));
 }
 
 /* Where a re-ranking collection keeps the f32: after the level-0 links. */
@@ -463,8 +474,10 @@ static enum pm_status vec_insert(struct pm_shard *sh, uint32_t *idxp, const uint
 				 uint32_t dim, const struct vec_src *src, uint64_t now_ms)
 {
 	const bool hnsw = c->params.index == PM_INDEX_HNSW;
-	uint32_t vlen = vec_vlen(c, dim);
-	uint32_t need = vec_blob_request(c, vlen + (klen > KEY_INLINE_KLEN_MAX ? klen : 0), hnsw);
+	PM_ASSERT(dim == c->params.dim);
+	PM_ASSERT(!hnsw || c->hnsw.m0 == pm_hnsw_m0_of(c->params.hnsw_m));
+	uint32_t vlen = vec_vlen_of(&c->params);
+	uint32_t need = vec_new_request(&c->params, klen, hnsw);
 	uint32_t idx = *idxp;
 	uint64_t off = 0;
 	if (pm_evict_make_room(sh, vec_growth(sh, c, need, idx == PM_SEED_NONE), idx, now_ms) != PM_OK)
@@ -500,8 +513,8 @@ enum pm_status pm_vec_restore(struct pm_shard *sh, struct pm_collection *c, cons
 			      uint64_t expire_at_ms, uint64_t now_ms, uint64_t *offp)
 {
 	uint32_t dim = c->params.dim;
-	uint32_t vlen = vec_vlen(c, dim);
-	uint32_t need = vec_blob_request(c, vlen + (klen > KEY_INLINE_KLEN_MAX ? klen : 0), true);
+	uint32_t vlen = vec_vlen_of(&c->params);
+	uint32_t need = vec_new_request(&c->params, klen, true);
 	uint64_t off = pm_blob_alloc(&sh->arena, need);
 	if (!off || (klen && (!members_reserve(sh, c) || !pm_seed_available(&sh->arena)))) {
 		if (off)

@@ -133,6 +133,11 @@ enum pm_status pm_vec_put_stored(struct pm_shard *sh, const uint8_t *key, uint32
 				 uint64_t hash, const uint8_t *name, uint32_t nlen, uint32_t dim,
 				 const struct pm_vec_stored *st, uint64_t expire_at_ms, uint64_t now_ms);
 
+/* The arena bytes (its size class) of the blob a new vector of a key of klen
+ * bytes takes in a collection of params p (checked): what storing it adds to
+ * the collection's bytes (a cap check's bound, exact). */
+uint64_t pm_vec_blob_bytes(const struct pm_collection_params *p, uint32_t klen);
+
 /* The kept f32 of a vector of c, which re-ranks (after the level-0 links). */
 const float *pm_vec_kept(const struct pm_collection *c, const struct pm_vec_header *h);
 

@@ -31,6 +31,7 @@
 #include "bridge.h"
 #include "cu_main.h"
 #include "route.h"
+#include "vector.h"
 #include "pomai.h"
 #include "proc.h"
 #include "frames.h"
@@ -435,6 +436,62 @@ static void test_collection_cap(void)
 	wire_close(&c);
 }
 
+/* The cap's bound is each VADD's exact size (dataplane/access.c asks the
+ * engine): with a cap one byte short of m + 1 of a q8 re-ranked HNSW
+ * collection's blobs (long keys, a dimension off the cache line), a shard
+ * holds m of them and no more. A bound below a blob's real size let the
+ * (m + 1)th in: the cap was passed (the estimate counted f32 alone, not the
+ * q8 codes beside the kept f32). */
+static void test_collection_cap_exact(void)
+{
+	enum { DIM = 100, KLEN = 60, M = 10, N = 200 };
+	struct pm_collection_params p = { .dim = DIM, .index = PM_INDEX_HNSW,
+					  .dtype = PM_DTYPE_Q8, .rerank = 1 };
+	CU_ASSERT_EQUAL_FATAL(pm_coll_params_check(&p), PM_OK);
+	const uint64_t blob = pm_vec_blob_bytes(&p, KLEN), cap_bytes = (M + 1) * blob - 1;
+	char cap[24];
+	snprintf(cap, sizeof(cap), "%llu", (unsigned long long)cap_bytes);
+	const char *const flags[] = { "--collection-bytes-max", cap, NULL };
+	restart(flags);
+	struct wire c;
+	struct pm_reply_view rv;
+	client_open(&c, ALLOWED, 7u << 20);
+	struct pm_request cr = { .op = PM_OP_CCREATE, .collection = { (const uint8_t *)"q8cap", 5 },
+				 .params = p };
+	CU_ASSERT_FATAL(wire_call(&c, &cr, 0, &rv) && rv.status == PM_WIRE_OK);
+	CU_ASSERT_FATAL(wire_call(&c, &cr, 1, &rv) && rv.status == PM_WIRE_OK);
+	float v[DIM];
+	for (int i = 0; i < DIM; i++)
+		v[i] = (float)(i % 7) - 3.0f;
+	char key[KLEN + 1];
+	uint32_t ok[SHARDS] = { 0 }, refused = 0;
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "%-*d", KLEN, i); /* KLEN bytes: long (not inline) */
+		uint32_t s = pm_shard_of(pm_route_hash(key, KLEN), SHARDS);
+		struct pm_request r = { .op = PM_OP_VADD, .key = { (const uint8_t *)key, KLEN },
+					.vec = (const uint8_t *)v, .dim = DIM,
+					.collection = { (const uint8_t *)"q8cap", 5 } };
+		CU_ASSERT_FATAL(wire_call(&c, &r, s, &rv));
+		ok[s] += rv.status == PM_WIRE_OK;
+		refused += rv.status == PM_WIRE_E_QUOTA;
+	}
+	struct pm_request l = { .op = PM_OP_CLIST, .list_flags = PM_CLIST_COLL_FLAGS | PM_CLIST_DTYPE };
+	CU_ASSERT_FATAL(wire_call(&c, &l, 0, &rv) && rv.status == PM_WIRE_OK);
+	struct pm_wire_coll_info ci;
+	uint64_t bytes = 0;
+	while (pm_reply_next_coll(&rv, &ci))
+		if (ci.name.len == 5 && !memcmp(ci.name.ptr, "q8cap", 5))
+			bytes = ci.bytes;
+	printf("\n  q8 re-ranked, %u-byte blobs, cap %llu per shard: %u + %u stored, %u refused, "
+	       "%llu bytes\n", (unsigned)blob, (unsigned long long)cap_bytes, ok[0], ok[1], refused,
+	       (unsigned long long)bytes);
+	CU_ASSERT_EQUAL(ok[0], M);
+	CU_ASSERT_EQUAL(ok[1], M);
+	CU_ASSERT_EQUAL(bytes, SHARDS * M * blob);
+	CU_ASSERT_EQUAL(refused, N - SHARDS * M);
+	wire_close(&c);
+}
+
 /* ---------------------------------------------------------------- libpomai and pomai-cli */
 
 struct throttle_check {
@@ -529,6 +586,7 @@ int main(int argc, char **argv)
 		{ "allowlist: others dropped silently and counted, TCP closed", test_allowlist },
 		{ "quota: greedy client held to its rate, polite one unaffected", test_quota },
 		{ "collection byte cap: QUOTA past it, others proceed", test_collection_cap },
+		{ "collection byte cap: the bound is a VADD's exact size", test_collection_cap_exact },
 		{ "libpomai and pomai-cli: THROTTLED and its retry hint", test_throttled_clients },
 		CU_TEST_INFO_NULL,
 	};

@@ -324,8 +324,10 @@ static void test_quiet_round_trip(void)
 	expect_valid(&b, "empty");
 	expect_same_knn(&a, &b);
 	/* the restored index goes on like the original: sweep, insert, validate */
-	while (pm_shard_maintain(&a, NOW0, 0) | pm_shard_maintain(&b, NOW0, 0))
-		;
+	for (bool more_a = true, more_b = true; more_a || more_b;) { /* both, every turn */
+		more_a = pm_shard_maintain(&a, NOW0, 0);
+		more_b = pm_shard_maintain(&b, NOW0, 0);
+	}
 	expect_same_graph(&a, &b, "h");
 	float v[HDIM] = { 1, 2, 3, 4, 5, 6, 7, 8 };
 	CU_ASSERT_EQUAL(fx_vadd(&a, fx_s("new"), "h", v, HDIM, 0, NOW0), PM_OK);

@@ -393,11 +393,77 @@ static void test_node_blob_classes(void)
 	pm_shard_destroy(&sh);
 }
 
+/* pm_vec_blob_bytes (the collection byte cap's bound, dataplane/access.c) is
+ * exactly what a new vector adds to its collection's bytes, for every element
+ * type, with and without re-ranking, flat and HNSW, dimensions on and off a
+ * cache line, short (inline) and long keys; and, for a default collection not
+ * yet made, what the first VADD of a dimension adds. */
+static void test_blob_bytes_exact(void)
+{
+	static const uint8_t dtypes[] = { PM_DTYPE_F32, PM_DTYPE_F16, PM_DTYPE_Q8, PM_DTYPE_BIN };
+	static const uint32_t dims[] = { 1, 7, 16, 100, 129, 784 };
+	static const uint32_t klens[] = { 24, 40, 41, 200 }; /* inline up to 40 */
+	static float v[PM_DIM_MAX];
+	uint64_t rng = 11;
+	unsigned n = 0;
+	fx_shard(&sh, 64 * MIB, 4096);
+	for (size_t t = 0; t < sizeof dtypes; t++)
+		for (uint8_t rerank = 0; rerank < 2; rerank++)
+			for (uint8_t index = 0; index < PM_INDEX_COUNT; index++)
+				for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+					if (rerank && dtypes[t] == PM_DTYPE_F32)
+						continue; /* refused: f32 has nothing to re-rank with */
+					char name[32];
+					snprintf(name, sizeof name, "b%zu-%u-%u-%zu", t, rerank, index, d);
+					struct pm_collection_params p = { .dim = dims[d], .index = index,
+									  .dtype = dtypes[t],
+									  .rerank = rerank };
+					CU_ASSERT_EQUAL_FATAL(pm_coll_params_check(&p), PM_OK);
+					CU_ASSERT_EQUAL_FATAL(pm_coll_create(&sh, (const uint8_t *)name,
+									     (uint32_t)strlen(name), &p),
+							      PM_OK);
+					const struct pm_collection *c =
+						pm_coll_find(&sh, (const uint8_t *)name, (uint32_t)strlen(name));
+					CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+					for (size_t k = 0; k < sizeof klens / sizeof klens[0]; k++) {
+						char key[256];
+						memset(key, 'k', sizeof key);
+						int pre = snprintf(key, sizeof key, "%zu/%s/", k, name);
+						key[pre] = 'k'; /* the prefix makes it unique; klens[k] > pre */
+						uint64_t before = c->bytes;
+						uint64_t bound = pm_vec_blob_bytes(&c->params, klens[k]);
+						rand_vec(v, dims[d], &rng);
+						CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_b(key, klens[k]), name, v,
+									      dims[d], 0, 0),
+								      PM_OK);
+						CU_ASSERT_EQUAL(c->bytes - before, bound);
+						n++;
+					}
+				}
+	/* a default collection's first vector: its dimension's default parameters */
+	for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+		struct pm_collection_params p = { .dim = dims[d] };
+		CU_ASSERT_EQUAL_FATAL(pm_coll_params_check(&p), PM_OK);
+		uint64_t bound = pm_vec_blob_bytes(&p, 60);
+		char key[60];
+		memset(key, 'd', sizeof key);
+		key[0] = (char)('0' + d);
+		rand_vec(v, dims[d], &rng);
+		CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_b(key, sizeof key), NULL, v, dims[d], 0, 0), PM_OK);
+		const struct pm_collection *c = pm_coll_default(&sh, dims[d]);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+		CU_ASSERT_EQUAL(c->bytes, bound);
+	}
+	CU_ASSERT(n > 200);
+	pm_shard_destroy(&sh);
+}
+
 int main(void)
 {
 	static CU_TestInfo tests[] = {
 		{ "put/get across dimensions and key layouts", test_put_get_dims },
 		{ "graph nodes in the nearest size class", test_node_blob_classes },
+		{ "a new vector's bytes known before it is stored", test_blob_bytes_exact },
 		{ "update in place, move between collections", test_update_in_place_and_move },
 		{ "collections and parameters", test_collections },
 		{ "bad vectors refused, nothing changed", test_bad_vectors },
