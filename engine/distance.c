@@ -34,14 +34,22 @@ static float sum_lanes(const float acc[PM_SCALAR_LANES])
 	return s;
 }
 
-float pm_l2sq_scalar(const float *a, const float *b, uint32_t n)
+/* l2sq, or (check) l2sq_bounded: one body, so that both add in one order. */
+static inline float l2sq_scalar(const float *a, const float *b, uint32_t n, float bound,
+				const bool check)
 {
+	_Static_assert(PM_L2_BOUND_CHECK_FLOATS % PM_SCALAR_LANES == 0, "a look ends a step");
 	float acc[PM_SCALAR_LANES] = { 0 };
 	size_t i = 0; /* size_t: a 32-bit i + j could wrap, which blocks vectorising */
 	for (; i + PM_SCALAR_LANES <= n; i += PM_SCALAR_LANES) {
 		for (size_t j = 0; j < PM_SCALAR_LANES; j++) {
 			float d = a[i + j] - b[i + j];
 			acc[j] += d * d;
+		}
+		if (check && (i + PM_SCALAR_LANES) % PM_L2_BOUND_CHECK_FLOATS == 0) {
+			float part = sum_lanes(acc);
+			if (part > bound)
+				return part;
 		}
 	}
 	float tail = 0.0f;
@@ -50,6 +58,16 @@ float pm_l2sq_scalar(const float *a, const float *b, uint32_t n)
 		tail += d * d;
 	}
 	return sum_lanes(acc) + tail;
+}
+
+float pm_l2sq_scalar(const float *a, const float *b, uint32_t n)
+{
+	return l2sq_scalar(a, b, n, 0.0f, false);
+}
+
+float pm_l2sq_bounded_scalar(const float *a, const float *b, uint32_t n, float bound)
+{
+	return l2sq_scalar(a, b, n, bound, true);
 }
 
 float pm_dot_scalar(const float *a, const float *b, uint32_t n)
@@ -69,10 +87,12 @@ float pm_dot_scalar(const float *a, const float *b, uint32_t n)
 /* ---------------------------------------------------------------- dispatch */
 
 static const struct pm_kernels kernel_sets[PM_ISA_COUNT] = {
-	[PM_ISA_SCALAR] = { "scalar", PM_ISA_SCALAR, pm_l2sq_scalar, pm_dot_scalar },
+	[PM_ISA_SCALAR] = { "scalar", PM_ISA_SCALAR, pm_l2sq_scalar, pm_dot_scalar,
+			    pm_l2sq_bounded_scalar },
 #ifdef PM_DISTANCE_X86
-	[PM_ISA_AVX2] = { "avx2", PM_ISA_AVX2, pm_l2sq_avx2, pm_dot_avx2 },
-	[PM_ISA_AVX512] = { "avx512", PM_ISA_AVX512, pm_l2sq_avx512, pm_dot_avx512 },
+	[PM_ISA_AVX2] = { "avx2", PM_ISA_AVX2, pm_l2sq_avx2, pm_dot_avx2, pm_l2sq_bounded_avx2 },
+	[PM_ISA_AVX512] = { "avx512", PM_ISA_AVX512, pm_l2sq_avx512, pm_dot_avx512,
+			    pm_l2sq_bounded_avx512 },
 #endif
 };
 

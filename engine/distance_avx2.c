@@ -66,8 +66,11 @@ static inline PM_AVX2_TARGET __m256 dot_masked(__m256 acc, const float *a, const
 	return _mm256_fmadd_ps(_mm256_maskload_ps(a, m), _mm256_maskload_ps(b, m), acc);
 }
 
-PM_AVX2_TARGET float pm_l2sq_avx2(const float *a, const float *b, uint32_t n)
+/* l2sq, or (check) l2sq_bounded: one body, so that both add in one order. */
+static inline PM_AVX2_TARGET float l2sq_avx2(const float *a, const float *b, uint32_t n,
+					     float bound, const bool check)
 {
+	_Static_assert(PM_L2_BOUND_CHECK_FLOATS % AVX2_STEP_FLOATS == 0, "a look ends a step");
 	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
 	__m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
 	uint32_t i = 0;
@@ -76,12 +79,28 @@ PM_AVX2_TARGET float pm_l2sq_avx2(const float *a, const float *b, uint32_t n)
 		acc1 = l2_step(acc1, a + i + 8, b + i + 8);
 		acc2 = l2_step(acc2, a + i + 16, b + i + 16);
 		acc3 = l2_step(acc3, a + i + 24, b + i + 24);
+		if (check && (i + AVX2_STEP_FLOATS) % PM_L2_BOUND_CHECK_FLOATS == 0) {
+			float part = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1),
+							_mm256_add_ps(acc2, acc3)));
+			if (part > bound)
+				return part;
+		}
 	}
 	for (; i + AVX2_LANES <= n; i += AVX2_LANES)
 		acc0 = l2_step(acc0, a + i, b + i);
 	if (i < n)
 		acc1 = l2_masked(acc1, a + i, b + i, lanes_mask(n - i));
 	return hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+}
+
+PM_AVX2_TARGET float pm_l2sq_avx2(const float *a, const float *b, uint32_t n)
+{
+	return l2sq_avx2(a, b, n, 0.0f, false);
+}
+
+PM_AVX2_TARGET float pm_l2sq_bounded_avx2(const float *a, const float *b, uint32_t n, float bound)
+{
+	return l2sq_avx2(a, b, n, bound, true);
 }
 
 PM_AVX2_TARGET float pm_dot_avx2(const float *a, const float *b, uint32_t n)

@@ -59,8 +59,11 @@ static inline PM_AVX512_TARGET __m512 dot_masked(__m512 acc, const float *a, con
 	return _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a), _mm512_maskz_loadu_ps(m, b), acc);
 }
 
-PM_AVX512_TARGET float pm_l2sq_avx512(const float *a, const float *b, uint32_t n)
+/* l2sq, or (check) l2sq_bounded: one body, so that both add in one order. */
+static inline PM_AVX512_TARGET float l2sq_avx512(const float *a, const float *b, uint32_t n,
+						 float bound, const bool check)
 {
+	_Static_assert(PM_L2_BOUND_CHECK_FLOATS % AVX512_STEP_FLOATS == 0, "a look ends a step");
 	__m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
 	__m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
 	uint32_t i = 0;
@@ -69,6 +72,12 @@ PM_AVX512_TARGET float pm_l2sq_avx512(const float *a, const float *b, uint32_t n
 		acc1 = l2_step(acc1, a + i + 16, b + i + 16);
 		acc2 = l2_step(acc2, a + i + 32, b + i + 32);
 		acc3 = l2_step(acc3, a + i + 48, b + i + 48);
+		if (check && (i + AVX512_STEP_FLOATS) % PM_L2_BOUND_CHECK_FLOATS == 0) {
+			float part = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1),
+									_mm512_add_ps(acc2, acc3)));
+			if (part > bound)
+				return part;
+		}
 	}
 	for (; i + AVX512_LANES <= n; i += AVX512_LANES)
 		acc0 = l2_step(acc0, a + i, b + i);
@@ -76,6 +85,17 @@ PM_AVX512_TARGET float pm_l2sq_avx512(const float *a, const float *b, uint32_t n
 		acc1 = l2_masked(acc1, a + i, b + i, lanes_mask(n - i));
 	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1),
 						  _mm512_add_ps(acc2, acc3)));
+}
+
+PM_AVX512_TARGET float pm_l2sq_avx512(const float *a, const float *b, uint32_t n)
+{
+	return l2sq_avx512(a, b, n, 0.0f, false);
+}
+
+PM_AVX512_TARGET float pm_l2sq_bounded_avx512(const float *a, const float *b, uint32_t n,
+					      float bound)
+{
+	return l2sq_avx512(a, b, n, bound, true);
 }
 
 PM_AVX512_TARGET float pm_dot_avx512(const float *a, const float *b, uint32_t n)

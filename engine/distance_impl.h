@@ -11,7 +11,10 @@
 #ifndef POMAI_ENGINE_DISTANCE_IMPL_H
 #define POMAI_ENGINE_DISTANCE_IMPL_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include "distance.h" /* PM_L2_BOUND_CHECK_FLOATS */
 
 #if defined(__x86_64__) || defined(__i386__)
 #define PM_DISTANCE_X86 1
@@ -19,15 +22,18 @@
 
 float pm_l2sq_scalar(const float *a, const float *b, uint32_t n);
 float pm_dot_scalar(const float *a, const float *b, uint32_t n);
+float pm_l2sq_bounded_scalar(const float *a, const float *b, uint32_t n, float bound);
 
 #ifdef PM_DISTANCE_X86
 /* Require AVX2 and FMA. */
 float pm_l2sq_avx2(const float *a, const float *b, uint32_t n);
 float pm_dot_avx2(const float *a, const float *b, uint32_t n);
+float pm_l2sq_bounded_avx2(const float *a, const float *b, uint32_t n, float bound);
 
 /* Require AVX-512F. */
 float pm_l2sq_avx512(const float *a, const float *b, uint32_t n);
 float pm_dot_avx512(const float *a, const float *b, uint32_t n);
+float pm_l2sq_bounded_avx512(const float *a, const float *b, uint32_t n, float bound);
 #endif
 
 #endif

@@ -8,6 +8,7 @@
  * A scan can be cut into steps (pm_knn_scan_step): the heap lives in the
  * caller's hit array between them.
  */
+#include <math.h>
 #include <string.h>
 
 #include "common.h"
@@ -128,16 +129,27 @@ void pm_knn_scan_begin(struct pm_knn_scan *s, const struct pm_collection *c, con
 }
 
 /* The distance of the query to member h: between codes in a collection of
- * another element type than f32 (quant.h; qc: the query's codes). */
+ * another element type than f32 (quant.h; qc: the query's codes). A result
+ * above bound may be a partial sum still above it (f32 L2: distance.h's
+ * l2sq_bounded); one not above it is exact. */
 static inline float member_distance(const struct pm_shard *sh, const struct pm_collection *c,
 				    const struct pm_knn_scan *s, const struct pm_qref *qc,
-				    const struct pm_vec_header *h)
+				    const struct pm_vec_header *h, float bound)
 {
 	if (c->params.dtype != PM_DTYPE_F32)
 		return pm_quant_distance(sh->qkern, c->params.dtype, c->params.metric, c->params.dim,
 					 qc, &(struct pm_qref){ pm_vec_payload(h), h->norm, h->qscale });
+	if (c->params.metric == PM_METRIC_L2)
+		return sh->kern->l2sq_bounded(s->q, pm_vec_data(h), c->params.dim, bound);
 	return pm_knn_distance(sh->kern, c->params.metric, s->q, s->qnorm, pm_vec_data(h), h->norm,
 			       c->params.dim);
+}
+
+/* What a distance must not be above to enter the heap (heap_offer): the worst
+ * kept hit's once the heap is full. */
+static inline float heap_bound(const struct heap *hp)
+{
+	return hp->n == hp->cap ? hp->h[0].dist : INFINITY;
 }
 
 bool pm_knn_scan_step(struct pm_knn_scan *s, const struct pm_shard *sh,
@@ -165,7 +177,7 @@ bool pm_knn_scan_step(struct pm_knn_scan *s, const struct pm_shard *sh,
 			const struct pm_vec_header *h = pm_at(&sh->arena, chunk[j]);
 			if (s->filter && !pm_filter_match(s->filter, pm_vec_attr(sh, h)))
 				continue;
-			heap_offer(&hp, h->seed, member_distance(sh, c, s, &qc, h));
+			heap_offer(&hp, h->seed, member_distance(sh, c, s, &qc, h, heap_bound(&hp)));
 		}
 		i += n - j0;
 	}

@@ -238,6 +238,55 @@ static void test_random_vs_reference(void)
 	}
 }
 
+/* l2sq_bounded: a result not above the bound is l2sq's bit for bit, a result
+ * above it comes with l2sq above it too; bounds on both sides of the whole
+ * and of every partial sum a kernel looks at, for every set and sizes around
+ * its steps and looks. And it does stop: with a bound of 0 and n well past
+ * one look, the partial sum it returns is below the whole. */
+static void test_bounded_l2(void)
+{
+	static const uint32_t sizes[] = { 1, 31, 64, 255, 256, 257, 511, 512, 784, 1000, 4096 };
+	const struct pm_kernels *sets[PM_ISA_COUNT];
+	uint32_t count = supported_sets(sets), stopped = 0, checked = 0;
+	for (uint32_t s = 0; s < count; s++) {
+		const struct pm_kernels *k = sets[s];
+		uint64_t seed = 0xB0DEu + k->isa;
+		for (uint32_t j = 0; j < sizeof(sizes) / sizeof(sizes[0]); j++) {
+			uint32_t n = sizes[j];
+			for (uint32_t round = 0; round < 40; round++) {
+				const float *a = fill_fenced(buf_a, round % 3, n, &seed);
+				const float *b = fill_fenced(buf_b, round % 5, n, &seed);
+				float whole = k->l2sq(a, b, n);
+				/* bounds: 0, the whole itself and its neighbours, fractions */
+				float bounds[] = { 0.0f, whole, nextafterf(whole, 0.0f),
+						   nextafterf(whole, INFINITY), whole * 0.25f,
+						   whole * 0.5f, whole * 0.9f, whole * 2.0f, INFINITY };
+				for (size_t t = 0; t < sizeof(bounds) / sizeof(bounds[0]); t++) {
+					float got = k->l2sq_bounded(a, b, n, bounds[t]);
+					checked++;
+					if (got > bounds[t]) {
+						CU_ASSERT(whole > bounds[t]);
+						CU_ASSERT(got <= whole);
+						stopped += got < whole;
+					} else {
+						CU_ASSERT_EQUAL(memcmp(&got, &whole, sizeof got), 0);
+					}
+				}
+			}
+		}
+		/* 1000 floats of distance 1 each, bound 0: it stops at the first look */
+		for (uint32_t i = 0; i < 1000; i++) {
+			buf_a[i] = 1.0f;
+			buf_b[i] = 0.0f;
+		}
+		CU_ASSERT_EQUAL(k->l2sq_bounded(buf_a, buf_b, 1000, 0.0f),
+				(float)PM_L2_BOUND_CHECK_FLOATS);
+		CU_ASSERT_EQUAL(k->l2sq_bounded(buf_a, buf_b, 1000, 1000.0f), 1000.0f);
+	}
+	printf("\n  %u bounded results checked, %u stopped early\n", checked, stopped);
+	CU_ASSERT(stopped > 0);
+}
+
 /* Every pair of offsets from a 64-byte boundary, for sizes around the head,
  * loop and tail boundaries. */
 static void test_every_alignment(void)
@@ -353,6 +402,7 @@ static CU_TestInfo tests[] = {
 	{ "exact on small integers", test_exact_integers },
 	{ "random vs reference and scalar", test_random_vs_reference },
 	{ "every alignment of a and b", test_every_alignment },
+	{ "bounded l2: exact below the bound, stops above it", test_bounded_l2 },
 	{ "inf and NaN propagate from the tail", test_special_values_propagate },
 	{ "no read past the end", test_no_read_past_end },
 	{ "pm_norm", test_norm },

@@ -48,40 +48,43 @@ static void query(const char *coll, const float *q, uint32_t dim, uint32_t k,
 	pm_shard_apply(&sh, &r, 0, rep);
 }
 
-/* Load N random vectors, run queries, compare with the naive reference. */
-static void check_against_reference(uint8_t metric, const struct pm_kernels *kern)
+/* Load N random vectors, run queries, compare with the naive reference. At
+ * DIM_BIG the scan's L2 stops early past the worst kept hit (distance.h's
+ * l2sq_bounded): the same hits and distances, bit for bit. */
+enum { DIM_SMALL = 37, DIM_BIG = 300 };
+static void check_against_reference(uint8_t metric, const struct pm_kernels *kern, uint32_t dim)
 {
-	enum { N = 1500, DIM = 37, QUERIES = 12 };
-	static float base[N][DIM];
+	enum { N = 1500, QUERIES = 12 };
+	static float base[N][DIM_BIG];
 	static struct ref ref[N];
 	fx_shard(&sh, 64 * MIB, 4096);
 	sh.kern = kern;
 	struct pm_request c = { .op = PM_OP_CCREATE, .collection = fx_s("c"),
-				.params = { .dim = DIM, .metric = metric } };
+				.params = { .dim = dim, .metric = metric } };
 	struct pm_reply rep;
 	pm_shard_apply(&sh, &c, 0, &rep);
 	CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
 	uint64_t rng = 1234 + metric;
 	char key[16];
 	for (int i = 0; i < N; i++) {
-		rand_vec(base[i], DIM, &rng);
+		rand_vec(base[i], dim, &rng);
 		snprintf(key, sizeof(key), "v%d", i);
-		CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_s(key), "c", base[i], DIM, 0, 0), PM_OK);
+		CU_ASSERT_EQUAL_FATAL(fx_vadd(&sh, fx_s(key), "c", base[i], dim, 0, 0), PM_OK);
 	}
 	const uint32_t ks[] = { 1, 10, 100, 1000, PM_K_MAX };
 	int mismatches = 0;
 	for (int qi = 0; qi < QUERIES; qi++) {
-		float q[DIM];
-		rand_vec(q, DIM, &rng);
-		float qn = pm_norm(q, DIM);
+		float q[DIM_BIG];
+		rand_vec(q, dim, &rng);
+		float qn = pm_norm(q, dim);
 		for (int i = 0; i < N; i++) {
 			snprintf(ref[i].key, sizeof(ref[i].key), "v%d", i);
-			ref[i].dist = pm_knn_distance(kern, metric, q, qn, base[i], pm_norm(base[i], DIM),
-						      DIM);
+			ref[i].dist = pm_knn_distance(kern, metric, q, qn, base[i], pm_norm(base[i], dim),
+						      dim);
 		}
 		qsort(ref, N, sizeof(ref[0]), ref_cmp);
 		uint32_t k = ks[qi % 5];
-		query("c", q, DIM, k, &rep);
+		query("c", q, dim, k, &rep);
 		CU_ASSERT_EQUAL_FATAL(rep.status, PM_OK);
 		CU_ASSERT_EQUAL_FATAL(rep.nhits, k < N ? k : N);
 		for (uint32_t i = 0; i < rep.nhits; i++) {
@@ -104,7 +107,8 @@ static void test_reference_all_metrics_all_kernels(void)
 			continue;
 		printf("\n  kernel %s:", k->name);
 		for (uint8_t m = 0; m < PM_METRIC_COUNT; m++) {
-			check_against_reference(m, k);
+			check_against_reference(m, k, DIM_SMALL);
+			check_against_reference(m, k, DIM_BIG);
 			printf(" metric %u ok", m);
 		}
 	}
