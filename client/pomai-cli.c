@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli_data.h"
+#include "cli_repl.h"
 #include "pomai.h"
 
 #define EXIT_NOT_FOUND 1
@@ -178,12 +179,15 @@ struct cli {
 	const char *pos[CLI_POSITIONAL_MAX];
 	int npos;
 	int cmd; /* enum cmd, or -1 */
+	bool shards_known; /* --shards, POMAI_SHARDS or --cluster: nothing to learn */
+	bool lines;        /* a value ends its line: stdout is a terminal, or the prompt's */
 	struct pm_client_config cfg;
 	struct pm_client *c;
 };
 
 static const char global_usage[] =
 	"usage: pomai-cli [OPTIONS] COMMAND [ARGS]\n"
+	"       pomai-cli [OPTIONS]     (no COMMAND: an interactive prompt)\n"
 	"\n"
 	"commands: set get del vadd vget vdel vsetattr knn range collection info load snapshot map\n"
 	"          (pomai-cli COMMAND --help for each)\n"
@@ -191,8 +195,9 @@ static const char global_usage[] =
 	"options:\n"
 	"  --host H       server IPv4 address (env POMAI_HOST; default 127.0.0.1)\n"
 	"  --port P       base port: shard i on UDP P+i, TCP on P-1 (env POMAI_PORT; 7700)\n"
-	"  --shards N     shards the server runs (env POMAI_SHARDS; default 1, always\n"
-	"                 correct; the right number saves the server a forward)\n"
+	"  --shards N     shards the server runs (env POMAI_SHARDS); by default asked of\n"
+	"                 the server at start (INFO cluster), so each key goes straight\n"
+	"                 to its shard\n"
 	"  --tcp          use the TCP stream instead of UDP\n"
 	"  --tcp-port T   the server's TCP port (env POMAI_TCP_PORT; default P-1)\n"
 	"  --timeout MS   first reply timeout (default 250; doubles per retry)\n"
@@ -392,7 +397,7 @@ static int cmd_get(struct cli *cl)
 		putchar('\n');
 	} else if (st == PM_CLIENT_OK) {
 		fwrite(buf, 1, n, stdout);
-		if (isatty(STDOUT_FILENO))
+		if (cl->lines) /* raw bytes into a pipe; a line on a terminal */
 			putchar('\n');
 	}
 	return report(cl, "get", st);
@@ -838,18 +843,26 @@ static int cmd_coll(struct cli *cl)
 	return usage_error("collection: want create, list or drop");
 }
 
+/* A whole INFO text: info's, and the one learn_shards() reads. */
+static char info_text[PM_CLIENT_INFO_REPLY_BYTES_MAX + 1];
+
 static int cmd_info(struct cli *cl)
 {
-	static char text[PM_CLIENT_INFO_REPLY_BYTES_MAX];
+	char *text = info_text;
 	if (cl->npos > 2)
 		return usage_error("info: want at most one SECTION");
 	size_t n = 0;
 	enum pm_client_status st =
-		pm_client_info(cl->c, cl->npos == 2 ? cl->pos[1] : NULL, text, sizeof text, &n);
+		pm_client_info(cl->c, cl->npos == 2 ? cl->pos[1] : NULL, text, PM_CLIENT_INFO_REPLY_BYTES_MAX, &n);
 	if (st == PM_CLIENT_OK) {
 		fwrite(text, 1, n, stdout);
 		if (n == 0 || text[n - 1] != '\n')
 			putchar('\n');
+	}
+	if (st == PM_CLIENT_E_PARAM && cl->npos == 2) {
+		fprintf(stderr, "pomai-cli: info: %s: the server has no section '%s'\n",
+			pm_client_status_name(st), cl->pos[1]);
+		return exit_of(st);
 	}
 	return report(cl, "info", st);
 }
@@ -1251,8 +1264,10 @@ static bool configure(struct cli *cl)
 		c->host = env;
 	if ((env = getenv("POMAI_PORT")) && parse_u64(env, 1, 65535, &v))
 		c->base_port = (uint32_t)v;
-	if ((env = getenv("POMAI_SHARDS")) && parse_u64(env, 1, PM_CLIENT_SHARDS_MAX, &v))
+	if ((env = getenv("POMAI_SHARDS")) && parse_u64(env, 1, PM_CLIENT_SHARDS_MAX, &v)) {
 		c->shards = (uint32_t)v;
+		cl->shards_known = true;
+	}
 	if ((env = getenv("POMAI_TCP_PORT")) && parse_u64(env, 1, 65535, &v))
 		c->tcp_port = (uint32_t)v;
 	if ((env = getenv("POMAI_CLUSTER")) && strcmp(env, "1") == 0)
@@ -1261,6 +1276,7 @@ static bool configure(struct cli *cl)
 		c->host = cl->val[O_HOST];
 	c->transport = cl->has[O_TCP] ? PM_CLIENT_TCP : PM_CLIENT_UDP;
 	c->cluster |= cl->has[O_CLUSTER];
+	cl->shards_known |= cl->has[O_SHARDS] || c->cluster;
 	if (cl->has[O_READ_REPLICA] && !c->cluster) {
 		usage_error("--read-replica needs --cluster");
 		return false;
@@ -1282,28 +1298,160 @@ static bool configure(struct cli *cl)
 	       opt_u32(cl, O_INFLIGHT, 1, PM_CLIENT_IN_FLIGHT_MAX, &c->max_in_flight);
 }
 
+/* ---------------------------------------------------------------- the server's shards */
+
+/* The shard count from the "shards:N" line of an INFO text's Cluster header
+ * (dataplane/fanout.c writes it first in every answer); 0 when absent. */
+static uint32_t info_shards(const char *text)
+{
+	static const char field[] = "\nshards:";
+	const char *at = strstr(text, field);
+	uint64_t n = 0;
+	if (at == NULL)
+		return 0;
+	at += sizeof(field) - 1;
+	char digits[16];
+	size_t len = strspn(at, "0123456789");
+	if (len == 0 || len >= sizeof(digits))
+		return 0;
+	memcpy(digits, at, len);
+	digits[len] = '\0';
+	return parse_u64(digits, 1, PM_CLIENT_SHARDS_MAX, &n) ? (uint32_t)n : 0;
+}
+
+/* Learn how many shards the server runs, once per process: INFO's smallest
+ * section ("cluster": the header alone, one line per shard) asked of shard 0
+ * with the always-correct shards = 1, then the client opened again routing
+ * by key (docs/protocol.md §2.1), so no key costs the server a forward.
+ * Without an answer the client keeps shards = 1 (correct, a forward per key
+ * of another shard) unless the server was not reached at all: that status
+ * is returned, since the command would fail the same way. */
+static enum pm_client_status learn_shards(struct cli *cl)
+{
+	size_t n = 0;
+	enum pm_client_status st = pm_client_info(cl->c, "cluster", info_text,
+						  PM_CLIENT_INFO_REPLY_BYTES_MAX, &n);
+	if (st == PM_CLIENT_E_TIMEOUT || st == PM_CLIENT_E_CONNECTION)
+		return st;
+	info_text[n] = '\0';
+	uint32_t shards = st == PM_CLIENT_OK ? info_shards(info_text) : 0;
+	cl->shards_known = true;
+	if (shards <= 1)
+		return PM_CLIENT_OK;
+	pm_client_close(cl->c);
+	cl->c = NULL;
+	cl->cfg.shards = shards;
+	return pm_client_open(&cl->cfg, &cl->c);
+}
+
+/* ---------------------------------------------------------------- the prompt */
+
+/* Words on one line of the prompt, at most (the command's own bound is
+ * CLI_POSITIONAL_MAX plus its options). */
+#define CLI_WORDS_MAX 64
+
+static const char repl_help[] =
+	"commands: set get del vadd vget vdel vsetattr knn range collection info load snapshot map\n"
+	"  help COMMAND   how to use it (or COMMAND --help)\n"
+	"  quit, exit     leave (or Ctrl-D)\n"
+	"Words are split at blanks; quote a value that holds some: set k 'a b'.\n"
+	"Connection options (--host, --port, --shards, --tcp, --user, ...) are given when\n"
+	"pomai-cli starts; history is kept in $POMAI_CLI_HISTORY or ~/.pomai_cli_history.\n";
+
+/* Options that set up the connection: given when pomai-cli starts. */
+static bool conn_opt(int o)
+{
+	return o < O_HELP || o == O_USER || o == O_KEY_FILE;
+}
+
+static void repl_helps(int nwords, char **words)
+{
+	int c = nwords > 1 ? find_cmd(words[1]) : -1;
+	if (nwords > 2)
+		fputs("pomai-cli: help: want at most one COMMAND\n", stderr);
+	else if (nwords == 2 && c < 0)
+		fprintf(stderr, "pomai-cli: help: no such command '%s'\n", words[1]);
+	else if (c >= 0)
+		printf("%s\n", cmds[c].usage);
+	else
+		fputs(repl_help, stdout);
+}
+
+/* One line of the prompt run as a command with the connection of base. */
+static void repl_run(const struct cli *base, int nwords, char **words)
+{
+	static struct cli one;
+	one = (struct cli){ .cfg = base->cfg, .c = base->c, .shards_known = true, .lines = true };
+	if (parse_args(&one, nwords, words) >= 0) /* argv[0]: words[0] is the program */
+		return;
+	for (int o = 0; o < O_COUNT; o++)
+		if (one.has[o] && conn_opt(o)) {
+			fprintf(stderr, "pomai-cli: --%s is given when pomai-cli starts\n", opts[o].name);
+			return;
+		}
+	if (one.has[O_HELP])
+		printf("usage: %s\n", cmds[one.cmd].usage);
+	else if (one.cmd == C_MAP && !base->cfg.cluster)
+		fputs("pomai-cli: map needs --cluster (the slot map of a cluster)\n", stderr);
+	else
+		runners[one.cmd](&one);
+}
+
+/* The interactive prompt (no COMMAND given): a command a line until quit or
+ * the end of input. Errors are said and the prompt goes on; exits 0. */
+static int repl(const struct cli *base)
+{
+	char history[CLI_HISTORY_PATH_BYTES], prompt[96];
+	cli_history_path(history);
+	cli_repl_open(history);
+	snprintf(prompt, sizeof(prompt), "%s%s:%u> ", base->cfg.cluster ? "cluster " : "",
+		 base->cfg.host, base->cfg.base_port);
+	for (char *line; (line = cli_repl_line(prompt)) != NULL;) {
+		char *words[CLI_WORDS_MAX + 1] = { "pomai-cli" };
+		const char *why = NULL;
+		int n = cli_split(line, words + 1, CLI_WORDS_MAX, &why);
+		if (n < 0)
+			fprintf(stderr, "pomai-cli: %s\n", why);
+		else if (n > 0 && (!strcmp(words[1], "quit") || !strcmp(words[1], "exit")))
+			break;
+		else if (n > 0 && !strcmp(words[1], "help"))
+			repl_helps(n, words + 1);
+		else if (n > 0)
+			repl_run(base, n + 1, words);
+		fflush(stdout);
+	}
+	cli_repl_close();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct cli cl;
 	int rc = parse_args(&cl, argc, argv);
 	if (rc >= 0)
 		return rc;
-	if (cl.has[O_HELP] || cl.cmd < 0) {
+	if (cl.has[O_HELP]) {
 		if (cl.cmd >= 0)
 			printf("usage: pomai-cli [OPTIONS] %s\n", cmds[cl.cmd].usage);
 		else
 			fputs(global_usage, stdout);
-		return cl.has[O_HELP] ? 0 : EXIT_USAGE;
+		return 0;
 	}
+	for (int o = 0; o < O_COUNT && cl.cmd < 0; o++)
+		if (cl.has[o] && !conn_opt(o))
+			return usage_error("--%s belongs to a COMMAND", opts[o].name);
+	cl.lines = isatty(STDOUT_FILENO) == 1;
 	if (!configure(&cl))
 		return EXIT_USAGE;
 	const char *why;
 	if (pm_client_config_check(&cl.cfg, &why) != PM_CLIENT_OK)
 		return usage_error("%s", why);
 	enum pm_client_status st = pm_client_open(&cl.cfg, &cl.c);
+	if (st == PM_CLIENT_OK && !cl.shards_known)
+		st = learn_shards(&cl);
 	if (st != PM_CLIENT_OK)
 		return report(&cl, "connect", st);
-	rc = runners[cl.cmd](&cl);
+	rc = cl.cmd < 0 ? repl(&cl) : runners[cl.cmd](&cl);
 	pm_client_close(cl.c);
 	return rc;
 }
