@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_cli.c — pomai-cli's behaviours of issue 21 against a real pomaid of 3
+ * shards (argv[1]; pomai-cli is argv[2]):
+ *  - the shard count learnt from the server: keys set and read without
+ *    --shards each go straight to their shard (INFO's forwarded_out stays 0),
+ *    while --shards 1 (the override) makes the server forward;
+ *  - an unknown INFO section is an error (E_PARAM, exit 3, said so);
+ *  - a value is raw bytes into a pipe and a line on a terminal (a
+ *    pseudo-terminal: forkpty);
+ *  - with no COMMAND, a prompt: commands typed on a terminal answered,
+ *    `help set`, quoting, errors said without leaving, quit; the history
+ *    file written, and read back by the next prompt (an up-arrow recalls a
+ *    line of the run before); commands piped in run the same way.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cu_main.h"
+#include "proc.h"
+
+/* The server's shards: more than pomai-cli's default guess of 1, and more
+ * than this machine's 2 cores (workers share CPUs through --cores). */
+#define SHARDS 3u
+/* Keys set one pomai-cli each: the chance that all hash to shard 0 (no
+ * forward even with a wrong count) is (1/3)^24. */
+#define KEYS 24
+/* What one pomai-cli run prints, kept. */
+#define OUT_BYTES (1u << 16)
+/* What a terminal session printed, kept (the prompt redrawn per line). */
+#define PTY_BYTES (1u << 16)
+/* How long a terminal session may take to say what is waited for. */
+#define PTY_WAIT_MS 20000
+
+static const char *cli_path;
+static char top[PATH_MAX];
+static char out[OUT_BYTES];
+static struct pomaid srv = {
+	.shards = SHARDS,
+	.flags = (const char *const[]){ "--arena-bytes", "16M", "--seeds", "65536", "--hugepages",
+					"no", "--wal", "none", NULL },
+};
+
+/* ---------------------------------------------------------------- the daemon */
+
+/* "a,b,a,...": n entries from the CPUs this process may run on. */
+static void cores_list(uint32_t n, char *list, size_t cap)
+{
+	cpu_set_t set;
+	int cpus[CPU_SETSIZE], ncpu = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &set))
+				cpus[ncpu++] = i;
+	if (ncpu == 0)
+		cpus[ncpu++] = 0;
+	size_t len = 0;
+	list[0] = '\0';
+	for (uint32_t i = 0; i < n && len < cap; i++)
+		len += (size_t)snprintf(list + len, cap - len, "%s%d", i ? "," : "",
+					cpus[i % (uint32_t)ncpu]);
+}
+
+static int suite_init(void)
+{
+	static char cores[64];
+	if (!proc_dir_make(top, "cli"))
+		return -1;
+	cores_list(SHARDS, cores, sizeof(cores));
+	const char *const extra[] = { "--cores", cores, NULL };
+	if (pomaid_start(&srv, extra, NULL))
+		return 0;
+	fprintf(stderr, "pomaid did not start: %s\n", srv.proc.out);
+	return -1;
+}
+
+static int suite_clean(void)
+{
+	if (pomaid_alive(&srv))
+		pomaid_stop(&srv);
+	proc_dir_remove(top);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- pomai-cli in a pipe */
+
+/* pomai-cli --port BASE ARGS (NULL-terminated) with `input` on stdin (NULL:
+ * none); its stdout (and stderr when both) in out; its exit code. */
+static int cli_io(const char *input, bool both, const char *const *args)
+{
+	static struct proc p;
+	proc_init(&p, cli_path);
+	proc_arg(&p, "--port");
+	proc_argf(&p, "%u", srv.base);
+	proc_args(&p, args);
+	proc_env(&p, "POMAI_SHARDS=");   /* nothing from the test's environment */
+	proc_env(&p, "POMAI_CLI_HISTORY=");
+	p.capture = both ? PROC_CAPTURE_BOTH : PROC_CAPTURE_STDOUT;
+	p.stdin_pipe = input != NULL;
+	return proc_run(&p, input, out, sizeof(out), 0);
+}
+
+#define CLI(code, ...) CU_ASSERT_EQUAL(cli_io(NULL, false, (const char *const[]){ __VA_ARGS__, NULL }), code)
+
+/* The Total of INFO dataplane's forwarded_out, asked with the right count. */
+static long long forwarded(void)
+{
+	if (cli_io(NULL, false, (const char *const[]){ "--shards", "3", "info", "dataplane", NULL }) != 0)
+		return -1;
+	return info_text_field(out, "# Total\r\n", "forwarded_out");
+}
+
+/* ---------------------------------------------------------------- shards */
+
+static void test_shards_learnt(void)
+{
+	char key[32], val[32];
+	long long before = forwarded();
+	CU_ASSERT_FATAL(before >= 0);
+	for (int i = 0; i < KEYS; i++) {
+		snprintf(key, sizeof(key), "learnt%d", i);
+		snprintf(val, sizeof(val), "v%d", i);
+		CLI(0, "set", key, val);
+		CLI(0, "get", key);
+		CU_ASSERT_STRING_EQUAL(out, val);
+	}
+	CU_ASSERT_EQUAL(forwarded(), before); /* every key went to its shard */
+	/* the override: one shard assumed, so the server forwards */
+	for (int i = 0; i < KEYS; i++) {
+		snprintf(key, sizeof(key), "learnt%d", i);
+		CLI(0, "--shards", "1", "get", key);
+	}
+	CU_ASSERT(forwarded() > before);
+	/* the cluster header answers alone, in any case */
+	CLI(0, "info", "CLUSTER");
+	CU_ASSERT_EQUAL(info_text_field(out, NULL, "shards"), SHARDS);
+}
+
+static void test_info_section(void)
+{
+	CU_ASSERT_EQUAL(cli_io(NULL, true, (const char *const[]){ "info", "nosuch", NULL }), 3);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "E_PARAM: the server has no section 'nosuch'"));
+	CLI(0, "info", "keyspace");
+	CU_ASSERT(info_text_field(out, "# Total\r\n", "keys") >= KEYS);
+}
+
+/* ---------------------------------------------------------------- a terminal */
+
+struct pty {
+	pid_t pid;
+	int fd;
+	size_t len, mark; /* said so far; where the last expect() may look from */
+	char buf[PTY_BYTES];
+};
+
+/* pomai-cli --port BASE ARGS on a new pseudo-terminal, HOME in the test's
+ * directory (so the history file is <top>/.pomai_cli_history). */
+static bool pty_start(struct pty *t, const char *const *args)
+{
+	const char *argv[16] = { cli_path, "--port" };
+	char port[16];
+	snprintf(port, sizeof(port), "%u", srv.base);
+	argv[2] = port;
+	int n = 3;
+	for (; args && *args && n < 15; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	struct winsize ws = { .ws_row = 24, .ws_col = 200 };
+	fflush(NULL);
+	t->len = t->mark = 0;
+	t->pid = forkpty(&t->fd, NULL, NULL, &ws);
+	if (t->pid < 0)
+		return false;
+	if (t->pid == 0) {
+		setenv("HOME", top, 1);
+		setenv("TERM", "xterm", 1);
+		unsetenv("POMAI_CLI_HISTORY");
+		unsetenv("POMAI_SHARDS");
+		execv(cli_path, (char *const *)argv);
+		_exit(127);
+	}
+	return true;
+}
+
+/* Read until `text` appears after the mark (then the mark moves past it), at
+ * most PTY_WAIT_MS. */
+static bool pty_expect(struct pty *t, const char *text)
+{
+	uint64_t deadline = proc_now_ms() + PTY_WAIT_MS;
+	for (;;) {
+		t->buf[t->len] = '\0';
+		char *at = strstr(t->buf + t->mark, text);
+		if (at) {
+			t->mark = (size_t)(at - t->buf) + strlen(text);
+			return true;
+		}
+		uint64_t now = proc_now_ms();
+		struct pollfd pfd = { .fd = t->fd, .events = POLLIN };
+		if (now >= deadline || t->len + 1 >= sizeof(t->buf) ||
+		    poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			break;
+		ssize_t r = read(t->fd, t->buf + t->len, sizeof(t->buf) - 1 - t->len);
+		if (r <= 0) /* EIO: the other side closed */
+			break;
+		t->len += (size_t)r;
+	}
+	printf("\n  terminal: no '%s' in:\n%.4000s\n", text, t->buf + t->mark);
+	return false;
+}
+
+static void pty_send(struct pty *t, const char *keys)
+{
+	t->mark = t->len; /* what came before (the echo too) is not the answer */
+	size_t n = strlen(keys);
+	CU_ASSERT_EQUAL(write(t->fd, keys, n), (ssize_t)n);
+}
+
+/* Its exit code, waited for (SIGKILLed past the deadline: -1). */
+static int pty_end(struct pty *t)
+{
+	uint64_t deadline = proc_now_ms() + PTY_WAIT_MS;
+	int status = 0;
+	pid_t got;
+	char sink[4096];
+	while ((got = waitpid(t->pid, &status, WNOHANG)) == 0 && proc_now_ms() < deadline) {
+		struct pollfd pfd = { .fd = t->fd, .events = POLLIN };
+		if (poll(&pfd, 1, PROC_POLL_MS) > 0 && read(t->fd, sink, sizeof(sink)) <= 0)
+			proc_pause_ms(PROC_POLL_MS); /* closed: only the exit to come */
+	}
+	if (got == 0) {
+		kill(t->pid, SIGKILL);
+		waitpid(t->pid, &status, 0);
+	}
+	close(t->fd);
+	return got > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_value_lines(void)
+{
+	CLI(0, "set", "tty", "on a terminal");
+	CLI(0, "get", "tty");
+	CU_ASSERT_STRING_EQUAL(out, "on a terminal"); /* a pipe: the bytes alone */
+	struct pty t;
+	CU_ASSERT_FATAL(pty_start(&t, (const char *const[]){ "get", "tty", NULL }));
+	/* the terminal's own \r\n for the value's line end; nothing after it */
+	CU_ASSERT(pty_expect(&t, "on a terminal\r\n"));
+	CU_ASSERT_EQUAL(pty_end(&t), 0);
+	t.buf[t.len] = '\0';
+	CU_ASSERT_STRING_EQUAL(t.buf, "on a terminal\r\n");
+}
+
+static void test_prompt(void)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/.pomai_cli_history", top);
+	unlink(path);
+	struct pty t;
+	CU_ASSERT_FATAL(pty_start(&t, NULL));
+	CU_ASSERT_FATAL(pty_expect(&t, "> "));
+	pty_send(&t, "set said 'two words'\r");
+	CU_ASSERT(pty_expect(&t, "OK\r\n"));
+	pty_send(&t, "get said\r");
+	CU_ASSERT(pty_expect(&t, "two words\r\n"));
+	pty_send(&t, "help set\r");
+	CU_ASSERT(pty_expect(&t, "Store VALUE under KEY"));
+	pty_send(&t, "help\r");
+	CU_ASSERT(pty_expect(&t, "help COMMAND"));
+	pty_send(&t, "info nosuch\r"); /* said, and the prompt goes on */
+	CU_ASSERT(pty_expect(&t, "no section 'nosuch'"));
+	pty_send(&t, "get said --port 1\r");
+	CU_ASSERT(pty_expect(&t, "given when pomai-cli starts"));
+	pty_send(&t, "get 'un closed\r");
+	CU_ASSERT(pty_expect(&t, "not closed"));
+	pty_send(&t, "del said\r");
+	CU_ASSERT(pty_expect(&t, "1\r\n"));
+	pty_send(&t, "quit\r");
+	CU_ASSERT_EQUAL(pty_end(&t), 0);
+	/* the history file holds the lines typed (libedit's format: a first line
+	 * _HiStOrY_V2_, blanks written as \040) */
+	static char hist[OUT_BYTES];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(hist, 1, sizeof(hist) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	hist[n] = '\0';
+	CU_ASSERT_PTR_NOT_NULL(strstr(hist, "_HiStOrY_V2_\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(hist, "\nhelp\\040set\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(hist, "\ndel\\040said\nquit\n"));
+	/* the next prompt reads it: up twice is "del said" (then "quit") */
+	CLI(0, "set", "said", "again");
+	CU_ASSERT_FATAL(pty_start(&t, NULL));
+	CU_ASSERT_FATAL(pty_expect(&t, "> "));
+	pty_send(&t, "\033[A\033[A\r");
+	CU_ASSERT(pty_expect(&t, "1\r\n"));
+	CLI(1, "get", "said"); /* the recalled DEL ran */
+	pty_send(&t, "exit\r");
+	CU_ASSERT_EQUAL(pty_end(&t), 0);
+}
+
+static void test_piped_commands(void)
+{
+	static const char script[] = "set piped \"a \\\"quoted\\\" value\"\n"
+				     "get piped\n"
+				     "\n"
+				     "help del\n"
+				     "nosuchcommand\n"
+				     "del piped\n";
+	CU_ASSERT_EQUAL(cli_io(script, true, (const char *const[]){ NULL }), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "OK\na \"quoted\" value\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Delete KEY"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown command 'nosuchcommand'"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\n1\n"));
+	CU_ASSERT_PTR_NULL(strstr(out, "> ")); /* no prompt into a pipe */
+	/* an option that belongs to a command, with none: a usage error */
+	CU_ASSERT_EQUAL(cli_io("", true, (const char *const[]){ "--k", "3", NULL }), 2);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: test_cli POMAID POMAI_CLI\n");
+		return 1;
+	}
+	srv.path = argv[1];
+	cli_path = argv[2];
+	static CU_TestInfo tests[] = {
+		{ "the shard count learnt from the server", test_shards_learnt },
+		{ "an unknown INFO section is an error", test_info_section },
+		{ "a value is a line on a terminal, bytes into a pipe", test_value_lines },
+		{ "the prompt on a terminal, its history", test_prompt },
+		{ "commands piped into the prompt", test_piped_commands },
+		CU_TEST_INFO_NULL,
+	};
+	return pm_cu_run_suite("cli", suite_init, suite_clean, tests);
+}
