@@ -18,6 +18,7 @@
  * 2 usage error, 3 an error status (from the server, or the same check done
  * locally), 4 timeout or connection failure.
  */
+#define _GNU_SOURCE /* sched_getcpu (--memif) */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -31,6 +32,11 @@
 #include "cli_data.h"
 #include "cli_repl.h"
 #include "pomai.h"
+#ifdef POMAI_CLI_MEMIF
+#include <sched.h>
+
+#include "pomai_memif.h"
+#endif
 
 #define EXIT_NOT_FOUND 1
 #define EXIT_USAGE 2
@@ -43,6 +49,19 @@
 /* Progress bar: redrawn at most this often, this many cells wide. */
 #define CLI_PROGRESS_MS 100u
 #define CLI_PROGRESS_CELLS 30u
+/* --memif: this end's MAC unless --memif-mac (locally administered, unicast:
+ * a memif port's own default is a group address, which both ends drop). */
+#define CLI_MEMIF_MAC_DEFAULT "02:70:6d:63:6c:01"
+/* --memif: the EAL line built from SOCK and the MAC; one lcore (a CPU this
+ * process may run on), no hugepages, 256 MiB, no shared config and a prefix
+ * of its own (nothing left in /run/dpdk by a short-lived process), the memif
+ * driver's own messages only when critical (without a shared config it
+ * complains at every start; a failure is said by libpomai_memif's why). */
+#define CLI_MEMIF_EAL_FMT                                                         \
+	"-l %d --no-huge --no-pci -m 256 --no-shconf --file-prefix=pomai-cli-%d "  \
+	"--log-level=lib.eal:error --log-level=pmd.net.memif:critical "           \
+	"--vdev=net_memif0,role=client,socket=%s,socket-abstract=no,mac=%s"
+#define CLI_MEMIF_EAL_BYTES 1024u
 /* Default neighbours for knn. */
 #define CLI_K_DEFAULT 10u
 /* A batch frame's bytes: one UDP datagram, less its header and count. */
@@ -128,7 +147,7 @@ enum opt { O_HOST, O_PORT, O_SHARDS, O_TCP, O_TCP_PORT, O_TIMEOUT, O_RETRIES, O_
 	   O_READ_REPLICA, O_HELP, O_TTL,
 	   O_COLLECTION, O_HEX, O_K, O_EF, O_EXACT, O_FILE, O_ROW, O_DIM, O_METRIC, O_INDEX, O_M, O_EFC,
 	   O_EFS, O_EVICTABLE, O_DTYPE, O_RERANK, O_RERANK_K, O_PREFIX, O_LIMIT, O_INFLIGHT, O_RADIUS,
-	   O_USER, O_KEY_FILE, O_COUNT };
+	   O_USER, O_KEY_FILE, O_MEMIF, O_MEMIF_IP, O_MEMIF_MAC, O_MEMIF_EAL, O_COUNT };
 
 struct opt_def {
 	const char *name;
@@ -140,6 +159,10 @@ static const struct opt_def opts[O_COUNT] = {
 	[O_HOST] = { "host", true, M_ALL },
 	[O_USER] = { "user", true, M_ALL },
 	[O_KEY_FILE] = { "key-file", true, M_ALL },
+	[O_MEMIF] = { "memif", true, M_ALL & ~M(C_MAP) },
+	[O_MEMIF_IP] = { "memif-ip", true, M_ALL & ~M(C_MAP) },
+	[O_MEMIF_MAC] = { "memif-mac", true, M_ALL & ~M(C_MAP) },
+	[O_MEMIF_EAL] = { "memif-eal", true, M_ALL & ~M(C_MAP) },
 	[O_PORT] = { "port", true, M_ALL },
 	[O_SHARDS] = { "shards", true, M_ALL },
 	[O_TCP] = { "tcp", false, M_ALL },
@@ -181,6 +204,7 @@ struct cli {
 	int cmd; /* enum cmd, or -1 */
 	bool shards_known; /* --shards, POMAI_SHARDS or --cluster: nothing to learn */
 	bool lines;        /* a value ends its line: stdout is a terminal, or the prompt's */
+	char eal[CLI_MEMIF_EAL_BYTES]; /* --memif: the EAL command line */
 	struct pm_client_config cfg;
 	struct pm_client *c;
 };
@@ -208,6 +232,13 @@ static const char global_usage[] =
 	"  --user ID      sign every request as this user (env POMAI_USER; issue 19)\n"
 	"  --key-file F   the user's key: 64 hex digits in file F (or env POMAI_KEY);\n"
 	"                 never on the command line, where other users see it\n"
+	"  --memif SOCK   over a DPDK memif port instead of UDP: SOCK is the memif\n"
+	"                 socket of pomaid's DPDK backend (its dpdk_eal_args); --host is\n"
+	"                 pomaid's address on that link (docs/client.md, pomai-cli)\n"
+	"  --memif-ip A/L this end's IPv4 address and prefix on the link (required)\n"
+	"  --memif-mac M  this end's MAC (default " CLI_MEMIF_MAC_DEFAULT ")\n"
+	"  --memif-eal E  the whole DPDK EAL command line instead of the one --memif\n"
+	"                 builds (one lcore, no hugepages, the memif port's vdev)\n"
 	"  --help         this text\n"
 	"\n"
 	"exit codes: 0 ok, 1 not found, 2 usage error, 3 error status, 4 timeout or\n"
@@ -1253,6 +1284,68 @@ static bool configure_key(struct cli *cl)
 	return true;
 }
 
+/* --memif: the options that go with it, and the EAL line. */
+static bool configure_memif(struct cli *cl)
+{
+#ifdef POMAI_CLI_MEMIF
+	if (!cl->has[O_MEMIF]) {
+		for (int o = O_MEMIF_IP; o <= O_MEMIF_EAL; o++)
+			if (cl->has[o]) {
+				usage_error("--%s goes with --memif", opts[o].name);
+				return false;
+			}
+		return true;
+	}
+	if (cl->has[O_TCP] || cl->cfg.cluster) {
+		usage_error("--memif is a transport of its own: not with --tcp or --cluster");
+		return false;
+	}
+	if (!cl->has[O_MEMIF_IP]) {
+		usage_error("--memif needs --memif-ip A/LEN, this end's address on the link");
+		return false;
+	}
+	int cpu = sched_getcpu(); /* one this process may run on */
+	int n = cl->has[O_MEMIF_EAL]
+			? snprintf(cl->eal, sizeof(cl->eal), "%s", cl->val[O_MEMIF_EAL])
+			: snprintf(cl->eal, sizeof(cl->eal), CLI_MEMIF_EAL_FMT, cpu < 0 ? 0 : cpu,
+				   (int)getpid(), cl->val[O_MEMIF],
+				   cl->has[O_MEMIF_MAC] ? cl->val[O_MEMIF_MAC] : CLI_MEMIF_MAC_DEFAULT);
+	if (n < 0 || (size_t)n >= sizeof(cl->eal)) {
+		usage_error("--memif: the EAL line is longer than %u bytes", CLI_MEMIF_EAL_BYTES);
+		return false;
+	}
+	return true;
+#else
+	for (int o = O_MEMIF; o <= O_MEMIF_EAL; o++)
+		if (cl->has[o]) {
+			usage_error("--%s: this pomai-cli was built without DPDK (no libpomai_memif)",
+				    opts[o].name);
+			return false;
+		}
+	return true;
+#endif
+}
+
+/* Open cl->c from cl->cfg: over UDP or TCP, or over memif. */
+static enum pm_client_status open_client(struct cli *cl)
+{
+	if (!cl->has[O_MEMIF])
+		return pm_client_open(&cl->cfg, &cl->c);
+#ifdef POMAI_CLI_MEMIF
+	struct pm_client_memif m;
+	const char *why = NULL;
+	pm_client_memif_default(&m);
+	m.eal_args = cl->eal;
+	m.local_ip = cl->val[O_MEMIF_IP];
+	enum pm_client_status st = pm_client_memif_open(&cl->cfg, &m, &cl->c, &why);
+	if (st != PM_CLIENT_OK)
+		fprintf(stderr, "pomai-cli: memif: %s\n", why ? why : pm_client_strerror(st));
+	return st;
+#else
+	return PM_CLIENT_E_CONFIG; /* configure_memif() refused it */
+#endif
+}
+
 /* Environment defaults, then options, into cl->cfg. */
 static bool configure(struct cli *cl)
 {
@@ -1286,6 +1379,8 @@ static bool configure(struct cli *cl)
 		return false;
 	}
 	c->read_from = cl->has[O_READ_REPLICA] ? PM_CLIENT_READ_REPLICA : PM_CLIENT_READ_PRIMARY;
+	if (!configure_memif(cl))
+		return false;
 	if ((env = getenv("POMAI_USER")) && parse_u64(env, 1, 65535, &v))
 		c->user = (uint32_t)v;
 	if (!opt_u32(cl, O_USER, 1, 65535, &c->user) || (c->user && !configure_key(cl)))
@@ -1341,7 +1436,7 @@ static enum pm_client_status learn_shards(struct cli *cl)
 	pm_client_close(cl->c);
 	cl->c = NULL;
 	cl->cfg.shards = shards;
-	return pm_client_open(&cl->cfg, &cl->c);
+	return open_client(cl);
 }
 
 /* ---------------------------------------------------------------- the prompt */
@@ -1361,7 +1456,7 @@ static const char repl_help[] =
 /* Options that set up the connection: given when pomai-cli starts. */
 static bool conn_opt(int o)
 {
-	return o < O_HELP || o == O_USER || o == O_KEY_FILE;
+	return o < O_HELP || o == O_USER || o == O_KEY_FILE || (o >= O_MEMIF && o <= O_MEMIF_EAL);
 }
 
 static void repl_helps(int nwords, char **words)
@@ -1446,7 +1541,7 @@ int main(int argc, char **argv)
 	const char *why;
 	if (pm_client_config_check(&cl.cfg, &why) != PM_CLIENT_OK)
 		return usage_error("%s", why);
-	enum pm_client_status st = pm_client_open(&cl.cfg, &cl.c);
+	enum pm_client_status st = open_client(&cl);
 	if (st == PM_CLIENT_OK && !cl.shards_known)
 		st = learn_shards(&cl);
 	if (st != PM_CLIENT_OK)
