@@ -11,7 +11,11 @@
  *  - with no COMMAND, a prompt: commands typed on a terminal answered,
  *    `help set`, quoting, errors said without leaving, quit; the history
  *    file written, and read back by the next prompt (an up-arrow recalls a
- *    line of the run before); commands piped in run the same way.
+ *    line of the run before); commands piped in run the same way;
+ *  - the bash completions of pomai-cli and pomaictl (argv[3] pomaictl,
+ *    argv[4] and argv[5] the two scripts): loaded by `complete`, a few words
+ *    completed, and their lists the same as the commands and options each
+ *    program's --help names and the INFO sections pomaid answers.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,7 +46,7 @@
 /* How long a terminal session may take to say what is waited for. */
 #define PTY_WAIT_MS 20000
 
-static const char *cli_path;
+static const char *cli_path, *ctl_path, *comp_cli, *comp_ctl;
 static char top[PATH_MAX];
 static char out[OUT_BYTES];
 static struct pomaid srv = {
@@ -325,20 +329,145 @@ static void test_piped_commands(void)
 	CU_ASSERT_EQUAL(cli_io("", true, (const char *const[]){ "--k", "3", NULL }), 2);
 }
 
+/* ---------------------------------------------------------------- bash completion */
+
+/* The completion of WORDS (a bash array's words: `pomai-cli get --`, the last
+ * the one completed; '' for an empty one) with both scripts sourced, one
+ * word a line in out; bash's exit code (9: `complete -p` did not know a
+ * command). */
+static int complete_words(const char *words)
+{
+	static struct proc p;
+	char script[1024];
+	snprintf(script, sizeof(script),
+		 "source \"$1\" && source \"$2\" || exit 8\n"
+		 "complete -p pomai-cli pomaictl > /dev/null || exit 9\n"
+		 "COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n"
+		 "[[ ${COMP_WORDS[0]} == pomaictl ]] && _pomaictl || _pomai_cli\n"
+		 "printf '%%s\\n' \"${COMPREPLY[@]}\"\n", words);
+	proc_init(&p, "bash");
+	proc_args(&p, (const char *const[]){ "--norc", "--noprofile", "-c", script, "bash", comp_cli,
+					     comp_ctl, NULL });
+	p.capture = PROC_CAPTURE_STDOUT;
+	return proc_run(&p, NULL, out, sizeof(out), 0);
+}
+
+/* The completion of words is exactly `want` (words a line each). */
+static void expect_completion(const char *words, const char *want)
+{
+	int rc = complete_words(words);
+	bool ok = rc == 0 && !strcmp(out, want);
+	if (!ok)
+		printf("\n  complete [%s]: exit %d, got\n%s  want\n%s", words, rc, out, want);
+	CU_ASSERT(ok);
+}
+
+static void test_completion_words(void)
+{
+	expect_completion("pomai-cli s", "set\nsnapshot\n");
+	expect_completion("pomai-cli --port 7700 collection ''", "create\nlist\ndrop\n");
+	expect_completion("pomai-cli collection create c --metric ''", "l2\nip\ncosine\n");
+	expect_completion("pomai-cli get --h", "--hex\n--host\n--help\n");
+	expect_completion("pomai-cli info re", "replication\n");
+	expect_completion("pomai-cli --port ''", "\n"); /* a value: nothing offered */
+	expect_completion("pomaictl --json sn", "snapshot\n");
+	expect_completion("pomaictl replication ''", "follow\nstop\npromote\nstatus\n");
+	expect_completion("pomaictl info --j", "--json\n");
+	/* a file where one is wanted */
+	char words[PATH_MAX + 64];
+	snprintf(words, sizeof(words), "pomai-cli load %s/compl", top);
+	static char want[PATH_MAX + 64];
+	snprintf(want, sizeof(want), "%s/completion-file.fvecs\n", top);
+	char file[PATH_MAX + 32];
+	snprintf(file, sizeof(file), "%s/completion-file.fvecs", top);
+	FILE *f = fopen(file, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fclose(f);
+	expect_completion(words, want);
+}
+
+/* lines holds each word of list (blank-separated) as a line, and no other. */
+static bool same_words(const char *list, const char *lines)
+{
+	char copy[2048], line[80];
+	unsigned n = 0, nl = 0;
+	snprintf(copy, sizeof(copy), "%s", list);
+	for (char *w = strtok(copy, " \n"); w; w = strtok(NULL, " \n"), n++) {
+		snprintf(line, sizeof(line), "\n%s\n", w);
+		if (strncmp(lines, line + 1, strlen(line + 1)) != 0 && !strstr(lines, line))
+			return false;
+	}
+	for (const char *c = lines; *c; c++)
+		nl += *c == '\n';
+	if (n != nl)
+		printf("\n  want the words '%s', got\n%s", list, lines);
+	return n == nl;
+}
+
+static void test_completion_lists(void)
+{
+	static char help[OUT_BYTES], words[2048];
+	/* pomai-cli: its commands and every option its --help names */
+	CU_ASSERT_EQUAL_FATAL(cli_io(NULL, false, (const char *const[]){ "--help", NULL }), 0);
+	memcpy(help, out, sizeof(help));
+	const char *cmds = strstr(help, "\ncommands: ");
+	CU_ASSERT_FATAL(cmds != NULL);
+	cmds += strlen("\ncommands: ");
+	snprintf(words, sizeof(words), "%.*s", (int)strcspn(cmds, "\n"), cmds);
+	CU_ASSERT_EQUAL(complete_words("pomai-cli ''"), 0);
+	CU_ASSERT(same_words(words, out));
+	size_t at = 0;
+	words[0] = '\0';
+	for (const char *l = help; (l = strstr(l, "\n  --")) != NULL; l += 3)
+		at += (size_t)snprintf(words + at, sizeof(words) - at, "%.*s ",
+				       (int)strcspn(l + 3, " \n"), l + 3);
+	CU_ASSERT_EQUAL(complete_words("pomai-cli --"), 0);
+	CU_ASSERT(same_words(words, out));
+	/* pomaictl: the commands its --help lists */
+	static struct proc p;
+	proc_init(&p, ctl_path);
+	proc_arg(&p, "--help");
+	CU_ASSERT_EQUAL_FATAL(proc_run(&p, NULL, help, sizeof(help), 0), 0);
+	const char *l = strstr(help, "\ncommands:\n");
+	CU_ASSERT_FATAL(l != NULL);
+	at = 0;
+	for (l += strlen("\ncommands:\n"); !strncmp(l, "  ", 2); l = strchr(l, '\n') + 1)
+		at += (size_t)snprintf(words + at, sizeof(words) - at, "%.*s ",
+				       (int)strcspn(l + 2, " "), l + 2);
+	CU_ASSERT_EQUAL(complete_words("pomaictl ''"), 0);
+	CU_ASSERT(same_words(words, out));
+	/* the INFO sections offered: each one pomaid answers */
+	CU_ASSERT_EQUAL(complete_words("pomaictl info ''"), 0);
+	static char sections[OUT_BYTES];
+	snprintf(sections, sizeof(sections), "%s", out);
+	CU_ASSERT_EQUAL(complete_words("pomai-cli info ''"), 0);
+	CU_ASSERT_STRING_EQUAL(out, sections);
+	unsigned n = 0;
+	for (char *s = strtok(sections, "\n"); s; s = strtok(NULL, "\n"), n++)
+		CLI(0, "info", s);
+	CU_ASSERT_EQUAL(n, 7);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: test_cli POMAID POMAI_CLI\n");
+	if (argc < 6) {
+		fprintf(stderr, "usage: test_cli POMAID POMAI_CLI POMAICTL COMPLETION_CLI "
+				"COMPLETION_CTL\n");
 		return 1;
 	}
 	srv.path = argv[1];
 	cli_path = argv[2];
+	ctl_path = argv[3];
+	comp_cli = argv[4];
+	comp_ctl = argv[5];
 	static CU_TestInfo tests[] = {
 		{ "the shard count learnt from the server", test_shards_learnt },
 		{ "an unknown INFO section is an error", test_info_section },
 		{ "a value is a line on a terminal, bytes into a pipe", test_value_lines },
 		{ "the prompt on a terminal, its history", test_prompt },
 		{ "commands piped into the prompt", test_piped_commands },
+		{ "bash completion: words completed", test_completion_words },
+		{ "bash completion: the lists match the programs", test_completion_lists },
 		CU_TEST_INFO_NULL,
 	};
 	return pm_cu_run_suite("cli", suite_init, suite_clean, tests);
