@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -49,11 +50,6 @@ void cli_repl_open(const char *history)
 		read_history(rd.history); /* none yet: the first run */
 }
 
-bool cli_repl_interactive(void)
-{
-	return rd.tty;
-}
-
 static char *plain_line(void)
 {
 	if (!fgets(rd.plain, sizeof(rd.plain), stdin))
@@ -86,8 +82,11 @@ char *cli_repl_line(const char *prompt)
 
 void cli_repl_close(void)
 {
+	/* the user's alone: the lines hold keys and values */
+	mode_t old = umask(S_IRWXG | S_IRWXO);
 	if (rd.tty && rd.history[0] && write_history(rd.history) != 0)
 		fprintf(stderr, "pomai-cli: history not saved in %s\n", rd.history);
+	umask(old);
 	free(rd.edited);
 	rd.edited = NULL;
 }

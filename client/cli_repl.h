@@ -29,13 +29,12 @@ void cli_history_path(char *out);
 /* Open the reader: libedit when standard input is a terminal (history read
  * from `history`, "" for none), plain lines otherwise. */
 void cli_repl_open(const char *history);
-/* Whether the reader edits (standard input is a terminal). */
-bool cli_repl_interactive(void);
 /* The next line, without its newline, after `prompt` (a terminal only);
  * NULL at the end of input. Valid until the next call. Non-blank lines read
  * from a terminal join the history. */
 char *cli_repl_line(const char *prompt);
-/* Write the history back (a terminal only) and free what the reader holds. */
+/* Write the history back (a terminal only; a new file is the user's alone,
+ * mode 0600) and free what the reader holds. */
 void cli_repl_close(void);
 
 /* Split line (in place) into at most max words: blanks separate, '...'

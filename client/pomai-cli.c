@@ -1210,6 +1210,7 @@ static int cmd_load(struct cli *cl)
 {
 	static struct load l;
 	struct cli_reader r;
+	memset(&l, 0, sizeof(l)); /* the prompt runs load again */
 	if (!want_pos(cl, 2, "FILE") || !opt_u64(cl, O_TTL, 1, PM_CLIENT_TTL_MS_MAX, &l.ttl) ||
 	    !opt_u64(cl, O_LIMIT, 0, UINT64_MAX, &l.limit))
 		return EXIT_USAGE;

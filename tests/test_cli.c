@@ -325,6 +325,17 @@ static void test_piped_commands(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown command 'nosuchcommand'"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\n1\n"));
 	CU_ASSERT_PTR_NULL(strstr(out, "> ")); /* no prompt into a pipe */
+	/* a command run twice starts afresh (load's counts) */
+	char csv[PATH_MAX + 16], twice[2 * PATH_MAX + 128];
+	snprintf(csv, sizeof(csv), "%s/two.csv", top);
+	FILE *f = fopen(csv, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fputs("a,1,2\nb,3,4\n", f);
+	fclose(f);
+	snprintf(twice, sizeof(twice), "load %s --prefix p:\nload %s --prefix q:\n", csv, csv);
+	CU_ASSERT_EQUAL(cli_io(twice, false, (const char *const[]){ NULL }), 0);
+	const char *first = strstr(out, "loaded 2 vectors");
+	CU_ASSERT(first && strstr(first + 1, "loaded 2 vectors"));
 	/* an option that belongs to a command, with none: a usage error */
 	CU_ASSERT_EQUAL(cli_io("", true, (const char *const[]){ "--k", "3", NULL }), 2);
 }
