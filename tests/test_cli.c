@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -298,6 +299,8 @@ static void test_prompt(void)
 		fclose(f);
 	hist[n] = '\0';
 	CU_ASSERT_PTR_NOT_NULL(strstr(hist, "_HiStOrY_V2_\n"));
+	struct stat st;
+	CU_ASSERT(stat(path, &st) == 0 && (st.st_mode & 077) == 0); /* the user's alone */
 	CU_ASSERT_PTR_NOT_NULL(strstr(hist, "\nhelp\\040set\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(hist, "\ndel\\040said\nquit\n"));
 	/* the next prompt reads it: up twice is "del said" (then "quit") */
