@@ -9,6 +9,14 @@
  * map from it and routes every key to its set's node (docs/client.md);
  * `pomai-cli --cluster map` prints that map.
  *
+ * Without --shards (or POMAI_SHARDS) the server's shard count is asked once
+ * at start (INFO cluster) and kept for the process. With no COMMAND,
+ * pomai-cli is a prompt (cli_repl.c reads the lines: libedit on a terminal,
+ * plain lines from a pipe) running a command a line on one connection.
+ * --memif SOCK sends everything through libpomai_memif instead of UDP (when
+ * built with DPDK). A value GET prints is its raw bytes into a pipe, a line
+ * on a terminal and at the prompt.
+ *
  * Options are long options only ("--name VALUE" or "--name=VALUE") and may
  * appear anywhere; every other argument is positional, so a vector such as
  * "-1.5,2" is never mistaken for an option ("--" ends the options). Keys and
@@ -884,7 +892,8 @@ static int cmd_info(struct cli *cl)
 		return usage_error("info: want at most one SECTION");
 	size_t n = 0;
 	enum pm_client_status st =
-		pm_client_info(cl->c, cl->npos == 2 ? cl->pos[1] : NULL, text, PM_CLIENT_INFO_REPLY_BYTES_MAX, &n);
+		pm_client_info(cl->c, cl->npos == 2 ? cl->pos[1] : NULL, text,
+			       PM_CLIENT_INFO_REPLY_BYTES_MAX, &n);
 	if (st == PM_CLIENT_OK) {
 		fwrite(text, 1, n, stdout);
 		if (n == 0 || text[n - 1] != '\n')
