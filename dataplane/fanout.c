@@ -149,12 +149,15 @@ bool pm_is_fanout(uint8_t op)
 
 bool pm_info_section_known(const char *name, uint32_t len)
 {
-	static const char *const names[] = { "keyspace", "memory", "vectors", "stats",
-					     "dataplane", "replication", "cluster" };
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && len; i++)
-		if (strlen(names[i]) == len && !strncasecmp(name, names[i], len))
+	if (len == 0)
+		return true;
+	for (const char *at = PM_INFO_SECTION_NAMES; *at; at += strspn(at, ", ")) {
+		size_t n = strcspn(at, ",");
+		if (n == len && !strncasecmp(name, at, len))
 			return true;
-	return len == 0;
+		at += n;
+	}
+	return false;
 }
 
 /* Engine INFO text followed by this worker's dataplane counters, leaving room
