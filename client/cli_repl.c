@@ -21,6 +21,8 @@
 
 static struct {
 	bool tty;
+	const char *const *words;        /* completed at a line's start (NULL-terminated) */
+	size_t next_word;                /* the completion generator's place in words */
 	char history[CLI_HISTORY_PATH_BYTES];
 	char *edited;                    /* libedit's last line (malloc'd) */
 	char plain[CLI_LINE_BYTES_MAX + 2]; /* the last piped line, its newline, NUL */
@@ -37,13 +39,40 @@ void cli_history_path(char *out)
 		snprintf(out, CLI_HISTORY_PATH_BYTES, "%s/.pomai_cli_history", home);
 }
 
-void cli_repl_open(const char *history)
+/* libedit's generator: the next of rd.words that starts with text (state 0:
+ * from the first), malloc'd as libedit frees it; NULL after the last. */
+static char *next_word(const char *text, int state)
+{
+	size_t n = strlen(text);
+	if (state == 0)
+		rd.next_word = 0;
+	while (rd.words[rd.next_word]) {
+		const char *w = rd.words[rd.next_word++];
+		if (strncmp(w, text, n) == 0)
+			return strdup(w);
+	}
+	return NULL;
+}
+
+/* Tab: a command at a line's start; file names elsewhere (load FILE, --file). */
+static char **complete_line(const char *text, int start, int end)
+{
+	(void)end;
+	if ((size_t)start > strspn(rl_line_buffer, " \t")) /* not the first word */
+		return NULL; /* libedit then completes a file name */
+	rl_attempted_completion_over = 1;
+	return rl_completion_matches(text, next_word);
+}
+
+void cli_repl_open(const char *history, const char *const *words)
 {
 	rd.tty = isatty(STDIN_FILENO) == 1;
+	rd.words = words;
 	snprintf(rd.history, sizeof(rd.history), "%s", history);
 	if (!rd.tty)
 		return;
 	rl_readline_name = "pomai-cli"; /* the application name ~/.editrc sees */
+	rl_attempted_completion_function = complete_line;
 	using_history();
 	stifle_history(CLI_HISTORY_LINES_MAX);
 	if (rd.history[0])
@@ -75,6 +104,8 @@ char *cli_repl_line(const char *prompt)
 		return plain_line();
 	free(rd.edited);
 	rd.edited = readline(prompt);
+	if (!rd.edited) /* Ctrl-D: the shell's prompt on a line of its own */
+		fputc('\n', stdout);
 	if (rd.edited && rd.edited[strspn(rd.edited, " \t")] != '\0')
 		add_history(rd.edited);
 	return rd.edited;

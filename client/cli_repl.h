@@ -27,8 +27,10 @@
 void cli_history_path(char *out);
 
 /* Open the reader: libedit when standard input is a terminal (history read
- * from `history`, "" for none), plain lines otherwise. */
-void cli_repl_open(const char *history);
+ * from `history`, "" for none; Tab completes a line's first word from
+ * `words`, NULL-terminated and kept, and file names after it), plain lines
+ * otherwise. */
+void cli_repl_open(const char *history, const char *const *words);
 /* The next line, without its newline, after `prompt` (a terminal only);
  * NULL at the end of input. Valid until the next call. Non-blank lines read
  * from a terminal join the history. */

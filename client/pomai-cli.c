@@ -1507,8 +1507,11 @@ static void repl_run(const struct cli *base, int nwords, char **words)
 static int repl(const struct cli *base)
 {
 	char history[CLI_HISTORY_PATH_BYTES], prompt[96];
+	static const char *names[C_COUNT + 4] = { "help", "quit", "exit" }; /* Tab's */
+	for (int c = 0; c < C_COUNT; c++)
+		names[3 + c] = cmds[c].name;
 	cli_history_path(history);
-	cli_repl_open(history);
+	cli_repl_open(history, names);
 	snprintf(prompt, sizeof(prompt), "%s%s:%u> ", base->cfg.cluster ? "cluster " : "",
 		 base->cfg.host, base->cfg.base_port);
 	for (char *line; (line = cli_repl_line(prompt)) != NULL;) {

@@ -9,7 +9,7 @@
  *  - a value is raw bytes into a pipe and a line on a terminal (a
  *    pseudo-terminal: forkpty);
  *  - with no COMMAND, a prompt: commands typed on a terminal answered,
- *    `help set`, quoting, errors said without leaving, quit; the history
+ *    `help set`, Tab, quoting, errors said without leaving, quit; the history
  *    file written, and read back by the next prompt (an up-arrow recalls a
  *    line of the run before); commands piped in run the same way;
  *  - the bash completions of pomai-cli and pomaictl (argv[3] pomaictl,
@@ -40,6 +40,9 @@
 /* Keys set one pomai-cli each: the chance that all hash to shard 0 (no
  * forward even with a wrong count) is (1/3)^24. */
 #define KEYS 24
+/* Keys set and read one pomai-cli process per command (the prompt does the
+ * KEYS): each run learns the count itself. */
+#define SHARDS_ONE_SHOT_KEYS 3
 /* What one pomai-cli run prints, kept. */
 #define OUT_BYTES (1u << 16)
 /* What a terminal session printed, kept (the prompt redrawn per line). */
@@ -129,23 +132,37 @@ static long long forwarded(void)
 
 static void test_shards_learnt(void)
 {
+	static char script[KEYS * 64], want[KEYS * 32];
 	char key[32], val[32];
+	size_t at = 0, wat = 0;
 	long long before = forwarded();
 	CU_ASSERT_FATAL(before >= 0);
-	for (int i = 0; i < KEYS; i++) {
-		snprintf(key, sizeof(key), "learnt%d", i);
-		snprintf(val, sizeof(val), "v%d", i);
-		CLI(0, "set", key, val);
+	/* one command per process (each learns the count), a few keys */
+	for (int i = 0; i < SHARDS_ONE_SHOT_KEYS; i++) {
+		snprintf(key, sizeof(key), "once%d", i);
+		CLI(0, "set", key, "v");
 		CLI(0, "get", key);
-		CU_ASSERT_STRING_EQUAL(out, val);
+		CU_ASSERT_STRING_EQUAL(out, "v");
 	}
+	/* the prompt (the count learnt once, for the process), many keys */
+	for (int i = 0; i < KEYS; i++) {
+		at += (size_t)snprintf(script + at, sizeof(script) - at,
+				       "set learnt%d v%d\nget learnt%d\n", i, i, i);
+		wat += (size_t)snprintf(want + wat, sizeof(want) - wat, "OK\nv%d\n", i);
+	}
+	CU_ASSERT_EQUAL(cli_io(script, false, (const char *const[]){ NULL }), 0);
+	CU_ASSERT_STRING_EQUAL(out, want);
 	CU_ASSERT_EQUAL(forwarded(), before); /* every key went to its shard */
 	/* the override: one shard assumed, so the server forwards */
-	for (int i = 0; i < KEYS; i++) {
-		snprintf(key, sizeof(key), "learnt%d", i);
-		CLI(0, "--shards", "1", "get", key);
-	}
+	at = 0;
+	for (int i = 0; i < KEYS; i++)
+		at += (size_t)snprintf(script + at, sizeof(script) - at, "get learnt%d\n", i);
+	CU_ASSERT_EQUAL(cli_io(script, false, (const char *const[]){ "--shards", "1", NULL }), 0);
 	CU_ASSERT(forwarded() > before);
+	snprintf(key, sizeof(key), "once%d", 0);
+	snprintf(val, sizeof(val), "%s", "v");
+	CLI(0, "--shards", "1", "get", key); /* one-shot, overridden: still served */
+	CU_ASSERT_STRING_EQUAL(out, val);
 	/* the cluster header answers alone, in any case */
 	CLI(0, "info", "CLUSTER");
 	CU_ASSERT_EQUAL(info_text_field(out, NULL, "shards"), SHARDS);
@@ -280,6 +297,8 @@ static void test_prompt(void)
 	CU_ASSERT(pty_expect(&t, "Store VALUE under KEY"));
 	pty_send(&t, "help\r");
 	CU_ASSERT(pty_expect(&t, "help COMMAND"));
+	pty_send(&t, "he\tdel\r"); /* Tab completes the command: help del */
+	CU_ASSERT(pty_expect(&t, "Delete KEY"));
 	pty_send(&t, "info nosuch\r"); /* said, and the prompt goes on */
 	CU_ASSERT(pty_expect(&t, "no section 'nosuch'"));
 	pty_send(&t, "get said --port 1\r");
@@ -310,7 +329,7 @@ static void test_prompt(void)
 	pty_send(&t, "\033[A\033[A\r");
 	CU_ASSERT(pty_expect(&t, "1\r\n"));
 	CLI(1, "get", "said"); /* the recalled DEL ran */
-	pty_send(&t, "exit\r");
+	pty_send(&t, "\004"); /* Ctrl-D: the end, exit 0 */
 	CU_ASSERT_EQUAL(pty_end(&t), 0);
 }
 
@@ -456,10 +475,15 @@ static void test_completion_lists(void)
 	snprintf(sections, sizeof(sections), "%s", out);
 	CU_ASSERT_EQUAL(complete_words("pomai-cli info ''"), 0);
 	CU_ASSERT_STRING_EQUAL(out, sections);
+	static char script[OUT_BYTES];
 	unsigned n = 0;
+	at = 0;
 	for (char *s = strtok(sections, "\n"); s; s = strtok(NULL, "\n"), n++)
-		CLI(0, "info", s);
+		at += (size_t)snprintf(script + at, sizeof(script) - at, "info %s\n", s);
 	CU_ASSERT_EQUAL(n, 7);
+	CU_ASSERT_EQUAL(cli_io(script, true, (const char *const[]){ NULL }), 0);
+	CU_ASSERT_PTR_NULL(strstr(out, "no section")); /* every one answered */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "shards:3"));
 }
 
 int main(int argc, char **argv)
