@@ -9,6 +9,14 @@
  * map from it and routes every key to its set's node (docs/client.md);
  * `pomai-cli --cluster map` prints that map.
  *
+ * Without --shards (or POMAI_SHARDS) the server's shard count is asked once
+ * at start (INFO cluster) and kept for the process. With no COMMAND,
+ * pomai-cli is a prompt (cli_repl.c reads the lines: libedit on a terminal,
+ * plain lines from a pipe) running a command a line on one connection.
+ * --memif SOCK sends everything through libpomai_memif instead of UDP (when
+ * built with DPDK). A value GET prints is its raw bytes into a pipe, a line
+ * on a terminal and at the prompt.
+ *
  * Options are long options only ("--name VALUE" or "--name=VALUE") and may
  * appear anywhere; every other argument is positional, so a vector such as
  * "-1.5,2" is never mistaken for an option ("--" ends the options). Keys and
@@ -18,6 +26,7 @@
  * 2 usage error, 3 an error status (from the server, or the same check done
  * locally), 4 timeout or connection failure.
  */
+#define _GNU_SOURCE /* sched_getcpu (--memif) */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -29,7 +38,13 @@
 #include <unistd.h>
 
 #include "cli_data.h"
+#include "cli_repl.h"
 #include "pomai.h"
+#ifdef POMAI_CLI_MEMIF
+#include <sched.h>
+
+#include "pomai_memif.h"
+#endif
 
 #define EXIT_NOT_FOUND 1
 #define EXIT_USAGE 2
@@ -42,6 +57,19 @@
 /* Progress bar: redrawn at most this often, this many cells wide. */
 #define CLI_PROGRESS_MS 100u
 #define CLI_PROGRESS_CELLS 30u
+/* --memif: this end's MAC unless --memif-mac (locally administered, unicast:
+ * a memif port's own default is a group address, which both ends drop). */
+#define CLI_MEMIF_MAC_DEFAULT "02:70:6d:63:6c:01"
+/* --memif: the EAL line built from SOCK and the MAC; one lcore (a CPU this
+ * process may run on), no hugepages, 256 MiB, no shared config and a prefix
+ * of its own (nothing left in /run/dpdk by a short-lived process), the memif
+ * driver's own messages only when critical (without a shared config it
+ * complains at every start; a failure is said by libpomai_memif's why). */
+#define CLI_MEMIF_EAL_FMT                                                         \
+	"-l %d --no-huge --no-pci -m 256 --no-shconf --file-prefix=pomai-cli-%d "  \
+	"--log-level=lib.eal:error --log-level=pmd.net.memif:critical "           \
+	"--vdev=net_memif0,role=client,socket=%s,socket-abstract=no,mac=%s"
+#define CLI_MEMIF_EAL_BYTES 1024u
 /* Default neighbours for knn. */
 #define CLI_K_DEFAULT 10u
 /* A batch frame's bytes: one UDP datagram, less its header and count. */
@@ -127,7 +155,7 @@ enum opt { O_HOST, O_PORT, O_SHARDS, O_TCP, O_TCP_PORT, O_TIMEOUT, O_RETRIES, O_
 	   O_READ_REPLICA, O_HELP, O_TTL,
 	   O_COLLECTION, O_HEX, O_K, O_EF, O_EXACT, O_FILE, O_ROW, O_DIM, O_METRIC, O_INDEX, O_M, O_EFC,
 	   O_EFS, O_EVICTABLE, O_DTYPE, O_RERANK, O_RERANK_K, O_PREFIX, O_LIMIT, O_INFLIGHT, O_RADIUS,
-	   O_USER, O_KEY_FILE, O_COUNT };
+	   O_USER, O_KEY_FILE, O_MEMIF, O_MEMIF_IP, O_MEMIF_MAC, O_MEMIF_EAL, O_COUNT };
 
 struct opt_def {
 	const char *name;
@@ -139,6 +167,10 @@ static const struct opt_def opts[O_COUNT] = {
 	[O_HOST] = { "host", true, M_ALL },
 	[O_USER] = { "user", true, M_ALL },
 	[O_KEY_FILE] = { "key-file", true, M_ALL },
+	[O_MEMIF] = { "memif", true, M_ALL & ~M(C_MAP) },
+	[O_MEMIF_IP] = { "memif-ip", true, M_ALL & ~M(C_MAP) },
+	[O_MEMIF_MAC] = { "memif-mac", true, M_ALL & ~M(C_MAP) },
+	[O_MEMIF_EAL] = { "memif-eal", true, M_ALL & ~M(C_MAP) },
 	[O_PORT] = { "port", true, M_ALL },
 	[O_SHARDS] = { "shards", true, M_ALL },
 	[O_TCP] = { "tcp", false, M_ALL },
@@ -178,12 +210,16 @@ struct cli {
 	const char *pos[CLI_POSITIONAL_MAX];
 	int npos;
 	int cmd; /* enum cmd, or -1 */
+	bool shards_known; /* --shards, POMAI_SHARDS or --cluster: nothing to learn */
+	bool lines;        /* a value ends its line: stdout is a terminal, or the prompt's */
+	char eal[CLI_MEMIF_EAL_BYTES]; /* --memif: the EAL command line */
 	struct pm_client_config cfg;
 	struct pm_client *c;
 };
 
 static const char global_usage[] =
 	"usage: pomai-cli [OPTIONS] COMMAND [ARGS]\n"
+	"       pomai-cli [OPTIONS]     (no COMMAND: an interactive prompt)\n"
 	"\n"
 	"commands: set get del vadd vget vdel vsetattr knn range collection info load snapshot map\n"
 	"          (pomai-cli COMMAND --help for each)\n"
@@ -191,8 +227,9 @@ static const char global_usage[] =
 	"options:\n"
 	"  --host H       server IPv4 address (env POMAI_HOST; default 127.0.0.1)\n"
 	"  --port P       base port: shard i on UDP P+i, TCP on P-1 (env POMAI_PORT; 7700)\n"
-	"  --shards N     shards the server runs (env POMAI_SHARDS; default 1, always\n"
-	"                 correct; the right number saves the server a forward)\n"
+	"  --shards N     shards the server runs (env POMAI_SHARDS); by default asked of\n"
+	"                 the server at start (INFO cluster), so each key goes straight\n"
+	"                 to its shard\n"
 	"  --tcp          use the TCP stream instead of UDP\n"
 	"  --tcp-port T   the server's TCP port (env POMAI_TCP_PORT; default P-1)\n"
 	"  --timeout MS   first reply timeout (default 250; doubles per retry)\n"
@@ -203,6 +240,13 @@ static const char global_usage[] =
 	"  --user ID      sign every request as this user (env POMAI_USER; issue 19)\n"
 	"  --key-file F   the user's key: 64 hex digits in file F (or env POMAI_KEY);\n"
 	"                 never on the command line, where other users see it\n"
+	"  --memif SOCK   over a DPDK memif port instead of UDP: SOCK is the memif\n"
+	"                 socket of pomaid's DPDK backend (its dpdk_eal_args); --host is\n"
+	"                 pomaid's address on that link (docs/client.md, pomai-cli)\n"
+	"  --memif-ip A/L this end's IPv4 address and prefix on the link (required)\n"
+	"  --memif-mac M  this end's MAC (default " CLI_MEMIF_MAC_DEFAULT ")\n"
+	"  --memif-eal E  the whole DPDK EAL command line instead of the one --memif\n"
+	"                 builds (one lcore, no hugepages, the memif port's vdev)\n"
 	"  --help         this text\n"
 	"\n"
 	"exit codes: 0 ok, 1 not found, 2 usage error, 3 error status, 4 timeout or\n"
@@ -392,7 +436,7 @@ static int cmd_get(struct cli *cl)
 		putchar('\n');
 	} else if (st == PM_CLIENT_OK) {
 		fwrite(buf, 1, n, stdout);
-		if (isatty(STDOUT_FILENO))
+		if (cl->lines) /* raw bytes into a pipe; a line on a terminal */
 			putchar('\n');
 	}
 	return report(cl, "get", st);
@@ -838,18 +882,27 @@ static int cmd_coll(struct cli *cl)
 	return usage_error("collection: want create, list or drop");
 }
 
+/* A whole INFO text: info's, and the one learn_shards() reads. */
+static char info_text[PM_CLIENT_INFO_REPLY_BYTES_MAX + 1];
+
 static int cmd_info(struct cli *cl)
 {
-	static char text[PM_CLIENT_INFO_REPLY_BYTES_MAX];
+	char *text = info_text;
 	if (cl->npos > 2)
 		return usage_error("info: want at most one SECTION");
 	size_t n = 0;
 	enum pm_client_status st =
-		pm_client_info(cl->c, cl->npos == 2 ? cl->pos[1] : NULL, text, sizeof text, &n);
+		pm_client_info(cl->c, cl->npos == 2 ? cl->pos[1] : NULL, text,
+			       PM_CLIENT_INFO_REPLY_BYTES_MAX, &n);
 	if (st == PM_CLIENT_OK) {
 		fwrite(text, 1, n, stdout);
 		if (n == 0 || text[n - 1] != '\n')
 			putchar('\n');
+	}
+	if (st == PM_CLIENT_E_PARAM && cl->npos == 2) {
+		fprintf(stderr, "pomai-cli: info: %s: the server has no section '%s'\n",
+			pm_client_status_name(st), cl->pos[1]);
+		return exit_of(st);
 	}
 	return report(cl, "info", st);
 }
@@ -1166,6 +1219,7 @@ static int cmd_load(struct cli *cl)
 {
 	static struct load l;
 	struct cli_reader r;
+	memset(&l, 0, sizeof(l)); /* the prompt runs load again */
 	if (!want_pos(cl, 2, "FILE") || !opt_u64(cl, O_TTL, 1, PM_CLIENT_TTL_MS_MAX, &l.ttl) ||
 	    !opt_u64(cl, O_LIMIT, 0, UINT64_MAX, &l.limit))
 		return EXIT_USAGE;
@@ -1240,6 +1294,68 @@ static bool configure_key(struct cli *cl)
 	return true;
 }
 
+/* --memif: the options that go with it, and the EAL line. */
+static bool configure_memif(struct cli *cl)
+{
+#ifdef POMAI_CLI_MEMIF
+	if (!cl->has[O_MEMIF]) {
+		for (int o = O_MEMIF_IP; o <= O_MEMIF_EAL; o++)
+			if (cl->has[o]) {
+				usage_error("--%s goes with --memif", opts[o].name);
+				return false;
+			}
+		return true;
+	}
+	if (cl->has[O_TCP] || cl->cfg.cluster) {
+		usage_error("--memif is a transport of its own: not with --tcp or --cluster");
+		return false;
+	}
+	if (!cl->has[O_MEMIF_IP]) {
+		usage_error("--memif needs --memif-ip A/LEN, this end's address on the link");
+		return false;
+	}
+	int cpu = sched_getcpu(); /* one this process may run on */
+	int n = cl->has[O_MEMIF_EAL]
+			? snprintf(cl->eal, sizeof(cl->eal), "%s", cl->val[O_MEMIF_EAL])
+			: snprintf(cl->eal, sizeof(cl->eal), CLI_MEMIF_EAL_FMT, cpu < 0 ? 0 : cpu,
+				   (int)getpid(), cl->val[O_MEMIF],
+				   cl->has[O_MEMIF_MAC] ? cl->val[O_MEMIF_MAC] : CLI_MEMIF_MAC_DEFAULT);
+	if (n < 0 || (size_t)n >= sizeof(cl->eal)) {
+		usage_error("--memif: the EAL line is longer than %u bytes", CLI_MEMIF_EAL_BYTES);
+		return false;
+	}
+	return true;
+#else
+	for (int o = O_MEMIF; o <= O_MEMIF_EAL; o++)
+		if (cl->has[o]) {
+			usage_error("--%s: this pomai-cli was built without DPDK (no libpomai_memif)",
+				    opts[o].name);
+			return false;
+		}
+	return true;
+#endif
+}
+
+/* Open cl->c from cl->cfg: over UDP or TCP, or over memif. */
+static enum pm_client_status open_client(struct cli *cl)
+{
+	if (!cl->has[O_MEMIF])
+		return pm_client_open(&cl->cfg, &cl->c);
+#ifdef POMAI_CLI_MEMIF
+	struct pm_client_memif m;
+	const char *why = NULL;
+	pm_client_memif_default(&m);
+	m.eal_args = cl->eal;
+	m.local_ip = cl->val[O_MEMIF_IP];
+	enum pm_client_status st = pm_client_memif_open(&cl->cfg, &m, &cl->c, &why);
+	if (st != PM_CLIENT_OK)
+		fprintf(stderr, "pomai-cli: memif: %s\n", why ? why : pm_client_strerror(st));
+	return st;
+#else
+	return PM_CLIENT_E_CONFIG; /* configure_memif() refused it */
+#endif
+}
+
 /* Environment defaults, then options, into cl->cfg. */
 static bool configure(struct cli *cl)
 {
@@ -1251,8 +1367,10 @@ static bool configure(struct cli *cl)
 		c->host = env;
 	if ((env = getenv("POMAI_PORT")) && parse_u64(env, 1, 65535, &v))
 		c->base_port = (uint32_t)v;
-	if ((env = getenv("POMAI_SHARDS")) && parse_u64(env, 1, PM_CLIENT_SHARDS_MAX, &v))
+	if ((env = getenv("POMAI_SHARDS")) && parse_u64(env, 1, PM_CLIENT_SHARDS_MAX, &v)) {
 		c->shards = (uint32_t)v;
+		cl->shards_known = true;
+	}
 	if ((env = getenv("POMAI_TCP_PORT")) && parse_u64(env, 1, 65535, &v))
 		c->tcp_port = (uint32_t)v;
 	if ((env = getenv("POMAI_CLUSTER")) && strcmp(env, "1") == 0)
@@ -1261,6 +1379,7 @@ static bool configure(struct cli *cl)
 		c->host = cl->val[O_HOST];
 	c->transport = cl->has[O_TCP] ? PM_CLIENT_TCP : PM_CLIENT_UDP;
 	c->cluster |= cl->has[O_CLUSTER];
+	cl->shards_known |= cl->has[O_SHARDS] || c->cluster;
 	if (cl->has[O_READ_REPLICA] && !c->cluster) {
 		usage_error("--read-replica needs --cluster");
 		return false;
@@ -1270,6 +1389,8 @@ static bool configure(struct cli *cl)
 		return false;
 	}
 	c->read_from = cl->has[O_READ_REPLICA] ? PM_CLIENT_READ_REPLICA : PM_CLIENT_READ_PRIMARY;
+	if (!configure_memif(cl))
+		return false;
 	if ((env = getenv("POMAI_USER")) && parse_u64(env, 1, 65535, &v))
 		c->user = (uint32_t)v;
 	if (!opt_u32(cl, O_USER, 1, 65535, &c->user) || (c->user && !configure_key(cl)))
@@ -1282,28 +1403,163 @@ static bool configure(struct cli *cl)
 	       opt_u32(cl, O_INFLIGHT, 1, PM_CLIENT_IN_FLIGHT_MAX, &c->max_in_flight);
 }
 
+/* ---------------------------------------------------------------- the server's shards */
+
+/* The shard count from the "shards:N" line of an INFO text's Cluster header
+ * (dataplane/fanout.c writes it first in every answer); 0 when absent. */
+static uint32_t info_shards(const char *text)
+{
+	static const char field[] = "\nshards:";
+	const char *at = strstr(text, field);
+	uint64_t n = 0;
+	if (at == NULL)
+		return 0;
+	at += sizeof(field) - 1;
+	char digits[16];
+	size_t len = strspn(at, "0123456789");
+	if (len == 0 || len >= sizeof(digits))
+		return 0;
+	memcpy(digits, at, len);
+	digits[len] = '\0';
+	return parse_u64(digits, 1, PM_CLIENT_SHARDS_MAX, &n) ? (uint32_t)n : 0;
+}
+
+/* Learn how many shards the server runs, once per process: INFO's smallest
+ * section ("cluster": the header alone, one line per shard) asked of shard 0
+ * with the always-correct shards = 1, then the client opened again routing
+ * by key (docs/protocol.md §2.1), so no key costs the server a forward.
+ * Without an answer the client keeps shards = 1 (correct, a forward per key
+ * of another shard) unless the server was not reached at all: that status
+ * is returned, since the command would fail the same way. */
+static enum pm_client_status learn_shards(struct cli *cl)
+{
+	size_t n = 0;
+	enum pm_client_status st = pm_client_info(cl->c, "cluster", info_text,
+						  PM_CLIENT_INFO_REPLY_BYTES_MAX, &n);
+	if (st == PM_CLIENT_E_TIMEOUT || st == PM_CLIENT_E_CONNECTION)
+		return st;
+	info_text[n] = '\0';
+	uint32_t shards = st == PM_CLIENT_OK ? info_shards(info_text) : 0;
+	cl->shards_known = true;
+	if (shards <= 1)
+		return PM_CLIENT_OK;
+	pm_client_close(cl->c);
+	cl->c = NULL;
+	cl->cfg.shards = shards;
+	return open_client(cl);
+}
+
+/* ---------------------------------------------------------------- the prompt */
+
+/* Words on one line of the prompt, at most (the command's own bound is
+ * CLI_POSITIONAL_MAX plus its options). */
+#define CLI_WORDS_MAX 64
+
+static const char repl_help[] =
+	"commands: set get del vadd vget vdel vsetattr knn range collection info load snapshot map\n"
+	"  help COMMAND   how to use it (or COMMAND --help)\n"
+	"  quit, exit     leave (or Ctrl-D)\n"
+	"Words are split at blanks; quote a value that holds some: set k 'a b'.\n"
+	"Connection options (--host, --port, --shards, --tcp, --user, ...) are given when\n"
+	"pomai-cli starts; history is kept in $POMAI_CLI_HISTORY or ~/.pomai_cli_history.\n";
+
+/* Options that set up the connection: given when pomai-cli starts. */
+static bool conn_opt(int o)
+{
+	return o < O_HELP || o == O_USER || o == O_KEY_FILE || (o >= O_MEMIF && o <= O_MEMIF_EAL);
+}
+
+static void repl_helps(int nwords, char **words)
+{
+	int c = nwords > 1 ? find_cmd(words[1]) : -1;
+	if (nwords > 2)
+		fputs("pomai-cli: help: want at most one COMMAND\n", stderr);
+	else if (nwords == 2 && c < 0)
+		fprintf(stderr, "pomai-cli: help: no such command '%s'\n", words[1]);
+	else if (c >= 0)
+		printf("%s\n", cmds[c].usage);
+	else
+		fputs(repl_help, stdout);
+}
+
+/* One line of the prompt run as a command with the connection of base. */
+static void repl_run(const struct cli *base, int nwords, char **words)
+{
+	static struct cli one;
+	one = (struct cli){ .cfg = base->cfg, .c = base->c, .shards_known = true, .lines = true };
+	if (parse_args(&one, nwords, words) >= 0) /* argv[0]: words[0] is the program */
+		return;
+	for (int o = 0; o < O_COUNT; o++)
+		if (one.has[o] && conn_opt(o)) {
+			fprintf(stderr, "pomai-cli: --%s is given when pomai-cli starts\n", opts[o].name);
+			return;
+		}
+	if (one.has[O_HELP])
+		printf("usage: %s\n", cmds[one.cmd].usage);
+	else if (one.cmd == C_MAP && !base->cfg.cluster)
+		fputs("pomai-cli: map needs --cluster (the slot map of a cluster)\n", stderr);
+	else
+		runners[one.cmd](&one);
+}
+
+/* The interactive prompt (no COMMAND given): a command a line until quit or
+ * the end of input. Errors are said and the prompt goes on; exits 0. */
+static int repl(const struct cli *base)
+{
+	char history[CLI_HISTORY_PATH_BYTES], prompt[96];
+	static const char *names[C_COUNT + 4] = { "help", "quit", "exit" }; /* Tab's */
+	for (int c = 0; c < C_COUNT; c++)
+		names[3 + c] = cmds[c].name;
+	cli_history_path(history);
+	cli_repl_open(history, names);
+	snprintf(prompt, sizeof(prompt), "%s%s:%u> ", base->cfg.cluster ? "cluster " : "",
+		 base->cfg.host, base->cfg.base_port);
+	for (char *line; (line = cli_repl_line(prompt)) != NULL;) {
+		char *words[CLI_WORDS_MAX + 1] = { "pomai-cli" };
+		const char *why = NULL;
+		int n = cli_split(line, words + 1, CLI_WORDS_MAX, &why);
+		if (n < 0)
+			fprintf(stderr, "pomai-cli: %s\n", why);
+		else if (n > 0 && (!strcmp(words[1], "quit") || !strcmp(words[1], "exit")))
+			break;
+		else if (n > 0 && !strcmp(words[1], "help"))
+			repl_helps(n, words + 1);
+		else if (n > 0)
+			repl_run(base, n + 1, words);
+		fflush(stdout);
+	}
+	cli_repl_close();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct cli cl;
 	int rc = parse_args(&cl, argc, argv);
 	if (rc >= 0)
 		return rc;
-	if (cl.has[O_HELP] || cl.cmd < 0) {
+	if (cl.has[O_HELP]) {
 		if (cl.cmd >= 0)
 			printf("usage: pomai-cli [OPTIONS] %s\n", cmds[cl.cmd].usage);
 		else
 			fputs(global_usage, stdout);
-		return cl.has[O_HELP] ? 0 : EXIT_USAGE;
+		return 0;
 	}
+	for (int o = 0; o < O_COUNT && cl.cmd < 0; o++)
+		if (cl.has[o] && !conn_opt(o))
+			return usage_error("--%s belongs to a COMMAND", opts[o].name);
+	cl.lines = isatty(STDOUT_FILENO) == 1;
 	if (!configure(&cl))
 		return EXIT_USAGE;
 	const char *why;
 	if (pm_client_config_check(&cl.cfg, &why) != PM_CLIENT_OK)
 		return usage_error("%s", why);
-	enum pm_client_status st = pm_client_open(&cl.cfg, &cl.c);
+	enum pm_client_status st = open_client(&cl);
+	if (st == PM_CLIENT_OK && !cl.shards_known)
+		st = learn_shards(&cl);
 	if (st != PM_CLIENT_OK)
 		return report(&cl, "connect", st);
-	rc = runners[cl.cmd](&cl);
+	rc = cl.cmd < 0 ? repl(&cl) : runners[cl.cmd](&cl);
 	pm_client_close(cl.c);
 	return rc;
 }

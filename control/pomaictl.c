@@ -491,23 +491,6 @@ static const char *find_socket(const struct opts *o, char *buf, size_t cap, char
 	return NULL;
 }
 
-/* ---------------------------------------------------------------- INFO sections */
-
-/* The sections pomaid's INFO has (engine/info.c: keyspace, memory, vectors,
- * stats; dataplane/fanout.c: dataplane, replication; the Cluster header every
- * answer opens with). test_admin asks each that a full INFO shows, so a new
- * one the daemon grows fails there until it is added here. */
-static const char *const info_sections[] = { "keyspace", "memory", "vectors", "stats",
-					     "dataplane", "replication", "cluster" };
-
-static bool info_section_known(const char *name)
-{
-	for (size_t i = 0; i < sizeof(info_sections) / sizeof(info_sections[0]); i++)
-		if (!strcasecmp(name, info_sections[i]))
-			return true;
-	return false;
-}
-
 int main(int argc, char **argv)
 {
 	struct opts o = { .timeout_ms = TIMEOUT_MS_DEFAULT, .argv = argv };
@@ -536,12 +519,6 @@ int main(int argc, char **argv)
 	if (o.help) {
 		printf("usage: pomaictl [OPTIONS] %s\n  %s\n", s->usage, s->help);
 		return 0;
-	}
-	if (!strcmp(s->name, "info") && o.argc == 2 && !info_section_known(o.argv[1])) {
-		fprintf(stderr, "pomaictl: info: %s: no such section (keyspace, memory, vectors, "
-				"stats, dataplane, replication, cluster)\n", o.argv[1]);
-		fprintf(stderr, "usage: pomaictl [OPTIONS] %s\n", s->usage);
-		return EXIT_USAGE;
 	}
 	const char *args[PM_ADMIN_ARGS_MAX];
 	uint32_t n = 0;

@@ -35,6 +35,7 @@
 #include "cluster.h"
 #include "common.h"
 #include "evict.h"
+#include "fanout.h"
 #include "msg.h"
 #include "users.h"
 #include "worker.h"
@@ -264,6 +265,11 @@ static enum pm_admin_status cmd_info(struct pm_daemon *d, const struct pm_admin_
 	struct pm_request req = { .op = PM_OP_INFO, .info_flags = PM_INFO_PAGED };
 	if (r->argc > 1)
 		req.section = (struct pm_bytes){ r->arg[1].p, r->arg[1].len };
+	if (!pm_info_section_known((const char *)req.section.ptr, req.section.len)) {
+		say(a, "error: no such section '%.*s' (INFO has %s)\n", (int)PM_MIN(req.section.len, 64u),
+		    (const char *)req.section.ptr, PM_INFO_SECTION_NAMES);
+		return PM_ADMIN_USAGE;
+	}
 	struct pm_reply_view rv;
 	enum pm_admin_status st = wire(d, &req);
 	if (st == PM_ADMIN_OK)

@@ -147,6 +147,19 @@ bool pm_is_fanout(uint8_t op)
 
 /* ---------------------------------------------------------------- one shard's part */
 
+bool pm_info_section_known(const char *name, uint32_t len)
+{
+	if (len == 0)
+		return true;
+	for (const char *at = PM_INFO_SECTION_NAMES; *at; at += strspn(at, ", ")) {
+		size_t n = strcspn(at, ",");
+		if (n == len && !strncasecmp(name, at, len))
+			return true;
+		at += n;
+	}
+	return false;
+}
+
 /* Engine INFO text followed by this worker's dataplane counters, leaving room
  * for the line that heads it in the merged text. */
 static uint32_t shard_info(struct pm_worker *w, const struct pm_request *req, char *out,
@@ -609,6 +622,12 @@ static struct pm_pending *find(struct pm_worker *w, uint32_t seq)
 void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		     uint32_t len, const struct pm_dest *client)
 {
+	if (req->op == PM_OP_INFO &&
+	    !pm_info_section_known((const char *)req->section.ptr, req->section.len)) {
+		struct pm_reply bad = { .status = PM_E_PARAM, .op = req->op, .id = req->id };
+		pm_send_reply(w, client, &bad); /* issue 21: an unknown section is an error */
+		return;
+	}
 	struct pm_pending *p = NULL;
 	for (uint32_t i = 0; i < PM_PENDING_MAX && !p; i++)
 		p = w->pending[i].live ? NULL : &w->pending[i];

@@ -72,6 +72,12 @@ void pm_fanout_expire(struct pm_worker *w);
 /* The worker's INFO merge buffers (from pm_worker_alloc / pm_worker_free). */
 int pm_fanout_alloc(struct pm_worker *w);
 void pm_fanout_free(struct pm_worker *w);
+/* Issue 21: whether name is an INFO section pomaid has, one of
+ * PM_INFO_SECTION_NAMES in any case (len 0, every section, is one; "cluster"
+ * is the header every answer opens with). Others are refused PARAM on the
+ * wire and USAGE on the admin socket. */
+#define PM_INFO_SECTION_NAMES "keyspace, memory, vectors, stats, dataplane, replication, cluster"
+bool pm_info_section_known(const char *name, uint32_t len);
 /* This worker's dataplane counters as INFO lines. */
 uint32_t pm_worker_info(const struct pm_worker *w, char *out, uint32_t cap, bool clients);
 

@@ -24,6 +24,9 @@ POMAI_DEPS=(
 	# BLAKE2b for frame MACs, cookies and key derivation, and the kernel's
 	# random bytes for keys, challenges and cookie secrets
 	libsodium-dev
+	# pomai-cli's interactive prompt: line editing and history (libedit, BSD
+	# licensed, rather than GNU readline: client/cli_repl.c says why)
+	libedit-dev
 	etcd-server        # the cluster suites start their own etcd on loopback ports
 	iproute2           # the cluster suite partitions a node from etcd in a network namespace
 	strace             # tests/test_noblock: no blocking file-system call on a worker thread

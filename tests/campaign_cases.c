@@ -221,8 +221,12 @@ const struct camp_case campaign_cases[] = {
 	R("INFO empty body", I, FLAGS_NONE, OK, { .kind = CF_END }),
 	R("INFO section", I, FLAGS_NONE, OK, CF_STR("memory")),
 	R("INFO section len 0", I, FLAGS_NONE, PM_E_PARAM, U32(0)),
-	R("INFO section len max", I, FLAGS_NONE, OK, U32(PM_INFO_SECTION_BYTES_MAX),
+	/* a name of the longest length decodes (test_codec checks the bound);
+	 * pomaid has no such section, so it answers PARAM (issue 21) */
+	R("INFO section len max", I, FLAGS_NONE, PM_E_PARAM, U32(PM_INFO_SECTION_BYTES_MAX),
 	  BYTES(PM_INFO_SECTION_BYTES_MAX, 'i')),
+	R("INFO section unknown", I, FLAGS_NONE, PM_E_PARAM, CF_STR("nosuchsection")),
+	R("INFO section any case", I, FLAGS_NONE, OK, CF_STR("KeySpace")),
 	R("INFO section len max+1", I, FLAGS_NONE, PM_E_PARAM, U32(PM_INFO_SECTION_BYTES_MAX + 1),
 	  BYTES(PM_INFO_SECTION_BYTES_MAX + 1, 'i')),
 	R("INFO section len 0xFFFFFFFF", I, FLAGS_NONE, PM_E_PARAM, U32(UINT32_MAX)),

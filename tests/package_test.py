@@ -54,7 +54,9 @@ POMAI_FILES = ["usr/bin/pomaid", "usr/bin/pomai-control", "usr/bin/pomaictl",
                "usr/bin/pomai-cli", "etc/pomai/pomai.conf", "etc/pomai/pomai-control.conf",
                "lib/systemd/system/pomaid.service", "lib/systemd/system/pomai-control.service",
                "usr/lib/sysusers.d/pomai.conf", "usr/lib/tmpfiles.d/pomai.conf",
-               "usr/share/doc/pomai/operations.md"]
+               "usr/share/doc/pomai/operations.md",
+               "usr/share/bash-completion/completions/pomai-cli",
+               "usr/share/bash-completion/completions/pomaictl"]
 DEV_FILES = ["usr/include/pomai.h", "usr/include/pomai_memif.h",
              "usr/lib/{multiarch}/libpomai.a", "usr/lib/{multiarch}/libpomai.so",
              "usr/lib/{multiarch}/libpomai.so.0", "usr/lib/{multiarch}/libpomai_memif.a",
@@ -289,6 +291,12 @@ def talk_to(root, port, data):
                os.path.join(data, "admin.sock"), "info"])
     check(ctl.returncode == 0 and "keys" in ctl.stdout,
           "the installed pomaictl answers on the admin socket")
+    comp = os.path.join(root, "usr/share/bash-completion/completions")
+    for cmd, fn in (("pomai-cli", "_pomai_cli"), ("pomaictl", "_pomaictl")):
+        r = run(["bash", "-c", f'source "$1" && COMP_WORDS=({cmd} s) COMP_CWORD=1 && {fn} && '
+                 f'complete -p {cmd} && echo "${{COMPREPLY[*]}}"', "bash", os.path.join(comp, cmd)])
+        check(r.returncode == 0 and "snapshot" in r.stdout,
+              f"the installed bash completion of {cmd} loads and completes")
 
 
 # ---------------------------------------------------------------- libpomai-dev

@@ -71,6 +71,7 @@
 #define REASM_PAYLOAD_MAX (8u * 1480u - 8u)
 
 static const char *pomaid_path;
+static const char *cli_path; /* pomai-cli (argv[2]) */
 static struct proc dmn;
 static uint8_t pomai_mac[6];
 static struct pm_client *cli;
@@ -848,9 +849,60 @@ static void test_memif(void)
 	CU_ASSERT(info_field("guard_validated") > val0); /* its datagrams carried the cookie */
 }
 
+/* pomai-cli --memif (issue 21) on the memif link, as the memif client child's
+ * end (its address and MAC): ARGS, `input` on its stdin (NULL: none); its
+ * output in out, its exit code. */
+static int memif_cli(const char *input, const char *const *args, char *out, size_t cap)
+{
+	static struct proc p;
+	proc_init(&p, cli_path);
+	proc_args(&p, (const char *const[]){ "--memif", memif_sock, "--memif-ip",
+					     MEMIF_CLIENT_IP "/24", "--memif-mac", MEMIF_CLIENT_MAC,
+					     "--host", MEMIF_POMAI_IP, NULL });
+	proc_arg(&p, "--port");
+	proc_argf(&p, "%u", BASE_PORT);
+	proc_arg(&p, "--timeout");
+	proc_argf(&p, "%d", REPLY_TIMEOUT_MS);
+	proc_args(&p, args);
+	proc_env(&p, "POMAI_SHARDS="); /* the count learnt over the link */
+	p.stdin_pipe = input != NULL;
+	p.capture = PROC_CAPTURE_STDOUT; /* what it says on stderr goes to the test's */
+	int rc = proc_run(&p, input, out, cap, MEMIF_CLIENT_WAIT_MS);
+	if (rc != 0)
+		printf("\n  pomai-cli --memif: exit %d:\n%s\n", rc, out);
+	return rc;
+}
+
+static void test_memif_cli(void)
+{
+	static char out[PROC_OUT_BYTES];
+	char got[32];
+	size_t gl = 0;
+	long long rx0 = info_field("dpdk_p1_rx_pkts");
+	CU_ASSERT_FATAL(cli_path != NULL);
+	CU_ASSERT_EQUAL(memif_cli(NULL, (const char *const[]){ "set", "mcli", "over memif", NULL },
+				  out, sizeof(out)), 0);
+	CU_ASSERT_STRING_EQUAL(out, "OK\n");
+	CU_ASSERT_EQUAL(memif_cli(NULL, (const char *const[]){ "get", "mcli", NULL }, out,
+				  sizeof(out)), 0);
+	CU_ASSERT_STRING_EQUAL(out, "over memif");
+	/* what it set is the daemon's: read over the tap */
+	CU_ASSERT_EQUAL(pm_client_get(cli, "mcli", 4, got, sizeof(got), &gl), PM_CLIENT_OK);
+	CU_ASSERT(gl == 10 && memcmp(got, "over memif", 10) == 0);
+	/* the prompt's commands, piped, over the same link */
+	CU_ASSERT_EQUAL(memif_cli("set mcli2 'two words'\nget mcli2\ndel mcli\n",
+				  (const char *const[]){ NULL }, out, sizeof(out)), 0);
+	CU_ASSERT_STRING_EQUAL(out, "OK\ntwo words\n1\n");
+	CU_ASSERT(info_field("dpdk_p1_rx_pkts") >= rx0 + 5); /* through the memif port */
+	/* without its address: a usage error, nothing opened */
+	CU_ASSERT_EQUAL(memif_cli(NULL, (const char *const[]){ "--memif-ip", "", "get", "x",
+							       NULL }, out, sizeof(out)), 2);
+}
+
 int main(int argc, char **argv)
 {
 	pomaid_path = argc > 1 ? argv[1] : "./dataplane/pomaid";
+	cli_path = argc > 2 ? argv[2] : NULL;
 	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0) {
 		printf("test_dpdk: needs root and /dev/net/tun: skipped\n");
 		return PM_TEST_SKIP;
@@ -874,6 +926,7 @@ int main(int argc, char **argv)
 		{ "allowlist: a source outside allow_networks dropped and counted", test_allowlist },
 		{ "two queues: steering by per-queue counters", test_two_queues },
 		{ "memif: KV, KNN and a user's signed GET through libpomai_memif", test_memif },
+		{ "pomai-cli --memif: commands and the prompt over the memif port", test_memif_cli },
 		{ "auth: signed frames, replays, wrong key and port, auth = on", test_auth },
 		{ "start-up refuses a small pool, lcore flags, missing addresses", test_startup_bounds },
 		CU_TEST_INFO_NULL,

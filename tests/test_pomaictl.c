@@ -4,8 +4,8 @@
  * (argv[1]; pomaictl is argv[2]) whose data directory is <tmp>/var/pomai:
  *  - its options anywhere on the line: `info --json` prints JSON (it was
  *    taken for a section), `config get wal --timeout MS`, `--` ends them;
- *  - an unknown option, and an unknown INFO section, exit 2 with usage; every
- *    section a full INFO shows is accepted;
+ *  - an unknown option, and an unknown INFO section (pomaid's answer: USAGE),
+ *    exit 2 with usage; every section a full INFO shows is accepted;
  *  - the admin socket found without --socket: from the directory that holds
  *    ./var/pomai; from anywhere else through --config or POMAI_CONFIG (the
  *    data_dir, or admin_socket, in pomaid's config), then POMAI_ADMIN_SOCKET;
@@ -166,8 +166,10 @@ static void test_unknown_option_and_section(void)
 	expect("--bogus info", 2, "usage");
 	expect("shards -x", 2, "-x: unknown option");
 	expect("collection create c --dim 4 --bogus 1", 2, "usage");
-	expect("info nosuchsection", 2, "no such section");
-	expect("--json info nosuchsection", 2, "usage");
+	/* pomaid judges the section (one list, the daemon's): USAGE, exit 2 */
+	expect("info nosuchsection", 2, "no such section 'nosuchsection'");
+	expect("--json info nosuchsection", 2, "\"status\":\"error\"");
+	expect("info NoSuchSection --json", 2, "no such section");
 	/* every section a full INFO shows is one pomaictl takes, and answers */
 	CU_ASSERT_EQUAL_FATAL(ctl("info"), 0);
 	static char full[OUT_BYTES];
