@@ -29,6 +29,8 @@
 #define OP_PREP 6u      /* a step of preparing the next segment (wal_io.c: prep_*) */
 #define OP_REPL 7u      /* a read of a segment for a replica that catches up (repl.c) */
 #define OP_RENAME 8u    /* a new segment's name, first in its first chain after the seal */
+#define OP_FILL 9u      /* zeros written ahead of the log's end (sync mode, fill_step) */
+#define OP_FILLSYNC 10u /* ... their fdatasync, linked */
 /* Bytes zeroed per write when a torn tail is cleared. */
 #define ZERO_CHUNK_BYTES (1u << 20)
 #define PATH_BYTES 512u
@@ -61,7 +63,8 @@ struct held {
  * a spare opened and zeroed, or a new file created and allocated, then
  * fdatasynced. A switch to it only writes its header and renames it. */
 enum prep_stage { PREP_NONE = 0, PREP_OPEN, PREP_ZERO, PREP_PUNCH, PREP_ALLOC, PREP_SYNC,
-		  PREP_READY, PREP_UNLINK /* a spare that cannot be zeroed goes, then PREP_OPEN */ };
+		  PREP_READY, PREP_UNLINK /* a spare that cannot be zeroed goes, then PREP_OPEN */,
+		  PREP_FILL /* sync mode: its first PM_WAL_FILL_AHEAD_BYTES written with zeros */ };
 
 /* Debug builds (no NDEBUG): POMAI_TEST_FSYNC=stall|fail, read at start-up,
  * holds back or fails the log's fsync completions (wal_io.c: test hooks). */
@@ -130,6 +133,15 @@ struct pm_wal {
 	char spare[PM_WAL_SPARE_SEGMENTS + 1][NAME_BYTES];
 	uint64_t *retiring;        /* PM_WAL_SEGMENTS_MAX: first LSNs of segments to retire */
 	uint32_t nretiring;
+	/* issue 20: where a sync-mode batch's write + fdatasync run, and the
+	 * zeros written ahead of the log (wal_io.c: probe_io, fill_step) */
+	bool batch_here;           /* pwrite + fdatasync on the worker; the ring does the rest */
+	bool fill_ahead;           /* sync mode with a ring: segments are written ahead */
+	uint32_t probe_ring_us, probe_here_us; /* the start-up probe's medians (0: none ran) */
+	uint64_t fill_off;         /* [0, fill_off) of the current segment is written */
+	uint64_t fill_lo, fill_hi; /* the fill in flight (fill_hi 0: none) */
+	uint32_t fill_cqes;        /* ... its completions still to come */
+	uint64_t prep_filled;      /* bytes of the next segment written with zeros */
 	/* batch mode */
 	bool bfsync_inflight, dirty;
 	uint64_t last_fsync_ms, retry_ms;
