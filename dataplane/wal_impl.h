@@ -138,6 +138,17 @@ struct pm_wal {
 	bool batch_here;           /* pwrite + fdatasync on the worker; the ring does the rest */
 	bool fill_ahead;           /* sync mode with a ring: segments are written ahead */
 	uint32_t probe_ring_us, probe_here_us; /* the start-up probe's medians (0: none ran) */
+	/* ... and kept measured while the worker runs (adapt_note) */
+	bool adapt;                /* the probe ran: the choice is re-made from batch times */
+	bool adapt_trial;          /* this window writes the other way */
+	bool batch_sample;         /* the batch in flight is timed: first submission, no switch */
+	bool batch_way_here;       /* ... and written on the worker */
+	uint32_t adapt_left;       /* batches left in this window or trial */
+	uint32_t adapt_window;     /* batches of the next window (doubles while trials lose) */
+	uint64_t batch_t0;         /* when the batch in flight was submitted, ns */
+	uint64_t adapt_ns[2], adapt_n[2]; /* batch times of the window and its trial: [0] ring */
+	uint32_t adapt_ring_us, adapt_here_us; /* the last comparison's means (INFO) */
+	uint64_t adapt_switches;
 	uint64_t fill_off;         /* [0, fill_off) of the current segment is written */
 	uint64_t fill_lo, fill_hi; /* the fill in flight (fill_hi 0: none) */
 	uint32_t fill_cqes;        /* ... its completions still to come */

@@ -675,7 +675,7 @@ static void submit_write_here(struct pm_worker *w, const uint8_t *p, uint32_t n,
  * (after a switch in batch mode), the new segment's rename to its name
  * (after a switch), the write, its fdatasync (sync mode), the directory's
  * fsync (after a switch). A failed link cancels the rest. */
-static void submit_write(struct pm_worker *w)
+static bool submit_write(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct batch *b = &l->b[l->fill ^ 1];
@@ -688,9 +688,10 @@ static void submit_write(struct pm_worker *w)
 	/* without a ring (the documented fallback), or chosen by the probe
 	 * (probe_io): on this thread — but a segment switch's chain (a rename,
 	 * the directory's fsync) goes to the ring all the same */
-	if (!l->uring || (l->batch_here && l->seal_fd < 0 && !l->seg_rename && !l->dirsync)) {
+	if (!l->uring ||
+	    (l->batch_here != l->adapt_trial && l->seal_fd < 0 && !l->seg_rename && !l->dirsync)) {
 		submit_write_here(w, p, n, off);
-		return;
+		return true;
 	}
 	struct link chain[5];
 	uint32_t k = 0;
@@ -719,6 +720,7 @@ static void submit_write(struct pm_worker *w)
 	}
 	l->cqes_left = k;
 	io_uring_submit(&l->ring);
+	return false;
 }
 
 /* Take the next segment for the filled batch if it needs one: 0 (go on),
@@ -786,7 +788,10 @@ static void start_batch(struct pm_worker *w)
 	l->inflight = true;
 	l->written = 0;
 	l->submitted_lsn = b->last_lsn;
-	submit_write(w);
+	bool plain = l->seal_fd < 0 && !l->seg_rename && !l->dirsync; /* no switch in its chain */
+	l->batch_t0 = l->adapt ? mono_ns() : 0;
+	l->batch_way_here = submit_write(w);
+	l->batch_sample = l->adapt && plain;
 	pm_repl_on_batch(w, b->buf, b->len, b->first_lsn, b->last_lsn); /* the live replicas' copy */
 }
 
@@ -795,6 +800,41 @@ static const char *op_name(unsigned op)
 	return op == OP_WRITE ? "write" : op == OP_FSYNC ? "fsync" : op == OP_SEAL ?
 	       "fsync of the previous segment" : op == OP_DIRSYNC ? "fsync of its directory" :
 	       op == OP_RENAME ? "rename of the new segment" : "I/O";
+}
+
+/* wal_io_uring = auto: one batch's time, from its submission to its replies'
+ * release (ns), written the way batch_way_here says. At the end of a window
+ * a trial of the other way starts; at the end of a trial the way with the
+ * lower mean is kept (pwrite only by PM_WAL_PROBE_PWRITE_PCT). */
+static void adapt_note(struct pm_worker *w, uint64_t ns)
+{
+	struct pm_wal *l = w->wal;
+	l->batch_sample = false;
+	l->adapt_ns[l->batch_way_here] += ns;
+	l->adapt_n[l->batch_way_here]++;
+	if (--l->adapt_left > 0)
+		return;
+	if (!l->adapt_trial) {
+		l->adapt_trial = true;
+		l->adapt_left = PM_WAL_ADAPT_TRIAL_BATCHES;
+		return;
+	}
+	l->adapt_trial = false;
+	if (l->adapt_n[0] && l->adapt_n[1]) {
+		uint64_t ring = l->adapt_ns[0] / l->adapt_n[0], here = l->adapt_ns[1] / l->adapt_n[1];
+		bool want_here = here * 100u < ring * PM_WAL_PROBE_PWRITE_PCT;
+		l->adapt_ring_us = (uint32_t)PM_MIN(ring / 1000u, (uint64_t)UINT32_MAX);
+		l->adapt_here_us = (uint32_t)PM_MIN(here / 1000u, (uint64_t)UINT32_MAX);
+		if (want_here != l->batch_here) {
+			l->batch_here = want_here;
+			l->adapt_switches++;
+			l->adapt_window = PM_WAL_ADAPT_WINDOW_MIN;
+		} else {
+			l->adapt_window = PM_MIN(2u * l->adapt_window, PM_WAL_ADAPT_WINDOW_MAX);
+		}
+	}
+	l->adapt_ns[0] = l->adapt_ns[1] = l->adapt_n[0] = l->adapt_n[1] = 0;
+	l->adapt_left = l->adapt_window;
 }
 
 /* The batch in flight has every completion: done, again, or an error. */
@@ -821,6 +861,7 @@ static uint32_t finish_batch(struct pm_worker *w)
 	if (l->written < b->len || !l->fsync_ok || l->seal_fd >= 0 || l->seg_rename || l->dirsync) {
 		/* a short write, EAGAIN, a cancelled link: the rest again */
 		l->st.resubmits++;
+		l->batch_sample = false;
 		submit_write(w);
 		return 1;
 	}
@@ -835,6 +876,8 @@ static uint32_t finish_batch(struct pm_worker *w)
 	l->durable_lsn = b->last_lsn;
 	b->len = 0;
 	l->inflight = false;
+	if (l->batch_sample)
+		adapt_note(w, mono_ns() - l->batch_t0);
 	return 1 + held_release(w, PM_OK);
 }
 
@@ -1523,6 +1566,8 @@ void pm_wal_probe(struct pm_daemon *d)
 		l->probe_ring_us = l0->probe_ring_us;
 		l->probe_here_us = l0->probe_here_us;
 		l->batch_here = here && l->uring;
+		l->adapt = l->uring;
+		l->adapt_window = l->adapt_left = PM_WAL_ADAPT_WINDOW_MIN;
 	}
 	printf("pomaid: wal_io_uring = auto: a write + fdatasync takes %u us through io_uring, %u us"
 	       " with pwrite on the worker (medians of %u): sync-mode batches use %s\n",
@@ -1685,7 +1730,8 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nwal_recovery_ms:%" PRIu64 "\r\nwal_torn_truncated:%" PRIu64
 			 "\r\nwal_io_ring:%s\r\nwal_io_choice:%s\r\nwal_io_probe_uring_us:%u"
 			 "\r\nwal_io_probe_pwrite_us:%u\r\nwal_fill_ahead:%s\r\nwal_fill_bytes:%" PRIu64
-			 "\r\nwal_fill_waits:%" PRIu64 "\r\n",
+			 "\r\nwal_fill_waits:%" PRIu64 "\r\nwal_io_adapt_uring_us:%u"
+			 "\r\nwal_io_adapt_pwrite_us:%u\r\nwal_io_switches:%" PRIu64 "\r\n",
 			 modes[l->mode], states[l->state],
 			 l->uring && !l->batch_here ? "io_uring" : "pwrite",
 			 l->next_lsn, l->written_lsn, s->records, s->bytes, s->batches, s->fsyncs,
@@ -1695,7 +1741,8 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 s->recycled, s->retired, s->deleted, l->prep == PREP_READY, s->segment_waits,
 			 s->recovered_records, s->recovery_ms, s->torn_truncated,
 			 l->uring ? "yes" : "no", choices[w->d->cfg.wal_uring % 3], l->probe_ring_us,
-			 l->probe_here_us, l->fill_ahead ? "yes" : "no", s->fill_bytes, s->fill_waits);
+			 l->probe_here_us, l->fill_ahead ? "yes" : "no", s->fill_bytes, s->fill_waits,
+			 l->adapt_ring_us, l->adapt_here_us, l->adapt_switches);
 	if (n < 0 || (uint32_t)n >= cap)
 		return 0;
 #ifdef PM_WAL_TEST_HOOKS

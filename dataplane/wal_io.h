@@ -84,6 +84,18 @@ struct pm_msg;
  * be chosen: on the worker it holds the poller for the flush, which the ring
  * does not, so it must be clearly faster. */
 #define PM_WAL_PROBE_PWRITE_PCT 90u
+/* ... and while the worker runs, under its real load (a start-up probe on an
+ * idle machine cannot see a client that keeps the other cores busy): every
+ * window of batches written the chosen way is followed by a trial of
+ * PM_WAL_ADAPT_TRIAL_BATCHES the other way, and the way whose batches took
+ * less time from submission to their replies' release wins (pwrite by the
+ * same margin). A trial that loses doubles the next window, from
+ * PM_WAL_ADAPT_WINDOW_MIN up to PM_WAL_ADAPT_WINDOW_MAX batches: 8 of 264
+ * batches are trials at start and after a switch, then ever fewer while the
+ * choice holds (after 8 losing trials, 8 in 65,544: too few to reach a p99). */
+#define PM_WAL_ADAPT_TRIAL_BATCHES 8u
+#define PM_WAL_ADAPT_WINDOW_MIN 256u
+#define PM_WAL_ADAPT_WINDOW_MAX 65536u
 /* Replies held for durability per worker, and their bytes. */
 #define PM_WAL_HELD_MAX 4096u
 #define PM_WAL_HELD_BYTES (2u << 20)
