@@ -36,6 +36,13 @@
  * Without io_uring (ENOSYS, EPERM in some containers) the same batches are
  * written with pwrite + fdatasync on the worker thread, said at start-up.
  *
+ * Issue 20 (wal_io_uring = auto, the default; docs/durability.md): in sync
+ * mode a batch's write + fdatasync goes through the ring or runs on the
+ * worker with pwrite, whichever is faster — timed at start-up (pm_wal_probe)
+ * and kept measured while the worker runs (trials of the other way); and the
+ * current segment is kept written with zeros ahead of the log, so that an
+ * fdatasync flushes data only (no extent conversion to journal).
+ *
  * Recovery (pm_wal_recover, before the workers start): the shard's segments
  * in LSN order, every record applied; a newest segment with neither header
  * nor records (a crash mid-switch) is removed; a torn tail is zeroed and
