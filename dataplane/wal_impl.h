@@ -31,6 +31,7 @@
 #define OP_RENAME 8u    /* a new segment's name, first in its first chain after the seal */
 #define OP_FILL 9u      /* zeros written ahead of the log's end (sync mode, fill_step) */
 #define OP_FILLSYNC 10u /* ... their fdatasync, linked */
+#define OP_DRAINSYNC 11u /* the last fdatasync of a stopping worker (pm_wal_drain) */
 /* Bytes zeroed per write when a torn tail is cleared. */
 #define ZERO_CHUNK_BYTES (1u << 20)
 #define PATH_BYTES 512u
@@ -153,6 +154,7 @@ struct pm_wal {
 	uint64_t fill_lo, fill_hi; /* the fill in flight (fill_hi 0: none) */
 	uint32_t fill_cqes;        /* ... its completions still to come */
 	uint64_t prep_filled;      /* bytes of the next segment written with zeros */
+	uint32_t drain_syncs;      /* a stopping worker's last fdatasyncs still to complete */
 	/* batch mode */
 	bool bfsync_inflight, dirty;
 	uint64_t last_fsync_ms, retry_ms;

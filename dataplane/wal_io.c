@@ -902,6 +902,10 @@ static void complete(struct pm_worker *w, uint64_t ud, int res)
 		fill_done(w, op, res);
 		return;
 	}
+	if (op == OP_DRAINSYNC) {
+		l->drain_syncs--;
+		return;
+	}
 	if (op == OP_BFSYNC) {
 		l->bfsync_inflight = false;
 		l->st.fsyncs += res == 0;
@@ -1114,6 +1118,31 @@ int pm_wal_wake_fd(const struct pm_worker *w)
 	return w->wal && w->wal->uring ? w->wal->efd : -1;
 }
 
+/* The stopping worker's last fdatasync of its segments: through the ring
+ * (issue 20: no file-system call on a worker, even at shutdown), waited for
+ * there; on this thread without one. */
+static void drain_sync(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	int fds[] = { l->fd, l->seal_fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		struct io_uring_sqe *s = fds[i] >= 0 && l->uring ? io_uring_get_sqe(&l->ring) : NULL;
+		if (!s) {
+			if (fds[i] >= 0)
+				(void)fdatasync(fds[i]);
+			continue;
+		}
+		io_uring_prep_fsync(s, fds[i], IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(s, OP_DRAINSYNC);
+		l->drain_syncs++;
+	}
+	if (l->drain_syncs)
+		io_uring_submit(&l->ring);
+	struct io_uring_cqe *cqe;
+	while (l->drain_syncs && io_uring_wait_cqe(&l->ring, &cqe) == 0)
+		on_cqe(w, cqe); /* the log's other completions are taken as usual */
+}
+
 void pm_wal_drain(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
@@ -1133,10 +1162,7 @@ void pm_wal_drain(struct pm_worker *w)
 		if (l->uring && pending && io_uring_wait_cqe(&l->ring, &cqe) == 0)
 			on_cqe(w, cqe);
 	}
-	if (l->fd >= 0)
-		(void)fdatasync(l->fd);
-	if (l->seal_fd >= 0)
-		(void)fdatasync(l->seal_fd);
+	drain_sync(w);
 }
 
 /* ---------------------------------------------------------------- replication */
