@@ -60,7 +60,9 @@ for n in $shard_counts; do
 	"$pomai_cli" --port "$port" --shards "$n" snapshot >/dev/null
 	for _ in $(seq 600); do # INFO's Total sums the shards' snapshots_completed
 		done_n=$("$pomai_cli" --port "$port" --shards "$n" info 2>/dev/null |
-			awk -F: '/^snapshots_completed:/ { print $2 + 0; exit }')
+			awk -F: '/^snapshots_completed:/ && !seen { n = $2 + 0; seen = 1 } END { print n + 0 }')
+		# (awk reads to the end: an early exit would stop pomai-cli with SIGPIPE, and
+		# pipefail the script)
 		[ "${done_n:-0}" -ge "$n" ] && break
 		sleep 0.2
 	done
