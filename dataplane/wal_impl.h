@@ -68,10 +68,16 @@ enum prep_stage { PREP_NONE = 0, PREP_OPEN, PREP_ZERO, PREP_PUNCH, PREP_ALLOC, P
 		  PREP_FILL /* sync mode: its first PM_WAL_FILL_AHEAD_BYTES written with zeros */ };
 
 /* Debug builds (no NDEBUG): POMAI_TEST_FSYNC=stall|fail, read at start-up,
- * holds back or fails the log's fsync completions (wal_io.c: test hooks). */
+ * holds back or fails the log's fsync completions; POMAI_TEST_WAL_ADAPT=
+ * ring_slow|pwrite_slow adds TEST_ADAPT_PENALTY_NS to the time wal_io_uring =
+ * auto counts for each batch written that way (wal_io.c: test hooks). */
 #ifndef NDEBUG
 #define PM_WAL_TEST_HOOKS 1
 #define TEST_HELD_MAX PM_WAL_QUEUE_DEPTH
+/* What POMAI_TEST_WAL_ADAPT adds to a batch's counted time: far above any
+ * disk's flush, so the choice it makes does not depend on the machine. */
+#define TEST_ADAPT_PENALTY_NS (50u * 1000000u)
+enum test_adapt { TEST_ADAPT_OFF = 0, TEST_ADAPT_RING_SLOW, TEST_ADAPT_PWRITE_SLOW };
 enum test_fsync { TEST_FSYNC_OFF = 0, TEST_FSYNC_STALL, TEST_FSYNC_FAIL };
 struct test_hook {
 	enum test_fsync fsync;
@@ -79,6 +85,7 @@ struct test_hook {
 	uint64_t ud[TEST_HELD_MAX];
 	int res[TEST_HELD_MAX];
 	unsigned releases_seen;    /* of the process's release count (SIGUSR1) */
+	enum test_adapt adapt;
 };
 #endif
 

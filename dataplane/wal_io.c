@@ -618,6 +618,15 @@ static void test_open(struct pm_worker *w)
 		       t->fsync == TEST_FSYNC_STALL ? "the log's fsync completions are held until SIGUSR1"
 		       : t->fsync == TEST_FSYNC_FAIL ? "the log's fsyncs fail with EIO"
 						      : "not understood (stall needs io_uring): ignored");
+	const char *a = getenv("POMAI_TEST_WAL_ADAPT");
+	t->adapt = !a			      ? TEST_ADAPT_OFF
+		   : !strcmp(a, "ring_slow")  ? TEST_ADAPT_RING_SLOW
+		   : !strcmp(a, "pwrite_slow") ? TEST_ADAPT_PWRITE_SLOW
+					       : TEST_ADAPT_OFF;
+	if (a && w->id == 0)
+		printf("pomaid: TEST HOOK POMAI_TEST_WAL_ADAPT=%s: %s\n", a,
+		       t->adapt == TEST_ADAPT_OFF ? "not understood: ignored"
+						  : "batches written that way count as 50 ms slower");
 	if (t->fsync == TEST_FSYNC_STALL && w->id == 0) {
 		struct sigaction sa = { .sa_handler = test_on_sigusr1, .sa_flags = SA_RESTART };
 		sigemptyset(&sa.sa_mask);
@@ -810,6 +819,10 @@ static void adapt_note(struct pm_worker *w, uint64_t ns)
 {
 	struct pm_wal *l = w->wal;
 	l->batch_sample = false;
+#ifdef PM_WAL_TEST_HOOKS
+	if (l->test.adapt == (l->batch_way_here ? TEST_ADAPT_PWRITE_SLOW : TEST_ADAPT_RING_SLOW))
+		ns += TEST_ADAPT_PENALTY_NS;
+#endif
 	l->adapt_ns[l->batch_way_here] += ns;
 	l->adapt_n[l->batch_way_here]++;
 	if (--l->adapt_left > 0)

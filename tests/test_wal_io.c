@@ -27,8 +27,13 @@
  *     written: no record is overwritten. Distinct values over three segments
  *     per shard, a restart, every value read back. With wal_io_uring = auto
  *     the start-up probe ran and INFO says what it chose.
+ *  6. wal_io_uring = auto goes on choosing under load: with
+ *     POMAI_TEST_WAL_ADAPT=ring_slow (a debug-build hook: batches written
+ *     through io_uring count as 50 ms slower) every shard ends writing its
+ *     sync batches with pwrite after a few dozen, whatever the start-up
+ *     probe chose; with pwrite_slow, through io_uring.
  *
- * Tests 1 and 2 need the hook, compiled into debug builds only (no NDEBUG):
+ * Tests 1, 2 and 6 need the hooks, compiled into debug builds only (no NDEBUG):
  * against a release build they are skipped with a notice — under CI=true,
  * which builds with the hook, they fail instead.
  */
@@ -73,6 +78,9 @@
 #define AHEAD_SEGMENTS 3u
 /* PM_WAL_FILL_AHEAD_BYTES (wal_io.h): what a prepared segment is written ahead */
 #define FILL_AHEAD_BYTES (8u << 20)
+/* Test 6: SETs one at a time (one batch each) per shard: well past auto's
+ * first window and trial (32 + 4 batches, wal_io.h) and a second one. */
+#define ADAPT_WRITES_PER_SHARD 120u
 
 static const char *pomaid_path;
 /* The flags of every start (with the ports, --shards and --data-dir). */
@@ -574,6 +582,63 @@ static void test_written_ahead(void)
 	proc_dir_remove(p.dir);
 }
 
+/* ---------------------------------------------------------------- 6. auto under load */
+
+/* How many shards' INFO says "wal_io:<way>". */
+static uint32_t shards_writing(const char *text, const char *way)
+{
+	char line[48];
+	uint32_t n = 0;
+	snprintf(line, sizeof(line), "\nwal_io:%s\r", way);
+	for (const char *at = text; (at = strstr(at, line)) != NULL; at++)
+		n++;
+	return n;
+}
+
+static void adapted(const char *hook, const char *want)
+{
+	static const char *const args[] = { "--wal", "sync", NULL };
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
+	char env[64];
+	snprintf(env, sizeof(env), "POMAI_TEST_WAL_ADAPT=%s", hook);
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(pomaid_start(&p, args, env));
+	if (!strstr(p.proc.out, "TEST HOOK POMAI_TEST_WAL_ADAPT=") ||
+	    !strstr(p.proc.out, "count as 50 ms slower")) {
+		printf("\n  NOTICE: this pomaid has no adapt test hook (a release build?): not run%s",
+		       proc_ci() ? " — but CI=true: failing" : "");
+		CU_ASSERT(!proc_ci());
+	} else {
+		struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
+		CU_ASSERT_FATAL(c != NULL);
+		char key[48];
+		for (uint32_t i = 0; i < ADAPT_WRITES_PER_SHARD * POMAID_SHARDS_DEFAULT; i++) {
+			int kl = snprintf(key, sizeof(key), "adapt-%u", i);
+			CU_ASSERT_EQUAL_FATAL(pm_client_set(c, key, (size_t)kl, "v", 1, 0), PM_CLIENT_OK);
+		}
+		char *text = lib_info_text(c, NULL);
+		CU_ASSERT_FATAL(text != NULL);
+		uint32_t n = shards_writing(text, want);
+		printf("\n  %s: %u of %u shards write their batches with %s; probe (us): io_uring"
+		       " %lld, pwrite %lld; switches %lld", hook, n, POMAID_SHARDS_DEFAULT, want,
+		       info_text_field(text, NULL, "wal_io_probe_uring_us"),
+		       info_text_field(text, NULL, "wal_io_probe_pwrite_us"),
+		       info_text_field(text, NULL, "wal_io_switches"));
+		CU_ASSERT_EQUAL(n, POMAID_SHARDS_DEFAULT);
+		free(text);
+		pm_client_close(c);
+	}
+	CU_ASSERT(pomaid_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
+static void test_auto_adapts(void)
+{
+	proc_kill_all();
+	adapted("ring_slow", "pwrite");
+	adapted("pwrite_slow", "io_uring");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || access(argv[1], X_OK) != 0) {
@@ -587,6 +652,7 @@ int main(int argc, char **argv)
 		{ "3. first segment and the next are ready before they are needed", test_segments_ahead },
 		{ "4. a segment cut short by a crash mid-switch is removed at start", test_unborn_segment },
 		{ "5. sync mode writes ahead of the log; every record survives", test_written_ahead },
+		{ "6. wal_io_uring = auto goes on choosing under load", test_auto_adapts },
 		CU_TEST_INFO_NULL,
 	};
 	int rc = pm_cu_run("wal_io", tests);
