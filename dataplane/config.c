@@ -18,7 +18,8 @@
 #include "users.h"
 
 enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
-	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL, K_U64, K_ALLOW, K_EVICT, K_REPL_ACK, K_HOSTPORT };
+	    K_EAL, K_CIDRS, K_GATEWAYS, K_WAL, K_U64, K_ALLOW, K_EVICT, K_REPL_ACK, K_HOSTPORT,
+	    K_WAL_IO };
 
 struct key {
 	const char *name;
@@ -92,9 +93,10 @@ static const struct key keys[] = {
 	  "batch mode: fsync interval, the most acknowledged writes a machine crash can lose" },
 	{ "wal_segment_bytes", K_BYTES, OFF(wal_segment_bytes), 16u << 20, 4ull << 30, "bytes",
 	  "size of a log segment file (preallocated)" },
-	{ "wal_io_uring", K_BOOL, OFF(wal_uring), 0, 1, "bool",
-	  "log I/O through each worker's io_uring (yes), or pwrite + fdatasync on the worker"
-	  " thread (no: better where no core is free for io_uring's kernel workers)" },
+	{ "wal_io_uring", K_WAL_IO, OFF(wal_uring), 0, 0, "mode",
+	  "log I/O: auto (io_uring; in sync mode the batches' write + fdatasync through it or"
+	  " on the worker with pwrite, whichever a start-up probe finds faster), yes (all"
+	  " through io_uring), no (all on the worker: pwrite + fdatasync)" },
 	{ "wal_truncate_corrupt", K_BOOL, OFF(wal_truncate_corrupt), 0, 1, "bool",
 	  "at start, drop the log from a corrupt record on instead of refusing to start" },
 	{ "repl_port", K_U32, OFF(repl_port), 0, 65535, "port",
@@ -226,7 +228,7 @@ void pm_config_defaults(struct pm_config *c)
 	c->wal_batch_ms = 10;
 	c->wal_segment_bytes = UINT64_C(64) << 20;
 	c->wal_truncate_corrupt = false;
-	c->wal_uring = true;
+	c->wal_uring = PM_WAL_IO_AUTO;
 	c->repl_ack_timeout_ms = 5000;
 	c->repl_send_bytes = 64u << 20;
 	c->snapshot_interval_s = 3600;
@@ -286,6 +288,8 @@ static const char *const backend_names[] = { "kernel", "dpdk" };
 static const char *const steering_names[] = { "auto", "flow", "rss", "single" };
 static const char *const wal_names[] = { "none", "batch", "sync" };
 static const char *const repl_ack_names[] = { "none", "received", "durable" };
+/* wal_io_uring: indexed by enum pm_wal_io (config.h) */
+static const char *const wal_io_names[] = { "no", "yes", "auto" };
 
 int pm_hostport_parse(const char *text, struct sockaddr_in *out)
 {
@@ -435,6 +439,17 @@ static int set_value(struct pm_config *c, const struct key *k, const char *v, ch
 		*(uint32_t *)dst = (uint32_t)i;
 		return 0;
 	}
+	case K_WAL_IO: {
+		int i = name_index(wal_io_names, 3, v);
+		if (i < 0 && (!strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1")))
+			i = PM_WAL_IO_URING; /* the spellings of the bool it was */
+		else if (i < 0 && (!strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0")))
+			i = PM_WAL_IO_PWRITE;
+		if (i < 0)
+			return pm_errf(err, n, "%s = '%s': want auto, yes or no", k->name, v);
+		*(uint32_t *)dst = (uint32_t)i;
+		return 0;
+	}
 	case K_HOSTPORT:
 		if (*v && pm_hostport_parse(v, NULL) != 0)
 			return pm_errf(err, n, "%s = '%.64s': want an IPv4 address and a port, like"
@@ -538,6 +553,9 @@ static void value_text(const struct pm_config *c, const struct key *k, char *out
 		break;
 	case K_REPL_ACK:
 		snprintf(out, n, "%s", repl_ack_names[*(const uint32_t *)p]);
+		break;
+	case K_WAL_IO:
+		snprintf(out, n, "%s", wal_io_names[*(const uint32_t *)p]);
 		break;
 	case K_EVICT:
 		snprintf(out, n, "%s", policy_names[*(const uint32_t *)p]);

@@ -99,7 +99,7 @@ struct pm_config {
 	uint32_t wal_batch_ms;                 /* batch mode: fsync interval */
 	uint64_t wal_segment_bytes;            /* size of a log segment */
 	bool wal_truncate_corrupt;             /* drop the log from a corrupt record on */
-	bool wal_uring;                        /* wal_io: io_uring (yes) or pwrite on the worker */
+	uint32_t wal_uring;                    /* wal_io_uring: enum pm_wal_io */
 	char admin_socket[PM_CONFIG_STRING_BYTES]; /* "" = data_dir/admin.sock */
 	uint32_t snapshot_interval_s;          /* snapshot schedule: every this many s (0: off) */
 	uint64_t snapshot_wal_bytes;           /* ... or once the log grew this much (0: off) */
@@ -135,6 +135,11 @@ struct pm_config {
 };
 
 enum pm_repl_ack { PM_REPL_ACK_NONE = 0, PM_REPL_ACK_RECEIVED, PM_REPL_ACK_DURABLE };
+/* wal_io_uring (wal_io.c): no (pwrite + fdatasync on the worker, no ring),
+ * yes (every log and snapshot request through the worker's io_uring), auto
+ * (the ring, and in sync mode the batches' write + fdatasync where a start-up
+ * probe finds them faster: the ring or the worker). */
+enum pm_wal_io { PM_WAL_IO_PWRITE = 0, PM_WAL_IO_URING = 1, PM_WAL_IO_AUTO = 2 };
 
 /* "a.b.c.d:port" (port 1..65535) into *out (may be NULL: only checked); 0 or -1. */
 struct sockaddr_in;

@@ -309,7 +309,10 @@ static int open_daemon(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_
 		d->workers[i].fd = -1;
 		d->workers[i].ep = -1;
 	}
-	return open_shards(d, topo, sets);
+	if (open_shards(d, topo, sets) != 0)
+		return -1;
+	pm_wal_probe(d); /* the shards' recoveries are done: nothing else on the disk */
+	return 0;
 }
 
 static void close_daemon(struct pm_daemon *d)

@@ -76,6 +76,9 @@ struct peer {
 	uint8_t *dbuf;             /* PM_REPL_READ_BYTES */
 	uint32_t dlen, dpos;
 	bool reading, eof, reopen;
+	bool opening;              /* the in-flight request (reading) is the segment's open */
+	uint64_t open_first, open_next; /* ... of the segment from this LSN; the next one's (0: none) */
+	char open_name[NAME_BYTES];
 	uint32_t reopens;          /* segment opened again without a record found */
 	uint64_t bytes_sent, records_sent;
 };
@@ -491,8 +494,31 @@ void pm_repl_on_batch(struct pm_worker *w, const uint8_t *p, uint32_t n, uint64_
 
 static void seg_read(struct pm_worker *w, struct peer *p, uint32_t slot);
 
-/* Open the segment that holds p->next_lsn; false when it is gone. */
-static bool seg_open(struct pm_worker *w, struct peer *p)
+/* The segment's open completed with res (a descriptor, or -errno). */
+static void seg_open_done(struct pm_worker *w, struct peer *p, int res)
+{
+	p->reading = p->opening = false;
+	if (p->fd < 0) { /* dropped while the open was in flight */
+		if (res >= 0)
+			close(res);
+		return;
+	}
+	if (res < 0) {
+		peer_drop(w, p, "the log it needs is no longer on disk");
+		return;
+	}
+	p->seg_fd = res;
+	p->seg_next = p->open_next;
+	p->file_off = PM_WAL_SEGMENT_HEADER_BYTES;
+	p->scan_lsn = p->open_first;
+	p->dlen = p->dpos = 0;
+	p->eof = false;
+}
+
+/* Open the segment that holds p->next_lsn (issue 20: through the worker's
+ * ring, as its reads; here and now only without io_uring): false when it
+ * is gone. Its first read is issued once the open has completed. */
+static bool seg_open(struct pm_worker *w, struct peer *p, uint32_t slot)
 {
 	struct pm_wal *l = w->wal;
 	int n = (int)l->nsegs; /* the log keeps the list: nothing is listed at run time */
@@ -501,18 +527,21 @@ static bool seg_open(struct pm_worker *w, struct peer *p)
 		k = i;
 	if (k < 0)
 		return false;
-	char name[NAME_BYTES];
-	pm_wal_seg_name(l->segs[k], name);
-	if (p->seg_fd >= 0)
-		close(p->seg_fd);
-	p->seg_fd = pm_datadir_openat(l->dirfd, name, O_RDONLY, 0);
-	if (p->seg_fd < 0)
-		return false;
-	p->seg_next = k + 1 < n ? l->segs[k + 1] : 0;
-	p->file_off = PM_WAL_SEGMENT_HEADER_BYTES;
-	p->scan_lsn = l->segs[k];
-	p->dlen = p->dpos = 0;
-	p->eof = false;
+	PM_ASSERT(p->seg_fd < 0 && !p->reading);
+	pm_wal_seg_name(l->segs[k], p->open_name);
+	p->open_first = l->segs[k];
+	p->open_next = k + 1 < n ? l->segs[k + 1] : 0;
+	struct io_uring_sqe *s = l->uring ? io_uring_get_sqe(&l->ring) : NULL;
+	if (!l->uring) {
+		seg_open_done(w, p, pm_datadir_openat(l->dirfd, p->open_name, O_RDONLY, 0));
+		return true; /* a failure dropped the peer already */
+	}
+	if (!s)
+		return true; /* no free entry (rare): the next turn opens it */
+	io_uring_prep_openat(s, l->dirfd, p->open_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+	io_uring_sqe_set_data64(s, (uint64_t)slot << PEER_SHIFT | OP_REPL);
+	io_uring_submit(&l->ring);
+	p->reading = p->opening = true;
 	return true;
 }
 
@@ -617,8 +646,13 @@ static void seg_read(struct pm_worker *w, struct peer *p, uint32_t slot)
 void pm_repl_on_cqe(struct pm_worker *w, uint64_t user_data, int res)
 {
 	uint32_t slot = (uint32_t)(user_data >> PEER_SHIFT);
-	if (w->repl && slot < PM_REPL_REPLICAS_MAX)
-		seg_read_done(w, &w->repl->peers[slot], res);
+	if (!w->repl || slot >= PM_REPL_REPLICAS_MAX)
+		return;
+	struct peer *p = &w->repl->peers[slot];
+	if (p->opening)
+		seg_open_done(w, p, res);
+	else
+		seg_read_done(w, p, res);
 }
 
 bool pm_repl_inflight(const struct pm_worker *w)
@@ -662,9 +696,10 @@ static void catch_up(struct pm_worker *w, struct peer *p, uint32_t slot)
 	}
 	if (p->next_lsn > l->written_lsn || out_room(w, p) < PM_REPL_READ_BYTES + 64u)
 		return; /* its write completes in a turn or two; or the replica reads first */
-	if (p->seg_fd < 0 && !seg_open(w, p)) {
-		peer_drop(w, p, "the log it needs is no longer on disk");
-		return;
+	if (p->seg_fd < 0) {
+		if (!seg_open(w, p, slot))
+			peer_drop(w, p, "the log it needs is no longer on disk");
+		return; /* read once it is open: the next turn */
 	}
 	seg_read(w, p, slot);
 }

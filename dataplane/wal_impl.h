@@ -29,6 +29,9 @@
 #define OP_PREP 6u      /* a step of preparing the next segment (wal_io.c: prep_*) */
 #define OP_REPL 7u      /* a read of a segment for a replica that catches up (repl.c) */
 #define OP_RENAME 8u    /* a new segment's name, first in its first chain after the seal */
+#define OP_FILL 9u      /* zeros written ahead of the log's end (sync mode, fill_step) */
+#define OP_FILLSYNC 10u /* ... their fdatasync, linked */
+#define OP_DRAINSYNC 11u /* the last fdatasync of a stopping worker (pm_wal_drain) */
 /* Bytes zeroed per write when a torn tail is cleared. */
 #define ZERO_CHUNK_BYTES (1u << 20)
 #define PATH_BYTES 512u
@@ -61,13 +64,20 @@ struct held {
  * a spare opened and zeroed, or a new file created and allocated, then
  * fdatasynced. A switch to it only writes its header and renames it. */
 enum prep_stage { PREP_NONE = 0, PREP_OPEN, PREP_ZERO, PREP_PUNCH, PREP_ALLOC, PREP_SYNC,
-		  PREP_READY, PREP_UNLINK /* a spare that cannot be zeroed goes, then PREP_OPEN */ };
+		  PREP_READY, PREP_UNLINK /* a spare that cannot be zeroed goes, then PREP_OPEN */,
+		  PREP_FILL /* sync mode: its first PM_WAL_FILL_AHEAD_BYTES written with zeros */ };
 
 /* Debug builds (no NDEBUG): POMAI_TEST_FSYNC=stall|fail, read at start-up,
- * holds back or fails the log's fsync completions (wal_io.c: test hooks). */
+ * holds back or fails the log's fsync completions; POMAI_TEST_WAL_ADAPT=
+ * ring_slow|pwrite_slow adds TEST_ADAPT_PENALTY_NS to the time wal_io_uring =
+ * auto counts for each batch written that way (wal_io.c: test hooks). */
 #ifndef NDEBUG
 #define PM_WAL_TEST_HOOKS 1
 #define TEST_HELD_MAX PM_WAL_QUEUE_DEPTH
+/* What POMAI_TEST_WAL_ADAPT adds to a batch's counted time: far above any
+ * disk's flush, so the choice it makes does not depend on the machine. */
+#define TEST_ADAPT_PENALTY_NS (50u * 1000000u)
+enum test_adapt { TEST_ADAPT_OFF = 0, TEST_ADAPT_RING_SLOW, TEST_ADAPT_PWRITE_SLOW };
 enum test_fsync { TEST_FSYNC_OFF = 0, TEST_FSYNC_STALL, TEST_FSYNC_FAIL };
 struct test_hook {
 	enum test_fsync fsync;
@@ -75,6 +85,7 @@ struct test_hook {
 	uint64_t ud[TEST_HELD_MAX];
 	int res[TEST_HELD_MAX];
 	unsigned releases_seen;    /* of the process's release count (SIGUSR1) */
+	enum test_adapt adapt;
 };
 #endif
 
@@ -130,6 +141,27 @@ struct pm_wal {
 	char spare[PM_WAL_SPARE_SEGMENTS + 1][NAME_BYTES];
 	uint64_t *retiring;        /* PM_WAL_SEGMENTS_MAX: first LSNs of segments to retire */
 	uint32_t nretiring;
+	/* issue 20: where a sync-mode batch's write + fdatasync run, and the
+	 * zeros written ahead of the log (wal_io.c: probe_io, fill_step) */
+	bool batch_here;           /* pwrite + fdatasync on the worker; the ring does the rest */
+	bool fill_ahead;           /* sync mode with a ring: segments are written ahead */
+	uint32_t probe_ring_us, probe_here_us; /* the start-up probe's medians (0: none ran) */
+	/* ... and kept measured while the worker runs (adapt_note) */
+	bool adapt;                /* the probe ran: the choice is re-made from batch times */
+	bool adapt_trial;          /* this window writes the other way */
+	bool batch_sample;         /* the batch in flight is timed: first submission, no switch */
+	bool batch_way_here;       /* ... and written on the worker */
+	uint32_t adapt_left;       /* batches left in this window or trial */
+	uint32_t adapt_window;     /* batches of the next window (doubles while trials lose) */
+	uint64_t batch_t0;         /* when the batch in flight was submitted, ns */
+	uint64_t adapt_ns[2], adapt_n[2]; /* batch times of the window and its trial: [0] ring */
+	uint32_t adapt_ring_us, adapt_here_us; /* the last comparison's means (INFO) */
+	uint64_t adapt_switches;
+	uint64_t fill_off;         /* [0, fill_off) of the current segment is written */
+	uint64_t fill_lo, fill_hi; /* the fill in flight (fill_hi 0: none) */
+	uint32_t fill_cqes;        /* ... its completions still to come */
+	uint64_t prep_filled;      /* bytes of the next segment written with zeros */
+	uint32_t drain_syncs;      /* a stopping worker's last fdatasyncs still to complete */
 	/* batch mode */
 	bool bfsync_inflight, dirty;
 	uint64_t last_fsync_ms, retry_ms;

@@ -40,6 +40,21 @@ uint64_t pm_wall_ms(void)
 	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }
 
+/* Zeros: a torn tail cleared, a segment written ahead (fill), the probe's file. */
+static const uint8_t zero_chunk[ZERO_CHUNK_BYTES];
+_Static_assert(PM_WAL_FILL_CHUNK_BYTES <= ZERO_CHUNK_BYTES, "a fill writes from zero_chunk");
+_Static_assert(2u * PM_WAL_PROBE_ROUNDS * PM_WAL_PROBE_BYTES <= ZERO_CHUNK_BYTES,
+	       "the probe's file is written from zero_chunk");
+_Static_assert(PM_WAL_FILL_AHEAD_BYTES >= 2u * PM_WAL_BATCH_BYTES,
+	       "the fill stays a batch ahead of the next batch");
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 /* ---------------------------------------------------------------- segments */
 
 /* The name of the segment whose first record is first_lsn. */
@@ -202,6 +217,12 @@ void pm_wal_retire_below(struct pm_worker *w, uint64_t keep)
 
 static void prep_issue(struct pm_worker *w);
 
+/* Bytes of the next segment written with zeros before it is used (sync mode). */
+static uint64_t prep_fill_bytes(const struct pm_wal *l)
+{
+	return PM_MIN((uint64_t)PM_WAL_FILL_AHEAD_BYTES, l->seg_bytes);
+}
+
 /* A step failed: said once (not at every retry), tried again later. A
  * half-made file keeps its .spare name: the next attempt takes it as a spare. */
 static void prep_fail(struct pm_worker *w, int res)
@@ -255,7 +276,16 @@ static void prep_step(struct pm_worker *w, int res)
 	} else if (l->prep == PREP_PUNCH) {
 		l->prep = PREP_ALLOC;
 	} else if (l->prep == PREP_ZERO || l->prep == PREP_ALLOC) {
-		l->prep = PREP_SYNC;
+		l->prep = l->fill_ahead ? PREP_FILL : PREP_SYNC;
+	} else if (l->prep == PREP_FILL) {
+		if (res == 0) { /* no progress: as an error */
+			prep_fail(w, -EIO);
+			return;
+		}
+		l->prep_filled += (uint64_t)res;
+		l->st.fill_bytes += (uint64_t)res;
+		if (l->prep_filled >= prep_fill_bytes(l))
+			l->prep = PREP_SYNC;
 	} else { /* PREP_SYNC */
 		l->prep = PREP_READY;
 		l->prep_err = 0;
@@ -273,18 +303,24 @@ static void prep_issue(struct pm_worker *w)
 		   : l->prep == PREP_PUNCH ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 					   : 0;
 	PM_ASSERT(l->prep != PREP_NONE && l->prep != PREP_READY && !l->prep_inflight);
+	uint32_t fill = (uint32_t)PM_MIN(prep_fill_bytes(l) - l->prep_filled,
+					 (uint64_t)PM_WAL_FILL_CHUNK_BYTES);
 	if (!l->uring) {
-		int rc = l->prep == PREP_OPEN	  ? openat(l->dirfd, l->prep_name, flags, 0640)
-			 : l->prep == PREP_UNLINK ? unlinkat(l->dirfd, l->prep_name, 0)
-			 : l->prep == PREP_SYNC	  ? fdatasync(l->prep_fd)
-						  : fallocate(l->prep_fd, mode, 0, (off_t)l->prep_bytes);
-		prep_step(w, rc < 0 ? -errno : rc);
+		ssize_t rc = l->prep == PREP_OPEN   ? openat(l->dirfd, l->prep_name, flags, 0640)
+			   : l->prep == PREP_UNLINK ? unlinkat(l->dirfd, l->prep_name, 0)
+			   : l->prep == PREP_SYNC   ? fdatasync(l->prep_fd)
+			   : l->prep == PREP_FILL   ? pwrite(l->prep_fd, zero_chunk, fill,
+							     (off_t)l->prep_filled)
+						    : fallocate(l->prep_fd, mode, 0, (off_t)l->prep_bytes);
+		prep_step(w, rc < 0 ? -errno : (int)rc);
 		return;
 	}
 	struct io_uring_sqe *s = io_uring_get_sqe(&l->ring);
 	if (!s)
 		return; /* the ring is full: the next turn issues it */
-	if (l->prep == PREP_OPEN)
+	if (l->prep == PREP_FILL)
+		io_uring_prep_write(s, l->prep_fd, zero_chunk, fill, l->prep_filled);
+	else if (l->prep == PREP_OPEN)
 		io_uring_prep_openat(s, l->dirfd, l->prep_name, flags, 0640);
 	else if (l->prep == PREP_UNLINK)
 		io_uring_prep_unlinkat(s, l->dirfd, l->prep_name, 0);
@@ -303,6 +339,7 @@ static void prep_start(struct pm_worker *w)
 	struct pm_wal *l = w->wal;
 	PM_ASSERT(l->prep == PREP_NONE && l->prep_fd < 0);
 	l->prep_spare = l->nspares > 0;
+	l->prep_filled = 0;
 	if (l->prep_spare) /* taken: a failure puts it back (prep_fail) */
 		memcpy(l->prep_name, l->spare[--l->nspares], NAME_BYTES);
 	else
@@ -349,6 +386,7 @@ static int seg_switch(struct pm_worker *w, uint64_t first_lsn)
 	l->prep_fd = -1;
 	l->prep = PREP_NONE;
 	l->seg_off = PM_WAL_SEGMENT_HEADER_BYTES;
+	l->fill_off = PM_MAX(l->prep_filled, l->seg_off);
 	l->dirsync = true;
 	l->st.segments++;
 	l->st.recycled += l->prep_spare;
@@ -550,6 +588,7 @@ bool pm_wal_evict_log(void *ctx, const uint8_t *key, uint32_t klen)
 /* ---------------------------------------------------------------- test hooks */
 
 static void complete(struct pm_worker *w, uint64_t ud, int res);
+static void fill_done(struct pm_worker *w, unsigned op, int res);
 
 #ifdef PM_WAL_TEST_HOOKS
 /* POMAI_TEST_FSYNC (debug builds only; compiled out under NDEBUG), read at
@@ -579,6 +618,15 @@ static void test_open(struct pm_worker *w)
 		       t->fsync == TEST_FSYNC_STALL ? "the log's fsync completions are held until SIGUSR1"
 		       : t->fsync == TEST_FSYNC_FAIL ? "the log's fsyncs fail with EIO"
 						      : "not understood (stall needs io_uring): ignored");
+	const char *a = getenv("POMAI_TEST_WAL_ADAPT");
+	t->adapt = !a			      ? TEST_ADAPT_OFF
+		   : !strcmp(a, "ring_slow")  ? TEST_ADAPT_RING_SLOW
+		   : !strcmp(a, "pwrite_slow") ? TEST_ADAPT_PWRITE_SLOW
+					       : TEST_ADAPT_OFF;
+	if (a && w->id == 0)
+		printf("pomaid: TEST HOOK POMAI_TEST_WAL_ADAPT=%s: %s\n", a,
+		       t->adapt == TEST_ADAPT_OFF ? "not understood: ignored"
+						  : "batches written that way count as 50 ms slower");
 	if (t->fsync == TEST_FSYNC_STALL && w->id == 0) {
 		struct sigaction sa = { .sa_handler = test_on_sigusr1, .sa_flags = SA_RESTART };
 		sigemptyset(&sa.sa_mask);
@@ -636,7 +684,7 @@ static void submit_write_here(struct pm_worker *w, const uint8_t *p, uint32_t n,
  * (after a switch in batch mode), the new segment's rename to its name
  * (after a switch), the write, its fdatasync (sync mode), the directory's
  * fsync (after a switch). A failed link cancels the rest. */
-static void submit_write(struct pm_worker *w)
+static bool submit_write(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct batch *b = &l->b[l->fill ^ 1];
@@ -646,9 +694,13 @@ static void submit_write(struct pm_worker *w)
 	bool sync = l->mode == PM_WAL_SYNC;
 	l->err = 0;
 	l->fsync_ok = !sync;
-	if (!l->uring) { /* the documented fallback: on this thread */
+	/* without a ring (the documented fallback), or chosen by the probe
+	 * (probe_io): on this thread — but a segment switch's chain (a rename,
+	 * the directory's fsync) goes to the ring all the same */
+	if (!l->uring ||
+	    (l->batch_here != l->adapt_trial && l->seal_fd < 0 && !l->seg_rename && !l->dirsync)) {
 		submit_write_here(w, p, n, off);
-		return;
+		return true;
 	}
 	struct link chain[5];
 	uint32_t k = 0;
@@ -677,6 +729,7 @@ static void submit_write(struct pm_worker *w)
 	}
 	l->cqes_left = k;
 	io_uring_submit(&l->ring);
+	return false;
 }
 
 /* Take the next segment for the filled batch if it needs one: 0 (go on),
@@ -730,6 +783,12 @@ static void start_batch(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct batch *b = &l->b[l->fill];
+	if (l->fill_hi && l->fill_lo < l->seg_off + b->len) {
+		/* zeros on their way to where it would write (or it needs the next
+		 * segment, and the fill holds the current one's descriptor): a turn */
+		l->st.fill_waits++;
+		return;
+	}
 	if (take_segment(w, b) != 0)
 		return;
 	b->seq = l->next_seq++;
@@ -738,7 +797,10 @@ static void start_batch(struct pm_worker *w)
 	l->inflight = true;
 	l->written = 0;
 	l->submitted_lsn = b->last_lsn;
-	submit_write(w);
+	bool plain = l->seal_fd < 0 && !l->seg_rename && !l->dirsync; /* no switch in its chain */
+	l->batch_t0 = l->adapt ? mono_ns() : 0;
+	l->batch_way_here = submit_write(w);
+	l->batch_sample = l->adapt && plain;
 	pm_repl_on_batch(w, b->buf, b->len, b->first_lsn, b->last_lsn); /* the live replicas' copy */
 }
 
@@ -747,6 +809,45 @@ static const char *op_name(unsigned op)
 	return op == OP_WRITE ? "write" : op == OP_FSYNC ? "fsync" : op == OP_SEAL ?
 	       "fsync of the previous segment" : op == OP_DIRSYNC ? "fsync of its directory" :
 	       op == OP_RENAME ? "rename of the new segment" : "I/O";
+}
+
+/* wal_io_uring = auto: one batch's time, from its submission to its replies'
+ * release (ns), written the way batch_way_here says. At the end of a window
+ * a trial of the other way starts; at the end of a trial the way with the
+ * lower mean is kept (pwrite only by PM_WAL_PROBE_PWRITE_PCT). */
+static void adapt_note(struct pm_worker *w, uint64_t ns)
+{
+	struct pm_wal *l = w->wal;
+	l->batch_sample = false;
+#ifdef PM_WAL_TEST_HOOKS
+	if (l->test.adapt == (l->batch_way_here ? TEST_ADAPT_PWRITE_SLOW : TEST_ADAPT_RING_SLOW))
+		ns += TEST_ADAPT_PENALTY_NS;
+#endif
+	l->adapt_ns[l->batch_way_here] += ns;
+	l->adapt_n[l->batch_way_here]++;
+	if (--l->adapt_left > 0)
+		return;
+	if (!l->adapt_trial) {
+		l->adapt_trial = true;
+		l->adapt_left = PM_WAL_ADAPT_TRIAL_BATCHES;
+		return;
+	}
+	l->adapt_trial = false;
+	if (l->adapt_n[0] && l->adapt_n[1]) {
+		uint64_t ring = l->adapt_ns[0] / l->adapt_n[0], here = l->adapt_ns[1] / l->adapt_n[1];
+		bool want_here = here * 100u < ring * PM_WAL_PROBE_PWRITE_PCT;
+		l->adapt_ring_us = (uint32_t)PM_MIN(ring / 1000u, (uint64_t)UINT32_MAX);
+		l->adapt_here_us = (uint32_t)PM_MIN(here / 1000u, (uint64_t)UINT32_MAX);
+		if (want_here != l->batch_here) {
+			l->batch_here = want_here;
+			l->adapt_switches++;
+			l->adapt_window = PM_WAL_ADAPT_WINDOW_MIN;
+		} else {
+			l->adapt_window = PM_MIN(2u * l->adapt_window, PM_WAL_ADAPT_WINDOW_MAX);
+		}
+	}
+	l->adapt_ns[0] = l->adapt_ns[1] = l->adapt_n[0] = l->adapt_n[1] = 0;
+	l->adapt_left = l->adapt_window;
 }
 
 /* The batch in flight has every completion: done, again, or an error. */
@@ -773,6 +874,7 @@ static uint32_t finish_batch(struct pm_worker *w)
 	if (l->written < b->len || !l->fsync_ok || l->seal_fd >= 0 || l->seg_rename || l->dirsync) {
 		/* a short write, EAGAIN, a cancelled link: the rest again */
 		l->st.resubmits++;
+		l->batch_sample = false;
 		submit_write(w);
 		return 1;
 	}
@@ -787,6 +889,8 @@ static uint32_t finish_batch(struct pm_worker *w)
 	l->durable_lsn = b->last_lsn;
 	b->len = 0;
 	l->inflight = false;
+	if (l->batch_sample)
+		adapt_note(w, mono_ns() - l->batch_t0);
 	return 1 + held_release(w, PM_OK);
 }
 
@@ -805,6 +909,14 @@ static void complete(struct pm_worker *w, uint64_t ud, int res)
 	}
 	if (op == OP_REPL) {
 		pm_repl_on_cqe(w, ud, res);
+		return;
+	}
+	if (op == OP_FILL || op == OP_FILLSYNC) {
+		fill_done(w, op, res);
+		return;
+	}
+	if (op == OP_DRAINSYNC) {
+		l->drain_syncs--;
 		return;
 	}
 	if (op == OP_BFSYNC) {
@@ -877,11 +989,62 @@ static void submit_write_here(struct pm_worker *w, const uint8_t *p, uint32_t n,
 	}
 }
 
+/* ---------------------------------------------------------------- writing ahead */
+
+/* Sync mode with a ring: keep the current segment written (zeros) up to
+ * PM_WAL_FILL_AHEAD_BYTES past the log's end, one chunk at a time, each
+ * linked to its fdatasync. A chunk never reaches where a batch may be written
+ * before it completes: it starts a whole batch past the batch in flight, and
+ * a batch whose range a fill in flight reaches waits (start_batch). Recovery
+ * reads the zeros as the end of the log, as it does unwritten blocks. */
+static void fill_step(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	if (!l->fill_ahead || !l->uring || l->fill_hi || l->fd < 0 || l->state != WAL_OK)
+		return;
+	uint64_t inflight = l->inflight ? l->b[l->fill ^ 1].len : 0;
+	uint64_t lo = PM_MAX(l->fill_off, l->seg_off + inflight + PM_WAL_BATCH_BYTES);
+	if (lo >= l->seg_bytes || lo >= l->seg_off + PM_WAL_FILL_AHEAD_BYTES)
+		return;
+	uint32_t n = (uint32_t)PM_MIN(l->seg_bytes - lo, (uint64_t)PM_WAL_FILL_CHUNK_BYTES);
+	if (io_uring_sq_space_left(&l->ring) < 2)
+		return; /* cannot happen (PM_WAL_QUEUE_DEPTH): a later turn tries again */
+	struct io_uring_sqe *s = io_uring_get_sqe(&l->ring), *f = io_uring_get_sqe(&l->ring);
+	io_uring_prep_write(s, l->fd, zero_chunk, n, lo);
+	io_uring_sqe_set_data64(s, OP_FILL);
+	s->flags |= IOSQE_IO_LINK;
+	io_uring_prep_fsync(f, l->fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(f, OP_FILLSYNC);
+	io_uring_submit(&l->ring);
+	l->fill_lo = lo;
+	l->fill_hi = lo + n;
+	l->fill_cqes = 2;
+}
+
+/* A completion of the fill in flight. A failed one stops writing ahead (said
+ * once): the log goes on without it, its fsyncs slower. */
+static void fill_done(struct pm_worker *w, unsigned op, int res)
+{
+	struct pm_wal *l = w->wal;
+	if (op == OP_FILL && res > 0) {
+		l->fill_off = l->fill_lo + (uint64_t)res;
+		l->st.fill_bytes += (uint64_t)res;
+	}
+	if (res < 0 && res != -ECANCELED && l->fill_ahead) {
+		fprintf(stderr, "pomaid: shard %u: writing the WAL segment ahead of the log: %s;"
+				" no longer done (each fdatasync then also commits metadata)\n", w->id,
+			strerror(-res));
+		l->fill_ahead = false;
+	}
+	if (--l->fill_cqes == 0)
+		l->fill_hi = 0;
+}
+
 static void reap(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct io_uring_cqe *cqe;
-	if (!l->uring || (!l->inflight && !l->bfsync_inflight && !l->prep_inflight &&
+	if (!l->uring || (!l->inflight && !l->bfsync_inflight && !l->prep_inflight && !l->fill_hi &&
 			  !pm_snap_inflight(w) && !pm_repl_inflight(w)))
 		return; /* nothing can complete: no system call on the turn */
 	bool any = false;
@@ -953,15 +1116,44 @@ uint32_t pm_wal_turn(struct pm_worker *w)
 		prep_issue(w); /* the ring was full when its step was due */
 	if (l->state == WAL_FULL && !l->inflight && l->prep == PREP_READY && w->now_ms >= l->retry_ms)
 		l->state = WAL_OK; /* the next segment could be made: there is room again */
-	if (!l->inflight && l->state == WAL_OK && l->b[l->fill].len)
+	if (!l->inflight && l->state == WAL_OK && l->b[l->fill].len) {
 		start_batch(w), work++;
+		if (l->inflight && l->cqes_left == 0) /* written here (pwrite): the replies now */
+			work += finish_batch(w);
+	}
 	batch_fsync(w);
+	fill_step(w);
 	return work + pm_snap_turn(w);
 }
 
 int pm_wal_wake_fd(const struct pm_worker *w)
 {
 	return w->wal && w->wal->uring ? w->wal->efd : -1;
+}
+
+/* The stopping worker's last fdatasync of its segments: through the ring
+ * (issue 20: no file-system call on a worker, even at shutdown), waited for
+ * there; on this thread without one. */
+static void drain_sync(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	int fds[] = { l->fd, l->seal_fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		struct io_uring_sqe *s = fds[i] >= 0 && l->uring ? io_uring_get_sqe(&l->ring) : NULL;
+		if (!s) {
+			if (fds[i] >= 0)
+				(void)fdatasync(fds[i]);
+			continue;
+		}
+		io_uring_prep_fsync(s, fds[i], IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(s, OP_DRAINSYNC);
+		l->drain_syncs++;
+	}
+	if (l->drain_syncs)
+		io_uring_submit(&l->ring);
+	struct io_uring_cqe *cqe;
+	while (l->drain_syncs && io_uring_wait_cqe(&l->ring, &cqe) == 0)
+		on_cqe(w, cqe); /* the log's other completions are taken as usual */
 }
 
 void pm_wal_drain(struct pm_worker *w)
@@ -978,14 +1170,12 @@ void pm_wal_drain(struct pm_worker *w)
 	     i++) {
 		struct io_uring_cqe *cqe;
 		pm_wal_turn(w);
-		bool pending = (l->inflight && l->cqes_left) || l->bfsync_inflight || l->prep_inflight;
+		bool pending = (l->inflight && l->cqes_left) || l->bfsync_inflight || l->prep_inflight ||
+			       l->fill_hi;
 		if (l->uring && pending && io_uring_wait_cqe(&l->ring, &cqe) == 0)
 			on_cqe(w, cqe);
 	}
-	if (l->fd >= 0)
-		(void)fdatasync(l->fd);
-	if (l->seal_fd >= 0)
-		(void)fdatasync(l->seal_fd);
+	drain_sync(w);
 }
 
 /* ---------------------------------------------------------------- replication */
@@ -1033,7 +1223,7 @@ int pm_wal_restart_at(struct pm_worker *w, uint64_t lsn)
 {
 	struct pm_wal *l = w->wal;
 	if (l->inflight || l->b[l->fill].len || l->bfsync_inflight || l->seal_fd >= 0 ||
-	    l->prep_inflight || l->seg_rename)
+	    l->prep_inflight || l->seg_rename || l->fill_hi)
 		return 1;
 	if (l->fd >= 0)
 		close(l->fd);
@@ -1077,11 +1267,10 @@ static int zero_from(int dirfd, const char *name, const uint8_t *buf, size_t siz
 	while (end > off && buf[end - 1] == 0)
 		end--;
 	int fd = pm_datadir_openat(dirfd, name, O_WRONLY, 0);
-	static const uint8_t zeros[ZERO_CHUNK_BYTES];
 	int rc = fd < 0 ? fd : 0;
 	for (size_t p = off; rc == 0 && p < end; p += ZERO_CHUNK_BYTES) {
 		size_t n = PM_MIN(end - p, (size_t)ZERO_CHUNK_BYTES);
-		if (pwrite(fd, zeros, n, (off_t)p) != (ssize_t)n)
+		if (pwrite(fd, zero_chunk, n, (off_t)p) != (ssize_t)n)
 			rc = -errno;
 	}
 	if (rc == 0 && fdatasync(fd) != 0)
@@ -1267,7 +1456,7 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 		struct stat sb;
 		fstat(l->fd, &sb);
 		l->seg_bytes = PM_MAX(l->seg_bytes, (uint64_t)sb.st_size);
-		l->seg_off = c.end;
+		l->seg_off = l->fill_off = c.end;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* signed: the nanoseconds' difference may be negative */
@@ -1296,7 +1485,7 @@ static void iowq_affinity(struct pm_worker *w)
 static int open_ring(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
-	if (!w->d->cfg.wal_uring) {
+	if (w->d->cfg.wal_uring == PM_WAL_IO_PWRITE) {
 		if (w->id == 0)
 			printf("pomaid: wal_io = pwrite: log writes and fsyncs run on the worker threads\n");
 		return 0;
@@ -1317,6 +1506,112 @@ static int open_ring(struct pm_worker *w)
 	l->uring = true;
 	iowq_affinity(w);
 	return 0;
+}
+
+/* One write + fdatasync of the probe through the ring, waited for: 0 or -errno. */
+static int probe_ring_once(struct pm_wal *l, int fd, uint64_t off)
+{
+	struct io_uring_sqe *s = io_uring_get_sqe(&l->ring), *f = io_uring_get_sqe(&l->ring);
+	PM_ASSERT(s && f); /* nothing else is in flight at start-up */
+	io_uring_prep_write(s, fd, zero_chunk, PM_WAL_PROBE_BYTES, off);
+	s->flags |= IOSQE_IO_LINK;
+	io_uring_prep_fsync(f, fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(s, OP_PREP); /* no completion of the probe reaches complete() */
+	io_uring_sqe_set_data64(f, OP_PREP);
+	io_uring_submit(&l->ring);
+	int rc = 0;
+	for (int i = 0; i < 2; i++) {
+		struct io_uring_cqe *cqe;
+		int w = io_uring_wait_cqe(&l->ring, &cqe);
+		if (w != 0)
+			return w;
+		if (cqe->res < 0 && rc == 0)
+			rc = cqe->res;
+		io_uring_cqe_seen(&l->ring, cqe);
+	}
+	return rc;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Time write + fdatasync round trips through w's ring and with pwrite,
+ * PM_WAL_PROBE_ROUNDS times each, alternating (the same load for both), on an
+ * unnamed file of w's log directory written whole first (the shape of a
+ * segment written ahead): their medians into w's log, or false (said). */
+static bool probe_io(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	uint32_t ring_us[PM_WAL_PROBE_ROUNDS], here_us[PM_WAL_PROBE_ROUNDS];
+	const uint32_t bytes = 2u * PM_WAL_PROBE_ROUNDS * PM_WAL_PROBE_BYTES;
+	int fd = openat(l->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int rc = fd < 0 ? -errno : 0;
+	if (rc == 0 && (pwrite(fd, zero_chunk, bytes, 0) != (ssize_t)bytes || fdatasync(fd) != 0))
+		rc = -errno;
+	for (uint32_t r = 0; rc == 0 && r < PM_WAL_PROBE_ROUNDS; r++) {
+		for (uint32_t k = 0; rc == 0 && k < 2; k++) {
+			bool ring = (r + k) % 2 == 0; /* each goes first every other round */
+			uint64_t off = (2u * r + k) * PM_WAL_PROBE_BYTES, t0 = mono_ns();
+			if (ring)
+				rc = probe_ring_once(l, fd, off);
+			else if (pwrite(fd, zero_chunk, PM_WAL_PROBE_BYTES, (off_t)off) !=
+					 (ssize_t)PM_WAL_PROBE_BYTES || fdatasync(fd) != 0)
+				rc = -errno;
+			uint32_t us = (uint32_t)PM_MIN((mono_ns() - t0) / 1000u, (uint64_t)UINT32_MAX);
+			(ring ? ring_us : here_us)[r] = us;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	uint64_t v; /* the eventfd counted the probe's completions */
+	if (read(l->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		rc = rc ? rc : -errno;
+	if (rc != 0) {
+		fprintf(stderr, "pomaid: wal_io_uring = auto: the probe failed (%s): the log's"
+				" writes go through io_uring\n", strerror(-rc));
+		return false;
+	}
+	qsort(ring_us, PM_WAL_PROBE_ROUNDS, sizeof(uint32_t), cmp_u32);
+	qsort(here_us, PM_WAL_PROBE_ROUNDS, sizeof(uint32_t), cmp_u32);
+	l->probe_ring_us = PM_MAX(ring_us[PM_WAL_PROBE_ROUNDS / 2], 1u);
+	l->probe_here_us = PM_MAX(here_us[PM_WAL_PROBE_ROUNDS / 2], 1u);
+	return true;
+}
+
+/* Whether the log's test hooks are on (they test the ring's path). */
+static bool test_hooked(const struct pm_wal *l)
+{
+#ifdef PM_WAL_TEST_HOOKS
+	return l->test.fsync != TEST_FSYNC_OFF;
+#else
+	(void)l;
+	return false;
+#endif
+}
+
+void pm_wal_probe(struct pm_daemon *d)
+{
+	struct pm_wal *l0 = d->nshards ? d->workers[0].wal : NULL;
+	if (!l0 || l0->mode != PM_WAL_SYNC || d->cfg.wal_uring != PM_WAL_IO_AUTO || !l0->uring ||
+	    test_hooked(l0) || !probe_io(&d->workers[0]))
+		return;
+	bool here = (uint64_t)l0->probe_here_us * 100u <
+		    (uint64_t)l0->probe_ring_us * PM_WAL_PROBE_PWRITE_PCT;
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		struct pm_wal *l = d->workers[i].wal;
+		l->probe_ring_us = l0->probe_ring_us;
+		l->probe_here_us = l0->probe_here_us;
+		l->batch_here = here && l->uring;
+		l->adapt = l->uring;
+		l->adapt_window = l->adapt_left = PM_WAL_ADAPT_WINDOW_MIN;
+	}
+	printf("pomaid: wal_io_uring = auto: a write + fdatasync takes %u us through io_uring, %u us"
+	       " with pwrite on the worker (medians of %u): sync-mode batches use %s\n",
+	       l0->probe_ring_us, l0->probe_here_us, PM_WAL_PROBE_ROUNDS,
+	       here ? "pwrite (segments and snapshots: io_uring)" : "io_uring");
 }
 
 /* data_dir/wal/shard-<i>, made and checked (datadir.h). 0, or -1 with a message. */
@@ -1355,6 +1650,57 @@ static int first_segments(struct pm_worker *w, char *err, size_t errlen)
 	return 0;
 }
 
+/* Before the snapshot is loaded: the newest segments, up to
+ * PM_WAL_READAHEAD_BYTES, read ahead by the kernel while the load runs (a
+ * hint: failures change nothing). */
+static void read_ahead(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	int n = pm_wal_list_segments(l->dirfd, l->segs, PM_WAL_SEGMENTS_MAX);
+	uint64_t asked = 0;
+	for (int i = n - 1; i >= 0 && asked < PM_WAL_READAHEAD_BYTES; i--) {
+		char name[NAME_BYTES];
+		struct stat sb;
+		pm_wal_seg_name(l->segs[i], name);
+		int fd = pm_datadir_openat(l->dirfd, name, O_RDONLY, 0);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			off_t len = (off_t)PM_MIN((uint64_t)sb.st_size, PM_WAL_READAHEAD_BYTES - asked);
+			(void)posix_fadvise(fd, 0, len, POSIX_FADV_WILLNEED);
+			asked += (uint64_t)len;
+		}
+		close(fd);
+	}
+}
+
+/* Sync mode, at start-up: the segment recovery appends to, written ahead
+ * from where its log ends (as fill_step keeps it while the worker runs). A
+ * failure is said and writing ahead is given up. */
+static void fill_current(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	if (!l->fill_ahead || l->fd < 0)
+		return;
+	uint64_t end = PM_MIN(l->seg_off + PM_WAL_FILL_AHEAD_BYTES, l->seg_bytes);
+	int rc = 0;
+	for (uint64_t off = l->seg_off; rc == 0 && off < end; off += PM_WAL_FILL_CHUNK_BYTES) {
+		size_t n = (size_t)PM_MIN(end - off, (uint64_t)PM_WAL_FILL_CHUNK_BYTES);
+		if (pwrite(l->fd, zero_chunk, n, (off_t)off) != (ssize_t)n)
+			rc = errno ? -errno : -EIO; /* a short write: no room, say */
+	}
+	if (rc == 0 && fdatasync(l->fd) != 0)
+		rc = -errno;
+	if (rc != 0) {
+		fprintf(stderr, "pomaid: shard %u: writing the WAL segment ahead of the log: %s;"
+				" not done\n", w->id, strerror(-rc));
+		l->fill_ahead = false;
+		return;
+	}
+	l->fill_off = PM_MAX(l->fill_off, end);
+	l->st.fill_bytes += end - PM_MIN(end, l->seg_off);
+}
+
 int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 {
 	const struct pm_config *cfg = &w->d->cfg;
@@ -1379,6 +1725,7 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 	if (open_dir(w, err, errlen) != 0)
 		return -1;
 	scan_spares(l);
+	read_ahead(w);
 	uint64_t snap_lsn = 0;
 	if (pm_snap_recover(w, &snap_lsn, err, errlen) != 0 || recover(w, snap_lsn, err, errlen) != 0)
 		return -1;
@@ -1386,10 +1733,13 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 	int nsegs = pm_wal_list_segments(l->dirfd, l->segs, PM_WAL_SEGMENTS_MAX);
 	l->nsegs = nsegs > 0 ? (uint32_t)nsegs : 0;
 	l->durable_lsn = l->submitted_lsn = l->next_lsn - 1;
+	l->fill_ahead = l->mode == PM_WAL_SYNC && cfg->wal_uring != PM_WAL_IO_PWRITE;
+	fill_current(w);
 	if (first_segments(w, err, errlen) != 0)
 		return -1;
 	if (open_ring(w) != 0)
 		return pm_errf(err, errlen, "shard %u: io_uring eventfd: %s", w->id, strerror(errno));
+	l->fill_ahead &= l->uring; /* without a ring, not on the worker */
 #ifdef PM_WAL_TEST_HOOKS
 	test_open(w);
 #endif
@@ -1428,6 +1778,7 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 		return 0;
 	static const char *const modes[] = { "none", "batch", "sync" };
 	static const char *const states[] = { "ok", "disk_full", "failed" };
+	static const char *const choices[] = { "no", "yes", "auto" }; /* enum pm_wal_io */
 	const struct pm_wal_stats *s = &l->st;
 	int n = snprintf(out, cap,
 			 "# WAL\r\nwal_mode:%s\r\nwal_state:%s\r\nwal_io:%s\r\nwal_next_lsn:%" PRIu64
@@ -1440,14 +1791,22 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nwal_segments_retired:%" PRIu64 "\r\nwal_segments_deleted:%" PRIu64
 			 "\r\nwal_segments_ready:%u\r\nwal_segment_waits:%" PRIu64
 			 "\r\nwal_recovered_records:%" PRIu64
-			 "\r\nwal_recovery_ms:%" PRIu64 "\r\nwal_torn_truncated:%" PRIu64 "\r\n",
-			 modes[l->mode], states[l->state], l->uring ? "io_uring" : "pwrite",
+			 "\r\nwal_recovery_ms:%" PRIu64 "\r\nwal_torn_truncated:%" PRIu64
+			 "\r\nwal_io_ring:%s\r\nwal_io_choice:%s\r\nwal_io_probe_uring_us:%u"
+			 "\r\nwal_io_probe_pwrite_us:%u\r\nwal_fill_ahead:%s\r\nwal_fill_bytes:%" PRIu64
+			 "\r\nwal_fill_waits:%" PRIu64 "\r\nwal_io_adapt_uring_us:%u"
+			 "\r\nwal_io_adapt_pwrite_us:%u\r\nwal_io_switches:%" PRIu64 "\r\n",
+			 modes[l->mode], states[l->state],
+			 l->uring && !l->batch_here ? "io_uring" : "pwrite",
 			 l->next_lsn, l->written_lsn, s->records, s->bytes, s->batches, s->fsyncs,
 			 s->resubmits, s->held,
 			 s->held_max, s->refused_full, s->refused_failed, s->refused_busy, s->evictions,
 			 s->evict_refused, s->segments,
 			 s->recycled, s->retired, s->deleted, l->prep == PREP_READY, s->segment_waits,
-			 s->recovered_records, s->recovery_ms, s->torn_truncated);
+			 s->recovered_records, s->recovery_ms, s->torn_truncated,
+			 l->uring ? "yes" : "no", choices[w->d->cfg.wal_uring % 3], l->probe_ring_us,
+			 l->probe_here_us, l->fill_ahead ? "yes" : "no", s->fill_bytes, s->fill_waits,
+			 l->adapt_ring_us, l->adapt_here_us, l->adapt_switches);
 	if (n < 0 || (uint32_t)n >= cap)
 		return 0;
 #ifdef PM_WAL_TEST_HOOKS

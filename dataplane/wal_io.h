@@ -36,6 +36,13 @@
  * Without io_uring (ENOSYS, EPERM in some containers) the same batches are
  * written with pwrite + fdatasync on the worker thread, said at start-up.
  *
+ * Issue 20 (wal_io_uring = auto, the default; docs/durability.md): in sync
+ * mode a batch's write + fdatasync goes through the ring or runs on the
+ * worker with pwrite, whichever is faster — timed at start-up (pm_wal_probe)
+ * and kept measured while the worker runs (trials of the other way); and the
+ * current segment is kept written with zeros ahead of the log, so that an
+ * fdatasync flushes data only (no extent conversion to journal).
+ *
  * Recovery (pm_wal_recover, before the workers start): the shard's segments
  * in LSN order, every record applied; a newest segment with neither header
  * nor records (a crash mid-switch) is removed; a torn tail is zeroed and
@@ -60,10 +67,43 @@ struct pm_msg;
  * are refused BUSY until the batch in flight completes. */
 #define PM_WAL_BATCH_BYTES (4u << 20)
 /* io_uring submission queue entries per worker: a batch's chain (the
- * previous segment's fsync, the write, its fsync, the directory's fsync), a
- * batch fsync, a step of the next segment's preparation, a snapshot's request
- * (every SQE is submitted at once: never more than one chain waits). */
-#define PM_WAL_QUEUE_DEPTH 8u
+ * previous segment's fsync, the new one's rename, the write, its fsync, the
+ * directory's fsync), a batch fsync, a step of the next segment's
+ * preparation, a snapshot's request, a fill's write and fdatasync (every SQE
+ * is submitted at once: never more than one chain waits). */
+#define PM_WAL_QUEUE_DEPTH 16u
+/* Sync mode with io_uring: bytes of the current segment kept written (with
+ * zeros) ahead of the log's end, so that a batch's fdatasync flushes data
+ * only. A write into allocated but never written blocks (fallocate, or a
+ * spare zeroed with ZERO_RANGE) makes its fdatasync also commit the extent's
+ * conversion to the file system's journal: on ext4 here 693 against 281 us
+ * per write + fdatasync (perf/fsync_bound.c). Twice PM_WAL_BATCH_BYTES: the
+ * fill stays a batch ahead of the next batch. */
+#define PM_WAL_FILL_AHEAD_BYTES (8u << 20)
+/* Bytes of one fill request (a write linked to its own fdatasync, so that
+ * its zeros are not left dirty for a batch's fdatasync to flush). */
+#define PM_WAL_FILL_CHUNK_BYTES (1u << 20)
+/* wal_io_uring = auto, sync mode: write + fdatasync round trips of
+ * PM_WAL_PROBE_BYTES the start-up probe times each way (alternating) ... */
+#define PM_WAL_PROBE_ROUNDS 16u
+#define PM_WAL_PROBE_BYTES 4096u
+/* ... and the percentage of the ring's median that pwrite's must be under to
+ * be chosen: on the worker it holds the poller for the flush, which the ring
+ * does not, so it must be clearly faster. */
+#define PM_WAL_PROBE_PWRITE_PCT 90u
+/* ... and while the worker runs, under its real load (a start-up probe on an
+ * idle machine cannot see a client that keeps the other cores busy): every
+ * window of batches written the chosen way is followed by a trial of
+ * PM_WAL_ADAPT_TRIAL_BATCHES the other way, and the way whose batches took
+ * less time from submission to their replies' release wins (pwrite by the
+ * same margin). A trial that loses doubles the next window, from
+ * PM_WAL_ADAPT_WINDOW_MIN up to PM_WAL_ADAPT_WINDOW_MAX batches: a wrong
+ * start-up choice is undone after 36 batches; a right one is checked ever
+ * less often (24 trial batches in the first 2,040, 4 in 65,540 at last:
+ * under 1 %, too few to reach a p99). */
+#define PM_WAL_ADAPT_TRIAL_BATCHES 4u
+#define PM_WAL_ADAPT_WINDOW_MIN 32u
+#define PM_WAL_ADAPT_WINDOW_MAX 65536u
 /* Replies held for durability per worker, and their bytes. */
 #define PM_WAL_HELD_MAX 4096u
 #define PM_WAL_HELD_BYTES (2u << 20)
@@ -79,6 +119,12 @@ struct pm_msg;
  * the disk (each waits for a completion): a few suffice; the bound keeps a
  * log that never settles from holding the exit. */
 #define PM_WAL_DRAIN_TURNS_MAX 1000u
+/* Bytes of the newest log segments a recovering shard asks the kernel to
+ * read ahead (POSIX_FADV_WILLNEED) before it loads its snapshot: the load is
+ * bound by the CPU, so the disk reads the log meanwhile, and the replay after
+ * it finds the segments in the page cache (issue 20: a restart from
+ * snapshots spent 165-215 ms per shard reading its last segment afterwards). */
+#define PM_WAL_READAHEAD_BYTES (256u << 20)
 /* How often a shard whose disk was full tries its batch again. */
 #define PM_WAL_RETRY_MS 1000u
 /* Bytes reserved in the held-reply buffer per admitted mutation: its reply
@@ -97,6 +143,8 @@ struct pm_wal_stats {
 	uint64_t recycled;             /* ... of them made from a spare */
 	uint64_t retired, deleted;     /* covered by a snapshot: kept as spares, deleted */
 	uint64_t segment_waits;        /* switches that waited for the next segment's preparation */
+	uint64_t fill_bytes;           /* zeros written ahead of the log (sync mode) */
+	uint64_t fill_waits;           /* batches that waited a turn for a fill in their range */
 	uint64_t recovered_records, recovery_ms, torn_truncated;
 	uint64_t repl_timeouts;        /* replies answered NOREPLICAS: no replica acks in time */
 };
@@ -107,6 +155,11 @@ struct pm_wal;
  * 0, or -1 with a message. Called before the workers start. */
 int pm_wal_open(struct pm_worker *w, char *err, size_t errlen);
 void pm_wal_close(struct pm_worker *w);
+/* wal_io_uring = auto, sync mode: once every shard is open, before the
+ * workers start, time a write + fdatasync through shard 0's io_uring and with
+ * pwrite, and write every shard's sync batches the faster way (said, and in
+ * INFO: wal_io, wal_io_probe_*). */
+void pm_wal_probe(struct pm_daemon *d);
 
 /* Before applying a mutation: PM_OK (room for its record and its held reply
  * is reserved), or the status to refuse it with. */

@@ -18,6 +18,10 @@
 # Before every restart the data dir's files are dropped from the page cache
 # (dd iflag=nocache, our files only), as after a reboot.
 #
+# With more shards than cores (4 on a 2-core machine) the shards share the
+# cores round robin (--cores 0,1,0,1): loads that are bound by the CPU then
+# take about the sum / cores, which the table's last column shows.
+#
 #   perf/restart_parallel.sh
 #   BUILD_DIR=dir (default <repo>/build-perf) WORK_DIR=dir (default /tmp)
 #   SHARDS="2 4" RESTARTS=3 KEYS_PER_SHARD=40000 VALUE_BYTES=4000
@@ -53,14 +57,23 @@ for n in $shard_counts; do
 	arena=$(( (keys_per_shard * (value_bytes + 256) / 1048576 + 256) ))M
 	args=(--shards "$n" --base-port "$port" --tcp-port $((port - 1)) --data-dir "$dir"
 	      --arena-bytes "$arena" --snapshot-interval-s 0 --snapshot-wal-bytes 0)
-	pm_start_pomaid "$log" "${args[@]}"
+	if [ "$n" -gt "$(nproc)" ]; then # more shards than cores: they share them, round robin
+		args+=(--cores "$(for i in $(seq 0 $((n - 1))); do echo $((i % $(nproc))); done | paste -sd,)")
+		echo "  $n shards on $(nproc) cores: two loads share a core; the best a restart can do" \
+			"is about the sum of the loads / $(nproc)" >&2
+	fi
+	pm_start_pomaid "$log" "${args[@]}" ||
+		{ echo "$0: pomaid did not start:" >&2; tail "$log" >&2; exit 2; }
 	keys=$((keys_per_shard * n))
 	"$bench" --port "$port" --shards "$n" --set-only --keys "$keys" --value-size "$value_bytes" \
-		--depth 32 --requests "$keys" --warmup 0 >/dev/null
+		--depth 32 --requests "$keys" --warmup 0 >"$pm_work/bench-$n.out" 2>&1 ||
+		{ echo "$0: pomai-bench failed:" >&2; tail -5 "$pm_work/bench-$n.out" >&2; exit 2; }
 	"$pomai_cli" --port "$port" --shards "$n" snapshot >/dev/null
 	for _ in $(seq 600); do # INFO's Total sums the shards' snapshots_completed
 		done_n=$("$pomai_cli" --port "$port" --shards "$n" info 2>/dev/null |
-			awk -F: '/^snapshots_completed:/ { print $2 + 0; exit }')
+			awk -F: '/^snapshots_completed:/ && !seen { n = $2 + 0; seen = 1 } END { print n + 0 }')
+		# (awk reads to the end: an early exit would stop pomai-cli with SIGPIPE, and
+		# pipefail the script)
 		[ "${done_n:-0}" -ge "$n" ] && break
 		sleep 0.2
 	done
@@ -70,7 +83,8 @@ for n in $shard_counts; do
 	for r in $(seq "$restarts"); do
 		drop_cache "$dir"
 		: >"$log"
-		pm_start_pomaid "$log" "${args[@]}"
+		pm_start_pomaid "$log" "${args[@]}" ||
+			{ echo "$0: pomaid did not restart:" >&2; tail "$log" >&2; exit 2; }
 		pm_stop_pomaid
 		loads=$(grep -o 'loaded: .* in [0-9]* ms' "$log" | grep -o 'in [0-9]* ms' | awk '{print $2}')
 		slow=$(echo "$loads" | sort -n | tail -1)

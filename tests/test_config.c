@@ -125,6 +125,7 @@ static void test_bad_values(void)
 	expect_bad("cookie_window_s", "3601");         /* PM_COOKIE_WINDOW_S_MAX + 1 */
 	expect_bad("quota_unvalidated_prefix_requests_per_s", "17179869185");
 	expect_bad("quota_unvalidated_requests_per_s", "17179869185");
+	expect_bad("wal_io_uring", "sometimes");       /* auto, yes or no (issue 20) */
 	struct pm_config c;
 	char err[PM_CONFIG_ERR_BYTES];
 	pm_config_defaults(&c);
@@ -160,6 +161,14 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(c.knn_slice_us, 10);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "quota_work_bytes_per_s", "1G", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.quota_work_bytes_per_s, UINT64_C(1) << 30);
+	/* wal_io_uring: auto by default; yes and no (and the bool's other spellings) override */
+	CU_ASSERT_EQUAL(c.wal_uring, PM_WAL_IO_AUTO);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "wal_io_uring", "no", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.wal_uring, PM_WAL_IO_PWRITE);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "wal_io_uring", "on", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.wal_uring, PM_WAL_IO_URING);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "wal_io_uring", "auto", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.wal_uring, PM_WAL_IO_AUTO);
 }
 
 static void test_bad_files(void)

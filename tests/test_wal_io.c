@@ -22,8 +22,18 @@
  *  4. A segment whose switch was cut short by a crash (named, but neither
  *     header nor records on disk) is removed at start-up, not taken for a
  *     damaged log.
+ *  5. Sync mode writes its segments ahead of the log with zeros (issue 20:
+ *     fdatasync then flushes data only), through io_uring while batches are
+ *     written: no record is overwritten. Distinct values over three segments
+ *     per shard, a restart, every value read back. With wal_io_uring = auto
+ *     the start-up probe ran and INFO says what it chose.
+ *  6. wal_io_uring = auto goes on choosing under load: with
+ *     POMAI_TEST_WAL_ADAPT=ring_slow (a debug-build hook: batches written
+ *     through io_uring count as 50 ms slower) every shard ends writing its
+ *     sync batches with pwrite after a few dozen, whatever the start-up
+ *     probe chose; with pwrite_slow, through io_uring.
  *
- * Tests 1 and 2 need the hook, compiled into debug builds only (no NDEBUG):
+ * Tests 1, 2 and 6 need the hooks, compiled into debug builds only (no NDEBUG):
  * against a release build they are skipped with a notice — under CI=true,
  * which builds with the hook, they fail instead.
  */
@@ -64,6 +74,13 @@
 #define ROLL_VALUE_BYTES 7000u
 #define SEGMENT_BYTES (16u << 20)
 #define LATENCY_WRITES 3000u
+/* Test 5: distinct values written through at least this many segments per shard. */
+#define AHEAD_SEGMENTS 3u
+/* PM_WAL_FILL_AHEAD_BYTES (wal_io.h): what a prepared segment is written ahead */
+#define FILL_AHEAD_BYTES (8u << 20)
+/* Test 6: SETs one at a time (one batch each) per shard: well past auto's
+ * first window and trial (32 + 4 batches, wal_io.h) and a second one. */
+#define ADAPT_WRITES_PER_SHARD 120u
 
 static const char *pomaid_path;
 /* The flags of every start (with the ports, --shards and --data-dir). */
@@ -478,6 +495,150 @@ static void test_unborn_segment(void)
 	proc_dir_remove(p.dir);
 }
 
+/* ---------------------------------------------------------------- 5. written ahead */
+
+/* Key i's value: its number, then bytes that depend on it and the offset. */
+static void ahead_value(uint32_t i, uint8_t *v)
+{
+	memcpy(v, &i, sizeof(i));
+	for (uint32_t j = sizeof(i); j < ROLL_VALUE_BYTES; j++)
+		v[j] = (uint8_t)(i * 31u + j * 7u);
+}
+
+/* Pipelined SETs of distinct values until every shard holds AHEAD_SEGMENTS
+ * segments; the number of keys written, or 0. */
+static uint32_t write_ahead(const struct pomaid *p, struct pm_client *c)
+{
+	static uint8_t value[ROLL_VALUE_BYTES];
+	uint32_t failed = 0, per_check = SEGMENT_BYTES / ROLL_VALUE_BYTES;
+	char key[48];
+	for (uint32_t i = 0; failed == 0; i++) {
+		if (i % per_check == 0) {
+			pm_client_drain(c);
+			unsigned least = UINT32_MAX, bad = 0;
+			for (uint32_t s = 0; s < POMAID_SHARDS_DEFAULT; s++) {
+				unsigned n = segs_of(p->dir, s, &bad).wal;
+				least = n < least ? n : least;
+			}
+			if (least >= AHEAD_SEGMENTS)
+				return i;
+			if (i >= 4u * AHEAD_SEGMENTS * POMAID_SHARDS_DEFAULT * per_check)
+				return 0;
+		}
+		int kl = snprintf(key, sizeof(key), "ahead-%u", i);
+		ahead_value(i, value);
+		struct pm_client_req q = { .op = PM_CLIENT_SET, .key = key, .klen = (uint32_t)kl,
+					   .value = value, .vlen = sizeof(value), .cb = on_set,
+					   .arg = &failed };
+		failed += pm_client_submit(c, &q, NULL) != PM_CLIENT_OK;
+	}
+	pm_client_drain(c);
+	return 0;
+}
+
+static void test_written_ahead(void)
+{
+	proc_kill_all();
+	static const char *const ring[] = { "--wal", "sync", "--wal-io-uring", "yes", NULL };
+	static const char *const autom[] = { "--wal", "sync", NULL };
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(pomaid_start(&p, ring, NULL));
+	struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 64);
+	CU_ASSERT_FATAL(c != NULL);
+	uint32_t n = write_ahead(&p, c);
+	CU_ASSERT_FATAL(n > 0);
+	long long filled = lib_info(c, NULL, NULL, "wal_fill_bytes");
+	printf("\n  %u values over %u segments per shard; %lld bytes written ahead, %lld batches"
+	       " waited for a fill", n, AHEAD_SEGMENTS, filled,
+	       lib_info(c, NULL, NULL, "wal_fill_waits"));
+	/* each shard: its first segment and every one prepared since, at least */
+	CU_ASSERT(filled >= (long long)AHEAD_SEGMENTS * POMAID_SHARDS_DEFAULT * FILL_AHEAD_BYTES);
+	pm_client_close(c);
+	CU_ASSERT(pomaid_stop(&p));
+	/* restarted with the default (auto): every value is there */
+	CU_ASSERT_FATAL(pomaid_start(&p, autom, NULL));
+	CU_ASSERT(strstr(p.proc.out, "wal_io_uring = auto: a write + fdatasync takes") != NULL);
+	c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT(lib_info(c, NULL, NULL, "wal_io_probe_uring_us") > 0);
+	CU_ASSERT(lib_info(c, NULL, NULL, "wal_io_probe_pwrite_us") > 0);
+	static uint8_t want[ROLL_VALUE_BYTES], got[ROLL_VALUE_BYTES];
+	uint32_t wrong = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		char key[48];
+		int kl = snprintf(key, sizeof(key), "ahead-%u", i);
+		size_t len = 0;
+		ahead_value(i, want);
+		enum pm_client_status st = pm_client_get(c, key, (size_t)kl, got, sizeof(got), &len);
+		bool ok = st == PM_CLIENT_OK && len == sizeof(want) && !memcmp(got, want, len);
+		if (!ok && wrong++ < 5)
+			printf("\n  %s: status %d, %zu bytes%s", key, (int)st, len,
+			       st == PM_CLIENT_OK ? " (not its value)" : "");
+	}
+	CU_ASSERT_EQUAL(wrong, 0);
+	pm_client_close(c);
+	CU_ASSERT(pomaid_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
+/* ---------------------------------------------------------------- 6. auto under load */
+
+/* How many shards' INFO says "wal_io:<way>". */
+static uint32_t shards_writing(const char *text, const char *way)
+{
+	char line[48];
+	uint32_t n = 0;
+	snprintf(line, sizeof(line), "\nwal_io:%s\r", way);
+	for (const char *at = text; (at = strstr(at, line)) != NULL; at++)
+		n++;
+	return n;
+}
+
+static void adapted(const char *hook, const char *want)
+{
+	static const char *const args[] = { "--wal", "sync", NULL };
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
+	char env[64];
+	snprintf(env, sizeof(env), "POMAI_TEST_WAL_ADAPT=%s", hook);
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(pomaid_start(&p, args, env));
+	if (!strstr(p.proc.out, "TEST HOOK POMAI_TEST_WAL_ADAPT=") ||
+	    !strstr(p.proc.out, "count as 50 ms slower")) {
+		printf("\n  NOTICE: this pomaid has no adapt test hook (a release build?): not run%s",
+		       proc_ci() ? " — but CI=true: failing" : "");
+		CU_ASSERT(!proc_ci());
+	} else {
+		struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
+		CU_ASSERT_FATAL(c != NULL);
+		char key[48];
+		for (uint32_t i = 0; i < ADAPT_WRITES_PER_SHARD * POMAID_SHARDS_DEFAULT; i++) {
+			int kl = snprintf(key, sizeof(key), "adapt-%u", i);
+			CU_ASSERT_EQUAL_FATAL(pm_client_set(c, key, (size_t)kl, "v", 1, 0), PM_CLIENT_OK);
+		}
+		char *text = lib_info_text(c, NULL);
+		CU_ASSERT_FATAL(text != NULL);
+		uint32_t n = shards_writing(text, want);
+		printf("\n  %s: %u of %u shards write their batches with %s; probe (us): io_uring"
+		       " %lld, pwrite %lld; switches %lld", hook, n, POMAID_SHARDS_DEFAULT, want,
+		       info_text_field(text, NULL, "wal_io_probe_uring_us"),
+		       info_text_field(text, NULL, "wal_io_probe_pwrite_us"),
+		       info_text_field(text, NULL, "wal_io_switches"));
+		CU_ASSERT_EQUAL(n, POMAID_SHARDS_DEFAULT);
+		free(text);
+		pm_client_close(c);
+	}
+	CU_ASSERT(pomaid_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
+static void test_auto_adapts(void)
+{
+	proc_kill_all();
+	adapted("ring_slow", "pwrite");
+	adapted("pwrite_slow", "io_uring");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || access(argv[1], X_OK) != 0) {
@@ -490,6 +651,8 @@ int main(int argc, char **argv)
 		{ "2. a failed fsync is never acknowledged", test_failed_fsync },
 		{ "3. first segment and the next are ready before they are needed", test_segments_ahead },
 		{ "4. a segment cut short by a crash mid-switch is removed at start", test_unborn_segment },
+		{ "5. sync mode writes ahead of the log; every record survives", test_written_ahead },
+		{ "6. wal_io_uring = auto goes on choosing under load", test_auto_adapts },
 		CU_TEST_INFO_NULL,
 	};
 	int rc = pm_cu_run("wal_io", tests);
