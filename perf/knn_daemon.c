@@ -72,6 +72,7 @@ struct opts {
 	const char *pomaid, *data;
 	uint32_t shards[KD_SHARDS_MAX], nshards;
 	uint32_t base, queries, ef, rounds, depth, port;
+	const char *spin_us; /* pomaid's idle_spin_us (NULL: its default) */
 };
 
 static struct fmnist train, test;
@@ -229,7 +230,8 @@ static int daemon_start(const struct opts *o, uint32_t n, const char *dir)
 		close(fds[0]);
 		execl(o->pomaid, o->pomaid, "--shards", shards, "--base-port", port, "--tcp-port",
 		      tcp, "--data-dir", dir, "--wal", "none", "--hugepages", "no",
-		      "--arena-bytes", "1G", "--knn-timeout-ms", "5000", (char *)NULL);
+		      "--arena-bytes", "1G", "--knn-timeout-ms", "5000",
+		      o->spin_us ? "--idle-spin-us" : (char *)NULL, o->spin_us, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -253,7 +255,7 @@ static uint64_t daemon_cpu_ns(void)
 	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
 		if (e->d_name[0] == '.')
 			continue;
-		char p[320];
+		char p[400];
 		snprintf(p, sizeof(p), "%s/%s/schedstat", path, e->d_name);
 		FILE *f = fopen(p, "r");
 		unsigned long long ns = 0;
@@ -425,8 +427,10 @@ static int run_layout(const struct opts *o, uint32_t n)
 				sum += part, part = 0, passes++;
 			} while (bu_now_ns() - t0 < KD_ROUND_NS_MIN);
 			double s = (double)(bu_now_ns() - t0) / 1e9;
-			if (part < 0)
-				rc = fprintf(stderr, "knn_daemon: %s queries failed\n", mode_names[m]), 3;
+			if (part < 0) {
+				fprintf(stderr, "knn_daemon: %s queries failed\n", mode_names[m]);
+				rc = 3;
+			}
 			qps[m][r] = (double)o->queries * passes / s;
 			cpu_q[m][r] = (double)(thread_cpu_ns() - c0) / 1e3 / (o->queries * passes);
 			srv_q[m][r] = (double)(daemon_cpu_ns() - d0) / 1e3 / (o->queries * passes);
@@ -513,6 +517,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->pomaid = v;
 		else if (!strcmp(a, "--data"))
 			o->data = v;
+		else if (!strcmp(a, "--spin-us"))
+			o->spin_us = v;
 		else if (!strcmp(a, "--base"))
 			rc = bu_parse_u32(v, FMNIST_IMAGES_MAX, &o->base);
 		else if (!strcmp(a, "--queries"))
@@ -550,7 +556,8 @@ int main(int argc, char **argv)
 	if ((argc - 1) % 2 || parse(argc, argv, &o) != 0) {
 		fprintf(stderr, "usage: knn_daemon --pomaid PATH [--shards 1,2,4] [--base 60000] "
 				"[--queries 1000] [--ef 20] [--rounds 5] [--depth 1..%u (8)] "
-				"[--port 17900] [--data DIR]\n", KD_DEPTH_MAX);
+				"[--port 17900] [--spin-us pomaid's idle_spin_us] [--data DIR]\n",
+			KD_DEPTH_MAX);
 		return 2;
 	}
 	bu_print_header("knn_daemon: KNN over pomaid vs in process, same shard layout", argc, argv);
