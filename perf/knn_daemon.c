@@ -215,7 +215,11 @@ static FILE *daemon_out; /* its stdout, read to "ready", open until it stops */
 static int daemon_start(const struct opts *o, uint32_t n, const char *dir)
 {
 	int fds[2];
-	char shards[16], port[16], tcp[16];
+	char shards[16], port[16], tcp[16], cores[8 * KD_SHARDS_MAX] = "";
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN); /* more shards than CPUs: list them again */
+	for (uint32_t i = 0, len = 0; i < n && len < sizeof(cores); i++)
+		len += (uint32_t)snprintf(cores + len, sizeof(cores) - len, "%s%ld", i ? "," : "",
+					  (long)i % (ncpu > 0 ? ncpu : 1));
 	snprintf(shards, sizeof(shards), "%u", n);
 	snprintf(port, sizeof(port), "%u", o->port);
 	snprintf(tcp, sizeof(tcp), "%u", 0u);
@@ -230,7 +234,7 @@ static int daemon_start(const struct opts *o, uint32_t n, const char *dir)
 		close(fds[0]);
 		execl(o->pomaid, o->pomaid, "--shards", shards, "--base-port", port, "--tcp-port",
 		      tcp, "--data-dir", dir, "--wal", "none", "--hugepages", "no",
-		      "--arena-bytes", "1G", "--knn-timeout-ms", "5000",
+		      "--arena-bytes", "1G", "--knn-timeout-ms", "5000", "--cores", cores,
 		      o->spin_us ? "--idle-spin-us" : (char *)NULL, o->spin_us, (char *)NULL);
 		_exit(127);
 	}
@@ -306,7 +310,8 @@ static uint32_t load_failed;
 static void on_load(void *arg, const struct pm_client_result *r)
 {
 	(void)arg;
-	load_failed += r->status != PM_CLIENT_OK;
+	if (r->status != PM_CLIENT_OK && load_failed++ == 0)
+		fprintf(stderr, "knn_daemon: a VADD failed: %s\n", pm_client_status_name(r->status));
 }
 
 static int daemon_load(const struct opts *o, struct pm_client *c)
@@ -314,8 +319,9 @@ static int daemon_load(const struct opts *o, struct pm_client *c)
 	struct pm_client_coll_params p = { .dim = train.dim, .metric = PM_CLIENT_L2,
 					   .index = PM_CLIENT_HNSW, .hnsw_m = KD_M,
 					   .ef_construction = KD_EF_CONSTRUCTION };
-	if (pm_client_collection_create(c, KD_COLL, &p) != PM_CLIENT_OK)
-		return -1;
+	enum pm_client_status st = pm_client_collection_create(c, KD_COLL, &p);
+	if (st != PM_CLIENT_OK)
+		return fprintf(stderr, "knn_daemon: CCREATE: %s\n", pm_client_status_name(st)), -1;
 	static char keys[KD_LOAD_IN_FLIGHT][KD_KEY_BYTES];
 	for (uint32_t i = 0; i < o->base; i++) {
 		char *key = keys[i % KD_LOAD_IN_FLIGHT];
@@ -403,7 +409,9 @@ static int run_layout(const struct opts *o, uint32_t n)
 	struct pm_client *cd = NULL, *cs = NULL;
 	if (daemon_start(o, n, dir) != 0 || !(cd = client_open(o, n, false)) ||
 	    !(cs = client_open(o, n, true)) || daemon_load(o, cd) != 0) {
-		fprintf(stderr, "knn_daemon: pomaid start or load failed\n");
+		fprintf(stderr, "knn_daemon: pomaid %s\n",
+			cd ? "load failed" : "did not start (or its clients did not open)");
+		daemon_stop();
 		return -1;
 	}
 	printf("   pomaid: %.1f s\n", (double)(bu_now_ns() - t0) / 1e9);
