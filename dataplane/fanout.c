@@ -556,6 +556,15 @@ static void finish(struct pm_worker *w, struct pm_pending *p)
 	p->live = false;
 }
 
+/* A fan-out's sequence number: never 0, which marks a KNN part passed on by
+ * part_only (issue 20). */
+static uint32_t fanout_seq(struct pm_worker *w)
+{
+	if (++w->next_seq == 0)
+		++w->next_seq;
+	return w->next_seq;
+}
+
 /* ---------------------------------------------------------------- CCREATE roll-back */
 
 /* The failed CCREATE's collection is dropped on the shards that created it,
@@ -571,7 +580,7 @@ static bool rollback_start(struct pm_worker *w, struct pm_pending *p)
 	if (p->created == 0 || p->rolling_back || len == 0)
 		return false;
 	p->rolling_back = true;
-	p->seq = ++w->next_seq;
+	p->seq = fanout_seq(w);
 	p->want = p->got = 0;
 	p->deadline_ns = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u;
 	struct pm_msg m = { .origin = w->id, .seq = p->seq };
@@ -617,20 +626,28 @@ static struct pm_pending *find(struct pm_worker *w, uint32_t seq)
  * merge here, the reply encoded once. The PART trailer says how many shards
  * the client asks; a client that counts other than this daemon would merge
  * a partial answer, so it is refused PARAM, as is a PART frame that did not
- * come to a shard's UDP port (TCP: one stream, no shard to name) or that
- * reaches a cluster node (whose merges drop keys of slots moving, which
- * only the coordinator's merge can do). A frame that a DPDK queue gave
- * another worker goes to its shard's ring. */
-static void part_only(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
+ * come to a shard's UDP port (TCP: one stream, no shard to name). A node of
+ * a cluster merges away copies of keys of slots moving in or out, which only
+ * a coordinator can: there shard 0's part is the whole node's answer,
+ * coordinated as without PART (returns false: go on as a fan-out), and the
+ * other shards' parts answer no hits. A frame that a DPDK queue gave
+ * another worker goes to its shard's ring (sequence number 0: a part, not a
+ * coordinator's fan-out). */
+static bool part_only(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		      uint32_t len, const struct pm_dest *client)
 {
 	const uint32_t base = w->d->cfg.base_port, n = w->d->nshards;
 	uint32_t shard = client->dport - base; /* wraps above n for a port below base */
 	uint64_t due = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u;
 	enum pm_status st = PM_OK;
-	if (req->part_shards != n || client->dport < base || shard >= n || w->cview)
+	if (req->part_shards != n || client->dport < base || shard >= n)
 		st = PM_E_PARAM;
-	else if (shard == w->id)
+	else if (w->cview && shard == 0)
+		return false;
+	else if (w->cview) { /* no hits: shard 0's part has the node's answer */
+		struct pm_reply none = { .status = PM_OK, .op = req->op, .id = req->id };
+		pm_send_reply(w, client, &none);
+	} else if (shard == w->id)
 		pm_knn_direct_start(w, req, client, due);
 	else if (!pm_post(w, shard, PM_MSG_FANOUT, &(struct pm_msg){ .origin = w->id,
 								    .dest = *client },
@@ -640,6 +657,7 @@ static void part_only(struct pm_worker *w, const struct pm_request *req, const u
 		struct pm_reply e = { .status = st, .op = req->op, .id = req->id };
 		pm_send_reply(w, client, &e);
 	}
+	return true;
 }
 
 /* ---------------------------------------------------------------- entry points */
@@ -647,10 +665,8 @@ static void part_only(struct pm_worker *w, const struct pm_request *req, const u
 void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
 		     uint32_t len, const struct pm_dest *client)
 {
-	if (req->op == PM_OP_VQUERY && req->part_shards) {
-		part_only(w, req, frame, len, client);
+	if (req->op == PM_OP_VQUERY && req->part_shards && part_only(w, req, frame, len, client))
 		return;
-	}
 	struct pm_pending *p = NULL;
 	for (uint32_t i = 0; i < PM_PENDING_MAX && !p; i++)
 		p = w->pending[i].live ? NULL : &w->pending[i];
@@ -659,7 +675,7 @@ void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const ui
 		pm_send_reply(w, client, &busy);
 		return;
 	}
-	*p = (struct pm_pending){ .live = true, .op = req->op, .seq = ++w->next_seq, .id = req->id,
+	*p = (struct pm_pending){ .live = true, .op = req->op, .seq = fanout_seq(w), .id = req->id,
 				  .dest = *client, .want = w->d->nshards, .k = req->k,
 				  .info_flags = req->info_flags, .list_flags = req->list_flags,
 				  .hits = p->hits, .keys = p->keys, .colls = p->colls, .batch = p->batch,
@@ -706,7 +722,7 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 	uint32_t cap = PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(r), n = 0;
 	bool created = false;
 	enum pm_status st = pm_request_decode(frame, len, &req, &used);
-	if (st == PM_OK && req.op == PM_OP_VQUERY && req.part_shards) { /* part_only's */
+	if (st == PM_OK && req.op == PM_OP_VQUERY && req.part_shards && m->seq == 0) { /* part_only's */
 		uint64_t due = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u;
 		pm_knn_direct_start(w, &req, &m->dest, due);
 		return;
