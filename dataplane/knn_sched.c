@@ -31,6 +31,11 @@
  * Every part's work goes back to the coordinator, which charges it to the
  * client's work budget (access.c): in the FANOUT_REPLY message for another
  * worker's part, directly for its own.
+ *
+ * A direct part (issue 20: a client that fans out itself asked this shard
+ * alone, fanout.c part_only) has no coordinator: it is queued and run the
+ * same way, and its reply goes straight to the client, encoded once, its
+ * work charged here.
  */
 #include <stdlib.h>
 #include <string.h>
