@@ -224,7 +224,8 @@ static uint32_t dirty_cap(const struct pm_client *c)
 static bool alloc_all(struct pm_client *c)
 {
 	c->nlinks = c->cluster ? PMC_LINKS_MAX : 1u;
-	c->nslots = request_slots(c) + (c->cluster ? 1u + PMC_LEGS_MAX : 0u);
+	c->nslots = request_slots(c) +
+		    (c->cluster || pmc_shard_fan_on(c) ? 1u + PMC_LEGS_MAX : 0u); /* legs */
 	c->rx_cap = PM_FRAME_BYTES_MAX + 1u;
 	c->links = calloc(c->nlinks, sizeof *c->links);
 	for (uint32_t l = 0; c->links && l < c->nlinks; l++)
@@ -283,7 +284,8 @@ enum pm_client_status pmc_open(const struct pm_client_config *cfg, const struct 
 	c->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
 	pmc_auth_init(c);
 	if (!alloc_all(c) || !link0_init(c) ||
-	    (c->cluster && pmc_cluster_alloc(c) != PM_CLIENT_OK)) {
+	    (c->cluster && pmc_cluster_alloc(c) != PM_CLIENT_OK) ||
+	    (pmc_shard_fan_on(c) && pmc_shard_fan_alloc(c) != PM_CLIENT_OK)) {
 		pm_client_close(c);
 		return PM_CLIENT_E_ALLOC;
 	}
@@ -748,6 +750,8 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 		q.attr = bytes(r->attr, r->attr_len);
 	if ((r->op == PM_CLIENT_KNN || r->op == PM_CLIENT_RANGE) && r->filter)
 		q.filter = bytes(r->filter, (uint32_t)strlen(r->filter));
+	if (pmc_shard_fans(c, (uint8_t)r->op))
+		q.part_shards = c->cfg.shards; /* every shard its part (shard_fan.c) */
 	q.radius = r->radius;
 	if ((r->op == PM_CLIENT_VADD_MANY || r->op == PM_CLIENT_KNN_MANY) && !batch_items(c, r, &q))
 		return 0;
@@ -845,7 +849,8 @@ enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_clie
 	struct pmc_slot *s = NULL;
 	if (st == PM_CLIENT_OK)
 		st = slot_wait(c, frame_bound(req) + pmc_auth_bytes(c) > c->cfg.frame_bytes, &s);
-	if (st == PM_CLIENT_OK && c->cluster && pmc_fans_out((uint8_t)req->op))
+	if (st == PM_CLIENT_OK && ((c->cluster && pmc_fans_out((uint8_t)req->op)) ||
+				   pmc_shard_fans(c, (uint8_t)req->op)))
 		st = pmc_fan_wait(c); /* holding the slot: nothing else takes the fan-out */
 	if (st == PM_CLIENT_OK && !pmc_is_open(c))
 		st = pmc_connect(c); /* TCP: the stream was lost; reconnect */
@@ -866,6 +871,8 @@ enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_clie
 		*id = s->id;
 	if (c->cluster)
 		cluster_send(c, req, s);
+	else if (pmc_shard_fans(c, s->op))
+		pmc_shard_fan_start(c, s, req->k);
 	else
 		pmc_enqueue(c, s);
 	return PM_CLIENT_OK;

@@ -420,6 +420,14 @@ enum pm_client_status pmc_fan_take_hits(struct pm_client *c, struct pmc_slot *le
 void pmc_fan_leg_done(struct pm_client *c, struct pmc_slot *leg,
 		      const struct pm_client_result *res);
 
+/* shard_fan.c (issue 20): a KNN over one server's shards, fanned out by
+ * the client. Whether this client does (its configuration), whether it does
+ * for op, the legs' slots (pm_client_open), and a parent's legs started. */
+bool pmc_shard_fan_on(const struct pm_client *c);
+bool pmc_shard_fans(const struct pm_client *c, uint8_t op);
+enum pm_client_status pmc_shard_fan_alloc(struct pm_client *c);
+void pmc_shard_fan_start(struct pm_client *c, struct pmc_slot *parent, uint32_t k);
+
 #define PMC_ASSERT(cond)                                                                \
 	do {                                                                            \
 		if (__builtin_expect(!(cond), 0))                                       \

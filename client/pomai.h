@@ -142,6 +142,12 @@ struct pm_client_config {
 	 * signed with it (over TCP too). Not with cluster mode. */
 	uint32_t user;
 	uint8_t key[PM_CLIENT_USER_KEY_BYTES];
+	/* Issue 20 (docs/client.md): a KNN over a server of 2..64 shards, over
+	 * UDP sockets without a user, goes to every shard at once, each answering
+	 * its own part, and the client merges them (false, the default), or to
+	 * one shard that asks the others and merges (true: one datagram each way;
+	 * what every other case does). */
+	bool knn_via_server;
 };
 
 /* ---------------------------------------------------------------- results */

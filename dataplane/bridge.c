@@ -181,6 +181,7 @@ void pm_request_from_wire(const struct pm_wire_request *in, struct pm_request *o
 		.attr = pm_bytes_from_wire(in->attr),
 		.has_attr = in->attr.len != 0,
 		.filter = pm_bytes_from_wire(in->filter),
+		.part_shards = in->part_shards,
 		.nitems = in->nitems,
 		.items = pm_bytes_from_wire(in->items),
 		.item_flags = in->item_flags,
@@ -213,6 +214,7 @@ void pm_request_to_wire(const struct pm_request *in, struct pm_wire_request *out
 		.attr = in->has_attr || in->op == PM_OP_VSETATTR ? pm_bytes_to_wire(in->attr)
 								 : (struct pm_wire_bytes){ 0 },
 		.filter = pm_bytes_to_wire(in->filter),
+		.part_shards = in->part_shards,
 		.nitems = in->nitems,
 		.items = pm_bytes_to_wire(in->items),
 		.item_flags = in->item_flags,

@@ -47,6 +47,10 @@ static const struct key keys[] = {
 	{ "idle_sleep_us", K_U32, OFF(idle_sleep_us), 10, 1000000, "us",
 	  "longest sleep of an idle adaptive worker (a datagram or ring message wakes it at"
 	  " once); how late background work (TTL expiry, HNSW sweeps) may run when idle" },
+	/* issue 20 */
+	{ "idle_spin_us", K_U32, OFF(idle_spin_us), 0, PM_IDLE_SPIN_US_MAX, "us",
+	  "how long an idle adaptive worker spins before it yields (as long again) and then"
+	  " sleeps" },
 	{ "arena_bytes", K_BYTES, OFF(arena_bytes), PM_ARENA_BYTES_MIN, PM_ARENA_BYTES_MAX, "bytes",
 	  "memory of each shard (suffixes K, M, G); reserved, touched as it is used" },
 	{ "seeds", K_U32, OFF(seeds), 16, PM_SEEDS_MAX, "count",
@@ -204,6 +208,7 @@ void pm_config_defaults(struct pm_config *c)
 	strcpy(c->cores, "auto");
 	c->polling = PM_POLL_ADAPTIVE;
 	c->idle_sleep_us = 100000;
+	c->idle_spin_us = PM_IDLE_SPIN_US_DEFAULT;
 	c->arena_bytes = UINT64_C(256) << 20;
 	c->seeds = 1u << 20;
 	c->hugepages = true;

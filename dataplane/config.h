@@ -77,6 +77,7 @@ struct pm_config {
 	char cores[PM_CONFIG_STRING_BYTES];    /* "auto" or a list of CPU numbers "2,3,4" */
 	uint32_t polling;                      /* enum pm_polling */
 	uint32_t idle_sleep_us;                /* longest sleep of an idle adaptive worker */
+	uint32_t idle_spin_us;                 /* issue 20: its spin before it yields, sleeps */
 	uint64_t arena_bytes;                  /* per shard */
 	uint32_t seeds;                        /* keys + vectors per shard */
 	bool hugepages;

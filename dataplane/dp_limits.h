@@ -65,9 +65,16 @@
 
 /* ---------------------------------------------------------------- the loop */
 
-/* Adaptive polling: idle turns spent spinning, then yielding, before sleeping. */
-#define PM_IDLE_SPIN_TURNS 2000u
-#define PM_IDLE_YIELD_TURNS 2100u
+/* Adaptive polling (issue 20): an idle worker spins for idle_spin_us, yields
+ * for as long again, then sleeps. Time, not turns: an idle turn costs a few
+ * system calls, 1 us on a quiet host and 5-10 us in a VM, where 2000 turns
+ * kept a worker spinning for 10-20 ms after every request — through every
+ * gap of a KNN load, taking the cores the client and the other shards
+ * needed (perf/RESULTS.md, "KNN over the daemon, issue 20"). The default
+ * covers a client's round trip on loopback (20-60 us) several times over, so
+ * a pipelined or ping-pong client still finds its worker awake. */
+#define PM_IDLE_SPIN_US_DEFAULT 200u
+#define PM_IDLE_SPIN_US_MAX 100000u
 /* File descriptors an idle worker sleeps on: its backend's (a socket, or an
  * RX interrupt per DPDK port) and its own three. */
 #define PM_SLEEP_FDS_MAX 16u

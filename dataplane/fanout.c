@@ -519,12 +519,17 @@ static uint32_t info_text(struct pm_worker *w, const struct pm_pending *p, char 
 
 /* ---------------------------------------------------------------- completion */
 
-static void latency(struct pm_worker *w, const struct pm_pending *p)
+void pm_knn_latency(struct pm_worker *w, uint64_t start_ns)
 {
-	uint64_t us = (w->now_ns - p->start_ns) / 1000u;
+	uint64_t us = (w->now_ns - start_ns) / 1000u;
 	unsigned b = us ? 64u - (unsigned)__builtin_clzll(us) : 0;
 	w->stats.knn_latency_us[PM_MIN(b, PM_KNN_LATENCY_BUCKETS - 1u)]++;
-	pm_hist_add(&w->lat_knn, w->now_ns - p->start_ns);
+	pm_hist_add(&w->lat_knn, w->now_ns - start_ns);
+}
+
+static void latency(struct pm_worker *w, const struct pm_pending *p)
+{
+	pm_knn_latency(w, p->start_ns);
 }
 
 static void finish(struct pm_worker *w, struct pm_pending *p)
@@ -564,6 +569,15 @@ static void finish(struct pm_worker *w, struct pm_pending *p)
 	p->live = false;
 }
 
+/* A fan-out's sequence number: never 0, which marks a KNN part passed on by
+ * part_only (issue 20). */
+static uint32_t fanout_seq(struct pm_worker *w)
+{
+	if (++w->next_seq == 0)
+		++w->next_seq;
+	return w->next_seq;
+}
+
 /* ---------------------------------------------------------------- CCREATE roll-back */
 
 /* The failed CCREATE's collection is dropped on the shards that created it,
@@ -579,7 +593,7 @@ static bool rollback_start(struct pm_worker *w, struct pm_pending *p)
 	if (p->created == 0 || p->rolling_back || len == 0)
 		return false;
 	p->rolling_back = true;
-	p->seq = ++w->next_seq;
+	p->seq = fanout_seq(w);
 	p->want = p->got = 0;
 	p->deadline_ns = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u;
 	struct pm_msg m = { .origin = w->id, .seq = p->seq };
@@ -617,6 +631,48 @@ static struct pm_pending *find(struct pm_worker *w, uint32_t seq)
 	return NULL;
 }
 
+/* ---------------------------------------------------------------- one shard's part, asked alone */
+
+/* Issue 20: a client that fans a KNN out itself sends every shard its own
+ * VQUERY with the PART flag, to that shard's port: the shard searches its
+ * part and answers the client directly — no pending slot, no ring hop, no
+ * merge here, the reply encoded once. The PART trailer says how many shards
+ * the client asks; a client that counts other than this daemon would merge
+ * a partial answer, so it is refused PARAM, as is a PART frame that did not
+ * come to a shard's UDP port (TCP: one stream, no shard to name). A node of
+ * a cluster merges away copies of keys of slots moving in or out, which only
+ * a coordinator can: there shard 0's part is the whole node's answer,
+ * coordinated as without PART (returns false: go on as a fan-out), and the
+ * other shards' parts answer no hits. A frame that a DPDK queue gave
+ * another worker goes to its shard's ring (sequence number 0: a part, not a
+ * coordinator's fan-out). */
+static bool part_only(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
+		      uint32_t len, const struct pm_dest *client)
+{
+	const uint32_t base = w->d->cfg.base_port, n = w->d->nshards;
+	uint32_t shard = client->dport - base; /* wraps above n for a port below base */
+	uint64_t due = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u;
+	enum pm_status st = PM_OK;
+	if (req->part_shards != n || client->dport < base || shard >= n)
+		st = PM_E_PARAM;
+	else if (w->cview && shard == 0)
+		return false;
+	else if (w->cview) { /* no hits: shard 0's part has the node's answer */
+		struct pm_reply none = { .status = PM_OK, .op = req->op, .id = req->id };
+		pm_send_reply(w, client, &none);
+	} else if (shard == w->id)
+		pm_knn_direct_start(w, req, client, due);
+	else if (!pm_post(w, shard, PM_MSG_FANOUT, &(struct pm_msg){ .origin = w->id,
+								    .dest = *client },
+			  frame, len))
+		st = PM_E_BUSY;
+	if (st != PM_OK) {
+		struct pm_reply e = { .status = st, .op = req->op, .id = req->id };
+		pm_send_reply(w, client, &e);
+	}
+	return true;
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const uint8_t *frame,
@@ -628,6 +684,8 @@ void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const ui
 		pm_send_reply(w, client, &bad); /* issue 21: an unknown section is an error */
 		return;
 	}
+	if (req->op == PM_OP_VQUERY && req->part_shards && part_only(w, req, frame, len, client))
+		return;
 	struct pm_pending *p = NULL;
 	for (uint32_t i = 0; i < PM_PENDING_MAX && !p; i++)
 		p = w->pending[i].live ? NULL : &w->pending[i];
@@ -636,7 +694,7 @@ void pm_fanout_start(struct pm_worker *w, const struct pm_request *req, const ui
 		pm_send_reply(w, client, &busy);
 		return;
 	}
-	*p = (struct pm_pending){ .live = true, .op = req->op, .seq = ++w->next_seq, .id = req->id,
+	*p = (struct pm_pending){ .live = true, .op = req->op, .seq = fanout_seq(w), .id = req->id,
 				  .dest = *client, .want = w->d->nshards, .k = req->k,
 				  .info_flags = req->info_flags, .list_flags = req->list_flags,
 				  .hits = p->hits, .keys = p->keys, .colls = p->colls, .batch = p->batch,
@@ -683,6 +741,11 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 	uint32_t cap = PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(r), n = 0;
 	bool created = false;
 	enum pm_status st = pm_request_decode(frame, len, &req, &used);
+	if (st == PM_OK && req.op == PM_OP_VQUERY && req.part_shards && m->seq == 0) { /* part_only's */
+		uint64_t due = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u;
+		pm_knn_direct_start(w, &req, &m->dest, due);
+		return;
+	}
 	if (st == PM_OK && req.op == PM_OP_VQUERY) { /* its deadline: the origin's, give or take */
 		uint64_t due = w->now_ns + (uint64_t)w->d->cfg.knn_timeout_ms * 1000000u;
 		pm_knn_part_start(w, &req, m->origin, m->seq, &m->dest, due);

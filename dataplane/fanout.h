@@ -67,6 +67,8 @@ void pm_fanout_serve(struct pm_worker *w, const struct pm_msg *m, const uint8_t 
 /* One shard's part of a fan-out coordinated here, merged. */
 void pm_fanout_collect(struct pm_worker *w, const struct pm_msg *m, const uint8_t *frames,
 		       uint32_t len);
+/* A KNN answer's time since start_ns into the latency histograms. */
+void pm_knn_latency(struct pm_worker *w, uint64_t start_ns);
 /* Fan-outs past their deadline answered TIMEOUT. */
 void pm_fanout_expire(struct pm_worker *w);
 /* The worker's INFO merge buffers (from pm_worker_alloc / pm_worker_free). */

@@ -31,11 +31,17 @@
  * Every part's work goes back to the coordinator, which charges it to the
  * client's work budget (access.c): in the FANOUT_REPLY message for another
  * worker's part, directly for its own.
+ *
+ * A direct part (issue 20: a client that fans out itself asked this shard
+ * alone, fanout.c part_only) has no coordinator: it is queued and run the
+ * same way, and its reply goes straight to the client, encoded once, its
+ * work charged here.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "access.h"
 #include "bridge.h"
 #include "common.h"
 #include "fanout.h"
@@ -87,6 +93,12 @@ static void part_reply(struct pm_worker *w, const struct pm_knn_part *p,
 {
 	struct pm_msg m = { .origin = p->origin, .seq = p->seq, .shard = w->id, .dest = p->dest,
 			    .work = rep->work };
+	if (p->direct) { /* issue 20: encoded once, straight to the client */
+		pm_quota_charge_work(w, &p->dest, rep->work);
+		pm_knn_latency(w, p->start_ns);
+		pm_send_reply(w, &p->dest, rep);
+		return;
+	}
 	uint32_t cap = PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(m);
 	uint32_t n = pm_reply_frames(rep, w->scratch, cap);
 	if (n == 0) { /* the hits do not fit one message: say so in one error frame */
@@ -144,12 +156,11 @@ static bool in_time(const struct pm_worker *w, const struct pm_knn_part *p)
 	return w->now_ns + (double)bytes * w->knn_ns_per_byte <= (double)p->deadline_ns;
 }
 
-void pm_knn_part_start(struct pm_worker *w, const struct pm_request *req, uint32_t origin,
-		       uint32_t seq, const struct pm_dest *client, uint64_t deadline_ns)
+/* Queue the part described by `part` (its buffers are the slot's), or
+ * answer it now. */
+static void part_begin(struct pm_worker *w, const struct pm_request *req,
+		       const struct pm_knn_part part)
 {
-	const struct pm_knn_part part = { .local = origin == w->id, .origin = origin, .seq = seq,
-					  .dest = *client, .deadline_ns = deadline_ns,
-					  .q = { .id = req->id } };
 	if (w->knn_n == PM_KNN_PARTS_MAX) {
 		struct pm_knn_part busy = part; /* no slot, no buffers: nothing searched */
 		w->stats.knn_parts_refused++;
@@ -171,6 +182,23 @@ void pm_knn_part_start(struct pm_worker *w, const struct pm_request *req, uint32
 	} else {
 		w->knn_n++;
 	}
+}
+
+void pm_knn_part_start(struct pm_worker *w, const struct pm_request *req, uint32_t origin,
+		       uint32_t seq, const struct pm_dest *client, uint64_t deadline_ns)
+{
+	part_begin(w, req, (struct pm_knn_part){ .local = origin == w->id, .origin = origin,
+						 .seq = seq, .dest = *client,
+						 .deadline_ns = deadline_ns, .q = { .id = req->id } });
+}
+
+void pm_knn_direct_start(struct pm_worker *w, const struct pm_request *req,
+			 const struct pm_dest *client, uint64_t deadline_ns)
+{
+	w->stats.knn_parts_direct++;
+	part_begin(w, req, (struct pm_knn_part){ .direct = true, .origin = w->id,
+						 .start_ns = w->now_ns, .dest = *client,
+						 .deadline_ns = deadline_ns, .q = { .id = req->id } });
 }
 
 static void pop(struct pm_worker *w)
@@ -240,11 +268,13 @@ uint32_t pm_knn_info(const struct pm_worker *w, char *out, uint32_t cap)
 	const struct pm_worker_stats *s = &w->stats;
 	int n = snprintf(out, cap,
 			 "knn_parts_waiting:%u\r\nknn_parts_refused:%llu\r\nknn_parts_shed:%llu\r\n"
-			 "knn_parts_expired:%llu\r\nknn_slices:%llu\r\nknn_work_charged:%llu\r\n",
+			 "knn_parts_expired:%llu\r\nknn_slices:%llu\r\nknn_work_charged:%llu\r\n"
+			 "knn_parts_direct:%llu\r\n",
 			 w->knn_n, (unsigned long long)s->knn_parts_refused,
 			 (unsigned long long)s->knn_parts_shed,
 			 (unsigned long long)s->knn_parts_expired,
 			 (unsigned long long)s->knn_slices,
-			 (unsigned long long)s->knn_work_charged);
+			 (unsigned long long)s->knn_work_charged,
+			 (unsigned long long)s->knn_parts_direct);
 	return n < 0 || (uint32_t)n >= cap ? 0 : (uint32_t)n;
 }

@@ -20,6 +20,9 @@ struct pm_worker;
  * in slices between the worker's turns. */
 struct pm_knn_part {
 	bool local;                /* this worker coordinates the fan-out */
+	bool direct;               /* issue 20: a client's query of this shard alone (PART):
+				    * answered to the client, no coordinator */
+	uint64_t start_ns;         /* direct: when it arrived (the KNN latency histogram) */
 	uint32_t origin, seq;      /* the fan-out: its coordinator, its number there */
 	struct pm_dest dest;       /* the client: where the reply goes, who pays the work */
 	uint64_t deadline_ns;      /* nobody waits for the answer after this */
@@ -36,6 +39,10 @@ void pm_knn_free(struct pm_worker *w);
  * search), else queued for pm_knn_turn. */
 void pm_knn_part_start(struct pm_worker *w, const struct pm_request *req, uint32_t origin,
 		       uint32_t seq, const struct pm_dest *client, uint64_t deadline_ns);
+/* Issue 20: a VQUERY whose client asks every shard itself (PART flag): this
+ * shard's part, run like any other and answered straight to client. */
+void pm_knn_direct_start(struct pm_worker *w, const struct pm_request *req,
+			 const struct pm_dest *client, uint64_t deadline_ns);
 /* Run queued parts, oldest first, for about knn_slice_us (an exact scan
  * PM_KNN_STEP_BYTES at a time, the clock read between; a graph search runs
  * whole); returns the parts it finished plus those still waiting (a worker

@@ -17,8 +17,8 @@
  * switch (reply_path, deliver) for every reply, encoded there or earlier.
  *
  * Adaptive polling: a worker that found no work spins (pause) for
- * PM_IDLE_SPIN_TURNS turns, yields for a while, then sleeps in ppoll() on what
- * its backend arms (its socket, or DPDK's RX interrupts), its TCP epoll, its
+ * idle_spin_us (time, not turns: issue 20), yields as long again, then
+ * sleeps in ppoll() on what its backend arms (its socket, or DPDK's RX interrupts), its TCP epoll, its
  * wake-up eventfd and its log's for at most idle_sleep_us. Producers that post
  * to a sleeping worker's ring write its eventfd; the sleeping flag and the ring
  * are checked in Dekker order (store, fence, load) on both sides, so a message
@@ -242,6 +242,7 @@ void *pm_worker_main(void *arg)
 	struct pm_worker *w = arg;
 	const struct pm_config *cfg = &w->d->cfg;
 	uint32_t idle = 0, turns = 0;
+	uint64_t idle_ns0 = 0; /* the first idle turn's clock */
 	if (w->be->enter(w) != 0)
 		return NULL; /* cannot happen: DPDK's registration was checked at start-up */
 	while (!atomic_load_explicit(&w->d->quit, memory_order_relaxed)) {
@@ -255,10 +256,12 @@ void *pm_worker_main(void *arg)
 			idle = 0; /* background work done while idle */
 			continue;
 		}
-		idle++;
-		if (cfg->polling == PM_POLL_BUSY || idle < PM_IDLE_SPIN_TURNS)
+		if (idle++ == 0)
+			idle_ns0 = w->now_ns;
+		uint64_t idle_us = (w->now_ns - idle_ns0) / 1000u; /* spin, yield, sleep: issue 20 */
+		if (cfg->polling == PM_POLL_BUSY || idle_us < cfg->idle_spin_us)
 			cpu_relax();
-		else if (idle < PM_IDLE_YIELD_TURNS)
+		else if (idle_us < 2u * (uint64_t)cfg->idle_spin_us)
 			sched_yield();
 		else
 			sleep_idle(w);

@@ -75,6 +75,8 @@ struct pm_worker_stats {
 	uint64_t knn_parts_expired;   /* KNN parts dropped unfinished at their fan-out's deadline */
 	uint64_t knn_slices;          /* turns that ran KNN work */
 	uint64_t knn_work_charged;    /* KNN work charged to this worker's clients, bytes */
+	uint64_t knn_parts_direct;    /* issue 20: KNN parts a client asked of this shard alone
+				       * (PART flag), answered to it directly */
 	uint64_t knn_latency_us[PM_KNN_LATENCY_BUCKETS];
 };
 

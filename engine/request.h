@@ -111,6 +111,8 @@ struct pm_request {
 	struct pm_bytes attr;       /* VADD (when has_attr), VSETATTR: an attribute record */
 	bool has_attr;              /* VADD: attr given (else the vector keeps its record) */
 	struct pm_bytes filter;     /* VQUERY: filter expression text; len 0 = none */
+	uint32_t part_shards;       /* issue 20 (dataplane only), VQUERY: 0, or the shards a
+				       client asks one by one: this shard's part only */
 	/* issue 18: VADDB, VQUERYB: nitems items, their bytes (after the count),
 	 * read one by one with the dataplane's pm_request_item(); item_flags: the
 	 * frame's flags, which say the items' optional fields. VRANGE: radius

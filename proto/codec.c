@@ -59,7 +59,8 @@ static const struct op_wire op_table[PM_WIRE_OP_COUNT] = {
 	[PM_WIRE_OP_VGET] = { PM_OPCODE_VECTOR, PM_VOP_GET, 0, false },
 	[PM_WIRE_OP_VDEL] = { PM_OPCODE_VECTOR, PM_VOP_DEL, 0, false },
 	[PM_WIRE_OP_VQUERY] = { PM_OPCODE_VECTOR, PM_VOP_QUERY,
-			   PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT | PM_FLAG_FILTER, true },
+			   PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT | PM_FLAG_FILTER | PM_FLAG_PART,
+			   true },
 	[PM_WIRE_OP_CCREATE] = { PM_OPCODE_VECTOR, PM_VOP_CREATE, 0, false },
 	[PM_WIRE_OP_CDROP] = { PM_OPCODE_VECTOR, PM_VOP_DROP, 0, false },
 	[PM_WIRE_OP_CLIST] = { PM_OPCODE_VECTOR, PM_VOP_LIST, 0, true },
@@ -363,6 +364,12 @@ static enum pm_wire_status dec_vquery(struct rd *r, uint8_t flags, struct pm_wir
 		st = rd_name(r, &req->collection);
 	if (st == PM_WIRE_OK && (flags & PM_FLAG_FILTER))
 		st = rd_lenbytes(r, 1, PM_WIRE_FILTER_BYTES_MAX, PM_WIRE_E_FILTER, &req->filter);
+	if (st == PM_WIRE_OK && (flags & PM_FLAG_PART)) { /* issue 20: one shard's part */
+		if (!rd_u32(r, &req->part_shards))
+			return PM_WIRE_E_FRAME_LENGTH;
+		if (req->part_shards == 0 || req->part_shards > PM_WIRE_PART_SHARDS_MAX)
+			return PM_WIRE_E_PARAM;
+	}
 	req->exact = (flags & PM_FLAG_EXACT) != 0;
 	return st;
 }
@@ -750,6 +757,10 @@ static uint8_t enc_vquery(const struct pm_wire_request *req, struct wr *w)
 	if (req->filter.len != 0) {
 		wr_bytes(w, req->filter, PM_WIRE_FILTER_BYTES_MAX);
 		flags |= PM_FLAG_FILTER;
+	}
+	if (req->part_shards != 0) { /* issue 20: one shard's part */
+		wr_u32(w, req->part_shards);
+		flags |= PM_FLAG_PART;
 	}
 	return flags;
 }

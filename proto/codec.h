@@ -75,6 +75,8 @@ struct pm_wire_request {
 	struct pm_wire_bytes attr;        /* VADD (ATTR flag when len != 0), VSETATTR: the
 					     attribute record (docs/protocol.md) */
 	struct pm_wire_bytes filter;      /* VQUERY: filter expression text; len 0 = none */
+	uint32_t part_shards;             /* issue 20, VQUERY: 0, or the shards the client asks
+					     one by one (PART flag: this shard's part only) */
 	/* issue 18. VADDB, VQUERYB: nitems items. Decoded: their bytes after
 	 * the count (items) and the frame's flags (item_flags), read one at a
 	 * time with pm_wire_item_decode(). To encode: item_list, nitems VADD /

@@ -160,6 +160,14 @@
 #define PM_FLAG_EXACT 0x08u /* VQUERY: exact search; no payload */
 #define PM_FLAG_ATTR 0x10u  /* VADD: a u32 len + attribute record trailer (after COLL's) */
 #define PM_FLAG_FILTER 0x10u /* VQUERY: a u32 len + filter expression trailer (after COLL's) */
+/* issue 20: VQUERY: a u32 shard-count trailer (after FILTER's) follows: only
+ * the part of the shard whose port the datagram was sent to is searched and
+ * answered, the client merging the shards' parts itself (docs/protocol.md) */
+#define PM_FLAG_PART 0x01u
+/* The most shards a PART trailer may name: libpomai's bound on the shards of
+ * one server (PM_CLIENT_SHARDS_MAX); a server answers a count other than its
+ * own E_PARAM. */
+#define PM_WIRE_PART_SHARDS_MAX 1024u
 #define PM_FLAG_AUTH 0x20u /* every request: a PM_AUTH_TRAILER_BYTES trailer ends the body
 			    * (proto/auth.h; docs/protocol.md §14) */
 /* Reply flags (byte 4). */

@@ -98,6 +98,7 @@ static bool req_eq(const struct pm_request *a, const struct pm_request *b)
 	CHECK_FIELD(a->dim == 0 || memcmp(a->vec, b->vec, (size_t)a->dim * 4) == 0);
 	CHECK_FIELD(a->has_ttl == b->has_ttl && a->ttl_ms == b->ttl_ms && a->exact == b->exact);
 	CHECK_FIELD(a->info_flags == b->info_flags && a->list_flags == b->list_flags);
+	CHECK_FIELD(a->part_shards == b->part_shards); /* issue 20 */
 	return params_eq(&a->params, &b->params);
 }
 
@@ -255,6 +256,11 @@ static void test_request_roundtrip_vector(void)
 	r.ef = 0;
 	r.collection = (struct pm_bytes){ NULL, 0 };
 	roundtrip_req(&r, PM_FLAG_EXACT);
+	r.part_shards = 3; /* issue 20: one shard's part of 3 */
+	roundtrip_req(&r, PM_FLAG_EXACT | PM_FLAG_PART);
+	r.ef = 64;
+	r.collection = B("c");
+	roundtrip_req(&r, PM_FLAG_EF | PM_FLAG_COLL | PM_FLAG_EXACT | PM_FLAG_PART);
 }
 
 static void test_request_roundtrip_collections(void)
@@ -779,6 +785,25 @@ static enum pm_status vquery_frame(uint32_t k, uint32_t dim, uint8_t flags, uint
 	return fb_status();
 }
 
+/* Issue 20: the PART trailer's shard count is 1..PM_WIRE_PART_SHARDS_MAX. */
+static enum pm_status vquery_part_frame(uint32_t shards)
+{
+	fb_start('V', PM_FLAG_PART, 3);
+	fb_le('Q', 1);
+	fb_le(1, 4);
+	fb_vec(4);
+	fb_le(shards, 4);
+	return fb_status();
+}
+
+static void test_limits_vquery_part(void)
+{
+	CU_ASSERT_EQUAL(vquery_part_frame(1), PM_OK);
+	CU_ASSERT_EQUAL(vquery_part_frame(PM_WIRE_PART_SHARDS_MAX), PM_OK);
+	CU_ASSERT_EQUAL(vquery_part_frame(0), PM_E_PARAM);
+	CU_ASSERT_EQUAL(vquery_part_frame(PM_WIRE_PART_SHARDS_MAX + 1), PM_E_PARAM);
+}
+
 static void test_limits_vector(void)
 {
 	const uint8_t tc = PM_FLAG_TTL | PM_FLAG_COLL, ec = PM_FLAG_EF | PM_FLAG_COLL;
@@ -1271,7 +1296,8 @@ static void test_header_flags(void)
 	expect_header(PM_E_FRAME_FLAGS, PM_FRAME_HEADER_BYTES + 5);
 	CU_ASSERT_EQUAL(vadd_frame(1, 4, PM_FLAG_EXACT, 0, 0), PM_E_FRAME_FLAGS);
 	CU_ASSERT_EQUAL(vadd_frame(1, 4, PM_FLAG_EF, 0, 0), PM_E_FRAME_FLAGS);
-	CU_ASSERT_EQUAL(vquery_frame(1, 4, PM_FLAG_TTL, 0, 0), PM_E_FRAME_FLAGS);
+	/* issue 20: a VQUERY's bit 0 is PART (TTL's on SET and VADD): its trailer must follow */
+	CU_ASSERT_EQUAL(vquery_frame(1, 4, PM_FLAG_PART, 0, 0), PM_E_FRAME_LENGTH);
 	CU_ASSERT_EQUAL(vquery_frame(1, 4, PM_FLAG_AUTH, 0, 0), PM_E_FRAME_LENGTH); /* no trailer */
 	fb_start('V', PM_FLAG_COLL, 1);
 	fb_le('L', 1);
@@ -2252,6 +2278,7 @@ static CU_TestInfo tests[] = {
 	{ "reply encode refused", test_reply_encode_refused },
 	{ "header errors", test_header_errors },
 	{ "header flags", test_header_flags },
+	{ "VQUERY PART trailer limits", test_limits_vquery_part },
 	{ "header opcodes", test_header_opcodes },
 	{ "body lengths", test_body_lengths },
 	{ "concatenated frames", test_concatenated_frames },

@@ -88,6 +88,7 @@ static void test_bad_values(void)
 	expect_bad("cores", "1,x");
 	expect_bad("knn_timeout_ms", "0");
 	expect_bad("idle_sleep_us", "5");
+	expect_bad("idle_spin_us", "100001");     /* PM_IDLE_SPIN_US_MAX + 1 */
 	expect_bad("backend", "xdp");
 	expect_bad("dpdk_steering", "magic");
 	expect_bad("dpdk_addrs", "10.0.0.2");          /* no prefix */
@@ -159,6 +160,9 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(c.knn_slice_us, 500);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "knn_slice_us", "10", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.knn_slice_us, 10);
+	CU_ASSERT_EQUAL(c.idle_spin_us, PM_IDLE_SPIN_US_DEFAULT); /* issue 20 */
+	CU_ASSERT_EQUAL(pm_config_set(&c, "idle_spin_us", "0", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.idle_spin_us, 0);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "quota_work_bytes_per_s", "1G", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.quota_work_bytes_per_s, UINT64_C(1) << 30);
 	/* wal_io_uring: auto by default; yes and no (and the bool's other spellings) override */

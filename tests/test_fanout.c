@@ -366,6 +366,135 @@ static void test_cdrop_large(void)
 	pm_client_close(c);
 }
 
+/* ---------------------------------------------------------------- KNN parts (issue 20) */
+
+#define PARTS_VECTORS 240
+#define PARTS_QUERIES 12
+#define PARTS_K 16u
+#define PARTS_DIM 8u
+
+/* Vector i of the parts tests: distinct squared distances to every query. */
+static void parts_vec(uint32_t i, float *v)
+{
+	for (uint32_t d = 0; d < PARTS_DIM; d++)
+		v[d] = (float)((i * 7u + d * 13u) % 61u) + (float)i * 0.001f;
+}
+
+static struct pm_client *lib_open_as(uint32_t shards, bool via_server)
+{
+	struct pm_client_config cfg;
+	pm_client_config_default(&cfg);
+	cfg.base_port = srv.base;
+	cfg.shards = shards;
+	cfg.timeout_ms = CLIENT_TIMEOUT_MS;
+	cfg.retries = 3;
+	cfg.knn_via_server = via_server;
+	struct pm_client *c = NULL;
+	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+	return c;
+}
+
+/* One exact KNN of query q (k PARTS_K) into keys (PARTS_K x 32 bytes) and dists. */
+static enum pm_client_status parts_knn(struct pm_client *c, uint32_t q, char *keys, float *dists)
+{
+	static struct pm_client_hit hits[PARTS_K];
+	static uint8_t kbuf[PARTS_K * 64];
+	float v[PARTS_DIM];
+	parts_vec(q * 17u + 5u, v);
+	v[0] += 0.5f;
+	struct pm_client_knn_result r = { .hits = hits, .hits_cap = PARTS_K, .keys = kbuf,
+					  .keys_cap = sizeof(kbuf) };
+	struct pm_client_knn_opts o = { .k = PARTS_K, .exact = true, .collection = "parts" };
+	enum pm_client_status st = pm_client_knn(c, v, PARTS_DIM, &o, &r);
+	memset(keys, 0, PARTS_K * 32);
+	for (uint32_t i = 0; st == PM_CLIENT_OK && i < r.count && i < PARTS_K; i++) {
+		memcpy(keys + i * 32, hits[i].key, hits[i].klen < 31 ? hits[i].klen : 31);
+		dists[i] = hits[i].dist;
+	}
+	if (st == PM_CLIENT_OK && r.count != PARTS_K)
+		return PM_CLIENT_E_PROTOCOL;
+	return st;
+}
+
+/* A client that fans a KNN out itself (the default over several shards)
+ * sends every shard its part: each shard answers it directly (INFO
+ * knn_parts_direct counts them, and no fan-out is coordinated), and the
+ * merged answer is the one the server's own fan-out gives, hit for hit. */
+static void test_knn_parts_direct(void)
+{
+	CU_ASSERT_FATAL(start_daemon(4, "1024"));
+	struct pm_client *c = lib_open_as(srv.shards, false);
+	struct pm_client *via = lib_open_as(srv.shards, true);
+	struct pm_client_coll_params p = { .dim = PARTS_DIM };
+	CU_ASSERT_EQUAL_FATAL(pm_client_collection_create(c, "parts", &p), PM_CLIENT_OK);
+	float v[PARTS_DIM];
+	char key[32];
+	for (uint32_t i = 0; i < PARTS_VECTORS; i++) {
+		parts_vec(i, v);
+		int n = snprintf(key, sizeof(key), "part-%u", i);
+		struct pm_client_req r = { .op = PM_CLIENT_VADD, .key = key, .klen = (uint32_t)n,
+					   .vec = v, .dim = PARTS_DIM, .name = "parts",
+					   .name_len = 5 };
+		CU_ASSERT_EQUAL_FATAL(pm_client_submit(c, &r, NULL), PM_CLIENT_OK);
+	}
+	pm_client_drain(c);
+	info_all(c);
+	long long fanouts0 = total_of("fanouts"), direct0 = total_of("knn_parts_direct");
+	CU_ASSERT_EQUAL_FATAL(direct0, 0);
+	static char k1[PARTS_QUERIES][PARTS_K * 32], k2[PARTS_K * 32];
+	static float d1[PARTS_QUERIES][PARTS_K], d2[PARTS_K];
+	for (uint32_t q = 0; q < PARTS_QUERIES; q++) {
+		CU_ASSERT_EQUAL_FATAL(parts_knn(c, q, k1[q], d1[q]), PM_CLIENT_OK);
+		for (uint32_t i = 1; i < PARTS_K; i++)
+			CU_ASSERT(d1[q][i - 1] <= d1[q][i]);
+	}
+	info_all(c);
+	CU_ASSERT_EQUAL(total_of("knn_parts_direct") - direct0,
+			(long long)PARTS_QUERIES * srv.shards);
+	/* no fan-out was coordinated for them (INFO is one, and is resent when a
+	 * page is lost: fewer than the queries all the same) */
+	long long fanouts1 = total_of("fanouts");
+	CU_ASSERT(fanouts1 - fanouts0 < PARTS_QUERIES);
+	for (uint32_t q = 0; q < PARTS_QUERIES; q++) {
+		CU_ASSERT_EQUAL_FATAL(parts_knn(via, q, k2, d2), PM_CLIENT_OK);
+		CU_ASSERT(memcmp(k1[q], k2, sizeof(k2)) == 0);
+		CU_ASSERT(memcmp(d1[q], d2, sizeof(d2)) == 0);
+	}
+	info_all(c);
+	CU_ASSERT(total_of("fanouts") - fanouts1 >= PARTS_QUERIES); /* the server's fan-outs */
+	pm_client_close(via);
+	pm_client_close(c);
+}
+
+/* A client that counts other shards than the server (2 of 4) would merge a
+ * partial answer: every part is refused PARAM; a client of one shard (always
+ * right) still gets the whole answer through the server's fan-out. */
+static void test_knn_parts_wrong_count(void)
+{
+	CU_ASSERT_FATAL(start_daemon(4, "1024"));
+	struct pm_client *c = lib_open_as(srv.shards, false);
+	struct pm_client_coll_params p = { .dim = PARTS_DIM };
+	CU_ASSERT_EQUAL_FATAL(pm_client_collection_create(c, "parts", &p), PM_CLIENT_OK);
+	float v[PARTS_DIM];
+	char key[32];
+	for (uint32_t i = 0; i < 64; i++) {
+		parts_vec(i, v);
+		int n = snprintf(key, sizeof(key), "part-%u", i);
+		CU_ASSERT_EQUAL_FATAL(pm_client_vadd(c, key, (size_t)n, v, PARTS_DIM, "parts", 0),
+				      PM_CLIENT_OK);
+	}
+	struct pm_client *two = lib_open_as(2, false), *one = lib_open_as(1, false);
+	static char k1[PARTS_K * 32], k2[PARTS_K * 32];
+	float d1[PARTS_K], d2[PARTS_K];
+	CU_ASSERT_EQUAL(parts_knn(two, 0, k1, d1), PM_CLIENT_E_PARAM);
+	CU_ASSERT_EQUAL(parts_knn(one, 0, k1, d1), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL(parts_knn(c, 0, k2, d2), PM_CLIENT_OK);
+	CU_ASSERT(memcmp(k1, k2, sizeof(k1)) == 0);
+	pm_client_close(one);
+	pm_client_close(two);
+	pm_client_close(c);
+}
+
 static int suite_clean(void)
 {
 	pomaid_stop(&srv);
@@ -388,6 +517,8 @@ int main(int argc, char **argv)
 		{ "INFO at the most shards: paged, every shard", test_info_max_shards },
 		{ "CCREATE one shard refuses is rolled back", test_ccreate_refused_rolls_back },
 		{ "CDROP of a large collection: at once, reclaimed in slices", test_cdrop_large },
+		{ "KNN parts: every shard answers the client, same hits", test_knn_parts_direct },
+		{ "KNN parts: a client counting other shards gets PARAM", test_knn_parts_wrong_count },
 		CU_TEST_INFO_NULL,
 	};
 	int rc = pm_cu_run_suite("fanout", NULL, suite_clean, tests);

@@ -51,6 +51,7 @@ struct pm_client_config {
 	uint8_t read_from;
 	uint32_t user;
 	uint8_t key[32];
+	bool knn_via_server;
 };
 
 enum pm_client_status {
