@@ -88,6 +88,7 @@ static void test_bad_values(void)
 	expect_bad("cores", "1,x");
 	expect_bad("knn_timeout_ms", "0");
 	expect_bad("idle_sleep_us", "5");
+	expect_bad("reply_pack_bytes", "65508"); /* past UDP's largest payload */
 	expect_bad("backend", "xdp");
 	expect_bad("dpdk_steering", "magic");
 	expect_bad("dpdk_addrs", "10.0.0.2");          /* no prefix */
