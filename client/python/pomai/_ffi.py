@@ -51,6 +51,8 @@ struct pm_client_config {
 	uint8_t read_from;
 	uint32_t user;
 	uint8_t key[32];
+	uint32_t pack_bytes;
+	uint32_t pack_flush_us;
 };
 
 enum pm_client_status {
