@@ -100,7 +100,7 @@ preload_redis() {
 	echo "redis keys: $(redis-cli -h 127.0.0.1 -p "$redis_port" dbsize)"
 }
 
-declare -A ops p99 round_ops round_p99
+declare -A ops p99 round_ops round_p99 round_cpu
 round=1
 
 # The median of a cell over the rounds: $1 = ops | p99, $2 = the cell's key.
@@ -112,30 +112,47 @@ median() {
 		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# redis-benchmark -c C -P P for GET and SET; records ops[redis,C,P,GET] ...
+# CPU time of every thread of a process so far, in ns (schedstat: what the
+# scheduler ran it for). On a machine loaded by other work the wall clock of
+# one server core says as much about the neighbours as about the server;
+# requests per server CPU-second does not.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+
+# One cell's server CPU: requests per CPU-second of the server process.
+per_cpu_s() { awk -v n="$1" -v ns="$2" 'BEGIN { printf "%.0f", (ns > 0 ? n / (ns / 1e9) : 0) }'; }
+
+# redis-benchmark -c C -P P for GET, then SET; records ops[redis,C,P,GET] ...
 run_redis() {
-	local c=$1 p=$2 n=$3 test rps p99ms
-	while IFS=, read -r test rps _ _ _ _ p99ms _; do
-		test=${test//\"/}
-		[ "$test" = test ] && continue
-		ops[redis,$c,$p,$test]=${rps//\"/}
-		p99[redis,$c,$p,$test]=$(awk -v x="${p99ms//\"/}" 'BEGIN { printf "%.1f", x * 1000 }')
-		round_ops[$round,redis,$c,$p,$test]=${ops[redis,$c,$p,$test]}
-		round_p99[$round,redis,$c,$p,$test]=${p99[redis,$c,$p,$test]}
-	done < <(taskset -c "$client_cpu" redis-benchmark -h 127.0.0.1 -p "$redis_port" \
-		-t set,get -d 32 -r "$keys" -n "$n" -c "$c" -P "$p" --threads 1 --csv)
-	echo "redis  -c $c -P $p: GET ${ops[redis,$c,$p,GET]}/s p99 ${p99[redis,$c,$p,GET]} us," \
-		"SET ${ops[redis,$c,$p,SET]}/s p99 ${p99[redis,$c,$p,SET]} us"
+	local c=$1 p=$2 n=$3 t test rps p99ms c0
+	for t in get set; do
+		c0=$(cpu_ns "$redis_pid")
+		while IFS=, read -r test rps _ _ _ _ p99ms _; do
+			test=${test//\"/}
+			[ "$test" = test ] && continue
+			ops[redis,$c,$p,$test]=${rps//\"/}
+			p99[redis,$c,$p,$test]=$(awk -v x="${p99ms//\"/}" 'BEGIN { printf "%.1f", x * 1000 }')
+			round_ops[$round,redis,$c,$p,$test]=${ops[redis,$c,$p,$test]}
+			round_p99[$round,redis,$c,$p,$test]=${p99[redis,$c,$p,$test]}
+		done < <(taskset -c "$client_cpu" redis-benchmark -h 127.0.0.1 -p "$redis_port" \
+			-t "$t" -d 32 -r "$keys" -n "$n" -c "$c" -P "$p" --threads 1 --csv)
+		test=${t^^}
+		round_cpu[$round,redis,$c,$p,$test]=$(per_cpu_s "$n" $(($(cpu_ns "$redis_pid") - c0)))
+	done
+	echo "redis  -c $c -P $p: GET ${ops[redis,$c,$p,GET]}/s p99 ${p99[redis,$c,$p,GET]} us" \
+		"(${round_cpu[$round,redis,$c,$p,GET]} per server CPU-s)," \
+		"SET ${ops[redis,$c,$p,SET]}/s p99 ${p99[redis,$c,$p,SET]} us" \
+		"(${round_cpu[$round,redis,$c,$p,SET]} per server CPU-s)"
 }
 
 # pomai-bench with the matching depth; $1 = udp | tcp.
 run_pomai() {
-	local tr=$1 c=$2 p=$3 n=$4 op flag line
+	local tr=$1 c=$2 p=$3 n=$4 op flag line c0
 	local depth=$((c * p)) extra=()
 	[ "$tr" = tcp ] && extra+=(--tcp)
 	[ "$p" -gt 1 ] && extra+=(--batch) # -P: whole pipelines; -c alone: a request per completion
 	for op in GET SET; do
 		[ $op = GET ] && flag=--get-only || flag=--set-only
+		c0=$(cpu_ns "$pomaid_pid")
 		line=$(taskset -c "$client_cpu" "$bench" --port "$pomai_port" --shards 1 \
 			--keys "$keys" --expect-hits $flag --depth $depth --requests "$n" \
 			--warmup 0 --cpus "$client_cpu" "${extra[@]}" | tee -a "$work/pomai-bench.out" |
@@ -144,11 +161,14 @@ run_pomai() {
 		p99[$tr,$c,$p,$op]=$(sed 's/.* p99_us=\([0-9.]*\).*/\1/' <<<"$line")
 		round_ops[$round,$tr,$c,$p,$op]=${ops[$tr,$c,$p,$op]}
 		round_p99[$round,$tr,$c,$p,$op]=${p99[$tr,$c,$p,$op]}
+		round_cpu[$round,$tr,$c,$p,$op]=$(per_cpu_s "$n" $(($(cpu_ns "$pomaid_pid") - c0)))
 		grep -q ' wrong=0 miss=0 timeouts=0 errors=0' <<<"$line" ||
 			echo "WARNING: pomai $tr $op: $line"
 	done
-	echo "pomai $tr depth $depth: GET ${ops[$tr,$c,$p,GET]}/s p99 ${p99[$tr,$c,$p,GET]} us," \
-		"SET ${ops[$tr,$c,$p,SET]}/s p99 ${p99[$tr,$c,$p,SET]} us"
+	echo "pomai $tr depth $depth: GET ${ops[$tr,$c,$p,GET]}/s p99 ${p99[$tr,$c,$p,GET]} us" \
+		"(${round_cpu[$round,$tr,$c,$p,GET]} per server CPU-s)," \
+		"SET ${ops[$tr,$c,$p,SET]}/s p99 ${p99[$tr,$c,$p,SET]} us" \
+		"(${round_cpu[$round,$tr,$c,$p,SET]} per server CPU-s)"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
@@ -195,6 +215,19 @@ for cfg in "${configs[@]}"; do
 		echo "| -c $c -P $p | depth $((c * p))$([ "$p" -gt 1 ] && echo ' batch') | $op" \
 			"| $r | $rp | $u | $up | $(ratio "$u" "$r") | $(p99_verdict "$up" "$rp")" \
 			"| $t | $tp | $(ratio "$t" "$r") | $(p99_verdict "$tp" "$rp") |"
+	done
+done
+echo
+echo "requests per server CPU-second (the server process's threads, schedstat), medians:"
+echo "| Redis config | Pomai config | op | Redis | Pomai UDP | UDP/Redis | Pomai TCP | TCP/Redis |"
+echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
+for cfg in "${configs[@]}"; do
+	read -r c p _ <<<"$cfg"
+	for op in GET SET; do
+		r=$(median cpu "redis,$c,$p,$op") u=$(median cpu "udp,$c,$p,$op")
+		t=$(median cpu "tcp,$c,$p,$op")
+		echo "| -c $c -P $p | depth $((c * p))$([ "$p" -gt 1 ] && echo ' batch') | $op" \
+			"| $r | $u | $(ratio "$u" "$r") | $t | $(ratio "$t" "$r") |"
 	done
 done
 echo "target: Pomai >= 2x Redis ops/s for GET and SET, with p99 no worse"
