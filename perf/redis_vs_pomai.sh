@@ -116,7 +116,7 @@ median() {
 # scheduler ran it for). On a machine loaded by other work the wall clock of
 # one server core says as much about the neighbours as about the server;
 # requests per server CPU-second does not.
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 
 # One cell's server CPU: requests per CPU-second of the server process.
 per_cpu_s() { awk -v n="$1" -v ns="$2" 'BEGIN { printf "%.0f", (ns > 0 ? n / (ns / 1e9) : 0) }'; }
