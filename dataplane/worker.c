@@ -824,7 +824,8 @@ static uint8_t *tx_room(struct pm_worker *w)
 
 /* Every page of a reply (a reply that is not paged is one page), each one
  * frame: one after another into out, at most cap bytes; or, with dgram given,
- * each page a datagram to dgram in this worker's TX queue, encoded in place.
+ * each page a frame for dgram in this worker's TX queue, encoded in place
+ * (packed with the peer's other replies of this turn, tx_commit).
  * Returns the bytes encoded, 0 when a page did not fit. Inlined into its two
  * callers, each of which keeps only its own way. */
 static inline __attribute__((always_inline)) uint32_t
@@ -851,7 +852,7 @@ uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
 	return encode_pages(NULL, NULL, rep, out, cap);
 }
 
-/* A reply as datagrams of this worker's TX queue, one per page; its bytes
+/* A reply into this worker's TX queue, a frame per page; its bytes
  * count against the client's byte quota. */
 static void dgram_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
