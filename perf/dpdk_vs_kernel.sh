@@ -128,7 +128,7 @@ if [ "$profile" = 1 ]; then
 	for side in server client; do
 		echo
 		echo "perf profile, memif depth $depth, $side (self time, top symbols):"
-		perf report -i "$work/perf.$side" --no-children --stdio --sort symbol 2>/dev/null |
+		perf report -i "$work/perf.$side" --no-children --stdio --sort symbol 2>&1 |
 			grep -E '^ +[0-9.]+%' | head -25
 	done
 fi
