@@ -129,6 +129,6 @@ if [ "$profile" = 1 ]; then
 		echo
 		echo "perf profile, memif depth $depth, $side (self time, top symbols):"
 		perf report -i "$work/perf.$side" --no-children --stdio --sort symbol 2>&1 |
-			grep -E '^ +[0-9.]+%' | head -25
+			grep -E '^ +[0-9.]+%' | head -25 || true
 	done
 fi
