@@ -71,8 +71,18 @@ _Static_assert(PM_CLIENT_RETRIES_MAX == 10u, "message says 0..10");
 _Static_assert(PM_CLIENT_IN_FLIGHT_MAX == 16384u, "message says 1..16384");
 _Static_assert(PM_CLIENT_FRAME_BYTES_MIN == 256u && PM_FRAME_BYTES_MAX == 65507u,
 	       "message says 256..65507");
+_Static_assert(PM_CLIENT_PACK_BYTES_MIN == 256u && PM_CLIENT_PACK_LOOPBACK_BYTES == 65459u,
+	       "message says 256..65459");
+_Static_assert(PM_CLIENT_PACK_FLUSH_US_MAX == 1000000u, "message says 1..1000000");
 
 /* ---------------------------------------------------------------- time, backoff */
+
+uint64_t pmc_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 uint64_t pmc_now_ms(void)
 {
@@ -172,6 +182,11 @@ static const char *config_problem(const struct pm_client_config *cfg)
 		return "frame_bytes must be 0 (default) or 256..65507";
 	if ((uint64_t)fb * cfg->max_in_flight > PMC_SLOT_MEMORY_BYTES_MAX)
 		return "max_in_flight * frame_bytes must be at most 256 MiB";
+	if (cfg->pack_bytes != 0 && (cfg->pack_bytes < PM_CLIENT_PACK_BYTES_MIN ||
+				     cfg->pack_bytes > PM_CLIENT_PACK_LOOPBACK_BYTES))
+		return "pack_bytes must be 0 (the path's default) or 256..65459";
+	if (cfg->pack_flush_us > PM_CLIENT_PACK_FLUSH_US_MAX)
+		return "pack_flush_us must be 0 (default) or 1..1000000";
 	return NULL;
 }
 
@@ -278,6 +293,7 @@ enum pm_client_status pmc_open(const struct pm_client_config *cfg, const struct 
 	c->hook_state = state;
 	c->cfg = *cfg;
 	c->cfg.frame_bytes = frame_bytes_of(cfg);
+	c->cfg.pack_flush_us = cfg->pack_flush_us ? cfg->pack_flush_us : PM_CLIENT_PACK_FLUSH_US;
 	c->tcp = cfg->transport == PM_CLIENT_TCP;
 	c->cluster = cfg->cluster;
 	c->next_deadline_ms = UINT64_MAX;

@@ -60,10 +60,12 @@
 #define PMC_SLOT_MASK ((UINT64_C(1) << PMC_SLOT_BITS) - 1u)
 #define PMC_NIL UINT32_MAX
 
-/* A datagram of several frames stays under a common Ethernet path MTU (1500
- * minus IP and UDP headers, minus headroom for tunnels), so batching never
- * causes IP fragmentation; a single larger frame is sent alone. */
-#define PMC_DATAGRAM_BYTES 1400u
+/* A datagram of several frames stays within its link's pack_bytes (pomai.h
+ * PM_CLIENT_PACK_*: 64 KiB to loopback, under a common Ethernet path MTU
+ * elsewhere), so batching never causes IP fragmentation off loopback; a
+ * single larger frame is sent alone. */
+_Static_assert(PM_CLIENT_PACK_LOOPBACK_BYTES + PM_COOKIE_FRAME_BYTES == PM_FRAME_BYTES_MAX,
+	       "a loopback datagram of frames and its cookie fit UDP's largest payload");
 /* Frames in one sendmsg, datagram or TCP (iovec array on the stack; a leg's
  * frame takes two iovecs, its header and its parent's body). */
 #define PMC_BATCH_FRAMES_MAX 64u
@@ -166,6 +168,7 @@ struct pmc_queue {
 	uint32_t head, tail;
 	uint32_t frames;
 	uint32_t bytes;         /* of the queued frames */
+	uint64_t since_us;      /* UDP: when its oldest queued frame was queued */
 	bool dirty;             /* listed in c->dirty */
 };
 
@@ -212,6 +215,7 @@ struct pmc_link {
 	uint32_t rx_len;           /* TCP: bytes buffered */
 	bool cookie;               /* UDP: cookie_frame goes in front of every datagram (guard.c) */
 	uint8_t cookie_frame[PM_COOKIE_FRAME_BYTES];
+	uint32_t pack_bytes;       /* UDP: frames one datagram may carry (issue 20) */
 };
 
 /* A fan-out in flight (cluster mode): one parent slot, a leg per set. */
@@ -295,6 +299,7 @@ struct pm_client {
 enum pm_client_status pmc_open(const struct pm_client_config *cfg, const struct pmc_hooks *hooks,
 			       void *state, struct pm_client **out);
 uint64_t pmc_now_ms(void);
+uint64_t pmc_now_us(void);
 uint64_t pmc_attempt_wait_ms(struct pm_client *c, uint32_t attempt);
 struct pmc_slot *pmc_slot_by_id(struct pm_client *c, uint64_t id);
 /* Release a completed slot: run the callback (if any), then free or park it.

@@ -13,7 +13,8 @@
  * the port; close frees the pool and releases the port.
  *
  * TX: one datagram (the frames libpomai gathered, several per datagram up to
- * PMC_DATAGRAM_BYTES) becomes one frame written straight into one mbuf, or,
+ * the MTU less headers and a cookie: issue 20's packing, unless pack_bytes
+ * says otherwise) becomes one frame written straight into one mbuf, or,
  * when its IPv4 datagram exceeds the MTU, is staged whole (the UDP checksum
  * covers all of it) and cut into fragments of (MTU - 20) & ~7 bytes. A burst
  * the ring refuses entirely stays queued (libpomai retries it when polling);
@@ -770,6 +771,10 @@ static enum pm_client_status memif_connect(struct pm_client *c)
 		why = "the memif link did not come up (is pomaid's memif server on that socket?)";
 	if (why == NULL && !resolve(c, m, end))
 		why = "the daemon did not answer ARP for its address (host)";
+	if (why == NULL && c->cfg.pack_bytes == 0) /* issue 20: a datagram of frames and
+						    * its cookie fill one MTU */
+		c->links[0].pack_bytes = m->mtu - PM_NET_IPV4_BYTES - PM_NET_UDP_BYTES -
+					 PM_COOKIE_FRAME_BYTES;
 	if (why == NULL)
 		return PM_CLIENT_OK;
 	if (m->why_out)

@@ -102,6 +102,24 @@ extern "C" {
  * largest frame size (65507 bytes). */
 #define PM_CLIENT_FRAME_BYTES_DEFAULT 8192u
 #define PM_CLIENT_FRAME_BYTES_MIN 256u
+/* Issue 20 (docs/protocol.md §2): the frames queued for one shard share UDP
+ * datagrams. pack_bytes (below) bounds a datagram's frames; 0 takes the
+ * default: PM_CLIENT_PACK_LOOPBACK_BYTES to a server on loopback (no MTU
+ * there; UDP's largest payload less a cookie frame's 48 bytes),
+ * PM_CLIENT_PACK_PATH_BYTES to any other (an Ethernet path MTU less headers
+ * and tunnel headroom, so a datagram is never fragmented), a memif port's
+ * MTU less its headers. A frame larger than the bound goes alone. */
+#define PM_CLIENT_PACK_LOOPBACK_BYTES 65459u
+#define PM_CLIENT_PACK_PATH_BYTES 1400u
+#define PM_CLIENT_PACK_BYTES_MIN 256u
+/* How long a queued frame may wait for others to share its datagram
+ * (pack_flush_us, below; 0 takes the default): a submit that finds the
+ * shard's oldest queued frame this old sends the queue first.
+ * pm_client_poll, pm_client_flush, a full datagram and the blocking calls
+ * send at once; this bounds the wait of a caller that submits, then works
+ * without polling (its last frames leave at its next submit or poll). */
+#define PM_CLIENT_PACK_FLUSH_US 100u
+#define PM_CLIENT_PACK_FLUSH_US_MAX 1000000u
 #define PM_CLIENT_LARGE_SLOTS 4u
 
 enum pm_client_transport {
@@ -148,6 +166,14 @@ struct pm_client_config {
 	 * one shard that asks the others and merges (true: one datagram each way;
 	 * what every other case does). */
 	bool knn_via_server;
+	/* Issue 20: bytes of frames one UDP or memif datagram may carry
+	 * (PM_CLIENT_PACK_BYTES_MIN..PM_CLIENT_PACK_LOOPBACK_BYTES); 0: the
+	 * path's default (PM_CLIENT_PACK_*). */
+	uint32_t pack_bytes;
+	/* Issue 20: the longest a queued frame waits at a submit for others to
+	 * share its datagram, 1..PM_CLIENT_PACK_FLUSH_US_MAX; 0: the default
+	 * (PM_CLIENT_PACK_FLUSH_US). */
+	uint32_t pack_flush_us;
 };
 
 /* ---------------------------------------------------------------- results */

@@ -7,12 +7,17 @@
  * link 0; a cluster client has a link per node. A link has its own socket.
  *
  * UDP: one non-blocking socket per link sends to every shard of its server.
- * Frames queued for a shard are packed into datagrams of at most
- * PMC_DATAGRAM_BYTES (several frames back to back, gathered with sendmsg from
- * the slots' buffers, no copy); a frame larger than that goes alone, up to
- * PM_FRAME_BYTES_MAX. A send the kernel refuses for lack of buffer space stays
- * queued until the socket is writable; any other send error counts as a lost
- * datagram, which the request's timer recovers from.
+ * Frames queued for a shard are packed into datagrams of at most the link's
+ * pack_bytes (several frames back to back, gathered with sendmsg from the
+ * slots' buffers, no copy; issue 20: 64 KiB to a server on loopback, an
+ * Ethernet path MTU's worth elsewhere); a frame larger than that goes alone,
+ * up to PM_FRAME_BYTES_MAX. A queue is sent when its next frame would not fit,
+ * when its oldest frame has waited pack_flush_us at a submit, and
+ * whenever the caller polls or flushes (the pipeline drains). A send the
+ * kernel refuses for lack of buffer space stays queued until the socket is
+ * writable; any other send error counts as a lost datagram, which the
+ * request's timer recovers from (each frame of it is retried on its own).
+ * Reply datagrams carry one or more frames too (on_datagram splits them).
  *
  * TCP: one non-blocking stream per link; queued frames are written with
  * sendmsg (partial writes continue where they stopped) and replies are parsed
@@ -24,6 +29,7 @@
  * A hook transport (c->hooks, client_impl.h) takes the place of the socket
  * calls of link 0; everything above them is shared.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -111,6 +117,11 @@ void pmc_link_set(struct pm_client *c, uint32_t l, uint32_t ip_be, uint16_t udp_
 	k->tcp_port = tcp_port;
 	pmc_link_cookie_forget(k); /* a cookie names the server that made it */
 	link_addrs(c, k);
+	/* issue 20: how many bytes of frames share a datagram to this server */
+	bool loopback = (ntohl(ip_be) >> 24) == 127u;
+	k->pack_bytes = c->cfg.pack_bytes       ? c->cfg.pack_bytes
+			: loopback ? PM_CLIENT_PACK_LOOPBACK_BYTES
+				   : PM_CLIENT_PACK_PATH_BYTES;
 }
 
 void pmc_link_free(struct pmc_link *k)
@@ -243,10 +254,12 @@ void pmc_unlink(struct pm_client *c, struct pmc_slot *s)
 	q->bytes -= s->len;
 }
 
-static void link_tail(struct pm_client *c, struct pmc_slot *s)
+static void link_tail(struct pm_client *c, struct pmc_slot *s, uint64_t now_us)
 {
 	struct pmc_queue *q = pmc_queue_of(c, s->dest);
 	uint32_t idx = (uint32_t)(s - c->slots);
+	if (q->frames == 0)
+		q->since_us = now_us;
 	s->prev = q->tail;
 	s->next = PMC_NIL;
 	if (q->tail != PMC_NIL)
@@ -263,18 +276,29 @@ static void link_tail(struct pm_client *c, struct pmc_slot *s)
 
 static void flush_queue(struct pm_client *c, uint32_t dest);
 
+/* The bytes of frames one datagram to dest may carry (issue 20). */
+static uint32_t pack_bytes(const struct pm_client *c, uint32_t dest)
+{
+	return c->links[PMC_DEST_LINK(dest)].pack_bytes;
+}
+
 /* Queue a frame; UDP sends the datagram it would overflow first, so queues
- * hold at most one datagram's worth unless the socket is full. */
+ * hold at most one datagram's worth unless the socket is full, and a queue
+ * whose oldest frame has waited pack_flush_us goes before the new
+ * frame joins it (issue 20: packing waits for a poll only so long). */
 void pmc_enqueue(struct pm_client *c, struct pmc_slot *s)
 {
 	struct pmc_queue *q = pmc_queue_of(c, s->dest);
 	PMC_ASSERT(!s->queued);
 	pmc_auth_sign(c, s); /* every (re)send anew (auth.c) */
+	uint64_t now_us = c->tcp ? 0 : pmc_now_us();
+	uint32_t pack = pack_bytes(c, s->dest);
 	if (!c->tcp && q->frames &&
-	    (q->bytes + s->len > PMC_DATAGRAM_BYTES || q->frames >= PMC_BATCH_FRAMES_MAX))
+	    (q->bytes + s->len > pack || q->frames >= PMC_BATCH_FRAMES_MAX ||
+	     now_us - q->since_us >= c->cfg.pack_flush_us))
 		flush_queue(c, s->dest);
-	link_tail(c, s);
-	if (c->tcp ? q->bytes >= PMC_TCP_WRITE_BYTES : s->len > PMC_DATAGRAM_BYTES)
+	link_tail(c, s, now_us);
+	if (c->tcp ? q->bytes >= PMC_TCP_WRITE_BYTES : s->len > pack)
 		flush_queue(c, s->dest);
 }
 
@@ -300,15 +324,15 @@ static uint32_t frame_iov(const struct pmc_slot *s, uint32_t off, struct iovec *
 
 /* Gathers frames from the queue head: as many as fit one datagram (UDP), or
  * PMC_BATCH_FRAMES_MAX (TCP, the first from its written offset). */
-static uint32_t gather(struct pm_client *c, const struct pmc_queue *q, struct iovec *iov,
-		       size_t *total)
+static uint32_t gather(struct pm_client *c, const struct pmc_queue *q, uint32_t pack,
+		       struct iovec *iov, size_t *total)
 {
 	uint32_t n = 0, frames = 0;
 	*total = 0;
 	for (uint32_t i = q->head; i != PMC_NIL && frames < PMC_BATCH_FRAMES_MAX;
 	     i = c->slots[i].next) {
 		const struct pmc_slot *s = &c->slots[i];
-		if (!c->tcp && frames > 0 && *total + s->len > PMC_DATAGRAM_BYTES)
+		if (!c->tcp && frames > 0 && *total + s->len > pack)
 			break;
 		n += frame_iov(s, s->tx_off, iov + n);
 		*total += s->len - s->tx_off;
@@ -357,7 +381,7 @@ static bool send_once(struct pm_client *c, uint32_t dest)
 	struct pmc_link *k = &c->links[PMC_DEST_LINK(dest)];
 	struct iovec all[1 + 2 * PMC_BATCH_FRAMES_MAX], *iov = all + 1;
 	size_t total;
-	uint32_t n = gather(c, q, iov, &total);
+	uint32_t n = gather(c, q, k->pack_bytes, iov, &total);
 	if (total + PM_COOKIE_FRAME_BYTES <= PM_FRAME_BYTES_MAX && pmc_link_cookie_iov(c, k, all)) {
 		iov = all; /* the cookie first; a frame within 48 bytes of the largest goes alone */
 		n++;

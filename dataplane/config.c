@@ -194,6 +194,10 @@ static const struct key keys[] = {
 	{ "auth_skew_s", K_U32, OFF(auth_skew_s), PM_AUTH_SKEW_S_MIN, PM_AUTH_SKEW_S_MAX, "s",
 	  "how far an AUTH trailer's time may be from this host's clock (refused: AUTH clock);"
 	  " sessions are remembered for twice this" },
+	/* issue 20: replies packed into datagrams (docs/protocol.md §2) */
+	{ "reply_pack_bytes", K_U32, OFF(reply_pack_bytes), 0, PM_PACK_LOOPBACK_BYTES, "bytes",
+	  "UDP payload the replies of one turn to one peer off loopback may share (peers on"
+	  " loopback: 65507; a DPDK port: its MTU's); 0 = one reply frame per datagram" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -259,6 +263,7 @@ void pm_config_defaults(struct pm_config *c)
 	c->quota_unvalidated_requests_per_s = 0;
 	c->auth = false; /* the embedded loopback default; operators turn it on */
 	c->auth_skew_s = PM_AUTH_SKEW_S_DEFAULT;
+	c->reply_pack_bytes = PM_REPLY_PACK_BYTES_DEFAULT;
 }
 
 int pm_errf(char *err, size_t n, const char *fmt, ...)

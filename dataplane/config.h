@@ -133,6 +133,8 @@ struct pm_config {
 	/* issue 19: who may speak (users.h, docs/security.md) */
 	bool auth;                             /* every frame must be a user's */
 	uint32_t auth_skew_s;                  /* a trailer's time_s vs the server clock */
+	/* issue 20: replies packed into datagrams (worker.c pack_bytes) */
+	uint32_t reply_pack_bytes;             /* to peers off loopback; 0 = one frame each */
 };
 
 enum pm_repl_ack { PM_REPL_ACK_NONE = 0, PM_REPL_ACK_RECEIVED, PM_REPL_ACK_DURABLE };

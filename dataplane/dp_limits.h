@@ -47,6 +47,16 @@
 #define PM_TX_BURST 64u
 /* Bytes of reply datagrams a worker queues before it must flush. */
 #define PM_TX_BYTES (1u << 20)
+/* Reply packing (issue 20, docs/protocol.md §2): the replies of one turn to
+ * one peer share datagrams. To a peer on loopback (127/8), which has no MTU to
+ * respect, up to UDP's largest payload; to others, up to reply_pack_bytes
+ * (config; default an Ethernet MTU of 1500 less IPv4 and UDP headers, so a
+ * packed datagram is never fragmented); on a DPDK port, up to its MTU's. */
+#define PM_LOOPBACK_NET 127u
+#define PM_PACK_LOOPBACK_BYTES 65507u
+#define PM_REPLY_PACK_BYTES_DEFAULT 1472u
+_Static_assert(PM_PACK_LOOPBACK_BYTES <= PM_FRAME_BYTES_MAX && PM_PACK_LOOPBACK_BYTES <= PM_TX_BYTES,
+	       "a packed datagram is a datagram the TX queue holds");
 
 /* ---------------------------------------------------------------- fan-outs and KNN */
 

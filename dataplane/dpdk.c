@@ -366,8 +366,11 @@ int pm_dpdk_open(struct pm_daemon *d, char *err, size_t errlen)
 		dp->wk[i].q = (uint16_t)i; /* queue i of every port that has one */
 		d->workers[i].dp = &dp->wk[i];
 		d->workers[i].tx_ports = 0;
-		for (uint32_t p = 0; p < dp->nports; p++)
+		for (uint32_t p = 0; p < dp->nports; p++) {
 			d->workers[i].tx_ports |= (uint32_t)(i < dp->ports[p].nq) << p;
+			d->workers[i].tx_pack_bytes[p] = dp->ports[p].mtu - PM_NET_IPV4_BYTES -
+							 PM_NET_UDP_BYTES;
+		}
 	}
 	dp->started = true;
 	return 0;

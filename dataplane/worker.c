@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -771,9 +772,42 @@ static void send_error(struct pm_worker *w, const struct pm_dest *to, uint64_t i
 
 /* ---------------------------------------------------------------- replies as frames and datagrams */
 
+/* The most payload bytes of one reply datagram to `to` that several frames
+ * may share (docs/protocol.md §2, issue 20): UDP's largest payload to a peer
+ * on loopback, which has no MTU to respect; reply_pack_bytes to any other
+ * peer of the kernel backend; a DPDK port's own MTU (less its IPv4 and UDP
+ * headers), so that a packed datagram is never fragmented. reply_pack_bytes
+ * = 0 turns packing off everywhere. */
+static uint32_t pack_bytes(const struct pm_worker *w, const struct pm_dest *to)
+{
+	uint32_t cfg = w->d->cfg.reply_pack_bytes;
+	if (cfg == 0)
+		return 0;
+	if (to->port != PM_PORT_KERNEL)
+		return to->port < PM_DPDK_PORTS_MAX ? w->tx_pack_bytes[to->port] : 0;
+	return (ntohl(to->addr.sin_addr.s_addr) >> 24) == PM_LOOPBACK_NET ? PM_PACK_LOOPBACK_BYTES
+									 : cfg;
+}
+
+/* The frame(s) of len bytes just written at the end of the TX buffer join
+ * the last datagram when it goes to the same peer on the same port and has
+ * room (pack_bytes), else they begin a datagram of their own. Replies of one
+ * turn to one client are consecutive here (a burst is applied datagram by
+ * datagram), so a pipeline's replies leave in as few datagrams as fit; a
+ * frame larger than the bound still goes alone. Loss of a datagram loses only
+ * the frames in it: each is a whole reply frame, retried by its client. */
 static void tx_commit(struct pm_worker *w, const struct pm_dest *to, uint32_t len)
 {
 	struct pm_tx *t = &w->tx;
+	uint32_t last = t->n - 1u;
+	if (t->n && t->port[last] == to->port &&
+	    t->to[last].sin_addr.s_addr == to->addr.sin_addr.s_addr &&
+	    t->to[last].sin_port == to->addr.sin_port && t->len[last] + len <= pack_bytes(w, to)) {
+		PM_DEBUG_ASSERT(t->off[last] + t->len[last] == t->bytes);
+		t->len[last] += len;
+		t->bytes += len;
+		return;
+	}
 	t->to[t->n] = to->addr;
 	t->port[t->n] = to->port;
 	t->off[t->n] = t->bytes;
@@ -793,7 +827,8 @@ static uint8_t *tx_room(struct pm_worker *w)
 
 /* Every page of a reply (a reply that is not paged is one page), each one
  * frame: one after another into out, at most cap bytes; or, with dgram given,
- * each page a datagram to dgram in this worker's TX queue, encoded in place.
+ * each page a frame for dgram in this worker's TX queue, encoded in place
+ * (packed with the peer's other replies of this turn, tx_commit).
  * Returns the bytes encoded, 0 when a page did not fit. Inlined into its two
  * callers, each of which keeps only its own way. */
 static inline __attribute__((always_inline)) uint32_t
@@ -820,7 +855,7 @@ uint32_t pm_reply_frames(const struct pm_reply *rep, uint8_t *out, uint32_t cap)
 	return encode_pages(NULL, NULL, rep, out, cap);
 }
 
-/* A reply as datagrams of this worker's TX queue, one per page; its bytes
+/* A reply into this worker's TX queue, a frame per page; its bytes
  * count against the client's byte quota. */
 static void dgram_reply(struct pm_worker *w, const struct pm_dest *to, const struct pm_reply *rep)
 {
@@ -846,8 +881,8 @@ static void tx_queue(struct pm_worker *w, const struct pm_dest *to, const uint8_
 }
 
 /* Reply frames encoded earlier (held for the log, from another worker, a
- * THROTTLED frame) as datagrams: one per frame, as dgram_reply would have
- * queued them. */
+ * THROTTLED frame) into the TX queue frame by frame, as dgram_reply would
+ * have queued them (packed with the peer's other replies, tx_commit). */
 static void dgram_frames(struct pm_worker *w, const struct pm_dest *to, const uint8_t *frames,
 			 uint32_t len)
 {

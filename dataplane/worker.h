@@ -106,6 +106,9 @@ struct pm_worker {
 	struct pm_dpdk_worker *dp; /* DPDK backend state, NULL with the kernel one */
 	uint32_t tx_ports;         /* DPDK ports it has a TX queue on, a bit each: a reply
 				    * for another goes through the worker that received it */
+	uint32_t tx_pack_bytes[PM_DPDK_PORTS_MAX]; /* a DPDK port's largest UDP payload
+						    * that needs no fragment: replies pack
+						    * up to it (worker.c pack_bytes) */
 	struct pm_wal *wal;        /* write-ahead log, NULL with wal = none */
 	struct pm_repl *repl;      /* replication: this shard's role, replicas or link (repl_io.c) */
 	/* cluster = on (cluster.c): the slot map this worker routes by (NULL: none

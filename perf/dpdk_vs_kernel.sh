@@ -25,7 +25,13 @@
 #
 #   sudo perf/dpdk_vs_kernel.sh [--quick]
 #   BUILD_DIR=dir   build directory (default <repo>/build-perf)
-#   SERVER_CPU=1 CLIENT_CPU=0 KEYS=100000 DEPTH=32 DURATION=5
+#   SERVER_CPU=1 CLIENT_CPU=0 KEYS=100000 DEPTH=64 DURATION=5
+#   MEMIF_MTU=1500  the memif link's MTU at both ends (pomaid --dpdk-mtu,
+#                   pomai-bench --memif-mtu): packed datagrams fill it (issue 20)
+#   PROFILE=1       also `perf record -g` pomaid's worker and the client through
+#                   the memif depth-DEPTH phase; the top symbols of each follow
+#                   the table (what bounds the rate: per packet, per frame, or
+#                   the client)
 set -euo pipefail
 
 if [ -z "${POMAI_IN_NETNS:-}" ]; then
@@ -36,7 +42,9 @@ fi
 . "$(dirname "$0")/lib.sh"
 
 keys=${KEYS:-100000}
-depth=${DEPTH:-32}
+depth=${DEPTH:-64}
+memif_mtu=${MEMIF_MTU:-1500}
+profile=${PROFILE:-0}
 duration=${DURATION:-5}
 [ "${1:-}" = --quick ] && { keys=20000; duration=2; }
 [ -x "$pomaid" ] && [ -x "$bench" ] ||
@@ -69,10 +77,19 @@ measure() {
 	local label=$1
 	shift
 	"$bench" "$@" --keys "$keys" --value-size 32 --preload-only >/dev/null
+	local wrap=() prof=''
 	for d in 1 "$depth"; do
-		"$bench" "$@" --keys "$keys" --value-size 32 --get-only --expect-hits --depth "$d" \
-			--duration "$duration" --warmup 1 | grep '^RESULT' |
+		if [ "$profile" = 1 ] && [ "$label" = dpdk-memif ] && [ "$d" = "$depth" ]; then
+			perf record -q -F 2999 -g -p "$pomaid_pid" -o "$work/perf.server" \
+				-- sleep $((duration + 1)) >/dev/null 2>&1 &
+			prof=$!
+			wrap=(perf record -q -F 2999 -g -o "$work/perf.client" --)
+		fi
+		"${wrap[@]}" "$bench" "$@" --keys "$keys" --value-size 32 --get-only --expect-hits \
+			--depth "$d" --duration "$duration" --warmup 1 | grep '^RESULT' |
 			sed "s/^RESULT /RESULT path=$label /" | tee -a "$work/results"
+		[ -n "$prof" ] && wait "$prof"
+		wrap=()
 	done
 }
 
@@ -91,10 +108,11 @@ stop_pomaid
 
 # ---------------------------------------------------------------- DPDK, net_memif
 sock=$work/memif.sock
-start_pomaid --backend dpdk --base-port 7700 --dpdk-addrs 10.88.0.2/24 \
+start_pomaid --backend dpdk --base-port 7700 --dpdk-addrs 10.88.0.2/24 --dpdk-mtu "$memif_mtu" \
 	--dpdk-eal-args "--no-pci --no-huge -m 512 --file-prefix=pmbenchd --log-level=lib.eal:error --vdev=net_memif0,role=server,socket=$sock,socket-abstract=no,mac=02:00:00:00:88:02"
 memif_eal="-l $client_cpu --no-huge --no-pci -m 256 --file-prefix=pmbenchc --log-level=lib.eal:error --vdev=net_memif0,role=client,socket=$sock,socket-abstract=no,mac=02:00:00:00:88:01"
-measure dpdk-memif --host 10.88.0.2 --port 7700 --memif "$memif_eal" --memif-ip 10.88.0.1/24
+measure dpdk-memif --host 10.88.0.2 --port 7700 --memif "$memif_eal" --memif-ip 10.88.0.1/24 \
+	--memif-mtu "$memif_mtu"
 stop_pomaid
 
 echo
@@ -105,3 +123,12 @@ while read -r line; do
 	printf "| %s | %s | %.0f | %s | %s | %s |\n" "$(get path)" "$(get depth)" "$(get ops_s)" \
 		"$(get p50_us)" "$(get p99_us)" "$(get p999_us)"
 done <"$work/results"
+
+if [ "$profile" = 1 ]; then
+	for side in server client; do
+		echo
+		echo "perf profile, memif depth $depth, $side (self time, top symbols):"
+		perf report -i "$work/perf.$side" --no-children --stdio --sort symbol 2>&1 |
+			grep -E '^ +[0-9.]+%' | head -25 || true
+	done
+fi

@@ -698,6 +698,8 @@ static void usage(FILE *f)
 		"  --memif-mtu N       link MTU, 576..9000 (default 1500, as pomaid's)\n"
 		"  --timeout MS        first wait for a reply (default %u)\n"
 		"  --retries N         UDP resends (default %u)\n"
+		"  --pack-bytes N      frames per datagram bound (libpomai pack_bytes; default the\n"
+		"                      path's: 65459 on loopback, 1400 elsewhere)\n"
 		"load:\n"
 		"  --threads T         threads, one client each, 1..%u (default 1)\n"
 		"  --depth D           requests in flight per thread, 1..%u (default %u)\n"
@@ -826,6 +828,8 @@ static int parse_server(const char *a, const char *v, struct opts *o)
 		return bu_parse_u32(v, PM_CLIENT_TIMEOUT_MS_MAX, &c->timeout_ms);
 	if (!strcmp(a, "--retries"))
 		return bu_parse_u32(v, PM_CLIENT_RETRIES_MAX, &c->retries);
+	if (!strcmp(a, "--pack-bytes")) /* issue 20: 1400 is the packing before it */
+		return bu_parse_u32(v, PM_CLIENT_PACK_LOOPBACK_BYTES, &c->pack_bytes);
 	return 1; /* not a server option */
 }
 

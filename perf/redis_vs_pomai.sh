@@ -23,6 +23,10 @@
 #     pattern; for C = 4 it is one pipeline of 64 where Redis has four of 16 on
 #     four connections, which the server sees as four sockets to read — an
 #     advantage for Pomai's batching if anything, and stated as such).
+#     -c 50 -P 1 (redis-benchmark's default: 50 connections, one request each
+#     in flight, the next sent as its reply arrives) is met by pomai-bench
+#     --depth 50 without --batch: 50 requests always in flight, a new one
+#     submitted from each completion (issue 20's row).
 #   * Latency: both report per-request latency from the pipeline's write to the
 #     reply (redis-benchmark's p99 from its histogram; pomai-bench's from a
 #     log-linear one, 0.8 % bucket error).
@@ -37,6 +41,10 @@
 #   SERVER_CPU=1 CLIENT_CPU=0
 #   KEYS=1000000       key space (both servers are preloaded with all of it)
 #   N1=100000 N16=1000000   requests per cell without / with pipelining
+#   ROUNDS=1           rounds; each round runs every row on Redis, then Pomai UDP,
+#                      then Pomai TCP (both servers up, each idle while the other
+#                      is measured), so a loaded machine's drift hits both sides
+#                      alike; the table gives each cell's median over the rounds
 #   KNN_EF=10,20,40,80,160  ef values of the KNN stage
 #   KNN_DEPTHS="1 8"        queries in flight (one client thread) of the KNN stage
 set -euo pipefail
@@ -48,6 +56,7 @@ n1=${N1:-100000}
 n16=${N16:-1000000}
 knn_ef=${KNN_EF:-10,20,40,80,160}
 knn_depths=${KNN_DEPTHS:-1 8}
+rounds=${ROUNDS:-1}
 do_knn=0
 for a in "$@"; do
 	case $a in
@@ -91,41 +100,75 @@ preload_redis() {
 	echo "redis keys: $(redis-cli -h 127.0.0.1 -p "$redis_port" dbsize)"
 }
 
-declare -A ops p99
+declare -A ops p99 round_ops round_p99 round_cpu
+round=1
 
-# redis-benchmark -c C -P P for GET and SET; records ops[redis,C,P,GET] ...
+# The median of a cell over the rounds: $1 = ops | p99, $2 = the cell's key.
+median() {
+	local -n arr=round_$1
+	local r vals=()
+	for ((r = 1; r <= rounds; r++)); do vals+=("${arr[$r,$2]}"); done
+	printf '%s\n' "${vals[@]}" | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# CPU time of every thread of a process so far, in ns (schedstat: what the
+# scheduler ran it for). On a machine loaded by other work the wall clock of
+# one server core says as much about the neighbours as about the server;
+# requests per server CPU-second does not.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+
+# One cell's server CPU: requests per CPU-second of the server process.
+per_cpu_s() { awk -v n="$1" -v ns="$2" 'BEGIN { printf "%.0f", (ns > 0 ? n / (ns / 1e9) : 0) }'; }
+
+# redis-benchmark -c C -P P for GET, then SET; records ops[redis,C,P,GET] ...
 run_redis() {
-	local c=$1 p=$2 n=$3 test rps p99ms
-	while IFS=, read -r test rps _ _ _ _ p99ms _; do
-		test=${test//\"/}
-		[ "$test" = test ] && continue
-		ops[redis,$c,$p,$test]=${rps//\"/}
-		p99[redis,$c,$p,$test]=$(awk -v x="${p99ms//\"/}" 'BEGIN { printf "%.1f", x * 1000 }')
-	done < <(taskset -c "$client_cpu" redis-benchmark -h 127.0.0.1 -p "$redis_port" \
-		-t set,get -d 32 -r "$keys" -n "$n" -c "$c" -P "$p" --threads 1 --csv)
-	echo "redis  -c $c -P $p: GET ${ops[redis,$c,$p,GET]}/s p99 ${p99[redis,$c,$p,GET]} us," \
-		"SET ${ops[redis,$c,$p,SET]}/s p99 ${p99[redis,$c,$p,SET]} us"
+	local c=$1 p=$2 n=$3 t test rps p99ms c0
+	for t in get set; do
+		c0=$(cpu_ns "$redis_pid")
+		while IFS=, read -r test rps _ _ _ _ p99ms _; do
+			test=${test//\"/}
+			[ "$test" = test ] && continue
+			ops[redis,$c,$p,$test]=${rps//\"/}
+			p99[redis,$c,$p,$test]=$(awk -v x="${p99ms//\"/}" 'BEGIN { printf "%.1f", x * 1000 }')
+			round_ops[$round,redis,$c,$p,$test]=${ops[redis,$c,$p,$test]}
+			round_p99[$round,redis,$c,$p,$test]=${p99[redis,$c,$p,$test]}
+		done < <(taskset -c "$client_cpu" redis-benchmark -h 127.0.0.1 -p "$redis_port" \
+			-t "$t" -d 32 -r "$keys" -n "$n" -c "$c" -P "$p" --threads 1 --csv)
+		test=${t^^}
+		round_cpu[$round,redis,$c,$p,$test]=$(per_cpu_s "$n" $(($(cpu_ns "$redis_pid") - c0)))
+	done
+	echo "redis  -c $c -P $p: GET ${ops[redis,$c,$p,GET]}/s p99 ${p99[redis,$c,$p,GET]} us" \
+		"(${round_cpu[$round,redis,$c,$p,GET]} per server CPU-s)," \
+		"SET ${ops[redis,$c,$p,SET]}/s p99 ${p99[redis,$c,$p,SET]} us" \
+		"(${round_cpu[$round,redis,$c,$p,SET]} per server CPU-s)"
 }
 
 # pomai-bench with the matching depth; $1 = udp | tcp.
 run_pomai() {
-	local tr=$1 c=$2 p=$3 n=$4 op flag line
+	local tr=$1 c=$2 p=$3 n=$4 op flag line c0
 	local depth=$((c * p)) extra=()
 	[ "$tr" = tcp ] && extra+=(--tcp)
-	[ "$depth" -gt 1 ] && extra+=(--batch)
+	[ "$p" -gt 1 ] && extra+=(--batch) # -P: whole pipelines; -c alone: a request per completion
 	for op in GET SET; do
 		[ $op = GET ] && flag=--get-only || flag=--set-only
+		c0=$(cpu_ns "$pomaid_pid")
 		line=$(taskset -c "$client_cpu" "$bench" --port "$pomai_port" --shards 1 \
 			--keys "$keys" --expect-hits $flag --depth $depth --requests "$n" \
 			--warmup 0 --cpus "$client_cpu" "${extra[@]}" | tee -a "$work/pomai-bench.out" |
 			grep '^RESULT')
 		ops[$tr,$c,$p,$op]=$(sed 's/.* ops_s=\([0-9]*\).*/\1/' <<<"$line")
 		p99[$tr,$c,$p,$op]=$(sed 's/.* p99_us=\([0-9.]*\).*/\1/' <<<"$line")
+		round_ops[$round,$tr,$c,$p,$op]=${ops[$tr,$c,$p,$op]}
+		round_p99[$round,$tr,$c,$p,$op]=${p99[$tr,$c,$p,$op]}
+		round_cpu[$round,$tr,$c,$p,$op]=$(per_cpu_s "$n" $(($(cpu_ns "$pomaid_pid") - c0)))
 		grep -q ' wrong=0 miss=0 timeouts=0 errors=0' <<<"$line" ||
 			echo "WARNING: pomai $tr $op: $line"
 	done
-	echo "pomai $tr depth $depth: GET ${ops[$tr,$c,$p,GET]}/s p99 ${p99[$tr,$c,$p,GET]} us," \
-		"SET ${ops[$tr,$c,$p,SET]}/s p99 ${p99[$tr,$c,$p,SET]} us"
+	echo "pomai $tr depth $depth: GET ${ops[$tr,$c,$p,GET]}/s p99 ${p99[$tr,$c,$p,GET]} us" \
+		"(${round_cpu[$round,$tr,$c,$p,GET]} per server CPU-s)," \
+		"SET ${ops[$tr,$c,$p,SET]}/s p99 ${p99[$tr,$c,$p,SET]} us" \
+		"(${round_cpu[$round,$tr,$c,$p,SET]} per server CPU-s)"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
@@ -138,38 +181,53 @@ pm_header_source "$build"
 echo "redis:   $(redis-server --version | cut -d' ' -f1-3)"
 echo "== servers on CPU $server_cpu, load generators on CPU $client_cpu; $keys keys," \
 	"32-byte values; $n1 requests per cell unpipelined, $n16 pipelined"
-configs=("1 1 $n1" "1 16 $n16" "4 16 $n16")
+configs=("1 1 $n1" "1 16 $n16" "4 16 $n16" "50 1 $n16")
 
 start_redis
 preload_redis
-for cfg in "${configs[@]}"; do
-	read -r c p n <<<"$cfg"
-	run_redis "$c" "$p" "$n"
-done
-pm_stop "$redis_pid"
-
 start_pomaid 1 "$server_cpu" 256M
 taskset -c "$client_cpu" "$bench" --port "$pomai_port" --keys "$keys" --preload-only \
 	--depth 64 --cpus "$client_cpu" | grep -E '^(preload|RESULT)'
-for tr in udp tcp; do
+for ((round = 1; round <= rounds; round++)); do
+	echo "== round $round of $rounds"
 	for cfg in "${configs[@]}"; do
 		read -r c p n <<<"$cfg"
-		run_pomai "$tr" "$c" "$p" "$n"
+		run_redis "$c" "$p" "$n"
+		for tr in udp tcp; do
+			run_pomai "$tr" "$c" "$p" "$n"
+		done
 	done
 done
 pm_stop_pomaid
+pm_stop "$redis_pid"
 
 echo
-echo "| Redis config | Pomai config | op | Redis ops/s | Redis p99 us | Pomai UDP ops/s | p99 us | UDP/Redis | p99 <= Redis | Pomai TCP ops/s | p99 us | TCP/Redis |"
-echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"
+echo "medians over $rounds round(s):"
+echo "| Redis config | Pomai config | op | Redis ops/s | Redis p99 us | Pomai UDP ops/s | p99 us | UDP/Redis | p99 <= Redis | Pomai TCP ops/s | p99 us | TCP/Redis | p99 <= Redis |"
+echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"
 for cfg in "${configs[@]}"; do
 	read -r c p _ <<<"$cfg"
 	for op in GET SET; do
-		r=${ops[redis,$c,$p,$op]} u=${ops[udp,$c,$p,$op]} t=${ops[tcp,$c,$p,$op]}
-		echo "| -c $c -P $p | depth $((c * p))$([ $((c * p)) -gt 1 ] && echo ' batch') | $op" \
-			"| $r | ${p99[redis,$c,$p,$op]} | $u | ${p99[udp,$c,$p,$op]} | $(ratio "$u" "$r")" \
-			"| $(p99_verdict "${p99[udp,$c,$p,$op]}" "${p99[redis,$c,$p,$op]}")" \
-			"| $t | ${p99[tcp,$c,$p,$op]} | $(ratio "$t" "$r") |"
+		r=$(median ops "redis,$c,$p,$op") u=$(median ops "udp,$c,$p,$op")
+		t=$(median ops "tcp,$c,$p,$op")
+		rp=$(median p99 "redis,$c,$p,$op") up=$(median p99 "udp,$c,$p,$op")
+		tp=$(median p99 "tcp,$c,$p,$op")
+		echo "| -c $c -P $p | depth $((c * p))$([ "$p" -gt 1 ] && echo ' batch') | $op" \
+			"| $r | $rp | $u | $up | $(ratio "$u" "$r") | $(p99_verdict "$up" "$rp")" \
+			"| $t | $tp | $(ratio "$t" "$r") | $(p99_verdict "$tp" "$rp") |"
+	done
+done
+echo
+echo "requests per server CPU-second (the server process's threads, schedstat), medians:"
+echo "| Redis config | Pomai config | op | Redis | Pomai UDP | UDP/Redis | Pomai TCP | TCP/Redis |"
+echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
+for cfg in "${configs[@]}"; do
+	read -r c p _ <<<"$cfg"
+	for op in GET SET; do
+		r=$(median cpu "redis,$c,$p,$op") u=$(median cpu "udp,$c,$p,$op")
+		t=$(median cpu "tcp,$c,$p,$op")
+		echo "| -c $c -P $p | depth $((c * p))$([ "$p" -gt 1 ] && echo ' batch') | $op" \
+			"| $r | $u | $(ratio "$u" "$r") | $t | $(ratio "$t" "$r") |"
 	done
 done
 echo "target: Pomai >= 2x Redis ops/s for GET and SET, with p99 no worse"

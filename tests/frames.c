@@ -33,6 +33,7 @@ bool wire_open(struct wire *c, const char *src, const char *host, uint16_t base,
 	c->cookie = false;
 	c->next_id = first_id;
 	c->auth_user = 0;
+	c->in_at = c->in_len = 0;
 	c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || inet_pton(AF_INET, host, &c->to.sin_addr) != 1)
 		goto fail;
@@ -109,18 +110,50 @@ bool wire_validate(struct wire *c)
 	return c->cookie;
 }
 
+/* The next frame queued from the last datagram that decodes; a frame that
+ * does not ends its datagram (the rest cannot be delimited). */
+static bool next_queued(struct wire *c, struct pm_reply_view *rv)
+{
+	size_t used = 0;
+	if (c->in_at < c->in_len &&
+	    c->decode(c->in + c->in_at, c->in_len - c->in_at, rv, &used) == PM_WIRE_OK && used) {
+		c->in_at += used;
+		learn_cookie(c, rv);
+		return true;
+	}
+	c->in_at = c->in_len = 0;
+	return false;
+}
+
+bool wire_recv_now(struct wire *c, struct pm_reply_view *rv)
+{
+	while (!next_queued(c, rv)) {
+		ssize_t r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		c->in_len = (size_t)r;
+	}
+	return true;
+}
+
 bool wire_recv(struct wire *c, int ms, struct pm_reply_view *rv)
 {
 	struct pollfd p = { .fd = c->fd, .events = POLLIN };
-	while (poll(&p, 1, ms) == 1) {
-		ssize_t r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
-		size_t used;
-		if (r > 0 && c->decode(c->in, (size_t)r, rv, &used) == PM_WIRE_OK) {
-			learn_cookie(c, rv);
+	if (wire_recv_now(c, rv))
+		return true;
+	while (poll(&p, 1, ms) == 1)
+		if (wire_recv_now(c, rv))
 			return true;
-		}
-	}
 	return false;
+}
+
+void wire_discard(struct wire *c)
+{
+	c->in_at = c->in_len = 0;
+	while (recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT) > 0)
+		;
 }
 
 void wire_auth(struct wire *c, uint32_t user, const uint8_t mac_key[PM_AUTH_MAC_KEY_BYTES])

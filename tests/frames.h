@@ -62,6 +62,9 @@ struct wire {
 	uint8_t auth_key[PM_AUTH_MAC_KEY_BYTES];
 	uint8_t buf[WIRE_OUT_BYTES];
 	uint8_t in[PM_FRAME_BYTES_MAX + 1];
+	/* issue 20: a reply datagram may carry several frames (docs/protocol.md
+	 * §2): in[in_at, in_len) are those of the last one not yet returned */
+	size_t in_at, in_len;
 };
 
 /* A UDP client from `src` (an address of this host; NULL: any) to pomaid at
@@ -78,8 +81,16 @@ bool wire_send(struct wire *c, uint32_t shard, const void *p, size_t n);
 /* Learn a cookie (a SET that pomaid answers RETRY without executing it);
  * true when c->cookie is set. */
 bool wire_validate(struct wire *c);
-/* The next reply frame that decodes (the first of a datagram) within ms. */
+/* The next reply frame that decodes within ms: the next one queued from the
+ * last datagram, else the first of a new one (a datagram holds one or more
+ * frames, docs/protocol.md §2). rv points into c->in until the next call
+ * that receives. */
 bool wire_recv(struct wire *c, int ms, struct pm_reply_view *rv);
+/* wire_recv without waiting: a frame queued, or of a datagram already in the
+ * socket; false when there is none now. */
+bool wire_recv_now(struct wire *c, struct pm_reply_view *rv);
+/* Forget the frames queued and every datagram waiting in the socket. */
+void wire_discard(struct wire *c);
 /* Send req (its id set from next_id) to a shard and wait for the reply with
  * its id: the first frame, or the last with `whole`; resent after each
  * timeout_ms, attempts times in all. False if none came. */

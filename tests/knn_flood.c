@@ -162,6 +162,18 @@ static void send_to(int fd, uint16_t port, const uint8_t *p, size_t n)
 	(void)sendmsg(fd, &m, 0);
 }
 
+/* The next reply frame of a datagram in[0..n) from *at on (a datagram holds
+ * one or more frames, docs/protocol.md §2); false after its last. */
+static bool next_frame(const uint8_t *in, ssize_t n, size_t *at, struct pm_reply_view *rv)
+{
+	size_t used = 0;
+	if (n <= 0 || *at >= (size_t)n ||
+	    pm_reply_decode(in + *at, (size_t)n - *at, rv, &used) != PM_WIRE_OK || used == 0)
+		return false;
+	*at += used;
+	return true;
+}
+
 /* A SET sent without a cookie is answered RETRY with one (not executed). */
 static bool learn_cookie(int fd, uint16_t port)
 {
@@ -177,12 +189,12 @@ static bool learn_cookie(int fd, uint16_t port)
 			ssize_t r = recv(fd, in, sizeof(in), 0);
 			struct pm_reply_view rv;
 			struct pm_cookie c;
-			size_t used;
-			if (r > 0 && pm_reply_decode(in, (size_t)r, &rv, &used) == PM_WIRE_OK &&
-			    rv.status == PM_WIRE_E_RETRY && rv.cookie && pm_cookie_read(rv.cookie, &c)) {
-				pm_cookie_frame_write(&c, cookie_frame[fd]);
-				return true;
-			}
+			for (size_t at = 0; next_frame(in, r, &at, &rv);)
+				if (rv.status == PM_WIRE_E_RETRY && rv.cookie &&
+				    pm_cookie_read(rv.cookie, &c)) {
+					pm_cookie_frame_write(&c, cookie_frame[fd]);
+					return true;
+				}
 		}
 	}
 	return false;
@@ -241,12 +253,13 @@ static int query_alone(const struct flood_cfg *cfg, const struct flood_daemon *d
 			ssize_t r;
 			while ((r = recv(fd, in, sizeof(in), 0)) > 0) {
 				struct pm_reply_view rv;
-				size_t used;
-				if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_WIRE_OK || rv.id != 1 + i)
-					continue;
-				res->query_status = rv.status;
-				res->query_ok += !rv.more && rv.status == PM_WIRE_OK;
-				last |= !rv.more;
+				for (size_t at = 0; next_frame(in, r, &at, &rv);) {
+					if (rv.id != 1 + i)
+						continue;
+					res->query_status = rv.status;
+					res->query_ok += !rv.more && rv.status == PM_WIRE_OK;
+					last |= !rv.more;
+				}
 			}
 		}
 		ms[i] = (double)(proc_now_ns() - t0) / 1e6;
@@ -268,6 +281,25 @@ static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* One reply frame of the polite phase: its GET's latency, once, if it came
+ * within lost_ns; a refusal (BUSY) is as good as lost. */
+static void phase_reply(struct flood_phase *ph, const struct pm_reply_view *rv, uint64_t id0,
+			uint64_t sent, uint64_t at, const uint64_t *sent_at, double *lat,
+			uint64_t lost_ns, uint64_t *answered)
+{
+	if (rv->id < id0 || rv->id - id0 >= sent)
+		return;
+	uint64_t i = rv->id - id0;
+	if (rv->status != PM_WIRE_OK) {
+		ph->refused += isinf(lat[i]);
+		return;
+	}
+	if (isinf(lat[i]) && at - sent_at[i] <= lost_ns) {
+		lat[i] = (double)(at - sent_at[i]) / 1e6;
+		(*answered)++;
+	}
 }
 
 /* The value at rank q (0..1) of the sorted latencies, lost ones last. */
@@ -321,20 +353,9 @@ static int polite_phase(const struct flood_cfg *cfg, const struct flood_daemon *
 		ssize_t r;
 		while ((r = recv(fd, in, sizeof(in), 0)) > 0) {
 			struct pm_reply_view rv;
-			size_t used;
 			uint64_t at = proc_now_ns();
-			if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_WIRE_OK || rv.id < id0 ||
-			    rv.id - id0 >= sent)
-				continue;
-			uint64_t i = rv.id - id0;
-			if (rv.status != PM_WIRE_OK) { /* refused (BUSY): as good as lost */
-				ph->refused += isinf(lat[i]);
-				continue;
-			}
-			if (isinf(lat[i]) && at - sent_at[i] <= lost_ns) {
-				lat[i] = (double)(at - sent_at[i]) / 1e6;
-				answered++;
-			}
+			for (size_t fa = 0; next_frame(in, r, &fa, &rv);)
+				phase_reply(ph, &rv, id0, sent, at, sent_at, lat, lost_ns, &answered);
 		}
 	}
 	qsort(lat, total, sizeof(*lat), cmp_double);
@@ -360,24 +381,29 @@ struct flood {
 	uint64_t t0, t1;
 };
 
+/* One reply frame of the flood: counted once, at its last frame. */
+static void flood_reply(struct flood *f, const struct pm_reply_view *rv)
+{
+	if (rv->more)
+		return;
+	f->ok += rv->status == PM_WIRE_OK;
+	f->timeout += rv->status == PM_WIRE_E_TIMEOUT;
+	f->busy += rv->status == PM_WIRE_E_BUSY;
+	f->throttled += rv->status == PM_WIRE_E_THROTTLED;
+	f->work_limit += rv->status == PM_WIRE_E_WORK_LIMIT;
+	f->other += rv->status != PM_WIRE_OK && rv->status != PM_WIRE_E_TIMEOUT &&
+		    rv->status != PM_WIRE_E_BUSY && rv->status != PM_WIRE_E_THROTTLED &&
+		    rv->status != PM_WIRE_E_WORK_LIMIT;
+}
+
 static void flood_drain(struct flood *f)
 {
 	static uint8_t in[PM_FRAME_BYTES_MAX];
 	ssize_t r;
-	while ((r = recv(f->fd, in, sizeof(in), 0)) > 0) {
-		struct pm_reply_view rv;
-		size_t used;
-		if (pm_reply_decode(in, (size_t)r, &rv, &used) != PM_WIRE_OK || rv.more)
-			continue; /* a reply counts once, at its last frame */
-		f->ok += rv.status == PM_WIRE_OK;
-		f->timeout += rv.status == PM_WIRE_E_TIMEOUT;
-		f->busy += rv.status == PM_WIRE_E_BUSY;
-		f->throttled += rv.status == PM_WIRE_E_THROTTLED;
-		f->work_limit += rv.status == PM_WIRE_E_WORK_LIMIT;
-		f->other += rv.status != PM_WIRE_OK && rv.status != PM_WIRE_E_TIMEOUT &&
-			    rv.status != PM_WIRE_E_BUSY && rv.status != PM_WIRE_E_THROTTLED &&
-			    rv.status != PM_WIRE_E_WORK_LIMIT;
-	}
+	struct pm_reply_view rv;
+	while ((r = recv(f->fd, in, sizeof(in), 0)) > 0)
+		for (size_t at = 0; next_frame(in, r, &at, &rv);)
+			flood_reply(f, &rv);
 }
 
 static void *flood_main(void *arg)

@@ -184,12 +184,8 @@ struct greedy {
 
 static void greedy_drain(struct wire *c, struct greedy *g)
 {
-	ssize_t r;
-	while ((r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT)) > 0) {
-		struct pm_reply_view rv;
-		size_t used;
-		if (pm_reply_decode(c->in, (size_t)r, &rv, &used) != PM_WIRE_OK)
-			continue;
+	struct pm_reply_view rv;
+	while (wire_recv_now(c, &rv)) { /* every frame of every datagram */
 		if (rv.status == PM_WIRE_E_THROTTLED) {
 			atomic_fetch_add(&g->throttled, 1);
 			if (rv.retry_ms < atomic_load(&g->hint_min))
@@ -249,12 +245,9 @@ struct polite_result {
 static void polite_drain(struct wire *c, uint64_t id0, bool *seen, struct polite_result *res,
 			 uint64_t *last_ns)
 {
-	ssize_t r;
-	while ((r = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT)) > 0) {
-		struct pm_reply_view rv;
-		size_t used;
-		if (pm_reply_decode(c->in, (size_t)r, &rv, &used) != PM_WIRE_OK || rv.id < id0 ||
-		    rv.id >= id0 + POLITE_N || seen[rv.id - id0])
+	struct pm_reply_view rv;
+	while (wire_recv_now(c, &rv)) { /* every frame of every datagram */
+		if (rv.id < id0 || rv.id >= id0 + POLITE_N || seen[rv.id - id0])
 			continue;
 		seen[rv.id - id0] = true;
 		res->done++;

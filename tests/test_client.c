@@ -113,6 +113,9 @@ static void test_config(void)
 	b = d; b.frame_bytes = 65508; expect_bad(b, "frame_bytes");
 	b = d; b.max_in_flight = PM_CLIENT_IN_FLIGHT_MAX; b.frame_bytes = 65507;
 	expect_bad(b, "256 MiB");
+	b = d; b.pack_bytes = PM_CLIENT_PACK_BYTES_MIN - 1; expect_bad(b, "pack_bytes");
+	b = d; b.pack_bytes = PM_CLIENT_PACK_LOOPBACK_BYTES + 1; expect_bad(b, "pack_bytes");
+	b = d; b.pack_flush_us = PM_CLIENT_PACK_FLUSH_US_MAX + 1; expect_bad(b, "pack_flush_us");
 	b = d; b.host = "localhost"; b.shards = PM_CLIENT_SHARDS_MAX; b.base_port = 1000;
 	CU_ASSERT_EQUAL(pm_client_config_check(&b, NULL), PM_CLIENT_OK);
 	for (int s = 0; s <= PM_CLIENT_STATUS_COUNT; s++) {
@@ -406,6 +409,84 @@ static void test_pipeline_tcp(void)
 	start(&F, (struct fake_opts){ .shards = 4 });
 	struct pm_client *c = open_client(&F, PM_CLIENT_TCP, T_TIMEOUT_MS, 3);
 	pipeline(c, T_PIPELINE_N);
+	pm_client_close(c);
+	fake_stop(&F);
+}
+
+/* ---------------------------------------------------------------- packing (issue 20) */
+
+/* SETs of PACK_VALUE_BYTES queued together: more than one Ethernet path's
+ * datagram (1400 bytes) holds, fewer than PMC_BATCH_FRAMES_MAX frames. */
+#define PACK_SETS 48u
+#define PACK_VALUE_BYTES 120u
+
+static struct pm_client *open_packing(uint32_t flush_us)
+{
+	struct pm_client_config cfg;
+	pm_client_config_default(&cfg);
+	cfg.base_port = F.base_port;
+	cfg.shards = 1;
+	cfg.timeout_ms = T_TIMEOUT_MS;
+	cfg.pack_flush_us = flush_us;
+	struct pm_client *c = NULL;
+	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+	return c;
+}
+
+static enum pm_client_status submit_set(struct pm_client *c, uint32_t i)
+{
+	char key[32], val[PACK_VALUE_BYTES];
+	memset(val, 'p', sizeof val);
+	struct pm_client_req q = { .op = PM_CLIENT_SET, .key = key, .value = val,
+				   .vlen = sizeof val, .cb = set_cb,
+				   .arg = (void *)(uintptr_t)i };
+	q.klen = (uint32_t)snprintf(key, sizeof key, "pack:%u", i);
+	return pm_client_submit(c, &q, NULL);
+}
+
+/* To a server on loopback the frames queued for a shard leave in one datagram
+ * of up to 64 KiB (an MTU's 1400 bytes before issue 20). */
+static void test_pack_loopback(void)
+{
+	start(&F, (struct fake_opts){ .shards = 1 });
+	struct pm_client *c = open_packing(PM_CLIENT_PACK_FLUSH_US_MAX); /* no deadline here */
+	memset(&P, 0, sizeof P);
+	uint64_t before = atomic_load(&F.rx_datagrams);
+	for (uint32_t i = 0; i < PACK_SETS; i++)
+		CU_ASSERT_EQUAL_FATAL(submit_set(c, i), PM_CLIENT_OK);
+	pm_client_drain(c);
+	CU_ASSERT_EQUAL(P.ok, PACK_SETS);
+	CU_ASSERT_EQUAL(atomic_load(&F.rx_datagrams) - before, 1);
+	struct pm_client_stats st;
+	pm_client_stats(c, &st);
+	CU_ASSERT_EQUAL(st.datagrams_out, 1);
+	CU_ASSERT_EQUAL(st.frames_out, PACK_SETS);
+	pm_client_close(c);
+	fake_stop(&F);
+}
+
+/* A frame queued without a poll waits for others at most pack_flush_us: the
+ * submit that finds it older sends it first. */
+static void test_pack_deadline(void)
+{
+	const uint32_t flush_us = 20000; /* longer than a loaded machine's preemption */
+	start(&F, (struct fake_opts){ .shards = 1 });
+	struct pm_client *c = open_packing(flush_us);
+	struct pm_client_stats st;
+	memset(&P, 0, sizeof P);
+	CU_ASSERT_EQUAL_FATAL(submit_set(c, 0), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL_FATAL(submit_set(c, 1), PM_CLIENT_OK);
+	pm_client_stats(c, &st);
+	CU_ASSERT_EQUAL(st.datagrams_out, 0); /* both wait to share a datagram */
+	uint64_t t0 = proc_now_ns();
+	while (proc_now_ns() - t0 <= (uint64_t)flush_us * 1000u)
+		proc_pause_ms(1); /* the deadline itself is what this test is about: let it pass */
+	CU_ASSERT_EQUAL_FATAL(submit_set(c, 2), PM_CLIENT_OK);
+	pm_client_stats(c, &st);
+	CU_ASSERT_EQUAL(st.datagrams_out, 1); /* the first two left, together */
+	CU_ASSERT_EQUAL(st.frames_out, 2);
+	pm_client_drain(c);
+	CU_ASSERT_EQUAL(P.ok, 3);
 	pm_client_close(c);
 	fake_stop(&F);
 }
@@ -1031,6 +1112,8 @@ static CU_TestInfo tests[] = {
 	{ "ttl", test_ttl },
 	{ "pipeline_udp", test_pipeline_udp },
 	{ "pipeline_tcp", test_pipeline_tcp },
+	{ "pack_loopback", test_pack_loopback },
+	{ "pack_deadline", test_pack_deadline },
 	{ "retries", test_retries },
 	{ "duplicates", test_duplicates },
 	{ "timeout_udp", test_timeout_udp },

@@ -89,6 +89,7 @@ static void test_bad_values(void)
 	expect_bad("knn_timeout_ms", "0");
 	expect_bad("idle_sleep_us", "5");
 	expect_bad("idle_spin_us", "100001");     /* PM_IDLE_SPIN_US_MAX + 1 */
+	expect_bad("reply_pack_bytes", "65508"); /* past UDP's largest payload */
 	expect_bad("backend", "xdp");
 	expect_bad("dpdk_steering", "magic");
 	expect_bad("dpdk_addrs", "10.0.0.2");          /* no prefix */
@@ -149,6 +150,11 @@ static void test_bad_values(void)
 				      sizeof(err)), 0);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "quota_bytes_per_s", "10M", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.quota_bytes_per_s, UINT64_C(10) << 20);
+	/* issue 20: packing off (0) and a jumbo-frame path are both valid */
+	CU_ASSERT_EQUAL(c.reply_pack_bytes, PM_REPLY_PACK_BYTES_DEFAULT);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "reply_pack_bytes", "0", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "reply_pack_bytes", "8972", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.reply_pack_bytes, 8972u);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "collection_bytes_max", "1000", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.collection_bytes_max, 1000); /* no multiple-of-4096 rule */
 	CU_ASSERT_EQUAL(pm_config_set(&c, "tcp_buffer_bytes", "8M", err, sizeof(err)), 0);

@@ -623,8 +623,12 @@ static bool udp_exchange(int fd, const uint8_t *p, size_t n, uint64_t id,
 	size_t used;
 	while (poll(&pf, 1, REPLY_TIMEOUT_MS) == 1) {
 		ssize_t r = recv(fd, in, sizeof(in), 0);
-		if (r > 0 && pm_reply_decode(in, (size_t)r, rv, &used) == PM_WIRE_OK && rv->id == id)
-			return true;
+		/* every frame of the datagram (replies are packed, issue 20) */
+		for (size_t at = 0; r > 0 && at < (size_t)r &&
+				    pm_reply_decode(in + at, (size_t)r - at, rv, &used) == PM_WIRE_OK;
+		     at += used)
+			if (rv->id == id)
+				return true;
 	}
 	return false;
 }

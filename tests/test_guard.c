@@ -203,6 +203,22 @@ struct shot {
 
 #define SHOT_IDS_MAX 64u
 
+/* One reply frame of a shot: counted, and its id's end noted. */
+static void shot_note(struct shot *s, const struct pm_reply_view *rv, const uint64_t *ids,
+		      uint32_t n, bool *end, uint32_t *left)
+{
+	s->retry += rv->status == PM_WIRE_E_RETRY;
+	s->ok += rv->status == PM_WIRE_OK || rv->status == PM_WIRE_NOT_FOUND;
+	s->other += rv->status != PM_WIRE_E_RETRY && rv->status != PM_WIRE_OK &&
+		    rv->status != PM_WIRE_NOT_FOUND;
+	s->items += rv->op == PM_WIRE_OP_VQUERY && rv->status == PM_WIRE_OK ? rv->count : 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == rv->id && !end[i] && (rv->status != PM_WIRE_OK || !rv->more)) {
+			end[i] = true;
+			(*left)--;
+		}
+}
+
 /* Send one datagram (frames with ids ids[0..n)), and read every reply
  * datagram until each id has its last frame (or SHOT_WAIT_MS passed), then
  * whatever else comes within a short drain. */
@@ -225,18 +241,11 @@ static struct shot shoot(struct wire *c, uint32_t shard, const uint8_t *dgram, s
 		if (r <= 0)
 			continue;
 		s.out += (size_t)r;
-		if (pm_reply_decode(c->in, (size_t)r, &rv, &used) != PM_WIRE_OK)
-			continue;
-		s.retry += rv.status == PM_WIRE_E_RETRY;
-		s.ok += rv.status == PM_WIRE_OK || rv.status == PM_WIRE_NOT_FOUND;
-		s.other += rv.status != PM_WIRE_E_RETRY && rv.status != PM_WIRE_OK &&
-			   rv.status != PM_WIRE_NOT_FOUND;
-		s.items += rv.op == PM_WIRE_OP_VQUERY && rv.status == PM_WIRE_OK ? rv.count : 0;
-		for (uint32_t i = 0; i < n; i++)
-			if (ids[i] == rv.id && !end[i] && (rv.status != PM_WIRE_OK || !rv.more)) {
-				end[i] = true;
-				left--;
-			}
+		/* every frame of the datagram (replies are packed, issue 20) */
+		for (size_t at = 0; at < (size_t)r &&
+				    pm_reply_decode(c->in + at, (size_t)r - at, &rv, &used) == PM_WIRE_OK;
+		     at += used)
+			shot_note(&s, &rv, ids, n, end, &left);
 	}
 	s.done = left == 0;
 	return s;

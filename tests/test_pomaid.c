@@ -246,8 +246,7 @@ static void test_bad_traffic(void)
 	/* the replies to the junk are read first: left queued, they could fill the
 	 * socket's buffer so that the kernel drops the reply this test waits for */
 	CU_ASSERT_EQUAL(kv(&c, PM_OP_SET, fx_s("alive"), fx_s("yes"), 0, 0, &rv), PM_OK);
-	while (recv(c.fd, c.in, sizeof(c.in), MSG_DONTWAIT) > 0)
-		;
+	wire_discard(&c);
 	/* a frame with a bad body gets an error reply with its id */
 	struct pm_request g = { .op = PM_OP_GET, .key = fx_s("abc") };
 	g.id = 424242;
@@ -255,13 +254,8 @@ static void test_bad_traffic(void)
 	c.buf[24] = 0xff; /* key length now runs past the body */
 	wire_send(&c, 0, c.buf, n);
 	bool got = false;
-	for (int i = 0; i < 1000 && !got; i++) {
-		ssize_t r = recv(c.fd, c.in, sizeof(c.in), 0);
-		if (r < 0)
-			break;
-		size_t used;
-		got = pm_reply_decode(c.in, (size_t)r, &rv, &used) == PM_WIRE_OK && rv.id == 424242;
-	}
+	for (int i = 0; i < 1000 && !got && wire_recv(&c, WIRE_REPLY_WAIT_MS, &rv); i++)
+		got = rv.id == 424242; /* every frame of every datagram */
 	CU_ASSERT(got);
 	CU_ASSERT(rv.status == PM_WIRE_E_KEY_LEN || rv.status == PM_WIRE_E_FRAME_LENGTH);
 	CU_ASSERT_EQUAL(kv(&c, PM_OP_GET, fx_s("alive"), fx_b(NULL, 0), 0, 1, &rv), PM_OK);
@@ -318,6 +312,58 @@ static void test_concurrent_clients(void)
 		bad += m[i].bad;
 	}
 	CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* ---------------------------------------------------------------- packed replies */
+
+/* GETs in one datagram, all of them the shard's own. */
+#define PACK_FRAMES 32
+
+/* Issue 20: the replies of one turn to one client share datagrams (up to
+ * 64 KiB on loopback), in request order; a client splits them by each
+ * frame's length (docs/protocol.md §2). One datagram of PACK_FRAMES GETs
+ * (every other one a key that is there) is answered by one datagram holding
+ * every reply. */
+static void test_packed_replies(void)
+{
+	struct wire c;
+	struct pm_reply_view rv;
+	client_open(&c, 1);
+	char key[PACK_FRAMES][32];
+	int kn[PACK_FRAMES];
+	for (int i = 0, n = 0; i < PACK_FRAMES; n++) { /* keys shard 0 owns */
+		kn[i] = snprintf(key[i], sizeof(key[i]), "pack-%d", n);
+		i += owner(key[i], (size_t)kn[i]) == 0;
+	}
+	for (int i = 0; i < PACK_FRAMES; i += 2)
+		CU_ASSERT_EQUAL(kv(&c, PM_OP_SET, fx_b(key[i], (size_t)kn[i]), fx_s("packed"), 0, 0, &rv),
+				PM_OK);
+	wire_discard(&c);
+	size_t len = 0;
+	for (int i = 0; i < PACK_FRAMES; i++) {
+		struct pm_request g = { .op = PM_OP_GET, .id = 9000u + (uint64_t)i,
+					.key = fx_b(key[i], (size_t)kn[i]) };
+		len += pm_request_encode(&g, c.buf + len, sizeof(c.buf) - len);
+	}
+	CU_ASSERT_FATAL(wire_send(&c, 0, c.buf, len));
+	struct pollfd p = { .fd = c.fd, .events = POLLIN };
+	CU_ASSERT_FATAL(poll(&p, 1, WIRE_REPLY_WAIT_MS) == 1);
+	ssize_t r = recv(c.fd, c.in, sizeof(c.in), 0);
+	size_t at = 0, used;
+	int frames = 0, bad = 0;
+	while (r > 0 && at < (size_t)r &&
+	       pm_reply_decode(c.in + at, (size_t)r - at, &rv, &used) == PM_WIRE_OK) {
+		bool there = frames % 2 == 0;
+		bad += rv.id != 9000u + (uint64_t)frames ||
+		       rv.status != (there ? PM_WIRE_OK : PM_WIRE_NOT_FOUND) ||
+		       (there && (rv.value.len != 6 || memcmp(rv.value.ptr, "packed", 6)));
+		frames++;
+		at += used;
+	}
+	CU_ASSERT_EQUAL(at, (size_t)r); /* nothing after the last frame */
+	CU_ASSERT_EQUAL(frames, PACK_FRAMES);
+	CU_ASSERT_EQUAL(bad, 0);
+	wire_close(&c);
 }
 
 /* ---------------------------------------------------------------- TCP */
@@ -544,6 +590,7 @@ int main(int argc, char **argv)
 		{ "collections and INFO fanned out", test_collections_and_info },
 		{ "bad traffic", test_bad_traffic },
 		{ "4 concurrent clients, every reply checked", test_concurrent_clients },
+		{ "replies of one turn packed into one datagram", test_packed_replies },
 		{ "TCP: pipelined frames", test_tcp_pipelined },
 		{ "TCP: stalled clients hold nothing", test_tcp_stalled_clients },
 		{ "libpomai: every op over UDP and TCP, pipelined", test_libpomai },

@@ -52,6 +52,8 @@ struct pm_client_config {
 	uint32_t user;
 	uint8_t key[32];
 	bool knn_via_server;
+	uint32_t pack_bytes;
+	uint32_t pack_flush_us;
 };
 
 enum pm_client_status {
