@@ -429,6 +429,44 @@ static void test_restart(void)
 	expect(csock, "ping", 0, "PONG");
 }
 
+/* pomai-control restarted keeps the users (issue 19): its users_file, mode
+ * 0600, holds the users test_restart added through it; a new pomai-control
+ * reads it and pushes them to a pomaid that lost its own users file. One
+ * that others may read stops the start, saying to chmod it. */
+static void test_users_file(void)
+{
+	char path[PATH_MAX + 16], users[PATH_MAX + 16];
+	static char out[OUT_BYTES];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/control.users", srv.dir);
+	snprintf(users, sizeof(users), "%s/users", srv.dir);
+	CU_ASSERT_FATAL(stat(path, &sb) == 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
+	CU_ASSERT_FATAL(proc_stop(&control, SIGTERM, PROC_EXIT_WAIT_MS));
+	CU_ASSERT(proc_exited_ok(&control));
+	CU_ASSERT(pomaid_kill(&srv));
+	CU_ASSERT_EQUAL(unlink(users), 0); /* both gone but control.users */
+	CU_ASSERT_FATAL(pomaid_start(&srv, NULL, NULL));
+	CU_ASSERT_EQUAL(ctl(dsock, "user list", out), 0);
+	CU_ASSERT_PTR_NULL(strstr(out, "alice")); /* this pomaid knows nobody */
+	CU_ASSERT_EQUAL_FATAL(chmod(path, 0644), 0);
+	CU_ASSERT(!start_control());
+	CU_ASSERT_PTR_NOT_NULL(strstr(control.out, "chmod 600"));
+	CU_ASSERT_EQUAL_FATAL(chmod(path, 0600), 0);
+	CU_ASSERT_FATAL(start_control());
+	CU_ASSERT(up_is(1));
+	expect(dsock, "user list", 0, "# alice\r\nid:1\r\nrights:read,write,admin\r\nkey_prefixes:a:");
+	expect(csock, "user del alice", 0, "OK"); /* saved too: gone after the next restart */
+	expect(csock, "ping", 0, "PONG");
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(out, 1, OUT_BYTES - 1, f) : 0;
+	out[n] = '\0';
+	if (f)
+		fclose(f);
+	CU_ASSERT_PTR_NOT_NULL(f);
+	CU_ASSERT_PTR_NULL(strstr(out, "alice"));
+}
+
 static void test_stop(void)
 {
 	CU_ASSERT_FATAL(proc_stop(&control, SIGTERM, PROC_EXIT_WAIT_MS));
@@ -455,6 +493,8 @@ int main(int argc, char **argv)
 		{ "control socket: connections, sizes, bad requests", test_bounds },
 		{ "pomaid stopped: UNAVAILABLE after daemon_timeout_ms", test_daemon_stopped },
 		{ "pomaid killed and restarted: pomai_up 0 then 1, quotas again", test_restart },
+		{ "pomai-control restarted: its users_file (0600) pushes the users again",
+		  test_users_file },
 		{ "SIGTERM: pomai-control exits 0", test_stop },
 		CU_TEST_INFO_NULL,
 	};
