@@ -10,8 +10,11 @@
  * frames then travel without trailers, 40 bytes shorter, and a captured
  * frame cannot be replayed on another connection.
  *
- * Not for cluster legs (a leg's body is its parent's; config_problem()
- * refuses user with cluster mode).
+ * A cluster client signs each frame it sends the same way, a fan-out's leg
+ * too: a leg is its own header, its parent's body and its own trailer
+ * (client_impl.h), signed for its node and shard with its own seq, so a
+ * replayed leg is refused like any replayed frame. Over TCP each link's
+ * stream proves the user once when it is opened (pmc_link_open).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +23,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "byteorder.h"
 #include "client_impl.h"
 
 void pmc_auth_init(struct pm_client *c)
@@ -47,13 +51,44 @@ static uint16_t dest_port(const struct pm_client *c, uint32_t dest)
 	return ntohs(k->addrs[PMC_DEST_QUEUE(dest)].sin_port);
 }
 
+/* A leg's frame lies in three places: its header (g->buf), its parent's
+ * body, and once signed its trailer (g->buf after the header). The tag
+ * covers them as one frame, and libsodium's SipHash takes one contiguous
+ * input, so the parent's buffer lends itself as that frame: its header is
+ * set aside for the leg's, the trailer's fields are written past its body
+ * (submit chose its slot with room for a trailer), the tag is computed, the
+ * leg keeps the trailer and the parent gets its header back. The parent is
+ * never sent itself (it waits for its legs): no send sees the bytes lent. */
+static void leg_sign(struct pm_client *c, struct pmc_slot *g, const struct pm_auth_trailer *t)
+{
+	struct pmc_slot *parent = &c->slots[c->cl.fans[g->fan].parent];
+	uint8_t *f = parent->buf, saved[PM_FRAME_HEADER_BYTES];
+	PMC_ASSERT(g->leg && g->body == f + PM_FRAME_HEADER_BYTES);
+	if (!g->auth_signed) { /* the header says the trailer; then the same frame, a new seq */
+		g->buf[4] |= PM_FLAG_AUTH;
+		pm_put_le32(g->buf + 16, pm_get_le32(g->buf + 16) + PM_AUTH_TRAILER_BYTES);
+		g->len += PM_AUTH_TRAILER_BYTES;
+		g->auth_signed = true;
+	}
+	PMC_ASSERT(g->len == parent->len + PM_AUTH_TRAILER_BYTES && g->len <= parent->cap);
+	memcpy(saved, f, sizeof saved);
+	memcpy(f, g->buf, PM_FRAME_HEADER_BYTES);
+	pm_auth_sign(f, g->len, t, c->auth.mac_key);
+	memcpy(g->buf + PM_FRAME_HEADER_BYTES, f + parent->len, PM_AUTH_TRAILER_BYTES);
+	memcpy(f, saved, sizeof saved);
+}
+
 void pmc_auth_sign(struct pm_client *c, struct pmc_slot *s)
 {
-	if (c->cfg.user == 0 || s->body != NULL || c->tcp)
+	if (c->cfg.user == 0 || c->tcp)
 		return; /* (a stream proved its user when it connected) */
 	struct pm_auth_trailer t = { .user = c->cfg.user, .session = c->auth.session,
 				     .seq = ++c->auth.seq, .time_s = (uint32_t)time(NULL),
 				     .port = dest_port(c, s->dest) };
+	if (s->body != NULL) {
+		leg_sign(c, s, &t);
+		return;
+	}
 	if (s->auth_signed) { /* a resend: the same frame, a new seq */
 		pm_auth_sign(s->buf, s->len, &t, c->auth.mac_key);
 		return;

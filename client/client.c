@@ -161,8 +161,6 @@ static const char *config_problem(const struct pm_client_config *cfg)
 		return "cluster mode needs transport PM_CLIENT_UDP or PM_CLIENT_TCP";
 	if (cfg->user > PM_AUTH_USER_ID_MAX)
 		return "user must be 0 (none) or 1..65535";
-	if (cfg->user && cfg->cluster)
-		return "a user (auth) is not supported with cluster mode yet";
 	if (cfg->read_from != PM_CLIENT_READ_PRIMARY && cfg->read_from != PM_CLIENT_READ_REPLICA)
 		return "read_from must be PM_CLIENT_READ_PRIMARY or PM_CLIENT_READ_REPLICA";
 	if (cfg->base_port == 0 || (uint64_t)cfg->base_port + shards - 1u > 65535u)

@@ -32,8 +32,9 @@
  * (KNN, CCREATE, CDROP, SNAPSHOT) waits, in no queue and with no deadline,
  * for its legs, one per replica set. A leg is a slot of its own (its own id,
  * attempts, deadline and queue links) whose buffer holds only its frame
- * header: the body is its parent's (slot.body), so a fan-out over 64 sets
- * costs no frame buffers. The MAP request of a refresh has a slot of its own
+ * header and, with a user over UDP, its AUTH trailer (PMC_LEG_BUF_BYTES):
+ * the body is its parent's (slot.body), so a fan-out over 64 sets costs no
+ * frame buffers. The MAP request of a refresh has a slot of its own
  * too (cl.map_slot), outside max_in_flight.
  *
  * A transport other than the sockets (libpomai_memif) plugs in through struct
@@ -67,8 +68,10 @@
 _Static_assert(PM_CLIENT_PACK_LOOPBACK_BYTES + PM_COOKIE_FRAME_BYTES == PM_FRAME_BYTES_MAX,
 	       "a loopback datagram of frames and its cookie fit UDP's largest payload");
 /* Frames in one sendmsg, datagram or TCP (iovec array on the stack; a leg's
- * frame takes two iovecs, its header and its parent's body). */
+ * frame takes up to PMC_FRAME_IOVS_MAX iovecs: its header, its parent's body
+ * and, signed, its trailer). */
 #define PMC_BATCH_FRAMES_MAX 64u
+#define PMC_FRAME_IOVS_MAX 3u
 /* Datagrams read per poll turn before timeouts are looked at again. */
 #define PMC_RX_BURST 64u
 /* Socket buffers asked for: a full pipeline of replies, or a paged KNN reply of
@@ -105,6 +108,9 @@ _Static_assert(PM_CLIENT_SHARDS_MAX <= 0x10000u, "a shard fits a dest's queue bi
  * enough to keep every node of a cluster busy with KNN work. */
 #define PMC_FANOUTS_MAX 16u
 #define PMC_LEGS_MAX (PMC_FANOUTS_MAX * PM_CLUSTER_SETS_MAX)
+/* A leg's buffer (and the map slot's): a frame header, and the AUTH trailer
+ * a user's frame ends with over UDP (auth.c); the body is elsewhere. */
+#define PMC_LEG_BUF_BYTES (PM_FRAME_HEADER_BYTES + PM_AUTH_TRAILER_BYTES)
 /* Least time between the end of one map refresh and the start of the next:
  * every request in flight to a slot that moved gets MOVED, and they all wait
  * for one refresh; a node still on an older map keeps answering MOVED, and
@@ -136,7 +142,8 @@ struct pmc_slot {
 	uint32_t prev, next;    /* queue links */
 	uint32_t free_next;
 	uint32_t tx_off;        /* TCP: bytes of the frame already written */
-	bool auth_signed;       /* len counts an AUTH trailer (auth.c) */
+	bool auth_signed;       /* len counts an AUTH trailer (auth.c; a leg's is in buf
+				   after its header) */
 	uint32_t got;           /* paged replies: items received so far */
 	uint64_t deadline_ms;
 	pm_client_cb cb;
@@ -247,7 +254,7 @@ struct pmc_cluster {
 	uint8_t boot_status;       /* enum pm_client_status of the bootstrap */
 	uint64_t refresh_at_ms;
 	uint32_t rr;               /* replica reads: round robin */
-	uint8_t *leg_hdrs;         /* PMC_LEGS_MAX frame headers */
+	uint8_t *leg_hdrs;         /* PMC_LEGS_MAX + 1 buffers of PMC_LEG_BUF_BYTES */
 	struct pmc_fan fans[PMC_FANOUTS_MAX];
 };
 

@@ -71,7 +71,7 @@ enum pm_client_status pmc_cluster_alloc(struct pm_client *c)
 	struct pmc_cluster *cl = &c->cl;
 	cl->map = calloc(1, sizeof *cl->map);
 	cl->scratch = calloc(1, sizeof *cl->scratch);
-	cl->leg_hdrs = malloc((size_t)(PMC_LEGS_MAX + 1u) * PM_FRAME_HEADER_BYTES);
+	cl->leg_hdrs = malloc((size_t)(PMC_LEGS_MAX + 1u) * PMC_LEG_BUF_BYTES);
 	if (!cl->map || !cl->scratch || !cl->leg_hdrs)
 		return PM_CLIENT_E_ALLOC;
 	cl->map_slot = c->nslots - PMC_LEGS_MAX - 1u;
@@ -81,8 +81,8 @@ enum pm_client_status pmc_cluster_alloc(struct pm_client *c)
 		cl->fans[f].parent = PMC_NIL;
 	for (uint32_t i = cl->map_slot; i < c->nslots; i++) {
 		struct pmc_slot *s = &c->slots[i];
-		s->buf = cl->leg_hdrs + (size_t)(i - cl->map_slot) * PM_FRAME_HEADER_BYTES;
-		s->cap = PM_FRAME_HEADER_BYTES;
+		s->buf = cl->leg_hdrs + (size_t)(i - cl->map_slot) * PMC_LEG_BUF_BYTES;
+		s->cap = PMC_LEG_BUF_BYTES;
 		s->prev = s->next = s->free_next = PMC_NIL;
 		s->leg = i >= cl->legs0;
 	}
@@ -260,8 +260,9 @@ bool pmc_cluster_route(struct pm_client *c, struct pmc_slot *s, enum pm_client_s
 			q = cl->rr++ % shards; /* the receiving worker asks the others */
 		/* CCREATE, CDROP, SNAPSHOT: shard 0, which applies them everywhere */
 	}
-	if (pmc_link_open(c, l) != PM_CLIENT_OK) {
-		*why = PM_CLIENT_E_CONNECTION;
+	enum pm_client_status st = pmc_link_open(c, l);
+	if (st != PM_CLIENT_OK) { /* E_AUTH: the node's stream refused the user */
+		*why = st == PM_CLIENT_E_AUTH ? st : PM_CLIENT_E_CONNECTION;
 		return false;
 	}
 	s->dest = PMC_DEST(l, q);
@@ -306,7 +307,10 @@ static void reroute(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 	s->cookie_resent = false;
 	pmc_reset_items(s);
 	if (!pmc_cluster_route(c, s, &why)) {
-		park(c, s, why, true, now);
+		if (why == PM_CLIENT_E_AUTH)
+			pmc_fail(c, s, why);
+		else
+			park(c, s, why, true, now);
 		return;
 	}
 	c->stats.resends++;
@@ -350,7 +354,10 @@ void pmc_cluster_retry(struct pm_client *c, struct pmc_slot *s, enum pm_client_s
 
 void pmc_cluster_unroutable(struct pm_client *c, struct pmc_slot *s, enum pm_client_status why)
 {
-	retry_or_park(c, s, why, true);
+	if (why == PM_CLIENT_E_AUTH)
+		pmc_fail(c, s, why); /* as a datagram's AUTH answer ends it (reply.c) */
+	else
+		retry_or_park(c, s, why, true);
 }
 
 void pmc_cluster_refused(struct pm_client *c, struct pmc_slot *s, enum pm_client_status st)
@@ -493,13 +500,18 @@ static void map_send(struct pm_client *c, uint64_t now)
 		}
 		cl->asked = (cl->refresh_from + cl->candidate) % candidates(c);
 		uint32_t l = candidate_link(c, cl->asked);
-		if (l == PMC_LINKS_MAX || pmc_link_open(c, l) != PM_CLIENT_OK)
+		enum pm_client_status st = l == PMC_LINKS_MAX ? PM_CLIENT_E_CONNECTION
+							      : pmc_link_open(c, l);
+		if (st == PM_CLIENT_E_AUTH) /* what the bootstrap says if no node answers */
+			cl->boot_status = (uint8_t)st;
+		if (st != PM_CLIENT_OK)
 			continue;
 		c->seq++;
 		s->id = (c->seq << PMC_SLOT_BITS) | cl->map_slot;
 		struct pm_wire_request q = { .op = PM_WIRE_OP_MAP, .id = s->id };
 		s->len = (uint32_t)pm_wire_request_encode(&q, s->buf, s->cap);
 		PMC_ASSERT(s->len == PM_FRAME_HEADER_BYTES);
+		s->auth_signed = false; /* encoded afresh: signed when queued (auth.c) */
 		s->op = PM_WIRE_OP_MAP;
 		s->dest = PMC_DEST(l, 0);
 		s->fan = PMC_NIL;
@@ -609,6 +621,7 @@ static void leg_start(struct pm_client *c, struct pmc_slot *parent, uint32_t f, 
 	pm_put_le64(g->buf + 8, g->id); /* the header's request id */
 	g->body = parent->buf + PM_FRAME_HEADER_BYTES;
 	g->len = parent->len;
+	g->auth_signed = false; /* its trailer: when queued (auth.c) */
 	g->op = parent->op;
 	g->set = j;
 	g->fan = f;

@@ -55,6 +55,11 @@ bool pmc_on_retry(struct pm_client *c, uint32_t l, struct pmc_slot *s,
 	memcpy(link->cookie_frame, frame, sizeof frame);
 	link->cookie = true;
 	c->stats.cookies++;
+	if (s->parked)
+		return true; /* the answer to an attempt already over (cluster.c parked the
+			      * request, out of every queue): its next attempt, routed
+			      * again, carries the cookie; queued now, it would be queued
+			      * twice then */
 	if (s->cookie_resent)
 		return false; /* refused with the cookie it sent: the caller's E_RETRY */
 	s->cookie_resent = true;

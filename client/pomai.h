@@ -157,7 +157,8 @@ struct pm_client_config {
 	uint8_t read_from;       /* cluster: enum pm_client_read_from */
 	/* Issue 19 (docs/security.md): a user of the server (1..65535; 0: none)
 	 * and its key, as `pomaictl user add` printed it. Every frame is then
-	 * signed with it (over TCP too). Not with cluster mode. */
+	 * signed with it (over TCP the stream proves it once); in cluster mode
+	 * every node's frames and streams too (docs/client.md). */
 	uint32_t user;
 	uint8_t key[PM_CLIENT_USER_KEY_BYTES];
 	/* Issue 20 (docs/client.md): a KNN over a server of 2..64 shards, over

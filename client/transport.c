@@ -304,21 +304,30 @@ void pmc_enqueue(struct pm_client *c, struct pmc_slot *s)
 
 /* ---------------------------------------------------------------- sending */
 
-/* The frame of s from byte `off` on, as one iovec (or two for a leg: its own
- * header, then its parent's body). Returns the iovecs used. */
+/* The frame of s from byte `off` on, as one iovec, or for a leg up to
+ * PMC_FRAME_IOVS_MAX: its own header, its parent's body, and its own AUTH
+ * trailer once signed (auth.c). Returns the iovecs used. */
 static uint32_t frame_iov(const struct pmc_slot *s, uint32_t off, struct iovec *iov)
 {
 	if (s->body == NULL) {
 		iov[0] = (struct iovec){ s->buf + off, s->len - off };
 		return 1;
 	}
+	uint32_t tail = s->auth_signed ? PM_AUTH_TRAILER_BYTES : 0u;
+	const struct iovec part[PMC_FRAME_IOVS_MAX] = {
+		{ s->buf, PM_FRAME_HEADER_BYTES },
+		{ (void *)(uintptr_t)s->body, s->len - PM_FRAME_HEADER_BYTES - tail },
+		{ s->buf + PM_FRAME_HEADER_BYTES, tail },
+	};
 	uint32_t n = 0;
-	if (off < PM_FRAME_HEADER_BYTES)
-		iov[n++] = (struct iovec){ s->buf + off, PM_FRAME_HEADER_BYTES - off };
-	uint32_t boff = off > PM_FRAME_HEADER_BYTES ? off - PM_FRAME_HEADER_BYTES : 0;
-	if (s->len > PM_FRAME_HEADER_BYTES + boff)
-		iov[n++] = (struct iovec){ (void *)(uintptr_t)(s->body + boff),
-					   s->len - PM_FRAME_HEADER_BYTES - boff };
+	for (uint32_t i = 0; i < PMC_FRAME_IOVS_MAX; i++) {
+		if (off >= part[i].iov_len) { /* written already, or empty */
+			off -= (uint32_t)part[i].iov_len;
+			continue;
+		}
+		iov[n++] = (struct iovec){ (uint8_t *)part[i].iov_base + off, part[i].iov_len - off };
+		off = 0;
+	}
 	return n;
 }
 
@@ -379,7 +388,7 @@ static bool send_once(struct pm_client *c, uint32_t dest)
 {
 	struct pmc_queue *q = pmc_queue_of(c, dest);
 	struct pmc_link *k = &c->links[PMC_DEST_LINK(dest)];
-	struct iovec all[1 + 2 * PMC_BATCH_FRAMES_MAX], *iov = all + 1;
+	struct iovec all[1 + PMC_FRAME_IOVS_MAX * PMC_BATCH_FRAMES_MAX], *iov = all + 1;
 	size_t total;
 	uint32_t n = gather(c, q, k->pack_bytes, iov, &total);
 	if (total + PM_COOKIE_FRAME_BYTES <= PM_FRAME_BYTES_MAX && pmc_link_cookie_iov(c, k, all)) {

@@ -75,6 +75,7 @@ struct ctl_config {
 	char data_dir[CTL_PATH_BYTES];       /* pomaid's: its stats segment is there */
 	char daemon_socket[CTL_PATH_BYTES];  /* empty: data_dir/admin.sock */
 	char control_socket[CTL_PATH_BYTES]; /* empty: data_dir/control.sock */
+	char users_file[CTL_PATH_BYTES];     /* empty: data_dir/control.users (issue 19) */
 	uint32_t metrics_addr;               /* IPv4, host order */
 	uint16_t metrics_port;               /* 0: no metrics server */
 	uint32_t snapshot_interval_s;        /* 0: not on a timer */
@@ -109,6 +110,7 @@ void ctl_config_usage(FILE *f);
 void ctl_daemon_socket(const struct ctl_config *c, char *out, size_t n);
 void ctl_control_socket(const struct ctl_config *c, char *out, size_t n);
 void ctl_stats_path(const struct ctl_config *c, char *out, size_t n);
+void ctl_users_path(const struct ctl_config *c, char *out, size_t n);
 
 /* "a.b.c.d" into *addr (host order); 0 or -1. */
 int ctl_parse_ipv4(const char *s, uint32_t *addr);

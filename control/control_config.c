@@ -38,6 +38,9 @@ static const struct key keys[] = {
 	  "pomaid's admin socket; empty: data_dir/admin.sock" },
 	{ "control_socket", K_PATH, OFF(control_socket), 0, 0, "path",
 	  "pomai-control's own admin socket (mode 0600); empty: data_dir/control.sock" },
+	{ "users_file", K_PATH, OFF(users_file), 0, 0, "path",
+	  "pomai-control's copy of pomaid's users (mode 0600), read at start and pushed at each"
+	  " attach; empty: data_dir/control.users" },
 	{ "metrics_listen", K_LISTEN, 0, 0, 0, "IPv4:port",
 	  "where /metrics is served (Prometheus text); off: not served" },
 	{ "snapshot_interval_s", K_U32, OFF(snapshot_interval_s), 0, SNAPSHOT_INTERVAL_S_MAX, "s",
@@ -315,6 +318,11 @@ void ctl_daemon_socket(const struct ctl_config *c, char *out, size_t n)
 void ctl_control_socket(const struct ctl_config *c, char *out, size_t n)
 {
 	path_or(c->control_socket, c->data_dir, "control.sock", out, n);
+}
+
+void ctl_users_path(const struct ctl_config *c, char *out, size_t n)
+{
+	path_or(c->users_file, c->data_dir, "control.users", out, n);
 }
 
 void ctl_stats_path(const struct ctl_config *c, char *out, size_t n)

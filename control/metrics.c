@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "metrics.h"
 #include "wire.h"
 
@@ -123,6 +124,40 @@ static const struct field fields[] = {
 	  "event=\"buffer_evicted\"", NULL },
 	{ "pomai_tcp_connections_total", COUNTER, F(tcp_addr_refused), 1, "event=\"addr_refused\"",
 	  NULL },
+	{ "pomai_auth_frames_total", COUNTER, F(auth_ok), 1, "result=\"ok\"",
+	  "Frames by their authentication (issue 19): ok (trailer accepted), refused by reason"
+	  " (required, bad, replay, clock, busy), or noperm (outside the user's rights)." },
+	{ "pomai_auth_frames_total", COUNTER, F(auth_refused[PM_AUTH_R_REQUIRED]), 1,
+	  "result=\"required\"", NULL },
+	{ "pomai_auth_frames_total", COUNTER, F(auth_refused[PM_AUTH_R_BAD]), 1, "result=\"bad\"",
+	  NULL },
+	{ "pomai_auth_frames_total", COUNTER, F(auth_refused[PM_AUTH_R_REPLAY]), 1,
+	  "result=\"replay\"", NULL },
+	{ "pomai_auth_frames_total", COUNTER, F(auth_refused[PM_AUTH_R_CLOCK]), 1,
+	  "result=\"clock\"", NULL },
+	{ "pomai_auth_frames_total", COUNTER, F(auth_refused[PM_AUTH_R_BUSY]), 1,
+	  "result=\"busy\"", NULL },
+	{ "pomai_auth_frames_total", COUNTER, F(auth_noperm), 1, "result=\"noperm\"", NULL },
+	{ "pomai_auth_streams_proved_total", COUNTER, F(auth_proved), 1, NULL,
+	  "TCP connections authenticated by AUTH HELLO and PROVE." },
+	{ "pomai_auth_sessions_replaced_total", COUNTER, F(auth_sessions_replaced), 1, NULL,
+	  "Client sessions forgotten from the replay table for a new one." },
+	{ "pomai_guard_retries_total", COUNTER, F(guard_retry_budget), 1, "why=\"budget\"",
+	  "RETRY replies (each with a fresh cookie) to unvalidated sources: a reply over its"
+	  " budget, a write, or over the shared quota." },
+	{ "pomai_guard_retries_total", COUNTER, F(guard_retry_write), 1, "why=\"write\"", NULL },
+	{ "pomai_guard_retries_total", COUNTER, F(guard_retry_quota), 1, "why=\"quota\"", NULL },
+	{ "pomai_guard_cookies_total", COUNTER, F(guard_validated), 1, "result=\"valid\"",
+	  "Datagrams with a cookie: valid, invalid (forged, expired, another address's) or a"
+	  " malformed COOKIE frame (dropped)." },
+	{ "pomai_guard_cookies_total", COUNTER, F(guard_bad_cookies), 1, "result=\"invalid\"",
+	  NULL },
+	{ "pomai_guard_cookies_total", COUNTER, F(guard_dropped_cookie_frame), 1,
+	  "result=\"malformed\"", NULL },
+	{ "pomai_guard_withheld_bytes_total", COUNTER, F(guard_bytes_withheld), 1, NULL,
+	  "Reply bytes not sent to unvalidated sources for want of budget." },
+	{ "pomai_guard_withheld_replies_total", COUNTER, F(guard_withheld), 1, NULL,
+	  "Replies not sent at all (even a RETRY was over the budget)." },
 	{ "pomai_nic_packets_total", COUNTER, F(nic_rx_packets), 1, "direction=\"rx\"",
 	  "Packets through the shard's DPDK queue (0 with kernel sockets)." },
 	{ "pomai_nic_packets_total", COUNTER, F(nic_tx_packets), 1, "direction=\"tx\"", NULL },

@@ -17,8 +17,10 @@
  * quota table is pushed (QUOTA SET per entry): a restarted pomaid gets it back.
  * So are the users (issue 19): after every USER change that went through
  * here, pomai-control asks pomaid for its users file (USER EXPORT) and keeps
- * it; at each attach it sends every user back (USER SET per line), so a
- * pomaid that lost its data_dir/users, or a new one, gets them.
+ * it, in memory and in users_file (mode 0600, written atomically, read at
+ * start: a restart of pomai-control keeps them); at each attach it sends
+ * every user back (USER SET per line), so a pomaid that lost its
+ * data_dir/users, or a new one, gets them.
  *
  * Forwarding blocks the loop for at most daemon_timeout_ms per command; past
  * that pomaid counts as gone (its late reply would put the stream out of
@@ -27,6 +29,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -55,6 +58,9 @@ _Static_assert(PM_QUOTA_OVERRIDES_MAX * 128u + 4096u <= CTL_TEXT_BYTES,
 	       "CONTROL's text fits");
 #define MSG_BYTES PM_ADMIN_BUFFER_BYTES
 #define ARG_TEXT_BYTES 64u
+/* users_file at most: what one USER EXPORT reply can bring (a longer file
+ * was not written by pomai-control, and is refused at start). */
+#define CTL_USERS_FILE_BYTES_MAX MSG_BYTES
 
 struct client {
 	int fd; /* -1: free */
@@ -65,7 +71,7 @@ struct client {
 struct ctl {
 	struct ctl_config cfg;
 	char daemon_sock[CTL_PATH_BYTES + 16], control_sock[CTL_PATH_BYTES + 16],
-		stats_path[CTL_PATH_BYTES + 16];
+		stats_path[CTL_PATH_BYTES + 16], users_path[CTL_PATH_BYTES + 16];
 	int lfd, ufd; /* listening socket; pomaid's admin connection (-1: detached) */
 	struct client clients[CTL_CONNS_MAX];
 	uint8_t *out; /* MSG_BYTES: a reply on its way to a client */
@@ -192,7 +198,96 @@ static bool push_quota(struct ctl *x, const struct ctl_quota *q)
 	return true;
 }
 
-/* The users pomaid has, kept to push them at the next attach (USER EXPORT). */
+/* ---------------------------------------------------------------- users_file */
+
+/* The directory of path into dir: "." when it names none, "/" for a file
+ * at the root. */
+static void dir_of(const char *path, char *dir, size_t cap)
+{
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL)
+		snprintf(dir, cap, ".");
+	else
+		snprintf(dir, cap, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+}
+
+/* x->users into users_path: a temporary file of mode 0600 beside it, written
+ * whole and fdatasync'd, renamed over it, the directory fsync'd (a crash
+ * leaves the old file or the new one, never a part). false (said why) when
+ * a step failed; the copy in memory is pushed all the same. */
+static bool users_save(const struct ctl *x)
+{
+	char tmp[sizeof(x->users_path) + 8], dir[sizeof(x->users_path)];
+	snprintf(tmp, sizeof(tmp), "%s.new", x->users_path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && fchmod(fd, 0600) == 0; /* whatever the umask or an old .new */
+	for (size_t off = 0; ok && off < x->users_len;) {
+		ssize_t w = write(fd, x->users + off, x->users_len - off);
+		ok = w > 0 || (w < 0 && errno == EINTR);
+		off += w > 0 ? (size_t)w : 0;
+	}
+	ok = ok && fdatasync(fd) == 0;
+	if (fd >= 0)
+		ok = close(fd) == 0 && ok;
+	ok = ok && rename(tmp, x->users_path) == 0;
+	dir_of(x->users_path, dir, sizeof(dir));
+	int dfd = ok ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	ok = ok && dfd >= 0 && fsync(dfd) == 0;
+	if (dfd >= 0)
+		close(dfd);
+	if (!ok) {
+		logf_("users_file %s: not written: %s", x->users_path, strerror(errno));
+		unlink(tmp);
+	}
+	return ok;
+}
+
+/* users_path into x->users at start: 0 (absent: no users yet), or -1 with
+ * err when it cannot be read, is larger than CTL_USERS_FILE_BYTES_MAX, holds
+ * a NUL byte, or may be read or written by anyone but its owner (it holds
+ * MAC keys, which are credentials: pomaid refuses its own users file so). */
+static int users_load(struct ctl *x, char *err, size_t n)
+{
+	struct stat sb;
+	int fd = open(x->users_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		snprintf(err, n, "users_file %s: %s", x->users_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	const char *bad = (sb.st_mode & 077) ? "others may read or write it: chmod 600 it"
+			  : !S_ISREG(sb.st_mode) ? "not a regular file"
+			  : sb.st_size > (off_t)CTL_USERS_FILE_BYTES_MAX ? "too large"
+									 : NULL;
+	char *text = bad ? NULL : malloc((size_t)sb.st_size + 1);
+	size_t len = 0;
+	while (text && len < (size_t)sb.st_size) {
+		ssize_t r = read(fd, text + len, (size_t)sb.st_size - len);
+		if (r <= 0 && !(r < 0 && errno == EINTR))
+			break;
+		len += r > 0 ? (size_t)r : 0;
+	}
+	close(fd);
+	if (!bad && (!text || len != (size_t)sb.st_size))
+		bad = text ? "short read" : "out of memory";
+	if (!bad && memchr(text, '\0', len))
+		bad = "a NUL byte: not a users file";
+	if (bad) {
+		free(text);
+		snprintf(err, n, "users_file %s: %s", x->users_path, bad);
+		return -1;
+	}
+	text[len] = '\0';
+	x->users = text;
+	x->users_len = len;
+	return 0;
+}
+
+/* The users pomaid has, kept to push them at the next attach (USER EXPORT),
+ * and saved in users_file. */
 static void users_refresh(struct ctl *x)
 {
 	const char *argv[] = { "USER", "EXPORT" }, *text;
@@ -209,6 +304,7 @@ static void users_refresh(struct ctl *x)
 	free(x->users);
 	x->users = copy;
 	x->users_len = tlen;
+	(void)users_save(x);
 }
 
 /* USER SET for every user kept (one line of the users file each). */
@@ -652,6 +748,7 @@ static int setup(struct ctl *x, char *err, size_t n)
 	ctl_daemon_socket(&x->cfg, x->daemon_sock, sizeof(x->daemon_sock));
 	ctl_control_socket(&x->cfg, x->control_sock, sizeof(x->control_sock));
 	ctl_stats_path(&x->cfg, x->stats_path, sizeof(x->stats_path));
+	ctl_users_path(&x->cfg, x->users_path, sizeof(x->users_path));
 	x->lfd = x->ufd = -1;
 	pthread_mutex_init(&x->lock, NULL);
 	atomic_store(&x->c.start_unix_ms, unix_ms());
@@ -663,7 +760,7 @@ static int setup(struct ctl *x, char *err, size_t n)
 		if (!(x->clients[i].buf = malloc(MSG_BYTES)))
 			return snprintf(err, n, "out of memory"), -1;
 	}
-	if (listen_control(x, err, n) != 0)
+	if (users_load(x, err, n) != 0 || listen_control(x, err, n) != 0)
 		return -1;
 	if (x->cfg.etcd_endpoints[0] &&
 	    !(x->cluster = ctl_cluster_start(&x->cfg, x->daemon_sock, err, n)))

@@ -22,6 +22,7 @@
 #include "snap_io.h"
 #include "stats.h"
 #include "stats_pub.h"
+#include "users.h"
 #include "wal_io.h"
 #include "worker.h"
 
@@ -151,6 +152,30 @@ static void worker_part(const struct pm_worker *w, struct pm_stats_shard *s)
 	s->lat_knn = w->lat_knn;
 }
 
+/* Authentication and guard counters into s (version 7, issue 19). */
+static void access_part(const struct pm_worker *w, struct pm_stats_shard *s)
+{
+	const struct pm_guard_stats *g = &w->guard_stats;
+	if (w->auth) { /* (allocated with the worker; NULL only if that failed) */
+		const struct pm_auth_stats *a = &w->auth->st;
+		s->auth_ok = a->ok;
+		for (unsigned r = 0; r < PM_AUTH_R_COUNT; r++)
+			s->auth_refused[r] = a->refused[r];
+		s->auth_noperm = a->noperm;
+		s->auth_proved = a->proved;
+		s->auth_sessions_replaced = a->sessions_replaced;
+	}
+	s->guard_cookies_issued = g->cookies_issued;
+	s->guard_retry_budget = g->retry_budget;
+	s->guard_retry_write = g->retry_write;
+	s->guard_retry_quota = g->retry_throttled;
+	s->guard_validated = g->validated;
+	s->guard_bad_cookies = g->bad_cookies;
+	s->guard_dropped_cookie_frame = g->dropped_cookie_frame;
+	s->guard_bytes_withheld = g->bytes_withheld;
+	s->guard_withheld = g->withheld;
+}
+
 void pm_stats_publish(struct pm_worker *w)
 {
 	struct pm_daemon *d = w->d;
@@ -162,6 +187,7 @@ void pm_stats_publish(struct pm_worker *w)
 	s->publishes++;
 	shard_part(w, s);
 	worker_part(w, s);
+	access_part(w, s);
 	pm_wal_counters(w, s);
 	pm_repl_counters(w, s);
 	pm_snap_counters(w, s);

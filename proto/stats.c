@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "wire.h"
 
 #define HEADER_BYTES 64u
@@ -25,6 +26,7 @@ _Static_assert(sizeof(struct pm_stats_global) % ALIGN_BYTES == 0, "global block 
 
 _Static_assert(PM_WIRE_OP_COUNT <= PM_STATS_OPS, "every op has a counter slot");
 _Static_assert(PM_STATS_STATUS_SLOTS <= PM_STATS_STATUSES, "the given slots fit");
+_Static_assert(PM_AUTH_R_COUNT <= PM_STATS_AUTH_REASONS, "every AUTH reason has a slot");
 
 /* ---------------------------------------------------------------- slots */
 

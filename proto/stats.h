@@ -43,7 +43,10 @@
  * numbers), and class_live_bytes[] has 138 slots: the arena's classes are
  * sixteen per power of two from 512 B to 8 KiB (vector blobs; issue 18's
  * memory target), so every slot from 18 on holds another class. */
-#define PM_STATS_VERSION 6u
+/* Version 7 (issue 19): the shard block ends with the authentication and
+ * guard counters (auth_*, guard_*), which INFO dataplane had alone; the
+ * bytes before them are those of version 6. */
+#define PM_STATS_VERSION 7u
 /* How often a worker publishes its block. */
 #define PM_STATS_PUBLISH_MS 10u
 /* Shards a segment describes at most (pomaid's PM_SHARDS_MAX). */
@@ -61,6 +64,9 @@
  * class of pm_stats_class_bytes(slot) bytes. They are pomaid's arena classes
  * (engine/arena.h), which pomaid checks at start-up against this list. */
 #define PM_STATS_CLASSES 138u
+/* Slots for frames refused authentication: auth_refused[r] for each enum
+ * pm_auth_reason r (proto/auth.h; slot 0 unused); more than there are. */
+#define PM_STATS_AUTH_REASONS 8u
 /* Copies a reader tries before it gives up on a block being rewritten, and
  * how many of them it tries at once before yielding the CPU between tries. */
 #define PM_STATS_READ_TRIES 1000u
@@ -131,6 +137,20 @@ struct pm_stats_shard {
 	uint64_t repl_bytes_sent, repl_full_syncs, repl_applied_lsn, repl_link_up;
 	/* service time of each KV request in the worker, and KNN fan-outs end to end */
 	struct pm_hist lat_kv, lat_knn;
+	/* version 7 (issue 19, docs/security.md): authentication — frames whose
+	 * AUTH trailer was accepted, refused by reason (auth_refused[enum
+	 * pm_auth_reason]), answered NOPERM; TCP streams proved; replay sessions
+	 * whose slot a new one took */
+	uint64_t auth_ok, auth_refused[PM_STATS_AUTH_REASONS], auth_noperm, auth_proved,
+		auth_sessions_replaced;
+	/* ... and the guard (anti-amplification): RETRY replies (each carries a
+	 * cookie) and why (a reply over its budget, a write, the shared quota of
+	 * unvalidated sources); datagrams with a valid cookie, with an invalid
+	 * one, with a malformed COOKIE frame (dropped); reply bytes withheld for
+	 * want of budget, and replies not sent at all */
+	uint64_t guard_cookies_issued, guard_retry_budget, guard_retry_write, guard_retry_quota;
+	uint64_t guard_validated, guard_bad_cookies, guard_dropped_cookie_frame;
+	uint64_t guard_bytes_withheld, guard_withheld;
 };
 
 struct pm_stats_global {

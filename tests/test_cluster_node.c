@@ -31,10 +31,12 @@
 #include <unistd.h>
 
 #include "admin_proto.h"
+#include "auth.h"
 #include "cluster_map.h"
 #include "ctl.h"
 #include "cu_main.h"
 #include "frames.h"
+#include "pomai.h"
 #include "proc.h"
 #include "route.h"
 
@@ -937,6 +939,183 @@ static void test_promoted(void)
 	node_free(&a);
 }
 
+/* ---------------------------------------------------------------- users in a cluster (issue 19) */
+
+/* Users of the cluster test, the same on both nodes (as pomai-control
+ * pushes them): a writer, a reader, an admin. */
+#define CU_RW 1u
+#define CU_RO 2u
+#define CU_ADMIN 3u
+/* Keys and vectors the cluster client writes per transport: enough that
+ * both sets get several (half the slots each). */
+#define CLUSTER_KEYS 16u
+
+static const char *const auth_on[] = { "--auth", "on", NULL };
+static uint8_t cu_key[4][PM_AUTH_USER_KEY_BYTES]; /* [user id] */
+
+/* Both nodes' map: n1 is s1's primary (slots 0..8191), n2 s2's (the rest). */
+static size_t doc_two(const struct node *a, const struct node *b, char *out, size_t cap)
+{
+	int len = snprintf(out, cap,
+		"pomai-map version=1 epoch=1\n"
+		"set name=s1 epoch=1 primary=n1\n"
+		"set name=s2 epoch=1 primary=n2\n"
+		"node name=n1 set=s1 addr=127.0.0.1 udp=%u tcp=%u repl=%u shards=%u\n"
+		"node name=n2 set=s2 addr=127.0.0.1 udp=%u tcp=%u repl=%u shards=%u\n"
+		"slots first=0 last=8191 set=s1\n"
+		"slots first=8192 last=16383 set=s2\n",
+		a->pm.base, a->pm.base - 1u, a->pm.repl_port, SHARDS, b->pm.base, b->pm.base - 1u,
+		b->pm.repl_port, SHARDS);
+	CU_ASSERT_FATAL(len > 0 && (size_t)len < cap);
+	return (size_t)len;
+}
+
+/* A node of the two: auth = on, the map (as self), a long lease, the users. */
+static void auth_node_up(struct node *n, const char *self, const char *doc, size_t len)
+{
+	static const char *const users[4] = { NULL, "rw read,write", "ro read", "boss read,write,admin" };
+	char out[1024], words[256], hex[2 * PM_AUTH_MAC_KEY_BYTES + 1];
+	CU_ASSERT_EQUAL_FATAL(map_send(n, self, doc, len, 0, out, sizeof(out)), PM_ADMIN_OK);
+	CU_ASSERT_EQUAL_FATAL(lease(n, boot_ms() + LEASE_LONG_MS, out, sizeof(out)), PM_ADMIN_OK);
+	for (uint32_t u = CU_RW; u <= CU_ADMIN; u++) {
+		uint8_t mac[PM_AUTH_MAC_KEY_BYTES];
+		pm_auth_derive(cu_key[u], mac);
+		pm_auth_hex(mac, sizeof(mac), hex);
+		snprintf(words, sizeof(words), "USER ADD %s %s id=%u", users[u], hex, u);
+		CU_ASSERT_EQUAL_FATAL(ctl_admin(n->sock, words, out, sizeof(out)), PM_ADMIN_OK);
+	}
+}
+
+/* A cluster client seeded at n as user (key: that of key_of), or its open
+ * status in *st. */
+static struct pm_client *cluster_client(const struct node *n, bool tcp, uint32_t user,
+					uint32_t key_of, enum pm_client_status *st)
+{
+	struct pm_client_config cfg;
+	pm_client_config_default(&cfg);
+	cfg.host = "127.0.0.1";
+	cfg.base_port = n->pm.base;
+	cfg.transport = tcp ? PM_CLIENT_TCP : PM_CLIENT_UDP;
+	cfg.cluster = true;
+	cfg.timeout_ms = 1000;
+	cfg.retries = 3;
+	cfg.user = user;
+	memcpy(cfg.key, cu_key[key_of], sizeof(cfg.key));
+	struct pm_client *c = NULL;
+	*st = pm_client_open(&cfg, &c);
+	return c;
+}
+
+/* An INFO dataplane counter of a node (summed over its workers). */
+static long long dp_counter(const struct node *n, const char *name)
+{
+	static char text[1u << 19];
+	if (ctl_admin(n->sock, "INFO dataplane", text, sizeof(text)) != PM_ADMIN_OK)
+		return -1;
+	return info_text_field(text, NULL, name);
+}
+
+/* The writer over one transport: keys of both sets written and read back,
+ * vectors on both, a KNN (a leg per set) finding every one of them. */
+static void cluster_rw(const struct node *seed, bool tcp, const struct pm_cmap *m)
+{
+	enum pm_client_status st;
+	struct pm_client *c = cluster_client(seed, tcp, CU_RW, CU_RW, &st);
+	CU_ASSERT_EQUAL_FATAL(st, PM_CLIENT_OK);
+	uint32_t per_set[2] = { 0, 0 }; /* vectors */
+	for (uint32_t i = 0; i < CLUSTER_KEYS; i++) {
+		char k[24], vk[24], v[24], got[24];
+		int kn = snprintf(k, sizeof(k), "%s%u", tcp ? "t" : "u", i);
+		int vkn = snprintf(vk, sizeof(vk), "%sv%u", tcp ? "t" : "u", i);
+		int vn = snprintf(v, sizeof(v), "value%u", i);
+		size_t glen = 0;
+		CU_ASSERT_EQUAL(pm_client_set(c, k, (size_t)kn, v, (size_t)vn, 0), PM_CLIENT_OK);
+		CU_ASSERT_EQUAL(pm_client_get(c, k, (size_t)kn, got, sizeof(got), &glen),
+				PM_CLIENT_OK);
+		CU_ASSERT(glen == (size_t)vn && memcmp(got, v, glen) == 0);
+		const float vec[DIM] = { (float)i, tcp ? 1.0f : 0.0f, 0, 0 };
+		per_set[m->slot_set[pm_slot_of(pm_route_hash(vk, (size_t)vkn))]]++;
+		CU_ASSERT_EQUAL(pm_client_vadd(c, vk, (size_t)vkn, vec, DIM, NULL, 0), PM_CLIENT_OK);
+	}
+	CU_ASSERT(per_set[0] > 0 && per_set[1] > 0); /* both nodes hold vectors */
+	struct pm_client_hit hits[2 * CLUSTER_KEYS];
+	uint8_t keys[2 * CLUSTER_KEYS * 24];
+	struct pm_client_knn_result r = { .hits = hits, .hits_cap = 2 * CLUSTER_KEYS,
+					  .keys = keys, .keys_cap = sizeof(keys) };
+	struct pm_client_knn_opts o = { .k = 2 * CLUSTER_KEYS, .exact = true };
+	const float q[DIM] = { 0, tcp ? 1.0f : 0.0f, 0, 0 };
+	CU_ASSERT_EQUAL(pm_client_knn(c, q, DIM, &o, &r), PM_CLIENT_OK);
+	uint32_t mine[2] = { 0, 0 }; /* this transport's keys found, per set */
+	for (uint32_t i = 0; i < r.count; i++)
+		if (hits[i].key[0] == (tcp ? 't' : 'u'))
+			mine[m->slot_set[pm_slot_of(pm_route_hash(hits[i].key, hits[i].klen))]]++;
+	CU_ASSERT_EQUAL(mine[0], per_set[0]);
+	CU_ASSERT_EQUAL(mine[1], per_set[1]);
+	/* a fan-out write needs admin: the writer's legs are refused NOPERM */
+	struct pm_client_coll_params p = { .dim = DIM };
+	CU_ASSERT_EQUAL(pm_client_collection_create(c, "cauth", &p), PM_CLIENT_E_NOPERM);
+	pm_client_close(c);
+}
+
+/* libpomai in cluster mode with a user: over UDP every frame (the MAP
+ * requests and each leg of a fan-out) is signed for its node with its own
+ * seq, over TCP each node's stream proves the user once. Reads, writes and a
+ * KNN across both nodes; a wrong key refused at open; a reader's writes and
+ * fan-out writes NOPERM; an admin's fan-out write reaches both nodes; no
+ * frame was refused as a replay. */
+static void test_cluster_users(void)
+{
+	static struct node a, b;
+	static char doc[4096];
+	struct pm_cmap m;
+	leftovers_remove();
+	CU_ASSERT_FATAL(pm_auth_init() == 0);
+	for (uint32_t u = CU_RW; u <= CU_ADMIN; u++)
+		pm_auth_random(cu_key[u], PM_AUTH_USER_KEY_BYTES);
+	node_init(&a, cluster_flags);
+	node_init(&b, cluster_flags);
+	CU_ASSERT_FATAL(node_start(&a, auth_on) && node_start(&b, auth_on));
+	size_t len = doc_two(&a, &b, doc, sizeof(doc));
+	doc_parse(doc, len, &m);
+	auth_node_up(&a, "n1", doc, len);
+	auth_node_up(&b, "n2", doc, len);
+	for (int tcp = 0; tcp < 2; tcp++) {
+		enum pm_client_status st;
+		cluster_rw(&a, tcp, &m);
+		/* the writer's id with the reader's key: every node refuses it */
+		struct pm_client *c = cluster_client(&b, tcp, CU_RW, CU_RO, &st);
+		CU_ASSERT_EQUAL(st, PM_CLIENT_E_AUTH);
+		CU_ASSERT_PTR_NULL(c);
+		c = cluster_client(&b, tcp, CU_RO, CU_RO, &st);
+		CU_ASSERT_EQUAL_FATAL(st, PM_CLIENT_OK);
+		char v[24];
+		size_t vlen = 0;
+		CU_ASSERT_EQUAL(pm_client_get(c, "u0", 2, v, sizeof(v), &vlen), PM_CLIENT_OK);
+		CU_ASSERT_EQUAL(pm_client_set(c, "u0", 2, "x", 1, 0), PM_CLIENT_E_NOPERM);
+		struct pm_client_coll_params p = { .dim = DIM };
+		CU_ASSERT_EQUAL(pm_client_collection_create(c, "cauth", &p), PM_CLIENT_E_NOPERM);
+		pm_client_close(c);
+		/* the admin's fan-out write: a leg per set, both accepted */
+		c = cluster_client(&a, tcp, CU_ADMIN, CU_ADMIN, &st);
+		CU_ASSERT_EQUAL_FATAL(st, PM_CLIENT_OK);
+		bool removed = false;
+		CU_ASSERT_EQUAL(pm_client_collection_create(c, "cauth", &p), PM_CLIENT_OK);
+		CU_ASSERT_EQUAL(pm_client_collection_drop(c, "cauth", &removed), PM_CLIENT_OK);
+		CU_ASSERT(removed);
+		pm_client_close(c);
+	}
+	CU_ASSERT(dp_counter(&b, "auth_refused_bad") > 0); /* the wrong key, at the seed */
+	const struct node *both[2] = { &a, &b };
+	for (uint32_t i = 0; i < 2; i++) {
+		CU_ASSERT(dp_counter(both[i], "auth_ok") > 0);       /* UDP frames were signed */
+		CU_ASSERT(dp_counter(both[i], "auth_proved") > 0);   /* TCP streams proved */
+		CU_ASSERT_EQUAL(dp_counter(both[i], "auth_refused_replay"), 0);
+		CU_ASSERT_EQUAL(dp_counter(both[i], "auth_refused_required"), 0);
+	}
+	node_free(&b);
+	node_free(&a);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || access(argv[1], X_OK) != 0) {
@@ -953,6 +1132,8 @@ int main(int argc, char **argv)
 		{ "SIGKILL: the map is back from cluster.map, the lease is not; corrupt: refused",
 		  test_restart },
 		{ "a promoted replica without its lease: READONLY names no primary", test_promoted },
+		{ "users: libpomai in cluster mode signs every leg (UDP) or proves each stream (TCP)",
+		  test_cluster_users },
 		CU_TEST_INFO_NULL,
 	};
 	int rc = pm_cu_run("cluster_node", tests);

@@ -44,6 +44,11 @@
 #define OUT_BYTES (1u << 20)
 /* pomai-control's flags for this test */
 #define DAEMON_TIMEOUT_MS 1500
+/* ... and once test_daemon_stopped has run: pomai-control's default, pomaid's
+ * PM_ADMIN_REPLY_MS (5 s) and a margin. A USER change fsyncs pomaid's users
+ * file and waits for every worker to take the new table, which a loaded
+ * machine can take longer than DAEMON_TIMEOUT_MS over. */
+#define DAEMON_REPLY_MS 6000
 #define RETRY_MS 100
 #define WAL_TRIGGER_BYTES (64u << 10)
 /* control.h's CTL_CONNS_MAX */
@@ -69,8 +74,9 @@ static struct proc control;
 
 /* ---------------------------------------------------------------- processes */
 
-/* pomai-control on metrics_port, its output in DIR/control.log. */
-static bool start_control(void)
+/* pomai-control on metrics_port (daemon_timeout_ms daemon_ms), its output in
+ * DIR/control.log. */
+static bool start_control(int daemon_ms)
 {
 	proc_init(&control, control_path);
 	proc_args(&control, (const char *const[]){ "--config", conf, "--data-dir", srv.dir,
@@ -80,7 +86,7 @@ static bool start_control(void)
 						   "--snapshot-wal-bytes", NULL });
 	proc_argf(&control, "%u", WAL_TRIGGER_BYTES);
 	proc_arg(&control, "--daemon-timeout-ms");
-	proc_argf(&control, "%d", DAEMON_TIMEOUT_MS);
+	proc_argf(&control, "%d", daemon_ms);
 	proc_arg(&control, "--retry-ms");
 	proc_argf(&control, "%d", RETRY_MS);
 	control.ready = CONTROL_READY_LINE;
@@ -118,7 +124,8 @@ static int suite_init(void)
 		return -1;
 	uint64_t rng = (uint64_t)getpid() * 7919u ^ proc_now_ns();
 	for (uint32_t attempt = 0; attempt < METRICS_PORT_TRIES; attempt++)
-		if ((metrics_port = metrics_port_pick(&rng)) != 0 && start_control())
+		if ((metrics_port = metrics_port_pick(&rng)) != 0 &&
+		    start_control(DAEMON_TIMEOUT_MS))
 			return 0;
 	return -1;
 }
@@ -429,6 +436,44 @@ static void test_restart(void)
 	expect(csock, "ping", 0, "PONG");
 }
 
+/* pomai-control restarted keeps the users (issue 19): its users_file, mode
+ * 0600, holds the users test_restart added through it; a new pomai-control
+ * reads it and pushes them to a pomaid that lost its own users file. One
+ * that others may read stops the start, saying to chmod it. */
+static void test_users_file(void)
+{
+	char path[PATH_MAX + 16], users[PATH_MAX + 16];
+	static char out[OUT_BYTES];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/control.users", srv.dir);
+	snprintf(users, sizeof(users), "%s/users", srv.dir);
+	CU_ASSERT_FATAL(stat(path, &sb) == 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
+	CU_ASSERT_FATAL(proc_stop(&control, SIGTERM, PROC_EXIT_WAIT_MS));
+	CU_ASSERT(proc_exited_ok(&control));
+	CU_ASSERT(pomaid_kill(&srv));
+	CU_ASSERT_EQUAL(unlink(users), 0); /* both gone but control.users */
+	CU_ASSERT_FATAL(pomaid_start(&srv, NULL, NULL));
+	CU_ASSERT_EQUAL(ctl(dsock, "user list", out), 0);
+	CU_ASSERT_PTR_NULL(strstr(out, "alice")); /* this pomaid knows nobody */
+	CU_ASSERT_EQUAL_FATAL(chmod(path, 0644), 0);
+	CU_ASSERT(!start_control(DAEMON_REPLY_MS));
+	CU_ASSERT_PTR_NOT_NULL(strstr(control.out, "chmod 600"));
+	CU_ASSERT_EQUAL_FATAL(chmod(path, 0600), 0);
+	CU_ASSERT_FATAL(start_control(DAEMON_REPLY_MS));
+	CU_ASSERT(up_is(1));
+	expect(dsock, "user list", 0, "# alice\r\nid:1\r\nrights:read,write,admin\r\nkey_prefixes:a:");
+	expect(csock, "user del alice", 0, "OK"); /* saved too: gone after the next restart */
+	expect(csock, "ping", 0, "PONG");
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(out, 1, OUT_BYTES - 1, f) : 0;
+	out[n] = '\0';
+	if (f)
+		fclose(f);
+	CU_ASSERT_PTR_NOT_NULL(f);
+	CU_ASSERT_PTR_NULL(strstr(out, "alice"));
+}
+
 static void test_stop(void)
 {
 	CU_ASSERT_FATAL(proc_stop(&control, SIGTERM, PROC_EXIT_WAIT_MS));
@@ -455,6 +500,8 @@ int main(int argc, char **argv)
 		{ "control socket: connections, sizes, bad requests", test_bounds },
 		{ "pomaid stopped: UNAVAILABLE after daemon_timeout_ms", test_daemon_stopped },
 		{ "pomaid killed and restarted: pomai_up 0 then 1, quotas again", test_restart },
+		{ "pomai-control restarted: its users_file (0600) pushes the users again",
+		  test_users_file },
 		{ "SIGTERM: pomai-control exits 0", test_stop },
 		CU_TEST_INFO_NULL,
 	};

@@ -42,6 +42,7 @@
 #include "proc.h"
 #include "quota.h"
 #include "route.h"
+#include "stats.h"
 
 #define SHARDS 2u
 #define LOOPBACK "127.0.0.1"
@@ -517,6 +518,58 @@ static void test_refused_cookies(void)
 	wire_close(&b);
 }
 
+/* ---------------------------------------------------------------- the stats segment */
+
+/* The sum over the shards of the u64 at byte off of the segment's shard
+ * block (data_dir/pomaid.stats); -1 when it cannot be read. */
+static long long seg_total(size_t off)
+{
+	static struct pm_stats_shard sh;
+	char path[PATH_MAX + 16], why[256];
+	struct pm_stats_map m;
+	snprintf(path, sizeof(path), "%s/pomaid.stats", srv.dir);
+	if (pm_stats_open(path, &m, why, sizeof(why)) != 0)
+		return -1;
+	long long sum = 0;
+	for (uint32_t i = 0; i < m.nshards && sum >= 0; i++) {
+		uint64_t v;
+		if (!pm_stats_read(pm_stats_shard_at(m.base, i), &sh, sizeof(sh)))
+			sum = -1;
+		memcpy(&v, (const uint8_t *)&sh + off, sizeof(v));
+		sum = sum >= 0 ? sum + (long long)v : sum;
+	}
+	pm_stats_close(&m);
+	return sum;
+}
+
+/* The segment's guard counters (version 7) hold what INFO dataplane says:
+ * each, once the workers have published, is at least INFO's value read
+ * before, which the tests above made nonzero. */
+static void test_stats_segment(void)
+{
+	static const struct { const char *info; size_t off; } f[] = {
+		{ "guard_cookies_issued", offsetof(struct pm_stats_shard, guard_cookies_issued) },
+		{ "guard_retry_budget", offsetof(struct pm_stats_shard, guard_retry_budget) },
+		{ "guard_retry_write", offsetof(struct pm_stats_shard, guard_retry_write) },
+		{ "guard_validated", offsetof(struct pm_stats_shard, guard_validated) },
+		{ "guard_bad_cookies", offsetof(struct pm_stats_shard, guard_bad_cookies) },
+		{ "guard_dropped_cookie_frame",
+		  offsetof(struct pm_stats_shard, guard_dropped_cookie_frame) },
+		{ "guard_bytes_withheld", offsetof(struct pm_stats_shard, guard_bytes_withheld) },
+	};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		long long want = info_total(f[i].info), got = seg_total(f[i].off);
+		uint64_t deadline = proc_now_ms() + WIRE_INFO_WAIT_MS;
+		while (got < want && proc_now_ms() < deadline) {
+			proc_pause_ms(PROC_POLL_MS);
+			got = seg_total(f[i].off);
+		}
+		if (want <= 0 || got < want)
+			printf("\n  %s: INFO %lld, the segment %lld", f[i].info, want, got);
+		CU_ASSERT(want > 0 && got >= want);
+	}
+}
+
 /* A cookie lives one to two windows: with windows of 1 s, the one learnt now
  * is still good a moment later and refused within two windows and a margin. */
 static void test_expired_cookie(void)
@@ -871,6 +924,7 @@ int main(int argc, char **argv)
 		{ "every op and shape unvalidated: out <= 3x in, no write", test_every_op },
 		{ "validated: the whole reply, writes executed", test_validated },
 		{ "forged, other-address and malformed cookies refused", test_refused_cookies },
+		{ "the stats segment counts the guard as INFO does", test_stats_segment },
 		{ "expired cookies refused; libpomai goes on", test_expired_cookie },
 		{ "libpomai: one resend per RETRY, duplicates ignored, E_RETRY", test_client_retry },
 		CU_TEST_INFO_NULL,
