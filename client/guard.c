@@ -66,10 +66,7 @@ bool pmc_on_retry(struct pm_client *c, uint32_t l, struct pmc_slot *s,
 	pmc_reset_items(s);
 	s->got = 0;
 	s->gap_resent = false;
-	/* a parked request (cluster: a late RETRY for an attempt its timer already
-	 * gave up) is sent by its reroute, which may change its destination: queued
-	 * here, it would be queued twice (test_cluster's abort at pmc_enqueue) */
-	if (!s->queued && !s->parked)
+	if (!s->queued)
 		pmc_enqueue(c, s);
 	return true;
 }
