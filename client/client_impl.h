@@ -427,6 +427,11 @@ bool pmc_fans_out(uint8_t op);
  * a leg's pages and its end. */
 enum pm_client_status pmc_fan_wait(struct pm_client *c);
 void pmc_fan_start(struct pm_client *c, struct pmc_slot *parent, uint32_t k);
+/* Leg j of fan f, taken and armed: the parent's frame with the leg's own
+ * request id (its body is the parent's); the caller sets its destination
+ * and queues it. */
+struct pmc_slot *pmc_leg_take(struct pm_client *c, struct pmc_slot *parent, uint32_t f,
+			      uint16_t j, uint64_t now);
 enum pm_client_status pmc_fan_take_hits(struct pm_client *c, struct pmc_slot *leg,
 					struct pm_reply_view *rv);
 void pmc_fan_leg_done(struct pm_client *c, struct pmc_slot *leg,

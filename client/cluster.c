@@ -608,9 +608,8 @@ enum pm_client_status pmc_fan_wait(struct pm_client *c)
 	return PM_CLIENT_OK;
 }
 
-/* One leg: the parent's frame with the leg's own id, to set j. */
-static void leg_start(struct pm_client *c, struct pmc_slot *parent, uint32_t f, uint16_t j,
-		      uint64_t now)
+struct pmc_slot *pmc_leg_take(struct pm_client *c, struct pmc_slot *parent, uint32_t f,
+			      uint16_t j, uint64_t now)
 {
 	uint32_t idx = c->cl.legs0 + f * PM_CLUSTER_SETS_MAX + j;
 	struct pmc_slot *g = &c->slots[idx];
@@ -628,6 +627,14 @@ static void leg_start(struct pm_client *c, struct pmc_slot *parent, uint32_t f, 
 	g->keyed = false;
 	g->hash = 0;
 	pmc_slot_arm(c, g, now);
+	return g;
+}
+
+/* One leg to set j, routed by the map. */
+static void leg_start(struct pm_client *c, struct pmc_slot *parent, uint32_t f, uint16_t j,
+		      uint64_t now)
+{
+	struct pmc_slot *g = pmc_leg_take(c, parent, f, j, now);
 	enum pm_client_status why;
 	if (pmc_cluster_route(c, g, &why))
 		pmc_enqueue(c, g);

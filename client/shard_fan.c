@@ -65,27 +65,12 @@ enum pm_client_status pmc_shard_fan_alloc(struct pm_client *c)
 	return PM_CLIENT_OK;
 }
 
-/* Leg j of fan f: the parent's frame with the leg's own id, to shard j. */
+/* Leg j of fan f (cluster.c's pmc_leg_take), to shard j. */
 static void leg_start(struct pm_client *c, struct pmc_slot *parent, uint32_t f, uint16_t j,
 		      uint64_t now)
 {
-	uint32_t idx = c->cl.legs0 + f * PM_CLUSTER_SETS_MAX + j;
-	struct pmc_slot *g = &c->slots[idx];
-	PMC_ASSERT(g->state == PMC_FREE && g->leg);
-	c->seq++;
-	g->id = (c->seq << PMC_SLOT_BITS) | idx;
-	memcpy(g->buf, parent->buf, PM_FRAME_HEADER_BYTES);
-	pm_put_le64(g->buf + 8, g->id); /* the header's request id */
-	g->body = parent->buf + PM_FRAME_HEADER_BYTES;
-	g->len = parent->len;
-	g->op = parent->op;
-	g->set = j;
-	g->fan = f;
-	g->keyed = false;
-	g->hash = 0;
-	g->auth_signed = false;
+	struct pmc_slot *g = pmc_leg_take(c, parent, f, j, now);
 	g->dest = PMC_DEST(0, j);
-	pmc_slot_arm(c, g, now);
 	pmc_enqueue(c, g);
 }
 
