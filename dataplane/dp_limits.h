@@ -93,6 +93,10 @@ _Static_assert(PM_PACK_LOOPBACK_BYTES <= PM_FRAME_BYTES_MAX && PM_PACK_LOOPBACK_
 /* Service-time clock: ticks are converted to nanoseconds once they have been
  * compared with the monotonic clock over at least this long. */
 #define PM_TICKS_CALIBRATE_NS (100u * 1000u * 1000u)
+/* The first estimate of the tick rate, made at a worker's first turn by
+ * spinning this long on the monotonic clock (latencies count from then on;
+ * PM_TICKS_CALIBRATE_NS refines it): 1 ms, a one-time cost at start. */
+#define PM_TICKS_FIRST_CALIBRATE_NS (1000u * 1000u)
 /* Turns a stopping worker takes at most to answer what its rings still hold
  * and send what is queued: a few suffice once no new frame comes in, and a
  * bound keeps a peer that goes on sending from holding the exit. */

@@ -220,12 +220,34 @@ uint64_t pm_ticks(void)
 /* Ticks per nanosecond, from two readings of ticks and the monotonic clock
  * at least PM_TICKS_CALIBRATE_NS apart (1.0 until then: on machines without
  * a TSC the ticks are nanoseconds). */
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 void pm_ticks_calibrate(struct pm_worker *w)
 {
 	uint64_t t = ticks();
 	if (w->tick0 == 0) {
+		/* a first estimate now, over PM_TICKS_FIRST_CALIBRATE_NS (both clocks
+		 * go on while the thread is preempted, so the ratio holds): without
+		 * it no latency is counted before the first PM_TICKS_CALIBRATE_NS,
+		 * and a load that ends sooner has none (test_admin's) */
+		uint64_t ns0 = mono_ns(), ns1;
+		while ((ns1 = mono_ns()) - ns0 < PM_TICKS_FIRST_CALIBRATE_NS)
+			;
+		uint64_t t1 = ticks();
+#if defined(__x86_64__)
+		if (t1 > t)
+			w->ns_per_tick = (double)(ns1 - ns0) / (double)(t1 - t);
+#else
+		(void)t1;
+		w->ns_per_tick = 1.0;
+#endif
 		w->tick0 = t;
-		w->tick0_ns = w->now_ns;
+		w->tick0_ns = ns0;
 		return;
 	}
 #if defined(__x86_64__)
