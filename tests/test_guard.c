@@ -43,6 +43,7 @@
 #include "quota.h"
 #include "route.h"
 #include "stats.h"
+#include "stats_seg.h"
 
 #define SHARDS 2u
 #define LOOPBACK "127.0.0.1"
@@ -520,28 +521,6 @@ static void test_refused_cookies(void)
 
 /* ---------------------------------------------------------------- the stats segment */
 
-/* The sum over the shards of the u64 at byte off of the segment's shard
- * block (data_dir/pomaid.stats); -1 when it cannot be read. */
-static long long seg_total(size_t off)
-{
-	static struct pm_stats_shard sh;
-	char path[PATH_MAX + 16], why[256];
-	struct pm_stats_map m;
-	snprintf(path, sizeof(path), "%s/pomaid.stats", srv.dir);
-	if (pm_stats_open(path, &m, why, sizeof(why)) != 0)
-		return -1;
-	long long sum = 0;
-	for (uint32_t i = 0; i < m.nshards && sum >= 0; i++) {
-		uint64_t v;
-		if (!pm_stats_read(pm_stats_shard_at(m.base, i), &sh, sizeof(sh)))
-			sum = -1;
-		memcpy(&v, (const uint8_t *)&sh + off, sizeof(v));
-		sum = sum >= 0 ? sum + (long long)v : sum;
-	}
-	pm_stats_close(&m);
-	return sum;
-}
-
 /* The segment's guard counters (version 7) hold what INFO dataplane says:
  * each, once the workers have published, is at least INFO's value read
  * before, which the tests above made nonzero. */
@@ -558,11 +537,11 @@ static void test_stats_segment(void)
 		{ "guard_bytes_withheld", offsetof(struct pm_stats_shard, guard_bytes_withheld) },
 	};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		long long want = info_total(f[i].info), got = seg_total(f[i].off);
+		long long want = info_total(f[i].info), got = stats_seg_total(srv.dir, f[i].off);
 		uint64_t deadline = proc_now_ms() + WIRE_INFO_WAIT_MS;
 		while (got < want && proc_now_ms() < deadline) {
 			proc_pause_ms(PROC_POLL_MS);
-			got = seg_total(f[i].off);
+			got = stats_seg_total(srv.dir, f[i].off);
 		}
 		if (want <= 0 || got < want)
 			printf("\n  %s: INFO %lld, the segment %lld", f[i].info, want, got);
