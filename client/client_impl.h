@@ -392,6 +392,10 @@ static inline void pmc_deadline(struct pm_client *c, uint64_t t)
 }
 
 /* cluster.c */
+/* The map slot and the legs' slots at the end of the slot array, each leg's
+ * buffer buf_bytes (its header, and room for an AUTH trailer in a cluster),
+ * and every fan free. */
+enum pm_client_status pmc_legs_alloc(struct pm_client *c, uint32_t buf_bytes);
 enum pm_client_status pmc_cluster_alloc(struct pm_client *c);
 void pmc_cluster_free(struct pm_client *c);
 /* Fetch the first map from the seed (pm_client_open), within the budget. */

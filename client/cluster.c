@@ -66,27 +66,35 @@
 
 /* ---------------------------------------------------------------- set-up */
 
+enum pm_client_status pmc_legs_alloc(struct pm_client *c, uint32_t buf_bytes)
+{
+	struct pmc_cluster *cl = &c->cl;
+	cl->leg_hdrs = malloc((size_t)(PMC_LEGS_MAX + 1u) * buf_bytes);
+	if (!cl->leg_hdrs)
+		return PM_CLIENT_E_ALLOC;
+	cl->map_slot = c->nslots - PMC_LEGS_MAX - 1u;
+	cl->legs0 = cl->map_slot + 1u;
+	for (uint32_t f = 0; f < PMC_FANOUTS_MAX; f++)
+		cl->fans[f].parent = PMC_NIL;
+	for (uint32_t i = cl->map_slot; i < c->nslots; i++) {
+		struct pmc_slot *s = &c->slots[i];
+		s->buf = cl->leg_hdrs + (size_t)(i - cl->map_slot) * buf_bytes;
+		s->cap = buf_bytes;
+		s->prev = s->next = s->free_next = PMC_NIL;
+		s->leg = i >= cl->legs0;
+	}
+	return PM_CLIENT_OK;
+}
+
 enum pm_client_status pmc_cluster_alloc(struct pm_client *c)
 {
 	struct pmc_cluster *cl = &c->cl;
 	cl->map = calloc(1, sizeof *cl->map);
 	cl->scratch = calloc(1, sizeof *cl->scratch);
-	cl->leg_hdrs = malloc((size_t)(PMC_LEGS_MAX + 1u) * PMC_LEG_BUF_BYTES);
-	if (!cl->map || !cl->scratch || !cl->leg_hdrs)
+	if (!cl->map || !cl->scratch)
 		return PM_CLIENT_E_ALLOC;
-	cl->map_slot = c->nslots - PMC_LEGS_MAX - 1u;
-	cl->legs0 = cl->map_slot + 1u;
 	cl->self = PM_CMAP_NONE;
-	for (uint32_t f = 0; f < PMC_FANOUTS_MAX; f++)
-		cl->fans[f].parent = PMC_NIL;
-	for (uint32_t i = cl->map_slot; i < c->nslots; i++) {
-		struct pmc_slot *s = &c->slots[i];
-		s->buf = cl->leg_hdrs + (size_t)(i - cl->map_slot) * PMC_LEG_BUF_BYTES;
-		s->cap = PMC_LEG_BUF_BYTES;
-		s->prev = s->next = s->free_next = PMC_NIL;
-		s->leg = i >= cl->legs0;
-	}
-	return PM_CLIENT_OK;
+	return pmc_legs_alloc(c, PMC_LEG_BUF_BYTES);
 }
 
 void pmc_cluster_free(struct pm_client *c)

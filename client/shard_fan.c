@@ -43,26 +43,11 @@ bool pmc_shard_fans(const struct pm_client *c, uint8_t op)
 	return op == PM_WIRE_OP_VQUERY && pmc_shard_fan_on(c);
 }
 
-/* The legs' slots, laid out as pmc_cluster_alloc lays out a cluster's (the
- * map slot among them stays unused), so that leg indexes are the same. */
+/* The legs' slots, laid out as a cluster's (the map slot among them stays
+ * unused), so that leg indexes are the same; a leg's buffer is its header. */
 enum pm_client_status pmc_shard_fan_alloc(struct pm_client *c)
 {
-	struct pmc_cluster *cl = &c->cl;
-	cl->leg_hdrs = malloc((size_t)(PMC_LEGS_MAX + 1u) * PM_FRAME_HEADER_BYTES);
-	if (!cl->leg_hdrs)
-		return PM_CLIENT_E_ALLOC;
-	cl->map_slot = c->nslots - PMC_LEGS_MAX - 1u;
-	cl->legs0 = cl->map_slot + 1u;
-	for (uint32_t f = 0; f < PMC_FANOUTS_MAX; f++)
-		cl->fans[f].parent = PMC_NIL;
-	for (uint32_t i = cl->map_slot; i < c->nslots; i++) {
-		struct pmc_slot *s = &c->slots[i];
-		s->buf = cl->leg_hdrs + (size_t)(i - cl->map_slot) * PM_FRAME_HEADER_BYTES;
-		s->cap = PM_FRAME_HEADER_BYTES;
-		s->prev = s->next = s->free_next = PMC_NIL;
-		s->leg = i >= cl->legs0;
-	}
-	return PM_CLIENT_OK;
+	return pmc_legs_alloc(c, PM_FRAME_HEADER_BYTES);
 }
 
 /* Leg j of fan f (cluster.c's pmc_leg_take), to shard j. */
