@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -228,10 +229,23 @@ struct proc_fn {
 };
 
 /* In the child: only async-signal-safe calls until exec (or fn, which is the
- * test's own code, run in a copy of the test). */
+ * test's own code, run in a copy of the test).
+ *
+ * A child forked by the test's main thread dies with the test: meson stops a
+ * timed-out test with SIGTERM to the test alone when the children are in
+ * other sessions, a `timeout` wrapper signals only the test, and an abort()
+ * skips atexit(); each of those used to leave pomaid and pomai-control nodes
+ * running (dozens of them, for an hour, on one machine). The death signal is
+ * tied to the forking thread, so a child forked by a test's helper thread,
+ * which may end first, does not get it (proc.h). */
 static void child(const struct proc *p, const char *file, const int out[2], const int in[2],
-		  char **envp, const struct proc_fn *run)
+		  char **envp, const struct proc_fn *run, pid_t parent, bool die_with_parent)
 {
+	if (die_with_parent) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent) /* the test died before the line above */
+			_exit(127);
+	}
 	int null = open("/dev/null", O_RDWR);
 	dup2(p->stdin_pipe ? in[0] : null, 0);
 	if (p->capture != PROC_CAPTURE_STDERR)
@@ -389,9 +403,11 @@ static bool spawn(struct proc *p, const struct proc_fn *run)
 		return false;
 	}
 	fflush(NULL); /* nothing of the test's buffers twice */
+	pid_t parent = getpid();
+	bool main_thread = (pid_t)syscall(SYS_gettid) == parent;
 	pid_t pid = fork();
 	if (pid == 0)
-		child(p, file, out, in, envp, run);
+		child(p, file, out, in, envp, run, parent, main_thread);
 	free(envp);
 	close(out[1]);
 	if (in[0] >= 0)

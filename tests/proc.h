@@ -19,7 +19,11 @@
  * Every process started here is remembered until it is reaped: at exit (and
  * whenever a suite calls proc_kill_all(), e.g. at the start of a test after
  * one stopped at a fatal assertion) those still running are SIGKILLed and
- * reaped, so no test leaves a pomaid behind.
+ * reaped, so no test leaves a pomaid behind. A test that dies without its
+ * atexit (killed by a signal, aborted at an assertion, stopped by meson's
+ * timeout or by `timeout`) takes them with it: each child forked by the
+ * test's main thread gets PR_SET_PDEATHSIG SIGKILL (one forked by a helper
+ * thread does not, since the signal follows the forking thread's end).
  *
  * Depends on libc and pthreads only: perf/attack_review links it too.
  */
