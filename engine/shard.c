@@ -113,12 +113,29 @@ static bool sweep_due(const struct pm_hnsw *h, bool pressure)
 	       (pressure && h->tombstones) || (h->tombstones == 0 && pm_hnsw_walk_due(h));
 }
 
+/* Active expiry while idle: a cycle that deleted something is followed at
+ * once by the next; one that found nothing waits for the caller's clock to
+ * pass its millisecond. A worker idles in turns of a few microseconds, and a
+ * cycle of PM_EXPIRE_SCAN_SEEDS_MAX slots on every one of them was up to a
+ * quarter of its idle CPU (issue 20's profile) and delayed the packet that
+ * came during it; once per ms still sweeps a million slots a second. */
+static bool expire_due(const struct pm_shard *sh, uint64_t now_ms)
+{
+	return sh->expire_busy || now_ms != sh->expire_last_ms;
+}
+
 bool pm_shard_maintain(struct pm_shard *sh, uint64_t now_ms, uint32_t budget)
 {
-	bool more = pm_shard_expire(sh, now_ms, PM_EXPIRE_SCAN_SEEDS_MAX) > 0;
+	bool more = false;
+	if (expire_due(sh, now_ms)) {
+		sh->expire_last_ms = now_ms;
+		sh->expire_busy = more = pm_shard_expire(sh, now_ms, PM_EXPIRE_SCAN_SEEDS_MAX) > 0;
+	}
 	bool pressure = memory_pressure(sh);
-	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
+	/* the live slots only: no stride over all PM_COLLECTIONS_MAX of them */
+	for (uint32_t i = 0, seen = 0; seen < sh->ncolls && i < PM_COLLECTIONS_MAX; i++) {
 		struct pm_collection *c = &sh->colls[i];
+		seen += c->live;
 		if (c->live && c->dropping)
 			more |= !pm_coll_drop_slice(sh, c, budget ? budget : PM_HNSW_MAINTAIN_NODES_DEFAULT);
 		else if (c->live && c->params.index == PM_INDEX_HNSW && sweep_due(&c->hnsw, pressure))

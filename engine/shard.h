@@ -88,6 +88,8 @@ struct pm_shard {
 	uint32_t ncolls_dropping;    /* of them, dropped and being freed in slices */
 	uint32_t coll_gen;           /* the last collection generation handed out */
 	uint32_t expire_cursor;      /* next seed slot the active expiry looks at */
+	bool expire_busy;            /* the last idle expiry cycle deleted a key */
+	uint64_t expire_last_ms;     /* the caller's clock at that cycle */
 	const struct pm_kernels *kern;
 	const struct pm_qkernels *qkern; /* kernels over codes (quant.h) */
 	struct pm_shard_stats stats;
@@ -139,7 +141,8 @@ void pm_shard_apply_burst(struct pm_shard *sh, const struct pm_request *reqs, ui
  * a rotating cursor and delete the expired ones. Returns how many were deleted. */
 uint32_t pm_shard_expire(struct pm_shard *sh, uint64_t now_ms, uint32_t max_seeds);
 
-/* Background work between bursts: bounded active expiry, a slice of at most
+/* Background work between bursts: bounded active expiry (at most one cycle
+ * per millisecond of now_ms while cycles find nothing to delete), a slice of at most
  * `budget` nodes (0: default) of the tombstone sweep of each HNSW collection
  * that has enough tombstones (max(PM_HNSW_TOMBSTONES_SWEEP_MIN, live / 16)) or
  * a sweep running, and a slice of `budget` vectors, then graph nodes, of each

@@ -178,6 +178,36 @@ static void test_ttl_active_bounded(void)
 	pm_shard_destroy(&sh);
 }
 
+/* Idle maintenance runs an expiry cycle at most once per millisecond while
+ * cycles find nothing, and back to back while they delete. */
+static void test_ttl_idle_once_per_ms(void)
+{
+	fx_shard(&sh, 8 * MIB, 4096);
+	char k[16];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(k, sizeof(k), "e%d", i);
+		CU_ASSERT_EQUAL_FATAL(fx_set(&sh, fx_s(k), fx_s("value"), i % 2 ? 100 : 0, 0), PM_OK);
+	}
+	CU_ASSERT_FALSE(pm_shard_maintain(&sh, 50, 0)); /* nothing due: one cycle */
+	uint32_t cursor = sh.expire_cursor;
+	CU_ASSERT_NOT_EQUAL(cursor, 0);
+	CU_ASSERT_FALSE(pm_shard_maintain(&sh, 50, 0));
+	CU_ASSERT_EQUAL(sh.expire_cursor, cursor); /* the same ms: no second cycle */
+	CU_ASSERT_FALSE(pm_shard_maintain(&sh, 51, 0));
+	CU_ASSERT_NOT_EQUAL(sh.expire_cursor, cursor); /* the next ms: one more */
+	/* all 1,500 due at once: every call in the same ms deletes until none remain */
+	uint32_t calls = 0;
+	while (pm_shard_maintain(&sh, 200, 0) && calls < 100)
+		calls++;
+	CU_ASSERT(calls >= 1500 / PM_EXPIRE_SCAN_SEEDS_MAX);
+	CU_ASSERT_EQUAL(sh.stats.expired_active, 1500);
+	CU_ASSERT_EQUAL(sh.stats.keys, 1500);
+	cursor = sh.expire_cursor;
+	CU_ASSERT_FALSE(pm_shard_maintain(&sh, 200, 0));
+	CU_ASSERT_EQUAL(sh.expire_cursor, cursor); /* found nothing: rests until 201 */
+	pm_shard_destroy(&sh);
+}
+
 static void test_limits(void)
 {
 	fx_shard(&sh, 4 * MIB, 64);
@@ -266,6 +296,7 @@ int main(void)
 		{ "delete", test_delete },
 		{ "TTL: lazy expiry", test_ttl_lazy },
 		{ "TTL: bounded active expiry", test_ttl_active_bounded },
+		{ "TTL: idle expiry once per ms unless it deletes", test_ttl_idle_once_per_ms },
 		{ "limits", test_limits },
 		{ "seed exhaustion", test_seed_exhaustion },
 		{ "churn returns to baseline", test_churn_baseline },
