@@ -15,6 +15,7 @@
 #include "evict.h"
 #include "guard.h"
 #include "pm_limits.h"
+#include "snap_io.h"
 #include "users.h"
 
 enum kind { K_U32, K_BYTES, K_BOOL, K_STRING, K_POLLING, K_ADDR, K_CORES, K_BACKEND, K_STEERING,
@@ -133,6 +134,11 @@ static const struct key keys[] = {
 	{ "snapshot_wal_bytes", K_BYTES, OFF(snapshot_wal_bytes), 0, 1ull << 40, "bytes",
 	  "start a snapshot of a shard once its log has grown this much since the last one"
 	  " (0: never for this reason)" },
+	{ "snapshot_write_bytes_per_s", K_BYTES, OFF(snapshot_write_bytes_per_s), 0,
+	  PM_SNAP_PACE_BYTES_PER_S_MAX, "bytes/s",
+	  "the pace of one shard's snapshot writes, so that a large snapshot leaves the"
+	  " CPUs and the disk to the requests; it may run ahead by one second of it"
+	  " (0: as fast as the disk takes them)" },
 	{ "allow_networks", K_ALLOW, OFF(allow_networks), 0, 0, "list",
 	  "IPv4 networks that may send requests (a.b.c.d/bits, comma-separated, at most 64);"
 	  " others are dropped without a reply and counted (dropped_not_allowed)" },
@@ -242,6 +248,7 @@ void pm_config_defaults(struct pm_config *c)
 	c->repl_send_bytes = 64u << 20;
 	c->snapshot_interval_s = 3600;
 	c->snapshot_wal_bytes = UINT64_C(1) << 30;
+	c->snapshot_write_bytes_per_s = PM_SNAP_PACE_BYTES_PER_S_DEFAULT;
 	strcpy(c->allow_networks, "0.0.0.0/0");
 	c->quota_requests_per_s = 0;
 	c->quota_bytes_per_s = 0;
@@ -603,6 +610,7 @@ int pm_config_get(const struct pm_config *c, const char *key, char *out, size_t 
 
 /* Keys a running pomaid reads afresh each time it uses them. */
 static const char *const live_keys[] = { "snapshot_interval_s", "snapshot_wal_bytes",
+					 "snapshot_write_bytes_per_s",
 					 "knn_timeout_ms", "maintain_nodes", "idle_sleep_us",
 					 "auth", "auth_skew_s" /* issue 19: users.c loads them */ };
 

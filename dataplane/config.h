@@ -104,6 +104,7 @@ struct pm_config {
 	char admin_socket[PM_CONFIG_STRING_BYTES]; /* "" = data_dir/admin.sock */
 	uint32_t snapshot_interval_s;          /* snapshot schedule: every this many s (0: off) */
 	uint64_t snapshot_wal_bytes;           /* ... or once the log grew this much (0: off) */
+	uint64_t snapshot_write_bytes_per_s;   /* a snapshot's pace per shard (0: unpaced) */
 	char allow_networks[PM_CONFIG_ALLOW_BYTES]; /* who may send requests: "10.0.0.0/8,..." */
 	uint64_t quota_requests_per_s;         /* per client over all workers; 0 = unlimited */
 	uint64_t quota_bytes_per_s;            /* request bytes, idem */

@@ -87,6 +87,7 @@ struct pm_snap {
 	char unlink_name[SNAP_UNLINKS_MAX][NAME_BYTES];
 	char unlink_to[SNAP_UNLINKS_MAX][NAME_BYTES];
 	bool cleared, renamed;     /* S_OPEN: the stale name is gone; S_PUBLISH: renamed */
+	bool pacing;               /* S_WRITING: the next slice waits for the pace */
 	bool have_published;       /* published_lsn names the newest published snapshot */
 	uint64_t published_lsn;
 	uint64_t sync_fallbacks;   /* background unlinks that found no slot (none expected) */
@@ -433,6 +434,7 @@ static int start(struct pm_worker *w, const char *why)
 	s->t0_ns = mono_ns();
 	s->st.started++;
 	s->st.bytes = s->st.slices = 0;
+	s->pacing = false;
 	printf("pomaid: shard %u: snapshot at LSN %" PRIu64 " started (%s)\n", w->id, lsn, why);
 	fflush(stdout); /* to a file or pipe too: the line is there now */
 	return 0;
@@ -465,6 +467,25 @@ static const char *due(const struct pm_worker *w)
 	return NULL;
 }
 
+/* Whether the next slice must wait for the pace (snapshot_write_bytes_per_s):
+ * the bytes written so far may lead the pace's line from the snapshot's start
+ * by one second of it, and by one slice at least. Read each time: CONFIG SET
+ * changes it while a snapshot runs. */
+static bool pace_wait(struct pm_worker *w)
+{
+	struct pm_snap *s = w->wal->snap;
+	uint64_t rate = w->d->cfg.snapshot_write_bytes_per_s;
+	if (rate == 0)
+		return false;
+	uint64_t ran_ns = w->now_ns > s->t0_ns ? w->now_ns - s->t0_ns : 0;
+	double allowed = (double)rate * (double)ran_ns / 1e9 +
+			 (double)PM_MAX(rate, (uint64_t)PM_SNAP_SLICE_BYTES);
+	bool wait = (double)s->st.bytes >= allowed;
+	s->st.pace_waits += wait && !s->pacing; /* once per wait, not per turn */
+	s->pacing = wait;
+	return wait;
+}
+
 uint32_t pm_snap_turn(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
@@ -478,6 +499,8 @@ uint32_t pm_snap_turn(struct pm_worker *w)
 	case S_IDLE:
 		return (why = due(w)) != NULL && start(w, why) == 0;
 	case S_WRITING:
+		if (s->len == 0 && pace_wait(w))
+			return 0; /* the worker may idle (and sleep) until the pace allows */
 		if (s->len == 0) {
 			s->len = (uint32_t)pm_snap_fill(&s->wr, &w->shard, w->now_ms, s->buf,
 							PM_SNAP_SLICE_BYTES, PM_SNAP_SLICE_ITEMS);
@@ -766,6 +789,7 @@ uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "snapshot_progress_pct:%u\r\n"
 			 "snapshot_start_lsn:%" PRIu64 "\r\nsnapshot_records:%" PRIu64
 			 "\r\nsnapshot_bytes:%" PRIu64 "\r\nsnapshot_slices:%" PRIu64
+			 "\r\nsnapshot_pace_waits:%" PRIu64
 			 "\r\nsnapshots_started:%" PRIu64 "\r\nsnapshots_completed:%" PRIu64
 			 "\r\nsnapshots_failed:%" PRIu64 "\r\nsnapshot_last_lsn:%" PRIu64
 			 "\r\nsnapshot_last_ms:%" PRIu64 "\r\nsnapshot_last_bytes:%" PRIu64
@@ -774,7 +798,7 @@ uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nrecovery_snapshot_nodes:%" PRIu64 "\r\nrecovery_snapshot_ms:%" PRIu64 "\r\n",
 			 s->stage != S_IDLE, stages[s->stage], s->stage ? pm_snap_progress(&s->wr) : 0,
 			 s->stage ? s->wr.start_lsn : 0,
-			 s->wr.records, t->bytes, t->slices, t->started, t->completed, t->failed,
+			 s->wr.records, t->bytes, t->slices, t->pace_waits, t->started, t->completed, t->failed,
 			 t->last_lsn, t->last_ms, t->last_bytes, t->last_end_wall_ms, t->loaded_lsn, t->loaded_items, t->loaded_nodes, t->load_ms);
 	return n < 0 || (uint32_t)n >= cap ? 0 : (uint32_t)n;
 }

@@ -38,11 +38,21 @@ struct pm_worker;
 /* Seed slots and HNSW node ids one slice looks at, at most (empty ones are
  * cheap but not free). */
 #define PM_SNAP_SLICE_ITEMS 16384u
+/* snapshot_write_bytes_per_s: the most a pace may be (1 TiB/s: unpaced on any
+ * disk there is), and the default, per shard: writing a large shard back to
+ * back at the disk's full rate left two cores to the page cache's copy and
+ * writeback instead of the requests (issue 20's snapshot_cost: 0.10x), so a
+ * snapshot is background work at a bounded rate, as compaction is elsewhere.
+ * A snapshot may run ahead of its pace by one second of it (at least a slice):
+ * a small shard's snapshot is not slowed at all. */
+#define PM_SNAP_PACE_BYTES_PER_S_MAX (UINT64_C(1) << 40)
+#define PM_SNAP_PACE_BYTES_PER_S_DEFAULT (UINT64_C(64) << 20)
 
 struct pm_snap_stats {
 	uint64_t started, completed, failed;
 	uint64_t bytes;                /* written by the running (or last) snapshot */
 	uint64_t slices;
+	uint64_t pace_waits;           /* times a slice waited for snapshot_write_bytes_per_s */
 	uint64_t last_lsn;             /* start LSN of the newest published snapshot */
 	uint64_t last_ms;              /* how long it took */
 	uint64_t last_bytes;

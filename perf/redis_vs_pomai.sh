@@ -156,7 +156,12 @@ run_pomai() {
 		line=$(taskset -c "$client_cpu" "$bench" --port "$pomai_port" --shards 1 \
 			--keys "$keys" --expect-hits $flag --depth $depth --requests "$n" \
 			--warmup 0 --cpus "$client_cpu" "${extra[@]}" | tee -a "$work/pomai-bench.out" |
-			grep '^RESULT')
+			grep '^RESULT') || true # a failed cell is said below, not a silent exit (set -e)
+		if [ -z "$line" ]; then
+			echo "WARNING: pomai $tr $op: pomai-bench failed; its last lines:"
+			tail -5 "$work/pomai-bench.out"
+			line="RESULT ops_s=0 p99_us=0 (failed)"
+		fi
 		ops[$tr,$c,$p,$op]=$(sed 's/.* ops_s=\([0-9]*\).*/\1/' <<<"$line")
 		p99[$tr,$c,$p,$op]=$(sed 's/.* p99_us=\([0-9.]*\).*/\1/' <<<"$line")
 		round_ops[$round,$tr,$c,$p,$op]=${ops[$tr,$c,$p,$op]}

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "pm_limits.h"
+#include "snap_io.h"
 #include "cu_main.h"
 
 static const char *conf_path;
@@ -90,6 +91,7 @@ static void test_bad_values(void)
 	expect_bad("idle_sleep_us", "5");
 	expect_bad("idle_spin_us", "100001");     /* PM_IDLE_SPIN_US_MAX + 1 */
 	expect_bad("reply_pack_bytes", "65508"); /* past UDP's largest payload */
+	expect_bad("snapshot_write_bytes_per_s", "1099511627777"); /* PM_SNAP_PACE_BYTES_PER_S_MAX + 1 */
 	expect_bad("backend", "xdp");
 	expect_bad("dpdk_steering", "magic");
 	expect_bad("dpdk_addrs", "10.0.0.2");          /* no prefix */
@@ -167,6 +169,10 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(pm_config_set(&c, "knn_slice_us", "10", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.knn_slice_us, 10);
 	CU_ASSERT_EQUAL(c.idle_spin_us, PM_IDLE_SPIN_US_DEFAULT); /* issue 20 */
+	CU_ASSERT_EQUAL(c.snapshot_write_bytes_per_s, PM_SNAP_PACE_BYTES_PER_S_DEFAULT);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "snapshot_write_bytes_per_s", "0", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "snapshot_write_bytes_per_s", "1T", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.snapshot_write_bytes_per_s, PM_SNAP_PACE_BYTES_PER_S_MAX);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "idle_spin_us", "0", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.idle_spin_us, 0);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "quota_work_bytes_per_s", "1G", err, sizeof(err)), 0);

@@ -32,6 +32,11 @@
  *     through io_uring count as 50 ms slower) every shard ends writing its
  *     sync batches with pwrite after a few dozen, whatever the start-up
  *     probe chose; with pwrite_slow, through io_uring.
+ *  7. A snapshot keeps its pace (snapshot_write_bytes_per_s, issue 20): at
+ *     1 MiB/s a shard of PACE_BYTES_PER_SHARD cannot publish sooner than its
+ *     bytes past the pace's one-second lead allow (a lower bound the clock
+ *     cannot break however loaded the machine), and its slices waited; with
+ *     the pace off (0, set while running) the next snapshot waits for none.
  *
  * Tests 1, 2 and 6 need the hooks, compiled into debug builds only (no NDEBUG):
  * against a release build they are skipped with a notice — under CI=true,
@@ -55,6 +60,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "ctl.h"
 #include "cu_main.h"
 #include "libclient.h"
 #include "pomai.h"
@@ -639,6 +645,70 @@ static void test_auto_adapts(void)
 	adapted("pwrite_slow", "io_uring");
 }
 
+/* ---------------------------------------------------------------- 7. the snapshot's pace */
+
+#define PACE_BYTES_PER_S (1u << 20)
+/* Data per shard: a few seconds of the pace past its one-second lead. */
+#define PACE_BYTES_PER_SHARD (3u << 20)
+
+static void test_snapshot_pace(void)
+{
+	proc_kill_all();
+	static const char *const args[] = { "--wal", "batch", "--snapshot-interval-s", "0",
+					    "--snapshot-wal-bytes", "0",
+					    "--snapshot-write-bytes-per-s", "1M", NULL };
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(pomaid_start(&p, args, NULL));
+	struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 64);
+	CU_ASSERT_FATAL(c != NULL);
+	static uint8_t value[ROLL_VALUE_BYTES];
+	uint32_t failed = 0, n = POMAID_SHARDS_DEFAULT * PACE_BYTES_PER_SHARD / ROLL_VALUE_BYTES;
+	for (uint32_t i = 0; i < n; i++) {
+		char key[48];
+		int kl = snprintf(key, sizeof(key), "pace-%u", i);
+		ahead_value(i, value);
+		struct pm_client_req q = { .op = PM_CLIENT_SET, .key = key, .klen = (uint32_t)kl,
+					   .value = value, .vlen = sizeof(value), .cb = on_set,
+					   .arg = &failed };
+		failed += pm_client_submit(c, &q, NULL) != PM_CLIENT_OK;
+	}
+	pm_client_drain(c);
+	CU_ASSERT_FATAL(failed == 0);
+
+	CU_ASSERT_FATAL(lib_snapshot(&p));
+	CU_ASSERT_FATAL(lib_info_until(c, NULL, "snapshots_completed", POMAID_SHARDS_DEFAULT,
+				       LIB_INFO_WAIT_MS) >= POMAID_SHARDS_DEFAULT);
+	for (uint32_t s = 0; s < POMAID_SHARDS_DEFAULT; s++) {
+		char part[32];
+		snprintf(part, sizeof(part), "@shard:%u\r\n", s);
+		long long bytes = lib_info(c, "dataplane", part, "snapshot_last_bytes");
+		long long ms = lib_info(c, "dataplane", part, "snapshot_last_ms");
+		long long waits = lib_info(c, "dataplane", part, "snapshot_pace_waits");
+		/* the last slice left once the bytes before it were within the
+		 * pace's line plus its lead: bytes <= rate * t + lead + a slice */
+		long long floor_ms = (bytes - 2ll * PACE_BYTES_PER_S) * 1000ll / PACE_BYTES_PER_S;
+		printf("\n  shard %u: %lld bytes in %lld ms (no sooner than %lld), %lld waits", s,
+		       bytes, ms, floor_ms, waits);
+		CU_ASSERT(bytes >= (long long)PACE_BYTES_PER_SHARD / 2);
+		CU_ASSERT(ms >= floor_ms);
+		CU_ASSERT(waits >= 1);
+	}
+	/* off while running: the next snapshot waits for nothing */
+	long long waits0 = lib_info(c, "dataplane", NULL, "snapshot_pace_waits");
+	char sock[PATH_MAX + 16], said[256];
+	snprintf(sock, sizeof(sock), "%s/admin.sock", p.dir);
+	CU_ASSERT_EQUAL(ctl_admin(sock, "CONFIG SET snapshot_write_bytes_per_s 0", said,
+				  sizeof(said)), 0);
+	CU_ASSERT_FATAL(lib_snapshot(&p));
+	CU_ASSERT(lib_info_until(c, NULL, "snapshots_completed", 2 * POMAID_SHARDS_DEFAULT,
+				 LIB_INFO_WAIT_MS) >= 2 * POMAID_SHARDS_DEFAULT);
+	CU_ASSERT_EQUAL(lib_info(c, "dataplane", NULL, "snapshot_pace_waits"), waits0);
+	pm_client_close(c);
+	CU_ASSERT(pomaid_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || access(argv[1], X_OK) != 0) {
@@ -653,6 +723,7 @@ int main(int argc, char **argv)
 		{ "4. a segment cut short by a crash mid-switch is removed at start", test_unborn_segment },
 		{ "5. sync mode writes ahead of the log; every record survives", test_written_ahead },
 		{ "6. wal_io_uring = auto goes on choosing under load", test_auto_adapts },
+		{ "7. a snapshot keeps its pace; none with the pace off", test_snapshot_pace },
 		CU_TEST_INFO_NULL,
 	};
 	int rc = pm_cu_run("wal_io", tests);
