@@ -62,6 +62,8 @@
 #define TRACED "unlink,unlinkat,rename,renameat,renameat2,open,openat,creat,fsync,fdatasync," \
 	       "sync_file_range,fallocate,ftruncate"
 #define TRACE_LINE_BYTES 4096u
+/* The path of a traced pomaid's trace: its directory's, with ".trace". */
+#define TRACE_PATH_BYTES (PATH_MAX + 16)
 #define WORKERS_MAX 64u
 /* The replication test: keys the primary holds before the replica starts
  * (its full sync carries them: about 1.5 MB per shard, a few SNAP_DATA
@@ -168,11 +170,11 @@ static uint32_t files_with_suffix(const char *dir, const char *suffix)
 /* pomaid d started under strace (the trace into `trace`, d's directory
  * made with tag), with the flags of one start (extra); the traced pomaid's
  * pid, its workers' thread ids into workers (SHARDS of them). */
-static pid_t traced_start(struct pomaid *d, const char *tag, char *trace,
+static pid_t traced_start(struct pomaid *d, const char *tag, char trace[TRACE_PATH_BYTES],
 			  const char *const *extra, pid_t *workers)
 {
 	CU_ASSERT_FATAL(proc_dir_make(d->dir, tag));
-	snprintf(trace, PATH_MAX + 16, "%s.trace", d->dir);
+	snprintf(trace, TRACE_PATH_BYTES, "%s.trace", d->dir);
 	static const char *wrap[] = { "strace", "-f", "-qq", "--seccomp-bpf", "-o", NULL, "-e",
 				      "trace=" TRACED, NULL };
 	wrap[5] = trace;
@@ -224,7 +226,7 @@ static void trace_check(struct pomaid *d, pid_t pid, const char *trace, const pi
 
 static void test_workers_never_block(void)
 {
-	char trace[PATH_MAX + 16];
+	char trace[TRACE_PATH_BYTES];
 	pid_t workers[WORKERS_MAX];
 	struct pomaid d = { .path = pomaid_path, .shards = SHARDS };
 	const char *flags[] = { "--wal", "batch", "--wal-segment-bytes", SEGMENT_FLAG,
@@ -368,7 +370,8 @@ static bool history_has(const struct pomaid *d, uint32_t s, const char *id)
 
 static bool promote(const struct pomaid *d)
 {
-	char sock[PATH_MAX + 16], out[512];
+	static char out[CTL_OUT_BYTES];
+	char sock[PATH_MAX + 16];
 	snprintf(sock, sizeof(sock), "%s/admin.sock", d->dir);
 	int rc = ctl_admin(sock, "REPLICATION PROMOTE", out, sizeof(out));
 	if (rc != 0)
@@ -378,7 +381,7 @@ static bool promote(const struct pomaid *d)
 
 static void test_replica_never_blocks(void)
 {
-	char trace[PATH_MAX + 16], follow[32], id[SHARDS][32];
+	char trace[TRACE_PATH_BYTES], follow[32], id[SHARDS][32];
 	pid_t workers[WORKERS_MAX];
 	const char *flags[] = { "--wal", "batch", "--snapshot-interval-s", "0",
 				"--snapshot-wal-bytes", "0", NULL };
