@@ -3,6 +3,16 @@
  * repl_io.c — replication (see repl_io.h): a primary shard's streams to its
  * replicas, a replica shard's link to its primary, the histories and roles,
  * and the admin thread's side (the repl_port listener, HELLOs).
+ *
+ * No file-system call of a replica's full sync, its install or a HISTORY
+ * save runs on the worker thread while it polls (issue 20): repl_disk.c does
+ * them through the worker's ring and a per-node helper thread, one step per
+ * turn, and says which step goes where. A frame of the image waits in the
+ * link's buffer while its step is under way; an install, once begun, runs
+ * to its end even if the link goes down meanwhile, and REPLICATION FOLLOW /
+ * STOP / PROMOTE wait for it (ctl_step); PROMOTE and FOLLOW are answered once
+ * HISTORY is durable. HISTORY is read, and a new one written, at start-up
+ * only, before the workers run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +38,7 @@
 #include "datadir.h"
 #include "msg.h"
 #include "repl.h"
+#include "repl_disk.h"
 #include "repl_io.h"
 #include "snap_io.h"
 #include "snapshot.h"
@@ -38,7 +49,7 @@
 #include "wal_io.h"
 #include "worker.h"
 
-#define HISTORY_NAME "HISTORY"
+#define HISTORY_NAME PM_REPL_HISTORY_NAME
 #define STATE_NAME "replication.state"
 /* user_data of a segment read: peer slot above the op bits. */
 #define PEER_SHIFT OP_BITS
@@ -97,9 +108,9 @@ struct link {
 	uint64_t retry_ms, backoff_ms, last_in_ms;
 	uint64_t sent_recv, sent_dur; /* the last ACK sent */
 	bool ack_due;
-	/* a full sync being received */
-	int img_fd;
-	uint64_t img_lsn, img_bytes;
+	/* a full sync being received (its file: repl_disk.c) */
+	uint64_t img_lsn;
+	uint64_t had;              /* records the install discards (counted at its start) */
 	uint64_t new_id, new_epoch;/* the history it joins */
 	uint64_t primary_lsn, primary_ms; /* the last PING */
 	char error[128];           /* why the link last went down */
@@ -124,6 +135,12 @@ struct pm_repl {
 	uint64_t full_syncs_received, discarded, apply_errors, link_drops, records_applied;
 	bool io;                   /* this turn reads the sockets (pm_repl_turn) */
 	uint64_t last_io_ms;
+	struct pm_repl_disk *disk; /* the files of a full sync and of HISTORY (repl_disk.c) */
+	/* an admin request that waits (ctl_step): for an install to end, then
+	 * for its HISTORY to be durable before it is answered */
+	bool ctl_queued, ctl_applied;
+	struct pm_repl_ctl ctl;
+	struct pm_dest ctl_dest;
 };
 
 struct pending_conn {
@@ -140,6 +157,7 @@ struct pm_repl_node {
 	enum pm_repl_role role;
 	struct sockaddr_in primary;
 	uint64_t refused;
+	struct pm_repl_helper *helper; /* repl_disk.c's thread (NULL: none needed) */
 };
 
 /* What the admin thread hands a worker with a connection. */
@@ -184,16 +202,21 @@ static const char *addr_text(const struct sockaddr_in *a, char *out, size_t n)
 
 /* data_dir/wal/shard-<i>/HISTORY: one line, replaced atomically (written to
  * a temporary name, synced, renamed, the directory synced). */
-static int history_save(struct pm_worker *w)
+static int history_line(const struct pm_repl *r, char line[PM_REPL_HISTORY_BYTES])
 {
-	struct pm_repl *r = w->repl;
-	if (!w->wal)
-		return 0;
-	char line[192];
-	int n = snprintf(line, sizeof(line),
+	int n = snprintf(line, PM_REPL_HISTORY_BYTES,
 			 "id=%016" PRIx64 " epoch=%" PRIu64 " prev_id=%016" PRIx64 " prev_end=%" PRIu64
 			 " fenced=%d\n", r->h.id, r->h.epoch, r->h.prev_id, r->h.prev_end,
 			 r->role == PM_ROLE_FENCED);
+	PM_ASSERT(n > 0 && n < (int)PM_REPL_HISTORY_BYTES);
+	return n;
+}
+
+/* At start-up, before the workers run: here and now. */
+static int history_save_now(struct pm_worker *w)
+{
+	char line[PM_REPL_HISTORY_BYTES];
+	int n = history_line(w->repl, line);
 	int rc = pm_datadir_replace(w->wal->dirfd, HISTORY_NAME, line, (size_t)n);
 	if (rc != 0)
 		fprintf(stderr, "pomaid: shard %u: cannot save its replication history: %s\n", w->id,
@@ -201,11 +224,19 @@ static int history_save(struct pm_worker *w)
 	return rc;
 }
 
+/* On the worker: in the background (repl_disk.c; a failure is printed there). */
+static void history_save(struct pm_worker *w)
+{
+	char line[PM_REPL_HISTORY_BYTES];
+	if (w->wal)
+		pm_rd_history_save(w, w->repl->disk, line, (size_t)history_line(w->repl, line));
+}
+
 /* The history file, if any: 1 (read), 0 (none), -1 (unreadable). */
 static int history_load(struct pm_worker *w, bool *fenced)
 {
 	struct pm_repl *r = w->repl;
-	char line[192] = { 0 };
+	char line[PM_REPL_HISTORY_BYTES] = { 0 };
 	int fd = w->wal ? pm_datadir_openat(w->wal->dirfd, HISTORY_NAME, O_RDONLY, 0) : -ENOENT;
 	if (fd == -ENOENT)
 		return 0;
@@ -373,7 +404,7 @@ void pm_repl_adopt(struct pm_worker *w, const uint8_t *body, uint32_t len)
 			 PRIu64 ": it stops taking writes", c.epoch, r->h.epoch);
 		fprintf(stderr, "pomaid: shard %u: replica %s: %s (fenced)\n", w->id, at, why);
 		r->role = PM_ROLE_FENCED;
-		(void)history_save(w);
+		history_save(w);
 		r->refused++;
 		refuse(c.fd, PM_REPL_REFUSE_EPOCH, why);
 		return;
@@ -646,6 +677,10 @@ static void seg_read(struct pm_worker *w, struct peer *p, uint32_t slot)
 void pm_repl_on_cqe(struct pm_worker *w, uint64_t user_data, int res)
 {
 	uint32_t slot = (uint32_t)(user_data >> PEER_SHIFT);
+	if (w->repl && (user_data & PM_RD_USER_DATA)) {
+		pm_rd_on_cqe(w, w->repl->disk, user_data, res);
+		return;
+	}
 	if (!w->repl || slot >= PM_REPL_REPLICAS_MAX)
 		return;
 	struct peer *p = &w->repl->peers[slot];
@@ -657,10 +692,17 @@ void pm_repl_on_cqe(struct pm_worker *w, uint64_t user_data, int res)
 
 bool pm_repl_inflight(const struct pm_worker *w)
 {
+	if (w->repl && pm_rd_inflight(w->repl->disk))
+		return true;
 	for (uint32_t i = 0; w->repl && i < PM_REPL_REPLICAS_MAX; i++)
 		if (w->repl->peers[i].reading)
 			return true;
 	return false;
+}
+
+bool pm_repl_installing(const struct pm_worker *w)
+{
+	return w->repl && (w->repl->link.st == LINK_INSTALL || pm_rd_installing(w->repl->disk));
 }
 
 uint64_t pm_repl_keep_lsn(const struct pm_worker *w)
@@ -890,9 +932,7 @@ static void link_down(struct pm_worker *w, const char *fmt, ...)
 	if (k->st >= LINK_HANDSHAKE)
 		fprintf(stderr, "pomaid: shard %u: link to the primary down: %s\n", w->id, k->error);
 	close_fd(w, &k->fd);
-	if (k->img_fd >= 0)
-		close(k->img_fd);
-	k->img_fd = -1;
+	pm_rd_image_abandon(w, w->repl->disk);
 	w->repl->link_drops += k->st >= LINK_HANDSHAKE;
 	k->st = w->repl->role == PM_ROLE_REPLICA ? LINK_DOWN : LINK_NONE;
 	k->len = 0;
@@ -985,7 +1025,7 @@ static void link_welcome(struct pm_worker *w, const struct pm_repl_frame *f)
 		if (r->h.id != k->new_id || r->h.epoch != k->new_epoch) {
 			r->h.id = k->new_id; /* the same records, under the history's new name */
 			r->h.epoch = k->new_epoch;
-			(void)history_save(w);
+			history_save(w);
 		}
 		k->st = LINK_STREAMING;
 		return;
@@ -993,76 +1033,72 @@ static void link_welcome(struct pm_worker *w, const struct pm_repl_frame *f)
 	k->st = LINK_SNAPSHOT;
 }
 
-/* SNAP_BEGIN / SNAP_DATA / SNAP_END: the image into <lsn>.snap.tmp. */
-static bool link_image(struct pm_worker *w, const struct pm_repl_frame *f)
+/* SNAP_BEGIN / SNAP_DATA / SNAP_END: the image into <lsn>.snap.tmp
+ * (repl_disk.c); *wait: its step is under way (the frame stays). After
+ * SNAP_END the image is on disk and checked: the install comes next. */
+static bool link_image(struct pm_worker *w, const struct pm_repl_frame *f, bool *wait)
 {
 	struct link *k = &w->repl->link;
-	char name[NAME_BYTES];
-	int dirfd = pm_snap_dirfd(w);
-	if (f->type == PM_REPL_SNAP_BEGIN) {
-		if (k->img_fd >= 0)
-			return false;
-		k->img_lsn = f->u.snap_begin.start_lsn;
-		k->img_bytes = 0;
-		pm_snap_name(k->img_lsn, true, name);
-		k->img_fd = pm_datadir_create(dirfd, name, O_WRONLY, 0640); /* a stale one goes */
-		return k->img_fd >= 0;
-	}
-	if (k->img_fd < 0)
-		return false;
-	if (f->type == PM_REPL_SNAP_DATA) {
-		ssize_t n = pwrite(k->img_fd, f->u.snap_data.bytes, f->u.snap_data.len,
-				   (off_t)k->img_bytes);
-		k->img_bytes += f->u.snap_data.len;
-		return n == (ssize_t)f->u.snap_data.len;
-	}
-	/* SNAP_END: the image is whole once it is on disk and checked */
 	char err[256];
-	bool ok = f->u.snap_end.bytes == k->img_bytes && fdatasync(k->img_fd) == 0;
-	close(k->img_fd);
-	k->img_fd = -1;
-	if (ok && pm_snap_check_tmp(w, k->img_lsn, err, sizeof(err)) != 0) {
-		pm_snap_name(k->img_lsn, true, name);
-		(void)unlinkat(dirfd, name, 0);
-		link_down(w, "full sync: the image received fails its checks (%s): the shard keeps"
-			  " its data", err);
+	switch (pm_rd_image(w, w->repl->disk, f, err, sizeof(err))) {
+	case PM_RD_WAIT:
+		*wait = true;
+		return true;
+	case PM_RD_FAIL:
+		link_down(w, "full sync: %s", err);
 		return true; /* said: the link is down already */
+	case PM_RD_DONE:
+		break;
 	}
-	if (ok)
+	if (f->type == PM_REPL_SNAP_BEGIN)
+		k->img_lsn = f->u.snap_begin.start_lsn;
+	else if (f->type == PM_REPL_SNAP_END)
 		k->st = LINK_INSTALL;
-	return ok;
+	return true;
 }
 
 /* The received image replaces the shard, when nothing else uses it: the
  * history given up (its file removed, so that a crash in between starts a
  * full sync again), the log started over after the image's LSN, the image
- * published and loaded, the new history saved. */
+ * published and loaded, the new history saved (repl_disk.c, a step per
+ * turn). Once begun it runs to its end, the link up or not. */
 static void link_install(struct pm_worker *w)
 {
 	struct pm_repl *r = w->repl;
 	struct link *k = &r->link;
 	char err[256];
-	if (pm_snap_busy(w))
-		return; /* a local snapshot finishes first */
-	uint64_t had = pm_wal_next_lsn(w) - 1;
-	(void)unlinkat(w->wal->dirfd, HISTORY_NAME, 0);
-	if (pm_wal_restart_at(w, k->img_lsn) != 0)
-		return; /* a batch of the old history is still being written */
-	if (pm_snap_install(w, k->img_lsn, err, sizeof(err)) != 0) {
-		r->h.id = 0; /* nothing is left: the next connection asks for a full sync */
-		link_down(w, "full sync: %s", err);
+	bool emptied;
+	if (!pm_rd_installing(r->disk)) {
+		if (pm_snap_busy(w))
+			return; /* a local snapshot finishes first */
+		k->had = pm_wal_next_lsn(w) - 1;
+	}
+	switch (pm_rd_install(w, r->disk, k->img_lsn, &emptied, err, sizeof(err))) {
+	case PM_RD_WAIT:
 		return;
+	case PM_RD_FAIL:
+		if (emptied)
+			r->h.id = 0; /* nothing is left: the next connection asks for a full sync */
+		if (k->st == LINK_INSTALL)
+			link_down(w, "full sync: %s", err);
+		else
+			fprintf(stderr, "pomaid: shard %u: full sync: %s\n", w->id, err);
+		return;
+	case PM_RD_DONE:
+		break;
 	}
 	r->h.id = k->new_id;
 	r->h.epoch = k->new_epoch;
-	(void)history_save(w);
+	history_save(w);
 	r->full_syncs_received++;
-	r->discarded += had;
+	r->discarded += k->had;
 	printf("pomaid: shard %u: full sync done at LSN %" PRIu64 " (this shard's previous %" PRIu64
-	       " records discarded)\n", w->id, k->img_lsn, had);
+	       " records discarded)\n", w->id, k->img_lsn, k->had);
 	fflush(stdout);
-	k->st = LINK_STREAMING;
-	k->ack_due = true;
+	if (k->st == LINK_INSTALL) {
+		k->st = LINK_STREAMING;
+		k->ack_due = true;
+	}
 }
 
 /* RECORDS: checked, logged at their LSNs and applied; false: the link goes.
@@ -1171,7 +1207,7 @@ static uint32_t link_read(struct pm_worker *w)
 				k->retry_ms = mono_now(w) + PM_REPL_RETRY_MS_MAX;
 			} else if (f.type >= PM_REPL_SNAP_BEGIN && f.type <= PM_REPL_SNAP_END &&
 				   k->st == LINK_SNAPSHOT)
-				ok = link_image(w, &f);
+				ok = link_image(w, &f, &wait);
 			else if (f.type == PM_REPL_RECORDS && k->st == LINK_STREAMING)
 				ok = link_records(w, &f, &wait);
 			else if (f.type == PM_REPL_PING && k->st >= LINK_SNAPSHOT) {
@@ -1207,8 +1243,8 @@ static uint32_t replica_turn(struct pm_worker *w)
 	if (r->role != PM_ROLE_REPLICA)
 		return 0;
 	if (k->st == LINK_DOWN || k->st == LINK_NONE) {
-		if (mono_now(w) < k->retry_ms)
-			return 0;
+		if (mono_now(w) < k->retry_ms || pm_rd_busy(r->disk))
+			return 0; /* the last link's file work ends first */
 		link_connect(w);
 	}
 	if (k->st == LINK_CONNECTING)
@@ -1222,6 +1258,8 @@ static uint32_t replica_turn(struct pm_worker *w)
 		link_down(w, "nothing from the primary in %u ms", PM_REPL_TIMEOUT_MS);
 	return work;
 }
+
+static void ctl_step(struct pm_worker *w);
 
 uint32_t pm_repl_turn(struct pm_worker *w)
 {
@@ -1238,6 +1276,10 @@ uint32_t pm_repl_turn(struct pm_worker *w)
 	if (r->io)
 		r->last_io_ms = mono_now(w);
 	w->repl_ready = false;
+	pm_rd_turn(w, r->disk);
+	if (pm_rd_installing(r->disk) && r->link.st != LINK_INSTALL)
+		link_install(w); /* begun before the link went down: it ends */
+	ctl_step(w);
 	return r->role == PM_ROLE_PRIMARY ? primary_turn(w) : replica_turn(w);
 }
 
@@ -1249,52 +1291,95 @@ static void drop_all(struct pm_worker *w, const char *why)
 		peer_drop(w, &w->repl->peers[i], why);
 }
 
-void pm_repl_ctl(struct pm_worker *w, const struct pm_msg *m, const uint8_t *body, uint32_t len)
+static void ctl_apply(struct pm_worker *w, const struct pm_repl_ctl *c)
 {
 	struct pm_repl *r = w->repl;
-	struct pm_repl_ctl c;
+	if (c->op == PM_REPL_CTL_FOLLOW) {
+		drop_all(w, "this node now follows another primary");
+		if (r->link.fd >= 0)
+			link_down(w, "following another primary");
+		r->role = PM_ROLE_REPLICA;
+		r->link.to = c->primary;
+		r->link.st = LINK_DOWN;
+		r->link.retry_ms = 0;
+		r->link.backoff_ms = 0;
+		history_save(w); /* not fenced any more */
+	} else if (c->op == PM_REPL_CTL_STOP) {
+		if (r->link.fd >= 0)
+			link_down(w, "replication stopped");
+		r->role = r->role == PM_ROLE_PRIMARY ? PM_ROLE_PRIMARY : PM_ROLE_DETACHED;
+		r->link.st = LINK_NONE;
+	} else if (c->op == PM_REPL_CTL_PROMOTE) {
+		if (r->link.fd >= 0)
+			link_down(w, "promoted");
+		drop_all(w, "this node was promoted: its replicas say HELLO again");
+		r->h.prev_id = r->h.id;
+		r->h.prev_end = pm_wal_next_lsn(w) - 1;
+		r->h.id = c->repl_id;
+		r->h.epoch = c->epoch;
+		r->role = PM_ROLE_PRIMARY;
+		r->link.st = LINK_NONE;
+		history_save(w);
+		/* the primary it followed is not where writes go now: a READONLY
+		 * of its own (cluster mode, no write lease) names none */
+		pm_reply_set_primary(&(struct pm_wire_primary){ 0 });
+	}
+}
+
+/* The answer to the admin thread: the shard's history now, and its INFO. */
+static void ctl_answer(struct pm_worker *w, const struct pm_dest *dest)
+{
+	const struct pm_repl *r = w->repl;
 	uint8_t *out = w->scratch;
 	uint32_t n = sizeof(struct pm_repl_ctl_reply);
-	if (len == sizeof(c) && r) {
-		memcpy(&c, body, sizeof(c));
-		if (c.op == PM_REPL_CTL_FOLLOW) {
-			drop_all(w, "this node now follows another primary");
-			if (r->link.fd >= 0)
-				link_down(w, "following another primary");
-			r->role = PM_ROLE_REPLICA;
-			r->link.to = c.primary;
-			r->link.st = LINK_DOWN;
-			r->link.retry_ms = 0;
-			r->link.backoff_ms = 0;
-			(void)history_save(w); /* not fenced any more */
-		} else if (c.op == PM_REPL_CTL_STOP) {
-			if (r->link.fd >= 0)
-				link_down(w, "replication stopped");
-			r->role = r->role == PM_ROLE_PRIMARY ? PM_ROLE_PRIMARY : PM_ROLE_DETACHED;
-			r->link.st = LINK_NONE;
-		} else if (c.op == PM_REPL_CTL_PROMOTE) {
-			if (r->link.fd >= 0)
-				link_down(w, "promoted");
-			drop_all(w, "this node was promoted: its replicas say HELLO again");
-			r->h.prev_id = r->h.id;
-			r->h.prev_end = pm_wal_next_lsn(w) - 1;
-			r->h.id = c.repl_id;
-			r->h.epoch = c.epoch;
-			r->role = PM_ROLE_PRIMARY;
-			r->link.st = LINK_NONE;
-			(void)history_save(w);
-			/* the primary it followed is not where writes go now: a READONLY
-			 * of its own (cluster mode, no write lease) names none */
-			pm_reply_set_primary(&(struct pm_wire_primary){ 0 });
-		}
-	}
 	struct pm_repl_ctl_reply rep = { .role = r ? r->role : PM_ROLE_PRIMARY,
 					 .epoch = r ? r->h.epoch : 0, .repl_id = r ? r->h.id : 0,
 					 .lsn = pm_wal_next_lsn(w) - 1 };
 	memcpy(out, &rep, sizeof(rep));
-	n += pm_repl_info(w, (char *)out + n, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(*m) - n);
-	struct pm_msg reply = { .origin = w->id, .dest = m->dest };
+	n += pm_repl_info(w, (char *)out + n, PM_RING_PAYLOAD_MAX - (uint32_t)sizeof(struct pm_msg) - n);
+	struct pm_msg reply = { .origin = w->id, .dest = *dest };
 	pm_post_admin(w, &reply, out, n);
+}
+
+/* The request that waits: applied once no install runs (an install replaces
+ * the history it would change), answered once its HISTORY is durable. */
+static void ctl_step(struct pm_worker *w)
+{
+	struct pm_repl *r = w->repl;
+	if (!r->ctl_queued)
+		return;
+	if (!r->ctl_applied) {
+		if (pm_rd_installing(r->disk))
+			return;
+		ctl_apply(w, &r->ctl);
+		r->ctl_applied = true;
+	}
+	if (pm_rd_history_busy(r->disk))
+		return;
+	r->ctl_queued = false;
+	ctl_answer(w, &r->ctl_dest);
+}
+
+void pm_repl_ctl(struct pm_worker *w, const struct pm_msg *m, const uint8_t *body, uint32_t len)
+{
+	struct pm_repl *r = w->repl;
+	struct pm_repl_ctl c;
+	if (len != sizeof(c) || !r) {
+		ctl_answer(w, &m->dest);
+		return;
+	}
+	memcpy(&c, body, sizeof(c));
+	if (c.op == PM_REPL_CTL_STATUS) { /* changes nothing: answered now */
+		ctl_answer(w, &m->dest);
+		return;
+	}
+	if (r->ctl_queued) /* the admin thread stopped waiting for it: answered as things stand */
+		ctl_answer(w, &r->ctl_dest);
+	r->ctl = c;
+	r->ctl_dest = m->dest;
+	r->ctl_queued = true;
+	r->ctl_applied = false;
+	ctl_step(w);
 }
 
 /* ---------------------------------------------------------------- INFO and stats */
@@ -1434,13 +1519,16 @@ int pm_repl_open(struct pm_daemon *d, char *err, size_t errlen)
 		return 0; /* every worker a primary without replicas: w->repl stays NULL */
 	if (cfg->repl_port && (n->lfd = listen_on(cfg, err, errlen)) < 0)
 		return -1;
+	if (pm_rd_helper_start(d, &n->helper, err, errlen) != 0)
+		return -1;
 	uint64_t id = pm_repl_new_id();
 	for (uint32_t i = 0; i < d->nshards; i++) {
 		struct pm_worker *w = &d->workers[i];
 		struct pm_repl *r = w->repl = calloc(1, sizeof(*r));
-		if (!r || !(r->link.buf = malloc(PM_REPL_LINK_BYTES)))
+		if (!r || !(r->link.buf = malloc(PM_REPL_LINK_BYTES)) ||
+		    !(r->disk = pm_rd_new(w, n->helper)))
 			return pm_errf(err, errlen, "out of memory for replication");
-		r->link.fd = r->link.img_fd = -1;
+		r->link.fd = -1;
 		for (uint32_t k = 0; k < PM_REPL_REPLICAS_MAX; k++)
 			r->peers[k].fd = r->peers[k].seg_fd = -1;
 		bool fenced = false;
@@ -1455,7 +1543,7 @@ int pm_repl_open(struct pm_daemon *d, char *err, size_t errlen)
 		if (got == 0 && n->role == PM_ROLE_PRIMARY) { /* a new history */
 			r->h.id = id;
 			r->h.epoch = 1;
-			if (history_save(w) != 0)
+			if (history_save_now(w) != 0)
 				return pm_errf(err, errlen, "shard %u: cannot write %s/%s", i, w->wal->dir,
 					       HISTORY_NAME);
 		}
@@ -1480,6 +1568,8 @@ int pm_repl_open(struct pm_daemon *d, char *err, size_t errlen)
 
 void pm_repl_close(struct pm_daemon *d)
 {
+	if (d->repl)
+		pm_rd_helper_stop(d->repl->helper); /* no job runs from here on */
 	for (uint32_t i = 0; d->workers && i < d->nshards; i++) {
 		struct pm_worker *w = &d->workers[i];
 		struct pm_repl *r = w->repl;
@@ -1498,8 +1588,7 @@ void pm_repl_close(struct pm_daemon *d)
 		}
 		if (r->link.fd >= 0)
 			close(r->link.fd);
-		if (r->link.img_fd >= 0)
-			close(r->link.img_fd);
+		pm_rd_free(r->disk);
 		free(r->link.buf);
 		free(r);
 		w->repl = NULL;
@@ -1510,6 +1599,7 @@ void pm_repl_close(struct pm_daemon *d)
 				close(d->repl->pending[i].fd);
 		if (d->repl->lfd >= 0)
 			close(d->repl->lfd);
+		pm_rd_helper_free(d->repl->helper);
 		free(d->repl);
 		d->repl = NULL;
 	}

@@ -131,6 +131,9 @@ uint64_t pm_repl_keep_lsn(const struct pm_worker *w);
 /* The log's completion of one of replication's reads (OP_REPL). */
 void pm_repl_on_cqe(struct pm_worker *w, uint64_t user_data, int res);
 bool pm_repl_inflight(const struct pm_worker *w);
+/* A replica's full sync is replacing the shard and its snapshots (or waits
+ * to): no local snapshot starts meanwhile (snap_io.c). */
+bool pm_repl_installing(const struct pm_worker *w);
 uint32_t pm_repl_info(const struct pm_worker *w, char *out, uint32_t cap);
 void pm_repl_counters(const struct pm_worker *w, struct pm_stats_shard *s);
 

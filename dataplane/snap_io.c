@@ -447,6 +447,8 @@ enum pm_status pm_snap_request(struct pm_worker *w)
 		return PM_E_PARAM; /* wal = none: nothing to replay over a fuzzy snapshot */
 	if (s->stage != S_IDLE)
 		return PM_OK;
+	if (pm_repl_installing(w))
+		return PM_E_BUSY; /* a full sync replaces the shard and its snapshots now */
 	int rc = start(w, "requested");
 	return rc == 0 ? PM_OK : rc == -ENOSPC || rc == -EDQUOT ? PM_E_DISK_FULL : PM_E_LOG_FAILED;
 }
@@ -459,6 +461,8 @@ static const char *due(const struct pm_worker *w)
 	const struct pm_snap *s = l->snap;
 	if (l->next_lsn - 1 == s->st.last_lsn || l->next_lsn == 1)
 		return NULL; /* nothing new since the last one */
+	if (pm_repl_installing(w))
+		return NULL; /* a full sync replaces the shard and its snapshots now */
 	if (cfg->snapshot_interval_s &&
 	    w->now_ms - s->last_start_ms >= (uint64_t)cfg->snapshot_interval_s * 1000u)
 		return "snapshot_interval_s";
@@ -584,6 +588,29 @@ static int newest(struct pm_snap *s, uint64_t *lsn)
 	return found;
 }
 
+/* Load the image [buf, buf + bytes) (named path in messages) into w's
+ * shard: the shard's own CPU work, from memory. */
+static int load_mem(struct pm_worker *w, const char *path, const uint8_t *buf, size_t bytes,
+		    struct pm_snap_info *info, char *err, size_t errlen)
+{
+	char why[256];
+	struct pm_snap_loader *loader = malloc(sizeof(*loader));
+	enum pm_status st = loader ? pm_snap_load(loader, &w->shard, buf, bytes, pm_wall_ms(), info,
+						  why, sizeof(why))
+				   : PM_E_NOMEM;
+	if (!loader)
+		snprintf(why, sizeof(why), "out of memory for the loader");
+	free(loader);
+	w->wal->snap->st.last_bytes = (uint64_t)bytes;
+	if (st == PM_OK && info->shard != w->id)
+		return pm_errf(err, errlen, "%s: a snapshot of shard %u in shard %u's directory", path,
+			       info->shard, w->id);
+	if (st != PM_OK)
+		return pm_errf(err, errlen, "%s: %s — refusing to start (moving it away starts from the"
+			       " log alone, complete only if the log still begins at LSN 1)", path, why);
+	return 0;
+}
+
 static int load(struct pm_worker *w, const char *name, struct pm_snap_info *info, char *err,
 		size_t errlen)
 {
@@ -604,23 +631,9 @@ static int load(struct pm_worker *w, const char *name, struct pm_snap_info *info
 	if (buf == MAP_FAILED)
 		return pm_errf(err, errlen, "%s: %s", path, strerror(errno));
 	madvise(buf, (size_t)sb.st_size, MADV_SEQUENTIAL);
-	char why[256];
-	struct pm_snap_loader *loader = malloc(sizeof(*loader));
-	enum pm_status st = loader ? pm_snap_load(loader, &w->shard, buf, (size_t)sb.st_size,
-						  pm_wall_ms(), info, why, sizeof(why))
-				   : PM_E_NOMEM;
-	if (!loader)
-		snprintf(why, sizeof(why), "out of memory for the loader");
-	free(loader);
+	int rc = load_mem(w, path, buf, (size_t)sb.st_size, info, err, errlen);
 	munmap(buf, (size_t)sb.st_size);
-	w->wal->snap->st.last_bytes = (uint64_t)sb.st_size;
-	if (st == PM_OK && info->shard != w->id)
-		return pm_errf(err, errlen, "%s: a snapshot of shard %u in shard %u's directory", path,
-			       info->shard, w->id);
-	if (st != PM_OK)
-		return pm_errf(err, errlen, "%s: %s — refusing to start (moving it away starts from the"
-			       " log alone, complete only if the log still begins at LSN 1)", path, why);
-	return 0;
+	return rc;
 }
 
 int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen)
@@ -676,51 +689,63 @@ unsigned pm_snap_pct(const struct pm_worker *w)
 	return s && s->stage != S_IDLE ? pm_snap_progress(&s->wr) : 0;
 }
 
-int pm_snap_check_tmp(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen)
+const char *pm_snap_dir(const struct pm_worker *w)
 {
-	struct pm_snap *s = w->wal->snap;
-	char tmp[NAME_BYTES], why[256];
-	pm_snap_name(lsn, true, tmp);
-	int fd = pm_datadir_openat(s->dirfd, tmp, O_RDONLY, 0);
+	return w->wal->snap->dir;
+}
+
+void pm_snap_clear_dir(int dirfd)
+{
+	unlink_older(dirfd, ".snap", UINT64_MAX);
+}
+
+int pm_snap_map_check(int dirfd, const char *dir, const char *name, uint32_t shard, uint64_t lsn,
+		      struct pm_snap_map *m, char *err, size_t errlen)
+{
+	char why[256];
+	*m = (struct pm_snap_map){ 0 };
+	int fd = pm_datadir_openat(dirfd, name, O_RDONLY, 0);
 	struct stat sb;
 	if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size == 0) {
 		if (fd >= 0)
 			close(fd);
-		return pm_errf(err, errlen, "%s/%s: unreadable or empty", s->dir, tmp);
+		return pm_errf(err, errlen, "%s/%s: unreadable or empty", dir, name);
 	}
-	uint8_t *buf = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	/* populated here: the worker that loads it later takes no page fault
+	 * that reads the disk */
+	uint8_t *buf = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	close(fd);
 	if (buf == MAP_FAILED)
-		return pm_errf(err, errlen, "%s/%s: %s", s->dir, tmp, strerror(errno));
+		return pm_errf(err, errlen, "%s/%s: %s", dir, name, strerror(errno));
 	struct pm_snap_info info;
 	enum pm_status st = pm_snap_check(buf, (size_t)sb.st_size, &info, why, sizeof(why));
-	munmap(buf, (size_t)sb.st_size);
-	if (st != PM_OK)
-		return pm_errf(err, errlen, "%s/%s: %s", s->dir, tmp, why);
-	if (info.shard != w->id || info.start_lsn != lsn)
-		return pm_errf(err, errlen, "%s/%s: a snapshot of shard %u at LSN %" PRIu64
-			       ", not of shard %u at %" PRIu64, s->dir, tmp, info.shard, info.start_lsn,
-			       w->id, lsn);
+	if (st == PM_OK && (info.shard != shard || info.start_lsn != lsn)) {
+		st = PM_E_PARAM;
+		snprintf(why, sizeof(why), "a snapshot of shard %u at LSN %" PRIu64 ", not of shard %u"
+			 " at %" PRIu64, info.shard, info.start_lsn, shard, lsn);
+	}
+	if (st != PM_OK) {
+		munmap(buf, (size_t)sb.st_size);
+		return pm_errf(err, errlen, "%s/%s: %s", dir, name, why);
+	}
+	*m = (struct pm_snap_map){ .buf = buf, .bytes = (size_t)sb.st_size };
 	return 0;
 }
 
-int pm_snap_install(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen)
+int pm_snap_install_mapped(struct pm_worker *w, uint64_t lsn, const struct pm_snap_map *m,
+			   char *err, size_t errlen)
 {
 	struct pm_snap *s = w->wal->snap;
-	char tmp[NAME_BYTES], name[NAME_BYTES];
-	pm_snap_name(lsn, true, tmp);
+	char name[NAME_BYTES], path[PATH_BYTES];
 	pm_snap_name(lsn, false, name);
-	/* every snapshot here is of the history given up, newer ones too */
-	unlink_older(s->dirfd, ".snap", UINT64_MAX);
-	if (renameat(s->dirfd, tmp, s->dirfd, name) != 0 || fsync(s->dirfd) != 0)
-		return pm_errf(err, errlen, "%s/%s: %s", s->dir, name, strerror(errno));
-	s->have_published = true;
+	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+	s->have_published = true; /* published by the caller: renamed, the directory synced */
 	s->published_lsn = lsn;
 	if (pm_worker_shard_reset(w, err, errlen) != 0)
 		return -1;
 	struct pm_snap_info info;
 	uint64_t t0 = mono_ns();
-	if (load(w, name, &info, err, errlen) != 0) {
+	if (load_mem(w, path, m->buf, m->bytes, &info, err, errlen) != 0) {
 		char e2[64];
 		(void)pm_worker_shard_reset(w, e2, sizeof(e2)); /* partly loaded: empty again */
 		return -1;

@@ -89,21 +89,36 @@ int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen
 /* The name of the snapshot at lsn in a shard's snapshot directory:
  * "<20 digits>.snap", or ".snap.tmp" while it is written (NAME_BYTES). */
 void pm_snap_name(uint64_t lsn, bool tmp, char *out);
-/* A replica's full sync (repl_io.c): the snapshot directory, where the image
- * is received as <LSN>.snap.tmp; whether a local snapshot is under way (the
- * shard cannot be replaced then); and the install of a received image,
- * written and synced: published as <LSN>.snap (older ones deleted), the
- * shard emptied and loaded from it as at start-up. 0, or -1 with a message
- * (the shard is then empty). */
+/* A replica's full sync (repl_io.c, repl_disk.c): the snapshot directory
+ * (its descriptor, and its path for messages), where the image is received
+ * as <LSN>.snap.tmp; whether a local snapshot is under way (the shard
+ * cannot be replaced then). */
 int pm_snap_dirfd(const struct pm_worker *w);
+const char *pm_snap_dir(const struct pm_worker *w);
 bool pm_snap_busy(const struct pm_worker *w);
 /* The running snapshot's progress, % (0 when none runs). */
 unsigned pm_snap_pct(const struct pm_worker *w);
-int pm_snap_install(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen);
-/* The received image <lsn>.snap.tmp checked whole (pm_snap_check: header,
- * every section's CRC, the counts) and of this shard at lsn, before
- * anything is given up for it. 0, or -1 with a message. */
-int pm_snap_check_tmp(struct pm_worker *w, uint64_t lsn, char *err, size_t errlen);
+/* A snapshot image mapped read-only (munmap(buf, bytes) when done). */
+struct pm_snap_map {
+	uint8_t *buf;
+	size_t bytes;
+};
+/* File `name` of the directory dirfd (dir: its path, for messages) opened,
+ * mapped (populated) and checked whole (pm_snap_check: header, every
+ * section's CRC, the counts) as a snapshot of shard `shard` at lsn: 0 with
+ * the mapping in *m, or -1 with a message (nothing mapped). Touches no
+ * worker state: repl_disk.c's helper thread runs it. */
+int pm_snap_map_check(int dirfd, const char *dir, const char *name, uint32_t shard, uint64_t lsn,
+		      struct pm_snap_map *m, char *err, size_t errlen);
+/* Delete every published snapshot (".snap") of the directory dirfd: a
+ * listing, so the helper thread's, never a worker's (no worker state). */
+void pm_snap_clear_dir(int dirfd);
+/* The install of a received image that the caller has published as
+ * <lsn>.snap (renamed, the directory synced) and mapped (m): the shard
+ * emptied and loaded from the mapping, as at start-up, on the worker: no
+ * file-system call. 0, or -1 with a message (the shard is then empty). */
+int pm_snap_install_mapped(struct pm_worker *w, uint64_t lsn, const struct pm_snap_map *m,
+			   char *err, size_t errlen);
 /* Stop a running snapshot (shutdown): its temporary file is removed. */
 void pm_snap_close(struct pm_worker *w);
 uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap);

@@ -1152,7 +1152,9 @@ static void drain_sync(struct pm_worker *w)
 	if (l->drain_syncs)
 		io_uring_submit(&l->ring);
 	struct io_uring_cqe *cqe;
-	while (l->drain_syncs && io_uring_wait_cqe(&l->ring, &cqe) == 0)
+	/* replication's requests too: their buffers are freed after the worker's end */
+	while ((l->drain_syncs || (l->uring && pm_repl_inflight(w))) &&
+	       io_uring_wait_cqe(&l->ring, &cqe) == 0)
 		on_cqe(w, cqe); /* the log's other completions are taken as usual */
 }
 
