@@ -42,6 +42,7 @@
 #   BUILD_DIR=dir (default <repo>/build-perf) WORK_DIR=dir (default /var/tmp)
 #   SERVER_CPU=1 CLIENT_CPU=0 SHARDS=1 KEYS=4000000 VALUE_SIZE=256 PAIRS=4
 #   DURATION=5 DEPTH=16 RATIO=1:1 SOURCE_NOTE=text (printed when the source is not a git checkout)
+#   SNAPSHOT_PACE=bytes/s   pomaid's snapshot_write_bytes_per_s (default: its own, 64M; 0: unpaced)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -93,6 +94,9 @@ PM_WRAP="taskset -c $server_cpu stdbuf -oL"
 pomaid_args=(--wal batch --shards "$shards" --cores "$server_cpu" --base-port "$port"
 	--tcp-port $((port - 1)) --arena-bytes "$arena" --seeds "$seeds" --data-dir "$dir"
 	--snapshot-interval-s 0 --snapshot-wal-bytes 0)
+# the snapshot's pace (snapshot_write_bytes_per_s): pomaid's default unless set
+[ -n "${SNAPSHOT_PACE:-}" ] && pomaid_args+=(--snapshot-write-bytes-per-s "$SNAPSHOT_PACE")
+echo "pace:    snapshot_write_bytes_per_s ${SNAPSHOT_PACE:-the default of pomaid (64M)}"
 : >"$work/pomaid.log"
 pm_start_pomaid "$work/pomaid.log" "${pomaid_args[@]}" || { cat "$work/pomaid.log"; exit 1; }
 ppid=$pomaid_pid
