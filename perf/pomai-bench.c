@@ -136,6 +136,7 @@ enum phase_kind {
 struct opts {
 	struct pm_client_config cfg;
 	uint32_t threads, depth, keys, key_bytes, value_bytes, get_w, set_w, seed;
+	uint32_t pipelines; /* --batch: the depth as this many pipelines (redis-benchmark -c) */
 	uint32_t duration_ms, warmup_ms, requests;
 	uint32_t cpus[PB_THREADS_MAX], ncpus;
 	bool batch, preload, preload_only, expect_hits;
@@ -193,6 +194,8 @@ struct worker {
 	struct bu_rng rng;
 	struct pending *pend; /* depth_max entries */
 	uint32_t *free_idx, nfree;
+	uint32_t *gdone;      /* --batch: replies each pipeline has back (gsize: all) */
+	uint32_t gsize;       /* --batch: requests per pipeline (0: not batched) */
 	uint32_t next_item;   /* sequence phases: next item (stride: threads) */
 	uint32_t issued, quota;
 	uint64_t measure_ns, end_ns, last_ns;
@@ -377,7 +380,10 @@ static void on_done(void *arg, const struct pm_client_result *r)
 	struct pending *p = arg;
 	struct worker *w = p->w;
 	uint64_t now = bu_now_ns();
-	w->free_idx[w->nfree++] = p->idx;
+	if (w->gsize)
+		w->gdone[p->idx / w->gsize]++;
+	else
+		w->free_idx[w->nfree++] = p->idx;
 	if (p->counted && now <= w->end_ns) {
 		w->last_ns = now;
 		tally_reply(w, p, r, now - p->t0);
@@ -442,9 +448,8 @@ static void fill_knn(struct worker *w, struct pending *p, struct pm_client_req *
 	q->name_len = (uint32_t)strlen(o->collection);
 }
 
-static void issue(struct worker *w, uint64_t now)
+static void issue(struct worker *w, struct pending *p, uint64_t now)
 {
-	struct pending *p = &w->pend[w->free_idx[--w->nfree]];
 	struct pm_client_req q = { .cb = on_done, .arg = p };
 	enum phase_kind k = w->b->ph.kind;
 	p->t0 = now;
@@ -487,9 +492,19 @@ static void *worker_main(void *arg)
 	for (;;) {
 		uint64_t now = bu_now_ns();
 		bool more = more_to_issue(w, now);
-		if (more && (!ph->batch || w->nfree == ph->depth))
+		if (more && !w->gsize)
 			while (w->nfree && more_to_issue(w, now))
-				issue(w, now);
+				issue(w, &w->pend[w->free_idx[--w->nfree]], now);
+		/* batched: a pipeline whose replies are all back is sent again whole */
+		for (uint32_t g = 0; more && w->gsize && g < ph->depth / w->gsize; g++)
+			if (w->gdone[g] == w->gsize) {
+				w->gdone[g] = 0;
+				for (uint32_t i = 0; i < w->gsize; i++)
+					if (more_to_issue(w, now))
+						issue(w, &w->pend[g * w->gsize + i], now);
+					else
+						w->gdone[g]++; /* the end: not sent, not waited for */
+			}
 		if (!more && pm_client_in_flight(w->c) == 0)
 			break;
 		(void)pm_client_poll(w->c, PB_POLL_WAIT_MS);
@@ -538,6 +553,10 @@ static void worker_reset(struct worker *w, const struct phase *ph)
 	w->nfree = ph->depth;
 	for (uint32_t i = 0; i < ph->depth; i++)
 		w->free_idx[i] = ph->depth - 1u - i;
+	uint32_t pl = w->b->o.pipelines;
+	w->gsize = !ph->batch ? 0 : ph->depth % pl == 0 ? ph->depth / pl : ph->depth;
+	for (uint32_t g = 0; w->gsize && g < ph->depth / w->gsize; g++)
+		w->gdone[g] = w->gsize;
 	w->issued = 0;
 	w->quota = ph->requests / n + (w->id < ph->requests % n);
 	w->next_item = ph->kind == PH_KNN ? (uint32_t)((uint64_t)w->b->nq * w->id / n) : w->id;
@@ -654,12 +673,12 @@ static void report(struct bench *b, const struct phase *ph, const struct tally *
 	       cs->datagrams_out ? (double)cs->frames_out / (double)cs->datagrams_out : 0.0,
 	       cs->resends, cs->stale, cs->page_gaps);
 	print_memif(b);
-	printf("RESULT phase=%s transport=%s threads=%u depth=%u batch=%d ef=%u ops_s=%.0f "
+	printf("RESULT phase=%s transport=%s threads=%u depth=%u batch=%d pipelines=%u ef=%u ops_s=%.0f "
 	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f replies=%" PRIu64
 	       " wrong=%" PRIu64 " miss=%" PRIu64 " timeouts=%" PRIu64 " errors=%" PRIu64
 	       " resends=%" PRIu64 " recall=%.4f\n",
-	       ph->label, transport_name(&b->o), b->o.threads, ph->depth, ph->batch, ph->ef,
-	       (double)replies / secs, hist_quantile(all, 0.50) / 1e3,
+	       ph->label, transport_name(&b->o), b->o.threads, ph->depth, ph->batch,
+	       ph->batch ? ph->depth / b->w[0].gsize : 0, ph->ef, (double)replies / secs, hist_quantile(all, 0.50) / 1e3,
 	       hist_quantile(all, 0.99) / 1e3, hist_quantile(all, 0.999) / 1e3,
 	       (double)max_ns / 1e3, replies, t->wrong, t->miss, t->timeouts, t->errors,
 	       cs->resends, recall);
@@ -704,6 +723,9 @@ static void usage(FILE *f)
 		"  --threads T         threads, one client each, 1..%u (default 1)\n"
 		"  --depth D           requests in flight per thread, 1..%u (default %u)\n"
 		"  --batch             send D, wait for all D replies, repeat (redis-benchmark -P)\n"
+		"  --pipelines C       with --batch: D as C pipelines of D/C, each sent again once\n"
+		"                      its own replies are back (redis-benchmark -c C -P D/C on\n"
+		"                      one thread; default 1; C must divide D)\n"
 		"  --duration S        measured seconds (default %.1f)\n"
 		"  --warmup S          seconds before measuring (default %.1f)\n"
 		"  --requests N        measure N requests (over all threads) instead of a duration\n"
@@ -842,6 +864,8 @@ static int parse_value(const char *a, const char *v, struct opts *o)
 		return bu_parse_u32(v, PB_THREADS_MAX, &o->threads);
 	if (!strcmp(a, "--depth"))
 		return bu_parse_u32(v, PB_DEPTH_MAX, &o->depth);
+	if (!strcmp(a, "--pipelines"))
+		return bu_parse_u32(v, PB_DEPTH_MAX, &o->pipelines);
 	if (!strcmp(a, "--duration"))
 		return parse_ms(v, &o->duration_ms);
 	if (!strcmp(a, "--warmup"))
@@ -878,7 +902,8 @@ static int parse_value(const char *a, const char *v, struct opts *o)
 static bool opts_valid(const struct opts *o)
 {
 	size_t nlen = strlen(o->collection);
-	return o->threads >= 1 && o->depth >= 1 && o->keys >= 1 &&
+	return o->threads >= 1 && o->depth >= 1 && o->keys >= 1 && o->pipelines >= 1 &&
+	       o->depth % o->pipelines == 0 && (o->pipelines == 1 || o->batch) &&
 	       o->key_bytes >= PB_KEY_BYTES_MIN && o->queries >= 1 && o->k >= 1 &&
 	       nlen >= 1 && nlen <= PM_CLIENT_COLLECTION_NAME_BYTES_MAX &&
 	       (o->requests || o->duration_ms);
@@ -886,7 +911,8 @@ static bool opts_valid(const struct opts *o)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	*o = (struct opts){ .threads = 1, .depth = PB_DEPTH_DEFAULT, .keys = PB_KEYS_DEFAULT,
+	*o = (struct opts){ .threads = 1, .depth = PB_DEPTH_DEFAULT, .pipelines = 1,
+			    .keys = PB_KEYS_DEFAULT,
 			    .key_bytes = PB_KEY_BYTES_MIN, .value_bytes = PB_VALUE_BYTES_DEFAULT,
 			    .get_w = 1, .set_w = 1, .seed = PB_SEED_DEFAULT,
 			    .duration_ms = PB_DURATION_MS_DEFAULT,
@@ -981,10 +1007,11 @@ static int alloc_workers(struct bench *b)
 				      .rng = { (uint64_t)o->seed * 1000003u + i },
 				      .pend = calloc(b->depth_max, sizeof(*w->pend)),
 				      .free_idx = calloc(b->depth_max, sizeof(*w->free_idx)),
+				      .gdone = calloc(b->depth_max, sizeof(*w->gdone)),
 				      .val = malloc(o->value_bytes + 8u),
 				      .expect = malloc(o->value_bytes + 8u),
 				      .t = malloc(sizeof(*w->t)) };
-		if (!w->pend || !w->free_idx || !w->val || !w->expect || !w->t)
+		if (!w->pend || !w->free_idx || !w->gdone || !w->val || !w->expect || !w->t)
 			return -ENOMEM;
 		for (uint32_t j = 0; j < b->depth_max; j++) {
 			struct pending *p = &w->pend[j];
@@ -1015,6 +1042,7 @@ static void free_workers(struct bench *b)
 			pm_client_close(w->c);
 		free(w->pend);
 		free(w->free_idx);
+		free(w->gdone);
 		free(w->val);
 		free(w->expect);
 		free(w->t);

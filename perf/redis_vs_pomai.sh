@@ -10,7 +10,8 @@
 #   * One server core each. redis-server runs pinned (taskset) to SERVER_CPU;
 #     pomaid runs one shard with --cores SERVER_CPU, so its one worker is pinned
 #     there (its main thread only waits for the worker). Redis runs without
-#     persistence (--save '' --appendonly no) and pomaid has none.
+#     persistence (--save '' --appendonly no) and pomaid has none (--wal none; before
+#     issue 20's re-measure it ran with the default log, wal = batch).
 #   * One client core each, one client thread: redis-benchmark --threads 1 and
 #     pomai-bench --threads 1 both run under taskset on CLIENT_CPU.
 #   * The same work: KEYS keys preloaded in both servers ("key:" + 12 digits,
@@ -18,11 +19,11 @@
 #     values, the same request count N per cell, no warm-up on either side.
 #   * The same concurrency. redis-benchmark -c C -P P keeps C connections, each
 #     writing P commands, reading the P replies, then writing the next P. Pomai
-#     gets pomai-bench --depth C*P --batch with one thread: C*P requests sent
-#     together, all replies awaited, repeat (for C = 1 that is exactly -P's
-#     pattern; for C = 4 it is one pipeline of 64 where Redis has four of 16 on
-#     four connections, which the server sees as four sockets to read — an
-#     advantage for Pomai's batching if anything, and stated as such).
+#     gets pomai-bench --depth C*P --pipelines C --batch with one thread: C
+#     pipelines of P on one client, each sent again once its own P replies are
+#     back — the same pattern. (Before issue 20's re-measure, -c 4 -P 16 was met
+#     by one pipeline of 64, which waited for all 64 replies: none of the
+#     overlap of Redis's four connections.)
 #     -c 50 -P 1 (redis-benchmark's default: 50 connections, one request each
 #     in flight, the next sent as its reply arrives) is met by pomai-bench
 #     --depth 50 without --batch: 50 requests always in flight, a new one
@@ -81,7 +82,7 @@ start_pomaid() { # shards cores arena -> sets pomaid_pid, pomai_port
 	: >"$work/pomaid.log"
 	pm_start_pomaid "$work/pomaid.log" --bind 127.0.0.1 --base-port "$pomai_port" \
 		--tcp-port $((pomai_port - 1)) --shards "$1" --cores "$2" --arena-bytes "$3" \
-		--data-dir "$work/pomai" ||
+		--data-dir "$work/pomai" --wal none ||
 		{ echo "$0: pomaid did not start:" >&2; cat "$work/pomaid.log" >&2; exit 2; }
 	cat "$work/pomaid.log"
 }
@@ -149,7 +150,9 @@ run_pomai() {
 	local tr=$1 c=$2 p=$3 n=$4 op flag line c0
 	local depth=$((c * p)) extra=()
 	[ "$tr" = tcp ] && extra+=(--tcp)
-	[ "$p" -gt 1 ] && extra+=(--batch) # -P: whole pipelines; -c alone: a request per completion
+	# -c C -P P: C pipelines of P on one thread, each sent again once its own
+	# replies are back; -c alone: a request per completion
+	[ "$p" -gt 1 ] && extra+=(--batch --pipelines "$c")
 	for op in GET SET; do
 		[ $op = GET ] && flag=--get-only || flag=--set-only
 		c0=$(cpu_ns "$pomaid_pid")
