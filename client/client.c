@@ -185,6 +185,8 @@ static const char *config_problem(const struct pm_client_config *cfg)
 		return "pack_bytes must be 0 (the path's default) or 256..65459";
 	if (cfg->pack_flush_us > PM_CLIENT_PACK_FLUSH_US_MAX)
 		return "pack_flush_us must be 0 (default) or 1..1000000";
+	if (cfg->spin_us > PM_CLIENT_SPIN_US_MAX)
+		return "spin_us must be 0..1000000";
 	return NULL;
 }
 

@@ -120,6 +120,10 @@ extern "C" {
  * without polling (its last frames leave at its next submit or poll). */
 #define PM_CLIENT_PACK_FLUSH_US 100u
 #define PM_CLIENT_PACK_FLUSH_US_MAX 1000000u
+/* spin_us (below): the longest pm_client_poll reads its sockets without
+ * sleeping before it waits in poll(2) — a low-latency client's choice on a
+ * core of its own (a sleeping wait costs a wake-up per reply); 0: never. */
+#define PM_CLIENT_SPIN_US_MAX 1000000u
 #define PM_CLIENT_LARGE_SLOTS 4u
 
 enum pm_client_transport {
@@ -175,6 +179,12 @@ struct pm_client_config {
 	 * share its datagram, 1..PM_CLIENT_PACK_FLUSH_US_MAX; 0: the default
 	 * (PM_CLIENT_PACK_FLUSH_US). */
 	uint32_t pack_flush_us;
+	/* Issue 20: UDP and TCP sockets: how long pm_client_poll (and so every
+	 * blocking call) goes on reading without sleeping, while requests are
+	 * in flight and none has completed, before it sleeps in poll(2);
+	 * 0..PM_CLIENT_SPIN_US_MAX, 0 (the default): it sleeps at once. memif
+	 * always polls. */
+	uint32_t spin_us;
 };
 
 /* ---------------------------------------------------------------- results */
@@ -470,6 +480,8 @@ struct pm_client_stats {
 	/* Appended for issue 19. */
 	uint64_t cookies;       /* RETRY replies received: a cookie stored, the request resent
 				   at once (not counted in resends) */
+	/* Appended for issue 20. */
+	uint64_t spin_answered; /* polls a reply answered while spinning (spin_us), no sleep */
 };
 
 /* Fills *cfg with the defaults (127.0.0.1:7700, 1 shard, UDP, 250 ms, 3 retries). */

@@ -603,6 +603,24 @@ static bool waiting(const struct pm_client *c)
 	return c->busy > 0 || (c->cluster && c->cl.refreshing);
 }
 
+/* spin_us: the sockets read again and again, without sleeping, until a
+ * request completes or spin_us pass (or the earliest deadline comes); true
+ * when one completed. A sleeping poll(2) costs the reply a wake-up of this
+ * thread, several µs in a VM; a client with a core to itself saves it. */
+static bool spin(struct pm_client *c)
+{
+	uint64_t t0 = pmc_now_us();
+	do {
+		pmc_receive(c);
+		if (c->completed_turn) {
+			c->stats.spin_answered++;
+			return true;
+		}
+	} while (pmc_is_open(c) && pmc_now_us() - t0 < c->cfg.spin_us &&
+		 c->next_deadline_ms > pmc_now_ms());
+	return false;
+}
+
 uint32_t pm_client_poll(struct pm_client *c, uint32_t wait_ms)
 {
 	if (c == NULL || c->in_cb)
@@ -614,6 +632,10 @@ uint32_t pm_client_poll(struct pm_client *c, uint32_t wait_ms)
 	pmc_check_timeouts(c, pmc_now_ms());
 	if (c->completed_turn == 0 && waiting(c) && pmc_is_open(c) && wait_ms > 0) {
 		pmc_flush_all(c);
+		if (c->cfg.spin_us && !c->hooks && spin(c)) {
+			pmc_flush_all(c);
+			return c->completed_turn;
+		}
 		wait_io(c, wait_ms);
 		pmc_receive(c);
 		pmc_check_timeouts(c, pmc_now_ms());

@@ -719,6 +719,8 @@ static void usage(FILE *f)
 		"  --retries N         UDP resends (default %u)\n"
 		"  --pack-bytes N      frames per datagram bound (libpomai pack_bytes; default the\n"
 		"                      path's: 65459 on loopback, 1400 elsewhere)\n"
+		"  --spin-us N         libpomai spin_us: read sockets this long without sleeping\n"
+		"                      before poll(2) (default 0: sleep at once)\n"
 		"load:\n"
 		"  --threads T         threads, one client each, 1..%u (default 1)\n"
 		"  --depth D           requests in flight per thread, 1..%u (default %u)\n"
@@ -852,6 +854,8 @@ static int parse_server(const char *a, const char *v, struct opts *o)
 		return bu_parse_u32(v, PM_CLIENT_RETRIES_MAX, &c->retries);
 	if (!strcmp(a, "--pack-bytes")) /* issue 20: 1400 is the packing before it */
 		return bu_parse_u32(v, PM_CLIENT_PACK_LOOPBACK_BYTES, &c->pack_bytes);
+	if (!strcmp(a, "--spin-us")) /* issue 20: libpomai's spin_us */
+		return bu_parse_u32(v, PM_CLIENT_SPIN_US_MAX, &c->spin_us);
 	return 1; /* not a server option */
 }
 

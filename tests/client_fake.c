@@ -80,6 +80,10 @@ static void sink_flush(struct fake *f, struct sink *k)
 	} else if (f->o.drop_tx_every && ++f->tx_count % f->o.drop_tx_every == 0) {
 		f->tx_dropped++;
 	} else {
+		if (f->o.reply_delay_us) { /* what a slow server is: not a synchronisation */
+			struct timespec ts = { 0, (long)f->o.reply_delay_us * 1000 };
+			nanosleep(&ts, NULL);
+		}
 		for (int i = 0; i < (f->o.duplicate ? 2 : 1); i++)
 			(void)sendto(k->fd, f->out, f->out_len, 0, (const struct sockaddr *)&k->to,
 				     sizeof k->to);

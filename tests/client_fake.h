@@ -58,6 +58,7 @@ struct fake_opts {
 	uint32_t page_bytes;      /* cap of one paged reply frame; 0: largest frame */
 	bool lose_page1_once;     /* drop page 1 of the first reply of >= 2 pages */
 	enum pm_status snapshot_status; /* the answer to SNAPSHOT (PM_OK: started) */
+	uint32_t reply_delay_us;  /* a slow server: each UDP reply datagram this late */
 };
 
 /* A cluster node's view of the map (fake_cluster_set). */

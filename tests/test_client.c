@@ -16,6 +16,7 @@
  * given by meson) for every command and its exit codes.
  */
 #define _GNU_SOURCE /* mkstemps */
+#include <inttypes.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -116,6 +117,7 @@ static void test_config(void)
 	b = d; b.pack_bytes = PM_CLIENT_PACK_BYTES_MIN - 1; expect_bad(b, "pack_bytes");
 	b = d; b.pack_bytes = PM_CLIENT_PACK_LOOPBACK_BYTES + 1; expect_bad(b, "pack_bytes");
 	b = d; b.pack_flush_us = PM_CLIENT_PACK_FLUSH_US_MAX + 1; expect_bad(b, "pack_flush_us");
+	b = d; b.spin_us = PM_CLIENT_SPIN_US_MAX + 1; expect_bad(b, "spin_us");
 	b = d; b.host = "localhost"; b.shards = PM_CLIENT_SHARDS_MAX; b.base_port = 1000;
 	CU_ASSERT_EQUAL(pm_client_config_check(&b, NULL), PM_CLIENT_OK);
 	for (int s = 0; s <= PM_CLIENT_STATUS_COUNT; s++) {
@@ -488,6 +490,46 @@ static void test_pack_deadline(void)
 	pm_client_drain(c);
 	CU_ASSERT_EQUAL(P.ok, 3);
 	pm_client_close(c);
+	fake_stop(&F);
+}
+
+/* spin_us: a poll with requests in flight reads without sleeping until a
+ * reply completes one (counted), up to spin_us; 0 sleeps in poll(2) at once. */
+#define SPIN_SETS 20u
+#define SPIN_REPLY_DELAY_US 2000u
+
+static uint64_t spin_answered(uint32_t spin_us)
+{
+	struct pm_client *c = NULL;
+	struct pm_client_config cfg;
+	pm_client_config_default(&cfg);
+	cfg.base_port = F.base_port;
+	cfg.shards = 1;
+	cfg.timeout_ms = T_TIMEOUT_MS;
+	cfg.spin_us = spin_us;
+	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+	memset(&P, 0, sizeof P);
+	for (uint32_t i = 0; i < SPIN_SETS; i++) { /* one at a time: each waits for its reply */
+		CU_ASSERT_EQUAL_FATAL(submit_set(c, i), PM_CLIENT_OK);
+		pm_client_drain(c);
+	}
+	CU_ASSERT_EQUAL(P.ok, SPIN_SETS);
+	struct pm_client_stats st;
+	pm_client_stats(c, &st);
+	pm_client_close(c);
+	return st.spin_answered;
+}
+
+static void test_spin(void)
+{
+	/* replies SPIN_REPLY_DELAY_US late, so that none is there at the poll's
+	 * first read; the longest spin: each comes while it reads (a resend's
+	 * deadline, T_TIMEOUT_MS, would end a spin: it takes a lost datagram) */
+	start(&F, (struct fake_opts){ .shards = 1, .reply_delay_us = SPIN_REPLY_DELAY_US });
+	uint64_t spun = spin_answered(PM_CLIENT_SPIN_US_MAX);
+	printf("\n  %" PRIu64 " of %u replies answered a spinning poll", spun, SPIN_SETS);
+	CU_ASSERT(spun >= SPIN_SETS - 2);
+	CU_ASSERT_EQUAL(spin_answered(0), 0); /* off: every wait sleeps */
 	fake_stop(&F);
 }
 
@@ -1114,6 +1156,7 @@ static CU_TestInfo tests[] = {
 	{ "pipeline_tcp", test_pipeline_tcp },
 	{ "pack_loopback", test_pack_loopback },
 	{ "pack_deadline", test_pack_deadline },
+	{ "spin_us: polls read without sleeping", test_spin },
 	{ "retries", test_retries },
 	{ "duplicates", test_duplicates },
 	{ "timeout_udp", test_timeout_udp },

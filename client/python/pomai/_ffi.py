@@ -54,6 +54,7 @@ struct pm_client_config {
 	bool knn_via_server;
 	uint32_t pack_bytes;
 	uint32_t pack_flush_us;
+	uint32_t spin_us;
 };
 
 enum pm_client_status {
@@ -259,6 +260,7 @@ struct pm_client_stats {
 	uint64_t map_refreshes;
 	uint64_t maps_stale;
 	uint64_t cookies;
+	uint64_t spin_answered;
 };
 
 void pm_client_config_default(struct pm_client_config *cfg);
