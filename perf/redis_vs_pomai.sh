@@ -48,6 +48,9 @@
 #                      alike; the table gives each cell's median over the rounds
 #   KNN_EF=10,20,40,80,160  ef values of the KNN stage
 #   KNN_DEPTHS="1 8"        queries in flight (one client thread) of the KNN stage
+#   PB_EXTRA="args"    more pomai-bench arguments for every Pomai cell, e.g.
+#                      "--spin-us 200" (libpomai's spin_us: the client reads its
+#                      socket 200 us before it sleeps; redis-benchmark always sleeps)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -149,6 +152,8 @@ run_redis() {
 run_pomai() {
 	local tr=$1 c=$2 p=$3 n=$4 op flag line c0
 	local depth=$((c * p)) extra=()
+	# shellcheck disable=SC2206 # words on purpose: e.g. PB_EXTRA="--spin-us 200"
+	[ -n "${PB_EXTRA:-}" ] && extra+=($PB_EXTRA)
 	[ "$tr" = tcp ] && extra+=(--tcp)
 	# -c C -P P: C pipelines of P on one thread, each sent again once its own
 	# replies are back; -c alone: a request per completion
@@ -187,6 +192,7 @@ p99_verdict() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b ? "yes" : "no") }
 pm_header "$@"
 pm_header_source "$build"
 echo "redis:   $(redis-server --version | cut -d' ' -f1-3)"
+echo "pomai-bench extra arguments: ${PB_EXTRA:-none}"
 echo "== servers on CPU $server_cpu, load generators on CPU $client_cpu; $keys keys," \
 	"32-byte values; $n1 requests per cell unpipelined, $n16 pipelined"
 configs=("1 1 $n1" "1 16 $n16" "4 16 $n16" "50 1 $n16")

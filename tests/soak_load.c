@@ -10,7 +10,11 @@
  *    and length), or a miss when the key is absent. A key with a TTL must hit
  *    when the read was answered before set_sent + ttl - margin, must miss when
  *    it was sent after set_acked + ttl + margin, and may do either in between
- *    (a miss there makes the model forget the key);
+ *    (a miss there makes the model forget the key). These windows are on
+ *    the wall clock, as pomaid's expiry is (an absolute time, CLOCK_REALTIME,
+ *    so that it means the same after a restart): a step of the host's clock
+ *    (an NTP step; a VM resumed from a snapshot, which once made every key
+ *    within seconds of its end expire at once in CI) moves both alike;
  *  - DEL and VDEL: removed says whether the model had the key (either, when
  *    the request was resent: a first attempt may have removed it);
  *  - VGET: the vector and collection written;
@@ -39,7 +43,7 @@ enum soak_state { SOAK_ABSENT = 0, SOAK_PRESENT };
 struct soak_kv {
 	uint32_t ver, len;
 	uint8_t state;
-	uint64_t ttl_ms, sent_ms, acked_ms; /* the SET's window, when ttl_ms != 0 */
+	uint64_t ttl_ms, sent_ms, acked_ms; /* the SET's window (wall clock), when ttl_ms != 0 */
 };
 
 struct soak_vec {
@@ -69,11 +73,20 @@ struct soak_load {
 	char coll[2][PM_CLIENT_COLLECTION_NAME_BYTES_MAX];
 	uint8_t *value;                           /* a value being written */
 	struct soak_call call;
+	uint64_t wall_sent_ms, wall_done_ms; /* the last call's window on the wall clock */
 	struct pm_client_hit hits[SOAK_K];
 	uint8_t hit_keys[SOAK_K * PM_CLIENT_KEY_BYTES_MAX];
 };
 
 /* ---------------------------------------------------------------- helpers */
+
+/* The wall clock in ms: what a TTL is measured on (see the top). */
+static uint64_t wall_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
 
 static uint64_t rnd(uint64_t *s) /* splitmix64 */
 {
@@ -191,7 +204,9 @@ static void on_done(void *arg, const struct pm_client_result *r)
 
 /* Send req and wait for its completion; THROTTLED is judged against the
  * quota windows, backed off and retried. The latency of the answered
- * attempt is recorded. *sent_ms / *done_ms bound when the server acted. */
+ * attempt is recorded. *sent_ms / *done_ms bound when the server acted
+ * (the test's monotonic clock); l->wall_sent_ms / wall_done_ms the same on
+ * the wall clock. */
 static enum pm_client_status call(struct soak_load *l, struct pm_client_req *req, bool knn,
 				  uint64_t *sent_ms, uint64_t *done_ms)
 {
@@ -201,6 +216,7 @@ static enum pm_client_status call(struct soak_load *l, struct pm_client_req *req
 	for (;;) {
 		l->call.done = false;
 		uint64_t t0 = proc_now_ns();
+		l->wall_sent_ms = wall_ms();
 		enum pm_client_status st = pm_client_submit(l->c, req, NULL);
 		if (st != PM_CLIENT_OK) {
 			soak_fail(s, "thread %u: submit op %d: %s", l->id, (int)req->op,
@@ -210,6 +226,7 @@ static enum pm_client_status call(struct soak_load *l, struct pm_client_req *req
 		while (!l->call.done)
 			pm_client_poll(l->c, SOAK_CLIENT_TIMEOUT_MS);
 		uint64_t t1 = proc_now_ns();
+		l->wall_done_ms = wall_ms() + 1u;
 		*sent_ms = t0 / 1000000u;
 		*done_ms = t1 / 1000000u + 1u;
 		atomic_fetch_add(&s->n.ops, 1);
@@ -285,7 +302,7 @@ static void op_set(struct soak_load *l)
 	enum pm_client_status st = call(l, &req, false, &sent, &done);
 	if (st == PM_CLIENT_OK) {
 		*e = (struct soak_kv){ .ver = ver, .len = len, .state = SOAK_PRESENT, .ttl_ms = ttl,
-				       .sent_ms = sent, .acked_ms = done };
+				       .sent_ms = l->wall_sent_ms, .acked_ms = l->wall_done_ms };
 	} else if (transient(st) || st == PM_CLIENT_E_THROTTLED) {
 		e->ver = ver; /* the next write must not reuse a version the server may hold */
 		repair(l, -1, n);
@@ -320,6 +337,8 @@ static void op_get(struct soak_load *l)
 	enum pm_client_status st = call(l, &req, false, &sent, &done);
 	if (transient(st) || st == PM_CLIENT_E_THROTTLED)
 		return; /* a read changes nothing */
+	sent = l->wall_sent_ms; /* TTLs are judged on the wall clock */
+	done = l->wall_done_ms;
 	int want = kv_expect(e, sent, done);
 	if (st == PM_CLIENT_NOT_FOUND && want != 1) {
 		e->state = SOAK_ABSENT; /* expired: it stays so */
@@ -353,7 +372,7 @@ static void op_del(struct soak_load *l)
 		repair(l, -1, n);
 		return;
 	}
-	int want = kv_expect(e, sent, done);
+	int want = kv_expect(e, l->wall_sent_ms, l->wall_done_ms);
 	e->state = SOAK_ABSENT;
 	if (st != PM_CLIENT_OK) {
 		soak_fail(l->s, "thread %u: DEL %s: %s", l->id, key, pm_client_status_name(st));
