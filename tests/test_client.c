@@ -422,7 +422,8 @@ static void test_pipeline_tcp(void)
 #define PACK_SETS 48u
 #define PACK_VALUE_BYTES 120u
 
-static struct pm_client *open_packing(uint32_t flush_us)
+/* A UDP client of the one-shard fake F with these pack_flush_us and spin_us. */
+static struct pm_client *open_packing(uint32_t flush_us, uint32_t spin_us)
 {
 	struct pm_client_config cfg;
 	pm_client_config_default(&cfg);
@@ -430,6 +431,7 @@ static struct pm_client *open_packing(uint32_t flush_us)
 	cfg.shards = 1;
 	cfg.timeout_ms = T_TIMEOUT_MS;
 	cfg.pack_flush_us = flush_us;
+	cfg.spin_us = spin_us;
 	struct pm_client *c = NULL;
 	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
 	return c;
@@ -451,7 +453,7 @@ static enum pm_client_status submit_set(struct pm_client *c, uint32_t i)
 static void test_pack_loopback(void)
 {
 	start(&F, (struct fake_opts){ .shards = 1 });
-	struct pm_client *c = open_packing(PM_CLIENT_PACK_FLUSH_US_MAX); /* no deadline here */
+	struct pm_client *c = open_packing(PM_CLIENT_PACK_FLUSH_US_MAX, 0); /* no deadline here */
 	memset(&P, 0, sizeof P);
 	uint64_t before = atomic_load(&F.rx_datagrams);
 	for (uint32_t i = 0; i < PACK_SETS; i++)
@@ -473,7 +475,7 @@ static void test_pack_deadline(void)
 {
 	const uint32_t flush_us = 20000; /* longer than a loaded machine's preemption */
 	start(&F, (struct fake_opts){ .shards = 1 });
-	struct pm_client *c = open_packing(flush_us);
+	struct pm_client *c = open_packing(flush_us, 0);
 	struct pm_client_stats st;
 	memset(&P, 0, sizeof P);
 	CU_ASSERT_EQUAL_FATAL(submit_set(c, 0), PM_CLIENT_OK);
@@ -500,14 +502,7 @@ static void test_pack_deadline(void)
 
 static uint64_t spin_answered(uint32_t spin_us)
 {
-	struct pm_client *c = NULL;
-	struct pm_client_config cfg;
-	pm_client_config_default(&cfg);
-	cfg.base_port = F.base_port;
-	cfg.shards = 1;
-	cfg.timeout_ms = T_TIMEOUT_MS;
-	cfg.spin_us = spin_us;
-	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+	struct pm_client *c = open_packing(0, spin_us);
 	memset(&P, 0, sizeof P);
 	for (uint32_t i = 0; i < SPIN_SETS; i++) { /* one at a time: each waits for its reply */
 		CU_ASSERT_EQUAL_FATAL(submit_set(c, i), PM_CLIENT_OK);

@@ -511,13 +511,24 @@ static void ahead_value(uint32_t i, uint8_t *v)
 		v[j] = (uint8_t)(i * 31u + j * 7u);
 }
 
+/* Submit SET "<prefix>-<i>" of ahead_value(i), its completion counted into
+ * *failed (on_set); false if the submit itself failed. */
+static bool submit_ahead(struct pm_client *c, const char *prefix, uint32_t i, uint32_t *failed)
+{
+	static uint8_t value[ROLL_VALUE_BYTES];
+	char key[48];
+	int kl = snprintf(key, sizeof(key), "%s-%u", prefix, i);
+	ahead_value(i, value);
+	struct pm_client_req q = { .op = PM_CLIENT_SET, .key = key, .klen = (uint32_t)kl,
+				   .value = value, .vlen = sizeof(value), .cb = on_set, .arg = failed };
+	return pm_client_submit(c, &q, NULL) == PM_CLIENT_OK;
+}
+
 /* Pipelined SETs of distinct values until every shard holds AHEAD_SEGMENTS
  * segments; the number of keys written, or 0. */
 static uint32_t write_ahead(const struct pomaid *p, struct pm_client *c)
 {
-	static uint8_t value[ROLL_VALUE_BYTES];
 	uint32_t failed = 0, per_check = SEGMENT_BYTES / ROLL_VALUE_BYTES;
-	char key[48];
 	for (uint32_t i = 0; failed == 0; i++) {
 		if (i % per_check == 0) {
 			pm_client_drain(c);
@@ -531,12 +542,7 @@ static uint32_t write_ahead(const struct pomaid *p, struct pm_client *c)
 			if (i >= 4u * AHEAD_SEGMENTS * POMAID_SHARDS_DEFAULT * per_check)
 				return 0;
 		}
-		int kl = snprintf(key, sizeof(key), "ahead-%u", i);
-		ahead_value(i, value);
-		struct pm_client_req q = { .op = PM_CLIENT_SET, .key = key, .klen = (uint32_t)kl,
-					   .value = value, .vlen = sizeof(value), .cb = on_set,
-					   .arg = &failed };
-		failed += pm_client_submit(c, &q, NULL) != PM_CLIENT_OK;
+		failed += !submit_ahead(c, "ahead", i, &failed);
 	}
 	pm_client_drain(c);
 	return 0;
@@ -662,17 +668,9 @@ static void test_snapshot_pace(void)
 	CU_ASSERT_FATAL(pomaid_start(&p, args, NULL));
 	struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 64);
 	CU_ASSERT_FATAL(c != NULL);
-	static uint8_t value[ROLL_VALUE_BYTES];
 	uint32_t failed = 0, n = POMAID_SHARDS_DEFAULT * PACE_BYTES_PER_SHARD / ROLL_VALUE_BYTES;
-	for (uint32_t i = 0; i < n; i++) {
-		char key[48];
-		int kl = snprintf(key, sizeof(key), "pace-%u", i);
-		ahead_value(i, value);
-		struct pm_client_req q = { .op = PM_CLIENT_SET, .key = key, .klen = (uint32_t)kl,
-					   .value = value, .vlen = sizeof(value), .cb = on_set,
-					   .arg = &failed };
-		failed += pm_client_submit(c, &q, NULL) != PM_CLIENT_OK;
-	}
+	for (uint32_t i = 0; i < n; i++)
+		failed += !submit_ahead(c, "pace", i, &failed);
 	pm_client_drain(c);
 	CU_ASSERT_FATAL(failed == 0);
 
