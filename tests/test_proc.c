@@ -24,9 +24,13 @@
 #include "cu_main.h"
 #include "proc.h"
 
-/* How long the grandchild would live on its own: far past the bound below,
- * so that surviving its parent shows as a failure, not a slow pass. */
-#define GRANDCHILD_SLEEP_S "60"
+/* The grandchild: says it runs (so that it is past the harness's fork and
+ * exec before its parent dies: the death signal, not the harness's check of
+ * an already dead parent, is what is tested), then would live far past the
+ * bound below, so that surviving its parent shows as a failure, not a slow
+ * pass. */
+#define GRANDCHILD_SCRIPT "echo up; exec sleep 60"
+#define GRANDCHILD_READY "up"
 
 /* The middle process: start the grandchild, write its pid to the pipe, die
  * without any clean-up. */
@@ -34,8 +38,10 @@ static int middle_main(void *arg)
 {
 	int fd = *(const int *)arg;
 	struct proc g;
-	proc_init(&g, "sleep");
-	proc_arg(&g, GRANDCHILD_SLEEP_S);
+	proc_init(&g, "sh");
+	proc_arg(&g, "-c");
+	proc_arg(&g, GRANDCHILD_SCRIPT);
+	g.ready = GRANDCHILD_READY;
 	g.after = PROC_AFTER_DROP;
 	if (!proc_start(&g))
 		return 2;
