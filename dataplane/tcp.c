@@ -490,6 +490,32 @@ static void conn_exec(struct pm_worker *w, struct pm_conn *c, struct pm_dest *fr
 	from->owed = 0;
 }
 
+/* Several whole frames buffered: their keys' buckets and seeds prefetched at
+ * once (pm_shard_prefetch_keys), as a UDP burst's are, so that their cache
+ * misses overlap; a pipelined stream spent a third of its worker's time in
+ * pm_seedmap_find waiting for them one by one (issue 20). A frame for
+ * another shard costs a prefetch that goes unused. */
+static void conn_prefetch(struct pm_worker *w, const struct pm_conn *c)
+{
+	struct pm_bytes keys[PM_BURST_MAX];
+	uint32_t n = 0;
+	for (uint32_t off = 0; n < PM_BURST_MAX && c->rx_len - off >= PM_FRAME_HEADER_BYTES;) {
+		struct pm_frame_header h;
+		if (pm_header_decode(c->rx + off, c->rx_len - off, &h) != PM_WIRE_OK)
+			break;
+		uint32_t flen = PM_FRAME_HEADER_BYTES + h.body_len;
+		if (flen > c->rx_len - off)
+			break;
+		struct pm_request req;
+		size_t used;
+		if (pm_request_decode(c->rx + off, flen, &req, &used) == PM_OK && req.key.len)
+			keys[n++] = req.key;
+		off += flen;
+	}
+	if (n > 1)
+		pm_shard_prefetch_keys(&w->shard, keys, n);
+}
+
 /* Execute every whole frame of the input buffer whose reply has room and,
  * for another shard, whose ring has room and credit; false if the stream is
  * broken. */
@@ -501,6 +527,8 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 	uint32_t off = 0;
 	bool waited = c->ring_wait; /* its head frame waited last turn already */
 	c->ring_wait = false;
+	if (c->rx_len >= 2u * PM_FRAME_HEADER_BYTES)
+		conn_prefetch(w, c);
 	while (c->rx_len - off >= PM_FRAME_HEADER_BYTES && c->inflight < PM_TCP_INFLIGHT_MAX) {
 		const uint8_t *f = c->rx + off;
 		struct pm_frame_header h;

@@ -281,6 +281,18 @@ void pm_shard_apply(struct pm_shard *sh, const struct pm_request *req, uint64_t 
 	apply_hashed(sh, req, request_hash(req), now_ms, rep);
 }
 
+/* A burst's first two passes (below), for keys applied one by one later:
+ * each key's home bucket, then, with the buckets in cache, the seeds whose
+ * tags match (the hash again: cheaper than a miss). */
+void pm_shard_prefetch_keys(const struct pm_shard *sh, const struct pm_bytes *keys, uint32_t n)
+{
+	n = PM_MIN(n, PM_BURST_MAX);
+	for (uint32_t i = 0; i < n; i++)
+		pm_seedmap_prefetch(&sh->map, &sh->arena, pm_hash(keys[i].ptr, keys[i].len));
+	for (uint32_t i = 0; i < n; i++)
+		pm_seedmap_prefetch_seeds(&sh->map, &sh->arena, pm_hash(keys[i].ptr, keys[i].len));
+}
+
 /* Three passes over the burst so that its cache misses overlap instead of queueing
  * one after another: hash and prefetch every home bucket; then, with the buckets
  * in cache, prefetch the seeds whose tags match; then execute in order. */

@@ -136,6 +136,10 @@ typedef void (*pm_reply_fn)(void *ctx, const struct pm_request *req, const struc
  * next is applied, so reply pointers are valid inside emit. */
 void pm_shard_apply_burst(struct pm_shard *sh, const struct pm_request *reqs, uint32_t n,
 			  uint64_t now_ms, pm_reply_fn emit, void *ctx);
+/* The same memory, prefetched only, for up to PM_BURST_MAX keys of requests
+ * a caller then applies one by one (a TCP stream's frames, whose replies go
+ * out in order through the connection's own checks). */
+void pm_shard_prefetch_keys(const struct pm_shard *sh, const struct pm_bytes *keys, uint32_t n);
 
 /* Active expiry: look at up to max_seeds slots (<= PM_EXPIRE_SCAN_SEEDS_MAX) from
  * a rotating cursor and delete the expired ones. Returns how many were deleted. */
