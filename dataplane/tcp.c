@@ -490,30 +490,38 @@ static void conn_exec(struct pm_worker *w, struct pm_conn *c, struct pm_dest *fr
 	from->owed = 0;
 }
 
-/* Several whole frames buffered: their keys' buckets and seeds prefetched at
- * once (pm_shard_prefetch_keys), as a UDP burst's are, so that their cache
- * misses overlap; a pipelined stream spent a third of its worker's time in
- * pm_seedmap_find waiting for them one by one (issue 20). A frame for
- * another shard costs a prefetch that goes unused. */
-static void conn_prefetch(struct pm_worker *w, const struct pm_conn *c)
+/* The leading whole frames of the input buffer (headers that decode), at
+ * most PM_BURST_MAX, decoded once here for conn_frames, and their keys'
+ * buckets and seeds prefetched together (pm_shard_prefetch_keys), as a UDP
+ * burst's are, so that their cache misses overlap: a pipelined stream spent
+ * a third of its worker's time in pm_seedmap_find waiting for them one by
+ * one (issue 20). A frame for another shard costs a prefetch that goes
+ * unused. Returns how many were decoded. */
+struct conn_burst {
+	struct pm_request req[PM_BURST_MAX];
+	enum pm_status st[PM_BURST_MAX];
+};
+
+static uint32_t conn_decode(struct pm_worker *w, const struct pm_conn *c, struct conn_burst *cb)
 {
 	struct pm_bytes keys[PM_BURST_MAX];
-	uint32_t n = 0;
-	for (uint32_t off = 0; n < PM_BURST_MAX && c->rx_len - off >= PM_FRAME_HEADER_BYTES;) {
+	uint32_t n = 0, nkeys = 0;
+	for (uint32_t off = 0; n < PM_BURST_MAX && c->rx_len - off >= PM_FRAME_HEADER_BYTES; n++) {
 		struct pm_frame_header h;
 		if (pm_header_decode(c->rx + off, c->rx_len - off, &h) != PM_WIRE_OK)
 			break;
 		uint32_t flen = PM_FRAME_HEADER_BYTES + h.body_len;
 		if (flen > c->rx_len - off)
 			break;
-		struct pm_request req;
 		size_t used;
-		if (pm_request_decode(c->rx + off, flen, &req, &used) == PM_OK && req.key.len)
-			keys[n++] = req.key;
+		cb->st[n] = pm_request_decode(c->rx + off, flen, &cb->req[n], &used);
+		if (cb->st[n] == PM_OK && cb->req[n].key.len)
+			keys[nkeys++] = cb->req[n].key;
 		off += flen;
 	}
-	if (n > 1)
-		pm_shard_prefetch_keys(&w->shard, keys, n);
+	if (nkeys > 1)
+		pm_shard_prefetch_keys(&w->shard, keys, nkeys);
+	return n;
 }
 
 /* Execute every whole frame of the input buffer whose reply has room and,
@@ -527,9 +535,10 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 	uint32_t off = 0;
 	bool waited = c->ring_wait; /* its head frame waited last turn already */
 	c->ring_wait = false;
-	if (c->rx_len >= 2u * PM_FRAME_HEADER_BYTES)
-		conn_prefetch(w, c);
-	while (c->rx_len - off >= PM_FRAME_HEADER_BYTES && c->inflight < PM_TCP_INFLIGHT_MAX) {
+	struct conn_burst cb;
+	uint32_t decoded = conn_decode(w, c, &cb);
+	for (uint32_t k = 0;
+	     c->rx_len - off >= PM_FRAME_HEADER_BYTES && c->inflight < PM_TCP_INFLIGHT_MAX; k++) {
 		const uint8_t *f = c->rx + off;
 		struct pm_frame_header h;
 		enum pm_wire_status hst = pm_header_decode(f, c->rx_len - off, &h);
@@ -540,20 +549,21 @@ static bool conn_frames(struct pm_worker *w, uint32_t i)
 		uint32_t flen = PM_FRAME_HEADER_BYTES + h.body_len;
 		if (flen > c->rx_len - off)
 			break; /* the rest of the frame has not arrived */
-		struct pm_request req;
+		struct pm_request one;
 		size_t used;
-		enum pm_status st = pm_request_decode(f, flen, &req, &used);
-		uint32_t owed = st == PM_OK ? pm_tcp_reply_bytes_max(req.op) : PM_TCP_REPLY_SMALL_BYTES;
+		const struct pm_request *req = k < decoded ? &cb.req[k] : &one;
+		enum pm_status st = k < decoded ? cb.st[k] : pm_request_decode(f, flen, &one, &used);
+		uint32_t owed = st == PM_OK ? pm_tcp_reply_bytes_max(req->op) : PM_TCP_REPLY_SMALL_BYTES;
 		uint64_t unread = c->tx_len - c->tx_off;
 		if (unread + owed > PM_TCP_TX_UNREAD_MAX ||
 		    unread + c->owed + owed > PM_TCP_TX_BYTES)
 			break; /* its reply might not fit, or the client reads nothing: wait */
-		if (st == PM_OK && !pm_tcp_forward_ready(w, &req, flen, owed)) {
+		if (st == PM_OK && !pm_tcp_forward_ready(w, req, flen, owed)) {
 			w->stats.tcp_ring_waits += !(waited && off == 0); /* once per frame */
 			c->ring_wait = true; /* tried again next turn */
 			break;
 		}
-		conn_exec(w, c, &from, f, flen, &req, st, owed);
+		conn_exec(w, c, &from, f, flen, req, st, owed);
 		if (c->fd < 0)
 			return true; /* closed while replying */
 		off += flen;

@@ -281,16 +281,25 @@ void pm_shard_apply(struct pm_shard *sh, const struct pm_request *req, uint64_t 
 	apply_hashed(sh, req, request_hash(req), now_ms, rep);
 }
 
-/* A burst's first two passes (below), for keys applied one by one later:
- * each key's home bucket, then, with the buckets in cache, the seeds whose
- * tags match (the hash again: cheaper than a miss). */
+/* The seeds whose tags match in each (prefetched) home bucket: a burst's
+ * second pass. */
+static void prefetch_seeds(const struct pm_shard *sh, uint64_t *hash, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (hash[i])
+			pm_seedmap_prefetch_seeds(&sh->map, &sh->arena, hash[i]);
+}
+
+/* A burst's first two passes (below), for keys applied one by one later. */
 void pm_shard_prefetch_keys(const struct pm_shard *sh, const struct pm_bytes *keys, uint32_t n)
 {
+	uint64_t hash[PM_BURST_MAX];
 	n = PM_MIN(n, PM_BURST_MAX);
-	for (uint32_t i = 0; i < n; i++)
-		pm_seedmap_prefetch(&sh->map, &sh->arena, pm_hash(keys[i].ptr, keys[i].len));
-	for (uint32_t i = 0; i < n; i++)
-		pm_seedmap_prefetch_seeds(&sh->map, &sh->arena, pm_hash(keys[i].ptr, keys[i].len));
+	for (uint32_t i = 0; i < n; i++) {
+		hash[i] = pm_hash(keys[i].ptr, keys[i].len);
+		pm_seedmap_prefetch(&sh->map, &sh->arena, hash[i]);
+	}
+	prefetch_seeds(sh, hash, n);
 }
 
 /* Three passes over the burst so that its cache misses overlap instead of queueing
@@ -306,9 +315,7 @@ void pm_shard_apply_burst(struct pm_shard *sh, const struct pm_request *reqs, ui
 		hash[i] = request_hash(&reqs[i]);
 		pm_seedmap_prefetch(&sh->map, &sh->arena, hash[i]);
 	}
-	for (uint32_t i = 0; i < n; i++)
-		if (reqs[i].key.len)
-			pm_seedmap_prefetch_seeds(&sh->map, &sh->arena, hash[i]);
+	prefetch_seeds(sh, hash, n); /* request_hash: 0 without a key */
 	pm_seed_prefetch_next(&sh->arena, n); /* slots that inserts will take */
 	for (uint32_t i = 0; i < n; i++) {
 		apply_hashed(sh, &reqs[i], hash[i], now_ms, &rep);
