@@ -184,6 +184,14 @@ run_pomai() {
 		"(${round_cpu[$round,$tr,$c,$p,SET]} per server CPU-s)"
 }
 
+# The Pomai column's name for redis-benchmark -c C -P P: depth C (one request
+# per completion), depth P batch, or C x P batch (C pipelines of P).
+pomai_cfg() {
+	if [ "$2" -eq 1 ]; then echo "depth $1"
+	elif [ "$1" -eq 1 ]; then echo "depth $2 batch"
+	else echo "$1 x $2 batch"; fi
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 p99_verdict() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b ? "yes" : "no") }'; }
 
@@ -226,7 +234,7 @@ for cfg in "${configs[@]}"; do
 		t=$(median ops "tcp,$c,$p,$op")
 		rp=$(median p99 "redis,$c,$p,$op") up=$(median p99 "udp,$c,$p,$op")
 		tp=$(median p99 "tcp,$c,$p,$op")
-		echo "| -c $c -P $p | depth $((c * p))$([ "$p" -gt 1 ] && echo ' batch') | $op" \
+		echo "| -c $c -P $p | $(pomai_cfg "$c" "$p") | $op" \
 			"| $r | $rp | $u | $up | $(ratio "$u" "$r") | $(p99_verdict "$up" "$rp")" \
 			"| $t | $tp | $(ratio "$t" "$r") | $(p99_verdict "$tp" "$rp") |"
 	done
@@ -240,7 +248,7 @@ for cfg in "${configs[@]}"; do
 	for op in GET SET; do
 		r=$(median cpu "redis,$c,$p,$op") u=$(median cpu "udp,$c,$p,$op")
 		t=$(median cpu "tcp,$c,$p,$op")
-		echo "| -c $c -P $p | depth $((c * p))$([ "$p" -gt 1 ] && echo ' batch') | $op" \
+		echo "| -c $c -P $p | $(pomai_cfg "$c" "$p") | $op" \
 			"| $r | $u | $(ratio "$u" "$r") | $t | $(ratio "$t" "$r") |"
 	done
 done

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proc.h"
 #include "stats.h"
 
 /* The sum over the shards of the u64 at byte off of the segment's shard
@@ -33,6 +34,17 @@ static inline long long stats_seg_total(const char *data_dir, size_t off)
 	}
 	pm_stats_close(&m);
 	return sum;
+}
+
+/* stats_seg_total asked again (every PROC_POLL_MS) until it is at least want,
+ * at most ms: workers publish every PM_STATS_PUBLISH_MS. Its last value. */
+static inline long long stats_seg_reaches(const char *data_dir, size_t off, long long want, int ms)
+{
+	long long got = stats_seg_total(data_dir, off);
+	for (uint64_t deadline = proc_now_ms() + (uint64_t)ms;
+	     got < want && proc_now_ms() < deadline; got = stats_seg_total(data_dir, off))
+		proc_pause_ms(PROC_POLL_MS);
+	return got;
 }
 
 #endif

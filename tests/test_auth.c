@@ -919,12 +919,8 @@ static void test_stats_segment(void)
 		{ "auth_proved", offsetof(struct pm_stats_shard, auth_proved) },
 	};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		long long want = counter(f[i].info), got = stats_seg_total(srv.dir, f[i].off);
-		uint64_t deadline = proc_now_ms() + COUNTER_WAIT_MS;
-		while (got < want && proc_now_ms() < deadline) {
-			proc_pause_ms(PROC_POLL_MS);
-			got = stats_seg_total(srv.dir, f[i].off);
-		}
+		long long want = counter(f[i].info);
+		long long got = stats_seg_reaches(srv.dir, f[i].off, want, COUNTER_WAIT_MS);
 		if (want <= 0 || got < want)
 			printf("\n  %s: INFO %lld, the segment %lld", f[i].info, want, got);
 		CU_ASSERT(want > 0 && got >= want);

@@ -51,8 +51,9 @@ static void start(struct fake *f, struct fake_opts o)
 	CU_ASSERT_FATAL(fake_start(f, &o) == 0);
 }
 
-static struct pm_client *open_client(const struct fake *f, enum pm_client_transport t,
-				     uint32_t timeout_ms, uint32_t retries)
+/* The defaults, aimed at fake f over transport t. */
+static struct pm_client_config fake_config(const struct fake *f, enum pm_client_transport t,
+					   uint32_t timeout_ms)
 {
 	struct pm_client_config cfg;
 	pm_client_config_default(&cfg);
@@ -60,10 +61,22 @@ static struct pm_client *open_client(const struct fake *f, enum pm_client_transp
 	cfg.shards = f->o.shards;
 	cfg.transport = t;
 	cfg.timeout_ms = timeout_ms;
-	cfg.retries = retries;
+	return cfg;
+}
+
+static struct pm_client *open_config(const struct pm_client_config *cfg)
+{
 	struct pm_client *c = NULL;
-	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
+	CU_ASSERT_EQUAL_FATAL(pm_client_open(cfg, &c), PM_CLIENT_OK);
 	return c;
+}
+
+static struct pm_client *open_client(const struct fake *f, enum pm_client_transport t,
+				     uint32_t timeout_ms, uint32_t retries)
+{
+	struct pm_client_config cfg = fake_config(f, t, timeout_ms);
+	cfg.retries = retries;
+	return open_config(&cfg);
 }
 
 static enum pm_client_status gets(struct pm_client *c, const char *k, char *buf, size_t cap)
@@ -425,16 +438,10 @@ static void test_pipeline_tcp(void)
 /* A UDP client of the one-shard fake F with these pack_flush_us and spin_us. */
 static struct pm_client *open_packing(uint32_t flush_us, uint32_t spin_us)
 {
-	struct pm_client_config cfg;
-	pm_client_config_default(&cfg);
-	cfg.base_port = F.base_port;
-	cfg.shards = 1;
-	cfg.timeout_ms = T_TIMEOUT_MS;
+	struct pm_client_config cfg = fake_config(&F, PM_CLIENT_UDP, T_TIMEOUT_MS);
 	cfg.pack_flush_us = flush_us;
 	cfg.spin_us = spin_us;
-	struct pm_client *c = NULL;
-	CU_ASSERT_EQUAL_FATAL(pm_client_open(&cfg, &c), PM_CLIENT_OK);
-	return c;
+	return open_config(&cfg);
 }
 
 static enum pm_client_status submit_set(struct pm_client *c, uint32_t i)

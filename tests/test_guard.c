@@ -537,12 +537,8 @@ static void test_stats_segment(void)
 		{ "guard_bytes_withheld", offsetof(struct pm_stats_shard, guard_bytes_withheld) },
 	};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		long long want = info_total(f[i].info), got = stats_seg_total(srv.dir, f[i].off);
-		uint64_t deadline = proc_now_ms() + WIRE_INFO_WAIT_MS;
-		while (got < want && proc_now_ms() < deadline) {
-			proc_pause_ms(PROC_POLL_MS);
-			got = stats_seg_total(srv.dir, f[i].off);
-		}
+		long long want = info_total(f[i].info);
+		long long got = stats_seg_reaches(srv.dir, f[i].off, want, WIRE_INFO_WAIT_MS);
 		if (want <= 0 || got < want)
 			printf("\n  %s: INFO %lld, the segment %lld", f[i].info, want, got);
 		CU_ASSERT(want > 0 && got >= want);
