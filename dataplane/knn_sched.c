@@ -49,8 +49,15 @@
 #include "msg.h"
 #include "worker.h"
 
-/* Alignment of a part's query vector: the distance kernels' (shard.h). */
+/* Alignment of a part's query vector: the distance kernels' (shard.h). Each
+ * part's query, then its hits, in one mapping a start does not touch
+ * (pm_pages_alloc): a worker that never answers KNN never faults them in. */
 #define QUERY_ALIGN_BYTES 64u
+#define KNN_QUERY_BYTES ((size_t)PM_DIM_MAX * sizeof(float))
+#define KNN_PART_BYTES (KNN_QUERY_BYTES + (size_t)PM_K_MAX * sizeof(struct pm_knn_hit))
+#define KNN_MEM_BYTES (PM_KNN_PARTS_MAX * KNN_PART_BYTES)
+_Static_assert(KNN_QUERY_BYTES % QUERY_ALIGN_BYTES == 0 && KNN_PART_BYTES % QUERY_ALIGN_BYTES == 0,
+	       "every part's query vector is aligned");
 /* The rate is sampled over consecutive turns with parts waiting, once they
  * have done at least this much work (16 steps), and averaged with weight
  * 1 / RATE_WEIGHT for the newest sample; graph searches' work likewise. */
@@ -61,14 +68,13 @@
 int pm_knn_alloc(struct pm_worker *w)
 {
 	w->knn_parts = calloc(PM_KNN_PARTS_MAX, sizeof(*w->knn_parts));
-	if (!w->knn_parts)
+	uint8_t *mem = w->knn_mem = pm_pages_alloc(KNN_MEM_BYTES); /* page-aligned */
+	if (!w->knn_parts || !mem)
 		return -1;
-	for (uint32_t i = 0; i < PM_KNN_PARTS_MAX; i++) {
+	for (uint32_t i = 0; i < PM_KNN_PARTS_MAX; i++, mem += KNN_PART_BYTES) {
 		struct pm_knn_part *p = &w->knn_parts[i];
-		p->qbuf = aligned_alloc(QUERY_ALIGN_BYTES, PM_DIM_MAX * sizeof(float));
-		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
-		if (!p->qbuf || !p->hits)
-			return -1;
+		p->qbuf = (float *)mem;
+		p->hits = (struct pm_knn_hit *)(mem + KNN_QUERY_BYTES);
 	}
 	w->knn_head = w->knn_n = 0;
 	return 0;
@@ -76,12 +82,10 @@ int pm_knn_alloc(struct pm_worker *w)
 
 void pm_knn_free(struct pm_worker *w)
 {
-	for (uint32_t i = 0; w->knn_parts && i < PM_KNN_PARTS_MAX; i++) {
-		free(w->knn_parts[i].qbuf);
-		free(w->knn_parts[i].hits);
-	}
 	free(w->knn_parts);
+	pm_pages_free(w->knn_mem, KNN_MEM_BYTES);
 	w->knn_parts = NULL;
+	w->knn_mem = NULL;
 }
 
 /* ---------------------------------------------------------------- answers */

@@ -189,7 +189,10 @@ static void table_refill_ns(struct pm_quota_table *t)
 void pm_qtable_init(struct pm_quota_table *t, const struct pm_quota_limits *def, uint32_t burst_ms,
 		    uint32_t share, uint64_t seed)
 {
-	memset(t, 0, sizeof(*t));
+	/* The header and hash only: entries are handed out in index order and never
+	 * given back (a full table replaces its least recent), so e[live..] is
+	 * never read, and its pages are first touched when a client arrives. */
+	memset(t, 0, offsetof(struct pm_quota_table, e));
 	t->share = share ? share : 1;
 	t->burst_ms = burst_ms;
 	t->seed = seed;
@@ -201,9 +204,6 @@ void pm_qtable_init(struct pm_quota_table *t, const struct pm_quota_limits *def,
 	t->lru_head = t->lru_tail = PM_QUOTA_NONE;
 	for (uint32_t i = 0; i < PM_QUOTA_HASH_BUCKETS; i++)
 		t->hash[i] = PM_QUOTA_NONE;
-	for (uint32_t i = 0; i < PM_QUOTA_CLIENTS_MAX; i++)
-		t->e[i].next = i + 1 < PM_QUOTA_CLIENTS_MAX ? i + 1 : PM_QUOTA_NONE;
-	t->free_head = 0;
 }
 
 void pm_qtable_set_work(struct pm_quota_table *t, uint64_t work_bytes_per_s)
@@ -271,10 +271,8 @@ static struct pm_quota_entry *insert(struct pm_quota_table *t, uint32_t addr_be,
 {
 	struct pm_quota_entry *e;
 	bool full = true;
-	if (t->free_head != PM_QUOTA_NONE) {
-		e = &t->e[t->free_head];
-		t->free_head = e->next;
-		t->live++;
+	if (t->live < PM_QUOTA_CLIENTS_MAX) {
+		e = &t->e[t->live++];
 	} else {
 		e = &t->e[t->lru_tail]; /* never pinned: pinned entries are off the list */
 		full = now_ns - e->last_ns >= t->refill_ns;
@@ -283,7 +281,7 @@ static struct pm_quota_entry *insert(struct pm_quota_table *t, uint32_t addr_be,
 		t->replaced++;
 	}
 	uint32_t b = bucket_of(t, addr_be);
-	*e = (struct pm_quota_entry){ .addr_be = addr_be, .live = true, .hnext = t->hash[b],
+	*e = (struct pm_quota_entry){ .addr_be = addr_be, .hnext = t->hash[b],
 				      .last_ns = now_ns };
 	t->hash[b] = (uint32_t)(e - t->e);
 	pm_bucket_fill(&e->req, &t->def_req, now_ns);
@@ -406,9 +404,9 @@ int pm_qtable_del(struct pm_quota_table *t, uint32_t addr_be)
 uint32_t pm_qtable_list(const struct pm_quota_table *t, struct pm_quota_override *out, uint32_t n)
 {
 	uint32_t k = 0;
-	for (uint32_t i = 0; i < PM_QUOTA_CLIENTS_MAX && k < n; i++) {
+	for (uint32_t i = 0; i < t->live && k < n; i++) {
 		const struct pm_quota_entry *e = &t->e[i];
-		if (e->live && e->pinned)
+		if (e->pinned)
 			out[k++] = (struct pm_quota_override){
 				e->addr_be, { e->req_rate.per_s, e->byte_rate.per_s } };
 	}
@@ -419,11 +417,9 @@ uint32_t pm_qtable_top(const struct pm_quota_table *t, struct pm_quota_talker *o
 		       uint64_t now_ns)
 {
 	uint32_t k = 0;
-	for (uint32_t i = 0; i < PM_QUOTA_CLIENTS_MAX && n; i++) {
+	for (uint32_t i = 0; i < t->live && n; i++) {
 		const struct pm_quota_entry *e = &t->e[i];
 		uint64_t load = e->requests + e->throttled;
-		if (!e->live)
-			continue;
 		uint32_t j = k < n ? k++ : n; /* insertion into the sorted prefix */
 		for (; j > 0 && out[j - 1].requests + out[j - 1].throttled < load; j--)
 			if (j < n)

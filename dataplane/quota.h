@@ -181,10 +181,9 @@ struct pm_quota_limits {
 
 struct pm_quota_entry {
 	uint32_t addr_be;
-	bool live;
 	bool pinned;                  /* has an override; not on the LRU list */
 	uint32_t hnext;               /* hash chain */
-	uint32_t prev, next;          /* LRU list (unpinned) or free list (next) */
+	uint32_t prev, next;          /* LRU list (unpinned) */
 	struct pm_rate req_rate, byte_rate; /* the override (pinned only) */
 	struct pm_token_bucket req, bytes;
 	struct pm_token_bucket work;  /* KNN work, charged after the fact (the table's rate) */
@@ -200,13 +199,12 @@ struct pm_quota_table {
 	uint32_t share, burst_ms;
 	uint64_t refill_ns;           /* an empty default bucket fills up in this long */
 	uint64_t seed;
-	uint32_t live, pinned;
+	uint32_t live, pinned;        /* e[0..live) are in use: taken in order, never given back */
 	uint32_t lru_head, lru_tail;  /* head: seen most recently */
-	uint32_t free_head;
 	uint64_t replaced;            /* entries given to a new address */
 	uint64_t throttled;           /* requests refused, all clients */
 	uint32_t hash[PM_QUOTA_HASH_BUCKETS];
-	struct pm_quota_entry e[PM_QUOTA_CLIENTS_MAX];
+	struct pm_quota_entry e[PM_QUOTA_CLIENTS_MAX]; /* last: pm_qtable_init leaves it untouched */
 };
 
 /* One override, as pm_qtable_list() reports it. */

@@ -63,8 +63,10 @@
  * most two per snapshot, and snapshots do not overlap, so those always find
  * one. */
 #define SNAP_SLOTS_RESERVED 2u
-/* S_OPEN last: the INFO names of the others keep their numbers. */
-enum stage { S_IDLE = 0, S_WRITING, S_WAIT_LOG, S_FSYNC, S_PUBLISH, S_OPEN };
+/* S_OPEN, then S_HEADER last: the INFO names of the others keep their numbers.
+ * S_HEADER writes the header again with where the log holds the start LSN's
+ * record (pm_snap_header), once the log has written it. */
+enum stage { S_IDLE = 0, S_WRITING, S_WAIT_LOG, S_FSYNC, S_PUBLISH, S_OPEN, S_HEADER };
 
 struct pm_snap {
 	char dir[PATH_BYTES - 48]; /* data_dir/snap/shard-<i>, for messages */
@@ -73,7 +75,7 @@ struct pm_snap {
 	int fd;                    /* the temporary file being written */
 	uint8_t *buf;              /* PM_SNAP_SLICE_BYTES */
 	uint32_t len, written;     /* the slice in the buffer, and how much of it is written */
-	uint64_t file_off;         /* where the slice goes */
+	uint64_t file_off;         /* where the slice goes (S_HEADER: the header, at 0) */
 	bool inflight;             /* one of our SQEs is in the ring */
 	uint64_t end_lsn;          /* the last record applied before the last slice */
 	uint64_t t0_ns;
@@ -310,7 +312,7 @@ static void submit(struct pm_worker *w, unsigned op)
 	struct pm_snap *s = l->snap;
 	const uint8_t *p = s->buf + s->written;
 	uint32_t n = s->len - s->written;
-	off_t off = (off_t)(s->file_off + s->written);
+	off_t off = (off_t)((s->stage == S_HEADER ? 0 : s->file_off) + s->written);
 	int fd = op == SNAP_OP_DIRSYNC ? s->dirfd : s->fd;
 	char tmp[NAME_BYTES], name[NAME_BYTES]; /* the kernel reads them at submission */
 	pm_snap_name(s->wr.start_lsn, true, tmp);
@@ -371,7 +373,11 @@ static void handle(struct pm_worker *w, unsigned op, int res)
 	}
 	if (op == SNAP_OP_WRITE) {
 		s->written += (uint32_t)res; /* a short write: the turn writes the rest */
-		if (s->written == s->len) {
+		if (s->written == s->len && s->stage == S_HEADER) {
+			s->len = s->written = 0;
+			s->stage = S_FSYNC;
+			submit(w, SNAP_OP_FSYNC);
+		} else if (s->written == s->len) {
 			s->file_off += s->len;
 			s->st.bytes = s->file_off;
 			s->len = s->written = 0;
@@ -427,6 +433,7 @@ static int start(struct pm_worker *w, const char *why)
 		}
 	}
 	pm_snap_writer_init(&s->wr, &w->shard, w->id, lsn, w->now_ms);
+	pm_wal_mark(w); /* where record lsn lies: the header says so at the end */
 	s->stage = l->uring ? S_OPEN : S_WRITING; /* the ring makes the file first */
 	s->cleared = false;
 	s->len = s->written = 0;
@@ -526,10 +533,22 @@ uint32_t pm_snap_turn(struct pm_worker *w)
 		}
 		if (l->durable_lsn < s->end_lsn)
 			return 0;
+		uint64_t seg, off; /* the log has written the start's record: say where */
+		if (pm_wal_mark_pos(w, s->wr.start_lsn, &seg, &off)) {
+			pm_snap_header(&s->wr, seg, off, s->buf);
+			s->len = PM_SNAP_HEADER_BYTES;
+			s->written = 0;
+			s->stage = S_HEADER;
+			submit(w, SNAP_OP_WRITE);
+			return 1;
+		}
 		s->stage = S_FSYNC;
 		/* fall through */
 	case S_FSYNC:
 		submit(w, SNAP_OP_FSYNC);
+		return 1;
+	case S_HEADER:
+		submit(w, SNAP_OP_WRITE); /* the rest of a short write */
 		return 1;
 	case S_PUBLISH:
 		submit(w, s->renamed ? SNAP_OP_DIRSYNC : SNAP_OP_RENAME);
@@ -636,9 +655,9 @@ static int load(struct pm_worker *w, const char *name, struct pm_snap_info *info
 	return rc;
 }
 
-int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen)
+int pm_snap_recover(struct pm_worker *w, struct pm_snap_info *out, char *err, size_t errlen)
 {
-	*lsn = 0;
+	memset(out, 0, sizeof(*out));
 	if (snap_open(w, err, errlen) != 0)
 		return -1;
 	struct pm_snap *s = w->wal->snap;
@@ -666,7 +685,7 @@ int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen
 	unlink_older(s->dirfd, ".snap", x);
 	s->have_published = true; /* the next publish deletes it */
 	s->published_lsn = x;
-	*lsn = info.start_lsn;
+	*out = info;
 	return 0;
 }
 
@@ -807,7 +826,7 @@ uint32_t pm_snap_info(const struct pm_worker *w, char *out, uint32_t cap)
 	if (!s)
 		return 0;
 	static const char *const stages[] = { "idle", "writing", "waiting_for_log", "fsync",
-					      "publishing", "opening" };
+					      "publishing", "opening", "header" };
 	const struct pm_snap_stats *t = &s->st;
 	int n = snprintf(out, cap,
 			 "# Snapshot\r\nsnapshot_in_progress:%d\r\nsnapshot_stage:%s\r\n"

@@ -30,6 +30,8 @@
 
 #include "status.h"
 
+struct pm_snap_info;
+
 struct pm_worker;
 
 /* Bytes of one snapshot slice buffer (two per worker while a snapshot runs):
@@ -83,9 +85,10 @@ bool pm_snap_rename_spare(struct pm_worker *w, const char *seg, const char *spar
 /* Whether a background slot is free for the log's retirements (a few stay
  * reserved for the snapshot's own unlinks). */
 bool pm_snap_slot_free(const struct pm_worker *w);
-/* Recovery: load the newest snapshot of w's shard into it; *lsn is its start
- * LSN (0: none). 0, or -1 with a message. Called from pm_wal_open. */
-int pm_snap_recover(struct pm_worker *w, uint64_t *lsn, char *err, size_t errlen);
+/* Recovery: load the newest snapshot of w's shard into it; *info says what
+ * was loaded (all zeros: none — start LSN 0). 0, or -1 with a message. Called
+ * from pm_wal_open. */
+int pm_snap_recover(struct pm_worker *w, struct pm_snap_info *info, char *err, size_t errlen);
 /* The name of the snapshot at lsn in a shard's snapshot directory:
  * "<20 digits>.snap", or ".snap.tmp" while it is written (NAME_BYTES). */
 void pm_snap_name(uint64_t lsn, bool tmp, char *out);

@@ -414,11 +414,8 @@ void pm_auth_state_init(struct pm_auth *a, const struct pm_users *users, uint64_
 	a->seed = seed;
 	a->live = 0;
 	a->lru_head = a->lru_tail = PM_QUOTA_NONE;
-	a->free_head = 0;
-	for (uint32_t i = 0; i < PM_AUTH_SESSIONS_MAX; i++) {
-		a->s[i].live = false;
-		a->s[i].next = i + 1 < PM_AUTH_SESSIONS_MAX ? i + 1 : PM_QUOTA_NONE;
-	}
+	/* sessions are taken in index order (session_slot): s[] is first touched
+	 * when a session arrives, not at start */
 }
 
 static uint32_t bucket_of(const struct pm_auth *a, uint32_t user, uint32_t session)
@@ -465,13 +462,9 @@ static void hash_unlink(struct pm_auth *a, uint32_t i)
  * may be forgotten (2 x skew idle); PM_QUOTA_NONE when every one is live. */
 static uint32_t session_slot(struct pm_auth *a, uint64_t now_s, uint32_t skew_s)
 {
-	uint32_t i = a->free_head;
-	if (i != PM_QUOTA_NONE) {
-		a->free_head = a->s[i].next;
-		a->live++;
-		return i;
-	}
-	i = a->lru_tail;
+	if (a->live < PM_AUTH_SESSIONS_MAX)
+		return a->live++;
+	uint32_t i = a->lru_tail;
 	if (i == PM_QUOTA_NONE || now_s < a->s[i].last_s + 2ull * skew_s)
 		return PM_QUOTA_NONE;
 	lru_unlink(a, i);
@@ -528,7 +521,7 @@ uint8_t pm_auth_replay(struct pm_auth *a, uint32_t user, uint32_t session, uint6
 		if ((i = session_slot(a, now_s, skew_s)) == PM_QUOTA_NONE)
 			return PM_AUTH_R_BUSY;
 		a->s[i] = (struct pm_auth_session){ .user = user, .session = session, .top = seq,
-						    .live = true, .hnext = a->hash[b] };
+						    .hnext = a->hash[b] };
 		a->s[i].bits[0] = 1u;
 		a->hash[b] = i;
 	} else {

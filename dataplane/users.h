@@ -177,18 +177,17 @@ struct pm_auth_session {
 	uint64_t bits[PM_AUTH_REPLAY_WINDOW / 64u]; /* bit i: seq top - i seen */
 	uint64_t last_s;                    /* server time of its last frame */
 	uint32_t hnext, prev, next;         /* hash chain; LRU list (head: newest) */
-	bool live;
 };
 
 /* One worker's: its copy of the users table, the replay table, counters. */
 struct pm_auth {
 	const struct pm_users *users;       /* the admin thread's, swapped at a turn boundary */
 	uint64_t seed;                      /* keys the session hash */
-	uint32_t live;
-	uint32_t lru_head, lru_tail, free_head;
+	uint32_t live;                      /* s[0..live) in use: taken in order, never given back */
+	uint32_t lru_head, lru_tail;
 	struct pm_auth_stats st;
 	uint32_t hash[PM_AUTH_SESSION_BUCKETS];
-	struct pm_auth_session s[PM_AUTH_SESSIONS_MAX];
+	struct pm_auth_session s[PM_AUTH_SESSIONS_MAX]; /* untouched until taken */
 };
 
 /* The replay table alone, for tests: init, and one (user, session, seq)

@@ -46,6 +46,7 @@ struct batch {
 	uint64_t seq;
 	uint64_t first_lsn;        /* LSN of its first record (a new segment is named by it) */
 	uint64_t last_lsn;         /* LSN of its last record, once submitted */
+	uint32_t last_off;         /* where its last record starts in buf */
 };
 
 struct held {
@@ -101,6 +102,14 @@ struct pm_wal {
 	int dirfd;                 /* ... its descriptor: every file is reached through it */
 	int fd;                    /* current segment, -1 before the first */
 	uint64_t seg_off, seg_bytes;
+	uint64_t seg_first;        /* the current segment's first LSN (its name) */
+	/* Where records are in the segments (a snapshot's header says where its
+	 * start LSN's record is: pm_wal_mark): the last record of the batch
+	 * started last, and the one record marked */
+	uint64_t tail_lsn, tail_seg, tail_off;
+	uint64_t mark_lsn, mark_seg, mark_off; /* mark_seg 0: not placed yet */
+	uint32_t mark_rel;         /* the mark's offset in the batch being filled */
+	bool mark_in_fill;         /* ... placed when that batch starts */
 	uint64_t next_lsn;
 	uint64_t durable_lsn;      /* every record up to it is written (sync: and synced) */
 	struct batch b[2];

@@ -28,6 +28,7 @@
 #include "repl_io.h"
 #include "shard.h"
 #include "snap_io.h"
+#include "snapshot.h"
 #include "wal.h"
 #include "wal_impl.h"
 #include "wal_io.h"
@@ -385,6 +386,7 @@ static int seg_switch(struct pm_worker *w, uint64_t first_lsn)
 	l->fd = l->prep_fd;
 	l->prep_fd = -1;
 	l->prep = PREP_NONE;
+	l->seg_first = first_lsn;
 	l->seg_off = PM_WAL_SEGMENT_HEADER_BYTES;
 	l->fill_off = PM_MAX(l->prep_filled, l->seg_off);
 	l->dirsync = true;
@@ -551,6 +553,7 @@ void pm_wal_note(struct pm_worker *w, const struct pm_request *req, const struct
 	}
 	if (b->len == 0)
 		b->first_lsn = l->next_lsn;
+	b->last_off = b->len;
 	b->len += (uint32_t)n;
 	l->next_lsn++;
 	l->st.records++;
@@ -793,6 +796,15 @@ static void start_batch(struct pm_worker *w)
 		return;
 	b->seq = l->next_seq++;
 	b->last_lsn = l->next_lsn - 1;
+	/* where its records go: the batch is written whole at seg_off */
+	l->tail_lsn = b->last_lsn;
+	l->tail_seg = l->seg_first;
+	l->tail_off = l->seg_off + b->last_off;
+	if (l->mark_in_fill) {
+		l->mark_seg = l->seg_first;
+		l->mark_off = l->seg_off + l->mark_rel;
+		l->mark_in_fill = false;
+	}
 	l->fill ^= 1;
 	l->inflight = true;
 	l->written = 0;
@@ -1193,6 +1205,7 @@ int pm_wal_append_record(struct pm_worker *w, const uint8_t *rec, uint32_t n, ui
 	memcpy(b->buf + b->len, rec, n);
 	if (b->len == 0)
 		b->first_lsn = lsn;
+	b->last_off = b->len;
 	b->len += n;
 	l->next_lsn++;
 	l->st.records++;
@@ -1234,7 +1247,35 @@ int pm_wal_restart_at(struct pm_worker *w, uint64_t lsn)
 	l->next_lsn = lsn + 1;
 	l->durable_lsn = l->written_lsn = l->submitted_lsn = lsn;
 	l->dirty = false;
+	l->tail_lsn = l->mark_lsn = l->mark_seg = 0; /* no record placed in the new log yet */
+	l->mark_in_fill = false;
 	return 0;
+}
+
+void pm_wal_mark(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	const struct batch *b = &l->b[l->fill];
+	l->mark_lsn = l->next_lsn - 1;
+	l->mark_seg = l->mark_off = 0;
+	l->mark_in_fill = false;
+	if (b->len) { /* the batch being filled ends with it: placed when it starts */
+		l->mark_rel = b->last_off;
+		l->mark_in_fill = true;
+	} else if (l->tail_lsn == l->mark_lsn && l->tail_seg) { /* the batch started last */
+		l->mark_seg = l->tail_seg;
+		l->mark_off = l->tail_off;
+	} /* else not in this run's log (recovered, or none yet): no hint */
+}
+
+bool pm_wal_mark_pos(const struct pm_worker *w, uint64_t lsn, uint64_t *seg, uint64_t *off)
+{
+	const struct pm_wal *l = w->wal;
+	if (!l || l->mark_lsn != lsn || l->mark_seg == 0)
+		return false;
+	*seg = l->mark_seg;
+	*off = l->mark_off;
+	return true;
 }
 
 /* ---------------------------------------------------------------- recovery */
@@ -1322,10 +1363,35 @@ void pm_wal_apply_record(struct pm_worker *w, const struct pm_wal_record *rec,
 
 struct scan_ctx {
 	uint64_t skip;      /* records up to this LSN are in the snapshot loaded */
+	uint64_t hint_seg, hint_off; /* where the snapshot says record skip is (0: not known) */
 	uint64_t want;      /* the next LSN */
 	size_t end;         /* where writing resumes in the last segment */
+	size_t last_rec;    /* where the last record read starts (0: none read) */
 	bool cut;           /* an operator-approved cut: later segments go */
 };
+
+/* Where reading segment h starts: after record c->skip when the snapshot's
+ * hint names this segment and a whole record with that LSN is there (its
+ * CRC checked), so the records the snapshot holds are not read again; else
+ * at the first record. The records skipped are the snapshot's: recovery
+ * needs none of them. */
+static size_t scan_start(struct pm_wal *l, const struct pm_wal_segment_header *h,
+			 const uint8_t *buf, size_t size, struct scan_ctx *c)
+{
+	size_t off = PM_WAL_SEGMENT_HEADER_BYTES;
+	if (c->hint_seg != h->first_lsn || c->skip < h->first_lsn || c->hint_off < off ||
+	    c->hint_off >= size)
+		return off;
+	struct pm_wal_record rec;
+	size_t used = 0;
+	if (pm_wal_scan_next(buf + c->hint_off, size - c->hint_off, c->skip, &rec, &used) !=
+	    PM_WAL_RECORD)
+		return off; /* not there: read the segment from its start */
+	l->st.recovery_skipped_bytes += c->hint_off - off;
+	c->want = c->skip + 1;
+	c->last_rec = (size_t)c->hint_off;
+	return (size_t)c->hint_off + used;
+}
 
 /* Replay one segment file; 0, 1 (the newest one, never born: removed), or -1
  * with a message. */
@@ -1367,8 +1433,9 @@ static int replay_segment(struct pm_worker *w, uint64_t first, bool newest, stru
 			       c->want ? c->want : first);
 	}
 	c->want = h.first_lsn;
+	c->last_rec = 0;
 	uint64_t now = pm_wall_ms();
-	size_t off = PM_WAL_SEGMENT_HEADER_BYTES;
+	size_t off = scan_start(l, &h, buf, size, c);
 	for (;;) {
 		struct pm_wal_record rec;
 		size_t used = 0;
@@ -1379,6 +1446,7 @@ static int replay_segment(struct pm_worker *w, uint64_t first, bool newest, stru
 				l->st.recovered_records++;
 			}
 			c->want++;
+			c->last_rec = off;
 			off += used;
 			continue;
 		}
@@ -1410,14 +1478,14 @@ static int replay_segment(struct pm_worker *w, uint64_t first, bool newest, stru
 
 /* Replay the log after the snapshot loaded (its start LSN: snap_lsn, 0 for
  * none); segments wholly before it are deleted. */
-static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t errlen)
+static int recover(struct pm_worker *w, const struct pm_snap_info *snap, char *err, size_t errlen)
 {
 	struct pm_wal *l = w->wal;
-	uint64_t *firsts = l->segs;
+	uint64_t *firsts = l->segs, snap_lsn = snap->start_lsn;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int n = pm_wal_list_segments(l->dirfd, firsts, PM_WAL_SEGMENTS_MAX);
-	struct scan_ctx c = { .skip = snap_lsn };
+	struct scan_ctx c = { .skip = snap_lsn, .hint_seg = snap->log_seg, .hint_off = snap->log_off };
 	int last = -1;
 	for (int i = 0; i < n; i++) {
 		char name[NAME_BYTES];
@@ -1459,6 +1527,12 @@ static int recover(struct pm_worker *w, uint64_t snap_lsn, char *err, size_t err
 		fstat(l->fd, &sb);
 		l->seg_bytes = PM_MAX(l->seg_bytes, (uint64_t)sb.st_size);
 		l->seg_off = l->fill_off = c.end;
+		l->seg_first = firsts[last];
+		if (c.last_rec) { /* the last record read: a snapshot started now names it */
+			l->tail_lsn = c.want - 1;
+			l->tail_seg = firsts[last];
+			l->tail_off = c.last_rec;
+		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* signed: the nanoseconds' difference may be negative */
@@ -1728,8 +1802,8 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 		return -1;
 	scan_spares(l);
 	read_ahead(w);
-	uint64_t snap_lsn = 0;
-	if (pm_snap_recover(w, &snap_lsn, err, errlen) != 0 || recover(w, snap_lsn, err, errlen) != 0)
+	struct pm_snap_info snap = { 0 };
+	if (pm_snap_recover(w, &snap, err, errlen) != 0 || recover(w, &snap, err, errlen) != 0)
 		return -1;
 	/* the segments recovery left: the list the worker keeps from now on */
 	int nsegs = pm_wal_list_segments(l->dirfd, l->segs, PM_WAL_SEGMENTS_MAX);
@@ -1793,7 +1867,8 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nwal_segments_retired:%" PRIu64 "\r\nwal_segments_deleted:%" PRIu64
 			 "\r\nwal_segments_ready:%u\r\nwal_segment_waits:%" PRIu64
 			 "\r\nwal_recovered_records:%" PRIu64
-			 "\r\nwal_recovery_ms:%" PRIu64 "\r\nwal_torn_truncated:%" PRIu64
+			 "\r\nwal_recovery_ms:%" PRIu64 "\r\nwal_recovery_skipped_bytes:%" PRIu64
+			 "\r\nwal_torn_truncated:%" PRIu64
 			 "\r\nwal_io_ring:%s\r\nwal_io_choice:%s\r\nwal_io_probe_uring_us:%u"
 			 "\r\nwal_io_probe_pwrite_us:%u\r\nwal_fill_ahead:%s\r\nwal_fill_bytes:%" PRIu64
 			 "\r\nwal_fill_waits:%" PRIu64 "\r\nwal_io_adapt_uring_us:%u"
@@ -1805,7 +1880,8 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 s->held_max, s->refused_full, s->refused_failed, s->refused_busy, s->evictions,
 			 s->evict_refused, s->segments,
 			 s->recycled, s->retired, s->deleted, l->prep == PREP_READY, s->segment_waits,
-			 s->recovered_records, s->recovery_ms, s->torn_truncated,
+			 s->recovered_records, s->recovery_ms, s->recovery_skipped_bytes,
+			 s->torn_truncated,
 			 l->uring ? "yes" : "no", choices[w->d->cfg.wal_uring % 3], l->probe_ring_us,
 			 l->probe_here_us, l->fill_ahead ? "yes" : "no", s->fill_bytes, s->fill_waits,
 			 l->adapt_ring_us, l->adapt_here_us, l->adapt_switches);

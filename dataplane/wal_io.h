@@ -146,6 +146,7 @@ struct pm_wal_stats {
 	uint64_t fill_bytes;           /* zeros written ahead of the log (sync mode) */
 	uint64_t fill_waits;           /* batches that waited a turn for a fill in their range */
 	uint64_t recovered_records, recovery_ms, torn_truncated;
+	uint64_t recovery_skipped_bytes; /* log bytes recovery did not read: the snapshot's hint */
 	uint64_t repl_timeouts;        /* replies answered NOREPLICAS: no replica acks in time */
 };
 
@@ -207,6 +208,12 @@ bool pm_wal_has_room(const struct pm_worker *w, uint32_t n);
 /* The log's LSNs: the next to be given, the last durable (sync: synced;
  * batch: written), the last submitted and the last written. */
 uint64_t pm_wal_next_lsn(const struct pm_worker *w);
+/* Mark the last record logged (next_lsn - 1: a snapshot's start) to learn
+ * where it lies in the log once its batch has started; one mark at a time.
+ * pm_wal_mark_pos: true with the record's segment (its first LSN) and byte
+ * offset in it when the mark is lsn and placed. */
+void pm_wal_mark(struct pm_worker *w);
+bool pm_wal_mark_pos(const struct pm_worker *w, uint64_t lsn, uint64_t *seg, uint64_t *off);
 uint64_t pm_wal_durable_lsn(const struct pm_worker *w);
 /* Release held replies that wait for replicas: acknowledged, or timed out. */
 uint32_t pm_wal_release_held(struct pm_worker *w);

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +81,15 @@ struct pm_burst {
 					  * and its own user (issue 19) */
 };
 
+/* A pending fan-out's buffers (fanout.h), all slots' in one mapping that a
+ * start does not touch: the merge bytes, the hits, the CLIST entries. */
+#define PENDING_HITS_BYTES ((size_t)PM_K_MAX * sizeof(struct pm_hit_ref))
+#define PENDING_SLOT_BYTES \
+	(PM_KNN_MERGE_BYTES + PENDING_HITS_BYTES + PM_COLLECTIONS_MAX * sizeof(struct pm_coll_info))
+#define PENDING_MEM_BYTES (PM_PENDING_MAX * PENDING_SLOT_BYTES)
+_Static_assert(PENDING_HITS_BYTES % 8u == 0 && PM_KNN_MERGE_BYTES % 64u == 0,
+	       "each slot's parts stay aligned");
+
 int pm_worker_alloc(struct pm_worker *w)
 {
 	w->rx_buf = malloc((size_t)PM_RX_BURST * PM_RX_SLOT_BYTES);
@@ -93,23 +103,32 @@ int pm_worker_alloc(struct pm_worker *w)
 		  pm_tcp_worker_open(w, w->d->listen_fd) == 0 && pm_access_alloc(w) == 0 &&
 		  pm_fanout_alloc(w) == 0 && pm_reply_wait_alloc(w) == 0 && pm_knn_alloc(w) == 0 &&
 		  pm_guard_alloc(w) == 0 && pm_auth_alloc(w) == 0;
-	for (uint32_t i = 0; ok && i < PM_PENDING_MAX; i++) {
+	uint8_t *mem = ok ? w->pending_mem = pm_pages_alloc(PENDING_MEM_BYTES) : NULL;
+	for (uint32_t i = 0; mem && i < PM_PENDING_MAX; i++, mem += PENDING_SLOT_BYTES) {
 		struct pm_pending *p = &w->pending[i];
-		p->hits = calloc(PM_K_MAX, sizeof(*p->hits));
-		p->keys = malloc(PM_KNN_MERGE_BYTES);
-		p->colls = calloc(PM_COLLECTIONS_MAX, sizeof(*p->colls));
-		ok = p->hits && p->keys && p->colls;
+		p->keys = mem; /* first: PM_KNN_MERGE_BYTES keeps what follows aligned */
+		p->hits = (struct pm_hit_ref *)(mem + PM_KNN_MERGE_BYTES);
+		p->colls = (struct pm_coll_info *)(mem + PM_KNN_MERGE_BYTES + PENDING_HITS_BYTES);
 	}
-	return ok ? 0 : -ENOMEM;
+	return ok && w->pending_mem ? 0 : -ENOMEM;
+}
+
+void *pm_pages_alloc(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void pm_pages_free(void *p, size_t bytes)
+{
+	if (p)
+		munmap(p, bytes);
 }
 
 void pm_worker_free(struct pm_worker *w)
 {
-	for (uint32_t i = 0; i < PM_PENDING_MAX; i++) {
-		free(w->pending[i].hits);
-		free(w->pending[i].keys);
-		free(w->pending[i].colls);
-	}
+	pm_pages_free(w->pending_mem, PENDING_MEM_BYTES);
+	w->pending_mem = NULL;
 	pm_tcp_worker_close(w);
 	pm_reply_wait_free(w);
 	pm_access_free(w);

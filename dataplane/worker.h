@@ -149,7 +149,9 @@ struct pm_worker {
 	struct pm_pending pending[PM_PENDING_MAX];
 	struct pm_quota_table *quota; /* this worker's clients: quotas and counters (access.c) */
 	struct pm_auth *auth;      /* its users table copy, replay table, counters (users.c) */
+	void *pending_mem;         /* the pending slots' buffers, one mapping (pm_worker_alloc) */
 	struct pm_knn_part *knn_parts; /* PM_KNN_PARTS_MAX, a FIFO from knn_head (knn_sched.c) */
+	void *knn_mem;             /* the parts' query and hit buffers, one mapping */
 	uint32_t knn_head, knn_n;
 	double knn_ns_per_byte;    /* how fast this worker gets through KNN work with parts
 				    * waiting, its other work included (average) */
@@ -209,6 +211,11 @@ static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from
 
 /* Set-up (pomaid.c, before the thread starts) and the thread. */
 int pm_worker_alloc(struct pm_worker *w);
+/* Zeroed anonymous memory whose pages are first touched when used (a
+ * worker's tables for the most it may ever hold: a start does not pay to
+ * fault them all in); NULL when out of memory. Freed with pm_pages_free. */
+void *pm_pages_alloc(size_t bytes);
+void pm_pages_free(void *p, size_t bytes);
 /* The shard emptied: destroyed and made again with its configuration and
  * limits (pomaid.c; a replica's full sync loads a snapshot into it). 0, or
  * -1 with a message (the shard is then unusable). */

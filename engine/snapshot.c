@@ -28,6 +28,8 @@
 #define HDR_SHARD_OFF 12u
 #define HDR_LSN_OFF 16u
 #define HDR_MS_OFF 24u
+#define HDR_LOG_SEG_OFF 32u
+#define HDR_LOG_OFF_OFF 40u
 #define HDR_CRC_OFF 60u
 /* Section header offsets. */
 #define SEC_TYPE_OFF 0u
@@ -146,16 +148,23 @@ static uint8_t *put_attr(uint8_t *p, const uint8_t *rec, uint32_t alen)
 	return put_bytes(p + U16_BYTES, rec, alen);
 }
 
+void pm_snap_header(const struct pm_snap_writer *w, uint64_t log_seg, uint64_t log_off,
+		    uint8_t out[PM_SNAP_HEADER_BYTES])
+{
+	memset(out, 0, PM_SNAP_HEADER_BYTES);
+	memcpy(out, PM_SNAP_MAGIC, 8);
+	put_u32(out + HDR_VERSION_OFF, PM_SNAP_VERSION);
+	put_u32(out + HDR_SHARD_OFF, w->shard);
+	put_u64(out + HDR_LSN_OFF, w->start_lsn);
+	put_u64(out + HDR_MS_OFF, w->start_ms);
+	put_u64(out + HDR_LOG_SEG_OFF, log_seg);
+	put_u64(out + HDR_LOG_OFF_OFF, log_off);
+	put_u32(out + HDR_CRC_OFF, pm_crc32c(0, out, HDR_CRC_OFF));
+}
+
 static void write_header(struct out *o, const struct pm_snap_writer *w)
 {
-	uint8_t *h = o->p + o->len;
-	memset(h, 0, PM_SNAP_HEADER_BYTES);
-	memcpy(h, PM_SNAP_MAGIC, 8);
-	put_u32(h + HDR_VERSION_OFF, PM_SNAP_VERSION);
-	put_u32(h + HDR_SHARD_OFF, w->shard);
-	put_u64(h + HDR_LSN_OFF, w->start_lsn);
-	put_u64(h + HDR_MS_OFF, w->start_ms);
-	put_u32(h + HDR_CRC_OFF, pm_crc32c(0, h, HDR_CRC_OFF));
+	pm_snap_header(w, 0, 0, o->p + o->len); /* where the log has it: not known yet */
 	o->len += PM_SNAP_HEADER_BYTES;
 }
 
@@ -456,6 +465,8 @@ static enum pm_status check_header(const uint8_t *buf, size_t len, struct pm_sna
 	info->shard = get_u32(buf + HDR_SHARD_OFF);
 	info->start_lsn = get_u64(buf + HDR_LSN_OFF);
 	info->start_ms = get_u64(buf + HDR_MS_OFF);
+	info->log_seg = get_u64(buf + HDR_LOG_SEG_OFF);
+	info->log_off = get_u64(buf + HDR_LOG_OFF_OFF);
 	return PM_OK;
 }
 

@@ -31,8 +31,10 @@
  * File layout, little-endian:
  *
  *   header   64 bytes: magic "POMAISNP", u32 version, u32 shard, u64 start
- *            LSN, u64 wall-clock ms at the start, zeros, u32 CRC32C of bytes
- *            0..59 at offset 60
+ *            LSN, u64 wall-clock ms at the start, u64 log segment and u64 byte
+ *            offset in it of the start LSN's record (0 and 0: not known; a
+ *            hint recovery checks, pm_snap_header), zeros, u32 CRC32C of
+ *            bytes 0..59 at offset 60
  *   sections each: u32 type, u32 payload bytes, u32 records, u32 CRC32C (of
  *            the first 12 header bytes and the payload), then the payload —
  *            whole records, never split; at most PM_SNAP_SECTION_BYTES_MAX
@@ -104,6 +106,16 @@ struct pm_snap_writer {
 /* Begin a snapshot of sh as of start_lsn (the last record applied to it). */
 void pm_snap_writer_init(struct pm_snap_writer *w, const struct pm_shard *sh, uint32_t shard,
 			 uint64_t start_lsn, uint64_t now_ms);
+/* The header of w's snapshot, with where the log holds the record of its
+ * start LSN: the first LSN of that record's segment (its name) and the
+ * record's byte offset in it; 0 and 0 when not known. pm_snap_fill writes it
+ * with 0 and 0 first; the writer may write it again over the file's first
+ * bytes once its log has the record (dataplane/snap_io.c). A hint only:
+ * recovery starts reading the log there when the record there is whole and
+ * has that LSN, else reads the segment from its start. */
+void pm_snap_header(const struct pm_snap_writer *w, uint64_t log_seg, uint64_t log_off,
+		    uint8_t out[PM_SNAP_HEADER_BYTES]);
+
 /* Write the next whole sections into out (cap >= PM_SNAP_FILL_BYTES_MIN),
  * looking at no more than max_items seed slots or node ids; the first call
  * writes the header and the collection table (as of the start). Returns the
@@ -123,6 +135,7 @@ unsigned pm_snap_progress(const struct pm_snap_writer *w);
 struct pm_snap_info {
 	uint32_t shard;
 	uint64_t start_lsn, start_ms;
+	uint64_t log_seg, log_off; /* the header's hint: 0 and 0 when not known */
 	uint64_t colls, items, nodes, sections;
 	uint64_t skipped;       /* records not loaded: expired, or a stale copy */
 	uint64_t links_dropped; /* HNSW links the restored graphs could not hold */

@@ -203,8 +203,8 @@ static struct pm_quota_table table;
 
 static bool tracked(const struct pm_quota_table *t, uint32_t addr_be)
 {
-	for (uint32_t i = 0; i < PM_QUOTA_CLIENTS_MAX; i++)
-		if (t->e[i].live && t->e[i].addr_be == addr_be)
+	for (uint32_t i = 0; i < t->live; i++)
+		if (t->e[i].addr_be == addr_be)
 			return true;
 	return false;
 }
