@@ -168,12 +168,27 @@ static void write_header(struct out *o, const struct pm_snap_writer *w)
 	o->len += PM_SNAP_HEADER_BYTES;
 }
 
+/* Was this collection slot captured at the start, and does it still hold that
+ * collection, not dropped since? (A drop after the start is in the log the image
+ * is replayed with; its vectors are being freed and are not read here.) */
+static bool coll_same(const struct pm_snap_writer *w, const struct pm_shard *sh, uint32_t slot)
+{
+	return w->gen[slot] && sh->colls[slot].live && !sh->colls[slot].dropping &&
+	       sh->colls[slot].gen == w->gen[slot];
+}
+
 static void write_colls(struct out *o, struct pm_snap_writer *w, const struct pm_shard *sh)
 {
 	sec_open(o, PM_SNAP_SEC_COLLS);
 	for (uint32_t i = 0; i < PM_COLLECTIONS_MAX; i++) {
 		const struct pm_collection *c = &sh->colls[i];
-		if (!w->gen[i])
+		/* The table is written by the first fill, which may come turns after
+		 * the start (the file is made first). A collection dropped since (its
+		 * slot cleared, or taken again) is left out, as its items are: its
+		 * drop is in the log after the start LSN. Name and parameters do not
+		 * change while a collection lives; its graph's entry point and RNG
+		 * do, so they are the start's. */
+		if (!coll_same(w, sh, i))
 			continue;
 		uint8_t *p = o->p + o->len;
 		put_u16(p, (uint16_t)i);
@@ -187,8 +202,8 @@ static void write_colls(struct out *o, struct pm_snap_writer *w, const struct pm
 		put_u32(p + 8, c->params.ef_construction);
 		put_u32(p + 12, c->params.ef_search);
 		put_u32(p + 16, w->high[i]);
-		put_u32(p + 20, c->hnsw.entry);
-		put_u64(p + 24, c->hnsw.rng);
+		put_u32(p + 20, w->entry[i]);
+		put_u64(p + 24, w->rng[i]);
 		p[COLL_FLAGS_OFF] = c->params.flags;
 		p[COLL_DTYPE_OFF] = c->params.dtype;
 		p[COLL_RERANK_OFF] = c->params.rerank;
@@ -213,16 +228,9 @@ void pm_snap_writer_init(struct pm_snap_writer *w, const struct pm_shard *sh, ui
 			continue;
 		w->gen[i] = c->gen;
 		w->high[i] = c->params.index == PM_INDEX_HNSW ? c->hnsw.high : 0;
+		w->entry[i] = c->hnsw.entry;
+		w->rng[i] = c->hnsw.rng;
 	}
-}
-
-/* Was this collection slot captured at the start, and does it still hold that
- * collection, not dropped since? (A drop after the start is in the log the image
- * is replayed with; its vectors are being freed and are not read here.) */
-static bool coll_same(const struct pm_snap_writer *w, const struct pm_shard *sh, uint32_t slot)
-{
-	return w->gen[slot] && sh->colls[slot].live && !sh->colls[slot].dropping &&
-	       sh->colls[slot].gen == w->gen[slot];
 }
 
 static bool expired_at(uint64_t at, uint64_t now_ms)

@@ -100,6 +100,8 @@ struct pm_snap_writer {
 	uint32_t seed_end;    /* seed slots in use at the start */
 	uint32_t gen[PM_COLLECTIONS_MAX];  /* collection generations at the start (0: none) */
 	uint32_t high[PM_COLLECTIONS_MAX]; /* HNSW id bounds at the start */
+	uint32_t entry[PM_COLLECTIONS_MAX]; /* HNSW entry points at the start */
+	uint64_t rng[PM_COLLECTIONS_MAX];  /* HNSW level RNGs at the start */
 	uint64_t records, sections, bytes;
 };
 
