@@ -513,8 +513,8 @@ static void tcp_receive(struct pm_client *c, uint32_t l)
 	struct pmc_link *k = &c->links[l];
 	const uint32_t gen = k->stream_gen;
 	for (uint32_t n = 0; n < PMC_RX_BURST && k->fd >= 0 && k->stream_gen == gen; n++) {
-		ssize_t r = recv(k->fd, k->rx + k->rx_len, PMC_TCP_RX_BYTES - k->rx_len,
-				 MSG_DONTWAIT);
+		size_t room = PMC_TCP_RX_BYTES - k->rx_len;
+		ssize_t r = recv(k->fd, k->rx + k->rx_len, room, MSG_DONTWAIT);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -525,6 +525,8 @@ static void tcp_receive(struct pm_client *c, uint32_t l)
 		}
 		k->rx_len += (uint32_t)r;
 		tcp_parse(c, l);
+		if ((size_t)r < room)
+			return; /* drained: the next poll (or spin) reads what comes next */
 	}
 }
 
