@@ -12,7 +12,10 @@
 #   2. restart RESTARTS times; each restart is timed from exec to "pomaid:
 #      ready", and each shard's own load ("snapshot ... loaded ... in N ms")
 #      is read from pomaid's output. Reported: the restart's wall time, the
-#      slowest shard's load, the sum of the shards' loads, and
+#      slowest shard's load, the sum of the shards' loads, the slowest
+#      shard's log replay after its snapshot (wal_io.c: the snapshot's header
+#      says where its start LSN's record is, so the log before it is not
+#      read again), and
 #      restart / slowest (target <= 1.2) and sum / restart (the speed-up over
 #      loading the shards one after another).
 # Before every restart the data dir's files are dropped from the page cache
@@ -48,8 +51,8 @@ drop_cache() { # dir: every file read through once with nocache
 	done
 }
 
-echo "| shards | data per shard MB | restart s (each) | slowest shard's load ms (each) | sum of the shards' loads ms (each) | restart / slowest (median) | sum / restart (median) |"
-echo "| ---: | ---: | --- | --- | --- | ---: | ---: |"
+echo "| shards | data per shard MB | restart s (each) | slowest shard's load ms (each) | sum of the shards' loads ms (each) | log replay ms, slowest (each) | restart / slowest (median) | sum / restart (median) |"
+echo "| ---: | ---: | --- | --- | --- | --- | ---: | ---: |"
 for n in $shard_counts; do
 	dir=$pm_work/data-$n
 	log=$pm_work/pomaid-$n.log
@@ -79,7 +82,7 @@ for n in $shard_counts; do
 	done
 	pm_stop_pomaid
 	mb=$(du -sm "$dir/snap" | awk -v n="$n" '{printf "%.0f", $1 / n}')
-	walls=() slows=() sums=() ratios=() speedups=()
+	walls=() slows=() sums=() replays=() ratios=() speedups=()
 	for r in $(seq "$restarts"); do
 		drop_cache "$dir"
 		: >"$log"
@@ -89,10 +92,13 @@ for n in $shard_counts; do
 		loads=$(grep -o 'loaded: .* in [0-9]* ms' "$log" | grep -o 'in [0-9]* ms' | awk '{print $2}')
 		slow=$(echo "$loads" | sort -n | tail -1)
 		sum=$(echo "$loads" | paste -sd+ | bc)
-		walls+=("$ready_s") slows+=("$slow") sums+=("$sum")
+		# each shard's log replay after its snapshot ("recovered N records ... in T ms")
+		replay=$(grep -o 'recovered [0-9]* records from .* in [0-9]* ms' "$log" |
+			awk '{ print $(NF - 1) }' | sort -n | tail -1)
+		walls+=("$ready_s") slows+=("$slow") sums+=("$sum") replays+=("${replay:-0}")
 		ratios+=("$(echo "scale=3; $ready_s * 1000 / $slow" | bc)")
 		speedups+=("$(echo "scale=3; $sum / ($ready_s * 1000)" | bc)")
 		echo "  run $r: $n shards, restart ${ready_s} s, shard loads (ms): $(echo $loads)" >&2
 	done
-	echo "| $n | $mb | ${walls[*]} | ${slows[*]} | ${sums[*]} | $(pm_median "${ratios[@]}") | $(pm_median "${speedups[@]}") |"
+	echo "| $n | $mb | ${walls[*]} | ${slows[*]} | ${sums[*]} | ${replays[*]} | $(pm_median "${ratios[@]}") | $(pm_median "${speedups[@]}") |"
 done
