@@ -56,6 +56,7 @@
 #define KNN_QUERY_BYTES ((size_t)PM_DIM_MAX * sizeof(float))
 #define KNN_PART_BYTES (KNN_QUERY_BYTES + (size_t)PM_K_MAX * sizeof(struct pm_knn_hit))
 #define KNN_MEM_BYTES (PM_KNN_PARTS_MAX * KNN_PART_BYTES)
+#define KNN_PARTS_BYTES (PM_KNN_PARTS_MAX * sizeof(struct pm_knn_part))
 _Static_assert(KNN_QUERY_BYTES % QUERY_ALIGN_BYTES == 0 && KNN_PART_BYTES % QUERY_ALIGN_BYTES == 0,
 	       "every part's query vector is aligned");
 /* The rate is sampled over consecutive turns with parts waiting, once they
@@ -67,22 +68,18 @@ _Static_assert(KNN_QUERY_BYTES % QUERY_ALIGN_BYTES == 0 && KNN_PART_BYTES % QUER
 
 int pm_knn_alloc(struct pm_worker *w)
 {
-	w->knn_parts = calloc(PM_KNN_PARTS_MAX, sizeof(*w->knn_parts));
-	uint8_t *mem = w->knn_mem = pm_pages_alloc(KNN_MEM_BYTES); /* page-aligned */
-	if (!w->knn_parts || !mem)
+	/* the slots too: a slot's buffers are set when a part takes it (part_begin) */
+	w->knn_parts = pm_pages_alloc(KNN_PARTS_BYTES);
+	w->knn_mem = pm_pages_alloc(KNN_MEM_BYTES); /* page-aligned */
+	if (!w->knn_parts || !w->knn_mem)
 		return -1;
-	for (uint32_t i = 0; i < PM_KNN_PARTS_MAX; i++, mem += KNN_PART_BYTES) {
-		struct pm_knn_part *p = &w->knn_parts[i];
-		p->qbuf = (float *)mem;
-		p->hits = (struct pm_knn_hit *)(mem + KNN_QUERY_BYTES);
-	}
 	w->knn_head = w->knn_n = 0;
 	return 0;
 }
 
 void pm_knn_free(struct pm_worker *w)
 {
-	free(w->knn_parts);
+	pm_pages_free(w->knn_parts, KNN_PARTS_BYTES);
 	pm_pages_free(w->knn_mem, KNN_MEM_BYTES);
 	w->knn_parts = NULL;
 	w->knn_mem = NULL;
@@ -171,12 +168,12 @@ static void part_begin(struct pm_worker *w, const struct pm_request *req,
 		part_fail(w, &busy, PM_E_BUSY);
 		return;
 	}
-	struct pm_knn_part *p = &w->knn_parts[(w->knn_head + w->knn_n) % PM_KNN_PARTS_MAX];
-	float *qbuf = p->qbuf;
-	struct pm_knn_hit *hits = p->hits;
+	uint32_t slot = (w->knn_head + w->knn_n) % PM_KNN_PARTS_MAX;
+	struct pm_knn_part *p = &w->knn_parts[slot];
+	uint8_t *mem = (uint8_t *)w->knn_mem + (size_t)slot * KNN_PART_BYTES;
 	*p = part;
-	p->qbuf = qbuf;
-	p->hits = hits;
+	p->qbuf = (float *)mem;
+	p->hits = (struct pm_knn_hit *)(mem + KNN_QUERY_BYTES);
 	pm_vquery_begin(&w->shard, &p->q, req, p->qbuf, p->hits);
 	if (p->q.done) {
 		part_done(w, p);
