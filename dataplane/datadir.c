@@ -47,6 +47,8 @@ static int sync_parent(int dirfd, const char *path)
 {
 	if (dirfd >= 0)
 		return fsync(dirfd);
+	if (!path)
+		return -1; /* never: callers give one or the other */
 	char buf[PM_CONFIG_STRING_BYTES];
 	const char *slash = strrchr(path, '/');
 	size_t n = slash ? (size_t)(slash - path) : 0;

@@ -487,7 +487,7 @@ enum pm_status pm_snap_check(const uint8_t *buf, size_t len, struct pm_snap_info
 	uint64_t records = 0;
 	bool end = false;
 	while (st == PM_OK && off < len && !end) {
-		struct sec s;
+		struct sec s = { 0 }; /* set by next_section; zeroed for -O3's flow analysis */
 		if ((st = next_section(buf, len, &off, &s, why, whylen)) != PM_OK)
 			break;
 		if (s.type == PM_SNAP_SEC_END) {
@@ -779,7 +779,7 @@ enum pm_status pm_snap_load(struct pm_snap_loader *L, struct pm_shard *sh, const
 	L->whylen = whylen;
 	size_t off = PM_SNAP_HEADER_BYTES;
 	while (st == PM_OK && off < len) {
-		struct sec s;
+		struct sec s = { 0 }; /* set by next_section; zeroed for -O3's flow analysis */
 		L->off = off;
 		(void)next_section(buf, len, &off, &s, why, whylen); /* checked above */
 		if (s.type != PM_SNAP_SEC_END)

@@ -372,12 +372,14 @@ static int complete_words(const char *words)
 {
 	static struct proc p;
 	char script[1024];
-	snprintf(script, sizeof(script),
+	int n = snprintf(script, sizeof(script),
 		 "source \"$1\" && source \"$2\" || exit 8\n"
 		 "complete -p pomai-cli pomaictl > /dev/null || exit 9\n"
 		 "COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n"
 		 "[[ ${COMP_WORDS[0]} == pomaictl ]] && _pomaictl || _pomai_cli\n"
 		 "printf '%%s\\n' \"${COMPREPLY[@]}\"\n", words);
+	if (n < 0 || (size_t)n >= sizeof(script))
+		return -1; /* words too long for the script: not run */
 	proc_init(&p, "bash");
 	proc_args(&p, (const char *const[]){ "--norc", "--noprofile", "-c", script, "bash", comp_cli,
 					     comp_ctl, NULL });
