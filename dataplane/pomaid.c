@@ -201,6 +201,10 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 		fprintf(stderr, "pomaid: %s\n", err);
 		return -1;
 	}
+	int rc = dpdk ? 0 : pm_tcp_watch_udp(w);
+	if (rc != 0)
+		fprintf(stderr, "pomaid: shard %u: UDP socket not in the epoll set (%s): read every"
+			" turn\n", i, strerror(-rc));
 	struct pm_shard_config sc = pm_worker_shard_config(w);
 	enum pm_status st = pm_shard_init(&w->shard, &sc);
 	if (st != PM_OK) {

@@ -58,6 +58,9 @@
 
 /* The listening socket's epoll token (a connection's is its slot). */
 #define LISTEN_TOKEN UINT32_MAX
+#define UDP_TOKEN (UINT32_MAX - 2u) /* PM_TCP_REPL_TOKEN is UINT32_MAX - 1 */
+_Static_assert(UDP_TOKEN > PM_TCP_CONNS_MAX && PM_TCP_REPL_TOKEN > PM_TCP_CONNS_MAX,
+	       "epoll tokens apart from connection slots");
 
 /* ---------------------------------------------------------------- what a reply may take */
 
@@ -153,6 +156,17 @@ int pm_tcp_worker_open(struct pm_worker *w, int listen_fd)
 		return 0;
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = LISTEN_TOKEN };
 	return epoll_ctl(w->ep, EPOLL_CTL_ADD, listen_fd, &ev);
+}
+
+int pm_tcp_watch_udp(struct pm_worker *w)
+{
+	if (w->d->listen_fd < 0 || w->ep < 0 || w->fd < 0)
+		return 0; /* no epoll wait per turn: the socket is read every turn */
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UDP_TOKEN };
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->fd, &ev) != 0)
+		return -errno;
+	w->udp_polled = true;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- buffers */
@@ -711,7 +725,9 @@ uint32_t pm_tcp_turn(struct pm_worker *w)
 	int n = epoll_wait(w->ep, ev, PM_TCP_EVENTS_PER_TURN, 0);
 	for (int e = 0; e < n; e++) {
 		uint32_t i = ev[e].data.u32;
-		if (i == LISTEN_TOKEN)
+		if (i == UDP_TOKEN)
+			w->udp_ready = true; /* read in this turn (worker.c: turn) */
+		else if (i == LISTEN_TOKEN)
 			conn_accept(w);
 		else if (i == PM_TCP_REPL_TOKEN)
 			w->repl_ready = true; /* replication's: served in its own turn */

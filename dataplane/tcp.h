@@ -56,6 +56,12 @@ int pm_tcp_listen(const struct pm_config *cfg, char *err, size_t errlen);
 #define PM_TCP_REPL_TOKEN (UINT32_MAX - 1u)
 /* A worker's epoll set and connection table; listen_fd < 0: no TCP. */
 int pm_tcp_worker_open(struct pm_worker *w, int listen_fd);
+/* With TCP, the worker's UDP socket joins the epoll set it waits on every
+ * turn anyway: the turn then reads the socket only when epoll says a
+ * datagram waits (w->udp_ready), one system call per idle turn instead of
+ * two (recvmmsg found nothing). Without TCP it is read every turn, as before.
+ * 0, or -errno (the socket is then read every turn). */
+int pm_tcp_watch_udp(struct pm_worker *w);
 void pm_tcp_worker_close(struct pm_worker *w);
 /* Accept, read, execute, write, and apply the deadlines; how much work it found. */
 uint32_t pm_tcp_turn(struct pm_worker *w);

@@ -208,7 +208,12 @@ static void clock_turn(struct pm_worker *w)
 static uint32_t turn(struct pm_worker *w)
 {
 	clock_turn(w);
-	uint32_t work = serve_rx(w) + pm_tcp_turn(w) + serve_rings(w);
+	/* TCP's epoll first: it also says whether the UDP socket has datagrams */
+	w->udp_ready = false;
+	uint32_t work = pm_tcp_turn(w);
+	if (!w->udp_polled || w->udp_ready)
+		work += serve_rx(w);
+	work += serve_rings(w);
 	work += pm_knn_turn(w); /* at most one slice of KNN work between two looks at the I/O */
 	work += pm_wal_turn(w); /* this turn's writes become one log write */
 	work += pm_repl_turn(w); /* ... which goes to the replicas now, or the primary's is applied */

@@ -119,6 +119,8 @@ struct pm_worker {
 	uint64_t boot_ms;
 	_Atomic uint64_t moved;
 	bool repl_ready;           /* epoll saw one of replication's sockets ready (tcp.c) */
+	bool udp_polled;           /* the UDP socket is in the epoll set (pm_tcp_watch_udp) */
+	bool udp_ready;            /* ... and epoll saw it readable this turn */
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
 	int ep;                    /* epoll: the TCP listener and this worker's connections */
 	struct pm_conn *conns;     /* PM_TCP_CONNS_MAX */
