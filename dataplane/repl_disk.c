@@ -6,7 +6,7 @@
  * Through the worker's own io_uring (the log's ring; one request per step,
  * as snap_io.c's snapshots; completions come back by user_data: OP_REPL,
  * PM_RD_USER_DATA and the op), because each is one request io_uring does:
- *   - a full sync's image file <LSN>.snap.tmp: whatever held its name
+ *   - a full sync's image file <LSN>.snap.image: whatever held its name
  *     unlinked (UNLINKAT), then made with O_EXCL (OPENAT), never through a
  *     link (datadir.h's rule);
  *   - each SNAP_DATA frame's bytes (WRITE), copied out of the link's buffer
@@ -574,7 +574,7 @@ static enum pm_rd_step image_step(struct pm_worker *w, struct pm_repl_disk *rd,
 			return say(err, errlen, "out of memory for the image's buffer");
 		rd->img_lsn = f->u.snap_begin.start_lsn;
 		rd->img_bytes = rd->img_off = 0;
-		pm_snap_name(rd->img_lsn, true, rd->img_tmp);
+		pm_snap_image_name(rd->img_lsn, rd->img_tmp);
 		pm_snap_name(rd->img_lsn, false, rd->img_name);
 		rd->img = IMG_OPENING;
 		go(w, rd, IMG_CLEAR);

@@ -62,7 +62,7 @@ void pm_rd_history_save(struct pm_worker *w, struct pm_repl_disk *rd, const char
 bool pm_rd_history_busy(const struct pm_repl_disk *rd);
 
 /* One frame of a full sync (SNAP_BEGIN, SNAP_DATA, SNAP_END) into
- * <LSN>.snap.tmp: DONE (taken), WAIT (present it again later), FAIL. After
+ * <LSN>.snap.image: DONE (taken), WAIT (present it again later), FAIL. After
  * SNAP_END's DONE the image is whole, synced, checked, and mapped for the
  * install. */
 enum pm_rd_step pm_rd_image(struct pm_worker *w, struct pm_repl_disk *rd,

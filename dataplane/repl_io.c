@@ -1033,7 +1033,7 @@ static void link_welcome(struct pm_worker *w, const struct pm_repl_frame *f)
 	k->st = LINK_SNAPSHOT;
 }
 
-/* SNAP_BEGIN / SNAP_DATA / SNAP_END: the image into <lsn>.snap.tmp
+/* SNAP_BEGIN / SNAP_DATA / SNAP_END: the image into <lsn>.snap.image
  * (repl_disk.c); *wait: its step is under way (the frame stays). After
  * SNAP_END the image is on disk and checked: the install comes next. */
 static bool link_image(struct pm_worker *w, const struct pm_repl_frame *f, bool *wait)

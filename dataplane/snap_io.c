@@ -107,6 +107,11 @@ void pm_snap_name(uint64_t lsn, bool tmp, char *out)
 	snprintf(out, NAME_BYTES, "%020" PRIu64 ".snap%s", lsn, tmp ? ".tmp" : "");
 }
 
+void pm_snap_image_name(uint64_t lsn, char *out)
+{
+	snprintf(out, NAME_BYTES, "%020" PRIu64 ".snap.image", lsn);
+}
+
 bool pm_snap_inflight(const struct pm_worker *w)
 {
 	return w->wal && w->wal->snap && (w->wal->snap->inflight || w->wal->snap->unlink_busy);
@@ -598,7 +603,7 @@ static int newest(struct pm_snap *s, uint64_t *lsn)
 		uint64_t x = strtoull(e->d_name, &end, 10);
 		if (end == e->d_name)
 			continue;
-		if (!strcmp(end, ".snap.tmp"))
+		if (!strcmp(end, ".snap.tmp") || !strcmp(end, ".snap.image"))
 			unlinkat(s->dirfd, e->d_name, 0); /* a link too: removed, not followed */
 		else if (!strcmp(end, ".snap") && (!found || x > *lsn))
 			*lsn = x, found = true;

@@ -92,9 +92,13 @@ int pm_snap_recover(struct pm_worker *w, struct pm_snap_info *info, char *err, s
 /* The name of the snapshot at lsn in a shard's snapshot directory:
  * "<20 digits>.snap", or ".snap.tmp" while it is written (NAME_BYTES). */
 void pm_snap_name(uint64_t lsn, bool tmp, char *out);
+/* A replica's full-sync image of lsn while it is received and checked:
+ * "<20 digits>.snap.image" — a name of its own, so that it never meets a
+ * local snapshot of the same LSN being written (both removed at start). */
+void pm_snap_image_name(uint64_t lsn, char *out);
 /* A replica's full sync (repl_io.c, repl_disk.c): the snapshot directory
  * (its descriptor, and its path for messages), where the image is received
- * as <LSN>.snap.tmp; whether a local snapshot is under way (the shard
+ * as <LSN>.snap.image; whether a local snapshot is under way (the shard
  * cannot be replaced then). */
 int pm_snap_dirfd(const struct pm_worker *w);
 const char *pm_snap_dir(const struct pm_worker *w);

@@ -248,11 +248,14 @@ static void replaced_links(struct pomaid *p, const char *v1, const char *v2)
 	CU_ASSERT_FATAL(plant(p->dir, "wal/shard-0/next.spare", v1));
 	CU_ASSERT_FATAL(plant(p->dir, "wal/shard-1/00000000000000000007.spare", v2));
 	CU_ASSERT_FATAL(plant(p->dir, "snap/shard-0/00000000000000000003.snap.tmp", v1));
+	CU_ASSERT_FATAL(plant(p->dir, "snap/shard-1/00000000000000000004.snap.image", v2));
 	CU_ASSERT_FATAL(pomaid_start(p, NULL, NULL));
 	path_join(path, p->dir, "pomaid.stats");
 	CU_ASSERT(is_regular(path));
 	CU_ASSERT(!exists(p->dir, "pomaid.stats.new"));
 	CU_ASSERT(!exists(p->dir, "snap/shard-0/00000000000000000003.snap.tmp"));
+	CU_ASSERT(!exists(p->dir, "snap/shard-1/00000000000000000004.snap.image")); /* a full
+	   sync's image, interrupted: removed like a snapshot's temporary file */
 	path_join(path, p->dir, "wal/shard-0/next.spare");
 	CU_ASSERT(!is_link(path));
 	CU_ASSERT(victim_intact(v1));
