@@ -85,11 +85,31 @@ static void pair_accept(struct repl_proxy *p)
 	q->up = up;
 }
 
+/* The frame whose type byte is at b[pos] (its body, type byte included,
+ * q->body_left bytes): how far in it is cut (0: not cut). Armed, a RECORDS
+ * frame is cut in the middle of its records; with an image fault, every
+ * SNAP_DATA frame in the middle of its payload. */
+static uint32_t cut_at(struct repl_proxy *p, const struct repl_proxy_pair *q, uint8_t type)
+{
+	const uint32_t head = PM_REPL_FRAME_HEADER_BYTES - 4u; /* type, version, reserved */
+	if (type == PM_REPL_SNAP_DATA && q->body_left > head &&
+	    atomic_load(&p->image_fault) == REPL_PROXY_IMAGE_CUT) {
+		atomic_fetch_add(&p->image_faults, 1);
+		return head + (q->body_left - head) / 2u;
+	}
+	if (type == PM_REPL_RECORDS &&
+	    q->body_left >= head + PM_REPL_RECORDS_FIXED_BYTES + PM_REPL_RECORD_BYTES_MIN &&
+	    atomic_exchange(&p->armed, false)) /* the header, the fixed part, half of the records */
+		return head + PM_REPL_RECORDS_FIXED_BYTES +
+		       (q->body_left - head - PM_REPL_RECORDS_FIXED_BYTES) / 2u;
+	return 0;
+}
+
 /* Follow the frames in b (n bytes from the primary): how many of them to
- * forward, and (*cut) whether the pair is to be reset once they are. Armed,
- * the next RECORDS frame is forwarded up to the middle of its payload. */
-static size_t frames_walk(struct repl_proxy *p, struct repl_proxy_pair *q, const uint8_t *b,
-			  size_t n, bool *cut)
+ * forward, and (*cut) whether the pair is to be reset once they are (a cut:
+ * cut_at). A flipped bit is flipped in b. */
+static size_t frames_walk(struct repl_proxy *p, struct repl_proxy_pair *q, uint8_t *b, size_t n,
+			  bool *cut)
 {
 	size_t pos = 0;
 	*cut = false;
@@ -106,15 +126,15 @@ static size_t frames_walk(struct repl_proxy *p, struct repl_proxy_pair *q, const
 		}
 		if (!q->typed) {
 			q->typed = true;
-			if (b[pos] == PM_REPL_RECORDS &&
-			    q->body_left >= (PM_REPL_FRAME_HEADER_BYTES - 4u) +
-						    PM_REPL_RECORDS_FIXED_BYTES + PM_REPL_RECORD_BYTES_MIN &&
-			    atomic_exchange(&p->armed, false)) {
-				/* the header, the fixed part, and half of the records */
-				uint32_t send = (PM_REPL_FRAME_HEADER_BYTES - 4u) +
-						PM_REPL_RECORDS_FIXED_BYTES +
-						(q->body_left - (PM_REPL_FRAME_HEADER_BYTES - 4u) -
-						 PM_REPL_RECORDS_FIXED_BYTES) / 2u;
+			const uint32_t head = PM_REPL_FRAME_HEADER_BYTES - 4u;
+			if (b[pos] == PM_REPL_SNAP_DATA && q->body_left > head &&
+			    atomic_load(&p->image_fault) == REPL_PROXY_IMAGE_FLIP) {
+				q->flipping = true; /* a bit in the middle of the payload */
+				q->flip_left = head + (q->body_left - head) / 2u;
+				atomic_fetch_add(&p->image_faults, 1);
+			}
+			uint32_t send = cut_at(p, q, b[pos]);
+			if (send) {
 				atomic_store(&p->cut_frame_bytes, q->body_left + 4u);
 				atomic_store(&p->cut_after_bytes, send + 4u);
 				if (send <= n - pos) {
@@ -128,6 +148,12 @@ static size_t frames_walk(struct repl_proxy *p, struct repl_proxy_pair *q, const
 			}
 		}
 		size_t k = q->body_left < n - pos ? q->body_left : n - pos;
+		if (q->flipping && q->flip_left < k) {
+			b[pos + q->flip_left] ^= 0x10u;
+			q->flipping = false;
+		} else if (q->flipping) {
+			q->flip_left -= (uint32_t)k;
+		}
 		pos += k;
 		q->body_left -= (uint32_t)k;
 		if (q->body_left == 0) {

@@ -14,6 +14,12 @@
  * replica holds part of a record, the primary sees its stream gone. Later
  * connections are relayed whole until it is armed again. Nothing is buffered
  * beyond one read: a relay writes what it read before it reads more.
+ *
+ * A full sync's image (SNAP_DATA frames) can be faulted too, every image
+ * while image_fault says so: REPL_PROXY_IMAGE_CUT cuts each SNAP_DATA frame
+ * half-way the same way, REPL_PROXY_IMAGE_FLIP flips one bit in the middle
+ * of each one's payload (the image's CRCs catch it at SNAP_END; the frame
+ * itself has none). image_faults counts the frames so treated.
  */
 #ifndef POMAI_TESTS_REPL_PROXY_H
 #define POMAI_TESTS_REPL_PROXY_H
@@ -33,6 +39,12 @@
  * flag again (a bounded poll; stop() also wakes it through an eventfd). */
 #define REPL_PROXY_POLL_MS 100
 
+enum repl_proxy_image_fault {
+	REPL_PROXY_IMAGE_NONE = 0,
+	REPL_PROXY_IMAGE_CUT,   /* every SNAP_DATA frame cut half-way, both connections reset */
+	REPL_PROXY_IMAGE_FLIP,  /* one bit of every SNAP_DATA frame's payload flipped */
+};
+
 struct repl_proxy_pair {
 	int down, up;           /* the replica's connection, the primary's; -1: free */
 	uint8_t hdr[4];         /* the length field of the frame being relayed */
@@ -40,6 +52,8 @@ struct repl_proxy_pair {
 	uint32_t body_left;     /* bytes of the frame after its length field still to come */
 	bool typed;             /* the frame's type byte has been seen */
 	bool cutting;           /* body_left counts down to the cut, not to the frame's end */
+	bool flipping;          /* flip_left counts down to the byte flipped */
+	uint32_t flip_left;     /* bytes of the body before it */
 };
 
 struct repl_proxy {
@@ -48,6 +62,8 @@ struct repl_proxy {
 	atomic_bool armed;      /* cut the next RECORDS frame */
 	atomic_uint accepted;   /* connections from the replica */
 	atomic_uint cuts;       /* streams cut mid-frame */
+	atomic_int image_fault; /* enum repl_proxy_image_fault: what every SNAP_DATA frame gets */
+	atomic_uint image_faults; /* SNAP_DATA frames cut or flipped */
 	atomic_uint_fast64_t cut_frame_bytes, cut_after_bytes; /* the last cut: frame length, sent */
 	/* the thread's */
 	int listen_fd, wake_fd;

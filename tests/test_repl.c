@@ -143,6 +143,10 @@
 #define PROMOTED_ACKS 40u
 /* Test 3g: the keys of each of its writes. */
 #define TWICE_KEYS 300u
+/* Test 3h: each node's keys, and the faulted images each shard gets at
+ * least (every attempt is faulted while the fault is on). */
+#define IMAGE_KEYS 300u
+#define IMAGE_FAULTS_PER_SHARD 2u
 #define CUT_WAIT_MS 30000
 
 static const char *pomaid_path, *ctl_path;
@@ -1714,6 +1718,58 @@ static void test_full_sync_twice(void)
 	node_free(&p);
 }
 
+/* (3h) A full sync's image cut half-way, again and again, then damaged (one
+ * bit flipped, caught by the image's CRCs), again and again: the replica — a
+ * node with keys of its own — installs none of them, keeps its data and
+ * tries again; once the images come whole it installs one and holds exactly
+ * the primary's keys. (The proxy faults every SNAP_DATA frame while the fault
+ * is on, so each shard's attempts all fail until it is off.) */
+static void test_image_faults(void)
+{
+	struct node p, r;
+	struct node *reps[] = { &r };
+	static struct repl_proxy px;
+	leftovers_remove();
+	node_init(&p, "image-primary", SHARDS, NULL);
+	node_init(&r, "image-replica", SHARDS, NULL);
+	CU_ASSERT_FATAL(node_start(&p));
+	CU_ASSERT_FATAL(keys_write(&p, "p-", IMAGE_KEYS));
+	CU_ASSERT_FATAL(node_start(&r)); /* a primary of its own first */
+	CU_ASSERT_FATAL(keys_write(&r, "own-", IMAGE_KEYS));
+	CU_ASSERT_FATAL(repl_proxy_start(&px, p.pm.repl_port));
+	static const char *const what[] = { "", "cut half-way", "with a bit flipped" };
+	for (int fault = REPL_PROXY_IMAGE_CUT; fault <= REPL_PROXY_IMAGE_FLIP; fault++) {
+		unsigned before = atomic_load(&px.image_faults);
+		atomic_store(&px.image_fault, fault);
+		if (fault == REPL_PROXY_IMAGE_CUT)
+			CU_ASSERT_FATAL(follow(&r, px.port, false));
+		bool tried = proxy_reaches(&px.image_faults, before + IMAGE_FAULTS_PER_SHARD * SHARDS);
+		uint32_t own = keys_count(&r, "own-", IMAGE_KEYS), theirs = keys_count(&r, "p-", IMAGE_KEYS);
+		long long installed = node_total(&r, "repl_full_syncs_received");
+		printf("\n  images %s: %u (of at least %u); the replica's own keys %u of %u, the"
+		       " primary's %u; full syncs installed %lld", what[fault],
+		       atomic_load(&px.image_faults) - before, IMAGE_FAULTS_PER_SHARD * SHARDS, own,
+		       IMAGE_KEYS, theirs, installed);
+		CU_ASSERT(tried);
+		CU_ASSERT_EQUAL(own, IMAGE_KEYS);
+		CU_ASSERT_EQUAL(theirs, 0);
+		CU_ASSERT_EQUAL(installed, 0);
+	}
+	atomic_store(&px.image_fault, REPL_PROXY_IMAGE_NONE);
+	CU_ASSERT_FATAL(synced(&p, reps, 1));
+	uint32_t own = keys_count(&r, "own-", IMAGE_KEYS), theirs = keys_count(&r, "p-", IMAGE_KEYS);
+	printf("\n  images whole: installed %lld; the primary's keys %u of %u, the replica's own %u",
+	       node_total(&r, "repl_full_syncs_received"), theirs, IMAGE_KEYS, own);
+	CU_ASSERT_EQUAL(theirs, IMAGE_KEYS);
+	CU_ASSERT_EQUAL(own, 0);
+	CU_ASSERT(node_total(&r, "repl_full_syncs_received") >= (long long)SHARDS);
+	CU_ASSERT(node_stop(&r));
+	CU_ASSERT(node_stop(&p));
+	repl_proxy_stop(&px);
+	node_free(&r);
+	node_free(&p);
+}
+
 /* ---------------------------------------------------------------- test 3: refusals */
 
 /* The node's refused connections (REPLICATION STATUS's Node part: those the
@@ -2048,6 +2104,8 @@ int main(int argc, char **argv)
 		{ "3f. an old primary's divergent tail goes in a full sync; it restarts after it",
 		  test_divergent_tail },
 		{ "3g. a node resynced by two full syncs restarts on its log", test_full_sync_twice },
+		{ "3h. full-sync images cut, then damaged: refused, data kept, whole one installed",
+		  test_image_faults },
 		{ "3e. epochs: an old primary refuses (and is fenced), a replica refuses a lower one",
 		  test_lower_epoch },
 		{ "4. min_replicas = 1, no replica: writes NOREPLICAS, reads go on", test_noreplicas },
