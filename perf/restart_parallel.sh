@@ -5,7 +5,7 @@
 # slowest shard's load, not the sum of the shards'? Each shard loads its own
 # snapshot on a thread of its own (dataplane/pomaid.c: open_shards).
 #
-# For each shard count in SHARDS (default "2 4"), in a fresh data dir:
+# For each shard count in SHARDS (default "1 2 4"), in a fresh data dir:
 #   1. start pomaid, write KEYS_PER_SHARD values of VALUE_BYTES per shard
 #      (pomai-bench --set-only over the whole key space, every key once),
 #      SNAPSHOT, wait until every shard has published, stop;
@@ -17,7 +17,11 @@
 #      says where its start LSN's record is, so the log before it is not
 #      read again), and
 #      restart / slowest (target <= 1.2) and sum / restart (the speed-up over
-#      loading the shards one after another).
+#      loading the shards one after another). With 1 in SHARDS (first), also
+#      restart / the 1-shard restart (medians): a restart of N shards of the
+#      same size against a restart of one — the same process start-up on
+#      both sides, so this is the parallelism alone, where restart / slowest
+#      also counts the start-up (exec, libraries, tables) against the N.
 # Before every restart the data dir's files are dropped from the page cache
 # (dd iflag=nocache, our files only), as after a reboot.
 #
@@ -27,12 +31,12 @@
 #
 #   perf/restart_parallel.sh
 #   BUILD_DIR=dir (default <repo>/build-perf) WORK_DIR=dir (default /tmp)
-#   SHARDS="2 4" RESTARTS=3 KEYS_PER_SHARD=40000 VALUE_BYTES=4000
+#   SHARDS="1 2 4" RESTARTS=3 KEYS_PER_SHARD=40000 VALUE_BYTES=4000
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-shard_counts=${SHARDS:-2 4}
+shard_counts=${SHARDS:-1 2 4}
 restarts=${RESTARTS:-3}
 keys_per_shard=${KEYS_PER_SHARD:-40000}
 value_bytes=${VALUE_BYTES:-4000}
@@ -51,8 +55,9 @@ drop_cache() { # dir: every file read through once with nocache
 	done
 }
 
-echo "| shards | data per shard MB | restart s (each) | slowest shard's load ms (each) | sum of the shards' loads ms (each) | log replay ms, slowest (each) | restart / slowest (median) | sum / restart (median) |"
-echo "| ---: | ---: | --- | --- | --- | --- | ---: | ---: |"
+echo "| shards | data per shard MB | restart s (each) | slowest shard's load ms (each) | sum of the shards' loads ms (each) | log replay ms, slowest (each) | restart / slowest (median) | sum / restart (median) | restart / 1-shard restart (medians) |"
+echo "| ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: |"
+one_restart=""
 for n in $shard_counts; do
 	dir=$pm_work/data-$n
 	log=$pm_work/pomaid-$n.log
@@ -100,5 +105,9 @@ for n in $shard_counts; do
 		speedups+=("$(echo "scale=3; $sum / ($ready_s * 1000)" | bc)")
 		echo "  run $r: $n shards, restart ${ready_s} s, shard loads (ms): $(echo $loads)" >&2
 	done
-	echo "| $n | $mb | ${walls[*]} | ${slows[*]} | ${sums[*]} | ${replays[*]} | $(pm_median "${ratios[@]}") | $(pm_median "${speedups[@]}") |"
+	wall=$(pm_median "${walls[@]}")
+	[ "$n" = 1 ] && one_restart=$wall
+	vs_one=-
+	[ -n "$one_restart" ] && vs_one=$(echo "scale=3; $wall / $one_restart" | bc)
+	echo "| $n | $mb | ${walls[*]} | ${slows[*]} | ${sums[*]} | ${replays[*]} | $(pm_median "${ratios[@]}") | $(pm_median "${speedups[@]}") | $vs_one |"
 done
