@@ -39,6 +39,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,10 @@ static void conn_accept(struct pm_worker *w)
 			return;
 		if (!peer_admitted(w, fd, &peer))
 			continue;
+		/* replies go out as they are ready: without this, Nagle holds a
+		 * pipeline's replies back while the previous ones are unacknowledged */
+		int one = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		uint32_t i = conn_slot(w);
 		struct pm_conn *c = &w->conns[i < PM_TCP_CONNS_MAX ? i : 0];
 		uint8_t *rx = i < PM_TCP_CONNS_MAX ? conn_map() : NULL;
