@@ -68,10 +68,19 @@ struct pm_msg;
 #define PM_WAL_BATCH_BYTES (4u << 20)
 /* io_uring submission queue entries per worker: a batch's chain (the
  * previous segment's fsync, the new one's rename, the write, its fsync, the
- * directory's fsync), a batch fsync, a step of the next segment's
+ * directory's fsync), a batch fsync or a resubmitted fdatasync of a batch
+ * behind (PM_WAL_SYNCS_BEHIND_MAX), a step of the next segment's
  * preparation, a snapshot's request, a fill's write and fdatasync (every SQE
- * is submitted at once: never more than one chain waits). */
+ * is submitted at once: never more than one chain waits; requests in flight
+ * hold no SQE, and the completion queue is twice as deep). */
 #define PM_WAL_QUEUE_DEPTH 16u
+/* Sync mode through io_uring with wal_sync_overlap = yes: batches whose write
+ * has completed and whose fdatasync may still be running when the next batch
+ * is submitted. Each batch's fdatasync is linked after its own write, so a
+ * batch's replies wait for its own fdatasync and, in order, for every earlier
+ * one's; at most this many + 1 batch fdatasyncs are in flight. Two: a flush
+ * behind, one that overlaps the write, and the next batch's write under way. */
+#define PM_WAL_SYNCS_BEHIND_MAX 2u
 /* Sync mode with io_uring: bytes of the current segment kept written (with
  * zeros) ahead of the log's end, so that a batch's fdatasync flushes data
  * only. A write into allocated but never written blocks (fallocate, or a
@@ -145,6 +154,7 @@ struct pm_wal_stats {
 	uint64_t segment_waits;        /* switches that waited for the next segment's preparation */
 	uint64_t fill_bytes;           /* zeros written ahead of the log (sync mode) */
 	uint64_t fill_waits;           /* batches that waited a turn for a fill in their range */
+	uint64_t sync_overlaps;        /* batches submitted while an earlier one's fdatasync ran */
 	uint64_t recovered_records, recovery_ms, torn_truncated;
 	uint64_t recovery_skipped_bytes; /* log bytes recovery did not read: the snapshot's hint */
 	uint64_t repl_timeouts;        /* replies answered NOREPLICAS: no replica acks in time */
