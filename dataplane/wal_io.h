@@ -14,8 +14,11 @@
  * worker's turn that batch becomes one write (group commit), through the
  * worker's own io_uring — in `sync` mode linked to an fdatasync — while the
  * next turn's mutations fill the other buffer. The poller never waits for the
- * disk: at most one batch is in flight per worker (plus one fsync in `batch`
- * mode), and completions are reaped every turn.
+ * disk: at most one batch write is in flight per worker (plus one fsync in
+ * `batch` mode), and completions are reaped every turn. In sync mode through
+ * the ring (wal_sync_overlap), once a batch's write has completed the next
+ * batch may be written while its fdatasync still runs; replies still wait for
+ * their own batch's fdatasync and every earlier one's (PM_WAL_SYNCS_BEHIND_MAX).
  *
  * Modes (wal = ...):
  *   sync   a reply to a mutation leaves only when everything logged before it
