@@ -77,12 +77,13 @@ struct pm_msg;
  * is submitted at once: never more than one chain waits; requests in flight
  * hold no SQE, and the completion queue is twice as deep). */
 #define PM_WAL_QUEUE_DEPTH 16u
-/* Sync mode through io_uring with wal_sync_overlap = yes: batches whose write
- * has completed and whose fdatasync may still be running when the next batch
- * is submitted. Each batch's fdatasync is linked after its own write, so a
- * batch's replies wait for its own fdatasync and, in order, for every earlier
- * one's; at most this many + 1 batch fdatasyncs are in flight. Two: a flush
- * behind, one that overlaps the write, and the next batch's write under way. */
+/* Sync mode through io_uring with wal_sync_overlap = yes: batches written
+ * but not yet durable (their fdatasync, or an earlier batch's, still running);
+ * a batch is submitted only while fewer are, so at most this many batch
+ * fdatasyncs are in flight. Each batch's fdatasync is linked after its own
+ * write, and its replies wait for it and, in order, for every earlier one's.
+ * Two: one batch's fdatasync runs while the next is written and fdatasynced
+ * (more would only split the same requests into smaller batches). */
 #define PM_WAL_SYNCS_BEHIND_MAX 2u
 /* Sync mode with io_uring: bytes of the current segment kept written (with
  * zeros) ahead of the log's end, so that a batch's fdatasync flushes data

@@ -186,12 +186,12 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(c.wal_uring, PM_WAL_IO_URING);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "wal_io_uring", "auto", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.wal_uring, PM_WAL_IO_AUTO);
-	/* wal_sync_overlap: yes by default (issue 20), a bool */
-	CU_ASSERT(c.wal_sync_overlap);
-	CU_ASSERT_EQUAL(pm_config_set(&c, "wal_sync_overlap", "no", err, sizeof(err)), 0);
+	/* wal_sync_overlap: no by default (issue 20), a bool */
 	CU_ASSERT(!c.wal_sync_overlap);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "wal_sync_overlap", "yes", err, sizeof(err)), 0);
 	CU_ASSERT(c.wal_sync_overlap);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "wal_sync_overlap", "off", err, sizeof(err)), 0);
+	CU_ASSERT(!c.wal_sync_overlap);
 }
 
 static void test_bad_files(void)
