@@ -102,6 +102,11 @@ static const struct key keys[] = {
 	  "log I/O: auto (io_uring; in sync mode the batches' write + fdatasync through it or"
 	  " on the worker with pwrite, whichever a start-up probe finds faster), yes (all"
 	  " through io_uring), no (all on the worker: pwrite + fdatasync)" },
+	/* issue 20 */
+	{ "wal_sync_overlap", K_BOOL, OFF(wal_sync_overlap), 0, 1, "bool",
+	  "sync mode through io_uring: write the next batch while the last one's fdatasync"
+	  " runs (each reply still waits for its own batch's fdatasync), for a disk that"
+	  " flushes in parallel; no: one batch's write + fdatasync after the other" },
 	{ "wal_truncate_corrupt", K_BOOL, OFF(wal_truncate_corrupt), 0, 1, "bool",
 	  "at start, drop the log from a corrupt record on instead of refusing to start" },
 	{ "repl_port", K_U32, OFF(repl_port), 0, 65535, "port",
@@ -244,6 +249,7 @@ void pm_config_defaults(struct pm_config *c)
 	c->wal_segment_bytes = UINT64_C(64) << 20;
 	c->wal_truncate_corrupt = false;
 	c->wal_uring = PM_WAL_IO_AUTO;
+	c->wal_sync_overlap = false;
 	c->repl_ack_timeout_ms = 5000;
 	c->repl_send_bytes = 64u << 20;
 	c->snapshot_interval_s = 3600;

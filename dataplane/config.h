@@ -101,6 +101,8 @@ struct pm_config {
 	uint64_t wal_segment_bytes;            /* size of a log segment */
 	bool wal_truncate_corrupt;             /* drop the log from a corrupt record on */
 	uint32_t wal_uring;                    /* wal_io_uring: enum pm_wal_io */
+	bool wal_sync_overlap;                 /* sync mode, io_uring: the next batch written
+						* while the last one's fdatasync runs */
 	char admin_socket[PM_CONFIG_STRING_BYTES]; /* "" = data_dir/admin.sock */
 	uint32_t snapshot_interval_s;          /* snapshot schedule: every this many s (0: off) */
 	uint64_t snapshot_wal_bytes;           /* ... or once the log grew this much (0: off) */

@@ -97,6 +97,7 @@ static const struct {
 	{ "arena_hugepages", INFO_MIN },  /* 1 when every shard's arena has them */
 	{ "wal_next_lsn", INFO_SKIP },    /* each shard's log numbers its own records */
 	{ "wal_written_lsn", INFO_SKIP }, /* likewise */
+	{ "wal_submitted_lsn", INFO_SKIP },
 	{ "wal_held_max", INFO_MAX },
 	{ "wal_recovery_ms", INFO_MAX },  /* the shards recover side by side */
 	{ "quota_overrides", INFO_MAX },  /* every worker holds the same configured list */

@@ -22,7 +22,7 @@
 #define OP_MASK ((1u << OP_BITS) - 1)
 #define OP_SNAP 0u
 #define OP_WRITE 1u     /* a batch's write */
-#define OP_FSYNC 2u     /* its linked fdatasync (sync mode) */
+#define OP_FSYNC 2u     /* its linked fdatasync (sync mode); or, resubmitted, a batch's behind */
 #define OP_BFSYNC 3u    /* the periodic fdatasync of batch mode */
 #define OP_SEAL 4u      /* the previous segment's fdatasync, first in a new segment's first chain */
 #define OP_DIRSYNC 5u   /* the directory's fsync, last in that chain: the new name is durable */
@@ -47,6 +47,15 @@ struct batch {
 	uint64_t first_lsn;        /* LSN of its first record (a new segment is named by it) */
 	uint64_t last_lsn;         /* LSN of its last record, once submitted */
 	uint32_t last_off;         /* where its last record starts in buf */
+};
+
+/* Sync mode: a batch whose write has completed, until it is durable — its
+ * fdatasync and every earlier batch's completed (wal_io.c: syncs behind). */
+struct sync_wait {
+	uint64_t seq, last_lsn;
+	uint64_t t0;               /* its submission (ns) when wal_io_uring = auto times it, else 0 */
+	bool here;                 /* ... written with pwrite on the worker */
+	bool done;                 /* its fdatasync completed */
 };
 
 struct held {
@@ -79,13 +88,14 @@ enum prep_stage { PREP_NONE = 0, PREP_OPEN, PREP_ZERO, PREP_PUNCH, PREP_ALLOC, P
  * disk's flush, so the choice it makes does not depend on the machine. */
 #define TEST_ADAPT_PENALTY_NS (50u * 1000000u)
 enum test_adapt { TEST_ADAPT_OFF = 0, TEST_ADAPT_RING_SLOW, TEST_ADAPT_PWRITE_SLOW };
-enum test_fsync { TEST_FSYNC_OFF = 0, TEST_FSYNC_STALL, TEST_FSYNC_FAIL };
+enum test_fsync { TEST_FSYNC_OFF = 0, TEST_FSYNC_STALL, TEST_FSYNC_FAIL, TEST_FSYNC_STEP };
 struct test_hook {
 	enum test_fsync fsync;
 	uint32_t held;             /* completions held back (stall) */
 	uint64_t ud[TEST_HELD_MAX];
 	int res[TEST_HELD_MAX];
 	unsigned releases_seen;    /* of the process's release count (SIGUSR1) */
+	unsigned fails_seen;       /* ... and, step, of its fail count (SIGUSR2) */
 	enum test_adapt adapt;
 };
 #endif
@@ -123,6 +133,14 @@ struct pm_wal {
 	unsigned err_op;           /* OP_* of the first error */
 	bool fsync_ok;
 	uint64_t durable_seq;
+	/* sync mode through the ring, wal_sync_overlap: a batch whose write has
+	 * completed waits here (FIFO, oldest first) for its fdatasync while the
+	 * next batch is written; in sync mode every batch passes through here,
+	 * and leaves — durable — only after every earlier one */
+	bool overlap;
+	struct sync_wait behind[PM_WAL_SYNCS_BEHIND_MAX];
+	uint32_t behind_head, behind_n;
+	uint32_t behind_running;   /* ... whose fdatasync is still in flight */
 	uint64_t written_lsn;      /* the last record whose batch write completed (INFO) */
 	uint64_t submitted_lsn;    /* the last record of the last batch submitted (and streamed
 				    * to the replicas that are live) */

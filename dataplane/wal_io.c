@@ -363,7 +363,7 @@ static int seg_switch(struct pm_worker *w, uint64_t first_lsn)
 	char name[NAME_BYTES];
 	struct pm_wal_segment_header h = { .version = PM_WAL_VERSION, .shard = w->id,
 					   .first_lsn = first_lsn };
-	PM_ASSERT(l->prep == PREP_READY && l->seal_fd < 0 && !l->bfsync_inflight);
+	PM_ASSERT(l->prep == PREP_READY && l->seal_fd < 0 && !l->bfsync_inflight && !l->behind_n);
 	pm_wal_segment_header_encode(&h, hdr);
 	pm_wal_seg_name(first_lsn, name);
 	if (pwrite(l->prep_fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) /* the page cache */
@@ -475,7 +475,7 @@ bool pm_wal_must_hold(const struct pm_worker *w, uint8_t op, enum pm_status st)
 	/* a VADD batch is logged as its items' VADD records (issue 18) */
 	if (!l || l->mode == PM_WAL_NONE || !(pm_wal_logs(op) || op == PM_OP_VADDB) || refused)
 		return false;
-	return (l->mode == PM_WAL_SYNC && (l->b[l->fill].len || l->inflight)) ||
+	return (l->mode == PM_WAL_SYNC && (l->b[l->fill].len || l->inflight || l->behind_n)) ||
 	       pm_repl_must_hold(w);
 }
 
@@ -599,13 +599,23 @@ static void fill_done(struct pm_worker *w, unsigned op, int res);
  * batch's, batch mode's, a segment switch's) into -EIO; "stall" (io_uring
  * only) holds each one back, unprocessed, until the process gets SIGUSR1,
  * which releases every held completion of every shard. Tests use them to see
- * that no sync-mode reply leaves before its fsync completes. */
-static atomic_uint test_releases;
+ * that no sync-mode reply leaves before its fsync completes. "step" (io_uring
+ * only) holds back the completions of batches' fdatasyncs (OP_FSYNC) only,
+ * and each signal each worker sees releases its oldest one: SIGUSR1 as it
+ * was, SIGUSR2 failed with EIO (a signal seen with nothing held is spent;
+ * signals sent together may count once: a test waits for each one's effect). */
+static atomic_uint test_releases, test_fails;
 
 static void test_on_sigusr1(int sig)
 {
 	(void)sig;
 	atomic_fetch_add(&test_releases, 1u);
+}
+
+static void test_on_sigusr2(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&test_fails, 1u);
 }
 
 static void test_open(struct pm_worker *w)
@@ -614,13 +624,17 @@ static void test_open(struct pm_worker *w)
 	const char *v = getenv("POMAI_TEST_FSYNC");
 	t->fsync = !v				 ? TEST_FSYNC_OFF
 		   : !strcmp(v, "stall") && w->wal->uring ? TEST_FSYNC_STALL
+		   : !strcmp(v, "step") && w->wal->uring ? TEST_FSYNC_STEP
 		   : !strcmp(v, "fail")		 ? TEST_FSYNC_FAIL
 							 : TEST_FSYNC_OFF;
 	if (v && w->id == 0)
 		printf("pomaid: TEST HOOK POMAI_TEST_FSYNC=%s: %s\n", v,
 		       t->fsync == TEST_FSYNC_STALL ? "the log's fsync completions are held until SIGUSR1"
+		       : t->fsync == TEST_FSYNC_STEP ? "the log's fsync completions of batches are held,"
+						       " the oldest released by SIGUSR1 (as it was) or"
+						       " SIGUSR2 (failed)"
 		       : t->fsync == TEST_FSYNC_FAIL ? "the log's fsyncs fail with EIO"
-						      : "not understood (stall needs io_uring): ignored");
+						      : "not understood (stall and step need io_uring): ignored");
 	const char *a = getenv("POMAI_TEST_WAL_ADAPT");
 	t->adapt = !a			      ? TEST_ADAPT_OFF
 		   : !strcmp(a, "ring_slow")  ? TEST_ADAPT_RING_SLOW
@@ -630,10 +644,12 @@ static void test_open(struct pm_worker *w)
 		printf("pomaid: TEST HOOK POMAI_TEST_WAL_ADAPT=%s: %s\n", a,
 		       t->adapt == TEST_ADAPT_OFF ? "not understood: ignored"
 						  : "batches written that way count as 50 ms slower");
-	if (t->fsync == TEST_FSYNC_STALL && w->id == 0) {
+	if ((t->fsync == TEST_FSYNC_STALL || t->fsync == TEST_FSYNC_STEP) && w->id == 0) {
 		struct sigaction sa = { .sa_handler = test_on_sigusr1, .sa_flags = SA_RESTART };
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGUSR1, &sa, NULL);
+		sa.sa_handler = test_on_sigusr2;
+		sigaction(SIGUSR2, &sa, NULL);
 	}
 }
 
@@ -647,13 +663,14 @@ static bool test_is_fsync(unsigned op)
 static bool test_fsync_hook(struct pm_wal *l, uint64_t ud, int *res)
 {
 	struct test_hook *t = &l->test;
-	if (t->fsync == TEST_FSYNC_OFF || !test_is_fsync((unsigned)(ud & OP_MASK)))
+	if (t->fsync == TEST_FSYNC_OFF || !test_is_fsync((unsigned)(ud & OP_MASK)) ||
+	    (t->fsync == TEST_FSYNC_STEP && (ud & OP_MASK) != OP_FSYNC))
 		return false;
 	if (t->fsync == TEST_FSYNC_FAIL) {
 		*res = *res == 0 ? -EIO : *res;
 		return false;
 	}
-	PM_ASSERT(t->held < TEST_HELD_MAX); /* at most one chain and a batch fsync in flight */
+	PM_ASSERT(t->held < TEST_HELD_MAX); /* a chain, a batch fsync, PM_WAL_SYNCS_BEHIND_MAX */
 	t->ud[t->held] = ud;
 	t->res[t->held++] = *res;
 	return true;
@@ -668,6 +685,28 @@ static void test_release(struct pm_worker *w)
 	t->held = 0;
 	for (uint32_t i = 0; i < n; i++)
 		complete(w, t->ud[i], t->res[i]);
+}
+
+/* step: a signal not seen yet releases the oldest held completion. */
+static void test_step(struct pm_worker *w)
+{
+	struct test_hook *t = &w->wal->test;
+	unsigned rel = atomic_load(&test_releases), fail = atomic_load(&test_fails);
+	bool failed = rel == t->releases_seen;
+	if (rel == t->releases_seen && fail == t->fails_seen)
+		return;
+	if (failed)
+		t->fails_seen = fail;
+	else
+		t->releases_seen = rel; /* one per turn: a SIGUSR2 seen with it is taken next turn */
+	if (t->held == 0)
+		return;
+	uint64_t ud = t->ud[0];
+	int res = t->res[0];
+	t->held--;
+	memmove(t->ud, t->ud + 1, t->held * sizeof(t->ud[0]));
+	memmove(t->res, t->res + 1, t->held * sizeof(t->res[0]));
+	complete(w, ud, failed && res == 0 ? -EIO : res);
 }
 #endif
 
@@ -765,8 +804,8 @@ static int take_segment(struct pm_worker *w, struct batch *b)
 		l->seg_waiting = true;
 		return 1;
 	}
-	if (l->bfsync_inflight)
-		return 1; /* the segment's fsync goes first; it completes in a turn or two */
+	if (l->bfsync_inflight || l->behind_n)
+		return 1; /* the segment's fsyncs go first (its descriptor is closed after them) */
 	int rc = seg_switch(w, b->first_lsn);
 	if (rc != 0) {
 		l->state = rc == -ENOSPC || rc == -EDQUOT ? WAL_FULL : WAL_FAILED;
@@ -781,7 +820,8 @@ static int take_segment(struct pm_worker *w, struct batch *b)
 }
 
 /* Start writing the filled batch (the queue depth holds its chain and one
- * batch fsync, so an SQE is always there). */
+ * batch fsync, so an SQE is always there); in sync mode, with fewer than
+ * PM_WAL_SYNCS_BEHIND_MAX batches behind (pm_wal_turn). */
 static void start_batch(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
@@ -809,6 +849,7 @@ static void start_batch(struct pm_worker *w)
 	l->inflight = true;
 	l->written = 0;
 	l->submitted_lsn = b->last_lsn;
+	l->st.sync_overlaps += l->behind_running > 0; /* written while an fdatasync runs */
 	bool plain = l->seal_fd < 0 && !l->seg_rename && !l->dirsync; /* no switch in its chain */
 	l->batch_t0 = l->adapt ? mono_ns() : 0;
 	l->batch_way_here = submit_write(w);
@@ -824,19 +865,18 @@ static const char *op_name(unsigned op)
 }
 
 /* wal_io_uring = auto: one batch's time, from its submission to its replies'
- * release (ns), written the way batch_way_here says. At the end of a window
- * a trial of the other way starts; at the end of a trial the way with the
- * lower mean is kept (pwrite only by PM_WAL_PROBE_PWRITE_PCT). */
-static void adapt_note(struct pm_worker *w, uint64_t ns)
+ * release (ns), written on the worker (way_here) or through the ring. At the end
+ * of a window a trial of the other way starts; at the end of a trial the way
+ * with the lower mean is kept (pwrite only by PM_WAL_PROBE_PWRITE_PCT). */
+static void adapt_note(struct pm_worker *w, bool way_here, uint64_t ns)
 {
 	struct pm_wal *l = w->wal;
-	l->batch_sample = false;
 #ifdef PM_WAL_TEST_HOOKS
-	if (l->test.adapt == (l->batch_way_here ? TEST_ADAPT_PWRITE_SLOW : TEST_ADAPT_RING_SLOW))
+	if (l->test.adapt == (way_here ? TEST_ADAPT_PWRITE_SLOW : TEST_ADAPT_RING_SLOW))
 		ns += TEST_ADAPT_PENALTY_NS;
 #endif
-	l->adapt_ns[l->batch_way_here] += ns;
-	l->adapt_n[l->batch_way_here]++;
+	l->adapt_ns[way_here] += ns;
+	l->adapt_n[way_here]++;
 	if (--l->adapt_left > 0)
 		return;
 	if (!l->adapt_trial) {
@@ -862,11 +902,132 @@ static void adapt_note(struct pm_worker *w, uint64_t ns)
 	l->adapt_left = l->adapt_window;
 }
 
+/* ---------------------------------------------------------------- syncs behind */
+
+/* Every batch whose write has completed enters `behind` (FIFO) and leaves it,
+ * durable, once its fdatasync has completed (sync mode) and every earlier
+ * batch has left: completions may come out of order (one fdatasync slower
+ * than the next, or held back by a test hook), and a later fdatasync's
+ * success says nothing of an earlier one that fails (Linux reports a
+ * write-back error to one fsync of a file description). Sync mode through
+ * the ring with wal_sync_overlap (detach_batch): a batch enters as soon as
+ * its write has completed, its linked fdatasync still running, and the next
+ * batch is written meanwhile — its own fdatasync, linked after its write,
+ * starts once that write has completed. Otherwise a batch enters, done, once
+ * its whole chain has completed, and leaves at once. */
+
+static struct sync_wait *behind_at(struct pm_wal *l, uint32_t i)
+{
+	return &l->behind[(l->behind_head + i) % PM_WAL_SYNCS_BEHIND_MAX];
+}
+
+/* The entry of batch seq whose fdatasync is in flight, or NULL. */
+static struct sync_wait *behind_find(struct pm_wal *l, uint64_t seq)
+{
+	for (uint32_t i = 0; i < l->behind_n; i++) {
+		struct sync_wait *s = behind_at(l, i);
+		if (s->seq == seq && !s->done)
+			return s;
+	}
+	return NULL;
+}
+
+/* The batch in flight is written whole: it goes behind, its fdatasync done or not. */
+static void batch_written(struct pm_worker *w, bool done)
+{
+	struct pm_wal *l = w->wal;
+	struct batch *b = &l->b[l->fill ^ 1];
+	PM_ASSERT(l->behind_n < PM_WAL_SYNCS_BEHIND_MAX); /* pm_wal_turn starts a batch below it */
+	*behind_at(l, l->behind_n++) = (struct sync_wait){
+		.seq = b->seq, .last_lsn = b->last_lsn, .here = l->batch_way_here,
+		.t0 = l->batch_sample ? l->batch_t0 : 0, .done = done };
+	l->batch_sample = false;
+	l->seg_off += b->len;
+	l->st.bytes += b->len;
+	l->st.batches++;
+	l->written_lsn = b->last_lsn;
+	b->len = 0; /* its buffer is free: the next batch fills it */
+	l->inflight = false;
+	l->cqes_left = 0;
+}
+
+/* The batches at the head of `behind` whose fdatasync completed are durable:
+ * their replies leave. Once the log has failed, every held reply leaves
+ * LOG_FAILED (and no batch is durable any more). */
+static uint32_t behind_settle(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	if (l->state == WAL_FAILED)
+		return l->held_head != l->held_tail ? held_release(w, PM_E_LOG_FAILED) : 0;
+	uint32_t n = 0;
+	while (l->behind_n && behind_at(l, 0)->done) {
+		const struct sync_wait *s = behind_at(l, 0);
+		l->durable_seq = s->seq;
+		l->durable_lsn = s->last_lsn;
+		if (s->t0)
+			adapt_note(w, s->here, mono_ns() - s->t0);
+		l->behind_head = (l->behind_head + 1) % PM_WAL_SYNCS_BEHIND_MAX;
+		l->behind_n--;
+		n++;
+	}
+	return n ? n + held_release(w, PM_OK) : 0;
+}
+
+/* The fdatasync of a batch behind completed. EAGAIN or EINTR: again (a
+ * chain's would be resubmitted); a failure fails the log: nothing held is
+ * acknowledged, not even a later batch whose own fdatasync succeeds. */
+static void behind_done(struct pm_worker *w, struct sync_wait *s, int res)
+{
+	struct pm_wal *l = w->wal;
+	l->behind_running--;
+	if (res == -EAGAIN || res == -EINTR) {
+		struct io_uring_sqe *q = io_uring_get_sqe(&l->ring);
+		PM_ASSERT(q != NULL); /* PM_WAL_QUEUE_DEPTH: every SQE is submitted at once */
+		io_uring_prep_fsync(q, l->fd, IORING_FSYNC_DATASYNC); /* no switch while one is behind */
+		io_uring_sqe_set_data64(q, s->seq << OP_BITS | OP_FSYNC);
+		io_uring_submit(&l->ring);
+		l->behind_running++;
+		l->st.resubmits++;
+		return;
+	}
+	if (res < 0) {
+		if (l->state != WAL_FAILED)
+			fprintf(stderr, "pomaid: shard %u: WAL fsync FAILED: %s — writes on this shard"
+					" are refused until restart; replies held for it get"
+					" E_LOG_FAILED\n", w->id, strerror(-res));
+		l->state = WAL_FAILED;
+		return;
+	}
+	l->st.fsyncs++;
+	s->done = true;
+}
+
+/* Sync mode with wal_sync_overlap: the batch in flight is written and only
+ * its own fdatasync is left (no switch of segment in its chain). */
+static bool may_detach(const struct pm_wal *l)
+{
+	return l->overlap && l->inflight && l->state == WAL_OK && l->cqes_left == 1 &&
+	       l->err == 0 && !l->fsync_ok && l->written == l->b[l->fill ^ 1].len &&
+	       l->seal_fd < 0 && !l->seg_rename && !l->dirsync;
+}
+
+/* ... then it waits behind, its fdatasync in flight: the next batch may go. */
+static void detach_batch(struct pm_worker *w)
+{
+	struct pm_wal *l = w->wal;
+	batch_written(w, false);
+	l->behind_running++;
+}
+
 /* The batch in flight has every completion: done, again, or an error. */
 static uint32_t finish_batch(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct batch *b = &l->b[l->fill ^ 1];
+	if (l->state == WAL_FAILED) { /* an fdatasync behind it failed meanwhile: never acknowledged */
+		l->inflight = false;
+		return behind_settle(w);
+	}
 	if (l->err == -ENOSPC || l->err == -EDQUOT) {
 		if (l->state != WAL_FULL)
 			fprintf(stderr, "pomaid: shard %u: WAL disk full: writes refused, reads go on;"
@@ -881,7 +1042,7 @@ static uint32_t finish_batch(struct pm_worker *w)
 			w->id, op_name(l->err_op), strerror(-l->err));
 		l->state = WAL_FAILED;
 		l->inflight = false;
-		return held_release(w, PM_E_LOG_FAILED);
+		return behind_settle(w);
 	}
 	if (l->written < b->len || !l->fsync_ok || l->seal_fd >= 0 || l->seg_rename || l->dirsync) {
 		/* a short write, EAGAIN, a cancelled link: the rest again */
@@ -891,19 +1052,10 @@ static uint32_t finish_batch(struct pm_worker *w)
 		return 1;
 	}
 	l->state = WAL_OK;
-	l->seg_off += b->len;
-	l->st.bytes += b->len;
-	l->st.batches++;
 	l->st.fsyncs += l->mode == PM_WAL_SYNC;
 	l->dirty = l->mode == PM_WAL_BATCH;
-	l->durable_seq = b->seq;
-	l->written_lsn = b->last_lsn;
-	l->durable_lsn = b->last_lsn;
-	b->len = 0;
-	l->inflight = false;
-	if (l->batch_sample)
-		adapt_note(w, mono_ns() - l->batch_t0);
-	return 1 + held_release(w, PM_OK);
+	batch_written(w, true);
+	return 1 + behind_settle(w); /* durable now, or once the batches behind it are */
 }
 
 /* A completion of the log (or, without io_uring, a call's result). */
@@ -939,6 +1091,11 @@ static void complete(struct pm_worker *w, uint64_t ud, int res)
 					" are refused until restart\n", w->id, strerror(-res));
 			l->state = WAL_FAILED;
 		}
+		return;
+	}
+	struct sync_wait *behind = op == OP_FSYNC ? behind_find(l, ud >> OP_BITS) : NULL;
+	if (behind) { /* not the batch in flight's: one written before it */
+		behind_done(w, behind, res);
 		return;
 	}
 	l->cqes_left--;
@@ -1056,8 +1213,9 @@ static void reap(struct pm_worker *w)
 {
 	struct pm_wal *l = w->wal;
 	struct io_uring_cqe *cqe;
-	if (!l->uring || (!l->inflight && !l->bfsync_inflight && !l->prep_inflight && !l->fill_hi &&
-			  !pm_snap_inflight(w) && !pm_repl_inflight(w)))
+	if (!l->uring || (!l->inflight && !l->behind_running && !l->bfsync_inflight &&
+			  !l->prep_inflight && !l->fill_hi && !pm_snap_inflight(w) &&
+			  !pm_repl_inflight(w)))
 		return; /* nothing can complete: no system call on the turn */
 	bool any = false;
 	while (io_uring_peek_cqe(&l->ring, &cqe) == 0) /* shared memory, no system call */
@@ -1111,10 +1269,15 @@ uint32_t pm_wal_turn(struct pm_worker *w)
 	if (l->test.fsync == TEST_FSYNC_STALL &&
 	    atomic_load(&test_releases) != l->test.releases_seen)
 		test_release(w);
+	else if (l->test.fsync == TEST_FSYNC_STEP)
+		test_step(w);
 #endif
 	reap(w);
+	work += behind_settle(w);
 	if (l->inflight && l->cqes_left == 0 && l->state != WAL_FULL)
 		work += finish_batch(w);
+	else if (may_detach(l))
+		detach_batch(w), work++;
 	if (l->state == WAL_FULL && l->inflight && w->now_ms >= l->retry_ms) { /* try again */
 		l->retry_ms = w->now_ms + PM_WAL_RETRY_MS;
 		submit_write(w);
@@ -1128,7 +1291,8 @@ uint32_t pm_wal_turn(struct pm_worker *w)
 		prep_issue(w); /* the ring was full when its step was due */
 	if (l->state == WAL_FULL && !l->inflight && l->prep == PREP_READY && w->now_ms >= l->retry_ms)
 		l->state = WAL_OK; /* the next segment could be made: there is room again */
-	if (!l->inflight && l->state == WAL_OK && l->b[l->fill].len) {
+	if (!l->inflight && l->state == WAL_OK && l->b[l->fill].len &&
+	    l->behind_n < PM_WAL_SYNCS_BEHIND_MAX) {
 		start_batch(w), work++;
 		if (l->inflight && l->cqes_left == 0) /* written here (pwrite): the replies now */
 			work += finish_batch(w);
@@ -1180,12 +1344,13 @@ void pm_wal_drain(struct pm_worker *w)
 	l->test.fsync = TEST_FSYNC_OFF;
 #endif
 	for (uint32_t i = 0;
-	     i < PM_WAL_DRAIN_TURNS_MAX && l->state == WAL_OK && (l->inflight || l->b[l->fill].len);
+	     i < PM_WAL_DRAIN_TURNS_MAX && l->state == WAL_OK &&
+	     (l->inflight || l->b[l->fill].len || l->behind_n);
 	     i++) {
 		struct io_uring_cqe *cqe;
 		pm_wal_turn(w);
-		bool pending = (l->inflight && l->cqes_left) || l->bfsync_inflight || l->prep_inflight ||
-			       l->fill_hi;
+		bool pending = (l->inflight && l->cqes_left) || l->behind_running ||
+			       l->bfsync_inflight || l->prep_inflight || l->fill_hi;
 		if (l->uring && pending && io_uring_wait_cqe(&l->ring, &cqe) == 0)
 			on_cqe(w, cqe);
 	}
@@ -1237,7 +1402,7 @@ uint32_t pm_wal_release_held(struct pm_worker *w)
 int pm_wal_restart_at(struct pm_worker *w, uint64_t lsn)
 {
 	struct pm_wal *l = w->wal;
-	if (l->inflight || l->b[l->fill].len || l->bfsync_inflight || l->seal_fd >= 0 ||
+	if (l->inflight || l->b[l->fill].len || l->behind_n || l->bfsync_inflight || l->seal_fd >= 0 ||
 	    l->prep_inflight || l->seg_rename || l->fill_hi)
 		return 1;
 	if (l->fd >= 0)
@@ -1816,6 +1981,7 @@ int pm_wal_open(struct pm_worker *w, char *err, size_t errlen)
 	if (open_ring(w) != 0)
 		return pm_errf(err, errlen, "shard %u: io_uring eventfd: %s", w->id, strerror(errno));
 	l->fill_ahead &= l->uring; /* without a ring, not on the worker */
+	l->overlap = l->mode == PM_WAL_SYNC && l->uring && cfg->wal_sync_overlap;
 #ifdef PM_WAL_TEST_HOOKS
 	test_open(w);
 #endif
@@ -1872,7 +2038,9 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 "\r\nwal_io_ring:%s\r\nwal_io_choice:%s\r\nwal_io_probe_uring_us:%u"
 			 "\r\nwal_io_probe_pwrite_us:%u\r\nwal_fill_ahead:%s\r\nwal_fill_bytes:%" PRIu64
 			 "\r\nwal_fill_waits:%" PRIu64 "\r\nwal_io_adapt_uring_us:%u"
-			 "\r\nwal_io_adapt_pwrite_us:%u\r\nwal_io_switches:%" PRIu64 "\r\n",
+			 "\r\nwal_io_adapt_pwrite_us:%u\r\nwal_io_switches:%" PRIu64
+			 "\r\nwal_sync_overlap:%s\r\nwal_sync_overlaps:%" PRIu64
+			 "\r\nwal_submitted_lsn:%" PRIu64 "\r\n",
 			 modes[l->mode], states[l->state],
 			 l->uring && !l->batch_here ? "io_uring" : "pwrite",
 			 l->next_lsn, l->written_lsn, s->records, s->bytes, s->batches, s->fsyncs,
@@ -1884,7 +2052,8 @@ uint32_t pm_wal_info(const struct pm_worker *w, char *out, uint32_t cap)
 			 s->torn_truncated,
 			 l->uring ? "yes" : "no", choices[w->d->cfg.wal_uring % 3], l->probe_ring_us,
 			 l->probe_here_us, l->fill_ahead ? "yes" : "no", s->fill_bytes, s->fill_waits,
-			 l->adapt_ring_us, l->adapt_here_us, l->adapt_switches);
+			 l->adapt_ring_us, l->adapt_here_us, l->adapt_switches,
+			 l->overlap ? "yes" : "no", s->sync_overlaps, l->submitted_lsn);
 	if (n < 0 || (uint32_t)n >= cap)
 		return 0;
 #ifdef PM_WAL_TEST_HOOKS

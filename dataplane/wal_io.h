@@ -14,8 +14,11 @@
  * worker's turn that batch becomes one write (group commit), through the
  * worker's own io_uring — in `sync` mode linked to an fdatasync — while the
  * next turn's mutations fill the other buffer. The poller never waits for the
- * disk: at most one batch is in flight per worker (plus one fsync in `batch`
- * mode), and completions are reaped every turn.
+ * disk: at most one batch write is in flight per worker (plus one fsync in
+ * `batch` mode), and completions are reaped every turn. In sync mode through
+ * the ring (wal_sync_overlap), once a batch's write has completed the next
+ * batch may be written while its fdatasync still runs; replies still wait for
+ * their own batch's fdatasync and every earlier one's (PM_WAL_SYNCS_BEHIND_MAX).
  *
  * Modes (wal = ...):
  *   sync   a reply to a mutation leaves only when everything logged before it
@@ -68,10 +71,20 @@ struct pm_msg;
 #define PM_WAL_BATCH_BYTES (4u << 20)
 /* io_uring submission queue entries per worker: a batch's chain (the
  * previous segment's fsync, the new one's rename, the write, its fsync, the
- * directory's fsync), a batch fsync, a step of the next segment's
+ * directory's fsync), a batch fsync or a resubmitted fdatasync of a batch
+ * behind (PM_WAL_SYNCS_BEHIND_MAX), a step of the next segment's
  * preparation, a snapshot's request, a fill's write and fdatasync (every SQE
- * is submitted at once: never more than one chain waits). */
+ * is submitted at once: never more than one chain waits; requests in flight
+ * hold no SQE, and the completion queue is twice as deep). */
 #define PM_WAL_QUEUE_DEPTH 16u
+/* Sync mode through io_uring with wal_sync_overlap = yes: batches written
+ * but not yet durable (their fdatasync, or an earlier batch's, still running);
+ * a batch is submitted only while fewer are, so at most this many batch
+ * fdatasyncs are in flight. Each batch's fdatasync is linked after its own
+ * write, and its replies wait for it and, in order, for every earlier one's.
+ * Two: one batch's fdatasync runs while the next is written and fdatasynced
+ * (more would only split the same requests into smaller batches). */
+#define PM_WAL_SYNCS_BEHIND_MAX 2u
 /* Sync mode with io_uring: bytes of the current segment kept written (with
  * zeros) ahead of the log's end, so that a batch's fdatasync flushes data
  * only. A write into allocated but never written blocks (fallocate, or a
@@ -145,6 +158,7 @@ struct pm_wal_stats {
 	uint64_t segment_waits;        /* switches that waited for the next segment's preparation */
 	uint64_t fill_bytes;           /* zeros written ahead of the log (sync mode) */
 	uint64_t fill_waits;           /* batches that waited a turn for a fill in their range */
+	uint64_t sync_overlaps;        /* batches submitted while an earlier one's fdatasync ran */
 	uint64_t recovered_records, recovery_ms, torn_truncated;
 	uint64_t recovery_skipped_bytes; /* log bytes recovery did not read: the snapshot's hint */
 	uint64_t repl_timeouts;        /* replies answered NOREPLICAS: no replica acks in time */

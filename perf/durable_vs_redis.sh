@@ -25,7 +25,10 @@
 #
 # Pomai runs once per wal_io_uring value in IO (default "auto yes no": auto
 # is the default, which measures at start-up where sync batches go; yes and
-# no are the overrides); pomaid's start-up line says what auto chose.
+# no are the overrides); pomaid's start-up line says what auto chose. An
+# entry ending in -serial runs pomaid with wal_sync_overlap = no (each sync
+# batch's write + fdatasync after the previous one's, issue 20): IO="yes
+# yes-serial" compares the overlap with the serial chain in one run.
 #
 # The disk's own bound: perf/fsync_bound (write + fdatasync round trips per
 # second, one in flight) before the first round and after the last, on
@@ -85,7 +88,10 @@ for io in $ios; do
 	p=$(pm_free_ports 1 $((23101 + k * 10)))
 	k=$((k + 1))
 	: >"$work/pomaid-$io.log"
-	pm_start_pomaid "$work/pomaid-$io.log" --wal sync --wal-io-uring "$io" --shards 1 \
+	mode=${io%-serial} overlap=yes
+	[ "$mode" = "$io" ] || overlap=no
+	pm_start_pomaid "$work/pomaid-$io.log" --wal sync --wal-io-uring "$mode" \
+		--wal-sync-overlap "$overlap" --shards 1 \
 		--cores "$server_cpu" --base-port "$p" --tcp-port $((p - 1)) \
 		--arena-bytes 512M --data-dir "$work/pomai-$io" ||
 		{ echo "$0: pomaid did not start:" >&2; cat "$work/pomaid-$io.log" >&2; exit 2; }

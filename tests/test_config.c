@@ -130,6 +130,7 @@ static void test_bad_values(void)
 	expect_bad("quota_unvalidated_prefix_requests_per_s", "17179869185");
 	expect_bad("quota_unvalidated_requests_per_s", "17179869185");
 	expect_bad("wal_io_uring", "sometimes");       /* auto, yes or no (issue 20) */
+	expect_bad("wal_sync_overlap", "auto");        /* a bool (issue 20) */
 	struct pm_config c;
 	char err[PM_CONFIG_ERR_BYTES];
 	pm_config_defaults(&c);
@@ -185,6 +186,12 @@ static void test_bad_values(void)
 	CU_ASSERT_EQUAL(c.wal_uring, PM_WAL_IO_URING);
 	CU_ASSERT_EQUAL(pm_config_set(&c, "wal_io_uring", "auto", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(c.wal_uring, PM_WAL_IO_AUTO);
+	/* wal_sync_overlap: no by default (issue 20), a bool */
+	CU_ASSERT(!c.wal_sync_overlap);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "wal_sync_overlap", "yes", err, sizeof(err)), 0);
+	CU_ASSERT(c.wal_sync_overlap);
+	CU_ASSERT_EQUAL(pm_config_set(&c, "wal_sync_overlap", "off", err, sizeof(err)), 0);
+	CU_ASSERT(!c.wal_sync_overlap);
 }
 
 static void test_bad_files(void)

@@ -38,7 +38,19 @@
  *     cannot break however loaded the machine), and its slices waited; with
  *     the pace off (0, set while running) the next snapshot waits for none.
  *
- * Tests 1, 2 and 6 need the hooks, compiled into debug builds only (no NDEBUG):
+ *  8. Sync mode overlaps a batch's write with the previous batch's fdatasync
+ *     (wal_sync_overlap = yes, issue 20), and still acknowledges nothing
+ *     early. POMAI_TEST_FSYNC=step (a debug-build hook: batches' fdatasync
+ *     completions are held; SIGUSR1 releases the oldest, SIGUSR2 fails it):
+ *     with SET A's fdatasync held, SET B's batch is written (wal_written_lsn)
+ *     and a third SET's is not (PM_WAL_SYNCS_BEHIND_MAX = 2 batches behind);
+ *     no reply leaves; A's fdatasync released, A alone is answered (B waits
+ *     for its own); B's failed, B and the batch written after it are answered
+ *     LOG_FAILED though that batch's own fdatasync then succeeds, and later
+ *     writes are refused. With wal_sync_overlap = no, B is not written while
+ *     A's fdatasync is held.
+ *
+ * Tests 1, 2, 6 and 8 need the hooks, compiled into debug builds only (no NDEBUG):
  * against a release build they are skipped with a notice — under CI=true,
  * which builds with the hook, they fail instead.
  */
@@ -651,6 +663,169 @@ static void test_auto_adapts(void)
 	adapted("pwrite_slow", "io_uring");
 }
 
+/* ---------------------------------------------------------------- 8. overlapped fdatasyncs */
+
+/* PM_WAL_SYNCS_BEHIND_MAX (wal_io.h): batches written whose fdatasync has not completed. */
+#define SYNCS_BEHIND_MAX 2
+
+/* The replies read from one socket (a datagram may hold several frames). */
+struct replies {
+	struct wire *r;
+	size_t at, have;
+};
+
+/* A SET to shard 0 on the raw socket; its id. */
+static uint64_t overlap_set(struct replies *rp, struct pm_client *c, unsigned *n)
+{
+	static const uint8_t value[100];
+	char key[48];
+	size_t len = 0;
+	int kl = key_on(c, 0, "overlap", n, key);
+	struct pm_request set = { .op = PM_OP_SET, .key = { (const uint8_t *)key, (uint32_t)kl },
+				  .value = { value, sizeof(value) } };
+	raw_add(rp->r, &set, &len);
+	raw_send(rp->r, 0, len);
+	return set.id;
+}
+
+/* Wait for the replies to ids[0..n) (their statuses into st); false if one
+ * did not come in WAIT_MS or a reply to anything else came first. */
+static bool overlap_replies(struct replies *rp, const uint64_t *ids, uint8_t *st, uint32_t n)
+{
+	struct pm_reply_view rv;
+	uint32_t got = 0;
+	while (got < n && raw_next(rp->r, WAIT_MS, &rp->at, &rp->have, &rv)) {
+		uint32_t i = 0;
+		while (i < n && ids[i] != rv.id)
+			i++;
+		if (i == n) {
+			printf("\n  an early reply: id %" PRIu64, rv.id);
+			return false;
+		}
+		st[i] = rv.status;
+		got++;
+	}
+	return got == n;
+}
+
+/* A GET to shard 0 on the same socket: answered before any held SET. */
+static bool overlap_get(struct replies *rp)
+{
+	size_t len = 0;
+	uint8_t st;
+	struct pm_request get = { .op = PM_OP_GET, .key = { (const uint8_t *)"none", 4 } };
+	raw_add(rp->r, &get, &len);
+	raw_send(rp->r, 0, len);
+	return overlap_replies(rp, &get.id, &st, 1);
+}
+
+/* One SIGUSR1 or SIGUSR2 (the hook's step), once INFO shows held at least
+ * `held` fdatasync completions. */
+static void overlap_step(const struct pomaid *p, int sig, long long held)
+{
+	CU_ASSERT_FATAL(lib_info_reaches(p, "wal_test_fsync_held", held, WAIT_MS));
+	kill(p->proc.pid, sig);
+}
+
+/* wal_sync_overlap = yes: B written while A's fdatasync runs; the failure. */
+static void overlap_on(const struct pomaid *p, struct replies *rp, struct pm_client *c,
+		       unsigned *n, long long w0)
+{
+	uint64_t ids[SYNCS_BEHIND_MAX + 1];
+	uint8_t st[SYNCS_BEHIND_MAX + 1] = { 0 };
+	for (uint32_t i = 0; i < SYNCS_BEHIND_MAX + 1; i++) {
+		ids[i] = overlap_set(rp, c, n);
+		if (i < SYNCS_BEHIND_MAX) /* written while the fdatasyncs before it are held */
+			CU_ASSERT_FATAL(lib_info_reaches(p, "wal_written_lsn", w0 + i + 1, WAIT_MS));
+	}
+	/* the third is applied (the GET after it is answered) but not submitted:
+	 * two batches are behind; none of the SETs is answered */
+	CU_ASSERT_FATAL(overlap_get(rp));
+	CU_ASSERT_EQUAL(lib_info_of(p, "wal_submitted_lsn"), w0 + SYNCS_BEHIND_MAX);
+	CU_ASSERT_EQUAL(lib_info_of(p, "wal_written_lsn"), w0 + SYNCS_BEHIND_MAX);
+	CU_ASSERT_EQUAL(lib_info_of(p, "wal_held"), SYNCS_BEHIND_MAX + 1);
+	CU_ASSERT(lib_info_of(p, "wal_sync_overlaps") >= 1);
+	/* A's fdatasync completes: A is answered, B waits for its own */
+	overlap_step(p, SIGUSR1, SYNCS_BEHIND_MAX);
+	CU_ASSERT_FATAL(overlap_replies(rp, ids, st, 1));
+	CU_ASSERT_EQUAL(st[0], PM_WIRE_OK);
+	CU_ASSERT_EQUAL(lib_info_of(p, "wal_held"), SYNCS_BEHIND_MAX);
+	/* the third is written now, while B's fdatasync is held */
+	CU_ASSERT(lib_info_reaches(p, "wal_written_lsn", w0 + SYNCS_BEHIND_MAX + 1, WAIT_MS));
+	/* B's fails: B and the third LOG_FAILED, though the third's then succeeds */
+	overlap_step(p, SIGUSR2, SYNCS_BEHIND_MAX);
+	CU_ASSERT(overlap_replies(rp, ids + 1, st + 1, SYNCS_BEHIND_MAX));
+	for (uint32_t i = 1; i < SYNCS_BEHIND_MAX + 1; i++)
+		CU_ASSERT_EQUAL(st[i], PM_WIRE_E_LOG_FAILED);
+	overlap_step(p, SIGUSR1, 1);
+	CU_ASSERT(lib_info_reaches(p, "wal_fsyncs", 3, WAIT_MS)); /* warm-up, A, the third */
+	uint64_t later = overlap_set(rp, c, n);
+	CU_ASSERT(overlap_replies(rp, &later, st, 1));
+	CU_ASSERT_EQUAL(st[0], PM_WIRE_E_LOG_FAILED);
+	printf("\n  wal_sync_overlap = yes: B written while A's fdatasync ran; %lld overlaps",
+	       lib_info_of(p, "wal_sync_overlaps"));
+}
+
+/* wal_sync_overlap = no: B is not written while A's fdatasync is held. */
+static void overlap_off(const struct pomaid *p, struct replies *rp, struct pm_client *c,
+			unsigned *n, long long w0)
+{
+	uint64_t ids[2];
+	uint8_t st[2] = { 0 };
+	ids[0] = overlap_set(rp, c, n);
+	CU_ASSERT_FATAL(lib_info_reaches(p, "wal_test_fsync_held", 1, WAIT_MS)); /* A written */
+	ids[1] = overlap_set(rp, c, n);
+	CU_ASSERT_FATAL(overlap_get(rp)); /* B applied; its batch waits for A's fdatasync */
+	CU_ASSERT_EQUAL(lib_info_of(p, "wal_submitted_lsn"), w0 + 1);
+	CU_ASSERT_EQUAL(lib_info_of(p, "wal_sync_overlaps"), 0);
+	overlap_step(p, SIGUSR1, 1);
+	CU_ASSERT_FATAL(overlap_replies(rp, ids, st, 1));
+	CU_ASSERT(lib_info_reaches(p, "wal_submitted_lsn", w0 + 2, WAIT_MS));
+	overlap_step(p, SIGUSR1, 1);
+	CU_ASSERT_FATAL(overlap_replies(rp, ids + 1, st + 1, 1));
+	CU_ASSERT(st[0] == PM_WIRE_OK && st[1] == PM_WIRE_OK);
+	printf("\n  wal_sync_overlap = no: B written after A's fdatasync");
+}
+
+static void overlapped(const char *overlap)
+{
+	const char *args[] = { "--wal", "sync", "--wal-io-uring", "yes", "--wal-sync-overlap",
+			       overlap, NULL };
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
+	struct wire r;
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(pomaid_start(&p, args, "POMAI_TEST_FSYNC=step"));
+	if (hook_on(&p, "step")) {
+		struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
+		CU_ASSERT_FATAL(c != NULL && raw_open(&r, &p));
+		struct replies rp = { .r = &r };
+		unsigned n = 0;
+		uint8_t st = 0;
+		/* the first batch's chain also fsyncs the directory (a new
+		 * segment's name), which never overlaps: written first */
+		uint64_t id = overlap_set(&rp, c, &n);
+		overlap_step(&p, SIGUSR1, 1);
+		CU_ASSERT_FATAL(overlap_replies(&rp, &id, &st, 1));
+		CU_ASSERT_EQUAL(st, PM_WIRE_OK);
+		long long w0 = lib_info_of(&p, "wal_written_lsn");
+		if (!strcmp(overlap, "yes"))
+			overlap_on(&p, &rp, c, &n, w0);
+		else
+			overlap_off(&p, &rp, c, &n, w0);
+		pm_client_close(c);
+		wire_close(&r);
+	}
+	CU_ASSERT(pomaid_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
+static void test_overlapped_syncs(void)
+{
+	proc_kill_all();
+	overlapped("yes");
+	overlapped("no");
+}
+
 /* ---------------------------------------------------------------- 7. the snapshot's pace */
 
 #define PACE_BYTES_PER_S (1u << 20)
@@ -722,6 +897,8 @@ int main(int argc, char **argv)
 		{ "5. sync mode writes ahead of the log; every record survives", test_written_ahead },
 		{ "6. wal_io_uring = auto goes on choosing under load", test_auto_adapts },
 		{ "7. a snapshot keeps its pace; none with the pace off", test_snapshot_pace },
+		{ "8. sync: the next batch is written while an fdatasync runs; nothing early",
+		  test_overlapped_syncs },
 		CU_TEST_INFO_NULL,
 	};
 	int rc = pm_cu_run("wal_io", tests);
