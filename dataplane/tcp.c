@@ -240,6 +240,8 @@ static void conn_close(struct pm_worker *w, uint32_t i)
 		munmap(c->rx, conn_map_bytes());
 	*c = (struct pm_conn){ .fd = -1, .gen = c->gen + 1 };
 	w->stats.tcp_closed++;
+	while (w->conn_hi && w->conns[w->conn_hi - 1].fd < 0)
+		w->conn_hi--;
 }
 
 void pm_tcp_worker_close(struct pm_worker *w)
@@ -341,6 +343,7 @@ static void conn_accept(struct pm_worker *w)
 		*c = (struct pm_conn){ .fd = fd, .gen = c->gen, .rx = rx,
 				       .tx = rx + page_up(PM_TCP_RX_BYTES), .events = events,
 				       .last_ms = w->now_ms, .peer = peer, .seq = w->tcp_seq++ };
+		w->conn_hi = PM_MAX(w->conn_hi, i + 1); /* conn_slot takes the lowest free slot */
 		w->stats.tcp_accepted++;
 	}
 }
@@ -670,7 +673,7 @@ static void conn_expire(struct pm_worker *w, uint32_t i)
  * that reads its replies has just made progress). */
 static void conn_budget(struct pm_worker *w, uint64_t held)
 {
-	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX && held > w->d->cfg.tcp_buffer_bytes; i++) {
+	for (uint32_t i = 0; i < w->conn_hi && held > w->d->cfg.tcp_buffer_bytes; i++) {
 		struct pm_conn *c = &w->conns[i];
 		if (c->fd >= 0) {
 			held -= conn_held(c);
@@ -680,7 +683,7 @@ static void conn_budget(struct pm_worker *w, uint64_t held)
 	}
 	while (held > w->d->cfg.tcp_buffer_bytes) {
 		uint32_t v = PM_TCP_CONNS_MAX;
-		for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++) {
+		for (uint32_t i = 0; i < w->conn_hi; i++) {
 			const struct pm_conn *c = &w->conns[i];
 			if (c->fd >= 0 && conn_pending(c) &&
 			    (v == PM_TCP_CONNS_MAX || conn_staler(c, &w->conns[v])))
@@ -700,7 +703,7 @@ static uint32_t conn_sweep(struct pm_worker *w)
 {
 	uint64_t held = 0;
 	uint32_t waiting = 0;
-	for (uint32_t i = 0; i < PM_TCP_CONNS_MAX; i++) {
+	for (uint32_t i = 0; i < w->conn_hi; i++) { /* slots past it: all free */
 		struct pm_conn *c = &w->conns[i];
 		if (c->fd < 0)
 			continue;

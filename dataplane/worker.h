@@ -124,6 +124,7 @@ struct pm_worker {
 	int wake_fd;               /* eventfd: rings post here when the worker sleeps */
 	int ep;                    /* epoll: the TCP listener and this worker's connections */
 	struct pm_conn *conns;     /* PM_TCP_CONNS_MAX */
+	uint32_t conn_hi;           /* conns[conn_hi..] are all free: what a turn walks */
 	uint64_t tcp_seq;          /* connections accepted */
 	/* reply credit: bytes of replies (worst case, as they would wait) that
 	 * each other worker owes this worker's connections; PM_TCP_CREDIT_BYTES */
