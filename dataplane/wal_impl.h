@@ -97,6 +97,7 @@ struct test_hook {
 	unsigned releases_seen;    /* of the process's release count (SIGUSR1) */
 	unsigned fails_seen;       /* ... and, step, of its fail count (SIGUSR2) */
 	enum test_adapt adapt;
+	uint32_t enospc_left;      /* batch writes still to fail ENOSPC (POMAI_TEST_WAL_ENOSPC) */
 };
 #endif
 
@@ -192,6 +193,7 @@ struct pm_wal {
 	/* batch mode */
 	bool bfsync_inflight, dirty;
 	uint64_t last_fsync_ms, retry_ms;
+	bool full_retry;           /* disk full: the batch's retry is in flight (pm_wal_turn) */
 	/* held replies, FIFO */
 	struct held *held;
 	uint32_t held_head, held_tail;

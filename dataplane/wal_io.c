@@ -635,6 +635,11 @@ static void test_open(struct pm_worker *w)
 						       " SIGUSR2 (failed)"
 		       : t->fsync == TEST_FSYNC_FAIL ? "the log's fsyncs fail with EIO"
 						      : "not understood (stall and step need io_uring): ignored");
+	const char *e = getenv("POMAI_TEST_WAL_ENOSPC");
+	t->enospc_left = e ? (uint32_t)strtoul(e, NULL, 10) : 0;
+	if (e && w->id == 0)
+		printf("pomaid: TEST HOOK POMAI_TEST_WAL_ENOSPC=%u: each shard's first %u batch writes"
+		       " fail with ENOSPC\n", t->enospc_left, t->enospc_left);
 	const char *a = getenv("POMAI_TEST_WAL_ADAPT");
 	t->adapt = !a			      ? TEST_ADAPT_OFF
 		   : !strcmp(a, "ring_slow")  ? TEST_ADAPT_RING_SLOW
@@ -674,6 +679,17 @@ static bool test_fsync_hook(struct pm_wal *l, uint64_t ud, int *res)
 	t->ud[t->held] = ud;
 	t->res[t->held++] = *res;
 	return true;
+}
+
+/* POMAI_TEST_WAL_ENOSPC: a batch write that went through is reported
+ * -ENOSPC (what a disk without room says); its retry writes the same bytes
+ * again at the same offset. */
+static void test_write_hook(struct pm_wal *l, unsigned op, int *res)
+{
+	if (op == OP_WRITE && *res > 0 && l->test.enospc_left) {
+		l->test.enospc_left--;
+		*res = -ENOSPC;
+	}
 }
 
 /* Process every held completion, as if it had just arrived. */
@@ -1048,6 +1064,7 @@ static uint32_t finish_batch(struct pm_worker *w)
 		/* a short write, EAGAIN, a cancelled link: the rest again */
 		l->st.resubmits++;
 		l->batch_sample = false;
+		l->full_retry = l->state == WAL_FULL; /* a retry's rest: finished as the retry */
 		submit_write(w);
 		return 1;
 	}
@@ -1120,6 +1137,7 @@ static void on_cqe(struct pm_worker *w, struct io_uring_cqe *cqe)
 	int res = cqe->res;
 	io_uring_cqe_seen(&w->wal->ring, cqe);
 #ifdef PM_WAL_TEST_HOOKS
+	test_write_hook(w->wal, (unsigned)(ud & OP_MASK), &res);
 	if (test_fsync_hook(w->wal, ud, &res))
 		return;
 #endif
@@ -1152,6 +1170,7 @@ static void submit_write_here(struct pm_worker *w, const uint8_t *p, uint32_t n,
 	l->cqes_left = k;
 	for (uint32_t i = 0; i < k; i++) {
 #ifdef PM_WAL_TEST_HOOKS
+		test_write_hook(l, r[i].op, &r[i].res);
 		(void)test_fsync_hook(l, r[i].op, &r[i].res); /* "fail" only: a stall needs io_uring */
 #endif
 		complete(w, r[i].op, r[i].res);
@@ -1274,12 +1293,17 @@ uint32_t pm_wal_turn(struct pm_worker *w)
 #endif
 	reap(w);
 	work += behind_settle(w);
-	if (l->inflight && l->cqes_left == 0 && l->state != WAL_FULL)
+	/* a batch the disk had no room for waits for its retry; the retry's
+	 * completions end it as any chain's do (done, or full again) */
+	if (l->inflight && l->cqes_left == 0 && (l->state != WAL_FULL || l->full_retry)) {
+		l->full_retry = false;
 		work += finish_batch(w);
-	else if (may_detach(l))
+	} else if (may_detach(l)) {
 		detach_batch(w), work++;
-	if (l->state == WAL_FULL && l->inflight && w->now_ms >= l->retry_ms) { /* try again */
-		l->retry_ms = w->now_ms + PM_WAL_RETRY_MS;
+	}
+	if (l->state == WAL_FULL && l->inflight && !l->full_retry && w->now_ms >= l->retry_ms) {
+		l->retry_ms = w->now_ms + PM_WAL_RETRY_MS; /* try again */
+		l->full_retry = true;
 		submit_write(w);
 	}
 	/* not while the last prepared file's rename waits in the chain: a new

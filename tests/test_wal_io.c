@@ -49,8 +49,12 @@
  *     LOG_FAILED though that batch's own fdatasync then succeeds, and later
  *     writes are refused. With wal_sync_overlap = no, B is not written while
  *     A's fdatasync is held.
+ *  9. A batch write the disk refuses (ENOSPC, POMAI_TEST_WAL_ENOSPC: a
+ *     debug-build hook reports each shard's first writes so) is retried and
+ *     acknowledged once a retry goes through; the next write goes at once.
+ *     With io_uring and with pwrite.
  *
- * Tests 1, 2, 6 and 8 need the hooks, compiled into debug builds only (no NDEBUG):
+ * Tests 1, 2, 6, 8 and 9 need the hooks, compiled into debug builds only (no NDEBUG):
  * against a release build they are skipped with a notice — under CI=true,
  * which builds with the hook, they fail instead.
  */
@@ -826,6 +830,68 @@ static void test_overlapped_syncs(void)
 	overlapped("no");
 }
 
+/* ---------------------------------------------------------------- 9. a write without room */
+
+/* Batch writes each shard's hook fails with ENOSPC before one goes through:
+ * the disk full twice, then room. */
+#define ENOSPC_WRITES 2u
+/* How often the log tries a refused batch again (dataplane/wal_io.h's
+ * PM_WAL_RETRY_MS). */
+#define WAL_RETRY_MS 1000u
+/* The client waits that long for the SET: the log retries every
+ * WAL_RETRY_MS, so ENOSPC_WRITES retries and a margin. */
+#define ENOSPC_REPLY_MS 15000u
+
+static void enospc_write(const char *io)
+{
+	const char *args[] = { "--wal", "sync", "--wal-io-uring", io, NULL };
+	char env[64], line[96];
+	struct pomaid p = { .path = pomaid_path, .flags = pomaid_flags };
+	snprintf(env, sizeof(env), "POMAI_TEST_WAL_ENOSPC=%u", ENOSPC_WRITES);
+	snprintf(line, sizeof(line), "TEST HOOK POMAI_TEST_WAL_ENOSPC=%u", ENOSPC_WRITES);
+	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
+	CU_ASSERT_FATAL(pomaid_start(&p, args, env));
+	if (!strstr(p.proc.out, line)) {
+		printf("\n  NOTICE: this pomaid has no ENOSPC test hook (a release build?): not run%s",
+		       proc_ci() ? " — but CI=true: failing" : "");
+		CU_ASSERT(!proc_ci());
+	} else {
+		struct pm_client *c = lib_open(&p, ENOSPC_REPLY_MS, 0, 0);
+		CU_ASSERT_FATAL(c != NULL);
+		char key[48], buf[8];
+		unsigned n = 0;
+		size_t vlen = 0;
+		int kl = key_on(c, 0, "full", &n, key);
+		uint64_t t0 = proc_now_ms();
+		enum pm_client_status st = pm_client_set(c, key, (size_t)kl, "v", 1, 0);
+		uint64_t ms = proc_now_ms() - t0;
+		printf("\n  wal_io_uring = %s: the SET answered %s after %" PRIu64 " ms (%u writes"
+		       " refused ENOSPC, retried every %u ms)", io, pm_client_status_name(st), ms,
+		       ENOSPC_WRITES, WAL_RETRY_MS);
+		CU_ASSERT_EQUAL(st, PM_CLIENT_OK);
+		CU_ASSERT(ms >= (uint64_t)ENOSPC_WRITES * WAL_RETRY_MS / 2u); /* it did wait */
+		CU_ASSERT_EQUAL(pm_client_get(c, key, (size_t)kl, buf, sizeof(buf), &vlen), PM_CLIENT_OK);
+		CU_ASSERT(vlen == 1 && buf[0] == 'v');
+		/* room again: the next write goes through at once */
+		kl = key_on(c, 0, "full", &n, key);
+		CU_ASSERT_EQUAL(pm_client_set(c, key, (size_t)kl, "w", 1, 0), PM_CLIENT_OK);
+		pm_client_close(c);
+	}
+	CU_ASSERT(pomaid_stop(&p));
+	proc_dir_remove(p.dir);
+}
+
+/* 9. A batch write the disk refuses (ENOSPC) waits for room: retried every
+ * WAL_RETRY_MS, its reply held, and acknowledged once a retry goes
+ * through; writes after it go at once. It was never acknowledged before: the
+ * retry's completions were not looked at while the log said the disk was
+ * full. With io_uring and with pwrite. */
+static void test_enospc_write(void)
+{
+	enospc_write("yes");
+	enospc_write("no");
+}
+
 /* ---------------------------------------------------------------- 7. the snapshot's pace */
 
 #define PACE_BYTES_PER_S (1u << 20)
@@ -899,6 +965,8 @@ int main(int argc, char **argv)
 		{ "7. a snapshot keeps its pace; none with the pace off", test_snapshot_pace },
 		{ "8. sync: the next batch is written while an fdatasync runs; nothing early",
 		  test_overlapped_syncs },
+		{ "9. a batch write refused ENOSPC is retried and acknowledged once it goes",
+		  test_enospc_write },
 		CU_TEST_INFO_NULL,
 	};
 	int rc = pm_cu_run("wal_io", tests);
