@@ -65,6 +65,9 @@ void pm_dpdk_arena_free(void *mem);
  * backend's INFO lines and counters. A port's replies leave through the
  * worker that has a TX queue on it (w->tx_ports, set by pm_dpdk_open). */
 extern const struct pm_backend_ops pm_dpdk_backend;
+/* ... as pomaid's workers get them: from the DPDK module (dpdk_load.c) once
+ * pm_dpdk_init has loaded it, NULL before; dpdk_none.c's table without DPDK. */
+const struct pm_backend_ops *pm_dpdk_ops(void);
 /* The ports' own IPv4 addresses (network order) into out; their count. */
 uint32_t pm_dpdk_local_addrs(const struct pm_daemon *d, uint32_t *out, uint32_t max);
 /* Steering mode chosen, for the ready line. */

@@ -119,3 +119,8 @@ const struct pm_backend_ops pm_dpdk_backend = {
 	.info = none_info,
 	.counters = none_counters,
 };
+
+const struct pm_backend_ops *pm_dpdk_ops(void)
+{
+	return &pm_dpdk_backend;
+}

@@ -196,7 +196,7 @@ static int open_shard(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_t
 		return -1;
 	}
 	bool dpdk = d->cfg.backend == PM_BACKEND_DPDK;
-	w->be = dpdk ? &pm_dpdk_backend : &pm_udp_backend; /* the worker's backend, for good */
+	w->be = dpdk ? pm_dpdk_ops() : &pm_udp_backend; /* the worker's backend, for good */
 	if (!dpdk && (w->fd = pm_udp_open(&d->cfg, i, err, sizeof(err))) < 0) {
 		fprintf(stderr, "pomaid: %s\n", err);
 		return -1;

@@ -142,6 +142,8 @@ def check_contents(pomai_deb, dev_deb, multiarch):
     files = contents(pomai_deb)
     for f in POMAI_FILES:
         check(f in files, f"pomai ships /{f}")
+    module = f"usr/lib/{multiarch}/pomai/pomaid-dpdk.so"  # loaded for backend = dpdk only
+    check(module in files, f"pomai ships /{module}")
     dev = contents(dev_deb)
     for f in DEV_FILES:
         f = f.format(multiarch=multiarch)

@@ -716,17 +716,41 @@ static void test_two_queues(void)
 
 /* ---------------------------------------------------------------- start-up bounds */
 
-/* Run pomaid with extra flags; its exit status and the start of its stderr. */
-static int run_pomaid(char *err, size_t cap, const char *const *extra)
+/* Run pomaid (path) with extra flags; its exit status and the start of its stderr. */
+static int run_pomaid_at(const char *path, char *err, size_t cap, const char *const *extra)
 {
 	static struct proc p;
-	proc_init(&p, pomaid_path);
+	proc_init(&p, path);
 	/* its own data_dir: the suite's daemon holds the lock on its own */
 	proc_args(&p, (const char *const[]){ "--config", conf_path, "--data-dir", NULL });
 	proc_argf(&p, "/tmp/pomai-dpdk-bounds-%d", (int)getpid());
 	proc_args(&p, extra);
 	p.capture = PROC_CAPTURE_STDERR;
 	return proc_run(&p, NULL, err, cap, 0);
+}
+
+static int run_pomaid(char *err, size_t cap, const char *const *extra)
+{
+	return run_pomaid_at(pomaid_path, err, cap, extra);
+}
+
+/* A copy of pomaid without its DPDK module beside it (pomaid-dpdk.so, loaded
+ * for backend = dpdk only: dataplane/dpdk_load.c) refuses backend = dpdk at
+ * start-up and says where it looked. */
+static void module_missing(const char *eal)
+{
+	static char err[8192];
+	char dir[64], copy[96], cmd[256];
+	snprintf(dir, sizeof(dir), "/tmp/pomai-nomodule-%d", (int)getpid());
+	snprintf(copy, sizeof(copy), "%s/pomaid", dir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s && cp %s %s", dir, pomaid_path, copy);
+	CU_ASSERT_FATAL(system(cmd) == 0);
+	const char *args[] = { "--dpdk-eal-args", eal, "--dpdk-addrs", "10.99.0.2/24", NULL };
+	CU_ASSERT_NOT_EQUAL(run_pomaid_at(copy, err, sizeof(err), args), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "the DPDK module could not be loaded"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "/pomai-nomodule-")); /* the path beside it, tried */
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CU_ASSERT(system(cmd) == 0);
 }
 
 /* A packet pool too small for the rings and reassembly: refused at start-up,
@@ -748,6 +772,7 @@ static void test_startup_bounds(void)
 				NULL };
 	CU_ASSERT_NOT_EQUAL(run_pomaid(err, sizeof(err), addrs), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "found 1 port(s) but dpdk_addrs gives 2"));
+	module_missing(prefix);
 	CU_ASSERT_EQUAL(pm_client_set(cli, "alive", 5, "yes", 3, 0), PM_CLIENT_OK);
 }
 
@@ -932,7 +957,8 @@ int main(int argc, char **argv)
 		{ "memif: KV, KNN and a user's signed GET through libpomai_memif", test_memif },
 		{ "pomai-cli --memif: commands and the prompt over the memif port", test_memif_cli },
 		{ "auth: signed frames, replays, wrong key and port, auth = on", test_auth },
-		{ "start-up refuses a small pool, lcore flags, missing addresses", test_startup_bounds },
+		{ "start-up refuses a small pool, lcore flags, missing addresses, no module",
+		  test_startup_bounds },
 		CU_TEST_INFO_NULL,
 	};
 	return pm_cu_run_suite("dpdk", suite_init, suite_clean, tests);
