@@ -203,6 +203,7 @@ struct pm_quota_table {
 	uint32_t live, pinned;
 	uint32_t lru_head, lru_tail;  /* head: seen most recently */
 	uint32_t free_head;
+	uint32_t found;               /* the entry find() returned last (a hint) */
 	uint64_t replaced;            /* entries given to a new address */
 	uint64_t throttled;           /* requests refused, all clients */
 	uint32_t hash[PM_QUOTA_HASH_BUCKETS];
