@@ -109,8 +109,14 @@ uint64_t pmc_attempt_wait_ms(struct pm_client *c, uint32_t attempt)
 		return base * (1u + c->cfg.retries);
 	uint32_t shift = attempt - 1u < PMC_BACKOFF_SHIFT_MAX ? attempt - 1u : PMC_BACKOFF_SHIFT_MAX;
 	base <<= shift;
-	return base + rng_next(&c->rng) % (base / PMC_JITTER_DIV + 1u);
+	/* uniform in [0, base / PMC_JITTER_DIV] by a multiply and a shift of
+	 * the top 32 random bits (a 64-bit modulo was a division per request) */
+	uint64_t span = base / PMC_JITTER_DIV + 1u;
+	return base + (((rng_next(&c->rng) >> 32) * span) >> 32);
 }
+_Static_assert(((uint64_t)PM_CLIENT_TIMEOUT_MS_MAX << PMC_BACKOFF_SHIFT_MAX) / PMC_JITTER_DIV + 1u <=
+		       UINT32_MAX,
+	       "the jitter's span fits 32 bits: the product above fits 64");
 
 /* ---------------------------------------------------------------- configuration */
 
