@@ -205,6 +205,7 @@ static void check_same_reply(const struct pm_reply_view *a, const struct pm_repl
 	FUZZ_CHECK(a->more == b->more && a->first == b->first && a->count == b->count);
 	FUZZ_CHECK(a->removed == b->removed && a->dim == b->dim && a->retry_ms == b->retry_ms);
 	FUZZ_CHECK(same_bytes(a->value, b->value) && same_bytes(a->collection, b->collection));
+	FUZZ_CHECK(a->dtype == b->dtype && same_bytes(a->attr, b->attr));
 	FUZZ_CHECK(a->range_flags == b->range_flags && same_bytes(a->item_status, b->item_status));
 	struct pm_reply_view x = *a, y = *b;
 	struct pm_wire_bytes kx, ky;
@@ -229,7 +230,9 @@ static void reply_round_trip(const struct pm_reply_view *rv, size_t used)
 {
 	struct pm_wire_reply rep = { .status = rv->status, .op = rv->op, .id = rv->id,
 				.removed = rv->removed, .value = rv->value, .dim = rv->dim,
-				.collection = rv->collection, .hits = hits, .colls = colls };
+				.dtype = rv->dtype, .collection = rv->collection,
+				.attr = rv->attr, /* VGET's record trailer (issue 18) */
+				.hits = hits, .colls = colls };
 	uint32_t end = rv->first + rv->count, cursor = rv->first;
 	hits[end] = (struct pm_wire_hit){ 0 };
 	memset(&colls[end], 0, sizeof(colls[end]));
