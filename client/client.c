@@ -109,8 +109,14 @@ uint64_t pmc_attempt_wait_ms(struct pm_client *c, uint32_t attempt)
 		return base * (1u + c->cfg.retries);
 	uint32_t shift = attempt - 1u < PMC_BACKOFF_SHIFT_MAX ? attempt - 1u : PMC_BACKOFF_SHIFT_MAX;
 	base <<= shift;
-	return base + rng_next(&c->rng) % (base / PMC_JITTER_DIV + 1u);
+	/* uniform in [0, base / PMC_JITTER_DIV] by a multiply and a shift of
+	 * the top 32 random bits (a 64-bit modulo was a division per request) */
+	uint64_t span = base / PMC_JITTER_DIV + 1u;
+	return base + (((rng_next(&c->rng) >> 32) * span) >> 32);
 }
+_Static_assert(((uint64_t)PM_CLIENT_TIMEOUT_MS_MAX << PMC_BACKOFF_SHIFT_MAX) / PMC_JITTER_DIV + 1u <=
+		       UINT32_MAX,
+	       "the jitter's span fits 32 bits: the product above fits 64");
 
 /* ---------------------------------------------------------------- configuration */
 
@@ -789,12 +795,12 @@ static size_t encode(struct pm_client *c, const struct pm_client_req *r, struct 
 /* One server's UDP destination: the key's shard; KNN round-robin;
  * collection ops, INFO and SNAPSHOT shard 0 (the server applies them
  * everywhere itself). */
-static uint32_t route(struct pm_client *c, const struct pm_client_req *r)
+static uint32_t route(struct pm_client *c, const struct pm_client_req *r, uint64_t hash)
 {
 	if (c->tcp || c->cluster)
 		return 0; /* a cluster: pmc_cluster_route */
 	if (op_keyed(r->op))
-		return pm_client_shard_of(c, r->key, r->klen);
+		return pm_shard_of(hash, c->cfg.shards); /* pm_client_shard_of(), hashed once */
 	if (r->op == PM_CLIENT_KNN || r->op == PM_CLIENT_KNN_MANY || r->op == PM_CLIENT_RANGE)
 		return (uint32_t)(c->seq % c->cfg.shards);
 	return 0;
@@ -816,10 +822,13 @@ void pmc_slot_arm(struct pm_client *c, struct pmc_slot *s, uint64_t now)
 	pmc_deadline(c, s->deadline_ms);
 }
 
-static void slot_start(struct pm_client *c, const struct pm_client_req *r, struct pmc_slot *s)
+static void slot_start(struct pm_client *c, const struct pm_client_req *r, struct pmc_slot *s,
+		       uint64_t now_ms)
 {
 	s->op = (uint8_t)r->op;
-	s->dest = route(c, r);
+	s->keyed = op_keyed(r->op);
+	s->hash = s->keyed ? pm_route_hash(r->key, r->klen) : 0;
+	s->dest = route(c, r, s->hash);
 	s->cb = r->cb;
 	s->arg = r->arg;
 	s->knn = r->op == PM_CLIENT_KNN || r->op == PM_CLIENT_KNN_MANY || r->op == PM_CLIENT_RANGE
@@ -828,13 +837,11 @@ static void slot_start(struct pm_client *c, const struct pm_client_req *r, struc
 	s->nitems = r->nitems;
 	s->colls = r->op == PM_CLIENT_CLIST ? r->colls : NULL;
 	s->info = r->op == PM_CLIENT_INFO ? r->info : NULL;
-	s->keyed = op_keyed(r->op);
-	s->hash = s->keyed ? pm_route_hash(r->key, r->klen) : 0;
 	s->leg = false;
 	s->body = NULL;
 	s->auth_signed = false; /* encoded afresh: signed when queued (auth.c) */
 	s->fan = PMC_NIL;
-	pmc_slot_arm(c, s, pmc_now_ms());
+	pmc_slot_arm(c, s, now_ms);
 	c->busy++;
 	c->stats.requests++;
 }
@@ -882,7 +889,8 @@ enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_clie
 		pmc_slot_free_unused(c, s);
 		return PM_CLIENT_E_ARG; /* a limit the checks above do not know */
 	}
-	slot_start(c, req, s);
+	uint64_t now_us = pmc_now_us(); /* once, for the deadline and the queue */
+	slot_start(c, req, s, now_us / PMC_US_PER_MS);
 	if (id)
 		*id = s->id;
 	if (c->cluster)
@@ -890,6 +898,6 @@ enum pm_client_status pm_client_submit(struct pm_client *c, const struct pm_clie
 	else if (pmc_shard_fans(c, s->op))
 		pmc_shard_fan_start(c, s, req->k);
 	else
-		pmc_enqueue(c, s);
+		pmc_enqueue_at(c, s, now_us);
 	return PM_CLIENT_OK;
 }

@@ -306,6 +306,9 @@ struct pm_client {
 enum pm_client_status pmc_open(const struct pm_client_config *cfg, const struct pmc_hooks *hooks,
 			       void *state, struct pm_client **out);
 uint64_t pmc_now_ms(void);
+/* Microseconds per millisecond: pmc_now_us() / PMC_US_PER_MS == pmc_now_ms()
+ * read at the same instant. */
+#define PMC_US_PER_MS 1000u
 uint64_t pmc_now_us(void);
 uint64_t pmc_attempt_wait_ms(struct pm_client *c, uint32_t attempt);
 struct pmc_slot *pmc_slot_by_id(struct pm_client *c, uint64_t id);
@@ -345,6 +348,9 @@ enum pm_client_status pmc_link_open(struct pm_client *c, uint32_t l);
  * decides what becomes of their requests). */
 void pmc_link_close(struct pm_client *c, uint32_t l);
 void pmc_enqueue(struct pm_client *c, struct pmc_slot *s);
+/* pmc_enqueue() with the clock read already (pmc_now_us(): a submit reads it
+ * once for the deadline and the queue, issue 20). */
+void pmc_enqueue_at(struct pm_client *c, struct pmc_slot *s, uint64_t now_us);
 void pmc_unlink(struct pm_client *c, struct pmc_slot *s);
 void pmc_flush_all(struct pm_client *c);
 void pmc_receive(struct pm_client *c);

@@ -84,6 +84,8 @@ struct pm_client_memif_stats {
 	uint64_t rx_dropped;    /* frames the front end refused (bad header, not ours, ...) */
 	uint64_t rx_drops[PM_CLIENT_MEMIF_DROP_REASONS]; /* rx_dropped by reason */
 	uint64_t rx_foreign;    /* valid datagrams not from the daemon's shard ports */
+	uint64_t rx_no_csum;    /* the daemon's datagrams without a UDP checksum (0: pomaid
+				 * leaves it out on memif, as this client does; issue 20) */
 	uint64_t arp_sent;      /* requests for the daemon's MAC */
 	uint64_t arp_answered;  /* requests for ours */
 	uint64_t icmp_answered;

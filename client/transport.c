@@ -288,10 +288,15 @@ static uint32_t pack_bytes(const struct pm_client *c, uint32_t dest)
  * frame joins it (issue 20: packing waits for a poll only so long). */
 void pmc_enqueue(struct pm_client *c, struct pmc_slot *s)
 {
+	pmc_enqueue_at(c, s, c->tcp ? 0 : pmc_now_us());
+}
+
+void pmc_enqueue_at(struct pm_client *c, struct pmc_slot *s, uint64_t now_us)
+{
 	struct pmc_queue *q = pmc_queue_of(c, s->dest);
 	PMC_ASSERT(!s->queued);
 	pmc_auth_sign(c, s); /* every (re)send anew (auth.c) */
-	uint64_t now_us = c->tcp ? 0 : pmc_now_us();
+	now_us = c->tcp ? 0 : now_us;
 	uint32_t pack = pack_bytes(c, s->dest);
 	if (!c->tcp && q->frames &&
 	    (q->bytes + s->len > pack || q->frames >= PMC_BATCH_FRAMES_MAX ||

@@ -278,6 +278,18 @@ static void reply_to_wire(const struct pm_reply *in, struct pm_wire_reply *out)
 enum pm_status pm_request_decode(const uint8_t *buf, size_t len, struct pm_request *req,
 				 size_t *used)
 {
+	struct pm_wire_key_request k;
+	if (pm_wire_key_request_decode(buf, len, &k, used)) { /* SET, GET, DEL: most of them */
+		*req = (struct pm_request){
+			.op = k.op,
+			.id = k.id,
+			.key = pm_bytes_from_wire(k.key),
+			.value = pm_bytes_from_wire(k.value),
+			.ttl_ms = k.ttl_ms,
+			.has_ttl = k.has_ttl,
+		};
+		return PM_OK;
+	}
 	struct pm_wire_request w;
 	enum pm_wire_status st = pm_wire_request_decode(buf, len, &w, used);
 	pm_request_from_wire(&w, req);

@@ -302,9 +302,13 @@ static int port_open(struct pm_daemon *d, uint16_t pid, uint32_t idx, char *err,
 	if (port_local(d, idx, &p->local, err, errlen) != 0)
 		return -1;
 	p->nq = (uint16_t)PM_MIN(PM_MIN(d->nshards, di.max_rx_queues), di.max_tx_queues);
-	/* memif: the client decides how many rings there are; it opens one pair */
-	if (d->cfg.dpdk_steering == PM_STEER_SINGLE || !strcmp(di.driver_name, "net_memif"))
+	/* memif: the client decides how many rings there are; it opens one pair;
+	 * and its frames are copied between two processes' memory, which cannot
+	 * corrupt them: the UDP checksum is left out (netfe.h, docs/protocol.md) */
+	bool memif = !strcmp(di.driver_name, "net_memif");
+	if (d->cfg.dpdk_steering == PM_STEER_SINGLE || memif)
 		p->nq = 1;
+	p->local.udp_csum_none = memif;
 	p->mtu = PM_MIN(d->cfg.dpdk_mtu, di.max_mtu);
 	if (p->mtu < d->cfg.dpdk_mtu)
 		fprintf(stderr, "pomaid: port %s: MTU %u (its maximum; dpdk_mtu asks %u)\n", p->name,

@@ -214,11 +214,21 @@ void pm_qtable_set_work(struct pm_quota_table *t, uint64_t work_bytes_per_s)
 	table_refill_ns(t);
 }
 
+/* The entry of addr_be, or NULL. A client's frames come in runs (a
+ * datagram's, a pipeline's, each frame admitted and its reply charged), so
+ * the entry found last is looked at before the hash is computed: entries are
+ * never freed, only given to another address, so one that is live with this
+ * address is its entry. */
 static struct pm_quota_entry *find(struct pm_quota_table *t, uint32_t addr_be)
 {
+	struct pm_quota_entry *last = &t->e[t->found];
+	if (t->found < t->live && last->addr_be == addr_be) /* e[0..live) are in use */
+		return last;
 	for (uint32_t i = t->hash[bucket_of(t, addr_be)]; i != PM_QUOTA_NONE; i = t->e[i].hnext)
-		if (t->e[i].addr_be == addr_be)
+		if (t->e[i].addr_be == addr_be) {
+			t->found = i;
 			return &t->e[i];
+		}
 	return NULL;
 }
 

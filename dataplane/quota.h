@@ -201,6 +201,7 @@ struct pm_quota_table {
 	uint64_t seed;
 	uint32_t live, pinned;        /* e[0..live) are in use: taken in order, never given back */
 	uint32_t lru_head, lru_tail;  /* head: seen most recently */
+	uint32_t found;               /* the entry find() returned last (a hint) */
 	uint64_t replaced;            /* entries given to a new address */
 	uint64_t throttled;           /* requests refused, all clients */
 	uint32_t hash[PM_QUOTA_HASH_BUCKETS];

@@ -325,10 +325,12 @@ static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_
 		w->stats.dropped_malformed++; /* an empty datagram (or a cookie alone) holds no frame */
 	bool deferred = false; /* a write of this datagram was answered RETRY */
 	for (uint32_t off = g.skip; off < len;) {
-		struct pm_request req;
+		/* decoded into the burst's next slot: a frame of this shard
+		 * stays there (burst_add), the others are read from it */
+		struct pm_request *req = &b->req[b->n];
 		size_t used;
 		struct pm_dest to = *from;
-		enum pm_status st = pm_request_decode(buf + off, len - off, &req, &used);
+		enum pm_status st = pm_request_decode(buf + off, len - off, req, &used);
 		to.budget = pm_guard_budget(&g, used ? (uint32_t)used : len - off,
 					    off == g.skip ? g.skip : 0);
 		if (used == 0) {
@@ -339,20 +341,20 @@ static void serve_datagram(struct pm_worker *w, struct pm_burst *b, const uint8_
 		w->stats.rx_frames++;
 		if (pm_refuse_reply(w, buf + off, (uint32_t)used))
 			; /* a reply is never answered, not even THROTTLED */
-		else if (!pm_auth_admit(w, &req, st, buf + off, (uint32_t)used, &to))
+		else if (!pm_auth_admit(w, req, st, buf + off, (uint32_t)used, &to))
 			; /* answered AUTH or NOPERM (users.c) */
 		else if (deferred) /* after a write answered RETRY: so are the frames that
 				    * follow it, and the client sends them again in order */
-			pm_guard_retry(w, &to, req.op, req.id, PM_GUARD_WHY_WRITE);
-		else if (st == PM_OK && (deferred = !pm_guard_write_ok(w, &req, &to, to.user != 0)))
+			pm_guard_retry(w, &to, req->op, req->id, PM_GUARD_WHY_WRITE);
+		else if (st == PM_OK && (deferred = !pm_guard_write_ok(w, req, &to, to.user != 0)))
 			; /* answered RETRY: a write from an address neither validated
 			   * (cookie) nor authenticated */
-		else if (!pm_quota_admit(w, &req, (uint32_t)used, &to))
+		else if (!pm_quota_admit(w, req, (uint32_t)used, &to))
 			; /* answered THROTTLED (RETRY when unvalidated) */
 		else if (st == PM_OK)
-			route(w, b, &req, buf + off, (uint32_t)used, &to);
+			route(w, b, req, buf + off, (uint32_t)used, &to);
 		else
-			send_error(w, &to, req.id, req.op, st);
+			send_error(w, &to, req->id, req->op, st);
 		off += (uint32_t)used;
 	}
 }
@@ -620,7 +622,8 @@ static void burst_add(struct pm_burst *b, const struct pm_request *req, const st
 		send_error(w, from, req->id, req->op, st);
 		return;
 	}
-	b->req[b->n] = *req;
+	if (req != &b->req[b->n]) /* serve_datagram decodes into that slot */
+		b->req[b->n] = *req;
 	b->to[b->n] = *from;
 	if (++b->n == PM_BURST_MAX)
 		burst_apply(b);
@@ -860,7 +863,7 @@ encode_pages(struct pm_worker *w, const struct pm_dest *dgram, const struct pm_r
 	     uint8_t *out, uint32_t cap)
 {
 	bool paged = pm_reply_paged(rep);
-	uint32_t total = pm_reply_items(rep), cursor = 0, used = 0;
+	uint32_t total = paged ? pm_reply_items(rep) : 0, cursor = 0, used = 0;
 	do {
 		uint8_t *at = dgram ? tx_room(w) : out + used;
 		uint32_t room = dgram ? PM_FRAME_BYTES_MAX : PM_MIN(cap - used, PM_FRAME_BYTES_MAX);

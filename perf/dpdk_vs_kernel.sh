@@ -28,10 +28,14 @@
 #   SERVER_CPU=1 CLIENT_CPU=0 KEYS=100000 DEPTH=64 DURATION=5
 #   MEMIF_MTU=1500  the memif link's MTU at both ends (pomaid --dpdk-mtu,
 #                   pomai-bench --memif-mtu): packed datagrams fill it (issue 20)
+#   PATHS="kernel tap memif"  which paths to measure (default all three; e.g.
+#                   PATHS=memif for the kernel-bypass row alone)
 #   PROFILE=1       also `perf record -g` pomaid's worker and the client through
 #                   the memif depth-DEPTH phase; the top symbols of each follow
 #                   the table (what bounds the rate: per packet, per frame, or
 #                   the client)
+#   PROFILE_KEEP=dir  copy the two perf.data files there (perf.server,
+#                   perf.client) for a closer look (perf report -i ...)
 set -euo pipefail
 
 if [ -z "${POMAI_IN_NETNS:-}" ]; then
@@ -46,6 +50,7 @@ depth=${DEPTH:-64}
 memif_mtu=${MEMIF_MTU:-1500}
 profile=${PROFILE:-0}
 duration=${DURATION:-5}
+paths=" ${PATHS:-kernel tap memif} "
 [ "${1:-}" = --quick ] && { keys=20000; duration=2; }
 [ -x "$pomaid" ] && [ -x "$bench" ] ||
 	{ echo "$0: build first: ninja -C $build dataplane/pomaid perf/pomai-bench" >&2; exit 2; }
@@ -94,19 +99,24 @@ measure() {
 }
 
 # ---------------------------------------------------------------- kernel
+if [[ $paths == *" kernel "* ]]; then
 start_pomaid --backend kernel --bind 127.0.0.1 --base-port 7700
 measure kernel --host 127.0.0.1 --port 7700 --cpus "$client_cpu"
 stop_pomaid
+fi
 
 # ---------------------------------------------------------------- DPDK, net_tap
+if [[ $paths == *" tap "* ]]; then
 start_pomaid --backend dpdk --base-port 7700 --dpdk-addrs 10.77.0.2/24 \
 	--dpdk-eal-args "--no-pci --no-huge -m 512 --vdev=net_tap0,iface=pmbench0 --file-prefix=pmbenchd --log-level=lib.eal:error"
 ip addr add 10.77.0.1/24 dev pmbench0
 ip link set pmbench0 up
 measure dpdk-tap --host 10.77.0.2 --port 7700 --cpus "$client_cpu"
 stop_pomaid
+fi
 
 # ---------------------------------------------------------------- DPDK, net_memif
+if [[ $paths == *" memif "* ]]; then
 sock=$work/memif.sock
 start_pomaid --backend dpdk --base-port 7700 --dpdk-addrs 10.88.0.2/24 --dpdk-mtu "$memif_mtu" \
 	--dpdk-eal-args "--no-pci --no-huge -m 512 --file-prefix=pmbenchd --log-level=lib.eal:error --vdev=net_memif0,role=server,socket=$sock,socket-abstract=no,mac=02:00:00:00:88:02"
@@ -114,6 +124,7 @@ memif_eal="-l $client_cpu --no-huge --no-pci -m 256 --file-prefix=pmbenchc --log
 measure dpdk-memif --host 10.88.0.2 --port 7700 --memif "$memif_eal" --memif-ip 10.88.0.1/24 \
 	--memif-mtu "$memif_mtu"
 stop_pomaid
+fi
 
 echo
 echo "| path | depth | GET/s | p50 us | p99 us | p99.9 us |"
@@ -125,6 +136,8 @@ while read -r line; do
 done <"$work/results"
 
 if [ "$profile" = 1 ]; then
+	[ -n "${PROFILE_KEEP:-}" ] && mkdir -p "$PROFILE_KEEP" &&
+		cp "$work/perf.server" "$work/perf.client" "$PROFILE_KEEP/"
 	for side in server client; do
 		echo
 		echo "perf profile, memif depth $depth, $side (self time, top symbols):"

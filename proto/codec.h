@@ -198,6 +198,26 @@ bool pm_frame_is_reply(const uint8_t *buf, size_t len);
 enum pm_wire_status pm_wire_request_decode(const uint8_t *buf, size_t len,
 					   struct pm_wire_request *req, size_t *used);
 
+/* A key operation's request (SET, GET, DEL), as pm_wire_request_decode()
+ * would fill those fields of a struct pm_wire_request (the others are 0). */
+struct pm_wire_key_request {
+	uint8_t op;                 /* PM_WIRE_OP_SET, _GET or _DEL */
+	bool has_ttl;               /* SET */
+	uint64_t id;
+	struct pm_wire_bytes key;
+	struct pm_wire_bytes value; /* SET */
+	uint64_t ttl_ms;            /* SET, with has_ttl */
+};
+
+/* Server side, pm_wire_request_decode()'s fast path for the key operations
+ * (issue 20: the full request is 256 bytes to clear and copy, for a GET that
+ * uses four fields): true when buf starts with a SET, GET or DEL request
+ * that pm_wire_request_decode() accepts, without an AUTH trailer, with *kr
+ * and *used as it would give them; false for anything else (another op, a
+ * trailer, any error), which the caller then gives to the full decoder. */
+bool pm_wire_key_request_decode(const uint8_t *buf, size_t len, struct pm_wire_key_request *kr,
+				size_t *used);
+
 /* Client side. Encode req (op, id and the fields its op uses) into out. Flags are
  * derived from the fields: TTL from has_ttl, COLL from collection.len != 0, EF
  * from ef != 0, EXACT from exact. Returns bytes written, or 0 when the frame does

@@ -602,6 +602,8 @@ uint32_t pm_net_ipv4_udp_write(const struct pm_net_local *l, uint32_t dst_be, ui
 	put16(u + UDP_OFF_DPORT, dst_port);
 	put16(u + UDP_OFF_LEN, udp_len);
 	put16(u + UDP_OFF_CSUM, 0);
+	if (l->udp_csum_none)
+		return PM_NET_IPV4_BYTES + PM_NET_UDP_BYTES; /* 0: none (memif) */
 	uint16_t c = (uint16_t)~pm_net_fold(pm_net_sum(u, udp_len, pseudo_sum(l->ip_be, dst_be, udp_len)));
 	put_csum(u + UDP_OFF_CSUM, c == 0 ? UINT16_MAX : c); /* 0 would mean "none" */
 	return PM_NET_IPV4_BYTES + PM_NET_UDP_BYTES;

@@ -801,6 +801,17 @@ static void test_slot_of(void)
 	CU_ASSERT_EQUAL(pm_slot_of(pm_route_hash("user:1000", 9)), 3231);
 	CU_ASSERT_EQUAL(pm_slot_of(PM_CLUSTER_SLOTS), 0);
 	CU_ASSERT_EQUAL(pm_slot_of(UINT64_MAX), PM_CLUSTER_SLOTS - 1);
+	/* the shard: hash % shards, whatever the count (a mask for powers of
+	 * two): docs/protocol.md 2.1's example, and a spread of hashes */
+	CU_ASSERT_EQUAL(pm_shard_of(pm_route_hash("hello", 5), 4), 1);
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+	for (uint32_t i = 0; i < 4096; i++, h = h * 6364136223846793005ull + 1442695040888963407ull)
+		for (uint32_t n = 1; n <= 70; n++)
+			if (pm_shard_of(h, n) != (uint32_t)(h % n)) {
+				CU_FAIL("pm_shard_of is not hash % shards");
+				return;
+			}
+	CU_ASSERT_EQUAL(pm_shard_of(UINT64_MAX, 1u << 31), (uint32_t)(UINT64_MAX % (1u << 31)));
 }
 
 /* ---------------------------------------------------------------- wire */

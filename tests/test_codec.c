@@ -1696,7 +1696,27 @@ struct fuzz_stats {
 	unsigned bad;
 	unsigned req_ok;
 	unsigned rep_ok;
+	unsigned key_fast; /* frames the key ops' fast path took */
 };
+
+/* issue 20: pm_wire_key_request_decode takes exactly the SET, GET and DEL
+ * requests without an AUTH trailer that pm_wire_request_decode accepts,
+ * with the same fields and extent. */
+static bool key_path_agrees(const uint8_t *buf, size_t len, struct fuzz_stats *fs)
+{
+	struct pm_wire_request w;
+	struct pm_wire_key_request k;
+	size_t used = 0, kused = 0;
+	enum pm_wire_status st = pm_wire_request_decode(buf, len, &w, &used);
+	bool fast = pm_wire_key_request_decode(buf, len, &k, &kused);
+	bool key_op = w.op == PM_WIRE_OP_SET || w.op == PM_WIRE_OP_GET || w.op == PM_WIRE_OP_DEL;
+	fs->key_fast += fast;
+	if (fast != (st == PM_WIRE_OK && key_op && !w.auth))
+		return false;
+	return !fast || (kused == used && k.op == w.op && k.id == w.id && k.key.ptr == w.key.ptr &&
+			 k.key.len == w.key.len && k.value.ptr == w.value.ptr &&
+			 k.value.len == w.value.len && k.has_ttl == w.has_ttl && k.ttl_ms == w.ttl_ms);
+}
 
 /* Feeds one input, copied to a buffer of exactly its length, to both decoders. */
 static void fuzz_one(const uint8_t *in, size_t len, struct fuzz_stats *fs, uint64_t iter)
@@ -1705,7 +1725,7 @@ static void fuzz_one(const uint8_t *in, size_t len, struct fuzz_stats *fs, uint6
 	struct pm_request req;
 	struct pm_reply_view rv;
 	size_t used = SIZE_MAX;
-	bool good = true;
+	bool good = key_path_agrees(buf, len, fs);
 	enum pm_status st = pm_request_decode(buf, len, &req, &used);
 	good &= st < PM_STATUS_COUNT && used <= len && (used == 0 || used >= PM_FRAME_HEADER_BYTES);
 	if (good && st == PM_OK) {
@@ -1726,12 +1746,56 @@ static void fuzz_one(const uint8_t *in, size_t len, struct fuzz_stats *fs, uint6
 	free(buf);
 }
 
+/* issue 20: the key ops' frames are checked by their encoders field by
+ * field, not decoded again, and read on the server by a fast path: both by
+ * the decoder's rules. An empty key is refused for every key op; the fast
+ * path takes SET (with and without TTL), GET and DEL with the fields the
+ * full decoder reads, and leaves every other op, and a signed frame, to it. */
+static void test_key_ops_fast_paths(void)
+{
+	static const struct pm_request refused[] = {
+		{ .op = PM_OP_GET }, { .op = PM_OP_DEL }, { .op = PM_OP_SET, .value = { filler, 3 } },
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		expect_encode_refused(&refused[i]);
+	struct pm_request ok[] = {
+		{ .op = PM_OP_GET, .id = 1, .key = B("k") },
+		{ .op = PM_OP_DEL, .id = 2, .key = fill(PM_KEY_BYTES_MAX) },
+		{ .op = PM_OP_SET, .id = 3, .key = B("k"), .value = fill(0) },
+		{ .op = PM_OP_SET, .id = 4, .key = B("k"), .value = fill(PM_VALUE_BYTES_MAX),
+		  .has_ttl = true, .ttl_ms = PM_TTL_MS_MAX },
+		{ .op = PM_OP_VGET, .id = 5, .key = B("k") },
+	};
+	struct fuzz_stats fs = { 0, 0, 0, 0 };
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		size_t n = pm_request_encode(&ok[i], out, sizeof out);
+		CU_ASSERT_FATAL(n > 0);
+		CU_ASSERT(key_path_agrees(out, n, &fs));
+		struct pm_wire_key_request k;
+		size_t used;
+		CU_ASSERT_EQUAL(pm_wire_key_request_decode(out, n, &k, &used), ok[i].op != PM_OP_VGET);
+		CU_ASSERT(pm_wire_key_request_decode(out, n - 1, &k, &used) == false); /* truncated */
+	}
+	CU_ASSERT_EQUAL(fs.key_fast, 4);
+	/* replies: DEL's removed must be 0 or 1, an error's body is the decoder's */
+	struct pm_reply rep = { .op = PM_OP_DEL, .removed = 1 };
+	CU_ASSERT(pm_reply_encode(&rep, NULL, out, sizeof out) > 0);
+	rep.removed = 2;
+	CU_ASSERT_EQUAL(pm_reply_encode(&rep, NULL, out, sizeof out), 0);
+	rep = (struct pm_reply){ .op = PM_OP_GET, .status = PM_E_THROTTLED };
+	size_t n = pm_reply_encode(&rep, NULL, out, sizeof out);
+	struct pm_reply_view rv;
+	size_t used;
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT(pm_reply_decode(out, n, &rv, &used) == PM_WIRE_OK && used == n);
+}
+
 static uint8_t fuzzbuf[4096];
 
 static void test_fuzz_random(void)
 {
 	uint64_t seed = 0x5eed0001;
-	struct fuzz_stats fs = { 0, 0, 0 };
+	struct fuzz_stats fs = { 0, 0, 0, 0 };
 	for (uint64_t it = 0; it < FUZZ_RANDOM; it++) {
 		size_t len = pm_test_rand(&seed) % 160;
 		for (size_t i = 0; i < len; i++)
@@ -1794,7 +1858,7 @@ static size_t mutate(uint8_t *buf, size_t len, uint64_t *seed)
 static void test_fuzz_mutations(void)
 {
 	uint64_t seed = 0x5eed0002;
-	struct fuzz_stats fs = { 0, 0, 0 };
+	struct fuzz_stats fs = { 0, 0, 0, 0 };
 	unsigned changed_ok = 0;
 	corpus_requests();
 	corpus_replies();
@@ -1816,6 +1880,7 @@ static void test_fuzz_mutations(void)
 	corpus_free();
 	CU_ASSERT_EQUAL(fs.bad, 0);
 	CU_ASSERT(changed_ok > 0); /* mutated frames still reach the body checks */
+	CU_ASSERT(fs.key_fast > 0); /* ... and the key ops' fast path */
 }
 
 /* ---------------------------------------------------------------- cluster: MAP and MOVED */
@@ -2276,6 +2341,8 @@ static CU_TestInfo tests[] = {
 	{ "INFO reply page limits", test_info_reply_decode_limits },
 	{ "encoders refuse before reading", test_encode_refuses_before_reading },
 	{ "reply encode refused", test_reply_encode_refused },
+	{ "key ops: encoders' own checks, the decoder's fast path (issue 20)",
+	  test_key_ops_fast_paths },
 	{ "header errors", test_header_errors },
 	{ "header flags", test_header_flags },
 	{ "VQUERY PART trailer limits", test_limits_vquery_part },

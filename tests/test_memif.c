@@ -104,6 +104,7 @@ static const uint8_t server_mac[6] = { 2, 0, 0, 0, 0, 2 };
 struct shared {
 	uint64_t requests, replies, arp_answered, arp_replies_seen, frags_in, reassembled;
 	uint64_t frags_out, datagrams_in;
+	uint64_t udp_no_csum, udp_csum; /* whole datagrams without / with a UDP checksum */
 	uint64_t drops[PM_NET_DROP_REASONS];
 };
 
@@ -372,6 +373,10 @@ static void srv_rx(struct rte_mbuf *mb)
 		S->arp_replies_seen++;
 		break;
 	case PM_NET_UDP:
+		if (f[pkt.l4_off + 6] == 0 && f[pkt.l4_off + 7] == 0) /* its checksum field */
+			S->udp_no_csum++;
+		else
+			S->udp_csum++;
 		memcpy(srv.client_mac, pkt.src_mac, 6);
 		if (!srv.asked_client)
 			srv_ask_client(pkt.src_ip_be); /* the client must answer for its address */
@@ -577,6 +582,21 @@ static void test_set_get(void)
 	CU_ASSERT_EQUAL(pm_client_del(C, "hello", 5, NULL), PM_CLIENT_E_PARAM); /* server's answer */
 }
 
+/* issue 20: the client leaves the UDP checksum out on memif (0, "none");
+ * this server sends one, which the client checks and does not count as
+ * missing. */
+static void test_no_udp_checksum(void)
+{
+	char buf[64];
+	size_t n = 0;
+	uint64_t none = S->udp_no_csum;
+	CU_ASSERT_EQUAL(pm_client_get(C, "hello", 5, buf, sizeof buf, &n), PM_CLIENT_OK);
+	CU_ASSERT(S->udp_no_csum > none);
+	CU_ASSERT_EQUAL(S->udp_csum, 0);
+	CU_ASSERT_EQUAL(mstats(C).rx_no_csum, 0);
+	CU_ASSERT_EQUAL(mstats(C).rx_drops[PM_NET_DROP_UDP_CKSUM], 0);
+}
+
 /* Round trips of a small GET, one at a time: the latency the suite reports. */
 static void test_latency(void)
 {
@@ -751,6 +771,7 @@ static void test_fixed_mac(void)
 static CU_TestInfo tests[] = {
 	{ "configuration checks", test_config },
 	{ "ARP, SET and GET", test_set_get },
+	{ "no UDP checksum sent, the server's checked", test_no_udp_checksum },
 	{ "round-trip latency", test_latency },
 	{ "request above the MTU (7 fragments)", test_fragmented_request },
 	{ "reply of 60 KB (41 fragments)", test_large_reply },

@@ -364,6 +364,28 @@ static void test_udp_csum_zero(void)
 	EXPECT_KIND(&srv, f, n, 0, PM_NET_UDP);
 }
 
+/* issue 20: a sender whose link cannot corrupt a frame (udp_csum_none:
+ * memif) writes checksum 0, the rest of the headers as always; the peer
+ * takes it, and still refuses a wrong checksum from a sender that wrote
+ * one. */
+static void test_udp_csum_none(void)
+{
+	struct pm_net_local srv = srv_of(0), cli = cli_of(0);
+	static uint8_t f[FRAME_BUF_BYTES], g[FRAME_BUF_BYTES];
+	uint32_t n = udp_frame(&cli, &srv, SRV_PORT_LO, 300, f);
+	cli.udp_csum_none = true;
+	CU_ASSERT_EQUAL(udp_frame(&cli, &srv, SRV_PORT_LO, 300, g), n);
+	const uint8_t *ip = f + 14, *gip = g + 14;
+	CU_ASSERT_EQUAL(get16(gip + 20 + 6), 0);
+	CU_ASSERT(get16(ip + 20 + 6) != 0 && udp_csum_ok(ip));
+	CU_ASSERT(ip_csum_ok(gip));
+	CU_ASSERT(memcmp(f, g, 14 + 20 + 6) == 0); /* all but the UDP checksum agree */
+	CU_ASSERT(memcmp(f + 14 + 28, g + 14 + 28, n - 14 - 28) == 0);
+	EXPECT_KIND(&srv, g, n, 0, PM_NET_UDP);
+	f[n - 1] ^= 0x5a; /* a checksum that is there is checked */
+	EXPECT_DROP(&srv, f, n, 0, PM_NET_DROP_UDP_CKSUM);
+}
+
 static void check_arp_roundtrip(uint16_t vlan)
 {
 	struct pm_net_local srv = srv_of(vlan), cli = cli_of(vlan);
@@ -1153,6 +1175,7 @@ static CU_TestInfo tests[] = {
 	{ "UDP round trip (VLAN, sizes, ports)", test_udp_roundtrip },
 	{ "UDP padding, broadcast MAC, /31, largest", test_udp_variants },
 	{ "UDP checksum 0 and 0xffff", test_udp_csum_zero },
+	{ "UDP checksum left out (memif)", test_udp_csum_none },
 	{ "ARP request -> answer -> reply", test_arp_roundtrip },
 	{ "ICMP echo -> reply", test_icmp_echo },
 	{ "drops: Ethernet and VLAN", test_drop_l2 },
