@@ -193,7 +193,8 @@ pm_start_pomaid() {
 	pomaid_pid=$!
 	pm_track "$pomaid_pid"
 	exec {fd}<"$fifo"
-	rm -f "$fifo"
+	# (the fifo's name goes once pomaid is ready: an rm now, a process of its
+	# own, would share the CPUs with the start being timed)
 	deadline=$((SECONDS + PM_READY_WAIT_S))
 	while left=$((deadline - SECONDS)) && [ "$left" -gt 0 ] &&
 		IFS= read -r -t "$left" -u "$fd" line; do
@@ -202,6 +203,7 @@ pm_start_pomaid() {
 		line=
 	done
 	if [[ $line != "pomaid: ready"* ]]; then # it exited, or was too slow
+		rm -f "$fifo"
 		exec {fd}<&-
 		pm_stop "$pomaid_pid"
 		pomaid_pid=
@@ -209,6 +211,7 @@ pm_start_pomaid() {
 	fi
 	# shellcheck disable=SC2034 # the script's to read
 	ready_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+	rm -f "$fifo"
 	cat <&"$fd" >>"$log" &
 	pm_pomaid_drain=$!
 	pm_track "$pm_pomaid_drain"
