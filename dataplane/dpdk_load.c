@@ -64,14 +64,15 @@ static int load(char *err, size_t errlen)
 {
 	if (mod.handle)
 		return 0;
-	char here[PATH_MAX + sizeof(MODULE_NAME)];
-	const char *installed = PM_DPDK_MODULE_DIR "/" MODULE_NAME;
+	char here[PATH_MAX + sizeof(MODULE_NAME)] = "";
+	const char *installed = PM_DPDK_MODULE_DIR "/" MODULE_NAME, *path = here;
 	void *h = beside_self(here, sizeof(here)) ? dlopen(here, RTLD_NOW | RTLD_LOCAL) : NULL;
 	if (!h)
-		h = dlopen(installed, RTLD_NOW | RTLD_LOCAL);
+		h = dlopen(path = installed, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		snprintf(err, errlen, "backend = dpdk: the DPDK module could not be loaded (%s, then"
-				      " %s): %s", here, installed, dlerror());
+				      " %s): %s", here[0] ? here : "(no path beside pomaid)", installed,
+			 dlerror());
 		return -1;
 	}
 	/* POSIX: a function pointer from dlsym's void * */
@@ -86,7 +87,7 @@ static int load(char *err, size_t errlen)
 	if (!mod.init || !mod.open || !mod.close || !mod.arena || !mod.arena_free ||
 	    !mod.local_addrs || !mod.describe || !mod.ops) {
 		snprintf(err, errlen, "backend = dpdk: %s is not this pomaid's DPDK module (a symbol"
-				      " is missing)", here);
+				      " is missing)", path);
 		dlclose(h);
 		memset(&mod, 0, sizeof(mod));
 		return -1;
