@@ -656,29 +656,36 @@ static void knn_all(struct pm_client *c, const float (*q)[VEC_DIM], struct knn_s
 	}
 }
 
-/* Flip one byte in the middle of shard 0's snapshot (twice: back as it was). */
-static bool snapshot_flip(const char *data_dir)
+/* The snapshot file of a shard, opened read-write; -1 if there is none. */
+static int snapshot_open(const char *data_dir, uint32_t shard)
 {
 	char path[PATH_MAX + 64];
-	snprintf(path, sizeof(path), "%s/snap/shard-0", data_dir);
+	snprintf(path, sizeof(path), "%s/snap/shard-%u", data_dir, shard);
 	DIR *d = opendir(path);
 	struct dirent *e = NULL;
 	while (d && (e = readdir(d)) != NULL && !strstr(e->d_name, ".snap"))
 		;
-	bool ok = false;
+	int fd = -1;
 	if (e) {
 		snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s", e->d_name);
-		int fd = open(path, O_RDWR);
-		struct stat sb;
-		uint8_t b;
-		ok = fd >= 0 && fstat(fd, &sb) == 0 && pread(fd, &b, 1, sb.st_size / 2) == 1;
-		b ^= 0x10;
-		ok = ok && pwrite(fd, &b, 1, sb.st_size / 2) == 1;
-		if (fd >= 0)
-			close(fd);
+		fd = open(path, O_RDWR);
 	}
 	if (d)
 		closedir(d);
+	return fd;
+}
+
+/* Flip one byte in the middle of shard 0's snapshot (twice: back as it was). */
+static bool snapshot_flip(const char *data_dir)
+{
+	int fd = snapshot_open(data_dir, 0);
+	struct stat sb;
+	uint8_t b;
+	bool ok = fd >= 0 && fstat(fd, &sb) == 0 && pread(fd, &b, 1, sb.st_size / 2) == 1;
+	b ^= 0x10;
+	ok = ok && pwrite(fd, &b, 1, sb.st_size / 2) == 1;
+	if (fd >= 0)
+		close(fd);
 	return ok;
 }
 
@@ -692,19 +699,9 @@ static bool snapshot_hint_move(const char *data_dir, int64_t delta)
 {
 	bool ok = true;
 	for (uint32_t shard = 0; shard < SHARDS; shard++) {
-		char path[PATH_MAX + 64];
-		snprintf(path, sizeof(path), "%s/snap/shard-%u", data_dir, shard);
-		DIR *d = opendir(path);
-		struct dirent *e = NULL;
-		while (d && (e = readdir(d)) != NULL && !strstr(e->d_name, ".snap"))
-			;
+		int fd = snapshot_open(data_dir, shard);
 		uint8_t h[64];
 		uint64_t off = 0;
-		int fd = -1;
-		if (e) {
-			snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s", e->d_name);
-			fd = open(path, O_RDWR);
-		}
 		bool one = fd >= 0 && pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h);
 		if (one) {
 			memcpy(&off, h + SNAP_HINT_OFF, sizeof(off));
@@ -717,8 +714,6 @@ static bool snapshot_hint_move(const char *data_dir, int64_t delta)
 		}
 		if (fd >= 0)
 			close(fd);
-		if (d)
-			closedir(d);
 		ok = ok && one;
 	}
 	return ok;

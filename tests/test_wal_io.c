@@ -163,17 +163,23 @@ static int key_on(struct pm_client *c, uint32_t shard, const char *tag, unsigned
 	return kl;
 }
 
-/* Whether pomaid has the hook: it says so when it starts. */
+/* Whether pomaid has a test hook: it says so when it starts (`said`, a piece
+ * of that line); a release build has none, which CI does not accept. */
+static bool has_hook(const struct pomaid *p, const char *said, const char *what)
+{
+	if (strstr(p->proc.out, said))
+		return true;
+	printf("\n  NOTICE: this pomaid has no %s test hook (a release build?): not run%s", what,
+	       proc_ci() ? " — but CI=true: failing" : "");
+	CU_ASSERT(!proc_ci());
+	return false;
+}
+
 static bool hook_on(const struct pomaid *p, const char *mode)
 {
 	char line[96];
 	snprintf(line, sizeof(line), "TEST HOOK POMAI_TEST_FSYNC=%s: the log's fsync", mode);
-	if (strstr(p->proc.out, line))
-		return true;
-	printf("\n  NOTICE: this pomaid has no fsync test hook (a release build?): not run%s",
-	       proc_ci() ? " — but CI=true: failing" : "");
-	CU_ASSERT(!proc_ci());
-	return false;
+	return has_hook(p, line, "fsync");
 }
 
 /* ---------------------------------------------------------------- 1. stalled fsyncs */
@@ -631,12 +637,7 @@ static void adapted(const char *hook, const char *want)
 	snprintf(env, sizeof(env), "POMAI_TEST_WAL_ADAPT=%s", hook);
 	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
 	CU_ASSERT_FATAL(pomaid_start(&p, args, env));
-	if (!strstr(p.proc.out, "TEST HOOK POMAI_TEST_WAL_ADAPT=") ||
-	    !strstr(p.proc.out, "count as 50 ms slower")) {
-		printf("\n  NOTICE: this pomaid has no adapt test hook (a release build?): not run%s",
-		       proc_ci() ? " — but CI=true: failing" : "");
-		CU_ASSERT(!proc_ci());
-	} else {
+	if (has_hook(&p, "count as 50 ms slower", "adapt")) { /* POMAI_TEST_WAL_ADAPT's line */
 		struct pm_client *c = lib_open(&p, LIB_TIMEOUT_MS, LIB_RETRIES, 0);
 		CU_ASSERT_FATAL(c != NULL);
 		char key[48];
@@ -851,11 +852,7 @@ static void enospc_write(const char *io)
 	snprintf(line, sizeof(line), "TEST HOOK POMAI_TEST_WAL_ENOSPC=%u", ENOSPC_WRITES);
 	CU_ASSERT_FATAL(proc_dir_make(p.dir, "walio"));
 	CU_ASSERT_FATAL(pomaid_start(&p, args, env));
-	if (!strstr(p.proc.out, line)) {
-		printf("\n  NOTICE: this pomaid has no ENOSPC test hook (a release build?): not run%s",
-		       proc_ci() ? " — but CI=true: failing" : "");
-		CU_ASSERT(!proc_ci());
-	} else {
+	if (has_hook(&p, line, "ENOSPC")) {
 		struct pm_client *c = lib_open(&p, ENOSPC_REPLY_MS, 0, 0);
 		CU_ASSERT_FATAL(c != NULL);
 		char key[48], buf[8];
