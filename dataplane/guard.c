@@ -63,12 +63,12 @@ static void window_secret(const uint8_t master[PM_COOKIE_SECRET_BYTES], uint32_t
 			   PM_COOKIE_SECRET_BYTES);
 }
 
-void pm_guard_init(struct pm_guard *g, const uint8_t root[PM_COOKIE_SECRET_BYTES],
-		   uint32_t window_s, uint64_t now_ns)
+void pm_guard_init(struct pm_guard *g, const struct pm_guard_root *root, uint32_t window_s,
+		   uint64_t now_ns)
 {
 	uint8_t *buf = g->buf;
-	*g = (struct pm_guard){ .window_s = window_s, .buf = buf };
-	memcpy(g->master, root, PM_COOKIE_SECRET_BYTES);
+	*g = (struct pm_guard){ .window_s = window_s, .epoch = root->epoch, .buf = buf };
+	memcpy(g->master, root->secret, PM_COOKIE_SECRET_BYTES);
 	pm_guard_tick(g, now_ns);
 }
 
@@ -113,9 +113,15 @@ bool pm_guard_verify(const struct pm_guard *g, uint32_t addr_be, const struct pm
 
 /* ---------------------------------------------------------------- the worker's side */
 
-void pm_guard_root_init(uint8_t root[PM_COOKIE_SECRET_BYTES])
+void pm_guard_root_init(struct pm_guard_root *root, uint32_t window_s, uint64_t now_ns)
 {
-	pm_auth_random(root, PM_COOKIE_SECRET_BYTES);
+	pm_auth_random(root->secret, PM_COOKIE_SECRET_BYTES);
+	root->epoch = epoch_of(pm_guard_window(now_ns, window_s) - 1u);
+}
+
+void pm_guard_root_erase(struct pm_guard_root *root)
+{
+	sodium_memzero(root->secret, sizeof root->secret);
 }
 
 int pm_guard_alloc(struct pm_worker *w)
@@ -123,7 +129,7 @@ int pm_guard_alloc(struct pm_worker *w)
 	w->guard.buf = malloc(PM_BUDGET_BYTES_MAX);
 	if (!w->guard.buf)
 		return -1;
-	pm_guard_init(&w->guard, w->d->cookie_root, w->d->cfg.cookie_window_s, w->now_ns);
+	pm_guard_init(&w->guard, &w->d->cookie_root, w->d->cfg.cookie_window_s, pm_mono_ns());
 	return 0;
 }
 

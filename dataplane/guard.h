@@ -8,7 +8,9 @@
  * 7873) do.
  *
  * The secrets: pomaid draws a random master secret at start-up
- * (pm_auth_random, pm_guard_root_init); each cookie window (cookie_window_s
+ * (pm_auth_random, pm_guard_root_init), the master of the epoch it starts in
+ * (struct pm_guard_root), and erases its own copy once every worker holds
+ * one; each cookie window (cookie_window_s
  * seconds of CLOCK_MONOTONIC, numbered from 1) has its own secret, keyed
  * BLAKE2b-128 of the window number with the master secret of its epoch.
  * Every PM_COOKIE_EPOCH_WINDOWS windows the master secret rotates by a
@@ -75,6 +77,15 @@ _Static_assert(PM_RETRY_FRAME_BYTES <= PM_AMPLIFY_FACTOR * 24u, "RETRY fits ever
 
 /* ---------------------------------------------------------------- secrets */
 
+/* The daemon's master secret at start-up and the epoch it is the master of:
+ * the epoch of the window before the start's. A worker's guard ratchets from
+ * there, never from epoch 0: CLOCK_MONOTONIC counts from boot, and a box up a
+ * year at cookie_window_s = 1 is half a million ratchets past epoch 0. */
+struct pm_guard_root {
+	uint8_t secret[PM_COOKIE_SECRET_BYTES];
+	uint32_t epoch;
+};
+
 /* One worker's cookie secrets: the master of the epoch of window - 1, and the
  * secrets of windows window - 1, window, window + 1. */
 struct pm_guard {
@@ -103,10 +114,10 @@ struct pm_guard_stats {
 
 /* The window of a monotonic time with windows of window_s seconds (from 1). */
 uint32_t pm_guard_window(uint64_t now_ns, uint32_t window_s);
-/* A worker's guard from the daemon's root master secret (epoch 0) at now_ns;
- * buf NULL: no budgeted replies (tests of the secrets). */
-void pm_guard_init(struct pm_guard *g, const uint8_t root[PM_COOKIE_SECRET_BYTES],
-		   uint32_t window_s, uint64_t now_ns);
+/* A worker's guard from the daemon's root at now_ns (not before the root's
+ * epoch); buf NULL: no budgeted replies (tests of the secrets). */
+void pm_guard_init(struct pm_guard *g, const struct pm_guard_root *root, uint32_t window_s,
+		   uint64_t now_ns);
 /* Move to the window of now_ns (ratchets the master as epochs pass). */
 void pm_guard_tick(struct pm_guard *g, uint64_t now_ns);
 /* The cookie for addr_be in the current window. */
@@ -116,8 +127,11 @@ bool pm_guard_verify(const struct pm_guard *g, uint32_t addr_be, const struct pm
 
 /* ---------------------------------------------------------------- the worker's side */
 
-/* The daemon's master secret at start-up (random) into root. */
-void pm_guard_root_init(uint8_t root[PM_COOKIE_SECRET_BYTES]);
+/* The daemon's master secret at start-up: random, the master of the epoch of
+ * now_ns's window - 1. */
+void pm_guard_root_init(struct pm_guard_root *root, uint32_t window_s, uint64_t now_ns);
+/* Erase it (the workers' guards are made: pm_guard_alloc). */
+void pm_guard_root_erase(struct pm_guard_root *root);
 /* A worker's guard and buffer (pm_worker_alloc / pm_worker_free). */
 int pm_guard_alloc(struct pm_worker *w);
 void pm_guard_free(struct pm_worker *w);

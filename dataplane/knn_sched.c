@@ -130,13 +130,6 @@ static void part_fail(struct pm_worker *w, struct pm_knn_part *p, enum pm_status
 
 /* ---------------------------------------------------------------- the queue */
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The work a queued part has still to do: exact, or the average graph search. */
 static uint64_t part_left(const struct pm_worker *w, const struct pm_knn_part *p)
 {
@@ -215,7 +208,7 @@ static void measure(struct pm_worker *w, uint64_t bytes)
 	w->knn_rate_bytes += bytes;
 	if (w->knn_rate_bytes < RATE_SAMPLE_BYTES_MIN && w->knn_n)
 		return;
-	uint64_t now = mono_ns();
+	uint64_t now = pm_mono_ns();
 	if (w->knn_rate_bytes >= RATE_SAMPLE_BYTES_MIN) {
 		double sample = (double)(now - w->knn_rate_t0) / (double)w->knn_rate_bytes;
 		w->knn_ns_per_byte = w->knn_ns_per_byte > 0.0
@@ -229,7 +222,7 @@ static void measure(struct pm_worker *w, uint64_t bytes)
 
 uint32_t pm_knn_turn(struct pm_worker *w)
 {
-	uint64_t spent = 0, now = mono_ns();
+	uint64_t spent = 0, now = pm_mono_ns();
 	const uint64_t end = now + (uint64_t)w->d->cfg.knn_slice_us * 1000u;
 	uint32_t finished = 0;
 	if (w->knn_n == 0)
@@ -249,7 +242,7 @@ uint32_t pm_knn_turn(struct pm_worker *w)
 		bool graph = p->q.graph;
 		bool done = pm_vquery_step(&w->shard, &p->q, PM_KNN_STEP_BYTES);
 		spent += p->q.work - before;
-		now = mono_ns();
+		now = pm_mono_ns();
 		if (!done)
 			continue; /* on with this part while the slice lasts, next turn after */
 		if (graph) { /* an average of the last few graph searches' work */

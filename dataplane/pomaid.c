@@ -313,7 +313,9 @@ static int open_daemon(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_
 		d->workers[i].fd = -1;
 		d->workers[i].ep = -1;
 	}
-	if (open_shards(d, topo, sets) != 0)
+	int rc = open_shards(d, topo, sets);
+	pm_guard_root_erase(&d->cookie_root); /* every worker has its own copy now */
+	if (rc != 0)
 		return -1;
 	pm_wal_probe(d); /* the shards' recoveries are done: nothing else on the disk */
 	return 0;
@@ -405,7 +407,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pomaid: libsodium could not start\n");
 		goto out;
 	}
-	pm_guard_root_init(d->cookie_root); /* the cookies' master secret (guard.h) */
+	/* the cookies' master secret (guard.h) */
+	pm_guard_root_init(&d->cookie_root, d->cfg.cookie_window_s, pm_mono_ns());
 	if ((d->data_fd = pm_datadir_open(d->cfg.data_dir, err, sizeof(err))) < 0) {
 		fprintf(stderr, "pomaid: %s\n", err);
 		goto out;

@@ -220,13 +220,6 @@ uint64_t pm_ticks(void)
 /* Ticks per nanosecond, from two readings of ticks and the monotonic clock
  * at least PM_TICKS_CALIBRATE_NS apart (1.0 until then: on machines without
  * a TSC the ticks are nanoseconds). */
-static uint64_t mono_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 void pm_ticks_calibrate(struct pm_worker *w)
 {
 	uint64_t t = ticks();
@@ -235,8 +228,8 @@ void pm_ticks_calibrate(struct pm_worker *w)
 		 * go on while the thread is preempted, so the ratio holds): without
 		 * it no latency is counted before the first PM_TICKS_CALIBRATE_NS,
 		 * and a load that ends sooner has none (test_admin's) */
-		uint64_t ns0 = mono_ns(), ns1;
-		while ((ns1 = mono_ns()) - ns0 < PM_TICKS_FIRST_CALIBRATE_NS)
+		uint64_t ns0 = pm_mono_ns(), ns1;
+		while ((ns1 = pm_mono_ns()) - ns0 < PM_TICKS_FIRST_CALIBRATE_NS)
 			;
 		uint64_t t1 = ticks();
 #if defined(__x86_64__)

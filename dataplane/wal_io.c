@@ -49,13 +49,6 @@ _Static_assert(2u * PM_WAL_PROBE_ROUNDS * PM_WAL_PROBE_BYTES <= ZERO_CHUNK_BYTES
 _Static_assert(PM_WAL_FILL_AHEAD_BYTES >= 2u * PM_WAL_BATCH_BYTES,
 	       "the fill stays a batch ahead of the next batch");
 
-static uint64_t mono_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* ---------------------------------------------------------------- segments */
 
 /* The name of the segment whose first record is first_lsn. */
@@ -867,7 +860,7 @@ static void start_batch(struct pm_worker *w)
 	l->submitted_lsn = b->last_lsn;
 	l->st.sync_overlaps += l->behind_running > 0; /* written while an fdatasync runs */
 	bool plain = l->seal_fd < 0 && !l->seg_rename && !l->dirsync; /* no switch in its chain */
-	l->batch_t0 = l->adapt ? mono_ns() : 0;
+	l->batch_t0 = l->adapt ? pm_mono_ns() : 0;
 	l->batch_way_here = submit_write(w);
 	l->batch_sample = l->adapt && plain;
 	pm_repl_on_batch(w, b->buf, b->len, b->first_lsn, b->last_lsn); /* the live replicas' copy */
@@ -981,7 +974,7 @@ static uint32_t behind_settle(struct pm_worker *w)
 		l->durable_seq = s->seq;
 		l->durable_lsn = s->last_lsn;
 		if (s->t0)
-			adapt_note(w, s->here, mono_ns() - s->t0);
+			adapt_note(w, s->here, pm_mono_ns() - s->t0);
 		l->behind_head = (l->behind_head + 1) % PM_WAL_SYNCS_BEHIND_MAX;
 		l->behind_n--;
 		n++;
@@ -1819,13 +1812,13 @@ static bool probe_io(struct pm_worker *w)
 	for (uint32_t r = 0; rc == 0 && r < PM_WAL_PROBE_ROUNDS; r++) {
 		for (uint32_t k = 0; rc == 0 && k < 2; k++) {
 			bool ring = (r + k) % 2 == 0; /* each goes first every other round */
-			uint64_t off = (2u * r + k) * PM_WAL_PROBE_BYTES, t0 = mono_ns();
+			uint64_t off = (2u * r + k) * PM_WAL_PROBE_BYTES, t0 = pm_mono_ns();
 			if (ring)
 				rc = probe_ring_once(l, fd, off);
 			else if (pwrite(fd, zero_chunk, PM_WAL_PROBE_BYTES, (off_t)off) !=
 					 (ssize_t)PM_WAL_PROBE_BYTES || fdatasync(fd) != 0)
 				rc = -errno;
-			uint32_t us = (uint32_t)PM_MIN((mono_ns() - t0) / 1000u, (uint64_t)UINT32_MAX);
+			uint32_t us = (uint32_t)PM_MIN((pm_mono_ns() - t0) / 1000u, (uint64_t)UINT32_MAX);
 			(ring ? ring_us : here_us)[r] = us;
 		}
 	}

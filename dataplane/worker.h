@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "access.h"
 #include "config.h"
@@ -201,11 +202,20 @@ struct pm_daemon {
 	int data_fd;                     /* data_dir, opened and checked at start-up (datadir.h) */
 	struct pm_repl_node *repl;       /* the node's role, the repl_port listener (repl.c) */
 	struct pm_cluster *cluster;      /* cluster = on: the map and the write lease (cluster.c) */
-	uint8_t cookie_root[PM_COOKIE_SECRET_BYTES]; /* the cookies' master secret at start-up,
-				    * random (guard.h); each worker ratchets its own copy */
+	struct pm_guard_root cookie_root; /* the cookies' master secret at start-up, random
+					   * (guard.h); each worker ratchets its own copy,
+					   * and this one is erased once they all have it */
 	struct pm_users *users;          /* the users table (users.h): the admin thread's; each
 					  * worker holds a pointer to it, swapped by PM_CALL_USERS */
 };
+
+/* CLOCK_MONOTONIC in nanoseconds (the workers' turn clock, w->now_ns). */
+static inline uint64_t pm_mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 static inline struct pm_ring *pm_ring_between(struct pm_daemon *d, uint32_t from, uint32_t to)
 {

@@ -114,9 +114,10 @@ static uint64_t at_window(uint32_t window, uint32_t window_s)
 
 static void test_secrets(void)
 {
-	uint8_t root[PM_COOKIE_SECRET_BYTES], other_root[PM_COOKIE_SECRET_BYTES];
-	pm_auth_random(root, sizeof root);
-	pm_auth_random(other_root, sizeof other_root);
+	struct pm_guard_root root, other_root;
+	pm_guard_root_init(&root, 60, 0); /* a daemon started at boot: epoch 0 */
+	pm_guard_root_init(&other_root, 60, 0);
+	CU_ASSERT_EQUAL(root.epoch, 0);
 	const uint32_t a = inet_addr("10.1.2.3"), b = inet_addr("10.1.2.4");
 	CU_ASSERT_EQUAL(pm_guard_window(0, 60), 1);
 	CU_ASSERT_EQUAL(pm_guard_window(60 * NS_PER_S - 1, 60), 1);
@@ -127,7 +128,7 @@ static void test_secrets(void)
 		uint32_t w = windows[i];
 		struct pm_guard g = { 0 }, h = { 0 };
 		struct pm_cookie c;
-		pm_guard_init(&g, root, 60, at_window(w, 60));
+		pm_guard_init(&g, &root, 60, at_window(w, 60));
 		CU_ASSERT_EQUAL(g.window, w);
 		CU_ASSERT_EQUAL(g.epoch, (w - 1) / PM_COOKIE_EPOCH_WINDOWS);
 		pm_guard_mint(&g, a, &c);
@@ -135,10 +136,10 @@ static void test_secrets(void)
 		CU_ASSERT(pm_guard_verify(&g, a, &c));
 		CU_ASSERT(!pm_guard_verify(&g, b, &c)); /* another address's */
 		for (uint32_t later = w > 1 ? w - 1 : w; later <= w + 3; later++) {
-			pm_guard_init(&h, root, 60, at_window(later, 60)); /* another worker, then */
+			pm_guard_init(&h, &root, 60, at_window(later, 60)); /* another worker, then */
 			CU_ASSERT_EQUAL(pm_guard_verify(&h, a, &c), later <= w + 1);
 		}
-		pm_guard_init(&h, other_root, 60, at_window(w, 60)); /* another daemon's */
+		pm_guard_init(&h, &other_root, 60, at_window(w, 60)); /* another daemon's */
 		CU_ASSERT(!pm_guard_verify(&h, a, &c));
 		struct pm_cookie forged = c;
 		forged.tag[i % PM_AUTH_TAG_BYTES] ^= 1;
@@ -153,13 +154,13 @@ static void test_secrets(void)
 	 * and no longer holds the master it started with */
 	struct pm_guard g = { 0 }, h = { 0 };
 	struct pm_cookie c, d;
-	pm_guard_init(&g, root, 1, 0);
+	pm_guard_init(&g, &root, 1, 0);
 	for (uint32_t w = 2; w <= 3 * PM_COOKIE_EPOCH_WINDOWS + 5; w++)
 		pm_guard_tick(&g, at_window(w, 1));
-	pm_guard_init(&h, root, 1, at_window(3 * PM_COOKIE_EPOCH_WINDOWS + 5, 1));
+	pm_guard_init(&h, &root, 1, at_window(3 * PM_COOKIE_EPOCH_WINDOWS + 5, 1));
 	CU_ASSERT_EQUAL(g.epoch, 3);
 	CU_ASSERT_EQUAL(memcmp(g.master, h.master, sizeof g.master), 0);
-	CU_ASSERT_NOT_EQUAL(memcmp(g.master, root, sizeof root), 0);
+	CU_ASSERT_NOT_EQUAL(memcmp(g.master, root.secret, sizeof root.secret), 0);
 	CU_ASSERT_EQUAL(memcmp(g.secret, h.secret, sizeof g.secret), 0);
 	pm_guard_mint(&g, a, &c);
 	pm_guard_mint(&h, a, &d);
@@ -167,6 +168,42 @@ static void test_secrets(void)
 	/* each window has its own secret */
 	CU_ASSERT_NOT_EQUAL(memcmp(g.secret[0], g.secret[1], PM_COOKIE_SECRET_BYTES), 0);
 	CU_ASSERT_NOT_EQUAL(memcmp(g.secret[1], g.secret[2], PM_COOKIE_SECRET_BYTES), 0);
+}
+
+/* A daemon started on a box up for years (CLOCK_MONOTONIC counts from boot):
+ * its root is the master of the epoch it starts in, so a worker's guard
+ * starts there with no ratchet, and a worker that ticks through epochs agrees
+ * with one started later. From epoch 0 this was 31 million ratchets per
+ * worker (1-second windows), the fuzzer's timeout in CI. */
+static void test_late_root(void)
+{
+	const uint32_t start = 2000000000u, later = start + 3 * PM_COOKIE_EPOCH_WINDOWS + 5;
+	const uint32_t a = inet_addr("10.1.2.3");
+	struct pm_guard_root root;
+	pm_guard_root_init(&root, 1, at_window(start, 1));
+	CU_ASSERT_EQUAL(root.epoch, (start - 1) / PM_COOKIE_EPOCH_WINDOWS);
+	struct pm_guard g = { 0 }, h = { 0 };
+	struct pm_cookie c, d;
+	pm_guard_init(&g, &root, 1, at_window(start, 1));
+	CU_ASSERT_EQUAL(g.epoch, root.epoch);
+	CU_ASSERT_EQUAL(memcmp(g.master, root.secret, sizeof g.master), 0);
+	pm_guard_mint(&g, a, &c);
+	CU_ASSERT_EQUAL(c.window, start);
+	pm_guard_init(&h, &root, 1, at_window(start + 1, 1)); /* a worker a window later */
+	CU_ASSERT(pm_guard_verify(&h, a, &c));
+	for (uint32_t w = start + 1; w <= later; w++)
+		pm_guard_tick(&g, at_window(w, 1));
+	pm_guard_init(&h, &root, 1, at_window(later, 1));
+	CU_ASSERT_EQUAL(g.epoch, (later - 1) / PM_COOKIE_EPOCH_WINDOWS);
+	CU_ASSERT(g.epoch >= root.epoch + 3);
+	CU_ASSERT_EQUAL(memcmp(g.secret, h.secret, sizeof g.secret), 0);
+	pm_guard_mint(&g, a, &c);
+	pm_guard_mint(&h, a, &d);
+	CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof c), 0);
+	/* the daemon's copy, erased once the workers hold theirs */
+	static const uint8_t zero[PM_COOKIE_SECRET_BYTES];
+	pm_guard_root_erase(&root);
+	CU_ASSERT_EQUAL(memcmp(root.secret, zero, sizeof zero), 0);
 }
 
 static void test_budget(void)
@@ -895,6 +932,7 @@ int main(int argc, char **argv)
 	}
 	static CU_TestInfo tests[] = {
 		{ "cookies: mint, verify, lifetime, addresses, the ratchet", test_secrets },
+		{ "cookies: a root made years after boot starts at its epoch", test_late_root },
 		{ "budget: 3x, 1x after a bad cookie, RETRY fits, the writes", test_budget },
 		{ "every op and shape unvalidated: out <= 3x in, no write", test_every_op },
 		{ "validated: the whole reply, writes executed", test_validated },

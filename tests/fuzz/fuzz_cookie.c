@@ -26,7 +26,6 @@
 
 #define NS_PER_S 1000000000ull
 
-static const uint8_t root[PM_COOKIE_SECRET_BYTES] = { 'f', 'u', 'z', 'z' };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -46,13 +45,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t addr;
 	memcpy(&addr, data + PM_FRAME_HEADER_BYTES + 8, 4); /* the tag's first bytes */
 	uint32_t now_window = c.window < 3 ? 3 : c.window > UINT32_MAX / 2 ? 1000 : c.window;
+	/* a daemon that started two windows before now: the guards below start
+	 * at most one epoch past its root's */
+	struct pm_guard_root root = { .secret = { 'f', 'u', 'z', 'z' },
+				      .epoch = (now_window - 3) / PM_COOKIE_EPOCH_WINDOWS };
 	struct pm_guard g = { 0 };
-	pm_guard_init(&g, root, 1, (uint64_t)(now_window - 1) * NS_PER_S + NS_PER_S / 2);
+	pm_guard_init(&g, &root, 1, (uint64_t)(now_window - 1) * NS_PER_S + NS_PER_S / 2);
 	FUZZ_CHECK(g.window == now_window);
 	if (pm_guard_verify(&g, addr, &c)) {
 		FUZZ_CHECK(c.window + 1 >= g.window && c.window <= g.window + 1);
 		struct pm_guard h = { 0 };
-		pm_guard_init(&h, root, 1, (uint64_t)(c.window - 1) * NS_PER_S + NS_PER_S / 2);
+		pm_guard_init(&h, &root, 1, (uint64_t)(c.window - 1) * NS_PER_S + NS_PER_S / 2);
 		pm_guard_mint(&h, addr, &mine);
 		FUZZ_CHECK(memcmp(&mine, &c, sizeof c) == 0);
 	}
