@@ -98,6 +98,15 @@ static char *plain_line(void)
 	return rd.plain;
 }
 
+/* The history file, the user's alone (its lines hold keys and values). */
+static void save_history(void)
+{
+	mode_t old = umask(S_IRWXG | S_IRWXO);
+	if (rd.tty && rd.history[0] && write_history(rd.history) != 0)
+		fprintf(stderr, "pomai-cli: history not saved in %s\n", rd.history);
+	umask(old);
+}
+
 char *cli_repl_line(const char *prompt)
 {
 	if (!rd.tty)
@@ -106,18 +115,16 @@ char *cli_repl_line(const char *prompt)
 	rd.edited = readline(prompt);
 	if (!rd.edited) /* Ctrl-D: the shell's prompt on a line of its own */
 		fputc('\n', stdout);
-	if (rd.edited && rd.edited[strspn(rd.edited, " \t")] != '\0')
+	if (rd.edited && rd.edited[strspn(rd.edited, " \t")] != '\0') {
 		add_history(rd.edited);
+		save_history(); /* now: Ctrl-C (SIGINT ends pomai-cli) loses none of it */
+	}
 	return rd.edited;
 }
 
 void cli_repl_close(void)
 {
-	/* the user's alone: the lines hold keys and values */
-	mode_t old = umask(S_IRWXG | S_IRWXO);
-	if (rd.tty && rd.history[0] && write_history(rd.history) != 0)
-		fprintf(stderr, "pomai-cli: history not saved in %s\n", rd.history);
-	umask(old);
+	save_history();
 	free(rd.edited);
 	rd.edited = NULL;
 }

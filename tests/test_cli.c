@@ -331,6 +331,20 @@ static void test_prompt(void)
 	CLI(1, "get", "said"); /* the recalled DEL ran */
 	pty_send(&t, "\004"); /* Ctrl-D: the end, exit 0 */
 	CU_ASSERT_EQUAL(pty_end(&t), 0);
+	/* Ctrl-C ends pomai-cli (SIGINT) and keeps the lines typed before it */
+	CU_ASSERT_FATAL(pty_start(&t, NULL));
+	CU_ASSERT_FATAL(pty_expect(&t, "> "));
+	pty_send(&t, "set ctrlc kept\r");
+	CU_ASSERT(pty_expect(&t, "OK\r\n"));
+	CU_ASSERT(pty_expect(&t, "> "));
+	pty_send(&t, "\003");
+	CU_ASSERT_EQUAL(pty_end(&t), -1); /* ended by the signal */
+	f = fopen(path, "r");
+	n = f ? fread(hist, 1, sizeof(hist) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	hist[n] = '\0';
+	CU_ASSERT_PTR_NOT_NULL(strstr(hist, "\nset\\040ctrlc\\040kept\n"));
 }
 
 static void test_piped_commands(void)
