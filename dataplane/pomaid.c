@@ -250,6 +250,22 @@ static void *open_shard_main(void *arg)
 	return NULL;
 }
 
+/* What needs no shard, made on the main thread while the shards load
+ * (issue 20: a restart's time is the slowest load and what is not beside
+ * it): the stats segment and the node's own addresses (with DPDK those are
+ * the ports', known once they are open: main). Not the admin socket: it
+ * sets the process's umask to bind, and the shards make files meanwhile. */
+static int open_beside(struct pm_daemon *d)
+{
+	char err[ERR_BYTES];
+	if (pm_stats_create(d, err, sizeof(err)) != 0 ||
+	    (!d->dpdk && pm_self_init(d, err, sizeof(err)) != 0)) {
+		fprintf(stderr, "pomaid: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* Every shard opened at once (issue 20): each loads its snapshot and replays
  * its log on a thread of its own, pinned where the shard's worker will run,
  * so that a restart takes the slowest shard's time, not the sum, and the
@@ -280,7 +296,7 @@ static int open_shards(struct pm_daemon *d, hwloc_topology_t topo, hwloc_bitmap_
 		if (!o[i].started)
 			open_shard_main(&o[i]);
 	}
-	int rc = 0;
+	int rc = open_beside(d);
 	for (uint32_t i = 0; i < n; i++) {
 		if (o[i].started)
 			pthread_join(o[i].thread, NULL);
@@ -437,13 +453,10 @@ int main(int argc, char **argv)
 	}
 	if (open_daemon(d, topo, sets) != 0)
 		goto close;
-	if ((d->dpdk && pm_dpdk_open(d, err, sizeof(err)) != 0) ||
-	    pm_self_init(d, err, sizeof(err)) != 0 || pm_repl_open(d, err, sizeof(err)) != 0 ||
-	    pm_cluster_open(d, err, sizeof(err)) != 0) {
-		fprintf(stderr, "pomaid: %s\n", err);
-		goto close;
-	}
-	if (pm_stats_create(d, err, sizeof(err)) != 0 || pm_admin_open(d, err, sizeof(err)) != 0) {
+	if ((d->dpdk && (pm_dpdk_open(d, err, sizeof(err)) != 0 ||
+			 pm_self_init(d, err, sizeof(err)) != 0)) ||
+	    pm_repl_open(d, err, sizeof(err)) != 0 || pm_cluster_open(d, err, sizeof(err)) != 0 ||
+	    pm_admin_open(d, err, sizeof(err)) != 0) {
 		fprintf(stderr, "pomaid: %s\n", err);
 		goto close;
 	}
