@@ -183,13 +183,17 @@ trap pm_cleanup EXIT
 # ---------------------------------------------------------------- pomaid
 
 pm_start_pomaid() {
-	local log=$1 fifo fd t0 line='' left deadline
+	local log=$1 fifo fd t0 t1 line='' left deadline
 	shift
 	fifo=$(mktemp -u "${pm_work:-/tmp}/pomaid-out.XXXXXX")
 	mkfifo "$fifo"
-	t0=$EPOCHREALTIME
+	# The clock starts in the child, just before it execs (PM_WRAP's words,
+	# then pomaid): the shell's fork of itself, several ms on a VM, is this
+	# harness's cost, not pomaid's start-up. ("$fifo.t0" is written before the
+	# exec; the ready line comes after it.)
 	# shellcheck disable=SC2086 # PM_WRAP is a command and its words
-	${PM_WRAP:-} "${pomaid:?pm_start_pomaid: set pomaid}" "$@" >"$fifo" 2>&1 &
+	(printf '%s\n' "$EPOCHREALTIME" >"$fifo.t0"
+	 exec ${PM_WRAP:-} "${pomaid:?pm_start_pomaid: set pomaid}" "$@") >"$fifo" 2>&1 &
 	pomaid_pid=$!
 	pm_track "$pomaid_pid"
 	exec {fd}<"$fifo"
@@ -203,15 +207,17 @@ pm_start_pomaid() {
 		line=
 	done
 	if [[ $line != "pomaid: ready"* ]]; then # it exited, or was too slow
-		rm -f "$fifo"
+		rm -f "$fifo" "$fifo.t0"
 		exec {fd}<&-
 		pm_stop "$pomaid_pid"
 		pomaid_pid=
 		return 1
 	fi
+	t1=$EPOCHREALTIME
+	read -r t0 <"$fifo.t0"
 	# shellcheck disable=SC2034 # the script's to read
-	ready_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
-	rm -f "$fifo"
+	ready_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	rm -f "$fifo" "$fifo.t0"
 	cat <&"$fd" >>"$log" &
 	pm_pomaid_drain=$!
 	pm_track "$pm_pomaid_drain"
