@@ -234,6 +234,16 @@ static void refused_file_links(struct pomaid *p, const char *victim)
 	CU_ASSERT(victim_intact(victim));
 	path_join(path, p->dir, "wal/shard-0/00000000000000000001.wal");
 	CU_ASSERT(unlink(path) == 0);
+	/* the stats segment's temporary name held by a directory: it is made on
+	 * the main thread while the shards load (pomaid.c, open_beside); the start
+	 * stops there, says why, and the shards opened beside it are closed */
+	path_join(path, p->dir, "pomaid.stats.new");
+	CU_ASSERT_FATAL(mkdir(path, 0700) == 0);
+	snprintf(what, sizeof(what), "pomaid.stats.new: %s", strerror(EISDIR));
+	refused(p, what, "the stats segment");
+	CU_ASSERT(rmdir(path) == 0);
+	CU_ASSERT_FATAL(pomaid_start(p, NULL, NULL)); /* and starts once it is gone */
+	CU_ASSERT(pomaid_stop(p));
 }
 
 /* Links at names pomaid makes anew (temporary files, spares): removed or
