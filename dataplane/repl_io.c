@@ -176,9 +176,7 @@ static inline uint64_t mono_now(const struct pm_worker *w)
 
 static uint64_t mono_ms(void)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+	return pm_mono_ns() / 1000000u;
 }
 
 uint64_t pm_repl_new_id(void)

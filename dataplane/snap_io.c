@@ -95,13 +95,6 @@ struct pm_snap {
 	uint64_t sync_fallbacks;   /* background unlinks that found no slot (none expected) */
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 void pm_snap_name(uint64_t lsn, bool tmp, char *out)
 {
 	snprintf(out, NAME_BYTES, "%020" PRIu64 ".snap%s", lsn, tmp ? ".tmp" : "");
@@ -258,7 +251,7 @@ static void published(struct pm_worker *w)
 	s->stage = S_IDLE;
 	s->st.completed++;
 	s->st.last_lsn = lsn;
-	s->st.last_ms = (mono_ns() - s->t0_ns) / 1000000u;
+	s->st.last_ms = (pm_mono_ns() - s->t0_ns) / 1000000u;
 	s->st.last_bytes = s->file_off;
 	s->st.last_end_wall_ms = pm_wall_ms();
 	if (s->have_published && s->published_lsn != lsn) {
@@ -443,7 +436,7 @@ static int start(struct pm_worker *w, const char *why)
 	s->cleared = false;
 	s->len = s->written = 0;
 	s->file_off = 0;
-	s->t0_ns = mono_ns();
+	s->t0_ns = pm_mono_ns();
 	s->st.started++;
 	s->st.bytes = s->st.slices = 0;
 	s->pacing = false;
@@ -675,10 +668,10 @@ int pm_snap_recover(struct pm_worker *w, struct pm_snap_info *out, char *err, si
 	char name[NAME_BYTES];
 	pm_snap_name(x, false, name);
 	struct pm_snap_info info;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = pm_mono_ns();
 	if (load(w, name, &info, err, errlen) != 0)
 		return -1;
-	s->st.load_ms = (mono_ns() - t0) / 1000000u;
+	s->st.load_ms = (pm_mono_ns() - t0) / 1000000u;
 	s->st.loaded_lsn = s->st.last_lsn = info.start_lsn;
 	s->st.loaded_items = info.items;
 	s->st.loaded_nodes = info.nodes;
@@ -768,13 +761,13 @@ int pm_snap_install_mapped(struct pm_worker *w, uint64_t lsn, const struct pm_sn
 	if (pm_worker_shard_reset(w, err, errlen) != 0)
 		return -1;
 	struct pm_snap_info info;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = pm_mono_ns();
 	if (load_mem(w, path, m->buf, m->bytes, &info, err, errlen) != 0) {
 		char e2[64];
 		(void)pm_worker_shard_reset(w, e2, sizeof(e2)); /* partly loaded: empty again */
 		return -1;
 	}
-	s->st.load_ms = (mono_ns() - t0) / 1000000u;
+	s->st.load_ms = (pm_mono_ns() - t0) / 1000000u;
 	s->st.loaded_lsn = s->st.last_lsn = info.start_lsn;
 	s->st.loaded_items = info.items;
 	s->st.loaded_nodes = info.nodes;

@@ -206,9 +206,7 @@ static inline uint64_t ticks(void)
 #else
 static inline uint64_t ticks(void)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+	return pm_mono_ns();
 }
 #endif
 

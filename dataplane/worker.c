@@ -195,11 +195,10 @@ static inline void cpu_relax(void)
 
 static void clock_turn(struct pm_worker *w)
 {
-	struct timespec rt, mono;
+	struct timespec rt;
 	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_MONOTONIC, &mono);
 	w->now_ms = (uint64_t)rt.tv_sec * 1000u + (uint64_t)rt.tv_nsec / 1000000u;
-	w->now_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+	w->now_ns = pm_mono_ns();
 	if (w->d->cluster)
 		pm_cluster_turn(w); /* the write lease, on its own clock */
 }
